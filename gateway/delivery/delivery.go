@@ -1,0 +1,29 @@
+// Package delivery defines how session events reach Laravel. The gateway hands every event to
+// one Delivery chosen by its `mode` setting: legacy (one request per event, the seed's "before")
+// or batch (a durable Redis Streams outbox flushed in coalesced batches, the seed's "after").
+// Implementations live in subpackages.
+package delivery
+
+import (
+	"context"
+
+	"wagate/gateway/event"
+)
+
+// Delivery takes events from the session layer and gets them to Laravel.
+type Delivery interface {
+	// Deliver accepts one event. When it returns nil the event is accepted in the mode's sense:
+	// legacy has sent it (or given up and logged), batch has appended it durably to the outbox.
+	// A non-nil error means the event was not accepted (for batch: the outbox stayed full past
+	// its deadline); callers log it and count it, never drop it silently.
+	Deliver(ctx context.Context, ev event.Event) error
+	// Close stops the delivery. Batch makes one bounded final flush attempt and leaves whatever
+	// was not delivered in the outbox; ctx bounds the attempt.
+	Close(ctx context.Context) error
+}
+
+// ActivityChecker answers isSessionActive: whether Laravel considers a session enabled and
+// connected. Legacy asks Laravel on every call; batch reads through the 3-level cache.
+type ActivityChecker interface {
+	IsSessionActive(ctx context.Context, sessionID string) (bool, error)
+}
