@@ -1,0 +1,97 @@
+// Package redisx owns the gateway's connection to Redis: a real server given by URL
+// (WAGATE_REDIS_URL) or, when none is configured, an embedded in-process miniredis. The embedded
+// mode is for local runs and `make bench` only: it keeps everything in the gateway's memory, so a
+// crash loses the outbox and the cache (no persistence), which the log and the readiness reason say.
+package redisx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// EmbeddedReason is the readiness reason reported while running on the embedded miniredis.
+const EmbeddedReason = "redis: embedded miniredis, no persistence (set WAGATE_REDIS_URL for production)"
+
+// Conn is the gateway's Redis connection.
+type Conn struct {
+	// Client is the go-redis client every Redis user of the gateway shares.
+	Client *redis.Client
+	// Embedded is true when Client talks to an in-process miniredis.
+	Embedded bool
+	// Addr is the server's host:port (for logs; never includes credentials).
+	Addr string
+	mini *miniredis.Miniredis
+}
+
+// Open connects to the Redis at url, or starts an embedded miniredis when url is empty. It pings
+// the server once so that a wrong URL fails at start.
+func Open(ctx context.Context, url string, log *slog.Logger) (*Conn, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if url == "" {
+		m := miniredis.NewMiniRedis()
+		// Let key TTLs follow the wall clock, as a real Redis does.
+		m.ClockTTL(true)
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("redisx: start embedded miniredis: %w", err)
+		}
+		c := &Conn{
+			Client:   redis.NewClient(&redis.Options{Addr: m.Addr(), Protocol: 2}),
+			Embedded: true,
+			Addr:     m.Addr(),
+			mini:     m,
+		}
+		log.Warn("redis: no WAGATE_REDIS_URL configured, running on an EMBEDDED miniredis: no persistence, "+
+			"the outbox and cache are lost when the gateway stops; not for production", "addr", m.Addr())
+		return c, nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisx: parse redis URL: %w", err)
+	}
+	if opts.Protocol == 0 {
+		opts.Protocol = 2
+	}
+	c := &Conn{Client: redis.NewClient(opts), Addr: opts.Addr}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Client.Ping(pctx).Err(); err != nil {
+		_ = c.Client.Close()
+		return nil, fmt.Errorf("redisx: ping %s: %w", opts.Addr, err)
+	}
+	log.Info("redis: connected", "addr", opts.Addr, "db", opts.DB)
+	return c, nil
+}
+
+// Ready pings Redis. It returns a human-readable reason (always non-empty) and an error when Redis
+// does not answer. On the embedded miniredis the reason is EmbeddedReason.
+func (c *Conn) Ready(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.Client.Ping(ctx).Err(); err != nil {
+		return "redis: unreachable", fmt.Errorf("redisx: ping: %w", err)
+	}
+	if c.Embedded {
+		return EmbeddedReason, nil
+	}
+	return "redis: ok", nil
+}
+
+// Close closes the client and stops the embedded server, if any.
+func (c *Conn) Close() error {
+	err := c.Client.Close()
+	if errors.Is(err, redis.ErrClosed) {
+		err = nil
+	}
+	if c.mini != nil {
+		c.mini.Close()
+	}
+	return err
+}
