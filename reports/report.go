@@ -1,0 +1,361 @@
+// Package reports owns the report model of a wagate simulation run (report.json), its renderings
+// (Markdown, self-contained HTML with charts) and the comparison of runs.
+//
+// A Report is written by `bin/simulator run` into its output folder and read by `bin/reports` and the
+// bench orchestrator. The schema is versioned (SchemaVersion) and only ever grows: fields are added,
+// never renamed or removed, so an old report.json stays readable. Metric summaries follow k6's
+// end-of-test summary vocabulary (counter, gauge, rate, trend with the same value keys), and every
+// trend carries an HDR histogram so that reports from several processes can be merged exactly
+// (Merge) instead of averaging percentiles.
+package reports
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the version of the report.json schema this package writes. Readers accept any
+// version up to and including it; additive changes keep the number.
+const SchemaVersion = 1
+
+// FileName is the name of the report file inside a run's output folder.
+const FileName = "report.json"
+
+// ErrSchema reports a report.json whose schema version this package cannot read.
+var ErrSchema = errors.New("unsupported report schema")
+
+// Report is everything one simulation run measured: what ran (scenario, configuration,
+// environment), how it evolved (series), how it ended (metric summaries, thresholds, ground truth).
+type Report struct {
+	// SchemaVersion is the report.json schema version (SchemaVersion when written by this package).
+	SchemaVersion int `json:"schema_version"`
+	// Label names the run for humans, e.g. the bench entry "batch-1000"; empty means Scenario.Name.
+	Label string `json:"label,omitempty"`
+	// Scenario identifies the scenario file that was run.
+	Scenario Scenario `json:"scenario"`
+	// Configuration is the system under test: gateway and fakelaravel settings after overrides.
+	Configuration Configuration `json:"configuration"`
+	// Environment describes the machine and the parts that ran.
+	Environment Environment `json:"environment"`
+	// SeriesInterval is the width of one Series bucket (10 s by default).
+	SeriesInterval Duration `json:"series_interval"`
+	// Series holds one point per SeriesInterval, in time order.
+	Series []SeriesPoint `json:"series"`
+	// Metrics are the end-of-run summaries by metric name, k6 style. Sub-metrics carry their tag
+	// filter in the key: "http_req_duration{endpoint:status}".
+	Metrics map[string]Metric `json:"metrics"`
+	// Thresholds are the scenario's thresholds and their outcome, in scenario order.
+	Thresholds []ThresholdResult `json:"thresholds"`
+	// GroundTruth compares Laravel's final state with what the simulation generated.
+	GroundTruth GroundTruth `json:"ground_truth"`
+	// Instances is the number of simulator processes whose reports were merged into this one
+	// (0 or 1 for a single process).
+	Instances int `json:"instances,omitempty"`
+}
+
+// Scenario identifies the scenario a report comes from.
+type Scenario struct {
+	// Name is the scenario's name, e.g. "seed-batch-1000".
+	Name string `json:"name"`
+	// File is the scenario file as given on the command line, e.g. "scenarios/seed-batch-1000.yaml".
+	File string `json:"file"`
+	// Users is the peak number of simulated users (VUs) across the scenario's executors.
+	Users int `json:"users"`
+	// Duration is the scenario's planned duration, without the drain period.
+	Duration Duration `json:"duration,omitempty"`
+	// ExecutionSegment is the k6-style execution segment this process ran ("" for the whole).
+	ExecutionSegment string `json:"execution_segment,omitempty"`
+}
+
+// Configuration is the system under test after overrides.
+type Configuration struct {
+	// Gateway is the gateway's delivery and cache configuration.
+	Gateway GatewayConfig `json:"gateway"`
+	// FakeLaravel is fakelaravel's capacity model.
+	FakeLaravel FakeLaravelConfig `json:"fakelaravel"`
+	// Overrides are the `-set key=value` pairs applied on top of the scenario file, in order.
+	Overrides []string `json:"overrides,omitempty"`
+}
+
+// Delivery modes of the gateway (GatewayConfig.Mode).
+const (
+	ModeLegacy = "legacy"
+	ModeBatch  = "batch"
+)
+
+// GatewayConfig is the gateway configuration under test.
+type GatewayConfig struct {
+	// Mode is the delivery mode: ModeLegacy or ModeBatch.
+	Mode string `json:"mode"`
+	// BatchSize is the number of items that triggers a flush (batch mode).
+	BatchSize int `json:"batch_size,omitempty"`
+	// BatchInterval is the longest time an item waits for a flush (batch mode).
+	BatchInterval Duration `json:"batch_interval,omitempty"`
+	// PriorityInterval is the flush deadline for HIGH priority events (batch mode).
+	PriorityInterval Duration `json:"priority_interval,omitempty"`
+	// TTLs are the cache TTLs per kind: "qr", "status", "connection", "session".
+	TTLs map[string]Duration `json:"ttls,omitempty"`
+	// Redis is what the configuration asked for: "embedded", "server" or an address.
+	Redis string `json:"redis,omitempty"`
+}
+
+// FakeLaravelConfig is fakelaravel's PHP-FPM capacity model.
+type FakeLaravelConfig struct {
+	// Cores is the number of CPU cores the modelled PHP-FPM host has.
+	Cores float64 `json:"cores,omitempty"`
+	// Workers is the number of PHP-FPM workers (pm.max_children).
+	Workers int `json:"workers,omitempty"`
+	// Bootstrap is the CPU time of a request's framework bootstrap.
+	Bootstrap Duration `json:"bootstrap,omitempty"`
+	// PerRow is the CPU time per item (row) a request touches.
+	PerRow Duration `json:"per_row,omitempty"`
+	// Backlog is the listen backlog in front of the workers.
+	Backlog int `json:"backlog,omitempty"`
+	// ProxyTimeout is the reverse proxy's timeout (nginx fastcgi_read_timeout).
+	ProxyTimeout Duration `json:"proxy_timeout,omitempty"`
+	// Faults names the fault schedule entries active in the run, as written in the scenario.
+	Faults []string `json:"faults,omitempty"`
+}
+
+// Environment describes where and when the run happened.
+type Environment struct {
+	// CPUModel is the processor's model name (/proc/cpuinfo).
+	CPUModel string `json:"cpu_model"`
+	// Cores is the number of logical CPUs available.
+	Cores int `json:"cores"`
+	// GoVersion is the Go toolchain that built the binaries.
+	GoVersion string `json:"go_version"`
+	// OS and Arch are GOOS and GOARCH.
+	OS   string `json:"os,omitempty"`
+	Arch string `json:"arch,omitempty"`
+	// Hostname is the machine's host name.
+	Hostname string `json:"hostname,omitempty"`
+	// Redis is the Redis that actually ran: "embedded (miniredis)" or "redis-server 7.0.15".
+	Redis string `json:"redis"`
+	// GatewayVersion and SimulatorVersion are the binaries' -version strings.
+	GatewayVersion   string `json:"gateway_version,omitempty"`
+	SimulatorVersion string `json:"simulator_version,omitempty"`
+	// Start and End bound the run (End includes the drain period).
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// SeriesPoint is one SeriesInterval of the run. Rates are per minute over the interval; gauges are
+// the value sampled at the end of the interval.
+type SeriesPoint struct {
+	// Time is the end of the interval.
+	Time time.Time `json:"time"`
+	// Elapsed is the time since Environment.Start at the end of the interval.
+	Elapsed Duration `json:"elapsed"`
+	// ActiveUsers is the number of running virtual users.
+	ActiveUsers int `json:"active_users"`
+	// LaravelRequestsPerMin is the Laravel request rate by endpoint (contract path, e.g.
+	// "POST /api/qr/batch"); the total is their sum.
+	LaravelRequestsPerMin map[string]float64 `json:"laravel_requests_per_min"`
+	// APILatency holds the gateway API latency percentiles over the interval, in milliseconds.
+	APILatency Percentiles `json:"api_latency_ms"`
+	// APILatencyHistogram is the interval's gateway API latency histogram (ms), if recorded; it lets
+	// Merge recompute APILatency exactly.
+	APILatencyHistogram *Histogram `json:"api_latency_hdr,omitempty"`
+	// GatewayCPUPercent is the gateway process's CPU use over the interval, in % of one core.
+	GatewayCPUPercent float64 `json:"gateway_cpu_percent"`
+	// GatewayRSSBytes is the gateway process's resident set size.
+	GatewayRSSBytes int64 `json:"gateway_rss_bytes"`
+	// Goroutines is the gateway's goroutine count (from its metrics).
+	Goroutines int `json:"goroutines"`
+	// OutboxDepth is the number of events waiting in the batch outbox (0 in legacy mode).
+	OutboxDepth int64 `json:"outbox_depth"`
+	// SessionsByState counts sessions by estado_qr (pending, connected, disconnected, ...).
+	SessionsByState map[string]int `json:"sessions_by_state"`
+}
+
+// LaravelRequestsPerMinTotal is the Laravel request rate of the interval summed over endpoints.
+func (p SeriesPoint) LaravelRequestsPerMinTotal() float64 {
+	var total float64
+	for _, v := range p.LaravelRequestsPerMin {
+		total += v
+	}
+	return total
+}
+
+// Percentiles are latency percentiles in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+}
+
+// ThresholdResult is one threshold expression of the scenario and its outcome.
+type ThresholdResult struct {
+	// Metric is the metric (or sub-metric with tag filter) the threshold applies to.
+	Metric string `json:"metric"`
+	// Expr is the k6 threshold expression, e.g. "p(95)<50" or "count==0".
+	Expr string `json:"expr"`
+	// OK is true when the threshold held.
+	OK bool `json:"ok"`
+	// Observed is the aggregate's measured value; nil when the metric was never recorded.
+	Observed *float64 `json:"observed"`
+	// AbortOnFail is true when a failure stopped the run early.
+	AbortOnFail bool `json:"abort_on_fail,omitempty"`
+}
+
+// GroundTruth is the comparison of Laravel's final state with the simulation's ground truth,
+// checked after the drain period.
+type GroundTruth struct {
+	// Sessions is the number of sessions whose final state was checked.
+	Sessions int64 `json:"sessions"`
+	// LostUpdates counts sessions whose latest state never reached Laravel.
+	LostUpdates int64 `json:"lost_updates"`
+	// StaleOverwrites counts older states that replaced newer ones in Laravel.
+	StaleOverwrites int64 `json:"stale_overwrites"`
+	// DuplicateApplications counts events Laravel applied more than once.
+	DuplicateApplications int64 `json:"duplicate_applications"`
+}
+
+// Name returns the report's label, or the scenario name when it has none.
+func (r *Report) Name() string {
+	if r.Label != "" {
+		return r.Label
+	}
+	return r.Scenario.Name
+}
+
+// Duration returns the run's wall-clock length (Environment.End - Environment.Start).
+func (r *Report) Duration() time.Duration {
+	return r.Environment.End.Sub(r.Environment.Start)
+}
+
+// ThresholdsOK reports whether every threshold held (true when there are none).
+func (r *Report) ThresholdsOK() bool {
+	for _, t := range r.Thresholds {
+		if !t.OK {
+			return false
+		}
+	}
+	return true
+}
+
+// MetricNames returns the metric keys in sorted order.
+func (r *Report) MetricNames() []string {
+	names := make([]string, 0, len(r.Metrics))
+	for n := range r.Metrics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Load reads a report from a report.json file or from a folder containing one.
+func Load(path string) (*Report, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, FileName)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load report: %w", err)
+	}
+	r, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("load report %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Parse decodes a report.json document and checks its schema version.
+func Parse(data []byte) (*Report, error) {
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("decode report: %w", err)
+	}
+	if r.SchemaVersion < 1 || r.SchemaVersion > SchemaVersion {
+		return nil, fmt.Errorf("%w: schema_version %d (this build reads 1..%d)", ErrSchema, r.SchemaVersion, SchemaVersion)
+	}
+	if r.Metrics == nil {
+		r.Metrics = map[string]Metric{}
+	}
+	return &r, nil
+}
+
+// Marshal encodes the report as indented JSON, stamping the current SchemaVersion when unset.
+func (r *Report) Marshal() ([]byte, error) {
+	if r.SchemaVersion == 0 {
+		r.SchemaVersion = SchemaVersion
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep threshold expressions like "p(95)<50" readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("encode report: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Save writes the report to path (a file, or a folder that receives report.json), atomically:
+// readers never see a half-written file.
+func (r *Report) Save(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, FileName)
+	}
+	data, err := r.Marshal()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
+	if err != nil {
+		return fmt.Errorf("save report: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save report: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save report: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save report: %w", err)
+	}
+	return nil
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration string ("5s", "500ms").
+// It also reads a JSON number as nanoseconds.
+type Duration time.Duration
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// String formats the duration like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	n, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("duration %s: want a string like \"5s\" or a number of nanoseconds", b)
+	}
+	*d = Duration(n)
+	return nil
+}
