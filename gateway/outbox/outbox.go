@@ -1,0 +1,482 @@
+// Package outbox owns the gateway's durable outbox: a Redis stream every session event is appended
+// to (with its per-session version, event id, time and priority) before the gateway counts it as
+// accepted, read through one consumer group shared by all gateway replicas. Entries leave the stream
+// only when they were delivered (Ack: XACK then XDEL) or moved to the dead-letter stream with a
+// reason (DeadLetter); nothing trims pending entries. The outbox is bounded: when it holds Max
+// undelivered entries, Append waits up to a deadline for room and then fails loudly with ErrFull.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"wagate/gateway/event"
+)
+
+// Defaults of Config.
+const (
+	DefaultStream           = "wagate:outbox"
+	DefaultGroup            = "wagate-delivery"
+	DefaultDeadLetterStream = "wagate:outbox:dead"
+	DefaultMax              = 100_000
+	DefaultAppendTimeout    = 5 * time.Second
+	DefaultDeadLetterMax    = 100_000
+	// waitPoll bounds how long a blocked Append waits before looking at the stream length again
+	// (other gateways free room without telling this one).
+	waitPoll = 25 * time.Millisecond
+)
+
+// ErrFull matches (errors.Is) an Append that found the outbox full until its deadline.
+var ErrFull = errors.New("outbox: full")
+
+// Config configures an Outbox. Zero fields take the defaults above.
+type Config struct {
+	// Stream is the outbox stream key.
+	Stream string
+	// Group is the consumer group every gateway reads through.
+	Group string
+	// Consumer is this gateway's consumer name. It must be stable across restarts of the same
+	// gateway (its own pending entries are re-read on start) and unique among live gateways.
+	// Default: the host name.
+	Consumer string
+	// DeadLetterStream receives entries that can never be delivered, each with its reason.
+	DeadLetterStream string
+	// Max bounds the undelivered entries (the stream length). Append waits when it is reached.
+	Max int64
+	// AppendTimeout bounds how long Append waits for room in a full outbox.
+	AppendTimeout time.Duration
+	// DeadLetterMax approximately bounds the dead-letter stream (oldest dead letters go first).
+	DeadLetterMax int64
+	// Logger receives the loud log lines (full outbox, dead letters). Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	if c.Consumer == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "gateway"
+		}
+		c.Consumer = h
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = DefaultDeadLetterStream
+	}
+	if c.Max <= 0 {
+		c.Max = DefaultMax
+	}
+	if c.AppendTimeout <= 0 {
+		c.AppendTimeout = DefaultAppendTimeout
+	}
+	if c.DeadLetterMax <= 0 {
+		c.DeadLetterMax = DefaultDeadLetterMax
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Entry is one event read from the outbox.
+type Entry struct {
+	// ID is the stream entry id (what Ack and DeadLetter take).
+	ID string
+	// Event is the decoded event.
+	Event event.Event
+}
+
+// DeadLetter is one entry of the dead-letter stream.
+type DeadLetter struct {
+	// ID is the dead-letter stream entry id.
+	ID string `json:"id"`
+	// OutboxID is the entry's id in the outbox it came from.
+	OutboxID string `json:"outbox_id"`
+	// Event is the event that could not be delivered (zero when the outbox entry was malformed).
+	Event event.Event `json:"event"`
+	// Reason says why it was given up.
+	Reason string `json:"reason"`
+	// At is when it was dead-lettered.
+	At time.Time `json:"at"`
+}
+
+// Counters are the outbox's cumulative counts since start.
+type Counters struct {
+	Appended     int64 `json:"appended"`
+	AppendWaited int64 `json:"append_waited"`
+	AppendFailed int64 `json:"append_failed"`
+	Read         int64 `json:"read"`
+	Claimed      int64 `json:"claimed"`
+	Acked        int64 `json:"acked"`
+	DeadLettered int64 `json:"dead_lettered"`
+}
+
+// Stats is a point-in-time view of the outbox in Redis.
+type Stats struct {
+	// Length is the number of undelivered entries (read or not).
+	Length int64 `json:"length"`
+	// Pending is the number of entries read by some consumer and not yet acknowledged.
+	Pending int64 `json:"pending"`
+	// Capacity is the configured bound.
+	Capacity int64 `json:"capacity"`
+	// DeadLetters is the length of the dead-letter stream.
+	DeadLetters int64 `json:"dead_letters"`
+}
+
+// Outbox is a durable, bounded event outbox on a Redis stream. It is safe for concurrent use.
+type Outbox struct {
+	rdb redis.UniversalClient
+	cfg Config
+	log *slog.Logger
+
+	appended, appendWaited, appendFailed atomic.Int64
+	read, claimed, acked, deadLettered   atomic.Int64
+
+	mu   sync.Mutex
+	room chan struct{} // closed (and replaced) whenever this gateway frees room
+}
+
+// appendScript appends only while the stream is below its bound, atomically.
+var appendScript = redis.NewScript(`
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', ARGV[4], 'data', ARGV[5], 'ver', ARGV[6], 'prio', ARGV[7], 'ts', ARGV[8])
+`)
+
+// New returns an Outbox on rdb and creates its stream and consumer group when missing.
+func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Outbox, error) {
+	cfg.fill()
+	o := &Outbox{rdb: rdb, cfg: cfg, log: cfg.Logger, room: make(chan struct{})}
+	err := rdb.XGroupCreateMkStream(ctx, cfg.Stream, cfg.Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return nil, fmt.Errorf("outbox: create group %s on %s: %w", cfg.Group, cfg.Stream, err)
+	}
+	return o, nil
+}
+
+// Config returns the outbox's effective configuration.
+func (o *Outbox) Config() Config { return o.cfg }
+
+// Append stores ev durably and returns its stream id. When the outbox is full it waits up to
+// AppendTimeout (or ctx) for room; then it fails with an error matching ErrFull, counts it and logs
+// it. An invalid event is refused at once.
+func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
+	if err := ev.Validate(); err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	args := []any{
+		o.cfg.Max, ev.ID, ev.SessionID, string(ev.Kind), ev.Payload,
+		strconv.FormatInt(ev.Version, 10), strconv.Itoa(int(ev.Priority)), strconv.FormatInt(ev.Time.UnixNano(), 10),
+	}
+	keys := []string{o.cfg.Stream}
+	var deadline <-chan time.Time
+	waited := false
+	for {
+		room := o.roomSignal()
+		id, err := appendScript.Run(ctx, o.rdb, keys, args...).Text()
+		if err == nil {
+			o.appended.Add(1)
+			return id, nil
+		}
+		if !errors.Is(err, redis.Nil) {
+			return "", fmt.Errorf("outbox: append event %s: %w", ev.ID, err)
+		}
+		if deadline == nil {
+			t := time.NewTimer(o.cfg.AppendTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		if !waited {
+			waited = true
+			o.appendWaited.Add(1)
+		}
+		poll := time.NewTimer(waitPoll)
+		select {
+		case <-room:
+		case <-poll.C:
+		case <-deadline:
+			poll.Stop()
+			o.appendFailed.Add(1)
+			o.log.Error("outbox full: event NOT accepted", "event_id", ev.ID, "session_id", ev.SessionID,
+				"kind", ev.Kind, "version", ev.Version, "max", o.cfg.Max, "waited", o.cfg.AppendTimeout)
+			return "", fmt.Errorf("outbox: event %s after waiting %s: %w (max %d)", ev.ID, o.cfg.AppendTimeout, ErrFull, o.cfg.Max)
+		case <-ctx.Done():
+			poll.Stop()
+			o.appendFailed.Add(1)
+			o.log.Error("outbox full: event NOT accepted, caller gave up", "event_id", ev.ID, "session_id", ev.SessionID, "err", ctx.Err())
+			return "", fmt.Errorf("outbox: event %s: %w: %w", ev.ID, ErrFull, ctx.Err())
+		}
+		poll.Stop()
+	}
+}
+
+func (o *Outbox) roomSignal() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.room
+}
+
+func (o *Outbox) signalRoom() {
+	o.mu.Lock()
+	close(o.room)
+	o.room = make(chan struct{})
+	o.mu.Unlock()
+}
+
+// ReadNew reads up to count entries never delivered to any consumer of the group, without
+// blocking. Read entries stay pending for this consumer until acknowledged or dead-lettered.
+func (o *Outbox) ReadNew(ctx context.Context, count int64) ([]Entry, error) {
+	return o.readGroup(ctx, ">", count)
+}
+
+// ReadOwnPending reads up to count of this consumer's pending entries with ids after `after`
+// ("0" for the first page): what a previous run of this gateway read and never acknowledged.
+func (o *Outbox) ReadOwnPending(ctx context.Context, after string, count int64) ([]Entry, error) {
+	if after == "" {
+		after = "0"
+	}
+	return o.readGroup(ctx, after, count)
+}
+
+func (o *Outbox) readGroup(ctx context.Context, from string, count int64) ([]Entry, error) {
+	res, err := o.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: o.cfg.Group, Consumer: o.cfg.Consumer, Streams: []string{o.cfg.Stream, from},
+		Count: count, Block: -1,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read (%s): %w", from, err)
+	}
+	var msgs []redis.XMessage
+	for _, s := range res {
+		msgs = append(msgs, s.Messages...)
+	}
+	if from != ">" && count > 0 && int64(len(msgs)) > count {
+		// Some servers (miniredis) ignore COUNT on history reads; the rest stays pending.
+		msgs = msgs[:count]
+	}
+	entries, err := o.decodeAll(ctx, msgs)
+	o.read.Add(int64(len(entries)))
+	return entries, err
+}
+
+// Claim takes over up to count entries that other consumers read and left idle for at least
+// minIdle (dead gateways), scanning from start ("0-0" first); it returns the claimed entries and
+// the cursor for the next call ("0-0" when the scan is complete).
+func (o *Outbox) Claim(ctx context.Context, minIdle time.Duration, start string, count int64) ([]Entry, string, error) {
+	if start == "" {
+		start = "0-0"
+	}
+	msgs, next, err := o.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: o.cfg.Stream, Group: o.cfg.Group, Consumer: o.cfg.Consumer,
+		MinIdle: minIdle, Start: start, Count: count,
+	}).Result()
+	if err != nil {
+		return nil, start, fmt.Errorf("outbox: claim: %w", err)
+	}
+	entries, err := o.decodeAll(ctx, msgs)
+	o.claimed.Add(int64(len(entries)))
+	return entries, next, err
+}
+
+// Touch resets the idle time of entries this consumer still works on, so other gateways do not
+// claim them while a long retry is under way.
+func (o *Outbox) Touch(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := o.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+		Stream: o.cfg.Stream, Group: o.cfg.Group, Consumer: o.cfg.Consumer, MinIdle: 0, Messages: ids,
+	}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("outbox: touch %d entries: %w", len(ids), err)
+	}
+	return nil
+}
+
+// decodeAll decodes messages; entries that were deleted under a pending id (no fields) are
+// acknowledged away, malformed ones dead-lettered.
+func (o *Outbox) decodeAll(ctx context.Context, msgs []redis.XMessage) ([]Entry, error) {
+	entries := make([]Entry, 0, len(msgs))
+	var gone []string
+	for _, m := range msgs {
+		if len(m.Values) == 0 {
+			gone = append(gone, m.ID)
+			continue
+		}
+		ev, err := decode(m.Values)
+		if err != nil {
+			if dlErr := o.deadLetterRaw(ctx, m.ID, m.Values, "malformed outbox entry: "+err.Error()); dlErr != nil {
+				return entries, dlErr
+			}
+			continue
+		}
+		entries = append(entries, Entry{ID: m.ID, Event: ev})
+	}
+	if len(gone) > 0 {
+		if err := o.rdb.XAck(ctx, o.cfg.Stream, o.cfg.Group, gone...).Err(); err != nil {
+			return entries, fmt.Errorf("outbox: ack deleted entries: %w", err)
+		}
+	}
+	return entries, nil
+}
+
+func decode(v map[string]any) (event.Event, error) {
+	str := func(k string) string { s, _ := v[k].(string); return s }
+	ver, err := strconv.ParseInt(str("ver"), 10, 64)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("version: %w", err)
+	}
+	prio, err := strconv.Atoi(str("prio"))
+	if err != nil {
+		return event.Event{}, fmt.Errorf("priority: %w", err)
+	}
+	ts, err := strconv.ParseInt(str("ts"), 10, 64)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("time: %w", err)
+	}
+	ev := event.Event{
+		ID: str("eid"), SessionID: str("sid"), Kind: event.Kind(str("kind")), Payload: str("data"),
+		Version: ver, Priority: event.Priority(prio), Time: time.Unix(0, ts).UTC(),
+	}
+	if err := ev.Validate(); err != nil {
+		return event.Event{}, err
+	}
+	return ev, nil
+}
+
+// Ack removes delivered entries: XACK then XDEL, in one transaction.
+func (o *Outbox) Ack(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := o.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAck(ctx, o.cfg.Stream, o.cfg.Group, ids...)
+		p.XDel(ctx, o.cfg.Stream, ids...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: ack %d entries: %w", len(ids), err)
+	}
+	o.acked.Add(int64(len(ids)))
+	o.signalRoom()
+	return nil
+}
+
+// DeadLetter moves entries to the dead-letter stream with reason, and removes them from the
+// outbox, in one transaction. It logs each one.
+func (o *Outbox) DeadLetter(ctx context.Context, entries []Entry, reason string) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	ids := make([]string, len(entries))
+	_, err := o.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, e := range entries {
+			ids[i] = e.ID
+			ev := e.Event
+			p.XAdd(ctx, &redis.XAddArgs{
+				Stream: o.cfg.DeadLetterStream, MaxLen: o.cfg.DeadLetterMax, Approx: true,
+				Values: []any{"oid", e.ID, "eid", ev.ID, "sid", ev.SessionID, "kind", string(ev.Kind), "data", ev.Payload,
+					"ver", strconv.FormatInt(ev.Version, 10), "prio", strconv.Itoa(int(ev.Priority)),
+					"ts", strconv.FormatInt(ev.Time.UnixNano(), 10), "reason", reason, "at", now},
+			})
+		}
+		p.XAck(ctx, o.cfg.Stream, o.cfg.Group, ids...)
+		p.XDel(ctx, o.cfg.Stream, ids...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: dead-letter %d entries: %w", len(entries), err)
+	}
+	o.deadLettered.Add(int64(len(entries)))
+	for _, e := range entries {
+		o.log.Error("event dead-lettered: it will not be delivered", "event_id", e.Event.ID, "session_id", e.Event.SessionID,
+			"kind", e.Event.Kind, "version", e.Event.Version, "reason", reason)
+	}
+	o.signalRoom()
+	return nil
+}
+
+func (o *Outbox) deadLetterRaw(ctx context.Context, id string, values map[string]any, reason string) error {
+	vals := []any{"oid", id, "reason", reason, "at", strconv.FormatInt(time.Now().UnixNano(), 10)}
+	for k, v := range values {
+		vals = append(vals, "raw_"+k, v)
+	}
+	_, err := o.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: o.cfg.DeadLetterStream, MaxLen: o.cfg.DeadLetterMax, Approx: true, Values: vals})
+		p.XAck(ctx, o.cfg.Stream, o.cfg.Group, id)
+		p.XDel(ctx, o.cfg.Stream, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: dead-letter malformed entry %s: %w", id, err)
+	}
+	o.deadLettered.Add(1)
+	o.log.Error("malformed outbox entry dead-lettered", "outbox_id", id, "reason", reason)
+	return nil
+}
+
+// DeadLetters returns up to count dead letters, newest first (the admin view).
+func (o *Outbox) DeadLetters(ctx context.Context, count int64) ([]DeadLetter, error) {
+	msgs, err := o.rdb.XRevRangeN(ctx, o.cfg.DeadLetterStream, "+", "-", count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read dead letters: %w", err)
+	}
+	out := make([]DeadLetter, 0, len(msgs))
+	for _, m := range msgs {
+		str := func(k string) string { s, _ := m.Values[k].(string); return s }
+		dl := DeadLetter{ID: m.ID, OutboxID: str("oid"), Reason: str("reason")}
+		if at, err := strconv.ParseInt(str("at"), 10, 64); err == nil {
+			dl.At = time.Unix(0, at).UTC()
+		}
+		if ev, err := decode(m.Values); err == nil {
+			dl.Event = ev
+		}
+		out = append(out, dl)
+	}
+	return out, nil
+}
+
+// Stats reads the outbox's length, pending count and dead-letter length from Redis.
+func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
+	var lenCmd, dlCmd *redis.IntCmd
+	var pendCmd *redis.XPendingCmd
+	_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		lenCmd = p.XLen(ctx, o.cfg.Stream)
+		pendCmd = p.XPending(ctx, o.cfg.Stream, o.cfg.Group)
+		dlCmd = p.XLen(ctx, o.cfg.DeadLetterStream)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Stats{Capacity: o.cfg.Max}, fmt.Errorf("outbox: stats: %w", err)
+	}
+	st := Stats{Length: lenCmd.Val(), Capacity: o.cfg.Max, DeadLetters: dlCmd.Val()}
+	if p := pendCmd.Val(); p != nil {
+		st.Pending = p.Count
+	}
+	return st, nil
+}
+
+// Counters returns the cumulative counts since New.
+func (o *Outbox) Counters() Counters {
+	return Counters{
+		Appended: o.appended.Load(), AppendWaited: o.appendWaited.Load(), AppendFailed: o.appendFailed.Load(),
+		Read: o.read.Load(), Claimed: o.claimed.Load(), Acked: o.acked.Load(), DeadLettered: o.deadLettered.Load(),
+	}
+}
