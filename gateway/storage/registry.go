@@ -1,0 +1,224 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"wagate/gateway/laravel"
+)
+
+// Record is one session in the registry.
+type Record struct {
+	// SessionID is the Laravel-side session id.
+	SessionID string
+	// DeviceJID is the WhatsApp device the session paired ("" when unpaired).
+	DeviceJID string
+	// Status is the last status reported for the session.
+	Status laravel.Status
+	// CreatedAt is when the session was first started.
+	CreatedAt time.Time
+	// UpdatedAt is when the record last changed.
+	UpdatedAt time.Time
+}
+
+// Registry stores session records. Writes are write-behind: Put returns at once and one
+// background writer stores everything pending in one transaction, so a burst of status changes
+// (a thousand sessions reconnecting) costs a handful of transactions, not a thousand.
+type Registry struct {
+	db  *DB
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]Record
+
+	writeMu sync.Mutex // serialises batch writes (background writer and Flush)
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// NewRegistry returns a registry on db and starts its writer. Close stops it.
+func NewRegistry(db *DB, log *slog.Logger) *Registry {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Registry{
+		db:      db,
+		log:     log,
+		pending: make(map[string]Record),
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go r.writer()
+	return r
+}
+
+// Load returns every stored record, ordered by session id.
+func (r *Registry) Load(ctx context.Context) ([]Record, error) {
+	rows, err := r.db.SQL.QueryContext(ctx,
+		`SELECT session_id, device_jid, status, created_at, updated_at FROM wagate_sessions ORDER BY session_id`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: load sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var rec Record
+		var status string
+		var created, updated int64
+		if err := rows.Scan(&rec.SessionID, &rec.DeviceJID, &status, &created, &updated); err != nil {
+			return nil, fmt.Errorf("storage: scan session: %w", err)
+		}
+		rec.Status = laravel.Status(status)
+		rec.CreatedAt = time.UnixMilli(created)
+		rec.UpdatedAt = time.UnixMilli(updated)
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: load sessions: %w", err)
+	}
+	return out, nil
+}
+
+// Put schedules rec to be stored; a later Put of the same session replaces it if not yet written.
+func (r *Registry) Put(rec Record) {
+	r.mu.Lock()
+	r.pending[rec.SessionID] = rec
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush stores everything Put so far before returning.
+func (r *Registry) Flush(ctx context.Context) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	return r.writePending(ctx)
+}
+
+// Close flushes and stops the writer; ctx bounds the final flush.
+func (r *Registry) Close(ctx context.Context) error {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+	return r.Flush(ctx)
+}
+
+func (r *Registry) writer() {
+	defer close(r.done)
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+		}
+		if backoff > 0 {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(backoff):
+			}
+		}
+		r.writeMu.Lock()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := r.writePending(ctx)
+		cancel()
+		r.writeMu.Unlock()
+		if err != nil {
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			r.log.Error("session registry write failed; will retry", "err", err, "retry_in", backoff)
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		} else {
+			backoff = 0
+		}
+	}
+}
+
+// writePending stores and clears the pending set in one transaction. On failure the records go
+// back to pending unless a newer one arrived meanwhile. Callers hold writeMu.
+func (r *Registry) writePending(ctx context.Context) error {
+	r.mu.Lock()
+	if len(r.pending) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	batch := make([]Record, 0, len(r.pending))
+	for _, rec := range r.pending {
+		batch = append(batch, rec)
+	}
+	clear(r.pending)
+	r.mu.Unlock()
+	// A stable order keeps Postgres row locks in one order across concurrent writers.
+	sort.Slice(batch, func(i, j int) bool { return batch[i].SessionID < batch[j].SessionID })
+
+	err := r.upsert(ctx, batch)
+	if err != nil {
+		r.mu.Lock()
+		for _, rec := range batch {
+			if _, newer := r.pending[rec.SessionID]; !newer {
+				r.pending[rec.SessionID] = rec
+			}
+		}
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *Registry) upsert(ctx context.Context, batch []Record) error {
+	tx, err := r.db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: begin session write: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO wagate_sessions (session_id, device_jid, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (session_id) DO UPDATE SET device_jid = excluded.device_jid, status = excluded.status, updated_at = excluded.updated_at`)
+	if err != nil {
+		return fmt.Errorf("storage: prepare session write: %w", err)
+	}
+	defer stmt.Close()
+	for _, rec := range batch {
+		created := rec.CreatedAt
+		if created.IsZero() {
+			created = rec.UpdatedAt
+		}
+		if _, err := stmt.ExecContext(ctx, rec.SessionID, rec.DeviceJID, string(rec.Status), created.UnixMilli(), rec.UpdatedAt.UnixMilli()); err != nil {
+			return fmt.Errorf("storage: write session %s: %w", rec.SessionID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage: commit session write: %w", err)
+	}
+	return nil
+}
+
+// NextEpoch returns a new version epoch, strictly greater than every epoch returned before by
+// this database and at least floor, and stores it. The session layer builds event versions as
+// epoch*1e6 + a per-session counter, so one write per start keeps versions monotonic across
+// restarts; passing the current Unix time as floor keeps them monotonic even across a wiped
+// data dir (given a sane clock).
+func (r *Registry) NextEpoch(ctx context.Context, floor int64) (int64, error) {
+	var next int64
+	err := r.db.SQL.QueryRowContext(ctx, `INSERT INTO wagate_meta (name, value) VALUES ('epoch', $1)
+		ON CONFLICT (name) DO UPDATE SET value = CASE WHEN wagate_meta.value + 1 > excluded.value
+			THEN wagate_meta.value + 1 ELSE excluded.value END
+		RETURNING value`, max(floor, 1)).Scan(&next)
+	if err != nil {
+		return 0, fmt.Errorf("storage: next epoch: %w", err)
+	}
+	return next, nil
+}

@@ -1,0 +1,179 @@
+// Package storage owns the gateway's database: opening it (SQLite via modernc.org/sqlite under the
+// data dir by default, Postgres via pgx when a DSN is given), the connection settings that let a
+// thousand concurrent pairings share one SQLite file without SQLITE_BUSY, and the gateway's own
+// tables: the session registry (which session_id owns which WhatsApp device, and its last status)
+// and the version epoch that keeps event versions monotonic across restarts.
+//
+// whatsmeow's sqlstore lives in the same database (see gateway/whatsapp): one pool, one file.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// Dialect names the SQL flavour of a DB; the values are the database/sql driver names, which
+// whatsmeow's sqlstore also accepts as dialect names.
+type Dialect string
+
+// Supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "pgx"
+)
+
+// SQLiteFile is the file name of the SQLite database inside the data dir.
+const SQLiteFile = "wagate.db"
+
+// Options says where the database is.
+type Options struct {
+	// DataDir holds the SQLite file when DSN is empty; created if missing.
+	DataDir string
+	// DSN, when set, selects Postgres (postgres:// or postgresql:// URL, or key=value form).
+	// A DSN starting with "file:" or ending in ".db" selects SQLite at that path instead.
+	DSN string
+	// BusyTimeout is SQLite's busy_timeout; zero means 30 s.
+	BusyTimeout time.Duration
+	// MaxOpenConns bounds the pool; zero means 8 for SQLite (queueing in Go is fairer than
+	// SQLite's sleeping busy handler) and 20 for Postgres.
+	MaxOpenConns int
+}
+
+// DB is the gateway's database handle, shared by the registry and whatsmeow's store.
+type DB struct {
+	// SQL is the pool.
+	SQL *sql.DB
+	// Dialect says which SQL flavour SQL speaks.
+	Dialect Dialect
+	// Where describes the database for logs without credentials (a file path or host/db).
+	Where string
+}
+
+// Open opens (and creates when needed) the database described by o and creates the gateway's
+// tables. The caller closes it.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	dialect, dsn, where, err := resolve(o)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open(string(dialect), dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", where, err)
+	}
+	maxConns := o.MaxOpenConns
+	if maxConns <= 0 {
+		maxConns = 8
+		if dialect == Postgres {
+			maxConns = 20
+		}
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	d := &DB{SQL: db, Dialect: dialect, Where: where}
+	if err := d.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close closes the pool.
+func (d *DB) Close() error { return d.SQL.Close() }
+
+// Ping checks that the database answers (for /readyz).
+func (d *DB) Ping(ctx context.Context) error {
+	if err := d.SQL.PingContext(ctx); err != nil {
+		return fmt.Errorf("storage: ping %s: %w", d.Where, err)
+	}
+	return nil
+}
+
+// SQLiteDSN returns the modernc.org/sqlite DSN the gateway uses for a database file: foreign keys
+// on (whatsmeow requires them), WAL, synchronous=NORMAL, a busy timeout, and BEGIN IMMEDIATE
+// transactions so a read transaction never has to upgrade to a write lock (which fails with
+// SQLITE_BUSY at once, whatever the busy timeout). modernc reads pragmas only in the
+// _pragma=name(value) form; "_busy_timeout=N" would be silently ignored.
+func SQLiteDSN(path string, busyTimeout time.Duration) string {
+	if busyTimeout <= 0 {
+		busyTimeout = 30 * time.Second
+	}
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+func resolve(o Options) (Dialect, string, string, error) {
+	dsn := strings.TrimSpace(o.DSN)
+	switch {
+	case dsn == "":
+		if o.DataDir == "" {
+			return "", "", "", errors.New("storage: neither a data dir nor a store DSN is set")
+		}
+		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return "", "", "", fmt.Errorf("storage: create data dir: %w", err)
+		}
+		path := filepath.Join(o.DataDir, SQLiteFile)
+		return SQLite, SQLiteDSN(path, o.BusyTimeout), path, nil
+	case strings.HasPrefix(dsn, "file:") || strings.HasSuffix(dsn, ".db"):
+		path := strings.TrimPrefix(dsn, "file:")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path = path[:i]
+		}
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return "", "", "", fmt.Errorf("storage: create database dir: %w", err)
+			}
+		}
+		return SQLite, SQLiteDSN(path, o.BusyTimeout), path, nil
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", "", "", fmt.Errorf("storage: store DSN is not a valid URL")
+		}
+		return Postgres, dsn, "postgres " + u.Host + u.Path, nil
+	case strings.Contains(dsn, "host=") || strings.Contains(dsn, "dbname="):
+		return Postgres, dsn, "postgres (key=value DSN)", nil
+	}
+	return "", "", "", errors.New("storage: store DSN must be a postgres:// URL, a key=value Postgres DSN, or a file: SQLite path")
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS wagate_sessions (
+	session_id TEXT PRIMARY KEY,
+	device_jid TEXT NOT NULL DEFAULT '',
+	status     TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wagate_meta (
+	name  TEXT PRIMARY KEY,
+	value BIGINT NOT NULL
+);
+`
+
+func (d *DB) migrate(ctx context.Context) error {
+	for _, stmt := range strings.Split(schema, ";") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := d.SQL.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("storage: create tables in %s: %w", d.Where, err)
+		}
+	}
+	return nil
+}
