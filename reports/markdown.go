@@ -1,0 +1,510 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Seed claims: the redesign's table (DESIGN.md), never measured by the seed.
+const (
+	seedRPMBefore   = 40000.0
+	seedRPMAfter    = 4000.0
+	seedUsersBefore = 100
+	seedUsersAfter  = 1000
+)
+
+// Target is one of DESIGN.md's targets, checked against a bench run.
+type Target struct {
+	// Name describes what is measured.
+	Name string
+	// Limit is the target in words, e.g. "<= 10 ms".
+	Limit string
+	// Measured is the measured value, formatted ("" when not measured).
+	Measured string
+	// Status is "pass", "FAIL" or "not measured".
+	Status string
+	// Where names the entry the value comes from.
+	Where string
+}
+
+// Targets evaluates DESIGN.md's targets on the bench results: batch mode at the scale entry
+// (1000 users) against legacy on the same per-user workload, plus ground truth over every entry
+// and the capacity search when one ran.
+func (res *Results) Targets() []Target {
+	legacy, _, scale := res.roles()
+	var out []Target
+	check := func(name, limit string, e *Entry, fig Figure, ok func(float64) bool) {
+		t := Target{Name: name, Limit: limit, Status: "not measured"}
+		if e != nil {
+			t.Where = e.Name
+			if v, found := e.Median(fig); found {
+				t.Measured = fig.Format(v)
+				t.Status = passFail(ok(v))
+			}
+		}
+		out = append(out, t)
+	}
+	// Laravel requests: legacy per user / batch per user at scale.
+	rpm := Target{Name: "Laravel requests/min per user, batch vs legacy on the same workload", Limit: ">= 100x fewer", Status: "not measured"}
+	if legacy != nil && scale != nil {
+		rpm.Where = scale.Name + " vs " + legacy.Name
+		l, lok := legacy.Median(FigLaravelRPMPerUser)
+		b, bok := scale.Median(FigLaravelRPMPerUser)
+		if lok && bok {
+			if b == 0 {
+				rpm.Measured = "no Laravel requests in batch mode"
+				rpm.Status = passFail(l > 0)
+			} else {
+				rpm.Measured = fmt.Sprintf("%sx fewer (%s vs %s per user)", formatValue(l/b, ""), FigLaravelRPMPerUser.Format(b), FigLaravelRPMPerUser.Format(l))
+				rpm.Status = passFail(l/b >= 100)
+			}
+		}
+	}
+	out = append(out, rpm)
+	check("gateway API latency p99", "<= 10 ms", scale, FigAPIP99, func(v float64) bool { return v <= 10 })
+	check("HIGH events visible in Laravel, p99", "<= 1 s", scale, FigHighP99, func(v float64) bool { return v <= 1000 })
+	check("gateway CPU (mean)", "<= 5% of a core", scale, FigGatewayCPU, func(v float64) bool { return v <= 5 })
+	check("gateway memory per connected session", "<= 300 KiB", scale, FigMemPerSession, func(v float64) bool { return v <= 300 })
+	// Ground truth over every entry and repeat.
+	gt := Target{Name: "lost or stale final states (every entry)", Limit: "0", Status: "not measured", Where: "all entries"}
+	var lost float64
+	var n int
+	for _, e := range res.Entries {
+		for _, r := range e.Reports {
+			v, _ := FigLost.Of(r)
+			lost += v
+			n++
+		}
+	}
+	if n > 0 {
+		gt.Measured = formatValue(lost, "")
+		gt.Status = passFail(lost == 0)
+	}
+	out = append(out, gt)
+	capTarget := Target{Name: "max users within those limits (make bench-capacity)", Limit: ">= 10,000", Status: "not measured", Measured: "run `make bench-capacity`"}
+	for _, c := range res.Bench.Capacity {
+		if c.Mode == ModeBatch {
+			capTarget.Where = "capacity " + c.Name
+			capTarget.Measured = capacityText(c)
+			capTarget.Status = passFail(c.MaxUsers >= 10000)
+		}
+	}
+	out = append(out, capTarget)
+	return out
+}
+
+func capacityText(c CapacityResult) string {
+	if c.MaxUsers >= c.Limit && c.Limit > 0 {
+		return fmt.Sprintf(">= %s users (search limit)", groupThousands(float64(c.MaxUsers)))
+	}
+	return groupThousands(float64(c.MaxUsers)) + " users"
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+// TargetsOK reports whether no measured target failed.
+func (res *Results) TargetsOK() bool {
+	for _, t := range res.Targets() {
+		if t.Status == "FAIL" {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteMarkdown renders report.md: the seed table measured, DESIGN.md's targets, and one k6-style
+// summary per entry (thresholds first).
+func WriteMarkdown(w io.Writer, res *Results) error {
+	var b strings.Builder
+	env := res.Environment()
+	b.WriteString("# wagate bench report\n\n")
+	fmt.Fprintf(&b, "- when: %s to %s (%s)\n", fmtTime(res.Bench.Start), fmtTime(res.Bench.End), fmtDuration(res.Bench.End.Sub(res.Bench.Start)))
+	if res.Bench.Matrix != "" {
+		fmt.Fprintf(&b, "- matrix: `%s`", res.Bench.Matrix)
+		if res.Bench.Command != "" {
+			fmt.Fprintf(&b, ", command: `%s`", res.Bench.Command)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "- machine: %s, %d cores, %s/%s, host %s\n", orDash(env.CPUModel), env.Cores, orDash(env.OS), orDash(env.Arch), orDash(env.Hostname))
+	fmt.Fprintf(&b, "- software: %s; Redis: %s; gateway: %s\n\n", orDash(env.GoVersion), orDash(env.Redis), orDash(env.GatewayVersion))
+
+	writeSeedTable(&b, res)
+	writeTargets(&b, res)
+	writeEntriesOverview(&b, res)
+	if len(res.Bench.Capacity) > 0 {
+		writeCapacity(&b, res)
+	}
+	for i := range res.Entries {
+		writeEntry(&b, &res.Entries[i])
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeSeedTable(b *strings.Builder, res *Results) {
+	legacy, batch, scale := res.roles()
+	b.WriteString("## The seed's claims, measured\n\n")
+	colName := func(label string, e *Entry) string {
+		if e == nil {
+			return label + " (not run)"
+		}
+		return fmt.Sprintf("%s (`%s`, %d users)", label, e.Name, e.Users())
+	}
+	fmt.Fprintf(b, "| metric | seed before | seed after | %s | %s | gain (seed's claim) |\n|---|---:|---:|---:|---:|---|\n",
+		colName("measured legacy", legacy), colName("measured batch", batch))
+	row := func(name string, before, after string, fig Figure, gain func(l, bt float64) string, claim string) {
+		lv, lok := medianOf(legacy, fig)
+		bv, bok := medianOf(batch, fig)
+		g := "—"
+		if lok && bok {
+			g = gain(lv, bv)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s (seed: %s) |\n", name, before, after, cell(fig, lv, lok), cell(fig, bv, bok), g, claim)
+	}
+	row("Laravel requests/min", groupThousands(seedRPMBefore), groupThousands(seedRPMAfter), FigLaravelRPM, reductionGain, "-90%")
+	row("API latency, mean", "500 ms", "50 ms", FigAPIMean, speedupGain, "10x")
+	row("API latency, p99", "—", "—", FigAPIP99, speedupGain, "—")
+	row("gateway CPU", "80%", "15%", FigGatewayCPU, percentGain, "-83%")
+	lu, bu := usersSupported(res, legacy, ModeLegacy), usersSupported(res, scale, ModeBatch)
+	fmt.Fprintf(b, "| users supported | %d | %s+ | %s | %s | %s (seed: 10x) |\n\n", seedUsersBefore, groupThousands(seedUsersAfter), lu.text, bu.text, usersGain(lu, bu))
+	b.WriteString("Measured values are medians over an entry's repeats. Laravel requests/min is the mean over the " +
+		"10 s intervals with active users; API latency is the gateway REST API as the Laravel app calls it; gateway CPU is " +
+		"the gateway process's mean CPU in % of one core. Users supported comes from `make bench-capacity` when it ran, " +
+		"else it is a lower bound: the largest entry whose thresholds all held.\n\n")
+}
+
+type usersValue struct {
+	n     int
+	exact bool
+	text  string
+}
+
+func usersSupported(res *Results, e *Entry, mode string) usersValue {
+	for _, c := range res.Bench.Capacity {
+		if c.Mode == mode {
+			return usersValue{n: c.MaxUsers, exact: c.MaxUsers < c.Limit, text: capacityText(c)}
+		}
+	}
+	if e == nil {
+		return usersValue{text: "—"}
+	}
+	best := 0
+	for i := range res.Entries {
+		x := &res.Entries[i]
+		if x.Mode() == mode && x.ThresholdsOK() && x.Users() > best {
+			best = x.Users()
+		}
+	}
+	if best == 0 {
+		return usersValue{text: fmt.Sprintf("< %d (thresholds failed)", e.Users())}
+	}
+	return usersValue{n: best, text: fmt.Sprintf(">= %s", groupThousands(float64(best)))}
+}
+
+func usersGain(l, b usersValue) string {
+	if l.n == 0 || b.n == 0 {
+		return "—"
+	}
+	prefix := ""
+	if !b.exact {
+		prefix = ">= "
+	}
+	return prefix + formatValue(float64(b.n)/float64(l.n), "") + "x"
+}
+
+func medianOf(e *Entry, fig Figure) (float64, bool) {
+	if e == nil {
+		return 0, false
+	}
+	return e.Median(fig)
+}
+
+func cell(fig Figure, v float64, ok bool) string {
+	if !ok {
+		return "—"
+	}
+	return fig.Format(v)
+}
+
+func reductionGain(before, after float64) string {
+	if before == 0 {
+		return "—"
+	}
+	pct := (after - before) / before * 100
+	if after == 0 {
+		return fmt.Sprintf("%s%%", formatValue(pct, ""))
+	}
+	return fmt.Sprintf("%s%% (%sx fewer)", formatValue(pct, ""), formatValue(before/after, ""))
+}
+
+func speedupGain(before, after float64) string {
+	if after == 0 {
+		return "—"
+	}
+	return formatValue(before/after, "") + "x lower"
+}
+
+func percentGain(before, after float64) string {
+	if before == 0 {
+		return "—"
+	}
+	return formatValue((after-before)/before*100, "") + "%"
+}
+
+func writeTargets(b *strings.Builder, res *Results) {
+	b.WriteString("## DESIGN.md targets\n\n| target | limit | measured | result | entry |\n|---|---|---|---|---|\n")
+	for _, t := range res.Targets() {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Limit, orDash(t.Measured), t.Status, orDash(t.Where))
+	}
+	b.WriteString("\n")
+}
+
+func writeEntriesOverview(b *strings.Builder, res *Results) {
+	b.WriteString("## Entries\n\n| entry | scenario | overrides | users | runs | thresholds | Laravel req/min | API p99 | HIGH p99 | gateway CPU |\n|---|---|---|---:|---:|---|---:|---:|---:|---:|\n")
+	for i := range res.Entries {
+		e := &res.Entries[i]
+		th := "no report"
+		if len(e.Reports) > 0 {
+			th = "all held"
+			if !e.ThresholdsOK() {
+				th = "FAILED"
+			}
+		}
+		fmt.Fprintf(b, "| %s | `%s` | %s | %d | %d/%d | %s | %s | %s | %s | %s |\n", e.Name, e.Scenario, overridesText(e.Set), e.Users(),
+			len(e.Reports), len(e.Runs), th, medianCell(e, FigLaravelRPM), medianCell(e, FigAPIP99), medianCell(e, FigHighP99), medianCell(e, FigGatewayCPU))
+	}
+	b.WriteString("\n")
+}
+
+func overridesText(set []string) string {
+	if len(set) == 0 {
+		return "—"
+	}
+	return "`" + strings.Join(set, "` `") + "`"
+}
+
+func medianCell(e *Entry, fig Figure) string {
+	v, ok := e.Median(fig)
+	return cell(fig, v, ok)
+}
+
+func writeCapacity(b *strings.Builder, res *Results) {
+	b.WriteString("## Capacity\n\n| configuration | mode | max users with every threshold held | probes (users: result) |\n|---|---|---:|---|\n")
+	for _, c := range res.Bench.Capacity {
+		var probes []string
+		for _, s := range c.Steps {
+			mark := "ok"
+			if !s.OK {
+				mark = "fail"
+			}
+			probes = append(probes, fmt.Sprintf("%d: %s", s.Users, mark))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", c.Name, c.Mode, capacityText(c), strings.Join(probes, ", "))
+	}
+	b.WriteString("\n")
+}
+
+func writeEntry(b *strings.Builder, e *Entry) {
+	fmt.Fprintf(b, "## Entry `%s`\n\n", e.Name)
+	fmt.Fprintf(b, "scenario `%s`, overrides %s", e.Scenario, overridesText(e.Set))
+	if len(e.Reports) > 1 {
+		fmt.Fprintf(b, "; values are medians of %d repeats", len(e.Reports))
+	}
+	b.WriteString("\n\n")
+	failed := false
+	for _, run := range e.Runs {
+		if run.Error != "" || run.ExitCode != 0 {
+			fmt.Fprintf(b, "- run `%s`: exit code %d %s\n", run.Dir, run.ExitCode, run.Error)
+			failed = true
+		}
+	}
+	if failed {
+		b.WriteString("\n")
+	}
+	if len(e.Reports) == 0 {
+		b.WriteString("No report: every run failed before writing report.json.\n\n")
+		return
+	}
+	first := e.Reports[0]
+	g := first.Configuration.Gateway
+	fmt.Fprintf(b, "gateway: mode %s, batch size %d, batch interval %s, priority interval %s; fakelaravel: %g cores, %d workers, bootstrap %s, per row %s\n\n",
+		g.Mode, g.BatchSize, g.BatchInterval, g.PriorityInterval, first.Configuration.FakeLaravel.Cores, first.Configuration.FakeLaravel.Workers,
+		first.Configuration.FakeLaravel.Bootstrap, first.Configuration.FakeLaravel.PerRow)
+
+	b.WriteString("### Thresholds\n\n")
+	if len(first.Thresholds) == 0 {
+		b.WriteString("none\n\n")
+	} else {
+		b.WriteString("| | metric | threshold | observed | held |\n|---|---|---|---:|---:|\n")
+		for i, t := range first.Thresholds {
+			held, obs := 0, []float64{}
+			for _, r := range e.Reports {
+				if i < len(r.Thresholds) && r.Thresholds[i].Expr == t.Expr && r.Thresholds[i].Metric == t.Metric {
+					if r.Thresholds[i].OK {
+						held++
+					}
+					if r.Thresholds[i].Observed != nil {
+						obs = append(obs, *r.Thresholds[i].Observed)
+					}
+				}
+			}
+			mark := "✓"
+			if held < len(e.Reports) {
+				mark = "✗"
+			}
+			o := "—"
+			if len(obs) > 0 {
+				o = formatValue(median(obs), "")
+			}
+			fmt.Fprintf(b, "| %s | `%s` | `%s` | %s | %d/%d |\n", mark, t.Metric, t.Expr, o, held, len(e.Reports))
+		}
+		b.WriteString("\n")
+	}
+
+	b.WriteString("### Metrics\n\n| metric | type | values |\n|---|---|---|\n")
+	names := map[string]bool{}
+	for _, r := range e.Reports {
+		for n := range r.Metrics {
+			names[n] = true
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		var typ MetricType
+		var contains string
+		vals := map[string][]float64{}
+		for _, r := range e.Reports {
+			m, ok := r.Metrics[n]
+			if !ok {
+				continue
+			}
+			typ, contains = m.Type, m.Contains
+			for k, v := range m.Values {
+				vals[k] = append(vals[k], v)
+			}
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s |\n", n, typ, summaryValues(typ, contains, vals))
+	}
+	gt := e.Reports[0].GroundTruth
+	if len(e.Reports) > 1 {
+		for _, r := range e.Reports[1:] {
+			gt.Sessions += r.GroundTruth.Sessions
+			gt.LostUpdates += r.GroundTruth.LostUpdates
+			gt.StaleOverwrites += r.GroundTruth.StaleOverwrites
+			gt.DuplicateApplications += r.GroundTruth.DuplicateApplications
+		}
+	}
+	fmt.Fprintf(b, "\n### Ground truth\n\n%d sessions checked%s: %d lost updates, %d stale overwrites, %d duplicate applications.\n\n",
+		gt.Sessions, repeatsNote(len(e.Reports)), gt.LostUpdates, gt.StaleOverwrites, gt.DuplicateApplications)
+}
+
+func repeatsNote(n int) string {
+	if n > 1 {
+		return fmt.Sprintf(" over %d repeats", n)
+	}
+	return ""
+}
+
+// summaryKeys orders each type's values the way k6's end-of-test summary prints them.
+var summaryKeys = map[MetricType][]string{
+	Trend:   {"avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"},
+	Counter: {"count", "rate"},
+	Gauge:   {"value", "min", "max"},
+	Rate:    {"rate", "passes", "fails"},
+}
+
+func summaryValues(typ MetricType, kind string, vals map[string][]float64) string {
+	keys := append([]string(nil), summaryKeys[typ]...)
+	var extra []string
+	for k := range vals {
+		if !contains(keys, k) {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	keys = append(keys, extra...)
+	var parts []string
+	for _, k := range keys {
+		v, ok := vals[k]
+		if !ok {
+			continue
+		}
+		parts = append(parts, k+"="+formatSummaryValue(typ, kind, k, median(v)))
+	}
+	return strings.Join(parts, " ")
+}
+
+func formatSummaryValue(typ MetricType, kind, key string, v float64) string {
+	switch {
+	case typ == Trend && key == "count", typ == Rate && key != "rate", typ == Counter && key == "count":
+		return formatValue(v, "")
+	case typ == Counter && key == "rate":
+		return formatValue(v, "") + "/s"
+	case typ == Rate:
+		return formatValue(v*100, "") + "%"
+	case kind == "time":
+		return formatMillis(v)
+	case kind == "data":
+		return formatBytes(v)
+	}
+	return formatValue(v, "")
+}
+
+// formatMillis renders a millisecond value the way k6 does: µs, ms or s.
+func formatMillis(ms float64) string {
+	switch {
+	case ms == 0:
+		return "0s"
+	case ms < 1:
+		return strings.TrimSuffix(formatValue(ms*1000, "µs"), " µs") + "µs"
+	case ms < 1000:
+		return strings.TrimSuffix(formatValue(ms, "ms"), " ms") + "ms"
+	default:
+		return strings.TrimSuffix(formatValue(ms/1000, "s"), " s") + "s"
+	}
+}
+
+func formatBytes(v float64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	i := 0
+	for math.Abs(v) >= 1000 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	return strings.TrimSuffix(formatValue(v, units[i]), " "+units[i]) + " " + units[i]
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func fmtDuration(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return d.Round(time.Second).String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}

@@ -1,0 +1,136 @@
+package reports
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sampleBench is a bench run like `make bench`'s default matrix: legacy at 100 users, batch at 100
+// users (two repeats) and batch at 1000 users, with made-up but plausible numbers.
+func sampleBench(t *testing.T) *Results {
+	t.Helper()
+	legacy := sampleReport(t, "legacy-100", ModeLegacy, 100, 40000, 900)
+	legacy.Thresholds[0].OK = false // p(99)<=10 fails in legacy mode
+	cpu := NewHistogram(0.01)
+	_ = cpu.RecordN(70, 60)
+	legacy.Metrics[MetricGatewayCPU] = NewTrendMetric("default", cpu)
+	b1 := sampleReport(t, "batch-100", ModeBatch, 100, 40, 4)
+	b2 := sampleReport(t, "batch-100", ModeBatch, 100, 44, 5)
+	scale := sampleReport(t, "batch-1000", ModeBatch, 1000, 300, 8)
+	start := legacy.Environment.Start
+	res := &Results{
+		Dir: "testdata",
+		Bench: Bench{SchemaVersion: SchemaVersion, Matrix: "benchmarks/default.yaml", Command: "make bench",
+			Start: start, End: start.Add(9 * time.Minute),
+			SeedTable: SeedRoles{Legacy: "legacy-100", Batch: "batch-100", Scale: "batch-1000"}},
+	}
+	add := func(name string, set []string, reports ...*Report) {
+		be := BenchEntry{Name: name, Scenario: reports[0].Scenario.File, Set: set}
+		for i := range reports {
+			be.Runs = append(be.Runs, BenchRun{Dir: filepath.Join(name, "run"+string(rune('1'+i))), Elapsed: Duration(time.Minute)})
+		}
+		res.Bench.Entries = append(res.Bench.Entries, be)
+		res.Entries = append(res.Entries, Entry{BenchEntry: be, Reports: reports})
+	}
+	add("legacy-100", []string{"gateway.mode=legacy"}, legacy)
+	add("batch-100", []string{"gateway.mode=batch"}, b1, b2)
+	add("batch-1000", []string{"gateway.mode=batch", "users=1000"}, scale)
+	return res
+}
+
+func TestMarkdownReportIsPinnedByGoldenFile(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, sampleBench(t)); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.golden.md", buf.Bytes())
+}
+
+func TestSeedTableComparesLegacyAndBatchOnTheSameWorkload(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, sampleBench(t)); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	// legacy 40,000 req/min vs batch median(40, 44) = 42 req/min: -99.9%, 952x fewer.
+	for _, want := range []string{
+		"| Laravel requests/min | 40,000 | 4,000 | 40,000 req/min | 42.0 req/min | -99.9% (952x fewer) (seed: -90%) |",
+		"| gateway CPU | 80% | 15% | 70.0% |",
+		"| users supported | 100 | 1,000+ | < 100 (thresholds failed) | >= 1,000 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}
+
+func TestTargetsPassAndFailOnMeasuredValues(t *testing.T) {
+	res := sampleBench(t)
+	got := map[string]Target{}
+	for _, tg := range res.Targets() {
+		got[tg.Name] = tg
+	}
+	// legacy: 400 req/min per user; batch-1000: 0.3 per user: 1333x fewer.
+	if tg := got["Laravel requests/min per user, batch vs legacy on the same workload"]; tg.Status != "pass" || !strings.HasPrefix(tg.Measured, "1,333x") {
+		t.Errorf("requests target = %+v", tg)
+	}
+	if tg := got["gateway API latency p99"]; tg.Status != "pass" || tg.Where != "batch-1000" {
+		t.Errorf("p99 target = %+v", tg)
+	}
+	if tg := got["max users within those limits (make bench-capacity)"]; tg.Status != "not measured" {
+		t.Errorf("capacity target = %+v, want not measured", tg)
+	}
+	res.Entries[2].Reports[0].GroundTruth.StaleOverwrites = 1
+	for _, tg := range res.Targets() {
+		if strings.HasPrefix(tg.Name, "lost or stale") && tg.Status != "FAIL" {
+			t.Errorf("a stale overwrite must fail the ground truth target: %+v", tg)
+		}
+	}
+	if res.TargetsOK() {
+		t.Error("TargetsOK() = true with a failed target")
+	}
+}
+
+func TestLoadResultsReadsABenchFolderAndASingleRun(t *testing.T) {
+	dir := t.TempDir()
+	res := sampleBench(t)
+	for _, e := range res.Entries {
+		for i, r := range e.Reports {
+			d := filepath.Join(dir, e.Runs[i].Dir)
+			mkdirAll(t, d)
+			if err := r.Save(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A run that failed before writing its report.
+	res.Bench.Entries[0].Runs = append(res.Bench.Entries[0].Runs, BenchRun{Dir: "legacy-100/run2", ExitCode: 1, Error: "simulator crashed"})
+	if err := SaveBench(dir, &res.Bench); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Entries) != 3 || len(back.Entries[1].Reports) != 2 || len(back.Entries[0].Reports) != 1 {
+		t.Fatalf("loaded %d entries (%+v)", len(back.Entries), back.Entries)
+	}
+	single, err := LoadResults(filepath.Join(dir, "batch-1000", "run1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(single.Entries) != 1 || single.Entries[0].Name != "batch-1000" {
+		t.Errorf("single run results = %+v", single.Entries)
+	}
+}
+
+func mkdirAll(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
