@@ -1,0 +1,347 @@
+package fakelaravel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// CapacityModel describes PHP-FPM behind nginx: how many requests Laravel serves at once, what
+// each costs, and what happens to the excess. A request that arrives is put in the listen backlog
+// (nginx's connect to FPM succeeds); if the backlog is full it gets a 502 at once. One of Workers
+// FPM workers takes it and serves it: BootstrapCPU for the framework, then PerRowCPU for every row
+// it writes, each scaled by a random factor in [1-Jitter, 1+Jitter]. The requests in service share
+// Cores CPU cores processor-sharing style. nginx answers 504 when a request has waited and been
+// served for longer than ProxyTimeout; FPM still finishes an abandoned request (it is applied).
+//
+// CPU is simulated with timers: the model bounds concurrency with a real worker pool and delays
+// completions, it does not burn the host's CPU.
+type CapacityModel struct {
+	// Cores is the number of CPU cores available to FPM. Requests in service share them: with n
+	// requests in service each progresses at min(1, Cores/n), so throughput saturates near
+	// Cores / (CPU per request) when Workers > Cores. Zero means every worker has a core of its own
+	// (throughput saturates at Workers / service time).
+	Cores float64
+	// BootstrapCPU is the CPU one request costs before touching any row (framework bootstrap).
+	BootstrapCPU time.Duration
+	// PerRowCPU is the CPU each written row (batch item) adds.
+	PerRowCPU time.Duration
+	// Jitter scales every CPU demand by a uniform factor in [1-Jitter, 1+Jitter]; 0 <= Jitter < 1.
+	Jitter float64
+	// Workers is pm.max_children: at most this many requests are served at once.
+	Workers int
+	// Backlog is listen.backlog: requests waiting for a worker beyond it get a 502 at once.
+	Backlog int
+	// ProxyTimeout is nginx's fastcgi_read_timeout: a request not answered within it (queue wait
+	// plus service) gets a 504. Zero means no timeout.
+	ProxyTimeout time.Duration
+}
+
+// Validate reports the first parameter that is out of range.
+func (m CapacityModel) Validate() error {
+	switch {
+	case m.Cores < 0:
+		return fmt.Errorf("capacity: cores %v < 0", m.Cores)
+	case m.BootstrapCPU < 0 || m.PerRowCPU < 0:
+		return fmt.Errorf("capacity: negative CPU cost (bootstrap %v, per row %v)", m.BootstrapCPU, m.PerRowCPU)
+	case m.Jitter < 0 || m.Jitter >= 1:
+		return fmt.Errorf("capacity: jitter %v outside [0, 1)", m.Jitter)
+	case m.Workers < 1:
+		return fmt.Errorf("capacity: workers %d < 1", m.Workers)
+	case m.Backlog < 0:
+		return fmt.Errorf("capacity: backlog %d < 0", m.Backlog)
+	case m.ProxyTimeout < 0:
+		return fmt.Errorf("capacity: proxy timeout %v < 0", m.ProxyTimeout)
+	}
+	return nil
+}
+
+// ServiceCPU is the mean CPU demand of one request that writes rows rows.
+func (m CapacityModel) ServiceCPU(rows int) time.Duration {
+	return m.BootstrapCPU + time.Duration(rows)*m.PerRowCPU
+}
+
+// SaturationThroughput is the requests per second the model serves at most when every request
+// writes rows rows: Workers / ServiceCPU when each worker has its own core (Cores = 0 or
+// Cores >= Workers), Cores / ServiceCPU otherwise. It is +Inf for a zero service time.
+func (m CapacityModel) SaturationThroughput(rows int) float64 {
+	s := m.ServiceCPU(rows).Seconds()
+	par := float64(m.Workers)
+	if m.Cores > 0 && m.Cores < par {
+		par = m.Cores
+	}
+	return par / s
+}
+
+// outcome is what became of a request handed to the pool.
+type outcome int
+
+const (
+	outcomeServed   outcome = iota // a worker served it and the response arrived in time
+	outcomeRejected                // backlog full: 502 at once
+	outcomeTimedOut                // not answered within the proxy timeout: 504
+	outcomeCanceled                // the client went away before the answer
+	outcomeStopped                 // the pool stopped before serving it
+)
+
+// jobFunc is the PHP part of a request. It runs on a worker after the bootstrap CPU was charged;
+// it must call burn with the number of rows it is about to write before writing them.
+type jobFunc func(ctx context.Context, burn func(rows int)) *response
+
+// poolResult is the pool's answer to one request.
+type poolResult struct {
+	outcome   outcome
+	resp      *response     // set when outcomeServed
+	queueWait time.Duration // time in the backlog (also set for timed-out requests once served)
+	service   time.Duration // time on a worker
+}
+
+type fpmJob struct {
+	fn       jobFunc
+	enqueued time.Time
+	result   chan poolResult // buffered 1: the worker never blocks on an abandoned job
+}
+
+// fpmPool is the worker pool of the capacity model: Workers goroutines take jobs from a queue of
+// Backlog places, and charge CPU through a processor-sharing CPU.
+type fpmPool struct {
+	model CapacityModel
+	queue chan *fpmJob
+	cpu   *cpuShare
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	busy       atomic.Int64 // workers serving a job now
+	busyNanos  atomic.Int64 // total worker busy time of finished jobs
+	abandoned  atomic.Int64 // jobs served after their request had timed out or gone away
+	stop       chan struct{}
+	stopOnce   sync.Once
+	wg         sync.WaitGroup
+	ctx        context.Context
+	cancelWork context.CancelFunc
+}
+
+// errPoolConfig wraps invalid capacity parameters.
+var errPoolConfig = errors.New("invalid capacity model")
+
+func newPool(m CapacityModel, seed uint64) (*fpmPool, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errPoolConfig, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &fpmPool{
+		model:      m,
+		queue:      make(chan *fpmJob, m.Backlog),
+		rng:        rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		stop:       make(chan struct{}),
+		ctx:        ctx,
+		cancelWork: cancel,
+	}
+	if m.Cores > 0 && m.Cores < float64(m.Workers) {
+		p.cpu = newCPUShare(m.Cores)
+	}
+	p.wg.Add(m.Workers)
+	for range m.Workers {
+		go p.work()
+	}
+	return p, nil
+}
+
+// close stops the workers after their current job; queued jobs get outcomeStopped.
+func (p *fpmPool) close() {
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		p.cancelWork()
+		p.wg.Wait()
+		for {
+			select {
+			case j := <-p.queue:
+				j.result <- poolResult{outcome: outcomeStopped}
+			default:
+				return
+			}
+		}
+	})
+}
+
+// do hands fn to the pool the way nginx hands a request to FPM and waits for the answer, the
+// proxy timeout or ctx, whichever comes first.
+func (p *fpmPool) do(ctx context.Context, fn jobFunc) poolResult {
+	j := &fpmJob{fn: fn, enqueued: time.Now(), result: make(chan poolResult, 1)}
+	select {
+	case <-p.stop:
+		return poolResult{outcome: outcomeStopped}
+	default:
+	}
+	select {
+	case p.queue <- j:
+	default:
+		return poolResult{outcome: outcomeRejected}
+	}
+	var timeout <-chan time.Time
+	if p.model.ProxyTimeout > 0 {
+		t := time.NewTimer(p.model.ProxyTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case r := <-j.result:
+		return r
+	case <-timeout:
+		return poolResult{outcome: outcomeTimedOut, queueWait: time.Since(j.enqueued)}
+	case <-ctx.Done():
+		return poolResult{outcome: outcomeCanceled, queueWait: time.Since(j.enqueued)}
+	}
+}
+
+func (p *fpmPool) work() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case j := <-p.queue:
+			p.serve(j)
+		}
+	}
+}
+
+func (p *fpmPool) serve(j *fpmJob) {
+	start := time.Now()
+	p.busy.Add(1)
+	p.burn(p.model.BootstrapCPU)
+	resp := j.fn(p.ctx, func(rows int) { p.burn(time.Duration(rows) * p.model.PerRowCPU) })
+	p.busy.Add(-1)
+	service := time.Since(start)
+	p.busyNanos.Add(int64(service))
+	select {
+	case j.result <- poolResult{outcome: outcomeServed, resp: resp, queueWait: start.Sub(j.enqueued), service: service}:
+	default:
+	}
+	if p.model.ProxyTimeout > 0 && time.Since(j.enqueued) > p.model.ProxyTimeout {
+		p.abandoned.Add(1)
+	}
+}
+
+// burn charges d of CPU (scaled by jitter) to the calling worker.
+func (p *fpmPool) burn(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if p.model.Jitter > 0 {
+		p.rngMu.Lock()
+		f := 1 + p.model.Jitter*(2*p.rng.Float64()-1)
+		p.rngMu.Unlock()
+		d = time.Duration(float64(d) * f)
+	}
+	if p.cpu == nil {
+		sleepCtx(p.ctx, d)
+		return
+	}
+	p.cpu.use(p.ctx, d)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// queued is the number of jobs waiting in the backlog.
+func (p *fpmPool) queued() int { return len(p.queue) }
+
+// cpuShare is a processor-sharing CPU of a fixed number of cores: n jobs in service each progress
+// at min(1, cores/n). It tracks the virtual time V (CPU seconds delivered to each active job) and
+// wakes the job with the smallest finishing V with a single timer.
+type cpuShare struct {
+	cores float64
+
+	mu     sync.Mutex
+	v      float64 // virtual time: CPU seconds each active job has received
+	last   time.Time
+	active []*cpuDemand
+	timer  *time.Timer
+}
+
+type cpuDemand struct {
+	finishV float64
+	done    chan struct{}
+}
+
+func newCPUShare(cores float64) *cpuShare {
+	c := &cpuShare{cores: cores, last: time.Now()}
+	c.timer = time.AfterFunc(time.Hour, c.tick)
+	c.timer.Stop()
+	return c
+}
+
+func (c *cpuShare) rate() float64 {
+	n := float64(len(c.active))
+	if n <= c.cores {
+		return 1
+	}
+	return c.cores / n
+}
+
+// advance moves V to now at the rate of the current set of jobs. Callers hold mu.
+func (c *cpuShare) advance(now time.Time) {
+	if len(c.active) > 0 {
+		c.v += now.Sub(c.last).Seconds() * c.rate()
+	}
+	c.last = now
+}
+
+// settle completes every job whose demand is met and arms the timer for the next one. Callers
+// hold mu.
+func (c *cpuShare) settle() {
+	const eps = 1e-9
+	kept := c.active[:0]
+	for _, d := range c.active {
+		if d.finishV <= c.v+eps {
+			close(d.done)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	clear(c.active[len(kept):])
+	c.active = kept
+	if len(c.active) == 0 {
+		c.timer.Stop()
+		return
+	}
+	next := c.active[0].finishV
+	for _, d := range c.active[1:] {
+		next = min(next, d.finishV)
+	}
+	wait := time.Duration((next - c.v) / c.rate() * float64(time.Second))
+	c.timer.Reset(max(wait, time.Microsecond))
+}
+
+func (c *cpuShare) tick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advance(time.Now())
+	c.settle()
+}
+
+// use blocks until the caller has received d of CPU, or ctx ends.
+func (c *cpuShare) use(ctx context.Context, d time.Duration) {
+	c.mu.Lock()
+	c.advance(time.Now())
+	dm := &cpuDemand{finishV: c.v + d.Seconds(), done: make(chan struct{})}
+	c.active = append(c.active, dm)
+	c.settle()
+	c.mu.Unlock()
+	select {
+	case <-dm.done:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,103 @@
+package fakelaravel
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the Prometheus series of one Server, on a registry of its own.
+type metrics struct {
+	reg               *prometheus.Registry
+	requests          *prometheus.CounterVec
+	items             *prometheus.CounterVec
+	replayed          *prometheus.CounterVec
+	queueWait         *prometheus.HistogramVec
+	service           *prometheus.HistogramVec
+	authFailures      prometheus.Counter
+	signatureFailures prometheus.Counter
+	lostResponses     prometheus.Counter
+	injectedErrors    prometheus.Counter
+}
+
+func newMetrics(pool func() *fpmPool, isDown func() bool) *metrics {
+	secs := make([]float64, len(histogramBoundsMS))
+	for i, ms := range histogramBoundsMS {
+		secs[i] = ms / 1000
+	}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fakelaravel_requests_total", Help: "Requests to the Laravel contract endpoints by endpoint and HTTP status.",
+		}, []string{"endpoint", "code"}),
+		items: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fakelaravel_items_total", Help: "Items received by endpoint and result (updated, stale, failed).",
+		}, []string{"endpoint", "result"}),
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fakelaravel_replayed_batches_total", Help: "Batches answered from a stored Idempotency-Key without applying them again.",
+		}, []string{"endpoint"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fakelaravel_queue_wait_seconds", Help: "Time requests waited in the FPM backlog for a worker.", Buckets: secs,
+		}, []string{"endpoint"}),
+		service: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fakelaravel_service_seconds", Help: "Time requests spent on an FPM worker.", Buckets: secs,
+		}, []string{"endpoint"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fakelaravel_auth_failures_total", Help: "Requests rejected for a missing or wrong bearer token.",
+		}),
+		signatureFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fakelaravel_signature_failures_total", Help: "Requests rejected for a missing, wrong or expired body signature.",
+		}),
+		lostResponses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fakelaravel_lost_responses_total", Help: "Applied writes whose response was dropped by the lost-response fault.",
+		}),
+		injectedErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fakelaravel_injected_errors_total", Help: "Answers produced by the error-rate fault.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.items, m.replayed, m.queueWait, m.service,
+		m.authFailures, m.signatureFailures, m.lostResponses, m.injectedErrors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_workers", Help: "FPM workers (pm.max_children)."},
+			func() float64 { return float64(pool().model.Workers) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_workers_busy", Help: "FPM workers serving a request now."},
+			func() float64 { return float64(pool().busy.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_queue_length", Help: "Requests waiting in the FPM backlog."},
+			func() float64 { return float64(pool().queued()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fakelaravel_worker_busy_seconds_total", Help: "Worker time spent serving requests."},
+			func() float64 { return float64(pool().busyNanos.Load()) / 1e9 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_down", Help: "1 while a down window refuses connections."},
+			func() float64 {
+				if isDown() {
+					return 1
+				}
+				return 0
+			}),
+	)
+	return m
+}
+
+func (m *metrics) observe(r record) {
+	m.requests.WithLabelValues(r.endpoint, strconv.Itoa(r.status)).Inc()
+	if r.updated > 0 {
+		m.items.WithLabelValues(r.endpoint, "updated").Add(float64(r.updated))
+	}
+	if r.stale > 0 {
+		m.items.WithLabelValues(r.endpoint, "stale").Add(float64(r.stale))
+	}
+	if r.failed > 0 {
+		m.items.WithLabelValues(r.endpoint, "failed").Add(float64(r.failed))
+	}
+	if r.replayed {
+		m.replayed.WithLabelValues(r.endpoint).Inc()
+	}
+	if r.served {
+		m.queueWait.WithLabelValues(r.endpoint).Observe(r.queueWait.Seconds())
+		m.service.WithLabelValues(r.endpoint).Observe(r.service.Seconds())
+	}
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

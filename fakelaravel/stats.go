@@ -1,0 +1,282 @@
+package fakelaravel
+
+import (
+	"math"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Endpoint names used in Stats, State and the metrics' "endpoint" label.
+const (
+	EndpointQR          = "qr"           // POST /api/qr
+	EndpointStatus      = "status"       // POST /api/whatsapp/status
+	EndpointSession     = "session"      // GET /api/whatsapp/sessions/{id}
+	EndpointQRBatch     = "qr_batch"     // POST /api/qr/batch
+	EndpointStatusBatch = "status_batch" // POST /api/whatsapp/status/batch
+	EndpointOther       = "other"        // anything else under /api
+)
+
+// Endpoints lists every endpoint name in Stats.
+var Endpoints = []string{EndpointQR, EndpointStatus, EndpointSession, EndpointQRBatch, EndpointStatusBatch, EndpointOther}
+
+// histogramBoundsMS are the upper bounds (ms) of the latency histograms' buckets.
+var histogramBoundsMS = []float64{0.5, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000, 30000, 60000, 120000}
+
+// Stats is the answer of GET /_fake/stats.
+type Stats struct {
+	StartedAt     time.Time                `json:"started_at"`
+	UptimeSeconds float64                  `json:"uptime_seconds"`
+	Capacity      CalibratedModel          `json:"capacity"`
+	Workers       WorkerStats              `json:"workers"`
+	Endpoints     map[string]EndpointStats `json:"endpoints"`
+	// AuthFailures counts 401s for a missing or wrong bearer token.
+	AuthFailures int64 `json:"auth_failures"`
+	// SignatureFailures counts 401s for a missing, wrong or expired body signature.
+	SignatureFailures int64 `json:"signature_failures"`
+	// LostResponses counts applied writes whose response was dropped by the lost-response fault.
+	LostResponses int64 `json:"lost_responses"`
+	// InjectedErrors counts answers produced by the error-rate fault.
+	InjectedErrors int64 `json:"injected_errors"`
+	// Down reports whether a down window is in effect now.
+	Down bool `json:"down"`
+}
+
+// WorkerStats describes the FPM worker pool.
+type WorkerStats struct {
+	Workers int `json:"workers"`
+	// Busy is the number of workers serving a request now; Queued the requests in the backlog.
+	Busy   int64 `json:"busy"`
+	Queued int   `json:"queued"`
+	// Utilization is busy worker time over Workers x uptime, in [0, 1].
+	Utilization float64 `json:"utilization"`
+	// BusySeconds is the total worker time spent serving requests.
+	BusySeconds float64 `json:"busy_seconds"`
+	// Abandoned counts requests FPM finished after nginx had already answered 504.
+	Abandoned int64 `json:"abandoned"`
+}
+
+// EndpointStats are the counters of one endpoint.
+type EndpointStats struct {
+	Requests int64 `json:"requests"`
+	// Items counts batch items (1 per legacy write) in requests that reached the application.
+	Items int64 `json:"items"`
+	// Updated, Stale and Failed count items applied, ignored as stale and rejected.
+	Updated int64 `json:"updated"`
+	Stale   int64 `json:"stale"`
+	Failed  int64 `json:"failed"`
+	// Replayed counts batches answered from processed_batches without applying them again.
+	Replayed int64 `json:"replayed"`
+	// StatusCodes counts answers by HTTP status ("200", "422", "502", ...).
+	StatusCodes map[string]int64 `json:"status_codes"`
+	// QueueWait is the time requests waited for a worker; Service the time on a worker.
+	QueueWait Histogram `json:"queue_wait"`
+	Service   Histogram `json:"service"`
+	// Series has one point per second for the last SeriesSeconds seconds, oldest first.
+	Series []SecondPoint `json:"series"`
+}
+
+// SecondPoint is one second of an endpoint's activity.
+type SecondPoint struct {
+	Unix     int64 `json:"t"`
+	Requests int64 `json:"requests"`
+	Items    int64 `json:"items"`
+	OK       int64 `json:"ok"`        // 2xx
+	Client   int64 `json:"client"`    // 4xx
+	Server   int64 `json:"server"`    // 5xx
+	Rejected int64 `json:"rejected"`  // 502 from a full backlog
+	TimedOut int64 `json:"timed_out"` // 504
+}
+
+// Histogram is a fixed-bucket latency histogram in milliseconds. Counts[i] counts values <=
+// BoundsMS[i] (and above the previous bound); the last element of Counts counts the rest.
+type Histogram struct {
+	BoundsMS []float64 `json:"bounds_ms"`
+	Counts   []int64   `json:"counts"`
+	Count    int64     `json:"count"`
+	SumMS    float64   `json:"sum_ms"`
+	MaxMS    float64   `json:"max_ms"`
+	P50MS    float64   `json:"p50_ms"`
+	P90MS    float64   `json:"p90_ms"`
+	P99MS    float64   `json:"p99_ms"`
+}
+
+// histogram is the mutable form of Histogram.
+type histogram struct {
+	counts []int64
+	count  int64
+	sum    float64
+	max    float64
+}
+
+func newHistogram() histogram { return histogram{counts: make([]int64, len(histogramBoundsMS)+1)} }
+
+func (h *histogram) observe(d time.Duration) {
+	ms := float64(d) / float64(time.Millisecond)
+	i := 0
+	for i < len(histogramBoundsMS) && ms > histogramBoundsMS[i] {
+		i++
+	}
+	h.counts[i]++
+	h.count++
+	h.sum += ms
+	h.max = math.Max(h.max, ms)
+}
+
+// quantile estimates the q-quantile by linear interpolation inside its bucket.
+func (h *histogram) quantile(q float64) float64 {
+	if h.count == 0 {
+		return 0
+	}
+	rank := q * float64(h.count)
+	var cum int64
+	for i, c := range h.counts {
+		if float64(cum+c) >= rank && c > 0 {
+			lo := 0.0
+			if i > 0 {
+				lo = histogramBoundsMS[i-1]
+			}
+			hi := h.max
+			if i < len(histogramBoundsMS) {
+				hi = math.Min(histogramBoundsMS[i], h.max)
+			}
+			frac := (rank - float64(cum)) / float64(c)
+			return lo + (hi-lo)*frac
+		}
+		cum += c
+	}
+	return h.max
+}
+
+func (h *histogram) snapshot() Histogram {
+	return Histogram{
+		BoundsMS: append([]float64(nil), histogramBoundsMS...),
+		Counts:   append([]int64(nil), h.counts...),
+		Count:    h.count,
+		SumMS:    h.sum,
+		MaxMS:    h.max,
+		P50MS:    h.quantile(0.50),
+		P90MS:    h.quantile(0.90),
+		P99MS:    h.quantile(0.99),
+	}
+}
+
+// endpointCounters is the mutable form of EndpointStats with a ring of per-second points.
+type endpointCounters struct {
+	requests, items, updated, stale, failed, replayed int64
+	codes                                             map[int]int64
+	wait, service                                     histogram
+	ring                                              []SecondPoint
+}
+
+// record is what one answered request adds to the stats.
+type record struct {
+	endpoint                      string
+	status                        int
+	items, updated, stale, failed int
+	replayed                      bool
+	served                        bool // reached a worker
+	queueWait, service            time.Duration
+	outcome                       outcome
+}
+
+// statsBook accumulates Stats. Safe for concurrent use.
+type statsBook struct {
+	mu                                    sync.Mutex
+	started                               time.Time
+	seriesSeconds                         int
+	endpoints                             map[string]*endpointCounters
+	authFailures, sigFailures, lost, errs int64
+}
+
+func newStatsBook(now time.Time, seriesSeconds int) *statsBook {
+	b := &statsBook{started: now, seriesSeconds: seriesSeconds, endpoints: map[string]*endpointCounters{}}
+	for _, e := range Endpoints {
+		b.endpoints[e] = &endpointCounters{codes: map[int]int64{}, wait: newHistogram(), service: newHistogram(), ring: make([]SecondPoint, seriesSeconds)}
+	}
+	return b
+}
+
+func (b *statsBook) add(now time.Time, r record) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ec := b.endpoints[r.endpoint]
+	if ec == nil {
+		ec = b.endpoints[EndpointOther]
+	}
+	ec.requests++
+	ec.items += int64(r.items)
+	ec.updated += int64(r.updated)
+	ec.stale += int64(r.stale)
+	ec.failed += int64(r.failed)
+	if r.replayed {
+		ec.replayed++
+	}
+	ec.codes[r.status]++
+	if r.served {
+		ec.wait.observe(r.queueWait)
+		ec.service.observe(r.service)
+	}
+	sec := now.Unix()
+	p := &ec.ring[int(sec%int64(b.seriesSeconds))]
+	if p.Unix != sec {
+		*p = SecondPoint{Unix: sec}
+	}
+	p.Requests++
+	p.Items += int64(r.items)
+	switch {
+	case r.status >= 500:
+		p.Server++
+	case r.status >= 400:
+		p.Client++
+	case r.status >= 200 && r.status < 300:
+		p.OK++
+	}
+	switch r.outcome {
+	case outcomeRejected:
+		p.Rejected++
+	case outcomeTimedOut:
+		p.TimedOut++
+	}
+}
+
+func (b *statsBook) count(field *int64) {
+	b.mu.Lock()
+	*field++
+	b.mu.Unlock()
+}
+
+func (b *statsBook) snapshot(now time.Time) Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := Stats{
+		StartedAt:         b.started,
+		UptimeSeconds:     now.Sub(b.started).Seconds(),
+		Endpoints:         map[string]EndpointStats{},
+		AuthFailures:      b.authFailures,
+		SignatureFailures: b.sigFailures,
+		LostResponses:     b.lost,
+		InjectedErrors:    b.errs,
+	}
+	first := max(b.started.Unix(), now.Unix()-int64(b.seriesSeconds)+1)
+	for name, ec := range b.endpoints {
+		es := EndpointStats{
+			Requests: ec.requests, Items: ec.items, Updated: ec.updated, Stale: ec.stale, Failed: ec.failed,
+			Replayed: ec.replayed, StatusCodes: map[string]int64{},
+			QueueWait: ec.wait.snapshot(), Service: ec.service.snapshot(),
+			Series: make([]SecondPoint, 0, now.Unix()-first+1),
+		}
+		for code, n := range ec.codes {
+			es.StatusCodes[strconv.Itoa(code)] = n
+		}
+		for sec := first; sec <= now.Unix(); sec++ {
+			p := ec.ring[int(sec%int64(b.seriesSeconds))]
+			if p.Unix != sec {
+				p = SecondPoint{Unix: sec}
+			}
+			es.Series = append(es.Series, p)
+		}
+		st.Endpoints[name] = es
+	}
+	return st
+}
