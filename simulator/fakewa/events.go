@@ -1,0 +1,120 @@
+package fakewa
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// EventKind names what happened. The kinds form the ground truth the simulator compares against.
+type EventKind string
+
+// The kinds of events fakewa records.
+const (
+	// EventQRRefsIssued: an unpaired client got pair-device refs (Refs holds them).
+	EventQRRefsIssued EventKind = "qr_refs_issued"
+	// EventPaired: a phone scanned a QR, the client signed the device identity; JID is the new device.
+	EventPaired EventKind = "paired"
+	// EventPairFailed: Server.Pair failed after reaching the client (Detail says why).
+	EventPairFailed EventKind = "pair_failed"
+	// EventConnected: a paired device logged in and got <success>.
+	EventConnected EventKind = "connected"
+	// EventConnectFailed: a login was answered with <failure reason=Code>.
+	EventConnectFailed EventKind = "connect_failed"
+	// EventDisconnected: a logged-in connection closed, for any reason (Detail: the cause).
+	EventDisconnected EventKind = "disconnected"
+	// EventDropped: the server cut a device's connection without a stream error (network drop).
+	EventDropped EventKind = "dropped"
+	// EventReplaced: the server sent <conflict type="replaced"/> (Detail: control or new login).
+	EventReplaced EventKind = "replaced"
+	// EventLoggedOut: the device was removed (Detail: device_removed while connected, while offline,
+	// or client logout).
+	EventLoggedOut EventKind = "logged_out"
+	// EventRestarted: the server sent stream:error 503 to this connection (server restart).
+	EventRestarted EventKind = "restarted"
+	// EventKeepaliveIgnored: a keepalive ping was left unanswered on purpose.
+	EventKeepaliveIgnored EventKind = "keepalive_ignored"
+	// EventMessageAcked: the server acked a message the device sent (MessageID, To).
+	EventMessageAcked EventKind = "message_acked"
+	// EventReceiptSent: the server sent a delivery or read receipt (Detail) for MessageID.
+	EventReceiptSent EventKind = "receipt_sent"
+)
+
+// Event is one thing fakewa caused or saw, with its time.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Kind      EventKind `json:"kind"`
+	Conn      uint64    `json:"conn,omitempty"`
+	JID       string    `json:"jid,omitempty"`
+	Phone     string    `json:"phone,omitempty"`
+	Refs      []string  `json:"refs,omitempty"`
+	Code      int       `json:"code,omitempty"`
+	MessageID string    `json:"message_id,omitempty"`
+	To        string    `json:"to,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// eventLog is an append-only, bounded log: past its limit the oldest events are discarded (and
+// counted), so memory stays bounded under any load.
+type eventLog struct {
+	mu      sync.Mutex
+	limit   int
+	events  []Event
+	nextSeq uint64
+	dropped uint64
+	changed chan struct{}
+}
+
+func newEventLog(limit int) *eventLog {
+	return &eventLog{limit: limit, nextSeq: 1, changed: make(chan struct{})}
+}
+
+func (l *eventLog) add(e Event) {
+	l.mu.Lock()
+	e.Seq = l.nextSeq
+	l.nextSeq++
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	if len(l.events) >= l.limit {
+		drop := max(1, l.limit/10)
+		l.events = append(l.events[:0], l.events[drop:]...)
+		l.dropped += uint64(drop)
+	}
+	l.events = append(l.events, e)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// since returns a copy of the events with Seq > seq, the discarded count and a channel closed at
+// the next append.
+func (l *eventLog) since(seq uint64) ([]Event, uint64, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	if n := len(l.events); n > 0 && seq >= l.events[0].Seq {
+		i = int(seq - l.events[0].Seq + 1)
+		i = min(i, n)
+	}
+	return append([]Event(nil), l.events[i:]...), l.dropped, l.changed
+}
+
+// wait blocks until an event after seq satisfies match, and returns it.
+func (l *eventLog) wait(ctx context.Context, seq uint64, match func(Event) bool) (Event, error) {
+	for {
+		events, _, changed := l.since(seq)
+		for _, e := range events {
+			if match(e) {
+				return e, nil
+			}
+			seq = e.Seq
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
+}
