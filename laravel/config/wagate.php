@@ -1,0 +1,33 @@
+<?php
+
+/*
+ * The wagate gateway contract: credentials and limits. Secrets come from the environment only.
+ */
+
+return [
+    // Bearer token the gateway sends in "Authorization: Bearer <token>". Empty rejects every request.
+    'token' => env('WAGATE_TOKEN', ''),
+
+    // HMAC-SHA256 secret; when set, every request must carry X-Wagate-Timestamp and
+    // X-Wagate-Signature = "sha256=" . hex(HMAC(secret, timestamp . "." . body)).
+    'secret' => env('WAGATE_SECRET', ''),
+
+    // How far (seconds) a signed timestamp may be from this server's clock.
+    'signature_skew' => (int) env('WAGATE_SIGNATURE_SKEW', 300),
+
+    // Largest accepted request body (413 above it) and largest batch (422 above it).
+    'max_body_bytes' => 1048576,
+    'max_batch_items' => 500,
+
+    // An Idempotency-Key claimed by a request that never finished is considered abandoned after
+    // this many seconds, and a new request with the same key may take it over.
+    'idempotency_claim_ttl' => (int) env('WAGATE_IDEMPOTENCY_CLAIM_TTL', 120),
+
+    // Whether a write for a session Laravel does not know creates it (true), or fails: 404 on the
+    // legacy endpoints, an item error "unknown session" in a batch.
+    'create_unknown_sessions' => (bool) env('WAGATE_CREATE_UNKNOWN_SESSIONS', true),
+
+    // Optional rate limit for the wagate routes, e.g. "600,1" (600 per minute). Off when empty:
+    // Laravel's default throttle:api (60/min per IP) would cap a gateway serving many sessions.
+    'throttle' => env('WAGATE_THROTTLE', ''),
+];
