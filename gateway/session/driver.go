@@ -1,0 +1,77 @@
+package session
+
+import (
+	"context"
+	"errors"
+)
+
+// Driver opens WhatsApp connections. The production driver (gateway/whatsapp) wraps whatsmeow;
+// unit tests use an in-process fake.
+type Driver interface {
+	// Open prepares, without connecting, the connection of one session. deviceID is the device
+	// the session paired before, "" for a new unpaired device. Every event of the connection is
+	// passed to handle, possibly from several goroutines, in roughly the order it happened.
+	// Open returns ErrDeviceNotFound when deviceID is not (any longer) in the device store.
+	Open(ctx context.Context, sessionID, deviceID string, handle func(DriverEvent)) (Conn, error)
+	// Forget deletes a paired device's local data without telling WhatsApp (a logout while
+	// WhatsApp cannot be reached). A device that does not exist is not an error.
+	Forget(ctx context.Context, deviceID string) error
+}
+
+// Conn is one session's WhatsApp connection.
+type Conn interface {
+	// Connect opens the connection. An unpaired device then reports QRCodes; a paired one
+	// Connected. It returns once the transport is up (or failed); the rest arrives as events.
+	Connect(ctx context.Context) error
+	// Disconnect closes the connection without emitting events; a paired device stays paired.
+	Disconnect()
+	// Logout unlinks the device from the phone, disconnects and deletes the device's data.
+	Logout(ctx context.Context) error
+	// LoggedIn reports whether the connection is up and authenticated right now.
+	LoggedIn() bool
+	// SendText sends a text message to a phone number (digits, country code first) and returns
+	// the WhatsApp message id.
+	SendText(ctx context.Context, phone, text string) (string, error)
+	// Release frees the connection's resources after Disconnect or Logout; it is not used again.
+	Release()
+}
+
+// ErrDeviceNotFound is returned by Driver.Open for a device no longer in the device store.
+var ErrDeviceNotFound = errors.New("session: device not found in the store")
+
+// DriverEvent is something that happened on a Conn: one of the types below.
+type DriverEvent interface{ driverEvent() }
+
+// QRCodes carries the pairing codes WhatsApp offered, in the order they should be shown.
+type QRCodes struct{ Codes []string }
+
+// PairSuccess says a phone scanned the QR code: DeviceID is the new device's id (its JID).
+type PairSuccess struct{ DeviceID string }
+
+// PairFailed says a scan was rejected by the client (the reason is informative).
+type PairFailed struct{ Reason string }
+
+// Connected says the device is logged in and online.
+type Connected struct{}
+
+// Disconnected says the connection dropped; a paired device reconnects by itself.
+type Disconnected struct{}
+
+// LoggedOut says the device was unlinked (from the phone, or refused at connect); its data is gone.
+type LoggedOut struct{ Reason string }
+
+// StreamReplaced says another client took over the same device; nothing reconnects.
+type StreamReplaced struct{}
+
+// ConnectFailed says WhatsApp refused the connection for good (ban, outdated client, ...); nothing
+// reconnects.
+type ConnectFailed struct{ Reason string }
+
+func (QRCodes) driverEvent()        {}
+func (PairSuccess) driverEvent()    {}
+func (PairFailed) driverEvent()     {}
+func (Connected) driverEvent()      {}
+func (Disconnected) driverEvent()   {}
+func (LoggedOut) driverEvent()      {}
+func (StreamReplaced) driverEvent() {}
+func (ConnectFailed) driverEvent()  {}

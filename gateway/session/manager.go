@@ -1,0 +1,935 @@
+// Package session owns the gateway's WhatsApp sessions: starting, stopping and logging out a
+// session by its session_id, the status state machine (pending, connected, disconnected,
+// logged_out, expired), QR code rotation, and turning every QR code and status change into an
+// event.Event with a per-session version that stays monotonic across restarts. It talks to
+// WhatsApp through the small Driver interface (gateway/whatsapp wraps whatsmeow) and hands events
+// to a delivery.Delivery, in order per session, without ever blocking the WhatsApp client.
+//
+// Cost model: nothing runs per idle session. A QR code in display holds one time.AfterFunc timer;
+// a session with events to deliver holds one goroutine until its queue is empty.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"wagate/gateway/delivery"
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+	"wagate/gateway/storage"
+)
+
+// Errors of the Manager; match them with errors.Is.
+var (
+	ErrNotFound     = errors.New("session: unknown session")
+	ErrInvalidID    = errors.New("session: invalid session id")
+	ErrNotConnected = errors.New("session: not connected to WhatsApp")
+	ErrClosed       = errors.New("session: manager is shut down")
+	ErrBusy         = errors.New("session: session changed while the request ran; try again")
+)
+
+// Version layout: event versions are epoch*VersionsPerEpoch + a per-session counter.
+const VersionsPerEpoch = 1_000_000
+
+// Store is what the manager needs from the session registry (storage.Registry).
+type Store interface {
+	Load(ctx context.Context) ([]storage.Record, error)
+	Put(rec storage.Record)
+	Flush(ctx context.Context) error
+	NextEpoch(ctx context.Context, floor int64) (int64, error)
+}
+
+// Hooks are optional callbacks for metrics.
+type Hooks struct {
+	// EventEmitted is called for every event handed to the delivery queue.
+	EventEmitted func(ev event.Event)
+	// DeliveryFailed is called when the delivery did not accept an event.
+	DeliveryFailed func(ev event.Event, err error)
+	// EventDropped is called when an event is dropped: an old QR code pushed out of a full
+	// per-session queue, or an event emitted during shutdown.
+	EventDropped func(ev event.Event, reason string)
+}
+
+// Config tunes a Manager. Zero values take the defaults in brackets.
+type Config struct {
+	// QRFirst is how long the first QR code of a pairing is shown [60 s].
+	QRFirst time.Duration
+	// QRNext is how long each following code is shown [20 s].
+	QRNext time.Duration
+	// QRCodes is how many codes one pairing shows before the session becomes expired [6].
+	QRCodes int
+	// RestoreConcurrency bounds how many paired sessions reconnect at once after a start [32].
+	RestoreConcurrency int
+	// MaxQueuedEvents bounds one session's undelivered events; beyond it the oldest QR code is
+	// dropped (status changes never are) [64].
+	MaxQueuedEvents int
+	// Logger receives the manager's logs [slog.Default()].
+	Logger *slog.Logger
+	// Hooks receive metric callbacks.
+	Hooks Hooks
+}
+
+func (c *Config) defaults() {
+	if c.QRFirst <= 0 {
+		c.QRFirst = 60 * time.Second
+	}
+	if c.QRNext <= 0 {
+		c.QRNext = 20 * time.Second
+	}
+	if c.QRCodes <= 0 {
+		c.QRCodes = 6
+	}
+	if c.RestoreConcurrency <= 0 {
+		c.RestoreConcurrency = 32
+	}
+	if c.MaxQueuedEvents <= 0 {
+		c.MaxQueuedEvents = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Info is a snapshot of one session.
+type Info struct {
+	SessionID string         `json:"session_id"`
+	Status    laravel.Status `json:"status"`
+	// Paired says a device is linked (it survives restarts).
+	Paired bool `json:"paired"`
+	// Connected says the WhatsApp connection is up and logged in right now.
+	Connected bool `json:"connected"`
+	// QR is the code to show now (pending sessions only) and QRExpiresAt when it is replaced.
+	QR          string    `json:"qr,omitempty"`
+	QRExpiresAt time.Time `json:"qr_expires_at,omitzero"`
+	// Version is the version of the session's latest event (0 before the first one).
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Manager runs the sessions. Its methods are safe for concurrent use.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	driver Driver
+	store  Store
+	sink   delivery.Delivery
+
+	ctx    context.Context // lives until Close: deliveries and WhatsApp connections
+	cancel context.CancelFunc
+
+	epochMu sync.Mutex
+	epoch   int64
+
+	mu       sync.RWMutex
+	sessions map[string]*session
+	ids      []string // sorted, for pagination
+
+	drainers  inflight
+	closed    atomic.Bool
+	restoring atomic.Int64
+}
+
+type session struct {
+	id string
+
+	mu       sync.Mutex
+	created  time.Time
+	updated  time.Time
+	deviceID string
+	status   laravel.Status
+	conn     Conn
+	gen      uint64 // bumped whenever conn is replaced or dropped; stale events are ignored
+	starting bool
+
+	qrPending []string
+	qrCurrent string
+	qrExpires time.Time
+	qrShown   int
+	qrTimer   *time.Timer
+	qrGen     uint64
+
+	epoch   int64
+	seq     int64
+	version int64
+
+	outq     []event.Event
+	draining bool
+}
+
+// New creates a Manager; it reserves a version epoch in store. Call Restore next to bring back
+// the sessions of a previous run.
+func New(ctx context.Context, cfg Config, driver Driver, store Store, sink delivery.Delivery) (*Manager, error) {
+	cfg.defaults()
+	epoch, err := store.NextEpoch(ctx, time.Now().Unix())
+	if err != nil {
+		return nil, fmt.Errorf("session: reserve version epoch: %w", err)
+	}
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &Manager{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		driver:   driver,
+		store:    store,
+		sink:     sink,
+		ctx:      mctx,
+		cancel:   cancel,
+		epoch:    epoch,
+		sessions: make(map[string]*session),
+	}, nil
+}
+
+// Restore loads the sessions of a previous run. A session that was pending (its QR flow died
+// with the previous process) becomes expired; every paired session reconnects in the background,
+// RestoreConcurrency at a time (see Restoring). Unpaired sessions wait to be started.
+func (m *Manager) Restore(ctx context.Context) error {
+	recs, err := m.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	var paired []*session
+	m.mu.Lock()
+	for _, rec := range recs {
+		if _, ok := m.sessions[rec.SessionID]; ok || !laravel.ValidSessionID(rec.SessionID) {
+			continue
+		}
+		s := &session{id: rec.SessionID, created: rec.CreatedAt, updated: rec.UpdatedAt,
+			deviceID: rec.DeviceJID, status: rec.Status, epoch: m.epoch}
+		m.sessions[s.id] = s
+		m.ids = append(m.ids, s.id)
+		if s.deviceID != "" {
+			paired = append(paired, s)
+		}
+	}
+	slices.Sort(m.ids)
+	m.mu.Unlock()
+
+	m.mu.RLock()
+	restored := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		restored = append(restored, s)
+	}
+	m.mu.RUnlock()
+	for _, s := range restored {
+		s.mu.Lock()
+		if s.status == laravel.StatusPending && s.deviceID == "" {
+			m.setStatus(s, laravel.StatusExpired)
+		}
+		s.mu.Unlock()
+	}
+	m.log.Info("sessions restored", "total", len(recs), "paired", len(paired))
+	if len(paired) == 0 {
+		return nil
+	}
+	m.restoring.Add(int64(len(paired)))
+	go func() {
+		sem := make(chan struct{}, m.cfg.RestoreConcurrency)
+		var wg sync.WaitGroup
+		for _, s := range paired {
+			if m.closed.Load() {
+				m.restoring.Add(-1)
+				continue
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done(); m.restoring.Add(-1) }()
+				if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) {
+					m.log.Warn("reconnect of a paired session failed", "session_id", s.id, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}()
+	return nil
+}
+
+// Restoring returns how many paired sessions of a previous run are still reconnecting.
+func (m *Manager) Restoring() int { return int(m.restoring.Load()) }
+
+// Start starts a session: a paired session reconnects, an unpaired one begins a QR flow. Starting
+// a session that is already running (or starting) changes nothing. The session is created when
+// unknown.
+func (m *Manager) Start(ctx context.Context, id string) (Info, error) {
+	if !laravel.ValidSessionID(id) {
+		return Info{}, ErrInvalidID
+	}
+	if m.closed.Load() {
+		return Info{}, ErrClosed
+	}
+	return m.start(ctx, m.getOrCreate(id), true)
+}
+
+// start connects s. allowPairing says whether an unpaired session may begin a QR flow (false for
+// the automatic reconnects after a restart).
+func (m *Manager) start(ctx context.Context, s *session, allowPairing bool) (Info, error) {
+	s.mu.Lock()
+	if s.conn != nil || s.starting {
+		info := m.info(s)
+		s.mu.Unlock()
+		return info, nil
+	}
+	if s.deviceID == "" && !allowPairing {
+		s.mu.Unlock()
+		return Info{}, nil
+	}
+	s.starting = true
+	s.gen++
+	gen := s.gen
+	deviceID := s.deviceID
+	pairing := deviceID == ""
+	if pairing {
+		m.beginPairing(s)
+	}
+	s.mu.Unlock()
+
+	handle := func(ev DriverEvent) { m.onEvent(s, gen, ev) }
+	conn, err := m.driver.Open(ctx, s.id, deviceID, handle)
+	if errors.Is(err, ErrDeviceNotFound) {
+		// The device was deleted (unlinked while the gateway was down, or its data removed).
+		m.log.Warn("paired device is gone from the store", "session_id", s.id)
+		s.mu.Lock()
+		s.deviceID = ""
+		if !allowPairing {
+			s.starting = false
+			m.setStatus(s, laravel.StatusLoggedOut)
+			m.persist(s)
+			s.mu.Unlock()
+			return Info{}, nil
+		}
+		pairing = true
+		m.beginPairing(s)
+		m.persist(s)
+		s.mu.Unlock()
+		conn, err = m.driver.Open(ctx, s.id, "", handle)
+	}
+	if err != nil {
+		m.abortStart(s, gen, pairing)
+		return Info{}, fmt.Errorf("session %s: open connection: %w", s.id, err)
+	}
+	s.mu.Lock()
+	if s.gen != gen || m.closed.Load() {
+		s.starting = false
+		s.mu.Unlock()
+		conn.Release()
+		if m.closed.Load() {
+			return Info{}, ErrClosed
+		}
+		return Info{}, ErrBusy
+	}
+	s.conn = conn
+	s.mu.Unlock()
+
+	err = conn.Connect(ctx)
+	s.mu.Lock()
+	s.starting = false
+	dropped := s.gen != gen // stopped, logged out or failed while connecting
+	if err != nil && !dropped {
+		s.conn = nil
+		s.gen++
+		if pairing {
+			m.stopQR(s)
+			m.setStatus(s, laravel.StatusExpired)
+		}
+	}
+	info := m.info(s)
+	s.mu.Unlock()
+	if err != nil || dropped {
+		conn.Disconnect()
+		conn.Release()
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("session %s: connect: %w", s.id, err)
+	}
+	return info, nil
+}
+
+// abortStart undoes a start whose connection could not be opened: a QR flow that began expires.
+func (m *Manager) abortStart(s *session, gen uint64, pairing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.starting = false
+	if s.gen != gen {
+		return
+	}
+	s.gen++
+	if pairing {
+		m.stopQR(s)
+		m.setStatus(s, laravel.StatusExpired)
+	}
+}
+
+// beginPairing resets the QR flow and reports pending. Callers hold s.mu.
+func (m *Manager) beginPairing(s *session) {
+	m.stopQR(s)
+	s.qrShown = 0
+	s.qrPending = nil
+	m.setStatus(s, laravel.StatusPending)
+}
+
+// Stop disconnects a session without logging out: a paired device stays paired (Start
+// reconnects it), a QR flow ends as expired, a connected session reports disconnected.
+func (m *Manager) Stop(ctx context.Context, id string) (Info, error) {
+	s := m.lookup(id)
+	if s == nil {
+		return Info{}, ErrNotFound
+	}
+	s.mu.Lock()
+	conn := m.detachConn(s)
+	m.stopQR(s)
+	switch s.status {
+	case laravel.StatusPending:
+		m.setStatus(s, laravel.StatusExpired)
+	case laravel.StatusConnected:
+		m.setStatus(s, laravel.StatusDisconnected)
+	}
+	info := m.info(s)
+	s.mu.Unlock()
+	if conn != nil {
+		conn.Disconnect()
+		conn.Release()
+	}
+	return info, nil
+}
+
+// Logout unlinks a session's device from the phone when WhatsApp can be reached, deletes the
+// device's data in any case, and reports logged_out. A later Start pairs a new device.
+func (m *Manager) Logout(ctx context.Context, id string) (Info, error) {
+	s := m.lookup(id)
+	if s == nil {
+		return Info{}, ErrNotFound
+	}
+	s.mu.Lock()
+	conn := m.detachConn(s)
+	deviceID := s.deviceID
+	m.stopQR(s)
+	gen := s.gen
+	s.mu.Unlock()
+
+	unlinked := false
+	switch {
+	case conn != nil && deviceID != "" && conn.LoggedIn():
+		if err := conn.Logout(ctx); err != nil {
+			m.log.Warn("logout request to WhatsApp failed; forgetting the device locally", "session_id", id, "err", err)
+			conn.Disconnect()
+		} else {
+			unlinked = true
+		}
+	case conn != nil:
+		conn.Disconnect()
+	}
+	if conn != nil {
+		conn.Release()
+	}
+	if deviceID != "" && !unlinked {
+		if err := m.driver.Forget(ctx, deviceID); err != nil {
+			m.log.Warn("deleting the device data failed", "session_id", id, "err", err)
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen == gen && s.deviceID == deviceID {
+		s.deviceID = ""
+		m.setStatus(s, laravel.StatusLoggedOut)
+		m.persist(s)
+	}
+	return m.info(s), nil
+}
+
+// Get returns a session's snapshot.
+func (m *Manager) Get(ctx context.Context, id string) (Info, error) {
+	s := m.lookup(id)
+	if s == nil {
+		return Info{}, ErrNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return m.info(s), nil
+}
+
+// List returns up to limit sessions whose id sorts after the cursor `after`, in id order, and the
+// cursor of the next page ("" on the last page).
+func (m *Manager) List(ctx context.Context, after string, limit int) ([]Info, string, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	m.mu.RLock()
+	i, found := slices.BinarySearch(m.ids, after)
+	if found {
+		i++
+	}
+	end := min(i+limit, len(m.ids))
+	page := make([]*session, 0, end-i)
+	for _, id := range m.ids[i:end] {
+		page = append(page, m.sessions[id])
+	}
+	more := end < len(m.ids)
+	m.mu.RUnlock()
+	out := make([]Info, 0, len(page))
+	for _, s := range page {
+		s.mu.Lock()
+		out = append(out, m.info(s))
+		s.mu.Unlock()
+	}
+	next := ""
+	if more && len(out) > 0 {
+		next = out[len(out)-1].SessionID
+	}
+	return out, next, nil
+}
+
+// Counts returns how many sessions are in each status, and how many are connected right now.
+func (m *Manager) Counts() (byStatus map[laravel.Status]int, live int) {
+	byStatus = make(map[laravel.Status]int, len(laravel.Statuses))
+	m.mu.RLock()
+	all := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	m.mu.RUnlock()
+	for _, s := range all {
+		s.mu.Lock()
+		byStatus[s.status]++
+		if s.conn != nil && s.conn.LoggedIn() {
+			live++
+		}
+		s.mu.Unlock()
+	}
+	return byStatus, live
+}
+
+// SendText sends a text message from a connected session to a phone number and returns the
+// WhatsApp message id.
+func (m *Manager) SendText(ctx context.Context, id, phone, text string) (string, error) {
+	s := m.lookup(id)
+	if s == nil {
+		return "", ErrNotFound
+	}
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn == nil || !conn.LoggedIn() {
+		return "", ErrNotConnected
+	}
+	msgID, err := conn.SendText(ctx, phone, text)
+	if err != nil {
+		return "", fmt.Errorf("session %s: send: %w", id, err)
+	}
+	return msgID, nil
+}
+
+// Close shuts the manager down: no new starts, every WhatsApp connection is closed without
+// logging out (paired devices stay paired and reconnect on the next start), events already
+// queued get until ctx's deadline to reach the delivery, and the registry is flushed. It does not
+// close the delivery.
+func (m *Manager) Close(ctx context.Context) error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.mu.RLock()
+	all := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	m.mu.RUnlock()
+
+	var conns []Conn
+	for _, s := range all {
+		s.mu.Lock()
+		if c := m.detachConn(s); c != nil {
+			conns = append(conns, c)
+		}
+		m.stopQR(s)
+		s.mu.Unlock()
+	}
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c.Disconnect()
+			c.Release()
+		}()
+	}
+	disconnected := make(chan struct{})
+	go func() { wg.Wait(); close(disconnected) }()
+
+	var errs []error
+	select {
+	case <-disconnected:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("session: disconnecting %d clients: %w", len(conns), ctx.Err()))
+	}
+	select {
+	case <-m.drainers.close():
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("session: waiting for queued events: %w", ctx.Err()))
+	}
+	m.cancel()
+	if err := m.store.Flush(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	m.log.Info("sessions closed", "disconnected", len(conns))
+	return errors.Join(errs...)
+}
+
+// ---- internals ----
+
+func (m *Manager) lookup(id string) *session {
+	m.mu.RLock()
+	s := m.sessions[id]
+	m.mu.RUnlock()
+	return s
+}
+
+func (m *Manager) getOrCreate(id string) *session {
+	if s := m.lookup(id); s != nil {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.sessions[id]; s != nil {
+		return s
+	}
+	now := time.Now()
+	s := &session{id: id, created: now, updated: now, epoch: m.epoch}
+	m.sessions[id] = s
+	i, _ := slices.BinarySearch(m.ids, id)
+	m.ids = slices.Insert(m.ids, i, id)
+	return s
+}
+
+// info snapshots s. Callers hold s.mu.
+func (m *Manager) info(s *session) Info {
+	st := s.status
+	if st == "" {
+		st = laravel.StatusPending
+	}
+	return Info{
+		SessionID:   s.id,
+		Status:      st,
+		Paired:      s.deviceID != "",
+		Connected:   s.conn != nil && s.conn.LoggedIn(),
+		QR:          s.qrCurrent,
+		QRExpiresAt: s.qrExpires,
+		Version:     s.version,
+		CreatedAt:   s.created,
+		UpdatedAt:   s.updated,
+	}
+}
+
+// onEvent applies one driver event to the state machine.
+func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen || s.conn == nil {
+		return // from a connection that was replaced or dropped
+	}
+	switch e := ev.(type) {
+	case QRCodes:
+		if s.deviceID != "" || s.status != laravel.StatusPending {
+			return
+		}
+		s.qrPending = slices.Clone(e.Codes)
+		if s.qrCurrent == "" {
+			m.showNextQR(s)
+		}
+	case PairSuccess:
+		m.log.Info("session paired", "session_id", s.id)
+		m.stopQR(s)
+		s.deviceID = e.DeviceID
+		m.persist(s)
+	case PairFailed:
+		m.log.Warn("pairing rejected", "session_id", s.id, "reason", e.Reason)
+	case Connected:
+		m.stopQR(s)
+		m.setStatus(s, laravel.StatusConnected)
+	case Disconnected:
+		if s.deviceID == "" {
+			// An unpaired socket closed: its QR codes are dead and nothing reconnects it.
+			m.stopQR(s)
+			m.dropConnLocked(s)
+			m.setStatus(s, laravel.StatusExpired)
+			return
+		}
+		m.setStatus(s, laravel.StatusDisconnected)
+		if s.conn.LoggedIn() {
+			// The reconnect already finished and its Connected was handled before this event.
+			m.setStatus(s, laravel.StatusConnected)
+		}
+	case LoggedOut:
+		m.log.Info("session logged out by WhatsApp", "session_id", s.id, "reason", e.Reason)
+		m.stopQR(s)
+		m.dropConnLocked(s)
+		s.deviceID = ""
+		m.setStatus(s, laravel.StatusLoggedOut)
+		m.persist(s)
+	case StreamReplaced:
+		m.log.Warn("another client took over this session's device; not reconnecting", "session_id", s.id)
+		m.dropConnLocked(s)
+		m.setStatus(s, laravel.StatusDisconnected)
+	case ConnectFailed:
+		m.log.Warn("WhatsApp refused the connection; not reconnecting", "session_id", s.id, "reason", e.Reason)
+		m.stopQR(s)
+		m.dropConnLocked(s)
+		if s.deviceID == "" {
+			m.setStatus(s, laravel.StatusExpired)
+		} else {
+			m.setStatus(s, laravel.StatusDisconnected)
+		}
+	}
+}
+
+// detachConn detaches s.conn: events from it are ignored from now on. It returns the connection
+// for the caller to close, or nil when there is none or start() still owns it (start closes it
+// when Connect returns and sees the change). Callers hold s.mu.
+func (m *Manager) detachConn(s *session) Conn {
+	s.gen++
+	c := s.conn
+	s.conn = nil
+	if s.starting {
+		return nil
+	}
+	return c
+}
+
+// dropConnLocked detaches s.conn and closes it in the background: never call into the WhatsApp
+// client under s.mu or from its event goroutine. Callers hold s.mu.
+func (m *Manager) dropConnLocked(s *session) {
+	if c := m.detachConn(s); c != nil {
+		go func() {
+			c.Disconnect()
+			c.Release()
+		}()
+	}
+}
+
+// showNextQR displays the next pending code, skipping one identical to the current code, or
+// expires the session when the flow has shown QRCodes codes or has none left. Callers hold s.mu.
+func (m *Manager) showNextQR(s *session) {
+	for len(s.qrPending) > 0 && s.qrPending[0] == s.qrCurrent {
+		s.qrPending = s.qrPending[1:]
+	}
+	if len(s.qrPending) == 0 || s.qrShown >= m.cfg.QRCodes {
+		m.stopQR(s)
+		m.dropConnLocked(s)
+		m.setStatus(s, laravel.StatusExpired)
+		return
+	}
+	code := s.qrPending[0]
+	s.qrPending = s.qrPending[1:]
+	s.qrShown++
+	timeout := m.cfg.QRNext
+	if s.qrShown == 1 {
+		timeout = m.cfg.QRFirst
+	}
+	if s.qrTimer != nil {
+		s.qrTimer.Stop()
+	}
+	s.qrGen++
+	qrGen := s.qrGen
+	s.qrCurrent = code
+	s.qrExpires = time.Now().Add(timeout)
+	s.qrTimer = time.AfterFunc(timeout, func() { m.onQRTimeout(s, qrGen) })
+	m.setStatus(s, laravel.StatusPending)
+	m.emit(s, event.KindQR, code)
+}
+
+func (m *Manager) onQRTimeout(s *session, qrGen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.qrGen != qrGen {
+		return
+	}
+	s.qrTimer = nil
+	m.showNextQR(s)
+}
+
+// stopQR ends the QR display. Callers hold s.mu.
+func (m *Manager) stopQR(s *session) {
+	if s.qrTimer != nil {
+		s.qrTimer.Stop()
+		s.qrTimer = nil
+	}
+	s.qrGen++
+	s.qrCurrent = ""
+	s.qrExpires = time.Time{}
+	s.qrPending = nil
+}
+
+// setStatus moves s to st, persists it and emits a status event; no-op when unchanged. Callers
+// hold s.mu.
+func (m *Manager) setStatus(s *session, st laravel.Status) {
+	if s.status == st {
+		return
+	}
+	s.status = st
+	m.persist(s)
+	m.emit(s, event.KindStatus, string(st))
+}
+
+// persist schedules s's registry record. Callers hold s.mu.
+func (m *Manager) persist(s *session) {
+	s.updated = time.Now()
+	m.store.Put(storage.Record{SessionID: s.id, DeviceJID: s.deviceID, Status: s.status,
+		CreatedAt: s.created, UpdatedAt: s.updated})
+}
+
+// nextVersion returns s's next event version. Callers hold s.mu.
+func (m *Manager) nextVersion(s *session) int64 {
+	if s.seq >= VersionsPerEpoch-1 {
+		s.epoch = m.renewEpoch(s.epoch)
+		s.seq = 0
+	}
+	s.seq++
+	s.version = s.epoch*VersionsPerEpoch + s.seq
+	return s.version
+}
+
+// renewEpoch returns an epoch greater than old (a session used up its counter: very rare).
+func (m *Manager) renewEpoch(old int64) int64 {
+	m.epochMu.Lock()
+	defer m.epochMu.Unlock()
+	if m.epoch > old {
+		return m.epoch
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+	defer cancel()
+	e, err := m.store.NextEpoch(ctx, time.Now().Unix())
+	if err != nil {
+		// Without a stored epoch, staying monotonic still works within this process.
+		m.log.Error("reserving a new version epoch failed; continuing in memory", "err", err)
+		e = old + 1
+	}
+	m.epoch = max(e, old+1)
+	return m.epoch
+}
+
+// emit builds the event and queues it for delivery, in order per session. Callers hold s.mu.
+func (m *Manager) emit(s *session, kind event.Kind, payload string) {
+	now := time.Now()
+	v := m.nextVersion(s)
+	ev := event.Event{
+		ID:        s.id + "-" + strconv.FormatInt(v, 10),
+		SessionID: s.id,
+		Kind:      kind,
+		Payload:   payload,
+		Time:      now,
+		Version:   v,
+		Priority:  event.PriorityOf(kind, payload),
+	}
+	s.updated = now
+	if h := m.cfg.Hooks.EventEmitted; h != nil {
+		h(ev)
+	}
+	if len(s.outq) >= m.cfg.MaxQueuedEvents {
+		if i := slices.IndexFunc(s.outq, func(e event.Event) bool { return e.Kind == event.KindQR }); i >= 0 {
+			dropped := s.outq[i]
+			s.outq = slices.Delete(s.outq, i, i+1)
+			m.log.Warn("delivery is behind; dropping an old QR code", "session_id", s.id, "version", dropped.Version)
+			if h := m.cfg.Hooks.EventDropped; h != nil {
+				h(dropped, "queue_full")
+			}
+		}
+	}
+	s.outq = append(s.outq, ev)
+	if s.draining {
+		return
+	}
+	if !m.drainers.add() {
+		// Shutting down: nothing delivers any more. Batch mode's outbox never saw it either;
+		// the next start re-derives the state (reconnects report connected, pending expire).
+		s.outq = s.outq[:0]
+		if h := m.cfg.Hooks.EventDropped; h != nil {
+			h(ev, "shutdown")
+		}
+		return
+	}
+	s.draining = true
+	go m.drain(s)
+}
+
+// drain hands s's queued events to the delivery one at a time until the queue is empty.
+func (m *Manager) drain(s *session) {
+	defer m.drainers.done()
+	for {
+		s.mu.Lock()
+		if len(s.outq) == 0 {
+			s.outq = nil
+			s.draining = false
+			s.mu.Unlock()
+			return
+		}
+		ev := s.outq[0]
+		s.outq[0] = event.Event{}
+		s.outq = s.outq[1:]
+		s.mu.Unlock()
+		if err := m.sink.Deliver(m.ctx, ev); err != nil {
+			m.log.Warn("event not delivered", "session_id", ev.SessionID, "kind", ev.Kind,
+				"payload", redactQR(ev), "version", ev.Version, "err", err)
+			if h := m.cfg.Hooks.DeliveryFailed; h != nil {
+				h(ev, err)
+			}
+		}
+	}
+}
+
+// redactQR keeps QR codes (pairing secrets) out of logs.
+func redactQR(ev event.Event) string {
+	if ev.Kind == event.KindQR {
+		return "<qr>"
+	}
+	return ev.Payload
+}
+
+// inflight counts running drainers and says when the last one finished after closing.
+type inflight struct {
+	mu      sync.Mutex
+	n       int
+	closing bool
+	idle    chan struct{}
+}
+
+func (t *inflight) add() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *inflight) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 && t.idle != nil {
+		close(t.idle)
+		t.idle = nil
+	}
+}
+
+// close stops new drainers and returns a channel closed once none runs.
+func (t *inflight) close() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closing = true
+	ch := make(chan struct{})
+	if t.n == 0 {
+		close(ch)
+	} else {
+		t.idle = ch
+	}
+	return ch
+}

@@ -1,0 +1,628 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+	"wagate/gateway/session"
+	"wagate/gateway/session/sessiontest"
+)
+
+type rig struct {
+	t      *testing.T
+	driver *sessiontest.Driver
+	store  *sessiontest.Store
+	sink   *sessiontest.Sink
+	m      *session.Manager
+}
+
+func newRig(t *testing.T, cfg session.Config) *rig {
+	t.Helper()
+	r := &rig{t: t, driver: sessiontest.NewDriver(), store: sessiontest.NewStore(), sink: &sessiontest.Sink{}}
+	r.m = r.manager(cfg)
+	return r
+}
+
+func (r *rig) manager(cfg session.Config) *session.Manager {
+	r.t.Helper()
+	m, err := session.New(context.Background(), cfg, r.driver, r.store, r.sink)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+func (r *rig) close() {
+	r.t.Helper()
+	if err := r.m.Close(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) start(id string) session.Info {
+	r.t.Helper()
+	info, err := r.m.Start(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	synctest.Wait()
+	return info
+}
+
+func (r *rig) info(id string) session.Info {
+	r.t.Helper()
+	info, err := r.m.Get(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return info
+}
+
+func (r *rig) wantEvents(id string, want ...string) {
+	r.t.Helper()
+	synctest.Wait()
+	if got := r.sink.Of(id); !slices.Equal(got, want) {
+		r.t.Fatalf("events of %s:\n got %q\nwant %q", id, got, want)
+	}
+}
+
+// pairedRig returns a rig with session "s1" paired and connected.
+func pairedRig(t *testing.T) (*rig, *sessiontest.Conn) {
+	r := newRig(t, session.Config{})
+	r.start("s1")
+	c := r.driver.Conn("s1")
+	c.Scan()
+	synctest.Wait()
+	return r, c
+}
+
+func TestUnpairedSessionRotatesSixCodesThenExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		t0 := time.Now()
+		r.start("s1")
+		info := r.info("s1")
+		if info.Status != laravel.StatusPending || info.QR != "code-1" || !info.QRExpiresAt.Equal(t0.Add(60*time.Second)) {
+			t.Fatalf("after start: %+v", info)
+		}
+		r.wantEvents("s1", "status:pending", "qr:code-1")
+
+		time.Sleep(60*time.Second - time.Millisecond)
+		synctest.Wait()
+		if r.info("s1").QR != "code-1" {
+			t.Fatal("first code replaced before 60 s")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if info := r.info("s1"); info.QR != "code-2" || !info.QRExpiresAt.Equal(t0.Add(80*time.Second)) {
+			t.Fatalf("at 60 s: %+v", info)
+		}
+		time.Sleep(4 * 20 * time.Second) // codes 3..6
+		synctest.Wait()
+		if info := r.info("s1"); info.QR != "code-6" || info.Status != laravel.StatusPending {
+			t.Fatalf("at 140 s: %+v", info)
+		}
+		time.Sleep(20 * time.Second)
+		r.wantEvents("s1", "status:pending", "qr:code-1", "qr:code-2", "qr:code-3", "qr:code-4", "qr:code-5", "qr:code-6", "status:expired")
+		info = r.info("s1")
+		if info.Status != laravel.StatusExpired || info.QR != "" || !info.QRExpiresAt.IsZero() {
+			t.Fatalf("after 160 s: %+v", info)
+		}
+		if !r.driver.Conn("s1").Released() {
+			t.Fatal("an expired QR flow kept its connection")
+		}
+	})
+}
+
+func TestQRTimingIsConfigurable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{QRFirst: 5 * time.Second, QRNext: 2 * time.Second, QRCodes: 3})
+		defer r.close()
+		r.start("s1")
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if r.info("s1").QR != "code-2" {
+			t.Fatalf("at 5 s: %+v", r.info("s1"))
+		}
+		time.Sleep(4 * time.Second)
+		r.wantEvents("s1", "status:pending", "qr:code-1", "qr:code-2", "qr:code-3", "status:expired")
+	})
+}
+
+func TestQRSkipsACodeIdenticalToTheCurrentOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		r.driver.Codes = []string{"a", "a", "b"}
+		defer r.close()
+		r.start("s1")
+		time.Sleep(60 * time.Second)
+		synctest.Wait()
+		if r.info("s1").QR != "b" {
+			t.Fatalf("duplicate not skipped: %+v", r.info("s1"))
+		}
+		// The server offering the same codes again while "b" shows changes nothing visible.
+		r.driver.Conn("s1").Emit(session.QRCodes{Codes: []string{"b", "c"}})
+		synctest.Wait()
+		if r.info("s1").QR != "b" {
+			t.Fatalf("a new batch replaced the current code early: %+v", r.info("s1"))
+		}
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		time.Sleep(20 * time.Second)
+		r.wantEvents("s1", "status:pending", "qr:a", "qr:b", "qr:c", "status:expired")
+	})
+}
+
+func TestScanPairsAndConnectsWithHighPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		info := r.info("s1")
+		if info.Status != laravel.StatusConnected || !info.Paired || !info.Connected || info.QR != "" {
+			t.Fatalf("after scan: %+v", info)
+		}
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
+		evs := r.sink.Events()
+		if last := evs[len(evs)-1]; last.Priority != event.PriorityHigh {
+			t.Fatalf("connected has priority %v", last.Priority)
+		}
+		if evs[0].Priority != event.PriorityNormal || evs[1].Priority != event.PriorityNormal {
+			t.Fatal("pending and QR events must be normal priority")
+		}
+		rec, _ := r.store.Record("s1")
+		if rec.DeviceJID != c.DeviceID() || rec.Status != laravel.StatusConnected {
+			t.Fatalf("registry has %+v", rec)
+		}
+		// The QR timer is gone: nothing more happens.
+		time.Sleep(10 * time.Minute)
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
+	})
+}
+
+func TestVersionsIncreaseAndEventsAreValid(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		c.Drop()
+		synctest.Wait()
+		var last int64
+		for _, ev := range r.sink.Events() {
+			if err := ev.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Version <= last {
+				t.Fatalf("version %d after %d", ev.Version, last)
+			}
+			last = ev.Version
+		}
+		if r.info("s1").Version != last {
+			t.Fatalf("info version %d, last event %d", r.info("s1").Version, last)
+		}
+	})
+}
+
+func TestDropReportsDisconnectedThenConnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		c.Drop()
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:disconnected", "status:connected")
+		if r.driver.Opens() != 1 {
+			t.Fatalf("the gateway opened %d connections; whatsmeow reconnects by itself", r.driver.Opens())
+		}
+	})
+}
+
+func TestDisconnectedArrivingAfterTheReconnectStillEndsConnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		// whatsmeow dispatches Disconnected from its own goroutine: it may lose the race.
+		c.Emit(session.Connected{})
+		c.Emit(session.Disconnected{})
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:disconnected", "status:connected")
+		if r.info("s1").Status != laravel.StatusConnected {
+			t.Fatal("final status is not connected")
+		}
+	})
+}
+
+func TestDropWithoutReconnectStaysDisconnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		c.DropAndStayDown()
+		synctest.Wait()
+		if info := r.info("s1"); info.Status != laravel.StatusDisconnected || info.Connected || !info.Paired {
+			t.Fatalf("%+v", info)
+		}
+	})
+}
+
+func TestStreamReplacedIsReportedAndNotFoughtOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		c.Replace()
+		synctest.Wait()
+		time.Sleep(time.Hour)
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:disconnected")
+		if r.driver.Opens() != 1 || !c.Released() {
+			t.Fatalf("opens %d released %v: the gateway must not reconnect a replaced stream", r.driver.Opens(), c.Released())
+		}
+		if !r.info("s1").Paired {
+			t.Fatal("a replaced stream does not unpair the device")
+		}
+		// An explicit start takes the device back.
+		r.start("s1")
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:disconnected", "status:connected")
+	})
+}
+
+func TestLogoutUnlinksAndReportsLoggedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		dev := c.DeviceID()
+		info, err := r.m.Logout(context.Background(), "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Status != laravel.StatusLoggedOut || info.Paired || info.Connected {
+			t.Fatalf("after logout: %+v", info)
+		}
+		if c.Logouts() != 1 || r.driver.HasDevice(dev) || !c.Released() {
+			t.Fatalf("logouts %d device kept %v released %v", c.Logouts(), r.driver.HasDevice(dev), c.Released())
+		}
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:logged_out")
+		if evs := r.sink.Events(); evs[len(evs)-1].Priority != event.PriorityHigh {
+			t.Fatal("logged_out must be high priority")
+		}
+		// Starting again pairs a new device.
+		r.start("s1")
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:logged_out", "status:pending", "qr:code-1")
+	})
+}
+
+func TestLogoutWhileDisconnectedForgetsTheDeviceLocally(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		dev := c.DeviceID()
+		c.DropAndStayDown()
+		synctest.Wait()
+		if _, err := r.m.Logout(context.Background(), "s1"); err != nil {
+			t.Fatal(err)
+		}
+		if r.driver.HasDevice(dev) || r.info("s1").Status != laravel.StatusLoggedOut {
+			t.Fatal("device kept or status not logged_out")
+		}
+	})
+}
+
+func TestUnlinkFromThePhoneReportsLoggedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		defer r.close()
+		c.UnlinkFromPhone()
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:logged_out")
+		if info := r.info("s1"); info.Paired {
+			t.Fatalf("%+v", info)
+		}
+		rec, _ := r.store.Record("s1")
+		if rec.DeviceJID != "" {
+			t.Fatal("registry still links the removed device")
+		}
+	})
+}
+
+func TestPendingSessionLoggedOutBeforeScanExpiresItsFlow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.start("s1")
+		if _, err := r.m.Logout(context.Background(), "s1"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Minute)
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:logged_out")
+	})
+}
+
+func TestUnpairedSocketClosedByServerExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.start("s1")
+		r.driver.Conn("s1").Emit(session.Disconnected{})
+		time.Sleep(10 * time.Minute)
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:expired")
+	})
+}
+
+func TestStartIsIdempotent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.start("s1")
+		r.start("s1")
+		if r.driver.Opens() != 1 {
+			t.Fatalf("%d connections opened", r.driver.Opens())
+		}
+		r.wantEvents("s1", "status:pending", "qr:code-1")
+	})
+}
+
+func TestStartAfterExpiryBeginsANewFlow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{QRCodes: 1})
+		defer r.close()
+		r.start("s1")
+		time.Sleep(60 * time.Second)
+		synctest.Wait()
+		r.start("s1")
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:expired", "status:pending", "qr:code-1")
+	})
+}
+
+func TestConnectFailureExpiresTheFlowAndReturnsTheError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.driver.ConnectErr = errors.New("dial refused")
+		if _, err := r.m.Start(context.Background(), "s1"); err == nil {
+			t.Fatal("start succeeded without a connection")
+		}
+		r.wantEvents("s1", "status:pending", "status:expired")
+	})
+}
+
+func TestInvalidAndUnknownSessions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		for _, id := range []string{"", "a b", "../x", string(make([]byte, 65))} {
+			if _, err := r.m.Start(context.Background(), id); !errors.Is(err, session.ErrInvalidID) {
+				t.Errorf("Start(%q): %v", id, err)
+			}
+		}
+		if _, err := r.m.Get(context.Background(), "nope"); !errors.Is(err, session.ErrNotFound) {
+			t.Error(err)
+		}
+		if _, err := r.m.Logout(context.Background(), "nope"); !errors.Is(err, session.ErrNotFound) {
+			t.Error(err)
+		}
+		if _, err := r.m.SendText(context.Background(), "nope", "1555", "x"); !errors.Is(err, session.ErrNotFound) {
+			t.Error(err)
+		}
+	})
+}
+
+func TestSendTextNeedsALiveConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.start("s1")
+		if _, err := r.m.SendText(context.Background(), "s1", "15550001111", "hi"); !errors.Is(err, session.ErrNotConnected) {
+			t.Fatalf("pending session sent: %v", err)
+		}
+		c := r.driver.Conn("s1")
+		c.Scan()
+		synctest.Wait()
+		id, err := r.m.SendText(context.Background(), "s1", "15550001111", "hi")
+		if err != nil || id == "" {
+			t.Fatalf("id %q err %v", id, err)
+		}
+		if got := c.Sent(); !slices.Equal(got, []string{"15550001111:hi"}) {
+			t.Fatalf("sent %q", got)
+		}
+	})
+}
+
+func TestListPaginatesInIDOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		for _, id := range []string{"c", "a", "e", "b", "d"} {
+			r.start(id)
+		}
+		var got []string
+		cursor := ""
+		for range 10 {
+			page, next, err := r.m.List(context.Background(), cursor, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range page {
+				got = append(got, in.SessionID)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if !slices.Equal(got, []string{"a", "b", "c", "d", "e"}) {
+			t.Fatalf("pages gave %q", got)
+		}
+		counts, live := r.m.Counts()
+		if counts[laravel.StatusPending] != 5 || live != 0 {
+			t.Fatalf("counts %v live %d", counts, live)
+		}
+	})
+}
+
+func TestEventsReachTheDeliveryInOrderWithoutBlockingTheClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		r.sink.Block = make(chan struct{})
+		r.start("s1")
+		c := r.driver.Conn("s1")
+		c.Scan() // handlers return although the delivery is stuck
+		c.Drop()
+		c.Drop()
+		synctest.Wait()
+		if len(r.sink.Events()) != 0 {
+			t.Fatal("delivery was not blocked")
+		}
+		close(r.sink.Block)
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected",
+			"status:disconnected", "status:connected", "status:disconnected", "status:connected")
+		r.close()
+	})
+}
+
+func TestAFullQueueDropsOldQRCodesNeverStatuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dropped []string
+		r := newRig(t, session.Config{MaxQueuedEvents: 3, QRFirst: time.Second, QRNext: time.Second,
+			Hooks: session.Hooks{EventDropped: func(ev event.Event, reason string) { dropped = append(dropped, ev.Payload+"/"+reason) }}})
+		r.sink.Block = make(chan struct{})
+		r.start("s1")
+		time.Sleep(6 * time.Second) // six codes, then expired, all queued behind a stuck delivery
+		synctest.Wait()
+		close(r.sink.Block)
+		synctest.Wait()
+		// The drainer had already taken "status:pending" when the queue filled up.
+		r.wantEvents("s1", "status:pending", "qr:code-5", "qr:code-6", "status:expired")
+		if !slices.Equal(dropped, []string{"code-1/queue_full", "code-2/queue_full", "code-3/queue_full", "code-4/queue_full"}) {
+			t.Fatalf("dropped %q", dropped)
+		}
+		r.close()
+	})
+}
+
+func TestDeliveryFailuresAreCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		failures := 0
+		r := newRig(t, session.Config{Hooks: session.Hooks{DeliveryFailed: func(event.Event, error) { failures++ }}})
+		defer r.close()
+		r.sink.Err = errors.New("laravel down")
+		r.start("s1")
+		synctest.Wait()
+		if failures != 2 {
+			t.Fatalf("%d failures counted, want 2", failures)
+		}
+	})
+}
+
+func TestCloseDisconnectsWithoutEventsAndKeepsDevicesPaired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		before := len(r.sink.Events())
+		r.close()
+		if !c.Released() || c.LoggedIn() || c.Logouts() != 0 || !r.driver.HasDevice(c.DeviceID()) {
+			t.Fatal("close must disconnect without logging out")
+		}
+		if len(r.sink.Events()) != before {
+			t.Fatal("close emitted events")
+		}
+		if _, err := r.m.Start(context.Background(), "s2"); !errors.Is(err, session.ErrClosed) {
+			t.Fatalf("start after close: %v", err)
+		}
+	})
+}
+
+func TestRestartReconnectsPairedSessionsExpiresPendingAndKeepsVersionsMonotonic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		dev := c.DeviceID()
+		r.start("pending1")
+		r.start("idle")
+		if _, err := r.m.Stop(context.Background(), "idle"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		maxBefore := map[string]int64{}
+		for _, ev := range r.sink.Events() {
+			maxBefore[ev.SessionID] = max(maxBefore[ev.SessionID], ev.Version)
+		}
+		r.close()
+		opensBefore := r.driver.Opens()
+
+		time.Sleep(time.Second)
+		r.m = r.manager(session.Config{})
+		defer r.close()
+		if err := r.m.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if r.m.Restoring() != 0 {
+			t.Fatalf("still restoring %d", r.m.Restoring())
+		}
+		if r.driver.Opens() != opensBefore+1 {
+			t.Fatalf("restart opened %d connections, want 1 (the paired session only)", r.driver.Opens()-opensBefore)
+		}
+		if got := r.driver.Conn("s1"); got == c || got.DeviceID() != dev || !got.LoggedIn() {
+			t.Fatal("paired session did not reconnect with its device")
+		}
+		info := r.info("s1")
+		if info.Status != laravel.StatusConnected || !info.Connected {
+			t.Fatalf("s1 after restart: %+v", info)
+		}
+		if info := r.info("pending1"); info.Status != laravel.StatusExpired {
+			t.Fatalf("a QR flow interrupted by the restart must expire: %+v", info)
+		}
+		if info := r.info("idle"); info.Status != laravel.StatusExpired {
+			t.Fatalf("idle: %+v", info)
+		}
+		r.wantEvents("pending1", "status:pending", "qr:code-1", "status:expired")
+		// Connected -> (restart) -> connected is no change: no event flood on a rolling restart.
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
+
+		r.driver.Conn("s1").Drop()
+		synctest.Wait()
+		for _, ev := range r.sink.Events() {
+			if ev.Time.After(time.Now().Add(-500*time.Millisecond)) && ev.Version <= maxBefore[ev.SessionID] {
+				t.Fatalf("event %s version %d not above the previous run's %d", ev.ID, ev.Version, maxBefore[ev.SessionID])
+			}
+		}
+	})
+}
+
+func TestRestoreOfAPairedSessionWhoseDeviceIsGoneReportsLoggedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, c := pairedRig(t)
+		r.close()
+		r.driver.RemoveDevice(c.DeviceID())
+		r.m = r.manager(session.Config{})
+		defer r.close()
+		if err := r.m.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if info := r.info("s1"); info.Status != laravel.StatusLoggedOut || info.Paired {
+			t.Fatalf("%+v", info)
+		}
+	})
+}
+
+func TestManySessionsRestoreWithBoundedConcurrency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		const n = 200
+		for i := range n {
+			id := fmt.Sprintf("s%03d", i)
+			r.start(id)
+			r.driver.Conn(id).Scan()
+		}
+		synctest.Wait()
+		r.close()
+		r.m = r.manager(session.Config{RestoreConcurrency: 4})
+		defer r.close()
+		if err := r.m.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if _, live := r.m.Counts(); live != n {
+			t.Fatalf("%d of %d sessions live after restore", live, n)
+		}
+	})
+}
