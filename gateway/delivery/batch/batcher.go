@@ -1,0 +1,222 @@
+// Package batch owns the gateway's batch delivery mode (the seed's "after"): events are appended
+// durably to the Redis Streams outbox (package outbox) and a flusher per gateway reads them through
+// the consumer group, coalesces them per session and kind (latest version wins), and sends them to
+// Laravel's batch endpoints in batches of at most BatchSize items, on size, on time (BatchInterval
+// since the oldest waiting item) or on priority (a HIGH event, within PriorityInterval, taking the
+// waiting normal items along). Entries are acknowledged only after Laravel's 2xx; retryable failures
+// retry with backoff honouring Retry-After under the same Idempotency-Key, behind a circuit breaker
+// that stops reading the outbox while open; permanent failures go to the dead-letter stream.
+//
+// The pieces are separate and each counts what it does: the coalescer (Coalescer), the retry
+// policy (Backoff), the breaker (Breaker) and the flusher (Delivery), which drives them.
+package batch
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/gateway/outbox"
+)
+
+// Trigger says why a flush happened.
+type Trigger string
+
+// Flush triggers.
+const (
+	TriggerSize     Trigger = "size"
+	TriggerTime     Trigger = "time"
+	TriggerPriority Trigger = "priority"
+	TriggerShutdown Trigger = "shutdown"
+)
+
+// Triggers lists every trigger, in a stable order (metrics labels).
+var Triggers = []Trigger{TriggerSize, TriggerTime, TriggerPriority, TriggerShutdown}
+
+// Item is one coalesced item of a batch: the winning (latest-version) entry of a session and kind,
+// and the superseded entries it stands for, which are acknowledged or dead-lettered with it.
+type Item struct {
+	// Winner is the entry whose event is sent.
+	Winner outbox.Entry
+	// Superseded are older (or equal) versions of the same session and kind, never sent.
+	Superseded []outbox.Entry
+	// Since is when the first of these entries started waiting.
+	Since time.Time
+}
+
+// Entries returns the winner followed by the superseded entries.
+func (it *Item) Entries() []outbox.Entry {
+	return append([]outbox.Entry{it.Winner}, it.Superseded...)
+}
+
+// Batch is a set of coalesced items of one kind sent in one request. Its Key (the
+// Idempotency-Key) depends only on the winners' event ids, so it stays the same across retries and
+// a replay of the same content after a restart carries the same key.
+type Batch struct {
+	Kind    event.Kind
+	Key     string
+	Items   []*Item
+	Trigger Trigger
+
+	attempts int       // HTTP attempts made
+	first    time.Time // when the first attempt was due
+	next     time.Time // when the next attempt is due
+}
+
+// EntryCount returns how many outbox entries the batch stands for.
+func (b *Batch) EntryCount() int {
+	n := 0
+	for _, it := range b.Items {
+		n += 1 + len(it.Superseded)
+	}
+	return n
+}
+
+func batchKey(kind event.Kind, items []*Item) string {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.Winner.Event.ID
+	}
+	slices.Sort(ids)
+	sum := sha256.Sum256([]byte(string(kind) + "\n" + strings.Join(ids, "\n")))
+	return "wagate-" + string(kind) + "-" + hex.EncodeToString(sum[:16])
+}
+
+// Coalescer holds the items waiting to be sent, one per session and kind, and decides when they
+// are due. It is not safe for concurrent use (the flusher owns it).
+type Coalescer struct {
+	size           int
+	interval       time.Duration
+	priorityLinger time.Duration
+
+	waiting   map[event.Kind]map[string]*Item
+	highSince time.Time // arrival of the oldest waiting HIGH event; zero when none
+	coalesced int64
+}
+
+// NewCoalescer returns a Coalescer flushing at size items, interval after the oldest waiting item,
+// or priorityLinger after the oldest waiting HIGH event.
+func NewCoalescer(size int, interval, priorityLinger time.Duration) *Coalescer {
+	return &Coalescer{
+		size: size, interval: interval, priorityLinger: priorityLinger,
+		waiting: map[event.Kind]map[string]*Item{event.KindQR: {}, event.KindStatus: {}},
+	}
+}
+
+// Add puts an entry read at now among the waiting items. If an item of the same session and kind
+// waits, the higher version wins and the other becomes superseded (counted as coalesced).
+func (c *Coalescer) Add(e outbox.Entry, now time.Time) {
+	m := c.waiting[e.Event.Kind]
+	if m == nil {
+		m = map[string]*Item{}
+		c.waiting[e.Event.Kind] = m
+	}
+	if e.Event.Priority == event.PriorityHigh && c.highSince.IsZero() {
+		c.highSince = now
+	}
+	it, ok := m[e.Event.SessionID]
+	if !ok {
+		m[e.Event.SessionID] = &Item{Winner: e, Since: now}
+		return
+	}
+	c.coalesced++
+	if e.Event.Version > it.Winner.Event.Version {
+		it.Superseded = append(it.Superseded, it.Winner)
+		it.Winner = e
+	} else {
+		it.Superseded = append(it.Superseded, e)
+	}
+}
+
+// readd puts back the items of a batch that could not be delivered in time; they wait anew.
+func (c *Coalescer) readd(items []*Item, now time.Time) {
+	for _, it := range items {
+		for _, e := range it.Entries() {
+			c.Add(e, now)
+		}
+	}
+}
+
+// Waiting returns the number of waiting items of kind k.
+func (c *Coalescer) Waiting(k event.Kind) int { return len(c.waiting[k]) }
+
+// Coalesced returns how many entries were superseded so far.
+func (c *Coalescer) Coalesced() int64 { return c.coalesced }
+
+func (c *Coalescer) oldest() time.Time {
+	var t time.Time
+	for _, m := range c.waiting {
+		for _, it := range m {
+			if t.IsZero() || it.Since.Before(t) {
+				t = it.Since
+			}
+		}
+	}
+	return t
+}
+
+// Due reports whether the waiting items must be flushed at now, and why. Size wins over priority,
+// priority over time.
+func (c *Coalescer) Due(now time.Time) (Trigger, bool) {
+	for _, m := range c.waiting {
+		if len(m) >= c.size {
+			return TriggerSize, true
+		}
+	}
+	if !c.highSince.IsZero() && !now.Before(c.highSince.Add(c.priorityLinger)) {
+		return TriggerPriority, true
+	}
+	if o := c.oldest(); !o.IsZero() && !now.Before(o.Add(c.interval)) {
+		return TriggerTime, true
+	}
+	return "", false
+}
+
+// Deadline returns when the waiting items become due by time or priority; zero when none wait.
+func (c *Coalescer) Deadline() time.Time {
+	o := c.oldest()
+	if o.IsZero() {
+		return time.Time{}
+	}
+	d := o.Add(c.interval)
+	if !c.highSince.IsZero() {
+		if p := c.highSince.Add(c.priorityLinger); p.Before(d) {
+			d = p
+		}
+	}
+	return d
+}
+
+// TakeAll removes every waiting item and returns them as batches of at most size items per kind,
+// oldest items first, status batches before QR batches.
+func (c *Coalescer) TakeAll(trigger Trigger) []*Batch {
+	var out []*Batch
+	for _, kind := range []event.Kind{event.KindStatus, event.KindQR} {
+		m := c.waiting[kind]
+		if len(m) == 0 {
+			continue
+		}
+		items := make([]*Item, 0, len(m))
+		for _, it := range m {
+			items = append(items, it)
+		}
+		slices.SortFunc(items, func(a, b *Item) int {
+			if c := a.Since.Compare(b.Since); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Winner.ID, b.Winner.ID)
+		})
+		for len(items) > 0 {
+			n := min(c.size, len(items))
+			chunk := items[:n:n]
+			items = items[n:]
+			out = append(out, &Batch{Kind: kind, Key: batchKey(kind, chunk), Items: chunk, Trigger: trigger})
+		}
+		c.waiting[kind] = map[string]*Item{}
+	}
+	c.highSince = time.Time{}
+	return out
+}

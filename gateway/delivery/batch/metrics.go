@@ -1,0 +1,220 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"wagate/gateway/event"
+	"wagate/gateway/outbox"
+)
+
+// batchSizeObserver records the size of every delivered batch per kind.
+type batchSizeObserver struct {
+	hist *prometheus.HistogramVec
+}
+
+func newBatchSizeObserver() batchSizeObserver {
+	return batchSizeObserver{hist: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wagate_batch_size_items",
+		Help:    "Items per delivered batch.",
+		Buckets: []float64{1, 2, 5, 10, 20, 30, 40, 50, 100, 200, 500},
+	}, []string{"kind"})}
+}
+
+func (o batchSizeObserver) observe(k event.Kind, n int) {
+	o.hist.WithLabelValues(string(k)).Observe(float64(n))
+}
+
+// Metrics is the JSON answer of GET /metrics/batch: the seed's three fields (qrBatchSize,
+// statusBatchSize, timeSinceLastFlush in milliseconds) and the delivery's counters.
+type Metrics struct {
+	QRBatchSize          int              `json:"qrBatchSize"`
+	StatusBatchSize      int              `json:"statusBatchSize"`
+	TimeSinceLastFlushMs int64            `json:"timeSinceLastFlush"`
+	Pending              int64            `json:"pending"`
+	OutboxPendingRead    int64            `json:"outbox_read_unacked"`
+	OutboxCapacity       int64            `json:"outbox_capacity"`
+	InFlight             int              `json:"in_flight"`
+	InFlightItems        int              `json:"in_flight_items"`
+	Sent                 int64            `json:"sent"`
+	BatchesSent          int64            `json:"batches_sent"`
+	Failed               int64            `json:"failed"`
+	Retried              int64            `json:"retried"`
+	Expired              int64            `json:"expired"`
+	Coalesced            int64            `json:"coalesced"`
+	DeadLettered         int64            `json:"dead_lettered"`
+	ItemErrors           int64            `json:"item_errors"`
+	EnqueueFailed        int64            `json:"enqueue_failed"`
+	Breaker              string           `json:"breaker"`
+	BreakerOpened        int64            `json:"breaker_opened"`
+	Flushes              map[string]int64 `json:"flushes"`
+	Outbox               outbox.Counters  `json:"outbox"`
+	BatchSize            int              `json:"batchSize"`
+	BatchIntervalMs      int64            `json:"batchIntervalMs"`
+	PriorityIntervalMs   int64            `json:"priorityIntervalMs"`
+	RedisError           string           `json:"redis_error,omitempty"`
+}
+
+// Snapshot returns the current metrics; the outbox length comes from Redis (bounded by ctx).
+func (d *Delivery) Snapshot(ctx context.Context) Metrics {
+	now := d.clock.Now()
+	d.mu.Lock()
+	m := Metrics{
+		QRBatchSize:          d.co.Waiting(event.KindQR),
+		StatusBatchSize:      d.co.Waiting(event.KindStatus),
+		TimeSinceLastFlushMs: now.Sub(d.lastFlush).Milliseconds(),
+		InFlight:             len(d.inflight),
+		Coalesced:            d.co.Coalesced(),
+	}
+	for _, b := range d.inflight {
+		m.InFlightItems += len(b.Items)
+	}
+	d.mu.Unlock()
+	m.Sent, m.BatchesSent, m.Failed, m.Retried = d.sent.Load(), d.batchesSent.Load(), d.failed.Load(), d.retried.Load()
+	m.Expired, m.DeadLettered, m.ItemErrors, m.EnqueueFailed = d.expired.Load(), d.deadLettered.Load(), d.itemErrors.Load(), d.enqueueFailed.Load()
+	m.Breaker, m.BreakerOpened = d.breaker.State().String(), d.breaker.Opened()
+	m.Flushes = make(map[string]int64, len(Triggers))
+	for i, t := range Triggers {
+		m.Flushes[string(t)] = d.flushes[i].Load()
+	}
+	m.Outbox = d.ob.Counters()
+	m.BatchSize, m.BatchIntervalMs, m.PriorityIntervalMs = d.cfg.BatchSize, d.cfg.BatchInterval.Milliseconds(), d.cfg.PriorityInterval.Milliseconds()
+	st, err := d.ob.Stats(ctx)
+	m.Pending, m.OutboxPendingRead, m.OutboxCapacity = st.Length, st.Pending, st.Capacity
+	if err != nil {
+		m.RedisError = err.Error()
+	}
+	return m
+}
+
+// MetricsHandler serves GET /metrics/batch as JSON.
+func (d *Delivery) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		writeJSON(w, http.StatusOK, d.Snapshot(ctx))
+	})
+}
+
+// DeadLettersHandler serves the admin view of the dead-letter stream as JSON, newest first;
+// ?limit=N (default 100, at most 1000).
+func (d *Delivery) DeadLettersHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := int64(100)
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n <= 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"message": "limit must be a positive integer"})
+				return
+			}
+			limit = min(n, 1000)
+		}
+		dls, err := d.ob.DeadLetters(r.Context(), limit)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"dead_letters": dls, "count": len(dls)})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Collector exposes the delivery's metrics to Prometheus under wagate_ names.
+type Collector struct {
+	d     *Delivery
+	descs map[string]*prometheus.Desc
+}
+
+var collectorSeries = []struct{ name, help string }{
+	{"wagate_batch_waiting_items", "Coalesced items waiting to be flushed, by kind."},
+	{"wagate_batch_seconds_since_last_flush", "Seconds since the last flush."},
+	{"wagate_outbox_length", "Undelivered entries in the outbox stream."},
+	{"wagate_outbox_read_unacked", "Outbox entries read by a consumer and not yet acknowledged."},
+	{"wagate_outbox_capacity", "Configured bound of the outbox."},
+	{"wagate_batch_in_flight", "Batches sent or awaiting a retry."},
+	{"wagate_batch_items_sent_total", "Items Laravel acknowledged with a 2xx."},
+	{"wagate_batch_batches_sent_total", "Batches Laravel acknowledged with a 2xx."},
+	{"wagate_batch_send_failures_total", "Failed batch send attempts."},
+	{"wagate_batch_retries_total", "Batch send attempts after the first."},
+	{"wagate_batch_expired_total", "Batches whose delivery budget ran out (items re-batched, not dropped)."},
+	{"wagate_batch_coalesced_total", "Outbox entries superseded by a newer version of the same session and kind."},
+	{"wagate_batch_dead_lettered_total", "Outbox entries moved to the dead-letter stream."},
+	{"wagate_outbox_enqueue_failed_total", "Events refused because the outbox stayed full past its deadline."},
+	{"wagate_batch_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."},
+	{"wagate_batch_breaker_opened_total", "Times the circuit breaker opened."},
+	{"wagate_batch_flushes_total", "Flushes by trigger."},
+}
+
+// NewCollector returns a Prometheus collector for d.
+func NewCollector(d *Delivery) *Collector {
+	c := &Collector{d: d, descs: map[string]*prometheus.Desc{}}
+	for _, s := range collectorSeries {
+		var labels []string
+		switch s.name {
+		case "wagate_batch_waiting_items":
+			labels = []string{"kind"}
+		case "wagate_batch_flushes_total":
+			labels = []string{"trigger"}
+		}
+		c.descs[s.name] = prometheus.NewDesc(s.name, s.help, labels, nil)
+	}
+	return c
+}
+
+// Register registers the collector and the batch size histogram on reg.
+func (d *Delivery) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(NewCollector(d)); err != nil {
+		return err
+	}
+	return reg.Register(d.batchSizes.hist)
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	m := c.d.Snapshot(ctx)
+	g := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, labels...)
+	}
+	ct := func(name string, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v), labels...)
+	}
+	g("wagate_batch_waiting_items", float64(m.QRBatchSize), "qr")
+	g("wagate_batch_waiting_items", float64(m.StatusBatchSize), "status")
+	g("wagate_batch_seconds_since_last_flush", float64(m.TimeSinceLastFlushMs)/1000)
+	g("wagate_outbox_length", float64(m.Pending))
+	g("wagate_outbox_read_unacked", float64(m.OutboxPendingRead))
+	g("wagate_outbox_capacity", float64(m.OutboxCapacity))
+	g("wagate_batch_in_flight", float64(m.InFlight))
+	ct("wagate_batch_items_sent_total", m.Sent)
+	ct("wagate_batch_batches_sent_total", m.BatchesSent)
+	ct("wagate_batch_send_failures_total", m.Failed)
+	ct("wagate_batch_retries_total", m.Retried)
+	ct("wagate_batch_expired_total", m.Expired)
+	ct("wagate_batch_coalesced_total", m.Coalesced)
+	ct("wagate_batch_dead_lettered_total", m.DeadLettered)
+	ct("wagate_outbox_enqueue_failed_total", m.EnqueueFailed)
+	g("wagate_batch_breaker_state", float64(c.d.breaker.State()))
+	ct("wagate_batch_breaker_opened_total", m.BreakerOpened)
+	for _, t := range Triggers {
+		ct("wagate_batch_flushes_total", m.Flushes[string(t)], string(t))
+	}
+}
