@@ -38,7 +38,7 @@ func TestTheBreakerOpensHalfOpensAndClosesOnTheFakeClock(t *testing.T) {
 		if b.State() != gobreaker.StateOpen {
 			t.Fatal("half-open before OpenFor elapsed")
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 		if b.State() != gobreaker.StateHalfOpen {
 			t.Fatalf("state %s after OpenFor; want half-open", b.State())
 		}
@@ -47,7 +47,7 @@ func TestTheBreakerOpensHalfOpensAndClosesOnTheFakeClock(t *testing.T) {
 		if b.State() != gobreaker.StateOpen || b.Opened() != 2 {
 			t.Fatalf("state %s after a failed probe; want open again", b.State())
 		}
-		time.Sleep(10 * time.Second)
+		time.Sleep(10*time.Second + time.Millisecond)
 		if _, err := b.Execute(ok); err != nil {
 			t.Fatal(err)
 		}
