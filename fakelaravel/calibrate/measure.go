@@ -1,0 +1,201 @@
+package calibrate
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Plan sets the phases measured for every kind. Zero values take the defaults of DefaultPlan.
+type Plan struct {
+	// WarmUp is a closed-loop run whose figures are thrown away (opcache, connections, SQLite).
+	WarmUp time.Duration `json:"warm_up_ns"`
+	// Solo is a run with one client: the service time without queueing, and its spread.
+	Solo time.Duration `json:"solo_ns"`
+	// Saturation is one closed-loop run with SaturationClients clients, repeated
+	// SaturationRepeats times; the median throughput is the saturation throughput.
+	Saturation        time.Duration `json:"saturation_ns"`
+	SaturationRepeats int           `json:"saturation_repeats"`
+	SaturationClients int           `json:"saturation_clients"`
+	// Load is one open-loop run at 50% and at 80% of the saturation throughput, repeated
+	// LoadRepeats times (the medians of p50 and p99 are reported).
+	Load        time.Duration `json:"load_ns"`
+	LoadRepeats int           `json:"load_repeats"`
+	// Overload is one open-loop run at OverloadFactor times the saturation throughput.
+	Overload       time.Duration `json:"overload_ns"`
+	OverloadFactor float64       `json:"overload_factor"`
+	// Settle is a pause after the overload run so the server drains its queue.
+	Settle time.Duration `json:"settle_ns"`
+	// MaxInFlight caps the requests an open-loop run has outstanding.
+	MaxInFlight int `json:"max_in_flight"`
+	// Seed fixes the open-loop arrival times.
+	Seed uint64 `json:"seed"`
+}
+
+// DefaultPlan is about 35 seconds per kind against a server that drains its queue quickly.
+func DefaultPlan(workers int) Plan {
+	return Plan{
+		WarmUp: 2 * time.Second, Solo: 2 * time.Second,
+		Saturation: 3 * time.Second, SaturationRepeats: 3, SaturationClients: 2 * workers,
+		Load: 4 * time.Second, LoadRepeats: 2,
+		Overload: 4 * time.Second, OverloadFactor: 2, Settle: 3 * time.Second,
+		MaxInFlight: 2000, Seed: 1,
+	}
+}
+
+// KindMeasurement is what the plan measured for one kind.
+type KindMeasurement struct {
+	Kind Kind `json:"kind"`
+	// SaturationRPS is the median 2xx throughput of the saturation runs.
+	SaturationRPS float64 `json:"saturation_rps"`
+	// OfferedRPS is the throughput the open-loop rates were derived from (SaturationRPS, or the
+	// reference's when comparing).
+	OfferedRPS float64 `json:"offered_rps"`
+	// ServerCPUPerRequest is the server processes' CPU per answered request during the saturation
+	// runs (0 when not measured).
+	ServerCPUPerRequestMS float64 `json:"server_cpu_per_request_ms"`
+	// ServerCores is the server's CPU use during the saturation runs, in cores.
+	ServerCores float64 `json:"server_cores"`
+	// OthersCores is the CPU other processes used during the saturation runs, in cores.
+	OthersCores float64 `json:"others_cores"`
+	// SelfCores is the load generator's CPU use during the saturation runs, in cores.
+	SelfCores float64 `json:"self_cores"`
+
+	Solo       *Result   `json:"solo"`
+	Saturation []*Result `json:"saturation"`
+	Load50     []*Result `json:"load50"`
+	Load80     []*Result `json:"load80"`
+	Overload   *Result   `json:"overload"`
+}
+
+// Latency returns the median over repeats of the p-th percentile of runs.
+func Latency(runs []*Result, p float64) time.Duration {
+	if len(runs) == 0 {
+		return 0
+	}
+	v := make([]time.Duration, len(runs))
+	for i, r := range runs {
+		v[i] = r.Percentile(p)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// Measurement is the plan's outcome for one target.
+type Measurement struct {
+	Target        string            `json:"target"`
+	Started       time.Time         `json:"started"`
+	Finished      time.Time         `json:"finished"`
+	LoadAvgBefore [3]float64        `json:"load_average_before"`
+	LoadAvgAfter  [3]float64        `json:"load_average_after"`
+	Plan          Plan              `json:"plan"`
+	Kinds         []KindMeasurement `json:"kinds"`
+}
+
+// Kind returns the measurement of k, or nil.
+func (m *Measurement) Kind(k Kind) *KindMeasurement {
+	for i := range m.Kinds {
+		if m.Kinds[i].Kind == k {
+			return &m.Kinds[i]
+		}
+	}
+	return nil
+}
+
+// Measure runs plan against t for every kind in kinds. When offered is non-nil, the open-loop
+// rates derive from offered[kind] instead of the target's own saturation throughput (so a fake
+// gets exactly the load the real app got). logf reports progress.
+func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, plan Plan, sampler Sampler, offered map[Kind]float64, logf func(string, ...any)) (*Measurement, error) {
+	m := &Measurement{Target: t.Name, Started: time.Now().UTC(), Plan: plan}
+	m.LoadAvgBefore, _ = sampler.LoadAverage()
+	if err := Seed(ctx, t, client); err != nil {
+		return nil, err
+	}
+	for _, k := range kinds {
+		km := KindMeasurement{Kind: k}
+		maxReq := func(rate float64, d time.Duration) int { return int(rate*d.Seconds()*1.5) + 50 }
+
+		ClosedLoop(ctx, t, client, k, plan.SaturationClients, plan.WarmUp, 1_000_000)
+		km.Solo = ClosedLoop(ctx, t, client, k, 1, plan.Solo, 1_000_000)
+		logf("%s %s: solo p50 %v p90 %v", t.Name, k, km.Solo.Percentile(50).Round(10*time.Microsecond), km.Solo.Percentile(90).Round(10*time.Microsecond))
+
+		before, errBefore := sampler.Sample()
+		var answered int
+		for range plan.SaturationRepeats {
+			r := ClosedLoop(ctx, t, client, k, plan.SaturationClients, plan.Saturation, 1_000_000)
+			km.Saturation = append(km.Saturation, r)
+			answered += r.Sent
+		}
+		after, errAfter := sampler.Sample()
+		if errBefore == nil && errAfter == nil {
+			u := after.Sub(before)
+			km.ServerCores, km.OthersCores, km.SelfCores = u.Cores(u.Server), u.Cores(u.Others), u.Cores(u.Self)
+			if len(sampler.Roots) > 0 && answered > 0 {
+				km.ServerCPUPerRequestMS = u.Server.Seconds() * 1000 / float64(answered)
+			}
+		}
+		tp := make([]float64, len(km.Saturation))
+		for i, r := range km.Saturation {
+			tp[i] = r.Throughput()
+		}
+		slices.Sort(tp)
+		km.SaturationRPS = tp[len(tp)/2]
+		km.OfferedRPS = km.SaturationRPS
+		if offered != nil && offered[k] > 0 {
+			km.OfferedRPS = offered[k]
+		}
+		logf("%s %s: saturation %.0f req/s (runs %v), server CPU %.2f ms/req on %.2f cores, others %.2f cores",
+			t.Name, k, km.SaturationRPS, roundAll(tp), km.ServerCPUPerRequestMS, km.ServerCores, km.OthersCores)
+		if km.OfferedRPS <= 0 {
+			return nil, fmt.Errorf("calibrate: %s %s: no successful request at saturation (statuses %v)", t.Name, k, km.Saturation[0].Status)
+		}
+
+		for i := range plan.LoadRepeats {
+			seed := plan.Seed + uint64(i)
+			rate := 0.5 * km.OfferedRPS
+			km.Load50 = append(km.Load50, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed))
+			rate = 0.8 * km.OfferedRPS
+			km.Load80 = append(km.Load80, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed+100))
+		}
+		logf("%s %s: 50%% load p50/p99 %v/%v, 80%% load %v/%v", t.Name, k,
+			ms(Latency(km.Load50, 50)), ms(Latency(km.Load50, 99)), ms(Latency(km.Load80, 50)), ms(Latency(km.Load80, 99)))
+
+		rate := plan.OverloadFactor * km.OfferedRPS
+		km.Overload = OpenLoop(ctx, t, client, k, rate, plan.Overload, maxReq(rate, plan.Overload), plan.MaxInFlight, plan.Seed+200)
+		o := km.Overload
+		logf("%s %s: %.0fx overload: %d sent, %d ok (%.0f/s), 502 %d, 504 %d, errors %d, dropped %d, p50/p99 ok %v/%v",
+			t.Name, k, plan.OverloadFactor, o.Sent, o.OK(), o.Throughput(), o.Status[502], o.Status[504], o.Status[0], o.Dropped,
+			ms(o.Percentile(50)), ms(o.Percentile(99)))
+		m.Kinds = append(m.Kinds, km)
+		if err := sleepCtx(ctx, plan.Settle); err != nil {
+			return nil, err
+		}
+	}
+	m.LoadAvgAfter, _ = sampler.LoadAverage()
+	m.Finished = time.Now().UTC()
+	return m, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("calibrate: %w", ctx.Err())
+	}
+}
+
+// ms renders a duration in milliseconds with one decimal.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
+
+func roundAll(v []float64) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}

@@ -1,0 +1,252 @@
+package fakelaravel
+
+import (
+	"context"
+	"math"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// loadResult counts what became of an open-loop load offered to a pool.
+type loadResult struct {
+	served, rejected, timedOut int
+	servedInWindow             int // completions inside the offered window
+	maxWait                    time.Duration
+	window                     time.Duration
+}
+
+func (r loadResult) throughput() float64 { return float64(r.servedInWindow) / r.window.Seconds() }
+
+// offer sends rate requests per second for window (virtual time), each writing rows rows, and
+// waits for every answer. It must run inside a synctest bubble.
+func offer(t *testing.T, m CapacityModel, rate float64, window time.Duration, rows int) loadResult {
+	t.Helper()
+	p, err := newPool(m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	n := int(window / interval)
+	var mu sync.Mutex
+	res := loadResult{window: window}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			r := p.do(context.Background(), func(ctx context.Context, burn func(int)) *response {
+				burn(rows)
+				return &response{status: 200}
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.outcome {
+			case outcomeServed:
+				res.served++
+				if time.Since(start) <= window {
+					res.servedInWindow++
+				}
+				res.maxWait = max(res.maxWait, r.queueWait)
+			case outcomeRejected:
+				res.rejected++
+			case outcomeTimedOut:
+				res.timedOut++
+			}
+		})
+		time.Sleep(interval)
+	}
+	wg.Wait()
+	return res
+}
+
+func near(got, want, tolerance float64) bool { return math.Abs(got-want) <= tolerance*want }
+
+// With W workers each on its own core and service time S, throughput follows the offered load up
+// to W/S; beyond it the excess queues, and once the backlog is full it gets 502s.
+func TestThroughputSaturatesNearWorkersOverServiceTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Workers: 4, BootstrapCPU: 10 * time.Millisecond, Backlog: 40, ProxyTimeout: time.Minute}
+		capacity := m.SaturationThroughput(0) // 4 / 10 ms = 400/s
+		if capacity != 400 {
+			t.Fatalf("SaturationThroughput = %v, want 400", capacity)
+		}
+		half := offer(t, m, capacity/2, 2*time.Second, 0)
+		if half.rejected != 0 || !near(half.throughput(), capacity/2, 0.05) || half.maxWait > 0 {
+			t.Fatalf("half load: %+v (throughput %.0f/s)", half, half.throughput())
+		}
+		full := offer(t, m, 0.95*capacity, 2*time.Second, 0)
+		if full.rejected != 0 || !near(full.throughput(), 0.95*capacity, 0.05) {
+			t.Fatalf("95%% load: %+v (throughput %.0f/s)", full, full.throughput())
+		}
+		over := offer(t, m, 2*capacity, 2*time.Second, 0)
+		if !near(over.throughput(), capacity, 0.05) {
+			t.Fatalf("2x load: throughput %.0f/s, want ~%.0f/s", over.throughput(), capacity)
+		}
+		// Everything beyond workers + backlog + what was served is refused at once.
+		offered := over.served + over.rejected
+		if over.rejected == 0 || over.served > over.servedInWindow+m.Workers+m.Backlog {
+			t.Fatalf("2x load: %+v", over)
+		}
+		if !near(float64(over.rejected)/float64(offered), 0.5, 0.1) {
+			t.Fatalf("2x load rejected %d of %d, want about half", over.rejected, offered)
+		}
+		// The queue filled: the longest wait is about backlog / throughput.
+		wantWait := time.Duration(float64(m.Backlog) / capacity * float64(time.Second))
+		if !near(float64(over.maxWait), float64(wantWait), 0.15) {
+			t.Fatalf("2x load max queue wait %v, want ~%v", over.maxWait, wantWait)
+		}
+	})
+}
+
+// With fewer cores than workers, requests share the cores and throughput follows Cores/CPU, not
+// Workers/CPU; service time stretches instead.
+func TestThroughputFollowsCoresOverCPUWhenCoresAreFewer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Cores: 2, Workers: 8, BootstrapCPU: 5 * time.Millisecond, PerRowCPU: 100 * time.Microsecond, Backlog: 511, ProxyTimeout: time.Minute}
+		capacity := m.SaturationThroughput(50) // 2 / 10 ms = 200/s
+		if !near(capacity, 200, 1e-9) {
+			t.Fatalf("SaturationThroughput = %v, want 200", capacity)
+		}
+		over := offer(t, m, 300, 2*time.Second, 50)
+		if !near(over.throughput(), capacity, 0.05) {
+			t.Fatalf("throughput %.0f/s, want ~%.0f/s (Workers/CPU would be %.0f/s)", over.throughput(), capacity, 8/0.010)
+		}
+		light := offer(t, m, 50, 2*time.Second, 50)
+		if !near(light.throughput(), 50, 0.05) || light.rejected != 0 {
+			t.Fatalf("light load: %+v", light)
+		}
+	})
+}
+
+// Processor sharing: two jobs on one core each take twice as long as alone.
+func TestCPUShareSplitsACoreBetweenJobs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCPUShare(1)
+		start := time.Now()
+		var wg sync.WaitGroup
+		ends := make([]time.Duration, 2)
+		for i := range ends {
+			wg.Go(func() {
+				c.use(context.Background(), 100*time.Millisecond)
+				ends[i] = time.Since(start)
+			})
+		}
+		wg.Wait()
+		for _, e := range ends {
+			if !near(float64(e), float64(200*time.Millisecond), 0.01) {
+				t.Fatalf("ends %v, want both ~200ms", ends)
+			}
+		}
+		// A short job arriving next to a long one leaves first.
+		start = time.Now()
+		var short, long time.Duration
+		wg.Go(func() { c.use(context.Background(), 300*time.Millisecond); long = time.Since(start) })
+		wg.Go(func() { c.use(context.Background(), 100*time.Millisecond); short = time.Since(start) })
+		wg.Wait()
+		if !near(float64(short), float64(200*time.Millisecond), 0.01) || !near(float64(long), float64(400*time.Millisecond), 0.01) {
+			t.Fatalf("short %v long %v, want 200ms and 400ms", short, long)
+		}
+	})
+}
+
+// A request not answered within the proxy timeout gets a 504; FPM still serves it later.
+func TestProxyTimeoutAnswers504AndFPMFinishesTheRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Workers: 1, BootstrapCPU: 100 * time.Millisecond, Backlog: 100, ProxyTimeout: 250 * time.Millisecond}
+		p, err := newPool(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		var mu sync.Mutex
+		outcomes := map[outcome]int{}
+		applied := 0
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				r := p.do(context.Background(), func(context.Context, func(int)) *response {
+					mu.Lock()
+					applied++
+					mu.Unlock()
+					return &response{status: 200}
+				})
+				mu.Lock()
+				outcomes[r.outcome]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		time.Sleep(time.Second) // let FPM finish the abandoned ones
+		synctest.Wait()
+		if outcomes[outcomeServed] != 2 || outcomes[outcomeTimedOut] != 3 {
+			t.Fatalf("outcomes %v, want 2 served and 3 timed out", outcomes)
+		}
+		if applied != 5 || p.abandoned.Load() != 3 {
+			t.Fatalf("applied %d abandoned %d, want 5 and 3", applied, p.abandoned.Load())
+		}
+	})
+}
+
+// Jitter spreads service times around the mean without moving the mean.
+func TestJitterKeepsTheMeanServiceTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Workers: 1, BootstrapCPU: 10 * time.Millisecond, Jitter: 0.5, Backlog: 1000}
+		p, err := newPool(m, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		var sum, lo, hi time.Duration
+		lo = time.Hour
+		const n = 400
+		for range n {
+			r := p.do(context.Background(), func(context.Context, func(int)) *response { return &response{} })
+			sum += r.service
+			lo, hi = min(lo, r.service), max(hi, r.service)
+		}
+		mean := sum / n
+		if !near(float64(mean), float64(10*time.Millisecond), 0.05) || lo < 5*time.Millisecond || hi > 15*time.Millisecond || hi-lo < 8*time.Millisecond {
+			t.Fatalf("mean %v range [%v, %v]", mean, lo, hi)
+		}
+	})
+}
+
+func TestCapacityModelValidation(t *testing.T) {
+	for _, m := range []CapacityModel{
+		{Workers: 0},
+		{Workers: 1, Cores: -1},
+		{Workers: 1, Jitter: 1},
+		{Workers: 1, Backlog: -1},
+		{Workers: 1, BootstrapCPU: -time.Millisecond},
+	} {
+		if m.Validate() == nil {
+			t.Errorf("%+v accepted", m)
+		}
+	}
+	if err := DefaultCapacityModel().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmbeddedCalibrationHoldsTheIssueDefaults(t *testing.T) {
+	c := DefaultCalibration()
+	if c.Source == "" {
+		t.Fatal("calibration has no source")
+	}
+	m := c.Model.CapacityModel()
+	// Until `make calibrate-laravel` measures the real app, the issue's defaults apply.
+	if c.MeasuredAt == "" {
+		want := CapacityModel{BootstrapCPU: 25 * time.Millisecond, PerRowCPU: 200 * time.Microsecond, Jitter: 0.1, Workers: 16, Backlog: 511, ProxyTimeout: time.Minute}
+		if m != want {
+			t.Fatalf("defaults %+v, want %+v", m, want)
+		}
+	}
+	if back := m.Calibrated().CapacityModel(); back != m {
+		t.Fatalf("round trip %+v != %+v", back, m)
+	}
+	if _, err := ParseCalibration([]byte(`{"source":"x","model":{"workers":0}}`)); err == nil {
+		t.Fatal("invalid calibration accepted")
+	}
+}
