@@ -1,0 +1,56 @@
+package metrics
+
+import "wagate/simulator/threshold"
+
+// Info describes one metric the simulator records.
+type Info struct {
+	Type     string
+	Contains string
+	Help     string
+}
+
+// Catalog lists every metric the simulator records, k6's built-ins first. Scenario validation
+// rejects thresholds on other names, as k6 rejects thresholds on undefined metrics.
+var Catalog = map[string]Info{
+	"vus":                {threshold.Gauge, ContainsDefault, "virtual users running iterations"},
+	"vus_max":            {threshold.Gauge, ContainsDefault, "virtual users allocated"},
+	"iterations":         {threshold.Counter, ContainsDefault, "iterations (user sessions) completed"},
+	"iteration_duration": {threshold.Trend, ContainsTime, "time of one iteration (one user session)"},
+	"dropped_iterations": {threshold.Counter, ContainsDefault, "arrival-rate iterations that found no free VU"},
+	"checks":             {threshold.Rate, ContainsDefault, "share of passed checks"},
+	"http_reqs":          {threshold.Counter, ContainsDefault, "gateway API requests (tags endpoint, method, status)"},
+	"http_req_duration":  {threshold.Trend, ContainsTime, "gateway API latency as the Laravel app sees it (tags endpoint, method, status)"},
+	"http_req_failed":    {threshold.Rate, ContainsDefault, "share of gateway API requests that failed (network error or 5xx, or an unexpected 4xx)"},
+
+	"laravel_reqs":                {threshold.Counter, ContainsDefault, "requests fakelaravel received (tag endpoint)"},
+	"laravel_requests_per_minute": {threshold.Gauge, ContainsDefault, "Laravel requests per minute: value is the run's mean, min and max over series intervals"},
+	"laravel_req_duration":        {threshold.Trend, ContainsTime, "Laravel-side latency, queue wait plus service (from fakelaravel's bucket histograms: bucket upper bounds)"},
+	"laravel_queue_wait":          {threshold.Trend, ContainsTime, "time requests waited for a PHP-FPM worker (bucket upper bounds)"},
+	"laravel_reqs_failed":         {threshold.Rate, ContainsDefault, "share of Laravel requests answered with a non-2xx status"},
+
+	"event_delivery_delay":   {threshold.Trend, ContainsTime, "from fakewa causing an event to fakelaravel having applied it (tags kind, priority)"},
+	"qr_visibility_delay":    {threshold.Trend, ContainsTime, "from the gateway generating a QR code to fakelaravel having it"},
+	"qr_expired_unseen":      {threshold.Counter, ContainsDefault, "QR codes that expired before Laravel had them"},
+	"pairing_duration":       {threshold.Trend, ContainsTime, "from session start to connected"},
+	"pairings":               {threshold.Counter, ContainsDefault, "sessions that paired"},
+	"pairing_failures":       {threshold.Counter, ContainsDefault, "sessions whose user gave up pairing"},
+	"scan_failures":          {threshold.Counter, ContainsDefault, "QR scans that failed (wrong or expired code, or the user's bad luck)"},
+	"messages_sent":          {threshold.Counter, ContainsDefault, "messages the gateway accepted"},
+	"sessions":               {threshold.Gauge, ContainsDefault, "sessions by estado_qr in Laravel (tag state)"},
+	"sessions_connected":     {threshold.Gauge, ContainsDefault, "sessions connected according to the gateway"},
+	"gateway_cpu_percent":    {threshold.Trend, ContainsDefault, "gateway process CPU, % of one core, sampled every second"},
+	"gateway_rss_bytes":      {threshold.Gauge, ContainsData, "gateway process resident set size"},
+	"gateway_goroutines":     {threshold.Gauge, ContainsDefault, "gateway goroutines (from its /metrics)"},
+	"outbox_depth":           {threshold.Gauge, ContainsDefault, "events waiting in the gateway's batch outbox"},
+	"lost_updates":           {threshold.Counter, ContainsDefault, "sessions whose final state never reached Laravel"},
+	"stale_overwrites":       {threshold.Counter, ContainsDefault, "sessions where an older state replaced a newer one in Laravel"},
+	"duplicate_applications": {threshold.Counter, ContainsDefault, "events Laravel applied more than once"},
+	"ground_truth_sessions":  {threshold.Counter, ContainsDefault, "sessions whose final state was compared"},
+}
+
+// DefineAll declares every catalogued metric so each appears in the summary.
+func (r *Registry) DefineAll() {
+	for name, info := range Catalog {
+		_ = r.Define(name, info.Type, info.Contains)
+	}
+}

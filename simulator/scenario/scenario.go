@@ -1,0 +1,376 @@
+// Package scenario owns the simulator's scenario files (YAML, in scenarios/): who the users are
+// and how they churn (k6 scenarios with k6 executors, plus a behaviour model per user), the
+// gateway and fakelaravel configuration under test, a fault schedule over time, the drain period
+// and k6 thresholds. Load reads a file, applies `-set key=value` overrides, fills defaults and
+// validates it; every problem names the file, the field and what is wrong.
+package scenario
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"wagate/simulator/executor"
+	"wagate/simulator/threshold"
+)
+
+// File is one scenario file.
+type File struct {
+	// Name identifies the scenario in reports; defaults to the file's base name.
+	Name string `yaml:"name"`
+	// Description says what the scenario exercises.
+	Description string `yaml:"description"`
+	// Users is the number of users an executor runs when it gives no vus (or maxVUs), so
+	// `-set users=1000` scales a scenario.
+	Users int64 `yaml:"users"`
+	// Scenarios are k6 scenarios by name: an executor drives users whose every iteration is one
+	// session of one WhatsApp account (start, pair, live, end).
+	Scenarios map[string]*Scenario `yaml:"scenarios"`
+	// Behaviour is the default behaviour model of every scenario's users.
+	Behaviour Behaviour `yaml:"behaviour"`
+	// Gateway is the gateway configuration under test.
+	Gateway Gateway `yaml:"gateway"`
+	// Laravel is fakelaravel's configuration (capacity model, initial faults).
+	Laravel Laravel `yaml:"laravel"`
+	// WhatsApp is fakewa's configuration.
+	WhatsApp WhatsApp `yaml:"whatsapp"`
+	// Faults is the fault schedule: changes to fakelaravel and WhatsApp at given times.
+	Faults []Fault `yaml:"faults"`
+	// Drain is how long the simulator waits after the users stopped before it compares Laravel's
+	// state with the ground truth (default 15s).
+	Drain Duration `yaml:"drain"`
+	// SeriesInterval is the width of one report series point (default 10s).
+	SeriesInterval Duration `yaml:"seriesInterval"`
+	// Thresholds are k6 thresholds: metric (with optional tag filter) -> expressions.
+	Thresholds map[string]ThresholdList `yaml:"thresholds"`
+	// SummaryTrendStats are the trend stats in summary.json (k6's default when empty).
+	SummaryTrendStats []string `yaml:"summaryTrendStats"`
+	// Seed makes the users' random choices reproducible (default 1).
+	Seed uint64 `yaml:"seed"`
+
+	// Path is the file the scenario was read from (set by Load).
+	Path string `yaml:"-"`
+	// Overrides are the -set pairs applied, in order (set by Load).
+	Overrides []string `yaml:"-"`
+	// ThresholdSets are the parsed thresholds in key order (set by Load).
+	ThresholdSets []threshold.Set `yaml:"-"`
+}
+
+// Scenario is one k6 scenario: an executor with k6's option names, plus the users' behaviour.
+type Scenario struct {
+	Executor         string   `yaml:"executor"`
+	StartTime        Duration `yaml:"startTime"`
+	GracefulStop     Duration `yaml:"gracefulStop"`
+	VUs              *int64   `yaml:"vus"`
+	Iterations       int64    `yaml:"iterations"`
+	MaxDuration      Duration `yaml:"maxDuration"`
+	Duration         Duration `yaml:"duration"`
+	StartVUs         *int64   `yaml:"startVUs"`
+	GracefulRampDown Duration `yaml:"gracefulRampDown"`
+	Stages           []Stage  `yaml:"stages"`
+	Rate             int64    `yaml:"rate"`
+	StartRate        int64    `yaml:"startRate"`
+	TimeUnit         Duration `yaml:"timeUnit"`
+	PreAllocatedVUs  *int64   `yaml:"preAllocatedVUs"`
+	MaxVUs           *int64   `yaml:"maxVUs"`
+	// Tags are added to every sample of this scenario's users (k6's scenario tags).
+	Tags map[string]string `yaml:"tags"`
+	// Behaviour overrides the file's behaviour fields that it sets.
+	Behaviour *Behaviour `yaml:"behaviour"`
+
+	// Config is the executor configuration after defaults (set by Load).
+	Config executor.Config `yaml:"-"`
+	// Model is the effective behaviour (set by Load).
+	Model Behaviour `yaml:"-"`
+	set   map[string]bool
+}
+
+// Stage is one ramping stage.
+type Stage struct {
+	Duration Duration `yaml:"duration"`
+	Target   int64    `yaml:"target"`
+}
+
+// Behaviour is what one user (a WhatsApp account of a Laravel customer, and the Laravel app acting
+// for it) does. Every field has a default (DefaultBehaviour).
+type Behaviour struct {
+	// ScanDelay is the time from Laravel showing a QR code until the person scans it.
+	ScanDelay *Dist `yaml:"scanDelay"`
+	// ScanSuccess is the probability that a scan pairs (a failed scan waits for the next code).
+	ScanSuccess *float64 `yaml:"scanSuccess"`
+	// GiveUpAfter is how long a person keeps trying to pair before giving up (the session stays
+	// pending or expires).
+	GiveUpAfter *Duration `yaml:"giveUpAfter"`
+	// SessionLifetime is how long a session stays in use once connected before the user ends it.
+	SessionLifetime *Dist `yaml:"sessionLifetime"`
+	// LogoutAtEnd is the probability that a session ends by logout (DELETE /sessions/{id}); otherwise
+	// the user just stops using it and it stays connected.
+	LogoutAtEnd *float64 `yaml:"logoutAtEnd"`
+	// MessagesPerMinute is the rate of messages a connected user sends (Poisson).
+	MessagesPerMinute *float64 `yaml:"messagesPerMinute"`
+	// StatusPollInterval is the pause between two status polls (GET /sessions/{id}) of one poller.
+	StatusPollInterval *Duration `yaml:"statusPollInterval"`
+	// QRPollInterval is the pause between two QR polls (GET /sessions/{id}/qr) while pairing.
+	QRPollInterval *Duration `yaml:"qrPollInterval"`
+	// Pollers is how many independent status pollers the Laravel app runs for one user (workers,
+	// open browser tabs, cron jobs); each waits for its answer, then StatusPollInterval.
+	Pollers *int64 `yaml:"pollers"`
+	// DropsPerHour is the rate of network drops of a connected session (fakewa drop; whatsmeow
+	// reconnects by itself).
+	DropsPerHour *float64 `yaml:"dropsPerHour"`
+	// ReplacedPerHour is the rate of stream-replaced events (another client took the session).
+	ReplacedPerHour *float64 `yaml:"replacedPerHour"`
+	// RemoteLogoutsPerHour is the rate of logouts from the phone (device removed, 401).
+	RemoteLogoutsPerHour *float64 `yaml:"remoteLogoutsPerHour"`
+}
+
+// DefaultBehaviour is the behaviour of a user when the file says nothing.
+func DefaultBehaviour() Behaviour {
+	f := func(v float64) *float64 { return &v }
+	d := func(v time.Duration) *Duration { x := Duration(v); return &x }
+	i := func(v int64) *int64 { return &v }
+	return Behaviour{
+		ScanDelay:            &Dist{Min: Duration(2 * time.Second), Max: Duration(8 * time.Second)},
+		ScanSuccess:          f(1),
+		GiveUpAfter:          d(3 * time.Minute),
+		SessionLifetime:      &Dist{Min: Duration(time.Hour), Max: Duration(time.Hour)},
+		LogoutAtEnd:          f(0),
+		MessagesPerMinute:    f(0),
+		StatusPollInterval:   d(5 * time.Second),
+		QRPollInterval:       d(2 * time.Second),
+		Pollers:              i(1),
+		DropsPerHour:         f(0),
+		ReplacedPerHour:      f(0),
+		RemoteLogoutsPerHour: f(0),
+	}
+}
+
+// merge returns b with every field o sets replaced.
+func (b Behaviour) merge(o *Behaviour) Behaviour {
+	if o == nil {
+		return b
+	}
+	if o.ScanDelay != nil {
+		b.ScanDelay = o.ScanDelay
+	}
+	if o.ScanSuccess != nil {
+		b.ScanSuccess = o.ScanSuccess
+	}
+	if o.GiveUpAfter != nil {
+		b.GiveUpAfter = o.GiveUpAfter
+	}
+	if o.SessionLifetime != nil {
+		b.SessionLifetime = o.SessionLifetime
+	}
+	if o.LogoutAtEnd != nil {
+		b.LogoutAtEnd = o.LogoutAtEnd
+	}
+	if o.MessagesPerMinute != nil {
+		b.MessagesPerMinute = o.MessagesPerMinute
+	}
+	if o.StatusPollInterval != nil {
+		b.StatusPollInterval = o.StatusPollInterval
+	}
+	if o.QRPollInterval != nil {
+		b.QRPollInterval = o.QRPollInterval
+	}
+	if o.Pollers != nil {
+		b.Pollers = o.Pollers
+	}
+	if o.DropsPerHour != nil {
+		b.DropsPerHour = o.DropsPerHour
+	}
+	if o.ReplacedPerHour != nil {
+		b.ReplacedPerHour = o.ReplacedPerHour
+	}
+	if o.RemoteLogoutsPerHour != nil {
+		b.RemoteLogoutsPerHour = o.RemoteLogoutsPerHour
+	}
+	return b
+}
+
+func (b Behaviour) validate() error {
+	prob := func(name string, v float64) error {
+		if v < 0 || v > 1 || math.IsNaN(v) {
+			return fmt.Errorf("%s: %v is not a probability; use a number from 0 to 1", name, v)
+		}
+		return nil
+	}
+	nonNeg := func(name string, v float64) error {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s: %v can't be negative", name, v)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		b.ScanDelay.validate("scanDelay"),
+		b.SessionLifetime.validate("sessionLifetime"),
+		prob("scanSuccess", *b.ScanSuccess),
+		prob("logoutAtEnd", *b.LogoutAtEnd),
+		nonNeg("messagesPerMinute", *b.MessagesPerMinute),
+		nonNeg("dropsPerHour", *b.DropsPerHour),
+		nonNeg("replacedPerHour", *b.ReplacedPerHour),
+		nonNeg("remoteLogoutsPerHour", *b.RemoteLogoutsPerHour),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if *b.StatusPollInterval < Duration(10*time.Millisecond) {
+		return fmt.Errorf("statusPollInterval: %s is too short; use at least 10ms", *b.StatusPollInterval)
+	}
+	if *b.QRPollInterval < Duration(10*time.Millisecond) {
+		return fmt.Errorf("qrPollInterval: %s is too short; use at least 10ms", *b.QRPollInterval)
+	}
+	if *b.Pollers < 0 || *b.Pollers > 100 {
+		return fmt.Errorf("pollers: %d is out of range; use 0 to 100 pollers per user", *b.Pollers)
+	}
+	if *b.GiveUpAfter <= 0 {
+		return fmt.Errorf("giveUpAfter: must be more than 0")
+	}
+	return nil
+}
+
+// Gateway is the gateway configuration under test. Typed fields become WAGATE_* variables; Env
+// adds or overrides any other variable.
+type Gateway struct {
+	// Mode is "legacy" or "batch".
+	Mode string `yaml:"mode"`
+	// BatchSize, BatchInterval and PriorityInterval tune batch delivery.
+	BatchSize        int      `yaml:"batchSize"`
+	BatchInterval    Duration `yaml:"batchInterval"`
+	PriorityInterval Duration `yaml:"priorityInterval"`
+	// TTL are cache TTLs by kind: qr, status, connection, session.
+	TTL map[string]Duration `yaml:"ttl"`
+	// QR is the QR rotation: first code, following codes, number of codes.
+	QR QRTiming `yaml:"qr"`
+	// Redis is "embedded" (miniredis in the gateway, the default), "server" (a redis-server the
+	// simulator starts on a free port; embedded when none is installed) or a redis:// URL.
+	Redis string `yaml:"redis"`
+	// Env sets further environment variables of the gateway process.
+	Env map[string]string `yaml:"env"`
+	// URL points at an already running gateway instead of starting one (with Token).
+	URL   string `yaml:"url"`
+	Token string `yaml:"token"`
+}
+
+// QRTiming is the QR rotation like WhatsApp Web.
+type QRTiming struct {
+	First Duration `yaml:"first"`
+	Next  Duration `yaml:"next"`
+	Codes int      `yaml:"codes"`
+}
+
+// Laravel is fakelaravel's configuration: the capacity model and initial faults. Typed fields
+// become its flags; Flags adds any other flag.
+type Laravel struct {
+	Cores        float64  `yaml:"cores"`
+	Workers      int      `yaml:"workers"`
+	Backlog      int      `yaml:"backlog"`
+	Bootstrap    Duration `yaml:"bootstrap"`
+	PerRow       Duration `yaml:"perRow"`
+	Jitter       *float64 `yaml:"jitter"`
+	ProxyTimeout Duration `yaml:"proxyTimeout"`
+	// Faults injected from the start.
+	Faults *LaravelFaults `yaml:"faults"`
+	// Flags are further command-line flags of bin/fakelaravel (name without dash -> value).
+	Flags map[string]string `yaml:"flags"`
+	// URL points at an already running fakelaravel instead of starting one (with Token, and
+	// AdminToken for /_fake/).
+	URL        string `yaml:"url"`
+	Token      string `yaml:"token"`
+	AdminToken string `yaml:"adminToken"`
+}
+
+// LaravelFaults are fakelaravel's runtime faults.
+type LaravelFaults struct {
+	ErrorRate        float64  `yaml:"errorRate"`
+	ErrorStatus      int      `yaml:"errorStatus"`
+	RetryAfter       Duration `yaml:"retryAfter"`
+	ExtraLatency     Duration `yaml:"extraLatency"`
+	LostResponseRate float64  `yaml:"lostResponseRate"`
+	Down             bool     `yaml:"down"`
+}
+
+func (f *LaravelFaults) validate() error {
+	if f == nil {
+		return nil
+	}
+	if f.ErrorRate < 0 || f.ErrorRate > 1 {
+		return fmt.Errorf("errorRate: %v is not a probability; use a number from 0 to 1", f.ErrorRate)
+	}
+	if f.LostResponseRate < 0 || f.LostResponseRate > 1 {
+		return fmt.Errorf("lostResponseRate: %v is not a probability; use a number from 0 to 1", f.LostResponseRate)
+	}
+	switch f.ErrorStatus {
+	case 0, 500, 503, 429:
+	default:
+		return fmt.Errorf("errorStatus: %d is not one of 500, 503, 429", f.ErrorStatus)
+	}
+	if f.RetryAfter < 0 || f.ExtraLatency < 0 {
+		return fmt.Errorf("retryAfter and extraLatency can't be negative")
+	}
+	return nil
+}
+
+// WhatsApp is fakewa's configuration.
+type WhatsApp struct {
+	// Listen and Control point at an already running fakewa (bin/simulator fakewa) instead of
+	// starting one in-process; RootKey is its root public key in hex.
+	Listen  string `yaml:"listen"`
+	Control string `yaml:"control"`
+	RootKey string `yaml:"rootKey"`
+}
+
+// Fault is one entry of the fault schedule: at At (since the start of the users), for Duration
+// (0: until changed again), apply Laravel faults or a WhatsApp event.
+type Fault struct {
+	// Name labels the fault in reports.
+	Name     string   `yaml:"name"`
+	At       Duration `yaml:"at"`
+	Duration Duration `yaml:"duration"`
+	// Laravel replaces fakelaravel's faults for the duration (then restores the initial ones).
+	Laravel *LaravelFaults `yaml:"laravel"`
+	// WhatsApp makes fakewa act on a share of the connected sessions.
+	WhatsApp *WhatsAppFault `yaml:"whatsapp"`
+}
+
+// WhatsAppFault is a mass event on connected devices.
+type WhatsAppFault struct {
+	// Action is "drop", "replace", "logout" or "restart" (the whole server).
+	Action string `yaml:"action"`
+	// Share is the fraction of connected sessions affected (default 1).
+	Share *float64 `yaml:"share"`
+	// Spread spreads the actions evenly over this time instead of all at once.
+	Spread Duration `yaml:"spread"`
+}
+
+// ThresholdList is a key's thresholds: strings or k6 objects.
+type ThresholdList []threshold.Definition
+
+// PeakUsers is the most users the file's executors run at once (whole test, all scenarios).
+func (f *File) PeakUsers() int64 {
+	var n int64
+	for _, s := range f.Scenarios {
+		n += s.Config.MaxVUsOf(nil)
+	}
+	return n
+}
+
+// Duration of the users' part: the longest scenario's start + scheduled duration + graceful stop.
+func (f *File) TestDuration() time.Duration {
+	var d time.Duration
+	for _, s := range f.Scenarios {
+		d = max(d, s.Config.TotalDuration())
+	}
+	return d
+}
+
+// ScheduledDuration is the longest scenario's start + scheduled duration (without graceful stops).
+func (f *File) ScheduledDuration() time.Duration {
+	var d time.Duration
+	for _, s := range f.Scenarios {
+		d = max(d, s.Config.StartTime+s.Config.ScheduledDuration())
+	}
+	return d
+}
