@@ -1,0 +1,602 @@
+// Package cache owns the gateway's three-level cache of session state, read by isSessionActive,
+// GET /sessions/{id} and GET /sessions/{id}/qr in batch mode:
+//
+//   - L1, in-process (maypok86/otter v2), a short TTL;
+//   - L2, Redis: one hash per session (status, QR and their versions and expiries, the
+//     "enabled" flag Laravel reported, a not-found marker) with TTLs per kind (qr, status,
+//     connection, session), shared by all gateway replicas;
+//   - L3, Laravel's session lookup (GET /api/whatsapp/sessions/{id}) behind singleflight, with
+//     negative caching of unknown sessions.
+//
+// The gateway writes through on its own events (Record: it learns a session's state before
+// Laravel does); a write only replaces a field with a newer version. Every write is announced on a
+// pub/sub channel so other gateways drop their L1 copy, and since pub/sub loses messages while
+// disconnected, L1 is flushed whenever the subscription reconnects.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"wagate/gateway/delivery"
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+)
+
+// ErrUnknownSession matches (errors.Is) a read of a session Laravel does not know (a 404, cached
+// for NegativeTTL).
+var ErrUnknownSession = errors.New("cache: unknown session")
+
+// SessionLookup is the L3 lookup; *laravel.Client implements it.
+type SessionLookup interface {
+	GetSession(ctx context.Context, sessionID string) (laravel.SessionInfo, error)
+}
+
+// Defaults of Config.
+const (
+	DefaultKeyPrefix     = "wagate:session:"
+	DefaultIndexPrefix   = "wagate:cache:index:"
+	DefaultChannel       = "wagate:cache:invalidate"
+	DefaultL1TTL         = 2 * time.Second
+	DefaultL1MaxSize     = 100_000
+	DefaultQRTTL         = 60 * time.Second
+	DefaultStatusTTL     = 5 * time.Minute
+	DefaultConnectionTTL = 60 * time.Second
+	DefaultSessionTTL    = 5 * time.Minute
+	DefaultNegativeTTL   = 10 * time.Second
+)
+
+// Config configures a Cache. Zero fields take the defaults.
+type Config struct {
+	// KeyPrefix prefixes the per-session hashes.
+	KeyPrefix string
+	// IndexPrefix prefixes the sorted sets that count live keys per kind (metrics).
+	IndexPrefix string
+	// Channel is the pub/sub channel of L1 invalidations.
+	Channel string
+	// GatewayID tells this gateway's own invalidations apart (default random).
+	GatewayID string
+	// L1TTL bounds how long L1 trusts an entry (default 2 s).
+	L1TTL time.Duration
+	// L1MaxSize bounds L1's entries (default 100,000).
+	L1MaxSize int
+	// QRTTL is how long a QR code is served (its expiry; default 60 s).
+	QRTTL time.Duration
+	// StatusTTL is how long a pending/expired/logged_out status is trusted (default 5 min).
+	StatusTTL time.Duration
+	// ConnectionTTL is how long a connected/disconnected status is trusted (default 60 s).
+	ConnectionTTL time.Duration
+	// SessionTTL is how long Laravel's answer (enabled flag) is trusted (default 5 min).
+	SessionTTL time.Duration
+	// NegativeTTL is how long an unknown session stays unknown without asking Laravel (10 s).
+	NegativeTTL time.Duration
+	// Now replaces time.Now (tests); L1 follows it too.
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = DefaultKeyPrefix
+	}
+	if c.IndexPrefix == "" {
+		c.IndexPrefix = DefaultIndexPrefix
+	}
+	if c.Channel == "" {
+		c.Channel = DefaultChannel
+	}
+	if c.GatewayID == "" {
+		c.GatewayID = strconv.FormatUint(rand.Uint64(), 36)
+	}
+	def(&c.L1TTL, DefaultL1TTL)
+	def(&c.QRTTL, DefaultQRTTL)
+	def(&c.StatusTTL, DefaultStatusTTL)
+	def(&c.ConnectionTTL, DefaultConnectionTTL)
+	def(&c.SessionTTL, DefaultSessionTTL)
+	def(&c.NegativeTTL, DefaultNegativeTTL)
+	if c.L1MaxSize <= 0 {
+		c.L1MaxSize = DefaultL1MaxSize
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// State is what the gateway knows about a session.
+type State struct {
+	SessionID string `json:"session_id"`
+	// Status is the estado_qr; empty when unknown (HasStatus false).
+	Status        laravel.Status `json:"estado_qr,omitempty"`
+	StatusVersion int64          `json:"status_version"`
+	HasStatus     bool           `json:"-"`
+	// QR is the current QR code, empty when none is valid.
+	QR            string    `json:"qr,omitempty"`
+	QRVersion     int64     `json:"qr_version"`
+	QRGeneratedAt time.Time `json:"qr_generated_at,omitzero"`
+	QRExpiresAt   time.Time `json:"qr_expires_at,omitzero"`
+	// Enabled is Laravel's flag, when EnabledKnown.
+	Enabled      bool `json:"enabled"`
+	EnabledKnown bool `json:"-"`
+	// Level says where the answer came from: "l1", "l2" or "l3".
+	Level string `json:"-"`
+}
+
+// Active is isSessionActive: connected, and not disabled in Laravel.
+func (s State) Active() bool {
+	return s.HasStatus && s.Status == laravel.StatusConnected && (!s.EnabledKnown || s.Enabled)
+}
+
+// record is the cached hash with absolute expiries (unix ms); fields past expiry are ignored.
+type record struct {
+	status               string
+	statusV, statusExp   int64
+	qr                   string
+	qrV, qrAt, qrExp     int64
+	enabled              bool
+	enabledExp           int64
+	notFoundExp          int64
+	hasStatus, hasQR     bool
+	hasEnabled, notFound bool
+}
+
+func parseRecord(h map[string]string) *record {
+	n := func(k string) int64 { v, _ := strconv.ParseInt(h[k], 10, 64); return v }
+	r := &record{}
+	if s, ok := h["status"]; ok {
+		r.hasStatus, r.status, r.statusV, r.statusExp = true, s, n("status_v"), n("status_exp")
+	}
+	if q, ok := h["qr"]; ok {
+		r.hasQR, r.qr, r.qrV, r.qrAt, r.qrExp = true, q, n("qr_v"), n("qr_at"), n("qr_exp")
+	}
+	if e, ok := h["enabled"]; ok {
+		r.hasEnabled, r.enabled, r.enabledExp = true, e == "1", n("enabled_exp")
+	}
+	if _, ok := h["nf_exp"]; ok {
+		r.notFound, r.notFoundExp = true, n("nf_exp")
+	}
+	return r
+}
+
+func (r *record) unknown(now int64) bool { return r.notFound && r.notFoundExp > now }
+
+// fresh reports whether r can answer reads at now without asking Laravel: it holds an unexpired
+// status or QR code.
+func (r *record) fresh(now int64) bool {
+	return (r.hasStatus && r.statusExp > now) || (r.hasQR && r.qrExp > now)
+}
+
+func (r *record) state(sid string, now int64, level string) State {
+	s := State{SessionID: sid, Level: level}
+	if r.hasStatus && r.statusExp > now {
+		s.HasStatus, s.Status, s.StatusVersion = true, laravel.Status(r.status), r.statusV
+	}
+	if r.hasQR && r.qrExp > now && r.qr != "" {
+		s.QR, s.QRVersion = r.qr, r.qrV
+		s.QRGeneratedAt, s.QRExpiresAt = time.UnixMilli(r.qrAt).UTC(), time.UnixMilli(r.qrExp).UTC()
+	}
+	if r.hasEnabled && r.enabledExp > now {
+		s.EnabledKnown, s.Enabled = true, r.enabled
+	}
+	return s
+}
+
+// mergeEvent applies ev to a copy of r when its version is newer.
+func (r *record) mergeEvent(ev event.Event, exp, at int64) *record {
+	c := *r
+	switch ev.Kind {
+	case event.KindStatus:
+		if !c.hasStatus || ev.Version > c.statusV {
+			c.hasStatus, c.status, c.statusV, c.statusExp = true, ev.Payload, ev.Version, exp
+		}
+	case event.KindQR:
+		if !c.hasQR || ev.Version > c.qrV {
+			c.hasQR, c.qr, c.qrV, c.qrAt, c.qrExp = true, ev.Payload, ev.Version, at, exp
+		}
+	}
+	c.notFound = false
+	return &c
+}
+
+// Counters are the cache's cumulative counts.
+type Counters struct {
+	L1Hits          int64 `json:"l1_hits"`
+	L1Misses        int64 `json:"l1_misses"`
+	L2Hits          int64 `json:"l2_hits"`
+	L2Misses        int64 `json:"l2_misses"`
+	L3Hits          int64 `json:"l3_hits"`
+	L3Misses        int64 `json:"l3_misses"`
+	L3Errors        int64 `json:"l3_errors"`
+	L3Shared        int64 `json:"l3_shared"`
+	NegativeHits    int64 `json:"negative_hits"`
+	Writes          int64 `json:"writes"`
+	StaleWrites     int64 `json:"stale_writes"`
+	InvalidationsTx int64 `json:"invalidations_sent"`
+	InvalidationsRx int64 `json:"invalidations_received"`
+	L1Flushes       int64 `json:"l1_flushes"`
+}
+
+// Cache is the three-level session-state cache. It is safe for concurrent use.
+type Cache struct {
+	rdb    redis.UniversalClient
+	lookup SessionLookup
+	cfg    Config
+	log    *slog.Logger
+	l1     *otter.Cache[string, *record]
+	sf     singleflight.Group
+
+	l1Hits, l1Misses, l2Hits, l2Misses, l3Hits, l3Misses, l3Errors, l3Shared atomic.Int64
+	negHits, writes, staleWrites, invTx, invRx, l1Flushes                    atomic.Int64
+
+	subscribed chan struct{}
+	subOnce    sync.Once
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+var _ delivery.ActivityChecker = (*Cache)(nil)
+
+type otterClock struct{ now func() time.Time }
+
+func (c otterClock) NowNano() int64                      { return c.now().UnixNano() }
+func (c otterClock) Tick(time.Duration) <-chan time.Time { return nil }
+
+// New returns a Cache over rdb and lookup and starts listening for invalidations; Close stops it.
+func New(ctx context.Context, rdb redis.UniversalClient, lookup SessionLookup, cfg Config) (*Cache, error) {
+	cfg.fill()
+	c := &Cache{rdb: rdb, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{})}
+	l1, err := otter.New(&otter.Options[string, *record]{
+		MaximumSize:      cfg.L1MaxSize,
+		ExpiryCalculator: otter.ExpiryWriting[string, *record](cfg.L1TTL),
+		Clock:            otterClock{now: cfg.Now},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: L1: %w", err)
+	}
+	c.l1 = l1
+	ps := rdb.Subscribe(ctx, cfg.Channel)
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel, c.done = cancel, make(chan struct{})
+	go c.listen(lctx, ps)
+	return c, nil
+}
+
+// WaitSubscribed blocks until the invalidation subscription is live (or ctx ends).
+func (c *Cache) WaitSubscribed(ctx context.Context) error {
+	select {
+	case <-c.subscribed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Cache) listen(ctx context.Context, ps *redis.PubSub) {
+	defer close(c.done)
+	defer ps.Close()
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1000))
+	subs := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Kind != "subscribe" {
+					continue
+				}
+				subs++
+				if subs == 1 {
+					c.subOnce.Do(func() { close(c.subscribed) })
+					continue
+				}
+				// A re-subscription means the connection dropped: invalidations may be lost.
+				c.l1.InvalidateAll()
+				c.l1Flushes.Add(1)
+				c.log.Info("cache: Redis connection is back; flushed L1 (invalidations may have been missed)")
+			case *redis.Message:
+				origin, sid, found := strings.Cut(m.Payload, "|")
+				if !found || origin == c.cfg.GatewayID {
+					continue
+				}
+				c.invRx.Add(1)
+				c.l1.Invalidate(sid)
+			}
+		}
+	}
+}
+
+// Close stops listening for invalidations.
+func (c *Cache) Close() error {
+	c.cancel()
+	<-c.done
+	c.l1.StopAllGoroutines()
+	return nil
+}
+
+func (c *Cache) key(sid string) string { return c.cfg.KeyPrefix + sid }
+
+func (c *Cache) nowMs() int64 { return c.cfg.Now().UnixMilli() }
+
+// recordScript writes one kind's fields when the version is newer, clears the not-found marker,
+// extends the key's TTL and updates the live-key indexes. It returns 1 when it wrote.
+var recordScript = redis.NewScript(`
+local f = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], f .. '_v') == 1 and tonumber(redis.call('HGET', KEYS[1], f .. '_v')) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], f, ARGV[2], f .. '_v', ARGV[3], f .. '_exp', ARGV[4], f .. '_at', ARGV[6])
+redis.call('HDEL', KEYS[1], 'nf_exp')
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
+local s = redis.call('ZSCORE', KEYS[3], ARGV[7])
+if not s or tonumber(s) < tonumber(ARGV[4]) then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7]) end
+return 1
+`)
+
+func (c *Cache) ttlFor(ev event.Event) time.Duration {
+	if ev.Kind == event.KindQR {
+		return c.cfg.QRTTL
+	}
+	switch laravel.Status(ev.Payload) {
+	case laravel.StatusConnected, laravel.StatusDisconnected:
+		return c.cfg.ConnectionTTL
+	}
+	return c.cfg.StatusTTL
+}
+
+func (c *Cache) indexKey(kind string) string { return c.cfg.IndexPrefix + kind }
+
+// Record writes a session event through L1 and L2 (only if its version is newer than what is
+// cached) and tells other gateways to drop their L1 copy. The gateway calls it for each of its own
+// events when it hands them to delivery.
+func (c *Cache) Record(ctx context.Context, ev event.Event) error {
+	if err := ev.Validate(); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	now := c.cfg.Now()
+	ttl := c.ttlFor(ev)
+	exp := now.Add(ttl).UnixMilli()
+	at := ev.Time.UnixMilli()
+	if ev.Time.IsZero() {
+		at = now.UnixMilli()
+	}
+	// L1 first: this gateway knows the state before anyone else.
+	c.l1.Compute(ev.SessionID, func(old *record, found bool) (*record, otter.ComputeOp) {
+		if !found {
+			return nil, otter.CancelOp
+		}
+		return old.mergeEvent(ev, exp, at), otter.WriteOp
+	})
+	field := string(ev.Kind) // "qr" or "status"
+	keyTTL := max(ttl, c.cfg.SessionTTL)
+	wrote, err := recordScript.Run(ctx, c.rdb,
+		[]string{c.key(ev.SessionID), c.indexKey(field), c.indexKey("all")},
+		field, ev.Payload, ev.Version, exp, keyTTL.Milliseconds(), at, ev.SessionID).Int()
+	if err != nil {
+		return fmt.Errorf("cache: write session %s: %w", ev.SessionID, err)
+	}
+	c.writes.Add(1)
+	if wrote == 0 {
+		c.staleWrites.Add(1)
+	}
+	if err := c.rdb.Publish(ctx, c.cfg.Channel, c.cfg.GatewayID+"|"+ev.SessionID).Err(); err != nil {
+		return fmt.Errorf("cache: publish invalidation of %s: %w", ev.SessionID, err)
+	}
+	c.invTx.Add(1)
+	return nil
+}
+
+// State returns what is known about a session, reading L1, then L2, then Laravel. A session
+// Laravel does not know gives an error matching ErrUnknownSession.
+func (c *Cache) State(ctx context.Context, sid string) (State, error) {
+	now := c.nowMs()
+	if r, ok := c.l1.GetIfPresent(sid); ok {
+		if r.unknown(now) {
+			c.negHits.Add(1)
+			c.l1Hits.Add(1)
+			return State{SessionID: sid, Level: "l1"}, fmt.Errorf("cache: session %s: %w", sid, ErrUnknownSession)
+		}
+		if r.fresh(now) {
+			c.l1Hits.Add(1)
+			return r.state(sid, now, "l1"), nil
+		}
+	}
+	c.l1Misses.Add(1)
+	h, err := c.rdb.HGetAll(ctx, c.key(sid)).Result()
+	if err != nil {
+		return State{SessionID: sid}, fmt.Errorf("cache: read session %s: %w", sid, err)
+	}
+	r := parseRecord(h)
+	if r.unknown(now) {
+		c.negHits.Add(1)
+		c.l2Hits.Add(1)
+		c.l1.Set(sid, r)
+		return State{SessionID: sid, Level: "l2"}, fmt.Errorf("cache: session %s: %w", sid, ErrUnknownSession)
+	}
+	if r.fresh(now) {
+		c.l2Hits.Add(1)
+		c.l1.Set(sid, r)
+		return r.state(sid, now, "l2"), nil
+	}
+	c.l2Misses.Add(1)
+	return c.fromLaravel(ctx, sid)
+}
+
+// IsSessionActive answers isSessionActive through the cache (delivery.ActivityChecker). An
+// unknown session is not active (and not an error).
+func (c *Cache) IsSessionActive(ctx context.Context, sid string) (bool, error) {
+	s, err := c.State(ctx, sid)
+	if errors.Is(err, ErrUnknownSession) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return s.Active(), nil
+}
+
+// fromLaravelScript stores Laravel's answer: each kind only if newer, the enabled flag always.
+var fromLaravelScript = redis.NewScript(`
+local function put(f, val, ver, exp, at)
+  if redis.call('HEXISTS', KEYS[1], f .. '_v') == 1 and tonumber(redis.call('HGET', KEYS[1], f .. '_v')) >= tonumber(ver) then
+    if tonumber(redis.call('HGET', KEYS[1], f .. '_exp') or '0') < tonumber(exp) and redis.call('HGET', KEYS[1], f .. '_v') == ver then
+      redis.call('HSET', KEYS[1], f .. '_exp', exp)
+    end
+    return
+  end
+  redis.call('HSET', KEYS[1], f, val, f .. '_v', ver, f .. '_exp', exp, f .. '_at', at)
+end
+put('status', ARGV[1], ARGV[2], ARGV[3], ARGV[9])
+if ARGV[4] ~= '' then put('qr', ARGV[4], ARGV[5], ARGV[6], ARGV[9]) end
+redis.call('HSET', KEYS[1], 'enabled', ARGV[7], 'enabled_exp', ARGV[8])
+redis.call('HDEL', KEYS[1], 'nf_exp')
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[10]) then redis.call('PEXPIRE', KEYS[1], ARGV[10]) end
+return redis.call('HGETALL', KEYS[1])
+`)
+
+var notFoundScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'status') == 1 or redis.call('HEXISTS', KEYS[1], 'qr') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'nf_exp', ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`)
+
+func (c *Cache) fromLaravel(ctx context.Context, sid string) (State, error) {
+	v, err, shared := c.sf.Do(sid, func() (any, error) {
+		// Detached from one caller's cancellation: the result serves every waiter.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), laravel.DefaultTimeout)
+		defer cancel()
+		info, err := c.lookup.GetSession(lctx, sid)
+		now := c.cfg.Now()
+		if errors.Is(err, laravel.ErrNotFound) {
+			c.l3Misses.Add(1)
+			exp := now.Add(c.cfg.NegativeTTL).UnixMilli()
+			if err := notFoundScript.Run(lctx, c.rdb, []string{c.key(sid)}, exp, c.cfg.NegativeTTL.Milliseconds()).Err(); err != nil {
+				c.log.Warn("cache: could not store a negative entry", "session_id", sid, "err", err)
+			}
+			return &record{notFound: true, notFoundExp: exp}, nil
+		}
+		if err != nil {
+			c.l3Errors.Add(1)
+			return nil, err
+		}
+		c.l3Hits.Add(1)
+		ttl := c.cfg.StatusTTL
+		if info.EstadoQR == laravel.StatusConnected || info.EstadoQR == laravel.StatusDisconnected {
+			ttl = c.cfg.ConnectionTTL
+		}
+		enabled := "0"
+		if info.Enabled {
+			enabled = "1"
+		}
+		at := info.UpdatedAt.UnixMilli()
+		keyTTL := max(ttl, c.cfg.SessionTTL, c.cfg.QRTTL)
+		h, err := fromLaravelScript.Run(lctx, c.rdb, []string{c.key(sid)},
+			string(info.EstadoQR), info.StatusVersion, now.Add(ttl).UnixMilli(),
+			info.QR, info.QRVersion, now.Add(c.cfg.QRTTL).UnixMilli(),
+			enabled, now.Add(c.cfg.SessionTTL).UnixMilli(), at, keyTTL.Milliseconds()).StringSlice()
+		if err != nil {
+			c.log.Warn("cache: could not store Laravel's answer in Redis", "session_id", sid, "err", err)
+			r := &record{hasStatus: true, status: string(info.EstadoQR), statusV: info.StatusVersion,
+				statusExp: now.Add(ttl).UnixMilli(), hasEnabled: true, enabled: info.Enabled, enabledExp: now.Add(c.cfg.SessionTTL).UnixMilli()}
+			return r, nil
+		}
+		m := make(map[string]string, len(h)/2)
+		for i := 0; i+1 < len(h); i += 2 {
+			m[h[i]] = h[i+1]
+		}
+		return parseRecord(m), nil
+	})
+	if shared {
+		c.l3Shared.Add(1)
+	}
+	if err != nil {
+		return State{SessionID: sid}, fmt.Errorf("cache: Laravel lookup of %s: %w", sid, err)
+	}
+	r := v.(*record)
+	c.l1.Set(sid, r)
+	now := c.nowMs()
+	if r.unknown(now) {
+		return State{SessionID: sid, Level: "l3"}, fmt.Errorf("cache: session %s: %w", sid, ErrUnknownSession)
+	}
+	return r.state(sid, now, "l3"), nil
+}
+
+// Invalidate drops a session from L1 here and, through pub/sub, in every other gateway.
+func (c *Cache) Invalidate(ctx context.Context, sid string) error {
+	c.l1.Invalidate(sid)
+	if err := c.rdb.Publish(ctx, c.cfg.Channel, c.cfg.GatewayID+"|"+sid).Err(); err != nil {
+		return fmt.Errorf("cache: publish invalidation of %s: %w", sid, err)
+	}
+	c.invTx.Add(1)
+	return nil
+}
+
+// FlushL1 empties L1 (counted like a reconnect flush).
+func (c *Cache) FlushL1() {
+	c.l1.InvalidateAll()
+	c.l1Flushes.Add(1)
+}
+
+// Counters returns the cumulative counts.
+func (c *Cache) Counters() Counters {
+	return Counters{
+		L1Hits: c.l1Hits.Load(), L1Misses: c.l1Misses.Load(), L2Hits: c.l2Hits.Load(), L2Misses: c.l2Misses.Load(),
+		L3Hits: c.l3Hits.Load(), L3Misses: c.l3Misses.Load(), L3Errors: c.l3Errors.Load(), L3Shared: c.l3Shared.Load(),
+		NegativeHits: c.negHits.Load(), Writes: c.writes.Load(), StaleWrites: c.staleWrites.Load(),
+		InvalidationsTx: c.invTx.Load(), InvalidationsRx: c.invRx.Load(), L1Flushes: c.l1Flushes.Load(),
+	}
+}
+
+// KeyCounts are the live cache keys in Redis.
+type KeyCounts struct {
+	Total  int64 `json:"totalKeys"`
+	QR     int64 `json:"qrKeys"`
+	Status int64 `json:"statusKeys"`
+}
+
+// KeyCounts counts live (unexpired) session keys, and those with a live QR or status, from the
+// indexes the writes maintain; it trims expired index members.
+func (c *Cache) KeyCounts(ctx context.Context) (KeyCounts, error) {
+	now := strconv.FormatInt(c.nowMs(), 10)
+	var cmds [3]*redis.IntCmd
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range []string{"all", "qr", "status"} {
+			p.ZRemRangeByScore(ctx, c.indexKey(k), "-inf", now)
+			cmds[i] = p.ZCount(ctx, c.indexKey(k), "("+now, "+inf")
+		}
+		return nil
+	})
+	if err != nil {
+		return KeyCounts{}, fmt.Errorf("cache: count keys: %w", err)
+	}
+	return KeyCounts{Total: cmds[0].Val(), QR: cmds[1].Val(), Status: cmds[2].Val()}, nil
+}
+
+// L1Size returns the approximate number of L1 entries.
+func (c *Cache) L1Size() int { return c.l1.EstimatedSize() }

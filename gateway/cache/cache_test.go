@@ -1,0 +1,376 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+	"wagate/internal/redistest"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// fakeLaravel answers GetSession from a map; unknown sessions are 404s.
+type fakeLaravel struct {
+	mu       sync.Mutex
+	sessions map[string]laravel.SessionInfo
+	calls    atomic.Int64
+	gate     func()
+}
+
+func (f *fakeLaravel) GetSession(_ context.Context, sid string) (laravel.SessionInfo, error) {
+	f.calls.Add(1)
+	if f.gate != nil {
+		f.gate()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	info, ok := f.sessions[sid]
+	if !ok {
+		return laravel.SessionInfo{}, &laravel.StatusError{Endpoint: laravel.EndpointSession, Status: http.StatusNotFound}
+	}
+	return info, nil
+}
+
+func newCache(t testing.TB, b *redistest.Backend, lv SessionLookup, clk *clock, id string) *Cache {
+	t.Helper()
+	c, err := New(context.Background(), b.Client(t), lv, Config{GatewayID: id, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitSubscribed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func statusEvent(sid string, ver int64, st laravel.Status) event.Event {
+	return event.Event{ID: fmt.Sprintf("%s-%d", sid, ver), SessionID: sid, Kind: event.KindStatus, Payload: string(st),
+		Version: ver, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Priority: event.PriorityOf(event.KindStatus, string(st))}
+}
+
+func qrEvent(sid string, ver int64, qr string) event.Event {
+	return event.Event{ID: fmt.Sprintf("%s-%d", sid, ver), SessionID: sid, Kind: event.KindQR, Payload: qr,
+		Version: ver, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func mustState(t *testing.T, c *Cache, sid string) State {
+	t.Helper()
+	s, err := c.State(context.Background(), sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestTheGatewaysOwnEventsAreServedFromL2ThenL1WithoutAskingLaravel(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		lv := &fakeLaravel{}
+		c := newCache(t, b, lv, newClock(), "gw-a")
+		if err := c.Record(ctx, qrEvent("s1", 1, "2@qr")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Record(ctx, statusEvent("s1", 2, laravel.StatusConnected)); err != nil {
+			t.Fatal(err)
+		}
+		s := mustState(t, c, "s1")
+		if s.Level != "l2" || s.Status != laravel.StatusConnected || s.QR != "2@qr" || !s.Active() {
+			t.Fatalf("first read %+v; want connected with its QR from L2", s)
+		}
+		if s := mustState(t, c, "s1"); s.Level != "l1" {
+			t.Fatalf("second read from %s; want l1", s.Level)
+		}
+		// A write-through updates L1 in place: read-your-own-write without a Redis round trip.
+		if err := c.Record(ctx, statusEvent("s1", 3, laravel.StatusDisconnected)); err != nil {
+			t.Fatal(err)
+		}
+		if s := mustState(t, c, "s1"); s.Level != "l1" || s.Status != laravel.StatusDisconnected {
+			t.Fatalf("after write-through: %+v; want disconnected from l1", s)
+		}
+		if active, err := c.IsSessionActive(ctx, "s1"); err != nil || active {
+			t.Fatalf("IsSessionActive = %v, %v; want false", active, err)
+		}
+		ct := c.Counters()
+		if lv.calls.Load() != 0 || ct.L1Hits != 3 || ct.L2Hits != 1 {
+			t.Fatalf("laravel calls %d, counters %+v", lv.calls.Load(), ct)
+		}
+	})
+}
+
+func TestAnOlderVersionNeverOverwritesANewerOne(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := newCache(t, b, &fakeLaravel{}, newClock(), "gw-a")
+		_ = c.Record(ctx, statusEvent("s1", 5, laravel.StatusConnected))
+		_ = c.Record(ctx, statusEvent("s1", 3, laravel.StatusPending))
+		mustState(t, c, "s1") // L1 now holds the L2 record
+		_ = c.Record(ctx, statusEvent("s1", 4, laravel.StatusExpired))
+		s := mustState(t, c, "s1")
+		if s.StatusVersion != 5 || s.Status != laravel.StatusConnected {
+			t.Fatalf("state %+v; want version 5 connected", s)
+		}
+		c.FlushL1()
+		if s := mustState(t, c, "s1"); s.StatusVersion != 5 || s.Level != "l2" {
+			t.Fatalf("L2 state %+v; want version 5", s)
+		}
+		if c.Counters().StaleWrites != 2 {
+			t.Fatalf("stale writes %d; want 2", c.Counters().StaleWrites)
+		}
+	})
+}
+
+func TestUnknownToTheGatewayIsAskedOfLaravelOnceThenCachedPerLevelAndTTL(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		clk := newClock()
+		lv := &fakeLaravel{sessions: map[string]laravel.SessionInfo{
+			"s1": {SessionID: "s1", EstadoQR: laravel.StatusConnected, Enabled: true, Active: true, StatusVersion: 9},
+		}}
+		c := newCache(t, b, lv, clk, "gw-a")
+		if s := mustState(t, c, "s1"); s.Level != "l3" || !s.Active() || s.StatusVersion != 9 {
+			t.Fatalf("first read %+v; want active from l3", s)
+		}
+		if s := mustState(t, c, "s1"); s.Level != "l1" {
+			t.Fatalf("second read from %s; want l1", s.Level)
+		}
+		clk.Advance(DefaultL1TTL)
+		if s := mustState(t, c, "s1"); s.Level != "l2" {
+			t.Fatalf("read after the L1 TTL from %s; want l2", s.Level)
+		}
+		clk.Advance(DefaultConnectionTTL)
+		if s := mustState(t, c, "s1"); s.Level != "l3" {
+			t.Fatalf("read after the connection TTL from %s; want l3", s.Level)
+		}
+		if n := lv.calls.Load(); n != 2 {
+			t.Fatalf("Laravel asked %d times; want 2", n)
+		}
+		ct := c.Counters()
+		if ct.L1Hits != 1 || ct.L2Hits != 1 || ct.L3Hits != 2 || ct.L2Misses != 2 {
+			t.Fatalf("counters %+v", ct)
+		}
+	})
+}
+
+func TestADisabledSessionIsNotActiveEvenWhenConnected(t *testing.T) {
+	b := redistest.Mini(t)
+	lv := &fakeLaravel{sessions: map[string]laravel.SessionInfo{
+		"s1": {SessionID: "s1", EstadoQR: laravel.StatusConnected, Enabled: false, StatusVersion: 1},
+	}}
+	c := newCache(t, b, lv, newClock(), "gw-a")
+	if active, err := c.IsSessionActive(context.Background(), "s1"); err != nil || active {
+		t.Fatalf("IsSessionActive = %v, %v; want false for a disabled session", active, err)
+	}
+}
+
+func TestUnknownSessionsAreCachedNegatively(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		clk := newClock()
+		lv := &fakeLaravel{}
+		c := newCache(t, b, lv, clk, "gw-a")
+		for i := 0; i < 3; i++ {
+			if _, err := c.State(ctx, "ghost"); !errors.Is(err, ErrUnknownSession) {
+				t.Fatalf("read %d: %v; want ErrUnknownSession", i, err)
+			}
+		}
+		if active, err := c.IsSessionActive(ctx, "ghost"); err != nil || active {
+			t.Fatalf("IsSessionActive = %v, %v", active, err)
+		}
+		if n := lv.calls.Load(); n != 1 {
+			t.Fatalf("Laravel asked %d times within the negative TTL; want 1", n)
+		}
+		clk.Advance(DefaultNegativeTTL)
+		_, _ = c.State(ctx, "ghost")
+		if n := lv.calls.Load(); n != 2 {
+			t.Fatalf("Laravel asked %d times after the negative TTL; want 2", n)
+		}
+		// The gateway's own event makes the session known at once.
+		if err := c.Record(ctx, statusEvent("ghost", 1, laravel.StatusPending)); err != nil {
+			t.Fatal(err)
+		}
+		if s := mustState(t, c, "ghost"); s.Status != laravel.StatusPending {
+			t.Fatalf("state %+v after the gateway's own event", s)
+		}
+		if c.Counters().NegativeHits < 3 {
+			t.Fatalf("negative hits %d", c.Counters().NegativeHits)
+		}
+	})
+}
+
+// waitingInSingleflight counts goroutines blocked waiting for another caller's flight.
+func waitingInSingleflight() int {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	count := 0
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		if strings.Contains(g, "singleflight.(*Group).Do") && strings.Contains(g, "sync.(*WaitGroup).Wait") {
+			count++
+		}
+	}
+	return count
+}
+
+func TestConcurrentMissesShareOneLaravelLookup(t *testing.T) {
+	b := redistest.Mini(t)
+	release := make(chan struct{})
+	lv := &fakeLaravel{sessions: map[string]laravel.SessionInfo{"s1": {SessionID: "s1", EstadoQR: laravel.StatusPending, StatusVersion: 1}}}
+	lv.gate = func() { <-release }
+	c := newCache(t, b, lv, newClock(), "gw-a")
+	const callers = 10
+	var wg sync.WaitGroup
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.State(context.Background(), "s1"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for waitingInSingleflight() < callers-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d callers joined the flight", waitingInSingleflight())
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if n := lv.calls.Load(); n != 1 {
+		t.Fatalf("Laravel asked %d times for %d concurrent misses; want 1", n, callers)
+	}
+	if c.Counters().L3Shared != callers {
+		t.Fatalf("shared %d; want %d", c.Counters().L3Shared, callers)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestAWriteOnOneGatewayInvalidatesTheOthersL1(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		clk := newClock()
+		a := newCache(t, b, &fakeLaravel{}, clk, "gw-a")
+		other := newCache(t, b, &fakeLaravel{}, clk, "gw-b")
+		_ = a.Record(ctx, statusEvent("s1", 1, laravel.StatusPending))
+		mustState(t, other, "s1")
+		if s := mustState(t, other, "s1"); s.Level != "l1" || s.Status != laravel.StatusPending {
+			t.Fatalf("gw-b %+v; want pending from its L1", s)
+		}
+		before := other.Counters().InvalidationsRx
+		if err := a.Record(ctx, statusEvent("s1", 2, laravel.StatusConnected)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "gw-b to receive the invalidation", func() bool { return other.Counters().InvalidationsRx > before })
+		if s := mustState(t, other, "s1"); s.Level != "l2" || s.Status != laravel.StatusConnected {
+			t.Fatalf("gw-b after invalidation %+v; want connected from l2", s)
+		}
+		if a.Counters().InvalidationsRx != 0 {
+			t.Fatal("a gateway invalidated itself with its own message")
+		}
+	})
+}
+
+func TestL1IsFlushedWhenTheRedisConnectionComesBack(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c := newCache(t, b, &fakeLaravel{}, newClock(), "gw-a")
+		_ = c.Record(ctx, statusEvent("s1", 1, laravel.StatusPending))
+		mustState(t, c, "s1")
+		if b.Real != nil {
+			if err := b.Real.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			b.Mini.Close()
+			if err := b.Mini.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "the L1 flush on reconnect", func() bool { return c.Counters().L1Flushes == 1 })
+		if c.L1Size() != 0 {
+			t.Fatalf("L1 holds %d entries after the flush", c.L1Size())
+		}
+	})
+}
+
+func TestKeyCountsFollowTheTTLs(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		clk := newClock()
+		c := newCache(t, b, &fakeLaravel{}, clk, "gw-a")
+		_ = c.Record(ctx, qrEvent("s1", 1, "qr"))
+		_ = c.Record(ctx, statusEvent("s1", 2, laravel.StatusPending))
+		_ = c.Record(ctx, statusEvent("s2", 1, laravel.StatusPending))
+		kc, err := c.KeyCounts(ctx)
+		if err != nil || kc != (KeyCounts{Total: 2, QR: 1, Status: 2}) {
+			t.Fatalf("key counts %+v, %v", kc, err)
+		}
+		clk.Advance(DefaultQRTTL)
+		if kc, _ := c.KeyCounts(ctx); kc != (KeyCounts{Total: 2, QR: 0, Status: 2}) {
+			t.Fatalf("after the QR TTL %+v", kc)
+		}
+		if s := mustState(t, c, "s1"); s.QR != "" {
+			t.Fatalf("an expired QR is still served: %+v", s)
+		}
+	})
+}
+
+func TestMetricsAnswerAsJSONAndPrometheus(t *testing.T) {
+	b := redistest.Mini(t)
+	c := newCache(t, b, &fakeLaravel{}, newClock(), "gw-a")
+	_ = c.Record(context.Background(), qrEvent("s1", 1, "qr"))
+	mustState(t, c, "s1")
+	rec := httptest.NewRecorder()
+	c.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics/cache", nil))
+	for _, k := range []string{`"totalKeys":1`, `"qrKeys":1`, `"statusKeys":0`, `"l1":{"hits":0,"misses":1`, `"l2":{"hits":`, `"l3":{`, `"hit_ratio":`} {
+		if !strings.Contains(rec.Body.String(), k) {
+			t.Errorf("/metrics/cache lacks %s: %s", k, rec.Body.String())
+		}
+	}
+	reg := prometheus.NewRegistry()
+	if err := c.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutilCount(reg); err != nil || n < 5 {
+		t.Fatalf("gathered %d families, %v", n, err)
+	}
+}
+
+func testutilCount(reg *prometheus.Registry) (int, error) {
+	mfs, err := reg.Gather()
+	return len(mfs), err
+}
