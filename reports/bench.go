@@ -31,6 +31,9 @@ type Bench struct {
 	Entries []BenchEntry `json:"entries"`
 	// Capacity holds `make bench-capacity` searches, when that is what ran.
 	Capacity []CapacityResult `json:"capacity,omitempty"`
+	// CapacityFrom is the bench folder Capacity was copied from, relative to this one, when the
+	// capacity search ran separately (`make bench-capacity` before `make bench`).
+	CapacityFrom string `json:"capacity_from,omitempty"`
 }
 
 // SeedRoles names the bench entries compared in the seed table.

@@ -27,7 +27,7 @@ func formatValue(v float64, unit string) string {
 	switch a := math.Abs(v); {
 	case a == 0:
 		num = "0"
-	case a >= 1000:
+	case a >= 1000 || (v == math.Trunc(v) && a < 1e15):
 		num = groupThousands(math.Round(v))
 	case a >= 100:
 		num = fmt.Sprintf("%.0f", v)

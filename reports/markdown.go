@@ -125,43 +125,102 @@ func (res *Results) TargetsOK() bool {
 // summary per entry (thresholds first).
 func WriteMarkdown(w io.Writer, res *Results) error {
 	var b strings.Builder
-	env := res.Environment()
 	b.WriteString("# wagate bench report\n\n")
-	fmt.Fprintf(&b, "- when: %s to %s (%s)\n", fmtTime(res.Bench.Start), fmtTime(res.Bench.End), fmtDuration(res.Bench.End.Sub(res.Bench.Start)))
-	if res.Bench.Matrix != "" {
-		fmt.Fprintf(&b, "- matrix: `%s`", res.Bench.Matrix)
-		if res.Bench.Command != "" {
-			fmt.Fprintf(&b, ", command: `%s`", res.Bench.Command)
-		}
-		b.WriteString("\n")
+	for _, line := range headerLines(res) {
+		b.WriteString("- " + line + "\n")
 	}
-	fmt.Fprintf(&b, "- machine: %s, %d cores, %s/%s, host %s\n", orDash(env.CPUModel), env.Cores, orDash(env.OS), orDash(env.Arch), orDash(env.Hostname))
-	fmt.Fprintf(&b, "- software: %s; Redis: %s; gateway: %s\n\n", orDash(env.GoVersion), orDash(env.Redis), orDash(env.GatewayVersion))
-
-	writeSeedTable(&b, res)
-	writeTargets(&b, res)
-	writeEntriesOverview(&b, res)
+	b.WriteString("\n## The seed's claims, measured\n\n")
+	writeMarkdownTable(&b, seedTable(res))
+	b.WriteString("\n" + seedTableNote + "\n\n## DESIGN.md targets\n\n")
+	writeMarkdownTable(&b, targetsTable(res))
+	b.WriteString("\n## Entries\n\n")
+	writeMarkdownTable(&b, entriesTable(res))
 	if len(res.Bench.Capacity) > 0 {
-		writeCapacity(&b, res)
+		b.WriteString("\n## Capacity\n\n")
+		if res.Bench.CapacityFrom != "" {
+			fmt.Fprintf(&b, "From the capacity search in `%s`.\n\n", res.Bench.CapacityFrom)
+		}
+		writeMarkdownTable(&b, capacityTable(res))
 	}
 	for i := range res.Entries {
-		writeEntry(&b, &res.Entries[i])
+		e := &res.Entries[i]
+		fmt.Fprintf(&b, "\n## Entry `%s`\n\n", e.Name)
+		for _, line := range entryLines(e) {
+			b.WriteString(line + "\n\n")
+		}
+		if len(e.Reports) == 0 {
+			continue
+		}
+		b.WriteString("### Thresholds\n\n")
+		if t := thresholdsTable(e); t != nil {
+			writeMarkdownTable(&b, *t)
+		} else {
+			b.WriteString("none\n")
+		}
+		b.WriteString("\n### Metrics\n\n")
+		writeMarkdownTable(&b, metricsTable(e))
+		b.WriteString("\n### Ground truth\n\n" + groundTruthLine(e) + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func writeSeedTable(b *strings.Builder, res *Results) {
+// table is a rendered table: cells may hold `code spans`.
+type table struct {
+	Header []string
+	// Right marks right-aligned (numeric) columns.
+	Right []bool
+	Rows  [][]string
+}
+
+func writeMarkdownTable(b *strings.Builder, t table) {
+	b.WriteString("| " + strings.Join(t.Header, " | ") + " |\n|")
+	for i := range t.Header {
+		if i < len(t.Right) && t.Right[i] {
+			b.WriteString("---:|")
+		} else {
+			b.WriteString("---|")
+		}
+	}
+	b.WriteString("\n")
+	for _, r := range t.Rows {
+		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+	}
+}
+
+func headerLines(res *Results) []string {
+	env := res.Environment()
+	lines := []string{fmt.Sprintf("when: %s to %s (%s)", fmtTime(res.Bench.Start), fmtTime(res.Bench.End), fmtDuration(res.Bench.End.Sub(res.Bench.Start)))}
+	if res.Bench.Matrix != "" {
+		l := fmt.Sprintf("matrix: `%s`", res.Bench.Matrix)
+		if res.Bench.Command != "" {
+			l += fmt.Sprintf(", command: `%s`", res.Bench.Command)
+		}
+		lines = append(lines, l)
+	}
+	lines = append(lines,
+		fmt.Sprintf("machine: %s, %d cores, %s/%s, host %s", orDash(env.CPUModel), env.Cores, orDash(env.OS), orDash(env.Arch), orDash(env.Hostname)),
+		fmt.Sprintf("software: %s; Redis: %s; gateway: %s", orDash(env.GoVersion), orDash(env.Redis), orDash(env.GatewayVersion)))
+	return lines
+}
+
+const seedTableNote = "Measured values are medians over an entry's repeats. Laravel requests/min is the mean over the " +
+	"10 s intervals with active users; API latency is the gateway REST API as the Laravel app calls it; gateway CPU is " +
+	"the gateway process's mean CPU in % of one core. Users supported comes from `make bench-capacity` when it ran, " +
+	"else it is a lower bound: the largest entry whose thresholds all held."
+
+func seedTable(res *Results) table {
 	legacy, batch, scale := res.roles()
-	b.WriteString("## The seed's claims, measured\n\n")
 	colName := func(label string, e *Entry) string {
 		if e == nil {
 			return label + " (not run)"
 		}
 		return fmt.Sprintf("%s (`%s`, %d users)", label, e.Name, e.Users())
 	}
-	fmt.Fprintf(b, "| metric | seed before | seed after | %s | %s | gain (seed's claim) |\n|---|---:|---:|---:|---:|---|\n",
-		colName("measured legacy", legacy), colName("measured batch", batch))
+	t := table{
+		Header: []string{"metric", "seed before", "seed after", colName("measured legacy", legacy), colName("measured batch", batch), "gain (seed's claim)"},
+		Right:  []bool{false, true, true, true, true, false},
+	}
 	row := func(name string, before, after string, fig Figure, gain func(l, bt float64) string, claim string) {
 		lv, lok := medianOf(legacy, fig)
 		bv, bok := medianOf(batch, fig)
@@ -169,18 +228,15 @@ func writeSeedTable(b *strings.Builder, res *Results) {
 		if lok && bok {
 			g = gain(lv, bv)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s (seed: %s) |\n", name, before, after, cell(fig, lv, lok), cell(fig, bv, bok), g, claim)
+		t.Rows = append(t.Rows, []string{name, before, after, cell(fig, lv, lok), cell(fig, bv, bok), fmt.Sprintf("%s (seed: %s)", g, claim)})
 	}
 	row("Laravel requests/min", groupThousands(seedRPMBefore), groupThousands(seedRPMAfter), FigLaravelRPM, reductionGain, "-90%")
 	row("API latency, mean", "500 ms", "50 ms", FigAPIMean, speedupGain, "10x")
 	row("API latency, p99", "—", "—", FigAPIP99, speedupGain, "—")
 	row("gateway CPU", "80%", "15%", FigGatewayCPU, percentGain, "-83%")
 	lu, bu := usersSupported(res, legacy, ModeLegacy), usersSupported(res, scale, ModeBatch)
-	fmt.Fprintf(b, "| users supported | %d | %s+ | %s | %s | %s (seed: 10x) |\n\n", seedUsersBefore, groupThousands(seedUsersAfter), lu.text, bu.text, usersGain(lu, bu))
-	b.WriteString("Measured values are medians over an entry's repeats. Laravel requests/min is the mean over the " +
-		"10 s intervals with active users; API latency is the gateway REST API as the Laravel app calls it; gateway CPU is " +
-		"the gateway process's mean CPU in % of one core. Users supported comes from `make bench-capacity` when it ran, " +
-		"else it is a lower bound: the largest entry whose thresholds all held.\n\n")
+	t.Rows = append(t.Rows, []string{"users supported", fmt.Sprint(seedUsersBefore), groupThousands(seedUsersAfter) + "+", lu.text, bu.text, usersGain(lu, bu) + " (seed: 10x)"})
+	return t
 }
 
 type usersValue struct {
@@ -261,16 +317,19 @@ func percentGain(before, after float64) string {
 	return formatValue((after-before)/before*100, "") + "%"
 }
 
-func writeTargets(b *strings.Builder, res *Results) {
-	b.WriteString("## DESIGN.md targets\n\n| target | limit | measured | result | entry |\n|---|---|---|---|---|\n")
-	for _, t := range res.Targets() {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Limit, orDash(t.Measured), t.Status, orDash(t.Where))
+func targetsTable(res *Results) table {
+	t := table{Header: []string{"target", "limit", "measured", "result", "entry"}}
+	for _, tg := range res.Targets() {
+		t.Rows = append(t.Rows, []string{tg.Name, tg.Limit, orDash(tg.Measured), tg.Status, orDash(tg.Where)})
 	}
-	b.WriteString("\n")
+	return t
 }
 
-func writeEntriesOverview(b *strings.Builder, res *Results) {
-	b.WriteString("## Entries\n\n| entry | scenario | overrides | users | runs | thresholds | Laravel req/min | API p99 | HIGH p99 | gateway CPU |\n|---|---|---|---:|---:|---|---:|---:|---:|---:|\n")
+func entriesTable(res *Results) table {
+	t := table{
+		Header: []string{"entry", "scenario", "overrides", "users", "runs", "thresholds", "Laravel req/min", "API p99", "HIGH p99", "gateway CPU"},
+		Right:  []bool{false, false, false, true, true, false, true, true, true, true},
+	}
 	for i := range res.Entries {
 		e := &res.Entries[i]
 		th := "no report"
@@ -280,10 +339,11 @@ func writeEntriesOverview(b *strings.Builder, res *Results) {
 				th = "FAILED"
 			}
 		}
-		fmt.Fprintf(b, "| %s | `%s` | %s | %d | %d/%d | %s | %s | %s | %s | %s |\n", e.Name, e.Scenario, overridesText(e.Set), e.Users(),
-			len(e.Reports), len(e.Runs), th, medianCell(e, FigLaravelRPM), medianCell(e, FigAPIP99), medianCell(e, FigHighP99), medianCell(e, FigGatewayCPU))
+		t.Rows = append(t.Rows, []string{e.Name, "`" + e.Scenario + "`", overridesText(e.Set), fmt.Sprint(e.Users()),
+			fmt.Sprintf("%d/%d", len(e.Reports), len(e.Runs)), th, medianCell(e, FigLaravelRPM), medianCell(e, FigAPIP99),
+			medianCell(e, FigHighP99), medianCell(e, FigGatewayCPU)})
 	}
-	b.WriteString("\n")
+	return t
 }
 
 func overridesText(set []string) string {
@@ -298,8 +358,8 @@ func medianCell(e *Entry, fig Figure) string {
 	return cell(fig, v, ok)
 }
 
-func writeCapacity(b *strings.Builder, res *Results) {
-	b.WriteString("## Capacity\n\n| configuration | mode | max users with every threshold held | probes (users: result) |\n|---|---|---:|---|\n")
+func capacityTable(res *Results) table {
+	t := table{Header: []string{"configuration", "mode", "max users with every threshold held", "probes (users: result)"}, Right: []bool{false, false, true, false}}
 	for _, c := range res.Bench.Capacity {
 		var probes []string
 		for _, s := range c.Steps {
@@ -309,69 +369,68 @@ func writeCapacity(b *strings.Builder, res *Results) {
 			}
 			probes = append(probes, fmt.Sprintf("%d: %s", s.Users, mark))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", c.Name, c.Mode, capacityText(c), strings.Join(probes, ", "))
+		t.Rows = append(t.Rows, []string{c.Name, c.Mode, capacityText(c), strings.Join(probes, ", ")})
 	}
-	b.WriteString("\n")
+	return t
 }
 
-func writeEntry(b *strings.Builder, e *Entry) {
-	fmt.Fprintf(b, "## Entry `%s`\n\n", e.Name)
-	fmt.Fprintf(b, "scenario `%s`, overrides %s", e.Scenario, overridesText(e.Set))
+// entryLines describe an entry: scenario, overrides, failed runs, configuration.
+func entryLines(e *Entry) []string {
+	l := fmt.Sprintf("scenario `%s`, overrides %s", e.Scenario, overridesText(e.Set))
 	if len(e.Reports) > 1 {
-		fmt.Fprintf(b, "; values are medians of %d repeats", len(e.Reports))
+		l += fmt.Sprintf("; values are medians of %d repeats", len(e.Reports))
 	}
-	b.WriteString("\n\n")
-	failed := false
+	lines := []string{l}
 	for _, run := range e.Runs {
 		if run.Error != "" || run.ExitCode != 0 {
-			fmt.Fprintf(b, "- run `%s`: exit code %d %s\n", run.Dir, run.ExitCode, run.Error)
-			failed = true
+			lines = append(lines, fmt.Sprintf("run `%s`: exit code %d %s", run.Dir, run.ExitCode, run.Error))
 		}
-	}
-	if failed {
-		b.WriteString("\n")
 	}
 	if len(e.Reports) == 0 {
-		b.WriteString("No report: every run failed before writing report.json.\n\n")
-		return
+		return append(lines, "No report: every run failed before writing report.json.")
 	}
 	first := e.Reports[0]
-	g := first.Configuration.Gateway
-	fmt.Fprintf(b, "gateway: mode %s, batch size %d, batch interval %s, priority interval %s; fakelaravel: %g cores, %d workers, bootstrap %s, per row %s\n\n",
-		g.Mode, g.BatchSize, g.BatchInterval, g.PriorityInterval, first.Configuration.FakeLaravel.Cores, first.Configuration.FakeLaravel.Workers,
-		first.Configuration.FakeLaravel.Bootstrap, first.Configuration.FakeLaravel.PerRow)
+	g, f := first.Configuration.Gateway, first.Configuration.FakeLaravel
+	return append(lines, fmt.Sprintf("gateway: mode %s, batch size %d, batch interval %s, priority interval %s; fakelaravel: %g cores, %d workers, bootstrap %s, per row %s",
+		g.Mode, g.BatchSize, g.BatchInterval, g.PriorityInterval, f.Cores, f.Workers, f.Bootstrap, f.PerRow))
+}
 
-	b.WriteString("### Thresholds\n\n")
+// thresholdsTable is the entry's thresholds, k6-style (✓/✗), with the median observed value and
+// how many repeats held; nil when the scenario has none.
+func thresholdsTable(e *Entry) *table {
+	first := e.Reports[0]
 	if len(first.Thresholds) == 0 {
-		b.WriteString("none\n\n")
-	} else {
-		b.WriteString("| | metric | threshold | observed | held |\n|---|---|---|---:|---:|\n")
-		for i, t := range first.Thresholds {
-			held, obs := 0, []float64{}
-			for _, r := range e.Reports {
-				if i < len(r.Thresholds) && r.Thresholds[i].Expr == t.Expr && r.Thresholds[i].Metric == t.Metric {
-					if r.Thresholds[i].OK {
-						held++
-					}
-					if r.Thresholds[i].Observed != nil {
-						obs = append(obs, *r.Thresholds[i].Observed)
-					}
+		return nil
+	}
+	t := table{Header: []string{"", "metric", "threshold", "observed", "held"}, Right: []bool{false, false, false, true, true}}
+	for i, th := range first.Thresholds {
+		held, obs := 0, []float64{}
+		for _, r := range e.Reports {
+			if i < len(r.Thresholds) && r.Thresholds[i].Expr == th.Expr && r.Thresholds[i].Metric == th.Metric {
+				if r.Thresholds[i].OK {
+					held++
+				}
+				if r.Thresholds[i].Observed != nil {
+					obs = append(obs, *r.Thresholds[i].Observed)
 				}
 			}
-			mark := "✓"
-			if held < len(e.Reports) {
-				mark = "✗"
-			}
-			o := "—"
-			if len(obs) > 0 {
-				o = formatValue(median(obs), "")
-			}
-			fmt.Fprintf(b, "| %s | `%s` | `%s` | %s | %d/%d |\n", mark, t.Metric, t.Expr, o, held, len(e.Reports))
 		}
-		b.WriteString("\n")
+		mark := "✓"
+		if held < len(e.Reports) {
+			mark = "✗"
+		}
+		o := "—"
+		if len(obs) > 0 {
+			o = formatValue(median(obs), "")
+		}
+		t.Rows = append(t.Rows, []string{mark, "`" + th.Metric + "`", "`" + th.Expr + "`", o, fmt.Sprintf("%d/%d", held, len(e.Reports))})
 	}
+	return &t
+}
 
-	b.WriteString("### Metrics\n\n| metric | type | values |\n|---|---|---|\n")
+// metricsTable is the entry's metric summaries like k6's end-of-test summary (medians of repeats).
+func metricsTable(e *Entry) table {
+	t := table{Header: []string{"metric", "type", "values"}}
 	names := map[string]bool{}
 	for _, r := range e.Reports {
 		for n := range r.Metrics {
@@ -385,30 +444,32 @@ func writeEntry(b *strings.Builder, e *Entry) {
 	sort.Strings(sorted)
 	for _, n := range sorted {
 		var typ MetricType
-		var contains string
+		var kind string
 		vals := map[string][]float64{}
 		for _, r := range e.Reports {
 			m, ok := r.Metrics[n]
 			if !ok {
 				continue
 			}
-			typ, contains = m.Type, m.Contains
+			typ, kind = m.Type, m.Contains
 			for k, v := range m.Values {
 				vals[k] = append(vals[k], v)
 			}
 		}
-		fmt.Fprintf(b, "| `%s` | %s | %s |\n", n, typ, summaryValues(typ, contains, vals))
+		t.Rows = append(t.Rows, []string{"`" + n + "`", string(typ), summaryValues(typ, kind, vals)})
 	}
-	gt := e.Reports[0].GroundTruth
-	if len(e.Reports) > 1 {
-		for _, r := range e.Reports[1:] {
-			gt.Sessions += r.GroundTruth.Sessions
-			gt.LostUpdates += r.GroundTruth.LostUpdates
-			gt.StaleOverwrites += r.GroundTruth.StaleOverwrites
-			gt.DuplicateApplications += r.GroundTruth.DuplicateApplications
-		}
+	return t
+}
+
+func groundTruthLine(e *Entry) string {
+	var gt GroundTruth
+	for _, r := range e.Reports {
+		gt.Sessions += r.GroundTruth.Sessions
+		gt.LostUpdates += r.GroundTruth.LostUpdates
+		gt.StaleOverwrites += r.GroundTruth.StaleOverwrites
+		gt.DuplicateApplications += r.GroundTruth.DuplicateApplications
 	}
-	fmt.Fprintf(b, "\n### Ground truth\n\n%d sessions checked%s: %d lost updates, %d stale overwrites, %d duplicate applications.\n\n",
+	return fmt.Sprintf("%d sessions checked%s: %d lost updates, %d stale overwrites, %d duplicate applications.",
 		gt.Sessions, repeatsNote(len(e.Reports)), gt.LostUpdates, gt.StaleOverwrites, gt.DuplicateApplications)
 }
 

@@ -58,7 +58,7 @@ func TestSeedTableComparesLegacyAndBatchOnTheSameWorkload(t *testing.T) {
 	md := buf.String()
 	// legacy 40,000 req/min vs batch median(40, 44) = 42 req/min: -99.9%, 952x fewer.
 	for _, want := range []string{
-		"| Laravel requests/min | 40,000 | 4,000 | 40,000 req/min | 42.0 req/min | -99.9% (952x fewer) (seed: -90%) |",
+		"| Laravel requests/min | 40,000 | 4,000 | 40,000 req/min | 42 req/min | -99.9% (952x fewer) (seed: -90%) |",
 		"| gateway CPU | 80% | 15% | 70.0% |",
 		"| users supported | 100 | 1,000+ | < 100 (thresholds failed) | >= 1,000 |",
 	} {
