@@ -93,12 +93,22 @@ func (l *eventLog) add(e Event) {
 func (l *eventLog) since(seq uint64) ([]Event, uint64, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	i := 0
-	if n := len(l.events); n > 0 && seq >= l.events[0].Seq {
+	i, n := 0, len(l.events)
+	switch {
+	case n == 0 || seq < l.events[0].Seq:
+	case seq >= l.events[n-1].Seq:
+		i = n
+	default:
 		i = int(seq - l.events[0].Seq + 1)
-		i = min(i, n)
 	}
 	return append([]Event(nil), l.events[i:]...), l.dropped, l.changed
+}
+
+// discarded returns how many events the bound has discarded.
+func (l *eventLog) discarded() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropped
 }
 
 // wait blocks until an event after seq satisfies match, and returns it.

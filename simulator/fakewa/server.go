@@ -424,7 +424,7 @@ func (s *Server) Stats() Stats {
 	st.Handlers = s.handlers.Load()
 	st.Goroutines = goroutines()
 	st.RSSBytes = processRSS()
-	_, st.EventsDiscarded, _ = s.events.since(^uint64(0))
+	st.EventsDiscarded = s.events.discarded()
 	return st
 }
 

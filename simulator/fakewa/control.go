@@ -1,0 +1,199 @@
+package fakewa
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.mau.fi/whatsmeow/types"
+)
+
+// PairRequest is the body of POST /pair.
+type PairRequest struct {
+	QR    string `json:"qr"`
+	Phone string `json:"phone"`
+}
+
+// PairResponse is the answer of POST /pair.
+type PairResponse struct {
+	JID string `json:"jid"`
+}
+
+// Info is the answer of GET /info: what a client needs to reach this server.
+type Info struct {
+	Addr          string `json:"addr"`
+	RootPublicKey string `json:"root_public_key"`
+}
+
+// FailNextConnectRequest is the body of POST /devices/{jid}/fail-next-connect.
+type FailNextConnectRequest struct {
+	Reason int `json:"reason"`
+}
+
+// KeepaliveSilenceRequest is the body of POST /devices/{jid}/keepalive-silence.
+type KeepaliveSilenceRequest struct {
+	Silent bool `json:"silent"`
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// maxControlBody bounds control request bodies.
+const maxControlBody = 64 << 10
+
+// ControlHandler returns the JSON control API of the standalone mode:
+//
+//	GET  /info                              {"addr", "root_public_key"}
+//	GET  /devices                           [DeviceInfo...] sorted by JID
+//	POST /pair {"qr","phone"}               {"jid"}
+//	POST /devices/{jid}/drop                network drop
+//	POST /devices/{jid}/replace             stream replaced
+//	POST /devices/{jid}/logout              device removed (401)
+//	POST /devices/{jid}/logout-on-connect   removed, refused at the next connect
+//	POST /devices/{jid}/fail-next-connect   {"reason": 401|402|405|503|...}
+//	POST /devices/{jid}/keepalive-silence   {"silent": true|false}
+//	POST /restart                           stream:error 503 to every connection
+//	GET  /events?since=SEQ                  [Event...] (X-Events-Discarded: count lost to the bound)
+//	GET  /stats                             Stats
+//
+// Actions answer 204; errors answer {"error": "..."} with 400, 404, 409, 502 or 504.
+func (s *Server) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, Info{Addr: s.Addr(), RootPublicKey: hex.EncodeToString(s.RootPublicKey())})
+	})
+	mux.HandleFunc("GET /devices", func(w http.ResponseWriter, r *http.Request) {
+		devices := s.Devices()
+		slices.SortFunc(devices, func(a, b DeviceInfo) int { return strings.Compare(a.JID, b.JID) })
+		writeJSON(w, http.StatusOK, devices)
+	})
+	mux.HandleFunc("POST /pair", func(w http.ResponseWriter, r *http.Request) {
+		var req PairRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		jid, err := s.Pair(r.Context(), req.QR, req.Phone)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, PairResponse{JID: jid.String()})
+	})
+	deviceAction := func(action func(types.JID, *http.Request) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			jid, err := types.ParseJID(r.PathValue("jid"))
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad jid: " + err.Error()})
+				return
+			}
+			if err := action(jid, r); err != nil {
+				writeError(w, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+	mux.HandleFunc("POST /devices/{jid}/drop", deviceAction(func(j types.JID, _ *http.Request) error { return s.Drop(j) }))
+	mux.HandleFunc("POST /devices/{jid}/replace", deviceAction(func(j types.JID, _ *http.Request) error { return s.Replace(j) }))
+	mux.HandleFunc("POST /devices/{jid}/logout", deviceAction(func(j types.JID, _ *http.Request) error { return s.Logout(j) }))
+	mux.HandleFunc("POST /devices/{jid}/logout-on-connect", deviceAction(func(j types.JID, _ *http.Request) error { return s.LogoutOnConnect(j) }))
+	mux.HandleFunc("POST /devices/{jid}/fail-next-connect", func(w http.ResponseWriter, r *http.Request) {
+		var req FailNextConnectRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if req.Reason <= 0 {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "reason must be a positive failure code"})
+			return
+		}
+		deviceAction(func(j types.JID, _ *http.Request) error { return s.FailNextConnect(j, req.Reason) })(w, r)
+	})
+	mux.HandleFunc("POST /devices/{jid}/keepalive-silence", func(w http.ResponseWriter, r *http.Request) {
+		var req KeepaliveSilenceRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		deviceAction(func(j types.JID, _ *http.Request) error { return s.SetKeepaliveSilence(j, req.Silent) })(w, r)
+	})
+	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Restart(); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		var since uint64
+		if v := r.URL.Query().Get("since"); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, errorBody{Error: "since must be an event sequence number"})
+				return
+			}
+			since = n
+		}
+		events, discarded, _ := s.events.since(since)
+		w.Header().Set("X-Events-Discarded", strconv.FormatUint(discarded, 10))
+		writeJSON(w, http.StatusOK, events)
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	return mux
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad request body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		_ = err // the client went away; nothing left to tell it
+	}
+}
+
+// errorStatus maps the control API's errors to HTTP statuses.
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrBadQR), errors.Is(err, ErrBadPhone):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrUnknownRef):
+		return http.StatusNotFound
+	case errors.Is(err, ErrNotConnected), errors.Is(err, ErrLoggedOut), errors.Is(err, ErrQRMismatch),
+		errors.Is(err, ErrPairInProgress), errors.Is(err, ErrNotStarted), errors.Is(err, ErrClosed):
+		return http.StatusConflict
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusBadGateway
+	}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	writeJSON(w, errorStatus(err), errorBody{Error: err.Error()})
+}
+
+// ControlError is an error answer of the control API.
+type ControlError struct {
+	Status  int
+	Message string
+}
+
+func (e *ControlError) Error() string {
+	return fmt.Sprintf("fakewa control: HTTP %d: %s", e.Status, e.Message)
+}
