@@ -148,6 +148,11 @@ type Outbox struct {
 
 	mu   sync.Mutex
 	room chan struct{} // closed (and replaced) whenever this gateway frees room
+
+	// lastLen is the stream length seen by the latest append. While it is below half the bound,
+	// appends skip the atomic bound check (a Lua script, costly on the embedded miniredis): the
+	// bound is a safety valve, and near it every append is checked atomically.
+	lastLen atomic.Int64
 }
 
 // appendScript appends only while the stream is below its bound, atomically.
@@ -182,6 +187,23 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 		strconv.FormatInt(ev.Version, 10), strconv.Itoa(int(ev.Priority)), strconv.FormatInt(ev.Time.UnixNano(), 10),
 	}
 	keys := []string{o.cfg.Stream}
+	if o.lastLen.Load() < o.cfg.Max/2 {
+		var add *redis.StringCmd
+		var n *redis.IntCmd
+		_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			add = p.XAdd(ctx, &redis.XAddArgs{Stream: o.cfg.Stream, Values: []any{
+				"eid", ev.ID, "sid", ev.SessionID, "kind", string(ev.Kind), "data", ev.Payload,
+				"ver", args[5], "prio", args[6], "ts", args[7]}})
+			n = p.XLen(ctx, o.cfg.Stream)
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("outbox: append event %s: %w", ev.ID, err)
+		}
+		o.lastLen.Store(n.Val())
+		o.appended.Add(1)
+		return add.Val(), nil
+	}
 	var deadline <-chan time.Time
 	waited := false
 	for {
@@ -189,6 +211,9 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 		id, err := appendScript.Run(ctx, o.rdb, keys, args...).Text()
 		if err == nil {
 			o.appended.Add(1)
+			if id != "" {
+				o.lastLen.Add(1)
+			}
 			return id, nil
 		}
 		if !errors.Is(err, redis.Nil) {
@@ -220,6 +245,16 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 			return "", fmt.Errorf("outbox: event %s: %w: %w", ev.ID, ErrFull, ctx.Err())
 		}
 		poll.Stop()
+	}
+}
+
+// noteRemoved lowers the remembered stream length after this gateway removed n entries.
+func (o *Outbox) noteRemoved(n int) {
+	for {
+		cur := o.lastLen.Load()
+		if o.lastLen.CompareAndSwap(cur, max(0, cur-int64(n))) {
+			return
+		}
 	}
 }
 
@@ -374,6 +409,7 @@ func (o *Outbox) Ack(ctx context.Context, ids ...string) error {
 		return fmt.Errorf("outbox: ack %d entries: %w", len(ids), err)
 	}
 	o.acked.Add(int64(len(ids)))
+	o.noteRemoved(len(ids))
 	o.signalRoom()
 	return nil
 }
@@ -405,6 +441,7 @@ func (o *Outbox) DeadLetter(ctx context.Context, entries []Entry, reason string)
 		return fmt.Errorf("outbox: dead-letter %d entries: %w", len(entries), err)
 	}
 	o.deadLettered.Add(int64(len(entries)))
+	o.noteRemoved(len(entries))
 	for _, e := range entries {
 		o.log.Error("event dead-lettered: it will not be delivered", "event_id", e.Event.ID, "session_id", e.Event.SessionID,
 			"kind", e.Event.Kind, "version", e.Event.Version, "reason", reason)

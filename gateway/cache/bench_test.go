@@ -1,0 +1,68 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"wagate/gateway/laravel"
+	"wagate/internal/redistest"
+)
+
+// alwaysKnown answers every lookup without a network.
+type alwaysKnown struct{}
+
+func (alwaysKnown) GetSession(_ context.Context, sid string) (laravel.SessionInfo, error) {
+	return laravel.SessionInfo{SessionID: sid, EstadoQR: laravel.StatusConnected, Enabled: true, StatusVersion: 1}, nil
+}
+
+// BenchmarkRead measures one State read answered by each level: L1 (in-process), L2 (a Redis
+// HGETALL) and L3 (a miss in both, an in-memory Laravel lookup, and the Redis write of its answer).
+func BenchmarkRead(b *testing.B) {
+	for _, name := range []string{"miniredis", "redis-server"} {
+		b.Run(name, func(b *testing.B) {
+			var be *redistest.Backend
+			if name == "miniredis" {
+				be = redistest.Mini(b)
+			} else {
+				be = redistest.Real(b)
+			}
+			ctx := context.Background()
+			clk := newClock()
+			c := newCache(b, be, alwaysKnown{}, clk, "gw-bench")
+			if err := c.Record(ctx, statusEvent("hot", 1, laravel.StatusConnected)); err != nil {
+				b.Fatal(err)
+			}
+			b.Run("L1", func(b *testing.B) {
+				if _, err := c.State(ctx, "hot"); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if s, err := c.State(ctx, "hot"); err != nil || s.Level != "l1" {
+						b.Fatalf("%+v %v", s, err)
+					}
+				}
+			})
+			b.Run("L2", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					c.l1.Invalidate("hot")
+					if s, err := c.State(ctx, "hot"); err != nil || s.Level != "l2" {
+						b.Fatalf("%+v %v", s, err)
+					}
+				}
+			})
+			b.Run("L3", func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i++
+					if s, err := c.State(ctx, fmt.Sprintf("cold-%d", i)); err != nil || s.Level != "l3" {
+						b.Fatalf("%+v %v", s, err)
+					}
+				}
+			})
+		})
+	}
+}

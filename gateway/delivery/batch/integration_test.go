@@ -1,0 +1,220 @@
+package batch_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/gateway/delivery/batch"
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+	"wagate/gateway/outbox"
+	"wagate/internal/redistest"
+)
+
+const token = "test-token"
+
+// startLaravel runs fakelaravel on a loopback listener (so down windows refuse connections).
+func startLaravel(t *testing.T, faults fakelaravel.Faults) (*fakelaravel.Server, *laravel.Client) {
+	t.Helper()
+	srv, err := fakelaravel.New(context.Background(), fakelaravel.Config{
+		Token: token, Faults: faults, Seed: 7, Logger: slog.New(slog.DiscardHandler),
+		Capacity: fakelaravel.CapacityModel{Workers: 8, Backlog: 64, BootstrapCPU: time.Millisecond, PerRowCPU: 20 * time.Microsecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; _ = srv.Close() })
+	client, err := laravel.NewClient(laravel.ClientConfig{BaseURL: "http://" + ln.Addr().String(), Token: token, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, client
+}
+
+// history generates every session's events with monotonic versions, statuses and QR codes mixed.
+type history struct {
+	events []event.Event
+	last   map[string]map[event.Kind]event.Event
+}
+
+func generate(sessions, perSession int, seed uint64) history {
+	r := rand.New(rand.NewPCG(seed, seed))
+	h := history{last: map[string]map[event.Kind]event.Event{}}
+	statuses := laravel.Statuses
+	for s := 0; s < sessions; s++ {
+		sid := fmt.Sprintf("sess-%03d", s)
+		h.last[sid] = map[event.Kind]event.Event{}
+		for v := 1; v <= perSession; v++ {
+			ev := event.Event{ID: fmt.Sprintf("%s-%d", sid, v), SessionID: sid, Version: int64(v), Time: time.Now().UTC()}
+			if r.IntN(2) == 0 {
+				ev.Kind, ev.Payload = event.KindQR, fmt.Sprintf("2@qr-%s-%d", sid, v)
+			} else {
+				ev.Kind, ev.Payload = event.KindStatus, string(statuses[r.IntN(len(statuses))])
+			}
+			ev.Priority = event.PriorityOf(ev.Kind, ev.Payload)
+			h.events = append(h.events, ev)
+			h.last[sid][ev.Kind] = ev
+		}
+	}
+	return h
+}
+
+// deliverAll hands each session's events to d in version order, sessions concurrently.
+func deliverAll(t *testing.T, d *batch.Delivery, h history) {
+	t.Helper()
+	bySession := map[string][]event.Event{}
+	for _, ev := range h.events {
+		bySession[ev.SessionID] = append(bySession[ev.SessionID], ev)
+	}
+	var wg sync.WaitGroup
+	for _, evs := range bySession {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, ev := range evs {
+				if err := d.Deliver(context.Background(), ev); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func waitDrained(t *testing.T, d *batch.Delivery) batch.Metrics {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m := d.Snapshot(context.Background())
+		if m.Pending == 0 && m.InFlight == 0 && m.QRBatchSize == 0 && m.StatusBatchSize == 0 {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not drained within 60 s: %+v", m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// assertFinalState checks Laravel holds exactly the last version of every session's QR and status.
+func assertFinalState(t *testing.T, srv *fakelaravel.Server, h history) {
+	t.Helper()
+	st, err := srv.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]fakelaravel.SessionState{}
+	for _, s := range st.Sessions {
+		got[s.SessionID] = s
+	}
+	for sid, last := range h.last {
+		s, ok := got[sid]
+		if !ok {
+			t.Errorf("%s: lost entirely", sid)
+			continue
+		}
+		if ev, ok := last[event.KindStatus]; ok && (s.StatusVersion != ev.Version || string(s.EstadoQR) != ev.Payload) {
+			t.Errorf("%s: status %s v%d; want %s v%d", sid, s.EstadoQR, s.StatusVersion, ev.Payload, ev.Version)
+		}
+		if ev, ok := last[event.KindQR]; ok && (s.QRVersion != ev.Version || s.QR != ev.Payload) {
+			t.Errorf("%s: QR v%d; want v%d", sid, s.QRVersion, ev.Version)
+		}
+	}
+}
+
+func newDelivery(t *testing.T, b *redistest.Backend, client batch.Sender, consumer string) *batch.Delivery {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	ob, err := outbox.New(context.Background(), b.Client(t), outbox.Config{Consumer: consumer, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := batch.New(batch.Options{Outbox: ob, Sender: client, Logger: log, Config: batch.Config{
+		BatchInterval: 50 * time.Millisecond, PriorityInterval: 20 * time.Millisecond, PollInterval: 5 * time.Millisecond,
+		Backoff: batch.Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2},
+		Breaker: batch.BreakerConfig{Failures: 5, OpenFor: 50 * time.Millisecond},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Against fakelaravel losing responses after applying them, a flaky Laravel never leaves a lost or
+// stale final state, and the number of requests stays far below the number of events.
+func TestEveryFinalStateReachesLaravelThroughLostResponsesAndErrors(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		srv, client := startLaravel(t, fakelaravel.Faults{LostResponseRate: 0.3})
+		d := newDelivery(t, b, client, "gw-1")
+		if err := d.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h := generate(30, 40, 1)
+		deliverAll(t, d, h)
+		m := waitDrained(t, d)
+		if err := d.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		assertFinalState(t, srv, h)
+		st := srv.Stats()
+		reqs := st.Endpoints[fakelaravel.EndpointQRBatch].Requests + st.Endpoints[fakelaravel.EndpointStatusBatch].Requests
+		t.Logf("%d events -> %d batch requests; metrics %+v", len(h.events), reqs, m)
+		if m.DeadLettered != 0 {
+			t.Fatalf("%d dead letters on retryable faults", m.DeadLettered)
+		}
+		if m.Retried == 0 {
+			t.Fatal("no retries with 30% lost responses")
+		}
+		if int(reqs) >= len(h.events)/2 {
+			t.Fatalf("%d requests for %d events: batching did not batch", reqs, len(h.events))
+		}
+	})
+}
+
+// A gateway that dies while Laravel is down leaves its entries pending; the restarted gateway
+// (same consumer) recovers them and delivers the last version of everything once Laravel is back.
+func TestNothingIsLostWhenTheGatewayDiesWhileLaravelIsDown(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		srv, client := startLaravel(t, fakelaravel.Faults{DownWindows: []fakelaravel.DownWindow{{StartAfterMS: 0, DurationMS: 3_600_000}}})
+		first := newDelivery(t, b, client, "gw-1")
+		h := generate(10, 20, 2)
+		deliverAll(t, first, h)
+		// The first gateway reads everything and fails to send it (connection refused), then dies
+		// without Close: its entries stay pending in the consumer group.
+		for i := 0; i < 3; i++ {
+			if err := first.Poll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if m := first.Snapshot(context.Background()); m.Sent != 0 || m.Pending != int64(len(h.events)) {
+			t.Fatalf("while Laravel is down: %+v", m)
+		}
+		if err := srv.SetFaults(fakelaravel.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+		second := newDelivery(t, b, client, "gw-1")
+		if err := second.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitDrained(t, second)
+		if err := second.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		assertFinalState(t, srv, h)
+	})
+}
