@@ -1,0 +1,145 @@
+// Package user owns a virtual user: one WhatsApp account of one Laravel customer, and the Laravel
+// app acting for it. Its lifecycle runs against the real gateway REST API (start the session, poll
+// status and QR as the Laravel app does, send messages, log out); its phone pairs with the QR that
+// Laravel received, not the one the gateway holds; and every state it causes is written to the
+// Ledger, the ground truth Laravel's final state is compared with.
+package user
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"wagate/simulator/metrics"
+)
+
+// Endpoint tags of the gateway API calls, as they appear in http_req_duration{endpoint:...}.
+const (
+	EndpointStart    = "start"
+	EndpointStatus   = "status"
+	EndpointQR       = "qr"
+	EndpointMessages = "messages"
+	EndpointLogout   = "logout"
+)
+
+// API is the gateway REST API as the Laravel app calls it, measured: every call records
+// http_reqs, http_req_duration and http_req_failed tagged with endpoint, method, status and the
+// scenario's tags.
+type API struct {
+	base  string
+	token string
+	hc    *http.Client
+	reg   *metrics.Registry
+}
+
+// NewAPI returns a client of the gateway at base (http://host:port) with its API token.
+func NewAPI(base, token string, hc *http.Client, reg *metrics.Registry) *API {
+	return &API{base: base, token: token, hc: hc, reg: reg}
+}
+
+// Response is a decoded API answer.
+type Response struct {
+	Status int
+	Body   map[string]any
+}
+
+// call performs one request; expected lists statuses that count as success besides 2xx.
+func (a *API) call(ctx context.Context, method, endpoint, path string, body any, tags metrics.Tags, expected ...int) (Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return Response{}, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return Response{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	began := time.Now()
+	resp, err := a.hc.Do(req)
+	var out Response
+	if err == nil {
+		data, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		out.Status = resp.StatusCode
+		if len(data) > 0 {
+			_ = json.Unmarshal(data, &out.Body)
+		}
+		err = rerr
+	}
+	took := time.Since(began)
+	if ctx.Err() != nil && err != nil {
+		// The run is ending: an interrupted request is not a measurement.
+		return out, fmt.Errorf("%s %s: %w", method, endpoint, ctx.Err())
+	}
+	t := metrics.Tags{"endpoint": endpoint, "method": method, "status": strconv.Itoa(out.Status)}
+	for k, v := range tags {
+		t[k] = v
+	}
+	failed := err != nil || out.Status >= 400
+	for _, s := range expected {
+		if out.Status == s {
+			failed = false
+		}
+	}
+	a.reg.Add("http_reqs", 1, t)
+	a.reg.ObserveDuration("http_req_duration", took, t)
+	a.reg.Rate("http_req_failed", failed, t)
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w", method, endpoint, err)
+	}
+	return out, nil
+}
+
+// Start asks the gateway to start (or resume) a session: POST /sessions.
+func (a *API) Start(ctx context.Context, sessionID string, tags metrics.Tags) (Response, error) {
+	return a.call(ctx, http.MethodPost, EndpointStart, "/sessions", map[string]string{"session_id": sessionID}, tags)
+}
+
+// Status reads a session's status: GET /sessions/{id}.
+func (a *API) Status(ctx context.Context, sessionID string, tags metrics.Tags) (Response, error) {
+	return a.call(ctx, http.MethodGet, EndpointStatus, "/sessions/"+url.PathEscape(sessionID), nil, tags)
+}
+
+// QR reads a session's current QR code: GET /sessions/{id}/qr. A session without a code (404,
+// 409, 410) is an expected answer.
+func (a *API) QR(ctx context.Context, sessionID string, tags metrics.Tags) (Response, error) {
+	return a.call(ctx, http.MethodGet, EndpointQR, "/sessions/"+url.PathEscape(sessionID)+"/qr", nil, tags, 404, 409, 410)
+}
+
+// Send sends a text message: POST /sessions/{id}/messages. 409 (session not active) is an
+// expected answer while a session reconnects.
+func (a *API) Send(ctx context.Context, sessionID, to, text string, tags metrics.Tags) (Response, error) {
+	return a.call(ctx, http.MethodPost, EndpointMessages, "/sessions/"+url.PathEscape(sessionID)+"/messages", map[string]string{"to": to, "text": text}, tags, 409)
+}
+
+// Logout logs a session out: DELETE /sessions/{id}.
+func (a *API) Logout(ctx context.Context, sessionID string, tags metrics.Tags) (Response, error) {
+	return a.call(ctx, http.MethodDelete, EndpointLogout, "/sessions/"+url.PathEscape(sessionID), nil, tags)
+}
+
+// StatusOf extracts the estado_qr from a status answer ("status" or "estado_qr"), "" when absent.
+func StatusOf(r Response) string {
+	for _, k := range []string{"status", "estado_qr", "state"} {
+		if s, ok := r.Body[k].(string); ok {
+			return s
+		}
+	}
+	if inner, ok := r.Body["session"].(map[string]any); ok {
+		return StatusOf(Response{Body: inner})
+	}
+	return ""
+}

@@ -1,0 +1,325 @@
+package user
+
+import (
+	"sync"
+	"time"
+
+	"wagate/simulator/metrics"
+)
+
+// Laravel statuses (estado_qr) the ledger reasons about.
+const (
+	StatusPending      = "pending"
+	StatusConnected    = "connected"
+	StatusDisconnected = "disconnected"
+	StatusLoggedOut    = "logged_out"
+	StatusExpired      = "expired"
+)
+
+// priorityOf mirrors the gateway's event priorities: connects and disconnects are HIGH.
+func priorityOf(status string) string {
+	switch status {
+	case StatusConnected, StatusDisconnected, StatusLoggedOut:
+		return "high"
+	}
+	return "normal"
+}
+
+// QRTiming is the gateway's QR rotation, needed to know when each code was shown and expired.
+type QRTiming struct {
+	First, Next time.Duration
+	Codes       int
+}
+
+// offset is when code k (0-based) is shown, relative to the refs being issued, and for how long.
+func (q QRTiming) window(k int) (from, until time.Duration) {
+	if k == 0 {
+		return 0, q.First
+	}
+	from = q.First + time.Duration(k-1)*q.Next
+	return from, from + q.Next
+}
+
+// RefIssue tells when fakewa issued a pairing ref, and its position among the refs issued together.
+type RefIssue struct {
+	At    time.Time
+	Index int
+}
+
+type cause struct {
+	status    string
+	at        time.Time
+	delivered bool
+}
+
+// session is the ledger's record of one session.
+type session struct {
+	id, phone, jid string
+	tags           metrics.Tags
+	started        time.Time
+	// expected is the final estado_qr the simulation generated; "" means never paired (pending or
+	// expired are both right, depending on the gateway's QR expiry).
+	expected string
+	causes   []cause
+	pairedAt time.Time
+
+	// What Laravel showed.
+	laravelStatus  string
+	laravelVersion int64
+	maxVersion     int64
+	sawExpected    bool // Laravel showed expected after the last cause
+	stale          bool
+	qrSeen         map[string]time.Time // QR code -> when Laravel had it
+}
+
+// Ledger is the ground truth of a run: what every user caused and when, and what Laravel showed.
+// It measures event delivery delay (cause -> Laravel), QR visibility delay, QR codes that expired
+// before Laravel had them, and at the end counts lost updates and stale overwrites.
+// Safe for concurrent use.
+type Ledger struct {
+	mu       sync.Mutex
+	reg      *metrics.Registry
+	qr       QRTiming
+	sessions map[string]*session
+	order    []string
+	// refIssue resolves a pairing ref to when fakewa issued it.
+	refIssue func(ref string) (RefIssue, bool)
+}
+
+// NewLedger returns an empty ledger recording into reg; refIssue resolves pairing refs (may be nil).
+func NewLedger(reg *metrics.Registry, qr QRTiming, refIssue func(ref string) (RefIssue, bool)) *Ledger {
+	return &Ledger{reg: reg, qr: qr, sessions: map[string]*session{}, refIssue: refIssue}
+}
+
+func (l *Ledger) get(id string) *session {
+	s := l.sessions[id]
+	if s == nil {
+		s = &session{id: id, qrSeen: map[string]time.Time{}}
+		l.sessions[id] = s
+		l.order = append(l.order, id)
+	}
+	return s
+}
+
+// Started records that a user started session id at at (the gateway reports pending).
+func (l *Ledger) Started(id, phone string, at time.Time, tags metrics.Tags) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.get(id)
+	s.phone, s.started, s.tags = phone, at, tags
+	s.causes = append(s.causes, cause{status: StatusPending, at: at})
+}
+
+// Caused records that the simulation made session id's state become status at at (a pairing,
+// a drop, a logout): Laravel should show it, and the delay until it does is measured.
+func (l *Ledger) Caused(id, status string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.get(id)
+	s.expected = status
+	s.sawExpected = false
+	s.causes = append(s.causes, cause{status: status, at: at})
+}
+
+// Expect sets the final state the session should settle in without a measured cause (whatsmeow
+// reconnecting by itself after a drop).
+func (l *Ledger) Expect(id, status string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.get(id)
+	s.expected = status
+	s.sawExpected = false
+}
+
+// Paired records the device the session's phone linked.
+func (l *Ledger) Paired(id, jid string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.get(id)
+	s.jid, s.pairedAt = jid, at
+}
+
+// ObserveLaravel records what Laravel shows for a session: its estado_qr with version, its QR,
+// and when the write was applied (appliedAt, from Laravel's updated_at when usable) or observed.
+func (l *Ledger) ObserveLaravel(id, status string, version int64, qr string, appliedAt time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.sessions[id]
+	if s == nil {
+		return // not a session of this simulator instance
+	}
+	if qr != "" {
+		if _, seen := s.qrSeen[qr]; !seen {
+			s.qrSeen[qr] = appliedAt
+			l.qrSeenLocked(s, qr, appliedAt)
+		}
+	}
+	if version > 0 && version < s.maxVersion {
+		s.stale = true
+	}
+	s.maxVersion = max(s.maxVersion, version)
+	if status == "" || (status == s.laravelStatus && version == s.laravelVersion) {
+		return
+	}
+	s.laravelStatus, s.laravelVersion = status, version
+	// Deliver: the latest undelivered cause with this status that happened before the write.
+	idx := -1
+	for i, c := range s.causes {
+		if !c.delivered && c.status == status && !c.at.After(appliedAt) {
+			idx = i
+		}
+	}
+	if idx >= 0 {
+		c := &s.causes[idx]
+		delay := appliedAt.Sub(c.at)
+		t := metrics.Tags{"kind": "status", "priority": priorityOf(status), "event": status}
+		for k, v := range s.tags {
+			t[k] = v
+		}
+		l.reg.ObserveDuration("event_delivery_delay", delay, t)
+		for i := 0; i <= idx; i++ {
+			s.causes[i].delivered = true // earlier states were superseded (coalesced)
+		}
+	}
+	switch {
+	case s.expected != "" && status == s.expected:
+		s.sawExpected = true
+	case s.sawExpected:
+		// Laravel had the final state and something older replaced it.
+		s.stale = true
+	}
+}
+
+// qrSeenLocked measures how long after its generation Laravel had code qr.
+func (l *Ledger) qrSeenLocked(s *session, qr string, at time.Time) {
+	ref := refOf(qr)
+	if l.refIssue == nil || ref == "" {
+		return
+	}
+	iss, ok := l.refIssue(ref)
+	if !ok {
+		return
+	}
+	from, _ := l.qr.window(iss.Index)
+	generated := iss.At.Add(from)
+	d := at.Sub(generated)
+	if d < 0 {
+		d = 0
+	}
+	l.reg.ObserveDuration("qr_visibility_delay", d, s.tags)
+}
+
+// refOf returns the pairing ref of a QR string ("ref,noise,identity,adv" or a URL form's first
+// field), "" when it has none.
+func refOf(qr string) string {
+	for i := 0; i < len(qr); i++ {
+		if qr[i] == ',' {
+			return qr[:i]
+		}
+	}
+	return ""
+}
+
+// Truth is the ground-truth comparison at the end of a run.
+type Truth struct {
+	Sessions, Lost, Stale, ExpiredUnseen int64
+	// Mismatches lists a few sessions that were lost or stale, for the log.
+	Mismatches []string
+}
+
+// Finish compares Laravel's final state (status by session id, as last observed) with what the
+// simulation generated, counts QR codes that expired before Laravel had them (given end, the time
+// the run stopped watching), and records lost_updates, stale_overwrites, qr_expired_unseen and
+// ground_truth_sessions.
+func (l *Ledger) Finish(final map[string]string, end time.Time) Truth {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t Truth
+	for _, id := range l.order {
+		s := l.sessions[id]
+		t.Sessions++
+		got := final[id]
+		ok := got == s.expected
+		if s.expected == "" {
+			ok = got == StatusPending || got == StatusExpired
+		}
+		switch {
+		case s.stale:
+			t.Stale++
+			if len(t.Mismatches) < 10 {
+				t.Mismatches = append(t.Mismatches, id+": stale overwrite, Laravel shows "+quote(got)+", expected "+quote(s.expected))
+			}
+		case !ok:
+			t.Lost++
+			if len(t.Mismatches) < 10 {
+				t.Mismatches = append(t.Mismatches, id+": lost update, Laravel shows "+quote(got)+", expected "+quote(s.expected))
+			}
+		}
+		t.ExpiredUnseen += l.expiredUnseenLocked(s, end)
+	}
+	l.reg.Add("lost_updates", float64(t.Lost), nil)
+	l.reg.Add("stale_overwrites", float64(t.Stale), nil)
+	l.reg.Add("qr_expired_unseen", float64(t.ExpiredUnseen), nil)
+	l.reg.Add("ground_truth_sessions", float64(t.Sessions), nil)
+	return t
+}
+
+func quote(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+// expiredUnseenLocked counts the session's QR codes whose display window ended before pairing (or
+// end) without Laravel having had them in that window.
+func (l *Ledger) expiredUnseenLocked(s *session, end time.Time) int64 {
+	if l.refIssue == nil || l.qr.Codes <= 0 {
+		return 0
+	}
+	// Find the refs issue of the session from any code Laravel saw.
+	var issuedAt time.Time
+	seenIdx := map[int]time.Time{}
+	for qr, at := range s.qrSeen {
+		iss, ok := l.refIssue(refOf(qr))
+		if !ok {
+			continue
+		}
+		if issuedAt.IsZero() || iss.At.Before(issuedAt) {
+			issuedAt = iss.At
+		}
+		seenIdx[iss.Index] = at
+	}
+	if issuedAt.IsZero() {
+		return 0 // Laravel never had a code: the QR flow itself is counted as a lost update if it matters
+	}
+	stop := end
+	if !s.pairedAt.IsZero() && s.pairedAt.Before(stop) {
+		stop = s.pairedAt
+	}
+	var n int64
+	for k := 0; k < l.qr.Codes; k++ {
+		_, until := l.qr.window(k)
+		if issuedAt.Add(until).After(stop) {
+			break // still showing, or shown after pairing
+		}
+		if at, seen := seenIdx[k]; !seen || at.After(issuedAt.Add(until)) {
+			n++
+		}
+	}
+	return n
+}
+
+// Sessions returns how many sessions the ledger knows.
+func (l *Ledger) Sessions() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.sessions)
+}
+
+// IDs returns the session ids in the order they started.
+func (l *Ledger) IDs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.order...)
+}

@@ -1,0 +1,314 @@
+package user
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"wagate/simulator/executor"
+	"wagate/simulator/metrics"
+	"wagate/simulator/scenario"
+)
+
+// Phone is the WhatsApp side a user's phone acts on (fakewa).
+type Phone interface {
+	// Pair scans qr as the owner of phone and returns the linked device's JID.
+	Pair(ctx context.Context, qr, phone string) (jid string, err error)
+	// WaitConnected waits until the device logged in and returns when it did.
+	WaitConnected(ctx context.Context, jid string, after time.Time) (time.Time, error)
+	// Drop cuts the device's connection (network failure); Replace sends stream-replaced;
+	// Logout removes the device from the phone.
+	Drop(jid string) error
+	Replace(jid string) error
+	Logout(jid string) error
+}
+
+// LaravelView is what the Laravel app shows for a session (fakelaravel's state, watched).
+type LaravelView interface {
+	// QR returns the QR code Laravel currently has for the session ("" when none) and a channel
+	// closed at its next change of any session.
+	QR(sessionID string) (qr string, changed <-chan struct{})
+}
+
+// Env is everything users share within one simulator process.
+type Env struct {
+	API     *API
+	Phone   Phone
+	Laravel LaravelView
+	Ledger  *Ledger
+	Reg     *metrics.Registry
+	// Instance distinguishes the session ids and phone numbers of simulator instances (the
+	// execution segment's index), so several instances never collide.
+	Instance int
+	// Seed makes every user's random choices reproducible.
+	Seed uint64
+	// MessageTo is the phone number messages are sent to.
+	MessageTo string
+
+	mu       sync.Mutex
+	sessions int64
+}
+
+// Scenario runs one k6 scenario's users with one behaviour.
+type Scenario struct {
+	Env       *Env
+	Name      string
+	Behaviour scenario.Behaviour
+	Tags      metrics.Tags
+}
+
+// ErrGaveUp is returned by an iteration whose person gave up pairing.
+var ErrGaveUp = errors.New("user gave up pairing")
+
+// Iterate runs one iteration: one session of one account, from start to its end (logout, the
+// phone removing the device, a replaced stream, or the user simply stopping).
+func (sc *Scenario) Iterate(ctx context.Context, vu executor.VU) error {
+	e := sc.Env
+	e.mu.Lock()
+	e.sessions++
+	n := e.sessions
+	e.mu.Unlock()
+	u := &user{
+		sc:    sc,
+		id:    fmt.Sprintf("%s-i%d-%d", sc.Name, e.Instance, n),
+		phone: fmt.Sprintf("1%03d%07d", e.Instance%1000, n%10_000_000),
+		rng:   rand.New(rand.NewPCG(e.Seed, uint64(e.Instance)<<40|uint64(n))),
+		tags:  metrics.Tags{"scenario": sc.Name},
+		vu:    vu,
+	}
+	for k, v := range sc.Tags {
+		u.tags[k] = v
+	}
+	return u.run(ctx)
+}
+
+type user struct {
+	sc    *Scenario
+	id    string
+	phone string
+	jid   string
+	rng   *rand.Rand
+	tags  metrics.Tags
+	vu    executor.VU
+}
+
+func (u *user) b() scenario.Behaviour { return u.sc.Behaviour }
+
+// sleep waits d, or until ctx ends or the VU is told to stop; it reports whether d elapsed.
+func (u *user) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil && !stopping(u.vu)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-u.vu.Stopping:
+		return false
+	}
+}
+
+func stopping(vu executor.VU) bool {
+	select {
+	case <-vu.Stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+func (u *user) run(ctx context.Context) error {
+	e := u.sc.Env
+	// The Laravel app polls status while the session lives: Pollers loops, each waiting for its
+	// answer then StatusPollInterval.
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	started := time.Now()
+	e.Ledger.Started(u.id, u.phone, started, u.tags)
+	if _, err := e.API.Start(ctx, u.id, u.tags); err != nil {
+		return fmt.Errorf("start %s: %w", u.id, err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range *u.b().Pollers {
+		wg.Go(func() { u.pollStatus(pollCtx) })
+	}
+	if err := u.pair(ctx, pollCtx, started); err != nil {
+		return err
+	}
+	return u.live(ctx)
+}
+
+func (u *user) pollStatus(ctx context.Context) {
+	interval := u.b().StatusPollInterval.Std()
+	// Spread pollers so they do not all fire together.
+	if !u.sleep(ctx, time.Duration(u.rng.Int64N(int64(interval)+1))) {
+		return
+	}
+	for {
+		if _, err := u.sc.Env.API.Status(ctx, u.id, u.tags); err != nil && ctx.Err() != nil {
+			return
+		}
+		if !u.sleep(ctx, interval) {
+			return
+		}
+	}
+}
+
+// pair plays the person in front of the Laravel page: wait for a QR there, take ScanDelay to
+// scan it, and link the phone; a failed scan waits for the next code. It polls the gateway's QR
+// endpoint meanwhile, as the Laravel app does.
+func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
+	e := u.sc.Env
+	b := u.b()
+	qrCtx, stopQR := context.WithCancel(pollCtx)
+	defer stopQR()
+	go func() {
+		for u.sleep(qrCtx, b.QRPollInterval.Std()) {
+			_, _ = e.API.QR(qrCtx, u.id, u.tags)
+		}
+	}()
+	giveUp := time.NewTimer(b.GiveUpAfter.Std())
+	defer giveUp.Stop()
+	tried := ""
+	for {
+		// Wait for a code in Laravel that was not tried yet.
+		var qr string
+		for {
+			var changed <-chan struct{}
+			qr, changed = e.Laravel.QR(u.id)
+			if qr != "" && qr != tried {
+				break
+			}
+			select {
+			case <-changed:
+			case <-giveUp.C:
+				e.Reg.Add("pairing_failures", 1, u.tags)
+				return ErrGaveUp
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-u.vu.Stopping:
+				return nil
+			}
+		}
+		if !u.sleep(ctx, b.ScanDelay.Sample(u.rng)) {
+			return ctx.Err()
+		}
+		qr, _ = e.Laravel.QR(u.id) // the code on screen when the phone scans
+		tried = qr
+		if u.rng.Float64() >= *b.ScanSuccess {
+			e.Reg.Add("scan_failures", 1, metrics.Tags{"scenario": u.tags["scenario"], "reason": "missed"})
+			continue
+		}
+		at := time.Now()
+		jid, err := e.Phone.Pair(ctx, qr, u.phone)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.Reg.Add("scan_failures", 1, metrics.Tags{"scenario": u.tags["scenario"], "reason": "rejected"})
+			continue
+		}
+		u.jid = jid
+		e.Ledger.Paired(u.id, jid, at)
+		e.Ledger.Caused(u.id, StatusConnected, at)
+		connCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		connectedAt, err := e.Phone.WaitConnected(connCtx, jid, at)
+		cancel()
+		ok := err == nil
+		e.Reg.Check("paired and connected", ok, u.tags)
+		if !ok {
+			e.Reg.Add("pairing_failures", 1, u.tags)
+			return fmt.Errorf("session %s: paired device %s did not connect: %w", u.id, jid, err)
+		}
+		e.Reg.Add("pairings", 1, u.tags)
+		e.Reg.ObserveDuration("pairing_duration", connectedAt.Sub(started), u.tags)
+		return nil
+	}
+}
+
+// exp draws an exponential wait for a rate per hour; 0 rate means never.
+func (u *user) exp(perHour float64) time.Duration {
+	if perHour <= 0 {
+		return time.Duration(1<<62 - 1)
+	}
+	return time.Duration(u.rng.ExpFloat64() / perHour * float64(time.Hour))
+}
+
+// live is the connected life of a session: messages, churn and the end.
+func (u *user) live(ctx context.Context) error {
+	if u.jid == "" {
+		return nil // stopped while pairing
+	}
+	e := u.sc.Env
+	b := u.b()
+	end := time.NewTimer(b.SessionLifetime.Sample(u.rng))
+	defer end.Stop()
+	perMin := *b.MessagesPerMinute
+	nextMsg := func() time.Duration {
+		if perMin <= 0 {
+			return time.Duration(1<<62 - 1)
+		}
+		return time.Duration(u.rng.ExpFloat64() / perMin * float64(time.Minute))
+	}
+	msg := time.NewTimer(nextMsg())
+	drop := time.NewTimer(u.exp(*b.DropsPerHour))
+	replace := time.NewTimer(u.exp(*b.ReplacedPerHour))
+	remote := time.NewTimer(u.exp(*b.RemoteLogoutsPerHour))
+	defer msg.Stop()
+	defer drop.Stop()
+	defer replace.Stop()
+	defer remote.Stop()
+	sent := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-u.vu.Stopping:
+			return nil
+		case <-msg.C:
+			sent++
+			r, err := e.API.Send(ctx, u.id, e.MessageTo, fmt.Sprintf("message %d from %s", sent, u.id), u.tags)
+			if err == nil && r.Status < 300 {
+				e.Reg.Add("messages_sent", 1, u.tags)
+			}
+			msg.Reset(nextMsg())
+		case <-drop.C:
+			at := time.Now()
+			if err := e.Phone.Drop(u.jid); err == nil {
+				e.Ledger.Caused(u.id, StatusDisconnected, at)
+				e.Ledger.Expect(u.id, StatusConnected) // whatsmeow reconnects by itself
+			}
+			drop.Reset(u.exp(*b.DropsPerHour))
+		case <-replace.C:
+			at := time.Now()
+			if err := e.Phone.Replace(u.jid); err == nil {
+				e.Ledger.Caused(u.id, StatusDisconnected, at)
+				return nil // the session was taken over; this user is done with it
+			}
+			replace.Reset(u.exp(*b.ReplacedPerHour))
+		case <-remote.C:
+			at := time.Now()
+			if err := e.Phone.Logout(u.jid); err == nil {
+				e.Ledger.Caused(u.id, StatusLoggedOut, at)
+				return nil
+			}
+			remote.Reset(u.exp(*b.RemoteLogoutsPerHour))
+		case <-end.C:
+			if u.rng.Float64() < *b.LogoutAtEnd {
+				at := time.Now()
+				r, err := e.API.Logout(ctx, u.id, u.tags)
+				if err == nil && r.Status < 300 {
+					e.Ledger.Caused(u.id, StatusLoggedOut, at)
+				}
+			}
+			return nil
+		}
+	}
+}
