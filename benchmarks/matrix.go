@@ -1,0 +1,217 @@
+// Package benchmarks owns the bench matrices (benchmarks/*.yaml) and the orchestrator behind
+// `make bench`, `make bench-quick` and `make bench-capacity`: it runs every matrix entry through
+// `bin/simulator run` as a child process in its own process group (fresh processes and stores per
+// run), collects the report.json files into one folder per bench run under reports/out/, kills every
+// process it started on success, failure and Ctrl-C, searches capacity (step up, then bisect) and
+// renders report.md and report.html over all entries.
+package benchmarks
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"wagate/reports"
+)
+
+// ErrMatrix reports an invalid bench matrix.
+var ErrMatrix = errors.New("bench matrix")
+
+// Matrix is a bench matrix file: entries (scenario x gateway configuration overrides x repeats)
+// and, optionally, capacity searches.
+type Matrix struct {
+	// Name is the matrix's name, e.g. "default".
+	Name string `yaml:"name"`
+	// Description says what the matrix is for.
+	Description string `yaml:"description"`
+	// Repeats is the default number of repeats per entry (1 when unset).
+	Repeats int `yaml:"repeats"`
+	// Timeout bounds one simulator run; it is killed after it (default 10m).
+	Timeout Duration `yaml:"timeout"`
+	// SeedTable names the entries of the seed table's measured columns.
+	SeedTable reports.SeedRoles `yaml:"seed_table"`
+	// Entries run in order.
+	Entries []Entry `yaml:"entries"`
+	// Capacity lists capacity searches run by `make bench-capacity`.
+	Capacity []Capacity `yaml:"capacity"`
+}
+
+// Entry is one matrix entry.
+type Entry struct {
+	// Name is unique in the matrix: letters, digits, '-', '_' and '.'.
+	Name string `yaml:"name"`
+	// Scenario is the scenario file, relative to the repository root.
+	Scenario string `yaml:"scenario"`
+	// Set are `key=value` overrides passed as `-set key=value`, in order.
+	Set []string `yaml:"set"`
+	// Repeats overrides the matrix's Repeats.
+	Repeats int `yaml:"repeats"`
+}
+
+// Capacity is one capacity search: the largest user count for which every threshold holds.
+type Capacity struct {
+	// Name is unique among the searches, e.g. "legacy".
+	Name string `yaml:"name"`
+	// Mode is the gateway mode searched (reported; set it through Set too).
+	Mode string `yaml:"mode"`
+	// Scenario and Set are as for entries; UsersKey=<n> is appended to Set for each probe.
+	Scenario string   `yaml:"scenario"`
+	Set      []string `yaml:"set"`
+	// UsersKey is the override key for the user count (default "users").
+	UsersKey string `yaml:"users_key"`
+	// Start is the first probe's user count; Factor multiplies it while every threshold holds
+	// (default 2), up to Limit.
+	Start  int     `yaml:"start"`
+	Factor float64 `yaml:"factor"`
+	Limit  int     `yaml:"limit"`
+	// Precision ends the bisection when the bracket is narrower than Precision x the lower bound
+	// (default 0.1), and never narrower than Granularity users (default 10).
+	Precision   float64 `yaml:"precision"`
+	Granularity int     `yaml:"granularity"`
+}
+
+// Duration reads YAML duration strings such as "90s".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like \"90s\" or \"5m\"", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+var namePattern = regexp.MustCompile(`^[0-9A-Za-z_.-]+$`)
+
+// LoadMatrix reads and validates a matrix file.
+func LoadMatrix(path string) (*Matrix, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMatrix, err)
+	}
+	m, err := ParseMatrix(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseMatrix decodes and validates a matrix document, filling defaults.
+func ParseMatrix(data []byte) (*Matrix, error) {
+	var m Matrix
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMatrix, err)
+	}
+	if m.Repeats == 0 {
+		m.Repeats = 1
+	}
+	if m.Timeout == 0 {
+		m.Timeout = Duration(10 * time.Minute)
+	}
+	var problems []string
+	if m.Repeats < 0 {
+		problems = append(problems, "repeats must be at least 1")
+	}
+	seen := map[string]bool{}
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		where := fmt.Sprintf("entries[%d]", i)
+		if e.Name != "" {
+			where = fmt.Sprintf("entry %q", e.Name)
+		}
+		switch {
+		case e.Name == "":
+			problems = append(problems, where+": name is required")
+		case !namePattern.MatchString(e.Name):
+			problems = append(problems, where+": name may only contain letters, digits, '-', '_' and '.'")
+		case seen[e.Name]:
+			problems = append(problems, where+": name is used twice")
+		}
+		seen[e.Name] = true
+		if e.Scenario == "" {
+			problems = append(problems, where+": scenario is required")
+		}
+		if e.Repeats == 0 {
+			e.Repeats = m.Repeats
+		}
+		if e.Repeats < 0 {
+			problems = append(problems, where+": repeats must be at least 1")
+		}
+		problems = append(problems, checkSet(where, e.Set)...)
+	}
+	for role, name := range map[string]string{"legacy": m.SeedTable.Legacy, "batch": m.SeedTable.Batch, "scale": m.SeedTable.Scale} {
+		if name != "" && !seen[name] {
+			problems = append(problems, fmt.Sprintf("seed_table.%s: no entry named %q", role, name))
+		}
+	}
+	capSeen := map[string]bool{}
+	for i := range m.Capacity {
+		c := &m.Capacity[i]
+		where := fmt.Sprintf("capacity[%d]", i)
+		if c.Name != "" {
+			where = fmt.Sprintf("capacity %q", c.Name)
+		}
+		if c.Name == "" || !namePattern.MatchString(c.Name) || capSeen[c.Name] {
+			problems = append(problems, where+": needs a unique name of letters, digits, '-', '_' and '.'")
+		}
+		capSeen[c.Name] = true
+		if c.Scenario == "" {
+			problems = append(problems, where+": scenario is required")
+		}
+		if c.UsersKey == "" {
+			c.UsersKey = "users"
+		}
+		if c.Factor == 0 {
+			c.Factor = 2
+		}
+		if c.Precision == 0 {
+			c.Precision = 0.1
+		}
+		if c.Granularity == 0 {
+			c.Granularity = 10
+		}
+		if c.Start < 1 || c.Limit < c.Start {
+			problems = append(problems, where+": need 1 <= start <= limit")
+		}
+		if c.Factor <= 1 {
+			problems = append(problems, where+": factor must be more than 1")
+		}
+		problems = append(problems, checkSet(where, c.Set)...)
+	}
+	if len(m.Entries) == 0 && len(m.Capacity) == 0 {
+		problems = append(problems, "no entries and no capacity searches")
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrMatrix, strings.Join(problems, "; "))
+	}
+	return &m, nil
+}
+
+func checkSet(where string, set []string) []string {
+	var problems []string
+	for _, kv := range set {
+		if k, _, ok := strings.Cut(kv, "="); !ok || strings.TrimSpace(k) == "" {
+			problems = append(problems, fmt.Sprintf("%s: set %q is not key=value", where, kv))
+		}
+	}
+	return problems
+}
+
+// Runs is the total number of simulator runs of the matrix's entries.
+func (m *Matrix) Runs() int {
+	n := 0
+	for _, e := range m.Entries {
+		n += e.Repeats
+	}
+	return n
+}

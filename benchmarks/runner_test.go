@@ -1,0 +1,91 @@
+package benchmarks
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunnerPassesOverridesAsSetFlagsBeforeTheScenario(t *testing.T) {
+	got := strings.Join(Args("scenarios/seed.yaml", "out/x", []string{"gateway.mode=batch", "users=1000"}), " ")
+	want := "run -out out/x -set gateway.mode=batch -set users=1000 scenarios/seed.yaml"
+	if got != want {
+		t.Errorf("Args = %q, want %q", got, want)
+	}
+}
+
+func TestRunnerCollectsTheReportOfACompletedRun(t *testing.T) {
+	r := &Runner{Simulator: fakeCommand(t)}
+	dir := t.TempDir()
+	res := r.Run(context.Background(), "ok.yaml", []string{"users=500"}, dir)
+	if res.Err != nil || res.ExitCode != 0 || !res.OK() {
+		t.Fatalf("run = %+v", res)
+	}
+	if res.Report.Scenario.Users != 500 {
+		t.Errorf("report users = %d, want 500", res.Report.Scenario.Users)
+	}
+	if lines := tailLines(filepath.Join(dir, LogFileName), 5); len(lines) == 0 || !strings.Contains(strings.Join(lines, "\n"), "fake simulator: running") {
+		t.Errorf("simulator.log = %q, want the simulator's output", lines)
+	}
+}
+
+func TestRunnerTreatsExit99AsFailedThresholdsNotAsAnError(t *testing.T) {
+	r := &Runner{Simulator: fakeCommand(t)}
+	res := r.Run(context.Background(), "ok.yaml", []string{"users=5000"}, t.TempDir())
+	if res.Err != nil || res.ExitCode != ExitThresholdsFailed || res.OK() || res.Report == nil {
+		t.Fatalf("run = %+v, want exit 99 with a report and no error", res)
+	}
+}
+
+func TestRunnerLeavesNoProcessAfterACrashingRun(t *testing.T) {
+	r := &Runner{Simulator: fakeCommand(t)}
+	dir := t.TempDir()
+	res := r.Run(context.Background(), "crash.yaml", nil, dir)
+	if !errors.Is(res.Err, ErrRun) || res.ExitCode != 1 {
+		t.Fatalf("run = %+v, want exit code 1 and ErrRun", res)
+	}
+	assertAllGone(t, dir, 2) // the fake simulator and the grandchild it left behind
+}
+
+func TestRunnerStopsTheWholeGroupOnCancel(t *testing.T) {
+	r := &Runner{Simulator: fakeCommand(t), Grace: 5 * time.Second}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		waitForPids(dir, 2)
+		cancel() // what Ctrl-C does to the orchestrator's context
+	}()
+	res := r.Run(ctx, "hang.yaml", nil, dir)
+	if !errors.Is(res.Err, context.Canceled) {
+		t.Fatalf("run error = %v, want context.Canceled", res.Err)
+	}
+	assertAllGone(t, dir, 2)
+}
+
+func TestRunnerKillsARunThatIgnoresSIGINTAfterTheGracePeriod(t *testing.T) {
+	r := &Runner{Simulator: fakeCommand(t), Grace: 100 * time.Millisecond, Timeout: time.Minute}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		waitForPids(dir, 2)
+		cancel()
+	}()
+	res := r.Run(ctx, "stubborn.yaml", nil, dir)
+	if res.ExitCode != -1 {
+		t.Errorf("exit code = %d, want -1 (killed)", res.ExitCode)
+	}
+	assertAllGone(t, dir, 2)
+}
+
+// waitForPids waits (bounded) until the fake recorded n processes.
+func waitForPids(dir string, n int) {
+	for i := 0; i < 500; i++ {
+		if lines := tailLines(filepath.Join(dir, "pids"), 10); len(lines) >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
