@@ -1,0 +1,263 @@
+// Command fakelaravel runs the Laravel stand-in of wagate (package wagate/fakelaravel): the
+// Laravel contract on SQLite behind a PHP-FPM capacity model, with faults and observation under
+// /_fake/ and Prometheus metrics under /metrics.
+//
+//	fakelaravel -addr 127.0.0.1:8000 -token T [-secret S] [-db FILE] [knobs...]
+//	fakelaravel conform -url URL -token T [-secret S]
+//
+// Secrets come from flags, files (-token-file, -secret-file, -admin-token-file) or the
+// environment (FAKELARAVEL_TOKEN, FAKELARAVEL_SECRET, FAKELARAVEL_ADMIN_TOKEN); they are never
+// logged. SIGTERM or SIGINT shut the server down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/fakelaravel/conform"
+	"wagate/gateway/laravel"
+	"wagate/internal/buildinfo"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "conform" {
+		os.Exit(runConform(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(runServer(os.Args[1:], os.Stderr))
+}
+
+// secret resolves a secret from its flag, then its file flag, then the environment.
+func secret(flagValue, file, env string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv(env), nil
+}
+
+func runServer(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fakelaravel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: fakelaravel [flags]          serve the Laravel contract\n")
+		fmt.Fprintf(stderr, "       fakelaravel conform -help    check a Laravel app against the contract\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	cal := fakelaravel.DefaultCalibration()
+	def := cal.Model.CapacityModel()
+	var (
+		version     = fs.Bool("version", false, "print the version and exit")
+		addr        = fs.String("addr", "127.0.0.1:8000", "listen address")
+		token       = fs.String("token", "", "bearer token of /api (or -token-file, or $FAKELARAVEL_TOKEN)")
+		tokenFile   = fs.String("token-file", "", "file holding the bearer token")
+		adminTok    = fs.String("admin-token", "", "bearer token of /_fake/ (or -admin-token-file, $FAKELARAVEL_ADMIN_TOKEN; default: the /api token)")
+		adminFile   = fs.String("admin-token-file", "", "file holding the admin token")
+		secretFlag  = fs.String("secret", "", "HMAC secret; when set every POST must be signed (or -secret-file, or $FAKELARAVEL_SECRET)")
+		secretFile  = fs.String("secret-file", "", "file holding the HMAC secret")
+		skew        = fs.Duration("signature-skew", laravel.DefaultSignatureSkew, "largest accepted distance between a signature's timestamp and now")
+		db          = fs.String("db", "", "SQLite file (default: a temporary file removed on exit)")
+		calFile     = fs.String("calibration", "", "calibration.json to take the capacity defaults from (default: the embedded one: "+cal.Source+")")
+		cores       = fs.Float64("cores", def.Cores, "CPU cores available to PHP-FPM; 0 = every worker has its own core")
+		bootstrap   = fs.Duration("bootstrap-cpu", def.BootstrapCPU, "CPU per request for the framework bootstrap")
+		perRow      = fs.Duration("per-row-cpu", def.PerRowCPU, "CPU per written row (batch item)")
+		jitter      = fs.Float64("jitter", def.Jitter, "CPU demand varies uniformly by +-jitter (0 <= jitter < 1)")
+		workers     = fs.Int("workers", def.Workers, "PHP-FPM workers (pm.max_children)")
+		backlog     = fs.Int("backlog", def.Backlog, "FPM listen.backlog; requests beyond it get 502 at once")
+		proxyTO     = fs.Duration("proxy-timeout", def.ProxyTimeout, "nginx fastcgi_read_timeout; slower answers become 504 (0 = none)")
+		maxItems    = fs.Int("max-items", laravel.MaxBatchItems, "largest batch accepted (422 above)")
+		maxBody     = fs.Int64("max-body", laravel.MaxBodyBytes, "largest body in bytes (413 above)")
+		rejectUnk   = fs.Bool("reject-unknown-sessions", false, "fail writes for sessions that do not exist instead of creating them")
+		errRate     = fs.Float64("error-rate", 0, "fault: probability of answering -error-status instead of processing")
+		errStatus   = fs.Int("error-status", 500, "fault: status of injected errors: 500, 503 or 429")
+		retryAfter  = fs.Int("retry-after", 1, "fault: Retry-After seconds sent with injected 429/503")
+		extraLat    = fs.Duration("extra-latency", 0, "fault: wall time every /api request holds its worker for")
+		lostRate    = fs.Float64("lost-response-rate", 0, "fault: probability that an applied write loses its response")
+		lostMode    = fs.String("lost-response-mode", fakelaravel.LostResponseClose, "fault: how a response is lost: close (drop the connection) or empty (200 without body)")
+		down        = fs.String("down", "", "fault: down windows START+DURATION[,...] after start, e.g. 30s+5s,2m+10s (connections refused)")
+		series      = fs.Int("series-seconds", fakelaravel.DefaultSeriesSeconds, "seconds of per-second series kept in /_fake/stats")
+		seed        = fs.Uint64("seed", 1, "seed of the jitter and fault draws")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		capSetFlags = map[string]bool{}
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(os.Stdout, buildinfo.String("fakelaravel"))
+		return 0
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "fakelaravel: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	fs.Visit(func(f *flag.Flag) { capSetFlags[f.Name] = true })
+	model := fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, PerRowCPU: *perRow, Jitter: *jitter,
+		Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}
+	if *calFile != "" {
+		data, err := os.ReadFile(*calFile)
+		if err != nil {
+			log.Error("read calibration", "err", err)
+			return 2
+		}
+		c, err := fakelaravel.ParseCalibration(data)
+		if err != nil {
+			log.Error("parse calibration", "err", err)
+			return 2
+		}
+		model = mergeModel(c.Model.CapacityModel(), model, capSetFlags)
+	}
+	tok, err := secret(*token, *tokenFile, "FAKELARAVEL_TOKEN")
+	if err != nil || tok == "" {
+		log.Error("a token is required: -token, -token-file or $FAKELARAVEL_TOKEN", "err", err)
+		return 2
+	}
+	adm, err := secret(*adminTok, *adminFile, "FAKELARAVEL_ADMIN_TOKEN")
+	if err != nil {
+		log.Error("admin token", "err", err)
+		return 2
+	}
+	sec, err := secret(*secretFlag, *secretFile, "FAKELARAVEL_SECRET")
+	if err != nil {
+		log.Error("secret", "err", err)
+		return 2
+	}
+	windows, err := fakelaravel.ParseDownWindows(*down)
+	if err != nil {
+		log.Error("-down", "err", err)
+		return 2
+	}
+	cfg := fakelaravel.Config{
+		Token: tok, AdminToken: adm, SignatureSkew: *skew, DBPath: *db, Capacity: model,
+		MaxItems: *maxItems, MaxBodyBytes: *maxBody, RejectUnknownSessions: *rejectUnk,
+		SeriesSeconds: *series, Seed: *seed, Logger: log,
+		Faults: fakelaravel.Faults{ErrorRate: *errRate, ErrorStatus: *errStatus, RetryAfterS: *retryAfter,
+			ExtraLatencyMS: extraLat.Milliseconds(), LostResponseRate: *lostRate, LostResponseMode: *lostMode, DownWindows: windows},
+	}
+	if sec != "" {
+		cfg.Secret = []byte(sec)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv, err := fakelaravel.New(ctx, cfg)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Error("listen", "addr", *addr, "err", err)
+		return 1
+	}
+	log.Info("fakelaravel listening", "addr", ln.Addr().String(), "db", srv.DBPath(),
+		"workers", model.Workers, "cores", model.Cores, "bootstrap_cpu", model.BootstrapCPU, "per_row_cpu", model.PerRowCPU,
+		"backlog", model.Backlog, "proxy_timeout", model.ProxyTimeout, "signed", sec != "", "version", buildinfo.Version)
+	if err := srv.Serve(ctx, ln); err != nil {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	log.Info("fakelaravel stopped")
+	return 0
+}
+
+// mergeModel takes the calibration's parameters except those set explicitly on the command line.
+func mergeModel(cal, flags fakelaravel.CapacityModel, set map[string]bool) fakelaravel.CapacityModel {
+	m := cal
+	if set["cores"] {
+		m.Cores = flags.Cores
+	}
+	if set["bootstrap-cpu"] {
+		m.BootstrapCPU = flags.BootstrapCPU
+	}
+	if set["per-row-cpu"] {
+		m.PerRowCPU = flags.PerRowCPU
+	}
+	if set["jitter"] {
+		m.Jitter = flags.Jitter
+	}
+	if set["workers"] {
+		m.Workers = flags.Workers
+	}
+	if set["backlog"] {
+		m.Backlog = flags.Backlog
+	}
+	if set["proxy-timeout"] {
+		m.ProxyTimeout = flags.ProxyTimeout
+	}
+	return m
+}
+
+func runConform(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fakelaravel conform", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: fakelaravel conform -url URL -token TOKEN [-secret S]\n\n"+
+			"Checks that the Laravel app at URL implements the wagate contract; exits 0 only when every check passes.\n"+
+			"It writes sessions whose ids start with \"conform-\" into the target's database.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	var (
+		url        = fs.String("url", "", "base URL of the Laravel app, e.g. http://127.0.0.1:8000")
+		token      = fs.String("token", "", "bearer token (or -token-file, or $FAKELARAVEL_TOKEN)")
+		tokenFile  = fs.String("token-file", "", "file holding the bearer token")
+		secretFlag = fs.String("secret", "", "HMAC secret; adds the signature checks (or -secret-file, or $FAKELARAVEL_SECRET)")
+		secretFile = fs.String("secret-file", "", "file holding the HMAC secret")
+		timeout    = fs.Duration("timeout", 2*time.Minute, "time limit of the whole check")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	tok, err := secret(*token, *tokenFile, "FAKELARAVEL_TOKEN")
+	if err != nil || tok == "" || *url == "" {
+		fmt.Fprintln(stderr, "fakelaravel conform: -url and a token are required")
+		fs.Usage()
+		return 2
+	}
+	sec, err := secret(*secretFlag, *secretFile, "FAKELARAVEL_SECRET")
+	if err != nil {
+		fmt.Fprintf(stderr, "fakelaravel conform: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	opts := conform.Options{URL: *url, Token: tok, Out: stdout}
+	if sec != "" {
+		opts.Secret = []byte(sec)
+	}
+	rep, err := conform.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "fakelaravel conform: %v\n", err)
+		return 2
+	}
+	if !rep.Passed() {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The binary serves, passes its own conformance check, and stops cleanly on SIGTERM.
+func TestBinaryServesConformsAndStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "fakelaravel")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, []byte("file-secret\n"), 0o600)
+	var logs bytes.Buffer
+	srv := exec.Command(bin, "-addr", addr, "-secret-file", secretFile, "-workers", "4", "-bootstrap-cpu", "1ms", "-db", filepath.Join(t.TempDir(), "db.sqlite"))
+	srv.Env = append(os.Environ(), "FAKELARAVEL_TOKEN=env-token")
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	up := false
+	for range 500 {
+		if resp, err := http.Get("http://" + addr + "/_fake/healthz"); err == nil {
+			resp.Body.Close()
+			up = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !up {
+		t.Fatalf("never came up:\n%s", logs.String())
+	}
+
+	out, err := exec.Command(bin, "conform", "-url", "http://"+addr, "-token", "env-token", "-secret", "file-secret").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "20 of 20 checks passed") {
+		t.Fatalf("conform: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "conform", "-url", "http://"+addr, "-token", "wrong").CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "FAIL") {
+		t.Fatalf("conform with a wrong token: exit %d\n%s", code, out)
+	}
+
+	srv.Process.Signal(syscall.SIGTERM)
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "fakelaravel stopped") {
+		t.Fatalf("no clean stop:\n%s", logs.String())
+	}
+	for _, s := range []string{"env-token", "file-secret"} {
+		if strings.Contains(logs.String(), s) {
+			t.Fatalf("a secret was logged:\n%s", logs.String())
+		}
+	}
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestVersionAndMissingToken(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := runServer([]string{"-version"}, &stderr); code != 0 {
+		t.Fatalf("-version exit %d", code)
+	}
+	t.Setenv("FAKELARAVEL_TOKEN", "")
+	if code := runServer([]string{"-addr", "127.0.0.1:0"}, &stderr); code != 2 || !strings.Contains(stderr.String(), "token is required") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if code := runConform([]string{"-url", "http://127.0.0.1:1"}, &stderr, &stderr); code != 2 {
+		t.Fatalf("conform without token: exit %d", code)
+	}
+}
