@@ -231,6 +231,7 @@ type Counters struct {
 	NegativeHits    int64 `json:"negative_hits"`
 	Writes          int64 `json:"writes"`
 	StaleWrites     int64 `json:"stale_writes"`
+	WriteErrors     int64 `json:"write_errors"`
 	InvalidationsTx int64 `json:"invalidations_sent"`
 	InvalidationsRx int64 `json:"invalidations_received"`
 	L1Flushes       int64 `json:"l1_flushes"`
@@ -247,6 +248,7 @@ type Cache struct {
 
 	l1Hits, l1Misses, l2Hits, l2Misses, l3Hits, l3Misses, l3Errors, l3Shared atomic.Int64
 	negHits, writes, staleWrites, invTx, invRx, l1Flushes                    atomic.Int64
+	recordErrors                                                             atomic.Int64
 
 	subscribed chan struct{}
 	subOnce    sync.Once
@@ -568,7 +570,7 @@ func (c *Cache) Counters() Counters {
 	return Counters{
 		L1Hits: c.l1Hits.Load(), L1Misses: c.l1Misses.Load(), L2Hits: c.l2Hits.Load(), L2Misses: c.l2Misses.Load(),
 		L3Hits: c.l3Hits.Load(), L3Misses: c.l3Misses.Load(), L3Errors: c.l3Errors.Load(), L3Shared: c.l3Shared.Load(),
-		NegativeHits: c.negHits.Load(), Writes: c.writes.Load(), StaleWrites: c.staleWrites.Load(),
+		NegativeHits: c.negHits.Load(), Writes: c.writes.Load(), StaleWrites: c.staleWrites.Load(), WriteErrors: c.recordErrors.Load(),
 		InvalidationsTx: c.invTx.Load(), InvalidationsRx: c.invRx.Load(), L1Flushes: c.l1Flushes.Load(),
 	}
 }

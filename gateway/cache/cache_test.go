@@ -374,3 +374,42 @@ func testutilCount(reg *prometheus.Registry) (int, error) {
 	mfs, err := reg.Gather()
 	return len(mfs), err
 }
+
+type recordingDelivery struct {
+	got    []event.Event
+	closed bool
+}
+
+func (r *recordingDelivery) Deliver(_ context.Context, ev event.Event) error {
+	r.got = append(r.got, ev)
+	return nil
+}
+func (r *recordingDelivery) Close(context.Context) error { r.closed = true; return nil }
+
+func TestWriteThroughRecordsEachEventBeforeDelivering(t *testing.T) {
+	b := redistest.Mini(t)
+	c := newCache(t, b, &fakeLaravel{}, newClock(), "gw-a")
+	next := &recordingDelivery{}
+	d := c.WriteThrough(next)
+	if err := d.Deliver(context.Background(), statusEvent("s1", 1, laravel.StatusConnected)); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.got) != 1 {
+		t.Fatal("event not handed on")
+	}
+	if active, err := c.IsSessionActive(context.Background(), "s1"); err != nil || !active {
+		t.Fatalf("IsSessionActive = %v, %v after write-through", active, err)
+	}
+	// Redis down: delivery still happens, the failure is counted.
+	b.Mini.Close()
+	if err := d.Deliver(context.Background(), statusEvent("s1", 2, laravel.StatusDisconnected)); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.got) != 2 || c.Counters().WriteErrors != 1 {
+		t.Fatalf("delivered %d, write errors %d", len(next.got), c.Counters().WriteErrors)
+	}
+	_ = d.Close(context.Background())
+	if !next.closed {
+		t.Fatal("Close not passed on")
+	}
+}

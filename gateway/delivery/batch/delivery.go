@@ -313,10 +313,10 @@ func (d *Delivery) Poll(ctx context.Context) error {
 	if err := d.retryAcks(ctx); err != nil {
 		return err
 	}
+	if err := d.maintain(ctx, now); err != nil {
+		return err
+	}
 	if !d.breaker.Open() {
-		if err := d.claimDead(ctx, now); err != nil {
-			return err
-		}
 		if err := d.readNew(ctx, now); err != nil {
 			return err
 		}
@@ -380,8 +380,46 @@ func (d *Delivery) readNew(ctx context.Context, now time.Time) error {
 	}
 }
 
-func (d *Delivery) claimDead(ctx context.Context, now time.Time) error {
+// heldIDs returns the ids of every entry the flusher holds in memory (waiting or in flight).
+// Callers hold d.mu.
+func (d *Delivery) heldIDs() []string {
+	var ids []string
+	for _, m := range d.co.waiting {
+		for _, it := range m {
+			for _, e := range it.Entries() {
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	for _, b := range d.inflight {
+		for _, it := range b.Items {
+			for _, e := range it.Entries() {
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	return ids
+}
+
+// maintain runs every ClaimInterval: it first resets the idle time of every entry this gateway
+// holds (so neither another gateway nor its own claim takes them during a long outage), then,
+// unless the breaker is open, claims entries dead consumers left idle for ClaimMinIdle.
+func (d *Delivery) maintain(ctx context.Context, now time.Time) error {
 	if now.Before(d.nextClaim) {
+		return nil
+	}
+	d.mu.Lock()
+	held := d.heldIDs()
+	d.mu.Unlock()
+	for len(held) > 0 {
+		n := min(len(held), 1000)
+		if err := d.ob.Touch(ctx, held[:n]...); err != nil {
+			return err
+		}
+		held = held[n:]
+	}
+	if d.breaker.Open() {
+		d.nextClaim = now.Add(d.cfg.ClaimInterval)
 		return nil
 	}
 	entries, next, err := d.ob.Claim(ctx, d.cfg.ClaimMinIdle, d.claimCursor, 500)
@@ -392,26 +430,26 @@ func (d *Delivery) claimDead(ctx context.Context, now time.Time) error {
 	if next == "0-0" || next == "" {
 		d.nextClaim = now.Add(d.cfg.ClaimInterval)
 	}
-	if len(entries) > 0 {
-		d.log.Warn("batch: claimed outbox entries left idle by another gateway", "entries", len(entries), "min_idle", d.cfg.ClaimMinIdle)
-		d.mu.Lock()
-		for _, e := range entries {
-			d.co.Add(e, now)
-		}
-		d.mu.Unlock()
+	if len(entries) == 0 {
+		return nil
 	}
-	// Keep this gateway's own long-retrying entries from being claimed by others.
-	var ids []string
 	d.mu.Lock()
-	for _, b := range d.inflight {
-		for _, it := range b.Items {
-			for _, e := range it.Entries() {
-				ids = append(ids, e.ID)
-			}
+	defer d.mu.Unlock()
+	have := map[string]bool{}
+	for _, id := range d.heldIDs() {
+		have[id] = true
+	}
+	added := 0
+	for _, e := range entries {
+		if !have[e.ID] {
+			d.co.Add(e, now)
+			added++
 		}
 	}
-	d.mu.Unlock()
-	return d.ob.Touch(ctx, ids...)
+	if added > 0 {
+		d.log.Warn("batch: claimed outbox entries left idle by another gateway", "entries", added, "min_idle", d.cfg.ClaimMinIdle)
+	}
+	return nil
 }
 
 func (d *Delivery) dueBatches(now time.Time) []*Batch {

@@ -624,3 +624,22 @@ func TestTheStartedFlusherDeliversByItself(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestALongOutageNeverDuplicatesTheEntriesAGatewayHolds(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		f := newFixture(t, b, Config{BatchSize: 1, ClaimMinIdle: time.Millisecond, Breaker: BreakerConfig{Failures: 1000}}, outbox.Config{})
+		f.lv.fault = func(int, call) (error, bool) { return &laravel.StatusError{Status: http.StatusServiceUnavailable}, false }
+		f.deliver(t, ev("s1", 1, event.KindQR, "q"))
+		for i := 0; i < 5; i++ {
+			f.poll(t)
+			f.clk.Advance(DefaultClaimInterval)
+			// Let Redis's own clock pass the 1 ms min-idle between steps.
+			for start := time.Now(); time.Since(start) < 2*time.Millisecond; {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if m := f.metrics(); m.InFlightItems+m.QRBatchSize != 1 || m.Outbox.Claimed != 0 {
+			t.Fatalf("metrics %+v; want the one entry held once, never claimed back", m)
+		}
+	})
+}

@@ -1,0 +1,31 @@
+package cache
+
+import (
+	"context"
+
+	"wagate/gateway/delivery"
+	"wagate/gateway/event"
+)
+
+// writeThrough records every event in the cache before handing it to the next delivery.
+type writeThrough struct {
+	c    *Cache
+	next delivery.Delivery
+}
+
+// WriteThrough returns a delivery.Delivery that writes each event through the cache (Record)
+// and then hands it to next. A cache failure is logged and counted, never blocks delivery: the
+// cache is an optimisation, the outbox is the record.
+func (c *Cache) WriteThrough(next delivery.Delivery) delivery.Delivery {
+	return &writeThrough{c: c, next: next}
+}
+
+func (w *writeThrough) Deliver(ctx context.Context, ev event.Event) error {
+	if err := w.c.Record(ctx, ev); err != nil {
+		w.c.recordErrors.Add(1)
+		w.c.log.Warn("cache: write-through failed; delivering anyway", "session_id", ev.SessionID, "event_id", ev.ID, "err", err)
+	}
+	return w.next.Deliver(ctx, ev)
+}
+
+func (w *writeThrough) Close(ctx context.Context) error { return w.next.Close(ctx) }
