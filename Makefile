@@ -34,3 +34,25 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Bench targets (benchmarks/): bin/bench runs a matrix through bin/simulator, one fresh set of
+# processes and stores per run, and writes reports/out/<timestamp>/report.{md,html} (link:
+# reports/out/latest). Exit code 99 when a threshold failed, 1 when a run failed.
+BENCH_FLAGS ?=
+bin/bench: FORCE
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/bench ./benchmarks/cmd/bench
+
+bench: build bin/bench
+	bin/bench -matrix benchmarks/default.yaml -command "make bench" $(BENCH_FLAGS)
+
+bench-quick: build bin/bench
+	bin/bench -matrix benchmarks/quick.yaml -command "make bench-quick" $(BENCH_FLAGS)
+
+# For legacy and batch: the largest user count for which every threshold holds (step up, then
+# bisect); later `make bench` reports pick it up for the "users supported" row.
+bench-capacity: build bin/bench
+	bin/bench -matrix benchmarks/capacity.yaml -capacity -command "make bench-capacity" $(BENCH_FLAGS)
+
+.PHONY: FORCE
+FORCE:
