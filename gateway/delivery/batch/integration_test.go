@@ -20,6 +20,18 @@ import (
 
 const token = "test-token"
 
+// laravelURLs remembers the base URL of every fakelaravel the tests started.
+var laravelURLs sync.Map
+
+func laravelBaseURL(t *testing.T, srv *fakelaravel.Server) string {
+	t.Helper()
+	u, ok := laravelURLs.Load(srv)
+	if !ok {
+		t.Fatal("unknown fakelaravel")
+	}
+	return u.(string)
+}
+
 // startLaravel runs fakelaravel on a loopback listener (so down windows refuse connections).
 func startLaravel(t *testing.T, faults fakelaravel.Faults) (*fakelaravel.Server, *laravel.Client) {
 	t.Helper()
@@ -38,6 +50,7 @@ func startLaravel(t *testing.T, faults fakelaravel.Faults) (*fakelaravel.Server,
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; _ = srv.Close() })
+	laravelURLs.Store(srv, "http://"+ln.Addr().String())
 	client, err := laravel.NewClient(laravel.ClientConfig{BaseURL: "http://" + ln.Addr().String(), Token: token, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
