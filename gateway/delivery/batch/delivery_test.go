@@ -628,7 +628,9 @@ func TestTheStartedFlusherDeliversByItself(t *testing.T) {
 func TestALongOutageNeverDuplicatesTheEntriesAGatewayHolds(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		f := newFixture(t, b, Config{BatchSize: 1, ClaimMinIdle: time.Millisecond, Breaker: BreakerConfig{Failures: 1000}}, outbox.Config{})
-		f.lv.fault = func(int, call) (error, bool) { return &laravel.StatusError{Status: http.StatusServiceUnavailable}, false }
+		f.lv.fault = func(int, call) (error, bool) {
+			return &laravel.StatusError{Status: http.StatusServiceUnavailable}, false
+		}
 		f.deliver(t, ev("s1", 1, event.KindQR, "q"))
 		for i := 0; i < 5; i++ {
 			f.poll(t)
