@@ -62,19 +62,21 @@ type Config struct {
 // Server is fakelaravel: an http.Handler implementing the Laravel contract on SQLite behind the
 // capacity model, with the admin API under /_fake/ and Prometheus metrics under /metrics.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	store     *store
-	pool      *fpmPool
-	faults    *faultState
-	changed   chan struct{} // signalled when faults change, for the down-window watcher
-	stats     atomic.Pointer[statsBook]
-	metrics   *metrics
-	tokenSum  [32]byte
-	adminSum  [32]byte
-	listener  atomic.Pointer[switchListener]
-	inflightM sync.Mutex
-	inflight  map[string]struct{}
+	cfg         Config
+	log         *slog.Logger
+	store       *store
+	pool        *fpmPool
+	faults      *faultState
+	changed     chan struct{} // signalled when faults change, for the down-window watcher
+	stats       atomic.Pointer[statsBook]
+	metrics     *metrics
+	tokenSum    [32]byte
+	adminSum    [32]byte
+	listener    atomic.Pointer[switchListener]
+	inflightM   sync.Mutex
+	inflight    map[string]struct{}
+	stopSampler context.CancelFunc
+	samplerDone chan struct{}
 }
 
 // New opens the database, creates the schema and starts the worker pool.
@@ -129,11 +131,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.stats.Store(newStatsBook(now, cfg.SeriesSeconds))
 	s.metrics = newMetrics(func() *fpmPool { return s.pool }, s.isDown)
+	samplerCtx, stopSampler := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopSampler, s.samplerDone = stopSampler, make(chan struct{})
+	go s.sampleWorkers(samplerCtx)
 	return s, nil
+}
+
+// sampleWorkers records the pool's busy workers and backlog every 100 ms for Stats.
+func (s *Server) sampleWorkers(ctx context.Context) {
+	defer close(s.samplerDone)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.stats.Load().sample(now, s.pool.busy.Load(), s.pool.queued())
+		}
+	}
 }
 
 // Close stops the worker pool and closes the database.
 func (s *Server) Close() error {
+	s.stopSampler()
+	<-s.samplerDone
 	s.pool.close()
 	return s.store.close()
 }
@@ -177,6 +199,7 @@ func (s *Server) Stats() Stats {
 		Queued:      s.pool.queued(),
 		BusySeconds: busy.Seconds(),
 		Abandoned:   s.pool.abandoned.Load(),
+		Series:      s.stats.Load().workerSeries(now, s.cfg.Capacity.Workers),
 	}
 	if up := now.Sub(s.stats.Load().started); up > 0 {
 		st.Workers.Utilization = min(1, busy.Seconds()/(float64(s.cfg.Capacity.Workers)*up.Seconds()))

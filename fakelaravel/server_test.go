@@ -470,3 +470,26 @@ func TestAdminAPIAndMetrics(t *testing.T) {
 		t.Fatal("reset kept sessions")
 	}
 }
+
+func TestExtraLatencyHoldsWorkersAndShowsInUtilization(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Faults = Faults{ExtraLatencyMS: 300} })
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() { h.postStatuses(fmt.Sprintf("k%d", i), st(fmt.Sprintf("s%d", i), laravel.StatusConnected, 1)) })
+	}
+	wg.Wait()
+	stats := h.srv.Stats()
+	if stats.Workers.BusySeconds < 0.6 {
+		t.Fatalf("busy %.3fs, want >= 0.6s (2 requests x 300ms)", stats.Workers.BusySeconds)
+	}
+	if svc := stats.Endpoints[EndpointStatusBatch].Service; svc.Count != 2 || svc.P50MS < 300 {
+		t.Fatalf("service histogram %+v", svc)
+	}
+	busy := 0.0
+	for _, p := range stats.Workers.Series {
+		busy = max(busy, p.BusyMean)
+	}
+	if busy == 0 {
+		t.Fatalf("worker series never saw a busy worker: %+v", stats.Workers.Series)
+	}
+}

@@ -54,6 +54,26 @@ type WorkerStats struct {
 	BusySeconds float64 `json:"busy_seconds"`
 	// Abandoned counts requests FPM finished after nginx had already answered 504.
 	Abandoned int64 `json:"abandoned"`
+	// Series has one point per second (sampled every 100 ms) for the last SeriesSeconds seconds.
+	Series []WorkerPoint `json:"series"`
+}
+
+// WorkerPoint is one second of the worker pool, from samples taken every 100 ms.
+type WorkerPoint struct {
+	Unix int64 `json:"t"`
+	// BusyMean is the mean number of busy workers; Utilization that over Workers.
+	BusyMean    float64 `json:"busy_mean"`
+	Utilization float64 `json:"utilization"`
+	// QueuedMax is the longest backlog seen in the second.
+	QueuedMax int `json:"queued_max"`
+}
+
+// workerSlot accumulates the samples of one second.
+type workerSlot struct {
+	unix      int64
+	busySum   int64
+	samples   int
+	queuedMax int
 }
 
 // EndpointStats are the counters of one endpoint.
@@ -186,11 +206,12 @@ type statsBook struct {
 	started                               time.Time
 	seriesSeconds                         int
 	endpoints                             map[string]*endpointCounters
+	workers                               []workerSlot
 	authFailures, sigFailures, lost, errs int64
 }
 
 func newStatsBook(now time.Time, seriesSeconds int) *statsBook {
-	b := &statsBook{started: now, seriesSeconds: seriesSeconds, endpoints: map[string]*endpointCounters{}}
+	b := &statsBook{started: now, seriesSeconds: seriesSeconds, endpoints: map[string]*endpointCounters{}, workers: make([]workerSlot, seriesSeconds)}
 	for _, e := range Endpoints {
 		b.endpoints[e] = &endpointCounters{codes: map[int]int64{}, wait: newHistogram(), service: newHistogram(), ring: make([]SecondPoint, seriesSeconds)}
 	}
@@ -238,6 +259,38 @@ func (b *statsBook) add(now time.Time, r record) {
 	case outcomeTimedOut:
 		p.TimedOut++
 	}
+}
+
+// sample records the worker pool's state at now.
+func (b *statsBook) sample(now time.Time, busy int64, queued int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sec := now.Unix()
+	w := &b.workers[int(sec%int64(b.seriesSeconds))]
+	if w.unix != sec {
+		*w = workerSlot{unix: sec}
+	}
+	w.busySum += busy
+	w.samples++
+	w.queuedMax = max(w.queuedMax, queued)
+}
+
+// workerSeries returns the per-second worker points of the series window.
+func (b *statsBook) workerSeries(now time.Time, workers int) []WorkerPoint {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	first := max(b.started.Unix(), now.Unix()-int64(b.seriesSeconds)+1)
+	out := make([]WorkerPoint, 0, now.Unix()-first+1)
+	for sec := first; sec <= now.Unix(); sec++ {
+		p := WorkerPoint{Unix: sec}
+		if w := b.workers[int(sec%int64(b.seriesSeconds))]; w.unix == sec && w.samples > 0 {
+			p.BusyMean = float64(w.busySum) / float64(w.samples)
+			p.Utilization = p.BusyMean / float64(workers)
+			p.QueuedMax = w.queuedMax
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func (b *statsBook) count(field *int64) {

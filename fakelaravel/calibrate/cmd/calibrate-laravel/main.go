@@ -1,0 +1,304 @@
+// Command calibrate-laravel measures the reference Laravel app (started by `make laravel-up`) on
+// this machine, fits fakelaravel's capacity model to it, writes the model and the raw figures to
+// fakelaravel/calibration.json, then runs the same load against an in-process fakelaravel with
+// that model and prints both side by side (also written to fakelaravel/calibration.md).
+//
+// Usage (what `make calibrate-laravel` runs):
+//
+//	calibrate-laravel [-env /tmp/wagate-laravel/env] [-out fakelaravel/calibration.json]
+//	                  [-table fakelaravel/calibration.md] [-quick] [-strict]
+//
+// The URL, token, secret, FPM workers, backlog and proxy timeout come from the env file that
+// laravel/scripts/up.sh writes; -url and -token override the first two. The whole run is bounded:
+// about 35 seconds per request kind and target with the default plan, 3 kinds, 2 targets.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/fakelaravel/calibrate"
+	"wagate/internal/buildinfo"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "calibrate-laravel:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line settings.
+type options struct {
+	envFile, url, token, out, table, kinds string
+	quick, strict, version                 bool
+	timeout                                time.Duration
+}
+
+func run(args []string, stdout io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("calibrate-laravel", flag.ContinueOnError)
+	fs.StringVar(&o.envFile, "env", "/tmp/wagate-laravel/env", "env file written by laravel/scripts/up.sh")
+	fs.StringVar(&o.url, "url", "", "base URL of the Laravel app (default: WAGATE_LARAVEL_URL of -env)")
+	fs.StringVar(&o.token, "token", "", "bearer token (default: WAGATE_LARAVEL_TOKEN of -env)")
+	fs.StringVar(&o.out, "out", "fakelaravel/calibration.json", "calibration file to write")
+	fs.StringVar(&o.table, "table", "fakelaravel/calibration.md", "Markdown report to write")
+	fs.StringVar(&o.kinds, "kinds", "get,post1,post50", "request kinds to measure")
+	fs.BoolVar(&o.quick, "quick", false, "a short plan (about a third of the time; noisier)")
+	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a figure is out of tolerance")
+	fs.DurationVar(&o.timeout, "timeout", 6*time.Minute, "bound on the whole run")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.version {
+		fmt.Fprintln(stdout, buildinfo.String("calibrate-laravel"))
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	return calibrateAll(ctx, o, stdout)
+}
+
+// deployment is what the env file of laravel/scripts/up.sh says about the running app.
+type deployment struct {
+	url, token   string
+	secret       []byte
+	workers      int
+	backlog      int
+	proxyTimeout time.Duration
+	dir          string
+}
+
+func readEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s (run `make laravel-up` first): %w", path, err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if ok && !strings.HasPrefix(k, "#") {
+			env[k] = v
+		}
+	}
+	return env, sc.Err()
+}
+
+func loadDeployment(o options) (deployment, error) {
+	env, err := readEnvFile(o.envFile)
+	if err != nil {
+		return deployment{}, err
+	}
+	d := deployment{url: env["WAGATE_LARAVEL_URL"], token: env["WAGATE_LARAVEL_TOKEN"], secret: []byte(env["WAGATE_LARAVEL_SECRET"]), dir: env["WAGATE_LARAVEL_DIR"]}
+	if o.url != "" {
+		d.url = o.url
+	}
+	if o.token != "" {
+		d.token = o.token
+	}
+	num := func(key string) (int, error) {
+		n, err := strconv.Atoi(env[key])
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%s: %s=%q is not a positive integer", o.envFile, key, env[key])
+		}
+		return n, nil
+	}
+	if d.workers, err = num("WAGATE_LARAVEL_WORKERS"); err != nil {
+		return d, err
+	}
+	if d.backlog, err = num("WAGATE_LARAVEL_BACKLOG"); err != nil {
+		return d, err
+	}
+	pt, err := num("WAGATE_LARAVEL_PROXY_TIMEOUT_MS")
+	if err != nil {
+		return d, err
+	}
+	d.proxyTimeout = time.Duration(pt) * time.Millisecond
+	if d.url == "" || d.token == "" {
+		return d, fmt.Errorf("%s: WAGATE_LARAVEL_URL and WAGATE_LARAVEL_TOKEN are required", o.envFile)
+	}
+	return d, nil
+}
+
+// serverRoots reads the pids of the private php-fpm and nginx masters.
+func serverRoots(dir string) []int {
+	var roots []int
+	for _, name := range []string{"php-fpm.pid", "nginx.pid"} {
+		b, err := os.ReadFile(filepath.Join(dir, "run", name))
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			roots = append(roots, pid)
+		}
+	}
+	return roots
+}
+
+func parseKinds(s string) ([]calibrate.Kind, error) {
+	var kinds []calibrate.Kind
+	for _, f := range strings.Split(s, ",") {
+		k := calibrate.Kind(strings.TrimSpace(f))
+		if !slices.Contains(calibrate.Kinds, k) {
+			return nil, fmt.Errorf("unknown kind %q (want get, post1, post50)", k)
+		}
+		kinds = append(kinds, k)
+	}
+	return kinds, nil
+}
+
+func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
+	d, err := loadDeployment(o)
+	if err != nil {
+		return err
+	}
+	kinds, err := parseKinds(o.kinds)
+	if err != nil {
+		return err
+	}
+	plan := calibrate.DefaultPlan(d.workers)
+	if o.quick {
+		plan.WarmUp, plan.Solo, plan.Saturation, plan.SaturationRepeats = time.Second, time.Second, 2*time.Second, 2
+		plan.Load, plan.LoadRepeats, plan.Overload, plan.Settle = 3*time.Second, 1, 3*time.Second, 2*time.Second
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "  "+format+"\n", args...) }
+
+	realTarget := calibrate.Target{Name: "laravel", BaseURL: d.url, Token: d.token, Secret: d.secret}
+	sampler := calibrate.Sampler{Proc: "/proc", Roots: serverRoots(d.dir)}
+	fmt.Fprintf(stdout, "calibrate-laravel: measuring the real app at %s (workers %d, backlog %d, proxy timeout %v)\n", d.url, d.workers, d.backlog, d.proxyTimeout)
+	client := calibrate.NewClient()
+	real, err := calibrate.Measure(ctx, realTarget, client, kinds, plan, sampler, nil, logf)
+	client.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("measure the real app: %w", err)
+	}
+
+	fit, err := calibrate.Fit(real, calibrate.Fixed{Workers: d.workers, Backlog: d.backlog, ProxyTimeout: d.proxyTimeout}, plan.Seed)
+	if err != nil {
+		return err
+	}
+	model := fit.Model.Calibrated()
+	fmt.Fprintf(stdout, "calibrate-laravel: fitted cores %.2f, bootstrap %.2f ms, per row %.3f ms, jitter %.2f (RMS log error %.2f)\n",
+		model.Cores, model.BootstrapCPUMS, model.PerRowCPUMS, model.Jitter, fit.Error)
+
+	fmt.Fprintln(stdout, "calibrate-laravel: the same load against an in-process fakelaravel with the fitted model")
+	fake, err := measureFake(ctx, fit.Model, real, kinds, plan, logf)
+	if err != nil {
+		return err
+	}
+
+	machine := calibrate.Machine{
+		CPUs: runtime.NumCPU(), LoadAverageBefore: real.LoadAvgBefore, LoadAverageAfter: real.LoadAvgAfter,
+		Software: "Laravel 8.83 (Debian php-laravel-framework) + PHP-FPM 8.2 (opcache, pm=static) + nginx 1.22, SQLite WAL, the app under laravel/",
+	}
+	var others []float64
+	for _, km := range real.Kinds {
+		others = append(others, km.OthersCores)
+	}
+	slices.Sort(others)
+	if len(others) > 0 {
+		machine.OthersCores = others[len(others)/2]
+	}
+	rows := calibrate.Compare(real, fake)
+	report := calibrate.Report{Real: real, Fake: fake, Fit: fit, Model: model, Rows: rows, Machine: machine}
+
+	raw, err := json.Marshal(map[string]any{
+		"tool":        buildinfo.String("calibrate-laravel"),
+		"machine":     machine,
+		"plan":        plan,
+		"laravel":     calibrate.Summarize(real),
+		"fit":         fit,
+		"fakelaravel": calibrate.Summarize(fake),
+		"comparison":  rows,
+	})
+	if err != nil {
+		return fmt.Errorf("encode raw figures: %w", err)
+	}
+	cal := fakelaravel.Calibration{
+		Source:     "make calibrate-laravel: " + machine.Software + fmt.Sprintf(", on a %d-CPU machine shared with other work (load average %.1f)", machine.CPUs, real.LoadAvgBefore[0]),
+		MeasuredAt: real.Started.Format(time.RFC3339),
+		Model:      model,
+		Raw:        raw,
+	}
+	data, err := json.MarshalIndent(cal, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode calibration: %w", err)
+	}
+	if _, err := fakelaravel.ParseCalibration(data); err != nil {
+		return fmt.Errorf("the fitted calibration does not validate: %w", err)
+	}
+	if err := os.WriteFile(o.out, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", o.out, err)
+	}
+	md := report.Markdown()
+	if err := os.WriteFile(o.table, []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", o.table, err)
+	}
+	fmt.Fprintf(stdout, "\n%s\ncalibrate-laravel: wrote %s and %s\n", calibrate.Table(rows), o.out, o.table)
+	ok, total := calibrate.Passed(rows)
+	fmt.Fprintf(stdout, "calibrate-laravel: %d of %d figures within tolerance\n", ok, total)
+	if o.strict && ok < total {
+		return errors.New("figures out of tolerance (-strict)")
+	}
+	return nil
+}
+
+// measureFake starts fakelaravel with model on a loopback listener and runs the plan against it
+// at the real app's rates.
+func measureFake(ctx context.Context, model fakelaravel.CapacityModel, real *calibrate.Measurement, kinds []calibrate.Kind, plan calibrate.Plan, logf func(string, ...any)) (*calibrate.Measurement, error) {
+	const token = "calibrate-fake-token"
+	srv, err := fakelaravel.New(ctx, fakelaravel.Config{
+		Token: token, Capacity: model, Seed: plan.Seed,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start fakelaravel: %w", err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln) //nolint:errcheck // ends with Shutdown below
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	offered := map[calibrate.Kind]float64{}
+	for _, km := range real.Kinds {
+		offered[km.Kind] = km.SaturationRPS
+	}
+	client := calibrate.NewClient()
+	defer client.CloseIdleConnections()
+	target := calibrate.Target{Name: "fakelaravel", BaseURL: "http://" + ln.Addr().String(), Token: token}
+	fake, err := calibrate.Measure(ctx, target, client, kinds, plan, calibrate.Sampler{Proc: "/proc"}, offered, logf)
+	if err != nil {
+		return nil, fmt.Errorf("measure fakelaravel: %w", err)
+	}
+	return fake, nil
+}

@@ -1,0 +1,165 @@
+package calibrate
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"wagate/fakelaravel"
+)
+
+// Tolerance is how far the fake's saturation throughput and latencies may be from the real
+// app's (relative), and how far its share of 502s under overload may be (absolute).
+const (
+	Tolerance         = 0.20
+	OverloadTolerance = 0.15
+)
+
+// Row is one compared figure.
+type Row struct {
+	Kind   Kind    `json:"kind"`
+	Metric string  `json:"metric"`
+	Unit   string  `json:"unit"`
+	Real   float64 `json:"real"`
+	Fake   float64 `json:"fake"`
+	// OK says whether Fake is within tolerance of Real.
+	OK bool `json:"ok"`
+}
+
+// Delta renders the fake's deviation: relative for rates and latencies, absolute points for shares.
+func (r Row) Delta() string {
+	if r.Unit == "share" {
+		return fmt.Sprintf("%+.0f pt", 100*(r.Fake-r.Real))
+	}
+	if r.Real == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%+.0f%%", 100*(r.Fake/r.Real-1))
+}
+
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func within(real, fake, tol float64) bool {
+	if real == 0 {
+		return fake == 0
+	}
+	return math.Abs(fake/real-1) <= tol
+}
+
+// Compare lines up the figures of the real app and the fake, kind by kind.
+func Compare(real, fake *Measurement) []Row {
+	var rows []Row
+	for _, rk := range real.Kinds {
+		fk := fake.Kind(rk.Kind)
+		if fk == nil {
+			continue
+		}
+		rel := func(metric, unit string, r, f float64) {
+			rows = append(rows, Row{Kind: rk.Kind, Metric: metric, Unit: unit, Real: r, Fake: f, OK: within(r, f, Tolerance)})
+		}
+		rel("saturation throughput", "req/s", rk.SaturationRPS, fk.SaturationRPS)
+		rel("p50 at 50% load", "ms", msOf(Latency(rk.Load50, 50)), msOf(Latency(fk.Load50, 50)))
+		rel("p99 at 50% load", "ms", msOf(Latency(rk.Load50, 99)), msOf(Latency(fk.Load50, 99)))
+		rel("p50 at 80% load", "ms", msOf(Latency(rk.Load80, 50)), msOf(Latency(fk.Load80, 50)))
+		rel("p99 at 80% load", "ms", msOf(Latency(rk.Load80, 99)), msOf(Latency(fk.Load80, 99)))
+		if rk.Overload != nil && fk.Overload != nil {
+			ro, fo := rk.Overload, fk.Overload
+			label := fmt.Sprintf("%gx overload", real.Plan.OverloadFactor)
+			rel(label+": 2xx throughput", "req/s", ro.Throughput(), fo.Throughput())
+			for _, st := range []int{502, 504} {
+				r, f := ro.Fraction(st), fo.Fraction(st)
+				ok := math.Abs(r-f) <= OverloadTolerance && (r > 0) == (f > 0)
+				rows = append(rows, Row{Kind: rk.Kind, Metric: fmt.Sprintf("%s: share of %d", label, st), Unit: "share", Real: r, Fake: f, OK: ok})
+			}
+		}
+	}
+	return rows
+}
+
+// Report is what calibrate-laravel writes to calibration.md.
+type Report struct {
+	Real, Fake *Measurement
+	Fit        FitResult
+	Model      fakelaravel.CalibratedModel
+	Rows       []Row
+	// Machine describes the host (CPU count, what else was running).
+	Machine Machine
+}
+
+// Machine describes the host of a calibration run.
+type Machine struct {
+	CPUs int `json:"cpus"`
+	// LoadAverage is /proc/loadavg at the start and end of the real app's measurement.
+	LoadAverageBefore [3]float64 `json:"load_average_before"`
+	LoadAverageAfter  [3]float64 `json:"load_average_after"`
+	// OthersCores is the median CPU (in cores) other processes used during the saturation runs.
+	OthersCores float64 `json:"others_cores"`
+	// Software names the measured stack.
+	Software string `json:"software"`
+}
+
+func fmtValue(v float64, unit string) string {
+	switch unit {
+	case "share":
+		return fmt.Sprintf("%.0f%%", 100*v)
+	case "ms":
+		return fmt.Sprintf("%.1f ms", v)
+	default:
+		return fmt.Sprintf("%.0f %s", v, unit)
+	}
+}
+
+// Passed counts the rows within tolerance.
+func Passed(rows []Row) (ok, total int) {
+	for _, r := range rows {
+		if r.OK {
+			ok++
+		}
+	}
+	return ok, len(rows)
+}
+
+// Table renders the side-by-side comparison as a Markdown table.
+func Table(rows []Row) string {
+	var b strings.Builder
+	b.WriteString("| request | figure | real Laravel | fakelaravel | fake vs real | within tolerance |\n")
+	b.WriteString("|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		mark := "yes"
+		if !r.OK {
+			mark = "**no**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Kind.Label(), r.Metric, fmtValue(r.Real, r.Unit), fmtValue(r.Fake, r.Unit), r.Delta(), mark)
+	}
+	return b.String()
+}
+
+// Markdown renders the whole calibration report.
+func (rp Report) Markdown() string {
+	var b strings.Builder
+	m := rp.Model
+	ok, total := Passed(rp.Rows)
+	fmt.Fprintf(&b, "# fakelaravel calibration against the real Laravel app\n\n")
+	fmt.Fprintf(&b, "Written by `make calibrate-laravel` (wagate/fakelaravel/calibrate) on %s. Do not edit by hand.\n\n", rp.Real.Started.Format(time.RFC3339))
+	fmt.Fprintf(&b, "Measured: %s, on loopback, with a bounded load (closed loop for saturation, Poisson open loop for the loads).\n\n", rp.Machine.Software)
+	fmt.Fprintf(&b, "Machine: %d CPUs; load average %.2f / %.2f / %.2f before and %.2f / %.2f / %.2f after the real app's runs; "+
+		"other processes used %.2f cores (median) while the app was saturated. The machine was shared, so the figures are noisy: "+
+		"saturation runs are repeated (median), latencies are the median of %d runs.\n\n",
+		rp.Machine.CPUs, rp.Machine.LoadAverageBefore[0], rp.Machine.LoadAverageBefore[1], rp.Machine.LoadAverageBefore[2],
+		rp.Machine.LoadAverageAfter[0], rp.Machine.LoadAverageAfter[1], rp.Machine.LoadAverageAfter[2], rp.Machine.OthersCores, rp.Real.Plan.LoadRepeats)
+	b.WriteString("## Fitted model (fakelaravel/calibration.json, fakelaravel's defaults)\n\n")
+	b.WriteString("| cores | bootstrap | per row | jitter | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.3f ms | %.2f | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS, m.PerRowCPUMS, m.Jitter, m.Workers, m.Backlog, m.ProxyTimeoutMS)
+	fmt.Fprintf(&b, "Cores and the per-request demand are effective values: the demand per kind is cores / saturation throughput, and the "+
+		"core count is the one whose simulated p50/p99 at 50%% and 80%% load best match the measured ones (RMS log error %.2f). "+
+		"The CPU alone, read from /proc, was %.2f ms + %.3f ms per row: on a shared machine a request waits for the CPU as well.\n\n",
+		rp.Fit.Error, rp.Fit.CPUBootstrapMS, rp.Fit.CPUPerRowMS)
+	b.WriteString("## Real Laravel and fakelaravel side by side\n\n")
+	fmt.Fprintf(&b, "Same load against both: the open-loop rates derive from the real app's saturation throughput. Tolerance: %.0f%% for "+
+		"throughput and latency; under overload the shares of 502 and 504 must agree within %.0f points and both be present or absent.\n\n",
+		100*Tolerance, 100*OverloadTolerance)
+	b.WriteString(Table(rp.Rows))
+	fmt.Fprintf(&b, "\n%d of %d figures within tolerance.\n", ok, total)
+	return b.String()
+}

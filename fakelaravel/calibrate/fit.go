@@ -1,0 +1,165 @@
+package calibrate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"wagate/fakelaravel"
+)
+
+// ErrNotEnoughData matches (errors.Is) a measurement the model cannot be fitted to.
+var ErrNotEnoughData = errors.New("calibrate: not enough data to fit")
+
+// Fixed holds the model parameters that are configured, not fitted: PHP-FPM's pm.max_children and
+// listen.backlog and nginx's fastcgi_read_timeout of the measured deployment.
+type Fixed struct {
+	Workers      int
+	Backlog      int
+	ProxyTimeout time.Duration
+}
+
+// FitResult is the fitted model and how well it reproduces the measurement.
+type FitResult struct {
+	// Model is the fitted capacity model.
+	Model fakelaravel.CapacityModel `json:"-"`
+	// ServiceMS is the effective service demand per kind (Cores / saturation throughput).
+	ServiceMS map[Kind]float64 `json:"service_ms"`
+	// CPUBootstrapMS and CPUPerRowMS are the same line fitted to the server's CPU per request
+	// read from /proc instead (zero when not measured): the CPU alone, without waiting.
+	CPUBootstrapMS float64 `json:"cpu_bootstrap_ms"`
+	CPUPerRowMS    float64 `json:"cpu_per_row_ms"`
+	// Error is the root mean square of the log errors the chosen model makes on the fitted
+	// figures (saturation throughput, p50 and p99 at 50% and 80% load, per kind).
+	Error float64 `json:"rms_log_error"`
+	// Candidates is the number of core counts tried.
+	Candidates int `json:"candidates"`
+}
+
+// jitterFromSpread estimates the model's uniform jitter J from a solo run: a uniform factor in
+// [1-J, 1+J] puts p10 and p90 at 1-0.8J and 1+0.8J of the median.
+func jitterFromSpread(r *Result) float64 {
+	p10, p50, p90 := r.Percentile(10), r.Percentile(50), r.Percentile(90)
+	if p50 <= 0 {
+		return 0
+	}
+	j := float64(p90-p10) / (1.6 * float64(p50))
+	return math.Max(0.02, math.Min(0.9, j))
+}
+
+// lineThrough fits demand = bootstrap + rows x perRow to per-kind demands (ms): the kinds with one
+// row share the intercept side (geometric mean), the 50-row kind sets the slope.
+func lineThrough(demand map[Kind]float64) (bootstrap, perRow float64, ok bool) {
+	var ones []float64
+	for _, k := range []Kind{KindGet, KindPost1} {
+		if d := demand[k]; d > 0 {
+			ones = append(ones, d)
+		}
+	}
+	if len(ones) == 0 {
+		return 0, 0, false
+	}
+	s1 := ones[0]
+	if len(ones) == 2 {
+		s1 = math.Sqrt(ones[0] * ones[1])
+	}
+	s50, has50 := demand[KindPost50]
+	if !has50 || s50 <= 0 {
+		return s1, 0, true
+	}
+	perRow = math.Max(0, (s50-s1)/float64(KindPost50.Rows()-1))
+	bootstrap = math.Max(0.01, s1-perRow)
+	return bootstrap, perRow, true
+}
+
+func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
+
+// Fit chooses the capacity model that best reproduces m. For every candidate core count c (below
+// the worker count, where PHP is CPU-bound as measured), each kind's service demand is c divided
+// by its saturation throughput, so the throughput matches by construction; a line through the
+// demands gives the bootstrap and per-row costs; Simulate then predicts p50 and p99 at the
+// measured 50% and 80% loads, and the candidate with the smallest log error wins. The jitter comes
+// from the spread of the solo runs.
+func Fit(m *Measurement, fixed Fixed, seed uint64) (FitResult, error) {
+	res := FitResult{ServiceMS: map[Kind]float64{}}
+	if fixed.Workers < 1 {
+		return res, fmt.Errorf("%w: workers %d", ErrNotEnoughData, fixed.Workers)
+	}
+	var jitters []float64
+	cpu := map[Kind]float64{}
+	for _, km := range m.Kinds {
+		if km.SaturationRPS <= 0 || km.Solo == nil || km.Solo.OK() == 0 {
+			return res, fmt.Errorf("%w: %s has no successful requests", ErrNotEnoughData, km.Kind)
+		}
+		jitters = append(jitters, jitterFromSpread(km.Solo))
+		if km.ServerCPUPerRequestMS > 0 {
+			cpu[km.Kind] = km.ServerCPUPerRequestMS
+		}
+	}
+	if len(m.Kinds) == 0 {
+		return res, fmt.Errorf("%w: no kinds measured", ErrNotEnoughData)
+	}
+	slices.Sort(jitters)
+	jitter := jitters[len(jitters)/2]
+	if b, r, ok := lineThrough(cpu); ok {
+		res.CPUBootstrapMS, res.CPUPerRowMS = b, r
+	}
+
+	best := math.Inf(1)
+	for c := 0.25; c < float64(fixed.Workers); c *= 1.06 {
+		res.Candidates++
+		demand := map[Kind]float64{}
+		for _, km := range m.Kinds {
+			demand[km.Kind] = c / km.SaturationRPS * 1000
+		}
+		b, r, ok := lineThrough(demand)
+		if !ok {
+			return res, fmt.Errorf("%w: no one-row kind measured", ErrNotEnoughData)
+		}
+		model := fakelaravel.CapacityModel{
+			Cores: c, BootstrapCPU: msDuration(b), PerRowCPU: msDuration(r), Jitter: jitter,
+			Workers: fixed.Workers, Backlog: fixed.Backlog, ProxyTimeout: fixed.ProxyTimeout,
+		}
+		e := modelError(m, model, seed)
+		if e < best {
+			best, res.Model, res.Error = e, model, e
+			res.ServiceMS = demand
+		}
+	}
+	return res, nil
+}
+
+// modelError is the RMS log error of the model's predictions against the measured figures.
+func modelError(m *Measurement, model fakelaravel.CapacityModel, seed uint64) float64 {
+	var sum float64
+	var n int
+	add := func(pred, real, weight float64) {
+		if pred <= 0 || real <= 0 {
+			return
+		}
+		d := math.Log(pred / real)
+		sum += weight * d * d
+		n++
+	}
+	for _, km := range m.Kinds {
+		rows := km.Kind.Rows()
+		add(model.SaturationThroughput(rows), km.SaturationRPS, 1)
+		for _, load := range []struct {
+			frac float64
+			runs []*Result
+		}{{0.5, km.Load50}, {0.8, km.Load80}} {
+			if len(load.runs) == 0 {
+				continue
+			}
+			sim := Simulate(model, rows, load.frac*km.OfferedRPS, 4000, seed)
+			add(sim.Percentile(50), Latency(load.runs, 50).Seconds(), 1)
+			add(sim.Percentile(99), Latency(load.runs, 99).Seconds(), 0.5)
+		}
+	}
+	if n == 0 {
+		return math.Inf(1)
+	}
+	return math.Sqrt(sum / float64(n))
+}

@@ -1,0 +1,114 @@
+package calibrate
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"wagate/fakelaravel"
+)
+
+// SimResult is what the capacity model predicts for Poisson arrivals at one rate.
+type SimResult struct {
+	// Latencies are the sorted latencies (seconds) of served requests within the proxy timeout.
+	Latencies []float64
+	// Rejected counts 502s (backlog full), TimedOut 504s (served after the proxy timeout).
+	Rejected, TimedOut int
+	// Served counts requests answered 2xx; Elapsed is the virtual time of the last event.
+	Served  int
+	Elapsed float64
+}
+
+// Percentile returns the p-th percentile (0..100) of the latencies in seconds.
+func (r SimResult) Percentile(p float64) float64 {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	x := p / 100 * float64(len(r.Latencies)-1)
+	lo := int(math.Floor(x))
+	hi := min(lo+1, len(r.Latencies)-1)
+	f := x - float64(lo)
+	return r.Latencies[lo]*(1-f) + r.Latencies[hi]*f
+}
+
+// Simulate runs fakelaravel's capacity model in virtual time (no sleeping, no real CPU beyond
+// the event loop): n Poisson arrivals at rate per second, each needing BootstrapCPU + rows x
+// PerRowCPU (each part scaled by a uniform jitter factor) from a processor-sharing CPU of Cores
+// cores, at most Workers in service, at most Backlog waiting. It mirrors fakelaravel's pool so
+// that the fit can search parameters in milliseconds instead of minutes of real load.
+func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed uint64) SimResult {
+	rng := rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d))
+	jit := func(d float64) float64 {
+		if m.Jitter <= 0 {
+			return d
+		}
+		return d * (1 + m.Jitter*(2*rng.Float64()-1))
+	}
+	boot, perRow := m.BootstrapCPU.Seconds(), m.PerRowCPU.Seconds()*float64(rows)
+	timeout := m.ProxyTimeout.Seconds()
+	cores := m.Cores
+	if cores <= 0 || cores >= float64(m.Workers) {
+		cores = float64(m.Workers)
+	}
+	type job struct{ arrival, remaining float64 }
+	var (
+		res      SimResult
+		t        float64
+		active   []job
+		queue    []float64
+		arrivals = 0
+		next     = rng.ExpFloat64() / rate
+	)
+	start := func(arrival float64) {
+		active = append(active, job{arrival: arrival, remaining: jit(boot) + jit(perRow)})
+	}
+	for arrivals < n || len(active) > 0 || len(queue) > 0 {
+		speed := 1.0
+		if k := float64(len(active)); k > cores {
+			speed = cores / k
+		}
+		tDone, iDone := math.Inf(1), -1
+		for i, j := range active {
+			if d := t + j.remaining/speed; d < tDone {
+				tDone, iDone = d, i
+			}
+		}
+		tArr := math.Inf(1)
+		if arrivals < n {
+			tArr = next
+		}
+		tNext := min(tDone, tArr)
+		for i := range active {
+			active[i].remaining -= (tNext - t) * speed
+		}
+		t = tNext
+		if tDone <= tArr && iDone >= 0 {
+			j := active[iDone]
+			active = slices.Delete(active, iDone, iDone+1)
+			if lat := t - j.arrival; timeout > 0 && lat > timeout {
+				res.TimedOut++
+			} else {
+				res.Served++
+				res.Latencies = append(res.Latencies, lat)
+			}
+			if len(queue) > 0 {
+				start(queue[0])
+				queue = queue[1:]
+			}
+			continue
+		}
+		arrivals++
+		next = t + rng.ExpFloat64()/rate
+		switch {
+		case len(active) < m.Workers:
+			start(t)
+		case len(queue) < m.Backlog:
+			queue = append(queue, t)
+		default:
+			res.Rejected++
+		}
+	}
+	res.Elapsed = t
+	slices.Sort(res.Latencies)
+	return res
+}
