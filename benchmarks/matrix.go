@@ -215,3 +215,32 @@ func (m *Matrix) Runs() int {
 	}
 	return n
 }
+
+// CheckScenarios reports scenario files of the entries (or, with capacity, of the capacity
+// searches) that do not exist, so a bench fails before its first run rather than in the middle.
+func (m *Matrix) CheckScenarios(capacity bool) error {
+	var missing []string
+	seen := map[string]bool{}
+	check := func(path string) {
+		if seen[path] {
+			return
+		}
+		seen[path] = true
+		if _, err := os.Stat(path); err != nil {
+			missing = append(missing, path)
+		}
+	}
+	if capacity {
+		for _, c := range m.Capacity {
+			check(c.Scenario)
+		}
+	} else {
+		for _, e := range m.Entries {
+			check(e.Scenario)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: scenario files not found: %s", ErrMatrix, strings.Join(missing, ", "))
+	}
+	return nil
+}

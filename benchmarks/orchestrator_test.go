@@ -242,3 +242,19 @@ func TestShippedMatricesAreValid(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckScenariosListsMissingFiles(t *testing.T) {
+	dir := t.TempDir()
+	present := filepath.Join(dir, "present.yaml")
+	if err := os.WriteFile(present, []byte("name: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseMatrix([]byte("entries: [{name: a, scenario: " + present + "}, {name: b, scenario: " + filepath.Join(dir, "missing.yaml") + "}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.CheckScenarios(false)
+	if !errors.Is(err, ErrMatrix) || !strings.Contains(err.Error(), "missing.yaml") || strings.Contains(err.Error(), "present.yaml") {
+		t.Errorf("CheckScenarios = %v, want only missing.yaml named", err)
+	}
+}

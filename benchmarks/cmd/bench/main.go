@@ -55,6 +55,10 @@ func run() int {
 		log.Error("bench matrix", "err", err)
 		return 2
 	}
+	if err := m.CheckScenarios(*capacity); err != nil {
+		log.Error("bench matrix", "matrix", *matrixPath, "err", err)
+		return 2
+	}
 	if *command == "" {
 		*command = strings.Join(os.Args, " ")
 	}
