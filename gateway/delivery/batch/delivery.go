@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,7 @@ type Delivery struct {
 	started     time.Time
 
 	sent, batchesSent, failed, retried, expired, deadLettered, itemErrors atomic.Int64
+	splits                                                                atomic.Int64
 	enqueueFailed                                                         atomic.Int64
 	flushes                                                               [4]atomic.Int64
 	batchSizes                                                            batchSizeObserver
@@ -541,6 +543,28 @@ func (d *Delivery) removeInflight(b *Batch) {
 	}
 }
 
+// serverErrorAttempts is how many times a batch answered with 500 is tried before its items are
+// dead-lettered.
+const serverErrorAttempts = 3
+
+func statusOf(err error) int {
+	var se *laravel.StatusError
+	if errors.As(err, &se) {
+		return se.Status
+	}
+	return 0
+}
+
+// splittable reports answers that may be caused by one item of a batch (so halves may succeed):
+// a bad request, a validation error, a body too large, an exception.
+func splittable(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusInternalServerError:
+		return true
+	}
+	return false
+}
+
 func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, final bool) error {
 	b := r.b
 	oc := classify(r.err)
@@ -550,11 +574,28 @@ func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, fina
 			d.retried.Add(1)
 		}
 	}
+	if oc == outcomePermanent && statusOf(r.err) == http.StatusInternalServerError && b.attempts < serverErrorAttempts && !final {
+		oc = outcomeRetry // an exception in Laravel is often transient: a few tries, then dead letters
+	}
 	switch oc {
 	case outcomeDelivered:
 		return d.delivered(ctx, b, r.res)
 	case outcomePermanent:
 		d.failed.Add(1)
+		if len(b.Items) > 1 && splittable(statusOf(r.err)) && !final {
+			// One bad item must not take the others down: retry each half under its own key, down
+			// to single items, and dead-letter only those that are refused alone.
+			half := len(b.Items) / 2
+			d.mu.Lock()
+			d.removeInflight(b)
+			for _, items := range [][]*Item{b.Items[:half:half], b.Items[half:]} {
+				d.inflight = append(d.inflight, &Batch{Kind: b.Kind, Key: batchKey(b.Kind, items), Items: items, Trigger: b.Trigger, first: now, next: now})
+			}
+			d.mu.Unlock()
+			d.splits.Add(1)
+			d.log.Warn("batch: Laravel refused a batch; splitting it to isolate the refused items", "kind", b.Kind, "key", b.Key, "items", len(b.Items), "err", r.err)
+			return nil
+		}
 		reason := fmt.Sprintf("laravel refused the %s batch %s: %v", b.Kind, b.Key, r.err)
 		var entries []outbox.Entry
 		for _, it := range b.Items {

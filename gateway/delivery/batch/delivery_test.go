@@ -645,3 +645,61 @@ func TestALongOutageNeverDuplicatesTheEntriesAGatewayHolds(t *testing.T) {
 		}
 	})
 }
+
+func TestARefusedBatchIsSplitSoOnlyTheRefusedItemIsDeadLettered(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		f := newFixture(t, b, Config{BatchSize: 4}, outbox.Config{})
+		f.lv.fault = func(_ int, c call) (error, bool) {
+			for _, it := range c.items {
+				if it.SessionID == "poison" {
+					return &laravel.StatusError{Status: http.StatusUnprocessableEntity, Message: "qrs.2.qr is invalid"}, false
+				}
+			}
+			return nil, false
+		}
+		f.deliver(t, ev("a", 1, event.KindQR, "q"), ev("b", 1, event.KindQR, "q"), ev("poison", 1, event.KindQR, "q"), ev("c", 1, event.KindQR, "q"))
+		for i := 0; i < 5; i++ {
+			f.poll(t)
+		}
+		for _, sid := range []string{"a", "b", "c"} {
+			if _, ok := f.lv.Applied(event.KindQR, sid); !ok {
+				t.Errorf("%s not delivered", sid)
+			}
+		}
+		m := f.metrics()
+		if m.DeadLettered != 1 || m.Sent != 3 || m.Pending != 0 || m.Splits != 2 {
+			t.Fatalf("metrics %+v; want only the poison item dead-lettered after 2 splits", m)
+		}
+	})
+}
+
+func TestA500IsTriedAFewTimesBeforeDeadLettering(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		f := newFixture(t, b, Config{BatchSize: 1}, outbox.Config{})
+		f.lv.fault = func(n int, c call) (error, bool) {
+			if c.items[0].SessionID == "flaky" && n < 2 || c.items[0].SessionID == "broken" {
+				return &laravel.StatusError{Status: http.StatusInternalServerError}, false
+			}
+			return nil, false
+		}
+		f.deliver(t, ev("flaky", 1, event.KindQR, "q"))
+		for i := 0; i < 5; i++ {
+			f.poll(t)
+			f.clk.Advance(time.Minute)
+		}
+		if _, ok := f.lv.Applied(event.KindQR, "flaky"); !ok {
+			t.Fatal("a batch that failed twice with 500 was not retried to success")
+		}
+		f.deliver(t, ev("broken", 1, event.KindQR, "q"))
+		for i := 0; i < 5; i++ {
+			f.poll(t)
+			f.clk.Advance(time.Minute)
+		}
+		if m := f.metrics(); m.DeadLettered != 1 || m.Pending != 0 {
+			t.Fatalf("metrics %+v; want the always-500 item dead-lettered", m)
+		}
+		if n := len(f.lv.Calls()); n != 3+serverErrorAttempts {
+			t.Fatalf("%d calls; want 3 for flaky and %d for broken", n, serverErrorAttempts)
+		}
+	})
+}

@@ -49,6 +49,7 @@ type Metrics struct {
 	Coalesced            int64            `json:"coalesced"`
 	DeadLettered         int64            `json:"dead_lettered"`
 	ItemErrors           int64            `json:"item_errors"`
+	Splits               int64            `json:"splits"`
 	EnqueueFailed        int64            `json:"enqueue_failed"`
 	Breaker              string           `json:"breaker"`
 	BreakerOpened        int64            `json:"breaker_opened"`
@@ -77,6 +78,7 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	d.mu.Unlock()
 	m.Sent, m.BatchesSent, m.Failed, m.Retried = d.sent.Load(), d.batchesSent.Load(), d.failed.Load(), d.retried.Load()
 	m.Expired, m.DeadLettered, m.ItemErrors, m.EnqueueFailed = d.expired.Load(), d.deadLettered.Load(), d.itemErrors.Load(), d.enqueueFailed.Load()
+	m.Splits = d.splits.Load()
 	m.Breaker, m.BreakerOpened = d.breaker.State().String(), d.breaker.Opened()
 	m.Flushes = make(map[string]int64, len(Triggers))
 	for i, t := range Triggers {
