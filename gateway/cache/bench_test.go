@@ -66,3 +66,28 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecord measures the write-through of one event (L1 update, L2 version-guarded write,
+// invalidation publish).
+func BenchmarkRecord(b *testing.B) {
+	for _, name := range []string{"miniredis", "redis-server"} {
+		b.Run(name, func(b *testing.B) {
+			var be *redistest.Backend
+			if name == "miniredis" {
+				be = redistest.Mini(b)
+			} else {
+				be = redistest.Real(b)
+			}
+			c := newCache(b, be, alwaysKnown{}, newClock(), "gw-bench")
+			ctx := context.Background()
+			b.ReportAllocs()
+			v := int64(0)
+			for b.Loop() {
+				v++
+				if err := c.Record(ctx, statusEvent(fmt.Sprintf("s%d", v%100), v, laravel.StatusPending)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
