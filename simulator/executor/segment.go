@@ -245,3 +245,11 @@ func (t *Tuple) ScaleRate(rate float64) float64 {
 	f, _ := t.Segment.Length().Float64()
 	return rate * f
 }
+
+// Index is the position of this instance's segment within its sequence (0 for the first).
+func (t *Tuple) Index() int {
+	if t == nil {
+		return 0
+	}
+	return t.index
+}

@@ -24,8 +24,8 @@ var Catalog = map[string]Info{
 
 	"laravel_reqs":                {threshold.Counter, ContainsDefault, "requests fakelaravel received (tag endpoint)"},
 	"laravel_requests_per_minute": {threshold.Gauge, ContainsDefault, "Laravel requests per minute: value is the run's mean, min and max over series intervals"},
-	"laravel_req_duration":        {threshold.Trend, ContainsTime, "Laravel-side latency, queue wait plus service (from fakelaravel's bucket histograms: bucket upper bounds)"},
-	"laravel_queue_wait":          {threshold.Trend, ContainsTime, "time requests waited for a PHP-FPM worker (bucket upper bounds)"},
+	"laravel_req_duration":        {threshold.Trend, ContainsTime, "time requests spent on a PHP-FPM worker (service; from fakelaravel's bucket histograms, recorded at bucket upper bounds)"},
+	"laravel_queue_wait":          {threshold.Trend, ContainsTime, "time requests waited for a PHP-FPM worker (from fakelaravel's bucket histograms, recorded at bucket upper bounds)"},
 	"laravel_reqs_failed":         {threshold.Rate, ContainsDefault, "share of Laravel requests answered with a non-2xx status"},
 
 	"event_delivery_delay":   {threshold.Trend, ContainsTime, "from fakewa causing an event to fakelaravel having applied it (tags kind, priority)"},

@@ -434,3 +434,43 @@ func (v Values) Value(a threshold.Aggregation) (float64, bool) {
 	}
 	return v.M.Value(a.String())
 }
+
+// ObserveN records n trend samples of value v at once (from another process's histogram
+// buckets). They reach the point sink as one point carrying the tag "samples".
+func (r *Registry) ObserveN(name string, v float64, n int64, contains string, tags Tags) {
+	if n <= 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.get(name, threshold.Trend, contains)
+	if err != nil {
+		return
+	}
+	_ = m.seriesFor(tags).hist.RecordN(v, n)
+	_ = m.window.RecordN(v, n)
+	if r.sink != nil {
+		t := tags.clone()
+		t["samples"] = fmt.Sprint(n)
+		r.sink.Point(name, r.now(), v, t)
+	}
+}
+
+// RateN records passes non-zero and fails zero samples of a rate metric at once.
+func (r *Registry) RateN(name string, passes, fails int64, tags Tags) {
+	if passes+fails <= 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.get(name, threshold.Rate, ContainsDefault)
+	if err != nil {
+		return
+	}
+	s := m.seriesFor(tags)
+	s.count += float64(passes + fails)
+	s.passes += float64(passes)
+	if r.sink != nil {
+		r.sink.Point(name, r.now(), float64(passes)/float64(passes+fails), tags)
+	}
+}

@@ -323,3 +323,16 @@ func (l *Ledger) IDs() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.order...)
 }
+
+// JIDs maps every paired session to its device JID.
+func (l *Ledger) JIDs() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]string{}
+	for id, s := range l.sessions {
+		if s.jid != "" {
+			out[id] = s.jid
+		}
+	}
+	return out
+}

@@ -1,0 +1,107 @@
+package run
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/simulator/user"
+)
+
+// laravelWatch polls fakelaravel's /_fake/state: it is what the Laravel app's pages show (the QR
+// a person scans) and it feeds the ledger with every change it sees.
+type laravelWatch struct {
+	admin  *fakelaravel.AdminClient
+	ledger *user.Ledger
+
+	mu      sync.Mutex
+	qr      map[string]string
+	status  map[string]string
+	changed chan struct{}
+	last    time.Time
+	errors  int
+}
+
+func newLaravelWatch(admin *fakelaravel.AdminClient, ledger *user.Ledger) *laravelWatch {
+	return &laravelWatch{admin: admin, ledger: ledger, qr: map[string]string{}, status: map[string]string{}, changed: make(chan struct{})}
+}
+
+const laravelTimeLayout = "2006-01-02 15:04:05.000000"
+
+// poll reads the whole state once.
+func (w *laravelWatch) poll(ctx context.Context) error {
+	st, err := w.admin.GetState(ctx)
+	now := time.Now()
+	if err != nil {
+		w.mu.Lock()
+		w.errors++
+		w.mu.Unlock()
+		return err
+	}
+	w.mu.Lock()
+	prev := w.last
+	w.last = now
+	changed := false
+	type obs struct {
+		id, status, qr string
+		version        int64
+		at             time.Time
+	}
+	var seen []obs
+	for _, s := range st.Sessions {
+		status, qr := string(s.EstadoQR), s.QR
+		if w.status[s.SessionID] == status && w.qr[s.SessionID] == qr {
+			continue
+		}
+		w.status[s.SessionID], w.qr[s.SessionID] = status, qr
+		changed = true
+		// Applied at Laravel's updated_at when it falls within this poll's window; else when seen.
+		at := now
+		if u, err := time.ParseInLocation(laravelTimeLayout, s.UpdatedAt, time.UTC); err == nil && u.After(prev) && !u.After(now) {
+			at = u
+		}
+		version := s.StatusVersion
+		seen = append(seen, obs{s.SessionID, status, qr, version, at})
+	}
+	if changed {
+		close(w.changed)
+		w.changed = make(chan struct{})
+	}
+	w.mu.Unlock()
+	for _, o := range seen {
+		w.ledger.ObserveLaravel(o.id, o.status, o.version, o.qr, o.at)
+	}
+	return nil
+}
+
+// QR implements user.LaravelView.
+func (w *laravelWatch) QR(sessionID string) (string, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.qr[sessionID], w.changed
+}
+
+// Statuses returns every session's last seen estado_qr.
+func (w *laravelWatch) Statuses() map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]string, len(w.status))
+	for k, v := range w.status {
+		out[k] = v
+	}
+	return out
+}
+
+// ByState counts sessions by estado_qr, restricted to ids when given.
+func (w *laravelWatch) ByState(ids []string) map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]int{}
+	for _, id := range ids {
+		if s, ok := w.status[id]; ok && s != "" {
+			out[s]++
+		}
+	}
+	return out
+}

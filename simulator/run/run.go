@@ -1,0 +1,830 @@
+// Package run owns one simulation run: it launches the world of a scenario (fakewa in-process,
+// bin/fakelaravel and bin/gateway as child processes with fresh temporary stores, Redis as the
+// gateway configuration asks), drives the scenario's users with k6 executors, measures the
+// gateway, Laravel and the delivery pipeline, compares Laravel's final state with the ground
+// truth after a drain period, evaluates thresholds, writes report.json, summary.json and
+// metrics.ndjson, and stops everything it started, also on failure and on Ctrl-C.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/internal/buildinfo"
+	"wagate/reports"
+	"wagate/simulator/executor"
+	"wagate/simulator/metrics"
+	"wagate/simulator/scenario"
+	"wagate/simulator/threshold"
+	"wagate/simulator/user"
+)
+
+// Options configure one run.
+type Options struct {
+	// Scenario is the scenario file; Overrides are -set key=value pairs.
+	Scenario  string
+	Overrides []string
+	// Out is the output folder (created).
+	Out string
+	// BinDir holds bin/fakelaravel and bin/gateway (default: next to the simulator binary, then PATH).
+	BinDir string
+	// Segment and Sequence are k6's --execution-segment and --execution-segment-sequence.
+	Segment, Sequence string
+	// Label names the run in reports.
+	Label string
+	// NoNDJSON skips metrics.ndjson.
+	NoNDJSON bool
+	// Progress receives the progress line (a TTY gets one rewritten line, anything else plain
+	// periodic lines); TTY says which.
+	Progress io.Writer
+	TTY      bool
+	// Logger receives the run's log (default: discard).
+	Logger *slog.Logger
+}
+
+// Result is a finished run.
+type Result struct {
+	Report *reports.Report
+	// ThresholdsOK is false when a threshold failed (exit code 99).
+	ThresholdsOK bool
+	// Aborted is true when an abortOnFail threshold stopped the users early.
+	Aborted bool
+}
+
+// laravelEndpoints maps fakelaravel's endpoint names to contract paths used in reports.
+var laravelEndpoints = map[string]string{
+	fakelaravel.EndpointQR:          "POST /api/qr",
+	fakelaravel.EndpointStatus:      "POST /api/whatsapp/status",
+	fakelaravel.EndpointSession:     "GET /api/whatsapp/sessions/{id}",
+	fakelaravel.EndpointQRBatch:     "POST /api/qr/batch",
+	fakelaravel.EndpointStatusBatch: "POST /api/whatsapp/status/batch",
+	fakelaravel.EndpointOther:       "other",
+}
+
+// Run performs one run. It returns an error when the world could not be started or the output
+// not written; a failed threshold is not an error (see Result.ThresholdsOK).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f, err := scenario.Load(o.Scenario, o.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	seg, err := executor.ParseSegment(o.Segment)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := executor.ParseSequence(o.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	tuple, err := executor.NewTuple(seg, seq)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(o.Out, "logs"), 0o755); err != nil {
+		return nil, fmt.Errorf("output folder: %w", err)
+	}
+	r := &runner{o: o, f: f, tuple: tuple, log: log}
+	return r.run(ctx)
+}
+
+type runner struct {
+	o     Options
+	f     *scenario.File
+	tuple *executor.Tuple
+	log   *slog.Logger
+
+	w       *world
+	reg     *metrics.Registry
+	nd      *metrics.NDJSON
+	ledger  *user.Ledger
+	phones  *phones
+	laravel *laravelWatch
+	hc      *http.Client
+
+	start     time.Time // users start
+	activeVUs atomic.Int64
+
+	mu            sync.Mutex
+	series        []reports.SeriesPoint
+	lastStats     *fakelaravel.Stats
+	lastProc      procSample
+	cpuSum        float64
+	cpuN          int
+	lastRSS       int64
+	lastGor       float64
+	lastOutbox    float64
+	lastReqPerMin float64
+	perMinSamples []float64
+	laravelTotal  float64
+	usersDone     time.Time
+}
+
+func (r *runner) run(ctx context.Context) (res *Result, err error) {
+	f := r.f
+	r.w = &world{log: r.log}
+	defer r.w.stop()
+	if err := r.w.start(ctx, f, r.o.BinDir, filepath.Join(r.o.Out, "logs")); err != nil {
+		return nil, err
+	}
+
+	// Measurements.
+	var sink metrics.PointSink
+	if !r.o.NoNDJSON {
+		nf, err := os.Create(filepath.Join(r.o.Out, "metrics.ndjson"))
+		if err != nil {
+			return nil, err
+		}
+		defer nf.Close()
+		th := map[string][]string{}
+		for _, s := range f.ThresholdSets {
+			for _, t := range s.Thresholds {
+				th[s.Key.String()] = append(th[s.Key.String()], t.Source)
+			}
+		}
+		r.nd = metrics.NewNDJSON(nf, th)
+		sink = r.nd
+	}
+	r.reg = metrics.NewRegistry(sink)
+	r.reg.DefineAll()
+	qr := user.QRTiming{First: 60 * time.Second, Next: 20 * time.Second, Codes: 6}
+	if f.Gateway.QR.First > 0 {
+		qr.First = f.Gateway.QR.First.Std()
+	}
+	if f.Gateway.QR.Next > 0 {
+		qr.Next = f.Gateway.QR.Next.Std()
+	}
+	if f.Gateway.QR.Codes > 0 {
+		qr.Codes = f.Gateway.QR.Codes
+	}
+	r.phones = newPhones(r.w.wa)
+	r.ledger = user.NewLedger(r.reg, qr, r.phones.RefIssue)
+	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
+	r.hc = &http.Client{Timeout: 10 * time.Second}
+
+	users := f.PeakUsers()
+	apiClient := &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns:        int(min(users*4+16, 20000)),
+			MaxIdleConnsPerHost: int(min(users*4+16, 20000)),
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+	env := &user.Env{
+		API:       user.NewAPI(r.w.gatewayURL, r.w.gatewayToken, apiClient, r.reg),
+		Phone:     r.phones,
+		Laravel:   r.laravel,
+		Ledger:    r.ledger,
+		Reg:       r.reg,
+		Instance:  r.tuple.Index(),
+		Seed:      f.Seed,
+		MessageTo: "15550100000",
+	}
+
+	// Background loops run until the end of the drain.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var bgWG sync.WaitGroup
+	defer func() { stopBG(); bgWG.Wait() }()
+	pollEvery := 250 * time.Millisecond
+	if users > 300 {
+		pollEvery = 500 * time.Millisecond
+	}
+	if users > 3000 {
+		pollEvery = time.Second
+	}
+	bgWG.Go(func() { r.every(bg, 100*time.Millisecond, func() { _ = r.phones.poll(bg) }) })
+	bgWG.Go(func() { r.every(bg, pollEvery, func() { _ = r.laravel.poll(bg) }) })
+	// Initial Laravel stats: the baseline of the deltas.
+	if st, err := r.w.admin.GetStats(ctx); err == nil {
+		r.lastStats = &st
+	}
+	if r.w.gateway != nil {
+		r.lastProc, _ = readProc(r.w.gateway.Pid())
+	}
+	r.start = time.Now()
+	bgWG.Go(func() { r.every(bg, time.Second, r.sampleProcess) })
+	bgWG.Go(func() { r.every(bg, f.SeriesInterval.Std(), r.seriesPoint) })
+	bgWG.Go(func() { r.progress(bg) })
+
+	// Users.
+	usersCtx, stopUsers := context.WithCancel(ctx)
+	defer stopUsers()
+	var aborted atomic.Bool
+	bgWG.Go(func() { r.abortWatch(bg, usersCtx, stopUsers, &aborted) })
+	var faultWG sync.WaitGroup
+	for _, flt := range f.Faults {
+		faultWG.Go(func() { r.applyFault(usersCtx, flt) })
+	}
+	var maxVUs int64
+	var wg sync.WaitGroup
+	names := make([]string, 0, len(f.Scenarios))
+	for n := range f.Scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := f.Scenarios[name]
+		maxVUs += s.Config.MaxVUsOf(r.tuple)
+		tags := metrics.Tags{}
+		for k, v := range s.Tags {
+			tags[k] = v
+		}
+		sc := &user.Scenario{Env: env, Name: name, Behaviour: s.Model, Tags: tags}
+		var active atomic.Int64
+		var logged atomic.Int64
+		wg.Go(func() {
+			err := executor.Run(usersCtx, s.Config, r.tuple, sc.Iterate, executor.Hooks{
+				ActiveVUs: func(n int64) {
+					d := n - active.Swap(n)
+					r.reg.Set("vus", float64(r.activeVUs.Add(d)), nil)
+				},
+				IterationDone: func(vu executor.VU, d time.Duration, err error, interrupted bool) {
+					t := metrics.Tags{"scenario": name}
+					r.reg.Add("iterations", 1, t)
+					r.reg.ObserveDuration("iteration_duration", d, t)
+					if err != nil && !interrupted && !errors.Is(err, context.Canceled) && !errors.Is(err, user.ErrGaveUp) && logged.Add(1) <= 5 {
+						r.log.Warn("iteration failed", "scenario", name, "vu", vu.ID, "err", err)
+					}
+				},
+				Dropped: func() { r.reg.Add("dropped_iterations", 1, metrics.Tags{"scenario": name}) },
+			})
+			if err != nil && !errors.Is(err, context.Canceled) {
+				r.log.Error("executor", "scenario", name, "err", err)
+			}
+		})
+	}
+	r.reg.Set("vus_max", float64(maxVUs), nil)
+	wg.Wait()
+	stopUsers()
+	faultWG.Wait()
+	r.mu.Lock()
+	r.usersDone = time.Now()
+	r.mu.Unlock()
+	r.log.Info("users done; draining", "drain", f.Drain)
+	if ctx.Err() == nil {
+		select {
+		case <-time.After(f.Drain.Std()):
+		case <-ctx.Done():
+		}
+	}
+	interrupted := ctx.Err() != nil
+	// Final observations.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = r.phones.poll(fctx)
+	if err := r.laravel.poll(fctx); err != nil {
+		r.log.Warn("final Laravel state", "err", err)
+	}
+	end := time.Now()
+	truth := r.ledger.Finish(r.laravel.Statuses(), end)
+	for _, m := range truth.Mismatches {
+		r.log.Warn("ground truth", "mismatch", m)
+	}
+	dup := r.duplicates(fctx)
+	stopBG()
+	bgWG.Wait()
+	r.seriesPoint()
+
+	rep := r.report(end, truth, dup)
+	ok := true
+	for _, t := range rep.Thresholds {
+		ok = ok && t.OK
+	}
+	if err := r.write(rep); err != nil {
+		return nil, err
+	}
+	if interrupted {
+		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, ctx.Err()
+	}
+	return &Result{Report: rep, ThresholdsOK: ok, Aborted: aborted.Load()}, nil
+}
+
+// every calls fn every d until ctx ends.
+func (r *runner) every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
+// sampleProcess reads the gateway's CPU, RSS, goroutines and outbox depth (every second).
+func (r *runner) sampleProcess() {
+	if r.w.gateway != nil && !r.w.gateway.exited() {
+		if s, err := readProc(r.w.gateway.Pid()); err == nil {
+			r.mu.Lock()
+			pct := cpuPercent(r.lastProc, s)
+			r.lastProc = s
+			r.cpuSum += pct
+			r.cpuN++
+			r.lastRSS = s.rssBytes
+			r.mu.Unlock()
+			r.reg.Observe("gateway_cpu_percent", pct, metrics.ContainsDefault, nil)
+			r.reg.Set("gateway_rss_bytes", float64(s.rssBytes), nil)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if p, err := scrape(ctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken); err == nil {
+		g, ob := p.goroutines(), p.outboxDepth()
+		r.mu.Lock()
+		r.lastGor, r.lastOutbox = g, ob
+		r.mu.Unlock()
+		if g >= 0 {
+			r.reg.Set("gateway_goroutines", g, nil)
+		}
+		if ob >= 0 {
+			r.reg.Set("outbox_depth", ob, nil)
+		}
+	}
+	r.reg.Set("sessions_connected", float64(r.phones.Online()), nil)
+}
+
+// seriesPoint closes one series interval: Laravel's requests by endpoint (from fakelaravel's
+// counters), API latency percentiles, gateway resources, sessions by state.
+func (r *runner) seriesPoint() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := time.Now()
+	p := reports.SeriesPoint{
+		Time:                  now,
+		Elapsed:               reports.Duration(now.Sub(r.start)),
+		ActiveUsers:           int(r.activeVUs.Load()),
+		LaravelRequestsPerMin: map[string]float64{},
+		SessionsByState:       r.laravel.ByState(r.ledger.IDs()),
+	}
+	if st, err := r.w.admin.GetStats(ctx); err == nil {
+		r.mu.Lock()
+		prev := r.lastStats
+		r.lastStats = &st
+		r.mu.Unlock()
+		if prev != nil {
+			r.laravelDeltas(prev, &st, &p)
+		}
+	} else {
+		r.log.Warn("fakelaravel stats", "err", err)
+	}
+	if h, _ := r.reg.TakeWindow("http_req_duration"); h != nil && h.Count() > 0 {
+		p.APILatencyHistogram = h
+		p.APILatency = reports.Percentiles{P50: h.Percentile(50), P95: h.Percentile(95), P99: h.Percentile(99)}
+	}
+	r.mu.Lock()
+	if r.cpuN > 0 {
+		p.GatewayCPUPercent = r.cpuSum / float64(r.cpuN)
+	}
+	r.cpuSum, r.cpuN = 0, 0
+	p.GatewayRSSBytes = r.lastRSS
+	p.Goroutines = int(math.Max(r.lastGor, 0))
+	p.OutboxDepth = int64(math.Max(r.lastOutbox, 0))
+	r.series = append(r.series, p)
+	r.mu.Unlock()
+	for _, state := range []string{user.StatusPending, user.StatusConnected, user.StatusDisconnected, user.StatusLoggedOut, user.StatusExpired} {
+		r.reg.Set("sessions", float64(p.SessionsByState[state]), metrics.Tags{"state": state})
+	}
+}
+
+// laravelDeltas turns the change of fakelaravel's cumulative counters into samples.
+func (r *runner) laravelDeltas(prev, cur *fakelaravel.Stats, p *reports.SeriesPoint) {
+	secs := cur.UptimeSeconds - prev.UptimeSeconds
+	if secs <= 0 {
+		secs = 1
+	}
+	var total float64
+	for name, e := range cur.Endpoints {
+		pe := prev.Endpoints[name]
+		n := float64(e.Requests - pe.Requests)
+		if n <= 0 {
+			continue
+		}
+		path := laravelEndpoints[name]
+		if path == "" {
+			path = name
+		}
+		t := metrics.Tags{"endpoint": path}
+		r.reg.Add("laravel_reqs", n, t)
+		p.LaravelRequestsPerMin[path] = n / secs * 60
+		total += n
+		var ok, bad int64
+		for code, c := range e.StatusCodes {
+			d := c - pe.StatusCodes[code]
+			if strings.HasPrefix(code, "2") {
+				ok += d
+			} else {
+				bad += d
+			}
+		}
+		r.reg.RateN("laravel_reqs_failed", bad, ok, t)
+		histDelta(r.reg, "laravel_queue_wait", pe.QueueWait, e.QueueWait, t)
+		histDelta(r.reg, "laravel_req_duration", pe.Service, e.Service, t)
+	}
+	perMin := total / secs * 60
+	r.mu.Lock()
+	r.laravelTotal += total
+	r.lastReqPerMin = perMin
+	if r.usersDone.IsZero() {
+		r.perMinSamples = append(r.perMinSamples, perMin)
+	}
+	r.mu.Unlock()
+	r.reg.Set("laravel_requests_per_minute", perMin, nil)
+}
+
+// histDelta records the samples that entered fakelaravel's bucket histogram since prev, each at
+// its bucket's upper bound (the last bucket at the maximum).
+func histDelta(reg *metrics.Registry, name string, prev, cur fakelaravel.Histogram, tags metrics.Tags) {
+	for i, c := range cur.Counts {
+		var p int64
+		if i < len(prev.Counts) {
+			p = prev.Counts[i]
+		}
+		n := c - p
+		if n <= 0 {
+			continue
+		}
+		v := cur.MaxMS
+		if i < len(cur.BoundsMS) {
+			v = cur.BoundsMS[i]
+		}
+		reg.ObserveN(name, v, n, metrics.ContainsTime, tags)
+	}
+}
+
+// duplicates compares what Laravel applied with what the gateway emitted: Laravel applying more
+// items than the gateway produced events means some were applied twice. -1 when the gateway
+// does not expose its event count.
+func (r *runner) duplicates(ctx context.Context) int64 {
+	p, err := scrape(ctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken)
+	if err != nil {
+		return -1
+	}
+	emitted := p.eventsEmitted()
+	st, err := r.w.admin.GetStats(ctx)
+	if err != nil || emitted < 0 {
+		return -1
+	}
+	var applied int64
+	for _, e := range st.Endpoints {
+		applied += e.Updated
+	}
+	if d := applied - int64(emitted); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// abortWatch evaluates abortOnFail thresholds every 2 s and stops the users when one fails.
+func (r *runner) abortWatch(bg, users context.Context, stop context.CancelFunc, aborted *atomic.Bool) {
+	any := false
+	for _, s := range r.f.ThresholdSets {
+		for _, t := range s.Thresholds {
+			any = any || t.AbortOnFail
+		}
+	}
+	if !any {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-bg.Done():
+			return
+		case <-users.Done():
+			return
+		case <-t.C:
+		}
+		elapsed := time.Since(r.start)
+		for _, s := range r.f.ThresholdSets {
+			m, ok := r.reg.Summarize(s.Key, elapsed)
+			var v threshold.Values
+			if ok {
+				v = metrics.Values{M: m}
+			}
+			for _, res := range s.Evaluate(v) {
+				if res.Abort && elapsed >= res.Threshold.DelayAbortEval {
+					r.log.Warn("threshold failed with abortOnFail; stopping the users", "metric", res.Key, "threshold", res.Source, "value", res.Value)
+					aborted.Store(true)
+					stop()
+					return
+				}
+			}
+		}
+	}
+}
+
+// applyFault plays one fault-schedule entry.
+func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
+	select {
+	case <-time.After(flt.At.Std() - time.Since(r.start)):
+	case <-ctx.Done():
+		return
+	}
+	r.log.Info("fault", "name", flt.Name, "at", flt.At, "duration", flt.Duration)
+	if flt.Laravel != nil {
+		actx := context.WithoutCancel(ctx)
+		if err := r.w.admin.SetFaults(actx, laravelFaults(flt.Laravel, flt.Duration.Std())); err != nil {
+			r.log.Warn("fault", "name", flt.Name, "err", err)
+			return
+		}
+		if flt.Duration > 0 {
+			select {
+			case <-time.After(flt.Duration.Std()):
+			case <-ctx.Done():
+			}
+			_ = r.w.admin.SetFaults(actx, laravelFaults(r.f.Laravel.Faults, 0))
+		}
+		return
+	}
+	w := flt.WhatsApp
+	if w.Action == "restart" {
+		online := r.ownOnline()
+		at := time.Now()
+		if err := r.w.wa.Restart(context.WithoutCancel(ctx)); err != nil {
+			r.log.Warn("fault", "name", flt.Name, "err", err)
+			return
+		}
+		for id := range online {
+			r.ledger.Caused(id, user.StatusDisconnected, at)
+			r.ledger.Expect(id, user.StatusConnected)
+		}
+		return
+	}
+	share := 1.0
+	if w.Share != nil {
+		share = *w.Share
+	}
+	online := r.ownOnline()
+	ids := make([]string, 0, len(online))
+	for id := range online {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	n := int(math.Round(share * float64(len(ids))))
+	var gap time.Duration
+	if n > 1 {
+		gap = w.Spread.Std() / time.Duration(n)
+	}
+	for i := 0; i < n; i++ {
+		id := ids[i]
+		jid := online[id]
+		at := time.Now()
+		var err error
+		switch w.Action {
+		case "drop":
+			if err = r.phones.Drop(jid); err == nil {
+				r.ledger.Caused(id, user.StatusDisconnected, at)
+				r.ledger.Expect(id, user.StatusConnected)
+			}
+		case "replace":
+			if err = r.phones.Replace(jid); err == nil {
+				r.ledger.Caused(id, user.StatusDisconnected, at)
+			}
+		case "logout":
+			if err = r.phones.Logout(jid); err == nil {
+				r.ledger.Caused(id, user.StatusLoggedOut, at)
+			}
+		}
+		if err != nil {
+			r.log.Debug("fault action", "action", w.Action, "jid", jid, "err", err)
+		}
+		if gap > 0 {
+			select {
+			case <-time.After(gap):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// ownOnline maps this instance's sessions whose device is online to their JIDs.
+func (r *runner) ownOnline() map[string]string {
+	online := map[string]bool{}
+	for _, j := range r.phones.OnlineJIDs() {
+		online[j] = true
+	}
+	out := map[string]string{}
+	for id, jid := range r.ledger.JIDs() {
+		if online[jid] {
+			out[id] = jid
+		}
+	}
+	return out
+}
+
+// progress prints a live line on a terminal (every second) or a plain line every 10 s.
+func (r *runner) progress(ctx context.Context) {
+	if r.o.Progress == nil {
+		return
+	}
+	every := 10 * time.Second
+	if r.o.TTY {
+		every = time.Second
+	}
+	total := r.f.ScheduledDuration() + r.f.Drain.Std()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if r.o.TTY {
+				fmt.Fprintln(r.o.Progress)
+			}
+			return
+		case <-t.C:
+		}
+		el := time.Since(r.start).Truncate(time.Second)
+		p95 := 0.0
+		if m, ok := r.reg.Summarize(threshold.Key{Metric: "http_req_duration"}, el); ok {
+			p95 = m.Values["p(95)"]
+		}
+		r.mu.Lock()
+		perMin := r.lastReqPerMin
+		r.mu.Unlock()
+		errs := r.reg.Total("http_req_failed", nil)
+		line := fmt.Sprintf("%s/%s  users %d  sessions %d (connected %d)  Laravel %.0f req/min  API p95 %.1f ms  errors %.0f",
+			el, total, r.activeVUs.Load(), r.ledger.Sessions(), r.phones.Online(), perMin, p95, errs)
+		if r.o.TTY {
+			fmt.Fprintf(r.o.Progress, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(r.o.Progress, line)
+		}
+	}
+}
+
+// report assembles report.json.
+func (r *runner) report(end time.Time, truth user.Truth, dup int64) *reports.Report {
+	f := r.f
+	elapsed := end.Sub(r.start)
+	r.mu.Lock()
+	samples := append([]float64(nil), r.perMinSamples...)
+	series := append([]reports.SeriesPoint(nil), r.series...)
+	r.mu.Unlock()
+	// laravel_requests_per_minute: value is the mean rate while users ran (min/max over intervals).
+	if len(samples) > 0 {
+		var sum float64
+		for _, v := range samples {
+			sum += v
+		}
+		r.reg.Set("laravel_requests_per_minute", sum/float64(len(samples)), nil)
+	}
+	if dup >= 0 {
+		r.reg.Add("duplicate_applications", float64(dup), nil)
+	}
+	var subs []threshold.Key
+	for _, s := range f.ThresholdSets {
+		subs = append(subs, s.Key)
+	}
+	snap := r.reg.Snapshot(elapsed, subs, []string{"endpoint", "priority", "event", "state", "scenario"})
+	rep := &reports.Report{
+		SchemaVersion: reports.SchemaVersion,
+		Label:         r.o.Label,
+		Scenario: reports.Scenario{
+			Name:     f.Name,
+			File:     f.Path,
+			Users:    int(r.scaledUsers()),
+			Duration: reports.Duration(f.ScheduledDuration()),
+		},
+		Configuration: reports.Configuration{
+			Gateway: reports.GatewayConfig{
+				Mode:             f.Gateway.Mode,
+				BatchSize:        f.Gateway.BatchSize,
+				BatchInterval:    reports.Duration(f.Gateway.BatchInterval),
+				PriorityInterval: reports.Duration(f.Gateway.PriorityInterval),
+				Redis:            f.Gateway.Redis,
+			},
+			FakeLaravel: reports.FakeLaravelConfig{
+				Cores:        f.Laravel.Cores,
+				Workers:      f.Laravel.Workers,
+				Bootstrap:    reports.Duration(f.Laravel.Bootstrap),
+				PerRow:       reports.Duration(f.Laravel.PerRow),
+				Backlog:      f.Laravel.Backlog,
+				ProxyTimeout: reports.Duration(f.Laravel.ProxyTimeout),
+			},
+			Overrides: f.Overrides,
+		},
+		Environment: reports.Environment{
+			CPUModel:         cpuModel(),
+			Cores:            runtime.NumCPU(),
+			GoVersion:        runtime.Version(),
+			OS:               runtime.GOOS,
+			Arch:             runtime.GOARCH,
+			Redis:            r.w.redisVersion,
+			GatewayVersion:   r.w.gatewayVersion,
+			SimulatorVersion: buildinfo.String("simulator"),
+			Start:            r.start,
+			End:              end,
+		},
+		SeriesInterval: reports.Duration(f.SeriesInterval),
+		Series:         series,
+		Metrics:        snap,
+		GroundTruth: reports.GroundTruth{
+			Sessions:              truth.Sessions,
+			LostUpdates:           truth.Lost,
+			StaleOverwrites:       truth.Stale,
+			DuplicateApplications: max(dup, 0),
+		},
+	}
+	if h, err := os.Hostname(); err == nil {
+		rep.Environment.Hostname = h
+	}
+	if r.o.Segment != "" {
+		rep.Scenario.ExecutionSegment = r.tuple.Segment.String()
+	}
+	if len(f.Gateway.TTL) > 0 {
+		rep.Configuration.Gateway.TTLs = map[string]reports.Duration{}
+		for k, v := range f.Gateway.TTL {
+			rep.Configuration.Gateway.TTLs[k] = reports.Duration(v)
+		}
+	}
+	for _, flt := range f.Faults {
+		rep.Configuration.FakeLaravel.Faults = append(rep.Configuration.FakeLaravel.Faults, flt.Name)
+	}
+	// Thresholds, in scenario key order.
+	for _, s := range f.ThresholdSets {
+		var v threshold.Values
+		if m, ok := snap[s.Key.String()]; ok {
+			v = metrics.Values{M: m}
+		}
+		for _, res := range s.Evaluate(v) {
+			tr := reports.ThresholdResult{Metric: res.Key, Expr: res.Source, OK: res.OK, AbortOnFail: res.Threshold.AbortOnFail}
+			if res.HasValue {
+				val := res.Value
+				tr.Observed = &val
+			}
+			rep.Thresholds = append(rep.Thresholds, tr)
+		}
+	}
+	return rep
+}
+
+// scaledUsers is this instance's share of the peak users.
+func (r *runner) scaledUsers() int64 {
+	var n int64
+	for _, s := range r.f.Scenarios {
+		n += s.Config.MaxVUsOf(r.tuple)
+	}
+	return n
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if _, v, ok := strings.Cut(line, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
+}
+
+// write saves report.json, summary.json and flushes metrics.ndjson.
+func (r *runner) write(rep *reports.Report) error {
+	if err := rep.Save(filepath.Join(r.o.Out, reports.FileName)); err != nil {
+		return err
+	}
+	if err := WriteSummary(r.o.Out, rep, r.reg.Checks(), r.f.SummaryTrendStats, r.o.TTY); err != nil {
+		return err
+	}
+	if r.nd != nil {
+		if err := r.nd.Flush(); err != nil {
+			return fmt.Errorf("metrics.ndjson: %w", err)
+		}
+	}
+	return nil
+}
+
+// WriteSummary writes dir/summary.json in k6's handleSummary shape.
+func WriteSummary(dir string, rep *reports.Report, checks []metrics.CheckResult, trendStats []string, tty bool) error {
+	b, err := metrics.BuildSummary(rep, checks, trendStats, tty, false).Marshal()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "summary.json"), b, 0o644)
+}

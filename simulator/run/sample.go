@@ -1,0 +1,163 @@
+package run
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is Linux's USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on every
+// architecture Go supports for Linux).
+const clockTicks = 100
+
+// procSample is one reading of a process's CPU time and resident memory.
+type procSample struct {
+	at       time.Time
+	cpuTicks int64
+	rssBytes int64
+}
+
+// readProc reads /proc/<pid>/stat and /proc/<pid>/status.
+func readProc(pid int) (procSample, error) {
+	s := procSample{at: time.Now()}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// Fields after the command name (which may contain spaces) start after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return s, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is state (field 3); utime is field 14, stime field 15 -> f[11], f[12].
+	if len(f) < 13 {
+		return s, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	s.cpuTicks = ut + st
+	st2, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Split(string(st2), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			s.rssBytes = kb * 1024
+		}
+	}
+	return s, nil
+}
+
+// cpuPercent is the CPU used between two samples, in % of one core.
+func cpuPercent(a, b procSample) float64 {
+	wall := b.at.Sub(a.at).Seconds()
+	if wall <= 0 {
+		return 0
+	}
+	return float64(b.cpuTicks-a.cpuTicks) / clockTicks / wall * 100
+}
+
+// promSample is a parsed Prometheus text exposition: metric name -> sum over label sets.
+type promSample map[string]float64
+
+// scrape reads a Prometheus text endpoint.
+func scrape(ctx context.Context, hc *http.Client, url, token string) (promSample, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return parseProm(resp.Body), nil
+}
+
+func parseProm(r io.Reader) promSample {
+	out := promSample{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name := line
+		rest := ""
+		if i := strings.IndexAny(line, "{ "); i >= 0 {
+			name = line[:i]
+			rest = line[i:]
+		}
+		if j := strings.LastIndexByte(rest, '}'); j >= 0 {
+			rest = rest[j+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		out[name] += v
+	}
+	return out
+}
+
+// goroutines is go_goroutines, or -1.
+func (p promSample) goroutines() float64 {
+	if v, ok := p["go_goroutines"]; ok {
+		return v
+	}
+	return -1
+}
+
+// outboxDepth sums the gauges that describe events waiting in the outbox, or -1 when the
+// gateway exposes none (legacy mode has no outbox).
+func (p promSample) outboxDepth() float64 {
+	found := false
+	var sum float64
+	for name, v := range p {
+		if !strings.Contains(name, "outbox") {
+			continue
+		}
+		if strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_bucket") || strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_count") {
+			continue
+		}
+		if strings.Contains(name, "pending") || strings.Contains(name, "depth") || strings.Contains(name, "length") {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
+// eventsEmitted sums counters of events the gateway produced for Laravel (name with "events" and
+// "_total", not delivery or dead-letter counters), or -1.
+func (p promSample) eventsEmitted() float64 {
+	for _, name := range []string{"wagate_events_total", "wagate_session_events_total"} {
+		if v, ok := p[name]; ok {
+			return v
+		}
+	}
+	return -1
+}

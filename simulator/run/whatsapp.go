@@ -1,0 +1,170 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow/types"
+
+	"wagate/simulator/fakewa"
+	"wagate/simulator/user"
+)
+
+// waSide is fakewa as the simulator drives it: in-process (*fakewa.Server) or over its control
+// API (*fakewa.ControlClient).
+type waSide interface {
+	Pair(ctx context.Context, qr, phone string) (types.JID, error)
+	Drop(ctx context.Context, jid types.JID) error
+	Replace(ctx context.Context, jid types.JID) error
+	Logout(ctx context.Context, jid types.JID) error
+	Restart(ctx context.Context) error
+	EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error)
+	Devices(ctx context.Context) ([]fakewa.DeviceInfo, error)
+}
+
+// inProcess adapts *fakewa.Server to waSide.
+type inProcess struct{ s *fakewa.Server }
+
+func (w inProcess) Pair(ctx context.Context, qr, phone string) (types.JID, error) {
+	return w.s.Pair(ctx, qr, phone)
+}
+func (w inProcess) Drop(_ context.Context, jid types.JID) error    { return w.s.Drop(jid) }
+func (w inProcess) Replace(_ context.Context, jid types.JID) error { return w.s.Replace(jid) }
+func (w inProcess) Logout(_ context.Context, jid types.JID) error  { return w.s.Logout(jid) }
+func (w inProcess) Restart(context.Context) error                  { return w.s.Restart() }
+func (w inProcess) EventsSince(_ context.Context, seq uint64) ([]fakewa.Event, error) {
+	return w.s.EventsSince(seq), nil
+}
+func (w inProcess) Devices(context.Context) ([]fakewa.DeviceInfo, error) { return w.s.Devices(), nil }
+
+// remote adapts *fakewa.ControlClient to waSide.
+type remote struct{ c *fakewa.ControlClient }
+
+func (w remote) Pair(ctx context.Context, qr, phone string) (types.JID, error) {
+	return w.c.Pair(ctx, qr, phone)
+}
+func (w remote) Drop(ctx context.Context, jid types.JID) error    { return w.c.Drop(ctx, jid) }
+func (w remote) Replace(ctx context.Context, jid types.JID) error { return w.c.Replace(ctx, jid) }
+func (w remote) Logout(ctx context.Context, jid types.JID) error  { return w.c.Logout(ctx, jid) }
+func (w remote) Restart(ctx context.Context) error                { return w.c.Restart(ctx) }
+func (w remote) EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error) {
+	return w.c.Events(ctx, seq)
+}
+func (w remote) Devices(ctx context.Context) ([]fakewa.DeviceInfo, error) { return w.c.Devices(ctx) }
+
+// phones tails fakewa's event log: it resolves pairing refs to their issue time (for QR
+// visibility), knows when each device last connected, and implements user.Phone.
+type phones struct {
+	wa waSide
+
+	mu        sync.Mutex
+	seq       uint64
+	refs      map[string]user.RefIssue
+	connected map[string]time.Time // jid -> last connected
+	online    map[string]bool
+	changed   chan struct{}
+}
+
+func newPhones(wa waSide) *phones {
+	return &phones{wa: wa, refs: map[string]user.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, changed: make(chan struct{})}
+}
+
+// poll reads new fakewa events.
+func (p *phones) poll(ctx context.Context) error {
+	p.mu.Lock()
+	seq := p.seq
+	p.mu.Unlock()
+	events, err := p.wa.EventsSince(ctx, seq)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range events {
+		p.seq = max(p.seq, e.Seq)
+		switch e.Kind {
+		case fakewa.EventQRRefsIssued:
+			for i, r := range e.Refs {
+				p.refs[r] = user.RefIssue{At: e.Time, Index: i}
+			}
+		case fakewa.EventConnected:
+			p.connected[e.JID] = e.Time
+			p.online[e.JID] = true
+		case fakewa.EventDisconnected, fakewa.EventLoggedOut:
+			delete(p.online, e.JID)
+		}
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+	return nil
+}
+
+// RefIssue resolves a pairing ref.
+func (p *phones) RefIssue(ref string) (user.RefIssue, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.refs[ref]
+	return r, ok
+}
+
+// Online counts devices connected now.
+func (p *phones) Online() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.online)
+}
+
+// OnlineJIDs lists the devices connected now.
+func (p *phones) OnlineJIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.online))
+	for j := range p.online {
+		out = append(out, j)
+	}
+	return out
+}
+
+func (p *phones) Pair(ctx context.Context, qr, phone string) (string, error) {
+	jid, err := p.wa.Pair(ctx, qr, phone)
+	if err != nil {
+		return "", err
+	}
+	return jid.String(), nil
+}
+
+func (p *phones) WaitConnected(ctx context.Context, jid string, after time.Time) (time.Time, error) {
+	for {
+		p.mu.Lock()
+		at, ok := p.connected[jid]
+		ch := p.changed
+		p.mu.Unlock()
+		if ok && !at.Before(after) {
+			return at, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+}
+
+func (p *phones) act(jid string, f func(context.Context, types.JID) error) error {
+	j, err := types.ParseJID(jid)
+	if err != nil {
+		return fmt.Errorf("device %q: %w", jid, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return f(ctx, j)
+}
+
+func (p *phones) Drop(jid string) error    { return p.act(jid, p.wa.Drop) }
+func (p *phones) Replace(jid string) error { return p.act(jid, p.wa.Replace) }
+func (p *phones) Logout(jid string) error  { return p.act(jid, p.wa.Logout) }

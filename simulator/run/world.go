@@ -1,0 +1,326 @@
+package run
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/simulator/fakewa"
+	"wagate/simulator/scenario"
+)
+
+// world is everything a run starts or connects to.
+type world struct {
+	log *slog.Logger
+
+	wa       waSide
+	waServer *fakewa.Server // nil when external
+	waAddr   string
+	waRoot   string // root public key, hex
+
+	laravelURL   string
+	laravelToken string
+	admin        *fakelaravel.AdminClient
+	laravel      *child // nil when external
+
+	redis        *child
+	redisURL     string
+	redisVersion string
+
+	gatewayURL     string
+	gatewayToken   string
+	gateway        *child // nil when external
+	gatewayVersion string
+
+	tmp string
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// gatewayEnv maps the scenario's gateway configuration to the gateway's WAGATE_* variables.
+func gatewayEnv(g scenario.Gateway) []string {
+	var env []string
+	add := func(k, v string) { env = append(env, k+"="+v) }
+	add("WAGATE_MODE", g.Mode)
+	if g.BatchSize > 0 {
+		add("WAGATE_BATCH_SIZE", strconv.Itoa(g.BatchSize))
+	}
+	if g.BatchInterval > 0 {
+		add("WAGATE_BATCH_INTERVAL", g.BatchInterval.String())
+	}
+	if g.PriorityInterval > 0 {
+		add("WAGATE_PRIORITY_INTERVAL", g.PriorityInterval.String())
+	}
+	for kind, ttl := range g.TTL {
+		add("WAGATE_CACHE_TTL_"+strings.ToUpper(kind), ttl.String())
+	}
+	if g.QR.First > 0 {
+		add("WAGATE_QR_FIRST_TIMEOUT", g.QR.First.String())
+	}
+	if g.QR.Next > 0 {
+		add("WAGATE_QR_TIMEOUT", g.QR.Next.String())
+	}
+	if g.QR.Codes > 0 {
+		add("WAGATE_QR_CODES", strconv.Itoa(g.QR.Codes))
+	}
+	for k, v := range g.Env {
+		add(k, v)
+	}
+	return env
+}
+
+// laravelArgs maps the scenario's fakelaravel configuration to bin/fakelaravel flags.
+func laravelArgs(l scenario.Laravel, seed uint64) []string {
+	var args []string
+	add := func(k, v string) { args = append(args, "-"+k+"="+v) }
+	if l.Cores > 0 {
+		add("cores", strconv.FormatFloat(l.Cores, 'f', -1, 64))
+	}
+	if l.Workers > 0 {
+		add("workers", strconv.Itoa(l.Workers))
+	}
+	if l.Backlog > 0 {
+		add("backlog", strconv.Itoa(l.Backlog))
+	}
+	if l.Bootstrap > 0 {
+		add("bootstrap-cpu", l.Bootstrap.String())
+	}
+	if l.PerRow > 0 {
+		add("per-row-cpu", l.PerRow.String())
+	}
+	if l.Jitter != nil {
+		add("jitter", strconv.FormatFloat(*l.Jitter, 'f', -1, 64))
+	}
+	if l.ProxyTimeout > 0 {
+		add("proxy-timeout", l.ProxyTimeout.String())
+	}
+	add("seed", strconv.FormatUint(seed, 10))
+	if f := l.Faults; f != nil {
+		add("error-rate", strconv.FormatFloat(f.ErrorRate, 'f', -1, 64))
+		if f.ErrorStatus != 0 {
+			add("error-status", strconv.Itoa(f.ErrorStatus))
+		}
+		if f.RetryAfter > 0 {
+			add("retry-after", strconv.Itoa(int(f.RetryAfter.Std().Seconds())))
+		}
+		if f.ExtraLatency > 0 {
+			add("extra-latency", f.ExtraLatency.String())
+		}
+		add("lost-response-rate", strconv.FormatFloat(f.LostResponseRate, 'f', -1, 64))
+	}
+	for k, v := range l.Flags {
+		add(strings.TrimLeft(k, "-"), v)
+	}
+	return args
+}
+
+// laravelFaults converts a scenario fault to fakelaravel's; duration bounds a down window.
+func laravelFaults(f *scenario.LaravelFaults, duration time.Duration) fakelaravel.Faults {
+	if f == nil {
+		return fakelaravel.Faults{}
+	}
+	out := fakelaravel.Faults{
+		ErrorRate:        f.ErrorRate,
+		ErrorStatus:      f.ErrorStatus,
+		RetryAfterS:      int(f.RetryAfter.Std().Seconds()),
+		ExtraLatencyMS:   f.ExtraLatency.Std().Milliseconds(),
+		LostResponseRate: f.LostResponseRate,
+	}
+	if f.Down {
+		d := duration
+		if d <= 0 {
+			d = 24 * time.Hour
+		}
+		out.DownWindows = []fakelaravel.DownWindow{{StartAfterMS: 0, DurationMS: d.Milliseconds()}}
+	}
+	return out
+}
+
+// start brings the world up: fakewa, fakelaravel, Redis, the gateway. On error, whatever was
+// started is stopped.
+func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir string) (err error) {
+	defer func() {
+		if err != nil {
+			w.stop()
+		}
+	}()
+	w.tmp, err = os.MkdirTemp("", "wagate-sim-")
+	if err != nil {
+		return err
+	}
+	// fakewa
+	if f.WhatsApp.Control != "" {
+		cc := fakewa.NewControlClient(f.WhatsApp.Control)
+		addr, root, err := cc.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("fakewa control %s: %w", f.WhatsApp.Control, err)
+		}
+		w.wa, w.waAddr, w.waRoot = remote{cc}, addr, hex.EncodeToString(root)
+		if f.WhatsApp.Listen != "" {
+			w.waAddr = f.WhatsApp.Listen
+		}
+	} else {
+		srv, err := fakewa.New(fakewa.Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return fmt.Errorf("fakewa: %w", err)
+		}
+		if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("fakewa: %w", err)
+		}
+		w.waServer, w.wa, w.waAddr, w.waRoot = srv, inProcess{srv}, srv.Addr(), hex.EncodeToString(srv.RootPublicKey())
+	}
+	w.log.Info("fakewa ready", "addr", w.waAddr, "in_process", w.waServer != nil)
+
+	// fakelaravel
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if f.Laravel.URL != "" {
+		w.laravelURL, w.laravelToken = strings.TrimRight(f.Laravel.URL, "/"), f.Laravel.Token
+		adminTok := f.Laravel.AdminToken
+		if adminTok == "" {
+			adminTok = f.Laravel.Token
+		}
+		w.admin = fakelaravel.NewAdminClient(w.laravelURL, adminTok, hc)
+		if err := w.admin.Healthy(ctx); err != nil {
+			return fmt.Errorf("fakelaravel at %s: %w", w.laravelURL, err)
+		}
+	} else {
+		bin, err := findBinary(binDir, "fakelaravel")
+		if err != nil {
+			return err
+		}
+		addr, err := freePort()
+		if err != nil {
+			return err
+		}
+		w.laravelToken = randomToken()
+		args := append([]string{"-addr", addr, "-db", filepath.Join(w.tmp, "laravel.db")}, laravelArgs(f.Laravel, f.Seed)...)
+		w.laravel, err = startChild("fakelaravel", bin, args, []string{"FAKELARAVEL_TOKEN=" + w.laravelToken}, filepath.Join(logDir, "fakelaravel.log"))
+		if err != nil {
+			return err
+		}
+		w.laravelURL = "http://" + addr
+		w.admin = fakelaravel.NewAdminClient(w.laravelURL, w.laravelToken, hc)
+		if err := waitFor(ctx, w.laravel, 20*time.Second, w.admin.Healthy); err != nil {
+			return err
+		}
+	}
+	w.log.Info("fakelaravel ready", "url", w.laravelURL, "started_here", w.laravel != nil)
+
+	// Redis
+	w.redisVersion = "embedded (miniredis)"
+	switch r := f.Gateway.Redis; {
+	case r == scenario.RedisServer && f.Gateway.URL == "":
+		c, url, version, err := startRedis(ctx, w.tmp)
+		if err != nil {
+			w.log.Warn("no redis-server could be started; the gateway embeds miniredis", "err", err)
+			w.redisVersion = "embedded (miniredis; redis-server unavailable)"
+		} else {
+			w.redis, w.redisURL, w.redisVersion = c, url, version
+		}
+	case strings.HasPrefix(r, "redis"):
+		w.redisURL, w.redisVersion = r, "external redis"
+	}
+
+	// gateway
+	if f.Gateway.URL != "" {
+		w.gatewayURL, w.gatewayToken = strings.TrimRight(f.Gateway.URL, "/"), f.Gateway.Token
+		w.gatewayVersion = "external"
+		return waitFor(ctx, nil, 5*time.Second, func(ctx context.Context) error { return httpOK(ctx, hc, w.gatewayURL+"/healthz", "") })
+	}
+	bin, err := findBinary(binDir, "gateway")
+	if err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, bin, "-version").Output(); err == nil {
+		w.gatewayVersion = strings.TrimSpace(string(out))
+	}
+	addr, err := freePort()
+	if err != nil {
+		return err
+	}
+	w.gatewayToken = randomToken()
+	dataDir := filepath.Join(w.tmp, "gateway")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	env := []string{
+		"WAGATE_ADDR=" + addr,
+		"WAGATE_API_TOKEN=" + w.gatewayToken,
+		"WAGATE_LARAVEL_URL=" + w.laravelURL,
+		"WAGATE_LARAVEL_TOKEN=" + w.laravelToken,
+		"WAGATE_DATA_DIR=" + dataDir,
+		"WAGATE_REDIS_URL=" + w.redisURL,
+		"WAGATE_WA_DIAL=" + w.waAddr,
+		"WAGATE_WA_ROOT_PUBKEY=" + w.waRoot,
+		"WAGATE_WA_INSECURE_TEST=1",
+	}
+	env = append(env, gatewayEnv(f.Gateway)...)
+	w.gateway, err = startChild("gateway", bin, nil, env, filepath.Join(logDir, "gateway.log"))
+	if err != nil {
+		return err
+	}
+	w.gatewayURL = "http://" + addr
+	if err := waitFor(ctx, w.gateway, 30*time.Second, func(ctx context.Context) error { return httpOK(ctx, hc, w.gatewayURL+"/healthz", "") }); err != nil {
+		return err
+	}
+	w.log.Info("gateway ready", "url", w.gatewayURL, "pid", w.gateway.Pid(), "mode", f.Gateway.Mode, "redis", w.redisVersion)
+	return nil
+}
+
+func httpOK(ctx context.Context, hc *http.Client, url, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// stop ends everything started, the gateway first (it flushes to Laravel), then fakelaravel,
+// Redis and fakewa, and removes the temporary stores. It is safe to call more than once.
+func (w *world) stop() {
+	if w.gateway != nil {
+		if err := w.gateway.stop(20 * time.Second); err != nil {
+			w.log.Warn("gateway stop", "err", err)
+		}
+	}
+	if w.laravel != nil {
+		if err := w.laravel.stop(10 * time.Second); err != nil {
+			w.log.Warn("fakelaravel stop", "err", err)
+		}
+	}
+	if w.redis != nil {
+		_ = w.redis.stop(5 * time.Second)
+	}
+	if w.waServer != nil {
+		_ = w.waServer.Close()
+	}
+	if w.tmp != "" {
+		_ = os.RemoveAll(w.tmp)
+		w.tmp = ""
+	}
+}
