@@ -67,6 +67,10 @@ type Config struct {
 	QRCodes int
 	// RestoreConcurrency bounds how many paired sessions reconnect at once after a start [32].
 	RestoreConcurrency int
+	// PairLoginTimeout is how long a freshly paired device may take to log in before the manager
+	// reconnects it itself: whatsmeow reconnects on the server's 515 only if it processes that
+	// stream error before the server closes the socket, which a loaded host can miss [20 s].
+	PairLoginTimeout time.Duration
 	// MaxQueuedEvents bounds one session's undelivered events; beyond it the oldest QR code is
 	// dropped (status changes never are) [64].
 	MaxQueuedEvents int
@@ -88,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.RestoreConcurrency <= 0 {
 		c.RestoreConcurrency = 32
+	}
+	if c.PairLoginTimeout <= 0 {
+		c.PairLoginTimeout = 20 * time.Second
 	}
 	if c.MaxQueuedEvents <= 0 {
 		c.MaxQueuedEvents = 64
@@ -155,6 +162,7 @@ type session struct {
 	qrShown   int
 	qrTimer   *time.Timer
 	qrGen     uint64
+	pairTimer *time.Timer
 
 	epoch   int64
 	seq     int64
@@ -649,11 +657,13 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		m.stopQR(s)
 		s.deviceID = e.DeviceID
 		m.persist(s)
+		m.watchLogin(s, gen)
 	case PairFailed:
 		m.log.Warn("pairing rejected", "session_id", s.id, "reason", e.Reason)
 	case Connected:
 		m.stopQR(s)
 		m.setStatus(s, laravel.StatusConnected)
+		m.stopLoginWatch(s)
 	case Disconnected:
 		if s.deviceID == "" {
 			// An unpaired socket closed: its QR codes are dead and nothing reconnects it.
@@ -695,6 +705,7 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 // when Connect returns and sees the change). Callers hold s.mu.
 func (m *Manager) detachConn(s *session) Conn {
 	s.gen++
+	m.stopLoginWatch(s)
 	c := s.conn
 	s.conn = nil
 	if s.starting {
@@ -753,6 +764,35 @@ func (m *Manager) onQRTimeout(s *session, qrGen uint64) {
 	}
 	s.qrTimer = nil
 	m.showNextQR(s)
+}
+
+// watchLogin reconnects a freshly paired device that has not logged in after PairLoginTimeout.
+// Callers hold s.mu.
+func (m *Manager) watchLogin(s *session, gen uint64) {
+	m.stopLoginWatch(s)
+	s.pairTimer = time.AfterFunc(m.cfg.PairLoginTimeout, func() {
+		s.mu.Lock()
+		stalled := s.gen == gen && s.conn != nil && s.deviceID != "" && !s.conn.LoggedIn()
+		if stalled {
+			s.pairTimer = nil
+			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "after", m.cfg.PairLoginTimeout)
+			m.dropConnLocked(s)
+		}
+		s.mu.Unlock()
+		if stalled && !m.closed.Load() {
+			if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) {
+				m.log.Warn("reconnecting a freshly paired device failed", "session_id", s.id, "err", err)
+			}
+		}
+	})
+}
+
+// stopLoginWatch cancels watchLogin's timer. Callers hold s.mu.
+func (m *Manager) stopLoginWatch(s *session) {
+	if s.pairTimer != nil {
+		s.pairTimer.Stop()
+		s.pairTimer = nil
+	}
 }
 
 // stopQR ends the QR display. Callers hold s.mu.

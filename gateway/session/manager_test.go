@@ -187,6 +187,30 @@ func TestScanPairsAndConnectsWithHighPriority(t *testing.T) {
 	})
 }
 
+func TestAPairedDeviceThatNeverLogsInIsReconnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.start("s1")
+		first := r.driver.Conn("s1")
+		dev := first.ScanWithoutLogin()
+		time.Sleep(20*time.Second - time.Millisecond)
+		synctest.Wait()
+		if r.driver.Opens() != 1 {
+			t.Fatal("reconnected before the login timeout")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if r.driver.Opens() != 2 || !first.Released() {
+			t.Fatalf("opens %d, first released %v", r.driver.Opens(), first.Released())
+		}
+		if c := r.driver.Conn("s1"); c.DeviceID() != dev {
+			t.Fatalf("reconnected with device %q, want %q", c.DeviceID(), dev)
+		}
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
+	})
+}
+
 func TestVersionsIncreaseAndEventsAreValid(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)

@@ -198,6 +198,15 @@ func (c *Conn) DeviceID() string {
 
 // Scan plays a phone scanning the QR code: the device is stored, then it logs in.
 func (c *Conn) Scan() string {
+	dev := c.ScanWithoutLogin()
+	c.loggedIn.Store(true)
+	c.handle(session.Connected{})
+	return dev
+}
+
+// ScanWithoutLogin plays a scan after which the client never logs in (it missed the server's
+// request to reconnect).
+func (c *Conn) ScanWithoutLogin() string {
 	c.d.mu.Lock()
 	c.d.nextDev++
 	dev := fmt.Sprintf("1555000%04d.0:%d@s.whatsapp.net", c.d.nextDev, 1)
@@ -207,8 +216,6 @@ func (c *Conn) Scan() string {
 	c.deviceID = dev
 	c.mu.Unlock()
 	c.handle(session.PairSuccess{DeviceID: dev})
-	c.loggedIn.Store(true)
-	c.handle(session.Connected{})
 	return dev
 }
 

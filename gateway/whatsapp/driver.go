@@ -1,0 +1,264 @@
+// Package whatsapp is the production session.Driver: one whatsmeow client per session, devices in
+// whatsmeow's sqlstore on the gateway's database (one shared Container). It translates
+// whatsmeow's events into session.DriverEvents and nothing more: the state machine lives in the
+// session package.
+//
+// With a test-only wadial.Config the clients dial a fake WhatsApp server and trust its root key;
+// the caller must gate that behind WAGATE_WA_INSECURE_TEST=1 and log wadial.Warning.
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
+	"google.golang.org/protobuf/proto"
+
+	"wagate/gateway/session"
+	"wagate/gateway/storage"
+	"wagate/gateway/wadial"
+)
+
+// Config configures the Driver.
+type Config struct {
+	// DB is the gateway's database; whatsmeow's tables are created in it.
+	DB *storage.DB
+	// Dial, when not nil, points every client at a fake WhatsApp server. TEST-ONLY.
+	Dial *wadial.Config
+	// Logger receives whatsmeow's warnings and errors (its info and debug lines are dropped
+	// unless Debug is set).
+	Logger *slog.Logger
+	// Debug passes whatsmeow's info and debug lines to Logger too.
+	Debug bool
+	// ConnectTimeout bounds the first connection attempt of Conn.Connect [30 s].
+	ConnectTimeout time.Duration
+}
+
+// Driver opens whatsmeow clients. It is safe for concurrent use.
+type Driver struct {
+	container *sqlstore.Container
+	ctx       context.Context
+	cancel    context.CancelFunc
+	log       *slog.Logger
+	waLog     waLog.Logger
+	dialHTTP  *http.Client // test-only; shared by every client
+	timeout   time.Duration
+}
+
+// New prepares whatsmeow's store in cfg.DB (creating or upgrading its tables) and returns a Driver.
+func New(ctx context.Context, cfg Config) (*Driver, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("whatsapp: no database")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	wl := &slogAdapter{log: log, module: "whatsmeow", debug: cfg.Debug}
+	container := sqlstore.NewWithDB(cfg.DB.SQL, string(cfg.DB.Dialect), wl.Sub("store"))
+	if err := container.Upgrade(ctx); err != nil {
+		return nil, fmt.Errorf("whatsapp: prepare whatsmeow store in %s: %w", cfg.DB.Where, err)
+	}
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout}
+	if d.timeout <= 0 {
+		d.timeout = 30 * time.Second
+	}
+	if cfg.Dial != nil {
+		if err := cfg.Dial.Validate(); err != nil {
+			cancel()
+			return nil, err
+		}
+		if err := wadial.SetRootKey(cfg.Dial.RootPubKey); err != nil {
+			cancel()
+			return nil, err
+		}
+		log.Warn(wadial.Warning, "dial", cfg.Dial.Addr)
+		hc := cfg.Dial.HTTPClient()
+		if tr, ok := hc.Transport.(*http.Transport); ok {
+			// One transport for every session: the WebSocket connections are hijacked, so only
+			// pre-upgrade keep-alives would be pooled; keep a few.
+			tr.MaxIdleConns = 16
+			tr.MaxIdleConnsPerHost = 16
+		}
+		d.dialHTTP = hc
+	}
+	return d, nil
+}
+
+// Close stops background work of clients that are still running (auto-reconnect loops).
+func (d *Driver) Close() { d.cancel() }
+
+// Devices returns the device ids stored in whatsmeow's store.
+func (d *Driver) Devices(ctx context.Context) ([]string, error) {
+	devs, err := d.container.GetAllDevices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp: list devices: %w", err)
+	}
+	out := make([]string, 0, len(devs))
+	for _, dev := range devs {
+		if dev.ID != nil {
+			out = append(out, dev.ID.String())
+		}
+	}
+	return out, nil
+}
+
+// Open implements session.Driver.
+func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle func(session.DriverEvent)) (session.Conn, error) {
+	var dev *store.Device
+	if deviceID == "" {
+		dev = d.container.NewDevice()
+	} else {
+		jid, err := types.ParseJID(deviceID)
+		if err != nil {
+			return nil, fmt.Errorf("whatsapp: stored device id %q: %w", deviceID, err)
+		}
+		dev, err = d.container.GetDevice(ctx, jid)
+		if err != nil {
+			return nil, fmt.Errorf("whatsapp: load device: %w", err)
+		}
+		if dev == nil {
+			return nil, session.ErrDeviceNotFound
+		}
+	}
+	cli := whatsmeow.NewClient(dev, d.waLog.Sub(sessionID))
+	cli.EnableAutoReconnect = true
+	cli.InitialAutoReconnect = true      // a paired session that can't connect at start retries in the background
+	cli.ManualHistorySyncDownload = true // the gateway never needs chat history
+	cli.BackgroundEventCtx = d.ctx
+	if d.dialHTTP != nil {
+		cli.SetPreLoginHTTPClient(d.dialHTTP)
+		cli.SetWebsocketHTTPClient(d.dialHTTP)
+	}
+	c := &conn{d: d, cli: cli, handle: handle}
+	cli.AddEventHandler(c.onEvent)
+	return c, nil
+}
+
+// Forget implements session.Driver.
+func (d *Driver) Forget(ctx context.Context, deviceID string) error {
+	jid, err := types.ParseJID(deviceID)
+	if err != nil {
+		return fmt.Errorf("whatsapp: device id %q: %w", deviceID, err)
+	}
+	dev, err := d.container.GetDevice(ctx, jid)
+	if err != nil {
+		return fmt.Errorf("whatsapp: load device: %w", err)
+	}
+	if dev == nil {
+		return nil
+	}
+	if err := d.container.DeleteDevice(ctx, dev); err != nil {
+		return fmt.Errorf("whatsapp: delete device: %w", err)
+	}
+	return nil
+}
+
+type conn struct {
+	d      *Driver
+	cli    *whatsmeow.Client
+	handle func(session.DriverEvent)
+}
+
+// Connect implements session.Conn. The client lives in the driver's context, not in ctx (which
+// only bounds how long the caller waits for the first connection).
+func (c *conn) Connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.d.timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.cli.Connect() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("whatsapp: connect: %w", ctx.Err())
+	}
+}
+
+func (c *conn) Disconnect()                      { c.cli.Disconnect() }
+func (c *conn) LoggedIn() bool                   { return c.cli.IsLoggedIn() }
+func (c *conn) Release()                         { c.cli.RemoveEventHandlers() }
+func (c *conn) Logout(ctx context.Context) error { return c.cli.Logout(ctx) }
+
+// SendText implements session.Conn.
+func (c *conn) SendText(ctx context.Context, phone, text string) (string, error) {
+	to := types.NewJID(strings.TrimPrefix(phone, "+"), types.DefaultUserServer)
+	resp, err := c.cli.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(text)})
+	if err != nil {
+		return "", err
+	}
+	return resp.ID, nil
+}
+
+func (c *conn) onEvent(raw any) {
+	var ev session.DriverEvent
+	switch e := raw.(type) {
+	case *events.QR:
+		ev = session.QRCodes{Codes: e.Codes}
+	case *events.PairSuccess:
+		ev = session.PairSuccess{DeviceID: e.ID.String()}
+	case *events.PairError:
+		ev = session.PairFailed{Reason: fmt.Sprint(e.Error)}
+	case *events.QRScannedWithoutMultidevice:
+		ev = session.PairFailed{Reason: "scanned without multi-device"}
+	case *events.Connected:
+		ev = session.Connected{}
+	case *events.Disconnected:
+		ev = session.Disconnected{}
+	case *events.LoggedOut:
+		ev = session.LoggedOut{Reason: e.Reason.String()}
+	case *events.StreamReplaced:
+		ev = session.StreamReplaced{}
+	case *events.TemporaryBan:
+		ev = session.ConnectFailed{Reason: "temporary ban: " + e.String()}
+	case *events.ClientOutdated:
+		ev = session.ConnectFailed{Reason: "client outdated"}
+	case *events.ConnectFailure:
+		ev = session.ConnectFailed{Reason: fmt.Sprintf("%d %s", int(e.Reason), e.Message)}
+	case *events.CATRefreshError:
+		ev = session.ConnectFailed{Reason: "CAT refresh: " + fmt.Sprint(e.Error)}
+	default:
+		return
+	}
+	c.handle(ev)
+}
+
+// slogAdapter passes whatsmeow's log lines to slog. Sub loggers only extend a module string, so
+// a client costs no logger allocations beyond a few small structs.
+type slogAdapter struct {
+	log    *slog.Logger
+	module string
+	debug  bool
+}
+
+func (a *slogAdapter) Errorf(msg string, args ...any) {
+	a.log.Error(fmt.Sprintf(msg, args...), "module", a.module)
+}
+func (a *slogAdapter) Warnf(msg string, args ...any) {
+	a.log.Warn(fmt.Sprintf(msg, args...), "module", a.module)
+}
+func (a *slogAdapter) Infof(msg string, args ...any) {
+	if a.debug {
+		a.log.Info(fmt.Sprintf(msg, args...), "module", a.module)
+	}
+}
+func (a *slogAdapter) Debugf(msg string, args ...any) {
+	if a.debug {
+		a.log.Debug(fmt.Sprintf(msg, args...), "module", a.module)
+	}
+}
+func (a *slogAdapter) Sub(module string) waLog.Logger {
+	return &slogAdapter{log: a.log, module: a.module + "/" + module, debug: a.debug}
+}
