@@ -231,3 +231,34 @@ func TestNothingIsLostWhenTheGatewayDiesWhileLaravelIsDown(t *testing.T) {
 		assertFinalState(t, srv, h)
 	})
 }
+
+// Two gateways share one outbox (one consumer group): each reads a share, together they deliver
+// the last version of everything.
+func TestTwoGatewaysShareTheOutbox(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		srv, client := startLaravel(t, fakelaravel.Faults{})
+		one := newDelivery(t, b, client, "gw-1")
+		two := newDelivery(t, b, client, "gw-2")
+		for _, d := range []*batch.Delivery{one, two} {
+			if err := d.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := generate(20, 30, 4)
+		half := len(h.events) / 2
+		deliverAll(t, one, history{events: h.events[:half]})
+		deliverAll(t, two, history{events: h.events[half:]})
+		waitDrained(t, one)
+		waitDrained(t, two)
+		for _, d := range []*batch.Delivery{one, two} {
+			if err := d.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		assertFinalState(t, srv, h)
+		r1, r2 := one.Outbox().Counters().Read, two.Outbox().Counters().Read
+		if r1+r2 != int64(len(h.events)) {
+			t.Fatalf("read %d + %d entries; want each of the %d exactly once", r1, r2, len(h.events))
+		}
+	})
+}
