@@ -1,0 +1,137 @@
+// Package metrics owns the gateway's Prometheus metrics (all named wagate_*): sessions by status,
+// events by kind and priority, event delivery failures and drops, Laravel requests by endpoint
+// and status with their latency, and the REST API's latency by route. It hands out the hooks the
+// other packages call (a laravel.Observer, session.Hooks, an HTTP middleware), so those packages
+// do not import Prometheus.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+	"wagate/gateway/session"
+)
+
+// Metrics is the gateway's metric set and its registry.
+type Metrics struct {
+	// Registry holds every wagate_* metric plus the Go and process collectors. Other packages
+	// (batch delivery, cache) register theirs here too.
+	Registry *prometheus.Registry
+
+	events          *prometheus.CounterVec
+	deliveryFailed  *prometheus.CounterVec
+	eventsDropped   *prometheus.CounterVec
+	laravelRequests *prometheus.CounterVec
+	laravelDuration *prometheus.HistogramVec
+	apiDuration     *prometheus.HistogramVec
+}
+
+// New creates the metric set in a fresh registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_events_total",
+			Help: "Session events (QR codes and status changes) emitted, by kind and priority.",
+		}, []string{"kind", "priority"}),
+		deliveryFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_event_delivery_failures_total",
+			Help: "Events the delivery did not accept, by kind.",
+		}, []string{"kind"}),
+		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_events_dropped_total",
+			Help: "Events dropped before delivery, by kind and reason (queue_full: an old QR code behind a slow delivery; shutdown).",
+		}, []string{"kind", "reason"}),
+		laravelRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_laravel_requests_total",
+			Help: "Requests to Laravel by endpoint and HTTP status (\"error\" when no answer arrived).",
+		}, []string{"endpoint", "status"}),
+		laravelDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wagate_laravel_request_duration_seconds",
+			Help:    "Latency of requests to Laravel by endpoint.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"endpoint"}),
+		apiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wagate_api_request_duration_seconds",
+			Help:    "Latency of the gateway's REST API by route, method and status code.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route", "method", "code"}),
+	}
+	reg.MustRegister(m.events, m.deliveryFailed, m.eventsDropped, m.laravelRequests, m.laravelDuration, m.apiDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// LaravelObserver returns the hook the Laravel client calls after every request.
+func (m *Metrics) LaravelObserver() laravel.Observer {
+	return func(endpoint string, status int, d time.Duration) {
+		code := "error"
+		if status > 0 {
+			code = strconv.Itoa(status)
+		}
+		m.laravelRequests.WithLabelValues(endpoint, code).Inc()
+		m.laravelDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+	}
+}
+
+// SessionHooks returns the session manager's metric hooks.
+func (m *Metrics) SessionHooks() session.Hooks {
+	return session.Hooks{
+		EventEmitted: func(ev event.Event) {
+			m.events.WithLabelValues(string(ev.Kind), ev.Priority.String()).Inc()
+		},
+		DeliveryFailed: func(ev event.Event, _ error) {
+			m.deliveryFailed.WithLabelValues(string(ev.Kind)).Inc()
+		},
+		EventDropped: func(ev event.Event, reason string) {
+			m.eventsDropped.WithLabelValues(string(ev.Kind), reason).Inc()
+		},
+	}
+}
+
+// ObserveAPI records one API request.
+func (m *Metrics) ObserveAPI(route, method string, code int, d time.Duration) {
+	m.apiDuration.WithLabelValues(route, method, strconv.Itoa(code)).Observe(d.Seconds())
+}
+
+// SessionCounter reports how many sessions are in each status and how many are connected now
+// (session.Manager.Counts).
+type SessionCounter func() (byStatus map[laravel.Status]int, live int)
+
+// RegisterSessions adds wagate_sessions{status} and wagate_sessions_live, computed at scrape time.
+func (m *Metrics) RegisterSessions(count SessionCounter) {
+	m.Registry.MustRegister(&sessionCollector{count: count})
+}
+
+var (
+	sessionsDesc = prometheus.NewDesc("wagate_sessions", "Sessions by last reported status.", []string{"status"}, nil)
+	liveDesc     = prometheus.NewDesc("wagate_sessions_live", "Sessions whose WhatsApp connection is up and logged in now.", nil, nil)
+)
+
+type sessionCollector struct{ count SessionCounter }
+
+func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- sessionsDesc
+	ch <- liveDesc
+}
+
+func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
+	byStatus, live := c.count()
+	for _, st := range laravel.Statuses {
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(byStatus[st]), string(st))
+	}
+	ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(live))
+}
