@@ -180,11 +180,16 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	r.hc = &http.Client{Timeout: 10 * time.Second}
 
 	users := f.PeakUsers()
+	var conns int64 = 16
+	for _, s := range f.Scenarios {
+		conns += s.Config.MaxVUsOf(r.tuple) * (*s.Model.Pollers + 2)
+	}
+	conns = min(conns, 50000)
 	apiClient := &http.Client{
 		Timeout: 60 * time.Second,
 		Transport: &http.Transport{
-			MaxIdleConns:        int(min(users*4+16, 20000)),
-			MaxIdleConnsPerHost: int(min(users*4+16, 20000)),
+			MaxIdleConns:        int(conns),
+			MaxIdleConnsPerHost: int(conns),
 			IdleConnTimeout:     90 * time.Second,
 		},
 	}
@@ -444,7 +449,7 @@ func (r *runner) laravelDeltas(prev, cur *fakelaravel.Stats, p *reports.SeriesPo
 	r.mu.Lock()
 	r.laravelTotal += total
 	r.lastReqPerMin = perMin
-	if r.usersDone.IsZero() {
+	if r.usersDone.IsZero() && time.Since(r.start) >= r.f.Warmup.Std()+time.Duration(secs*float64(time.Second)) {
 		r.perMinSamples = append(r.perMinSamples, perMin)
 	}
 	r.mu.Unlock()

@@ -39,6 +39,9 @@ type File struct {
 	// Drain is how long the simulator waits after the users stopped before it compares Laravel's
 	// state with the ground truth (default 15s).
 	Drain Duration `yaml:"drain"`
+	// Warmup excludes the series intervals that end before it from the mean of
+	// laravel_requests_per_minute (the steady-state rate); default 0.
+	Warmup Duration `yaml:"warmup"`
 	// SeriesInterval is the width of one report series point (default 10s).
 	SeriesInterval Duration `yaml:"seriesInterval"`
 	// Thresholds are k6 thresholds: metric (with optional tag filter) -> expressions.
@@ -94,6 +97,9 @@ type Stage struct {
 // Behaviour is what one user (a WhatsApp account of a Laravel customer, and the Laravel app acting
 // for it) does. Every field has a default (DefaultBehaviour).
 type Behaviour struct {
+	// StartDelay is how long a user waits before its first session (spreads the arrival of the
+	// users of constant-vus over time); later sessions start at once.
+	StartDelay *Dist `yaml:"startDelay"`
 	// ScanDelay is the time from Laravel showing a QR code until the person scans it.
 	ScanDelay *Dist `yaml:"scanDelay"`
 	// ScanSuccess is the probability that a scan pairs (a failed scan waits for the next code).
@@ -130,6 +136,7 @@ func DefaultBehaviour() Behaviour {
 	d := func(v time.Duration) *Duration { x := Duration(v); return &x }
 	i := func(v int64) *int64 { return &v }
 	return Behaviour{
+		StartDelay:           &Dist{},
 		ScanDelay:            &Dist{Min: Duration(2 * time.Second), Max: Duration(8 * time.Second)},
 		ScanSuccess:          f(1),
 		GiveUpAfter:          d(3 * time.Minute),
@@ -149,6 +156,9 @@ func DefaultBehaviour() Behaviour {
 func (b Behaviour) merge(o *Behaviour) Behaviour {
 	if o == nil {
 		return b
+	}
+	if o.StartDelay != nil {
+		b.StartDelay = o.StartDelay
 	}
 	if o.ScanDelay != nil {
 		b.ScanDelay = o.ScanDelay
@@ -203,6 +213,7 @@ func (b Behaviour) validate() error {
 		return nil
 	}
 	for _, err := range []error{
+		b.StartDelay.validate("startDelay"),
 		b.ScanDelay.validate("scanDelay"),
 		b.SessionLifetime.validate("sessionLifetime"),
 		prob("scanSuccess", *b.ScanSuccess),

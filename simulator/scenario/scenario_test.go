@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +254,35 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("a file without scenarios was accepted")
 		}
 	})
+}
+
+func TestShippedScenariosAreValid(t *testing.T) {
+	files, err := filepath.Glob("../../scenarios/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios found: %v", err)
+	}
+	for _, path := range files {
+		f, err := Load(path, nil)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if len(f.ThresholdSets) == 0 {
+			t.Errorf("%s has no thresholds", path)
+		}
+		if f.Name == "smoke" && f.TestDuration()+f.Drain.Std() > 50*time.Second {
+			t.Errorf("smoke lasts %s + drain %s: CI needs it under 60 s with start-up", f.TestDuration(), f.Drain)
+		}
+	}
+	// The seed files describe the same workload: only the mode (and users) differ.
+	legacy, err1 := Load("../../scenarios/seed-legacy-100.yaml", nil)
+	batch, err2 := Load("../../scenarios/seed-batch-100.yaml", nil)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if legacy.Gateway.Mode != ModeLegacy || batch.Gateway.Mode != ModeBatch || legacy.Users != batch.Users ||
+		*legacy.Behaviour.Pollers != *batch.Behaviour.Pollers || legacy.Laravel.Cores != batch.Laravel.Cores ||
+		legacy.Scenarios["users"].Config.Duration != batch.Scenarios["users"].Config.Duration {
+		t.Error("seed-legacy-100 and seed-batch-100 differ in more than the mode")
+	}
 }

@@ -82,6 +82,11 @@ func (sc *Scenario) Iterate(ctx context.Context, vu executor.VU) error {
 	for k, v := range sc.Tags {
 		u.tags[k] = v
 	}
+	if vu.Iteration == 0 {
+		if !u.sleep(ctx, sc.Behaviour.StartDelay.Sample(u.rng)) {
+			return nil
+		}
+	}
 	return u.run(ctx)
 }
 
