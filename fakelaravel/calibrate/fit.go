@@ -79,8 +79,9 @@ func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(ti
 // Fit chooses the capacity model that best reproduces m. For every candidate core count c (below
 // the worker count, where PHP is CPU-bound as measured), each kind's service demand is c divided
 // by its saturation throughput, so the throughput matches by construction; a line through the
-// demands gives the bootstrap and per-row costs; Simulate then predicts p50 and p99 at the
-// measured 50% and 80% loads, and the candidate with the smallest log error wins. The jitter comes
+// demands gives the bootstrap and per-row costs; the candidate whose demands best match the
+// solo latencies and whose simulated (Simulate) p50 and p99 best match those measured at 50% and
+// 80% load wins (weighted log errors: solo 3, throughput 2, p50 1, p99 0.5). The jitter comes
 // from the spread of the solo runs.
 func Fit(m *Measurement, fixed Fixed, seed uint64) (FitResult, error) {
 	res := FitResult{ServiceMS: map[Kind]float64{}}
@@ -145,7 +146,9 @@ func modelError(m *Measurement, model fakelaravel.CapacityModel, seed uint64) fl
 	}
 	for _, km := range m.Kinds {
 		rows := km.Kind.Rows()
-		add(model.SaturationThroughput(rows), km.SaturationRPS, 1)
+		add(model.SaturationThroughput(rows), km.SaturationRPS, 2)
+		// The solo latency anchors the service demand: its median is the least noisy latency.
+		add(model.ServiceCPU(rows).Seconds(), km.Solo.Percentile(50).Seconds(), 3)
 		for _, load := range []struct {
 			frac float64
 			runs []*Result

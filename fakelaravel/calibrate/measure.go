@@ -37,8 +37,8 @@ type Plan struct {
 // DefaultPlan is about 35 seconds per kind against a server that drains its queue quickly.
 func DefaultPlan(workers int) Plan {
 	return Plan{
-		WarmUp: 2 * time.Second, Solo: 2 * time.Second,
-		Saturation: 3 * time.Second, SaturationRepeats: 3, SaturationClients: 2 * workers,
+		WarmUp: 1500 * time.Millisecond, Solo: time.Second,
+		Saturation: 2500 * time.Millisecond, SaturationRepeats: 3, SaturationClients: 2 * workers,
 		Load: 4 * time.Second, LoadRepeats: 2,
 		Overload: 4 * time.Second, OverloadFactor: 2, Settle: 3 * time.Second,
 		MaxInFlight: 2000, Seed: 1,
@@ -104,41 +104,60 @@ func (m *Measurement) Kind(k Kind) *KindMeasurement {
 	return nil
 }
 
-// Measure runs plan against t for every kind in kinds. When offered is non-nil, the open-loop
-// rates derive from offered[kind] instead of the target's own saturation throughput (so a fake
-// gets exactly the load the real app got). logf reports progress.
+// Measure runs plan against t for every kind in kinds. The solo and saturation runs of all kinds
+// are interleaved in SaturationRepeats rounds, so that a change in what else runs on the machine
+// affects every kind alike; the load and overload runs follow kind by kind. When offered is
+// non-nil, the open-loop rates derive from offered[kind] instead of the target's own saturation
+// throughput (so a fake gets exactly the load the real app got). logf reports progress.
 func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, plan Plan, sampler Sampler, offered map[Kind]float64, logf func(string, ...any)) (*Measurement, error) {
 	m := &Measurement{Target: t.Name, Started: time.Now().UTC(), Plan: plan}
 	m.LoadAvgBefore, _ = sampler.LoadAverage()
 	if err := Seed(ctx, t, client); err != nil {
 		return nil, err
 	}
-	for _, k := range kinds {
-		km := KindMeasurement{Kind: k}
-		maxReq := func(rate float64, d time.Duration) int { return int(rate*d.Seconds()*1.5) + 50 }
-
+	maxReq := func(rate float64, d time.Duration) int { return int(rate*d.Seconds()*1.5) + 50 }
+	m.Kinds = make([]KindMeasurement, len(kinds))
+	solo := make([][]*Result, len(kinds))
+	usage := make([][]Usage, len(kinds))
+	answered := make([]int, len(kinds))
+	for i, k := range kinds {
+		m.Kinds[i].Kind = k
 		ClosedLoop(ctx, t, client, k, plan.SaturationClients, plan.WarmUp, 1_000_000)
-		km.Solo = ClosedLoop(ctx, t, client, k, 1, plan.Solo, 1_000_000)
-		logf("%s %s: solo p50 %v p90 %v", t.Name, k, km.Solo.Percentile(50).Round(10*time.Microsecond), km.Solo.Percentile(90).Round(10*time.Microsecond))
-
-		before, errBefore := sampler.Sample()
-		var answered int
-		for range plan.SaturationRepeats {
+	}
+	for range plan.SaturationRepeats {
+		for i, k := range kinds {
+			km := &m.Kinds[i]
+			solo[i] = append(solo[i], ClosedLoop(ctx, t, client, k, 1, plan.Solo, 1_000_000))
+			before, errBefore := sampler.Sample()
 			r := ClosedLoop(ctx, t, client, k, plan.SaturationClients, plan.Saturation, 1_000_000)
+			after, errAfter := sampler.Sample()
 			km.Saturation = append(km.Saturation, r)
-			answered += r.Sent
-		}
-		after, errAfter := sampler.Sample()
-		if errBefore == nil && errAfter == nil {
-			u := after.Sub(before)
-			km.ServerCores, km.OthersCores, km.SelfCores = u.Cores(u.Server), u.Cores(u.Others), u.Cores(u.Self)
-			if len(sampler.Roots) > 0 && answered > 0 {
-				km.ServerCPUPerRequestMS = u.Server.Seconds() * 1000 / float64(answered)
+			if errBefore == nil && errAfter == nil {
+				usage[i] = append(usage[i], after.Sub(before))
+				answered[i] += r.Sent
 			}
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("calibrate: %w", err)
+		}
+	}
+	for i, k := range kinds {
+		km := &m.Kinds[i]
+		km.Solo = mergeResults(solo[i])
+		var total Usage
+		for _, u := range usage[i] {
+			total.Wall += u.Wall
+			total.Server += u.Server
+			total.Self += u.Self
+			total.Others += u.Others
+		}
+		km.ServerCores, km.OthersCores, km.SelfCores = total.Cores(total.Server), total.Cores(total.Others), total.Cores(total.Self)
+		if len(sampler.Roots) > 0 && answered[i] > 0 {
+			km.ServerCPUPerRequestMS = total.Server.Seconds() * 1000 / float64(answered[i])
+		}
 		tp := make([]float64, len(km.Saturation))
-		for i, r := range km.Saturation {
-			tp[i] = r.Throughput()
+		for j, r := range km.Saturation {
+			tp[j] = r.Throughput()
 		}
 		slices.Sort(tp)
 		km.SaturationRPS = tp[len(tp)/2]
@@ -146,29 +165,32 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 		if offered != nil && offered[k] > 0 {
 			km.OfferedRPS = offered[k]
 		}
-		logf("%s %s: saturation %.0f req/s (runs %v), server CPU %.2f ms/req on %.2f cores, others %.2f cores",
-			t.Name, k, km.SaturationRPS, roundAll(tp), km.ServerCPUPerRequestMS, km.ServerCores, km.OthersCores)
+		logf("%s %s: solo p50 %s p90 %s; saturation %.0f req/s (runs %v), server CPU %.2f ms/req on %.2f cores, others %.2f cores",
+			t.Name, k, ms(km.Solo.Percentile(50)), ms(km.Solo.Percentile(90)), km.SaturationRPS, roundAll(tp),
+			km.ServerCPUPerRequestMS, km.ServerCores, km.OthersCores)
 		if km.OfferedRPS <= 0 {
 			return nil, fmt.Errorf("calibrate: %s %s: no successful request at saturation (statuses %v)", t.Name, k, km.Saturation[0].Status)
 		}
+	}
 
-		for i := range plan.LoadRepeats {
-			seed := plan.Seed + uint64(i)
+	for i, k := range kinds {
+		km := &m.Kinds[i]
+		for j := range plan.LoadRepeats {
+			seed := plan.Seed + uint64(j)
 			rate := 0.5 * km.OfferedRPS
 			km.Load50 = append(km.Load50, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed))
 			rate = 0.8 * km.OfferedRPS
 			km.Load80 = append(km.Load80, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed+100))
 		}
-		logf("%s %s: 50%% load p50/p99 %v/%v, 80%% load %v/%v", t.Name, k,
+		logf("%s %s: 50%% load p50/p99 %s/%s, 80%% load %s/%s", t.Name, k,
 			ms(Latency(km.Load50, 50)), ms(Latency(km.Load50, 99)), ms(Latency(km.Load80, 50)), ms(Latency(km.Load80, 99)))
 
 		rate := plan.OverloadFactor * km.OfferedRPS
 		km.Overload = OpenLoop(ctx, t, client, k, rate, plan.Overload, maxReq(rate, plan.Overload), plan.MaxInFlight, plan.Seed+200)
 		o := km.Overload
-		logf("%s %s: %.0fx overload: %d sent, %d ok (%.0f/s), 502 %d, 504 %d, errors %d, dropped %d, p50/p99 ok %v/%v",
+		logf("%s %s: %gx overload: %d sent, %d ok (%.0f/s), 502 %d, 504 %d, errors %d, dropped %d, p50/p99 ok %s/%s",
 			t.Name, k, plan.OverloadFactor, o.Sent, o.OK(), o.Throughput(), o.Status[502], o.Status[504], o.Status[0], o.Dropped,
 			ms(o.Percentile(50)), ms(o.Percentile(99)))
-		m.Kinds = append(m.Kinds, km)
 		if err := sleepCtx(ctx, plan.Settle); err != nil {
 			return nil, err
 		}
@@ -176,6 +198,23 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 	m.LoadAvgAfter, _ = sampler.LoadAverage()
 	m.Finished = time.Now().UTC()
 	return m, nil
+}
+
+// mergeResults pools the answers of several runs of the same kind into one result.
+func mergeResults(runs []*Result) *Result {
+	out := &Result{Status: map[int]int{}}
+	for _, r := range runs {
+		out.Kind, out.Mode, out.Concurrency = r.Kind, r.Mode, r.Concurrency
+		out.Elapsed += r.Elapsed
+		out.Sent += r.Sent
+		out.Dropped += r.Dropped
+		for st, n := range r.Status {
+			out.Status[st] += n
+		}
+		out.ok = append(out.ok, r.ok...)
+	}
+	slices.Sort(out.ok)
+	return out
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -14,6 +14,12 @@ return [
             'database' => env('DB_DATABASE', database_path('wagate.sqlite')),
             'prefix' => '',
             'foreign_key_constraints' => true,
+            // Applied on connect by App\Database\SQLiteConnector. The database file is put in WAL
+            // mode once, by laravel/scripts/up.sh (PRAGMA journal_mode=WAL persists).
+            'pragmas' => [
+                'synchronous' => env('DB_SQLITE_SYNCHRONOUS', 'NORMAL'),
+                'busy_timeout' => (int) env('DB_SQLITE_BUSY_TIMEOUT', 10000),
+            ],
         ],
         'pgsql' => [
             'driver' => 'pgsql',

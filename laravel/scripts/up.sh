@@ -42,7 +42,7 @@ case $dir in /|/tmp|/tmp/|"") die "refusing runtime directory '$dir'" ;; esac
 find_fpm() { command -v php-fpm8.2 || command -v php-fpm || ls /usr/sbin/php-fpm* 2>/dev/null | head -1; }
 have_all() {
 	[ -n "$(find_fpm)" ] && command -v nginx >/dev/null && command -v php >/dev/null &&
-		[ -f /usr/share/php/Illuminate/autoload.php ] && php -m 2>/dev/null | grep -qi '^pdo_sqlite$'
+		[ -f /usr/share/php/Illuminate/autoload.php ] && php -r 'exit(extension_loaded("pdo_sqlite") ? 0 : 1);' 2>/dev/null
 }
 if ! have_all; then
 	pkgs=(php-laravel-framework php-cli php-fpm php-sqlite3 nginx-light)

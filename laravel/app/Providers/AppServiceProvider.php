@@ -2,11 +2,12 @@
 
 namespace App\Providers;
 
+use App\Database\SQLiteConnector;
 use App\Wagate\SessionStore;
 use Illuminate\Support\ServiceProvider;
 
 /**
- * Binds the wagate services.
+ * Binds the wagate services and the SQLite connector.
  */
 class AppServiceProvider extends ServiceProvider
 {
@@ -15,5 +16,7 @@ class AppServiceProvider extends ServiceProvider
         $this->app->singleton(SessionStore::class, function ($app) {
             return new SessionStore((bool) $app['config']->get('wagate.create_unknown_sessions', true));
         });
+        // SQLite pragmas on connect (config/database.php "pragmas").
+        $this->app->bind('db.connector.sqlite', SQLiteConnector::class);
     }
 }

@@ -21,7 +21,7 @@ use Throwable;
  * answers 409 with Retry-After: 1 (a claim older than config('wagate.idempotency_claim_ttl')
  * seconds is taken over: its request died). A key reused with a different body or endpoint
  * answers 422. If applying fails the claim is released, so a retry can run the batch.
- * Without an Idempotency-Key the batch is simply applied in one transaction.
+ * A batch without an Idempotency-Key is refused with 422 (the contract requires one).
  */
 class IdempotentBatch
 {
@@ -40,7 +40,7 @@ class IdempotentBatch
     {
         $key = trim((string) $request->headers->get(self::HEADER, ''));
         if ($key === '') {
-            return new JsonResponse(DB::transaction($apply));
+            return $this->invalidKey('The Idempotency-Key header is required.');
         }
         if (strlen($key) > self::MAX_KEY_LENGTH) {
             return $this->invalidKey('The Idempotency-Key may not be greater than '.self::MAX_KEY_LENGTH.' characters.');
