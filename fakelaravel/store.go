@@ -41,8 +41,11 @@ CREATE TABLE IF NOT EXISTS processed_batches (
 	created_at      DATETIME NOT NULL
 );`
 
-// timeLayout is how timestamps are stored (UTC, sortable, sub-second).
-const timeLayout = "2006-01-02 15:04:05.000000"
+// TimeLayout is how timestamps are stored and reported in SessionState (UTC, Laravel's
+// "Y-m-d H:i:s" with microseconds).
+const TimeLayout = "2006-01-02 15:04:05.000000"
+
+const timeLayout = TimeLayout
 
 // errUnknownSession is returned by legacy writes when unknown sessions are rejected.
 var errUnknownSession = errors.New("unknown session")
@@ -258,7 +261,10 @@ ON CONFLICT(session_id) DO UPDATE SET qr = excluded.qr, qr_generated_at = exclud
 	return nil
 }
 
-// SessionState is one row of whatsapp_sessions as /_fake/state reports it.
+// SessionState is one row of whatsapp_sessions as /_fake/state reports it. Timestamps are UTC in
+// TimeLayout, empty when NULL: StatusChangedAt and QRGeneratedAt are the times the gateway sent
+// with the applied item (the time of the write for legacy endpoints); CreatedAt and UpdatedAt are
+// when the row was written.
 type SessionState struct {
 	SessionID       string         `json:"session_id"`
 	EstadoQR        laravel.Status `json:"estado_qr"`
