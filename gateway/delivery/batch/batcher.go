@@ -131,12 +131,26 @@ func (c *Coalescer) Add(e outbox.Entry, now time.Time) {
 	}
 }
 
-// readd puts back the items of a batch that could not be delivered in time; they wait anew.
+// readd puts back the items of a batch that could not be delivered in time; they wait anew. An
+// item meeting a newer one of the same session and kind merges with it (not counted again).
 func (c *Coalescer) readd(items []*Item, now time.Time) {
 	for _, it := range items {
-		for _, e := range it.Entries() {
-			c.Add(e, now)
+		k, sid := it.Winner.Event.Kind, it.Winner.Event.SessionID
+		if it.Winner.Event.Priority == event.PriorityHigh && c.highSince.IsZero() {
+			c.highSince = now
 		}
+		cur, ok := c.waiting[k][sid]
+		if !ok {
+			c.waiting[k][sid] = &Item{Winner: it.Winner, Superseded: it.Superseded, Since: now}
+			continue
+		}
+		if it.Winner.Event.Version > cur.Winner.Event.Version {
+			cur.Superseded = append(cur.Superseded, cur.Winner)
+			cur.Winner = it.Winner
+		} else {
+			cur.Superseded = append(cur.Superseded, it.Winner)
+		}
+		cur.Superseded = append(cur.Superseded, it.Superseded...)
 	}
 }
 

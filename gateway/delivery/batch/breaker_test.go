@@ -156,3 +156,17 @@ func TestAnOlderVersionReadLaterNeverReplacesTheWinner(t *testing.T) {
 		t.Fatalf("winner version %d, superseded %d", w, len(bs[0].Items[0].Superseded))
 	}
 }
+
+func TestItemsPutBackAfterTheDeliveryBudgetMergeWithoutRecounting(t *testing.T) {
+	c := NewCoalescer(50, time.Second, 0)
+	now := time.Unix(0, 0)
+	c.Add(entry("1", "s", 1, event.KindQR, event.PriorityNormal), now)
+	c.Add(entry("2", "s", 2, event.KindQR, event.PriorityNormal), now)
+	old := c.TakeAll(TriggerTime)
+	c.Add(entry("3", "s", 3, event.KindQR, event.PriorityNormal), now)
+	c.readd(old[0].Items, now)
+	bs := c.TakeAll(TriggerTime)
+	if len(bs) != 1 || bs[0].Items[0].Winner.ID != "3" || bs[0].EntryCount() != 3 || c.Coalesced() != 1 {
+		t.Fatalf("batches %+v coalesced %d; want winner 3 standing for 3 entries, coalesced counted once", bs, c.Coalesced())
+	}
+}

@@ -640,8 +640,9 @@ func TestALongOutageNeverDuplicatesTheEntriesAGatewayHolds(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		}
-		if m := f.metrics(); m.InFlightItems+m.QRBatchSize != 1 || m.Outbox.Claimed != 0 {
-			t.Fatalf("metrics %+v; want the one entry held once, never claimed back", m)
+		// With a 1 ms min-idle the claim may return the gateway's own entry; it must not be held twice.
+		if m := f.metrics(); m.InFlightItems+m.QRBatchSize != 1 {
+			t.Fatalf("metrics %+v; want the one entry held once", m)
 		}
 	})
 }
