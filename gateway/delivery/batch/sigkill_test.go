@@ -43,7 +43,7 @@ func TestSIGKILLChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ob, err := outbox.New(ctx, rdb, outbox.Config{Consumer: "gw-kill", Logger: log})
 	if err != nil {
 		t.Fatal(err)
