@@ -1,0 +1,125 @@
+package run
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/gateway/laravel"
+	"wagate/simulator/metrics"
+	"wagate/simulator/scenario"
+	"wagate/simulator/threshold"
+	"wagate/simulator/user"
+)
+
+func TestParsePrometheusText(t *testing.T) {
+	p := parseProm(strings.NewReader(`# HELP go_goroutines Number of goroutines.
+# TYPE go_goroutines gauge
+go_goroutines 57
+wagate_outbox_length{stream="events"} 12
+wagate_outbox_length{stream="dead"} 3
+wagate_outbox_capacity 100000
+wagate_events_total{kind="qr"} 10
+wagate_events_total{kind="status"} 5
+`))
+	if p.goroutines() != 57 || p.outboxDepth() != 15 || p.eventsEmitted() != 15 {
+		t.Errorf("goroutines %v outbox %v events %v", p.goroutines(), p.outboxDepth(), p.eventsEmitted())
+	}
+	if (promSample{}).outboxDepth() != -1 {
+		t.Error("no outbox metric must read as -1")
+	}
+}
+
+func TestReadProcOfThisProcess(t *testing.T) {
+	a, err := readProc(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) { // burn a little CPU
+	}
+	b, _ := readProc(os.Getpid())
+	if b.rssBytes <= 0 || b.cpuTicks < a.cpuTicks {
+		t.Errorf("samples %+v then %+v", a, b)
+	}
+	if pct := cpuPercent(a, b); pct < 0 || pct > 100*float64(16) {
+		t.Errorf("cpu %% = %v", pct)
+	}
+}
+
+func TestScenarioMapsToFlagsAndEnv(t *testing.T) {
+	f, err := scenario.Parse("s.yaml", []byte(`
+scenarios: {s: {executor: constant-vus, duration: 1m}}
+gateway: {mode: batch, batchSize: 100, batchInterval: 2s, env: {WAGATE_LOG_LEVEL: debug}}
+laravel: {cores: 4, workers: 16, bootstrap: 6ms, jitter: 0, faults: {errorRate: 0.5, errorStatus: 503}}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(gatewayEnv(f.Gateway), " ")
+	for _, want := range []string{"WAGATE_MODE=batch", "WAGATE_BATCH_SIZE=100", "WAGATE_BATCH_INTERVAL=2s", "WAGATE_LOG_LEVEL=debug"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("gateway env %q lacks %s", env, want)
+		}
+	}
+	args := strings.Join(laravelArgs(f.Laravel, 7), " ")
+	for _, want := range []string{"-cores=4", "-workers=16", "-bootstrap-cpu=6ms", "-jitter=0", "-error-rate=0.5", "-error-status=503", "-seed=7"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("fakelaravel args %q lack %s", args, want)
+		}
+	}
+	down := laravelFaults(&scenario.LaravelFaults{Down: true}, 5*time.Second)
+	if len(down.DownWindows) != 1 || down.DownWindows[0].DurationMS != 5000 {
+		t.Errorf("down fault = %+v", down)
+	}
+}
+
+// The watcher reads a real fakelaravel (in-process, behind httptest) and feeds the ledger: a
+// status posted to Laravel after the simulation caused it is measured as delivered.
+func TestLaravelWatchFeedsTheLedger(t *testing.T) {
+	ctx := context.Background()
+	srv, err := fakelaravel.New(ctx, fakelaravel.Config{Token: "tok", DBPath: t.TempDir() + "/l.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	client, err := laravel.NewClient(laravel.ClientConfig{BaseURL: hs.URL, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := metrics.NewRegistry(nil)
+	ledger := user.NewLedger(reg, user.QRTiming{}, nil)
+	w := newLaravelWatch(fakelaravel.NewAdminClient(hs.URL, "tok", hs.Client()), ledger)
+
+	ledger.Started("s1", "15550001", time.Now(), nil)
+	if err := client.PostStatus(ctx, laravel.StatusUpdate{SessionID: "s1", EstadoQR: laravel.StatusPending}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ledger.Caused("s1", user.StatusConnected, time.Now())
+	if err := client.PostStatus(ctx, laravel.StatusUpdate{SessionID: "s1", EstadoQR: laravel.StatusConnected}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Statuses()["s1"]; got != "connected" {
+		t.Fatalf("watcher sees %q", got)
+	}
+	d, _ := reg.Summarize(threshold.Key{Metric: "event_delivery_delay", Tags: map[string]string{"priority": "high"}}, time.Minute)
+	if d.Histogram == nil || d.Histogram.Count() != 1 {
+		t.Fatalf("high delivery delay not measured: %+v", d.Values)
+	}
+	truth := ledger.Finish(w.Statuses(), time.Now())
+	if truth.Lost != 0 || truth.Stale != 0 || truth.Sessions != 1 {
+		t.Errorf("truth = %+v", truth)
+	}
+}
