@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // Admin API paths under /_fake/. Every one but PathHealthz needs the admin bearer token.
 const (
 	PathHealthz  = "/_fake/healthz"   // GET: {"status":"ok"}, no token
-	PathStats    = "/_fake/stats"     // GET: Stats
+	PathStats    = "/_fake/stats"     // GET: Stats; ?series_seconds=N keeps only the last N seconds of series
 	PathState    = "/_fake/state"     // GET: State
 	PathFaults   = "/_fake/faults"    // GET: Faults; PUT/POST Faults: replace them
 	PathReset    = "/_fake/reset"     // POST: delete every session and batch, restart stats
@@ -38,7 +39,16 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch {
 	case r.URL.Path == PathStats && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, s.Stats(), nil)
+		seconds := -1
+		if v := r.URL.Query().Get("series_seconds"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				writeJSON(w, http.StatusUnprocessableEntity, laravel.ErrorBody{Message: "series_seconds must be a non-negative integer"}, nil)
+				return
+			}
+			seconds = n
+		}
+		writeJSON(w, http.StatusOK, s.StatsRecent(seconds), nil)
 	case r.URL.Path == PathState && r.Method == http.MethodGet:
 		st, err := s.State(ctx)
 		if err != nil {

@@ -72,6 +72,14 @@ func (c *AdminClient) GetStats(ctx context.Context) (Stats, error) {
 	return st, err
 }
 
+// GetStatsRecent returns the server's Stats with only the last seconds seconds of per-second
+// series (none for 0): cheaper to poll often.
+func (c *AdminClient) GetStatsRecent(ctx context.Context, seconds int) (Stats, error) {
+	var st Stats
+	err := c.call(ctx, http.MethodGet, fmt.Sprintf("%s?series_seconds=%d", PathStats, max(seconds, 0)), nil, &st)
+	return st, err
+}
+
 // GetState returns every session as stored.
 func (c *AdminClient) GetState(ctx context.Context) (State, error) {
 	var st State

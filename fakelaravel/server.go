@@ -188,9 +188,13 @@ func (s *Server) SetFaults(f Faults) error {
 func (s *Server) Faults() Faults { return s.faults.get() }
 
 // Stats returns the counters since start (or the last reset).
-func (s *Server) Stats() Stats {
+func (s *Server) Stats() Stats { return s.StatsRecent(-1) }
+
+// StatsRecent is Stats with only the last seconds seconds of per-second series (none for 0, all
+// kept for a negative value).
+func (s *Server) StatsRecent(seconds int) Stats {
 	now := time.Now()
-	st := s.stats.Load().snapshot(now)
+	st := s.stats.Load().snapshot(now, seconds)
 	st.Capacity = s.cfg.Capacity.Calibrated()
 	busy := time.Duration(s.pool.busyNanos.Load())
 	st.Workers = WorkerStats{
@@ -199,7 +203,7 @@ func (s *Server) Stats() Stats {
 		Queued:      s.pool.queued(),
 		BusySeconds: busy.Seconds(),
 		Abandoned:   s.pool.abandoned.Load(),
-		Series:      s.stats.Load().workerSeries(now, s.cfg.Capacity.Workers),
+		Series:      s.stats.Load().workerSeries(now, s.cfg.Capacity.Workers, seconds),
 	}
 	if up := now.Sub(s.stats.Load().started); up > 0 {
 		st.Workers.Utilization = min(1, busy.Seconds()/(float64(s.cfg.Capacity.Workers)*up.Seconds()))

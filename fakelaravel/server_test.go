@@ -493,3 +493,17 @@ func TestExtraLatencyHoldsWorkersAndShowsInUtilization(t *testing.T) {
 		t.Fatalf("worker series never saw a busy worker: %+v", stats.Workers.Series)
 	}
 }
+
+func TestStatsCanLeaveOutTheSeries(t *testing.T) {
+	h := newHarness(t, nil)
+	h.postStatuses("k", st("s1", laravel.StatusConnected, 1))
+	ac := NewAdminClient(h.ts.URL, testToken, h.ts.Client())
+	none, err := ac.GetStatsRecent(t.Context(), 0)
+	if err != nil || len(none.Endpoints[EndpointStatusBatch].Series) != 0 || len(none.Workers.Series) != 0 || none.Endpoints[EndpointStatusBatch].Requests != 1 {
+		t.Fatalf("series_seconds=0: %+v %v", none.Endpoints[EndpointStatusBatch], err)
+	}
+	full, _ := ac.GetStats(t.Context())
+	if len(full.Endpoints[EndpointStatusBatch].Series) == 0 || len(full.Endpoints[EndpointQR].Series) != 0 {
+		t.Fatalf("full series: %d status_batch points, %d qr points", len(full.Endpoints[EndpointStatusBatch].Series), len(full.Endpoints[EndpointQR].Series))
+	}
+}

@@ -275,11 +275,20 @@ func (b *statsBook) sample(now time.Time, busy int64, queued int) {
 	w.queuedMax = max(w.queuedMax, queued)
 }
 
-// workerSeries returns the per-second worker points of the series window.
-func (b *statsBook) workerSeries(now time.Time, workers int) []WorkerPoint {
+// firstSecond is the oldest second of a series of at most seconds seconds ending at now.
+func (b *statsBook) firstSecond(now time.Time, seconds int) int64 {
+	if seconds < 0 || seconds > b.seriesSeconds {
+		seconds = b.seriesSeconds
+	}
+	return max(b.started.Unix(), now.Unix()-int64(seconds)+1)
+}
+
+// workerSeries returns the per-second worker points of the last seconds seconds (all kept when
+// seconds < 0).
+func (b *statsBook) workerSeries(now time.Time, workers, seconds int) []WorkerPoint {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	first := max(b.started.Unix(), now.Unix()-int64(b.seriesSeconds)+1)
+	first := b.firstSecond(now, seconds)
 	out := make([]WorkerPoint, 0, now.Unix()-first+1)
 	for sec := first; sec <= now.Unix(); sec++ {
 		p := WorkerPoint{Unix: sec}
@@ -299,7 +308,9 @@ func (b *statsBook) count(field *int64) {
 	b.mu.Unlock()
 }
 
-func (b *statsBook) snapshot(now time.Time) Stats {
+// snapshot returns the counters with the last seconds seconds of series (all kept when
+// seconds < 0); an endpoint without requests has no series.
+func (b *statsBook) snapshot(now time.Time, seconds int) Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := Stats{
@@ -311,18 +322,18 @@ func (b *statsBook) snapshot(now time.Time) Stats {
 		LostResponses:     b.lost,
 		InjectedErrors:    b.errs,
 	}
-	first := max(b.started.Unix(), now.Unix()-int64(b.seriesSeconds)+1)
+	first := b.firstSecond(now, seconds)
 	for name, ec := range b.endpoints {
 		es := EndpointStats{
 			Requests: ec.requests, Items: ec.items, Updated: ec.updated, Stale: ec.stale, Failed: ec.failed,
 			Replayed: ec.replayed, StatusCodes: map[string]int64{},
 			QueueWait: ec.wait.snapshot(), Service: ec.service.snapshot(),
-			Series: make([]SecondPoint, 0, now.Unix()-first+1),
+			Series: []SecondPoint{},
 		}
 		for code, n := range ec.codes {
 			es.StatusCodes[strconv.Itoa(code)] = n
 		}
-		for sec := first; sec <= now.Unix(); sec++ {
+		for sec := first; ec.requests > 0 && sec <= now.Unix(); sec++ {
 			p := ec.ring[int(sec%int64(b.seriesSeconds))]
 			if p.Unix != sec {
 				p = SecondPoint{Unix: sec}
