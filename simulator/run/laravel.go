@@ -27,7 +27,6 @@ func newLaravelWatch(admin *fakelaravel.AdminClient, ledger *user.Ledger) *larav
 	return &laravelWatch{admin: admin, ledger: ledger, qr: map[string]string{}, status: map[string]string{}, changed: make(chan struct{})}
 }
 
-const laravelTimeLayout = "2006-01-02 15:04:05.000000"
 
 // poll reads the whole state once.
 func (w *laravelWatch) poll(ctx context.Context) error {
@@ -58,7 +57,7 @@ func (w *laravelWatch) poll(ctx context.Context) error {
 		changed = true
 		// Applied at Laravel's updated_at when it falls within this poll's window; else when seen.
 		at := now
-		if u, err := time.ParseInLocation(laravelTimeLayout, s.UpdatedAt, time.UTC); err == nil && u.After(prev) && !u.After(now) {
+		if u, err := time.ParseInLocation(fakelaravel.TimeLayout, s.UpdatedAt, time.UTC); err == nil && u.After(prev) && !u.After(now) {
 			at = u
 		}
 		version := s.StatusVersion

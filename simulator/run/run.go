@@ -218,7 +218,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	bgWG.Go(func() { r.every(bg, 100*time.Millisecond, func() { _ = r.phones.poll(bg) }) })
 	bgWG.Go(func() { r.every(bg, pollEvery, func() { _ = r.laravel.poll(bg) }) })
 	// Initial Laravel stats: the baseline of the deltas.
-	if st, err := r.w.admin.GetStats(ctx); err == nil {
+	if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
 		r.lastStats = &st
 	}
 	if r.w.gateway != nil {
@@ -381,7 +381,7 @@ func (r *runner) seriesPoint() {
 		LaravelRequestsPerMin: map[string]float64{},
 		SessionsByState:       r.laravel.ByState(r.ledger.IDs()),
 	}
-	if st, err := r.w.admin.GetStats(ctx); err == nil {
+	if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
 		r.mu.Lock()
 		prev := r.lastStats
 		r.lastStats = &st
@@ -485,7 +485,7 @@ func (r *runner) duplicates(ctx context.Context) int64 {
 		return -1
 	}
 	emitted := p.eventsEmitted()
-	st, err := r.w.admin.GetStats(ctx)
+	st, err := r.w.admin.GetStatsRecent(ctx, 0)
 	if err != nil || emitted < 0 {
 		return -1
 	}
