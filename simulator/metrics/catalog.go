@@ -41,6 +41,7 @@ var Catalog = map[string]Info{
 	"gateway_cpu_percent":    {threshold.Trend, ContainsDefault, "gateway process CPU, % of one core, sampled every second"},
 	"gateway_rss_bytes":      {threshold.Gauge, ContainsData, "gateway process resident set size"},
 	"gateway_goroutines":     {threshold.Gauge, ContainsDefault, "gateway goroutines (from its /metrics)"},
+	"redis_ops_per_sec":      {threshold.Gauge, ContainsDefault, "Redis operations per second (INFO instantaneous_ops_per_sec; only when the simulator started a redis-server)"},
 	"outbox_depth":           {threshold.Gauge, ContainsDefault, "events waiting in the gateway's batch outbox"},
 	"lost_updates":           {threshold.Counter, ContainsDefault, "sessions whose final state never reached Laravel"},
 	"stale_overwrites":       {threshold.Counter, ContainsDefault, "sessions where an older state replaced a newer one in Laravel"},

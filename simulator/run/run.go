@@ -366,6 +366,11 @@ func (r *runner) sampleProcess() {
 		}
 	}
 	r.reg.Set("sessions_connected", float64(r.phones.Online()), nil)
+	if r.w.redis != nil {
+		if ops, err := redisOpsPerSec(ctx, r.w.redisURL); err == nil {
+			r.reg.Set("redis_ops_per_sec", ops, nil)
+		}
+	}
 }
 
 // seriesPoint closes one series interval: Laravel's requests by endpoint (from fakelaravel's

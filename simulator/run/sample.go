@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -160,4 +161,40 @@ func (p promSample) eventsEmitted() float64 {
 		}
 	}
 	return -1
+}
+
+// redisOpsPerSec asks a redis-server for instantaneous_ops_per_sec (INFO stats).
+func redisOpsPerSec(ctx context.Context, url string) (float64, error) {
+	addr := strings.TrimPrefix(url, "redis://")
+	if i := strings.IndexByte(addr, '/'); i >= 0 {
+		addr = addr[:i]
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if _, err := conn.Write([]byte("INFO stats\r\n")); err != nil {
+		return 0, err
+	}
+	br := bufio.NewReader(conn)
+	header, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(header, "$") {
+		return 0, fmt.Errorf("redis INFO: unexpected answer %q", header)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(header[1:]))
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "instantaneous_ops_per_sec:"); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("redis INFO: no instantaneous_ops_per_sec")
 }
