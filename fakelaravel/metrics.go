@@ -11,6 +11,7 @@ import (
 // metrics are the Prometheus series of one Server, on a registry of its own.
 type metrics struct {
 	reg               *prometheus.Registry
+	http              http.Handler
 	requests          *prometheus.CounterVec
 	items             *prometheus.CounterVec
 	replayed          *prometheus.CounterVec
@@ -75,6 +76,7 @@ func newMetrics(pool func() *fpmPool, isDown func() bool) *metrics {
 				return 0
 			}),
 	)
+	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }
 
@@ -98,6 +100,4 @@ func (m *metrics) observe(r record) {
 	}
 }
 
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
+func (m *metrics) handler() http.Handler { return m.http }

@@ -507,3 +507,35 @@ func TestStatsCanLeaveOutTheSeries(t *testing.T) {
 		t.Fatalf("full series: %d status_batch points, %d qr points", len(full.Endpoints[EndpointStatusBatch].Series), len(full.Endpoints[EndpointQR].Series))
 	}
 }
+
+// Through HTTP: one worker, a backlog of one, slow requests: the excess gets 502 at once.
+func TestFullBacklogAnswers502ThroughHTTP(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Capacity = CapacityModel{Workers: 1, Backlog: 1, BootstrapCPU: 500 * time.Millisecond, ProxyTimeout: time.Minute}
+	})
+	const n = 6
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			codes[i] = h.do(http.MethodGet, laravel.PathSessionPrefix+"nobody", "", nil).status
+		})
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	// 1 in service + 1 in the backlog are answered (404: unknown session); the rest is refused.
+	if count[502] < 2 || count[404] < 1 || count[404]+count[502] != n {
+		t.Fatalf("codes %v", codes)
+	}
+	es := h.srv.Stats().Endpoints[EndpointSession]
+	rejected := int64(0)
+	for _, p := range es.Series {
+		rejected += p.Rejected
+	}
+	if es.StatusCodes["502"] != int64(count[502]) || rejected != int64(count[502]) || es.Service.Count != int64(count[404]) {
+		t.Fatalf("stats %+v", es)
+	}
+}
