@@ -49,9 +49,13 @@ var Catalog = map[string]Info{
 	"ground_truth_sessions":  {threshold.Counter, ContainsDefault, "sessions whose final state was compared"},
 }
 
-// DefineAll declares every catalogued metric so each appears in the summary.
+// DefineAll declares every catalogued counter so each appears in the summary with count 0 when
+// nothing happened (lost_updates: 0 is a result). Gauges, rates and trends appear only once
+// measured, as in k6, so an unmeasured value never reads as a measured zero.
 func (r *Registry) DefineAll() {
 	for name, info := range Catalog {
-		_ = r.Define(name, info.Type, info.Contains)
+		if info.Type == threshold.Counter {
+			_ = r.Define(name, info.Type, info.Contains)
+		}
 	}
 }
