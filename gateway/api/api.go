@@ -1,0 +1,633 @@
+// Package api owns the gateway's REST API, the one the Laravel application calls: JSON over HTTP
+// with a bearer token (compared in constant time) to start, list, inspect and log out sessions,
+// read the current QR code (JSON or PNG) and send text messages; plus the unauthenticated
+// operational endpoints /healthz, /readyz and /metrics. Every client mistake is a 4xx with
+// {"error":{"code","message"}}; a panic in a handler is recovered, logged and answered 500.
+//
+// The API reads session state through the SessionReader interface and answers isSessionActive
+// through a delivery.ActivityChecker, so the wiring can choose implementations by mode (legacy:
+// the session manager and a Laravel lookup per call; batch: the cache). Extra routes (batch mode's
+// /metrics/batch and /metrics/cache) are added through Config.Routes.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	qrcode "github.com/skip2/go-qrcode"
+
+	"wagate/gateway/delivery"
+	"wagate/gateway/laravel"
+	"wagate/gateway/session"
+)
+
+// Limits of the API.
+const (
+	// MaxBodyBytes bounds a request body (413 above it).
+	MaxBodyBytes = 64 << 10
+	// MaxTextLen bounds a message text, in characters.
+	MaxTextLen = 4096
+	// DefaultPageSize and MaxPageSize bound GET /sessions pages.
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+	// QRPNGSize is the side of a QR PNG in pixels.
+	QRPNGSize = 320
+)
+
+// SessionService changes sessions (session.Manager implements it).
+type SessionService interface {
+	Start(ctx context.Context, id string) (session.Info, error)
+	Logout(ctx context.Context, id string) (session.Info, error)
+	SendText(ctx context.Context, id, phone, text string) (string, error)
+}
+
+// SessionReader reads session state (session.Manager implements it; batch mode may read through
+// the cache instead).
+type SessionReader interface {
+	Get(ctx context.Context, id string) (session.Info, error)
+	List(ctx context.Context, after string, limit int) ([]session.Info, string, error)
+}
+
+// Check is one readiness check of /readyz.
+type Check struct {
+	// Name labels the check in the /readyz answer ("store", "redis", ...).
+	Name string
+	// Check returns nil when the dependency is usable.
+	Check func(ctx context.Context) error
+}
+
+// Route is an extra route mounted on the API.
+type Route struct {
+	// Pattern is a net/http ServeMux pattern, e.g. "GET /metrics/batch".
+	Pattern string
+	// Handler serves it.
+	Handler http.Handler
+	// Public routes skip the bearer token (operational endpoints).
+	Public bool
+}
+
+// Config configures the API handler.
+type Config struct {
+	// Token is the bearer token clients must send; required.
+	Token string
+	// Sessions changes sessions; required.
+	Sessions SessionService
+	// Reader reads session state; required.
+	Reader SessionReader
+	// Activity answers isSessionActive; required.
+	Activity delivery.ActivityChecker
+	// Metrics serves /metrics; nil disables it.
+	Metrics http.Handler
+	// ObserveRequest, when set, is told about every request (route pattern, method, status, time).
+	ObserveRequest func(route, method string, code int, d time.Duration)
+	// Ready are the /readyz checks.
+	Ready []Check
+	// Warnings are shown in /readyz (e.g. the insecure test-only WhatsApp setting).
+	Warnings []string
+	// Routes are extra routes.
+	Routes []Route
+	// Logger receives request errors and recovered panics.
+	Logger *slog.Logger
+	// CheckTimeout bounds each readiness check [2 s].
+	CheckTimeout time.Duration
+}
+
+type api struct {
+	cfg       Config
+	log       *slog.Logger
+	tokenHash [32]byte
+}
+
+// New returns the API's http.Handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("api: an API token is required")
+	}
+	if cfg.Sessions == nil || cfg.Reader == nil || cfg.Activity == nil {
+		return nil, errors.New("api: sessions, reader and activity checker are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = 2 * time.Second
+	}
+	a := &api{cfg: cfg, log: cfg.Logger, tokenHash: sha256.Sum256([]byte(cfg.Token))}
+
+	mux := http.NewServeMux()
+	mux.Handle("/sessions", a.auth(a.methods(map[string]http.HandlerFunc{
+		http.MethodPost: a.startSession,
+		http.MethodGet:  a.listSessions,
+	})))
+	mux.Handle("/sessions/{id}", a.auth(a.methods(map[string]http.HandlerFunc{
+		http.MethodGet:    a.getSession,
+		http.MethodDelete: a.logoutSession,
+	})))
+	mux.Handle("/sessions/{id}/qr", a.auth(a.methods(map[string]http.HandlerFunc{
+		http.MethodGet: a.getQR,
+	})))
+	mux.Handle("/sessions/{id}/messages", a.auth(a.methods(map[string]http.HandlerFunc{
+		http.MethodPost: a.sendMessage,
+	})))
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	for _, r := range cfg.Routes {
+		h := r.Handler
+		if !r.Public {
+			h = a.auth(h)
+		}
+		mux.Handle(r.Pattern, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return a.observe(a.recoverPanics(mux)), nil
+}
+
+// NewServer returns an http.Server for h on addr with timeouts set, so a slow or idle client
+// cannot hold a connection forever.
+func NewServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// ---- middleware ----
+
+func (a *api) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			token, ok = strings.CutPrefix(h, "bearer ")
+		}
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !ok || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wagate"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) methods(handlers map[string]http.HandlerFunc) http.Handler {
+	allowed := make([]string, 0, len(handlers))
+	for m := range handlers {
+		allowed = append(allowed, m)
+	}
+	allow := strings.Join(allowed, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := handlers[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			h, ok = handlers[http.MethodGet]
+		}
+		if !ok {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+			return
+		}
+		h(w, r)
+	})
+}
+
+// statusWriter remembers the status code a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	code    int
+	written bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.written {
+		s.code, s.written = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.written {
+		s.code, s.written = http.StatusOK, true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *api) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		if a.cfg.ObserveRequest != nil {
+			route := r.Pattern
+			if route == "" || route == "/" {
+				route = "other"
+			}
+			a.cfg.ObserveRequest(route, r.Method, sw.code, time.Since(start))
+		}
+	})
+}
+
+func (a *api) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, ok := w.(*statusWriter)
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v),
+				"stack", string(debug.Stack()))
+			if !sw.written {
+				writeError(sw, http.StatusInternalServerError, "internal", "internal error")
+			} else {
+				sw.code = http.StatusInternalServerError
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// ---- handlers ----
+
+type startRequest struct {
+	SessionID string `json:"session_id"`
+}
+
+func (a *api) startSession(w http.ResponseWriter, r *http.Request) {
+	var req startRequest
+	if !a.readJSON(w, r, &req) {
+		return
+	}
+	if !laravel.ValidSessionID(req.SessionID) {
+		writeError(w, http.StatusBadRequest, "invalid_session_id", "session_id must match ^[A-Za-z0-9_-]{1,64}$")
+		return
+	}
+	info, err := a.cfg.Sessions.Start(r.Context(), req.SessionID)
+	if err != nil {
+		a.sessionError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionView(info, nil, ""))
+}
+
+type listResponse struct {
+	Sessions   []sessionJSON `json:"sessions"`
+	NextCursor string        `json:"next_cursor"`
+}
+
+func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := DefaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeError(w, http.StatusBadRequest, "invalid_limit", fmt.Sprintf("limit must be an integer from 1 to %d", MaxPageSize))
+			return
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if after != "" && !laravel.ValidSessionID(after) {
+		writeError(w, http.StatusBadRequest, "invalid_cursor", "after must be a session id from next_cursor")
+		return
+	}
+	infos, next, err := a.cfg.Reader.List(r.Context(), after, limit)
+	if err != nil {
+		a.sessionError(w, r, err)
+		return
+	}
+	out := listResponse{Sessions: make([]sessionJSON, 0, len(infos)), NextCursor: next}
+	for _, in := range infos {
+		out.Sessions = append(out.Sessions, sessionView(in, nil, ""))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) getSession(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	info, err := a.cfg.Reader.Get(r.Context(), id)
+	if err != nil {
+		a.sessionError(w, r, err)
+		return
+	}
+	active, err := a.cfg.Activity.IsSessionActive(r.Context(), id)
+	if err != nil {
+		a.log.Warn("isSessionActive failed", "session_id", id, "err", err)
+		writeJSON(w, http.StatusOK, sessionView(info, nil, "isSessionActive unavailable: the Laravel lookup failed"))
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionView(info, &active, ""))
+}
+
+type qrJSON struct {
+	SessionID string    `json:"session_id"`
+	QR        string    `json:"qr"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *api) getQR(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	info, err := a.cfg.Reader.Get(r.Context(), id)
+	if err != nil {
+		a.sessionError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if info.QR == "" {
+		writeError(w, http.StatusNotFound, "qr_not_available",
+			fmt.Sprintf("session is %s and has no QR code to show; POST /sessions starts a new pairing", info.Status))
+		return
+	}
+	if wantsPNG(r) {
+		png, err := qrcode.Encode(info.QR, qrcode.Medium, QRPNGSize)
+		if err != nil {
+			a.log.Error("QR PNG encoding failed", "session_id", id, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "could not render the QR code")
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("Content-Length", strconv.Itoa(len(png)))
+		if !info.QRExpiresAt.IsZero() {
+			w.Header().Set("X-QR-Expires-At", info.QRExpiresAt.UTC().Format(time.RFC3339))
+		}
+		_, _ = w.Write(png)
+		return
+	}
+	writeJSON(w, http.StatusOK, qrJSON{SessionID: id, QR: info.QR, ExpiresAt: info.QRExpiresAt.UTC()})
+}
+
+func wantsPNG(r *http.Request) bool {
+	switch r.URL.Query().Get("format") {
+	case "png":
+		return true
+	case "json":
+		return false
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "image/png") {
+			return true
+		}
+	}
+	return false
+}
+
+type messageRequest struct {
+	To   string `json:"to"`
+	Text string `json:"text"`
+}
+
+type messageResponse struct {
+	SessionID string `json:"session_id"`
+	To        string `json:"to"`
+	MessageID string `json:"message_id"`
+}
+
+// phonePattern is an E.164 number: country code first, 7 to 15 digits, an optional leading +.
+var phonePattern = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
+
+func (a *api) sendMessage(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var req messageRequest
+	if !a.readJSON(w, r, &req) {
+		return
+	}
+	if !phonePattern.MatchString(req.To) {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_phone", "to must be a phone number in international format: 7-15 digits, country code first, optional +")
+		return
+	}
+	if strings.TrimSpace(req.Text) == "" || utf8.RuneCountInString(req.Text) > MaxTextLen {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_text", fmt.Sprintf("text must be 1 to %d characters", MaxTextLen))
+		return
+	}
+	if _, err := a.cfg.Reader.Get(r.Context(), id); err != nil {
+		a.sessionError(w, r, err)
+		return
+	}
+	active, err := a.cfg.Activity.IsSessionActive(r.Context(), id)
+	if err != nil {
+		a.log.Warn("isSessionActive failed", "session_id", id, "err", err)
+		writeError(w, http.StatusBadGateway, "activity_check_failed", "could not check with Laravel whether the session is active")
+		return
+	}
+	if !active {
+		writeError(w, http.StatusConflict, "session_not_active", "Laravel does not consider this session active (enabled and connected)")
+		return
+	}
+	to := strings.TrimPrefix(req.To, "+")
+	msgID, err := a.cfg.Sessions.SendText(r.Context(), id, to, req.Text)
+	if err != nil {
+		a.sessionError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, messageResponse{SessionID: id, To: to, MessageID: msgID})
+}
+
+func (a *api) logoutSession(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	info, err := a.cfg.Sessions.Logout(r.Context(), id)
+	if err != nil {
+		a.sessionError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionView(info, nil, ""))
+}
+
+func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type readyResponse struct {
+	Status   string            `json:"status"`
+	Checks   map[string]string `json:"checks"`
+	Warnings []string          `json:"warnings,omitempty"`
+}
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	out := readyResponse{Status: "ready", Checks: make(map[string]string, len(a.cfg.Ready)), Warnings: a.cfg.Warnings}
+	code := http.StatusOK
+	for _, c := range a.cfg.Ready {
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CheckTimeout)
+		err := c.Check(ctx)
+		cancel()
+		if err != nil {
+			out.Checks[c.Name] = err.Error()
+			out.Status = "not_ready"
+			code = http.StatusServiceUnavailable
+		} else {
+			out.Checks[c.Name] = "ok"
+		}
+	}
+	writeJSON(w, code, out)
+}
+
+// ---- helpers ----
+
+type sessionJSON struct {
+	SessionID   string         `json:"session_id"`
+	Status      laravel.Status `json:"status"`
+	Active      *bool          `json:"active,omitempty"`
+	ActiveError string         `json:"active_error,omitempty"`
+	Connected   bool           `json:"connected"`
+	Paired      bool           `json:"paired"`
+	HasQR       bool           `json:"has_qr"`
+	QRExpiresAt *time.Time     `json:"qr_expires_at,omitempty"`
+	Version     int64          `json:"version"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+func sessionView(in session.Info, active *bool, activeErr string) sessionJSON {
+	out := sessionJSON{
+		SessionID:   in.SessionID,
+		Status:      in.Status,
+		Active:      active,
+		ActiveError: activeErr,
+		Connected:   in.Connected,
+		Paired:      in.Paired,
+		HasQR:       in.QR != "",
+		Version:     in.Version,
+		UpdatedAt:   in.UpdatedAt.UTC(),
+	}
+	if !in.QRExpiresAt.IsZero() {
+		t := in.QRExpiresAt.UTC()
+		out.QRExpiresAt = &t
+	}
+	return out
+}
+
+func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !laravel.ValidSessionID(id) {
+		writeError(w, http.StatusBadRequest, "invalid_session_id", "session id must match ^[A-Za-z0-9_-]{1,64}$")
+		return "", false
+	}
+	return id, true
+}
+
+// readJSON decodes a JSON body of at most MaxBodyBytes into v, answering 4xx on failure.
+func (a *api) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(v)
+	if err == nil {
+		// Exactly one JSON value: trailing garbage is malformed too.
+		var extra json.RawMessage
+		if dec.Decode(&extra) == nil {
+			err = errors.New("more than one JSON value")
+		}
+	}
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is over %d bytes", MaxBodyBytes))
+	case errors.Is(err, context.Canceled):
+		writeError(w, http.StatusBadRequest, "request_cancelled", "request cancelled")
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_json", "request body must be one JSON object: "+jsonProblem(err))
+	}
+	return false
+}
+
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q must be a %s", typ.Field, typ.Type)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	}
+	return err.Error()
+}
+
+func (a *api) sessionError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		writeError(w, http.StatusNotFound, "session_not_found", "no session with this id; POST /sessions creates it")
+	case errors.Is(err, session.ErrInvalidID):
+		writeError(w, http.StatusBadRequest, "invalid_session_id", "session id must match ^[A-Za-z0-9_-]{1,64}$")
+	case errors.Is(err, session.ErrNotConnected):
+		writeError(w, http.StatusConflict, "session_not_connected", "the session's WhatsApp connection is not up")
+	case errors.Is(err, session.ErrBusy):
+		writeError(w, http.StatusConflict, "session_busy", "the session changed while the request ran; try again")
+	case errors.Is(err, session.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down")
+	case errors.Is(err, context.Canceled):
+		writeError(w, http.StatusBadRequest, "request_cancelled", "request cancelled")
+	default:
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusBadGateway, "whatsapp_error", "the WhatsApp side failed: "+err.Error())
+	}
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
