@@ -56,6 +56,8 @@ type store struct {
 	w, r    *sql.DB
 	path    string
 	removal string // directory removed on close when the database was a temporary file
+	// applyStmts are the prepared version-guarded writes, by kind and [update only, upsert].
+	applyStmts map[batchKind][2]*sql.Stmt
 }
 
 func openStore(ctx context.Context, path string) (*store, error) {
@@ -86,11 +88,30 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	}
 	s.r.SetMaxOpenConns(4)
 	s.r.SetMaxIdleConns(4)
+	s.applyStmts = map[batchKind][2]*sql.Stmt{}
+	for kind, qs := range map[batchKind][2]string{kindStatus: {updateStatusSQL, upsertStatusSQL}, kindQR: {updateQRSQL, upsertQRSQL}} {
+		var pair [2]*sql.Stmt
+		for i, q := range qs {
+			if pair[i], err = s.w.PrepareContext(ctx, q); err != nil {
+				s.close()
+				return nil, fmt.Errorf("store: prepare: %w", err)
+			}
+		}
+		s.applyStmts[kind] = pair
+	}
 	return s, nil
 }
 
 func (s *store) close() error {
 	var errs []error
+	for _, pair := range s.applyStmts {
+		for _, st := range pair {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+	}
+	s.applyStmts = nil
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -177,15 +198,11 @@ func (s *store) applyBatch(ctx context.Context, kind batchKind, rows []versioned
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 
-	query := map[batchKind][2]string{kindStatus: {upsertStatusSQL, updateStatusSQL}, kindQR: {upsertQRSQL, updateQRSQL}}[kind]
-	q := query[1]
+	pick := 0
 	if createUnknown {
-		q = query[0]
+		pick = 1
 	}
-	stmt, err := tx.PrepareContext(ctx, q)
-	if err != nil {
-		return res, nil, fmt.Errorf("store: prepare: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, s.applyStmts[kind][pick])
 	defer stmt.Close()
 	ts := dbTime(now)
 	for _, row := range rows {
