@@ -305,7 +305,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	rec := record{endpoint: endpointOf(r.URL.Path)}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var body []byte
+	var err error
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// nginx answers from Content-Length before reading the body.
+		err = &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
