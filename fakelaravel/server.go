@@ -196,16 +196,17 @@ func (s *Server) StatsRecent(seconds int) Stats {
 	now := time.Now()
 	st := s.stats.Load().snapshot(now, seconds)
 	st.Capacity = s.cfg.Capacity.Calibrated()
-	busy := time.Duration(s.pool.busyNanos.Load())
+	book := s.stats.Load()
+	busy := time.Duration(s.pool.busyNanos.Load() - book.busyBase)
 	st.Workers = WorkerStats{
 		Workers:     s.cfg.Capacity.Workers,
 		Busy:        s.pool.busy.Load(),
 		Queued:      s.pool.queued(),
 		BusySeconds: busy.Seconds(),
-		Abandoned:   s.pool.abandoned.Load(),
+		Abandoned:   s.pool.abandoned.Load() - book.abandonedBase,
 		Series:      s.stats.Load().workerSeries(now, s.cfg.Capacity.Workers, seconds),
 	}
-	if up := now.Sub(s.stats.Load().started); up > 0 {
+	if up := now.Sub(book.started); up > 0 {
 		st.Workers.Utilization = min(1, busy.Seconds()/(float64(s.cfg.Capacity.Workers)*up.Seconds()))
 	}
 	st.Down = s.isDown()
@@ -226,15 +227,15 @@ func (s *Server) State(ctx context.Context) (State, error) {
 	return State{Sessions: ss}, nil
 }
 
-// Reset deletes every session and processed batch and restarts the stats (worker busy time and
-// Prometheus counters keep running).
+// Reset deletes every session and processed batch and restarts the stats; the Prometheus
+// counters keep running.
 func (s *Server) Reset(ctx context.Context) error {
 	if err := s.store.reset(ctx); err != nil {
 		return err
 	}
-	s.stats.Store(newStatsBook(time.Now(), s.cfg.SeriesSeconds))
-	s.pool.busyNanos.Store(0)
-	s.pool.abandoned.Store(0)
+	book := newStatsBook(time.Now(), s.cfg.SeriesSeconds)
+	book.busyBase, book.abandonedBase = s.pool.busyNanos.Load(), s.pool.abandoned.Load()
+	s.stats.Store(book)
 	return nil
 }
 

@@ -207,6 +207,7 @@ type statsBook struct {
 	seriesSeconds                         int
 	endpoints                             map[string]*endpointCounters
 	workers                               []workerSlot
+	busyBase, abandonedBase               int64 // pool counters at the book's start
 	authFailures, sigFailures, lost, errs int64
 }
 
