@@ -65,8 +65,10 @@ func groupThousands(v float64) string {
 
 // The headline figures.
 var (
-	// FigLaravelRPM is the Laravel request rate while users are active: the mean of the series'
-	// per-interval totals over the intervals with active users, else the laravel_reqs counter's rate.
+	// FigLaravelRPM is the Laravel request rate while users are active: the simulator's
+	// laravel_requests_per_minute gauge (mean over the intervals after the scenario's warmup), else
+	// the mean of the series' per-interval totals over the intervals with active users, else the
+	// laravel_reqs counter's rate.
 	FigLaravelRPM = Figure{Name: "Laravel requests/min", Unit: "req/min", Of: laravelRPM}
 	// FigLaravelRPMPerUser is FigLaravelRPM divided by the scenario's users.
 	FigLaravelRPMPerUser = Figure{Name: "Laravel requests/min per user", Unit: "req/min", Of: func(r *Report) (float64, bool) {
@@ -125,6 +127,11 @@ var CompareFigures = []Figure{FigLaravelRPM, FigLaravelRPMPerUser, FigAPIMean, F
 	FigHighP99, FigNormalP99, FigGatewayCPU, FigGatewayRSSMax, FigMemPerSession, FigAPIFailed, FigLost, FigDuplicates}
 
 func laravelRPM(r *Report) (float64, bool) {
+	if m, ok := r.Metrics[MetricLaravelRequestsPerMinute]; ok {
+		if v, ok := m.Values["value"]; ok {
+			return v, true
+		}
+	}
 	var sum float64
 	var n int
 	for _, p := range r.Series {

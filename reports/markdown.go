@@ -205,7 +205,7 @@ func headerLines(res *Results) []string {
 }
 
 const seedTableNote = "Measured values are medians over an entry's repeats. Laravel requests/min is the mean over the " +
-	"10 s intervals with active users; API latency is the gateway REST API as the Laravel app calls it; gateway CPU is " +
+	"series intervals while users ran, after the scenario's warmup; API latency is the gateway REST API as the Laravel app calls it; gateway CPU is " +
 	"the gateway process's mean CPU in % of one core. Users supported comes from `make bench-capacity` when it ran, " +
 	"else it is a lower bound: the largest entry whose thresholds all held."
 

@@ -36,6 +36,9 @@ const (
 	MetricHTTPReqs = "http_reqs"
 	// MetricLaravelReqs is the number of requests Laravel received (counter; tag endpoint).
 	MetricLaravelReqs = "laravel_reqs"
+	// MetricLaravelRequestsPerMinute is the Laravel request rate (gauge: value is the mean over the
+	// series intervals after the warmup while users ran; min and max over those intervals).
+	MetricLaravelRequestsPerMinute = "laravel_requests_per_minute"
 	// MetricLaravelReqDuration is Laravel-side request latency including queue wait (trend, ms).
 	MetricLaravelReqDuration = "laravel_req_duration"
 	// MetricEventDeliveryDelay is the time from fakewa causing an event to fakelaravel applying it

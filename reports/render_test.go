@@ -134,3 +134,19 @@ func mkdirAll(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+func TestLaravelRequestsPerMinutePrefersTheSimulatorsSteadyStateGauge(t *testing.T) {
+	r := sampleReport(t, "x", ModeBatch, 10, 600, 5) // series say 600 req/min
+	if v, _ := FigLaravelRPM.Of(r); v != 600 {
+		t.Errorf("from the series: %v, want 600", v)
+	}
+	r.Metrics[MetricLaravelRequestsPerMinute] = Metric{Type: Gauge, Values: map[string]float64{"value": 450, "min": 300, "max": 700}}
+	if v, _ := FigLaravelRPM.Of(r); v != 450 {
+		t.Errorf("with the gauge: %v, want 450 (the mean after warmup)", v)
+	}
+	r.Series = nil
+	delete(r.Metrics, MetricLaravelRequestsPerMinute)
+	if v, _ := FigLaravelRPM.Of(r); v != 600 {
+		t.Errorf("from the counter: %v, want 600 (rate 10/s)", v)
+	}
+}
