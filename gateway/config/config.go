@@ -1,0 +1,578 @@
+// Package config owns the gateway's settings: their defaults (the seed's), and loading them from
+// an optional YAML file, WAGATE_* environment variables and command-line flags, in that order of
+// increasing precedence. Secrets (tokens, the HMAC secret, DSNs with passwords) come only from the
+// environment, from files (WAGATE_*_FILE or -*-file) or from the YAML file, never from plain flags
+// (visible in ps), and are never rendered in logs. Invalid values fail Load with a message that
+// names the setting.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"wagate/gateway/wadial"
+)
+
+// Modes of delivery.
+const (
+	ModeLegacy = "legacy"
+	ModeBatch  = "batch"
+)
+
+// Config is every gateway setting.
+type Config struct {
+	// Addr is the REST API's listen address.
+	Addr string
+	// APIToken is the bearer token of the REST API (secret, at least 16 characters).
+	APIToken string
+
+	// LaravelURL is the Laravel application's base URL.
+	LaravelURL string
+	// LaravelToken is the bearer token sent to Laravel (secret).
+	LaravelToken string
+	// LaravelSecret, when set, HMAC-signs every request body to Laravel (secret).
+	LaravelSecret string
+	// LaravelTimeout bounds one request to Laravel.
+	LaravelTimeout time.Duration
+
+	// Mode selects the delivery: legacy or batch.
+	Mode string
+	// RedisURL is the Redis of batch mode (outbox, cache); empty runs an embedded miniredis.
+	RedisURL string
+	// DataDir holds the SQLite store.
+	DataDir string
+	// StoreDSN selects Postgres (or an explicit SQLite file) for the stores (secret).
+	StoreDSN string
+
+	// QRFirst, QRNext and QRCodes time the QR rotation.
+	QRFirst time.Duration
+	QRNext  time.Duration
+	QRCodes int
+	// PairLoginTimeout is how long a freshly paired device may take to log in before the gateway
+	// reconnects it.
+	PairLoginTimeout time.Duration
+	// RestoreConcurrency bounds reconnects at start.
+	RestoreConcurrency int
+
+	// Batch tunes batch mode.
+	Batch Batch
+	// Cache tunes batch mode's cache TTLs (zero: the cache's defaults).
+	Cache Cache
+
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error; LogFormat text or json.
+	LogLevel  string
+	LogFormat string
+	// WADebug passes whatsmeow's own info/debug logs through.
+	WADebug bool
+
+	// WADial, WARootPubKey and WAInsecureTest point whatsmeow at a fake WhatsApp server.
+	// TEST-ONLY: honoured only with WAInsecureTest.
+	WADial         string
+	WARootPubKey   string
+	WAInsecureTest bool
+}
+
+// Batch tunes batch delivery.
+type Batch struct {
+	// Size is the most items per batch.
+	Size int
+	// Interval is the longest a normal event waits.
+	Interval time.Duration
+	// PriorityInterval bounds how long a HIGH event waits.
+	PriorityInterval time.Duration
+}
+
+// Cache tunes the batch mode cache; zero values mean the cache package's defaults.
+type Cache struct {
+	QRTTL         time.Duration
+	StatusTTL     time.Duration
+	ConnectionTTL time.Duration
+	SessionTTL    time.Duration
+}
+
+// Default returns the defaults (the seed's where it had them).
+func Default() Config {
+	return Config{
+		Addr:               ":4000",
+		LaravelTimeout:     10 * time.Second,
+		Mode:               ModeLegacy,
+		DataDir:            "./data",
+		QRFirst:            60 * time.Second,
+		QRNext:             20 * time.Second,
+		QRCodes:            6,
+		PairLoginTimeout:   20 * time.Second,
+		RestoreConcurrency: 32,
+		Batch:              Batch{Size: 50, Interval: 5 * time.Second, PriorityInterval: time.Second},
+		ShutdownTimeout:    20 * time.Second,
+		LogLevel:           "info",
+		LogFormat:          "text",
+	}
+}
+
+// setting describes one configurable value.
+type setting struct {
+	flag   string // flag name; the env var is WAGATE_ + upper(flag with - as _) unless env is set
+	env    string
+	yaml   string
+	usage  string
+	secret bool
+	value  func(c *Config) any // pointer to the field
+}
+
+func (s setting) envName() string {
+	if s.env != "" {
+		return s.env
+	}
+	return "WAGATE_" + strings.ToUpper(strings.ReplaceAll(s.flag, "-", "_"))
+}
+
+func (s setting) yamlName() string {
+	if s.yaml != "" {
+		return s.yaml
+	}
+	return strings.ReplaceAll(s.flag, "-", "_")
+}
+
+func settings() []setting {
+	return []setting{
+		{flag: "addr", usage: "REST API listen address", value: func(c *Config) any { return &c.Addr }},
+		{flag: "api-token", secret: true, usage: "bearer token clients must send to the REST API (at least 16 characters)", value: func(c *Config) any { return &c.APIToken }},
+		{flag: "laravel-url", usage: "Laravel base URL, e.g. https://app.example.com", value: func(c *Config) any { return &c.LaravelURL }},
+		{flag: "laravel-token", secret: true, usage: "bearer token sent to Laravel", value: func(c *Config) any { return &c.LaravelToken }},
+		{flag: "laravel-secret", secret: true, usage: "HMAC-SHA256 secret signing request bodies to Laravel (optional)", value: func(c *Config) any { return &c.LaravelSecret }},
+		{flag: "laravel-timeout", usage: "timeout of one request to Laravel", value: func(c *Config) any { return &c.LaravelTimeout }},
+		{flag: "mode", usage: "delivery mode: legacy (one request per event) or batch (outbox + batches + cache)", value: func(c *Config) any { return &c.Mode }},
+		{flag: "redis-url", secret: true, usage: "Redis URL for batch mode (redis://...); empty runs an embedded in-memory Redis (no persistence)", value: func(c *Config) any { return &c.RedisURL }},
+		{flag: "data-dir", usage: "directory of the SQLite store (wagate.db)", value: func(c *Config) any { return &c.DataDir }},
+		{flag: "store-dsn", secret: true, usage: "postgres://... DSN for the session and device store (default: SQLite in the data dir)", value: func(c *Config) any { return &c.StoreDSN }},
+		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }},
+		{flag: "qr-timeout", usage: "how long each following QR code is shown", value: func(c *Config) any { return &c.QRNext }},
+		{flag: "qr-codes", usage: "QR codes shown per pairing before the session is expired", value: func(c *Config) any { return &c.QRCodes }},
+		{flag: "pair-login-timeout", usage: "reconnect a freshly paired device that has not logged in after this long", value: func(c *Config) any { return &c.PairLoginTimeout }},
+		{flag: "restore-concurrency", usage: "paired sessions reconnecting at once after a start", value: func(c *Config) any { return &c.RestoreConcurrency }},
+		{flag: "batch-size", usage: "batch mode: most items per batch", value: func(c *Config) any { return &c.Batch.Size }},
+		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }},
+		{flag: "priority-interval", usage: "batch mode: longest wait of a HIGH event (connected, disconnected, logged_out)", value: func(c *Config) any { return &c.Batch.PriorityInterval }},
+		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: default)", value: func(c *Config) any { return &c.Cache.QRTTL }},
+		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: default)", value: func(c *Config) any { return &c.Cache.StatusTTL }},
+		{flag: "cache-ttl-connection", usage: "batch mode: cache TTL of connection states (0: default)", value: func(c *Config) any { return &c.Cache.ConnectionTTL }},
+		{flag: "cache-ttl-session", usage: "batch mode: cache TTL of Laravel's session answers (0: default)", value: func(c *Config) any { return &c.Cache.SessionTTL }},
+		{flag: "shutdown-timeout", usage: "deadline of a graceful shutdown on SIGTERM/SIGINT", value: func(c *Config) any { return &c.ShutdownTimeout }},
+		{flag: "log-level", usage: "log level: debug, info, warn, error", value: func(c *Config) any { return &c.LogLevel }},
+		{flag: "log-format", usage: "log format: text or json", value: func(c *Config) any { return &c.LogFormat }},
+		{flag: "wa-debug", usage: "also log whatsmeow's info and debug lines", value: func(c *Config) any { return &c.WADebug }},
+		{flag: "wa-dial", usage: "TEST ONLY: host:port of a fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WADial }},
+		{flag: "wa-root-pubkey", usage: "TEST ONLY: hex root public key of the fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WARootPubKey }},
+		{flag: "wa-insecure-test", usage: "TEST ONLY: allow wa-dial and wa-root-pubkey (the gateway then does not talk to WhatsApp)", value: func(c *Config) any { return &c.WAInsecureTest }},
+	}
+}
+
+// ConfigFileEnv names the environment variable that can point at the YAML file (like -config).
+const ConfigFileEnv = "WAGATE_CONFIG"
+
+// ErrHelp is returned by Load when -help was asked for; the usage has been written.
+var ErrHelp = flag.ErrHelp
+
+// Options are Load's inputs, so tests need not touch the process environment.
+type Options struct {
+	// Args are the command-line arguments without the program name.
+	Args []string
+	// Getenv reads the environment (os.LookupEnv by default).
+	Getenv func(string) (string, bool)
+	// ReadFile reads files (os.ReadFile by default).
+	ReadFile func(string) ([]byte, error)
+	// Output receives -help and flag errors (os.Stderr by default).
+	Output io.Writer
+}
+
+// Loaded is Load's result: the configuration and whether -version was asked for.
+type Loaded struct {
+	Config  Config
+	Version bool
+}
+
+// Load builds the configuration from defaults, the YAML file (-config or WAGATE_CONFIG), the
+// environment and the flags, and validates it.
+func Load(o Options) (Loaded, error) {
+	if o.Getenv == nil {
+		o.Getenv = os.LookupEnv
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	if o.Output == nil {
+		o.Output = os.Stderr
+	}
+	cfg := Default()
+	all := settings()
+
+	// Flags: plain flags for non-secrets, -NAME-file for secrets; values are applied last.
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(o.Output)
+	configPath := fs.String("config", "", "YAML configuration file (env "+ConfigFileEnv+")")
+	version := fs.Bool("version", false, "print the version and exit")
+	flagVals := map[string]*string{}
+	for _, s := range all {
+		v := new(string)
+		if s.secret {
+			fs.Var(stringFlag{v}, s.flag+"-file", "")
+			flagVals[s.flag+"-file"] = v
+		} else if _, isBool := s.value(&cfg).(*bool); isBool {
+			fs.Var(boolFlag{stringFlag{v}}, s.flag, "")
+			flagVals[s.flag] = v
+		} else {
+			fs.Var(stringFlag{v}, s.flag, "")
+			flagVals[s.flag] = v
+		}
+	}
+	fs.Usage = func() { writeUsage(o.Output, all) }
+	if err := fs.Parse(o.Args); err != nil {
+		return Loaded{}, err
+	}
+	if fs.NArg() > 0 {
+		return Loaded{}, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	if *version {
+		return Loaded{Version: true}, nil
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+
+	// YAML file.
+	path := *configPath
+	if path == "" {
+		path, _ = o.Getenv(ConfigFileEnv)
+	}
+	if path != "" {
+		data, err := o.ReadFile(path)
+		if err != nil {
+			return Loaded{}, fmt.Errorf("config: read %s: %w", path, err)
+		}
+		if err := applyYAML(&cfg, all, data); err != nil {
+			return Loaded{}, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+
+	// Environment, then flags.
+	for _, s := range all {
+		env := s.envName()
+		if v, ok := o.Getenv(env); ok {
+			if err := set(s.value(&cfg), v); err != nil {
+				return Loaded{}, fmt.Errorf("config: %s: %w", env, err)
+			}
+		}
+		if s.secret {
+			if p, ok := o.Getenv(env + "_FILE"); ok && p != "" {
+				if err := setFromFile(s.value(&cfg), p, o.ReadFile); err != nil {
+					return Loaded{}, fmt.Errorf("config: %s_FILE: %w", env, err)
+				}
+			}
+		}
+	}
+	for _, s := range all {
+		name := s.flag
+		if s.secret {
+			name += "-file"
+		}
+		if !setFlags[name] {
+			continue
+		}
+		var err error
+		if s.secret {
+			err = setFromFile(s.value(&cfg), *flagVals[name], o.ReadFile)
+		} else {
+			err = set(s.value(&cfg), *flagVals[name])
+		}
+		if err != nil {
+			return Loaded{}, fmt.Errorf("config: -%s: %w", name, err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Loaded{}, err
+	}
+	return Loaded{Config: cfg}, nil
+}
+
+// Validate checks every value and the combinations; its errors name the setting.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{env}, args...)...))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("WAGATE_ADDR", "%q is not host:port", c.Addr)
+	}
+	switch {
+	case c.APIToken == "":
+		bad("WAGATE_API_TOKEN", "required (or WAGATE_API_TOKEN_FILE)")
+	case len(c.APIToken) < 16:
+		bad("WAGATE_API_TOKEN", "must be at least 16 characters")
+	}
+	if u, err := url.Parse(c.LaravelURL); c.LaravelURL == "" {
+		bad("WAGATE_LARAVEL_URL", "required")
+	} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("WAGATE_LARAVEL_URL", "%q must be an absolute http(s) URL", c.LaravelURL)
+	}
+	if c.LaravelTimeout <= 0 {
+		bad("WAGATE_LARAVEL_TIMEOUT", "must be positive")
+	}
+	if c.Mode != ModeLegacy && c.Mode != ModeBatch {
+		bad("WAGATE_MODE", "%q must be legacy or batch", c.Mode)
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("WAGATE_REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+		}
+	}
+	if c.DataDir == "" && c.StoreDSN == "" {
+		bad("WAGATE_DATA_DIR", "required when WAGATE_STORE_DSN is empty")
+	}
+	if c.QRFirst <= 0 {
+		bad("WAGATE_QR_FIRST_TIMEOUT", "must be positive")
+	}
+	if c.QRNext <= 0 {
+		bad("WAGATE_QR_TIMEOUT", "must be positive")
+	}
+	if c.QRCodes < 1 || c.QRCodes > 100 {
+		bad("WAGATE_QR_CODES", "must be from 1 to 100")
+	}
+	if c.PairLoginTimeout <= 0 {
+		bad("WAGATE_PAIR_LOGIN_TIMEOUT", "must be positive")
+	}
+	if c.RestoreConcurrency < 1 || c.RestoreConcurrency > 10000 {
+		bad("WAGATE_RESTORE_CONCURRENCY", "must be from 1 to 10000")
+	}
+	if c.Batch.Size < 1 || c.Batch.Size > 500 {
+		bad("WAGATE_BATCH_SIZE", "must be from 1 to 500 (the contract's batch limit)")
+	}
+	if c.Batch.Interval <= 0 {
+		bad("WAGATE_BATCH_INTERVAL", "must be positive")
+	}
+	if c.Batch.PriorityInterval <= 0 {
+		bad("WAGATE_PRIORITY_INTERVAL", "must be positive")
+	}
+	for env, d := range map[string]time.Duration{"WAGATE_CACHE_TTL_QR": c.Cache.QRTTL, "WAGATE_CACHE_TTL_STATUS": c.Cache.StatusTTL,
+		"WAGATE_CACHE_TTL_CONNECTION": c.Cache.ConnectionTTL, "WAGATE_CACHE_TTL_SESSION": c.Cache.SessionTTL} {
+		if d < 0 {
+			bad(env, "must not be negative")
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("WAGATE_SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	if _, err := c.SlogLevel(); err != nil {
+		bad("WAGATE_LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("WAGATE_LOG_FORMAT", "%q must be text or json", c.LogFormat)
+	}
+	if (c.WADial != "" || c.WARootPubKey != "") && !c.WAInsecureTest {
+		bad("WAGATE_WA_DIAL/WAGATE_WA_ROOT_PUBKEY", "test-only settings are refused without WAGATE_WA_INSECURE_TEST=1")
+	}
+	if c.WAInsecureTest {
+		if c.WADial == "" || c.WARootPubKey == "" {
+			bad("WAGATE_WA_INSECURE_TEST", "needs both WAGATE_WA_DIAL and WAGATE_WA_ROOT_PUBKEY")
+		} else if _, err := c.WhatsAppDial(); err != nil {
+			bad("WAGATE_WA_DIAL/WAGATE_WA_ROOT_PUBKEY", "%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WhatsAppDial returns the test-only dial settings, nil when the gateway talks to WhatsApp.
+func (c Config) WhatsAppDial() (*wadial.Config, error) {
+	if !c.WAInsecureTest {
+		return nil, nil
+	}
+	key, err := wadial.ParseRootKeyHex(c.WARootPubKey)
+	if err != nil {
+		return nil, err
+	}
+	d := &wadial.Config{Addr: c.WADial, RootPubKey: key}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// SlogLevel parses LogLevel.
+func (c Config) SlogLevel() (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(c.LogLevel))
+	return l, err
+}
+
+// LogValue renders the configuration for logs with every secret replaced by "set" or "unset".
+func (c Config) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for _, s := range settings() {
+		v := s.value(&c)
+		var shown string
+		if s.secret {
+			shown = "unset"
+			if p := v.(*string); *p != "" {
+				shown = "set"
+			}
+		} else {
+			shown = render(v)
+		}
+		attrs = append(attrs, slog.String(s.yamlName(), shown))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+func render(v any) string {
+	switch p := v.(type) {
+	case *string:
+		return *p
+	case *int:
+		return strconv.Itoa(*p)
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *time.Duration:
+		return p.String()
+	}
+	return fmt.Sprint(v)
+}
+
+func set(ptr any, raw string) error {
+	raw = strings.TrimSpace(raw)
+	switch p := ptr.(type) {
+	case *string:
+		*p = raw
+	case *int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", raw)
+		}
+		*p = n
+	case *bool:
+		if raw == "" {
+			*p = false
+			return nil
+		}
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (1, 0, true, false)", raw)
+		}
+		*p = b
+	case *time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 500ms, 5s, 2m)", raw)
+		}
+		*p = d
+	default:
+		return fmt.Errorf("unsupported setting type %T", ptr)
+	}
+	return nil
+}
+
+func setFromFile(ptr any, path string, read func(string) ([]byte, error)) error {
+	data, err := read(path)
+	if err != nil {
+		return fmt.Errorf("read secret file: %w", err)
+	}
+	p, ok := ptr.(*string)
+	if !ok {
+		return fmt.Errorf("not a string setting")
+	}
+	*p = strings.TrimRight(string(data), "\r\n")
+	return nil
+}
+
+func applyYAML(cfg *Config, all []setting, data []byte) error {
+	var raw map[string]yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	byName := map[string]setting{}
+	for _, s := range all {
+		byName[s.yamlName()] = s
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		s, ok := byName[k]
+		if !ok {
+			return fmt.Errorf("unknown setting %q", k)
+		}
+		node := raw[k]
+		if node.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s (line %d): must be a single value", k, node.Line)
+		}
+		if err := set(s.value(cfg), node.Value); err != nil {
+			return fmt.Errorf("%s (line %d): %w", k, node.Line, err)
+		}
+	}
+	return nil
+}
+
+type stringFlag struct{ p *string }
+
+func (f stringFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+func (f stringFlag) Set(v string) error { *f.p = v; return nil }
+
+// boolFlag lets "-wa-insecure-test" and "-wa-debug" stand alone (meaning true).
+type boolFlag struct{ stringFlag }
+
+func (boolFlag) IsBoolFlag() bool { return true }
+
+func writeUsage(w io.Writer, all []setting) {
+	def := Default()
+	fmt.Fprintf(w, `Usage: gateway [flags]
+
+wagate gateway: WhatsApp sessions on whatsmeow, reported to a Laravel application.
+Settings come from defaults < YAML file (-config FILE or %s; keys are the flag names with
+_ for -) < environment variables < flags. Secrets are read from the environment or from files
+(ENV_FILE variables, -NAME-file flags), never from plain flags.
+
+  -config FILE   YAML configuration file
+  -version       print the version and exit
+  -help          this text
+
+`, ConfigFileEnv)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  flag\tenvironment\tdefault\tmeaning")
+	for _, s := range all {
+		name, env, shown := "-"+s.flag, s.envName(), render(s.value(&def))
+		if s.secret {
+			name = "-" + s.flag + "-file FILE"
+			env = env + " | " + env + "_FILE"
+			shown = ""
+		}
+		if shown == "" {
+			shown = `""`
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, env, shown, s.usage)
+	}
+	_ = tw.Flush()
+}

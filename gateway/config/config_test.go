@@ -1,0 +1,196 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+const rootHex = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"
+
+type env map[string]string
+
+func (e env) get(k string) (string, bool) { v, ok := e[k]; return v, ok }
+
+func load(t *testing.T, e env, files map[string]string, args ...string) (Loaded, string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	l, err := Load(Options{Args: args, Getenv: e.get, Output: &out, ReadFile: func(p string) ([]byte, error) {
+		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		return nil, fmt.Errorf("open %s: %w", p, os.ErrNotExist)
+	}})
+	return l, out.String(), err
+}
+
+func minimal() env {
+	return env{"WAGATE_API_TOKEN": "0123456789abcdef", "WAGATE_LARAVEL_URL": "http://127.0.0.1:8000"}
+}
+
+func TestDefaultsAreTheSeeds(t *testing.T) {
+	l, _, err := load(t, minimal(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.Config
+	if c.Addr != ":4000" || c.Mode != ModeLegacy || c.QRFirst != 60*time.Second || c.QRNext != 20*time.Second || c.QRCodes != 6 ||
+		c.Batch.Size != 50 || c.Batch.Interval != 5*time.Second || c.Batch.PriorityInterval != time.Second || c.RedisURL != "" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestPrecedenceIsDefaultsThenFileThenEnvThenFlags(t *testing.T) {
+	e := minimal()
+	e["WAGATE_CONFIG"] = "/etc/wagate.yaml"
+	e["WAGATE_QR_CODES"] = "4"
+	e["WAGATE_BATCH_SIZE"] = "20"
+	files := map[string]string{"/etc/wagate.yaml": "qr_codes: 3\nbatch_size: 10\nbatch_interval: 2s\nmode: batch\n"}
+	l, _, err := load(t, e, files, "-batch-size", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.Config
+	if c.QRCodes != 4 || c.Batch.Size != 30 || c.Batch.Interval != 2*time.Second || c.Mode != ModeBatch {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestSecretsComeFromEnvOrFilesNeverPlainFlags(t *testing.T) {
+	e := env{"WAGATE_LARAVEL_URL": "http://x", "WAGATE_API_TOKEN_FILE": "/run/secrets/api", "WAGATE_LARAVEL_SECRET": "hmac"}
+	files := map[string]string{"/run/secrets/api": "from-a-file-0123456789\n", "/run/secrets/lt": "laravel-tok\n"}
+	l, _, err := load(t, e, files, "-laravel-token-file", "/run/secrets/lt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Config.APIToken != "from-a-file-0123456789" || l.Config.LaravelToken != "laravel-tok" || l.Config.LaravelSecret != "hmac" {
+		t.Fatalf("%+v", l.Config)
+	}
+	if _, _, err := load(t, minimal(), nil, "-api-token", "x"); err == nil {
+		t.Fatal("a secret was accepted as a plain flag")
+	}
+}
+
+func TestSecretsAreNeverLogged(t *testing.T) {
+	e := minimal()
+	e["WAGATE_LARAVEL_SECRET"] = "super-secret-hmac"
+	e["WAGATE_STORE_DSN"] = "postgres://u:pw-in-dsn@db/wagate"
+	l, _, err := load(t, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", l.Config)
+	for _, secret := range []string{"0123456789abcdef", "super-secret-hmac", "pw-in-dsn"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Fatalf("log line contains a secret: %s", buf.String())
+		}
+	}
+	if !strings.Contains(buf.String(), `"laravel_secret":"set"`) || !strings.Contains(buf.String(), `"laravel_url":"http://127.0.0.1:8000"`) {
+		t.Fatalf("log line: %s", buf.String())
+	}
+}
+
+func TestInvalidValuesFailWithTheSettingsName(t *testing.T) {
+	cases := []struct {
+		name string
+		set  env
+		args []string
+		want string
+	}{
+		{"missing token", env{"WAGATE_API_TOKEN": ""}, nil, "WAGATE_API_TOKEN: required"},
+		{"short token", env{"WAGATE_API_TOKEN": "short"}, nil, "at least 16"},
+		{"missing laravel url", env{"WAGATE_LARAVEL_URL": ""}, nil, "WAGATE_LARAVEL_URL: required"},
+		{"relative laravel url", env{"WAGATE_LARAVEL_URL": "localhost:8000"}, nil, "WAGATE_LARAVEL_URL"},
+		{"bad mode", env{"WAGATE_MODE": "turbo"}, nil, `WAGATE_MODE: "turbo" must be legacy or batch`},
+		{"bad duration", env{"WAGATE_QR_TIMEOUT": "20"}, nil, "WAGATE_QR_TIMEOUT: \"20\" is not a duration"},
+		{"bad int", env{"WAGATE_QR_CODES": "six"}, nil, "WAGATE_QR_CODES: \"six\" is not an integer"},
+		{"zero codes", env{"WAGATE_QR_CODES": "0"}, nil, "WAGATE_QR_CODES: must be from 1 to 100"},
+		{"batch too big", env{"WAGATE_BATCH_SIZE": "501"}, nil, "WAGATE_BATCH_SIZE"},
+		{"bad addr", env{"WAGATE_ADDR": "4000"}, nil, "WAGATE_ADDR"},
+		{"bad redis", env{"WAGATE_REDIS_URL": "http://x"}, nil, "WAGATE_REDIS_URL"},
+		{"bad log level", env{"WAGATE_LOG_LEVEL": "loud"}, nil, "WAGATE_LOG_LEVEL"},
+		{"bad flag value", nil, []string{"-qr-codes", "x"}, "-qr-codes"},
+		{"unknown flag", nil, []string{"-nope"}, "not defined"},
+		{"stray argument", nil, []string{"extra"}, "unexpected argument"},
+		{"dial without insecure", env{"WAGATE_WA_DIAL": "127.0.0.1:1", "WAGATE_WA_ROOT_PUBKEY": rootHex}, nil, "refused without WAGATE_WA_INSECURE_TEST=1"},
+		{"insecure without dial", env{"WAGATE_WA_INSECURE_TEST": "1"}, nil, "needs both"},
+		{"bad root key", env{"WAGATE_WA_INSECURE_TEST": "1", "WAGATE_WA_DIAL": "127.0.0.1:1", "WAGATE_WA_ROOT_PUBKEY": "abcd"}, nil, "root key"},
+		{"missing secret file", env{"WAGATE_LARAVEL_TOKEN_FILE": "/nope"}, nil, "WAGATE_LARAVEL_TOKEN_FILE"},
+	}
+	for _, tc := range cases {
+		e := minimal()
+		for k, v := range tc.set {
+			e[k] = v
+		}
+		_, _, err := load(t, e, nil, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want it to mention %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestYAMLErrorsNameTheKeyAndLine(t *testing.T) {
+	e := minimal()
+	for body, want := range map[string]string{
+		"nope: 1\n":                  `unknown setting "nope"`,
+		"qr_codes: 3\nqr_timeout: x": "qr_timeout (line 2)",
+		"batch_size: [1, 2]\n":       "must be a single value",
+		"a: [unclosed\n":             "not valid YAML",
+	} {
+		_, _, err := load(t, e, map[string]string{"c.yaml": body}, "-config", "c.yaml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want %q", body, err, want)
+		}
+	}
+	if _, _, err := load(t, e, nil, "-config", "missing.yaml"); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestInsecureTestSettings(t *testing.T) {
+	e := minimal()
+	e["WAGATE_WA_DIAL"] = "127.0.0.1:5555"
+	e["WAGATE_WA_ROOT_PUBKEY"] = rootHex
+	l, _, err := load(t, e, nil, "-wa-insecure-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.Config.WhatsAppDial()
+	if err != nil || d == nil || d.Addr != "127.0.0.1:5555" || len(d.RootPubKey) != 32 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	l, _, _ = load(t, minimal(), nil)
+	if d, err := l.Config.WhatsAppDial(); d != nil || err != nil {
+		t.Fatal("dial settings without the insecure switch")
+	}
+}
+
+func TestHelpListsEverySettingWithItsEnvVar(t *testing.T) {
+	_, out, err := load(t, env{}, nil, "-help")
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("err %v", err)
+	}
+	for _, s := range settings() {
+		if !strings.Contains(out, s.envName()) {
+			t.Errorf("-help lacks %s", s.envName())
+		}
+	}
+	for _, want := range []string{"WAGATE_API_TOKEN_FILE", "-api-token-file FILE", "-version", "-config", "WAGATE_CONFIG", ":4000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-help lacks %q", want)
+		}
+	}
+}
+
+func TestVersionNeedsNoOtherSetting(t *testing.T) {
+	l, _, err := load(t, env{}, nil, "-version")
+	if err != nil || !l.Version {
+		t.Fatalf("%+v %v", l, err)
+	}
+}
