@@ -52,6 +52,10 @@ func fakeSimulator(args []string) int {
 	users := 100
 	var set []string
 	rest := args[3:]
+	label := ""
+	if len(rest) >= 2 && rest[0] == "-label" {
+		label, rest = rest[1], rest[2:]
+	}
 	for len(rest) >= 2 && rest[0] == "-set" {
 		set = append(set, rest[1])
 		if v, ok := strings.CutPrefix(rest[1], "users="); ok {
@@ -72,7 +76,7 @@ func fakeSimulator(args []string) int {
 		if c, err := strconv.Atoi(os.Getenv("FAKE_CAPACITY")); err == nil {
 			capacity = c
 		}
-		return writeFakeReport(out, scenario, users, set, users <= capacity)
+		return writeFakeReport(out, scenario, label, users, set, users <= capacity)
 	case "crash.yaml":
 		startSleeper(out)
 		fmt.Fprintln(os.Stderr, "fake simulator: crashing")
@@ -108,7 +112,7 @@ func startSleeper(dir string) {
 	}
 }
 
-func writeFakeReport(dir, scenario string, users int, set []string, ok bool) int {
+func writeFakeReport(dir, scenario, label string, users int, set []string, ok bool) int {
 	start := time.Date(2026, 11, 27, 13, 0, 0, 0, time.UTC)
 	h := reports.NewTimeHistogram()
 	_ = h.RecordN(float64(users)/100, 100)
@@ -121,6 +125,7 @@ func writeFakeReport(dir, scenario string, users int, set []string, ok bool) int
 	}
 	r := &reports.Report{
 		SchemaVersion: reports.SchemaVersion,
+		Label:         label,
 		Scenario:      reports.Scenario{Name: strings.TrimSuffix(filepath.Base(scenario), ".yaml"), File: scenario, Users: users},
 		Configuration: reports.Configuration{Gateway: reports.GatewayConfig{Mode: mode}, Overrides: set},
 		Environment:   reports.Environment{Start: start, End: start.Add(time.Minute), Cores: 2},

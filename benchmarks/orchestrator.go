@@ -136,7 +136,7 @@ func (o *Orchestrator) RunEntries(ctx context.Context) (Outcome, error) {
 			runDir := filepath.Join(e.Name, fmt.Sprintf("run%d", rep))
 			o.printf("[%d/%d] %s run %d/%d: %s%s · elapsed %s · %s", done+1, total, e.Name, rep, e.Repeats, e.Scenario,
 				setText(e.Set), fmtElapsed(o.now().Sub(start)), estimate(finished, done, total))
-			res := o.Runner.Run(ctx, e.Scenario, e.Set, filepath.Join(dir, runDir))
+			res := o.Runner.Run(ctx, e.Scenario, e.Name, e.Set, filepath.Join(dir, runDir))
 			out.Runs++
 			done++
 			finished += res.Elapsed
@@ -172,7 +172,7 @@ func (o *Orchestrator) RunCapacity(ctx context.Context) (Outcome, error) {
 			set := append(append([]string(nil), c.Set...), fmt.Sprintf("%s=%d", c.UsersKey, users))
 			runDir := filepath.Join("capacity-"+c.Name, fmt.Sprintf("users-%d", users))
 			o.printf("[%s] %d users · elapsed %s", c.Name, users, fmtElapsed(o.now().Sub(start)))
-			res := o.Runner.Run(ctx, c.Scenario, set, filepath.Join(dir, runDir))
+			res := o.Runner.Run(ctx, c.Scenario, fmt.Sprintf("%s-%d", c.Name, users), set, filepath.Join(dir, runDir))
 			out.Runs++
 			entry.Runs = append(entry.Runs, runRecord(runDir, res))
 			if ctx.Err() != nil {

@@ -26,7 +26,7 @@ const ExitThresholdsFailed = 99
 //
 // The simulator is invoked as
 //
-//	<Simulator...> run -out DIR [-set key=value]... SCENARIO.yaml
+//	<Simulator...> run -out DIR [-label NAME] [-set key=value]... SCENARIO.yaml
 //
 // (flags before the scenario file, so Go's flag package parses them). Its processes (gateway,
 // fakelaravel) must stay in its process group, which exec's default gives them.
@@ -66,8 +66,11 @@ func (r RunResult) OK() bool {
 var ErrRun = errors.New("simulator run")
 
 // Args returns the simulator's argument list for one run (without the command itself).
-func Args(scenario, outDir string, set []string) []string {
+func Args(scenario, outDir, label string, set []string) []string {
 	args := []string{"run", "-out", outDir}
+	if label != "" {
+		args = append(args, "-label", label)
+	}
 	for _, kv := range set {
 		args = append(args, "-set", kv)
 	}
@@ -75,8 +78,9 @@ func Args(scenario, outDir string, set []string) []string {
 }
 
 // Run runs the simulator once for scenario with the given overrides, writing into outDir (created
-// if needed). It returns when the simulator and every process of its group are gone.
-func (r *Runner) Run(ctx context.Context, scenario string, set []string, outDir string) RunResult {
+// if needed); label names the run in its report. It returns when the simulator and every process
+// of its group are gone.
+func (r *Runner) Run(ctx context.Context, scenario, label string, set []string, outDir string) RunResult {
 	start := time.Now()
 	res := RunResult{ExitCode: -1}
 	if len(r.Simulator) == 0 {
@@ -94,7 +98,7 @@ func (r *Runner) Run(ctx context.Context, scenario string, set []string, outDir 
 	}
 	defer logFile.Close()
 
-	args := append(append([]string(nil), r.Simulator[1:]...), Args(scenario, outDir, set)...)
+	args := append(append([]string(nil), r.Simulator[1:]...), Args(scenario, outDir, label, set)...)
 	cmd := exec.Command(r.Simulator[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// The child writes straight into the log file (no pipe), so Wait returns as soon as the

@@ -10,8 +10,8 @@ import (
 )
 
 func TestRunnerPassesOverridesAsSetFlagsBeforeTheScenario(t *testing.T) {
-	got := strings.Join(Args("scenarios/seed.yaml", "out/x", []string{"gateway.mode=batch", "users=1000"}), " ")
-	want := "run -out out/x -set gateway.mode=batch -set users=1000 scenarios/seed.yaml"
+	got := strings.Join(Args("scenarios/seed.yaml", "out/x", "batch-1000", []string{"gateway.mode=batch", "users=1000"}), " ")
+	want := "run -out out/x -label batch-1000 -set gateway.mode=batch -set users=1000 scenarios/seed.yaml"
 	if got != want {
 		t.Errorf("Args = %q, want %q", got, want)
 	}
@@ -20,12 +20,12 @@ func TestRunnerPassesOverridesAsSetFlagsBeforeTheScenario(t *testing.T) {
 func TestRunnerCollectsTheReportOfACompletedRun(t *testing.T) {
 	r := &Runner{Simulator: fakeCommand(t)}
 	dir := t.TempDir()
-	res := r.Run(context.Background(), "ok.yaml", []string{"users=500"}, dir)
+	res := r.Run(context.Background(), "ok.yaml", "batch-500", []string{"users=500"}, dir)
 	if res.Err != nil || res.ExitCode != 0 || !res.OK() {
 		t.Fatalf("run = %+v", res)
 	}
-	if res.Report.Scenario.Users != 500 {
-		t.Errorf("report users = %d, want 500", res.Report.Scenario.Users)
+	if res.Report.Scenario.Users != 500 || res.Report.Label != "batch-500" {
+		t.Errorf("report users = %d label = %q, want 500 and batch-500", res.Report.Scenario.Users, res.Report.Label)
 	}
 	if lines := tailLines(filepath.Join(dir, LogFileName), 5); len(lines) == 0 || !strings.Contains(strings.Join(lines, "\n"), "fake simulator: running") {
 		t.Errorf("simulator.log = %q, want the simulator's output", lines)
@@ -34,7 +34,7 @@ func TestRunnerCollectsTheReportOfACompletedRun(t *testing.T) {
 
 func TestRunnerTreatsExit99AsFailedThresholdsNotAsAnError(t *testing.T) {
 	r := &Runner{Simulator: fakeCommand(t)}
-	res := r.Run(context.Background(), "ok.yaml", []string{"users=5000"}, t.TempDir())
+	res := r.Run(context.Background(), "ok.yaml", "", []string{"users=5000"}, t.TempDir())
 	if res.Err != nil || res.ExitCode != ExitThresholdsFailed || res.OK() || res.Report == nil {
 		t.Fatalf("run = %+v, want exit 99 with a report and no error", res)
 	}
@@ -43,7 +43,7 @@ func TestRunnerTreatsExit99AsFailedThresholdsNotAsAnError(t *testing.T) {
 func TestRunnerLeavesNoProcessAfterACrashingRun(t *testing.T) {
 	r := &Runner{Simulator: fakeCommand(t)}
 	dir := t.TempDir()
-	res := r.Run(context.Background(), "crash.yaml", nil, dir)
+	res := r.Run(context.Background(), "crash.yaml", "", nil, dir)
 	if !errors.Is(res.Err, ErrRun) || res.ExitCode != 1 {
 		t.Fatalf("run = %+v, want exit code 1 and ErrRun", res)
 	}
@@ -58,7 +58,7 @@ func TestRunnerStopsTheWholeGroupOnCancel(t *testing.T) {
 		waitForPids(dir, 2)
 		cancel() // what Ctrl-C does to the orchestrator's context
 	}()
-	res := r.Run(ctx, "hang.yaml", nil, dir)
+	res := r.Run(ctx, "hang.yaml", "", nil, dir)
 	if !errors.Is(res.Err, context.Canceled) {
 		t.Fatalf("run error = %v, want context.Canceled", res.Err)
 	}
@@ -73,7 +73,7 @@ func TestRunnerKillsARunThatIgnoresSIGINTAfterTheGracePeriod(t *testing.T) {
 		waitForPids(dir, 2)
 		cancel()
 	}()
-	res := r.Run(ctx, "stubborn.yaml", nil, dir)
+	res := r.Run(ctx, "stubborn.yaml", "", nil, dir)
 	if res.ExitCode != -1 {
 		t.Errorf("exit code = %d, want -1 (killed)", res.ExitCode)
 	}
