@@ -34,12 +34,12 @@ type Plan struct {
 	Seed uint64 `json:"seed"`
 }
 
-// DefaultPlan is about 35 seconds per kind against a server that drains its queue quickly.
+// DefaultPlan is about 40 seconds per kind against a server that drains its queue quickly.
 func DefaultPlan(workers int) Plan {
 	return Plan{
 		WarmUp: 1500 * time.Millisecond, Solo: time.Second,
 		Saturation: 2500 * time.Millisecond, SaturationRepeats: 3, SaturationClients: 2 * workers,
-		Load: 4 * time.Second, LoadRepeats: 2,
+		Load: 3 * time.Second, LoadRepeats: 3,
 		Overload: 4 * time.Second, OverloadFactor: 2, Settle: 3 * time.Second,
 		MaxInFlight: 2000, Seed: 1,
 	}
@@ -105,8 +105,9 @@ func (m *Measurement) Kind(k Kind) *KindMeasurement {
 }
 
 // Measure runs plan against t for every kind in kinds. The solo and saturation runs of all kinds
-// are interleaved in SaturationRepeats rounds, so that a change in what else runs on the machine
-// affects every kind alike; the load and overload runs follow kind by kind. When offered is
+// are interleaved in SaturationRepeats rounds, then the 50% and 80% load runs in LoadRepeats
+// rounds, so that a change in what else runs on the machine affects every kind alike and a
+// median over rounds drops a burst; the overload runs come last, kind by kind. When offered is
 // non-nil, the open-loop rates derive from offered[kind] instead of the target's own saturation
 // throughput (so a fake gets exactly the load the real app got). logf reports progress.
 func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, plan Plan, sampler Sampler, offered map[Kind]float64, logf func(string, ...any)) (*Measurement, error) {
@@ -173,17 +174,23 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 		}
 	}
 
-	for i, k := range kinds {
-		km := &m.Kinds[i]
-		for j := range plan.LoadRepeats {
+	for j := range plan.LoadRepeats {
+		for i, k := range kinds {
+			km := &m.Kinds[i]
 			seed := plan.Seed + uint64(j)
 			rate := 0.5 * km.OfferedRPS
 			km.Load50 = append(km.Load50, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed))
 			rate = 0.8 * km.OfferedRPS
 			km.Load80 = append(km.Load80, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed+100))
 		}
-		logf("%s %s: 50%% load p50/p99 %s/%s, 80%% load %s/%s", t.Name, k,
-			ms(Latency(km.Load50, 50)), ms(Latency(km.Load50, 99)), ms(Latency(km.Load80, 50)), ms(Latency(km.Load80, 99)))
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("calibrate: %w", err)
+		}
+	}
+	for i, k := range kinds {
+		km := &m.Kinds[i]
+		logf("%s %s: 50%% load p50/p99 %s/%s, 80%% load %s/%s (medians of %d runs)", t.Name, k,
+			ms(Latency(km.Load50, 50)), ms(Latency(km.Load50, 99)), ms(Latency(km.Load80, 50)), ms(Latency(km.Load80, 99)), len(km.Load50))
 
 		rate := plan.OverloadFactor * km.OfferedRPS
 		km.Overload = OpenLoop(ctx, t, client, k, rate, plan.Overload, maxReq(rate, plan.Overload), plan.MaxInFlight, plan.Seed+200)

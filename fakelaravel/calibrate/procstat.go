@@ -132,12 +132,12 @@ func parseStat(line string) (time.Duration, int, error) {
 		return 0, 0, fmt.Errorf("%w: short stat line", ErrNoProc)
 	}
 	ppid, err1 := strconv.Atoi(f[1])
-	ut, err2 := strconv.ParseInt(f[11], 10, 64)
-	st, err3 := strconv.ParseInt(f[12], 10, 64)
+	ut, err2 := strconv.ParseUint(f[11], 10, 32)
+	st, err3 := strconv.ParseUint(f[12], 10, 32)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return 0, 0, fmt.Errorf("%w: stat fields: %w", ErrNoProc, err)
 	}
-	return ticks(ut + st), ppid, nil
+	return ticks(int64(ut + st)), ppid, nil
 }
 
 // treeCPU sums the CPU of the roots and all their descendants.

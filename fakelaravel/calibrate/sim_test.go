@@ -1,0 +1,71 @@
+package calibrate
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel"
+)
+
+func model(cores float64, boot, perRow time.Duration, workers, backlog int) fakelaravel.CapacityModel {
+	return fakelaravel.CapacityModel{Cores: cores, BootstrapCPU: boot, PerRowCPU: perRow, Workers: workers, Backlog: backlog}
+}
+
+func TestSimulatedThroughputSaturatesAtCoresOverDemand(t *testing.T) {
+	m := model(2, 9*time.Millisecond, time.Millisecond, 8, 100_000)
+	// Offer twice the capacity: the served rate is the capacity, 2 / 10 ms = 200/s.
+	r := Simulate(m, 1, 400, 20_000, 1)
+	got := float64(r.Served) / r.Elapsed
+	if math.Abs(got/m.SaturationThroughput(1)-1) > 0.02 {
+		t.Fatalf("served %.1f/s, want %.1f/s", got, m.SaturationThroughput(1))
+	}
+	if r.Rejected != 0 {
+		t.Fatalf("rejected %d with a huge backlog", r.Rejected)
+	}
+}
+
+func TestSimulatedLatencyAtLowLoadIsTheDemand(t *testing.T) {
+	m := model(2, 8*time.Millisecond, 200*time.Microsecond, 8, 511)
+	r := Simulate(m, 10, 5, 2000, 1)
+	if p := r.Percentile(50); math.Abs(p-0.010) > 0.0005 {
+		t.Fatalf("p50 at 5 req/s = %v s, want 0.010 s", p)
+	}
+}
+
+func TestSimulatedBacklogOverflowIsRejected(t *testing.T) {
+	m := model(1, 10*time.Millisecond, 0, 4, 50)
+	r := Simulate(m, 1, 1000, 5000, 1)
+	if r.Rejected == 0 {
+		t.Fatal("no 502 at 10x the capacity with a backlog of 50")
+	}
+	if r.Served+r.Rejected+r.TimedOut != 5000 {
+		t.Fatalf("served %d + rejected %d + timed out %d != 5000", r.Served, r.Rejected, r.TimedOut)
+	}
+	// Once the backlog is full a request waits for the 50 before it and the 4 in service, then
+	// shares the core with the 3 others in service: at most (50 + 4 + 4) x 10 ms.
+	if p := r.Percentile(99); p > 0.58 {
+		t.Fatalf("p99 %v s exceeds the time to drain a full backlog", p)
+	}
+}
+
+func TestSimulatedProxyTimeoutCountsLateAnswers(t *testing.T) {
+	m := model(1, 10*time.Millisecond, 0, 4, 100_000)
+	m.ProxyTimeout = 200 * time.Millisecond
+	r := Simulate(m, 1, 200, 3000, 1)
+	if r.TimedOut == 0 {
+		t.Fatal("no 504 at twice the capacity with an unbounded backlog")
+	}
+	if max := r.Latencies[len(r.Latencies)-1]; max > 0.2 {
+		t.Fatalf("a served latency %v s is over the proxy timeout", max)
+	}
+}
+
+func TestSimulationIsDeterministicPerSeed(t *testing.T) {
+	m := model(1.5, 6*time.Millisecond, 0, 8, 511)
+	m.Jitter = 0.3
+	a, b := Simulate(m, 1, 150, 3000, 7), Simulate(m, 1, 150, 3000, 7)
+	if a.Percentile(99) != b.Percentile(99) || a.Served != b.Served {
+		t.Fatal("two simulations with the same seed differ")
+	}
+}
