@@ -20,6 +20,8 @@ import (
 //
 //	ok.yaml          writes a report; thresholds hold when users <= FAKE_CAPACITY (default 1000)
 //	crash.yaml       starts a grandchild, then exits 1 without a report
+//	escape.yaml      starts a grandchild in its own process group (as the simulator starts the
+//	                 gateway), then exits 1
 //	hang.yaml        starts a grandchild, then sleeps (up to 60 s) until signalled
 //	stubborn.yaml    like hang, but ignores SIGINT, so only SIGKILL stops it
 //
@@ -27,6 +29,10 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("FAKE_SIMULATOR") {
 	case "":
+		if err := BecomeSubreaper(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		os.Exit(m.Run())
 	case "sleeper":
 		signal.Ignore(syscall.SIGINT)
@@ -77,15 +83,15 @@ func fakeSimulator(args []string) int {
 			capacity = c
 		}
 		return writeFakeReport(out, scenario, label, users, set, users <= capacity)
-	case "crash.yaml":
-		startSleeper(out)
+	case "crash.yaml", "escape.yaml":
+		startSleeper(out, filepath.Base(scenario) == "escape.yaml")
 		fmt.Fprintln(os.Stderr, "fake simulator: crashing")
 		return 1
 	case "hang.yaml", "stubborn.yaml":
 		if filepath.Base(scenario) == "stubborn.yaml" {
 			signal.Ignore(syscall.SIGINT)
 		}
-		startSleeper(out)
+		startSleeper(out, false)
 		time.Sleep(60 * time.Second)
 		return 0
 	}
@@ -103,8 +109,9 @@ func recordPid(dir string, pid int) {
 
 // startSleeper starts a grandchild (like the gateway or fakelaravel) that outlives its parent
 // unless someone kills it; it inherits the output pipe, as real children do.
-func startSleeper(dir string) {
+func startSleeper(dir string, ownGroup bool) {
 	cmd := exec.Command(os.Args[0])
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: ownGroup}
 	cmd.Env = append(os.Environ(), "FAKE_SIMULATOR=sleeper")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Start(); err == nil {

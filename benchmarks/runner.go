@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"wagate/reports"
 )
 
@@ -142,6 +144,7 @@ func (r *Runner) Run(ctx context.Context, scenario, label string, set []string, 
 		}
 	}
 	killGroup(pgid)
+	sweepOrphans()
 	stopEcho()
 	res.Elapsed = time.Since(start)
 	if cmd.ProcessState != nil {
@@ -164,6 +167,68 @@ func (r *Runner) Run(ctx context.Context, scenario, label string, set []string, 
 		res.Err = fmt.Errorf("%w: exited %d without writing %s", ErrRun, res.ExitCode, reports.FileName)
 	}
 	return res
+}
+
+// BecomeSubreaper makes this process the reaper of its orphaned descendants (Linux
+// PR_SET_CHILD_SUBREAPER): a process the simulator started in another process group that outlives
+// the simulator is re-parented here instead of to init, and Run stops it. Call it once at start.
+func BecomeSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become child subreaper: %w", err)
+	}
+	return nil
+}
+
+// sweepOrphans kills every process re-parented to this one (see BecomeSubreaper) and all their
+// descendants, and reaps them. Run calls it after the simulator exited, when no other child of
+// this process should exist.
+func sweepOrphans() {
+	self := os.Getpid()
+	children := map[int][]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, ok := procParent(e.Name()); ok {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	direct := children[self]
+	queue := append([]int(nil), direct...)
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		queue = append(queue, children[pid]...)
+	}
+	for _, pid := range direct {
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, 0, nil)
+	}
+}
+
+// procParent reads a process's parent pid from /proc/PID/stat.
+func procParent(pid string) (int, bool) {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(s[i+1:]) // state ppid ...
+	if len(fields) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	return ppid, err == nil
 }
 
 // killGroup sends SIGKILL to every process left in the process group pgid and waits (bounded,

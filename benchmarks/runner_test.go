@@ -50,6 +50,18 @@ func TestRunnerLeavesNoProcessAfterACrashingRun(t *testing.T) {
 	assertAllGone(t, dir, 2) // the fake simulator and the grandchild it left behind
 }
 
+func TestRunnerStopsAGrandchildThatLeftTheProcessGroup(t *testing.T) {
+	// The simulator starts the gateway and fakelaravel in their own process groups; if one of them
+	// outlives the simulator it is re-parented to the orchestrator (a child subreaper) and killed.
+	r := &Runner{Simulator: fakeCommand(t)}
+	dir := t.TempDir()
+	res := r.Run(context.Background(), "escape.yaml", "", nil, dir)
+	if res.ExitCode != 1 {
+		t.Fatalf("run = %+v, want exit code 1", res)
+	}
+	assertAllGone(t, dir, 2)
+}
+
 func TestRunnerStopsTheWholeGroupOnCancel(t *testing.T) {
 	r := &Runner{Simulator: fakeCommand(t), Grace: 5 * time.Second}
 	dir := t.TempDir()

@@ -50,6 +50,10 @@ func run() int {
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Orphans of a simulator run (e.g. a gateway that outlived it) are re-parented here and stopped.
+	if err := benchmarks.BecomeSubreaper(); err != nil {
+		log.Warn("stray processes of a crashed simulator may survive", "err", err)
+	}
 	m, err := benchmarks.LoadMatrix(*matrixPath)
 	if err != nil {
 		log.Error("bench matrix", "err", err)
