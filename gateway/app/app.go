@@ -1,0 +1,250 @@
+// Package app wires the gateway from a config.Config: the database, the whatsmeow driver, the
+// Laravel client, the delivery chosen by mode (legacy, or batch with its outbox and cache), the
+// session manager, metrics and the REST API server; and it runs them until its context ends,
+// then shuts down gracefully within the configured deadline. gateway/cmd/gateway is a thin main
+// around it; end-to-end tests run it in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"wagate/gateway/api"
+	"wagate/gateway/config"
+	"wagate/gateway/delivery"
+	"wagate/gateway/delivery/legacy"
+	"wagate/gateway/laravel"
+	"wagate/gateway/metrics"
+	"wagate/gateway/session"
+	"wagate/gateway/storage"
+	"wagate/gateway/wadial"
+	"wagate/gateway/whatsapp"
+)
+
+// App is a wired gateway.
+type App struct {
+	cfg config.Config
+	log *slog.Logger
+
+	db       *storage.DB
+	registry *storage.Registry
+	driver   *whatsapp.Driver
+	client   *laravel.Client
+	delivery delivery.Delivery
+	manager  *session.Manager
+	metrics  *metrics.Metrics
+	server   *http.Server
+	listener net.Listener
+
+	// closers run last, in order, after the delivery is closed (mode-specific resources).
+	closers []func(ctx context.Context) error
+}
+
+// modeParts is what a delivery mode contributes to the wiring.
+type modeParts struct {
+	delivery delivery.Delivery
+	activity delivery.ActivityChecker
+	reader   api.SessionReader // nil: the session manager
+	routes   []api.Route
+	ready    []api.Check
+	warnings []string
+	closers  []func(ctx context.Context) error
+}
+
+// New wires a gateway from cfg (already validated) and binds its listen address, so every
+// configuration and connection problem surfaces here, before Run.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	a = &App{cfg: cfg, log: log, metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			a.closeResources(context.Background())
+		}
+	}()
+
+	dial, err := cfg.WhatsAppDial()
+	if err != nil {
+		return nil, err
+	}
+	var warnings []string
+	if dial != nil {
+		log.Warn("!!! "+wadial.Warning+" !!! This gateway does NOT talk to WhatsApp; never run it like this in production",
+			"wa_dial", dial.Addr)
+		warnings = append(warnings, wadial.Warning+" (WAGATE_WA_INSECURE_TEST=1, dialing "+dial.Addr+")")
+	}
+
+	a.db, err = storage.Open(ctx, storage.Options{DataDir: cfg.DataDir, DSN: cfg.StoreDSN})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("store opened", "where", a.db.Where, "dialect", a.db.Dialect)
+	a.registry = storage.NewRegistry(a.db, log)
+
+	a.client, err = laravel.NewClient(laravel.ClientConfig{
+		BaseURL:  cfg.LaravelURL,
+		Token:    cfg.LaravelToken,
+		Secret:   []byte(cfg.LaravelSecret),
+		Timeout:  cfg.LaravelTimeout,
+		Observer: a.metrics.LaravelObserver(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var parts modeParts
+	switch cfg.Mode {
+	case config.ModeLegacy:
+		parts = modeParts{delivery: legacy.New(a.client), activity: legacy.NewActivityChecker(a.client)}
+	case config.ModeBatch:
+		parts, err = batchParts(ctx, cfg, a.client, a.metrics, log)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("app: unknown mode %q", cfg.Mode)
+	}
+	a.delivery = parts.delivery
+	a.closers = parts.closers
+	warnings = append(warnings, parts.warnings...)
+
+	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug})
+	if err != nil {
+		return nil, err
+	}
+	a.manager, err = session.New(ctx, session.Config{
+		QRFirst:            cfg.QRFirst,
+		QRNext:             cfg.QRNext,
+		QRCodes:            cfg.QRCodes,
+		PairLoginTimeout:   cfg.PairLoginTimeout,
+		RestoreConcurrency: cfg.RestoreConcurrency,
+		Logger:             log,
+		Hooks:              a.metrics.SessionHooks(),
+	}, a.driver, a.registry, a.delivery)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics.RegisterSessions(a.manager.Counts)
+
+	reader := parts.reader
+	if reader == nil {
+		reader = a.manager
+	}
+	ready := append([]api.Check{{Name: "store", Check: a.db.Ping}}, parts.ready...)
+	handler, err := api.New(api.Config{
+		Token:          cfg.APIToken,
+		Sessions:       a.manager,
+		Reader:         reader,
+		Activity:       parts.activity,
+		Metrics:        a.metrics.Handler(),
+		ObserveRequest: a.metrics.ObserveAPI,
+		Ready:          ready,
+		Warnings:       warnings,
+		Routes:         parts.routes,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("app: listen on %s: %w", cfg.Addr, err)
+	}
+	a.server = api.NewServer(cfg.Addr, handler, log)
+	return a, nil
+}
+
+// Addr returns the address the API listens on (useful with port 0).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Manager returns the session manager.
+func (a *App) Manager() *session.Manager { return a.manager }
+
+// Run serves the API and restores the sessions of the previous run, until ctx ends or the server
+// fails; then it shuts down within cfg.ShutdownTimeout: stop accepting and finish in-flight
+// requests, disconnect every WhatsApp client (devices stay paired), let queued events reach the
+// delivery, close the delivery (batch: one bounded final flush, the rest stays in the outbox),
+// then the stores.
+func (a *App) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+	a.log.Info("gateway listening", "addr", a.Addr(), "mode", a.cfg.Mode)
+	if err := a.manager.Restore(ctx); err != nil {
+		a.log.Error("restoring sessions failed", "err", err)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down", "deadline", a.cfg.ShutdownTimeout)
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("app: API server: %w", err)
+			a.log.Error("API server failed; shutting down", "err", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(runErr, a.Shutdown(sctx))
+}
+
+// Shutdown stops everything within ctx's deadline (Run calls it).
+func (a *App) Shutdown(ctx context.Context) error {
+	start := time.Now()
+	var errs []error
+	if err := a.server.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("app: stop API server: %w", err))
+	}
+	if err := a.manager.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, a.closeResources(ctx))
+	err := errors.Join(errs...)
+	if err != nil {
+		a.log.Warn("shutdown finished with errors", "took", time.Since(start).Round(time.Millisecond), "err", err)
+	} else {
+		a.log.Info("shutdown complete", "took", time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+// closeResources closes the delivery, mode resources, the driver and the stores (whatever exists).
+func (a *App) closeResources(ctx context.Context) error {
+	var errs []error
+	if a.delivery != nil {
+		if err := a.delivery.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: close delivery: %w", err))
+		}
+	}
+	for _, c := range a.closers {
+		if err := c(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.driver != nil {
+		a.driver.Close()
+	}
+	if a.registry != nil {
+		if err := a.registry.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.db != nil {
+		if err := a.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("app: close store: %w", err))
+		}
+	}
+	if a.listener != nil && a.server == nil {
+		_ = a.listener.Close()
+	}
+	return errors.Join(errs...)
+}

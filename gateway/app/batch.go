@@ -1,0 +1,97 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"wagate/gateway/api"
+	"wagate/gateway/cache"
+	"wagate/gateway/config"
+	"wagate/gateway/delivery/batch"
+	"wagate/gateway/laravel"
+	"wagate/gateway/metrics"
+	"wagate/gateway/outbox"
+	"wagate/gateway/redisx"
+)
+
+// batchParts wires batch mode: Redis (or the embedded miniredis), the durable outbox, the batch
+// delivery and its flusher, and the 3-level cache that records the gateway's own events (write
+// through) and answers isSessionActive. The session manager stays the reader of session state:
+// it is the source of truth for the sessions this gateway owns.
+func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, m *metrics.Metrics, log *slog.Logger) (parts modeParts, err error) {
+	var closers []func(context.Context) error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i](context.Background())
+			}
+		}
+	}()
+
+	rc, err := redisx.Open(ctx, cfg.RedisURL, log)
+	if err != nil {
+		return parts, err
+	}
+	closers = append(closers, func(context.Context) error { return rc.Close() })
+
+	ob, err := outbox.New(ctx, rc.Client, outbox.Config{Logger: log})
+	if err != nil {
+		return parts, fmt.Errorf("app: outbox: %w", err)
+	}
+	bd, err := batch.New(batch.Options{
+		Outbox: ob,
+		Sender: client,
+		Config: batch.Config{
+			BatchSize:        cfg.Batch.Size,
+			BatchInterval:    cfg.Batch.Interval,
+			PriorityInterval: cfg.Batch.PriorityInterval,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return parts, fmt.Errorf("app: batch delivery: %w", err)
+	}
+	if err := bd.Register(m.Registry); err != nil {
+		return parts, fmt.Errorf("app: batch metrics: %w", err)
+	}
+
+	c, err := cache.New(ctx, rc.Client, client, cache.Config{
+		QRTTL:         cfg.Cache.QRTTL,
+		StatusTTL:     cfg.Cache.StatusTTL,
+		ConnectionTTL: cfg.Cache.ConnectionTTL,
+		SessionTTL:    cfg.Cache.SessionTTL,
+		Logger:        log,
+	})
+	if err != nil {
+		return parts, fmt.Errorf("app: cache: %w", err)
+	}
+	// The cache closes after the delivery (closers run after Delivery.Close), before Redis.
+	closers = append([]func(context.Context) error{func(context.Context) error { return c.Close() }}, closers...)
+	if err := c.Register(m.Registry); err != nil {
+		return parts, fmt.Errorf("app: cache metrics: %w", err)
+	}
+
+	if err := bd.Start(ctx); err != nil {
+		return parts, err
+	}
+	var warnings []string
+	if rc.Embedded {
+		warnings = append(warnings, redisx.EmbeddedReason)
+	}
+	return modeParts{
+		delivery: c.WriteThrough(bd),
+		activity: c,
+		routes: []api.Route{
+			{Pattern: "GET /metrics/batch", Handler: bd.MetricsHandler(), Public: true},
+			{Pattern: "GET /metrics/cache", Handler: c.MetricsHandler(), Public: true},
+			{Pattern: "GET /dead-letters", Handler: bd.DeadLettersHandler()},
+		},
+		ready: []api.Check{{Name: "redis", Check: func(ctx context.Context) error {
+			_, err := rc.Ready(ctx)
+			return err
+		}}},
+		warnings: warnings,
+		closers:  closers,
+	}, nil
+}
