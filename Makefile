@@ -56,3 +56,33 @@ bench-capacity: build bin/bench
 
 .PHONY: FORCE
 FORCE:
+
+# The reference Laravel app (laravel/): private php-fpm and nginx masters on loopback, runtime files
+# under LARAVEL_DIR; installs Debian's packages when missing. Settings: LARAVEL_PORT (8089),
+# LARAVEL_WORKERS (8), LARAVEL_BACKLOG (511), LARAVEL_PROXY_TIMEOUT (60 s), LARAVEL_TOKEN,
+# LARAVEL_SECRET (or the WAGATE_LARAVEL_* environment variables). laravel-up writes
+# $(LARAVEL_DIR)/env with the URL, token and secret for other tools.
+LARAVEL_DIR ?= /tmp/wagate-laravel
+LARAVEL_ENV = WAGATE_LARAVEL_DIR=$(LARAVEL_DIR) \
+	$(if $(LARAVEL_PORT),WAGATE_LARAVEL_PORT=$(LARAVEL_PORT)) \
+	$(if $(LARAVEL_WORKERS),WAGATE_LARAVEL_WORKERS=$(LARAVEL_WORKERS)) \
+	$(if $(LARAVEL_BACKLOG),WAGATE_LARAVEL_BACKLOG=$(LARAVEL_BACKLOG)) \
+	$(if $(LARAVEL_PROXY_TIMEOUT),WAGATE_LARAVEL_PROXY_TIMEOUT=$(LARAVEL_PROXY_TIMEOUT)) \
+	$(if $(LARAVEL_TOKEN),WAGATE_LARAVEL_TOKEN=$(LARAVEL_TOKEN)) \
+	$(if $(LARAVEL_SECRET),WAGATE_LARAVEL_SECRET=$(LARAVEL_SECRET))
+.PHONY: laravel-up laravel-down calibrate-laravel
+laravel-up:
+	@$(LARAVEL_ENV) laravel/scripts/up.sh
+
+laravel-down:
+	@WAGATE_LARAVEL_DIR=$(LARAVEL_DIR) laravel/scripts/down.sh
+
+# Measures the real Laravel app (fresh laravel-up with the default workers/backlog), fits
+# fakelaravel's capacity model, writes fakelaravel/calibration.json and fakelaravel/calibration.md,
+# and prints real vs fake side by side (about 4-5 minutes; CALIBRATE_FLAGS=-quick for ~2).
+CALIBRATE_FLAGS ?=
+calibrate-laravel:
+	@$(LARAVEL_ENV) laravel/scripts/up.sh
+	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/calibrate-laravel ./fakelaravel/calibrate/cmd/calibrate-laravel
+	@bin/calibrate-laravel -env $(LARAVEL_DIR)/env $(CALIBRATE_FLAGS); status=$$?; \
+		WAGATE_LARAVEL_DIR=$(LARAVEL_DIR) laravel/scripts/down.sh; exit $$status

@@ -12,8 +12,9 @@ use Illuminate\Http\Request;
  *   X-Wagate-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
  *
  * The timestamp must be within config('wagate.signature_skew') seconds (300) of this server's
- * clock, and the signature is compared in constant time. Failures answer 401. Without a secret
- * the middleware does nothing.
+ * clock, and the signature is compared in constant time. Failures answer 401. The signature
+ * covers request bodies: GET and HEAD (the session lookup) are not checked, as in the contract's
+ * conformance check. Without a secret the middleware does nothing.
  */
 class VerifyGatewaySignature
 {
@@ -24,7 +25,7 @@ class VerifyGatewaySignature
     public function handle(Request $request, Closure $next)
     {
         $secret = (string) config('wagate.secret', '');
-        if ($secret === '') {
+        if ($secret === '' || $request->isMethodSafe()) {
             return $next($request);
         }
 

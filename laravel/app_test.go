@@ -1,0 +1,180 @@
+// Package laravelapp_test checks the reference Laravel app under laravel/ for real: it starts the
+// app with laravel/scripts/up.sh (private php-fpm and nginx masters on a free loopback port, a
+// temporary runtime directory), runs fakelaravel's conformance check and the gateway's own client
+// against it, and stops it. Skipped when php-fpm is not installed, unless $CI is set (CI installs
+// Debian's packages through up.sh).
+package laravelapp_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel/conform"
+	"wagate/gateway/laravel"
+)
+
+// app is a running instance of the reference app.
+type app struct {
+	url    string
+	token  string
+	secret []byte
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startApp runs scripts/up.sh with a secret, a fresh runtime directory and a free port, and stops
+// the app when the test ends.
+func startApp(t *testing.T) app {
+	t.Helper()
+	if matches, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(matches) == 0 && os.Getenv("CI") == "" {
+		t.Skip("php-fpm is not installed (make laravel-up installs it; CI always runs this test)")
+	}
+	dir, err := os.MkdirTemp("", "wagate-laravel-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// PHP-FPM and nginx workers run as www-data when the test runs as root.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := app{token: randomHex(t, 16), secret: []byte(randomHex(t, 16))}
+	port := freePort(t)
+	a.url = "http://127.0.0.1:" + strconv.Itoa(port)
+	env := append(os.Environ(),
+		"WAGATE_LARAVEL_DIR="+filepath.Join(dir, "rt"),
+		"WAGATE_LARAVEL_PORT="+strconv.Itoa(port),
+		"WAGATE_LARAVEL_WORKERS=2",
+		"WAGATE_LARAVEL_TOKEN="+a.token,
+		"WAGATE_LARAVEL_SECRET="+string(a.secret),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // package install included
+	defer cancel()
+	up := exec.CommandContext(ctx, "scripts/up.sh")
+	up.Env = env
+	var out bytes.Buffer
+	up.Stdout, up.Stderr = &out, &out
+	err = up.Run()
+	t.Cleanup(func() {
+		down := exec.Command("scripts/down.sh")
+		down.Env = env
+		if msg, err := down.CombinedOutput(); err != nil {
+			t.Errorf("down.sh: %v\n%s", err, msg)
+		}
+		_ = os.RemoveAll(dir)
+	})
+	if err != nil {
+		t.Fatalf("up.sh: %v\n%s", err, out.String())
+	}
+	return a
+}
+
+func TestReferenceAppPassesTheConformanceCheck(t *testing.T) {
+	a := startApp(t)
+	var log bytes.Buffer
+	rep, err := conform.Run(context.Background(), conform.Options{URL: a.url, Token: a.token, Secret: a.secret, Out: &log})
+	if err != nil {
+		t.Fatalf("conform: %v\n%s", err, log.String())
+	}
+	if !rep.Passed() {
+		t.Fatalf("failed checks %v:\n%s", rep.Failed(), log.String())
+	}
+	if len(rep.Checks) < 20 {
+		t.Fatalf("only %d checks ran with a secret:\n%s", len(rep.Checks), log.String())
+	}
+}
+
+func TestGatewayClientTalksToTheReferenceApp(t *testing.T) {
+	a := startApp(t)
+	ctx := context.Background()
+	c, err := laravel.NewClient(laravel.ClientConfig{BaseURL: a.url, Token: a.token, Secret: a.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+
+	// Items of one session in one batch count as if applied in order: v1 applied, v3 applied,
+	// v2 stale; the other session's v1 applied.
+	res, err := c.PostStatusBatch(ctx, "k-"+randomHex(t, 8), laravel.StatusBatch{Statuses: []laravel.StatusItem{
+		{SessionID: "s-a", EstadoQR: laravel.StatusPending, Version: 1, EventID: "e1", ChangedAt: now},
+		{SessionID: "s-a", EstadoQR: laravel.StatusConnected, Version: 3, EventID: "e2", ChangedAt: now},
+		{SessionID: "s-a", EstadoQR: laravel.StatusDisconnected, Version: 2, EventID: "e3", ChangedAt: now},
+		{SessionID: "s-b", EstadoQR: laravel.StatusConnected, Version: 1, EventID: "e4", ChangedAt: now},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (laravel.BatchResult{Success: true, Updated: 3, Stale: 1, Errors: []laravel.ItemError{}}); res.Updated != want.Updated || res.Stale != want.Stale || !res.Success || res.Failed != 0 {
+		t.Fatalf("batch result %+v, want %+v", res, want)
+	}
+	info, err := c.GetSession(ctx, "s-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.EstadoQR != laravel.StatusConnected || info.StatusVersion != 3 || !info.Active || !info.Enabled || info.UpdatedAt.IsZero() {
+		t.Fatalf("session s-a = %+v, want connected at version 3, active", info)
+	}
+
+	// A QR batch keeps the newest code; the lookup shows it next to the status.
+	if _, err := c.PostQRBatch(ctx, "k-"+randomHex(t, 8), laravel.QRBatch{QRs: []laravel.QRItem{
+		{SessionID: "s-a", QR: "2@new", Version: 5, EventID: "q1", GeneratedAt: now},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PostQRBatch(ctx, "k-"+randomHex(t, 8), laravel.QRBatch{QRs: []laravel.QRItem{
+		{SessionID: "s-a", QR: "2@old", Version: 4, EventID: "q0", GeneratedAt: now},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = c.GetSession(ctx, "s-a"); err != nil || info.QR != "2@new" || info.QRVersion != 5 {
+		t.Fatalf("session s-a = %+v, %v; want QR 2@new at version 5", info, err)
+	}
+
+	// Legacy writes overwrite without versions; an unknown session is ErrNotFound.
+	if err := c.PostStatus(ctx, laravel.StatusUpdate{SessionID: "s-b", EstadoQR: laravel.StatusLoggedOut}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = c.GetSession(ctx, "s-b"); err != nil || info.EstadoQR != laravel.StatusLoggedOut || info.Active {
+		t.Fatalf("session s-b = %+v, %v; want logged_out, inactive", info, err)
+	}
+	if _, err := c.GetSession(ctx, "nobody"); !errors.Is(err, laravel.ErrNotFound) {
+		t.Fatalf("unknown session: %v, want ErrNotFound", err)
+	}
+
+	// A client with the wrong secret is refused (401) and not retried.
+	bad, err := laravel.NewClient(laravel.ClientConfig{BaseURL: a.url, Token: a.token, Secret: []byte("wrong")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.PostStatus(ctx, laravel.StatusUpdate{SessionID: "s-b", EstadoQR: laravel.StatusConnected})
+	var se *laravel.StatusError
+	if !errors.As(err, &se) || se.Status != 401 || laravel.Retryable(err) {
+		t.Fatalf("wrong secret: %v, want a non-retryable 401", err)
+	}
+}
