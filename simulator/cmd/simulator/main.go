@@ -1,0 +1,59 @@
+// Command simulator runs the harness's simulated world around the gateway. Each subcommand lives in
+// its own file; main only dispatches.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"wagate/internal/buildinfo"
+)
+
+const usage = `usage: simulator <command> [flags]
+
+commands:
+  fakewa        run a standalone fake WhatsApp server (fakewa) with a JSON control API
+  fakewa-load   pair and connect N real whatsmeow clients against a fakewa; report time and resources
+
+Run "simulator <command> -h" for the flags of a command; "simulator -version" for the version.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches one command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "fakewa":
+		err = runFakewa(ctx, rest, stdout, stderr)
+	case "fakewa-load":
+		err = runFakewaLoad(ctx, rest, stdout, stderr)
+	case loadClientsCommand: // hidden: the client side of fakewa-load, run in its own process
+		err = runLoadClients(ctx, rest, stdout, stderr)
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, buildinfo.String("simulator"))
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "simulator: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "simulator:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/mattn/go-isatty"
+
+	simrun "wagate/simulator/run"
+	"wagate/simulator/scenario"
+)
+
+// Exit codes of `simulator run` and `simulator merge`, as k6 uses them.
+const (
+	exitOK              = 0
+	exitError           = 1
+	exitUsage           = 2
+	exitThresholdFailed = 99
+)
+
+const runUsage = `usage: simulator run SCENARIO.yaml -out DIR [flags]
+
+Launches the world of one scenario (fakewa in-process; bin/fakelaravel and bin/gateway as child
+processes with fresh temporary stores; Redis as the scenario's gateway.redis says), runs its users,
+drains, measures, and writes DIR/report.json, DIR/summary.json (k6 handleSummary shape) and
+DIR/metrics.ndjson (k6 --out json points). Exit status: 0, or 99 when a threshold failed, 1 on error.
+
+flags:
+`
+
+// setFlags collects repeated -set key=value flags.
+type setFlags []string
+
+func (s *setFlags) String() string     { return strings.Join(*s, ",") }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+// runScenario implements `simulator run` and returns the exit code.
+func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
+	var sets setFlags
+	out := fs.String("out", "", "output folder (required)")
+	fs.Var(&sets, "set", "override a scenario field, e.g. -set gateway.mode=batch -set users=1000 (repeatable)")
+	bin := fs.String("bin", "", "folder with the fakelaravel and gateway binaries (default: next to this binary, then PATH)")
+	segment := fs.String("execution-segment", "", "k6 execution segment this instance runs, e.g. 1/3:2/3")
+	sequence := fs.String("execution-segment-sequence", "", "k6 execution segment sequence of all instances, e.g. 0,1/3,2/3,1")
+	label := fs.String("label", "", "label of the run in reports")
+	noNDJSON := fs.Bool("no-ndjson", false, "do not write metrics.ndjson")
+	quiet := fs.Bool("quiet", false, "no progress lines")
+	verbose := fs.Bool("v", false, "debug logging")
+	// Accept the scenario before or after the flags.
+	var scenarioPath string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		scenarioPath, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	rest := fs.Args()
+	if scenarioPath == "" && len(rest) > 0 {
+		scenarioPath, rest = rest[0], rest[1:]
+		if err := fs.Parse(rest); err != nil {
+			return exitUsage
+		}
+		rest = fs.Args()
+	}
+	if scenarioPath == "" || *out == "" || len(rest) > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	tty := false
+	if f, ok := stdout.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
+	}
+	var progress io.Writer = stdout
+	if *quiet {
+		progress = nil
+	}
+	res, err := simrun.Run(ctx, simrun.Options{
+		Scenario:  scenarioPath,
+		Overrides: sets,
+		Out:       *out,
+		BinDir:    *bin,
+		Segment:   *segment,
+		Sequence:  *sequence,
+		Label:     *label,
+		NoNDJSON:  *noNDJSON,
+		Progress:  progress,
+		TTY:       tty,
+		Logger:    log,
+	})
+	if err != nil && res == nil {
+		if errors.Is(err, scenario.ErrInvalid) {
+			fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), scenario.ErrInvalid.Error()+": "))
+			return exitUsage
+		}
+		fmt.Fprintln(stderr, "simulator run:", err)
+		return exitError
+	}
+	printResult(stdout, res.Report.Scenario.Name, *out, res.Report.Thresholds, res.Report.GroundTruth.LostUpdates, res.Report.GroundTruth.StaleOverwrites)
+	if err != nil {
+		fmt.Fprintln(stderr, "simulator run: interrupted:", err)
+		return exitError
+	}
+	if !res.ThresholdsOK {
+		return exitThresholdFailed
+	}
+	return exitOK
+}
