@@ -323,7 +323,9 @@ func (c *conn) login() bool {
 	c.device = d
 	lid := d.lid
 	s.mu.Unlock()
-	if old != nil {
+	// A previous connection that is still open is replaced, as WhatsApp does when a session is
+	// opened twice; one already closed (a drop whose handler has not finished) is not.
+	if old != nil && old.ctx.Err() == nil {
 		s.events.add(Event{Kind: EventReplaced, Conn: old.id, JID: jid.String(), Phone: d.account.phone, Detail: "new login"})
 		old.streamErrorAndClose(streamError("", "replaced"), "replaced by new login")
 	}

@@ -60,7 +60,8 @@ const maxControlBody = 64 << 10
 //	POST /devices/{jid}/fail-next-connect   {"reason": 401|402|405|503|...}
 //	POST /devices/{jid}/keepalive-silence   {"silent": true|false}
 //	POST /restart                           stream:error 503 to every connection
-//	GET  /events?since=SEQ                  [Event...] (X-Events-Discarded: count lost to the bound)
+//	GET  /events?since=SEQ&jid=JID          [Event...], both filters optional
+//	                                        (X-Events-Discarded: count lost to the bound)
 //	GET  /stats                             Stats
 //
 // Actions answer 204; errors answer {"error": "..."} with 400, 404, 409, 502 or 504.
@@ -140,6 +141,9 @@ func (s *Server) ControlHandler() http.Handler {
 			since = n
 		}
 		events, discarded, _ := s.events.since(since)
+		if jid := r.URL.Query().Get("jid"); jid != "" {
+			events = slices.DeleteFunc(events, func(e Event) bool { return e.JID != jid })
+		}
 		w.Header().Set("X-Events-Discarded", strconv.FormatUint(discarded, 10))
 		writeJSON(w, http.StatusOK, events)
 	})

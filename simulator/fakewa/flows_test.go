@@ -107,6 +107,14 @@ func TestStreamReplacedStopsTheClientWithoutReconnecting(t *testing.T) {
 	if info, _ := srv.Device(jid); info.Logins != 1 || info.State != DeviceOffline {
 		t.Fatalf("after replace: %+v, want offline with one login", info)
 	}
+	var kinds []EventKind
+	for _, e := range srv.EventsFor(jid) {
+		kinds = append(kinds, e.Kind)
+	}
+	want := []EventKind{EventPaired, EventConnected, EventReplaced, EventDisconnected}
+	if len(kinds) != len(want) || kinds[0] != want[0] || kinds[1] != want[1] || kinds[2] != want[2] || kinds[3] != want[3] {
+		t.Fatalf("device events %v, want %v", kinds, want)
+	}
 }
 
 func TestSecondLoginOfTheSameDeviceReplacesTheFirstConnection(t *testing.T) {

@@ -108,6 +108,7 @@ func (s *Server) accountLocked(phone string) *account {
 	s.accountN++
 	a := &account{phone: phone, lid: strconv.Itoa(100_000_000_000_000 + s.accountN), key: keys.NewKeyPair()}
 	s.accounts[phone] = a
+	s.byLID[a.lid] = a
 	return a
 }
 

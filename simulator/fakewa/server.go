@@ -185,7 +185,8 @@ type Server struct {
 	conns     map[*conn]struct{}
 	refs      map[string]*conn // pair-device ref -> unpaired connection
 	devices   map[types.JID]*device
-	accounts  map[string]*account
+	accounts  map[string]*account // by phone number
+	byLID     map[string]*account
 	accountN  int
 	idCounter atomic.Uint64
 	connIDs   atomic.Uint64
@@ -213,6 +214,7 @@ func New(cfg Config) (*Server, error) {
 		refs:     make(map[string]*conn),
 		devices:  make(map[types.JID]*device),
 		accounts: make(map[string]*account),
+		byLID:    make(map[string]*account),
 	}, nil
 }
 
@@ -361,6 +363,18 @@ func newRef() string {
 func (s *Server) Events() []Event {
 	events, _, _ := s.events.since(0)
 	return events
+}
+
+// EventsFor returns the events of one device (its JID), in order.
+func (s *Server) EventsFor(jid types.JID) []Event {
+	want := jid.String()
+	var out []Event
+	for _, e := range s.Events() {
+		if e.JID == want {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // EventsSince returns the events with Seq greater than seq.

@@ -44,12 +44,7 @@ func (s *Server) accountForUser(user string) *account {
 	if a, ok := s.accounts[user]; ok {
 		return a
 	}
-	for _, a := range s.accounts {
-		if a.lid == user {
-			return a
-		}
-	}
-	return nil
+	return s.byLID[user]
 }
 
 // bundleNode builds the prekey bundle of one device (go.mau.fi/libsignal accepts it and produces
