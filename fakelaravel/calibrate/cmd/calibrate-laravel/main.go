@@ -222,7 +222,7 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	if len(others) > 0 {
 		machine.OthersCores = others[len(others)/2]
 	}
-	rows := calibrate.Compare(real, fake)
+	rows := calibrate.Compare(real, fake, fit.Model, plan.Seed)
 	report := calibrate.Report{Real: real, Fake: fake, Fit: fit, Model: model, Rows: rows, Machine: machine}
 
 	raw, err := json.Marshal(map[string]any{
