@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -200,7 +201,8 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	model := fit.Model.Calibrated()
+	model := stableModel(fit.Model.Calibrated())
+	fit.Model = model.CapacityModel()
 	fmt.Fprintf(stdout, "calibrate-laravel: fitted cores %.2f, bootstrap %.2f ms, per row %.3f ms, jitter %.2f (RMS log error %.2f)\n",
 		model.Cores, model.BootstrapCPUMS, model.PerRowCPUMS, model.Jitter, fit.Error)
 
@@ -264,6 +266,30 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 		return errors.New("figures out of tolerance (-strict)")
 	}
 	return nil
+}
+
+// stableMS rounds a duration in milliseconds to whole microseconds, nudged so that converting it
+// to a time.Duration and back (as fakelaravel does with calibration.json) gives the same value.
+func stableMS(v float64) float64 {
+	v = math.Round(v*1000) / 1000
+	for k := range 10 {
+		c := v + float64(k)/1000
+		d := time.Duration(c * float64(time.Millisecond))
+		back := time.Duration(float64(d) / float64(time.Millisecond) * float64(time.Millisecond))
+		if d == back && d%time.Microsecond == 0 {
+			return float64(d) / float64(time.Millisecond)
+		}
+	}
+	return v
+}
+
+// stableModel rounds the model to values that survive calibration.json's round trip, and cores
+// and jitter to 3 decimals.
+func stableModel(m fakelaravel.CalibratedModel) fakelaravel.CalibratedModel {
+	m.BootstrapCPUMS, m.PerRowCPUMS, m.ProxyTimeoutMS = stableMS(m.BootstrapCPUMS), stableMS(m.PerRowCPUMS), stableMS(m.ProxyTimeoutMS)
+	m.Cores = math.Round(m.Cores*1000) / 1000
+	m.Jitter = math.Round(m.Jitter*1000) / 1000
+	return m
 }
 
 // measureFake starts fakelaravel with model on a loopback listener and runs the plan against it

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"wagate/fakelaravel"
 )
 
 func writeEnv(t *testing.T, content string) string {
@@ -60,5 +63,18 @@ func TestKindsAndVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run([]string{"-version"}, &out); err != nil || !strings.Contains(out.String(), "calibrate-laravel") {
 		t.Fatalf("-version: %q, %v", out.String(), err)
+	}
+}
+
+func TestFittedModelSurvivesTheCalibrationFileRoundTrip(t *testing.T) {
+	for _, v := range []float64{6.91, 0.347, 0.2, 29.9134567, 0.0001, 60000, 7.123456789} {
+		m := stableModel(fakelaravel.CalibratedModel{Cores: 1.2345678, BootstrapCPUMS: v, PerRowCPUMS: v / 10, Jitter: 0.33333, Workers: 8, Backlog: 511, ProxyTimeoutMS: v})
+		cm := m.CapacityModel()
+		if back := cm.Calibrated().CapacityModel(); back != cm {
+			t.Errorf("%v: round trip %+v != %+v", v, back, cm)
+		}
+		if math.Abs(m.BootstrapCPUMS-v) > 0.011 {
+			t.Errorf("%v rounded to %v", v, m.BootstrapCPUMS)
+		}
 	}
 }
