@@ -140,7 +140,10 @@ func (u *user) run(ctx context.Context) error {
 		return fmt.Errorf("start %s: %w", u.id, err)
 	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		stopPolling() // before waiting: the pollers end when their context does
+		wg.Wait()
+	}()
 	for range *u.b().Pollers {
 		wg.Go(func() { u.pollStatus(pollCtx) })
 	}
