@@ -91,6 +91,21 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 	reconnectedAll := make(chan struct{})
 	var connectedCount atomic.Int64
 
+	progressDone := make(chan struct{})
+	defer close(progressDone)
+	go func() {
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				fmt.Fprintf(stderr, "fakewa-load: %d/%d connected, %d reconnected\n", connectedCount.Load(), *n, reconnected.Load())
+			case <-progressDone:
+				return
+			}
+		}
+	}()
+
 	clients := make([]*loadClient, *n)
 	sem := make(chan struct{}, *concurrency)
 	var wg sync.WaitGroup
