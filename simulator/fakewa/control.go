@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.mau.fi/whatsmeow/types"
 )
@@ -41,6 +42,19 @@ type KeepaliveSilenceRequest struct {
 	Silent bool `json:"silent"`
 }
 
+// RestartRequest is the optional body of POST /restart.
+type RestartRequest struct {
+	// Downtime (a Go duration, e.g. "5s") refuses new connections with HTTP 503 after the restart.
+	Downtime string `json:"downtime,omitempty"`
+}
+
+func cmpOr(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
 type errorBody struct {
 	Error string `json:"error"`
 }
@@ -59,7 +73,8 @@ const maxControlBody = 64 << 10
 //	POST /devices/{jid}/logout-on-connect   removed, refused at the next connect
 //	POST /devices/{jid}/fail-next-connect   {"reason": 401|402|405|503|...}
 //	POST /devices/{jid}/keepalive-silence   {"silent": true|false}
-//	POST /restart                           stream:error 503 to every connection
+//	POST /restart [{"downtime": "5s"}]      stream:error 503 to every connection, then refuse
+//	                                        new ones with HTTP 503 for the downtime
 //	GET  /events?since=SEQ&jid=JID          [Event...], both filters optional
 //	                                        (X-Events-Discarded: count lost to the bound)
 //	GET  /stats                             Stats
@@ -124,7 +139,16 @@ func (s *Server) ControlHandler() http.Handler {
 		deviceAction(func(j types.JID, _ *http.Request) error { return s.SetKeepaliveSilence(j, req.Silent) })(w, r)
 	})
 	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Restart(); err != nil {
+		var req RestartRequest
+		if r.ContentLength != 0 && !readJSON(w, r, &req) {
+			return
+		}
+		downtime, err := time.ParseDuration(cmpOr(req.Downtime, "0s"))
+		if err != nil || downtime < 0 {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "downtime must be a duration like 5s"})
+			return
+		}
+		if err := s.RestartWithDowntime(downtime); err != nil {
 			writeError(w, err)
 			return
 		}

@@ -115,6 +115,12 @@ func TestControlAPIErrorsCarryUsefulStatuses(t *testing.T) {
 	if _, err := ctl.Pair(ctx, validButUnknown, "5511900000299"); status(err) != http.StatusNotFound {
 		t.Fatalf("pair with an unknown ref: %v, want 404", err)
 	}
+	if err := ctl.do(ctx, http.MethodPost, "/restart", RestartRequest{Downtime: "soon"}, nil); status(err) != http.StatusBadRequest {
+		t.Fatalf("restart with a bad downtime: %v, want 400", err)
+	}
+	if err := ctl.RestartWithDowntime(ctx, 10*time.Millisecond); err != nil {
+		t.Fatalf("restart with downtime: %v", err)
+	}
 	resp, err := http.Post(api.URL+"/pair", "application/json", nil)
 	if err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("empty body: %v %v", resp.Status, err)

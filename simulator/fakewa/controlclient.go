@@ -137,6 +137,11 @@ func (c *ControlClient) Restart(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/restart", nil, nil)
 }
 
+// RestartWithDowntime restarts and then refuses new connections for downtime.
+func (c *ControlClient) RestartWithDowntime(ctx context.Context, downtime time.Duration) error {
+	return c.do(ctx, http.MethodPost, "/restart", RestartRequest{Downtime: downtime.String()}, nil)
+}
+
 // Events returns the events with Seq greater than since.
 func (c *ControlClient) Events(ctx context.Context, since uint64) ([]Event, error) {
 	var out []Event

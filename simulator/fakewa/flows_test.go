@@ -295,3 +295,31 @@ func TestClientLogoutIsRecordedAndTheDeviceCannotLogInAgain(t *testing.T) {
 		t.Fatalf("state %s, want logged_out", info.State)
 	}
 }
+
+func TestRestartWithDowntimeRefusesConnectionsUntilItEnds(t *testing.T) {
+	srv := startServer(t, Config{})
+	tc, jid := pairedClient(t, srv, "5511900000015")
+
+	start := time.Now()
+	if err := srv.RestartWithDowntime(500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor[*events.Disconnected](tc)
+	waitFor[*events.Connected](tc)
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Fatalf("reconnected after %s, inside the 500ms downtime", took)
+	}
+	if st := srv.Stats(); st.Refused == 0 {
+		t.Fatal("no connection was refused during the downtime")
+	}
+	if info, _ := srv.Device(jid); info.Logins != 2 {
+		t.Fatalf("logins %d, want 2", info.Logins)
+	}
+}
+
+func TestRootKeyFromSeedIsStable(t *testing.T) {
+	a, b, c := RootKeyFromSeed([]byte("x")), RootKeyFromSeed([]byte("x")), RootKeyFromSeed([]byte("y"))
+	if *a != *b || a.Pub == c.Pub {
+		t.Fatal("same seed must give the same key, different seeds different keys")
+	}
+}

@@ -1,6 +1,7 @@
 package fakewa
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,19 @@ type RootKey struct {
 // GenerateRootKey makes a new random root key pair.
 func GenerateRootKey() *RootKey {
 	kp := keys.NewKeyPair()
+	return &RootKey{Pub: *kp.Pub, Priv: *kp.Priv}
+}
+
+// RootKeyFromSeed derives a root key pair from seed: the same seed gives the same key. It is meant
+// for tests, where every fakewa server and every whatsmeow client of one test binary must agree on
+// one root key (whatsmeow trusts a single process-global key) without sharing state: each package's
+// tests call RootKeyFromSeed with a fixed seed and wadial.SetRootKey once. Not for anything secret.
+func RootKeyFromSeed(seed []byte) *RootKey {
+	priv := sha256.Sum256(append([]byte("fakewa root key seed\x00"), seed...))
+	priv[0] &= 248
+	priv[31] &= 127
+	priv[31] |= 64
+	kp := keys.NewKeyPairFromPrivateKey(priv)
 	return &RootKey{Pub: *kp.Pub, Priv: *kp.Priv}
 }
 

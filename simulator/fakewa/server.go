@@ -157,6 +157,7 @@ type device struct {
 // Stats are the server's resource counters.
 type Stats struct {
 	Connections     int64  `json:"connections"`
+	Refused         int64  `json:"refused"`
 	Handlers        int64  `json:"handlers"`
 	Devices         int    `json:"devices"`
 	Online          int    `json:"online"`
@@ -190,6 +191,9 @@ type Server struct {
 	accountN  int
 	idCounter atomic.Uint64
 	connIDs   atomic.Uint64
+
+	downUntil atomic.Int64 // unix nanos until which new connections are refused with HTTP 503
+	refused   atomic.Int64 // connections refused while down
 
 	active   atomic.Int64 // open connections
 	handlers atomic.Int64 // running connection handler goroutines
@@ -296,6 +300,11 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if time.Now().UnixNano() < s.downUntil.Load() {
+		s.refused.Add(1)
+		http.Error(w, "fakewa is restarting", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // whatsmeow sends Origin: https://web.whatsapp.com
 		CompressionMode:    websocket.CompressionDisabled,
@@ -435,6 +444,7 @@ func (s *Server) Stats() Stats {
 	}
 	s.mu.Unlock()
 	st.Connections = s.active.Load()
+	st.Refused = s.refused.Load()
 	st.Handlers = s.handlers.Load()
 	st.Goroutines = goroutines()
 	st.RSSBytes = processRSS()
@@ -562,8 +572,17 @@ func (s *Server) SetKeepaliveSilence(jid types.JID, silent bool) error {
 }
 
 // Restart behaves like a server restart: every connection gets stream:error 503 and is closed
-// after the configured delay. whatsmeow reconnects.
+// after the configured delay. whatsmeow reconnects at once.
 func (s *Server) Restart() error {
+	return s.RestartWithDowntime(0)
+}
+
+// RestartWithDowntime is Restart followed by downtime during which new WebSocket connections are
+// refused with HTTP 503 (whatsmeow retries with its growing backoff: 0 s, 2 s, 4 s, ...).
+func (s *Server) RestartWithDowntime(downtime time.Duration) error {
+	if downtime > 0 {
+		s.downUntil.Store(time.Now().Add(s.cfg.StreamErrorCloseDelay + downtime).UnixNano())
+	}
 	s.mu.Lock()
 	if !s.started {
 		s.mu.Unlock()
