@@ -321,6 +321,12 @@ func (w *inProcess) restartGateway(ctx context.Context) {
 }
 
 func TestEndToEndInProcess(t *testing.T) {
+	for _, mode := range []string{config.ModeLegacy, config.ModeBatch} {
+		t.Run(mode, func(t *testing.T) { endToEndInProcess(t, mode) })
+	}
+}
+
+func endToEndInProcess(t *testing.T, mode string) {
 	w := &inProcess{t: t}
 	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second, Receipts: fakewa.ReceiptsNone})
 	if err != nil {
@@ -341,6 +347,8 @@ func TestEndToEndInProcess(t *testing.T) {
 
 	w.cfg = config.Default()
 	w.cfg.Addr = "127.0.0.1:0"
+	w.cfg.Mode = mode // batch: embedded miniredis
+	w.cfg.Batch.Interval = 500 * time.Millisecond
 	w.cfg.APIToken = apiToken
 	w.cfg.LaravelURL = w.lsrv.URL
 	w.cfg.LaravelToken = laravelToken

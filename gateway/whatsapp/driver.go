@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -170,6 +171,10 @@ type conn struct {
 	d      *Driver
 	cli    *whatsmeow.Client
 	handle func(session.DriverEvent)
+	// live is true between a Connected event and the next event or call that ends the
+	// connection. whatsmeow's own IsLoggedIn stays true after a network drop (it is only cleared
+	// by a stream error), so it cannot tell a dropped session from a connected one.
+	live atomic.Bool
 }
 
 // Connect implements session.Conn. The client lives in the driver's context, not in ctx (which
@@ -187,10 +192,27 @@ func (c *conn) Connect(ctx context.Context) error {
 	}
 }
 
-func (c *conn) Disconnect()                      { c.cli.Disconnect() }
-func (c *conn) LoggedIn() bool                   { return c.cli.IsLoggedIn() }
-func (c *conn) Release()                         { c.cli.RemoveEventHandlers() }
-func (c *conn) Logout(ctx context.Context) error { return c.cli.Logout(ctx) }
+// Disconnect implements session.Conn.
+func (c *conn) Disconnect() {
+	c.live.Store(false)
+	c.cli.Disconnect()
+}
+
+// LoggedIn implements session.Conn: logged in (Connected seen since the last drop) and the socket
+// is up.
+func (c *conn) LoggedIn() bool { return c.live.Load() && c.cli.IsConnected() && c.cli.IsLoggedIn() }
+
+// Release implements session.Conn.
+func (c *conn) Release() { c.cli.RemoveEventHandlers() }
+
+// Logout implements session.Conn.
+func (c *conn) Logout(ctx context.Context) error {
+	err := c.cli.Logout(ctx)
+	if err == nil {
+		c.live.Store(false)
+	}
+	return err
+}
 
 // SendText implements session.Conn.
 func (c *conn) SendText(ctx context.Context, phone, text string) (string, error) {
@@ -231,6 +253,12 @@ func (c *conn) onEvent(raw any) {
 		ev = session.ConnectFailed{Reason: "CAT refresh: " + fmt.Sprint(e.Error)}
 	default:
 		return
+	}
+	_, connected := ev.(session.Connected)
+	switch ev.(type) {
+	case session.QRCodes, session.PairSuccess, session.PairFailed:
+	default:
+		c.live.Store(connected)
 	}
 	c.handle(ev)
 }
