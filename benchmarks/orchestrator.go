@@ -242,8 +242,12 @@ func (o *Orchestrator) countRun(out *Outcome, res RunResult, runDir string) {
 	case res.Err != nil:
 		out.Failed++
 		o.printf("    %v", res.Err)
-		for _, l := range tailLines(filepath.Join(runDir, LogFileName), 8) {
-			o.printf("    | %s", l)
+		if o.Runner.Echo == nil { // else the output was already shown as it came
+			for _, l := range tailLines(filepath.Join(runDir, LogFileName), 8) {
+				if strings.TrimSpace(l) != "" {
+					o.printf("    | %s", l)
+				}
+			}
 		}
 	case !res.OK():
 		out.ThresholdsFailed++
