@@ -173,10 +173,19 @@ func (rp Report) Markdown() string {
 	b.WriteString("## Fitted model (fakelaravel/calibration.json, fakelaravel's defaults)\n\n")
 	b.WriteString("| cores | bootstrap | per row | jitter | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.3f ms | %.2f | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS, m.PerRowCPUMS, m.Jitter, m.Workers, m.Backlog, m.ProxyTimeoutMS)
-	fmt.Fprintf(&b, "Cores and the per-request demand are effective values: the demand per kind is cores / saturation throughput, and the "+
-		"core count is the one whose simulated p50/p99 at 50%% and 80%% load best match the measured ones (RMS log error %.2f). "+
-		"The CPU alone, read from /proc, was %.2f ms + %.3f ms per row: on a shared machine a request waits for the CPU as well.\n\n",
-		rp.Fit.Error, rp.Fit.CPUBootstrapMS, rp.Fit.CPUPerRowMS)
+	if rp.Fit.CPUAnchored && rp.Fit.CPUBootstrapMS > 0 {
+		scale := m.BootstrapCPUMS / rp.Fit.CPUBootstrapMS
+		fmt.Fprintf(&b, "How it was fitted: the server's CPU per request, read from /proc (php-fpm and nginx processes), was %.2f ms + %.3f ms per row. "+
+			"On a shared machine a request also waits for the CPU, so the model's demand is that line scaled by %.2f and its cores are the CPU share "+
+			"PHP-FPM obtained at saturation (median over the kinds of throughput x CPU per request) scaled by the same factor, which keeps "+
+			"throughput = cores / demand. The factor (and the jitter) is the one whose solo latency, throughput and simulated p50/p99 at 50%% and 80%% "+
+			"load best match the measurement (RMS log error %.2f). Workers, backlog and proxy timeout are the deployment's settings.\n\n",
+			rp.Fit.CPUBootstrapMS, rp.Fit.CPUPerRowMS, scale, rp.Fit.Error)
+	} else {
+		fmt.Fprintf(&b, "How it was fitted: cores and demand are effective values: the demand per kind is cores / saturation throughput, and the "+
+			"core count is the one whose solo latency and simulated p50/p99 at 50%% and 80%% load best match the measured ones (RMS log error %.2f). "+
+			"Workers, backlog and proxy timeout are the deployment's settings.\n\n", rp.Fit.Error)
+	}
 	b.WriteString("## Real Laravel and fakelaravel side by side\n\n")
 	fmt.Fprintf(&b, "Same load against both: the open-loop rates derive from the real app's saturation throughput. Tolerance: %.0f%% for "+
 		"throughput and latency; under overload the shares of 502 and 504 must agree within %.0f points and both be present or absent.\n\n",

@@ -57,7 +57,7 @@ func TestReportMarkdownMatchesGolden(t *testing.T) {
 	rp := Report{
 		Real: real, Fake: fake, Rows: Compare(real, fake, model(1.8, 3*time.Millisecond, 0, 8, 511), 1),
 		Model:   fakelaravel.CalibratedModel{Cores: 1.8, BootstrapCPUMS: 6.2, PerRowCPUMS: 0.2, Jitter: 0.15, Workers: 8, Backlog: 511, ProxyTimeoutMS: 60000},
-		Fit:     FitResult{Error: 0.12, CPUBootstrapMS: 3.1, CPUPerRowMS: 0.21},
+		Fit:     FitResult{Error: 0.12, CPUBootstrapMS: 3.1, CPUPerRowMS: 0.21, CPUAnchored: true},
 		Machine: Machine{CPUs: 2, LoadAverageBefore: [3]float64{3, 2, 1}, LoadAverageAfter: [3]float64{4, 3, 2}, OthersCores: 0.8, Software: "test stack"},
 	}
 	got := rp.Markdown()

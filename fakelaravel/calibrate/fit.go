@@ -34,7 +34,9 @@ type FitResult struct {
 	// Error is the root mean square of the log errors the chosen model makes on the fitted
 	// figures (saturation throughput, p50 and p99 at 50% and 80% load, per kind).
 	Error float64 `json:"rms_log_error"`
-	// Candidates is the number of (cores, jitter) pairs tried.
+	// CPUAnchored says the demand line was anchored on the /proc CPU figures (see candidates).
+	CPUAnchored bool `json:"cpu_anchored"`
+	// Candidates is the number of (cores, demand, jitter) models tried.
 	Candidates int `json:"candidates"`
 }
 
@@ -76,13 +78,12 @@ func lineThrough(demand map[Kind]float64) (bootstrap, perRow float64, ok bool) {
 
 func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
 
-// Fit chooses the capacity model that best reproduces m. For every candidate core count c (below
-// the worker count, where PHP is CPU-bound as measured), each kind's service demand is c divided
-// by its saturation throughput, so the throughput matches by construction; a line through the
-// demands gives the bootstrap and per-row costs; the candidate whose demands best match the
-// solo latencies and whose simulated (Simulate) p50 and p99 best match those measured at 50% and
-// 80% load wins (weighted log errors: solo 3, throughput 2, p50 1, p99 0.5). The jitter is
-// searched too, starting from the spread of the solo runs.
+// Fit chooses the capacity model that best reproduces m among the candidates (see candidates):
+// the one whose demands best match the solo latencies, whose throughput best matches the
+// saturation throughput and whose simulated (Simulate) p50 and p99 best match those measured at
+// 50% and 80% load (weighted log errors: solo 3, throughput 2, p50 1, p99 0.5). The jitter is
+// searched too, starting from the spread of the solo runs. Workers, backlog and proxy timeout are
+// the deployment's (fixed).
 func Fit(m *Measurement, fixed Fixed, seed uint64) (FitResult, error) {
 	res := FitResult{ServiceMS: map[Kind]float64{}}
 	if fixed.Workers < 1 {
@@ -108,19 +109,16 @@ func Fit(m *Measurement, fixed Fixed, seed uint64) (FitResult, error) {
 		res.CPUBootstrapMS, res.CPUPerRowMS = b, r
 	}
 
+	cands, err := candidates(m, fixed, cpu)
+	if err != nil {
+		return res, err
+	}
+	res.CPUAnchored = len(cpu) == len(m.Kinds)
 	best := math.Inf(1)
-	for c := 0.25; c < float64(fixed.Workers); c *= 1.06 {
-		demand := map[Kind]float64{}
-		for _, km := range m.Kinds {
-			demand[km.Kind] = c / km.SaturationRPS * 1000
-		}
-		b, r, ok := lineThrough(demand)
-		if !ok {
-			return res, fmt.Errorf("%w: no one-row kind measured", ErrNotEnoughData)
-		}
+	for _, cand := range cands {
 		for _, jitter := range jitterCandidates {
 			model := fakelaravel.CapacityModel{
-				Cores: c, BootstrapCPU: msDuration(b), PerRowCPU: msDuration(r), Jitter: jitter,
+				Cores: cand.cores, BootstrapCPU: msDuration(cand.bootstrap), PerRowCPU: msDuration(cand.perRow), Jitter: jitter,
 				Workers: fixed.Workers, Backlog: fixed.Backlog, ProxyTimeout: fixed.ProxyTimeout,
 			}
 			res.Candidates++
@@ -133,11 +131,53 @@ func Fit(m *Measurement, fixed Fixed, seed uint64) (FitResult, error) {
 			}
 			if score < best {
 				best, res.Model, res.Error = score, model, e
-				res.ServiceMS = demand
+				res.ServiceMS = map[Kind]float64{}
+				for _, km := range m.Kinds {
+					res.ServiceMS[km.Kind] = round2(cand.bootstrap + float64(km.Kind.Rows())*cand.perRow)
+				}
 			}
 		}
 	}
 	return res, nil
+}
+
+// candidate is one (cores, demand line) the fit tries.
+type candidate struct{ cores, bootstrap, perRow float64 }
+
+// candidates lists the models the fit tries. With the server's CPU per request of every kind
+// (read from /proc, which contention barely moves), the demand line is the CPU line scaled by a
+// factor s >= 1 (the time a request waits for the CPU on a shared machine, seen in the solo
+// latency) and the cores are s times the CPU share PHP-FPM got at saturation (median over kinds of
+// throughput x CPU per request), which keeps the throughput. Without CPU figures, every core count
+// c below the worker count is tried, each kind's demand being c / its saturation throughput.
+func candidates(m *Measurement, fixed Fixed, cpu map[Kind]float64) ([]candidate, error) {
+	var out []candidate
+	if b, r, ok := lineThrough(cpu); ok && len(cpu) == len(m.Kinds) {
+		shares := make([]float64, 0, len(m.Kinds))
+		for _, km := range m.Kinds {
+			shares = append(shares, km.SaturationRPS*(b+float64(km.Kind.Rows())*r)/1000)
+		}
+		slices.Sort(shares)
+		share := shares[len(shares)/2]
+		for sc := 1.0; sc <= 12 && sc*share < float64(fixed.Workers); sc *= 1.05 {
+			out = append(out, candidate{cores: sc * share, bootstrap: sc * b, perRow: sc * r})
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+	}
+	for c := 0.25; c < float64(fixed.Workers); c *= 1.06 {
+		demand := map[Kind]float64{}
+		for _, km := range m.Kinds {
+			demand[km.Kind] = c / km.SaturationRPS * 1000
+		}
+		b, r, ok := lineThrough(demand)
+		if !ok {
+			return nil, fmt.Errorf("%w: no one-row kind measured", ErrNotEnoughData)
+		}
+		out = append(out, candidate{cores: c, bootstrap: b, perRow: r})
+	}
+	return out, nil
 }
 
 // modelError is the RMS log error of the model's predictions against the measured figures.

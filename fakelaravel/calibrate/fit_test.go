@@ -84,3 +84,31 @@ func TestLineThroughSharesTheOneRowKinds(t *testing.T) {
 		t.Fatalf("bootstrap %v per row %v, want 5.8 and 0.2", b, r)
 	}
 }
+
+func TestFitAnchoredOnCPUScalesTheCPULineToTheSoloLatency(t *testing.T) {
+	// The app needs 2.4 ms + 0.1 ms/row of CPU but a request takes 2.5x that on the shared
+	// machine: the model that reproduces it has 2.5x the demand and 2.5x the CPU share.
+	truth := model(2.5*0.72, 6*time.Millisecond, 250*time.Microsecond, 8, 511)
+	truth.Jitter = 0.2
+	m := syntheticMeasurement(func(k Kind) (float64, func(float64) SimResult, SimResult) {
+		rows := k.Rows()
+		return truth.SaturationThroughput(rows),
+			func(rate float64) SimResult { return Simulate(truth, rows, rate, 4000, 3) },
+			Simulate(truth, rows, 1, 500, 4)
+	})
+	for i := range m.Kinds {
+		m.Kinds[i].ServerCPUPerRequestMS = 2.4 + 0.1*float64(m.Kinds[i].Kind.Rows())
+	}
+	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fit.CPUAnchored || math.Abs(fit.CPUBootstrapMS-2.4) > 1e-9 || math.Abs(fit.CPUPerRowMS-0.1) > 1e-9 {
+		t.Fatalf("CPU line %v + %v/row, anchored %v", fit.CPUBootstrapMS, fit.CPUPerRowMS, fit.CPUAnchored)
+	}
+	got := fit.Model
+	if math.Abs(got.Cores/truth.Cores-1) > 0.1 || math.Abs(got.BootstrapCPU.Seconds()/truth.BootstrapCPU.Seconds()-1) > 0.1 ||
+		math.Abs(got.PerRowCPU.Seconds()/truth.PerRowCPU.Seconds()-1) > 0.1 {
+		t.Fatalf("fitted %+v, want about %+v", got, truth)
+	}
+}
