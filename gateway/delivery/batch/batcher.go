@@ -227,6 +227,9 @@ func (c *Coalescer) TakeAll(trigger Trigger) []*Batch {
 			n := min(c.size, len(items))
 			chunk := items[:n:n]
 			items = items[n:]
+			// Within a batch, items go in event-id order: the same items always make the same
+			// body, so a replay under the same Idempotency-Key matches the stored request.
+			slices.SortFunc(chunk, func(a, b *Item) int { return strings.Compare(a.Winner.Event.ID, b.Winner.Event.ID) })
 			out = append(out, &Batch{Kind: kind, Key: batchKey(kind, chunk), Items: chunk, Trigger: trigger})
 		}
 		c.waiting[kind] = map[string]*Item{}

@@ -81,6 +81,7 @@ func TestClassify(t *testing.T) {
 		{&laravel.StatusError{Status: 503}, outcomeRetry},
 		{&laravel.StatusError{Status: 504}, outcomeRetry},
 		{fmt.Errorf("laravel: %w", &timeoutErr{}), outcomeRetry},
+		{&laravel.StatusError{Status: 409}, outcomeRetry},
 		{&laravel.StatusError{Status: 400}, outcomePermanent},
 		{&laravel.StatusError{Status: 401}, outcomePermanent},
 		{&laravel.StatusError{Status: 422}, outcomePermanent},
@@ -135,7 +136,7 @@ func TestTheCoalescerSplitsIntoBatchesOfAtMostSizeOldestFirst(t *testing.T) {
 		t.Fatalf("Due = %s, %v; want size", trig, due)
 	}
 	bs := c.TakeAll(TriggerSize)
-	if len(bs) != 3 || len(bs[0].Items) != 2 || len(bs[2].Items) != 1 || bs[0].Items[0].Winner.ID != "0" {
+	if len(bs) != 3 || len(bs[0].Items) != 2 || len(bs[2].Items) != 1 || bs[0].Items[0].Winner.ID != "0" || bs[2].Items[0].Winner.ID != "4" {
 		t.Fatalf("batches %+v", bs)
 	}
 	if bs[0].Key == bs[1].Key {
@@ -168,5 +169,18 @@ func TestItemsPutBackAfterTheDeliveryBudgetMergeWithoutRecounting(t *testing.T) 
 	bs := c.TakeAll(TriggerTime)
 	if len(bs) != 1 || bs[0].Items[0].Winner.ID != "3" || bs[0].EntryCount() != 3 || c.Coalesced() != 1 {
 		t.Fatalf("batches %+v coalesced %d; want winner 3 standing for 3 entries, coalesced counted once", bs, c.Coalesced())
+	}
+}
+
+func TestTheSameItemsMakeTheSameKeyAndBodyWhateverTheirArrivalOrder(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	a, b := NewCoalescer(50, time.Second, 0), NewCoalescer(50, time.Second, 0)
+	a.Add(entry("1", "s1", 1, event.KindQR, event.PriorityNormal), t0)
+	a.Add(entry("2", "s2", 1, event.KindQR, event.PriorityNormal), t0.Add(time.Second))
+	b.Add(entry("2", "s2", 1, event.KindQR, event.PriorityNormal), t0) // e.g. recovered after a restart
+	b.Add(entry("1", "s1", 1, event.KindQR, event.PriorityNormal), t0.Add(time.Second))
+	ba, bb := a.TakeAll(TriggerTime)[0], b.TakeAll(TriggerTime)[0]
+	if ba.Key != bb.Key || ba.Items[0].Winner.ID != bb.Items[0].Winner.ID || ba.Items[1].Winner.ID != bb.Items[1].Winner.ID {
+		t.Fatalf("keys %s/%s, first items %s/%s: a replay would not match the stored request", ba.Key, bb.Key, ba.Items[0].Winner.ID, bb.Items[0].Winner.ID)
 	}
 }

@@ -62,6 +62,10 @@ func classify(err error) outcome {
 		return outcomeAborted
 	case laravel.Retryable(err):
 		return outcomeRetry
+	case statusOf(err) == http.StatusConflict:
+		// The same Idempotency-Key is still being processed (our earlier attempt timed out on
+		// our side): ask again later, as the idempotency-key draft says.
+		return outcomeRetry
 	}
 	return outcomePermanent
 }
