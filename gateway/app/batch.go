@@ -35,7 +35,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	}
 	closers = append(closers, func(context.Context) error { return rc.Close() })
 
-	ob, err := outbox.New(ctx, rc.Client, outbox.Config{Logger: log})
+	ob, err := outbox.New(ctx, rc.Client, outbox.Config{Logger: log, Max: int64(cfg.Batch.OutboxMax), Consumer: cfg.GatewayID})
 	if err != nil {
 		return parts, fmt.Errorf("app: outbox: %w", err)
 	}
@@ -46,6 +46,8 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 			BatchSize:        cfg.Batch.Size,
 			BatchInterval:    cfg.Batch.Interval,
 			PriorityInterval: cfg.Batch.PriorityInterval,
+			// Another gateway's entries are claimed only when no live gateway can still be sending them.
+			ClaimMinIdle: 2*cfg.LaravelTimeout + batch.DefaultDeliveryTimeout,
 		},
 		Logger: log,
 	})

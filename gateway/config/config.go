@@ -53,6 +53,10 @@ type Config struct {
 	Mode string
 	// RedisURL is the Redis of batch mode (outbox, cache); empty runs an embedded miniredis.
 	RedisURL string
+	// GatewayID names this gateway among the replicas sharing one Redis: its outbox consumer name,
+	// which must stay the same across its restarts (it re-reads its own pending events); empty
+	// means the host name.
+	GatewayID string
 	// DataDir holds the SQLite store.
 	DataDir string
 	// StoreDSN selects Postgres (or an explicit SQLite file) for the stores (secret).
@@ -96,6 +100,9 @@ type Batch struct {
 	Interval time.Duration
 	// PriorityInterval bounds how long a HIGH event waits.
 	PriorityInterval time.Duration
+	// OutboxMax bounds the undelivered events in the outbox; when it is full, accepting an event
+	// waits up to 5 s for room and then fails (logged, counted), never dropped silently.
+	OutboxMax int
 }
 
 // Cache tunes the batch mode cache; zero values mean the cache package's defaults.
@@ -118,7 +125,7 @@ func Default() Config {
 		QRCodes:            6,
 		PairLoginTimeout:   20 * time.Second,
 		RestoreConcurrency: 32,
-		Batch:              Batch{Size: 50, Interval: 5 * time.Second, PriorityInterval: time.Second},
+		Batch:              Batch{Size: 50, Interval: 5 * time.Second, PriorityInterval: time.Second, OutboxMax: 100_000},
 		ShutdownTimeout:    20 * time.Second,
 		LogLevel:           "info",
 		LogFormat:          "text",
@@ -169,6 +176,8 @@ func settings() []setting {
 		{flag: "batch-size", usage: "batch mode: most items per batch", value: func(c *Config) any { return &c.Batch.Size }},
 		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }},
 		{flag: "priority-interval", usage: "batch mode: longest wait of a HIGH event (connected, disconnected, logged_out)", value: func(c *Config) any { return &c.Batch.PriorityInterval }},
+		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }},
+		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, stable across restarts (default: host name)", value: func(c *Config) any { return &c.GatewayID }},
 		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: default)", value: func(c *Config) any { return &c.Cache.QRTTL }},
 		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: default)", value: func(c *Config) any { return &c.Cache.StatusTTL }},
 		{flag: "cache-ttl-connection", usage: "batch mode: cache TTL of connection states (0: default)", value: func(c *Config) any { return &c.Cache.ConnectionTTL }},
@@ -366,6 +375,12 @@ func (c Config) Validate() error {
 	}
 	if c.Batch.PriorityInterval <= 0 {
 		bad("WAGATE_PRIORITY_INTERVAL", "must be positive")
+	}
+	if c.Batch.OutboxMax < 1 {
+		bad("WAGATE_OUTBOX_MAX", "must be at least 1")
+	}
+	if len(c.GatewayID) > 128 {
+		bad("WAGATE_GATEWAY_ID", "must be at most 128 characters")
 	}
 	for env, d := range map[string]time.Duration{"WAGATE_CACHE_TTL_QR": c.Cache.QRTTL, "WAGATE_CACHE_TTL_STATUS": c.Cache.StatusTTL,
 		"WAGATE_CACHE_TTL_CONNECTION": c.Cache.ConnectionTTL, "WAGATE_CACHE_TTL_SESSION": c.Cache.SessionTTL} {
