@@ -175,12 +175,14 @@ func (a *App) Manager() *session.Manager { return a.manager }
 // delivery, close the delivery (batch: one bounded final flush, the rest stays in the outbox),
 // then the stores.
 func (a *App) Run(ctx context.Context) error {
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(a.listener) }()
-	a.log.Info("gateway listening", "addr", a.Addr(), "mode", a.cfg.Mode)
+	// Restore loads the registry before the API serves (reconnects continue in the background),
+	// so a request never races the restore.
 	if err := a.manager.Restore(ctx); err != nil {
 		a.log.Error("restoring sessions failed", "err", err)
 	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+	a.log.Info("gateway listening", "addr", a.Addr(), "mode", a.cfg.Mode)
 
 	var runErr error
 	select {

@@ -47,7 +47,11 @@ type world interface {
 // testLogger discards logs unless WAGATE_TEST_LOG is set.
 func testLogger() *slog.Logger {
 	if os.Getenv("WAGATE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		level := slog.LevelDebug
+		if os.Getenv("WAGATE_TEST_LOG") == "warn" {
+			level = slog.LevelWarn
+		}
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

@@ -202,7 +202,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var paired []*session
+	var paired, restored []*session
 	m.mu.Lock()
 	for _, rec := range recs {
 		if _, ok := m.sessions[rec.SessionID]; ok || !laravel.ValidSessionID(rec.SessionID) {
@@ -212,6 +212,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 			deviceID: rec.DeviceJID, status: rec.Status, epoch: m.epoch}
 		m.sessions[s.id] = s
 		m.ids = append(m.ids, s.id)
+		restored = append(restored, s)
 		if s.deviceID != "" {
 			paired = append(paired, s)
 		}
@@ -219,15 +220,9 @@ func (m *Manager) Restore(ctx context.Context) error {
 	slices.Sort(m.ids)
 	m.mu.Unlock()
 
-	m.mu.RLock()
-	restored := make([]*session, 0, len(m.sessions))
-	for _, s := range m.sessions {
-		restored = append(restored, s)
-	}
-	m.mu.RUnlock()
 	for _, s := range restored {
 		s.mu.Lock()
-		if s.status == laravel.StatusPending && s.deviceID == "" {
+		if s.status == laravel.StatusPending && s.deviceID == "" && s.conn == nil && !s.starting {
 			m.setStatus(s, laravel.StatusExpired)
 		}
 		s.mu.Unlock()

@@ -611,6 +611,21 @@ func TestRestartReconnectsPairedSessionsExpiresPendingAndKeepsVersionsMonotonic(
 	})
 }
 
+func TestRestoreLeavesSessionsStartedMeanwhileAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.start("s1") // a request that raced the restore
+		if err := r.m.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if info := r.info("s1"); info.Status != laravel.StatusPending || info.QR == "" {
+			t.Fatalf("restore touched a live session: %+v", info)
+		}
+	})
+}
+
 func TestRestoreOfAPairedSessionWhoseDeviceIsGoneReportsLoggedOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)
