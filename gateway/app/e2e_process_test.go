@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -188,6 +189,31 @@ func (w *processes) restartGateway(ctx context.Context) {
 	}
 	w.restarted++
 	w.startGateway()
+}
+
+func TestGatewayBinaryVersionAndRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := filepath.Join(binaries(t), "gateway")
+	out, err := exec.Command(bin, "-version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "gateway ") {
+		t.Fatalf("-version: %q %v", out, err)
+	}
+	cases := map[string][]string{
+		"refused without WAGATE_WA_INSECURE_TEST=1": {"WAGATE_WA_DIAL=127.0.0.1:1", "WAGATE_WA_ROOT_PUBKEY=" + strings.Repeat("ab", 32)},
+		"WAGATE_MODE":      {"WAGATE_MODE=fast"},
+		"WAGATE_API_TOKEN": {"WAGATE_API_TOKEN="},
+	}
+	for want, env := range cases {
+		cmd := exec.Command(bin)
+		cmd.Env = append([]string{"WAGATE_API_TOKEN=" + apiToken, "WAGATE_LARAVEL_URL=http://127.0.0.1:1", "WAGATE_DATA_DIR=" + t.TempDir()}, env...)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), want) {
+			t.Errorf("%v: exit %v, output %q; want exit 2 mentioning %q", env, err, out, want)
+		}
+	}
 }
 
 func TestEndToEndWithTheThreeBinaries(t *testing.T) {
