@@ -121,6 +121,9 @@ type runner struct {
 
 	start     time.Time // users start
 	activeVUs atomic.Int64
+	// stopUsers ends the users early (the gateway died, or an abortOnFail threshold failed).
+	stopUsers   context.CancelFunc
+	gatewayDied atomic.Bool
 
 	mu            sync.Mutex
 	series        []reports.SeriesPoint
@@ -232,6 +235,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	// Users.
 	usersCtx, stopUsers := context.WithCancel(ctx)
 	defer stopUsers()
+	r.mu.Lock()
+	r.stopUsers = stopUsers
+	r.mu.Unlock()
 	var aborted atomic.Bool
 	bgWG.Go(func() { r.abortWatch(bg, usersCtx, stopUsers, &aborted) })
 	var faultWG sync.WaitGroup
@@ -319,6 +325,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	if interrupted {
 		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, ctx.Err()
 	}
+	if r.gatewayDied.Load() {
+		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, fmt.Errorf("the gateway exited during the run (see %s)", filepath.Join(r.o.Out, "logs", "gateway.log"))
+	}
 	return &Result{Report: rep, ThresholdsOK: ok, Aborted: aborted.Load()}, nil
 }
 
@@ -338,6 +347,15 @@ func (r *runner) every(ctx context.Context, d time.Duration, fn func()) {
 
 // sampleProcess reads the gateway's CPU, RSS, goroutines and outbox depth (every second).
 func (r *runner) sampleProcess() {
+	if r.w.gateway != nil && r.w.gateway.exited() && !r.gatewayDied.Swap(true) {
+		r.log.Error("the gateway process exited during the run; stopping the users", "err", r.w.gateway.err, "log_tail", r.w.gateway.tail(10))
+		r.mu.Lock()
+		stop := r.stopUsers
+		r.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+	}
 	if r.w.gateway != nil && !r.w.gateway.exited() {
 		if s, err := readProc(r.w.gateway.Pid()); err == nil {
 			r.mu.Lock()

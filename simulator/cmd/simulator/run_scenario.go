@@ -114,7 +114,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	printResult(stdout, res.Report.Scenario.Name, *out, res.Report.Thresholds, res.Report.GroundTruth.LostUpdates, res.Report.GroundTruth.StaleOverwrites)
 	if err != nil {
-		fmt.Fprintln(stderr, "simulator run: interrupted:", err)
+		fmt.Fprintln(stderr, "simulator run: stopped early:", err)
 		return exitError
 	}
 	if !res.ThresholdsOK {
