@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,38 +24,105 @@ import (
 	"wagate/simulator/fakewa"
 )
 
-// binaries returns the directory holding gateway, fakelaravel and simulator: the repository's
-// bin/ when `make build` made it, otherwise a temporary directory they are built into.
-func binaries(t *testing.T) string {
+// binaries returns the paths of gateway, fakelaravel and simulator: the repository's bin/ copies
+// when `make build` made them after the last source change, otherwise copies built into a
+// temporary directory (falling back to a stale bin/ copy, with a note, when the tree does not
+// build because someone is editing it). WAGATE_E2E_BIN names a directory to use as is.
+var (
+	buildDirOnce sync.Once
+	buildDirPath string
+	buildDirErr  error
+)
+
+// buildDir is one temporary directory for the binaries built by this test run (TestMain removes it).
+func buildDir() (string, error) {
+	buildDirOnce.Do(func() { buildDirPath, buildDirErr = os.MkdirTemp("", "wagate-e2e-bin-") })
+	return buildDirPath, buildDirErr
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDirPath != "" {
+		_ = os.RemoveAll(buildDirPath)
+	}
+	os.Exit(code)
+}
+
+func binaries(t *testing.T) map[string]string {
 	t.Helper()
+	names := []string{"gateway", "fakelaravel", "simulator"}
+	out := map[string]string{}
+	if dir := os.Getenv("WAGATE_E2E_BIN"); dir != "" {
+		for _, name := range names {
+			out[name] = filepath.Join(dir, name)
+		}
+		return out
+	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	if dir := os.Getenv("WAGATE_E2E_BIN"); dir != "" {
-		return dir
-	}
 	bin := filepath.Join(root, "bin")
-	complete := true
-	for _, name := range []string{"gateway", "fakelaravel", "simulator"} {
-		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
-			complete = false
+	newest := newestSource(root)
+	pkgs := map[string]string{"gateway": "./gateway/cmd/gateway", "fakelaravel": "./fakelaravel/cmd/fakelaravel", "simulator": "./simulator/cmd/simulator"}
+	var tmp string
+	for _, name := range names {
+		prebuilt := filepath.Join(bin, name)
+		fi, statErr := os.Stat(prebuilt)
+		if statErr == nil && !fi.ModTime().Before(newest) {
+			out[name] = prebuilt
+			continue
 		}
-	}
-	if complete {
-		return bin
-	}
-	if testing.Short() {
-		t.Skip("bin/ is absent and -short skips building the binaries")
-	}
-	dir := t.TempDir()
-	for name, pkg := range map[string]string{"gateway": "./gateway/cmd/gateway", "fakelaravel": "./fakelaravel/cmd/fakelaravel", "simulator": "./simulator/cmd/simulator"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		if testing.Short() {
+			t.Skip("bin/ is absent or stale and -short skips building the binaries")
+		}
+		if tmp == "" {
+			var err error
+			if tmp, err = buildDir(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		built := filepath.Join(tmp, name)
+		if _, err := os.Stat(built); err == nil {
+			out[name] = built // built by an earlier test of this run
+			continue
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(tmp, name), pkgs[name])
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			if statErr == nil {
+				t.Logf("go build %s failed; using the older %s:\n%s", pkgs[name], prebuilt, msg)
+				out[name] = prebuilt
+				continue
+			}
+			t.Fatalf("go build %s: %v\n%s", pkgs[name], err, msg)
 		}
+		out[name] = filepath.Join(tmp, name)
 	}
-	return dir
+	return out
+}
+
+// newestSource returns the modification time of the newest .go file or go.mod/go.sum in the module.
+func newestSource(root string) time.Time {
+	var newest time.Time
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "bin", "node_modules", "vendor", "testdata":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum" {
+			if fi, err := d.Info(); err == nil && fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+		}
+		return nil
+	})
+	return newest
 }
 
 func freeAddr(t *testing.T) string {
@@ -150,7 +218,8 @@ func waitHTTP(t *testing.T, p *proc, url string) {
 
 type processes struct {
 	t         *testing.T
-	dir, bin  string
+	dir       string
+	bin       map[string]string
 	control   *fakewa.ControlClient
 	admin     *fakelaravel.AdminClient
 	gwEnv     []string
@@ -178,7 +247,7 @@ func (w *processes) startGateway() {
 	w.t.Helper()
 	w.gwAddr = freeAddr(w.t)
 	env := append([]string{"WAGATE_ADDR=" + w.gwAddr}, w.gwEnv...)
-	w.gateway = startProc(w.t, w.dir, fmt.Sprintf("gateway-%d", w.restarted), filepath.Join(w.bin, "gateway"), nil, env)
+	w.gateway = startProc(w.t, w.dir, fmt.Sprintf("gateway-%d", w.restarted), w.bin["gateway"], nil, env)
 	waitHTTP(w.t, w.gateway, w.gatewayURL()+"/healthz")
 }
 
@@ -195,7 +264,7 @@ func TestGatewayBinaryVersionAndRefusals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
-	bin := filepath.Join(binaries(t), "gateway")
+	bin := binaries(t)["gateway"]
 	out, err := exec.Command(bin, "-version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "gateway ") {
 		t.Fatalf("-version: %q %v", out, err)
@@ -223,7 +292,7 @@ func TestEndToEndWithTheThreeBinaries(t *testing.T) {
 	w := &processes{t: t, dir: t.TempDir(), bin: binaries(t)}
 
 	// fakewa prints one JSON line with its addresses and root key once it serves.
-	waCmd := exec.Command(filepath.Join(w.bin, "simulator"), "fakewa", "-listen", "127.0.0.1:0", "-control", "127.0.0.1:0",
+	waCmd := exec.Command(w.bin["simulator"], "fakewa", "-listen", "127.0.0.1:0", "-control", "127.0.0.1:0",
 		"-stream-error-close-delay", "1s", "-receipts", "none")
 	waCmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	waErr, err := os.Create(filepath.Join(w.dir, "fakewa.log"))
@@ -255,7 +324,7 @@ func TestEndToEndWithTheThreeBinaries(t *testing.T) {
 	w.control = fakewa.NewControlClient(ready.Control)
 
 	lAddr := freeAddr(t)
-	laravelProc := startProc(t, w.dir, "fakelaravel", filepath.Join(w.bin, "fakelaravel"),
+	laravelProc := startProc(t, w.dir, "fakelaravel", w.bin["fakelaravel"],
 		[]string{"-addr", lAddr, "-db", filepath.Join(w.dir, "laravel.db")}, []string{"FAKELARAVEL_TOKEN=" + laravelToken})
 	waitHTTP(t, laravelProc, "http://"+lAddr+"/_fake/healthz")
 	w.admin = fakelaravel.NewAdminClient("http://"+lAddr, laravelToken, nil)
