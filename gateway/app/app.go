@@ -58,14 +58,14 @@ type modeParts struct {
 
 // New wires a gateway from cfg (already validated) and binds its listen address, so every
 // configuration and connection problem surfaces here, before Run.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	a = &App{cfg: cfg, log: log, metrics: metrics.New()}
+	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			a.closeResources(context.Background())
