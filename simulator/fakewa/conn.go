@@ -89,6 +89,12 @@ func (c *conn) closeCause() string {
 // streamErrorAndClose sends a stream:error and closes the socket after the configured delay:
 // whatsmeow handles stream errors asynchronously, and a close seen first reads as a network drop.
 func (c *conn) streamErrorAndClose(n waBinary.Node, cause string) {
+	c.streamErrorAndCloseAfter(n, cause, c.s.cfg.StreamErrorCloseDelay)
+}
+
+// streamErrorAndCloseAfter sends a stream:error and closes the socket after delay, unless the
+// client closes it first.
+func (c *conn) streamErrorAndCloseAfter(n waBinary.Node, cause string, delay time.Duration) {
 	c.causeMu.Lock()
 	if c.cause == "" {
 		c.cause = cause
@@ -98,7 +104,7 @@ func (c *conn) streamErrorAndClose(n waBinary.Node, cause string) {
 		c.close(cause)
 		return
 	}
-	time.AfterFunc(c.s.cfg.StreamErrorCloseDelay, func() { c.close(cause) })
+	time.AfterFunc(delay, func() { c.close(cause) })
 }
 
 func (c *conn) loggedInDevice() *device {
@@ -193,6 +199,7 @@ func (c *conn) deliverResponse(n *waBinary.Node) {
 func (c *conn) serve() {
 	defer c.close("connection closed by client")
 	if err := c.handshake(); err != nil {
+		c.s.hsFailed.Add(1)
 		c.s.log.Debug("fakewa: handshake failed", "conn", c.id, "err", err)
 		return
 	}

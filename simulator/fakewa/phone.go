@@ -204,7 +204,10 @@ func (s *Server) Pair(ctx context.Context, qr, phone string) (types.JID, error) 
 	c.refs = nil
 	s.mu.Unlock()
 	s.events.add(Event{Kind: EventPaired, Conn: c.id, JID: jid.String(), Phone: phone, Refs: []string{q.Ref}})
-	c.streamErrorAndClose(streamError("515", ""), "pairing restart (515)")
+	// whatsmeow answers 515 by closing the socket itself and logging in again. The server waits
+	// for that close: closing first (the usual 200 ms) can beat the client's handling of the 515
+	// when its CPU is starved, and whatsmeow then drops the queued 515 and never reconnects.
+	c.streamErrorAndCloseAfter(streamError("515", ""), "pairing restart (515)", s.cfg.PairRestartCloseTimeout)
 	return jid, nil
 }
 

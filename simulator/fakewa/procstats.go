@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -39,4 +41,13 @@ func ProcStatusBytes(field string) uint64 {
 		return kb * 1024
 	}
 	return 0
+}
+
+// ProcessCPUSeconds returns the user+system CPU time this process has used, in seconds.
+func ProcessCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return (time.Duration(ru.Utime.Nano()) + time.Duration(ru.Stime.Nano())).Seconds()
 }

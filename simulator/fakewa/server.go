@@ -48,6 +48,9 @@ type Config struct {
 	// StreamErrorCloseDelay is the pause between a stream:error and closing the socket; default
 	// 200 ms (whatsmeow handles the error asynchronously; an immediate close reads as a drop).
 	StreamErrorCloseDelay time.Duration
+	// PairRestartCloseTimeout bounds the wait for the client to close its socket after the 515
+	// that follows pairing (whatsmeow closes it itself); default 30 s.
+	PairRestartCloseTimeout time.Duration
 	// HandshakeTimeout bounds the Noise handshake; default 20 s.
 	HandshakeTimeout time.Duration
 	// PairTimeout bounds the wait for the client's pair-device-sign in Pair; default 20 s.
@@ -77,6 +80,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamErrorCloseDelay <= 0 {
 		c.StreamErrorCloseDelay = 200 * time.Millisecond
+	}
+	if c.PairRestartCloseTimeout <= 0 {
+		c.PairRestartCloseTimeout = 30 * time.Second
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 20 * time.Second
@@ -156,14 +162,17 @@ type device struct {
 
 // Stats are the server's resource counters.
 type Stats struct {
-	Connections     int64  `json:"connections"`
-	Refused         int64  `json:"refused"`
-	Handlers        int64  `json:"handlers"`
-	Devices         int    `json:"devices"`
-	Online          int    `json:"online"`
-	Goroutines      int    `json:"goroutines"`
-	RSSBytes        uint64 `json:"rss_bytes"`
-	EventsDiscarded uint64 `json:"events_discarded"`
+	Connections int64 `json:"connections"`
+	Refused     int64 `json:"refused"`
+	// HandshakesFailed counts connections that closed before finishing the Noise handshake.
+	HandshakesFailed int64   `json:"handshakes_failed"`
+	Handlers         int64   `json:"handlers"`
+	Devices          int     `json:"devices"`
+	Online           int     `json:"online"`
+	Goroutines       int     `json:"goroutines"`
+	RSSBytes         uint64  `json:"rss_bytes"`
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	EventsDiscarded  uint64  `json:"events_discarded"`
 }
 
 // Server is a fake WhatsApp multi-device server. Create it with New, then Start it.
@@ -194,6 +203,7 @@ type Server struct {
 
 	downUntil atomic.Int64 // unix nanos until which new connections are refused with HTTP 503
 	refused   atomic.Int64 // connections refused while down
+	hsFailed  atomic.Int64 // handshakes that did not complete
 
 	active   atomic.Int64 // open connections
 	handlers atomic.Int64 // running connection handler goroutines
@@ -445,9 +455,11 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	st.Connections = s.active.Load()
 	st.Refused = s.refused.Load()
+	st.HandshakesFailed = s.hsFailed.Load()
 	st.Handlers = s.handlers.Load()
 	st.Goroutines = goroutines()
 	st.RSSBytes = processRSS()
+	st.CPUSeconds = ProcessCPUSeconds()
 	st.EventsDiscarded = s.events.discarded()
 	return st
 }

@@ -23,20 +23,28 @@ import (
 
 // loadResult is what fakewa-load prints (one JSON object with -json).
 type loadResult struct {
-	Clients             int      `json:"clients"`
-	Connected           int      `json:"connected"`
-	Failed              int      `json:"failed"`
-	PairSeconds         float64  `json:"pair_seconds"`
-	ReconnectAllSeconds float64  `json:"reconnect_all_seconds"`
-	Reconnected         int      `json:"reconnected"`
-	ServerRSSBytes      uint64   `json:"server_rss_bytes"`
-	ClientRSSBytes      uint64   `json:"client_rss_bytes"`
-	ServerGoroutines    int      `json:"server_goroutines"`
-	ClientGoroutines    int      `json:"client_goroutines"`
-	ClientHeapBytes     uint64   `json:"client_heap_bytes"`
-	Concurrency         int      `json:"concurrency"`
-	Server              string   `json:"server"`
-	Errors              []string `json:"errors,omitempty"`
+	Clients             int     `json:"clients"`
+	Connected           int     `json:"connected"`
+	Failed              int     `json:"failed"`
+	PairSeconds         float64 `json:"pair_seconds"`
+	ReconnectAllSeconds float64 `json:"reconnect_all_seconds"`
+	Reconnected         int     `json:"reconnected"`
+	// Per-client time from the restart to its Connected, 50th and 99th percentile.
+	ReconnectP50Seconds float64 `json:"reconnect_p50_seconds"`
+	ReconnectP99Seconds float64 `json:"reconnect_p99_seconds"`
+	ServerRSSBytes      uint64  `json:"server_rss_bytes"`
+	ClientRSSBytes      uint64  `json:"client_rss_bytes"`
+	ServerGoroutines    int     `json:"server_goroutines"`
+	ClientGoroutines    int     `json:"client_goroutines"`
+	ClientHeapBytes     uint64  `json:"client_heap_bytes"`
+	// CPU seconds each process spent in the reconnect-all phase (restart until all reconnected).
+	ServerReconnectCPUSeconds float64 `json:"server_reconnect_cpu_seconds"`
+	ClientReconnectCPUSeconds float64 `json:"client_reconnect_cpu_seconds"`
+	// ServerHandshakesFailed counts connections that closed before finishing the handshake.
+	ServerHandshakesFailed int64    `json:"server_handshakes_failed"`
+	Concurrency            int      `json:"concurrency"`
+	Server                 string   `json:"server"`
+	Errors                 []string `json:"errors,omitempty"`
 }
 
 // runFakewaLoad is `simulator fakewa-load`: it starts a fakewa in this process (or uses a running
@@ -146,9 +154,14 @@ func runFakewaLoad(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return json.NewEncoder(stdout).Encode(res)
 	}
 	fmt.Fprintf(stdout, "clients %d  connected %d  failed %d  (concurrency %d, server %s)\n", res.Clients, res.Connected, res.Failed, res.Concurrency, res.Server)
-	fmt.Fprintf(stdout, "pair+connect all: %.1f s   reconnect all after restart: %.1f s (%d reconnected)\n", res.PairSeconds, res.ReconnectAllSeconds, res.Reconnected)
+	fmt.Fprintf(stdout, "pair+connect all: %.1f s   reconnect all after restart: %.1f s (%d reconnected; p50 %.2f s, p99 %.2f s; CPU server %.1f s, clients %.1f s)\n",
+		res.PairSeconds, res.ReconnectAllSeconds, res.Reconnected, res.ReconnectP50Seconds, res.ReconnectP99Seconds,
+		res.ServerReconnectCPUSeconds, res.ClientReconnectCPUSeconds)
 	fmt.Fprintf(stdout, "server: RSS %.1f MiB, %d goroutines   clients: RSS %.1f MiB, heap %.1f MiB, %d goroutines\n",
 		float64(res.ServerRSSBytes)/(1<<20), res.ServerGoroutines, float64(res.ClientRSSBytes)/(1<<20), float64(res.ClientHeapBytes)/(1<<20), res.ClientGoroutines)
+	if res.ServerHandshakesFailed > 0 {
+		fmt.Fprintf(stdout, "server: %d handshakes did not complete\n", res.ServerHandshakesFailed)
+	}
 	for _, e := range res.Errors {
 		fmt.Fprintln(stdout, "error:", e)
 	}

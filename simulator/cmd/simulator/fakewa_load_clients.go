@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ type loadClient struct {
 	once      sync.Once
 	// reconnected is set by the first Connected after the server restart.
 	reconnected atomic.Bool
+	trail       clientTrail
 }
 
 // runLoadClients is the client side of fakewa-load: N whatsmeow clients, each paired through the
@@ -86,6 +88,11 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		errMu.Unlock()
 	}
+	var (
+		latMu     sync.Mutex
+		latencies []float64 // seconds from the restart to each client's Connected
+		restartAt time.Time // written before reconnecting is set
+	)
 	var reconnecting atomic.Bool
 	var reconnected atomic.Int64
 	reconnectedAll := make(chan struct{})
@@ -121,11 +128,12 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		lc := &loadClient{qr: make(chan string, 1), connected: make(chan struct{})}
 		clients[i] = lc
-		lc.cli = whatsmeow.NewClient(stores[i/clientsPerStore].NewDevice(), nil)
+		lc.cli = whatsmeow.NewClient(stores[i/clientsPerStore].NewDevice(), trailLogger{trail: &lc.trail, module: "client"})
 		if err := dial.Apply(lc.cli); err != nil {
 			return err
 		}
 		lc.cli.AddEventHandler(func(evt any) {
+			lc.trail.event(evt)
 			switch e := evt.(type) {
 			case *events.QR:
 				if len(e.Codes) > 0 {
@@ -136,9 +144,13 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 				}
 			case *events.Connected:
 				lc.once.Do(func() { close(lc.connected) })
-				if reconnecting.Load() && lc.reconnected.CompareAndSwap(false, true) &&
-					reconnected.Add(1) == connectedCount.Load() {
-					close(reconnectedAll)
+				if reconnecting.Load() && lc.reconnected.CompareAndSwap(false, true) {
+					latMu.Lock()
+					latencies = append(latencies, time.Since(restartAt).Seconds())
+					latMu.Unlock()
+					if reconnected.Add(1) == connectedCount.Load() {
+						close(reconnectedAll)
+					}
 				}
 			}
 		})
@@ -147,7 +159,7 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 			defer wg.Done()
 			defer func() { <-sem }()
 			if err := pairAndConnect(ctx, lc, ctl, phoneFor(i)); err != nil {
-				addErr(fmt.Errorf("client %d: %w", i, err))
+				addErr(fmt.Errorf("client %d: %w; %s", i, err, &lc.trail))
 				return
 			}
 			connectedCount.Add(1)
@@ -164,15 +176,17 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 	res.ClientHeapBytes = ms.HeapAlloc
 	res.ClientRSSBytes = fakewa.ProcStatusBytes("VmRSS")
 	res.ClientGoroutines = runtime.NumGoroutine()
+	serverCPU := 0.0
 	if st, err := ctl.Stats(ctx); err == nil {
-		res.ServerRSSBytes, res.ServerGoroutines = st.RSSBytes, st.Goroutines
+		res.ServerRSSBytes, res.ServerGoroutines, serverCPU = st.RSSBytes, st.Goroutines, st.CPUSeconds
 	} else {
 		addErr(fmt.Errorf("server stats: %w", err))
 	}
 
 	if res.Connected > 0 {
+		restartAt = time.Now()
 		reconnecting.Store(true)
-		t0 := time.Now()
+		t0, clientCPU := restartAt, fakewa.ProcessCPUSeconds()
 		if err := ctl.Restart(ctx); err != nil {
 			addErr(fmt.Errorf("restart: %w", err))
 		} else {
@@ -182,8 +196,20 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 				addErr(errors.New("not every client reconnected before the timeout"))
 			}
 			res.ReconnectAllSeconds = time.Since(t0).Seconds()
+			res.ClientReconnectCPUSeconds = fakewa.ProcessCPUSeconds() - clientCPU
+			if st, err := ctl.Stats(ctx); err == nil && serverCPU > 0 {
+				res.ServerReconnectCPUSeconds = st.CPUSeconds - serverCPU
+				res.ServerHandshakesFailed = st.HandshakesFailed
+			}
 		}
 		res.Reconnected = int(min(reconnected.Load(), connectedCount.Load()))
+		latMu.Lock()
+		slices.Sort(latencies)
+		if len(latencies) > 0 {
+			res.ReconnectP50Seconds = latencies[len(latencies)/2]
+			res.ReconnectP99Seconds = latencies[len(latencies)*99/100]
+		}
+		latMu.Unlock()
 	}
 
 	var dwg sync.WaitGroup
