@@ -199,6 +199,9 @@ type Result struct {
 	Status map[int]int `json:"status"`
 	// First502 is when the first 502 arrived, from the start of the run (0 if none).
 	First502 time.Duration `json:"first_502_ns,omitempty"`
+	// OthersCores is the CPU (in cores) other processes on the machine used during the run
+	// (Measure fills it in; -1 when it could not be read).
+	OthersCores float64 `json:"others_cores"`
 
 	ok []time.Duration // sorted latencies of 2xx answers
 }

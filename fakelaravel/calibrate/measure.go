@@ -3,6 +3,7 @@ package calibrate
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -15,12 +16,13 @@ type Plan struct {
 	// Solo is a run with one client: the service time without queueing, and its spread.
 	Solo time.Duration `json:"solo_ns"`
 	// Saturation is one closed-loop run with SaturationClients clients, repeated
-	// SaturationRepeats times; the median throughput is the saturation throughput.
+	// SaturationRepeats times; the median throughput of the quiet runs (see Quiet) is the
+	// saturation throughput.
 	Saturation        time.Duration `json:"saturation_ns"`
 	SaturationRepeats int           `json:"saturation_repeats"`
 	SaturationClients int           `json:"saturation_clients"`
 	// Load is one open-loop run at 50% and at 80% of the saturation throughput, repeated
-	// LoadRepeats times (the medians of p50 and p99 are reported).
+	// LoadRepeats times (p50 and p99 are taken over the latencies of the quiet runs pooled).
 	Load        time.Duration `json:"load_ns"`
 	LoadRepeats int           `json:"load_repeats"`
 	// Overload is one open-loop run at OverloadFactor times the saturation throughput.
@@ -38,9 +40,9 @@ type Plan struct {
 func DefaultPlan(workers int) Plan {
 	return Plan{
 		WarmUp: 1500 * time.Millisecond, Solo: time.Second,
-		Saturation: 2500 * time.Millisecond, SaturationRepeats: 3, SaturationClients: 2 * workers,
-		Load: 3 * time.Second, LoadRepeats: 3,
-		Overload: 4 * time.Second, OverloadFactor: 2, Settle: 3 * time.Second,
+		Saturation: 2 * time.Second, SaturationRepeats: 4, SaturationClients: 2 * workers,
+		Load: 2500 * time.Millisecond, LoadRepeats: 4,
+		Overload: 4 * time.Second, OverloadFactor: 2, Settle: 2 * time.Second,
 		MaxInFlight: 2000, Seed: 1,
 	}
 }
@@ -48,7 +50,7 @@ func DefaultPlan(workers int) Plan {
 // KindMeasurement is what the plan measured for one kind.
 type KindMeasurement struct {
 	Kind Kind `json:"kind"`
-	// SaturationRPS is the median 2xx throughput of the saturation runs.
+	// SaturationRPS is the median 2xx throughput of the quiet saturation runs.
 	SaturationRPS float64 `json:"saturation_rps"`
 	// OfferedRPS is the throughput the open-loop rates were derived from (SaturationRPS, or the
 	// reference's when comparing).
@@ -70,16 +72,48 @@ type KindMeasurement struct {
 	Overload   *Result   `json:"overload"`
 }
 
-// Latency returns the median over repeats of the p-th percentile of runs.
+// QuietMargin is how much more CPU (in cores) other processes may have used during a run than
+// during the quietest run of the same phase for the run to count as quiet.
+const QuietMargin = 0.25
+
+// Quiet returns the runs during which the rest of the machine was (nearly) as quiet as during the
+// quietest one: on a shared machine a run that coincided with someone else's burst measures the
+// burst. Runs whose OthersCores is unknown (negative) are all kept.
+func Quiet(runs []*Result) []*Result {
+	least := math.Inf(1)
+	for _, r := range runs {
+		if r.OthersCores >= 0 {
+			least = min(least, r.OthersCores)
+		}
+	}
+	var out []*Result
+	for _, r := range runs {
+		if r.OthersCores < 0 || r.OthersCores <= least+QuietMargin {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Latency returns the p-th percentile of the 2xx latencies pooled over the quiet runs.
 func Latency(runs []*Result, p float64) time.Duration {
-	if len(runs) == 0 {
+	return mergeResults(Quiet(runs)).Percentile(p)
+}
+
+// Throughput returns the median 2xx throughput of the quiet runs.
+func Throughput(runs []*Result) float64 {
+	q := Quiet(runs)
+	if len(q) == 0 {
 		return 0
 	}
-	v := make([]time.Duration, len(runs))
-	for i, r := range runs {
-		v[i] = r.Percentile(p)
+	v := make([]float64, len(q))
+	for i, r := range q {
+		v[i] = r.Throughput()
 	}
 	slices.Sort(v)
+	if len(v)%2 == 0 {
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
 	return v[len(v)/2]
 }
 
@@ -121,6 +155,19 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 	solo := make([][]*Result, len(kinds))
 	usage := make([][]Usage, len(kinds))
 	answered := make([]int, len(kinds))
+	// observe runs one load run and records how busy the rest of the machine was meanwhile.
+	observe := func(run func() *Result) (*Result, Usage, bool) {
+		before, errBefore := sampler.Sample()
+		r := run()
+		after, errAfter := sampler.Sample()
+		if errBefore != nil || errAfter != nil {
+			r.OthersCores = -1
+			return r, Usage{}, false
+		}
+		u := after.Sub(before)
+		r.OthersCores = u.Cores(u.Others)
+		return r, u, true
+	}
 	for i, k := range kinds {
 		m.Kinds[i].Kind = k
 		ClosedLoop(ctx, t, client, k, plan.SaturationClients, plan.WarmUp, 1_000_000)
@@ -128,13 +175,14 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 	for range plan.SaturationRepeats {
 		for i, k := range kinds {
 			km := &m.Kinds[i]
-			solo[i] = append(solo[i], ClosedLoop(ctx, t, client, k, 1, plan.Solo, 1_000_000))
-			before, errBefore := sampler.Sample()
-			r := ClosedLoop(ctx, t, client, k, plan.SaturationClients, plan.Saturation, 1_000_000)
-			after, errAfter := sampler.Sample()
+			so, _, _ := observe(func() *Result { return ClosedLoop(ctx, t, client, k, 1, plan.Solo, 1_000_000) })
+			solo[i] = append(solo[i], so)
+			r, u, ok := observe(func() *Result {
+				return ClosedLoop(ctx, t, client, k, plan.SaturationClients, plan.Saturation, 1_000_000)
+			})
 			km.Saturation = append(km.Saturation, r)
-			if errBefore == nil && errAfter == nil {
-				usage[i] = append(usage[i], after.Sub(before))
+			if ok {
+				usage[i] = append(usage[i], u)
 				answered[i] += r.Sent
 			}
 		}
@@ -144,7 +192,7 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 	}
 	for i, k := range kinds {
 		km := &m.Kinds[i]
-		km.Solo = mergeResults(solo[i])
+		km.Solo = mergeResults(Quiet(solo[i]))
 		var total Usage
 		for _, u := range usage[i] {
 			total.Wall += u.Wall
@@ -160,15 +208,18 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 		for j, r := range km.Saturation {
 			tp[j] = r.Throughput()
 		}
-		slices.Sort(tp)
-		km.SaturationRPS = tp[len(tp)/2]
+		km.SaturationRPS = Throughput(km.Saturation)
 		km.OfferedRPS = km.SaturationRPS
 		if offered != nil && offered[k] > 0 {
 			km.OfferedRPS = offered[k]
 		}
-		logf("%s %s: solo p50 %s p90 %s; saturation %.0f req/s (runs %v), server CPU %.2f ms/req on %.2f cores, others %.2f cores",
-			t.Name, k, ms(km.Solo.Percentile(50)), ms(km.Solo.Percentile(90)), km.SaturationRPS, roundAll(tp),
-			km.ServerCPUPerRequestMS, km.ServerCores, km.OthersCores)
+		others := make([]string, len(km.Saturation))
+		for j, r := range km.Saturation {
+			others[j] = fmt.Sprintf("%.1f", r.OthersCores)
+		}
+		logf("%s %s: solo p50 %s p90 %s; saturation %.0f req/s (runs %v, others' cores %v), server CPU %.2f ms/req on %.2f cores",
+			t.Name, k, ms(km.Solo.Percentile(50)), ms(km.Solo.Percentile(90)), km.SaturationRPS, roundAll(tp), others,
+			km.ServerCPUPerRequestMS, km.ServerCores)
 		if km.OfferedRPS <= 0 {
 			return nil, fmt.Errorf("calibrate: %s %s: no successful request at saturation (statuses %v)", t.Name, k, km.Saturation[0].Status)
 		}
@@ -178,10 +229,15 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 		for i, k := range kinds {
 			km := &m.Kinds[i]
 			seed := plan.Seed + uint64(j)
-			rate := 0.5 * km.OfferedRPS
-			km.Load50 = append(km.Load50, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed))
-			rate = 0.8 * km.OfferedRPS
-			km.Load80 = append(km.Load80, OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed+100))
+			r50, _, _ := observe(func() *Result {
+				rate := 0.5 * km.OfferedRPS
+				return OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed)
+			})
+			r80, _, _ := observe(func() *Result {
+				rate := 0.8 * km.OfferedRPS
+				return OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed+100)
+			})
+			km.Load50, km.Load80 = append(km.Load50, r50), append(km.Load80, r80)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("calibrate: %w", err)
@@ -189,11 +245,14 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 	}
 	for i, k := range kinds {
 		km := &m.Kinds[i]
-		logf("%s %s: 50%% load p50/p99 %s/%s, 80%% load %s/%s (medians of %d runs)", t.Name, k,
-			ms(Latency(km.Load50, 50)), ms(Latency(km.Load50, 99)), ms(Latency(km.Load80, 50)), ms(Latency(km.Load80, 99)), len(km.Load50))
+		logf("%s %s: 50%% load p50/p99 %s/%s, 80%% load %s/%s (quiet runs %d and %d of %d)", t.Name, k,
+			ms(Latency(km.Load50, 50)), ms(Latency(km.Load50, 99)), ms(Latency(km.Load80, 50)), ms(Latency(km.Load80, 99)),
+			len(Quiet(km.Load50)), len(Quiet(km.Load80)), len(km.Load50))
 
 		rate := plan.OverloadFactor * km.OfferedRPS
-		km.Overload = OpenLoop(ctx, t, client, k, rate, plan.Overload, maxReq(rate, plan.Overload), plan.MaxInFlight, plan.Seed+200)
+		km.Overload, _, _ = observe(func() *Result {
+			return OpenLoop(ctx, t, client, k, rate, plan.Overload, maxReq(rate, plan.Overload), plan.MaxInFlight, plan.Seed+200)
+		})
 		o := km.Overload
 		logf("%s %s: %gx overload: %d sent, %d ok (%.0f/s), 502 %d, 504 %d, errors %d, dropped %d, p50/p99 ok %s/%s",
 			t.Name, k, plan.OverloadFactor, o.Sent, o.OK(), o.Throughput(), o.Status[502], o.Status[504], o.Status[0], o.Dropped,

@@ -12,8 +12,12 @@ type LoadSummary struct {
 	P99MS     float64   `json:"p99_ms"`
 	RunsP50MS []float64 `json:"runs_p50_ms"`
 	RunsP99MS []float64 `json:"runs_p99_ms"`
-	OK        int       `json:"ok"`
-	Sent      int       `json:"sent"`
+	// RunsOthersCores is the CPU other processes used during each run; QuietRuns how many runs
+	// P50MS and P99MS pool (see Quiet).
+	RunsOthersCores []float64 `json:"runs_others_cores"`
+	QuietRuns       int       `json:"quiet_runs"`
+	OK              int       `json:"ok"`
+	Sent            int       `json:"sent"`
 }
 
 // OverloadSummary condenses the overload run.
@@ -24,6 +28,7 @@ type OverloadSummary struct {
 	OKRPS      float64     `json:"ok_rps"`
 	Status     map[int]int `json:"status"`
 	Dropped    int         `json:"dropped"`
+	Others     float64     `json:"others_cores"`
 	P50MS      float64     `json:"ok_p50_ms"`
 	P99MS      float64     `json:"ok_p99_ms"`
 	First502MS float64     `json:"first_502_ms"`
@@ -37,6 +42,7 @@ type KindSummary struct {
 	SoloP90MS             float64         `json:"solo_p90_ms"`
 	SaturationRPS         float64         `json:"saturation_rps"`
 	SaturationRunsRPS     []float64       `json:"saturation_runs_rps"`
+	SaturationRunsOthers  []float64       `json:"saturation_runs_others_cores"`
 	SaturationP50MS       float64         `json:"saturation_p50_ms"`
 	SaturationP99MS       float64         `json:"saturation_p99_ms"`
 	ServerCPUPerRequestMS float64         `json:"server_cpu_per_request_ms,omitempty"`
@@ -68,8 +74,9 @@ func round2(v float64) float64 {
 func msR(d time.Duration) float64 { return round2(msOf(d)) }
 
 func summarizeLoad(runs []*Result) LoadSummary {
-	s := LoadSummary{P50MS: msR(Latency(runs, 50)), P99MS: msR(Latency(runs, 99))}
+	s := LoadSummary{P50MS: msR(Latency(runs, 50)), P99MS: msR(Latency(runs, 99)), QuietRuns: len(Quiet(runs))}
 	for _, r := range runs {
+		s.RunsOthersCores = append(s.RunsOthersCores, round2(r.OthersCores))
 		s.RateRPS = round2(r.Rate)
 		s.RunsP50MS = append(s.RunsP50MS, msR(r.Percentile(50)))
 		s.RunsP99MS = append(s.RunsP99MS, msR(r.Percentile(99)))
@@ -100,11 +107,12 @@ func Summarize(m *Measurement) Summary {
 		}
 		for _, r := range km.Saturation {
 			ks.SaturationRunsRPS = append(ks.SaturationRunsRPS, round2(r.Throughput()))
+			ks.SaturationRunsOthers = append(ks.SaturationRunsOthers, round2(r.OthersCores))
 		}
 		if o := km.Overload; o != nil {
 			ks.Overload = OverloadSummary{
 				RateRPS: round2(o.Rate), Sent: o.Sent, OK: o.OK(), OKRPS: round2(o.Throughput()), Status: o.Status,
-				Dropped: o.Dropped, P50MS: msR(o.Percentile(50)), P99MS: msR(o.Percentile(99)), First502MS: msR(o.First502),
+				Dropped: o.Dropped, Others: round2(o.OthersCores), P50MS: msR(o.Percentile(50)), P99MS: msR(o.Percentile(99)), First502MS: msR(o.First502),
 			}
 		}
 		s.Kinds = append(s.Kinds, ks)
