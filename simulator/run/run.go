@@ -8,12 +8,14 @@ package run
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -305,7 +307,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		r.log.Warn("final Laravel state", "err", err)
 	}
 	end := time.Now()
-	truth := r.ledger.Finish(r.laravel.Statuses(), end)
+	truth := r.ledger.Finish(r.laravel.Statuses(), r.gatewayStates(fctx), end)
 	for _, m := range truth.Mismatches {
 		r.log.Warn("ground truth", "mismatch", m)
 	}
@@ -497,6 +499,57 @@ func histDelta(reg *metrics.Registry, name string, prev, cur fakelaravel.Histogr
 		}
 		reg.ObserveN(name, v, n, metrics.ContainsTime, tags)
 	}
+}
+
+// gatewayStates asks the gateway for every session's final status (nil when it cannot answer).
+func (r *runner) gatewayStates(ctx context.Context) map[string]string {
+	if r.gatewayDied.Load() {
+		return nil
+	}
+	ids := r.ledger.IDs()
+	out := make(map[string]string, len(ids))
+	var mu sync.Mutex
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for id := range work {
+				st, err := r.gatewayStatus(ctx, id)
+				if err == nil && st != "" {
+					mu.Lock()
+					out[id] = st
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func (r *runner) gatewayStatus(ctx context.Context, id string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.w.gatewayURL+"/sessions/"+url.PathEscape(id), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.w.gatewayToken)
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return "", err
+	}
+	return user.StatusOf(user.Response{Status: resp.StatusCode, Body: body}), nil
 }
 
 // duplicates compares what Laravel applied with what the gateway emitted: Laravel applying more

@@ -223,42 +223,62 @@ func refOf(qr string) string {
 // Truth is the ground-truth comparison at the end of a run.
 type Truth struct {
 	Sessions, Lost, Stale, ExpiredUnseen int64
-	// Mismatches lists a few sessions that were lost or stale, for the log.
+	// GatewayMismatches counts sessions whose gateway state differs from what the simulation
+	// caused (e.g. a paired device that never logged in): not a delivery loss, a gateway failure.
+	GatewayMismatches int64
+	// Mismatches lists a few sessions that were lost, stale or mismatched, for the log.
 	Mismatches []string
 }
 
-// Finish compares Laravel's final state (status by session id, as last observed) with what the
-// simulation generated, counts QR codes that expired before Laravel had them (given end, the time
-// the run stopped watching), and records lost_updates, stale_overwrites, qr_expired_unseen and
+// Finish compares Laravel's final state (status by session id, as last observed) with the
+// gateway's own final state and with what the simulation generated; it counts QR codes that
+// expired before Laravel had them (given end, the time the run stopped watching) and records
+// lost_updates, stale_overwrites, gateway_state_mismatches, qr_expired_unseen and
 // ground_truth_sessions.
-func (l *Ledger) Finish(final map[string]string, end time.Time) Truth {
+//
+// A lost update is a session whose final state in Laravel differs from the gateway's (the
+// delivery pipeline lost it); without the gateway's view (gateway nil or missing the session)
+// the simulation's expectation stands in. A session where Laravel agrees with the gateway but the
+// gateway disagrees with the simulation is a gateway mismatch.
+func (l *Ledger) Finish(final, gateway map[string]string, end time.Time) Truth {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t Truth
+	note := func(s string) {
+		if len(t.Mismatches) < 10 {
+			t.Mismatches = append(t.Mismatches, s)
+		}
+	}
 	for _, id := range l.order {
 		s := l.sessions[id]
 		t.Sessions++
 		got := final[id]
-		ok := got == s.expected
-		if s.expected == "" {
-			ok = got == StatusPending || got == StatusExpired
+		matches := func(state string) bool {
+			if s.expected == "" {
+				return state == StatusPending || state == StatusExpired
+			}
+			return state == s.expected
 		}
+		gw, haveGW := gateway[id]
 		switch {
 		case s.stale:
 			t.Stale++
-			if len(t.Mismatches) < 10 {
-				t.Mismatches = append(t.Mismatches, id+": stale overwrite, Laravel shows "+quote(got)+", expected "+quote(s.expected))
-			}
-		case !ok:
+			note(id + ": stale overwrite, Laravel shows " + quote(got) + ", expected " + quote(s.expected))
+		case haveGW && got != gw:
 			t.Lost++
-			if len(t.Mismatches) < 10 {
-				t.Mismatches = append(t.Mismatches, id+": lost update, Laravel shows "+quote(got)+", expected "+quote(s.expected))
-			}
+			note(id + ": lost update, Laravel shows " + quote(got) + ", the gateway " + quote(gw))
+		case !haveGW && !matches(got):
+			t.Lost++
+			note(id + ": lost update, Laravel shows " + quote(got) + ", expected " + quote(s.expected))
+		case haveGW && !matches(gw):
+			t.GatewayMismatches++
+			note(id + ": gateway shows " + quote(gw) + " (Laravel agrees), the simulation caused " + quote(s.expected))
 		}
 		t.ExpiredUnseen += l.expiredUnseenLocked(s, end)
 	}
 	l.reg.Add("lost_updates", float64(t.Lost), nil)
 	l.reg.Add("stale_overwrites", float64(t.Stale), nil)
+	l.reg.Add("gateway_state_mismatches", float64(t.GatewayMismatches), nil)
 	l.reg.Add("qr_expired_unseen", float64(t.ExpiredUnseen), nil)
 	l.reg.Add("ground_truth_sessions", float64(t.Sessions), nil)
 	return t

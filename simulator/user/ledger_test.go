@@ -27,7 +27,7 @@ func TestDeliveryDelayIsMeasuredFromTheCause(t *testing.T) {
 	if normal.Histogram.Count() != 1 || normal.Values["max"] < 39.9 || normal.Values["max"] > 40.1 {
 		t.Errorf("normal delay = %v", normal.Values)
 	}
-	truth := l.Finish(map[string]string{"s1": StatusConnected}, at(5000))
+	truth := l.Finish(map[string]string{"s1": StatusConnected}, nil, at(5000))
 	if truth.Lost != 0 || truth.Stale != 0 || truth.Sessions != 1 {
 		t.Errorf("truth = %+v", truth)
 	}
@@ -57,7 +57,7 @@ func TestLostAndStaleAreTold(t *testing.T) {
 	l.Expect("dropped", StatusConnected)
 	l.ObserveLaravel("dropped", StatusDisconnected, 3, "", at(150))
 	l.ObserveLaravel("dropped", StatusConnected, 4, "", at(900))
-	truth := l.Finish(map[string]string{"lost": StatusConnected, "stale": StatusConnected, "unpaired": StatusExpired, "dropped": StatusConnected}, at(1000))
+	truth := l.Finish(map[string]string{"lost": StatusConnected, "stale": StatusConnected, "unpaired": StatusExpired, "dropped": StatusConnected}, nil, at(1000))
 	if truth.Lost != 1 || truth.Stale != 1 || truth.Sessions != 4 {
 		t.Errorf("truth = %+v", truth)
 	}
@@ -81,8 +81,23 @@ func TestQRVisibilityAndExpiredUnseen(t *testing.T) {
 	if vis.Histogram.Count() != 2 || vis.Values["min"] < 299 || vis.Values["min"] > 301 || vis.Values["max"] < 499 || vis.Values["max"] > 501 {
 		t.Errorf("qr visibility = %v", vis.Values)
 	}
-	truth := l.Finish(map[string]string{"s": StatusConnected}, at(200_000))
+	truth := l.Finish(map[string]string{"s": StatusConnected}, nil, at(200_000))
 	if truth.ExpiredUnseen != 1 {
 		t.Errorf("expired unseen = %d, want 1 (r1)", truth.ExpiredUnseen)
+	}
+}
+
+func TestTheGatewaysViewSeparatesLossFromGatewayFailure(t *testing.T) {
+	reg := metrics.NewRegistry(nil)
+	l := NewLedger(reg, QRTiming{}, nil)
+	for _, id := range []string{"delivered", "lost", "never-logged-in"} {
+		l.Started(id, "1", at(0), nil)
+		l.Caused(id, StatusConnected, at(10))
+	}
+	laravelFinal := map[string]string{"delivered": StatusConnected, "lost": StatusPending, "never-logged-in": StatusPending}
+	gatewayFinal := map[string]string{"delivered": StatusConnected, "lost": StatusConnected, "never-logged-in": StatusPending}
+	truth := l.Finish(laravelFinal, gatewayFinal, at(100))
+	if truth.Lost != 1 || truth.GatewayMismatches != 1 || truth.Stale != 0 {
+		t.Errorf("truth = %+v", truth)
 	}
 }
