@@ -12,6 +12,7 @@ import (
 
 	"go.mau.fi/whatsmeow/types"
 
+	"wagate/gateway/internal/pgtest"
 	"wagate/gateway/laravel"
 	"wagate/gateway/session"
 	"wagate/gateway/session/sessiontest"
@@ -33,12 +34,15 @@ type world struct {
 	sink  *sessiontest.Sink
 	m     *session.Manager
 	dir   string
+	dsn   string // Postgres when set, else SQLite in dir
 	quiet *slog.Logger
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldOn(t, "") }
+
+func newWorldOn(t *testing.T, dsn string) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), sink: &sessiontest.Sink{}, quiet: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))}
+	w := &world{dsn: dsn, t: t, dir: t.TempDir(), sink: &sessiontest.Sink{}, quiet: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))}
 	// A generous close delay after stream errors lets a loaded (race-detector) client handle the
 	// 515 before the socket closes; PairLoginTimeout covers the case where it still does not.
 	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: w.quiet, StreamErrorCloseDelay: time.Second,
@@ -61,7 +65,7 @@ func newWorld(t *testing.T) *world {
 func (w *world) boot() {
 	t := w.t
 	ctx := context.Background()
-	db, err := storage.Open(ctx, storage.Options{DataDir: w.dir})
+	db, err := storage.Open(ctx, storage.Options{DataDir: w.dir, DSN: w.dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +201,36 @@ func TestWhatsmeowSessionLifecycleAgainstFakewa(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+func TestWhatsmeowStoreOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	w := newWorldOn(t, pgtest.Start(t))
+	ctx := context.Background()
+	jid := w.pair("pg1", "15550000011")
+	w.pair("pg2", "15550000012")
+	if _, err := w.m.SendText(ctx, "pg1", "15550009999", "hola"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wa.Drop(jid); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("reconnect after a drop", func() bool {
+		return len(w.statuses("pg1")) == 4 && w.status("pg1").Connected
+	})
+	w.shutdown()
+	w.boot()
+	w.waitFor("both sessions back after a restart", func() bool { return w.status("pg1").Connected && w.status("pg2").Connected })
+	if _, err := w.m.Logout(ctx, "pg1"); err != nil {
+		t.Fatal(err)
+	}
+	devs, err := w.drv.Devices(ctx)
+	if err != nil || len(devs) != 1 {
+		t.Fatalf("devices after logging one of two out: %v %v", devs, err)
+	}
+	w.shutdown()
 }
 
 func TestPhoneUnlinkReportsLoggedOut(t *testing.T) {
