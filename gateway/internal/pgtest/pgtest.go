@@ -21,13 +21,31 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
 )
 
+// lookPostgres finds initdb and postgres on PATH or where Debian's packages put them.
+func lookPostgres() (initdb, postgres string) {
+	if i, err := exec.LookPath("initdb"); err == nil {
+		if p, err := exec.LookPath("postgres"); err == nil {
+			return i, p
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for i := len(dirs) - 1; i >= 0; i-- { // newest version last in lexical order
+		i2, p := filepath.Join(dirs[i], "initdb"), filepath.Join(dirs[i], "postgres")
+		if _, err := os.Stat(i2); err == nil {
+			if _, err := os.Stat(p); err == nil {
+				return i2, p
+			}
+		}
+	}
+	return "", ""
+}
+
 // Start runs a PostgreSQL server for the test and returns the DSN of an empty database on it.
 // The server stops when the test ends.
 func Start(t testing.TB) string {
 	t.Helper()
-	initdb, err1 := exec.LookPath("initdb")
-	postgres, err2 := exec.LookPath("postgres")
-	if err1 != nil || err2 != nil {
+	initdb, postgres := lookPostgres()
+	if initdb == "" || postgres == "" {
 		if os.Getenv("CI") != "" {
 			t.Fatal("PostgreSQL (initdb, postgres) is not installed")
 		}
