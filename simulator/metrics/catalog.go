@@ -20,6 +20,7 @@ var Catalog = map[string]Info{
 	"checks":             {threshold.Rate, ContainsDefault, "share of passed checks"},
 	"http_reqs":          {threshold.Counter, ContainsDefault, "gateway API requests (tags endpoint, method, status)"},
 	"http_req_duration":  {threshold.Trend, ContainsTime, "gateway API latency as the Laravel app sees it (tags endpoint, method, status)"},
+	"http_req_blocked":   {threshold.Trend, ContainsTime, "time a gateway API request waited for a free connection (or dialed one) before being sent, as in k6"},
 	"http_req_failed":    {threshold.Rate, ContainsDefault, "share of gateway API requests that failed (network error or 5xx, or an unexpected 4xx)"},
 
 	"laravel_reqs":                {threshold.Counter, ContainsDefault, "requests fakelaravel received (tag endpoint)"},

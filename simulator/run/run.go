@@ -67,6 +67,9 @@ type Result struct {
 	Aborted bool
 }
 
+// maxGatewayConns caps the simulator's connections to the gateway.
+const maxGatewayConns = 4000
+
 // laravelEndpoints maps fakelaravel's endpoint names to contract paths used in reports.
 var laravelEndpoints = map[string]string{
 	fakelaravel.EndpointQR:          "POST /api/qr",
@@ -185,16 +188,20 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	r.hc = &http.Client{Timeout: 10 * time.Second}
 
 	users := f.PeakUsers()
-	var conns int64 = 16
+	// Connections to the gateway are capped (file descriptors: each side of a connection costs
+	// one in the gateway and one here); a request waiting for a free connection records that wait
+	// as http_req_blocked, not as API latency, as k6 does.
+	var pollers int64 = 16
 	for _, s := range f.Scenarios {
-		conns += s.Config.MaxVUsOf(r.tuple) * (*s.Model.Pollers + 2)
+		pollers += s.Config.MaxVUsOf(r.tuple) * (*s.Model.Pollers + 2)
 	}
-	conns = min(conns, 50000)
+	conns := int(min(pollers, maxGatewayConns))
 	apiClient := &http.Client{
 		Timeout: 60 * time.Second,
 		Transport: &http.Transport{
-			MaxIdleConns:        int(conns),
-			MaxIdleConnsPerHost: int(conns),
+			MaxConnsPerHost:     conns,
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
 			IdleConnTimeout:     90 * time.Second,
 		},
 	}

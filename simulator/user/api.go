@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"wagate/simulator/metrics"
@@ -68,7 +70,14 @@ func (a *API) call(ctx context.Context, method, endpoint, path string, body any,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// As in k6, http_req_duration is sending + waiting + receiving: it starts once a connection
+	// is obtained; the wait for a free connection (or dialing one) is http_req_blocked.
 	began := time.Now()
+	var gotConnAt atomic.Int64 // unix nanoseconds; set by the transport's goroutine
+	gotConnAt.Store(began.UnixNano())
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { gotConnAt.Store(time.Now().UnixNano()) },
+	}))
 	resp, err := a.hc.Do(req)
 	var out Response
 	if err == nil {
@@ -80,7 +89,10 @@ func (a *API) call(ctx context.Context, method, endpoint, path string, body any,
 		}
 		err = rerr
 	}
-	took := time.Since(began)
+	ended := time.Now()
+	gotConn := time.Unix(0, gotConnAt.Load())
+	blocked := gotConn.Sub(began)
+	took := ended.Sub(gotConn)
 	if ctx.Err() != nil && err != nil {
 		// The run is ending: an interrupted request is not a measurement.
 		return out, fmt.Errorf("%s %s: %w", method, endpoint, ctx.Err())
@@ -97,6 +109,7 @@ func (a *API) call(ctx context.Context, method, endpoint, path string, body any,
 	}
 	a.reg.Add("http_reqs", 1, t)
 	a.reg.ObserveDuration("http_req_duration", took, t)
+	a.reg.ObserveDuration("http_req_blocked", blocked, t)
 	a.reg.Rate("http_req_failed", failed, t)
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w", method, endpoint, err)
