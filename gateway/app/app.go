@@ -50,10 +50,13 @@ type modeParts struct {
 	delivery delivery.Delivery
 	activity delivery.ActivityChecker
 	reader   api.SessionReader // nil: the session manager
-	routes   []api.Route
-	ready    []api.Check
-	warnings []string
-	closers  []func(ctx context.Context) error
+	// readerFor, when set, wraps the session manager into the API's reader (batch: sessions
+	// this gateway does not own are read through the cache).
+	readerFor func(local api.SessionReader) api.SessionReader
+	routes    []api.Route
+	ready     []api.Check
+	warnings  []string
+	closers   []func(ctx context.Context) error
 }
 
 // New wires a gateway from cfg (already validated) and binds its listen address, so every
@@ -138,6 +141,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	reader := parts.reader
 	if reader == nil {
 		reader = a.manager
+	}
+	if parts.readerFor != nil {
+		reader = parts.readerFor(reader)
 	}
 	ready := append([]api.Check{{Name: "store", Check: a.db.Ping}}, parts.ready...)
 	handler, err := api.New(api.Config{

@@ -82,8 +82,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		warnings = append(warnings, redisx.EmbeddedReason)
 	}
 	return modeParts{
-		delivery: c.WriteThrough(bd),
-		activity: c,
+		delivery:  c.WriteThrough(bd),
+		activity:  c,
+		readerFor: func(local api.SessionReader) api.SessionReader { return c.Reader(local) },
 		routes: []api.Route{
 			{Pattern: "GET /metrics/batch", Handler: bd.MetricsHandler(), Public: true},
 			{Pattern: "GET /metrics/cache", Handler: c.MetricsHandler(), Public: true},
