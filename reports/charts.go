@@ -52,6 +52,7 @@ func newPlot(title, xLabel, yLabel string, logY bool) *plot.Plot {
 	}
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Legend.YOffs = -vg.Points(6)
 	p.Add(plotter.NewGrid())
 	if logY {
 		p.Y.Scale = plot.LogScale{}
@@ -94,6 +95,8 @@ type series struct {
 	name string
 	xys  plotter.XYs
 	dash bool
+	// colour indexes plotutil's palette; -1 (or unset via newSeries) means by position.
+	colour int
 }
 
 func addLines(p *plot.Plot, lines []series, logY bool) error {
@@ -125,6 +128,9 @@ func addLines(p *plot.Plot, lines []series, logY bool) error {
 			return fmt.Errorf("chart line %s: %w", l.name, err)
 		}
 		line.Color = plotutil.Color(i)
+		if l.colour > 0 {
+			line.Color = plotutil.Color(l.colour - 1)
+		}
 		line.Width = vg.Points(1.5)
 		if l.dash {
 			line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
@@ -206,7 +212,7 @@ func Charts(res *Results) ([]Chart, error) {
 		return nil
 	}
 	if err := add(lineChart("laravel-rpm", "Laravel requests/min over time",
-		"Total Laravel requests per minute in each 10 s interval, one line per entry (first repeat). Log scale: legacy and batch differ by orders of magnitude.",
+		"Total Laravel requests per minute in each series interval, one line per entry (first repeat). Log scale: legacy and batch differ by orders of magnitude; intervals without requests sit on the bottom line (0.1).",
 		"requests/min (log)", true, seriesLines(res, SeriesPoint.LaravelRequestsPerMinTotal))); err != nil {
 		return nil, err
 	}
@@ -228,7 +234,7 @@ func Charts(res *Results) ([]Chart, error) {
 			mk("p99", func(p Percentiles) float64 { return p.P99 }, false),
 		}
 		if err := add(lineChart("api-latency-"+e.Name, "Gateway API latency percentiles: "+e.Name,
-			"Percentiles of the gateway REST API latency in each 10 s interval (log scale).", "latency (ms, log)", true, lines)); err != nil {
+			"Percentiles of the gateway REST API latency in each series interval (log scale; intervals without requests sit on the bottom line).", "latency (ms, log)", true, lines)); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +245,7 @@ func Charts(res *Results) ([]Chart, error) {
 		}
 	}
 	if err := add(lineChart("gateway-cpu", "Gateway CPU over time",
-		"CPU use of the gateway process in % of one core, per 10 s interval.", "CPU (% of a core)", false,
+		"CPU use of the gateway process in % of one core, per series interval.", "CPU (% of a core)", false,
 		seriesLines(res, func(p SeriesPoint) float64 { return p.GatewayCPUPercent }))); err != nil {
 		return nil, err
 	}
@@ -261,14 +267,14 @@ func Charts(res *Results) ([]Chart, error) {
 		}
 		var lines []series
 		for _, st := range sortedStates(states) {
-			s := series{name: st}
+			s := series{name: st, colour: stateColour(st)}
 			for _, p := range pts {
 				s.xys = append(s.xys, plotter.XY{X: minutes(p), Y: float64(p.SessionsByState[st])})
 			}
 			lines = append(lines, s)
 		}
 		if err := add(lineChart("sessions-"+e.Name, "Sessions by state: "+e.Name,
-			"Number of sessions in each estado_qr at the end of each 10 s interval.", "sessions", false, lines)); err != nil {
+			"Number of sessions in each estado_qr (as Laravel has it) at the end of each series interval.", "sessions", false, lines)); err != nil {
 			return nil, err
 		}
 	}
@@ -277,6 +283,16 @@ func Charts(res *Results) ([]Chart, error) {
 
 // stateOrder lists estado_qr values in lifecycle order; others follow alphabetically.
 var stateOrder = []string{"pending", "connected", "disconnected", "logged_out", "expired"}
+
+// stateColour gives each known state the same colour in every chart (1-based palette index).
+func stateColour(state string) int {
+	for i, s := range stateOrder {
+		if s == state {
+			return i + 1
+		}
+	}
+	return 0
+}
 
 func sortedStates(states map[string]bool) []string {
 	var out []string

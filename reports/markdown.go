@@ -297,15 +297,21 @@ func reductionGain(before, after float64) string {
 		return "—"
 	}
 	pct := (after - before) / before * 100
-	if after == 0 {
+	switch {
+	case after == 0:
 		return fmt.Sprintf("%s%%", formatValue(pct, ""))
+	case after > before:
+		return fmt.Sprintf("+%s%% (%sx more)", formatValue(pct, ""), formatValue(after/before, ""))
 	}
 	return fmt.Sprintf("%s%% (%sx fewer)", formatValue(pct, ""), formatValue(before/after, ""))
 }
 
 func speedupGain(before, after float64) string {
-	if after == 0 {
+	switch {
+	case after == 0:
 		return "—"
+	case after > before:
+		return formatValue(after/before, "") + "x higher"
 	}
 	return formatValue(before/after, "") + "x lower"
 }
@@ -314,7 +320,12 @@ func percentGain(before, after float64) string {
 	if before == 0 {
 		return "—"
 	}
-	return formatValue((after-before)/before*100, "") + "%"
+	pct := (after - before) / before * 100
+	sign := ""
+	if pct > 0 {
+		sign = "+"
+	}
+	return sign + formatValue(pct, "") + "%"
 }
 
 func targetsTable(res *Results) table {
@@ -389,10 +400,35 @@ func entryLines(e *Entry) []string {
 	if len(e.Reports) == 0 {
 		return append(lines, "No report: every run failed before writing report.json.")
 	}
-	first := e.Reports[0]
-	g, f := first.Configuration.Gateway, first.Configuration.FakeLaravel
-	return append(lines, fmt.Sprintf("gateway: mode %s, batch size %d, batch interval %s, priority interval %s; fakelaravel: %g cores, %d workers, bootstrap %s, per row %s",
-		g.Mode, g.BatchSize, g.BatchInterval, g.PriorityInterval, f.Cores, f.Workers, f.Bootstrap, f.PerRow))
+	return append(lines, configText(e.Reports[0].Configuration))
+}
+
+// configText lists the configuration's settings, leaving out those the report does not give
+// (zero: the component's default applied).
+func configText(c Configuration) string {
+	var gw, fl []string
+	add := func(list *[]string, name string, set bool, value any) {
+		if set {
+			*list = append(*list, fmt.Sprintf("%s %v", name, value))
+		}
+	}
+	g, f := c.Gateway, c.FakeLaravel
+	add(&gw, "mode", g.Mode != "", g.Mode)
+	add(&gw, "batch size", g.BatchSize != 0, g.BatchSize)
+	add(&gw, "batch interval", g.BatchInterval != 0, g.BatchInterval)
+	add(&gw, "priority interval", g.PriorityInterval != 0, g.PriorityInterval)
+	add(&gw, "redis", g.Redis != "", g.Redis)
+	add(&fl, "cores", f.Cores != 0, f.Cores)
+	add(&fl, "workers", f.Workers != 0, f.Workers)
+	add(&fl, "bootstrap", f.Bootstrap != 0, f.Bootstrap)
+	add(&fl, "per row", f.PerRow != 0, f.PerRow)
+	add(&fl, "backlog", f.Backlog != 0, f.Backlog)
+	add(&fl, "proxy timeout", f.ProxyTimeout != 0, f.ProxyTimeout)
+	text := "gateway: " + orDash(strings.Join(gw, ", "))
+	if len(fl) > 0 {
+		text += "; fakelaravel: " + strings.Join(fl, ", ")
+	}
+	return text + " (settings not listed: defaults)"
 }
 
 // thresholdsTable is the entry's thresholds, k6-style (✓/✗), with the median observed value and

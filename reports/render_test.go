@@ -150,3 +150,19 @@ func TestLaravelRequestsPerMinutePrefersTheSimulatorsSteadyStateGauge(t *testing
 		t.Errorf("from the counter: %v, want 600 (rate 10/s)", v)
 	}
 }
+
+func TestGainsSayWhichWayTheChangeGoes(t *testing.T) {
+	cases := []struct{ got, want string }{
+		{reductionGain(40000, 400), "-99% (100x fewer)"},
+		{reductionGain(100, 250), "+150% (2.50x more)"},
+		{speedupGain(500, 50), "10x lower"},
+		{speedupGain(10, 30), "3x higher"},
+		{percentGain(80, 15), "-81.3%"},
+		{percentGain(1, 1.5), "+50%"},
+	}
+	for _, c := range cases {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
