@@ -157,7 +157,7 @@ func TestGainsSayWhichWayTheChangeGoes(t *testing.T) {
 		{reductionGain(100, 250), "+150% (2.50x more)"},
 		{speedupGain(500, 50), "10x lower"},
 		{speedupGain(10, 30), "3x higher"},
-		{percentGain(80, 15), "-81.3%"},
+		{percentGain(80, 16), "-80%"},
 		{percentGain(1, 1.5), "+50%"},
 	}
 	for _, c := range cases {
