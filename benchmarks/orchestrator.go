@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -258,7 +259,7 @@ func (o *Orchestrator) countRun(out *Outcome, res RunResult, runDir string) {
 }
 
 func runRecord(dir string, res RunResult) reports.BenchRun {
-	r := reports.BenchRun{Dir: dir, ExitCode: res.ExitCode, Elapsed: reports.Duration(res.Elapsed)}
+	r := reports.BenchRun{Dir: dir, ExitCode: res.ExitCode, Elapsed: reports.Duration(res.Elapsed), LoadAverage: loadAverage()}
 	if res.Err != nil {
 		r.Error = res.Err.Error()
 	}
@@ -314,4 +315,21 @@ func estimate(finished time.Duration, done, total int) string {
 
 func fmtElapsed(d time.Duration) string {
 	return d.Round(time.Second).String()
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg (0 when unavailable).
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return 0
+	}
+	return v
 }

@@ -68,6 +68,9 @@ type BenchRun struct {
 	Error string `json:"error,omitempty"`
 	// Elapsed is the run's wall-clock time.
 	Elapsed Duration `json:"elapsed"`
+	// LoadAverage is the machine's 1-minute load average when the run ended (/proc/loadavg): a
+	// number well above the core count means other work competed with the run for CPU.
+	LoadAverage float64 `json:"load_average,omitempty"`
 }
 
 // CapacityResult is the outcome of a capacity search for one configuration.

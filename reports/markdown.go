@@ -392,10 +392,17 @@ func entryLines(e *Entry) []string {
 		l += fmt.Sprintf("; values are medians of %d repeats", len(e.Reports))
 	}
 	lines := []string{l}
+	var loads []string
 	for _, run := range e.Runs {
 		if run.Error != "" || run.ExitCode != 0 {
 			lines = append(lines, fmt.Sprintf("run `%s`: exit code %d %s", run.Dir, run.ExitCode, run.Error))
 		}
+		if run.LoadAverage > 0 {
+			loads = append(loads, formatValue(run.LoadAverage, ""))
+		}
+	}
+	if len(loads) > 0 {
+		lines = append(lines, "machine load average (1 min) at the end of each run: "+strings.Join(loads, ", "))
 	}
 	if len(e.Reports) == 0 {
 		return append(lines, "No report: every run failed before writing report.json.")
