@@ -187,8 +187,11 @@ func (p SeriesPoint) LaravelRequestsPerMinTotal() float64 {
 
 // Percentiles are latency percentiles in milliseconds.
 type Percentiles struct {
+	// P50 is the median.
 	P50 float64 `json:"p50"`
+	// P95 is the 95th percentile.
 	P95 float64 `json:"p95"`
+	// P99 is the 99th percentile.
 	P99 float64 `json:"p99"`
 }
 
