@@ -605,13 +605,28 @@ func (s *Server) RestartWithDowntime(downtime time.Duration) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		e := Event{Kind: EventRestarted, Conn: c.id}
-		if d := c.loggedInDevice(); d != nil {
-			e.JID, e.Phone = d.jid.String(), d.account.phone
-		}
-		s.events.add(e)
-		c.streamErrorAndClose(streamError("503", ""), "server restart")
+	// Several writers at once, so one client that does not read cannot hold the others up for
+	// its whole write timeout.
+	work := make(chan *conn)
+	var wg sync.WaitGroup
+	for range min(len(conns), 32) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				e := Event{Kind: EventRestarted, Conn: c.id}
+				if d := c.loggedInDevice(); d != nil {
+					e.JID, e.Phone = d.jid.String(), d.account.phone
+				}
+				s.events.add(e)
+				c.streamErrorAndClose(streamError("503", ""), "server restart")
+			}
+		}()
 	}
+	for _, c := range conns {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
 	return nil
 }
