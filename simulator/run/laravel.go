@@ -27,7 +27,6 @@ func newLaravelWatch(admin *fakelaravel.AdminClient, ledger *user.Ledger) *larav
 	return &laravelWatch{admin: admin, ledger: ledger, qr: map[string]string{}, status: map[string]string{}, changed: make(chan struct{})}
 }
 
-
 // poll reads the whole state once.
 func (w *laravelWatch) poll(ctx context.Context) error {
 	st, err := w.admin.GetState(ctx)
