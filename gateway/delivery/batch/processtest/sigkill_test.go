@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,10 +65,12 @@ func freeAddr(t *testing.T) string {
 
 // proc is a child process (in its own process group) logging to a file.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan error
+	name     string
+	cmd      *exec.Cmd
+	log      string
+	exited   chan struct{} // closed once Wait returned; err is its error
+	err      error
+	killOnce sync.Once
 }
 
 func startProc(t *testing.T, dir, name, bin string, args, env []string) *proc {
@@ -84,19 +87,23 @@ func startProc(t *testing.T, dir, name, bin string, args, env []string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); f.Close() }()
+	p := &proc{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); f.Close(); close(p.exited) }()
 	t.Cleanup(p.kill)
 	return p
 }
 
 // kill sends SIGKILL to the process group and waits for the exit.
 func (p *proc) kill() {
-	if p.cmd.ProcessState == nil {
+	p.killOnce.Do(func() {
+		select {
+		case <-p.exited:
+			return
+		default:
+		}
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-		p.done <- nil // let a second kill return
-	}
+		<-p.exited
+	})
 }
 
 func tail(path string) string {
@@ -111,8 +118,8 @@ func waitHTTP(t *testing.T, p *proc, url string) {
 	t.Helper()
 	eventually(t, p.name+" serving "+url, 30*time.Second, func() (bool, string) {
 		select {
-		case err := <-p.done:
-			t.Fatalf("%s exited (%v); log:\n%s", p.name, err, tail(p.log))
+		case <-p.exited:
+			t.Fatalf("%s exited (%v); log:\n%s", p.name, p.err, tail(p.log))
 		default:
 		}
 		resp, err := http.Get(url)
