@@ -43,8 +43,9 @@ func procStat(t *testing.T, pid int) (rssKiB int64, cpuTicks int64) {
 }
 
 // TestLoadManySessions measures the gateway binary with N connected sessions (N from
-// WAGATE_LOAD_SESSIONS; skipped when unset): resident memory per connected session above the
-// empty gateway's, idle CPU, pairing time, and the reconnect of all sessions after a restart.
+// WAGATE_LOAD_SESSIONS, skipped when unset; WAGATE_LOAD_CONCURRENCY pairings at once, default 50;
+// WAGATE_LOAD_MODE legacy or batch): resident memory per connected session above the empty
+// gateway's, idle CPU, pairing time, and the reconnect of all sessions after a restart.
 // It is a measurement, not a unit test: `make bench` is the real harness.
 func TestLoadManySessions(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("WAGATE_LOAD_SESSIONS"))
@@ -88,11 +89,12 @@ func TestLoadManySessions(t *testing.T) {
 	time.Sleep(time.Second)
 	baseRSS, _ := procStat(t, pid)
 
-	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 120 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}}
 	start := time.Now()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	sem := make(chan struct{}, 50)
+	concurrency, _ := strconv.Atoi(envOr("WAGATE_LOAD_CONCURRENCY", "50"))
+	sem := make(chan struct{}, max(concurrency, 1))
 	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
