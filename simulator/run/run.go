@@ -56,6 +56,13 @@ type Options struct {
 	TTY      bool
 	// Logger receives the run's log (default: discard).
 	Logger *slog.Logger
+	// Gateway, Laravel and FakewaControl point the run at already running parts instead of
+	// starting them (as the scenario's gateway.url, laravel.url and whatsapp.control do), with
+	// their tokens (GatewayToken: the REST API token; LaravelToken and LaravelAdminToken:
+	// fakelaravel's /api and /_fake/ tokens).
+	Gateway, GatewayToken                    string
+	Laravel, LaravelToken, LaravelAdminToken string
+	FakewaControl                            string
 }
 
 // Result is a finished run.
@@ -90,6 +97,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	f, err := scenario.Load(o.Scenario, o.Overrides)
 	if err != nil {
 		return nil, err
+	}
+	if o.Gateway != "" {
+		if o.GatewayToken == "" {
+			return nil, fmt.Errorf("an external gateway needs its API token (WAGATE_API_TOKEN)")
+		}
+		f.Gateway.URL, f.Gateway.Token = o.Gateway, o.GatewayToken
+	}
+	if o.Laravel != "" {
+		if o.LaravelToken == "" {
+			return nil, fmt.Errorf("an external fakelaravel needs its token (FAKELARAVEL_TOKEN)")
+		}
+		f.Laravel.URL, f.Laravel.Token, f.Laravel.AdminToken = o.Laravel, o.LaravelToken, o.LaravelAdminToken
+	}
+	if o.FakewaControl != "" {
+		f.WhatsApp.Control = o.FakewaControl
 	}
 	seg, err := executor.ParseSegment(o.Segment)
 	if err != nil {

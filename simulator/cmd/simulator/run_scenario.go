@@ -55,6 +55,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	noNDJSON := fs.Bool("no-ndjson", false, "do not write metrics.ndjson")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	verbose := fs.Bool("v", false, "debug logging")
+	gatewayURL := fs.String("gateway", "", "use this running gateway (http://host:port) instead of starting bin/gateway; its token from $WAGATE_API_TOKEN")
+	laravelURL := fs.String("laravel", "", "use this running fakelaravel instead of starting one; tokens from $FAKELARAVEL_TOKEN and $FAKELARAVEL_ADMIN_TOKEN")
+	fakewaControl := fs.String("fakewa-control", "", "use this running fakewa (its control API, host:port) instead of one in-process")
 	// Accept the scenario before or after the flags.
 	var scenarioPath string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -103,6 +106,13 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Progress:  progress,
 		TTY:       tty,
 		Logger:    log,
+		// External parts; tokens only from the environment, never from flags.
+		Gateway:           *gatewayURL,
+		GatewayToken:      os.Getenv("WAGATE_API_TOKEN"),
+		Laravel:           *laravelURL,
+		LaravelToken:      os.Getenv("FAKELARAVEL_TOKEN"),
+		LaravelAdminToken: os.Getenv("FAKELARAVEL_ADMIN_TOKEN"),
+		FakewaControl:     *fakewaControl,
 	})
 	if err != nil && res == nil {
 		if errors.Is(err, scenario.ErrInvalid) {
