@@ -671,13 +671,17 @@ func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
 	if w.Action == "restart" {
 		online := r.ownOnline()
 		at := time.Now()
+		var undos []func()
+		for id := range online {
+			undos = append(undos, r.ledger.Caused(id, user.StatusDisconnected, at))
+			r.ledger.Expect(id, user.StatusConnected)
+		}
 		if err := r.w.wa.Restart(context.WithoutCancel(ctx)); err != nil {
 			r.log.Warn("fault", "name", flt.Name, "err", err)
+			for _, u := range undos {
+				u()
+			}
 			return
-		}
-		for id := range online {
-			r.ledger.Caused(id, user.StatusDisconnected, at)
-			r.ledger.Expect(id, user.StatusConnected)
 		}
 		return
 	}
@@ -703,17 +707,20 @@ func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
 		var err error
 		switch w.Action {
 		case "drop":
-			if err = r.phones.Drop(jid); err == nil {
-				r.ledger.Caused(id, user.StatusDisconnected, at)
-				r.ledger.Expect(id, user.StatusConnected)
+			undo := r.ledger.Caused(id, user.StatusDisconnected, at)
+			r.ledger.Expect(id, user.StatusConnected)
+			if err = r.phones.Drop(jid); err != nil {
+				undo()
 			}
 		case "replace":
-			if err = r.phones.Replace(jid); err == nil {
-				r.ledger.Caused(id, user.StatusDisconnected, at)
+			undo := r.ledger.Caused(id, user.StatusDisconnected, at)
+			if err = r.phones.Replace(jid); err != nil {
+				undo()
 			}
 		case "logout":
-			if err = r.phones.Logout(jid); err == nil {
-				r.ledger.Caused(id, user.StatusLoggedOut, at)
+			undo := r.ledger.Caused(id, user.StatusLoggedOut, at)
+			if err = r.phones.Logout(jid); err != nil {
+				undo()
 			}
 		}
 		if err != nil {

@@ -110,15 +110,27 @@ func (l *Ledger) Started(id, phone string, at time.Time, tags metrics.Tags) {
 	s.causes = append(s.causes, cause{status: StatusPending, at: at})
 }
 
-// Caused records that the simulation made session id's state become status at at (a pairing,
-// a drop, a logout): Laravel should show it, and the delay until it does is measured.
-func (l *Ledger) Caused(id, status string, at time.Time) {
+// Caused records that the simulation makes session id's state become status at at (a pairing,
+// a drop, a logout): Laravel should show it, and the delay until it does is measured. Call it
+// before acting, so that Laravel can never show the state before the ledger expects it; the
+// returned undo forgets the cause when the action failed.
+func (l *Ledger) Caused(id, status string, at time.Time) (undo func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.get(id)
+	prevExpected, prevSaw := s.expected, s.sawExpected
 	s.expected = status
 	s.sawExpected = false
 	s.causes = append(s.causes, cause{status: status, at: at})
+	n := len(s.causes)
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if len(s.causes) == n && !s.causes[n-1].delivered {
+			s.causes = s.causes[:n-1]
+			s.expected, s.sawExpected = prevExpected, prevSaw
+		}
+	}
 }
 
 // Expect sets the final state the session should settle in without a measured cause (whatsmeow

@@ -215,8 +215,10 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 			continue
 		}
 		at := time.Now()
+		undo := e.Ledger.Caused(u.id, StatusConnected, at)
 		jid, err := e.Phone.Pair(ctx, qr, u.phone)
 		if err != nil {
+			undo()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -225,7 +227,6 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 		}
 		u.jid = jid
 		e.Ledger.Paired(u.id, jid, at)
-		e.Ledger.Caused(u.id, StatusConnected, at)
 		connCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		connectedAt, err := e.Phone.WaitConnected(connCtx, jid, at)
 		cancel()
@@ -288,32 +289,32 @@ func (u *user) live(ctx context.Context) error {
 			}
 			msg.Reset(nextMsg())
 		case <-drop.C:
-			at := time.Now()
-			if err := e.Phone.Drop(u.jid); err == nil {
-				e.Ledger.Caused(u.id, StatusDisconnected, at)
-				e.Ledger.Expect(u.id, StatusConnected) // whatsmeow reconnects by itself
+			undo := e.Ledger.Caused(u.id, StatusDisconnected, time.Now())
+			e.Ledger.Expect(u.id, StatusConnected) // whatsmeow reconnects by itself
+			if err := e.Phone.Drop(u.jid); err != nil {
+				undo()
 			}
 			drop.Reset(u.exp(*b.DropsPerHour))
 		case <-replace.C:
-			at := time.Now()
+			undo := e.Ledger.Caused(u.id, StatusDisconnected, time.Now())
 			if err := e.Phone.Replace(u.jid); err == nil {
-				e.Ledger.Caused(u.id, StatusDisconnected, at)
 				return nil // the session was taken over; this user is done with it
 			}
+			undo()
 			replace.Reset(u.exp(*b.ReplacedPerHour))
 		case <-remote.C:
-			at := time.Now()
+			undo := e.Ledger.Caused(u.id, StatusLoggedOut, time.Now())
 			if err := e.Phone.Logout(u.jid); err == nil {
-				e.Ledger.Caused(u.id, StatusLoggedOut, at)
 				return nil
 			}
+			undo()
 			remote.Reset(u.exp(*b.RemoteLogoutsPerHour))
 		case <-end.C:
 			if u.rng.Float64() < *b.LogoutAtEnd {
-				at := time.Now()
+				undo := e.Ledger.Caused(u.id, StatusLoggedOut, time.Now())
 				r, err := e.API.Logout(ctx, u.id, u.tags)
-				if err == nil && r.Status < 300 {
-					e.Ledger.Caused(u.id, StatusLoggedOut, at)
+				if err == nil && r.Status >= 300 {
+					undo() // refused: nothing changed (a network error may have logged out: keep it)
 				}
 			}
 			return nil
