@@ -101,3 +101,17 @@ func TestTheGatewaysViewSeparatesLossFromGatewayFailure(t *testing.T) {
 		t.Errorf("truth = %+v", truth)
 	}
 }
+
+func TestAFailedActionIsForgotten(t *testing.T) {
+	reg := metrics.NewRegistry(nil)
+	l := NewLedger(reg, QRTiming{}, nil)
+	l.Started("s", "1", at(0), nil)
+	l.Caused("s", StatusConnected, at(10))
+	l.ObserveLaravel("s", StatusConnected, 2, "", at(20))
+	undo := l.Caused("s", StatusLoggedOut, at(30)) // the logout request is refused
+	undo()
+	truth := l.Finish(map[string]string{"s": StatusConnected}, nil, at(100))
+	if truth.Lost != 0 || truth.Stale != 0 {
+		t.Errorf("a refused logout counted: %+v", truth)
+	}
+}
