@@ -306,8 +306,15 @@ func ClosedLoop(ctx context.Context, t Target, client *http.Client, k Kind, conc
 
 // OpenLoop sends requests of kind at Poisson arrivals of mean rate per second for duration (at
 // most maxRequests), never more than maxInFlight at once (the excess is counted as Dropped), and
-// waits for the answers (each bounded by the client's timeout). seed fixes the arrival times.
-func OpenLoop(ctx context.Context, t Target, client *http.Client, k Kind, rate float64, duration time.Duration, maxRequests, maxInFlight int, seed uint64) *Result {
+// waits for the answers, each bounded by the client's timeout and, when drain > 0, by the end of
+// the run plus drain (a request still unanswered then is abandoned and counted as status 0).
+// seed fixes the arrival times.
+func OpenLoop(ctx context.Context, t Target, client *http.Client, k Kind, rate float64, duration, drain time.Duration, maxRequests, maxInFlight int, seed uint64) *Result {
+	if drain > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration+drain)
+		defer cancel()
+	}
 	w := newWorkload(t, k, client)
 	rc := newRecorder()
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))

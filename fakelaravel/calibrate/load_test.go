@@ -112,7 +112,7 @@ func TestOpenLoopDropsArrivalsBeyondTheInFlightCap(t *testing.T) {
 	done := make(chan *Result)
 	go func() {
 		// 20 arrivals as fast as the scheduler allows; at most 3 outstanding.
-		done <- OpenLoop(context.Background(), target, NewClient(), KindGet, 1e6, time.Hour, 20, 3, 1)
+		done <- OpenLoop(context.Background(), target, NewClient(), KindGet, 1e6, time.Hour, 0, 20, 3, 1)
 	}()
 	for arrived.Load() < 3 {
 		time.Sleep(time.Millisecond)

@@ -28,6 +28,9 @@ type Plan struct {
 	// Overload is one open-loop run at OverloadFactor times the saturation throughput.
 	Overload       time.Duration `json:"overload_ns"`
 	OverloadFactor float64       `json:"overload_factor"`
+	// Drain bounds how long an open-loop run waits for answers after its last arrival; requests
+	// still unanswered are abandoned (status 0), so a stalled server cannot stretch the run.
+	Drain time.Duration `json:"drain_ns"`
 	// Settle is a pause after the overload run so the server drains its queue.
 	Settle time.Duration `json:"settle_ns"`
 	// MaxInFlight caps the requests an open-loop run has outstanding.
@@ -42,7 +45,7 @@ func DefaultPlan(workers int) Plan {
 		WarmUp: 1500 * time.Millisecond, Solo: time.Second,
 		Saturation: 2 * time.Second, SaturationRepeats: 4, SaturationClients: 2 * workers,
 		Load: 2500 * time.Millisecond, LoadRepeats: 4,
-		Overload: 4 * time.Second, OverloadFactor: 2, Settle: 2 * time.Second,
+		Overload: 4 * time.Second, OverloadFactor: 2, Drain: 6 * time.Second, Settle: 2 * time.Second,
 		MaxInFlight: 2000, Seed: 1,
 	}
 }
@@ -231,11 +234,11 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 			seed := plan.Seed + uint64(j)
 			r50, _, _ := observe(func() *Result {
 				rate := 0.5 * km.OfferedRPS
-				return OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed)
+				return OpenLoop(ctx, t, client, k, rate, plan.Load, plan.Drain, maxReq(rate, plan.Load), plan.MaxInFlight, seed)
 			})
 			r80, _, _ := observe(func() *Result {
 				rate := 0.8 * km.OfferedRPS
-				return OpenLoop(ctx, t, client, k, rate, plan.Load, maxReq(rate, plan.Load), plan.MaxInFlight, seed+100)
+				return OpenLoop(ctx, t, client, k, rate, plan.Load, plan.Drain, maxReq(rate, plan.Load), plan.MaxInFlight, seed+100)
 			})
 			km.Load50, km.Load80 = append(km.Load50, r50), append(km.Load80, r80)
 		}
@@ -251,7 +254,7 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 
 		rate := plan.OverloadFactor * km.OfferedRPS
 		km.Overload, _, _ = observe(func() *Result {
-			return OpenLoop(ctx, t, client, k, rate, plan.Overload, maxReq(rate, plan.Overload), plan.MaxInFlight, plan.Seed+200)
+			return OpenLoop(ctx, t, client, k, rate, plan.Overload, plan.Drain, maxReq(rate, plan.Overload), plan.MaxInFlight, plan.Seed+200)
 		})
 		o := km.Overload
 		logf("%s %s: %gx overload: %d sent, %d ok (%.0f/s), 502 %d, 504 %d, errors %d, dropped %d, p50/p99 ok %s/%s",

@@ -6,7 +6,11 @@
 // Usage (what `make calibrate-laravel` runs):
 //
 //	calibrate-laravel [-env /tmp/wagate-laravel/env] [-out fakelaravel/calibration.json]
-//	                  [-table fakelaravel/calibration.md] [-quick] [-strict]
+//	                  [-table fakelaravel/calibration.md] [-quick] [-strict] [-force]
+//
+// When other processes used more than half of the machine's CPUs while the real app was
+// saturated, the figures measure them rather than Laravel: the command then exits 1 and leaves
+// the calibration files unchanged, unless -force.
 //
 // The URL, token, secret, FPM workers, backlog and proxy timeout come from the env file that
 // laravel/scripts/up.sh writes; -url and -token override the first two. The whole run is bounded:
@@ -50,7 +54,7 @@ func main() {
 // options are the command-line settings.
 type options struct {
 	envFile, url, token, out, table, kinds string
-	quick, strict, version                 bool
+	quick, strict, force, version          bool
 	timeout                                time.Duration
 }
 
@@ -65,6 +69,7 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.kinds, "kinds", "get,post1,post50", "request kinds to measure")
 	fs.BoolVar(&o.quick, "quick", false, "a short plan (about a third of the time; noisier)")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a figure is out of tolerance")
+	fs.BoolVar(&o.force, "force", false, "write the calibration even when other processes kept the machine busy")
 	fs.DurationVar(&o.timeout, "timeout", 6*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -197,6 +202,15 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 		return fmt.Errorf("measure the real app: %w", err)
 	}
 
+	// On a machine where other processes took most of the CPU, the figures measure them, not
+	// Laravel: refuse to overwrite the committed calibration with them.
+	busy := othersMedian(real)
+	if limit := BusyShare * float64(runtime.NumCPU()); busy > limit && !o.force {
+		return fmt.Errorf("other processes used %.2f of %d cores while the app was saturated (limit %.2f): the figures would "+
+			"measure them, not Laravel; %s and %s left unchanged (rerun when the machine is quieter, or pass -force)",
+			busy, runtime.NumCPU(), limit, o.out, o.table)
+	}
+
 	fit, err := calibrate.Fit(real, calibrate.Fixed{Workers: d.workers, Backlog: d.backlog, ProxyTimeout: d.proxyTimeout}, plan.Seed)
 	if err != nil {
 		return err
@@ -216,14 +230,7 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 		CPUs: runtime.NumCPU(), LoadAverageBefore: real.LoadAvgBefore, LoadAverageAfter: real.LoadAvgAfter,
 		Software: "Laravel 8.83 (Debian php-laravel-framework) + PHP-FPM 8.2 (opcache, pm=static) + nginx 1.22, SQLite WAL, the app under laravel/",
 	}
-	var others []float64
-	for _, km := range real.Kinds {
-		others = append(others, km.OthersCores)
-	}
-	slices.Sort(others)
-	if len(others) > 0 {
-		machine.OthersCores = others[len(others)/2]
-	}
+	machine.OthersCores = busy
 	rows := calibrate.Compare(real, fake, fit.Model, plan.Seed)
 	report := calibrate.Report{Real: real, Fake: fake, Fit: fit, Model: model, Rows: rows, Machine: machine}
 
@@ -266,6 +273,24 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 		return errors.New("figures out of tolerance (-strict)")
 	}
 	return nil
+}
+
+// BusyShare is the share of the machine's CPUs other processes may use while the real app is
+// saturated for a calibration to be written without -force.
+const BusyShare = 0.5
+
+// othersMedian is the median over kinds of the CPU (cores) other processes used during the
+// saturation runs.
+func othersMedian(m *calibrate.Measurement) float64 {
+	var others []float64
+	for _, km := range m.Kinds {
+		others = append(others, km.OthersCores)
+	}
+	if len(others) == 0 {
+		return 0
+	}
+	slices.Sort(others)
+	return others[len(others)/2]
 }
 
 // stableMS rounds a duration in milliseconds to whole microseconds, nudged so that converting it
