@@ -167,6 +167,39 @@ func TestGatewayClientTalksToTheReferenceApp(t *testing.T) {
 		t.Fatalf("unknown session: %v, want ErrNotFound", err)
 	}
 
+	// The same batch sent 8 times at once under one key is applied once: every answer is either
+	// the batch's result (first or replayed) or 409 while it is in flight.
+	key := "k-" + randomHex(t, 8)
+	batch := laravel.StatusBatch{Statuses: []laravel.StatusItem{{SessionID: "s-c", EstadoQR: laravel.StatusConnected, Version: 7, EventID: "c1", ChangedAt: now}}}
+	type answer struct {
+		res laravel.BatchResult
+		err error
+	}
+	answers := make(chan answer, 8)
+	for range 8 {
+		go func() {
+			res, err := c.PostStatusBatch(ctx, key, batch)
+			answers <- answer{res, err}
+		}()
+	}
+	for range 8 {
+		a := <-answers
+		var se *laravel.StatusError
+		switch {
+		case a.err == nil:
+			if a.res.Updated != 1 || a.res.Stale != 0 {
+				t.Errorf("concurrent same key: result %+v, want the first application's (updated 1)", a.res)
+			}
+		case errors.As(a.err, &se) && se.Status == 409:
+			// in flight; the gateway retries after Retry-After
+		default:
+			t.Errorf("concurrent same key: %v", a.err)
+		}
+	}
+	if info, err = c.GetSession(ctx, "s-c"); err != nil || info.StatusVersion != 7 {
+		t.Fatalf("session s-c = %+v, %v", info, err)
+	}
+
 	// A client with the wrong secret is refused (401) and not retried.
 	bad, err := laravel.NewClient(laravel.ClientConfig{BaseURL: a.url, Token: a.token, Secret: []byte("wrong")})
 	if err != nil {
