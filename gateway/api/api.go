@@ -27,8 +27,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	qrcode "github.com/skip2/go-qrcode"
-
 	"wagate/gateway/delivery"
 	"wagate/gateway/laravel"
 	"wagate/gateway/session"
@@ -109,6 +107,7 @@ type api struct {
 	cfg       Config
 	log       *slog.Logger
 	tokenHash [32]byte
+	pngs      *pngCache
 }
 
 // New returns the API's http.Handler.
@@ -125,7 +124,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = 2 * time.Second
 	}
-	a := &api{cfg: cfg, log: cfg.Logger, tokenHash: sha256.Sum256([]byte(cfg.Token))}
+	a := &api{cfg: cfg, log: cfg.Logger, tokenHash: sha256.Sum256([]byte(cfg.Token)), pngs: newPNGCache(4096)}
 
 	mux := http.NewServeMux()
 	mux.Handle("/sessions", a.auth(a.methods(map[string]http.HandlerFunc{
@@ -379,7 +378,7 @@ func (a *api) getQR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantsPNG(r) {
-		png, err := qrcode.Encode(info.QR, qrcode.Medium, QRPNGSize)
+		png, err := a.pngs.get(info.QR)
 		if err != nil {
 			a.log.Error("QR PNG encoding failed", "session_id", id, "err", err)
 			writeError(w, http.StatusInternalServerError, "internal", "could not render the QR code")
