@@ -223,6 +223,7 @@ type statusWriter struct {
 	written bool
 }
 
+// WriteHeader records the first status code.
 func (s *statusWriter) WriteHeader(code int) {
 	if !s.written {
 		s.code, s.written = code, true
@@ -230,6 +231,7 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Write records an implicit 200.
 func (s *statusWriter) Write(b []byte) (int, error) {
 	if !s.written {
 		s.code, s.written = http.StatusOK, true
@@ -237,6 +239,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the real writer.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (a *api) observe(next http.Handler) http.Handler {

@@ -548,17 +548,20 @@ func applyYAML(cfg *Config, all []setting, data []byte) error {
 
 type stringFlag struct{ p *string }
 
+// String implements flag.Value.
 func (f stringFlag) String() string {
 	if f.p == nil {
 		return ""
 	}
 	return *f.p
 }
+// Set implements flag.Value; the value is applied after the file and the environment.
 func (f stringFlag) Set(v string) error { *f.p = v; return nil }
 
 // boolFlag lets "-wa-insecure-test" and "-wa-debug" stand alone (meaning true).
 type boolFlag struct{ stringFlag }
 
+// IsBoolFlag makes the flag valid without a value.
 func (boolFlag) IsBoolFlag() bool { return true }
 
 func writeUsage(w io.Writer, all []setting) {

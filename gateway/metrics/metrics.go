@@ -123,11 +123,13 @@ var (
 
 type sessionCollector struct{ count SessionCounter }
 
+// Describe implements prometheus.Collector.
 func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sessionsDesc
 	ch <- liveDesc
 }
 
+// Collect implements prometheus.Collector: it counts the sessions at scrape time.
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	byStatus, live := c.count()
 	for _, st := range laravel.Statuses {
