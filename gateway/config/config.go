@@ -555,6 +555,7 @@ func (f stringFlag) String() string {
 	}
 	return *f.p
 }
+
 // Set implements flag.Value; the value is applied after the file and the environment.
 func (f stringFlag) Set(v string) error { *f.p = v; return nil }
 

@@ -275,22 +275,26 @@ type slogAdapter struct {
 func (a *slogAdapter) Errorf(msg string, args ...any) {
 	a.log.Error(fmt.Sprintf(msg, args...), "module", a.module)
 }
+
 // Warnf implements waLog.Logger.
 func (a *slogAdapter) Warnf(msg string, args ...any) {
 	a.log.Warn(fmt.Sprintf(msg, args...), "module", a.module)
 }
+
 // Infof implements waLog.Logger (dropped unless debug).
 func (a *slogAdapter) Infof(msg string, args ...any) {
 	if a.debug {
 		a.log.Info(fmt.Sprintf(msg, args...), "module", a.module)
 	}
 }
+
 // Debugf implements waLog.Logger (dropped unless debug).
 func (a *slogAdapter) Debugf(msg string, args ...any) {
 	if a.debug {
 		a.log.Debug(fmt.Sprintf(msg, args...), "module", a.module)
 	}
 }
+
 // Sub implements waLog.Logger.
 func (a *slogAdapter) Sub(module string) waLog.Logger {
 	return &slogAdapter{log: a.log, module: a.module + "/" + module, debug: a.debug}
