@@ -309,25 +309,42 @@ func (l *Ledger) expiredUnseenLocked(s *session, end time.Time) int64 {
 	if l.refIssue == nil || l.qr.Codes <= 0 {
 		return 0
 	}
-	// Find the refs issue of the session from any code Laravel saw.
-	var issuedAt time.Time
-	seenIdx := map[int]time.Time{}
+	// The session's first batch of refs (the earliest issue among the codes Laravel saw) is the
+	// one the gateway rotated through; a later batch (after a reconnect) restarts the rotation, so
+	// the first batch is only judged until then.
+	var issuedAt, nextBatch time.Time
+	type seenCode struct {
+		iss RefIssue
+		at  time.Time
+	}
+	var seen []seenCode
 	for qr, at := range s.qrSeen {
 		iss, ok := l.refIssue(refOf(qr))
 		if !ok {
 			continue
 		}
+		seen = append(seen, seenCode{iss, at})
 		if issuedAt.IsZero() || iss.At.Before(issuedAt) {
 			issuedAt = iss.At
 		}
-		seenIdx[iss.Index] = at
 	}
 	if issuedAt.IsZero() {
 		return 0 // Laravel never had a code: the QR flow itself is counted as a lost update if it matters
 	}
+	seenIdx := map[int]time.Time{}
+	for _, c := range seen {
+		if c.iss.At.Equal(issuedAt) {
+			seenIdx[c.iss.Index] = c.at
+		} else if nextBatch.IsZero() || c.iss.At.Before(nextBatch) {
+			nextBatch = c.iss.At
+		}
+	}
 	stop := end
 	if !s.pairedAt.IsZero() && s.pairedAt.Before(stop) {
 		stop = s.pairedAt
+	}
+	if !nextBatch.IsZero() && nextBatch.Before(stop) {
+		stop = nextBatch
 	}
 	var n int64
 	for k := 0; k < l.qr.Codes; k++ {
