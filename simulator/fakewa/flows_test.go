@@ -2,6 +2,7 @@ package fakewa
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -321,5 +322,50 @@ func TestRootKeyFromSeedIsStable(t *testing.T) {
 	a, b, c := RootKeyFromSeed([]byte("x")), RootKeyFromSeed([]byte("x")), RootKeyFromSeed([]byte("y"))
 	if *a != *b || a.Pub == c.Pub {
 		t.Fatal("same seed must give the same key, different seeds different keys")
+	}
+}
+
+func TestDeviceLoggedOutWhileDisconnectedGetsLoggedOutOnItsNextConnect(t *testing.T) {
+	srv := startServer(t, Config{})
+	tc, jid := pairedClient(t, srv, "5511900000016")
+	tc.cli.Disconnect()
+	waitServerEvent(t, srv, EventDisconnected, jid)
+
+	if err := srv.Logout(jid); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	lo := waitFor[*events.LoggedOut](tc)
+	if !lo.OnConnect || lo.Reason != events.ConnectFailureLoggedOut {
+		t.Fatalf("LoggedOut = %+v, want OnConnect with reason 401", lo)
+	}
+	if failed := waitServerEvent(t, srv, EventConnectFailed, jid); failed.Code != 401 || failed.Detail != "device removed" {
+		t.Fatalf("connect_failed %+v, want 401 device removed", failed)
+	}
+}
+
+func TestPairRejectsAQRWhoseKeysDoNotMatchTheConnection(t *testing.T) {
+	srv := startServer(t, Config{})
+	tc := newTestClient(t, srv.Addr())
+	if err := tc.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ParseQR(waitFor[*events.QR](tc).Codes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := q.Ref + "," + b64(32) + "," + b64(32) + "," + b64(32)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := srv.Pair(ctx, forged, "5511900000017"); !errors.Is(err, ErrQRMismatch) {
+		t.Fatalf("forged QR: %v, want ErrQRMismatch", err)
+	}
+	if _, err := srv.Pair(ctx, "2@nope,"+b64(32)+","+b64(32)+","+b64(32), "5511900000017"); !errors.Is(err, ErrUnknownRef) {
+		t.Fatalf("unknown ref: %v, want ErrUnknownRef", err)
+	}
+	if _, err := srv.Pair(ctx, forged, "12ab"); !errors.Is(err, ErrBadPhone) {
+		t.Fatalf("bad phone: %v, want ErrBadPhone", err)
 	}
 }
