@@ -17,8 +17,8 @@ import (
 
 // batchParts wires batch mode: Redis (or the embedded miniredis), the durable outbox, the batch
 // delivery and its flusher, and the 3-level cache that records the gateway's own events (write
-// through) and answers isSessionActive. The session manager stays the reader of session state:
-// it is the source of truth for the sessions this gateway owns.
+// through) and answers isSessionActive. The API reads the sessions this gateway owns from the
+// session manager (their source of truth) and any other session through the cache.
 func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, m *metrics.Metrics, log *slog.Logger) (parts modeParts, err error) {
 	var closers []func(context.Context) error
 	defer func() {
