@@ -151,6 +151,8 @@ type runner struct {
 	// stopUsers ends the users early (the gateway died, or an abortOnFail threshold failed).
 	stopUsers   context.CancelFunc
 	gatewayDied atomic.Bool
+	// proc is the state of process faults (gateway and redis-server restarts; procfaults.go).
+	proc procControl
 
 	mu            sync.Mutex
 	series        []reports.SeriesPoint
@@ -353,6 +355,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	if err := r.write(rep); err != nil {
 		return nil, err
 	}
+	if err := r.writeFaultTimeline(); err != nil {
+		return nil, err
+	}
 	if interrupted {
 		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, ctx.Err()
 	}
@@ -378,8 +383,9 @@ func (r *runner) every(ctx context.Context, d time.Duration, fn func()) {
 
 // sampleProcess reads the gateway's CPU, RSS, goroutines and outbox depth (every second).
 func (r *runner) sampleProcess() {
-	if r.w.gateway != nil && r.w.gateway.exited() && !r.gatewayDied.Swap(true) {
-		r.log.Error("the gateway process exited during the run; stopping the users", "err", r.w.gateway.err, "log_tail", r.w.gateway.tail(10))
+	gw := r.gatewayChild() // nil during a planned restart
+	if gw != nil && gw.exited() && !r.gatewayDied.Swap(true) {
+		r.log.Error("the gateway process exited during the run; stopping the users", "err", gw.err, "log_tail", gw.tail(10))
 		r.mu.Lock()
 		stop := r.stopUsers
 		r.mu.Unlock()
@@ -387,8 +393,8 @@ func (r *runner) sampleProcess() {
 			stop()
 		}
 	}
-	if r.w.gateway != nil && !r.w.gateway.exited() {
-		if s, err := readProc(r.w.gateway.Pid()); err == nil {
+	if gw != nil && !gw.exited() {
+		if s, err := readProc(gw.Pid()); err == nil {
 			r.mu.Lock()
 			pct := cpuPercent(r.lastProc, s)
 			r.lastProc = s
@@ -415,7 +421,7 @@ func (r *runner) sampleProcess() {
 		}
 	}
 	r.reg.Set("sessions_connected", float64(r.phones.Online()), nil)
-	if r.w.redis != nil {
+	if r.redisChild() != nil {
 		if ops, err := redisOpsPerSec(ctx, r.w.redisURL); err == nil {
 			r.reg.Set("redis_ops_per_sec", ops, nil)
 		}
@@ -590,6 +596,9 @@ func (r *runner) duplicates(ctx context.Context) int64 {
 		return -1
 	}
 	emitted := p.eventsEmitted()
+	if emitted >= 0 {
+		emitted += r.emittedOffset() // gateway processes stopped by process faults
+	}
 	st, err := r.w.admin.GetStatsRecent(ctx, 0)
 	if err != nil || emitted < 0 {
 		return -1
@@ -646,6 +655,10 @@ func (r *runner) abortWatch(bg, users context.Context, stop context.CancelFunc, 
 
 // applyFault plays one fault-schedule entry.
 func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
+	if flt.Process != nil {
+		r.applyProcessFault(ctx, flt)
+		return
+	}
 	select {
 	case <-time.After(flt.At.Std() - time.Since(r.start)):
 	case <-ctx.Done():

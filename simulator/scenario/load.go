@@ -446,8 +446,11 @@ func (f *File) finish(root *yaml.Node, bad *invalid) {
 		if flt.At < 0 || flt.Duration < 0 {
 			bad.add(file, line, field, "at and duration can't be negative")
 		}
-		if (flt.Laravel == nil) == (flt.WhatsApp == nil) {
-			bad.add(file, line, field, "give exactly one of laravel (faults to set) or whatsapp (an action)")
+		if flt.faultKinds() != 1 {
+			bad.add(file, line, field, "give exactly one of laravel (faults to set) or whatsapp (an action), or process (an action)")
+		}
+		if err := flt.Process.validate(); err != nil {
+			bad.add(file, line, field+".process.action", "%v", err)
 		}
 		if err := flt.Laravel.validate(); err != nil {
 			bad.add(file, line, field+".laravel", "%v", err)

@@ -344,6 +344,8 @@ type Fault struct {
 	Laravel *LaravelFaults `yaml:"laravel"`
 	// WhatsApp makes fakewa act on a share of the connected sessions.
 	WhatsApp *WhatsAppFault `yaml:"whatsapp"`
+	// Process kills or restarts the gateway or redis-server (see ProcessFault).
+	Process *ProcessFault `yaml:"process"`
 }
 
 // WhatsAppFault is a mass event on connected devices.
