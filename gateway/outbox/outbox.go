@@ -165,12 +165,24 @@ return redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', 
 func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Outbox, error) {
 	cfg.fill()
 	o := &Outbox{rdb: rdb, cfg: cfg, log: cfg.Logger, room: make(chan struct{})}
-	err := rdb.XGroupCreateMkStream(ctx, cfg.Stream, cfg.Group, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return nil, fmt.Errorf("outbox: create group %s on %s: %w", cfg.Group, cfg.Stream, err)
+	if err := o.ensureGroup(ctx); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
+
+// ensureGroup creates the stream and the consumer group when missing (first start, or a Redis
+// that restarted without persistence); the group starts at the stream's beginning.
+func (o *Outbox) ensureGroup(ctx context.Context) error {
+	err := o.rdb.XGroupCreateMkStream(ctx, o.cfg.Stream, o.cfg.Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("outbox: create group %s on %s: %w", o.cfg.Group, o.cfg.Stream, err)
+	}
+	return nil
+}
+
+// noGroup reports Redis's answer for a stream or group that does not exist (any more).
+func noGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
 
 // Config returns the outbox's effective configuration.
 func (o *Outbox) Config() Config { return o.cfg }
@@ -287,10 +299,18 @@ func (o *Outbox) ReadOwnPending(ctx context.Context, after string, count int64) 
 }
 
 func (o *Outbox) readGroup(ctx context.Context, from string, count int64) ([]Entry, error) {
-	res, err := o.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+	args := &redis.XReadGroupArgs{
 		Group: o.cfg.Group, Consumer: o.cfg.Consumer, Streams: []string{o.cfg.Stream, from},
 		Count: count, Block: -1,
-	}).Result()
+	}
+	res, err := o.rdb.XReadGroup(ctx, args).Result()
+	if noGroup(err) {
+		o.log.Warn("outbox: consumer group missing (Redis restarted without persistence?); recreating it")
+		if gerr := o.ensureGroup(ctx); gerr != nil {
+			return nil, gerr
+		}
+		res, err = o.rdb.XReadGroup(ctx, args).Result()
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -321,6 +341,9 @@ func (o *Outbox) Claim(ctx context.Context, minIdle time.Duration, start string,
 		Stream: o.cfg.Stream, Group: o.cfg.Group, Consumer: o.cfg.Consumer,
 		MinIdle: minIdle, Start: start, Count: count,
 	}).Result()
+	if noGroup(err) {
+		return nil, "0-0", o.ensureGroup(ctx)
+	}
 	if err != nil {
 		return nil, start, fmt.Errorf("outbox: claim: %w", err)
 	}
@@ -338,6 +361,9 @@ func (o *Outbox) Touch(ctx context.Context, ids ...string) error {
 	err := o.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
 		Stream: o.cfg.Stream, Group: o.cfg.Group, Consumer: o.cfg.Consumer, MinIdle: 0, Messages: ids,
 	}).Err()
+	if noGroup(err) {
+		return o.ensureGroup(ctx)
+	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("outbox: touch %d entries: %w", len(ids), err)
 	}

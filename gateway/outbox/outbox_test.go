@@ -248,3 +248,26 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+func TestAnOutboxSurvivesARedisThatLostEverything(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		o := newOutbox(t, b, Config{})
+		if err := b.Client(t).FlushAll(ctx).Err(); err != nil { // a restart without persistence
+			t.Fatal(err)
+		}
+		if _, _, err := o.Claim(ctx, 0, "0-0", 10); err != nil {
+			t.Fatalf("claim on a lost group: %v", err)
+		}
+		if err := b.Client(t).FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Append(ctx, testEvent("s1", 1, event.KindQR, "qr")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.ReadNew(ctx, 10)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("read after the group was lost: %d entries, %v; want the new event", len(got), err)
+		}
+	})
+}
