@@ -263,6 +263,14 @@ func TestSendMessageIsAckedAndFollowedByDeliveryAndReadReceipts(t *testing.T) {
 	if err != nil || resp2.ID == resp.ID {
 		t.Fatalf("second SendMessage: %v (id %s)", err, resp2.ID)
 	}
+	// The client acks each receipt from its own goroutine; let those sends finish before the
+	// cleanup disconnects (whatsmeow's FrameSocket races a send against Close).
+	for srv.Stats().ClientAcks < 4 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if acks := srv.Stats().ClientAcks; acks < 4 {
+		t.Fatalf("client acked %d receipts, want 4", acks)
+	}
 }
 
 func TestReceiptsCanBeTurnedOff(t *testing.T) {

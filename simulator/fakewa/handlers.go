@@ -14,8 +14,10 @@ func (c *conn) handleNode(n *waBinary.Node) {
 		c.handleIQ(n)
 	case "message":
 		c.handleMessage(n)
+	case "ack":
+		c.s.clientAcks.Add(1)
 	default:
-		// ack, receipt, presence, chatstate, ...: nothing to answer.
+		// receipt, presence, chatstate, ...: nothing to answer.
 	}
 }
 

@@ -165,14 +165,16 @@ type Stats struct {
 	Connections int64 `json:"connections"`
 	Refused     int64 `json:"refused"`
 	// HandshakesFailed counts connections that closed before finishing the Noise handshake.
-	HandshakesFailed int64   `json:"handshakes_failed"`
-	Handlers         int64   `json:"handlers"`
-	Devices          int     `json:"devices"`
-	Online           int     `json:"online"`
-	Goroutines       int     `json:"goroutines"`
-	RSSBytes         uint64  `json:"rss_bytes"`
-	CPUSeconds       float64 `json:"cpu_seconds"`
-	EventsDiscarded  uint64  `json:"events_discarded"`
+	HandshakesFailed int64 `json:"handshakes_failed"`
+	// ClientAcks counts the <ack> nodes clients sent back (for receipts the server delivered).
+	ClientAcks      int64   `json:"client_acks"`
+	Handlers        int64   `json:"handlers"`
+	Devices         int     `json:"devices"`
+	Online          int     `json:"online"`
+	Goroutines      int     `json:"goroutines"`
+	RSSBytes        uint64  `json:"rss_bytes"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	EventsDiscarded uint64  `json:"events_discarded"`
 }
 
 // Server is a fake WhatsApp multi-device server. Create it with New, then Start it.
@@ -201,9 +203,10 @@ type Server struct {
 	idCounter atomic.Uint64
 	connIDs   atomic.Uint64
 
-	downUntil atomic.Int64 // unix nanos until which new connections are refused with HTTP 503
-	refused   atomic.Int64 // connections refused while down
-	hsFailed  atomic.Int64 // handshakes that did not complete
+	downUntil  atomic.Int64 // unix nanos until which new connections are refused with HTTP 503
+	refused    atomic.Int64 // connections refused while down
+	hsFailed   atomic.Int64 // handshakes that did not complete
+	clientAcks atomic.Int64 // <ack> nodes clients sent (for receipts)
 
 	active   atomic.Int64 // open connections
 	handlers atomic.Int64 // running connection handler goroutines
@@ -456,6 +459,7 @@ func (s *Server) Stats() Stats {
 	st.Connections = s.active.Load()
 	st.Refused = s.refused.Load()
 	st.HandshakesFailed = s.hsFailed.Load()
+	st.ClientAcks = s.clientAcks.Load()
 	st.Handlers = s.handlers.Load()
 	st.Goroutines = goroutines()
 	st.RSSBytes = processRSS()
