@@ -187,9 +187,10 @@ func noGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(
 // Config returns the outbox's effective configuration.
 func (o *Outbox) Config() Config { return o.cfg }
 
-// Append stores ev durably and returns its stream id. When the outbox is full it waits up to
-// AppendTimeout (or ctx) for room; then it fails with an error matching ErrFull, counts it and logs
-// it. An invalid event is refused at once.
+// Append stores ev durably and returns its stream id. When the outbox is full, or Redis does not
+// answer (a restart, a failover), it waits up to AppendTimeout (or ctx) for room or for Redis;
+// then it fails, counts it and logs it at ERROR; a full outbox gives an error matching ErrFull.
+// An invalid event is refused at once.
 func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 	if err := ev.Validate(); err != nil {
 		return "", fmt.Errorf("outbox: %w", err)
@@ -198,66 +199,91 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 		o.cfg.Max, ev.ID, ev.SessionID, string(ev.Kind), ev.Payload,
 		strconv.FormatInt(ev.Version, 10), strconv.Itoa(int(ev.Priority)), strconv.FormatInt(ev.Time.UnixNano(), 10),
 	}
-	keys := []string{o.cfg.Stream}
-	if o.lastLen.Load() < o.cfg.Max/2 {
-		var add *redis.StringCmd
-		var n *redis.IntCmd
-		_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			add = p.XAdd(ctx, &redis.XAddArgs{Stream: o.cfg.Stream, Values: []any{
-				"eid", ev.ID, "sid", ev.SessionID, "kind", string(ev.Kind), "data", ev.Payload,
-				"ver", args[5], "prio", args[6], "ts", args[7]}})
-			n = p.XLen(ctx, o.cfg.Stream)
-			return nil
-		})
-		if err != nil {
-			return "", fmt.Errorf("outbox: append event %s: %w", ev.ID, err)
-		}
-		o.lastLen.Store(n.Val())
-		o.appended.Add(1)
-		return add.Val(), nil
-	}
-	var deadline <-chan time.Time
+	// The deadline bounds each Redis call too: a Redis that does not answer must not hold the
+	// caller longer than AppendTimeout.
+	actx, cancel := context.WithTimeout(ctx, o.cfg.AppendTimeout)
+	defer cancel()
 	waited := false
+	var lastErr error
+	retryIn := waitPoll
 	for {
 		room := o.roomSignal()
-		id, err := appendScript.Run(ctx, o.rdb, keys, args...).Text()
-		if err == nil {
+		id, full, err := o.tryAppend(actx, args)
+		if err == nil && !full {
 			o.appended.Add(1)
-			if id != "" {
-				o.lastLen.Add(1)
-			}
 			return id, nil
 		}
-		if !errors.Is(err, redis.Nil) {
-			return "", fmt.Errorf("outbox: append event %s: %w", ev.ID, err)
-		}
-		if deadline == nil {
-			t := time.NewTimer(o.cfg.AppendTimeout)
-			defer t.Stop()
-			deadline = t.C
+		delay := waitPoll
+		if err != nil {
+			if lastErr == nil {
+				o.log.Warn("outbox: Redis did not take an event; retrying until the append deadline", "event_id", ev.ID, "err", err)
+			}
+			lastErr, delay = err, retryIn
+			retryIn = min(retryIn*2, time.Second)
 		}
 		if !waited {
 			waited = true
 			o.appendWaited.Add(1)
 		}
-		poll := time.NewTimer(waitPoll)
+		poll := time.NewTimer(delay)
 		select {
 		case <-room:
+			poll.Stop()
 		case <-poll.C:
-		case <-deadline:
+		case <-actx.Done():
 			poll.Stop()
-			o.appendFailed.Add(1)
-			o.log.Error("outbox full: event NOT accepted", "event_id", ev.ID, "session_id", ev.SessionID,
-				"kind", ev.Kind, "version", ev.Version, "max", o.cfg.Max, "waited", o.cfg.AppendTimeout)
-			return "", fmt.Errorf("outbox: event %s after waiting %s: %w (max %d)", ev.ID, o.cfg.AppendTimeout, ErrFull, o.cfg.Max)
-		case <-ctx.Done():
-			poll.Stop()
-			o.appendFailed.Add(1)
-			o.log.Error("outbox full: event NOT accepted, caller gave up", "event_id", ev.ID, "session_id", ev.SessionID, "err", ctx.Err())
-			return "", fmt.Errorf("outbox: event %s: %w: %w", ev.ID, ErrFull, ctx.Err())
+			return "", o.refused(ev, lastErr, full, ctx.Err())
 		}
-		poll.Stop()
 	}
+}
+
+// tryAppend appends once: far below the bound without the atomic check, near it with the script
+// (full is true when the script found no room).
+func (o *Outbox) tryAppend(ctx context.Context, args []any) (id string, full bool, err error) {
+	if o.lastLen.Load() < o.cfg.Max/2 {
+		var add *redis.StringCmd
+		var n *redis.IntCmd
+		_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			add = p.XAdd(ctx, &redis.XAddArgs{Stream: o.cfg.Stream, Values: []any{
+				"eid", args[1], "sid", args[2], "kind", args[3], "data", args[4],
+				"ver", args[5], "prio", args[6], "ts", args[7]}})
+			n = p.XLen(ctx, o.cfg.Stream)
+			return nil
+		})
+		if err != nil {
+			return "", false, err
+		}
+		o.lastLen.Store(n.Val())
+		return add.Val(), false, nil
+	}
+	id, err = appendScript.Run(ctx, o.rdb, []string{o.cfg.Stream}, args...).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	o.lastLen.Add(1)
+	return id, false, nil
+}
+
+// refused counts and logs an event Append gives up on, and builds its error.
+func (o *Outbox) refused(ev event.Event, redisErr error, full bool, ctxErr error) error {
+	o.appendFailed.Add(1)
+	attrs := []any{"event_id", ev.ID, "session_id", ev.SessionID, "kind", ev.Kind, "version", ev.Version, "waited", o.cfg.AppendTimeout}
+	var err error
+	switch {
+	case full || redisErr == nil:
+		o.log.Error("outbox full: event NOT accepted", append(attrs, "max", o.cfg.Max)...)
+		err = fmt.Errorf("outbox: event %s not accepted: %w (max %d)", ev.ID, ErrFull, o.cfg.Max)
+	default:
+		o.log.Error("outbox: Redis unavailable: event NOT accepted", append(attrs, "err", redisErr)...)
+		err = fmt.Errorf("outbox: event %s not accepted: %w", ev.ID, redisErr)
+	}
+	if ctxErr != nil {
+		err = fmt.Errorf("%w (caller gave up: %w)", err, ctxErr)
+	}
+	return err
 }
 
 // noteRemoved lowers the remembered stream length after this gateway removed n entries.

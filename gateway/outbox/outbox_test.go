@@ -271,3 +271,41 @@ func TestAnOutboxSurvivesARedisThatLostEverything(t *testing.T) {
 		}
 	})
 }
+
+func TestAppendWaitsOutARedisRestart(t *testing.T) {
+	b := redistest.Real(t)
+	ctx := context.Background()
+	o := newOutbox(t, b, Config{AppendTimeout: time.Minute})
+	b.Real.Stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := o.Append(ctx, testEvent("s1", 1, event.KindStatus, "connected"))
+		done <- err
+	}()
+	// Restart only once the append has seen Redis fail.
+	for deadline := time.Now().Add(30 * time.Second); o.Counters().AppendWaited == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the append never waited")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := b.Real.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("append across a Redis restart: %v", err)
+	}
+}
+
+func TestAppendFailsLoudlyWhenRedisStaysDown(t *testing.T) {
+	b := redistest.Real(t)
+	o := newOutbox(t, b, Config{AppendTimeout: 50 * time.Millisecond})
+	b.Real.Stop()
+	_, err := o.Append(context.Background(), testEvent("s1", 1, event.KindQR, "qr"))
+	if err == nil || errors.Is(err, ErrFull) {
+		t.Fatalf("append with Redis down: %v; want a Redis error, not ErrFull", err)
+	}
+	if o.Counters().AppendFailed != 1 {
+		t.Fatalf("counters %+v", o.Counters())
+	}
+}
