@@ -195,13 +195,12 @@ func (d *Delivery) Outbox() *outbox.Outbox { return d.ob }
 // Breaker returns the circuit breaker.
 func (d *Delivery) Breaker() *Breaker { return d.breaker }
 
-// Deliver appends ev durably to the outbox; nil means accepted. A full outbox makes it wait up to
-// the outbox's AppendTimeout and then fail with an error matching outbox.ErrFull (counted, logged).
+// Deliver appends ev durably to the outbox; nil means accepted. A full outbox (or a Redis that does
+// not answer) makes it wait up to the outbox's AppendTimeout and then fail (an error matching
+// outbox.ErrFull when full); every refusal is counted (enqueue_failed) and logged.
 func (d *Delivery) Deliver(ctx context.Context, ev event.Event) error {
 	if _, err := d.ob.Append(ctx, ev); err != nil {
-		if errors.Is(err, outbox.ErrFull) {
-			d.enqueueFailed.Add(1)
-		}
+		d.enqueueFailed.Add(1) // full outbox, Redis unavailable, or an invalid event
 		return fmt.Errorf("batch deliver: %w", err)
 	}
 	n := d.sinceLastPoll.Add(1)
