@@ -168,9 +168,10 @@ func (rp Report) Markdown() string {
 	fmt.Fprintf(&b, "Machine: %d CPUs; load average %.2f / %.2f / %.2f before and %.2f / %.2f / %.2f after the real app's runs; "+
 		"other processes used %.2f cores (median) while the app was saturated. The machine was shared, so the figures are noisy: "+
 		"every run is repeated (%d times for the loads) and only the quiet runs count (other processes' CPU within %.2f cores of the quietest "+
-		"run of the same phase; saturation: their median; latencies: their samples pooled).\n\n",
+		"run of the same phase; saturation: their median; latencies: their samples pooled), and before each run the tool waited "+
+		"(at most %v in all) for other processes to use at most %.2f cores.\n\n",
 		rp.Machine.CPUs, rp.Machine.LoadAverageBefore[0], rp.Machine.LoadAverageBefore[1], rp.Machine.LoadAverageBefore[2],
-		rp.Machine.LoadAverageAfter[0], rp.Machine.LoadAverageAfter[1], rp.Machine.LoadAverageAfter[2], rp.Machine.OthersCores, rp.Real.Plan.LoadRepeats, QuietMargin)
+		rp.Machine.LoadAverageAfter[0], rp.Machine.LoadAverageAfter[1], rp.Machine.LoadAverageAfter[2], rp.Machine.OthersCores, rp.Real.Plan.LoadRepeats, QuietMargin, rp.Real.Plan.QuietWaitBudget, rp.Real.Plan.QuietCores)
 	b.WriteString("## Fitted model (fakelaravel/calibration.json, fakelaravel's defaults)\n\n")
 	b.WriteString("| cores | bootstrap | per row | jitter | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.3f ms | %.2f | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS, m.PerRowCPUMS, m.Jitter, m.Workers, m.Backlog, m.ProxyTimeoutMS)

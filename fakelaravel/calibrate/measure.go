@@ -33,6 +33,11 @@ type Plan struct {
 	Drain time.Duration `json:"drain_ns"`
 	// Settle is a pause after the overload run so the server drains its queue.
 	Settle time.Duration `json:"settle_ns"`
+	// QuietCores and QuietWaitBudget: before each run, wait (at most QuietWaitBudget in total
+	// over the whole measurement) until other processes use at most QuietCores cores, so runs
+	// fall between other people's bursts on a shared machine. Zero QuietCores never waits.
+	QuietCores      float64       `json:"quiet_cores"`
+	QuietWaitBudget time.Duration `json:"quiet_wait_budget_ns"`
 	// MaxInFlight caps the requests an open-loop run has outstanding.
 	MaxInFlight int `json:"max_in_flight"`
 	// Seed fixes the open-loop arrival times.
@@ -44,8 +49,9 @@ func DefaultPlan(workers int) Plan {
 	return Plan{
 		WarmUp: 1500 * time.Millisecond, Solo: time.Second,
 		Saturation: 2 * time.Second, SaturationRepeats: 4, SaturationClients: 2 * workers,
-		Load: 2500 * time.Millisecond, LoadRepeats: 4,
+		Load: 2500 * time.Millisecond, LoadRepeats: 3,
 		Overload: 4 * time.Second, OverloadFactor: 2, Drain: 6 * time.Second, Settle: 2 * time.Second,
+		QuietCores: 0.5, QuietWaitBudget: 30 * time.Second,
 		MaxInFlight: 2000, Seed: 1,
 	}
 }
@@ -159,7 +165,9 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 	usage := make([][]Usage, len(kinds))
 	answered := make([]int, len(kinds))
 	// observe runs one load run and records how busy the rest of the machine was meanwhile.
+	waitBudget := plan.QuietWaitBudget
 	observe := func(run func() *Result) (*Result, Usage, bool) {
+		waitBudget -= waitQuiet(ctx, sampler, plan.QuietCores, waitBudget)
 		before, errBefore := sampler.Sample()
 		r := run()
 		after, errAfter := sampler.Sample()
@@ -267,6 +275,36 @@ func Measure(ctx context.Context, t Target, client *http.Client, kinds []Kind, p
 	m.LoadAvgAfter, _ = sampler.LoadAverage()
 	m.Finished = time.Now().UTC()
 	return m, nil
+}
+
+// quietProbe is how long waitQuiet watches the machine per look.
+const quietProbe = 250 * time.Millisecond
+
+// waitQuiet waits, at most budget, until other processes use at most cores CPU cores over a
+// quietProbe window, and returns how long it waited. It never waits when cores <= 0 or the
+// CPU figures cannot be read.
+func waitQuiet(ctx context.Context, sampler Sampler, cores float64, budget time.Duration) time.Duration {
+	if cores <= 0 || budget <= 0 {
+		return 0
+	}
+	start := time.Now()
+	for time.Since(start) < budget {
+		a, err := sampler.Sample()
+		if err != nil {
+			break
+		}
+		if sleepCtx(ctx, quietProbe) != nil {
+			break
+		}
+		b, err := sampler.Sample()
+		if err != nil {
+			break
+		}
+		if u := b.Sub(a); u.Cores(u.Others) <= cores {
+			break
+		}
+	}
+	return time.Since(start)
 }
 
 // mergeResults pools the answers of several runs of the same kind into one result.
