@@ -49,6 +49,7 @@ var Catalog = map[string]Info{
 	"stale_overwrites":         {threshold.Counter, ContainsDefault, "sessions where an older state replaced a newer one in Laravel"},
 	"duplicate_applications":   {threshold.Counter, ContainsDefault, "events Laravel applied more than once"},
 	"ground_truth_sessions":    {threshold.Counter, ContainsDefault, "sessions whose final state was compared"},
+	"fault_recovery_time":      {threshold.Trend, ContainsTime, "from a scheduled fault's end until the gateway answers, its outbox is back to its depth before the fault and (after drops, restarts) 90% of the sessions online before it are again (tag fault); the drain's end when it never recovered"},
 }
 
 // DefineAll declares every catalogued counter so each appears in the summary with count 0 when

@@ -116,6 +116,7 @@ func (r *runner) applyProcessFault(ctx context.Context, flt scenario.Fault) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute+flt.Duration.Std())
 	defer cancel()
 	r.log.Info("fault", "name", flt.Name, "process", p.Action, "downtime", flt.Duration)
+	b := r.baseline(actx)
 	var err error
 	switch p.Action {
 	case scenario.ProcessGatewayKill:
@@ -135,6 +136,7 @@ func (r *runner) applyProcessFault(ctx context.Context, flt scenario.Fault) {
 		w.End = time.Now()
 	}
 	r.recordWindow(w)
+	r.watchFrom(flt, b, w.End)
 }
 
 // scrapeGateway reads the emitted-events counter and outbox depth (-1 when unknown).

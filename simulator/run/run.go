@@ -153,6 +153,8 @@ type runner struct {
 	gatewayDied atomic.Bool
 	// proc is the state of process faults (gateway and redis-server restarts; procfaults.go).
 	proc procControl
+	// rec measures fault_recovery_time (recovery.go).
+	rec recoveryWatch
 
 	mu            sync.Mutex
 	series        []reports.SeriesPoint
@@ -329,6 +331,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		case <-ctx.Done():
 		}
 	}
+	r.finishRecoveries()
 	interrupted := ctx.Err() != nil
 	// Final observations.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -659,6 +662,7 @@ func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
 		r.applyProcessFault(ctx, flt)
 		return
 	}
+	r.watchScheduled(flt)
 	select {
 	case <-time.After(flt.At.Std() - time.Since(r.start)):
 	case <-ctx.Done():

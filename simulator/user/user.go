@@ -137,6 +137,12 @@ func (u *user) run(ctx context.Context) error {
 	started := time.Now()
 	e.Ledger.Started(u.id, u.phone, started, u.tags)
 	if _, err := e.API.Start(ctx, u.id, u.tags); err != nil {
+		if unreached(err) {
+			// The gateway is down: the session exists nowhere; wait before the next attempt as a
+			// Laravel job would, instead of spinning.
+			e.Ledger.Forget(u.id)
+			u.sleep(ctx, time.Second)
+		}
 		return fmt.Errorf("start %s: %w", u.id, err)
 	}
 	var wg sync.WaitGroup

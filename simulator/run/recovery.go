@@ -1,0 +1,127 @@
+package run
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"wagate/simulator/metrics"
+	"wagate/simulator/scenario"
+)
+
+// outboxSlack is how far above its depth before a fault the outbox may be and count as recovered
+// (the normal traffic of a batch interval).
+const outboxSlack = 10
+
+// recoveryWatch measures fault_recovery_time: from a fault's end until the gateway answers
+// /healthz, its outbox holds at most outboxSlack entries more than before the fault and, after
+// faults that disconnect sessions (drop, restart, gateway restarts), 90% of the sessions online
+// before the fault are online again.
+type recoveryWatch struct {
+	once   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (rw *recoveryWatch) init() {
+	rw.once.Do(func() { rw.ctx, rw.cancel = context.WithCancel(context.Background()) })
+}
+
+// faultBaseline is what the gateway looked like just before a fault.
+type faultBaseline struct {
+	outbox float64 // -1 when unknown (legacy mode)
+	online int
+}
+
+// baseline samples the outbox depth and the online sessions now.
+func (r *runner) baseline(ctx context.Context) faultBaseline {
+	_, ob := r.scrapeGateway(ctx)
+	return faultBaseline{outbox: ob, online: r.phones.Online()}
+}
+
+// reconnects reports whether a fault disconnects sessions that come back by themselves.
+func reconnects(flt scenario.Fault) bool {
+	if flt.Process != nil {
+		return flt.Process.Action == scenario.ProcessGatewayKill || flt.Process.Action == scenario.ProcessGatewayTerm
+	}
+	return flt.WhatsApp != nil && (flt.WhatsApp.Action == "drop" || flt.WhatsApp.Action == "restart")
+}
+
+// watchScheduled follows a Laravel or WhatsApp fault: baseline at its start, recovery from its
+// scheduled end. Process faults call watchFrom themselves with the measured end.
+func (r *runner) watchScheduled(flt scenario.Fault) {
+	r.rec.init()
+	r.rec.wg.Go(func() {
+		ctx := r.rec.ctx
+		select {
+		case <-time.After(flt.At.Std() - time.Since(r.start)):
+		case <-ctx.Done():
+			return
+		}
+		b := r.baseline(ctx)
+		end := r.start.Add(flt.At.Std() + flt.Duration.Std())
+		if flt.WhatsApp != nil {
+			end = r.start.Add(flt.At.Std() + flt.WhatsApp.Spread.Std())
+		}
+		select {
+		case <-time.After(time.Until(end)):
+		case <-ctx.Done():
+			return
+		}
+		r.recoverySince(ctx, flt, b, end)
+	})
+}
+
+// watchFrom follows a process fault from its measured end.
+func (r *runner) watchFrom(flt scenario.Fault, b faultBaseline, end time.Time) {
+	r.rec.init()
+	r.rec.wg.Go(func() { r.recoverySince(r.rec.ctx, flt, b, end) })
+}
+
+// recoverySince polls every 200 ms until the gateway has recovered from flt (ended at end) and
+// records fault_recovery_time; when the watch is stopped first (the drain ended), it records the
+// time until then.
+func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultBaseline, end time.Time) {
+	tags := metrics.Tags{"fault": flt.Name}
+	needOnline := 0
+	if reconnects(flt) {
+		needOnline = int(0.9 * float64(b.online))
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.log.Warn("fault not recovered by the end of the drain", "fault", flt.Name, "since_end", time.Since(end).Round(time.Millisecond))
+			r.reg.ObserveDuration("fault_recovery_time", time.Since(end), tags)
+			return
+		case <-t.C:
+		}
+		if r.gatewayChild() == nil || r.phones.Online() < needOnline {
+			continue
+		}
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		healthy := httpOK(hctx, r.hc, r.w.gatewayURL+"/healthz", "") == nil
+		cancel()
+		if !healthy {
+			continue
+		}
+		if b.outbox >= 0 {
+			if _, ob := r.scrapeGateway(ctx); ob < 0 || ob > b.outbox+outboxSlack {
+				continue
+			}
+		}
+		d := max(time.Since(end), 0)
+		r.log.Info("fault recovered", "fault", flt.Name, "recovery", d.Round(time.Millisecond))
+		r.reg.ObserveDuration("fault_recovery_time", d, tags)
+		return
+	}
+}
+
+// finishRecoveries stops the watches still running (at the end of the drain) and waits for them.
+func (r *runner) finishRecoveries() {
+	r.rec.init()
+	r.rec.cancel()
+	r.rec.wg.Wait()
+}
