@@ -160,21 +160,20 @@ type device struct {
 	failNext    int  // answer the next login with <failure reason=failNext>
 }
 
-// Stats are the server's resource counters.
+// Stats are the server's resource counters. Goroutines, RSSBytes and CPUSeconds are the whole
+// process's.
 type Stats struct {
-	Connections int64 `json:"connections"`
-	Refused     int64 `json:"refused"`
-	// HandshakesFailed counts connections that closed before finishing the Noise handshake.
-	HandshakesFailed int64 `json:"handshakes_failed"`
-	// ClientAcks counts the <ack> nodes clients sent back (for receipts the server delivered).
-	ClientAcks      int64   `json:"client_acks"`
-	Handlers        int64   `json:"handlers"`
-	Devices         int     `json:"devices"`
-	Online          int     `json:"online"`
-	Goroutines      int     `json:"goroutines"`
-	RSSBytes        uint64  `json:"rss_bytes"`
-	CPUSeconds      float64 `json:"cpu_seconds"`
-	EventsDiscarded uint64  `json:"events_discarded"`
+	Connections      int64   `json:"connections"`       // open WebSocket connections
+	Handlers         int64   `json:"handlers"`          // running per-connection handler goroutines
+	Refused          int64   `json:"refused"`           // connections refused (HTTP 503) during a restart's downtime
+	HandshakesFailed int64   `json:"handshakes_failed"` // connections that ended before finishing the Noise handshake
+	ClientAcks       int64   `json:"client_acks"`       // <ack> nodes clients sent back for receipts
+	Devices          int     `json:"devices"`           // devices ever paired, logged-out ones included
+	Online           int     `json:"online"`            // devices with a logged-in connection
+	Goroutines       int     `json:"goroutines"`
+	RSSBytes         uint64  `json:"rss_bytes"`
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	EventsDiscarded  uint64  `json:"events_discarded"` // events dropped by the MaxEvents bound
 }
 
 // Server is a fake WhatsApp multi-device server. Create it with New, then Start it.
