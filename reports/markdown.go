@@ -268,7 +268,8 @@ func usersSupported(res *Results, e *Entry, mode string) usersValue {
 }
 
 func usersGain(l, b usersValue) string {
-	if l.n == 0 || b.n == 0 {
+	// A ratio needs the legacy count measured exactly; a batch lower bound gives ">= ratio".
+	if l.n == 0 || b.n == 0 || !l.exact {
 		return "—"
 	}
 	prefix := ""

@@ -166,3 +166,28 @@ func TestGainsSayWhichWayTheChangeGoes(t *testing.T) {
 		}
 	}
 }
+
+func TestUsersSupportedComesFromTheCapacitySearch(t *testing.T) {
+	res := sampleBench(t)
+	var buf bytes.Buffer
+	_ = WriteMarkdown(&buf, res)
+	if !strings.Contains(buf.String(), "| users supported | 100 | 1,000+ | < 100 (thresholds failed) | >= 1,000 | — (seed: 10x) |") {
+		t.Error("without a capacity search: want lower bounds and no ratio")
+	}
+	res.Bench.Capacity = []CapacityResult{
+		{Name: "legacy", Mode: ModeLegacy, MaxUsers: 40, Limit: 2000, Steps: []CapacityStep{{Users: 10, OK: true}, {Users: 80}, {Users: 40, OK: true}}},
+		{Name: "batch", Mode: ModeBatch, MaxUsers: 1500, Limit: 20000},
+	}
+	buf.Reset()
+	_ = WriteMarkdown(&buf, res)
+	md := buf.String()
+	for _, want := range []string{
+		"| users supported | 100 | 1,000+ | 40 users | 1,500 users | 37.5x (seed: 10x) |",
+		"| max users within those limits (make bench-capacity) | >= 10,000 | 1,500 users | FAIL | capacity batch |",
+		"| legacy | legacy | 40 users | 10: ok, 80: fail, 40: ok |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}
