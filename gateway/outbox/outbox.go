@@ -150,8 +150,9 @@ type Outbox struct {
 	room chan struct{} // closed (and replaced) whenever this gateway frees room
 
 	// lastLen is the stream length seen by the latest append. While it is below half the bound,
-	// appends skip the atomic bound check (a Lua script, costly on the embedded miniredis): the
-	// bound is a safety valve, and near it every append is checked atomically.
+	// appends skip the atomic bound check (a Lua script, costly on the embedded miniredis) and
+	// check the length returned with the XADD instead (taking the entry back when over the
+	// bound); near the bound every append is checked atomically.
 	lastLen atomic.Int64
 }
 
@@ -204,7 +205,8 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 	actx, cancel := context.WithTimeout(ctx, o.cfg.AppendTimeout)
 	defer cancel()
 	waited := false
-	var lastErr error
+	var lastErr error // the last attempt's Redis error, when it failed
+	lastFull := false // whether the last attempt found the outbox full
 	retryIn := waitPoll
 	for {
 		room := o.roomSignal()
@@ -213,12 +215,15 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 			o.appended.Add(1)
 			return id, nil
 		}
+		if err != nil && actx.Err() != nil {
+			// Our own deadline cut the call short: judge by the attempts that completed.
+			return "", o.refused(ev, lastErr, lastFull, ctx.Err())
+		}
+		lastErr, lastFull = err, full
 		delay := waitPoll
 		if err != nil {
-			if lastErr == nil {
-				o.log.Warn("outbox: Redis did not take an event; retrying until the append deadline", "event_id", ev.ID, "err", err)
-			}
-			lastErr, delay = err, retryIn
+			o.log.Warn("outbox: Redis did not take an event; retrying until the append deadline", "event_id", ev.ID, "err", err)
+			delay = retryIn
 			retryIn = min(retryIn*2, time.Second)
 		}
 		if !waited {
@@ -232,7 +237,7 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 		case <-poll.C:
 		case <-actx.Done():
 			poll.Stop()
-			return "", o.refused(ev, lastErr, full, ctx.Err())
+			return "", o.refused(ev, lastErr, lastFull, ctx.Err())
 		}
 	}
 }
@@ -253,6 +258,15 @@ func (o *Outbox) tryAppend(ctx context.Context, args []any) (id string, full boo
 		if err != nil {
 			return "", false, err
 		}
+		if n.Val() > o.cfg.Max {
+			// Others filled the outbox since this gateway last looked: take the entry back (a
+			// consumer that read it meanwhile only delivers it early) and wait like a full append.
+			if err := o.rdb.XDel(ctx, o.cfg.Stream, add.Val()).Err(); err != nil {
+				return "", false, err
+			}
+			o.lastLen.Store(n.Val() - 1)
+			return "", true, nil
+		}
 		o.lastLen.Store(n.Val())
 		return add.Val(), false, nil
 	}
@@ -267,18 +281,22 @@ func (o *Outbox) tryAppend(ctx context.Context, args []any) (id string, full boo
 	return id, false, nil
 }
 
-// refused counts and logs an event Append gives up on, and builds its error.
+// refused counts and logs an event Append gives up on, and builds its error: ErrFull when the
+// last completed attempt found the outbox full, else the Redis error (or Redis's silence).
 func (o *Outbox) refused(ev event.Event, redisErr error, full bool, ctxErr error) error {
 	o.appendFailed.Add(1)
 	attrs := []any{"event_id", ev.ID, "session_id", ev.SessionID, "kind", ev.Kind, "version", ev.Version, "waited", o.cfg.AppendTimeout}
 	var err error
 	switch {
-	case full || redisErr == nil:
+	case full:
 		o.log.Error("outbox full: event NOT accepted", append(attrs, "max", o.cfg.Max)...)
 		err = fmt.Errorf("outbox: event %s not accepted: %w (max %d)", ev.ID, ErrFull, o.cfg.Max)
-	default:
+	case redisErr != nil:
 		o.log.Error("outbox: Redis unavailable: event NOT accepted", append(attrs, "err", redisErr)...)
 		err = fmt.Errorf("outbox: event %s not accepted: %w", ev.ID, redisErr)
+	default:
+		o.log.Error("outbox: Redis did not answer: event NOT accepted", attrs...)
+		err = fmt.Errorf("outbox: event %s not accepted: Redis did not answer within %s: %w", ev.ID, o.cfg.AppendTimeout, context.DeadlineExceeded)
 	}
 	if ctxErr != nil {
 		err = fmt.Errorf("%w (caller gave up: %w)", err, ctxErr)

@@ -474,8 +474,17 @@ func TestAnOpenBreakerStopsReadingTheOutbox(t *testing.T) {
 func TestAFullOutboxFailsDeliverLoudly(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		f := newFixture(t, b, Config{}, outbox.Config{Max: 2, AppendTimeout: 20 * time.Millisecond})
-		f.deliver(t, ev("s1", 1, event.KindQR, "q"), ev("s2", 1, event.KindQR, "q"))
-		err := f.d.Deliver(context.Background(), ev("s3", 1, event.KindQR, "q"))
+		// Another gateway, patient, fills the shared outbox.
+		patient, err := outbox.New(context.Background(), b.Client(t), outbox.Config{Max: 2, Consumer: "gw-patient", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []event.Event{ev("s1", 1, event.KindQR, "q"), ev("s2", 1, event.KindQR, "q")} {
+			if _, err := patient.Append(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = f.d.Deliver(context.Background(), ev("s3", 1, event.KindQR, "q"))
 		if !errors.Is(err, outbox.ErrFull) {
 			t.Fatalf("Deliver to a full outbox: %v; want ErrFull", err)
 		}
