@@ -54,7 +54,30 @@ bench-quick: build bin/bench
 bench-capacity: build bin/bench
 	bin/bench -matrix benchmarks/capacity.yaml -capacity -command "make bench-capacity" $(BENCH_FLAGS)
 
-.PHONY: FORCE
+# Every fault scenario (benchmarks/faults.yaml: Laravel down/errors/slow/lost responses, Redis
+# restarted and lost, gateway SIGKILL and SIGTERM during a flush, reconnect storm, logouts,
+# replaced streams), then faults.md in the bench folder: one row per fault (delays, recovery,
+# Laravel requests before/during/after, memory and outbox peaks, ground truth). ~15 minutes.
+bench-faults: build bin/bench
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/faults-report ./benchmarks/cmd/faults-report
+	@bin/bench -matrix benchmarks/faults.yaml -command "make bench-faults" $(BENCH_FLAGS); status=$$?; \
+		bin/faults-report -command "make bench-faults" reports/out/latest || status=1; exit $$status
+
+# Each fuzz target for FUZZTIME (10 s) on its own: the gateway's REST API bodies and paths, the
+# Laravel client's response parsing, scenario files, fakewa's frames and handshake, fakelaravel's
+# batch endpoint. New failing inputs land in the package's testdata/fuzz and become regression
+# tests of `go test`.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for line in $$($(GO) list -f '{{.ImportPath}}={{.Dir}}' ./...); do \
+		pkg=$${line%%=*}; dir=$${line#*=}; \
+		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+			echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+.PHONY: FORCE fuzz
 FORCE:
 
 # The reference Laravel app (laravel/): private php-fpm and nginx masters on loopback, runtime files

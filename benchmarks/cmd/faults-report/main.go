@@ -1,0 +1,42 @@
+// Command faults-report writes faults.md, the per-fault table of `make bench-faults`, into a bench
+// folder (or one run folder) and prints it.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"wagate/benchmarks/faultreport"
+	"wagate/internal/buildinfo"
+)
+
+func main() {
+	fs := flag.NewFlagSet("faults-report", flag.ExitOnError)
+	command := fs.String("command", "", "command line recorded in the report")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: faults-report [-command CMD] DIR\n\nWrites DIR/faults.md: one row per fault of every run under DIR (runs with a faults.json).")
+		fs.PrintDefaults()
+	}
+	_ = fs.Parse(os.Args[1:])
+	if *version {
+		fmt.Println(buildinfo.String("faults-report"))
+		return
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	dir := fs.Arg(0)
+	if _, err := faultreport.WriteFile(dir, *command); err != nil {
+		fmt.Fprintln(os.Stderr, "faults-report:", err)
+		os.Exit(1)
+	}
+	b, err := os.ReadFile(dir + "/faults.md")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults-report:", err)
+		os.Exit(1)
+	}
+	os.Stdout.Write(b)
+}
