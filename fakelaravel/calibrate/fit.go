@@ -21,6 +21,18 @@ type Fixed struct {
 	ProxyTimeout time.Duration
 }
 
+// DefaultFitSamples is how many arrivals each simulation of the fit draws.
+const DefaultFitSamples = 4000
+
+// FitOptions tune the fit's simulations.
+type FitOptions struct {
+	// Seed fixes the simulated arrivals and jitter.
+	Seed uint64
+	// Samples is the number of arrivals per simulation (default DefaultFitSamples); fewer is
+	// faster and noisier.
+	Samples int
+}
+
 // FitResult is the fitted model and how well it reproduces the measurement.
 type FitResult struct {
 	// Model is the fitted capacity model.
@@ -84,7 +96,10 @@ func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(ti
 // 50% and 80% load (weighted log errors: solo 3, throughput 2, p50 1, p99 0.5). The jitter is
 // searched too, starting from the spread of the solo runs. Workers, backlog and proxy timeout are
 // the deployment's (fixed).
-func Fit(m *Measurement, fixed Fixed, seed uint64) (FitResult, error) {
+func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
+	if opts.Samples <= 0 {
+		opts.Samples = DefaultFitSamples
+	}
 	res := FitResult{ServiceMS: map[Kind]float64{}}
 	if fixed.Workers < 1 {
 		return res, fmt.Errorf("%w: workers %d", ErrNotEnoughData, fixed.Workers)
@@ -122,7 +137,7 @@ func Fit(m *Measurement, fixed Fixed, seed uint64) (FitResult, error) {
 				Workers: fixed.Workers, Backlog: fixed.Backlog, ProxyTimeout: fixed.ProxyTimeout,
 			}
 			res.Candidates++
-			e := modelError(m, model, seed)
+			e := modelError(m, model, opts)
 			// Jitter barely moves p50 and p99: prefer the solo runs' spread unless another value
 			// is clearly (10%) better.
 			score := e
@@ -181,7 +196,7 @@ func candidates(m *Measurement, fixed Fixed, cpu map[Kind]float64) ([]candidate,
 }
 
 // modelError is the RMS log error of the model's predictions against the measured figures.
-func modelError(m *Measurement, model fakelaravel.CapacityModel, seed uint64) float64 {
+func modelError(m *Measurement, model fakelaravel.CapacityModel, opts FitOptions) float64 {
 	var sum float64
 	var n int
 	add := func(pred, real, weight float64) {
@@ -204,7 +219,7 @@ func modelError(m *Measurement, model fakelaravel.CapacityModel, seed uint64) fl
 			if len(load.runs) == 0 {
 				continue
 			}
-			sim := Simulate(model, rows, load.frac*km.OfferedRPS, 4000, seed)
+			sim := Simulate(model, rows, load.frac*km.OfferedRPS, opts.Samples, opts.Seed)
 			add(sim.Percentile(50), Latency(load.runs, 50).Seconds(), 1)
 			add(sim.Percentile(99), Latency(load.runs, 99).Seconds(), 0.5)
 		}

@@ -211,7 +211,7 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 			busy, runtime.NumCPU(), limit, o.out, o.table)
 	}
 
-	fit, err := calibrate.Fit(real, calibrate.Fixed{Workers: d.workers, Backlog: d.backlog, ProxyTimeout: d.proxyTimeout}, plan.Seed)
+	fit, err := calibrate.Fit(real, calibrate.Fixed{Workers: d.workers, Backlog: d.backlog, ProxyTimeout: d.proxyTimeout}, calibrate.FitOptions{Seed: plan.Seed})
 	if err != nil {
 		return err
 	}
