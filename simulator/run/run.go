@@ -151,6 +151,11 @@ type runner struct {
 	// stopUsers ends the users early (the gateway died, or an abortOnFail threshold failed).
 	stopUsers   context.CancelFunc
 	gatewayDied atomic.Bool
+	// measureLaravel and measureGateway say whether this instance reports the shared parts'
+	// own measurements (Laravel's requests, the gateway's resources): always for parts it started,
+	// and only instance 0 of an execution-segment sequence for parts shared by several
+	// instances, so that merging the instances' reports does not count them twice.
+	measureLaravel, measureGateway bool
 	// proc is the state of process faults (gateway and redis-server restarts; procfaults.go).
 	proc procControl
 	// rec measures fault_recovery_time (recovery.go).
@@ -208,6 +213,8 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	if f.Gateway.QR.Codes > 0 {
 		qr.Codes = f.Gateway.QR.Codes
 	}
+	r.measureLaravel = r.w.laravel != nil || r.tuple.Index() == 0
+	r.measureGateway = r.w.gateway != nil || r.tuple.Index() == 0
 	r.phones = newPhones(r.w.wa)
 	r.ledger = user.NewLedger(r.reg, qr, r.phones.RefIssue)
 	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
@@ -256,7 +263,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	bgWG.Go(func() { r.every(bg, 100*time.Millisecond, func() { _ = r.phones.poll(bg) }) })
 	bgWG.Go(func() { r.every(bg, pollEvery, func() { _ = r.laravel.poll(bg) }) })
 	// Initial Laravel stats: the baseline of the deltas.
-	if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
+	if !r.measureLaravel {
+		r.log.Info("fakelaravel is shared with other instances: instance 0 reports its request counts")
+	} else if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
 		r.lastStats = &st
 	}
 	if r.w.gateway != nil {
@@ -411,6 +420,9 @@ func (r *runner) sampleProcess() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if !r.measureGateway {
+		return
+	}
 	if p, err := scrape(ctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken); err == nil {
 		g, ob := p.goroutines(), p.outboxDepth()
 		r.mu.Lock()
@@ -423,7 +435,7 @@ func (r *runner) sampleProcess() {
 			r.reg.Set("outbox_depth", ob, nil)
 		}
 	}
-	r.reg.Set("sessions_connected", float64(r.phones.Online()), nil)
+	r.reg.Set("sessions_connected", float64(len(r.ownOnline())), nil)
 	if r.redisChild() != nil {
 		if ops, err := redisOpsPerSec(ctx, r.w.redisURL); err == nil {
 			r.reg.Set("redis_ops_per_sec", ops, nil)
@@ -444,7 +456,9 @@ func (r *runner) seriesPoint() {
 		LaravelRequestsPerMin: map[string]float64{},
 		SessionsByState:       r.laravel.ByState(r.ledger.IDs()),
 	}
-	if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
+	if !r.measureLaravel {
+		// another instance reports Laravel's counts
+	} else if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
 		r.mu.Lock()
 		prev := r.lastStats
 		r.lastStats = &st
@@ -594,6 +608,9 @@ func (r *runner) gatewayStatus(ctx context.Context, id string) (string, error) {
 // items than the gateway produced events means some were applied twice. -1 when the gateway
 // does not expose its event count.
 func (r *runner) duplicates(ctx context.Context) int64 {
+	if !r.measureLaravel || !r.measureGateway {
+		return -1
+	}
 	p, err := scrape(ctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken)
 	if err != nil {
 		return -1
@@ -799,7 +816,7 @@ func (r *runner) progress(ctx context.Context) {
 		r.mu.Unlock()
 		errs := r.reg.Total("http_req_failed", nil)
 		line := fmt.Sprintf("%s/%s  users %d  sessions %d (connected %d)  Laravel %.0f req/min  API p95 %.1f ms  errors %.0f",
-			el, total, r.activeVUs.Load(), r.ledger.Sessions(), r.phones.Online(), perMin, p95, errs)
+			el, total, r.activeVUs.Load(), r.ledger.Sessions(), len(r.ownOnline()), perMin, p95, errs)
 		if r.o.TTY {
 			fmt.Fprintf(r.o.Progress, "\r\033[K%s", line)
 		} else {
