@@ -11,11 +11,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,42 +32,59 @@ type app struct {
 	secret []byte
 }
 
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
+func randomHex(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+// shared is the one app instance the tests of this package share (started on first use,
+// stopped by TestMain).
+var shared struct {
+	once sync.Once
+	app  app
+	err  error
+	stop func()
 }
 
-// startApp runs scripts/up.sh with a secret, a fresh runtime directory and a free port, and stops
-// the app when the test ends.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.stop != nil {
+		shared.stop()
+	}
+	os.Exit(code)
+}
+
+// startApp returns the shared app, starting it on first use with scripts/up.sh: a secret, a fresh
+// runtime directory and a free port. It skips the test when php-fpm is absent and $CI is unset.
 func startApp(t *testing.T) app {
 	t.Helper()
 	if matches, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(matches) == 0 && os.Getenv("CI") == "" {
 		t.Skip("php-fpm is not installed (make laravel-up installs it; CI always runs this test)")
 	}
+	shared.once.Do(func() { shared.app, shared.stop, shared.err = launch() })
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.app
+}
+
+func launch() (app, func(), error) {
 	dir, err := os.MkdirTemp("", "wagate-laravel-test-")
 	if err != nil {
-		t.Fatal(err)
+		return app{}, nil, err
 	}
 	// PHP-FPM and nginx workers run as www-data when the test runs as root.
 	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
+		return app{}, nil, err
 	}
-	a := app{token: randomHex(t, 16), secret: []byte(randomHex(t, 16))}
-	port := freePort(t)
+	a := app{token: randomHex(16), secret: []byte(randomHex(16))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return app{}, nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
 	a.url = "http://127.0.0.1:" + strconv.Itoa(port)
 	env := append(os.Environ(),
 		"WAGATE_LARAVEL_DIR="+filepath.Join(dir, "rt"),
@@ -74,25 +93,25 @@ func startApp(t *testing.T) app {
 		"WAGATE_LARAVEL_TOKEN="+a.token,
 		"WAGATE_LARAVEL_SECRET="+string(a.secret),
 	)
+	stop := func() {
+		down := exec.Command("scripts/down.sh")
+		down.Env = env
+		if msg, err := down.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "down.sh: %v\n%s", err, msg)
+		}
+		_ = os.RemoveAll(dir)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // package install included
 	defer cancel()
 	up := exec.CommandContext(ctx, "scripts/up.sh")
 	up.Env = env
 	var out bytes.Buffer
 	up.Stdout, up.Stderr = &out, &out
-	err = up.Run()
-	t.Cleanup(func() {
-		down := exec.Command("scripts/down.sh")
-		down.Env = env
-		if msg, err := down.CombinedOutput(); err != nil {
-			t.Errorf("down.sh: %v\n%s", err, msg)
-		}
-		_ = os.RemoveAll(dir)
-	})
-	if err != nil {
-		t.Fatalf("up.sh: %v\n%s", err, out.String())
+	if err := up.Run(); err != nil {
+		stop()
+		return app{}, nil, fmt.Errorf("up.sh: %w\n%s", err, out.String())
 	}
-	return a
+	return a, stop, nil
 }
 
 func TestReferenceAppPassesTheConformanceCheck(t *testing.T) {
@@ -121,7 +140,7 @@ func TestGatewayClientTalksToTheReferenceApp(t *testing.T) {
 
 	// Items of one session in one batch count as if applied in order: v1 applied, v3 applied,
 	// v2 stale; the other session's v1 applied.
-	res, err := c.PostStatusBatch(ctx, "k-"+randomHex(t, 8), laravel.StatusBatch{Statuses: []laravel.StatusItem{
+	res, err := c.PostStatusBatch(ctx, "k-"+randomHex(8), laravel.StatusBatch{Statuses: []laravel.StatusItem{
 		{SessionID: "s-a", EstadoQR: laravel.StatusPending, Version: 1, EventID: "e1", ChangedAt: now},
 		{SessionID: "s-a", EstadoQR: laravel.StatusConnected, Version: 3, EventID: "e2", ChangedAt: now},
 		{SessionID: "s-a", EstadoQR: laravel.StatusDisconnected, Version: 2, EventID: "e3", ChangedAt: now},
@@ -142,12 +161,12 @@ func TestGatewayClientTalksToTheReferenceApp(t *testing.T) {
 	}
 
 	// A QR batch keeps the newest code; the lookup shows it next to the status.
-	if _, err := c.PostQRBatch(ctx, "k-"+randomHex(t, 8), laravel.QRBatch{QRs: []laravel.QRItem{
+	if _, err := c.PostQRBatch(ctx, "k-"+randomHex(8), laravel.QRBatch{QRs: []laravel.QRItem{
 		{SessionID: "s-a", QR: "2@new", Version: 5, EventID: "q1", GeneratedAt: now},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.PostQRBatch(ctx, "k-"+randomHex(t, 8), laravel.QRBatch{QRs: []laravel.QRItem{
+	if _, err := c.PostQRBatch(ctx, "k-"+randomHex(8), laravel.QRBatch{QRs: []laravel.QRItem{
 		{SessionID: "s-a", QR: "2@old", Version: 4, EventID: "q0", GeneratedAt: now},
 	}}); err != nil {
 		t.Fatal(err)
@@ -169,7 +188,7 @@ func TestGatewayClientTalksToTheReferenceApp(t *testing.T) {
 
 	// The same batch sent 8 times at once under one key is applied once: every answer is either
 	// the batch's result (first or replayed) or 409 while it is in flight.
-	key := "k-" + randomHex(t, 8)
+	key := "k-" + randomHex(8)
 	batch := laravel.StatusBatch{Statuses: []laravel.StatusItem{{SessionID: "s-c", EstadoQR: laravel.StatusConnected, Version: 7, EventID: "c1", ChangedAt: now}}}
 	type answer struct {
 		res laravel.BatchResult
