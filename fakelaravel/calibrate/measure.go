@@ -51,7 +51,7 @@ func DefaultPlan(workers int) Plan {
 		Saturation: 2 * time.Second, SaturationRepeats: 4, SaturationClients: 2 * workers,
 		Load: 2500 * time.Millisecond, LoadRepeats: 3,
 		Overload: 4 * time.Second, OverloadFactor: 2, Drain: 6 * time.Second, Settle: 2 * time.Second,
-		QuietCores: 0.5, QuietWaitBudget: 30 * time.Second,
+		QuietCores: 0.5, QuietWaitBudget: 20 * time.Second,
 		MaxInFlight: 2000, Seed: 1,
 	}
 }
