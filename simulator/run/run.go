@@ -420,6 +420,7 @@ func (r *runner) sampleProcess() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	r.reg.Set("sessions_connected", float64(len(r.ownOnline())), nil)
 	if !r.measureGateway {
 		return
 	}
@@ -435,7 +436,6 @@ func (r *runner) sampleProcess() {
 			r.reg.Set("outbox_depth", ob, nil)
 		}
 	}
-	r.reg.Set("sessions_connected", float64(len(r.ownOnline())), nil)
 	if r.redisChild() != nil {
 		if ops, err := redisOpsPerSec(ctx, r.w.redisURL); err == nil {
 			r.reg.Set("redis_ops_per_sec", ops, nil)
