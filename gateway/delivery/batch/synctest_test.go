@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -56,6 +57,20 @@ func TestTheRunningFlusherKeepsItsIntervalsOnAFakeClock(t *testing.T) {
 		}
 		if got := sentAfter(ev("s2", 1, event.KindStatus, "connected")); got < 50*time.Millisecond || got > 100*time.Millisecond {
 			t.Errorf("a HIGH event reached Laravel after %v; want its 50 ms linger", got)
+		}
+		// BatchSize (50) waiting items flush at once, without waiting for the interval.
+		start := time.Now()
+		for i := 0; i < DefaultBatchSize; i++ {
+			if err := d.Deliver(context.Background(), ev(fmt.Sprintf("b%d", i), 1, event.KindQR, "q")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := <-lv.sentCh
+		if got := time.Since(start); len(c.items) != DefaultBatchSize || got > 100*time.Millisecond {
+			t.Errorf("a full batch (%d items) reached Laravel after %v; want at once", len(c.items), got)
+		}
+		if m := d.Snapshot(context.Background()); m.Flushes["size"] != 1 || m.Flushes["time"] != 1 || m.Flushes["priority"] != 1 {
+			t.Errorf("flushes %v; want one of each", m.Flushes)
 		}
 		if err := d.Close(context.Background()); err != nil {
 			t.Fatal(err)
