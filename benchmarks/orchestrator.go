@@ -169,18 +169,34 @@ func (o *Orchestrator) RunCapacity(ctx context.Context) (Outcome, error) {
 	o.printf("bench-capacity: %d searches of %s into %s", len(o.Matrix.Capacity), o.MatrixPath, dir)
 	for _, c := range o.Matrix.Capacity {
 		entry := reports.BenchEntry{Name: "capacity-" + c.Name, Scenario: c.Scenario, Set: c.Set}
+		// A run that fails without a verdict (crash, no report) is retried once: one broken run must
+		// not pass for the capacity limit. If the retry fails too, the count does not hold.
 		probe := func(ctx context.Context, users int) (bool, []string, string, error) {
 			set := append(append([]string(nil), c.Set...), fmt.Sprintf("%s=%d", c.UsersKey, users))
-			runDir := filepath.Join("capacity-"+c.Name, fmt.Sprintf("users-%d", users))
-			o.printf("[%s] %d users · elapsed %s", c.Name, users, fmtElapsed(o.now().Sub(start)))
-			res := o.Runner.Run(ctx, c.Scenario, fmt.Sprintf("%s-%d", c.Name, users), set, filepath.Join(dir, runDir))
-			out.Runs++
-			entry.Runs = append(entry.Runs, runRecord(runDir, res))
-			if ctx.Err() != nil {
-				return false, nil, runDir, ctx.Err()
+			var runDir string
+			var res RunResult
+			for attempt := 1; attempt <= 2; attempt++ {
+				runDir = filepath.Join("capacity-"+c.Name, fmt.Sprintf("users-%d", users))
+				if attempt > 1 {
+					runDir += fmt.Sprintf("-retry%d", attempt-1)
+				}
+				o.printf("[%s] %d users · elapsed %s", c.Name, users, fmtElapsed(o.now().Sub(start)))
+				res = o.Runner.Run(ctx, c.Scenario, fmt.Sprintf("%s-%d", c.Name, users), set, filepath.Join(dir, runDir))
+				out.Runs++
+				entry.Runs = append(entry.Runs, runRecord(runDir, res))
+				if ctx.Err() != nil {
+					return false, nil, runDir, ctx.Err()
+				}
+				o.printf("[%s] %d users: %s in %s", c.Name, users, verdict(res), fmtElapsed(res.Elapsed))
+				if res.Err == nil {
+					break
+				}
+				o.printf("    %v", res.Err)
 			}
 			failed := failedThresholds(res)
-			o.printf("[%s] %d users: %s in %s", c.Name, users, verdict(res), fmtElapsed(res.Elapsed))
+			if res.Err != nil {
+				failed = append(failed, "run failed: "+res.Err.Error())
+			}
 			return res.OK(), failed, runDir, nil
 		}
 		result, err := SearchCapacity(ctx, c, probe)

@@ -258,3 +258,24 @@ func TestCheckScenariosListsMissingFiles(t *testing.T) {
 		t.Errorf("CheckScenarios = %v, want only missing.yaml named", err)
 	}
 }
+
+func TestBenchCapacityRetriesARunThatFailedWithoutAVerdict(t *testing.T) {
+	o, progress := testOrchestrator(t, `
+capacity:
+  - {name: broken, mode: batch, scenario: crash.yaml, start: 10, limit: 20, granularity: 10}
+`)
+	if _, err := o.RunCapacity(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := reports.LoadResults(filepath.Join(o.OutRoot, LatestCapacityLink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Bench.Capacity[0]
+	if c.MaxUsers != 0 || len(c.Steps) != 1 || !strings.Contains(strings.Join(c.Steps[0].Failed, " "), "run failed") {
+		t.Errorf("capacity = %+v, want 0 users after a failed probe", c)
+	}
+	if n := len(res.Bench.Entries[0].Runs); n != 2 {
+		t.Errorf("%d runs, want the crashed probe retried once:\n%s", n, progress)
+	}
+}
