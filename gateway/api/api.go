@@ -101,6 +101,8 @@ type Config struct {
 	Logger *slog.Logger
 	// CheckTimeout bounds each readiness check [2 s].
 	CheckTimeout time.Duration
+	// RateLimit bounds each client's requests (429 + Retry-After); zero values take its defaults.
+	RateLimit RateLimit
 }
 
 type api struct {
@@ -156,7 +158,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	return a.observe(a.recoverPanics(mux)), nil
+	return a.observe(a.rateLimit(a.recoverPanics(mux))), nil
 }
 
 // NewServer returns an http.Server for h on addr with timeouts set, so a slow or idle client

@@ -430,7 +430,7 @@ func FuzzRequestBodiesNeverGive5xx(f *testing.F) {
 	}
 	defer m.Close(context.Background())
 	h, err := api.New(api.Config{Token: token, Sessions: m, Reader: m, Activity: &activity{active: map[string]bool{}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimit: api.RateLimit{Disabled: true}})
 	if err != nil {
 		f.Fatal(err)
 	}
