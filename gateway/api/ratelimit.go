@@ -19,8 +19,9 @@ import (
 // have separate buckets, so a flood of unauthenticated requests from the Laravel app's own
 // address does not throttle the app.
 type RateLimit struct {
-	// PerSecond and Burst bound authenticated requests per client [2000/s, burst 4000]: a safety
-	// net against a runaway loop in the Laravel app, far above what 10,000 users cause.
+	// PerSecond and Burst bound authenticated requests per client [10,000/s, burst 20,000]: a
+	// safety net against a runaway loop in the Laravel app, above what `make bench-capacity`'s
+	// largest runs cause from one simulator.
 	PerSecond float64
 	Burst     int
 	// UnauthPerSecond and UnauthBurst bound requests without a valid token per client [10/s,
@@ -38,10 +39,10 @@ type RateLimit struct {
 
 func (l RateLimit) withDefaults() RateLimit {
 	if l.PerSecond <= 0 {
-		l.PerSecond = 2000
+		l.PerSecond = 10000
 	}
 	if l.Burst <= 0 {
-		l.Burst = 4000
+		l.Burst = 20000
 	}
 	if l.UnauthPerSecond <= 0 {
 		l.UnauthPerSecond = 10

@@ -202,7 +202,7 @@ func (r *runner) restartGateway(ctx context.Context, sig syscall.Signal, downtim
 	r.proc.mu.Lock()
 	r.w.gateway = nc
 	r.proc.mu.Unlock()
-	if err := waitFor(ctx, nc, 60*time.Second, func(ctx context.Context) error { return httpOK(ctx, r.hc, r.w.gatewayURL+"/healthz", "") }); err != nil {
+	if err := waitFor(ctx, nc, 60*time.Second, func(ctx context.Context) error { return httpOK(ctx, r.hc, r.w.gatewayURL+"/healthz", r.w.gatewayToken) }); err != nil {
 		r.markGatewayUp(nc)
 		return fmt.Errorf("restarted gateway: %w", err)
 	}

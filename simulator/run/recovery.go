@@ -102,7 +102,7 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, time.Second)
-		healthy := httpOK(hctx, r.hc, r.w.gatewayURL+"/healthz", "") == nil
+		healthy := httpOK(hctx, r.hc, r.w.gatewayURL+"/healthz", r.w.gatewayToken) == nil
 		cancel()
 		if !healthy {
 			continue
