@@ -29,7 +29,7 @@ var Catalog = map[string]Info{
 	"laravel_queue_wait":          {threshold.Trend, ContainsTime, "time requests waited for a PHP-FPM worker (from fakelaravel's bucket histograms, recorded at bucket upper bounds)"},
 	"laravel_reqs_failed":         {threshold.Rate, ContainsDefault, "share of Laravel requests answered with a non-2xx status"},
 
-	"event_delivery_delay":     {threshold.Trend, ContainsTime, "from fakewa causing an event to fakelaravel having applied it (tags kind, priority)"},
+	"event_delivery_delay":     {threshold.Trend, ContainsTime, "from the simulation causing an event (pairing, drop, logout in fakewa; a QR code shown) to fakelaravel having applied it (tags kind: status or qr, priority, event)"},
 	"qr_visibility_delay":      {threshold.Trend, ContainsTime, "from the gateway generating a QR code to fakelaravel having it"},
 	"qr_expired_unseen":        {threshold.Counter, ContainsDefault, "QR codes that expired before Laravel had them"},
 	"pairing_duration":         {threshold.Trend, ContainsTime, "from session start to connected"},

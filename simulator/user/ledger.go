@@ -219,6 +219,11 @@ func (l *Ledger) qrSeenLocked(s *session, qr string, at time.Time) {
 		d = 0
 	}
 	l.reg.ObserveDuration("qr_visibility_delay", d, s.tags)
+	t := metrics.Tags{"kind": "qr", "priority": "normal", "event": "qr"}
+	for k, v := range s.tags {
+		t[k] = v
+	}
+	l.reg.ObserveDuration("event_delivery_delay", d, t)
 }
 
 // refOf returns the pairing ref of a QR string ("ref,noise,identity,adv" or a URL form's first
