@@ -272,7 +272,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 			Endpoint:   endpoint,
 			Status:     resp.StatusCode,
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now()),
-			Message:    errorMessage(raw),
+			Message:    errorMessage(c.redact(raw)),
 		}
 	}
 	var readErr error
