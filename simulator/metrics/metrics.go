@@ -474,3 +474,52 @@ func (r *Registry) RateN(name string, passes, fails int64, tags Tags) {
 		r.sink.Point(name, r.now(), float64(passes)/float64(passes+fails), tags)
 	}
 }
+
+// RecordRequest records one request of an HTTP API at once, with one lock and one tag key:
+// http_reqs +1, http_req_duration and http_req_blocked (time trends) and http_req_failed (rate).
+// It is the hot path of the simulator's users.
+func (r *Registry) RecordRequest(tags Tags, duration, blocked time.Duration, failed bool) {
+	key := tags.key()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	get := func(name, typ, contains string) *series {
+		m, err := r.get(name, typ, contains)
+		if err != nil {
+			return nil
+		}
+		s := m.series[key]
+		if s == nil {
+			s = &series{tags: tags.clone()}
+			if typ == threshold.Trend {
+				s.hist = newHist(contains)
+			}
+			m.series[key] = s
+		}
+		return s
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	if s := get("http_reqs", threshold.Counter, ContainsDefault); s != nil {
+		s.count++
+		r.metrics["http_reqs"].windowCount++
+		r.emit("http_reqs", 1, tags)
+	}
+	if s := get("http_req_duration", threshold.Trend, ContainsTime); s != nil {
+		_ = s.hist.Record(ms(duration))
+		_ = r.metrics["http_req_duration"].window.Record(ms(duration))
+		r.emit("http_req_duration", ms(duration), tags)
+	}
+	if s := get("http_req_blocked", threshold.Trend, ContainsTime); s != nil {
+		_ = s.hist.Record(ms(blocked))
+		_ = r.metrics["http_req_blocked"].window.Record(ms(blocked))
+		r.emit("http_req_blocked", ms(blocked), tags)
+	}
+	if s := get("http_req_failed", threshold.Rate, ContainsDefault); s != nil {
+		s.count++
+		v := 0.0
+		if failed {
+			s.passes++
+			v = 1
+		}
+		r.emit("http_req_failed", v, tags)
+	}
+}

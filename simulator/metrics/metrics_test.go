@@ -305,3 +305,30 @@ func TestNDJSONLooksLikeK6OutJSON(t *testing.T) {
 		t.Errorf("point line = %s", lines[1])
 	}
 }
+
+func TestRecordRequestEqualsTheFourSeparateRecords(t *testing.T) {
+	one, four := NewRegistry(nil), NewRegistry(nil)
+	tags := Tags{"endpoint": "status", "status": "200"}
+	for i := 1; i <= 50; i++ {
+		d, b, failed := time.Duration(i)*time.Millisecond, time.Duration(i)*time.Microsecond, i%10 == 0
+		one.RecordRequest(tags, d, b, failed)
+		four.Add("http_reqs", 1, tags)
+		four.ObserveDuration("http_req_duration", d, tags)
+		four.ObserveDuration("http_req_blocked", b, tags)
+		four.Rate("http_req_failed", failed, tags)
+	}
+	a, b := one.Snapshot(time.Minute, nil, []string{"endpoint"}), four.Snapshot(time.Minute, nil, []string{"endpoint"})
+	if len(a) != len(b) {
+		t.Fatalf("%d vs %d metrics", len(a), len(b))
+	}
+	for name, m := range b {
+		for k, v := range m.Values {
+			if a[name].Values[k] != v {
+				t.Errorf("%s %s: %v vs %v", name, k, a[name].Values[k], v)
+			}
+		}
+	}
+	if h, _ := one.TakeWindow("http_req_duration"); h.Count() != 50 {
+		t.Errorf("window = %d", h.Count())
+	}
+}

@@ -107,10 +107,7 @@ func (a *API) call(ctx context.Context, method, endpoint, path string, body any,
 			failed = false
 		}
 	}
-	a.reg.Add("http_reqs", 1, t)
-	a.reg.ObserveDuration("http_req_duration", took, t)
-	a.reg.ObserveDuration("http_req_blocked", blocked, t)
-	a.reg.Rate("http_req_failed", failed, t)
+	a.reg.RecordRequest(t, took, blocked, failed)
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w", method, endpoint, err)
 	}
