@@ -68,7 +68,7 @@ func FuzzBatchAndSessionResponses(f *testing.F) {
 			return // a header value net/http would not carry
 		}
 		// A Laravel that echoes the secrets back.
-		body = append(body, []byte(" "+secretToken+" "+secretKey)[:len(body)%3*20]...)
+		body = append(body, []byte(" " + secretToken + " " + secretKey)[:len(body)%3*20]...)
 		mu.Lock()
 		next = fuzzAnswer{status, retryAfter, body}
 		mu.Unlock()
@@ -115,7 +115,10 @@ func TestAnEchoingLaravelNeverGetsTheSecretsIntoErrors(t *testing.T) {
 	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(`{"message":"token ` + r.Header.Get("Authorization") + ` refused; secret s3cret-signing-key"}`))
-	}, func(cfg *ClientConfig) { cfg.Token = "echoed-token-0123456789"; cfg.Secret = []byte("s3cret-signing-key") })
+	}, func(cfg *ClientConfig) {
+		cfg.Token = "echoed-token-0123456789"
+		cfg.Secret = []byte("s3cret-signing-key")
+	})
 	err := c.PostQR(context.Background(), QRUpdate{SessionID: "s", QR: "q"})
 	var se *StatusError
 	if !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
