@@ -49,6 +49,8 @@ var Catalog = map[string]Info{
 	"stale_overwrites":         {threshold.Counter, ContainsDefault, "sessions where an older state replaced a newer one in Laravel"},
 	"duplicate_applications":   {threshold.Counter, ContainsDefault, "events Laravel applied more than once"},
 	"ground_truth_sessions":    {threshold.Counter, ContainsDefault, "sessions whose final state was compared"},
+	"gateway_goroutine_growth": {threshold.Gauge, ContainsDefault, "gateway goroutines left after a hostile-clients flood (once it settled) minus those before it"},
+	"hostile_requests":         {threshold.Counter, ContainsDefault, "requests of a hostile-clients flood (tag code: the status the gateway answered, or error)"},
 	"fault_recovery_time":      {threshold.Trend, ContainsTime, "from a scheduled fault's end until the gateway answers, its outbox is back to its depth before the fault and (after drops, restarts) 90% of the sessions online before it are again (tag fault); the drain's end when it never recovered"},
 }
 

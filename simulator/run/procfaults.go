@@ -127,6 +127,8 @@ func (r *runner) applyProcessFault(ctx context.Context, flt scenario.Fault) {
 		err = r.restartRedis(actx, false, flt.Duration.Std(), &w)
 	case scenario.ProcessRedisLose:
 		err = r.restartRedis(actx, true, flt.Duration.Std(), &w)
+	case scenario.ProcessHostileClients:
+		err = r.hostileFlood(actx, flt.Duration.Std(), &w)
 	}
 	if err != nil {
 		w.Error = err.Error()

@@ -18,12 +18,17 @@ const (
 	// ProcessRedisLose kills redis-server, deletes its data and starts an empty one on the same
 	// port after the fault's duration: everything Redis held is gone.
 	ProcessRedisLose = "redis-lose"
+	// ProcessHostileClients floods the gateway's API for the fault's duration with malformed,
+	// oversized, unauthenticated and slowloris requests (bounded: about 400 requests/s and 200
+	// slow connections), then measures the gateway's goroutine growth once the flood is over.
+	ProcessHostileClients = "hostile-clients"
 )
 
 // ProcessFault is a fault on a process the simulator started: the gateway or redis-server. The
-// fault's duration is the downtime before the process is started again (default 0: at once).
+// fault's duration is the downtime before the process is started again (default 0: at once), or
+// for hostile-clients the length of the flood.
 type ProcessFault struct {
-	// Action is gateway-kill, gateway-term, redis-restart or redis-lose.
+	// Action is gateway-kill, gateway-term, redis-restart, redis-lose or hostile-clients.
 	Action string `yaml:"action"`
 }
 
@@ -33,11 +38,11 @@ func (p *ProcessFault) validate() error {
 		return nil
 	}
 	switch p.Action {
-	case ProcessGatewayKill, ProcessGatewayTerm, ProcessRedisRestart, ProcessRedisLose:
+	case ProcessGatewayKill, ProcessGatewayTerm, ProcessRedisRestart, ProcessRedisLose, ProcessHostileClients:
 		return nil
 	}
-	return fmt.Errorf("%q is not a process action; use %s, %s, %s or %s", p.Action,
-		ProcessGatewayKill, ProcessGatewayTerm, ProcessRedisRestart, ProcessRedisLose)
+	return fmt.Errorf("%q is not a process action; use %s, %s, %s, %s or %s", p.Action,
+		ProcessGatewayKill, ProcessGatewayTerm, ProcessRedisRestart, ProcessRedisLose, ProcessHostileClients)
 }
 
 // OnRedis reports whether the action acts on redis-server.
