@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +74,24 @@ func TestReportMarkdownMatchesGolden(t *testing.T) {
 	}
 	if got != string(want) {
 		t.Errorf("report differs from %s (go test -update rewrites it):\n%s", path, got)
+	}
+}
+
+func TestFiguresMeasuredOnABusyMachineAreNotCounted(t *testing.T) {
+	real, fake := comparisonFixture()
+	busy := *real.Kinds[0].Load80[0]
+	busy.OthersCores = 1.2
+	real.Kinds[0].Load80 = []*Result{&busy}
+	rows := Compare(real, fake, model(1.8, 3*time.Millisecond, 0, 8, 511), 1)
+	for _, r := range rows {
+		if want := r.Metric == "p50 at 80% load" || r.Metric == "p99 at 80% load"; r.Counted() == want {
+			t.Errorf("%s: counted %v", r.Metric, r.Counted())
+		}
+	}
+	if _, total := Passed(rows); total != len(rows)-2 {
+		t.Fatalf("counted %d of %d rows, want all but the two busy ones", total, len(rows))
+	}
+	if table := Table(rows); !strings.Contains(table, "(no; machine busy)") {
+		t.Fatalf("busy rows not marked:\n%s", table)
 	}
 }

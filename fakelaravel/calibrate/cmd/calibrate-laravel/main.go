@@ -268,7 +268,8 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\n%s\ncalibrate-laravel: wrote %s and %s\n", calibrate.Table(rows), o.out, o.table)
 	ok, total := calibrate.Passed(rows)
-	fmt.Fprintf(stdout, "calibrate-laravel: %d of %d figures within tolerance\n", ok, total)
+	fmt.Fprintf(stdout, "calibrate-laravel: %d of %d figures within tolerance (of %d; the rest were measured while other processes used over %.2f cores)\n",
+		ok, total, len(rows), calibrate.BusyLimit)
 	if o.strict && ok < total {
 		return errors.New("figures out of tolerance (-strict)")
 	}
