@@ -349,3 +349,25 @@ func loadAverage() float64 {
 	}
 	return v
 }
+
+// CapacitySummary describes the capacity results in a bench folder, one line per search, e.g.
+// "batch: 1,500 users (probes 1000 ok, 2000 fail, 1500 ok, 1750 fail)".
+func CapacitySummary(dir string) []string {
+	res, err := reports.LoadResults(dir)
+	if err != nil {
+		return nil
+	}
+	var lines []string
+	for _, c := range res.Bench.Capacity {
+		var probes []string
+		for _, s := range c.Steps {
+			v := "fail"
+			if s.OK {
+				v = "ok"
+			}
+			probes = append(probes, fmt.Sprintf("%d %s", s.Users, v))
+		}
+		lines = append(lines, fmt.Sprintf("%s: max %d users with every threshold held (probes %s)", c.Name, c.MaxUsers, strings.Join(probes, ", ")))
+	}
+	return lines
+}

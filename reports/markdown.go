@@ -101,6 +101,17 @@ func capacityText(c CapacityResult) string {
 	if c.MaxUsers >= c.Limit && c.Limit > 0 {
 		return fmt.Sprintf(">= %s users (search limit)", groupThousands(float64(c.MaxUsers)))
 	}
+	if c.MaxUsers == 0 {
+		lowest := 0
+		for _, s := range c.Steps {
+			if !s.OK && (lowest == 0 || s.Users < lowest) {
+				lowest = s.Users
+			}
+		}
+		if lowest > 0 {
+			return fmt.Sprintf("< %s users", groupThousands(float64(lowest)))
+		}
+	}
 	return groupThousands(float64(c.MaxUsers)) + " users"
 }
 

@@ -191,3 +191,13 @@ func TestUsersSupportedComesFromTheCapacitySearch(t *testing.T) {
 		}
 	}
 }
+
+func TestCapacityBelowTheSmallestProbeSaysSo(t *testing.T) {
+	c := CapacityResult{MaxUsers: 0, Limit: 2000, Steps: []CapacityStep{{Users: 10}, {Users: 5}}}
+	if got := capacityText(c); got != "< 5 users" {
+		t.Errorf("capacityText = %q, want < 5 users", got)
+	}
+	if got := capacityText(CapacityResult{MaxUsers: 2000, Limit: 2000}); got != ">= 2,000 users (search limit)" {
+		t.Errorf("capacityText = %q", got)
+	}
+}

@@ -93,6 +93,17 @@ func run() int {
 		log.Error("bench", "err", err, "dir", out.Dir)
 		return 1
 	}
+	if *capacity {
+		for _, line := range benchmarks.CapacitySummary(out.Dir) {
+			fmt.Println("bench-capacity:", line)
+		}
+		if code := out.ExitCode(); code != 0 {
+			fmt.Printf("bench-capacity: %d runs, %d searches failed%s (%s)\n", out.Runs, out.Failed,
+				map[bool]string{true: ", interrupted", false: ""}[out.Interrupted], out.Dir)
+			return code
+		}
+		return 0
+	}
 	switch code := out.ExitCode(); code {
 	case 0:
 		fmt.Printf("bench: every run completed and every threshold held (%s)\n", out.Dir)
