@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"wagate/gateway/api"
@@ -40,6 +41,8 @@ type App struct {
 	metrics  *metrics.Metrics
 	server   *http.Server
 	listener net.Listener
+	// pprof serves net/http/pprof when cfg.PprofAddr is set (loopback only, off by default).
+	pprof *http.Server
 
 	// closers run last, in order, after the delivery is closed (mode-specific resources).
 	closers []func(ctx context.Context) error
@@ -157,9 +160,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Warnings:       warnings,
 		Routes:         parts.routes,
 		Logger:         log,
+		RateLimit:      rateLimit(cfg),
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PprofAddr != "" {
+		if err := a.startPprof(cfg.PprofAddr); err != nil {
+			return nil, err
+		}
 	}
 	a.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -228,6 +237,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 // closeResources closes the delivery, mode resources, the driver and the stores (whatever exists).
 func (a *App) closeResources(ctx context.Context) error {
 	var errs []error
+	if a.pprof != nil {
+		_ = a.pprof.Close()
+	}
 	if a.delivery != nil {
 		if err := a.delivery.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("app: close delivery: %w", err))
@@ -255,4 +267,32 @@ func (a *App) closeResources(ctx context.Context) error {
 		_ = a.listener.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// startPprof serves the Go profiles on addr (validated as loopback by config).
+func (a *App) startPprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("app: pprof listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	a.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.log.Warn("serving Go profiles (pprof); keep this off in production unless debugging", "addr", ln.Addr().String())
+	go func() { _ = a.pprof.Serve(ln) }()
+	return nil
+}
+
+// rateLimit is the API's per-client limit from cfg: zero values take the API's defaults, and a
+// rate without a burst gets a burst of twice the rate.
+func rateLimit(cfg config.Config) api.RateLimit {
+	burst := cfg.RateLimitBurst
+	if burst == 0 && cfg.RateLimit > 0 {
+		burst = 2 * cfg.RateLimit
+	}
+	return api.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: burst}
 }

@@ -85,6 +85,13 @@ type Config struct {
 	// WADebug passes whatsmeow's own info/debug logs through.
 	WADebug bool
 
+	// PprofAddr, when set, serves net/http/pprof on this loopback address (off by default).
+	PprofAddr string
+	// RateLimit and RateLimitBurst bound each API client's authenticated requests per second
+	// (0: the API's defaults, 10,000/s and a burst of twice the rate).
+	RateLimit      int
+	RateLimitBurst int
+
 	// WADial, WARootPubKey and WAInsecureTest point whatsmeow at a fake WhatsApp server.
 	// TEST-ONLY: honoured only with WAInsecureTest.
 	WADial         string
@@ -185,6 +192,9 @@ func settings() []setting {
 		{flag: "shutdown-timeout", usage: "deadline of a graceful shutdown on SIGTERM/SIGINT", value: func(c *Config) any { return &c.ShutdownTimeout }},
 		{flag: "log-level", usage: "log level: debug, info, warn, error", value: func(c *Config) any { return &c.LogLevel }},
 		{flag: "log-format", usage: "log format: text or json", value: func(c *Config) any { return &c.LogFormat }},
+		{flag: "rate-limit", usage: "authenticated API requests per second allowed per client address (0: 10000)", value: func(c *Config) any { return &c.RateLimit }},
+		{flag: "rate-limit-burst", usage: "burst of authenticated API requests per client address (0: twice rate-limit)", value: func(c *Config) any { return &c.RateLimitBurst }},
+		{flag: "pprof-addr", usage: "serve Go profiles (net/http/pprof) on this loopback host:port; empty: off", value: func(c *Config) any { return &c.PprofAddr }},
 		{flag: "wa-debug", usage: "also log whatsmeow's info and debug lines", value: func(c *Config) any { return &c.WADebug }},
 		{flag: "wa-dial", usage: "TEST ONLY: host:port of a fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WADial }},
 		{flag: "wa-root-pubkey", usage: "TEST ONLY: hex root public key of the fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WARootPubKey }},
@@ -386,6 +396,19 @@ func (c Config) Validate() error {
 		"WAGATE_CACHE_TTL_CONNECTION": c.Cache.ConnectionTTL, "WAGATE_CACHE_TTL_SESSION": c.Cache.SessionTTL} {
 		if d < 0 {
 			bad(env, "must not be negative")
+		}
+	}
+	if c.RateLimit < 0 {
+		bad("WAGATE_RATE_LIMIT", "must not be negative")
+	}
+	if c.RateLimitBurst < 0 {
+		bad("WAGATE_RATE_LIMIT_BURST", "must not be negative")
+	}
+	if c.PprofAddr != "" {
+		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			bad("WAGATE_PPROF_ADDR", "%q is not host:port", c.PprofAddr)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("WAGATE_PPROF_ADDR", "%q must be a loopback address (127.0.0.1, ::1 or localhost): profiles expose internals", c.PprofAddr)
 		}
 	}
 	if c.ShutdownTimeout <= 0 {

@@ -122,6 +122,9 @@ func TestInvalidValuesFailWithTheSettingsName(t *testing.T) {
 		{"insecure without dial", env{"WAGATE_WA_INSECURE_TEST": "1"}, nil, "needs both"},
 		{"bad root key", env{"WAGATE_WA_INSECURE_TEST": "1", "WAGATE_WA_DIAL": "127.0.0.1:1", "WAGATE_WA_ROOT_PUBKEY": "abcd"}, nil, "root key"},
 		{"missing secret file", env{"WAGATE_LARAVEL_TOKEN_FILE": "/nope"}, nil, "WAGATE_LARAVEL_TOKEN_FILE"},
+		{"pprof on a public address", env{"WAGATE_PPROF_ADDR": "0.0.0.0:6060"}, nil, "WAGATE_PPROF_ADDR: \"0.0.0.0:6060\" must be a loopback address"},
+		{"pprof without port", env{"WAGATE_PPROF_ADDR": "127.0.0.1"}, nil, "WAGATE_PPROF_ADDR"},
+		{"negative rate limit", env{"WAGATE_RATE_LIMIT": "-1"}, nil, "WAGATE_RATE_LIMIT: must not be negative"},
 	}
 	for _, tc := range cases {
 		e := minimal()
@@ -192,5 +195,19 @@ func TestVersionNeedsNoOtherSetting(t *testing.T) {
 	l, _, err := load(t, env{}, nil, "-version")
 	if err != nil || !l.Version {
 		t.Fatalf("%+v %v", l, err)
+	}
+}
+
+func TestPprofIsOffByDefaultAndLoopbackOnly(t *testing.T) {
+	l, _, err := load(t, minimal(), nil)
+	if err != nil || l.Config.PprofAddr != "" {
+		t.Fatalf("default pprof addr %q (err %v), want off", l.Config.PprofAddr, err)
+	}
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060"} {
+		e := minimal()
+		e["WAGATE_PPROF_ADDR"] = addr
+		if _, _, err := load(t, e, nil); err != nil {
+			t.Errorf("pprof on %s refused: %v", addr, err)
+		}
 	}
 }
