@@ -30,6 +30,17 @@ type Orchestrator struct {
 	Progress io.Writer
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Link names the link in OutRoot that points at the new bench folder (LatestLink, or
+	// LatestCapacityLink for capacity searches, when empty). Benches that may run at the same time
+	// as `make bench` (e.g. bench-faults) should use their own link name.
+	Link string
+}
+
+func (o *Orchestrator) link(def string) string {
+	if o.Link != "" {
+		return o.Link
+	}
+	return def
 }
 
 // Outcome summarises a bench run.
@@ -112,7 +123,7 @@ func (o *Orchestrator) newBenchDir(suffix, link string) (string, error) {
 // an error only when the bench itself could not proceed (folder, manifest, rendering); failed
 // runs are counted in the outcome and recorded in the manifest.
 func (o *Orchestrator) RunEntries(ctx context.Context) (Outcome, error) {
-	dir, err := o.newBenchDir("", LatestLink)
+	dir, err := o.newBenchDir("", o.link(LatestLink))
 	out := Outcome{Dir: dir}
 	if err != nil {
 		return out, err
@@ -159,7 +170,7 @@ func (o *Orchestrator) RunEntries(ctx context.Context) (Outcome, error) {
 
 // RunCapacity runs the matrix's capacity searches and renders their results.
 func (o *Orchestrator) RunCapacity(ctx context.Context) (Outcome, error) {
-	dir, err := o.newBenchDir("-capacity", LatestCapacityLink)
+	dir, err := o.newBenchDir("-capacity", o.link(LatestCapacityLink))
 	out := Outcome{Dir: dir}
 	if err != nil {
 		return out, err

@@ -279,3 +279,19 @@ capacity:
 		t.Errorf("%d runs, want the crashed probe retried once:\n%s", n, progress)
 	}
 }
+
+func TestBenchUpdatesOnlyItsOwnLink(t *testing.T) {
+	o, _ := testOrchestrator(t, "entries: [{name: a, scenario: ok.yaml}]")
+	o.Link = "latest-faults"
+	out, err := o.RunEntries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := os.Readlink(filepath.Join(o.OutRoot, "latest-faults"))
+	if err != nil || target != filepath.Base(out.Dir) {
+		t.Errorf("latest-faults -> %q (%v), want %s", target, err, filepath.Base(out.Dir))
+	}
+	if _, err := os.Lstat(filepath.Join(o.OutRoot, LatestLink)); !os.IsNotExist(err) {
+		t.Errorf("a bench with its own link must leave %s alone (err %v)", LatestLink, err)
+	}
+}

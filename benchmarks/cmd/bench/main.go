@@ -37,6 +37,7 @@ func run() int {
 	grace := fs.Duration("grace", 15*time.Second, "time a stopped run gets between SIGINT and SIGKILL")
 	quiet := fs.Bool("quiet", false, "do not echo the simulator's output")
 	command := fs.String("command", "", "command line recorded in the report (default: this command)")
+	link := fs.String("link", "", "name of the link in -out that points at the new bench folder (default latest, or latest-capacity with -capacity)")
 	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: bench [flags]\n\nRuns a bench matrix through the simulator and renders report.md and report.html.")
@@ -71,7 +72,7 @@ func run() int {
 		runner.Echo = os.Stdout
 	}
 	o := &benchmarks.Orchestrator{Matrix: m, MatrixPath: *matrixPath, Runner: runner, OutRoot: *outRoot,
-		Command: *command, Progress: os.Stdout}
+		Command: *command, Progress: os.Stdout, Link: *link}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
