@@ -60,8 +60,8 @@ bench-capacity: build bin/bench
 # Laravel requests before/during/after, memory and outbox peaks, ground truth). ~15 minutes.
 bench-faults: build bin/bench
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/faults-report ./benchmarks/cmd/faults-report
-	@bin/bench -matrix benchmarks/faults.yaml -command "make bench-faults" $(BENCH_FLAGS); status=$$?; \
-		bin/faults-report -command "make bench-faults" reports/out/latest || status=1; exit $$status
+	@bin/bench -matrix benchmarks/faults.yaml -link latest-faults -command "make bench-faults" $(BENCH_FLAGS); status=$$?; \
+		bin/faults-report -command "make bench-faults" reports/out/latest-faults || status=1; exit $$status
 
 # Each fuzz target for FUZZTIME (10 s) on its own: the gateway's REST API bodies and paths, the
 # Laravel client's response parsing, scenario files, fakewa's frames and handshake, fakelaravel's
