@@ -511,6 +511,9 @@ func metricsTable(e *Entry) table {
 				vals[k] = append(vals[k], v)
 			}
 		}
+		if base, _ := splitMetricName(n); kind != "data" && strings.HasSuffix(base, "_bytes") {
+			kind = "data" // a byte count, whatever the recorder declared
+		}
 		t.Rows = append(t.Rows, []string{"`" + n + "`", string(typ), summaryValues(typ, kind, vals)})
 	}
 	return t

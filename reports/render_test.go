@@ -201,3 +201,14 @@ func TestCapacityBelowTheSmallestProbeSaysSo(t *testing.T) {
 		t.Errorf("capacityText = %q", got)
 	}
 }
+
+func TestByteMetricsReadAsBytesEvenWhenDeclaredDefault(t *testing.T) {
+	r := sampleReport(t, "x", ModeBatch, 10, 10, 5)
+	r.Metrics[MetricGatewayRSS] = Metric{Type: Gauge, Contains: "default", Values: map[string]float64{"value": 69648384, "min": 31846400, "max": 69648384}}
+	tbl := metricsTable(&Entry{Reports: []*Report{r}})
+	for _, row := range tbl.Rows {
+		if row[0] == "`gateway_rss_bytes`" && row[2] != "value=69.6 MB min=31.8 MB max=69.6 MB" {
+			t.Errorf("gateway_rss_bytes values = %q", row[2])
+		}
+	}
+}
