@@ -76,8 +76,13 @@ type runData struct {
 // Analyze reads every run of the bench folder dir (dir/<entry>/run<k>/ or dir itself when it
 // is one run) that has a faults.json and returns its rows, entries in folder order.
 func Analyze(dir string) ([]Row, error) {
+	// reports/out/latest is a symbolic link, which WalkDir would not enter.
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
 	var runDirs []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -191,6 +196,9 @@ func mergeWindows(faults []run.FaultWindow, runEnd time.Time) []window {
 		if n := len(out); n > 0 && f.Kind == "laravel" && out[n-1].Kind == "laravel" && !f.Start.After(out[n-1].End.Add(10*time.Millisecond)) {
 			out[n-1].End = maxTime(out[n-1].End, f.End)
 			out[n-1].last = f.Name
+			if f.Detail != "" && !strings.Contains(out[n-1].Detail, f.Detail) {
+				out[n-1].Detail += " / " + f.Detail
+			}
 			continue
 		}
 		out = append(out, window{FaultWindow: f})

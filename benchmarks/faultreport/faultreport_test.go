@@ -70,7 +70,12 @@ func TestPerFaultFigures(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	writeRun(t, filepath.Join(dir, "laravel-down", "run1"), t0)
-	rows, err := Analyze(dir)
+	// Through a symbolic link, as reports/out/latest is one.
+	link := filepath.Join(t.TempDir(), "latest")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := Analyze(link)
 	if err != nil {
 		t.Fatal(err)
 	}

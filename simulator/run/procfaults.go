@@ -413,8 +413,7 @@ func (r *runner) writeFaultTimeline() error {
 		switch {
 		case flt.Laravel != nil:
 			w.Kind = "laravel"
-			b, _ := json.Marshal(flt.Laravel)
-			w.Detail = string(b)
+			w.Detail = describeLaravelFaults(flt.Laravel)
 		case flt.WhatsApp != nil:
 			w.Kind, w.Action = "whatsapp", flt.WhatsApp.Action
 			w.End = w.Start.Add(flt.WhatsApp.Spread.Std())
@@ -439,4 +438,33 @@ func (r *runner) redisChild() *child {
 	r.proc.mu.Lock()
 	defer r.proc.mu.Unlock()
 	return r.w.redis
+}
+
+// describeLaravelFaults renders the faults a schedule entry sets, e.g. "25% 503 (Retry-After 1s)".
+func describeLaravelFaults(f *scenario.LaravelFaults) string {
+	var parts []string
+	if f.Down {
+		parts = append(parts, "down (connections refused)")
+	}
+	if f.ErrorRate > 0 {
+		status := f.ErrorStatus
+		if status == 0 {
+			status = 500
+		}
+		p := fmt.Sprintf("%g%% %d", f.ErrorRate*100, status)
+		if f.RetryAfter > 0 {
+			p += " (Retry-After " + f.RetryAfter.String() + ")"
+		}
+		parts = append(parts, p)
+	}
+	if f.ExtraLatency > 0 {
+		parts = append(parts, "+"+f.ExtraLatency.String()+" per request")
+	}
+	if f.LostResponseRate > 0 {
+		parts = append(parts, fmt.Sprintf("%g%% of applied writes lose their response", f.LostResponseRate*100))
+	}
+	if len(parts) == 0 {
+		return "healthy"
+	}
+	return strings.Join(parts, ", ")
 }
