@@ -158,11 +158,14 @@ type record struct {
 	notFoundExp          int64
 	hasStatus, hasQR     bool
 	hasEnabled, notFound bool
+	// owned: this gateway wrote the record's state (the "owner" field is its GatewayID), so no
+	// other writer changes it without an invalidation and L1 may keep it while it is fresh.
+	owned bool
 }
 
-func parseRecord(h map[string]string) *record {
+func parseRecord(h map[string]string, gatewayID string) *record {
 	n := func(k string) int64 { v, _ := strconv.ParseInt(h[k], 10, 64); return v }
-	r := &record{}
+	r := &record{owned: h["owner"] == gatewayID}
 	if s, ok := h["status"]; ok {
 		r.hasStatus, r.status, r.statusV, r.statusExp = true, s, n("status_v"), n("status_exp")
 	}
@@ -176,6 +179,18 @@ func parseRecord(h map[string]string) *record {
 		r.notFound, r.notFoundExp = true, n("nf_exp")
 	}
 	return r
+}
+
+// horizon is the last moment (unix ms) r can answer reads: the latest expiry of its status and QR.
+func (r *record) horizon() int64 {
+	var h int64
+	if r.hasStatus {
+		h = r.statusExp
+	}
+	if r.hasQR {
+		h = max(h, r.qrExp)
+	}
+	return h
 }
 
 func (r *record) unknown(now int64) bool { return r.notFound && r.notFoundExp > now }
@@ -270,7 +285,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, lookup SessionLookup, c
 	c := &Cache{rdb: rdb, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{})}
 	l1, err := otter.New(&otter.Options[string, *record]{
 		MaximumSize:      cfg.L1MaxSize,
-		ExpiryCalculator: otter.ExpiryWriting[string, *record](cfg.L1TTL),
+		ExpiryCalculator: otter.ExpiryWritingFunc(c.l1Expiry),
 		Clock:            otterClock{now: cfg.Now},
 	})
 	if err != nil {
@@ -341,18 +356,33 @@ func (c *Cache) Close() error {
 	return nil
 }
 
+// l1Expiry is how long L1 keeps r: L1TTL, except for a session this gateway owns, which it keeps
+// while the record is fresh (up to SessionTTL). An owned session's state changes only through
+// this gateway's own writes (which update L1 in place), and any other writer publishes an
+// invalidation, so the owner's polls of its own sessions are answered from memory instead of a
+// Redis round trip every L1TTL.
+func (c *Cache) l1Expiry(e otter.Entry[string, *record]) time.Duration {
+	r := e.Value
+	if r == nil || !r.owned {
+		return c.cfg.L1TTL
+	}
+	left := time.Duration(r.horizon()-c.nowMs()) * time.Millisecond
+	return min(max(left, c.cfg.L1TTL), c.cfg.SessionTTL)
+}
+
 func (c *Cache) key(sid string) string { return c.cfg.KeyPrefix + sid }
 
 func (c *Cache) nowMs() int64 { return c.cfg.Now().UnixMilli() }
 
-// recordScript writes one kind's fields when the version is newer, clears the not-found marker,
+// recordScript writes one kind's fields and the owner (this gateway) when the version is newer,
+// clears the not-found marker,
 // extends the key's TTL and updates the live-key indexes. It returns 1 when it wrote.
 var recordScript = redis.NewScript(`
 local f = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], f .. '_v') == 1 and tonumber(redis.call('HGET', KEYS[1], f .. '_v')) >= tonumber(ARGV[3]) then
   return 0
 end
-redis.call('HSET', KEYS[1], f, ARGV[2], f .. '_v', ARGV[3], f .. '_exp', ARGV[4], f .. '_at', ARGV[6])
+redis.call('HSET', KEYS[1], f, ARGV[2], f .. '_v', ARGV[3], f .. '_exp', ARGV[4], f .. '_at', ARGV[6], 'owner', ARGV[8])
 redis.call('HDEL', KEYS[1], 'nf_exp')
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
@@ -393,13 +423,15 @@ func (c *Cache) Record(ctx context.Context, ev event.Event) error {
 		if !found {
 			return nil, otter.CancelOp
 		}
-		return old.mergeEvent(ev, exp, at), otter.WriteOp
+		m := old.mergeEvent(ev, exp, at)
+		m.owned = true
+		return m, otter.WriteOp
 	})
 	field := string(ev.Kind) // "qr" or "status"
 	keyTTL := max(ttl, c.cfg.SessionTTL)
 	wrote, err := recordScript.Run(ctx, c.rdb,
 		[]string{c.key(ev.SessionID), c.indexKey(field), c.indexKey("all")},
-		field, ev.Payload, ev.Version, exp, keyTTL.Milliseconds(), at, ev.SessionID).Int()
+		field, ev.Payload, ev.Version, exp, keyTTL.Milliseconds(), at, ev.SessionID, c.cfg.GatewayID).Int()
 	if err != nil {
 		return fmt.Errorf("cache: write session %s: %w", ev.SessionID, err)
 	}
@@ -437,7 +469,7 @@ func (c *Cache) State(ctx context.Context, sid string) (State, error) {
 		c.log.Warn("cache: Redis read failed; asking Laravel", "session_id", sid, "err", err)
 		return c.fromLaravel(ctx, sid)
 	}
-	r := parseRecord(h)
+	r := parseRecord(h, c.cfg.GatewayID)
 	if r.unknown(now) {
 		c.negHits.Add(1)
 		c.l2Hits.Add(1)
@@ -536,7 +568,13 @@ func (c *Cache) fromLaravel(ctx context.Context, sid string) (State, error) {
 		for i := 0; i+1 < len(h); i += 2 {
 			m[h[i]] = h[i+1]
 		}
-		return parseRecord(m), nil
+		// Laravel's answer may have changed the enabled flag under an owner's long-lived L1 entry.
+		if err := c.rdb.Publish(lctx, c.cfg.Channel, c.cfg.GatewayID+"|"+sid).Err(); err != nil {
+			c.log.Warn("cache: could not publish an invalidation", "session_id", sid, "err", err)
+		} else {
+			c.invTx.Add(1)
+		}
+		return parseRecord(m, c.cfg.GatewayID), nil
 	})
 	if shared {
 		c.l3Shared.Add(1)

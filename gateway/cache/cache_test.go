@@ -413,3 +413,56 @@ func TestWriteThroughRecordsEachEventBeforeDelivering(t *testing.T) {
 		t.Fatal("Close not passed on")
 	}
 }
+
+func TestTheOwnerKeepsItsSessionsInL1WhileFreshOthersOnlyForTheL1TTL(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		clk := newClock()
+		owner := newCache(t, b, &fakeLaravel{}, clk, "gw-a")
+		other := newCache(t, b, &fakeLaravel{}, clk, "gw-b")
+		if err := owner.Record(ctx, statusEvent("s1", 1, laravel.StatusConnected)); err != nil {
+			t.Fatal(err)
+		}
+		mustState(t, owner, "s1")
+		mustState(t, other, "s1")
+		clk.Advance(10 * DefaultL1TTL) // well past L1's TTL, within the connection TTL
+		if s := mustState(t, owner, "s1"); s.Level != "l1" || !s.Active() {
+			t.Fatalf("owner read %+v; want its own session from l1 (no Redis round trip)", s)
+		}
+		if s := mustState(t, other, "s1"); s.Level != "l2" {
+			t.Fatalf("non-owner read from %s; want l2 after the L1 TTL", s.Level)
+		}
+		clk.Advance(DefaultConnectionTTL) // the status is no longer fresh: L1 lets go of it
+		if s, err := owner.State(ctx, "s1"); err == nil && s.Level == "l1" {
+			t.Fatalf("owner served an expired status from l1: %+v", s)
+		}
+	})
+}
+
+func TestALaravelAnswerElsewhereInvalidatesTheOwnersL1(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		clk := newClock()
+		lv := &fakeLaravel{sessions: map[string]laravel.SessionInfo{"s1": {SessionID: "s1", EstadoQR: laravel.StatusConnected, StatusVersion: 1, Enabled: false}}}
+		owner := newCache(t, b, lv, clk, "gw-a")
+		other := newCache(t, b, lv, clk, "gw-b")
+		if err := owner.Record(ctx, statusEvent("s1", 1, laravel.StatusConnected)); err != nil {
+			t.Fatal(err)
+		}
+		if active, _ := owner.IsSessionActive(ctx, "s1"); !active {
+			t.Fatal("owner: connected session not active")
+		}
+		// The other gateway's key has expired: it asks Laravel, which says disabled.
+		if err := b.Client(t).Del(ctx, DefaultKeyPrefix+"s1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := owner.Counters().InvalidationsRx
+		if active, err := other.IsSessionActive(ctx, "s1"); err != nil || active {
+			t.Fatalf("other: IsSessionActive = %v, %v; want false (disabled in Laravel)", active, err)
+		}
+		waitFor(t, "the owner to receive the invalidation", func() bool { return owner.Counters().InvalidationsRx > before })
+		if active, err := owner.IsSessionActive(ctx, "s1"); err != nil || active {
+			t.Fatalf("owner: IsSessionActive = %v, %v; want false once Laravel's answer is known", active, err)
+		}
+	})
+}
