@@ -93,7 +93,8 @@ func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(ti
 // Fit chooses the capacity model that best reproduces m among the candidates (see candidates):
 // the one whose demands best match the solo latencies, whose throughput best matches the
 // saturation throughput and whose simulated (Simulate) p50 and p99 best match those measured at
-// 50% and 80% load (weighted log errors: solo 3, throughput 2, p50 1, p99 0.5). The jitter is
+// 50% and 80% load (weighted log errors: solo 3, throughput 2, p50 1, p99 0.5; latencies whose
+// runs all had other processes above BusyLimit cores are left out). The jitter is
 // searched too, starting from the spread of the solo runs. Workers, backlog and proxy timeout are
 // the deployment's (fixed).
 func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
@@ -216,7 +217,8 @@ func modelError(m *Measurement, model fakelaravel.CapacityModel, opts FitOptions
 			frac float64
 			runs []*Result
 		}{{0.5, km.Load50}, {0.8, km.Load80}} {
-			if len(load.runs) == 0 {
+			// Latencies measured while other processes held the CPU measure them, not the app.
+			if len(load.runs) == 0 || leastOthers(load.runs...) > BusyLimit {
 				continue
 			}
 			sim := Simulate(model, rows, load.frac*km.OfferedRPS, opts.Samples, opts.Seed)
