@@ -53,3 +53,32 @@ func TestMetricsAreExposedWithWagateNames(t *testing.T) {
 		}
 	}
 }
+
+func TestAPIObservationsLandInTheirOwnSeries(t *testing.T) {
+	m := New()
+	for range 3 {
+		m.ObserveAPI("/sessions/{id}", "GET", 200, time.Millisecond)
+	}
+	m.ObserveAPI("/sessions/{id}", "GET", 404, time.Millisecond)
+	m.ObserveAPI("/sessions/{id}", "DELETE", 200, time.Millisecond)
+	m.ObserveAPI("other", "BREW", 405, time.Millisecond)
+	out := scrape(t, m)
+	for _, want := range []string{
+		`wagate_api_request_duration_seconds_count{code="200",method="GET",route="/sessions/{id}"} 3`,
+		`wagate_api_request_duration_seconds_count{code="404",method="GET",route="/sessions/{id}"} 1`,
+		`wagate_api_request_duration_seconds_count{code="200",method="DELETE",route="/sessions/{id}"} 1`,
+		`wagate_api_request_duration_seconds_count{code="405",method="BREW",route="other"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+}
+
+func BenchmarkObserveAPI(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.ObserveAPI("/sessions/{id}", "GET", 200, time.Millisecond)
+	}
+}
