@@ -354,10 +354,12 @@ func (a *api) getSession(w http.ResponseWriter, r *http.Request) {
 	active, err := a.cfg.Activity.IsSessionActive(r.Context(), id)
 	if err != nil {
 		a.log.Warn("isSessionActive failed", "session_id", id, "err", err)
-		writeJSON(w, http.StatusOK, sessionView(info, nil, "isSessionActive unavailable: the Laravel lookup failed"))
+		v := sessionView(info, nil, "isSessionActive unavailable: the Laravel lookup failed")
+		writeSession(w, http.StatusOK, &v)
 		return
 	}
-	writeJSON(w, http.StatusOK, sessionView(info, &active, ""))
+	v := sessionView(info, &active, "")
+	writeSession(w, http.StatusOK, &v)
 }
 
 type qrJSON struct {

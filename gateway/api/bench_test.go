@@ -1,0 +1,75 @@
+package api_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"wagate/gateway/api"
+	"wagate/gateway/metrics"
+	"wagate/gateway/session"
+	"wagate/gateway/session/sessiontest"
+)
+
+// benchWriter is a reusable http.ResponseWriter, so the benchmark measures the API, not a
+// recorder's allocations.
+type benchWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) WriteHeader(code int)        { w.code = code }
+func (w *benchWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
+
+// BenchmarkStatusRead measures GET /sessions/{id} as the Laravel app polls it: bearer token,
+// rate limit, routing, the session read, isSessionActive, the JSON answer and the Prometheus
+// observation (the real metric set), for a session this gateway owns.
+func BenchmarkStatusRead(b *testing.B) {
+	log := slog.New(slog.DiscardHandler)
+	m, err := session.New(context.Background(), session.Config{Logger: log}, sessiontest.NewDriver(), sessiontest.NewStore(), &sessiontest.Sink{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close(context.Background()) })
+	met := metrics.New()
+	h, err := api.New(api.Config{
+		Token: token, Sessions: m, Reader: m, Activity: &activity{active: map[string]bool{"shop_1": true}},
+		Logger: log, ObserveRequest: met.ObserveAPI,
+		RateLimit: api.RateLimit{PerSecond: 1e12, Burst: 1e9}, // the limiter runs; the budget is not the subject
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := httptest.NewRequest(http.MethodPost, "/sessions", strings.NewReader(`{"session_id":"shop_1"}`))
+	start.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, start)
+	if rec.Code != http.StatusOK {
+		b.Fatalf("start: %d %s", rec.Code, rec.Body)
+	}
+	newReq := func() *http.Request {
+		req := httptest.NewRequest(http.MethodGet, "/sessions/shop_1", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Accept", "application/json")
+		req.RemoteAddr = "127.0.0.1:40000"
+		return req
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := newReq()
+		w := &benchWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			w.code, w.n = 0, 0
+			h.ServeHTTP(w, req)
+			if w.code != http.StatusOK || w.n == 0 {
+				b.Fatalf("status read answered %d (%d bytes)", w.code, w.n)
+			}
+		}
+	})
+}
