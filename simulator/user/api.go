@@ -38,12 +38,21 @@ type API struct {
 	token string
 	hc    *http.Client
 	reg   *metrics.Registry
+	// auth is the Authorization header value, built once: at thousands of polls a second the
+	// load generator shares the gateway's cores, so its per-request work is kept small.
+	auth []string
 }
 
 // NewAPI returns a client of the gateway at base (http://host:port) with its API token.
 func NewAPI(base, token string, hc *http.Client, reg *metrics.Registry) *API {
-	return &API{base: base, token: token, hc: hc, reg: reg}
+	return &API{base: base, token: token, hc: hc, reg: reg, auth: []string{"Bearer " + token}}
 }
+
+// Shared request header values (never modified).
+var (
+	acceptJSON      = []string{"application/json"}
+	contentTypeJSON = []string{"application/json"}
+)
 
 // Response is a decoded API answer.
 type Response struct {
@@ -53,6 +62,12 @@ type Response struct {
 
 // call performs one request; expected lists statuses that count as success besides 2xx.
 func (a *API) call(ctx context.Context, method, endpoint, path string, body any, tags metrics.Tags, expected ...int) (Response, error) {
+	return a.do(ctx, method, endpoint, path, body, true, tags, expected...)
+}
+
+// do performs one request; with decode false the answer is read in full (as measured) but not
+// decoded, as the Laravel app's status polls only need the status code here.
+func (a *API) do(ctx context.Context, method, endpoint, path string, body any, decode bool, tags metrics.Tags, expected ...int) (Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -61,33 +76,36 @@ func (a *API) call(ctx context.Context, method, endpoint, path string, body any,
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	// As in k6, http_req_duration is sending + waiting + receiving: it starts once a connection
+	// is obtained; the wait for a free connection (or dialing one) is http_req_blocked.
+	var gotConnAt atomic.Int64 // unix nanoseconds; set by the transport's goroutine
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { gotConnAt.Store(time.Now().UnixNano()) },
+	})
+	req, err := http.NewRequestWithContext(tctx, method, a.base+path, rd)
 	if err != nil {
 		return Response{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	req.Header.Set("Accept", "application/json")
+	req.Header = http.Header{"Authorization": a.auth, "Accept": acceptJSON}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = contentTypeJSON
 	}
-	// As in k6, http_req_duration is sending + waiting + receiving: it starts once a connection
-	// is obtained; the wait for a free connection (or dialing one) is http_req_blocked.
 	began := time.Now()
-	var gotConnAt atomic.Int64 // unix nanoseconds; set by the transport's goroutine
 	gotConnAt.Store(began.UnixNano())
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { gotConnAt.Store(time.Now().UnixNano()) },
-	}))
 	resp, err := a.hc.Do(req)
 	var out Response
 	if err == nil {
-		data, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
 		out.Status = resp.StatusCode
-		if len(data) > 0 {
-			_ = json.Unmarshal(data, &out.Body)
+		if decode {
+			var data []byte
+			data, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if len(data) > 0 {
+				_ = json.Unmarshal(data, &out.Body)
+			}
+		} else {
+			_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		}
-		err = rerr
+		resp.Body.Close()
 	}
 	ended := time.Now()
 	gotConn := time.Unix(0, gotConnAt.Load())
@@ -122,6 +140,20 @@ func (a *API) Start(ctx context.Context, sessionID string, tags metrics.Tags) (R
 // Status reads a session's status: GET /sessions/{id}.
 func (a *API) Status(ctx context.Context, sessionID string, tags metrics.Tags) (Response, error) {
 	return a.call(ctx, http.MethodGet, EndpointStatus, "/sessions/"+url.PathEscape(sessionID), nil, tags)
+}
+
+// PollStatus is Status as the Laravel app's pollers call it: the answer is read and measured but
+// not decoded.
+func (a *API) PollStatus(ctx context.Context, sessionID string, tags metrics.Tags) error {
+	_, err := a.do(ctx, http.MethodGet, EndpointStatus, "/sessions/"+url.PathEscape(sessionID), nil, false, tags)
+	return err
+}
+
+// PollQR is QR as the Laravel app's pollers call it: the answer is read and measured but not
+// decoded.
+func (a *API) PollQR(ctx context.Context, sessionID string, tags metrics.Tags) error {
+	_, err := a.do(ctx, http.MethodGet, EndpointQR, "/sessions/"+url.PathEscape(sessionID)+"/qr", nil, false, tags, 404, 409, 410)
+	return err
 }
 
 // QR reads a session's current QR code: GET /sessions/{id}/qr. A session without a code (404,

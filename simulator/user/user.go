@@ -166,7 +166,7 @@ func (u *user) pollStatus(ctx context.Context) {
 		return
 	}
 	for {
-		if _, err := u.sc.Env.API.Status(ctx, u.id, u.tags); err != nil && ctx.Err() != nil {
+		if err := u.sc.Env.API.PollStatus(ctx, u.id, u.tags); err != nil && ctx.Err() != nil {
 			return
 		}
 		if !u.sleep(ctx, interval) {
@@ -185,7 +185,7 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 	defer stopQR()
 	go func() {
 		for u.sleep(qrCtx, b.QRPollInterval.Std()) {
-			_, _ = e.API.QR(qrCtx, u.id, u.tags)
+			_ = e.API.PollQR(qrCtx, u.id, u.tags)
 		}
 	}()
 	giveUp := time.NewTimer(b.GiveUpAfter.Std())
