@@ -253,13 +253,23 @@ func seedTable(res *Results) table {
 type usersValue struct {
 	n     int
 	exact bool
+	// below is set when even the smallest probe failed: fewer than below users are supported.
+	below int
 	text  string
 }
 
 func usersSupported(res *Results, e *Entry, mode string) usersValue {
 	for _, c := range res.Bench.Capacity {
 		if c.Mode == mode {
-			return usersValue{n: c.MaxUsers, exact: c.MaxUsers < c.Limit, text: capacityText(c)}
+			v := usersValue{n: c.MaxUsers, exact: c.MaxUsers < c.Limit, text: capacityText(c)}
+			if c.MaxUsers == 0 {
+				for _, st := range c.Steps {
+					if !st.OK && (v.below == 0 || st.Users < v.below) {
+						v.below = st.Users
+					}
+				}
+			}
+			return v
 		}
 	}
 	if e == nil {
@@ -279,7 +289,11 @@ func usersSupported(res *Results, e *Entry, mode string) usersValue {
 }
 
 func usersGain(l, b usersValue) string {
-	// A ratio needs the legacy count measured exactly; a batch lower bound gives ">= ratio".
+	// A ratio needs the legacy count measured exactly; a batch lower bound gives ">= ratio", a
+	// legacy upper bound ("< 5 users") gives "> ratio".
+	if l.n == 0 && l.below > 0 && b.n > 0 {
+		return "> " + formatValue(float64(b.n)/float64(l.below), "") + "x"
+	}
 	if l.n == 0 || b.n == 0 || !l.exact {
 		return "—"
 	}

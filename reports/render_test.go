@@ -212,3 +212,16 @@ func TestByteMetricsReadAsBytesEvenWhenDeclaredDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestUsersGainAgainstALegacyThatHeldNowhere(t *testing.T) {
+	res := sampleBench(t)
+	res.Bench.Capacity = []CapacityResult{
+		{Name: "legacy", Mode: ModeLegacy, MaxUsers: 0, Limit: 2000, Steps: []CapacityStep{{Users: 10}, {Users: 5}}},
+		{Name: "batch", Mode: ModeBatch, MaxUsers: 100, Limit: 20000, Steps: []CapacityStep{{Users: 100, OK: true}, {Users: 150}}},
+	}
+	var buf bytes.Buffer
+	_ = WriteMarkdown(&buf, res)
+	if want := "| users supported | 100 | 1,000+ | < 5 users | 100 users | > 20x (seed: 10x) |"; !strings.Contains(buf.String(), want) {
+		t.Errorf("report.md lacks %q", want)
+	}
+}
