@@ -126,14 +126,15 @@ func TestAnotherGatewayClaimsADeadConsumersEntries(t *testing.T) {
 func TestAFullOutboxMakesAppendWaitThenFailLoudly(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
-		// Filled by a patient gateway; an impatient one (30 ms) then finds it full.
+		// Filled by a patient gateway; an impatient one (1 s) then finds it full. The deadline is
+		// long enough for Redis to answer at least once on a loaded machine (-race, CI).
 		patient := newOutbox(t, b, Config{Max: 2, AppendTimeout: time.Minute, Consumer: "gw-patient"})
 		for v := int64(1); v <= 2; v++ {
 			if _, err := patient.Append(ctx, testEvent("s1", v, event.KindQR, "qr")); err != nil {
 				t.Fatal(err)
 			}
 		}
-		o := newOutbox(t, b, Config{Max: 2, AppendTimeout: 30 * time.Millisecond})
+		o := newOutbox(t, b, Config{Max: 2, AppendTimeout: time.Second})
 		_, err := o.Append(ctx, testEvent("s1", 3, event.KindQR, "qr"))
 		if !errors.Is(err, ErrFull) {
 			t.Fatalf("append to a full outbox: %v; want ErrFull", err)
