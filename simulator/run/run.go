@@ -339,6 +339,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		case <-time.After(f.Drain.Std()):
 		case <-ctx.Done():
 		}
+		if waited, depth := r.settleOutbox(ctx); waited > time.Second || depth > 0 {
+			r.log.Info("waited for the outbox after the drain", "waited", waited.Round(time.Millisecond), "depth", depth)
+		}
 	}
 	r.finishRecoveries()
 	interrupted := ctx.Err() != nil

@@ -37,7 +37,8 @@ type File struct {
 	// Faults is the fault schedule: changes to fakelaravel and WhatsApp at given times.
 	Faults []Fault `yaml:"faults"`
 	// Drain is how long the simulator waits after the users stopped before it compares Laravel's
-	// state with the ground truth (default 15s).
+	// state with the ground truth (default 15s). In batch mode the simulator then also waits,
+	// up to 60 s more, until the gateway's outbox is empty, so late events are not counted lost.
 	Drain Duration `yaml:"drain"`
 	// Warmup excludes the series intervals that end before it from the mean of
 	// laravel_requests_per_minute (the steady-state rate); default 0.
