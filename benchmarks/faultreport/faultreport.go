@@ -226,6 +226,9 @@ func (rd *runData) row(entry string, w window) Row {
 		Truth: rd.report.GroundTruth, ThresholdsOK: rd.report.ThresholdsOK(),
 		Detail: w.Detail, Error: w.Error,
 	}
+	if w.OutboxBefore > 0 {
+		r.Detail += fmt.Sprintf("; outbox depth just before: %.0f", w.OutboxBefore)
+	}
 	if w.Action != "" {
 		r.Kind += " " + w.Action
 	}
