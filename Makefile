@@ -66,14 +66,22 @@ bench-faults: build bin/bench
 # Each fuzz target for FUZZTIME (10 s) on its own: the gateway's REST API bodies and paths, the
 # Laravel client's response parsing, scenario files, fakewa's frames and handshake, fakelaravel's
 # batch endpoint. New failing inputs land in the package's testdata/fuzz and become regression
-# tests of `go test`.
+# tests of `go test`. Go 1.26's coordinator can fail a target with a bare "context deadline
+# exceeded" when -fuzztime ends while a worker is mid-input (go.dev/issue/75804, fixed in 1.27):
+# such a run wrote no failing input and is reported, not failed.
 FUZZTIME ?= 10s
 fuzz:
 	@set -e; for line in $$($(GO) list -f '{{.ImportPath}}={{.Dir}}' ./...); do \
 		pkg=$${line%%=*}; dir=$${line#*=}; \
 		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
 			echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			before=$$(ls $$dir/testdata/fuzz/$$t 2>/dev/null | wc -l); \
+			if ! $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/wagate-fuzz.log 2>&1; then \
+				cat /tmp/wagate-fuzz.log; \
+				after=$$(ls $$dir/testdata/fuzz/$$t 2>/dev/null | wc -l); \
+				if [ "$$after" -gt "$$before" ] || ! grep -q 'context deadline exceeded' /tmp/wagate-fuzz.log; then exit 1; fi; \
+				echo "fuzz: $$t stopped on Go's fuzztime deadline race (go.dev/issue/75804), no failing input: not a finding"; \
+			else tail -n 2 /tmp/wagate-fuzz.log; fi; \
 		done; \
 	done
 
