@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"wagate/internal/logtail"
 
 	"wagate/reports"
 )
@@ -271,7 +272,7 @@ func (o *Orchestrator) countRun(out *Outcome, res RunResult, runDir string) {
 		out.Failed++
 		o.printf("    %v", res.Err)
 		if o.Runner.Echo == nil { // else the output was already shown as it came
-			for _, l := range tailLines(filepath.Join(runDir, LogFileName), 8) {
+			for _, l := range logtail.Last(filepath.Join(runDir, LogFileName), 8) {
 				if strings.TrimSpace(l) != "" {
 					o.printf("    | %s", l)
 				}

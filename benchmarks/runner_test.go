@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"wagate/internal/logtail"
 )
 
 func TestRunnerPassesOverridesAsSetFlagsBeforeTheScenario(t *testing.T) {
@@ -27,7 +28,7 @@ func TestRunnerCollectsTheReportOfACompletedRun(t *testing.T) {
 	if res.Report.Scenario.Users != 500 || res.Report.Label != "batch-500" {
 		t.Errorf("report users = %d label = %q, want 500 and batch-500", res.Report.Scenario.Users, res.Report.Label)
 	}
-	if lines := tailLines(filepath.Join(dir, LogFileName), 5); len(lines) == 0 || !strings.Contains(strings.Join(lines, "\n"), "fake simulator: running") {
+	if lines := logtail.Last(filepath.Join(dir, LogFileName), 5); len(lines) == 0 || !strings.Contains(strings.Join(lines, "\n"), "fake simulator: running") {
 		t.Errorf("simulator.log = %q, want the simulator's output", lines)
 	}
 }
@@ -95,7 +96,7 @@ func TestRunnerKillsARunThatIgnoresSIGINTAfterTheGracePeriod(t *testing.T) {
 // waitForPids waits (bounded) until the fake recorded n processes.
 func waitForPids(dir string, n int) {
 	for i := 0; i < 500; i++ {
-		if lines := tailLines(filepath.Join(dir, "pids"), 10); len(lines) >= n {
+		if lines := logtail.Last(filepath.Join(dir, "pids"), 10); len(lines) >= n {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"wagate/internal/logtail"
 )
 
 // child is a process the simulator started; stop ends it (SIGTERM, then SIGKILL after grace).
@@ -97,25 +98,7 @@ func (c *child) stop(grace time.Duration) error {
 
 // tail returns the last n lines of the child's log, for error messages.
 func (c *child) tail(n int) string {
-	return tailFile(c.log.Name(), n)
-}
-
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
+	return strings.Join(logtail.Last(c.log.Name(), n), "\n")
 }
 
 // freePort returns a free loopback TCP address.
