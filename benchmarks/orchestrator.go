@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"wagate/internal/logtail"
 
+	"wagate/internal/logtail"
 	"wagate/reports"
 )
 

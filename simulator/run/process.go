@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
 	"wagate/internal/logtail"
 )
 
