@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"wagate/internal/redistest"
 )
@@ -51,5 +52,30 @@ func TestOpenWithURLConnectsToRealRedis(t *testing.T) {
 func TestOpenFailsOnUnreachableURL(t *testing.T) {
 	if _, err := Open(context.Background(), "redis://127.0.0.1:1", slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("Open succeeded against a closed port")
+	}
+}
+
+func TestEmbeddedKeysExpireWithTheWallClock(t *testing.T) {
+	c, err := Open(context.Background(), "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Client.Set(ctx, "k", "v", 50*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// No assertion on how soon: only that the key does expire without anyone fast-forwarding.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := c.Client.Exists(ctx, "k").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a key with a 50 ms TTL still exists after 10 s")
+		}
 	}
 }
