@@ -513,19 +513,10 @@ func (s *Server) Replace(jid types.JID) error {
 // stream:error 401 device_removed and closes (whatsmeow: LoggedOut{OnConnect: false}). Offline:
 // its next login is refused with <failure reason="401"/> (LoggedOut{OnConnect: true}).
 func (s *Server) Logout(jid types.JID) error {
-	s.mu.Lock()
-	d, ok := s.devices[jid]
-	if !ok {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: %s", ErrUnknownDevice, jid)
+	d, c, err := s.markLoggedOut(jid)
+	if err != nil {
+		return err
 	}
-	if d.loggedOut {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: %s", ErrLoggedOut, jid)
-	}
-	d.loggedOut = true
-	c := d.conn
-	s.mu.Unlock()
 	if c == nil {
 		s.events.add(Event{Kind: EventLoggedOut, JID: jid.String(), Phone: d.account.phone, Detail: "device_removed while offline"})
 		return nil
@@ -535,22 +526,29 @@ func (s *Server) Logout(jid types.JID) error {
 	return nil
 }
 
+// markLoggedOut flags a known, not yet logged-out device as logged out and returns it with its
+// current connection (nil when offline).
+func (s *Server) markLoggedOut(jid types.JID) (*device, *conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.devices[jid]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %s", ErrUnknownDevice, jid)
+	}
+	if d.loggedOut {
+		return nil, nil, fmt.Errorf("%w: %s", ErrLoggedOut, jid)
+	}
+	d.loggedOut = true
+	return d, d.conn, nil
+}
+
 // LogoutOnConnect removes the device and cuts its connection without a stream error, so the
 // client reconnects and is refused with <failure reason="401"/>: LoggedOut{OnConnect: true}.
 func (s *Server) LogoutOnConnect(jid types.JID) error {
-	s.mu.Lock()
-	d, ok := s.devices[jid]
-	if !ok {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: %s", ErrUnknownDevice, jid)
+	d, c, err := s.markLoggedOut(jid)
+	if err != nil {
+		return err
 	}
-	if d.loggedOut {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: %s", ErrLoggedOut, jid)
-	}
-	d.loggedOut = true
-	c := d.conn
-	s.mu.Unlock()
 	s.events.add(Event{Kind: EventLoggedOut, JID: jid.String(), Phone: d.account.phone, Detail: "device_removed, refused at next connect"})
 	if c != nil {
 		s.events.add(Event{Kind: EventDropped, Conn: c.id, JID: jid.String(), Phone: d.account.phone})
