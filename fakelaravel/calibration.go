@@ -19,7 +19,7 @@ var calibrationJSON []byte
 //	{"source": "where the numbers come from",
 //	 "measured_at": "RFC 3339 time of the measurement, or empty",
 //	 "model": {"cores": 1.8, "bootstrap_cpu_ms": 6.2, "per_row_cpu_ms": 0.2, "jitter": 0.15,
-//	           "workers": 8, "backlog": 511, "proxy_timeout_ms": 60000},
+//	           "workers": 8, "backlog": 511, "proxy_timeout_ms": 60000, "lookup_cpu_ms": 3.0},
 //	 "raw": {free-form measurements the model was derived from}}
 type Calibration struct {
 	// Source says where the numbers come from (a measurement run, or the issue's defaults).
@@ -41,6 +41,8 @@ type CalibratedModel struct {
 	Workers        int     `json:"workers"`
 	Backlog        int     `json:"backlog"`
 	ProxyTimeoutMS float64 `json:"proxy_timeout_ms"`
+	// LookupCPUMS is CapacityModel.LookupCPU; absent or zero means the same as BootstrapCPUMS.
+	LookupCPUMS float64 `json:"lookup_cpu_ms,omitempty"`
 }
 
 func msToDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
@@ -57,6 +59,7 @@ func (c CalibratedModel) CapacityModel() CapacityModel {
 		Workers:      c.Workers,
 		Backlog:      c.Backlog,
 		ProxyTimeout: msToDuration(c.ProxyTimeoutMS),
+		LookupCPU:    msToDuration(c.LookupCPUMS),
 	}
 }
 
@@ -70,6 +73,7 @@ func (m CapacityModel) Calibrated() CalibratedModel {
 		Workers:        m.Workers,
 		Backlog:        m.Backlog,
 		ProxyTimeoutMS: durationToMS(m.ProxyTimeout),
+		LookupCPUMS:    durationToMS(m.LookupCPU),
 	}
 }
 

@@ -13,8 +13,8 @@ import (
 // CapacityModel describes PHP-FPM behind nginx: how many requests Laravel serves at once, what
 // each costs, and what happens to the excess. A request that arrives is put in the listen backlog
 // (nginx's connect to FPM succeeds); if the backlog is full it gets a 502 at once. One of Workers
-// FPM workers takes it and serves it: BootstrapCPU for the framework, then PerRowCPU for every row
-// it writes, each scaled by a random factor in [1-Jitter, 1+Jitter]. The requests in service share
+// FPM workers takes it and serves it: BootstrapCPU for the framework (LookupCPU instead for a read,
+// the GET session lookup), then PerRowCPU for every row it reads or writes, each scaled by a random factor in [1-Jitter, 1+Jitter]. The requests in service share
 // Cores CPU cores processor-sharing style. nginx answers 504 when a request has waited and been
 // served for longer than ProxyTimeout; FPM still finishes an abandoned request (it is applied).
 //
@@ -28,8 +28,12 @@ type CapacityModel struct {
 	Cores float64
 	// BootstrapCPU is the CPU one request costs before touching any row (framework bootstrap).
 	BootstrapCPU time.Duration
-	// PerRowCPU is the CPU each written row (batch item) adds.
+	// PerRowCPU is the CPU each written row (batch item) adds; the session lookup reads one row.
 	PerRowCPU time.Duration
+	// LookupCPU replaces BootstrapCPU for reads (GET /api/whatsapp/sessions/{id}): the real app
+	// spends less on a lookup than on a write's validation, transaction and idempotency record.
+	// Zero means the same as BootstrapCPU (the model before reads and writes were told apart).
+	LookupCPU time.Duration
 	// Jitter scales every CPU demand by a uniform factor in [1-Jitter, 1+Jitter]; 0 <= Jitter < 1.
 	Jitter float64
 	// Workers is pm.max_children: at most this many requests are served at once.
@@ -46,8 +50,8 @@ func (m CapacityModel) Validate() error {
 	switch {
 	case m.Cores < 0:
 		return fmt.Errorf("capacity: cores %v < 0", m.Cores)
-	case m.BootstrapCPU < 0 || m.PerRowCPU < 0:
-		return fmt.Errorf("capacity: negative CPU cost (bootstrap %v, per row %v)", m.BootstrapCPU, m.PerRowCPU)
+	case m.BootstrapCPU < 0 || m.PerRowCPU < 0 || m.LookupCPU < 0:
+		return fmt.Errorf("capacity: negative CPU cost (bootstrap %v, per row %v, lookup %v)", m.BootstrapCPU, m.PerRowCPU, m.LookupCPU)
 	case m.Jitter < 0 || m.Jitter >= 1:
 		return fmt.Errorf("capacity: jitter %v outside [0, 1)", m.Jitter)
 	case m.Workers < 1:
@@ -63,6 +67,24 @@ func (m CapacityModel) Validate() error {
 // ServiceCPU is the mean CPU demand of one request that writes rows rows.
 func (m CapacityModel) ServiceCPU(rows int) time.Duration {
 	return m.BootstrapCPU + time.Duration(rows)*m.PerRowCPU
+}
+
+// LookupCost is the CPU a read costs before its row: LookupCPU, or BootstrapCPU when LookupCPU is
+// zero.
+func (m CapacityModel) LookupCost() time.Duration {
+	if m.LookupCPU > 0 {
+		return m.LookupCPU
+	}
+	return m.BootstrapCPU
+}
+
+// ForLookups returns the model in which every request costs what a read costs: BootstrapCPU set
+// to LookupCost. ServiceCPU(1) and SaturationThroughput(1) of the result describe a workload of
+// session lookups (each reads one row).
+func (m CapacityModel) ForLookups() CapacityModel {
+	m.BootstrapCPU = m.LookupCost()
+	m.LookupCPU = 0
+	return m
 }
 
 // SaturationThroughput is the requests per second the model serves at most when every request
@@ -88,7 +110,8 @@ const (
 	outcomeStopped                 // the pool stopped before serving it
 )
 
-// jobFunc is the PHP part of a request. It runs on a worker after the bootstrap CPU was charged;
+// jobFunc is the PHP part of a request. It runs on a worker after the bootstrap (or lookup) CPU was
+// charged;
 // it must call burn with the number of rows it is about to write before writing them.
 type jobFunc func(ctx context.Context, burn func(rows int)) *response
 
@@ -102,6 +125,7 @@ type poolResult struct {
 
 type fpmJob struct {
 	fn       jobFunc
+	read     bool // a lookup: charged LookupCost instead of BootstrapCPU
 	enqueued time.Time
 	result   chan poolResult // buffered 1: the worker never blocks on an abandoned job
 }
@@ -170,9 +194,10 @@ func (p *fpmPool) close() {
 }
 
 // do hands fn to the pool the way nginx hands a request to FPM and waits for the answer, the
-// proxy timeout or ctx, whichever comes first.
-func (p *fpmPool) do(ctx context.Context, fn jobFunc) poolResult {
-	j := &fpmJob{fn: fn, enqueued: time.Now(), result: make(chan poolResult, 1)}
+// proxy timeout or ctx, whichever comes first. read marks a lookup (charged LookupCost instead of
+// BootstrapCPU).
+func (p *fpmPool) do(ctx context.Context, read bool, fn jobFunc) poolResult {
+	j := &fpmJob{fn: fn, read: read, enqueued: time.Now(), result: make(chan poolResult, 1)}
 	select {
 	case <-p.stop:
 		return poolResult{outcome: outcomeStopped}
@@ -214,7 +239,11 @@ func (p *fpmPool) work() {
 func (p *fpmPool) serve(j *fpmJob) {
 	start := time.Now()
 	p.busy.Add(1)
-	p.burn(p.model.BootstrapCPU)
+	if j.read {
+		p.burn(p.model.LookupCost())
+	} else {
+		p.burn(p.model.BootstrapCPU)
+	}
 	resp := j.fn(p.ctx, func(rows int) { p.burn(time.Duration(rows) * p.model.PerRowCPU) })
 	p.busy.Add(-1)
 	service := time.Since(start)

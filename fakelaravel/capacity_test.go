@@ -2,7 +2,9 @@ package fakelaravel
 
 import (
 	"context"
+	"encoding/json"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -36,7 +38,7 @@ func offer(t *testing.T, m CapacityModel, rate float64, window time.Duration, ro
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			r := p.do(context.Background(), func(ctx context.Context, burn func(int)) *response {
+			r := p.do(context.Background(), false, func(ctx context.Context, burn func(int)) *response {
 				burn(rows)
 				return &response{status: 200}
 			})
@@ -166,7 +168,7 @@ func TestProxyTimeoutAnswers504AndFPMFinishesTheRequest(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 5 {
 			wg.Go(func() {
-				r := p.do(context.Background(), func(context.Context, func(int)) *response {
+				r := p.do(context.Background(), false, func(context.Context, func(int)) *response {
 					mu.Lock()
 					applied++
 					mu.Unlock()
@@ -202,7 +204,7 @@ func TestJitterKeepsTheMeanServiceTime(t *testing.T) {
 		lo = time.Hour
 		const n = 400
 		for range n {
-			r := p.do(context.Background(), func(context.Context, func(int)) *response { return &response{} })
+			r := p.do(context.Background(), false, func(context.Context, func(int)) *response { return &response{} })
 			sum += r.service
 			lo, hi = min(lo, r.service), max(hi, r.service)
 		}
@@ -220,6 +222,7 @@ func TestCapacityModelValidation(t *testing.T) {
 		{Workers: 1, Jitter: 1},
 		{Workers: 1, Backlog: -1},
 		{Workers: 1, BootstrapCPU: -time.Millisecond},
+		{Workers: 1, LookupCPU: -time.Millisecond},
 	} {
 		if m.Validate() == nil {
 			t.Errorf("%+v accepted", m)
@@ -248,5 +251,127 @@ func TestEmbeddedCalibrationHoldsTheIssueDefaults(t *testing.T) {
 	}
 	if _, err := ParseCalibration([]byte(`{"source":"x","model":{"workers":0}}`)); err == nil {
 		t.Fatal("invalid calibration accepted")
+	}
+}
+
+// serveOne has the pool serve one request (a read or a write of rows rows) and returns its result.
+func serveOne(p *fpmPool, read bool, rows int) poolResult {
+	return p.do(context.Background(), read, func(ctx context.Context, burn func(int)) *response {
+		burn(rows)
+		return &response{status: 200}
+	})
+}
+
+// Reads (the GET session lookup) cost LookupCPU where writes cost BootstrapCPU; both pay PerRowCPU
+// for the rows they touch.
+func TestLookupsCostLookupCPUAndWritesBootstrapCPU(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Workers: 1, BootstrapCPU: 8 * time.Millisecond, LookupCPU: 2 * time.Millisecond,
+			PerRowCPU: time.Millisecond, Backlog: 1000}
+		p, err := newPool(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		if got := serveOne(p, true, 1).service; got != 3*time.Millisecond {
+			t.Fatalf("lookup of one row served in %v, want 2 ms + 1 ms", got)
+		}
+		if got := serveOne(p, false, 1).service; got != 9*time.Millisecond {
+			t.Fatalf("write of one row served in %v, want 8 ms + 1 ms", got)
+		}
+		// One worker back to back for a second of virtual time: three times as many lookups as
+		// one-row writes.
+		count := func(read bool) int {
+			n := 0
+			for start := time.Now(); time.Since(start) < time.Second; n++ {
+				serveOne(p, read, 1)
+			}
+			return n
+		}
+		reads, writes := count(true), count(false)
+		if reads != 334 || writes != 112 {
+			t.Fatalf("served %d lookups and %d writes in a second, want 334 and 112 (3 ms and 9 ms each)", reads, writes)
+		}
+	})
+}
+
+// Requests in service share the cores whatever they cost: on one core two lookups at once take
+// twice their CPU, and a lookup beside a write finishes first.
+func TestLookupsShareTheCoresWithWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Cores: 1, Workers: 2, BootstrapCPU: 10 * time.Millisecond, LookupCPU: 4 * time.Millisecond, Backlog: 10}
+		p, err := newPool(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		var read, write poolResult
+		var wg sync.WaitGroup
+		wg.Go(func() { read = serveOne(p, true, 0) })
+		wg.Go(func() { write = serveOne(p, false, 0) })
+		wg.Wait()
+		// Both progress at half speed until the lookup's 4 ms are done (8 ms), then the write
+		// runs alone for its remaining 6 ms.
+		if read.service != 8*time.Millisecond || write.service != 14*time.Millisecond {
+			t.Fatalf("lookup %v, write %v; want 8 ms and 14 ms", read.service, write.service)
+		}
+	})
+}
+
+// A model without LookupCPU (older calibration files, every scenario that sets only the
+// bootstrap) charges reads the bootstrap, as before reads had a cost of their own.
+func TestZeroLookupCPUFallsBackToBootstrapCPU(t *testing.T) {
+	m := CapacityModel{Workers: 1, BootstrapCPU: 8 * time.Millisecond, PerRowCPU: time.Millisecond, Backlog: 10}
+	if m.LookupCost() != 8*time.Millisecond {
+		t.Fatalf("LookupCost = %v, want the bootstrap", m.LookupCost())
+	}
+	if got := m.ForLookups(); got != m {
+		t.Fatalf("ForLookups changed a model without lookup cost: %+v", got)
+	}
+	withLookup := m
+	withLookup.LookupCPU = 3 * time.Millisecond
+	if got := withLookup.ForLookups(); got.BootstrapCPU != 3*time.Millisecond || got.LookupCPU != 0 || got.ServiceCPU(1) != 4*time.Millisecond {
+		t.Fatalf("ForLookups = %+v, want bootstrap 3 ms", got)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		p, err := newPool(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		if read, write := serveOne(p, true, 1).service, serveOne(p, false, 1).service; read != 9*time.Millisecond || write != read {
+			t.Fatalf("lookup %v, write %v; want both 9 ms", read, write)
+		}
+	})
+}
+
+func TestCalibrationParsesTheOptionalLookupCost(t *testing.T) {
+	const without = `{"source":"old file","model":{"cores":2,"bootstrap_cpu_ms":3.8,"per_row_cpu_ms":0.25,"jitter":0.5,"workers":8,"backlog":511,"proxy_timeout_ms":60000}}`
+	c, err := ParseCalibration([]byte(without))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Model.CapacityModel()
+	if m.LookupCPU != 0 || m.LookupCost() != 3800*time.Microsecond {
+		t.Fatalf("without lookup_cpu_ms: lookup %v (cost %v), want 0 (the bootstrap, 3.8 ms)", m.LookupCPU, m.LookupCost())
+	}
+	if out, _ := json.Marshal(c.Model); strings.Contains(string(out), "lookup_cpu_ms") {
+		t.Fatalf("a model without lookup cost writes %s", out)
+	}
+
+	const with = `{"source":"new file","model":{"cores":2,"bootstrap_cpu_ms":3.8,"lookup_cpu_ms":2.75,"per_row_cpu_ms":0.25,"jitter":0.5,"workers":8,"backlog":511,"proxy_timeout_ms":60000}}`
+	c, err = ParseCalibration([]byte(with))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = c.Model.CapacityModel()
+	if m.LookupCPU != 2750*time.Microsecond || m.BootstrapCPU != 3800*time.Microsecond {
+		t.Fatalf("with lookup_cpu_ms: %+v", m)
+	}
+	if back := m.Calibrated().CapacityModel(); back != m {
+		t.Fatalf("round trip %+v != %+v", back, m)
+	}
+	if _, err := ParseCalibration([]byte(`{"source":"x","model":{"workers":1,"lookup_cpu_ms":-1}}`)); err == nil {
+		t.Fatal("negative lookup cost accepted")
 	}
 }

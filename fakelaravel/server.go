@@ -333,7 +333,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		ts: r.Header.Get(laravel.HeaderTimestamp), idemKey: r.Header.Get(laravel.HeaderIdempotencyKey),
 		body: body,
 	}
-	res := s.pool.do(r.Context(), func(ctx context.Context, burn func(int)) *response { return s.app(ctx, req, burn) })
+	// Reads (the session lookup) cost the model's LookupCPU, writes its BootstrapCPU.
+	res := s.pool.do(r.Context(), r.Method == http.MethodGet, func(ctx context.Context, burn func(int)) *response { return s.app(ctx, req, burn) })
 	rec.outcome, rec.queueWait, rec.service = res.outcome, res.queueWait, res.service
 	switch res.outcome {
 	case outcomeRejected, outcomeStopped:

@@ -539,3 +539,16 @@ func TestFullBacklogAnswers502ThroughHTTP(t *testing.T) {
 		t.Fatalf("stats %+v", es)
 	}
 }
+
+// The session lookup (GET) is charged the model's LookupCPU, not the write bootstrap: with a
+// bootstrap of an hour a lookup still answers within the proxy timeout.
+func TestSessionLookupPaysTheLookupCostNotTheBootstrap(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Capacity = CapacityModel{Workers: 2, Backlog: 8, BootstrapCPU: time.Hour, LookupCPU: time.Millisecond, ProxyTimeout: 30 * time.Second}
+	})
+	r := h.do(http.MethodGet, laravel.PathSessionPrefix+"s1", "", nil)
+	// Charged the bootstrap it would be a 504 after the 30 s proxy timeout.
+	if r.status != http.StatusNotFound {
+		t.Fatalf("lookup of an unknown session: %d %s, want 404", r.status, r.body)
+	}
+}

@@ -85,7 +85,7 @@ func Compare(real, fake *Measurement, model fakelaravel.CapacityModel, seed uint
 		if fk == nil {
 			continue
 		}
-		n := rk.Kind.Rows()
+		n, model := rk.Kind.Rows(), ModelFor(model, rk.Kind)
 		sim := func(frac float64, d time.Duration) SimResult {
 			rate := frac * rk.OfferedRPS
 			return Simulate(model, n, rate, max(500, int(rate*d.Seconds())), seed)
@@ -213,16 +213,21 @@ func (rp Report) Markdown() string {
 		rp.Machine.CPUs, rp.Machine.LoadAverageBefore[0], rp.Machine.LoadAverageBefore[1], rp.Machine.LoadAverageBefore[2],
 		rp.Machine.LoadAverageAfter[0], rp.Machine.LoadAverageAfter[1], rp.Machine.LoadAverageAfter[2], rp.Machine.OthersCores, rp.Real.Plan.LoadRepeats, QuietMargin, rp.Real.Plan.QuietWaitBudget, rp.Real.Plan.QuietCores)
 	b.WriteString("## Fitted model (fakelaravel/calibration.json, fakelaravel's defaults)\n\n")
-	b.WriteString("| cores | bootstrap | per row | jitter | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.3f ms | %.2f | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS, m.PerRowCPUMS, m.Jitter, m.Workers, m.Backlog, m.ProxyTimeoutMS)
+	b.WriteString("| cores | bootstrap (writes) | lookup (GET) | per row | jitter | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.2f ms | %.3f ms | %.2f | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS,
+		msOf(m.CapacityModel().LookupCost()), m.PerRowCPUMS, m.Jitter, m.Workers, m.Backlog, m.ProxyTimeoutMS)
 	if rp.Fit.CPUAnchored && rp.Fit.CPUBootstrapMS > 0 {
 		scale := m.BootstrapCPUMS / rp.Fit.CPUBootstrapMS
-		fmt.Fprintf(&b, "How it was fitted: the server's CPU per request, read from /proc (php-fpm and nginx processes), was %.2f ms + %.3f ms per row. "+
-			"On a shared machine a request also waits for the CPU, so the model's demand is that line scaled by %.2f and its cores are the CPU share "+
+		lookup := ""
+		if rp.Fit.CPULookupMS > 0 {
+			lookup = fmt.Sprintf(" for writes (from the POSTs) and %.2f ms + one row for the GET lookup", rp.Fit.CPULookupMS)
+		}
+		fmt.Fprintf(&b, "How it was fitted: the server's CPU per request, read from /proc (php-fpm and nginx processes), was %.2f ms + %.3f ms per row%s. "+
+			"On a shared machine a request also waits for the CPU, so the model's costs are those scaled by %.2f and its cores are the CPU share "+
 			"PHP-FPM obtained at saturation (median over the kinds of throughput x CPU per request) scaled by the same factor, which keeps "+
 			"throughput = cores / demand. The factor (and the jitter) is the one whose solo latency, throughput and simulated p50/p99 at 50%% and 80%% "+
 			"load best match the measurement (RMS log error %.2f). Workers, backlog and proxy timeout are the deployment's settings.\n\n",
-			rp.Fit.CPUBootstrapMS, rp.Fit.CPUPerRowMS, scale, rp.Fit.Error)
+			rp.Fit.CPUBootstrapMS, rp.Fit.CPUPerRowMS, lookup, scale, rp.Fit.Error)
 	} else {
 		fmt.Fprintf(&b, "How it was fitted: cores and demand are effective values: the demand per kind is cores / saturation throughput, and the "+
 			"core count is the one whose solo latency and simulated p50/p99 at 50%% and 80%% load best match the measured ones (RMS log error %.2f). "+

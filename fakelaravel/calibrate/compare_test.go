@@ -53,12 +53,24 @@ func TestCompareAppliesTheTolerances(t *testing.T) {
 	}
 }
 
+// The model column of the GET rows is the model serving lookups: its LookupCPU, not the bootstrap.
+func TestCompareSimulatesTheGETWithTheLookupCost(t *testing.T) {
+	real, fake := comparisonFixture()
+	m := model(1.8, 3*time.Millisecond, 0, 8, 511)
+	m.LookupCPU = time.Millisecond
+	for _, r := range Compare(real, fake, m, 1) {
+		if r.Metric == "saturation throughput" && r.Model != 1800 {
+			t.Fatalf("GET saturation predicted at %v req/s, want 1.8 cores / 1 ms = 1800", r.Model)
+		}
+	}
+}
+
 func TestReportMarkdownMatchesGolden(t *testing.T) {
 	real, fake := comparisonFixture()
 	rp := Report{
 		Real: real, Fake: fake, Rows: Compare(real, fake, model(1.8, 3*time.Millisecond, 0, 8, 511), 1),
-		Model:   fakelaravel.CalibratedModel{Cores: 1.8, BootstrapCPUMS: 6.2, PerRowCPUMS: 0.2, Jitter: 0.15, Workers: 8, Backlog: 511, ProxyTimeoutMS: 60000},
-		Fit:     FitResult{Error: 0.12, CPUBootstrapMS: 3.1, CPUPerRowMS: 0.21, CPUAnchored: true},
+		Model:   fakelaravel.CalibratedModel{Cores: 1.8, BootstrapCPUMS: 6.2, LookupCPUMS: 4.4, PerRowCPUMS: 0.2, Jitter: 0.15, Workers: 8, Backlog: 511, ProxyTimeoutMS: 60000},
+		Fit:     FitResult{Error: 0.12, CPUBootstrapMS: 3.1, CPUPerRowMS: 0.21, CPULookupMS: 2.2, CPUAnchored: true},
 		Machine: Machine{CPUs: 2, LoadAverageBefore: [3]float64{3, 2, 1}, LoadAverageAfter: [3]float64{4, 3, 2}, OthersCores: 0.8, Software: "test stack"},
 	}
 	got := rp.Markdown()

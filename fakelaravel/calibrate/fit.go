@@ -41,8 +41,11 @@ type FitResult struct {
 	ServiceMS map[Kind]float64 `json:"service_ms"`
 	// CPUBootstrapMS and CPUPerRowMS are the same line fitted to the server's CPU per request
 	// read from /proc instead (zero when not measured): the CPU alone, without waiting.
+	// CPULookupMS is the lookup cost fitted the same way from the GET kind's CPU (zero when not
+	// measured, or when the lookup falls back to the bootstrap).
 	CPUBootstrapMS float64 `json:"cpu_bootstrap_ms"`
 	CPUPerRowMS    float64 `json:"cpu_per_row_ms"`
+	CPULookupMS    float64 `json:"cpu_lookup_ms,omitempty"`
 	// Error is the root mean square of the log errors the chosen model makes on the fitted
 	// figures (saturation throughput, p50 and p99 at 50% and 80% load, per kind).
 	Error float64 `json:"rms_log_error"`
@@ -63,29 +66,54 @@ func jitterFromSpread(r *Result) float64 {
 	return math.Max(0.02, math.Min(0.9, j))
 }
 
-// lineThrough fits demand = bootstrap + rows x perRow to per-kind demands (ms): the kinds with one
-// row share the intercept side (geometric mean), the 50-row kind sets the slope.
-func lineThrough(demand map[Kind]float64) (bootstrap, perRow float64, ok bool) {
-	var ones []float64
-	for _, k := range []Kind{KindGet, KindPost1} {
-		if d := demand[k]; d > 0 {
-			ones = append(ones, d)
-		}
+// costLine is the model's CPU costs in milliseconds: writes cost bootstrap + rows x perRow, the
+// GET lookup (one row read) lookup + perRow; lookup zero means the same as bootstrap.
+type costLine struct{ bootstrap, perRow, lookup float64 }
+
+// demand is the cost of one request of kind k.
+func (c costLine) demand(k Kind) float64 {
+	if k == KindGet && c.lookup > 0 {
+		return c.lookup + c.perRow
 	}
-	if len(ones) == 0 {
-		return 0, 0, false
+	return c.bootstrap + float64(k.Rows())*c.perRow
+}
+
+// scaled multiplies every cost by f.
+func (c costLine) scaled(f float64) costLine {
+	return costLine{bootstrap: f * c.bootstrap, perRow: f * c.perRow, lookup: f * c.lookup}
+}
+
+// lineThrough fits the costs to per-kind demands (ms): the one-item POST sets the writes'
+// intercept side and the 50-row POST the slope; the GET demand less one row is the lookup cost.
+// Without a one-item POST the GET demand stands in for it (and the lookup is the bootstrap).
+func lineThrough(demand map[Kind]float64) (costLine, bool) {
+	get, post1 := demand[KindGet], demand[KindPost1]
+	s1 := post1
+	if s1 <= 0 {
+		s1 = get
 	}
-	s1 := ones[0]
-	if len(ones) == 2 {
-		s1 = math.Sqrt(ones[0] * ones[1])
+	if s1 <= 0 {
+		return costLine{}, false
 	}
-	s50, has50 := demand[KindPost50]
-	if !has50 || s50 <= 0 {
-		return s1, 0, true
+	var c costLine
+	if s50 := demand[KindPost50]; s50 > 0 {
+		c.perRow = math.Max(0, (s50-s1)/float64(KindPost50.Rows()-1))
 	}
-	perRow = math.Max(0, (s50-s1)/float64(KindPost50.Rows()-1))
-	bootstrap = math.Max(0.01, s1-perRow)
-	return bootstrap, perRow, true
+	c.bootstrap = math.Max(0.01, s1-c.perRow)
+	if get > 0 && post1 > 0 {
+		c.lookup = math.Max(0.01, get-c.perRow)
+	}
+	return c, true
+}
+
+// ModelFor is model as it serves requests of kind k: fakelaravel charges the GET lookup
+// LookupCPU (see fakelaravel.CapacityModel.ForLookups) and the POSTs BootstrapCPU. Simulate,
+// ServiceCPU and SaturationThroughput of the result, with k.Rows(), describe a load of kind k.
+func ModelFor(model fakelaravel.CapacityModel, k Kind) fakelaravel.CapacityModel {
+	if k == KindGet {
+		return model.ForLookups()
+	}
+	return model
 }
 
 func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
@@ -121,8 +149,8 @@ func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
 	}
 	slices.Sort(jitters)
 	jitterCandidates := []float64{jitters[len(jitters)/2], 0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9}
-	if b, r, ok := lineThrough(cpu); ok {
-		res.CPUBootstrapMS, res.CPUPerRowMS = b, r
+	if c, ok := lineThrough(cpu); ok {
+		res.CPUBootstrapMS, res.CPUPerRowMS, res.CPULookupMS = c.bootstrap, c.perRow, c.lookup
 	}
 
 	cands, err := candidates(m, fixed, cpu)
@@ -134,7 +162,8 @@ func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
 	for _, cand := range cands {
 		for _, jitter := range jitterCandidates {
 			model := fakelaravel.CapacityModel{
-				Cores: cand.cores, BootstrapCPU: msDuration(cand.bootstrap), PerRowCPU: msDuration(cand.perRow), Jitter: jitter,
+				Cores: cand.cores, BootstrapCPU: msDuration(cand.bootstrap), PerRowCPU: msDuration(cand.perRow),
+				LookupCPU: msDuration(cand.lookup), Jitter: jitter,
 				Workers: fixed.Workers, Backlog: fixed.Backlog, ProxyTimeout: fixed.ProxyTimeout,
 			}
 			res.Candidates++
@@ -149,7 +178,7 @@ func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
 				best, res.Model, res.Error = score, model, e
 				res.ServiceMS = map[Kind]float64{}
 				for _, km := range m.Kinds {
-					res.ServiceMS[km.Kind] = round2(cand.bootstrap + float64(km.Kind.Rows())*cand.perRow)
+					res.ServiceMS[km.Kind] = round2(cand.demand(km.Kind))
 				}
 			}
 		}
@@ -157,26 +186,30 @@ func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
 	return res, nil
 }
 
-// candidate is one (cores, demand line) the fit tries.
-type candidate struct{ cores, bootstrap, perRow float64 }
+// candidate is one (cores, costs) the fit tries.
+type candidate struct {
+	cores float64
+	costLine
+}
 
 // candidates lists the models the fit tries. With the server's CPU per request of every kind
-// (read from /proc, which contention barely moves), the demand line is the CPU line scaled by a
+// (read from /proc, which contention barely moves), the costs are the CPU costs (lineThrough: the
+// POSTs give bootstrap and per row, the GET the lookup) scaled by a
 // factor s >= 1 (the time a request waits for the CPU on a shared machine, seen in the solo
 // latency) and the cores are s times the CPU share PHP-FPM got at saturation (median over kinds of
 // throughput x CPU per request), which keeps the throughput. Without CPU figures, every core count
 // c below the worker count is tried, each kind's demand being c / its saturation throughput.
 func candidates(m *Measurement, fixed Fixed, cpu map[Kind]float64) ([]candidate, error) {
 	var out []candidate
-	if b, r, ok := lineThrough(cpu); ok && len(cpu) == len(m.Kinds) {
+	if line, ok := lineThrough(cpu); ok && len(cpu) == len(m.Kinds) {
 		shares := make([]float64, 0, len(m.Kinds))
 		for _, km := range m.Kinds {
-			shares = append(shares, km.SaturationRPS*(b+float64(km.Kind.Rows())*r)/1000)
+			shares = append(shares, km.SaturationRPS*line.demand(km.Kind)/1000)
 		}
 		slices.Sort(shares)
 		share := shares[len(shares)/2]
 		for sc := 1.0; sc <= 12 && sc*share < float64(fixed.Workers); sc *= 1.05 {
-			out = append(out, candidate{cores: sc * share, bootstrap: sc * b, perRow: sc * r})
+			out = append(out, candidate{cores: sc * share, costLine: line.scaled(sc)})
 		}
 		if len(out) > 0 {
 			return out, nil
@@ -187,11 +220,11 @@ func candidates(m *Measurement, fixed Fixed, cpu map[Kind]float64) ([]candidate,
 		for _, km := range m.Kinds {
 			demand[km.Kind] = c / km.SaturationRPS * 1000
 		}
-		b, r, ok := lineThrough(demand)
+		line, ok := lineThrough(demand)
 		if !ok {
 			return nil, fmt.Errorf("%w: no one-row kind measured", ErrNotEnoughData)
 		}
-		out = append(out, candidate{cores: c, bootstrap: b, perRow: r})
+		out = append(out, candidate{cores: c, costLine: line})
 	}
 	return out, nil
 }
@@ -209,7 +242,7 @@ func modelError(m *Measurement, model fakelaravel.CapacityModel, opts FitOptions
 		n++
 	}
 	for _, km := range m.Kinds {
-		rows := km.Kind.Rows()
+		rows, model := km.Kind.Rows(), ModelFor(model, km.Kind)
 		add(model.SaturationThroughput(rows), km.SaturationRPS, 2)
 		// The solo latency anchors the service demand: its median is the least noisy latency.
 		add(model.ServiceCPU(rows).Seconds(), km.Solo.Percentile(50).Seconds(), 3)

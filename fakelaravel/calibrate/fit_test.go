@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"wagate/fakelaravel"
 )
 
 // syntheticMeasurement is what a server following truth would show the plan, computed with the
@@ -29,15 +31,21 @@ func syntheticMeasurement(truth func(Kind) (sat float64, lat func(rate float64) 
 	return m
 }
 
+// measurementOf is what a server following truth would show the plan (see syntheticMeasurement),
+// each kind served as fakelaravel serves it (ModelFor).
+func measurementOf(truth fakelaravel.CapacityModel) *Measurement {
+	return syntheticMeasurement(func(k Kind) (float64, func(float64) SimResult, SimResult) {
+		rows, km := k.Rows(), ModelFor(truth, k)
+		return km.SaturationThroughput(rows),
+			func(rate float64) SimResult { return Simulate(km, rows, rate, 4000, 3) },
+			Simulate(km, rows, 1, 500, 4)
+	})
+}
+
 func TestFitRecoversTheModelThatProducedTheFigures(t *testing.T) {
 	truth := model(1.8, 6*time.Millisecond, 200*time.Microsecond, 8, 511)
 	truth.Jitter = 0.2
-	m := syntheticMeasurement(func(k Kind) (float64, func(float64) SimResult, SimResult) {
-		rows := k.Rows()
-		return truth.SaturationThroughput(rows),
-			func(rate float64) SimResult { return Simulate(truth, rows, rate, 4000, 3) },
-			Simulate(truth, rows, 1, 500, 4)
-	})
+	m := measurementOf(truth)
 	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 1500})
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +59,8 @@ func TestFitRecoversTheModelThatProducedTheFigures(t *testing.T) {
 		{"cores", got.Cores, truth.Cores, 0.08},
 		{"bootstrap", got.BootstrapCPU.Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
 		{"per row", got.PerRowCPU.Seconds(), truth.PerRowCPU.Seconds(), 0.1},
+		// Without a lookup cost of its own a lookup costs the bootstrap.
+		{"lookup", got.LookupCost().Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
 	} {
 		if math.Abs(c.got/c.want-1) > c.tol {
 			t.Errorf("%s = %v, want %v within %.0f%%", c.name, c.got, c.want, 100*c.tol)
@@ -77,41 +87,93 @@ func TestFitRefusesAKindWithoutSuccesses(t *testing.T) {
 	}
 }
 
-func TestLineThroughSharesTheOneRowKinds(t *testing.T) {
-	b, r, ok := lineThrough(map[Kind]float64{KindGet: 4, KindPost1: 9, KindPost50: 6 + 49*0.2})
+func TestLineThroughTakesWritesFromThePOSTsAndTheLookupFromTheGET(t *testing.T) {
+	c, ok := lineThrough(map[Kind]float64{KindGet: 3, KindPost1: 9, KindPost50: 9 + 49*0.2})
 	if !ok {
 		t.Fatal("no line")
 	}
-	// The one-row demand is the geometric mean of 4 and 9, 6 ms.
-	if math.Abs(b+r-6) > 1e-9 || math.Abs(r-0.2) > 1e-9 {
-		t.Fatalf("bootstrap %v per row %v, want 5.8 and 0.2", b, r)
+	// POST 1 item: bootstrap + 1 row = 9 ms; POST 50 adds 49 rows; GET: lookup + 1 row = 3 ms.
+	if math.Abs(c.bootstrap-8.8) > 1e-9 || math.Abs(c.perRow-0.2) > 1e-9 || math.Abs(c.lookup-2.8) > 1e-9 {
+		t.Fatalf("bootstrap %v per row %v lookup %v, want 8.8, 0.2 and 2.8", c.bootstrap, c.perRow, c.lookup)
+	}
+	for k, want := range map[Kind]float64{KindGet: 3, KindPost1: 9, KindPost50: 18.8} {
+		if got := c.demand(k); math.Abs(got-want) > 1e-9 {
+			t.Errorf("demand of %s = %v, want %v", k, got, want)
+		}
+	}
+}
+
+func TestLineThroughWithoutAOneItemPOSTUsesTheGETForTheBootstrap(t *testing.T) {
+	c, ok := lineThrough(map[Kind]float64{KindGet: 4, KindPost50: 4 + 49*0.1})
+	if !ok {
+		t.Fatal("no line")
+	}
+	if math.Abs(c.bootstrap-3.9) > 1e-9 || math.Abs(c.perRow-0.1) > 1e-9 || c.lookup != 0 {
+		t.Fatalf("bootstrap %v per row %v lookup %v, want 3.9, 0.1 and 0 (same as bootstrap)", c.bootstrap, c.perRow, c.lookup)
+	}
+	if _, ok := lineThrough(map[Kind]float64{KindPost50: 10}); ok {
+		t.Fatal("a line without any one-row kind")
+	}
+}
+
+// The real app spends less CPU on a GET lookup than on a one-item POST: the fit recovers a
+// lookup cost of its own from the GET figures.
+func TestFitRecoversALookupCostOfItsOwn(t *testing.T) {
+	truth := model(1.8, 6*time.Millisecond, 200*time.Microsecond, 8, 511)
+	truth.LookupCPU = 2500 * time.Microsecond
+	truth.Jitter = 0.2
+	m := measurementOf(truth)
+	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fit.Model
+	for _, c := range []struct {
+		name      string
+		got, want float64
+		tol       float64
+	}{
+		{"cores", got.Cores, truth.Cores, 0.08},
+		{"bootstrap", got.BootstrapCPU.Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
+		{"lookup", got.LookupCPU.Seconds(), truth.LookupCPU.Seconds(), 0.1},
+		{"per row", got.PerRowCPU.Seconds(), truth.PerRowCPU.Seconds(), 0.1},
+	} {
+		if math.Abs(c.got/c.want-1) > c.tol {
+			t.Errorf("%s = %v, want %v within %.0f%%", c.name, c.got, c.want, 100*c.tol)
+		}
+	}
+	if fit.ServiceMS[KindGet] >= fit.ServiceMS[KindPost1] {
+		t.Errorf("service demands %v: the lookup should be the cheaper one-row request", fit.ServiceMS)
+	}
+	if fit.Error > 0.2 {
+		t.Errorf("RMS log error %.3f on figures the model produced itself", fit.Error)
 	}
 }
 
 func TestFitAnchoredOnCPUScalesTheCPULineToTheSoloLatency(t *testing.T) {
 	// The app needs 2.4 ms + 0.1 ms/row of CPU but a request takes 2.5x that on the shared
 	// machine: the model that reproduces it has 2.5x the demand and 2.5x the CPU share.
+	// The GET lookup needs 1.2 ms + one row of CPU: 2.5x that, 3 ms, in the model.
 	truth := model(2.5*0.72, 6*time.Millisecond, 250*time.Microsecond, 8, 511)
+	truth.LookupCPU = 3 * time.Millisecond
 	truth.Jitter = 0.2
-	m := syntheticMeasurement(func(k Kind) (float64, func(float64) SimResult, SimResult) {
-		rows := k.Rows()
-		return truth.SaturationThroughput(rows),
-			func(rate float64) SimResult { return Simulate(truth, rows, rate, 4000, 3) },
-			Simulate(truth, rows, 1, 500, 4)
-	})
+	m := measurementOf(truth)
 	for i := range m.Kinds {
 		m.Kinds[i].ServerCPUPerRequestMS = 2.4 + 0.1*float64(m.Kinds[i].Kind.Rows())
+		if m.Kinds[i].Kind == KindGet {
+			m.Kinds[i].ServerCPUPerRequestMS = 1.2 + 0.1
+		}
 	}
 	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511}, FitOptions{Seed: 1, Samples: 1500})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !fit.CPUAnchored || math.Abs(fit.CPUBootstrapMS-2.4) > 1e-9 || math.Abs(fit.CPUPerRowMS-0.1) > 1e-9 {
-		t.Fatalf("CPU line %v + %v/row, anchored %v", fit.CPUBootstrapMS, fit.CPUPerRowMS, fit.CPUAnchored)
+	if !fit.CPUAnchored || math.Abs(fit.CPUBootstrapMS-2.4) > 1e-9 || math.Abs(fit.CPUPerRowMS-0.1) > 1e-9 || math.Abs(fit.CPULookupMS-1.2) > 1e-9 {
+		t.Fatalf("CPU line %v + %v/row, lookup %v, anchored %v", fit.CPUBootstrapMS, fit.CPUPerRowMS, fit.CPULookupMS, fit.CPUAnchored)
 	}
 	got := fit.Model
 	if math.Abs(got.Cores/truth.Cores-1) > 0.1 || math.Abs(got.BootstrapCPU.Seconds()/truth.BootstrapCPU.Seconds()-1) > 0.1 ||
-		math.Abs(got.PerRowCPU.Seconds()/truth.PerRowCPU.Seconds()-1) > 0.1 {
+		math.Abs(got.PerRowCPU.Seconds()/truth.PerRowCPU.Seconds()-1) > 0.1 || math.Abs(got.LookupCPU.Seconds()/truth.LookupCPU.Seconds()-1) > 0.1 {
 		t.Fatalf("fitted %+v, want about %+v", got, truth)
 	}
 }

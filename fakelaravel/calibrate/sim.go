@@ -35,7 +35,8 @@ func (r SimResult) Percentile(p float64) float64 {
 // the event loop): n Poisson arrivals at rate per second, each needing BootstrapCPU + rows x
 // PerRowCPU (each part scaled by a uniform jitter factor) from a processor-sharing CPU of Cores
 // cores, at most Workers in service, at most Backlog waiting. It mirrors fakelaravel's pool so
-// that the fit can search parameters in milliseconds instead of minutes of real load.
+// that the fit can search parameters in milliseconds instead of minutes of real load. For the GET
+// lookup pass ModelFor(m, KindGet), whose BootstrapCPU is the lookup cost.
 func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed uint64) SimResult {
 	rng := rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d))
 	jit := func(d float64) float64 {

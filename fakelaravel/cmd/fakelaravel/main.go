@@ -76,6 +76,7 @@ func runServer(args []string, stderr io.Writer) int {
 		calFile     = fs.String("calibration", "", "calibration.json to take the capacity defaults from (default: the embedded one: "+cal.Source+")")
 		cores       = fs.Float64("cores", def.Cores, "CPU cores available to PHP-FPM; 0 = every worker has its own core")
 		bootstrap   = fs.Duration("bootstrap-cpu", def.BootstrapCPU, "CPU per request for the framework bootstrap")
+		lookup      = fs.Duration("lookup-cpu", def.LookupCPU, "CPU per read (GET session lookup) in place of -bootstrap-cpu; 0 = same as -bootstrap-cpu, which it follows when only -bootstrap-cpu is given")
 		perRow      = fs.Duration("per-row-cpu", def.PerRowCPU, "CPU per written row (batch item)")
 		jitter      = fs.Float64("jitter", def.Jitter, "CPU demand varies uniformly by +-jitter (0 <= jitter < 1)")
 		workers     = fs.Int("workers", def.Workers, "PHP-FPM workers (pm.max_children)")
@@ -114,7 +115,11 @@ func runServer(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	fs.Visit(func(f *flag.Flag) { capSetFlags[f.Name] = true })
-	model := fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, PerRowCPU: *perRow, Jitter: *jitter,
+	if capSetFlags["bootstrap-cpu"] && !capSetFlags["lookup-cpu"] {
+		// A bootstrap given alone is every request's cost, as before reads had a cost of their own.
+		*lookup = 0
+	}
+	model := fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, LookupCPU: *lookup, PerRowCPU: *perRow, Jitter: *jitter,
 		Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}
 	if *calFile != "" {
 		data, err := os.ReadFile(*calFile)
@@ -174,7 +179,7 @@ func runServer(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("fakelaravel listening", "addr", ln.Addr().String(), "db", srv.DBPath(),
-		"workers", model.Workers, "cores", model.Cores, "bootstrap_cpu", model.BootstrapCPU, "per_row_cpu", model.PerRowCPU,
+		"workers", model.Workers, "cores", model.Cores, "bootstrap_cpu", model.BootstrapCPU, "lookup_cpu", model.LookupCost(), "per_row_cpu", model.PerRowCPU,
 		"backlog", model.Backlog, "proxy_timeout", model.ProxyTimeout, "signed", sec != "", "version", buildinfo.Version)
 	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("serve", "err", err)
@@ -192,6 +197,10 @@ func mergeModel(cal, flags fakelaravel.CapacityModel, set map[string]bool) fakel
 	}
 	if set["bootstrap-cpu"] {
 		m.BootstrapCPU = flags.BootstrapCPU
+	}
+	if set["lookup-cpu"] || set["bootstrap-cpu"] {
+		// flags.LookupCPU is zero (follow the bootstrap) when only -bootstrap-cpu was given.
+		m.LookupCPU = flags.LookupCPU
 	}
 	if set["per-row-cpu"] {
 		m.PerRowCPU = flags.PerRowCPU

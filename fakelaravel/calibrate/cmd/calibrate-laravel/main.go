@@ -217,8 +217,8 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	model := stableModel(fit.Model.Calibrated())
 	fit.Model = model.CapacityModel()
-	fmt.Fprintf(stdout, "calibrate-laravel: fitted cores %.2f, bootstrap %.2f ms, per row %.3f ms, jitter %.2f (RMS log error %.2f)\n",
-		model.Cores, model.BootstrapCPUMS, model.PerRowCPUMS, model.Jitter, fit.Error)
+	fmt.Fprintf(stdout, "calibrate-laravel: fitted cores %.2f, bootstrap %.2f ms, lookup %.2f ms, per row %.3f ms, jitter %.2f (RMS log error %.2f)\n",
+		model.Cores, model.BootstrapCPUMS, model.LookupCPUMS, model.PerRowCPUMS, model.Jitter, fit.Error)
 
 	fmt.Fprintln(stdout, "calibrate-laravel: the same load against an in-process fakelaravel with the fitted model")
 	fake, err := measureFake(ctx, fit.Model, real, kinds, plan, logf)
@@ -313,6 +313,7 @@ func stableMS(v float64) float64 {
 // and jitter to 3 decimals.
 func stableModel(m fakelaravel.CalibratedModel) fakelaravel.CalibratedModel {
 	m.BootstrapCPUMS, m.PerRowCPUMS, m.ProxyTimeoutMS = stableMS(m.BootstrapCPUMS), stableMS(m.PerRowCPUMS), stableMS(m.ProxyTimeoutMS)
+	m.LookupCPUMS = stableMS(m.LookupCPUMS)
 	m.Cores = math.Round(m.Cores*1000) / 1000
 	m.Jitter = math.Round(m.Jitter*1000) / 1000
 	return m
