@@ -115,12 +115,8 @@ func runServer(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	fs.Visit(func(f *flag.Flag) { capSetFlags[f.Name] = true })
-	if capSetFlags["bootstrap-cpu"] && !capSetFlags["lookup-cpu"] {
-		// A bootstrap given alone is every request's cost, as before reads had a cost of their own.
-		*lookup = 0
-	}
-	model := fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, LookupCPU: *lookup, PerRowCPU: *perRow, Jitter: *jitter,
-		Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}
+	model := flagModel(fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, LookupCPU: *lookup, PerRowCPU: *perRow, Jitter: *jitter,
+		Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}, capSetFlags)
 	if *calFile != "" {
 		data, err := os.ReadFile(*calFile)
 		if err != nil {
@@ -187,6 +183,16 @@ func runServer(args []string, stderr io.Writer) int {
 	}
 	log.Info("fakelaravel stopped")
 	return 0
+}
+
+// flagModel is the model of the command line's values: a -bootstrap-cpu given without -lookup-cpu
+// is every request's cost (LookupCPU zero), as before reads had a cost of their own, so that a
+// setting written for that model keeps its meaning.
+func flagModel(values fakelaravel.CapacityModel, set map[string]bool) fakelaravel.CapacityModel {
+	if set["bootstrap-cpu"] && !set["lookup-cpu"] {
+		values.LookupCPU = 0
+	}
+	return values
 }
 
 // mergeModel takes the calibration's parameters except those set explicitly on the command line.

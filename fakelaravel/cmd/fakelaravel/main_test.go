@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"wagate/fakelaravel"
 )
 
 func freeAddr(t *testing.T) string {
@@ -100,5 +102,32 @@ func TestVersionAndMissingToken(t *testing.T) {
 	}
 	if code := runConform([]string{"-url", "http://127.0.0.1:1"}, &stderr, &stderr); code != 2 {
 		t.Fatalf("conform without token: exit %d", code)
+	}
+}
+
+// -bootstrap-cpu alone sets every request's cost (the lookup follows it); -lookup-cpu sets the
+// lookup's; neither keeps the calibration's.
+func TestLookupCostFollowsAnExplicitBootstrap(t *testing.T) {
+	cal := fakelaravel.CapacityModel{Workers: 8, Backlog: 511, BootstrapCPU: 4 * time.Millisecond, LookupCPU: 3 * time.Millisecond}
+	values := cal
+	values.BootstrapCPU, values.LookupCPU = 6*time.Millisecond, 2*time.Millisecond
+	for _, c := range []struct {
+		set                  map[string]bool
+		bootstrap, lookupFor time.Duration
+	}{
+		{map[string]bool{}, 4 * time.Millisecond, 3 * time.Millisecond},
+		{map[string]bool{"bootstrap-cpu": true}, 6 * time.Millisecond, 6 * time.Millisecond},
+		{map[string]bool{"lookup-cpu": true}, 4 * time.Millisecond, 2 * time.Millisecond},
+		{map[string]bool{"bootstrap-cpu": true, "lookup-cpu": true}, 6 * time.Millisecond, 2 * time.Millisecond},
+	} {
+		// Without -calibration the flags' values (defaulting to the embedded calibration) apply.
+		own := flagModel(values, c.set)
+		merged := mergeModel(cal, own, c.set)
+		if merged.BootstrapCPU != c.bootstrap || merged.LookupCost() != c.lookupFor {
+			t.Errorf("flags %v: bootstrap %v lookup %v, want %v and %v", c.set, merged.BootstrapCPU, merged.LookupCost(), c.bootstrap, c.lookupFor)
+		}
+		if c.set["bootstrap-cpu"] && own.LookupCost() != c.lookupFor {
+			t.Errorf("flags %v without -calibration: lookup %v, want %v", c.set, own.LookupCost(), c.lookupFor)
+		}
 	}
 }
