@@ -222,7 +222,13 @@ func TestScheduledConnectFailureReachesTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor[*events.ClientOutdated](tc)
-	if info, _ := srv.Device(jid); info.State != DeviceOffline {
+	// The client can see the failure before the server has finished closing its side.
+	info, _ := srv.Device(jid)
+	for deadline := time.Now().Add(5 * time.Second); info.State == DeviceOnline && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		info, _ = srv.Device(jid)
+	}
+	if info.State != DeviceOffline {
 		t.Fatalf("device %s after 405, want offline (not logged out)", info.State)
 	}
 }
