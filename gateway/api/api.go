@@ -342,13 +342,8 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) getSession(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	id, info, ok := a.readSession(w, r)
 	if !ok {
-		return
-	}
-	info, err := a.cfg.Reader.Get(r.Context(), id)
-	if err != nil {
-		a.sessionError(w, r, err)
 		return
 	}
 	active, err := a.cfg.Activity.IsSessionActive(r.Context(), id)
@@ -369,13 +364,8 @@ type qrJSON struct {
 }
 
 func (a *api) getQR(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	id, info, ok := a.readSession(w, r)
 	if !ok {
-		return
-	}
-	info, err := a.cfg.Reader.Get(r.Context(), id)
-	if err != nil {
-		a.sessionError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -545,6 +535,20 @@ func sessionView(in session.Info, active *bool, activeErr string) sessionJSON {
 		out.QRExpiresAt = &t
 	}
 	return out
+}
+
+// readSession reads the session named by the request's path; on a bad id or a read error it
+// has already answered and returns ok == false.
+func (a *api) readSession(w http.ResponseWriter, r *http.Request) (id string, info session.Info, ok bool) {
+	if id, ok = pathID(w, r); !ok {
+		return "", info, false
+	}
+	info, err := a.cfg.Reader.Get(r.Context(), id)
+	if err != nil {
+		a.sessionError(w, r, err)
+		return "", info, false
+	}
+	return id, info, true
 }
 
 func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {

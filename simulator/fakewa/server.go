@@ -561,26 +561,24 @@ func (s *Server) LogoutOnConnect(jid types.JID) error {
 // success (401 logged out, 402 temporary ban, 405 client outdated, 503 service unavailable, ...).
 // A 401 also marks the device logged out.
 func (s *Server) FailNextConnect(jid types.JID, reason int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.devices[jid]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownDevice, jid)
-	}
-	d.failNext = reason
-	return nil
+	return s.updateDevice(jid, func(d *device) { d.failNext = reason })
 }
 
 // SetKeepaliveSilence makes the server ignore (silent=true) or answer the device's keepalive
 // pings. whatsmeow then emits KeepAliveTimeout, and after its KeepAliveMaxFailTime reconnects.
 func (s *Server) SetKeepaliveSilence(jid types.JID, silent bool) error {
+	return s.updateDevice(jid, func(d *device) { d.silent = silent })
+}
+
+// updateDevice applies set to a known device under the server's lock.
+func (s *Server) updateDevice(jid types.JID, set func(*device)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.devices[jid]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownDevice, jid)
 	}
-	d.silent = silent
+	set(d)
 	return nil
 }
 
