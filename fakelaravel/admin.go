@@ -69,6 +69,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.Faults(), nil)
+	case s.upstream != nil && (r.URL.Path == PathReset || strings.HasPrefix(r.URL.Path, PathSessions)):
+		writeJSON(w, http.StatusNotImplemented, laravel.ErrorBody{Message: r.URL.Path + ": " + ErrUpstreamOnly.Error()}, nil)
 	case r.URL.Path == PathReset && r.Method == http.MethodPost:
 		if err := s.Reset(ctx); err != nil {
 			writeJSON(w, http.StatusInternalServerError, laravel.ErrorBody{Message: err.Error()}, nil)

@@ -23,7 +23,7 @@ type metrics struct {
 	injectedErrors    prometheus.Counter
 }
 
-func newMetrics(pool func() *fpmPool, isDown func() bool) *metrics {
+func newMetrics(workers workerView, isDown func() bool) *metrics {
 	secs := make([]float64, len(histogramBoundsMS))
 	for i, ms := range histogramBoundsMS {
 		secs[i] = ms / 1000
@@ -61,13 +61,13 @@ func newMetrics(pool func() *fpmPool, isDown func() bool) *metrics {
 	m.reg.MustRegister(m.requests, m.items, m.replayed, m.queueWait, m.service,
 		m.authFailures, m.signatureFailures, m.lostResponses, m.injectedErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_workers", Help: "FPM workers (pm.max_children)."},
-			func() float64 { return float64(pool().model.Workers) }),
+			func() float64 { return float64(workers.count()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_workers_busy", Help: "FPM workers serving a request now."},
-			func() float64 { return float64(pool().busy.Load()) }),
+			func() float64 { return float64(workers.busyNow()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_queue_length", Help: "Requests waiting in the FPM backlog."},
-			func() float64 { return float64(pool().queued()) }),
+			func() float64 { return float64(workers.queuedNow()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fakelaravel_worker_busy_seconds_total", Help: "Worker time spent serving requests."},
-			func() float64 { return float64(pool().busyNanos.Load()) / 1e9 }),
+			func() float64 { return float64(workers.busyNanosTotal()) / 1e9 }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_down", Help: "1 while a down window refuses connections."},
 			func() float64 {
 				if isDown() {

@@ -57,6 +57,10 @@ type Config struct {
 	Seed uint64
 	// Logger receives start-up, shutdown and error messages (default slog.Default()); never secrets.
 	Logger *slog.Logger
+	// Upstream, when set, makes the Server the measuring front of a real Laravel app: /api is
+	// forwarded to it instead of served here (Token, Secret, DBPath, Capacity, MaxItems and
+	// RejectUnknownSessions are then the real app's business and ignored).
+	Upstream *Upstream
 }
 
 // Server is fakelaravel: an http.Handler implementing the Laravel contract on SQLite behind the
@@ -65,7 +69,9 @@ type Server struct {
 	cfg         Config
 	log         *slog.Logger
 	store       *store
-	pool        *fpmPool
+	pool        *fpmPool     // the capacity model; serves /api unless upstream is set
+	upstream    *upstreamApp // the real app /api is forwarded to, or nil
+	workers     workerView   // pool or upstream, for Stats and /metrics
 	faults      *faultState
 	changed     chan struct{} // signalled when faults change, for the down-window watcher
 	stats       atomic.Pointer[statsBook]
@@ -81,6 +87,14 @@ type Server struct {
 
 // New opens the database, creates the schema and starts the worker pool.
 func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Upstream != nil {
+		if err := cfg.Upstream.validate(); err != nil {
+			return nil, fmt.Errorf("fakelaravel: %w", err)
+		}
+		if cfg.Token == "" {
+			cfg.Token = cfg.AdminToken // the real app checks the /api token; this one is unused
+		}
+	}
 	if cfg.Token == "" {
 		return nil, errors.New("fakelaravel: a token is required")
 	}
@@ -112,7 +126,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fakelaravel: %w", err)
 	}
-	st, err := openStore(ctx, cfg.DBPath)
+	var st *store
+	if cfg.Upstream != nil {
+		st, err = openReadOnlyStore(ctx, cfg.Upstream.DBPath)
+	} else {
+		st, err = openStore(ctx, cfg.DBPath)
+	}
 	if err != nil {
 		pool.close()
 		return nil, fmt.Errorf("fakelaravel: %w", err)
@@ -129,8 +148,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		adminSum: sha256.Sum256([]byte(cfg.AdminToken)),
 		inflight: map[string]struct{}{},
 	}
+	s.workers = poolView{pool}
+	if cfg.Upstream != nil {
+		s.upstream = newUpstreamApp(*cfg.Upstream)
+		s.workers = s.upstream
+	}
 	s.stats.Store(newStatsBook(now, cfg.SeriesSeconds))
-	s.metrics = newMetrics(func() *fpmPool { return s.pool }, s.isDown)
+	s.metrics = newMetrics(s.workers, s.isDown)
 	samplerCtx, stopSampler := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopSampler, s.samplerDone = stopSampler, make(chan struct{})
 	go s.sampleWorkers(samplerCtx)
@@ -147,7 +171,7 @@ func (s *Server) sampleWorkers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.stats.Load().sample(now, s.pool.busy.Load(), s.pool.queued())
+			s.stats.Load().sample(now, s.workers.busyNow(), s.workers.queuedNow())
 		}
 	}
 }
@@ -157,6 +181,9 @@ func (s *Server) Close() error {
 	s.stopSampler()
 	<-s.samplerDone
 	s.pool.close()
+	if s.upstream != nil {
+		s.upstream.close()
+	}
 	return s.store.close()
 }
 
@@ -196,18 +223,23 @@ func (s *Server) StatsRecent(seconds int) Stats {
 	now := time.Now()
 	st := s.stats.Load().snapshot(now, seconds)
 	st.Capacity = s.cfg.Capacity.Calibrated()
-	book := s.stats.Load()
-	busy := time.Duration(s.pool.busyNanos.Load() - book.busyBase)
-	st.Workers = WorkerStats{
-		Workers:     s.cfg.Capacity.Workers,
-		Busy:        s.pool.busy.Load(),
-		Queued:      s.pool.queued(),
-		BusySeconds: busy.Seconds(),
-		Abandoned:   s.pool.abandoned.Load() - book.abandonedBase,
-		Series:      s.stats.Load().workerSeries(now, s.cfg.Capacity.Workers, seconds),
+	if s.upstream != nil {
+		st.Capacity = CalibratedModel{}
+		st.Upstream = s.upstream.cfg.URL
 	}
-	if up := now.Sub(book.started); up > 0 {
-		st.Workers.Utilization = min(1, busy.Seconds()/(float64(s.cfg.Capacity.Workers)*up.Seconds()))
+	book := s.stats.Load()
+	busy := time.Duration(s.workers.busyNanosTotal() - book.busyBase)
+	n := s.workers.count()
+	st.Workers = WorkerStats{
+		Workers:     n,
+		Busy:        s.workers.busyNow(),
+		Queued:      s.workers.queuedNow(),
+		BusySeconds: busy.Seconds(),
+		Abandoned:   s.workers.abandonedTotal() - book.abandonedBase,
+		Series:      s.stats.Load().workerSeries(now, n, seconds),
+	}
+	if up := now.Sub(book.started); up > 0 && n > 0 {
+		st.Workers.Utilization = min(1, busy.Seconds()/(float64(n)*up.Seconds()))
 	}
 	st.Down = s.isDown()
 	return st
@@ -230,11 +262,14 @@ func (s *Server) State(ctx context.Context) (State, error) {
 // Reset deletes every session and processed batch and restarts the stats; the Prometheus
 // counters keep running.
 func (s *Server) Reset(ctx context.Context) error {
+	if s.upstream != nil {
+		return fmt.Errorf("reset: %w (restart it, e.g. make laravel-up)", ErrUpstreamOnly)
+	}
 	if err := s.store.reset(ctx); err != nil {
 		return err
 	}
 	book := newStatsBook(time.Now(), s.cfg.SeriesSeconds)
-	book.busyBase, book.abandonedBase = s.pool.busyNanos.Load(), s.pool.abandoned.Load()
+	book.busyBase, book.abandonedBase = s.workers.busyNanosTotal(), s.workers.abandonedTotal()
 	s.stats.Store(book)
 	return nil
 }
@@ -282,6 +317,7 @@ type apiRequest struct {
 	method, path, endpoint string
 	auth, sig, ts, idemKey string
 	body                   []byte
+	header                 http.Header // all of them, kept only in front of a real app (Upstream)
 }
 
 func endpointOf(path string) string {
@@ -333,8 +369,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		ts: r.Header.Get(laravel.HeaderTimestamp), idemKey: r.Header.Get(laravel.HeaderIdempotencyKey),
 		body: body,
 	}
-	// Reads (the session lookup) cost the model's LookupCPU, writes its BootstrapCPU.
-	res := s.pool.do(r.Context(), r.Method == http.MethodGet, func(ctx context.Context, burn func(int)) *response { return s.app(ctx, req, burn) })
+	var res poolResult
+	if s.upstream != nil {
+		req.header = r.Header
+		res = s.serveUpstream(r.Context(), req)
+	} else {
+		// Reads (the session lookup) cost the model's LookupCPU, writes its BootstrapCPU.
+		res = s.pool.do(r.Context(), r.Method == http.MethodGet, func(ctx context.Context, burn func(int)) *response { return s.app(ctx, req, burn) })
+	}
 	rec.outcome, rec.queueWait, rec.service = res.outcome, res.queueWait, res.service
 	switch res.outcome {
 	case outcomeRejected, outcomeStopped:
@@ -397,6 +439,14 @@ func authorized(header string, want [32]byte) bool {
 
 // app is the Laravel application: middleware (auth, signature, injected faults) then the route.
 func (s *Server) app(ctx context.Context, req apiRequest, burn func(int)) *response {
+	if resp := s.authenticate(req); resp != nil {
+		return resp
+	}
+	return s.withFaults(ctx, func() *response { return s.route(ctx, req, burn) })
+}
+
+// authenticate is the bearer-token and signature middleware: nil lets the request through.
+func (s *Server) authenticate(req apiRequest) *response {
 	book := s.stats.Load()
 	if !authorized(req.auth, s.tokenSum) {
 		book.count(&book.authFailures)
@@ -410,6 +460,13 @@ func (s *Server) app(ctx context.Context, req apiRequest, burn func(int)) *respo
 			return messageResponse(http.StatusUnauthorized, "Invalid signature: "+err.Error()+".")
 		}
 	}
+	return nil
+}
+
+// withFaults is the fault middleware around the application next: an injected error answers
+// instead of it, injected latency is added after it.
+func (s *Server) withFaults(ctx context.Context, next func() *response) *response {
+	book := s.stats.Load()
 	if e := s.faults.drawError(); e != nil {
 		book.count(&book.errs)
 		s.metrics.injectedErrors.Inc()
@@ -420,8 +477,8 @@ func (s *Server) app(ctx context.Context, req apiRequest, burn func(int)) *respo
 		}
 		return resp
 	}
-	resp := s.route(ctx, req, burn)
-	if d := s.faults.extraLatency(); d > 0 {
+	resp := next()
+	if d := s.faults.extraLatency(); d > 0 && resp != nil {
 		sleepCtx(ctx, d)
 	}
 	return resp

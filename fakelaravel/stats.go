@@ -25,11 +25,14 @@ var histogramBoundsMS = []float64{0.5, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 20
 
 // Stats is the answer of GET /_fake/stats.
 type Stats struct {
-	StartedAt     time.Time                `json:"started_at"`
-	UptimeSeconds float64                  `json:"uptime_seconds"`
-	Capacity      CalibratedModel          `json:"capacity"`
-	Workers       WorkerStats              `json:"workers"`
-	Endpoints     map[string]EndpointStats `json:"endpoints"`
+	StartedAt     time.Time       `json:"started_at"`
+	UptimeSeconds float64         `json:"uptime_seconds"`
+	Capacity      CalibratedModel `json:"capacity"`
+	// Upstream is the real Laravel app's URL when the server is its measuring front (Capacity is
+	// then zero: the real app's capacity is its own).
+	Upstream  string                   `json:"upstream,omitempty"`
+	Workers   WorkerStats              `json:"workers"`
+	Endpoints map[string]EndpointStats `json:"endpoints"`
 	// AuthFailures counts 401s for a missing or wrong bearer token.
 	AuthFailures int64 `json:"auth_failures"`
 	// SignatureFailures counts 401s for a missing, wrong or expired body signature.

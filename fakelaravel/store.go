@@ -102,6 +102,24 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	return s, nil
 }
 
+// openReadOnlyStore opens another application's database (a real Laravel app's) for reading
+// only: no schema is created and no statement is prepared; every write method fails.
+func openReadOnlyStore(ctx context.Context, path string) (*store, error) {
+	s := &store{path: path}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)"
+	var err error
+	if s.r, err = sql.Open("sqlite", dsn); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s.r.SetMaxOpenConns(2)
+	s.r.SetMaxIdleConns(2)
+	if _, err := s.sessions(ctx); err != nil {
+		s.r.Close()
+		return nil, fmt.Errorf("store: %s is not a wagate Laravel database: %w", path, err)
+	}
+	return s, nil
+}
+
 func (s *store) close() error {
 	var errs []error
 	for _, pair := range s.applyStmts {

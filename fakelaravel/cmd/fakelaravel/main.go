@@ -95,6 +95,10 @@ func runServer(args []string, stderr io.Writer) int {
 		series      = fs.Int("series-seconds", fakelaravel.DefaultSeriesSeconds, "seconds of per-second series kept in /_fake/stats")
 		seed        = fs.Uint64("seed", 1, "seed of the jitter and fault draws")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		upURL       = fs.String("upstream", "", "measure a real Laravel app instead of being one: forward /api to this URL (e.g. http://127.0.0.1:8089, see make laravel-up); needs -upstream-db; the capacity flags, -token and -secret then do not apply")
+		upDB        = fs.String("upstream-db", "", "the real app's SQLite database, read-only ground truth of /_fake/state")
+		upWorkers   = fs.Int("upstream-workers", 0, "the real app's PHP-FPM workers, reported in /_fake/stats (0 = unknown)")
+		upTimeout   = fs.Duration("upstream-timeout", fakelaravel.DefaultUpstreamTimeout, "longest wait for the real app's answer (504 after)")
 		capSetFlags = map[string]bool{}
 	)
 	if err := fs.Parse(args); err != nil {
@@ -131,13 +135,21 @@ func runServer(args []string, stderr io.Writer) int {
 		model = mergeModel(c.Model.CapacityModel(), model, capSetFlags)
 	}
 	tok, err := secret(*token, *tokenFile, "FAKELARAVEL_TOKEN")
-	if err != nil || tok == "" {
-		log.Error("a token is required: -token, -token-file or $FAKELARAVEL_TOKEN", "err", err)
+	if err != nil {
+		log.Error("token", "err", err)
 		return 2
 	}
 	adm, err := secret(*adminTok, *adminFile, "FAKELARAVEL_ADMIN_TOKEN")
 	if err != nil {
 		log.Error("admin token", "err", err)
+		return 2
+	}
+	if tok == "" && (*upURL == "" || adm == "") {
+		log.Error("a token is required: -token, -token-file or $FAKELARAVEL_TOKEN (with -upstream, an admin token is enough)")
+		return 2
+	}
+	if (*upURL == "") != (*upDB == "") {
+		log.Error("-upstream and -upstream-db go together: the real app's URL and its database")
 		return 2
 	}
 	sec, err := secret(*secretFlag, *secretFile, "FAKELARAVEL_SECRET")
@@ -160,6 +172,9 @@ func runServer(args []string, stderr io.Writer) int {
 	if sec != "" {
 		cfg.Secret = []byte(sec)
 	}
+	if *upURL != "" {
+		cfg.Upstream = &fakelaravel.Upstream{URL: *upURL, DBPath: *upDB, Workers: *upWorkers, Timeout: *upTimeout}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -174,9 +189,14 @@ func runServer(args []string, stderr io.Writer) int {
 		log.Error("listen", "addr", *addr, "err", err)
 		return 1
 	}
-	log.Info("fakelaravel listening", "addr", ln.Addr().String(), "db", srv.DBPath(),
-		"workers", model.Workers, "cores", model.Cores, "bootstrap_cpu", model.BootstrapCPU, "lookup_cpu", model.LookupCost(), "per_row_cpu", model.PerRowCPU,
-		"backlog", model.Backlog, "proxy_timeout", model.ProxyTimeout, "signed", sec != "", "version", buildinfo.Version)
+	if cfg.Upstream != nil {
+		log.Info("fakelaravel listening in front of a real Laravel app", "addr", ln.Addr().String(), "upstream", cfg.Upstream.URL,
+			"db", srv.DBPath(), "workers", cfg.Upstream.Workers, "version", buildinfo.Version)
+	} else {
+		log.Info("fakelaravel listening", "addr", ln.Addr().String(), "db", srv.DBPath(),
+			"workers", model.Workers, "cores", model.Cores, "bootstrap_cpu", model.BootstrapCPU, "lookup_cpu", model.LookupCost(), "per_row_cpu", model.PerRowCPU,
+			"backlog", model.Backlog, "proxy_timeout", model.ProxyTimeout, "signed", sec != "", "version", buildinfo.Version)
+	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("serve", "err", err)
 		return 1
