@@ -8,7 +8,7 @@ BINARIES := fakelaravel gateway simulator reports
 # Race detector in tests unless RACE= is passed (CI keeps it on).
 RACE ?= -race
 
-.PHONY: all build test lint fmt bench bench-quick bench-capacity bench-faults clean
+.PHONY: all build test lint fmt bench bench-quick bench-capacity bench-faults bench-real-laravel clean
 
 all: build
 
@@ -62,6 +62,12 @@ bench-faults: build bin/bench
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/faults-report ./benchmarks/cmd/faults-report
 	@bin/bench -matrix benchmarks/faults.yaml -link latest-faults -command "make bench-faults" $(BENCH_FLAGS); status=$$?; \
 		bin/faults-report -command "make bench-faults" reports/out/latest-faults || status=1; exit $$status
+
+# The gateway against the real Laravel app and against fakelaravel's calibrated model on the same
+# workload (benchmarks/real-laravel.yaml: scenarios/real-laravel.yaml at 20 users, legacy and batch);
+# report.md sets them side by side. Each real entry starts laravel/ itself. ~7 minutes.
+bench-real-laravel: build bin/bench
+	bin/bench -matrix benchmarks/real-laravel.yaml -link latest-real-laravel -command "make bench-real-laravel" $(BENCH_FLAGS)
 
 # Each fuzz target for FUZZTIME (10 s) on its own: the gateway's REST API bodies and paths, the
 # Laravel client's response parsing, scenario files, fakewa's frames and handshake, fakelaravel's

@@ -341,7 +341,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		// Served by Serve the listener refuses connections; a bare handler drops them.
 		panic(http.ErrAbortHandler)
 	}
-	rec := record{endpoint: endpointOf(r.URL.Path)}
+	rec := record{endpoint: endpointOf(r.URL.Path), arrived: time.Now()}
 	var body []byte
 	var err error
 	if r.ContentLength > s.cfg.MaxBodyBytes {

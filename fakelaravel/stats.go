@@ -95,6 +95,10 @@ type EndpointStats struct {
 	// QueueWait is the time requests waited for a worker; Service the time on a worker.
 	QueueWait Histogram `json:"queue_wait"`
 	Service   Histogram `json:"service"`
+	// Response is the time from a request's arrival to its answer, for every request (502s, 504s
+	// and injected faults included): what the caller waits, less the network. In front of a real
+	// app (Upstream) it is the app's answer time, whose queueing is not visible apart.
+	Response Histogram `json:"response"`
 	// Series has one point per second for the last SeriesSeconds seconds, oldest first.
 	Series []SecondPoint `json:"series"`
 }
@@ -188,7 +192,7 @@ func (h *histogram) snapshot() Histogram {
 type endpointCounters struct {
 	requests, items, updated, stale, failed, replayed int64
 	codes                                             map[int]int64
-	wait, service                                     histogram
+	wait, service, response                           histogram
 	ring                                              []SecondPoint
 }
 
@@ -201,6 +205,7 @@ type record struct {
 	served                        bool // reached a worker
 	queueWait, service            time.Duration
 	outcome                       outcome
+	arrived                       time.Time // zero: no response time recorded
 }
 
 // statsBook accumulates Stats. Safe for concurrent use.
@@ -217,7 +222,7 @@ type statsBook struct {
 func newStatsBook(now time.Time, seriesSeconds int) *statsBook {
 	b := &statsBook{started: now, seriesSeconds: seriesSeconds, endpoints: map[string]*endpointCounters{}, workers: make([]workerSlot, seriesSeconds)}
 	for _, e := range Endpoints {
-		b.endpoints[e] = &endpointCounters{codes: map[int]int64{}, wait: newHistogram(), service: newHistogram(), ring: make([]SecondPoint, seriesSeconds)}
+		b.endpoints[e] = &endpointCounters{codes: map[int]int64{}, wait: newHistogram(), service: newHistogram(), response: newHistogram(), ring: make([]SecondPoint, seriesSeconds)}
 	}
 	return b
 }
@@ -241,6 +246,9 @@ func (b *statsBook) add(now time.Time, r record) {
 	if r.served {
 		ec.wait.observe(r.queueWait)
 		ec.service.observe(r.service)
+	}
+	if !r.arrived.IsZero() {
+		ec.response.observe(now.Sub(r.arrived))
 	}
 	sec := now.Unix()
 	p := &ec.ring[int(sec%int64(b.seriesSeconds))]
@@ -331,7 +339,7 @@ func (b *statsBook) snapshot(now time.Time, seconds int) Stats {
 		es := EndpointStats{
 			Requests: ec.requests, Items: ec.items, Updated: ec.updated, Stale: ec.stale, Failed: ec.failed,
 			Replayed: ec.replayed, StatusCodes: map[string]int64{},
-			QueueWait: ec.wait.snapshot(), Service: ec.service.snapshot(),
+			QueueWait: ec.wait.snapshot(), Service: ec.service.snapshot(), Response: ec.response.snapshot(),
 			Series: []SecondPoint{},
 		}
 		for code, n := range ec.codes {

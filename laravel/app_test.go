@@ -13,14 +13,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"wagate/fakelaravel"
 	"wagate/fakelaravel/conform"
 	"wagate/gateway/laravel"
 )
@@ -30,6 +33,7 @@ type app struct {
 	url    string
 	token  string
 	secret []byte
+	db     string // the SQLite file (WAGATE_LARAVEL_DB of up.sh's env file)
 }
 
 func randomHex(n int) string {
@@ -110,6 +114,20 @@ func launch() (app, func(), error) {
 	if err := up.Run(); err != nil {
 		stop()
 		return app{}, nil, fmt.Errorf("up.sh: %w\n%s", err, out.String())
+	}
+	envFile, err := os.ReadFile(filepath.Join(dir, "rt", "env"))
+	if err != nil {
+		stop()
+		return app{}, nil, err
+	}
+	for _, line := range strings.Split(string(envFile), "\n") {
+		if v, ok := strings.CutPrefix(line, "WAGATE_LARAVEL_DB="); ok {
+			a.db = v
+		}
+	}
+	if a.db == "" {
+		stop()
+		return app{}, nil, fmt.Errorf("up.sh's env file names no WAGATE_LARAVEL_DB:\n%s", envFile)
 	}
 	return a, stop, nil
 }
@@ -228,5 +246,58 @@ func TestGatewayClientTalksToTheReferenceApp(t *testing.T) {
 	var se *laravel.StatusError
 	if !errors.As(err, &se) || se.Status != 401 || laravel.Retryable(err) {
 		t.Fatalf("wrong secret: %v, want a non-retryable 401", err)
+	}
+}
+
+// The simulator's laravel.real runs measure the app through fakelaravel's front: what the front
+// counts and the state it reads from the app's database must be the app's own.
+func TestFakelaravelFrontMeasuresTheReferenceApp(t *testing.T) {
+	a := startApp(t)
+	ctx := t.Context()
+	front, err := fakelaravel.New(ctx, fakelaravel.Config{AdminToken: "front-admin",
+		Upstream: &fakelaravel.Upstream{URL: a.url, DBPath: a.db, Workers: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	ts := httptest.NewServer(front)
+	defer ts.Close()
+	c, err := laravel.NewClient(laravel.ClientConfig{BaseURL: ts.URL, Token: a.token, Secret: a.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "front-" + randomHex(6)
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	res, err := c.PostStatusBatch(ctx, "k-"+randomHex(8), laravel.StatusBatch{Statuses: []laravel.StatusItem{
+		{SessionID: id, EstadoQR: laravel.StatusPending, Version: 1, EventID: "f1", ChangedAt: at},
+		{SessionID: id, EstadoQR: laravel.StatusConnected, Version: 2, EventID: "f2", ChangedAt: at},
+	}})
+	if err != nil || res.Updated != 2 {
+		t.Fatalf("batch through the front: %+v, %v", res, err)
+	}
+	if _, err := c.GetSession(ctx, id); err != nil {
+		t.Fatalf("lookup through the front: %v", err)
+	}
+
+	st, err := front.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *fakelaravel.SessionState
+	for i := range st.Sessions {
+		if st.Sessions[i].SessionID == id {
+			found = &st.Sessions[i]
+		}
+	}
+	if found == nil || found.EstadoQR != laravel.StatusConnected || found.StatusVersion != 2 || !found.Enabled {
+		t.Fatalf("state read from the app's database: %+v", found)
+	}
+	if u, err := time.Parse(fakelaravel.TimeLayout, found.UpdatedAt); err != nil || time.Since(u) > time.Minute || time.Since(u) < -time.Minute {
+		t.Fatalf("updated_at %q is not a recent time in fakelaravel.TimeLayout: %v", found.UpdatedAt, err)
+	}
+	stats := front.Stats()
+	b, g := stats.Endpoints[fakelaravel.EndpointStatusBatch], stats.Endpoints[fakelaravel.EndpointSession]
+	if b.Requests != 1 || b.Updated != 2 || b.StatusCodes["200"] != 1 || g.Requests != 1 || g.Response.Count != 1 {
+		t.Fatalf("front's stats: batch %+v, lookup %+v", b, g)
 	}
 }

@@ -88,6 +88,11 @@ var (
 	FigHighP99 = Figure{Name: "HIGH event delay p99", Unit: "ms", Of: delayValue("high", "p(99)")}
 	// FigNormalP99 is the p99 delay of normal priority events into Laravel.
 	FigNormalP99 = Figure{Name: "normal event delay p99", Unit: "ms", Of: delayValue("normal", "p(99)")}
+	// FigLaravelResponseP99 is the p99 of Laravel's answer time, queue wait included.
+	FigLaravelResponseP99 = Figure{Name: "Laravel response time p99", Unit: "ms", Of: trendValue(MetricLaravelResponseTime, "p(99)")}
+	// FigLaravelCPU is the real Laravel app's mean CPU use in % of one core (runs with the real
+	// app only; the model's CPU is simulated, not spent).
+	FigLaravelCPU = Figure{Name: "Laravel CPU (real app)", Unit: "% of a core", Of: trendValue(MetricLaravelCPU, "avg")}
 	// FigGatewayCPU is the gateway's mean CPU use in % of one core.
 	FigGatewayCPU = Figure{Name: "gateway CPU", Unit: "% of a core", Of: gatewayCPU}
 	// FigGatewayRSSMax is the gateway's peak resident memory in MiB.
@@ -123,7 +128,7 @@ var (
 )
 
 // CompareFigures are the figures `compare` tabulates, in order.
-var CompareFigures = []Figure{FigLaravelRPM, FigLaravelRPMPerUser, FigAPIMean, FigAPIP95, FigAPIP99,
+var CompareFigures = []Figure{FigLaravelRPM, FigLaravelRPMPerUser, FigLaravelResponseP99, FigLaravelCPU, FigAPIMean, FigAPIP95, FigAPIP99,
 	FigHighP99, FigNormalP99, FigGatewayCPU, FigGatewayRSSMax, FigMemPerSession, FigAPIFailed, FigLost, FigDuplicates}
 
 func laravelRPM(r *Report) (float64, bool) {

@@ -146,6 +146,11 @@ func WriteMarkdown(w io.Writer, res *Results) error {
 	writeMarkdownTable(&b, targetsTable(res))
 	b.WriteString("\n## Entries\n\n")
 	writeMarkdownTable(&b, entriesTable(res))
+	if t := realLaravelTable(res); t != nil {
+		b.WriteString("\n## fakelaravel and the real Laravel app, same workload\n\n")
+		writeMarkdownTable(&b, *t)
+		b.WriteString("\n" + realLaravelNote + "\n")
+	}
 	if len(res.Bench.Capacity) > 0 {
 		b.WriteString("\n## Capacity\n\n")
 		if res.Bench.CapacityFrom != "" {
@@ -383,6 +388,46 @@ func entriesTable(res *Results) table {
 	return t
 }
 
+// realLaravelFigures are the rows of realLaravelTable.
+var realLaravelFigures = []Figure{FigLaravelRPM, FigLaravelResponseP99, FigLaravelCPU, FigAPIMean, FigAPIP99, FigHighP99, FigNormalP99, FigGatewayCPU, FigLost}
+
+const realLaravelNote = "Medians over repeats. The real app ran behind fakelaravel as a measuring front (`laravel.real`), " +
+	"so both columns of a pair count Laravel's requests and read its final state the same way; " +
+	"the real app's CPU is php-fpm and nginx from /proc, on the same cores as the gateway and the simulated users."
+
+// realLaravelTable sets every entry side by side, figures as rows, when at least one entry ran the
+// real Laravel app (nil otherwise).
+func realLaravelTable(res *Results) *table {
+	anyReal := false
+	t := table{Header: []string{"figure"}, Right: []bool{false}}
+	kinds := []string{"Laravel"}
+	for i := range res.Entries {
+		e := &res.Entries[i]
+		t.Header = append(t.Header, e.Name)
+		t.Right = append(t.Right, true)
+		kind := "—"
+		if len(e.Reports) > 0 {
+			kind = "fakelaravel (model)"
+			if real := e.Reports[0].Configuration.FakeLaravel.Real; real != "" {
+				kind, anyReal = "real: "+real, true
+			}
+		}
+		kinds = append(kinds, kind)
+	}
+	if !anyReal {
+		return nil
+	}
+	t.Rows = append(t.Rows, kinds)
+	for _, fig := range realLaravelFigures {
+		row := []string{figureTitle(fig)}
+		for i := range res.Entries {
+			row = append(row, medianCell(&res.Entries[i], fig))
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return &t
+}
+
 func overridesText(set []string) string {
 	if len(set) == 0 {
 		return "—"
@@ -458,7 +503,13 @@ func configText(c Configuration) string {
 	add(&fl, "backlog", f.Backlog != 0, f.Backlog)
 	add(&fl, "proxy timeout", f.ProxyTimeout != 0, f.ProxyTimeout)
 	text := "gateway: " + orDash(strings.Join(gw, ", "))
-	if len(fl) > 0 {
+	switch {
+	case f.Real != "":
+		text += "; real Laravel (" + f.Real + ")"
+		if len(fl) > 0 {
+			text += ": " + strings.Join(fl, ", ")
+		}
+	case len(fl) > 0:
 		text += "; fakelaravel: " + strings.Join(fl, ", ")
 	}
 	return text + " (settings not listed: defaults)"

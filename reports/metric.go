@@ -39,8 +39,14 @@ const (
 	// MetricLaravelRequestsPerMinute is the Laravel request rate (gauge: value is the mean over the
 	// series intervals after the warmup while users ran; min and max over those intervals).
 	MetricLaravelRequestsPerMinute = "laravel_requests_per_minute"
-	// MetricLaravelReqDuration is Laravel-side request latency including queue wait (trend, ms).
+	// MetricLaravelReqDuration is the time Laravel requests spent on a PHP-FPM worker (trend, ms).
 	MetricLaravelReqDuration = "laravel_req_duration"
+	// MetricLaravelResponseTime is the time from a request's arrival at Laravel to its answer,
+	// queue wait included (trend, ms).
+	MetricLaravelResponseTime = "laravel_response_time"
+	// MetricLaravelCPU is the real Laravel app's CPU use sampled each second, % of one core (trend;
+	// only in runs with the real app).
+	MetricLaravelCPU = "laravel_cpu_percent"
 	// MetricEventDeliveryDelay is the time from fakewa causing an event to fakelaravel applying it
 	// (trend, ms; tags kind and priority: "high" or "normal").
 	MetricEventDeliveryDelay = "event_delivery_delay"

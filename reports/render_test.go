@@ -225,3 +225,39 @@ func TestUsersGainAgainstALegacyThatHeldNowhere(t *testing.T) {
 		t.Errorf("report.md lacks %q", want)
 	}
 }
+
+func TestRealLaravelRunsGetASideBySideSection(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, sampleBench(t)); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "real Laravel app, same workload") {
+		t.Fatal("a bench without a real-Laravel entry has the side-by-side section")
+	}
+
+	res := sampleBench(t)
+	real := sampleReport(t, "batch-100-real", ModeBatch, 100, 46, 6)
+	real.Configuration.FakeLaravel.Real = "Laravel 8.83.27, reference app laravel/ on php-fpm (8 workers) and nginx, SQLite"
+	cpu := NewHistogram(0.01)
+	_ = cpu.RecordN(40, 60)
+	real.Metrics[MetricLaravelCPU] = NewTrendMetric("default", cpu)
+	be := BenchEntry{Name: "batch-100-real", Scenario: real.Scenario.File, Runs: []BenchRun{{Dir: "batch-100-real/run1"}}}
+	res.Bench.Entries = append(res.Bench.Entries, be)
+	res.Entries = append(res.Entries, Entry{BenchEntry: be, Reports: []*Report{real}})
+	buf.Reset()
+	if err := WriteMarkdown(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	for _, want := range []string{
+		"## fakelaravel and the real Laravel app, same workload",
+		"| figure | legacy-100 | batch-100 | batch-1000 | batch-100-real |",
+		"| Laravel | fakelaravel (model) | fakelaravel (model) | fakelaravel (model) | real: Laravel 8.83.27, reference app laravel/ on php-fpm (8 workers) and nginx, SQLite |",
+		"| Laravel requests/min (req/min) | 40,000 req/min | 42 req/min | 300 req/min | 46 req/min |",
+		"| Laravel CPU (real app) (% of a core) | — | — | — | 40.0% |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}

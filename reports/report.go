@@ -106,8 +106,13 @@ type GatewayConfig struct {
 	Redis string `json:"redis,omitempty"`
 }
 
-// FakeLaravelConfig is fakelaravel's PHP-FPM capacity model.
+// FakeLaravelConfig is fakelaravel's PHP-FPM capacity model, or the real Laravel app that ran
+// in its place.
 type FakeLaravelConfig struct {
+	// Real describes the real Laravel app the run used instead of the model (fakelaravel then only
+	// measured it as a front); empty when the model ran. Workers, Backlog and ProxyTimeout are then
+	// the real app's settings and the model's fields are zero.
+	Real string `json:"real,omitempty"`
 	// Cores is the number of CPU cores the modelled PHP-FPM host has.
 	Cores float64 `json:"cores,omitempty"`
 	// Workers is the number of PHP-FPM workers (pm.max_children).
@@ -166,6 +171,9 @@ type SeriesPoint struct {
 	APILatencyHistogram *Histogram `json:"api_latency_hdr,omitempty"`
 	// GatewayCPUPercent is the gateway process's CPU use over the interval, in % of one core.
 	GatewayCPUPercent float64 `json:"gateway_cpu_percent"`
+	// LaravelCPUPercent is the real Laravel app's CPU use over the interval (php-fpm and nginx),
+	// in % of one core; only when the run used the real app (FakeLaravelConfig.Real).
+	LaravelCPUPercent float64 `json:"laravel_cpu_percent,omitempty"`
 	// GatewayRSSBytes is the gateway process's resident set size.
 	GatewayRSSBytes int64 `json:"gateway_rss_bytes"`
 	// Goroutines is the gateway's goroutine count (from its metrics).

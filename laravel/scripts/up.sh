@@ -14,7 +14,8 @@
 #   WAGATE_LARAVEL_SECRET         HMAC secret; empty turns signatures off ()
 #
 # On success it prints the URL and writes $WAGATE_LARAVEL_DIR/env (mode 0600) with
-# WAGATE_LARAVEL_URL, _TOKEN, _SECRET, _WORKERS, _BACKLOG, _PROXY_TIMEOUT_MS for other tools
+# WAGATE_LARAVEL_URL, _TOKEN, _SECRET, _WORKERS, _BACKLOG, _PROXY_TIMEOUT_MS, _DIR, _DB (the SQLite
+# file) and _VERSION for other tools
 # (`set -a; . /tmp/wagate-laravel/env; set +a`).
 set -euo pipefail
 
@@ -150,6 +151,7 @@ if [ "$ready" != ok ]; then
 	die "the app is not answering as expected: $ready (logs in $dir/log, $app/storage/logs)"
 fi
 
+version=$(php -r 'require "/usr/share/php/Illuminate/autoload.php"; echo Illuminate\Foundation\Application::VERSION;' 2>/dev/null || echo 8)
 umask 077
 cat >"$dir/env" <<ENV
 WAGATE_LARAVEL_URL=$url
@@ -159,9 +161,11 @@ WAGATE_LARAVEL_WORKERS=$workers
 WAGATE_LARAVEL_BACKLOG=$backlog
 WAGATE_LARAVEL_PROXY_TIMEOUT_MS=$((proxy_timeout * 1000))
 WAGATE_LARAVEL_DIR=$dir
+WAGATE_LARAVEL_DB=$app/database/wagate.sqlite
+WAGATE_LARAVEL_VERSION=$version
 ENV
 
-echo "laravel-up: Laravel $(php -r 'require "/usr/share/php/Illuminate/autoload.php"; echo Illuminate\Foundation\Application::VERSION;' 2>/dev/null || echo 8) on $url (php-fpm workers=$workers backlog=$backlog, nginx read timeout ${proxy_timeout}s, runtime $dir)"
+echo "laravel-up: Laravel $version on $url (php-fpm workers=$workers backlog=$backlog, nginx read timeout ${proxy_timeout}s, runtime $dir)"
 echo "  url:    $url"
 if [ "$token" = "$default_token" ]; then echo "  token:  $token (dev default; set WAGATE_LARAVEL_TOKEN)"; else echo "  token:  from WAGATE_LARAVEL_TOKEN"; fi
 if [ -n "$secret" ]; then echo "  secret: from WAGATE_LARAVEL_SECRET (HMAC signatures required)"; else echo "  secret: none (signatures off; set WAGATE_LARAVEL_SECRET)"; fi

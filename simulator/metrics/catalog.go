@@ -26,6 +26,7 @@ var Catalog = map[string]Info{
 	"laravel_reqs":                {threshold.Counter, ContainsDefault, "requests fakelaravel received (tag endpoint)"},
 	"laravel_requests_per_minute": {threshold.Gauge, ContainsDefault, "Laravel requests per minute: value is the run's mean, min and max over series intervals"},
 	"laravel_req_duration":        {threshold.Trend, ContainsTime, "time requests spent on a PHP-FPM worker (service; from fakelaravel's bucket histograms, recorded at bucket upper bounds)"},
+	"laravel_response_time":       {threshold.Trend, ContainsTime, "time from a request's arrival at Laravel to its answer, every request (502/504 included): what the gateway waits, less the network; with laravel.real, the real app's answer time (fakelaravel's bucket histograms, upper bounds)"},
 	"laravel_queue_wait":          {threshold.Trend, ContainsTime, "time requests waited for a PHP-FPM worker (from fakelaravel's bucket histograms, recorded at bucket upper bounds)"},
 	"laravel_reqs_failed":         {threshold.Rate, ContainsDefault, "share of Laravel requests answered with a non-2xx status"},
 
@@ -41,6 +42,7 @@ var Catalog = map[string]Info{
 	"sessions_connected":       {threshold.Gauge, ContainsDefault, "sessions connected according to the gateway"},
 	"gateway_cpu_percent":      {threshold.Trend, ContainsDefault, "gateway process CPU, % of one core, sampled every second"},
 	"gateway_rss_bytes":        {threshold.Gauge, ContainsData, "gateway process resident set size"},
+	"laravel_cpu_percent":      {threshold.Trend, ContainsDefault, "real Laravel's CPU (php-fpm and nginx, masters and workers), % of one core, sampled every second; only with laravel.real"},
 	"gateway_goroutines":       {threshold.Gauge, ContainsDefault, "gateway goroutines (from its /metrics)"},
 	"redis_ops_per_sec":        {threshold.Gauge, ContainsDefault, "Redis operations per second (INFO instantaneous_ops_per_sec; only when the simulator started a redis-server)"},
 	"outbox_depth":             {threshold.Gauge, ContainsDefault, "events waiting in the gateway's batch outbox"},

@@ -173,12 +173,17 @@ type runner struct {
 	// rec measures fault_recovery_time (recovery.go).
 	rec recoveryWatch
 
-	mu            sync.Mutex
-	series        []reports.SeriesPoint
-	lastStats     *fakelaravel.Stats
-	lastProc      procSample
-	cpuSum        float64
-	cpuN          int
+	mu        sync.Mutex
+	series    []reports.SeriesPoint
+	lastStats *fakelaravel.Stats
+	lastProc  procSample
+	cpuSum    float64
+	cpuN      int
+	// The real Laravel app's CPU (laravel.real): last reading and the interval's sum of samples.
+	laravelCPU    time.Duration
+	laravelCPUAt  time.Time
+	laravelCPUSum float64
+	laravelCPUN   int
 	lastRSS       int64
 	lastGor       float64
 	lastOutbox    float64
@@ -433,6 +438,7 @@ func (r *runner) sampleProcess() {
 			r.reg.Set("gateway_rss_bytes", float64(s.rssBytes), nil)
 		}
 	}
+	r.sampleRealLaravel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.reg.Set("sessions_connected", float64(len(r.ownOnline())), nil)
@@ -455,6 +461,32 @@ func (r *runner) sampleProcess() {
 		if ops, err := redisOpsPerSec(ctx, r.w.redisURL); err == nil {
 			r.reg.Set("redis_ops_per_sec", ops, nil)
 		}
+	}
+}
+
+// sampleRealLaravel reads the real Laravel app's CPU (laravel.real; nothing otherwise).
+func (r *runner) sampleRealLaravel() {
+	if r.w.real == nil {
+		return
+	}
+	cpu, err := r.w.real.cpuTime()
+	now := time.Now()
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	prev, prevAt := r.laravelCPU, r.laravelCPUAt
+	r.laravelCPU, r.laravelCPUAt = cpu, now
+	var pct float64
+	ok := !prevAt.IsZero() && now.After(prevAt)
+	if ok {
+		pct = (cpu - prev).Seconds() / now.Sub(prevAt).Seconds() * 100
+		r.laravelCPUSum += pct
+		r.laravelCPUN++
+	}
+	r.mu.Unlock()
+	if ok {
+		r.reg.Observe("laravel_cpu_percent", pct, metrics.ContainsDefault, nil)
 	}
 }
 
@@ -492,6 +524,10 @@ func (r *runner) seriesPoint() {
 	if r.cpuN > 0 {
 		p.GatewayCPUPercent = r.cpuSum / float64(r.cpuN)
 	}
+	if r.laravelCPUN > 0 {
+		p.LaravelCPUPercent = r.laravelCPUSum / float64(r.laravelCPUN)
+	}
+	r.laravelCPUSum, r.laravelCPUN = 0, 0
 	r.cpuSum, r.cpuN = 0, 0
 	p.GatewayRSSBytes = r.lastRSS
 	p.Goroutines = int(math.Max(r.lastGor, 0))
@@ -536,6 +572,7 @@ func (r *runner) laravelDeltas(prev, cur *fakelaravel.Stats, p *reports.SeriesPo
 		r.reg.RateN("laravel_reqs_failed", bad, ok, t)
 		histDelta(r.reg, "laravel_queue_wait", pe.QueueWait, e.QueueWait, t)
 		histDelta(r.reg, "laravel_req_duration", pe.Service, e.Service, t)
+		histDelta(r.reg, "laravel_response_time", pe.Response, e.Response, t)
 	}
 	perMin := total / secs * 60
 	r.mu.Lock()
@@ -888,6 +925,7 @@ func (r *runner) report(end time.Time, truth user.Truth, dup int64) *reports.Rep
 				PerRow:       reports.Duration(f.Laravel.PerRow),
 				Backlog:      f.Laravel.Backlog,
 				ProxyTimeout: reports.Duration(f.Laravel.ProxyTimeout),
+				Real:         r.w.real.description(),
 			},
 			Overrides: f.Overrides,
 		},
@@ -915,6 +953,9 @@ func (r *runner) report(end time.Time, truth user.Truth, dup int64) *reports.Rep
 	}
 	if h, err := os.Hostname(); err == nil {
 		rep.Environment.Hostname = h
+	}
+	if r.w.real != nil {
+		rep.Configuration.FakeLaravel.Workers = r.w.real.workers
 	}
 	if r.o.Segment != "" {
 		rep.Scenario.ExecutionSegment = r.tuple.Segment.String()

@@ -3,6 +3,7 @@ package run
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"wagate/reports"
@@ -16,6 +17,36 @@ func TestSmokeReport(t *testing.T) {
 	if dir == "" {
 		t.Skip("WAGATE_SMOKE_DIR not set: run bin/simulator run scenarios/smoke.yaml -out DIR first")
 	}
+	rep := checkSmokeReport(t, dir)
+	if rep.Configuration.FakeLaravel.Real != "" {
+		t.Errorf("the smoke run used the real Laravel app (%s)", rep.Configuration.FakeLaravel.Real)
+	}
+}
+
+// TestRealLaravelSmokeReport checks the output of the smoke scenario run against the real Laravel
+// app (`-set laravel.real=true`) when WAGATE_REAL_SMOKE_DIR names its folder (CI sets it; see
+// .ci/run): everything TestSmokeReport checks, counted through fakelaravel's front, plus the real
+// app named in the report and its CPU measured.
+func TestRealLaravelSmokeReport(t *testing.T) {
+	dir := os.Getenv("WAGATE_REAL_SMOKE_DIR")
+	if dir == "" {
+		t.Skip("WAGATE_REAL_SMOKE_DIR not set: run bin/simulator run scenarios/smoke.yaml -set laravel.real=true -out DIR first")
+	}
+	rep := checkSmokeReport(t, dir)
+	if real := rep.Configuration.FakeLaravel.Real; !strings.Contains(real, "Laravel") || !strings.Contains(real, "php-fpm") {
+		t.Errorf("the report does not name the real app: %q", real)
+	}
+	if m, ok := rep.Metrics[reports.MetricLaravelCPU]; !ok || m.Values["count"] < 1 {
+		t.Errorf("the real app's CPU was not sampled: %+v", m)
+	}
+	if m, ok := rep.Metrics[reports.MetricLaravelResponseTime]; !ok || m.Values["count"] < 1 || m.Values["avg"] <= 0 {
+		t.Errorf("the real app's answer times were not recorded: %+v", m)
+	}
+}
+
+// checkSmokeReport asserts what every smoke run must show and returns its report.
+func checkSmokeReport(t *testing.T, dir string) *reports.Report {
+	t.Helper()
 	rep, err := reports.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -56,4 +87,5 @@ func TestSmokeReport(t *testing.T) {
 			t.Errorf("%s missing or empty: %v", f, err)
 		}
 	}
+	return rep
 }

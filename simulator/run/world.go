@@ -28,10 +28,12 @@ type world struct {
 	waAddr   string
 	waRoot   string // root public key, hex
 
-	laravelURL   string
-	laravelToken string
-	admin        *fakelaravel.AdminClient
-	laravel      *child // nil when external
+	laravelURL    string
+	laravelToken  string
+	laravelSecret string // HMAC secret the gateway signs with ("" = unsigned)
+	admin         *fakelaravel.AdminClient
+	laravel       *child       // nil when external
+	real          *realLaravel // the real app behind fakelaravel's front (laravel.real), or nil
 
 	redis        *child
 	redisURL     string
@@ -83,7 +85,8 @@ func gatewayEnv(g scenario.Gateway) []string {
 	return env
 }
 
-// laravelArgs maps the scenario's fakelaravel configuration to bin/fakelaravel flags.
+// laravelArgs maps the scenario's fakelaravel configuration to bin/fakelaravel flags: the
+// capacity model, then faultArgs.
 func laravelArgs(l scenario.Laravel, seed uint64) []string {
 	var args []string
 	add := func(k, v string) { args = append(args, "-"+k+"="+v) }
@@ -108,6 +111,14 @@ func laravelArgs(l scenario.Laravel, seed uint64) []string {
 	if l.ProxyTimeout > 0 {
 		add("proxy-timeout", l.ProxyTimeout.String())
 	}
+	return append(args, faultArgs(l, seed)...)
+}
+
+// faultArgs are the bin/fakelaravel flags of the seed, the initial faults and the scenario's
+// extra flags: what applies both to the model and to a front of the real app.
+func faultArgs(l scenario.Laravel, seed uint64) []string {
+	var args []string
+	add := func(k, v string) { args = append(args, "-"+k+"="+v) }
 	add("seed", strconv.FormatUint(seed, 10))
 	if f := l.Faults; f != nil {
 		add("error-rate", strconv.FormatFloat(f.ErrorRate, 'f', -1, 64))
@@ -206,19 +217,42 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir stri
 		if err != nil {
 			return err
 		}
-		w.laravelToken = randomToken()
-		args := append([]string{"-addr", addr, "-db", filepath.Join(w.tmp, "laravel.db")}, laravelArgs(f.Laravel, f.Seed)...)
-		w.laravel, err = startChild("fakelaravel", bin, args, []string{"FAKELARAVEL_TOKEN=" + w.laravelToken}, filepath.Join(logDir, "fakelaravel.log"))
+		adminTok := randomToken()
+		var args, env []string
+		if f.Laravel.Real {
+			// The real app behind fakelaravel as its measuring front.
+			w.log.Info("starting the real Laravel app (laravel/scripts/up.sh)")
+			if w.real, err = startRealLaravel(ctx, f.Laravel, binDir, filepath.Join(logDir, "laravel-up.log")); err != nil {
+				return err
+			}
+			w.laravelToken, w.laravelSecret = w.real.token, w.real.secret
+			upTimeout := 70 * time.Second // beyond nginx's own 60 s read timeout, which answers 504 first
+			if pt := f.Laravel.ProxyTimeout.Std(); pt > 0 {
+				upTimeout = pt + 10*time.Second
+			}
+			args = append([]string{"-addr", addr, "-upstream", w.real.url, "-upstream-db", w.real.db,
+				"-upstream-workers", strconv.Itoa(w.real.workers), "-upstream-timeout", upTimeout.String()}, faultArgs(f.Laravel, f.Seed)...)
+			env = []string{"FAKELARAVEL_ADMIN_TOKEN=" + adminTok}
+			w.log.Info("real Laravel ready", "url", w.real.url, "app", w.real.description())
+		} else {
+			w.laravelToken, adminTok = randomToken(), ""
+			args = append([]string{"-addr", addr, "-db", filepath.Join(w.tmp, "laravel.db")}, laravelArgs(f.Laravel, f.Seed)...)
+			env = []string{"FAKELARAVEL_TOKEN=" + w.laravelToken}
+		}
+		w.laravel, err = startChild("fakelaravel", bin, args, env, filepath.Join(logDir, "fakelaravel.log"))
 		if err != nil {
 			return err
 		}
 		w.laravelURL = "http://" + addr
-		w.admin = fakelaravel.NewAdminClient(w.laravelURL, w.laravelToken, hc)
+		if adminTok == "" {
+			adminTok = w.laravelToken
+		}
+		w.admin = fakelaravel.NewAdminClient(w.laravelURL, adminTok, hc)
 		if err := waitFor(ctx, w.laravel, 20*time.Second, w.admin.Healthy); err != nil {
 			return err
 		}
 	}
-	w.log.Info("fakelaravel ready", "url", w.laravelURL, "started_here", w.laravel != nil)
+	w.log.Info("fakelaravel ready", "url", w.laravelURL, "started_here", w.laravel != nil, "front_of_real_laravel", w.real != nil)
 
 	// Redis
 	w.redisVersion = "embedded (miniredis)"
@@ -268,6 +302,9 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir stri
 		"WAGATE_WA_ROOT_PUBKEY=" + w.waRoot,
 		"WAGATE_WA_INSECURE_TEST=1",
 	}
+	if w.laravelSecret != "" {
+		env = append(env, "WAGATE_LARAVEL_SECRET="+w.laravelSecret)
+	}
 	env = append(env, gatewayEnv(f.Gateway)...)
 	w.gateway, err = startChild("gateway", bin, nil, env, filepath.Join(logDir, "gateway.log"))
 	if err != nil {
@@ -312,6 +349,9 @@ func (w *world) stop() {
 		if err := w.laravel.stop(10 * time.Second); err != nil {
 			w.log.Warn("fakelaravel stop", "err", err)
 		}
+	}
+	if w.real != nil {
+		w.real.stop()
 	}
 	if w.redis != nil {
 		_ = w.redis.stop(5 * time.Second)

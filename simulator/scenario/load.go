@@ -618,6 +618,19 @@ func (f *File) finishLaravel(root *yaml.Node, bad *invalid) {
 	if l.URL != "" && l.Token == "" {
 		bad.add(file, lineOf(root, "laravel", "url"), "laravel.token", "an external fakelaravel (laravel.url) needs its token")
 	}
+	if l.Real {
+		for _, m := range []struct {
+			key string
+			set bool
+		}{{"cores", l.Cores != 0}, {"bootstrap", l.Bootstrap != 0}, {"perRow", l.PerRow != 0}, {"jitter", l.Jitter != nil}} {
+			if m.set {
+				bad.add(file, lineOf(root, "laravel", m.key), "laravel."+m.key, "a model setting, and laravel.real runs the real app, whose CPU costs are its own: remove it")
+			}
+		}
+		if l.URL != "" {
+			bad.add(file, lineOf(root, "laravel", "url"), "laravel.url", "laravel.real starts the real app for the run; an external fakelaravel (laravel.url) can't be used with it")
+		}
+	}
 }
 
 func (f *File) finishThresholds(root *yaml.Node, bad *invalid) {

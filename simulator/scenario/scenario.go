@@ -275,7 +275,17 @@ type QRTiming struct {
 
 // Laravel is fakelaravel's configuration: the capacity model and initial faults. Typed fields
 // become its flags; Flags adds any other flag.
+//
+// With Real set, the run uses the reference Laravel app under laravel/ instead of the model: the
+// simulator starts it for the run (laravel/scripts/up.sh: private php-fpm and nginx on loopback,
+// a fresh SQLite database) with Workers, Backlog and ProxyTimeout as its pm.max_children,
+// listen.backlog and fastcgi_read_timeout, and puts fakelaravel in front of it as a measuring
+// proxy (fakelaravel.Upstream), so the report has the same Laravel figures and ground truth as
+// with the fake. The model's CPU fields do not apply. It burns real CPU on the machine that also
+// runs the gateway and the users: keep user counts small (tens).
 type Laravel struct {
+	// Real runs the real Laravel app instead of fakelaravel's model.
+	Real         bool     `yaml:"real"`
 	Cores        float64  `yaml:"cores"`
 	Workers      int      `yaml:"workers"`
 	Backlog      int      `yaml:"backlog"`

@@ -184,6 +184,22 @@ scenarios:
 faults:
   - at: 10s
 `, "f.yaml:5: faults[0]: give exactly one of laravel (faults to set) or whatsapp (an action)"},
+		{"real Laravel has no model", `
+scenarios:
+  s: {executor: constant-vus, duration: 1m}
+laravel:
+  real: true
+  workers: 4
+  bootstrap: 5ms
+`, "f.yaml:7: laravel.bootstrap: a model setting, and laravel.real runs the real app, whose CPU costs are its own: remove it"},
+		{"real Laravel is started by the run", `
+scenarios:
+  s: {executor: constant-vus, duration: 1m}
+laravel:
+  real: true
+  url: http://127.0.0.1:8000
+  token: t
+`, "f.yaml:6: laravel.url: laravel.real starts the real app for the run"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
