@@ -11,6 +11,10 @@
 // of every session for ground-truth comparison, Prometheus /metrics) and an AdminClient for the
 // token-protected admin API under /_fake/.
 //
+// With Config.Upstream a Server is instead the measuring front of a real Laravel app: it forwards
+// /api unchanged, records it in the same Stats, reads /_fake/state from the app's database and
+// still injects faults, so a harness observes the real app exactly as it observes the fake.
+//
 // A Server is an http.Handler; Serve runs it on a listener it can take down for down windows.
 // The conformance check that verifies any implementation of the contract lives in
 // wagate/fakelaravel/conform; the binary in wagate/fakelaravel/cmd/fakelaravel.
