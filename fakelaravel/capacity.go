@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,10 @@ import (
 // served for longer than ProxyTimeout; FPM still finishes an abandoned request (it is applied).
 //
 // CPU is simulated with timers: the model bounds concurrency with a real worker pool and delays
-// completions, it does not burn the host's CPU.
+// completions, it does not burn the host's CPU. A request's CPU is charged once the PHP part ran,
+// less the time fakelaravel's own work on it (SQLite, JSON) took, so a request is served in the
+// time its model says and not that plus fakelaravel's overhead; completions follow the model to
+// about a tenth of a millisecond (see cpuShare).
 type CapacityModel struct {
 	// Cores is the number of CPU cores available to FPM. Requests in service share them: with n
 	// requests in service each progresses at min(1, Cores/n), so throughput saturates near
@@ -110,9 +114,9 @@ const (
 	outcomeStopped                 // the pool stopped before serving it
 )
 
-// jobFunc is the PHP part of a request. It runs on a worker after the bootstrap (or lookup) CPU was
-// charged;
-// it must call burn with the number of rows it is about to write before writing them.
+// jobFunc is the PHP part of a request. It runs on a worker; it must call burn with the number of
+// rows it reads or writes (burn only counts them: the pool charges the bootstrap or lookup CPU and
+// PerRowCPU per row once the job returns, and answers after that).
 type jobFunc func(ctx context.Context, burn func(rows int)) *response
 
 // poolResult is the pool's answer to one request.
@@ -166,9 +170,13 @@ func newPool(m CapacityModel, seed uint64) (*fpmPool, error) {
 		ctx:        ctx,
 		cancelWork: cancel,
 	}
-	if m.Cores > 0 && m.Cores < float64(m.Workers) {
-		p.cpu = newCPUShare(m.Cores)
+	// Without a core limit (or with a core per worker) every request in service runs at full
+	// speed: the same CPU with one core per worker.
+	cores := float64(m.Workers)
+	if m.Cores > 0 && m.Cores < cores {
+		cores = m.Cores
 	}
+	p.cpu = newCPUShare(cores)
 	p.wg.Add(m.Workers)
 	for range m.Workers {
 		go p.work()
@@ -239,12 +247,20 @@ func (p *fpmPool) work() {
 func (p *fpmPool) serve(j *fpmJob) {
 	start := time.Now()
 	p.busy.Add(1)
+	boot := p.model.BootstrapCPU
 	if j.read {
-		p.burn(p.model.LookupCost())
-	} else {
-		p.burn(p.model.BootstrapCPU)
+		boot = p.model.LookupCost()
 	}
-	resp := j.fn(p.ctx, func(rows int) { p.burn(time.Duration(rows) * p.model.PerRowCPU) })
+	// The job's CPU is charged in one piece after it ran: its demand (the bootstrap or lookup plus
+	// the rows it reported, each scaled by its own jitter draw, as calibrate.Simulate draws them)
+	// less the wall time the job's own work took. fakelaravel's own work (SQLite, JSON) is real
+	// time spent on this request and stands for part of the PHP CPU it simulates; charging it on
+	// top would make every request slower than its model by that much. One wait per request also
+	// pays the timer's wake-up delay once (see cpuShare).
+	rows := 0
+	resp := j.fn(p.ctx, func(n int) { rows += n })
+	demand := p.jitter(boot) + p.jitter(time.Duration(rows)*p.model.PerRowCPU)
+	p.cpu.use(p.ctx, demand-time.Since(start))
 	p.busy.Add(-1)
 	service := time.Since(start)
 	p.busyNanos.Add(int64(service))
@@ -257,22 +273,15 @@ func (p *fpmPool) serve(j *fpmJob) {
 	}
 }
 
-// burn charges d of CPU (scaled by jitter) to the calling worker.
-func (p *fpmPool) burn(d time.Duration) {
-	if d <= 0 {
-		return
+// jitter scales d by a uniform factor in [1-Jitter, 1+Jitter].
+func (p *fpmPool) jitter(d time.Duration) time.Duration {
+	if d <= 0 || p.model.Jitter <= 0 {
+		return d
 	}
-	if p.model.Jitter > 0 {
-		p.rngMu.Lock()
-		f := 1 + p.model.Jitter*(2*p.rng.Float64()-1)
-		p.rngMu.Unlock()
-		d = time.Duration(float64(d) * f)
-	}
-	if p.cpu == nil {
-		sleepCtx(p.ctx, d)
-		return
-	}
-	p.cpu.use(p.ctx, d)
+	p.rngMu.Lock()
+	f := 1 + p.model.Jitter*(2*p.rng.Float64()-1)
+	p.rngMu.Unlock()
+	return time.Duration(float64(d) * f)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -290,14 +299,27 @@ func (p *fpmPool) queued() int { return len(p.queue) }
 // cpuShare is a processor-sharing CPU of a fixed number of cores: n jobs in service each progress
 // at min(1, cores/n). It tracks the virtual time V (CPU seconds delivered to each active job) and
 // wakes the job with the smallest finishing V with a single timer.
+//
+// A Go timer fires late: an idle runtime sleeps in epoll with millisecond resolution, so a timer
+// is typically 0.1-1 ms late (and under load the scheduler adds its own delay), and every late
+// wake-up would add to a request's latency what the model does not have. cpuShare measures how
+// late its timer fires (an exponentially weighted mean, lead), arms it guard = 3 x lead early, and
+// sleeps the rest of the way with preciseSleep (nanosleep on Linux: microsecond resolution, no CPU
+// burnt, no spinning). Under testing/synctest timers are exact, lead stays zero, preciseSleep is
+// never called and the sharing is exact.
 type cpuShare struct {
 	cores float64
+	// sleep waits precisely (preciseSleep; tests replace it).
+	sleep func(time.Duration)
 
-	mu     sync.Mutex
-	v      float64 // virtual time: CPU seconds each active job has received
-	last   time.Time
-	active []*cpuDemand
-	timer  *time.Timer
+	mu       sync.Mutex
+	v        float64 // virtual time: CPU seconds each active job has received
+	last     time.Time
+	active   []*cpuDemand
+	timer    *time.Timer
+	armed    time.Time     // when the timer is due (zero when stopped or fired)
+	lead     time.Duration // mean lateness of the timer
+	sleepers []time.Time   // when each tick sleeping in sleep wakes up
 }
 
 type cpuDemand struct {
@@ -305,8 +327,15 @@ type cpuDemand struct {
 	done    chan struct{}
 }
 
+const (
+	// maxGuard bounds how early the timer is armed (and so how long a precise sleep lasts).
+	maxGuard = 2 * time.Millisecond
+	// leadWeight is the weight of one wake-up's lateness in the mean.
+	leadWeight = 0.05
+)
+
 func newCPUShare(cores float64) *cpuShare {
-	c := &cpuShare{cores: cores, last: time.Now()}
+	c := &cpuShare{cores: cores, sleep: preciseSleep, last: time.Now()}
 	c.timer = time.AfterFunc(time.Hour, c.tick)
 	c.timer.Stop()
 	return c
@@ -320,6 +349,9 @@ func (c *cpuShare) rate() float64 {
 	return c.cores / n
 }
 
+// guard is how early the timer is armed before a job is due. Callers hold mu.
+func (c *cpuShare) guard() time.Duration { return min(maxGuard, 3*c.lead) }
+
 // advance moves V to now at the rate of the current set of jobs. Callers hold mu.
 func (c *cpuShare) advance(now time.Time) {
 	if len(c.active) > 0 {
@@ -328,9 +360,22 @@ func (c *cpuShare) advance(now time.Time) {
 	c.last = now
 }
 
-// settle completes every job whose demand is met and arms the timer for the next one. Callers
-// hold mu.
-func (c *cpuShare) settle() {
+// covered reports whether a sleeping tick wakes up by t. Callers hold mu.
+func (c *cpuShare) covered(t time.Time) bool {
+	for _, w := range c.sleepers {
+		if !w.After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// settle completes every job whose demand is met and returns the wall time until the next one is
+// due (0 when none is left). A tick that will sleep precisely for a job due within sleepWithin
+// passes it: settle then leaves the timer alone. Otherwise it arms the timer guard before the
+// next job is due; when that job is due within guard and no sleeping tick wakes up in time for
+// it, it has the timer fire at once (that tick then sleeps precisely). Callers hold mu.
+func (c *cpuShare) settle(now time.Time, sleepWithin time.Duration) time.Duration {
 	const eps = 1e-9
 	kept := c.active[:0]
 	for _, d := range c.active {
@@ -344,30 +389,72 @@ func (c *cpuShare) settle() {
 	c.active = kept
 	if len(c.active) == 0 {
 		c.timer.Stop()
-		return
+		c.armed = time.Time{}
+		c.v = 0 // no job to compare with: start afresh (keeps the float arithmetic exact)
+		return 0
 	}
 	next := c.active[0].finishV
 	for _, d := range c.active[1:] {
 		next = min(next, d.finishV)
 	}
-	wait := time.Duration((next - c.v) / c.rate() * float64(time.Second))
-	c.timer.Reset(max(wait, time.Microsecond))
+	wait := max(time.Duration((next-c.v)/c.rate()*float64(time.Second)), time.Microsecond)
+	switch g := c.guard(); {
+	case wait <= sleepWithin:
+	case wait > g:
+		c.armed = now.Add(wait - g)
+		c.timer.Reset(wait - g)
+	case c.covered(now.Add(wait)):
+	default:
+		c.armed = time.Time{}
+		c.timer.Reset(0)
+	}
+	return wait
 }
 
 func (c *cpuShare) tick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.advance(time.Now())
-	c.settle()
+	now := time.Now()
+	// The timer was armed the guard in force then early: a job due within it is slept for, even
+	// if the lateness just measured shrinks the guard.
+	within := c.guard()
+	if !c.armed.IsZero() && !now.Before(c.armed) {
+		late := now.Sub(c.armed)
+		c.lead = min(maxGuard, c.lead+time.Duration(leadWeight*float64(late-c.lead)))
+		c.armed = time.Time{}
+	}
+	within = max(within, c.guard())
+	for {
+		c.advance(now)
+		wait := c.settle(now, within)
+		if wait <= 0 || wait > within || c.covered(now.Add(wait)) {
+			// Nothing left, the timer is armed, or a sleeping tick wakes up in time.
+			return
+		}
+		// The next job is due sooner than the timer can be trusted: sleep precisely.
+		wake := now.Add(wait)
+		c.sleepers = append(c.sleepers, wake)
+		c.mu.Unlock()
+		c.sleep(wait)
+		c.mu.Lock()
+		if i := slices.Index(c.sleepers, wake); i >= 0 {
+			c.sleepers = slices.Delete(c.sleepers, i, i+1)
+		}
+		now = time.Now()
+	}
 }
 
-// use blocks until the caller has received d of CPU, or ctx ends.
+// use blocks until the caller has received d of CPU, or ctx ends. It returns at once for d <= 0.
 func (c *cpuShare) use(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	c.mu.Lock()
-	c.advance(time.Now())
+	now := time.Now()
+	c.advance(now)
 	dm := &cpuDemand{finishV: c.v + d.Seconds(), done: make(chan struct{})}
 	c.active = append(c.active, dm)
-	c.settle()
+	c.settle(now, 0)
 	c.mu.Unlock()
 	select {
 	case <-dm.done:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -374,4 +375,131 @@ func TestCalibrationParsesTheOptionalLookupCost(t *testing.T) {
 	if _, err := ParseCalibration([]byte(`{"source":"x","model":{"workers":1,"lookup_cpu_ms":-1}}`)); err == nil {
 		t.Fatal("negative lookup cost accepted")
 	}
+}
+
+// The pool charges a request's CPU in one piece once the job returned: the bootstrap plus the rows
+// it reported, less the time the job's own work took (fakelaravel's SQLite and JSON work stands
+// for part of the PHP CPU it simulates), and never less than that work.
+func TestPoolChargesTheDemandOnceLessTheJobsOwnWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Workers: 1, BootstrapCPU: 8 * time.Millisecond, PerRowCPU: time.Millisecond, Backlog: 10}
+		p, err := newPool(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		work := func(own time.Duration, rows int) time.Duration {
+			return p.do(context.Background(), false, func(ctx context.Context, burn func(int)) *response {
+				burn(rows)
+				time.Sleep(own) // the fake's own work, in virtual time
+				return &response{status: 200}
+			}).service
+		}
+		for _, c := range []struct {
+			own  time.Duration
+			rows int
+			want time.Duration
+		}{
+			{0, 2, 10 * time.Millisecond},
+			{3 * time.Millisecond, 2, 10 * time.Millisecond},  // 3 ms of own work count toward the 10
+			{25 * time.Millisecond, 2, 25 * time.Millisecond}, // slower than its model: no extra charge
+			{time.Millisecond, 0, 8 * time.Millisecond},       // no rows: the bootstrap alone
+		} {
+			if got := work(c.own, c.rows); got != c.want {
+				t.Errorf("own work %v, %d rows: served in %v, want %v", c.own, c.rows, got, c.want)
+			}
+		}
+	})
+}
+
+// closeTo allows the float rounding of cpuShare's virtual time (nanoseconds).
+func closeTo(got, want time.Duration) bool { return (got - want).Abs() < time.Microsecond }
+
+// recordSleeps replaces c's precise sleep by a virtual-time sleep that records its durations.
+func recordSleeps(c *cpuShare) *[]time.Duration {
+	var mu sync.Mutex
+	var sleeps []time.Duration
+	c.sleep = func(d time.Duration) {
+		mu.Lock()
+		sleeps = append(sleeps, d)
+		mu.Unlock()
+		time.Sleep(d)
+	}
+	return &sleeps
+}
+
+// A timer that fires late would delay every completion: once cpuShare has seen its timer fire late
+// (lead), it arms it guard = 3 x lead early and sleeps the rest precisely, so jobs still end when
+// the model says. With exact timers (synctest) it never sleeps.
+func TestCPUShareArmsItsTimerEarlyAndSleepsTheRestPrecisely(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCPUShare(1)
+		sleeps := recordSleeps(c)
+		start := time.Now()
+		c.use(context.Background(), 10*time.Millisecond)
+		if got := time.Since(start); got != 10*time.Millisecond || len(*sleeps) != 0 || c.lead != 0 {
+			t.Fatalf("exact timers: done after %v with sleeps %v and lead %v; want 10ms, none, 0", got, *sleeps, c.lead)
+		}
+
+		c.mu.Lock()
+		c.lead = 500 * time.Microsecond // as if the timer had fired 0.5 ms late on average
+		c.mu.Unlock()
+		start = time.Now()
+		c.use(context.Background(), 10*time.Millisecond)
+		// Armed 1.5 ms early, it fires on time: one sleep of 1.5 ms (the lateness it sees, none,
+		// lowers the lead).
+		if got := time.Since(start); !closeTo(got, 10*time.Millisecond) || len(*sleeps) != 1 || !closeTo((*sleeps)[0], 1500*time.Microsecond) {
+			t.Fatalf("lead 0.5ms: done after %v with sleeps %v; want 10ms after one sleep of 1.5ms", got, *sleeps)
+		}
+		if c.lead >= 500*time.Microsecond || c.lead <= 0 {
+			t.Fatalf("lead %v after a timer on time, want below 0.5ms", c.lead)
+		}
+		// A job due sooner than the guard is slept for at once.
+		start = time.Now()
+		c.use(context.Background(), time.Millisecond)
+		if got := time.Since(start); !closeTo(got, time.Millisecond) || len(*sleeps) != 2 || !closeTo((*sleeps)[1], time.Millisecond) {
+			t.Fatalf("short job: done after %v with sleeps %v; want 1ms after a sleep of 1ms", got, *sleeps)
+		}
+		// Sharing stays exact with early wake-ups: two jobs on one core.
+		start = time.Now()
+		var wg sync.WaitGroup
+		ends := make([]time.Duration, 2)
+		for i, d := range []time.Duration{4 * time.Millisecond, 8 * time.Millisecond} {
+			wg.Go(func() { c.use(context.Background(), d); ends[i] = time.Since(start) })
+		}
+		wg.Wait()
+		if !near(float64(ends[0]), float64(8*time.Millisecond), 1e-4) || !near(float64(ends[1]), float64(12*time.Millisecond), 1e-4) || len(*sleeps) != 4 {
+			t.Fatalf("shared: ends %v after sleeps %v, want 8ms and 12ms after 4 sleeps", ends, *sleeps)
+		}
+	})
+}
+
+// On the real clock the pool answers close to the model's service time: the runtime's timers
+// alone are up to a millisecond late on an idle process, twice per request before.
+func TestPoolFollowsTheModelOnTheRealClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real time")
+	}
+	m := CapacityModel{Cores: 2, Workers: 4, BootstrapCPU: 2300 * time.Microsecond, PerRowCPU: 100 * time.Microsecond, Backlog: 10}
+	p, err := newPool(m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	want := m.ServiceCPU(1)
+	var excess time.Duration
+	// A busy machine can delay any wake-up: retry before calling it a failure.
+	for range 3 {
+		lat := make([]time.Duration, 0, 41)
+		for range cap(lat) {
+			start := time.Now()
+			serveOne(p, false, 1)
+			lat = append(lat, time.Since(start)-want)
+		}
+		slices.Sort(lat)
+		if excess = lat[len(lat)/2]; excess < 500*time.Microsecond && excess > -200*time.Microsecond {
+			return
+		}
+	}
+	t.Fatalf("median latency %v off the model's %v", excess, want)
 }

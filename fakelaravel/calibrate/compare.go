@@ -3,6 +3,7 @@ package calibrate
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,15 +77,76 @@ func within(real, fake, tol float64) bool {
 	return math.Abs(fake/real-1) <= tol
 }
 
+// KindFigures are the figures of one kind that the comparison judges (latencies in ms), and how
+// busy the rest of the machine was while each group of them was measured (cores; see leastOthers).
+type KindFigures struct {
+	Kind Kind
+	// OfferedRPS is the throughput the open-loop rates derive from.
+	OfferedRPS                                           float64
+	SaturationRPS                                        float64
+	P50Load50, P99Load50, P50Load80, P99Load80           float64
+	HasOverload                                          bool
+	OverloadRPS, Share502, Share504                      float64
+	BusySaturation, BusyLoad50, BusyLoad80, BusyOverload float64
+}
+
+// Figures extracts the judged figures of km.
+func (km *KindMeasurement) Figures() KindFigures {
+	f := KindFigures{
+		Kind: km.Kind, OfferedRPS: km.OfferedRPS, SaturationRPS: km.SaturationRPS,
+		P50Load50: msOf(Latency(km.Load50, 50)), P99Load50: msOf(Latency(km.Load50, 99)),
+		P50Load80: msOf(Latency(km.Load80, 50)), P99Load80: msOf(Latency(km.Load80, 99)),
+		BusySaturation: leastOthers(km.Saturation...), BusyLoad50: leastOthers(km.Load50...), BusyLoad80: leastOthers(km.Load80...),
+	}
+	if o := km.Overload; o != nil {
+		f.HasOverload, f.OverloadRPS, f.Share502, f.Share504, f.BusyOverload = true, o.Throughput(), o.Fraction(502), o.Fraction(504), leastOthers(o)
+	}
+	return f
+}
+
+// Figures extracts the judged figures from a stored summary (calibration.json's raw figures).
+func (ks KindSummary) Figures() KindFigures {
+	least := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		return slices.Min(v)
+	}
+	f := KindFigures{
+		Kind: ks.Kind, OfferedRPS: 2 * ks.Load50.RateRPS, SaturationRPS: ks.SaturationRPS,
+		P50Load50: ks.Load50.P50MS, P99Load50: ks.Load50.P99MS, P50Load80: ks.Load80.P50MS, P99Load80: ks.Load80.P99MS,
+		BusySaturation: least(ks.SaturationRunsOthers), BusyLoad50: least(ks.Load50.RunsOthersCores), BusyLoad80: least(ks.Load80.RunsOthersCores),
+	}
+	if o := ks.Overload; o.Sent > 0 {
+		f.HasOverload, f.OverloadRPS, f.BusyOverload = true, o.OKRPS, o.Others
+		f.Share502, f.Share504 = float64(o.Status[502])/float64(o.Sent), float64(o.Status[504])/float64(o.Sent)
+	}
+	return f
+}
+
 // Compare lines up the figures of the real app, the fitted model (simulated at the same rates)
 // and the fake, kind by kind.
 func Compare(real, fake *Measurement, model fakelaravel.CapacityModel, seed uint64) []Row {
+	var rf, ff []KindFigures
+	for i := range real.Kinds {
+		rf = append(rf, real.Kinds[i].Figures())
+	}
+	for i := range fake.Kinds {
+		ff = append(ff, fake.Kinds[i].Figures())
+	}
+	return CompareFigures(rf, ff, real.Plan, model, seed)
+}
+
+// CompareFigures is Compare on extracted figures; plan is the real app's (overload factor and
+// duration).
+func CompareFigures(real, fake []KindFigures, plan Plan, model fakelaravel.CapacityModel, seed uint64) []Row {
 	var rows []Row
-	for _, rk := range real.Kinds {
-		fk := fake.Kind(rk.Kind)
-		if fk == nil {
+	for _, rk := range real {
+		i := slices.IndexFunc(fake, func(f KindFigures) bool { return f.Kind == rk.Kind })
+		if i < 0 {
 			continue
 		}
+		fk := fake[i]
 		n, model := rk.Kind.Rows(), ModelFor(model, rk.Kind)
 		sim := func(frac float64, d time.Duration) SimResult {
 			rate := frac * rk.OfferedRPS
@@ -95,30 +157,30 @@ func Compare(real, fake *Measurement, model fakelaravel.CapacityModel, seed uint
 		rel := func(metric, unit string, r, mdl, f float64) {
 			rows = append(rows, Row{Kind: rk.Kind, Metric: metric, Unit: unit, Real: r, Model: mdl, Fake: f, OK: within(r, f, Tolerance), BusyCores: busy})
 		}
-		busy = leastOthers(rk.Saturation...)
+		busy = rk.BusySaturation
 		rel("saturation throughput", "req/s", rk.SaturationRPS, model.SaturationThroughput(n), fk.SaturationRPS)
-		busy = leastOthers(rk.Load50...)
-		rel("p50 at 50% load", "ms", msOf(Latency(rk.Load50, 50)), 1000*s50.Percentile(50), msOf(Latency(fk.Load50, 50)))
-		rel("p99 at 50% load", "ms", msOf(Latency(rk.Load50, 99)), 1000*s50.Percentile(99), msOf(Latency(fk.Load50, 99)))
-		busy = leastOthers(rk.Load80...)
-		rel("p50 at 80% load", "ms", msOf(Latency(rk.Load80, 50)), 1000*s80.Percentile(50), msOf(Latency(fk.Load80, 50)))
-		rel("p99 at 80% load", "ms", msOf(Latency(rk.Load80, 99)), 1000*s80.Percentile(99), msOf(Latency(fk.Load80, 99)))
-		if rk.Overload != nil && fk.Overload != nil {
-			ro, fo := rk.Overload, fk.Overload
-			factor := real.Plan.OverloadFactor
-			so := sim(factor, real.Plan.Overload)
+		busy = rk.BusyLoad50
+		rel("p50 at 50% load", "ms", rk.P50Load50, 1000*s50.Percentile(50), fk.P50Load50)
+		rel("p99 at 50% load", "ms", rk.P99Load50, 1000*s50.Percentile(99), fk.P99Load50)
+		busy = rk.BusyLoad80
+		rel("p50 at 80% load", "ms", rk.P50Load80, 1000*s80.Percentile(50), fk.P50Load80)
+		rel("p99 at 80% load", "ms", rk.P99Load80, 1000*s80.Percentile(99), fk.P99Load80)
+		if rk.HasOverload && fk.HasOverload {
+			factor := plan.OverloadFactor
+			so := sim(factor, plan.Overload)
 			total := float64(so.Served + so.Rejected + so.TimedOut)
 			label := fmt.Sprintf("%gx overload", factor)
 			var simTP float64
 			if so.Elapsed > 0 {
 				simTP = float64(so.Served) / so.Elapsed
 			}
-			busy = leastOthers(ro)
-			rel(label+": 2xx throughput", "req/s", ro.Throughput(), simTP, fo.Throughput())
+			busy = rk.BusyOverload
+			rel(label+": 2xx throughput", "req/s", rk.OverloadRPS, simTP, fk.OverloadRPS)
 			for _, st := range []int{502, 504} {
-				r, f := ro.Fraction(st), fo.Fraction(st)
+				r, f := rk.Share502, fk.Share502
 				mdl := float64(so.Rejected) / total
 				if st == 504 {
+					r, f = rk.Share504, fk.Share504
 					mdl = float64(so.TimedOut) / total
 				}
 				ok := math.Abs(r-f) <= OverloadTolerance && (r > 0) == (f > 0)

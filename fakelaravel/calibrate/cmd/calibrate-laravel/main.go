@@ -53,9 +53,9 @@ func main() {
 
 // options are the command-line settings.
 type options struct {
-	envFile, url, token, out, table, kinds string
-	quick, strict, force, version          bool
-	timeout                                time.Duration
+	envFile, url, token, out, table, kinds  string
+	quick, strict, force, version, fakeOnly bool
+	timeout                                 time.Duration
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -72,6 +72,8 @@ func run(args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.force, "force", false, "write the calibration even when other processes kept the machine busy")
 	fs.DurationVar(&o.timeout, "timeout", 6*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.fakeOnly, "fake-only", false, "measure only fakelaravel, with the model and at the real app's rates stored in -out, "+
+		"and print it beside the stored real figures and the simulated model; writes nothing (no Laravel needed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,6 +85,9 @@ func run(args []string, stdout io.Writer) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	if o.fakeOnly {
+		return fakeOnly(ctx, o, stdout)
+	}
 	return calibrateAll(ctx, o, stdout)
 }
 
@@ -273,6 +278,60 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	if o.strict && ok < total {
 		return errors.New("figures out of tolerance (-strict)")
 	}
+	return nil
+}
+
+// storedRaw is the part of calibration.json's raw figures -fake-only reads.
+type storedRaw struct {
+	Laravel calibrate.Summary `json:"laravel"`
+	Plan    calibrate.Plan    `json:"plan"`
+}
+
+// fakeOnly measures fakelaravel alone with the stored model at the stored real app's rates: a way
+// to see how closely the fake follows its model on this machine without Laravel.
+func fakeOnly(ctx context.Context, o options, stdout io.Writer) error {
+	data, err := os.ReadFile(o.out)
+	if err != nil {
+		return err
+	}
+	cal, err := fakelaravel.ParseCalibration(data)
+	if err != nil {
+		return err
+	}
+	var raw storedRaw
+	if err := json.Unmarshal(cal.Raw, &raw); err != nil || len(raw.Laravel.Kinds) == 0 {
+		return fmt.Errorf("%s holds no measured real figures (raw.laravel): %v", o.out, err)
+	}
+	kinds, err := parseKinds(o.kinds)
+	if err != nil {
+		return err
+	}
+	plan := raw.Plan
+	if o.quick {
+		plan.SaturationRepeats, plan.LoadRepeats = 2, 1
+	}
+	model := cal.Model.CapacityModel()
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "  "+format+"\n", args...) }
+	var real []calibrate.KindFigures
+	for _, ks := range raw.Laravel.Kinds {
+		real = append(real, ks.Figures())
+	}
+	offered := &calibrate.Measurement{}
+	for _, ks := range raw.Laravel.Kinds {
+		offered.Kinds = append(offered.Kinds, calibrate.KindMeasurement{Kind: ks.Kind, SaturationRPS: ks.SaturationRPS})
+	}
+	fmt.Fprintf(stdout, "calibrate-laravel: fakelaravel only, model of %s (measured %s)\n", o.out, cal.MeasuredAt)
+	fake, err := measureFake(ctx, model, offered, kinds, plan, logf)
+	if err != nil {
+		return err
+	}
+	var ff []calibrate.KindFigures
+	for i := range fake.Kinds {
+		ff = append(ff, fake.Kinds[i].Figures())
+	}
+	rows := calibrate.CompareFigures(real, ff, plan, model, plan.Seed)
+	ok, total := calibrate.Passed(rows)
+	fmt.Fprintf(stdout, "\n%s\ncalibrate-laravel: %d of %d figures within tolerance (stored real figures; nothing written)\n", calibrate.Table(rows), ok, total)
 	return nil
 }
 
