@@ -79,20 +79,24 @@ var (
 		return v / float64(r.Scenario.Users), true
 	}}
 	// FigAPIMean is the gateway API's mean latency.
-	FigAPIMean = Figure{Name: "API latency mean", Unit: "ms", Of: trendValue(MetricHTTPReqDuration, "avg")}
+	FigAPIMean = Figure{Name: "API latency mean", Unit: "ms", Of: metricValue(MetricHTTPReqDuration, "avg")}
 	// FigAPIP95 is the gateway API's 95th percentile latency.
-	FigAPIP95 = Figure{Name: "API latency p95", Unit: "ms", Of: trendValue(MetricHTTPReqDuration, "p(95)")}
+	FigAPIP95 = Figure{Name: "API latency p95", Unit: "ms", Of: metricValue(MetricHTTPReqDuration, "p(95)")}
 	// FigAPIP99 is the gateway API's 99th percentile latency.
-	FigAPIP99 = Figure{Name: "API latency p99", Unit: "ms", Of: trendValue(MetricHTTPReqDuration, "p(99)")}
+	FigAPIP99 = Figure{Name: "API latency p99", Unit: "ms", Of: metricValue(MetricHTTPReqDuration, "p(99)")}
 	// FigHighP99 is the p99 delay of HIGH priority events into Laravel.
 	FigHighP99 = Figure{Name: "HIGH event delay p99", Unit: "ms", Of: delayValue("high", "p(99)")}
 	// FigNormalP99 is the p99 delay of normal priority events into Laravel.
 	FigNormalP99 = Figure{Name: "normal event delay p99", Unit: "ms", Of: delayValue("normal", "p(99)")}
+	// FigLaravelRequests is the number of requests Laravel received over the whole run (warmup
+	// and drain included): in batch mode the steady-state rate can be zero while pairing and the
+	// end of the run still cost requests.
+	FigLaravelRequests = Figure{Name: "Laravel requests, whole run", Unit: "", Of: metricValue(MetricLaravelReqs, "count")}
 	// FigLaravelResponseP99 is the p99 of Laravel's answer time, queue wait included.
-	FigLaravelResponseP99 = Figure{Name: "Laravel response time p99", Unit: "ms", Of: trendValue(MetricLaravelResponseTime, "p(99)")}
+	FigLaravelResponseP99 = Figure{Name: "Laravel response time p99", Unit: "ms", Of: metricValue(MetricLaravelResponseTime, "p(99)")}
 	// FigLaravelCPU is the real Laravel app's mean CPU use in % of one core (runs with the real
 	// app only; the model's CPU is simulated, not spent).
-	FigLaravelCPU = Figure{Name: "Laravel CPU (real app)", Unit: "% of a core", Of: trendValue(MetricLaravelCPU, "avg")}
+	FigLaravelCPU = Figure{Name: "Laravel CPU (real app)", Unit: "% of a core", Of: metricValue(MetricLaravelCPU, "avg")}
 	// FigGatewayCPU is the gateway's mean CPU use in % of one core.
 	FigGatewayCPU = Figure{Name: "gateway CPU", Unit: "% of a core", Of: gatewayCPU}
 	// FigGatewayRSSMax is the gateway's peak resident memory in MiB.
@@ -154,7 +158,8 @@ func laravelRPM(r *Report) (float64, bool) {
 	return 0, false
 }
 
-func trendValue(metric, key string) func(*Report) (float64, bool) {
+// metricValue reads one value of a metric's summary ("count", "avg", "p(99)", ...).
+func metricValue(metric, key string) func(*Report) (float64, bool) {
 	return func(r *Report) (float64, bool) {
 		m, ok := r.Metrics[metric]
 		if !ok {

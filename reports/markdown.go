@@ -389,7 +389,7 @@ func entriesTable(res *Results) table {
 }
 
 // realLaravelFigures are the rows of realLaravelTable.
-var realLaravelFigures = []Figure{FigLaravelRPM, FigLaravelResponseP99, FigLaravelCPU, FigAPIMean, FigAPIP99, FigHighP99, FigNormalP99, FigGatewayCPU, FigLost}
+var realLaravelFigures = []Figure{FigLaravelRPM, FigLaravelRequests, FigLaravelResponseP99, FigLaravelCPU, FigAPIMean, FigAPIP99, FigHighP99, FigNormalP99, FigGatewayCPU, FigLost}
 
 const realLaravelNote = "Medians over repeats. The real app ran behind fakelaravel as a measuring front (`laravel.real`), " +
 	"so both columns of a pair count Laravel's requests and read its final state the same way; " +
