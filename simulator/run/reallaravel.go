@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"wagate/fakelaravel/calibrate"
+	"wagate/internal/procstat"
 	"wagate/simulator/scenario"
 )
 
@@ -25,7 +25,7 @@ type realLaravel struct {
 
 	url, token, secret, db, version string
 	workers                         int
-	cpu                             calibrate.Sampler // php-fpm and nginx process trees
+	pids                            []int // the php-fpm and nginx masters
 }
 
 // findLaravelApp locates the laravel/ folder of the repository: next to the binaries' folder (bin/
@@ -108,10 +108,9 @@ func startRealLaravel(ctx context.Context, l scenario.Laravel, binDir, logPath s
 	for _, name := range []string{"php-fpm.pid", "nginx.pid"} {
 		b, err := os.ReadFile(filepath.Join(dir, "rt", "run", name))
 		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
-			r.cpu.Roots = append(r.cpu.Roots, pid)
+			r.pids = append(r.pids, pid)
 		}
 	}
-	r.cpu.Proc = "/proc"
 	return r, nil
 }
 
@@ -150,11 +149,10 @@ func (r *realLaravel) readEnv(path string) error {
 
 // cpuTime is the CPU time php-fpm and nginx (masters and workers) have used so far.
 func (r *realLaravel) cpuTime() (time.Duration, error) {
-	if len(r.cpu.Roots) == 0 {
+	if len(r.pids) == 0 {
 		return 0, fmt.Errorf("laravel.real: no php-fpm or nginx pid")
 	}
-	s, err := r.cpu.Sample()
-	return s.Server, err
+	return procstat.FS{}.TreeCPU(r.pids)
 }
 
 // description names what ran, for the report; "" for a nil realLaravel (the model ran).

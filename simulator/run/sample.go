@@ -7,54 +7,31 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// clockTicks is Linux's USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on every
-// architecture Go supports for Linux).
-const clockTicks = 100
+	"wagate/internal/procstat"
+)
 
 // procSample is one reading of a process's CPU time and resident memory.
 type procSample struct {
 	at       time.Time
-	cpuTicks int64
+	cpu      time.Duration
 	rssBytes int64
 }
 
 // readProc reads /proc/<pid>/stat and /proc/<pid>/status.
 func readProc(pid int) (procSample, error) {
 	s := procSample{at: time.Now()}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	var fs procstat.FS
+	p, err := fs.Process(strconv.Itoa(pid))
 	if err != nil {
 		return s, err
 	}
-	// Fields after the command name (which may contain spaces) start after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return s, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is state (field 3); utime is field 14, stime field 15 -> f[11], f[12].
-	if len(f) < 13 {
-		return s, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	s.cpuTicks = ut + st
-	st2, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return s, err
-	}
-	for _, line := range strings.Split(string(st2), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			s.rssBytes = kb * 1024
-		}
-	}
-	return s, nil
+	s.cpu = p.CPU
+	s.rssBytes, err = fs.RSS(strconv.Itoa(pid))
+	return s, err
 }
 
 // cpuPercent is the CPU used between two samples, in % of one core.
@@ -63,7 +40,7 @@ func cpuPercent(a, b procSample) float64 {
 	if wall <= 0 {
 		return 0
 	}
-	return float64(b.cpuTicks-a.cpuTicks) / clockTicks / wall * 100
+	return (b.cpu - a.cpu).Seconds() / wall * 100
 }
 
 // promSample is a parsed Prometheus text exposition: metric name -> sum over label sets.
