@@ -11,11 +11,12 @@ import (
 // syntheticMeasurement is what a server following truth would show the plan, computed with the
 // simulation instead of real load.
 func syntheticMeasurement(truth func(Kind) (sat float64, lat func(rate float64) SimResult, solo SimResult)) *Measurement {
-	m := &Measurement{Plan: Plan{LoadRepeats: 1, OverloadFactor: 2}}
+	m := &Measurement{Plan: Plan{LoadRepeats: 1, OverloadFactor: 2, Overload: 4 * time.Second}}
 	for _, k := range Kinds {
 		sat, lat, solo := truth(k)
 		toResult := func(r SimResult) *Result {
-			res := &Result{Kind: k, Status: map[int]int{200: r.Served}, Sent: r.Served}
+			res := &Result{Kind: k, Status: map[int]int{200: r.Served, 502: r.Rejected, 504: r.TimedOut},
+				Sent: r.Served + r.Rejected + r.TimedOut, Elapsed: time.Duration(r.Elapsed * float64(time.Second))}
 			for _, s := range r.Latencies {
 				res.ok = append(res.ok, time.Duration(s*float64(time.Second)))
 			}
@@ -23,9 +24,10 @@ func syntheticMeasurement(truth func(Kind) (sat float64, lat func(rate float64) 
 		}
 		m.Kinds = append(m.Kinds, KindMeasurement{
 			Kind: k, SaturationRPS: sat, OfferedRPS: sat,
-			Solo:   toResult(solo),
-			Load50: []*Result{toResult(lat(0.5 * sat))},
-			Load80: []*Result{toResult(lat(0.8 * sat))},
+			Solo:     toResult(solo),
+			Load50:   []*Result{toResult(lat(0.5 * sat))},
+			Load80:   []*Result{toResult(lat(0.8 * sat))},
+			Overload: toResult(lat(2 * sat)),
 		})
 	}
 	return m
@@ -37,7 +39,7 @@ func measurementOf(truth fakelaravel.CapacityModel) *Measurement {
 	return syntheticMeasurement(func(k Kind) (float64, func(float64) SimResult, SimResult) {
 		rows, km := k.Rows(), ModelFor(truth, k)
 		return km.SaturationThroughput(rows),
-			func(rate float64) SimResult { return Simulate(km, rows, rate, 4000, 3) },
+			func(rate float64) SimResult { return Simulate(km, rows, rate, 20000, 3) },
 			Simulate(km, rows, 1, 500, 4)
 	})
 }
@@ -46,7 +48,7 @@ func TestFitRecoversTheModelThatProducedTheFigures(t *testing.T) {
 	truth := model(1.8, 6*time.Millisecond, 200*time.Microsecond, 8, 511)
 	truth.Jitter = 0.2
 	m := measurementOf(truth)
-	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 1500})
+	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func TestFitRecoversALookupCostOfItsOwn(t *testing.T) {
 	truth.LookupCPU = 2500 * time.Microsecond
 	truth.Jitter = 0.2
 	m := measurementOf(truth)
-	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 1500})
+	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func TestFitAnchoredOnCPUScalesTheCPULineToTheSoloLatency(t *testing.T) {
 			m.Kinds[i].ServerCPUPerRequestMS = 1.2 + 0.1
 		}
 	}
-	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511}, FitOptions{Seed: 1, Samples: 1500})
+	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511}, FitOptions{Seed: 1, Samples: 3000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,5 +177,46 @@ func TestFitAnchoredOnCPUScalesTheCPULineToTheSoloLatency(t *testing.T) {
 	if math.Abs(got.Cores/truth.Cores-1) > 0.1 || math.Abs(got.BootstrapCPU.Seconds()/truth.BootstrapCPU.Seconds()-1) > 0.1 ||
 		math.Abs(got.PerRowCPU.Seconds()/truth.PerRowCPU.Seconds()-1) > 0.1 || math.Abs(got.LookupCPU.Seconds()/truth.LookupCPU.Seconds()-1) > 0.1 {
 		t.Fatalf("fitted %+v, want about %+v", got, truth)
+	}
+}
+
+// A real server serves an open-loop load less efficiently than a closed loop: its closed-loop
+// saturation throughput overstates the capacity its overload throughput and its latencies at load
+// show. The fit follows the open-loop figures (fewer cores, or a per-request overhead) within the
+// tolerance of the closed-loop one.
+func TestFitFollowsTheOpenLoopCapacityWhenTheClosedLoopOverstatesIt(t *testing.T) {
+	truth := model(1.8, 6*time.Millisecond, 200*time.Microsecond, 8, 511)
+	truth.Jitter = 0.2
+	m := measurementOf(truth)
+	for i := range m.Kinds {
+		m.Kinds[i].SaturationRPS *= 1.12 // closed loop: 12% more than the open-loop capacity
+		m.Kinds[i].OfferedRPS = m.Kinds[i].SaturationRPS
+	}
+	// The loads were offered at the closed-loop rates: 56% and 90% of the open-loop capacity.
+	for i, k := range Kinds {
+		rows, km := k.Rows(), ModelFor(truth, k)
+		sat := m.Kinds[i].SaturationRPS
+		toResult := func(r SimResult) *Result {
+			res := &Result{Kind: k, Status: map[int]int{200: r.Served}, Sent: r.Served}
+			for _, s := range r.Latencies {
+				res.ok = append(res.ok, time.Duration(s*float64(time.Second)))
+			}
+			return res
+		}
+		m.Kinds[i].Load50 = []*Result{toResult(Simulate(km, rows, 0.5*sat, 20000, 3))}
+		m.Kinds[i].Load80 = []*Result{toResult(Simulate(km, rows, 0.8*sat, 20000, 3))}
+	}
+	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fit.CoresFactor >= 1 && fit.OverheadMS == 0 {
+		t.Fatalf("the fit kept the closed-loop capacity: %+v", fit)
+	}
+	for _, k := range Kinds {
+		got, want := ModelFor(fit.Model, k).SaturationThroughput(k.Rows()), ModelFor(truth, k).SaturationThroughput(k.Rows())
+		if math.Abs(got/want-1) > 0.06 {
+			t.Errorf("%s: capacity %.0f/s, want the open-loop %.0f/s", k, got, want)
+		}
 	}
 }

@@ -113,3 +113,31 @@ func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed u
 	slices.Sort(res.Latencies)
 	return res
 }
+
+// SimulatePlan predicts what the plan measures at one rate: LoadRepeats open-loop runs of Load
+// each, every one starting from an idle server, their latencies pooled; the runs are repeated
+// (with other seeds) until at least n arrivals were drawn, so that the percentiles are the
+// expected ones rather than one draw's. A tail measured over a few seconds from an idle server is
+// lighter than the steady state's. Without a Load duration it is one Simulate of n arrivals.
+func SimulatePlan(m fakelaravel.CapacityModel, rows int, rate float64, plan Plan, n int, seed uint64) SimResult {
+	perRun := int(rate * plan.Load.Seconds())
+	if perRun < 1 {
+		return Simulate(m, rows, rate, n, seed)
+	}
+	runs := max(1, plan.LoadRepeats)
+	var out SimResult
+	drawn := 0
+	for i := uint64(0); drawn < n; i++ {
+		for r := range uint64(runs) {
+			s := Simulate(m, rows, rate, perRun, seed+1000*i+r)
+			out.Latencies = append(out.Latencies, s.Latencies...)
+			out.Rejected += s.Rejected
+			out.TimedOut += s.TimedOut
+			out.Served += s.Served
+			out.Elapsed += s.Elapsed
+			drawn += perRun
+		}
+	}
+	slices.Sort(out.Latencies)
+	return out
+}

@@ -2,6 +2,7 @@ package calibrate
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,5 +68,31 @@ func TestSimulationIsDeterministicPerSeed(t *testing.T) {
 	a, b := Simulate(m, 1, 150, 3000, 7), Simulate(m, 1, 150, 3000, 7)
 	if a.Percentile(99) != b.Percentile(99) || a.Served != b.Served {
 		t.Fatal("two simulations with the same seed differ")
+	}
+}
+
+// SimulatePlan draws the plan's runs (each from an idle server) until it has n arrivals, and is
+// one long Simulate without a Load duration.
+func TestSimulatePlanPoolsRunsFromAnIdleServer(t *testing.T) {
+	m := model(2, 4*time.Millisecond, 0, 8, 511)
+	plan := Plan{Load: time.Second, LoadRepeats: 3}
+	r := SimulatePlan(m, 0, 400, plan, 2000, 1)
+	// 400 arrivals per run, runs of 3: 2000 arrivals need two rounds, 2400 arrivals.
+	if got := r.Served + r.Rejected + r.TimedOut; got != 2400 || len(r.Latencies) != r.Served {
+		t.Fatalf("%d answers (%d latencies), want 2400", got, len(r.Latencies))
+	}
+	if !slices.IsSorted(r.Latencies) {
+		t.Fatal("latencies not sorted")
+	}
+	long := Simulate(m, 0, 400, 2000, 1)
+	if got := SimulatePlan(m, 0, 400, Plan{}, 2000, 1); !slices.Equal(got.Latencies, long.Latencies) {
+		t.Fatal("without a Load duration SimulatePlan is not Simulate")
+	}
+	// Runs of a few seconds from an idle server see fewer long busy periods than a long steady
+	// state at 90% load: a lighter tail.
+	short := SimulatePlan(m, 0, 450, Plan{Load: 500 * time.Millisecond, LoadRepeats: 3}, 20000, 1)
+	steady := Simulate(m, 0, 450, 20000, 1)
+	if short.Percentile(99) >= steady.Percentile(99) {
+		t.Fatalf("p99 of short runs %.1f ms >= steady state %.1f ms", 1000*short.Percentile(99), 1000*steady.Percentile(99))
 	}
 }

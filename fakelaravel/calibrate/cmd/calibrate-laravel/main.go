@@ -222,8 +222,8 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	model := stableModel(fit.Model.Calibrated())
 	fit.Model = model.CapacityModel()
-	fmt.Fprintf(stdout, "calibrate-laravel: fitted cores %.2f, bootstrap %.2f ms, lookup %.2f ms, per row %.3f ms, jitter %.2f (RMS log error %.2f)\n",
-		model.Cores, model.BootstrapCPUMS, model.LookupCPUMS, model.PerRowCPUMS, model.Jitter, fit.Error)
+	fmt.Fprintf(stdout, "calibrate-laravel: fitted cores %.2f, bootstrap %.2f ms, lookup %.2f ms, per row %.3f ms, jitter %.2f (CPU line x %.2f, cores x %.3f, +%.2f ms per request; RMS log error %.2f)\n",
+		model.Cores, model.BootstrapCPUMS, model.LookupCPUMS, model.PerRowCPUMS, model.Jitter, fit.CostScale, fit.CoresFactor, fit.OverheadMS, fit.Error)
 
 	fmt.Fprintln(stdout, "calibrate-laravel: the same load against an in-process fakelaravel with the fitted model")
 	fake, err := measureFake(ctx, fit.Model, real, kinds, plan, logf)
