@@ -95,7 +95,9 @@ func (m *metrics) observe(r record) {
 		m.replayed.WithLabelValues(r.endpoint).Inc()
 	}
 	if r.served {
-		m.queueWait.WithLabelValues(r.endpoint).Observe(r.queueWait.Seconds())
+		if !r.queueHidden {
+			m.queueWait.WithLabelValues(r.endpoint).Observe(r.queueWait.Seconds())
+		}
 		m.service.WithLabelValues(r.endpoint).Observe(r.service.Seconds())
 	}
 }

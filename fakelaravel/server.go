@@ -378,6 +378,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		res = s.pool.do(r.Context(), r.Method == http.MethodGet, func(ctx context.Context, burn func(int)) *response { return s.app(ctx, req, burn) })
 	}
 	rec.outcome, rec.queueWait, rec.service = res.outcome, res.queueWait, res.service
+	rec.queueHidden = s.upstream != nil
 	switch res.outcome {
 	case outcomeRejected, outcomeStopped:
 		rec.status = http.StatusBadGateway

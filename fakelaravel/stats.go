@@ -206,6 +206,7 @@ type record struct {
 	queueWait, service            time.Duration
 	outcome                       outcome
 	arrived                       time.Time // zero: no response time recorded
+	queueHidden                   bool      // a real app's queue, inside its service time: not recorded
 }
 
 // statsBook accumulates Stats. Safe for concurrent use.
@@ -244,7 +245,9 @@ func (b *statsBook) add(now time.Time, r record) {
 	}
 	ec.codes[r.status]++
 	if r.served {
-		ec.wait.observe(r.queueWait)
+		if !r.queueHidden {
+			ec.wait.observe(r.queueWait)
+		}
 		ec.service.observe(r.service)
 	}
 	if !r.arrived.IsZero() {

@@ -64,8 +64,8 @@ func TestFrontForwardsToTheRealAppAndCountsWhatItAnswered(t *testing.T) {
 	if s := fs.Endpoints[EndpointStatus]; s.Requests != 1 || s.Items != 1 || s.Updated != 1 {
 		t.Fatalf("front's legacy stats: %+v", s)
 	}
-	if g := fs.Endpoints[EndpointSession]; g.Requests != 1 || g.Service.Count != 1 {
-		t.Fatalf("front's lookup stats: %+v", g)
+	if g := fs.Endpoints[EndpointSession]; g.Requests != 1 || g.Service.Count != 1 || g.Response.Count != 1 || g.QueueWait.Count != 0 {
+		t.Fatalf("front's lookup stats (service and response recorded, the app's hidden queue not): %+v", g)
 	}
 	if fs.Upstream != app.ts.URL || fs.Capacity != (CalibratedModel{}) || fs.Workers.Workers != 4 {
 		t.Fatalf("front's stats must name the real app and no model: upstream %q capacity %+v workers %d", fs.Upstream, fs.Capacity, fs.Workers.Workers)
