@@ -34,6 +34,9 @@ type app struct {
 	token  string
 	secret []byte
 	db     string // the SQLite file (WAGATE_LARAVEL_DB of up.sh's env file)
+	// The old token and secret of a rotation under way, accepted next to token and secret.
+	previousToken  string
+	previousSecret []byte
 }
 
 func randomHex(n int) string {
@@ -82,7 +85,7 @@ func launch() (app, func(), error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return app{}, nil, err
 	}
-	a := app{token: randomHex(16), secret: []byte(randomHex(16))}
+	a := app{token: randomHex(16), secret: []byte(randomHex(16)), previousToken: randomHex(16), previousSecret: []byte(randomHex(16))}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return app{}, nil, err
@@ -96,6 +99,8 @@ func launch() (app, func(), error) {
 		"WAGATE_LARAVEL_WORKERS=2",
 		"WAGATE_LARAVEL_TOKEN="+a.token,
 		"WAGATE_LARAVEL_SECRET="+string(a.secret),
+		"WAGATE_LARAVEL_TOKEN_PREVIOUS="+a.previousToken,
+		"WAGATE_LARAVEL_SECRET_PREVIOUS="+string(a.previousSecret),
 	)
 	stop := func() {
 		down := exec.Command("scripts/down.sh")
@@ -299,5 +304,39 @@ func TestFakelaravelFrontMeasuresTheReferenceApp(t *testing.T) {
 	b, g := stats.Endpoints[fakelaravel.EndpointStatusBatch], stats.Endpoints[fakelaravel.EndpointSession]
 	if b.Requests != 1 || b.Updated != 2 || b.StatusCodes["200"] != 1 || g.Requests != 1 || g.Response.Count != 1 {
 		t.Fatalf("front's stats: batch %+v, lookup %+v", b, g)
+	}
+}
+
+// A rotation: while the old token and secret are configured as previous ones, a gateway still
+// sending them and one already sending the new ones are both accepted; anything else is not.
+func TestRotationAcceptsTheNewAndThePreviousCredentials(t *testing.T) {
+	a := startApp(t)
+	ctx := t.Context()
+	other := []byte(randomHex(16))
+	for _, tc := range []struct {
+		name   string
+		token  string
+		secret []byte
+		ok     bool
+	}{
+		{"new token, new secret", a.token, a.secret, true},
+		{"old token, old secret", a.previousToken, a.previousSecret, true},
+		{"new token, old secret", a.token, a.previousSecret, true},
+		{"old token, new secret", a.previousToken, a.secret, true},
+		{"unknown token", randomHex(16), a.secret, false},
+		{"unknown secret", a.token, other, false},
+	} {
+		c, err := laravel.NewClient(laravel.ClientConfig{BaseURL: a.url, Token: tc.token, Secret: tc.secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.PostStatus(ctx, laravel.StatusUpdate{SessionID: "rot-" + randomHex(4), EstadoQR: laravel.StatusPending})
+		var se *laravel.StatusError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case !tc.ok && (!errors.As(err, &se) || se.Status != 401):
+			t.Errorf("%s: got %v, want 401", tc.name, err)
+		}
 	}
 }

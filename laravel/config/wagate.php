@@ -12,6 +12,12 @@ return [
     // X-Wagate-Signature = "sha256=" . hex(HMAC(secret, timestamp . "." . body)).
     'secret' => env('WAGATE_SECRET', ''),
 
+    // During a rotation, the old token and secret, still accepted next to the new ones so that
+    // gateways can switch without a request refused (docs/security.md in the wagate repository).
+    // Empty when no rotation is under way; remove them once every gateway sends the new ones.
+    'previous_token' => env('WAGATE_TOKEN_PREVIOUS', ''),
+    'previous_secret' => env('WAGATE_SECRET_PREVIOUS', ''),
+
     // How far (seconds) a signed timestamp may be from this server's clock.
     'signature_skew' => (int) env('WAGATE_SIGNATURE_SKEW', 300),
 

@@ -12,6 +12,8 @@
 #   WAGATE_LARAVEL_PROXY_TIMEOUT  nginx fastcgi_read_timeout, seconds    (60)
 #   WAGATE_LARAVEL_TOKEN          bearer token the app accepts           (wagate-dev-token)
 #   WAGATE_LARAVEL_SECRET         HMAC secret; empty turns signatures off ()
+#   WAGATE_LARAVEL_TOKEN_PREVIOUS, WAGATE_LARAVEL_SECRET_PREVIOUS
+#                                 the old token and secret during a rotation, accepted too ()
 #
 # On success it prints the URL and writes $WAGATE_LARAVEL_DIR/env (mode 0600) with
 # WAGATE_LARAVEL_URL, _TOKEN, _SECRET, _WORKERS, _BACKLOG, _PROXY_TIMEOUT_MS, _DIR, _DB (the SQLite
@@ -28,13 +30,15 @@ proxy_timeout=${WAGATE_LARAVEL_PROXY_TIMEOUT:-60}
 default_token=wagate-dev-token
 token=${WAGATE_LARAVEL_TOKEN:-$default_token}
 secret=${WAGATE_LARAVEL_SECRET:-}
+previous_token=${WAGATE_LARAVEL_TOKEN_PREVIOUS:-}
+previous_secret=${WAGATE_LARAVEL_SECRET_PREVIOUS:-}
 
 die() { echo "laravel-up: $*" >&2; exit 1; }
 
 for n in "$port" "$workers" "$backlog" "$proxy_timeout"; do
 	[[ $n =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || die "port, workers, backlog and proxy timeout must be positive integers (got '$n')"
 done
-for s in "$token" "$secret"; do
+for s in "$token" "$secret" "$previous_token" "$previous_secret"; do
 	[[ $s =~ ^[A-Za-z0-9._~+/=:-]*$ ]] || die "token and secret may only use [A-Za-z0-9._~+/=:-]"
 done
 case $dir in /|/tmp|/tmp/|"") die "refusing runtime directory '$dir'" ;; esac
@@ -73,6 +77,8 @@ DB_CONNECTION=sqlite
 DB_DATABASE="$app/database/wagate.sqlite"
 WAGATE_TOKEN="$token"
 WAGATE_SECRET="$secret"
+WAGATE_TOKEN_PREVIOUS="$previous_token"
+WAGATE_SECRET_PREVIOUS="$previous_secret"
 ENV
 umask 022
 

@@ -14,7 +14,9 @@ use Illuminate\Http\Request;
  * The timestamp must be within config('wagate.signature_skew') seconds (300) of this server's
  * clock, and the signature is compared in constant time. Failures answer 401. The signature
  * covers request bodies: GET and HEAD (the session lookup) are not checked, as in the contract's
- * conformance check. Without a secret the middleware does nothing.
+ * conformance check. During a rotation a signature made with the old secret,
+ * config('wagate.previous_secret') (env WAGATE_SECRET_PREVIOUS), is accepted too. Without a
+ * secret the middleware does nothing.
  */
 class VerifyGatewaySignature
 {
@@ -42,8 +44,14 @@ class VerifyGatewaySignature
             return $this->refuse('Request signature expired.');
         }
 
-        $expected = 'sha256='.hash_hmac('sha256', $ts.'.'.$request->getContent(), $secret);
-        if (! hash_equals($expected, $signature)) {
+        $valid = false;
+        foreach ([$secret, (string) config('wagate.previous_secret', '')] as $key) {
+            if ($key !== '') {
+                $expected = 'sha256='.hash_hmac('sha256', $ts.'.'.$request->getContent(), $key);
+                $valid = hash_equals($expected, $signature) || $valid;
+            }
+        }
+        if (! $valid) {
             return $this->refuse('Invalid request signature.');
         }
 
