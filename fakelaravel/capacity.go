@@ -20,10 +20,10 @@ import (
 // served for longer than ProxyTimeout; FPM still finishes an abandoned request (it is applied).
 //
 // CPU is simulated with timers: the model bounds concurrency with a real worker pool and delays
-// completions, it does not burn the host's CPU. A request's CPU is charged once the PHP part ran,
-// less the time fakelaravel's own work on it (SQLite, JSON) took, so a request is served in the
-// time its model says and not that plus fakelaravel's overhead; completions follow the model to
-// about a tenth of a millisecond (see cpuShare).
+// completions, it does not burn the host's CPU. A request's CPU demand is served from the moment
+// a worker takes it, while fakelaravel does its own work on it (SQLite, JSON), so a request is
+// served in the time its model says and not that plus fakelaravel's overhead; completions follow
+// the model to about a tenth of a millisecond (see cpuShare).
 type CapacityModel struct {
 	// Cores is the number of CPU cores available to FPM. Requests in service share them: with n
 	// requests in service each progresses at min(1, Cores/n), so throughput saturates near
@@ -115,8 +115,9 @@ const (
 )
 
 // jobFunc is the PHP part of a request. It runs on a worker; it must call burn with the number of
-// rows it reads or writes (burn only counts them: the pool charges the bootstrap or lookup CPU and
-// PerRowCPU per row once the job returns, and answers after that).
+// rows it reads or writes (burn only counts them: the bootstrap or lookup CPU is served while the
+// job runs, PerRowCPU per row is added when it returns, and the pool answers once both are
+// served).
 type jobFunc func(ctx context.Context, burn func(rows int)) *response
 
 // poolResult is the pool's answer to one request.
@@ -251,16 +252,17 @@ func (p *fpmPool) serve(j *fpmJob) {
 	if j.read {
 		boot = p.model.LookupCost()
 	}
-	// The job's CPU is charged in one piece after it ran: its demand (the bootstrap or lookup plus
-	// the rows it reported, each scaled by its own jitter draw, as calibrate.Simulate draws them)
-	// less the wall time the job's own work took. fakelaravel's own work (SQLite, JSON) is real
-	// time spent on this request and stands for part of the PHP CPU it simulates; charging it on
-	// top would make every request slower than its model by that much. One wait per request also
-	// pays the timer's wake-up delay once (see cpuShare).
+	// The job's demand (the bootstrap or lookup, then the rows it reports, each scaled by its own
+	// jitter draw, as calibrate.Simulate draws them) starts being served by the shared CPU when
+	// the job starts, while fakelaravel does the job's own work (SQLite, JSON): that real work
+	// stands for part of the PHP CPU it simulates, and the request is answered when both are
+	// done. Charging it on top would make every request slower than its model by fakelaravel's
+	// overhead. One wait per request also pays the timer's wake-up delay once (see cpuShare).
+	dm := p.cpu.begin(p.jitter(boot))
 	rows := 0
 	resp := j.fn(p.ctx, func(n int) { rows += n })
-	demand := p.jitter(boot) + p.jitter(time.Duration(rows)*p.model.PerRowCPU)
-	p.cpu.use(p.ctx, demand-time.Since(start))
+	p.cpu.extend(dm, p.jitter(time.Duration(rows)*p.model.PerRowCPU))
+	p.cpu.wait(p.ctx, dm)
 	p.busy.Add(-1)
 	service := time.Since(start)
 	p.busyNanos.Add(int64(service))
@@ -323,8 +325,9 @@ type cpuShare struct {
 }
 
 type cpuDemand struct {
-	finishV float64
-	done    chan struct{}
+	finishV  float64
+	finished bool // done is closed
+	done     chan struct{}
 }
 
 const (
@@ -380,6 +383,7 @@ func (c *cpuShare) settle(now time.Time, sleepWithin time.Duration) time.Duratio
 	kept := c.active[:0]
 	for _, d := range c.active {
 		if d.finishV <= c.v+eps {
+			d.finished = true
 			close(d.done)
 			continue
 		}
@@ -444,20 +448,47 @@ func (c *cpuShare) tick() {
 	}
 }
 
-// use blocks until the caller has received d of CPU, or ctx ends. It returns at once for d <= 0.
-func (c *cpuShare) use(ctx context.Context, d time.Duration) {
+// use blocks until the caller has received d of CPU, or ctx ends.
+func (c *cpuShare) use(ctx context.Context, d time.Duration) { c.wait(ctx, c.begin(d)) }
+
+// begin starts serving a demand of d and returns it (see wait and extend).
+func (c *cpuShare) begin(d time.Duration) *cpuDemand {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.advance(now)
+	dm := &cpuDemand{finishV: c.v + max(d, 0).Seconds(), done: make(chan struct{})}
+	c.active = append(c.active, dm)
+	c.settle(now, 0)
+	return dm
+}
+
+// extend adds d to demand dm: to its remaining demand while it is served, or as a new demand
+// served after it when it is complete already.
+func (c *cpuShare) extend(dm *cpuDemand, d time.Duration) {
 	if d <= 0 {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := time.Now()
 	c.advance(now)
-	dm := &cpuDemand{finishV: c.v + d.Seconds(), done: make(chan struct{})}
-	c.active = append(c.active, dm)
+	if dm.finished {
+		*dm = cpuDemand{finishV: c.v + d.Seconds(), done: make(chan struct{})}
+		c.active = append(c.active, dm)
+	} else {
+		dm.finishV += d.Seconds()
+	}
 	c.settle(now, 0)
+}
+
+// wait blocks until dm was served, or ctx ends.
+func (c *cpuShare) wait(ctx context.Context, dm *cpuDemand) {
+	c.mu.Lock()
+	done := dm.done
 	c.mu.Unlock()
 	select {
-	case <-dm.done:
+	case <-done:
 	case <-ctx.Done():
 	}
 }

@@ -133,8 +133,8 @@ var coresFactors = []float64{0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95, 0.975, 1
 // solo latencies, whose throughput best matches the closed-loop saturation throughput and, open
 // loop, the 2xx throughput under overload, and whose simulated p50 and p99 (SimulatePlan: the
 // plan's runs, each from an idle server) best match those measured at 50% and 80% load (weighted
-// squared log errors: solo 2, throughputs 2, p50 2, p99 1; latencies whose runs all had other
-// processes above BusyLimit cores are left out).
+// log errors, squared up to huberLogError and linear beyond: solo 2, throughputs 2, p50 2, p99 1;
+// latencies whose runs all had other processes above BusyLimit cores are left out).
 //
 // It searches in stages: the candidates (see candidates: cost lines that keep the closed-loop
 // throughput) with every jitter; then, around the best of them, fewer or more cores
@@ -258,7 +258,7 @@ func neighbours(cands []candidate, c candidate) []candidate {
 	if i < 0 {
 		return []candidate{c}
 	}
-	return cands[max(0, i-2):min(len(cands), i+3)]
+	return cands[max(0, i-4):min(len(cands), i+5)]
 }
 
 // candidate is one (cores, costs) the fit tries: scale is the factor of the CPU line (1 without
@@ -309,6 +309,9 @@ func candidates(m *Measurement, fixed Fixed, cpu map[Kind]float64) ([]candidate,
 	return out, nil
 }
 
+// huberLogError is where modelError's loss turns from squared to linear (about 20%).
+const huberLogError = 0.18
+
 // modelError is the RMS log error of the model's predictions against the measured figures.
 func modelError(m *Measurement, model fakelaravel.CapacityModel, opts FitOptions) float64 {
 	var sum float64
@@ -317,7 +320,13 @@ func modelError(m *Measurement, model fakelaravel.CapacityModel, opts FitOptions
 		if pred <= 0 || real <= 0 {
 			return
 		}
-		d := math.Log(pred / real)
+		// Huber loss on the log error: squared up to huberLogError, linear beyond, so that one
+		// figure far off (a p99 pooled over runs of which one caught a stall of the machine)
+		// cannot drag the whole model towards it.
+		d := math.Abs(math.Log(pred / real))
+		if d > huberLogError {
+			d = math.Sqrt(huberLogError * (2*d - huberLogError))
+		}
 		sum += weight * d * d
 		n++
 	}
