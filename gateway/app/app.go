@@ -46,6 +46,8 @@ type App struct {
 
 	// closers run last, in order, after the delivery is closed (mode-specific resources).
 	closers []func(ctx context.Context) error
+	// stoppingCleanly is set by Shutdown when the API and the session layer stopped without error.
+	stoppingCleanly bool
 }
 
 // modeParts is what a delivery mode contributes to the wiring.
@@ -95,6 +97,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	log.Info("store opened", "where", a.db.Where, "dialect", a.db.Dialect)
 	a.registry = storage.NewRegistry(a.db, log)
+	// A run that did not stop cleanly may have stored statuses whose events never reached the
+	// delivery: the session layer then sends every restored status again.
+	cleanBefore, err := a.registry.TakeCleanStop(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	a.client, err = laravel.NewClient(laravel.ClientConfig{
 		BaseURL:  cfg.LaravelURL,
@@ -133,6 +141,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		QRCodes:            cfg.QRCodes,
 		PairLoginTimeout:   cfg.PairLoginTimeout,
 		RestoreConcurrency: cfg.RestoreConcurrency,
+		ResyncRestored:     !cleanBefore,
 		Logger:             log,
 		Hooks:              a.metrics.SessionHooks(),
 	}, a.driver, a.registry, a.delivery)
@@ -224,6 +233,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.manager.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	a.stoppingCleanly = len(errs) == 0
 	errs = append(errs, a.closeResources(ctx))
 	err := errors.Join(errs...)
 	if err != nil {
@@ -256,6 +266,13 @@ func (a *App) closeResources(ctx context.Context) error {
 	if a.registry != nil {
 		if err := a.registry.Close(ctx); err != nil {
 			errs = append(errs, err)
+		}
+		// Clean: every status the registry holds went to the delivery, which closed without
+		// error. The next start then does not send them again.
+		if a.stoppingCleanly && len(errs) == 0 {
+			if err := a.registry.MarkCleanStop(ctx); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if a.db != nil {

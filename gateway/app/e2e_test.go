@@ -22,6 +22,7 @@ import (
 	"wagate/gateway/app"
 	"wagate/gateway/config"
 	"wagate/gateway/laravel"
+	"wagate/internal/proctest"
 	"wagate/simulator/fakewa"
 )
 
@@ -90,23 +91,6 @@ func (c *client) call(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last seen: %s", timeout, what, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func laravelSession(ctx context.Context, w world, id string) (fakelaravel.SessionState, bool) {
 	st, err := w.laravelState(ctx)
 	if err != nil {
@@ -122,7 +106,7 @@ func laravelSession(ctx context.Context, w world, id string) (fakelaravel.Sessio
 
 func waitLaravelStatus(t *testing.T, ctx context.Context, w world, id string, want laravel.Status) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("Laravel to show %s %s", id, want), 30*time.Second, func() (bool, string) {
+	proctest.Eventually(t, fmt.Sprintf("Laravel to show %s %s", id, want), 30*time.Second, func() (bool, string) {
 		s, ok := laravelSession(ctx, w, id)
 		return ok && s.EstadoQR == want, fmt.Sprintf("%+v", s)
 	})
@@ -148,7 +132,7 @@ func startAndPair(t *testing.T, ctx context.Context, w world, c *client, id, pho
 		QR        string    `json:"qr"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	eventually(t, "a QR code from the API", 15*time.Second, func() (bool, string) {
+	proctest.Eventually(t, "a QR code from the API", 15*time.Second, func() (bool, string) {
 		code := c.call("GET", "/sessions/"+id+"/qr", nil, &qr)
 		return code == 200 && qr.QR != "", fmt.Sprint(code)
 	})
@@ -156,7 +140,7 @@ func startAndPair(t *testing.T, ctx context.Context, w world, c *client, id, pho
 		t.Fatalf("first QR code expires at %v: want about 60 s from now", qr.ExpiresAt)
 	}
 	// Laravel got the same QR code (legacy POST /api/qr).
-	eventually(t, "Laravel to hold the QR code", 15*time.Second, func() (bool, string) {
+	proctest.Eventually(t, "Laravel to hold the QR code", 15*time.Second, func() (bool, string) {
 		s, _ := laravelSession(ctx, w, id)
 		return s.QR == qr.QR && s.EstadoQR == laravel.StatusPending, fmt.Sprintf("%+v", s)
 	})
@@ -183,7 +167,7 @@ func runFlow(t *testing.T, w world) {
 	if code := c.call("POST", "/sessions/e2e_one/messages", map[string]string{"to": "+15559990000", "text": "hola desde wagate"}, &sent); code != 200 || sent.MessageID == "" {
 		t.Fatalf("send: %d %+v", code, sent)
 	}
-	eventually(t, "fakewa to ack the message", 10*time.Second, func() (bool, string) {
+	proctest.Eventually(t, "fakewa to ack the message", 10*time.Second, func() (bool, string) {
 		evs, _ := w.waEvents(ctx)
 		return slices.ContainsFunc(evs, func(e fakewa.Event) bool {
 			return e.Kind == fakewa.EventMessageAcked && e.MessageID == sent.MessageID
@@ -219,7 +203,7 @@ func runFlow(t *testing.T, w world) {
 	connectsBefore := countConnects(evs, "15557770002")
 	w.restartGateway(ctx)
 	c.base = w.gatewayURL()
-	eventually(t, "e2e_two to reconnect after the restart", 30*time.Second, func() (bool, string) {
+	proctest.Eventually(t, "e2e_two to reconnect after the restart", 30*time.Second, func() (bool, string) {
 		var v sessionView
 		code := c.call("GET", "/sessions/e2e_two", nil, &v)
 		evs, _ := w.waEvents(ctx)

@@ -16,30 +16,24 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
+	"wagate/internal/procstat"
+	"wagate/internal/proctest"
 	"wagate/simulator/fakewa"
 )
 
-// procStat reads a process's resident memory (KiB) and CPU time (user+system, in clock ticks of
-// 10 ms) from /proc.
-func procStat(t *testing.T, pid int) (rssKiB int64, cpuTicks int64) {
+// procStat reads a process's resident memory (KiB) and CPU time (user+system).
+func procStat(t *testing.T, pid int) (rssKiB int64, cpu time.Duration) {
 	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	var fs procstat.FS
+	p, err := fs.Process(strconv.Itoa(pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			rssKiB, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-		}
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	rss, err := fs.RSS(strconv.Itoa(pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return rssKiB, utime + stime
+	return rss / 1024, p.CPU
 }
 
 // TestLoadManySessions measures the gateway binary with N connected sessions (N from
@@ -73,7 +67,7 @@ func TestLoadManySessions(t *testing.T) {
 	lsrv := httptest.NewServer(lv)
 	defer lsrv.Close()
 
-	w := &processes{t: t, dir: t.TempDir(), bin: binaries(t)}
+	w := &processes{t: t, dir: t.TempDir(), bin: proctest.Binaries(t)}
 	w.gwEnv = []string{
 		"WAGATE_API_TOKEN=" + apiToken,
 		"WAGATE_LARAVEL_URL=" + lsrv.URL,
@@ -85,7 +79,7 @@ func TestLoadManySessions(t *testing.T) {
 		"WAGATE_WA_INSECURE_TEST=1",
 	}
 	w.startGateway()
-	pid := w.gateway.cmd.Process.Pid
+	pid := w.gateway.Pid()
 	time.Sleep(time.Second)
 	baseRSS, _ := procStat(t, pid)
 
@@ -135,7 +129,7 @@ func TestLoadManySessions(t *testing.T) {
 		}
 		return k
 	}
-	eventually(t, "every session connected in Laravel", 5*time.Minute, func() (bool, string) {
+	proctest.Eventually(t, "every session connected in Laravel", 5*time.Minute, func() (bool, string) {
 		k := connected()
 		return k == n, strconv.Itoa(k)
 	})
@@ -145,11 +139,11 @@ func TestLoadManySessions(t *testing.T) {
 	rss1, cpu1 := procStat(t, pid)
 	time.Sleep(10 * time.Second)
 	rss2, cpu2 := procStat(t, pid)
-	idleCPU := float64(cpu2-cpu1) * 10 / 10_000 // ticks of 10 ms over 10 s, as a fraction of a core
+	idleCPU := (cpu2 - cpu1).Seconds() / 10 // over 10 s, as a fraction of a core
 
 	restartStart := time.Now()
 	w.restartGateway(ctx)
-	eventually(t, "every session live again after a restart", 5*time.Minute, func() (bool, string) {
+	proctest.Eventually(t, "every session live again after a restart", 5*time.Minute, func() (bool, string) {
 		resp, err := http.Get(w.gatewayURL() + "/metrics")
 		if err != nil {
 			return false, err.Error()
@@ -165,7 +159,7 @@ func TestLoadManySessions(t *testing.T) {
 		return false, "no wagate_sessions_live"
 	})
 	reconnect := time.Since(restartStart)
-	rss3, _ := procStat(t, w.gateway.cmd.Process.Pid)
+	rss3, _ := procStat(t, w.gateway.Pid())
 
 	perSession := float64(rss2-baseRSS) / float64(n)
 	t.Logf("sessions=%d pair_all=%v rss_base=%d KiB rss_connected=%d KiB (%d after 10 s idle) per_session=%.0f KiB idle_cpu=%.3f core reconnect_all_after_restart=%v rss_after_restart=%d KiB",
@@ -173,7 +167,7 @@ func TestLoadManySessions(t *testing.T) {
 	if n >= 500 && perSession > 300 { // below that, fixed costs dominate the ratio
 		t.Errorf("%.0f KiB per connected session, target <= 300 KiB", perSession)
 	}
-	w.gateway.stop(t, 60*time.Second)
+	w.gateway.Stop(t, 60*time.Second)
 }
 
 func envOr(k, def string) string {

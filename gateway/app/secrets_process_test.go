@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"wagate/gateway/laravel"
+	"wagate/internal/proctest"
 )
 
 // The three secrets of a run, each distinctive enough to grep for.
@@ -64,7 +65,7 @@ func TestSecretsNeverLeaveTheGatewayProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the gateway binary")
 	}
-	bin := binaries(t)["gateway"]
+	bin := proctest.Binaries(t)["gateway"]
 	for _, mode := range []string{"legacy", "batch"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
@@ -82,7 +83,7 @@ func TestSecretsNeverLeaveTheGatewayProcess(t *testing.T) {
 				}
 				return p
 			}
-			addr := freeAddr(t)
+			addr := proctest.FreeAddr(t)
 			env := []string{
 				"WAGATE_ADDR=" + addr,
 				"WAGATE_API_TOKEN_FILE=" + writeSecret("api-token", secretAPIToken),
@@ -98,13 +99,13 @@ func TestSecretsNeverLeaveTheGatewayProcess(t *testing.T) {
 				"WAGATE_LOG_LEVEL=debug",
 				// WhatsApp: a closed port under the test-only settings, so sessions fail to connect
 				// and take their error paths too.
-				"WAGATE_WA_DIAL=" + freeAddr(t),
+				"WAGATE_WA_DIAL=" + proctest.FreeAddr(t),
 				"WAGATE_WA_ROOT_PUBKEY=" + strings.Repeat("5a", 32),
 				"WAGATE_WA_INSECURE_TEST=1",
 			}
-			gw := startProc(t, dir, "gateway", bin, nil, env)
+			gw := proctest.Start(t, dir, "gateway", bin, nil, env)
 			base := "http://" + addr
-			waitHTTP(t, gw, base+"/healthz")
+			gw.WaitHTTP(t, base+"/healthz")
 
 			hc := &http.Client{Timeout: 10 * time.Second}
 			call := func(method, path, auth, body string) {
@@ -149,8 +150,8 @@ func TestSecretsNeverLeaveTheGatewayProcess(t *testing.T) {
 			} {
 				call(rq[0], rq[1], rq[2], rq[3])
 			}
-			gw.stop(t, 20*time.Second)
-			logData, _ := os.ReadFile(gw.log)
+			gw.Stop(t, 20*time.Second)
+			logData, _ := os.ReadFile(gw.Log)
 			note("gateway log", logData)
 
 			// -help and a refused start (bad mode) with the secrets in the environment.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,17 +12,8 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
+	"wagate/internal/proctest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // The binary serves, passes its own conformance check, and stops cleanly on SIGTERM.
 func TestBinaryServesConformsAndStopsOnSIGTERM(t *testing.T) {
@@ -34,7 +24,7 @@ func TestBinaryServesConformsAndStopsOnSIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secretFile, []byte("file-secret\n"), 0o600)
 	var logs bytes.Buffer

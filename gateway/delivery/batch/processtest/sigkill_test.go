@@ -1,21 +1,15 @@
 package processtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +17,7 @@ import (
 
 	"wagate/fakelaravel"
 	"wagate/gateway/laravel"
+	"wagate/internal/proctest"
 	"wagate/internal/redistest"
 	"wagate/simulator/fakewa"
 )
@@ -31,120 +26,6 @@ const (
 	apiToken     = "process-test-api-token-0123456789"
 	laravelToken = "process-test-laravel-token"
 )
-
-// binaries builds gateway, fakelaravel and simulator into a temporary directory (or uses
-// $WAGATE_E2E_BIN), so the test never runs stale binaries.
-func binaries(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("WAGATE_E2E_BIN"); dir != "" {
-		return dir
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
-	dir := t.TempDir()
-	for name, pkg := range map[string]string{"gateway": "./gateway/cmd/gateway", "fakelaravel": "./fakelaravel/cmd/fakelaravel", "simulator": "./simulator/cmd/simulator"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return dir
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// proc is a child process (in its own process group) logging to a file.
-type proc struct {
-	name     string
-	cmd      *exec.Cmd
-	log      string
-	exited   chan struct{} // closed once Wait returned; err is its error
-	err      error
-	killOnce sync.Once
-}
-
-func startProc(t *testing.T, dir, name, bin string, args, env []string) *proc {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); f.Close(); close(p.exited) }()
-	t.Cleanup(p.kill)
-	return p
-}
-
-// kill sends SIGKILL to the process group and waits for the exit.
-func (p *proc) kill() {
-	p.killOnce.Do(func() {
-		select {
-		case <-p.exited:
-			return
-		default:
-		}
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-	})
-}
-
-func tail(path string) string {
-	data, _ := os.ReadFile(path)
-	if len(data) > 4000 {
-		data = data[len(data)-4000:]
-	}
-	return string(data)
-}
-
-func waitHTTP(t *testing.T, p *proc, url string) {
-	t.Helper()
-	eventually(t, p.name+" serving "+url, 30*time.Second, func() (bool, string) {
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited (%v); log:\n%s", p.name, p.err, tail(p.log))
-		default:
-		}
-		resp, err := http.Get(url)
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
-	})
-}
-
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last seen: %s", timeout, what, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 type gatewayClient struct {
 	t    *testing.T
@@ -223,47 +104,25 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	bin := binaries(t)
+	bin := proctest.Binaries(t)
 	rs := redistest.StartServer(t, redistest.Options{AppendOnly: true})
 
-	// fakewa prints one JSON line with its addresses and root key once it serves.
-	wa := exec.Command(filepath.Join(bin, "simulator"), "fakewa", "-listen", "127.0.0.1:0", "-control", "127.0.0.1:0",
-		"-stream-error-close-delay", "1s", "-receipts", "none")
-	wa.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	waLog, err := os.Create(filepath.Join(dir, "fakewa.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wa.Stderr = waLog
-	stdout, _ := wa.StdoutPipe()
-	if err := wa.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(-wa.Process.Pid, syscall.SIGKILL); _ = wa.Wait(); waLog.Close() })
-	var ready struct {
-		Addr          string `json:"addr"`
-		Control       string `json:"control"`
-		RootPublicKey string `json:"root_public_key"`
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || json.Unmarshal([]byte(line), &ready) != nil || ready.Addr == "" {
-		t.Fatalf("fakewa ready line %q: %v; log:\n%s", line, err, tail(waLog.Name()))
-	}
+	ready := proctest.StartFakewa(t, dir, bin["simulator"], "-stream-error-close-delay", "1s", "-receipts", "none")
 	phones := fakewa.NewControlClient(ready.Control)
 
-	lAddr := freeAddr(t)
+	lAddr := proctest.FreeAddr(t)
 	starts := 0
-	startLaravel := func() *proc {
+	startLaravel := func() *proctest.Proc {
 		starts++
-		p := startProc(t, dir, fmt.Sprintf("fakelaravel-%d", starts), filepath.Join(bin, "fakelaravel"),
+		p := proctest.Start(t, dir, fmt.Sprintf("fakelaravel-%d", starts), bin["fakelaravel"],
 			[]string{"-addr", lAddr, "-db", filepath.Join(dir, "laravel.db")}, []string{"FAKELARAVEL_TOKEN=" + laravelToken})
-		waitHTTP(t, p, "http://"+lAddr+"/_fake/healthz")
+		p.WaitHTTP(t, "http://"+lAddr+"/_fake/healthz")
 		return p
 	}
 	lproc := startLaravel()
 	admin := fakelaravel.NewAdminClient("http://"+lAddr, laravelToken, nil)
 
-	gwAddr := freeAddr(t)
+	gwAddr := proctest.FreeAddr(t)
 	gwEnv := []string{
 		"WAGATE_ADDR=" + gwAddr,
 		"WAGATE_API_TOKEN=" + apiToken,
@@ -285,8 +144,8 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 		"WAGATE_WA_ROOT_PUBKEY=" + ready.RootPublicKey,
 		"WAGATE_WA_INSECURE_TEST=1",
 	}
-	gw := startProc(t, dir, "gateway-1", filepath.Join(bin, "gateway"), nil, gwEnv)
-	waitHTTP(t, gw, "http://"+gwAddr+"/healthz")
+	gw := proctest.Start(t, dir, "gateway-1", bin["gateway"], nil, gwEnv)
+	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
 	c := gatewayClient{t: t, base: "http://" + gwAddr}
 
 	laravelSessions := func() map[string]fakelaravel.SessionState {
@@ -310,7 +169,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 		var qr struct {
 			QR string `json:"qr"`
 		}
-		eventually(t, id+" QR from the API", 15*time.Second, func() (bool, string) {
+		proctest.Eventually(t, id+" QR from the API", 15*time.Second, func() (bool, string) {
 			code := c.call("GET", "/sessions/"+id+"/qr", nil, &qr)
 			return code == 200 && qr.QR != "", fmt.Sprint(code)
 		})
@@ -319,7 +178,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 			t.Fatalf("pair %s: %v", id, err)
 		}
 		jids = append(jids, jid)
-		eventually(t, id+" connected in Laravel", 30*time.Second, func() (bool, string) {
+		proctest.Eventually(t, id+" connected in Laravel", 30*time.Second, func() (bool, string) {
 			s := laravelSessions()[id]
 			return s.EstadoQR == laravel.StatusConnected, fmt.Sprintf("%+v", s)
 		})
@@ -327,7 +186,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 
 	// Laravel goes down. The gateway keeps accepting events: new sessions rotate QR codes and
 	// expire, a paired device drops and reconnects.
-	lproc.kill() // its SQLite file stays; it comes back on the same address
+	lproc.Kill() // its SQLite file stays; it comes back on the same address
 	for _, id := range []string{"kill_c", "kill_d", "kill_e"} {
 		if code := c.call("POST", "/sessions", map[string]string{"session_id": id}, nil); code != 200 {
 			t.Fatalf("start %s: %d", id, code)
@@ -336,7 +195,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 	if err := phones.Drop(ctx, jids[0]); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the new sessions to expire and the outbox to hold their events", 60*time.Second, func() (bool, string) {
+	proctest.Eventually(t, "the new sessions to expire and the outbox to hold their events", 60*time.Second, func() (bool, string) {
 		ss := c.sessions()
 		m := c.batchMetrics()
 		done := m.Pending > 0
@@ -348,13 +207,16 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 	before := c.sessions()
 
 	// SIGKILL: no shutdown, no final flush.
-	gw.kill()
-	gw = startProc(t, dir, "gateway-2", filepath.Join(bin, "gateway"), nil, gwEnv)
-	waitHTTP(t, gw, "http://"+gwAddr+"/healthz")
+	gw.Kill()
+	gw = proctest.Start(t, dir, "gateway-2", bin["gateway"], nil, gwEnv)
+	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
+	proctest.Eventually(t, "the restarted gateway to resync its restored sessions", 30*time.Second, func() (bool, string) {
+		return strings.Contains(gw.Tail(), "resync=true"), gw.Tail()
+	})
 	lproc = startLaravel()
 
 	// Laravel ends with the gateway's last version of every session.
-	eventually(t, "Laravel to hold the gateway's last version of every session", 60*time.Second, func() (bool, string) {
+	proctest.Eventually(t, "Laravel to hold the gateway's last version of every session", 60*time.Second, func() (bool, string) {
 		ss := c.sessions()
 		ls := laravelSessions()
 		m := c.batchMetrics()
@@ -366,8 +228,9 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 			if !ok {
 				return false, id + " missing in Laravel"
 			}
-			// The restarted gateway reports a version only for sessions with new events; the
-			// ones accepted before the SIGKILL must all have arrived (versions at least as new).
+			// After the SIGKILL the restarted gateway sends every restored status again (a
+			// status stored just before the kill may never have reached the outbox), so Laravel
+			// holds its version; and everything accepted before the kill arrived too.
 			lv := max(l.StatusVersion, l.QRVersion)
 			if l.EstadoQR != s.Status || (s.Version > 0 && lv != s.Version) || lv < before[id].Version {
 				return false, fmt.Sprintf("%s: gateway %s v%d (v%d before the kill), Laravel %s status v%d qr v%d",
@@ -400,12 +263,12 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 		t.Errorf("/metrics/cache: %d %v", code, cm)
 	}
 	if t.Failed() || os.Getenv("WAGATE_TEST_LOG") != "" {
-		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", tail(filepath.Join(dir, "gateway-1.log")), tail(gw.log))
+		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", proctest.Tail(filepath.Join(dir, "gateway-1.log")), gw.Tail())
 	}
-	if !strings.Contains(tail(gw.log), "recovered own pending outbox entries") {
+	if !strings.Contains(gw.Tail(), "recovered own pending outbox entries") {
 		t.Error("the restarted gateway did not recover the entries the killed one had read")
 	}
-	if log := tail(gw.log); strings.Contains(log, apiToken) || strings.Contains(log, laravelToken) {
+	if log := gw.Tail(); strings.Contains(log, apiToken) || strings.Contains(log, laravelToken) {
 		t.Error("a secret appears in the gateway log")
 	}
 }
