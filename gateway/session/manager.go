@@ -74,6 +74,12 @@ type Config struct {
 	// MaxQueuedEvents bounds one session's undelivered events; beyond it the oldest QR code is
 	// dropped (status changes never are) [64].
 	MaxQueuedEvents int
+	// ResyncRestored makes Restore send every restored session's status again, with this run's
+	// version: set it when the previous run did not stop cleanly, since it may have stored a
+	// status whose event never reached the delivery (a SIGKILL between the two). Unpaired
+	// sessions send theirs at once, paired ones when their reconnect settles (connected again is
+	// then sent, not skipped). After a clean stop leave it off: nothing changed, nothing is sent.
+	ResyncRestored bool
 	// Logger receives the manager's logs [slog.Default()].
 	Logger *slog.Logger
 	// Hooks receive metric callbacks.
@@ -167,6 +173,7 @@ type session struct {
 	epoch   int64
 	seq     int64
 	version int64
+	resync  bool // the next setStatus emits even when the status does not change (ResyncRestored)
 
 	outq     []event.Event
 	draining bool
@@ -222,12 +229,18 @@ func (m *Manager) Restore(ctx context.Context) error {
 
 	for _, s := range restored {
 		s.mu.Lock()
-		if s.status == laravel.StatusPending && s.deviceID == "" && s.conn == nil && !s.starting {
+		idle := s.deviceID == "" && s.conn == nil && !s.starting
+		switch {
+		case idle && s.status == laravel.StatusPending:
 			m.setStatus(s, laravel.StatusExpired)
+		case idle && m.cfg.ResyncRestored:
+			m.emit(s, event.KindStatus, string(s.status))
+		case s.deviceID != "" && m.cfg.ResyncRestored:
+			s.resync = true
 		}
 		s.mu.Unlock()
 	}
-	m.log.Info("sessions restored", "total", len(recs), "paired", len(paired))
+	m.log.Info("sessions restored", "total", len(recs), "paired", len(paired), "resync", m.cfg.ResyncRestored)
 	if len(paired) == 0 {
 		return nil
 	}
@@ -805,9 +818,10 @@ func (m *Manager) stopQR(s *session) {
 // setStatus moves s to st, persists it and emits a status event; no-op when unchanged. Callers
 // hold s.mu.
 func (m *Manager) setStatus(s *session, st laravel.Status) {
-	if s.status == st {
+	if s.status == st && !s.resync {
 		return
 	}
+	s.resync = false
 	s.status = st
 	m.persist(s)
 	m.emit(s, event.KindStatus, string(st))

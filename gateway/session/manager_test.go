@@ -611,6 +611,45 @@ func TestRestartReconnectsPairedSessionsExpiresPendingAndKeepsVersionsMonotonic(
 	})
 }
 
+// After a crash the registry may hold a status whose event never reached the delivery; a restore
+// told so sends every status again, with versions above the previous run's.
+func TestRestoreAfterACrashSendsEveryStatusAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := pairedRig(t)
+		r.start("idle")
+		if _, err := r.m.Stop(context.Background(), "idle"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		maxBefore := map[string]int64{}
+		for _, ev := range r.sink.Events() {
+			maxBefore[ev.SessionID] = max(maxBefore[ev.SessionID], ev.Version)
+		}
+		r.close()
+		r.sink = &sessiontest.Sink{} // this run's events only
+
+		time.Sleep(time.Second)
+		r.m = r.manager(session.Config{ResyncRestored: true})
+		defer r.close()
+		if err := r.m.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		// The unpaired session at once; the paired one once its reconnect settled.
+		r.wantEvents("idle", "status:expired")
+		r.wantEvents("s1", "status:connected")
+		for _, ev := range r.sink.Events() {
+			if ev.Version <= maxBefore[ev.SessionID] {
+				t.Fatalf("resent %s at version %d, not above the previous run's %d", ev.ID, ev.Version, maxBefore[ev.SessionID])
+			}
+		}
+		// Only once: a later reconnect to the same status is no change again.
+		r.driver.Conn("s1").Drop()
+		synctest.Wait()
+		r.wantEvents("s1", "status:connected", "status:disconnected", "status:connected")
+	})
+}
+
 func TestRestoreLeavesSessionsStartedMeanwhileAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, session.Config{})

@@ -34,6 +34,15 @@ func TestRegistryOnPostgres(t *testing.T) {
 	if e2, _ := r.NextEpoch(ctx, 50); e1 != 100 || e2 != 101 {
 		t.Fatalf("epochs %d %d", e1, e2)
 	}
+	if err := r.MarkCleanStop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := r.TakeCleanStop(ctx); !a {
+		t.Fatal("clean stop mark not read")
+	}
+	if b, _ := r.TakeCleanStop(ctx); b {
+		t.Fatal("clean stop mark read twice")
+	}
 	now := time.UnixMilli(1_700_000_000_000)
 	r.Put(Record{SessionID: "a", Status: laravel.StatusPending, CreatedAt: now, UpdatedAt: now})
 	r.Put(Record{SessionID: "a", DeviceJID: "1555.0:1@s.whatsapp.net", Status: laravel.StatusConnected, CreatedAt: now, UpdatedAt: now.Add(time.Second)})

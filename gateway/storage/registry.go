@@ -222,3 +222,30 @@ func (r *Registry) NextEpoch(ctx context.Context, floor int64) (int64, error) {
 	}
 	return next, nil
 }
+
+// MarkCleanStop records that this run stopped cleanly: every status the registry holds was handed
+// to delivery before the stop. Call it last, after the session layer and the delivery closed
+// without error.
+func (r *Registry) MarkCleanStop(ctx context.Context) error {
+	_, err := r.db.SQL.ExecContext(ctx, `INSERT INTO wagate_meta (name, value) VALUES ('clean_stop', 1)
+		ON CONFLICT (name) DO UPDATE SET value = 1`)
+	if err != nil {
+		return fmt.Errorf("storage: mark clean stop: %w", err)
+	}
+	return nil
+}
+
+// TakeCleanStop reports whether the previous run stopped cleanly (MarkCleanStop) and clears the
+// mark, so that a crash of this run is seen by the next one. False for a fresh store: with no
+// previous run there is nothing to doubt either.
+func (r *Registry) TakeCleanStop(ctx context.Context) (bool, error) {
+	res, err := r.db.SQL.ExecContext(ctx, `DELETE FROM wagate_meta WHERE name = 'clean_stop'`)
+	if err != nil {
+		return false, fmt.Errorf("storage: read clean stop: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("storage: read clean stop: %w", err)
+	}
+	return n > 0, nil
+}

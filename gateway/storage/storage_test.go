@@ -95,6 +95,27 @@ func TestNextEpochIsStrictlyIncreasingAndHonoursFloor(t *testing.T) {
 	}
 }
 
+func TestCleanStopMarkIsReadOnce(t *testing.T) {
+	db := openTemp(t)
+	r := NewRegistry(db, nil)
+	defer r.Close(context.Background())
+	ctx := context.Background()
+	if clean, err := r.TakeCleanStop(ctx); err != nil || clean {
+		t.Fatalf("a fresh store: clean %v, %v; want false", clean, err)
+	}
+	for range 2 { // marking twice is one mark
+		if err := r.MarkCleanStop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if clean, err := r.TakeCleanStop(ctx); err != nil || !clean {
+		t.Fatalf("after a clean stop: clean %v, %v; want true", clean, err)
+	}
+	if clean, _ := r.TakeCleanStop(ctx); clean {
+		t.Fatal("the mark must be taken once: a crash of the run that read it would look clean")
+	}
+}
+
 func TestRegistryPutFlushLoadAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
