@@ -554,21 +554,29 @@ func TestCloseDisconnectsWithoutEventsAndKeepsDevicesPaired(t *testing.T) {
 	})
 }
 
+// stopIdleAndClose starts and stops a session "idle" (it ends expired, unpaired), closes the
+// manager as a stop would, and returns the highest event version of each session so far.
+func (r *rig) stopIdleAndClose() map[string]int64 {
+	r.t.Helper()
+	r.start("idle")
+	if _, err := r.m.Stop(context.Background(), "idle"); err != nil {
+		r.t.Fatal(err)
+	}
+	synctest.Wait()
+	maxBefore := map[string]int64{}
+	for _, ev := range r.sink.Events() {
+		maxBefore[ev.SessionID] = max(maxBefore[ev.SessionID], ev.Version)
+	}
+	r.close()
+	return maxBefore
+}
+
 func TestRestartReconnectsPairedSessionsExpiresPendingAndKeepsVersionsMonotonic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)
 		dev := c.DeviceID()
 		r.start("pending1")
-		r.start("idle")
-		if _, err := r.m.Stop(context.Background(), "idle"); err != nil {
-			t.Fatal(err)
-		}
-		synctest.Wait()
-		maxBefore := map[string]int64{}
-		for _, ev := range r.sink.Events() {
-			maxBefore[ev.SessionID] = max(maxBefore[ev.SessionID], ev.Version)
-		}
-		r.close()
+		maxBefore := r.stopIdleAndClose()
 		opensBefore := r.driver.Opens()
 
 		time.Sleep(time.Second)
@@ -616,16 +624,7 @@ func TestRestartReconnectsPairedSessionsExpiresPendingAndKeepsVersionsMonotonic(
 func TestRestoreAfterACrashSendsEveryStatusAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := pairedRig(t)
-		r.start("idle")
-		if _, err := r.m.Stop(context.Background(), "idle"); err != nil {
-			t.Fatal(err)
-		}
-		synctest.Wait()
-		maxBefore := map[string]int64{}
-		for _, ev := range r.sink.Events() {
-			maxBefore[ev.SessionID] = max(maxBefore[ev.SessionID], ev.Version)
-		}
-		r.close()
+		maxBefore := r.stopIdleAndClose()
 		r.sink = &sessiontest.Sink{} // this run's events only
 
 		time.Sleep(time.Second)
