@@ -43,6 +43,10 @@ type CalibratedModel struct {
 	ProxyTimeoutMS float64 `json:"proxy_timeout_ms"`
 	// LookupCPUMS is CapacityModel.LookupCPU; absent or zero means the same as BootstrapCPUMS.
 	LookupCPUMS float64 `json:"lookup_cpu_ms,omitempty"`
+	// LockWaitShare and LockWaitMS are CapacityModel.LockWaitShare and LockWait; absent means
+	// none.
+	LockWaitShare float64 `json:"lock_wait_share,omitempty"`
+	LockWaitMS    float64 `json:"lock_wait_ms,omitempty"`
 }
 
 func msToDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
@@ -60,6 +64,9 @@ func (c CalibratedModel) CapacityModel() CapacityModel {
 		Backlog:      c.Backlog,
 		ProxyTimeout: msToDuration(c.ProxyTimeoutMS),
 		LookupCPU:    msToDuration(c.LookupCPUMS),
+		// A lookup model (ForLookups) has none; writes draw it.
+		LockWaitShare: c.LockWaitShare,
+		LockWait:      msToDuration(c.LockWaitMS),
 	}
 }
 
@@ -74,6 +81,8 @@ func (m CapacityModel) Calibrated() CalibratedModel {
 		Backlog:        m.Backlog,
 		ProxyTimeoutMS: durationToMS(m.ProxyTimeout),
 		LookupCPUMS:    durationToMS(m.LookupCPU),
+		LockWaitShare:  m.LockWaitShare,
+		LockWaitMS:     durationToMS(m.LockWait),
 	}
 }
 

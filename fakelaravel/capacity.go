@@ -47,6 +47,11 @@ type CapacityModel struct {
 	// ProxyTimeout is nginx's fastcgi_read_timeout: a request not answered within it (queue wait
 	// plus service) gets a 504. Zero means no timeout.
 	ProxyTimeout time.Duration
+	// LockWaitShare is the share of writes (not lookups) that find the database's write lock
+	// taken and wait LockWait for it on their worker without using CPU, as SQLite's busy handler
+	// sleeps: a tail of slow writes that processor sharing alone does not have. Zero means none.
+	LockWaitShare float64
+	LockWait      time.Duration
 }
 
 // Validate reports the first parameter that is out of range.
@@ -64,6 +69,8 @@ func (m CapacityModel) Validate() error {
 		return fmt.Errorf("capacity: backlog %d < 0", m.Backlog)
 	case m.ProxyTimeout < 0:
 		return fmt.Errorf("capacity: proxy timeout %v < 0", m.ProxyTimeout)
+	case m.LockWaitShare < 0 || m.LockWaitShare > 1 || m.LockWait < 0:
+		return fmt.Errorf("capacity: lock wait share %v outside [0, 1] or lock wait %v < 0", m.LockWaitShare, m.LockWait)
 	}
 	return nil
 }
@@ -83,11 +90,12 @@ func (m CapacityModel) LookupCost() time.Duration {
 }
 
 // ForLookups returns the model in which every request costs what a read costs: BootstrapCPU set
-// to LookupCost. ServiceCPU(1) and SaturationThroughput(1) of the result describe a workload of
+// to LookupCost, and no lock wait. ServiceCPU(1) and SaturationThroughput(1) of the result describe a workload of
 // session lookups (each reads one row).
 func (m CapacityModel) ForLookups() CapacityModel {
 	m.BootstrapCPU = m.LookupCost()
 	m.LookupCPU = 0
+	m.LockWaitShare, m.LockWait = 0, 0 // a lookup takes no write lock
 	return m
 }
 
@@ -263,6 +271,9 @@ func (p *fpmPool) serve(j *fpmJob) {
 	resp := j.fn(p.ctx, func(n int) { rows += n })
 	p.cpu.extend(dm, p.jitter(time.Duration(rows)*p.model.PerRowCPU))
 	p.cpu.wait(p.ctx, dm)
+	if !j.read && p.lockWait() {
+		sleepCtx(p.ctx, p.model.LockWait)
+	}
 	p.busy.Add(-1)
 	service := time.Since(start)
 	p.busyNanos.Add(int64(service))
@@ -273,6 +284,16 @@ func (p *fpmPool) serve(j *fpmJob) {
 	if p.model.ProxyTimeout > 0 && time.Since(j.enqueued) > p.model.ProxyTimeout {
 		p.abandoned.Add(1)
 	}
+}
+
+// lockWait draws whether a write waits for the write lock (LockWaitShare).
+func (p *fpmPool) lockWait() bool {
+	if p.model.LockWaitShare <= 0 || p.model.LockWait <= 0 {
+		return false
+	}
+	p.rngMu.Lock()
+	defer p.rngMu.Unlock()
+	return p.rng.Float64() < p.model.LockWaitShare
 }
 
 // jitter scales d by a uniform factor in [1-Jitter, 1+Jitter].

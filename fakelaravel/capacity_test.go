@@ -504,3 +504,45 @@ func TestPoolFollowsTheModelOnTheRealClock(t *testing.T) {
 	}
 	t.Fatalf("median latency %v off the model's %v", excess, want)
 }
+
+// A share of writes waits for the database's write lock on its worker, without CPU: the write is
+// answered LockWait later, a lookup never waits, and the waiting worker is busy meanwhile.
+func TestLockWaitDelaysWritesNotLookups(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Cores: 1, Workers: 2, BootstrapCPU: 2 * time.Millisecond, LookupCPU: time.Millisecond,
+			Backlog: 10, LockWaitShare: 1, LockWait: 8 * time.Millisecond}
+		p, err := newPool(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		if got := serveOne(p, false, 0).service; got != 10*time.Millisecond {
+			t.Fatalf("write served in %v, want 2 ms of CPU + 8 ms of lock wait", got)
+		}
+		if got := serveOne(p, true, 0).service; got != time.Millisecond {
+			t.Fatalf("lookup served in %v, want its 1 ms of CPU", got)
+		}
+		// The wait uses no CPU: a lookup beside a waiting write runs at full speed.
+		var write, read poolResult
+		var wg sync.WaitGroup
+		wg.Go(func() { write = serveOne(p, false, 0) })
+		wg.Go(func() { time.Sleep(3 * time.Millisecond); read = serveOne(p, true, 0) })
+		wg.Wait()
+		if write.service != 10*time.Millisecond || read.service != time.Millisecond {
+			t.Fatalf("write %v, lookup %v beside it; want 10 ms and 1 ms", write.service, read.service)
+		}
+	})
+	if (CapacityModel{Workers: 1, LockWaitShare: 1.5}).Validate() == nil || (CapacityModel{Workers: 1, LockWait: -time.Second}).Validate() == nil {
+		t.Fatal("invalid lock wait accepted")
+	}
+	m := CapacityModel{Workers: 1, BootstrapCPU: time.Millisecond, LockWaitShare: 0.03, LockWait: 18 * time.Millisecond}
+	if l := m.ForLookups(); l.LockWaitShare != 0 || l.LockWait != 0 {
+		t.Fatalf("ForLookups keeps the lock wait: %+v", l)
+	}
+	if back := m.Calibrated().CapacityModel(); back != m {
+		t.Fatalf("round trip %+v != %+v", back, m)
+	}
+	if out, _ := json.Marshal(CapacityModel{Workers: 1}.Calibrated()); strings.Contains(string(out), "lock_wait") {
+		t.Fatalf("a model without lock wait writes %s", out)
+	}
+}

@@ -280,14 +280,22 @@ func (rp Report) Markdown() string {
 		rp.Machine.CPUs, rp.Machine.LoadAverageBefore[0], rp.Machine.LoadAverageBefore[1], rp.Machine.LoadAverageBefore[2],
 		rp.Machine.LoadAverageAfter[0], rp.Machine.LoadAverageAfter[1], rp.Machine.LoadAverageAfter[2], rp.Machine.OthersCores, rp.Real.Plan.LoadRepeats, QuietMargin, rp.Real.Plan.QuietWaitBudget, rp.Real.Plan.QuietCores)
 	b.WriteString("## Fitted model (fakelaravel/calibration.json, fakelaravel's defaults)\n\n")
-	b.WriteString("| cores | bootstrap (writes) | lookup (GET) | per row | jitter | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.2f ms | %.3f ms | %.2f | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS,
-		msOf(m.CapacityModel().LookupCost()), m.PerRowCPUMS, m.Jitter, m.Workers, m.Backlog, m.ProxyTimeoutMS)
+	lock := "none"
+	if m.LockWaitShare > 0 && m.LockWaitMS > 0 {
+		lock = fmt.Sprintf("%.0f%% wait %.0f ms", 100*m.LockWaitShare, m.LockWaitMS)
+	}
+	b.WriteString("| cores | bootstrap (writes) | lookup (GET) | per row | jitter | write lock wait | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.2f ms | %.3f ms | %.2f | %s | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS,
+		msOf(m.CapacityModel().LookupCost()), m.PerRowCPUMS, m.Jitter, lock, m.Workers, m.Backlog, m.ProxyTimeoutMS)
 	open := ""
+	if m.LockWaitShare > 0 {
+		open = fmt.Sprintf(" A share of the writes (%.0f%%) waits %.0f ms for the database's write lock without CPU, as SQLite's busy handler "+
+			"sleeps: the tail the POSTs show at moderate load beyond processor sharing's.", 100*m.LockWaitShare, m.LockWaitMS)
+	}
 	if rp.Fit.CoresFactor > 0 && (rp.Fit.CoresFactor != 1 || rp.Fit.OverheadMS != 0) {
 		open = fmt.Sprintf(" Then the cores were scaled by %.3f and %.2f ms added to every request's cost, the pair whose open-loop figures "+
 			"(overload throughput, latencies at 80%% load) best match: a real server serves Poisson arrivals less efficiently than a closed loop "+
-			"that always has its next request queued, and short requests suffer most.", rp.Fit.CoresFactor, rp.Fit.OverheadMS)
+			"that always has its next request queued, and short requests suffer most.", rp.Fit.CoresFactor, rp.Fit.OverheadMS) + open
 	}
 	if rp.Fit.CPUAnchored && rp.Fit.CPUBootstrapMS > 0 {
 		scale := rp.Fit.CostScale

@@ -34,7 +34,8 @@ func (r SimResult) Percentile(p float64) float64 {
 // Simulate runs fakelaravel's capacity model in virtual time (no sleeping, no real CPU beyond
 // the event loop): n Poisson arrivals at rate per second, each needing BootstrapCPU + rows x
 // PerRowCPU (each part scaled by a uniform jitter factor) from a processor-sharing CPU of Cores
-// cores, at most Workers in service, at most Backlog waiting. It mirrors fakelaravel's pool so
+// cores, then, for a share LockWaitShare of them, LockWait on the worker without CPU; at most
+// Workers in service, at most Backlog waiting. It mirrors fakelaravel's pool so
 // that the fit can search parameters in milliseconds instead of minutes of real load. For the GET
 // lookup pass ModelFor(m, KindGet), whose BootstrapCPU is the lookup cost.
 func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed uint64) SimResult {
@@ -51,19 +52,41 @@ func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed u
 	if cores <= 0 || cores >= float64(m.Workers) {
 		cores = float64(m.Workers)
 	}
-	type job struct{ arrival, remaining float64 }
+	lockWait := m.LockWait.Seconds()
+	type job struct{ arrival, remaining, wait float64 }
 	var (
 		res      SimResult
 		t        float64
-		active   []job
-		queue    []float64
+		active   []job     // on the CPU
+		queue    []float64 // arrivals in the backlog
 		arrivals = 0
 		next     = rng.ExpFloat64() / rate
 	)
 	start := func(arrival float64) {
-		active = append(active, job{arrival: arrival, remaining: jit(boot) + jit(perRow)})
+		j := job{arrival: arrival, remaining: jit(boot) + jit(perRow)}
+		if m.LockWaitShare > 0 && lockWait > 0 && rng.Float64() < m.LockWaitShare {
+			j.wait = lockWait
+		}
+		active = append(active, j)
 	}
-	for arrivals < n || len(active) > 0 || len(queue) > 0 {
+	finish := func(j job) {
+		if lat := t - j.arrival; timeout > 0 && lat > timeout {
+			res.TimedOut++
+		} else {
+			res.Served++
+			res.Latencies = append(res.Latencies, lat)
+		}
+		if len(queue) > 0 {
+			start(queue[0])
+			queue = queue[1:]
+		}
+	}
+	type wake struct {
+		j  job
+		at float64
+	}
+	var sleepers []wake // CPU done, waiting for the write lock on their worker
+	for arrivals < n || len(active) > 0 || len(queue) > 0 || len(sleepers) > 0 {
 		speed := 1.0
 		if k := float64(len(active)); k > cores {
 			speed = cores / k
@@ -74,34 +97,41 @@ func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed u
 				tDone, iDone = d, i
 			}
 		}
+		tWake, iWake := math.Inf(1), -1
+		for i, w := range sleepers {
+			if w.at < tWake {
+				tWake, iWake = w.at, i
+			}
+		}
 		tArr := math.Inf(1)
 		if arrivals < n {
 			tArr = next
 		}
-		tNext := min(tDone, tArr)
+		tNext := min(tDone, tArr, tWake)
 		for i := range active {
 			active[i].remaining -= (tNext - t) * speed
 		}
 		t = tNext
+		if tWake <= tDone && tWake <= tArr && iWake >= 0 {
+			w := sleepers[iWake]
+			sleepers = slices.Delete(sleepers, iWake, iWake+1)
+			finish(w.j)
+			continue
+		}
 		if tDone <= tArr && iDone >= 0 {
 			j := active[iDone]
 			active = slices.Delete(active, iDone, iDone+1)
-			if lat := t - j.arrival; timeout > 0 && lat > timeout {
-				res.TimedOut++
-			} else {
-				res.Served++
-				res.Latencies = append(res.Latencies, lat)
+			if j.wait > 0 {
+				sleepers = append(sleepers, wake{j: j, at: t + j.wait})
+				continue
 			}
-			if len(queue) > 0 {
-				start(queue[0])
-				queue = queue[1:]
-			}
+			finish(j)
 			continue
 		}
 		arrivals++
 		next = t + rng.ExpFloat64()/rate
 		switch {
-		case len(active) < m.Workers:
+		case len(active)+len(sleepers) < m.Workers:
 			start(t)
 		case len(queue) < m.Backlog:
 			queue = append(queue, t)

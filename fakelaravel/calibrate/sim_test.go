@@ -96,3 +96,23 @@ func TestSimulatePlanPoolsRunsFromAnIdleServer(t *testing.T) {
 		t.Fatalf("p99 of short runs %.1f ms >= steady state %.1f ms", 1000*short.Percentile(99), 1000*steady.Percentile(99))
 	}
 }
+
+// Writes that wait for the write lock take LockWait longer and hold their worker meanwhile; a
+// model without it draws the same numbers as before it existed.
+func TestSimulatedLockWaitHoldsTheWorkerWithoutCPU(t *testing.T) {
+	m := model(1, time.Millisecond, 0, 1, 100_000)
+	m.LockWaitShare, m.LockWait = 1, 9*time.Millisecond
+	r := Simulate(m, 0, 5, 500, 1)
+	if p := r.Percentile(50); math.Abs(p-0.010) > 1e-6 {
+		t.Fatalf("p50 at 5 req/s = %v s, want 1 ms of CPU + 9 ms of wait", p)
+	}
+	// One worker busy 10 ms per request: 100 req/s at most, although the CPU is 90% idle.
+	over := Simulate(m, 0, 200, 4000, 1)
+	if got := float64(over.Served) / over.Elapsed; math.Abs(got/100-1) > 0.03 {
+		t.Fatalf("served %.1f/s, want 100/s", got)
+	}
+	m.LockWaitShare = 0
+	if a, b := Simulate(m, 0, 300, 2000, 3), Simulate(model(1, time.Millisecond, 0, 1, 100_000), 0, 300, 2000, 3); !slices.Equal(a.Latencies, b.Latencies) {
+		t.Fatal("a zero lock-wait share changed the simulation")
+	}
+}
