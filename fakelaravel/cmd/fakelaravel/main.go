@@ -79,6 +79,8 @@ func runServer(args []string, stderr io.Writer) int {
 		lookup      = fs.Duration("lookup-cpu", def.LookupCPU, "CPU per read (GET session lookup) in place of -bootstrap-cpu; 0 = same as -bootstrap-cpu, which it follows when only -bootstrap-cpu is given")
 		perRow      = fs.Duration("per-row-cpu", def.PerRowCPU, "CPU per written row (batch item)")
 		jitter      = fs.Float64("jitter", def.Jitter, "CPU demand varies uniformly by +-jitter (0 <= jitter < 1)")
+		lockShare   = fs.Float64("lock-wait-share", def.LockWaitShare, "share of writes that wait -lock-wait for the database's write lock (no CPU used)")
+		lockWait    = fs.Duration("lock-wait", def.LockWait, "how long a write that finds the write lock taken waits")
 		workers     = fs.Int("workers", def.Workers, "PHP-FPM workers (pm.max_children)")
 		backlog     = fs.Int("backlog", def.Backlog, "FPM listen.backlog; requests beyond it get 502 at once")
 		proxyTO     = fs.Duration("proxy-timeout", def.ProxyTimeout, "nginx fastcgi_read_timeout; slower answers become 504 (0 = none)")
@@ -120,7 +122,7 @@ func runServer(args []string, stderr io.Writer) int {
 
 	fs.Visit(func(f *flag.Flag) { capSetFlags[f.Name] = true })
 	model := flagModel(fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, LookupCPU: *lookup, PerRowCPU: *perRow, Jitter: *jitter,
-		Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}, capSetFlags)
+		LockWaitShare: *lockShare, LockWait: *lockWait, Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}, capSetFlags)
 	if *calFile != "" {
 		data, err := os.ReadFile(*calFile)
 		if err != nil {
@@ -233,6 +235,12 @@ func mergeModel(cal, flags fakelaravel.CapacityModel, set map[string]bool) fakel
 	}
 	if set["jitter"] {
 		m.Jitter = flags.Jitter
+	}
+	if set["lock-wait-share"] {
+		m.LockWaitShare = flags.LockWaitShare
+	}
+	if set["lock-wait"] {
+		m.LockWait = flags.LockWait
 	}
 	if set["workers"] {
 		m.Workers = flags.Workers

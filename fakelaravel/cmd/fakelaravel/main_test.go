@@ -121,3 +121,16 @@ func TestLookupCostFollowsAnExplicitBootstrap(t *testing.T) {
 		}
 	}
 }
+
+// The calibrated write-lock tail is a default like every other parameter: kept unless a flag sets it.
+func TestLockWaitComesFromTheCalibrationUnlessSet(t *testing.T) {
+	cal := fakelaravel.CapacityModel{Workers: 8, Backlog: 511, LockWaitShare: 0.01, LockWait: 33 * time.Millisecond}
+	values := cal
+	values.LockWaitShare, values.LockWait = 0.2, 5*time.Millisecond
+	if m := mergeModel(cal, values, map[string]bool{}); m.LockWaitShare != 0.01 || m.LockWait != 33*time.Millisecond {
+		t.Errorf("no flags: lock wait %v x %v, want the calibration's 0.01 x 33ms", m.LockWaitShare, m.LockWait)
+	}
+	if m := mergeModel(cal, values, map[string]bool{"lock-wait-share": true, "lock-wait": true}); m.LockWaitShare != 0.2 || m.LockWait != 5*time.Millisecond {
+		t.Errorf("flags: lock wait %v x %v, want 0.2 x 5ms", m.LockWaitShare, m.LockWait)
+	}
+}
