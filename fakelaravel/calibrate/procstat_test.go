@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"wagate/internal/procstat"
 )
 
 // fakeProc writes a minimal /proc tree: machine stat, loadavg, and processes given as
@@ -46,14 +48,14 @@ func TestSamplerSumsTheServerProcessTrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := ticks(15 + 60 + 40 + 3 + 12); s.Server != want {
+	if want := procstat.Ticks(15 + 60 + 40 + 3 + 12); s.Server != want {
 		t.Errorf("server CPU = %v, want %v", s.Server, want)
 	}
-	if want := ticks(10); s.Self != want {
+	if want := procstat.Ticks(10); s.Self != want {
 		t.Errorf("self CPU = %v, want %v", s.Self, want)
 	}
 	// busy = user + nice + system + irq + softirq + steal (idle and iowait excluded)
-	if want := ticks(1000 + 50 + 300 + 10 + 20 + 5); s.Busy != want {
+	if want := procstat.Ticks(1000 + 50 + 300 + 10 + 20 + 5); s.Busy != want {
 		t.Errorf("machine busy = %v, want %v", s.Busy, want)
 	}
 	la, err := Sampler{Proc: proc}.LoadAverage()
@@ -85,16 +87,4 @@ func TestUsageSplitsMachineCPUBetweenServerSelfAndOthers(t *testing.T) {
 	if got := u.Cores(u.Server); got != 1 {
 		t.Errorf("server cores = %v, want 1", got)
 	}
-}
-
-func FuzzParseStat(f *testing.F) {
-	f.Add("1 (bash) S 0 1 1 0 -1 4194560 100 0 0 0 12 34 0 0 20 0 1 0 100 1000 10")
-	f.Add("2 (a) b) R 1 1 1 0 -1 0 0 0 0 0 1 2")
-	f.Add(")")
-	f.Fuzz(func(t *testing.T, line string) {
-		cpu, _, err := parseStat(line)
-		if err == nil && cpu < 0 {
-			t.Fatalf("negative CPU %v from %q", cpu, line)
-		}
-	})
 }

@@ -106,3 +106,18 @@ func TestTheRealProcOfThisProcess(t *testing.T) {
 		t.Fatalf("this process's tree: %v", err)
 	}
 }
+
+func FuzzParseStat(f *testing.F) {
+	f.Add("1 (bash) S 0 1 1 0 -1 4194560 100 0 0 0 12 34 0 0 20 0 1 0 100 1000 10")
+	f.Add("2 (a) b) R 1 1 1 0 -1 0 0 0 0 0 1 2")
+	f.Add(")")
+	f.Fuzz(func(t *testing.T, line string) {
+		p, err := ParseStat(line)
+		if err == nil && p.CPU < 0 {
+			t.Fatalf("negative CPU %v from %q", p.CPU, line)
+		}
+		if err != nil && !errors.Is(err, ErrNoProc) {
+			t.Fatalf("error %v does not match ErrNoProc", err)
+		}
+	})
+}
