@@ -2,37 +2,16 @@ package calibrate
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"wagate/internal/procstat"
+	"wagate/internal/procstat/procstattest"
 )
 
-// fakeProc writes a minimal /proc tree: machine stat, loadavg, and processes given as
-// pid -> (ppid, utime ticks, stime ticks).
-func fakeProc(t *testing.T, procs map[string][3]int) string {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(rel, content string) {
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("stat", "cpu  1000 50 300 9000 100 10 20 5 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
-	write("loadavg", "3.14 2.50 1.25 4/321 12345\n")
-	for pid, p := range procs {
-		// Field 2 contains spaces and a ')' to check that parsing counts from the last ')'.
-		write(filepath.Join(pid, "stat"), pid+" (php-fpm: pool (x) y) S "+strconv.Itoa(p[0])+" 1 1 0 -1 4194560 100 0 0 0 "+strconv.Itoa(p[1])+" "+strconv.Itoa(p[2])+" 0 0 20 0 1 0 100 1000 10\n")
-	}
-	return dir
-}
+// fakeProc is a fake /proc (procstattest.Write).
+func fakeProc(t *testing.T, procs map[string][3]int) string { return procstattest.Write(t, procs) }
 
 func TestSamplerSumsTheServerProcessTrees(t *testing.T) {
 	proc := fakeProc(t, map[string][3]int{

@@ -1,4 +1,4 @@
-package procstat
+package procstat_test
 
 import (
 	"errors"
@@ -6,30 +6,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"wagate/internal/procstat"
+	"wagate/internal/procstat/procstattest"
 )
 
-// fakeProc writes a minimal /proc tree: machine stat, loadavg, and processes given as
-// pid -> (ppid, utime ticks, stime ticks), each with a VmRSS of 1000 kB per utime tick.
-func fakeProc(t *testing.T, procs map[string][3]int) FS {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(rel, content string) {
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("stat", "cpu  1000 50 300 9000 100 10 20 5 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
-	write("loadavg", "3.14 2.50 1.25 4/321 12345\n")
-	for pid, p := range procs {
-		// Field 2 contains spaces and a ')' to check that parsing counts from the last ')'.
-		write(filepath.Join(pid, "stat"), pid+" (php-fpm: pool (x) y) S "+strconv.Itoa(p[0])+" 1 1 0 -1 4194560 100 0 0 0 "+strconv.Itoa(p[1])+" "+strconv.Itoa(p[2])+" 0 0 20 0 1 0 100 1000 10\n")
-		write(filepath.Join(pid, "status"), "Name:\tphp-fpm\nVmRSS:\t    "+strconv.Itoa(p[1]*1000)+" kB\nThreads:\t1\n")
-	}
-	return FS{Root: dir}
+// fakeProc is a fake /proc (procstattest.Write).
+func fakeProc(t *testing.T, procs map[string][3]int) procstat.FS {
+	return procstat.FS{Root: procstattest.Write(t, procs)}
 }
 
 func TestTreeCPUSumsTheRootsAndTheirDescendantsOnly(t *testing.T) {
@@ -46,46 +30,46 @@ func TestTreeCPUSumsTheRootsAndTheirDescendantsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := Ticks(15 + 60 + 40 + 3 + 12); got != want {
+	if want := procstat.Ticks(15 + 60 + 40 + 3 + 12); got != want {
 		t.Errorf("tree CPU = %v, want %v", got, want)
 	}
-	if _, err := fs.TreeCPU([]int{4242}); !errors.Is(err, ErrNoProc) {
-		t.Errorf("no root running: err = %v, want ErrNoProc", err)
+	if _, err := fs.TreeCPU([]int{4242}); !errors.Is(err, procstat.ErrNoProc) {
+		t.Errorf("no root running: err = %v, want procstat.ErrNoProc", err)
 	}
 }
 
 func TestProcessMachineAndLoadReadings(t *testing.T) {
 	fs := fakeProc(t, map[string][3]int{"self": {1, 7, 3}})
 	p, err := fs.Process("self")
-	if err != nil || p.CPU != Ticks(10) || p.PPID != 1 {
+	if err != nil || p.CPU != procstat.Ticks(10) || p.PPID != 1 {
 		t.Errorf("self = %+v, %v; want 10 ticks, ppid 1", p, err)
 	}
 	if rss, err := fs.RSS("self"); err != nil || rss != 7000*1024 {
 		t.Errorf("RSS = %d, %v; want 7000 kB", rss, err)
 	}
 	// busy = user + nice + system + irq + softirq + steal (idle and iowait excluded)
-	if busy, err := fs.MachineBusy(); err != nil || busy != Ticks(1000+50+300+10+20+5) {
+	if busy, err := fs.MachineBusy(); err != nil || busy != procstat.Ticks(1000+50+300+10+20+5) {
 		t.Errorf("machine busy = %v, %v", busy, err)
 	}
 	if la, err := fs.LoadAverage(); err != nil || la != [3]float64{3.14, 2.5, 1.25} {
 		t.Errorf("load average = %v, %v", la, err)
 	}
-	missing := FS{Root: filepath.Join(fs.Root, "missing")}
+	missing := procstat.FS{Root: filepath.Join(fs.Root, "missing")}
 	for name, err := range map[string]error{
 		"process": func() error { _, err := missing.Process("self"); return err }(),
 		"busy":    func() error { _, err := missing.MachineBusy(); return err }(),
 		"rss":     func() error { _, err := missing.RSS("1"); return err }(),
 	} {
-		if !errors.Is(err, ErrNoProc) {
-			t.Errorf("%s without /proc: err = %v, want ErrNoProc", name, err)
+		if !errors.Is(err, procstat.ErrNoProc) {
+			t.Errorf("%s without /proc: err = %v, want procstat.ErrNoProc", name, err)
 		}
 	}
 }
 
 func TestParseStatRejectsMalformedLines(t *testing.T) {
 	for _, line := range []string{"", "12 (x S 1", "12 (x) S 1 2 3", "12 (x) S one 1 1 0 -1 0 0 0 0 0 a b 0"} {
-		if _, err := ParseStat(line); !errors.Is(err, ErrNoProc) {
-			t.Errorf("ParseStat(%q) err = %v, want ErrNoProc", line, err)
+		if _, err := procstat.ParseStat(line); !errors.Is(err, procstat.ErrNoProc) {
+			t.Errorf("procstat.ParseStat(%q) err = %v, want procstat.ErrNoProc", line, err)
 		}
 	}
 }
@@ -94,7 +78,7 @@ func TestTheRealProcOfThisProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc here")
 	}
-	var fs FS
+	var fs procstat.FS
 	p, err := fs.Process(strconv.Itoa(os.Getpid()))
 	if err != nil || p.PPID <= 0 {
 		t.Fatalf("this process: %+v, %v", p, err)
@@ -112,12 +96,12 @@ func FuzzParseStat(f *testing.F) {
 	f.Add("2 (a) b) R 1 1 1 0 -1 0 0 0 0 0 1 2")
 	f.Add(")")
 	f.Fuzz(func(t *testing.T, line string) {
-		p, err := ParseStat(line)
+		p, err := procstat.ParseStat(line)
 		if err == nil && p.CPU < 0 {
 			t.Fatalf("negative CPU %v from %q", p.CPU, line)
 		}
-		if err != nil && !errors.Is(err, ErrNoProc) {
-			t.Fatalf("error %v does not match ErrNoProc", err)
+		if err != nil && !errors.Is(err, procstat.ErrNoProc) {
+			t.Fatalf("error %v does not match procstat.ErrNoProc", err)
 		}
 	})
 }
