@@ -26,6 +26,9 @@ func WriteHTML(w io.Writer, res *Results) error {
 	if len(res.Bench.Capacity) > 0 {
 		page.Capacity = htmlTable(capacityTable(res))
 	}
+	if t := realLaravelTable(res); t != nil {
+		page.RealLaravel, page.RealLaravelNote = htmlTable(*t), inline(realLaravelNote)
+	}
 	for _, c := range charts {
 		page.Charts = append(page.Charts, htmlChart{ID: c.ID, Title: c.Title, Note: c.Note, SVG: template.HTML(c.SVG)})
 	}
@@ -57,15 +60,18 @@ func WriteHTML(w io.Writer, res *Results) error {
 }
 
 type htmlPage struct {
-	Header       []string
-	HeaderHTML   []template.HTML
-	Seed         template.HTML
-	SeedNote     template.HTML
-	Targets      template.HTML
-	Entries      template.HTML
-	Capacity     template.HTML
-	Charts       []htmlChart
-	EntryDetails []htmlEntry
+	Header     []string
+	HeaderHTML []template.HTML
+	Seed       template.HTML
+	SeedNote   template.HTML
+	Targets    template.HTML
+	Entries    template.HTML
+	Capacity   template.HTML
+	// RealLaravel sets model and real app side by side when an entry used the real app.
+	RealLaravel     template.HTML
+	RealLaravelNote template.HTML
+	Charts          []htmlChart
+	EntryDetails    []htmlEntry
 }
 
 type htmlChart struct {
@@ -168,6 +174,12 @@ nav a { margin-right: 14px; font-size: 14px; }
 
 <h2 id="entries">Entries</h2>
 {{.Entries}}
+{{- if .RealLaravel}}
+
+<h2 id="real-laravel">fakelaravel and the real Laravel app, same workload</h2>
+{{.RealLaravel}}
+<p class="note">{{.RealLaravelNote}}</p>
+{{- end}}
 {{- if .Capacity}}
 
 <h2 id="capacity">Capacity</h2>

@@ -260,4 +260,11 @@ func TestRealLaravelRunsGetASideBySideSection(t *testing.T) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
+	buf.Reset()
+	if err := WriteHTML(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	if html := buf.String(); !strings.Contains(html, `<h2 id="real-laravel">`) || !strings.Contains(html, "real: Laravel 8.83.27") {
+		t.Error("report.html lacks the side-by-side section")
+	}
 }
