@@ -47,6 +47,8 @@ type CalibratedModel struct {
 	// none.
 	LockWaitShare float64 `json:"lock_wait_share,omitempty"`
 	LockWaitMS    float64 `json:"lock_wait_ms,omitempty"`
+	// LockHoldMS is CapacityModel.LockHold; absent means the constant LockWaitMS.
+	LockHoldMS float64 `json:"lock_hold_ms,omitempty"`
 }
 
 func msToDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
@@ -67,6 +69,7 @@ func (c CalibratedModel) CapacityModel() CapacityModel {
 		// A lookup model (ForLookups) has none; writes draw it.
 		LockWaitShare: c.LockWaitShare,
 		LockWait:      msToDuration(c.LockWaitMS),
+		LockHold:      msToDuration(c.LockHoldMS),
 	}
 }
 
@@ -83,6 +86,7 @@ func (m CapacityModel) Calibrated() CalibratedModel {
 		LookupCPUMS:    durationToMS(m.LookupCPU),
 		LockWaitShare:  m.LockWaitShare,
 		LockWaitMS:     durationToMS(m.LockWait),
+		LockHoldMS:     durationToMS(m.LockHold),
 	}
 }
 

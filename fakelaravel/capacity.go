@@ -48,10 +48,53 @@ type CapacityModel struct {
 	// plus service) gets a 504. Zero means no timeout.
 	ProxyTimeout time.Duration
 	// LockWaitShare is the share of writes (not lookups) that find the database's write lock
-	// taken and wait LockWait for it on their worker without using CPU, as SQLite's busy handler
-	// sleeps: a tail of slow writes that processor sharing alone does not have. Zero means none.
+	// taken and wait for it on their worker without using CPU, as SQLite's busy handler sleeps:
+	// LockWait, or per LockHold. A tail of slow writes that processor sharing alone does not
+	// have. Zero means none.
 	LockWaitShare float64
 	LockWait      time.Duration
+	// LockHold, when set, replaces the constant LockWait: such a write finds the lock held by a
+	// holder of LockHold (a long transaction or a checkpoint), at a uniformly drawn point of its
+	// hold, and polls for it as SQLite's busy handler does, sleeping BusyHandlerDelay after each
+	// try; it waits the first sum of those sleeps that outlasts the rest of the hold (BusyWait).
+	// Zero means the constant LockWait.
+	LockHold time.Duration
+}
+
+// busyDelays are the sleeps of SQLite's default busy handler (sqliteDefaultBusyCallback, built
+// with usleep) after each failed try to take a lock; after the last it keeps sleeping the last.
+var busyDelays = [...]time.Duration{1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100}
+
+// BusyHandlerDelay is how long SQLite's default busy handler sleeps after failed try retry+1
+// (retry counted from 0): 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, then 100 ms.
+func BusyHandlerDelay(retry int) time.Duration {
+	return busyDelays[min(max(retry, 0), len(busyDelays)-1)] * time.Millisecond
+}
+
+// BusyWait is how long a writer waits under SQLite's busy handler for a lock that stays held for
+// rest more: the first sum of the handler's sleeps (1, 3, 8, 18, 33, 53, 78 ms ...) that is at
+// least rest; zero when rest <= 0.
+func BusyWait(rest time.Duration) time.Duration {
+	var sum time.Duration
+	for i := 0; sum < rest; i++ {
+		sum += BusyHandlerDelay(i)
+	}
+	return sum
+}
+
+// LockTail is the wait of a write that found the write lock taken, given a uniform draw u in
+// [0, 1) (the point of the holder's hold it arrived at): LockWait, or with LockHold the busy
+// handler's wait for the rest of the hold, BusyWait((1-u) x LockHold).
+func (m CapacityModel) LockTail(u float64) time.Duration {
+	if m.LockHold > 0 {
+		return BusyWait(time.Duration((1 - u) * float64(m.LockHold)))
+	}
+	return m.LockWait
+}
+
+// HasLockTail reports whether a share of the writes waits for the write lock.
+func (m CapacityModel) HasLockTail() bool {
+	return m.LockWaitShare > 0 && (m.LockWait > 0 || m.LockHold > 0)
 }
 
 // Validate reports the first parameter that is out of range.
@@ -69,8 +112,8 @@ func (m CapacityModel) Validate() error {
 		return fmt.Errorf("capacity: backlog %d < 0", m.Backlog)
 	case m.ProxyTimeout < 0:
 		return fmt.Errorf("capacity: proxy timeout %v < 0", m.ProxyTimeout)
-	case m.LockWaitShare < 0 || m.LockWaitShare > 1 || m.LockWait < 0:
-		return fmt.Errorf("capacity: lock wait share %v outside [0, 1] or lock wait %v < 0", m.LockWaitShare, m.LockWait)
+	case m.LockWaitShare < 0 || m.LockWaitShare > 1 || m.LockWait < 0 || m.LockHold < 0:
+		return fmt.Errorf("capacity: lock wait share %v outside [0, 1], or lock wait %v or lock hold %v < 0", m.LockWaitShare, m.LockWait, m.LockHold)
 	}
 	return nil
 }
@@ -95,7 +138,7 @@ func (m CapacityModel) LookupCost() time.Duration {
 func (m CapacityModel) ForLookups() CapacityModel {
 	m.BootstrapCPU = m.LookupCost()
 	m.LookupCPU = 0
-	m.LockWaitShare, m.LockWait = 0, 0 // a lookup takes no write lock
+	m.LockWaitShare, m.LockWait, m.LockHold = 0, 0, 0 // a lookup takes no write lock
 	return m
 }
 
@@ -271,8 +314,10 @@ func (p *fpmPool) serve(j *fpmJob) {
 	resp := j.fn(p.ctx, func(n int) { rows += n })
 	p.cpu.extend(dm, p.jitter(time.Duration(rows)*p.model.PerRowCPU))
 	p.cpu.wait(p.ctx, dm)
-	if !j.read && p.lockWait() {
-		sleepCtx(p.ctx, p.model.LockWait)
+	if !j.read {
+		if wait, ok := p.lockWait(); ok {
+			sleepCtx(p.ctx, wait)
+		}
 	}
 	p.busy.Add(-1)
 	service := time.Since(start)
@@ -286,14 +331,21 @@ func (p *fpmPool) serve(j *fpmJob) {
 	}
 }
 
-// lockWait draws whether a write waits for the write lock (LockWaitShare).
-func (p *fpmPool) lockWait() bool {
-	if p.model.LockWaitShare <= 0 || p.model.LockWait <= 0 {
-		return false
+// lockWait draws whether a write waits for the write lock (LockWaitShare), and how long.
+func (p *fpmPool) lockWait() (time.Duration, bool) {
+	if !p.model.HasLockTail() {
+		return 0, false
 	}
 	p.rngMu.Lock()
 	defer p.rngMu.Unlock()
-	return p.rng.Float64() < p.model.LockWaitShare
+	if p.rng.Float64() >= p.model.LockWaitShare {
+		return 0, false
+	}
+	u := 0.0
+	if p.model.LockHold > 0 {
+		u = p.rng.Float64()
+	}
+	return p.model.LockTail(u), true
 }
 
 // jitter scales d by a uniform factor in [1-Jitter, 1+Jitter].

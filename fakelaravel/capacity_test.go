@@ -546,3 +546,87 @@ func TestLockWaitDelaysWritesNotLookups(t *testing.T) {
 		t.Fatalf("a model without lock wait writes %s", out)
 	}
 }
+
+// SQLite's default busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 and then 100 ms
+// between tries: a write that finds the lock held for rest more waits the first sum of those
+// sleeps that outlasts it, not just until the lock frees.
+func TestBusyWaitFollowsSQLitesBusyHandler(t *testing.T) {
+	ms := time.Millisecond
+	for i, want := range []time.Duration{1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100, 100, 100} {
+		if got := BusyHandlerDelay(i); got != want*ms {
+			t.Errorf("BusyHandlerDelay(%d) = %v, want %v", i, got, want*ms)
+		}
+	}
+	for _, c := range []struct{ rest, want time.Duration }{
+		{0, 0}, {-ms, 0}, {time.Microsecond, ms}, {ms, ms}, {ms + 1, 3 * ms}, {4 * ms, 8 * ms},
+		{18 * ms, 18 * ms}, {19 * ms, 33 * ms}, {50 * ms, 53 * ms}, {200 * ms, 228 * ms}, {400 * ms, 428 * ms},
+	} {
+		if got := BusyWait(c.rest); got != c.want {
+			t.Errorf("BusyWait(%v) = %v, want %v", c.rest, got, c.want)
+		}
+	}
+	// The hold's rest is (1-u) x LockHold for a write that arrived at point u of it.
+	m := CapacityModel{LockWaitShare: 0.1, LockHold: 20 * ms, LockWait: 7 * ms}
+	for _, c := range []struct {
+		u    float64
+		want time.Duration
+	}{{0, 33 * ms}, {0.1, 18 * ms}, {0.5, 18 * ms}, {0.6, 8 * ms}, {0.99, ms}} {
+		if got := m.LockTail(c.u); got != c.want {
+			t.Errorf("LockTail(%v) with a 20 ms hold = %v, want %v", c.u, got, c.want)
+		}
+	}
+	m.LockHold = 0
+	if got := m.LockTail(0.5); got != 7*ms {
+		t.Errorf("LockTail without a hold = %v, want LockWait 7ms", got)
+	}
+}
+
+// With LockHold a waiting write sleeps the busy handler's sleeps until the rest of the hold it
+// found is over: its service is its CPU plus one of the handler's sums (1, 3, 8, 18, 33 ms) at
+// most the first beyond LockHold, spread over them; lookups never wait.
+func TestLockHoldSpreadsTheWaitOverTheBusyHandlersSleeps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := CapacityModel{Cores: 1, Workers: 1, BootstrapCPU: 2 * time.Millisecond, LookupCPU: time.Millisecond,
+			Backlog: 10, LockWaitShare: 1, LockHold: 20 * time.Millisecond}
+		p, err := newPool(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.close()
+		seen := map[time.Duration]int{}
+		for range 200 {
+			wait := serveOne(p, false, 0).service - 2*time.Millisecond
+			if !slices.Contains([]time.Duration{1, 3, 8, 18, 33}, wait/time.Millisecond) || wait%time.Millisecond != 0 {
+				t.Fatalf("write waited %v, not a sum of the busy handler's sleeps up to 33 ms", wait)
+			}
+			seen[wait]++
+		}
+		// Rest uniform in (0, 20 ms]: 18 ms for a rest in (8, 18] (half the draws), 33 ms for (18, 20].
+		if n := seen[18*time.Millisecond]; n < 70 || n > 130 {
+			t.Errorf("waits %v: %d of 200 waited 18 ms, want about 100", seen, n)
+		}
+		if len(seen) < 4 {
+			t.Errorf("waits %v: not spread over the handler's sleeps", seen)
+		}
+		if got := serveOne(p, true, 0).service; got != time.Millisecond {
+			t.Fatalf("lookup served in %v, want its 1 ms of CPU", got)
+		}
+	})
+	if (CapacityModel{Workers: 1, LockHold: -time.Second}).Validate() == nil {
+		t.Fatal("negative lock hold accepted")
+	}
+	m := CapacityModel{Workers: 1, BootstrapCPU: time.Millisecond, LockWaitShare: 0.015, LockHold: 50 * time.Millisecond}
+	if l := m.ForLookups(); l.LockWaitShare != 0 || l.LockHold != 0 {
+		t.Fatalf("ForLookups keeps the lock hold: %+v", l)
+	}
+	if back := m.Calibrated().CapacityModel(); back != m {
+		t.Fatalf("round trip %+v != %+v", back, m)
+	}
+	if out, _ := json.Marshal(CapacityModel{Workers: 1}.Calibrated()); strings.Contains(string(out), "lock_hold") {
+		t.Fatalf("a model without lock hold writes %s", out)
+	}
+	c, err := ParseCalibration([]byte(`{"source":"x","model":{"workers":8,"backlog":1,"bootstrap_cpu_ms":4,"lock_wait_share":0.015,"lock_hold_ms":50}}`))
+	if err != nil || c.Model.CapacityModel().LockHold != 50*time.Millisecond {
+		t.Fatalf("lock_hold_ms: %+v, %v", c.Model, err)
+	}
+}

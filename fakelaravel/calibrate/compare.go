@@ -281,14 +281,22 @@ func (rp Report) Markdown() string {
 		rp.Machine.LoadAverageAfter[0], rp.Machine.LoadAverageAfter[1], rp.Machine.LoadAverageAfter[2], rp.Machine.OthersCores, rp.Real.Plan.LoadRepeats, QuietMargin, rp.Real.Plan.QuietWaitBudget, rp.Real.Plan.QuietCores)
 	b.WriteString("## Fitted model (fakelaravel/calibration.json, fakelaravel's defaults)\n\n")
 	lock := "none"
-	if m.LockWaitShare > 0 && m.LockWaitMS > 0 {
+	switch {
+	case m.LockWaitShare > 0 && m.LockHoldMS > 0:
+		lock = fmt.Sprintf("%.1f%% find a %.0f ms hold", 100*m.LockWaitShare, m.LockHoldMS)
+	case m.LockWaitShare > 0 && m.LockWaitMS > 0:
 		lock = fmt.Sprintf("%.0f%% wait %.0f ms", 100*m.LockWaitShare, m.LockWaitMS)
 	}
 	b.WriteString("| cores | bootstrap (writes) | lookup (GET) | per row | jitter | write lock wait | workers | backlog | proxy timeout |\n|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %.2f | %.2f ms | %.2f ms | %.3f ms | %.2f | %s | %d | %d | %.0f ms |\n\n", m.Cores, m.BootstrapCPUMS,
 		msOf(m.CapacityModel().LookupCost()), m.PerRowCPUMS, m.Jitter, lock, m.Workers, m.Backlog, m.ProxyTimeoutMS)
 	open := ""
-	if m.LockWaitShare > 0 {
+	switch {
+	case m.LockWaitShare > 0 && m.LockHoldMS > 0:
+		open = fmt.Sprintf(" A share of the writes (%.1f%%) finds the database's write lock held by a long holder (%.0f ms) and, as SQLite's "+
+			"busy handler does, sleeps 1, 2, 5, 10, 15 ms ... without CPU, trying again after each sleep, until the rest of that hold is over: "+
+			"the tail the POSTs show at moderate load beyond processor sharing's.", 100*m.LockWaitShare, m.LockHoldMS)
+	case m.LockWaitShare > 0:
 		open = fmt.Sprintf(" A share of the writes (%.0f%%) waits %.0f ms for the database's write lock without CPU, as SQLite's busy handler "+
 			"sleeps: the tail the POSTs show at moderate load beyond processor sharing's.", 100*m.LockWaitShare, m.LockWaitMS)
 	}

@@ -185,7 +185,7 @@ func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
 			Cores: cand.cores, BootstrapCPU: msDuration(cand.bootstrap), PerRowCPU: msDuration(cand.perRow),
 			LookupCPU: msDuration(cand.lookup), Jitter: jitter,
 			Workers: fixed.Workers, Backlog: fixed.Backlog, ProxyTimeout: fixed.ProxyTimeout,
-			LockWaitShare: cand.lockShare, LockWait: msDuration(cand.lockWaitMS),
+			LockWaitShare: cand.lockShare, LockWait: msDuration(cand.lockWaitMS), LockHold: msDuration(cand.lockHoldMS),
 		}
 		res.Candidates++
 		e := modelError(m, model, opts)
@@ -264,6 +264,15 @@ func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
 				try(cand, jitter)
 			}
 		}
+		// The same tail with waits spread as SQLite's busy handler spreads them: a write that
+		// finds a long holder polls until the rest of its hold is over (LockHold).
+		for _, share := range lockHoldShares {
+			for _, hold := range lockHoldsMS {
+				cand := final
+				cand.lockShare, cand.lockHoldMS = share, hold
+				try(cand, jitter)
+			}
+		}
 	}
 	return res, nil
 }
@@ -273,6 +282,14 @@ func Fit(m *Measurement, fixed Fixed, opts FitOptions) (FitResult, error) {
 var (
 	lockWaitShares = []float64{0.01, 0.02, 0.04, 0.08}
 	lockWaitsMS    = []float64{3, 8, 18, 33}
+)
+
+// lockHoldShares and lockHoldsMS are the fit's trial write-lock tails with the waits spread by
+// the busy handler (fakelaravel.CapacityModel.LockHold): the share of writes that find a long
+// holder, and its hold.
+var (
+	lockHoldShares = []float64{0.005, 0.01, 0.015, 0.02, 0.03}
+	lockHoldsMS    = []float64{18, 25, 33, 50}
 )
 
 // requestOverheadsMS are the fit's trial per-request costs (ms) on top of the CPU line.
@@ -297,6 +314,7 @@ type candidate struct {
 	overheadMS float64
 	lockShare  float64
 	lockWaitMS float64
+	lockHoldMS float64
 	costLine
 }
 

@@ -233,8 +233,9 @@ func TestFitFindsALockWaitTail(t *testing.T) {
 	}
 	// Share and wait are only weakly told apart by a p99 (1% x 33 ms and 4% x 18 ms put it at about
 	// the same place); the tail itself must be there.
+	// The tail may be a constant wait or a hold the busy handler polls for (LockHold).
 	got := fit.Model
-	if got.LockWaitShare == 0 || got.LockWait < 8*time.Millisecond {
+	if got.LockWaitShare == 0 || got.LockWait < 8*time.Millisecond && got.LockHold < 8*time.Millisecond {
 		t.Fatalf("lock wait %v x %v, want a tail like 4%% x 18 ms (fit %+v)", got.LockWaitShare, got.LockWait, got)
 	}
 	p99 := func(m fakelaravel.CapacityModel) float64 { return Simulate(m, 1, 100, 20000, 5).Percentile(99) }

@@ -34,10 +34,11 @@ func (r SimResult) Percentile(p float64) float64 {
 // Simulate runs fakelaravel's capacity model in virtual time (no sleeping, no real CPU beyond
 // the event loop): n Poisson arrivals at rate per second, each needing BootstrapCPU + rows x
 // PerRowCPU (each part scaled by a uniform jitter factor) from a processor-sharing CPU of Cores
-// cores, then, for a share LockWaitShare of them, LockWait on the worker without CPU; at most
-// Workers in service, at most Backlog waiting. It mirrors fakelaravel's pool so
-// that the fit can search parameters in milliseconds instead of minutes of real load. For the GET
-// lookup pass ModelFor(m, KindGet), whose BootstrapCPU is the lookup cost.
+// cores, then, for a share LockWaitShare of them, LockTail (LockWait, or the busy handler's wait
+// for the rest of a LockHold) on the worker without CPU; at most Workers in service, at most
+// Backlog waiting. It mirrors fakelaravel's pool so that the fit can search parameters in
+// milliseconds instead of minutes of real load. For the GET lookup pass ModelFor(m, KindGet),
+// whose BootstrapCPU is the lookup cost.
 func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed uint64) SimResult {
 	rng := rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d))
 	jit := func(d float64) float64 {
@@ -52,7 +53,6 @@ func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed u
 	if cores <= 0 || cores >= float64(m.Workers) {
 		cores = float64(m.Workers)
 	}
-	lockWait := m.LockWait.Seconds()
 	type job struct{ arrival, remaining, wait float64 }
 	var (
 		res      SimResult
@@ -64,8 +64,12 @@ func Simulate(m fakelaravel.CapacityModel, rows int, rate float64, n int, seed u
 	)
 	start := func(arrival float64) {
 		j := job{arrival: arrival, remaining: jit(boot) + jit(perRow)}
-		if m.LockWaitShare > 0 && lockWait > 0 && rng.Float64() < m.LockWaitShare {
-			j.wait = lockWait
+		if m.HasLockTail() && rng.Float64() < m.LockWaitShare {
+			u := 0.0
+			if m.LockHold > 0 {
+				u = rng.Float64()
+			}
+			j.wait = m.LockTail(u).Seconds()
 		}
 		active = append(active, j)
 	}

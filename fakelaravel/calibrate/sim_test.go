@@ -116,3 +116,26 @@ func TestSimulatedLockWaitHoldsTheWorkerWithoutCPU(t *testing.T) {
 		t.Fatal("a zero lock-wait share changed the simulation")
 	}
 }
+
+// With LockHold the simulated waits are the busy handler's (fakelaravel.BusyWait of a uniform rest
+// of the hold), as the pool draws them.
+func TestSimulatedLockHoldWaitsAsTheBusyHandler(t *testing.T) {
+	m := model(100, time.Millisecond, 0, 100, 100_000) // a core and a worker for every request
+	m.LockWaitShare, m.LockHold = 1, 20*time.Millisecond
+	r := Simulate(m, 0, 50, 2000, 1)
+	counts := map[int]int{}
+	for _, l := range r.Latencies {
+		wait := int(math.Round((l - 0.001) * 1000))
+		if !slices.Contains([]int{1, 3, 8, 18, 33}, wait) || math.Abs((l-0.001)*1000-float64(wait)) > 1e-6 {
+			t.Fatalf("latency %v s is not 1 ms of CPU plus one of the busy handler's sums", l)
+		}
+		counts[wait]++
+	}
+	// A rest uniform in (0, 20 ms]: half of the waits are 18 ms, a tenth 33 ms.
+	if n := float64(counts[18]) / float64(len(r.Latencies)); math.Abs(n-0.5) > 0.05 {
+		t.Fatalf("waits %v: share of 18 ms %.2f, want 0.5", counts, n)
+	}
+	if n := float64(counts[33]) / float64(len(r.Latencies)); math.Abs(n-0.1) > 0.03 {
+		t.Fatalf("waits %v: share of 33 ms %.2f, want 0.1", counts, n)
+	}
+}

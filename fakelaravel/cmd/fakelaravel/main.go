@@ -81,6 +81,7 @@ func runServer(args []string, stderr io.Writer) int {
 		jitter      = fs.Float64("jitter", def.Jitter, "CPU demand varies uniformly by +-jitter (0 <= jitter < 1)")
 		lockShare   = fs.Float64("lock-wait-share", def.LockWaitShare, "share of writes that wait -lock-wait for the database's write lock (no CPU used)")
 		lockWait    = fs.Duration("lock-wait", def.LockWait, "how long a write that finds the write lock taken waits")
+		lockHold    = fs.Duration("lock-hold", def.LockHold, "in place of -lock-wait: the hold of the write lock a waiting write finds, at a random point of it; it polls as SQLite's busy handler does (sleeps 1, 2, 5, 10 ms ...) until the hold is over (0 = -lock-wait)")
 		workers     = fs.Int("workers", def.Workers, "PHP-FPM workers (pm.max_children)")
 		backlog     = fs.Int("backlog", def.Backlog, "FPM listen.backlog; requests beyond it get 502 at once")
 		proxyTO     = fs.Duration("proxy-timeout", def.ProxyTimeout, "nginx fastcgi_read_timeout; slower answers become 504 (0 = none)")
@@ -122,7 +123,7 @@ func runServer(args []string, stderr io.Writer) int {
 
 	fs.Visit(func(f *flag.Flag) { capSetFlags[f.Name] = true })
 	model := flagModel(fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, LookupCPU: *lookup, PerRowCPU: *perRow, Jitter: *jitter,
-		LockWaitShare: *lockShare, LockWait: *lockWait, Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}, capSetFlags)
+		LockWaitShare: *lockShare, LockWait: *lockWait, LockHold: *lockHold, Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}, capSetFlags)
 	if *calFile != "" {
 		data, err := os.ReadFile(*calFile)
 		if err != nil {
@@ -241,6 +242,9 @@ func mergeModel(cal, flags fakelaravel.CapacityModel, set map[string]bool) fakel
 	}
 	if set["lock-wait"] {
 		m.LockWait = flags.LockWait
+	}
+	if set["lock-hold"] {
+		m.LockHold = flags.LockHold
 	}
 	if set["workers"] {
 		m.Workers = flags.Workers

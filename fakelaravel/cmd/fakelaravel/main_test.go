@@ -133,4 +133,11 @@ func TestLockWaitComesFromTheCalibrationUnlessSet(t *testing.T) {
 	if m := mergeModel(cal, values, map[string]bool{"lock-wait-share": true, "lock-wait": true}); m.LockWaitShare != 0.2 || m.LockWait != 5*time.Millisecond {
 		t.Errorf("flags: lock wait %v x %v, want 0.2 x 5ms", m.LockWaitShare, m.LockWait)
 	}
+	cal.LockHold, values.LockHold = 50*time.Millisecond, 20*time.Millisecond
+	if m := mergeModel(cal, values, map[string]bool{"lock-wait": true}); m.LockHold != 50*time.Millisecond {
+		t.Errorf("no -lock-hold: lock hold %v, want the calibration's 50ms", m.LockHold)
+	}
+	if m := mergeModel(cal, values, map[string]bool{"lock-hold": true}); m.LockHold != 20*time.Millisecond || m.LockWait != 33*time.Millisecond {
+		t.Errorf("-lock-hold: lock hold %v (wait %v), want 20ms (and the calibration's 33ms)", m.LockHold, m.LockWait)
+	}
 }
