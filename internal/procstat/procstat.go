@@ -8,6 +8,7 @@ package procstat
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,7 +37,11 @@ func (fs FS) path(elem ...string) string {
 }
 
 // Ticks converts /proc clock ticks to a duration.
-func Ticks(n int64) time.Duration { return time.Duration(n) * time.Second / ClockTicks }
+func Ticks(n int64) time.Duration { return time.Duration(n) * (time.Second / ClockTicks) }
+
+// maxTicks is the most clock ticks a time.Duration holds (292 years of CPU); ParseStat refuses
+// more for utime or stime, so that their sum converts without overflow.
+const maxTicks = math.MaxInt64 / (1_000_000_000 / ClockTicks) / 2
 
 // Process is one reading of /proc/<pid>/stat.
 type Process struct {
@@ -72,6 +77,9 @@ func ParseStat(line string) (Process, error) {
 	st, err3 := strconv.ParseUint(f[12], 10, 63)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Process{}, fmt.Errorf("%w: stat fields: %w", ErrNoProc, err)
+	}
+	if ut > maxTicks || st > maxTicks {
+		return Process{}, fmt.Errorf("%w: CPU ticks %d + %d out of range", ErrNoProc, ut, st)
 	}
 	return Process{CPU: Ticks(int64(ut + st)), PPID: ppid}, nil
 }
