@@ -15,10 +15,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +23,7 @@ import (
 	"wagate/fakelaravel"
 	"wagate/fakelaravel/conform"
 	"wagate/gateway/laravel"
+	"wagate/internal/laravelup"
 )
 
 // app is a running instance of the reference app.
@@ -85,54 +83,31 @@ func launch() (app, func(), error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return app{}, nil, err
 	}
-	a := app{token: randomHex(16), secret: []byte(randomHex(16)), previousToken: randomHex(16), previousSecret: []byte(randomHex(16))}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return app{}, nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	a.url = "http://127.0.0.1:" + strconv.Itoa(port)
-	env := append(os.Environ(),
-		"WAGATE_LARAVEL_DIR="+filepath.Join(dir, "rt"),
-		"WAGATE_LARAVEL_PORT="+strconv.Itoa(port),
-		"WAGATE_LARAVEL_WORKERS=2",
-		"WAGATE_LARAVEL_TOKEN="+a.token,
-		"WAGATE_LARAVEL_SECRET="+string(a.secret),
-		"WAGATE_LARAVEL_TOKEN_PREVIOUS="+a.previousToken,
-		"WAGATE_LARAVEL_SECRET_PREVIOUS="+string(a.previousSecret),
-	)
-	stop := func() {
-		down := exec.Command("scripts/down.sh")
-		down.Env = env
-		if msg, err := down.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "down.sh: %v\n%s", err, msg)
-		}
-		_ = os.RemoveAll(dir)
-	}
+	a := app{token: randomHex(16), secret: []byte(randomHex(16)), previousToken: randomHex(16), previousSecret: []byte(randomHex(16))}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // package install included
 	defer cancel()
-	up := exec.CommandContext(ctx, "scripts/up.sh")
-	up.Env = env
 	var out bytes.Buffer
-	up.Stdout, up.Stderr = &out, &out
-	if err := up.Run(); err != nil {
-		stop()
-		return app{}, nil, fmt.Errorf("up.sh: %w\n%s", err, out.String())
-	}
-	envFile, err := os.ReadFile(filepath.Join(dir, "rt", "env"))
+	inst, err := laravelup.Start(ctx, laravelup.Options{
+		Scripts: "scripts", Dir: filepath.Join(dir, "rt"), Port: port, Workers: 2,
+		Token: a.token, Secret: string(a.secret), PreviousToken: a.previousToken, PreviousSecret: string(a.previousSecret),
+		Output: &out,
+	})
 	if err != nil {
-		stop()
-		return app{}, nil, err
+		_ = os.RemoveAll(dir)
+		return app{}, nil, fmt.Errorf("%w\n%s", err, out.String())
 	}
-	for _, line := range strings.Split(string(envFile), "\n") {
-		if v, ok := strings.CutPrefix(line, "WAGATE_LARAVEL_DB="); ok {
-			a.db = v
+	a.url, a.db = inst.Env[laravelup.KeyURL], inst.Env[laravelup.KeyDB]
+	stop := func() {
+		if err := inst.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
-	}
-	if a.db == "" {
-		stop()
-		return app{}, nil, fmt.Errorf("up.sh's env file names no WAGATE_LARAVEL_DB:\n%s", envFile)
+		_ = os.RemoveAll(dir)
 	}
 	return a, stop, nil
 }

@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +30,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -42,6 +40,7 @@ import (
 	"wagate/fakelaravel"
 	"wagate/fakelaravel/calibrate"
 	"wagate/internal/buildinfo"
+	"wagate/internal/laravelup"
 )
 
 func main() {
@@ -101,25 +100,8 @@ type deployment struct {
 	dir          string
 }
 
-func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s (run `make laravel-up` first): %w", path, err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		if ok && !strings.HasPrefix(k, "#") {
-			env[k] = v
-		}
-	}
-	return env, sc.Err()
-}
-
 func loadDeployment(o options) (deployment, error) {
-	env, err := readEnvFile(o.envFile)
+	env, err := laravelup.ReadEnv(o.envFile)
 	if err != nil {
 		return deployment{}, err
 	}
@@ -154,21 +136,6 @@ func loadDeployment(o options) (deployment, error) {
 	return d, nil
 }
 
-// serverRoots reads the pids of the private php-fpm and nginx masters.
-func serverRoots(dir string) []int {
-	var roots []int
-	for _, name := range []string{"php-fpm.pid", "nginx.pid"} {
-		b, err := os.ReadFile(filepath.Join(dir, "run", name))
-		if err != nil {
-			continue
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			roots = append(roots, pid)
-		}
-	}
-	return roots
-}
-
 func parseKinds(s string) ([]calibrate.Kind, error) {
 	var kinds []calibrate.Kind
 	for _, f := range strings.Split(s, ",") {
@@ -198,7 +165,7 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "  "+format+"\n", args...) }
 
 	realTarget := calibrate.Target{Name: "laravel", BaseURL: d.url, Token: d.token, Secret: d.secret}
-	sampler := calibrate.Sampler{Proc: "/proc", Roots: serverRoots(d.dir)}
+	sampler := calibrate.Sampler{Proc: "/proc", Roots: laravelup.MasterPids(d.dir)}
 	fmt.Fprintf(stdout, "calibrate-laravel: measuring the real app at %s (workers %d, backlog %d, proxy timeout %v)\n", d.url, d.workers, d.backlog, d.proxyTimeout)
 	client := calibrate.NewClient()
 	real, err := calibrate.Measure(ctx, realTarget, client, kinds, plan, sampler, nil, logf)
