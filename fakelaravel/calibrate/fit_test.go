@@ -44,30 +44,42 @@ func measurementOf(truth fakelaravel.CapacityModel) *Measurement {
 	})
 }
 
-func TestFitRecoversTheModelThatProducedTheFigures(t *testing.T) {
-	truth := model(1.8, 6*time.Millisecond, 200*time.Microsecond, 8, 511)
-	truth.Jitter = 0.2
-	m := measurementOf(truth)
-	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := fit.Model
-	for _, c := range []struct {
-		name      string
-		got, want float64
-		tol       float64
-	}{
-		{"cores", got.Cores, truth.Cores, 0.08},
-		{"bootstrap", got.BootstrapCPU.Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
-		{"per row", got.PerRowCPU.Seconds(), truth.PerRowCPU.Seconds(), 0.1},
-		// Without a lookup cost of its own a lookup costs the bootstrap.
-		{"lookup", got.LookupCost().Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
-	} {
+// fitTo fits the model to m with the deployment every test here uses (8 workers, backlog 511).
+func fitTo(t *testing.T, m *Measurement) FitResult {
+	t.Helper()
+	fit := fitTo(t, m)
+	return fit
+}
+
+// near is one fitted parameter against the truth, with its tolerance (relative).
+type near struct {
+	name      string
+	got, want float64
+	tol       float64
+}
+
+func checkNear(t *testing.T, params ...near) {
+	t.Helper()
+	for _, c := range params {
 		if math.Abs(c.got/c.want-1) > c.tol {
 			t.Errorf("%s = %v, want %v within %.0f%%", c.name, c.got, c.want, 100*c.tol)
 		}
 	}
+}
+
+func TestFitRecoversTheModelThatProducedTheFigures(t *testing.T) {
+	truth := model(1.8, 6*time.Millisecond, 200*time.Microsecond, 8, 511)
+	truth.Jitter = 0.2
+	m := measurementOf(truth)
+	fit := fitTo(t, m)
+	got := fit.Model
+	checkNear(t,
+		near{"cores", got.Cores, truth.Cores, 0.08},
+		near{"bootstrap", got.BootstrapCPU.Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
+		near{"per row", got.PerRowCPU.Seconds(), truth.PerRowCPU.Seconds(), 0.1},
+		// Without a lookup cost of its own a lookup costs the bootstrap.
+		near{"lookup", got.LookupCost().Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
+	)
 	// The jitter barely moves p50 and p99, so it is only weakly identified: just check its range.
 	if got.Jitter < 0 || got.Jitter > 0.9 {
 		t.Errorf("jitter %v outside [0, 0.9]", got.Jitter)
@@ -125,25 +137,14 @@ func TestFitRecoversALookupCostOfItsOwn(t *testing.T) {
 	truth.LookupCPU = 2500 * time.Microsecond
 	truth.Jitter = 0.2
 	m := measurementOf(truth)
-	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fit := fitTo(t, m)
 	got := fit.Model
-	for _, c := range []struct {
-		name      string
-		got, want float64
-		tol       float64
-	}{
-		{"cores", got.Cores, truth.Cores, 0.08},
-		{"bootstrap", got.BootstrapCPU.Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
-		{"lookup", got.LookupCPU.Seconds(), truth.LookupCPU.Seconds(), 0.1},
-		{"per row", got.PerRowCPU.Seconds(), truth.PerRowCPU.Seconds(), 0.1},
-	} {
-		if math.Abs(c.got/c.want-1) > c.tol {
-			t.Errorf("%s = %v, want %v within %.0f%%", c.name, c.got, c.want, 100*c.tol)
-		}
-	}
+	checkNear(t,
+		near{"cores", got.Cores, truth.Cores, 0.08},
+		near{"bootstrap", got.BootstrapCPU.Seconds(), truth.BootstrapCPU.Seconds(), 0.08},
+		near{"lookup", got.LookupCPU.Seconds(), truth.LookupCPU.Seconds(), 0.1},
+		near{"per row", got.PerRowCPU.Seconds(), truth.PerRowCPU.Seconds(), 0.1},
+	)
 	if fit.ServiceMS[KindGet] >= fit.ServiceMS[KindPost1] {
 		t.Errorf("service demands %v: the lookup should be the cheaper one-row request", fit.ServiceMS)
 	}
@@ -206,10 +207,7 @@ func TestFitFollowsTheOpenLoopCapacityWhenTheClosedLoopOverstatesIt(t *testing.T
 		m.Kinds[i].Load50 = []*Result{toResult(Simulate(km, rows, 0.5*sat, 20000, 3))}
 		m.Kinds[i].Load80 = []*Result{toResult(Simulate(km, rows, 0.8*sat, 20000, 3))}
 	}
-	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fit := fitTo(t, m)
 	if fit.CoresFactor >= 1 && fit.OverheadMS == 0 {
 		t.Fatalf("the fit kept the closed-loop capacity: %+v", fit)
 	}
@@ -227,10 +225,7 @@ func TestFitFindsALockWaitTail(t *testing.T) {
 	truth := model(1.8, 6*time.Millisecond, 200*time.Microsecond, 8, 511)
 	truth.Jitter = 0.1
 	truth.LockWaitShare, truth.LockWait = 0.04, 18*time.Millisecond
-	fit, err := Fit(measurementOf(truth), Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fit := fitTo(t, measurementOf(truth))
 	// Share and wait are only weakly told apart by a p99 (1% x 33 ms and 4% x 18 ms put it at about
 	// the same place); the tail itself must be there.
 	// The tail may be a constant wait or a hold the busy handler polls for (LockHold).
