@@ -47,7 +47,10 @@ func measurementOf(truth fakelaravel.CapacityModel) *Measurement {
 // fitTo fits the model to m with the deployment every test here uses (8 workers, backlog 511).
 func fitTo(t *testing.T, m *Measurement) FitResult {
 	t.Helper()
-	fit := fitTo(t, m)
+	fit, err := Fit(m, Fixed{Workers: 8, Backlog: 511, ProxyTimeout: time.Minute}, FitOptions{Seed: 1, Samples: 3000})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return fit
 }
 
