@@ -180,8 +180,7 @@ type runner struct {
 	cpuSum    float64
 	cpuN      int
 	// The real Laravel app's CPU (laravel.real): last reading and the interval's sum of samples.
-	laravelCPU    time.Duration
-	laravelCPUAt  time.Time
+	laravelProc   procSample
 	laravelCPUSum float64
 	laravelCPUN   int
 	lastRSS       int64
@@ -470,22 +469,21 @@ func (r *runner) sampleRealLaravel() {
 		return
 	}
 	cpu, err := r.w.real.cpuTime()
-	now := time.Now()
 	if err != nil {
 		return
 	}
+	cur := procSample{at: time.Now(), cpu: cpu}
 	r.mu.Lock()
-	prev, prevAt := r.laravelCPU, r.laravelCPUAt
-	r.laravelCPU, r.laravelCPUAt = cpu, now
-	var pct float64
-	ok := !prevAt.IsZero() && now.After(prevAt)
-	if ok {
-		pct = (cpu - prev).Seconds() / now.Sub(prevAt).Seconds() * 100
+	prev := r.laravelProc
+	r.laravelProc = cur
+	first := prev.at.IsZero()
+	pct := cpuPercent(prev, cur)
+	if !first {
 		r.laravelCPUSum += pct
 		r.laravelCPUN++
 	}
 	r.mu.Unlock()
-	if ok {
+	if !first {
 		r.reg.Observe("laravel_cpu_percent", pct, metrics.ContainsDefault, nil)
 	}
 }
