@@ -28,12 +28,11 @@ type world struct {
 	waAddr   string
 	waRoot   string // root public key, hex
 
-	laravelURL    string
-	laravelToken  string
-	laravelSecret string // HMAC secret the gateway signs with ("" = unsigned)
-	admin         *fakelaravel.AdminClient
-	laravel       *child       // nil when external
-	real          *realLaravel // the real app behind fakelaravel's front (laravel.real), or nil
+	laravelURL   string
+	laravelToken string
+	admin        *fakelaravel.AdminClient
+	laravel      *child       // nil when external
+	real         *realLaravel // the real app behind fakelaravel's front (laravel.real), or nil
 
 	redis        *child
 	redisURL     string
@@ -225,7 +224,7 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir stri
 			if w.real, err = startRealLaravel(ctx, f.Laravel, binDir, filepath.Join(logDir, "laravel-up.log")); err != nil {
 				return err
 			}
-			w.laravelToken, w.laravelSecret = w.real.token, w.real.secret
+			w.laravelToken = w.real.token
 			upTimeout := 70 * time.Second // beyond nginx's own 60 s read timeout, which answers 504 first
 			if pt := f.Laravel.ProxyTimeout.Std(); pt > 0 {
 				upTimeout = pt + 10*time.Second
@@ -302,8 +301,8 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir stri
 		"WAGATE_WA_ROOT_PUBKEY=" + w.waRoot,
 		"WAGATE_WA_INSECURE_TEST=1",
 	}
-	if w.laravelSecret != "" {
-		env = append(env, "WAGATE_LARAVEL_SECRET="+w.laravelSecret)
+	if w.real != nil && w.real.secret != "" {
+		env = append(env, "WAGATE_LARAVEL_SECRET="+w.real.secret) // the real app checks signatures
 	}
 	env = append(env, gatewayEnv(f.Gateway)...)
 	w.gateway, err = startChild("gateway", bin, nil, env, filepath.Join(logDir, "gateway.log"))
