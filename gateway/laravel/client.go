@@ -248,9 +248,9 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 		req.Header.Set(HeaderIdempotencyKey, idemKey)
 	}
 	if len(c.secret) > 0 {
-		ts := c.now().Unix()
-		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(HeaderSignature, Sign(c.secret, ts, body))
+		// Signed afresh for every attempt (fresh timestamp and nonce): a verifier refuses a
+		// repeated v2 signature as a replay.
+		SignRequest(req, c.secret, body, c.now())
 	}
 
 	start := time.Now()

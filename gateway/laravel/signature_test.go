@@ -1,0 +1,240 @@
+package laravel
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The v2 canonical string is pinned byte for byte: the PHP middleware (laravel/) and any other
+// verifier compute the same string from the same request.
+func TestCanonicalV2IsPinned(t *testing.T) {
+	r := SignedRequest{
+		Method: "POST", Target: "/api/qr/batch", IdempotencyKey: "batch-42", Timestamp: 1_700_000_000,
+		Nonce: "0123456789abcdef0123456789abcdef", Body: []byte(`{"qrs":[]}`),
+	}
+	bodySum := sha256.Sum256(r.Body)
+	want := "v2\nPOST\n/api/qr/batch\nbatch-42\n1700000000\n0123456789abcdef0123456789abcdef\n" + hex.EncodeToString(bodySum[:])
+	if got := CanonicalV2(r); got != want {
+		t.Fatalf("CanonicalV2 =\n%q\nwant\n%q", got, want)
+	}
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write([]byte(want))
+	if got, want := SignV2([]byte("s3cret"), r), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
+		t.Fatalf("SignV2 = %s, want %s", got, want)
+	}
+	// Without an Idempotency-Key the fourth line is empty, not left out.
+	r.IdempotencyKey = ""
+	if got := CanonicalV2(r); !strings.Contains(got, "\n/api/qr/batch\n\n1700000000\n") {
+		t.Fatalf("CanonicalV2 without a key = %q: the key line must be empty", got)
+	}
+}
+
+// signedAt builds a request signed the way the gateway's client signs it.
+func signedAt(t *testing.T, secret []byte, method, target, key, body string, at time.Time) IncomingRequest {
+	t.Helper()
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set(HeaderIdempotencyKey, key)
+	}
+	SignRequest(req, secret, []byte(body), at)
+	return Incoming(req, []byte(body))
+}
+
+func TestSignatureVerifierDecisions(t *testing.T) {
+	secret, previous := []byte("current-secret"), []byte("previous-secret")
+	now := time.Unix(1_700_000_000, 0)
+	const body = `{"statuses":[{"session_id":"s1","estado_qr":"connected","version":7}]}`
+	good := func() IncomingRequest {
+		return signedAt(t, secret, http.MethodPost, PathStatusBatch, "key-1", body, now)
+	}
+	v1Only := func(in IncomingRequest) IncomingRequest {
+		in.SignatureV2, in.Nonce = "", ""
+		return in
+	}
+	tests := []struct {
+		name      string
+		in        func() IncomingRequest
+		requireV2 bool
+		at        time.Time
+		version   SignatureVersion
+		want      error
+	}{
+		{"v2 accepted", good, false, now, SignatureV2, nil},
+		{"v2 accepted when v2 is required", good, true, now, SignatureV2, nil},
+		{"v2 signed with the previous secret (rotation)", func() IncomingRequest {
+			return signedAt(t, previous, http.MethodPost, PathStatusBatch, "key-1", body, now)
+		}, false, now, SignatureV2, nil},
+		{"v2 without an Idempotency-Key (legacy request)", func() IncomingRequest {
+			return signedAt(t, secret, http.MethodPost, PathStatus, "", `{"session_id":"s1","estado_qr":"connected"}`, now)
+		}, false, now, SignatureV2, nil},
+		{"v2 replayed under another path", func() IncomingRequest { in := good(); in.Target = PathQRBatch; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 with a query added", func() IncomingRequest { in := good(); in.Target += "?x=1"; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 replayed with another method", func() IncomingRequest { in := good(); in.Method = http.MethodPut; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 replayed under another Idempotency-Key", func() IncomingRequest { in := good(); in.IdempotencyKey = "key-2"; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 with its Idempotency-Key removed", func() IncomingRequest { in := good(); in.IdempotencyKey = ""; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 with another body", func() IncomingRequest { in := good(); in.Body = append(in.Body, ' '); return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 with another nonce", func() IncomingRequest { in := good(); in.Nonce = NewNonce(); return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 with a nonce that could hide a separator", func() IncomingRequest { in := good(); in.Nonce = "abc\ndef0123456789abc"; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 with a short nonce", func() IncomingRequest { in := good(); in.Nonce = "abc"; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 without a nonce", func() IncomingRequest { in := good(); in.Nonce = ""; return in }, false, now, SignatureV2, ErrSignatureMissing},
+		{"v2 without a timestamp", func() IncomingRequest { in := good(); in.Timestamp = ""; return in }, false, now, SignatureV2, ErrSignatureMissing},
+		{"v2 with a shifted timestamp", func() IncomingRequest { in := good(); in.Timestamp = "1700000001"; return in }, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 signed with an unknown secret", func() IncomingRequest {
+			return signedAt(t, []byte("other"), http.MethodPost, PathStatusBatch, "key-1", body, now)
+		}, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v2 a second within the skew", good, false, now.Add(DefaultSignatureSkew), SignatureV2, nil},
+		{"v2 past the skew", good, false, now.Add(DefaultSignatureSkew + time.Second), SignatureV2, ErrSignatureExpired},
+		{"v2 from the future beyond the skew", good, false, now.Add(-DefaultSignatureSkew - time.Second), SignatureV2, ErrSignatureExpired},
+		{"a broken v2 is refused even with a valid v1 beside it", func() IncomingRequest {
+			in := good()
+			in.Target = PathQR
+			return in
+		}, false, now, SignatureV2, ErrSignatureMismatch},
+		{"v1 accepted during the migration", func() IncomingRequest { return v1Only(good()) }, false, now, SignatureV1, nil},
+		{"v1 under any path during the migration (what v1 cannot see)", func() IncomingRequest {
+			in := v1Only(good())
+			in.Target, in.Method = PathQRBatch, http.MethodPut
+			return in
+		}, false, now, SignatureV1, nil},
+		{"v1 with the previous secret during the migration", func() IncomingRequest {
+			return v1Only(signedAt(t, previous, http.MethodPost, PathStatusBatch, "key-1", body, now))
+		}, false, now, SignatureV1, nil},
+		{"v1 with another body", func() IncomingRequest { in := v1Only(good()); in.Body = []byte("{}"); return in }, false, now, SignatureV1, ErrSignatureMismatch},
+		{"v1 past the skew", func() IncomingRequest { return v1Only(good()) }, false, now.Add(time.Hour), SignatureV1, ErrSignatureExpired},
+		{"v1 refused once v2 is required", func() IncomingRequest { return v1Only(good()) }, true, now, SignatureV1, ErrSignatureV2Required},
+		{"no signature at all", func() IncomingRequest { in := v1Only(good()); in.Signature = ""; return in }, false, now, SignatureV1, ErrSignatureMissing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := SignatureVerifier{Secrets: [][]byte{secret, previous}, RequireV2: tc.requireV2, Replay: NewReplayGuard(0)}
+			version, err := v.Verify(tc.in(), tc.at)
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("Verify: %v, want %v", err, tc.want)
+			}
+			if version != tc.version {
+				t.Fatalf("version %s, want %s", version, tc.version)
+			}
+		})
+	}
+}
+
+func TestSignatureVerifierWithoutSecretChecksNothing(t *testing.T) {
+	var v SignatureVerifier
+	version, err := v.Verify(IncomingRequest{Method: http.MethodPost, Target: PathQR}, time.Now())
+	if err != nil || version != SignatureNone {
+		t.Fatalf("Verify without secrets = %s, %v; want none, nil", version, err)
+	}
+}
+
+// A captured v2 request is refused when sent again inside the skew window, whatever its
+// Idempotency-Key (a legacy request has none); after the window it is refused as expired.
+func TestReplayedV2IsRefused(t *testing.T) {
+	secret := []byte("s3cret")
+	now := time.Unix(1_700_000_000, 0)
+	for _, key := range []string{"batch-1", ""} {
+		v := SignatureVerifier{Secrets: [][]byte{secret}, Replay: NewReplayGuard(0)}
+		in := signedAt(t, secret, http.MethodPost, PathStatusBatch, key, `{"statuses":[]}`, now)
+		if _, err := v.Verify(in, now); err != nil {
+			t.Fatalf("key %q: first request refused: %v", key, err)
+		}
+		for _, later := range []time.Duration{0, time.Second, DefaultSignatureSkew} {
+			if _, err := v.Verify(in, now.Add(later)); !errors.Is(err, ErrSignatureReplayed) {
+				t.Fatalf("key %q: replay %s later: %v, want ErrSignatureReplayed", key, later, err)
+			}
+		}
+		if _, err := v.Verify(in, now.Add(DefaultSignatureSkew+time.Second)); !errors.Is(err, ErrSignatureExpired) {
+			t.Fatalf("key %q: replay after the window: %v, want ErrSignatureExpired", key, err)
+		}
+	}
+}
+
+// The gateway legitimately sends the same batch again under the same Idempotency-Key (a retry),
+// and the same legacy body twice within a second (a flapping session): each attempt is signed
+// afresh, so none is mistaken for a replay.
+func TestEverySignedAttemptIsDistinct(t *testing.T) {
+	secret := []byte("s3cret")
+	now := time.Unix(1_700_000_000, 0) // the same second for every attempt
+	v := SignatureVerifier{Secrets: [][]byte{secret}, Replay: NewReplayGuard(0)}
+	var mu sync.Mutex
+	var refused []error
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		version, err := v.Verify(Incoming(r, body), now)
+		if err == nil && version != SignatureV2 {
+			err = errors.New("accepted as " + version.String())
+		}
+		if err != nil {
+			mu.Lock()
+			refused = append(refused, err)
+			mu.Unlock()
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"message":"Invalid signature."}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"success":true,"updated":1,"failed":0,"stale":0,"errors":[]}`))
+	}))
+	defer srv.Close()
+	c, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: "tok", Secret: secret, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	batch := StatusBatch{Statuses: []StatusItem{{SessionID: "s1", EstadoQR: StatusConnected, Version: 3, EventID: "e3", ChangedAt: now}}}
+	for attempt := range 3 {
+		if _, err := c.PostStatusBatch(ctx, "batch-7", batch); err != nil {
+			t.Fatalf("attempt %d of the same batch: %v", attempt+1, err)
+		}
+	}
+	for range 2 {
+		if err := c.PostStatus(ctx, StatusUpdate{SessionID: "s1", EstadoQR: StatusConnected}); err != nil {
+			t.Fatalf("identical legacy post: %v", err)
+		}
+	}
+	if len(refused) > 0 {
+		t.Fatalf("verifier refused the gateway's own attempts: %v", refused)
+	}
+	if n := v.Replay.Len(); n != 5 {
+		t.Fatalf("replay guard holds %d signatures, want 5 (one per attempt)", n)
+	}
+}
+
+func TestReplayGuardIsBoundedAndForgetsExpired(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	g := NewReplayGuard(2)
+	if err := g.Remember("a", now.Add(time.Second), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Remember("b", now.Add(time.Minute), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Remember("c", now.Add(time.Minute), now); !errors.Is(err, ErrReplayGuardFull) {
+		t.Fatalf("third live signature: %v, want ErrReplayGuardFull", err)
+	}
+	later := now.Add(2 * time.Second) // "a" expired: room for "c"
+	if err := g.Remember("c", later.Add(time.Minute), later); err != nil {
+		t.Fatalf("after an expiry: %v", err)
+	}
+	if err := g.Remember("b", later.Add(time.Minute), later); !errors.Is(err, ErrSignatureReplayed) {
+		t.Fatalf("held signature: %v, want ErrSignatureReplayed", err)
+	}
+	if err := g.Remember("a", later.Add(time.Minute), later); !errors.Is(err, ErrReplayGuardFull) {
+		t.Fatalf("expired signature with the guard full: %v, want ErrReplayGuardFull", err)
+	}
+}
+
+func TestNonceIsValidAndFresh(t *testing.T) {
+	a, b := NewNonce(), NewNonce()
+	if !validNonce(a) || !validNonce(b) || a == b {
+		t.Fatalf("nonces %q and %q: want two different valid nonces", a, b)
+	}
+}
