@@ -19,6 +19,7 @@ const (
 	PathState    = "/_fake/state"     // GET: State
 	PathFaults   = "/_fake/faults"    // GET: Faults; PUT/POST Faults: replace them
 	PathReset    = "/_fake/reset"     // POST: delete every session and batch, restart stats
+	PathRefusals = "/_fake/refusals"  // GET: Refusals, the items refused by refuse_items windows
 	PathSessions = "/_fake/sessions/" // PUT + {id} with SessionSettings: create or enable/disable
 )
 

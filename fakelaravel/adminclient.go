@@ -99,6 +99,14 @@ func (c *AdminClient) SetFaults(ctx context.Context, f Faults) error {
 	return c.call(ctx, http.MethodPut, PathFaults, f, nil)
 }
 
+// GetRefusals returns every batch item refused by a refuse_items fault window since start (or
+// the last reset): the only items a gateway may dead-letter.
+func (c *AdminClient) GetRefusals(ctx context.Context) (Refusals, error) {
+	var r Refusals
+	err := c.call(ctx, http.MethodGet, PathRefusals, nil, &r)
+	return r, err
+}
+
 // Reset deletes every session and processed batch and restarts the stats.
 func (c *AdminClient) Reset(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, PathReset, nil, nil)

@@ -39,10 +39,50 @@ type Stats struct {
 	SignatureFailures int64 `json:"signature_failures"`
 	// LostResponses counts applied writes whose response was dropped by the lost-response fault.
 	LostResponses int64 `json:"lost_responses"`
-	// InjectedErrors counts answers produced by the error-rate fault.
+	// InjectedErrors counts answers produced by the error-rate fault and status windows.
 	InjectedErrors int64 `json:"injected_errors"`
+	// Injected counts every request a fault changed, by InjectedKey: "status:503",
+	// "status:307", "latency", "down", "lost_response:close", "lost_response:empty",
+	// "garbage_body", "unaccounted_failures", "refuse_items".
+	Injected map[string]int64 `json:"injected"`
+	// RefusedItems counts batch items refused by refuse_items windows (by session: Refusals).
+	RefusedItems int64 `json:"refused_items"`
+	// UnaccountedItems counts batch items left unapplied and unnamed by unaccounted_failures
+	// windows.
+	UnaccountedItems int64 `json:"unaccounted_items"`
 	// Down reports whether a down window is in effect now.
 	Down bool `json:"down"`
+}
+
+// InjectedKey is the key of Stats.Injected for a fault kind and its detail (the status of a
+// status window, the mode of a lost response; empty for the others).
+func InjectedKey(kind FaultKind, detail string) string {
+	if detail == "" {
+		return string(kind)
+	}
+	return string(kind) + ":" + detail
+}
+
+// MaxRefusedItemsListed bounds Refusals.Items; the counts go on beyond it.
+const MaxRefusedItemsListed = 100_000
+
+// Refusals is the answer of GET /_fake/refusals: every batch item refused by a refuse_items
+// window since start (or the last reset). A replayed batch refuses nothing again.
+type Refusals struct {
+	// Total counts refused items; BySession the same per session id.
+	Total     int64            `json:"total"`
+	BySession map[string]int64 `json:"by_session"`
+	// Items lists the refused items in order, at most MaxRefusedItemsListed (Truncated then).
+	Items     []RefusedItem `json:"items"`
+	Truncated bool          `json:"truncated"`
+}
+
+// RefusedItem is one refused batch item.
+type RefusedItem struct {
+	SessionID string `json:"session_id"`
+	// Endpoint is EndpointStatusBatch or EndpointQRBatch.
+	Endpoint string `json:"endpoint"`
+	Version  int64  `json:"version"`
 }
 
 // WorkerStats describes the FPM worker pool.
