@@ -37,6 +37,10 @@ type Config struct {
 	Secret []byte
 	// SignatureSkew is how far a signed timestamp may be from now (default laravel.DefaultSignatureSkew).
 	SignatureSkew time.Duration
+	// RequireSignatureV2 refuses POSTs without a v2 signature (X-Wagate-Signature-V2); otherwise
+	// v1 is accepted too, as during the migration (docs/security.md). An accepted v2 signature
+	// seen again within the skew window is refused as a replay either way.
+	RequireSignatureV2 bool
 	// DBPath is the SQLite file; empty means a temporary file removed on Close.
 	DBPath string
 	// Capacity is the PHP-FPM model; the zero value means DefaultCapacityModel().
@@ -78,6 +82,7 @@ type Server struct {
 	metrics     *metrics
 	tokenSum    [32]byte
 	adminSum    [32]byte
+	signatures  *laravel.SignatureVerifier // nil without a secret
 	listener    atomic.Pointer[switchListener]
 	inflightM   sync.Mutex
 	inflight    map[string]struct{}
@@ -147,6 +152,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		tokenSum: sha256.Sum256([]byte(cfg.Token)),
 		adminSum: sha256.Sum256([]byte(cfg.AdminToken)),
 		inflight: map[string]struct{}{},
+	}
+	if len(cfg.Secret) > 0 {
+		s.signatures = &laravel.SignatureVerifier{
+			Secrets: [][]byte{cfg.Secret}, Skew: cfg.SignatureSkew, RequireV2: cfg.RequireSignatureV2,
+			Replay: laravel.NewReplayGuard(0),
+		}
 	}
 	s.workers = poolView{pool}
 	if cfg.Upstream != nil {
@@ -316,6 +327,7 @@ func messageResponse(status int, msg string) *response {
 type apiRequest struct {
 	method, path, endpoint string
 	auth, sig, ts, idemKey string
+	sigV2, nonce, target   string // the v2 signature, its nonce and the request target it covers
 	body                   []byte
 	header                 http.Header // all of them, kept only in front of a real app (Upstream)
 }
@@ -367,7 +379,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		method: r.Method, path: r.URL.Path, endpoint: rec.endpoint,
 		auth: r.Header.Get("Authorization"), sig: r.Header.Get(laravel.HeaderSignature),
 		ts: r.Header.Get(laravel.HeaderTimestamp), idemKey: r.Header.Get(laravel.HeaderIdempotencyKey),
-		body: body,
+		sigV2: r.Header.Get(laravel.HeaderSignatureV2), nonce: r.Header.Get(laravel.HeaderNonce),
+		target: laravel.Incoming(r, nil).Target, body: body,
 	}
 	var res poolResult
 	if s.upstream != nil {
@@ -454,8 +467,15 @@ func (s *Server) authenticate(req apiRequest) *response {
 		s.metrics.authFailures.Inc()
 		return messageResponse(http.StatusUnauthorized, "Unauthenticated.")
 	}
-	if len(s.cfg.Secret) > 0 && req.method == http.MethodPost {
-		if err := laravel.VerifySignature(s.cfg.Secret, req.ts, req.sig, req.body, time.Now(), s.cfg.SignatureSkew); err != nil {
+	if s.signatures != nil && req.method == http.MethodPost {
+		_, err := s.signatures.Verify(laravel.IncomingRequest{
+			Method: req.method, Target: req.target, IdempotencyKey: req.idemKey, Timestamp: req.ts,
+			Signature: req.sig, SignatureV2: req.sigV2, Nonce: req.nonce, Body: req.body,
+		}, time.Now())
+		if errors.Is(err, laravel.ErrReplayGuardFull) {
+			return messageResponse(http.StatusServiceUnavailable, "Replay guard full: try again later.")
+		}
+		if err != nil {
 			book.count(&book.sigFailures)
 			s.metrics.signatureFailures.Inc()
 			return messageResponse(http.StatusUnauthorized, "Invalid signature: "+err.Error()+".")

@@ -94,7 +94,7 @@ func (u *upstreamApp) close() { u.http.CloseIdleConnections() }
 
 // forwardedHeaders are the request headers the front passes on; everything the contract uses.
 var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", laravel.HeaderSignature,
-	laravel.HeaderTimestamp, laravel.HeaderIdempotencyKey, "User-Agent"}
+	laravel.HeaderTimestamp, laravel.HeaderSignatureV2, laravel.HeaderNonce, laravel.HeaderIdempotencyKey, "User-Agent"}
 
 // answerHeaders are the answer headers the front passes back.
 var answerHeaders = []string{"Retry-After", "Idempotent-Replayed", "Allow", "WWW-Authenticate"}

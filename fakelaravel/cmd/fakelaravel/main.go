@@ -72,6 +72,7 @@ func runServer(args []string, stderr io.Writer) int {
 		secretFlag  = fs.String("secret", "", "HMAC secret; when set every POST must be signed (or -secret-file, or $FAKELARAVEL_SECRET)")
 		secretFile  = fs.String("secret-file", "", "file holding the HMAC secret")
 		skew        = fs.Duration("signature-skew", laravel.DefaultSignatureSkew, "largest accepted distance between a signature's timestamp and now")
+		requireV2   = fs.Bool("require-signature-v2", false, "refuse POSTs without a v2 signature (X-Wagate-Signature-V2); default: v1 is accepted too (migration, docs/security.md)")
 		db          = fs.String("db", "", "SQLite file (default: a temporary file removed on exit)")
 		calFile     = fs.String("calibration", "", "calibration.json to take the capacity defaults from (default: the embedded one: "+cal.Source+")")
 		cores       = fs.Float64("cores", def.Cores, "CPU cores available to PHP-FPM; 0 = every worker has its own core")
@@ -166,7 +167,7 @@ func runServer(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg := fakelaravel.Config{
-		Token: tok, AdminToken: adm, SignatureSkew: *skew, DBPath: *db, Capacity: model,
+		Token: tok, AdminToken: adm, SignatureSkew: *skew, RequireSignatureV2: *requireV2, DBPath: *db, Capacity: model,
 		MaxItems: *maxItems, MaxBodyBytes: *maxBody, RejectUnknownSessions: *rejectUnk,
 		SeriesSeconds: *series, Seed: *seed, Logger: log,
 		Faults: fakelaravel.Faults{ErrorRate: *errRate, ErrorStatus: *errStatus, RetryAfterS: *retryAfter,
