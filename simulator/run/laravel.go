@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
-	"wagate/simulator/user"
+	"wagate/gateway/laravel"
+	"wagate/simulator/truth"
 )
 
 // laravelWatch polls fakelaravel's /_fake/state: it is what the Laravel app's pages show (the QR
 // a person scans) and it feeds the ledger with every change it sees.
 type laravelWatch struct {
 	admin  *fakelaravel.AdminClient
-	ledger *user.Ledger
+	ledger *truth.Ledger
 
 	mu      sync.Mutex
 	qr      map[string]string
@@ -23,7 +24,7 @@ type laravelWatch struct {
 	errors  int
 }
 
-func newLaravelWatch(admin *fakelaravel.AdminClient, ledger *user.Ledger) *laravelWatch {
+func newLaravelWatch(admin *fakelaravel.AdminClient, ledger *truth.Ledger) *laravelWatch {
 	return &laravelWatch{admin: admin, ledger: ledger, qr: map[string]string{}, status: map[string]string{}, changed: make(chan struct{})}
 }
 
@@ -68,7 +69,7 @@ func (w *laravelWatch) poll(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	for _, o := range seen {
-		w.ledger.ObserveLaravel(o.id, o.status, o.version, o.qr, o.at)
+		w.ledger.ObserveLaravel(o.id, laravel.Status(o.status), o.version, o.qr, o.at)
 	}
 	return nil
 }

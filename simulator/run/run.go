@@ -27,12 +27,14 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
+	"wagate/gateway/laravel"
 	"wagate/internal/buildinfo"
 	"wagate/reports"
 	"wagate/simulator/executor"
 	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
 	"wagate/simulator/threshold"
+	"wagate/simulator/truth"
 	"wagate/simulator/user"
 )
 
@@ -153,7 +155,7 @@ type runner struct {
 	w       *world
 	reg     *metrics.Registry
 	nd      *metrics.NDJSON
-	ledger  *user.Ledger
+	ledger  *truth.Ledger
 	phones  *phones
 	laravel *laravelWatch
 	hc      *http.Client
@@ -219,7 +221,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	}
 	r.reg = metrics.NewRegistry(sink)
 	r.reg.DefineAll()
-	qr := user.QRTiming{First: 60 * time.Second, Next: 20 * time.Second, Codes: 6}
+	qr := truth.QRTiming{First: 60 * time.Second, Next: 20 * time.Second, Codes: 6}
 	if f.Gateway.QR.First > 0 {
 		qr.First = f.Gateway.QR.First.Std()
 	}
@@ -232,7 +234,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	r.measureLaravel = r.w.laravel != nil || r.tuple.Index() == 0
 	r.measureGateway = r.w.gateway != nil || r.tuple.Index() == 0
 	r.phones = newPhones(r.w.wa)
-	r.ledger = user.NewLedger(r.reg, qr, r.phones.RefIssue)
+	r.ledger = truth.NewLedger(r.reg, qr, r.phones.RefIssue)
 	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
 	r.hc = &http.Client{Timeout: 10 * time.Second}
 
@@ -302,7 +304,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	bgWG.Go(func() { r.abortWatch(bg, usersCtx, stopUsers, &aborted) })
 	var faultWG sync.WaitGroup
 	for _, flt := range f.Faults {
-		faultWG.Go(func() { r.applyFault(usersCtx, flt) })
+		faultWG.Go(func() { r.playFault(usersCtx, flt) }) // players.go
 	}
 	var maxVUs int64
 	var wg sync.WaitGroup
@@ -369,9 +371,13 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		r.log.Warn("final Laravel state", "err", err)
 	}
 	end := time.Now()
-	truth := r.ledger.Finish(r.laravel.Statuses(), r.gatewayStates(fctx), end)
+	gatewayStates := r.gatewayStates(fctx)
+	truth := r.ledger.Finish(r.laravel.Statuses(), gatewayStates, end)
 	for _, m := range truth.Mismatches {
 		r.log.Warn("ground truth", "mismatch", m)
+	}
+	if err := r.writeOutcome(fctx, truth, gatewayStates != nil); err != nil {
+		return nil, fmt.Errorf("%s: %w", OutcomeFile, err)
 	}
 	dup := r.duplicates(fctx)
 	stopBG()
@@ -532,8 +538,8 @@ func (r *runner) seriesPoint() {
 	p.OutboxDepth = int64(math.Max(r.lastOutbox, 0))
 	r.series = append(r.series, p)
 	r.mu.Unlock()
-	for _, state := range []string{user.StatusPending, user.StatusConnected, user.StatusDisconnected, user.StatusLoggedOut, user.StatusExpired} {
-		r.reg.Set("sessions", float64(p.SessionsByState[state]), metrics.Tags{"state": state})
+	for _, state := range laravel.Statuses {
+		r.reg.Set("sessions", float64(p.SessionsByState[string(state)]), metrics.Tags{"state": string(state)})
 	}
 }
 
@@ -723,103 +729,6 @@ func (r *runner) abortWatch(bg, users context.Context, stop context.CancelFunc, 
 	}
 }
 
-// applyFault plays one fault-schedule entry.
-func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
-	if flt.Process != nil {
-		r.applyProcessFault(ctx, flt)
-		return
-	}
-	r.watchScheduled(flt)
-	select {
-	case <-time.After(flt.At.Std() - time.Since(r.start)):
-	case <-ctx.Done():
-		return
-	}
-	r.log.Info("fault", "name", flt.Name, "at", flt.At, "duration", flt.Duration)
-	if flt.Laravel != nil {
-		actx := context.WithoutCancel(ctx)
-		if err := r.w.admin.SetFaults(actx, laravelFaults(flt.Laravel, flt.Duration.Std())); err != nil {
-			r.log.Warn("fault", "name", flt.Name, "err", err)
-			return
-		}
-		if flt.Duration > 0 {
-			select {
-			case <-time.After(flt.Duration.Std()):
-			case <-ctx.Done():
-			}
-			_ = r.w.admin.SetFaults(actx, laravelFaults(r.f.Laravel.Faults, 0))
-		}
-		return
-	}
-	w := flt.WhatsApp
-	if w.Action == "restart" {
-		online := r.ownOnline()
-		at := time.Now()
-		var undos []func()
-		for id := range online {
-			undos = append(undos, r.ledger.Caused(id, user.StatusDisconnected, at))
-			r.ledger.Expect(id, user.StatusConnected)
-		}
-		if err := r.w.wa.Restart(context.WithoutCancel(ctx)); err != nil {
-			r.log.Warn("fault", "name", flt.Name, "err", err)
-			for _, u := range undos {
-				u()
-			}
-			return
-		}
-		return
-	}
-	share := 1.0
-	if w.Share != nil {
-		share = *w.Share
-	}
-	online := r.ownOnline()
-	ids := make([]string, 0, len(online))
-	for id := range online {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	n := int(math.Round(share * float64(len(ids))))
-	var gap time.Duration
-	if n > 1 {
-		gap = w.Spread.Std() / time.Duration(n)
-	}
-	for i := 0; i < n; i++ {
-		id := ids[i]
-		jid := online[id]
-		at := time.Now()
-		var err error
-		switch w.Action {
-		case "drop":
-			undo := r.ledger.Caused(id, user.StatusDisconnected, at)
-			r.ledger.Expect(id, user.StatusConnected)
-			if err = r.phones.Drop(jid); err != nil {
-				undo()
-			}
-		case "replace":
-			undo := r.ledger.Caused(id, user.StatusDisconnected, at)
-			if err = r.phones.Replace(jid); err != nil {
-				undo()
-			}
-		case "logout":
-			undo := r.ledger.Caused(id, user.StatusLoggedOut, at)
-			if err = r.phones.Logout(jid); err != nil {
-				undo()
-			}
-		}
-		if err != nil {
-			r.log.Debug("fault action", "action", w.Action, "jid", jid, "err", err)
-		}
-		if gap > 0 {
-			select {
-			case <-time.After(gap):
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}
-
 // ownOnline maps this instance's sessions whose device is online to their JIDs.
 func (r *runner) ownOnline() map[string]string {
 	online := map[string]bool{}
@@ -876,7 +785,7 @@ func (r *runner) progress(ctx context.Context) {
 }
 
 // report assembles report.json.
-func (r *runner) report(end time.Time, truth user.Truth, dup int64) *reports.Report {
+func (r *runner) report(end time.Time, truth truth.Truth, dup int64) *reports.Report {
 	f := r.f
 	elapsed := end.Sub(r.start)
 	r.mu.Lock()

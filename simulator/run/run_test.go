@@ -13,7 +13,7 @@ import (
 	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
 	"wagate/simulator/threshold"
-	"wagate/simulator/user"
+	"wagate/simulator/truth"
 )
 
 func TestParsePrometheusText(t *testing.T) {
@@ -94,7 +94,7 @@ func TestLaravelWatchFeedsTheLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := metrics.NewRegistry(nil)
-	ledger := user.NewLedger(reg, user.QRTiming{}, nil)
+	ledger := truth.NewLedger(reg, truth.QRTiming{}, nil)
 	w := newLaravelWatch(fakelaravel.NewAdminClient(hs.URL, "tok", hs.Client()), ledger)
 
 	ledger.Started("s1", "15550001", time.Now(), nil)
@@ -104,7 +104,7 @@ func TestLaravelWatchFeedsTheLedger(t *testing.T) {
 	if err := w.poll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ledger.Caused("s1", user.StatusConnected, time.Now())
+	ledger.Caused("s1", laravel.StatusConnected, time.Now())
 	if err := client.PostStatus(ctx, laravel.StatusUpdate{SessionID: "s1", EstadoQR: laravel.StatusConnected}); err != nil {
 		t.Fatal(err)
 	}

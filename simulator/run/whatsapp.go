@@ -9,7 +9,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"wagate/simulator/fakewa"
-	"wagate/simulator/user"
+	"wagate/simulator/truth"
 )
 
 // waSide is fakewa as the simulator drives it: in-process (*fakewa.Server) or over its control
@@ -61,14 +61,14 @@ type phones struct {
 
 	mu        sync.Mutex
 	seq       uint64
-	refs      map[string]user.RefIssue
+	refs      map[string]truth.RefIssue
 	connected map[string]time.Time // jid -> last connected
 	online    map[string]bool
 	changed   chan struct{}
 }
 
 func newPhones(wa waSide) *phones {
-	return &phones{wa: wa, refs: map[string]user.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, changed: make(chan struct{})}
+	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, changed: make(chan struct{})}
 }
 
 // poll reads new fakewa events.
@@ -90,7 +90,7 @@ func (p *phones) poll(ctx context.Context) error {
 		switch e.Kind {
 		case fakewa.EventQRRefsIssued:
 			for i, r := range e.Refs {
-				p.refs[r] = user.RefIssue{At: e.Time, Index: i}
+				p.refs[r] = truth.RefIssue{At: e.Time, Index: i}
 			}
 		case fakewa.EventConnected:
 			p.connected[e.JID] = e.Time
@@ -105,7 +105,7 @@ func (p *phones) poll(ctx context.Context) error {
 }
 
 // RefIssue resolves a pairing ref.
-func (p *phones) RefIssue(ref string) (user.RefIssue, bool) {
+func (p *phones) RefIssue(ref string) (truth.RefIssue, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r, ok := p.refs[ref]

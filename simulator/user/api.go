@@ -2,7 +2,7 @@
 // app acting for it. Its lifecycle runs against the real gateway REST API (start the session, poll
 // status and QR as the Laravel app does, send messages, log out); its phone pairs with the QR that
 // Laravel received, not the one the gateway holds; and every state it causes is written to the
-// Ledger, the ground truth Laravel's final state is compared with.
+// truth.Ledger, the ground truth Laravel's final state is compared with.
 package user
 
 import (

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"wagate/gateway/laravel"
 	"wagate/simulator/executor"
 	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
+	"wagate/simulator/truth"
 )
 
 // Phone is the WhatsApp side a user's phone acts on (fakewa).
@@ -38,7 +40,7 @@ type Env struct {
 	API     *API
 	Phone   Phone
 	Laravel LaravelView
-	Ledger  *Ledger
+	Ledger  *truth.Ledger
 	Reg     *metrics.Registry
 	// Instance distinguishes the session ids and phone numbers of simulator instances (the
 	// execution segment's index), so several instances never collide.
@@ -221,7 +223,7 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 			continue
 		}
 		at := time.Now()
-		undo := e.Ledger.Caused(u.id, StatusConnected, at)
+		undo := e.Ledger.Caused(u.id, laravel.StatusConnected, at)
 		jid, err := e.Phone.Pair(ctx, qr, u.phone)
 		if err != nil {
 			undo()
@@ -295,21 +297,21 @@ func (u *user) live(ctx context.Context) error {
 			}
 			msg.Reset(nextMsg())
 		case <-drop.C:
-			undo := e.Ledger.Caused(u.id, StatusDisconnected, time.Now())
-			e.Ledger.Expect(u.id, StatusConnected) // whatsmeow reconnects by itself
+			undo := e.Ledger.Caused(u.id, laravel.StatusDisconnected, time.Now())
+			e.Ledger.Expect(u.id, laravel.StatusConnected) // whatsmeow reconnects by itself
 			if err := e.Phone.Drop(u.jid); err != nil {
 				undo()
 			}
 			drop.Reset(u.exp(*b.DropsPerHour))
 		case <-replace.C:
-			undo := e.Ledger.Caused(u.id, StatusDisconnected, time.Now())
+			undo := e.Ledger.Caused(u.id, laravel.StatusDisconnected, time.Now())
 			if err := e.Phone.Replace(u.jid); err == nil {
 				return nil // the session was taken over; this user is done with it
 			}
 			undo()
 			replace.Reset(u.exp(*b.ReplacedPerHour))
 		case <-remote.C:
-			undo := e.Ledger.Caused(u.id, StatusLoggedOut, time.Now())
+			undo := e.Ledger.Caused(u.id, laravel.StatusLoggedOut, time.Now())
 			if err := e.Phone.Logout(u.jid); err == nil {
 				return nil
 			}
@@ -317,7 +319,7 @@ func (u *user) live(ctx context.Context) error {
 			remote.Reset(u.exp(*b.RemoteLogoutsPerHour))
 		case <-end.C:
 			if u.rng.Float64() < *b.LogoutAtEnd {
-				undo := e.Ledger.Caused(u.id, StatusLoggedOut, time.Now())
+				undo := e.Ledger.Caused(u.id, laravel.StatusLoggedOut, time.Now())
 				r, err := e.API.Logout(ctx, u.id, u.tags)
 				if err == nil && r.Status >= 300 {
 					undo() // refused: nothing changed (a network error may have logged out: keep it)

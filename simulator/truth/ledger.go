@@ -1,28 +1,23 @@
-package user
+// Package truth owns the ground truth of a simulation run: what every virtual user and every
+// injected fault caused, what Laravel showed and when, and the verdict at the end (lost updates,
+// stale overwrites, gateway state mismatches, QR codes that expired unseen). It speaks the
+// gateway's vocabulary (gateway/laravel's estado_qr values, gateway/event's priorities) and
+// copies none of its rules.
+package truth
 
 import (
+	"slices"
 	"sync"
 	"time"
 
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
 	"wagate/simulator/metrics"
 )
 
-// Laravel statuses (estado_qr) the ledger reasons about.
-const (
-	StatusPending      = "pending"
-	StatusConnected    = "connected"
-	StatusDisconnected = "disconnected"
-	StatusLoggedOut    = "logged_out"
-	StatusExpired      = "expired"
-)
-
-// priorityOf mirrors the gateway's event priorities: connects and disconnects are HIGH.
-func priorityOf(status string) string {
-	switch status {
-	case StatusConnected, StatusDisconnected, StatusLoggedOut:
-		return "high"
-	}
-	return "normal"
+// priorityOf is the delivery priority the gateway gives to a status event of that estado_qr.
+func priorityOf(status laravel.Status) string {
+	return event.PriorityOf(event.KindStatus, string(status)).String()
 }
 
 // QRTiming is the gateway's QR rotation, needed to know when each code was shown and expired.
@@ -47,7 +42,7 @@ type RefIssue struct {
 }
 
 type cause struct {
-	status    string
+	status    laravel.Status
 	at        time.Time
 	delivered bool
 }
@@ -59,12 +54,12 @@ type session struct {
 	started        time.Time
 	// expected is the final estado_qr the simulation generated; "" means never paired (pending or
 	// expired are both right, depending on the gateway's QR expiry).
-	expected string
+	expected laravel.Status
 	causes   []cause
 	pairedAt time.Time
 
 	// What Laravel showed.
-	laravelStatus  string
+	laravelStatus  laravel.Status
 	laravelVersion int64
 	maxVersion     int64
 	sawExpected    bool // Laravel showed expected after the last cause
@@ -107,14 +102,14 @@ func (l *Ledger) Started(id, phone string, at time.Time, tags metrics.Tags) {
 	defer l.mu.Unlock()
 	s := l.get(id)
 	s.phone, s.started, s.tags = phone, at, tags
-	s.causes = append(s.causes, cause{status: StatusPending, at: at})
+	s.causes = append(s.causes, cause{status: laravel.StatusPending, at: at})
 }
 
 // Caused records that the simulation makes session id's state become status at at (a pairing,
 // a drop, a logout): Laravel should show it, and the delay until it does is measured. Call it
 // before acting, so that Laravel can never show the state before the ledger expects it; the
 // returned undo forgets the cause when the action failed.
-func (l *Ledger) Caused(id, status string, at time.Time) (undo func()) {
+func (l *Ledger) Caused(id string, status laravel.Status, at time.Time) (undo func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.get(id)
@@ -135,7 +130,7 @@ func (l *Ledger) Caused(id, status string, at time.Time) (undo func()) {
 
 // Expect sets the final state the session should settle in without a measured cause (whatsmeow
 // reconnecting by itself after a drop).
-func (l *Ledger) Expect(id, status string) {
+func (l *Ledger) Expect(id string, status laravel.Status) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.get(id)
@@ -153,7 +148,7 @@ func (l *Ledger) Paired(id, jid string, at time.Time) {
 
 // ObserveLaravel records what Laravel shows for a session: its estado_qr with version, its QR,
 // and when the write was applied (appliedAt, from Laravel's updated_at when usable) or observed.
-func (l *Ledger) ObserveLaravel(id, status string, version int64, qr string, appliedAt time.Time) {
+func (l *Ledger) ObserveLaravel(id string, status laravel.Status, version int64, qr string, appliedAt time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.sessions[id]
@@ -184,7 +179,7 @@ func (l *Ledger) ObserveLaravel(id, status string, version int64, qr string, app
 	if idx >= 0 {
 		c := &s.causes[idx]
 		delay := appliedAt.Sub(c.at)
-		t := metrics.Tags{"kind": "status", "priority": priorityOf(status), "event": status}
+		t := metrics.Tags{"kind": "status", "priority": priorityOf(status), "event": string(status)}
 		for k, v := range s.tags {
 			t[k] = v
 		}
@@ -269,14 +264,15 @@ func (l *Ledger) Finish(final, gateway map[string]string, end time.Time) Truth {
 	for _, id := range l.order {
 		s := l.sessions[id]
 		t.Sessions++
-		got := final[id]
-		matches := func(state string) bool {
+		got := laravel.Status(final[id])
+		matches := func(state laravel.Status) bool {
 			if s.expected == "" {
-				return state == StatusPending || state == StatusExpired
+				return state == laravel.StatusPending || state == laravel.StatusExpired
 			}
 			return state == s.expected
 		}
-		gw, haveGW := gateway[id]
+		gwState, haveGW := gateway[id]
+		gw := laravel.Status(gwState)
 		switch {
 		case s.stale:
 			t.Stale++
@@ -301,11 +297,11 @@ func (l *Ledger) Finish(final, gateway map[string]string, end time.Time) Truth {
 	return t
 }
 
-func quote(s string) string {
+func quote(s laravel.Status) string {
 	if s == "" {
 		return "nothing"
 	}
-	return s
+	return string(s)
 }
 
 // expiredUnseenLocked counts the session's QR codes whose display window ended before pairing (or
@@ -362,6 +358,20 @@ func (l *Ledger) expiredUnseenLocked(s *session, end time.Time) int64 {
 		}
 	}
 	return n
+}
+
+// Forget removes session id from the ledger: its start request never reached the gateway (the
+// gateway was down), so the session does not exist anywhere and has no state to compare.
+func (l *Ledger) Forget(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.sessions[id]; !ok {
+		return
+	}
+	delete(l.sessions, id)
+	if i := slices.Index(l.order, id); i >= 0 {
+		l.order = slices.Delete(l.order, i, i+1)
+	}
 }
 
 // Sessions returns how many sessions the ledger knows.
