@@ -304,7 +304,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	bgWG.Go(func() { r.abortWatch(bg, usersCtx, stopUsers, &aborted) })
 	var faultWG sync.WaitGroup
 	for _, flt := range f.Faults {
-		faultWG.Go(func() { r.playFault(usersCtx, flt) }) // players.go
+		faultWG.Go(func() { r.applyFault(usersCtx, flt) })
 	}
 	var maxVUs int64
 	var wg sync.WaitGroup
@@ -371,13 +371,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		r.log.Warn("final Laravel state", "err", err)
 	}
 	end := time.Now()
-	gatewayStates := r.gatewayStates(fctx)
-	truth := r.ledger.Finish(r.laravel.Statuses(), gatewayStates, end)
+	truth := r.ledger.Finish(r.laravel.Statuses(), r.gatewayStates(fctx), end)
 	for _, m := range truth.Mismatches {
 		r.log.Warn("ground truth", "mismatch", m)
-	}
-	if err := r.writeOutcome(fctx, truth, gatewayStates != nil); err != nil {
-		return nil, fmt.Errorf("%s: %w", OutcomeFile, err)
 	}
 	dup := r.duplicates(fctx)
 	stopBG()
@@ -724,6 +720,103 @@ func (r *runner) abortWatch(bg, users context.Context, stop context.CancelFunc, 
 					stop()
 					return
 				}
+			}
+		}
+	}
+}
+
+// applyFault plays one fault-schedule entry.
+func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
+	if flt.Process != nil {
+		r.applyProcessFault(ctx, flt)
+		return
+	}
+	r.watchScheduled(flt)
+	select {
+	case <-time.After(flt.At.Std() - time.Since(r.start)):
+	case <-ctx.Done():
+		return
+	}
+	r.log.Info("fault", "name", flt.Name, "at", flt.At, "duration", flt.Duration)
+	if flt.Laravel != nil {
+		actx := context.WithoutCancel(ctx)
+		if err := r.w.admin.SetFaults(actx, laravelFaults(flt.Laravel, flt.Duration.Std())); err != nil {
+			r.log.Warn("fault", "name", flt.Name, "err", err)
+			return
+		}
+		if flt.Duration > 0 {
+			select {
+			case <-time.After(flt.Duration.Std()):
+			case <-ctx.Done():
+			}
+			_ = r.w.admin.SetFaults(actx, laravelFaults(r.f.Laravel.Faults, 0))
+		}
+		return
+	}
+	w := flt.WhatsApp
+	if w.Action == "restart" {
+		online := r.ownOnline()
+		at := time.Now()
+		var undos []func()
+		for id := range online {
+			undos = append(undos, r.ledger.Caused(id, laravel.StatusDisconnected, at))
+			r.ledger.Expect(id, laravel.StatusConnected)
+		}
+		if err := r.w.wa.Restart(context.WithoutCancel(ctx)); err != nil {
+			r.log.Warn("fault", "name", flt.Name, "err", err)
+			for _, u := range undos {
+				u()
+			}
+			return
+		}
+		return
+	}
+	share := 1.0
+	if w.Share != nil {
+		share = *w.Share
+	}
+	online := r.ownOnline()
+	ids := make([]string, 0, len(online))
+	for id := range online {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	n := int(math.Round(share * float64(len(ids))))
+	var gap time.Duration
+	if n > 1 {
+		gap = w.Spread.Std() / time.Duration(n)
+	}
+	for i := 0; i < n; i++ {
+		id := ids[i]
+		jid := online[id]
+		at := time.Now()
+		var err error
+		switch w.Action {
+		case "drop":
+			undo := r.ledger.Caused(id, laravel.StatusDisconnected, at)
+			r.ledger.Expect(id, laravel.StatusConnected)
+			if err = r.phones.Drop(jid); err != nil {
+				undo()
+			}
+		case "replace":
+			undo := r.ledger.Caused(id, laravel.StatusDisconnected, at)
+			if err = r.phones.Replace(jid); err != nil {
+				undo()
+			}
+		case "logout":
+			undo := r.ledger.Caused(id, laravel.StatusLoggedOut, at)
+			if err = r.phones.Logout(jid); err != nil {
+				undo()
+			}
+		}
+		if err != nil {
+			r.log.Debug("fault action", "action", w.Action, "jid", jid, "err", err)
+		}
+		if gap > 0 {
+			select {
+			case <-time.After(gap):
+			case <-ctx.Done():
+				return
 			}
 		}
 	}
