@@ -57,6 +57,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, st, nil)
+	case r.URL.Path == PathRefusals && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Refusals(), nil)
 	case r.URL.Path == PathFaults && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, s.Faults(), nil)
 	case r.URL.Path == PathFaults && (r.Method == http.MethodPut || r.Method == http.MethodPost):

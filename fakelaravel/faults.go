@@ -208,6 +208,8 @@ func (w FaultWindow) validate() error {
 		return fmt.Errorf("%s: duration_ms %d is negative (0 means until the faults are replaced)", w, w.DurationMS)
 	case w.Kind == FaultDown && w.Rate != 0:
 		return fmt.Errorf("%s: rate does not apply to down windows (every connection is refused); leave it 0", w)
+	case w.Kind == FaultDown && len(w.Endpoints) > 0:
+		return fmt.Errorf("%s: endpoints do not apply to down windows (connections are refused before any path is read)", w)
 	case w.Kind != FaultDown && (w.Rate <= 0 || w.Rate > 1 || math.IsNaN(w.Rate)):
 		return fmt.Errorf("%s: rate %v must be in (0, 1]: the probability that a request is affected", w, w.Rate)
 	}

@@ -21,6 +21,8 @@ type metrics struct {
 	signatureFailures prometheus.Counter
 	lostResponses     prometheus.Counter
 	injectedErrors    prometheus.Counter
+	injectedFaults    *prometheus.CounterVec
+	withheldItems     *prometheus.CounterVec
 }
 
 func newMetrics(workers workerView, isDown func() bool) *metrics {
@@ -57,9 +59,15 @@ func newMetrics(workers workerView, isDown func() bool) *metrics {
 		injectedErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fakelaravel_injected_errors_total", Help: "Answers produced by the error-rate fault.",
 		}),
+		injectedFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fakelaravel_injected_faults_total", Help: "Requests changed by an injected fault, by kind and detail (the status of a status fault, the mode of a lost response).",
+		}, []string{"kind", "detail"}),
+		withheldItems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fakelaravel_withheld_items_total", Help: "Batch items item faults kept from being applied, by kind (refuse_items: named errors; unaccounted_failures: counted only).",
+		}, []string{"kind"}),
 	}
 	m.reg.MustRegister(m.requests, m.items, m.replayed, m.queueWait, m.service,
-		m.authFailures, m.signatureFailures, m.lostResponses, m.injectedErrors,
+		m.authFailures, m.signatureFailures, m.lostResponses, m.injectedErrors, m.injectedFaults, m.withheldItems,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_workers", Help: "FPM workers (pm.max_children)."},
 			func() float64 { return float64(workers.count()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fakelaravel_workers_busy", Help: "FPM workers serving a request now."},

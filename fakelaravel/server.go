@@ -214,6 +214,13 @@ func (s *Server) SetFaults(f Faults) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
+	if s.upstream != nil {
+		for _, w := range f.Windows {
+			if w.Kind == FaultRefuseItems || w.Kind == FaultUnaccountedFailures {
+				return fmt.Errorf("faults: %s windows change how the fake applies a batch; in front of a real app (upstream) they cannot: %w", w.Kind, ErrUpstreamOnly)
+			}
+		}
+	}
 	s.faults.set(f, time.Now())
 	select {
 	case s.changed <- struct{}{}:
@@ -351,6 +358,7 @@ func endpointOf(path string) string {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if s.isDown() {
 		// Served by Serve the listener refuses connections; a bare handler drops them.
+		s.countInjected(FaultDown, "")
 		panic(http.ErrAbortHandler)
 	}
 	rec := record{endpoint: endpointOf(r.URL.Path), arrived: time.Now()}
@@ -413,11 +421,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rec.status = resp.status
 	rec.items, rec.updated, rec.stale, rec.failed, rec.replayed = resp.items, resp.updated, resp.stale, resp.failed, resp.replayed
 	if resp.applied {
-		if lost, mode := s.faults.drawLost(); lost {
+		if mode := s.answerFaults(rec.endpoint, resp); mode != "" {
 			s.finish(rec)
-			book := s.stats.Load()
-			book.count(&book.lost)
-			s.metrics.lostResponses.Inc()
 			if mode == LostResponseEmpty {
 				w.Header().Set("Content-Length", "0")
 				w.WriteHeader(http.StatusOK)
@@ -456,7 +461,7 @@ func (s *Server) app(ctx context.Context, req apiRequest, burn func(int)) *respo
 	if resp := s.authenticate(req); resp != nil {
 		return resp
 	}
-	return s.withFaults(ctx, func() *response { return s.route(ctx, req, burn) })
+	return s.withFaults(ctx, req.endpoint, func() *response { return s.route(ctx, req, burn) })
 }
 
 // authenticate is the bearer-token and signature middleware: nil lets the request through.
@@ -482,27 +487,6 @@ func (s *Server) authenticate(req apiRequest) *response {
 		}
 	}
 	return nil
-}
-
-// withFaults is the fault middleware around the application next: an injected error answers
-// instead of it, injected latency is added after it.
-func (s *Server) withFaults(ctx context.Context, next func() *response) *response {
-	book := s.stats.Load()
-	if e := s.faults.drawError(); e != nil {
-		book.count(&book.errs)
-		s.metrics.injectedErrors.Inc()
-		msg := map[int]string{500: "Server Error", 503: "Service Unavailable", 429: "Too Many Attempts."}[e.status]
-		resp := messageResponse(e.status, msg)
-		if e.retryAfter != "" {
-			resp.header = http.Header{"Retry-After": {e.retryAfter}}
-		}
-		return resp
-	}
-	resp := next()
-	if d := s.faults.extraLatency(); d > 0 && resp != nil {
-		sleepCtx(ctx, d)
-	}
-	return resp
 }
 
 func methodNotAllowed(method, allowed string) *response {
@@ -667,12 +651,14 @@ func (s *Server) batch(ctx context.Context, kind batchKind, req apiRequest, burn
 		}
 	}
 	burn(len(rows))
-	res, body, err := s.store.applyBatch(ctx, kind, rows, !s.cfg.RejectUnknownSessions,
+	apply, held, refused := s.itemFaults(req.endpoint, rows)
+	res, body, err := s.store.applyBatch(ctx, kind, apply, held, !s.cfg.RejectUnknownSessions,
 		&batchRecord{key: key, endpoint: req.endpoint, fingerprint: fingerprint}, time.Now())
 	if err != nil {
 		s.log.Error("fakelaravel: apply batch", "err", err)
 		return messageResponse(http.StatusInternalServerError, "Server Error")
 	}
+	s.recordWithheld(held, refused)
 	return &response{status: http.StatusOK, body: body, applied: true,
 		items: len(rows), updated: res.Updated, stale: res.Stale, failed: res.Failed}
 }

@@ -1,7 +1,9 @@
 package fakelaravel
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -258,10 +260,14 @@ type statsBook struct {
 	workers                               []workerSlot
 	busyBase, abandonedBase               int64 // pool counters at the book's start
 	authFailures, sigFailures, lost, errs int64
+	injected                              map[string]int64
+	unaccounted                           int64
+	refusals                              Refusals
 }
 
 func newStatsBook(now time.Time, seriesSeconds int) *statsBook {
-	b := &statsBook{started: now, seriesSeconds: seriesSeconds, endpoints: map[string]*endpointCounters{}, workers: make([]workerSlot, seriesSeconds)}
+	b := &statsBook{started: now, seriesSeconds: seriesSeconds, endpoints: map[string]*endpointCounters{}, workers: make([]workerSlot, seriesSeconds),
+		injected: map[string]int64{}, refusals: Refusals{BySession: map[string]int64{}, Items: []RefusedItem{}}}
 	for _, e := range Endpoints {
 		b.endpoints[e] = &endpointCounters{codes: map[int]int64{}, wait: newHistogram(), service: newHistogram(), response: newHistogram(), ring: make([]SecondPoint, seriesSeconds)}
 	}
@@ -357,6 +363,39 @@ func (b *statsBook) workerSeries(now time.Time, workers, seconds int) []WorkerPo
 	return out
 }
 
+// inject counts a request changed by a fault, under its InjectedKey.
+func (b *statsBook) inject(key string) {
+	b.mu.Lock()
+	b.injected[key]++
+	b.mu.Unlock()
+}
+
+// withheld records the items of one applied batch that item faults kept from being applied.
+func (b *statsBook) withheld(refused []RefusedItem, unaccounted int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.unaccounted += int64(unaccounted)
+	for _, it := range refused {
+		b.refusals.Total++
+		b.refusals.BySession[it.SessionID]++
+		if len(b.refusals.Items) < MaxRefusedItemsListed {
+			b.refusals.Items = append(b.refusals.Items, it)
+		} else {
+			b.refusals.Truncated = true
+		}
+	}
+}
+
+// refusalsSnapshot returns a copy of the refusals.
+func (b *statsBook) refusalsSnapshot() Refusals {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.refusals
+	r.BySession = maps.Clone(b.refusals.BySession)
+	r.Items = slices.Clone(b.refusals.Items)
+	return r
+}
+
 func (b *statsBook) count(field *int64) {
 	b.mu.Lock()
 	*field++
@@ -376,6 +415,9 @@ func (b *statsBook) snapshot(now time.Time, seconds int) Stats {
 		SignatureFailures: b.sigFailures,
 		LostResponses:     b.lost,
 		InjectedErrors:    b.errs,
+		Injected:          maps.Clone(b.injected),
+		RefusedItems:      b.refusals.Total,
+		UnaccountedItems:  b.unaccounted,
 	}
 	first := b.firstSecond(now, seconds)
 	for name, ec := range b.endpoints {

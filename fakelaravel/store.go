@@ -207,8 +207,9 @@ const (
 
 // applyBatch applies rows in one transaction with the version guard and, when rec is set, stores
 // the response under its idempotency key in the same transaction. With createUnknown false an
-// item for a session that does not exist fails (listed in Errors) instead of creating it.
-func (s *store) applyBatch(ctx context.Context, kind batchKind, rows []versionedRow, createUnknown bool, rec *batchRecord, now time.Time) (laravel.BatchResult, []byte, error) {
+// item for a session that does not exist fails (listed in Errors) instead of creating it. The
+// items injected faults withheld count as failed (the refused ones listed in Errors).
+func (s *store) applyBatch(ctx context.Context, kind batchKind, rows []versionedRow, withheld withheldItems, createUnknown bool, rec *batchRecord, now time.Time) (laravel.BatchResult, []byte, error) {
 	res := laravel.BatchResult{Errors: []laravel.ItemError{}}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -251,6 +252,8 @@ func (s *store) applyBatch(ctx context.Context, kind batchKind, rows []versioned
 			}
 		}
 	}
+	res.Failed += len(withheld.refused) + withheld.unaccounted
+	res.Errors = append(res.Errors, withheld.refused...)
 	res.Success = res.Failed == 0
 	body, err := json.Marshal(res)
 	if err != nil {

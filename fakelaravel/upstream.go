@@ -105,7 +105,7 @@ func (s *Server) serveUpstream(ctx context.Context, req apiRequest) poolResult {
 	u.busy.Add(1)
 	start := time.Now()
 	res := poolResult{outcome: outcomeServed}
-	res.resp = s.withFaults(ctx, func() *response {
+	res.resp = s.withFaults(ctx, req.endpoint, func() *response {
 		resp, oc := u.forward(ctx, req)
 		res.outcome = oc
 		return resp
