@@ -41,6 +41,10 @@ func (r *runner) checks() []check {
 		{name: "limits: a body over 1 MiB is 413", run: r.checkTooLarge},
 		{name: "signature: a POST without a signature is 401", needsSecret: true, run: r.checkSignatureMissing},
 		{name: "signature: a wrong or stale signature is 401 and applies nothing", needsSecret: true, run: r.checkSignatureWrong},
+		{name: "signature v2: a batch signed with v2 only is accepted", needsSecret: true, run: r.checkSignatureV2},
+		{name: "signature v2: a request signed for another path is 401 and applies nothing", needsSecret: true, run: r.checkSignatureV2OtherPath},
+		{name: "signature v2: a replayed request is 401 and applies nothing", needsSecret: true, run: r.checkSignatureV2Replay},
+		{name: r.v1CheckName(), needsSecret: true, run: r.checkSignatureV1Migration},
 	}
 }
 
@@ -386,4 +390,102 @@ func (r *runner) checkSignatureWrong(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("a badly signed batch was applied (lookup %d, %v)", la.status, err))
 	}
 	return errors.Join(errs...)
+}
+
+func (r *runner) checkSignatureV2(ctx context.Context) error {
+	sid, v := r.sid(), r.version()
+	body := mustJSON(laravel.StatusBatch{Statuses: []laravel.StatusItem{r.statusItem(sid, laravel.StatusConnected, v)}})
+	a, err := r.send(ctx, http.MethodPost, laravel.PathStatusBatch, body, sendOpts{key: r.key(), v2Only: true})
+	if err != nil {
+		return err
+	}
+	var res laravel.BatchResult
+	if err := a.expect(http.StatusOK, &res); err != nil {
+		return err
+	}
+	if info, la, err := r.lookup(ctx, sid); err != nil || la.status != http.StatusOK || info.EstadoQR != laravel.StatusConnected {
+		return fmt.Errorf("the v2-signed batch was not applied (lookup %d %+v, %v)", la.status, info, err)
+	}
+	return nil
+}
+
+// checkSignatureV2OtherPath sends a QR batch body to the QR batch endpoint with a v2 signature
+// made for the status batch path: v2 covers the path, so it must be refused.
+func (r *runner) checkSignatureV2OtherPath(ctx context.Context) error {
+	sid := r.sid()
+	body := mustJSON(laravel.QRBatch{QRs: []laravel.QRItem{{SessionID: sid, QR: "2@other-path", Version: r.version(), EventID: sid + "-qr", GeneratedAt: time.Now().UTC()}}})
+	a, err := r.send(ctx, http.MethodPost, laravel.PathQRBatch, body, sendOpts{key: r.key(), v2Only: true, signTarget: laravel.PathStatusBatch})
+	if err != nil {
+		return err
+	}
+	if err := a.expect(http.StatusUnauthorized, nil); err != nil {
+		return err
+	}
+	if _, la, err := r.lookup(ctx, sid); err != nil || la.status != http.StatusNotFound {
+		return fmt.Errorf("a batch signed for another path was applied (lookup %d, %v)", la.status, err)
+	}
+	return nil
+}
+
+// checkSignatureV2Replay captures a legacy status post (no Idempotency-Key, so nothing but the
+// signature can recognise it), changes the status, then replays the capture: the replay must be
+// refused, and the status must stay the newer one.
+func (r *runner) checkSignatureV2Replay(ctx context.Context) error {
+	sid := r.sid()
+	var captured http.Header
+	connected := mustJSON(laravel.StatusUpdate{SessionID: sid, EstadoQR: laravel.StatusConnected})
+	a, err := r.send(ctx, http.MethodPost, laravel.PathStatus, connected, sendOpts{v2Only: true, capture: &captured})
+	if err != nil {
+		return err
+	}
+	if err := a.expect(http.StatusOK, nil); err != nil {
+		return fmt.Errorf("first request: %w", err)
+	}
+	logout := mustJSON(laravel.StatusUpdate{SessionID: sid, EstadoQR: laravel.StatusLoggedOut})
+	if a, err = r.send(ctx, http.MethodPost, laravel.PathStatus, logout, sendOpts{v2Only: true}); err != nil {
+		return err
+	}
+	if err := a.expect(http.StatusOK, nil); err != nil {
+		return fmt.Errorf("second request: %w", err)
+	}
+	if a, err = r.send(ctx, http.MethodPost, laravel.PathStatus, connected, sendOpts{replay: captured}); err != nil {
+		return err
+	}
+	if err := a.expect(http.StatusUnauthorized, nil); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	if info, la, err := r.lookup(ctx, sid); err != nil || info.EstadoQR != laravel.StatusLoggedOut {
+		return fmt.Errorf("the replay was applied: lookup %d shows %q, want %q (%v)", la.status, info.EstadoQR, laravel.StatusLoggedOut, err)
+	}
+	return nil
+}
+
+func (r *runner) v1CheckName() string {
+	if r.opts.RequireSignatureV2 {
+		return "signature v1: a v1-only request is 401 once v2 is required, and applies nothing"
+	}
+	return "signature v1: a v1-only request is still accepted during the migration to v2"
+}
+
+func (r *runner) checkSignatureV1Migration(ctx context.Context) error {
+	sid := r.sid()
+	body := mustJSON(laravel.StatusBatch{Statuses: []laravel.StatusItem{r.statusItem(sid, laravel.StatusConnected, r.version())}})
+	a, err := r.send(ctx, http.MethodPost, laravel.PathStatusBatch, body, sendOpts{key: r.key(), v1Only: true})
+	if err != nil {
+		return err
+	}
+	if r.opts.RequireSignatureV2 {
+		if err := a.expect(http.StatusUnauthorized, nil); err != nil {
+			return err
+		}
+		if _, la, err := r.lookup(ctx, sid); err != nil || la.status != http.StatusNotFound {
+			return fmt.Errorf("a v1-only batch was applied although v2 is required (lookup %d, %v)", la.status, err)
+		}
+		return nil
+	}
+	var res laravel.BatchResult
+	if err := a.expect(http.StatusOK, &res); err != nil {
+		return err
+	}
+	return counts(res, 1, 0, 0)
 }

@@ -31,8 +31,12 @@ type Options struct {
 	URL string
 	// Token is the bearer token the app expects.
 	Token string
-	// Secret, when set, signs every POST and adds the signature checks.
+	// Secret, when set, signs every POST (v1 and v2, as the gateway does) and adds the signature
+	// checks.
 	Secret []byte
+	// RequireSignatureV2 says the target refuses v1-only signatures (its migration to v2 is
+	// over): the v1 check then expects a 401 instead of an accepted request.
+	RequireSignatureV2 bool
 	// Client sends the requests; nil means a client with a 30 s timeout.
 	Client *http.Client
 	// Out receives one "PASS name" or "FAIL name: why" line per check; nil means none.
@@ -153,7 +157,12 @@ type sendOpts struct {
 	token    *string // nil: the right token; "" : no Authorization header
 	key      string
 	unsigned bool
-	sig, ts  string // override the signature headers
+	sig, ts  string // override the v1 signature headers (and send no v2 signature)
+
+	v1Only, v2Only bool         // send only the v1 or only the v2 signature
+	signTarget     string       // sign v2 for this request target instead of the real path
+	capture        *http.Header // receives the headers sent
+	replay         http.Header  // sent instead of fresh signature headers (a captured request)
 }
 
 type answer struct {
@@ -181,14 +190,24 @@ func (r *runner) send(ctx context.Context, method, path string, body []byte, o s
 	if o.key != "" {
 		req.Header.Set(laravel.HeaderIdempotencyKey, o.key)
 	}
-	if len(r.opts.Secret) > 0 && method == http.MethodPost && !o.unsigned {
-		ts := time.Now().Unix()
-		req.Header.Set(laravel.HeaderTimestamp, fmt.Sprint(ts))
-		req.Header.Set(laravel.HeaderSignature, laravel.Sign(r.opts.Secret, ts, body))
+	switch {
+	case o.replay != nil:
+		for k, v := range o.replay {
+			req.Header[k] = v
+		}
+	case len(r.opts.Secret) > 0 && method == http.MethodPost && !o.unsigned:
+		if err := r.sign(req, body, o); err != nil {
+			return answer{}, err
+		}
 	}
 	if o.sig != "" || o.ts != "" {
 		req.Header.Set(laravel.HeaderSignature, o.sig)
 		req.Header.Set(laravel.HeaderTimestamp, o.ts)
+		req.Header.Del(laravel.HeaderSignatureV2)
+		req.Header.Del(laravel.HeaderNonce)
+	}
+	if o.capture != nil {
+		*o.capture = req.Header.Clone()
 	}
 	resp, err := r.opts.Client.Do(req)
 	if err != nil {
@@ -200,6 +219,30 @@ func (r *runner) send(ctx context.Context, method, path string, body []byte, o s
 		return answer{}, err
 	}
 	return answer{resp.StatusCode, resp.Header, b}, nil
+}
+
+// sign signs req as the gateway does (v1 and v2, fresh nonce), or as o asks.
+func (r *runner) sign(req *http.Request, body []byte, o sendOpts) error {
+	signed := req
+	if o.signTarget != "" {
+		var err error
+		if signed, err = http.NewRequest(req.Method, r.base+o.signTarget, nil); err != nil {
+			return err
+		}
+		signed.Header.Set(laravel.HeaderIdempotencyKey, req.Header.Get(laravel.HeaderIdempotencyKey))
+	}
+	laravel.SignRequest(signed, r.opts.Secret, body, time.Now())
+	for _, h := range []string{laravel.HeaderTimestamp, laravel.HeaderSignature, laravel.HeaderSignatureV2, laravel.HeaderNonce} {
+		req.Header.Set(h, signed.Header.Get(h))
+	}
+	if o.v1Only {
+		req.Header.Del(laravel.HeaderSignatureV2)
+		req.Header.Del(laravel.HeaderNonce)
+	}
+	if o.v2Only {
+		req.Header.Del(laravel.HeaderSignature)
+	}
+	return nil
 }
 
 // expect checks the status and, for JSON answers, that the body is a JSON object with a message

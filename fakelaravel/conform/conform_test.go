@@ -57,7 +57,7 @@ func TestFakelaravelConforms(t *testing.T) {
 func TestFakelaravelConformsWithSignatures(t *testing.T) {
 	secret := []byte("shh")
 	rep, out := run(t, fake(t, secret), secret)
-	if !rep.Passed() || len(rep.Checks) != 20 {
+	if !rep.Passed() || len(rep.Checks) != 24 {
 		t.Fatalf("fakelaravel with a secret failed:\n%s", out)
 	}
 }

@@ -275,6 +275,7 @@ func runConform(args []string, stdout, stderr io.Writer) int {
 		secretFlag = fs.String("secret", "", "HMAC secret; adds the signature checks (or -secret-file, or $FAKELARAVEL_SECRET)")
 		secretFile = fs.String("secret-file", "", "file holding the HMAC secret")
 		timeout    = fs.Duration("timeout", 2*time.Minute, "time limit of the whole check")
+		requireV2  = fs.Bool("require-signature-v2", false, "the target refuses v1-only signatures (its migration to v2 is over): expect a 401 for them")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -295,7 +296,7 @@ func runConform(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	opts := conform.Options{URL: *url, Token: tok, Out: stdout}
+	opts := conform.Options{URL: *url, Token: tok, Out: stdout, RequireSignatureV2: *requireV2}
 	if sec != "" {
 		opts.Secret = []byte(sec)
 	}
