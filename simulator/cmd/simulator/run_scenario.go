@@ -42,6 +42,9 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 // runScenario implements `simulator run` and returns the exit code.
 func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if isK6Script(args) { // run_k6.go: a k6 JavaScript/TypeScript test
+		return runK6Script(ctx, args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }

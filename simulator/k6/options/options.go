@@ -355,7 +355,6 @@ type Scenario struct {
 
 var scenarioName = regexp.MustCompile(`^[0-9a-zA-Z_-]+$`)
 
-
 // Consolidate maps the shortcuts (iterations -> shared-iterations, duration -> constant-vus,
 // stages -> ramping-vus, vus alone -> shared-iterations with one iteration per VU, nothing -> one
 // VU running one iteration) or the scenarios onto executor configurations, with k6's defaults
