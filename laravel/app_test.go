@@ -74,7 +74,8 @@ func startApp(t *testing.T) app {
 	return shared.app
 }
 
-func launch() (app, func(), error) {
+// launch starts an instance of the app; extraEnv (KEY=value) is added to up.sh's environment.
+func launch(extraEnv ...string) (app, func(), error) {
 	dir, err := os.MkdirTemp("", "wagate-laravel-test-")
 	if err != nil {
 		return app{}, nil, err
@@ -96,7 +97,7 @@ func launch() (app, func(), error) {
 	inst, err := laravelup.Start(ctx, laravelup.Options{
 		Scripts: "scripts", Dir: filepath.Join(dir, "rt"), Port: port, Workers: 2,
 		Token: a.token, Secret: string(a.secret), PreviousToken: a.previousToken, PreviousSecret: string(a.previousSecret),
-		Output: &out,
+		BaseEnv: append(os.Environ(), extraEnv...), Output: &out,
 	})
 	if err != nil {
 		_ = os.RemoveAll(dir)

@@ -8,8 +8,8 @@ return [
     // Bearer token the gateway sends in "Authorization: Bearer <token>". Empty rejects every request.
     'token' => env('WAGATE_TOKEN', ''),
 
-    // HMAC-SHA256 secret; when set, every request must carry X-Wagate-Timestamp and
-    // X-Wagate-Signature = "sha256=" . hex(HMAC(secret, timestamp . "." . body)).
+    // HMAC-SHA256 secret; when set, every POST must be signed: v2 (X-Wagate-Signature-V2), or v1
+    // (X-Wagate-Signature) unless require_signature_v2; see VerifyGatewaySignature.
     'secret' => env('WAGATE_SECRET', ''),
 
     // During a rotation, the old token and secret, still accepted next to the new ones so that
@@ -20,6 +20,11 @@ return [
 
     // How far (seconds) a signed timestamp may be from this server's clock.
     'signature_skew' => (int) env('WAGATE_SIGNATURE_SKEW', 300),
+
+    // Signature v2 (X-Wagate-Signature-V2: method, path, Idempotency-Key, timestamp, nonce and
+    // body, replays refused) is always checked when present. While false, a request with only the
+    // v1 signature is accepted too (the migration); set true once every gateway sends v2.
+    'require_signature_v2' => (bool) env('WAGATE_REQUIRE_SIGNATURE_V2', false),
 
     // Largest accepted request body (413 above it) and largest batch (422 above it).
     'max_body_bytes' => 1048576,

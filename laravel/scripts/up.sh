@@ -14,6 +14,7 @@
 #   WAGATE_LARAVEL_SECRET         HMAC secret; empty turns signatures off ()
 #   WAGATE_LARAVEL_TOKEN_PREVIOUS, WAGATE_LARAVEL_SECRET_PREVIOUS
 #                                 the old token and secret during a rotation, accepted too ()
+#   WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2  true refuses v1-only signatures (end of the migration) (false)
 #
 # On success it prints the URL and writes $WAGATE_LARAVEL_DIR/env (mode 0600) with
 # WAGATE_LARAVEL_URL, _TOKEN, _SECRET, _WORKERS, _BACKLOG, _PROXY_TIMEOUT_MS, _DIR, _DB (the SQLite
@@ -32,6 +33,7 @@ token=${WAGATE_LARAVEL_TOKEN:-$default_token}
 secret=${WAGATE_LARAVEL_SECRET:-}
 previous_token=${WAGATE_LARAVEL_TOKEN_PREVIOUS:-}
 previous_secret=${WAGATE_LARAVEL_SECRET_PREVIOUS:-}
+require_v2=${WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2:-false}
 
 die() { echo "laravel-up: $*" >&2; exit 1; }
 
@@ -41,6 +43,7 @@ done
 for s in "$token" "$secret" "$previous_token" "$previous_secret"; do
 	[[ $s =~ ^[A-Za-z0-9._~+/=:-]*$ ]] || die "token and secret may only use [A-Za-z0-9._~+/=:-]"
 done
+case $require_v2 in true|false) ;; *) die "WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2 must be true or false (got '$require_v2')" ;; esac
 case $dir in /|/tmp|/tmp/|"") die "refusing runtime directory '$dir'" ;; esac
 
 # --- packages -------------------------------------------------------------------------------
@@ -79,6 +82,7 @@ WAGATE_TOKEN="$token"
 WAGATE_SECRET="$secret"
 WAGATE_TOKEN_PREVIOUS="$previous_token"
 WAGATE_SECRET_PREVIOUS="$previous_secret"
+WAGATE_REQUIRE_SIGNATURE_V2=$require_v2
 ENV
 umask 022
 
