@@ -31,9 +31,14 @@ const (
 	DefaultMax              = 100_000
 	DefaultAppendTimeout    = 5 * time.Second
 	DefaultDeadLetterMax    = 100_000
-	// waitPoll bounds how long a blocked Append waits before looking at the stream length again
-	// (other gateways free room without telling this one).
-	waitPoll = 25 * time.Millisecond
+	// DefaultRoomPoll is how often the one poller looks for room while appends wait (other
+	// gateways free room without telling this one).
+	DefaultRoomPoll = 25 * time.Millisecond
+	// DefaultConsumerGoneAfter is how long a consumer with nothing pending may stay idle before
+	// it is removed from the group (the batch flusher's default ClaimMinIdle).
+	DefaultConsumerGoneAfter = 2*time.Minute + 20*time.Second
+	DefaultConsumerSweep     = time.Minute
+	DefaultMarkerCheck       = time.Second
 )
 
 // ErrFull matches (errors.Is) an Append that found the outbox full until its deadline.
@@ -45,10 +50,29 @@ type Config struct {
 	Stream string
 	// Group is the consumer group every gateway reads through.
 	Group string
-	// Consumer is this gateway's consumer name. It must be stable across restarts of the same
-	// gateway (its own pending entries are re-read on start) and unique among live gateways.
-	// Default: the host name.
+	// GatewayID names this gateway among the replicas sharing the Redis, the same across its
+	// restarts (default: the host name). Consumer names start with it.
+	GatewayID string
+	// Consumer is this process's consumer name. Default: unique per process incarnation,
+	// "<GatewayID>/<host>/<pid>/<process start>/<n>"; New takes over what this gateway's earlier
+	// incarnations left pending (see consumers.go), so reading its own pending entries recovers
+	// it. Tests set a fixed name to play a restart.
 	Consumer string
+	// ConsumerGoneAfter is how long another consumer may stay idle with nothing pending before it
+	// is removed from the group; set it to the flusher's ClaimMinIdle.
+	ConsumerGoneAfter time.Duration
+	// ConsumerSweep is how often the keeper (Start) removes such consumers.
+	ConsumerSweep time.Duration
+	// MarkerKey holds the generation of the Redis data (default Stream + ":generation").
+	MarkerKey string
+	// MarkerCheck is how often the keeper checks the marker (default 1 s).
+	MarkerCheck time.Duration
+	// OnDataLost is called by the keeper with the new generation when the marker disappeared:
+	// Redis lost its data, and with it the undelivered events.
+	OnDataLost func(generation int64)
+	// RoomPoll is how often the one poller looks for room while appends wait (default 25 ms,
+	// jittered).
+	RoomPoll time.Duration
 	// DeadLetterStream receives entries that can never be delivered, each with its reason.
 	DeadLetterStream string
 	// Max bounds the undelivered entries (the stream length). Append waits when it is reached.
@@ -68,12 +92,26 @@ func (c *Config) fill() {
 	if c.Group == "" {
 		c.Group = DefaultGroup
 	}
+	if c.GatewayID == "" {
+		c.GatewayID = hostName()
+	}
 	if c.Consumer == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			h = "gateway"
-		}
-		c.Consumer = h
+		c.Consumer = newIncarnation(c.GatewayID).name()
+	}
+	if c.ConsumerGoneAfter <= 0 {
+		c.ConsumerGoneAfter = DefaultConsumerGoneAfter
+	}
+	if c.ConsumerSweep <= 0 {
+		c.ConsumerSweep = DefaultConsumerSweep
+	}
+	if c.MarkerKey == "" {
+		c.MarkerKey = c.Stream + ":generation"
+	}
+	if c.MarkerCheck <= 0 {
+		c.MarkerCheck = DefaultMarkerCheck
+	}
+	if c.RoomPoll <= 0 {
+		c.RoomPoll = DefaultRoomPoll
 	}
 	if c.DeadLetterStream == "" {
 		c.DeadLetterStream = DefaultDeadLetterStream
@@ -119,6 +157,10 @@ type Counters struct {
 	Appended     int64 `json:"appended"`
 	AppendWaited int64 `json:"append_waited"`
 	AppendFailed int64 `json:"append_failed"`
+	// RoomChecks counts the poller's looks at the stream length while appends waited.
+	RoomChecks int64 `json:"room_checks"`
+	// DataLost counts the times the marker was found gone (Redis lost its data).
+	DataLost     int64 `json:"data_lost"`
 	Read         int64 `json:"read"`
 	Claimed      int64 `json:"claimed"`
 	Acked        int64 `json:"acked"`
@@ -146,8 +188,25 @@ type Outbox struct {
 	appended, appendWaited, appendFailed atomic.Int64
 	read, claimed, acked, deadLettered   atomic.Int64
 
-	mu   sync.Mutex
-	room chan struct{} // closed (and replaced) whenever this gateway frees room
+	// self is this consumer's parsed name (zero for a fixed name that is not an incarnation).
+	self     incarnation
+	pidAlive func(pid int) bool
+
+	// Appends waiting for room (room.go).
+	wmu        sync.Mutex
+	waitq      []chan struct{}
+	polling    bool
+	roomChecks atomic.Int64
+
+	// The Redis data generation (generation.go) and the keeper.
+	genMu             sync.Mutex
+	generation        atomic.Int64
+	createdGeneration bool
+	dataLost          atomic.Int64
+	checkNow          chan struct{}
+	keeperOnce        sync.Once
+	stopKeeper        context.CancelFunc
+	keeperDone        chan struct{}
 
 	// lastLen is the stream length seen by the latest append. While it is below half the bound,
 	// appends skip the atomic bound check (a Lua script, costly on the embedded miniredis) and
@@ -162,11 +221,27 @@ if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
 return redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', ARGV[4], 'data', ARGV[5], 'ver', ARGV[6], 'prio', ARGV[7], 'ts', ARGV[8])
 `)
 
-// New returns an Outbox on rdb and creates its stream and consumer group when missing.
+// New returns an Outbox on rdb: it reads (or creates) the Redis data marker, creates the stream
+// and consumer group when missing, takes over the pending entries of this gateway's earlier
+// incarnations whose process is gone and removes consumers of gone gateways. Start runs the
+// keeper that watches the marker.
 func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Outbox, error) {
 	cfg.fill()
-	o := &Outbox{rdb: rdb, cfg: cfg, log: cfg.Logger, room: make(chan struct{})}
+	o := &Outbox{rdb: rdb, cfg: cfg, log: cfg.Logger, pidAlive: processAlive, checkNow: make(chan struct{}, 1)}
+	o.self, _ = parseIncarnation(cfg.Consumer)
+	if o.self.gatewayID == "" {
+		o.self = incarnation{gatewayID: cfg.GatewayID, host: hostName(), pid: os.Getpid(), start: processStart}
+	}
+	gen, created, err := o.readGeneration(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.generation.Store(gen)
+	o.createdGeneration = created
 	if err := o.ensureGroup(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := o.tidyConsumers(ctx, true); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -207,36 +282,33 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 	waited := false
 	var lastErr error // the last attempt's Redis error, when it failed
 	lastFull := false // whether the last attempt found the outbox full
-	retryIn := waitPoll
 	for {
-		room := o.roomSignal()
 		id, full, err := o.tryAppend(actx, args)
 		if err == nil && !full {
 			o.appended.Add(1)
+			if lastErr != nil {
+				o.checkSoon() // Redis answers again: did it come back empty?
+			}
 			return id, nil
 		}
 		if err != nil && actx.Err() != nil {
 			// Our own deadline cut the call short: judge by the attempts that completed.
 			return "", o.refused(ev, lastErr, lastFull, ctx.Err())
 		}
-		lastErr, lastFull = err, full
-		delay := waitPoll
-		if err != nil {
+		if err != nil && lastErr == nil {
 			o.log.Warn("outbox: Redis did not take an event; retrying until the append deadline", "event_id", ev.ID, "err", err)
-			delay = retryIn
-			retryIn = min(retryIn*2, time.Second)
 		}
+		lastErr, lastFull = err, full
 		if !waited {
 			waited = true
 			o.appendWaited.Add(1)
 		}
-		poll := time.NewTimer(delay)
+		// Wait for the poller (or this gateway's acks) to see room; never poll Redis here.
+		room := o.waitForRoom()
 		select {
 		case <-room:
-			poll.Stop()
-		case <-poll.C:
 		case <-actx.Done():
-			poll.Stop()
+			o.stopWaiting(room)
 			return "", o.refused(ev, lastErr, lastFull, ctx.Err())
 		}
 	}
@@ -304,27 +376,16 @@ func (o *Outbox) refused(ev event.Event, redisErr error, full bool, ctxErr error
 	return err
 }
 
-// noteRemoved lowers the remembered stream length after this gateway removed n entries.
+// noteRemoved lowers the remembered stream length after this gateway removed n entries, and
+// wakes up to n appends waiting for room.
 func (o *Outbox) noteRemoved(n int) {
 	for {
 		cur := o.lastLen.Load()
 		if o.lastLen.CompareAndSwap(cur, max(0, cur-int64(n))) {
-			return
+			break
 		}
 	}
-}
-
-func (o *Outbox) roomSignal() <-chan struct{} {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.room
-}
-
-func (o *Outbox) signalRoom() {
-	o.mu.Lock()
-	close(o.room)
-	o.room = make(chan struct{})
-	o.mu.Unlock()
+	o.wake(int64(n))
 }
 
 // ReadNew reads up to count entries never delivered to any consumer of the group, without
@@ -350,6 +411,7 @@ func (o *Outbox) readGroup(ctx context.Context, from string, count int64) ([]Ent
 	res, err := o.rdb.XReadGroup(ctx, args).Result()
 	if noGroup(err) {
 		o.log.Warn("outbox: consumer group missing (Redis restarted without persistence?); recreating it")
+		o.checkSoon()
 		if gerr := o.ensureGroup(ctx); gerr != nil {
 			return nil, gerr
 		}
@@ -480,7 +542,6 @@ func (o *Outbox) Ack(ctx context.Context, ids ...string) error {
 	}
 	o.acked.Add(int64(len(ids)))
 	o.noteRemoved(len(ids))
-	o.signalRoom()
 	return nil
 }
 
@@ -516,7 +577,6 @@ func (o *Outbox) DeadLetter(ctx context.Context, entries []Entry, reason string)
 		o.log.Error("event dead-lettered: it will not be delivered", "event_id", e.Event.ID, "session_id", e.Event.SessionID,
 			"kind", e.Event.Kind, "version", e.Event.Version, "reason", reason)
 	}
-	o.signalRoom()
 	return nil
 }
 
@@ -584,6 +644,7 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 func (o *Outbox) Counters() Counters {
 	return Counters{
 		Appended: o.appended.Load(), AppendWaited: o.appendWaited.Load(), AppendFailed: o.appendFailed.Load(),
+		RoomChecks: o.roomChecks.Load(), DataLost: o.dataLost.Load(),
 		Read: o.read.Load(), Claimed: o.claimed.Load(), Acked: o.acked.Load(), DeadLettered: o.deadLettered.Load(),
 	}
 }

@@ -1,0 +1,140 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Noticing a Redis that lost its data. The outbox keeps a marker key in Redis holding a
+// generation number, created by the first gateway that finds it missing. A Redis restarted
+// without its data (no persistence, a lost volume, a failover to an empty replica) comes back
+// without the marker, and without the outbox's undelivered events: the keeper notices (every
+// MarkerCheck, and at once after Redis errors end), creates a new generation and calls
+// OnDataLost, so the gateway sends every session's current state again with new versions. Every
+// gateway sharing the Redis notices, since each compares the marker with the generation it saw.
+// The caller keeps the generation it last saw across its own restarts (Generation) to tell, at
+// start, whether Redis lost its data while it was down.
+
+// readGeneration returns the marker's generation, creating one when the marker is missing
+// (created reports that this call created it).
+func (o *Outbox) readGeneration(ctx context.Context) (gen int64, created bool, err error) {
+	v, err := o.rdb.Get(ctx, o.cfg.MarkerKey).Result()
+	if errors.Is(err, redis.Nil) {
+		fresh := rand.Int64N(1<<62) + 1
+		ok, err := o.rdb.SetNX(ctx, o.cfg.MarkerKey, fresh, 0).Result()
+		if err != nil {
+			return 0, false, fmt.Errorf("outbox: create marker %s: %w", o.cfg.MarkerKey, err)
+		}
+		if ok {
+			return fresh, true, nil
+		}
+		v, err = o.rdb.Get(ctx, o.cfg.MarkerKey).Result()
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("outbox: read marker %s: %w", o.cfg.MarkerKey, err)
+	}
+	gen, err = strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("outbox: marker %s holds %q, not a generation: %w", o.cfg.MarkerKey, v, err)
+	}
+	return gen, false, nil
+}
+
+// Generation returns the generation of the Redis data this outbox last saw (see OnDataLost).
+func (o *Outbox) Generation() int64 { return o.generation.Load() }
+
+// CreatedGeneration reports whether New found no marker in Redis and created it: a first start
+// on this Redis, or a Redis that lost its data while no gateway watched it.
+func (o *Outbox) CreatedGeneration() bool { return o.createdGeneration }
+
+// CheckGeneration compares the marker with the generation last seen; when it changed (Redis lost
+// its data), it recreates the consumer group, remembers the new generation, logs it and calls
+// OnDataLost. It returns whether the data was lost. The keeper calls it every MarkerCheck.
+func (o *Outbox) CheckGeneration(ctx context.Context) (bool, error) {
+	o.genMu.Lock()
+	defer o.genMu.Unlock()
+	gen, _, err := o.readGeneration(ctx)
+	if err != nil {
+		return false, err
+	}
+	old := o.generation.Load()
+	if gen == old {
+		return false, nil
+	}
+	o.generation.Store(gen)
+	o.log.Error("outbox: Redis lost its data (the outbox marker is gone): undelivered events are lost; sending every session's current state again",
+		"marker", o.cfg.MarkerKey, "old_generation", old, "generation", gen)
+	if err := o.ensureGroup(ctx); err != nil {
+		o.log.Warn("outbox: recreating the consumer group failed; the next read retries", "err", err)
+	}
+	o.lastLen.Store(0)
+	o.dataLost.Add(1)
+	if f := o.cfg.OnDataLost; f != nil {
+		f(gen)
+	}
+	return true, nil
+}
+
+// checkSoon asks the keeper to check the marker now (Redis answered again after errors).
+func (o *Outbox) checkSoon() {
+	select {
+	case o.checkNow <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the keeper until Close: it checks the marker every MarkerCheck (and when asked after
+// Redis errors) and removes consumers of gone gateways every ConsumerSweep.
+func (o *Outbox) Start(ctx context.Context) {
+	o.keeperOnce.Do(func() {
+		kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		o.stopKeeper = cancel
+		o.keeperDone = make(chan struct{})
+		go o.keep(kctx)
+	})
+}
+
+// Close stops the keeper (appends still waiting keep their own deadlines).
+func (o *Outbox) Close() {
+	if o.stopKeeper != nil {
+		o.stopKeeper()
+		<-o.keeperDone
+	}
+}
+
+func (o *Outbox) keep(ctx context.Context) {
+	defer close(o.keeperDone)
+	check := time.NewTicker(o.cfg.MarkerCheck)
+	defer check.Stop()
+	sweep := time.NewTicker(o.cfg.ConsumerSweep)
+	defer sweep.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-check.C:
+		case <-o.checkNow:
+		case <-sweep.C:
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if _, err := o.tidyConsumers(sctx, false); err != nil && ctx.Err() == nil {
+				o.log.Warn("outbox: removing gone consumers failed; retrying later", "err", err)
+			}
+			cancel()
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := o.CheckGeneration(cctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && !failing {
+			o.log.Warn("outbox: cannot check the Redis marker; retrying", "err", err)
+		}
+		failing = err != nil
+	}
+}

@@ -1,0 +1,86 @@
+package outbox
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/internal/redistest"
+)
+
+func TestTheFirstOutboxOnAnEmptyRedisCreatesTheGenerationAndLaterOnesShareIt(t *testing.T) {
+	b := redistest.Mini(t)
+	first := newOutbox(t, b, Config{Consumer: "gw-a"})
+	second := newOutbox(t, b, Config{Consumer: "gw-b"})
+	if !first.CreatedGeneration() || second.CreatedGeneration() {
+		t.Fatalf("created: first %v, second %v; want only the first", first.CreatedGeneration(), second.CreatedGeneration())
+	}
+	if first.Generation() == 0 || first.Generation() != second.Generation() {
+		t.Fatalf("generations %d and %d; want one non-zero generation", first.Generation(), second.Generation())
+	}
+}
+
+// Redis coming back empty (its data lost with the outbox) is noticed by every gateway sharing it,
+// not only by the first one that recreates the marker.
+func TestEveryGatewayNoticesARedisThatLostItsData(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		var lostA, lostB []int64
+		a := newOutbox(t, b, Config{Consumer: "gw-a", OnDataLost: func(g int64) { lostA = append(lostA, g) }})
+		bb := newOutbox(t, b, Config{Consumer: "gw-b", OnDataLost: func(g int64) { lostB = append(lostB, g) }})
+		before := a.Generation()
+		if lost, err := a.CheckGeneration(ctx); err != nil || lost {
+			t.Fatalf("check on an intact Redis = %v, %v; want no loss", lost, err)
+		}
+		if _, err := a.Append(ctx, testEvent("s1", 1, event.KindStatus, "connected")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Client(t).FlushAll(ctx).Err(); err != nil { // a restart without its data
+			t.Fatal(err)
+		}
+		for _, o := range []*Outbox{a, bb} {
+			if lost, err := o.CheckGeneration(ctx); err != nil || !lost {
+				t.Fatalf("%s: check after the loss = %v, %v; want the loss noticed", o.Config().Consumer, lost, err)
+			}
+		}
+		if len(lostA) != 1 || len(lostB) != 1 || lostA[0] == before || lostA[0] != lostB[0] {
+			t.Fatalf("OnDataLost calls: a %v, b %v (old generation %d); want one each with the same new generation", lostA, lostB, before)
+		}
+		if lost, _ := a.CheckGeneration(ctx); lost {
+			t.Fatal("the same loss reported twice")
+		}
+		// The outbox works again (its group was recreated).
+		if _, err := a.Append(ctx, testEvent("s1", 2, event.KindStatus, "connected")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := bb.ReadNew(ctx, 10); err != nil || len(got) != 1 {
+			t.Fatalf("read after the loss: %d, %v; want the new event", len(got), err)
+		}
+		if a.Counters().DataLost != 1 {
+			t.Fatalf("counters %+v; want data_lost 1", a.Counters())
+		}
+	})
+}
+
+func TestTheKeeperNoticesTheLossOnItsOwn(t *testing.T) {
+	b := redistest.Mini(t)
+	lost := make(chan int64, 1)
+	o, err := New(context.Background(), b.Client(t), Config{Consumer: "gw-a", Logger: slog.New(slog.DiscardHandler),
+		MarkerCheck: 10 * time.Millisecond, OnDataLost: func(g int64) { lost <- g }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Start(context.Background())
+	defer o.Close()
+	b.Mini.FlushAll()
+	select {
+	case g := <-lost:
+		if g == 0 {
+			t.Fatal("new generation 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the keeper never noticed that Redis lost its data")
+	}
+}
