@@ -6,18 +6,23 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// RateLimit bounds the requests of each client (remote IP address; X-Forwarded-For is not
-// trusted) with token buckets; a request over its client's budget is answered 429 with
-// Retry-After (seconds until the bucket has a token again). Requests carrying the valid bearer
-// token (the Laravel application) and those without it (anyone else: scanners, brute force)
-// have separate buckets, so a flood of unauthenticated requests from the Laravel app's own
-// address does not throttle the app.
+// RateLimit bounds the requests of each client with token buckets; a request over its client's
+// budget is answered 429 with Retry-After (seconds until the bucket has a token again). The
+// client is the remote IP address, or, when that address is one of TrustedProxies, the address
+// the proxies recorded in X-Forwarded-For (read from the right, skipping trusted proxies, so a
+// client cannot choose its own address by sending the header). Each client has three buckets:
+// requests carrying the valid bearer token (the Laravel application); unauthenticated requests
+// to the operational endpoints /healthz, /readyz and /metrics (probes, Prometheus); and every
+// other unauthenticated request (scanners, brute force). A flood of junk therefore neither
+// throttles the Laravel app nor starves health checks and scrapes coming through the same
+// address (e.g. a TLS proxy that is not listed in TrustedProxies).
 type RateLimit struct {
 	// PerSecond and Burst bound authenticated requests per client [10,000/s, burst 20,000]: a
 	// safety net against a runaway loop in the Laravel app, above what `make bench-capacity`'s
@@ -28,6 +33,12 @@ type RateLimit struct {
 	// burst 50]: enough for health checks and Prometheus, not for guessing tokens.
 	UnauthPerSecond float64
 	UnauthBurst     int
+	// OpsPerSecond and OpsBurst bound unauthenticated requests to /healthz, /readyz, /metrics and
+	// /metrics/... per client [10/s, burst 50], apart from UnauthPerSecond's bucket.
+	OpsPerSecond float64
+	OpsBurst     int
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client; empty trusts none.
+	TrustedProxies []netip.Prefix
 	// MaxClients bounds the clients tracked at once [10,000]; beyond it, new clients share one
 	// bucket per kind, so a spray of addresses cannot grow memory.
 	MaxClients int
@@ -49,6 +60,12 @@ func (l RateLimit) withDefaults() RateLimit {
 	}
 	if l.UnauthBurst <= 0 {
 		l.UnauthBurst = 50
+	}
+	if l.OpsPerSecond <= 0 {
+		l.OpsPerSecond = 10
+	}
+	if l.OpsBurst <= 0 {
+		l.OpsBurst = 50
 	}
 	if l.MaxClients <= 0 {
 		l.MaxClients = 10000
@@ -79,31 +96,63 @@ func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Durati
 	return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
 }
 
-// limiter holds the buckets of both kinds.
+// budgetKind names a client's bucket: authenticated, unauthenticated operational, or other
+// unauthenticated requests.
+type budgetKind byte
+
+const (
+	budgetAuthenticated budgetKind = 'a'
+	budgetOps           budgetKind = 'o'
+	budgetUnauth        budgetKind = 'u'
+)
+
+// limiter holds the buckets of every kind.
 type limiter struct {
 	cfg       RateLimit
 	tokenHash [32]byte
 
 	mu       sync.Mutex
-	clients  map[string]*bucket // key: kind + address
-	overflow map[bool]*bucket   // shared buckets once MaxClients is reached, by authenticated
+	clients  map[string]*bucket     // key: kind + "|" + address
+	overflow map[budgetKind]*bucket // shared buckets once MaxClients is reached
 	swept    time.Time
 }
 
 func newLimiter(cfg RateLimit, tokenHash [32]byte) *limiter {
 	cfg = cfg.withDefaults()
-	return &limiter{cfg: cfg, tokenHash: tokenHash, clients: map[string]*bucket{}, overflow: map[bool]*bucket{}}
+	return &limiter{cfg: cfg, tokenHash: tokenHash, clients: map[string]*bucket{}, overflow: map[budgetKind]*bucket{}}
+}
+
+// budget returns the rate and burst of a kind of bucket.
+func (l *limiter) budget(kind budgetKind) (float64, int) {
+	switch kind {
+	case budgetAuthenticated:
+		return l.cfg.PerSecond, l.cfg.Burst
+	case budgetOps:
+		return l.cfg.OpsPerSecond, l.cfg.OpsBurst
+	}
+	return l.cfg.UnauthPerSecond, l.cfg.UnauthBurst
+}
+
+// isOpsPath reports whether path is an operational endpoint (health, readiness, metrics).
+func isOpsPath(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return strings.HasPrefix(path, "/metrics/")
 }
 
 // allow takes a token of the client's bucket of the request's kind.
 func (l *limiter) allow(r *http.Request) (bool, time.Duration) {
-	authed := l.authenticated(r)
-	rate, burst := l.cfg.UnauthPerSecond, l.cfg.UnauthBurst
-	key := "u|" + clientAddr(r)
-	if authed {
-		rate, burst = l.cfg.PerSecond, l.cfg.Burst
-		key = "a|" + clientAddr(r)
+	kind := budgetUnauth
+	switch {
+	case l.authenticated(r):
+		kind = budgetAuthenticated
+	case isOpsPath(r.URL.Path):
+		kind = budgetOps
 	}
+	rate, burst := l.budget(kind)
+	key := string(kind) + "|" + l.clientAddr(r)
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -113,9 +162,9 @@ func (l *limiter) allow(r *http.Request) (bool, time.Duration) {
 			l.sweep(now)
 		}
 		if len(l.clients) >= l.cfg.MaxClients {
-			if b = l.overflow[authed]; b == nil {
+			if b = l.overflow[kind]; b == nil {
 				b = &bucket{tokens: float64(burst), last: now}
-				l.overflow[authed] = b
+				l.overflow[kind] = b
 			}
 		} else {
 			b = &bucket{tokens: float64(burst), last: now}
@@ -133,10 +182,7 @@ func (l *limiter) sweep(now time.Time) {
 	}
 	l.swept = now
 	for k, b := range l.clients {
-		rate, burst := l.cfg.UnauthPerSecond, l.cfg.UnauthBurst
-		if strings.HasPrefix(k, "a|") {
-			rate, burst = l.cfg.PerSecond, l.cfg.Burst
-		}
+		rate, burst := l.budget(budgetKind(k[0]))
 		if b.tokens+now.Sub(b.last).Seconds()*rate >= float64(burst) {
 			delete(l.clients, k)
 		}
@@ -157,13 +203,46 @@ func (l *limiter) authenticated(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], l.tokenHash[:]) == 1
 }
 
-// clientAddr is the request's remote IP address (the port dropped).
-func clientAddr(r *http.Request) string {
+// clientAddr is the client's IP address: the remote address (the port dropped), or, when that is a
+// trusted proxy, the rightmost X-Forwarded-For address that is not a trusted proxy. Entries left
+// of it were written by the client and are ignored; an entry that is no IP address ends the walk
+// at the last trusted hop (a client cannot mint fresh buckets with junk).
+func (l *limiter) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	remote, err := netip.ParseAddr(host)
+	if err != nil || !l.trusted(remote) {
+		return host
+	}
+	client := remote.Unmap()
+	forwarded := r.Header.Values("X-Forwarded-For")
+	for i := len(forwarded) - 1; i >= 0; i-- {
+		hops := strings.Split(forwarded[i], ",")
+		for j := len(hops) - 1; j >= 0; j-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+			if err != nil {
+				return client.String()
+			}
+			client = hop.Unmap()
+			if !l.trusted(client) {
+				return client.String()
+			}
+		}
+	}
+	return client.String()
+}
+
+// trusted reports whether a is one of the configured proxies.
+func (l *limiter) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range l.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // rateLimit answers 429 with Retry-After to clients over their budget.

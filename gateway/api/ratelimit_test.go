@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -16,10 +17,19 @@ func (c *fakeClock) Now() time.Time { return c.now }
 
 func limited(t *testing.T, h http.Handler, remote, auth string) (int, string) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	return limitedPath(t, h, "/sessions", remote, auth, "")
+}
+
+// limitedPath sends GET path from remote with an optional Authorization and X-Forwarded-For.
+func limitedPath(t *testing.T, h http.Handler, path, remote, auth, forwardedFor string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
 	req.RemoteAddr = remote
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
+	}
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -121,3 +131,78 @@ func TestDisabledRateLimitPassesEverything(t *testing.T) {
 }
 
 func sha256Of(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// A scanner flooding junk through the same address (e.g. a TLS proxy) exhausts only the
+// unauthenticated budget: health checks and scrapes have their own.
+func TestOperationalEndpointsAreNotStarvedByJunk(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	h := newLimitedHandler(t, clock, RateLimit{UnauthPerSecond: 1, UnauthBurst: 3, OpsPerSecond: 1, OpsBurst: 3})
+	for range 20 {
+		limitedPath(t, h, "/wp-login.php", "127.0.0.1:1", "", "")
+	}
+	if code, _ := limitedPath(t, h, "/sessions", "127.0.0.1:2", "", ""); code != http.StatusTooManyRequests {
+		t.Fatalf("junk budget not spent: %d", code)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, _ := limitedPath(t, h, path, "127.0.0.1:3", "", ""); code != http.StatusOK {
+			t.Errorf("%s after a junk flood: %d, want 200", path, code)
+		}
+	}
+	// The operational budget is a budget too.
+	if code, _ := limitedPath(t, h, "/metrics/batch", "127.0.0.1:3", "", ""); code != http.StatusTooManyRequests {
+		t.Errorf("4th operational request within a second: %d, want 429", code)
+	}
+}
+
+func TestClientAddressBehindTrustedProxies(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8")}
+	cases := []struct {
+		name, remote string
+		forwarded    []string
+		want         string
+	}{
+		{"direct client", "203.0.113.7:5000", nil, "203.0.113.7"},
+		{"untrusted sender's header is ignored", "203.0.113.7:5000", []string{"198.51.100.1"}, "203.0.113.7"},
+		{"one trusted proxy", "127.0.0.1:5000", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"client-sent entries left of the proxy's are ignored", "127.0.0.1:5000", []string{"1.2.3.4, 198.51.100.1"}, "198.51.100.1"},
+		{"two trusted proxies", "127.0.0.1:5000", []string{"198.51.100.1, 10.1.2.3"}, "198.51.100.1"},
+		{"several header lines", "127.0.0.1:5000", []string{"6.6.6.6", "198.51.100.1, 10.1.2.3"}, "198.51.100.1"},
+		{"only proxies: the leftmost", "127.0.0.1:5000", []string{"10.9.9.9, 10.1.2.3"}, "10.9.9.9"},
+		{"junk stops at the last trusted hop", "127.0.0.1:5000", []string{"junk, 10.1.2.3"}, "10.1.2.3"},
+		{"trusted proxy without a header", "127.0.0.1:5000", nil, "127.0.0.1"},
+		{"IPv4-mapped IPv6", "[::ffff:127.0.0.1]:5000", []string{"::ffff:198.51.100.1"}, "198.51.100.1"},
+		{"IPv6 client", "127.0.0.1:5000", []string{"2001:db8::1"}, "2001:db8::1"},
+	}
+	l := newLimiter(RateLimit{TrustedProxies: proxies}, sha256Of("x"))
+	for _, tc := range cases {
+		req := httptest.NewRequest(http.MethodGet, "/sessions", nil)
+		req.RemoteAddr = tc.remote
+		for _, f := range tc.forwarded {
+			req.Header.Add("X-Forwarded-For", f)
+		}
+		if got := l.clientAddr(req); got != tc.want {
+			t.Errorf("%s: client %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Behind a trusted proxy every caller has its own bucket; without the setting they share one.
+func TestCallersBehindATrustedProxyHaveTheirOwnBuckets(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	for _, tc := range []struct {
+		name      string
+		trusted   []netip.Prefix
+		secondGot int
+	}{
+		{"proxy trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, http.StatusOK},
+		{"proxy not trusted", nil, http.StatusTooManyRequests},
+	} {
+		h := newLimitedHandler(t, clock, RateLimit{UnauthPerSecond: 1, UnauthBurst: 2, TrustedProxies: tc.trusted})
+		for range 3 {
+			limitedPath(t, h, "/sessions", "127.0.0.1:1", "", "198.51.100.1")
+		}
+		if code, _ := limitedPath(t, h, "/sessions", "127.0.0.1:1", "", "198.51.100.2"); code != tc.secondGot {
+			t.Errorf("%s: another caller after a flood: %d, want %d", tc.name, code, tc.secondGot)
+		}
+	}
+}

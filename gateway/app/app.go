@@ -311,5 +311,7 @@ func rateLimit(cfg config.Config) api.RateLimit {
 	if burst == 0 && cfg.RateLimit > 0 {
 		burst = 2 * cfg.RateLimit
 	}
-	return api.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: burst}
+	// Validate has parsed the prefixes already.
+	proxies, _ := cfg.TrustedProxyPrefixes()
+	return api.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: burst, TrustedProxies: proxies}
 }

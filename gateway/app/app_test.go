@@ -16,6 +16,7 @@ func baseConfig(t *testing.T) config.Config {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.APIToken = apiToken
 	cfg.LaravelURL = "http://127.0.0.1:1"
+	cfg.LaravelToken = laravelToken
 	cfg.DataDir = t.TempDir()
 	cfg.ShutdownTimeout = 5 * time.Second
 	return cfg
@@ -28,10 +29,12 @@ func TestNewFailsClearlyOnUnusableDependencies(t *testing.T) {
 	}
 	defer ln.Close()
 	cases := map[string]func(*config.Config){
-		"listen on":        func(c *config.Config) { c.Addr = ln.Addr().String() },
-		"redisx":           func(c *config.Config) { c.Mode = config.ModeBatch; c.RedisURL = "redis://127.0.0.1:1/0" },
-		"store DSN":        func(c *config.Config) { c.StoreDSN = "mysql://nope" },
-		"WAGATE_API_TOKEN": func(c *config.Config) { c.APIToken = "" },
+		"listen on":            func(c *config.Config) { c.Addr = ln.Addr().String() },
+		"redisx":               func(c *config.Config) { c.Mode = config.ModeBatch; c.RedisURL = "redis://127.0.0.1:1/0" },
+		"store DSN":            func(c *config.Config) { c.StoreDSN = "mysql://nope" },
+		"WAGATE_API_TOKEN":     func(c *config.Config) { c.APIToken = "" },
+		"WAGATE_LARAVEL_TOKEN": func(c *config.Config) { c.LaravelToken = "" },
+		"WAGATE_REDIS_URL: required in batch mode": func(c *config.Config) { c.Mode = config.ModeBatch },
 	}
 	for want, mutate := range cases {
 		cfg := baseConfig(t)

@@ -83,12 +83,15 @@ func TestGatewayBinaryVersionAndRefusals(t *testing.T) {
 	}
 	cases := map[string][]string{
 		"refused without WAGATE_WA_INSECURE_TEST=1": {"WAGATE_WA_DIAL=127.0.0.1:1", "WAGATE_WA_ROOT_PUBKEY=" + strings.Repeat("ab", 32)},
-		"WAGATE_MODE":      {"WAGATE_MODE=fast"},
-		"WAGATE_API_TOKEN": {"WAGATE_API_TOKEN="},
+		"WAGATE_MODE":                              {"WAGATE_MODE=fast"},
+		"WAGATE_API_TOKEN":                         {"WAGATE_API_TOKEN="},
+		"WAGATE_LARAVEL_TOKEN: required":           {"WAGATE_LARAVEL_TOKEN="},
+		"WAGATE_REDIS_URL: required in batch mode": {"WAGATE_MODE=batch"},
+		"WAGATE_QR_CODE: not a gateway setting; did you mean WAGATE_QR_CODES?": {"WAGATE_QR_CODE=3"},
 	}
 	for want, env := range cases {
 		cmd := exec.Command(bin)
-		cmd.Env = append([]string{"WAGATE_API_TOKEN=" + apiToken, "WAGATE_LARAVEL_URL=http://127.0.0.1:1", "WAGATE_DATA_DIR=" + t.TempDir()}, env...)
+		cmd.Env = append([]string{"WAGATE_API_TOKEN=" + apiToken, "WAGATE_LARAVEL_URL=http://127.0.0.1:1", "WAGATE_LARAVEL_TOKEN=" + laravelToken, "WAGATE_DATA_DIR=" + t.TempDir()}, env...)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), want) {

@@ -335,7 +335,8 @@ func endToEndInProcess(t *testing.T, mode string) {
 
 	w.cfg = config.Default()
 	w.cfg.Addr = "127.0.0.1:0"
-	w.cfg.Mode = mode // batch: embedded miniredis
+	w.cfg.Mode = mode
+	w.cfg.RedisEmbedded = mode == config.ModeBatch // batch: embedded miniredis
 	w.cfg.Batch.Interval = 500 * time.Millisecond
 	w.cfg.APIToken = apiToken
 	w.cfg.LaravelURL = w.lsrv.URL

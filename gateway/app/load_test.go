@@ -78,6 +78,9 @@ func TestLoadManySessions(t *testing.T) {
 		"WAGATE_WA_ROOT_PUBKEY=" + fmt.Sprintf("%x", wa.RootPublicKey()),
 		"WAGATE_WA_INSECURE_TEST=1",
 	}
+	if envOr("WAGATE_LOAD_MODE", "legacy") == "batch" {
+		w.gwEnv = append(w.gwEnv, "WAGATE_REDIS_EMBEDDED=1")
+	}
 	w.startGateway()
 	pid := w.gateway.Pid()
 	time.Sleep(time.Second)

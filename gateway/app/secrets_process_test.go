@@ -103,6 +103,9 @@ func TestSecretsNeverLeaveTheGatewayProcess(t *testing.T) {
 				"WAGATE_WA_ROOT_PUBKEY=" + strings.Repeat("5a", 32),
 				"WAGATE_WA_INSECURE_TEST=1",
 			}
+			if mode == "batch" {
+				env = append(env, "WAGATE_REDIS_EMBEDDED=1")
+			}
 			gw := proctest.Start(t, dir, "gateway", bin, nil, env)
 			base := "http://" + addr
 			gw.WaitHTTP(t, base+"/healthz")

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -51,8 +52,11 @@ type Config struct {
 
 	// Mode selects the delivery: legacy or batch.
 	Mode string
-	// RedisURL is the Redis of batch mode (outbox, cache); empty runs an embedded miniredis.
+	// RedisURL is the Redis of batch mode (outbox, cache).
 	RedisURL string
+	// RedisEmbedded allows batch mode without RedisURL: an in-process miniredis without
+	// persistence, for tests and benchmarks only (the outbox dies with the process).
+	RedisEmbedded bool
 	// GatewayID names this gateway among the replicas sharing one Redis: its outbox consumer name,
 	// which must stay the same across its restarts (it re-reads its own pending events); empty
 	// means the host name.
@@ -91,6 +95,9 @@ type Config struct {
 	// (0: the API's defaults, 10,000/s and a burst of twice the rate).
 	RateLimit      int
 	RateLimitBurst int
+	// TrustedProxies lists the proxies (comma-separated IP addresses or CIDR prefixes) whose
+	// X-Forwarded-For header names the client for the rate limit; empty trusts none.
+	TrustedProxies string
 
 	// WADial, WARootPubKey and WAInsecureTest point whatsmeow at a fake WhatsApp server.
 	// TEST-ONLY: honoured only with WAInsecureTest.
@@ -172,7 +179,8 @@ func settings() []setting {
 		{flag: "laravel-secret", secret: true, usage: "HMAC-SHA256 secret signing request bodies to Laravel (optional)", value: func(c *Config) any { return &c.LaravelSecret }},
 		{flag: "laravel-timeout", usage: "timeout of one request to Laravel", value: func(c *Config) any { return &c.LaravelTimeout }},
 		{flag: "mode", usage: "delivery mode: legacy (one request per event) or batch (outbox + batches + cache)", value: func(c *Config) any { return &c.Mode }},
-		{flag: "redis-url", secret: true, usage: "Redis URL for batch mode (redis://...); empty runs an embedded in-memory Redis (no persistence)", value: func(c *Config) any { return &c.RedisURL }},
+		{flag: "redis-url", secret: true, usage: "Redis URL for batch mode (redis://...); required in batch mode unless redis-embedded is set", value: func(c *Config) any { return &c.RedisURL }},
+		{flag: "redis-embedded", usage: "batch mode without a Redis URL: an embedded in-memory Redis, NO persistence (tests and benchmarks only)", value: func(c *Config) any { return &c.RedisEmbedded }},
 		{flag: "data-dir", usage: "directory of the SQLite store (wagate.db)", value: func(c *Config) any { return &c.DataDir }},
 		{flag: "store-dsn", secret: true, usage: "postgres://... DSN for the session and device store (default: SQLite in the data dir)", value: func(c *Config) any { return &c.StoreDSN }},
 		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }},
@@ -194,6 +202,7 @@ func settings() []setting {
 		{flag: "log-format", usage: "log format: text or json", value: func(c *Config) any { return &c.LogFormat }},
 		{flag: "rate-limit", usage: "authenticated API requests per second allowed per client address (0: 10000)", value: func(c *Config) any { return &c.RateLimit }},
 		{flag: "rate-limit-burst", usage: "burst of authenticated API requests per client address (0: twice rate-limit)", value: func(c *Config) any { return &c.RateLimitBurst }},
+		{flag: "trusted-proxies", usage: "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For names the client (rate limit); empty: none", value: func(c *Config) any { return &c.TrustedProxies }},
 		{flag: "pprof-addr", usage: "serve Go profiles (net/http/pprof) on this loopback host:port; empty: off", value: func(c *Config) any { return &c.PprofAddr }},
 		{flag: "wa-debug", usage: "also log whatsmeow's info and debug lines", value: func(c *Config) any { return &c.WADebug }},
 		{flag: "wa-dial", usage: "TEST ONLY: host:port of a fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WADial }},
@@ -214,6 +223,9 @@ type Options struct {
 	Args []string
 	// Getenv reads the environment (os.LookupEnv by default).
 	Getenv func(string) (string, bool)
+	// Environ lists the environment as KEY=value pairs, to find WAGATE_* variables that are no
+	// setting (os.Environ by default when Getenv is nil; none when only Getenv is given).
+	Environ func() []string
 	// ReadFile reads files (os.ReadFile by default).
 	ReadFile func(string) ([]byte, error)
 	// Output receives -help and flag errors (os.Stderr by default).
@@ -231,6 +243,12 @@ type Loaded struct {
 func Load(o Options) (Loaded, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv
+		if o.Environ == nil {
+			o.Environ = os.Environ
+		}
+	}
+	if o.Environ == nil {
+		o.Environ = func() []string { return nil }
 	}
 	if o.ReadFile == nil {
 		o.ReadFile = os.ReadFile
@@ -288,7 +306,11 @@ func Load(o Options) (Loaded, error) {
 		}
 	}
 
-	// Environment, then flags.
+	// Environment, then flags. A WAGATE_* variable that is no setting is a mistake (a typo, a
+	// renamed setting): it stops the start instead of being ignored.
+	if err := checkUnknownEnv(o.Environ(), all); err != nil {
+		return Loaded{}, err
+	}
 	for _, s := range all {
 		env := s.envName()
 		if v, ok := o.Getenv(env); ok {
@@ -343,6 +365,9 @@ func (c Config) Validate() error {
 	case len(c.APIToken) < 16:
 		bad("WAGATE_API_TOKEN", "must be at least 16 characters")
 	}
+	if c.LaravelToken == "" {
+		bad("WAGATE_LARAVEL_TOKEN", "required (or WAGATE_LARAVEL_TOKEN_FILE): the bearer token Laravel expects from the gateway")
+	}
 	if u, err := url.Parse(c.LaravelURL); c.LaravelURL == "" {
 		bad("WAGATE_LARAVEL_URL", "required")
 	} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -358,6 +383,12 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 			bad("WAGATE_REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
 		}
+	}
+	switch {
+	case c.RedisURL != "" && c.RedisEmbedded:
+		bad("WAGATE_REDIS_EMBEDDED", "set together with WAGATE_REDIS_URL: choose one")
+	case c.Mode == ModeBatch && c.RedisURL == "" && !c.RedisEmbedded:
+		bad("WAGATE_REDIS_URL", "required in batch mode (or WAGATE_REDIS_URL_FILE); WAGATE_REDIS_EMBEDDED=1 runs an in-memory Redis without persistence, for tests and benchmarks only")
 	}
 	if c.DataDir == "" && c.StoreDSN == "" {
 		bad("WAGATE_DATA_DIR", "required when WAGATE_STORE_DSN is empty")
@@ -404,6 +435,9 @@ func (c Config) Validate() error {
 	if c.RateLimitBurst < 0 {
 		bad("WAGATE_RATE_LIMIT_BURST", "must not be negative")
 	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		bad("WAGATE_TRUSTED_PROXIES", "%v", err)
+	}
 	if c.PprofAddr != "" {
 		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
 			bad("WAGATE_PPROF_ADDR", "%q is not host:port", c.PprofAddr)
@@ -447,6 +481,101 @@ func (c Config) WhatsAppDial() (*wadial.Config, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// TrustedProxyPrefixes parses TrustedProxies: comma-separated IP addresses (one host) or CIDR
+// prefixes.
+func (c Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(c.TrustedProxies, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if strings.Contains(part, "/") {
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", part)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", part)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// checkUnknownEnv refuses WAGATE_* variables in environ that no setting reads, naming the
+// nearest known variable.
+func checkUnknownEnv(environ []string, all []setting) error {
+	known := []string{ConfigFileEnv}
+	for _, s := range all {
+		known = append(known, s.envName())
+		if s.secret {
+			known = append(known, s.envName()+"_FILE")
+		}
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "WAGATE_") || slices.Contains(known, name) || seen[name] {
+			continue
+		}
+		seen[name] = true
+		errs = append(errs, fmt.Errorf("%s: not a gateway setting; did you mean %s? (gateway -help lists every setting)", name, nearest(name, known)))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// nearest returns the candidate with the smallest edit distance to name; on ties, the one sharing
+// the longest prefix with it (WAGATE_REDIS: WAGATE_REDIS_URL, not WAGATE_ADDR).
+func nearest(name string, candidates []string) string {
+	best, bestDist, bestPrefix := "", -1, 0
+	for _, c := range candidates {
+		d, p := editDistance(name, c), commonPrefix(name, c)
+		if bestDist < 0 || d < bestDist || (d == bestDist && p > bestPrefix) {
+			best, bestDist, bestPrefix = c, d, p
+		}
+	}
+	return best
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes: the names are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // SlogLevel parses LogLevel.

@@ -17,10 +17,18 @@ type env map[string]string
 
 func (e env) get(k string) (string, bool) { v, ok := e[k]; return v, ok }
 
+func (e env) environ() []string {
+	out := make([]string, 0, len(e))
+	for k, v := range e {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
 func load(t *testing.T, e env, files map[string]string, args ...string) (Loaded, string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	l, err := Load(Options{Args: args, Getenv: e.get, Output: &out, ReadFile: func(p string) ([]byte, error) {
+	l, err := Load(Options{Args: args, Getenv: e.get, Environ: e.environ, Output: &out, ReadFile: func(p string) ([]byte, error) {
 		if v, ok := files[p]; ok {
 			return []byte(v), nil
 		}
@@ -30,7 +38,7 @@ func load(t *testing.T, e env, files map[string]string, args ...string) (Loaded,
 }
 
 func minimal() env {
-	return env{"WAGATE_API_TOKEN": "0123456789abcdef", "WAGATE_LARAVEL_URL": "http://127.0.0.1:8000"}
+	return env{"WAGATE_API_TOKEN": "0123456789abcdef", "WAGATE_LARAVEL_URL": "http://127.0.0.1:8000", "WAGATE_LARAVEL_TOKEN": "laravel-token"}
 }
 
 func TestDefaultsAreTheSeeds(t *testing.T) {
@@ -50,6 +58,7 @@ func TestPrecedenceIsDefaultsThenFileThenEnvThenFlags(t *testing.T) {
 	e["WAGATE_CONFIG"] = "/etc/wagate.yaml"
 	e["WAGATE_QR_CODES"] = "4"
 	e["WAGATE_BATCH_SIZE"] = "20"
+	e["WAGATE_REDIS_EMBEDDED"] = "1"
 	files := map[string]string{"/etc/wagate.yaml": "qr_codes: 3\nbatch_size: 10\nbatch_interval: 2s\nmode: batch\n"}
 	l, _, err := load(t, e, files, "-batch-size", "30")
 	if err != nil {
@@ -208,6 +217,124 @@ func TestPprofIsOffByDefaultAndLoopbackOnly(t *testing.T) {
 		e["WAGATE_PPROF_ADDR"] = addr
 		if _, _, err := load(t, e, nil); err != nil {
 			t.Errorf("pprof on %s refused: %v", addr, err)
+		}
+	}
+}
+
+// The gateway refuses to start on settings that would run it unsafely or that it would ignore;
+// each refusal names the variable and says what to do.
+func TestUnsafeOrUnknownSettingsStopTheStart(t *testing.T) {
+	cases := []struct {
+		name  string
+		set   env
+		unset []string
+		want  string
+	}{
+		{"no Laravel token", nil, []string{"WAGATE_LARAVEL_TOKEN"}, "WAGATE_LARAVEL_TOKEN: required (or WAGATE_LARAVEL_TOKEN_FILE)"},
+		{"empty Laravel token", env{"WAGATE_LARAVEL_TOKEN": ""}, nil, "WAGATE_LARAVEL_TOKEN: required"},
+		{"batch mode without Redis", env{"WAGATE_MODE": "batch"}, nil, "WAGATE_REDIS_URL: required in batch mode"},
+		{"batch mode, embedded spelled 0", env{"WAGATE_MODE": "batch", "WAGATE_REDIS_EMBEDDED": "0"}, nil, "WAGATE_REDIS_URL: required in batch mode"},
+		{"embedded and a URL", env{"WAGATE_MODE": "batch", "WAGATE_REDIS_EMBEDDED": "1", "WAGATE_REDIS_URL": "redis://127.0.0.1:6379/0"}, nil, "WAGATE_REDIS_EMBEDDED: set together with WAGATE_REDIS_URL: choose one"},
+		{"misspelled setting", env{"WAGATE_QR_CODE": "3"}, nil, "WAGATE_QR_CODE: not a gateway setting; did you mean WAGATE_QR_CODES?"},
+		{"misspelled secret file", env{"WAGATE_LARAVEL_TOKEN_FLIE": "/run/t"}, nil, "did you mean WAGATE_LARAVEL_TOKEN_FILE?"},
+		{"renamed setting", env{"WAGATE_REDIS": "redis://x"}, nil, "WAGATE_REDIS: not a gateway setting; did you mean WAGATE_REDIS_URL?"},
+		{"_FILE of a plain setting", env{"WAGATE_MODE_FILE": "/etc/mode"}, nil, "WAGATE_MODE_FILE: not a gateway setting; did you mean WAGATE_MODE?"},
+		{"bad trusted proxy", env{"WAGATE_TRUSTED_PROXIES": "10.0.0.0/8, nginx"}, nil, `WAGATE_TRUSTED_PROXIES: "nginx" is not an IP address or CIDR prefix`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := minimal()
+			for _, k := range tc.unset {
+				delete(e, k)
+			}
+			for k, v := range tc.set {
+				e[k] = v
+			}
+			_, _, err := load(t, e, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSafeSettingsStart(t *testing.T) {
+	cases := []struct {
+		name  string
+		set   env
+		check func(Config) bool
+	}{
+		{"batch mode with a Redis URL", env{"WAGATE_MODE": "batch", "WAGATE_REDIS_URL": "redis://127.0.0.1:6379/0"},
+			func(c Config) bool { return c.RedisURL != "" && !c.RedisEmbedded }},
+		{"batch mode on the embedded Redis, explicitly", env{"WAGATE_MODE": "batch", "WAGATE_REDIS_EMBEDDED": "1"},
+			func(c Config) bool { return c.RedisURL == "" && c.RedisEmbedded }},
+		{"legacy mode needs no Redis", env{"WAGATE_MODE": "legacy"},
+			func(c Config) bool { return c.RedisURL == "" && !c.RedisEmbedded }},
+		{"Laravel token from a file", env{"WAGATE_LARAVEL_TOKEN": "", "WAGATE_LARAVEL_TOKEN_FILE": "/run/lt"},
+			func(c Config) bool { return c.LaravelToken == "from-file" }},
+		{"the config file variable is known", env{"WAGATE_CONFIG": "/etc/empty.yaml"},
+			func(c Config) bool { return true }},
+		{"trusted proxies", env{"WAGATE_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"},
+			func(c Config) bool { p, err := c.TrustedProxyPrefixes(); return err == nil && len(p) == 3 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := minimal()
+			for k, v := range tc.set {
+				e[k] = v
+			}
+			l, _, err := load(t, e, map[string]string{"/run/lt": "from-file\n", "/etc/empty.yaml": ""})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(l.Config) {
+				t.Errorf("%+v", l.Config)
+			}
+		})
+	}
+}
+
+func TestTrustedProxyPrefixes(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"127.0.0.1", []string{"127.0.0.1/32"}},
+		{"10.1.2.3/8", []string{"10.0.0.0/8"}},
+		{" ::1 , fd00::/8 ,", []string{"::1/128", "fd00::/8"}},
+		{"::ffff:192.168.0.1", []string{"192.168.0.1/32"}},
+	}
+	for _, tc := range cases {
+		got, err := Config{TrustedProxies: tc.in}.TrustedProxyPrefixes()
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		var s []string
+		for _, p := range got {
+			s = append(s, p.String())
+		}
+		if strings.Join(s, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%q: %v, want %v", tc.in, s, tc.want)
+		}
+	}
+}
+
+func TestNearestSetting(t *testing.T) {
+	known := []string{"WAGATE_QR_CODES", "WAGATE_QR_TIMEOUT", "WAGATE_REDIS_URL", "WAGATE_LOG_LEVEL"}
+	cases := map[string]string{
+		"WAGATE_QR_CODE":     "WAGATE_QR_CODES",
+		"WAGATE_QRTIMEOUT":   "WAGATE_QR_TIMEOUT",
+		"WAGATE_REDISURL":    "WAGATE_REDIS_URL",
+		"WAGATE_LOGLEVEL":    "WAGATE_LOG_LEVEL",
+		"WAGATE_LOG_LEVELS":  "WAGATE_LOG_LEVEL",
+		"WAGATE_REDIS_URI":   "WAGATE_REDIS_URL",
+		"WAGATE_QR_TIMEOUTS": "WAGATE_QR_TIMEOUT",
+	}
+	for in, want := range cases {
+		if got := nearest(in, known); got != want {
+			t.Errorf("nearest(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

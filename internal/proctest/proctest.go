@@ -166,8 +166,10 @@ type Proc struct {
 	killOnce sync.Once
 }
 
-// Start starts bin with args, the test's environment plus env, and its output in dir/name.log
-// (appended: a restarted process keeps one log per name). It is killed when the test ends.
+// Start starts bin with args, the test's environment without its WAGATE_* variables (the gateway
+// refuses unknown ones, and the test's own, such as WAGATE_E2E_BIN, are not settings) plus env,
+// and its output in dir/name.log (appended: a restarted process keeps one log per name). It is
+// killed when the test ends.
 func Start(t testing.TB, dir, name, bin string, args, env []string) *Proc {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
@@ -176,7 +178,7 @@ func Start(t testing.TB, dir, name, bin string, args, env []string) *Proc {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(withoutWagateVars(os.Environ()), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -323,4 +325,15 @@ func Eventually(t testing.TB, what string, timeout time.Duration, cond func() (o
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// withoutWagateVars drops the WAGATE_* variables from environ.
+func withoutWagateVars(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "WAGATE_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

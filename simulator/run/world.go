@@ -297,6 +297,7 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir stri
 		"WAGATE_LARAVEL_TOKEN=" + w.laravelToken,
 		"WAGATE_DATA_DIR=" + dataDir,
 		"WAGATE_REDIS_URL=" + w.redisURL,
+		"WAGATE_REDIS_EMBEDDED=" + strconv.FormatBool(w.redisURL == ""), // batch mode needs it explicitly without a URL
 		"WAGATE_WA_DIAL=" + w.waAddr,
 		"WAGATE_WA_ROOT_PUBKEY=" + w.waRoot,
 		"WAGATE_WA_INSECURE_TEST=1",
