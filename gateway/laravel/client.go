@@ -42,8 +42,13 @@ var ErrNotFound = errors.New("laravel: not found")
 // ErrMalformedResponse matches (errors.Is) a 2xx answer whose body could not be decoded.
 var ErrMalformedResponse = errors.New("laravel: malformed response body")
 
+// ErrRedirect matches (errors.Is) a 3xx answer. The client never follows a redirect: it would send
+// the bearer token, the signed body and its signature to whatever host the Location names (and a
+// 301/302 would turn the POST into a GET). A redirect means the Laravel URL is misconfigured.
+var ErrRedirect = errors.New("laravel: redirect not followed (fix the Laravel URL)")
+
 // StatusError is a non-2xx answer from Laravel. Match it with errors.As; a 404 also matches
-// errors.Is(err, ErrNotFound).
+// errors.Is(err, ErrNotFound), a 3xx errors.Is(err, ErrRedirect).
 type StatusError struct {
 	// Endpoint is the client endpoint name (EndpointQR, ...).
 	Endpoint string
@@ -53,20 +58,31 @@ type StatusError struct {
 	RetryAfter time.Duration
 	// Message is Laravel's error message, or the start of the body when it was not JSON.
 	Message string
+	// Location is a 3xx answer's Location header, redacted (RedactURL).
+	Location string
 }
 
-// Error renders the status, the endpoint and the message.
+// Error renders the status, the endpoint and the message; a redirect names its Location.
 func (e *StatusError) Error() string {
 	msg := e.Message
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
+	if e.Status >= 300 && e.Status <= 399 {
+		return fmt.Sprintf("laravel %s: HTTP %d redirect to %q not followed (the Laravel URL is misconfigured): %s", e.Endpoint, e.Status, e.Location, msg)
+	}
 	return fmt.Sprintf("laravel %s: HTTP %d: %s", e.Endpoint, e.Status, msg)
 }
 
-// Is makes a 404 StatusError match ErrNotFound.
+// Is makes a 404 StatusError match ErrNotFound and a 3xx match ErrRedirect.
 func (e *StatusError) Is(target error) bool {
-	return target == ErrNotFound && e.Status == http.StatusNotFound
+	switch target {
+	case ErrNotFound:
+		return e.Status == http.StatusNotFound
+	case ErrRedirect:
+		return e.Status >= 300 && e.Status <= 399
+	}
+	return false
 }
 
 // Retryable reports whether a request that failed with err may succeed if tried again: 429, 502,
@@ -124,6 +140,7 @@ type ClientConfig struct {
 	// MaxConnsPerHost bounds concurrent connections to Laravel; zero means unlimited.
 	MaxConnsPerHost int
 	// HTTPClient replaces the client's own transport (tests); Timeout still applies per request.
+	// The client sets its CheckRedirect so that redirects are never followed.
 	HTTPClient *http.Client
 	// Observer, when set, is called after every request.
 	Observer Observer
@@ -147,7 +164,7 @@ type Client struct {
 func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("laravel client: base URL %q must be an absolute http(s) URL", cfg.BaseURL)
+		return nil, fmt.Errorf("laravel client: base URL %q must be an absolute http(s) URL", RedactURL(cfg.BaseURL))
 	}
 	c := &Client{
 		base:     strings.TrimRight(cfg.BaseURL, "/"),
@@ -172,9 +189,16 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		tr.IdleConnTimeout = 90 * time.Second
 		tr.ResponseHeaderTimeout = c.timeout
 		c.http = &http.Client{Transport: tr}
+	} else {
+		hc := *c.http // a copy: the caller's client is not changed
+		c.http = &hc
 	}
+	c.http.CheckRedirect = neverFollow
 	return c, nil
 }
+
+// neverFollow makes net/http return a 3xx as the answer instead of following it.
+func neverFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // CloseIdleConnections closes the client's idle keep-alive connections.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
@@ -257,7 +281,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observe(endpoint, 0, time.Since(start))
-		return 0, fmt.Errorf("laravel %s: %w", endpoint, err)
+		return 0, fmt.Errorf("laravel %s: %w", endpoint, redactTransportError(err))
 	}
 	defer func() {
 		// Drain a bounded remainder so the keep-alive connection can be reused.
@@ -268,12 +292,16 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 		c.observe(endpoint, resp.StatusCode, time.Since(start))
-		return resp.StatusCode, &StatusError{
+		se := &StatusError{
 			Endpoint:   endpoint,
 			Status:     resp.StatusCode,
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now()),
 			Message:    errorMessage(c.redact(raw)),
 		}
+		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			se.Location = RedactURL(string(c.redact([]byte(resp.Header.Get("Location")))))
+		}
+		return resp.StatusCode, se
 	}
 	var readErr error
 	if out != nil {

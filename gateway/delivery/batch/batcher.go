@@ -1,20 +1,26 @@
 // Package batch owns the gateway's batch delivery mode (the seed's "after"): events are appended
 // durably to the Redis Streams outbox (package outbox) and a flusher per gateway reads them through
-// the consumer group, coalesces them per session and kind (latest version wins), and sends them to
+// the consumer group, coalesces them per session and kind (latest version wins; the superseded
+// entries are acknowledged at once, their winner being durable in the outbox), and sends them to
 // Laravel's batch endpoints in batches of at most BatchSize items, on size, on time (BatchInterval
 // since the oldest waiting item) or on priority (a HIGH event, within PriorityInterval, taking the
-// waiting normal items along). Entries are acknowledged only after Laravel's 2xx; retryable failures
-// retry with backoff honouring Retry-After under the same Idempotency-Key, behind a circuit breaker
-// that stops reading the outbox while open; permanent failures go to the dead-letter stream.
+// waiting normal items along). Entries are acknowledged only after a 2xx that accounts for them.
 //
-// The pieces are separate and each counts what it does: the coalescer (Coalescer), the retry
-// policy (Backoff), the breaker (Breaker) and the flusher (Delivery), which drives them.
+// What happens after each send is decided by a pure function, Policy.Decide (policy.go, stated
+// row by row in docs/batch-delivery.md): dead letters only for items Laravel refused one by one;
+// every other failure is retried under the same Idempotency-Key with backoff, counted by the
+// circuit breaker (Breaker) and by status in the metrics; a Retry-After pauses every send.
+//
+// The pieces are separate and each counts what it does: the coalescer (Coalescer), the policy
+// (Policy), the retry spacing (Backoff), the breaker (Breaker) and the flusher (Delivery), which
+// only executes the policy's decisions.
 package batch
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,20 +42,18 @@ const (
 // Triggers lists every trigger, in a stable order (metrics labels).
 var Triggers = []Trigger{TriggerSize, TriggerTime, TriggerPriority, TriggerShutdown}
 
-// Item is one coalesced item of a batch: the winning (latest-version) entry of a session and kind,
-// and the superseded entries it stands for, which are acknowledged or dead-lettered with it.
+// Item is one coalesced item of a batch: the winning (latest-version) entry of a session and kind.
 type Item struct {
 	// Winner is the entry whose event is sent.
 	Winner outbox.Entry
-	// Superseded are older (or equal) versions of the same session and kind, never sent.
-	Superseded []outbox.Entry
-	// Since is when the first of these entries started waiting.
+	// Since is when the first entry of this session and kind started waiting.
 	Since time.Time
-}
 
-// Entries returns the winner followed by the superseded entries.
-func (it *Item) Entries() []outbox.Entry {
-	return append([]outbox.Entry{it.Winner}, it.Superseded...)
+	// serverErrorSince is when this item's current run of 5xx answers began (zero: none); it
+	// survives splits and re-batching, so a poison item is found however it is batched.
+	serverErrorSince time.Time
+	// aloneFailures counts the consecutive 5xx answers to a batch of this item alone.
+	aloneFailures int
 }
 
 // Batch is a set of coalesced items of one kind sent in one request. Its Key (the
@@ -61,27 +65,32 @@ type Batch struct {
 	Items   []*Item
 	Trigger Trigger
 
+	round    int       // how many times unaccounted items were re-sent under a new key
 	attempts int       // HTTP attempts made
 	first    time.Time // when the first attempt was due
 	next     time.Time // when the next attempt is due
 }
 
-// EntryCount returns how many outbox entries the batch stands for.
-func (b *Batch) EntryCount() int {
-	n := 0
-	for _, it := range b.Items {
-		n += 1 + len(it.Superseded)
-	}
-	return n
-}
+// EntryCount returns how many outbox entries the batch holds (one per item: superseded entries
+// are acknowledged when they are coalesced).
+func (b *Batch) EntryCount() int { return len(b.Items) }
 
-func batchKey(kind event.Kind, items []*Item) string {
+func batchKey(kind event.Kind, items []*Item) string { return batchKeyRound(kind, items, 0) }
+
+// batchKeyRound is the key of a batch of items; round > 0 makes a new key for the same items,
+// for re-sending the items a 2xx did not account for (a replay of the old key would only
+// return the same answer).
+func batchKeyRound(kind event.Kind, items []*Item, round int) string {
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.Winner.Event.ID
 	}
 	slices.Sort(ids)
-	sum := sha256.Sum256([]byte(string(kind) + "\n" + strings.Join(ids, "\n")))
+	seed := string(kind) + "\n" + strings.Join(ids, "\n")
+	if round > 0 {
+		seed += "\nround " + strconv.Itoa(round)
+	}
+	sum := sha256.Sum256([]byte(seed))
 	return "wagate-" + string(kind) + "-" + hex.EncodeToString(sum[:16])
 }
 
@@ -107,8 +116,9 @@ func NewCoalescer(size int, interval, priorityLinger time.Duration) *Coalescer {
 }
 
 // Add puts an entry read at now among the waiting items. If an item of the same session and kind
-// waits, the higher version wins and the other becomes superseded (counted as coalesced).
-func (c *Coalescer) Add(e outbox.Entry, now time.Time) {
+// waits, the higher version wins and Add returns the other one (counted as coalesced): the
+// caller acknowledges it, its winner standing for it in the outbox.
+func (c *Coalescer) Add(e outbox.Entry, now time.Time) (superseded outbox.Entry, ok bool) {
 	m := c.waiting[e.Event.Kind]
 	if m == nil {
 		m = map[string]*Item{}
@@ -117,23 +127,23 @@ func (c *Coalescer) Add(e outbox.Entry, now time.Time) {
 	if e.Event.Priority == event.PriorityHigh && c.highSince.IsZero() {
 		c.highSince = now
 	}
-	it, ok := m[e.Event.SessionID]
-	if !ok {
+	it, found := m[e.Event.SessionID]
+	if !found {
 		m[e.Event.SessionID] = &Item{Winner: e, Since: now}
-		return
+		return outbox.Entry{}, false
 	}
 	c.coalesced++
 	if e.Event.Version > it.Winner.Event.Version {
-		it.Superseded = append(it.Superseded, it.Winner)
-		it.Winner = e
-	} else {
-		it.Superseded = append(it.Superseded, e)
+		superseded, it.Winner = it.Winner, e
+		return superseded, true
 	}
+	return e, true
 }
 
 // readd puts back the items of a batch that could not be delivered in time; they wait anew. An
-// item meeting a newer one of the same session and kind merges with it (not counted again).
-func (c *Coalescer) readd(items []*Item, now time.Time) {
+// item meeting another of the same session and kind merges with it (not counted again) and the
+// older entry is returned, for the caller to acknowledge.
+func (c *Coalescer) readd(items []*Item, now time.Time) (superseded []outbox.Entry) {
 	for _, it := range items {
 		k, sid := it.Winner.Event.Kind, it.Winner.Event.SessionID
 		if it.Winner.Event.Priority == event.PriorityHigh && c.highSince.IsZero() {
@@ -141,17 +151,17 @@ func (c *Coalescer) readd(items []*Item, now time.Time) {
 		}
 		cur, ok := c.waiting[k][sid]
 		if !ok {
-			c.waiting[k][sid] = &Item{Winner: it.Winner, Superseded: it.Superseded, Since: now}
+			c.waiting[k][sid] = &Item{Winner: it.Winner, Since: now, serverErrorSince: it.serverErrorSince}
 			continue
 		}
 		if it.Winner.Event.Version > cur.Winner.Event.Version {
-			cur.Superseded = append(cur.Superseded, cur.Winner)
-			cur.Winner = it.Winner
+			superseded = append(superseded, cur.Winner)
+			cur.Winner, cur.serverErrorSince, cur.aloneFailures = it.Winner, it.serverErrorSince, 0
 		} else {
-			cur.Superseded = append(cur.Superseded, it.Winner)
+			superseded = append(superseded, it.Winner)
 		}
-		cur.Superseded = append(cur.Superseded, it.Superseded...)
 	}
+	return superseded
 }
 
 // Waiting returns the number of waiting items of kind k.

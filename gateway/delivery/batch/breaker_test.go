@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,22 +16,31 @@ import (
 	"wagate/gateway/outbox"
 )
 
-var errUnavailable = &laravel.StatusError{Status: http.StatusServiceUnavailable}
-
-func fail() (laravel.BatchResult, error) { return laravel.BatchResult{}, errUnavailable }
-func ok() (laravel.BatchResult, error)   { return laravel.BatchResult{Success: true}, nil }
+// send runs one attempt through the breaker, reporting it with mark; it returns the breaker's
+// refusal, if any.
+func send(b *Breaker, mark BreakerMark) error {
+	done, err := b.Allow()
+	if err != nil {
+		return err
+	}
+	done(mark)
+	return nil
+}
 
 func TestTheBreakerOpensHalfOpensAndClosesOnTheFakeClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := NewBreaker(BreakerConfig{Failures: 3, OpenFor: 10 * time.Second}, slog.New(slog.DiscardHandler))
 		for i := 0; i < 3; i++ {
-			_, _ = b.Execute(fail)
+			_ = send(b, MarkFailure)
 		}
 		if b.State() != gobreaker.StateOpen || b.Opened() != 1 {
 			t.Fatalf("state %s after 3 consecutive failures; want open", b.State())
 		}
-		if _, err := b.Execute(ok); !errors.Is(err, gobreaker.ErrOpenState) || classify(err) != outcomeRejected {
-			t.Fatalf("send while open: %v; want ErrOpenState, rejected without an attempt", err)
+		if err := send(b, MarkSuccess); !errors.Is(err, gobreaker.ErrOpenState) {
+			t.Fatalf("send while open: %v; want ErrOpenState", err)
+		}
+		if o, _, _ := outcomeOf(gobreaker.ErrOpenState); o != OutcomeRejected {
+			t.Fatalf("a send the open breaker refused is %s; want rejected (not an attempt)", o)
 		}
 		time.Sleep(10*time.Second - time.Millisecond)
 		if b.State() != gobreaker.StateOpen {
@@ -43,12 +51,12 @@ func TestTheBreakerOpensHalfOpensAndClosesOnTheFakeClock(t *testing.T) {
 			t.Fatalf("state %s after OpenFor; want half-open", b.State())
 		}
 		// A failed probe opens it again for another OpenFor.
-		_, _ = b.Execute(fail)
+		_ = send(b, MarkFailure)
 		if b.State() != gobreaker.StateOpen || b.Opened() != 2 {
 			t.Fatalf("state %s after a failed probe; want open again", b.State())
 		}
 		time.Sleep(10*time.Second + time.Millisecond)
-		if _, err := b.Execute(ok); err != nil {
+		if err := send(b, MarkSuccess); err != nil {
 			t.Fatal(err)
 		}
 		if b.State() != gobreaker.StateClosed {
@@ -57,43 +65,83 @@ func TestTheBreakerOpensHalfOpensAndClosesOnTheFakeClock(t *testing.T) {
 	})
 }
 
-func TestPermanentRefusalsAndCancellationDoNotTripTheBreaker(t *testing.T) {
+func TestItemRefusalsAndIgnoredAttemptsDoNotTripTheBreaker(t *testing.T) {
 	b := NewBreaker(BreakerConfig{Failures: 2, OpenFor: time.Hour}, slog.New(slog.DiscardHandler))
 	for i := 0; i < 5; i++ {
-		_, _ = b.Execute(func() (laravel.BatchResult, error) {
-			return laravel.BatchResult{}, &laravel.StatusError{Status: http.StatusUnprocessableEntity}
-		})
-		_, _ = b.Execute(func() (laravel.BatchResult, error) { return laravel.BatchResult{}, context.Canceled })
+		_ = send(b, MarkSuccess) // e.g. a 422: Laravel is up
+		_ = send(b, MarkIgnore)  // e.g. our own cancellation, a 409
+		_ = send(b, MarkFailure)
 	}
 	if b.State() != gobreaker.StateClosed {
-		t.Fatalf("state %s; a 4xx means Laravel is up, cancellation is ours", b.State())
+		t.Fatalf("state %s; only consecutive failures may open it", b.State())
 	}
 }
 
-func TestClassify(t *testing.T) {
+// Defect 2: the breaker counted 401/403/404/405 as successes, so it never opened while every
+// event was refused. It now counts whatever the policy marks as a failure.
+func TestTheBreakerOpensOnAnswersThePolicyMarksAsFailures(t *testing.T) {
+	p := Config{}
+	p.fill()
+	policy := p.policy()
+	for _, status := range []int{301, 307, 401, 403, 404, 405, 410, 500, 503} {
+		b := NewBreaker(BreakerConfig{Failures: 3, OpenFor: time.Hour}, slog.New(slog.DiscardHandler))
+		for i := 1; i <= 3; i++ {
+			dec := policy.Decide(Attempt{Outcome: OutcomeStatus, Status: status, Attempts: i, Items: 1})
+			_ = send(b, dec.Breaker)
+		}
+		if !b.Open() {
+			t.Errorf("HTTP %d three times: breaker %s; want open", status, b.State())
+		}
+	}
+}
+
+func TestARetryAfterPausesEverySendUntilItEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker(BreakerConfig{}, slog.New(slog.DiscardHandler))
+		b.Pause(time.Minute)
+		b.Pause(time.Second) // a shorter pause does not shorten the current one
+		if !b.Open() || !errors.Is(send(b, MarkSuccess), gobreaker.ErrOpenState) || !errors.Is(send(b, MarkSuccess), ErrPaused) {
+			t.Fatal("a send went out during the pause")
+		}
+		time.Sleep(time.Minute - time.Millisecond)
+		if !b.Open() {
+			t.Fatal("the pause ended early")
+		}
+		time.Sleep(time.Millisecond)
+		if b.Open() || send(b, MarkSuccess) != nil || !b.PausedUntil().IsZero() {
+			t.Fatalf("state %s after the pause; want closed", b.State())
+		}
+		if b.Pauses() != 1 {
+			t.Fatalf("%d pauses counted; want 1", b.Pauses())
+		}
+	})
+}
+
+func TestOutcomeOf(t *testing.T) {
 	cases := []struct {
-		err  error
-		want outcome
+		err        error
+		want       Outcome
+		status     int
+		retryAfter time.Duration
 	}{
-		{nil, outcomeDelivered},
-		{&laravel.StatusError{Status: 429}, outcomeRetry},
-		{&laravel.StatusError{Status: 502}, outcomeRetry},
-		{&laravel.StatusError{Status: 503}, outcomeRetry},
-		{&laravel.StatusError{Status: 504}, outcomeRetry},
-		{fmt.Errorf("laravel: %w", &timeoutErr{}), outcomeRetry},
-		{&laravel.StatusError{Status: 409}, outcomeRetry},
-		{&laravel.StatusError{Status: 400}, outcomePermanent},
-		{&laravel.StatusError{Status: 401}, outcomePermanent},
-		{&laravel.StatusError{Status: 422}, outcomePermanent},
-		{&laravel.StatusError{Status: 500}, outcomePermanent},
-		{fmt.Errorf("x: %w", laravel.ErrMalformedResponse), outcomePermanent},
-		{gobreaker.ErrOpenState, outcomeRejected},
-		{gobreaker.ErrTooManyRequests, outcomeRejected},
-		{context.Canceled, outcomeAborted},
+		{nil, OutcomeDelivered, 0, 0},
+		{&laravel.StatusError{Status: 429, RetryAfter: 3 * time.Second}, OutcomeStatus, 429, 3 * time.Second},
+		{fmt.Errorf("wrapped: %w", &laravel.StatusError{Status: 503}), OutcomeStatus, 503, 0},
+		{&laravel.StatusError{Status: 307, Location: "https://elsewhere.example/api"}, OutcomeStatus, 307, 0},
+		{&laravel.StatusError{Status: 401}, OutcomeStatus, 401, 0},
+		{fmt.Errorf("laravel: %w", &timeoutErr{}), OutcomeNetwork, 0, 0},
+		{fmt.Errorf("laravel: %w", context.DeadlineExceeded), OutcomeNetwork, 0, 0},
+		{errors.New("connection reset by peer"), OutcomeNetwork, 0, 0},
+		{fmt.Errorf("x: %w", laravel.ErrMalformedResponse), OutcomeUndecodable, 0, 0},
+		{gobreaker.ErrOpenState, OutcomeRejected, 0, 0},
+		{ErrPaused, OutcomeRejected, 0, 0},
+		{gobreaker.ErrTooManyRequests, OutcomeRejected, 0, 0},
+		{fmt.Errorf("laravel: %w", context.Canceled), OutcomeAborted, 0, 0},
 	}
 	for _, c := range cases {
-		if got := classify(c.err); got != c.want {
-			t.Errorf("classify(%v) = %d; want %d", c.err, got, c.want)
+		o, st, ra := outcomeOf(c.err)
+		if o != c.want || st != c.status || ra != c.retryAfter {
+			t.Errorf("outcomeOf(%v) = %s, %d, %s; want %s, %d, %s", c.err, o, st, ra, c.want, c.status, c.retryAfter)
 		}
 	}
 }
@@ -153,8 +201,8 @@ func TestAnOlderVersionReadLaterNeverReplacesTheWinner(t *testing.T) {
 	c.Add(entry("2", "s", 5, event.KindStatus, event.PriorityNormal), now)
 	c.Add(entry("1", "s", 3, event.KindStatus, event.PriorityNormal), now) // e.g. reclaimed late
 	bs := c.TakeAll(TriggerTime)
-	if w := bs[0].Items[0].Winner.Event.Version; w != 5 || len(bs[0].Items[0].Superseded) != 1 || c.Coalesced() != 1 {
-		t.Fatalf("winner version %d, superseded %d", w, len(bs[0].Items[0].Superseded))
+	if w := bs[0].Items[0].Winner.Event.Version; w != 5 || c.Coalesced() != 1 {
+		t.Fatalf("winner version %d, coalesced %d", w, c.Coalesced())
 	}
 }
 
@@ -162,13 +210,18 @@ func TestItemsPutBackAfterTheDeliveryBudgetMergeWithoutRecounting(t *testing.T) 
 	c := NewCoalescer(50, time.Second, 0)
 	now := time.Unix(0, 0)
 	c.Add(entry("1", "s", 1, event.KindQR, event.PriorityNormal), now)
-	c.Add(entry("2", "s", 2, event.KindQR, event.PriorityNormal), now)
+	if old, ok := c.Add(entry("2", "s", 2, event.KindQR, event.PriorityNormal), now); !ok || old.ID != "1" {
+		t.Fatalf("Add returned %+v, %v; want entry 1 superseded (to acknowledge)", old, ok)
+	}
 	old := c.TakeAll(TriggerTime)
 	c.Add(entry("3", "s", 3, event.KindQR, event.PriorityNormal), now)
-	c.readd(old[0].Items, now)
+	superseded := c.readd(old[0].Items, now)
 	bs := c.TakeAll(TriggerTime)
-	if len(bs) != 1 || bs[0].Items[0].Winner.ID != "3" || bs[0].EntryCount() != 3 || c.Coalesced() != 1 {
-		t.Fatalf("batches %+v coalesced %d; want winner 3 standing for 3 entries, coalesced counted once", bs, c.Coalesced())
+	if len(bs) != 1 || bs[0].Items[0].Winner.ID != "3" || bs[0].EntryCount() != 1 || c.Coalesced() != 1 {
+		t.Fatalf("batches %+v coalesced %d; want winner 3 alone, coalesced counted once", bs, c.Coalesced())
+	}
+	if len(superseded) != 1 || superseded[0].ID != "2" {
+		t.Fatalf("readd superseded %+v; want entry 2 (to acknowledge)", superseded)
 	}
 }
 

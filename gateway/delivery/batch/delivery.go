@@ -41,6 +41,15 @@ const (
 	DefaultMaxInFlight      = 4
 	DefaultMaxBuffered      = 5000
 	DefaultClaimInterval    = 30 * time.Second
+	// DefaultPoisonHorizon is how long a 5xx must persist for one batch, while others are
+	// delivered, before it is split to isolate a poison item (and before that item, failing alone,
+	// is dead-lettered).
+	DefaultPoisonHorizon = 5 * time.Minute
+	// DefaultMaxRetryAfter caps a Retry-After: the longest every send to Laravel is paused.
+	DefaultMaxRetryAfter = 5 * time.Minute
+	// poisonAloneFailures is how many 5xx in a row an item must get alone, past the poison
+	// horizon, before it is dead-lettered.
+	poisonAloneFailures = 3
 )
 
 // Config configures batch delivery. Zero fields take the defaults.
@@ -59,8 +68,10 @@ type Config struct {
 	PollInterval time.Duration
 	// MaxInFlight bounds the batches sent concurrently (default 4).
 	MaxInFlight int
-	// MaxBuffered bounds the items held in memory (waiting or in flight); above it the flusher
-	// stops reading the outbox (default 5000).
+	// MaxBuffered bounds the outbox entries the flusher holds (read and not yet acknowledged:
+	// waiting, in flight, or delivered with the acknowledgement still owed); at it the flusher
+	// stops reading the outbox (default 5000). Superseded entries are acknowledged as soon as
+	// they are coalesced, so each held entry is one item.
 	MaxBuffered int
 	// ClaimMinIdle is how long another consumer's entry must be idle before this gateway claims it
 	// (default 2 x HTTP timeout + DeliveryTimeout = 2 min 20 s).
@@ -71,6 +82,37 @@ type Config struct {
 	Backoff Backoff
 	// Breaker configures the circuit breaker.
 	Breaker BreakerConfig
+	// PoisonHorizon is how long a 5xx must persist for one batch while other batches are
+	// delivered before the batch is split to find a poison item; only an item that keeps failing
+	// alone past it is dead-lettered (default 5 min).
+	PoisonHorizon time.Duration
+	// MaxRetryAfter caps a Retry-After, which pauses every send to Laravel (default 5 min).
+	MaxRetryAfter time.Duration
+}
+
+// Validate reports a configuration that cannot work: negative sizes or durations, a batch above
+// the contract's limit. Zero fields are fine (they take the defaults).
+func (c Config) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"BatchSize", int64(c.BatchSize)}, {"MaxInFlight", int64(c.MaxInFlight)}, {"MaxBuffered", int64(c.MaxBuffered)},
+		{"BatchInterval", int64(c.BatchInterval)}, {"PriorityInterval", int64(c.PriorityInterval)},
+		{"DeliveryTimeout", int64(c.DeliveryTimeout)}, {"PollInterval", int64(c.PollInterval)},
+		{"ClaimMinIdle", int64(c.ClaimMinIdle)}, {"ClaimInterval", int64(c.ClaimInterval)},
+		{"PoisonHorizon", int64(c.PoisonHorizon)}, {"MaxRetryAfter", int64(c.MaxRetryAfter)},
+		{"Breaker.OpenFor", int64(c.Breaker.OpenFor)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("batch config: %s is negative (%d)", f.name, f.v))
+		}
+	}
+	if c.BatchSize > laravel.MaxBatchItems {
+		errs = append(errs, fmt.Errorf("batch config: BatchSize %d is above the contract's %d items", c.BatchSize, laravel.MaxBatchItems))
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) fill() {
@@ -105,6 +147,20 @@ func (c *Config) fill() {
 	if c.Backoff.Initial <= 0 {
 		c.Backoff = DefaultBackoff
 	}
+	if c.PoisonHorizon <= 0 {
+		c.PoisonHorizon = DefaultPoisonHorizon
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+}
+
+// policy returns the delivery policy the configuration gives.
+func (c Config) policy() Policy {
+	return Policy{
+		Backoff: c.Backoff, DeliveryTimeout: c.DeliveryTimeout, PoisonHorizon: c.PoisonHorizon,
+		MinAloneFailures: poisonAloneFailures, MaxRetryAfter: c.MaxRetryAfter,
+	}
 }
 
 // Options are what New needs.
@@ -129,6 +185,7 @@ type Delivery struct {
 	jitter  func() float64
 	log     *slog.Logger
 	breaker *Breaker
+	policy  Policy
 
 	wake          chan struct{}
 	sinceLastPoll atomic.Int64
@@ -137,7 +194,9 @@ type Delivery struct {
 	mu          sync.Mutex
 	co          *Coalescer
 	inflight    []*Batch
-	unacked     []string // delivered but not yet acknowledged (Redis was down)
+	unacked     []string // delivered or superseded, not yet acknowledged (Redis was down)
+	failures    map[string]int64
+	lastOK      time.Time // the last 2xx that acknowledged items
 	nextClaim   time.Time
 	claimCursor string
 	lastFlush   time.Time
@@ -163,10 +222,13 @@ func New(opts Options) (*Delivery, error) {
 		return nil, errors.New("batch: New needs an outbox and a sender")
 	}
 	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.fill()
 	d := &Delivery{
 		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger,
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
 	}
 	if d.clock == nil {
 		d.clock = wallClock{}
@@ -178,6 +240,7 @@ func New(opts Options) (*Delivery, error) {
 		d.log = slog.Default()
 	}
 	d.breaker = NewBreaker(cfg.Breaker, d.log)
+	d.breaker.now = d.clock.Now
 	d.co = NewCoalescer(cfg.BatchSize, cfg.BatchInterval, cfg.PriorityInterval/20)
 	d.started = d.clock.Now()
 	d.lastFlush = d.started
@@ -232,12 +295,7 @@ func (d *Delivery) Recover(ctx context.Context) (int, error) {
 		if len(entries) == 0 {
 			break
 		}
-		now := d.clock.Now()
-		d.mu.Lock()
-		for _, e := range entries {
-			d.co.Add(e, now)
-		}
-		d.mu.Unlock()
+		d.hold(ctx, entries, d.clock.Now())
 		total += len(entries)
 		after = entries[len(entries)-1].ID
 	}
@@ -346,15 +404,45 @@ func triggerIndex(t Trigger) int {
 	return 0
 }
 
+// buffered returns how many outbox entries the flusher holds: waiting, in flight, or owed an
+// acknowledgement. Callers hold d.mu.
 func (d *Delivery) buffered() int {
-	n := 0
+	n := len(d.unacked)
 	for _, m := range d.co.waiting {
 		n += len(m)
 	}
 	for _, b := range d.inflight {
-		n += len(b.Items)
+		n += b.EntryCount()
 	}
 	return n
+}
+
+// hold adds entries read from the outbox to the waiting items and acknowledges at once the
+// entries they supersede: each winner is durable in the outbox and stands for them. An
+// acknowledgement Redis refuses is owed (retried by the next step).
+func (d *Delivery) hold(ctx context.Context, entries []outbox.Entry, now time.Time) {
+	var superseded []string
+	d.mu.Lock()
+	for _, e := range entries {
+		if old, ok := d.co.Add(e, now); ok {
+			superseded = append(superseded, old.ID)
+		}
+	}
+	d.mu.Unlock()
+	d.ack(ctx, superseded)
+}
+
+// ack acknowledges entries; when Redis refuses, they are owed and retried by the next step.
+func (d *Delivery) ack(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := d.ob.Ack(ctx, ids...); err != nil {
+		d.mu.Lock()
+		d.unacked = append(d.unacked, ids...)
+		d.mu.Unlock()
+		d.log.Warn("batch: acknowledgement failed; retried next step", "entries", len(ids), "err", err)
+	}
 }
 
 func (d *Delivery) readNew(ctx context.Context, now time.Time) error {
@@ -370,11 +458,7 @@ func (d *Delivery) readNew(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		d.mu.Lock()
-		for _, e := range entries {
-			d.co.Add(e, now)
-		}
-		d.mu.Unlock()
+		d.hold(ctx, entries, now)
 		if len(entries) < count {
 			return nil
 		}
@@ -387,16 +471,12 @@ func (d *Delivery) heldIDs() []string {
 	var ids []string
 	for _, m := range d.co.waiting {
 		for _, it := range m {
-			for _, e := range it.Entries() {
-				ids = append(ids, e.ID)
-			}
+			ids = append(ids, it.Winner.ID)
 		}
 	}
 	for _, b := range d.inflight {
 		for _, it := range b.Items {
-			for _, e := range it.Entries() {
-				ids = append(ids, e.ID)
-			}
+			ids = append(ids, it.Winner.ID)
 		}
 	}
 	return ids
@@ -435,19 +515,22 @@ func (d *Delivery) maintain(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	have := map[string]bool{}
 	for _, id := range d.heldIDs() {
 		have[id] = true
 	}
-	added := 0
+	for _, id := range d.unacked {
+		have[id] = true
+	}
+	d.mu.Unlock()
+	var fresh []outbox.Entry
 	for _, e := range entries {
 		if !have[e.ID] {
-			d.co.Add(e, now)
-			added++
+			fresh = append(fresh, e)
 		}
 	}
-	if added > 0 {
+	d.hold(ctx, fresh, now)
+	if added := len(fresh); added > 0 {
 		d.log.Warn("batch: claimed outbox entries left idle by another gateway", "entries", added, "min_idle", d.cfg.ClaimMinIdle)
 	}
 	return nil
@@ -483,10 +566,12 @@ type sendResult struct {
 	b   *Batch
 	res laravel.BatchResult
 	err error
+	// done reports the attempt to the breaker (nil when the breaker refused the send).
+	done func(BreakerMark)
 }
 
-// sendAll sends the batches (at most MaxInFlight at once), then settles each outcome. final is the
-// shutdown attempt: failures are left pending in the outbox instead of rescheduled.
+// sendAll sends the batches (at most MaxInFlight at once), each only if the breaker allows it,
+// then settles each outcome. final is the shutdown attempt.
 func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, final bool) error {
 	if len(due) == 0 {
 		return nil
@@ -500,8 +585,13 @@ func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, fin
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := d.breaker.Execute(func() (laravel.BatchResult, error) { return d.post(ctx, b) })
-			results[i] = sendResult{b: b, res: res, err: err}
+			done, err := d.breaker.Allow()
+			if err != nil {
+				results[i] = sendResult{b: b, err: err}
+				return
+			}
+			res, err := d.post(ctx, b)
+			results[i] = sendResult{b: b, res: res, err: err, done: done}
 		}()
 	}
 	wg.Wait()
@@ -542,134 +632,204 @@ func (d *Delivery) removeInflight(b *Batch) {
 	}
 }
 
-// serverErrorAttempts is how many times a batch answered with 500 is tried before its items are
-// dead-lettered.
-const serverErrorAttempts = 3
-
-func statusOf(err error) int {
-	var se *laravel.StatusError
-	if errors.As(err, &se) {
-		return se.Status
-	}
-	return 0
-}
-
-// splittable reports answers that may be caused by one item of a batch (so halves may succeed):
-// a bad request, a validation error, a body too large, an exception.
-func splittable(status int) bool {
-	switch status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusInternalServerError:
-		return true
-	}
-	return false
-}
-
-func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, final bool) error {
+// attempt describes one send of b for the policy, and keeps the items' run of 5xx answers: a 5xx
+// starts or extends it, any other answer of Laravel's (a 2xx, a 3xx, a 4xx) ends it; a network
+// error, a 409, a 429 or a refused send neither extend nor end it.
+func (d *Delivery) attempt(r sendResult, now time.Time, final bool) (Attempt, Accounting) {
 	b := r.b
-	oc := classify(r.err)
-	if oc != outcomeRejected && oc != outcomeAborted {
+	oc, status, retryAfter := outcomeOf(r.err)
+	if oc != OutcomeRejected && oc != OutcomeAborted {
 		b.attempts++
 		if b.attempts > 1 {
 			d.retried.Add(1)
 		}
 	}
-	if oc == outcomePermanent && statusOf(r.err) == http.StatusInternalServerError && b.attempts < serverErrorAttempts && !final {
-		oc = outcomeRetry // an exception in Laravel is often transient: a few tries, then dead letters
+	a := Attempt{
+		Outcome: oc, Status: status, RetryAfter: retryAfter, Attempts: b.attempts, Items: len(b.Items),
+		Final: final, Age: now.Sub(b.first), Jitter: d.jitter(),
 	}
-	switch oc {
-	case outcomeDelivered:
-		return d.delivered(ctx, b, r.res)
-	case outcomePermanent:
-		d.failed.Add(1)
-		if len(b.Items) > 1 && splittable(statusOf(r.err)) && !final {
-			// One bad item must not take the others down: retry each half under its own key, down
-			// to single items, and dead-letter only those that are refused alone.
-			half := len(b.Items) / 2
-			d.mu.Lock()
-			d.removeInflight(b)
-			for _, items := range [][]*Item{b.Items[:half:half], b.Items[half:]} {
-				d.inflight = append(d.inflight, &Batch{Kind: b.Kind, Key: batchKey(b.Kind, items), Items: items, Trigger: b.Trigger, first: now, next: now})
-			}
-			d.mu.Unlock()
-			d.splits.Add(1)
-			d.log.Warn("batch: Laravel refused a batch; splitting it to isolate the refused items", "kind", b.Kind, "key", b.Key, "items", len(b.Items), "err", r.err)
-			return nil
+	var acc Accounting
+	if oc == OutcomeDelivered {
+		sids := make([]string, len(b.Items))
+		for i, it := range b.Items {
+			sids[i] = it.Winner.Event.SessionID
 		}
-		reason := fmt.Sprintf("laravel refused the %s batch %s: %v", b.Kind, b.Key, r.err)
-		var entries []outbox.Entry
+		acc = Account(sids, r.res)
+		a.Refused, a.Unaccounted = len(acc.Refused), len(acc.Unaccounted)
+	}
+	switch {
+	case oc == OutcomeStatus && status >= 500 && status <= 599:
+		since := now
 		for _, it := range b.Items {
-			entries = append(entries, it.Entries()...)
+			if it.serverErrorSince.IsZero() {
+				it.serverErrorSince = now
+			}
+			if it.serverErrorSince.Before(since) {
+				since = it.serverErrorSince
+			}
 		}
+		if len(b.Items) == 1 {
+			b.Items[0].aloneFailures++
+			a.AloneFailures = b.Items[0].aloneFailures
+		}
+		a.ServerErrorFor = now.Sub(since)
+		d.mu.Lock()
+		a.OthersDelivered = d.lastOK.After(since)
+		d.mu.Unlock()
+	case oc == OutcomeDelivered || oc == OutcomeUndecodable ||
+		oc == OutcomeStatus && status != http.StatusConflict && status != http.StatusTooManyRequests:
+		for _, it := range b.Items {
+			it.serverErrorSince, it.aloneFailures = time.Time{}, 0
+		}
+	}
+	return a, acc
+}
+
+// settle executes the policy's decision for one send.
+func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, final bool) error {
+	b := r.b
+	a, acc := d.attempt(r, now, final)
+	dec := d.policy.Decide(a)
+	if r.done != nil {
+		r.done(dec.Breaker)
+	}
+	if dec.Failure != "" {
+		d.countFailure(dec.Failure)
+		d.logFailure(b, a, dec, r.err)
+	}
+	if dec.PauseAll > 0 {
+		d.breaker.Pause(dec.PauseAll)
+		d.log.Warn("batch: Laravel asked for a pause (Retry-After): no sends to Laravel until it ends",
+			"status", a.Status, "retry_after", a.RetryAfter, "pause", dec.PauseAll, "max_retry_after", d.cfg.MaxRetryAfter)
+	}
+	switch dec.Action {
+	case ActionAck:
+		return d.delivered(ctx, b, r.res, acc, dec, now)
+	case ActionRetry:
+		next := now.Add(dec.Delay)
+		if until := d.breaker.PausedUntil(); until.After(next) {
+			next = until
+		}
+		d.mu.Lock()
+		b.next = next
+		d.mu.Unlock()
+	case ActionSplit:
+		half := len(b.Items) / 2
+		d.mu.Lock()
+		d.removeInflight(b)
+		for _, items := range [][]*Item{b.Items[:half:half], b.Items[half:]} {
+			d.inflight = append(d.inflight, &Batch{Kind: b.Kind, Key: batchKey(b.Kind, items), Items: items, Trigger: b.Trigger, first: now, next: now})
+		}
+		d.mu.Unlock()
+		d.splits.Add(1)
+		d.log.Warn("batch: splitting a batch to isolate the item Laravel refuses", "kind", b.Kind, "key", b.Key,
+			"items", len(b.Items), "reason", dec.Reason, "err", r.err)
+	case ActionDeadLetter:
+		entries := []outbox.Entry{b.Items[0].Winner}
+		reason := fmt.Sprintf("%s (batch %s): %v", dec.Reason, b.Key, r.err)
 		if err := d.ob.DeadLetter(ctx, entries, reason); err != nil {
-			return err // stays in flight; retried (and re-sent) next step
+			return err // stays in flight; sent (and decided) again next step
 		}
 		d.deadLettered.Add(int64(len(entries)))
 		d.mu.Lock()
 		d.removeInflight(b)
 		d.mu.Unlock()
-		return nil
-	}
-	if oc == outcomeRetry {
-		d.failed.Add(1)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if final || oc == outcomeAborted {
-		return nil // left pending in the outbox for the next start
-	}
-	if now.Sub(b.first) >= d.cfg.DeliveryTimeout {
+	case ActionRequeue:
 		d.expired.Add(1)
 		d.log.Warn("batch: delivery budget exhausted; items go back to waiting (still pending in the outbox)",
 			"kind", b.Kind, "key", b.Key, "items", len(b.Items), "attempts", b.attempts, "err", r.err)
+		d.mu.Lock()
 		d.removeInflight(b)
-		d.co.readd(b.Items, now)
-		return nil
+		superseded := d.co.readd(b.Items, now)
+		d.mu.Unlock()
+		ids := make([]string, len(superseded))
+		for i, e := range superseded {
+			ids[i] = e.ID
+		}
+		d.ack(ctx, ids)
+	case ActionLeavePending:
+		// Left as it is: pending in the outbox, recovered by the next start.
 	}
-	if oc == outcomeRejected {
-		b.next = now.Add(d.cfg.Backoff.Delay(1, 0, d.jitter()))
-		return nil
-	}
-	b.next = now.Add(d.cfg.Backoff.Delay(b.attempts, laravel.RetryAfter(r.err), d.jitter()))
-	d.log.Info("batch: send failed, will retry under the same Idempotency-Key", "kind", b.Kind, "key", b.Key,
-		"items", len(b.Items), "attempt", b.attempts, "retry_in", b.next.Sub(now), "err", r.err)
 	return nil
 }
 
-// delivered acknowledges a 2xx batch: items Laravel rejected one by one go to the dead-letter
-// stream with its reason, the rest (with their superseded entries) are acknowledged.
-func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchResult) error {
-	rejected := map[string]string{}
-	for _, e := range res.Errors {
-		rejected[e.SessionID] = e.Error
+// countFailure counts a delivery failure under its label.
+func (d *Delivery) countFailure(label string) {
+	d.failed.Add(1)
+	d.mu.Lock()
+	d.failures[label]++
+	d.mu.Unlock()
+}
+
+// logFailure logs a delivery failure: an error for answers that say the gateway or Laravel is
+// misconfigured (a redirect, the token, a missing route), a warning otherwise.
+func (d *Delivery) logFailure(b *Batch, a Attempt, dec Decision, err error) {
+	level := slog.LevelWarn
+	switch {
+	case a.Status >= 300 && a.Status <= 399, a.Status == http.StatusUnauthorized, a.Status == http.StatusForbidden,
+		a.Status == http.StatusNotFound, a.Status == http.StatusMethodNotAllowed, a.Status == http.StatusGone,
+		a.Status == http.StatusMisdirectedRequest, a.Outcome == OutcomeUndecodable, a.Unaccounted > 0:
+		level = slog.LevelError
 	}
+	d.log.Log(context.Background(), level, "batch: delivery to Laravel failed; the events stay pending (never dead-lettered for this)",
+		"failure", dec.Failure, "reason", dec.Reason, "action", dec.Action.String(), "retry_in", dec.Delay,
+		"kind", b.Kind, "key", b.Key, "items", len(b.Items), "attempt", a.Attempts, "err", err)
+}
+
+// delivered executes a 2xx: the items Laravel accounted for are acknowledged, the ones it refused
+// by name are dead-lettered with its reason, the ones it did not account for are sent again under
+// a new key (the version guard makes applying them twice harmless). At shutdown both of the
+// latter stay pending.
+func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchResult, acc Accounting, dec Decision, now time.Time) error {
 	var ack []string
-	matched := 0
-	for _, it := range b.Items {
-		if reason, bad := rejected[it.Winner.Event.SessionID]; bad {
-			matched++
-			entries := it.Entries()
+	var unaccounted, pending []*Item
+	missing := make(map[int]bool, len(acc.Unaccounted))
+	for _, i := range acc.Unaccounted {
+		missing[i] = true
+	}
+	for i, it := range b.Items {
+		reason, refused := acc.Refused[i]
+		switch {
+		case refused && dec.Refused == FateDeadLetter:
+			entries := []outbox.Entry{it.Winner}
 			if err := d.ob.DeadLetter(ctx, entries, fmt.Sprintf("laravel rejected item of batch %s: %s", b.Key, reason)); err != nil {
-				return err
+				return err // the batch stays in flight; its replay under the same key decides again
 			}
 			d.itemErrors.Add(1)
 			d.deadLettered.Add(int64(len(entries)))
-			delete(rejected, it.Winner.Event.SessionID)
-			continue
-		}
-		for _, e := range it.Entries() {
-			ack = append(ack, e.ID)
+		case refused:
+			pending = append(pending, it)
+		case missing[i] && dec.Unaccounted == FateRetry:
+			unaccounted = append(unaccounted, it)
+		case missing[i]:
+			pending = append(pending, it)
+		default:
+			ack = append(ack, it.Winner.ID)
 		}
 	}
-	if res.Failed > matched {
-		d.log.Warn("batch: Laravel counted failed items it did not name; they cannot be told apart and are acknowledged",
-			"key", b.Key, "failed", res.Failed, "named", matched)
-	}
-	d.sent.Add(int64(len(b.Items) - matched))
+	d.sent.Add(int64(len(ack)))
 	d.batchesSent.Add(1)
 	d.batchSizes.observe(b.Kind, len(b.Items))
 	d.mu.Lock()
 	d.removeInflight(b)
+	if len(ack) > 0 {
+		d.lastOK = now
+	}
+	if len(unaccounted) > 0 {
+		round := b.round + 1
+		d.inflight = append(d.inflight, &Batch{Kind: b.Kind, Key: batchKeyRound(b.Kind, unaccounted, round), Items: unaccounted,
+			Trigger: b.Trigger, round: round, attempts: b.attempts, first: b.first, next: now.Add(dec.Delay)})
+	}
+	if len(pending) > 0 {
+		// Shutdown: kept in flight only so Close counts what it leaves pending.
+		d.inflight = append(d.inflight, &Batch{Kind: b.Kind, Key: batchKey(b.Kind, pending), Items: pending, Trigger: b.Trigger, first: now, next: now})
+	}
 	d.mu.Unlock()
+	if len(unaccounted) > 0 {
+		d.log.Error("batch: Laravel's 2xx does not account for every item; those are sent again, not acknowledged",
+			"key", b.Key, "items", len(b.Items), "updated", res.Updated, "stale", res.Stale, "failed", res.Failed,
+			"named_errors", len(res.Errors), "unaccounted", len(unaccounted))
+	}
 	if err := d.ob.Ack(ctx, ack...); err != nil {
 		d.mu.Lock()
 		d.unacked = append(d.unacked, ack...)

@@ -53,7 +53,10 @@ type laravelModel struct {
 	fault func(n int, c call) (err error, applied bool)
 	// itemError names sessions whose items Laravel rejects one by one.
 	itemError map[string]string
-	sentCh    chan call
+	// unnamedFailure names sessions whose items Laravel, on the calls it says (0-based), neither
+	// applies nor names: it counts them as failed without an errors entry (a Laravel bug).
+	unnamedFailure map[string]func(n int) bool
+	sentCh         chan call
 }
 
 func newLaravelModel() *laravelModel {
@@ -79,6 +82,10 @@ func (l *laravelModel) handle(c call) (laravel.BatchResult, error) {
 			if msg, bad := l.itemError[it.SessionID]; bad {
 				res.Failed++
 				res.Errors = append(res.Errors, laravel.ItemError{SessionID: it.SessionID, Error: msg})
+				continue
+			}
+			if silent := l.unnamedFailure[it.SessionID]; silent != nil && silent(n) {
+				res.Failed++
 				continue
 			}
 			k := string(c.kind) + "/" + it.SessionID
@@ -398,7 +405,9 @@ func (*timeoutErr) Error() string   { return "i/o timeout" }
 func (*timeoutErr) Timeout() bool   { return true }
 func (*timeoutErr) Temporary() bool { return true }
 
-func TestPermanentRefusalsAndItemErrorsGoToTheDeadLetterStream(t *testing.T) {
+// Item-level refusals are the only dead letters: an item Laravel names in a 2xx's errors, and an
+// item refused alone with a 400/413/422.
+func TestItemRefusalsGoToTheDeadLetterStream(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		f := newFixture(t, b, Config{BatchSize: 2}, outbox.Config{})
 		f.lv.itemError = map[string]string{"bad": "session disabled"}
@@ -432,11 +441,11 @@ func TestPermanentRefusalsAndItemErrorsGoToTheDeadLetterStream(t *testing.T) {
 				t.Fatalf("reason %q", dl.Reason)
 			}
 		}
-		if reasons["bad"] != 2 || reasons["s3"] != 1 || reasons["good"] != 0 {
-			t.Fatalf("dead letters by session %v; want bad:2 (winner+superseded) s3:1", reasons)
+		if reasons["bad"] != 1 || reasons["s3"] != 1 || reasons["good"] != 0 {
+			t.Fatalf("dead letters by session %v; want bad:1 (its superseded entry was acknowledged when coalesced) s3:1", reasons)
 		}
 		m := f.metrics()
-		if m.DeadLettered != 3 || m.Sent != 1 || m.Pending != 0 {
+		if m.DeadLettered != 2 || m.Sent != 1 || m.Pending != 0 {
 			t.Fatalf("metrics %+v", m)
 		}
 	})
@@ -683,33 +692,67 @@ func TestARefusedBatchIsSplitSoOnlyTheRefusedItemIsDeadLettered(t *testing.T) {
 	})
 }
 
-func TestA500IsTriedAFewTimesBeforeDeadLettering(t *testing.T) {
+// Only a 5xx that persists past the poison horizon while other batches are delivered splits a
+// batch, and only the item that keeps failing alone is dead-lettered; its batch-mates are applied.
+func TestAPoisonItemIsDeadLetteredOnlyAloneAndPastThePoisonHorizon(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		f := newFixture(t, b, Config{BatchSize: 1}, outbox.Config{})
-		f.lv.fault = func(n int, c call) (error, bool) {
-			if c.items[0].SessionID == "flaky" && n < 2 || c.items[0].SessionID == "broken" {
-				return &laravel.StatusError{Status: http.StatusInternalServerError}, false
+		const horizon = 2 * time.Minute
+		f := newFixture(t, b, Config{BatchSize: 4, PoisonHorizon: horizon, Breaker: BreakerConfig{Failures: 1000}}, outbox.Config{})
+		f.lv.fault = func(_ int, c call) (error, bool) {
+			for _, it := range c.items {
+				if it.SessionID == "poison" {
+					return &laravel.StatusError{Status: http.StatusInternalServerError, Message: "Undefined array key"}, false
+				}
 			}
 			return nil, false
 		}
-		f.deliver(t, ev("flaky", 1, event.KindQR, "q"))
-		for i := 0; i < 5; i++ {
+		start := f.clk.Now()
+		f.deliver(t, ev("a", 1, event.KindQR, "q"), ev("b", 1, event.KindQR, "q"), ev("poison", 1, event.KindQR, "q"), ev("c", 1, event.KindQR, "q"))
+		for i := 0; f.clk.Now().Sub(start) < 2*horizon; i++ {
+			f.deliver(t, ev(fmt.Sprintf("other%d", i), 1, event.KindStatus, "pending")) // other batches keep being delivered
 			f.poll(t)
-			f.clk.Advance(time.Minute)
+			if dls := f.deadLetters(t); len(dls) > 0 && f.clk.Now().Sub(start) < horizon {
+				t.Fatalf("dead-lettered after %s, before the %s horizon: %s", f.clk.Now().Sub(start), horizon, dls[0].Reason)
+			}
+			if m := f.metrics(); m.Splits > 0 && f.clk.Now().Sub(start) < horizon {
+				t.Fatalf("split after %s, before the %s horizon", f.clk.Now().Sub(start), horizon)
+			}
+			f.clk.Advance(5 * time.Second)
 		}
-		if _, ok := f.lv.Applied(event.KindQR, "flaky"); !ok {
-			t.Fatal("a batch that failed twice with 500 was not retried to success")
+		f.clk.Advance(DefaultBatchInterval)
+		f.poll(t)
+		for _, sid := range []string{"a", "b", "c"} {
+			if _, ok := f.lv.Applied(event.KindQR, sid); !ok {
+				t.Errorf("%s, a batch-mate of the poison item, never applied", sid)
+			}
 		}
-		f.deliver(t, ev("broken", 1, event.KindQR, "q"))
-		for i := 0; i < 5; i++ {
-			f.poll(t)
-			f.clk.Advance(time.Minute)
+		dls := f.deadLetters(t)
+		if len(dls) != 1 || dls[0].Event.SessionID != "poison" || !strings.Contains(dls[0].Reason, "500") || !strings.Contains(dls[0].Reason, "Undefined array key") {
+			t.Fatalf("dead letters %+v; want the poison item alone, with the status and Laravel's message", dls)
 		}
-		if m := f.metrics(); m.DeadLettered != 1 || m.Pending != 0 {
-			t.Fatalf("metrics %+v; want the always-500 item dead-lettered", m)
-		}
-		if n := len(f.lv.Calls()); n != 3+serverErrorAttempts {
-			t.Fatalf("%d calls; want 3 for flaky and %d for broken", n, serverErrorAttempts)
+		if m := f.metrics(); m.FailuresByStatus["500"] == 0 || m.Pending != 0 {
+			t.Fatalf("metrics %+v; want the 500s counted by status and the outbox empty", m)
 		}
 	})
+}
+
+// A Laravel-wide run of 500s longer than the poison horizon (no batch delivered meanwhile) is an
+// outage, not a poison item: nothing is split or dead-lettered, and everything is applied after.
+func TestAnOutageOf500sLongerThanThePoisonHorizonNeverDeadLetters(t *testing.T) {
+	f := newFixture(t, redistest.Mini(t), Config{BatchSize: 2, PoisonHorizon: time.Minute, Breaker: BreakerConfig{Failures: 1000}}, outbox.Config{})
+	start := f.clk.Now()
+	f.lv.fault = func(int, call) (error, bool) {
+		if f.clk.Now().Sub(start) < 10*time.Minute {
+			return &laravel.StatusError{Status: http.StatusInternalServerError}, false
+		}
+		return nil, false
+	}
+	f.deliver(t, ev("s1", 1, event.KindStatus, "connected"), ev("s2", 1, event.KindStatus, "connected"), ev("s3", 1, event.KindStatus, "connected"))
+	for f.clk.Now().Sub(start) < 12*time.Minute {
+		f.poll(t)
+		f.clk.Advance(10 * time.Second)
+	}
+	if m := f.metrics(); m.DeadLettered != 0 || m.Splits != 0 || m.Pending != 0 {
+		t.Fatalf("metrics %+v; want no dead letter, no split, everything delivered after the outage", m)
+	}
 }

@@ -44,6 +44,7 @@ type Metrics struct {
 	Sent                 int64            `json:"sent"`
 	BatchesSent          int64            `json:"batches_sent"`
 	Failed               int64            `json:"failed"`
+	FailuresByStatus     map[string]int64 `json:"failures_by_status"`
 	Retried              int64            `json:"retried"`
 	Expired              int64            `json:"expired"`
 	Coalesced            int64            `json:"coalesced"`
@@ -53,6 +54,8 @@ type Metrics struct {
 	EnqueueFailed        int64            `json:"enqueue_failed"`
 	Breaker              string           `json:"breaker"`
 	BreakerOpened        int64            `json:"breaker_opened"`
+	BreakerPauses        int64            `json:"breaker_pauses"`
+	PausedUntil          *time.Time       `json:"paused_until,omitempty"`
 	Flushes              map[string]int64 `json:"flushes"`
 	Outbox               outbox.Counters  `json:"outbox"`
 	BatchSize            int              `json:"batchSize"`
@@ -75,11 +78,18 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	for _, b := range d.inflight {
 		m.InFlightItems += len(b.Items)
 	}
+	m.FailuresByStatus = make(map[string]int64, len(d.failures))
+	for k, v := range d.failures {
+		m.FailuresByStatus[k] = v
+	}
 	d.mu.Unlock()
 	m.Sent, m.BatchesSent, m.Failed, m.Retried = d.sent.Load(), d.batchesSent.Load(), d.failed.Load(), d.retried.Load()
 	m.Expired, m.DeadLettered, m.ItemErrors, m.EnqueueFailed = d.expired.Load(), d.deadLettered.Load(), d.itemErrors.Load(), d.enqueueFailed.Load()
 	m.Splits = d.splits.Load()
-	m.Breaker, m.BreakerOpened = d.breaker.State().String(), d.breaker.Opened()
+	m.Breaker, m.BreakerOpened, m.BreakerPauses = d.breaker.State().String(), d.breaker.Opened(), d.breaker.Pauses()
+	if until := d.breaker.PausedUntil(); !until.IsZero() {
+		m.PausedUntil = &until
+	}
 	m.Flushes = make(map[string]int64, len(Triggers))
 	for i, t := range Triggers {
 		m.Flushes[string(t)] = d.flushes[i].Load()
@@ -146,7 +156,7 @@ var collectorSeries = []struct{ name, help string }{
 	{"wagate_batch_in_flight", "Batches sent or awaiting a retry."},
 	{"wagate_batch_items_sent_total", "Items Laravel acknowledged with a 2xx."},
 	{"wagate_batch_batches_sent_total", "Batches Laravel acknowledged with a 2xx."},
-	{"wagate_batch_send_failures_total", "Failed batch send attempts."},
+	{"wagate_batch_send_failures_total", "Failed batch send attempts by status: an HTTP status, network, undecodable (a 2xx body that cannot be decoded) or unaccounted (a 2xx that does not account for every item). Alert on it: none of these dead-letters."},
 	{"wagate_batch_retries_total", "Batch send attempts after the first."},
 	{"wagate_batch_expired_total", "Batches whose delivery budget ran out (items re-batched, not dropped)."},
 	{"wagate_batch_coalesced_total", "Outbox entries superseded by a newer version of the same session and kind."},
@@ -154,6 +164,7 @@ var collectorSeries = []struct{ name, help string }{
 	{"wagate_outbox_enqueue_failed_total", "Events refused because the outbox stayed full past its deadline."},
 	{"wagate_batch_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."},
 	{"wagate_batch_breaker_opened_total", "Times the circuit breaker opened."},
+	{"wagate_batch_paused_total", "Times a Retry-After paused every send to Laravel."},
 	{"wagate_batch_flushes_total", "Flushes by trigger."},
 }
 
@@ -167,6 +178,8 @@ func NewCollector(d *Delivery) *Collector {
 			labels = []string{"kind"}
 		case "wagate_batch_flushes_total":
 			labels = []string{"trigger"}
+		case "wagate_batch_send_failures_total":
+			labels = []string{"status"}
 		}
 		c.descs[s.name] = prometheus.NewDesc(s.name, s.help, labels, nil)
 	}
@@ -208,7 +221,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	g("wagate_batch_in_flight", float64(m.InFlight))
 	ct("wagate_batch_items_sent_total", m.Sent)
 	ct("wagate_batch_batches_sent_total", m.BatchesSent)
-	ct("wagate_batch_send_failures_total", m.Failed)
+	for status, n := range m.FailuresByStatus {
+		ct("wagate_batch_send_failures_total", n, status)
+	}
 	ct("wagate_batch_retries_total", m.Retried)
 	ct("wagate_batch_expired_total", m.Expired)
 	ct("wagate_batch_coalesced_total", m.Coalesced)
@@ -216,6 +231,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ct("wagate_outbox_enqueue_failed_total", m.EnqueueFailed)
 	g("wagate_batch_breaker_state", float64(c.d.breaker.State()))
 	ct("wagate_batch_breaker_opened_total", m.BreakerOpened)
+	ct("wagate_batch_paused_total", m.BreakerPauses)
 	for _, t := range Triggers {
 		ct("wagate_batch_flushes_total", m.Flushes[string(t)], string(t))
 	}

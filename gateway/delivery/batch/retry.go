@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net/http"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -41,38 +40,23 @@ func (b Backoff) Delay(attempt int, retryAfter time.Duration, jitter float64) ti
 
 func randomJitter() float64 { return rand.Float64() }
 
-// outcome classifies the result of one send.
-type outcome int
-
-const (
-	outcomeDelivered outcome = iota // 2xx: ack (and dead-letter per-item errors)
-	outcomeRetry                    // 429, 502-504, network: try again later under the same key
-	outcomeRejected                 // the breaker refused to send: try again later, not an attempt
-	outcomePermanent                // any other answer: dead-letter
-	outcomeAborted                  // our own context ended (shutdown): leave pending
-)
-
-func classify(err error) outcome {
+// outcomeOf classifies the error of one send (nil is a decoded 2xx) and returns the HTTP status
+// and Retry-After it carries.
+func outcomeOf(err error) (o Outcome, status int, retryAfter time.Duration) {
+	var se *laravel.StatusError
 	switch {
 	case err == nil:
-		return outcomeDelivered
+		return OutcomeDelivered, 0, 0
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		return outcomeRejected
+		return OutcomeRejected, 0, 0
+	case errors.As(err, &se):
+		return OutcomeStatus, se.Status, se.RetryAfter
+	case errors.Is(err, laravel.ErrMalformedResponse):
+		return OutcomeUndecodable, 0, 0
 	case errors.Is(err, context.Canceled):
-		return outcomeAborted
-	case laravel.Retryable(err):
-		return outcomeRetry
-	case statusOf(err) == http.StatusConflict:
-		// The same Idempotency-Key is still being processed (our earlier attempt timed out on
-		// our side): ask again later, as the idempotency-key draft says.
-		return outcomeRetry
+		return OutcomeAborted, 0, 0
 	}
-	return outcomePermanent
-}
-
-// permanentClientError reports a 4xx other than 429: Laravel is up and answering, so the breaker
-// does not count it as a failure.
-func permanentClientError(err error) bool {
-	var se *laravel.StatusError
-	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && se.Status != http.StatusTooManyRequests
+	// Refused or reset connections, timeouts (the client's own deadline included), a body cut
+	// short: Laravel may or may not have applied the batch; the same key makes a retry safe.
+	return OutcomeNetwork, 0, 0
 }
