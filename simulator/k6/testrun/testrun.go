@@ -737,6 +737,12 @@ func (r *run) finish(ctx context.Context, vu *js.VU, sets []threshold.Set, start
 	stats := r.opts.SummaryTrendStats
 	r.summary = metrics.BuildSummary(rep, nil, stats, false, false)
 	r.summary.RootGroup = r.shared.Groups.Root()
+	for _, n := range []string{"data_sent", "data_received"} {
+		if m, ok := r.summary.Metrics[n]; ok {
+			m.Contains = metrics.ContainsData
+			r.summary.Metrics[n] = m
+		}
+	}
 
 	if r.cfg.OutDir != "" {
 		if err := r.writeOutDir(rep); err != nil {

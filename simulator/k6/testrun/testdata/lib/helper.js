@@ -1,3 +1,0 @@
-export function helper() {
-  return "helper imported";
-}
