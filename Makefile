@@ -3,7 +3,10 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X wagate/internal/buildinfo.Version=$(VERSION)
+# The revision is linked in too, so -version and wagate_build_info name it even without VCS
+# stamping (-buildvcs=false, a source tarball).
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -s -w -X wagate/internal/buildinfo.Version=$(VERSION) -X wagate/internal/buildinfo.Revision=$(REVISION)
 BINARIES := fakelaravel gateway simulator reports
 # Race detector in tests unless RACE= is passed (CI keeps it on).
 RACE ?= -race

@@ -370,6 +370,41 @@ func TestMetricsAnswerAsJSONAndPrometheus(t *testing.T) {
 	}
 }
 
+// sum(wagate_cache_keys) counts each cached value once: the number of sessions is its own gauge,
+// not a kind="all" value next to qr and status.
+func TestCacheKeyGaugesDoNotDoubleCountUnderSum(t *testing.T) {
+	b := redistest.Mini(t)
+	c := newCache(t, b, &fakeLaravel{}, newClock(), "gw-a")
+	ctx := context.Background()
+	_ = c.Record(ctx, qrEvent("s1", 1, "qr"))
+	_ = c.Record(ctx, statusEvent("s1", 2, laravel.StatusPending))
+	_ = c.Record(ctx, statusEvent("s2", 1, laravel.StatusConnected))
+	reg := prometheus.NewRegistry()
+	if err := c.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keysSum, sessions float64
+	kinds := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "wagate_cache_keys":
+				keysSum += m.GetGauge().GetValue()
+				kinds[m.GetLabel()[0].GetValue()] = true
+			case "wagate_cache_sessions":
+				sessions = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if keysSum != 3 || sessions != 2 || len(kinds) != 2 || !kinds["qr"] || !kinds["status"] {
+		t.Fatalf("sum(wagate_cache_keys) %v (want 3: one QR, two statuses), kinds %v, wagate_cache_sessions %v (want 2)", keysSum, kinds, sessions)
+	}
+}
+
 func testutilCount(reg *prometheus.Registry) (int, error) {
 	mfs, err := reg.Gather()
 	return len(mfs), err

@@ -1,12 +1,17 @@
 // Package metrics owns the gateway's Prometheus metrics (all named wagate_*): sessions by status,
 // events by kind and priority, event delivery failures and drops, Laravel requests by endpoint
-// and status with their latency, and the REST API's latency by route. It hands out the hooks the
-// other packages call (a laravel.Observer, session.Hooks, an HTTP middleware), so those packages
-// do not import Prometheus.
+// and status with their latency, the REST API's latency by route, and wagate_build_info. It hands
+// out the hooks the other packages call (a laravel.Observer, session.Hooks, an HTTP middleware),
+// so those packages do not import Prometheus.
+//
+// Label values are bounded: an HTTP method outside the standard ones is recorded as "other" (a
+// client cannot create series by inventing methods), and the failure and drop counters operators
+// alert on exist at 0 from the start, so rate() and absent() work before the first failure.
 package metrics
 
 import (
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -18,7 +23,26 @@ import (
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
 	"wagate/gateway/session"
+	"wagate/internal/buildinfo"
 )
+
+// OtherMethod is the method label of API requests with a non-standard HTTP method.
+const OtherMethod = "other"
+
+// startingSeries are the label sets of the failure and drop counters created at 0 by New:
+// every event kind can fail delivery or be dropped at shutdown; only QR codes are dropped from a
+// full queue (an older code superseded by a newer one, session.Manager).
+var startingSeries = struct {
+	failedKinds []event.Kind
+	dropped     [][2]string // kind, reason
+}{
+	failedKinds: []event.Kind{event.KindQR, event.KindStatus},
+	dropped: [][2]string{
+		{string(event.KindQR), "queue_full"},
+		{string(event.KindQR), "shutdown"},
+		{string(event.KindStatus), "shutdown"},
+	},
+}
 
 // Metrics is the gateway's metric set and its registry.
 type Metrics struct {
@@ -75,9 +99,31 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method", "code"}),
 	}
-	reg.MustRegister(m.events, m.deliveryFailed, m.eventsDropped, m.laravelRequests, m.laravelDuration, m.apiDuration,
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wagate_build_info",
+		Help: "Always 1; the labels say which build of the gateway runs (version, VCS revision, Go version).",
+	}, []string{"version", "revision", "goversion"})
+	buildInfo.WithLabelValues(buildinfo.Version, buildinfo.RevisionShort(), runtime.Version()).Set(1)
+	for _, k := range startingSeries.failedKinds {
+		m.deliveryFailed.WithLabelValues(string(k))
+	}
+	for _, kr := range startingSeries.dropped {
+		m.eventsDropped.WithLabelValues(kr[0], kr[1])
+	}
+	reg.MustRegister(m.events, m.deliveryFailed, m.eventsDropped, m.laravelRequests, m.laravelDuration, m.apiDuration, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// MethodLabel is the method label of an API request: the standard methods as they are, anything
+// else OtherMethod.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodHead, http.MethodPut, http.MethodPatch,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return OtherMethod
 }
 
 // Handler serves the registry in the Prometheus text format.
@@ -112,14 +158,9 @@ func (m *Metrics) SessionHooks() session.Hooks {
 	}
 }
 
-// ObserveAPI records one API request.
+// ObserveAPI records one API request. A non-standard method is recorded as OtherMethod.
 func (m *Metrics) ObserveAPI(route, method string, code int, d time.Duration) {
-	switch method {
-	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodOptions:
-	default: // a client's made-up method: not worth a bound observer
-		m.apiDuration.WithLabelValues(route, method, strconv.Itoa(code)).Observe(d.Seconds())
-		return
-	}
+	method = MethodLabel(method)
 	k := apiKey{route, method, code}
 	o, ok := m.apiObservers.Load(k)
 	if !ok {
