@@ -5,6 +5,13 @@
 // WhatsApp through the small Driver interface (gateway/whatsapp wraps whatsmeow) and hands events
 // to a delivery.Delivery, in order per session, without ever blocking the WhatsApp client.
 //
+// A session whose event the delivery refused (batch: the outbox stayed full, or Redis did not
+// answer, past the append deadline) is dirty: Laravel may lack its latest state. When the delivery
+// accepts an event again (or ResyncRetry later), the manager sends the dirty session's current
+// status (and current QR code) again with new versions, never the stale refused event. Dirty
+// reports them; a stop with dirty sessions is not a clean stop, so the next start resends every
+// status. ResyncAll marks every session dirty (batch: Redis lost its data and the outbox with it).
+//
 // Cost model: nothing runs per idle session. A QR code in display holds one time.AfterFunc timer;
 // a session with events to deliver holds one goroutine until its queue is empty.
 package session
@@ -80,6 +87,9 @@ type Config struct {
 	// sessions send theirs at once, paired ones when their reconnect settles (connected again is
 	// then sent, not skipped). After a clean stop leave it off: nothing changed, nothing is sent.
 	ResyncRestored bool
+	// ResyncRetry is how long a dirty session (its event refused by the delivery) waits before
+	// its current state is sent again when no other event is accepted meanwhile [1 s].
+	ResyncRetry time.Duration
 	// Logger receives the manager's logs [slog.Default()].
 	Logger *slog.Logger
 	// Hooks receive metric callbacks.
@@ -104,6 +114,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxQueuedEvents <= 0 {
 		c.MaxQueuedEvents = 64
+	}
+	if c.ResyncRetry <= 0 {
+		c.ResyncRetry = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -148,6 +161,12 @@ type Manager struct {
 	drainers  inflight
 	closed    atomic.Bool
 	restoring atomic.Int64
+
+	// Dirty sessions: their latest state may not have reached the delivery (resync.go).
+	dirtyMu     sync.Mutex
+	dirty       map[*session]struct{}
+	resyncTimer *time.Timer
+	resyncAt    time.Time
 }
 
 type session struct {
@@ -174,6 +193,7 @@ type session struct {
 	seq     int64
 	version int64
 	resync  bool // the next setStatus emits even when the status does not change (ResyncRestored)
+	dirty   bool // an event of this session was refused by the delivery (or dropped at shutdown)
 
 	outq     []event.Event
 	draining bool
@@ -198,6 +218,7 @@ func New(ctx context.Context, cfg Config, driver Driver, store Store, sink deliv
 		cancel:   cancel,
 		epoch:    epoch,
 		sessions: make(map[string]*session),
+		dirty:    make(map[*session]struct{}),
 	}, nil
 }
 
@@ -592,6 +613,10 @@ func (m *Manager) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("session: waiting for queued events: %w", ctx.Err()))
 	}
 	m.cancel()
+	m.stopResync()
+	if n := m.Dirty(); n > 0 {
+		m.log.Warn("stopping with sessions whose latest state the delivery did not accept; the next start sends every status again", "sessions", n)
+	}
 	if err := m.store.Flush(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -899,6 +924,7 @@ func (m *Manager) emit(s *session, kind event.Kind, payload string) {
 		// Shutting down: nothing delivers any more. Batch mode's outbox never saw it either;
 		// the next start re-derives the state (reconnects report connected, pending expire).
 		s.outq = s.outq[:0]
+		m.markDirtyLocked(s)
 		if h := m.cfg.Hooks.EventDropped; h != nil {
 			h(ev, "shutdown")
 		}
@@ -924,11 +950,17 @@ func (m *Manager) drain(s *session) {
 		s.outq = s.outq[1:]
 		s.mu.Unlock()
 		if err := m.sink.Deliver(m.ctx, ev); err != nil {
-			m.log.Warn("event not delivered", "session_id", ev.SessionID, "kind", ev.Kind,
+			m.log.Warn("event not delivered; the session's current state will be sent again", "session_id", ev.SessionID, "kind", ev.Kind,
 				"payload", redactQR(ev), "version", ev.Version, "err", err)
 			if h := m.cfg.Hooks.DeliveryFailed; h != nil {
 				h(ev, err)
 			}
+			s.mu.Lock()
+			m.markDirtyLocked(s)
+			s.mu.Unlock()
+			m.scheduleResync(m.cfg.ResyncRetry)
+		} else if m.Dirty() > 0 {
+			m.scheduleResync(0) // the delivery accepts again
 		}
 	}
 }

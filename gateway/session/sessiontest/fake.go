@@ -313,9 +313,18 @@ type Sink struct {
 	// Err, when set, is returned for every event (after recording it).
 	Err error
 
-	mu     sync.Mutex
-	events []event.Event
-	closed bool
+	mu       sync.Mutex
+	events   []event.Event
+	closed   bool
+	refusing error
+}
+
+// SetRefusing makes Deliver refuse every event with err, without recording it (nil: accept
+// again), like an outbox that stays full.
+func (s *Sink) SetRefusing(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusing = err
 }
 
 // Deliver implements delivery.Delivery.
@@ -332,6 +341,9 @@ func (s *Sink) Deliver(ctx context.Context, ev event.Event) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.refusing != nil {
+		return s.refusing
+	}
 	s.events = append(s.events, ev)
 	return s.Err
 }

@@ -1,0 +1,117 @@
+package session
+
+import (
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+)
+
+// markDirtyLocked records that Laravel may lack s's latest state. Callers hold s.mu.
+func (m *Manager) markDirtyLocked(s *session) {
+	if s.dirty {
+		return
+	}
+	s.dirty = true
+	m.dirtyMu.Lock()
+	m.dirty[s] = struct{}{}
+	m.dirtyMu.Unlock()
+}
+
+// Dirty returns how many sessions' latest state the delivery has not accepted yet.
+func (m *Manager) Dirty() int {
+	m.dirtyMu.Lock()
+	defer m.dirtyMu.Unlock()
+	return len(m.dirty)
+}
+
+// ResyncAll sends every session's current state again with new versions, at once: the delivery
+// lost what it had accepted (batch: Redis lost its data, and the outbox with it).
+func (m *Manager) ResyncAll() {
+	m.mu.RLock()
+	all := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	m.mu.RUnlock()
+	for _, s := range all {
+		s.mu.Lock()
+		m.markDirtyLocked(s)
+		s.mu.Unlock()
+	}
+	m.log.Warn("sending every session's current state again", "sessions", len(all))
+	m.scheduleResync(0)
+}
+
+// scheduleResync makes the resync pass run within d (sooner when it is already due sooner).
+func (m *Manager) scheduleResync(d time.Duration) {
+	if m.closed.Load() {
+		return
+	}
+	at := time.Now().Add(d)
+	m.dirtyMu.Lock()
+	defer m.dirtyMu.Unlock()
+	switch {
+	case m.resyncTimer == nil:
+		m.resyncTimer = time.AfterFunc(d, m.resyncDirty)
+	case m.resyncAt.IsZero() || at.Before(m.resyncAt):
+		m.resyncTimer.Reset(d)
+	default:
+		return
+	}
+	m.resyncAt = at
+}
+
+// stopResync stops the resync timer (Close).
+func (m *Manager) stopResync() {
+	m.dirtyMu.Lock()
+	defer m.dirtyMu.Unlock()
+	if m.resyncTimer != nil {
+		m.resyncTimer.Stop()
+	}
+}
+
+// resyncDirty sends each dirty session's current status (and its current QR code while one is
+// shown) again with new versions. A session still delivering earlier events is left for the next
+// pass: its queue must not grow while the delivery refuses.
+func (m *Manager) resyncDirty() {
+	m.dirtyMu.Lock()
+	m.resyncAt = time.Time{}
+	dirty := make([]*session, 0, len(m.dirty))
+	for s := range m.dirty {
+		dirty = append(dirty, s)
+	}
+	m.dirtyMu.Unlock()
+	if m.closed.Load() {
+		return
+	}
+	left := 0
+	for _, s := range dirty {
+		s.mu.Lock()
+		if s.draining {
+			left++
+			s.mu.Unlock()
+			continue
+		}
+		s.dirty = false
+		m.dirtyMu.Lock()
+		delete(m.dirty, s)
+		m.dirtyMu.Unlock()
+		m.resend(s)
+		s.mu.Unlock()
+	}
+	if left > 0 {
+		m.scheduleResync(m.cfg.ResyncRetry)
+	}
+}
+
+// resend emits s's current state again. Callers hold s.mu.
+func (m *Manager) resend(s *session) {
+	if s.status == "" {
+		return
+	}
+	m.emit(s, event.KindStatus, string(s.status))
+	if s.status == laravel.StatusPending && s.qrCurrent != "" {
+		m.emit(s, event.KindQR, s.qrCurrent)
+	}
+}
