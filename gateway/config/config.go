@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/gateway/laravel"
 	"wagate/gateway/wadial"
 )
 
@@ -371,7 +372,7 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.LaravelURL); c.LaravelURL == "" {
 		bad("WAGATE_LARAVEL_URL", "required")
 	} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("WAGATE_LARAVEL_URL", "%q must be an absolute http(s) URL", c.LaravelURL)
+		bad("WAGATE_LARAVEL_URL", "%q must be an absolute http(s) URL", laravel.RedactURL(c.LaravelURL))
 	}
 	if c.LaravelTimeout <= 0 {
 		bad("WAGATE_LARAVEL_TIMEOUT", "must be positive")
@@ -598,6 +599,9 @@ func (c Config) LogValue() slog.Value {
 			}
 		} else {
 			shown = render(v)
+		}
+		if s.flag == "laravel-url" {
+			shown = laravel.RedactURL(shown) // user info or a query may carry credentials
 		}
 		attrs = append(attrs, slog.String(s.yamlName(), shown))
 	}

@@ -225,6 +225,12 @@ func (p Policy) Decide(a Attempt) Decision {
 	}
 
 	d := Decision{Failure: FailureLabel(a), Breaker: MarkFailure}
+	switch {
+	case a.Outcome == OutcomeStatus && itemRefusal(a.Status):
+		d.Breaker = MarkSuccess // Laravel is up and refused what it was sent
+	case a.Outcome == OutcomeStatus && a.Status == http.StatusConflict:
+		d.Breaker = MarkIgnore // the same key is still being processed: says nothing of Laravel's health
+	}
 	if a.Outcome == OutcomeStatus && a.RetryAfter > 0 {
 		d.PauseAll = min(a.RetryAfter, p.MaxRetryAfter)
 	}
@@ -240,7 +246,6 @@ func (p Policy) Decide(a Attempt) Decision {
 	case a.Outcome == OutcomeNetwork:
 		d.Reason = "no answer from Laravel"
 	case itemRefusal(a.Status):
-		d.Breaker = MarkSuccess // Laravel is up and refused what it was sent
 		if a.Items > 1 {
 			d.Action, d.Reason = ActionSplit, fmt.Sprintf("HTTP %d may be caused by one item: splitting to isolate it", a.Status)
 			return d
@@ -248,8 +253,7 @@ func (p Policy) Decide(a Attempt) Decision {
 		d.Action, d.Reason = ActionDeadLetter, fmt.Sprintf("Laravel refused this item alone with HTTP %d", a.Status)
 		return d
 	case a.Status == http.StatusConflict:
-		d.Breaker = MarkIgnore // the same key is still being processed: ask again later
-		d.Reason = "the Idempotency-Key is still being processed"
+		d.Reason = "the Idempotency-Key is still being processed; asked again later"
 	case a.Status >= 500 && a.Status <= 599:
 		if a.OthersDelivered && a.ServerErrorFor >= p.PoisonHorizon {
 			if a.Items > 1 {
@@ -290,8 +294,9 @@ func (p Policy) retry(a Attempt, d Decision) Decision {
 // by name are dead-lettered, the ones it did not account for are sent again. The final attempt
 // leaves both kinds pending instead.
 func (p Policy) delivered(a Attempt) Decision {
-	d := Decision{Action: ActionAck, Breaker: MarkSuccess}
+	d := Decision{Action: ActionAck, Breaker: MarkSuccess, Reason: "Laravel accounted for every item"}
 	if a.Refused > 0 {
+		d.Reason = fmt.Sprintf("Laravel refused %d of %d items by name", a.Refused, a.Items)
 		d.Refused = FateDeadLetter
 		if a.Final {
 			d.Refused = FateLeavePending
