@@ -101,7 +101,7 @@ func TestDecide(t *testing.T) {
 
 		// 5xx and the poison horizon.
 		{"500: retried", status(500), retry("500", 500*time.Millisecond)},
-		{"500 for 4 min while others are delivered: retried", with(status(500), func(a *Attempt) { a.ServerErrorFor, a.OthersDelivered = 4 * time.Minute, true }),
+		{"500 for 4 min while others are delivered: retried", with(status(500), func(a *Attempt) { a.ServerErrorFor, a.OthersDelivered = 4*time.Minute, true }),
 			retry("500", 500*time.Millisecond)},
 		{"500 for an hour while nothing is delivered (an outage): retried", with(status(500), func(a *Attempt) { a.ServerErrorFor = time.Hour }),
 			retry("500", 500*time.Millisecond)},
