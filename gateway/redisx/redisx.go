@@ -26,6 +26,7 @@ type Conn struct {
 	Embedded bool
 	// Addr is the server's host:port (for logs; never includes credentials).
 	Addr string
+	log  *slog.Logger
 	mini *miniredis.Miniredis
 	// stopClock ends the embedded server's TTL clock (nil for a real Redis).
 	stopClock chan struct{}
@@ -53,6 +54,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Conn, error) {
 			Client:    redis.NewClient(&redis.Options{Addr: m.Addr(), Protocol: 2}),
 			Embedded:  true,
 			Addr:      m.Addr(),
+			log:       log,
 			mini:      m,
 			stopClock: make(chan struct{}),
 			clockDone: make(chan struct{}),
@@ -69,7 +71,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Conn, error) {
 	if opts.Protocol == 0 {
 		opts.Protocol = 2
 	}
-	c := &Conn{Client: redis.NewClient(opts), Addr: opts.Addr}
+	c := &Conn{Client: redis.NewClient(opts), Addr: opts.Addr, log: log}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Client.Ping(pctx).Err(); err != nil {
