@@ -90,12 +90,13 @@ func runServer(args []string, stderr io.Writer) int {
 		maxBody     = fs.Int64("max-body", laravel.MaxBodyBytes, "largest body in bytes (413 above)")
 		rejectUnk   = fs.Bool("reject-unknown-sessions", false, "fail writes for sessions that do not exist instead of creating them")
 		errRate     = fs.Float64("error-rate", 0, "fault: probability of answering -error-status instead of processing")
-		errStatus   = fs.Int("error-status", 500, "fault: status of injected errors: 500, 503 or 429")
+		errStatus   = fs.Int("error-status", 500, "fault: status of injected errors: any of 300-599 (a 3xx points to another host)")
 		retryAfter  = fs.Int("retry-after", 1, "fault: Retry-After seconds sent with injected 429/503")
 		extraLat    = fs.Duration("extra-latency", 0, "fault: wall time every /api request holds its worker for")
 		lostRate    = fs.Float64("lost-response-rate", 0, "fault: probability that an applied write loses its response")
 		lostMode    = fs.String("lost-response-mode", fakelaravel.LostResponseClose, "fault: how a response is lost: close (drop the connection) or empty (200 without body)")
 		down        = fs.String("down", "", "fault: down windows START+DURATION[,...] after start, e.g. 30s+5s,2m+10s (connections refused)")
+		faultWins   = fs.String("fault-windows", "", "fault: timed faults KIND[@START+DURATION][,KEY=VALUE...][;...] after start, e.g. 'status@10s+30s,rate=0.5,status=503,retry_after=2h;refuse_items,rate=1,sessions=s1|s2' (kinds: status, latency, down, lost_response, garbage_body, unaccounted_failures, refuse_items; see go doc wagate/fakelaravel.ParseFaultWindows)")
 		series      = fs.Int("series-seconds", fakelaravel.DefaultSeriesSeconds, "seconds of per-second series kept in /_fake/stats")
 		seed        = fs.Uint64("seed", 1, "seed of the jitter and fault draws")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
@@ -166,12 +167,18 @@ func runServer(args []string, stderr io.Writer) int {
 		log.Error("-down", "err", err)
 		return 2
 	}
+	faultWindows, err := fakelaravel.ParseFaultWindows(*faultWins)
+	if err != nil {
+		log.Error("-fault-windows", "err", err)
+		return 2
+	}
 	cfg := fakelaravel.Config{
 		Token: tok, AdminToken: adm, SignatureSkew: *skew, RequireSignatureV2: *requireV2, DBPath: *db, Capacity: model,
 		MaxItems: *maxItems, MaxBodyBytes: *maxBody, RejectUnknownSessions: *rejectUnk,
 		SeriesSeconds: *series, Seed: *seed, Logger: log,
 		Faults: fakelaravel.Faults{ErrorRate: *errRate, ErrorStatus: *errStatus, RetryAfterS: *retryAfter,
-			ExtraLatencyMS: extraLat.Milliseconds(), LostResponseRate: *lostRate, LostResponseMode: *lostMode, DownWindows: windows},
+			ExtraLatencyMS: extraLat.Milliseconds(), LostResponseRate: *lostRate, LostResponseMode: *lostMode, DownWindows: windows,
+			Windows: faultWindows},
 	}
 	if sec != "" {
 		cfg.Secret = []byte(sec)

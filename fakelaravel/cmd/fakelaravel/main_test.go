@@ -141,3 +141,24 @@ func TestLockWaitComesFromTheCalibrationUnlessSet(t *testing.T) {
 		t.Errorf("-lock-hold: lock hold %v (wait %v), want 20ms (and the calibration's 33ms)", m.LockHold, m.LockWait)
 	}
 }
+
+// A -fault-windows that does not parse is a usage error; one that parses but is out of range is
+// refused at start with the reason.
+func TestFaultWindowsFlagIsParsedAndValidated(t *testing.T) {
+	for _, tc := range []struct {
+		windows  string
+		wantCode int
+		wantSay  string
+	}{
+		{"teapot,rate=1", 2, `kind \"teapot\" is not one of`},
+		{"status@10s,rate=1", 2, "want START+DURATION"},
+		{"status,rate=2,status=503", 1, "rate 2 must be in (0, 1]"},
+		{"status,rate=1,status=302,location=http://192.0.2.1/", 1, "must be on a loopback host"},
+	} {
+		var stderr bytes.Buffer
+		code := runServer([]string{"-addr", "127.0.0.1:0", "-token", "t", "-db", t.TempDir() + "/db.sqlite", "-fault-windows", tc.windows}, &stderr)
+		if code != tc.wantCode || !strings.Contains(stderr.String(), tc.wantSay) {
+			t.Errorf("-fault-windows %q: exit %d, want %d saying %q: %s", tc.windows, code, tc.wantCode, tc.wantSay, stderr.String())
+		}
+	}
+}
