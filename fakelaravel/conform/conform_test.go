@@ -49,7 +49,7 @@ func TestFakelaravelConforms(t *testing.T) {
 	if !rep.Passed() {
 		t.Fatalf("fakelaravel failed:\n%s", out)
 	}
-	if len(rep.Checks) != 18 || !strings.Contains(out, "conform: 18 of 18 checks passed") {
+	if len(rep.Checks) != 19 || !strings.Contains(out, "conform: 19 of 19 checks passed") {
 		t.Fatalf("unexpected output:\n%s", out)
 	}
 }
@@ -57,7 +57,7 @@ func TestFakelaravelConforms(t *testing.T) {
 func TestFakelaravelConformsWithSignatures(t *testing.T) {
 	secret := []byte("shh")
 	rep, out := run(t, fake(t, secret), secret)
-	if !rep.Passed() || len(rep.Checks) != 24 {
+	if !rep.Passed() || len(rep.Checks) != 25 {
 		t.Fatalf("fakelaravel with a secret failed:\n%s", out)
 	}
 }
@@ -117,6 +117,39 @@ func TestRejectsATargetThatAppliesStaleVersions(t *testing.T) {
 	})
 	rep, out := run(t, broken, nil)
 	failedContain(t, rep, out, "batch: stale and equal versions", "batch: a QR batch applies only newer versions")
+}
+
+const accountingCheck = "batch: a 2xx accounts for every item"
+
+// A target that counts a failed item without naming it in errors fails the accounting check (the
+// gateway could not tell which item to send again).
+func TestRejectsATargetThatCountsFailuresItDoesNotName(t *testing.T) {
+	srv := fake(t, nil)
+	if err := srv.SetFaults(fakelaravel.Faults{Windows: []fakelaravel.FaultWindow{{
+		Kind: fakelaravel.FaultUnaccountedFailures, Rate: 1, Endpoints: []string{fakelaravel.EndpointStatusBatch},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, out := run(t, srv, nil)
+	failedContain(t, rep, out, accountingCheck)
+}
+
+// A target that refuses items one by one, naming each in errors, accounts for them: the
+// accounting check passes (other checks, which expect items applied, do not).
+func TestATargetRefusingItemsByNameAccountsForThem(t *testing.T) {
+	srv := fake(t, nil)
+	if err := srv.SetFaults(fakelaravel.Faults{Windows: []fakelaravel.FaultWindow{{
+		Kind: fakelaravel.FaultRefuseItems, Rate: 1, SessionFraction: 1, Endpoints: []string{fakelaravel.EndpointStatusBatch},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, out := run(t, srv, nil)
+	if slices.ContainsFunc(rep.Failed(), func(f string) bool { return strings.HasPrefix(f, accountingCheck) }) {
+		t.Fatalf("items refused by name failed the accounting check:\n%s", out)
+	}
+	if rep.Passed() {
+		t.Fatalf("every status item refused, yet every check passed:\n%s", out)
+	}
 }
 
 func TestRejectsATargetThatIgnoresIdempotencyKeys(t *testing.T) {
