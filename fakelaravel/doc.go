@@ -5,11 +5,38 @@
 // (CapacityModel: workers, cores, CPU per request, backlog, proxy timeout) so that a gateway that
 // sends too many requests sees what a real Laravel would do: queueing, then 502s and 504s.
 //
-// Around the contract it offers what a test harness needs: faults set at start or at runtime
-// (error rate with a chosen status, extra latency, down windows with refused connections,
-// responses lost after the write was applied), observation (per-endpoint stats, the final state
-// of every session for ground-truth comparison, Prometheus /metrics) and an AdminClient for the
-// token-protected admin API under /_fake/.
+// Around the contract it offers what a test harness needs: faults set at start or at runtime,
+// observation (per-endpoint stats, the final state of every session for ground-truth comparison,
+// Prometheus /metrics) and an AdminClient for the token-protected admin API under /_fake/.
+//
+// # Faults
+//
+// Faults (Config.Faults, PUT /_fake/faults, AdminClient.SetFaults, the -fault-windows flag) are
+// the production faults a gateway must survive without losing an update. Its flat fields are
+// always on (error rate with a status, extra latency, lost responses, down windows); Windows are
+// timed faults, each a FaultWindow: a kind, a start and a duration counted from when the faults
+// are set (0: until replaced), a rate, optionally endpoints, and the kind's parameters:
+//
+//   - status: answer any status in 300-599 instead of processing (nothing applied), optionally
+//     with a Retry-After of any size, in seconds or as an HTTP-date; a 3xx names a Location on
+//     another loopback host (DefaultRedirectLocation), which a client must not follow.
+//   - latency: hold the worker longer. down: refuse connections.
+//   - lost_response: apply the write, then drop the connection or answer 200 with no body.
+//   - garbage_body: apply the write, then answer 200 with a body that is not JSON.
+//   - unaccounted_failures: apply a batch except some items, answering "failed": N with fewer
+//     than N named "errors" (the left-out items are not applied).
+//   - refuse_items: refuse the items of chosen sessions (listed, or a seeded share of session
+//     ids, FaultWindow.RefusesSession) one by one in a 200, named with RefusedItemError and not
+//     applied: the only items a gateway may dead-letter. Each is recorded in Refusals
+//     (GET /_fake/refusals, AdminClient.GetRefusals) by session and version.
+//
+// The item faults (the last two) change batches only, and only the fake's own: in front of a real
+// app they are refused. A batch's answer, faults included, is stored under its Idempotency-Key,
+// so a retry with the same key gets the same answer (garbled and lost answers excepted: their
+// retry gets the real one). Every request a fault changed is counted in Stats.Injected by
+// InjectedKey ("status:503", "garbage_body", ...) and in fakelaravel_injected_faults_total; a
+// connection refused by a down window while served by Serve never reaches the handler and is not
+// counted.
 //
 // With Config.Upstream a Server is instead the measuring front of a real Laravel app: it forwards
 // /api unchanged, records it in the same Stats, reads /_fake/state from the app's database and

@@ -2,12 +2,24 @@ package fakelaravel
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"wagate/gateway/laravel"
 )
+
+// checkFaultsForUpstream refuses the item faults in front of a real app: they change how a batch
+// is applied, which only the fake's own application can do.
+func checkFaultsForUpstream(f Faults) error {
+	for _, w := range f.Windows {
+		if w.Kind == FaultRefuseItems || w.Kind == FaultUnaccountedFailures {
+			return fmt.Errorf("faults: %s windows change how the fake applies a batch; in front of a real app (upstream) they cannot: %w", w.Kind, ErrUpstreamOnly)
+		}
+	}
+	return nil
+}
 
 // countInjected records a request changed by a fault in Stats.Injected and /metrics.
 func (s *Server) countInjected(kind FaultKind, detail string) {

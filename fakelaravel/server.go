@@ -127,6 +127,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("fakelaravel: %w", err)
 	}
+	if cfg.Upstream != nil {
+		if err := checkFaultsForUpstream(cfg.Faults); err != nil {
+			return nil, fmt.Errorf("fakelaravel: %w", err)
+		}
+	}
 	pool, err := newPool(cfg.Capacity, cfg.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("fakelaravel: %w", err)
@@ -215,10 +220,8 @@ func (s *Server) SetFaults(f Faults) error {
 		return err
 	}
 	if s.upstream != nil {
-		for _, w := range f.Windows {
-			if w.Kind == FaultRefuseItems || w.Kind == FaultUnaccountedFailures {
-				return fmt.Errorf("faults: %s windows change how the fake applies a batch; in front of a real app (upstream) they cannot: %w", w.Kind, ErrUpstreamOnly)
-			}
+		if err := checkFaultsForUpstream(f); err != nil {
+			return err
 		}
 	}
 	s.faults.set(f, time.Now())
