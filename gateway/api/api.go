@@ -7,7 +7,8 @@
 // The API reads session state through the SessionReader interface and answers isSessionActive
 // through a delivery.ActivityChecker, so the wiring can choose implementations by mode (legacy:
 // the session manager and a Laravel lookup per call; batch: the cache). Extra routes (batch mode's
-// /metrics/batch and /metrics/cache) are added through Config.Routes.
+// /metrics/batch and /metrics/cache) are added through Config.Routes. Batch mode's dead letters
+// are listed and re-driven through GET /dead-letters and POST /dead-letters/redrive (deadletters.go).
 package api
 
 import (
@@ -103,6 +104,11 @@ type Config struct {
 	CheckTimeout time.Duration
 	// RateLimit bounds each client's requests (429 + Retry-After); zero values take its defaults.
 	RateLimit RateLimit
+	// DeadLetters serves GET /dead-letters and POST /dead-letters/redrive (batch mode's outbox);
+	// nil (legacy mode) makes both answer 501.
+	DeadLetters DeadLetters
+	// DeadLetterMetrics, when set, counts what the dead-letter routes listed and re-drove.
+	DeadLetterMetrics DeadLetterMetrics
 }
 
 type api struct {
@@ -142,6 +148,12 @@ func New(cfg Config) (http.Handler, error) {
 	})))
 	mux.Handle("/sessions/{id}/messages", a.auth(a.methods(map[string]http.HandlerFunc{
 		http.MethodPost: a.sendMessage,
+	})))
+	mux.Handle("/dead-letters", a.auth(a.methods(map[string]http.HandlerFunc{
+		http.MethodGet: a.listDeadLetters,
+	})))
+	mux.Handle("/dead-letters/redrive", a.auth(a.methods(map[string]http.HandlerFunc{
+		http.MethodPost: a.redriveDeadLetters,
 	})))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)

@@ -59,9 +59,11 @@ type modeParts struct {
 	// this gateway does not own are read through the cache).
 	readerFor func(local api.SessionReader) api.SessionReader
 	routes    []api.Route
-	ready     []api.Check
-	warnings  []string
-	closers   []func(ctx context.Context) error
+	// deadLetters serves the dead-letter admin routes (batch: the outbox; legacy: nil, 501).
+	deadLetters api.DeadLetters
+	ready       []api.Check
+	warnings    []string
+	closers     []func(ctx context.Context) error
 }
 
 // New wires a gateway from cfg (already validated) and binds its listen address, so every
@@ -170,6 +172,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Routes:         parts.routes,
 		Logger:         log,
 		RateLimit:      rateLimit(cfg),
+		DeadLetters:    parts.deadLetters,
+		// Registered in every mode, so the series exist (at 0) from the start.
+		DeadLetterMetrics: a.metrics.RegisterDeadLetters(),
 	})
 	if err != nil {
 		return nil, err

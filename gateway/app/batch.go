@@ -88,8 +88,8 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		routes: []api.Route{
 			{Pattern: "GET /metrics/batch", Handler: bd.MetricsHandler(), Public: true},
 			{Pattern: "GET /metrics/cache", Handler: c.MetricsHandler(), Public: true},
-			{Pattern: "GET /dead-letters", Handler: bd.DeadLettersHandler()},
 		},
+		deadLetters: ob,
 		ready: []api.Check{{Name: "redis", Check: func(ctx context.Context) error {
 			_, err := rc.Ready(ctx)
 			return err
