@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
-	"wagate/gateway/laravel"
 	"wagate/simulator/truth"
 )
 
@@ -16,16 +15,17 @@ type laravelWatch struct {
 	admin  *fakelaravel.AdminClient
 	ledger *truth.Ledger
 
-	mu      sync.Mutex
-	qr      map[string]string
-	status  map[string]string
-	changed chan struct{}
-	last    time.Time
-	errors  int
+	mu       sync.Mutex
+	qr       map[string]string
+	status   map[string]string
+	versions map[string][2]int64 // status and QR versions
+	changed  chan struct{}
+	last     time.Time
+	errors   int
 }
 
 func newLaravelWatch(admin *fakelaravel.AdminClient, ledger *truth.Ledger) *laravelWatch {
-	return &laravelWatch{admin: admin, ledger: ledger, qr: map[string]string{}, status: map[string]string{}, changed: make(chan struct{})}
+	return &laravelWatch{admin: admin, ledger: ledger, qr: map[string]string{}, status: map[string]string{}, versions: map[string][2]int64{}, changed: make(chan struct{})}
 }
 
 // poll reads the whole state once.
@@ -43,25 +43,25 @@ func (w *laravelWatch) poll(ctx context.Context) error {
 	w.last = now
 	changed := false
 	type obs struct {
-		id, status, qr string
-		version        int64
-		at             time.Time
+		id string
+		truth.Observation
 	}
 	var seen []obs
 	for _, s := range st.Sessions {
-		status, qr := string(s.EstadoQR), s.QR
-		if w.status[s.SessionID] == status && w.qr[s.SessionID] == qr {
+		status, qr, versions := string(s.EstadoQR), s.QR, [2]int64{s.StatusVersion, s.QRVersion}
+		if w.status[s.SessionID] == status && w.qr[s.SessionID] == qr && w.versions[s.SessionID] == versions {
 			continue
 		}
-		w.status[s.SessionID], w.qr[s.SessionID] = status, qr
-		changed = true
+		if w.status[s.SessionID] != status || w.qr[s.SessionID] != qr {
+			changed = true
+		}
+		w.status[s.SessionID], w.qr[s.SessionID], w.versions[s.SessionID] = status, qr, versions
 		// Applied at Laravel's updated_at when it falls within this poll's window; else when seen.
 		at := now
 		if u, err := time.ParseInLocation(fakelaravel.TimeLayout, s.UpdatedAt, time.UTC); err == nil && u.After(prev) && !u.After(now) {
 			at = u
 		}
-		version := s.StatusVersion
-		seen = append(seen, obs{s.SessionID, status, qr, version, at})
+		seen = append(seen, obs{s.SessionID, truth.Observation{Status: s.EstadoQR, StatusVersion: s.StatusVersion, QR: qr, QRVersion: s.QRVersion, At: at}})
 	}
 	if changed {
 		close(w.changed)
@@ -69,7 +69,7 @@ func (w *laravelWatch) poll(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	for _, o := range seen {
-		w.ledger.ObserveLaravel(o.id, laravel.Status(o.status), o.version, o.qr, o.at)
+		w.ledger.ObserveLaravel(o.id, o.Observation)
 	}
 	return nil
 }

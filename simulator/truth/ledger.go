@@ -20,27 +20,7 @@ func priorityOf(status laravel.Status) string {
 	return event.PriorityOf(event.KindStatus, string(status)).String()
 }
 
-// QRTiming is the gateway's QR rotation, needed to know when each code was shown and expired.
-type QRTiming struct {
-	First, Next time.Duration
-	Codes       int
-}
-
-// offset is when code k (0-based) is shown, relative to the refs being issued, and for how long.
-func (q QRTiming) window(k int) (from, until time.Duration) {
-	if k == 0 {
-		return 0, q.First
-	}
-	from = q.First + time.Duration(k-1)*q.Next
-	return from, from + q.Next
-}
-
-// RefIssue tells when fakewa issued a pairing ref, and its position among the refs issued together.
-type RefIssue struct {
-	At    time.Time
-	Index int
-}
-
+// cause is one state change the simulation caused, for the delivery delay.
 type cause struct {
 	status    laravel.Status
 	at        time.Time
@@ -58,19 +38,19 @@ type session struct {
 	causes   []cause
 	pairedAt time.Time
 
-	// What Laravel showed.
-	laravelStatus  laravel.Status
-	laravelVersion int64
-	maxVersion     int64
-	sawExpected    bool // Laravel showed expected after the last cause
-	stale          bool
-	qrSeen         map[string]time.Time // QR code -> when Laravel had it
+	// What Laravel showed: its latest status and QR versions, the highest status version it ever
+	// applied with the state it set, and the first stale write it applied.
+	laravel    State
+	laravelQRV int64
+	newest     State
+	regression *Regression
+	qrSeen     map[string]time.Time // QR code -> when Laravel had it
 }
 
-// Ledger is the ground truth of a run: what every user caused and when, and what Laravel showed.
-// It measures event delivery delay (cause -> Laravel), QR visibility delay, QR codes that expired
-// before Laravel had them, and at the end counts lost updates and stale overwrites.
-// Safe for concurrent use.
+// Ledger is the ground truth of a run: what every user and fault caused and when, and what Laravel
+// showed with which versions. It measures event delivery delay (cause -> Laravel), QR visibility
+// delay, QR codes that expired before Laravel had them, and at the end judges every session
+// (lost update, stale overwrite, gateway mismatch). Safe for concurrent use.
 type Ledger struct {
 	mu       sync.Mutex
 	reg      *metrics.Registry
@@ -113,9 +93,8 @@ func (l *Ledger) Caused(id string, status laravel.Status, at time.Time) (undo fu
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.get(id)
-	prevExpected, prevSaw := s.expected, s.sawExpected
+	prevExpected := s.expected
 	s.expected = status
-	s.sawExpected = false
 	s.causes = append(s.causes, cause{status: status, at: at})
 	n := len(s.causes)
 	return func() {
@@ -123,7 +102,7 @@ func (l *Ledger) Caused(id string, status laravel.Status, at time.Time) (undo fu
 		defer l.mu.Unlock()
 		if len(s.causes) == n && !s.causes[n-1].delivered {
 			s.causes = s.causes[:n-1]
-			s.expected, s.sawExpected = prevExpected, prevSaw
+			s.expected = prevExpected
 		}
 	}
 }
@@ -133,9 +112,7 @@ func (l *Ledger) Caused(id string, status laravel.Status, at time.Time) (undo fu
 func (l *Ledger) Expect(id string, status laravel.Status) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.get(id)
-	s.expected = status
-	s.sawExpected = false
+	l.get(id).expected = status
 }
 
 // Paired records the device the session's phone linked.
@@ -146,90 +123,76 @@ func (l *Ledger) Paired(id, jid string, at time.Time) {
 	s.jid, s.pairedAt = jid, at
 }
 
-// ObserveLaravel records what Laravel shows for a session: its estado_qr with version, its QR,
-// and when the write was applied (appliedAt, from Laravel's updated_at when usable) or observed.
-func (l *Ledger) ObserveLaravel(id string, status laravel.Status, version int64, qr string, appliedAt time.Time) {
+// Observation is one session as Laravel shows it at one moment.
+type Observation struct {
+	// Status is its estado_qr and StatusVersion the version of the write that set it (0 for a
+	// legacy write, which carries none).
+	Status        laravel.Status
+	StatusVersion int64
+	// QR is the code Laravel holds ("" when none) and QRVersion the version that set it.
+	QR        string
+	QRVersion int64
+	// At is when the write was applied (Laravel's updated_at when usable) or else observed.
+	At time.Time
+}
+
+// ObserveLaravel records what Laravel shows for session id. Observations of one session must come
+// in the order they were read. A status version lower than one already seen, or the same version
+// with another state, is a stale write Laravel applied; repeated observations (a duplicate
+// delivery Laravel ignored, a poll with nothing new) change nothing.
+func (l *Ledger) ObserveLaravel(id string, o Observation) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.sessions[id]
 	if s == nil {
 		return // not a session of this simulator instance
 	}
-	if qr != "" {
-		if _, seen := s.qrSeen[qr]; !seen {
-			s.qrSeen[qr] = appliedAt
-			l.qrSeenLocked(s, qr, appliedAt)
+	if o.QR != "" {
+		if _, seen := s.qrSeen[o.QR]; !seen {
+			s.qrSeen[o.QR] = o.At
+			l.qrSeenLocked(s, o.QR, o.At)
 		}
 	}
-	if version > 0 && version < s.maxVersion {
-		s.stale = true
-	}
-	s.maxVersion = max(s.maxVersion, version)
-	if status == "" || (status == s.laravelStatus && version == s.laravelVersion) {
+	s.laravelQRV = max(s.laravelQRV, o.QRVersion)
+	if o.Status == "" {
 		return
 	}
-	s.laravelStatus, s.laravelVersion = status, version
-	// Deliver: the latest undelivered cause with this status that happened before the write.
+	now := State{Status: o.Status, Version: o.StatusVersion}
+	if now == s.laravel {
+		return
+	}
+	s.laravel = now
+	if now.Version > 0 {
+		switch {
+		case now.Version > s.newest.Version:
+			s.newest = now
+		case s.regression == nil:
+			s.regression = &Regression{Before: s.newest, After: now}
+		}
+	}
+	l.deliveredLocked(s, o.Status, o.At)
+}
+
+// deliveredLocked measures the delivery delay of the latest undelivered cause of status that
+// happened before Laravel applied it at appliedAt; earlier causes count as superseded.
+func (l *Ledger) deliveredLocked(s *session, status laravel.Status, appliedAt time.Time) {
 	idx := -1
 	for i, c := range s.causes {
 		if !c.delivered && c.status == status && !c.at.After(appliedAt) {
 			idx = i
 		}
 	}
-	if idx >= 0 {
-		c := &s.causes[idx]
-		delay := appliedAt.Sub(c.at)
-		t := metrics.Tags{"kind": "status", "priority": priorityOf(status), "event": string(status)}
-		for k, v := range s.tags {
-			t[k] = v
-		}
-		l.reg.ObserveDuration("event_delivery_delay", delay, t)
-		for i := 0; i <= idx; i++ {
-			s.causes[i].delivered = true // earlier states were superseded (coalesced)
-		}
-	}
-	switch {
-	case s.expected != "" && status == s.expected:
-		s.sawExpected = true
-	case s.sawExpected:
-		// Laravel had the final state and something older replaced it.
-		s.stale = true
-	}
-}
-
-// qrSeenLocked measures how long after its generation Laravel had code qr.
-func (l *Ledger) qrSeenLocked(s *session, qr string, at time.Time) {
-	ref := refOf(qr)
-	if l.refIssue == nil || ref == "" {
+	if idx < 0 {
 		return
 	}
-	iss, ok := l.refIssue(ref)
-	if !ok {
-		return
-	}
-	from, _ := l.qr.window(iss.Index)
-	generated := iss.At.Add(from)
-	d := at.Sub(generated)
-	if d < 0 {
-		d = 0
-	}
-	l.reg.ObserveDuration("qr_visibility_delay", d, s.tags)
-	t := metrics.Tags{"kind": "qr", "priority": "normal", "event": "qr"}
+	t := metrics.Tags{"kind": "status", "priority": priorityOf(status), "event": string(status)}
 	for k, v := range s.tags {
 		t[k] = v
 	}
-	l.reg.ObserveDuration("event_delivery_delay", d, t)
-}
-
-// refOf returns the pairing ref of a QR string ("ref,noise,identity,adv" or a URL form's first
-// field), "" when it has none.
-func refOf(qr string) string {
-	for i := 0; i < len(qr); i++ {
-		if qr[i] == ',' {
-			return qr[:i]
-		}
+	l.reg.ObserveDuration("event_delivery_delay", appliedAt.Sub(s.causes[idx].at), t)
+	for i := 0; i <= idx; i++ {
+		s.causes[i].delivered = true // earlier states were superseded (coalesced)
 	}
-	return ""
 }
 
 // Truth is the ground-truth comparison at the end of a run.
@@ -242,50 +205,29 @@ type Truth struct {
 	Mismatches []string
 }
 
-// Finish compares Laravel's final state (status by session id, as last observed) with the
-// gateway's own final state and with what the simulation generated; it counts QR codes that
-// expired before Laravel had them (given end, the time the run stopped watching) and records
-// lost_updates, stale_overwrites, gateway_state_mismatches, qr_expired_unseen and
-// ground_truth_sessions.
-//
-// A lost update is a session whose final state in Laravel differs from the gateway's (the
-// delivery pipeline lost it); without the gateway's view (gateway nil or missing the session)
-// the simulation's expectation stands in. A session where Laravel agrees with the gateway but the
-// gateway disagrees with the simulation is a gateway mismatch.
-func (l *Ledger) Finish(final, gateway map[string]string, end time.Time) Truth {
+// Finish judges every session (see Judge) on what Laravel was last seen showing, the gateway's
+// final states (by session id; nil when the gateway could not answer) and what the simulation
+// caused; it counts QR codes that expired before Laravel had them (given end, the time the run
+// stopped watching) and records lost_updates, stale_overwrites, gateway_state_mismatches,
+// qr_expired_unseen and ground_truth_sessions. Observe Laravel's final state first (Converge does).
+func (l *Ledger) Finish(gateway map[string]State, end time.Time) Truth {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t Truth
-	note := func(s string) {
-		if len(t.Mismatches) < 10 {
-			t.Mismatches = append(t.Mismatches, s)
-		}
-	}
 	for _, id := range l.order {
 		s := l.sessions[id]
 		t.Sessions++
-		got := laravel.Status(final[id])
-		matches := func(state laravel.Status) bool {
-			if s.expected == "" {
-				return state == laravel.StatusPending || state == laravel.StatusExpired
-			}
-			return state == s.expected
-		}
-		gwState, haveGW := gateway[id]
-		gw := laravel.Status(gwState)
-		switch {
-		case s.stale:
+		verdict, why := Judge(l.evidenceLocked(s, gateway))
+		switch verdict {
+		case Lost:
+			t.Lost++
+		case StaleOverwrite:
 			t.Stale++
-			note(id + ": stale overwrite, Laravel shows " + quote(got) + ", expected " + quote(s.expected))
-		case haveGW && got != gw:
-			t.Lost++
-			note(id + ": lost update, Laravel shows " + quote(got) + ", the gateway " + quote(gw))
-		case !haveGW && !matches(got):
-			t.Lost++
-			note(id + ": lost update, Laravel shows " + quote(got) + ", expected " + quote(s.expected))
-		case haveGW && !matches(gw):
+		case GatewayMismatch:
 			t.GatewayMismatches++
-			note(id + ": gateway shows " + quote(gw) + " (Laravel agrees), the simulation caused " + quote(s.expected))
+		}
+		if verdict != Agrees && len(t.Mismatches) < 10 {
+			t.Mismatches = append(t.Mismatches, id+": "+why)
 		}
 		t.ExpiredUnseen += l.expiredUnseenLocked(s, end)
 	}
@@ -297,67 +239,11 @@ func (l *Ledger) Finish(final, gateway map[string]string, end time.Time) Truth {
 	return t
 }
 
-func quote(s laravel.Status) string {
-	if s == "" {
-		return "nothing"
-	}
-	return string(s)
-}
-
-// expiredUnseenLocked counts the session's QR codes whose display window ended before pairing (or
-// end) without Laravel having had them in that window.
-func (l *Ledger) expiredUnseenLocked(s *session, end time.Time) int64 {
-	if l.refIssue == nil || l.qr.Codes <= 0 {
-		return 0
-	}
-	// The session's first batch of refs (the earliest issue among the codes Laravel saw) is the
-	// one the gateway rotated through; a later batch (after a reconnect) restarts the rotation, so
-	// the first batch is only judged until then.
-	var issuedAt, nextBatch time.Time
-	type seenCode struct {
-		iss RefIssue
-		at  time.Time
-	}
-	var seen []seenCode
-	for qr, at := range s.qrSeen {
-		iss, ok := l.refIssue(refOf(qr))
-		if !ok {
-			continue
-		}
-		seen = append(seen, seenCode{iss, at})
-		if issuedAt.IsZero() || iss.At.Before(issuedAt) {
-			issuedAt = iss.At
-		}
-	}
-	if issuedAt.IsZero() {
-		return 0 // Laravel never had a code: the QR flow itself is counted as a lost update if it matters
-	}
-	seenIdx := map[int]time.Time{}
-	for _, c := range seen {
-		if c.iss.At.Equal(issuedAt) {
-			seenIdx[c.iss.Index] = c.at
-		} else if nextBatch.IsZero() || c.iss.At.Before(nextBatch) {
-			nextBatch = c.iss.At
-		}
-	}
-	stop := end
-	if !s.pairedAt.IsZero() && s.pairedAt.Before(stop) {
-		stop = s.pairedAt
-	}
-	if !nextBatch.IsZero() && nextBatch.Before(stop) {
-		stop = nextBatch
-	}
-	var n int64
-	for k := 0; k < l.qr.Codes; k++ {
-		_, until := l.qr.window(k)
-		if issuedAt.Add(until).After(stop) {
-			break // still showing, or shown after pairing
-		}
-		if at, seen := seenIdx[k]; !seen || at.After(issuedAt.Add(until)) {
-			n++
-		}
-	}
-	return n
+// evidenceLocked gathers what Judge needs about s.
+func (l *Ledger) evidenceLocked(s *session, gateway map[string]State) Evidence {
+	e := Evidence{Expected: s.expected, Laravel: s.laravel, LaravelQRVersion: s.laravelQRV, Regression: s.regression}
+	e.Gateway, e.HaveGateway = gateway[s.id]
+	return e
 }
 
 // Forget removes session id from the ledger: its start request never reached the gateway (the

@@ -1,0 +1,78 @@
+package truth
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ReadGateway asks the gateway for the final states of the sessions ids (with the version of each
+// one's latest event). It returns nil when the gateway cannot answer at all; a session it could
+// not read is missing from the map.
+type ReadGateway func(ctx context.Context, ids []string) map[string]State
+
+// convergePause is the pause between two rounds of Converge.
+const convergePause = 250 * time.Millisecond
+
+// Converge prepares a fair comparison: it reads every session's final state from the gateway, then
+// observes Laravel (pollLaravel feeds ObserveLaravel) until every session has settled or limit
+// passes. A session is unsettled while Laravel has yet to receive the gateway's state, or while the
+// gateway's state is not what the simulation caused (a reconnect still in its backoff); unsettled
+// sessions are read from the gateway again each round, so a state the gateway reached after the
+// first read is waited for and judged instead of an outdated view. It returns the gateway's states for Finish (nil when the
+// gateway could not answer) and the last error of pollLaravel, if Laravel could not be read.
+func (l *Ledger) Converge(ctx context.Context, readGateway ReadGateway, pollLaravel func(context.Context) error, limit time.Duration) (map[string]State, error) {
+	gateway := readGateway(ctx, l.IDs())
+	deadline := time.Now().Add(limit)
+	for {
+		err := pollLaravel(ctx)
+		behind := l.unsettled(gateway)
+		if len(behind) == 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
+			if err != nil {
+				err = errors.Join(err, ctx.Err())
+			}
+			return gateway, err
+		}
+		select {
+		case <-ctx.Done():
+			return gateway, errors.Join(err, ctx.Err())
+		case <-time.After(min(convergePause, time.Until(deadline))):
+		}
+		for id, st := range readGateway(ctx, behind) {
+			gateway[id] = st
+		}
+	}
+}
+
+// waitsFor reports whether Laravel, showing l (and QR version qrv), has yet to receive gateway
+// state g: with versions on both sides, when it has no version as new as g's (Laravel holding a
+// newer version with another state will never change: Judge calls that lost); without, when the
+// states differ.
+func waitsFor(l State, qrv int64, g State) bool {
+	if g.Version > 0 && l.Version > 0 {
+		return max(l.Version, qrv) < g.Version
+	}
+	return l.Status != g.Status
+}
+
+// unsettled lists the sessions Converge waits for (nil without the gateway's view: then there is
+// nothing to wait for).
+func (l *Ledger) unsettled(gateway map[string]State) []string {
+	if gateway == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, id := range l.order {
+		s := l.sessions[id]
+		g, ok := gateway[id]
+		if !ok {
+			continue
+		}
+		if waitsFor(s.laravel, s.laravelQRV, g) || !(Evidence{Expected: s.expected}).expects(g.Status) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
