@@ -155,7 +155,7 @@ func (w FaultWindow) RefusesSession(sessionID string) bool {
 	return float64(h.Sum64())/math.MaxUint64 < w.SessionFraction
 }
 
-// String describes the window for messages, e.g. "status 503 at 10s+30s".
+// String describes the window for messages, e.g. "status 503 from 10s for 30s".
 func (w FaultWindow) String() string {
 	what := string(w.Kind)
 	if w.Kind == FaultStatus {
@@ -163,9 +163,9 @@ func (w FaultWindow) String() string {
 	}
 	span := "until replaced"
 	if w.DurationMS > 0 {
-		span = (time.Duration(w.DurationMS) * time.Millisecond).String()
+		span = "for " + (time.Duration(w.DurationMS) * time.Millisecond).String()
 	}
-	return fmt.Sprintf("%s at %v+%s", what, time.Duration(w.StartAfterMS)*time.Millisecond, span)
+	return fmt.Sprintf("%s from %v %s", what, time.Duration(w.StartAfterMS)*time.Millisecond, span)
 }
 
 // Validate reports the first fault setting that is out of range.

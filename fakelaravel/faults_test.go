@@ -59,7 +59,8 @@ func TestFaultsValidate(t *testing.T) {
 		{"refuse a share of sessions", win(FaultWindow{Kind: FaultRefuseItems, Rate: 1, SessionFraction: 0.1, SessionSeed: 7}), ""},
 		{"refuse nobody", win(FaultWindow{Kind: FaultRefuseItems, Rate: 1}), "name the refused sessions"},
 		{"refuse more than all", win(FaultWindow{Kind: FaultRefuseItems, Rate: 1, SessionFraction: 1.5}), "session_fraction 1.5 outside [0, 1]"},
-		{"second window named in the error", Faults{Windows: []FaultWindow{{Kind: FaultGarbageBody, Rate: 1}, {Kind: FaultGarbageBody}}}, "windows[1]: garbage_body at 0s+until replaced: rate 0"},
+		{"second window named in the error", Faults{Windows: []FaultWindow{{Kind: FaultGarbageBody, Rate: 1}, {Kind: FaultGarbageBody}}}, "windows[1]: garbage_body from 0s until replaced: rate 0 must be in (0, 1]"},
+		{"duration in the message", win(FaultWindow{Kind: FaultLatency, Rate: 1, StartAfterMS: 10_000, DurationMS: 30_000}), "latency from 10s for 30s: latency_ms must be > 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.faults.Validate()
