@@ -149,12 +149,12 @@ func TestOpenAPIDocumentsEveryHeader(t *testing.T) {
 		return names
 	}
 	for _, path := range []string{PathQRBatch, PathStatusBatch} {
-		if got := headerNames(path, "post"); !slices.Equal(got, []string{HeaderIdempotencyKey, HeaderTimestamp, HeaderSignature}) {
+		if got := headerNames(path, "post"); !slices.Equal(got, []string{HeaderIdempotencyKey, HeaderTimestamp, HeaderSignature, HeaderNonce, HeaderSignatureV2}) {
 			t.Errorf("%s headers %v", path, got)
 		}
 	}
 	for _, path := range []string{PathQR, PathStatus} {
-		if got := headerNames(path, "post"); !slices.Equal(got, []string{HeaderTimestamp, HeaderSignature}) {
+		if got := headerNames(path, "post"); !slices.Equal(got, []string{HeaderTimestamp, HeaderSignature, HeaderNonce, HeaderSignatureV2}) {
 			t.Errorf("%s headers %v", path, got)
 		}
 	}
