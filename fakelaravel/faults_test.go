@@ -378,3 +378,68 @@ func TestItemFaultsCannotBeSetInFrontOfARealApp(t *testing.T) {
 		}
 	}
 }
+
+func TestFaultWindowsAffectTheirRateOfRequests(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	ids := []string{"s1"}
+	for _, tc := range []struct {
+		window FaultWindow
+		draw   func(fs *faultState) bool
+	}{
+		{FaultWindow{Kind: FaultStatus, Status: 503}, func(fs *faultState) bool { return fs.drawStatus(now, EndpointStatusBatch) != nil }},
+		{FaultWindow{Kind: FaultLatency, LatencyMS: 5}, func(fs *faultState) bool { _, n := fs.drawLatency(now, EndpointStatusBatch); return n > 0 }},
+		{FaultWindow{Kind: FaultLostResponse}, func(fs *faultState) bool { lost, _ := fs.drawLost(now, EndpointStatusBatch); return lost }},
+		{FaultWindow{Kind: FaultGarbageBody}, func(fs *faultState) bool { return fs.drawGarbage(now, EndpointStatusBatch) }},
+		{FaultWindow{Kind: FaultUnaccountedFailures}, func(fs *faultState) bool {
+			f := fs.planBatch(now, EndpointStatusBatch, ids)
+			return f != nil && f[0] == itemUnaccounted
+		}},
+		{FaultWindow{Kind: FaultRefuseItems, Sessions: ids}, func(fs *faultState) bool {
+			f := fs.planBatch(now, EndpointStatusBatch, ids)
+			return f != nil && f[0] == itemRefused
+		}},
+	} {
+		t.Run(string(tc.window.Kind), func(t *testing.T) {
+			for _, rate := range []float64{0.3, 1} {
+				w := tc.window
+				w.Rate = rate
+				fs := newFaultState(Faults{Windows: []FaultWindow{w}}, now, 7)
+				const n = 4000
+				hits := 0
+				for range n {
+					if tc.draw(fs) {
+						hits++
+					}
+				}
+				if share := float64(hits) / n; share < rate-0.04 || share > rate+0.04 {
+					t.Fatalf("rate %v affected %.3f of the requests", rate, share)
+				}
+			}
+		})
+	}
+}
+
+func TestItemFaultsWithholdDistinctItemsOfOneBatch(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	ids := []string{"a", "b", "c", "d", "e"}
+	fs := newFaultState(Faults{Windows: []FaultWindow{
+		{Kind: FaultRefuseItems, Rate: 1, Sessions: []string{"b", "d"}},
+		{Kind: FaultUnaccountedFailures, Rate: 1, Items: 2},
+	}}, now, 3)
+	for range 50 {
+		fates := fs.planBatch(now, EndpointStatusBatch, ids)
+		count := map[itemFate]int{}
+		for i, f := range fates {
+			count[f]++
+			if (ids[i] == "b" || ids[i] == "d") != (f == itemRefused) {
+				t.Fatalf("fates %v: only b and d are refused", fates)
+			}
+		}
+		if count[itemRefused] != 2 || count[itemUnaccounted] != 2 || count[itemApplied] != 1 {
+			t.Fatalf("fates %v: want 2 refused, 2 unaccounted among the others, 1 applied", fates)
+		}
+	}
+	if fs.planBatch(now, EndpointStatusBatch, nil) != nil {
+		t.Fatal("an empty batch has no fates")
+	}
+}
