@@ -201,7 +201,7 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		outJSON = target
 	}
-	ext, closeWorld, err := world.extensions(ctx, log)
+	ext, closeWorld, err := world.extensions(script, reportDir, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "simulator run:", err)
 		return exitError
@@ -212,7 +212,8 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Script: script, Env: env, ConfigFile: config, EnvOptions: envOpts, CLI: cli,
 		SummaryExport: summaryExport, OutJSON: outJSON, OutDir: reportDir,
 		NoThresholds: noThresholds, NoSummary: noSummary,
-		Stdout: stdout, Stderr: stderr, Extensions: ext.modules, AfterTeardown: ext.afterTeardown, Logger: log,
+		Stdout: stdout, Stderr: stderr, Extensions: ext.modules, ExtensionMetrics: ext.metrics,
+		BeforeSetup: ext.beforeSetup, AfterTeardown: ext.afterTeardown, Logger: log,
 	})
 	return res.ExitCode
 }

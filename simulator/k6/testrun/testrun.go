@@ -35,6 +35,7 @@ import (
 // Exit codes, as k6 uses them.
 const (
 	ExitOK              = 0
+	ExitError           = 1 // the run could not start (e.g. its world failed to start)
 	ExitThresholdFailed = 99
 	ExitSetupTimeout    = 100
 	ExitTeardownTimeout = 101
@@ -67,6 +68,11 @@ type Config struct {
 	Stdout, Stderr io.Writer
 	// Extensions are modules such as k6/x/wagate.
 	Extensions map[string]js.ModuleFactory
+	// ExtensionMetrics are the metrics extensions emit (name -> type), valid in thresholds.
+	ExtensionMetrics map[string]string
+	// BeforeSetup, when set, runs once the options are consolidated and the run's registry exists,
+	// before setup(): extensions start what they drive (k6/x/wagate's world) there.
+	BeforeSetup func(ctx context.Context, r *metrics.Registry, o options.Options) error
 	// AfterTeardown, when set, runs after teardown with the registry, e.g. to record ground truth.
 	AfterTeardown func(ctx context.Context, r *metrics.Registry) error
 	Logger        *slog.Logger
@@ -244,6 +250,12 @@ func (r *run) run(ctx context.Context) int {
 	optJSON, _ := json.Marshal(r.opts)
 	r.shared.Options = optJSON
 	r.applyHTTPOptions()
+	if r.cfg.BeforeSetup != nil {
+		if err := r.cfg.BeforeSetup(ctx, r.shared.Registry, r.opts); err != nil {
+			r.errorf("%v", err)
+			return ExitError
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -390,8 +402,8 @@ func (r *run) thresholds() ([]threshold.Set, error) {
 		if typ == "" {
 			typ = r.shared.CustomMetricType(s.Key.Metric)
 		}
-		if typ == "" && r.isExtensionMetric(s.Key.Metric) {
-			continue
+		if typ == "" {
+			typ = r.cfg.ExtensionMetrics[s.Key.Metric]
 		}
 		if typ == "" {
 			return nil, fmt.Errorf("invalid threshold defined on %s; reason: no metric name %q found", s.Key, s.Key.Metric)
@@ -401,18 +413,6 @@ func (r *run) thresholds() ([]threshold.Set, error) {
 		}
 	}
 	return sets, nil
-}
-
-// isExtensionMetric accepts metrics extensions emit by name prefix (wagate_*), checked by type
-// at the end.
-func (r *run) isExtensionMetric(name string) bool {
-	for ext := range r.cfg.Extensions {
-		prefix := strings.TrimPrefix(ext, "k6/x/") + "_"
-		if strings.HasPrefix(name, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *run) tuple() (*executor.Tuple, error) {

@@ -1,0 +1,54 @@
+// smoke (k6 script): the YAML smoke's world driven from JavaScript. Five VUs each start a
+// session as the Laravel app does, pair the fake phone with the QR code Laravel received, send a
+// few messages, suffer a network drop, and a share of them log out at the end; the ground truth
+// (lost updates, stale overwrites) is checked by thresholds after teardown.
+//
+//   bin/simulator run scenarios/k6/smoke.js
+//
+// The world (gateway in batch mode, fakelaravel, fakewa, Redis) comes from ../smoke.yaml; its
+// users and thresholds there are not used: this script is the workload.
+import wagate from "k6/x/wagate";
+import { check, group, sleep } from "k6";
+import exec from "k6/execution";
+
+export const options = {
+  ext: { wagate: { world: "../smoke.yaml" } },
+  scenarios: {
+    sessions: { executor: "per-vu-iterations", vus: 5, iterations: 1, maxDuration: "90s", gracefulStop: "10s" },
+  },
+  thresholds: {
+    lost_updates: ["count==0"],
+    stale_overwrites: ["count==0"],
+    wagate_pairings: ["count>=5"],
+    checks: ["rate>0.95"],
+    "http_req_duration{endpoint:status}": ["p(95)<500"],
+    http_req_failed: ["rate<0.05"],
+  },
+};
+
+export default function () {
+  const s = group("start", () => wagate.startSession(`k6-smoke-${exec.vu.idInTest}`));
+  check(s, { "session started": (x) => x.httpStatus < 300 });
+
+  const p = group("pair", () => wagate.pair(s.id, "60s"));
+  check(p, { "paired and connected": (x) => x.jid !== "" });
+
+  group("live", () => {
+    // As the Laravel app does: wait for the gateway to report the session connected.
+    for (let i = 0; i < 20 && wagate.status(s.id) !== "connected"; i++) sleep(0.25);
+    for (let i = 0; i < 3; i++) {
+      const sent = wagate.send(s.id, `message ${i} from ${s.id}`);
+      check(sent, { "message accepted": (x) => x.httpStatus < 300 });
+      sleep(0.5);
+    }
+    wagate.drop(s.id);
+    sleep(3);
+    check(wagate.status(s.id), { "reconnected after a drop": (st) => st === "connected" });
+  });
+
+  if (exec.vu.idInTest % 2 === 0) {
+    group("logout", () => {
+      check(wagate.logout(s.id), { "logout accepted": (code) => code < 300 });
+    });
+  }
+}

@@ -1,0 +1,202 @@
+// Package wagatejs exposes the wagate churn driver to k6 scripts as the module k6/x/wagate: a
+// thin goja binding whose lowerCamel methods call simulator/k6/wagate with the calling VU's
+// context (so calls end with the iteration) and tags (scenario, group, script tags), and return
+// plain objects.
+//
+//	import wagate from "k6/x/wagate";
+//	const s = wagate.startSession();            // {id, phone, status, httpStatus}
+//	const qr = wagate.waitQR(s.id, "30s");      // the code Laravel received
+//	const p = wagate.pair(s.id, "120s");        // {jid, qr, durationMs}
+//	wagate.send(s.id, "hello");                 // {httpStatus, body}
+//	wagate.status(s.id);                        // the gateway's estado_qr
+//	wagate.drop(s.id); wagate.replace(s.id); wagate.phoneLogout(s.id);
+//	wagate.logout(s.id);                        // the gateway's HTTP status
+//	wagate.groundTruth();                       // {sessions, lostUpdates, staleOverwrites, duplicateApplications}
+//
+// An xk6 extension for real k6 can expose the same surface over the same Go package.
+package wagatejs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"wagate/reports"
+	"wagate/simulator/k6/js"
+	"wagate/simulator/k6/options"
+	"wagate/simulator/k6/wagate"
+)
+
+// ModuleName is the import name.
+const ModuleName = "k6/x/wagate"
+
+// ErrNoWorld is thrown when a script calls k6/x/wagate without a world to drive.
+var ErrNoWorld = errors.New("k6/x/wagate has no world: run with --world FILE.yaml (or options.ext.wagate.world)")
+
+// Extension is k6/x/wagate for one test run: the driver is set once the world started.
+type Extension struct {
+	mu     sync.Mutex
+	driver *wagate.Driver
+	truth  *reports.GroundTruth
+}
+
+// SetDriver gives the extension its driver (before setup()).
+func (e *Extension) SetDriver(d *wagate.Driver) {
+	e.mu.Lock()
+	e.driver = d
+	e.mu.Unlock()
+}
+
+func (e *Extension) get() (*wagate.Driver, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.driver == nil {
+		return nil, ErrNoWorld
+	}
+	return e.driver, nil
+}
+
+// GroundTruth computes the ground truth once (a script's own call in teardown, or the runner
+// after teardown) and returns it.
+func (e *Extension) GroundTruth(ctx context.Context) (reports.GroundTruth, error) {
+	d, err := e.get()
+	if err != nil {
+		return reports.GroundTruth{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.truth != nil {
+		return *e.truth, nil
+	}
+	t, err := d.GroundTruth(ctx)
+	if err != nil {
+		return reports.GroundTruth{}, err
+	}
+	e.truth = &t
+	return t, nil
+}
+
+// Metrics are the metrics the module emits (for threshold validation).
+func (e *Extension) Metrics() map[string]string { return wagate.Metrics }
+
+// Module is the js.ModuleFactory of k6/x/wagate.
+func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
+	rt := vu.RT
+	o := rt.NewObject()
+	driver := func() *wagate.Driver {
+		if vu.InInit() {
+			vu.Throw("k6/x/wagate calls can't be made in the init context")
+		}
+		d, err := e.get()
+		if err != nil {
+			vu.Throw("%v", err)
+		}
+		return d
+	}
+	fail := func(err error) {
+		if err != nil {
+			vu.Throw("%v", err)
+		}
+	}
+	duration := func(v goja.Value, def time.Duration) time.Duration {
+		if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+			return def
+		}
+		if s, ok := v.Export().(string); ok {
+			d, err := options.ParseDuration(s)
+			if err != nil {
+				vu.Throw("%v", err)
+			}
+			return d
+		}
+		return time.Duration(v.ToFloat() * float64(time.Millisecond))
+	}
+	str := func(v goja.Value) string {
+		if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+			return ""
+		}
+		return v.String()
+	}
+	set := func(name string, f func(goja.FunctionCall) goja.Value) {
+		if err := o.Set(name, f); err != nil {
+			panic(err)
+		}
+	}
+	set("startSession", func(c goja.FunctionCall) goja.Value {
+		s, err := driver().StartSession(vu.Context(), str(c.Argument(0)), vu.Tags())
+		fail(err)
+		return rt.ToValue(map[string]any{"id": s.ID, "phone": s.Phone, "status": s.Status, "httpStatus": s.HTTPStatus})
+	})
+	set("waitQR", func(c goja.FunctionCall) goja.Value {
+		qr, err := driver().WaitQR(vu.Context(), str(c.Argument(0)), "", duration(c.Argument(1), 60*time.Second), vu.Tags())
+		fail(err)
+		return rt.ToValue(qr)
+	})
+	set("pair", func(c goja.FunctionCall) goja.Value {
+		p, err := driver().Pair(vu.Context(), str(c.Argument(0)), duration(c.Argument(1), 120*time.Second), vu.Tags())
+		fail(err)
+		return rt.ToValue(map[string]any{"jid": p.JID, "qr": p.QR, "durationMs": p.DurationMs})
+	})
+	set("drop", func(c goja.FunctionCall) goja.Value {
+		fail(driver().Drop(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		return goja.Undefined()
+	})
+	set("replace", func(c goja.FunctionCall) goja.Value {
+		fail(driver().Replace(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		return goja.Undefined()
+	})
+	set("phoneLogout", func(c goja.FunctionCall) goja.Value {
+		fail(driver().PhoneLogout(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		return goja.Undefined()
+	})
+	set("logout", func(c goja.FunctionCall) goja.Value {
+		st, err := driver().Logout(vu.Context(), str(c.Argument(0)), vu.Tags())
+		fail(err)
+		return rt.ToValue(st)
+	})
+	set("send", func(c goja.FunctionCall) goja.Value {
+		s, err := driver().Send(vu.Context(), str(c.Argument(0)), str(c.Argument(2)), str(c.Argument(1)), vu.Tags())
+		fail(err)
+		return rt.ToValue(map[string]any{"httpStatus": s.HTTPStatus, "body": s.Body})
+	})
+	set("status", func(c goja.FunctionCall) goja.Value {
+		s, err := driver().Status(vu.Context(), str(c.Argument(0)), vu.Tags())
+		fail(err)
+		return rt.ToValue(s)
+	})
+	set("laravelQR", func(c goja.FunctionCall) goja.Value {
+		return rt.ToValue(driver().LaravelQR(str(c.Argument(0))))
+	})
+	set("groundTruth", func(goja.FunctionCall) goja.Value {
+		driver()
+		t, err := e.GroundTruth(vu.Context())
+		fail(err)
+		return rt.ToValue(map[string]any{"sessions": t.Sessions, "lostUpdates": t.LostUpdates, "staleOverwrites": t.StaleOverwrites, "duplicateApplications": t.DuplicateApplications})
+	})
+	return o, nil
+}
+
+// WorldSettings are options.ext.wagate: the scenario YAML whose world the script drives
+// (relative to the script) and overrides of its fields.
+type WorldSettings struct {
+	World string   `json:"world"`
+	Set   []string `json:"set"`
+}
+
+// Settings reads options.ext.wagate (zero when absent).
+func Settings(o options.Options) (WorldSettings, error) {
+	var s WorldSettings
+	raw, ok := o.Ext["wagate"]
+	if !ok {
+		return s, nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, fmt.Errorf("options.ext.wagate: %w", err)
+	}
+	return s, nil
+}

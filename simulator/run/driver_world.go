@@ -1,0 +1,138 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"wagate/reports"
+	"wagate/simulator/metrics"
+	"wagate/simulator/scenario"
+	"wagate/simulator/truth"
+	"wagate/simulator/user"
+)
+
+// DriverWorld is a scenario's world (fakewa, fakelaravel, Redis, the gateway, or the external
+// parts Options name) started for a driver other than the scenario's own users — k6 scripts
+// through k6/x/wagate — with the users' environment ready: the measured gateway API client, the
+// phones, Laravel's view and the ground-truth ledger, all recording into the driver's registry.
+type DriverWorld struct {
+	r      *runner
+	env    *user.Env
+	stopBG context.CancelFunc
+	bgWG   sync.WaitGroup
+	once   sync.Once
+}
+
+// StartDriverWorld starts the world of o.Scenario (o.Overrides and the external parts applied as
+// Run does; o.Out receives the children's logs) recording into reg.
+func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*DriverWorld, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f, err := scenario.Load(o.Scenario, o.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	if o.Gateway != "" {
+		if o.GatewayToken == "" {
+			return nil, fmt.Errorf("an external gateway needs its API token (WAGATE_API_TOKEN)")
+		}
+		f.Gateway.URL, f.Gateway.Token = o.Gateway, o.GatewayToken
+	}
+	if o.Laravel != "" {
+		if o.LaravelToken == "" {
+			return nil, fmt.Errorf("an external fakelaravel needs its token (FAKELARAVEL_TOKEN)")
+		}
+		f.Laravel.URL, f.Laravel.Token, f.Laravel.AdminToken = o.Laravel, o.LaravelToken, o.LaravelAdminToken
+	}
+	if o.FakewaControl != "" {
+		f.WhatsApp.Control = o.FakewaControl
+	}
+	r := &runner{o: o, f: f, log: log, reg: reg, measureLaravel: true, measureGateway: true}
+	if err := os.MkdirAll(filepath.Join(o.Out, "logs"), 0o755); err != nil {
+		return nil, fmt.Errorf("output folder: %w", err)
+	}
+	r.w = &world{log: log}
+	if err := r.w.start(ctx, f, o.BinDir, filepath.Join(o.Out, "logs")); err != nil {
+		return nil, fmt.Errorf("start the world: %w", err)
+	}
+	qr := truth.QRTiming{First: 60 * time.Second, Next: 20 * time.Second, Codes: 6}
+	if f.Gateway.QR.First > 0 {
+		qr.First = f.Gateway.QR.First.Std()
+	}
+	if f.Gateway.QR.Next > 0 {
+		qr.Next = f.Gateway.QR.Next.Std()
+	}
+	if f.Gateway.QR.Codes > 0 {
+		qr.Codes = f.Gateway.QR.Codes
+	}
+	r.phones = newPhones(r.w.wa)
+	r.ledger = truth.NewLedger(reg, qr, r.phones.RefIssue)
+	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
+	r.hc = &http.Client{Timeout: 10 * time.Second}
+	apiClient := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		MaxConnsPerHost: maxGatewayConns, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
+	}}
+	d := &DriverWorld{r: r, env: &user.Env{
+		API:       user.NewAPI(r.w.gatewayURL, r.w.gatewayToken, apiClient, reg),
+		Phone:     r.phones,
+		Laravel:   r.laravel,
+		Ledger:    r.ledger,
+		Reg:       reg,
+		Seed:      f.Seed,
+		MessageTo: "15550100000",
+	}}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopBG = stop
+	d.bgWG.Go(func() { r.every(bg, 100*time.Millisecond, func() { _ = r.phones.poll(bg) }) })
+	d.bgWG.Go(func() { r.every(bg, 250*time.Millisecond, func() { _ = r.laravel.poll(bg) }) })
+	return d, nil
+}
+
+// Env is the users' environment of this world.
+func (d *DriverWorld) Env() *user.Env { return d.env }
+
+// GroundTruth waits for the scenario's drain and the gateway's outbox, then compares Laravel's
+// final state with what the driver caused (Converge, Finish: lost_updates, stale_overwrites, ...
+// recorded into the registry) and counts duplicate applications (-1 when not measurable).
+func (d *DriverWorld) GroundTruth(ctx context.Context) (reports.GroundTruth, error) {
+	r := d.r
+	select {
+	case <-time.After(r.f.Drain.Std()):
+	case <-ctx.Done():
+		return reports.GroundTruth{}, ctx.Err()
+	}
+	r.settleOutbox(ctx)
+	fctx, cancel := context.WithTimeout(ctx, convergeLimit+30*time.Second)
+	defer cancel()
+	_ = r.phones.poll(fctx)
+	gatewayStates, err := r.ledger.Converge(fctx, r.gatewayStates, r.laravel.poll, convergeLimit)
+	if err != nil {
+		r.log.Warn("final Laravel state", "err", err)
+	}
+	t := r.ledger.Finish(gatewayStates, time.Now())
+	for _, m := range t.Mismatches {
+		r.log.Warn("ground truth", "mismatch", m)
+	}
+	dup := r.duplicates(fctx)
+	if dup >= 0 {
+		r.reg.Add("duplicate_applications", float64(dup), nil)
+	}
+	return reports.GroundTruth{Sessions: t.Sessions, LostUpdates: t.Lost, StaleOverwrites: t.Stale, DuplicateApplications: max(dup, 0)}, nil
+}
+
+// Stop ends the background loops and the world. It is safe to call more than once.
+func (d *DriverWorld) Stop() {
+	d.once.Do(func() {
+		d.stopBG()
+		d.bgWG.Wait()
+		d.r.w.stop()
+	})
+}
