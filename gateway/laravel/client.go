@@ -273,8 +273,11 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 	}
 	if len(c.secret) > 0 {
 		// Signed afresh for every attempt (fresh timestamp and nonce): a verifier refuses a
-		// repeated v2 signature as a replay.
+		// repeated v2 signature as a replay. Without GetBody the Transport cannot re-send the
+		// request by itself (it would for one with an Idempotency-Key whose reused connection
+		// broke before the answer), with the same signature; the caller retries, re-signed.
 		SignRequest(req, c.secret, body, c.now())
+		req.GetBody = nil
 	}
 
 	start := time.Now()

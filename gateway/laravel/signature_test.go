@@ -238,3 +238,52 @@ func TestNonceIsValidAndFresh(t *testing.T) {
 		t.Fatalf("nonces %q and %q: want two different valid nonces", a, b)
 	}
 }
+
+// net/http's Transport re-sends a request that has an Idempotency-Key on its own when a reused
+// connection breaks before the answer (the answer to an applied batch lost on the way back). It
+// would re-send the same signature, which the verifier refuses as a replay: the client must leave
+// every re-send to its caller, who signs it afresh.
+func TestTheTransportNeverResendsASignedRequest(t *testing.T) {
+	secret := []byte("s3cret")
+	v := SignatureVerifier{Secrets: [][]byte{secret}, Replay: NewReplayGuard(0)}
+	var mu sync.Mutex
+	var seen int
+	var replays int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_, err := v.Verify(Incoming(r, body), time.Now())
+		mu.Lock()
+		seen++
+		n := seen
+		if errors.Is(err, ErrSignatureReplayed) {
+			replays++
+		}
+		mu.Unlock()
+		if n == 2 { // applied, then the answer is lost: the connection closes without one
+			panic(http.ErrAbortHandler)
+		}
+		_, _ = w.Write([]byte(`{"success":true,"updated":1,"failed":0,"stale":0,"errors":[]}`))
+	}))
+	defer srv.Close()
+	srv.Config.ErrorLog = nil
+	c, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: "tok", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	batch := StatusBatch{Statuses: []StatusItem{{SessionID: "s1", EstadoQR: StatusConnected, Version: 1, EventID: "e1", ChangedAt: time.Now()}}}
+	if _, err := c.PostStatusBatch(ctx, "k-1", batch); err != nil { // opens the connection the next one reuses
+		t.Fatal(err)
+	}
+	if _, err := c.PostStatusBatch(ctx, "k-2", batch); err == nil || !Retryable(err) {
+		t.Fatalf("lost answer: %v, want a retryable error for the caller to retry", err)
+	}
+	if _, err := c.PostStatusBatch(ctx, "k-2", batch); err != nil {
+		t.Fatalf("the caller's retry: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != 3 || replays != 0 {
+		t.Fatalf("server saw %d requests with %d replays, want 3 and 0 (the transport re-sent a signed request)", seen, replays)
+	}
+}
