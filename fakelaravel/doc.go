@@ -27,11 +27,12 @@
 //     than N named "errors" (the left-out items are not applied).
 //   - refuse_items: refuse the items of chosen sessions (listed, or a seeded share of session
 //     ids, FaultWindow.RefusesSession) one by one in a 200, named with RefusedItemError and not
-//     applied: the only items a gateway may dead-letter. Each is recorded in Refusals
-//     (GET /_fake/refusals, AdminClient.GetRefusals) by session and version.
+//     applied (a legacy write: 422 naming session_id): the only items a gateway may
+//     dead-letter. Each is recorded in Refusals (GET /_fake/refusals, AdminClient.GetRefusals)
+//     by session, endpoint and version.
 //
-// The item faults (the last two) change batches only, and only the fake's own: in front of a real
-// app they are refused. A batch's answer, faults included, is stored under its Idempotency-Key,
+// The item faults (the last two) change only the fake's own application: in front of a real app
+// they are refused. A batch's answer, faults included, is stored under its Idempotency-Key,
 // so a retry with the same key gets the same answer (garbled and lost answers excepted: their
 // retry gets the real one). Every request a fault changed is counted in Stats.Injected by
 // InjectedKey ("status:503", "garbage_body", ...) and in fakelaravel_injected_faults_total; a

@@ -137,6 +137,25 @@ func (s *Server) recordWithheld(held withheldItems, refused []RefusedItem) {
 	}
 }
 
+// refuseLegacyWrite answers a legacy write refused by a refuse_items window: a 422 naming
+// session_id, nothing applied, recorded in Refusals (version 0: legacy writes have none). nil
+// lets the write through.
+func (s *Server) refuseLegacyWrite(kind batchKind, sessionID string) *response {
+	endpoint := EndpointStatus
+	if kind == kindQR {
+		endpoint = EndpointQR
+	}
+	if !s.faults.drawRefusal(time.Now(), endpoint, sessionID) {
+		return nil
+	}
+	s.recordWithheld(withheldItems{}, []RefusedItem{{SessionID: sessionID, Endpoint: endpoint}})
+	resp := jsonResponse(http.StatusUnprocessableEntity, laravel.ValidationError{
+		Message: validationMessage, Errors: map[string][]string{"session_id": {RefusedItemError}},
+	})
+	resp.items, resp.failed = 1, 1
+	return resp
+}
+
 // Refusals returns every batch item refused by a refuse_items window since start (or the last
 // reset).
 func (s *Server) Refusals() Refusals { return s.stats.Load().refusalsSnapshot() }

@@ -82,8 +82,9 @@ const (
 	FaultUnaccountedFailures FaultKind = "unaccounted_failures"
 	// FaultRefuseItems refuses, item by item, the batch items of chosen sessions (Sessions, or the
 	// SessionFraction chosen by SessionSeed, see RefusesSession): they are not applied and are
-	// named in the 200's "errors" with RefusedItemError. These are the only items a gateway may
-	// legitimately dead-letter; every one is recorded in Refusals. Batch endpoints only.
+	// named in the 200's "errors" with RefusedItemError. A legacy write of a chosen session is
+	// answered 422 naming session_id. These are the only items a gateway may legitimately
+	// dead-letter; every one is recorded in Refusals.
 	FaultRefuseItems FaultKind = "refuse_items"
 )
 

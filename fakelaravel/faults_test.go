@@ -443,3 +443,29 @@ func TestItemFaultsWithholdDistinctItemsOfOneBatch(t *testing.T) {
 		t.Fatal("an empty batch has no fates")
 	}
 }
+
+func TestRefusedLegacyWriteIs422NamingTheSession(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Faults = Faults{Windows: []FaultWindow{{Kind: FaultRefuseItems, Rate: 1, Sessions: []string{"s2"}}}}
+	})
+	body := func(id string) string {
+		b, _ := json.Marshal(laravel.StatusUpdate{SessionID: id, EstadoQR: laravel.StatusConnected})
+		return string(b)
+	}
+	r := h.do(http.MethodPost, laravel.PathStatus, body("s2"), nil)
+	var verr laravel.ValidationError
+	r.json(t, &verr)
+	if r.status != http.StatusUnprocessableEntity || fmt.Sprint(verr.Errors["session_id"]) != fmt.Sprint([]string{RefusedItemError}) {
+		t.Fatalf("want 422 naming session_id, got %d %s", r.status, r.body)
+	}
+	if _, ok := h.stateOf("s2"); ok {
+		t.Fatal("the refused legacy write was applied")
+	}
+	if r := h.do(http.MethodPost, laravel.PathStatus, body("s1"), nil); r.status != 200 {
+		t.Fatalf("another session's legacy write: %d %s", r.status, r.body)
+	}
+	want := []RefusedItem{{SessionID: "s2", Endpoint: EndpointStatus}}
+	if got := h.srv.Refusals(); got.Total != 1 || fmt.Sprint(got.Items) != fmt.Sprint(want) {
+		t.Fatalf("refusals %+v", got)
+	}
+}

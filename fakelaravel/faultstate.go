@@ -251,6 +251,19 @@ func (fs *faultState) planBatch(now time.Time, endpoint string, sessionIDs []str
 	return fates
 }
 
+// drawRefusal decides whether a refuse_items window refuses a legacy write for sessionID.
+func (fs *faultState) drawRefusal(now time.Time, endpoint, sessionID string) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for i := range fs.windows {
+		w := &fs.windows[i]
+		if w.Kind == FaultRefuseItems && w.covers(now, endpoint) && w.RefusesSession(sessionID) && fs.hit(w) {
+			return true
+		}
+	}
+	return false
+}
+
 // withheldItems are the batch items the item faults keep from being applied: refused ones are
 // named in the answer's errors, unaccounted ones only counted in its failed.
 type withheldItems struct {

@@ -565,6 +565,9 @@ func (st SessionState) info() laravel.SessionInfo {
 
 func (s *Server) legacyWrite(ctx context.Context, kind batchKind, sessionID, value string, burn func(int)) *response {
 	burn(1)
+	if resp := s.refuseLegacyWrite(kind, sessionID); resp != nil {
+		return resp
+	}
 	err := s.store.setLegacy(ctx, kind, sessionID, value, !s.cfg.RejectUnknownSessions, time.Now())
 	if errors.Is(err, errUnknownSession) {
 		resp := messageResponse(http.StatusNotFound, "Session not found.")

@@ -47,7 +47,7 @@ type Stats struct {
 	// "status:307", "latency", "down", "lost_response:close", "lost_response:empty",
 	// "garbage_body", "unaccounted_failures", "refuse_items".
 	Injected map[string]int64 `json:"injected"`
-	// RefusedItems counts batch items refused by refuse_items windows (by session: Refusals).
+	// RefusedItems counts items refused by refuse_items windows (by session: Refusals).
 	RefusedItems int64 `json:"refused_items"`
 	// UnaccountedItems counts batch items left unapplied and unnamed by unaccounted_failures
 	// windows.
@@ -68,8 +68,9 @@ func InjectedKey(kind FaultKind, detail string) string {
 // MaxRefusedItemsListed bounds Refusals.Items; the counts go on beyond it.
 const MaxRefusedItemsListed = 100_000
 
-// Refusals is the answer of GET /_fake/refusals: every batch item refused by a refuse_items
-// window since start (or the last reset). A replayed batch refuses nothing again.
+// Refusals is the answer of GET /_fake/refusals: every item (batch item or legacy write) refused
+// by a refuse_items window since start (or the last reset). A replayed batch refuses nothing
+// again.
 type Refusals struct {
 	// Total counts refused items; BySession the same per session id.
 	Total     int64            `json:"total"`
@@ -82,7 +83,8 @@ type Refusals struct {
 // RefusedItem is one refused batch item.
 type RefusedItem struct {
 	SessionID string `json:"session_id"`
-	// Endpoint is EndpointStatusBatch or EndpointQRBatch.
+	// Endpoint is EndpointStatusBatch or EndpointQRBatch, or EndpointStatus or EndpointQR for a
+	// legacy write (whose Version is 0: legacy writes have none).
 	Endpoint string `json:"endpoint"`
 	Version  int64  `json:"version"`
 }
