@@ -133,6 +133,11 @@ func (u *upstreamApp) forward(ctx context.Context, req apiRequest) (*response, o
 	if err != nil {
 		return nil, outcomeRejected
 	}
+	// Never re-sent by the Transport on its own (it would, for a batch with an Idempotency-Key on a
+	// reused connection that broke before the answer): the app refuses a repeated v2 signature as a
+	// replay. The gateway retries, signed afresh. (Idle connections close here at 60 s, before
+	// nginx's 65 s keepalive_timeout.)
+	hreq.GetBody = nil
 	for _, h := range forwardedHeaders {
 		if v := req.header.Values(h); len(v) > 0 {
 			hreq.Header[http.CanonicalHeaderKey(h)] = v
