@@ -756,3 +756,50 @@ func TestAnOutageOf500sLongerThanThePoisonHorizonNeverDeadLetters(t *testing.T) 
 		t.Fatalf("metrics %+v; want no dead letter, no split, everything delivered after the outage", m)
 	}
 }
+
+// Every delivery failure is exported with its status, so a rotated token (401) or a misconfigured
+// URL (3xx) shows on a dashboard instead of in dead letters.
+func TestDeliveryFailuresAreCountedByStatus(t *testing.T) {
+	f := newFixture(t, redistest.Mini(t), Config{BatchSize: 1, Breaker: BreakerConfig{Failures: 1000}}, outbox.Config{})
+	answers := []error{
+		&laravel.StatusError{Status: http.StatusUnauthorized},
+		&laravel.StatusError{Status: http.StatusPermanentRedirect, Location: "https://elsewhere.example/"},
+		fmt.Errorf("laravel status_batch: %w", &timeoutErr{}),
+		&laravel.StatusError{Status: http.StatusUnauthorized},
+	}
+	f.lv.fault = func(n int, _ call) (error, bool) {
+		if n < len(answers) {
+			return answers[n], false
+		}
+		return nil, false
+	}
+	f.deliver(t, ev("s1", 1, event.KindStatus, "connected"))
+	for i := 0; i < 10 && f.outboxLength(t) > 0; i++ {
+		f.poll(t)
+		f.clk.Advance(time.Minute)
+	}
+	reg := prometheus.NewRegistry()
+	if err := f.d.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "wagate_batch_send_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"401": 2, "308": 1, "network": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("wagate_batch_send_failures_total by status %v; want %v", got, want)
+	}
+	if m := f.metrics(); m.DeadLettered != 0 || m.Sent != 1 || m.Failed != 4 {
+		t.Fatalf("metrics %+v; want the event delivered after 4 failures, nothing dead-lettered", m)
+	}
+}
