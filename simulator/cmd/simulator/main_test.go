@@ -18,6 +18,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"wagate/gateway/wadial"
+	"wagate/internal/proctest"
 	"wagate/simulator/fakewa"
 )
 
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == loadClientsCommand {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	proctest.Main(m) // removes the binaries run_k6_test.go had built
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reading test.

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"wagate/internal/proctest"
+	"wagate/simulator/metrics"
+)
+
+// TestK6SmokeScriptDrivesTheWorld runs scenarios/k6/smoke.js as `simulator run` does: the world
+// of scenarios/smoke.yaml (the real gateway binary, fakelaravel, fakewa) started for the script,
+// five VUs pairing, messaging, dropping and logging out through k6/x/wagate, and the ground truth
+// recorded as metrics after teardown.
+func TestK6SmokeScriptDrivesTheWorld(t *testing.T) {
+	bins := proctest.Binaries(t, "gateway", "fakelaravel")
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	script := filepath.Join("..", "..", "..", "scenarios", "k6", "smoke.js")
+	code := run(ctx, []string{"run", script, "-bin", filepath.Dir(bins["gateway"]), "--report-dir", dir}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s metrics.Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	for metric, want := range map[string]float64{"wagate_pairings": 5, "ground_truth_sessions": 5, "lost_updates": 0, "stale_overwrites": 0, "iterations": 5} {
+		m, ok := s.Metrics[metric]
+		if !ok {
+			t.Errorf("summary.json has no %s", metric)
+			continue
+		}
+		if got := m.Values["count"]; got != want {
+			t.Errorf("%s = %v, want %v", metric, got, want)
+		}
+	}
+	if m := s.Metrics["http_reqs"]; m.Values["count"] < 5 {
+		t.Errorf("the gateway API calls were not measured: http_reqs %v", m.Values)
+	}
+}
