@@ -803,3 +803,29 @@ func TestDeliveryFailuresAreCountedByStatus(t *testing.T) {
 		t.Fatalf("metrics %+v; want the event delivered after 4 failures, nothing dead-lettered", m)
 	}
 }
+
+// At shutdown even an item Laravel refused by name stays pending (the final attempt never
+// dead-letters); the next start's send decides, and dead-letters it then, with the reason.
+func TestTheFinalAttemptLeavesItemsRefusedByNamePendingForTheNextStart(t *testing.T) {
+	b := redistest.Mini(t)
+	lv, clk := newLaravelModel(), newFakeClock()
+	lv.itemError = map[string]string{"bad": "session disabled"}
+	f := newFixtureWith(t, b, Config{}, outbox.Config{Consumer: "gw-1"}, lv, clk)
+	f.deliver(t, ev("good", 1, event.KindStatus, "connected"), ev("bad", 1, event.KindStatus, "connected"))
+	if err := f.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lv.Applied(event.KindStatus, "good"); !ok || f.outboxLength(t) != 1 || len(f.deadLetters(t)) != 0 {
+		t.Fatalf("after Close: outbox length %d, dead letters %d; want good applied and acknowledged, bad pending", f.outboxLength(t), len(f.deadLetters(t)))
+	}
+	next := newFixtureWith(t, b, Config{}, outbox.Config{Consumer: "gw-1"}, lv, clk)
+	if n, err := next.d.Recover(context.Background()); err != nil || n != 1 {
+		t.Fatalf("recovered %d, %v; want the refused item", n, err)
+	}
+	clk.Advance(DefaultBatchInterval)
+	next.poll(t)
+	dls := next.deadLetters(t)
+	if len(dls) != 1 || dls[0].Event.SessionID != "bad" || !strings.Contains(dls[0].Reason, "session disabled") || next.outboxLength(t) != 0 {
+		t.Fatalf("dead letters %+v, outbox length %d; want bad dead-lettered with Laravel's reason", dls, next.outboxLength(t))
+	}
+}
