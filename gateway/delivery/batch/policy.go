@@ -246,6 +246,7 @@ func (p Policy) Decide(a Attempt) Decision {
 	case a.Outcome == OutcomeNetwork:
 		d.Reason = "no answer from Laravel"
 	case itemRefusal(a.Status):
+		d.PauseAll = 0 // a refusal of what was sent, not a request to back off
 		if a.Items > 1 {
 			d.Action, d.Reason = ActionSplit, fmt.Sprintf("HTTP %d may be caused by one item: splitting to isolate it", a.Status)
 			return d

@@ -68,6 +68,8 @@ func TestDecide(t *testing.T) {
 		{"400 of a batch: split", status(400), Decision{Action: ActionSplit, Failure: "400", Breaker: MarkSuccess}},
 		{"413 of a batch: split", status(413), Decision{Action: ActionSplit, Failure: "413", Breaker: MarkSuccess}},
 		{"422 of an item alone: dead letter", alone(status(422), 1), Decision{Action: ActionDeadLetter, Failure: "422", Breaker: MarkSuccess}},
+		{"422 with a Retry-After: split, no pause", with(status(422), func(a *Attempt) { a.RetryAfter = time.Minute }),
+			Decision{Action: ActionSplit, Failure: "422", Breaker: MarkSuccess}},
 		{"final 422 of a batch: pending, not split", final(status(422)), Decision{Action: ActionLeavePending, Failure: "422", Breaker: MarkSuccess}},
 		{"final 422 of an item alone: pending, not dead-lettered", final(alone(status(422), 1)),
 			Decision{Action: ActionLeavePending, Failure: "422", Breaker: MarkSuccess}},
