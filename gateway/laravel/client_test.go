@@ -62,13 +62,13 @@ func TestPostQRSendsBearerJSONAndSignature(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		switch {
 		case r.Method != http.MethodPost || r.URL.Path != PathQR:
-			http.Error(w, "wrong route "+r.Method+" "+r.URL.Path, 400)
+			http.Error(w, "wrong route "+r.Method+" "+r.URL.Path, http.StatusBadRequest)
 		case r.Header.Get("Authorization") != "Bearer tok":
-			http.Error(w, "no bearer", 401)
+			http.Error(w, "no bearer", http.StatusUnauthorized)
 		case r.Header.Get("Content-Type") != "application/json":
-			http.Error(w, "no json", 415)
+			http.Error(w, "no json", http.StatusUnsupportedMediaType)
 		case VerifySignature(secret, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, now, time.Minute) != nil:
-			http.Error(w, "bad signature", 401)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
 		default:
 			_ = json.Unmarshal(body, &got)
 			_, _ = w.Write([]byte(`{"success":true}`))

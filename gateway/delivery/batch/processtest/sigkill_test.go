@@ -213,7 +213,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 	proctest.Eventually(t, "the restarted gateway to resync its restored sessions", 30*time.Second, func() (bool, string) {
 		return strings.Contains(gw.Tail(), "resync=true"), gw.Tail()
 	})
-	lproc = startLaravel()
+	startLaravel() // runs until the test ends (proctest kills it then)
 
 	// Laravel ends with the gateway's last version of every session.
 	proctest.Eventually(t, "Laravel to hold the gateway's last version of every session", 60*time.Second, func() (bool, string) {
