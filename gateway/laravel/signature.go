@@ -306,12 +306,14 @@ func (v *SignatureVerifier) Verify(in IncomingRequest, now time.Time) (Signature
 
 // ReplayGuard remembers signatures until they expire and refuses one it already holds. It is
 // bounded: beyond its capacity of live signatures it refuses (ErrReplayGuardFull) instead of
-// forgetting. It is safe for concurrent use.
+// forgetting. Signatures are kept in one bucket per expiry second, so forgetting the expired ones
+// drops whole buckets (no scan of every signature). It is safe for concurrent use.
 type ReplayGuard struct {
-	mu        sync.Mutex
-	capacity  int
-	seen      map[string]time.Time // signature -> when it may be forgotten
-	nextSweep time.Time
+	mu       sync.Mutex
+	capacity int
+	size     int
+	buckets  map[int64]map[string]struct{} // forget-at unix second -> signatures
+	swept    int64                         // buckets at or before this second are gone
 }
 
 // NewReplayGuard returns a guard holding at most capacity live signatures (DefaultReplayCapacity
@@ -320,35 +322,58 @@ func NewReplayGuard(capacity int) *ReplayGuard {
 	if capacity <= 0 {
 		capacity = DefaultReplayCapacity
 	}
-	return &ReplayGuard{capacity: capacity, seen: make(map[string]time.Time)}
+	return &ReplayGuard{capacity: capacity, buckets: make(map[int64]map[string]struct{})}
 }
 
 // Remember records sig until forgetAt; it fails with ErrSignatureReplayed when sig is already
-// held and has not expired at now.
+// held and has not expired at now. forgetAt must be a function of sig (a signature covers its
+// timestamp, and the verifier forgets it when that timestamp leaves the window), so a held
+// signature is always found in its forgetAt bucket.
 func (g *ReplayGuard) Remember(sig string, forgetAt, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if exp, ok := g.seen[sig]; ok && now.Before(exp) {
+	g.sweep(now)
+	sec := forgetAt.Unix()
+	if forgetAt.After(time.Unix(sec, 0)) {
+		sec++ // forgotten at the end of its second, never before forgetAt
+	}
+	if sec <= now.Unix() {
+		return nil // already expired: nothing to remember (the verifier refused it as expired)
+	}
+	b := g.buckets[sec]
+	if _, held := b[sig]; held {
 		return ErrSignatureReplayed
 	}
-	if now.After(g.nextSweep) || len(g.seen) >= g.capacity {
-		for k, exp := range g.seen {
-			if !now.Before(exp) {
-				delete(g.seen, k)
-			}
-		}
-		g.nextSweep = now.Add(time.Second)
-	}
-	if len(g.seen) >= g.capacity {
+	if g.size >= g.capacity {
 		return ErrReplayGuardFull
 	}
-	g.seen[sig] = forgetAt
+	if b == nil {
+		b = make(map[string]struct{})
+		g.buckets[sec] = b
+	}
+	b[sig] = struct{}{}
+	g.size++
 	return nil
 }
 
-// Len returns how many signatures the guard holds (expired ones included until the next sweep).
+// sweep drops the buckets whose second has passed at now.
+func (g *ReplayGuard) sweep(now time.Time) {
+	cut := now.Unix()
+	if cut <= g.swept {
+		return
+	}
+	for sec, b := range g.buckets {
+		if sec <= cut {
+			g.size -= len(b)
+			delete(g.buckets, sec)
+		}
+	}
+	g.swept = cut
+}
+
+// Len returns how many live signatures the guard holds.
 func (g *ReplayGuard) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.seen)
+	return g.size
 }

@@ -210,25 +210,37 @@ func TestEverySignedAttemptIsDistinct(t *testing.T) {
 
 func TestReplayGuardIsBoundedAndForgetsExpired(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
+	// Each signature has one forget-at time (in the verifier: its timestamp plus the window).
+	forget := map[string]time.Time{"a": now.Add(time.Second), "b": now.Add(time.Minute), "c": now.Add(time.Minute), "d": now.Add(time.Minute), "e": now.Add(3 * time.Minute)}
 	g := NewReplayGuard(2)
-	if err := g.Remember("a", now.Add(time.Second), now); err != nil {
+	remember := func(sig string, at time.Time) error { return g.Remember(sig, forget[sig], at) }
+	if err := remember("a", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Remember("b", now.Add(time.Minute), now); err != nil {
+	if err := remember("b", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Remember("c", now.Add(time.Minute), now); !errors.Is(err, ErrReplayGuardFull) {
+	if err := remember("a", now.Add(999*time.Millisecond)); !errors.Is(err, ErrSignatureReplayed) {
+		t.Fatalf("held signature: %v, want ErrSignatureReplayed", err)
+	}
+	if err := remember("c", now); !errors.Is(err, ErrReplayGuardFull) {
 		t.Fatalf("third live signature: %v, want ErrReplayGuardFull", err)
 	}
 	later := now.Add(2 * time.Second) // "a" expired: room for "c"
-	if err := g.Remember("c", later.Add(time.Minute), later); err != nil {
+	if err := remember("c", later); err != nil {
 		t.Fatalf("after an expiry: %v", err)
 	}
-	if err := g.Remember("b", later.Add(time.Minute), later); !errors.Is(err, ErrSignatureReplayed) {
+	if g.Len() != 2 {
+		t.Fatalf("Len %d, want 2", g.Len())
+	}
+	if err := remember("b", later); !errors.Is(err, ErrSignatureReplayed) {
 		t.Fatalf("held signature: %v, want ErrSignatureReplayed", err)
 	}
-	if err := g.Remember("a", later.Add(time.Minute), later); !errors.Is(err, ErrReplayGuardFull) {
-		t.Fatalf("expired signature with the guard full: %v, want ErrReplayGuardFull", err)
+	if err := remember("d", later); !errors.Is(err, ErrReplayGuardFull) {
+		t.Fatalf("new signature with the guard full: %v, want ErrReplayGuardFull", err)
+	}
+	if err := remember("e", now.Add(2*time.Minute)); err != nil || g.Len() != 1 {
+		t.Fatalf("after every expiry: %v, Len %d; want e alone", err, g.Len())
 	}
 }
 
@@ -285,5 +297,33 @@ func TestTheTransportNeverResendsASignedRequest(t *testing.T) {
 	defer mu.Unlock()
 	if seen != 3 || replays != 0 {
 		t.Fatalf("server saw %d requests with %d replays, want 3 and 0 (the transport re-sent a signed request)", seen, replays)
+	}
+}
+
+// BenchmarkVerifyV2 is what a verifier spends per request (HMAC, body hash, replay guard with
+// up to 20k live signatures).
+func BenchmarkVerifyV2(b *testing.B) {
+	secret := []byte("s3cret")
+	v := SignatureVerifier{Secrets: [][]byte{secret}, Replay: NewReplayGuard(0)}
+	body := []byte(strings.Repeat(`{"session_id":"s1","estado_qr":"connected","version":1}`, 50))
+	now := time.Unix(1_700_000_000, 0)
+	reqs := make([]IncomingRequest, 20_000)
+	for i := range reqs {
+		req := httptest.NewRequest(http.MethodPost, PathStatusBatch, nil)
+		req.Header.Set(HeaderIdempotencyKey, "k")
+		SignRequest(req, secret, body, now)
+		reqs[i] = Incoming(req, body)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i > 0 && i%len(reqs) == 0 {
+			b.StopTimer()
+			v.Replay = NewReplayGuard(0)
+			b.StartTimer()
+		}
+		if _, err := v.Verify(reqs[i%len(reqs)], now); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
