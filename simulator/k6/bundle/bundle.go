@@ -85,6 +85,9 @@ func Load(path string) (*Bundle, error) {
 		Plugins:   []api.Plugin{plugin},
 		LogLevel:  api.LogLevelSilent,
 		Charset:   api.CharsetUTF8,
+		// goja reads an inline source map at the end (before the wrapper's "})"), so stack
+		// traces point at the script's own files and lines.
+		Sourcemap: api.SourceMapInline,
 	})
 	if len(res.Errors) > 0 {
 		return nil, fmt.Errorf("bundle %s: %s", path, formatMessages(res.Errors))
@@ -93,7 +96,8 @@ func Load(path string) (*Bundle, error) {
 		return nil, fmt.Errorf("bundle %s: esbuild produced %d outputs, want 1", path, len(res.OutputFiles))
 	}
 	src := string(res.OutputFiles[0].Contents)
-	wrapped := "(function (module, exports, require) {\"use strict\";\n" + src + "\n})"
+	// The wrapper opens on the bundle's first line so that its lines keep their numbers.
+	wrapped := "(function (module, exports, require) {\"use strict\";" + src + "\n})"
 	prog, err := goja.Compile(abs, wrapped, true)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", path, err)

@@ -293,10 +293,15 @@ func (vu *VU) Call(ctx context.Context, name string, args ...goja.Value) (goja.V
 		return nil, fmt.Errorf("function %q not found in exports", name)
 	}
 	vu.ctx = ctx
-	stop := context.AfterFunc(ctx, func() { vu.RT.Interrupt(errIterationInterrupted) })
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		vu.RT.Interrupt(errIterationInterrupted)
+		close(interrupted)
+	})
 	defer func() {
 		if !stop() {
-			// The interrupt may have fired: clear it for the next call.
+			// The interrupt fired (or is firing): wait for it, then clear it for the next call.
+			<-interrupted
 			vu.RT.ClearInterrupt()
 		}
 	}()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"wagate/reports"
 	"wagate/simulator/k6/options"
 	"wagate/simulator/metrics"
 )
@@ -452,5 +453,77 @@ func TestSummaryFilesHaveTheShapeReportersRead(t *testing.T) {
 	failed := ex["metrics"].(map[string]any)["http_req_failed"].(map[string]any)
 	if failed["value"] != 1.0 || failed["thresholds"].(map[string]any)["rate<0.1"] != true {
 		t.Errorf("--summary-export http_req_failed = %v, want value 1 and the crossed threshold true", failed)
+	}
+}
+
+func TestOutJSONStreamsK6MetricAndPointLines(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "points.ndjson")
+	o := runScript(t, "custom_metrics.js", func(c *Config) { c.OutJSON = out })
+	o.wantExit(t, ExitOK)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared, points := map[string]bool{}, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var l struct {
+			Type   string `json:"type"`
+			Metric string `json:"metric"`
+			Data   struct {
+				Tags map[string]string `json:"tags"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		switch l.Type {
+		case "Metric":
+			declared[l.Metric] = true
+		case "Point":
+			if l.Metric == "msgs_sent" {
+				points++
+				if l.Data.Tags["scenario"] != "default" || l.Data.Tags["kind"] == "" {
+					t.Errorf("msgs_sent point tags %v lack scenario or kind", l.Data.Tags)
+				}
+			}
+		}
+	}
+	if !declared["msgs_sent"] || !declared["iterations"] {
+		t.Errorf("Metric lines for msgs_sent and iterations missing: %v", declared)
+	}
+	if points != 8 {
+		t.Errorf("%d msgs_sent points, want 8", points)
+	}
+}
+
+func TestExecutionSegmentsSplitTheIterationsAndTheReportsMerge(t *testing.T) {
+	ten, two := int64(10), int64(2)
+	var dirs []string
+	for _, seg := range []string{"0:1/2", "1/2:1"} {
+		seq := "0,1/2,1"
+		o := runScript(t, "options_precedence.js", func(c *Config) {
+			c.CLI.Iterations, c.CLI.VUs = &ten, &two
+			c.CLI.ExecutionSegment, c.CLI.ExecutionSegmentSequence = &seg, &seq
+		})
+		o.wantExit(t, ExitOK)
+		if got := o.value(t, "runs", "count"); got != 5 {
+			t.Errorf("segment %s ran %v iterations, want 5 of 10", seg, got)
+		}
+		dirs = append(dirs, o.dir)
+	}
+	var parts []*reports.Report
+	for _, d := range dirs {
+		r, err := reports.Load(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, r)
+	}
+	merged, err := reports.Merge(parts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := merged.Metrics["runs"].Values["count"]; got != 10 {
+		t.Errorf("merged runs = %v, want 10", got)
 	}
 }
