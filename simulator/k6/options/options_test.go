@@ -16,7 +16,9 @@ func TestShortcutsMapOntoK6Executors(t *testing.T) {
 	}{
 		{`{}`, executor.SharedIterations, func(c executor.Config) bool { return c.VUs == 1 && c.Iterations == 1 }},
 		{`{"vus": 3}`, executor.SharedIterations, func(c executor.Config) bool { return c.VUs == 3 && c.Iterations == 3 }},
-		{`{"vus": 2, "iterations": 10}`, executor.SharedIterations, func(c executor.Config) bool { return c.VUs == 2 && c.Iterations == 10 && c.MaxDuration == 10*time.Minute }},
+		{`{"vus": 2, "iterations": 10}`, executor.SharedIterations, func(c executor.Config) bool {
+			return c.VUs == 2 && c.Iterations == 10 && c.MaxDuration == 10*time.Minute
+		}},
 		{`{"iterations": 10, "duration": "30s"}`, executor.SharedIterations, func(c executor.Config) bool { return c.MaxDuration == 30*time.Second }},
 		{`{"vus": 5, "duration": "1m30s"}`, executor.ConstantVUs, func(c executor.Config) bool { return c.VUs == 5 && c.Duration == 90*time.Second }},
 		{`{"vus": 4, "stages": [{"duration": "10s", "target": 8}, {"duration": 5000, "target": 0}]}`, executor.RampingVUs,
