@@ -28,9 +28,22 @@ build:
 test: build
 	$(GO) test $(RACE) -timeout 30m ./...
 
+# lint: gofmt, go vet, staticcheck (run from the module proxy at a pinned version, no install),
+# go.mod/go.sum tidy, and both OpenAPI files through lint-openapi when npx (Node.js) is present.
+STATICCHECK_VERSION ?= v0.8.2
+REDOCLY_VERSION ?= 2.77.0
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) mod tidy -diff
+	@if command -v npx >/dev/null 2>&1; then $(MAKE) --no-print-directory lint-openapi; \
+		else echo "lint: npx not found, OpenAPI lint skipped (make lint-openapi needs Node.js: apt-get install npm)"; fi
+
+# The Laravel contract and the gateway's REST API specifications, with a pinned @redocly/cli.
+.PHONY: lint-openapi
+lint-openapi:
+	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint gateway/laravel/openapi.yaml gateway/api/openapi.yaml
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
