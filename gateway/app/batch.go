@@ -46,6 +46,8 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 			BatchSize:        cfg.Batch.Size,
 			BatchInterval:    cfg.Batch.Interval,
 			PriorityInterval: cfg.Batch.PriorityInterval,
+			PoisonHorizon:    cfg.Batch.PoisonHorizon,
+			MaxRetryAfter:    cfg.Batch.MaxRetryAfter,
 			// Another gateway's entries are claimed only when no live gateway can still be sending them.
 			ClaimMinIdle: 2*cfg.LaravelTimeout + batch.DefaultDeliveryTimeout,
 		},

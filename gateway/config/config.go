@@ -118,6 +118,11 @@ type Batch struct {
 	// OutboxMax bounds the undelivered events in the outbox; when it is full, accepting an event
 	// waits up to 5 s for room and then fails (logged, counted), never dropped silently.
 	OutboxMax int
+	// PoisonHorizon is how long a 5xx must persist for one batch, while others are delivered,
+	// before it is split to find a poison item (and that item, failing alone, dead-lettered).
+	PoisonHorizon time.Duration
+	// MaxRetryAfter caps a Retry-After: the longest every send to Laravel is paused.
+	MaxRetryAfter time.Duration
 }
 
 // Cache tunes the batch mode cache; zero values mean the cache package's defaults.
@@ -140,7 +145,7 @@ func Default() Config {
 		QRCodes:            6,
 		PairLoginTimeout:   20 * time.Second,
 		RestoreConcurrency: 32,
-		Batch:              Batch{Size: 50, Interval: 5 * time.Second, PriorityInterval: time.Second, OutboxMax: 100_000},
+		Batch:              Batch{Size: 50, Interval: 5 * time.Second, PriorityInterval: time.Second, OutboxMax: 100_000, PoisonHorizon: 5 * time.Minute, MaxRetryAfter: 5 * time.Minute},
 		ShutdownTimeout:    20 * time.Second,
 		LogLevel:           "info",
 		LogFormat:          "text",
@@ -193,6 +198,8 @@ func settings() []setting {
 		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }},
 		{flag: "priority-interval", usage: "batch mode: longest wait of a HIGH event (connected, disconnected, logged_out)", value: func(c *Config) any { return &c.Batch.PriorityInterval }},
 		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }},
+		{flag: "poison-horizon", usage: "batch mode: how long a 5xx must persist for one batch while others are delivered before it is split and an item failing alone is dead-lettered", value: func(c *Config) any { return &c.Batch.PoisonHorizon }},
+		{flag: "max-retry-after", usage: "batch mode: the longest a Laravel Retry-After pauses every send", value: func(c *Config) any { return &c.Batch.MaxRetryAfter }},
 		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, stable across restarts (default: host name)", value: func(c *Config) any { return &c.GatewayID }},
 		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: default)", value: func(c *Config) any { return &c.Cache.QRTTL }},
 		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: default)", value: func(c *Config) any { return &c.Cache.StatusTTL }},
@@ -420,6 +427,12 @@ func (c Config) Validate() error {
 	}
 	if c.Batch.OutboxMax < 1 {
 		bad("WAGATE_OUTBOX_MAX", "must be at least 1")
+	}
+	if c.Batch.PoisonHorizon <= 0 {
+		bad("WAGATE_POISON_HORIZON", "must be positive")
+	}
+	if c.Batch.MaxRetryAfter <= 0 {
+		bad("WAGATE_MAX_RETRY_AFTER", "must be positive")
 	}
 	if len(c.GatewayID) > 128 {
 		bad("WAGATE_GATEWAY_ID", "must be at most 128 characters")
