@@ -42,7 +42,7 @@ type SeedRoles struct {
 	Legacy string `json:"legacy,omitempty"`
 	// Batch is the "after" entry on the same workload as Legacy.
 	Batch string `json:"batch,omitempty"`
-	// Scale is batch mode at the target scale (1000 users), where DESIGN.md's targets are checked.
+	// Scale is batch mode at the target scale (1000 users), where docs/design.md's targets are checked.
 	Scale string `json:"scale,omitempty"`
 }
 

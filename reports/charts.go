@@ -360,7 +360,7 @@ func delayChart(res *Results, priority string) (Chart, bool, error) {
 	p.X.Tick.Marker = logTicks{}
 	p.Y.Min, p.Y.Max = 0, 105
 	if priority == "high" {
-		// DESIGN.md's target: HIGH events in Laravel within 1 s (p99).
+		// docs/design.md's target: HIGH events in Laravel within 1 s (p99).
 		target, err := plotter.NewLine(plotter.XYs{{X: 1000, Y: 0}, {X: 1000, Y: 100}})
 		if err != nil {
 			return Chart{}, false, err

@@ -7,7 +7,7 @@ import (
 )
 
 // Figure is one headline number extracted from a report: the rows of the seed table, the
-// DESIGN.md targets and the tables of `compare`.
+// docs/design.md's targets and the tables of `compare`.
 type Figure struct {
 	// Name is the figure's label, e.g. "Laravel requests/min".
 	Name string

@@ -169,7 +169,7 @@ nav a { margin-right: 14px; font-size: 14px; }
 {{.Seed}}
 <p class="note">{{.SeedNote}}</p>
 
-<h2 id="targets">DESIGN.md targets</h2>
+<h2 id="targets">Targets (docs/design.md)</h2>
 {{.Targets}}
 
 <h2 id="entries">Entries</h2>

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Seed claims: the redesign's table (DESIGN.md), never measured by the seed.
+// Seed claims: the redesign's table (docs/design.md), never measured by the seed.
 const (
 	seedRPMBefore   = 40000.0
 	seedRPMAfter    = 4000.0
@@ -17,7 +17,7 @@ const (
 	seedUsersAfter  = 1000
 )
 
-// Target is one of DESIGN.md's targets, checked against a bench run.
+// Target is one of docs/design.md's targets, checked against a bench run.
 type Target struct {
 	// Name describes what is measured.
 	Name string
@@ -31,7 +31,7 @@ type Target struct {
 	Where string
 }
 
-// Targets evaluates DESIGN.md's targets on the bench results: batch mode at the scale entry
+// Targets evaluates docs/design.md's targets on the bench results: batch mode at the scale entry
 // (1000 users) against legacy on the same per-user workload, plus ground truth over every entry
 // and the capacity search when one ran.
 func (res *Results) Targets() []Target {
@@ -132,7 +132,7 @@ func (res *Results) TargetsOK() bool {
 	return true
 }
 
-// WriteMarkdown renders report.md: the seed table measured, DESIGN.md's targets, and one k6-style
+// WriteMarkdown renders report.md: the seed table measured, docs/design.md's targets, and one k6-style
 // summary per entry (thresholds first).
 func WriteMarkdown(w io.Writer, res *Results) error {
 	var b strings.Builder
@@ -142,7 +142,7 @@ func WriteMarkdown(w io.Writer, res *Results) error {
 	}
 	b.WriteString("\n## The seed's claims, measured\n\n")
 	writeMarkdownTable(&b, seedTable(res))
-	b.WriteString("\n" + seedTableNote + "\n\n## DESIGN.md targets\n\n")
+	b.WriteString("\n" + seedTableNote + "\n\n## Targets (docs/design.md)\n\n")
 	writeMarkdownTable(&b, targetsTable(res))
 	b.WriteString("\n## Entries\n\n")
 	writeMarkdownTable(&b, entriesTable(res))

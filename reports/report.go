@@ -310,7 +310,8 @@ func (r *Report) Marshal() ([]byte, error) {
 }
 
 // Save writes the report to path (a file, or a folder that receives report.json), atomically:
-// readers never see a half-written file.
+// readers never see a half-written file. The file is 0644 like the other report files (it holds
+// measurements, no secrets; CreateTemp's 0600 would hide it from a web server or another user).
 func (r *Report) Save(path string) error {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, FileName)
@@ -329,6 +330,9 @@ func (r *Report) Save(path string) error {
 		return fmt.Errorf("save report: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save report: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return fmt.Errorf("save report: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

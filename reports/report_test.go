@@ -149,6 +149,22 @@ func TestSaveThenLoadRoundTripsEveryField(t *testing.T) {
 	}
 }
 
+// report.json is readable by everyone like the other report files (CreateTemp would leave it 0600).
+func TestSavedReportIsWorldReadable(t *testing.T) {
+	r := sampleReport(t, "legacy-100", ModeLegacy, 100, 40000, 900)
+	dir := t.TempDir()
+	if err := r.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o644 {
+		t.Fatalf("report.json mode %v, want 0644", perm)
+	}
+}
+
 func TestLoadRejectsUnknownSchemaVersions(t *testing.T) {
 	for _, doc := range []string{`{"schema_version":0}`, `{}`, `{"schema_version":99}`} {
 		if _, err := Parse([]byte(doc)); !errors.Is(err, ErrSchema) {
