@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 
 // startApp returns the shared app, starting it on first use with scripts/up.sh: a secret, a fresh
 // runtime directory and a free port. It skips the test when php-fpm is absent and $CI is unset.
-func startApp(t *testing.T) app {
+func startApp(t testing.TB) app {
 	t.Helper()
 	if matches, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(matches) == 0 && os.Getenv("CI") == "" {
 		t.Skip("php-fpm is not installed (make laravel-up installs it; CI always runs this test)")

@@ -90,3 +90,40 @@ func TestReferenceAppRequiresV2WhenConfigured(t *testing.T) {
 		t.Fatalf("the v1 refusal was not checked:\n%s", log.String())
 	}
 }
+
+// BenchmarkReferenceAppSignature compares one legacy status post signed v1 only (the body HMAC)
+// with one signed v2 only (the canonical HMAC plus the replay table's insert) on the real app.
+func BenchmarkReferenceAppSignature(b *testing.B) {
+	a := startApp(b)
+	ctx := context.Background()
+	for _, version := range []string{"v1", "v2"} {
+		b.Run(version, func(b *testing.B) {
+			body := `{"session_id":"sigbench-` + version + `","estado_qr":"connected"}`
+			for i := 0; i < b.N; i++ {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url+laravel.PathStatus, strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				req.Header.Set("Authorization", "Bearer "+a.token)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json")
+				laravel.SignRequest(req, a.secret, []byte(body), time.Now())
+				if version == "v1" {
+					req.Header.Del(laravel.HeaderSignatureV2)
+					req.Header.Del(laravel.HeaderNonce)
+				} else {
+					req.Header.Del(laravel.HeaderSignature)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
