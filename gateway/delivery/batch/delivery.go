@@ -725,7 +725,10 @@ func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, fina
 		d.log.Warn("batch: splitting a batch to isolate the item Laravel refuses", "kind", b.Kind, "key", b.Key,
 			"items", len(b.Items), "reason", dec.Reason, "err", r.err)
 	case ActionDeadLetter:
-		entries := []outbox.Entry{b.Items[0].Winner}
+		entries := make([]outbox.Entry, len(b.Items)) // the policy dead-letters items alone: one
+		for i, it := range b.Items {
+			entries[i] = it.Winner
+		}
 		reason := fmt.Sprintf("%s (batch %s): %v", dec.Reason, b.Key, r.err)
 		if err := d.ob.DeadLetter(ctx, entries, reason); err != nil {
 			return err // stays in flight; sent (and decided) again next step
