@@ -298,6 +298,15 @@ func (c *conn) login() bool {
 	}
 	jid := types.NewADJID(strconv.FormatUint(p.GetUsername(), 10), 0, uint8(p.GetDevice()))
 	s := c.s
+	// Hold the device's message order from before it is online until its held messages are
+	// redelivered, so no new message overtakes them.
+	s.mu.Lock()
+	known := s.devices[jid]
+	s.mu.Unlock()
+	if known != nil {
+		known.sendMu.Lock()
+		defer known.sendMu.Unlock()
+	}
 	s.mu.Lock()
 	d := s.devices[jid]
 	reason, detail := 0, ""
@@ -340,7 +349,11 @@ func (c *conn) login() bool {
 	err := c.sendNode(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{
 		"t": unixString(time.Now()), "lid": lid, "location": "fakewa", "props": "1", "abprops": "1",
 	}})
-	return err == nil
+	if err != nil {
+		return false
+	}
+	s.redeliverHeld(c, d)
+	return true
 }
 
 func (c *conn) refuse(jid types.JID, phone string, reason int, detail string) {

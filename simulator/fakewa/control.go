@@ -42,6 +42,11 @@ type KeepaliveSilenceRequest struct {
 	Silent bool `json:"silent"`
 }
 
+// SendMessageResponse is the answer of POST /devices/{jid}/messages.
+type SendMessageResponse struct {
+	ID string `json:"id"`
+}
+
 // RestartRequest is the optional body of POST /restart.
 type RestartRequest struct {
 	// Downtime (a Go duration, e.g. "5s") refuses new connections with HTTP 503 after the restart.
@@ -73,13 +78,15 @@ const maxControlBody = 64 << 10
 //	POST /devices/{jid}/logout-on-connect   removed, refused at the next connect
 //	POST /devices/{jid}/fail-next-connect   {"reason": 401|402|405|503|...}
 //	POST /devices/{jid}/keepalive-silence   {"silent": true|false}
+//	POST /devices/{jid}/messages            PhoneMessage {"from","text","quote","react_to"}:
+//	                                        a contact's phone writes to the device; {"id"}
 //	POST /restart [{"downtime": "5s"}]      stream:error 503 to every connection, then refuse
 //	                                        new ones with HTTP 503 for the downtime
 //	GET  /events?since=SEQ&jid=JID          [Event...], both filters optional
 //	                                        (X-Events-Discarded: count lost to the bound)
 //	GET  /stats                             Stats
 //
-// Actions answer 204; errors answer {"error": "..."} with 400, 404, 409, 502 or 504.
+// Actions answer 204; errors answer {"error": "..."} with 400, 404, 409, 429, 502 or 504.
 func (s *Server) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) {
@@ -137,6 +144,23 @@ func (s *Server) ControlHandler() http.Handler {
 			return
 		}
 		deviceAction(func(j types.JID, _ *http.Request) error { return s.SetKeepaliveSilence(j, req.Silent) })(w, r)
+	})
+	mux.HandleFunc("POST /devices/{jid}/messages", func(w http.ResponseWriter, r *http.Request) {
+		jid, err := types.ParseJID(r.PathValue("jid"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad jid: " + err.Error()})
+			return
+		}
+		var req PhoneMessage
+		if !readJSON(w, r, &req) {
+			return
+		}
+		id, err := s.SendMessage(r.Context(), jid, req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, SendMessageResponse{ID: id})
 	})
 	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
 		var req RestartRequest
@@ -198,12 +222,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // errorStatus maps the control API's errors to HTTP statuses.
 func errorStatus(err error) int {
 	switch {
-	case errors.Is(err, ErrBadQR), errors.Is(err, ErrBadPhone):
+	case errors.Is(err, ErrBadQR), errors.Is(err, ErrBadPhone), errors.Is(err, ErrBadMessage):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrOutboxFull):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrUnknownRef):
 		return http.StatusNotFound
 	case errors.Is(err, ErrNotConnected), errors.Is(err, ErrLoggedOut), errors.Is(err, ErrQRMismatch),
-		errors.Is(err, ErrPairInProgress), errors.Is(err, ErrNotStarted), errors.Is(err, ErrClosed):
+		errors.Is(err, ErrPairInProgress), errors.Is(err, ErrNotStarted), errors.Is(err, ErrClosed),
+		errors.Is(err, ErrNoDeviceKeys):
 		return http.StatusConflict
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusGatewayTimeout

@@ -132,6 +132,15 @@ func (c *ControlClient) SetKeepaliveSilence(ctx context.Context, jid types.JID, 
 	return c.deviceAction(ctx, jid, "keepalive-silence", KeepaliveSilenceRequest{Silent: silent})
 }
 
+// SendMessage makes a contact's phone write m to the device and returns the message id.
+func (c *ControlClient) SendMessage(ctx context.Context, jid types.JID, m PhoneMessage) (string, error) {
+	var resp SendMessageResponse
+	if err := c.do(ctx, http.MethodPost, "/devices/"+url.PathEscape(jid.String())+"/messages", m, &resp); err != nil {
+		return "", err
+	}
+	return resp.ID, nil
+}
+
 // Restart sends stream:error 503 to every connection.
 func (c *ControlClient) Restart(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/restart", nil, nil)

@@ -6,7 +6,9 @@
 // certificate chain, one whole frame per WebSocket message, binary XML nodes (whatsmeow's binary
 // package), QR pairing refs, the fake phones that scan them (Server.Pair), the requests a logged-in
 // client makes (prekey count and upload, passive, keepalive, logout, usync, prekey bundles, message
-// acks and receipts), and the churn the real service causes (network drop, stream replaced, device
+// acks and receipts), the contacts' phones that write to a device (Server.SendMessage: real Signal
+// pkmsg then msg, held while the device is offline and delivered again until it sends a receipt),
+// and the churn the real service causes (network drop, stream replaced, device
 // removed, failure at connect, server restart, keepalive silence).
 //
 // Every event the server causes or sees is recorded with its time (Server.Events): the ground

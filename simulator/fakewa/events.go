@@ -38,6 +38,16 @@ const (
 	EventMessageAcked EventKind = "message_acked"
 	// EventReceiptSent: the server sent a delivery or read receipt (Detail) for MessageID.
 	EventReceiptSent EventKind = "receipt_sent"
+	// EventPhoneMessageDelivered: the server delivered a message a contact's phone (From) wrote to
+	// the device (JID): MessageID, Detail (text, reply or reaction), Enc (pkmsg or msg), Attempt
+	// (1 for the first delivery; more when redelivered at a login because no receipt came).
+	EventPhoneMessageDelivered EventKind = "phone_message_delivered"
+	// EventPhoneMessageHeld: a phone's message was held because the device was offline; it is
+	// delivered (EventPhoneMessageDelivered) when the device logs in.
+	EventPhoneMessageHeld EventKind = "phone_message_held"
+	// EventDeviceReceipt: the device sent a receipt (Detail: delivery, inactive, read, retry, ...)
+	// for MessageID; From is set when it acknowledged a phone's message.
+	EventDeviceReceipt EventKind = "device_receipt"
 )
 
 // Event is one thing fakewa caused or saw, with its time.
@@ -52,6 +62,9 @@ type Event struct {
 	Code      int       `json:"code,omitempty"`
 	MessageID string    `json:"message_id,omitempty"`
 	To        string    `json:"to,omitempty"`
+	From      string    `json:"from,omitempty"`
+	Enc       string    `json:"enc,omitempty"`
+	Attempt   int       `json:"attempt,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
 }
 

@@ -16,8 +16,10 @@ func (c *conn) handleNode(n *waBinary.Node) {
 		c.handleMessage(n)
 	case "ack":
 		c.s.clientAcks.Add(1)
+	case "receipt":
+		c.receiptFromDevice(n)
 	default:
-		// receipt, presence, chatstate, ...: nothing to answer.
+		// presence, chatstate, ...: nothing to answer.
 	}
 }
 
@@ -74,6 +76,13 @@ func (c *conn) clientLogout() {
 
 func (c *conn) handleEncrypt(n *waBinary.Node) error {
 	if attrString(n, "type") != "get" {
+		if _, ok := n.GetOptionalChildByTag("list"); ok {
+			if d := c.loggedInDevice(); d != nil {
+				c.s.mu.Lock()
+				d.storeUploadedKeys(n)
+				c.s.mu.Unlock()
+			}
+		}
 		return c.sendNode(iqResult(n)) // prekey upload: accepted
 	}
 	if _, ok := n.GetOptionalChildByTag("count"); ok {

@@ -194,10 +194,13 @@ func (s *Server) Pair(ctx context.Context, qr, phone string) (types.JID, error) 
 		return fail(err)
 	}
 
-	s.mu.Lock()
-	s.devices[jid] = &device{
+	d := &device{
 		jid: jid, lid: lid, account: acct, noisePub: q.NoisePub, identityPub: q.IdentityPub, pairedAt: time.Now(),
 	}
+	reg := c.payload.GetDevicePairingData()
+	d.storeRegistrationKeys(reg.GetERegid(), reg.GetESkeyID(), reg.GetESkeyVal(), reg.GetESkeySig())
+	s.mu.Lock()
+	s.devices[jid] = d
 	for _, ref := range c.refs {
 		delete(s.refs, ref)
 	}

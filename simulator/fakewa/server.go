@@ -59,6 +59,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxFrameSize bounds a client frame and a decompressed node; default 1 MiB.
 	MaxFrameSize int
+	// MaxHeldMessages bounds the phone messages a device has not acknowledged yet (held while it
+	// is offline, or waiting for its receipt); SendMessage refuses more. Default 10,000.
+	MaxHeldMessages int
 	// MaxEvents bounds the event log; the oldest tenth is discarded when full. Default 1,000,000.
 	MaxEvents int
 	// Logger receives debug logs; default slog.Default().
@@ -95,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = 1 << 20
+	}
+	if c.MaxHeldMessages <= 0 {
+		c.MaxHeldMessages = 10_000
 	}
 	if c.MaxEvents <= 0 {
 		c.MaxEvents = 1_000_000
@@ -158,6 +164,13 @@ type device struct {
 	logins      int
 	silent      bool // ignore keepalive pings
 	failNext    int  // answer the next login with <failure reason=failNext>
+	keys        deviceKeys
+
+	// sendMu orders the phones' messages to this device: encryption, delivery, redelivery at
+	// login. Lock it before s.mu, never after.
+	sendMu  sync.Mutex
+	outbox  []*heldMessage    // not acknowledged by a receipt yet, in order; protected by sendMu
+	authors map[string]string // message id -> phone that wrote it; protected by sendMu
 }
 
 // Stats are the server's resource counters. Goroutines, RSSBytes and CPUSeconds are the whole
@@ -198,6 +211,7 @@ type Server struct {
 	devices   map[types.JID]*device
 	accounts  map[string]*account // by phone number
 	byLID     map[string]*account
+	phones    map[string]*phoneSignal // contact phones that wrote, by number
 	accountN  int
 	idCounter atomic.Uint64
 	connIDs   atomic.Uint64
@@ -231,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 		devices:  make(map[types.JID]*device),
 		accounts: make(map[string]*account),
 		byLID:    make(map[string]*account),
+		phones:   make(map[string]*phoneSignal),
 	}, nil
 }
 
