@@ -244,6 +244,34 @@ func TestReplayGuardIsBoundedAndForgetsExpired(t *testing.T) {
 	}
 }
 
+// Copies of one request arriving together: exactly one is accepted.
+func TestConcurrentCopiesOfOneRequestPassOnce(t *testing.T) {
+	secret := []byte("s3cret")
+	now := time.Unix(1_700_000_000, 0)
+	v := SignatureVerifier{Secrets: [][]byte{secret}, Replay: NewReplayGuard(0)}
+	in := signedAt(t, secret, http.MethodPost, PathStatus, "", `{"session_id":"s1","estado_qr":"connected"}`, now)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted, replayed := 0, 0
+	for range 16 {
+		wg.Go(func() {
+			_, err := v.Verify(in, now)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				accepted++
+			case errors.Is(err, ErrSignatureReplayed):
+				replayed++
+			}
+		})
+	}
+	wg.Wait()
+	if accepted != 1 || replayed != 15 {
+		t.Fatalf("%d accepted, %d refused as replays; want 1 and 15", accepted, replayed)
+	}
+}
+
 func TestNonceIsValidAndFresh(t *testing.T) {
 	a, b := NewNonce(), NewNonce()
 	if !validNonce(a) || !validNonce(b) || a == b {
