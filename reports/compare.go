@@ -29,50 +29,86 @@ type Column struct {
 // entry's run1, run2, ...), or a bench folder (bench.json), which gives one column per entry.
 func ColumnsFrom(paths []string) ([]Column, error) {
 	var cols []Column
+	var from []string // the argument each column came from
 	for _, p := range paths {
-		fi, err := os.Stat(p)
+		got, err := columnsOf(p)
 		if err != nil {
-			return nil, fmt.Errorf("compare: %w", err)
+			return nil, err
 		}
-		switch {
-		case !fi.IsDir() || fileExists(filepath.Join(p, FileName)):
-			r, err := Load(p)
-			if err != nil {
-				return nil, err
+		for range got {
+			from = append(from, p)
+		}
+		cols = append(cols, got...)
+	}
+	disambiguate(cols, from)
+	return cols, nil
+}
+
+// columnsOf reads one compare argument: a report.json or run folder (one column), a bench folder
+// (one column per entry) or a folder of repeats (one column).
+func columnsOf(p string) ([]Column, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	switch {
+	case !fi.IsDir() || fileExists(filepath.Join(p, FileName)):
+		r, err := Load(p)
+		if err != nil {
+			return nil, err
+		}
+		name := r.Label
+		if name == "" {
+			name = runName(p)
+		}
+		return []Column{{Name: name, Reports: []*Report{r}}}, nil
+	case fileExists(filepath.Join(p, BenchFileName)):
+		res, err := LoadResults(p)
+		if err != nil {
+			return nil, err
+		}
+		var cols []Column
+		for _, e := range res.Entries {
+			if len(e.Reports) > 0 {
+				cols = append(cols, Column{Name: e.Name, Reports: e.Reports})
 			}
-			name := r.Label
-			if name == "" {
-				name = runName(p)
+		}
+		return cols, nil
+	}
+	matches, _ := filepath.Glob(filepath.Join(p, "*", FileName))
+	sort.Strings(matches)
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("compare: %s: %w (want a report.json, a run folder, a folder of runs or a bench folder)", p, ErrNoReports)
+	}
+	col := Column{Name: filepath.Base(filepath.Clean(p))}
+	for _, m := range matches {
+		r, err := Load(m)
+		if err != nil {
+			return nil, err
+		}
+		col.Reports = append(col.Reports, r)
+	}
+	return []Column{col}, nil
+}
+
+// disambiguate renames columns whose names repeat (the same entry of two bench runs, e.g.
+// A/batch-1000 and B/batch-1000) to "<argument>: <name>", so every row of a table says which
+// configuration it is.
+func disambiguate(cols []Column, from []string) {
+	count := map[string]int{}
+	for _, c := range cols {
+		count[c.Name]++
+	}
+	for i := range cols {
+		if count[cols[i].Name] > 1 {
+			arg := filepath.Clean(from[i])
+			if filepath.Base(arg) == cols[i].Name { // a folder named like its entry: show its parent too
+				cols[i].Name = arg
+			} else {
+				cols[i].Name = arg + ": " + cols[i].Name
 			}
-			cols = append(cols, Column{Name: name, Reports: []*Report{r}})
-		case fileExists(filepath.Join(p, BenchFileName)):
-			res, err := LoadResults(p)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range res.Entries {
-				if len(e.Reports) > 0 {
-					cols = append(cols, Column{Name: e.Name, Reports: e.Reports})
-				}
-			}
-		default:
-			matches, _ := filepath.Glob(filepath.Join(p, "*", FileName))
-			sort.Strings(matches)
-			if len(matches) == 0 {
-				return nil, fmt.Errorf("compare: %s: %w (want a report.json, a run folder, a folder of runs or a bench folder)", p, ErrNoReports)
-			}
-			col := Column{Name: filepath.Base(filepath.Clean(p))}
-			for _, m := range matches {
-				r, err := Load(m)
-				if err != nil {
-					return nil, err
-				}
-				col.Reports = append(col.Reports, r)
-			}
-			cols = append(cols, col)
 		}
 	}
-	return cols, nil
 }
 
 // runName names a run by its folder, skipping "runN" folders of a bench entry.

@@ -129,9 +129,10 @@ func TestColumnsFromReadsFilesRunFoldersRepeatFoldersAndBenchFolders(t *testing.
 	}
 	var names []string
 	for _, c := range cols {
-		names = append(names, c.Name+"/"+string(rune('0'+len(c.Reports))))
+		names = append(names, strings.ReplaceAll(c.Name, dir, "D")+"="+string(rune('0'+len(c.Reports))))
 	}
-	if got := strings.Join(names, " "); got != "legacy-100/1 batch-100/2 batch-1000/1 batch-100/2 legacy-100/1" {
+	// Names that repeat say which argument they came from, so no two rows look alike.
+	if got := strings.Join(names, ", "); got != "D: legacy-100=1, D: batch-100=2, batch-1000=1, D/batch-100=2, D/legacy-100/run1/report.json: legacy-100=1" {
 		t.Errorf("columns = %s", got)
 	}
 	if _, err := ColumnsFrom([]string{t.TempDir()}); err == nil {

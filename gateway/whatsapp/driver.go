@@ -271,9 +271,30 @@ type slogAdapter struct {
 	debug  bool
 }
 
-// Errorf implements waLog.Logger.
+// routineConnectionErrors are the prefixes of whatsmeow's ERROR lines that report a connection
+// dropping or a reconnect attempt failing: routine with WhatsApp (network changes, server
+// restarts, a phone unlinking), retried by whatsmeow or the session layer, and reported as
+// disconnected/connected events. They are logged at WARN so that ERROR stays for what needs a person.
+var routineConnectionErrors = []string{
+	"Error reading from websocket",
+	"Error reconnecting after autoreconnect sleep",
+	"Initial connection failed but reconnecting in background",
+	"Failed to reconnect after 515 code",
+}
+
+// errorLevel is the slog level of one of whatsmeow's ERROR lines.
+func errorLevel(msg string) slog.Level {
+	for _, p := range routineConnectionErrors {
+		if strings.HasPrefix(msg, p) {
+			return slog.LevelWarn
+		}
+	}
+	return slog.LevelError
+}
+
+// Errorf implements waLog.Logger: ERROR, except routine connection churn (errorLevel).
 func (a *slogAdapter) Errorf(msg string, args ...any) {
-	a.log.Error(fmt.Sprintf(msg, args...), "module", a.module)
+	a.log.Log(context.Background(), errorLevel(msg), fmt.Sprintf(msg, args...), "module", a.module)
 }
 
 // Warnf implements waLog.Logger.
