@@ -56,6 +56,7 @@ const (
 	DefaultConnectionTTL = 60 * time.Second
 	DefaultSessionTTL    = 5 * time.Minute
 	DefaultNegativeTTL   = 10 * time.Second
+	DefaultWriteTimeout  = 250 * time.Millisecond
 )
 
 // Config configures a Cache. Zero fields take the defaults.
@@ -82,6 +83,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// NegativeTTL is how long an unknown session stays unknown without asking Laravel (10 s).
 	NegativeTTL time.Duration
+	// WriteTimeout bounds the write-through of one event (WriteThrough) before it is handed to
+	// the delivery: a Redis that hangs must not hold every event for its client timeout
+	// (default 250 ms).
+	WriteTimeout time.Duration
 	// Now replaces time.Now (tests); L1 follows it too.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -112,6 +117,7 @@ func (c *Config) fill() {
 	def(&c.ConnectionTTL, DefaultConnectionTTL)
 	def(&c.SessionTTL, DefaultSessionTTL)
 	def(&c.NegativeTTL, DefaultNegativeTTL)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
 	if c.L1MaxSize <= 0 {
 		c.L1MaxSize = DefaultL1MaxSize
 	}
@@ -201,12 +207,26 @@ func (r *record) fresh(now int64) bool {
 	return (r.hasStatus && r.statusExp > now) || (r.hasQR && r.qrExp > now)
 }
 
+// qrCurrent reports whether r's QR code is the one to show at now: unexpired, and not superseded
+// by a status change. A session shows a code only while pending, and each pairing reports pending
+// before its first code, so a code older than the status belongs to an earlier pairing (or the
+// session connected, expired or logged out since) however long its own TTL still runs.
+func (r *record) qrCurrent(now int64) bool {
+	if !r.hasQR || r.qrExp <= now || r.qr == "" {
+		return false
+	}
+	if !r.hasStatus || r.statusExp <= now {
+		return true
+	}
+	return laravel.Status(r.status) == laravel.StatusPending && r.qrV >= r.statusV
+}
+
 func (r *record) state(sid string, now int64, level string) State {
 	s := State{SessionID: sid, Level: level}
 	if r.hasStatus && r.statusExp > now {
 		s.HasStatus, s.Status, s.StatusVersion = true, laravel.Status(r.status), r.statusV
 	}
-	if r.hasQR && r.qrExp > now && r.qr != "" {
+	if r.qrCurrent(now) {
 		s.QR, s.QRVersion = r.qr, r.qrV
 		s.QRGeneratedAt, s.QRExpiresAt = time.UnixMilli(r.qrAt).UTC(), time.UnixMilli(r.qrExp).UTC()
 	}
@@ -553,10 +573,16 @@ func (c *Cache) fromLaravel(ctx context.Context, sid string) (State, error) {
 			enabled = "1"
 		}
 		at := info.UpdatedAt.UnixMilli()
+		// Laravel's code is as old as its row's last update at least: it expires QRTTL after
+		// that, not QRTTL after this lookup.
+		qrExp := now.Add(c.cfg.QRTTL)
+		if !info.UpdatedAt.IsZero() && info.UpdatedAt.Add(c.cfg.QRTTL).Before(qrExp) {
+			qrExp = info.UpdatedAt.Add(c.cfg.QRTTL)
+		}
 		keyTTL := max(ttl, c.cfg.SessionTTL, c.cfg.QRTTL)
 		h, err := fromLaravelScript.Run(lctx, c.rdb, []string{c.key(sid)},
 			string(info.EstadoQR), info.StatusVersion, now.Add(ttl).UnixMilli(),
-			info.QR, info.QRVersion, now.Add(c.cfg.QRTTL).UnixMilli(),
+			info.QR, info.QRVersion, qrExp.UnixMilli(),
 			enabled, now.Add(c.cfg.SessionTTL).UnixMilli(), at, keyTTL.Milliseconds()).StringSlice()
 		if err != nil {
 			c.log.Warn("cache: could not store Laravel's answer in Redis", "session_id", sid, "err", err)

@@ -40,8 +40,8 @@ func TestTheReaderServesOwnSessionsLocallyAndOthersThroughTheCache(t *testing.T)
 		t.Fatalf("own session: %+v, %v", in, err)
 	}
 	// A session the other replica owns: its events were written through by its owner.
-	_ = owner.Record(ctx, qrEvent("theirs", 4, "2@qr"))
-	_ = owner.Record(ctx, statusEvent("theirs", 5, laravel.StatusPending))
+	_ = owner.Record(ctx, statusEvent("theirs", 4, laravel.StatusPending))
+	_ = owner.Record(ctx, qrEvent("theirs", 5, "2@qr"))
 	in, err := r.Get(ctx, "theirs")
 	if err != nil || in.Status != laravel.StatusPending || in.QR != "2@qr" || in.Version != 5 || in.QRExpiresAt.IsZero() {
 		t.Fatalf("other replica's session: %+v, %v", in, err)

@@ -13,15 +13,18 @@ type writeThrough struct {
 	next delivery.Delivery
 }
 
-// WriteThrough returns a delivery.Delivery that writes each event through the cache (Record)
-// and then hands it to next. A cache failure is logged and counted, never blocks delivery: the
-// cache is an optimisation, the outbox is the record.
+// WriteThrough returns a delivery.Delivery that writes each event through the cache (Record,
+// bounded by WriteTimeout) and then hands it to next. A cache failure is logged and counted,
+// never blocks delivery: the cache is an optimisation, the outbox is the record.
 func (c *Cache) WriteThrough(next delivery.Delivery) delivery.Delivery {
 	return &writeThrough{c: c, next: next}
 }
 
 func (w *writeThrough) Deliver(ctx context.Context, ev event.Event) error {
-	if err := w.c.Record(ctx, ev); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, w.c.cfg.WriteTimeout)
+	err := w.c.Record(wctx, ev)
+	cancel()
+	if err != nil {
 		w.c.recordErrors.Add(1)
 		w.c.log.Warn("cache: write-through failed; delivering anyway", "session_id", ev.SessionID, "event_id", ev.ID, "err", err)
 	}

@@ -51,7 +51,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Conn, error) {
 			return nil, fmt.Errorf("redisx: start embedded miniredis: %w", err)
 		}
 		c := &Conn{
-			Client:    redis.NewClient(&redis.Options{Addr: m.Addr(), Protocol: 2}),
+			Client:    redis.NewClient(&redis.Options{Addr: m.Addr(), Protocol: 2, ContextTimeoutEnabled: true}),
 			Embedded:  true,
 			Addr:      m.Addr(),
 			log:       log,
@@ -71,6 +71,9 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Conn, error) {
 	if opts.Protocol == 0 {
 		opts.Protocol = 2
 	}
+	// The callers' deadlines (the outbox's append deadline, the cache's write-through bound)
+	// must reach the socket: without this go-redis waits out its own ReadTimeout on a hung Redis.
+	opts.ContextTimeoutEnabled = true
 	c := &Conn{Client: redis.NewClient(opts), Addr: opts.Addr, log: log}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
