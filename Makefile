@@ -11,7 +11,7 @@ BINARIES := fakelaravel gateway simulator reports
 # Race detector in tests unless RACE= is passed (CI keeps it on).
 RACE ?= -race
 
-.PHONY: all build test lint fmt bench bench-quick bench-capacity bench-faults bench-real-laravel clean
+.PHONY: all build test lint fmt bench bench-quick bench-capacity bench-faults bench-chaos bench-real-laravel clean
 
 all: build
 
@@ -78,6 +78,16 @@ bench-faults: build bin/bench
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/faults-report ./benchmarks/cmd/faults-report
 	@bin/bench -matrix benchmarks/faults.yaml -link latest-faults -command "make bench-faults" $(BENCH_FLAGS); status=$$?; \
 		bin/faults-report -command "make bench-faults" reports/out/latest-faults || status=1; exit $$status
+
+# The generative fault campaign (scenarios/chaos.yaml): SCHEDULES random fault schedules drawn from
+# SEED, each on a fresh world, judged by the delivery invariants; report.md/html/json and the failing
+# schedules (replayable scenario files) under reports/out/chaos-seed-SEED. Schedules run one world
+# at a time (PARALLEL=2 runs two); each takes about 40 s on 2 cores, so 200 take about 2 hours.
+SCHEDULES ?= 200
+SEED ?= 1
+PARALLEL ?= 1
+bench-chaos: build
+	bin/simulator chaos scenarios/chaos.yaml -seed $(SEED) -schedules $(SCHEDULES) -parallel $(PARALLEL) -out reports/out/chaos-seed-$(SEED)
 
 # The gateway against the real Laravel app and against fakelaravel's calibrated model on the same
 # workload (benchmarks/real-laravel.yaml: scenarios/real-laravel.yaml at 20 users, legacy and batch);

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,62 +86,6 @@ func (r *runner) recordWindow(w FaultWindow) {
 	r.proc.mu.Unlock()
 }
 
-// applyProcessFault plays a process fault: it prepares what the fault needs at the start of the
-// run (AOF on redis-server), waits for the fault's time, stops the process and starts it again
-// after the fault's duration.
-func (r *runner) applyProcessFault(ctx context.Context, flt scenario.Fault) {
-	p := flt.Process
-	w := FaultWindow{Name: flt.Name, Kind: "process", Action: p.Action}
-	if p.OnRedis() {
-		if r.redisChild() == nil {
-			w.Start, w.End = r.start.Add(flt.At.Std()), r.start.Add(flt.At.Std())
-			w.Error = "no redis-server was started by this run (gateway.redis is not server, or none is installed); nothing done"
-			r.log.Warn("fault", "name", flt.Name, "err", w.Error)
-			r.recordWindow(w)
-			return
-		}
-		if err := r.enableAOF(ctx); err != nil {
-			w.Start, w.End = r.start.Add(flt.At.Std()), r.start.Add(flt.At.Std())
-			w.Error = "turning AOF on: " + err.Error()
-			r.log.Warn("fault", "name", flt.Name, "err", err)
-			r.recordWindow(w)
-			return
-		}
-	}
-	select {
-	case <-time.After(flt.At.Std() - time.Since(r.start)):
-	case <-ctx.Done():
-		return
-	}
-	// The restart must finish even when the users stop meanwhile.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute+flt.Duration.Std())
-	defer cancel()
-	r.log.Info("fault", "name", flt.Name, "process", p.Action, "downtime", flt.Duration)
-	b := r.baseline(actx)
-	var err error
-	switch p.Action {
-	case scenario.ProcessGatewayKill:
-		err = r.restartGateway(actx, syscall.SIGKILL, flt.Duration.Std(), false, &w)
-	case scenario.ProcessGatewayTerm:
-		err = r.restartGateway(actx, syscall.SIGTERM, flt.Duration.Std(), true, &w)
-	case scenario.ProcessRedisRestart:
-		err = r.restartRedis(actx, false, flt.Duration.Std(), &w)
-	case scenario.ProcessRedisLose:
-		err = r.restartRedis(actx, true, flt.Duration.Std(), &w)
-	case scenario.ProcessHostileClients:
-		err = r.hostileFlood(actx, flt.Duration.Std(), &w)
-	}
-	if err != nil {
-		w.Error = err.Error()
-		r.log.Error("process fault", "name", flt.Name, "err", err)
-	}
-	if w.End.IsZero() {
-		w.End = time.Now()
-	}
-	r.recordWindow(w)
-	r.watchFrom(flt, b, w.End)
-}
-
 // scrapeGateway reads the emitted-events counter and outbox depth (-1 when unknown).
 func (r *runner) scrapeGateway(ctx context.Context) (emitted, outbox float64) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -152,16 +97,50 @@ func (r *runner) scrapeGateway(ctx context.Context) (emitted, outbox float64) {
 	return p.eventsEmitted(), p.outboxDepth()
 }
 
-// restartGateway stops the gateway with sig (for SIGTERM, once a request to Laravel is in flight
-// when duringFlush), waits for it to exit, waits downtime and starts it again with the same
-// command, environment and stores, then waits until it is healthy.
-func (r *runner) restartGateway(ctx context.Context, sig syscall.Signal, downtime time.Duration, duringFlush bool, w *FaultWindow) error {
+// gatewayPlayer stops the gateway process: SIGKILL (a crash) or SIGTERM (sent while a request to
+// Laravel is in flight, so the shutdown's final flush meets the failure the schedule set) and
+// starts it again with the same command, environment and stores after the fault's duration; or
+// SIGSTOP for the fault's duration (a long GC pause), then SIGCONT.
+type gatewayPlayer struct{ r *runner }
+
+func (gatewayPlayer) Kind() string { return "gateway" }
+
+func (p gatewayPlayer) Inject(ctx context.Context, flt scenario.Fault, w *FaultWindow) (func(context.Context) error, error) {
+	r := p.r
+	switch flt.Process.Action {
+	case scenario.ProcessGatewayPause:
+		gw := r.gatewayChild()
+		if gw == nil || gw.exited() {
+			return nil, errors.New("no running gateway process to pause")
+		}
+		if err := syscall.Kill(gw.Pid(), syscall.SIGSTOP); err != nil {
+			return nil, fmt.Errorf("SIGSTOP gateway pid %d: %w", gw.Pid(), err)
+		}
+		return func(context.Context) error {
+			if err := syscall.Kill(gw.Pid(), syscall.SIGCONT); err != nil {
+				return fmt.Errorf("SIGCONT gateway pid %d: %w", gw.Pid(), err)
+			}
+			w.Detail = fmt.Sprintf("SIGSTOP to gateway pid %d for %s, then SIGCONT", gw.Pid(), time.Since(w.Start).Round(time.Millisecond))
+			return nil
+		}, nil
+	case scenario.ProcessGatewayKill:
+		return r.stopGateway(ctx, syscall.SIGKILL, false, w)
+	case scenario.ProcessGatewayTerm:
+		return r.stopGateway(ctx, syscall.SIGTERM, true, w)
+	}
+	return nil, fmt.Errorf("the gateway player has no action %q", flt.Process.Action)
+}
+
+// stopGateway stops the gateway with sig (for SIGTERM, once a request to Laravel is in flight
+// when duringFlush) and waits for it to exit; the heal it returns starts it again with the same
+// command, environment and stores, and waits until it is healthy.
+func (r *runner) stopGateway(ctx context.Context, sig syscall.Signal, duringFlush bool, w *FaultWindow) (func(context.Context) error, error) {
 	old := r.gatewayChild()
 	if old == nil {
-		return errors.New("no gateway process started by this run")
+		return nil, errors.New("no gateway process started by this run")
 	}
 	if old.exited() {
-		return fmt.Errorf("the gateway had already exited: %v", old.err)
+		return nil, fmt.Errorf("the gateway had already exited: %v", old.err)
 	}
 	waited := ""
 	if duringFlush {
@@ -183,7 +162,7 @@ func (r *runner) restartGateway(ctx context.Context, sig syscall.Signal, downtim
 	w.Start = time.Now()
 	if err := old.cmd.Process.Signal(sig); err != nil {
 		r.markGatewayUp(old)
-		return fmt.Errorf("signal %s: %w", sig, err)
+		return nil, fmt.Errorf("signal %s: %w", sig, err)
 	}
 	select {
 	case <-old.done:
@@ -193,32 +172,31 @@ func (r *runner) restartGateway(ctx context.Context, sig syscall.Signal, downtim
 		waited += "; did not exit within 40 s of SIGTERM, killed"
 	}
 	exitedAfter := time.Since(w.Start)
-	select {
-	case <-time.After(downtime):
-	case <-ctx.Done():
-	}
-	nc, err := restartChild(old)
-	if err != nil {
-		return err
-	}
-	r.proc.mu.Lock()
-	r.w.gateway = nc
-	r.proc.mu.Unlock()
-	if err := waitFor(ctx, nc, 60*time.Second, func(ctx context.Context) error { return httpOK(ctx, r.hc, r.w.gatewayURL+"/healthz", r.w.gatewayToken) }); err != nil {
+	return func(ctx context.Context) error {
+		nc, err := restartChild(old)
+		if err != nil {
+			r.markGatewayUp(old)
+			return err
+		}
+		r.proc.mu.Lock()
+		r.w.gateway = nc
+		r.proc.mu.Unlock()
+		if err := waitFor(ctx, nc, 60*time.Second, func(ctx context.Context) error { return httpOK(ctx, r.hc, r.w.gatewayURL+"/healthz", r.w.gatewayToken) }); err != nil {
+			r.markGatewayUp(nc)
+			return fmt.Errorf("restarted gateway: %w", err)
+		}
+		w.End = time.Now()
+		if s, err := readProc(nc.Pid()); err == nil {
+			r.mu.Lock()
+			r.lastProc = s
+			r.mu.Unlock()
+		}
 		r.markGatewayUp(nc)
-		return fmt.Errorf("restarted gateway: %w", err)
-	}
-	w.End = time.Now()
-	if s, err := readProc(nc.Pid()); err == nil {
-		r.mu.Lock()
-		r.lastProc = s
-		r.mu.Unlock()
-	}
-	r.markGatewayUp(nc)
-	w.Detail = fmt.Sprintf("%s to pid %d (exited after %s)%s; restarted as pid %d, healthy %s after the signal",
-		sig, old.Pid(), exitedAfter.Round(time.Millisecond), waited, nc.Pid(), w.End.Sub(w.Start).Round(time.Millisecond))
-	r.log.Info("gateway restarted", "detail", w.Detail)
-	return nil
+		w.Detail = fmt.Sprintf("%s to pid %d (exited after %s)%s; restarted as pid %d, healthy %s after the signal",
+			sig, old.Pid(), exitedAfter.Round(time.Millisecond), waited, nc.Pid(), w.End.Sub(w.Start).Round(time.Millisecond))
+		r.log.Info("gateway restarted", "detail", w.Detail)
+		return nil
+	}, nil
 }
 
 // markGatewayUp ends the planned-restart state with c as the gateway process.
@@ -312,13 +290,145 @@ func (r *runner) enableAOF(ctx context.Context) error {
 	return r.proc.aofErr
 }
 
-// restartRedis kills redis-server (SIGKILL: a crash; AOF with appendfsync everysec has written
-// every acknowledged command to the file before replying), optionally deletes its data (lose),
-// waits downtime and starts it again on the same port with AOF on.
-func (r *runner) restartRedis(ctx context.Context, lose bool, downtime time.Duration, w *FaultWindow) error {
+// redisPlayer acts on the redis-server the run started: SIGKILL and a start on the same port
+// and data folder after the fault's duration (restart: AOF keeps the data; lose: the data is
+// deleted first), SIGSTOP for the duration (pause), or memory pressure with an evicting policy
+// for the duration (evict). With the embedded miniredis there is no server to act on: the fault
+// is skipped and says so.
+type redisPlayer struct{ r *runner }
+
+func (redisPlayer) Kind() string { return "redis" }
+
+func (p redisPlayer) Inject(ctx context.Context, flt scenario.Fault, w *FaultWindow) (func(context.Context) error, error) {
+	r := p.r
+	rc := r.redisChild()
+	if rc == nil {
+		return nil, errSkipped{"no redis-server was started by this run (gateway.redis is not server, or none is installed); nothing done"}
+	}
+	switch flt.Process.Action {
+	case scenario.ProcessRedisRestart:
+		return r.killRedis(ctx, false, w)
+	case scenario.ProcessRedisLose:
+		return r.killRedis(ctx, true, w)
+	case scenario.ProcessRedisPause:
+		if err := syscall.Kill(rc.Pid(), syscall.SIGSTOP); err != nil {
+			return nil, fmt.Errorf("SIGSTOP redis-server pid %d: %w", rc.Pid(), err)
+		}
+		return func(context.Context) error {
+			if err := syscall.Kill(rc.Pid(), syscall.SIGCONT); err != nil {
+				return fmt.Errorf("SIGCONT redis-server pid %d: %w", rc.Pid(), err)
+			}
+			w.Detail = fmt.Sprintf("SIGSTOP to redis-server pid %d for %s, then SIGCONT", rc.Pid(), time.Since(w.Start).Round(time.Millisecond))
+			return nil
+		}, nil
+	case scenario.ProcessRedisEvict:
+		return r.pressRedis(ctx, w)
+	}
+	return nil, fmt.Errorf("the redis player has no action %q", flt.Process.Action)
+}
+
+// Memory pressure of a redis-evict fault: maxmemory this far above the memory in use, and this
+// much filler written (keys under redisFillerPrefix, removed at the heal).
+const (
+	redisPressureHeadroom = 256 << 10
+	redisFillerKeys       = 256
+	redisFillerSize       = 4 << 10
+	redisFillerPrefix     = "wagate-sim:filler:"
+)
+
+// pressRedis sets maxmemory just above the memory in use with the allkeys-lru policy and writes
+// filler, so that Redis evicts keys as a production Redis under pressure would; the heal restores
+// the previous maxmemory and policy and removes the filler that is left.
+func (r *runner) pressRedis(ctx context.Context, w *FaultWindow) (func(context.Context) error, error) {
+	rdb, err := r.redisClient()
+	if err != nil {
+		return nil, err
+	}
+	prev, err := rdb.ConfigGet(ctx, "maxmemory*").Result()
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("CONFIG GET maxmemory: %w", err)
+	}
+	used, err := redisUsedMemory(ctx, rdb)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	keysBefore, _ := rdb.DBSize(ctx).Result()
+	limit := used + redisPressureHeadroom
+	if err := rdb.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("CONFIG SET maxmemory-policy: %w", err)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(limit, 10)).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("CONFIG SET maxmemory: %w", err)
+	}
+	filler := strings.Repeat("x", redisFillerSize)
+	refused := 0
+	for i := range redisFillerKeys {
+		if rdb.Set(ctx, fmt.Sprintf("%s%d", redisFillerPrefix, i), filler, 0).Err() != nil {
+			refused++
+		}
+	}
+	evicted, _ := redisStat(ctx, rdb, "evicted_keys")
+	return func(ctx context.Context) error {
+		defer rdb.Close()
+		var errs []error
+		for _, k := range []string{"maxmemory", "maxmemory-policy"} {
+			if v, ok := prev[k]; ok {
+				errs = append(errs, rdb.ConfigSet(ctx, k, v).Err())
+			}
+		}
+		for i := range redisFillerKeys {
+			_ = rdb.Del(ctx, fmt.Sprintf("%s%d", redisFillerPrefix, i)).Err()
+		}
+		after, _ := redisStat(ctx, rdb, "evicted_keys")
+		w.Detail = fmt.Sprintf("maxmemory %d bytes (used %d) with allkeys-lru, %d KiB of filler (%d writes refused); %d keys before, %d evicted (INFO evicted_keys %d at the start); maxmemory %s and policy %s restored",
+			limit, used, redisFillerKeys*redisFillerSize>>10, refused, keysBefore, after, evicted, prev["maxmemory"], prev["maxmemory-policy"])
+		return errors.Join(errs...)
+	}, nil
+}
+
+// redisUsedMemory is INFO memory's used_memory.
+func redisUsedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
+	v, err := redisInfoField(ctx, rdb, "memory", "used_memory")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// redisStat is one INFO stats counter.
+func redisStat(ctx context.Context, rdb *redis.Client, name string) (int64, error) {
+	v, err := redisInfoField(ctx, rdb, "stats", name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// redisInfoField reads one field of an INFO section.
+func redisInfoField(ctx context.Context, rdb *redis.Client, section, field string) (string, error) {
+	info, err := rdb.Info(ctx, section).Result()
+	if err != nil {
+		return "", fmt.Errorf("INFO %s: %w", section, err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("INFO %s has no %s", section, field)
+}
+
+// killRedis kills redis-server (SIGKILL: a crash; AOF with appendfsync everysec has written
+// every acknowledged command to the file before replying) and optionally deletes its data (lose);
+// the heal starts it again on the same port with AOF on.
+func (r *runner) killRedis(ctx context.Context, lose bool, w *FaultWindow) (func(context.Context) error, error) {
 	old := r.redisChild()
 	if old.exited() {
-		return fmt.Errorf("redis-server had already exited: %v", old.err)
+		return nil, fmt.Errorf("redis-server had already exited: %v", old.err)
 	}
 	_, w.OutboxBefore = r.scrapeGateway(ctx)
 	w.Start = time.Now()
@@ -328,56 +438,54 @@ func (r *runner) restartRedis(ctx context.Context, lose bool, downtime time.Dura
 	if lose {
 		dir := redisDir(old.cmd.Args)
 		if dir == "" {
-			return errors.New("redis-server's --dir is unknown; refusing to delete anything")
+			return nil, errors.New("redis-server's --dir is unknown; refusing to delete anything")
 		}
 		var gone []string
 		for _, name := range []string{"appendonlydir", "appendonly.aof", "dump.rdb"} {
 			p := filepath.Join(dir, name)
 			if _, err := os.Stat(p); err == nil {
 				if err := os.RemoveAll(p); err != nil {
-					return fmt.Errorf("delete redis data %s: %w", p, err)
+					return nil, fmt.Errorf("delete redis data %s: %w", p, err)
 				}
 				gone = append(gone, name)
 			}
 		}
 		removed = fmt.Sprintf("; deleted %v", gone)
 	}
-	select {
-	case <-time.After(downtime):
-	case <-ctx.Done():
-	}
-	args := append([]string(nil), old.cmd.Args...)
-	for i := 1; i+1 < len(args); i++ {
-		if args[i] == "--appendonly" {
-			args[i+1] = "yes"
+	return func(ctx context.Context) error {
+		args := append([]string(nil), old.cmd.Args...)
+		for i := 1; i+1 < len(args); i++ {
+			if args[i] == "--appendonly" {
+				args[i+1] = "yes"
+			}
 		}
-	}
-	args = append(args, "--appendfsync", "everysec")
-	tmpl := &child{name: old.name, cmd: &exec.Cmd{Path: old.cmd.Path, Args: args, Env: old.cmd.Env}, log: old.log}
-	nc, err := restartChild(tmpl)
-	if err != nil {
-		return err
-	}
-	r.proc.mu.Lock()
-	r.w.redis = nc
-	r.proc.mu.Unlock()
-	rdb, err := r.redisClient()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	if err := waitFor(ctx, nc, 30*time.Second, func(ctx context.Context) error {
-		// PING answers LOADING while the AOF is replayed; wait for a real answer.
-		return rdb.Ping(ctx).Err()
-	}); err != nil {
-		return fmt.Errorf("restarted redis-server: %w", err)
-	}
-	w.End = time.Now()
-	keys, _ := rdb.DBSize(ctx).Result()
-	w.Detail = fmt.Sprintf("SIGKILL to redis-server pid %d%s; restarted as pid %d with AOF on, answering %s after the kill, %d keys",
-		old.Pid(), removed, nc.Pid(), w.End.Sub(w.Start).Round(time.Millisecond), keys)
-	r.log.Info("redis-server restarted", "detail", w.Detail)
-	return nil
+		args = append(args, "--appendfsync", "everysec")
+		tmpl := &child{name: old.name, cmd: &exec.Cmd{Path: old.cmd.Path, Args: args, Env: old.cmd.Env}, log: old.log}
+		nc, err := restartChild(tmpl)
+		if err != nil {
+			return err
+		}
+		r.proc.mu.Lock()
+		r.w.redis = nc
+		r.proc.mu.Unlock()
+		rdb, err := r.redisClient()
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		if err := waitFor(ctx, nc, 30*time.Second, func(ctx context.Context) error {
+			// PING answers LOADING while the AOF is replayed; wait for a real answer.
+			return rdb.Ping(ctx).Err()
+		}); err != nil {
+			return fmt.Errorf("restarted redis-server: %w", err)
+		}
+		w.End = time.Now()
+		keys, _ := rdb.DBSize(ctx).Result()
+		w.Detail = fmt.Sprintf("SIGKILL to redis-server pid %d%s; restarted as pid %d with AOF on, answering %s after the kill, %d keys",
+			old.Pid(), removed, nc.Pid(), w.End.Sub(w.Start).Round(time.Millisecond), keys)
+		r.log.Info("redis-server restarted", "detail", w.Detail)
+		return nil
+	}, nil
 }
 
 // redisDir finds the --dir argument of a redis-server command line.

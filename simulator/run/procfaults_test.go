@@ -76,7 +76,11 @@ func TestRedisRestartedOnItsAOFKeepsEveryAcknowledgedWrite(t *testing.T) {
 	}
 	rdb.Close()
 	var w FaultWindow
-	if err := r.restartRedis(ctx, false, 0, &w); err != nil {
+	heal, err := r.killRedis(ctx, false, &w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := heal(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rdb, _ = r.redisClient()
@@ -103,7 +107,11 @@ func TestRedisLostStartsEmpty(t *testing.T) {
 	}
 	rdb.Close()
 	var w FaultWindow
-	if err := r.restartRedis(ctx, true, 0, &w); err != nil {
+	heal, err := r.killRedis(ctx, true, &w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := heal(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rdb, _ = r.redisClient()

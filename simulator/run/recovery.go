@@ -48,32 +48,7 @@ func reconnects(flt scenario.Fault) bool {
 	return flt.WhatsApp != nil && (flt.WhatsApp.Action == "drop" || flt.WhatsApp.Action == "restart")
 }
 
-// watchScheduled follows a Laravel or WhatsApp fault: baseline at its start, recovery from its
-// scheduled end. Process faults call watchFrom themselves with the measured end.
-func (r *runner) watchScheduled(flt scenario.Fault) {
-	r.rec.init()
-	r.rec.wg.Go(func() {
-		ctx := r.rec.ctx
-		select {
-		case <-time.After(flt.At.Std() - time.Since(r.start)):
-		case <-ctx.Done():
-			return
-		}
-		b := r.baseline(ctx)
-		end := r.start.Add(flt.At.Std() + flt.Duration.Std())
-		if flt.WhatsApp != nil {
-			end = r.start.Add(flt.At.Std() + flt.WhatsApp.Spread.Std())
-		}
-		select {
-		case <-time.After(time.Until(end)):
-		case <-ctx.Done():
-			return
-		}
-		r.recoverySince(ctx, flt, b, end)
-	})
-}
-
-// watchFrom follows a process fault from its measured end.
+// watchFrom follows a fault's recovery from its measured end (the heal).
 func (r *runner) watchFrom(flt scenario.Fault, b faultBaseline, end time.Time) {
 	r.rec.init()
 	r.rec.wg.Go(func() { r.recoverySince(r.rec.ctx, flt, b, end) })

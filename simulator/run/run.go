@@ -304,7 +304,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	bgWG.Go(func() { r.abortWatch(bg, usersCtx, stopUsers, &aborted) })
 	var faultWG sync.WaitGroup
 	for _, flt := range f.Faults {
-		faultWG.Go(func() { r.applyFault(usersCtx, flt) })
+		faultWG.Go(func() { r.playFault(usersCtx, flt) }) // players.go
 	}
 	var maxVUs int64
 	var wg sync.WaitGroup
@@ -364,17 +364,20 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	r.finishRecoveries()
 	interrupted := ctx.Err() != nil
 	// Final observations.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), convergeLimit+30*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	_ = r.phones.poll(fctx)
-	gatewayStates, err := r.ledger.Converge(fctx, r.gatewayStates, r.laravel.poll, convergeLimit)
-	if err != nil {
+	if err := r.laravel.poll(fctx); err != nil {
 		r.log.Warn("final Laravel state", "err", err)
 	}
 	end := time.Now()
-	truth := r.ledger.Finish(gatewayStates, end)
+	gatewayStates := r.gatewayStates(fctx)
+	truth := r.ledger.Finish(r.laravel.Statuses(), gatewayStates, end)
 	for _, m := range truth.Mismatches {
 		r.log.Warn("ground truth", "mismatch", m)
+	}
+	if err := r.writeOutcome(fctx, truth, gatewayStates != nil); err != nil {
+		return nil, fmt.Errorf("%s: %w", OutcomeFile, err)
 	}
 	dup := r.duplicates(fctx)
 	stopBG()
@@ -606,17 +609,13 @@ func histDelta(reg *metrics.Registry, name string, prev, cur fakelaravel.Histogr
 	}
 }
 
-// convergeLimit bounds how long the end of a run waits for Laravel to show the gateway's final
-// states (and for the gateway to reach what the simulation caused) before judging them.
-const convergeLimit = 30 * time.Second
-
-// gatewayStates asks the gateway for the final status and version of sessions ids (nil when it
-// cannot answer); it is the ground truth's truth.ReadGateway.
-func (r *runner) gatewayStates(ctx context.Context, ids []string) map[string]truth.State {
+// gatewayStates asks the gateway for every session's final status (nil when it cannot answer).
+func (r *runner) gatewayStates(ctx context.Context) map[string]string {
 	if r.gatewayDied.Load() {
 		return nil
 	}
-	out := make(map[string]truth.State, len(ids))
+	ids := r.ledger.IDs()
+	out := make(map[string]string, len(ids))
 	var mu sync.Mutex
 	work := make(chan string)
 	var wg sync.WaitGroup
@@ -624,7 +623,7 @@ func (r *runner) gatewayStates(ctx context.Context, ids []string) map[string]tru
 		wg.Go(func() {
 			for id := range work {
 				st, err := r.gatewayStatus(ctx, id)
-				if err == nil && st.Status != "" {
+				if err == nil && st != "" {
 					mu.Lock()
 					out[id] = st
 					mu.Unlock()
@@ -643,27 +642,22 @@ func (r *runner) gatewayStates(ctx context.Context, ids []string) map[string]tru
 	return out
 }
 
-// gatewayStatus reads one session's status and the version of its latest event (GET /sessions/{id}).
-func (r *runner) gatewayStatus(ctx context.Context, id string) (truth.State, error) {
+func (r *runner) gatewayStatus(ctx context.Context, id string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.w.gatewayURL+"/sessions/"+url.PathEscape(id), nil)
 	if err != nil {
-		return truth.State{}, err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+r.w.gatewayToken)
 	resp, err := r.hc.Do(req)
 	if err != nil {
-		return truth.State{}, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	var body map[string]any
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return truth.State{}, err
+		return "", err
 	}
-	st := truth.State{Status: laravel.Status(user.StatusOf(user.Response{Status: resp.StatusCode, Body: body}))}
-	if v, ok := body["version"].(float64); ok {
-		st.Version = int64(v)
-	}
-	return st, nil
+	return user.StatusOf(user.Response{Status: resp.StatusCode, Body: body}), nil
 }
 
 // duplicates compares what Laravel applied with what the gateway emitted: Laravel applying more
@@ -730,103 +724,6 @@ func (r *runner) abortWatch(bg, users context.Context, stop context.CancelFunc, 
 					stop()
 					return
 				}
-			}
-		}
-	}
-}
-
-// applyFault plays one fault-schedule entry.
-func (r *runner) applyFault(ctx context.Context, flt scenario.Fault) {
-	if flt.Process != nil {
-		r.applyProcessFault(ctx, flt)
-		return
-	}
-	r.watchScheduled(flt)
-	select {
-	case <-time.After(flt.At.Std() - time.Since(r.start)):
-	case <-ctx.Done():
-		return
-	}
-	r.log.Info("fault", "name", flt.Name, "at", flt.At, "duration", flt.Duration)
-	if flt.Laravel != nil {
-		actx := context.WithoutCancel(ctx)
-		if err := r.w.admin.SetFaults(actx, laravelFaults(flt.Laravel, flt.Duration.Std())); err != nil {
-			r.log.Warn("fault", "name", flt.Name, "err", err)
-			return
-		}
-		if flt.Duration > 0 {
-			select {
-			case <-time.After(flt.Duration.Std()):
-			case <-ctx.Done():
-			}
-			_ = r.w.admin.SetFaults(actx, laravelFaults(r.f.Laravel.Faults, 0))
-		}
-		return
-	}
-	w := flt.WhatsApp
-	if w.Action == "restart" {
-		online := r.ownOnline()
-		at := time.Now()
-		var undos []func()
-		for id := range online {
-			undos = append(undos, r.ledger.Caused(id, laravel.StatusDisconnected, at))
-			r.ledger.Expect(id, laravel.StatusConnected)
-		}
-		if err := r.w.wa.Restart(context.WithoutCancel(ctx)); err != nil {
-			r.log.Warn("fault", "name", flt.Name, "err", err)
-			for _, u := range undos {
-				u()
-			}
-			return
-		}
-		return
-	}
-	share := 1.0
-	if w.Share != nil {
-		share = *w.Share
-	}
-	online := r.ownOnline()
-	ids := make([]string, 0, len(online))
-	for id := range online {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	n := int(math.Round(share * float64(len(ids))))
-	var gap time.Duration
-	if n > 1 {
-		gap = w.Spread.Std() / time.Duration(n)
-	}
-	for i := 0; i < n; i++ {
-		id := ids[i]
-		jid := online[id]
-		at := time.Now()
-		var err error
-		switch w.Action {
-		case "drop":
-			undo := r.ledger.Caused(id, laravel.StatusDisconnected, at)
-			r.ledger.Expect(id, laravel.StatusConnected)
-			if err = r.phones.Drop(jid); err != nil {
-				undo()
-			}
-		case "replace":
-			undo := r.ledger.Caused(id, laravel.StatusDisconnected, at)
-			if err = r.phones.Replace(jid); err != nil {
-				undo()
-			}
-		case "logout":
-			undo := r.ledger.Caused(id, laravel.StatusLoggedOut, at)
-			if err = r.phones.Logout(jid); err != nil {
-				undo()
-			}
-		}
-		if err != nil {
-			r.log.Debug("fault action", "action", w.Action, "jid", jid, "err", err)
-		}
-		if gap > 0 {
-			select {
-			case <-time.After(gap):
-			case <-ctx.Done():
-				return
 			}
 		}
 	}

@@ -72,9 +72,41 @@ laravel: {cores: 4, workers: 16, bootstrap: 6ms, jitter: 0, faults: {errorRate: 
 			t.Errorf("fakelaravel args %q lack %s", args, want)
 		}
 	}
-	down := laravelFaults(&scenario.LaravelFaults{Down: true}, 5*time.Second)
-	if len(down.DownWindows) != 1 || down.DownWindows[0].DurationMS != 5000 {
-		t.Errorf("down fault = %+v", down)
+	down, err := laravelFaults(&scenario.LaravelFaults{Down: true}, 5*time.Second)
+	if err != nil || len(down.DownWindows) != 1 || down.DownWindows[0].DurationMS != 5000 {
+		t.Errorf("down fault = %+v (%v)", down, err)
+	}
+}
+
+// The vocabulary fakelaravel's flat fields lack maps to its timed windows, for the fault's
+// duration; a redirect carries its Location and no flat error.
+func TestLaravelFaultsMapTheNewVocabularyToWindows(t *testing.T) {
+	got, err := laravelFaults(&scenario.LaravelFaults{ErrorRate: 1, ErrorStatus: 307, RedirectTo: "http://127.0.0.2:1/x",
+		BadBodyRate: 0.5, UnaccountedRate: 0.25, RefuseSessions: []string{"users-i0-3"}}, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ErrorRate != 0 || got.ErrorStatus != 0 {
+		t.Errorf("a redirect also set the flat error: %+v", got)
+	}
+	kinds := map[fakelaravel.FaultKind]fakelaravel.FaultWindow{}
+	for _, w := range got.Windows {
+		kinds[w.Kind] = w
+		if w.DurationMS != 4000 {
+			t.Errorf("%s lasts %d ms, want the fault's 4000", w, w.DurationMS)
+		}
+	}
+	if w := kinds[fakelaravel.FaultStatus]; w.Status != 307 || w.Location != "http://127.0.0.2:1/x" || w.Rate != 1 {
+		t.Errorf("redirect window = %+v", w)
+	}
+	if w := kinds[fakelaravel.FaultGarbageBody]; w.Rate != 0.5 {
+		t.Errorf("garbage body window = %+v", w)
+	}
+	if w := kinds[fakelaravel.FaultUnaccountedFailures]; w.Rate != 0.25 {
+		t.Errorf("unaccounted window = %+v", w)
+	}
+	if w := kinds[fakelaravel.FaultRefuseItems]; !w.RefusesSession("users-i0-3") || w.RefusesSession("users-i0-4") {
+		t.Errorf("refusal window = %+v", w)
 	}
 }
 
@@ -118,7 +150,7 @@ func TestLaravelWatchFeedsTheLedger(t *testing.T) {
 	if d.Histogram == nil || d.Histogram.Count() != 1 {
 		t.Fatalf("high delivery delay not measured: %+v", d.Values)
 	}
-	truth := ledger.Finish(nil, time.Now())
+	truth := ledger.Finish(w.Statuses(), nil, time.Now())
 	if truth.Lost != 0 || truth.Stale != 0 || truth.Sessions != 1 {
 		t.Errorf("truth = %+v", truth)
 	}

@@ -138,10 +138,13 @@ func faultArgs(l scenario.Laravel, seed uint64) []string {
 	return args
 }
 
-// laravelFaults converts a scenario fault to fakelaravel's; duration bounds a down window.
-func laravelFaults(f *scenario.LaravelFaults, duration time.Duration) fakelaravel.Faults {
+// laravelFaults converts a scenario fault to fakelaravel's; duration bounds a down window. The
+// original vocabulary maps to fakelaravel's flat fields, as it always did; redirects, undecodable
+// or unaccounted answers and item refusals map to its timed windows, lasting duration (0: until
+// the faults are replaced).
+func laravelFaults(f *scenario.LaravelFaults, duration time.Duration) (fakelaravel.Faults, error) {
 	if f == nil {
-		return fakelaravel.Faults{}
+		return fakelaravel.Faults{}, nil
 	}
 	out := fakelaravel.Faults{
 		ErrorRate:        f.ErrorRate,
@@ -150,6 +153,27 @@ func laravelFaults(f *scenario.LaravelFaults, duration time.Duration) fakelarave
 		ExtraLatencyMS:   f.ExtraLatency.Std().Milliseconds(),
 		LostResponseRate: f.LostResponseRate,
 	}
+	window := func(w fakelaravel.FaultWindow) {
+		w.DurationMS = duration.Milliseconds()
+		out.Windows = append(out.Windows, w)
+	}
+	if f.RedirectTo != "" {
+		// A 3xx to a named host, with its Retry-After if any: a status window.
+		out.ErrorRate, out.ErrorStatus, out.RetryAfterS = 0, 0, 0
+		if f.ErrorRate > 0 {
+			window(fakelaravel.FaultWindow{Kind: fakelaravel.FaultStatus, Rate: f.ErrorRate, Status: f.ErrorStatus,
+				RetryAfterS: int64(f.RetryAfter.Std().Seconds()), Location: f.RedirectTo})
+		}
+	}
+	if f.BadBodyRate > 0 {
+		window(fakelaravel.FaultWindow{Kind: fakelaravel.FaultGarbageBody, Rate: f.BadBodyRate})
+	}
+	if f.UnaccountedRate > 0 {
+		window(fakelaravel.FaultWindow{Kind: fakelaravel.FaultUnaccountedFailures, Rate: f.UnaccountedRate})
+	}
+	if len(f.RefuseSessions) > 0 {
+		window(fakelaravel.FaultWindow{Kind: fakelaravel.FaultRefuseItems, Rate: 1, Sessions: f.RefuseSessions})
+	}
 	if f.Down {
 		d := duration
 		if d <= 0 {
@@ -157,7 +181,10 @@ func laravelFaults(f *scenario.LaravelFaults, duration time.Duration) fakelarave
 		}
 		out.DownWindows = []fakelaravel.DownWindow{{StartAfterMS: 0, DurationMS: d.Milliseconds()}}
 	}
-	return out
+	if err := out.Validate(); err != nil {
+		return out, fmt.Errorf("fakelaravel cannot inject %s: %w", describeLaravelFaults(f), err)
+	}
+	return out, nil
 }
 
 // start brings the world up: fakewa, fakelaravel, Redis, the gateway. On error, whatever was

@@ -615,6 +615,10 @@ func (f *File) finishLaravel(root *yaml.Node, bad *invalid) {
 	if err := l.Faults.validate(); err != nil {
 		bad.add(file, lineOf(root, "laravel", "faults"), "laravel.faults", "%v", err)
 	}
+	if lf := l.Faults; lf != nil && (lf.RedirectTo != "" || lf.BadBodyRate > 0 || lf.UnaccountedRate > 0 || len(lf.RefuseSessions) > 0) {
+		bad.add(file, lineOf(root, "laravel", "faults"), "laravel.faults",
+			"redirectTo, badBodyRate, unaccountedRate and refuseSessions are timed faults: put them in the fault schedule (faults:)")
+	}
 	if l.URL != "" && l.Token == "" {
 		bad.add(file, lineOf(root, "laravel", "url"), "laravel.token", "an external fakelaravel (laravel.url) needs its token")
 	}

@@ -1,6 +1,11 @@
 package scenario
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
 
 // Process fault actions: what the simulator does to the processes it started.
 const (
@@ -22,13 +27,26 @@ const (
 	// oversized, unauthenticated and slowloris requests (bounded: about 400 requests/s and 200
 	// slow connections), then measures the gateway's goroutine growth once the flood is over.
 	ProcessHostileClients = "hostile-clients"
+	// ProcessGatewayPause stops the gateway with SIGSTOP for the fault's duration, then SIGCONT: a
+	// stop-the-world pause (a long GC pause, a frozen VM) with its connections left open.
+	ProcessGatewayPause = "gateway-pause"
+	// ProcessRedisPause stops redis-server with SIGSTOP for the fault's duration, then SIGCONT.
+	ProcessRedisPause = "redis-pause"
+	// ProcessRedisEvict puts redis-server under memory pressure for the fault's duration: maxmemory
+	// just above its use, an evicting policy (allkeys-lru) and filler writes; then the old settings
+	// come back. What the gateway kept in Redis may be evicted.
+	ProcessRedisEvict = "redis-evict"
 )
 
+// ProcessActions lists every process action.
+var ProcessActions = []string{ProcessGatewayKill, ProcessGatewayTerm, ProcessGatewayPause,
+	ProcessRedisRestart, ProcessRedisLose, ProcessRedisPause, ProcessRedisEvict, ProcessHostileClients}
+
 // ProcessFault is a fault on a process the simulator started: the gateway or redis-server. The
-// fault's duration is the downtime before the process is started again (default 0: at once), or
-// for hostile-clients the length of the flood.
+// fault's duration is the downtime before the process is started again (default 0: at once), the
+// length of a pause or of memory pressure, or for hostile-clients the length of the flood.
 type ProcessFault struct {
-	// Action is gateway-kill, gateway-term, redis-restart, redis-lose or hostile-clients.
+	// Action is one of ProcessActions.
 	Action string `yaml:"action"`
 }
 
@@ -37,17 +55,23 @@ func (p *ProcessFault) validate() error {
 	if p == nil {
 		return nil
 	}
-	switch p.Action {
-	case ProcessGatewayKill, ProcessGatewayTerm, ProcessRedisRestart, ProcessRedisLose, ProcessHostileClients:
+	if slices.Contains(ProcessActions, p.Action) {
 		return nil
 	}
-	return fmt.Errorf("%q is not a process action; use %s, %s, %s, %s or %s", p.Action,
-		ProcessGatewayKill, ProcessGatewayTerm, ProcessRedisRestart, ProcessRedisLose, ProcessHostileClients)
+	return fmt.Errorf("%q is not a process action; use one of %s", p.Action, strings.Join(ProcessActions, ", "))
 }
 
 // OnRedis reports whether the action acts on redis-server.
 func (p *ProcessFault) OnRedis() bool {
-	return p != nil && (p.Action == ProcessRedisRestart || p.Action == ProcessRedisLose)
+	return p != nil && strings.HasPrefix(p.Action, "redis-")
+}
+
+// WhatsAppSpread is the spread of a WhatsApp wave (0 for other faults).
+func (flt Fault) WhatsAppSpread() time.Duration {
+	if flt.WhatsApp == nil {
+		return 0
+	}
+	return flt.WhatsApp.Spread.Std()
 }
 
 // faultKinds counts the kinds of fault an entry gives (laravel, whatsapp, process).

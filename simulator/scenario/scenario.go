@@ -304,33 +304,65 @@ type Laravel struct {
 	AdminToken string `yaml:"adminToken"`
 }
 
-// LaravelFaults are fakelaravel's runtime faults.
+// LaravelFaults are fakelaravel's runtime faults: what a Laravel in production does wrong.
 type LaravelFaults struct {
-	ErrorRate        float64  `yaml:"errorRate"`
-	ErrorStatus      int      `yaml:"errorStatus"`
-	RetryAfter       Duration `yaml:"retryAfter"`
-	ExtraLatency     Duration `yaml:"extraLatency"`
-	LostResponseRate float64  `yaml:"lostResponseRate"`
-	Down             bool     `yaml:"down"`
+	// ErrorRate is the share of /api requests answered with ErrorStatus instead of being processed.
+	ErrorRate float64 `yaml:"errorRate,omitempty"`
+	// ErrorStatus is any non-2xx status (default 500): 5xx, 401/403/404/405/408/410/421, 429, or a
+	// 3xx that sends the client to RedirectTo.
+	ErrorStatus int `yaml:"errorStatus,omitempty"`
+	// RetryAfter is sent with a 429 or 503 (hours are allowed: Laravel's throttle can say so).
+	RetryAfter Duration `yaml:"retryAfter,omitempty"`
+	// RedirectTo is the Location of a 3xx ErrorStatus: another host the client must not follow.
+	RedirectTo string `yaml:"redirectTo,omitempty"`
+	// ExtraLatency holds every /api request's worker this much longer.
+	ExtraLatency Duration `yaml:"extraLatency,omitempty"`
+	// LostResponseRate is the share of applied writes whose response is lost.
+	LostResponseRate float64 `yaml:"lostResponseRate,omitempty"`
+	// BadBodyRate is the share of applied batch writes answered 2xx with an undecodable body.
+	BadBodyRate float64 `yaml:"badBodyRate,omitempty"`
+	// UnaccountedRate is the share of batch answers that report more failed items than they name
+	// in errors (the unnamed items were not applied).
+	UnaccountedRate float64 `yaml:"unaccountedRate,omitempty"`
+	// RefuseSessions are sessions whose items Laravel refuses item by item (a named per-item error
+	// in a 2xx): the only events the gateway may dead-letter.
+	RefuseSessions []string `yaml:"refuseSessions,omitempty"`
+	// Down refuses connections for the fault's duration.
+	Down bool `yaml:"down,omitempty"`
 }
+
+// IsRedirect reports whether status is a redirect a client would follow.
+func IsRedirect(status int) bool { return status >= 300 && status < 400 }
 
 func (f *LaravelFaults) validate() error {
 	if f == nil {
 		return nil
 	}
-	if f.ErrorRate < 0 || f.ErrorRate > 1 {
-		return fmt.Errorf("errorRate: %v is not a probability; use a number from 0 to 1", f.ErrorRate)
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"errorRate", f.ErrorRate}, {"lostResponseRate", f.LostResponseRate}, {"badBodyRate", f.BadBodyRate}, {"unaccountedRate", f.UnaccountedRate}} {
+		if p.v < 0 || p.v > 1 || math.IsNaN(p.v) {
+			return fmt.Errorf("%s: %v is not a probability; use a number from 0 to 1", p.name, p.v)
+		}
 	}
-	if f.LostResponseRate < 0 || f.LostResponseRate > 1 {
-		return fmt.Errorf("lostResponseRate: %v is not a probability; use a number from 0 to 1", f.LostResponseRate)
+	switch s := f.ErrorStatus; {
+	case s == 0:
+	case s < 300 || s > 599:
+		return fmt.Errorf("errorStatus: %d is not an error status; use a 3xx, 4xx or 5xx", s)
+	case IsRedirect(s) && f.RedirectTo == "":
+		return fmt.Errorf("errorStatus: %d is a redirect; give redirectTo, the URL it sends the client to", s)
 	}
-	switch f.ErrorStatus {
-	case 0, 500, 503, 429:
-	default:
-		return fmt.Errorf("errorStatus: %d is not one of 500, 503, 429", f.ErrorStatus)
+	if f.RedirectTo != "" && !IsRedirect(f.ErrorStatus) {
+		return fmt.Errorf("redirectTo: only with a 3xx errorStatus")
 	}
 	if f.RetryAfter < 0 || f.ExtraLatency < 0 {
 		return fmt.Errorf("retryAfter and extraLatency can't be negative")
+	}
+	for _, id := range f.RefuseSessions {
+		if id == "" {
+			return fmt.Errorf("refuseSessions: a session id can't be empty")
+		}
 	}
 	return nil
 }
@@ -348,15 +380,15 @@ type WhatsApp struct {
 // (0: until changed again), apply Laravel faults or a WhatsApp event.
 type Fault struct {
 	// Name labels the fault in reports.
-	Name     string   `yaml:"name"`
-	At       Duration `yaml:"at"`
-	Duration Duration `yaml:"duration"`
+	Name     string   `yaml:"name,omitempty"`
+	At       Duration `yaml:"at,omitempty"`
+	Duration Duration `yaml:"duration,omitempty"`
 	// Laravel replaces fakelaravel's faults for the duration (then restores the initial ones).
-	Laravel *LaravelFaults `yaml:"laravel"`
+	Laravel *LaravelFaults `yaml:"laravel,omitempty"`
 	// WhatsApp makes fakewa act on a share of the connected sessions.
-	WhatsApp *WhatsAppFault `yaml:"whatsapp"`
+	WhatsApp *WhatsAppFault `yaml:"whatsapp,omitempty"`
 	// Process kills or restarts the gateway or redis-server (see ProcessFault).
-	Process *ProcessFault `yaml:"process"`
+	Process *ProcessFault `yaml:"process,omitempty"`
 }
 
 // WhatsAppFault is a mass event on connected devices.
@@ -364,9 +396,9 @@ type WhatsAppFault struct {
 	// Action is "drop", "replace", "logout" or "restart" (the whole server).
 	Action string `yaml:"action"`
 	// Share is the fraction of connected sessions affected (default 1).
-	Share *float64 `yaml:"share"`
+	Share *float64 `yaml:"share,omitempty"`
 	// Spread spreads the actions evenly over this time instead of all at once.
-	Spread Duration `yaml:"spread"`
+	Spread Duration `yaml:"spread,omitempty"`
 }
 
 // ThresholdList is a key's thresholds: strings or k6 objects.

@@ -17,6 +17,7 @@ const usage = `usage: simulator <command> [flags]
 
 commands:
   run           run a scenario: the world, the users, the measurements (report.json, summary.json)
+  chaos         the generative fault campaign: random fault schedules, each on a fresh world, judged
   merge         merge the report.json files of execution-segment instances into one
   fakewa        run a standalone fake WhatsApp server (fakewa) with a JSON control API
   fakewa-load   pair and connect N real whatsmeow clients against a fakewa; report time and resources
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run": // run_scenario.go; returns 0, 99 (threshold failed), 1 or 2 like k6
 		return runScenario(ctx, rest, stdout, stderr)
+	case "chaos": // chaos.go; 0 when every schedule passed, 1 otherwise
+		return runChaos(ctx, rest, stdout, stderr)
 	case "merge": // merge.go
 		return runMerge(ctx, rest, stdout, stderr)
 	case "fakewa":

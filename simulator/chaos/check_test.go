@@ -1,0 +1,85 @@
+package chaos
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// healthy is the observation of a schedule where every invariant holds.
+func healthy() Observation {
+	return Observation{Sessions: 20, GatewayAnswered: true, Recovery: 4 * time.Second, Recoveries: 2, StormPeak: 6, Baseline: 3}
+}
+
+func TestCheckJudgesEachInvariant(t *testing.T) {
+	b := Bounds{Recovery: 30 * time.Second, StormFactor: 5, StormFloor: 20}
+	for _, tc := range []struct {
+		name   string
+		change func(*Observation)
+		want   []string // invariants that fail, in order
+	}{
+		{"everything holds", func(*Observation) {}, nil},
+		{"the world failed", func(o *Observation) { o.RunError = "gateway did not start" }, []string{InvRun}},
+		{"no session to check is not a pass", func(o *Observation) { o.Sessions = 0 }, []string{InvChecked}},
+		{"the gateway did not answer", func(o *Observation) { o.GatewayAnswered = false }, []string{InvChecked}},
+		{"one lost update", func(o *Observation) { o.Lost = 1 }, []string{InvLost}},
+		{"one stale overwrite", func(o *Observation) { o.Stale = 1 }, []string{InvStale}},
+		{"the gateway disagrees with the truth", func(o *Observation) { o.GatewayMismatches = 2 }, []string{InvTruth}},
+		{"dead letters of refused sessions are allowed", func(o *Observation) {
+			o.RefusedSessions = []string{"users-i0-3"}
+			o.DeadLetters = []string{"users-i0-3", "users-i0-3"}
+		}, nil},
+		{"a dead letter of a session never refused", func(o *Observation) {
+			o.RefusedSessions = []string{"users-i0-3"}
+			o.DeadLetters = []string{"users-i0-3", "users-i0-4"}
+		}, []string{InvDeadLetters}},
+		{"any dead letter without refusals", func(o *Observation) { o.DeadLetters = []string{"users-i0-1"} }, []string{InvDeadLetters}},
+		{"dead letters that cannot be read", func(o *Observation) { o.DeadLettersError = "503" }, []string{InvDeadLetters}},
+		{"recovery at the bound holds", func(o *Observation) { o.Recovery = 30 * time.Second }, nil},
+		{"recovery past the bound", func(o *Observation) { o.Recovery = 31 * time.Second }, []string{InvRecovery}},
+		{"below the floor is no storm", func(o *Observation) { o.StormPeak, o.Baseline = 19, 0.5 }, nil},
+		{"a storm above the floor and the factor", func(o *Observation) { o.StormPeak, o.Baseline = 40, 3 }, []string{InvStorm}},
+		{"a busy baseline raises the limit", func(o *Observation) { o.StormPeak, o.Baseline = 40, 10 }, nil},
+		{"several at once, in order", func(o *Observation) { o.Lost, o.Stale, o.Recovery = 1, 1, time.Minute }, []string{InvLost, InvStale, InvRecovery}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := healthy()
+			tc.change(&o)
+			v := Check(o, b)
+			var got []string
+			for _, x := range v.Violations {
+				got = append(got, x.Invariant)
+				if x.Detail == "" {
+					t.Errorf("%s has no detail", x.Invariant)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) || v.Pass != (len(tc.want) == 0) {
+				t.Errorf("violations %v (pass %v), want %v", got, v.Pass, tc.want)
+			}
+		})
+	}
+}
+
+func TestStormRatesSplitIntervalsByFaults(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	points := []RatePoint{{at(2), 1}, {at(4), 2}, {at(6), 30}, {at(8), 12}, {at(10), 3}}
+	for _, tc := range []struct {
+		name           string
+		faults         []Interval
+		peak, baseline float64
+	}{
+		{"no fault: no peak, the mean", nil, 0, 9.6},
+		{"a fault inside one interval", []Interval{{at(4).Add(500 * time.Millisecond), at(5)}}, 30, 4.5},
+		{"a fault across two intervals", []Interval{{at(5), at(7)}}, 30, 2},
+		{"a fault that heals when set lasts one interval", []Interval{{at(6), at(6)}}, 12, 9},
+		{"faults everywhere: no baseline", []Interval{{at(0), at(10)}}, 30, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peak, base := StormRates(points, 2*time.Second, tc.faults)
+			if peak != tc.peak || base != tc.baseline {
+				t.Errorf("peak %v baseline %v, want %v %v", peak, base, tc.peak, tc.baseline)
+			}
+		})
+	}
+}

@@ -1,0 +1,163 @@
+package chaos
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"wagate/simulator/scenario"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// testParams are the parameters of scenarios/chaos.yaml's default draw.
+var testParams = Params{Start: 4 * time.Second, End: 22 * time.Second, MaxFaults: 4, RealRedis: true, SessionPrefix: "users-i0-", Sessions: 20}
+
+// The schedules of a seed are pinned by a golden file: the same seed draws the same schedules
+// on every machine and in every version, unless the vocabulary changes on purpose (then run
+// go test ./simulator/chaos -run Golden -update and review the diff).
+func TestTheSchedulesOfASeedArePinnedByAGoldenFile(t *testing.T) {
+	var b strings.Builder
+	for _, s := range Draw(1, 12, testParams) {
+		b.WriteString(s.String())
+	}
+	golden := filepath.Join("testdata", "seed-1.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("the schedules of seed 1 changed:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestTheSameSeedDrawsTheSameSchedulesAndAnotherSeedOthers(t *testing.T) {
+	a, b := Draw(42, 30, testParams), Draw(42, 30, testParams)
+	for i := range a {
+		if a[i].String() != b[i].String() {
+			t.Fatalf("schedule %d differs between two draws of seed 42:\n%s\n%s", i, a[i], b[i])
+		}
+	}
+	c := Draw(43, 30, testParams)
+	same := 0
+	for i := range a {
+		if a[i].String()[strings.Index(a[i].String(), ":"):] == c[i].String()[strings.Index(c[i].String(), ":"):] {
+			same++
+		}
+	}
+	if same > 3 {
+		t.Errorf("%d of 30 schedules of seeds 42 and 43 are the same", same)
+	}
+	// Schedule i alone is schedule i of the campaign.
+	if one := DrawOne(ScheduleSeed(42, 7), 7, testParams); one.String() != a[7].String() {
+		t.Errorf("schedule 7 drawn alone:\n%s\nin the campaign:\n%s", one, a[7])
+	}
+}
+
+// Every drawn schedule is a valid scenario, its faults heal within the window, Laravel faults
+// never overlap (fakelaravel holds one set at a time), and over many schedules every kind of
+// the vocabulary is drawn.
+func TestDrawnSchedulesAreValidScenariosInsideTheWindow(t *testing.T) {
+	base, err := baseDocument("../../scenarios/chaos.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kinds := map[string]bool{}
+	outbox := 0
+	for _, s := range Draw(7, 300, testParams) {
+		if len(s.Faults) == 0 || len(s.Faults) > testParams.MaxFaults {
+			t.Fatalf("schedule %d has %d faults, want 1..%d", s.Index, len(s.Faults), testParams.MaxFaults)
+		}
+		if s.OutboxMax > 0 {
+			outbox++
+		}
+		var laravel [][2]time.Duration
+		for _, f := range s.Faults {
+			kinds[vocabularyKind(f)] = true
+			from := f.At.Std()
+			to := from + f.Duration.Std() + f.WhatsAppSpread()
+			if from < testParams.Start || to > testParams.End {
+				t.Errorf("schedule %d: %s runs %s..%s, outside %s..%s", s.Index, f.Name, from, to, testParams.Start, testParams.End)
+			}
+			if f.Laravel != nil {
+				for _, w := range laravel {
+					if from < w[1] && w[0] < to {
+						t.Errorf("schedule %d: Laravel fault %s overlaps another", s.Index, f.Name)
+					}
+				}
+				laravel = append(laravel, [2]time.Duration{from, to})
+			}
+		}
+		if s.Index%50 == 0 {
+			doc, err := ScenarioFile(base, "scenarios/chaos.yaml", 0, 7, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "s.yaml")
+			if err := os.WriteFile(path, doc, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := scenario.Load(path, nil)
+			if err != nil {
+				t.Fatalf("schedule %d is not a valid scenario: %v\n%s", s.Index, err, doc)
+			}
+			if len(f.Faults) != len(s.Faults) || f.Seed != s.Seed {
+				t.Errorf("schedule %d reads back with %d faults and seed %d", s.Index, len(f.Faults), f.Seed)
+			}
+			if s.OutboxMax > 0 && f.Gateway.Env["WAGATE_OUTBOX_MAX"] == "" {
+				t.Errorf("schedule %d lost its outbox bound", s.Index)
+			}
+		}
+	}
+	for _, k := range Kinds(true) {
+		if !kinds[k] {
+			t.Errorf("kind %s never drawn in 300 schedules", k)
+		}
+	}
+	if outbox == 0 {
+		t.Error("no schedule drew a tiny outbox bound")
+	}
+}
+
+// Without a real redis-server, nothing that needs one is drawn: Redis faults, and gateway
+// kills (the embedded miniredis dies with the gateway, outbox and all).
+func TestWithoutRedisServerNoRedisFaultOrGatewayKillIsDrawn(t *testing.T) {
+	p := testParams
+	p.RealRedis = false
+	for _, s := range Draw(3, 200, p) {
+		for _, f := range s.Faults {
+			if f.Process != nil && (f.Process.OnRedis() || f.Process.Action == scenario.ProcessGatewayKill || f.Process.Action == scenario.ProcessGatewayTerm) {
+				t.Fatalf("schedule %d drew %s without a redis-server", s.Index, f.Name)
+			}
+		}
+	}
+	if slices.Contains(Kinds(false), "redis-restart") {
+		t.Error("Kinds(false) lists redis-restart")
+	}
+}
+
+func TestParamsThatLeaveNothingToDrawAreRefused(t *testing.T) {
+	for name, p := range map[string]Params{
+		"empty window":  {Start: 10 * time.Second, End: 10 * time.Second, MaxFaults: 1, SessionPrefix: "u-", Sessions: 1},
+		"short window":  {Start: 10 * time.Second, End: 12 * time.Second, MaxFaults: 1, SessionPrefix: "u-", Sessions: 1},
+		"no faults":     {Start: 0, End: 20 * time.Second, MaxFaults: 0, SessionPrefix: "u-", Sessions: 1},
+		"no session id": {Start: 0, End: 20 * time.Second, MaxFaults: 1},
+	} {
+		if p.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := testParams.Validate(); err != nil {
+		t.Errorf("the test parameters: %v", err)
+	}
+}

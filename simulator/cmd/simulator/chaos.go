@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"wagate/simulator/chaos"
+)
+
+const chaosUsage = `usage: simulator chaos -seed S -schedules K [-duration D] SCENARIO.yaml -out DIR [flags]
+
+The generative fault campaign: draws K random fault schedules from S (Laravel statuses, redirects,
+Retry-After, undecodable or unaccounted answers, item refusals, latency, down, lost responses;
+Redis restart, loss, pause, eviction; gateway SIGKILL, SIGTERM in a failure window, SIGSTOP; a tiny
+outbox; WhatsApp drop, replace, logout and restart waves), prints each, runs each on a fresh world
+of SCENARIO (batch mode), heals, drains and checks the invariants: Laravel = gateway = truth for
+every session, nothing stale, dead letters only for injected item refusals, recovery within the
+bound, no retry storm. DIR gets schedules/ (every schedule as a replayable scenario file), runs/,
+failing/ (the schedules that failed) and report.md, report.html, report.json.
+Exit status: 0 when every schedule passed, 1 when one failed or the campaign could not run.
+
+flags:
+`
+
+// runChaos implements `simulator chaos` and returns the exit code.
+func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, chaosUsage); fs.PrintDefaults() }
+	seed := fs.Uint64("seed", 1, "campaign seed: the same seed draws the same schedules")
+	schedules := fs.Int("schedules", 10, "number of schedules to draw and run")
+	duration := fs.Duration("duration", 0, "users' duration of every schedule (default: the scenario's)")
+	out := fs.String("out", "", "campaign folder (required)")
+	bin := fs.String("bin", "", "folder with the fakelaravel and gateway binaries (default: next to this binary, then PATH)")
+	parallel := fs.Int("parallel", 1, "worlds run at once (each is a gateway, fakelaravel, Redis and the users)")
+	maxFaults := fs.Int("max-faults", 4, "most faults per schedule")
+	recovery := fs.Duration("recovery-bound", chaos.DefaultBounds.Recovery, "bound of every fault's recovery time")
+	stormFactor := fs.Float64("storm-factor", chaos.DefaultBounds.StormFactor, "Laravel requests/s during faults at most this times the rate outside faults")
+	stormFloor := fs.Float64("storm-floor", chaos.DefaultBounds.StormFloor, "... and never limited below this many requests/s")
+	keepLogs := fs.Bool("keep-logs", false, "keep the process logs of passing schedules too")
+	verbose := fs.Bool("v", false, "debug logging of the campaign itself")
+	var scenarioPath string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		scenarioPath, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	rest := fs.Args()
+	if scenarioPath == "" && len(rest) > 0 {
+		scenarioPath, rest = rest[0], rest[1:]
+		if err := fs.Parse(rest); err != nil {
+			return exitUsage
+		}
+		rest = fs.Args()
+	}
+	if scenarioPath == "" || *out == "" || len(rest) > 0 || *schedules < 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	c, err := chaos.Run(ctx, chaos.Options{
+		Scenario: scenarioPath, Seed: *seed, Schedules: *schedules, Duration: *duration, MaxFaults: *maxFaults,
+		Parallel: *parallel, Out: *out, BinDir: *bin, KeepLogs: *keepLogs,
+		Bounds:   chaos.Bounds{Recovery: *recovery, StormFactor: *stormFactor, StormFloor: *stormFloor},
+		Command:  "simulator chaos " + strings.Join(append([]string{scenarioPath}, args...), " "),
+		Progress: stdout,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "simulator chaos:", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "chaos: %d passed, %d failed in %s (%s per schedule); report in %s\n", c.Passed, c.Failed,
+		c.Elapsed().Round(time.Second), c.PerSchedule().Round(100*time.Millisecond), *out)
+	if c.Failed > 0 || c.Cancelled {
+		return exitError
+	}
+	return exitOK
+}
