@@ -222,7 +222,8 @@ func settings() []setting {
 // ConfigFileEnv names the environment variable that can point at the YAML file (like -config).
 const ConfigFileEnv = "WAGATE_CONFIG"
 
-// ErrHelp is returned by Load when -help was asked for; the usage has been written.
+// ErrHelp is returned by Load when -help was asked for; the usage has been written to
+// Options.Stdout.
 var ErrHelp = flag.ErrHelp
 
 // Options are Load's inputs, so tests need not touch the process environment.
@@ -236,7 +237,9 @@ type Options struct {
 	Environ func() []string
 	// ReadFile reads files (os.ReadFile by default).
 	ReadFile func(string) ([]byte, error)
-	// Output receives -help and flag errors (os.Stderr by default).
+	// Stdout receives -help's usage (os.Stdout by default).
+	Stdout io.Writer
+	// Output receives diagnostics (os.Stderr by default); flag errors are returned, not written.
 	Output io.Writer
 }
 
@@ -261,6 +264,9 @@ func Load(o Options) (Loaded, error) {
 	if o.ReadFile == nil {
 		o.ReadFile = os.ReadFile
 	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
 	if o.Output == nil {
 		o.Output = os.Stderr
 	}
@@ -269,7 +275,7 @@ func Load(o Options) (Loaded, error) {
 
 	// Flags: plain flags for non-secrets, -NAME-file for secrets; values are applied last.
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.SetOutput(o.Output)
+	fs.SetOutput(io.Discard) // -help is written to Stdout below; errors are returned
 	configPath := fs.String("config", "", "YAML configuration file (env "+ConfigFileEnv+")")
 	version := fs.Bool("version", false, "print the version and exit")
 	flagVals := map[string]*string{}
@@ -286,9 +292,13 @@ func Load(o Options) (Loaded, error) {
 			flagVals[s.flag] = v
 		}
 	}
-	fs.Usage = func() { writeUsage(o.Output, all) }
+	fs.Usage = func() {}
 	if err := fs.Parse(o.Args); err != nil {
-		return Loaded{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			writeUsage(o.Stdout, all)
+			return Loaded{}, ErrHelp
+		}
+		return Loaded{}, fmt.Errorf("config: %w (gateway -help lists every flag)", err)
 	}
 	if fs.NArg() > 0 {
 		return Loaded{}, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
@@ -746,6 +756,9 @@ _ for -) < environment variables < flags. Secrets are read from the environment 
   -config FILE   YAML configuration file
   -version       print the version and exit
   -help          this text
+
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT) or -help/-version, 1 failed to start or stopped
+with errors, 2 invalid configuration (the message names the setting).
 
 `, ConfigFileEnv)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

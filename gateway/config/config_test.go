@@ -28,7 +28,7 @@ func (e env) environ() []string {
 func load(t *testing.T, e env, files map[string]string, args ...string) (Loaded, string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	l, err := Load(Options{Args: args, Getenv: e.get, Environ: e.environ, Output: &out, ReadFile: func(p string) ([]byte, error) {
+	l, err := Load(Options{Args: args, Getenv: e.get, Environ: e.environ, Stdout: &out, Output: &out, ReadFile: func(p string) ([]byte, error) {
 		if v, ok := files[p]; ok {
 			return []byte(v), nil
 		}
@@ -196,6 +196,34 @@ func TestHelpListsEverySettingWithItsEnvVar(t *testing.T) {
 	for _, want := range []string{"WAGATE_API_TOKEN_FILE", "-api-token-file FILE", "-version", "-config", "WAGATE_CONFIG", ":4000"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-help lacks %q", want)
+		}
+	}
+}
+
+// -help writes the usage to stdout (the binary exits 0); a bad flag writes nothing there and is
+// returned as an error (the binary prints it on stderr and exits 2).
+func TestHelpGoesToStdoutAndBadFlagsAreErrors(t *testing.T) {
+	cases := []struct {
+		args       []string
+		wantErr    string
+		wantStdout string
+	}{
+		{[]string{"-help"}, "flag: help requested", "Usage: gateway [flags]"},
+		{[]string{"-h"}, "flag: help requested", "WAGATE_API_TOKEN"},
+		{[]string{"-nope"}, "config: flag provided but not defined: -nope (gateway -help lists every flag)", ""},
+		{[]string{"-qr-codes"}, "flag needs an argument: -qr-codes", ""},
+	}
+	for _, tc := range cases {
+		var stdout, stderr bytes.Buffer
+		_, err := Load(Options{Args: tc.args, Getenv: minimal().get, Stdout: &stdout, Output: &stderr})
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErr)
+		}
+		if !strings.Contains(stdout.String(), tc.wantStdout) || (tc.wantStdout == "" && stdout.Len() > 0) {
+			t.Errorf("%v: stdout %q, want %q", tc.args, stdout.String(), tc.wantStdout)
+		}
+		if stderr.Len() > 0 {
+			t.Errorf("%v: Load wrote to stderr: %q", tc.args, stderr.String())
 		}
 	}
 }

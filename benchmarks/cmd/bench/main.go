@@ -22,6 +22,7 @@ import (
 
 	"wagate/benchmarks"
 	"wagate/internal/buildinfo"
+	"wagate/internal/cli"
 )
 
 func main() {
@@ -39,12 +40,11 @@ func run() int {
 	command := fs.String("command", "", "command line recorded in the report (default: this command)")
 	link := fs.String("link", "", "name of the link in -out that points at the new bench folder (default latest, or latest-capacity with -capacity)")
 	version := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: bench [flags]\n\nRuns a bench matrix through the simulator and renders report.md and report.html.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		return 2
+	usage := cli.Defaults(fs, "usage: bench [flags]\n\nRuns a bench matrix through the simulator and renders report.md and report.html.\n"+
+		"Exit codes: 0 every run completed and every threshold held (or -help, -version), 99 a threshold\n"+
+		"failed, 1 a run failed, 130 interrupted, 2 a bad command line or matrix.\n\n")
+	if code, done := cli.Parse(fs, os.Args[1:], os.Stdout, os.Stderr, usage); done {
+		return code
 	}
 	if *version {
 		fmt.Println(buildinfo.String("bench"))

@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,13 +27,14 @@ import (
 	"wagate/fakelaravel/conform"
 	"wagate/gateway/laravel"
 	"wagate/internal/buildinfo"
+	"wagate/internal/cli"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "conform" {
 		os.Exit(runConform(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	os.Exit(runServer(os.Args[1:], os.Stderr))
+	os.Exit(runServer(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // secret resolves a secret from its flag, then its file flag, then the environment.
@@ -52,14 +52,11 @@ func secret(flagValue, file, env string) (string, error) {
 	return os.Getenv(env), nil
 }
 
-func runServer(args []string, stderr io.Writer) int {
+func runServer(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fakelaravel", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: fakelaravel [flags]          serve the Laravel contract\n")
-		fmt.Fprintf(stderr, "       fakelaravel conform -help    check a Laravel app against the contract\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	usage := cli.Defaults(fs, "usage: fakelaravel [flags]          serve the Laravel contract\n"+
+		"       fakelaravel conform -help    check a Laravel app against the contract\n\n"+
+		"Exit codes: 0 stopped by SIGTERM/SIGINT (or -help, -version), 1 failed, 2 bad command line.\n\nflags:\n")
 	cal := fakelaravel.DefaultCalibration()
 	def := cal.Model.CapacityModel()
 	var (
@@ -106,14 +103,11 @@ func runServer(args []string, stderr io.Writer) int {
 		upTimeout   = fs.Duration("upstream-timeout", fakelaravel.DefaultUpstreamTimeout, "longest wait for the real app's answer (504 after)")
 		capSetFlags = map[string]bool{}
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		return code
 	}
 	if *version {
-		fmt.Fprintln(os.Stdout, buildinfo.String("fakelaravel"))
+		fmt.Fprintln(stdout, buildinfo.String("fakelaravel"))
 		return 0
 	}
 	var level slog.Level
@@ -268,13 +262,10 @@ func mergeModel(cal, flags fakelaravel.CapacityModel, set map[string]bool) fakel
 
 func runConform(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fakelaravel conform", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: fakelaravel conform -url URL -token TOKEN [-secret S]\n\n"+
-			"Checks that the Laravel app at URL implements the wagate contract; exits 0 only when every check passes.\n"+
-			"It writes sessions whose ids start with \"conform-\" into the target's database.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	usage := cli.Defaults(fs, "usage: fakelaravel conform -url URL -token TOKEN [-secret S]\n\n"+
+		"Checks that the Laravel app at URL implements the wagate contract.\n"+
+		"It writes sessions whose ids start with \"conform-\" into the target's database.\n"+
+		"Exit codes: 0 every check passed (or -help), 1 a check failed, 2 bad command line.\n\nflags:\n")
 	var (
 		url        = fs.String("url", "", "base URL of the Laravel app, e.g. http://127.0.0.1:8000")
 		token      = fs.String("token", "", "bearer token (or -token-file, or $FAKELARAVEL_TOKEN)")
@@ -284,17 +275,12 @@ func runConform(args []string, stdout, stderr io.Writer) int {
 		timeout    = fs.Duration("timeout", 2*time.Minute, "time limit of the whole check")
 		requireV2  = fs.Bool("require-signature-v2", false, "the target refuses v1-only signatures (its migration to v2 is over): expect a 401 for them")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		return code
 	}
 	tok, err := secret(*token, *tokenFile, "FAKELARAVEL_TOKEN")
 	if err != nil || tok == "" || *url == "" {
-		fmt.Fprintln(stderr, "fakelaravel conform: -url and a token are required")
-		fs.Usage()
-		return 2
+		return cli.Usagef(stderr, usage, "fakelaravel conform: -url and a token are required")
 	}
 	sec, err := secret(*secretFlag, *secretFile, "FAKELARAVEL_SECRET")
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,11 +85,11 @@ func exitCode(err error) int {
 
 func TestVersionAndMissingToken(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := runServer([]string{"-version"}, &stderr); code != 0 {
+	if code := runServer([]string{"-version"}, io.Discard, &stderr); code != 0 {
 		t.Fatalf("-version exit %d", code)
 	}
 	t.Setenv("FAKELARAVEL_TOKEN", "")
-	if code := runServer([]string{"-addr", "127.0.0.1:0"}, &stderr); code != 2 || !strings.Contains(stderr.String(), "token is required") {
+	if code := runServer([]string{"-addr", "127.0.0.1:0"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "token is required") {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if code := runConform([]string{"-url", "http://127.0.0.1:1"}, &stderr, &stderr); code != 2 {
@@ -157,9 +158,42 @@ func TestFaultWindowsFlagIsParsedAndValidated(t *testing.T) {
 		{"status,rate=1,status=302,location=http://192.0.2.1/", 1, "must be on a loopback host"},
 	} {
 		var stderr bytes.Buffer
-		code := runServer([]string{"-addr", "127.0.0.1:0", "-token", "t", "-db", t.TempDir() + "/db.sqlite", "-fault-windows", tc.windows}, &stderr)
+		code := runServer([]string{"-addr", "127.0.0.1:0", "-token", "t", "-db", t.TempDir() + "/db.sqlite", "-fault-windows", tc.windows}, io.Discard, &stderr)
 		if code != tc.wantCode || !strings.Contains(stderr.String(), tc.wantSay) {
 			t.Errorf("-fault-windows %q: exit %d, want %d saying %q: %s", tc.windows, code, tc.wantCode, tc.wantSay, stderr.String())
 		}
+	}
+}
+
+// -help goes to stdout with exit 0; a bad command line to stderr with exit 2 (internal/cli).
+func TestHelpAndBadFlagsFollowTheConvention(t *testing.T) {
+	cases := []struct {
+		name       string
+		run        func(args []string, stdout, stderr io.Writer) int
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"server -help", runServer, []string{"-help"}, 0, "usage: fakelaravel [flags]", ""},
+		{"server bad flag", runServer, []string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{"conform -help", runConform, []string{"-help"}, 0, "usage: fakelaravel conform", ""},
+		{"conform bad flag", runConform, []string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{"conform without -url", runConform, []string{"-token", "t"}, 2, "", "-url and a token are required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := tc.run(tc.args, &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Errorf("exit %d, want %d", code, tc.wantCode)
+			}
+			if !strings.Contains(stdout.String(), tc.wantStdout) || (tc.wantStdout == "" && stdout.Len() > 0) {
+				t.Errorf("stdout %q, want %q", stdout.String(), tc.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) || (tc.wantStderr == "" && stderr.Len() > 0) {
+				t.Errorf("stderr %q, want %q", stderr.String(), tc.wantStderr)
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 
 	"wagate/internal/buildinfo"
+	"wagate/internal/cli"
 	"wagate/reports"
 )
 
@@ -24,7 +25,12 @@ const usage = `usage:
   reports render DIR               re-render DIR/report.md and DIR/report.html from report.json
   reports compare [-md] A B [C...] compare configurations (report.json, run folder, folder of
                                    repeats, or bench folder) against the first
-  reports -version`
+  reports -version
+  reports -help
+
+Exit codes: 0 done, 1 failed (unreadable reports, write errors), 2 bad command line or a report
+of an unknown schema version.
+`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -32,10 +38,13 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return 2
+		fmt.Fprint(stderr, usage)
+		return cli.ExitUsage
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return cli.ExitOK
 	case "-version", "--version", "version":
 		fmt.Fprintln(stdout, buildinfo.String("reports"))
 		return 0
@@ -52,14 +61,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "compare":
 		fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		md := fs.Bool("md", false, "write Markdown instead of aligned text")
-		if err := fs.Parse(args[1:]); err != nil {
-			return 2
+		compareUsage := cli.Defaults(fs, "usage: reports compare [-md] A B [C...]\n\n")
+		if code, done := cli.Parse(fs, args[1:], stdout, stderr, compareUsage); done {
+			return code
 		}
 		if fs.NArg() < 1 {
-			fmt.Fprintln(stderr, "usage: reports compare [-md] A B [C...]")
-			return 2
+			return cli.Usagef(stderr, compareUsage, "reports compare: at least one configuration is needed")
 		}
 		cols, err := reports.ColumnsFrom(fs.Args())
 		if err != nil {
@@ -80,6 +88,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintln(stderr, usage)
-	return 2
+	fmt.Fprintf(stderr, "reports: unknown command %q\n\n%s", args[0], usage)
+	return cli.ExitUsage
 }

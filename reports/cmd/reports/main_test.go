@@ -43,3 +43,27 @@ func TestUsageErrorsExitWith2(t *testing.T) {
 		}
 	}
 }
+
+// -help goes to stdout with exit 0; a bad command line to stderr with exit 2.
+func TestHelpGoesToStdoutWithExit0(t *testing.T) {
+	cases := []struct {
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{[]string{"-help"}, 0, "reports compare [-md]", ""},
+		{[]string{"-h"}, 0, "Exit codes:", ""},
+		{[]string{"compare", "-help"}, 0, "usage: reports compare", ""},
+		{[]string{"compare", "-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != tc.wantCode || !strings.Contains(out.String(), tc.wantStdout) || !strings.Contains(errb.String(), tc.wantStderr) ||
+			(tc.wantStdout == "" && out.Len() > 0) || (tc.wantStderr == "" && errb.Len() > 0) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, code, out.String(), errb.String(), tc.wantCode, tc.wantStdout, tc.wantStderr)
+		}
+	}
+}
