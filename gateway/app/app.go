@@ -64,6 +64,16 @@ type modeParts struct {
 	ready       []api.Check
 	warnings    []string
 	closers     []func(ctx context.Context) error
+	// redisData (batch) is the Redis data the outbox lives in: set when a loss of it must make
+	// the sessions send their state again.
+	redisData *redisData
+}
+
+// redisData is the generation of the Redis data at start (the outbox marker) and how to watch it.
+type redisData struct {
+	generation int64
+	// watch starts watching the marker; onLost runs when Redis lost its data (and the outbox).
+	watch func(onLost func(generation int64))
 }
 
 // New wires a gateway from cfg (already validated) and binds its listen address, so every
@@ -131,6 +141,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	a.delivery = parts.delivery
 	a.closers = parts.closers
+	// The outbox holds what the previous run handed over: if Redis lost its data since (the
+	// marker's generation is not the one recorded), those events are gone, clean stop or not.
+	resync := !cleanBefore
+	if rd := parts.redisData; rd != nil {
+		seen, err := a.registry.RedisGeneration(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if seen != rd.generation {
+			if seen != 0 {
+				log.Warn("redis: its data is not the data this gateway last saw (lost, or another Redis): sending every session's status again",
+					"seen", seen, "now", rd.generation)
+			}
+			resync = true
+		}
+	}
 	warnings = append(warnings, parts.warnings...)
 
 	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug})
@@ -143,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		QRCodes:            cfg.QRCodes,
 		PairLoginTimeout:   cfg.PairLoginTimeout,
 		RestoreConcurrency: cfg.RestoreConcurrency,
-		ResyncRestored:     !cleanBefore,
+		ResyncRestored:     resync,
 		Logger:             log,
 		Hooks:              a.metrics.SessionHooks(),
 	}, a.driver, a.registry, a.delivery)
@@ -151,6 +177,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	a.metrics.RegisterSessions(a.manager.Counts)
+	if rd := parts.redisData; rd != nil {
+		if err := a.registry.SetRedisGeneration(ctx, rd.generation); err != nil {
+			return nil, err
+		}
+		rd.watch(func(gen int64) {
+			a.manager.ResyncAll()
+			if err := a.registry.SetRedisGeneration(context.WithoutCancel(ctx), gen); err != nil {
+				log.Warn("recording the new Redis generation failed; the next start sends every status again", "err", err)
+			}
+		})
+	}
 
 	reader := parts.reader
 	if reader == nil {
@@ -238,7 +275,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.manager.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	a.stoppingCleanly = len(errs) == 0
+	// A session whose latest state the delivery refused makes the stop unclean: the next start
+	// sends every status again.
+	a.stoppingCleanly = len(errs) == 0 && a.manager.Dirty() == 0
 	errs = append(errs, a.closeResources(ctx))
 	err := errors.Join(errs...)
 	if err != nil {

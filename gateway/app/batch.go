@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"wagate/gateway/api"
 	"wagate/gateway/cache"
@@ -34,11 +35,29 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		return parts, err
 	}
 	closers = append(closers, func(context.Context) error { return rc.Close() })
+	if !rc.Embedded {
+		// An evicting Redis would drop undelivered events like cache keys: refuse to start.
+		if err := rc.CheckEvictionPolicy(ctx); err != nil {
+			return parts, fmt.Errorf("app: %w", err)
+		}
+	}
 
-	ob, err := outbox.New(ctx, rc.Client, outbox.Config{Logger: log, Max: int64(cfg.Batch.OutboxMax), Consumer: cfg.GatewayID})
+	// Another gateway's entries are claimed only when no live gateway can still be sending them;
+	// a consumer idle that long with nothing pending belongs to a gone gateway.
+	claimMinIdle := 2*cfg.LaravelTimeout + batch.DefaultDeliveryTimeout
+	var onDataLost atomic.Pointer[func(generation int64)]
+	ob, err := outbox.New(ctx, rc.Client, outbox.Config{
+		Logger: log, Max: int64(cfg.Batch.OutboxMax), GatewayID: cfg.GatewayID, ConsumerGoneAfter: claimMinIdle,
+		OnDataLost: func(gen int64) {
+			if f := onDataLost.Load(); f != nil {
+				(*f)(gen)
+			}
+		},
+	})
 	if err != nil {
 		return parts, fmt.Errorf("app: outbox: %w", err)
 	}
+	closers = append([]func(context.Context) error{func(context.Context) error { ob.Close(); return nil }}, closers...)
 	bd, err := batch.New(batch.Options{
 		Outbox: ob,
 		Sender: client,
@@ -48,8 +67,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 			PriorityInterval: cfg.Batch.PriorityInterval,
 			PoisonHorizon:    cfg.Batch.PoisonHorizon,
 			MaxRetryAfter:    cfg.Batch.MaxRetryAfter,
-			// Another gateway's entries are claimed only when no live gateway can still be sending them.
-			ClaimMinIdle: 2*cfg.LaravelTimeout + batch.DefaultDeliveryTimeout,
+			ClaimMinIdle:     claimMinIdle,
 		},
 		Logger: log,
 	})
@@ -65,6 +83,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		StatusTTL:     cfg.Cache.StatusTTL,
 		ConnectionTTL: cfg.Cache.ConnectionTTL,
 		SessionTTL:    cfg.Cache.SessionTTL,
+		WriteTimeout:  cfg.Cache.WriteTimeout,
 		Logger:        log,
 	})
 	if err != nil {
@@ -98,5 +117,12 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		}}},
 		warnings: warnings,
 		closers:  closers,
+		redisData: &redisData{
+			generation: ob.Generation(),
+			watch: func(onLost func(generation int64)) {
+				onDataLost.Store(&onLost)
+				ob.Start(ctx)
+			},
+		},
 	}, nil
 }

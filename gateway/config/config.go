@@ -58,8 +58,10 @@ type Config struct {
 	// RedisEmbedded allows batch mode without RedisURL: an in-process miniredis without
 	// persistence, for tests and benchmarks only (the outbox dies with the process).
 	RedisEmbedded bool
-	// GatewayID names this gateway among the replicas sharing one Redis: its outbox consumer name,
-	// which must stay the same across its restarts (it re-reads its own pending events); empty
+	// GatewayID names this gateway among the replicas sharing one Redis, the same across its
+	// restarts: its outbox consumer names are "<id>/<host>/<pid>/<start>/<n>", and a start takes
+	// over what an earlier process of the same id left pending (it must be unique among live
+	// gateways, or share their host and pid namespace); empty
 	// means the host name.
 	GatewayID string
 	// DataDir holds the SQLite store.
@@ -131,6 +133,8 @@ type Cache struct {
 	StatusTTL     time.Duration
 	ConnectionTTL time.Duration
 	SessionTTL    time.Duration
+	// WriteTimeout bounds the cache write-through of one event before it is appended (0: 250 ms).
+	WriteTimeout time.Duration
 }
 
 // Default returns the defaults (the seed's where it had them).
@@ -200,11 +204,12 @@ func settings() []setting {
 		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }},
 		{flag: "poison-horizon", usage: "batch mode: how long a 5xx must persist for one batch while others are delivered before it is split and an item failing alone is dead-lettered", value: func(c *Config) any { return &c.Batch.PoisonHorizon }},
 		{flag: "max-retry-after", usage: "batch mode: the longest a Laravel Retry-After pauses every send", value: func(c *Config) any { return &c.Batch.MaxRetryAfter }},
-		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, stable across restarts (default: host name)", value: func(c *Config) any { return &c.GatewayID }},
+		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, the same across restarts, unique among live gateways (default: host name)", value: func(c *Config) any { return &c.GatewayID }},
 		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: default)", value: func(c *Config) any { return &c.Cache.QRTTL }},
 		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: default)", value: func(c *Config) any { return &c.Cache.StatusTTL }},
 		{flag: "cache-ttl-connection", usage: "batch mode: cache TTL of connection states (0: default)", value: func(c *Config) any { return &c.Cache.ConnectionTTL }},
 		{flag: "cache-ttl-session", usage: "batch mode: cache TTL of Laravel's session answers (0: default)", value: func(c *Config) any { return &c.Cache.SessionTTL }},
+		{flag: "cache-write-timeout", usage: "batch mode: bound of the cache write-through of one event before it is appended (0: 250ms)", value: func(c *Config) any { return &c.Cache.WriteTimeout }},
 		{flag: "shutdown-timeout", usage: "deadline of a graceful shutdown on SIGTERM/SIGINT", value: func(c *Config) any { return &c.ShutdownTimeout }},
 		{flag: "log-level", usage: "log level: debug, info, warn, error", value: func(c *Config) any { return &c.LogLevel }},
 		{flag: "log-format", usage: "log format: text or json", value: func(c *Config) any { return &c.LogFormat }},
@@ -448,7 +453,8 @@ func (c Config) Validate() error {
 		bad("WAGATE_GATEWAY_ID", "must be at most 128 characters")
 	}
 	for env, d := range map[string]time.Duration{"WAGATE_CACHE_TTL_QR": c.Cache.QRTTL, "WAGATE_CACHE_TTL_STATUS": c.Cache.StatusTTL,
-		"WAGATE_CACHE_TTL_CONNECTION": c.Cache.ConnectionTTL, "WAGATE_CACHE_TTL_SESSION": c.Cache.SessionTTL} {
+		"WAGATE_CACHE_TTL_CONNECTION": c.Cache.ConnectionTTL, "WAGATE_CACHE_TTL_SESSION": c.Cache.SessionTTL,
+		"WAGATE_CACHE_WRITE_TIMEOUT": c.Cache.WriteTimeout} {
 		if d < 0 {
 			bad(env, "must not be negative")
 		}

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -231,6 +233,31 @@ func (r *Registry) MarkCleanStop(ctx context.Context) error {
 		ON CONFLICT (name) DO UPDATE SET value = 1`)
 	if err != nil {
 		return fmt.Errorf("storage: mark clean stop: %w", err)
+	}
+	return nil
+}
+
+// RedisGeneration returns the generation of the Redis data (the outbox marker) this gateway
+// last saw, 0 when none was recorded.
+func (r *Registry) RedisGeneration(ctx context.Context) (int64, error) {
+	var gen int64
+	err := r.db.SQL.QueryRowContext(ctx, `SELECT value FROM wagate_meta WHERE name = 'redis_generation'`).Scan(&gen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storage: read redis generation: %w", err)
+	}
+	return gen, nil
+}
+
+// SetRedisGeneration records the generation of the Redis data this gateway works with, so that
+// its next start can tell whether Redis lost its data (and the outbox with it) meanwhile.
+func (r *Registry) SetRedisGeneration(ctx context.Context, gen int64) error {
+	_, err := r.db.SQL.ExecContext(ctx, `INSERT INTO wagate_meta (name, value) VALUES ('redis_generation', $1)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, gen)
+	if err != nil {
+		return fmt.Errorf("storage: record redis generation: %w", err)
 	}
 	return nil
 }
