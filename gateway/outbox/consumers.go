@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,9 @@ var (
 	processStart = strconv.FormatInt(time.Now().UnixMilli(), 36)
 	// incarnationSeq tells apart several outboxes of one process (tests, tools).
 	incarnationSeq atomic.Int64
+	// closedHere holds the consumer names of this process's closed outboxes: a gateway restarted
+	// inside one process (tests, an embedding program) takes over what they left pending.
+	closedHere sync.Map
 )
 
 // incarnation is a parsed consumer name.
@@ -82,9 +86,9 @@ func parseIncarnation(name string) (incarnation, bool) {
 //   - Another host: a gateway id is unique among live gateways, so it is an earlier incarnation
 //     (a pod rescheduled elsewhere).
 //   - The same host and pid: gone when its process started at another time (a restarted
-//     container gets the same pid); the same process when not (another outbox of this process).
+//     container gets the same pid); in this process, gone once that outbox was closed (closed).
 //   - The same host, another pid: gone when that process no longer runs (pidAlive).
-func predecessorGone(self incarnation, other string, pidAlive func(pid int) bool) bool {
+func predecessorGone(self incarnation, other string, pidAlive func(pid int) bool, closed func(name string) bool) bool {
 	if other == self.gatewayID {
 		return true
 	}
@@ -96,7 +100,7 @@ func predecessorGone(self incarnation, other string, pidAlive func(pid int) bool
 	case o.host != self.host:
 		return true
 	case o.pid == self.pid:
-		return o.start != self.start
+		return o.start != self.start || closed(other)
 	default:
 		return !pidAlive(o.pid)
 	}
@@ -122,6 +126,11 @@ func processAlive(pid int) bool {
 		return false
 	}
 	return true
+}
+
+func closedInProcess(name string) bool {
+	_, ok := closedHere.Load(name)
+	return ok
 }
 
 // removeIfEmptyScript deletes a consumer only while it has no pending entry: deleting one with
@@ -159,7 +168,7 @@ func (o *Outbox) tidyConsumers(ctx context.Context, adopt bool) (ConsumerReport,
 			continue
 		}
 		pending := c.Pending
-		if adopt && predecessorGone(o.self, c.Name, o.pidAlive) {
+		if adopt && predecessorGone(o.self, c.Name, o.pidAlive, closedInProcess) {
 			n, err := o.adopt(ctx, c.Name)
 			rep.Adopted += n
 			if err != nil {

@@ -17,6 +17,8 @@ func TestPredecessorGone(t *testing.T) {
 	alive := map[int]bool{100: true, 200: true}
 	pidAlive := func(pid int) bool { return alive[pid] }
 	name := func(in incarnation) string { return in.name() }
+	closedOutbox := name(incarnation{"gw", "h1", 100, "s1", "3"})
+	closed := func(n string) bool { return n == closedOutbox }
 	cases := []struct {
 		name  string
 		other string
@@ -25,6 +27,7 @@ func TestPredecessorGone(t *testing.T) {
 		{"the legacy consumer named by the gateway id (before unique names)", "gw", true},
 		{"this very consumer", name(self), false},
 		{"another outbox of this process", name(incarnation{"gw", "h1", 100, "s1", "2"}), false},
+		{"a closed outbox of this process (a restart inside one process)", closedOutbox, true},
 		{"an earlier process with the same pid (a restarted container)", name(incarnation{"gw", "h1", 100, "s0", "1"}), true},
 		{"an earlier process on this host that exited", name(incarnation{"gw", "h1", 300, "s0", "1"}), true},
 		{"another live process on this host with the same gateway id", name(incarnation{"gw", "h1", 200, "s0", "1"}), false},
@@ -36,7 +39,7 @@ func TestPredecessorGone(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := predecessorGone(self, c.other, pidAlive); got != c.gone {
+			if got := predecessorGone(self, c.other, pidAlive, closed); got != c.gone {
 				t.Fatalf("predecessorGone(%q) = %v; want %v", c.other, got, c.gone)
 			}
 		})
@@ -185,4 +188,35 @@ func TestConsumersOfGoneGatewaysAreRemovedOnceIdleWithNothingPending(t *testing.
 			t.Fatalf("second pass removed %v, %v; want the consumer whose entry was claimed", rep.Removed, err)
 		}
 	}(t, redistest.Real(t))
+}
+
+func TestAGatewayRestartedInsideOneProcessTakesOverWhatItsClosedOutboxLeftPending(t *testing.T) {
+	b := redistest.Mini(t)
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	first, err := New(ctx, b.Client(t), Config{GatewayID: "gw-inproc", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Append(ctx, testEvent("s1", 1, event.KindStatus, "connected")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := first.ReadNew(ctx, 1); len(got) != 1 {
+		t.Fatal("first outbox read nothing")
+	}
+	live, err := New(ctx, b.Client(t), Config{GatewayID: "gw-inproc", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := live.ReadOwnPending(ctx, "0", 10); len(got) != 0 {
+		t.Fatalf("took %d entries from an outbox of this process that is still open", len(got))
+	}
+	first.Close() // a graceful stop leaves the entry pending
+	next, err := New(ctx, b.Client(t), Config{GatewayID: "gw-inproc", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := next.ReadOwnPending(ctx, "0", 10); len(got) != 1 {
+		t.Fatalf("the restarted gateway recovered %d entries; want the 1 its closed predecessor left pending", len(got))
+	}
 }

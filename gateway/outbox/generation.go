@@ -100,8 +100,11 @@ func (o *Outbox) Start(ctx context.Context) {
 	})
 }
 
-// Close stops the keeper (appends still waiting keep their own deadlines).
+// Close stops the keeper (appends still waiting keep their own deadlines) and marks this
+// consumer closed, so that an outbox of the same gateway created later in this process takes
+// over what it left pending.
 func (o *Outbox) Close() {
+	closedHere.Store(o.cfg.Consumer, struct{}{})
 	if o.stopKeeper != nil {
 		o.stopKeeper()
 		<-o.keeperDone
