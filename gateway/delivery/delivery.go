@@ -27,3 +27,20 @@ type Delivery interface {
 type ActivityChecker interface {
 	IsSessionActive(ctx context.Context, sessionID string) (bool, error)
 }
+
+// KindAccepter is implemented by a Delivery that delivers more than QR and status events.
+type KindAccepter interface {
+	// Accepts reports whether the delivery delivers events of kind k.
+	Accepts(k event.Kind) bool
+}
+
+// Accepts reports whether d delivers events of kind k. Every Delivery delivers QR codes and
+// status changes; message and receipt events go only to one that says it delivers them
+// (KindAccepter), so a delivery that would coalesce or misroute them never sees them.
+func Accepts(d Delivery, k event.Kind) bool {
+	if k == event.KindQR || k == event.KindStatus {
+		return true
+	}
+	a, ok := d.(KindAccepter)
+	return ok && a.Accepts(k)
+}

@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"errors"
+
+	"wagate/gateway/laravel"
 )
 
 // Driver opens WhatsApp connections. The production driver (gateway/whatsapp) wraps whatsmeow;
@@ -66,6 +68,20 @@ type StreamReplaced struct{}
 // ConnectFailed says WhatsApp refused the connection for good (ban, outdated client, ...); nothing
 // reconnects.
 type ConnectFailed struct{ Reason string }
+
+// MessageReceived carries a message the session received (or sent from another of its devices),
+// decrypted: the Laravel item without session_id and sequence, which the manager sets.
+type MessageReceived struct{ Message laravel.MessageItem }
+
+// ReceiptReceived says messages the session sent reached Status for the receipt's sender: the
+// Laravel item without message id, session_id and sequence, one item per id of MessageIDs.
+type ReceiptReceived struct {
+	MessageIDs []string
+	Receipt    laravel.ReceiptItem
+}
+
+func (MessageReceived) driverEvent() {}
+func (ReceiptReceived) driverEvent() {}
 
 func (QRCodes) driverEvent()        {}
 func (PairSuccess) driverEvent()    {}

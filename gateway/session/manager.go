@@ -162,6 +162,8 @@ type Manager struct {
 	closed    atomic.Bool
 	restoring atomic.Int64
 
+	messagingOff sync.Once // warns once that the delivery drops messages (messages.go)
+
 	// Dirty sessions: their latest state may not have reached the delivery (resync.go).
 	dirtyMu     sync.Mutex
 	dirty       map[*session]struct{}
@@ -197,6 +199,8 @@ type session struct {
 
 	outq     []event.Event
 	draining bool
+
+	msgs messaging // message and receipt events (messages.go)
 }
 
 // New creates a Manager; it reserves a version epoch in store. Call Restore next to bring back
@@ -721,6 +725,10 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		m.log.Warn("another client took over this session's device; not reconnecting", "session_id", s.id)
 		m.dropConnLocked(s)
 		m.setStatus(s, laravel.StatusDisconnected)
+	case MessageReceived:
+		m.onMessage(s, e)
+	case ReceiptReceived:
+		m.onReceipt(s, e)
 	case ConnectFailed:
 		m.log.Warn("WhatsApp refused the connection; not reconnecting", "session_id", s.id, "reason", e.Reason)
 		m.stopQR(s)
@@ -903,6 +911,11 @@ func (m *Manager) emit(s *session, kind event.Kind, payload string) {
 		Priority:  event.PriorityOf(kind, payload),
 	}
 	s.updated = now
+	m.enqueue(s, ev)
+}
+
+// enqueue queues ev for delivery behind s's earlier events. Callers hold s.mu.
+func (m *Manager) enqueue(s *session, ev event.Event) {
 	if h := m.cfg.Hooks.EventEmitted; h != nil {
 		h(ev)
 	}
@@ -954,6 +967,9 @@ func (m *Manager) drain(s *session) {
 				"payload", redactQR(ev), "version", ev.Version, "err", err)
 			if h := m.cfg.Hooks.DeliveryFailed; h != nil {
 				h(ev, err)
+			}
+			if ev.Kind.IsMessaging() {
+				continue // a message is not session state: resending the status would not bring it back
 			}
 			s.mu.Lock()
 			m.markDirtyLocked(s)

@@ -251,12 +251,24 @@ func (c *conn) onEvent(raw any) {
 		ev = session.ConnectFailed{Reason: fmt.Sprintf("%d %s", int(e.Reason), e.Message)}
 	case *events.CATRefreshError:
 		ev = session.ConnectFailed{Reason: "CAT refresh: " + fmt.Sprint(e.Error)}
+	case *events.Message:
+		msg, ok := messageEvent(e)
+		if !ok {
+			return
+		}
+		ev = msg
+	case *events.Receipt:
+		r, ok := receiptEvent(e)
+		if !ok {
+			return
+		}
+		ev = r
 	default:
 		return
 	}
 	_, connected := ev.(session.Connected)
 	switch ev.(type) {
-	case session.QRCodes, session.PairSuccess, session.PairFailed:
+	case session.QRCodes, session.PairSuccess, session.PairFailed, session.MessageReceived, session.ReceiptReceived:
 	default:
 		c.live.Store(connected)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"go.mau.fi/whatsmeow/types"
 
+	"wagate/gateway/delivery"
 	"wagate/gateway/internal/pgtest"
 	"wagate/gateway/laravel"
 	"wagate/gateway/session"
@@ -36,19 +37,28 @@ type world struct {
 	dir   string
 	dsn   string // Postgres when set, else SQLite in dir
 	quiet *slog.Logger
+	// messaging makes the manager's delivery take message and receipt events.
+	messaging bool
 }
 
 func newWorld(t *testing.T) *world { return newWorldOn(t, "") }
 
 func newWorldOn(t *testing.T, dsn string) *world {
+	return newWorldWith(t, dsn, false, fakewa.ReceiptsNone)
+}
+
+// newWorldWith starts fakewa with the receipt policy and a manager whose delivery takes message
+// and receipt events when messaging is set.
+func newWorldWith(t *testing.T, dsn string, messaging bool, receipts fakewa.ReceiptPolicy) *world {
 	t.Helper()
-	w := &world{dsn: dsn, t: t, dir: t.TempDir(), sink: &sessiontest.Sink{}, quiet: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))}
+	w := &world{dsn: dsn, t: t, dir: t.TempDir(), sink: &sessiontest.Sink{}, messaging: messaging, quiet: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))}
 	// A generous close delay after stream errors lets a loaded (race-detector) client handle the
 	// 515 before the socket closes; PairLoginTimeout covers the case where it still does not.
+	// whatsmeow's socket has unsynchronised fields (FrameSocket.conn, OnDisconnect) that race
+	// when a receipt ack is written while the server drops the socket: lifecycle tests that drop
+	// sockets take no receipts (ReceiptsNone).
 	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: w.quiet, StreamErrorCloseDelay: time.Second,
-		// whatsmeow's socket has unsynchronised fields (FrameSocket.conn, OnDisconnect) that race
-		// when a receipt ack is written while the server drops the socket: no receipts here.
-		Receipts: fakewa.ReceiptsNone})
+		Receipts: receipts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +86,11 @@ func (w *world) boot() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.m, err = session.New(ctx, session.Config{Logger: w.quiet, PairLoginTimeout: 5 * time.Second}, w.drv, w.reg, w.sink)
+	var sink delivery.Delivery = w.sink
+	if w.messaging {
+		sink = messagingSink{w.sink}
+	}
+	w.m, err = session.New(ctx, session.Config{Logger: w.quiet, PairLoginTimeout: 5 * time.Second}, w.drv, w.reg, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
