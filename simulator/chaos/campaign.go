@@ -191,6 +191,9 @@ func Run(ctx context.Context, o Options) (*Campaign, error) {
 	for range o.Parallel {
 		wg.Go(func() {
 			for i := range work {
+				mu.Lock()
+				progress("%s", schedules[i].String())
+				mu.Unlock()
 				e := playSchedule(ctx, o, raw, schedules[i], log)
 				mu.Lock()
 				c.Entries[i] = e
@@ -209,13 +212,10 @@ func Run(ctx context.Context, o Options) (*Campaign, error) {
 			}
 		})
 	}
-	for i, s := range schedules {
+	for i := range schedules {
 		if ctx.Err() != nil {
 			break
 		}
-		mu.Lock()
-		progress("%s", s.String())
-		mu.Unlock()
 		select {
 		case work <- i:
 		case <-ctx.Done():
@@ -305,10 +305,6 @@ func runSchedule(ctx context.Context, o Options, e Entry, s Schedule) (Observati
 			obs.RunError = join(obs.RunError, "the gateway exited by itself during the run")
 		}
 	}
-	if m, ok := res.Report.Metrics["fault_recovery_time"]; ok {
-		obs.Recovery = time.Duration(m.Values["max"] * float64(time.Millisecond))
-		obs.Recoveries = int(m.Values["count"])
-	}
 	tl, err := run.ReadFaultTimeline(e.Dir)
 	if err != nil {
 		obs.RunError = join(obs.RunError, err.Error())
@@ -321,7 +317,15 @@ func runSchedule(ctx context.Context, o Options, e Entry, s Schedule) (Observati
 			continue
 		}
 		windows = append(windows, Interval{From: w.Start, To: w.End})
+		took := time.Duration(w.RecoveryMS * float64(time.Millisecond))
+		if !w.Recovered {
+			obs.Unrecovered = append(obs.Unrecovered, w.Name)
+		}
+		if took >= obs.Recovery {
+			obs.Recovery, obs.Slowest = took, w.Name
+		}
 	}
+	obs.Recoveries = len(windows)
 	var points []RatePoint
 	for _, p := range res.Report.Series {
 		points = append(points, RatePoint{End: p.Time, PerSec: p.LaravelRequestsPerMinTotal() / 60})

@@ -29,10 +29,13 @@ type Observation struct {
 	// RefusedSessions are the sessions whose items the schedule made Laravel refuse item by item.
 	RefusedSessions []string
 	// Recovery is the slowest fault recovery (fault_recovery_time: from a fault's heal until the
-	// gateway is healthy, its outbox back to its level and its sessions back online); Recoveries
-	// how many were measured.
-	Recovery   time.Duration
-	Recoveries int
+	// gateway is healthy, its outbox back to its level and its sessions back online), Slowest the
+	// fault it followed, Recoveries how many were measured, and Unrecovered the faults the gateway
+	// had not recovered from by the end of the drain.
+	Recovery    time.Duration
+	Slowest     string
+	Recoveries  int
+	Unrecovered []string
 	// StormPeak is the highest Laravel request rate (requests/s) of a series interval that
 	// overlaps a fault; Baseline the mean rate of the intervals that overlap none (0 when none).
 	StormPeak, Baseline float64
@@ -127,8 +130,11 @@ func Check(o Observation, b Bounds) Verdict {
 		sort.Strings(unexpected)
 		fail(InvDeadLetters, "%d dead letters of sessions Laravel never refused item by item: %s", len(unexpected), strings.Join(slices.Compact(unexpected), ", "))
 	}
-	if b.Recovery > 0 && o.Recovery > b.Recovery {
-		fail(InvRecovery, "the slowest of %d recoveries took %s (bound %s)", o.Recoveries, o.Recovery.Round(time.Millisecond), b.Recovery)
+	switch {
+	case len(o.Unrecovered) > 0:
+		fail(InvRecovery, "not recovered by the end of the drain: %s", strings.Join(o.Unrecovered, ", "))
+	case b.Recovery > 0 && o.Recovery > b.Recovery:
+		fail(InvRecovery, "the slowest of %d recoveries (after %s) took %s (bound %s)", o.Recoveries, o.Slowest, o.Recovery.Round(time.Millisecond), b.Recovery)
 	}
 	if limit := StormLimit(o.Baseline, b); o.StormPeak > limit {
 		fail(InvStorm, "Laravel got %.1f requests/s during a fault, above %.1f (%.1f/s outside faults)", o.StormPeak, limit, o.Baseline)

@@ -37,6 +37,9 @@ func TestCheckJudgesEachInvariant(t *testing.T) {
 		{"dead letters that cannot be read", func(o *Observation) { o.DeadLettersError = "503" }, []string{InvDeadLetters}},
 		{"recovery at the bound holds", func(o *Observation) { o.Recovery = 30 * time.Second }, nil},
 		{"recovery past the bound", func(o *Observation) { o.Recovery = 31 * time.Second }, []string{InvRecovery}},
+		{"a fault never recovered from, however short the drain", func(o *Observation) {
+			o.Recovery, o.Unrecovered = 5*time.Second, []string{"gateway-kill-1"}
+		}, []string{InvRecovery}},
 		{"below the floor is no storm", func(o *Observation) { o.StormPeak, o.Baseline = 19, 0.5 }, nil},
 		{"a storm above the floor and the factor", func(o *Observation) { o.StormPeak, o.Baseline = 40, 3 }, []string{InvStorm}},
 		{"a busy baseline raises the limit", func(o *Observation) { o.StormPeak, o.Baseline = 40, 10 }, nil},

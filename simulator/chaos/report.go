@@ -167,9 +167,10 @@ func (c *Campaign) Markdown() string {
 			}
 		}
 	}
-	b.WriteString("\n## Slowest recoveries\n\n| # | seed | slowest recovery | faults |\n|--:|--:|--:|---|\n")
+	b.WriteString("\n## Slowest recoveries\n\n| # | seed | slowest recovery | after | the schedule's faults |\n|--:|--:|--:|---|---|\n")
 	for _, e := range c.Slowest(5) {
-		fmt.Fprintf(&b, "| %d | %d | %s | %s |\n", e.Schedule.Index, e.Schedule.Seed, e.Observation.Recovery.Round(100*time.Millisecond), strings.Join(e.Faults, "; "))
+		fmt.Fprintf(&b, "| %d | %d | %s | %s | %s |\n", e.Schedule.Index, e.Schedule.Seed, e.Observation.Recovery.Round(100*time.Millisecond),
+			e.Observation.Slowest, strings.Join(e.Faults, "; "))
 	}
 	var notes []string
 	for _, e := range c.Entries {

@@ -40,6 +40,10 @@ type FaultWindow struct {
 	EmittedBefore float64 `json:"emitted_before,omitempty"`
 	// OutboxBefore is the outbox depth scraped just before the fault (undelivered events).
 	OutboxBefore float64 `json:"outbox_before,omitempty"`
+	// RecoveryMS is the fault's fault_recovery_time (from End), in milliseconds; Recovered is
+	// false when the gateway had not recovered by the end of the drain (RecoveryMS runs until then).
+	RecoveryMS float64 `json:"recovery_ms,omitempty"`
+	Recovered  bool    `json:"recovered,omitempty"`
 }
 
 // FaultTimeline is the content of faults.json.
@@ -58,8 +62,10 @@ type procControl struct {
 	// emitted sums the emitted-events counters of gateway processes that were stopped.
 	emitted float64
 	windows []FaultWindow
-	aofOnce sync.Once
-	aofErr  error
+	// recoveries are the measured recoveries by fault name.
+	recoveries map[string]recovery
+	aofOnce    sync.Once
+	aofErr     error
 }
 
 // gatewayChild returns the gateway process, or nil while a planned restart is under way (its
@@ -509,10 +515,14 @@ func (r *runner) writeFaultTimeline() error {
 	for _, w := range r.proc.windows {
 		measured[w.Name] = w
 	}
+	recovered := r.proc.recoveries
 	r.proc.mu.Unlock()
 	tl := FaultTimeline{UsersStart: r.start}
 	for _, flt := range r.f.Faults {
 		if w, ok := measured[flt.Name]; ok {
+			if rc, ok := recovered[flt.Name]; ok {
+				w.RecoveryMS, w.Recovered = float64(rc.took)/float64(time.Millisecond), rc.recovered
+			}
 			tl.Faults = append(tl.Faults, w)
 			continue
 		}
@@ -560,10 +570,22 @@ func describeLaravelFaults(f *scenario.LaravelFaults) string {
 			status = 500
 		}
 		p := fmt.Sprintf("%g%% %d", f.ErrorRate*100, status)
+		if f.RedirectTo != "" {
+			p += " to " + f.RedirectTo
+		}
 		if f.RetryAfter > 0 {
 			p += " (Retry-After " + f.RetryAfter.String() + ")"
 		}
 		parts = append(parts, p)
+	}
+	if f.BadBodyRate > 0 {
+		parts = append(parts, fmt.Sprintf("%g%% of applied batches answered 2xx with an undecodable body", f.BadBodyRate*100))
+	}
+	if f.UnaccountedRate > 0 {
+		parts = append(parts, fmt.Sprintf("%g%% of batches answered with failures they do not name", f.UnaccountedRate*100))
+	}
+	if len(f.RefuseSessions) > 0 {
+		parts = append(parts, "items of "+strings.Join(f.RefuseSessions, ", ")+" refused item by item")
 	}
 	if f.ExtraLatency > 0 {
 		parts = append(parts, "+"+f.ExtraLatency.String()+" per request")

@@ -70,6 +70,7 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 		case <-ctx.Done():
 			r.log.Warn("fault not recovered by the end of the drain", "fault", flt.Name, "since_end", time.Since(end).Round(time.Millisecond))
 			r.reg.ObserveDuration("fault_recovery_time", time.Since(end), tags)
+			r.noteRecovery(flt.Name, time.Since(end), false)
 			return
 		case <-t.C:
 		}
@@ -90,8 +91,25 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 		d := max(time.Since(end), 0)
 		r.log.Info("fault recovered", "fault", flt.Name, "recovery", d.Round(time.Millisecond))
 		r.reg.ObserveDuration("fault_recovery_time", d, tags)
+		r.noteRecovery(flt.Name, d, true)
 		return
 	}
+}
+
+// recovery is one fault's measured recovery.
+type recovery struct {
+	took      time.Duration
+	recovered bool
+}
+
+// noteRecovery keeps a fault's recovery for faults.json.
+func (r *runner) noteRecovery(name string, took time.Duration, recovered bool) {
+	r.proc.mu.Lock()
+	defer r.proc.mu.Unlock()
+	if r.proc.recoveries == nil {
+		r.proc.recoveries = map[string]recovery{}
+	}
+	r.proc.recoveries[name] = recovery{took, recovered}
 }
 
 // finishRecoveries stops the watches still running (at the end of the drain) and waits for them.
