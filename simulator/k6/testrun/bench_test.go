@@ -1,0 +1,161 @@
+package testrun
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"wagate/reports"
+	"wagate/simulator/k6/bundle"
+	"wagate/simulator/k6/js"
+	"wagate/simulator/k6/wagate"
+	"wagate/simulator/k6/wagate/wagatejs"
+	"wagate/simulator/metrics"
+	"wagate/simulator/user"
+)
+
+// apiWorld is a wagate.World over a bare gateway API client (no phones, no Laravel view): enough
+// for the calls the benchmarks make (status).
+type apiWorld struct{ env *user.Env }
+
+func (w apiWorld) Env() *user.Env { return w.env }
+func (w apiWorld) GroundTruth(context.Context) (reports.GroundTruth, error) {
+	return reports.GroundTruth{}, nil
+}
+
+// statusServer answers GET /sessions/{id} as the gateway does, with a small JSON body.
+func statusServer(b *testing.B) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"session_id":"s1","status":"connected"}`)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// benchShared compiles src into what its VUs share, with k6/x/wagate over reg and api.
+func benchShared(b *testing.B, src string, env map[string]string, api *user.API, reg *metrics.Registry) *js.Shared {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "bench.js")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bun, err := bundle.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ext := &wagatejs.Extension{}
+	ext.SetDriver(wagate.New(apiWorld{env: &user.Env{API: api, Reg: reg}}, 0))
+	s := &js.Shared{Bundle: bun, Env: env, Registry: reg, Groups: js.NewGroupTree(), Counters: &js.Counters{},
+		HTTP: js.HTTPConfig{MaxRedirects: 10}, Scenarios: map[string]js.ScenarioInfo{},
+		Extensions: map[string]js.ModuleFactory{wagatejs.ModuleName: ext.Module}}
+	return s
+}
+
+// benchVU returns one initialized VU of src.
+func benchVU(b *testing.B, src string, env map[string]string, api *user.API, reg *metrics.Registry) *js.VU {
+	b.Helper()
+	vu, err := js.NewVU(context.Background(), benchShared(b, src, env, api, reg), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return vu
+}
+
+func runIterations(b *testing.B, vu *js.VU) {
+	b.Helper()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := vu.RunIteration(ctx, js.Iteration{Scenario: "default", Exec: "default", Iter: int64(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStatusRequest compares the cost of one gateway status request made by the native Go
+// users (simulator/user's API client), by a k6 script through k6/x/wagate, and by a k6 script
+// through k6/http, against the same loopback server. The ratio js/native is the runtime's CPU
+// overhead per request (the server's share, identical in all three, dilutes it slightly).
+func BenchmarkStatusRequest(b *testing.B) {
+	b.Run("native", func(b *testing.B) {
+		srv := statusServer(b)
+		reg := metrics.NewRegistry(nil)
+		api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+		tags := metrics.Tags{"scenario": "default"}
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := api.Status(ctx, "s1", tags); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("k6-wagate", func(b *testing.B) {
+		srv := statusServer(b)
+		reg := metrics.NewRegistry(nil)
+		api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+		vu := benchVU(b, `import wagate from "k6/x/wagate";
+export default function () { if (wagate.status("s1") !== "connected") throw new Error("status"); }`, nil, api, reg)
+		runIterations(b, vu)
+	})
+	b.Run("k6-http", func(b *testing.B) {
+		srv := statusServer(b)
+		reg := metrics.NewRegistry(nil)
+		vu := benchVU(b, `import http from "k6/http";
+export default function () { if (http.get(__ENV.BASE + "/sessions/s1").status !== 200) throw new Error("status"); }`,
+			map[string]string{"BASE": srv.URL}, user.NewAPI(srv.URL, "t", &http.Client{}, reg), reg)
+		runIterations(b, vu)
+	})
+}
+
+// BenchmarkVUMemory reports the heap each VU of a wagate lifecycle script keeps after its init
+// context and one iteration (B/VU), the runtime's own memory beyond the world. Run it with
+// -benchtime 1x: each round initializes 200 VUs.
+func BenchmarkVUMemory(b *testing.B) {
+	const vus = 200
+	srv := statusServer(b)
+	reg := metrics.NewRegistry(nil)
+	api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+	src := `import wagate from "k6/x/wagate";
+import http from "k6/http";
+import { check, group, sleep } from "k6";
+import { Trend } from "k6/metrics";
+const lag = new Trend("lifecycle_lag", true);
+export const options = { vus: 1000, duration: "10m" };
+export default function () {
+  group("status", () => {
+    const st = wagate.status("s1");
+    check(st, { "connected": (s) => s === "connected" });
+    lag.add(1);
+  });
+}`
+	shared := benchShared(b, src, nil, api, reg)
+	for range b.N {
+		keep := make([]*js.VU, 0, vus)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range vus {
+			vu, err := js.NewVU(context.Background(), shared, int64(i+1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+				b.Fatal(err)
+			}
+			keep = append(keep, vu)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/vus, "B/VU")
+		runtime.KeepAlive(keep)
+	}
+}
