@@ -1,7 +1,8 @@
 // Package legacy is the seed's "before" delivery, kept as the measured baseline: one HTTP request
-// to Laravel per QR code or status change (POST /api/qr, POST /api/whatsapp/status), no batching,
-// no retries, no versions on the wire; and isSessionActive answered by a Laravel lookup
-// (GET /api/whatsapp/sessions/{id}) on every call, with no cache.
+// to Laravel per QR code or status change (POST /api/qr, POST /api/whatsapp/status) and per
+// incoming message or receipt (POST /api/whatsapp/message, POST /api/whatsapp/receipt), no
+// batching, no retries, no versions on the wire for QR and status; and isSessionActive answered
+// by a Laravel lookup (GET /api/whatsapp/sessions/{id}) on every call, with no cache.
 package legacy
 
 import (
@@ -19,7 +20,15 @@ type Delivery struct {
 	client *laravel.Client
 }
 
-var _ delivery.Delivery = (*Delivery)(nil)
+var (
+	_ delivery.Delivery     = (*Delivery)(nil)
+	_ delivery.KindAccepter = (*Delivery)(nil)
+)
+
+// Accepts implements delivery.KindAccepter: legacy delivers messages and receipts too.
+func (d *Delivery) Accepts(k event.Kind) bool {
+	return k == event.KindQR || k == event.KindStatus || k.IsMessaging()
+}
 
 // New returns a Delivery that sends through client.
 func New(client *laravel.Client) *Delivery { return &Delivery{client: client} }
@@ -36,6 +45,10 @@ func (d *Delivery) Deliver(ctx context.Context, ev event.Event) error {
 		err = d.client.PostQR(ctx, laravel.QRUpdate{SessionID: ev.SessionID, QR: ev.Payload})
 	case event.KindStatus:
 		err = d.client.PostStatus(ctx, laravel.StatusUpdate{SessionID: ev.SessionID, EstadoQR: laravel.Status(ev.Payload)})
+	case event.KindMessage:
+		err = d.client.PostMessage(ctx, *ev.Message)
+	case event.KindReceipt:
+		err = d.client.PostReceipt(ctx, *ev.Receipt)
 	}
 	if err != nil {
 		return fmt.Errorf("legacy: deliver %s event of %s: %w", ev.Kind, ev.SessionID, err)
