@@ -321,8 +321,10 @@ func (u *user) live(ctx context.Context) error {
 			if u.rng.Float64() < *b.LogoutAtEnd {
 				undo := e.Ledger.Caused(u.id, laravel.StatusLoggedOut, time.Now())
 				r, err := e.API.Logout(ctx, u.id, u.tags)
-				if err == nil && r.Status >= 300 {
-					undo() // refused: nothing changed (a network error may have logged out: keep it)
+				if unreached(err) || (err == nil && r.Status >= 300) {
+					// Refused, or never reached a running gateway: nothing changed (another network
+					// error may have logged out: keep it).
+					undo()
 				}
 			}
 			return nil
