@@ -16,8 +16,9 @@ const convergePause = 250 * time.Millisecond
 
 // Converge prepares a fair comparison: it reads every session's final state from the gateway, then
 // observes Laravel (pollLaravel feeds ObserveLaravel) until every session has settled or limit
-// passes. A session is unsettled while Laravel has yet to receive the gateway's state, or while the
-// gateway's state is not what the simulation caused (a reconnect still in its backoff); unsettled
+// passes. A session is unsettled while Laravel has yet to receive the gateway's state, while Laravel
+// shows a newer state than the gateway's as read, or while the gateway's state is not what the
+// simulation caused (a reconnect still in its backoff); unsettled
 // sessions are read from the gateway again each round, so a state the gateway reached after the
 // first read is waited for and judged instead of an outdated view. It returns the gateway's states for Finish (nil when the
 // gateway could not answer) and the last error of pollLaravel, if Laravel could not be read.
@@ -49,10 +50,18 @@ func (l *Ledger) Converge(ctx context.Context, readGateway ReadGateway, pollLara
 // newer version with another state will never change: Judge calls that lost); without, when the
 // states differ.
 func waitsFor(l State, qrv int64, g State) bool {
-	if g.Version > 0 && l.Version > 0 {
-		return max(l.Version, qrv) < g.Version
+	if reached := max(l.Version, qrv); g.Version > 0 && reached > 0 {
+		return reached < g.Version
 	}
 	return l.Status != g.Status
+}
+
+// outdated reports whether gateway state g, read earlier, may be older than what Laravel already
+// shows (l, QR version qrv): Laravel holds a newer version with another state, as when the gateway
+// moved on (a QR flow expired, a reconnect) after it was read. Read again, a gateway whose version
+// is still behind Laravel's went back (Judge calls that lost).
+func outdated(l State, qrv int64, g State) bool {
+	return g.Version > 0 && max(l.Version, qrv) > g.Version && l.Status != g.Status
 }
 
 // unsettled lists the sessions Converge waits for (nil without the gateway's view: then there is
@@ -70,7 +79,7 @@ func (l *Ledger) unsettled(gateway map[string]State) []string {
 		if !ok {
 			continue
 		}
-		if waitsFor(s.laravel, s.laravelQRV, g) || !(Evidence{Expected: s.expected}).expects(g.Status) {
+		if waitsFor(s.laravel, s.laravelQRV, g) || outdated(s.laravel, s.laravelQRV, g) || !(Evidence{Expected: s.expected}).expects(g.Status) {
 			out = append(out, id)
 		}
 	}

@@ -65,6 +65,32 @@ func TestConvergeWaitsForLaravelAndFollowsTheGateway(t *testing.T) {
 	}
 }
 
+// A gateway read just before it moved on (a QR flow expiring) is read again when Laravel already
+// shows the newer state, instead of calling Laravel's newer version a refusal.
+func TestConvergeRereadsAGatewayThatMovedOnAfterItWasRead(t *testing.T) {
+	l := NewLedger(metrics.NewRegistry(nil), QRTiming{}, nil)
+	l.Started("s", "s", at(0), nil)
+	reads := 0
+	readGateway := func(context.Context, []string) map[string]State {
+		reads++
+		if reads == 1 {
+			return map[string]State{"s": {pending, 7}} // its last QR code
+		}
+		return map[string]State{"s": {expired, 8}}
+	}
+	pollLaravel := func(context.Context) error {
+		l.ObserveLaravel("s", Observation{Status: expired, StatusVersion: 8, QRVersion: 7, At: at(10)})
+		return nil
+	}
+	gateway, err := l.Converge(context.Background(), readGateway, pollLaravel, time.Minute)
+	if err != nil || reads != 2 {
+		t.Fatalf("err %v, gateway read %d times, want twice", err, reads)
+	}
+	if truth := l.Finish(gateway, at(100)); truth.Lost != 0 || truth.GatewayMismatches != 0 {
+		t.Errorf("truth = %+v", truth)
+	}
+}
+
 // Converge is bounded: a final state that never arrives is judged lost after the limit, and a
 // Laravel that cannot be read is reported.
 func TestConvergeGivesUpAtItsLimit(t *testing.T) {

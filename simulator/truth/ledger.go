@@ -1,8 +1,3 @@
-// Package truth owns the ground truth of a simulation run: what every virtual user and every
-// injected fault caused, what Laravel showed and when, and the verdict at the end (lost updates,
-// stale overwrites, gateway state mismatches, QR codes that expired unseen). It speaks the
-// gateway's vocabulary (gateway/laravel's estado_qr values, gateway/event's priorities) and
-// copies none of its rules.
 package truth
 
 import (

@@ -95,8 +95,8 @@ func Judge(e Evidence) (Verdict, string) {
 		return Agrees, ""
 	}
 	g, l := e.Gateway, e.Laravel
-	versioned := g.Version > 0 && l.Version > 0
-	reached := max(l.Version, e.LaravelQRVersion)
+	reached := max(l.Version, e.LaravelQRVersion) // the newest event of the session Laravel applied
+	versioned := g.Version > 0 && reached > 0
 	switch {
 	case versioned && reached < g.Version:
 		return Lost, fmt.Sprintf("lost update: the gateway's final %s never reached Laravel, which shows %s", g, l)

@@ -36,6 +36,8 @@ func TestJudgeDecidesBySessionVersionsNotStates(t *testing.T) {
 			Evidence{Expected: connected, Laravel: st(connected, 4), Gateway: st(connected, 6), HaveGateway: true}, Lost, "never reached"},
 		{"a pending session's last event is a QR code Laravel holds",
 			Evidence{Laravel: st(pending, 1), LaravelQRVersion: 4, Gateway: st(pending, 4), HaveGateway: true}, Agrees, ""},
+		{"a session Laravel only has a QR code for (status version 0) is judged by versions too",
+			Evidence{Laravel: st(pending, 0), LaravelQRVersion: 3, Gateway: st(pending, 4), HaveGateway: true}, Lost, "never reached"},
 		{"a pending session's last QR code never reached Laravel",
 			Evidence{Laravel: st(pending, 1), LaravelQRVersion: 3, Gateway: st(pending, 4), HaveGateway: true}, Lost, "never reached"},
 		{"the gateway's versions went back (Redis lost without new epochs): Laravel refused its final state",
