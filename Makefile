@@ -11,7 +11,7 @@ BINARIES := fakelaravel gateway simulator reports
 # Race detector in tests unless RACE= is passed (CI keeps it on).
 RACE ?= -race
 
-.PHONY: all build test lint fmt bench bench-quick bench-capacity bench-faults bench-chaos bench-real-laravel clean
+.PHONY: all build test lint fmt release bench bench-quick bench-capacity bench-faults bench-chaos bench-real-laravel clean
 
 all: build
 
@@ -47,6 +47,23 @@ lint-openapi:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Release artefacts: static binaries (CGO off, -trimpath, version and revision linked in) for each
+# of RELEASE_PLATFORMS, named <binary>-<version>-<os>-<arch>, and SHA256SUMS, in dist/. Tag first
+# (git tag -a vX.Y.Z) so that VERSION is the tag; docs/deploy.md#releases.
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+RELEASE_BINARIES ?= gateway fakelaravel simulator reports bench
+.PHONY: release
+release:
+	@rm -rf dist && mkdir -p dist
+	@set -e; for p in $(RELEASE_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
+		for b in $(RELEASE_BINARIES); do \
+			pkg=$$(find . -path "*/cmd/$$b" -type d -not -path "./bin/*" -not -path "./dist/*" | head -1); \
+			echo "go build $$pkg -> dist/$$b-$(VERSION)-$$os-$$arch"; \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o dist/$$b-$(VERSION)-$$os-$$arch $$pkg; \
+		done; \
+	done
+	cd dist && sha256sum * > SHA256SUMS && cat SHA256SUMS
 
 clean:
 	rm -rf bin
