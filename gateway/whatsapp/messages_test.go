@@ -20,6 +20,21 @@ func (messagingSink) Accepts(k event.Kind) bool { return k.IsMessaging() }
 
 const customer = "5511977770042"
 
+// waitDeviceReceipts waits until the gateway's client acknowledged ids to fakewa: whatsmeow writes
+// receipts asynchronously, and a shutdown racing that write is a data race inside whatsmeow.
+func (w *world) waitDeviceReceipts(ids ...string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if _, err := w.wa.WaitEvent(ctx, func(e fakewa.Event) bool {
+			return e.Kind == fakewa.EventDeviceReceipt && e.MessageID == id
+		}); err != nil {
+			w.t.Fatalf("no receipt from the gateway for %s: %v", id, err)
+		}
+	}
+}
+
 // messagingEvents returns the session's message and receipt events, in delivery order.
 func (w *world) messagingEvents(id string) []event.Event {
 	var out []event.Event
@@ -99,6 +114,7 @@ func TestACustomersTextReplyAndReactionAndTheReceiptsOfASentMessageBecomeSession
 			t.Fatalf("receipt %d = %+v, want %s of %s after the messages", i, r, status, sent)
 		}
 	}
+	w.waitDeviceReceipts(text, reply, reaction)
 }
 
 func TestWhatACustomerWritesWhileTheSessionIsStoppedArrivesWhenItIsBack(t *testing.T) {
@@ -132,4 +148,5 @@ func TestWhatACustomerWritesWhileTheSessionIsStoppedArrivesWhenItIsBack(t *testi
 	if len(evs) != 2 || evs[0].Message.MessageID != first || evs[1].Message.MessageID != second {
 		t.Fatalf("after the restart got %d events, want %s then %s once each", len(evs), first, second)
 	}
+	w.waitDeviceReceipts(first, second)
 }

@@ -43,6 +43,19 @@ func nextMessage(t *testing.T, tc *testClient, id string) *events.Message {
 	return msg
 }
 
+// waitReceipts waits for the device's receipts of ids. Tests end only after them: whatsmeow sends
+// a receipt asynchronously, and its Disconnect racing that write is a data race inside whatsmeow.
+func waitReceipts(t *testing.T, srv *Server, ids ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if _, err := srv.WaitEvent(ctx, func(e Event) bool { return e.Kind == EventDeviceReceipt && e.MessageID == id }); err != nil {
+			t.Fatalf("no device receipt for %s: %v", id, err)
+		}
+	}
+}
+
 // delivered returns the server's delivery event of message id (the latest attempt).
 func delivered(t *testing.T, srv *Server, id string) Event {
 	t.Helper()
@@ -206,6 +219,7 @@ func TestAMessageWithoutReceiptIsRedeliveredAtTheNextLoginAndTheClientSeesItOnce
 	if got := nextMessage(t, tc, third); got.Message.GetConversation() != "third" {
 		t.Fatalf("after the redelivery the client got %q", got.Message.GetConversation())
 	}
+	waitReceipts(t, srv, third)
 }
 
 func TestControlAPIMakesAPhoneWrite(t *testing.T) {
@@ -224,6 +238,7 @@ func TestControlAPIMakesAPhoneWrite(t *testing.T) {
 	if got := nextMessage(t, tc, id); got.Message.GetConversation() != "por HTTP" {
 		t.Fatalf("decrypted %q", got.Message.GetConversation())
 	}
+	waitReceipts(t, srv, id)
 	var ce *ControlError
 	unknown := types.NewADJID("5511900000999", 0, 1)
 	if _, err := ctl.SendMessage(ctx, unknown, PhoneMessage{From: contactPhone, Text: "x"}); !errors.As(err, &ce) || ce.Status != http.StatusNotFound {
