@@ -25,8 +25,14 @@ type DriverWorld struct {
 	r      *runner
 	env    *user.Env
 	stopBG context.CancelFunc
-	bgWG   sync.WaitGroup
-	once   sync.Once
+	// stopFaults ends the fault schedule's players not begun yet; faultWG waits for them.
+	stopFaults context.CancelFunc
+	faultWG    sync.WaitGroup
+	bgWG       sync.WaitGroup
+	once       sync.Once
+	// sampleMu orders Laravel samples and the final rate; sampled is set once the rate is final.
+	sampleMu sync.Mutex
+	sampled  bool
 }
 
 // StartDriverWorld starts the world of o.Scenario (o.Overrides and the external parts applied as
@@ -93,7 +99,62 @@ func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*D
 	d.stopBG = stop
 	d.bgWG.Go(func() { r.every(bg, 100*time.Millisecond, func() { _ = r.phones.poll(bg) }) })
 	d.bgWG.Go(func() { r.every(bg, 250*time.Millisecond, func() { _ = r.laravel.poll(bg) }) })
+	// Laravel's request counts, per series interval, as Run measures them (laravel_reqs,
+	// laravel_requests_per_minute after the scenario's warmup, Laravel's latencies).
+	r.start = time.Now()
+	if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
+		r.lastStats = &st
+	}
+	d.bgWG.Go(func() { r.every(bg, f.SeriesInterval.Std(), func() { d.sampleLaravel(bg) }) })
+	// The scenario's fault schedule plays against the world, timed from now, as Run plays it
+	// against its users; GroundTruth ends the faults not begun yet.
+	faults, stopFaults := context.WithCancel(bg)
+	d.stopFaults = stopFaults
+	for _, flt := range f.Faults {
+		d.faultWG.Go(func() { r.playFault(faults, flt) })
+	}
 	return d, nil
+}
+
+// finalLaravelRate stops the Laravel sampling and sets laravel_requests_per_minute's value to the
+// mean rate while the script ran (min/max over intervals), as Run's report does.
+func (d *DriverWorld) finalLaravelRate() {
+	d.sampleMu.Lock()
+	defer d.sampleMu.Unlock()
+	d.sampled = true
+	r := d.r
+	r.mu.Lock()
+	samples := append([]float64(nil), r.perMinSamples...)
+	r.mu.Unlock()
+	if len(samples) == 0 {
+		return
+	}
+	var sum float64
+	for _, v := range samples {
+		sum += v
+	}
+	r.reg.Set("laravel_requests_per_minute", sum/float64(len(samples)), nil)
+}
+
+// sampleLaravel records the change of fakelaravel's counters since the previous sample.
+func (d *DriverWorld) sampleLaravel(ctx context.Context) {
+	d.sampleMu.Lock()
+	defer d.sampleMu.Unlock()
+	if d.sampled {
+		return
+	}
+	r := d.r
+	st, err := r.w.admin.GetStatsRecent(ctx, 0)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	prev := r.lastStats
+	r.lastStats = &st
+	r.mu.Unlock()
+	if prev != nil {
+		r.laravelDeltas(prev, &st, &reports.SeriesPoint{LaravelRequestsPerMin: map[string]float64{}})
+	}
 }
 
 // Env is the users' environment of this world.
@@ -104,6 +165,13 @@ func (d *DriverWorld) Env() *user.Env { return d.env }
 // recorded into the registry) and counts duplicate applications (-1 when not measurable).
 func (d *DriverWorld) GroundTruth(ctx context.Context) (reports.GroundTruth, error) {
 	r := d.r
+	d.sampleLaravel(ctx)
+	r.mu.Lock()
+	r.usersDone = time.Now()
+	r.mu.Unlock()
+	d.stopFaults()
+	d.faultWG.Wait()
+	defer d.finalLaravelRate()
 	select {
 	case <-time.After(r.f.Drain.Std()):
 	case <-ctx.Done():
@@ -131,6 +199,8 @@ func (d *DriverWorld) GroundTruth(ctx context.Context) (reports.GroundTruth, err
 // Stop ends the background loops and the world. It is safe to call more than once.
 func (d *DriverWorld) Stop() {
 	d.once.Do(func() {
+		d.stopFaults()
+		d.faultWG.Wait()
 		d.stopBG()
 		d.bgWG.Wait()
 		d.r.w.stop()

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"wagate/internal/proctest"
+	"wagate/simulator/k6/testrun"
 	"wagate/simulator/metrics"
 )
 
@@ -48,5 +50,34 @@ func TestK6SmokeScriptDrivesTheWorld(t *testing.T) {
 	}
 	if m := s.Metrics["http_reqs"]; m.Values["count"] < 5 {
 		t.Errorf("the gateway API calls were not measured: http_reqs %v", m.Values)
+	}
+}
+
+// TestK6ScenarioScriptsLoad checks every script in scenarios/k6 bundles, evaluates its init
+// context, and has valid options, scenarios and thresholds (with k6/x/wagate's metrics), without
+// starting a world.
+func TestK6ScenarioScriptsLoad(t *testing.T) {
+	scripts, err := filepath.Glob(filepath.Join("..", "..", "..", "scenarios", "k6", "*.js"))
+	if err != nil || len(scripts) < 4 {
+		t.Fatalf("scenarios/k6 scripts: %v %v", scripts, err)
+	}
+	w := &worldFlags{}
+	for _, script := range scripts {
+		t.Run(filepath.Base(script), func(t *testing.T) {
+			ext, stop, err := w.extensions(script, "", slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			var stderr bytes.Buffer
+			res := testrun.Check(context.Background(), testrun.Config{Script: script, Stderr: &stderr,
+				Extensions: ext.modules, ExtensionMetrics: ext.metrics})
+			if res.ExitCode != 0 {
+				t.Fatalf("exit %d: %s", res.ExitCode, stderr.String())
+			}
+			if _, ok := res.Options.Ext["wagate"]; !ok {
+				t.Errorf("%s names no world in options.ext.wagate", script)
+			}
+		})
 	}
 }

@@ -164,11 +164,22 @@ func scriptErrorText(err error) string {
 	return err.Error()
 }
 
-func (r *run) run(ctx context.Context) int {
+// loaded is a script bundled, its init context evaluated and its options consolidated.
+type loaded struct {
+	code      int
+	initVU    *js.VU
+	scenarios []options.Scenario
+	sets      []threshold.Set
+	tuple     *executor.Tuple
+}
+
+// load bundles the script, evaluates its init context once for the options, consolidates them
+// and validates scenarios and thresholds; code is non-zero (k6's exit code) on a problem.
+func (r *run) load(ctx context.Context) loaded {
 	b, err := bundle.Load(r.cfg.Script)
 	if err != nil {
 		r.errorf("%v", err)
-		return ExitScriptException
+		return loaded{code: ExitScriptException}
 	}
 	counters := &js.Counters{}
 	r.shared = &js.Shared{
@@ -181,30 +192,30 @@ func (r *run) run(ctx context.Context) int {
 	initVU, err := js.NewVU(ctx, r.shared, 0)
 	if err != nil {
 		r.errorf("%s", scriptErrorText(err))
-		return ExitScriptException
+		return loaded{code: ExitScriptException}
 	}
 	scriptOpts, err := initVU.OptionsJSON()
 	if err != nil {
 		r.errorf("options: %v", err)
-		return ExitInvalidConfig
+		return loaded{code: ExitInvalidConfig}
 	}
 	if code := r.consolidate(scriptOpts); code != ExitOK {
-		return code
+		return loaded{code: code}
 	}
 	scenarios, err := r.opts.Consolidate()
 	if err != nil {
 		r.errorf("%v", err)
-		return ExitInvalidConfig
+		return loaded{code: ExitInvalidConfig}
 	}
 	sets, err := r.thresholds()
 	if err != nil {
 		r.errorf("%v", err)
-		return ExitInvalidConfig
+		return loaded{code: ExitInvalidConfig}
 	}
 	tuple, err := r.tuple()
 	if err != nil {
 		r.errorf("%v", err)
-		return ExitInvalidConfig
+		return loaded{code: ExitInvalidConfig}
 	}
 	for _, sc := range scenarios {
 		if !initVU.HasFunction(sc.Exec) {
@@ -213,10 +224,30 @@ func (r *run) run(ctx context.Context) int {
 			} else {
 				r.errorf("scenario %s: executor's exec function %q is not exported by the script", sc.Name, sc.Exec)
 			}
-			return ExitInvalidConfig
+			return loaded{code: ExitInvalidConfig}
 		}
 	}
+	return loaded{initVU: initVU, scenarios: scenarios, sets: sets, tuple: tuple}
+}
 
+// Check loads the script as Run would (bundle, init context, options, thresholds) without running
+// it; the result's ExitCode is 0 when it would start, k6's exit code otherwise (details on Stderr).
+func Check(ctx context.Context, cfg Config) Result {
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	r := &run{cfg: cfg}
+	l := r.load(ctx)
+	return Result{ExitCode: l.code, Options: r.opts}
+}
+
+func (r *run) run(ctx context.Context) int {
+	l := r.load(ctx)
+	if l.code != ExitOK {
+		return l.code
+	}
+	scenarios, sets, tuple := l.scenarios, l.sets, l.tuple
+	counters := r.shared.Counters
 	// The real registry, with the NDJSON stream when asked.
 	var nd *metrics.NDJSON
 	if r.cfg.OutJSON != "" {

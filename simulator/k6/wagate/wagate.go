@@ -302,6 +302,14 @@ func (d *Driver) Status(ctx context.Context, id string, tags metrics.Tags) (stri
 	return user.StatusOf(r), nil
 }
 
+// PollStatus is Status as the Laravel app's pollers call it: the answer is measured, not decoded.
+func (d *Driver) PollStatus(ctx context.Context, id string, tags metrics.Tags) error {
+	if err := d.env.API.PollStatus(ctx, id, tags); err != nil {
+		return fmt.Errorf("poll status %s: %w", id, err)
+	}
+	return nil
+}
+
 // LaravelQR is the QR code Laravel holds for session id now ("" when none).
 func (d *Driver) LaravelQR(id string) string {
 	qr, _ := d.env.Laravel.QR(id)

@@ -9,6 +9,7 @@
 //	const p = wagate.pair(s.id, "120s");        // {jid, qr, durationMs}
 //	wagate.send(s.id, "hello");                 // {httpStatus, body}
 //	wagate.status(s.id);                        // the gateway's estado_qr
+//	wagate.pollStatus(s.id);                    // the same request, answer not decoded (pollers)
 //	wagate.drop(s.id); wagate.replace(s.id); wagate.phoneLogout(s.id);
 //	wagate.logout(s.id);                        // the gateway's HTTP status
 //	wagate.groundTruth();                       // {sessions, lostUpdates, staleOverwrites, duplicateApplications}
@@ -30,6 +31,7 @@ import (
 	"wagate/simulator/k6/js"
 	"wagate/simulator/k6/options"
 	"wagate/simulator/k6/wagate"
+	"wagate/simulator/metrics"
 )
 
 // ModuleName is the import name.
@@ -81,8 +83,19 @@ func (e *Extension) GroundTruth(ctx context.Context) (reports.GroundTruth, error
 	return t, nil
 }
 
-// Metrics are the metrics the module emits (for threshold validation).
-func (e *Extension) Metrics() map[string]string { return wagate.Metrics }
+// Metrics are the metrics the module and its world emit, for threshold validation: the wagate_*
+// metrics and the ground truth, and the simulator's catalog (laravel_reqs,
+// laravel_requests_per_minute, event_delivery_delay, ...).
+func (e *Extension) Metrics() map[string]string {
+	out := map[string]string{}
+	for n, info := range metrics.Catalog {
+		out[n] = info.Type
+	}
+	for n, t := range wagate.Metrics {
+		out[n] = t
+	}
+	return out
+}
 
 // Module is the js.ModuleFactory of k6/x/wagate.
 func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
@@ -168,6 +181,10 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		s, err := driver().Status(vu.Context(), str(c.Argument(0)), vu.Tags())
 		fail(err)
 		return rt.ToValue(s)
+	})
+	set("pollStatus", func(c goja.FunctionCall) goja.Value {
+		fail(driver().PollStatus(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		return goja.Undefined()
 	})
 	set("laravelQR", func(c goja.FunctionCall) goja.Value {
 		return rt.ToValue(driver().LaravelQR(str(c.Argument(0))))

@@ -1,0 +1,84 @@
+// The Laravel app and its people, as the YAML scenarios' `behaviour` describes them, written for
+// k6 scripts over k6/x/wagate. One VU of the `users` scenario is one account: it starts its
+// session after a start delay, waits for the QR code in Laravel, takes a scan delay, pairs the
+// phone, then lives (messages, churn) until its lifetime or the scenario ends. The app's status
+// pollers are VUs of their own (a k6 VU runs one loop): poller VU k polls the session of user
+// k % users, after that user's start delay.
+import wagate from "k6/x/wagate";
+import { sleep } from "k6";
+import exec from "k6/execution";
+
+// startDelay is user n's deterministic start delay in seconds (pollers wait the same).
+export function startDelay(n, maxSeconds) {
+  return ((n * 7919) % 1000) / 1000 * maxSeconds;
+}
+
+export function sessionId(prefix, n) {
+  return `${prefix}-${n}`;
+}
+
+function uniform(min, max) {
+  return min + Math.random() * (max - min);
+}
+
+// exponential draws an exponential wait (seconds) for a rate per hour; 0 means never.
+function exponential(perHour) {
+  return perHour > 0 ? (-Math.log(1 - Math.random()) / perHour) * 3600 : Infinity;
+}
+
+// user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
+// [min,max], sessionLifetime: [min,max] (seconds), logoutAtEnd, messagesPerMinute,
+// dropsPerHour, replacedPerHour, remoteLogoutsPerHour}.
+export function user(b) {
+  const n = exec.vu.idInTest % b.users;
+  if (__ITER === 0) sleep(startDelay(n, b.startDelayMax));
+  const id = __ITER === 0 ? sessionId(b.prefix, n) : `${sessionId(b.prefix, n)}-${__ITER}`;
+  wagate.startSession(id);
+  sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
+  wagate.pair(id, `${b.giveUpAfter || 90}s`);
+  let left = uniform(b.sessionLifetime[0], b.sessionLifetime[1]);
+  let nextMsg = b.messagesPerMinute > 0 ? exponential(b.messagesPerMinute * 60) : Infinity;
+  let nextDrop = exponential(b.dropsPerHour || 0);
+  let nextReplace = exponential(b.replacedPerHour || 0);
+  let nextRemote = exponential(b.remoteLogoutsPerHour || 0);
+  let sent = 0;
+  for (;;) {
+    const step = Math.min(left, nextMsg, nextDrop, nextReplace, nextRemote);
+    if (!isFinite(step)) return;
+    sleep(step);
+    left -= step;
+    nextMsg -= step;
+    nextDrop -= step;
+    nextReplace -= step;
+    nextRemote -= step;
+    if (left <= 0) {
+      if (Math.random() < b.logoutAtEnd) wagate.logout(id);
+      return;
+    }
+    if (nextMsg <= 0) {
+      sent++;
+      wagate.send(id, `message ${sent} from ${id}`);
+      nextMsg = exponential(b.messagesPerMinute * 60);
+    }
+    if (nextDrop <= 0) {
+      wagate.drop(id);
+      nextDrop = exponential(b.dropsPerHour);
+    }
+    if (nextReplace <= 0) {
+      wagate.replace(id);
+      return; // the session was taken over
+    }
+    if (nextRemote <= 0) {
+      wagate.phoneLogout(id);
+      return;
+    }
+  }
+}
+
+// poller is one of the app's status pollers: a closed loop of GET /sessions/{id} and a pause.
+export function poller(b) {
+  const n = exec.vu.idInTest % b.users;
+  if (__ITER === 0) sleep(startDelay(n, b.startDelayMax) + 1);
+  wagate.pollStatus(sessionId(b.prefix, n));
+  sleep(b.statusPollInterval);
+}
