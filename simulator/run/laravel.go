@@ -14,6 +14,9 @@ import (
 type laravelWatch struct {
 	admin  *fakelaravel.AdminClient
 	ledger *truth.Ledger
+	// polling serializes whole polls (read, compare, feed the ledger): two polls that overlapped
+	// could feed an older read after a newer one, which the ledger would take for a stale write.
+	polling sync.Mutex
 
 	mu       sync.Mutex
 	qr       map[string]string
@@ -28,8 +31,11 @@ func newLaravelWatch(admin *fakelaravel.AdminClient, ledger *truth.Ledger) *lara
 	return &laravelWatch{admin: admin, ledger: ledger, qr: map[string]string{}, status: map[string]string{}, versions: map[string][2]int64{}, changed: make(chan struct{})}
 }
 
-// poll reads the whole state once.
+// poll reads the whole state once. Polls run one at a time, so the ledger sees Laravel's states in
+// the order they were read.
 func (w *laravelWatch) poll(ctx context.Context) error {
+	w.polling.Lock()
+	defer w.polling.Unlock()
 	st, err := w.admin.GetState(ctx)
 	now := time.Now()
 	if err != nil {
