@@ -364,15 +364,15 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	r.finishRecoveries()
 	interrupted := ctx.Err() != nil
 	// Final observations.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), convergeLimit+30*time.Second)
 	defer cancel()
 	_ = r.phones.poll(fctx)
-	if err := r.laravel.poll(fctx); err != nil {
+	gatewayStates, err := r.ledger.Converge(fctx, r.gatewayStates, r.laravel.poll, convergeLimit)
+	if err != nil {
 		r.log.Warn("final Laravel state", "err", err)
 	}
 	end := time.Now()
-	gatewayStates := r.gatewayStates(fctx)
-	truth := r.ledger.Finish(r.laravel.Statuses(), gatewayStates, end)
+	truth := r.ledger.Finish(gatewayStates, end)
 	for _, m := range truth.Mismatches {
 		r.log.Warn("ground truth", "mismatch", m)
 	}
@@ -609,13 +609,17 @@ func histDelta(reg *metrics.Registry, name string, prev, cur fakelaravel.Histogr
 	}
 }
 
-// gatewayStates asks the gateway for every session's final status (nil when it cannot answer).
-func (r *runner) gatewayStates(ctx context.Context) map[string]string {
+// convergeLimit bounds how long the end of a run waits for Laravel to show the gateway's final
+// states (and for the gateway to reach what the simulation caused) before judging them.
+const convergeLimit = 30 * time.Second
+
+// gatewayStates asks the gateway for the final status and version of sessions ids (nil when it
+// cannot answer); it is the ground truth's truth.ReadGateway.
+func (r *runner) gatewayStates(ctx context.Context, ids []string) map[string]truth.State {
 	if r.gatewayDied.Load() {
 		return nil
 	}
-	ids := r.ledger.IDs()
-	out := make(map[string]string, len(ids))
+	out := make(map[string]truth.State, len(ids))
 	var mu sync.Mutex
 	work := make(chan string)
 	var wg sync.WaitGroup
@@ -623,7 +627,7 @@ func (r *runner) gatewayStates(ctx context.Context) map[string]string {
 		wg.Go(func() {
 			for id := range work {
 				st, err := r.gatewayStatus(ctx, id)
-				if err == nil && st != "" {
+				if err == nil && st.Status != "" {
 					mu.Lock()
 					out[id] = st
 					mu.Unlock()
@@ -642,22 +646,27 @@ func (r *runner) gatewayStates(ctx context.Context) map[string]string {
 	return out
 }
 
-func (r *runner) gatewayStatus(ctx context.Context, id string) (string, error) {
+// gatewayStatus reads one session's status and the version of its latest event (GET /sessions/{id}).
+func (r *runner) gatewayStatus(ctx context.Context, id string) (truth.State, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.w.gatewayURL+"/sessions/"+url.PathEscape(id), nil)
 	if err != nil {
-		return "", err
+		return truth.State{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+r.w.gatewayToken)
 	resp, err := r.hc.Do(req)
 	if err != nil {
-		return "", err
+		return truth.State{}, err
 	}
 	defer resp.Body.Close()
 	var body map[string]any
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return "", err
+		return truth.State{}, err
 	}
-	return user.StatusOf(user.Response{Status: resp.StatusCode, Body: body}), nil
+	st := truth.State{Status: laravel.Status(user.StatusOf(user.Response{Status: resp.StatusCode, Body: body}))}
+	if v, ok := body["version"].(float64); ok {
+		st.Version = int64(v)
+	}
+	return st, nil
 }
 
 // duplicates compares what Laravel applied with what the gateway emitted: Laravel applying more

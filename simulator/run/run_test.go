@@ -150,7 +150,7 @@ func TestLaravelWatchFeedsTheLedger(t *testing.T) {
 	if d.Histogram == nil || d.Histogram.Count() != 1 {
 		t.Fatalf("high delivery delay not measured: %+v", d.Values)
 	}
-	truth := ledger.Finish(w.Statuses(), nil, time.Now())
+	truth := ledger.Finish(nil, time.Now())
 	if truth.Lost != 0 || truth.Stale != 0 || truth.Sessions != 1 {
 		t.Errorf("truth = %+v", truth)
 	}
