@@ -37,7 +37,12 @@ export default function () {
     // As the Laravel app does: wait for the gateway to report the session connected.
     for (let i = 0; i < 20 && wagate.status(s.id) !== "connected"; i++) sleep(0.25);
     for (let i = 0; i < 3; i++) {
-      const sent = wagate.send(s.id, `message ${i} from ${s.id}`);
+      // 409 is the gateway's answer while a session (re)connects: the app retries shortly.
+      let sent = wagate.send(s.id, `message ${i} from ${s.id}`);
+      for (let retry = 0; retry < 3 && sent.httpStatus === 409; retry++) {
+        sleep(0.5);
+        sent = wagate.send(s.id, `message ${i} from ${s.id}`);
+      }
       check(sent, { "message accepted": (x) => x.httpStatus < 300 });
       sleep(0.5);
     }
