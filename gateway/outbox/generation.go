@@ -27,13 +27,15 @@ func (o *Outbox) readGeneration(ctx context.Context) (gen int64, created bool, e
 	v, err := o.rdb.Get(ctx, o.cfg.MarkerKey).Result()
 	if errors.Is(err, redis.Nil) {
 		fresh := rand.Int64N(1<<62) + 1
-		ok, err := o.rdb.SetNX(ctx, o.cfg.MarkerKey, fresh, 0).Result()
-		if err != nil {
-			return 0, false, fmt.Errorf("outbox: create marker %s: %w", o.cfg.MarkerKey, err)
+		ok, setErr := o.rdb.SetNX(ctx, o.cfg.MarkerKey, fresh, 0).Result()
+		if setErr != nil {
+			return 0, false, fmt.Errorf("outbox: create marker %s: %w", o.cfg.MarkerKey, setErr)
 		}
 		if ok {
 			return fresh, true, nil
 		}
+		// Another gateway created it between the GET and the SETNX: read theirs (this err is the
+		// one checked below; a shadowed one left redis.Nil there and failed the start).
 		v, err = o.rdb.Get(ctx, o.cfg.MarkerKey).Result()
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -193,5 +192,3 @@ func (e *lineErr) Error() string { return e.msg }
 func lineError(n *yaml.Node, format string, args ...any) error {
 	return &lineErr{line: n.Line, msg: fmt.Sprintf(format, args...)}
 }
-
-func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -158,7 +158,6 @@ type hop struct {
 	reqHeader                                      http.Header
 	reqMethod, reqURL                              string
 	reqBody                                        []byte
-	reqCookies                                     []*http.Cookie
 }
 
 func (vu *VU) moduleHTTP() goja.Value {
