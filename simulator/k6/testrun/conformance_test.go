@@ -527,3 +527,27 @@ func TestExecutionSegmentsSplitTheIterationsAndTheReportsMerge(t *testing.T) {
 		t.Errorf("merged runs = %v, want 10", got)
 	}
 }
+
+func TestBatchReturnsResponsesInTheRequestsShape(t *testing.T) {
+	o := runScript(t, "batch.js", nil)
+	o.wantExit(t, ExitOK)
+	o.wantThresholds(t, true)
+	if f := o.value(t, "checks", "fails"); f != 0 {
+		t.Errorf("batch checks failed: %+v\n%s", o.summary.RootGroup.Checks, o.stderr)
+	}
+}
+
+func TestTransportErrorsCarryK6ErrorCodes(t *testing.T) {
+	o := runScript(t, "request_errors.js", nil)
+	o.wantExit(t, ExitOK)
+	o.wantThresholds(t, true)
+	if f := o.value(t, "checks", "fails"); f != 0 {
+		t.Errorf("error checks failed: %+v\n%s", o.summary.RootGroup.Checks, o.stderr)
+	}
+}
+
+func TestTestFailFinishesTheRunWithExit110(t *testing.T) {
+	o := runScript(t, "test_fail.js", nil)
+	o.wantExit(t, ExitTestFailed)
+	o.wantThresholds(t, true)
+}

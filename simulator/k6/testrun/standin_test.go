@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // standIn is an httpbin-like server on loopback (HTTP and HTTPS) for the conformance scripts.
@@ -79,6 +80,14 @@ func newStandIn(t *testing.T) *standIn {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"authenticated": true, "user": u})
+	})
+	mux.HandleFunc("/delay/{ms}", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.PathValue("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
 	})
 	mux.HandleFunc("/json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
