@@ -250,7 +250,7 @@ func (d *drawer) termInFailure() []scenario.Fault {
 		return nil
 	}
 	term := process(scenario.ProcessGatewayTerm, d.span(0, 2))
-	term.At = fail.At + fail.Duration/3
+	term.At = fail.At + scenario.Duration((fail.Duration.Std() / 3).Round(500*time.Millisecond))
 	return []scenario.Fault{fail, term}
 }
 
