@@ -57,6 +57,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, st, nil)
+	case r.URL.Path == PathMessages && r.Method == http.MethodGet:
+		s.serveMessagesAdmin(w, r)
 	case r.URL.Path == PathRefusals && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, s.Refusals(), nil)
 	case r.URL.Path == PathFaults && r.Method == http.MethodGet:

@@ -343,6 +343,9 @@ type apiRequest struct {
 }
 
 func endpointOf(path string) string {
+	if ep := messageEndpointOf(path); ep != "" {
+		return ep
+	}
 	switch {
 	case path == laravel.PathQR:
 		return EndpointQR
@@ -511,6 +514,9 @@ func (s *Server) route(ctx context.Context, req apiRequest, burn func(int)) *res
 	}
 	if req.method != http.MethodPost {
 		return methodNotAllowed(req.method, "POST")
+	}
+	if resp := s.routeMessages(ctx, req, burn); resp != nil {
+		return resp
 	}
 	switch req.endpoint {
 	case EndpointQR:

@@ -20,7 +20,8 @@ const (
 )
 
 // Endpoints lists every endpoint name in Stats.
-var Endpoints = []string{EndpointQR, EndpointStatus, EndpointSession, EndpointQRBatch, EndpointStatusBatch, EndpointOther}
+var Endpoints = []string{EndpointQR, EndpointStatus, EndpointSession, EndpointQRBatch, EndpointStatusBatch,
+	EndpointMessage, EndpointReceipt, EndpointMessageBatch, EndpointReceiptBatch, EndpointOther}
 
 // histogramBoundsMS are the upper bounds (ms) of the latency histograms' buckets.
 var histogramBoundsMS = []float64{0.5, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000, 30000, 60000, 120000}

@@ -78,7 +78,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
-	if _, err = s.w.ExecContext(ctx, schema); err != nil {
+	if _, err = s.w.ExecContext(ctx, schema+messagesSchema); err != nil {
 		s.close()
 		return nil, fmt.Errorf("store: migrate %s: %w", s.path, err)
 	}
@@ -373,7 +373,7 @@ ON CONFLICT(session_id) DO UPDATE SET enabled = excluded.enabled, updated_at = e
 
 // reset deletes every session and processed batch.
 func (s *store) reset(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM whatsapp_sessions; DELETE FROM processed_batches;`); err != nil {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM whatsapp_sessions; DELETE FROM processed_batches; DELETE FROM whatsapp_messages; DELETE FROM whatsapp_receipts;`); err != nil {
 		return fmt.Errorf("store: reset: %w", err)
 	}
 	return nil
