@@ -71,7 +71,7 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, runK6Usage); fs.PrintDefaults() }
 	var vus, iterations, maxRedirects optionalInt
-	var duration, config, summaryExport, trendStats, segment, sequence, userAgent, reportDir string
+	var duration, config, summaryExport, trendStats, segment, sequence, userAgent, reportDir, label string
 	var envs, stages, outs repeated
 	var quiet, noThresholds, noSummary, insecure, verbose bool
 	includeSystemEnv := true
@@ -94,7 +94,7 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.StringVar(&config, n, "", "JSON config file (options)")
 	}
 	for _, n := range []string{"o", "out"} {
-		fs.Var(&outs, n, "output: json=FILE (k6's NDJSON points)")
+		fs.Var(&outs, n, "output: json=FILE (k6's NDJSON points), or a folder for summary.json and report.json")
 	}
 	for _, n := range []string{"q", "quiet"} {
 		fs.BoolVar(&quiet, n, false, "no progress output")
@@ -111,6 +111,7 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.StringVar(&segment, "execution-segment", "", "k6 execution segment this instance runs, e.g. 1/3:2/3")
 	fs.StringVar(&sequence, "execution-segment-sequence", "", "k6 execution segment sequence, e.g. 0,1/3,2/3,1")
 	fs.StringVar(&reportDir, "report-dir", "", "write summary.json and report.json (for simulator merge) to this folder")
+	fs.StringVar(&label, "label", "", "label of the run in report.json")
 	world := registerWorldFlags(fs)
 
 	var script string
@@ -194,12 +195,17 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	outJSON := ""
 	for _, o := range outs {
-		kind, target, _ := strings.Cut(o, "=")
-		if kind != "json" || target == "" {
-			fmt.Fprintf(stderr, "--out %s: only json=FILE is supported\n", o)
+		kind, target, isOutput := strings.Cut(o, "=")
+		switch {
+		case !isOutput:
+			// `-out DIR`, as `run SCENARIO.yaml` and bench matrices pass it: the report folder.
+			reportDir = o
+		case kind == "json" && target != "":
+			outJSON = target
+		default:
+			fmt.Fprintf(stderr, "--out %s: only json=FILE (or a report folder) is supported\n", o)
 			return testrun.ExitInvalidConfig
 		}
-		outJSON = target
 	}
 	ext, closeWorld, err := world.extensions(script, reportDir, log)
 	if err != nil {
@@ -210,7 +216,7 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	_ = quiet // the runtime prints no progress bar; --quiet is accepted for k6 compatibility
 	res := testrun.Run(ctx, testrun.Config{
 		Script: script, Env: env, ConfigFile: config, EnvOptions: envOpts, CLI: cli,
-		SummaryExport: summaryExport, OutJSON: outJSON, OutDir: reportDir,
+		SummaryExport: summaryExport, OutJSON: outJSON, OutDir: reportDir, Label: label,
 		NoThresholds: noThresholds, NoSummary: noSummary,
 		Stdout: stdout, Stderr: stderr, Extensions: ext.modules, ExtensionMetrics: ext.metrics,
 		BeforeSetup: ext.beforeSetup, AfterTeardown: ext.afterTeardown, Logger: log,

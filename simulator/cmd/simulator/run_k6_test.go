@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"wagate/benchmarks"
 	"wagate/internal/proctest"
+	"wagate/reports"
 	"wagate/simulator/k6/testrun"
 	"wagate/simulator/metrics"
 )
@@ -79,5 +81,31 @@ func TestK6ScenarioScriptsLoad(t *testing.T) {
 				t.Errorf("%s names no world in options.ext.wagate", script)
 			}
 		})
+	}
+}
+
+// TestK6ScriptsRunAsBenchEntries runs a script with the argument list the bench orchestrator
+// passes to `simulator run` (-out DIR -label L ... SCRIPT): report.json lands in DIR with the label,
+// so bench matrices accept .js entries.
+func TestK6ScriptsRunAsBenchEntries(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "tiny.js")
+	src := `import { check } from "k6";
+export const options = { iterations: 2, thresholds: { checks: ["rate==1"] } };
+export default function () { check(__ITER, { "ran": () => true }); }`
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), benchmarks.Args(script, out, "tiny-label", nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	rep, err := reports.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Label != "tiny-label" || !rep.ThresholdsOK() || rep.Metrics["iterations"].Values["count"] != 2 {
+		t.Errorf("report.json: label %q, thresholds %+v, iterations %v", rep.Label, rep.Thresholds, rep.Metrics["iterations"].Values)
 	}
 }

@@ -27,7 +27,9 @@ type worldFlags struct {
 func registerWorldFlags(fs *flag.FlagSet) *worldFlags {
 	w := &worldFlags{}
 	fs.StringVar(&w.world, "world", "", "scenario YAML whose world (gateway, fakelaravel, fakewa, Redis) k6/x/wagate drives (default: options.ext.wagate.world)")
-	fs.Var(&w.sets, "world-set", "override a field of the world's scenario, e.g. -world-set gateway.mode=legacy (repeatable)")
+	for _, n := range []string{"world-set", "set"} {
+		fs.Var(&w.sets, n, "override a field of the world's scenario, e.g. -set gateway.mode=legacy (repeatable)")
+	}
 	fs.StringVar(&w.bin, "bin", "", "folder with the fakelaravel and gateway binaries (default: next to this binary, then PATH)")
 	fs.StringVar(&w.gateway, "gateway", "", "use this running gateway instead of starting one; its token from $WAGATE_API_TOKEN")
 	fs.StringVar(&w.laravel, "laravel", "", "use this running fakelaravel; tokens from $FAKELARAVEL_TOKEN and $FAKELARAVEL_ADMIN_TOKEN")

@@ -62,6 +62,8 @@ type Config struct {
 	OutJSON string
 	// OutDir, when set, receives summary.json and report.json (for `simulator merge`).
 	OutDir string
+	// Label names the run in report.json.
+	Label string
 	// NoThresholds skips threshold evaluation; NoSummary the end-of-test summary.
 	NoThresholds, NoSummary bool
 	// Stdout receives the summary, Stderr console output and errors.
@@ -744,6 +746,13 @@ func (r *run) finish(ctx context.Context, vu *js.VU, sets []threshold.Set, start
 		Environment:    reports.Environment{Start: start, End: end, Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
 		SeriesInterval: reports.Duration(10 * time.Second),
 		Metrics:        reg.Snapshot(elapsed, subs, nil),
+		Label:          r.cfg.Label,
+	}
+	// The ground truth an extension recorded (k6/x/wagate) is also the report's.
+	if m, ok := rep.Metrics["ground_truth_sessions"]; ok {
+		count := func(name string) int64 { return int64(rep.Metrics[name].Values["count"]) }
+		rep.GroundTruth = reports.GroundTruth{Sessions: int64(m.Values["count"]), LostUpdates: count("lost_updates"),
+			StaleOverwrites: count("stale_overwrites"), DuplicateApplications: count("duplicate_applications")}
 	}
 	if r.opts.ExecutionSegment != nil {
 		rep.Scenario.ExecutionSegment = *r.opts.ExecutionSegment
