@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,6 +19,25 @@ import (
 
 func main() {
 	os.Exit(run())
+}
+
+// newLogger returns the gateway's logger: text or JSON (cfg.LogFormat) at cfg.LogLevel, with
+// durations written the way people read them ("1.5s", not 1500000000 nanoseconds in JSON).
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	level, _ := cfg.SlogLevel()
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDuration}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readableDuration renders duration attributes as Go duration strings.
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 func run() int {
@@ -33,13 +53,7 @@ func run() int {
 		return 0
 	}
 	cfg := loaded.Config
-	level, _ := cfg.SlogLevel()
-	opts := &slog.HandlerOptions{Level: level}
-	var handler slog.Handler = slog.NewTextHandler(os.Stderr, opts)
-	if cfg.LogFormat == "json" {
-		handler = slog.NewJSONHandler(os.Stderr, opts)
-	}
-	log := slog.New(handler)
+	log := newLogger(cfg, os.Stderr)
 	slog.SetDefault(log)
 	log.Info("starting", "version", buildinfo.String("gateway"), "config", cfg)
 
