@@ -12,12 +12,16 @@ import (
 	"wagate/simulator/scenario"
 )
 
-// binDir is the repository's bin/ with the gateway and fakelaravel binaries (make build).
+// binDir is the repository's bin/ with the gateway and fakelaravel binaries (make build), or
+// the folder $WAGATE_TEST_BIN names.
 func binDir(t *testing.T) string {
 	t.Helper()
 	dir, err := filepath.Abs("../../bin")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d := os.Getenv("WAGATE_TEST_BIN"); d != "" {
+		dir = d
 	}
 	for _, b := range []string{"gateway", "fakelaravel"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
