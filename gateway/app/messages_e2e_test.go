@@ -1,0 +1,152 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/gateway/config"
+	"wagate/gateway/laravel"
+	"wagate/internal/proctest"
+	"wagate/simulator/fakewa"
+)
+
+// messagingWorld starts fakewa (sending delivery and read receipts for what the gateway sends),
+// fakelaravel and the gateway in mode, in process.
+func messagingWorld(t *testing.T, mode string) *inProcess {
+	t.Helper()
+	w := &inProcess{t: t}
+	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second,
+		Receipts: fakewa.ReceiptsDeliveredAndRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wa.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wa.Close() })
+	w.wa = wa
+	w.laravel, err = fakelaravel.New(context.Background(), fakelaravel.Config{Token: laravelToken, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.laravel.Close() })
+	w.lsrv = httptest.NewServer(w.laravel)
+	t.Cleanup(w.lsrv.Close)
+	w.cfg = config.Default()
+	w.cfg.Addr = "127.0.0.1:0"
+	w.cfg.Mode = mode
+	w.cfg.RedisEmbedded = mode == config.ModeBatch
+	w.cfg.Batch.Interval = 500 * time.Millisecond
+	w.cfg.APIToken = apiToken
+	w.cfg.LaravelURL = w.lsrv.URL
+	w.cfg.LaravelToken = laravelToken
+	w.cfg.DataDir = t.TempDir()
+	w.cfg.PairLoginTimeout = 5 * time.Second
+	w.cfg.ShutdownTimeout = 10 * time.Second
+	w.cfg.WAInsecureTest = true
+	w.cfg.WADial = wa.Addr()
+	w.cfg.WARootPubKey = fmt.Sprintf("%x", wa.RootPublicKey())
+	w.startGateway()
+	t.Cleanup(w.stopGateway)
+	return w
+}
+
+const customerPhone = "5511977770077"
+
+// waitGatewayReceipts waits until the gateway's whatsmeow client acknowledged ids to fakewa, so
+// no receipt write is in flight when the test stops the gateway.
+func waitGatewayReceipts(t *testing.T, wa *fakewa.Server, ids ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if _, err := wa.WaitEvent(ctx, func(e fakewa.Event) bool { return e.Kind == fakewa.EventDeviceReceipt && e.MessageID == id }); err != nil {
+			t.Fatalf("no receipt from the gateway for %s: %v", id, err)
+		}
+	}
+}
+
+func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInOrderOnce(t *testing.T) {
+	w := messagingWorld(t, config.ModeLegacy)
+	ctx := context.Background()
+	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	jid := startAndPair(t, ctx, w, c, "e2e_msg", "15557770101")
+
+	write := func(m fakewa.PhoneMessage) string {
+		m.From = customerPhone
+		id, err := w.wa.SendMessage(ctx, jid, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
+	reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
+	reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
+
+	var sent struct {
+		MessageID string `json:"message_id"`
+	}
+	if code := c.call("POST", "/sessions/e2e_msg/messages", map[string]string{"to": "+" + customerPhone, "text": "sí, hay"}, &sent); code != 200 || sent.MessageID == "" {
+		t.Fatalf("send: %d %+v", code, sent)
+	}
+
+	var st fakelaravel.MessagesState
+	proctest.Eventually(t, "Laravel to store three messages and the read receipt", 30*time.Second, func() (bool, string) {
+		var err error
+		st, err = w.laravel.Messages(ctx, "e2e_msg")
+		read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
+		return err == nil && len(st.Messages) == 3 && read, fmt.Sprintf("%+v %v", st, err)
+	})
+	want := []struct {
+		id, text, quote, reactTo string
+		typ                      laravel.MessageType
+	}{
+		{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
+		{reply, "¿y en azul?", text, "", laravel.MessageText},
+		{reaction, "👍", "", text, laravel.MessageReaction},
+	}
+	for i, m := range st.Messages {
+		w := want[i]
+		if m.MessageID != w.id || m.Text != w.text || m.Quote != w.quote || m.ReactTo != w.reactTo || m.Type != w.typ {
+			t.Fatalf("stored message %d = %+v, want %+v", i, m.MessageItem, w)
+		}
+		if m.Deliveries != 1 || m.Chat != customerPhone+"@s.whatsapp.net" || m.FromMe {
+			t.Fatalf("stored message %d delivered %d times from %s (from me %v)", i, m.Deliveries, m.Chat, m.FromMe)
+		}
+		if i > 0 && m.Sequence <= st.Messages[i-1].Sequence {
+			t.Fatalf("message %d has sequence %d after %d", i, m.Sequence, st.Messages[i-1].Sequence)
+		}
+	}
+	if r := st.Receipts[0]; r.MessageID != sent.MessageID || r.Sequence <= st.Messages[2].Sequence {
+		t.Fatalf("receipt %+v, want the read receipt of %s after the messages", r, sent.MessageID)
+	}
+	waitGatewayReceipts(t, w.wa, text, reply, reaction)
+}
+
+// Batch mode's outbox does not carry messages yet (the manager never hands them to it): a
+// customer's message must not disturb the status flow.
+func TestBatchModeKeepsDeliveringStatusesAfterACustomerWrites(t *testing.T) {
+	w := messagingWorld(t, config.ModeBatch)
+	ctx := context.Background()
+	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	jid := startAndPair(t, ctx, w, c, "e2e_msg_batch", "15557770102")
+	id, err := w.wa.SendMessage(ctx, jid, fakewa.PhoneMessage{From: customerPhone, Text: "hola"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGatewayReceipts(t, w.wa, id)
+	if err := w.wa.FailNextConnect(jid, 503); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wa.Drop(jid); err != nil {
+		t.Fatal(err)
+	}
+	waitLaravelStatus(t, ctx, w, "e2e_msg_batch", laravel.StatusDisconnected)
+	waitLaravelStatus(t, ctx, w, "e2e_msg_batch", laravel.StatusConnected)
+}
