@@ -5,6 +5,8 @@
 // 2 status pollers each polling every 2 s. Every scan succeeds (the YAML users miss 10%).
 //
 //   bin/simulator run scenarios/k6/churn-storm.js
+//
+// -e DURATION=40s shortens the run (e.g. for a quick look); -set warmup=10s then too.
 import { user, poller } from "./lib/laravel-app.js";
 
 const behaviour = {
@@ -25,8 +27,8 @@ const behaviour = {
 export const options = {
   ext: { wagate: { world: __ENV.WAGATE_WORLD || "../churn-storm.yaml" } },
   scenarios: {
-    churn: { executor: "constant-vus", vus: 60, duration: "2m30s", gracefulStop: "10s", exec: "account" },
-    pollers: { executor: "constant-vus", vus: 120, duration: "2m30s", gracefulStop: "10s", exec: "poll" },
+    churn: { executor: "constant-vus", vus: 60, duration: __ENV.DURATION || "2m30s", gracefulStop: "10s", exec: "account" },
+    pollers: { executor: "constant-vus", vus: 120, duration: __ENV.DURATION || "2m30s", gracefulStop: "10s", exec: "poll" },
   },
   thresholds: {
     lost_updates: ["count==0"],

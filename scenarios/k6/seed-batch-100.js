@@ -2,6 +2,8 @@
 // (batch delivery and the cache; same users, pollers and Laravel), with that scenario's thresholds.
 //
 //   bin/simulator run scenarios/k6/seed-batch-100.js
+//
+// -e DURATION=40s shortens the run (e.g. for a quick look); -set warmup=10s then too.
 import { user, poller } from "./lib/laravel-app.js";
 
 const behaviour = {
@@ -19,8 +21,8 @@ const behaviour = {
 export const options = {
   ext: { wagate: { world: __ENV.WAGATE_WORLD || "../seed-batch-100.yaml" } },
   scenarios: {
-    users: { executor: "per-vu-iterations", vus: 100, iterations: 1, maxDuration: "2m", gracefulStop: "10s", exec: "account" },
-    pollers: { executor: "constant-vus", vus: 1000, duration: "2m", gracefulStop: "10s", exec: "poll" },
+    users: { executor: "per-vu-iterations", vus: 100, iterations: 1, maxDuration: __ENV.DURATION || "2m", gracefulStop: "10s", exec: "account" },
+    pollers: { executor: "constant-vus", vus: 1000, duration: __ENV.DURATION || "2m", gracefulStop: "10s", exec: "poll" },
   },
   thresholds: {
     laravel_requests_per_minute: ["value<4000"],

@@ -5,6 +5,8 @@
 // not poll GET /sessions/{id}/qr while its user pairs (a few seconds of 2 minutes).
 //
 //   bin/simulator run scenarios/k6/seed-legacy-100.js     (seed-batch-100.js: the same in batch mode)
+//
+// -e DURATION=40s shortens the run (e.g. for a quick look); -set warmup=10s then too.
 import { user, poller } from "./lib/laravel-app.js";
 
 const behaviour = {
@@ -22,8 +24,8 @@ const behaviour = {
 export const options = {
   ext: { wagate: { world: __ENV.WAGATE_WORLD || "../seed-legacy-100.yaml" } },
   scenarios: {
-    users: { executor: "per-vu-iterations", vus: 100, iterations: 1, maxDuration: "2m", gracefulStop: "10s", exec: "account" },
-    pollers: { executor: "constant-vus", vus: 1000, duration: "2m", gracefulStop: "10s", exec: "poll" },
+    users: { executor: "per-vu-iterations", vus: 100, iterations: 1, maxDuration: __ENV.DURATION || "2m", gracefulStop: "10s", exec: "account" },
+    pollers: { executor: "constant-vus", vus: 1000, duration: __ENV.DURATION || "2m", gracefulStop: "10s", exec: "poll" },
   },
   thresholds: {
     laravel_requests_per_minute: ["value>36000", "value<44000"],
