@@ -48,6 +48,13 @@ lint-openapi:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# One command for a local environment: fakewa, fakelaravel and the gateway on loopback (batch mode,
+# embedded Redis, fresh tokens); prints the URLs, the tokens and the two commands that pair a demo
+# session; Ctrl-C stops all three (internal/devenv/dev.sh; DEV_* variables move the ports).
+.PHONY: dev
+dev: build
+	@internal/devenv/dev.sh
+
 # Release artefacts: static binaries (CGO off, -trimpath, version and revision linked in) for each
 # of RELEASE_PLATFORMS, named <binary>-<version>-<os>-<arch>, and SHA256SUMS, in dist/. Tag first
 # (git tag -a vX.Y.Z) so that VERSION is the tag; docs/deploy.md#releases.
