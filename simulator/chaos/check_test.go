@@ -33,6 +33,22 @@ func TestCheckJudgesEachInvariant(t *testing.T) {
 			o.RefusedSessions = []string{"users-i0-3"}
 			o.DeadLetters = []string{"users-i0-3", "users-i0-4"}
 		}, []string{InvDeadLetters}},
+		{"a refused session's final state, dead-lettered, is not lost", func(o *Observation) {
+			o.RefusedSessions, o.DeadLetters = []string{"users-i0-3"}, []string{"users-i0-3"}
+			o.Lost, o.Mismatches = 1, []string{"users-i0-3: lost update: the gateway's final logged_out v9 never reached Laravel"}
+		}, nil},
+		{"a refused session lost without a dead letter is lost", func(o *Observation) {
+			o.RefusedSessions = []string{"users-i0-3"}
+			o.Lost, o.Mismatches = 1, []string{"users-i0-3: lost update: the gateway's final logged_out v9 never reached Laravel"}
+		}, []string{InvLost}},
+		{"another session lost next to a refused one is lost", func(o *Observation) {
+			o.RefusedSessions, o.DeadLetters = []string{"users-i0-3"}, []string{"users-i0-3"}
+			o.Lost, o.Mismatches = 2, []string{"users-i0-3: lost update: x", "users-i0-4: lost update: y"}
+		}, []string{InvLost}},
+		{"more lost than refused sessions is lost, named or not", func(o *Observation) {
+			o.RefusedSessions, o.DeadLetters = []string{"users-i0-3"}, []string{"users-i0-3"}
+			o.Lost, o.Mismatches = 2, []string{"users-i0-3: lost update: x"}
+		}, []string{InvLost}},
 		{"any dead letter without refusals", func(o *Observation) { o.DeadLetters = []string{"users-i0-1"} }, []string{InvDeadLetters}},
 		{"dead letters that cannot be read", func(o *Observation) { o.DeadLettersError = "503" }, []string{InvDeadLetters}},
 		{"recovery at the bound holds", func(o *Observation) { o.Recovery = 30 * time.Second }, nil},
