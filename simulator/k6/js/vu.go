@@ -309,7 +309,31 @@ func (vu *VU) Call(ctx context.Context, name string, args ...goja.Value) (goja.V
 	if err != nil {
 		return nil, vu.scriptError(err)
 	}
-	return v, nil
+	return vu.settle(name, v)
+}
+
+// settle unwraps an async function's promise: its jobs ran when the call returned, so it is
+// fulfilled (its value is the result) or rejected (the exception); one still pending waits on
+// something only an event loop would resolve, which this runtime does not have.
+func (vu *VU) settle(name string, v goja.Value) (goja.Value, error) {
+	p, ok := v.Export().(*goja.Promise)
+	if !ok {
+		return v, nil
+	}
+	switch p.State() {
+	case goja.PromiseStateFulfilled:
+		return p.Result(), nil
+	case goja.PromiseStateRejected:
+		r := p.Result()
+		msg := r.String()
+		if o, ok := r.(*goja.Object); ok {
+			if st := o.Get("stack"); st != nil && !goja.IsUndefined(st) {
+				return nil, &ScriptError{Message: msg, Stack: st.String()}
+			}
+		}
+		return nil, &ScriptError{Message: msg}
+	}
+	return nil, &ScriptError{Message: fmt.Sprintf("%s() returned a promise that is still pending: timers and asynchronous APIs (k6/timers, http.asyncRequest) are not supported by this runtime", name)}
 }
 
 // Iteration is one iteration's identity.

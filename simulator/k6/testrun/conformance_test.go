@@ -551,3 +551,12 @@ func TestTestFailFinishesTheRunWithExit110(t *testing.T) {
 	o.wantExit(t, ExitTestFailed)
 	o.wantThresholds(t, true)
 }
+
+func TestAsyncFunctionsSettleWithinTheCall(t *testing.T) {
+	o := runScript(t, "async.js", nil)
+	o.wantExit(t, ExitOK)
+	o.wantThresholds(t, true)
+	if !strings.Contains(o.stderr, "async failure after 84") {
+		t.Errorf("the rejected iteration was not reported:\n%s", o.stderr)
+	}
+}
