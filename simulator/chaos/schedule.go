@@ -192,9 +192,23 @@ const outboxShare = 0.15
 type drawer struct {
 	rng *rand.Rand
 	p   Params
-	// laravel are the windows of Laravel faults placed so far: fakelaravel holds one set of
-	// faults at a time, so they never overlap.
-	laravel [][2]time.Duration
+	// busy are the windows of the faults placed so far by target (laravel, gateway, redis): a
+	// target takes one fault at a time (fakelaravel holds one set of faults; a process is killed,
+	// paused or pressed by one fault, whose heal must not undo another's).
+	busy map[string][][2]time.Duration
+}
+
+// target is what a fault acts on, when faults on it must not overlap ("" when they may).
+func target(f scenario.Fault) string {
+	switch {
+	case f.Laravel != nil:
+		return "laravel"
+	case f.Process != nil && f.Process.OnRedis():
+		return "redis"
+	case f.Process != nil && strings.HasPrefix(f.Process.Action, "gateway-"):
+		return "gateway"
+	}
+	return ""
 }
 
 // span draws a duration from lo to hi seconds, in steps of 500 ms.
@@ -209,8 +223,8 @@ func (d *drawer) wave(action string, lo, hi float64) scenario.Fault {
 	return scenario.Fault{WhatsApp: &scenario.WhatsAppFault{Action: action, Share: &share, Spread: d.span(0, 3)}}
 }
 
-// place sets a fault's start so that it heals by the end of the window; Laravel faults go where
-// no other Laravel fault is. It reports false when there is no room.
+// place sets a fault's start so that it heals by the end of the window, where no other fault on
+// its target is. It reports false when there is no room.
 func (d *drawer) place(f *scenario.Fault) bool {
 	length := f.Duration.Std() + f.WhatsAppSpread()
 	room := d.p.End - d.p.Start - length
@@ -219,20 +233,28 @@ func (d *drawer) place(f *scenario.Fault) bool {
 	}
 	for range 20 {
 		at := d.p.Start + time.Duration(d.rng.Int64N(int64(room/(500*time.Millisecond))+1))*500*time.Millisecond
-		if f.Laravel != nil && d.overlapsLaravel(at, at+length) {
+		if d.overlaps(target(*f), at, at+length) {
 			continue
 		}
 		f.At = scenario.Duration(at)
-		if f.Laravel != nil {
-			d.laravel = append(d.laravel, [2]time.Duration{at, at + length})
-		}
+		d.occupy(target(*f), at, at+length)
 		return true
 	}
 	return false
 }
 
-func (d *drawer) overlapsLaravel(from, to time.Duration) bool {
-	for _, w := range d.laravel {
+// occupy marks a target busy from..to.
+func (d *drawer) occupy(target string, from, to time.Duration) {
+	if target != "" {
+		d.busy[target] = append(d.busy[target], [2]time.Duration{from, to})
+	}
+}
+
+func (d *drawer) overlaps(target string, from, to time.Duration) bool {
+	if target == "" {
+		return false
+	}
+	for _, w := range d.busy[target] {
 		// a second of separation: the heal of one must not race the start of the next
 		if from < w[1]+time.Second && w[0] < to+time.Second {
 			return true
@@ -251,12 +273,17 @@ func (d *drawer) termInFailure() []scenario.Fault {
 	}
 	term := process(scenario.ProcessGatewayTerm, d.span(0, 2))
 	term.At = fail.At + scenario.Duration((fail.Duration.Std() / 3).Round(500*time.Millisecond))
+	// the SIGTERM waits up to 30 s for a request in flight; the gateway is busy until its heal
+	if d.overlaps("gateway", term.At.Std(), term.At.Std()+term.Duration.Std()) {
+		return []scenario.Fault{fail}
+	}
+	d.occupy("gateway", term.At.Std(), term.At.Std()+term.Duration.Std())
 	return []scenario.Fault{fail, term}
 }
 
 // DrawOne draws the schedule of one seed.
 func DrawOne(seed uint64, index int, p Params) Schedule {
-	d := &drawer{rng: rand.New(rand.NewPCG(seed, seed^0x5ca1ab1e)), p: p}
+	d := &drawer{rng: rand.New(rand.NewPCG(seed, seed^0x5ca1ab1e)), p: p, busy: map[string][][2]time.Duration{}}
 	var kinds []kind
 	for _, k := range vocabulary {
 		if p.RealRedis || !k.needsRedis {

@@ -63,9 +63,9 @@ func TestTheSameSeedDrawsTheSameSchedulesAndAnotherSeedOthers(t *testing.T) {
 	}
 }
 
-// Every drawn schedule is a valid scenario, its faults heal within the window, Laravel faults
-// never overlap (fakelaravel holds one set at a time), and over many schedules every kind of
-// the vocabulary is drawn.
+// Every drawn schedule is a valid scenario, its faults heal within the window, faults on one
+// target never overlap (fakelaravel holds one set at a time; one process is stopped or paused by
+// one fault at a time), and over many schedules every kind of the vocabulary is drawn.
 func TestDrawnSchedulesAreValidScenariosInsideTheWindow(t *testing.T) {
 	base, err := baseDocument("../../scenarios/chaos.yaml")
 	if err != nil {
@@ -81,7 +81,7 @@ func TestDrawnSchedulesAreValidScenariosInsideTheWindow(t *testing.T) {
 		if s.OutboxMax > 0 {
 			outbox++
 		}
-		var laravel [][2]time.Duration
+		busy := map[string][][2]time.Duration{}
 		for _, f := range s.Faults {
 			kinds[vocabularyKind(f)] = true
 			from := f.At.Std()
@@ -89,13 +89,13 @@ func TestDrawnSchedulesAreValidScenariosInsideTheWindow(t *testing.T) {
 			if from < testParams.Start || to > testParams.End {
 				t.Errorf("schedule %d: %s runs %s..%s, outside %s..%s", s.Index, f.Name, from, to, testParams.Start, testParams.End)
 			}
-			if f.Laravel != nil {
-				for _, w := range laravel {
+			if on := target(f); on != "" {
+				for _, w := range busy[on] {
 					if from < w[1] && w[0] < to {
-						t.Errorf("schedule %d: Laravel fault %s overlaps another", s.Index, f.Name)
+						t.Errorf("schedule %d: %s overlaps another fault on %s", s.Index, f.Name, on)
 					}
 				}
-				laravel = append(laravel, [2]time.Duration{from, to})
+				busy[on] = append(busy[on], [2]time.Duration{from, to})
 			}
 		}
 		if s.Index%50 == 0 {
