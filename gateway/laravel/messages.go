@@ -36,6 +36,10 @@ const (
 	MessageOther    MessageType = "other" // a kind the gateway does not describe further
 )
 
+// MessageTypes lists every MessageType.
+var MessageTypes = []MessageType{MessageText, MessageReaction, MessageImage, MessageVideo, MessageAudio,
+	MessageDocument, MessageSticker, MessageLocation, MessageContact, MessageOther}
+
 // MessageItem is one message a WhatsApp session received (or sent from another of its devices).
 // Laravel stores it once per (session_id, message_id): a replay or a duplicate is not an error
 // and changes nothing. Sequence orders a session's messages and receipts as the gateway got
@@ -69,6 +73,9 @@ const (
 	ReceiptRead      ReceiptStatus = "read"
 	ReceiptPlayed    ReceiptStatus = "played"
 )
+
+// ReceiptStatuses lists every ReceiptStatus, in Rank order.
+var ReceiptStatuses = []ReceiptStatus{ReceiptDelivered, ReceiptRead, ReceiptPlayed}
 
 // Rank orders statuses: delivered < read < played; 0 for an unknown status.
 func (s ReceiptStatus) Rank() int {

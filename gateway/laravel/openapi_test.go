@@ -93,6 +93,10 @@ func TestOpenAPIListsEveryEndpointAndErrorStatus(t *testing.T) {
 		{PathSessionPrefix + "{session_id}", "get", append([]string{"200", "404"}, transport...)},
 		{PathQRBatch, "post", append([]string{"200", "409", "413", "422"}, transport...)},
 		{PathStatusBatch, "post", append([]string{"200", "409", "413", "422"}, transport...)},
+		{PathMessage, "post", append([]string{"200", "404", "413", "422"}, transport...)},
+		{PathReceipt, "post", append([]string{"200", "404", "413", "422"}, transport...)},
+		{PathMessageBatch, "post", append([]string{"200", "409", "413", "422"}, transport...)},
+		{PathReceiptBatch, "post", append([]string{"200", "409", "413", "422"}, transport...)},
 	}
 	paths := at(t, d, "paths").(doc)
 	if len(paths) != len(want) {
@@ -170,6 +174,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"QRUpdate": QRUpdate{}, "StatusUpdate": StatusUpdate{}, "Ack": Ack{}, "SessionInfo": SessionInfo{},
 		"QRItem": QRItem{}, "StatusItem": StatusItem{}, "QRBatch": QRBatch{}, "StatusBatch": StatusBatch{},
 		"BatchResult": BatchResult{}, "ItemError": ItemError{}, "ValidationError": ValidationError{}, "ErrorBody": ErrorBody{},
+		"MessageItem": MessageItem{}, "ReceiptItem": ReceiptItem{}, "MessageBatch": MessageBatch{}, "ReceiptBatch": ReceiptBatch{},
 	} {
 		var fields []string
 		rt := reflect.TypeOf(typ)
@@ -193,7 +198,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 	if got := toStrings(at(t, d, "components", "schemas", "EstadoQR", "enum")); !slices.Equal(got, statuses) {
 		t.Errorf("estado_qr enum %v, want %v", got, statuses)
 	}
-	for _, b := range []string{"QRBatch", "StatusBatch"} {
+	for _, b := range []string{"QRBatch", "StatusBatch", "MessageBatch", "ReceiptBatch"} {
 		props := at(t, d, "components", "schemas", b, "properties").(doc)
 		for _, p := range props {
 			if at(t, p, "maxItems") != MaxBatchItems {
