@@ -76,12 +76,10 @@ func (s *switchableLaravel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.next.ServeHTTP(w, r)
 }
 
-// Issue 19 (faults-redis-lost-backlog): a status the outbox held when Redis lost its data was
-// gone, and after a clean stop nothing sent it again: Laravel kept pending for a session the
-// gateway knew was logged_out. Now the start sees that Redis holds other data than the gateway
-// last saw (the marker's generation) and sends every session's status again.
-func TestAStatusLostWithRedisDataReachesLaravelAfterTheRestart(t *testing.T) {
-	rds := redistest.Real(t)
+// batchWorld starts fakewa and a switchable fake Laravel and configures (without starting) a
+// batch-mode gateway on redisURL (empty: the embedded Redis).
+func batchWorld(t *testing.T, redisURL string) (*inProcess, *switchableLaravel) {
+	t.Helper()
 	ctx := context.Background()
 	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second, Receipts: fakewa.ReceiptsNone})
 	if err != nil {
@@ -90,31 +88,43 @@ func TestAStatusLostWithRedisDataReachesLaravelAfterTheRestart(t *testing.T) {
 	if err := wa.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer wa.Close()
+	t.Cleanup(func() { wa.Close() })
 	fl, err := fakelaravel.New(ctx, fakelaravel.Config{Token: laravelToken, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fl.Close()
+	t.Cleanup(func() { fl.Close() })
 	lv := &switchableLaravel{next: fl}
 	lsrv := httptest.NewServer(lv)
-	defer lsrv.Close()
+	t.Cleanup(lsrv.Close)
 
 	w := &inProcess{t: t, wa: wa, laravel: fl, lsrv: lsrv}
 	w.cfg = config.Default()
 	w.cfg.Addr = "127.0.0.1:0"
 	w.cfg.Mode = config.ModeBatch
-	w.cfg.RedisURL = rds.URL()
+	w.cfg.RedisURL = redisURL
+	w.cfg.RedisEmbedded = redisURL == ""
 	w.cfg.Batch.Interval = 200 * time.Millisecond
 	w.cfg.Batch.PriorityInterval = 200 * time.Millisecond
 	w.cfg.APIToken = apiToken
 	w.cfg.LaravelURL = lsrv.URL
 	w.cfg.LaravelToken = laravelToken
 	w.cfg.DataDir = t.TempDir()
-	w.cfg.ShutdownTimeout = 5 * time.Second
+	w.cfg.ShutdownTimeout = 15 * time.Second
 	w.cfg.WAInsecureTest = true
 	w.cfg.WADial = wa.Addr()
 	w.cfg.WARootPubKey = fmt.Sprintf("%x", wa.RootPublicKey())
+	return w, lv
+}
+
+// Issue 19 (faults-redis-lost-backlog): a status the outbox held when Redis lost its data was
+// gone, and after a clean stop nothing sent it again: Laravel kept pending for a session the
+// gateway knew was logged_out. Now the start sees that Redis holds other data than the gateway
+// last saw (the marker's generation) and sends every session's status again.
+func TestAStatusLostWithRedisDataReachesLaravelAfterTheRestart(t *testing.T) {
+	rds := redistest.Real(t)
+	ctx := context.Background()
+	w, lv := batchWorld(t, rds.URL())
 	w.startGateway()
 	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
 
@@ -150,38 +160,8 @@ func TestAStatusLostWithRedisDataReachesLaravelAfterTheRestart(t *testing.T) {
 // Issue 19 #4: an event the outbox refused (full past its deadline) was logged and dropped, and
 // the stop was still marked clean, so the next start did not send the statuses again either.
 func TestAStopAfterTheOutboxRefusedAnEventIsNotClean(t *testing.T) {
-	ctx := context.Background()
-	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second, Receipts: fakewa.ReceiptsNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer wa.Close()
-	fl, err := fakelaravel.New(ctx, fakelaravel.Config{Token: laravelToken, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Close()
-	lv := &switchableLaravel{next: fl}
-	lsrv := httptest.NewServer(lv)
-	defer lsrv.Close()
-
-	w := &inProcess{t: t, wa: wa, laravel: fl, lsrv: lsrv}
-	w.cfg = config.Default()
-	w.cfg.Addr = "127.0.0.1:0"
-	w.cfg.Mode = config.ModeBatch
-	w.cfg.RedisEmbedded = true
+	w, lv := batchWorld(t, "")
 	w.cfg.Batch.OutboxMax = 1
-	w.cfg.APIToken = apiToken
-	w.cfg.LaravelURL = lsrv.URL
-	w.cfg.LaravelToken = laravelToken
-	w.cfg.DataDir = t.TempDir()
-	w.cfg.ShutdownTimeout = 15 * time.Second
-	w.cfg.WAInsecureTest = true
-	w.cfg.WADial = wa.Addr()
-	w.cfg.WARootPubKey = fmt.Sprintf("%x", wa.RootPublicKey())
 
 	// Control: nothing refused, the stop is clean.
 	w.startGateway()
@@ -213,4 +193,30 @@ func TestAStopAfterTheOutboxRefusedAnEventIsNotClean(t *testing.T) {
 	if cleanStopMarked(t, w.cfg.DataDir) {
 		t.Fatal("the stop was marked clean although the outbox refused an event: the next start would not resend the statuses")
 	}
+}
+
+// Redis losing its data while the gateway runs is noticed (the marker is gone) and every
+// session's current state is sent again with a new version, without any change of state.
+func TestARedisThatLosesItsDataWhileRunningGetsEverySessionsStateAgain(t *testing.T) {
+	rds := redistest.Real(t)
+	ctx := context.Background()
+	w, _ := batchWorld(t, rds.URL())
+	w.startGateway()
+	defer w.stopGateway()
+	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	const id = "kept_one"
+	var view sessionView
+	if code := c.call("POST", "/sessions", map[string]string{"session_id": id}, &view); code != 200 {
+		t.Fatalf("start: %d", code)
+	}
+	waitLaravelStatus(t, ctx, w, id, laravel.StatusPending)
+	before, _ := laravelSession(ctx, w, id)
+	if err := rds.Client(t).FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, "Laravel to receive the session's status again", 30*time.Second, func() (bool, string) {
+		s, _ := laravelSession(ctx, w, id)
+		return s.EstadoQR == laravel.StatusPending && s.StatusVersion > before.StatusVersion && s.QR != "",
+			fmt.Sprintf("before %+v, now %+v", before, s)
+	})
 }
