@@ -55,6 +55,14 @@ fmt:
 dev: build
 	@internal/devenv/dev.sh
 
+# The Prometheus alert rules (monitoring/alerts.yml) and their unit tests, with promtool (Debian's
+# prometheus package; PROMTOOL=path for another copy).
+PROMTOOL ?= promtool
+.PHONY: test-alerts
+test-alerts:
+	$(PROMTOOL) check rules monitoring/alerts.yml
+	$(PROMTOOL) test rules monitoring/alerts_test.yml
+
 # Release artefacts: static binaries (CGO off, -trimpath, version and revision linked in) for each
 # of RELEASE_PLATFORMS, named <binary>-<version>-<os>-<arch>, and SHA256SUMS, in dist/. Tag first
 # (git tag -a vX.Y.Z) so that VERSION is the tag; docs/deploy.md#releases.
