@@ -30,6 +30,7 @@ Launches the world of one scenario (fakewa in-process; bin/fakelaravel and bin/g
 processes with fresh temporary stores; Redis as the scenario's gateway.redis says), runs its users,
 drains, measures, and writes DIR/report.json, DIR/summary.json (k6 handleSummary shape) and
 DIR/metrics.ndjson (k6 --out json points). Exit status: 0, or 99 when a threshold failed, 1 on error.
+A .js or .ts file instead of the YAML runs a k6 test script (see simulator run SCRIPT.js -h).
 
 flags:
 `
