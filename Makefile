@@ -63,6 +63,12 @@ test-alerts:
 	$(PROMTOOL) check rules monitoring/alerts.yml
 	$(PROMTOOL) test rules monitoring/alerts_test.yml
 
+# THIRD_PARTY_NOTICES.md from the module graph of the shipped binaries (internal/notices; a test
+# fails when it is not current: run this after changing dependencies).
+.PHONY: notices
+notices:
+	$(GO) run ./internal/notices/cmd/notices
+
 # Release artefacts: static binaries (CGO off, -trimpath, version and revision linked in) for each
 # of RELEASE_PLATFORMS, named <binary>-<version>-<os>-<arch>, and SHA256SUMS, in dist/. Tag first
 # (git tag -a vX.Y.Z) so that VERSION is the tag; docs/deploy.md#releases.
