@@ -169,6 +169,7 @@ type Manager struct {
 	dirty       map[*session]struct{}
 	resyncTimer *time.Timer
 	resyncAt    time.Time
+	lastResync  time.Time
 }
 
 type session struct {

@@ -43,14 +43,23 @@ func (m *Manager) ResyncAll() {
 	m.scheduleResync(0)
 }
 
-// scheduleResync makes the resync pass run within d (sooner when it is already due sooner).
+// minResyncGap spaces resync passes: while many sessions stay dirty, every accepted event asks
+// for a pass, and each pass walks the dirty sessions.
+const minResyncGap = 100 * time.Millisecond
+
+// scheduleResync makes the resync pass run within d (sooner when it is already due sooner), but
+// not sooner than minResyncGap after the previous pass.
 func (m *Manager) scheduleResync(d time.Duration) {
 	if m.closed.Load() {
 		return
 	}
-	at := time.Now().Add(d)
 	m.dirtyMu.Lock()
 	defer m.dirtyMu.Unlock()
+	at := time.Now().Add(d)
+	if earliest := m.lastResync.Add(minResyncGap); at.Before(earliest) {
+		at = earliest
+		d = time.Until(at)
+	}
 	switch {
 	case m.resyncTimer == nil:
 		m.resyncTimer = time.AfterFunc(d, m.resyncDirty)
@@ -77,6 +86,7 @@ func (m *Manager) stopResync() {
 func (m *Manager) resyncDirty() {
 	m.dirtyMu.Lock()
 	m.resyncAt = time.Time{}
+	m.lastResync = time.Now()
 	dirty := make([]*session, 0, len(m.dirty))
 	for s := range m.dirty {
 		dirty = append(dirty, s)
