@@ -3,7 +3,10 @@
 // accepted, read through one consumer group shared by all gateway replicas. Entries leave the stream
 // only when they were delivered (Ack: XACK then XDEL) or moved to the dead-letter stream with a
 // reason (DeadLetter); nothing trims pending entries. The outbox is bounded: when it holds Max
-// undelivered entries, Append waits up to a deadline for room and then fails loudly with ErrFull.
+// undelivered entries, Append waits up to a deadline for room and then fails loudly with ErrFull;
+// waiting appends share one poller (room.go). Each process reads as its own consumer and takes
+// over what its gone predecessors left pending (consumers.go); a marker in Redis tells when Redis
+// lost its data, and the outbox with it (generation.go).
 package outbox
 
 import (
