@@ -16,11 +16,11 @@ const convergePause = 250 * time.Millisecond
 
 // Converge prepares a fair comparison: it reads every session's final state from the gateway, then
 // observes Laravel (pollLaravel feeds ObserveLaravel) until every session has settled or limit
-// passes. A session is unsettled while Laravel has yet to receive the gateway's state, while Laravel
-// shows a newer state than the gateway's as read, or while the gateway's state is not what the
-// simulation caused (a reconnect still in its backoff); unsettled
-// sessions are read from the gateway again each round, so a state the gateway reached after the
-// first read is waited for and judged instead of an outdated view. It returns the gateway's states for Finish (nil when the
+// passes. A session is unsettled while Laravel has yet to receive the gateway's state, while
+// Laravel shows a newer state than the gateway's as read, or while the gateway's state is not what
+// the simulation caused (a reconnect still in its backoff). Unsettled sessions are read from the
+// gateway again each round, so a state the gateway reached after the first read is waited for and
+// judged instead of an outdated view. It returns the gateway's states for Finish (nil when the
 // gateway could not answer) and the last error of pollLaravel, if Laravel could not be read.
 func (l *Ledger) Converge(ctx context.Context, readGateway ReadGateway, pollLaravel func(context.Context) error, limit time.Duration) (map[string]State, error) {
 	gateway := readGateway(ctx, l.IDs())
