@@ -65,7 +65,9 @@ func waitGatewayReceipts(t *testing.T, wa *fakewa.Server, ids ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range ids {
-		if _, err := wa.WaitEvent(ctx, func(e fakewa.Event) bool { return e.Kind == fakewa.EventDeviceReceipt && e.MessageID == id }); err != nil {
+		if _, err := wa.WaitEvent(ctx, func(e fakewa.Event) bool {
+			return e.Kind == fakewa.EventDeviceReceipt && e.MessageID == id && e.Detail != "retry"
+		}); err != nil {
 			t.Fatalf("no receipt from the gateway for %s: %v", id, err)
 		}
 	}

@@ -28,7 +28,7 @@ func (w *world) waitDeviceReceipts(ids ...string) {
 	defer cancel()
 	for _, id := range ids {
 		if _, err := w.wa.WaitEvent(ctx, func(e fakewa.Event) bool {
-			return e.Kind == fakewa.EventDeviceReceipt && e.MessageID == id
+			return e.Kind == fakewa.EventDeviceReceipt && e.MessageID == id && e.Detail != "retry"
 		}); err != nil {
 			w.t.Fatalf("no receipt from the gateway for %s: %v", id, err)
 		}

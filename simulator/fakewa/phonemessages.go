@@ -103,7 +103,14 @@ type heldMessage struct {
 	phone  *phoneSignal
 	tries  int
 	queued time.Time
+	// plaintext is the padded message, kept to encrypt it again when the device asks (retry).
+	plaintext []byte
+	retries   int
 }
+
+// maxRetries bounds how often a message is encrypted afresh for a device's retry receipts
+// (whatsmeow stops asking after its fourth).
+const maxRetries = 4
 
 // SendMessage plays a contact's phone writing to a session's device: the phone encrypts the
 // message with its Signal session with the device (built from the device's prekey bundle on the
@@ -154,7 +161,8 @@ func (s *Server) sendLocked(ctx context.Context, d *device, m PhoneMessage) (*he
 	if err != nil {
 		return nil, fmt.Errorf("fakewa: marshal message: %w", err)
 	}
-	encType, ciphertext, err := s.encryptFor(ctx, phone, d, padMessage(plaintext))
+	padded := padMessage(plaintext)
+	encType, ciphertext, err := s.encryptFor(ctx, phone, d, padded)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +171,7 @@ func (s *Server) sendLocked(ctx context.Context, d *device, m PhoneMessage) (*he
 		msgType = "reaction"
 	}
 	h := &heldMessage{
-		id: id, from: m.From, kind: m.kind(), enc: encType, phone: phone, queued: now,
+		id: id, from: m.From, kind: m.kind(), enc: encType, phone: phone, queued: now, plaintext: padded,
 		node: waBinary.Node{
 			Tag: "message",
 			Attrs: waBinary.Attrs{
@@ -242,7 +250,9 @@ func (c *conn) receiptFromDevice(n *waBinary.Node) {
 			continue
 		}
 		var acked *heldMessage
-		if typ != "retry" {
+		if typ == "retry" {
+			s.retryHeld(c, d, id, n)
+		} else {
 			acked = d.takeHeld(id)
 		}
 		e := Event{Kind: EventDeviceReceipt, Conn: c.id, JID: d.jid.String(), Phone: d.account.phone,
@@ -252,6 +262,72 @@ func (c *conn) receiptFromDevice(n *waBinary.Node) {
 			acked.phone.acknowledge(d.jid)
 		}
 		s.events.add(e)
+	}
+}
+
+// retryHeld answers a device's retry receipt (it could not decrypt a message) as a phone does: it
+// drops its session with the device, builds a new one from the keys the receipt carries (or the
+// ones the device uploaded) and sends the message again, encrypted afresh as a pkmsg.
+func (s *Server) retryHeld(c *conn, d *device, id string, receipt *waBinary.Node) {
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
+	var h *heldMessage
+	for _, held := range d.outbox {
+		if held.id == id {
+			h = held
+			break
+		}
+	}
+	if h == nil || h.retries >= maxRetries {
+		return
+	}
+	h.retries++
+	if keys, ok := receipt.GetOptionalChildByTag("keys"); ok {
+		s.mu.Lock()
+		d.storeRetryKeys(keys)
+		s.mu.Unlock()
+	}
+	if reg, ok := receipt.GetOptionalChildByTag("registration"); ok {
+		if b, _ := reg.Content.([]byte); len(b) == 4 {
+			s.mu.Lock()
+			d.keys.regID = binary.BigEndian.Uint32(b)
+			s.mu.Unlock()
+		}
+	}
+	h.phone.forget(d.jid)
+	encType, ciphertext, err := s.encryptFor(c.ctx, h.phone, d, h.plaintext)
+	if err != nil {
+		s.log.Debug("fakewa: encrypt a retried message", "message_id", id, "err", err)
+		return
+	}
+	h.enc = encType
+	h.node.Content = []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType, "count": itoa(h.retries)}, Content: ciphertext}}
+	s.deliverHeld(c, d, h)
+}
+
+// forget drops the phone's session with the device: the next message builds a new one.
+func (p *phoneSignal) forget(device types.JID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.sessions, device.SignalAddress().String())
+}
+
+// storeRetryKeys records the keys a retry receipt carries: the signed prekey and one fresh
+// one-time prekey (used first). Call with s.mu held.
+func (d *device) storeRetryKeys(n waBinary.Node) {
+	if skey, ok := n.GetOptionalChildByTag("skey"); ok {
+		id, val, sig := childBytes(skey, "id"), childBytes(skey, "value"), childBytes(skey, "signature")
+		if len(id) == 3 && len(val) == 32 && len(sig) == 64 {
+			d.keys.signedID = uint32(id[0])<<16 | uint32(id[1])<<8 | uint32(id[2])
+			d.keys.signedPub, d.keys.signedSig = [32]byte(val), [64]byte(sig)
+		}
+	}
+	if key, ok := n.GetOptionalChildByTag("key"); ok {
+		id, val := childBytes(key, "id"), childBytes(key, "value")
+		if len(id) == 3 && len(val) == 32 {
+			otk := uploadedPreKey{id: uint32(id[0])<<16 | uint32(id[1])<<8 | uint32(id[2]), pub: [32]byte(val)}
+			d.keys.oneTimePreKey = append([]uploadedPreKey{otk}, d.keys.oneTimePreKey...)
+		}
 	}
 }
 
@@ -434,19 +510,11 @@ func (d *device) storeRegistrationKeys(regID, skeyID, skeyVal, skeySig []byte) {
 // storeUploadedKeys records a prekey upload (<iq xmlns="encrypt" type="set">): registration ID,
 // signed prekey and one-time prekeys (at most maxStoredPreKeys kept). Call with s.mu held.
 func (d *device) storeUploadedKeys(n *waBinary.Node) {
-	bytesOf := func(parent waBinary.Node, tag string) []byte {
-		child, ok := parent.GetOptionalChildByTag(tag)
-		if !ok {
-			return nil
-		}
-		b, _ := child.Content.([]byte)
-		return b
-	}
-	if reg := bytesOf(*n, "registration"); len(reg) == 4 {
+	if reg := childBytes(*n, "registration"); len(reg) == 4 {
 		d.keys.regID = binary.BigEndian.Uint32(reg)
 	}
 	if skey, ok := n.GetOptionalChildByTag("skey"); ok {
-		id, val, sig := bytesOf(skey, "id"), bytesOf(skey, "value"), bytesOf(skey, "signature")
+		id, val, sig := childBytes(skey, "id"), childBytes(skey, "value"), childBytes(skey, "signature")
 		if len(id) == 3 && len(val) == 32 && len(sig) == 64 {
 			d.keys.signedID = uint32(id[0])<<16 | uint32(id[1])<<8 | uint32(id[2])
 			d.keys.signedPub, d.keys.signedSig = [32]byte(val), [64]byte(sig)
@@ -457,7 +525,7 @@ func (d *device) storeUploadedKeys(n *waBinary.Node) {
 			if len(d.keys.oneTimePreKey) >= maxStoredPreKeys {
 				break
 			}
-			id, val := bytesOf(key, "id"), bytesOf(key, "value")
+			id, val := childBytes(key, "id"), childBytes(key, "value")
 			if key.Tag != "key" || len(id) != 3 || len(val) != 32 {
 				continue
 			}
@@ -466,4 +534,14 @@ func (d *device) storeUploadedKeys(n *waBinary.Node) {
 			})
 		}
 	}
+}
+
+// childBytes returns the byte content of parent's child tag, or nil.
+func childBytes(parent waBinary.Node, tag string) []byte {
+	child, ok := parent.GetOptionalChildByTag(tag)
+	if !ok {
+		return nil
+	}
+	b, _ := child.Content.([]byte)
+	return b
 }

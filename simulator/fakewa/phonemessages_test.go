@@ -50,7 +50,9 @@ func waitReceipts(t *testing.T, srv *Server, ids ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, id := range ids {
-		if _, err := srv.WaitEvent(ctx, func(e Event) bool { return e.Kind == EventDeviceReceipt && e.MessageID == id }); err != nil {
+		if _, err := srv.WaitEvent(ctx, func(e Event) bool {
+			return e.Kind == EventDeviceReceipt && e.MessageID == id && e.Detail != "retry"
+		}); err != nil {
 			t.Fatalf("no device receipt for %s: %v", id, err)
 		}
 	}
@@ -249,4 +251,36 @@ func TestControlAPIMakesAPhoneWrite(t *testing.T) {
 			t.Fatalf("message %+v: %v, want 400", bad, err)
 		}
 	}
+}
+
+func TestADeviceThatCannotDecryptGetsTheMessageAgainInAFreshSession(t *testing.T) {
+	srv := startServer(t, Config{})
+	tc, jid := pairedClient(t, srv, "5511900000305")
+	first := sendFromPhone(t, srv, jid, PhoneMessage{Text: "first"})
+	nextMessage(t, tc, first)
+	waitReceipts(t, srv, first)
+
+	// The device loses its Signal session with the phone (a restored backup, a store reset): the
+	// phone's next msg cannot be decrypted, the device asks for it again with a retry receipt.
+	ctx := context.Background()
+	addr := types.NewJID(contactPhone, types.DefaultUserServer).SignalAddress().String()
+	if err := tc.cli.Store.Sessions.DeleteSession(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	second := sendFromPhone(t, srv, jid, PhoneMessage{Text: "second"})
+	for _, e := range srv.EventsFor(jid) {
+		if e.Kind == EventPhoneMessageDelivered && e.MessageID == second && e.Attempt == 1 && e.Enc != "msg" {
+			t.Fatalf("second message went as %s, want msg (the session was established)", e.Enc)
+		}
+	}
+	if got := nextMessage(t, tc, second); got.Message.GetConversation() != "second" {
+		t.Fatalf("retried message decrypted as %q", got.Message.GetConversation())
+	}
+	if !tc.saw(func(e any) bool { u, ok := e.(*events.UndecryptableMessage); return ok && u.Info.ID == second }) {
+		t.Fatal("the client decrypted the msg without a session: the test did not exercise a retry")
+	}
+	if e := delivered(t, srv, second); e.Enc != "pkmsg" || e.Attempt != 2 {
+		t.Fatalf("retried delivery %+v, want a fresh pkmsg on the second attempt", e)
+	}
+	waitReceipts(t, srv, second)
 }
