@@ -14,8 +14,28 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// testParams are the parameters of scenarios/chaos.yaml's default draw.
-var testParams = Params{Start: 4 * time.Second, End: 22 * time.Second, MaxFaults: 4, RealRedis: true, SessionPrefix: "users-i0-", Sessions: 20}
+// testParams are the parameters of scenarios/chaos.yaml's default draw (with a redis-server).
+var testParams = Params{Start: 3 * time.Second, End: 14 * time.Second, MaxFaults: 4, RealRedis: true, SessionPrefix: "users-i0-", Sessions: 20}
+
+// The campaign plans its draw from the base scenario: faults from 15% (at least 3 s) to 85% of
+// the users' time, item refusals among the first scenario's sessions.
+func TestThePlanOfTheShippedScenarioIsTheTestedOne(t *testing.T) {
+	p, _, err := Plan("../../scenarios/chaos.yaml", 0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.RealRedis = true // depends on the machine
+	if p != testParams {
+		t.Errorf("plan of scenarios/chaos.yaml = %+v, want %+v", p, testParams)
+	}
+	p, _, err = Plan("../../scenarios/chaos.yaml", 40*time.Second, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Start != 6*time.Second || p.End != 34*time.Second || p.MaxFaults != 2 {
+		t.Errorf("plan with -duration 40s = %+v, want faults from 6s to 34s, 2 at most", p)
+	}
+}
 
 // The schedules of a seed are pinned by a golden file: the same seed draws the same schedules
 // on every machine and in every version, unless the vocabulary changes on purpose (then run
