@@ -69,6 +69,12 @@ test-alerts:
 notices:
 	$(GO) run ./internal/notices/cmd/notices
 
+# monitoring/grafana-dashboard.json from its generator (monitoring/dashboard, Grafana Foundation
+# SDK; a test fails when the committed file differs).
+.PHONY: dashboard
+dashboard:
+	$(GO) run ./monitoring/dashboard/cmd/dashboard
+
 # Release artefacts: static binaries (CGO off, -trimpath, version and revision linked in) for each
 # of RELEASE_PLATFORMS, named <binary>-<version>-<os>-<arch>, and SHA256SUMS, in dist/. Tag first
 # (git tag -a vX.Y.Z) so that VERSION is the tag; docs/deploy.md#releases.
