@@ -62,7 +62,7 @@ func Build() (dashboard.Dashboard, error) {
 		WithRow(dashboard.NewRowBuilder("Overview")).
 		WithPanel(single("Live sessions", "WhatsApp connections up and logged in now.", "short", "sum(wagate_sessions_live)")).
 		WithPanel(single("Outbox", "Undelivered events in the Redis outbox (batch mode).", "short", "sum(wagate_outbox_length)")).
-		WithPanel(single("Breaker open", "Gateways whose circuit breaker in front of Laravel is open.", "short", "count(wagate_batch_breaker_state == 2) or vector(0)")).
+		WithPanel(single("Breaker open", "Gateways whose circuit breaker in front of Laravel is open.", "short", `count(wagate_batch_breaker_state{state="open"} == 1) or vector(0)`)).
 		WithPanel(single("Dead letters (1h)", "Items Laravel refused one by one in the last hour (GET /dead-letters).", "short", "sum(increase(wagate_batch_dead_lettered_total[1h]))")).
 		WithRow(dashboard.NewRowBuilder("Sessions")).
 		WithPanel(series("Sessions by status", "The last status each session reported to Laravel.", "short",
@@ -93,8 +93,8 @@ func Build() (dashboard.Dashboard, error) {
 		WithPanel(series("Items delivered", "Items Laravel acknowledged, and entries superseded by a newer version.", "ops",
 			query("sum("+rate("wagate_batch_items_sent_total")+")", "sent"),
 			query("sum("+rate("wagate_batch_coalesced_total")+")", "coalesced"))).
-		WithPanel(series("Breaker and flushes", "Breaker state (0 closed, 1 half-open, 2 open) and seconds since the last flush.", "short",
-			query("wagate_batch_breaker_state", "breaker {{instance}}"),
+		WithPanel(series("Breaker and flushes", "Breakers not closed (1: half-open or open) and seconds since the last flush.", "short",
+			query(`wagate_batch_breaker_state{state!="closed"} == 1`, "breaker {{state}} {{instance}}"),
 			query("wagate_batch_seconds_since_last_flush", "since last flush {{instance}}"))).
 		WithPanel(series("Dead letters and refusals", "Items dead-lettered, events the outbox refused, events dropped.", "short",
 			query("sum(increase(wagate_batch_dead_lettered_total[$__rate_interval]))", "dead-lettered"),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 
 	"wagate/gateway/event"
 	"wagate/gateway/outbox"
@@ -141,6 +142,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// breakerGauge is wagate_batch_breaker_state by its state label: every state present, 1 for the
+// current one (so `wagate_batch_breaker_state{state="open"} == 1` selects open breakers).
+func breakerGauge(current gobreaker.State) map[string]float64 {
+	out := make(map[string]float64, 3)
+	for _, st := range []gobreaker.State{gobreaker.StateClosed, gobreaker.StateHalfOpen, gobreaker.StateOpen} {
+		out[st.String()] = 0
+		if st == current {
+			out[st.String()] = 1
+		}
+	}
+	return out
+}
+
 // Collector exposes the delivery's metrics to Prometheus under wagate_ names.
 type Collector struct {
 	d     *Delivery
@@ -162,7 +176,7 @@ var collectorSeries = []struct{ name, help string }{
 	{"wagate_batch_coalesced_total", "Outbox entries superseded by a newer version of the same session and kind."},
 	{"wagate_batch_dead_lettered_total", "Outbox entries moved to the dead-letter stream."},
 	{"wagate_outbox_enqueue_failed_total", "Events refused because the outbox stayed full past its deadline."},
-	{"wagate_batch_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."},
+	{"wagate_batch_breaker_state", "Circuit breaker state: 1 for the current state (closed, half-open, open), 0 for the others."},
 	{"wagate_batch_breaker_opened_total", "Times the circuit breaker opened."},
 	{"wagate_batch_paused_total", "Times a Retry-After paused every send to Laravel."},
 	{"wagate_batch_flushes_total", "Flushes by trigger."},
@@ -180,6 +194,8 @@ func NewCollector(d *Delivery) *Collector {
 			labels = []string{"trigger"}
 		case "wagate_batch_send_failures_total":
 			labels = []string{"status"}
+		case "wagate_batch_breaker_state":
+			labels = []string{"state"}
 		}
 		c.descs[s.name] = prometheus.NewDesc(s.name, s.help, labels, nil)
 	}
@@ -229,7 +245,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ct("wagate_batch_coalesced_total", m.Coalesced)
 	ct("wagate_batch_dead_lettered_total", m.DeadLettered)
 	ct("wagate_outbox_enqueue_failed_total", m.EnqueueFailed)
-	g("wagate_batch_breaker_state", float64(c.d.breaker.State()))
+	for state, v := range breakerGauge(c.d.breaker.State()) {
+		g("wagate_batch_breaker_state", v, state)
+	}
 	ct("wagate_batch_breaker_opened_total", m.BreakerOpened)
 	ct("wagate_batch_paused_total", m.BreakerPauses)
 	for _, t := range Triggers {
