@@ -129,6 +129,21 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 		t.Fatalf("receipt %+v, want the read receipt of %s after the messages", r, sent.MessageID)
 	}
 	waitGatewayReceipts(t, w.wa, text, reply, reaction)
+
+	// What the customer writes while the gateway is down arrives when it is back, after the rest.
+	w.stopGateway()
+	meanwhile := write(fakewa.PhoneMessage{Text: "¿siguen ahí?"})
+	w.startGateway()
+	proctest.Eventually(t, "Laravel to store the message written while the gateway was down", 30*time.Second, func() (bool, string) {
+		var err error
+		st, err = w.laravel.Messages(ctx, "e2e_msg")
+		return err == nil && len(st.Messages) == 4, fmt.Sprintf("%d messages, %v", len(st.Messages), err)
+	})
+	if last := st.Messages[3]; last.MessageID != meanwhile || last.Text != "¿siguen ahí?" || last.Deliveries != 1 ||
+		last.Sequence <= st.Receipts[0].Sequence {
+		t.Fatalf("after the restart Laravel stored %+v, want %s once, numbered after everything before", last, meanwhile)
+	}
+	waitGatewayReceipts(t, w.wa, meanwhile)
 }
 
 // Batch mode's outbox does not carry messages yet (the manager never hands them to it): a
