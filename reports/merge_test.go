@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"testing"
+
+	"wagate/simulator/threshold"
 )
 
 func TestMergeCombinesHistogramsInsteadOfAveragingPercentiles(t *testing.T) {
@@ -136,8 +138,8 @@ func TestEvaluateThresholdSpeaksK6(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"p(95)", "<5", "p(95)<fast"} {
-		if _, _, _, err := EvaluateThreshold(bad, trend); !errors.Is(err, ErrThreshold) {
-			t.Errorf("%q: error = %v, want ErrThreshold", bad, err)
+		if _, _, _, err := EvaluateThreshold(bad, trend); !errors.Is(err, threshold.ErrExpression) {
+			t.Errorf("%q: error = %v, want threshold.ErrExpression", bad, err)
 		}
 	}
 }

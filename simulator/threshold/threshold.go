@@ -5,6 +5,7 @@
 package threshold
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -137,6 +138,10 @@ type Threshold struct {
 	DelayAbortEval time.Duration
 }
 
+// ErrExpression is wrapped by every error of ParseExpression: the expression is not
+// '<aggregation> <operator> <value>'.
+var ErrExpression = errors.New("threshold")
+
 var aggPattern = regexp.MustCompile(`^(count|rate|value|avg|min|med|max|p\(\s*([0-9]+(?:\.[0-9]+)?)\s*\))$`)
 
 // ParseExpression reads "<aggregation> <operator> <value>", spaces optional.
@@ -154,31 +159,31 @@ func ParseExpression(s string) (Threshold, error) {
 		}
 	}
 	if idx < 0 {
-		return Threshold{}, fmt.Errorf("threshold %q has no comparison operator; write it as '<aggregation> <operator> <value>', e.g. 'p(95)<500', with one of %s", src, strings.Join(operators, " "))
+		return Threshold{}, fmt.Errorf("%w %q has no comparison operator; write it as '<aggregation> <operator> <value>', e.g. 'p(95)<500', with one of %s", ErrExpression, src, strings.Join(operators, " "))
 	}
 	left := strings.TrimSpace(s[:idx])
 	right := strings.TrimSpace(s[idx+len(op):])
 	m := aggPattern.FindStringSubmatch(left)
 	if m == nil {
-		return Threshold{}, fmt.Errorf("threshold %q: %q is not an aggregation method; use count, rate, value, avg, min, med, max or p(N)", src, left)
+		return Threshold{}, fmt.Errorf("%w %q: %q is not an aggregation method; use count, rate, value, avg, min, med, max or p(N)", ErrExpression, src, left)
 	}
 	agg := Aggregation{Method: m[1]}
 	if m[2] != "" {
 		p, _ := strconv.ParseFloat(m[2], 64)
 		if p < 0 || p > 100 {
-			return Threshold{}, fmt.Errorf("threshold %q: the percentile %s must be between 0 and 100", src, m[2])
+			return Threshold{}, fmt.Errorf("%w %q: the percentile %s must be between 0 and 100", ErrExpression, src, m[2])
 		}
 		agg = Aggregation{Method: "p", Percentile: p}
 	}
 	if right == "" {
-		return Threshold{}, fmt.Errorf("threshold %q: missing the value to compare with after %q", src, op)
+		return Threshold{}, fmt.Errorf("%w %q: missing the value to compare with after %q", ErrExpression, src, op)
 	}
 	if strings.ContainsAny(right, "<>=!") {
-		return Threshold{}, fmt.Errorf("threshold %q: malformed operator", src)
+		return Threshold{}, fmt.Errorf("%w %q: malformed operator", ErrExpression, src)
 	}
 	v, err := strconv.ParseFloat(right, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return Threshold{}, fmt.Errorf("threshold %q: %q is not a number", src, right)
+		return Threshold{}, fmt.Errorf("%w %q: %q is not a number", ErrExpression, src, right)
 	}
 	return Threshold{Source: src, Aggregation: agg, Operator: op, Value: v}, nil
 }

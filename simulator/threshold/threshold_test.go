@@ -1,6 +1,7 @@
 package threshold
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -59,8 +60,8 @@ func TestParseErrorsSayWhatIsWrong(t *testing.T) {
 	}
 	for src, want := range cases {
 		_, err := ParseExpression(src)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ParseExpression(%q) = %v, want it to say %q", src, err, want)
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrExpression) {
+			t.Errorf("ParseExpression(%q) = %v, want it to say %q and wrap ErrExpression", src, err, want)
 		}
 	}
 }
