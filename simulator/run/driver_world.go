@@ -24,7 +24,10 @@ import (
 type DriverWorld struct {
 	r      *runner
 	env    *user.Env
+	bg     context.Context
 	stopBG context.CancelFunc
+	// beginOnce starts the load's measurements and faults once (Begin).
+	beginOnce sync.Once
 	// stopFaults ends the fault schedule's players not begun yet; faultWG waits for them.
 	stopFaults context.CancelFunc
 	faultWG    sync.WaitGroup
@@ -96,23 +99,10 @@ func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*D
 		MessageTo: "15550100000",
 	}}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	d.stopBG = stop
+	d.bg, d.stopBG = bg, stop
+	d.stopFaults = func() {}
 	d.bgWG.Go(func() { r.every(bg, 100*time.Millisecond, func() { _ = r.phones.poll(bg) }) })
 	d.bgWG.Go(func() { r.every(bg, 250*time.Millisecond, func() { _ = r.laravel.poll(bg) }) })
-	// Laravel's request counts, per series interval, as Run measures them (laravel_reqs,
-	// laravel_requests_per_minute after the scenario's warmup, Laravel's latencies).
-	r.start = time.Now()
-	if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
-		r.lastStats = &st
-	}
-	d.bgWG.Go(func() { r.every(bg, f.SeriesInterval.Std(), func() { d.sampleLaravel(bg) }) })
-	// The scenario's fault schedule plays against the world, timed from now, as Run plays it
-	// against its users; GroundTruth ends the faults not begun yet.
-	faults, stopFaults := context.WithCancel(bg)
-	d.stopFaults = stopFaults
-	for _, flt := range f.Faults {
-		d.faultWG.Go(func() { r.playFault(faults, flt) })
-	}
 	return d, nil
 }
 
@@ -157,6 +147,29 @@ func (d *DriverWorld) sampleLaravel(ctx context.Context) {
 	}
 }
 
+// Begin marks the start of the load (the script's scenarios): the scenario's warmup, the Laravel
+// request rates and the fault schedule are timed from it, as Run times them from its users' start.
+func (d *DriverWorld) Begin(ctx context.Context) {
+	r := d.r
+	d.beginOnce.Do(func() {
+		st, err := r.w.admin.GetStatsRecent(ctx, 0)
+		r.mu.Lock()
+		r.start = time.Now()
+		if err == nil {
+			r.lastStats = &st
+		}
+		r.mu.Unlock()
+		// Laravel's request counts, per series interval, as Run measures them (laravel_reqs,
+		// laravel_requests_per_minute after the warmup, Laravel's latencies).
+		d.bgWG.Go(func() { r.every(d.bg, r.f.SeriesInterval.Std(), func() { d.sampleLaravel(d.bg) }) })
+		faults, stopFaults := context.WithCancel(d.bg)
+		d.stopFaults = stopFaults
+		for _, flt := range r.f.Faults {
+			d.faultWG.Go(func() { r.playFault(faults, flt) })
+		}
+	})
+}
+
 // Env is the users' environment of this world.
 func (d *DriverWorld) Env() *user.Env { return d.env }
 
@@ -165,6 +178,7 @@ func (d *DriverWorld) Env() *user.Env { return d.env }
 // recorded into the registry) and counts duplicate applications (-1 when not measurable).
 func (d *DriverWorld) GroundTruth(ctx context.Context) (reports.GroundTruth, error) {
 	r := d.r
+	d.Begin(ctx) // a script that never started its scenarios
 	d.sampleLaravel(ctx)
 	r.mu.Lock()
 	r.usersDone = time.Now()

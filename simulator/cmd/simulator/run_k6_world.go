@@ -41,6 +41,7 @@ type k6Extensions struct {
 	modules       map[string]js.ModuleFactory
 	metrics       map[string]string
 	beforeSetup   func(context.Context, *metrics.Registry, options.Options) error
+	onLoadStart   func(context.Context)
 	afterTeardown func(context.Context, *metrics.Registry) error
 }
 
@@ -98,6 +99,14 @@ func (w *worldFlags) extensions(script, logDir string, log *slog.Logger) (k6Exte
 		ext.SetDriver(wagate.New(d, 0))
 		return nil
 	}
+	begin := func(ctx context.Context) {
+		mu.Lock()
+		d := world
+		mu.Unlock()
+		if d != nil {
+			d.Begin(ctx)
+		}
+	}
 	after := func(ctx context.Context, _ *metrics.Registry) error {
 		mu.Lock()
 		started := world != nil
@@ -116,6 +125,7 @@ func (w *worldFlags) extensions(script, logDir string, log *slog.Logger) (k6Exte
 		modules:       map[string]js.ModuleFactory{wagatejs.ModuleName: ext.Module},
 		metrics:       ext.Metrics(),
 		beforeSetup:   before,
+		onLoadStart:   begin,
 		afterTeardown: after,
 	}, stop, nil
 }

@@ -75,6 +75,9 @@ type Config struct {
 	// BeforeSetup, when set, runs once the options are consolidated and the run's registry exists,
 	// before setup(): extensions start what they drive (k6/x/wagate's world) there.
 	BeforeSetup func(ctx context.Context, r *metrics.Registry, o options.Options) error
+	// OnLoadStart, when set, runs after setup() right before the scenarios start (extensions time
+	// their measurements and fault schedules from it).
+	OnLoadStart func(ctx context.Context)
 	// AfterTeardown, when set, runs after teardown with the registry, e.g. to record ground truth.
 	AfterTeardown func(ctx context.Context, r *metrics.Registry) error
 	Logger        *slog.Logger
@@ -324,6 +327,9 @@ func (r *run) run(ctx context.Context) int {
 		}
 	}
 
+	if r.cfg.OnLoadStart != nil {
+		r.cfg.OnLoadStart(runCtx)
+	}
 	stopTicker := r.watchThresholds(runCtx, sets, start)
 	r.runScenarios(runCtx, scenarios, tuple, pools, dataJSON)
 	stopTicker()
