@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"wagate/internal/cli"
 	"wagate/simulator/chaos"
 )
 
@@ -31,8 +31,7 @@ flags:
 // runChaos implements `simulator chaos` and returns the exit code.
 func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, chaosUsage); fs.PrintDefaults() }
+	usage := cli.Defaults(fs, chaosUsage)
 	seed := fs.Uint64("seed", 1, "campaign seed: the same seed draws the same schedules")
 	schedules := fs.Int("schedules", 10, "number of schedules to draw and run")
 	duration := fs.Duration("duration", 0, "users' duration of every schedule (default: the scenario's)")
@@ -49,23 +48,19 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		scenarioPath, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		return code
 	}
 	rest := fs.Args()
 	if scenarioPath == "" && len(rest) > 0 {
 		scenarioPath, rest = rest[0], rest[1:]
-		if err := fs.Parse(rest); err != nil {
-			return exitUsage
+		if code, done := cli.Parse(fs, rest, stdout, stderr, usage); done {
+			return code
 		}
 		rest = fs.Args()
 	}
 	if scenarioPath == "" || *out == "" || len(rest) > 0 || *schedules < 1 {
-		fs.Usage()
-		return exitUsage
+		return cli.Usagef(stderr, usage, "simulator chaos: a scenario, -out and -schedules >= 1 are needed")
 	}
 	level := slog.LevelInfo
 	if *verbose {

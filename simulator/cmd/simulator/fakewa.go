@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"wagate/internal/cli"
 	"wagate/simulator/fakewa"
 )
 
@@ -27,7 +27,6 @@ type fakewaReady struct {
 // runFakewa is `simulator fakewa`: a standalone fakewa until ctx ends (SIGINT/SIGTERM).
 func runFakewa(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fakewa", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "WebSocket listen address (loopback)")
 	control := fs.String("control", "127.0.0.1:0", "JSON control API listen address (loopback)")
 	rootKeyFile := fs.String("root-key", "", "root key FILE: the public key in hex; the private key is in FILE"+fakewa.PrivateKeySuffix+
@@ -37,15 +36,12 @@ func runFakewa(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	receiptDelay := fs.Duration("receipt-delay", 0, "pause before each receipt")
 	closeDelay := fs.Duration("stream-error-close-delay", 200*time.Millisecond, "pause between a stream:error and the close")
 	verbose := fs.Bool("v", false, "debug logs on stderr")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: simulator fakewa [-listen ADDR] [-control ADDR] [-root-key FILE] [flags]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	usage := cli.Defaults(fs, "usage: simulator fakewa [-listen ADDR] [-control ADDR] [-root-key FILE] [flags]\n")
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		if code == cli.ExitOK {
 			return nil
 		}
-		return err
+		return errUsage
 	}
 	for _, addr := range []string{*listen, *control} {
 		if err := requireLoopback(addr); err != nil {

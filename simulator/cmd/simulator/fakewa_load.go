@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"wagate/gateway/wadial"
+	"wagate/internal/cli"
 	"wagate/simulator/fakewa"
 )
 
@@ -52,7 +53,6 @@ type loadResult struct {
 // loadClientsCommand), and prints the figures.
 func runFakewaLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fakewa-load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	clients := fs.Int("clients", 100, "whatsmeow clients to pair and connect")
 	concurrency := fs.Int("concurrency", 50, "pairings in flight at once")
 	asJSON := fs.Bool("json", false, "print one JSON object")
@@ -61,15 +61,12 @@ func runFakewaLoad(ctx context.Context, args []string, stdout, stderr io.Writer)
 	rootKeyFile := fs.String("root-key", "", "root public key FILE (hex) of the running fakewa")
 	timeout := fs.Duration("timeout", 20*time.Minute, "bound on the whole run")
 	storeDir := fs.String("store-dir", "", "directory for the clients' SQLite stores (default: a temporary directory, removed)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: simulator fakewa-load -clients N -concurrency C [-json] [-addr HOST:PORT -control HOST:PORT [-root-key FILE]]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	usage := cli.Defaults(fs, "usage: simulator fakewa-load -clients N -concurrency C [-json] [-addr HOST:PORT -control HOST:PORT [-root-key FILE]]\n")
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		if code == cli.ExitOK {
 			return nil
 		}
-		return err
+		return errUsage
 	}
 	if *clients <= 0 || *concurrency <= 0 {
 		return errors.New("-clients and -concurrency must be positive")

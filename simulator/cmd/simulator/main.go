@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -60,9 +61,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "simulator: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+	if errors.Is(err, errUsage) {
+		return exitUsage // the problem and the usage are on stderr already
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "simulator:", err)
 		return 1
 	}
 	return 0
 }
+
+// errUsage is returned by a command whose command line was wrong, after cli.Parse reported it.
+var errUsage = errors.New("bad command line")

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"wagate/internal/cli"
 	"wagate/reports"
 	simrun "wagate/simulator/run"
 )
@@ -26,18 +26,13 @@ flags:
 // runMerge implements `simulator merge` and returns the exit code.
 func runMerge(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, mergeUsage); fs.PrintDefaults() }
+	usage := cli.Defaults(fs, mergeUsage)
 	out := fs.String("out", "", "output folder (required)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		return code
 	}
 	if *out == "" || fs.NArg() == 0 {
-		fs.Usage()
-		return exitUsage
+		return cli.Usagef(stderr, usage, "simulator merge: -out and at least one run folder are needed")
 	}
 	var parts []*reports.Report
 	for _, dir := range fs.Args() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"wagate/internal/cli"
 	simrun "wagate/simulator/run"
 	"wagate/simulator/scenario"
 )
@@ -47,8 +48,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return runK6Script(ctx, args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
+	usage := cli.Defaults(fs, runUsage)
 	var sets setFlags
 	out := fs.String("out", "", "output folder (required)")
 	fs.Var(&sets, "set", "override a scenario field, e.g. -set gateway.mode=batch -set users=1000 (repeatable)")
@@ -67,23 +67,19 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		scenarioPath, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		return code
 	}
 	rest := fs.Args()
 	if scenarioPath == "" && len(rest) > 0 {
 		scenarioPath, rest = rest[0], rest[1:]
-		if err := fs.Parse(rest); err != nil {
-			return exitUsage
+		if code, done := cli.Parse(fs, rest, stdout, stderr, usage); done {
+			return code
 		}
 		rest = fs.Args()
 	}
 	if scenarioPath == "" || *out == "" || len(rest) > 0 {
-		fs.Usage()
-		return exitUsage
+		return cli.Usagef(stderr, usage, "simulator run: a scenario file and -out are needed")
 	}
 	level := slog.LevelInfo
 	if *verbose {
