@@ -96,16 +96,14 @@ type Config struct {
 	Hooks Hooks
 }
 
+// qrTiming is the QR rotation the config sets.
+func (c *Config) qrTiming() QRTiming {
+	return QRTiming{First: c.QRFirst, Next: c.QRNext, Codes: c.QRCodes}
+}
+
 func (c *Config) defaults() {
-	if c.QRFirst <= 0 {
-		c.QRFirst = 60 * time.Second
-	}
-	if c.QRNext <= 0 {
-		c.QRNext = 20 * time.Second
-	}
-	if c.QRCodes <= 0 {
-		c.QRCodes = 6
-	}
+	qr := c.qrTiming().WithDefaults()
+	c.QRFirst, c.QRNext, c.QRCodes = qr.First, qr.Next, qr.Codes
 	if c.RestoreConcurrency <= 0 {
 		c.RestoreConcurrency = 32
 	}
@@ -782,10 +780,7 @@ func (m *Manager) showNextQR(s *session) {
 	code := s.qrPending[0]
 	s.qrPending = s.qrPending[1:]
 	s.qrShown++
-	timeout := m.cfg.QRNext
-	if s.qrShown == 1 {
-		timeout = m.cfg.QRFirst
-	}
+	timeout := m.cfg.qrTiming().ShownFor(s.qrShown - 1)
 	if s.qrTimer != nil {
 		s.qrTimer.Stop()
 	}
