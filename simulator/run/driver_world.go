@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"wagate/gateway/session"
 	"wagate/reports"
 	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
@@ -72,16 +73,7 @@ func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*D
 	if err := r.w.start(ctx, f, o.BinDir, filepath.Join(o.Out, "logs")); err != nil {
 		return nil, fmt.Errorf("start the world: %w", err)
 	}
-	qr := truth.QRTiming{First: 60 * time.Second, Next: 20 * time.Second, Codes: 6}
-	if f.Gateway.QR.First > 0 {
-		qr.First = f.Gateway.QR.First.Std()
-	}
-	if f.Gateway.QR.Next > 0 {
-		qr.Next = f.Gateway.QR.Next.Std()
-	}
-	if f.Gateway.QR.Codes > 0 {
-		qr.Codes = f.Gateway.QR.Codes
-	}
+	qr := session.QRTiming{First: f.Gateway.QR.First.Std(), Next: f.Gateway.QR.Next.Std(), Codes: f.Gateway.QR.Codes}.WithDefaults()
 	r.phones = newPhones(r.w.wa)
 	r.ledger = truth.NewLedger(reg, qr, r.phones.RefIssue)
 	r.laravel = newLaravelWatch(r.w.admin, r.ledger)

@@ -28,6 +28,7 @@ import (
 
 	"wagate/fakelaravel"
 	"wagate/gateway/laravel"
+	"wagate/gateway/session"
 	"wagate/internal/buildinfo"
 	"wagate/reports"
 	"wagate/simulator/executor"
@@ -221,16 +222,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	}
 	r.reg = metrics.NewRegistry(sink)
 	r.reg.DefineAll()
-	qr := truth.QRTiming{First: 60 * time.Second, Next: 20 * time.Second, Codes: 6}
-	if f.Gateway.QR.First > 0 {
-		qr.First = f.Gateway.QR.First.Std()
-	}
-	if f.Gateway.QR.Next > 0 {
-		qr.Next = f.Gateway.QR.Next.Std()
-	}
-	if f.Gateway.QR.Codes > 0 {
-		qr.Codes = f.Gateway.QR.Codes
-	}
+	qr := session.QRTiming{First: f.Gateway.QR.First.Std(), Next: f.Gateway.QR.Next.Std(), Codes: f.Gateway.QR.Codes}.WithDefaults()
 	r.measureLaravel = r.w.laravel != nil || r.tuple.Index() == 0
 	r.measureGateway = r.w.gateway != nil || r.tuple.Index() == 0
 	r.phones = newPhones(r.w.wa)

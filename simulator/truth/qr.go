@@ -3,23 +3,12 @@ package truth
 import (
 	"time"
 
+	gatewaysession "wagate/gateway/session"
 	"wagate/simulator/metrics"
 )
 
 // QRTiming is the gateway's QR rotation, needed to know when each code was shown and expired.
-type QRTiming struct {
-	First, Next time.Duration
-	Codes       int
-}
-
-// window is when code k (0-based) is shown, relative to the refs being issued, and for how long.
-func (q QRTiming) window(k int) (from, until time.Duration) {
-	if k == 0 {
-		return 0, q.First
-	}
-	from = q.First + time.Duration(k-1)*q.Next
-	return from, from + q.Next
-}
+type QRTiming = gatewaysession.QRTiming
 
 // RefIssue tells when fakewa issued a pairing ref, and its position among the refs issued together.
 type RefIssue struct {
@@ -37,7 +26,7 @@ func (l *Ledger) qrSeenLocked(s *session, qr string, at time.Time) {
 	if !ok {
 		return
 	}
-	from, _ := l.qr.window(iss.Index)
+	from, _ := l.qr.Window(iss.Index)
 	generated := iss.At.Add(from)
 	d := at.Sub(generated)
 	if d < 0 {
@@ -107,7 +96,7 @@ func (l *Ledger) expiredUnseenLocked(s *session, end time.Time) int64 {
 	}
 	var n int64
 	for k := 0; k < l.qr.Codes; k++ {
-		_, until := l.qr.window(k)
+		_, until := l.qr.Window(k)
 		if issuedAt.Add(until).After(stop) {
 			break // still showing, or shown after pairing
 		}
