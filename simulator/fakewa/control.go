@@ -78,7 +78,7 @@ const maxControlBody = 64 << 10
 //	POST /devices/{jid}/logout-on-connect   removed, refused at the next connect
 //	POST /devices/{jid}/fail-next-connect   {"reason": 401|402|405|503|...}
 //	POST /devices/{jid}/keepalive-silence   {"silent": true|false}
-//	POST /devices/{jid}/messages            PhoneMessage {"from","text","quote","react_to"}:
+//	POST /devices/{jid}/messages            PhoneMessage {"from","text","quote","react_to","media"}:
 //	                                        a contact's phone writes to the device; {"id"}
 //	POST /restart [{"downtime": "5s"}]      stream:error 503 to every connection, then refuse
 //	                                        new ones with HTTP 503 for the downtime

@@ -48,6 +48,8 @@ const (
 	// EventDeviceReceipt: the device sent a receipt (Detail: delivery, inactive, read, retry, ...)
 	// for MessageID; From is set when it acknowledged a phone's message.
 	EventDeviceReceipt EventKind = "device_receipt"
+	// EventMediaDownloaded: a client fetched a media blob (Detail: its path; Code: 200 or 404).
+	EventMediaDownloaded EventKind = "media_downloaded"
 )
 
 // Event is one thing fakewa caused or saw, with its time.

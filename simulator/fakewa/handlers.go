@@ -41,6 +41,12 @@ func (c *conn) handleIQ(n *waBinary.Node) {
 		err = c.handleEncrypt(n)
 	case "usync":
 		err = c.sendNode(c.usyncResult(n))
+	case "w:m":
+		if _, ok := n.GetOptionalChildByTag("media_conn"); ok {
+			err = c.sendNode(mediaConnResult(n))
+		} else {
+			err = c.sendNode(iqResult(n))
+		}
 	case "md":
 		if _, ok := n.GetOptionalChildByTag("remove-companion-device"); ok {
 			c.clientLogout()

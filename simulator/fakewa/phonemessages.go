@@ -44,6 +44,8 @@ type PhoneMessage struct {
 	// ReactTo, when set, makes the message a reaction (Text: the emoji, "" removes it) to this
 	// message id.
 	ReactTo string `json:"react_to,omitempty"`
+	// Media, when set, makes the message an image or a document (Text: its caption).
+	Media *PhoneMedia `json:"media,omitempty"`
 }
 
 // kind names the message for the event log: text, reply or reaction.
@@ -51,6 +53,8 @@ func (m PhoneMessage) kind() string {
 	switch {
 	case m.ReactTo != "":
 		return "reaction"
+	case m.Media != nil:
+		return m.Media.Kind
 	case m.Quote != "":
 		return "reply"
 	default:
@@ -62,10 +66,12 @@ func (m PhoneMessage) validate() error {
 	switch {
 	case !validPhone(m.From):
 		return fmt.Errorf("%w: from must be 5 to 15 digits, got %q", ErrBadMessage, m.From)
-	case m.ReactTo == "" && m.Text == "":
+	case m.ReactTo == "" && m.Media == nil && m.Text == "":
 		return fmt.Errorf("%w: empty text", ErrBadMessage)
-	case m.ReactTo != "" && m.Quote != "":
-		return fmt.Errorf("%w: a reaction cannot quote", ErrBadMessage)
+	case m.ReactTo != "" && (m.Quote != "" || m.Media != nil):
+		return fmt.Errorf("%w: a reaction carries neither a quote nor media", ErrBadMessage)
+	case m.Media != nil:
+		return m.Media.validate()
 	case len(m.Text) > 64<<10:
 		return fmt.Errorf("%w: text over 64 KiB", ErrBadMessage)
 	}
@@ -157,7 +163,11 @@ func (s *Server) sendLocked(ctx context.Context, d *device, m PhoneMessage) (*he
 	now := time.Now()
 	id := newMessageID()
 	phone := s.phoneSignal(m.From)
-	plaintext, err := proto.Marshal(s.messageProto(d, m, now))
+	msg, err := s.messageProto(d, m, now)
+	if err != nil {
+		return nil, err
+	}
+	plaintext, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("fakewa: marshal message: %w", err)
 	}
@@ -166,9 +176,12 @@ func (s *Server) sendLocked(ctx context.Context, d *device, m PhoneMessage) (*he
 	if err != nil {
 		return nil, err
 	}
-	msgType := "text"
-	if m.ReactTo != "" {
+	msgType, encAttrs := "text", waBinary.Attrs{"v": "2", "type": encType}
+	switch {
+	case m.ReactTo != "":
 		msgType = "reaction"
+	case m.Media != nil:
+		msgType, encAttrs["mediatype"] = "media", m.Media.Kind
 	}
 	h := &heldMessage{
 		id: id, from: m.From, kind: m.kind(), enc: encType, phone: phone, queued: now, plaintext: padded,
@@ -178,7 +191,7 @@ func (s *Server) sendLocked(ctx context.Context, d *device, m PhoneMessage) (*he
 				"id": id, "from": types.NewJID(m.From, types.DefaultUserServer), "type": msgType,
 				"t": unixString(now), "notify": "Contact " + m.From,
 			},
-			Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ciphertext}},
+			Content: []waBinary.Node{{Tag: "enc", Attrs: encAttrs, Content: ciphertext}},
 		},
 	}
 	d.outbox = append(d.outbox, h)
@@ -301,7 +314,13 @@ func (s *Server) retryHeld(c *conn, d *device, id string, receipt *waBinary.Node
 		return
 	}
 	h.enc = encType
-	h.node.Content = []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType, "count": itoa(h.retries)}, Content: ciphertext}}
+	attrs := waBinary.Attrs{"v": "2", "type": encType, "count": itoa(h.retries)}
+	if children := h.node.GetChildren(); len(children) == 1 {
+		if mt, ok := children[0].Attrs["mediatype"]; ok {
+			attrs["mediatype"] = mt
+		}
+	}
+	h.node.Content = []waBinary.Node{{Tag: "enc", Attrs: attrs, Content: ciphertext}}
 	s.deliverHeld(c, d, h)
 }
 
@@ -421,10 +440,24 @@ func (s *Server) deviceBundle(d *device) *prekey.Bundle {
 		ecc.NewDjbECPublicKey(k.signedPub), k.signedSig, identity.NewKey(ecc.NewDjbECPublicKey(d.identityPub)))
 }
 
-// messageProto builds the WhatsApp message protobuf of m.
-func (s *Server) messageProto(d *device, m PhoneMessage, now time.Time) *waE2E.Message {
+// messageProto builds the WhatsApp message protobuf of m (uploading its media, if any).
+func (s *Server) messageProto(d *device, m PhoneMessage, now time.Time) (*waE2E.Message, error) {
 	phoneJID := types.NewJID(m.From, types.DefaultUserServer)
+	var quote *waE2E.ContextInfo
+	if m.Quote != "" {
+		author := d.account.phone
+		if a := s.authorOf(d, m.Quote); a != "" {
+			author = a
+		}
+		quote = &waE2E.ContextInfo{
+			StanzaID:      proto.String(m.Quote),
+			Participant:   proto.String(types.NewJID(author, types.DefaultUserServer).String()),
+			QuotedMessage: &waE2E.Message{Conversation: proto.String("")},
+		}
+	}
 	switch {
+	case m.Media != nil:
+		return s.mediaMessage(m, quote)
 	case m.ReactTo != "":
 		return &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
 			Key: &waCommon.MessageKey{
@@ -434,22 +467,11 @@ func (s *Server) messageProto(d *device, m PhoneMessage, now time.Time) *waE2E.M
 			},
 			Text:              proto.String(m.Text),
 			SenderTimestampMS: proto.Int64(now.UnixMilli()),
-		}}
-	case m.Quote != "":
-		author := d.account.phone
-		if a := s.authorOf(d, m.Quote); a != "" {
-			author = a
-		}
-		return &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{
-			Text: proto.String(m.Text),
-			ContextInfo: &waE2E.ContextInfo{
-				StanzaID:      proto.String(m.Quote),
-				Participant:   proto.String(types.NewJID(author, types.DefaultUserServer).String()),
-				QuotedMessage: &waE2E.Message{Conversation: proto.String("")},
-			},
-		}}
+		}}, nil
+	case quote != nil:
+		return &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String(m.Text), ContextInfo: quote}}, nil
 	default:
-		return &waE2E.Message{Conversation: proto.String(m.Text)}
+		return &waE2E.Message{Conversation: proto.String(m.Text)}, nil
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,9 @@ type Config struct {
 	// MaxHeldMessages bounds the phone messages a device has not acknowledged yet (held while it
 	// is offline, or waiting for its receipt); SendMessage refuses more. Default 10,000.
 	MaxHeldMessages int
+	// MaxMediaBytes bounds the media blobs the phones uploaded that the server keeps serving
+	// (the oldest are dropped first). Default 256 MiB.
+	MaxMediaBytes int
 	// MaxEvents bounds the event log; the oldest tenth is discarded when full. Default 1,000,000.
 	MaxEvents int
 	// Logger receives debug logs; default slog.Default().
@@ -98,6 +102,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = 1 << 20
+	}
+	if c.MaxMediaBytes <= 0 {
+		c.MaxMediaBytes = 256 << 20
 	}
 	if c.MaxHeldMessages <= 0 {
 		c.MaxHeldMessages = 10_000
@@ -197,6 +204,7 @@ type Server struct {
 	chain    []byte
 	events   *eventLog
 	contacts *contactKeys
+	media    *mediaStore
 
 	ln      net.Listener
 	httpSrv *http.Server
@@ -240,6 +248,7 @@ func New(cfg Config) (*Server, error) {
 		chain:    chain,
 		events:   newEventLog(cfg.MaxEvents),
 		contacts: newContactKeys(),
+		media:    newMediaStore(cfg.MaxMediaBytes),
 		conns:    make(map[*conn]struct{}),
 		refs:     make(map[string]*conn),
 		devices:  make(map[types.JID]*device),
@@ -327,6 +336,10 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, mediaPathPrefix) {
+		s.serveMedia(w, r) // a media download through the same test-only dialer
+		return
+	}
 	if time.Now().UnixNano() < s.downUntil.Load() {
 		s.refused.Add(1)
 		http.Error(w, "fakewa is restarting", http.StatusServiceUnavailable)
