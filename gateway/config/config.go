@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"wagate/gateway/laravel"
+	"wagate/gateway/session"
 	"wagate/gateway/wadial"
 )
 
@@ -144,9 +145,9 @@ func Default() Config {
 		LaravelTimeout:     10 * time.Second,
 		Mode:               ModeLegacy,
 		DataDir:            "./data",
-		QRFirst:            60 * time.Second,
-		QRNext:             20 * time.Second,
-		QRCodes:            6,
+		QRFirst:            session.DefaultQRTiming().First,
+		QRNext:             session.DefaultQRTiming().Next,
+		QRCodes:            session.DefaultQRTiming().Codes,
 		PairLoginTimeout:   20 * time.Second,
 		RestoreConcurrency: 32,
 		Batch:              Batch{Size: 50, Interval: 5 * time.Second, PriorityInterval: time.Second, OutboxMax: 100_000, PoisonHorizon: 5 * time.Minute, MaxRetryAfter: 5 * time.Minute},
