@@ -356,7 +356,7 @@ func TestMetricsAnswerAsJSONAndPrometheus(t *testing.T) {
 	mustState(t, c, "s1")
 	rec := httptest.NewRecorder()
 	c.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics/cache", nil))
-	for _, k := range []string{`"totalKeys":1`, `"qrKeys":1`, `"statusKeys":0`, `"l1":{"hits":0,"misses":1`, `"l2":{"hits":`, `"l3":{`, `"hit_ratio":`} {
+	for _, k := range []string{`"sessions":1`, `"qr_values":1`, `"status_values":0`, `"totalKeys":1`, `"qrKeys":1`, `"statusKeys":0`, `"l1":{"hits":0,"misses":1`, `"l2":{"hits":`, `"l3":{`, `"hit_ratio":`} {
 		if !strings.Contains(rec.Body.String(), k) {
 			t.Errorf("/metrics/cache lacks %s: %s", k, rec.Body.String())
 		}

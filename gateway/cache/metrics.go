@@ -17,8 +17,15 @@ type LevelStats struct {
 	HitRatio float64 `json:"hit_ratio"`
 }
 
-// Metrics is the JSON answer of GET /metrics/cache.
+// Metrics is the JSON answer of GET /metrics/cache: snake_case keys, and the seed's three key
+// counts under their original names as aliases (totalKeys, qrKeys, statusKeys).
 type Metrics struct {
+	// Sessions is the number of sessions with cached state (the seed's totalKeys).
+	Sessions int64 `json:"sessions"`
+	// QRValues and StatusValues count cached QR codes and statuses (qrKeys, statusKeys).
+	QRValues     int64 `json:"qr_values"`
+	StatusValues int64 `json:"status_values"`
+	// The seed's names of the three counts above.
 	TotalKeys  int64      `json:"totalKeys"`
 	QRKeys     int64      `json:"qrKeys"`
 	StatusKeys int64      `json:"statusKeys"`
@@ -54,6 +61,7 @@ func (c *Cache) Snapshot(ctx context.Context) Metrics {
 	m.HitRatio = ratio(ct.L1Hits+ct.L2Hits, ct.L2Misses)
 	kc, err := c.KeyCounts(ctx)
 	m.TotalKeys, m.QRKeys, m.StatusKeys = kc.Total, kc.QR, kc.Status
+	m.Sessions, m.QRValues, m.StatusValues = kc.Total, kc.QR, kc.Status
 	if err != nil {
 		m.RedisError = err.Error()
 	}

@@ -580,7 +580,7 @@ func TestMetricsAnswerAsJSONAndPrometheus(t *testing.T) {
 	rec := httptest.NewRecorder()
 	f.d.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics/batch", nil))
 	body := rec.Body.String()
-	for _, k := range []string{`"qrBatchSize":1`, `"statusBatchSize":1`, `"timeSinceLastFlush":`, `"pending":2`,
+	for _, k := range []string{`"qr_waiting_items":1`, `"status_waiting_items":1`, `"time_since_last_flush_ms":`, `"batch_size_items":`, `"qrBatchSize":1`, `"statusBatchSize":1`, `"timeSinceLastFlush":`, `"pending":2`,
 		`"in_flight":0`, `"sent":0`, `"failed":0`, `"retried":0`, `"coalesced":0`, `"dead_lettered":0`,
 		`"breaker":"closed"`, `"flushes":{`, `"priority":0`, `"size":0`, `"time":0`} {
 		if !strings.Contains(body, k) {

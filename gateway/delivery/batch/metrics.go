@@ -31,9 +31,14 @@ func (o batchSizeObserver) observe(k event.Kind, n int) {
 	o.hist.WithLabelValues(string(k)).Observe(float64(n))
 }
 
-// Metrics is the JSON answer of GET /metrics/batch: the seed's three fields (qrBatchSize,
-// statusBatchSize, timeSinceLastFlush in milliseconds) and the delivery's counters.
+// Metrics is the JSON answer of GET /metrics/batch: snake_case keys with units in their names,
+// the delivery's counters, and the seed's three fields under their original names as aliases
+// (qrBatchSize, statusBatchSize, timeSinceLastFlush in milliseconds).
 type Metrics struct {
+	QRWaitingItems     int   `json:"qr_waiting_items"`
+	StatusWaitingItems int   `json:"status_waiting_items"`
+	SinceLastFlushMs   int64 `json:"time_since_last_flush_ms"`
+	// The seed's names of the three fields above.
 	QRBatchSize          int              `json:"qrBatchSize"`
 	StatusBatchSize      int              `json:"statusBatchSize"`
 	TimeSinceLastFlushMs int64            `json:"timeSinceLastFlush"`
@@ -59,9 +64,9 @@ type Metrics struct {
 	PausedUntil          *time.Time       `json:"paused_until,omitempty"`
 	Flushes              map[string]int64 `json:"flushes"`
 	Outbox               outbox.Counters  `json:"outbox"`
-	BatchSize            int              `json:"batchSize"`
-	BatchIntervalMs      int64            `json:"batchIntervalMs"`
-	PriorityIntervalMs   int64            `json:"priorityIntervalMs"`
+	BatchSize            int              `json:"batch_size_items"`
+	BatchIntervalMs      int64            `json:"batch_interval_ms"`
+	PriorityIntervalMs   int64            `json:"priority_interval_ms"`
 	RedisError           string           `json:"redis_error,omitempty"`
 }
 
@@ -97,6 +102,7 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	}
 	m.Outbox = d.ob.Counters()
 	m.BatchSize, m.BatchIntervalMs, m.PriorityIntervalMs = d.cfg.BatchSize, d.cfg.BatchInterval.Milliseconds(), d.cfg.PriorityInterval.Milliseconds()
+	m.QRWaitingItems, m.StatusWaitingItems, m.SinceLastFlushMs = m.QRBatchSize, m.StatusBatchSize, m.TimeSinceLastFlushMs
 	st, err := d.ob.Stats(ctx)
 	m.Pending, m.OutboxPendingRead, m.OutboxCapacity = st.Length, st.Pending, st.Capacity
 	if err != nil {
