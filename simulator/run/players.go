@@ -141,6 +141,9 @@ func faultAction(flt scenario.Fault) string {
 	return ""
 }
 
+// laravelHealRetry bounds how long a Laravel fault's heal retries fakelaravel's admin API.
+const laravelHealRetry = 10 * time.Second
+
 // laravelPlayer replaces fakelaravel's faults for the fault's duration, then restores the
 // scenario's initial faults (a fault without a duration stays until the next one).
 type laravelPlayer struct{ r *runner }
@@ -166,7 +169,19 @@ func (p laravelPlayer) Inject(ctx context.Context, flt scenario.Fault, w *FaultW
 		if err != nil {
 			return err
 		}
-		return r.w.admin.SetFaults(ctx, base)
+		// A down window refuses the admin API too, up to its very end: retry for a while.
+		deadline := time.Now().Add(laravelHealRetry)
+		for {
+			err = r.w.admin.SetFaults(ctx, base)
+			if err == nil || time.Now().After(deadline) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}, nil
 }
 

@@ -16,7 +16,8 @@ const outboxSlack = 10
 // recoveryWatch measures fault_recovery_time: from a fault's end until the gateway answers
 // /healthz, its outbox holds at most outboxSlack entries more than before the fault and, after
 // faults that disconnect sessions (drop, restart, gateway restarts), 90% of the sessions online
-// before the fault are online again.
+// before the fault are online again, among those that can come back (a session its user logged
+// out meanwhile, or whose stream was replaced, does not).
 type recoveryWatch struct {
 	once   sync.Once
 	ctx    context.Context
@@ -30,14 +31,14 @@ func (rw *recoveryWatch) init() {
 
 // faultBaseline is what the gateway looked like just before a fault.
 type faultBaseline struct {
-	outbox float64 // -1 when unknown (legacy mode)
-	online int
+	outbox float64  // -1 when unknown (legacy mode)
+	online []string // the devices online
 }
 
 // baseline samples the outbox depth and the online sessions now.
 func (r *runner) baseline(ctx context.Context) faultBaseline {
 	_, ob := r.scrapeGateway(ctx)
-	return faultBaseline{outbox: ob, online: r.phones.Online()}
+	return faultBaseline{outbox: ob, online: r.phones.OnlineJIDs()}
 }
 
 // reconnects reports whether a fault disconnects sessions that come back by themselves.
@@ -59,9 +60,12 @@ func (r *runner) watchFrom(flt scenario.Fault, b faultBaseline, end time.Time) {
 // time until then.
 func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultBaseline, end time.Time) {
 	tags := metrics.Tags{"fault": flt.Name}
-	needOnline := 0
-	if reconnects(flt) {
-		needOnline = int(0.9 * float64(b.online))
+	back := func() bool {
+		if !reconnects(flt) {
+			return true
+		}
+		online, expected := r.phones.Back(b.online)
+		return float64(online) >= 0.9*float64(expected)
 	}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -74,7 +78,7 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 			return
 		case <-t.C:
 		}
-		if r.gatewayChild() == nil || r.phones.Online() < needOnline {
+		if r.gatewayChild() == nil || !back() {
 			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, time.Second)

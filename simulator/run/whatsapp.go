@@ -64,11 +64,13 @@ type phones struct {
 	refs      map[string]truth.RefIssue
 	connected map[string]time.Time // jid -> last connected
 	online    map[string]bool
-	changed   chan struct{}
+	// ended are devices logged out or replaced: they do not come back by themselves.
+	ended   map[string]bool
+	changed chan struct{}
 }
 
 func newPhones(wa waSide) *phones {
-	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, changed: make(chan struct{})}
+	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, ended: map[string]bool{}, changed: make(chan struct{})}
 }
 
 // poll reads new fakewa events.
@@ -95,8 +97,12 @@ func (p *phones) poll(ctx context.Context) error {
 		case fakewa.EventConnected:
 			p.connected[e.JID] = e.Time
 			p.online[e.JID] = true
-		case fakewa.EventDisconnected, fakewa.EventLoggedOut:
+			delete(p.ended, e.JID)
+		case fakewa.EventDisconnected:
 			delete(p.online, e.JID)
+		case fakewa.EventLoggedOut, fakewa.EventReplaced:
+			delete(p.online, e.JID)
+			p.ended[e.JID] = true
 		}
 	}
 	close(p.changed)
@@ -117,6 +123,23 @@ func (p *phones) Online() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.online)
+}
+
+// Back counts the devices of jids that are online now, and those that can still come back (not
+// logged out or replaced since).
+func (p *phones) Back(jids []string) (online, expected int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, j := range jids {
+		switch {
+		case p.online[j]:
+			online++
+			expected++
+		case !p.ended[j]:
+			expected++
+		}
+	}
+	return online, expected
 }
 
 // OnlineJIDs lists the devices connected now.

@@ -1,0 +1,65 @@
+package run
+
+import (
+	"context"
+	"testing"
+
+	"wagate/simulator/fakewa"
+)
+
+// eventLog is a waSide that only has an event log (what phones.poll reads).
+type eventLog struct {
+	waSide
+	events []fakewa.Event
+}
+
+func (l *eventLog) EventsSince(_ context.Context, seq uint64) ([]fakewa.Event, error) {
+	var out []fakewa.Event
+	for _, e := range l.events {
+		if e.Seq > seq {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (l *eventLog) add(kind fakewa.EventKind, jid string) {
+	l.events = append(l.events, fakewa.Event{Seq: uint64(len(l.events) + 1), Kind: kind, JID: jid})
+}
+
+// A fault's recovery waits for the devices online before it to be back, except those that cannot
+// come back by themselves: logged out or replaced meanwhile. A replaced device that logs in
+// again counts again.
+func TestRecoveryCountsOnlyTheDevicesThatCanComeBack(t *testing.T) {
+	ctx := context.Background()
+	log := &eventLog{}
+	p := newPhones(log)
+	for _, j := range []string{"a", "b", "c", "d"} {
+		log.add(fakewa.EventConnected, j)
+	}
+	before := []string{"a", "b", "c", "d"}
+	steps := []struct {
+		name                string
+		events              [][2]string // kind, jid
+		online, canComeBack int
+	}{
+		{"all online", nil, 4, 4},
+		{"a drop disconnects two", [][2]string{{string(fakewa.EventDisconnected), "a"}, {string(fakewa.EventDisconnected), "b"}}, 2, 4},
+		{"one of them is logged out by its user", [][2]string{{string(fakewa.EventLoggedOut), "b"}}, 2, 3},
+		{"another's stream is replaced", [][2]string{{string(fakewa.EventReplaced), "c"}}, 1, 2},
+		{"the dropped one reconnects", [][2]string{{string(fakewa.EventConnected), "a"}}, 2, 2},
+		{"the replaced one logs in again", [][2]string{{string(fakewa.EventConnected), "c"}}, 3, 3},
+	}
+	for _, s := range steps {
+		for _, e := range s.events {
+			log.add(fakewa.EventKind(e[0]), e[1])
+		}
+		if err := p.poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		online, expected := p.Back(before)
+		if online != s.online || expected != s.canComeBack {
+			t.Errorf("%s: %d online of %d that can come back, want %d of %d", s.name, online, expected, s.online, s.canComeBack)
+		}
+	}
+}
