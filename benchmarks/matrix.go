@@ -33,7 +33,7 @@ type Matrix struct {
 	// Repeats is the default number of repeats per entry (1 when unset).
 	Repeats int `yaml:"repeats"`
 	// Timeout bounds one simulator run; it is killed after it (default 10m).
-	Timeout Duration `yaml:"timeout"`
+	Timeout reports.Duration `yaml:"timeout"`
 	// SeedTable names the entries of the seed table's measured columns.
 	SeedTable reports.SeedRoles `yaml:"seed_table"`
 	// Entries run in order.
@@ -76,19 +76,6 @@ type Capacity struct {
 	Granularity int     `yaml:"granularity"`
 }
 
-// Duration reads YAML duration strings such as "90s".
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like \"90s\" or \"5m\"", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
 var namePattern = regexp.MustCompile(`^[0-9A-Za-z_.-]+$`)
 
 // LoadMatrix reads and validates a matrix file.
@@ -116,7 +103,7 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 		m.Repeats = 1
 	}
 	if m.Timeout == 0 {
-		m.Timeout = Duration(10 * time.Minute)
+		m.Timeout = reports.Duration(10 * time.Minute)
 	}
 	var problems []string
 	if m.Repeats < 0 {

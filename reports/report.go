@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // SchemaVersion is the version of the report.json schema this package writes. Readers accept any
@@ -341,8 +343,9 @@ func (r *Report) Save(path string) error {
 	return nil
 }
 
-// Duration is a time.Duration that reads and writes JSON as a Go duration string ("5s", "500ms").
-// It also reads a JSON number as nanoseconds.
+// Duration is a time.Duration that reads and writes JSON and YAML as a Go duration string ("5s",
+// "500ms"). It also reads a JSON number as nanoseconds and a bare YAML 0. Reports and the files a
+// person writes beside them (bench matrices) share it.
 type Duration time.Duration
 
 // Std returns the value as a time.Duration.
@@ -372,5 +375,22 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("duration %s: want a string like \"5s\" or a number of nanoseconds", b)
 	}
 	*d = Duration(n)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalYAML reads a duration string; a bare 0 is accepted too.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("line %d: %q is not a duration; write it like 500ms, 30s, 5m or 1h30m", n.Line, n.Value)
+	}
+	*d = Duration(v)
 	return nil
 }
