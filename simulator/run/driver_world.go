@@ -29,6 +29,7 @@ type DriverWorld struct {
 	stopBG context.CancelFunc
 	// beginOnce starts the load's measurements and faults once (Begin).
 	beginOnce sync.Once
+	endOnce   sync.Once
 	// stopFaults ends the fault schedule's players not begun yet; faultWG waits for them.
 	stopFaults context.CancelFunc
 	faultWG    sync.WaitGroup
@@ -162,6 +163,20 @@ func (d *DriverWorld) Begin(ctx context.Context) {
 	})
 }
 
+// End marks the end of the load (the script's scenarios ended): later Laravel samples no longer
+// count towards laravel_requests_per_minute's value, and faults not begun yet are cancelled.
+func (d *DriverWorld) End(ctx context.Context) {
+	d.endOnce.Do(func() {
+		d.sampleLaravel(ctx)
+		r := d.r
+		r.mu.Lock()
+		r.usersDone = time.Now()
+		r.mu.Unlock()
+		d.stopFaults()
+		d.faultWG.Wait()
+	})
+}
+
 // Env is the users' environment of this world.
 func (d *DriverWorld) Env() *user.Env { return d.env }
 
@@ -171,12 +186,7 @@ func (d *DriverWorld) Env() *user.Env { return d.env }
 func (d *DriverWorld) GroundTruth(ctx context.Context) (reports.GroundTruth, error) {
 	r := d.r
 	d.Begin(ctx) // a script that never started its scenarios
-	d.sampleLaravel(ctx)
-	r.mu.Lock()
-	r.usersDone = time.Now()
-	r.mu.Unlock()
-	d.stopFaults()
-	d.faultWG.Wait()
+	d.End(ctx)
 	defer d.finalLaravelRate()
 	select {
 	case <-time.After(r.f.Drain.Std()):

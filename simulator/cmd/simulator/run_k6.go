@@ -219,7 +219,7 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		SummaryExport: summaryExport, OutJSON: outJSON, OutDir: reportDir, Label: label,
 		NoThresholds: noThresholds, NoSummary: noSummary,
 		Stdout: stdout, Stderr: stderr, Extensions: ext.modules, ExtensionMetrics: ext.metrics,
-		BeforeSetup: ext.beforeSetup, OnLoadStart: ext.onLoadStart, AfterTeardown: ext.afterTeardown, Logger: log,
+		BeforeSetup: ext.beforeSetup, OnLoadStart: ext.onLoadStart, OnLoadEnd: ext.onLoadEnd, AfterTeardown: ext.afterTeardown, Logger: log,
 	})
 	return res.ExitCode
 }

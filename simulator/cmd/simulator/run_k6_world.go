@@ -42,6 +42,7 @@ type k6Extensions struct {
 	metrics       map[string]string
 	beforeSetup   func(context.Context, *metrics.Registry, options.Options) error
 	onLoadStart   func(context.Context)
+	onLoadEnd     func(context.Context)
 	afterTeardown func(context.Context, *metrics.Registry) error
 }
 
@@ -107,6 +108,14 @@ func (w *worldFlags) extensions(script, logDir string, log *slog.Logger) (k6Exte
 			d.Begin(ctx)
 		}
 	}
+	end := func(ctx context.Context) {
+		mu.Lock()
+		d := world
+		mu.Unlock()
+		if d != nil {
+			d.End(ctx)
+		}
+	}
 	after := func(ctx context.Context, _ *metrics.Registry) error {
 		mu.Lock()
 		started := world != nil
@@ -126,6 +135,7 @@ func (w *worldFlags) extensions(script, logDir string, log *slog.Logger) (k6Exte
 		metrics:       ext.Metrics(),
 		beforeSetup:   before,
 		onLoadStart:   begin,
+		onLoadEnd:     end,
 		afterTeardown: after,
 	}, stop, nil
 }

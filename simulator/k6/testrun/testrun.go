@@ -78,6 +78,8 @@ type Config struct {
 	// OnLoadStart, when set, runs after setup() right before the scenarios start (extensions time
 	// their measurements and fault schedules from it).
 	OnLoadStart func(ctx context.Context)
+	// OnLoadEnd, when set, runs when every scenario has ended, before teardown().
+	OnLoadEnd func(ctx context.Context)
 	// AfterTeardown, when set, runs after teardown with the registry, e.g. to record ground truth.
 	AfterTeardown func(ctx context.Context, r *metrics.Registry) error
 	Logger        *slog.Logger
@@ -333,6 +335,9 @@ func (r *run) run(ctx context.Context) int {
 	stopTicker := r.watchThresholds(runCtx, sets, start)
 	r.runScenarios(runCtx, scenarios, tuple, pools, dataJSON)
 	stopTicker()
+	if r.cfg.OnLoadEnd != nil {
+		r.cfg.OnLoadEnd(context.WithoutCancel(runCtx))
+	}
 
 	if setupVU.HasFunction("teardown") && ctx.Err() == nil {
 		if err := setupVU.SetSetupData(dataJSON); err != nil {
