@@ -32,6 +32,8 @@ type session struct {
 	expected laravel.Status
 	causes   []cause
 	pairedAt time.Time
+	// unanswered: the request that started the session got no answer (see Unanswered).
+	unanswered bool
 
 	// What Laravel showed: its latest status and QR versions, the highest status version it ever
 	// applied with the state it set, and the first stale write it applied.
@@ -108,6 +110,16 @@ func (l *Ledger) Expect(id string, status laravel.Status) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.get(id).expected = status
+}
+
+// Unanswered records that the request starting session id got no answer (the connection broke,
+// as when the gateway is killed mid-request): the gateway may never have created the session. If
+// at the end neither the gateway nor Laravel knows it, it existed nowhere, no promise was made
+// about it, and it is not judged; if either knows it, it is judged like any other.
+func (l *Ledger) Unanswered(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.get(id).unanswered = true
 }
 
 // Paired records the device the session's phone linked.
@@ -211,6 +223,9 @@ func (l *Ledger) Finish(gateway map[string]State, end time.Time) Truth {
 	var t Truth
 	for _, id := range l.order {
 		s := l.sessions[id]
+		if _, gatewayKnows := gateway[id]; s.unanswered && !gatewayKnows && s.laravel == (State{}) && s.laravelQRV == 0 {
+			continue // its start never reached the gateway: it exists nowhere
+		}
 		t.Sessions++
 		verdict, why := Judge(l.evidenceLocked(s, gateway))
 		switch verdict {

@@ -338,6 +338,37 @@ func other(s laravel.Status) laravel.Status {
 	return connected
 }
 
+// A start request that got no answer (the gateway was killed mid-request) may have created the
+// session or not: it is judged only if the gateway or Laravel knows it.
+func TestAnUnansweredStartIsJudgedOnlyWhereTheSessionExists(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		laravel  *Observation
+		gateway  map[string]State
+		sessions int64
+		lost     int64
+	}{
+		{"known nowhere: it never existed", nil, map[string]State{}, 0, 0},
+		{"known nowhere, the gateway could not say", nil, nil, 0, 0},
+		{"the gateway created it and Laravel has its state", &Observation{Status: expired, StatusVersion: 8, QRVersion: 7}, map[string]State{"s": {expired, 8}}, 1, 0},
+		{"the gateway created it and its state never reached Laravel", nil, map[string]State{"s": {expired, 8}}, 1, 1},
+		{"Laravel has it though the gateway forgot it", &Observation{Status: pending, StatusVersion: 1}, map[string]State{}, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewLedger(metrics.NewRegistry(nil), QRTiming{}, nil)
+			l.Started("s", "1", at(0), nil)
+			l.Unanswered("s")
+			if tc.laravel != nil {
+				l.ObserveLaravel("s", *tc.laravel)
+			}
+			truth := l.Finish(tc.gateway, at(100))
+			if truth.Sessions != tc.sessions || truth.Lost != tc.lost {
+				t.Errorf("sessions %d lost %d, want %d and %d: %v", truth.Sessions, truth.Lost, tc.sessions, tc.lost, truth.Mismatches)
+			}
+		})
+	}
+}
+
 func TestDeliveryDelayIsMeasuredFromTheCause(t *testing.T) {
 	reg := metrics.NewRegistry(nil)
 	l := NewLedger(reg, QRTiming{First: 60 * time.Second, Next: 20 * time.Second, Codes: 6}, nil)

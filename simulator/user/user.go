@@ -144,6 +144,9 @@ func (u *user) run(ctx context.Context) error {
 			// Laravel job would, instead of spinning.
 			e.Ledger.Forget(u.id)
 			u.sleep(ctx, time.Second)
+		} else {
+			// No answer (the gateway died mid-request, the run ended): it may exist or not.
+			e.Ledger.Unanswered(u.id)
 		}
 		return fmt.Errorf("start %s: %w", u.id, err)
 	}
