@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS whatsapp_messages (
 	body        TEXT NOT NULL DEFAULT '',
 	quote       VARCHAR(128) NOT NULL DEFAULT '',
 	react_to    VARCHAR(128) NOT NULL DEFAULT '',
+	media       TEXT NOT NULL DEFAULT '',
 	sent_at     DATETIME NOT NULL,
 	sequence    INTEGER NOT NULL,
 	deliveries  INTEGER NOT NULL DEFAULT 1,
@@ -66,8 +67,8 @@ CREATE TABLE IF NOT EXISTS whatsapp_receipts (
 
 const (
 	insertMessageSQL = `INSERT INTO whatsapp_messages
-	(session_id, message_id, chat, sender, from_me, push_name, type, body, quote, react_to, sent_at, sequence, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	(session_id, message_id, chat, sender, from_me, push_name, type, body, quote, react_to, media, sent_at, sequence, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (session_id, message_id) DO UPDATE SET deliveries = whatsapp_messages.deliveries + 1
 	RETURNING deliveries`
 	upsertReceiptSQL = `INSERT INTO whatsapp_receipts
@@ -161,9 +162,17 @@ func (s *store) applyMessages(ctx context.Context, kind messageKind, msgs []lara
 		}
 		if kind == kindMessageItem {
 			m := msgs[i]
+			media := ""
+			if m.Media != nil {
+				b, err := json.Marshal(m.Media)
+				if err != nil {
+					return res, nil, fmt.Errorf("store: media of %s: %w", m.MessageID, err)
+				}
+				media = string(b)
+			}
 			var deliveries int
 			if err := tx.QueryRowContext(ctx, insertMessageSQL, m.SessionID, m.MessageID, m.Chat, m.Sender, m.FromMe, m.PushName,
-				string(m.Type), m.Text, m.Quote, m.ReactTo, dbTime(m.Timestamp), m.Sequence, ts).Scan(&deliveries); err != nil {
+				string(m.Type), m.Text, m.Quote, m.ReactTo, media, dbTime(m.Timestamp), m.Sequence, ts).Scan(&deliveries); err != nil {
 				return res, nil, fmt.Errorf("store: message %s/%s: %w", m.SessionID, m.MessageID, err)
 			}
 			if deliveries == 1 {
@@ -208,18 +217,24 @@ func (s *store) applyMessages(ctx context.Context, kind messageKind, msgs []lara
 func (s *store) messages(ctx context.Context, sessionID string) (MessagesState, error) {
 	st := MessagesState{Messages: []StoredMessage{}, Receipts: []StoredReceipt{}}
 	rows, err := s.r.QueryContext(ctx, `SELECT session_id, message_id, chat, sender, from_me, push_name, type, body, quote, react_to,
-		sent_at, sequence, deliveries, created_at FROM whatsapp_messages WHERE ? = '' OR session_id = ? ORDER BY id`, sessionID, sessionID)
+		media, sent_at, sequence, deliveries, created_at FROM whatsapp_messages WHERE ? = '' OR session_id = ? ORDER BY id`, sessionID, sessionID)
 	if err != nil {
 		return st, fmt.Errorf("store: read messages: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var m StoredMessage
-		var typ string
+		var typ, media string
 		var sent, stored dbTimeValue
 		if err := rows.Scan(&m.SessionID, &m.MessageID, &m.Chat, &m.Sender, &m.FromMe, &m.PushName, &typ, &m.Text, &m.Quote,
-			&m.ReactTo, &sent, &m.Sequence, &m.Deliveries, &stored); err != nil {
+			&m.ReactTo, &media, &sent, &m.Sequence, &m.Deliveries, &stored); err != nil {
 			return st, fmt.Errorf("store: scan message: %w", err)
+		}
+		if media != "" {
+			m.Media = &laravel.MessageMedia{}
+			if err := json.Unmarshal([]byte(media), m.Media); err != nil {
+				return st, fmt.Errorf("store: media of %s: %w", m.MessageID, err)
+			}
 		}
 		m.Type, m.Timestamp, m.StoredAt = laravel.MessageType(typ), sent.t, stored.t
 		st.Messages = append(st.Messages, m)

@@ -154,3 +154,17 @@ func TestMessagesOfUnknownSessionsFailWhenLaravelRejectsThem(t *testing.T) {
 		t.Fatalf("receipt batch of an unknown session answered %s, %v; want the item failed by name", b, err)
 	}
 }
+
+func TestAMessagesMediaMetadataIsStoredWithIt(t *testing.T) {
+	h := newHarness(t, nil)
+	m := customerText("s1", "IMG1", 1)
+	m.Type, m.Text = laravel.MessageImage, "¿este?"
+	m.Media = &laravel.MessageMedia{MimeType: "image/jpeg", FileLength: 10400, FileSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
+	if err := h.client().PostMessage(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	st := h.messages("s1")
+	if len(st.Messages) != 1 || st.Messages[0].Media == nil || *st.Messages[0].Media != *m.Media {
+		t.Fatalf("stored %+v, want the image's metadata %+v", st.Messages, *m.Media)
+	}
+}

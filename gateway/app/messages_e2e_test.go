@@ -1,7 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -90,6 +93,8 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 	text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
 	reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
 	reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
+	photo := bytes.Repeat([]byte("blue model "), 1000)
+	image := write(fakewa.PhoneMessage{Text: "este", Media: &fakewa.PhoneMedia{Kind: fakewa.MediaImage, MimeType: "image/jpeg", Data: photo}})
 
 	var sent struct {
 		MessageID string `json:"message_id"`
@@ -99,11 +104,11 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 	}
 
 	var st fakelaravel.MessagesState
-	proctest.Eventually(t, "Laravel to store three messages and the read receipt", 30*time.Second, func() (bool, string) {
+	proctest.Eventually(t, "Laravel to store four messages and the read receipt", 30*time.Second, func() (bool, string) {
 		var err error
 		st, err = w.laravel.Messages(ctx, "e2e_msg")
 		read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
-		return err == nil && len(st.Messages) == 3 && read, fmt.Sprintf("%+v %v", st, err)
+		return err == nil && len(st.Messages) == 4 && read, fmt.Sprintf("%+v %v", st, err)
 	})
 	want := []struct {
 		id, text, quote, reactTo string
@@ -112,6 +117,7 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 		{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
 		{reply, "¿y en azul?", text, "", laravel.MessageText},
 		{reaction, "👍", "", text, laravel.MessageReaction},
+		{image, "este", "", "", laravel.MessageImage},
 	}
 	for i, m := range st.Messages {
 		w := want[i]
@@ -125,10 +131,14 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 			t.Fatalf("message %d has sequence %d after %d", i, m.Sequence, st.Messages[i-1].Sequence)
 		}
 	}
-	if r := st.Receipts[0]; r.MessageID != sent.MessageID || r.Sequence <= st.Messages[2].Sequence {
+	sum := sha256.Sum256(photo)
+	if md := st.Messages[3].Media; md == nil || md.MimeType != "image/jpeg" || md.FileLength != uint64(len(photo)) || md.FileSHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("image metadata in Laravel %+v, want the photo's type, length and SHA-256", md)
+	}
+	if r := st.Receipts[0]; r.MessageID != sent.MessageID || r.Sequence <= st.Messages[3].Sequence {
 		t.Fatalf("receipt %+v, want the read receipt of %s after the messages", r, sent.MessageID)
 	}
-	waitGatewayReceipts(t, w.wa, text, reply, reaction)
+	waitGatewayReceipts(t, w.wa, text, reply, reaction, image)
 
 	// What the customer writes while the gateway is down arrives when it is back, after the rest.
 	w.stopGateway()
@@ -137,9 +147,9 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 	proctest.Eventually(t, "Laravel to store the message written while the gateway was down", 30*time.Second, func() (bool, string) {
 		var err error
 		st, err = w.laravel.Messages(ctx, "e2e_msg")
-		return err == nil && len(st.Messages) == 4, fmt.Sprintf("%d messages, %v", len(st.Messages), err)
+		return err == nil && len(st.Messages) == 5, fmt.Sprintf("%d messages, %v", len(st.Messages), err)
 	})
-	if last := st.Messages[3]; last.MessageID != meanwhile || last.Text != "¿siguen ahí?" || last.Deliveries != 1 ||
+	if last := st.Messages[4]; last.MessageID != meanwhile || last.Text != "¿siguen ahí?" || last.Deliveries != 1 ||
 		last.Sequence <= st.Receipts[0].Sequence {
 		t.Fatalf("after the restart Laravel stored %+v, want %s once, numbered after everything before", last, meanwhile)
 	}

@@ -58,9 +58,21 @@ type MessageItem struct {
 	// Quote is the id of the message this one replies to.
 	Quote string `json:"quote,omitempty"`
 	// ReactTo is the id of the message a reaction is about.
-	ReactTo   string    `json:"react_to,omitempty"`
-	Timestamp time.Time `json:"timestamp"`
-	Sequence  int64     `json:"sequence"`
+	ReactTo string `json:"react_to,omitempty"`
+	// Media describes the file of an image, video, audio, document or sticker; the file itself
+	// never travels to Laravel.
+	Media     *MessageMedia `json:"media,omitempty"`
+	Timestamp time.Time     `json:"timestamp"`
+	Sequence  int64         `json:"sequence"`
+}
+
+// MessageMedia is the metadata of a message's file.
+type MessageMedia struct {
+	MimeType   string `json:"mime_type"`
+	FileName   string `json:"file_name,omitempty"`
+	FileLength uint64 `json:"file_length"`
+	// FileSHA256 is the hex SHA-256 of the decrypted file.
+	FileSHA256 string `json:"file_sha256"`
 }
 
 // ReceiptStatus is how far a message the session sent has got.

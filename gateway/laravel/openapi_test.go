@@ -174,7 +174,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"QRUpdate": QRUpdate{}, "StatusUpdate": StatusUpdate{}, "Ack": Ack{}, "SessionInfo": SessionInfo{},
 		"QRItem": QRItem{}, "StatusItem": StatusItem{}, "QRBatch": QRBatch{}, "StatusBatch": StatusBatch{},
 		"BatchResult": BatchResult{}, "ItemError": ItemError{}, "ValidationError": ValidationError{}, "ErrorBody": ErrorBody{},
-		"MessageItem": MessageItem{}, "ReceiptItem": ReceiptItem{}, "MessageBatch": MessageBatch{}, "ReceiptBatch": ReceiptBatch{},
+		"MessageItem": MessageItem{}, "MessageMedia": MessageMedia{}, "ReceiptItem": ReceiptItem{}, "MessageBatch": MessageBatch{}, "ReceiptBatch": ReceiptBatch{},
 	} {
 		var fields []string
 		rt := reflect.TypeOf(typ)

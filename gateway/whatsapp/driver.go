@@ -142,6 +142,7 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	if d.dialHTTP != nil {
 		cli.SetPreLoginHTTPClient(d.dialHTTP)
 		cli.SetWebsocketHTTPClient(d.dialHTTP)
+		cli.SetMediaHTTPClient(d.dialHTTP) // media downloads are served by the fake server too
 	}
 	c := &conn{d: d, cli: cli, handle: handle}
 	cli.AddEventHandler(c.onEvent)

@@ -1,6 +1,8 @@
 package whatsapp
 
 import (
+	"encoding/hex"
+
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -35,19 +37,25 @@ func messageEvent(e *events.Message) (session.MessageReceived, bool) {
 		r := m.GetReactionMessage()
 		item.Type, item.Text, item.ReactTo = laravel.MessageReaction, r.GetText(), r.GetKey().GetID()
 	case m.ImageMessage != nil:
-		item.Type, item.Text = laravel.MessageImage, m.GetImageMessage().GetCaption()
-		ctx = m.GetImageMessage().GetContextInfo()
+		f := m.GetImageMessage()
+		item.Type, item.Text, item.Media = laravel.MessageImage, f.GetCaption(), media(f.GetMimetype(), "", f.GetFileLength(), f.GetFileSHA256())
+		ctx = f.GetContextInfo()
 	case m.VideoMessage != nil:
-		item.Type, item.Text = laravel.MessageVideo, m.GetVideoMessage().GetCaption()
-		ctx = m.GetVideoMessage().GetContextInfo()
+		f := m.GetVideoMessage()
+		item.Type, item.Text, item.Media = laravel.MessageVideo, f.GetCaption(), media(f.GetMimetype(), "", f.GetFileLength(), f.GetFileSHA256())
+		ctx = f.GetContextInfo()
 	case m.AudioMessage != nil:
-		item.Type = laravel.MessageAudio
-		ctx = m.GetAudioMessage().GetContextInfo()
+		f := m.GetAudioMessage()
+		item.Type, item.Media = laravel.MessageAudio, media(f.GetMimetype(), "", f.GetFileLength(), f.GetFileSHA256())
+		ctx = f.GetContextInfo()
 	case m.DocumentMessage != nil:
-		item.Type, item.Text = laravel.MessageDocument, m.GetDocumentMessage().GetCaption()
-		ctx = m.GetDocumentMessage().GetContextInfo()
+		f := m.GetDocumentMessage()
+		item.Type, item.Text = laravel.MessageDocument, f.GetCaption()
+		item.Media = media(f.GetMimetype(), f.GetFileName(), f.GetFileLength(), f.GetFileSHA256())
+		ctx = f.GetContextInfo()
 	case m.StickerMessage != nil:
-		item.Type = laravel.MessageSticker
+		f := m.GetStickerMessage()
+		item.Type, item.Media = laravel.MessageSticker, media(f.GetMimetype(), "", f.GetFileLength(), f.GetFileSHA256())
 	case m.LocationMessage != nil:
 		item.Type = laravel.MessageLocation
 	case m.ContactMessage != nil:
@@ -59,6 +67,11 @@ func messageEvent(e *events.Message) (session.MessageReceived, bool) {
 	}
 	item.Quote = ctx.GetStanzaID()
 	return session.MessageReceived{Message: item}, true
+}
+
+// media is the metadata of a message's file (the file stays with WhatsApp until downloaded).
+func media(mimeType, fileName string, length uint64, sha []byte) *laravel.MessageMedia {
+	return &laravel.MessageMedia{MimeType: mimeType, FileName: fileName, FileLength: length, FileSHA256: hex.EncodeToString(sha)}
 }
 
 // receiptEvent translates a receipt of messages the session sent; false for receipts that say

@@ -7,7 +7,8 @@
 // package), QR pairing refs, the fake phones that scan them (Server.Pair), the requests a logged-in
 // client makes (prekey count and upload, passive, keepalive, logout, usync, prekey bundles, message
 // acks and receipts), the contacts' phones that write to a device (Server.SendMessage: real Signal
-// pkmsg then msg, held while the device is offline and delivered again until it sends a receipt),
+// pkmsg then msg, text, replies, reactions, images and documents whose encrypted files it serves,
+// held while the device is offline and delivered again until it sends a receipt or its retry),
 // and the churn the real service causes (network drop, stream replaced, device
 // removed, failure at connect, server restart, keepalive silence).
 //
