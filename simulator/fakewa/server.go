@@ -489,7 +489,7 @@ func (s *Server) Stats() Stats {
 	st.ClientAcks = s.clientAcks.Load()
 	st.Handlers = s.handlers.Load()
 	st.Goroutines = goroutines()
-	st.RSSBytes = processRSS()
+	st.RSSBytes = ProcessRSS()
 	st.CPUSeconds = ProcessCPUSeconds()
 	st.EventsDiscarded = s.events.discarded()
 	return st

@@ -174,7 +174,7 @@ func runLoadClients(ctx context.Context, args []string, stdout, stderr io.Writer
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.ClientHeapBytes = ms.HeapAlloc
-	res.ClientRSSBytes = fakewa.ProcStatusBytes("VmRSS")
+	res.ClientRSSBytes = fakewa.ProcessRSS()
 	res.ClientGoroutines = runtime.NumGoroutine()
 	serverCPU := 0.0
 	if st, err := ctl.Stats(ctx); err == nil {
