@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // Endpoint names used in Stats, State and the metrics' "endpoint" label.
@@ -160,8 +162,12 @@ type SecondPoint struct {
 	TimedOut int64 `json:"timed_out"` // 504
 }
 
-// Histogram is a fixed-bucket latency histogram in milliseconds. Counts[i] counts values <=
-// BoundsMS[i] (and above the previous bound); the last element of Counts counts the rest.
+// Histogram is a latency histogram in milliseconds. P50MS, P90MS and P99MS come from an HDR
+// histogram of microseconds with 3 significant digits (exact to 0.1%), which HDR carries
+// (hdrhistogram-go's V2 compressed encoding, base64) so that readers can take exact differences
+// between two snapshots (DecodeHDR). BoundsMS and Counts are the coarse fixed buckets of the
+// Prometheus histograms: Counts[i] counts values <= BoundsMS[i] (and above the previous bound);
+// the last element of Counts counts the rest.
 type Histogram struct {
 	BoundsMS []float64 `json:"bounds_ms"`
 	Counts   []int64   `json:"counts"`
@@ -171,6 +177,23 @@ type Histogram struct {
 	P50MS    float64   `json:"p50_ms"`
 	P90MS    float64   `json:"p90_ms"`
 	P99MS    float64   `json:"p99_ms"`
+	HDR      string    `json:"hdr,omitempty"`
+}
+
+// HDR histograms record microseconds from 1 µs to an hour with 3 significant digits.
+const (
+	hdrLowestUS  = 1
+	hdrHighestUS = int64(time.Hour / time.Microsecond)
+	hdrDigits    = 3
+)
+
+// DecodeHDR returns the exact histogram behind h (values in microseconds), or nil when h carries
+// none (a fakelaravel older than the HDR field).
+func (h Histogram) DecodeHDR() (*hdr.Histogram, error) {
+	if h.HDR == "" {
+		return nil, nil
+	}
+	return hdr.Decode([]byte(h.HDR))
 }
 
 // histogram is the mutable form of Histogram.
@@ -179,9 +202,12 @@ type histogram struct {
 	count  int64
 	sum    float64
 	max    float64
+	exact  *hdr.Histogram
 }
 
-func newHistogram() histogram { return histogram{counts: make([]int64, len(histogramBoundsMS)+1)} }
+func newHistogram() histogram {
+	return histogram{counts: make([]int64, len(histogramBoundsMS)+1), exact: hdr.New(hdrLowestUS, hdrHighestUS, hdrDigits)}
+}
 
 func (h *histogram) observe(d time.Duration) {
 	ms := float64(d) / float64(time.Millisecond)
@@ -193,35 +219,27 @@ func (h *histogram) observe(d time.Duration) {
 	h.count++
 	h.sum += ms
 	h.max = math.Max(h.max, ms)
+	us := min(max(d.Microseconds(), hdrLowestUS), hdrHighestUS)
+	_ = h.exact.RecordValue(us) // in range by construction
 }
 
-// quantile estimates the q-quantile by linear interpolation inside its bucket.
+// quantile is the q-quantile in milliseconds, exact to the HDR histogram's 3 digits.
 func (h *histogram) quantile(q float64) float64 {
 	if h.count == 0 {
 		return 0
 	}
-	rank := q * float64(h.count)
-	var cum int64
-	for i, c := range h.counts {
-		if float64(cum+c) >= rank && c > 0 {
-			lo := 0.0
-			if i > 0 {
-				lo = histogramBoundsMS[i-1]
-			}
-			hi := h.max
-			if i < len(histogramBoundsMS) {
-				hi = math.Min(histogramBoundsMS[i], h.max)
-			}
-			frac := (rank - float64(cum)) / float64(c)
-			return lo + (hi-lo)*frac
-		}
-		cum += c
-	}
-	return h.max
+	return float64(h.exact.ValueAtQuantile(q*100)) / 1000
 }
 
 func (h *histogram) snapshot() Histogram {
+	var encoded string
+	if h.count > 0 {
+		if b, err := h.exact.Encode(hdr.V2CompressedEncodingCookieBase); err == nil {
+			encoded = string(b)
+		}
+	}
 	return Histogram{
+		HDR:      encoded,
 		BoundsMS: append([]float64(nil), histogramBoundsMS...),
 		Counts:   append([]int64(nil), h.counts...),
 		Count:    h.count,

@@ -581,9 +581,16 @@ func (r *runner) laravelDeltas(prev, cur *fakelaravel.Stats, p *reports.SeriesPo
 	r.reg.Set("laravel_requests_per_minute", perMin, nil)
 }
 
-// histDelta records the samples that entered fakelaravel's bucket histogram since prev, each at
-// its bucket's upper bound (the last bucket at the maximum).
+// histDelta records the samples that entered fakelaravel's histogram since prev: from its HDR
+// histograms when it sends them (each sample at its value, exact to 0.1%), else from its fixed
+// buckets (each sample at its bucket's upper bound).
 func histDelta(reg *metrics.Registry, name string, prev, cur fakelaravel.Histogram, tags metrics.Tags) {
+	if samples, ok := hdrDelta(prev, cur); ok {
+		for _, s := range samples {
+			reg.ObserveN(name, s.ms, s.n, metrics.ContainsTime, tags)
+		}
+		return
+	}
 	for i, c := range cur.Counts {
 		var p int64
 		if i < len(prev.Counts) {
@@ -599,6 +606,39 @@ func histDelta(reg *metrics.Registry, name string, prev, cur fakelaravel.Histogr
 		}
 		reg.ObserveN(name, v, n, metrics.ContainsTime, tags)
 	}
+}
+
+// deltaSamples are n samples of ms milliseconds.
+type deltaSamples struct {
+	ms float64
+	n  int64
+}
+
+// hdrDelta returns the samples in cur's HDR histogram that are not in prev's (both from one
+// fakelaravel process, so prev's buckets are a subset of cur's), each at the middle of its HDR
+// bucket; ok is false when cur carries no HDR histogram or it cannot be decoded.
+func hdrDelta(prev, cur fakelaravel.Histogram) (_ []deltaSamples, ok bool) {
+	c, err := cur.DecodeHDR()
+	if err != nil || c == nil {
+		return nil, false
+	}
+	var before []int64
+	if p, err := prev.DecodeHDR(); err == nil && p != nil {
+		for _, b := range p.Distribution() {
+			before = append(before, b.Count)
+		}
+	}
+	var out []deltaSamples
+	for i, b := range c.Distribution() {
+		n := b.Count
+		if i < len(before) {
+			n -= before[i]
+		}
+		if n > 0 {
+			out = append(out, deltaSamples{ms: float64(b.From+b.To) / 2 / 1000, n: n})
+		}
+	}
+	return out, true
 }
 
 // convergeLimit bounds how long the end of a run waits for Laravel to show the gateway's final
