@@ -16,7 +16,7 @@ import (
 )
 
 // EmbeddedReason is the readiness reason reported while running on the embedded miniredis.
-const EmbeddedReason = "redis: embedded miniredis, no persistence (set WAGATE_REDIS_URL for production)"
+const EmbeddedReason = "redis: embedded miniredis, no persistence (WAGATE_REDIS_EMBEDDED=1: tests and benchmarks only; set WAGATE_REDIS_URL for production)"
 
 // Conn is the gateway's Redis connection.
 type Conn struct {
