@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,4 +284,40 @@ func TestADeviceThatCannotDecryptGetsTheMessageAgainInAFreshSession(t *testing.T
 		t.Fatalf("retried delivery %+v, want a fresh pkmsg on the second attempt", e)
 	}
 	waitReceipts(t, srv, second)
+}
+
+// The durability a gateway builds on: a client that could not keep a message (its handler
+// failed, e.g. its outbox was down) sends no receipt, so the message stays held and comes back
+// at the next login, and whatsmeow's decrypted-event buffer lets it decrypt it again.
+func TestAMessageTheClientFailedToHandleComesBackAfterAReconnect(t *testing.T) {
+	srv := startServer(t, Config{})
+	tc, jid := pairedClient(t, srv, "5511900000308")
+	tc.cli.EnableDecryptedEventBuffer = true
+	var failed atomic.Bool
+	tc.cli.AddEventHandlerWithSuccessStatus(func(evt any) bool {
+		if m, ok := evt.(*events.Message); ok && m.Message.GetConversation() == "keep me" && failed.CompareAndSwap(false, true) {
+			return false // the first time: not kept
+		}
+		return true
+	})
+	id := sendFromPhone(t, srv, jid, PhoneMessage{Text: "keep me"})
+	nextMessage(t, tc, id)
+	time.Sleep(200 * time.Millisecond)
+	for _, e := range srv.EventsFor(jid) {
+		if e.Kind == EventDeviceReceipt && e.MessageID == id {
+			t.Fatal("the client acknowledged a message its handler failed to keep")
+		}
+	}
+
+	if err := srv.Drop(jid); err != nil {
+		t.Fatal(err)
+	}
+	waitFor[*events.Connected](tc)
+	if got := nextMessage(t, tc, id); got.Message.GetConversation() != "keep me" {
+		t.Fatalf("redelivered message decrypted as %q", got.Message.GetConversation())
+	}
+	waitReceipts(t, srv, id)
+	if e := delivered(t, srv, id); e.Attempt != 2 {
+		t.Fatalf("last delivery %+v, want the second attempt", e)
+	}
 }
