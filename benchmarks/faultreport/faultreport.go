@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"wagate/reports"
-	"wagate/simulator/run"
 )
 
 // minWindow is the shortest window the request rates and peaks are measured over: a fault that
@@ -68,7 +67,7 @@ type point struct {
 
 // runData is what one run left behind.
 type runData struct {
-	timeline run.FaultTimeline
+	timeline reports.FaultTimeline
 	report   *reports.Report
 	points   map[string][]point
 }
@@ -86,7 +85,7 @@ func Analyze(dir string) ([]Row, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && d.Name() == run.FaultsFile {
+		if !d.IsDir() && d.Name() == reports.FaultsFile {
 			runDirs = append(runDirs, filepath.Dir(p))
 		}
 		return nil
@@ -108,19 +107,16 @@ func Analyze(dir string) ([]Row, error) {
 		rows = append(rows, rs...)
 	}
 	if len(rows) == 0 {
-		return nil, fmt.Errorf("no %s under %s", run.FaultsFile, dir)
+		return nil, fmt.Errorf("no %s under %s", reports.FaultsFile, dir)
 	}
 	return rows, nil
 }
 
 func analyzeRun(dir, entry string) ([]Row, error) {
 	var rd runData
-	b, err := os.ReadFile(filepath.Join(dir, run.FaultsFile))
-	if err != nil {
+	var err error
+	if rd.timeline, err = reports.ReadFaultTimeline(dir); err != nil {
 		return nil, err
-	}
-	if err := json.Unmarshal(b, &rd.timeline); err != nil {
-		return nil, fmt.Errorf("%s: %w", run.FaultsFile, err)
 	}
 	rd.report, err = reports.Load(filepath.Join(dir, reports.FileName))
 	if err != nil {
@@ -175,13 +171,13 @@ func readPoints(r io.Reader, names ...string) (map[string][]point, error) {
 
 // window is one row's fault (or merged run of contiguous Laravel faults).
 type window struct {
-	run.FaultWindow
+	reports.FaultWindow
 	last string // name of the last merged fault
 }
 
 // mergeWindows gives Laravel faults that last "until changed" (end == start) the time until the
 // next Laravel fault, and merges contiguous Laravel faults into one window.
-func mergeWindows(faults []run.FaultWindow, runEnd time.Time) []window {
+func mergeWindows(faults []reports.FaultWindow, runEnd time.Time) []window {
 	var out []window
 	for i, f := range faults {
 		if f.Kind == "laravel" && !f.End.After(f.Start) {

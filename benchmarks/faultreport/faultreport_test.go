@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"wagate/reports"
-	"wagate/simulator/run"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden file")
@@ -23,14 +22,14 @@ func writeRun(t *testing.T, dir string, t0 time.Time) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tl := run.FaultTimeline{UsersStart: t0, Faults: []run.FaultWindow{
+	tl := reports.FaultTimeline{UsersStart: t0, Faults: []reports.FaultWindow{
 		{Name: "laravel-down", Kind: "laravel", Start: t0.Add(10 * time.Second), End: t0.Add(20 * time.Second)},
 		{Name: "errors-a", Kind: "laravel", Start: t0.Add(30 * time.Second), End: t0.Add(30 * time.Second)},
 		{Name: "errors-b", Kind: "laravel", Start: t0.Add(35 * time.Second), End: t0.Add(40 * time.Second)},
 		{Name: "kill", Kind: "process", Action: "gateway-kill", Start: t0.Add(50 * time.Second), End: t0.Add(53 * time.Second), Detail: "SIGKILL; restarted"},
 	}}
 	b, _ := json.Marshal(tl)
-	if err := os.WriteFile(filepath.Join(dir, run.FaultsFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, reports.FaultsFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rep := &reports.Report{

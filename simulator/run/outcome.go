@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"wagate/reports"
 	"wagate/simulator/truth"
 )
 
@@ -125,17 +126,4 @@ func ReadOutcome(dir string) (Outcome, error) {
 }
 
 // ReadFaultTimeline reads dir/faults.json (an empty timeline when the run had no faults).
-func ReadFaultTimeline(dir string) (FaultTimeline, error) {
-	var tl FaultTimeline
-	b, err := os.ReadFile(filepath.Join(dir, FaultsFile))
-	if os.IsNotExist(err) {
-		return tl, nil
-	}
-	if err != nil {
-		return tl, err
-	}
-	if err := json.Unmarshal(b, &tl); err != nil {
-		return tl, fmt.Errorf("%s: %w", FaultsFile, err)
-	}
-	return tl, nil
-}
+func ReadFaultTimeline(dir string) (FaultTimeline, error) { return reports.ReadFaultTimeline(dir) }

@@ -16,42 +16,18 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"wagate/reports"
 	"wagate/simulator/scenario"
 )
 
-// FaultsFile is the run output listing every fault of the schedule with the time it was in effect
-// (faults.json), for per-fault figures (benchmarks/cmd/faults-report).
-const FaultsFile = "faults.json"
+// FaultsFile, FaultWindow and FaultTimeline are the report package's: faults.json is a run
+// output that benchmarks/faultreport reads without importing the runner.
+const FaultsFile = reports.FaultsFile
 
-// FaultWindow is one fault of a run: when it began and when it ended. For process faults the
-// end is measured (the process answers again); for the others it is the scheduled end.
-type FaultWindow struct {
-	Name string `json:"name"`
-	// Kind is laravel, whatsapp or process; Action the WhatsApp or process action.
-	Kind   string    `json:"kind"`
-	Action string    `json:"action,omitempty"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	// Detail says what happened (e.g. "SIGKILL pid 123; restarted as pid 456 in 1.2s").
-	Detail string `json:"detail,omitempty"`
-	// Error is set when the fault could not be applied as asked.
-	Error string `json:"error,omitempty"`
-	// EmittedBefore is the gateway's emitted-events counter scraped just before it was stopped.
-	EmittedBefore float64 `json:"emitted_before,omitempty"`
-	// OutboxBefore is the outbox depth scraped just before the fault (undelivered events).
-	OutboxBefore float64 `json:"outbox_before,omitempty"`
-	// RecoveryMS is the fault's fault_recovery_time (from End), in milliseconds; Recovered is
-	// false when the gateway had not recovered by the end of the drain (RecoveryMS runs until then).
-	RecoveryMS float64 `json:"recovery_ms,omitempty"`
-	Recovered  bool    `json:"recovered,omitempty"`
-}
-
-// FaultTimeline is the content of faults.json.
-type FaultTimeline struct {
-	// UsersStart is when the users started (fault times count from it).
-	UsersStart time.Time     `json:"users_start"`
-	Faults     []FaultWindow `json:"faults"`
-}
+type (
+	FaultWindow   = reports.FaultWindow
+	FaultTimeline = reports.FaultTimeline
+)
 
 // procControl is the runner's state for process faults: the gateway may be restarted, so every
 // reader of the gateway child goes through it.
