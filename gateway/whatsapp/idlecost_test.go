@@ -1,0 +1,357 @@
+package whatsapp_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+	"wagate/gateway/session"
+	"wagate/gateway/storage"
+	"wagate/gateway/wadial"
+	"wagate/gateway/whatsapp"
+	"wagate/simulator/fakewa"
+)
+
+// The idle cost of a connected session is measured with fakewa in a child process (this test
+// binary run again with idleCostFakewaEnv set), so that this process holds only what the gateway
+// holds: the session manager, the whatsmeow clients and their store. The figures are counts and
+// bytes after a GC, not times: they do not move with the machine's load.
+const idleCostFakewaEnv = "WAGATE_IDLECOST_FAKEWA"
+
+// idleCostFakewaReady is the line the child prints once fakewa serves.
+type idleCostFakewaReady struct {
+	Control string `json:"control"`
+}
+
+func init() {
+	if os.Getenv(idleCostFakewaEnv) != "1" {
+		return
+	}
+	if err := serveIdleCostFakewa(os.Stdout, os.Stdin); err != nil {
+		fmt.Fprintln(os.Stderr, "idlecost fakewa:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// serveIdleCostFakewa runs fakewa and its control API on loopback until stdin closes (the
+// benchmark ended or died).
+func serveIdleCostFakewa(stdout io.Writer, stdin io.Reader) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := fakewa.New(fakewa.Config{RootKey: fakewa.GenerateRootKey(), Receipts: fakewa.ReceiptsNone, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("new fakewa: %w", err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		return fmt.Errorf("start fakewa: %w", err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("control listen: %w", err)
+	}
+	api := &http.Server{Handler: srv.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go api.Serve(ln)
+	defer api.Close()
+	if err := json.NewEncoder(stdout).Encode(idleCostFakewaReady{Control: ln.Addr().String()}); err != nil {
+		return fmt.Errorf("announce: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, stdin)
+	return nil
+}
+
+// startIdleCostFakewa starts the fakewa child and returns its control client.
+func startIdleCostFakewa(tb testing.TB) *fakewa.ControlClient {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), idleCostFakewaEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil {
+		tb.Fatalf("fakewa child did not start: %v", err)
+	}
+	var ready idleCostFakewaReady
+	if err := json.Unmarshal(line, &ready); err != nil {
+		tb.Fatalf("fakewa child said %q: %v", line, err)
+	}
+	return fakewa.NewControlClient(ready.Control)
+}
+
+// discardDelivery accepts every event and keeps nothing: the delivery's own costs are not part
+// of a session's.
+type discardDelivery struct{ accepted atomic.Int64 }
+
+func (d *discardDelivery) Deliver(ctx context.Context, ev event.Event) error {
+	d.accepted.Add(1)
+	return nil
+}
+
+func (d *discardDelivery) Close(ctx context.Context) error { return nil }
+
+// idleCostWorld is a gateway's session layer on the real whatsmeow driver, dialling a fakewa
+// child process.
+type idleCostWorld struct {
+	tb  testing.TB
+	wa  *fakewa.ControlClient
+	m   *session.Manager
+	seq int
+}
+
+func newIdleCostWorld(tb testing.TB) *idleCostWorld {
+	tb.Helper()
+	ctx := context.Background()
+	wa := startIdleCostFakewa(tb)
+	addr, rootPub, err := wa.Info(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	db, err := storage.Open(ctx, storage.Options{DataDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg := storage.NewRegistry(db, quiet)
+	drv, err := whatsapp.New(ctx, whatsapp.Config{DB: db, Logger: quiet, Dial: &wadial.Config{Addr: addr, RootPubKey: rootPub}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := session.New(ctx, session.Config{Logger: quiet}, drv, reg, &discardDelivery{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = m.Close(ctx)
+		drv.Close()
+		_ = reg.Close(ctx)
+		_ = db.Close()
+	})
+	return &idleCostWorld{tb: tb, wa: wa, m: m}
+}
+
+// pairSessions pairs n new sessions, at most 8 at a time, and waits until all are connected.
+func (w *idleCostWorld) pairSessions(n int) {
+	w.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*time.Second+time.Minute)
+	defer cancel()
+	ids := make([]string, n)
+	for i := range ids {
+		w.seq++
+		ids[i] = fmt.Sprintf("idle-%05d", w.seq)
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := w.pairOne(ctx, id, fmt.Sprintf("1555%07d", w.seq-n+i+1)); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		w.tb.Fatalf("%d of %d pairings failed, first: %v", len(errs), n, errs[0])
+	}
+}
+
+func (w *idleCostWorld) pairOne(ctx context.Context, id, phone string) error {
+	if _, err := w.m.Start(ctx, id); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	for {
+		info, err := w.m.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Connected && info.Status == laravel.StatusConnected:
+			return nil
+		case info.QR != "" && !info.Paired:
+			if _, err := w.wa.Pair(ctx, info.QR, phone); err != nil {
+				return fmt.Errorf("pair %s: %w", id, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("session %s not connected (status %s): %w", id, info.Status, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// processCost is what this process holds right now, after its background work settled and a GC.
+type processCost struct {
+	goroutines int
+	heapBytes  uint64 // live heap objects
+	stackBytes uint64 // goroutine stacks
+	heapGoal   uint64 // the heap size at which the next GC starts (GOGC, GOMEMLIMIT)
+}
+
+// settle waits until the goroutine count stops moving (the clients' post-login work ended),
+// then collects garbage and reads the costs.
+func settle() processCost {
+	last, stable := -1, 0
+	for range 200 { // bounded: at most 200 x 50 ms
+		n := runtime.NumGoroutine()
+		if n == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		if stable >= 10 {
+			break
+		}
+		last = n
+		time.Sleep(50 * time.Millisecond)
+	}
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return processCost{goroutines: runtime.NumGoroutine(), heapBytes: ms.HeapAlloc, stackBytes: ms.StackInuse, heapGoal: ms.NextGC}
+}
+
+// goroutinesByStart counts this process's goroutines by the function that started them.
+func goroutinesByStart() map[string]int {
+	var sb strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&sb, 2)
+	out := map[string]int{}
+	for _, block := range strings.Split(sb.String(), "\n\n") {
+		lines := strings.Split(strings.TrimSpace(block), "\n")
+		// A goroutine's stack ends with the function it runs, then "created by ...".
+		start := "?"
+		for i, l := range lines {
+			if strings.HasPrefix(l, "created by ") && i > 0 {
+				start = lines[i-2]
+				if j := strings.LastIndexByte(start, '('); j > 0 {
+					start = start[:j]
+				}
+			}
+		}
+		out[start]++
+	}
+	return out
+}
+
+// writeHeapProfile writes the heap profile to path+suffix when path is set.
+func writeHeapProfile(tb testing.TB, path, suffix string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path + suffix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkIdleConnectedSession reports what one idle connected session costs the gateway: the
+// marginal goroutines, live heap and stack bytes of 200 sessions paired and connected on the real
+// whatsmeow driver over a baseline of 10, after a GC (targets: <= 4.5 goroutines, <= 150 KiB),
+// and the heap goal the GC settings (GOGC, GOMEMLIMIT) give per session.
+// The timings are meaningless (pairing dominates): read the reported metrics. Run with
+//
+//	go test ./gateway/whatsapp -run '^$' -bench IdleConnectedSession -benchtime 1x -v
+//
+// -v logs the goroutines per session by start function. WAGATE_IDLECOST_SESSIONS changes 200;
+// WAGATE_IDLECOST_HEAPPROFILE=FILE samples every allocation and writes FILE.base and FILE, heap
+// profiles at the baseline and after (go tool pprof -sample_index inuse_space -base FILE.base FILE).
+func BenchmarkIdleConnectedSession(b *testing.B) {
+	if testing.Short() {
+		b.Skip("pairs hundreds of sessions")
+	}
+	n := 200
+	if s := os.Getenv("WAGATE_IDLECOST_SESSIONS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+			b.Fatalf("WAGATE_IDLECOST_SESSIONS=%q", s)
+		}
+	}
+	heapProfile := os.Getenv("WAGATE_IDLECOST_HEAPPROFILE")
+	if heapProfile != "" {
+		runtime.MemProfileRate = 1
+	}
+	w := newIdleCostWorld(b)
+	w.pairSessions(10)
+	base := settle()
+	baseStarts := goroutinesByStart()
+	writeHeapProfile(b, heapProfile, ".base")
+	w.pairSessions(n)
+	b.ResetTimer()
+	var after processCost
+	for b.Loop() {
+		after = settle()
+	}
+	b.StopTimer()
+	per := func(a, z uint64) float64 { return (float64(z) - float64(a)) / float64(n) }
+	b.ReportMetric(float64(after.goroutines-base.goroutines)/float64(n), "goroutines/session")
+	b.ReportMetric(per(base.heapBytes, after.heapBytes), "heap-B/session")
+	b.ReportMetric(per(base.stackBytes, after.stackBytes), "stack-B/session")
+	b.ReportMetric(per(base.heapBytes+base.stackBytes, after.heapBytes+after.stackBytes)/1024, "KiB/session")
+	// What the heap may grow to per session before the next GC: with GOGC alone, RSS under load
+	// approaches it (docs/deploy.md, Memory and GC).
+	b.ReportMetric(per(base.heapGoal, after.heapGoal)/1024, "heap-goal-KiB/session")
+	writeHeapProfile(b, heapProfile, "")
+	afterStarts := goroutinesByStart()
+	var lines []string
+	for start, c := range afterStarts {
+		if d := c - baseStarts[start]; d != 0 {
+			lines = append(lines, fmt.Sprintf("%6.2f  %s", float64(d)/float64(n), start))
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(lines)))
+	b.Logf("goroutines per session by start function:\n%s", strings.Join(lines, "\n"))
+}
