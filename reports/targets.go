@@ -1,0 +1,215 @@
+package reports
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Bound is what a target asks of a measured value: value <Op> Limit, Limit in the unit the value
+// is measured in.
+type Bound struct {
+	// Op is "<=", ">=" or "==".
+	Op    string
+	Limit float64
+}
+
+// Holds reports whether v keeps the bound.
+func (b Bound) Holds(v float64) bool {
+	switch b.Op {
+	case "<=":
+		return v <= b.Limit
+	case ">=":
+		return v >= b.Limit
+	case "==":
+		return v == b.Limit
+	}
+	return false
+}
+
+// Text writes the bound for a person, with the value's unit: "<= 10 ms", "<= 1 s" (whole
+// seconds of a limit in ms), "<= 5% of a core", ">= 100x fewer", "0" (an exact bound is its value).
+func (b Bound) Text(unit string) string {
+	v := b.Limit
+	if unit == "ms" && v >= 1000 && math.Mod(v, 1000) == 0 {
+		v, unit = v/1000, "s"
+	}
+	s := formatValue(v, "")
+	switch {
+	case unit == "":
+	case strings.HasPrefix(unit, "%"), strings.HasPrefix(unit, "x "):
+		s += unit
+	default:
+		s += " " + unit
+	}
+	if b.Op == "==" {
+		return s
+	}
+	return b.Op + " " + s
+}
+
+// Scope is where a target is measured.
+type Scope int
+
+const (
+	// AtScale is the median of the batch entry at scale (1000 users), the seed table's scale role.
+	AtScale Scope = iota
+	// ScaleVsLegacy is how many times fewer the figure is at scale in batch mode than in legacy
+	// mode, per user, on the same per-user workload.
+	ScaleVsLegacy
+	// EveryRun is the figure summed over every run of every entry.
+	EveryRun
+	// CapacitySearch is the batch capacity search's users supported (make bench-capacity).
+	CapacitySearch
+)
+
+// unit is the unit of the value the scope measures of fig.
+func (s Scope) unit(fig Figure) string {
+	switch s {
+	case ScaleVsLegacy:
+		return "x fewer"
+	case CapacitySearch:
+		return ""
+	}
+	return fig.Unit
+}
+
+// TargetSpec is one of docs/design.md's targets as data: the figure, the bound it must keep and
+// where it is measured. Targets checks the same list the reports render.
+type TargetSpec struct {
+	// Name describes what is measured.
+	Name string
+	// Figure is the measured figure (none for CapacitySearch, which measures users supported).
+	Figure Figure
+	Bound  Bound
+	Scope  Scope
+}
+
+// DesignTargets are docs/design.md's targets as the bench report checks them, in its order.
+var DesignTargets = []TargetSpec{
+	{Name: "Laravel requests/min per user, batch vs legacy on the same workload", Figure: FigLaravelRPMPerUser, Bound: Bound{">=", 100}, Scope: ScaleVsLegacy},
+	{Name: "gateway API latency p99", Figure: FigAPIP99, Bound: Bound{"<=", 10}, Scope: AtScale},
+	{Name: "HIGH events visible in Laravel, p99", Figure: FigHighP99, Bound: Bound{"<=", 1000}, Scope: AtScale},
+	{Name: "gateway CPU (mean)", Figure: FigGatewayCPU, Bound: Bound{"<=", 5}, Scope: AtScale},
+	{Name: "gateway memory per connected session", Figure: FigMemPerSession, Bound: Bound{"<=", 300}, Scope: AtScale},
+	{Name: "lost or stale final states (every entry)", Figure: FigLost, Bound: Bound{"==", 0}, Scope: EveryRun},
+	{Name: "max users within those limits (make bench-capacity)", Bound: Bound{">=", 10000}, Scope: CapacitySearch},
+}
+
+// Target is one of docs/design.md's targets, checked against a bench run.
+type Target struct {
+	// Name describes what is measured.
+	Name string
+	// Limit is the target in words, e.g. "<= 10 ms".
+	Limit string
+	// Measured is the measured value, formatted ("" when not measured).
+	Measured string
+	// Status is "pass", "FAIL" or "not measured".
+	Status string
+	// Where names the entry the value comes from.
+	Where string
+}
+
+// Targets evaluates DesignTargets on the bench results: batch mode at the scale entry (1000 users)
+// against legacy on the same per-user workload, plus ground truth over every entry and the
+// capacity search when one ran.
+func (res *Results) Targets() []Target {
+	out := make([]Target, 0, len(DesignTargets))
+	for _, spec := range DesignTargets {
+		out = append(out, res.check(spec))
+	}
+	return out
+}
+
+// check measures one target where its scope says.
+func (res *Results) check(spec TargetSpec) Target {
+	t := Target{Name: spec.Name, Limit: spec.Bound.Text(spec.Scope.unit(spec.Figure)), Status: "not measured"}
+	legacy, _, scale := res.roles()
+	switch spec.Scope {
+	case AtScale:
+		if scale == nil {
+			break
+		}
+		t.Where = scale.Name
+		if v, found := scale.Median(spec.Figure); found {
+			t.Measured = spec.Figure.Format(v)
+			t.Status = passFail(spec.Bound.Holds(v))
+		}
+	case ScaleVsLegacy:
+		if legacy == nil || scale == nil {
+			break
+		}
+		t.Where = scale.Name + " vs " + legacy.Name
+		l, lok := legacy.Median(spec.Figure)
+		b, bok := scale.Median(spec.Figure)
+		switch {
+		case !lok || !bok:
+		case b == 0:
+			t.Measured = "no Laravel requests in batch mode"
+			t.Status = passFail(l > 0)
+		default:
+			t.Measured = fmt.Sprintf("%sx fewer (%s vs %s per user)", formatValue(l/b, ""), spec.Figure.Format(b), spec.Figure.Format(l))
+			t.Status = passFail(spec.Bound.Holds(l / b))
+		}
+	case EveryRun:
+		t.Where = "all entries"
+		var sum float64
+		var n int
+		for _, e := range res.Entries {
+			for _, r := range e.Reports {
+				v, _ := spec.Figure.Of(r)
+				sum += v
+				n++
+			}
+		}
+		if n > 0 {
+			t.Measured = spec.Figure.Format(sum)
+			t.Status = passFail(spec.Bound.Holds(sum))
+		}
+	case CapacitySearch:
+		t.Measured = "run `make bench-capacity`"
+		for _, c := range res.Bench.Capacity {
+			if c.Mode == ModeBatch {
+				t.Where = "capacity " + c.Name
+				t.Measured = capacityText(c)
+				t.Status = passFail(spec.Bound.Holds(float64(c.MaxUsers)))
+			}
+		}
+	}
+	return t
+}
+
+func capacityText(c CapacityResult) string {
+	if c.MaxUsers >= c.Limit && c.Limit > 0 {
+		return fmt.Sprintf(">= %s users (search limit)", groupThousands(float64(c.MaxUsers)))
+	}
+	if c.MaxUsers == 0 {
+		lowest := 0
+		for _, s := range c.Steps {
+			if !s.OK && (lowest == 0 || s.Users < lowest) {
+				lowest = s.Users
+			}
+		}
+		if lowest > 0 {
+			return fmt.Sprintf("< %s users", groupThousands(float64(lowest)))
+		}
+	}
+	return groupThousands(float64(c.MaxUsers)) + " users"
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+// TargetsOK reports whether no measured target failed.
+func (res *Results) TargetsOK() bool {
+	for _, t := range res.Targets() {
+		if t.Status == "FAIL" {
+			return false
+		}
+	}
+	return true
+}
