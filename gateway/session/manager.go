@@ -64,63 +64,6 @@ type Hooks struct {
 	EventDropped func(ev event.Event, reason string)
 }
 
-// Config tunes a Manager. Zero values take the defaults in brackets.
-type Config struct {
-	// QRFirst is how long the first QR code of a pairing is shown [60 s].
-	QRFirst time.Duration
-	// QRNext is how long each following code is shown [20 s].
-	QRNext time.Duration
-	// QRCodes is how many codes one pairing shows before the session becomes expired [6].
-	QRCodes int
-	// RestoreConcurrency bounds how many paired sessions reconnect at once after a start [32].
-	RestoreConcurrency int
-	// PairLoginTimeout is how long a freshly paired device may take to log in before the manager
-	// reconnects it itself: whatsmeow reconnects on the server's 515 only if it processes that
-	// stream error before the server closes the socket, which a loaded host can miss [20 s].
-	PairLoginTimeout time.Duration
-	// MaxQueuedEvents bounds one session's undelivered events; beyond it the oldest QR code is
-	// dropped (status changes never are) [64].
-	MaxQueuedEvents int
-	// ResyncRestored makes Restore send every restored session's status again, with this run's
-	// version: set it when the previous run did not stop cleanly, since it may have stored a
-	// status whose event never reached the delivery (a SIGKILL between the two). Unpaired
-	// sessions send theirs at once, paired ones when their reconnect settles (connected again is
-	// then sent, not skipped). After a clean stop leave it off: nothing changed, nothing is sent.
-	ResyncRestored bool
-	// ResyncRetry is how long a dirty session (its event refused by the delivery) waits before
-	// its current state is sent again when no other event is accepted meanwhile [1 s].
-	ResyncRetry time.Duration
-	// Logger receives the manager's logs [slog.Default()].
-	Logger *slog.Logger
-	// Hooks receive metric callbacks.
-	Hooks Hooks
-}
-
-// qrTiming is the QR rotation the config sets.
-func (c *Config) qrTiming() QRTiming {
-	return QRTiming{First: c.QRFirst, Next: c.QRNext, Codes: c.QRCodes}
-}
-
-func (c *Config) defaults() {
-	qr := c.qrTiming().WithDefaults()
-	c.QRFirst, c.QRNext, c.QRCodes = qr.First, qr.Next, qr.Codes
-	if c.RestoreConcurrency <= 0 {
-		c.RestoreConcurrency = 32
-	}
-	if c.PairLoginTimeout <= 0 {
-		c.PairLoginTimeout = 20 * time.Second
-	}
-	if c.MaxQueuedEvents <= 0 {
-		c.MaxQueuedEvents = 64
-	}
-	if c.ResyncRetry <= 0 {
-		c.ResyncRetry = time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
-
 // Info is a snapshot of one session.
 type Info struct {
 	SessionID string         `json:"session_id"`

@@ -1,0 +1,117 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config tunes a Manager. Zero values take the defaults in brackets.
+type Config struct {
+	// QRFirst is how long the first QR code of a pairing is shown [60 s].
+	QRFirst time.Duration
+	// QRNext is how long each following code is shown [20 s].
+	QRNext time.Duration
+	// QRCodes is how many codes one pairing shows before the session becomes expired [6].
+	QRCodes int
+	// RestoreConcurrency bounds how many paired sessions reconnect at once after a start [32].
+	RestoreConcurrency int
+	// PairLoginTimeout is how long a freshly paired device may take to log in before the manager
+	// reconnects it itself: whatsmeow reconnects on the server's 515 only if it processes that
+	// stream error before the server closes the socket, which a loaded host can miss [20 s].
+	PairLoginTimeout time.Duration
+	// MaxQueuedEvents bounds one session's undelivered events; beyond it the oldest QR code is
+	// dropped (status changes never are) [64].
+	MaxQueuedEvents int
+	// ResyncRestored makes Restore send every restored session's status again, with this run's
+	// version: set it when the previous run did not stop cleanly, since it may have stored a
+	// status whose event never reached the delivery (a SIGKILL between the two). Unpaired
+	// sessions send theirs at once, paired ones when their reconnect settles (connected again is
+	// then sent, not skipped). After a clean stop leave it off: nothing changed, nothing is sent.
+	ResyncRestored bool
+	// ResyncRetry is how long a dirty session (its event refused by the delivery) waits before
+	// its current state is sent again when no other event is accepted meanwhile [1 s].
+	ResyncRetry time.Duration
+	// Logger receives the manager's logs [slog.Default()].
+	Logger *slog.Logger
+	// Hooks receive metric callbacks.
+	Hooks Hooks
+}
+
+// Bounds Validate keeps a Config within.
+const (
+	// MaxQRCodes is the most QR codes one pairing may show.
+	MaxQRCodes = 100
+	// MaxRestoreConcurrency is the most paired sessions that may reconnect at once after a start.
+	MaxRestoreConcurrency = 10_000
+)
+
+// DefaultConfig returns the manager's defaults, the values zero fields take: WhatsApp Web's QR
+// rotation (DefaultQRTiming), 32 reconnects at once, 20 s for a paired device to log in, 64
+// queued events per session, a 1 s resync retry. Logger and Hooks are left unset.
+func DefaultConfig() Config {
+	qr := DefaultQRTiming()
+	return Config{
+		QRFirst:            qr.First,
+		QRNext:             qr.Next,
+		QRCodes:            qr.Codes,
+		RestoreConcurrency: 32,
+		PairLoginTimeout:   20 * time.Second,
+		MaxQueuedEvents:    64,
+		ResyncRetry:        time.Second,
+	}
+}
+
+// Validate reports settings that cannot work: negative durations or counts, more than
+// MaxQRCodes codes or MaxRestoreConcurrency reconnects. Zero fields are fine (they take the
+// defaults).
+func (c Config) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"QRFirst", int64(c.QRFirst)}, {"QRNext", int64(c.QRNext)}, {"QRCodes", int64(c.QRCodes)},
+		{"RestoreConcurrency", int64(c.RestoreConcurrency)}, {"PairLoginTimeout", int64(c.PairLoginTimeout)},
+		{"MaxQueuedEvents", int64(c.MaxQueuedEvents)}, {"ResyncRetry", int64(c.ResyncRetry)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("session config: %s is negative (%d)", f.name, f.v))
+		}
+	}
+	if c.QRCodes > MaxQRCodes {
+		errs = append(errs, fmt.Errorf("session config: QRCodes %d is above %d", c.QRCodes, MaxQRCodes))
+	}
+	if c.RestoreConcurrency > MaxRestoreConcurrency {
+		errs = append(errs, fmt.Errorf("session config: RestoreConcurrency %d is above %d", c.RestoreConcurrency, MaxRestoreConcurrency))
+	}
+	return errors.Join(errs...)
+}
+
+// qrTiming is the QR rotation the config sets.
+func (c *Config) qrTiming() QRTiming {
+	return QRTiming{First: c.QRFirst, Next: c.QRNext, Codes: c.QRCodes}
+}
+
+// defaults gives every zero (or negative) field its DefaultConfig value.
+func (c *Config) defaults() {
+	d := DefaultConfig()
+	qr := c.qrTiming().WithDefaults()
+	c.QRFirst, c.QRNext, c.QRCodes = qr.First, qr.Next, qr.Codes
+	if c.RestoreConcurrency <= 0 {
+		c.RestoreConcurrency = d.RestoreConcurrency
+	}
+	if c.PairLoginTimeout <= 0 {
+		c.PairLoginTimeout = d.PairLoginTimeout
+	}
+	if c.MaxQueuedEvents <= 0 {
+		c.MaxQueuedEvents = d.MaxQueuedEvents
+	}
+	if c.ResyncRetry <= 0 {
+		c.ResyncRetry = d.ResyncRetry
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
