@@ -136,7 +136,15 @@ func (vu *VU) moduleExecution() goja.Value {
 	getter(sc, "startTime", func() any { inInit(); return vu.S.Scenarios[vu.Scenario].Start.UnixMilli() })
 	getter(sc, "iterationInInstance", func() any { inInit(); return vu.IterInScenario })
 	getter(sc, "iterationInTest", func() any { inInit(); return vu.IterInScenario })
-	getter(sc, "progress", func() any { inInit(); return 0 })
+	getter(sc, "progress", func() any {
+		inInit()
+		// The share of the scheduled duration elapsed (iteration executors: of maxDuration).
+		info := vu.S.Scenarios[vu.Scenario]
+		if info.Duration <= 0 {
+			return 0
+		}
+		return min(1, max(0, float64(time.Since(info.Start))/float64(info.Duration)))
+	})
 	must(o.Set("scenario", sc))
 
 	in := rt.NewObject()

@@ -84,9 +84,10 @@ type Shared struct {
 
 // ScenarioInfo is what k6/execution reports about a scenario.
 type ScenarioInfo struct {
-	Executor        string
-	Start           time.Time
-	IterationsTotal *atomic.Int64
+	Executor string
+	Start    time.Time
+	// Duration is the executor's scheduled duration (maxDuration for the iteration executors).
+	Duration time.Duration
 }
 
 // AbortError is the interrupt value of exec.test.abort (and of an aborting threshold).

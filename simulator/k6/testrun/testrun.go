@@ -625,6 +625,14 @@ func (r *run) runScenarios(ctx context.Context, scenarios []options.Scenario, t 
 		r.shared.Counters.VUsActive.Store(sum)
 		reg.Set("vus", float64(sum), nil)
 	}
+	// Every scenario's start is known before any runs: VUs read the map concurrently.
+	now := time.Now()
+	for _, sc := range scenarios {
+		info := r.shared.Scenarios[sc.Name]
+		info.Start = now.Add(sc.Config.StartTime)
+		info.Duration = sc.Config.ScheduledDuration()
+		r.shared.Scenarios[sc.Name] = info
+	}
 	var wg sync.WaitGroup
 	for _, sc := range scenarios {
 		p := pools[sc.Name]
@@ -676,9 +684,6 @@ func (r *run) runScenarios(ctx context.Context, scenarios []options.Scenario, t 
 			r.shared.Log("ERRO", scriptErrorText(err), "executor="+sc.Config.Executor, "scenario="+sc.Name, "source=stacktrace")
 			return err
 		}
-		info := r.shared.Scenarios[sc.Name]
-		info.Start = time.Now().Add(sc.Config.StartTime)
-		r.shared.Scenarios[sc.Name] = info
 		cfg := sc.Config
 		wg.Go(func() {
 			if err := executor.Run(ctx, cfg, t, fn, hooks); err != nil && ctx.Err() == nil {

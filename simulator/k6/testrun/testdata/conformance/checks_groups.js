@@ -2,7 +2,8 @@
 import http from "k6/http";
 import { check, group } from "k6";
 
-export const options = { iterations: 4, vus: 2 };
+// Two VUs with two iterations each, so __ITER is 0 and 1 on each.
+export const options = { scenarios: { default: { executor: "per-vu-iterations", vus: 2, iterations: 2 } } };
 
 export default function () {
   const got = group("outer", () => {
