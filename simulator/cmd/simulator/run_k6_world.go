@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"wagate/simulator/executor"
 	"wagate/simulator/k6/js"
 	"wagate/simulator/k6/options"
 	"wagate/simulator/k6/wagate"
@@ -97,7 +98,7 @@ func (w *worldFlags) extensions(script, logDir string, log *slog.Logger) (k6Exte
 		mu.Lock()
 		world = d
 		mu.Unlock()
-		ext.SetDriver(wagate.New(d, 0))
+		ext.SetDriver(wagate.New(d, segmentIndex(o)))
 		return nil
 	}
 	begin := func(ctx context.Context) {
@@ -138,4 +139,29 @@ func (w *worldFlags) extensions(script, logDir string, log *slog.Logger) (k6Exte
 		onLoadEnd:     end,
 		afterTeardown: after,
 	}, stop, nil
+}
+
+// segmentIndex is this instance's index in its execution-segment sequence (0 alone), so the
+// session ids and phone numbers of instances sharing a world never collide.
+func segmentIndex(o options.Options) int {
+	if o.ExecutionSegment == nil {
+		return 0
+	}
+	seq := ""
+	if o.ExecutionSegmentSequence != nil {
+		seq = *o.ExecutionSegmentSequence
+	}
+	seg, err := executor.ParseSegment(*o.ExecutionSegment)
+	if err != nil {
+		return 0
+	}
+	sq, err := executor.ParseSequence(seq)
+	if err != nil {
+		return 0
+	}
+	t, err := executor.NewTuple(seg, sq)
+	if err != nil {
+		return 0
+	}
+	return t.Index()
 }
