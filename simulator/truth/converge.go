@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// ReadGateway asks the gateway for the final states of the sessions ids (with the version of each
-// one's latest event). It returns nil when the gateway cannot answer at all; a session it could
-// not read is missing from the map.
+// ReadGateway asks the gateway for the final states of the sessions ids, each with the version of
+// the session's latest QR or status event (GET /sessions/{id}'s version: the sequence Laravel's
+// status_version and qr_version come from; messages and receipts are numbered apart). It returns
+// nil when the gateway cannot answer at all; a session it could not read is missing from the map.
 type ReadGateway func(ctx context.Context, ids []string) map[string]State
 
 // convergePause is the pause between two rounds of Converge.
