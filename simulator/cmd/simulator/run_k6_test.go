@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +108,26 @@ export default function () { check(__ITER, { "ran": () => true }); }`
 	}
 	if rep.Label != "tiny-label" || !rep.ThresholdsOK() || rep.Metrics["iterations"].Values["count"] != 2 {
 		t.Errorf("report.json: label %q, thresholds %+v, iterations %v", rep.Label, rep.Thresholds, rep.Metrics["iterations"].Values)
+	}
+}
+
+// TestWagateWithoutAWorldNamesTheFlag runs a script that imports k6/x/wagate with no world: the
+// import works (the init context needs no world), the first call throws naming --world.
+func TestWagateWithoutAWorldNamesTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "noworld.js")
+	src := `import wagate from "k6/x/wagate";
+export const options = { iterations: 1 };
+export default function () { wagate.startSession(); }`
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"run", script, "--no-summary"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d (an iteration's exception is not a run failure)\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "--world") {
+		t.Errorf("the error does not name --world:\n%s", stderr.String())
 	}
 }
