@@ -560,3 +560,9 @@ func TestAsyncFunctionsSettleWithinTheCall(t *testing.T) {
 		t.Errorf("the rejected iteration was not reported:\n%s", o.stderr)
 	}
 }
+
+func TestCommonJSScriptsRequireModulesAndFiles(t *testing.T) {
+	o := runScript(t, "commonjs.js", nil)
+	o.wantExit(t, ExitOK)
+	o.wantThresholds(t, true)
+}
