@@ -1,0 +1,80 @@
+package user
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"wagate/gateway/laravel"
+	"wagate/simulator/executor"
+	"wagate/simulator/metrics"
+	"wagate/simulator/scenario"
+	"wagate/simulator/truth"
+)
+
+// What a session whose start request failed means for the ground truth, by how it failed: refused
+// (the gateway is down) it exists nowhere; unanswered (the gateway died mid-request) it exists
+// only if the gateway or Laravel knows it at the end.
+func TestAFailedStartTellsTheGroundTruthWhatMayExist(t *testing.T) {
+	brokenAnswer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close() // the gateway dies mid-request: EOF
+		}
+	})
+	for _, tc := range []struct {
+		name         string
+		gateway      func(t *testing.T) string // base URL
+		gatewayKnows bool
+		judged       int64
+	}{
+		{"refused: exists nowhere", closedPort, false, 0},
+		{"unanswered, known nowhere: never existed", serve(brokenAnswer), false, 0},
+		{"unanswered, but the gateway created it: judged", serve(brokenAnswer), true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := metrics.NewRegistry(nil)
+			ledger := truth.NewLedger(reg, truth.QRTiming{}, nil)
+			sc := &Scenario{
+				Env:       &Env{API: NewAPI(tc.gateway(t), "tok", &http.Client{Timeout: 5 * time.Second}, reg), Ledger: ledger, Reg: reg},
+				Name:      "start",
+				Behaviour: scenario.DefaultBehaviour(),
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := sc.Iterate(ctx, executor.VU{ID: 1, Iteration: 1, Stopping: make(chan struct{})})
+			if err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Iterate = %v, want the start's failure", err)
+			}
+			gateway := map[string]truth.State{}
+			if tc.gatewayKnows {
+				gateway["start-i0-1"] = truth.State{Status: laravel.StatusExpired, Version: 9}
+			}
+			if got := ledger.Finish(gateway, time.Now()); got.Sessions != tc.judged {
+				t.Errorf("sessions judged = %d, want %d (%v)", got.Sessions, tc.judged, got.Mismatches)
+			}
+		})
+	}
+}
+
+func serve(h http.Handler) func(t *testing.T) string {
+	return func(t *testing.T) string {
+		hs := httptest.NewServer(h)
+		t.Cleanup(hs.Close)
+		return hs.URL
+	}
+}
+
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
