@@ -21,6 +21,12 @@ type BreakerConfig struct {
 	OpenFor time.Duration
 }
 
+// Defaults of BreakerConfig.
+const (
+	DefaultBreakerFailures = 5
+	DefaultBreakerOpenFor  = 15 * time.Second
+)
+
 // ErrPaused matches (errors.Is) a send refused because Laravel asked, with a Retry-After, to be
 // left alone for a while. It also matches gobreaker.ErrOpenState.
 var ErrPaused = fmt.Errorf("batch: sends to Laravel paused by a Retry-After: %w", gobreaker.ErrOpenState)
@@ -49,10 +55,10 @@ type Breaker struct {
 // NewBreaker returns a closed Breaker.
 func NewBreaker(cfg BreakerConfig, log *slog.Logger) *Breaker {
 	if cfg.Failures == 0 {
-		cfg.Failures = 5
+		cfg.Failures = DefaultBreakerFailures
 	}
 	if cfg.OpenFor <= 0 {
-		cfg.OpenFor = 15 * time.Second
+		cfg.OpenFor = DefaultBreakerOpenFor
 	}
 	b := &Breaker{now: time.Now}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[laravel.BatchResult](gobreaker.Settings{

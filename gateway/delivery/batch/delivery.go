@@ -90,6 +90,26 @@ type Config struct {
 	MaxRetryAfter time.Duration
 }
 
+// DefaultConfig returns batch delivery's defaults, the values zero fields take (the Default*
+// constants; ClaimMinIdle is 2 x Laravel's default HTTP timeout + DeliveryTimeout).
+func DefaultConfig() Config {
+	return Config{
+		BatchSize:        DefaultBatchSize,
+		BatchInterval:    DefaultBatchInterval,
+		PriorityInterval: DefaultPriorityInterval,
+		DeliveryTimeout:  DefaultDeliveryTimeout,
+		PollInterval:     DefaultPollInterval,
+		MaxInFlight:      DefaultMaxInFlight,
+		MaxBuffered:      DefaultMaxBuffered,
+		ClaimMinIdle:     2*laravel.DefaultTimeout + DefaultDeliveryTimeout,
+		ClaimInterval:    DefaultClaimInterval,
+		Backoff:          DefaultBackoff,
+		Breaker:          BreakerConfig{Failures: DefaultBreakerFailures, OpenFor: DefaultBreakerOpenFor},
+		PoisonHorizon:    DefaultPoisonHorizon,
+		MaxRetryAfter:    DefaultMaxRetryAfter,
+	}
+}
+
 // Validate reports a configuration that cannot work: negative sizes or durations, a batch above
 // the contract's limit. Zero fields are fine (they take the defaults).
 func (c Config) Validate() error {
