@@ -605,12 +605,26 @@ func (vu *VU) responseObject(p *prepared, hops []hop) goja.Value {
 	must(o.Set("remote_ip", h.remoteIP))
 	must(o.Set("remote_port", h.remotePort))
 	must(o.Set("tls_version", h.tlsVersion))
-	headers := rt.NewObject()
-	for k, v := range h.header {
-		must(headers.Set(http.CanonicalHeaderKey(k), strings.Join(v, ", ")))
+	// headers, cookies, timings and request are built on first read: most scripts read status
+	// and body only.
+	lazy := func(name string, build func() goja.Value) {
+		var v goja.Value
+		getter := rt.ToValue(func(goja.FunctionCall) goja.Value {
+			if v == nil {
+				v = build()
+			}
+			return v
+		})
+		must(o.DefineAccessorProperty(name, getter, nil, goja.FLAG_TRUE, goja.FLAG_TRUE))
 	}
-	must(o.Set("headers", headers))
-	must(o.Set("cookies", vu.cookiesObject(h.cookies)))
+	lazy("headers", func() goja.Value {
+		headers := rt.NewObject()
+		for k, v := range h.header {
+			must(headers.Set(http.CanonicalHeaderKey(k), strings.Join(v, ", ")))
+		}
+		return headers
+	})
+	lazy("cookies", func() goja.Value { return vu.cookiesObject(h.cookies) })
 	switch {
 	case h.err != nil && h.body == nil, p.respType == "none":
 		must(o.Set("body", goja.Null()))
@@ -632,26 +646,30 @@ func (vu *VU) responseObject(p *prepared, hops []hop) goja.Value {
 	}
 	must(o.Set("error_code", code))
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	t := rt.NewObject()
-	must(t.Set("duration", ms(h.sending+h.waiting+h.receiving)))
-	must(t.Set("blocked", ms(h.blocked)))
-	must(t.Set("looking_up", ms(h.lookingUp)))
-	must(t.Set("connecting", ms(h.connecting)))
-	must(t.Set("tls_handshaking", ms(h.tlsHandshaking)))
-	must(t.Set("sending", ms(h.sending)))
-	must(t.Set("waiting", ms(h.waiting)))
-	must(t.Set("receiving", ms(h.receiving)))
-	must(o.Set("timings", t))
-	req := rt.NewObject()
-	must(req.Set("method", h.reqMethod))
-	must(req.Set("url", h.reqURL))
-	rh := rt.NewObject()
-	for k, v := range h.reqHeader {
-		must(rh.Set(k, v))
-	}
-	must(req.Set("headers", rh))
-	must(req.Set("body", string(h.reqBody)))
-	must(o.Set("request", req))
+	lazy("timings", func() goja.Value {
+		t := rt.NewObject()
+		must(t.Set("duration", ms(h.sending+h.waiting+h.receiving)))
+		must(t.Set("blocked", ms(h.blocked)))
+		must(t.Set("looking_up", ms(h.lookingUp)))
+		must(t.Set("connecting", ms(h.connecting)))
+		must(t.Set("tls_handshaking", ms(h.tlsHandshaking)))
+		must(t.Set("sending", ms(h.sending)))
+		must(t.Set("waiting", ms(h.waiting)))
+		must(t.Set("receiving", ms(h.receiving)))
+		return t
+	})
+	lazy("request", func() goja.Value {
+		req := rt.NewObject()
+		must(req.Set("method", h.reqMethod))
+		must(req.Set("url", h.reqURL))
+		rh := rt.NewObject()
+		for k, v := range h.reqHeader {
+			must(rh.Set(k, v))
+		}
+		must(req.Set("headers", rh))
+		must(req.Set("body", string(h.reqBody)))
+		return req
+	})
 	var parsed goja.Value
 	must(o.Set("json", func(call goja.FunctionCall) goja.Value {
 		if parsed == nil {
