@@ -78,6 +78,8 @@ const maxControlBody = 64 << 10
 //	POST /devices/{jid}/logout-on-connect   removed, refused at the next connect
 //	POST /devices/{jid}/fail-next-connect   {"reason": 401|402|405|503|...}
 //	POST /devices/{jid}/keepalive-silence   {"silent": true|false}
+//	POST /devices/{jid}/receipts            {"delivered_after":"1s","read_after":"5s"|"never"} or
+//	                                        {"reset":true}: when the device's messages get receipts
 //	POST /devices/{jid}/messages            PhoneMessage {"from","text","quote","react_to","media"}:
 //	                                        a contact's phone writes to the device; {"id"}
 //	POST /restart [{"downtime": "5s"}]      stream:error 503 to every connection, then refuse
@@ -144,6 +146,18 @@ func (s *Server) ControlHandler() http.Handler {
 			return
 		}
 		deviceAction(func(j types.JID, _ *http.Request) error { return s.SetKeepaliveSilence(j, req.Silent) })(w, r)
+	})
+	mux.HandleFunc("POST /devices/{jid}/receipts", func(w http.ResponseWriter, r *http.Request) {
+		var req ReceiptScheduleRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		sched, err := req.parse()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		deviceAction(func(j types.JID, _ *http.Request) error { return s.SetReceiptSchedule(j, sched) })(w, r)
 	})
 	mux.HandleFunc("POST /devices/{jid}/messages", func(w http.ResponseWriter, r *http.Request) {
 		jid, err := types.ParseJID(r.PathValue("jid"))

@@ -132,6 +132,21 @@ func (c *ControlClient) SetKeepaliveSilence(ctx context.Context, jid types.JID, 
 	return c.deviceAction(ctx, jid, "keepalive-silence", KeepaliveSilenceRequest{Silent: silent})
 }
 
+// SetReceiptSchedule sets when the device's messages get their receipts (nil: the server's policy).
+func (c *ControlClient) SetReceiptSchedule(ctx context.Context, jid types.JID, sched *ReceiptSchedule) error {
+	req := ReceiptScheduleRequest{Reset: sched == nil}
+	if sched != nil {
+		format := func(d time.Duration) string {
+			if d < 0 {
+				return "never"
+			}
+			return d.String()
+		}
+		req.DeliveredAfter, req.ReadAfter = format(sched.DeliveredAfter), format(sched.ReadAfter)
+	}
+	return c.deviceAction(ctx, jid, "receipts", req)
+}
+
 // SendMessage makes a contact's phone write m to the device and returns the message id.
 func (c *ControlClient) SendMessage(ctx context.Context, jid types.JID, m PhoneMessage) (string, error) {
 	var resp SendMessageResponse

@@ -165,6 +165,12 @@ func (c *conn) handleMessage(n *waBinary.Node) {
 		e.JID, e.Phone = d.jid.String(), d.account.phone
 	}
 	c.s.events.add(e)
+	if d := c.loggedInDevice(); d != nil {
+		if sched := c.s.receiptSchedule(d); sched != nil {
+			c.scheduleReceipts(e, id, to, *sched)
+			return
+		}
+	}
 	var kinds []string
 	switch c.s.cfg.Receipts {
 	case ReceiptsDeliveredAndRead:

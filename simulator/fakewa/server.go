@@ -172,6 +172,7 @@ type device struct {
 	silent      bool // ignore keepalive pings
 	failNext    int  // answer the next login with <failure reason=failNext>
 	keys        deviceKeys
+	receipts    *ReceiptSchedule // the recipients' receipts for this device's messages; nil: cfg.Receipts
 
 	// sendMu orders the phones' messages to this device: encryption, delivery, redelivery at
 	// login. Lock it before s.mu, never after.
