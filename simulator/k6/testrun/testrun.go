@@ -107,8 +107,8 @@ var builtinMetrics = map[string]string{
 // BuiltinMetricType returns the type of a k6 built-in metric ("" when not built in).
 func BuiltinMetricType(name string) string { return builtinMetrics[name] }
 
-// Run runs the test. err is set only when the run could not be attempted at all (unreadable
-// script path); every script or option problem is reported on Stderr with its exit code.
+// Run runs the test and returns k6's exit code with the summary; every script, option or world
+// problem is reported on Stderr and reflected in the exit code.
 func Run(ctx context.Context, cfg Config) Result {
 	if cfg.Stdout == nil {
 		cfg.Stdout = io.Discard
