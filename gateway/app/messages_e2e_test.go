@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,4 +178,14 @@ func TestBatchModeKeepsDeliveringStatusesAfterACustomerWrites(t *testing.T) {
 	}
 	waitLaravelStatus(t, ctx, w, "e2e_msg_batch", laravel.StatusDisconnected)
 	waitLaravelStatus(t, ctx, w, "e2e_msg_batch", laravel.StatusConnected)
+	// The message the batch outbox cannot carry yet is counted as dropped, not silently lost.
+	resp, err := c.hc.Get(c.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if want := `wagate_events_dropped_total{kind="message",reason="not_delivered_in_mode"} 1`; !strings.Contains(string(body), want) {
+		t.Fatalf("/metrics lacks %q", want)
+	}
 }
