@@ -21,10 +21,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -120,17 +122,26 @@ type api struct {
 
 // New returns the API's http.Handler.
 func New(cfg Config) (http.Handler, error) {
+	a, mux, err := newAPI(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return a.observe(a.rateLimit(a.recoverPanics(a.routeReads(mux)))), nil
+}
+
+// newAPI checks cfg and returns the api and its router.
+func newAPI(cfg Config) (*api, *http.ServeMux, error) {
 	if cfg.Token == "" {
-		return nil, errors.New("api: an API token is required")
+		return nil, nil, errors.New("api: an API token is required")
 	}
 	if cfg.Sessions == nil || cfg.Reader == nil || cfg.Activity == nil {
-		return nil, errors.New("api: sessions, reader and activity checker are required")
+		return nil, nil, errors.New("api: sessions, reader and activity checker are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.CheckTimeout <= 0 {
-		cfg.CheckTimeout = 2 * time.Second
+		cfg.CheckTimeout = DefaultCheckTimeout
 	}
 	a := &api{cfg: cfg, log: cfg.Logger, tokenHash: sha256.Sum256([]byte(cfg.Token)), pngs: newPNGCache(4096)}
 
@@ -140,11 +151,11 @@ func New(cfg Config) (http.Handler, error) {
 		http.MethodGet:  a.listSessions,
 	})))
 	mux.Handle("/sessions/{id}", a.auth(a.methods(map[string]http.HandlerFunc{
-		http.MethodGet:    a.getSession,
+		http.MethodGet:    a.getSessionByPath,
 		http.MethodDelete: a.logoutSession,
 	})))
 	mux.Handle("/sessions/{id}/qr", a.auth(a.methods(map[string]http.HandlerFunc{
-		http.MethodGet: a.getQR,
+		http.MethodGet: a.getQRByPath,
 	})))
 	mux.Handle("/sessions/{id}/messages", a.auth(a.methods(map[string]http.HandlerFunc{
 		http.MethodPost: a.sendMessage,
@@ -170,7 +181,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	return a.observe(a.rateLimit(a.recoverPanics(mux))), nil
+	return a, mux, nil
 }
 
 // NewServer returns an http.Server for h on addr with timeouts set, so a slow or idle client
@@ -195,19 +206,74 @@ func NewServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 
 func (a *api) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
-			token, ok = strings.CutPrefix(h, "bearer ")
+		if a.authorized(w, r) {
+			next.ServeHTTP(w, r)
 		}
-		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if !ok || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wagate"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// authorized checks the bearer token (allocation free); on a missing or wrong token it has
+// answered 401 and returns false.
+func (a *api) authorized(w http.ResponseWriter, r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		token, ok = strings.CutPrefix(h, "bearer ")
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if !ok || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wagate"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+		return false
+	}
+	return true
+}
+
+// Patterns of the two polled reads, as ServeMux names them in Request.Pattern.
+const (
+	sessionPattern = "/sessions/{id}"
+	qrPattern      = "/sessions/{id}/qr"
+)
+
+// routeReads serves the two polled reads, GET or HEAD /sessions/{id} and /sessions/{id}/qr,
+// without ServeMux, whose wildcard matching allocates on every request; it sets
+// Request.Pattern as the mux would. Every other request, and any path the mux might treat
+// differently (escaped, not clean, an id that is not valid), goes to mux.
+func (a *api) routeReads(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if id, qr, ok := sessionReadPath(r.URL); ok {
+				if qr {
+					r.Pattern = qrPattern
+				} else {
+					r.Pattern = sessionPattern
+				}
+				if !a.authorized(w, r) {
+					return
+				}
+				if qr {
+					a.getQR(w, r, id)
+				} else {
+					a.getSession(w, r, id)
+				}
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// sessionReadPath matches /sessions/{id} and /sessions/{id}/qr for a valid, unescaped id.
+func sessionReadPath(u *url.URL) (id string, qr, ok bool) {
+	if u.RawPath != "" {
+		return "", false, false
+	}
+	rest, ok := strings.CutPrefix(u.Path, "/sessions/")
+	if !ok {
+		return "", false, false
+	}
+	id, qr = strings.CutSuffix(rest, "/qr")
+	return id, qr, laravel.ValidSessionID(id)
 }
 
 func (a *api) methods(handlers map[string]http.HandlerFunc) http.Handler {
@@ -256,17 +322,24 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the real writer.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// statusWriters recycles observe's statusWriters: one per request otherwise.
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
 func (a *api) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		sw := statusWriters.Get().(*statusWriter)
+		*sw = statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r)
+		code := sw.code
+		*sw = statusWriter{}
+		statusWriters.Put(sw) // not reached when a handler panics through: the GC has it
 		if a.cfg.ObserveRequest != nil {
 			route := r.Pattern
 			if route == "" || route == "/" {
 				route = "other"
 			}
-			a.cfg.ObserveRequest(route, r.Method, sw.code, time.Since(start))
+			a.cfg.ObserveRequest(route, r.Method, code, time.Since(start))
 		}
 	})
 }
@@ -353,8 +426,12 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *api) getSession(w http.ResponseWriter, r *http.Request) {
-	id, info, ok := a.readSession(w, r)
+func (a *api) getSessionByPath(w http.ResponseWriter, r *http.Request) {
+	a.getSession(w, r, r.PathValue("id"))
+}
+
+func (a *api) getSession(w http.ResponseWriter, r *http.Request, rawID string) {
+	id, info, ok := a.readSession(w, r, rawID)
 	if !ok {
 		return
 	}
@@ -365,8 +442,22 @@ func (a *api) getSession(w http.ResponseWriter, r *http.Request) {
 		writeSession(w, http.StatusOK, &v)
 		return
 	}
-	v := sessionView(info, &active, "")
+	v := sessionView(info, sharedBool(active), "")
 	writeSession(w, http.StatusOK, &v)
+}
+
+// Shared answers for sessionJSON.Active: a pointer to a local would move it to the heap on
+// every status read. Never modified.
+var (
+	sharedTrue  = true
+	sharedFalse = false
+)
+
+func sharedBool(v bool) *bool {
+	if v {
+		return &sharedTrue
+	}
+	return &sharedFalse
 }
 
 type qrJSON struct {
@@ -375,12 +466,16 @@ type qrJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func (a *api) getQR(w http.ResponseWriter, r *http.Request) {
-	id, info, ok := a.readSession(w, r)
+func (a *api) getQRByPath(w http.ResponseWriter, r *http.Request) {
+	a.getQR(w, r, r.PathValue("id"))
+}
+
+func (a *api) getQR(w http.ResponseWriter, r *http.Request, rawID string) {
+	id, info, ok := a.readSession(w, r, rawID)
 	if !ok {
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	if info.QR == "" {
 		writeError(w, http.StatusNotFound, "qr_not_available",
 			fmt.Sprintf("session is %s and has no QR code to show; POST /sessions starts a new pairing", info.Status))
@@ -401,17 +496,23 @@ func (a *api) getQR(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(png)
 		return
 	}
-	writeJSON(w, http.StatusOK, qrJSON{SessionID: id, QR: info.QR, ExpiresAt: info.QRExpiresAt.UTC()})
+	writeQR(w, http.StatusOK, &qrJSON{SessionID: id, QR: info.QR, ExpiresAt: info.QRExpiresAt.UTC()})
 }
 
+// wantsPNG says whether the client asked for the QR code as a PNG: ?format=png, or image/png in
+// Accept (?format=json wins over Accept). It allocates nothing for a request without a query.
 func wantsPNG(r *http.Request) bool {
-	switch r.URL.Query().Get("format") {
-	case "png":
-		return true
-	case "json":
-		return false
+	if r.URL.RawQuery != "" {
+		switch r.URL.Query().Get("format") {
+		case "png":
+			return true
+		case "json":
+			return false
+		}
 	}
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+	for rest, more := r.Header.Get("Accept"), true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
 		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if strings.EqualFold(strings.TrimSpace(mt), "image/png") {
 			return true
@@ -525,7 +626,7 @@ type sessionJSON struct {
 	Connected   bool           `json:"connected"`
 	Paired      bool           `json:"paired"`
 	HasQR       bool           `json:"has_qr"`
-	QRExpiresAt *time.Time     `json:"qr_expires_at,omitempty"`
+	QRExpiresAt time.Time      `json:"qr_expires_at,omitzero"`
 	Version     int64          `json:"version"`
 	UpdatedAt   time.Time      `json:"updated_at"`
 }
@@ -543,16 +644,15 @@ func sessionView(in session.Info, active *bool, activeErr string) sessionJSON {
 		UpdatedAt:   in.UpdatedAt.UTC(),
 	}
 	if !in.QRExpiresAt.IsZero() {
-		t := in.QRExpiresAt.UTC()
-		out.QRExpiresAt = &t
+		out.QRExpiresAt = in.QRExpiresAt.UTC()
 	}
 	return out
 }
 
-// readSession reads the session named by the request's path; on a bad id or a read error it
-// has already answered and returns ok == false.
-func (a *api) readSession(w http.ResponseWriter, r *http.Request) (id string, info session.Info, ok bool) {
-	if id, ok = pathID(w, r); !ok {
+// readSession reads the session rawID names (from the request's path); on a bad id or a read
+// error it has already answered and returns ok == false.
+func (a *api) readSession(w http.ResponseWriter, r *http.Request, rawID string) (id string, info session.Info, ok bool) {
+	if id, ok = validID(w, rawID); !ok {
 		return "", info, false
 	}
 	info, err := a.cfg.Reader.Get(r.Context(), id)
@@ -564,7 +664,11 @@ func (a *api) readSession(w http.ResponseWriter, r *http.Request) (id string, in
 }
 
 func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
+	return validID(w, r.PathValue("id"))
+}
+
+// validID returns id when it is a valid session id; otherwise it has answered 400.
+func validID(w http.ResponseWriter, id string) (string, bool) {
 	if !laravel.ValidSessionID(id) {
 		writeError(w, http.StatusBadRequest, "invalid_session_id", "session id must match ^[A-Za-z0-9_-]{1,64}$")
 		return "", false

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"wagate/gateway/api"
 	"wagate/gateway/metrics"
@@ -28,8 +29,13 @@ func (w *benchWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b
 
 // BenchmarkStatusRead measures GET /sessions/{id} as the Laravel app polls it: bearer token,
 // rate limit, routing, the session read, isSessionActive, the JSON answer and the Prometheus
-// observation (the real metric set), for a session this gateway owns.
-func BenchmarkStatusRead(b *testing.B) {
+// observation (the real metric set), for a session this gateway owns (pending, with a QR code).
+func BenchmarkStatusRead(b *testing.B) { benchmarkRead(b, "/sessions/shop_1") }
+
+// BenchmarkQRRead measures GET /sessions/{id}/qr as a pairing page polls it (JSON answer).
+func BenchmarkQRRead(b *testing.B) { benchmarkRead(b, "/sessions/shop_1/qr") }
+
+func benchmarkRead(b *testing.B, path string) {
 	log := slog.New(slog.DiscardHandler)
 	m, err := session.New(context.Background(), session.Config{Logger: log}, sessiontest.NewDriver(), sessiontest.NewStore(), &sessiontest.Sink{})
 	if err != nil {
@@ -52,8 +58,16 @@ func BenchmarkStatusRead(b *testing.B) {
 	if rec.Code != http.StatusOK {
 		b.Fatalf("start: %d %s", rec.Code, rec.Body)
 	}
+	for i := 0; ; i++ { // the fake driver shows the first QR code asynchronously
+		if info, err := m.Get(context.Background(), "shop_1"); err == nil && info.QR != "" {
+			break
+		} else if i == 500 {
+			b.Fatalf("no QR code after 5 s: %+v %v", info, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	newReq := func() *http.Request {
-		req := httptest.NewRequest(http.MethodGet, "/sessions/shop_1", nil)
+		req := httptest.NewRequest(http.MethodGet, path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Accept", "application/json")
 		req.RemoteAddr = "127.0.0.1:40000"
@@ -68,7 +82,7 @@ func BenchmarkStatusRead(b *testing.B) {
 			w.code, w.n = 0, 0
 			h.ServeHTTP(w, req)
 			if w.code != http.StatusOK || w.n == 0 {
-				b.Fatalf("status read answered %d (%d bytes)", w.code, w.n)
+				b.Fatalf("GET %s answered %d (%d bytes)", path, w.code, w.n)
 			}
 		}
 	})

@@ -10,9 +10,11 @@ import (
 )
 
 // The status read (GET /sessions/{id}) is the endpoint the Laravel app polls: with many pollers
-// it is most of the API's traffic. encoding/json spends most of that answer's time on reflection
-// and on time.Time's MarshalJSON (whose output it re-scans); appendSession writes the same bytes
-// directly into a pooled buffer. TestSessionEncodingMatchesEncodingJSON pins the equivalence.
+// it is most of the API's traffic, and the QR read (GET /sessions/{id}/qr) is what a pairing
+// page polls. encoding/json spends most of those answers' time on reflection and on time.Time's
+// MarshalJSON (whose output it re-scans); appendSession and appendQR write the same bytes
+// directly into a pooled buffer. TestSessionEncodingMatchesEncodingJSON and
+// TestQREncodingMatchesEncodingJSON pin the equivalence.
 
 // bufPool holds answer buffers (each at most maxPooledBuf bytes is kept).
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -35,11 +37,39 @@ func writeSession(w http.ResponseWriter, status int, v *sessionJSON) {
 	}
 }
 
-// Header values shared by every JSON answer (never modified).
+// writeQR writes v as writeJSON(w, status, v) would, without reflection.
+func writeQR(w http.ResponseWriter, status int, v *qrJSON) {
+	bp := bufPool.Get().(*[]byte)
+	b := appendQR((*bp)[:0], v)
+	b = append(b, '\n')
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["X-Content-Type-Options"] = noSniff
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooledBuf {
+		*bp = b
+		bufPool.Put(bp)
+	}
+}
+
+// Header values shared by every answer that sets them (never modified).
 var (
 	contentTypeJSON = []string{"application/json"}
 	noSniff         = []string{"nosniff"}
+	noStore         = []string{"no-store"}
 )
+
+// appendQR appends v's JSON encoding, byte for byte what encoding/json produces.
+func appendQR(b []byte, v *qrJSON) []byte {
+	b = append(b, `{"session_id":`...)
+	b = appendJSONString(b, v.SessionID)
+	b = append(b, `,"qr":`...)
+	b = appendJSONString(b, v.QR)
+	b = append(b, `,"expires_at":`...)
+	b = appendJSONTime(b, v.ExpiresAt)
+	return append(b, '}')
+}
 
 // appendSession appends v's JSON encoding, byte for byte what encoding/json produces.
 func appendSession(b []byte, v *sessionJSON) []byte {
@@ -61,9 +91,9 @@ func appendSession(b []byte, v *sessionJSON) []byte {
 	b = strconv.AppendBool(b, v.Paired)
 	b = append(b, `,"has_qr":`...)
 	b = strconv.AppendBool(b, v.HasQR)
-	if v.QRExpiresAt != nil {
+	if !v.QRExpiresAt.IsZero() {
 		b = append(b, `,"qr_expires_at":`...)
-		b = appendJSONTime(b, *v.QRExpiresAt)
+		b = appendJSONTime(b, v.QRExpiresAt)
 	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, v.Version, 10)
