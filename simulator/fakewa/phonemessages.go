@@ -101,14 +101,13 @@ const maxStoredPreKeys = 64
 // waiting for its receipt, or held while the device is offline. It is (re)delivered at each login
 // until a receipt arrives, as WhatsApp does.
 type heldMessage struct {
-	id     string
-	from   string // the phone's number
-	kind   string
-	enc    string // pkmsg or msg
-	node   waBinary.Node
-	phone  *phoneSignal
-	tries  int
-	queued time.Time
+	id    string
+	from  string // the phone's number
+	kind  string
+	enc   string // pkmsg or msg
+	node  waBinary.Node
+	phone *phoneSignal
+	tries int
 	// plaintext is the padded message, kept to encrypt it again when the device asks (retry).
 	plaintext []byte
 	retries   int
@@ -184,7 +183,7 @@ func (s *Server) sendLocked(ctx context.Context, d *device, m PhoneMessage) (*he
 		msgType, encAttrs["mediatype"] = "media", m.Media.Kind
 	}
 	h := &heldMessage{
-		id: id, from: m.From, kind: m.kind(), enc: encType, phone: phone, queued: now, plaintext: padded,
+		id: id, from: m.From, kind: m.kind(), enc: encType, phone: phone, plaintext: padded,
 		node: waBinary.Node{
 			Tag: "message",
 			Attrs: waBinary.Attrs{
