@@ -25,7 +25,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/gateway/delivery/batch"
 	"wagate/gateway/laravel"
+	"wagate/gateway/outbox"
 	"wagate/gateway/session"
 	"wagate/gateway/wadial"
 )
@@ -138,22 +140,25 @@ type Cache struct {
 	WriteTimeout time.Duration
 }
 
-// Default returns the defaults (the seed's where it had them).
+// Default returns the defaults (the seed's where it had them): each component's DefaultConfig
+// where the component owns the setting.
 func Default() Config {
+	sessions, batches := session.DefaultConfig(), batch.DefaultConfig()
 	return Config{
 		Addr:               ":4000",
-		LaravelTimeout:     10 * time.Second,
+		LaravelTimeout:     laravel.DefaultTimeout,
 		Mode:               ModeLegacy,
 		DataDir:            "./data",
-		QRFirst:            session.DefaultQRTiming().First,
-		QRNext:             session.DefaultQRTiming().Next,
-		QRCodes:            session.DefaultQRTiming().Codes,
-		PairLoginTimeout:   20 * time.Second,
-		RestoreConcurrency: 32,
-		Batch:              Batch{Size: 50, Interval: 5 * time.Second, PriorityInterval: time.Second, OutboxMax: 100_000, PoisonHorizon: 5 * time.Minute, MaxRetryAfter: 5 * time.Minute},
-		ShutdownTimeout:    20 * time.Second,
-		LogLevel:           "info",
-		LogFormat:          "text",
+		QRFirst:            sessions.QRFirst,
+		QRNext:             sessions.QRNext,
+		QRCodes:            sessions.QRCodes,
+		PairLoginTimeout:   sessions.PairLoginTimeout,
+		RestoreConcurrency: sessions.RestoreConcurrency,
+		Batch: Batch{Size: batches.BatchSize, Interval: batches.BatchInterval, PriorityInterval: batches.PriorityInterval,
+			OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter},
+		ShutdownTimeout: 20 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
 	}
 }
 
@@ -423,17 +428,17 @@ func (c Config) Validate() error {
 	if c.QRNext <= 0 {
 		bad("WAGATE_QR_TIMEOUT", "must be positive")
 	}
-	if c.QRCodes < 1 || c.QRCodes > 100 {
-		bad("WAGATE_QR_CODES", "must be from 1 to 100")
+	if c.QRCodes < 1 || c.QRCodes > session.MaxQRCodes {
+		bad("WAGATE_QR_CODES", "must be from 1 to %d", session.MaxQRCodes)
 	}
 	if c.PairLoginTimeout <= 0 {
 		bad("WAGATE_PAIR_LOGIN_TIMEOUT", "must be positive")
 	}
-	if c.RestoreConcurrency < 1 || c.RestoreConcurrency > 10000 {
-		bad("WAGATE_RESTORE_CONCURRENCY", "must be from 1 to 10000")
+	if c.RestoreConcurrency < 1 || c.RestoreConcurrency > session.MaxRestoreConcurrency {
+		bad("WAGATE_RESTORE_CONCURRENCY", "must be from 1 to %d", session.MaxRestoreConcurrency)
 	}
-	if c.Batch.Size < 1 || c.Batch.Size > 500 {
-		bad("WAGATE_BATCH_SIZE", "must be from 1 to 500 (the contract's batch limit)")
+	if c.Batch.Size < 1 || c.Batch.Size > laravel.MaxBatchItems {
+		bad("WAGATE_BATCH_SIZE", "must be from 1 to %d (the contract's batch limit)", laravel.MaxBatchItems)
 	}
 	if c.Batch.Interval <= 0 {
 		bad("WAGATE_BATCH_INTERVAL", "must be positive")
@@ -450,8 +455,8 @@ func (c Config) Validate() error {
 	if c.Batch.MaxRetryAfter <= 0 {
 		bad("WAGATE_MAX_RETRY_AFTER", "must be positive")
 	}
-	if len(c.GatewayID) > 128 {
-		bad("WAGATE_GATEWAY_ID", "must be at most 128 characters")
+	if len(c.GatewayID) > outbox.MaxGatewayID {
+		bad("WAGATE_GATEWAY_ID", "must be at most %d characters", outbox.MaxGatewayID)
 	}
 	for env, d := range map[string]time.Duration{"WAGATE_CACHE_TTL_QR": c.Cache.QRTTL, "WAGATE_CACHE_TTL_STATUS": c.Cache.StatusTTL,
 		"WAGATE_CACHE_TTL_CONNECTION": c.Cache.ConnectionTTL, "WAGATE_CACHE_TTL_SESSION": c.Cache.SessionTTL,
