@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -300,6 +301,9 @@ func runSchedule(ctx context.Context, o Options, e Entry, s Schedule) (Observati
 		obs.Mismatches, obs.GatewayAnswered, obs.DeadLettersError = oc.Mismatches, oc.GatewayAnswered, oc.DeadLettersError
 		for _, d := range oc.DeadLetters {
 			obs.DeadLetters = append(obs.DeadLetters, d.SessionID)
+			if !slices.Contains(obs.DeadLetterReasons, d.Reason) && len(obs.DeadLetterReasons) < 3 {
+				obs.DeadLetterReasons = append(obs.DeadLetterReasons, d.Reason)
+			}
 		}
 		if oc.GatewayDied {
 			obs.RunError = join(obs.RunError, "the gateway exited by itself during the run")

@@ -26,6 +26,8 @@ type Observation struct {
 	// DeadLettersError why they could not be read.
 	DeadLetters      []string
 	DeadLettersError string
+	// DeadLetterReasons are a few of the dead letters' distinct reasons.
+	DeadLetterReasons []string
 	// RefusedSessions are the sessions whose items the schedule made Laravel refuse item by item.
 	RefusedSessions []string
 	// Recovery is the slowest fault recovery (fault_recovery_time: from a fault's heal until the
@@ -123,12 +125,19 @@ func Check(o Observation, b Bounds) Verdict {
 	var unexpected []string
 	for _, id := range o.DeadLetters {
 		if !slices.Contains(o.RefusedSessions, id) {
+			if id == "" {
+				id = "(no session)"
+			}
 			unexpected = append(unexpected, id)
 		}
 	}
 	if len(unexpected) > 0 {
 		sort.Strings(unexpected)
-		fail(InvDeadLetters, "%d dead letters of sessions Laravel never refused item by item: %s", len(unexpected), strings.Join(slices.Compact(unexpected), ", "))
+		why := ""
+		if len(o.DeadLetterReasons) > 0 {
+			why = "; reasons: " + strings.Join(o.DeadLetterReasons, "; ")
+		}
+		fail(InvDeadLetters, "%d dead letters of sessions Laravel never refused item by item: %s%s", len(unexpected), strings.Join(slices.Compact(unexpected), ", "), why)
 	}
 	switch {
 	case len(o.Unrecovered) > 0:
