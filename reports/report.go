@@ -381,16 +381,41 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalYAML writes the duration as a string.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
-// UnmarshalYAML reads a duration string; a bare 0 is accepted too.
+// UnmarshalYAML reads a duration string; a bare 0 is accepted too. A malformed one is a
+// *YAMLError naming its line.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode && n.Value == "0" {
+	if n.Kind != yaml.ScalarNode {
+		return &YAMLError{Line: n.Line, Msg: fmt.Sprintf("expected a duration like \"30s\", found a %s", yamlKind(n))}
+	}
+	if n.Value == "0" {
 		*d = 0
 		return nil
 	}
 	v, err := time.ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return fmt.Errorf("line %d: %q is not a duration; write it like 500ms, 30s, 5m or 1h30m", n.Line, n.Value)
+	if err != nil {
+		return &YAMLError{Line: n.Line, Msg: fmt.Sprintf("%q is not a duration; write it like 500ms, 30s, 5m or 1h30m", n.Value)}
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// YAMLError is a value of a YAML file that does not read, with its line.
+type YAMLError struct {
+	Line int
+	Msg  string
+}
+
+func (e *YAMLError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// yamlKind names a YAML node's kind the way error messages say it.
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "value " + strconv.Quote(n.Value)
+	}
+	return "node"
 }

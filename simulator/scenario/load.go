@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/reports"
 	"wagate/simulator/executor"
 	"wagate/simulator/metrics"
 	"wagate/simulator/threshold"
@@ -104,10 +105,13 @@ func Parse(name string, data []byte, overrides []string) (*File, error) {
 	var f File
 	if err := root.Decode(&f); err != nil {
 		var le *lineErr
+		var ye *reports.YAMLError
 		var te *yaml.TypeError
 		switch {
 		case errors.As(err, &le):
 			bad.add(name, le.line, fields[le.line], "%s", le.msg)
+		case errors.As(err, &ye):
+			bad.add(name, ye.Line, fields[ye.Line], "%s", ye.Msg)
 		case errors.As(err, &te):
 			for _, e := range te.Errors {
 				line, msg := splitYAMLError(errors.New(e))

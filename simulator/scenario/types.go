@@ -9,37 +9,13 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/reports"
 	"wagate/simulator/threshold"
 )
 
-// Duration is a time.Duration written like k6 writes them: "500ms", "30s", "1m30s".
-type Duration time.Duration
-
-// Std returns the time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-// String renders the duration like time.Duration.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// UnmarshalYAML reads a duration string; a bare 0 is accepted too.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return lineError(n, "expected a duration like \"30s\", found a %s", kindName(n))
-	}
-	if n.Value == "0" {
-		*d = 0
-		return nil
-	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return lineError(n, "%q is not a duration; write it like 500ms, 30s, 5m or 1h30m", n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+// Duration is a time.Duration written like k6 writes them: "500ms", "30s", "1m30s" (a bare 0
+// too). It is the reports' Duration, which bench matrices and report.json use as well.
+type Duration = reports.Duration
 
 // Dist is a random duration: a fixed value ("5s"), uniform between min and max
 // ({min: 2s, max: 8s}) or exponential with a mean ({mean: 10m}, optionally shifted by min).
