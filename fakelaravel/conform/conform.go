@@ -37,6 +37,9 @@ type Options struct {
 	// RequireSignatureV2 says the target refuses v1-only signatures (its migration to v2 is
 	// over): the v1 check then expects a 401 instead of an accepted request.
 	RequireSignatureV2 bool
+	// Messages adds the checks of the message and receipt endpoints (issue 15), for a target
+	// that implements them.
+	Messages bool
 	// Client sends the requests; nil means a client with a 30 s timeout.
 	Client *http.Client
 	// Out receives one "PASS name" or "FAIL name: why" line per check; nil means none.
@@ -107,7 +110,11 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return Report{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	var rep Report
-	for _, c := range r.checks() {
+	all := r.checks()
+	if opts.Messages {
+		all = append(all, r.messageChecks()...)
+	}
+	for _, c := range all {
 		if c.needsSecret && len(opts.Secret) == 0 {
 			continue
 		}

@@ -274,6 +274,7 @@ func runConform(args []string, stdout, stderr io.Writer) int {
 		secretFile = fs.String("secret-file", "", "file holding the HMAC secret")
 		timeout    = fs.Duration("timeout", 2*time.Minute, "time limit of the whole check")
 		requireV2  = fs.Bool("require-signature-v2", false, "the target refuses v1-only signatures (its migration to v2 is over): expect a 401 for them")
+		messages   = fs.Bool("messages", false, "also check the message and receipt endpoints (stored once per message id, receipts only forward)")
 	)
 	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
 		return code
@@ -289,7 +290,7 @@ func runConform(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	opts := conform.Options{URL: *url, Token: tok, Out: stdout, RequireSignatureV2: *requireV2}
+	opts := conform.Options{URL: *url, Token: tok, Out: stdout, RequireSignatureV2: *requireV2, Messages: *messages}
 	if sec != "" {
 		opts.Secret = []byte(sec)
 	}
