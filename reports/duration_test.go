@@ -2,6 +2,7 @@ package reports
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -30,5 +31,9 @@ func TestADurationReadsAndWritesTheSameInJSONAndYAML(t *testing.T) {
 	var bad Duration
 	if err := yaml.Unmarshal([]byte("soon"), &bad); err == nil || !strings.Contains(err.Error(), `"soon" is not a duration`) {
 		t.Errorf("a malformed YAML duration: %v", err)
+	}
+	var ye *YAMLError
+	if err := yaml.Unmarshal([]byte("d:\n  a: 1\n"), &struct{ D Duration }{}); !errors.As(err, &ye) || ye.Line != 2 || !strings.Contains(ye.Msg, "expected a duration") {
+		t.Errorf("a mapping where a duration belongs: %v, want a *YAMLError on line 2", err)
 	}
 }
