@@ -121,6 +121,7 @@ type session struct {
 	updated  time.Time
 	deviceID string
 	status   laravel.Status
+	parked   string // why a paired session is not reconnected (storage.Parked*); "" when it may be
 	conn     Conn
 	gen      uint64 // bumped whenever conn is replaced or dropped; stale events are ignored
 	starting bool
@@ -183,12 +184,12 @@ func (m *Manager) Restore(ctx context.Context) error {
 			continue
 		}
 		s := &session{id: rec.SessionID, created: rec.CreatedAt, updated: rec.UpdatedAt,
-			deviceID: rec.DeviceJID, status: rec.Status, epoch: m.epoch}
+			deviceID: rec.DeviceJID, status: rec.Status, parked: rec.Parked, epoch: m.epoch}
 		m.sessions[s.id] = s
 		m.ids = append(m.ids, s.id)
 		restored = append(restored, s)
-		if s.deviceID != "" {
-			paired = append(paired, s)
+		if s.deviceID != "" && s.parked == "" {
+			paired = append(paired, s) // a parked session waits for an explicit start
 		}
 	}
 	slices.Sort(m.ids)
@@ -197,10 +198,11 @@ func (m *Manager) Restore(ctx context.Context) error {
 	for _, s := range restored {
 		s.mu.Lock()
 		idle := s.deviceID == "" && s.conn == nil && !s.starting
+		parked := s.deviceID != "" && s.parked != "" && s.conn == nil && !s.starting
 		switch {
 		case idle && s.status == laravel.StatusPending:
 			m.setStatus(s, laravel.StatusExpired)
-		case idle && m.cfg.ResyncRestored:
+		case (idle || parked) && m.cfg.ResyncRestored:
 			m.emit(s, event.KindStatus, string(s.status))
 		case s.deviceID != "" && m.cfg.ResyncRestored:
 			s.resync = true
@@ -259,9 +261,13 @@ func (m *Manager) start(ctx context.Context, s *session, allowPairing bool) (Inf
 		s.mu.Unlock()
 		return info, nil
 	}
-	if s.deviceID == "" && !allowPairing {
+	if (s.deviceID == "" || s.parked != "") && !allowPairing {
 		s.mu.Unlock()
 		return Info{}, nil
+	}
+	if s.parked != "" {
+		s.parked = "" // an explicit start takes the device back
+		m.persist(s)
 	}
 	s.starting = true
 	s.gen++
@@ -666,6 +672,8 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 	case StreamReplaced:
 		m.log.Warn("another client took over this session's device; not reconnecting", "session_id", s.id)
 		m.dropConnLocked(s)
+		s.parked = storage.ParkedStreamReplaced // a restart must not take the device back either
+		m.persist(s)
 		m.setStatus(s, laravel.StatusDisconnected)
 	case MessageReceived:
 		m.onMessage(s, e)
@@ -678,6 +686,8 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		if s.deviceID == "" {
 			m.setStatus(s, laravel.StatusExpired)
 		} else {
+			s.parked = storage.ParkedConnectFailed
+			m.persist(s)
 			m.setStatus(s, laravel.StatusDisconnected)
 		}
 	}
@@ -803,7 +813,7 @@ func (m *Manager) setStatus(s *session, st laravel.Status) {
 func (m *Manager) persist(s *session) {
 	s.updated = time.Now()
 	m.store.Put(storage.Record{SessionID: s.id, DeviceJID: s.deviceID, Status: s.status,
-		CreatedAt: s.created, UpdatedAt: s.updated})
+		CreatedAt: s.created, UpdatedAt: s.updated, Parked: s.parked})
 }
 
 // nextVersion returns s's next event version. Callers hold s.mu.

@@ -291,6 +291,63 @@ func TestStreamReplacedIsReportedAndNotFoughtOver(t *testing.T) {
 	})
 }
 
+// A session the gateway stopped reconnecting (another client took its device over, or WhatsApp
+// refused it for good) stays stopped across a restart, even a crash: a restore that took the
+// device back would fight the other client and report `connected` for a session Laravel was told
+// is `disconnected` (found by the ground truth after a SIGKILL in a churn run). An explicit start
+// still takes it back.
+func TestAParkedSessionStaysParkedAcrossARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		park func(c *sessiontest.Conn)
+	}{
+		{"stream replaced", func(c *sessiontest.Conn) { c.Replace() }},
+		{"connection refused for good", func(c *sessiontest.Conn) { c.Emit(session.ConnectFailed{Reason: "temporary ban"}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r, c := pairedRig(t)
+				tc.park(c)
+				synctest.Wait()
+				r.stopIdleAndClose()
+				opensBefore := r.driver.Opens()
+				r.sink = &sessiontest.Sink{} // this run's events only
+
+				time.Sleep(time.Second)
+				r.m = r.manager(session.Config{ResyncRestored: true})
+				defer r.close()
+				if err := r.m.Restore(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				time.Sleep(time.Hour)
+				if n := r.driver.Opens() - opensBefore; n != 0 {
+					t.Fatalf("the restore opened %d connections for a parked session, want 0", n)
+				}
+				info := r.info("s1")
+				if info.Status != laravel.StatusDisconnected || !info.Paired || info.Connected {
+					t.Fatalf("parked session after the restart: %+v", info)
+				}
+				// After a crash its status is sent again (with a new version), as for idle sessions.
+				r.wantEvents("s1", "status:disconnected")
+
+				r.start("s1")
+				r.wantEvents("s1", "status:disconnected", "status:connected")
+				// Taken back: the next restart reconnects it.
+				r.stopIdleAndClose()
+				r.m = r.manager(session.Config{})
+				if err := r.m.Restore(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				if info := r.info("s1"); info.Status != laravel.StatusConnected {
+					t.Fatalf("a session started again after parking must reconnect at the next restart: %+v", info)
+				}
+			})
+		})
+	}
+}
+
 func TestLogoutUnlinksAndReportsLoggedOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)

@@ -25,7 +25,18 @@ type Record struct {
 	CreatedAt time.Time
 	// UpdatedAt is when the record last changed.
 	UpdatedAt time.Time
+	// Parked says why the gateway stopped reconnecting this paired session ("" when it may
+	// reconnect): another client took over its device (ParkedStreamReplaced) or WhatsApp refused the
+	// connection for good (ParkedConnectFailed). A restart keeps that decision; only an explicit
+	// start (POST /sessions) reconnects a parked session.
+	Parked string
 }
+
+// Reasons a paired session is parked (Record.Parked).
+const (
+	ParkedStreamReplaced = "stream_replaced"
+	ParkedConnectFailed  = "connect_failed"
+)
 
 // Registry stores session records. Writes are write-behind: Put returns at once and one
 // background writer stores everything pending in one transaction, so a burst of status changes
@@ -63,7 +74,7 @@ func NewRegistry(db *DB, log *slog.Logger) *Registry {
 // Load returns every stored record, ordered by session id.
 func (r *Registry) Load(ctx context.Context) ([]Record, error) {
 	rows, err := r.db.SQL.QueryContext(ctx,
-		`SELECT session_id, device_jid, status, created_at, updated_at FROM wagate_sessions ORDER BY session_id`)
+		`SELECT session_id, device_jid, status, created_at, updated_at, parked FROM wagate_sessions ORDER BY session_id`)
 	if err != nil {
 		return nil, fmt.Errorf("storage: load sessions: %w", err)
 	}
@@ -73,7 +84,7 @@ func (r *Registry) Load(ctx context.Context) ([]Record, error) {
 		var rec Record
 		var status string
 		var created, updated int64
-		if err := rows.Scan(&rec.SessionID, &rec.DeviceJID, &status, &created, &updated); err != nil {
+		if err := rows.Scan(&rec.SessionID, &rec.DeviceJID, &status, &created, &updated, &rec.Parked); err != nil {
 			return nil, fmt.Errorf("storage: scan session: %w", err)
 		}
 		rec.Status = laravel.Status(status)
@@ -186,9 +197,9 @@ func (r *Registry) upsert(ctx context.Context, batch []Record) error {
 		return fmt.Errorf("storage: begin session write: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO wagate_sessions (session_id, device_jid, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (session_id) DO UPDATE SET device_jid = excluded.device_jid, status = excluded.status, updated_at = excluded.updated_at`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO wagate_sessions (session_id, device_jid, status, created_at, updated_at, parked)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (session_id) DO UPDATE SET device_jid = excluded.device_jid, status = excluded.status, updated_at = excluded.updated_at, parked = excluded.parked`)
 	if err != nil {
 		return fmt.Errorf("storage: prepare session write: %w", err)
 	}
@@ -198,7 +209,7 @@ func (r *Registry) upsert(ctx context.Context, batch []Record) error {
 		if created.IsZero() {
 			created = rec.UpdatedAt
 		}
-		if _, err := stmt.ExecContext(ctx, rec.SessionID, rec.DeviceJID, string(rec.Status), created.UnixMilli(), rec.UpdatedAt.UnixMilli()); err != nil {
+		if _, err := stmt.ExecContext(ctx, rec.SessionID, rec.DeviceJID, string(rec.Status), created.UnixMilli(), rec.UpdatedAt.UnixMilli(), rec.Parked); err != nil {
 			return fmt.Errorf("storage: write session %s: %w", rec.SessionID, err)
 		}
 	}

@@ -158,7 +158,8 @@ CREATE TABLE IF NOT EXISTS wagate_sessions (
 	device_jid TEXT NOT NULL DEFAULT '',
 	status     TEXT NOT NULL,
 	created_at BIGINT NOT NULL,
-	updated_at BIGINT NOT NULL
+	updated_at BIGINT NOT NULL,
+	parked     TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS wagate_meta (
 	name  TEXT PRIMARY KEY,
@@ -173,6 +174,13 @@ func (d *DB) migrate(ctx context.Context) error {
 		}
 		if _, err := d.SQL.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("storage: create tables in %s: %w", d.Where, err)
+		}
+	}
+	// Stores created before the parked column existed gain it (SQLite has no ADD COLUMN IF NOT
+	// EXISTS, so probe for it first).
+	if _, err := d.SQL.ExecContext(ctx, `SELECT parked FROM wagate_sessions LIMIT 0`); err != nil {
+		if _, err := d.SQL.ExecContext(ctx, `ALTER TABLE wagate_sessions ADD COLUMN parked TEXT NOT NULL DEFAULT ''`); err != nil {
+			return fmt.Errorf("storage: add the parked column in %s: %w", d.Where, err)
 		}
 	}
 	return nil

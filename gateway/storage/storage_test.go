@@ -180,3 +180,53 @@ func TestRegistrySurvivesAThousandConcurrentWriters(t *testing.T) {
 		t.Fatalf("stored %d of 1000 records", len(recs))
 	}
 }
+
+// A store written before sessions could be parked gains the column on open, keeps its records
+// (not parked), and then keeps a parked reason across a reopen.
+func TestAStoreFromBeforeParkingGainsTheColumnAndKeepsParkedReasons(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rebuild the table the way the previous release created it.
+	for _, stmt := range []string{
+		`DROP TABLE wagate_sessions`,
+		`CREATE TABLE wagate_sessions (session_id TEXT PRIMARY KEY, device_jid TEXT NOT NULL DEFAULT '',
+			status TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+		`INSERT INTO wagate_sessions VALUES ('old', '1.0:1@s.whatsapp.net', 'connected', 1, 1)`,
+	} {
+		if _, err := db.SQL.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = db.Close()
+
+	db, err = Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("opening a store from before the parked column: %v", err)
+	}
+	r := NewRegistry(db, nil)
+	recs, err := r.Load(ctx)
+	if err != nil || len(recs) != 1 || recs[0].Parked != "" || recs[0].DeviceJID == "" {
+		t.Fatalf("old record after the migration: %+v, %v", recs, err)
+	}
+	now := time.UnixMilli(1_700_000_000_000)
+	r.Put(Record{SessionID: "old", DeviceJID: recs[0].DeviceJID, Status: laravel.StatusDisconnected,
+		CreatedAt: now, UpdatedAt: now, Parked: ParkedStreamReplaced})
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+
+	db, err = Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err = NewRegistry(db, nil).Load(ctx)
+	if err != nil || len(recs) != 1 || recs[0].Parked != ParkedStreamReplaced {
+		t.Fatalf("parked reason after a reopen: %+v, %v", recs, err)
+	}
+}
