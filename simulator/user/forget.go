@@ -5,8 +5,8 @@ import (
 	"syscall"
 )
 
-// unreached reports whether a request failed before the gateway could have seen it (connection
+// Unreached reports whether a request failed before the gateway could have seen it (connection
 // refused: the gateway process is not running).
-func unreached(err error) bool {
+func Unreached(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }

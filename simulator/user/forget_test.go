@@ -17,10 +17,10 @@ func TestARefusedConnectionIsUnreached(t *testing.T) {
 	if err == nil {
 		t.Skip("something listens on the closed port")
 	}
-	if !unreached(fmt.Errorf("POST start: %w", err)) {
-		t.Fatalf("unreached(%v) = false", err)
+	if !Unreached(fmt.Errorf("POST start: %w", err)) {
+		t.Fatalf("Unreached(%v) = false", err)
 	}
-	if unreached(fmt.Errorf("POST start: 503")) {
+	if Unreached(fmt.Errorf("POST start: 503")) {
 		t.Fatal("a gateway answer counted as unreached")
 	}
 }

@@ -139,7 +139,7 @@ func (u *user) run(ctx context.Context) error {
 	started := time.Now()
 	e.Ledger.Started(u.id, u.phone, started, u.tags)
 	if _, err := e.API.Start(ctx, u.id, u.tags); err != nil {
-		if unreached(err) {
+		if Unreached(err) {
 			// The gateway is down: the session exists nowhere; wait before the next attempt as a
 			// Laravel job would, instead of spinning.
 			e.Ledger.Forget(u.id)
@@ -324,7 +324,7 @@ func (u *user) live(ctx context.Context) error {
 			if u.rng.Float64() < *b.LogoutAtEnd {
 				undo := e.Ledger.Caused(u.id, laravel.StatusLoggedOut, time.Now())
 				r, err := e.API.Logout(ctx, u.id, u.tags)
-				if unreached(err) || (err == nil && r.Status >= 300) {
+				if Unreached(err) || (err == nil && r.Status >= 300) {
 					// Refused, or never reached a running gateway: nothing changed (another network
 					// error may have logged out: keep it).
 					undo()

@@ -105,7 +105,11 @@ func (d *Driver) StartSession(ctx context.Context, id string, tags metrics.Tags)
 	d.env.Ledger.Started(id, s.phone, s.started, tags)
 	r, err := d.env.API.Start(ctx, id, tags)
 	if err != nil {
-		d.env.Ledger.Forget(id)
+		if user.Unreached(err) {
+			d.env.Ledger.Forget(id) // the gateway is down: the session exists nowhere
+		} else {
+			d.env.Ledger.Unanswered(id) // no answer: it may exist or not
+		}
 		return Session{}, fmt.Errorf("start %s: %w", id, err)
 	}
 	d.mu.Lock()
@@ -244,8 +248,8 @@ func (d *Driver) Logout(ctx context.Context, id string, tags metrics.Tags) (int,
 	}
 	undo := d.env.Ledger.Caused(id, laravel.StatusLoggedOut, time.Now())
 	r, err := d.env.API.Logout(ctx, id, tags)
-	if err == nil && r.Status >= 300 {
-		undo() // refused: nothing changed
+	if user.Unreached(err) || (err == nil && r.Status >= 300) {
+		undo() // refused, or never reached a running gateway: nothing changed
 	}
 	if err != nil {
 		return 0, fmt.Errorf("logout %s: %w", id, err)
