@@ -385,7 +385,7 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // *YAMLError naming its line.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return &YAMLError{Line: n.Line, Msg: fmt.Sprintf("expected a duration like \"30s\", found a %s", yamlKind(n))}
+		return &YAMLError{Line: n.Line, Msg: fmt.Sprintf("expected a duration like \"30s\", found a %s", YAMLKind(n))}
 	}
 	if n.Value == "0" {
 		*d = 0
@@ -407,8 +407,8 @@ type YAMLError struct {
 
 func (e *YAMLError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
 
-// yamlKind names a YAML node's kind the way error messages say it.
-func yamlKind(n *yaml.Node) string {
+// YAMLKind names a YAML node's kind the way error messages say it: mapping, list or value "x".
+func YAMLKind(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "mapping"

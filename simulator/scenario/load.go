@@ -86,7 +86,7 @@ func Parse(name string, data []byte, overrides []string) (*File, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		bad.add(name, root.Line, "", "the file must be a mapping of fields (name, scenarios, gateway, ...), not a %s", kindName(root))
+		bad.add(name, root.Line, "", "the file must be a mapping of fields (name, scenarios, gateway, ...), not a %s", reports.YAMLKind(root))
 		return nil, bad.err()
 	}
 	for _, o := range overrides {
@@ -104,12 +104,9 @@ func Parse(name string, data []byte, overrides []string) (*File, error) {
 	}
 	var f File
 	if err := root.Decode(&f); err != nil {
-		var le *lineErr
 		var ye *reports.YAMLError
 		var te *yaml.TypeError
 		switch {
-		case errors.As(err, &le):
-			bad.add(name, le.line, fields[le.line], "%s", le.msg)
 		case errors.As(err, &ye):
 			bad.add(name, ye.Line, fields[ye.Line], "%s", ye.Msg)
 		case errors.As(err, &te):
@@ -196,7 +193,7 @@ func checkFields(n *yaml.Node, t reflect.Type, path, file string, bad *invalid, 
 			if t == reflect.TypeOf(Dist{}) {
 				return // a plain duration
 			}
-			bad.add(file, n.Line, path, "expected a mapping of fields, found a %s", kindName(n))
+			bad.add(file, n.Line, path, "expected a mapping of fields, found a %s", reports.YAMLKind(n))
 			return
 		}
 		known := map[string]reflect.StructField{}
@@ -230,7 +227,7 @@ func checkFields(n *yaml.Node, t reflect.Type, path, file string, bad *invalid, 
 			if n.Tag == "!!null" {
 				return
 			}
-			bad.add(file, n.Line, path, "expected a mapping, found a %s", kindName(n))
+			bad.add(file, n.Line, path, "expected a mapping, found a %s", reports.YAMLKind(n))
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -244,7 +241,7 @@ func checkFields(n *yaml.Node, t reflect.Type, path, file string, bad *invalid, 
 			if n.Tag == "!!null" {
 				return
 			}
-			bad.add(file, n.Line, path, "expected a list, found a %s", kindName(n))
+			bad.add(file, n.Line, path, "expected a list, found a %s", reports.YAMLKind(n))
 			return
 		}
 		for i, c := range n.Content {

@@ -3,7 +3,6 @@ package scenario
 import (
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +35,7 @@ func (d *Dist) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return lineError(n, "expected a duration or {min, max} or {mean}, found a %s", kindName(n))
+		return lineError(n, "expected a duration or {min, max} or {mean}, found a %s", reports.YAMLKind(n))
 	}
 	type plain Dist
 	var p plain
@@ -145,26 +144,8 @@ func decodeStrict(n *yaml.Node, v any) error {
 	return nil
 }
 
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		return "value " + strconv.Quote(n.Value)
-	}
-	return "node"
-}
-
-// lineErr carries the YAML line a decoding problem was found on.
-type lineErr struct {
-	line int
-	msg  string
-}
-
-func (e *lineErr) Error() string { return e.msg }
-
+// lineError is a decoding problem found on n's line, placed by the loader like a malformed
+// duration.
 func lineError(n *yaml.Node, format string, args ...any) error {
-	return &lineErr{line: n.Line, msg: fmt.Sprintf(format, args...)}
+	return &reports.YAMLError{Line: n.Line, Msg: fmt.Sprintf(format, args...)}
 }
