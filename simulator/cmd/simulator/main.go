@@ -24,6 +24,9 @@ commands:
   fakewa-load   pair and connect N real whatsmeow clients against a fakewa; report time and resources
 
 Run "simulator <command> -h" for the flags of a command; "simulator -version" for the version.
+
+Exit codes: 0 done (or -help, -version); 99 a threshold failed (run, merge, like k6); 1 a failure
+(a run that could not complete, a chaos schedule that broke an invariant); 2 a bad command line.
 `
 
 func main() {
