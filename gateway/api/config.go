@@ -2,8 +2,9 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"time"
+
+	"wagate/gateway/internal/configcheck"
 )
 
 // DefaultCheckTimeout bounds each readiness check when Config.CheckTimeout is zero.
@@ -20,20 +21,14 @@ func DefaultConfig() Config {
 // Validate reports settings that cannot work: a negative check timeout, rate or burst. Zero
 // fields are fine (they take the defaults); the wiring is New's to check.
 func (c Config) Validate() error {
-	var errs []error
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{
-		{"CheckTimeout", float64(c.CheckTimeout)},
-		{"RateLimit.PerSecond", c.RateLimit.PerSecond}, {"RateLimit.Burst", float64(c.RateLimit.Burst)},
-		{"RateLimit.UnauthPerSecond", c.RateLimit.UnauthPerSecond}, {"RateLimit.UnauthBurst", float64(c.RateLimit.UnauthBurst)},
-		{"RateLimit.OpsPerSecond", c.RateLimit.OpsPerSecond}, {"RateLimit.OpsBurst", float64(c.RateLimit.OpsBurst)},
-		{"RateLimit.MaxClients", float64(c.RateLimit.MaxClients)},
-	} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("api config: %s is negative (%g)", f.name, f.v))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		configcheck.NotNegative("api", "CheckTimeout", c.CheckTimeout),
+		configcheck.NotNegative("api", "RateLimit.PerSecond", c.RateLimit.PerSecond),
+		configcheck.NotNegative("api", "RateLimit.Burst", c.RateLimit.Burst),
+		configcheck.NotNegative("api", "RateLimit.UnauthPerSecond", c.RateLimit.UnauthPerSecond),
+		configcheck.NotNegative("api", "RateLimit.UnauthBurst", c.RateLimit.UnauthBurst),
+		configcheck.NotNegative("api", "RateLimit.OpsPerSecond", c.RateLimit.OpsPerSecond),
+		configcheck.NotNegative("api", "RateLimit.OpsBurst", c.RateLimit.OpsBurst),
+		configcheck.NotNegative("api", "RateLimit.MaxClients", c.RateLimit.MaxClients),
+	)
 }

@@ -2,7 +2,8 @@ package cache
 
 import (
 	"errors"
-	"fmt"
+
+	"wagate/gateway/internal/configcheck"
 )
 
 // DefaultConfig returns the cache's defaults, the values zero fields take (the Default*
@@ -26,19 +27,14 @@ func DefaultConfig() Config {
 // Validate reports settings that cannot work: a negative TTL, timeout or L1 size. Zero fields
 // are fine (they take the defaults).
 func (c Config) Validate() error {
-	var errs []error
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{
-		{"L1TTL", int64(c.L1TTL)}, {"L1MaxSize", int64(c.L1MaxSize)}, {"QRTTL", int64(c.QRTTL)},
-		{"StatusTTL", int64(c.StatusTTL)}, {"ConnectionTTL", int64(c.ConnectionTTL)},
-		{"SessionTTL", int64(c.SessionTTL)}, {"NegativeTTL", int64(c.NegativeTTL)},
-		{"WriteTimeout", int64(c.WriteTimeout)},
-	} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("cache config: %s is negative (%d)", f.name, f.v))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		configcheck.NotNegative("cache", "L1TTL", c.L1TTL),
+		configcheck.NotNegative("cache", "L1MaxSize", c.L1MaxSize),
+		configcheck.NotNegative("cache", "QRTTL", c.QRTTL),
+		configcheck.NotNegative("cache", "StatusTTL", c.StatusTTL),
+		configcheck.NotNegative("cache", "ConnectionTTL", c.ConnectionTTL),
+		configcheck.NotNegative("cache", "SessionTTL", c.SessionTTL),
+		configcheck.NotNegative("cache", "NegativeTTL", c.NegativeTTL),
+		configcheck.NotNegative("cache", "WriteTimeout", c.WriteTimeout),
+	)
 }

@@ -3,6 +3,8 @@ package outbox
 import (
 	"errors"
 	"fmt"
+
+	"wagate/gateway/internal/configcheck"
 )
 
 // MaxGatewayID is the longest GatewayID: it starts every consumer name of the group.
@@ -29,18 +31,14 @@ func DefaultConfig() Config {
 // Validate reports settings that cannot work: negative bounds or durations, a GatewayID longer
 // than MaxGatewayID. Zero fields are fine (they take the defaults).
 func (c Config) Validate() error {
-	var errs []error
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{
-		{"ConsumerGoneAfter", int64(c.ConsumerGoneAfter)}, {"ConsumerSweep", int64(c.ConsumerSweep)},
-		{"MarkerCheck", int64(c.MarkerCheck)}, {"RoomPoll", int64(c.RoomPoll)}, {"Max", c.Max},
-		{"AppendTimeout", int64(c.AppendTimeout)}, {"DeadLetterMax", c.DeadLetterMax},
-	} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("outbox config: %s is negative (%d)", f.name, f.v))
-		}
+	errs := []error{
+		configcheck.NotNegative("outbox", "ConsumerGoneAfter", c.ConsumerGoneAfter),
+		configcheck.NotNegative("outbox", "ConsumerSweep", c.ConsumerSweep),
+		configcheck.NotNegative("outbox", "MarkerCheck", c.MarkerCheck),
+		configcheck.NotNegative("outbox", "RoomPoll", c.RoomPoll),
+		configcheck.NotNegative("outbox", "Max", c.Max),
+		configcheck.NotNegative("outbox", "AppendTimeout", c.AppendTimeout),
+		configcheck.NotNegative("outbox", "DeadLetterMax", c.DeadLetterMax),
 	}
 	if len(c.GatewayID) > MaxGatewayID {
 		errs = append(errs, fmt.Errorf("outbox config: GatewayID is %d characters, above %d", len(c.GatewayID), MaxGatewayID))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"wagate/gateway/internal/configcheck"
 )
 
 // Config tunes a Manager. Zero values take the defaults in brackets.
@@ -67,18 +69,14 @@ func DefaultConfig() Config {
 // MaxQRCodes codes or MaxRestoreConcurrency reconnects. Zero fields are fine (they take the
 // defaults).
 func (c Config) Validate() error {
-	var errs []error
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{
-		{"QRFirst", int64(c.QRFirst)}, {"QRNext", int64(c.QRNext)}, {"QRCodes", int64(c.QRCodes)},
-		{"RestoreConcurrency", int64(c.RestoreConcurrency)}, {"PairLoginTimeout", int64(c.PairLoginTimeout)},
-		{"MaxQueuedEvents", int64(c.MaxQueuedEvents)}, {"ResyncRetry", int64(c.ResyncRetry)},
-	} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("session config: %s is negative (%d)", f.name, f.v))
-		}
+	errs := []error{
+		configcheck.NotNegative("session", "QRFirst", c.QRFirst),
+		configcheck.NotNegative("session", "QRNext", c.QRNext),
+		configcheck.NotNegative("session", "QRCodes", c.QRCodes),
+		configcheck.NotNegative("session", "RestoreConcurrency", c.RestoreConcurrency),
+		configcheck.NotNegative("session", "PairLoginTimeout", c.PairLoginTimeout),
+		configcheck.NotNegative("session", "MaxQueuedEvents", c.MaxQueuedEvents),
+		configcheck.NotNegative("session", "ResyncRetry", c.ResyncRetry),
 	}
 	if c.QRCodes > MaxQRCodes {
 		errs = append(errs, fmt.Errorf("session config: QRCodes %d is above %d", c.QRCodes, MaxQRCodes))

@@ -14,6 +14,8 @@ import (
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
 	"wagate/gateway/outbox"
+
+	"wagate/gateway/internal/configcheck"
 )
 
 // Sender posts batches to Laravel; *laravel.Client implements it.
@@ -113,21 +115,19 @@ func DefaultConfig() Config {
 // Validate reports a configuration that cannot work: negative sizes or durations, a batch above
 // the contract's limit. Zero fields are fine (they take the defaults).
 func (c Config) Validate() error {
-	var errs []error
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{
-		{"BatchSize", int64(c.BatchSize)}, {"MaxInFlight", int64(c.MaxInFlight)}, {"MaxBuffered", int64(c.MaxBuffered)},
-		{"BatchInterval", int64(c.BatchInterval)}, {"PriorityInterval", int64(c.PriorityInterval)},
-		{"DeliveryTimeout", int64(c.DeliveryTimeout)}, {"PollInterval", int64(c.PollInterval)},
-		{"ClaimMinIdle", int64(c.ClaimMinIdle)}, {"ClaimInterval", int64(c.ClaimInterval)},
-		{"PoisonHorizon", int64(c.PoisonHorizon)}, {"MaxRetryAfter", int64(c.MaxRetryAfter)},
-		{"Breaker.OpenFor", int64(c.Breaker.OpenFor)},
-	} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("batch config: %s is negative (%d)", f.name, f.v))
-		}
+	errs := []error{
+		configcheck.NotNegative("batch", "BatchSize", c.BatchSize),
+		configcheck.NotNegative("batch", "MaxInFlight", c.MaxInFlight),
+		configcheck.NotNegative("batch", "MaxBuffered", c.MaxBuffered),
+		configcheck.NotNegative("batch", "BatchInterval", c.BatchInterval),
+		configcheck.NotNegative("batch", "PriorityInterval", c.PriorityInterval),
+		configcheck.NotNegative("batch", "DeliveryTimeout", c.DeliveryTimeout),
+		configcheck.NotNegative("batch", "PollInterval", c.PollInterval),
+		configcheck.NotNegative("batch", "ClaimMinIdle", c.ClaimMinIdle),
+		configcheck.NotNegative("batch", "ClaimInterval", c.ClaimInterval),
+		configcheck.NotNegative("batch", "PoisonHorizon", c.PoisonHorizon),
+		configcheck.NotNegative("batch", "MaxRetryAfter", c.MaxRetryAfter),
+		configcheck.NotNegative("batch", "Breaker.OpenFor", c.Breaker.OpenFor),
 	}
 	if c.BatchSize > laravel.MaxBatchItems {
 		errs = append(errs, fmt.Errorf("batch config: BatchSize %d is above the contract's %d items", c.BatchSize, laravel.MaxBatchItems))
