@@ -212,21 +212,38 @@ func (a *api) auth(next http.Handler) http.Handler {
 	})
 }
 
-// authorized checks the bearer token (allocation free); on a missing or wrong token it has
-// answered 401 and returns false.
+// authorized checks the bearer token without allocating or hashing; on a missing or wrong
+// token it has answered 401 and returns false.
 func (a *api) authorized(w http.ResponseWriter, r *http.Request) bool {
-	h := r.Header.Get("Authorization")
+	var h string
+	if v := r.Header["Authorization"]; len(v) > 0 { // the server canonicalises header names
+		h = v[0]
+	}
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		token, ok = strings.CutPrefix(h, "bearer ")
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if !ok || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
+	if !ok || !tokenMatches(strings.TrimSpace(token), a.cfg.Token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wagate"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 		return false
 	}
 	return true
+}
+
+// tokenMatches reports whether got is want, in time that depends only on len(want): every byte
+// of want is compared, the length check is folded into the result (crypto/subtle's
+// ConstantTimeCompare returns early on a length mismatch and needs []byte conversions).
+func tokenMatches(got, want string) bool {
+	var diff byte
+	for i := 0; i < len(want); i++ {
+		var c byte
+		if i < len(got) {
+			c = got[i]
+		}
+		diff |= c ^ want[i]
+	}
+	return subtle.ConstantTimeByteEq(diff, 0)&subtle.ConstantTimeEq(int32(min(len(got), 1<<30)), int32(len(want))) == 1
 }
 
 // Patterns of the two polled reads, as ServeMux names them in Request.Pattern.

@@ -27,6 +27,16 @@ func (w *benchWriter) Header() http.Header         { return w.h }
 func (w *benchWriter) WriteHeader(code int)        { w.code = code }
 func (w *benchWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
 
+// Instructions per request, which unlike times do not move with the machine's load: run a read
+// benchmark under callgrind for two iteration counts and divide the difference of the totals
+// ("Collected") by the difference of the counts. Go's preemption signals crash callgrind unless
+// disabled:
+//
+//	go test -c -o /tmp/api.test ./gateway/api
+//	for n in 2000 12000; do GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind \
+//	  --callgrind-out-file=/dev/null /tmp/api.test -test.run '^$' -test.bench '^BenchmarkStatusRead$' \
+//	  -test.benchtime ${n}x -test.cpu 1 2>&1 | grep Collected; done
+//
 // BenchmarkStatusRead measures GET /sessions/{id} as the Laravel app polls it: bearer token,
 // rate limit, routing, the session read, isSessionActive, the JSON answer and the Prometheus
 // observation (the real metric set), for a session this gateway owns (pending, with a QR code).

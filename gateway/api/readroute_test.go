@@ -149,3 +149,24 @@ func TestQREncodingMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenMatchesOnlyTheExactToken(t *testing.T) {
+	const want = "s3cret-token-0123456789abcdef"
+	cases := map[string]bool{
+		want:                              true,
+		"":                                false,
+		want[:len(want)-1]:                false,
+		want + "x":                        false,
+		want + "\x00":                     false,
+		"S3cret-token-0123456789abcdef":   false,
+		strings.Repeat("\x00", len(want)): false,
+	}
+	for got, ok := range cases {
+		if tokenMatches(got, want) != ok {
+			t.Errorf("tokenMatches(%q) = %v, want %v", got, !ok, ok)
+		}
+	}
+	if tokenMatches("x", "") || !tokenMatches("", "") {
+		t.Error("an empty token matches only itself")
+	}
+}
