@@ -12,10 +12,9 @@ import (
 
 	"wagate/gateway/delivery"
 	"wagate/gateway/event"
+	"wagate/gateway/internal/configcheck"
 	"wagate/gateway/laravel"
 	"wagate/gateway/outbox"
-
-	"wagate/gateway/internal/configcheck"
 )
 
 // Sender posts batches to Laravel; *laravel.Client implements it.
