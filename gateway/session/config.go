@@ -92,8 +92,8 @@ func (c *Config) qrTiming() QRTiming {
 	return QRTiming{First: c.QRFirst, Next: c.QRNext, Codes: c.QRCodes}
 }
 
-// defaults gives every zero (or negative) field its DefaultConfig value.
-func (c *Config) defaults() {
+// fill gives every zero (or negative) field its DefaultConfig value.
+func (c *Config) fill() {
 	d := DefaultConfig()
 	qr := c.qrTiming().WithDefaults()
 	c.QRFirst, c.QRNext, c.QRCodes = qr.First, qr.Next, qr.Codes

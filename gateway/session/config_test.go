@@ -8,7 +8,7 @@ import (
 
 func TestAZeroConfigTakesDefaultConfig(t *testing.T) {
 	var c Config
-	c.defaults()
+	c.fill()
 	c.Logger = nil
 	d := DefaultConfig()
 	if c.QRFirst != d.QRFirst || c.QRNext != d.QRNext || c.QRCodes != d.QRCodes || c.RestoreConcurrency != d.RestoreConcurrency ||

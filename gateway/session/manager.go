@@ -149,7 +149,7 @@ type session struct {
 // New creates a Manager; it reserves a version epoch in store. Call Restore next to bring back
 // the sessions of a previous run.
 func New(ctx context.Context, cfg Config, driver Driver, store Store, sink delivery.Delivery) (*Manager, error) {
-	cfg.defaults()
+	cfg.fill()
 	epoch, err := store.NextEpoch(ctx, time.Now().Unix())
 	if err != nil {
 		return nil, fmt.Errorf("session: reserve version epoch: %w", err)
