@@ -25,10 +25,10 @@ func TestValidateRefusesWhatCannotWork(t *testing.T) {
 		t.Errorf("a zero config (all defaults) is refused: %v", err)
 	}
 	cases := map[string]Config{
-		"QRNext is negative":        {QRNext: -time.Second},
-		"QRCodes 101 is above 100":  {QRCodes: 101},
-		"RestoreConcurrency 10001":  {RestoreConcurrency: 10_001},
-		"MaxQueuedEvents is negati": {MaxQueuedEvents: -1},
+		"QRNext is negative":          {QRNext: -time.Second},
+		"QRCodes 101 is above 100":    {QRCodes: 101},
+		"RestoreConcurrency 10001":    {RestoreConcurrency: 10_001},
+		"MaxQueuedEvents is negative": {MaxQueuedEvents: -1},
 	}
 	for want, c := range cases {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
