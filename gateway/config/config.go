@@ -546,8 +546,17 @@ func (c Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// checkUnknownEnv refuses WAGATE_* variables in environ that no setting reads, naming the
-// nearest known variable.
+// laravelUpEnv are the variables of `make laravel-up` (laravel/scripts/up.sh) and of the env file it
+// writes, which the README has a shell export (`set -a; . /tmp/wagate-laravel/env`): another wagate
+// tool's settings, not mistakes, so the gateway ignores them instead of refusing to start.
+var laravelUpEnv = []string{
+	"WAGATE_LARAVEL_DIR", "WAGATE_LARAVEL_PORT", "WAGATE_LARAVEL_WORKERS", "WAGATE_LARAVEL_BACKLOG",
+	"WAGATE_LARAVEL_PROXY_TIMEOUT", "WAGATE_LARAVEL_PROXY_TIMEOUT_MS", "WAGATE_LARAVEL_DB", "WAGATE_LARAVEL_VERSION",
+	"WAGATE_LARAVEL_TOKEN_PREVIOUS", "WAGATE_LARAVEL_SECRET_PREVIOUS", "WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2",
+}
+
+// checkUnknownEnv refuses WAGATE_* variables in environ that no setting reads (other than
+// laravelUpEnv), naming the nearest known variable.
 func checkUnknownEnv(environ []string, all []setting) error {
 	known := []string{ConfigFileEnv}
 	for _, s := range all {
@@ -560,7 +569,7 @@ func checkUnknownEnv(environ []string, all []setting) error {
 	seen := map[string]bool{}
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "WAGATE_") || slices.Contains(known, name) || seen[name] {
+		if !strings.HasPrefix(name, "WAGATE_") || slices.Contains(known, name) || slices.Contains(laravelUpEnv, name) || seen[name] {
 			continue
 		}
 		seen[name] = true

@@ -302,6 +302,9 @@ func TestSafeSettingsStart(t *testing.T) {
 			func(c Config) bool { return c.LaravelToken == "from-file" }},
 		{"the config file variable is known", env{"WAGATE_CONFIG": "/etc/empty.yaml"},
 			func(c Config) bool { return true }},
+		{"laravel-up's exported env file is another tool's", env{"WAGATE_LARAVEL_DIR": "/tmp/wagate-laravel", "WAGATE_LARAVEL_DB": "/tmp/x.sqlite",
+			"WAGATE_LARAVEL_WORKERS": "8", "WAGATE_LARAVEL_PROXY_TIMEOUT_MS": "60000", "WAGATE_LARAVEL_VERSION": "8.83"},
+			func(c Config) bool { return c.LaravelURL == "http://127.0.0.1:8000" }},
 		{"trusted proxies", env{"WAGATE_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"},
 			func(c Config) bool { p, err := c.TrustedProxyPrefixes(); return err == nil && len(p) == 3 }},
 	}
