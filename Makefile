@@ -55,13 +55,21 @@ fmt:
 dev: build
 	@internal/devenv/dev.sh
 
-# The Prometheus alert rules (monitoring/alerts.yml) and their unit tests, with promtool (Debian's
-# prometheus package; PROMTOOL=path for another copy).
+# The Prometheus alert rules (monitoring/alerts.yml) and their unit tests, with promtool: the one
+# on PATH (PROMTOOL=path for another), else the one in Debian's prometheus package, downloaded and
+# unpacked under /tmp/wagate-promtool without installing the package (no daemon is set up).
 PROMTOOL ?= promtool
 .PHONY: test-alerts
 test-alerts:
-	$(PROMTOOL) check rules monitoring/alerts.yml
-	$(PROMTOOL) test rules monitoring/alerts_test.yml
+	@set -e; p=$(PROMTOOL); \
+	if ! command -v "$$p" >/dev/null 2>&1; then \
+		p=/tmp/wagate-promtool/usr/bin/promtool; \
+		if [ ! -x "$$p" ]; then \
+			echo "test-alerts: no promtool on PATH; unpacking Debian's prometheus package into /tmp/wagate-promtool"; \
+			rm -rf /tmp/wagate-promtool && mkdir -p /tmp/wagate-promtool && cd /tmp/wagate-promtool && apt-get download prometheus >/dev/null && dpkg -x prometheus_*.deb . && cd - >/dev/null; \
+		fi; \
+	fi; \
+	"$$p" check rules monitoring/alerts.yml && "$$p" test rules monitoring/alerts_test.yml
 
 # THIRD_PARTY_NOTICES.md from the module graph of the shipped binaries (internal/notices; a test
 # fails when it is not current: run this after changing dependencies).
