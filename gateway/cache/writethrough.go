@@ -13,14 +13,22 @@ type writeThrough struct {
 	next delivery.Delivery
 }
 
-// WriteThrough returns a delivery.Delivery that writes each event through the cache (Record,
-// bounded by WriteTimeout) and then hands it to next. A cache failure is logged and counted,
-// never blocks delivery: the cache is an optimisation, the outbox is the record.
+// WriteThrough returns a delivery.Delivery that writes each QR and status event through the cache
+// (Record, bounded by WriteTimeout) and then hands it to next; messages and receipts go straight
+// to next. A cache failure is logged and counted, never blocks delivery: the cache is an
+// optimisation, the outbox is the record.
 func (c *Cache) WriteThrough(next delivery.Delivery) delivery.Delivery {
 	return &writeThrough{c: c, next: next}
 }
 
+// Accepts passes on whether next delivers events of kind k (delivery.Accepts), so wrapping a
+// delivery in the cache does not hide that it takes messages and receipts.
+func (w *writeThrough) Accepts(k event.Kind) bool { return delivery.Accepts(w.next, k) }
+
 func (w *writeThrough) Deliver(ctx context.Context, ev event.Event) error {
+	if ev.Kind.IsMessaging() {
+		return w.next.Deliver(ctx, ev) // the cache holds session state, not messages
+	}
 	wctx, cancel := context.WithTimeout(ctx, w.c.cfg.WriteTimeout)
 	err := w.c.Record(wctx, ev)
 	cancel()

@@ -120,6 +120,8 @@ type Batch struct {
 	Interval time.Duration
 	// PriorityInterval bounds how long a HIGH event waits.
 	PriorityInterval time.Duration
+	// MessageInterval is the longest an incoming message or receipt waits for its batch.
+	MessageInterval time.Duration
 	// OutboxMax bounds the undelivered events in the outbox; when it is full, accepting an event
 	// waits up to 5 s for room and then fails (logged, counted), never dropped silently.
 	OutboxMax int
@@ -155,7 +157,7 @@ func Default() Config {
 		PairLoginTimeout:   sessions.PairLoginTimeout,
 		RestoreConcurrency: sessions.RestoreConcurrency,
 		Batch: Batch{Size: batches.BatchSize, Interval: batches.BatchInterval, PriorityInterval: batches.PriorityInterval,
-			OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter},
+			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter},
 		ShutdownTimeout: 20 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -207,6 +209,7 @@ func settings() []setting {
 		{flag: "batch-size", usage: "batch mode: most items per batch", value: func(c *Config) any { return &c.Batch.Size }},
 		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }},
 		{flag: "priority-interval", usage: "batch mode: longest wait of a HIGH event (connected, disconnected, logged_out)", value: func(c *Config) any { return &c.Batch.PriorityInterval }},
+		{flag: "message-interval", usage: "batch mode: longest wait of an incoming message or receipt", value: func(c *Config) any { return &c.Batch.MessageInterval }},
 		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }},
 		{flag: "poison-horizon", usage: "batch mode: how long a 5xx must persist for one batch while others are delivered before it is split and an item failing alone is dead-lettered", value: func(c *Config) any { return &c.Batch.PoisonHorizon }},
 		{flag: "max-retry-after", usage: "batch mode: the longest a Laravel Retry-After pauses every send", value: func(c *Config) any { return &c.Batch.MaxRetryAfter }},
@@ -445,6 +448,9 @@ func (c Config) Validate() error {
 	}
 	if c.Batch.PriorityInterval <= 0 {
 		bad("WAGATE_PRIORITY_INTERVAL", "must be positive")
+	}
+	if c.Batch.MessageInterval <= 0 {
+		bad("WAGATE_MESSAGE_INTERVAL", "must be positive")
 	}
 	if c.Batch.OutboxMax < 1 {
 		bad("WAGATE_OUTBOX_MAX", "must be at least 1")

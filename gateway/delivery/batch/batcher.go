@@ -94,25 +94,55 @@ func batchKeyRound(kind event.Kind, items []*Item, round int) string {
 	return "wagate-" + string(kind) + "-" + hex.EncodeToString(sum[:16])
 }
 
-// Coalescer holds the items waiting to be sent, one per session and kind, and decides when they
-// are due. It is not safe for concurrent use (the flusher owns it).
+// Coalescer holds the items waiting to be sent and decides when they are due: QR codes and
+// statuses one per session and kind (the latest version stands for the others), messages and
+// receipts every one of them (never coalesced), released a session at a time in sequence order.
+// It is not safe for concurrent use (the flusher owns it).
 type Coalescer struct {
-	size           int
-	interval       time.Duration
-	priorityLinger time.Duration
+	size            int
+	interval        time.Duration
+	priorityLinger  time.Duration
+	messageInterval time.Duration
 
+	// waiting holds QR and status items by session id, message and receipt items by event id.
 	waiting   map[event.Kind]map[string]*Item
 	highSince time.Time // arrival of the oldest waiting HIGH event; zero when none
 	coalesced int64
+	// inFlight holds, per messaging kind, the sessions with a batch of that kind in flight: their
+	// next items wait for it, so a chat's messages reach Laravel in sequence order.
+	inFlight map[event.Kind]map[string]bool
 }
 
-// NewCoalescer returns a Coalescer flushing at size items, interval after the oldest waiting item,
-// or priorityLinger after the oldest waiting HIGH event.
+// NewCoalescer returns a Coalescer flushing at size items of one kind, interval after the oldest
+// waiting QR or status item, or priorityLinger after the oldest waiting HIGH event. Messages and
+// receipts are flushed DefaultMessageInterval after the oldest of them (SetMessageInterval).
 func NewCoalescer(size int, interval, priorityLinger time.Duration) *Coalescer {
 	return &Coalescer{
-		size: size, interval: interval, priorityLinger: priorityLinger,
-		waiting: map[event.Kind]map[string]*Item{event.KindQR: {}, event.KindStatus: {}},
+		size: size, interval: interval, priorityLinger: priorityLinger, messageInterval: DefaultMessageInterval,
+		waiting: map[event.Kind]map[string]*Item{event.KindQR: {}, event.KindStatus: {}, event.KindMessage: {}, event.KindReceipt: {}},
 	}
+}
+
+// SetMessageInterval sets how long the oldest waiting message or receipt waits before a flush.
+func (c *Coalescer) SetMessageInterval(d time.Duration) { c.messageInterval = d }
+
+// SetInFlight tells the coalescer which sessions have a batch of messages or receipts in flight,
+// per kind: their waiting items of that kind are neither due nor taken until it is settled.
+func (c *Coalescer) SetInFlight(sessions map[event.Kind]map[string]bool) { c.inFlight = sessions }
+
+// waitingKey is the key an event waits under: its session for QR codes and statuses (one item
+// per session, the latest version wins), its own id for messages and receipts (never coalesced).
+func waitingKey(ev event.Event) string {
+	if ev.Kind.IsMessaging() {
+		return ev.ID
+	}
+	return ev.SessionID
+}
+
+// ready reports whether a waiting item may be taken now: always for QR codes and statuses; for
+// messages and receipts only while no batch of its session and kind is in flight.
+func (c *Coalescer) ready(k event.Kind, it *Item) bool {
+	return !k.IsMessaging() || !c.inFlight[k][it.Winner.Event.SessionID]
 }
 
 // Add puts an entry read at now among the waiting items. If an item of the same session and kind
@@ -127,11 +157,17 @@ func (c *Coalescer) Add(e outbox.Entry, now time.Time) (superseded outbox.Entry,
 	if e.Event.Priority == event.PriorityHigh && c.highSince.IsZero() {
 		c.highSince = now
 	}
-	it, found := m[e.Event.SessionID]
+	key := waitingKey(e.Event)
+	it, found := m[key]
 	if !found {
-		m[e.Event.SessionID] = &Item{Winner: e, Since: now}
+		m[key] = &Item{Winner: e, Since: now}
 		return outbox.Entry{}, false
 	}
+	if it.Winner.ID == e.ID && e.Event.Kind.IsMessaging() {
+		return outbox.Entry{}, false // the same entry read twice: nothing to acknowledge
+	}
+	// For messages and receipts only the same event appended twice (re-driven twice) gets here:
+	// both carry the same item, and one stands for the other.
 	c.coalesced++
 	if e.Event.Version > it.Winner.Event.Version {
 		superseded, it.Winner = it.Winner, e
@@ -145,13 +181,13 @@ func (c *Coalescer) Add(e outbox.Entry, now time.Time) (superseded outbox.Entry,
 // older entry is returned, for the caller to acknowledge.
 func (c *Coalescer) readd(items []*Item, now time.Time) (superseded []outbox.Entry) {
 	for _, it := range items {
-		k, sid := it.Winner.Event.Kind, it.Winner.Event.SessionID
+		k, key := it.Winner.Event.Kind, waitingKey(it.Winner.Event)
 		if it.Winner.Event.Priority == event.PriorityHigh && c.highSince.IsZero() {
 			c.highSince = now
 		}
-		cur, ok := c.waiting[k][sid]
+		cur, ok := c.waiting[k][key]
 		if !ok {
-			c.waiting[k][sid] = &Item{Winner: it.Winner, Since: now, serverErrorSince: it.serverErrorSince}
+			c.waiting[k][key] = &Item{Winner: it.Winner, Since: now, serverErrorSince: it.serverErrorSince}
 			continue
 		}
 		if it.Winner.Event.Version > cur.Winner.Event.Version {
@@ -170,11 +206,16 @@ func (c *Coalescer) Waiting(k event.Kind) int { return len(c.waiting[k]) }
 // Coalesced returns how many entries were superseded so far.
 func (c *Coalescer) Coalesced() int64 { return c.coalesced }
 
-func (c *Coalescer) oldest() time.Time {
+// oldest returns when the oldest ready item of the QR and status kinds (messaging false) or of the
+// message and receipt kinds (messaging true) started waiting; zero when none waits.
+func (c *Coalescer) oldest(messaging bool) time.Time {
 	var t time.Time
-	for _, m := range c.waiting {
+	for k, m := range c.waiting {
+		if k.IsMessaging() != messaging {
+			continue
+		}
 		for _, it := range m {
-			if t.IsZero() || it.Since.Before(t) {
+			if c.ready(k, it) && (t.IsZero() || it.Since.Before(t)) {
 				t = it.Since
 			}
 		}
@@ -182,41 +223,97 @@ func (c *Coalescer) oldest() time.Time {
 	return t
 }
 
+// readyCount returns how many waiting items of kind k may be taken now.
+func (c *Coalescer) readyCount(k event.Kind) int {
+	m := c.waiting[k]
+	if !k.IsMessaging() || len(c.inFlight[k]) == 0 {
+		return len(m)
+	}
+	n := 0
+	for _, it := range m {
+		if c.ready(k, it) {
+			n++
+		}
+	}
+	return n
+}
+
+// stateDue reports whether the QR and status items are due at now by size or by time.
+func (c *Coalescer) stateDue(now time.Time) bool {
+	if len(c.waiting[event.KindQR]) >= c.size || len(c.waiting[event.KindStatus]) >= c.size {
+		return true
+	}
+	o := c.oldest(false)
+	return !o.IsZero() && !now.Before(o.Add(c.interval))
+}
+
 // Due reports whether the waiting items must be flushed at now, and why. Size wins over priority,
-// priority over time.
+// priority over time. QR codes and statuses are due BatchInterval after the oldest of them,
+// messages and receipts the message interval after the oldest of them that may be taken.
 func (c *Coalescer) Due(now time.Time) (Trigger, bool) {
-	for _, m := range c.waiting {
-		if len(m) >= c.size {
+	for k := range c.waiting {
+		if c.readyCount(k) >= c.size {
 			return TriggerSize, true
 		}
 	}
 	if !c.highSince.IsZero() && !now.Before(c.highSince.Add(c.priorityLinger)) {
 		return TriggerPriority, true
 	}
-	if o := c.oldest(); !o.IsZero() && !now.Before(o.Add(c.interval)) {
+	if o := c.oldest(false); !o.IsZero() && !now.Before(o.Add(c.interval)) {
+		return TriggerTime, true
+	}
+	if o := c.oldest(true); !o.IsZero() && !now.Before(o.Add(c.messageInterval)) {
 		return TriggerTime, true
 	}
 	return "", false
 }
 
-// Deadline returns when the waiting items become due by time or priority; zero when none wait.
+// Deadline returns when the waiting items become due by time or priority; zero when none wait
+// (or only messages and receipts of sessions with a batch in flight).
 func (c *Coalescer) Deadline() time.Time {
-	o := c.oldest()
-	if o.IsZero() {
-		return time.Time{}
-	}
-	d := o.Add(c.interval)
-	if !c.highSince.IsZero() {
-		if p := c.highSince.Add(c.priorityLinger); p.Before(d) {
-			d = p
+	var d time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
 		}
+	}
+	if o := c.oldest(false); !o.IsZero() {
+		earliest(o.Add(c.interval))
+		if !c.highSince.IsZero() {
+			earliest(c.highSince.Add(c.priorityLinger))
+		}
+	}
+	if o := c.oldest(true); !o.IsZero() {
+		earliest(o.Add(c.messageInterval))
 	}
 	return d
 }
 
-// TakeAll removes every waiting item and returns them as batches of at most size items per kind,
-// oldest items first, status batches before QR batches.
-func (c *Coalescer) TakeAll(trigger Trigger) []*Batch {
+// TakeDue takes what a flush for trigger at now sends: the ready messages and receipts always,
+// the QR codes and statuses when the trigger is theirs (priority, shutdown, or their own size or
+// time), so a chat's one-second interval does not flush statuses every second.
+func (c *Coalescer) TakeDue(now time.Time, trigger Trigger) []*Batch {
+	state := trigger == TriggerPriority || trigger == TriggerShutdown || c.stateDue(now)
+	return c.take(trigger, state)
+}
+
+// TakeAll removes every waiting item that may be taken and returns them as batches of at most
+// size items per kind, oldest items first: status, QR, message then receipt batches.
+func (c *Coalescer) TakeAll(trigger Trigger) []*Batch { return c.take(trigger, true) }
+
+func (c *Coalescer) take(trigger Trigger, state bool) []*Batch {
+	var out []*Batch
+	if state {
+		out = c.takeState(trigger)
+	}
+	for _, kind := range []event.Kind{event.KindMessage, event.KindReceipt} {
+		out = append(out, c.takeMessaging(kind, trigger)...)
+	}
+	return out
+}
+
+// takeState removes every waiting QR and status item, as batches.
+func (c *Coalescer) takeState(trigger Trigger) []*Batch {
 	var out []*Batch
 	for _, kind := range []event.Kind{event.KindStatus, event.KindQR} {
 		m := c.waiting[kind]
@@ -246,4 +343,84 @@ func (c *Coalescer) TakeAll(trigger Trigger) []*Batch {
 	}
 	c.highSince = time.Time{}
 	return out
+}
+
+// takeMessaging removes the ready messages (or receipts) of kind and returns them as batches of
+// at most size items. A session's items all go in one batch, in sequence order (the first size
+// of them when more wait; the rest wait for that batch to be settled), so two batches never
+// carry the same chat at once and Laravel receives each chat in order. Sessions go oldest first;
+// within a batch items are ordered by session then sequence, the same items always making the
+// same body (a replay under the same Idempotency-Key matches the stored request).
+func (c *Coalescer) takeMessaging(kind event.Kind, trigger Trigger) []*Batch {
+	m := c.waiting[kind]
+	if len(m) == 0 {
+		return nil
+	}
+	bySession := map[string][]*Item{}
+	for _, it := range m {
+		if c.ready(kind, it) {
+			sid := it.Winner.Event.SessionID
+			bySession[sid] = append(bySession[sid], it)
+		}
+	}
+	type group struct {
+		since time.Time
+		sid   string
+		items []*Item
+	}
+	groups := make([]group, 0, len(bySession))
+	for sid, items := range bySession {
+		slices.SortFunc(items, func(a, b *Item) int { return compareSequence(a.Winner.Event, b.Winner.Event) })
+		g := group{sid: sid, items: items, since: items[0].Since}
+		for _, it := range items {
+			if it.Since.Before(g.since) {
+				g.since = it.Since
+			}
+		}
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b group) int {
+		if c := a.since.Compare(b.since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.sid, b.sid)
+	})
+	var out []*Batch
+	var chunk []*Item
+	flush := func() {
+		if len(chunk) == 0 {
+			return
+		}
+		slices.SortFunc(chunk, func(a, b *Item) int {
+			if c := strings.Compare(a.Winner.Event.SessionID, b.Winner.Event.SessionID); c != 0 {
+				return c
+			}
+			return compareSequence(a.Winner.Event, b.Winner.Event)
+		})
+		out = append(out, &Batch{Kind: kind, Key: batchKey(kind, chunk), Items: chunk, Trigger: trigger})
+		chunk = nil
+	}
+	for _, g := range groups {
+		if len(chunk) == c.size {
+			flush()
+		}
+		n := min(len(g.items), c.size-len(chunk))
+		for _, it := range g.items[:n] {
+			delete(m, waitingKey(it.Winner.Event))
+		}
+		chunk = append(chunk, g.items[:n]...)
+	}
+	flush()
+	return out
+}
+
+// compareSequence orders two events of one session by sequence (their Version), then id.
+func compareSequence(a, b event.Event) int {
+	if a.Version != b.Version {
+		if a.Version < b.Version {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a.ID, b.ID)
 }

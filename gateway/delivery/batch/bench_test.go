@@ -22,6 +22,12 @@ func (okSender) PostQRBatch(_ context.Context, _ string, b laravel.QRBatch) (lar
 func (okSender) PostStatusBatch(_ context.Context, _ string, b laravel.StatusBatch) (laravel.BatchResult, error) {
 	return laravel.BatchResult{Success: true, Updated: len(b.Statuses)}, nil
 }
+func (okSender) PostMessageBatch(_ context.Context, _ string, b laravel.MessageBatch) (laravel.BatchResult, error) {
+	return laravel.BatchResult{Success: true, Updated: len(b.Messages)}, nil
+}
+func (okSender) PostReceiptBatch(_ context.Context, _ string, b laravel.ReceiptBatch) (laravel.BatchResult, error) {
+	return laravel.BatchResult{Success: true, Updated: len(b.Receipts)}, nil
+}
 
 // BenchmarkDeliverAndFlush measures one event's whole way through batch delivery: Deliver
 // (appended to the outbox), read by the flusher, coalesced, sent in a batch of 50 (to an in-memory

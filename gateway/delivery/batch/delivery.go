@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,8 @@ import (
 type Sender interface {
 	PostQRBatch(ctx context.Context, idempotencyKey string, b laravel.QRBatch) (laravel.BatchResult, error)
 	PostStatusBatch(ctx context.Context, idempotencyKey string, b laravel.StatusBatch) (laravel.BatchResult, error)
+	PostMessageBatch(ctx context.Context, idempotencyKey string, b laravel.MessageBatch) (laravel.BatchResult, error)
+	PostReceiptBatch(ctx context.Context, idempotencyKey string, b laravel.ReceiptBatch) (laravel.BatchResult, error)
 }
 
 // Clock tells the flusher the time; tests pass a fake one and drive Poll by hand.
@@ -37,11 +40,14 @@ const (
 	DefaultBatchSize        = 50
 	DefaultBatchInterval    = 5 * time.Second
 	DefaultPriorityInterval = 1 * time.Second
-	DefaultDeliveryTimeout  = 2 * time.Minute
-	DefaultPollInterval     = 100 * time.Millisecond
-	DefaultMaxInFlight      = 4
-	DefaultMaxBuffered      = 5000
-	DefaultClaimInterval    = 30 * time.Second
+	// DefaultMessageInterval is the longest a message or receipt waits for its batch: a chat
+	// cannot wait BatchInterval.
+	DefaultMessageInterval = 1 * time.Second
+	DefaultDeliveryTimeout = 2 * time.Minute
+	DefaultPollInterval    = 100 * time.Millisecond
+	DefaultMaxInFlight     = 4
+	DefaultMaxBuffered     = 5000
+	DefaultClaimInterval   = 30 * time.Second
 	// DefaultPoisonHorizon is how long a 5xx must persist for one batch, while others are
 	// delivered, before it is split to isolate a poison item (and before that item, failing alone,
 	// is dead-lettered).
@@ -62,6 +68,9 @@ type Config struct {
 	// PriorityInterval bounds how long a HIGH event waits (default 1 s). The flusher lingers a
 	// twentieth of it (50 ms by default) so HIGH events of many sessions share one batch.
 	PriorityInterval time.Duration
+	// MessageInterval is the longest a message or receipt waits before a time flush of the
+	// messages and receipts (default 1 s); QR codes and statuses keep BatchInterval.
+	MessageInterval time.Duration
 	// DeliveryTimeout bounds the retries of one batch; past it the batch's items go back to the
 	// waiting items (still pending in the outbox) and are re-batched. Nothing is dropped.
 	DeliveryTimeout time.Duration
@@ -98,6 +107,7 @@ func DefaultConfig() Config {
 		BatchSize:        DefaultBatchSize,
 		BatchInterval:    DefaultBatchInterval,
 		PriorityInterval: DefaultPriorityInterval,
+		MessageInterval:  DefaultMessageInterval,
 		DeliveryTimeout:  DefaultDeliveryTimeout,
 		PollInterval:     DefaultPollInterval,
 		MaxInFlight:      DefaultMaxInFlight,
@@ -120,6 +130,7 @@ func (c Config) Validate() error {
 		configcheck.NotNegative("batch", "MaxBuffered", c.MaxBuffered),
 		configcheck.NotNegative("batch", "BatchInterval", c.BatchInterval),
 		configcheck.NotNegative("batch", "PriorityInterval", c.PriorityInterval),
+		configcheck.NotNegative("batch", "MessageInterval", c.MessageInterval),
 		configcheck.NotNegative("batch", "DeliveryTimeout", c.DeliveryTimeout),
 		configcheck.NotNegative("batch", "PollInterval", c.PollInterval),
 		configcheck.NotNegative("batch", "ClaimMinIdle", c.ClaimMinIdle),
@@ -144,6 +155,9 @@ func (c *Config) fill() {
 	}
 	if c.PriorityInterval <= 0 {
 		c.PriorityInterval = DefaultPriorityInterval
+	}
+	if c.MessageInterval <= 0 {
+		c.MessageInterval = DefaultMessageInterval
 	}
 	if c.DeliveryTimeout <= 0 {
 		c.DeliveryTimeout = DefaultDeliveryTimeout
@@ -261,6 +275,7 @@ func New(opts Options) (*Delivery, error) {
 	d.breaker = NewBreaker(cfg.Breaker, d.log)
 	d.breaker.now = d.clock.Now
 	d.co = NewCoalescer(cfg.BatchSize, cfg.BatchInterval, cfg.PriorityInterval/20)
+	d.co.SetMessageInterval(cfg.MessageInterval)
 	d.started = d.clock.Now()
 	d.lastFlush = d.started
 	d.nextClaim = d.started
@@ -276,6 +291,12 @@ func (d *Delivery) Outbox() *outbox.Outbox { return d.ob }
 
 // Breaker returns the circuit breaker.
 func (d *Delivery) Breaker() *Breaker { return d.breaker }
+
+// Accepts reports that batch delivery delivers every kind: QR codes and statuses coalesced per
+// session, messages and receipts each one, in sequence order per session.
+func (d *Delivery) Accepts(event.Kind) bool { return true }
+
+var _ delivery.KindAccepter = (*Delivery)(nil)
 
 // Deliver appends ev durably to the outbox; nil means accepted. A full outbox (or a Redis that does
 // not answer) makes it wait up to the outbox's AppendTimeout and then fail (an error matching
@@ -369,6 +390,7 @@ func (d *Delivery) run(ctx context.Context) {
 func (d *Delivery) nextWake() time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.markInFlight()
 	next := d.co.Deadline()
 	for _, b := range d.inflight {
 		if next.IsZero() || b.next.Before(next) {
@@ -400,8 +422,9 @@ func (d *Delivery) Poll(ctx context.Context) error {
 		}
 	}
 	d.mu.Lock()
+	d.markInFlight()
 	if trig, ok := d.co.Due(now); ok {
-		batches := d.co.TakeAll(trig)
+		batches := d.co.TakeDue(now, trig)
 		for _, b := range batches {
 			b.first, b.next = now, now
 		}
@@ -412,6 +435,27 @@ func (d *Delivery) Poll(ctx context.Context) error {
 	due := d.dueBatches(now)
 	d.mu.Unlock()
 	return d.sendAll(ctx, due, now, false)
+}
+
+// markInFlight tells the coalescer which sessions have a batch of messages or receipts in flight
+// (their next items of that kind wait for it). Callers hold d.mu.
+func (d *Delivery) markInFlight() {
+	var sessions map[event.Kind]map[string]bool
+	for _, b := range d.inflight {
+		if !b.Kind.IsMessaging() {
+			continue
+		}
+		if sessions == nil {
+			sessions = map[event.Kind]map[string]bool{}
+		}
+		if sessions[b.Kind] == nil {
+			sessions[b.Kind] = map[string]bool{}
+		}
+		for _, it := range b.Items {
+			sessions[b.Kind][it.Winner.Event.SessionID] = true
+		}
+	}
+	d.co.SetInFlight(sessions)
 }
 
 func triggerIndex(t Trigger) int {
@@ -632,6 +676,18 @@ func (d *Delivery) post(ctx context.Context, b *Batch) (laravel.BatchResult, err
 			body.QRs[i] = laravel.QRItem{SessionID: ev.SessionID, QR: ev.Payload, Version: ev.Version, EventID: ev.ID, GeneratedAt: ev.Time}
 		}
 		return d.send.PostQRBatch(ctx, b.Key, body)
+	case event.KindMessage:
+		body := laravel.MessageBatch{Messages: make([]laravel.MessageItem, len(b.Items))}
+		for i, it := range b.Items {
+			body.Messages[i] = *it.Winner.Event.Message
+		}
+		return d.send.PostMessageBatch(ctx, b.Key, body)
+	case event.KindReceipt:
+		body := laravel.ReceiptBatch{Receipts: make([]laravel.ReceiptItem, len(b.Items))}
+		for i, it := range b.Items {
+			body.Receipts[i] = *it.Winner.Event.Receipt
+		}
+		return d.send.PostReceiptBatch(ctx, b.Key, body)
 	default:
 		body := laravel.StatusBatch{Statuses: make([]laravel.StatusItem, len(b.Items))}
 		for i, it := range b.Items {
@@ -669,11 +725,7 @@ func (d *Delivery) attempt(r sendResult, now time.Time, final bool) (Attempt, Ac
 	}
 	var acc Accounting
 	if oc == OutcomeDelivered {
-		sids := make([]string, len(b.Items))
-		for i, it := range b.Items {
-			sids[i] = it.Winner.Event.SessionID
-		}
-		acc = Account(sids, r.res)
+		acc = accountItems(b.Items, r.res)
 		a.Refused, a.Unaccounted = len(acc.Refused), len(acc.Unaccounted)
 	}
 	switch {
@@ -885,6 +937,7 @@ func (d *Delivery) Close(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	if d.buffered() > 0 {
+		d.markInFlight() // a session's messages behind a batch in flight stay pending, in order
 		batches := d.co.TakeAll(TriggerShutdown)
 		for _, b := range batches {
 			b.first = now
@@ -909,4 +962,27 @@ func (d *Delivery) Close(ctx context.Context) error {
 		d.log.Info("batch: closed, nothing left in flight")
 	}
 	return err
+}
+
+// accountItems matches a 2xx answer to a batch's items with Account. Laravel names a refused item
+// by its session id; a batch of messages or receipts may carry several items of one session, so
+// the k-th error naming a session stands for the k-th item of that session in the batch (the
+// order they were sent). Each item thus gets a key of its own and Account decides exactly as it
+// does for QR and status batches, which carry one item per session.
+func accountItems(items []*Item, res laravel.BatchResult) Accounting {
+	keys := make([]string, len(items))
+	nth := make(map[string]int, len(items))
+	for i, it := range items {
+		sid := it.Winner.Event.SessionID
+		keys[i] = sid + "\x00" + strconv.Itoa(nth[sid])
+		nth[sid]++
+	}
+	named := make(map[string]int, len(res.Errors))
+	errs := make([]laravel.ItemError, len(res.Errors))
+	for i, e := range res.Errors {
+		errs[i] = laravel.ItemError{SessionID: e.SessionID + "\x00" + strconv.Itoa(named[e.SessionID]), Error: e.Error}
+		named[e.SessionID]++
+	}
+	res.Errors = errs
+	return Account(keys, res)
 }

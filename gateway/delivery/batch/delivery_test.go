@@ -122,6 +122,25 @@ func (l *laravelModel) PostStatusBatch(_ context.Context, key string, b laravel.
 	return l.handle(call{kind: event.KindStatus, key: key, items: append([]laravel.StatusItem(nil), b.Statuses...)})
 }
 
+// PostMessageBatch records messages like statuses (message id in EstadoQR, sequence as version):
+// the model's per-session version guard then counts a message older than one applied as stale.
+func (l *laravelModel) PostMessageBatch(_ context.Context, key string, b laravel.MessageBatch) (laravel.BatchResult, error) {
+	c := call{kind: event.KindMessage, key: key}
+	for _, m := range b.Messages {
+		c.items = append(c.items, laravel.StatusItem{SessionID: m.SessionID, EstadoQR: laravel.Status(m.MessageID), Version: m.Sequence})
+	}
+	return l.handle(c)
+}
+
+// PostReceiptBatch records receipts the way PostMessageBatch records messages.
+func (l *laravelModel) PostReceiptBatch(_ context.Context, key string, b laravel.ReceiptBatch) (laravel.BatchResult, error) {
+	c := call{kind: event.KindReceipt, key: key}
+	for _, r := range b.Receipts {
+		c.items = append(c.items, laravel.StatusItem{SessionID: r.SessionID, EstadoQR: laravel.Status(r.MessageID), Version: r.Sequence})
+	}
+	return l.handle(c)
+}
+
 func (l *laravelModel) Calls() []call {
 	l.mu.Lock()
 	defer l.mu.Unlock()
