@@ -170,3 +170,34 @@ func TestTokenMatchesOnlyTheExactToken(t *testing.T) {
 		t.Error("an empty token matches only itself")
 	}
 }
+
+func TestUTCTimesFormatAsRFC3339Nano(t *testing.T) {
+	times := []time.Time{
+		{},
+		time.Date(2026, 11, 27, 14, 5, 6, 123456789, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 100_000_000, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 1, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(5, 6, 7, 8, 9, 10, 120_000, time.UTC),
+		time.Unix(1700000000, 500).UTC(),
+	}
+	for _, tm := range times {
+		if got, want := string(appendUTC(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
+			t.Errorf("got %s want %s", got, want)
+		}
+	}
+}
+
+func FuzzUTCTimesFormatAsRFC3339Nano(f *testing.F) {
+	f.Add(int64(1700000000), int64(123456789))
+	f.Add(int64(-62135596800), int64(0)) // year 1
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec%1e9).UTC()
+		if y := tm.Year(); y < 0 || y > 9999 {
+			t.Skip()
+		}
+		if got, want := string(appendUTC(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
+			t.Fatalf("got %s want %s", got, want)
+		}
+	})
+}
