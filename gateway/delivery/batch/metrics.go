@@ -35,9 +35,13 @@ func (o batchSizeObserver) observe(k event.Kind, n int) {
 // the delivery's counters, and the seed's three fields under their original names as aliases
 // (qrBatchSize, statusBatchSize, timeSinceLastFlush in milliseconds).
 type Metrics struct {
-	QRWaitingItems     int   `json:"qr_waiting_items"`
-	StatusWaitingItems int   `json:"status_waiting_items"`
-	SinceLastFlushMs   int64 `json:"time_since_last_flush_ms"`
+	QRWaitingItems     int `json:"qr_waiting_items"`
+	StatusWaitingItems int `json:"status_waiting_items"`
+	// MessageWaitingItems and ReceiptWaitingItems count incoming messages and receipts waiting
+	// for their batch (never coalesced: one item each).
+	MessageWaitingItems int   `json:"message_waiting_items"`
+	ReceiptWaitingItems int   `json:"receipt_waiting_items"`
+	SinceLastFlushMs    int64 `json:"time_since_last_flush_ms"`
 	// The seed's names of the three fields above.
 	QRBatchSize          int              `json:"qrBatchSize"`
 	StatusBatchSize      int              `json:"statusBatchSize"`
@@ -67,6 +71,7 @@ type Metrics struct {
 	BatchSize            int              `json:"batch_size_items"`
 	BatchIntervalMs      int64            `json:"batch_interval_ms"`
 	PriorityIntervalMs   int64            `json:"priority_interval_ms"`
+	MessageIntervalMs    int64            `json:"message_interval_ms"`
 	RedisError           string           `json:"redis_error,omitempty"`
 }
 
@@ -77,6 +82,8 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	m := Metrics{
 		QRBatchSize:          d.co.Waiting(event.KindQR),
 		StatusBatchSize:      d.co.Waiting(event.KindStatus),
+		MessageWaitingItems:  d.co.Waiting(event.KindMessage),
+		ReceiptWaitingItems:  d.co.Waiting(event.KindReceipt),
 		TimeSinceLastFlushMs: now.Sub(d.lastFlush).Milliseconds(),
 		InFlight:             len(d.inflight),
 		Coalesced:            d.co.Coalesced(),
@@ -102,6 +109,7 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	}
 	m.Outbox = d.ob.Counters()
 	m.BatchSize, m.BatchIntervalMs, m.PriorityIntervalMs = d.cfg.BatchSize, d.cfg.BatchInterval.Milliseconds(), d.cfg.PriorityInterval.Milliseconds()
+	m.MessageIntervalMs = d.cfg.MessageInterval.Milliseconds()
 	m.QRWaitingItems, m.StatusWaitingItems, m.SinceLastFlushMs = m.QRBatchSize, m.StatusBatchSize, m.TimeSinceLastFlushMs
 	st, err := d.ob.Stats(ctx)
 	m.Pending, m.OutboxPendingRead, m.OutboxCapacity = st.Length, st.Pending, st.Capacity
