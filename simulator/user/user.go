@@ -156,7 +156,10 @@ func (u *user) run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	for range *u.b().Pollers {
-		wg.Go(func() { u.pollStatus(pollCtx) })
+		// Spread pollers so they do not all fire together; drawn here because u.rng is the
+		// user's alone (the pollers' goroutines must not share it).
+		spread := time.Duration(u.rng.Int64N(int64(u.b().StatusPollInterval.Std()) + 1))
+		wg.Go(func() { u.pollStatus(pollCtx, spread) })
 	}
 	if err := u.pair(ctx, pollCtx, started); err != nil {
 		return err
@@ -164,10 +167,10 @@ func (u *user) run(ctx context.Context) error {
 	return u.live(ctx)
 }
 
-func (u *user) pollStatus(ctx context.Context) {
+// pollStatus polls the session's status every StatusPollInterval after waiting spread.
+func (u *user) pollStatus(ctx context.Context, spread time.Duration) {
 	interval := u.b().StatusPollInterval.Std()
-	// Spread pollers so they do not all fire together.
-	if !u.sleep(ctx, time.Duration(u.rng.Int64N(int64(interval)+1))) {
+	if !u.sleep(ctx, spread) {
 		return
 	}
 	for {
