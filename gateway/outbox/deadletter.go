@@ -148,7 +148,7 @@ func decodeDeadLetter(m redis.XMessage) DeadLetter {
 		ID: str("eid"), SessionID: str("sid"), Kind: event.Kind(str("kind")), Payload: str("data"),
 		Version: ver, Priority: event.Priority(prio), Time: time.Unix(0, ts).UTC(),
 	}
-	if ev.Validate() == nil {
+	if decodeItem(&ev, str("item")) == nil && ev.Validate() == nil {
 		dl.Event = ev
 	}
 	return dl

@@ -11,6 +11,7 @@ package outbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"wagate/gateway/event"
+	"wagate/gateway/laravel"
 )
 
 // Defaults of Config.
@@ -221,7 +223,10 @@ type Outbox struct {
 // appendScript appends only while the stream is below its bound, atomically.
 var appendScript = redis.NewScript(`
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
-return redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', ARGV[4], 'data', ARGV[5], 'ver', ARGV[6], 'prio', ARGV[7], 'ts', ARGV[8])
+if ARGV[9] == '' then
+  return redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', ARGV[4], 'data', ARGV[5], 'ver', ARGV[6], 'prio', ARGV[7], 'ts', ARGV[8])
+end
+return redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', ARGV[4], 'data', ARGV[5], 'ver', ARGV[6], 'prio', ARGV[7], 'ts', ARGV[8], 'item', ARGV[9])
 `)
 
 // New returns an Outbox on rdb: it reads (or creates) the Redis data marker, creates the stream
@@ -274,9 +279,13 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 	if err := ev.Validate(); err != nil {
 		return "", fmt.Errorf("outbox: %w", err)
 	}
+	item, err := encodeItem(ev)
+	if err != nil {
+		return "", err
+	}
 	args := []any{
 		o.cfg.Max, ev.ID, ev.SessionID, string(ev.Kind), ev.Payload,
-		strconv.FormatInt(ev.Version, 10), strconv.Itoa(int(ev.Priority)), strconv.FormatInt(ev.Time.UnixNano(), 10),
+		strconv.FormatInt(ev.Version, 10), strconv.Itoa(int(ev.Priority)), strconv.FormatInt(ev.Time.UnixNano(), 10), item,
 	}
 	// The deadline bounds each Redis call too: a Redis that does not answer must not hold the
 	// caller longer than AppendTimeout.
@@ -324,9 +333,12 @@ func (o *Outbox) tryAppend(ctx context.Context, args []any) (id string, full boo
 		var add *redis.StringCmd
 		var n *redis.IntCmd
 		_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			add = p.XAdd(ctx, &redis.XAddArgs{Stream: o.cfg.Stream, Values: []any{
-				"eid", args[1], "sid", args[2], "kind", args[3], "data", args[4],
-				"ver", args[5], "prio", args[6], "ts", args[7]}})
+			values := []any{"eid", args[1], "sid", args[2], "kind", args[3], "data", args[4],
+				"ver", args[5], "prio", args[6], "ts", args[7]}
+			if args[8] != "" {
+				values = append(values, "item", args[8])
+			}
+			add = p.XAdd(ctx, &redis.XAddArgs{Stream: o.cfg.Stream, Values: values})
 			n = p.XLen(ctx, o.cfg.Stream)
 			return nil
 		})
@@ -524,10 +536,49 @@ func decode(v map[string]any) (event.Event, error) {
 		ID: str("eid"), SessionID: str("sid"), Kind: event.Kind(str("kind")), Payload: str("data"),
 		Version: ver, Priority: event.Priority(prio), Time: time.Unix(0, ts).UTC(),
 	}
+	if err := decodeItem(&ev, str("item")); err != nil {
+		return event.Event{}, err
+	}
 	if err := ev.Validate(); err != nil {
 		return event.Event{}, err
 	}
 	return ev, nil
+}
+
+// encodeItem returns the JSON of a message or receipt event's Laravel item, stored in the entry's
+// "item" field; "" for QR codes and statuses, whose payload says everything.
+func encodeItem(ev event.Event) (string, error) {
+	var item any
+	switch ev.Kind {
+	case event.KindMessage:
+		item = ev.Message
+	case event.KindReceipt:
+		item = ev.Receipt
+	default:
+		return "", nil
+	}
+	b, err := json.Marshal(item)
+	if err != nil {
+		return "", fmt.Errorf("outbox: encode the item of event %s: %w", ev.ID, err)
+	}
+	return string(b), nil
+}
+
+// decodeItem restores a message or receipt event's item from the entry's "item" field.
+func decodeItem(ev *event.Event, raw string) error {
+	switch ev.Kind {
+	case event.KindMessage:
+		ev.Message = new(laravel.MessageItem)
+		if err := json.Unmarshal([]byte(raw), ev.Message); err != nil {
+			return fmt.Errorf("message item: %w", err)
+		}
+	case event.KindReceipt:
+		ev.Receipt = new(laravel.ReceiptItem)
+		if err := json.Unmarshal([]byte(raw), ev.Receipt); err != nil {
+			return fmt.Errorf("receipt item: %w", err)
+		}
+	}
+	return nil
 }
 
 // Ack removes delivered entries: XACK then XDEL, in one transaction.
@@ -556,16 +607,24 @@ func (o *Outbox) DeadLetter(ctx context.Context, entries []Entry, reason string)
 	}
 	now := strconv.FormatInt(time.Now().UnixNano(), 10)
 	ids := make([]string, len(entries))
+	values := make([][]any, len(entries))
+	for i, e := range entries {
+		ev := e.Event
+		values[i] = []any{"oid", e.ID, "eid", ev.ID, "sid", ev.SessionID, "kind", string(ev.Kind), "data", ev.Payload,
+			"ver", strconv.FormatInt(ev.Version, 10), "prio", strconv.Itoa(int(ev.Priority)),
+			"ts", strconv.FormatInt(ev.Time.UnixNano(), 10), "reason", reason, "at", now}
+		item, err := encodeItem(ev)
+		if err != nil {
+			return err
+		}
+		if item != "" {
+			values[i] = append(values[i], "item", item)
+		}
+	}
 	_, err := o.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for i, e := range entries {
 			ids[i] = e.ID
-			ev := e.Event
-			p.XAdd(ctx, &redis.XAddArgs{
-				Stream: o.cfg.DeadLetterStream, MaxLen: o.cfg.DeadLetterMax, Approx: true,
-				Values: []any{"oid", e.ID, "eid", ev.ID, "sid", ev.SessionID, "kind", string(ev.Kind), "data", ev.Payload,
-					"ver", strconv.FormatInt(ev.Version, 10), "prio", strconv.Itoa(int(ev.Priority)),
-					"ts", strconv.FormatInt(ev.Time.UnixNano(), 10), "reason", reason, "at", now},
-			})
+			p.XAdd(ctx, &redis.XAddArgs{Stream: o.cfg.DeadLetterStream, MaxLen: o.cfg.DeadLetterMax, Approx: true, Values: values[i]})
 		}
 		p.XAck(ctx, o.cfg.Stream, o.cfg.Group, ids...)
 		p.XDel(ctx, o.cfg.Stream, ids...)

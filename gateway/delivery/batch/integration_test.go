@@ -35,10 +35,15 @@ func laravelBaseURL(t *testing.T, srv *fakelaravel.Server) string {
 // startLaravel runs fakelaravel on a loopback listener (so down windows refuse connections).
 func startLaravel(t *testing.T, faults fakelaravel.Faults) (*fakelaravel.Server, *laravel.Client) {
 	t.Helper()
-	srv, err := fakelaravel.New(context.Background(), fakelaravel.Config{
-		Token: token, Faults: faults, Seed: 7, Logger: slog.New(slog.DiscardHandler),
-		Capacity: fakelaravel.CapacityModel{Workers: 8, Backlog: 64, BootstrapCPU: time.Millisecond, PerRowCPU: 20 * time.Microsecond},
-	})
+	return startLaravelWith(t, fakelaravel.Config{Faults: faults})
+}
+
+// startLaravelWith runs fakelaravel configured by cfg (token, seed, logger and capacity set here).
+func startLaravelWith(t *testing.T, cfg fakelaravel.Config) (*fakelaravel.Server, *laravel.Client) {
+	t.Helper()
+	cfg.Token, cfg.Seed, cfg.Logger = token, 7, slog.New(slog.DiscardHandler)
+	cfg.Capacity = fakelaravel.CapacityModel{Workers: 8, Backlog: 64, BootstrapCPU: time.Millisecond, PerRowCPU: 20 * time.Microsecond}
+	srv, err := fakelaravel.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,9 +163,10 @@ func newDelivery(t *testing.T, b *redistest.Backend, client batch.Sender, consum
 		t.Fatal(err)
 	}
 	d, err := batch.New(batch.Options{Outbox: ob, Sender: client, Logger: log, Config: batch.Config{
-		BatchInterval: 50 * time.Millisecond, PriorityInterval: 20 * time.Millisecond, PollInterval: 5 * time.Millisecond,
-		Backoff: batch.Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2},
-		Breaker: batch.BreakerConfig{Failures: 5, OpenFor: 50 * time.Millisecond},
+		BatchInterval: 50 * time.Millisecond, PriorityInterval: 20 * time.Millisecond, MessageInterval: 20 * time.Millisecond,
+		PollInterval: 5 * time.Millisecond,
+		Backoff:      batch.Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2},
+		Breaker:      batch.BreakerConfig{Failures: 5, OpenFor: 50 * time.Millisecond},
 	}})
 	if err != nil {
 		t.Fatal(err)
