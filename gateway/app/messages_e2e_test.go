@@ -158,18 +158,85 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 	waitGatewayReceipts(t, w.wa, meanwhile)
 }
 
-// Batch mode's outbox does not carry messages yet (the manager never hands them to it): a
-// customer's message must not disturb the status flow.
-func TestBatchModeKeepsDeliveringStatusesAfterACustomerWrites(t *testing.T) {
+// Batch mode: a customer's text, reply and reaction, decrypted by the real whatsmeow client, reach
+// Laravel through the outbox and the message batch endpoint once each and in the order written;
+// the read receipt of a message the gateway sent arrives through the receipt batch endpoint;
+// nothing goes to the legacy endpoints and nothing is dropped; statuses keep flowing; a message
+// written while the gateway is stopped arrives once after the restart, numbered after the rest.
+func TestBatchModeACustomersMessagesReachLaravelInOrderOnceThroughTheOutbox(t *testing.T) {
 	w := messagingWorld(t, config.ModeBatch)
 	ctx := context.Background()
 	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
 	jid := startAndPair(t, ctx, w, c, "e2e_msg_batch", "15557770102")
-	id, err := w.wa.SendMessage(ctx, jid, fakewa.PhoneMessage{From: customerPhone, Text: "hola"})
+	write := func(m fakewa.PhoneMessage) string {
+		m.From = customerPhone
+		id, err := w.wa.SendMessage(ctx, jid, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
+	reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
+	reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
+	var sent struct {
+		MessageID string `json:"message_id"`
+	}
+	if code := c.call("POST", "/sessions/e2e_msg_batch/messages", map[string]string{"to": "+" + customerPhone, "text": "sí, hay"}, &sent); code != 200 || sent.MessageID == "" {
+		t.Fatalf("send: %d %+v", code, sent)
+	}
+
+	var st fakelaravel.MessagesState
+	proctest.Eventually(t, "Laravel to store three messages and the read receipt", 30*time.Second, func() (bool, string) {
+		var err error
+		st, err = w.laravel.Messages(ctx, "e2e_msg_batch")
+		read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
+		return err == nil && len(st.Messages) == 3 && read, fmt.Sprintf("%+v %v", st, err)
+	})
+	want := []struct {
+		id, text, quote, reactTo string
+		typ                      laravel.MessageType
+	}{
+		{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
+		{reply, "¿y en azul?", text, "", laravel.MessageText},
+		{reaction, "👍", "", text, laravel.MessageReaction},
+	}
+	for i, m := range st.Messages {
+		w := want[i]
+		if m.MessageID != w.id || m.Text != w.text || m.Quote != w.quote || m.ReactTo != w.reactTo || m.Type != w.typ {
+			t.Fatalf("stored message %d = %+v, want %+v", i, m.MessageItem, w)
+		}
+		if m.Deliveries != 1 || m.Chat != customerPhone+"@s.whatsapp.net" || m.FromMe {
+			t.Fatalf("stored message %d delivered %d times from %s (from me %v)", i, m.Deliveries, m.Chat, m.FromMe)
+		}
+		if i > 0 && m.Sequence <= st.Messages[i-1].Sequence {
+			t.Fatalf("message %d has sequence %d after %d", i, m.Sequence, st.Messages[i-1].Sequence)
+		}
+	}
+	if r := st.Receipts[0]; r.MessageID != sent.MessageID {
+		t.Fatalf("receipt %+v, want the read receipt of %s", r, sent.MessageID)
+	}
+	stats := w.laravel.Stats().Endpoints
+	if stats[fakelaravel.EndpointMessageBatch].Requests == 0 || stats[fakelaravel.EndpointReceiptBatch].Requests == 0 ||
+		stats[fakelaravel.EndpointMessage].Requests != 0 || stats[fakelaravel.EndpointReceipt].Requests != 0 {
+		t.Fatalf("requests: message batch %d, receipt batch %d, legacy message %d, legacy receipt %d; want batches only",
+			stats[fakelaravel.EndpointMessageBatch].Requests, stats[fakelaravel.EndpointReceiptBatch].Requests,
+			stats[fakelaravel.EndpointMessage].Requests, stats[fakelaravel.EndpointReceipt].Requests)
+	}
+	resp, err := c.hc.Get(c.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitGatewayReceipts(t, w.wa, id)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "wagate_events_dropped_total{") && strings.Contains(line, "not_delivered_in_mode") && !strings.HasSuffix(line, " 0") {
+			t.Fatalf("batch mode dropped events it should deliver: %s", line)
+		}
+	}
+	waitGatewayReceipts(t, w.wa, text, reply, reaction)
+
+	// Statuses keep flowing beside the messages.
 	if err := w.wa.FailNextConnect(jid, 503); err != nil {
 		t.Fatal(err)
 	}
@@ -178,14 +245,19 @@ func TestBatchModeKeepsDeliveringStatusesAfterACustomerWrites(t *testing.T) {
 	}
 	waitLaravelStatus(t, ctx, w, "e2e_msg_batch", laravel.StatusDisconnected)
 	waitLaravelStatus(t, ctx, w, "e2e_msg_batch", laravel.StatusConnected)
-	// The message the batch outbox cannot carry yet is counted as dropped, not silently lost.
-	resp, err := c.hc.Get(c.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+
+	// What the customer writes while the gateway is down arrives when it is back, after the rest.
+	w.stopGateway()
+	meanwhile := write(fakewa.PhoneMessage{Text: "¿siguen ahí?"})
+	w.startGateway()
+	proctest.Eventually(t, "Laravel to store the message written while the gateway was down", 30*time.Second, func() (bool, string) {
+		var err error
+		st, err = w.laravel.Messages(ctx, "e2e_msg_batch")
+		return err == nil && len(st.Messages) == 4, fmt.Sprintf("%d messages, %v", len(st.Messages), err)
+	})
+	if last := st.Messages[3]; last.MessageID != meanwhile || last.Text != "¿siguen ahí?" || last.Deliveries != 1 ||
+		last.Sequence <= st.Messages[2].Sequence {
+		t.Fatalf("after the restart Laravel stored %+v, want %s once, numbered after everything before", last, meanwhile)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if want := `wagate_events_dropped_total{kind="message",reason="not_delivered_in_mode"} 1`; !strings.Contains(string(body), want) {
-		t.Fatalf("/metrics lacks %q", want)
-	}
+	waitGatewayReceipts(t, w.wa, meanwhile)
 }
