@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -235,6 +236,32 @@ type processCost struct {
 	heapBytes  uint64 // live heap objects
 	stackBytes uint64 // goroutine stacks
 	heapGoal   uint64 // the heap size at which the next GC starts (GOGC, GOMEMLIMIT)
+	goMapped   uint64 // memory the Go runtime holds from the OS and has not released
+	rss        uint64 // resident set size (not deterministic: the kernel and the scavenger decide)
+}
+
+// residentBytes reads this process's resident set size from /proc/self/statm (0 elsewhere).
+func residentBytes() uint64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
+}
+
+// goMappedBytes is the memory the Go runtime has mapped and not returned to the OS.
+func goMappedBytes() uint64 {
+	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(samples)
+	return samples[0].Value.Uint64() - samples[1].Value.Uint64()
 }
 
 // settle waits until the goroutine count stops moving (the clients' post-login work ended),
@@ -258,7 +285,8 @@ func settle() processCost {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return processCost{goroutines: runtime.NumGoroutine(), heapBytes: ms.HeapAlloc, stackBytes: ms.StackInuse, heapGoal: ms.NextGC}
+	return processCost{goroutines: runtime.NumGoroutine(), heapBytes: ms.HeapAlloc, stackBytes: ms.StackInuse, heapGoal: ms.NextGC,
+		goMapped: goMappedBytes(), rss: residentBytes()}
 }
 
 // goroutinesByStart counts this process's goroutines by the function that started them.
@@ -344,6 +372,10 @@ func BenchmarkIdleConnectedSession(b *testing.B) {
 	// What the heap may grow to per session before the next GC: with GOGC alone, RSS under load
 	// approaches it (docs/deploy.md, Memory and GC).
 	b.ReportMetric(per(base.heapGoal, after.heapGoal)/1024, "heap-goal-KiB/session")
+	// Beside them, not deterministic: what the Go runtime holds from the OS and the resident set
+	// (which also holds memory outside the Go heap: SQLite's, the binary's pages).
+	b.ReportMetric(per(base.goMapped, after.goMapped)/1024, "go-mapped-KiB/session")
+	b.ReportMetric(per(base.rss, after.rss)/1024, "rss-KiB/session")
 	writeHeapProfile(b, heapProfile, "")
 	afterStarts := goroutinesByStart()
 	var lines []string
