@@ -228,3 +228,41 @@ func TestARefusedSessionsMessagesAreDeadLetteredAndTheOthersStored(t *testing.T)
 		}
 	})
 }
+
+// A gateway that dies while Laravel is down leaves every message and receipt pending (none
+// acknowledged as coalesced); the restarted gateway (same consumer) recovers them and Laravel
+// stores each once, every chat in order.
+func TestMessagesPendingWhenTheGatewayDiesReachLaravelOnceInOrderAfterTheRestart(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		srv, client := startLaravel(t, fakelaravel.Faults{DownWindows: []fakelaravel.DownWindow{{StartAfterMS: 0, DurationMS: 3_600_000}}})
+		first := newDelivery(t, b, client, "gw-1")
+		c := converse(4, 80)
+		c.deliver(t, first)
+		for range 3 { // read, flushed after the message interval, sent: connection refused
+			time.Sleep(30 * time.Millisecond)
+			if err := first.Poll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		items := 0
+		for _, evs := range c.bySession {
+			items += len(evs)
+		}
+		if m := first.Snapshot(context.Background()); m.Sent != 0 || m.Coalesced != 0 || m.Pending != int64(items) || m.FailuresByStatus["network"] == 0 {
+			t.Fatalf("while Laravel is down: sent %d, coalesced %d, pending %d, failures %v; want 0, 0, %d and refused sends",
+				m.Sent, m.Coalesced, m.Pending, m.FailuresByStatus, items)
+		}
+		if err := srv.SetFaults(fakelaravel.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+		second := newDelivery(t, b, client, "gw-1")
+		if err := second.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitMessagesDrained(t, second)
+		if err := second.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.assertStoredOnceInOrder(t, srv)
+	})
+}
