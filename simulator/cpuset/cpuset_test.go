@@ -1,0 +1,120 @@
+package cpuset
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestResolveSplitsTheMachineOrSaysWhatIsWrong(t *testing.T) {
+	two := []int{0, 1}
+	four := []int{0, 1, 2, 3}
+	tests := []struct {
+		name           string
+		gateway, world string
+		online         []int
+		wantGateway    []int
+		wantWorld      []int
+		wantNote       string
+		wantErr        string
+	}{
+		{name: "nothing asked pins nothing", online: two, wantNote: "not requested"},
+		{name: "off pins nothing", gateway: "off", online: two, wantNote: "not requested"},
+		{name: "auto on two cores: gateway on the last", gateway: "auto", online: two, wantGateway: []int{1}, wantWorld: []int{0}},
+		{name: "auto on four cores: world gets the other three", gateway: "auto", online: four, wantGateway: []int{3}, wantWorld: []int{0, 1, 2}},
+		{name: "auto on one core: not pinned, said why", gateway: "auto", online: []int{0}, wantNote: "one core (CPU 0): not pinned"},
+		{name: "explicit sets", gateway: "1", world: "0", online: two, wantGateway: []int{1}, wantWorld: []int{0}},
+		{name: "explicit gateway, world the rest", gateway: "0", online: four, wantGateway: []int{0}, wantWorld: []int{1, 2, 3}},
+		{name: "ranges and lists", gateway: "2-3", world: "0,1", online: four, wantGateway: []int{2, 3}, wantWorld: []int{0, 1}},
+		{name: "a CPU that does not exist", gateway: "2", world: "0", online: two, wantErr: "gateway: CPU 2 does not exist on this machine, which has CPUs 0-1"},
+		{name: "a world CPU that does not exist", gateway: "1", world: "0,5-6", online: two, wantErr: "world: CPU 5-6 does not exist"},
+		{name: "overlapping sets", gateway: "0-1", world: "1-2", online: four, wantErr: "share CPU 1; give each its own CPUs"},
+		{name: "gateway takes every CPU", gateway: "0-1", online: two, wantErr: "leave at least one for the world"},
+		{name: "not a CPU list", gateway: "one", online: two, wantErr: `"one" in "one" is not a CPU id`},
+		{name: "backwards range", gateway: "3-1", online: four, wantErr: "is not a CPU id or a range"},
+		{name: "world without gateway", world: "0", online: two, wantErr: "give the gateway its CPUs too"},
+		{name: "auto gateway with a named world", gateway: "auto", world: "0", online: two, wantErr: "leave world out"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Resolve(tt.gateway, tt.world, tt.online)
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrCPUs) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Resolve(%q, %q) error = %v, want ErrCPUs containing %q", tt.gateway, tt.world, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Resolve(%q, %q): %v", tt.gateway, tt.world, err)
+			}
+			if got.Pinned != (tt.wantGateway != nil) || !slices.Equal(got.Gateway, tt.wantGateway) || !slices.Equal(got.World, tt.wantWorld) {
+				t.Errorf("Resolve(%q, %q) = %+v, want gateway %v world %v", tt.gateway, tt.world, got, tt.wantGateway, tt.wantWorld)
+			}
+			if !strings.Contains(got.Note, tt.wantNote) {
+				t.Errorf("note = %q, want it to contain %q", got.Note, tt.wantNote)
+			}
+		})
+	}
+}
+
+func TestFormatCollapsesRangesAndParseReadsThemBack(t *testing.T) {
+	for _, tt := range []struct {
+		ids  []int
+		text string
+	}{
+		{[]int{0}, "0"},
+		{[]int{0, 1, 2, 5}, "0-2,5"},
+		{[]int{1, 3, 4}, "1,3-4"},
+		{nil, ""},
+	} {
+		if got := Format(tt.ids); got != tt.text {
+			t.Errorf("Format(%v) = %q, want %q", tt.ids, got, tt.text)
+		}
+		if tt.text == "" {
+			continue
+		}
+		if back, err := Parse(tt.text); err != nil || !slices.Equal(back, tt.ids) {
+			t.Errorf("Parse(%q) = %v, %v; want %v", tt.text, back, err, tt.ids)
+		}
+	}
+}
+
+func TestTheGatewayAndTheFloorRunOnTheGatewaySetEverythingElseOnTheWorld(t *testing.T) {
+	a := Assignment{Pinned: true, Gateway: []int{1}, World: []int{0}}
+	for name, want := range map[string][]int{"gateway": {1}, "fakelaravel": {0}, "redis-server": {0}, "floor": {1}} {
+		if got := a.ForProcess(name); !slices.Equal(got, want) {
+			t.Errorf("ForProcess(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if got := (Assignment{}).ForProcess("gateway"); got != nil {
+		t.Errorf("unpinned ForProcess = %v, want nil", got)
+	}
+}
+
+func TestALoadGeneratorAboveNinetyPercentOfItsCoresInvalidatesLatency(t *testing.T) {
+	tests := []struct {
+		name      string
+		gen       Generator
+		wantValid bool
+	}{
+		{"idle generator", Generator{CPUPercent: 5, Cores: 1}, true},
+		{"busy but under the limit", Generator{CPUPercent: 89, Cores: 1}, true},
+		{"exactly at the limit", Generator{CPUPercent: 90, Cores: 1}, true},
+		{"saturated single core", Generator{CPUPercent: 97, Cores: 1}, false},
+		{"two cores, one and a half busy", Generator{CPUPercent: 150, Cores: 2}, true},
+		{"two cores, both saturated", Generator{CPUPercent: 185, Cores: 2}, false},
+		{"cores unknown: not judged", Generator{CPUPercent: 300}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			valid, reason := LatencyValidity(tt.gen)
+			if valid != tt.wantValid {
+				t.Errorf("LatencyValidity(%+v) = %v (%s), want %v", tt.gen, valid, reason, tt.wantValid)
+			}
+			if !valid && !strings.Contains(reason, "its own queueing") {
+				t.Errorf("reason %q does not say why", reason)
+			}
+		})
+	}
+}
