@@ -438,6 +438,7 @@ func (f *File) finish(root *yaml.Node, bad *invalid) {
 	}
 	f.finishGateway(root, bad)
 	f.finishLaravel(root, bad)
+	f.finishCPUs(root, bad)
 	for i, flt := range f.Faults {
 		field := fmt.Sprintf("faults[%d]", i)
 		line := 0

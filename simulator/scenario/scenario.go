@@ -34,6 +34,9 @@ type File struct {
 	Laravel Laravel `yaml:"laravel"`
 	// WhatsApp is fakewa's configuration.
 	WhatsApp WhatsApp `yaml:"whatsapp"`
+	// CPUs puts the gateway on its own CPU set and the world (users, fakewa, fakelaravel, a
+	// redis-server the simulator started) on the rest (cpus.go).
+	CPUs CPUs `yaml:"cpus"`
 	// Faults is the fault schedule: changes to fakelaravel and WhatsApp at given times.
 	Faults []Fault `yaml:"faults"`
 	// Drain is how long the simulator waits after the users stopped before it compares Laravel's
