@@ -1,0 +1,16 @@
+package cluster
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func mustStore(t *testing.T, rdb redis.UniversalClient, opts Options) *Store {
+	t.Helper()
+	s, err := New(rdb, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
