@@ -363,6 +363,7 @@ func entryLines(e *Entry) []string {
 	if len(e.Reports) == 0 {
 		return append(lines, "No report: every run failed before writing report.json.")
 	}
+	lines = append(lines, cpuLines(e.Reports[0].Environment)...)
 	return append(lines, configText(e.Reports[0].Configuration))
 }
 

@@ -21,6 +21,10 @@ func sampleBench(t *testing.T) *Results {
 	b1 := sampleReport(t, "batch-100", ModeBatch, 100, 40, 4)
 	b2 := sampleReport(t, "batch-100", ModeBatch, 100, 44, 5)
 	scale := sampleReport(t, "batch-1000", ModeBatch, 1000, 300, 8)
+	legacy.Environment.CPUSets = &CPUSets{Note: "one core (CPU 0), which the gateway shares with the load generator"}
+	scale.Environment.CPUSets = &CPUSets{Pinned: true, Processes: map[string]string{"gateway": "1", "simulator": "0", "fakelaravel": "0"}}
+	scale.Environment.LoadAverage = &LoadAverage{Start: [3]float64{0.5, 0.4, 0.3}, End: [3]float64{1.9, 1.1, 0.6}}
+	scale.Environment.Generator = &Generator{CPUPercent: 62, Cores: 1, LatencyValid: true}
 	start := legacy.Environment.Start
 	res := &Results{
 		Dir: "testdata",

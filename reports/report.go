@@ -152,6 +152,10 @@ type Environment struct {
 	// Start and End bound the run (End includes the drain period).
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
+	// CPUSets, LoadAverage and Generator say how fairly the run measured (cpus.go).
+	CPUSets     *CPUSets     `json:"cpu_sets,omitempty"`
+	LoadAverage *LoadAverage `json:"load_average,omitempty"`
+	Generator   *Generator   `json:"generator,omitempty"`
 }
 
 // SeriesPoint is one SeriesInterval of the run. Rates are per minute over the interval; gauges are

@@ -83,13 +83,16 @@ type TargetSpec struct {
 	Figure Figure
 	Bound  Bound
 	Scope  Scope
+	// Latency marks a latency target: a run whose load generator saturated its cores measured its
+	// own queueing, and the row says the value is not valid.
+	Latency bool
 }
 
 // DesignTargets are docs/design.md's targets as the bench report checks them, in its order.
 var DesignTargets = []TargetSpec{
 	{Name: "Laravel requests/min per user, batch vs legacy on the same workload", Figure: FigLaravelRPMPerUser, Bound: Bound{">=", 100}, Scope: ScaleVsLegacy},
-	{Name: "gateway API latency p99", Figure: FigAPIP99, Bound: Bound{"<=", 10}, Scope: AtScale},
-	{Name: "HIGH events visible in Laravel, p99", Figure: FigHighP99, Bound: Bound{"<=", 1000}, Scope: AtScale},
+	{Name: "gateway API latency p99", Figure: FigAPIP99, Bound: Bound{"<=", 10}, Scope: AtScale, Latency: true},
+	{Name: "HIGH events visible in Laravel, p99", Figure: FigHighP99, Bound: Bound{"<=", 1000}, Scope: AtScale, Latency: true},
 	{Name: "gateway CPU (mean)", Figure: FigGatewayCPU, Bound: Bound{"<=", 5}, Scope: AtScale},
 	{Name: "gateway memory per connected session", Figure: FigMemPerSession, Bound: Bound{"<=", 300}, Scope: AtScale},
 	{Name: "lost or stale final states (every entry)", Figure: FigLost, Bound: Bound{"==", 0}, Scope: EveryRun},
@@ -134,6 +137,9 @@ func (res *Results) check(spec TargetSpec) Target {
 		if v, found := scale.Median(spec.Figure); found {
 			t.Measured = spec.Figure.Format(v)
 			t.Status = passFail(spec.Bound.Holds(v))
+			if why := latencyInvalid(scale); spec.Latency && why != "" {
+				t.Measured += " (" + why + ")"
+			}
 		}
 	case ScaleVsLegacy:
 		if legacy == nil || scale == nil {

@@ -1,6 +1,9 @@
 package reports
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestEachDesignTargetIsWrittenFromItsBound(t *testing.T) {
 	want := []string{">= 100x fewer", "<= 10 ms", "<= 1 s", "<= 5% of a core", "<= 300 KiB", "0", ">= 10,000"}
@@ -32,4 +35,44 @@ func TestABoundHoldsAtItsLimit(t *testing.T) {
 			t.Errorf("%s holds for %v = %v, want %v", c.bound.Text(""), c.v, got, c.holds)
 		}
 	}
+}
+
+func TestALatencyTargetSaysWhenTheLoadGeneratorSaturated(t *testing.T) {
+	tests := []struct {
+		name      string
+		generator *Generator
+		wantNote  bool
+	}{
+		{"no generator figures (an older report)", nil, false},
+		{"generator under its limit", &Generator{CPUPercent: 60, Cores: 1, LatencyValid: true}, false},
+		{"generator saturated", &Generator{CPUPercent: 97, Cores: 1, Reason: "the load generator used 97% of its 1 core(s)"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := sampleBench(t)
+			scale := &res.Entries[len(res.Entries)-1]
+			scale.Reports[0].Environment.Generator = tt.generator
+			for _, target := range res.Targets() {
+				spec := specNamed(t, target.Name)
+				gotNote := strings.Contains(target.Measured, "not valid: the load generator used 97%")
+				if want := tt.wantNote && spec.Latency; gotNote != want {
+					t.Errorf("%s: measured %q, note of invalid latency = %v, want %v", target.Name, target.Measured, gotNote, want)
+				}
+				if spec.Latency && target.Status == "not measured" {
+					t.Errorf("%s: not measured", target.Name)
+				}
+			}
+		})
+	}
+}
+
+func specNamed(t *testing.T, name string) TargetSpec {
+	t.Helper()
+	for _, s := range DesignTargets {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no design target named %q", name)
+	return TargetSpec{}
 }

@@ -92,7 +92,7 @@ func Resolve(gateway, world string, online []int) (Assignment, error) {
 			return Assignment{}, fmt.Errorf("%w: gateway \"auto\" chooses the world's CPUs too; leave world out or name the gateway's CPUs", ErrCPUs)
 		}
 		if len(online) < 2 {
-			return Assignment{Note: fmt.Sprintf("one core (CPU %s): not pinned, the gateway shares it with the load generator", Format(online))}, nil
+			return Assignment{Note: fmt.Sprintf("one core (CPU %s), which the gateway shares with the load generator", Format(online))}, nil
 		}
 		last := online[len(online)-1]
 		return Assignment{Pinned: true, Gateway: []int{last}, World: slices.Clone(online[:len(online)-1])}, nil

@@ -23,7 +23,7 @@ func TestResolveSplitsTheMachineOrSaysWhatIsWrong(t *testing.T) {
 		{name: "off pins nothing", gateway: "off", online: two, wantNote: "not requested"},
 		{name: "auto on two cores: gateway on the last", gateway: "auto", online: two, wantGateway: []int{1}, wantWorld: []int{0}},
 		{name: "auto on four cores: world gets the other three", gateway: "auto", online: four, wantGateway: []int{3}, wantWorld: []int{0, 1, 2}},
-		{name: "auto on one core: not pinned, said why", gateway: "auto", online: []int{0}, wantNote: "one core (CPU 0): not pinned"},
+		{name: "auto on one core: not pinned, said why", gateway: "auto", online: []int{0}, wantNote: "one core (CPU 0), which the gateway shares"},
 		{name: "explicit sets", gateway: "1", world: "0", online: two, wantGateway: []int{1}, wantWorld: []int{0}},
 		{name: "explicit gateway, world the rest", gateway: "0", online: four, wantGateway: []int{0}, wantWorld: []int{1, 2, 3}},
 		{name: "ranges and lists", gateway: "2-3", world: "0,1", online: four, wantGateway: []int{2, 3}, wantWorld: []int{0, 1}},

@@ -1,0 +1,88 @@
+package reports
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// CPUSets says where a run's processes ran: the gateway on its own CPU set, the world (the
+// simulator's users and in-process fakewa, fakelaravel, redis-server) on the rest.
+type CPUSets struct {
+	// Pinned says whether the processes were pinned.
+	Pinned bool `json:"pinned"`
+	// Note says why nothing was pinned ("not requested", "one core: ...").
+	Note string `json:"note,omitempty"`
+	// Processes maps a process ("gateway", "simulator", "fakelaravel", "redis-server", "floor") to
+	// the CPU list it could run on, read back from the kernel ("1", "0-2").
+	Processes map[string]string `json:"processes,omitempty"`
+}
+
+// LoadAverage is the machine's /proc/loadavg (1, 5 and 15 minutes) at the start and end of a run:
+// a run on a loaded machine measures the machine as much as the gateway.
+type LoadAverage struct {
+	Start [3]float64 `json:"start"`
+	End   [3]float64 `json:"end"`
+}
+
+// Generator is the load generator's (the simulator process's: users and in-process fakewa) own
+// CPU over a run. A generator above 90% of its cores measured its own queueing: the run's latency
+// is not valid for the latency targets.
+type Generator struct {
+	// CPUPercent is its mean CPU in % of one core; Cores is how many CPUs it could use.
+	CPUPercent float64 `json:"cpu_percent"`
+	Cores      int     `json:"cores"`
+	// LatencyValid is false when it saturated its cores; Reason says so.
+	LatencyValid bool   `json:"latency_valid"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// cpuLines describes a report's CPU sets, load and load generator for report.md, or nothing
+// when the report predates them.
+func cpuLines(env Environment) []string {
+	var lines []string
+	if c := env.CPUSets; c != nil {
+		if c.Pinned {
+			names := make([]string, 0, len(c.Processes))
+			for n := range c.Processes {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			parts := make([]string, 0, len(names))
+			for _, n := range names {
+				parts = append(parts, fmt.Sprintf("%s on CPU %s", n, c.Processes[n]))
+			}
+			lines = append(lines, "CPU sets: "+strings.Join(parts, ", "))
+		} else {
+			lines = append(lines, "CPU sets: not pinned, "+c.Note)
+		}
+	}
+	if l := env.LoadAverage; l != nil {
+		lines = append(lines, fmt.Sprintf("machine load average (1, 5, 15 min): %s at the start, %s at the end", loadText(l.Start), loadText(l.End)))
+	}
+	if g := env.Generator; g != nil {
+		l := fmt.Sprintf("load generator CPU: %s%% of a core on %d core(s)", formatValue(g.CPUPercent, ""), g.Cores)
+		if g.LatencyValid {
+			l += ", not saturated: latency valid for the targets"
+		} else {
+			l += "; **not valid for latency targets**: " + g.Reason
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+func loadText(l [3]float64) string {
+	return fmt.Sprintf("%.2f %.2f %.2f", l[0], l[1], l[2])
+}
+
+// latencyInvalid returns the reason an entry's latency is not the gateway's (a report whose load
+// generator saturated its cores), or "".
+func latencyInvalid(e *Entry) string {
+	for _, r := range e.Reports {
+		if g := r.Environment.Generator; g != nil && !g.LatencyValid {
+			return "not valid: " + g.Reason
+		}
+	}
+	return ""
+}
