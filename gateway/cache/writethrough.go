@@ -25,6 +25,10 @@ func (c *Cache) WriteThrough(next delivery.Delivery) delivery.Delivery {
 // delivery in the cache does not hide that it takes messages and receipts.
 func (w *writeThrough) Accepts(k event.Kind) bool { return delivery.Accepts(w.next, k) }
 
+// DeliversDurably passes on whether next makes events durable before Deliver returns
+// (delivery.Durable): the session layer acknowledges messages to WhatsApp on that promise.
+func (w *writeThrough) DeliversDurably() bool { return delivery.Durable(w.next) }
+
 func (w *writeThrough) Deliver(ctx context.Context, ev event.Event) error {
 	if ev.Kind.IsMessaging() {
 		return w.next.Deliver(ctx, ev) // the cache holds session state, not messages

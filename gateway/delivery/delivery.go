@@ -44,3 +44,18 @@ func Accepts(d Delivery, k event.Kind) bool {
 	a, ok := d.(KindAccepter)
 	return ok && a.Accepts(k)
 }
+
+// DurableDeliverer is implemented by a Delivery whose Deliver returns nil only once the event is
+// durable (batch: appended to the Redis outbox), so that a caller may acknowledge the event's
+// source (WhatsApp's delivery receipt of a message) right after Deliver returns.
+type DurableDeliverer interface {
+	// DeliversDurably reports whether Deliver's nil means the event survives a crash.
+	DeliversDurably() bool
+}
+
+// Durable reports whether d's Deliver makes an event durable before returning nil (see
+// DurableDeliverer). Legacy delivery is not: it may give up on an event and return nil.
+func Durable(d Delivery) bool {
+	dd, ok := d.(DurableDeliverer)
+	return ok && dd.DeliversDurably()
+}

@@ -13,8 +13,12 @@ type Driver interface {
 	// Open prepares, without connecting, the connection of one session. deviceID is the device
 	// the session paired before, "" for a new unpaired device. Every event of the connection is
 	// passed to handle, possibly from several goroutines, in roughly the order it happened.
+	// handle returns an error when it could not make a MessageReceived or ReceiptReceived
+	// durable (the delivery refused it, the connection was replaced, the gateway is stopping):
+	// the driver must then not acknowledge it to WhatsApp, which delivers it again. For other
+	// events it returns nil.
 	// Open returns ErrDeviceNotFound when deviceID is not (any longer) in the device store.
-	Open(ctx context.Context, sessionID, deviceID string, handle func(DriverEvent)) (Conn, error)
+	Open(ctx context.Context, sessionID, deviceID string, handle func(DriverEvent) error) (Conn, error)
 	// Forget deletes a paired device's local data without telling WhatsApp (a logout while
 	// WhatsApp cannot be reached). A device that does not exist is not an error.
 	Forget(ctx context.Context, deviceID string) error

@@ -279,7 +279,7 @@ func (m *Manager) start(ctx context.Context, s *session, allowPairing bool) (Inf
 	}
 	s.mu.Unlock()
 
-	handle := func(ev DriverEvent) { m.onEvent(s, gen, ev) }
+	handle := func(ev DriverEvent) error { return m.handleEvent(s, gen, ev) }
 	conn, err := m.driver.Open(ctx, s.id, deviceID, handle)
 	if errors.Is(err, ErrDeviceNotFound) {
 		// The device was deleted (unlinked while the gateway was down, or its data removed).

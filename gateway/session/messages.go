@@ -1,7 +1,11 @@
 package session
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"wagate/gateway/delivery"
@@ -20,6 +24,9 @@ type messaging struct {
 	epoch int64
 	seq   int64
 	seen  recentKeys
+	// appendMu serializes the synchronous appends of this session's messages and receipts
+	// (deliverMessaging), so the delivery receives them in sequence order. Taken before s.mu.
+	appendMu sync.Mutex
 }
 
 // recentKeys is a bounded set remembering the last recentIDsKept keys added.
@@ -48,6 +55,17 @@ func (r *recentKeys) add(key string) bool {
 	return true
 }
 
+// forget drops key, so that adding it again reports it new (its event was refused).
+func (r *recentKeys) forget(key string) {
+	if _, ok := r.set[key]; !ok {
+		return
+	}
+	delete(r.set, key)
+	if i := slices.Index(r.ring, key); i >= 0 {
+		r.ring[i] = "" // never a key: evicting it later deletes nothing that matters
+	}
+}
+
 // nextSequence returns s's next message/receipt sequence: epoch*VersionsPerEpoch + a counter, so
 // it grows across restarts (each run reserves a newer epoch). Callers hold s.mu.
 func (m *Manager) nextSequence(s *session) int64 {
@@ -64,40 +82,144 @@ func (m *Manager) nextSequence(s *session) int64 {
 	return s.msgs.epoch*VersionsPerEpoch + s.msgs.seq
 }
 
-// onMessage turns a received message into a KindMessage event, once per message id. Callers hold
-// s.mu.
+// handleEvent is the handler start gives the driver for one connection. With a delivery that
+// makes events durable (batch), messages and receipts are appended to it before handleEvent
+// returns (deliverMessaging), so the driver acknowledges them to WhatsApp only once they survive
+// a crash; everything else goes through onEvent and the per-session queue.
+func (m *Manager) handleEvent(s *session, gen uint64, ev DriverEvent) error {
+	switch ev.(type) {
+	case MessageReceived, ReceiptReceived:
+		if delivery.Durable(m.sink) {
+			return m.deliverMessaging(s, gen, ev)
+		}
+	}
+	m.onEvent(s, gen, ev)
+	return nil
+}
+
+// errStaleConn refuses a message from a connection that was replaced or closed: unacknowledged,
+// WhatsApp delivers it again on the session's current connection.
+var errStaleConn = errors.New("session: event from a connection that was replaced or closed")
+
+// deliverMessaging numbers and dedupes a message or receipt under s.mu, then appends its events
+// to the delivery synchronously, one session at a time (s.msgs.appendMu), so the delivery
+// receives them in sequence order. When the delivery refuses one, that event's and the later
+// ones' keys are forgotten (a redelivery by WhatsApp is taken, not dropped as a duplicate) and
+// the error is returned: the driver then sends no receipt. Events appended before the refusal
+// stay (a redelivery finds them seen and skips them).
+func (m *Manager) deliverMessaging(s *session, gen uint64, ev DriverEvent) error {
+	s.msgs.appendMu.Lock()
+	defer s.msgs.appendMu.Unlock()
+	if !m.drainers.add() {
+		return ErrClosed
+	}
+	defer m.drainers.done()
+
+	s.mu.Lock()
+	if s.gen != gen || s.conn == nil {
+		s.mu.Unlock()
+		return errStaleConn
+	}
+	var evs []keyedEvent
+	switch e := ev.(type) {
+	case MessageReceived:
+		evs = m.messageEvents(s, e)
+	case ReceiptReceived:
+		evs = m.receiptEvents(s, e)
+	}
+	s.mu.Unlock()
+
+	for i, k := range evs {
+		if h := m.cfg.Hooks.EventEmitted; h != nil {
+			h(k.ev)
+		}
+		err := m.sink.Deliver(m.ctx, k.ev)
+		if err == nil {
+			continue
+		}
+		s.mu.Lock()
+		for _, later := range evs[i:] {
+			s.msgs.seen.forget(later.key)
+		}
+		s.mu.Unlock()
+		m.log.Warn("message or receipt not accepted by the delivery; not acknowledged to WhatsApp, which delivers it again",
+			"session_id", s.id, "kind", k.ev.Kind, "message_id", k.ev.Payload, "sequence", k.ev.Version, "err", err)
+		if h := m.cfg.Hooks.DeliveryFailed; h != nil {
+			h(k.ev, err)
+		}
+		return fmt.Errorf("session %s: %s %s: %w", s.id, k.ev.Kind, k.ev.Payload, err)
+	}
+	return nil
+}
+
+// keyedEvent is a message or receipt event with the key that marks it seen.
+type keyedEvent struct {
+	key string
+	ev  event.Event
+}
+
+// onMessage queues a received message for delivery (deliveries that are not durable). Callers
+// hold s.mu.
 func (m *Manager) onMessage(s *session, e MessageReceived) {
+	for _, k := range m.messageEvents(s, e) {
+		m.enqueue(s, k.ev)
+	}
+}
+
+// onReceipt queues a receipt's events for delivery (deliveries that are not durable). Callers
+// hold s.mu.
+func (m *Manager) onReceipt(s *session, e ReceiptReceived) {
+	for _, k := range m.receiptEvents(s, e) {
+		m.enqueue(s, k.ev)
+	}
+}
+
+// messageEvents turns a received message into a KindMessage event, once per message id. Callers
+// hold s.mu.
+func (m *Manager) messageEvents(s *session, e MessageReceived) []keyedEvent {
 	item := e.Message
-	if !s.msgs.seen.add("m\x00" + item.MessageID) {
+	key := "m\x00" + item.MessageID
+	if !s.msgs.seen.add(key) {
 		m.log.Debug("duplicate message dropped", "session_id", s.id, "message_id", item.MessageID)
-		return
+		return nil
 	}
 	item.SessionID = s.id
-	m.emitMessaging(s, event.KindMessage, item.MessageID, func(seq int64, ev *event.Event) {
+	ev, ok := m.messagingEvent(s, event.KindMessage, item.MessageID, func(seq int64, ev *event.Event) {
 		item.Sequence = seq
 		ev.Message = &item
 	})
+	if !ok {
+		return nil
+	}
+	return []keyedEvent{{key: key, ev: ev}}
 }
 
-// onReceipt turns a receipt into one KindReceipt event per message id, once per (message id,
+// receiptEvents turns a receipt into one KindReceipt event per message id, once per (message id,
 // status, sender). Callers hold s.mu.
-func (m *Manager) onReceipt(s *session, e ReceiptReceived) {
+func (m *Manager) receiptEvents(s *session, e ReceiptReceived) []keyedEvent {
+	var out []keyedEvent
 	for _, id := range e.MessageIDs {
-		if id == "" || !s.msgs.seen.add("r\x00"+string(e.Receipt.Status)+"\x00"+e.Receipt.Sender+"\x00"+id) {
+		key := "r\x00" + string(e.Receipt.Status) + "\x00" + e.Receipt.Sender + "\x00" + id
+		if id == "" || !s.msgs.seen.add(key) {
 			continue
 		}
 		item := e.Receipt
 		item.SessionID, item.MessageID = s.id, id
-		m.emitMessaging(s, event.KindReceipt, id, func(seq int64, ev *event.Event) {
+		ev, ok := m.messagingEvent(s, event.KindReceipt, id, func(seq int64, ev *event.Event) {
 			item.Sequence = seq
 			ev.Receipt = &item
 		})
+		if !ok {
+			return nil
+		}
+		out = append(out, keyedEvent{key: key, ev: ev})
 	}
+	return out
 }
 
-// emitMessaging queues a message or receipt event, or drops it (counted, logged once) when the
-// delivery does not deliver that kind. Callers hold s.mu.
-func (m *Manager) emitMessaging(s *session, kind event.Kind, messageID string, fill func(seq int64, ev *event.Event)) {
+// messagingEvent builds a numbered message or receipt event, or drops it (false; counted, logged
+// once) when the delivery does not deliver that kind. Callers hold s.mu.
+func (m *Manager) messagingEvent(s *session, kind event.Kind, messageID string, fill func(seq int64, ev *event.Event)) (event.Event, bool) {
 	ev := event.Event{SessionID: s.id, Kind: kind, Payload: messageID, Time: time.Now(), Priority: event.PriorityNormal}
 	if !delivery.Accepts(m.sink, kind) {
 		m.messagingOff.Do(func() {
@@ -106,11 +228,11 @@ func (m *Manager) emitMessaging(s *session, kind event.Kind, messageID string, f
 		if h := m.cfg.Hooks.EventDropped; h != nil {
 			h(ev, "not_delivered_in_mode")
 		}
-		return
+		return ev, false
 	}
 	seq := m.nextSequence(s)
 	ev.ID = s.id + "-" + string(kind) + "-" + strconv.FormatInt(seq, 10)
 	ev.Version = seq
 	fill(seq, &ev)
-	m.enqueue(s, ev)
+	return ev, true
 }

@@ -117,7 +117,7 @@ func (d *Driver) Devices(ctx context.Context) ([]string, error) {
 }
 
 // Open implements session.Driver.
-func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle func(session.DriverEvent)) (session.Conn, error) {
+func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle func(session.DriverEvent) error) (session.Conn, error) {
 	var dev *store.Device
 	if deviceID == "" {
 		dev = d.container.NewDevice()
@@ -139,13 +139,20 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	cli.InitialAutoReconnect = true      // a paired session that can't connect at start retries in the background
 	cli.ManualHistorySyncDownload = true // the gateway never needs chat history
 	cli.BackgroundEventCtx = d.ctx
+	// Messages are acknowledged to WhatsApp only once the gateway made them durable: whatsmeow
+	// sends a message's receipt (and, with SynchronousAck, a receipt's ack) only when the
+	// handler reports success, and keeps the decrypted plaintext in its store until then, so a
+	// message WhatsApp delivers again after a failure or a crash decrypts again (its Signal
+	// ratchet already moved on).
+	cli.EnableDecryptedEventBuffer = true
+	cli.SynchronousAck = true
 	if d.dialHTTP != nil {
 		cli.SetPreLoginHTTPClient(d.dialHTTP)
 		cli.SetWebsocketHTTPClient(d.dialHTTP)
 		cli.SetMediaHTTPClient(d.dialHTTP) // media downloads are served by the fake server too
 	}
 	c := &conn{d: d, cli: cli, handle: handle}
-	cli.AddEventHandler(c.onEvent)
+	cli.AddEventHandlerWithSuccessStatus(c.onEvent)
 	return c, nil
 }
 
@@ -171,7 +178,7 @@ func (d *Driver) Forget(ctx context.Context, deviceID string) error {
 type conn struct {
 	d      *Driver
 	cli    *whatsmeow.Client
-	handle func(session.DriverEvent)
+	handle func(session.DriverEvent) error
 	// live is true between a Connected event and the next event or call that ends the
 	// connection. whatsmeow's own IsLoggedIn stays true after a network drop (it is only cleared
 	// by a stream error), so it cannot tell a dropped session from a connected one.
@@ -225,7 +232,9 @@ func (c *conn) SendText(ctx context.Context, phone, text string) (string, error)
 	return resp.ID, nil
 }
 
-func (c *conn) onEvent(raw any) {
+// onEvent translates one whatsmeow event and reports whether whatsmeow may acknowledge it to
+// WhatsApp: false when the session layer could not make a message or receipt durable.
+func (c *conn) onEvent(raw any) bool {
 	var ev session.DriverEvent
 	switch e := raw.(type) {
 	case *events.QR:
@@ -255,17 +264,17 @@ func (c *conn) onEvent(raw any) {
 	case *events.Message:
 		msg, ok := messageEvent(e)
 		if !ok {
-			return
+			return true
 		}
 		ev = msg
 	case *events.Receipt:
 		r, ok := receiptEvent(e)
 		if !ok {
-			return
+			return true
 		}
 		ev = r
 	default:
-		return
+		return true
 	}
 	_, connected := ev.(session.Connected)
 	switch ev.(type) {
@@ -273,7 +282,7 @@ func (c *conn) onEvent(raw any) {
 	default:
 		c.live.Store(connected)
 	}
-	c.handle(ev)
+	return c.handle(ev) == nil
 }
 
 // slogAdapter passes whatsmeow's log lines to slog. Sub loggers only extend a module string, so

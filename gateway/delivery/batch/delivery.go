@@ -140,7 +140,8 @@ func (c Config) Validate() error {
 		configcheck.NotNegative("batch", "Breaker.OpenFor", c.Breaker.OpenFor),
 	}
 	if c.BatchSize > laravel.MaxBatchItems {
-		errs = append(errs, fmt.Errorf("batch config: BatchSize %d is above the contract's %d items", c.BatchSize, laravel.MaxBatchItems))
+		errs = append(errs, &configcheck.Error{Component: "batch", Setting: "BatchSize", Value: c.BatchSize,
+			Max: fmt.Sprintf("the contract's %d items", laravel.MaxBatchItems)})
 	}
 	return errors.Join(errs...)
 }
@@ -296,7 +297,13 @@ func (d *Delivery) Breaker() *Breaker { return d.breaker }
 // session, messages and receipts each one, in sequence order per session.
 func (d *Delivery) Accepts(event.Kind) bool { return true }
 
-var _ delivery.KindAccepter = (*Delivery)(nil)
+// DeliversDurably reports that Deliver returns nil only once the event is in the Redis outbox.
+func (d *Delivery) DeliversDurably() bool { return true }
+
+var (
+	_ delivery.KindAccepter     = (*Delivery)(nil)
+	_ delivery.DurableDeliverer = (*Delivery)(nil)
+)
 
 // Deliver appends ev durably to the outbox; nil means accepted. A full outbox (or a Redis that does
 // not answer) makes it wait up to the outbox's AppendTimeout and then fail (an error matching

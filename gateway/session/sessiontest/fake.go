@@ -38,7 +38,7 @@ func NewDriver() *Driver {
 }
 
 // Open implements session.Driver.
-func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle func(session.DriverEvent)) (session.Conn, error) {
+func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle func(session.DriverEvent) error) (session.Conn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if deviceID != "" && !d.devices[deviceID] {
@@ -93,7 +93,7 @@ func (d *Driver) codes() []string {
 type Conn struct {
 	d         *Driver
 	sessionID string
-	handle    func(session.DriverEvent)
+	handle    func(session.DriverEvent) error
 
 	mu        sync.Mutex
 	deviceID  string
@@ -246,8 +246,10 @@ func (c *Conn) UnlinkFromPhone() {
 	c.handle(session.LoggedOut{Reason: "device_removed"})
 }
 
-// Emit passes any event to the gateway, as the client would.
-func (c *Conn) Emit(ev session.DriverEvent) { c.handle(ev) }
+// Emit passes any event to the gateway, as the client would, and returns the handler's answer:
+// an error means the gateway did not make a message or receipt durable, so a real client would
+// not acknowledge it and WhatsApp would deliver it again.
+func (c *Conn) Emit(ev session.DriverEvent) error { return c.handle(ev) }
 
 // SetLoggedIn sets what LoggedIn reports.
 func (c *Conn) SetLoggedIn(v bool) { c.loggedIn.Store(v) }
