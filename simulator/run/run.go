@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -29,7 +28,6 @@ import (
 	"wagate/fakelaravel"
 	"wagate/gateway/laravel"
 	"wagate/gateway/session"
-	"wagate/internal/buildinfo"
 	"wagate/reports"
 	"wagate/simulator/executor"
 	"wagate/simulator/metrics"
@@ -113,6 +111,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer useCPUSets(f, log)() // cpuset.go: the gateway on its own CPUs, the world on the rest
 	if o.Gateway != "" {
 		if o.GatewayToken == "" {
 			return nil, fmt.Errorf("an external gateway needs its API token (WAGATE_API_TOKEN)")
@@ -823,140 +822,6 @@ func (r *runner) progress(ctx context.Context) {
 			fmt.Fprintln(r.o.Progress, line)
 		}
 	}
-}
-
-// report assembles report.json.
-func (r *runner) report(end time.Time, truth truth.Truth, dup int64) *reports.Report {
-	f := r.f
-	elapsed := end.Sub(r.start)
-	r.mu.Lock()
-	samples := append([]float64(nil), r.perMinSamples...)
-	series := append([]reports.SeriesPoint(nil), r.series...)
-	r.mu.Unlock()
-	// laravel_requests_per_minute: value is the mean rate while users ran (min/max over intervals).
-	if len(samples) > 0 {
-		var sum float64
-		for _, v := range samples {
-			sum += v
-		}
-		r.reg.Set("laravel_requests_per_minute", sum/float64(len(samples)), nil)
-	}
-	if dup >= 0 {
-		r.reg.Add("duplicate_applications", float64(dup), nil)
-	}
-	var subs []threshold.Key
-	for _, s := range f.ThresholdSets {
-		subs = append(subs, s.Key)
-	}
-	snap := r.reg.Snapshot(elapsed, subs, []string{"endpoint", "priority", "event", "state", "scenario"})
-	rep := &reports.Report{
-		SchemaVersion: reports.SchemaVersion,
-		Label:         r.o.Label,
-		Scenario: reports.Scenario{
-			Name:     f.Name,
-			File:     f.Path,
-			Users:    int(r.scaledUsers()),
-			Duration: reports.Duration(f.ScheduledDuration()),
-		},
-		Configuration: reports.Configuration{
-			Gateway: reports.GatewayConfig{
-				Mode:             f.Gateway.Mode,
-				BatchSize:        f.Gateway.BatchSize,
-				BatchInterval:    reports.Duration(f.Gateway.BatchInterval),
-				PriorityInterval: reports.Duration(f.Gateway.PriorityInterval),
-				Redis:            f.Gateway.Redis,
-			},
-			FakeLaravel: reports.FakeLaravelConfig{
-				Cores:        f.Laravel.Cores,
-				Workers:      f.Laravel.Workers,
-				Bootstrap:    reports.Duration(f.Laravel.Bootstrap),
-				PerRow:       reports.Duration(f.Laravel.PerRow),
-				Backlog:      f.Laravel.Backlog,
-				ProxyTimeout: reports.Duration(f.Laravel.ProxyTimeout),
-				Real:         r.w.real.description(),
-			},
-			Overrides: f.Overrides,
-		},
-		Environment: reports.Environment{
-			CPUModel:         cpuModel(),
-			Cores:            runtime.NumCPU(),
-			GoVersion:        runtime.Version(),
-			OS:               runtime.GOOS,
-			Arch:             runtime.GOARCH,
-			Redis:            r.w.redisVersion,
-			GatewayVersion:   r.w.gatewayVersion,
-			SimulatorVersion: buildinfo.String("simulator"),
-			Start:            r.start,
-			End:              end,
-		},
-		SeriesInterval: reports.Duration(f.SeriesInterval),
-		Series:         series,
-		Metrics:        snap,
-		GroundTruth: reports.GroundTruth{
-			Sessions:              truth.Sessions,
-			LostUpdates:           truth.Lost,
-			StaleOverwrites:       truth.Stale,
-			DuplicateApplications: max(dup, 0),
-		},
-	}
-	if h, err := os.Hostname(); err == nil {
-		rep.Environment.Hostname = h
-	}
-	if r.w.real != nil {
-		rep.Configuration.FakeLaravel.Workers = r.w.real.workers
-	}
-	if r.o.Segment != "" {
-		rep.Scenario.ExecutionSegment = r.tuple.Segment.String()
-	}
-	if len(f.Gateway.TTL) > 0 {
-		rep.Configuration.Gateway.TTLs = map[string]reports.Duration{}
-		for k, v := range f.Gateway.TTL {
-			rep.Configuration.Gateway.TTLs[k] = reports.Duration(v)
-		}
-	}
-	for _, flt := range f.Faults {
-		rep.Configuration.FakeLaravel.Faults = append(rep.Configuration.FakeLaravel.Faults, flt.Name)
-	}
-	// Thresholds, in scenario key order.
-	for _, s := range f.ThresholdSets {
-		var v threshold.Values
-		if m, ok := snap[s.Key.String()]; ok {
-			v = metrics.Values{M: m}
-		}
-		for _, res := range s.Evaluate(v) {
-			tr := reports.ThresholdResult{Metric: res.Key, Expr: res.Source, OK: res.OK, AbortOnFail: res.Threshold.AbortOnFail}
-			if res.HasValue {
-				val := res.Value
-				tr.Observed = &val
-			}
-			rep.Thresholds = append(rep.Thresholds, tr)
-		}
-	}
-	return rep
-}
-
-// scaledUsers is this instance's share of the peak users.
-func (r *runner) scaledUsers() int64 {
-	var n int64
-	for _, s := range r.f.Scenarios {
-		n += s.Config.MaxVUsOf(r.tuple)
-	}
-	return n
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			if _, v, ok := strings.Cut(line, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return runtime.GOARCH
 }
 
 // write saves report.json, summary.json and flushes metrics.ndjson.
