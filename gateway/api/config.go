@@ -13,7 +13,8 @@ const DefaultCheckTimeout = 2 * time.Second
 // DefaultConfig returns the API's tunable defaults, the values zero fields take: the readiness
 // check timeout and the rate limits. The wiring (token, services, checks, routes) is left unset.
 func DefaultConfig() Config {
-	limits := RateLimit{}.withDefaults()
+	var limits RateLimit
+	limits.fill()
 	limits.Now = nil
 	return Config{CheckTimeout: DefaultCheckTimeout, RateLimit: limits}
 }

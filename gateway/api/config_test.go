@@ -11,7 +11,8 @@ func TestDefaultConfigIsWhatZeroSettingsTake(t *testing.T) {
 	if d.CheckTimeout != DefaultCheckTimeout {
 		t.Errorf("CheckTimeout = %v, want %v", d.CheckTimeout, DefaultCheckTimeout)
 	}
-	filled := RateLimit{}.withDefaults()
+	var filled RateLimit
+	filled.fill()
 	if d.RateLimit.PerSecond != filled.PerSecond || d.RateLimit.Burst != filled.Burst || d.RateLimit.MaxClients != filled.MaxClients ||
 		d.RateLimit.UnauthPerSecond != filled.UnauthPerSecond || d.RateLimit.OpsBurst != filled.OpsBurst {
 		t.Errorf("RateLimit = %+v, want the rate limiter's defaults %+v", d.RateLimit, filled)

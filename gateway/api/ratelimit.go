@@ -48,7 +48,8 @@ type RateLimit struct {
 	Now func() time.Time
 }
 
-func (l RateLimit) withDefaults() RateLimit {
+// fill gives every zero (or negative) field its default (DefaultConfig is a filled zero RateLimit).
+func (l *RateLimit) fill() {
 	if l.PerSecond <= 0 {
 		l.PerSecond = 10000
 	}
@@ -73,7 +74,6 @@ func (l RateLimit) withDefaults() RateLimit {
 	if l.Now == nil {
 		l.Now = time.Now
 	}
-	return l
 }
 
 // bucket is one client's token bucket.
@@ -118,7 +118,7 @@ type limiter struct {
 }
 
 func newLimiter(cfg RateLimit, tokenHash [32]byte) *limiter {
-	cfg = cfg.withDefaults()
+	cfg.fill()
 	return &limiter{cfg: cfg, tokenHash: tokenHash, clients: map[string]*bucket{}, overflow: map[budgetKind]*bucket{}}
 }
 

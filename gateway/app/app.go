@@ -163,16 +163,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	a.manager, err = session.New(ctx, session.Config{
-		QRFirst:            cfg.QRFirst,
-		QRNext:             cfg.QRNext,
-		QRCodes:            cfg.QRCodes,
-		PairLoginTimeout:   cfg.PairLoginTimeout,
-		RestoreConcurrency: cfg.RestoreConcurrency,
-		ResyncRestored:     resync,
-		Logger:             log,
-		Hooks:              a.metrics.SessionHooks(),
-	}, a.driver, a.registry, a.delivery)
+	sessionCfg := cfg.SessionConfig()
+	sessionCfg.ResyncRestored, sessionCfg.Logger, sessionCfg.Hooks = resync, log, a.metrics.SessionHooks()
+	a.manager, err = session.New(ctx, sessionCfg, a.driver, a.registry, a.delivery)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +201,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Warnings:       warnings,
 		Routes:         parts.routes,
 		Logger:         log,
-		RateLimit:      rateLimit(cfg),
+		RateLimit:      cfg.APIRateLimit(),
 		DeadLetters:    parts.deadLetters,
 		// Registered in every mode, so the series exist (at 0) from the start.
 		DeadLetterMetrics: a.metrics.RegisterDeadLetters(),
@@ -346,16 +339,4 @@ func (a *App) startPprof(addr string) error {
 	a.log.Warn("serving Go profiles (pprof); keep this off in production unless debugging", "addr", ln.Addr().String())
 	go func() { _ = a.pprof.Serve(ln) }()
 	return nil
-}
-
-// rateLimit is the API's per-client limit from cfg: zero values take the API's defaults, and a
-// rate without a burst gets a burst of twice the rate.
-func rateLimit(cfg config.Config) api.RateLimit {
-	burst := cfg.RateLimitBurst
-	if burst == 0 && cfg.RateLimit > 0 {
-		burst = 2 * cfg.RateLimit
-	}
-	// Validate has parsed the prefixes already.
-	proxies, _ := cfg.TrustedProxyPrefixes()
-	return api.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: burst, TrustedProxies: proxies}
 }

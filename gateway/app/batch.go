@@ -42,18 +42,15 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		}
 	}
 
-	// Another gateway's entries are claimed only when no live gateway can still be sending them;
-	// a consumer idle that long with nothing pending belongs to a gone gateway.
-	claimMinIdle := 2*cfg.LaravelTimeout + batch.DefaultDeliveryTimeout
 	var onDataLost atomic.Pointer[func(generation int64)]
-	ob, err := outbox.New(ctx, rc.Client, outbox.Config{
-		Logger: log, Max: int64(cfg.Batch.OutboxMax), GatewayID: cfg.GatewayID, ConsumerGoneAfter: claimMinIdle,
-		OnDataLost: func(gen int64) {
-			if f := onDataLost.Load(); f != nil {
-				(*f)(gen)
-			}
-		},
-	})
+	obCfg := cfg.OutboxConfig()
+	obCfg.Logger = log
+	obCfg.OnDataLost = func(gen int64) {
+		if f := onDataLost.Load(); f != nil {
+			(*f)(gen)
+		}
+	}
+	ob, err := outbox.New(ctx, rc.Client, obCfg)
 	if err != nil {
 		return parts, fmt.Errorf("app: outbox: %w", err)
 	}
@@ -61,15 +58,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	bd, err := batch.New(batch.Options{
 		Outbox: ob,
 		Sender: client,
-		Config: batch.Config{
-			BatchSize:        cfg.Batch.Size,
-			BatchInterval:    cfg.Batch.Interval,
-			PriorityInterval: cfg.Batch.PriorityInterval,
-			MessageInterval:  cfg.Batch.MessageInterval,
-			PoisonHorizon:    cfg.Batch.PoisonHorizon,
-			MaxRetryAfter:    cfg.Batch.MaxRetryAfter,
-			ClaimMinIdle:     claimMinIdle,
-		},
+		Config: cfg.BatchConfig(),
 		Logger: log,
 	})
 	if err != nil {
@@ -79,14 +68,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		return parts, fmt.Errorf("app: batch metrics: %w", err)
 	}
 
-	c, err := cache.New(ctx, rc.Client, client, cache.Config{
-		QRTTL:         cfg.Cache.QRTTL,
-		StatusTTL:     cfg.Cache.StatusTTL,
-		ConnectionTTL: cfg.Cache.ConnectionTTL,
-		SessionTTL:    cfg.Cache.SessionTTL,
-		WriteTimeout:  cfg.Cache.WriteTimeout,
-		Logger:        log,
-	})
+	cacheCfg := cfg.CacheConfig()
+	cacheCfg.Logger = log
+	c, err := cache.New(ctx, rc.Client, client, cacheCfg)
 	if err != nil {
 		return parts, fmt.Errorf("app: cache: %w", err)
 	}

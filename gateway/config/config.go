@@ -25,7 +25,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/gateway/api"
+	"wagate/gateway/cache"
 	"wagate/gateway/delivery/batch"
+	"wagate/gateway/internal/configcheck"
 	"wagate/gateway/laravel"
 	"wagate/gateway/outbox"
 	"wagate/gateway/session"
@@ -98,7 +101,7 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof on this loopback address (off by default).
 	PprofAddr string
 	// RateLimit and RateLimitBurst bound each API client's authenticated requests per second
-	// (0: the API's defaults, 10,000/s and a burst of twice the rate).
+	// (0: the API's defaults; a rate without a burst gets a burst of twice the rate).
 	RateLimit      int
 	RateLimitBurst int
 	// TrustedProxies lists the proxies (comma-separated IP addresses or CIDR prefixes) whose
@@ -132,20 +135,20 @@ type Batch struct {
 	MaxRetryAfter time.Duration
 }
 
-// Cache tunes the batch mode cache; zero values mean the cache package's defaults.
+// Cache tunes the batch mode cache; zero values take the cache package's defaults.
 type Cache struct {
 	QRTTL         time.Duration
 	StatusTTL     time.Duration
 	ConnectionTTL time.Duration
 	SessionTTL    time.Duration
-	// WriteTimeout bounds the cache write-through of one event before it is appended (0: 250 ms).
+	// WriteTimeout bounds the cache write-through of one event before it is appended.
 	WriteTimeout time.Duration
 }
 
 // Default returns the defaults (the seed's where it had them): each component's DefaultConfig
 // where the component owns the setting.
 func Default() Config {
-	sessions, batches := session.DefaultConfig(), batch.DefaultConfig()
+	sessions, batches, caches := session.DefaultConfig(), batch.DefaultConfig(), cache.DefaultConfig()
 	return Config{
 		Addr:               ":4000",
 		LaravelTimeout:     laravel.DefaultTimeout,
@@ -158,13 +161,17 @@ func Default() Config {
 		RestoreConcurrency: sessions.RestoreConcurrency,
 		Batch: Batch{Size: batches.BatchSize, Interval: batches.BatchInterval, PriorityInterval: batches.PriorityInterval,
 			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter},
+		Cache: Cache{QRTTL: caches.QRTTL, StatusTTL: caches.StatusTTL, ConnectionTTL: caches.ConnectionTTL, SessionTTL: caches.SessionTTL,
+			WriteTimeout: caches.WriteTimeout},
+		RateLimit:       int(api.DefaultConfig().RateLimit.PerSecond),
 		ShutdownTimeout: 20 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
 }
 
-// setting describes one configurable value.
+// setting describes one configurable value: its names (flag, environment, YAML), its help, the
+// Config field it fills, and the rules Validate applies to it alone.
 type setting struct {
 	flag   string // flag name; the env var is WAGATE_ + upper(flag with - as _) unless env is set
 	env    string
@@ -172,6 +179,12 @@ type setting struct {
 	usage  string
 	secret bool
 	value  func(c *Config) any // pointer to the field
+	// positive refuses zero and below: the gateway's default is already in the field, so zero
+	// would be a mistake, not "the component's default".
+	positive bool
+	// fills names the component settings ("session.QRCodes", the component's configcheck name
+	// and field) this value fills: their Validate errors are reported under this setting's name.
+	fills []string
 }
 
 func (s setting) envName() string {
@@ -195,35 +208,35 @@ func settings() []setting {
 		{flag: "laravel-url", usage: "Laravel base URL, e.g. https://app.example.com", value: func(c *Config) any { return &c.LaravelURL }},
 		{flag: "laravel-token", secret: true, usage: "bearer token sent to Laravel", value: func(c *Config) any { return &c.LaravelToken }},
 		{flag: "laravel-secret", secret: true, usage: "HMAC-SHA256 secret signing request bodies to Laravel (optional)", value: func(c *Config) any { return &c.LaravelSecret }},
-		{flag: "laravel-timeout", usage: "timeout of one request to Laravel", value: func(c *Config) any { return &c.LaravelTimeout }},
+		{flag: "laravel-timeout", usage: "timeout of one request to Laravel", value: func(c *Config) any { return &c.LaravelTimeout }, positive: true, fills: []string{"batch.ClaimMinIdle", "outbox.ConsumerGoneAfter"}},
 		{flag: "mode", usage: "delivery mode: legacy (one request per event) or batch (outbox + batches + cache)", value: func(c *Config) any { return &c.Mode }},
 		{flag: "redis-url", secret: true, usage: "Redis URL for batch mode (redis://...); required in batch mode unless redis-embedded is set", value: func(c *Config) any { return &c.RedisURL }},
 		{flag: "redis-embedded", usage: "batch mode without a Redis URL: an embedded in-memory Redis, NO persistence (tests and benchmarks only)", value: func(c *Config) any { return &c.RedisEmbedded }},
 		{flag: "data-dir", usage: "directory of the SQLite store (wagate.db)", value: func(c *Config) any { return &c.DataDir }},
 		{flag: "store-dsn", secret: true, usage: "postgres://... DSN for the session and device store (default: SQLite in the data dir)", value: func(c *Config) any { return &c.StoreDSN }},
-		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }},
-		{flag: "qr-timeout", usage: "how long each following QR code is shown", value: func(c *Config) any { return &c.QRNext }},
-		{flag: "qr-codes", usage: "QR codes shown per pairing before the session is expired", value: func(c *Config) any { return &c.QRCodes }},
-		{flag: "pair-login-timeout", usage: "reconnect a freshly paired device that has not logged in after this long", value: func(c *Config) any { return &c.PairLoginTimeout }},
-		{flag: "restore-concurrency", usage: "paired sessions reconnecting at once after a start", value: func(c *Config) any { return &c.RestoreConcurrency }},
-		{flag: "batch-size", usage: "batch mode: most items per batch", value: func(c *Config) any { return &c.Batch.Size }},
-		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }},
-		{flag: "priority-interval", usage: "batch mode: longest wait of a HIGH event (connected, disconnected, logged_out)", value: func(c *Config) any { return &c.Batch.PriorityInterval }},
-		{flag: "message-interval", usage: "batch mode: longest wait of an incoming message or receipt", value: func(c *Config) any { return &c.Batch.MessageInterval }},
-		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }},
-		{flag: "poison-horizon", usage: "batch mode: how long a 5xx must persist for one batch while others are delivered before it is split and an item failing alone is dead-lettered", value: func(c *Config) any { return &c.Batch.PoisonHorizon }},
-		{flag: "max-retry-after", usage: "batch mode: the longest a Laravel Retry-After pauses every send", value: func(c *Config) any { return &c.Batch.MaxRetryAfter }},
-		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, the same across restarts, unique among live gateways (default: host name)", value: func(c *Config) any { return &c.GatewayID }},
-		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: default)", value: func(c *Config) any { return &c.Cache.QRTTL }},
-		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: default)", value: func(c *Config) any { return &c.Cache.StatusTTL }},
-		{flag: "cache-ttl-connection", usage: "batch mode: cache TTL of connection states (0: default)", value: func(c *Config) any { return &c.Cache.ConnectionTTL }},
-		{flag: "cache-ttl-session", usage: "batch mode: cache TTL of Laravel's session answers (0: default)", value: func(c *Config) any { return &c.Cache.SessionTTL }},
-		{flag: "cache-write-timeout", usage: "batch mode: bound of the cache write-through of one event before it is appended (0: 250ms)", value: func(c *Config) any { return &c.Cache.WriteTimeout }},
-		{flag: "shutdown-timeout", usage: "deadline of a graceful shutdown on SIGTERM/SIGINT", value: func(c *Config) any { return &c.ShutdownTimeout }},
+		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }, positive: true, fills: []string{"session.QRFirst"}},
+		{flag: "qr-timeout", usage: "how long each following QR code is shown", value: func(c *Config) any { return &c.QRNext }, positive: true, fills: []string{"session.QRNext"}},
+		{flag: "qr-codes", usage: "QR codes shown per pairing before the session is expired", value: func(c *Config) any { return &c.QRCodes }, positive: true, fills: []string{"session.QRCodes"}},
+		{flag: "pair-login-timeout", usage: "reconnect a freshly paired device that has not logged in after this long", value: func(c *Config) any { return &c.PairLoginTimeout }, positive: true, fills: []string{"session.PairLoginTimeout"}},
+		{flag: "restore-concurrency", usage: "paired sessions reconnecting at once after a start", value: func(c *Config) any { return &c.RestoreConcurrency }, positive: true, fills: []string{"session.RestoreConcurrency"}},
+		{flag: "batch-size", usage: "batch mode: most items per batch", value: func(c *Config) any { return &c.Batch.Size }, positive: true, fills: []string{"batch.BatchSize"}},
+		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }, positive: true, fills: []string{"batch.BatchInterval"}},
+		{flag: "priority-interval", usage: "batch mode: longest wait of a HIGH event (connected, disconnected, logged_out)", value: func(c *Config) any { return &c.Batch.PriorityInterval }, positive: true, fills: []string{"batch.PriorityInterval"}},
+		{flag: "message-interval", usage: "batch mode: longest wait of an incoming message or receipt", value: func(c *Config) any { return &c.Batch.MessageInterval }, positive: true, fills: []string{"batch.MessageInterval"}},
+		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }, positive: true, fills: []string{"outbox.Max"}},
+		{flag: "poison-horizon", usage: "batch mode: how long a 5xx must persist for one batch while others are delivered before it is split and an item failing alone is dead-lettered", value: func(c *Config) any { return &c.Batch.PoisonHorizon }, positive: true, fills: []string{"batch.PoisonHorizon"}},
+		{flag: "max-retry-after", usage: "batch mode: the longest a Laravel Retry-After pauses every send", value: func(c *Config) any { return &c.Batch.MaxRetryAfter }, positive: true, fills: []string{"batch.MaxRetryAfter"}},
+		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, the same across restarts, unique among live gateways (default: host name)", value: func(c *Config) any { return &c.GatewayID }, fills: []string{"outbox.GatewayID"}},
+		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: the cache's default)", value: func(c *Config) any { return &c.Cache.QRTTL }, fills: []string{"cache.QRTTL"}},
+		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: the cache's default)", value: func(c *Config) any { return &c.Cache.StatusTTL }, fills: []string{"cache.StatusTTL"}},
+		{flag: "cache-ttl-connection", usage: "batch mode: cache TTL of connection states (0: the cache's default)", value: func(c *Config) any { return &c.Cache.ConnectionTTL }, fills: []string{"cache.ConnectionTTL"}},
+		{flag: "cache-ttl-session", usage: "batch mode: cache TTL of Laravel's session answers (0: the cache's default)", value: func(c *Config) any { return &c.Cache.SessionTTL }, fills: []string{"cache.SessionTTL"}},
+		{flag: "cache-write-timeout", usage: "batch mode: bound of the cache write-through of one event before it is appended (0: the cache's default)", value: func(c *Config) any { return &c.Cache.WriteTimeout }, fills: []string{"cache.WriteTimeout"}},
+		{flag: "shutdown-timeout", usage: "deadline of a graceful shutdown on SIGTERM/SIGINT", value: func(c *Config) any { return &c.ShutdownTimeout }, positive: true},
 		{flag: "log-level", usage: "log level: debug, info, warn, error", value: func(c *Config) any { return &c.LogLevel }},
 		{flag: "log-format", usage: "log format: text or json", value: func(c *Config) any { return &c.LogFormat }},
-		{flag: "rate-limit", usage: "authenticated API requests per second allowed per client address (0: 10000)", value: func(c *Config) any { return &c.RateLimit }},
-		{flag: "rate-limit-burst", usage: "burst of authenticated API requests per client address (0: twice rate-limit)", value: func(c *Config) any { return &c.RateLimitBurst }},
+		{flag: "rate-limit", usage: "authenticated API requests per second allowed per client address (0: the API's default)", value: func(c *Config) any { return &c.RateLimit }, fills: []string{"api.RateLimit.PerSecond"}},
+		{flag: "rate-limit-burst", usage: "burst of authenticated API requests per client address (0: twice rate-limit)", value: func(c *Config) any { return &c.RateLimitBurst }, fills: []string{"api.RateLimit.Burst"}},
 		{flag: "trusted-proxies", usage: "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For names the client (rate limit); empty: none", value: func(c *Config) any { return &c.TrustedProxies }},
 		{flag: "pprof-addr", usage: "serve Go profiles (net/http/pprof) on this loopback host:port; empty: off", value: func(c *Config) any { return &c.PprofAddr }},
 		{flag: "wa-debug", usage: "also log whatsmeow's info and debug lines", value: func(c *Config) any { return &c.WADebug }},
@@ -382,131 +395,139 @@ func Load(o Options) (Loaded, error) {
 	return Loaded{Config: cfg}, nil
 }
 
-// Validate checks every value and the combinations; its errors name the setting.
+// Validate checks every value and the combinations. Its errors name the setting by its
+// environment variable, found in the settings table from the field: the gateway's own rules
+// (positive values, URLs, addresses, modes and the combinations) are written here, each
+// component's rules (negative values, upper bounds) are its Validate's, reported under the setting
+// that fills them. A setting is refused once, by its first failing rule, in the table's order.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{env}, args...)...))
+	all := settings()
+	refusals := make([]string, len(all))
+	row := func(field any) int {
+		for i, s := range all {
+			if s.value(&c) == field {
+				return i
+			}
+		}
+		panic(fmt.Sprintf("config: %T is no setting's field", field))
 	}
+	env := func(field any) string { return all[row(field)].envName() }
+	refuseAs := func(name string, field any, format string, args ...any) {
+		if i := row(field); refusals[i] == "" {
+			refusals[i] = name + ": " + fmt.Sprintf(format, args...)
+		}
+	}
+	refuse := func(field any, format string, args ...any) { refuseAs(env(field), field, format, args...) }
+
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		bad("WAGATE_ADDR", "%q is not host:port", c.Addr)
+		refuse(&c.Addr, "%q is not host:port", c.Addr)
 	}
 	switch {
 	case c.APIToken == "":
-		bad("WAGATE_API_TOKEN", "required (or WAGATE_API_TOKEN_FILE)")
+		refuse(&c.APIToken, "required (or %s_FILE)", env(&c.APIToken))
 	case len(c.APIToken) < 16:
-		bad("WAGATE_API_TOKEN", "must be at least 16 characters")
+		refuse(&c.APIToken, "must be at least 16 characters")
 	}
 	if c.LaravelToken == "" {
-		bad("WAGATE_LARAVEL_TOKEN", "required (or WAGATE_LARAVEL_TOKEN_FILE): the bearer token Laravel expects from the gateway")
+		refuse(&c.LaravelToken, "required (or %s_FILE): the bearer token Laravel expects from the gateway", env(&c.LaravelToken))
 	}
 	if u, err := url.Parse(c.LaravelURL); c.LaravelURL == "" {
-		bad("WAGATE_LARAVEL_URL", "required")
+		refuse(&c.LaravelURL, "required")
 	} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("WAGATE_LARAVEL_URL", "%q must be an absolute http(s) URL", laravel.RedactURL(c.LaravelURL))
-	}
-	if c.LaravelTimeout <= 0 {
-		bad("WAGATE_LARAVEL_TIMEOUT", "must be positive")
+		refuse(&c.LaravelURL, "%q must be an absolute http(s) URL", laravel.RedactURL(c.LaravelURL))
 	}
 	if c.Mode != ModeLegacy && c.Mode != ModeBatch {
-		bad("WAGATE_MODE", "%q must be legacy or batch", c.Mode)
+		refuse(&c.Mode, "%q must be legacy or batch", c.Mode)
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			bad("WAGATE_REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+			refuse(&c.RedisURL, "must be a redis://, rediss:// or unix:// URL")
 		}
 	}
 	switch {
 	case c.RedisURL != "" && c.RedisEmbedded:
-		bad("WAGATE_REDIS_EMBEDDED", "set together with WAGATE_REDIS_URL: choose one")
+		refuse(&c.RedisEmbedded, "set together with %s: choose one", env(&c.RedisURL))
 	case c.Mode == ModeBatch && c.RedisURL == "" && !c.RedisEmbedded:
-		bad("WAGATE_REDIS_URL", "required in batch mode (or WAGATE_REDIS_URL_FILE); WAGATE_REDIS_EMBEDDED=1 runs an in-memory Redis without persistence, for tests and benchmarks only")
+		refuse(&c.RedisURL, "required in batch mode (or %s_FILE); %s=1 runs an in-memory Redis without persistence, for tests and benchmarks only",
+			env(&c.RedisURL), env(&c.RedisEmbedded))
 	}
 	if c.DataDir == "" && c.StoreDSN == "" {
-		bad("WAGATE_DATA_DIR", "required when WAGATE_STORE_DSN is empty")
+		refuse(&c.DataDir, "required when %s is empty", env(&c.StoreDSN))
 	}
-	if c.QRFirst <= 0 {
-		bad("WAGATE_QR_FIRST_TIMEOUT", "must be positive")
-	}
-	if c.QRNext <= 0 {
-		bad("WAGATE_QR_TIMEOUT", "must be positive")
-	}
-	if c.QRCodes < 1 || c.QRCodes > session.MaxQRCodes {
-		bad("WAGATE_QR_CODES", "must be from 1 to %d", session.MaxQRCodes)
-	}
-	if c.PairLoginTimeout <= 0 {
-		bad("WAGATE_PAIR_LOGIN_TIMEOUT", "must be positive")
-	}
-	if c.RestoreConcurrency < 1 || c.RestoreConcurrency > session.MaxRestoreConcurrency {
-		bad("WAGATE_RESTORE_CONCURRENCY", "must be from 1 to %d", session.MaxRestoreConcurrency)
-	}
-	if c.Batch.Size < 1 || c.Batch.Size > laravel.MaxBatchItems {
-		bad("WAGATE_BATCH_SIZE", "must be from 1 to %d (the contract's batch limit)", laravel.MaxBatchItems)
-	}
-	if c.Batch.Interval <= 0 {
-		bad("WAGATE_BATCH_INTERVAL", "must be positive")
-	}
-	if c.Batch.PriorityInterval <= 0 {
-		bad("WAGATE_PRIORITY_INTERVAL", "must be positive")
-	}
-	if c.Batch.MessageInterval <= 0 {
-		bad("WAGATE_MESSAGE_INTERVAL", "must be positive")
-	}
-	if c.Batch.OutboxMax < 1 {
-		bad("WAGATE_OUTBOX_MAX", "must be at least 1")
-	}
-	if c.Batch.PoisonHorizon <= 0 {
-		bad("WAGATE_POISON_HORIZON", "must be positive")
-	}
-	if c.Batch.MaxRetryAfter <= 0 {
-		bad("WAGATE_MAX_RETRY_AFTER", "must be positive")
-	}
-	if len(c.GatewayID) > outbox.MaxGatewayID {
-		bad("WAGATE_GATEWAY_ID", "must be at most %d characters", outbox.MaxGatewayID)
-	}
-	for env, d := range map[string]time.Duration{"WAGATE_CACHE_TTL_QR": c.Cache.QRTTL, "WAGATE_CACHE_TTL_STATUS": c.Cache.StatusTTL,
-		"WAGATE_CACHE_TTL_CONNECTION": c.Cache.ConnectionTTL, "WAGATE_CACHE_TTL_SESSION": c.Cache.SessionTTL,
-		"WAGATE_CACHE_WRITE_TIMEOUT": c.Cache.WriteTimeout} {
-		if d < 0 {
-			bad(env, "must not be negative")
+	for _, s := range all {
+		if v := s.value(&c); s.positive && !isPositive(v) {
+			refuse(v, "must be positive")
 		}
 	}
-	if c.RateLimit < 0 {
-		bad("WAGATE_RATE_LIMIT", "must not be negative")
-	}
-	if c.RateLimitBurst < 0 {
-		bad("WAGATE_RATE_LIMIT_BURST", "must not be negative")
-	}
 	if _, err := c.TrustedProxyPrefixes(); err != nil {
-		bad("WAGATE_TRUSTED_PROXIES", "%v", err)
+		refuse(&c.TrustedProxies, "%v", err)
 	}
 	if c.PprofAddr != "" {
 		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
-			bad("WAGATE_PPROF_ADDR", "%q is not host:port", c.PprofAddr)
+			refuse(&c.PprofAddr, "%q is not host:port", c.PprofAddr)
 		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			bad("WAGATE_PPROF_ADDR", "%q must be a loopback address (127.0.0.1, ::1 or localhost): profiles expose internals", c.PprofAddr)
+			refuse(&c.PprofAddr, "%q must be a loopback address (127.0.0.1, ::1 or localhost): profiles expose internals", c.PprofAddr)
 		}
 	}
-	if c.ShutdownTimeout <= 0 {
-		bad("WAGATE_SHUTDOWN_TIMEOUT", "must be positive")
-	}
 	if _, err := c.SlogLevel(); err != nil {
-		bad("WAGATE_LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
+		refuse(&c.LogLevel, "%q must be debug, info, warn or error", c.LogLevel)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("WAGATE_LOG_FORMAT", "%q must be text or json", c.LogFormat)
+		refuse(&c.LogFormat, "%q must be text or json", c.LogFormat)
 	}
+	dialSettings := env(&c.WADial) + "/" + env(&c.WARootPubKey)
 	if (c.WADial != "" || c.WARootPubKey != "") && !c.WAInsecureTest {
-		bad("WAGATE_WA_DIAL/WAGATE_WA_ROOT_PUBKEY", "test-only settings are refused without WAGATE_WA_INSECURE_TEST=1")
+		refuseAs(dialSettings, &c.WADial, "test-only settings are refused without %s=1", env(&c.WAInsecureTest))
 	}
 	if c.WAInsecureTest {
 		if c.WADial == "" || c.WARootPubKey == "" {
-			bad("WAGATE_WA_INSECURE_TEST", "needs both WAGATE_WA_DIAL and WAGATE_WA_ROOT_PUBKEY")
+			refuse(&c.WAInsecureTest, "needs both %s and %s", env(&c.WADial), env(&c.WARootPubKey))
 		} else if _, err := c.WhatsAppDial(); err != nil {
-			bad("WAGATE_WA_DIAL/WAGATE_WA_ROOT_PUBKEY", "%v", err)
+			refuseAs(dialSettings, &c.WADial, "%v", err)
 		}
 	}
-	return errors.Join(errs...)
+
+	// The components' rules, under the name of the setting that fills them.
+	filledBy := map[string]int{}
+	for i, s := range all {
+		for _, f := range s.fills {
+			filledBy[f] = i
+		}
+	}
+	var unnamed []error
+	for _, err := range c.componentErrors() {
+		refused, rest := configcheck.Errors(err)
+		unnamed = append(unnamed, rest...)
+		for _, e := range refused {
+			i, ok := filledBy[e.Component+"."+e.Setting]
+			if !ok {
+				unnamed = append(unnamed, e)
+				continue
+			}
+			if refusals[i] == "" {
+				refusals[i] = all[i].envName() + ": " + e.Rule()
+			}
+		}
+	}
+
+	var errs []error
+	for _, r := range refusals {
+		if r != "" {
+			errs = append(errs, errors.New(r))
+		}
+	}
+	return errors.Join(append(errs, unnamed...)...)
+}
+
+// isPositive reports whether the int or duration field p points to is above zero.
+func isPositive(p any) bool {
+	switch v := p.(type) {
+	case *int:
+		return *v > 0
+	case *time.Duration:
+		return *v > 0
+	}
+	panic(fmt.Sprintf("config: a positive setting of type %T", p))
 }
 
 // WhatsAppDial returns the test-only dial settings, nil when the gateway talks to WhatsApp.

@@ -119,7 +119,7 @@ func TestInvalidValuesFailWithTheSettingsName(t *testing.T) {
 		{"bad mode", env{"WAGATE_MODE": "turbo"}, nil, `WAGATE_MODE: "turbo" must be legacy or batch`},
 		{"bad duration", env{"WAGATE_QR_TIMEOUT": "20"}, nil, "WAGATE_QR_TIMEOUT: \"20\" is not a duration"},
 		{"bad int", env{"WAGATE_QR_CODES": "six"}, nil, "WAGATE_QR_CODES: \"six\" is not an integer"},
-		{"zero codes", env{"WAGATE_QR_CODES": "0"}, nil, "WAGATE_QR_CODES: must be from 1 to 100"},
+		{"zero codes", env{"WAGATE_QR_CODES": "0"}, nil, "WAGATE_QR_CODES: must be positive"},
 		{"batch too big", env{"WAGATE_BATCH_SIZE": "501"}, nil, "WAGATE_BATCH_SIZE"},
 		{"bad addr", env{"WAGATE_ADDR": "4000"}, nil, "WAGATE_ADDR"},
 		{"bad redis", env{"WAGATE_REDIS_URL": "http://x"}, nil, "WAGATE_REDIS_URL"},

@@ -41,7 +41,8 @@ func (c Config) Validate() error {
 		configcheck.NotNegative("outbox", "DeadLetterMax", c.DeadLetterMax),
 	}
 	if len(c.GatewayID) > MaxGatewayID {
-		errs = append(errs, fmt.Errorf("outbox config: GatewayID is %d characters, above %d", len(c.GatewayID), MaxGatewayID))
+		errs = append(errs, &configcheck.Error{Component: "outbox", Setting: "GatewayID",
+			Value: fmt.Sprintf("%d characters", len(c.GatewayID)), Max: fmt.Sprintf("%d characters", MaxGatewayID)})
 	}
 	return errors.Join(errs...)
 }

@@ -27,8 +27,8 @@ func TestValidateRefusesWhatCannotWork(t *testing.T) {
 		t.Errorf("a zero config (all defaults) is refused: %v", err)
 	}
 	cases := map[string]Config{
-		"Max is negative":             {Max: -1},
-		"GatewayID is 129 characters": {GatewayID: strings.Repeat("g", 129)},
+		"Max is negative": {Max: -1},
+		"GatewayID 129 characters is above 128 characters": {GatewayID: strings.Repeat("g", 129)},
 	}
 	for want, c := range cases {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {

@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -78,12 +77,10 @@ func (c Config) Validate() error {
 		configcheck.NotNegative("session", "MaxQueuedEvents", c.MaxQueuedEvents),
 		configcheck.NotNegative("session", "ResyncRetry", c.ResyncRetry),
 	}
-	if c.QRCodes > MaxQRCodes {
-		errs = append(errs, fmt.Errorf("session config: QRCodes %d is above %d", c.QRCodes, MaxQRCodes))
-	}
-	if c.RestoreConcurrency > MaxRestoreConcurrency {
-		errs = append(errs, fmt.Errorf("session config: RestoreConcurrency %d is above %d", c.RestoreConcurrency, MaxRestoreConcurrency))
-	}
+	errs = append(errs,
+		configcheck.AtMost("session", "QRCodes", c.QRCodes, MaxQRCodes),
+		configcheck.AtMost("session", "RestoreConcurrency", c.RestoreConcurrency, MaxRestoreConcurrency),
+	)
 	return errors.Join(errs...)
 }
 
