@@ -1,0 +1,197 @@
+package processtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/internal/proctest"
+	"wagate/internal/redistest"
+	"wagate/simulator/fakewa"
+)
+
+// laravelMessages reads what fakelaravel stored for a session (GET /_fake/messages).
+func laravelMessages(t *testing.T, base, sessionID string) (fakelaravel.MessagesState, error) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+fakelaravel.PathMessages+"?session_id="+sessionID, nil)
+	req.Header.Set("Authorization", "Bearer "+laravelToken)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return fakelaravel.MessagesState{}, err
+	}
+	defer resp.Body.Close()
+	var st fakelaravel.MessagesState
+	if resp.StatusCode != 200 {
+		return st, fmt.Errorf("GET %s: %s", fakelaravel.PathMessages, resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// Customers write a burst of messages to a session; the gateway (batch mode, real Redis with AOF)
+// is SIGKILLed right after fakewa logs the device's delivery receipt of one of them, while the
+// burst goes on. whatsmeow sends that receipt only once the gateway appended the message to the
+// outbox, and WhatsApp keeps every message not receipted, so after a restart Laravel stores every
+// message exactly once, each chat in the order the customer wrote it.
+func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOnceInOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four processes")
+	}
+	const (
+		session  = "kill_msgs"
+		perChat  = 30
+		killedAt = 12 // the gateway dies right after the device receipted this many messages
+	)
+	customers := []string{"5511977771001", "5511977771002"}
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin := proctest.Binaries(t)
+	rs := redistest.StartServer(t, redistest.Options{AppendOnly: true})
+
+	ready := proctest.StartFakewa(t, dir, bin["simulator"], "-stream-error-close-delay", "1s", "-receipts", "none")
+	phones := fakewa.NewControlClient(ready.Control)
+
+	lAddr := proctest.FreeAddr(t)
+	lp := proctest.Start(t, dir, "fakelaravel", bin["fakelaravel"],
+		[]string{"-addr", lAddr, "-db", filepath.Join(dir, "laravel.db")}, []string{"FAKELARAVEL_TOKEN=" + laravelToken})
+	lp.WaitHTTP(t, "http://"+lAddr+"/_fake/healthz")
+
+	gwAddr := proctest.FreeAddr(t)
+	gwEnv := []string{
+		"WAGATE_ADDR=" + gwAddr,
+		"WAGATE_API_TOKEN=" + apiToken,
+		"WAGATE_LARAVEL_URL=http://" + lAddr,
+		"WAGATE_LARAVEL_TOKEN=" + laravelToken,
+		"WAGATE_LARAVEL_TIMEOUT=2s",
+		"WAGATE_DATA_DIR=" + filepath.Join(dir, "gateway-data"),
+		"WAGATE_MODE=batch",
+		"WAGATE_REDIS_URL=redis://" + rs.Addr,
+		"WAGATE_GATEWAY_ID=gw-kill-msgs",
+		"WAGATE_MESSAGE_INTERVAL=200ms",
+		"WAGATE_PAIR_LOGIN_TIMEOUT=5s",
+		"WAGATE_SHUTDOWN_TIMEOUT=10s",
+		"WAGATE_WA_DIAL=" + ready.Addr,
+		"WAGATE_WA_ROOT_PUBKEY=" + ready.RootPublicKey,
+		"WAGATE_WA_INSECURE_TEST=1",
+	}
+	gw := proctest.Start(t, dir, "gateway-1", bin["gateway"], nil, gwEnv)
+	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
+	c := gatewayClient{t: t, base: "http://" + gwAddr}
+
+	if code := c.call("POST", "/sessions", map[string]string{"session_id": session}, nil); code != 200 {
+		t.Fatalf("start %s: %d", session, code)
+	}
+	var qr struct {
+		QR string `json:"qr"`
+	}
+	proctest.Eventually(t, "the QR code from the API", 15*time.Second, func() (bool, string) {
+		code := c.call("GET", "/sessions/"+session+"/qr", nil, &qr)
+		return code == 200 && qr.QR != "", fmt.Sprint(code)
+	})
+	jid, err := phones.Pair(ctx, qr.QR, "15558880100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, "the session connected", 30*time.Second, func() (bool, string) {
+		s := c.sessions()[session]
+		return s.Connected, fmt.Sprintf("%+v", s)
+	})
+	since := uint64(0)
+	if evs, err := phones.Events(ctx, 0); err == nil && len(evs) > 0 {
+		since = evs[len(evs)-1].Seq
+	}
+
+	// The burst: both customers write in turns; what each wrote, in order, is the ground truth.
+	written := map[string][]string{}
+	var mu sync.Mutex
+	burstDone := make(chan error, 1)
+	go func() {
+		for i := range perChat {
+			for _, from := range customers {
+				id, err := phones.SendMessage(ctx, jid, fakewa.PhoneMessage{From: from, Text: fmt.Sprintf("%s #%d", from, i)})
+				if err != nil {
+					burstDone <- fmt.Errorf("message %d of %s: %w", i, from, err)
+					return
+				}
+				mu.Lock()
+				written[from] = append(written[from], id)
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		burstDone <- nil
+	}()
+
+	// SIGKILL right after the device receipted killedAt messages.
+	receipted := map[string]bool{}
+	proctest.Eventually(t, fmt.Sprintf("the device to receipt %d messages", killedAt), 60*time.Second, func() (bool, string) {
+		evs, err := phones.Events(ctx, since)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs {
+			since = e.Seq
+			if e.Kind == fakewa.EventDeviceReceipt && e.Detail != "retry" && e.From != "" {
+				receipted[e.MessageID] = true
+			}
+		}
+		return len(receipted) >= killedAt, fmt.Sprintf("%d receipted", len(receipted))
+	})
+	gw.Kill()
+	t.Logf("gateway SIGKILLed after %d device receipts", len(receipted))
+
+	if err := <-burstDone; err != nil {
+		t.Fatal(err)
+	}
+	gw = proctest.Start(t, dir, "gateway-2", bin["gateway"], nil, gwEnv)
+	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
+
+	var st fakelaravel.MessagesState
+	total := perChat * len(customers)
+	proctest.Eventually(t, fmt.Sprintf("Laravel to store all %d messages", total), 90*time.Second, func() (bool, string) {
+		var err error
+		st, err = laravelMessages(t, "http://"+lAddr, session)
+		return err == nil && len(st.Messages) >= total, fmt.Sprintf("%d stored, %v", len(st.Messages), err)
+	})
+
+	stored := map[string]int{}
+	byChat := map[string][]string{}
+	var lastSeq = map[string]int64{}
+	redelivered := 0
+	for _, m := range st.Messages {
+		stored[m.MessageID]++
+		if m.Deliveries > 1 {
+			redelivered++ // appended, then killed before the receipt: sent again, stored once
+		}
+		byChat[m.Chat] = append(byChat[m.Chat], m.MessageID)
+		if m.Sequence <= lastSeq[m.Chat] {
+			t.Errorf("chat %s: message %s has sequence %d after %d", m.Chat, m.MessageID, m.Sequence, lastSeq[m.Chat])
+		}
+		lastSeq[m.Chat] = m.Sequence
+	}
+	for id := range receipted {
+		if stored[id] != 1 {
+			t.Errorf("message %s was receipted to WhatsApp before the SIGKILL but is stored %d times", id, stored[id])
+		}
+	}
+	for _, from := range customers {
+		chat := from + "@s.whatsapp.net"
+		if got := byChat[chat]; !slices.Equal(got, written[from]) {
+			t.Errorf("chat %s in Laravel:\n got %q\nwant %q (as written, each once)", chat, got, written[from])
+		}
+	}
+	if len(st.Messages) != total {
+		t.Errorf("Laravel stores %d messages, want %d", len(st.Messages), total)
+	}
+	t.Logf("%d messages stored once each; %d of them reached Laravel twice (appended, killed before the receipt)", total, redelivered)
+	if t.Failed() || os.Getenv("WAGATE_TEST_LOG") != "" {
+		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", proctest.Tail(filepath.Join(dir, "gateway-1.log")), gw.Tail())
+	}
+}
