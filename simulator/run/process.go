@@ -41,6 +41,7 @@ func startChild(name, bin string, args, env []string, logPath string) (*child, e
 		lf.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
+	pinChild(name, cmd.Process.Pid)
 	c := &child{name: name, cmd: cmd, done: make(chan struct{}), log: lf}
 	go func() {
 		c.err = cmd.Wait()

@@ -168,11 +168,6 @@ func (r *runner) stopGateway(ctx context.Context, sig syscall.Signal, duringFlus
 			return fmt.Errorf("restarted gateway: %w", err)
 		}
 		w.End = time.Now()
-		if s, err := readProc(nc.Pid()); err == nil {
-			r.mu.Lock()
-			r.lastProc = s
-			r.mu.Unlock()
-		}
 		r.markGatewayUp(nc)
 		w.Detail = fmt.Sprintf("%s to pid %d (exited after %s)%s; restarted as pid %d, healthy %s after the signal",
 			sig, old.Pid(), exitedAfter.Round(time.Millisecond), waited, nc.Pid(), w.End.Sub(w.Start).Round(time.Millisecond))
@@ -222,6 +217,7 @@ func restartChild(c *child) (*child, error) {
 		lf.Close()
 		return nil, fmt.Errorf("restart %s: %w", c.name, err)
 	}
+	pinChild(c.name, cmd.Process.Pid)
 	nc := &child{name: c.name, cmd: cmd, done: make(chan struct{}), log: lf}
 	go func() {
 		nc.err = cmd.Wait()

@@ -1,0 +1,111 @@
+package run
+
+import (
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"wagate/internal/procstat"
+	"wagate/reports"
+	"wagate/simulator/cpuset"
+	"wagate/simulator/scenario"
+)
+
+// cpuRun is the CPU sets of the run in progress and what was read at its start, so that the
+// report can say where each process ran, the machine's load, and the load generator's own CPU.
+type cpuRun struct {
+	assignment cpuset.Assignment
+	log        *slog.Logger
+	// before is the simulator's own CPU list before it pinned itself, restored at the end.
+	before    []int
+	loadStart [3]float64
+	cpuStart  time.Duration
+	wallStart time.Time
+
+	mu        sync.Mutex
+	processes map[string]string // process -> CPU list read back from the kernel
+}
+
+// activeCPUs is the run in progress (nil outside a run). Children started by startChild and
+// restartChild are pinned through it.
+var activeCPUs atomic.Pointer[cpuRun]
+
+// useCPUSets starts the run's CPU accounting and, when the scenario asks for CPU sets, pins the
+// simulator's own threads (users, in-process fakewa) to the world's set; children are pinned as
+// they start (pinChild). The returned function restores the simulator's CPUs.
+func useCPUSets(f *scenario.File, log *slog.Logger) (end func()) {
+	c := &cpuRun{assignment: f.CPUs.Assignment, log: log, wallStart: time.Now(), processes: map[string]string{}}
+	c.loadStart, _ = procstat.FS{}.LoadAverage()
+	if p, err := (procstat.FS{}).Process("self"); err == nil {
+		c.cpuStart = p.CPU
+	}
+	if c.assignment.Pinned {
+		c.before, _ = cpuset.Online()
+		if err := cpuset.Pin(0, c.assignment.World); err != nil {
+			log.Warn("could not pin the simulator to the world's CPUs", "cpus", cpuset.Format(c.assignment.World), "err", err)
+		}
+	}
+	activeCPUs.Store(c)
+	return func() {
+		activeCPUs.CompareAndSwap(c, nil)
+		if c.assignment.Pinned && len(c.before) > 0 {
+			_ = cpuset.Pin(0, c.before)
+		}
+	}
+}
+
+// pinChild puts a child the simulator just started on its CPU set (the gateway's for the
+// gateway, the world's for the others) and records the set the kernel says it has.
+func pinChild(name string, pid int) {
+	c := activeCPUs.Load()
+	if c == nil || !c.assignment.Pinned {
+		return
+	}
+	ids := c.assignment.ForProcess(name)
+	if err := cpuset.Pin(pid, ids); err != nil {
+		c.log.Warn("could not pin a child to its CPUs", "process", name, "pid", pid, "cpus", cpuset.Format(ids), "err", err)
+	}
+	had, err := cpuset.Of(pid)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.processes[name] = cpuset.Format(had)
+	c.mu.Unlock()
+}
+
+// describeCPUs writes the run's CPU sets, the machine's load average at the start and now, and
+// the load generator's CPU since the start with whether its latency is valid into env.
+func describeCPUs(env *reports.Environment) {
+	c := activeCPUs.Load()
+	if c == nil {
+		return
+	}
+	sets := &reports.CPUSets{Pinned: c.assignment.Pinned, Note: c.assignment.Note}
+	cores := runtime.NumCPU()
+	if online, err := cpuset.Online(); err == nil {
+		cores = len(online)
+		if sets.Pinned {
+			c.mu.Lock()
+			sets.Processes = map[string]string{"simulator": cpuset.Format(online)}
+			for name, cpus := range c.processes {
+				sets.Processes[name] = cpus
+			}
+			c.mu.Unlock()
+		}
+	}
+	env.CPUSets = sets
+	if end, err := (procstat.FS{}).LoadAverage(); err == nil {
+		env.LoadAverage = &reports.LoadAverage{Start: c.loadStart, End: end}
+	}
+	p, err := procstat.FS{}.Process("self")
+	wall := time.Since(c.wallStart)
+	if err != nil || wall <= 0 {
+		return
+	}
+	g := cpuset.Generator{CPUPercent: 100 * (p.CPU - c.cpuStart).Seconds() / wall.Seconds(), Cores: cores}
+	valid, reason := cpuset.LatencyValidity(g)
+	env.Generator = &reports.Generator{CPUPercent: g.CPUPercent, Cores: g.Cores, LatencyValid: valid, Reason: reason}
+}

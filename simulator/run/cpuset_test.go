@@ -1,0 +1,69 @@
+package run
+
+import (
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"wagate/reports"
+	"wagate/simulator/cpuset"
+	"wagate/simulator/scenario"
+)
+
+// The gateway runs on its own CPU set and every other process the simulator starts, and the
+// simulator itself, on the world's; the report reads back what the kernel says each one had.
+func TestChildrenRunOnTheirCPUSetAndTheReportSaysWhich(t *testing.T) {
+	online, err := cpuset.Online()
+	if err != nil || len(online) < 2 {
+		t.Skipf("needs two CPUs (have %v, %v)", online, err)
+	}
+	gatewayCPU, worldCPU := online[len(online)-1:], online[:1]
+	f := &scenario.File{CPUs: scenario.CPUs{Assignment: cpuset.Assignment{Pinned: true, Gateway: gatewayCPU, World: worldCPU}}}
+	end := useCPUSets(f, slog.New(slog.DiscardHandler))
+	defer end()
+
+	dir := t.TempDir()
+	var started []*child
+	for _, name := range []string{"gateway", "fakelaravel"} {
+		c, err := startChild(name, "/bin/sleep", []string{"30"}, nil, filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		started = append(started, c)
+	}
+	defer func() {
+		for _, c := range started {
+			_ = c.stop(time.Second)
+		}
+	}()
+	for i, want := range [][]int{gatewayCPU, worldCPU} {
+		if had, err := cpuset.Of(started[i].Pid()); err != nil || !slices.Equal(had, want) {
+			t.Errorf("%s runs on CPUs %v (%v), want %v", started[i].name, had, err, want)
+		}
+	}
+	if own, _ := cpuset.Online(); !slices.Equal(own, worldCPU) {
+		t.Errorf("the simulator runs on CPUs %v, want the world's %v", own, worldCPU)
+	}
+
+	var env reports.Environment
+	describeCPUs(&env)
+	want := map[string]string{"gateway": cpuset.Format(gatewayCPU), "fakelaravel": cpuset.Format(worldCPU), "simulator": cpuset.Format(worldCPU)}
+	if env.CPUSets == nil || !env.CPUSets.Pinned || len(env.CPUSets.Processes) != len(want) {
+		t.Fatalf("cpu sets = %+v, want pinned %v", env.CPUSets, want)
+	}
+	for name, cpus := range want {
+		if got := env.CPUSets.Processes[name]; got != cpus {
+			t.Errorf("report says %s had CPUs %q, want %q", name, got, cpus)
+		}
+	}
+	if env.LoadAverage == nil || env.Generator == nil || env.Generator.Cores != len(worldCPU) {
+		t.Errorf("load average %+v, generator %+v: want both, the generator on %d core(s)", env.LoadAverage, env.Generator, len(worldCPU))
+	}
+
+	end()
+	if own, _ := cpuset.Online(); !slices.Equal(own, online) {
+		t.Errorf("after the run the simulator runs on %v, want its CPUs back (%v)", own, online)
+	}
+}
