@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"wagate/reports"
+	"wagate/simulator/cpuset"
 )
 
 // ErrMatrix reports an invalid bench matrix.
@@ -34,6 +35,12 @@ type Matrix struct {
 	Repeats int `yaml:"repeats"`
 	// Timeout bounds one simulator run; it is killed after it (default 10m).
 	Timeout reports.Duration `yaml:"timeout"`
+	// CPUs puts every run's gateway on its own CPU set and the world on the rest:
+	// `cpus: {gateway: auto}` (the last CPU for the gateway when the machine has two or more, nothing
+	// pinned with one, said in the report) or CPU lists (`cpus: {gateway: "1", world: "0"}`). It is
+	// passed to every entry and capacity probe as `-set cpus.gateway=... -set cpus.world=...` before
+	// the entry's own overrides, so an entry can say `cpus.gateway=off`.
+	CPUs MatrixCPUs `yaml:"cpus"`
 	// SeedTable names the entries of the seed table's measured columns.
 	SeedTable reports.SeedRoles `yaml:"seed_table"`
 	// Entries run in order.
@@ -41,6 +48,27 @@ type Matrix struct {
 	// Capacity lists capacity searches run by `make bench-capacity`.
 	Capacity []Capacity `yaml:"capacity"`
 }
+
+// MatrixCPUs is a matrix's CPU sets (see simulator/cpuset).
+type MatrixCPUs struct {
+	Gateway string `yaml:"gateway"`
+	World   string `yaml:"world"`
+}
+
+// overrides are the -set pairs that pass the CPU sets to a run.
+func (c MatrixCPUs) overrides() []string {
+	var set []string
+	if c.Gateway != "" {
+		set = append(set, "cpus.gateway="+c.Gateway)
+	}
+	if c.World != "" {
+		set = append(set, "cpus.world="+c.World)
+	}
+	return set
+}
+
+// onlineCPUs lists the CPUs a bench may use; ParseMatrix checks cpus against them. Tests replace it.
+var onlineCPUs = cpuset.Online
 
 // Entry is one matrix entry.
 type Entry struct {
@@ -109,6 +137,13 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 	if m.Repeats < 0 {
 		problems = append(problems, "repeats must be at least 1")
 	}
+	if m.CPUs != (MatrixCPUs{}) {
+		if online, err := onlineCPUs(); err != nil {
+			problems = append(problems, fmt.Sprintf("cpus: can't read this machine's CPUs: %v", err))
+		} else if _, err := cpuset.Resolve(m.CPUs.Gateway, m.CPUs.World, online); err != nil {
+			problems = append(problems, strings.TrimPrefix(err.Error(), cpuset.ErrCPUs.Error()+": ")+" (cpus)")
+		}
+	}
 	seen := map[string]bool{}
 	for i := range m.Entries {
 		e := &m.Entries[i]
@@ -135,6 +170,7 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 			problems = append(problems, where+": repeats must be at least 1")
 		}
 		problems = append(problems, checkSet(where, e.Set)...)
+		e.Set = append(m.CPUs.overrides(), e.Set...)
 	}
 	for role, name := range map[string]string{"legacy": m.SeedTable.Legacy, "batch": m.SeedTable.Batch, "scale": m.SeedTable.Scale} {
 		if name != "" && !seen[name] {
@@ -174,6 +210,7 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 			problems = append(problems, where+": factor must be more than 1")
 		}
 		problems = append(problems, checkSet(where, c.Set)...)
+		c.Set = append(m.CPUs.overrides(), c.Set...)
 	}
 	if len(m.Entries) == 0 && len(m.Capacity) == 0 {
 		problems = append(problems, "no entries and no capacity searches")
