@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,4 +251,30 @@ func mustClaim(t *testing.T, m *Member, shard int) int64 {
 		t.Fatalf("claim of shard %d by %s: %v", shard, m.ID(), err)
 	}
 	return e
+}
+
+// A suspended VM's monotonic clock stands still, so the member's own renew deadline has not passed
+// when it wakes up; Redis's clock moved on and refuses the renew, which fences the member.
+func TestARenewAfterTheLeaseExpiredInRedisIsRefused(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	var fenced []error
+	m, err := w.s.Join(ctx, "gw-0", "", Callbacks{OnFenced: func(err error) { fenced = append(fenced, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustClaim(t, m, 4)
+	w.advance(10 * time.Second) // the lease ends at exactly join + TTL
+	if _, err := m.Renew(ctx); !errors.Is(err, ErrFenced) || !strings.Contains(err.Error(), "expired in Redis") {
+		t.Fatalf("renew after the lease expired in Redis: err %v, want ErrFenced (expired in Redis)", err)
+	}
+	if len(fenced) != 1 || len(m.Held()) != 0 {
+		t.Fatalf("OnFenced ran %d times; member still holds %v", len(fenced), m.Held())
+	}
+	if ok, _ := w.s.Fence(ctx, m.ID(), 4, e); ok {
+		t.Fatal("Fence still says the expired member holds shard 4")
+	}
+	if live, _ := w.s.Live(ctx); len(live) != 0 {
+		t.Fatalf("live members %+v, want none", live)
+	}
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -8,6 +9,9 @@ import (
 
 func mustStore(t *testing.T, rdb redis.UniversalClient, opts Options) *Store {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	s, err := New(rdb, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,350 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"wagate/internal/redistest"
+)
+
+// Timings of the tests against a real redis-server: the production ratios (TTL > deadline >
+// interval), compressed.
+var fast = Options{Shards: 64, LeaseTTL: 3 * time.Second, RenewInterval: 250 * time.Millisecond, RenewDeadline: 1500 * time.Millisecond}
+
+// running starts m.Run until the returned stop is called (or the test ends); stop waits for Run.
+func running(t *testing.T, m *Member) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+type fencedSignal struct {
+	ch  chan error
+	got atomic.Int32
+}
+
+func newFencedSignal() *fencedSignal { return &fencedSignal{ch: make(chan error, 1)} }
+
+func (f *fencedSignal) callbacks() Callbacks {
+	return Callbacks{OnFenced: func(err error) { f.got.Add(1); f.ch <- err }}
+}
+
+func TestTwoMembersClaimDisjointShardsAndKeepThemWhileTheyRenew(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Real(t).Client(t)
+	s := mustStore(t, rdb, fast)
+	if err := s.CheckShards(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Join(ctx, "gw-a", "10.0.0.1:8080", Callbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Join(ctx, "gw-b", "10.0.0.2:8080", Callbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running(t, a)
+	running(t, b)
+
+	live, err := s.Live(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*Member{"gw-a": a, "gw-b": b}
+	var names []string
+	for _, m := range live {
+		names = append(names, m.Name)
+	}
+	if len(names) != 2 {
+		t.Fatalf("live members %+v, want gw-a and gw-b", live)
+	}
+	for k := range s.Shards() {
+		owner, other := byName[Assign(k, names)], a
+		if owner == a {
+			other = b
+		}
+		if _, err := owner.Claim(ctx, k, 0); err != nil {
+			t.Fatalf("%s claiming its assigned shard %d: %v", owner.ID(), k, err)
+		}
+		if _, err := other.Claim(ctx, k, 0); !errors.Is(err, ErrHeld) {
+			t.Fatalf("%s claiming shard %d held by %s: err %v, want ErrHeld", other.ID(), k, owner.ID(), err)
+		}
+	}
+	heldA, heldB := a.Held(), b.Held()
+	if len(heldA) == 0 || len(heldB) == 0 || len(heldA)+len(heldB) != s.Shards() {
+		t.Fatalf("a holds %d, b holds %d of %d shards; want a split covering all", len(heldA), len(heldB), s.Shards())
+	}
+	for k := range heldA {
+		if _, both := heldB[k]; both {
+			t.Fatalf("shard %d held by both members", k)
+		}
+	}
+
+	time.Sleep(fast.LeaseTTL + fast.RenewInterval) // longer than a lease: only renewals keep them
+	for m, held := range map[*Member]map[int]int64{a: heldA, b: heldB} {
+		if m.Err() != nil {
+			t.Fatalf("%s fenced while renewing: %v", m.ID(), m.Err())
+		}
+		for k, e := range held {
+			if ok, err := s.Fence(ctx, m.ID(), k, e); err != nil || !ok {
+				t.Fatalf("after a lease's time, %s no longer holds shard %d at %d (%v)", m.ID(), k, e, err)
+			}
+		}
+	}
+}
+
+func TestAPausedMemberLosesItsShardsToAHigherEpochAndItsLateWritesAreRefused(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Real(t).Client(t)
+	s := mustStore(t, rdb, fast)
+	fa := newFencedSignal()
+	a, err := s.Join(ctx, "gw-a", "", fa.callbacks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pauseA := running(t, a)
+	b, err := s.Join(ctx, "gw-b", "", Callbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running(t, b)
+	ea := mustClaim(t, a, 7)
+	if _, err := b.Claim(ctx, 7, 0); !errors.Is(err, ErrHeld) {
+		t.Fatalf("b claiming a's shard while a renews: err %v, want ErrHeld", err)
+	}
+
+	pauseA() // a stops renewing, as a SIGSTOPped or GC-paused process would
+	paused := time.Now()
+	var eb int64
+	for {
+		e, err := b.Claim(ctx, 7, 0)
+		if err == nil {
+			eb = e
+			break
+		}
+		if !errors.Is(err, ErrHeld) {
+			t.Fatal(err)
+		}
+		if time.Since(paused) > 2*fast.LeaseTTL {
+			t.Fatalf("b could not take shard 7 %s after a stopped renewing", time.Since(paused))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if waited := time.Since(paused); waited < fast.LeaseTTL-fast.RenewInterval-200*time.Millisecond {
+		t.Fatalf("b took shard 7 %s after a's last renewals, before a's lease (%s) could end", waited, fast.LeaseTTL)
+	}
+	if eb <= ea || Version(eb, 1) <= Version(ea, VersionsPerEpoch-1) {
+		t.Fatalf("takeover epoch %d not above %d: the zombie's versions would win", eb, ea)
+	}
+
+	// a resumes and, not knowing yet, tries to act for shard 7: every write is refused.
+	if ok, err := a.Fence(ctx, 7, ea); err != nil || ok {
+		t.Fatalf("a's fence check after the takeover = %v, %v; want false", ok, err)
+	}
+	if err := a.Release(ctx, 7, ea); !errors.Is(err, ErrNotHolder) {
+		t.Fatalf("a's late release: err %v, want ErrNotHolder", err)
+	}
+	if _, err := a.Bump(ctx, 7, ea); !errors.Is(err, ErrNotHolder) {
+		t.Fatalf("a's late bump: err %v, want ErrNotHolder", err)
+	}
+	// Its renew deadline passed long ago on its own clock, so it fences itself without asking
+	// Redis (which would refuse too: TestARenewAfterTheLeaseExpiredInRedisIsRefused).
+	if _, err := a.Renew(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a's late renew: err %v, want ErrFenced", err)
+	}
+	select {
+	case err := <-fa.ch:
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("OnFenced got %v, want ErrFenced", err)
+		}
+	default:
+		t.Fatal("OnFenced did not run when the late renew was refused")
+	}
+	if _, err := a.Claim(ctx, 7, 0); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a claiming after being fenced: err %v, want ErrFenced", err)
+	}
+	if holder, e, _ := s.Holder(ctx, 7); holder != b.ID() || e != eb {
+		t.Fatalf("shard 7 held by %q at %d after a's late writes, want %q at %d", holder, e, b.ID(), eb)
+	}
+	// The replica rejoins as a new incarnation and can claim again once shards are free.
+	a2, err := s.Join(ctx, "gw-a", "", Callbacks{})
+	if err != nil || a2.ID() == a.ID() {
+		t.Fatalf("rejoin: %v, id %q (was %q)", err, a2.ID(), a.ID())
+	}
+}
+
+func TestAMemberCutFromRedisFencesItselfBeforeItsLeaseEnds(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Real(t)
+	proxy := startFreezingProxy(t, srv.Addr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.ln.Addr().String(), Protocol: 2})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	direct := srv.Client(t)
+
+	fa := newFencedSignal()
+	a, err := mustStore(t, viaProxy, fast).Join(ctx, "gw-a", "", fa.callbacks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	running(t, a)
+	s := mustStore(t, direct, fast)
+	b, err := s.Join(ctx, "gw-b", "", Callbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running(t, b)
+	ea := mustClaim(t, a, 3)
+	time.Sleep(2 * fast.RenewInterval)
+
+	proxy.frozen.Store(true) // Redis stops answering a; a's calls hang
+	cut := time.Now()
+	select {
+	case err := <-fa.ch:
+		after := time.Since(cut)
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("OnFenced got %v, want ErrFenced", err)
+		}
+		if after < fast.RenewDeadline-fast.RenewInterval-100*time.Millisecond || after > fast.RenewDeadline+500*time.Millisecond {
+			t.Fatalf("a fenced itself %s after the cut, want about the renew deadline %s", after, fast.RenewDeadline)
+		}
+	case <-time.After(fast.LeaseTTL):
+		t.Fatalf("a was not fenced within a lease (%s) of losing Redis", fast.LeaseTTL)
+	}
+	// a stopped while its lease still runs in Redis: nobody could have taken shard 3 yet.
+	if _, err := b.Claim(ctx, 3, 0); !errors.Is(err, ErrHeld) {
+		t.Fatalf("b claiming shard 3 right after a fenced itself: err %v, want ErrHeld (a's lease still runs)", err)
+	}
+	if len(a.Held()) != 0 || a.Err() == nil {
+		t.Fatalf("fenced a still believes it holds %v (err %v)", a.Held(), a.Err())
+	}
+	deadline := time.Now().Add(2 * fast.LeaseTTL)
+	for {
+		eb, err := b.Claim(ctx, 3, 0)
+		if err == nil {
+			if eb <= ea {
+				t.Fatalf("takeover epoch %d not above %d", eb, ea)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b never took shard 3: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := fa.got.Load(); n != 1 {
+		t.Fatalf("OnFenced ran %d times, want once", n)
+	}
+}
+
+func TestLeaveHandsEveryShardOverWithoutWaitingForTheLease(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, redistest.Real(t).Client(t), fast)
+	fa := newFencedSignal()
+	a, err := s.Join(ctx, "gw-a", "", fa.callbacks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Join(ctx, "gw-b", "", Callbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epochs := map[int]int64{}
+	for k := range 8 {
+		epochs[k] = mustClaim(t, a, k)
+	}
+	if err := a.Leave(ctx); err != nil { // SIGTERM
+		t.Fatal(err)
+	}
+	for k, ea := range epochs {
+		eb, err := b.Claim(ctx, k, 0)
+		if err != nil || eb <= ea {
+			t.Fatalf("b claiming shard %d right after a left: %d, %v; want an epoch above %d", k, eb, err, ea)
+		}
+	}
+	if !errors.Is(a.Err(), ErrFenced) || fa.got.Load() != 1 {
+		t.Fatalf("a after leaving: err %v, OnFenced ran %d times", a.Err(), fa.got.Load())
+	}
+	if live, _ := s.Live(ctx); len(live) != 1 || live[0].ID != b.ID() {
+		t.Fatalf("live members after a left: %+v", live)
+	}
+}
+
+// freezingProxy forwards to upstream until frozen, then swallows everything: a Redis that stops
+// answering one replica (a network cut, a hung connection) while the others still reach it.
+type freezingProxy struct {
+	ln     net.Listener
+	frozen atomic.Bool
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startFreezingProxy(t *testing.T, upstream string) *freezingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{ln: ln}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); p.pipe(u, c) }()
+			go func() { defer p.wg.Done(); p.pipe(c, u) }()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *freezingProxy) pipe(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.frozen.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
