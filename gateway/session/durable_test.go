@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
@@ -88,9 +89,11 @@ func TestWithADurableDeliveryAMessageIsAppendedBeforeTheHandlerReturns(t *testin
 }
 
 // When the delivery refuses a message (the outbox stayed full), the handler reports failure, so
-// no receipt goes to WhatsApp, and the message is not remembered as seen: WhatsApp's redelivery
-// is taken once, and a further duplicate is dropped.
-func TestAMessageTheDeliveryRefusesIsReportedAsFailedAndItsRedeliveryIsTaken(t *testing.T) {
+// no receipt goes to WhatsApp, and the message is not remembered as seen. The connection is
+// dropped at once (a later message on it is refused too, so none overtakes the refused one) and
+// the session reconnects ResyncRetry later: WhatsApp then delivers the message again, and it is
+// taken once; a further duplicate is dropped.
+func TestAMessageTheDeliveryRefusesIsReportedAsFailedAndItsRedeliveryAfterAReconnectIsTaken(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var failed []event.Event
@@ -101,14 +104,18 @@ func TestAMessageTheDeliveryRefusesIsReportedAsFailedAndItsRedeliveryIsTaken(t *
 		}}
 		m, driver, sink := durableRig(t, hooks)
 		defer m.Close(context.Background())
-		c := driver.Conn("s1")
+		old := driver.Conn("s1")
 
 		sink.setRefuse(func(event.Event) bool { return true })
-		if err := c.Emit(text("A1", "hola")); !errors.Is(err, outbox.ErrFull) {
+		if err := old.Emit(text("A1", "hola")); !errors.Is(err, outbox.ErrFull) {
 			t.Fatalf("handler answered %v for a refused message, want outbox.ErrFull", err)
 		}
+		sink.setRefuse(nil)
+		if err := old.Emit(text("A2", "¿hola?")); err == nil {
+			t.Fatal("a message after the refused one, on the same connection, was taken: it would overtake it")
+		}
 		if got, _ := messaging(sink.Sink); len(got) != 0 {
-			t.Fatalf("refused message delivered: %q", got)
+			t.Fatalf("delivered: %q, want nothing yet", got)
 		}
 		mu.Lock()
 		if len(failed) != 1 || failed[0].Kind != event.KindMessage {
@@ -116,38 +123,83 @@ func TestAMessageTheDeliveryRefusesIsReportedAsFailedAndItsRedeliveryIsTaken(t *
 		}
 		mu.Unlock()
 
-		sink.setRefuse(nil)
-		if err := c.Emit(text("A1", "hola")); err != nil {
-			t.Fatalf("redelivery refused: %v", err)
+		time.Sleep(time.Second) // ResyncRetry's default
+		synctest.Wait()
+		c := driver.Conn("s1")
+		if c == old || !c.LoggedIn() {
+			t.Fatal("the session did not reconnect for WhatsApp to deliver the refused message again")
 		}
-		if err := c.Emit(text("A1", "hola")); err != nil {
-			t.Fatalf("duplicate answered %v, want success (it is already durable)", err)
+		for _, ev := range []session.DriverEvent{text("A1", "hola"), text("A2", "¿hola?"), text("A1", "hola")} {
+			if err := c.Emit(ev); err != nil {
+				t.Fatalf("redelivery refused: %v", err)
+			}
 		}
-		if got, _ := messaging(sink.Sink); !slices.Equal(got, []string{"message:A1"}) {
-			t.Fatalf("after the redelivery and a duplicate: %q, want the message once", got)
+		if got, _ := messaging(sink.Sink); !slices.Equal(got, []string{"message:A1", "message:A2"}) {
+			t.Fatalf("after the redelivery and a duplicate: %q, want each message once, in order", got)
+		}
+		if info, _ := m.Get(context.Background(), "s1"); info.Status != laravel.StatusConnected {
+			t.Fatalf("status %s after the reconnect", info.Status)
 		}
 	})
 }
 
 // A receipt for several messages whose second item is refused: the first stays delivered (and
-// seen), the handler reports failure, and WhatsApp's redelivery of the receipt adds only the rest.
+// seen), the handler reports failure, and the redelivery after the reconnect adds only the rest.
 func TestAReceiptRefusedHalfwayIsCompletedByItsRedeliveryWithoutDuplicates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, driver, sink := durableRig(t, session.Hooks{})
 		defer m.Close(context.Background())
-		c := driver.Conn("s1")
 
 		sink.setRefuse(func(ev event.Event) bool { return ev.Kind == event.KindReceipt && ev.Receipt.MessageID == "OUT2" })
-		if err := c.Emit(receipt(laravel.ReceiptRead, "OUT1", "OUT2", "OUT3")); err == nil {
+		if err := driver.Conn("s1").Emit(receipt(laravel.ReceiptRead, "OUT1", "OUT2", "OUT3")); err == nil {
 			t.Fatal("handler reported success for a receipt the delivery refused in part")
 		}
 		sink.setRefuse(nil)
-		if err := c.Emit(receipt(laravel.ReceiptRead, "OUT1", "OUT2", "OUT3")); err != nil {
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if err := driver.Conn("s1").Emit(receipt(laravel.ReceiptRead, "OUT1", "OUT2", "OUT3")); err != nil {
 			t.Fatalf("redelivery: %v", err)
 		}
 		got, _ := messaging(sink.Sink)
 		if want := []string{"receipt:OUT1:read", "receipt:OUT2:read", "receipt:OUT3:read"}; !slices.Equal(got, want) {
 			t.Fatalf("receipts\n got %q\nwant %q", got, want)
+		}
+	})
+}
+
+// While the delivery keeps refusing, the reconnects back off (1 s, 2 s, 4 s, ...), and a stop
+// cancels the one pending: a stopped session stays stopped.
+func TestReconnectsForRefusedMessagesBackOffAndAStopCancelsThem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, driver, sink := durableRig(t, session.Hooks{})
+		defer m.Close(context.Background())
+		sink.setRefuse(func(event.Event) bool { return true })
+		opens := driver.Opens()
+		for i, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+			if err := driver.Conn("s1").Emit(text(fmt.Sprint("A", i), "hola")); err == nil {
+				t.Fatal("refused message reported as taken")
+			}
+			time.Sleep(wait - time.Millisecond)
+			synctest.Wait()
+			if driver.Opens() != opens {
+				t.Fatalf("refusal %d: reconnected before %v", i+1, wait)
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			if opens++; driver.Opens() != opens {
+				t.Fatalf("refusal %d: no reconnect %v after it", i+1, wait)
+			}
+		}
+		if err := driver.Conn("s1").Emit(text("A9", "hola")); err == nil {
+			t.Fatal("refused message reported as taken")
+		}
+		if _, err := m.Stop(context.Background(), "s1"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if driver.Opens() != opens {
+			t.Fatal("a stopped session was reconnected")
 		}
 	})
 }

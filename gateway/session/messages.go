@@ -27,7 +27,14 @@ type messaging struct {
 	// appendMu serializes the synchronous appends of this session's messages and receipts
 	// (deliverMessaging), so the delivery receives them in sequence order. Taken before s.mu.
 	appendMu sync.Mutex
+	// refusals counts the delivery's refusals in a row (guarded by appendMu): the back-off of
+	// the reconnect that brings refused messages back (redeliverLater).
+	refusals int
 }
+
+// maxRedeliveryBackoff bounds the wait before a session whose message the delivery refused
+// reconnects to have WhatsApp deliver it again.
+const maxRedeliveryBackoff = 30 * time.Second
 
 // recentKeys is a bounded set remembering the last recentIDsKept keys added.
 type recentKeys struct {
@@ -141,15 +148,46 @@ func (m *Manager) deliverMessaging(s *session, gen uint64, ev DriverEvent) error
 		for _, later := range evs[i:] {
 			s.msgs.seen.forget(later.key)
 		}
+		delay := m.redeliverLater(s, gen)
 		s.mu.Unlock()
-		m.log.Warn("message or receipt not accepted by the delivery; not acknowledged to WhatsApp, which delivers it again",
-			"session_id", s.id, "kind", k.ev.Kind, "message_id", k.ev.Payload, "sequence", k.ev.Version, "err", err)
+		m.log.Warn("message or receipt not accepted by the delivery; not acknowledged to WhatsApp, which delivers it again when the session reconnects",
+			"session_id", s.id, "kind", k.ev.Kind, "message_id", k.ev.Payload, "sequence", k.ev.Version, "reconnect_in", delay, "err", err)
 		if h := m.cfg.Hooks.DeliveryFailed; h != nil {
 			h(k.ev, err)
 		}
 		return fmt.Errorf("session %s: %s %s: %w", s.id, k.ev.Kind, k.ev.Payload, err)
 	}
+	s.msgs.refusals = 0
 	return nil
+}
+
+// redeliverLater has WhatsApp deliver again what the delivery refused: WhatsApp delivers a
+// device's unacknowledged messages at its next login, in order. The connection is dropped at
+// once, so the session's later messages on it are refused too (as from a closed connection) and
+// none overtakes the refused one; the session reconnects after ResyncRetry, doubling while
+// refusals go on, up to maxRedeliveryBackoff. A stop or a logout meanwhile cancels the
+// reconnect. It returns the wait (0 when the connection was already replaced). Callers hold
+// s.msgs.appendMu and s.mu.
+func (m *Manager) redeliverLater(s *session, gen uint64) time.Duration {
+	if s.gen != gen || s.conn == nil {
+		return 0
+	}
+	m.dropConnLocked(s)
+	dropped := s.gen
+	s.msgs.refusals++
+	delay := min(m.cfg.ResyncRetry<<min(s.msgs.refusals-1, 6), maxRedeliveryBackoff)
+	time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		idle := s.gen == dropped && s.conn == nil && !s.starting && s.deviceID != ""
+		s.mu.Unlock()
+		if !idle || m.closed.Load() {
+			return
+		}
+		if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) {
+			m.log.Warn("reconnecting for WhatsApp to deliver refused messages again failed", "session_id", s.id, "err", err)
+		}
+	})
+	return delay
 }
 
 // keyedEvent is a message or receipt event with the key that marks it seen.
