@@ -1,5 +1,6 @@
 // Package processtest holds the process-level test of batch delivery: the real gateway binary
 // in batch mode with a real redis-server (AOF), fakewa and fakelaravel as processes; the gateway
 // is SIGKILLed while Laravel is down and must, after a restart, leave Laravel with the last version
-// of every session's state. It has no non-test code.
+// of every session's state; and SIGKILLed in the middle of a burst of customers' messages, after
+// which Laravel must store every message once, each chat in order. It has no non-test code.
 package processtest
