@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"wagate/fakelaravel"
 	"wagate/internal/proctest"
 	"wagate/internal/redistest"
@@ -39,7 +41,8 @@ func laravelMessages(t *testing.T, base, sessionID string) (fakelaravel.Messages
 // is SIGKILLed right after fakewa logs the device's delivery receipt of one of them, while the
 // burst goes on. whatsmeow sends that receipt only once the gateway appended the message to the
 // outbox, and WhatsApp keeps every message not receipted, so after a restart Laravel stores every
-// message exactly once, each chat in the order the customer wrote it.
+// message exactly once, each chat in the order the customer wrote it. Then Redis pauses writes:
+// nothing written meanwhile is acknowledged, and a second SIGKILL during the pause loses nothing.
 func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOnceInOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four processes")
@@ -191,6 +194,69 @@ func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOn
 		t.Errorf("Laravel stores %d messages, want %d", len(st.Messages), total)
 	}
 	t.Logf("%d messages stored once each; %d of them reached Laravel twice (appended, killed before the receipt)", total, redelivered)
+
+	// Redis stops taking writes (CLIENT PAUSE WRITE, 4 s): the gateway's appends wait, so it must
+	// not acknowledge what customers write meanwhile. It is SIGKILLed during the pause; after the
+	// restart Laravel stores those messages too, once each, after the rest of their chat.
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	proctest.Eventually(t, "the restarted gateway to be connected", 30*time.Second, func() (bool, string) {
+		s := c.sessions()[session]
+		return s.Connected, fmt.Sprintf("%+v", s)
+	})
+	if evs, err := phones.Events(ctx, since); err == nil && len(evs) > 0 {
+		since = evs[len(evs)-1].Seq
+	}
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", "4000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var paused []string
+	for i := range 3 {
+		for _, from := range customers {
+			id, err := phones.SendMessage(ctx, jid, fakewa.PhoneMessage{From: from, Text: fmt.Sprintf("%s paused #%d", from, i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			written[from] = append(written[from], id)
+			paused = append(paused, id)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	evs, err := phones.Events(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := 0
+	for _, e := range evs {
+		switch {
+		case e.Kind == fakewa.EventPhoneMessageDelivered && slices.Contains(paused, e.MessageID):
+			delivered++
+		case e.Kind == fakewa.EventDeviceReceipt && slices.Contains(paused, e.MessageID) && e.Detail != "retry":
+			t.Errorf("the gateway acknowledged %s to WhatsApp while Redis refused writes", e.MessageID)
+		}
+	}
+	if delivered == 0 {
+		t.Error("fakewa delivered none of the messages written during the pause: the phase proves nothing")
+	}
+	gw.Kill()
+	gw = proctest.Start(t, dir, "gateway-3", bin["gateway"], nil, gwEnv)
+	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
+	total += len(paused)
+	proctest.Eventually(t, fmt.Sprintf("Laravel to store all %d messages", total), 90*time.Second, func() (bool, string) {
+		var err error
+		st, err = laravelMessages(t, "http://"+lAddr, session)
+		return err == nil && len(st.Messages) >= total, fmt.Sprintf("%d stored, %v", len(st.Messages), err)
+	})
+	byChat = map[string][]string{}
+	for _, m := range st.Messages {
+		byChat[m.Chat] = append(byChat[m.Chat], m.MessageID)
+	}
+	for _, from := range customers {
+		chat := from + "@s.whatsapp.net"
+		if got := byChat[chat]; !slices.Equal(got, written[from]) {
+			t.Errorf("chat %s in Laravel after the kill during the pause:\n got %q\nwant %q", chat, got, written[from])
+		}
+	}
 	if t.Failed() || os.Getenv("WAGATE_TEST_LOG") != "" {
 		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", proctest.Tail(filepath.Join(dir, "gateway-1.log")), gw.Tail())
 	}
