@@ -58,7 +58,10 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 		"       fakelaravel conform -help    check a Laravel app against the contract\n\n"+
 		"Exit codes: 0 stopped by SIGTERM/SIGINT (or -help, -version), 1 failed, 2 bad command line.\n\nflags:\n")
 	cal := fakelaravel.DefaultCalibration()
-	def := cal.Model.CapacityModel()
+	flagValues := cal.Model.CapacityModel() // the capacity flags' defaults, set by the flags given
+	for _, f := range fakelaravel.CapacityFlags() {
+		f.Register(fs, &flagValues)
+	}
 	var (
 		version     = fs.Bool("version", false, "print the version and exit")
 		addr        = fs.String("addr", "127.0.0.1:8000", "listen address")
@@ -72,17 +75,6 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 		requireV2   = fs.Bool("require-signature-v2", false, "refuse POSTs without a v2 signature (X-Wagate-Signature-V2); default: v1 is accepted too (migration, docs/security.md)")
 		db          = fs.String("db", "", "SQLite file (default: a temporary file removed on exit)")
 		calFile     = fs.String("calibration", "", "calibration.json to take the capacity defaults from (default: the embedded one: "+cal.Source+")")
-		cores       = fs.Float64("cores", def.Cores, "CPU cores available to PHP-FPM; 0 = every worker has its own core")
-		bootstrap   = fs.Duration("bootstrap-cpu", def.BootstrapCPU, "CPU per request for the framework bootstrap")
-		lookup      = fs.Duration("lookup-cpu", def.LookupCPU, "CPU per read (GET session lookup) in place of -bootstrap-cpu; 0 = same as -bootstrap-cpu, which it follows when only -bootstrap-cpu is given")
-		perRow      = fs.Duration("per-row-cpu", def.PerRowCPU, "CPU per written row (batch item)")
-		jitter      = fs.Float64("jitter", def.Jitter, "CPU demand varies uniformly by +-jitter (0 <= jitter < 1)")
-		lockShare   = fs.Float64("lock-wait-share", def.LockWaitShare, "share of writes that wait -lock-wait for the database's write lock (no CPU used)")
-		lockWait    = fs.Duration("lock-wait", def.LockWait, "how long a write that finds the write lock taken waits")
-		lockHold    = fs.Duration("lock-hold", def.LockHold, "in place of -lock-wait: the hold of the write lock a waiting write finds, at a random point of it; it polls as SQLite's busy handler does (sleeps 1, 2, 5, 10 ms ...) until the hold is over (0 = -lock-wait)")
-		workers     = fs.Int("workers", def.Workers, "PHP-FPM workers (pm.max_children)")
-		backlog     = fs.Int("backlog", def.Backlog, "FPM listen.backlog; requests beyond it get 502 at once")
-		proxyTO     = fs.Duration("proxy-timeout", def.ProxyTimeout, "nginx fastcgi_read_timeout; slower answers become 504 (0 = none)")
 		maxItems    = fs.Int("max-items", laravel.MaxBatchItems, "largest batch accepted (422 above)")
 		maxBody     = fs.Int64("max-body", laravel.MaxBodyBytes, "largest body in bytes (413 above)")
 		rejectUnk   = fs.Bool("reject-unknown-sessions", false, "fail writes for sessions that do not exist instead of creating them")
@@ -118,8 +110,7 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	fs.Visit(func(f *flag.Flag) { capSetFlags[f.Name] = true })
-	model := flagModel(fakelaravel.CapacityModel{Cores: *cores, BootstrapCPU: *bootstrap, LookupCPU: *lookup, PerRowCPU: *perRow, Jitter: *jitter,
-		LockWaitShare: *lockShare, LockWait: *lockWait, LockHold: *lockHold, Workers: *workers, Backlog: *backlog, ProxyTimeout: *proxyTO}, capSetFlags)
+	model := flagModel(flagValues, capSetFlags)
 	if *calFile != "" {
 		data, err := os.ReadFile(*calFile)
 		if err != nil {
@@ -132,6 +123,10 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		model = mergeModel(c.Model.CapacityModel(), model, capSetFlags)
+	}
+	if err := model.Validate(); err != nil {
+		log.Error("capacity flags", "err", err)
+		return 2
 	}
 	tok, err := secret(*token, *tokenFile, "FAKELARAVEL_TOKEN")
 	if err != nil {
@@ -223,39 +218,14 @@ func flagModel(values fakelaravel.CapacityModel, set map[string]bool) fakelarave
 // mergeModel takes the calibration's parameters except those set explicitly on the command line.
 func mergeModel(cal, flags fakelaravel.CapacityModel, set map[string]bool) fakelaravel.CapacityModel {
 	m := cal
-	if set["cores"] {
-		m.Cores = flags.Cores
+	for _, f := range fakelaravel.CapacityFlags() {
+		if set[f.Name] {
+			f.Copy(&m, &flags)
+		}
 	}
 	if set["bootstrap-cpu"] {
-		m.BootstrapCPU = flags.BootstrapCPU
-	}
-	if set["lookup-cpu"] || set["bootstrap-cpu"] {
 		// flags.LookupCPU is zero (follow the bootstrap) when only -bootstrap-cpu was given.
 		m.LookupCPU = flags.LookupCPU
-	}
-	if set["per-row-cpu"] {
-		m.PerRowCPU = flags.PerRowCPU
-	}
-	if set["jitter"] {
-		m.Jitter = flags.Jitter
-	}
-	if set["lock-wait-share"] {
-		m.LockWaitShare = flags.LockWaitShare
-	}
-	if set["lock-wait"] {
-		m.LockWait = flags.LockWait
-	}
-	if set["lock-hold"] {
-		m.LockHold = flags.LockHold
-	}
-	if set["workers"] {
-		m.Workers = flags.Workers
-	}
-	if set["backlog"] {
-		m.Backlog = flags.Backlog
-	}
-	if set["proxy-timeout"] {
-		m.ProxyTimeout = flags.ProxyTimeout
 	}
 	return m
 }

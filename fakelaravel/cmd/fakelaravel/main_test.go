@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -180,6 +181,8 @@ func TestHelpAndBadFlagsFollowTheConvention(t *testing.T) {
 		{"conform -help", runConform, []string{"-help"}, 0, "usage: fakelaravel conform", ""},
 		{"conform bad flag", runConform, []string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
 		{"conform without -url", runConform, []string{"-token", "t"}, 2, "", "-url and a token are required"},
+		{"capacity out of range", runServer, []string{"-token", "t", "-workers", "0"}, 2, "", "capacity: workers 0 < 1"},
+		{"capacity flag of the wrong type", runServer, []string{"-jitter", "lots"}, 2, "", `invalid value "lots" for flag -jitter`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,4 +199,54 @@ func TestHelpAndBadFlagsFollowTheConvention(t *testing.T) {
 			}
 		})
 	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/help.golden from the current -help")
+
+// -help lists every flag word for word as testdata/help.golden, except what a calibration
+// (make calibrate-laravel) changes: the capacity flags' defaults and the calibration's source are
+// left out of the comparison.
+func TestHelpListsEveryFlag(t *testing.T) {
+	var stdout bytes.Buffer
+	if code := runServer([]string{"-help"}, &stdout, io.Discard); code != 0 {
+		t.Fatalf("-help: exit %d", code)
+	}
+	got := withoutCalibration(stdout.String())
+	const golden = "testdata/help.golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("-help differs from %s (go test -run TestHelpListsEveryFlag -update rewrites it):\n%s", golden, got)
+	}
+	for _, f := range fakelaravel.CapacityFlags() {
+		if !strings.Contains(got, "  -"+f.Name+" ") {
+			t.Errorf("-help lacks -%s", f.Name)
+		}
+	}
+}
+
+// withoutCalibration replaces the calibration's source and the capacity flags' defaults in a -help
+// text by placeholders.
+func withoutCalibration(help string) string {
+	help = strings.ReplaceAll(help, fakelaravel.DefaultCalibration().Source, "<calibration source>")
+	capacity := map[string]bool{}
+	for _, f := range fakelaravel.CapacityFlags() {
+		capacity[f.Name] = true
+	}
+	defaultValue := regexp.MustCompile(` \(default [^)]*\)$`)
+	lines := strings.Split(help, "\n")
+	for i := 1; i < len(lines); i++ {
+		name, _, _ := strings.Cut(strings.TrimPrefix(lines[i-1], "  -"), " ")
+		if strings.HasPrefix(lines[i-1], "  -") && capacity[name] {
+			lines[i] = defaultValue.ReplaceAllString(lines[i], "") + " (default: the calibration's)"
+		}
+	}
+	return strings.Join(lines, "\n")
 }
