@@ -348,3 +348,46 @@ func (p *freezingProxy) pipe(dst io.Writer, src io.Reader) {
 		}
 	}
 }
+
+func TestConcurrentClaimsOfOneShardHaveExactlyOneWinner(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, redistest.Real(t).Client(t), fast)
+	var members []*Member
+	for _, name := range []string{"gw-a", "gw-b", "gw-c"} {
+		m, err := s.Join(ctx, name, "", Callbacks{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, m)
+	}
+	for k := range 16 {
+		var wg sync.WaitGroup
+		wins := make(chan *Member, len(members)*4)
+		for _, m := range members {
+			for range 4 { // a member retrying concurrently with itself wins the same epoch
+				wg.Go(func() {
+					if _, err := m.Claim(ctx, k, 0); err == nil {
+						wins <- m
+					} else if !errors.Is(err, ErrHeld) {
+						t.Errorf("claim of shard %d: %v", k, err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(wins)
+		winners := map[*Member]bool{}
+		for m := range wins {
+			winners[m] = true
+		}
+		holder, e, _ := s.Holder(ctx, k)
+		if len(winners) != 1 {
+			t.Fatalf("shard %d: %d members won a concurrent claim, want 1", k, len(winners))
+		}
+		for m := range winners {
+			if m.ID() != holder || m.Held()[k] != e {
+				t.Fatalf("shard %d: winner %s thinks it holds epoch %d, Redis says %s at %d", k, m.ID(), m.Held()[k], holder, e)
+			}
+		}
+	}
+}

@@ -78,12 +78,13 @@ func (m *Member) Held() map[int]int64 {
 
 func (m *Member) fence(cause error) {
 	m.fenceOnce.Do(func() {
+		// Under mu, so that a concurrent Claim either sees the fence or is cleared by it.
 		m.mu.Lock()
 		held := len(m.claims)
 		m.claims = make(map[int]int64)
-		m.mu.Unlock()
 		m.fenceErr = fmt.Errorf("%w: %s: %w", ErrFenced, m.id, cause)
 		close(m.fenced)
+		m.mu.Unlock()
 		m.s.log.Warn("cluster: member fenced; its shards must be dropped", "member", m.id, "held", held, "err", cause)
 		if m.cb.OnFenced != nil {
 			m.cb.OnFenced(m.fenceErr)
@@ -157,10 +158,11 @@ func (m *Member) Renew(ctx context.Context) ([]int, error) {
 	}
 	m.mu.Lock()
 	args := []any{m.id, m.s.opts.LeaseTTL.Milliseconds()}
-	for k, e := range m.claims {
+	asked := maps.Clone(m.claims)
+	m.mu.Unlock()
+	for k, e := range asked {
 		args = append(args, k, e)
 	}
-	m.mu.Unlock()
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	sent := time.Now()
@@ -180,7 +182,9 @@ func (m *Member) Renew(ctx context.Context) ([]int, error) {
 	}
 	for _, k := range res[1:] {
 		shard := int(k)
-		if e, ok := m.claims[shard]; ok {
+		// Only if the claim is still the one asked about: the shard may have been released and
+		// claimed again at a new epoch while the renew ran.
+		if e, ok := m.claims[shard]; ok && e == asked[shard] {
 			delete(m.claims, shard)
 			lost = append(lost, shard)
 			lostEpochs = append(lostEpochs, e)
