@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"testing"
+	"time"
 
 	"wagate/simulator/fakewa"
 )
@@ -61,5 +62,36 @@ func TestRecoveryCountsOnlyTheDevicesThatCanComeBack(t *testing.T) {
 		if online != s.online || expected != s.canComeBack {
 			t.Errorf("%s: %d online of %d that can come back, want %d of %d", s.name, online, expected, s.online, s.canComeBack)
 		}
+	}
+}
+
+// The end of the drain gives each recovery watch a last look before stopping it: a watch that
+// would see the recovery a few polls later (the outbox emptied at the drain's very end) records a
+// recovery, and one that would not is stopped within the bound.
+func TestTheEndOfTheDrainGivesEachRecoveryWatchALastLook(t *testing.T) {
+	r := &runner{}
+	r.rec.init()
+	var recovered, stopped bool
+	r.rec.wg.Go(func() { // recovers 3 polls later
+		select {
+		case <-time.After(600 * time.Millisecond):
+			recovered = true
+		case <-r.rec.ctx.Done():
+		}
+	})
+	r.rec.wg.Go(func() { // never recovers
+		<-r.rec.ctx.Done()
+		stopped = true
+	})
+	start := time.Now()
+	r.finishRecoveries()
+	if !recovered {
+		t.Error("a watch about to see the recovery was stopped first")
+	}
+	if !stopped {
+		t.Error("a watch that never recovers was not stopped")
+	}
+	if took := time.Since(start); took > 5*recoveryLastLook {
+		t.Errorf("finishing the watches took %s, bound %s", took, recoveryLastLook)
 	}
 }
