@@ -46,3 +46,19 @@ capacity:
 		})
 	}
 }
+
+func TestAFloorEntryRunsTheSimulatorsFloorCommand(t *testing.T) {
+	m, err := ParseMatrix([]byte("name: m\nentries:\n  - {name: f, kind: floor, scenario: s.yaml}\n  - {name: r, scenario: s.yaml}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"floor -out out/f s.yaml", "run -out out/r s.yaml"} {
+		e := m.Entries[i]
+		if got := strings.Join(CommandArgs(e.Kind, e.Scenario, "out/"+e.Name, "", e.Set), " "); got != want {
+			t.Errorf("entry %s: simulator %s, want %s", e.Name, got, want)
+		}
+	}
+	if _, err := ParseMatrix([]byte("name: m\nentries:\n  - {name: f, kind: bare, scenario: s.yaml}\n")); err == nil || !strings.Contains(err.Error(), `kind "bare" is not run or floor`) {
+		t.Errorf("unknown kind: error %v", err)
+	}
+}

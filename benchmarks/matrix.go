@@ -80,7 +80,17 @@ type Entry struct {
 	Set []string `yaml:"set"`
 	// Repeats overrides the matrix's Repeats.
 	Repeats int `yaml:"repeats"`
+	// Kind is "run" (the default: `simulator run`, the world against the gateway) or "floor"
+	// (`simulator floor`: the scenario's status poll workload against the bare net/http floor on
+	// the gateway's CPU set, whose CPU per request the report compares with the gateway's).
+	Kind string `yaml:"kind"`
 }
+
+// Entry kinds.
+const (
+	KindRun   = "run"
+	KindFloor = "floor"
+)
 
 // Capacity is one capacity search: the largest user count for which every threshold holds.
 type Capacity struct {
@@ -165,6 +175,12 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 		}
 		if e.Repeats == 0 {
 			e.Repeats = m.Repeats
+		}
+		if e.Kind == "" {
+			e.Kind = KindRun
+		}
+		if e.Kind != KindRun && e.Kind != KindFloor {
+			problems = append(problems, fmt.Sprintf("%s: kind %q is not run or floor", where, e.Kind))
 		}
 		if e.Repeats < 0 {
 			problems = append(problems, where+": repeats must be at least 1")

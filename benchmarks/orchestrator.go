@@ -139,6 +139,9 @@ func (o *Orchestrator) RunEntries(ctx context.Context) (Outcome, error) {
 	done := 0
 	for _, e := range o.Matrix.Entries {
 		be := reports.BenchEntry{Name: e.Name, Scenario: e.Scenario, Set: e.Set}
+		if e.Kind == KindFloor {
+			be.Kind = KindFloor
+		}
 		manifest.Entries = append(manifest.Entries, be)
 		cur := &manifest.Entries[len(manifest.Entries)-1]
 		for rep := 1; rep <= e.Repeats; rep++ {
@@ -149,7 +152,7 @@ func (o *Orchestrator) RunEntries(ctx context.Context) (Outcome, error) {
 			runDir := filepath.Join(e.Name, fmt.Sprintf("run%d", rep))
 			o.printf("[%d/%d] %s run %d/%d: %s%s · elapsed %s · %s", done+1, total, e.Name, rep, e.Repeats, e.Scenario,
 				setText(e.Set), fmtElapsed(o.now().Sub(start)), estimate(finished, done, total))
-			res := o.Runner.Run(ctx, e.Scenario, e.Name, e.Set, filepath.Join(dir, runDir))
+			res := o.Runner.RunCommand(ctx, e.Kind, e.Scenario, e.Name, e.Set, filepath.Join(dir, runDir))
 			out.Runs++
 			done++
 			finished += res.Elapsed

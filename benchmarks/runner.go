@@ -68,7 +68,12 @@ var ErrRun = errors.New("simulator run")
 
 // Args returns the simulator's argument list for one run (without the command itself).
 func Args(scenario, outDir, label string, set []string) []string {
-	args := []string{"run", "-out", outDir}
+	return CommandArgs(KindRun, scenario, outDir, label, set)
+}
+
+// CommandArgs is Args for the simulator's command ("run", or "floor" for a floor entry).
+func CommandArgs(command, scenario, outDir, label string, set []string) []string {
+	args := []string{command, "-out", outDir}
 	if label != "" {
 		args = append(args, "-label", label)
 	}
@@ -82,6 +87,11 @@ func Args(scenario, outDir, label string, set []string) []string {
 // if needed); label names the run in its report. It returns when the simulator and every process
 // of its group are gone.
 func (r *Runner) Run(ctx context.Context, scenario, label string, set []string, outDir string) RunResult {
+	return r.RunCommand(ctx, KindRun, scenario, label, set, outDir)
+}
+
+// RunCommand is Run with the simulator's command: "run", or "floor" for a floor entry.
+func (r *Runner) RunCommand(ctx context.Context, command, scenario, label string, set []string, outDir string) RunResult {
 	start := time.Now()
 	res := RunResult{ExitCode: -1}
 	if len(r.Simulator) == 0 {
@@ -99,7 +109,7 @@ func (r *Runner) Run(ctx context.Context, scenario, label string, set []string, 
 	}
 	defer logFile.Close()
 
-	args := append(append([]string(nil), r.Simulator[1:]...), Args(scenario, outDir, label, set)...)
+	args := append(append([]string(nil), r.Simulator[1:]...), CommandArgs(command, scenario, outDir, label, set)...)
 	cmd := exec.Command(r.Simulator[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// The child writes straight into the log file (no pipe), so Wait returns as soon as the

@@ -54,6 +54,9 @@ type BenchEntry struct {
 	Scenario string `json:"scenario"`
 	// Set are the `-set key=value` overrides passed to the simulator.
 	Set []string `json:"set,omitempty"`
+	// Kind is "floor" for the poll workload against the bare net/http floor (`simulator floor`),
+	// "" for a simulator run against the gateway.
+	Kind string `json:"kind,omitempty"`
 	// Runs are the entry's repeats, in order.
 	Runs []BenchRun `json:"runs"`
 }

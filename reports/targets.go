@@ -61,6 +61,9 @@ const (
 	EveryRun
 	// CapacitySearch is the batch capacity search's users supported (make bench-capacity).
 	CapacitySearch
+	// VsFloor is how many times the floor's figure (the bench's kind: floor entry: a bare
+	// net/http server under the same poll workload on the gateway's CPU set) the figure is at scale.
+	VsFloor
 )
 
 // unit is the unit of the value the scope measures of fig.
@@ -70,6 +73,8 @@ func (s Scope) unit(fig Figure) string {
 		return "x fewer"
 	case CapacitySearch:
 		return ""
+	case VsFloor:
+		return "x the floor's"
 	}
 	return fig.Unit
 }
@@ -94,6 +99,7 @@ var DesignTargets = []TargetSpec{
 	{Name: "gateway API latency p99", Figure: FigAPIP99, Bound: Bound{"<=", 10}, Scope: AtScale, Latency: true},
 	{Name: "HIGH events visible in Laravel, p99", Figure: FigHighP99, Bound: Bound{"<=", 1000}, Scope: AtScale, Latency: true},
 	{Name: "gateway CPU (mean)", Figure: FigGatewayCPU, Bound: Bound{"<=", 5}, Scope: AtScale},
+	{Name: "gateway CPU per API request, all its work included, vs the floor's in the same bench", Figure: FigCPUPerRequest, Bound: Bound{"<=", FloorRatioLimit}, Scope: VsFloor},
 	{Name: "gateway memory per connected session", Figure: FigMemPerSession, Bound: Bound{"<=", 300}, Scope: AtScale},
 	{Name: "lost or stale final states (every entry)", Figure: FigLost, Bound: Bound{"==", 0}, Scope: EveryRun},
 	{Name: "max users within those limits (make bench-capacity)", Bound: Bound{">=", 10000}, Scope: CapacitySearch},
@@ -172,6 +178,8 @@ func (res *Results) check(spec TargetSpec) Target {
 			t.Measured = spec.Figure.Format(sum)
 			t.Status = passFail(spec.Bound.Holds(sum))
 		}
+	case VsFloor:
+		t = res.checkVsFloor(spec, t, scale)
 	case CapacitySearch:
 		t.Measured = "run `make bench-capacity`"
 		for _, c := range res.Bench.Capacity {

@@ -6,7 +6,7 @@ import (
 )
 
 func TestEachDesignTargetIsWrittenFromItsBound(t *testing.T) {
-	want := []string{">= 100x fewer", "<= 10 ms", "<= 1 s", "<= 5% of a core", "<= 300 KiB", "0", ">= 10,000"}
+	want := []string{">= 100x fewer", "<= 10 ms", "<= 1 s", "<= 5% of a core", "<= 1.30x the floor's", "<= 300 KiB", "0", ">= 10,000"}
 	if len(DesignTargets) != len(want) {
 		t.Fatalf("%d design targets, want %d", len(DesignTargets), len(want))
 	}
@@ -75,4 +75,43 @@ func specNamed(t *testing.T, name string) TargetSpec {
 	}
 	t.Fatalf("no design target named %q", name)
 	return TargetSpec{}
+}
+
+func TestTheGatewaysCPUPerRequestIsComparedWithTheFloorsInTheSameBench(t *testing.T) {
+	const target = "gateway CPU per API request, all its work included, vs the floor's in the same bench"
+	tests := []struct {
+		name         string
+		floorCPU     float64 // % of a core for the same requests as the scale entry (4% mean)
+		wantMeasured string
+		wantStatus   string
+	}{
+		{"no floor entry", 0, "add an entry of kind: floor", "not measured"},
+		{"gateway at 1.25x the floor", 3.2, "1.25x (", "pass"},
+		{"gateway at exactly the limit", 4 / FloorRatioLimit, "1.30x (", "pass"},
+		{"gateway at 2x the floor", 2, "2.00x (", "FAIL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := sampleBench(t)
+			if tt.floorCPU > 0 {
+				floor := sampleReport(t, "floor-1000", "", 1000, 0, 0)
+				cpu := NewHistogram(0.0001)
+				if err := cpu.RecordN(tt.floorCPU, 60); err != nil {
+					t.Fatal(err)
+				}
+				floor.Metrics[MetricGatewayCPU] = NewTrendMetric("default", cpu)
+				res.Entries = append(res.Entries, Entry{BenchEntry: BenchEntry{Name: "floor-1000", Kind: "floor"}, Reports: []*Report{floor}})
+			}
+			for _, got := range res.Targets() {
+				if got.Name != target {
+					continue
+				}
+				if !strings.HasPrefix(got.Measured, tt.wantMeasured) || got.Status != tt.wantStatus {
+					t.Errorf("measured %q, status %q; want %q..., %q", got.Measured, got.Status, tt.wantMeasured, tt.wantStatus)
+				}
+				return
+			}
+			t.Fatalf("no target %q", target)
+		})
+	}
 }

@@ -12,12 +12,14 @@ import (
 	"syscall"
 
 	"wagate/internal/buildinfo"
+	simrun "wagate/simulator/run"
 )
 
 const usage = `usage: simulator <command> [flags]
 
 commands:
   run           run a scenario: the world, the users, the measurements (report.json, summary.json)
+  floor         a scenario's status poll workload against a bare net/http server (the floor)
   chaos         the generative fault campaign: random fault schedules, each on a fresh world, judged
   merge         merge the report.json files of execution-segment instances into one
   fakewa        run a standalone fake WhatsApp server (fakewa) with a JSON control API
@@ -46,6 +48,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run": // run_scenario.go; returns 0, 99 (threshold failed), 1 or 2 like k6
 		return runScenario(ctx, rest, stdout, stderr)
+	case "floor": // floor.go: the poll workload against the bare net/http floor
+		return runFloor(ctx, rest, stdout, stderr)
+	case simrun.FloorServeCommand: // hidden: the floor itself, in its own process
+		err = runFloorServe(ctx, rest, stdout, stderr)
 	case "chaos": // chaos.go; 0 when every schedule passed, 1 otherwise
 		return runChaos(ctx, rest, stdout, stderr)
 	case "merge": // merge.go

@@ -1,0 +1,164 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"wagate/internal/buildinfo"
+	"wagate/internal/procstat"
+	"wagate/reports"
+	"wagate/simulator/floor"
+	"wagate/simulator/scenario"
+)
+
+// FloorServeCommand is the simulator's subcommand that serves the floor (simulator/floor) in its
+// own process: `simulator floor-serve -listen ADDR -size N`.
+const FloorServeCommand = "floor-serve"
+
+// RunFloor runs the scenario's status poll workload against the floor instead of the gateway:
+// the floor runs as a child process on the gateway's CPU set (the scenario's cpus), the same
+// number of pollers (users x pollers) poll it at the same interval for the scenario's duration,
+// and report.json gives the floor's CPU (as gateway_cpu_percent: the process under test) and its
+// requests (http_reqs), so the bench report can compare the CPU per API request.
+func RunFloor(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f, err := scenario.Load(o.Scenario, o.Overrides)
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Join(o.Out, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	defer useCPUSets(f, log)()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("floor: the simulator's own binary: %w", err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	c, err := startChild("floor", self, []string{FloorServeCommand, "-listen", addr, "-size", strconv.Itoa(floor.StatusSize)}, nil, filepath.Join(logDir, "floor.log"))
+	if err != nil {
+		return err
+	}
+	defer c.stop(5 * time.Second)
+	url := "http://" + addr + "/sessions/"
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if err := waitFor(ctx, c, 15*time.Second, func(ctx context.Context) error { return pollOnce(ctx, hc, url+"ready") }); err != nil {
+		return err
+	}
+
+	var pollers int
+	interval := time.Second
+	for _, s := range f.Scenarios {
+		pollers += int(s.Config.MaxVUsOf(nil) * *s.Model.Pollers)
+		interval = s.Model.StatusPollInterval.Std()
+	}
+	conns := min(pollers, maxGatewayConns)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		MaxConnsPerHost: conns, MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: 90 * time.Second,
+	}}
+	defer client.CloseIdleConnections()
+	duration := f.ScheduledDuration()
+	log.Info("floor: polling", "pollers", pollers, "interval", interval, "duration", duration, "addr", addr)
+
+	start := time.Now()
+	cpu0, _ := procstat.FS{}.Process(strconv.Itoa(c.Pid()))
+	var ok, failed atomic.Int64
+	pctx, cancel := context.WithDeadline(ctx, start.Add(duration))
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range pollers {
+		wg.Go(func() {
+			id := url + "floor-" + strconv.Itoa(i)
+			// Spread the pollers over the interval, as the users' pollers are.
+			next := start.Add(time.Duration(rand.Int64N(int64(interval) + 1)))
+			for {
+				select {
+				case <-pctx.Done():
+					return
+				case <-time.After(time.Until(next)):
+				}
+				if err := pollOnce(pctx, client, id); err != nil {
+					if pctx.Err() != nil {
+						return
+					}
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				next = time.Now().Add(interval)
+			}
+		})
+	}
+	wg.Wait()
+	end := time.Now()
+	cpu1, err := procstat.FS{}.Process(strconv.Itoa(c.Pid()))
+	if err != nil {
+		return fmt.Errorf("floor's CPU: %w", err)
+	}
+	wall := end.Sub(start)
+	cpuPercent := 100 * (cpu1.CPU - cpu0.CPU).Seconds() / wall.Seconds()
+	cpuHist := reports.NewHistogram(0.01)
+	if err := cpuHist.Record(cpuPercent); err != nil {
+		return fmt.Errorf("floor's CPU %.2f%%: %w", cpuPercent, err)
+	}
+	env := reports.Environment{
+		CPUModel: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		GatewayVersion: "floor (simulator/floor)", SimulatorVersion: buildinfo.String("simulator"), Start: start, End: end,
+	}
+	if h, err := os.Hostname(); err == nil {
+		env.Hostname = h
+	}
+	describeCPUs(&env)
+	rep := &reports.Report{
+		SchemaVersion: reports.SchemaVersion,
+		Label:         o.Label,
+		Scenario:      reports.Scenario{Name: f.Name + " (floor)", File: f.Path, Users: int(f.PeakUsers()), Duration: reports.Duration(duration)},
+		Configuration: reports.Configuration{Overrides: f.Overrides},
+		Environment:   env,
+		Metrics: map[string]reports.Metric{
+			reports.MetricHTTPReqs:      reports.NewCounterMetric(float64(ok.Load()), wall.Seconds()),
+			reports.MetricHTTPReqFailed: reports.NewRateMetric(float64(failed.Load()), float64(ok.Load())),
+			reports.MetricGatewayCPU:    reports.NewTrendMetric("default", cpuHist),
+		},
+	}
+	log.Info("floor: done", "requests", ok.Load(), "failed", failed.Load(), "cpu_percent", cpuPercent)
+	return rep.Save(filepath.Join(o.Out, reports.FileName))
+}
+
+// pollOnce GETs url and reads the whole answer, which must be a 200.
+func pollOnce(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("floor answered %s", resp.Status)
+	}
+	return nil
+}
