@@ -3,7 +3,8 @@
 // (Store.Join, Member.Run), a shard is held by one member under an epoch that every claim raises
 // (Member.Claim, Renew, Release, Bump), and that epoch is the fencing token callers check before
 // acting for a shard (Store.Fence) and put into event versions (Version). Which member should hold
-// a shard is a pure function of the live members (Assign, rendezvous hashing).
+// a shard is a pure function of the live members (Assign, rendezvous hashing), and what one
+// replica should claim or hand over next is another (Plan, fed by Store.Table).
 //
 // Correctness comes from the epochs, liveness from the leases: a lease never guarantees a single
 // actor (a paused process outlives it), so every write a replica makes for a session carries
