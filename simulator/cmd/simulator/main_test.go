@@ -20,11 +20,12 @@ import (
 	"wagate/gateway/wadial"
 	"wagate/internal/proctest"
 	"wagate/simulator/fakewa"
+	simrun "wagate/simulator/run"
 )
 
 // TestMain lets fakewa-load re-execute this test binary as its client process.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == loadClientsCommand {
+	if len(os.Args) > 1 && (os.Args[1] == loadClientsCommand || os.Args[1] == simrun.FloorServeCommand) {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	proctest.Main(m) // removes the binaries run_k6_test.go had built
