@@ -79,6 +79,7 @@ func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*D
 	r.ledger = truth.NewLedger(reg, qr, r.phones.RefIssue)
 	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
 	r.hc = &http.Client{Timeout: 10 * time.Second}
+	r.laravelRequests = &laravelRequestsProbe{reg: reg, admin: r.w.admin, warmup: f.Warmup.Std()}
 	apiClient := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		MaxConnsPerHost: maxGatewayConns, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 	}}
@@ -105,18 +106,9 @@ func (d *DriverWorld) finalLaravelRate() {
 	d.sampleMu.Lock()
 	defer d.sampleMu.Unlock()
 	d.sampled = true
-	r := d.r
-	r.mu.Lock()
-	samples := append([]float64(nil), r.perMinSamples...)
-	r.mu.Unlock()
-	if len(samples) == 0 {
-		return
+	if mean, ok := d.r.laravelRequests.meanRate(); ok {
+		d.r.reg.Set("laravel_requests_per_minute", mean, nil)
 	}
-	var sum float64
-	for _, v := range samples {
-		sum += v
-	}
-	r.reg.Set("laravel_requests_per_minute", sum/float64(len(samples)), nil)
 }
 
 // sampleLaravel records the change of fakelaravel's counters since the previous sample.
@@ -126,18 +118,7 @@ func (d *DriverWorld) sampleLaravel(ctx context.Context) {
 	if d.sampled {
 		return
 	}
-	r := d.r
-	st, err := r.w.admin.GetStatsRecent(ctx, 0)
-	if err != nil {
-		return
-	}
-	r.mu.Lock()
-	prev := r.lastStats
-	r.lastStats = &st
-	r.mu.Unlock()
-	if prev != nil {
-		r.laravelDeltas(prev, &st, &reports.SeriesPoint{LaravelRequestsPerMin: map[string]float64{}})
-	}
+	_ = d.r.laravelRequests.readInterval(ctx, &reports.SeriesPoint{LaravelRequestsPerMin: map[string]float64{}})
 }
 
 // Begin marks the start of the load (the script's scenarios): the scenario's warmup, the Laravel
@@ -145,12 +126,9 @@ func (d *DriverWorld) sampleLaravel(ctx context.Context) {
 func (d *DriverWorld) Begin(ctx context.Context) {
 	r := d.r
 	d.beginOnce.Do(func() {
-		st, err := r.w.admin.GetStatsRecent(ctx, 0)
+		r.laravelRequests.begin(ctx)
 		r.mu.Lock()
 		r.start = time.Now()
-		if err == nil {
-			r.lastStats = &st
-		}
 		r.mu.Unlock()
 		// Laravel's request counts, per series interval, as Run measures them (laravel_reqs,
 		// laravel_requests_per_minute after the warmup, Laravel's latencies).
@@ -168,10 +146,7 @@ func (d *DriverWorld) Begin(ctx context.Context) {
 func (d *DriverWorld) End(ctx context.Context) {
 	d.endOnce.Do(func() {
 		d.sampleLaravel(ctx)
-		r := d.r
-		r.mu.Lock()
-		r.usersDone = time.Now()
-		r.mu.Unlock()
+		d.r.laravelRequests.endOfUsers()
 		d.stopFaults()
 		d.faultWG.Wait()
 	})

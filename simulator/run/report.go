@@ -123,15 +123,12 @@ func buildReport(in runFacts) *reports.Report {
 func (r *runner) report(end time.Time, truth truth.Truth, dup int64) *reports.Report {
 	f := r.f
 	r.mu.Lock()
-	samples := append([]float64(nil), r.perMinSamples...)
 	series := append([]reports.SeriesPoint(nil), r.series...)
 	r.mu.Unlock()
-	if len(samples) > 0 {
-		var sum float64
-		for _, v := range samples {
-			sum += v
+	if r.laravelRequests != nil {
+		if mean, ok := r.laravelRequests.meanRate(); ok {
+			r.reg.Set("laravel_requests_per_minute", mean, nil)
 		}
-		r.reg.Set("laravel_requests_per_minute", sum/float64(len(samples)), nil)
 	}
 	if dup >= 0 {
 		r.reg.Add("duplicate_applications", float64(dup), nil)

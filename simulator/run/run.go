@@ -13,14 +13,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,23 +173,13 @@ type runner struct {
 	// rec measures fault_recovery_time (recovery.go).
 	rec recoveryWatch
 
-	mu        sync.Mutex
-	series    []reports.SeriesPoint
-	lastStats *fakelaravel.Stats
-	lastProc  procSample
-	cpuSum    float64
-	cpuN      int
-	// The real Laravel app's CPU (laravel.real): last reading and the interval's sum of samples.
-	laravelProc   procSample
-	laravelCPUSum float64
-	laravelCPUN   int
-	lastRSS       int64
-	lastGor       float64
-	lastOutbox    float64
-	lastReqPerMin float64
-	perMinSamples []float64
-	laravelTotal  float64
-	usersDone     time.Time
+	// Probes (probes.go): each measurement owns its state. laravelRequests is nil when another
+	// instance reports Laravel's requests; probes lists every probe the run samples.
+	laravelRequests *laravelRequestsProbe
+	probes          []probe
+
+	mu     sync.Mutex
+	series []reports.SeriesPoint
 }
 
 func (r *runner) run(ctx context.Context) (res *Result, err error) {
@@ -271,17 +259,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	}
 	bgWG.Go(func() { r.every(bg, 100*time.Millisecond, func() { _ = r.phones.poll(bg) }) })
 	bgWG.Go(func() { r.every(bg, pollEvery, func() { _ = r.laravel.poll(bg) }) })
-	// Initial Laravel stats: the baseline of the deltas.
-	if !r.measureLaravel {
-		r.log.Info("fakelaravel is shared with other instances: instance 0 reports its request counts")
-	} else if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
-		r.lastStats = &st
-	}
-	if r.w.gateway != nil {
-		r.lastProc, _ = readProc(r.w.gateway.Pid())
-	}
+	r.startProbes(ctx)
 	r.start = time.Now()
-	bgWG.Go(func() { r.every(bg, time.Second, r.sampleProcess) })
+	bgWG.Go(func() { r.every(bg, time.Second, func() { r.sampleEverySecond(bg) }) })
 	bgWG.Go(func() { r.every(bg, f.SeriesInterval.Std(), r.seriesPoint) })
 	bgWG.Go(func() { r.progress(bg) })
 
@@ -339,9 +319,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	wg.Wait()
 	stopUsers()
 	faultWG.Wait()
-	r.mu.Lock()
-	r.usersDone = time.Now()
-	r.mu.Unlock()
+	if r.laravelRequests != nil {
+		r.laravelRequests.endOfUsers()
+	}
 	r.log.Info("users done; draining", "drain", f.Drain)
 	if ctx.Err() == nil {
 		select {
@@ -409,8 +389,32 @@ func (r *runner) every(ctx context.Context, d time.Duration, fn func()) {
 	}
 }
 
-// sampleProcess reads the gateway's CPU, RSS, goroutines and outbox depth (every second).
-func (r *runner) sampleProcess() {
+// startProbes creates the run's probes and takes their first readings, the baselines of the
+// first interval.
+func (r *runner) startProbes(ctx context.Context) {
+	gatewayProcess := &gatewayProcessProbe{reg: r.reg, gateway: r.gatewayChild}
+	gatewayProcess.begin()
+	r.probes = []probe{gatewayProcess}
+	if r.w.real != nil {
+		r.probes = append(r.probes, &realLaravelCPUProbe{reg: r.reg, real: r.w.real})
+	}
+	if r.measureGateway {
+		r.probes = append(r.probes,
+			&gatewayMetricsProbe{reg: r.reg, hc: r.hc, url: r.w.gatewayURL, token: r.w.gatewayToken},
+			&redisOpsProbe{reg: r.reg, redis: r.redisChild, url: r.w.redisURL})
+	}
+	if !r.measureLaravel {
+		r.log.Info("fakelaravel is shared with other instances: instance 0 reports its request counts")
+		return
+	}
+	r.laravelRequests = &laravelRequestsProbe{reg: r.reg, admin: r.w.admin, warmup: r.f.Warmup.Std(), log: r.log}
+	r.laravelRequests.begin(ctx)
+	r.probes = append(r.probes, r.laravelRequests)
+}
+
+// sampleEverySecond stops the users when the gateway process died, samples every probe and
+// records sessions_connected.
+func (r *runner) sampleEverySecond(ctx context.Context) {
 	gw := r.gatewayChild() // nil during a planned restart
 	if gw != nil && gw.exited() && !r.gatewayDied.Swap(true) {
 		r.log.Error("the gateway process exited during the run; stopping the users", "err", gw.err, "log_tail", gw.tail(10))
@@ -421,68 +425,10 @@ func (r *runner) sampleProcess() {
 			stop()
 		}
 	}
-	if gw != nil && !gw.exited() {
-		if s, err := readProc(gw.Pid()); err == nil {
-			r.mu.Lock()
-			pct := cpuPercent(r.lastProc, s)
-			r.lastProc = s
-			r.cpuSum += pct
-			r.cpuN++
-			r.lastRSS = s.rssBytes
-			r.mu.Unlock()
-			r.reg.Observe("gateway_cpu_percent", pct, metrics.ContainsDefault, nil)
-			r.reg.Set("gateway_rss_bytes", float64(s.rssBytes), nil)
-		}
+	for _, p := range r.probes {
+		p.sample(ctx)
 	}
-	r.sampleRealLaravel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	r.reg.Set("sessions_connected", float64(len(r.ownOnline())), nil)
-	if !r.measureGateway {
-		return
-	}
-	if p, err := scrape(ctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken); err == nil {
-		g, ob := p.goroutines(), p.outboxDepth()
-		r.mu.Lock()
-		r.lastGor, r.lastOutbox = g, ob
-		r.mu.Unlock()
-		if g >= 0 {
-			r.reg.Set("gateway_goroutines", g, nil)
-		}
-		if ob >= 0 {
-			r.reg.Set("outbox_depth", ob, nil)
-		}
-	}
-	if r.redisChild() != nil {
-		if ops, err := redisOpsPerSec(ctx, r.w.redisURL); err == nil {
-			r.reg.Set("redis_ops_per_sec", ops, nil)
-		}
-	}
-}
-
-// sampleRealLaravel reads the real Laravel app's CPU (laravel.real; nothing otherwise).
-func (r *runner) sampleRealLaravel() {
-	if r.w.real == nil {
-		return
-	}
-	cpu, err := r.w.real.cpuTime()
-	if err != nil {
-		return
-	}
-	cur := procSample{at: time.Now(), cpu: cpu}
-	r.mu.Lock()
-	prev := r.laravelProc
-	r.laravelProc = cur
-	first := prev.at.IsZero()
-	pct := cpuPercent(prev, cur)
-	if !first {
-		r.laravelCPUSum += pct
-		r.laravelCPUN++
-	}
-	r.mu.Unlock()
-	if !first {
-		r.reg.Observe("laravel_cpu_percent", pct, metrics.ContainsDefault, nil)
-	}
 }
 
 // seriesPoint closes one series interval: Laravel's requests by endpoint (from fakelaravel's
@@ -498,86 +444,19 @@ func (r *runner) seriesPoint() {
 		LaravelRequestsPerMin: map[string]float64{},
 		SessionsByState:       r.laravel.ByState(r.ledger.IDs()),
 	}
-	if !r.measureLaravel {
-		// another instance reports Laravel's counts
-	} else if st, err := r.w.admin.GetStatsRecent(ctx, 0); err == nil {
-		r.mu.Lock()
-		prev := r.lastStats
-		r.lastStats = &st
-		r.mu.Unlock()
-		if prev != nil {
-			r.laravelDeltas(prev, &st, &p)
-		}
-	} else {
-		r.log.Warn("fakelaravel stats", "err", err)
+	for _, pr := range r.probes {
+		pr.closeInterval(ctx, &p)
 	}
 	if h, _ := r.reg.TakeWindow("http_req_duration"); h != nil && h.Count() > 0 {
 		p.APILatencyHistogram = h
 		p.APILatency = reports.Percentiles{P50: h.Percentile(50), P95: h.Percentile(95), P99: h.Percentile(99)}
 	}
 	r.mu.Lock()
-	if r.cpuN > 0 {
-		p.GatewayCPUPercent = r.cpuSum / float64(r.cpuN)
-	}
-	if r.laravelCPUN > 0 {
-		p.LaravelCPUPercent = r.laravelCPUSum / float64(r.laravelCPUN)
-	}
-	r.laravelCPUSum, r.laravelCPUN = 0, 0
-	r.cpuSum, r.cpuN = 0, 0
-	p.GatewayRSSBytes = r.lastRSS
-	p.Goroutines = int(math.Max(r.lastGor, 0))
-	p.OutboxDepth = int64(math.Max(r.lastOutbox, 0))
 	r.series = append(r.series, p)
 	r.mu.Unlock()
 	for _, state := range laravel.Statuses {
 		r.reg.Set("sessions", float64(p.SessionsByState[string(state)]), metrics.Tags{"state": string(state)})
 	}
-}
-
-// laravelDeltas turns the change of fakelaravel's cumulative counters into samples.
-func (r *runner) laravelDeltas(prev, cur *fakelaravel.Stats, p *reports.SeriesPoint) {
-	secs := cur.UptimeSeconds - prev.UptimeSeconds
-	if secs <= 0 {
-		secs = 1
-	}
-	var total float64
-	for name, e := range cur.Endpoints {
-		pe := prev.Endpoints[name]
-		n := float64(e.Requests - pe.Requests)
-		if n <= 0 {
-			continue
-		}
-		path := laravelEndpoints[name]
-		if path == "" {
-			path = name
-		}
-		t := metrics.Tags{"endpoint": path}
-		r.reg.Add("laravel_reqs", n, t)
-		p.LaravelRequestsPerMin[path] = n / secs * 60
-		total += n
-		var ok, bad int64
-		for code, c := range e.StatusCodes {
-			d := c - pe.StatusCodes[code]
-			if strings.HasPrefix(code, "2") {
-				ok += d
-			} else {
-				bad += d
-			}
-		}
-		r.reg.RateN("laravel_reqs_failed", bad, ok, t)
-		histDelta(r.reg, "laravel_queue_wait", pe.QueueWait, e.QueueWait, t)
-		histDelta(r.reg, "laravel_req_duration", pe.Service, e.Service, t)
-		histDelta(r.reg, "laravel_response_time", pe.Response, e.Response, t)
-	}
-	perMin := total / secs * 60
-	r.mu.Lock()
-	r.laravelTotal += total
-	r.lastReqPerMin = perMin
-	if r.usersDone.IsZero() && time.Since(r.start) >= r.f.Warmup.Std()+time.Duration(secs*float64(time.Second)) {
-		r.perMinSamples = append(r.perMinSamples, perMin)
-	}
-	r.mu.Unlock()
-	r.reg.Set("laravel_requests_per_minute", perMin, nil)
 }
 
 // histDelta records the samples that entered fakelaravel's histogram since prev: from its HDR
@@ -810,9 +689,10 @@ func (r *runner) progress(ctx context.Context) {
 		if m, ok := r.reg.Summarize(threshold.Key{Metric: "http_req_duration"}, el); ok {
 			p95 = m.Values["p(95)"]
 		}
-		r.mu.Lock()
-		perMin := r.lastReqPerMin
-		r.mu.Unlock()
+		var perMin float64
+		if r.laravelRequests != nil {
+			perMin = r.laravelRequests.perMinute()
+		}
 		errs := r.reg.Total("http_req_failed", nil)
 		line := fmt.Sprintf("%s/%s  users %d  sessions %d (connected %d)  Laravel %.0f req/min  API p95 %.1f ms  errors %.0f",
 			el, total, r.activeVUs.Load(), r.ledger.Sessions(), len(r.ownOnline()), perMin, p95, errs)

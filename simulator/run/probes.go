@@ -1,0 +1,320 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/reports"
+	"wagate/simulator/metrics"
+)
+
+// A probe is one measurement of the run that owns its state. The run calls sample every second
+// (a probe that reads on the series clock does nothing there) and closeInterval at the end of
+// each series interval, where the probe writes its figures into the interval's point and starts
+// the next interval.
+type probe interface {
+	sample(ctx context.Context)
+	closeInterval(ctx context.Context, p *reports.SeriesPoint)
+}
+
+// gatewayProcessProbe samples the gateway process's CPU and RSS from /proc: gateway_cpu_percent,
+// gateway_rss_bytes, and the interval's mean CPU and last RSS in the series. A restarted gateway
+// is a new process: its first reading is the baseline of its CPU, not a sample.
+type gatewayProcessProbe struct {
+	reg *metrics.Registry
+	// gateway is the current gateway process, nil while a planned restart is under way.
+	gateway func() *child
+
+	mu sync.Mutex
+	// last is the previous reading of process pid.
+	pid      int
+	last     procSample
+	cpuSum   float64
+	cpuN     int
+	rssBytes int64
+}
+
+// begin takes the first reading of the gateway process (when the run started one).
+func (g *gatewayProcessProbe) begin() {
+	gw := g.gateway()
+	if gw == nil {
+		return
+	}
+	s, _ := readProc(gw.Pid())
+	g.mu.Lock()
+	g.pid, g.last = gw.Pid(), s
+	g.mu.Unlock()
+}
+
+func (g *gatewayProcessProbe) sample(context.Context) {
+	gw := g.gateway()
+	if gw == nil || gw.exited() {
+		return
+	}
+	s, err := readProc(gw.Pid())
+	if err != nil {
+		return
+	}
+	g.mu.Lock()
+	if g.pid != gw.Pid() {
+		g.pid, g.last = gw.Pid(), s
+		g.mu.Unlock()
+		return
+	}
+	pct := cpuPercent(g.last, s)
+	g.last = s
+	g.cpuSum += pct
+	g.cpuN++
+	g.rssBytes = s.rssBytes
+	g.mu.Unlock()
+	g.reg.Observe("gateway_cpu_percent", pct, metrics.ContainsDefault, nil)
+	g.reg.Set("gateway_rss_bytes", float64(s.rssBytes), nil)
+}
+
+func (g *gatewayProcessProbe) closeInterval(_ context.Context, p *reports.SeriesPoint) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cpuN > 0 {
+		p.GatewayCPUPercent = g.cpuSum / float64(g.cpuN)
+	}
+	g.cpuSum, g.cpuN = 0, 0
+	p.GatewayRSSBytes = g.rssBytes
+}
+
+// realLaravelCPUProbe samples the CPU of the real Laravel app (laravel.real: php-fpm and nginx):
+// laravel_cpu_percent and the interval's mean in the series.
+type realLaravelCPUProbe struct {
+	reg  *metrics.Registry
+	real *realLaravel
+
+	mu     sync.Mutex
+	last   procSample
+	cpuSum float64
+	cpuN   int
+}
+
+func (l *realLaravelCPUProbe) sample(context.Context) {
+	cpu, err := l.real.cpuTime()
+	if err != nil {
+		return
+	}
+	cur := procSample{at: time.Now(), cpu: cpu}
+	l.mu.Lock()
+	prev := l.last
+	l.last = cur
+	first := prev.at.IsZero()
+	pct := cpuPercent(prev, cur)
+	if !first {
+		l.cpuSum += pct
+		l.cpuN++
+	}
+	l.mu.Unlock()
+	if !first {
+		l.reg.Observe("laravel_cpu_percent", pct, metrics.ContainsDefault, nil)
+	}
+}
+
+func (l *realLaravelCPUProbe) closeInterval(_ context.Context, p *reports.SeriesPoint) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cpuN > 0 {
+		p.LaravelCPUPercent = l.cpuSum / float64(l.cpuN)
+	}
+	l.cpuSum, l.cpuN = 0, 0
+}
+
+// gatewayMetricsProbe scrapes the gateway's /metrics: gateway_goroutines and outbox_depth, and
+// their last values in the series.
+type gatewayMetricsProbe struct {
+	reg        *metrics.Registry
+	hc         *http.Client
+	url, token string
+
+	mu                      sync.Mutex
+	goroutines, outboxDepth float64
+}
+
+func (g *gatewayMetricsProbe) sample(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	p, err := scrape(ctx, g.hc, g.url+"/metrics", g.token)
+	if err != nil {
+		return
+	}
+	gor, ob := p.goroutines(), p.outboxDepth()
+	g.mu.Lock()
+	g.goroutines, g.outboxDepth = gor, ob
+	g.mu.Unlock()
+	if gor >= 0 {
+		g.reg.Set("gateway_goroutines", gor, nil)
+	}
+	if ob >= 0 {
+		g.reg.Set("outbox_depth", ob, nil)
+	}
+}
+
+func (g *gatewayMetricsProbe) closeInterval(_ context.Context, p *reports.SeriesPoint) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p.Goroutines = int(math.Max(g.goroutines, 0))
+	p.OutboxDepth = int64(math.Max(g.outboxDepth, 0))
+}
+
+// redisOpsProbe reads the operations per second of the redis-server the run started:
+// redis_ops_per_sec.
+type redisOpsProbe struct {
+	reg *metrics.Registry
+	// redis is the redis-server process (nil when the run did not start one); url reaches it.
+	redis func() *child
+	url   string
+}
+
+func (o *redisOpsProbe) sample(ctx context.Context) {
+	if o.redis() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if ops, err := redisOpsPerSec(ctx, o.url); err == nil {
+		o.reg.Set("redis_ops_per_sec", ops, nil)
+	}
+}
+
+func (o *redisOpsProbe) closeInterval(context.Context, *reports.SeriesPoint) {}
+
+// laravelRequestsProbe turns the change of fakelaravel's cumulative counters, read once per series
+// interval, into Laravel's request metrics: laravel_reqs, laravel_reqs_failed, its latencies and
+// laravel_requests_per_minute, whose final value (meanRate) is the mean rate over the intervals
+// after the warmup while the users ran.
+type laravelRequestsProbe struct {
+	reg    *metrics.Registry
+	admin  *fakelaravel.AdminClient
+	warmup time.Duration
+	// log receives failed reads of the counters (nil: none are logged).
+	log *slog.Logger
+
+	mu        sync.Mutex
+	start     time.Time
+	usersDone bool
+	last      *fakelaravel.Stats
+	lastRate  float64
+	rates     []float64
+}
+
+// begin reads the counters the first interval is measured from and starts the warmup clock.
+func (l *laravelRequestsProbe) begin(ctx context.Context) {
+	st, err := l.admin.GetStatsRecent(ctx, 0)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.start = time.Now()
+	if err == nil {
+		l.last = &st
+	}
+}
+
+// endOfUsers stops counting later intervals towards the mean rate.
+func (l *laravelRequestsProbe) endOfUsers() {
+	l.mu.Lock()
+	l.usersDone = true
+	l.mu.Unlock()
+}
+
+// perMinute is the latest interval's Laravel requests per minute.
+func (l *laravelRequestsProbe) perMinute() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastRate
+}
+
+// meanRate is the mean requests per minute over the intervals counted; ok is false when none were.
+func (l *laravelRequestsProbe) meanRate() (_ float64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.rates) == 0 {
+		return 0, false
+	}
+	var sum float64
+	for _, v := range l.rates {
+		sum += v
+	}
+	return sum / float64(len(l.rates)), true
+}
+
+func (l *laravelRequestsProbe) sample(context.Context) {}
+
+func (l *laravelRequestsProbe) closeInterval(ctx context.Context, p *reports.SeriesPoint) {
+	if err := l.readInterval(ctx, p); err != nil && l.log != nil {
+		l.log.Warn("fakelaravel stats", "err", err)
+	}
+}
+
+// readInterval reads fakelaravel's counters and records the interval's requests by endpoint.
+func (l *laravelRequestsProbe) readInterval(ctx context.Context, p *reports.SeriesPoint) error {
+	st, err := l.admin.GetStatsRecent(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("read fakelaravel's counters: %w", err)
+	}
+	l.mu.Lock()
+	prev := l.last
+	l.last = &st
+	l.mu.Unlock()
+	if prev != nil {
+		l.record(prev, &st, p)
+	}
+	return nil
+}
+
+// record turns the change of fakelaravel's cumulative counters into samples.
+func (l *laravelRequestsProbe) record(prev, cur *fakelaravel.Stats, p *reports.SeriesPoint) {
+	secs := cur.UptimeSeconds - prev.UptimeSeconds
+	if secs <= 0 {
+		secs = 1
+	}
+	var total float64
+	for name, e := range cur.Endpoints {
+		pe := prev.Endpoints[name]
+		n := float64(e.Requests - pe.Requests)
+		if n <= 0 {
+			continue
+		}
+		path := laravelEndpoints[name]
+		if path == "" {
+			path = name
+		}
+		t := metrics.Tags{"endpoint": path}
+		l.reg.Add("laravel_reqs", n, t)
+		if p.LaravelRequestsPerMin == nil {
+			p.LaravelRequestsPerMin = map[string]float64{}
+		}
+		p.LaravelRequestsPerMin[path] = n / secs * 60
+		total += n
+		var ok, bad int64
+		for code, c := range e.StatusCodes {
+			d := c - pe.StatusCodes[code]
+			if strings.HasPrefix(code, "2") {
+				ok += d
+			} else {
+				bad += d
+			}
+		}
+		l.reg.RateN("laravel_reqs_failed", bad, ok, t)
+		histDelta(l.reg, "laravel_queue_wait", pe.QueueWait, e.QueueWait, t)
+		histDelta(l.reg, "laravel_req_duration", pe.Service, e.Service, t)
+		histDelta(l.reg, "laravel_response_time", pe.Response, e.Response, t)
+	}
+	perMin := total / secs * 60
+	l.mu.Lock()
+	l.lastRate = perMin
+	if !l.usersDone && time.Since(l.start) >= l.warmup+time.Duration(secs*float64(time.Second)) {
+		l.rates = append(l.rates, perMin)
+	}
+	l.mu.Unlock()
+	l.reg.Set("laravel_requests_per_minute", perMin, nil)
+}
