@@ -200,15 +200,8 @@ func (s *store) applyMessages(ctx context.Context, kind messageKind, msgs []lara
 	if err != nil {
 		return res, nil, err
 	}
-	if rec != nil {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO processed_batches (idempotency_key, endpoint, fingerprint, status_code, response, created_at) VALUES (?, ?, ?, 200, ?, ?)`,
-			rec.key, rec.endpoint, rec.fingerprint, string(body), ts); err != nil {
-			return res, nil, fmt.Errorf("store: record batch: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return res, nil, fmt.Errorf("store: commit: %w", err)
+	if err := recordAndCommit(ctx, tx, rec, body, ts); err != nil {
+		return res, nil, err
 	}
 	return res, body, nil
 }

@@ -171,6 +171,22 @@ type batchRecord struct {
 	key, endpoint, fingerprint string
 }
 
+// recordAndCommit stores rec (when not nil) with its 200 response body as a processed batch,
+// then commits tx.
+func recordAndCommit(ctx context.Context, tx *sql.Tx, rec *batchRecord, body []byte, ts string) error {
+	if rec != nil {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO processed_batches (idempotency_key, endpoint, fingerprint, status_code, response, created_at) VALUES (?, ?, ?, 200, ?, ?)`,
+			rec.key, rec.endpoint, rec.fingerprint, string(body), ts); err != nil {
+			return fmt.Errorf("store: record batch: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
 // versionedRow is one batch item reduced to what the upsert needs.
 type versionedRow struct {
 	sessionID string
@@ -259,15 +275,8 @@ func (s *store) applyBatch(ctx context.Context, kind batchKind, rows []versioned
 	if err != nil {
 		return res, nil, fmt.Errorf("store: encode result: %w", err)
 	}
-	if rec != nil {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO processed_batches (idempotency_key, endpoint, fingerprint, status_code, response, created_at) VALUES (?, ?, ?, 200, ?, ?)`,
-			rec.key, rec.endpoint, rec.fingerprint, string(body), ts); err != nil {
-			return res, nil, fmt.Errorf("store: record batch: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return res, nil, fmt.Errorf("store: commit: %w", err)
+	if err := recordAndCommit(ctx, tx, rec, body, ts); err != nil {
+		return res, nil, err
 	}
 	return res, body, nil
 }
