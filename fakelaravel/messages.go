@@ -2,15 +2,12 @@ package fakelaravel
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"wagate/gateway/laravel"
@@ -411,33 +408,11 @@ func (s *Server) legacyMessage(ctx context.Context, kind messageKind, req apiReq
 // messageBatch applies a message or receipt batch: Idempotency-Key (replay, 409 in flight, 422
 // on a different body), validation (422, nothing applied), then one transaction.
 func (s *Server) messageBatch(ctx context.Context, kind messageKind, req apiRequest, burn func(int)) *response {
-	key := strings.TrimSpace(req.idemKey)
-	switch {
-	case key == "":
-		return validation(laravel.HeaderIdempotencyKey, "The Idempotency-Key header is required.")
-	case len(key) > maxIdempotencyKeyLen:
-		return validation(laravel.HeaderIdempotencyKey, fmt.Sprintf("The Idempotency-Key header may not be greater than %d characters.", maxIdempotencyKeyLen))
+	rec, done := s.claimBatch(ctx, req)
+	if done != nil {
+		return done
 	}
-	sum := sha256.Sum256(append([]byte(req.endpoint+"\n"), req.body...))
-	fingerprint := hex.EncodeToString(sum[:])
-	if !s.acquire(key) {
-		resp := messageResponse(http.StatusConflict, "A request with this Idempotency-Key is already being processed.")
-		resp.header = http.Header{"Retry-After": {"1"}}
-		return resp
-	}
-	defer s.release(key)
-	stored, err := s.store.lookupBatch(ctx, key)
-	if err != nil {
-		s.log.Error("fakelaravel: idempotency lookup", "err", err)
-		return messageResponse(http.StatusInternalServerError, "Server Error")
-	}
-	if stored != nil {
-		if stored.fingerprint != fingerprint {
-			return validation(laravel.HeaderIdempotencyKey, "The Idempotency-Key was already used with a different request body.")
-		}
-		return &response{status: stored.status, body: stored.response, replayed: true,
-			header: http.Header{"Idempotent-Replayed": {"true"}}}
-	}
+	defer s.release(rec.key)
 	msgs, rcpts, verr := s.decodeMessageItems(kind, req.body, true)
 	if verr != nil {
 		return jsonResponse(http.StatusUnprocessableEntity, verr)
@@ -452,7 +427,7 @@ func (s *Server) messageBatch(ctx context.Context, kind messageKind, req apiRequ
 		return json.Marshal(laravel.BatchResult{Success: c.failed == 0, Updated: c.updated, Stale: c.stale, Failed: c.failed, Errors: errs})
 	}
 	res, body, err := s.store.applyMessages(ctx, kind, msgs, rcpts, !s.cfg.RejectUnknownSessions,
-		&batchRecord{key: key, endpoint: req.endpoint, fingerprint: fingerprint}, answer, time.Now())
+		rec, answer, time.Now())
 	if err != nil {
 		s.log.Error("fakelaravel: apply message batch", "err", err)
 		return messageResponse(http.StatusInternalServerError, "Server Error")

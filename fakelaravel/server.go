@@ -606,6 +606,43 @@ func (s *Server) release(key string) {
 	s.inflightM.Unlock()
 }
 
+// claimBatch runs a batch's Idempotency-Key steps: the key is required and bounded (422), one
+// request per key at a time (409), a processed key replays its response or, with a different
+// body, is refused (422). done is the answer when the batch must not be applied (the key is
+// then not held); otherwise rec describes the batch and the caller holds rec.key until it
+// calls s.release(rec.key).
+func (s *Server) claimBatch(ctx context.Context, req apiRequest) (rec *batchRecord, done *response) {
+	key := strings.TrimSpace(req.idemKey)
+	switch {
+	case key == "":
+		return nil, validation(laravel.HeaderIdempotencyKey, "The Idempotency-Key header is required.")
+	case len(key) > maxIdempotencyKeyLen:
+		return nil, validation(laravel.HeaderIdempotencyKey, fmt.Sprintf("The Idempotency-Key header may not be greater than %d characters.", maxIdempotencyKeyLen))
+	}
+	sum := sha256.Sum256(append([]byte(req.endpoint+"\n"), req.body...))
+	fingerprint := hex.EncodeToString(sum[:])
+	if !s.acquire(key) {
+		resp := messageResponse(http.StatusConflict, "A request with this Idempotency-Key is already being processed.")
+		resp.header = http.Header{"Retry-After": {"1"}}
+		return nil, resp
+	}
+	stored, err := s.store.lookupBatch(ctx, key)
+	if err != nil {
+		s.release(key)
+		s.log.Error("fakelaravel: idempotency lookup", "err", err)
+		return nil, messageResponse(http.StatusInternalServerError, "Server Error")
+	}
+	if stored != nil {
+		s.release(key)
+		if stored.fingerprint != fingerprint {
+			return nil, validation(laravel.HeaderIdempotencyKey, "The Idempotency-Key was already used with a different request body.")
+		}
+		return nil, &response{status: stored.status, body: stored.response, replayed: true,
+			header: http.Header{"Idempotent-Replayed": {"true"}}}
+	}
+	return &batchRecord{key: key, endpoint: req.endpoint, fingerprint: fingerprint}, nil
+}
+
 func validation(field, msg string) *response {
 	return jsonResponse(http.StatusUnprocessableEntity, laravel.ValidationError{
 		Message: validationMessage, Errors: map[string][]string{field: {msg}},
@@ -615,33 +652,11 @@ func validation(field, msg string) *response {
 // batch applies a QR or status batch: Idempotency-Key (replay, 409 in flight, 422 on a different
 // body), validation (422, nothing applied), then one transaction with the version guard.
 func (s *Server) batch(ctx context.Context, kind batchKind, req apiRequest, burn func(int)) *response {
-	key := strings.TrimSpace(req.idemKey)
-	switch {
-	case key == "":
-		return validation(laravel.HeaderIdempotencyKey, "The Idempotency-Key header is required.")
-	case len(key) > maxIdempotencyKeyLen:
-		return validation(laravel.HeaderIdempotencyKey, fmt.Sprintf("The Idempotency-Key header may not be greater than %d characters.", maxIdempotencyKeyLen))
+	rec, done := s.claimBatch(ctx, req)
+	if done != nil {
+		return done
 	}
-	sum := sha256.Sum256(append([]byte(req.endpoint+"\n"), req.body...))
-	fingerprint := hex.EncodeToString(sum[:])
-	if !s.acquire(key) {
-		resp := messageResponse(http.StatusConflict, "A request with this Idempotency-Key is already being processed.")
-		resp.header = http.Header{"Retry-After": {"1"}}
-		return resp
-	}
-	defer s.release(key)
-	stored, err := s.store.lookupBatch(ctx, key)
-	if err != nil {
-		s.log.Error("fakelaravel: idempotency lookup", "err", err)
-		return messageResponse(http.StatusInternalServerError, "Server Error")
-	}
-	if stored != nil {
-		if stored.fingerprint != fingerprint {
-			return validation(laravel.HeaderIdempotencyKey, "The Idempotency-Key was already used with a different request body.")
-		}
-		return &response{status: stored.status, body: stored.response, replayed: true,
-			header: http.Header{"Idempotent-Replayed": {"true"}}}
-	}
+	defer s.release(rec.key)
 	var rows []versionedRow
 	if kind == kindStatus {
 		b, verr := DecodeStatusBatch(req.body, s.cfg.MaxItems)
@@ -665,7 +680,7 @@ func (s *Server) batch(ctx context.Context, kind batchKind, req apiRequest, burn
 	burn(len(rows))
 	apply, held, refused := s.itemFaults(req.endpoint, rows)
 	res, body, err := s.store.applyBatch(ctx, kind, apply, held, !s.cfg.RejectUnknownSessions,
-		&batchRecord{key: key, endpoint: req.endpoint, fingerprint: fingerprint}, time.Now())
+		rec, time.Now())
 	if err != nil {
 		s.log.Error("fakelaravel: apply batch", "err", err)
 		return messageResponse(http.StatusInternalServerError, "Server Error")
