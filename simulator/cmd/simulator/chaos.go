@@ -44,20 +44,9 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	stormFloor := fs.Float64("storm-floor", chaos.DefaultBounds.StormFloor, "... and never limited below this many requests/s")
 	keepLogs := fs.Bool("keep-logs", false, "keep the process logs of passing schedules too")
 	verbose := fs.Bool("v", false, "debug logging of the campaign itself")
-	var scenarioPath string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		scenarioPath, args = args[0], args[1:]
-	}
-	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+	scenarioPath, args, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
+	if done {
 		return code
-	}
-	rest := fs.Args()
-	if scenarioPath == "" && len(rest) > 0 {
-		scenarioPath, rest = rest[0], rest[1:]
-		if code, done := cli.Parse(fs, rest, stdout, stderr, usage); done {
-			return code
-		}
-		rest = fs.Args()
 	}
 	if scenarioPath == "" || *out == "" || len(rest) > 0 || *schedules < 1 {
 		return cli.Usagef(stderr, usage, "simulator chaos: a scenario, -out and -schedules >= 1 are needed")

@@ -42,6 +42,28 @@ type setFlags []string
 func (s *setFlags) String() string     { return strings.Join(*s, ",") }
 func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
+// parseScenarioArgs parses a command line that names one scenario file before or after the
+// flags. flagArgs is args without a leading scenario path; rest is what is left after the
+// flags and the scenario. done reports that the command must exit with code (cli.Parse).
+func parseScenarioArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, usage func(w io.Writer)) (
+	scenarioPath string, flagArgs, rest []string, code int, done bool) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		scenarioPath, args = args[0], args[1:]
+	}
+	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+		return "", args, nil, code, true
+	}
+	rest = fs.Args()
+	if scenarioPath == "" && len(rest) > 0 {
+		scenarioPath, rest = rest[0], rest[1:]
+		if code, done := cli.Parse(fs, rest, stdout, stderr, usage); done {
+			return "", args, nil, code, true
+		}
+		rest = fs.Args()
+	}
+	return scenarioPath, args, rest, 0, false
+}
+
 // runScenario implements `simulator run` and returns the exit code.
 func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if isK6Script(args) { // run_k6.go: a k6 JavaScript/TypeScript test
@@ -62,21 +84,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	gatewayURL := fs.String("gateway", "", "use this running gateway (http://host:port) instead of starting bin/gateway; its token from $WAGATE_API_TOKEN")
 	laravelURL := fs.String("laravel", "", "use this running fakelaravel instead of starting one; tokens from $FAKELARAVEL_TOKEN and $FAKELARAVEL_ADMIN_TOKEN")
 	fakewaControl := fs.String("fakewa-control", "", "use this running fakewa (its control API, host:port) instead of one in-process")
-	// Accept the scenario before or after the flags.
-	var scenarioPath string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		scenarioPath, args = args[0], args[1:]
-	}
-	if code, done := cli.Parse(fs, args, stdout, stderr, usage); done {
+	scenarioPath, _, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
+	if done {
 		return code
-	}
-	rest := fs.Args()
-	if scenarioPath == "" && len(rest) > 0 {
-		scenarioPath, rest = rest[0], rest[1:]
-		if code, done := cli.Parse(fs, rest, stdout, stderr, usage); done {
-			return code
-		}
-		rest = fs.Args()
 	}
 	if scenarioPath == "" || *out == "" || len(rest) > 0 {
 		return cli.Usagef(stderr, usage, "simulator run: a scenario file and -out are needed")
