@@ -190,25 +190,11 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		return nil, err
 	}
 
-	// Measurements.
-	var sink metrics.PointSink
-	if !r.o.NoNDJSON {
-		nf, err := os.Create(filepath.Join(r.o.Out, "metrics.ndjson"))
-		if err != nil {
-			return nil, err
-		}
-		defer nf.Close()
-		th := map[string][]string{}
-		for _, s := range f.ThresholdSets {
-			for _, t := range s.Thresholds {
-				th[s.Key.String()] = append(th[s.Key.String()], t.Source)
-			}
-		}
-		r.nd = metrics.NewNDJSON(nf, th)
-		sink = r.nd
+	closeMetrics, err := r.openMetrics()
+	if err != nil {
+		return nil, err
 	}
-	r.reg = metrics.NewRegistry(sink)
-	r.reg.DefineAll()
+	defer closeMetrics()
 	qr := session.QRTiming{First: f.Gateway.QR.First.Std(), Next: f.Gateway.QR.Next.Std(), Codes: f.Gateway.QR.Codes}.WithDefaults()
 	r.measureLaravel = r.w.laravel != nil || r.tuple.Index() == 0
 	r.measureGateway = r.w.gateway != nil || r.tuple.Index() == 0
@@ -218,33 +204,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	r.hc = &http.Client{Timeout: 10 * time.Second}
 
 	users := f.PeakUsers()
-	// Connections to the gateway are capped (file descriptors: each side of a connection costs
-	// one in the gateway and one here); a request waiting for a free connection records that wait
-	// as http_req_blocked, not as API latency, as k6 does.
-	var pollers int64 = 16
-	for _, s := range f.Scenarios {
-		pollers += s.Config.MaxVUsOf(r.tuple) * (*s.Model.Pollers + 2)
-	}
-	conns := int(min(pollers, maxGatewayConns))
-	apiClient := &http.Client{
-		Timeout: 60 * time.Second,
-		Transport: &http.Transport{
-			MaxConnsPerHost:     conns,
-			MaxIdleConns:        conns,
-			MaxIdleConnsPerHost: conns,
-			IdleConnTimeout:     90 * time.Second,
-		},
-	}
-	env := &user.Env{
-		API:       user.NewAPI(r.w.gatewayURL, r.w.gatewayToken, apiClient, r.reg),
-		Phone:     r.phones,
-		Laravel:   r.laravel,
-		Ledger:    r.ledger,
-		Reg:       r.reg,
-		Instance:  r.tuple.Index(),
-		Seed:      f.Seed,
-		MessageTo: "15550100000",
-	}
+	env := r.userEnv()
 
 	// Background loops run until the end of the drain.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -277,77 +237,21 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	for _, flt := range f.Faults {
 		faultWG.Go(func() { r.playFault(usersCtx, flt) }) // players.go
 	}
-	var maxVUs int64
-	var wg sync.WaitGroup
-	names := make([]string, 0, len(f.Scenarios))
-	for n := range f.Scenarios {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		s := f.Scenarios[name]
-		maxVUs += s.Config.MaxVUsOf(r.tuple)
-		tags := metrics.Tags{}
-		for k, v := range s.Tags {
-			tags[k] = v
-		}
-		sc := &user.Scenario{Env: env, Name: name, Behaviour: s.Model, Tags: tags}
-		var active atomic.Int64
-		var logged atomic.Int64
-		wg.Go(func() {
-			err := executor.Run(usersCtx, s.Config, r.tuple, sc.Iterate, executor.Hooks{
-				ActiveVUs: func(n int64) {
-					d := n - active.Swap(n)
-					r.reg.Set("vus", float64(r.activeVUs.Add(d)), nil)
-				},
-				IterationDone: func(vu executor.VU, d time.Duration, err error, interrupted bool) {
-					t := metrics.Tags{"scenario": name}
-					r.reg.Add("iterations", 1, t)
-					r.reg.ObserveDuration("iteration_duration", d, t)
-					if err != nil && !interrupted && !errors.Is(err, context.Canceled) && !errors.Is(err, user.ErrGaveUp) && logged.Add(1) <= 5 {
-						r.log.Warn("iteration failed", "scenario", name, "vu", vu.ID, "err", err)
-					}
-				},
-				Dropped: func() { r.reg.Add("dropped_iterations", 1, metrics.Tags{"scenario": name}) },
-			})
-			if err != nil && !errors.Is(err, context.Canceled) {
-				r.log.Error("executor", "scenario", name, "err", err)
-			}
-		})
-	}
-	r.reg.Set("vus_max", float64(maxVUs), nil)
-	wg.Wait()
+	r.runUsers(usersCtx, env)
 	stopUsers()
 	faultWG.Wait()
 	if r.laravelRequests != nil {
 		r.laravelRequests.endOfUsers()
 	}
 	r.log.Info("users done; draining", "drain", f.Drain)
-	if ctx.Err() == nil {
-		select {
-		case <-time.After(f.Drain.Std()):
-		case <-ctx.Done():
-		}
-		if waited, depth := r.settleOutbox(ctx); waited > time.Second || depth > 0 {
-			r.log.Info("waited for the outbox after the drain", "waited", waited.Round(time.Millisecond), "depth", depth)
-		}
-	}
+	r.drain(ctx)
 	r.finishRecoveries()
 	interrupted := ctx.Err() != nil
 	// Final observations.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), convergeLimit+30*time.Second)
 	defer cancel()
-	_ = r.phones.poll(fctx)
-	gatewayStates, err := r.ledger.Converge(fctx, r.gatewayStates, r.laravel.poll, convergeLimit)
-	if err != nil {
-		r.log.Warn("final Laravel state", "err", err)
-	}
-	end := time.Now()
-	truth := r.ledger.Finish(gatewayStates, end)
-	for _, m := range truth.Mismatches {
-		r.log.Warn("ground truth", "mismatch", m)
-	}
-	if err := r.writeOutcome(fctx, truth, gatewayStates != nil); err != nil {
+	end, truth, gatewayAnswered := r.groundTruth(fctx)
+	if err := r.writeOutcome(fctx, truth, gatewayAnswered); err != nil {
 		return nil, fmt.Errorf("%s: %w", OutcomeFile, err)
 	}
 	dup := r.duplicates(fctx)
@@ -373,6 +277,141 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, fmt.Errorf("the gateway exited during the run (see %s)", filepath.Join(r.o.Out, "logs", "gateway.log"))
 	}
 	return &Result{Report: rep, ThresholdsOK: ok, Aborted: aborted.Load()}, nil
+}
+
+// openMetrics creates the run's registry, writing its points to metrics.ndjson unless
+// Options.NoNDJSON; closeFile closes that file.
+func (r *runner) openMetrics() (closeFile func(), err error) {
+	closeFile = func() {}
+	var sink metrics.PointSink
+	if !r.o.NoNDJSON {
+		nf, err := os.Create(filepath.Join(r.o.Out, "metrics.ndjson"))
+		if err != nil {
+			return nil, fmt.Errorf("metrics.ndjson: %w", err)
+		}
+		closeFile = func() { nf.Close() }
+		th := map[string][]string{}
+		for _, s := range r.f.ThresholdSets {
+			for _, t := range s.Thresholds {
+				th[s.Key.String()] = append(th[s.Key.String()], t.Source)
+			}
+		}
+		r.nd = metrics.NewNDJSON(nf, th)
+		sink = r.nd
+	}
+	r.reg = metrics.NewRegistry(sink)
+	r.reg.DefineAll()
+	return closeFile, nil
+}
+
+// groundTruth waits for Laravel to show the gateway's final states (Converge) and judges every
+// session (Finish); end is when it stopped watching, gatewayAnswered whether the gateway told its
+// final states.
+func (r *runner) groundTruth(ctx context.Context) (end time.Time, t truth.Truth, gatewayAnswered bool) {
+	_ = r.phones.poll(ctx)
+	gatewayStates, err := r.ledger.Converge(ctx, r.gatewayStates, r.laravel.poll, convergeLimit)
+	if err != nil {
+		r.log.Warn("final Laravel state", "err", err)
+	}
+	end = time.Now()
+	t = r.ledger.Finish(gatewayStates, end)
+	for _, m := range t.Mismatches {
+		r.log.Warn("ground truth", "mismatch", m)
+	}
+	return end, t, gatewayStates != nil
+}
+
+// userEnv is the users' environment: the measured gateway API client, the phones, Laravel's
+// view, the ground-truth ledger and the registry.
+func (r *runner) userEnv() *user.Env {
+	f := r.f
+	// Connections to the gateway are capped (file descriptors: each side of a connection costs
+	// one in the gateway and one here); a request waiting for a free connection records that wait
+	// as http_req_blocked, not as API latency, as k6 does.
+	var pollers int64 = 16
+	for _, s := range f.Scenarios {
+		pollers += s.Config.MaxVUsOf(r.tuple) * (*s.Model.Pollers + 2)
+	}
+	conns := int(min(pollers, maxGatewayConns))
+	apiClient := &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{
+			MaxConnsPerHost:     conns,
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+	env := &user.Env{
+		API:       user.NewAPI(r.w.gatewayURL, r.w.gatewayToken, apiClient, r.reg),
+		Phone:     r.phones,
+		Laravel:   r.laravel,
+		Ledger:    r.ledger,
+		Reg:       r.reg,
+		Instance:  r.tuple.Index(),
+		Seed:      f.Seed,
+		MessageTo: "15550100000",
+	}
+	return env
+}
+
+// runUsers runs every scenario's executor until its schedule ends or ctx ends.
+func (r *runner) runUsers(ctx context.Context, env *user.Env) {
+	f := r.f
+	var maxVUs int64
+	var wg sync.WaitGroup
+	names := make([]string, 0, len(f.Scenarios))
+	for n := range f.Scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := f.Scenarios[name]
+		maxVUs += s.Config.MaxVUsOf(r.tuple)
+		tags := metrics.Tags{}
+		for k, v := range s.Tags {
+			tags[k] = v
+		}
+		sc := &user.Scenario{Env: env, Name: name, Behaviour: s.Model, Tags: tags}
+		var active atomic.Int64
+		var logged atomic.Int64
+		wg.Go(func() {
+			err := executor.Run(ctx, s.Config, r.tuple, sc.Iterate, executor.Hooks{
+				ActiveVUs: func(n int64) {
+					d := n - active.Swap(n)
+					r.reg.Set("vus", float64(r.activeVUs.Add(d)), nil)
+				},
+				IterationDone: func(vu executor.VU, d time.Duration, err error, interrupted bool) {
+					t := metrics.Tags{"scenario": name}
+					r.reg.Add("iterations", 1, t)
+					r.reg.ObserveDuration("iteration_duration", d, t)
+					if err != nil && !interrupted && !errors.Is(err, context.Canceled) && !errors.Is(err, user.ErrGaveUp) && logged.Add(1) <= 5 {
+						r.log.Warn("iteration failed", "scenario", name, "vu", vu.ID, "err", err)
+					}
+				},
+				Dropped: func() { r.reg.Add("dropped_iterations", 1, metrics.Tags{"scenario": name}) },
+			})
+			if err != nil && !errors.Is(err, context.Canceled) {
+				r.log.Error("executor", "scenario", name, "err", err)
+			}
+		})
+	}
+	r.reg.Set("vus_max", float64(maxVUs), nil)
+	wg.Wait()
+}
+
+// drain waits for the scenario's drain period, then for the gateway's outbox to empty.
+func (r *runner) drain(ctx context.Context) {
+	f := r.f
+	if ctx.Err() == nil {
+		select {
+		case <-time.After(f.Drain.Std()):
+		case <-ctx.Done():
+		}
+		if waited, depth := r.settleOutbox(ctx); waited > time.Second || depth > 0 {
+			r.log.Info("waited for the outbox after the drain", "waited", waited.Round(time.Millisecond), "depth", depth)
+		}
+	}
 }
 
 // every calls fn every d until ctx ends.
