@@ -3,8 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,8 +188,8 @@ func TestAPausedMemberLosesItsShardsToAHigherEpochAndItsLateWritesAreRefused(t *
 func TestAMemberCutFromRedisFencesItselfBeforeItsLeaseEnds(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Real(t)
-	proxy := startFreezingProxy(t, srv.Addr)
-	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.ln.Addr().String(), Protocol: 2})
+	proxy := redistest.StartFreezingProxy(t, srv.Addr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.Addr(), Protocol: 2})
 	t.Cleanup(func() { _ = viaProxy.Close() })
 	direct := srv.Client(t)
 
@@ -210,7 +208,7 @@ func TestAMemberCutFromRedisFencesItselfBeforeItsLeaseEnds(t *testing.T) {
 	ea := mustClaim(t, a, 3)
 	time.Sleep(2 * fast.RenewInterval)
 
-	proxy.frozen.Store(true) // Redis stops answering a; a's calls hang
+	proxy.Freeze() // Redis stops answering a; a's calls hang
 	cut := time.Now()
 	select {
 	case err := <-fa.ch:
@@ -280,72 +278,6 @@ func TestLeaveHandsEveryShardOverWithoutWaitingForTheLease(t *testing.T) {
 	}
 	if live, _ := s.Live(ctx); len(live) != 1 || live[0].ID != b.ID() {
 		t.Fatalf("live members after a left: %+v", live)
-	}
-}
-
-// freezingProxy forwards to upstream until frozen, then swallows everything: a Redis that stops
-// answering one replica (a network cut, a hung connection) while the others still reach it.
-type freezingProxy struct {
-	ln     net.Listener
-	frozen atomic.Bool
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func startFreezingProxy(t *testing.T, upstream string) *freezingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &freezingProxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); p.pipe(u, c) }()
-			go func() { defer p.wg.Done(); p.pipe(c, u) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *freezingProxy) pipe(dst io.Writer, src io.Reader) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if err != nil {
-			return
-		}
-		if p.frozen.Load() {
-			continue
-		}
-		if _, err := dst.Write(buf[:n]); err != nil {
-			return
-		}
 	}
 }
 
