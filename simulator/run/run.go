@@ -195,13 +195,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		return nil, err
 	}
 	defer closeMetrics()
-	qr := session.QRTiming{First: f.Gateway.QR.First.Std(), Next: f.Gateway.QR.Next.Std(), Codes: f.Gateway.QR.Codes}.WithDefaults()
-	r.measureLaravel = r.w.laravel != nil || r.tuple.Index() == 0
-	r.measureGateway = r.w.gateway != nil || r.tuple.Index() == 0
-	r.phones = newPhones(r.w.wa)
-	r.ledger = truth.NewLedger(r.reg, qr, r.phones.RefIssue)
-	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
-	r.hc = &http.Client{Timeout: 10 * time.Second}
+	r.watchWorld()
 
 	users := f.PeakUsers()
 	env := r.userEnv()
@@ -319,6 +313,19 @@ func (r *runner) groundTruth(ctx context.Context) (end time.Time, t truth.Truth,
 		r.log.Warn("ground truth", "mismatch", m)
 	}
 	return end, t, gatewayStates != nil
+}
+
+// watchWorld sets up what watches the world for the ground truth: the phones, the ledger,
+// Laravel's view, and which shared parts this instance measures.
+func (r *runner) watchWorld() {
+	f := r.f
+	qr := session.QRTiming{First: f.Gateway.QR.First.Std(), Next: f.Gateway.QR.Next.Std(), Codes: f.Gateway.QR.Codes}.WithDefaults()
+	r.measureLaravel = r.w.laravel != nil || r.tuple.Index() == 0
+	r.measureGateway = r.w.gateway != nil || r.tuple.Index() == 0
+	r.phones = newPhones(r.w.wa)
+	r.ledger = truth.NewLedger(r.reg, qr, r.phones.RefIssue)
+	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
+	r.hc = &http.Client{Timeout: 10 * time.Second}
 }
 
 // userEnv is the users' environment: the measured gateway API client, the phones, Laravel's
