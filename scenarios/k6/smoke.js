@@ -37,9 +37,11 @@ export default function () {
     // As the Laravel app does: wait for the gateway to report the session connected.
     for (let i = 0; i < 20 && wagate.status(s.id) !== "connected"; i++) sleep(0.25);
     for (let i = 0; i < 3; i++) {
-      // 409 is the gateway's answer while a session (re)connects: the app retries shortly.
+      // 409 is the gateway's answer while a session (re)connects, or while Laravel has not yet
+      // received its `connected` (isSessionActive reads Laravel's view, which a batch reaches within
+      // the priority interval, later on a loaded machine): the app retries shortly, for up to 5 s.
       let sent = wagate.send(s.id, `message ${i} from ${s.id}`);
-      for (let retry = 0; retry < 3 && sent.httpStatus === 409; retry++) {
+      for (let retry = 0; retry < 10 && sent.httpStatus === 409; retry++) {
         sleep(0.5);
         sent = wagate.send(s.id, `message ${i} from ${s.id}`);
       }
