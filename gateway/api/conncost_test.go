@@ -60,6 +60,9 @@ func BenchmarkIdleKeepAliveConnection(b *testing.B) {
 		}
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("read the status answer: %w", err)
+		}
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("status read answered %d", resp.StatusCode)
 		}
