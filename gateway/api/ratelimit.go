@@ -112,14 +112,21 @@ type limiter struct {
 	tokenHash [32]byte
 
 	mu       sync.Mutex
-	clients  map[string]*bucket     // key: kind + "|" + address
+	clients  map[clientKey]*bucket
 	overflow map[budgetKind]*bucket // shared buckets once MaxClients is reached
 	swept    time.Time
 }
 
+// clientKey names one client's bucket of one kind. A struct, not a joined string, so looking a
+// bucket up allocates nothing on the request path (the address is a substring of RemoteAddr).
+type clientKey struct {
+	kind budgetKind
+	addr string
+}
+
 func newLimiter(cfg RateLimit, tokenHash [32]byte) *limiter {
 	cfg.fill()
-	return &limiter{cfg: cfg, tokenHash: tokenHash, clients: map[string]*bucket{}, overflow: map[budgetKind]*bucket{}}
+	return &limiter{cfg: cfg, tokenHash: tokenHash, clients: map[clientKey]*bucket{}, overflow: map[budgetKind]*bucket{}}
 }
 
 // budget returns the rate and burst of a kind of bucket.
@@ -152,7 +159,7 @@ func (l *limiter) allow(r *http.Request) (bool, time.Duration) {
 		kind = budgetOps
 	}
 	rate, burst := l.budget(kind)
-	key := string(kind) + "|" + l.clientAddr(r)
+	key := clientKey{kind: kind, addr: l.clientAddr(r)}
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -168,6 +175,7 @@ func (l *limiter) allow(r *http.Request) (bool, time.Duration) {
 			}
 		} else {
 			b = &bucket{tokens: float64(burst), last: now}
+			key.addr = strings.Clone(key.addr) // do not keep the request's RemoteAddr alive
 			l.clients[key] = b
 		}
 	}
@@ -182,7 +190,7 @@ func (l *limiter) sweep(now time.Time) {
 	}
 	l.swept = now
 	for k, b := range l.clients {
-		rate, burst := l.budget(budgetKind(k[0]))
+		rate, burst := l.budget(k.kind)
 		if b.tokens+now.Sub(b.last).Seconds()*rate >= float64(burst) {
 			delete(l.clients, k)
 		}

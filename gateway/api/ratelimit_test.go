@@ -115,7 +115,7 @@ func TestASprayOfAddressesCannotGrowTheLimiter(t *testing.T) {
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.RemoteAddr = "172.16.0.1:1"
 	l.allow(req)
-	if _, ok := l.clients["u|172.16.0.1"]; !ok {
+	if _, ok := l.clients[clientKey{budgetUnauth, "172.16.0.1"}]; !ok {
 		t.Fatal("a new client after the sweep shares the overflow bucket")
 	}
 }
@@ -203,6 +203,27 @@ func TestCallersBehindATrustedProxyHaveTheirOwnBuckets(t *testing.T) {
 		}
 		if code, _ := limitedPath(t, h, "/sessions", "127.0.0.1:1", "", "198.51.100.2"); code != tc.secondGot {
 			t.Errorf("%s: another caller after a flood: %d, want %d", tc.name, code, tc.secondGot)
+		}
+	}
+}
+
+// The limiter sits on every request's path: taking a token of a known client's bucket, with the
+// bearer token checked, allocates nothing.
+func TestTakingATokenAllocatesNothing(t *testing.T) {
+	l := newLimiter(RateLimit{PerSecond: 1e12, Burst: 1e9}, sha256Of("the-api-token-0123"))
+	for _, tc := range []struct{ name, path, auth string }{
+		{"authenticated", "/sessions/shop_1", "Bearer the-api-token-0123"},
+		{"operational", "/metrics", ""},
+		{"unauthenticated", "/sessions/shop_1", "Bearer wrong"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		req.RemoteAddr = "127.0.0.1:40000"
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		l.allow(req) // the client's first request creates its bucket
+		if n := testing.AllocsPerRun(100, func() { l.allow(req) }); n != 0 {
+			t.Errorf("%s: %v allocations per request, want 0", tc.name, n)
 		}
 	}
 }
