@@ -22,6 +22,25 @@ var (
 	ErrNotHolder = errors.New("cluster: not the holder of this shard at this epoch")
 )
 
+// Lease timing defaults and bounds (the gateway's cluster-lease-ttl setting).
+const (
+	// DefaultLeaseTTL is a member lease's length; renews come every fifth of it and a member
+	// fences itself after RenewDeadlineShare of it without a successful renew.
+	DefaultLeaseTTL = 10 * time.Second
+	// MinLeaseTTL is the shortest lease the gateway accepts (tests use short ones; production
+	// wants seconds of slack for GC pauses and Redis failovers).
+	MinLeaseTTL = time.Second
+	// MaxShards bounds S (the rebalancer reads every shard's holder each round).
+	MaxShards = 65536
+)
+
+// LeaseTimings returns the renew interval (TTL/5) and the renew deadline (0.6 TTL) of a lease
+// TTL: with the default 10 s, a renew every 2 s and fencing after 6 s, >= 4 s before the
+// lease can end in Redis.
+func LeaseTimings(ttl time.Duration) (interval, deadline time.Duration) {
+	return ttl / 5, ttl * 3 / 5
+}
+
 // Options configure a Store. Zero values take the defaults.
 type Options struct {
 	// Prefix starts every key and must be a Redis hash tag so the scripts touch one slot;

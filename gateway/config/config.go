@@ -27,11 +27,13 @@ import (
 
 	"wagate/gateway/api"
 	"wagate/gateway/cache"
+	"wagate/gateway/cluster"
 	"wagate/gateway/delivery/batch"
 	"wagate/gateway/internal/configcheck"
 	"wagate/gateway/laravel"
 	"wagate/gateway/outbox"
 	"wagate/gateway/session"
+	"wagate/gateway/storage"
 	"wagate/gateway/wadial"
 )
 
@@ -70,6 +72,17 @@ type Config struct {
 	// gateways, or share their host and pid namespace); empty
 	// means the host name.
 	GatewayID string
+	// Cluster runs this gateway as one replica among several sharing one Redis and one Postgres
+	// (docs/cluster.md): each WhatsApp session runs on the replica holding its shard.
+	Cluster bool
+	// AdvertiseURL is the base URL the other replicas reach this one's API at (cluster mode).
+	AdvertiseURL string
+	// ClusterShards is S, the number of shards sessions hash to (cluster mode); fixed per
+	// installation: a start with another S is refused.
+	ClusterShards int
+	// ClusterLeaseTTL is a replica's member lease in Redis (cluster mode); it renews every
+	// TTL/5 and fences itself after 0.6 TTL without a successful renew.
+	ClusterLeaseTTL time.Duration
 	// DataDir holds the SQLite store.
 	DataDir string
 	// StoreDSN selects Postgres (or an explicit SQLite file) for the stores (secret).
@@ -154,6 +167,8 @@ func Default() Config {
 		LaravelTimeout:     laravel.DefaultTimeout,
 		Mode:               ModeLegacy,
 		DataDir:            "./data",
+		ClusterShards:      cluster.DefaultShards,
+		ClusterLeaseTTL:    cluster.DefaultLeaseTTL,
 		QRFirst:            sessions.QRFirst,
 		QRNext:             sessions.QRNext,
 		QRCodes:            sessions.QRCodes,
@@ -212,6 +227,10 @@ func settings() []setting {
 		{flag: "mode", usage: "delivery mode: legacy (one request per event) or batch (outbox + batches + cache)", value: func(c *Config) any { return &c.Mode }},
 		{flag: "redis-url", secret: true, usage: "Redis URL for batch mode (redis://...); required in batch mode unless redis-embedded is set", value: func(c *Config) any { return &c.RedisURL }},
 		{flag: "redis-embedded", usage: "batch mode without a Redis URL: an embedded in-memory Redis, NO persistence (tests and benchmarks only)", value: func(c *Config) any { return &c.RedisEmbedded }},
+		{flag: "cluster", usage: "cluster mode: one replica of several sharing one Redis and one Postgres; each session runs on the replica holding its shard (needs batch mode, a Redis URL, a Postgres store-dsn and advertise-url)", value: func(c *Config) any { return &c.Cluster }},
+		{flag: "advertise-url", usage: "cluster mode: the base URL the other replicas reach this replica's API at, e.g. http://10.0.0.5:4000", value: func(c *Config) any { return &c.AdvertiseURL }},
+		{flag: "cluster-shards", usage: "cluster mode: shards the sessions hash to, fixed per installation (a start with another number is refused)", value: func(c *Config) any { return &c.ClusterShards }, positive: true},
+		{flag: "cluster-lease-ttl", usage: "cluster mode: a replica's member lease in Redis; renewed every TTL/5, the replica fences itself after 0.6 TTL without a renew", value: func(c *Config) any { return &c.ClusterLeaseTTL }, positive: true},
 		{flag: "data-dir", usage: "directory of the SQLite store (wagate.db)", value: func(c *Config) any { return &c.DataDir }},
 		{flag: "store-dsn", secret: true, usage: "postgres://... DSN for the session and device store (default: SQLite in the data dir)", value: func(c *Config) any { return &c.StoreDSN }},
 		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }, positive: true, fills: []string{"session.QRFirst"}},
@@ -400,7 +419,14 @@ func Load(o Options) (Loaded, error) {
 // (positive values, URLs, addresses, modes and the combinations) are written here, each
 // component's rules (negative values, upper bounds) are its Validate's, reported under the setting
 // that fills them. A setting is refused once, by its first failing rule, in the table's order.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(setting.envName) }
+
+// ValidateFile is Validate for a configuration written as a YAML file (the gateway's -config
+// file, a scenario's gateway block): its errors name each setting by its YAML key.
+func (c Config) ValidateFile() error { return c.validate(setting.yamlName) }
+
+// validate is Validate naming each setting by name(s).
+func (c Config) validate(name func(setting) string) error {
 	all := settings()
 	refusals := make([]string, len(all))
 	row := func(field any) int {
@@ -411,25 +437,39 @@ func (c Config) Validate() error {
 		}
 		panic(fmt.Sprintf("config: %T is no setting's field", field))
 	}
-	env := func(field any) string { return all[row(field)].envName() }
+	named := func(field any) string { return name(all[row(field)]) }
+	// orFile is the hint at a secret's _FILE variable, for a setting named by its variable.
+	orFile := func(field any) string {
+		if s := all[row(field)]; s.secret && name(s) == s.envName() {
+			return " (or " + s.envName() + "_FILE)"
+		}
+		return ""
+	}
+	// on is how a boolean setting is switched on where it is named.
+	on := func(field any) string {
+		if s := all[row(field)]; name(s) != s.envName() {
+			return name(s) + ": true"
+		}
+		return named(field) + "=1"
+	}
 	refuseAs := func(name string, field any, format string, args ...any) {
 		if i := row(field); refusals[i] == "" {
 			refusals[i] = name + ": " + fmt.Sprintf(format, args...)
 		}
 	}
-	refuse := func(field any, format string, args ...any) { refuseAs(env(field), field, format, args...) }
+	refuse := func(field any, format string, args ...any) { refuseAs(named(field), field, format, args...) }
 
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		refuse(&c.Addr, "%q is not host:port", c.Addr)
 	}
 	switch {
 	case c.APIToken == "":
-		refuse(&c.APIToken, "required (or %s_FILE)", env(&c.APIToken))
+		refuse(&c.APIToken, "required%s", orFile(&c.APIToken))
 	case len(c.APIToken) < 16:
 		refuse(&c.APIToken, "must be at least 16 characters")
 	}
 	if c.LaravelToken == "" {
-		refuse(&c.LaravelToken, "required (or %s_FILE): the bearer token Laravel expects from the gateway", env(&c.LaravelToken))
+		refuse(&c.LaravelToken, "required%s: the bearer token Laravel expects from the gateway", orFile(&c.LaravelToken))
 	}
 	if u, err := url.Parse(c.LaravelURL); c.LaravelURL == "" {
 		refuse(&c.LaravelURL, "required")
@@ -446,13 +486,37 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.RedisURL != "" && c.RedisEmbedded:
-		refuse(&c.RedisEmbedded, "set together with %s: choose one", env(&c.RedisURL))
+		refuse(&c.RedisEmbedded, "set together with %s: choose one", named(&c.RedisURL))
 	case c.Mode == ModeBatch && c.RedisURL == "" && !c.RedisEmbedded:
-		refuse(&c.RedisURL, "required in batch mode (or %s_FILE); %s=1 runs an in-memory Redis without persistence, for tests and benchmarks only",
-			env(&c.RedisURL), env(&c.RedisEmbedded))
+		refuse(&c.RedisURL, "required in batch mode%s; %s runs an in-memory Redis without persistence, for tests and benchmarks only",
+			orFile(&c.RedisURL), on(&c.RedisEmbedded))
 	}
 	if c.DataDir == "" && c.StoreDSN == "" {
-		refuse(&c.DataDir, "required when %s is empty", env(&c.StoreDSN))
+		refuse(&c.DataDir, "required when %s is empty", named(&c.StoreDSN))
+	}
+	if c.Cluster {
+		switch {
+		case c.Mode != ModeBatch:
+			refuse(&c.Cluster, "needs %s=%s (the replicas share the outbox and the cache in Redis)", named(&c.Mode), ModeBatch)
+		case c.RedisEmbedded || c.RedisURL == "":
+			refuse(&c.Cluster, "needs a shared Redis (%s), not the embedded one: the replicas coordinate in it", named(&c.RedisURL))
+		case storage.DialectOf(c.StoreDSN) != storage.Postgres:
+			refuse(&c.Cluster, "needs a Postgres store (%s=postgres://...): SQLite is one process's file", named(&c.StoreDSN))
+		}
+		if c.AdvertiseURL == "" {
+			refuse(&c.AdvertiseURL, "required in cluster mode: the base URL the other replicas forward requests to")
+		}
+	}
+	if c.AdvertiseURL != "" {
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			refuse(&c.AdvertiseURL, "%q must be an absolute http(s) URL", c.AdvertiseURL)
+		}
+	}
+	if c.ClusterShards > cluster.MaxShards {
+		refuse(&c.ClusterShards, "must be at most %d (%d)", cluster.MaxShards, c.ClusterShards)
+	}
+	if c.ClusterLeaseTTL > 0 && c.ClusterLeaseTTL < cluster.MinLeaseTTL {
+		refuse(&c.ClusterLeaseTTL, "must be at least %s (%s)", cluster.MinLeaseTTL, c.ClusterLeaseTTL)
 	}
 	for _, s := range all {
 		if v := s.value(&c); s.positive && !isPositive(v) {
@@ -475,13 +539,13 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		refuse(&c.LogFormat, "%q must be text or json", c.LogFormat)
 	}
-	dialSettings := env(&c.WADial) + "/" + env(&c.WARootPubKey)
+	dialSettings := named(&c.WADial) + "/" + named(&c.WARootPubKey)
 	if (c.WADial != "" || c.WARootPubKey != "") && !c.WAInsecureTest {
-		refuseAs(dialSettings, &c.WADial, "test-only settings are refused without %s=1", env(&c.WAInsecureTest))
+		refuseAs(dialSettings, &c.WADial, "test-only settings are refused without %s", on(&c.WAInsecureTest))
 	}
 	if c.WAInsecureTest {
 		if c.WADial == "" || c.WARootPubKey == "" {
-			refuse(&c.WAInsecureTest, "needs both %s and %s", env(&c.WADial), env(&c.WARootPubKey))
+			refuse(&c.WAInsecureTest, "needs both %s and %s", named(&c.WADial), named(&c.WARootPubKey))
 		} else if _, err := c.WhatsAppDial(); err != nil {
 			refuseAs(dialSettings, &c.WADial, "%v", err)
 		}
@@ -505,7 +569,7 @@ func (c Config) Validate() error {
 				continue
 			}
 			if refusals[i] == "" {
-				refusals[i] = all[i].envName() + ": " + e.Rule()
+				refusals[i] = name(all[i]) + ": " + e.Rule()
 			}
 		}
 	}
@@ -580,6 +644,7 @@ var laravelUpEnv = []string{
 	"WAGATE_LARAVEL_DIR", "WAGATE_LARAVEL_PORT", "WAGATE_LARAVEL_WORKERS", "WAGATE_LARAVEL_BACKLOG",
 	"WAGATE_LARAVEL_PROXY_TIMEOUT", "WAGATE_LARAVEL_PROXY_TIMEOUT_MS", "WAGATE_LARAVEL_DB", "WAGATE_LARAVEL_VERSION",
 	"WAGATE_LARAVEL_TOKEN_PREVIOUS", "WAGATE_LARAVEL_SECRET_PREVIOUS", "WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2",
+	"WAGATE_LARAVEL_CREATE_UNKNOWN_SESSIONS",
 }
 
 // checkUnknownEnv refuses WAGATE_* variables in environ that no setting reads (other than

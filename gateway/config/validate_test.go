@@ -35,6 +35,22 @@ func TestValidateRefusesEachSettingByItsName(t *testing.T) {
 		{"batch mode without Redis", func(c *Config) { c.Mode = ModeBatch },
 			"WAGATE_REDIS_URL: required in batch mode (or WAGATE_REDIS_URL_FILE); WAGATE_REDIS_EMBEDDED=1 runs an in-memory Redis without persistence, for tests and benchmarks only"},
 		{"no store", func(c *Config) { c.DataDir = "" }, "WAGATE_DATA_DIR: required when WAGATE_STORE_DSN is empty"},
+		{"cluster in legacy mode", func(c *Config) { clusterReady(c); c.Mode = ModeLegacy },
+			"WAGATE_CLUSTER: needs WAGATE_MODE=batch (the replicas share the outbox and the cache in Redis)"},
+		{"cluster on the embedded Redis", func(c *Config) { clusterReady(c); c.RedisURL, c.RedisEmbedded = "", true },
+			"WAGATE_CLUSTER: needs a shared Redis (WAGATE_REDIS_URL), not the embedded one: the replicas coordinate in it"},
+		{"cluster on SQLite", func(c *Config) { clusterReady(c); c.StoreDSN = "" },
+			"WAGATE_CLUSTER: needs a Postgres store (WAGATE_STORE_DSN=postgres://...): SQLite is one process's file"},
+		{"cluster on a SQLite file DSN", func(c *Config) { clusterReady(c); c.StoreDSN = "file:/tmp/x.db" },
+			"WAGATE_CLUSTER: needs a Postgres store (WAGATE_STORE_DSN=postgres://...): SQLite is one process's file"},
+		{"cluster without an advertise URL", func(c *Config) { clusterReady(c); c.AdvertiseURL = "" },
+			"WAGATE_ADVERTISE_URL: required in cluster mode: the base URL the other replicas forward requests to"},
+		{"relative advertise URL", func(c *Config) { clusterReady(c); c.AdvertiseURL = "10.0.0.5:4000" },
+			`WAGATE_ADVERTISE_URL: "10.0.0.5:4000" must be an absolute http(s) URL`},
+		{"zero shards", func(c *Config) { c.ClusterShards = 0 }, "WAGATE_CLUSTER_SHARDS: must be positive"},
+		{"too many shards", func(c *Config) { c.ClusterShards = 65537 }, "WAGATE_CLUSTER_SHARDS: must be at most 65536 (65537)"},
+		{"zero lease", func(c *Config) { c.ClusterLeaseTTL = 0 }, "WAGATE_CLUSTER_LEASE_TTL: must be positive"},
+		{"short lease", func(c *Config) { c.ClusterLeaseTTL = 500 * time.Millisecond }, "WAGATE_CLUSTER_LEASE_TTL: must be at least 1s (500ms)"},
 		{"zero first QR", func(c *Config) { c.QRFirst = 0 }, "WAGATE_QR_FIRST_TIMEOUT: must be positive"},
 		{"negative next QR", func(c *Config) { c.QRNext = -time.Second }, "WAGATE_QR_TIMEOUT: must be positive"},
 		{"zero QR codes", func(c *Config) { c.QRCodes = 0 }, "WAGATE_QR_CODES: must be positive"},
@@ -73,6 +89,11 @@ func TestValidateRefusesEachSettingByItsName(t *testing.T) {
 	if err := valid().Validate(); err != nil {
 		t.Fatalf("the defaults with the required settings are refused: %v", err)
 	}
+	clustered := valid()
+	clusterReady(&clustered)
+	if err := clustered.Validate(); err != nil {
+		t.Fatalf("a complete cluster configuration is refused: %v", err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()
@@ -97,4 +118,11 @@ WAGATE_QR_CODES: must be positive`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate() = %v\nwant\n%s", err, want)
 	}
+}
+
+// clusterReady makes c a complete cluster-mode configuration (batch mode, a Redis URL, a
+// Postgres store, an advertise URL).
+func clusterReady(c *Config) {
+	c.Cluster, c.Mode, c.RedisURL = true, ModeBatch, "redis://127.0.0.1:6379"
+	c.StoreDSN, c.AdvertiseURL = "postgres://wagate@127.0.0.1:5432/wagate", "http://127.0.0.1:4000"
 }

@@ -117,6 +117,20 @@ func SQLiteDSN(path string, busyTimeout time.Duration) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
+// DialectOf returns the dialect a store DSN selects (SQLite for an empty DSN: the data dir's
+// file), the rule Open follows; "" when the DSN is none of the accepted forms.
+func DialectOf(dsn string) Dialect {
+	dsn = strings.TrimSpace(dsn)
+	switch {
+	case dsn == "" || strings.HasPrefix(dsn, "file:") || strings.HasSuffix(dsn, ".db"):
+		return SQLite
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"),
+		strings.Contains(dsn, "host=") || strings.Contains(dsn, "dbname="):
+		return Postgres
+	}
+	return ""
+}
+
 func resolve(o Options) (Dialect, string, string, error) {
 	dsn := strings.TrimSpace(o.DSN)
 	switch {
