@@ -116,7 +116,7 @@ func launch(extraEnv ...string) (app, func(), error) {
 func TestReferenceAppPassesTheConformanceCheck(t *testing.T) {
 	a := startApp(t)
 	var log bytes.Buffer
-	rep, err := conform.Run(context.Background(), conform.Options{URL: a.url, Token: a.token, Secret: a.secret, Out: &log})
+	rep, err := conform.Run(context.Background(), conform.Options{URL: a.url, Token: a.token, Secret: a.secret, Messages: true, Out: &log})
 	if err != nil {
 		t.Fatalf("conform: %v\n%s", err, log.String())
 	}

@@ -8,6 +8,7 @@
 
 use App\Http\Controllers\BatchController;
 use App\Http\Controllers\LegacyController;
+use App\Http\Controllers\MessageController;
 use App\Http\Controllers\SessionController;
 use Illuminate\Support\Facades\Route;
 
@@ -26,4 +27,11 @@ Route::middleware($middleware)->group(function () {
     // Batch: versioned items, one transaction, Idempotency-Key.
     Route::post('qr/batch', [BatchController::class, 'qrs']);
     Route::post('whatsapp/status/batch', [BatchController::class, 'statuses']);
+
+    // Incoming messages and the receipts of sent ones: stored once per message id, receipts only
+    // forward; legacy one request per event, batches with an Idempotency-Key.
+    Route::post('whatsapp/message', [MessageController::class, 'message']);
+    Route::post('whatsapp/receipt', [MessageController::class, 'receipt']);
+    Route::post('whatsapp/messages/batch', [MessageController::class, 'messages']);
+    Route::post('whatsapp/receipts/batch', [MessageController::class, 'receipts']);
 });

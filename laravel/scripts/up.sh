@@ -15,6 +15,8 @@
 #   WAGATE_LARAVEL_TOKEN_PREVIOUS, WAGATE_LARAVEL_SECRET_PREVIOUS
 #                                 the old token and secret during a rotation, accepted too ()
 #   WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2  true refuses v1-only signatures (end of the migration) (false)
+#   WAGATE_LARAVEL_CREATE_UNKNOWN_SESSIONS  false makes writes for sessions the app does not know
+#                                 fail (404, item error "unknown session") (true)
 #
 # On success it prints the URL and writes $WAGATE_LARAVEL_DIR/env (mode 0600) with
 # WAGATE_LARAVEL_URL, _TOKEN, _SECRET, _WORKERS, _BACKLOG, _PROXY_TIMEOUT_MS, _DIR, _DB (the SQLite
@@ -34,6 +36,7 @@ secret=${WAGATE_LARAVEL_SECRET:-}
 previous_token=${WAGATE_LARAVEL_TOKEN_PREVIOUS:-}
 previous_secret=${WAGATE_LARAVEL_SECRET_PREVIOUS:-}
 require_v2=${WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2:-false}
+create_unknown=${WAGATE_LARAVEL_CREATE_UNKNOWN_SESSIONS:-true}
 
 die() { echo "laravel-up: $*" >&2; exit 1; }
 
@@ -44,6 +47,7 @@ for s in "$token" "$secret" "$previous_token" "$previous_secret"; do
 	[[ $s =~ ^[A-Za-z0-9._~+/=:-]*$ ]] || die "token and secret may only use [A-Za-z0-9._~+/=:-]"
 done
 case $require_v2 in true|false) ;; *) die "WAGATE_LARAVEL_REQUIRE_SIGNATURE_V2 must be true or false (got '$require_v2')" ;; esac
+case $create_unknown in true|false) ;; *) die "WAGATE_LARAVEL_CREATE_UNKNOWN_SESSIONS must be true or false (got '$create_unknown')" ;; esac
 case $dir in /|/tmp|/tmp/|"") die "refusing runtime directory '$dir'" ;; esac
 
 # --- packages -------------------------------------------------------------------------------
@@ -83,6 +87,7 @@ WAGATE_SECRET="$secret"
 WAGATE_TOKEN_PREVIOUS="$previous_token"
 WAGATE_SECRET_PREVIOUS="$previous_secret"
 WAGATE_REQUIRE_SIGNATURE_V2=$require_v2
+WAGATE_CREATE_UNKNOWN_SESSIONS=$create_unknown
 ENV
 umask 022
 
