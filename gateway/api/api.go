@@ -12,6 +12,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -111,6 +112,15 @@ type Config struct {
 	DeadLetters DeadLetters
 	// DeadLetterMetrics, when set, counts what the dead-letter routes listed and re-drove.
 	DeadLetterMetrics DeadLetterMetrics
+	// Locator, in cluster mode, says which replica holds a session: start, send and logout of a
+	// session held elsewhere are forwarded there (forward.go). Nil serves every request here.
+	Locator Locator
+	// ForwardReads forwards the status and QR reads too, for a Reader that knows only this
+	// replica's sessions; false reads here (from the shared cache).
+	ForwardReads bool
+	// ObserveRoute, when set, is told each routing decision of a request for one session:
+	// "here", "forward" or "retry".
+	ObserveRoute func(decision string)
 }
 
 type api struct {
@@ -118,6 +128,7 @@ type api struct {
 	log       *slog.Logger
 	tokenHash [32]byte
 	pngs      *pngCache
+	fwd       *forwarder
 }
 
 // New returns the API's http.Handler.
@@ -144,6 +155,9 @@ func newAPI(cfg Config) (*api, *http.ServeMux, error) {
 		cfg.CheckTimeout = DefaultCheckTimeout
 	}
 	a := &api{cfg: cfg, log: cfg.Logger, tokenHash: sha256.Sum256([]byte(cfg.Token)), pngs: newPNGCache(4096)}
+	if cfg.Locator != nil {
+		a.fwd = newForwarder(cfg.Logger)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/sessions", a.auth(a.methods(map[string]http.HandlerFunc{
@@ -395,12 +409,23 @@ type startRequest struct {
 
 func (a *api) startSession(w http.ResponseWriter, r *http.Request) {
 	var req startRequest
+	var body *bytes.Buffer
+	if a.cfg.Locator != nil { // keep the body as read, to forward it to the session's holder
+		body = new(bytes.Buffer)
+		r.Body = readCloser{io.TeeReader(r.Body, body), r.Body}
+	}
 	if !a.readJSON(w, r, &req) {
 		return
 	}
 	if !laravel.ValidSessionID(req.SessionID) {
 		writeError(w, http.StatusBadRequest, "invalid_session_id", "session_id must match ^[A-Za-z0-9_-]{1,64}$")
 		return
+	}
+	if body != nil {
+		r.Body = io.NopCloser(body)
+		if a.routed(w, r, req.SessionID) {
+			return
+		}
 	}
 	info, err := a.cfg.Sessions.Start(r.Context(), req.SessionID)
 	if err != nil {
@@ -554,7 +579,7 @@ var phonePattern = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
 
 func (a *api) sendMessage(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
-	if !ok {
+	if !ok || a.routed(w, r, id) {
 		return
 	}
 	var req messageRequest
@@ -594,7 +619,7 @@ func (a *api) sendMessage(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) logoutSession(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
-	if !ok {
+	if !ok || a.routed(w, r, id) {
 		return
 	}
 	info, err := a.cfg.Sessions.Logout(r.Context(), id)
@@ -670,6 +695,9 @@ func sessionView(in session.Info, active *bool, activeErr string) sessionJSON {
 // error it has already answered and returns ok == false.
 func (a *api) readSession(w http.ResponseWriter, r *http.Request, rawID string) (id string, info session.Info, ok bool) {
 	if id, ok = validID(w, rawID); !ok {
+		return "", info, false
+	}
+	if a.cfg.ForwardReads && a.routed(w, r, id) {
 		return "", info, false
 	}
 	info, err := a.cfg.Reader.Get(r.Context(), id)
