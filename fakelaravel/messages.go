@@ -275,11 +275,10 @@ func (v *dbTimeValue) Scan(src any) error {
 	return nil
 }
 
-// Messages returns the stored messages and receipts, of one session or ("") of all.
+// Messages returns the stored messages and receipts, of one session or ("") of all. In front of a
+// real app (Upstream) they are read from its database: laravel/'s migration creates the same
+// whatsapp_messages and whatsapp_receipts tables.
 func (s *Server) Messages(ctx context.Context, sessionID string) (MessagesState, error) {
-	if s.upstream != nil {
-		return MessagesState{}, fmt.Errorf("messages: %w", ErrUpstreamOnly)
-	}
 	return s.store.messages(ctx, sessionID)
 }
 
@@ -288,10 +287,6 @@ func (s *Server) serveMessagesAdmin(w http.ResponseWriter, r *http.Request) {
 	sessionID := r.URL.Query().Get("session_id")
 	if sessionID != "" && !laravel.ValidSessionID(sessionID) {
 		writeJSON(w, http.StatusUnprocessableEntity, laravel.ErrorBody{Message: "Invalid session id."}, nil)
-		return
-	}
-	if s.upstream != nil {
-		writeJSON(w, http.StatusNotImplemented, laravel.ErrorBody{Message: PathMessages + ": " + ErrUpstreamOnly.Error()}, nil)
 		return
 	}
 	st, err := s.Messages(r.Context(), sessionID)

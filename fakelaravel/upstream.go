@@ -21,8 +21,8 @@ import (
 // Upstream makes a Server the measuring front of a real Laravel app instead of a stand-in for one:
 // every /api request is forwarded unchanged (the real app authenticates, verifies signatures,
 // validates and applies it), and the Server records it in Stats and /metrics exactly as it
-// records its own requests. /_fake/state reads the real app's database, opened read-only, so a
-// harness sees the same ground truth for a real app as for the fake. Faults still work: injected
+// records its own requests. /_fake/state and /_fake/messages read the real app's database, opened
+// read-only, so a harness sees the same ground truth for a real app as for the fake. Faults still work: injected
 // errors answer in front of the app, extra latency is added after it, a lost response drops the
 // app's answer to an applied write, and down windows close the front's listener.
 //
