@@ -1,0 +1,202 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/gateway/config"
+	"wagate/gateway/laravel"
+	"wagate/internal/laravelup"
+	"wagate/internal/proctest"
+	"wagate/simulator/fakewa"
+)
+
+// realLaravel starts the reference Laravel app of laravel/ (Debian's Laravel, private php-fpm and
+// nginx masters on a free loopback port, a signing secret) for the test and stops it at its end.
+// It skips the test when php-fpm is absent, unless CI or WAGATE_REQUIRE_SERVERS is set.
+func realLaravel(t *testing.T) *laravelup.Instance {
+	t.Helper()
+	if fpm, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(fpm) == 0 && os.Getenv("CI") == "" && os.Getenv("WAGATE_REQUIRE_SERVERS") == "" {
+		t.Skip("php-fpm is not installed (make laravel-up installs it; CI always runs this test)")
+	}
+	// Not t.TempDir: its parent is private, and FPM and nginx workers run as www-data under root.
+	dir, err := os.MkdirTemp("", "wagate-laravel-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // package install included
+	defer cancel()
+	var out bytes.Buffer
+	inst, err := laravelup.Start(ctx, laravelup.Options{Scripts: "../../laravel/scripts", Dir: filepath.Join(dir, "rt"), Port: port,
+		Workers: 2, Token: laravelToken, Secret: hex.EncodeToString(secret), Output: &out})
+	if err != nil {
+		t.Fatalf("start the reference Laravel app: %v\n%s", err, out.String())
+	}
+	t.Cleanup(func() {
+		if err := inst.Stop(); err != nil {
+			t.Errorf("stop the reference Laravel app: %v", err)
+		}
+	})
+	return inst
+}
+
+// realLaravelWorld is messagingWorld with the real Laravel app instead of fakelaravel: the gateway
+// (mode, in process, the real whatsmeow client) talks to the app through fakelaravel's measuring
+// front, which counts the requests by endpoint and reads the app's database as ground truth.
+func realLaravelWorld(t *testing.T, app *laravelup.Instance, mode string) *inProcess {
+	t.Helper()
+	w := &inProcess{t: t}
+	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second,
+		Receipts: fakewa.ReceiptsDeliveredAndRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wa.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wa.Close() })
+	w.wa = wa
+	w.laravel, err = fakelaravel.New(context.Background(), fakelaravel.Config{AdminToken: "front-admin", Logger: testLogger(),
+		Upstream: &fakelaravel.Upstream{URL: app.Env[laravelup.KeyURL], DBPath: app.Env[laravelup.KeyDB], Workers: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.laravel.Close() })
+	w.lsrv = httptest.NewServer(w.laravel)
+	t.Cleanup(w.lsrv.Close)
+	w.cfg = config.Default()
+	w.cfg.Addr = "127.0.0.1:0"
+	w.cfg.Mode = mode
+	w.cfg.RedisEmbedded = mode == config.ModeBatch
+	w.cfg.Batch.Interval = 500 * time.Millisecond
+	w.cfg.APIToken = apiToken
+	w.cfg.LaravelURL = w.lsrv.URL
+	w.cfg.LaravelToken = app.Env[laravelup.KeyToken]
+	w.cfg.LaravelSecret = app.Env[laravelup.KeySecret]
+	w.cfg.DataDir = t.TempDir()
+	w.cfg.PairLoginTimeout = 5 * time.Second
+	w.cfg.ShutdownTimeout = 10 * time.Second
+	w.cfg.WAInsecureTest = true
+	w.cfg.WADial = wa.Addr()
+	w.cfg.WARootPubKey = fmt.Sprintf("%x", wa.RootPublicKey())
+	w.startGateway()
+	t.Cleanup(w.stopGateway)
+	return w
+}
+
+// The Done-when of incoming messages, against the real Laravel app: a customer's text, reply,
+// reaction and image, written by a fakewa phone and decrypted by the real whatsmeow client, are
+// stored by the app once each, in the order written, with their quote and reaction targets and the
+// image's metadata; the read receipt of a message the gateway sent follows. In legacy mode they go
+// one request each to /api/whatsapp/message and /receipt, in batch mode through the outbox to the
+// batch endpoints only.
+func TestACustomersMessagesReachTheRealLaravelAppInOrderOnce(t *testing.T) {
+	app := realLaravel(t)
+	for i, mode := range []string{config.ModeBatch, config.ModeLegacy} {
+		t.Run(mode, func(t *testing.T) {
+			w := realLaravelWorld(t, app, mode)
+			ctx := context.Background()
+			c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+			sid := "real_msg_" + mode
+			jid := startAndPair(t, ctx, w, c, sid, fmt.Sprintf("1555777030%d", i))
+			write := func(m fakewa.PhoneMessage) string {
+				m.From = customerPhone
+				id, err := w.wa.SendMessage(ctx, jid, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+			text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
+			reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
+			reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
+			photo := bytes.Repeat([]byte("blue model "), 1000)
+			image := write(fakewa.PhoneMessage{Text: "este", Media: &fakewa.PhoneMedia{Kind: fakewa.MediaImage, MimeType: "image/jpeg", Data: photo}})
+			var sent struct {
+				MessageID string `json:"message_id"`
+			}
+			proctest.Eventually(t, "the gateway to send a message", 15*time.Second, func() (bool, string) {
+				code := c.call("POST", "/sessions/"+sid+"/messages", map[string]string{"to": "+" + customerPhone, "text": "sí, hay"}, &sent)
+				return code == 200 && sent.MessageID != "", fmt.Sprintf("%d %+v", code, sent) // 409 while Laravel's view catches up
+			})
+
+			var st fakelaravel.MessagesState
+			proctest.Eventually(t, "the real app to store four messages and the read receipt", 60*time.Second, func() (bool, string) {
+				var err error
+				st, err = w.laravel.Messages(ctx, sid)
+				read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
+				return err == nil && len(st.Messages) >= 4 && read, fmt.Sprintf("%+v %v", st, err)
+			})
+			want := []struct {
+				id, text, quote, reactTo string
+				typ                      laravel.MessageType
+			}{
+				{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
+				{reply, "¿y en azul?", text, "", laravel.MessageText},
+				{reaction, "👍", "", text, laravel.MessageReaction},
+				{image, "este", "", "", laravel.MessageImage},
+			}
+			if len(st.Messages) != len(want) {
+				t.Fatalf("the app stored %d messages, want %d: %+v", len(st.Messages), len(want), st.Messages)
+			}
+			for i, m := range st.Messages {
+				w := want[i]
+				if m.MessageID != w.id || m.Text != w.text || m.Quote != w.quote || m.ReactTo != w.reactTo || m.Type != w.typ {
+					t.Fatalf("stored message %d = %+v, want %+v", i, m.MessageItem, w)
+				}
+				if m.Deliveries != 1 || m.Chat != customerPhone+"@s.whatsapp.net" || m.Sender != m.Chat || m.FromMe || m.Timestamp.IsZero() {
+					t.Fatalf("stored message %d: %+v delivered %d times, want once from %s", i, m.MessageItem, m.Deliveries, customerPhone)
+				}
+				if i > 0 && m.Sequence <= st.Messages[i-1].Sequence {
+					t.Fatalf("message %d has sequence %d after %d", i, m.Sequence, st.Messages[i-1].Sequence)
+				}
+			}
+			sum := sha256.Sum256(photo)
+			if md := st.Messages[3].Media; md == nil || md.MimeType != "image/jpeg" || md.FileLength != uint64(len(photo)) || md.FileSHA256 != hex.EncodeToString(sum[:]) {
+				t.Fatalf("image metadata in the app %+v, want the photo's type, length and SHA-256", md)
+			}
+			if r := st.Receipts[0]; r.MessageID != sent.MessageID || r.Sequence <= st.Messages[3].Sequence {
+				t.Fatalf("receipt %+v, want the read receipt of %s after the messages", r, sent.MessageID)
+			}
+
+			// The requests went to the endpoints of the mode and none failed.
+			used, unused := fakelaravel.EndpointMessageBatch, fakelaravel.EndpointMessage
+			if mode == config.ModeLegacy {
+				used, unused = unused, used
+			}
+			proctest.Eventually(t, "the front to count the message requests", 10*time.Second, func() (bool, string) {
+				eps := w.laravel.Stats().Endpoints
+				if n := eps[unused].Requests; n != 0 {
+					t.Fatalf("%s mode sent %d requests to %s", mode, n, unused)
+				}
+				got := eps[used]
+				return got.Requests > 0 && got.StatusCodes["200"] == got.Requests, fmt.Sprintf("%s: %+v", used, got)
+			})
+			waitGatewayReceipts(t, w.wa, text, reply, reaction, image)
+		})
+	}
+}
