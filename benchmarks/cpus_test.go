@@ -58,7 +58,7 @@ func TestAFloorEntryRunsTheSimulatorsFloorCommand(t *testing.T) {
 			t.Errorf("entry %s: simulator %s, want %s", e.Name, got, want)
 		}
 	}
-	if _, err := ParseMatrix([]byte("name: m\nentries:\n  - {name: f, kind: bare, scenario: s.yaml}\n")); err == nil || !strings.Contains(err.Error(), `kind "bare" is not run or floor`) {
+	if _, err := ParseMatrix([]byte("name: m\nentries:\n  - {name: f, kind: bare, scenario: s.yaml}\n")); err == nil || !strings.Contains(err.Error(), `kind "bare" is not run, floor or k6-cost`) {
 		t.Errorf("unknown kind: error %v", err)
 	}
 }

@@ -80,16 +80,19 @@ type Entry struct {
 	Set []string `yaml:"set"`
 	// Repeats overrides the matrix's Repeats.
 	Repeats int `yaml:"repeats"`
-	// Kind is "run" (the default: `simulator run`, the world against the gateway) or "floor"
+	// Kind is "run" (the default: `simulator run`, the world against the gateway), "floor"
 	// (`simulator floor`: the scenario's status poll workload against the bare net/http floor on
-	// the gateway's CPU set, whose CPU per request the report compares with the gateway's).
+	// the gateway's CPU set, whose CPU per request the report compares with the gateway's) or
+	// "k6-cost" (`simulator k6-cost SCRIPT.js`: the script and its world's native users on one
+	// world, the k6 runtime's CPU per request and memory per VU as thresholds).
 	Kind string `yaml:"kind"`
 }
 
 // Entry kinds.
 const (
-	KindRun   = "run"
-	KindFloor = "floor"
+	KindRun    = "run"
+	KindFloor  = "floor"
+	KindK6Cost = "k6-cost"
 )
 
 // Capacity is one capacity search: the largest user count for which every threshold holds.
@@ -179,8 +182,8 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 		if e.Kind == "" {
 			e.Kind = KindRun
 		}
-		if e.Kind != KindRun && e.Kind != KindFloor {
-			problems = append(problems, fmt.Sprintf("%s: kind %q is not run or floor", where, e.Kind))
+		if e.Kind != KindRun && e.Kind != KindFloor && e.Kind != KindK6Cost {
+			problems = append(problems, fmt.Sprintf("%s: kind %q is not run, floor or k6-cost", where, e.Kind))
 		}
 		if e.Repeats < 0 {
 			problems = append(problems, where+": repeats must be at least 1")

@@ -28,7 +28,9 @@ function exponential(perHour) {
 
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
 // [min,max], sessionLifetime: [min,max] (seconds), logoutAtEnd, messagesPerMinute,
-// dropsPerHour, replacedPerHour, remoteLogoutsPerHour}.
+// dropsPerHour, replacedPerHour, remoteLogoutsPerHour, pollsInline}. With pollsInline the account's
+// own VU polls its status every statusPollInterval while the session lives (one poller per
+// account, as the YAML users' pollers: 1), instead of poller VUs of their own.
 export function user(b) {
   const n = exec.vu.idInTest % b.users;
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax));
@@ -41,9 +43,10 @@ export function user(b) {
   let nextDrop = exponential(b.dropsPerHour || 0);
   let nextReplace = exponential(b.replacedPerHour || 0);
   let nextRemote = exponential(b.remoteLogoutsPerHour || 0);
+  let nextPoll = b.pollsInline ? b.statusPollInterval : Infinity;
   let sent = 0;
   for (;;) {
-    const step = Math.min(left, nextMsg, nextDrop, nextReplace, nextRemote);
+    const step = Math.min(left, nextMsg, nextDrop, nextReplace, nextRemote, nextPoll);
     if (!isFinite(step)) return;
     sleep(step);
     left -= step;
@@ -51,9 +54,14 @@ export function user(b) {
     nextDrop -= step;
     nextReplace -= step;
     nextRemote -= step;
+    nextPoll -= step;
     if (left <= 0) {
       if (Math.random() < b.logoutAtEnd) wagate.logout(id);
       return;
+    }
+    if (nextPoll <= 0) {
+      wagate.pollStatus(id);
+      nextPoll = b.statusPollInterval;
     }
     if (nextMsg <= 0) {
       sent++;

@@ -20,6 +20,7 @@ const usage = `usage: simulator <command> [flags]
 commands:
   run           run a scenario: the world, the users, the measurements (report.json, summary.json)
   floor         a scenario's status poll workload against a bare net/http server (the floor)
+  k6-cost       a workload as native Go users and as a k6 script on one world: CPU per request, memory per VU
   chaos         the generative fault campaign: random fault schedules, each on a fresh world, judged
   merge         merge the report.json files of execution-segment instances into one
   fakewa        run a standalone fake WhatsApp server (fakewa) with a JSON control API
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runScenario(ctx, rest, stdout, stderr)
 	case "floor": // floor.go: the poll workload against the bare net/http floor
 		return runFloor(ctx, rest, stdout, stderr)
+	case "k6-cost": // k6cost.go: the k6 runtime's cost next to the native users
+		return runK6Cost(ctx, rest, stdout, stderr)
 	case simrun.FloorServeCommand: // hidden: the floor itself, in its own process
 		err = runFloorServe(ctx, rest, stdout, stderr)
 	case "chaos": // chaos.go; 0 when every schedule passed, 1 otherwise

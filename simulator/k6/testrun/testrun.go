@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,7 +83,11 @@ type Config struct {
 	OnLoadEnd func(ctx context.Context)
 	// AfterTeardown, when set, runs after teardown with the registry, e.g. to record ground truth.
 	AfterTeardown func(ctx context.Context, r *metrics.Registry) error
-	Logger        *slog.Logger
+	// IterationLabels, when set, are runtime/pprof label pairs (key, value, ...) that every
+	// iteration's goroutine carries, and with it the goroutines it starts (HTTP connections): a CPU
+	// profile then tells the VUs' own CPU from the rest of the process (simulator k6-cost).
+	IterationLabels []string
+	Logger          *slog.Logger
 }
 
 // Result is a finished run.
@@ -667,10 +672,15 @@ func (r *run) runScenarios(ctx context.Context, scenarios []options.Scenario, t 
 			if err := vu.SetSetupData(dataJSON); err != nil {
 				return err
 			}
-			err = vu.RunIteration(ictx, js.Iteration{
+			it := js.Iteration{
 				Scenario: sc.Name, Exec: sc.Exec, Iter: ev.Iteration, IterInScenario: inScenario.Add(1) - 1,
 				Tags: sc.Tags, Env: sc.Env,
-			})
+			}
+			if len(r.cfg.IterationLabels) > 0 {
+				pprof.Do(ictx, pprof.Labels(r.cfg.IterationLabels...), func(lctx context.Context) { err = vu.RunIteration(lctx, it) })
+			} else {
+				err = vu.RunIteration(ictx, it)
+			}
 			var ab *js.AbortError
 			switch {
 			case err == nil:
