@@ -38,6 +38,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Hooks receive metric callbacks.
 	Hooks Hooks
+	// Owner, in cluster mode, says which sessions this replica holds and gives their versions'
+	// epochs (their shards' fencing tokens) instead of the manager-wide epoch; nil in
+	// single-process mode. See owner.go.
+	Owner Owner
 }
 
 // Bounds Validate keeps a Config within.

@@ -40,6 +40,8 @@ var (
 	ErrNotConnected = errors.New("session: not connected to WhatsApp")
 	ErrClosed       = errors.New("session: manager is shut down")
 	ErrBusy         = errors.New("session: session changed while the request ran; try again")
+	// ErrNotOwner (cluster mode): another replica holds the session's shard, or it is moving.
+	ErrNotOwner = errors.New("session: this replica does not hold the session's shard")
 )
 
 // Version layout: event versions are epoch*VersionsPerEpoch + a per-session counter.
@@ -62,6 +64,9 @@ type Hooks struct {
 	// EventDropped is called when an event is dropped: an old QR code pushed out of a full
 	// per-session queue, or an event emitted during shutdown.
 	EventDropped func(ev event.Event, reason string)
+	// FencedWrite is called (cluster mode) for a write not made because this replica no longer
+	// holds the session's shard: where is FencedEvent, FencedRegistry or FencedConnect.
+	FencedWrite func(where string)
 }
 
 // Info is a snapshot of one session.
@@ -88,6 +93,7 @@ type Manager struct {
 	driver Driver
 	store  Store
 	sink   delivery.Delivery
+	owner  Owner // cluster mode; nil in single-process mode
 
 	ctx    context.Context // lives until Close: deliveries and WhatsApp connections
 	cancel context.CancelFunc
@@ -122,6 +128,7 @@ type session struct {
 	deviceID string
 	status   laravel.Status
 	parked   string // why a paired session is not reconnected (storage.Parked*); "" when it may be
+	dropped  bool   // cluster mode: its shard was handed over or lost; nothing acts for it any more
 	conn     Conn
 	gen      uint64 // bumped whenever conn is replaced or dropped; stale events are ignored
 	starting bool
@@ -161,6 +168,7 @@ func New(ctx context.Context, cfg Config, driver Driver, store Store, sink deliv
 		driver:   driver,
 		store:    store,
 		sink:     sink,
+		owner:    cfg.Owner,
 		ctx:      mctx,
 		cancel:   cancel,
 		epoch:    epoch,
@@ -177,14 +185,26 @@ func (m *Manager) Restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.restore(recs, m.cfg.ResyncRestored)
+	return nil
+}
+
+// restore brings back the records not yet local (in cluster mode only those of held shards);
+// resync sends their statuses again. Paired sessions reconnect in the background.
+func (m *Manager) restore(recs []storage.Record, resync bool) int {
 	var paired, restored []*session
 	m.mu.Lock()
 	for _, rec := range recs {
 		if _, ok := m.sessions[rec.SessionID]; ok || !laravel.ValidSessionID(rec.SessionID) {
 			continue
 		}
+		if m.owner != nil {
+			if _, _, held := m.owner.Epoch(rec.SessionID); !held {
+				continue
+			}
+		}
 		s := &session{id: rec.SessionID, created: rec.CreatedAt, updated: rec.UpdatedAt,
-			deviceID: rec.DeviceJID, status: rec.Status, parked: rec.Parked, epoch: m.epoch}
+			deviceID: rec.DeviceJID, status: rec.Status, parked: rec.Parked, epoch: m.firstEpoch()}
 		m.sessions[s.id] = s
 		m.ids = append(m.ids, s.id)
 		restored = append(restored, s)
@@ -202,16 +222,16 @@ func (m *Manager) Restore(ctx context.Context) error {
 		switch {
 		case idle && s.status == laravel.StatusPending:
 			m.setStatus(s, laravel.StatusExpired)
-		case (idle || parked) && m.cfg.ResyncRestored:
+		case (idle || parked) && resync:
 			m.emit(s, event.KindStatus, string(s.status))
-		case s.deviceID != "" && m.cfg.ResyncRestored:
+		case s.deviceID != "" && resync:
 			s.resync = true
 		}
 		s.mu.Unlock()
 	}
-	m.log.Info("sessions restored", "total", len(recs), "paired", len(paired), "resync", m.cfg.ResyncRestored)
+	m.log.Info("sessions restored", "total", len(restored), "paired", len(paired), "resync", resync)
 	if len(paired) == 0 {
-		return nil
+		return len(restored)
 	}
 	m.restoring.Add(int64(len(paired)))
 	go func() {
@@ -226,14 +246,15 @@ func (m *Manager) Restore(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done(); m.restoring.Add(-1) }()
-				if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) {
+				if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
 					m.log.Warn("reconnect of a paired session failed", "session_id", s.id, "err", err)
+					m.retryReconnect(s, time.Second)
 				}
 			}()
 		}
 		wg.Wait()
 	}()
-	return nil
+	return len(restored)
 }
 
 // Restoring returns how many paired sessions of a previous run are still reconnecting.
@@ -249,13 +270,27 @@ func (m *Manager) Start(ctx context.Context, id string) (Info, error) {
 	if m.closed.Load() {
 		return Info{}, ErrClosed
 	}
+	if m.owner != nil {
+		if _, _, held := m.owner.Epoch(id); !held {
+			return Info{}, ErrNotOwner
+		}
+	}
 	return m.start(ctx, m.getOrCreate(id), true)
 }
 
 // start connects s. allowPairing says whether an unpaired session may begin a QR flow (false for
 // the automatic reconnects after a restart).
 func (m *Manager) start(ctx context.Context, s *session, allowPairing bool) (Info, error) {
+	if m.owner != nil {
+		if info, done, err := m.fenceStart(ctx, s); done {
+			return info, err
+		}
+	}
 	s.mu.Lock()
+	if s.dropped {
+		s.mu.Unlock()
+		return Info{}, ErrNotOwner
+	}
 	if s.conn != nil || s.starting {
 		info := m.info(s)
 		s.mu.Unlock()
@@ -595,7 +630,7 @@ func (m *Manager) getOrCreate(id string) *session {
 		return s
 	}
 	now := time.Now()
-	s := &session{id: id, created: now, updated: now, epoch: m.epoch}
+	s := &session{id: id, created: now, updated: now, epoch: m.firstEpoch()}
 	m.sessions[id] = s
 	i, _ := slices.BinarySearch(m.ids, id)
 	m.ids = slices.Insert(m.ids, i, id)
@@ -658,6 +693,13 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 			return
 		}
 		m.setStatus(s, laravel.StatusDisconnected)
+		if m.owner != nil {
+			// Cluster mode: whatsmeow does not reconnect by itself; start checks in Redis that the
+			// shard is still ours first.
+			m.dropConnLocked(s)
+			m.reconnectLater(s, 0)
+			return
+		}
 		if s.conn.LoggedIn() {
 			// The reconnect already finished and its Connected was handled before this event.
 			m.setStatus(s, laravel.StatusConnected)
@@ -670,6 +712,12 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		m.setStatus(s, laravel.StatusLoggedOut)
 		m.persist(s)
 	case StreamReplaced:
+		if !m.holds(s) {
+			// Cluster mode: the replica now holding the shard connected; the record is its to write.
+			m.log.Info("the session's new holder replaced this replica's connection", "session_id", s.id)
+			m.dropConnLocked(s)
+			return
+		}
 		m.log.Warn("another client took over this session's device; not reconnecting", "session_id", s.id)
 		m.dropConnLocked(s)
 		s.parked = storage.ParkedStreamReplaced // a restart must not take the device back either
@@ -812,19 +860,37 @@ func (m *Manager) setStatus(s *session, st laravel.Status) {
 // persist schedules s's registry record. Callers hold s.mu.
 func (m *Manager) persist(s *session) {
 	s.updated = time.Now()
+	epoch := s.epoch
+	if m.owner != nil {
+		_, e, held := m.owner.Epoch(s.id)
+		if !held || s.dropped {
+			m.fenced(FencedRegistry)
+			return
+		}
+		epoch = e
+	}
 	m.store.Put(storage.Record{SessionID: s.id, DeviceJID: s.deviceID, Status: s.status,
-		CreatedAt: s.created, UpdatedAt: s.updated, Parked: s.parked})
+		CreatedAt: s.created, UpdatedAt: s.updated, Parked: s.parked, Epoch: epoch})
 }
 
-// nextVersion returns s's next event version. Callers hold s.mu.
-func (m *Manager) nextVersion(s *session) int64 {
-	if s.seq >= VersionsPerEpoch-1 {
+// nextVersion returns s's next event version; false in cluster mode when this replica does not
+// hold the session's shard (the event must not be emitted). Callers hold s.mu.
+func (m *Manager) nextVersion(s *session) (int64, bool) {
+	if m.owner != nil {
+		e, ok := m.shardEpoch(s, s.epoch, s.seq)
+		if !ok {
+			return 0, false
+		}
+		if e != s.epoch {
+			s.epoch, s.seq = e, 0
+		}
+	} else if s.seq >= VersionsPerEpoch-1 {
 		s.epoch = m.renewEpoch(s.epoch)
 		s.seq = 0
 	}
 	s.seq++
 	s.version = s.epoch*VersionsPerEpoch + s.seq
-	return s.version
+	return s.version, true
 }
 
 // renewEpoch returns an epoch greater than old (a session used up its counter: very rare).
@@ -849,7 +915,15 @@ func (m *Manager) renewEpoch(old int64) int64 {
 // emit builds the event and queues it for delivery, in order per session. Callers hold s.mu.
 func (m *Manager) emit(s *session, kind event.Kind, payload string) {
 	now := time.Now()
-	v := m.nextVersion(s)
+	if s.dropped {
+		m.fenced(FencedEvent)
+		return
+	}
+	v, ok := m.nextVersion(s)
+	if !ok {
+		m.fenced(FencedEvent)
+		return
+	}
 	ev := event.Event{
 		ID:        s.id + "-" + strconv.FormatInt(v, 10),
 		SessionID: s.id,

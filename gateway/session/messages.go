@@ -81,6 +81,13 @@ func (m *Manager) nextSequence(s *session) int64 {
 		s.msgs.epoch = m.epoch
 		m.epochMu.Unlock()
 	}
+	if m.owner != nil {
+		// Cluster mode: continue above the shard's epoch, so a session's sequences keep growing
+		// when it moves to a replica that started earlier.
+		if _, e, held := m.owner.Epoch(s.id); held && e > s.msgs.epoch {
+			s.msgs.epoch, s.msgs.seq = e, 0
+		}
+	}
 	if s.msgs.seq >= VersionsPerEpoch-1 {
 		s.msgs.epoch = m.renewEpoch(s.msgs.epoch)
 		s.msgs.seq = 0

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"wagate/gateway/laravel"
@@ -30,6 +31,10 @@ type Record struct {
 	// connection for good (ParkedConnectFailed). A restart keeps that decision; only an explicit
 	// start (POST /sessions) reconnects a parked session.
 	Parked string
+	// Epoch is the writer's version epoch (cluster mode: its shard's epoch, the fencing token).
+	// A write with a lower epoch than the stored row's is refused: a replica that lost the
+	// session's shard cannot overwrite the newer holder's record.
+	Epoch int64
 }
 
 // Reasons a paired session is parked (Record.Parked).
@@ -49,9 +54,12 @@ type Registry struct {
 	pending map[string]Record
 
 	writeMu sync.Mutex // serialises batch writes (background writer and Flush)
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	// onFenced, when set, is called for every write refused because the stored row carries a
+	// newer epoch (SetOnFencedWrite).
+	onFenced atomic.Pointer[func(Record)]
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // NewRegistry returns a registry on db and starts its writer. Close stops it.
@@ -71,10 +79,14 @@ func NewRegistry(db *DB, log *slog.Logger) *Registry {
 	return r
 }
 
+// SetOnFencedWrite sets f to be called (on the writer's goroutine) for every record not written
+// because the stored row carries a newer epoch: a fenced (zombie) write.
+func (r *Registry) SetOnFencedWrite(f func(Record)) { r.onFenced.Store(&f) }
+
 // Load returns every stored record, ordered by session id.
 func (r *Registry) Load(ctx context.Context) ([]Record, error) {
 	rows, err := r.db.SQL.QueryContext(ctx,
-		`SELECT session_id, device_jid, status, created_at, updated_at, parked FROM wagate_sessions ORDER BY session_id`)
+		`SELECT session_id, device_jid, status, created_at, updated_at, parked, epoch FROM wagate_sessions ORDER BY session_id`)
 	if err != nil {
 		return nil, fmt.Errorf("storage: load sessions: %w", err)
 	}
@@ -84,7 +96,7 @@ func (r *Registry) Load(ctx context.Context) ([]Record, error) {
 		var rec Record
 		var status string
 		var created, updated int64
-		if err := rows.Scan(&rec.SessionID, &rec.DeviceJID, &status, &created, &updated, &rec.Parked); err != nil {
+		if err := rows.Scan(&rec.SessionID, &rec.DeviceJID, &status, &created, &updated, &rec.Parked, &rec.Epoch); err != nil {
 			return nil, fmt.Errorf("storage: scan session: %w", err)
 		}
 		rec.Status = laravel.Status(status)
@@ -197,24 +209,39 @@ func (r *Registry) upsert(ctx context.Context, batch []Record) error {
 		return fmt.Errorf("storage: begin session write: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO wagate_sessions (session_id, device_jid, status, created_at, updated_at, parked)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (session_id) DO UPDATE SET device_jid = excluded.device_jid, status = excluded.status, updated_at = excluded.updated_at, parked = excluded.parked`)
+	// The conditional upsert is the registry's fence: a row written at a newer epoch stays.
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO wagate_sessions (session_id, device_jid, status, created_at, updated_at, parked, epoch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (session_id) DO UPDATE SET device_jid = excluded.device_jid, status = excluded.status, updated_at = excluded.updated_at,
+			parked = excluded.parked, epoch = excluded.epoch
+		WHERE wagate_sessions.epoch <= excluded.epoch`)
 	if err != nil {
 		return fmt.Errorf("storage: prepare session write: %w", err)
 	}
 	defer stmt.Close()
+	var fenced []Record
 	for _, rec := range batch {
 		created := rec.CreatedAt
 		if created.IsZero() {
 			created = rec.UpdatedAt
 		}
-		if _, err := stmt.ExecContext(ctx, rec.SessionID, rec.DeviceJID, string(rec.Status), created.UnixMilli(), rec.UpdatedAt.UnixMilli(), rec.Parked); err != nil {
+		res, err := stmt.ExecContext(ctx, rec.SessionID, rec.DeviceJID, string(rec.Status), created.UnixMilli(), rec.UpdatedAt.UnixMilli(), rec.Parked, rec.Epoch)
+		if err != nil {
 			return fmt.Errorf("storage: write session %s: %w", rec.SessionID, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			fenced = append(fenced, rec)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storage: commit session write: %w", err)
+	}
+	for _, rec := range fenced {
+		r.log.Warn("session registry: write refused, the stored record has a newer epoch (another replica holds the session)",
+			"session_id", rec.SessionID, "epoch", rec.Epoch)
+		if f := r.onFenced.Load(); f != nil && *f != nil {
+			(*f)(rec)
+		}
 	}
 	return nil
 }

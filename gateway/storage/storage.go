@@ -173,7 +173,8 @@ CREATE TABLE IF NOT EXISTS wagate_sessions (
 	status     TEXT NOT NULL,
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL,
-	parked     TEXT NOT NULL DEFAULT ''
+	parked     TEXT NOT NULL DEFAULT '',
+	epoch      BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS wagate_meta (
 	name  TEXT PRIMARY KEY,
@@ -195,6 +196,12 @@ func (d *DB) migrate(ctx context.Context) error {
 	if _, err := d.SQL.ExecContext(ctx, `SELECT parked FROM wagate_sessions LIMIT 0`); err != nil {
 		if _, err := d.SQL.ExecContext(ctx, `ALTER TABLE wagate_sessions ADD COLUMN parked TEXT NOT NULL DEFAULT ''`); err != nil {
 			return fmt.Errorf("storage: add the parked column in %s: %w", d.Where, err)
+		}
+	}
+	// ... and the epoch column (the writer's fencing token; 0 for rows written before it).
+	if _, err := d.SQL.ExecContext(ctx, `SELECT epoch FROM wagate_sessions LIMIT 0`); err != nil {
+		if _, err := d.SQL.ExecContext(ctx, `ALTER TABLE wagate_sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("storage: add the epoch column in %s: %w", d.Where, err)
 		}
 	}
 	return nil

@@ -42,6 +42,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Debug passes whatsmeow's info and debug lines to Logger too.
 	Debug bool
+	// NoAutoReconnect turns whatsmeow's own reconnects off (cluster mode): a dropped or failed
+	// connection is reported, and the session layer reconnects only after checking in Redis
+	// that the session's shard is still this replica's.
+	NoAutoReconnect bool
 	// ConnectTimeout bounds the first connection attempt of Conn.Connect [30 s].
 	ConnectTimeout time.Duration
 }
@@ -53,6 +57,7 @@ type Driver struct {
 	cancel    context.CancelFunc
 	log       *slog.Logger
 	waLog     waLog.Logger
+	reconnect bool // whatsmeow's auto-reconnect (off in cluster mode)
 	dialHTTP  *http.Client // test-only; shared by every client
 	timeout   time.Duration
 }
@@ -72,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("whatsapp: prepare whatsmeow store in %s: %w", cfg.DB.Where, err)
 	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout}
+	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout, reconnect: !cfg.NoAutoReconnect}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
 	}
@@ -135,8 +140,10 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 		}
 	}
 	cli := whatsmeow.NewClient(dev, d.waLog.Sub(sessionID))
-	cli.EnableAutoReconnect = true
-	cli.InitialAutoReconnect = true      // a paired session that can't connect at start retries in the background
+	// A paired session that can't connect at start retries in the background, unless the session
+	// layer reconnects itself after a fence check (cluster mode).
+	cli.EnableAutoReconnect = d.reconnect
+	cli.InitialAutoReconnect = d.reconnect
 	cli.ManualHistorySyncDownload = true // the gateway never needs chat history
 	cli.BackgroundEventCtx = d.ctx
 	// Messages are acknowledged to WhatsApp only once the gateway made them durable: whatsmeow
