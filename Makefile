@@ -100,6 +100,16 @@ release:
 	done
 	cd dist && sha256sum * > SHA256SUMS && cat SHA256SUMS
 
+# image: the gateway's container image from the Dockerfile (static binary, distroless, non-root),
+# tagged $(IMAGE). Needs a Docker daemon; without one it says so and does nothing.
+IMAGE ?= wagate/gateway:$(VERSION)
+.PHONY: image
+image:
+	@if docker info >/dev/null 2>&1; then \
+		docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) . && \
+		docker run --rm $(IMAGE) -version; \
+	else echo "make image: no Docker daemon here (docker info failed); image not built"; fi
+
 clean:
 	rm -rf bin
 

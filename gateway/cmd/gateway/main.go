@@ -41,6 +41,9 @@ func readableDuration(_ []string, a slog.Attr) slog.Attr {
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		return healthcheck(os.Args[2:])
+	}
 	loaded, err := config.Load(config.Options{Args: os.Args[1:]})
 	switch {
 	case errors.Is(err, config.ErrHelp):
