@@ -29,10 +29,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"wagate/gateway/delivery"
 	"wagate/gateway/laravel"
+	"wagate/gateway/sendonce"
 	"wagate/gateway/session"
 )
 
@@ -53,7 +53,7 @@ const (
 type SessionService interface {
 	Start(ctx context.Context, id string) (session.Info, error)
 	Logout(ctx context.Context, id string) (session.Info, error)
-	SendText(ctx context.Context, id, phone, text string) (string, error)
+	SendText(ctx context.Context, id string, msg session.OutgoingText) (string, error)
 }
 
 // SessionReader reads session state (session.Manager implements it; batch mode may read through
@@ -112,6 +112,9 @@ type Config struct {
 	DeadLetters DeadLetters
 	// DeadLetterMetrics, when set, counts what the dead-letter routes listed and re-drove.
 	DeadLetterMetrics DeadLetterMetrics
+	// SendKeys remembers the answers of sends made with an Idempotency-Key (send.go); nil keeps
+	// them in the process for sendonce.DefaultTTL.
+	SendKeys sendonce.Store
 	// Locator, in cluster mode, says which replica holds a session: start, send and logout of a
 	// session held elsewhere are forwarded there (forward.go). Nil serves every request here.
 	Locator Locator
@@ -153,6 +156,9 @@ func newAPI(cfg Config) (*api, *http.ServeMux, error) {
 	}
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = DefaultCheckTimeout
+	}
+	if cfg.SendKeys == nil {
+		cfg.SendKeys = sendonce.NewMemory(sendonce.DefaultTTL)
 	}
 	a := &api{cfg: cfg, log: cfg.Logger, tokenHash: sha256.Sum256([]byte(cfg.Token)), pngs: newPNGCache(4096)}
 	if cfg.Locator != nil {
@@ -563,59 +569,8 @@ func wantsPNG(r *http.Request) bool {
 	return false
 }
 
-type messageRequest struct {
-	To   string `json:"to"`
-	Text string `json:"text"`
-}
-
-type messageResponse struct {
-	SessionID string `json:"session_id"`
-	To        string `json:"to"`
-	MessageID string `json:"message_id"`
-}
-
 // phonePattern is an E.164 number: country code first, 7 to 15 digits, an optional leading +.
 var phonePattern = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
-
-func (a *api) sendMessage(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok || a.routed(w, r, id) {
-		return
-	}
-	var req messageRequest
-	if !a.readJSON(w, r, &req) {
-		return
-	}
-	if !phonePattern.MatchString(req.To) {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_phone", "to must be a phone number in international format: 7-15 digits, country code first, optional +")
-		return
-	}
-	if strings.TrimSpace(req.Text) == "" || utf8.RuneCountInString(req.Text) > MaxTextLen {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_text", fmt.Sprintf("text must be 1 to %d characters", MaxTextLen))
-		return
-	}
-	if _, err := a.cfg.Reader.Get(r.Context(), id); err != nil {
-		a.sessionError(w, r, err)
-		return
-	}
-	active, err := a.cfg.Activity.IsSessionActive(r.Context(), id)
-	if err != nil {
-		a.log.Warn("isSessionActive failed", "session_id", id, "err", err)
-		writeError(w, http.StatusBadGateway, "activity_check_failed", "could not check with Laravel whether the session is active")
-		return
-	}
-	if !active {
-		writeError(w, http.StatusConflict, "session_not_active", "Laravel does not consider this session active (enabled and connected)")
-		return
-	}
-	to := strings.TrimPrefix(req.To, "+")
-	msgID, err := a.cfg.Sessions.SendText(r.Context(), id, to, req.Text)
-	if err != nil {
-		a.sessionError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, messageResponse{SessionID: id, To: to, MessageID: msgID})
-}
 
 func (a *api) logoutSession(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)

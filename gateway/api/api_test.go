@@ -294,6 +294,9 @@ func TestBadInputGetsA4xxWithAnErrorBody(t *testing.T) {
 			{"empty text", "POST", "/sessions/s1/messages", `{"to":"15550001111","text":"  "}`, nil, 422, "invalid_text"},
 			{"text too long", "POST", "/sessions/s1/messages", `{"to":"15550001111","text":"` + strings.Repeat("é", api.MaxTextLen+1) + `"}`, nil, 422, "invalid_text"},
 			{"malformed message json", "POST", "/sessions/s1/messages", `{"to":`, nil, 400, "invalid_json"},
+			{"quote not a message id", "POST", "/sessions/s1/messages", `{"to":"15550001111","text":"x","quote":"a b"}`, nil, 422, "invalid_quote"},
+			{"idempotency key with a space", "POST", "/sessions/s1/messages", `{"to":"15550001111","text":"x"}`, []string{"Idempotency-Key", "a b"}, 400, "invalid_idempotency_key"},
+			{"idempotency key too long", "POST", "/sessions/s1/messages", `{"to":"15550001111","text":"x"}`, []string{"Idempotency-Key", strings.Repeat("k", 256)}, 400, "invalid_idempotency_key"},
 			{"wrong method", "PUT", "/sessions/s1", "", nil, 405, "method_not_allowed"},
 			{"unknown path", "GET", "/nope", "", nil, 404, "not_found"},
 			{"bad limit", "GET", "/sessions?limit=0", "", nil, 400, "invalid_limit"},
@@ -410,7 +413,7 @@ type nilManager struct{}
 
 func (nilManager) Start(context.Context, string) (session.Info, error)  { return session.Info{}, nil }
 func (nilManager) Logout(context.Context, string) (session.Info, error) { return session.Info{}, nil }
-func (nilManager) SendText(context.Context, string, string, string) (string, error) {
+func (nilManager) SendText(context.Context, string, session.OutgoingText) (string, error) {
 	return "", nil
 }
 func (nilManager) Get(context.Context, string) (session.Info, error) { return session.Info{}, nil }

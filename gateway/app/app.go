@@ -21,6 +21,7 @@ import (
 	"wagate/gateway/delivery/legacy"
 	"wagate/gateway/laravel"
 	"wagate/gateway/metrics"
+	"wagate/gateway/sendonce"
 	"wagate/gateway/session"
 	"wagate/gateway/storage"
 	"wagate/gateway/wadial"
@@ -61,9 +62,11 @@ type modeParts struct {
 	routes    []api.Route
 	// deadLetters serves the dead-letter admin routes (batch: the outbox; legacy: nil, 501).
 	deadLetters api.DeadLetters
-	ready       []api.Check
-	warnings    []string
-	closers     []func(ctx context.Context) error
+	// sendKeys keeps the answers of keyed sends (batch: Redis; legacy: the process).
+	sendKeys sendonce.Store
+	ready    []api.Check
+	warnings []string
+	closers  []func(ctx context.Context) error
 	// redisData (batch) is the Redis data the outbox lives in: set when a loss of it must make
 	// the sessions send their state again.
 	redisData *redisData
@@ -130,7 +133,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	var parts modeParts
 	switch cfg.Mode {
 	case config.ModeLegacy:
-		parts = modeParts{delivery: legacy.New(a.client), activity: legacy.NewActivityChecker(a.client)}
+		parts = modeParts{delivery: legacy.New(a.client), activity: legacy.NewActivityChecker(a.client),
+			sendKeys: sendonce.NewMemory(cfg.SendIdempotencyTTL)}
 	case config.ModeBatch:
 		parts, err = batchParts(ctx, cfg, a.client, a.metrics, log)
 		if err != nil {
@@ -203,6 +207,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Logger:         log,
 		RateLimit:      cfg.APIRateLimit(),
 		DeadLetters:    parts.deadLetters,
+		SendKeys:       parts.sendKeys,
 		// Registered in every mode, so the series exist (at 0) from the start.
 		DeadLetterMetrics: a.metrics.RegisterDeadLetters(),
 	})

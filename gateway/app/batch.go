@@ -14,6 +14,7 @@ import (
 	"wagate/gateway/metrics"
 	"wagate/gateway/outbox"
 	"wagate/gateway/redisx"
+	"wagate/gateway/sendonce"
 )
 
 // batchParts wires batch mode: Redis (or the embedded miniredis), the durable outbox, the batch
@@ -96,6 +97,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 			{Pattern: "GET /metrics/cache", Handler: c.MetricsHandler(), Public: true},
 		},
 		deadLetters: ob,
+		sendKeys:    sendonce.NewRedis(rc.Client, cfg.SendIdempotencyTTL),
 		ready: []api.Check{{Name: "redis", Check: func(ctx context.Context) error {
 			_, err := rc.Ready(ctx)
 			return err

@@ -32,6 +32,7 @@ import (
 	"wagate/gateway/internal/configcheck"
 	"wagate/gateway/laravel"
 	"wagate/gateway/outbox"
+	"wagate/gateway/sendonce"
 	"wagate/gateway/session"
 	"wagate/gateway/storage"
 	"wagate/gateway/wadial"
@@ -102,6 +103,10 @@ type Config struct {
 	Batch Batch
 	// Cache tunes batch mode's cache TTLs (zero: the cache's defaults).
 	Cache Cache
+
+	// SendIdempotencyTTL is how long the answer of a send with an Idempotency-Key is kept (in
+	// Redis in batch mode, in the process in legacy mode).
+	SendIdempotencyTTL time.Duration
 
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration
@@ -178,10 +183,11 @@ func Default() Config {
 			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter},
 		Cache: Cache{QRTTL: caches.QRTTL, StatusTTL: caches.StatusTTL, ConnectionTTL: caches.ConnectionTTL, SessionTTL: caches.SessionTTL,
 			WriteTimeout: caches.WriteTimeout},
-		RateLimit:       int(api.DefaultConfig().RateLimit.PerSecond),
-		ShutdownTimeout: 20 * time.Second,
-		LogLevel:        "info",
-		LogFormat:       "text",
+		RateLimit:          int(api.DefaultConfig().RateLimit.PerSecond),
+		SendIdempotencyTTL: sendonce.DefaultTTL,
+		ShutdownTimeout:    20 * time.Second,
+		LogLevel:           "info",
+		LogFormat:          "text",
 	}
 }
 
@@ -251,6 +257,7 @@ func settings() []setting {
 		{flag: "cache-ttl-connection", usage: "batch mode: cache TTL of connection states (0: the cache's default)", value: func(c *Config) any { return &c.Cache.ConnectionTTL }, fills: []string{"cache.ConnectionTTL"}},
 		{flag: "cache-ttl-session", usage: "batch mode: cache TTL of Laravel's session answers (0: the cache's default)", value: func(c *Config) any { return &c.Cache.SessionTTL }, fills: []string{"cache.SessionTTL"}},
 		{flag: "cache-write-timeout", usage: "batch mode: bound of the cache write-through of one event before it is appended (0: the cache's default)", value: func(c *Config) any { return &c.Cache.WriteTimeout }, fills: []string{"cache.WriteTimeout"}},
+		{flag: "send-idempotency-ttl", usage: "how long a send's answer is kept for retries with the same Idempotency-Key (batch mode: in Redis; legacy: in the process)", value: func(c *Config) any { return &c.SendIdempotencyTTL }, positive: true},
 		{flag: "shutdown-timeout", usage: "deadline of a graceful shutdown on SIGTERM/SIGINT", value: func(c *Config) any { return &c.ShutdownTimeout }, positive: true},
 		{flag: "log-level", usage: "log level: debug, info, warn, error", value: func(c *Config) any { return &c.LogLevel }},
 		{flag: "log-format", usage: "log format: text or json", value: func(c *Config) any { return &c.LogFormat }},

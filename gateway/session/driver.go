@@ -35,11 +35,26 @@ type Conn interface {
 	Logout(ctx context.Context) error
 	// LoggedIn reports whether the connection is up and authenticated right now.
 	LoggedIn() bool
-	// SendText sends a text message to a phone number (digits, country code first) and returns
-	// the WhatsApp message id.
-	SendText(ctx context.Context, phone, text string) (string, error)
+	// SendText sends a text message (a reply when msg.Quote is set) and returns the WhatsApp
+	// message id: msg.ID when set, a new one otherwise.
+	SendText(ctx context.Context, msg OutgoingText) (string, error)
 	// Release frees the connection's resources after Disconnect or Logout; it is not used again.
 	Release()
+}
+
+// OutgoingText is a text message a session sends to a phone.
+type OutgoingText struct {
+	// Phone is the recipient's number: digits, country code first.
+	Phone string
+	// Text is the message.
+	Text string
+	// Quote is the id of the message in the chat with Phone this one replies to ("" for none);
+	// QuoteFromMe says the session wrote it (otherwise the phone did).
+	Quote       string
+	QuoteFromMe bool
+	// ID is the WhatsApp message id to send with ("": the driver generates one). A keyed send
+	// passes the same id on every retry, so the recipient deduplicates a repeated send.
+	ID string
 }
 
 // ErrDeviceNotFound is returned by Driver.Open for a device no longer in the device store.

@@ -530,9 +530,9 @@ func (m *Manager) Counts() (byStatus map[laravel.Status]int, live int) {
 	return byStatus, live
 }
 
-// SendText sends a text message from a connected session to a phone number and returns the
-// WhatsApp message id.
-func (m *Manager) SendText(ctx context.Context, id, phone, text string) (string, error) {
+// SendText sends a text message (a reply when msg.Quote is set) from a connected session and
+// returns the WhatsApp message id.
+func (m *Manager) SendText(ctx context.Context, id string, msg OutgoingText) (string, error) {
 	s := m.lookup(id)
 	if s == nil {
 		return "", ErrNotFound
@@ -543,7 +543,7 @@ func (m *Manager) SendText(ctx context.Context, id, phone, text string) (string,
 	if conn == nil || !conn.LoggedIn() {
 		return "", ErrNotConnected
 	}
-	msgID, err := conn.SendText(ctx, phone, text)
+	msgID, err := conn.SendText(ctx, msg)
 	if err != nil {
 		return "", fmt.Errorf("session %s: send: %w", id, err)
 	}

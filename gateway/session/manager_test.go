@@ -481,7 +481,7 @@ func TestInvalidAndUnknownSessions(t *testing.T) {
 		if _, err := r.m.Logout(context.Background(), "nope"); !errors.Is(err, session.ErrNotFound) {
 			t.Error(err)
 		}
-		if _, err := r.m.SendText(context.Background(), "nope", "1555", "x"); !errors.Is(err, session.ErrNotFound) {
+		if _, err := r.m.SendText(context.Background(), "nope", session.OutgoingText{Phone: "1555", Text: "x"}); !errors.Is(err, session.ErrNotFound) {
 			t.Error(err)
 		}
 	})
@@ -492,13 +492,13 @@ func TestSendTextNeedsALiveConnection(t *testing.T) {
 		r := newRig(t, session.Config{})
 		defer r.close()
 		r.start("s1")
-		if _, err := r.m.SendText(context.Background(), "s1", "15550001111", "hi"); !errors.Is(err, session.ErrNotConnected) {
+		if _, err := r.m.SendText(context.Background(), "s1", session.OutgoingText{Phone: "15550001111", Text: "hi"}); !errors.Is(err, session.ErrNotConnected) {
 			t.Fatalf("pending session sent: %v", err)
 		}
 		c := r.driver.Conn("s1")
 		c.Scan()
 		synctest.Wait()
-		id, err := r.m.SendText(context.Background(), "s1", "15550001111", "hi")
+		id, err := r.m.SendText(context.Background(), "s1", session.OutgoingText{Phone: "15550001111", Text: "hi"})
 		if err != nil || id == "" {
 			t.Fatalf("id %q err %v", id, err)
 		}

@@ -18,13 +18,11 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
-	"google.golang.org/protobuf/proto"
 
 	"wagate/gateway/session"
 	"wagate/gateway/storage"
@@ -57,7 +55,7 @@ type Driver struct {
 	cancel    context.CancelFunc
 	log       *slog.Logger
 	waLog     waLog.Logger
-	reconnect bool // whatsmeow's auto-reconnect (off in cluster mode)
+	reconnect bool         // whatsmeow's auto-reconnect (off in cluster mode)
 	dialHTTP  *http.Client // test-only; shared by every client
 	timeout   time.Duration
 }
@@ -230,9 +228,13 @@ func (c *conn) Logout(ctx context.Context) error {
 }
 
 // SendText implements session.Conn.
-func (c *conn) SendText(ctx context.Context, phone, text string) (string, error) {
-	to := types.NewJID(strings.TrimPrefix(phone, "+"), types.DefaultUserServer)
-	resp, err := c.cli.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(text)})
+func (c *conn) SendText(ctx context.Context, msg session.OutgoingText) (string, error) {
+	to := types.NewJID(strings.TrimPrefix(msg.Phone, "+"), types.DefaultUserServer)
+	var own types.JID
+	if id := c.cli.Store.ID; id != nil {
+		own = id.ToNonAD()
+	}
+	resp, err := c.cli.SendMessage(ctx, to, outgoingText(msg, to, own), whatsmeow.SendRequestExtra{ID: types.MessageID(msg.ID)})
 	if err != nil {
 		return "", err
 	}

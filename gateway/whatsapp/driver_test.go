@@ -165,7 +165,7 @@ func TestWhatsmeowSessionLifecycleAgainstFakewa(t *testing.T) {
 	ctx := context.Background()
 	jid := w.pair("s1", "15550000001")
 
-	msgID, err := w.m.SendText(ctx, "s1", "15550009999", "hello")
+	msgID, err := w.m.SendText(ctx, "s1", session.OutgoingText{Phone: "15550009999", Text: "hello"})
 	if err != nil || msgID == "" {
 		t.Fatalf("send: id %q err %v", msgID, err)
 	}
@@ -225,7 +225,7 @@ func TestWhatsmeowStoreOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	jid := w.pair("pg1", "15550000011")
 	w.pair("pg2", "15550000012")
-	if _, err := w.m.SendText(ctx, "pg1", "15550009999", "hola"); err != nil {
+	if _, err := w.m.SendText(ctx, "pg1", session.OutgoingText{Phone: "15550009999", Text: "hola"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.wa.Drop(jid); err != nil {

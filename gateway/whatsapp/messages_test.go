@@ -9,6 +9,7 @@ import (
 
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
+	"wagate/gateway/session"
 	"wagate/gateway/session/sessiontest"
 	"wagate/simulator/fakewa"
 )
@@ -99,7 +100,7 @@ func TestACustomersTextReplyAndReactionAndTheReceiptsOfASentMessageBecomeSession
 		}
 	}
 
-	sent, err := w.m.SendText(context.Background(), "s1", customer, "sí, en azul también")
+	sent, err := w.m.SendText(context.Background(), "s1", session.OutgoingText{Phone: customer, Text: "sí, en azul también"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,13 +151,16 @@ func (c *Conn) Logout(ctx context.Context) error {
 func (c *Conn) LoggedIn() bool { return c.loggedIn.Load() }
 
 // SendText implements session.Conn.
-func (c *Conn) SendText(ctx context.Context, phone, text string) (string, error) {
+func (c *Conn) SendText(ctx context.Context, msg session.OutgoingText) (string, error) {
 	if !c.loggedIn.Load() {
 		return "", errors.New("fake: not logged in")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sent = append(c.sent, phone+":"+text)
+	c.sent = append(c.sent, msg.Phone+":"+msg.Text)
+	if msg.ID != "" {
+		return msg.ID, nil
+	}
 	return fmt.Sprintf("3EB0%08X", len(c.sent)), nil
 }
 
