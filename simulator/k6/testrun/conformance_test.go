@@ -76,6 +76,16 @@ func (o outcome) wantThresholds(t *testing.T, ok bool) {
 	}
 }
 
+// wantEachRootCheckPassed asserts every check at the root group passed passes times, none failed.
+func (o outcome) wantEachRootCheckPassed(t *testing.T, passes int64) {
+	t.Helper()
+	for _, c := range o.summary.RootGroup.Checks {
+		if c.Fails != 0 || c.Passes != passes {
+			t.Errorf("check %q: %d passes %d fails, want %d and 0\nstderr:\n%s", c.Name, c.Passes, c.Fails, passes, o.stderr)
+		}
+	}
+}
+
 func (o outcome) value(t *testing.T, metric, key string) float64 {
 	t.Helper()
 	m, ok := o.summary.Metrics[metric]
@@ -162,46 +172,6 @@ func TestNoThresholdsSkipsEvaluation(t *testing.T) {
 	o.wantExit(t, ExitOK)
 }
 
-func TestAbortOnFailStopsTheTestEarlyWith99(t *testing.T) {
-	began := time.Now()
-	o := runScript(t, "abort_on_fail.js", nil)
-	o.wantExit(t, ExitThresholdFailed)
-	if took := time.Since(began); took > 30*time.Second {
-		t.Errorf("a 60 s test with a failing abortOnFail threshold ran %s", took)
-	}
-	if !strings.Contains(o.stderr, "abortOnFail") {
-		t.Errorf("stderr does not explain the abort:\n%s", o.stderr)
-	}
-}
-
-func TestAnExceptionInTheInitContextExits107(t *testing.T) {
-	o := runScript(t, "init_exception.js", nil)
-	o.wantExit(t, ExitScriptException)
-	if !strings.Contains(o.stderr, "broken at init") {
-		t.Errorf("stderr lacks the exception:\n%s", o.stderr)
-	}
-}
-
-func TestAThrowingSetupExits107WithoutIterations(t *testing.T) {
-	o := runScript(t, "setup_exception.js", nil)
-	o.wantExit(t, ExitScriptException)
-	if !strings.Contains(o.stderr, "setup failed on purpose") {
-		t.Errorf("stderr lacks the exception:\n%s", o.stderr)
-	}
-}
-
-func TestTestAbortExits108(t *testing.T) {
-	began := time.Now()
-	o := runScript(t, "test_abort.js", nil)
-	o.wantExit(t, ExitScriptAborted)
-	if took := time.Since(began); took > 30*time.Second {
-		t.Errorf("exec.test.abort() did not stop a 60 s test (ran %s)", took)
-	}
-	if !strings.Contains(o.stderr, "enough") {
-		t.Errorf("stderr lacks the abort reason:\n%s", o.stderr)
-	}
-}
-
 func TestHTTPSamplesCarryK6SystemTagsAndExpectedStatuses(t *testing.T) {
 	o := runScript(t, "http_tags.js", nil)
 	o.wantExit(t, ExitOK)
@@ -217,15 +187,6 @@ func TestHTTPSamplesCarryK6SystemTagsAndExpectedStatuses(t *testing.T) {
 	}
 }
 
-func TestEveryRedirectHopIsARequest(t *testing.T) {
-	o := runScript(t, "redirects.js", nil)
-	o.wantExit(t, ExitOK)
-	o.wantThresholds(t, true)
-	if o.value(t, "checks", "fails") != 0 {
-		t.Errorf("redirect checks failed: %+v", o.summary.RootGroup.Checks)
-	}
-}
-
 func TestTheCookieJarIsResetEachIteration(t *testing.T) {
 	o := runScript(t, "cookies.js", nil)
 	o.wantExit(t, ExitOK)
@@ -237,11 +198,7 @@ func TestTheCookieJarIsResetEachIteration(t *testing.T) {
 func TestTheHostsOptionRoutesNamesToTheLoopbackTLSServer(t *testing.T) {
 	o := runScript(t, "hosts_tls.js", nil)
 	o.wantExit(t, ExitOK)
-	for _, c := range o.summary.RootGroup.Checks {
-		if c.Fails != 0 || c.Passes != 1 {
-			t.Errorf("check %q: %d passes %d fails\nstderr:\n%s", c.Name, c.Passes, c.Fails, o.stderr)
-		}
-	}
+	o.wantEachRootCheckPassed(t, 1)
 	if len(o.summary.RootGroup.Checks) != 4 {
 		t.Errorf("%d checks ran, want 4", len(o.summary.RootGroup.Checks))
 	}
@@ -289,37 +246,6 @@ func TestHandleSummaryDecidesTheOutputsWithBuiltInJSLibs(t *testing.T) {
 	}
 }
 
-func TestScenariosRunTheirExecFunctionsWithEnvAndTags(t *testing.T) {
-	o := runScript(t, "scenarios.js", nil)
-	o.wantExit(t, ExitOK)
-	o.wantThresholds(t, true)
-	if strings.Contains(o.stderr, "must not run") {
-		t.Errorf("default ran:\n%s", o.stderr)
-	}
-}
-
-func TestUnsupportedModulesFailAtInitNamingThem(t *testing.T) {
-	o := runScript(t, "unsupported_module.js", nil)
-	o.wantExit(t, ExitScriptException)
-	if !strings.Contains(o.stderr, `"k6/ws"`) {
-		t.Errorf("stderr does not name k6/ws:\n%s", o.stderr)
-	}
-}
-
-func TestRemoteImportsFailNamingTheURL(t *testing.T) {
-	o := runScript(t, "remote_import.js", nil)
-	o.wantExit(t, ExitScriptException)
-	if !strings.Contains(o.stderr, "https://example.com/lib.js") {
-		t.Errorf("stderr does not name the URL:\n%s", o.stderr)
-	}
-}
-
-func TestTypeScriptScriptsRunWithRelativeImports(t *testing.T) {
-	o := runScript(t, "typescript.ts", nil)
-	o.wantExit(t, ExitOK)
-	o.wantThresholds(t, true)
-}
-
 func TestOpenSharedArrayAndEncoding(t *testing.T) {
 	o := runScript(t, "shared_data.js", nil)
 	o.wantExit(t, ExitOK)
@@ -330,14 +256,6 @@ func TestOpenSharedArrayAndEncoding(t *testing.T) {
 	// construct it) ever does, and the init VU's build is not counted here.
 	if got := o.value(t, "array_builds", "count"); got > 1 {
 		t.Errorf("SharedArray built %v times across VUs, want at most once", got)
-	}
-}
-
-func TestModulesAreStrict(t *testing.T) {
-	o := runScript(t, "strict_mode.js", nil)
-	o.wantExit(t, ExitScriptException)
-	if !strings.Contains(o.stderr, "undeclaredName") {
-		t.Errorf("stderr lacks the ReferenceError:\n%s", o.stderr)
 	}
 }
 
@@ -359,11 +277,7 @@ func TestIterationsInterruptedAtTheEndAreNotCounted(t *testing.T) {
 func TestExecutionModuleDescribesVUScenarioAndTest(t *testing.T) {
 	o := runScript(t, "execution_info.js", nil)
 	o.wantExit(t, ExitOK)
-	for _, c := range o.summary.RootGroup.Checks {
-		if c.Fails != 0 || c.Passes != 4 {
-			t.Errorf("check %q: %d passes %d fails, want 4 and 0\n%s", c.Name, c.Passes, c.Fails, o.stderr)
-		}
-	}
+	o.wantEachRootCheckPassed(t, 4)
 }
 
 func TestFlagsOverrideEnvironmentOverrideScriptOverrideConfigFile(t *testing.T) {
@@ -528,41 +442,55 @@ func TestExecutionSegmentsSplitTheIterationsAndTheReportsMerge(t *testing.T) {
 	}
 }
 
-func TestBatchReturnsResponsesInTheRequestsShape(t *testing.T) {
-	o := runScript(t, "batch.js", nil)
-	o.wantExit(t, ExitOK)
-	o.wantThresholds(t, true)
-	if f := o.value(t, "checks", "fails"); f != 0 {
-		t.Errorf("batch checks failed: %+v\n%s", o.summary.RootGroup.Checks, o.stderr)
+// TestEachScriptEndsAsK6Would runs the conformance scripts whose outcome is their exit code and
+// stderr: scripts that throw, abort or cross an abortOnFail threshold end with k6's exit code,
+// name the cause on stderr, and a 60 s test that aborts stops early; scripts that judge
+// themselves (checks and thresholds over what they observed) also end with every threshold held,
+// no check failed and nothing run that must not run.
+func TestEachScriptEndsAsK6Would(t *testing.T) {
+	cases := []struct {
+		script, feature string
+		exit            int
+		stderr          string
+		judgesItself    bool
+	}{
+		{"redirects.js", "every redirect hop is a request of its own", ExitOK, "", true},
+		{"scenarios.js", "scenarios run their exec functions with their env and tags (default never runs)", ExitOK, "", true},
+		{"typescript.ts", "TypeScript scripts with relative imports", ExitOK, "", true},
+		{"batch.js", "http.batch returns responses in the shape of its requests", ExitOK, "", true},
+		{"request_errors.js", "transport errors carry k6's error codes", ExitOK, "", true},
+		{"test_fail.js", "exec.test.fail finishes the run, then exits 110", ExitTestFailed, "", true},
+		{"async.js", "async functions settle within the call; a rejection is the iteration's error", ExitOK, "async failure after 84", true},
+		{"commonjs.js", "CommonJS scripts require modules and files", ExitOK, "", true},
+		{"init_exception.js", "an exception in the init context", ExitScriptException, "broken at init", false},
+		{"setup_exception.js", "a throwing setup() (no iterations run)", ExitScriptException, "setup failed on purpose", false},
+		{"unsupported_module.js", "an unsupported module fails at init naming it", ExitScriptException, `"k6/ws"`, false},
+		{"remote_import.js", "a remote import fails naming the URL", ExitScriptException, "https://example.com/lib.js", false},
+		{"strict_mode.js", "modules are strict: an undeclared name is a ReferenceError", ExitScriptException, "undeclaredName", false},
+		{"test_abort.js", "exec.test.abort() stops a 60 s test", ExitScriptAborted, "enough", false},
+		{"abort_on_fail.js", "a failing abortOnFail threshold stops a 60 s test", ExitThresholdFailed, "abortOnFail", false},
 	}
-}
-
-func TestTransportErrorsCarryK6ErrorCodes(t *testing.T) {
-	o := runScript(t, "request_errors.js", nil)
-	o.wantExit(t, ExitOK)
-	o.wantThresholds(t, true)
-	if f := o.value(t, "checks", "fails"); f != 0 {
-		t.Errorf("error checks failed: %+v\n%s", o.summary.RootGroup.Checks, o.stderr)
+	for _, tc := range cases {
+		t.Run(tc.script, func(t *testing.T) {
+			began := time.Now()
+			o := runScript(t, tc.script, nil)
+			o.wantExit(t, tc.exit)
+			if took := time.Since(began); took > 30*time.Second {
+				t.Errorf("%s: the run took %s, want it over (or stopped) well before", tc.feature, took)
+			}
+			if !strings.Contains(o.stderr, tc.stderr) {
+				t.Errorf("%s: stderr lacks %q:\n%s", tc.feature, tc.stderr, o.stderr)
+			}
+			if !tc.judgesItself {
+				return
+			}
+			o.wantThresholds(t, true)
+			if f := o.summary.Metrics["checks"].Values["fails"]; f != 0 {
+				t.Errorf("%s: %v checks failed: %+v\n%s", tc.feature, f, o.summary.RootGroup.Checks, o.stderr)
+			}
+			if strings.Contains(o.stderr, "must not run") {
+				t.Errorf("%s: a function that must not run ran:\n%s", tc.feature, o.stderr)
+			}
+		})
 	}
-}
-
-func TestTestFailFinishesTheRunWithExit110(t *testing.T) {
-	o := runScript(t, "test_fail.js", nil)
-	o.wantExit(t, ExitTestFailed)
-	o.wantThresholds(t, true)
-}
-
-func TestAsyncFunctionsSettleWithinTheCall(t *testing.T) {
-	o := runScript(t, "async.js", nil)
-	o.wantExit(t, ExitOK)
-	o.wantThresholds(t, true)
-	if !strings.Contains(o.stderr, "async failure after 84") {
-		t.Errorf("the rejected iteration was not reported:\n%s", o.stderr)
-	}
-}
-
-func TestCommonJSScriptsRequireModulesAndFiles(t *testing.T) {
-	o := runScript(t, "commonjs.js", nil)
-	o.wantExit(t, ExitOK)
-	o.wantThresholds(t, true)
 }
