@@ -30,6 +30,7 @@ func (r *runner) checks() []check {
 		{name: "batch: stale and equal versions are ignored, counted and not applied", run: r.checkStale},
 		{name: "batch: a QR batch applies only newer versions", run: r.checkQRStale},
 		{name: "batch: a 2xx accounts for every item (updated + stale + failed = items, one errors entry per failed item)", run: r.checkEveryItemAccounted},
+		{name: lateEpochCheck, run: r.checkLateOlderEpoch},
 		{name: "idempotency: a replayed key returns the stored response and applies nothing", run: r.checkReplay},
 		{name: "idempotency: a reused key with a different body is 422", run: r.checkKeyReuse},
 		{name: "idempotency: a batch without Idempotency-Key is 422", run: r.checkKeyMissing},

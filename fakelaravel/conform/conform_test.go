@@ -49,7 +49,7 @@ func TestFakelaravelConforms(t *testing.T) {
 	if !rep.Passed() {
 		t.Fatalf("fakelaravel failed:\n%s", out)
 	}
-	if len(rep.Checks) != 19 || !strings.Contains(out, "conform: 19 of 19 checks passed") {
+	if len(rep.Checks) != 20 || !strings.Contains(out, "conform: 20 of 20 checks passed") {
 		t.Fatalf("unexpected output:\n%s", out)
 	}
 }
@@ -57,7 +57,7 @@ func TestFakelaravelConforms(t *testing.T) {
 func TestFakelaravelConformsWithSignatures(t *testing.T) {
 	secret := []byte("shh")
 	rep, out := run(t, fake(t, secret), secret)
-	if !rep.Passed() || len(rep.Checks) != 25 {
+	if !rep.Passed() || len(rep.Checks) != 26 {
 		t.Fatalf("fakelaravel with a secret failed:\n%s", out)
 	}
 }

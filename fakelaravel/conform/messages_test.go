@@ -48,7 +48,7 @@ func rewriteMessageBatches(h http.Handler, edit func(path string, items []map[st
 func TestFakelaravelConformsWithTheMessageChecks(t *testing.T) {
 	secret := []byte("shh")
 	rep, out := runMessages(t, fake(t, secret), secret)
-	if !rep.Passed() || len(rep.Checks) != 25+len((&runner{}).messageChecks()) {
+	if !rep.Passed() || len(rep.Checks) != 26+len((&runner{}).messageChecks()) {
 		t.Fatalf("fakelaravel with the message checks failed:\n%s", out)
 	}
 	if !strings.Contains(out, "PASS  receipts: a receipt applies only when it moves the status forward") {
@@ -87,7 +87,22 @@ func TestRejectsATargetWhoseReceiptsGoBack(t *testing.T) {
 
 func TestTheMessageChecksAreOptIn(t *testing.T) {
 	rep, out := run(t, fake(t, nil), nil)
-	if strings.Contains(out, "messages:") || len(rep.Checks) != 19 {
+	if strings.Contains(out, "messages:") || len(rep.Checks) != 20 {
 		t.Fatalf("message checks ran without Options.Messages:\n%s", out)
 	}
+}
+
+func TestRejectsATargetThatRefusesAMessageTypeOrAnEmptyReceiptSender(t *testing.T) {
+	broken := rewriteMessageBatches(fake(t, nil), func(path string, items []map[string]any) {
+		for _, it := range items {
+			switch {
+			case path == laravel.PathMessageBatch && it["type"] == string(laravel.MessageSticker):
+				it["type"] = "" // refused: 422
+			case path == laravel.PathReceiptBatch && it["sender"] == "":
+				it["status"] = "" // refused: 422
+			}
+		}
+	})
+	rep, out := runMessages(t, broken, nil)
+	failedContain(t, rep, out, "messages: every message type is accepted", "receipts: every status is accepted")
 }
