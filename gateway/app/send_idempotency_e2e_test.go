@@ -1,0 +1,96 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"wagate/gateway/config"
+	"wagate/gateway/laravel"
+	"wagate/gateway/sendonce"
+	"wagate/internal/proctest"
+	"wagate/internal/redistest"
+	"wagate/simulator/fakewa"
+)
+
+// keyedSend posts a send with an Idempotency-Key and returns the status, the message id and
+// whether the answer was a replay.
+func keyedSend(t *testing.T, base, session, key string, body map[string]string) (int, string, bool) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest("POST", base+"/sessions/"+session+"/messages", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out struct {
+		MessageID string `json:"message_id"`
+	}
+	_ = json.Unmarshal(data, &out)
+	return resp.StatusCode, out.MessageID, resp.Header.Get("Idempotent-Replayed") == "true"
+}
+
+// Batch mode on a real redis-server: a send retried with the same Idempotency-Key, right away
+// and after a gateway restart, is sent to WhatsApp once (fakewa acks one message), every answer
+// names the same message id, and that message's delivery and read receipts reach Laravel.
+func TestBatchModeASendRetriedWithTheSameIdempotencyKeyIsSentOnceAcrossARestart(t *testing.T) {
+	redis := redistest.StartServer(t, redistest.Options{AppendOnly: true})
+	w := messagingWorld(t, config.ModeBatch)
+	w.stopGateway()
+	w.cfg.RedisEmbedded, w.cfg.RedisURL = false, "redis://"+redis.Addr
+	w.startGateway()
+	ctx := context.Background()
+	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	jid := startAndPair(t, ctx, w, c, "e2e_send_once", "15557770103")
+	proctest.Eventually(t, "Laravel to consider the session active", 30*time.Second, func() (bool, string) {
+		code, _, _ := keyedSend(t, w.gatewayURL(), "e2e_send_once", "probe", map[string]string{"to": "+" + customerPhone, "text": "¿hola?"})
+		return code == 200, fmt.Sprint(code)
+	})
+
+	body := map[string]string{"to": "+" + customerPhone, "text": "su pedido salió hoy"}
+	code, first, replayed := keyedSend(t, w.gatewayURL(), "e2e_send_once", "order-77", body)
+	if code != 200 || first != sendonce.MessageID("e2e_send_once", "order-77") || replayed {
+		t.Fatalf("first send: %d %q replayed=%v, want 200 with the key's message id", code, first, replayed)
+	}
+	code, again, replayed := keyedSend(t, w.gatewayURL(), "e2e_send_once", "order-77", body)
+	if code != 200 || again != first || !replayed {
+		t.Fatalf("retry: %d %q replayed=%v, want the first answer replayed", code, again, replayed)
+	}
+	w.restartGateway(ctx)
+	code, after, replayed := keyedSend(t, w.gatewayURL(), "e2e_send_once", "order-77", body)
+	if code != 200 || after != first || !replayed {
+		t.Fatalf("retry after a restart: %d %q replayed=%v, want the first answer replayed", code, after, replayed)
+	}
+
+	acked := 0
+	for _, e := range w.wa.Events() {
+		if e.Kind == fakewa.EventMessageAcked && e.JID == jid.String() && e.MessageID == first {
+			acked++
+		}
+	}
+	if acked != 1 {
+		t.Fatalf("fakewa acked %s %d times, want once", first, acked)
+	}
+	proctest.Eventually(t, "Laravel to store the read receipt of the sent message", 30*time.Second, func() (bool, string) {
+		st, err := w.laravel.Messages(ctx, "e2e_send_once")
+		for _, r := range st.Receipts {
+			if r.MessageID == first && r.Status == laravel.ReceiptRead {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v %v", st.Receipts, err)
+	})
+}
