@@ -281,6 +281,7 @@ type Cache struct {
 	log    *slog.Logger
 	l1     *otter.Cache[string, *record]
 	sf     singleflight.Group
+	owed   owedWrites
 
 	l1Hits, l1Misses, l2Hits, l2Misses, l3Hits, l3Misses, l3Errors, l3Shared atomic.Int64
 	negHits, writes, staleWrites, invTx, invRx, l1Flushes                    atomic.Int64
@@ -302,7 +303,7 @@ func (c otterClock) Tick(time.Duration) <-chan time.Time { return nil }
 // New returns a Cache over rdb and lookup and starts listening for invalidations; Close stops it.
 func New(ctx context.Context, rdb redis.UniversalClient, lookup SessionLookup, cfg Config) (*Cache, error) {
 	cfg.fill()
-	c := &Cache{rdb: rdb, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{})}
+	c := &Cache{rdb: rdb, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{}), owed: owedWrites{max: cfg.L1MaxSize}}
 	l1, err := otter.New(&otter.Options[string, *record]{
 		MaximumSize:      cfg.L1MaxSize,
 		ExpiryCalculator: otter.ExpiryWritingFunc(c.l1Expiry),
@@ -431,13 +432,8 @@ func (c *Cache) Record(ctx context.Context, ev event.Event) error {
 	if err := ev.Validate(); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	now := c.cfg.Now()
-	ttl := c.ttlFor(ev)
-	exp := now.Add(ttl).UnixMilli()
-	at := ev.Time.UnixMilli()
-	if ev.Time.IsZero() {
-		at = now.UnixMilli()
-	}
+	now := c.nowMs()
+	exp, at := now+c.ttlFor(ev).Milliseconds(), eventTime(ev, now)
 	// L1 first: this gateway knows the state before anyone else.
 	c.l1.Compute(ev.SessionID, func(old *record, found bool) (*record, otter.ComputeOp) {
 		if !found {
@@ -447,14 +443,22 @@ func (c *Cache) Record(ctx context.Context, ev event.Event) error {
 		m.owned = true
 		return m, otter.WriteOp
 	})
+	return c.writeL2(ctx, ev, now)
+}
+
+// writeL2 writes ev, recorded at now (unix ms), to L2 when its version is newer and announces
+// it; a write that succeeds pays off any owed event it is as new as.
+func (c *Cache) writeL2(ctx context.Context, ev event.Event, now int64) error {
+	ttl := c.ttlFor(ev)
 	field := string(ev.Kind) // "qr" or "status"
 	keyTTL := max(ttl, c.cfg.SessionTTL)
 	wrote, err := recordScript.Run(ctx, c.rdb,
 		[]string{c.key(ev.SessionID), c.indexKey(field), c.indexKey("all")},
-		field, ev.Payload, ev.Version, exp, keyTTL.Milliseconds(), at, ev.SessionID, c.cfg.GatewayID).Int()
+		field, ev.Payload, ev.Version, now+ttl.Milliseconds(), keyTTL.Milliseconds(), eventTime(ev, now), ev.SessionID, c.cfg.GatewayID).Int()
 	if err != nil {
 		return fmt.Errorf("cache: write session %s: %w", ev.SessionID, err)
 	}
+	c.owed.paid(ev)
 	c.writes.Add(1)
 	if wrote == 0 {
 		c.staleWrites.Add(1)
@@ -484,12 +488,17 @@ func (c *Cache) State(ctx context.Context, sid string) (State, error) {
 	c.l1Misses.Add(1)
 	h, err := c.rdb.HGetAll(ctx, c.key(sid)).Result()
 	if err != nil {
-		// Redis is down: Laravel still knows (the legacy path), so reads degrade instead of failing.
 		c.l2Errors.Add(1)
+		// Redis is down: the gateway's own events it could not write answer first (owed.go);
+		// else Laravel still knows (the legacy path), so reads degrade instead of failing.
+		if r := c.withOwed(ctx, sid, &record{}, false); r.fresh(now) {
+			c.l1.Set(sid, r)
+			return r.state(sid, now, "l1"), nil
+		}
 		c.log.Warn("cache: Redis read failed; asking Laravel", "session_id", sid, "err", err)
 		return c.fromLaravel(ctx, sid)
 	}
-	r := parseRecord(h, c.cfg.GatewayID)
+	r := c.withOwed(ctx, sid, parseRecord(h, c.cfg.GatewayID), true)
 	if r.unknown(now) {
 		c.negHits.Add(1)
 		c.l2Hits.Add(1)

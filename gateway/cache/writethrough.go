@@ -38,6 +38,7 @@ func (w *writeThrough) Deliver(ctx context.Context, ev event.Event) error {
 	cancel()
 	if err != nil {
 		w.c.recordErrors.Add(1)
+		w.c.owe(ev) // written again by the next read of the session (owed.go)
 		w.c.log.Warn("cache: write-through failed; delivering anyway", "session_id", ev.SessionID, "event_id", ev.ID, "err", err)
 	}
 	return w.next.Deliver(ctx, ev)

@@ -102,7 +102,10 @@ type Coalescer struct {
 	size            int
 	interval        time.Duration
 	priorityLinger  time.Duration
+	prioritySpacing time.Duration
 	messageInterval time.Duration
+	// lastState is when QR codes and statuses were last taken for a flush (zero: never).
+	lastState time.Time
 
 	// waiting holds QR and status items by session id, message and receipt items by event id.
 	waiting   map[event.Kind]map[string]*Item
@@ -125,6 +128,34 @@ func NewCoalescer(size int, interval, priorityLinger time.Duration) *Coalescer {
 
 // SetMessageInterval sets how long the oldest waiting message or receipt waits before a flush.
 func (c *Coalescer) SetMessageInterval(d time.Duration) { c.messageInterval = d }
+
+// SetPrioritySpacing sets how soon after the previous flush of QR codes and statuses a priority
+// flush may follow (zero: right away), so a burst of HIGH events shares few batches.
+func (c *Coalescer) SetPrioritySpacing(d time.Duration) { c.prioritySpacing = d }
+
+// PriorityDue is when waiting HIGH events are due: linger after the oldest of them arrived
+// (highSince), so HIGH events of many sessions share a batch, and no sooner than spacing after
+// the previous flush of QR codes and statuses (lastState), so a burst of them (a reconnect wave,
+// the backlog of a Redis outage) costs Laravel at most one priority flush per spacing instead of
+// one per event. Zero when no HIGH event waits. A HIGH event thus waits at most
+// max(linger, spacing). It is a pure function.
+func PriorityDue(highSince, lastState time.Time, linger, spacing time.Duration) time.Time {
+	if highSince.IsZero() {
+		return time.Time{}
+	}
+	due := highSince.Add(linger)
+	if !lastState.IsZero() {
+		if paced := lastState.Add(spacing); paced.After(due) {
+			due = paced
+		}
+	}
+	return due
+}
+
+// priorityDue is PriorityDue of the waiting HIGH events.
+func (c *Coalescer) priorityDue() time.Time {
+	return PriorityDue(c.highSince, c.lastState, c.priorityLinger, c.prioritySpacing)
+}
 
 // SetInFlight tells the coalescer which sessions have a batch of messages or receipts in flight,
 // per kind: their waiting items of that kind are neither due nor taken until it is settled.
@@ -256,7 +287,7 @@ func (c *Coalescer) Due(now time.Time) (Trigger, bool) {
 			return TriggerSize, true
 		}
 	}
-	if !c.highSince.IsZero() && !now.Before(c.highSince.Add(c.priorityLinger)) {
+	if at := c.priorityDue(); !at.IsZero() && !now.Before(at) {
 		return TriggerPriority, true
 	}
 	if o := c.oldest(false); !o.IsZero() && !now.Before(o.Add(c.interval)) {
@@ -279,9 +310,7 @@ func (c *Coalescer) Deadline() time.Time {
 	}
 	if o := c.oldest(false); !o.IsZero() {
 		earliest(o.Add(c.interval))
-		if !c.highSince.IsZero() {
-			earliest(c.highSince.Add(c.priorityLinger))
-		}
+		earliest(c.priorityDue())
 	}
 	if o := c.oldest(true); !o.IsZero() {
 		earliest(o.Add(c.messageInterval))
@@ -294,6 +323,9 @@ func (c *Coalescer) Deadline() time.Time {
 // time), so a chat's one-second interval does not flush statuses every second.
 func (c *Coalescer) TakeDue(now time.Time, trigger Trigger) []*Batch {
 	state := trigger == TriggerPriority || trigger == TriggerShutdown || c.stateDue(now)
+	if state && (c.Waiting(event.KindQR) > 0 || c.Waiting(event.KindStatus) > 0) {
+		c.lastState = now
+	}
 	return c.take(trigger, state)
 }
 

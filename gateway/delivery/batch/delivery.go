@@ -66,7 +66,10 @@ type Config struct {
 	// BatchInterval is the longest an item waits before a time flush (default 5 s).
 	BatchInterval time.Duration
 	// PriorityInterval bounds how long a HIGH event waits (default 1 s). The flusher lingers a
-	// twentieth of it (50 ms by default) so HIGH events of many sessions share one batch.
+	// twentieth of it (50 ms by default) so HIGH events of many sessions share one batch, and a
+	// priority flush comes no sooner than half of it after the previous flush of QR codes and
+	// statuses (PriorityDue), so a burst of HIGH events costs Laravel at most two priority flushes
+	// per PriorityInterval; a HIGH event waits at most half of it.
 	PriorityInterval time.Duration
 	// MessageInterval is the longest a message or receipt waits before a time flush of the
 	// messages and receipts (default 1 s); QR codes and statuses keep BatchInterval.
@@ -276,6 +279,7 @@ func New(opts Options) (*Delivery, error) {
 	d.breaker = NewBreaker(cfg.Breaker, d.log)
 	d.breaker.now = d.clock.Now
 	d.co = NewCoalescer(cfg.BatchSize, cfg.BatchInterval, cfg.PriorityInterval/20)
+	d.co.SetPrioritySpacing(cfg.PriorityInterval / 2)
 	d.co.SetMessageInterval(cfg.MessageInterval)
 	d.started = d.clock.Now()
 	d.lastFlush = d.started

@@ -17,7 +17,8 @@ import (
 )
 
 // The running flusher (Start, not Poll) on the bubble's fake clock: a normal event waits exactly
-// BatchInterval, a HIGH event a twentieth of PriorityInterval. miniredis is served over in-memory
+// BatchInterval, a HIGH event a twentieth of PriorityInterval after a quiet spell and half of it
+// right after another flush of QR codes and statuses (the priority spacing). miniredis is served over in-memory
 // pipes inside the bubble, so nothing waits for real time.
 func TestTheRunningFlusherKeepsItsIntervalsOnAFakeClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -55,8 +56,14 @@ func TestTheRunningFlusherKeepsItsIntervalsOnAFakeClock(t *testing.T) {
 		if got := sentAfter(ev("s1", 1, event.KindQR, "q")); got < 5*time.Second || got > 5*time.Second+100*time.Millisecond {
 			t.Errorf("a normal event reached Laravel after %v; want the 5 s batch interval (+ one poll)", got)
 		}
-		if got := sentAfter(ev("s2", 1, event.KindStatus, "connected")); got < 50*time.Millisecond || got > 100*time.Millisecond {
-			t.Errorf("a HIGH event reached Laravel after %v; want its 50 ms linger", got)
+		// Right after that flush a HIGH event waits for the priority spacing (half the interval).
+		if got := sentAfter(ev("s2", 1, event.KindStatus, "connected")); got < 500*time.Millisecond || got > 600*time.Millisecond {
+			t.Errorf("a HIGH event right after a flush reached Laravel after %v; want the 500 ms priority spacing", got)
+		}
+		// After a quiet spell, only its linger.
+		time.Sleep(time.Second)
+		if got := sentAfter(ev("s3", 1, event.KindStatus, "connected")); got < 50*time.Millisecond || got > 100*time.Millisecond {
+			t.Errorf("a HIGH event after a quiet spell reached Laravel after %v; want its 50 ms linger", got)
 		}
 		// BatchSize (50) waiting items flush at once, without waiting for the interval.
 		start := time.Now()
@@ -69,8 +76,8 @@ func TestTheRunningFlusherKeepsItsIntervalsOnAFakeClock(t *testing.T) {
 		if got := time.Since(start); len(c.items) != DefaultBatchSize || got > 100*time.Millisecond {
 			t.Errorf("a full batch (%d items) reached Laravel after %v; want at once", len(c.items), got)
 		}
-		if m := d.Snapshot(context.Background()); m.Flushes["size"] != 1 || m.Flushes["time"] != 1 || m.Flushes["priority"] != 1 {
-			t.Errorf("flushes %v; want one of each", m.Flushes)
+		if m := d.Snapshot(context.Background()); m.Flushes["size"] != 1 || m.Flushes["time"] != 1 || m.Flushes["priority"] != 2 {
+			t.Errorf("flushes %v; want a size, a time and two priority flushes", m.Flushes)
 		}
 		if err := d.Close(context.Background()); err != nil {
 			t.Fatal(err)
