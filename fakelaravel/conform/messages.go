@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"wagate/gateway/laravel"
@@ -20,6 +21,8 @@ func (r *runner) messageChecks() []check {
 		{name: "messages: a message without message_id is 422 and applies nothing", run: r.checkMessageInvalid},
 		{name: "receipts: a receipt applies only when it moves the status forward (delivered < read < played)", run: r.checkReceiptsForward},
 		{name: "receipts: a legacy receipt is accepted, a late one too (and ignored)", run: r.checkLegacyReceipts},
+		{name: "messages: every message type is accepted, with quotes, reaction targets and media metadata", run: r.checkEveryMessageType},
+		{name: "receipts: every status is accepted, with an empty chat and sender too", run: r.checkEveryReceiptStatus},
 	}
 }
 
@@ -176,4 +179,59 @@ func (r *runner) checkLegacyReceipts(ctx context.Context) error {
 		return fmt.Errorf("after legacy read then delivered, read again: %w", err)
 	}
 	return nil
+}
+
+// checkEveryMessageType sends one message of every type the gateway knows, shaped as its driver
+// fills them (a reply's quote, a reaction's target, media metadata, a hash WhatsApp did not give,
+// one written from the session's own account): an app refusing one would have the gateway
+// dead-letter what a customer wrote.
+func (r *runner) checkEveryMessageType(ctx context.Context) error {
+	sid := r.sid()
+	first := r.key()
+	var items []laravel.MessageItem
+	for i, typ := range laravel.MessageTypes {
+		id := r.key()
+		if i == 0 {
+			id = first
+		}
+		m := r.messageItem(sid, id, int64(i+1))
+		m.Type, m.PushName = typ, "Conform"
+		switch typ {
+		case laravel.MessageText:
+			m.Quote = first
+		case laravel.MessageReaction:
+			m.Text, m.ReactTo = "👍", first
+		case laravel.MessageImage, laravel.MessageVideo, laravel.MessageAudio:
+			m.Media = &laravel.MessageMedia{MimeType: "image/jpeg", FileLength: 11000, FileSHA256: strings.Repeat("0f", 32)}
+		case laravel.MessageDocument:
+			m.Media = &laravel.MessageMedia{MimeType: "application/pdf", FileName: "factura 12.pdf", FileLength: 2048, FileSHA256: strings.Repeat("a1", 32)}
+		case laravel.MessageSticker:
+			m.Text, m.Media = "", &laravel.MessageMedia{MimeType: "image/webp"} // no length, no hash
+		case laravel.MessageOther:
+			m.Text, m.FromMe, m.PushName = "", true, ""
+		}
+		items = append(items, m)
+	}
+	_, res, err := r.postMessages(ctx, r.key(), items...)
+	if err != nil {
+		return err
+	}
+	return counts(res, len(items), 0, 0)
+}
+
+// checkEveryReceiptStatus sends one receipt of every status, for messages of their own, with the
+// chat and sender empty (the contract allows it).
+func (r *runner) checkEveryReceiptStatus(ctx context.Context) error {
+	sid := r.sid()
+	var items []laravel.ReceiptItem
+	for i, st := range laravel.ReceiptStatuses {
+		rc := r.receiptItem(sid, r.key(), st, int64(i+1))
+		rc.Chat, rc.Sender = "", ""
+		items = append(items, rc)
+	}
+	res, err := r.postReceipts(ctx, r.key(), items...)
+	if err != nil {
+		return err
+	}
+	return counts(res, len(items), 0, 0)
 }
