@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	var parts modeParts
 	switch cfg.Mode {
 	case config.ModeLegacy:
-		parts = modeParts{delivery: legacy.New(a.client), activity: legacy.NewActivityChecker(a.client),
+		parts = modeParts{delivery: a.metrics.ObserveDelivered(legacy.New(a.client)), activity: legacy.NewActivityChecker(a.client),
 			sendKeys: sendonce.NewMemory(cfg.SendIdempotencyTTL)}
 	case config.ModeBatch:
 		parts, err = batchParts(ctx, cfg, a.client, a.metrics, log)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"wagate/gateway/api"
 	"wagate/gateway/cache"
 	"wagate/gateway/config"
 	"wagate/gateway/delivery/batch"
+	"wagate/gateway/event"
 	"wagate/gateway/laravel"
 	"wagate/gateway/metrics"
 	"wagate/gateway/outbox"
@@ -61,6 +63,8 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		Sender: client,
 		Config: cfg.BatchConfig(),
 		Logger: log,
+		// Messages and receipts Laravel acknowledged, and their delay.
+		Delivered: func(ev *event.Event) { m.Delivered(ev, time.Now()) },
 	})
 	if err != nil {
 		return parts, fmt.Errorf("app: batch delivery: %w", err)

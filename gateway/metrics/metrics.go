@@ -36,7 +36,7 @@ var startingSeries = struct {
 	failedKinds []event.Kind
 	dropped     [][2]string // kind, reason
 }{
-	failedKinds: []event.Kind{event.KindQR, event.KindStatus},
+	failedKinds: []event.Kind{event.KindQR, event.KindStatus, event.KindMessage, event.KindReceipt},
 	dropped: [][2]string{
 		{string(event.KindQR), "queue_full"},
 		{string(event.KindQR), "shutdown"},
@@ -59,6 +59,8 @@ type Metrics struct {
 	// apiObservers holds apiDuration's observers bound to their labels (apiKey -> Observer), so
 	// a request does not hash and look up three label values; routes, methods and codes are few.
 	apiObservers sync.Map
+	// msgs counts the messages and receipts Laravel acknowledged (messages.go).
+	msgs messageMetrics
 }
 
 // apiKey identifies one apiDuration series.
@@ -110,6 +112,8 @@ func New() *Metrics {
 	for _, kr := range startingSeries.dropped {
 		m.eventsDropped.WithLabelValues(kr[0], kr[1])
 	}
+	m.msgs = newMessageMetrics()
+	reg.MustRegister(m.msgs.collectors()...)
 	reg.MustRegister(m.events, m.deliveryFailed, m.eventsDropped, m.laravelRequests, m.laravelDuration, m.apiDuration, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -210,6 +210,9 @@ type Options struct {
 	// Jitter returns numbers in [0,1) for the backoff; default math/rand/v2.
 	Jitter func() float64
 	Logger *slog.Logger
+	// Delivered, when set, is told about every event Laravel acknowledged (the metrics of
+	// messages and receipts delivered and their delay).
+	Delivered func(ev *event.Event)
 }
 
 // Delivery is the batch delivery mode: Deliver appends to the outbox; a flusher (Start) reads,
@@ -223,6 +226,8 @@ type Delivery struct {
 	log     *slog.Logger
 	breaker *Breaker
 	policy  Policy
+	// onDelivered is Options.Delivered.
+	onDelivered func(ev *event.Event)
 
 	wake          chan struct{}
 	sinceLastPoll atomic.Int64
@@ -264,7 +269,7 @@ func New(opts Options) (*Delivery, error) {
 	}
 	cfg.fill()
 	d := &Delivery{
-		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger,
+		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger, onDelivered: opts.Delivered,
 		wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
 	}
 	if d.clock == nil {
@@ -890,6 +895,9 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 			pending = append(pending, it)
 		default:
 			ack = append(ack, it.Winner.ID)
+			if d.onDelivered != nil {
+				d.onDelivered(&it.Winner.Event)
+			}
 		}
 	}
 	d.sent.Add(int64(len(ack)))
