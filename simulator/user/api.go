@@ -41,11 +41,19 @@ type API struct {
 	// auth is the Authorization header value, built once: at thousands of polls a second the
 	// load generator shares the gateway's cores, so its per-request work is kept small.
 	auth []string
+	// polls carries the status and QR polls (nil when base is not plain http: net/http then).
+	polls *pollClient
 }
 
-// NewAPI returns a client of the gateway at base (http://host:port) with its API token.
+// NewAPI returns a client of the gateway at base (http://host:port) with its API token. The
+// status and QR polls have a pool of their own connections, as many at most as hc's transport
+// allows per host (256 when it sets no bound).
 func NewAPI(base, token string, hc *http.Client, reg *metrics.Registry) *API {
-	return &API{base: base, token: token, hc: hc, reg: reg, auth: []string{"Bearer " + token}}
+	maxConns := 0
+	if t, ok := hc.Transport.(*http.Transport); ok {
+		maxConns = t.MaxConnsPerHost
+	}
+	return &API{base: base, token: token, hc: hc, reg: reg, auth: []string{"Bearer " + token}, polls: newPollClient(base, maxConns)}
 }
 
 // Shared request header values (never modified).
@@ -143,17 +151,19 @@ func (a *API) Status(ctx context.Context, sessionID string, tags metrics.Tags) (
 }
 
 // PollStatus is Status as the Laravel app's pollers call it: the answer is read and measured but
-// not decoded.
+// not decoded. A poller that polls again should keep a Poller (NewPoller).
 func (a *API) PollStatus(ctx context.Context, sessionID string, tags metrics.Tags) error {
-	_, err := a.do(ctx, http.MethodGet, EndpointStatus, "/sessions/"+url.PathEscape(sessionID), nil, false, tags)
-	return err
+	p := a.NewPoller(ctx, EndpointStatus, sessionID, tags)
+	defer p.Close()
+	return p.Poll()
 }
 
 // PollQR is QR as the Laravel app's pollers call it: the answer is read and measured but not
 // decoded.
 func (a *API) PollQR(ctx context.Context, sessionID string, tags metrics.Tags) error {
-	_, err := a.do(ctx, http.MethodGet, EndpointQR, "/sessions/"+url.PathEscape(sessionID)+"/qr", nil, false, tags, 404, 409, 410)
-	return err
+	p := a.NewPoller(ctx, EndpointQR, sessionID, tags)
+	defer p.Close()
+	return p.Poll()
 }
 
 // QR reads a session's current QR code: GET /sessions/{id}/qr. A session without a code (404,

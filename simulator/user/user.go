@@ -169,17 +169,28 @@ func (u *user) run(ctx context.Context) error {
 
 // pollStatus polls the session's status every StatusPollInterval after waiting spread.
 func (u *user) pollStatus(ctx context.Context, spread time.Duration) {
-	interval := u.b().StatusPollInterval.Std()
-	if !u.sleep(ctx, spread) {
-		return
-	}
+	p := u.sc.Env.API.NewPoller(ctx, EndpointStatus, u.id, u.tags)
+	defer p.Close()
+	u.pollEvery(ctx, spread, u.b().StatusPollInterval.Std(), p)
+}
+
+// pollEvery polls with p after first, then every interval (after each answer), until ctx ends
+// or the VU is told to stop. One timer serves the whole loop.
+func (u *user) pollEvery(ctx context.Context, first, interval time.Duration, p *Poller) {
+	t := time.NewTimer(first)
+	defer t.Stop()
 	for {
-		if err := u.sc.Env.API.PollStatus(ctx, u.id, u.tags); err != nil && ctx.Err() != nil {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		case <-u.vu.Stopping:
 			return
 		}
-		if !u.sleep(ctx, interval) {
+		if err := p.Poll(); err != nil && ctx.Err() != nil {
 			return
 		}
+		t.Reset(interval)
 	}
 }
 
@@ -192,9 +203,9 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 	qrCtx, stopQR := context.WithCancel(pollCtx)
 	defer stopQR()
 	go func() {
-		for u.sleep(qrCtx, b.QRPollInterval.Std()) {
-			_ = e.API.PollQR(qrCtx, u.id, u.tags)
-		}
+		p := e.API.NewPoller(qrCtx, EndpointQR, u.id, u.tags)
+		defer p.Close()
+		u.pollEvery(qrCtx, b.QRPollInterval.Std(), b.QRPollInterval.Std(), p)
 	}()
 	giveUp := time.NewTimer(b.GiveUpAfter.Std())
 	defer giveUp.Stop()
