@@ -2,7 +2,9 @@
 
 namespace App\Http\Requests;
 
+use Illuminate\Contracts\Validation\Validator;
 use Illuminate\Foundation\Http\FormRequest;
+use Illuminate\Support\Facades\Validator as ValidatorFactory;
 
 /**
  * Base of the wagate form requests: the gateway is authenticated by middleware (bearer token,
@@ -39,6 +41,44 @@ abstract class GatewayRequest extends FormRequest
     public function validationData(): array
     {
         return $this->json()->all();
+    }
+
+    /**
+     * Validates every item of the list $list against $itemRules one item at a time, after the
+     * request's own rules, and reports a failure under the item's dotted name ("messages.3.type"),
+     * as the wildcard rules "messages.*.type" would. Laravel 8 evaluates wildcard rules in time
+     * that grows with the square of the items (500 message items with 17 rules each took seconds,
+     * 50 a tenth of a second); one item at a time it grows linearly.
+     *
+     * @param  array<string, array<int, mixed>>  $itemRules  rules of one item, without a prefix
+     */
+    protected function validateEachItem(Validator $validator, string $list, array $itemRules): void
+    {
+        $validator->after(function (Validator $validator) use ($list, $itemRules) {
+            $items = $this->validationData()[$list] ?? null;
+            if (! is_array($items)) {
+                return; // the list's own rules report it
+            }
+            $each = ValidatorFactory::make([], $itemRules);
+            foreach ($items as $i => $item) {
+                if (! is_array($item)) {
+                    continue; // "$list.*" => array reports it
+                }
+                $names = [];
+                foreach (array_keys($itemRules) as $field) {
+                    $names[$field] = "{$list}.{$i}.{$field}";
+                }
+                $each->setData($item);
+                $each->setAttributeNames($names);
+                if ($each->fails()) {
+                    foreach ($each->errors()->messages() as $field => $messages) {
+                        foreach ($messages as $message) {
+                            $validator->errors()->add("{$list}.{$i}.{$field}", $message);
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /**

@@ -16,6 +16,16 @@ class MessageBatchRequest extends GatewayRequest
         return [
             'messages' => ['required', 'array', 'max:'.$this->maxItems()],
             'messages.*' => ['array'],
-        ] + MessageRequest::itemRules('messages.*.');
+        ];
+    }
+
+    /**
+     * Every item's rules (MessageRequest::itemRules), checked one item at a time.
+     *
+     * @param  \Illuminate\Contracts\Validation\Validator  $validator
+     */
+    public function withValidator($validator): void
+    {
+        $this->validateEachItem($validator, 'messages', MessageRequest::itemRules(''));
     }
 }

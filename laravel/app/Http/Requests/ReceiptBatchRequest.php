@@ -16,6 +16,16 @@ class ReceiptBatchRequest extends GatewayRequest
         return [
             'receipts' => ['required', 'array', 'max:'.$this->maxItems()],
             'receipts.*' => ['array'],
-        ] + ReceiptRequest::itemRules('receipts.*.');
+        ];
+    }
+
+    /**
+     * Every item's rules (ReceiptRequest::itemRules), checked one item at a time.
+     *
+     * @param  \Illuminate\Contracts\Validation\Validator  $validator
+     */
+    public function withValidator($validator): void
+    {
+        $this->validateEachItem($validator, 'receipts', ReceiptRequest::itemRules(''));
     }
 }
