@@ -729,6 +729,10 @@ func (a *api) sessionError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, "session_busy", "the session changed while the request ran; try again")
 	case errors.Is(err, session.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down")
+	case errors.Is(err, session.ErrNotOwner):
+		// Cluster mode: the session's shard moved between routing and acting on it.
+		w.Header().Set("Retry-After", RetryAfterMoving)
+		writeError(w, http.StatusServiceUnavailable, "session_moving", "this session is moving to another gateway replica")
 	case errors.Is(err, context.Canceled):
 		writeError(w, http.StatusBadRequest, "request_cancelled", "request cancelled")
 	default:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -347,5 +348,46 @@ func TestTheStartBodyIsForwardedAsSent(t *testing.T) {
 	}
 	if string(got) != body {
 		t.Fatalf("the holder got %d bytes, want the %d sent", len(got), len(body))
+	}
+}
+
+// notOwner is a session service on a replica that lost the session's shard after routing chose
+// it: every change is refused with session.ErrNotOwner.
+type notOwner struct{}
+
+func (notOwner) Start(context.Context, string) (session.Info, error) {
+	return session.Info{}, fmt.Errorf("start: %w", session.ErrNotOwner)
+}
+
+func (notOwner) Logout(context.Context, string) (session.Info, error) {
+	return session.Info{}, fmt.Errorf("logout: %w", session.ErrNotOwner)
+}
+
+func (notOwner) SendText(context.Context, string, session.OutgoingText) (string, error) {
+	return "", fmt.Errorf("send: %w", session.ErrNotOwner)
+}
+
+// A shard that moves between routing and acting (the replica held it when asked, not when it
+// acted) is answered like a moving shard: 503 session_moving with Retry-After, not a 502.
+func TestASessionLostAfterRoutingIsAnsweredRetryLater(t *testing.T) {
+	r := newReplica(t, true)
+	h, err := api.New(api.Config{Token: token, Sessions: notOwner{}, Reader: r.m, Activity: r.activity,
+		Logger: slog.New(slog.DiscardHandler), Locator: r.loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.loc.set("s1", api.Location{Self: true})
+	for _, rq := range []struct{ method, path, body string }{
+		{"POST", "/sessions", `{"session_id":"s1"}`},
+		{"DELETE", "/sessions/s1", ""},
+	} {
+		req := httptest.NewRequest(rq.method, rq.path, strings.NewReader(rq.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		resp := response{code: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+		if resp.code != 503 || resp.header.Get("Retry-After") != "1" || resp.errorCode(t) != "session_moving" {
+			t.Fatalf("%s %s: %d %v %s", rq.method, rq.path, resp.code, resp.header, resp.body)
+		}
 	}
 }
