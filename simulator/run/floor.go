@@ -12,14 +12,15 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"wagate/internal/buildinfo"
 	"wagate/internal/procstat"
 	"wagate/reports"
 	"wagate/simulator/floor"
+	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
+	"wagate/simulator/user"
 )
 
 // FloorServeCommand is the simulator's subcommand that serves the floor (simulator/floor) in its
@@ -80,35 +81,37 @@ func RunFloor(ctx context.Context, o Options) error {
 
 	start := time.Now()
 	cpu0, _ := procstat.FS{}.Process(strconv.Itoa(c.Pid()))
-	var ok, failed atomic.Int64
+	// The floor is polled by the users' own poll client (user.Poller), so the floor and the
+	// gateway see the same requests from the same generator.
+	reg := metrics.NewRegistry(nil)
+	api := user.NewAPI("http://"+addr, "floor", client, reg)
 	pctx, cancel := context.WithDeadline(ctx, start.Add(duration))
 	defer cancel()
 	var wg sync.WaitGroup
 	for i := range pollers {
 		wg.Go(func() {
-			id := url + "floor-" + strconv.Itoa(i)
-			// Spread the pollers over the interval, as the users' pollers are.
-			next := start.Add(time.Duration(rand.Int64N(int64(interval) + 1)))
+			p := api.NewPoller(pctx, user.EndpointStatus, "floor-"+strconv.Itoa(i), nil)
+			defer p.Close()
+			// Spread the pollers over the interval, as the users' pollers are; one timer each.
+			t := time.NewTimer(time.Duration(rand.Int64N(int64(interval) + 1)))
+			defer t.Stop()
 			for {
 				select {
 				case <-pctx.Done():
 					return
-				case <-time.After(time.Until(next)):
+				case <-t.C:
 				}
-				if err := pollOnce(pctx, client, id); err != nil {
-					if pctx.Err() != nil {
-						return
-					}
-					failed.Add(1)
-				} else {
-					ok.Add(1)
+				if err := p.Poll(); err != nil && pctx.Err() != nil {
+					return
 				}
-				next = time.Now().Add(interval)
+				t.Reset(interval)
 			}
 		})
 	}
 	wg.Wait()
 	end := time.Now()
+	failedN := reg.Total("http_req_failed", nil)
+	okN := reg.Total("http_reqs", nil) - failedN
 	cpu1, err := procstat.FS{}.Process(strconv.Itoa(c.Pid()))
 	if err != nil {
 		return fmt.Errorf("floor's CPU: %w", err)
@@ -134,12 +137,12 @@ func RunFloor(ctx context.Context, o Options) error {
 		Configuration: reports.Configuration{Overrides: f.Overrides},
 		Environment:   env,
 		Metrics: map[string]reports.Metric{
-			reports.MetricHTTPReqs:      reports.NewCounterMetric(float64(ok.Load()), wall.Seconds()),
-			reports.MetricHTTPReqFailed: reports.NewRateMetric(float64(failed.Load()), float64(ok.Load())),
+			reports.MetricHTTPReqs:      reports.NewCounterMetric(okN, wall.Seconds()),
+			reports.MetricHTTPReqFailed: reports.NewRateMetric(failedN, okN),
 			reports.MetricGatewayCPU:    reports.NewTrendMetric("default", cpuHist),
 		},
 	}
-	log.Info("floor: done", "requests", ok.Load(), "failed", failed.Load(), "cpu_percent", cpuPercent)
+	log.Info("floor: done", "requests", okN, "failed", failedN, "cpu_percent", cpuPercent)
 	return rep.Save(filepath.Join(o.Out, reports.FileName))
 }
 
