@@ -15,6 +15,8 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"wagate/gateway/api"
 	"wagate/gateway/config"
 	"wagate/gateway/delivery"
@@ -40,6 +42,8 @@ type App struct {
 	delivery delivery.Delivery
 	manager  *session.Manager
 	metrics  *metrics.Metrics
+	// node is this replica's cluster membership (cluster mode; nil otherwise, cluster.go).
+	node     *clusterNode
 	server   *http.Server
 	listener net.Listener
 	// pprof serves net/http/pprof when cfg.PprofAddr is set (loopback only, off by default).
@@ -70,6 +74,8 @@ type modeParts struct {
 	// redisData (batch) is the Redis data the outbox lives in: set when a loss of it must make
 	// the sessions send their state again.
 	redisData *redisData
+	// sharedRedis (batch) is the Redis client cluster mode coordinates in.
+	sharedRedis redis.UniversalClient
 }
 
 // redisData is the generation of the Redis data at start (the outbox marker) and how to watch it.
@@ -162,16 +168,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		}
 	}
 	warnings = append(warnings, parts.warnings...)
+	var clusterMetrics *metrics.ClusterMetrics
+	if cfg.Cluster {
+		clusterMetrics = a.metrics.RegisterCluster()
+		if a.node, err = newClusterNode(ctx, cfg, parts.sharedRedis, clusterMetrics, log); err != nil {
+			return nil, err
+		}
+		a.registry.SetOnFencedWrite(registryFenced(clusterMetrics))
+		parts.ready = append(parts.ready, api.Check{Name: "cluster", Check: a.node.readyCheck})
+		parts.routes = append(parts.routes, a.node.route())
+	}
 
-	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug})
+	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug, NoAutoReconnect: cfg.Cluster})
 	if err != nil {
 		return nil, err
 	}
 	sessionCfg := cfg.SessionConfig()
 	sessionCfg.ResyncRestored, sessionCfg.Logger, sessionCfg.Hooks = resync, log, a.metrics.SessionHooks()
+	if a.node != nil {
+		sessionCfg.Owner, sessionCfg.Hooks.FencedWrite = a.node, clusterMetrics.FencedWrite
+	}
 	a.manager, err = session.New(ctx, sessionCfg, a.driver, a.registry, a.delivery)
 	if err != nil {
 		return nil, err
+	}
+	if a.node != nil {
+		a.node.manager, a.node.floor = a.manager, a.manager.Epoch()
 	}
 	a.metrics.RegisterSessions(a.manager.Counts)
 	if rd := parts.redisData; rd != nil {
@@ -240,8 +262,15 @@ func (a *App) Manager() *session.Manager { return a.manager }
 // then the stores.
 func (a *App) Run(ctx context.Context) error {
 	// Restore loads the registry before the API serves (reconnects continue in the background),
-	// so a request never races the restore.
-	if err := a.manager.Restore(ctx); err != nil {
+	// so a request never races the restore. In cluster mode the sessions come with the shards
+	// this replica claims (/readyz waits for the first claims).
+	if a.node != nil {
+		if err := a.node.start(ctx); err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+			defer cancel()
+			return errors.Join(err, a.Shutdown(sctx))
+		}
+	} else if err := a.manager.Restore(ctx); err != nil {
 		a.log.Error("restoring sessions failed", "err", err)
 	}
 	serveErr := make(chan error, 1)
@@ -270,8 +299,18 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.server.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: stop API server: %w", err))
 	}
+	if a.node != nil {
+		a.node.stop() // no claims or handovers while the sessions close
+	}
 	if err := a.manager.Close(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if a.node != nil {
+		// Every session's queued events reached the delivery and the registry is flushed: hand
+		// every shard over at once (the other replicas claim them without waiting for the lease).
+		if err := a.node.leave(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// A session whose latest state the delivery refused makes the stop unclean: the next start
 	// sends every status again.

@@ -106,8 +106,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 			_, err := rc.Ready(ctx)
 			return err
 		}}},
-		warnings: warnings,
-		closers:  closers,
+		warnings:    warnings,
+		closers:     closers,
+		sharedRedis: rc.Client,
 		redisData: &redisData{
 			generation: ob.Generation(),
 			watch: func(onLost func(generation int64)) {

@@ -76,6 +76,22 @@ func (m *Member) Held() map[int]int64 {
 	return maps.Clone(m.claims)
 }
 
+// HeldEpoch returns the epoch this member holds shard at, as far as it knows; false when it does
+// not hold it (or is fenced). Cheap: the session layer asks for every event.
+func (m *Member) HeldEpoch(shard int) (int64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.claims[shard]
+	return e, ok
+}
+
+// HeldCount returns how many shards this member holds, as far as it knows.
+func (m *Member) HeldCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.claims)
+}
+
 func (m *Member) fence(cause error) {
 	m.fenceOnce.Do(func() {
 		// Under mu, so that a concurrent Claim either sees the fence or is cleared by it.

@@ -179,3 +179,41 @@ func (s *Store) Fence(ctx context.Context, member string, shard int, epoch int64
 	}
 	return n == 1, nil
 }
+
+// ShardState is one shard's row of a Snapshot.
+type ShardState struct {
+	Shard  int    `json:"shard"`
+	Holder string `json:"holder"` // incarnation id; "" when released, never claimed, or its holder is not live
+	Epoch  int64  `json:"epoch"`  // current epoch (kept when released)
+}
+
+// Snapshot returns the live members and every shard's live holder and epoch (GET /cluster). Read
+// in a few round trips, not atomically: a view for operators, not a decision.
+func (s *Store) Snapshot(ctx context.Context) ([]MemberInfo, []ShardState, error) {
+	members, err := s.Live(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	live := make(map[string]bool, len(members))
+	for _, m := range members {
+		live[m.ID] = true
+	}
+	holders, err := s.rdb.HGetAll(ctx, s.keys.holders).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: read shard holders: %w", err)
+	}
+	epochs, err := s.rdb.HGetAll(ctx, s.keys.epochs).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: read shard epochs: %w", err)
+	}
+	shards := make([]ShardState, s.opts.Shards)
+	for k := range shards {
+		f := strconv.Itoa(k)
+		shards[k].Shard = k
+		if h := holders[f]; live[h] {
+			shards[k].Holder = h
+		}
+		shards[k].Epoch, _ = strconv.ParseInt(epochs[f], 10, 64)
+	}
+	return members, shards, nil
+}

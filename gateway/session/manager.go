@@ -94,6 +94,9 @@ type Manager struct {
 	store  Store
 	sink   delivery.Delivery
 	owner  Owner // cluster mode; nil in single-process mode
+	// adoptMu (cluster mode): Adopt holds it to claim shards and read their sessions; Start
+	// holds it shared while it checks ownership and creates the session.
+	adoptMu sync.RWMutex
 
 	ctx    context.Context // lives until Close: deliveries and WhatsApp connections
 	cancel context.CancelFunc
@@ -270,12 +273,17 @@ func (m *Manager) Start(ctx context.Context, id string) (Info, error) {
 	if m.closed.Load() {
 		return Info{}, ErrClosed
 	}
-	if m.owner != nil {
-		if _, _, held := m.owner.Epoch(id); !held {
-			return Info{}, ErrNotOwner
-		}
+	if m.owner == nil {
+		return m.start(ctx, m.getOrCreate(id), true)
 	}
-	return m.start(ctx, m.getOrCreate(id), true)
+	m.adoptMu.RLock()
+	if _, _, held := m.owner.Epoch(id); !held {
+		m.adoptMu.RUnlock()
+		return Info{}, ErrNotOwner
+	}
+	s := m.getOrCreate(id)
+	m.adoptMu.RUnlock()
+	return m.start(ctx, s, true)
 }
 
 // start connects s. allowPairing says whether an unpaired session may begin a QR flow (false for

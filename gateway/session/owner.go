@@ -174,13 +174,20 @@ func (m *Manager) retryReconnect(s *session, delay time.Duration) {
 	s.mu.Unlock()
 }
 
-// AdoptHeld brings in the sessions of the shards this replica holds that it does not run yet
-// (cluster mode, after claims): it reads the shared registry, restores each such record as
-// Restore does, sending its status again with the shard's epoch, and reconnects the paired ones
-// in the background (Restoring counts them). It returns how many sessions it adopted.
-func (m *Manager) AdoptHeld(ctx context.Context) (int, error) {
+// Adopt runs claim (which claims shards for this replica, so that Owner.Epoch answers for
+// them) and then brings in the sessions of held shards it does not run yet: it reads the shared
+// registry, restores each such record as Restore does, sending its status again with the shard's
+// epoch, and reconnects the paired ones in the background (Restoring counts them). Start waits
+// while an Adopt runs, so a session of a just claimed shard is never started from nothing before
+// its record (maybe a paired device) is read. It returns how many sessions it adopted.
+func (m *Manager) Adopt(ctx context.Context, claim func(ctx context.Context) error) (int, error) {
 	if m.closed.Load() {
 		return 0, ErrClosed
+	}
+	m.adoptMu.Lock()
+	defer m.adoptMu.Unlock()
+	if err := claim(ctx); err != nil {
+		return 0, err
 	}
 	recs, err := m.store.Load(ctx)
 	if err != nil {

@@ -1,0 +1,398 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"wagate/gateway/api"
+	"wagate/gateway/cluster"
+	"wagate/gateway/config"
+	"wagate/gateway/metrics"
+	"wagate/gateway/session"
+	"wagate/gateway/storage"
+)
+
+// Cluster mode's pacing (docs/cluster.md).
+const (
+	// rebalanceInterval is how often a replica reads the shard table and acts on its Plan.
+	rebalanceInterval = time.Second
+	// handoverBudget is the most shards a replica hands over per round: <= 2 shards/s, so a
+	// join or a leave moves sessions at a bounded rate.
+	handoverBudget = 2
+	// takeoverWatch bounds how long a round waits for the sessions it brought in to reconnect
+	// before it records the takeover time.
+	takeoverWatch = 2 * time.Minute
+)
+
+// clusterNode is this replica's membership in cluster mode: it joins, keeps its lease (Member.Run),
+// claims and hands over shards (the rebalancer), drops the sessions of shards it lost, rejoins
+// after being fenced, and answers the session layer's ownership questions (session.Owner).
+type clusterNode struct {
+	store   *cluster.Store
+	name    string // the replica's stable name (gateway id)
+	addr    string // advertised URL
+	log     *slog.Logger
+	metrics *metrics.ClusterMetrics
+
+	manager *session.Manager // set before start
+	floor   int64            // every claim's epoch floor: the manager's reserved epoch
+
+	member atomic.Pointer[cluster.Member]
+	ready  atomic.Bool // joined and the first rebalancing round done
+	// moving holds the shards being handed over: the session layer no longer acts for them.
+	movingMu sync.Mutex
+	moving   map[int]bool
+
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// newClusterNode prepares cluster mode on the shared Redis: it checks the installation's shard
+// count (stored at the first start, a different one refused).
+func newClusterNode(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, cm *metrics.ClusterMetrics, log *slog.Logger) (*clusterNode, error) {
+	if rdb == nil {
+		return nil, errors.New("app: cluster mode needs the shared Redis of batch mode")
+	}
+	interval, deadline := cluster.LeaseTimings(cfg.ClusterLeaseTTL)
+	store, err := cluster.New(rdb, cluster.Options{Shards: cfg.ClusterShards, LeaseTTL: cfg.ClusterLeaseTTL,
+		RenewInterval: interval, RenewDeadline: deadline, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if err := store.CheckShards(ctx); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	name := cfg.GatewayID
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("app: cluster mode: no gateway id and no host name: %w", err)
+		}
+	}
+	return &clusterNode{store: store, name: name, addr: cfg.AdvertiseURL, log: log, metrics: cm, moving: map[int]bool{}}, nil
+}
+
+// Epoch implements session.Owner: the epoch this replica holds the session's shard at.
+func (n *clusterNode) Epoch(sessionID string) (int, int64, bool) {
+	shard := cluster.Shard(sessionID, n.store.Shards())
+	m := n.member.Load()
+	if m == nil {
+		return shard, 0, false
+	}
+	n.movingMu.Lock()
+	moving := n.moving[shard]
+	n.movingMu.Unlock()
+	if moving {
+		return shard, 0, false
+	}
+	e, ok := m.HeldEpoch(shard)
+	return shard, e, ok
+}
+
+// Bump implements session.Owner.
+func (n *clusterNode) Bump(ctx context.Context, shard int, epoch int64) (int64, error) {
+	m := n.member.Load()
+	if m == nil {
+		return 0, cluster.ErrFenced
+	}
+	return m.Bump(ctx, shard, epoch)
+}
+
+// Fence implements session.Owner.
+func (n *clusterNode) Fence(ctx context.Context, shard int, epoch int64) (bool, error) {
+	m := n.member.Load()
+	if m == nil {
+		return false, nil
+	}
+	return m.Fence(ctx, shard, epoch)
+}
+
+// inShards returns a session matcher for shards.
+func (n *clusterNode) inShards(shards ...int) func(string) bool {
+	set := make(map[int]bool, len(shards))
+	for _, k := range shards {
+		set[k] = true
+	}
+	return func(id string) bool { return set[cluster.Shard(id, n.store.Shards())] }
+}
+
+// start joins the cluster and runs the lease and the rebalancer until stop.
+func (n *clusterNode) start(ctx context.Context) error {
+	m, err := n.join(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.done.Add(2)
+	go func() { defer n.done.Done(); n.keepMembership(ctx, m) }()
+	go func() { defer n.done.Done(); n.rebalance(ctx) }()
+	return nil
+}
+
+// join makes a new incarnation of this replica a member.
+func (n *clusterNode) join(ctx context.Context) (*cluster.Member, error) {
+	m, err := n.store.Join(ctx, n.name, n.addr, cluster.Callbacks{
+		OnFenced: func(error) { n.metrics.MemberFenced() },
+		OnLost: func(shard int, _ int64) {
+			n.metrics.Lost()
+			// The shard is someone else's now: stop at once, nothing to flush.
+			go func() {
+				if _, err := n.manager.Drop(context.Background(), n.inShards(shard), false); err != nil {
+					n.log.Warn("cluster: dropping the sessions of a lost shard", "shard", shard, "err", err)
+				}
+			}()
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	n.member.Store(m)
+	return m, nil
+}
+
+// keepMembership renews the lease; when the member is fenced it drops every session (their
+// shards may be someone else's already), leaves (freeing the shards at once) and joins again as a
+// new incarnation, retrying while Redis does not answer.
+func (n *clusterNode) keepMembership(ctx context.Context, m *cluster.Member) {
+	for {
+		err := m.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		n.ready.Store(false)
+		n.log.Warn("cluster: this replica was fenced; dropping its sessions and joining again", "member", m.ID(), "err", err)
+		if _, err := n.manager.Drop(ctx, func(string) bool { return true }, false); err != nil {
+			n.log.Warn("cluster: dropping the sessions after fencing", "err", err)
+		}
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := m.Leave(lctx); err != nil {
+			n.log.Warn("cluster: leaving after fencing failed; the old lease expires by itself", "err", err)
+		}
+		cancel()
+		n.metrics.SetHeld(0)
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+			if m, err = n.join(ctx); err == nil {
+				break
+			}
+			n.log.Warn("cluster: joining again failed; retrying", "in", wait, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// rebalance runs a round every rebalanceInterval until ctx ends.
+func (n *clusterNode) rebalance(ctx context.Context) {
+	t := time.NewTicker(rebalanceInterval)
+	defer t.Stop()
+	for {
+		if err := n.round(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("cluster: rebalancing round failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// round reads the shard table, claims the free or orphaned shards assigned to this replica
+// (bringing in their sessions) and hands over at most handoverBudget shards now assigned to
+// another live replica. The first successful round makes the replica ready.
+func (n *clusterNode) round(ctx context.Context) error {
+	m := n.member.Load()
+	if m == nil || m.Err() != nil {
+		return nil // fenced: keepMembership joins again
+	}
+	holders, live, err := n.store.Table(ctx)
+	if err != nil {
+		return err
+	}
+	n.metrics.SetMembers(len(live))
+	mv := cluster.Plan(n.store.Shards(), m.ID(), live, holders, handoverBudget)
+	if len(mv.Claim) > 0 {
+		if err := n.claim(ctx, m, mv.Claim); err != nil {
+			return err
+		}
+	}
+	for _, k := range mv.HandOver {
+		if err := n.handOver(ctx, m, k); err != nil {
+			n.log.Warn("cluster: handing a shard over failed", "shard", k, "err", err)
+		}
+	}
+	n.metrics.SetHeld(m.HeldCount())
+	if !n.ready.Load() && m.Err() == nil {
+		n.ready.Store(true)
+		n.log.Info("cluster: member ready", "member", m.ID(), "shards_held", m.HeldCount(), "members", len(live))
+	}
+	return nil
+}
+
+// claim claims shards and brings in their sessions; the takeover time is recorded once the
+// paired ones finished reconnecting.
+func (n *clusterNode) claim(ctx context.Context, m *cluster.Member, shards []int) error {
+	start := time.Now()
+	claimed := 0
+	adopted, err := n.manager.Adopt(ctx, func(ctx context.Context) error {
+		for _, k := range shards {
+			_, err := m.Claim(ctx, k, n.floor)
+			switch {
+			case errors.Is(err, cluster.ErrHeld):
+				continue // someone was faster; the next round's table shows it
+			case err != nil:
+				return err
+			}
+			claimed++
+		}
+		return nil
+	})
+	n.metrics.Claimed(claimed)
+	if err != nil {
+		return err
+	}
+	n.log.Info("cluster: shards claimed", "member", m.ID(), "claimed", claimed, "sessions", adopted)
+	if adopted > 0 {
+		go func() {
+			deadline := time.Now().Add(takeoverWatch)
+			for n.manager.Restoring() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+			n.metrics.ObserveTakeover(time.Since(start))
+		}()
+	}
+	return nil
+}
+
+// handOver gives shard k to the replica it is now assigned to: the session layer stops acting for
+// it, its sessions' queued events reach the delivery (the outbox), their clients disconnect, the
+// registry is flushed, and the shard is released; its new holder claims it at epoch+1.
+func (n *clusterNode) handOver(ctx context.Context, m *cluster.Member, k int) error {
+	epoch, ok := m.HeldEpoch(k)
+	if !ok {
+		return nil
+	}
+	n.movingMu.Lock()
+	n.moving[k] = true
+	n.movingMu.Unlock()
+	defer func() {
+		n.movingMu.Lock()
+		delete(n.moving, k)
+		n.movingMu.Unlock()
+	}()
+	dropped, err := n.manager.Drop(ctx, n.inShards(k), true)
+	if err != nil {
+		return err
+	}
+	if err := m.Release(ctx, k, epoch); err != nil {
+		return err
+	}
+	n.metrics.HandedOver()
+	n.log.Debug("cluster: shard handed over", "shard", k, "epoch", epoch, "sessions", dropped)
+	return nil
+}
+
+// stop ends the rebalancer and the lease renewals (Shutdown, before the session layer closes).
+func (n *clusterNode) stop() {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.done.Wait()
+}
+
+// leave releases every shard and ends the lease (after the session layer closed and flushed):
+// the other replicas claim the shards at once instead of after the lease.
+func (n *clusterNode) leave(ctx context.Context) error {
+	n.ready.Store(false)
+	m := n.member.Load()
+	if m == nil || m.Err() != nil {
+		return nil
+	}
+	if err := m.Leave(ctx); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	return nil
+}
+
+// readyCheck is /readyz's cluster check: ready once joined and the first claims are made.
+func (n *clusterNode) readyCheck(context.Context) error {
+	if !n.ready.Load() {
+		return errors.New("cluster: not a member with its first shards claimed yet")
+	}
+	return nil
+}
+
+// clusterView is GET /cluster's answer.
+type clusterView struct {
+	Me      clusterMe            `json:"me"`
+	Shards  int                  `json:"shards"`
+	Members []clusterMember      `json:"members"`
+	Table   []cluster.ShardState `json:"table"`
+}
+
+type clusterMe struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Addr        string `json:"addr"`
+	Ready       bool   `json:"ready"`
+	ShardsHeld  int    `json:"shards_held"`
+	SessionsRun int    `json:"sessions"`
+}
+
+type clusterMember struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	Addr           string    `json:"addr"`
+	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+	ShardsHeld     int       `json:"shards_held"`
+}
+
+// route is GET /cluster: the live members with their shard counts, every shard's holder and
+// epoch, and this replica's own view (authenticated like the other routes).
+func (n *clusterNode) route() api.Route {
+	return api.Route{Pattern: "GET /cluster", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		members, table, err := n.store.Snapshot(r.Context())
+		if err != nil {
+			http.Error(w, `{"error":"cluster state unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
+		count := map[string]int{}
+		for _, s := range table {
+			if s.Holder != "" {
+				count[s.Holder]++
+			}
+		}
+		v := clusterView{Shards: n.store.Shards(), Table: table, Members: make([]clusterMember, 0, len(members))}
+		if m := n.member.Load(); m != nil {
+			v.Me = clusterMe{ID: m.ID(), Name: m.Name(), Addr: n.addr, Ready: n.ready.Load(), ShardsHeld: m.HeldCount()}
+		}
+		if n.manager != nil {
+			byStatus, _ := n.manager.Counts()
+			for _, c := range byStatus {
+				v.Me.SessionsRun += c
+			}
+		}
+		for _, m := range members {
+			v.Members = append(v.Members, clusterMember{ID: m.ID, Name: m.Name, Addr: m.Addr, LeaseExpiresAt: m.Expiry.UTC(), ShardsHeld: count[m.ID]})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	})}
+}
+
+// registryFenced counts the registry writes the conditional upsert refused.
+func registryFenced(cm *metrics.ClusterMetrics) func(storage.Record) {
+	return func(storage.Record) { cm.FencedWrite(metrics.FencedRegistryRefused) }
+}

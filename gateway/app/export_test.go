@@ -1,0 +1,12 @@
+package app
+
+import "context"
+
+// Kill stops a cluster replica the way SIGKILL does, as far as the others can tell: its lease is
+// no longer renewed (it expires after the TTL; nothing is released), its WhatsApp clients close
+// without anything reported. (Its API keeps answering: closing the server would start Run's
+// shutdown, which leaves the cluster.) Shutdown still frees the rest.
+func (a *App) Kill() {
+	a.node.stop()
+	_, _ = a.manager.Drop(context.Background(), func(string) bool { return true }, false)
+}
