@@ -83,6 +83,19 @@ func (o *Outbox) CheckGeneration(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// groupVanished handles a consumer group found missing while the gateway runs: the stream or its
+// group was removed (a Redis restarted without its data, an allkeys-* policy set at runtime that
+// evicted the stream but not the marker, a DEL), and the undelivered events with it. The marker
+// alone would not tell when it survived, so a fresh generation replaces it: the keeper of every
+// gateway sharing this Redis then sees the change and sends every session's current state again.
+func (o *Outbox) groupVanished(ctx context.Context) {
+	fresh := rand.Int64N(1<<62) + 1
+	if err := o.rdb.Set(ctx, o.cfg.MarkerKey, fresh, 0).Err(); err != nil {
+		o.log.Warn("outbox: could not start a new generation after the group vanished", "marker", o.cfg.MarkerKey, "err", err)
+	}
+	o.checkSoon()
+}
+
 // checkSoon asks the keeper to check the marker now (Redis answered again after errors).
 func (o *Outbox) checkSoon() {
 	select {

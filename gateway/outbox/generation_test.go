@@ -84,3 +84,36 @@ func TestTheKeeperNoticesTheLossOnItsOwn(t *testing.T) {
 		t.Fatal("the keeper never noticed that Redis lost its data")
 	}
 }
+
+// An allkeys-* policy set while the gateway runs may evict the outbox stream and keep the
+// marker: the undelivered events are gone although the marker says nothing changed. The read
+// that finds the group missing starts a new generation, so every gateway sends its sessions'
+// current state again.
+func TestAStreamThatVanishedUnderAnIntactMarkerCountsAsDataLost(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		var lostA, lostB []int64
+		a := newOutbox(t, b, Config{Consumer: "gw-a", OnDataLost: func(g int64) { lostA = append(lostA, g) }})
+		bb := newOutbox(t, b, Config{Consumer: "gw-b", OnDataLost: func(g int64) { lostB = append(lostB, g) }})
+		if _, err := a.Append(ctx, testEvent("s1", 1, event.KindStatus, "connected")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Client(t).Del(ctx, a.Config().Stream).Err(); err != nil { // evicted like a cache key
+			t.Fatal(err)
+		}
+		if _, err := a.Append(ctx, testEvent("s1", 2, event.KindStatus, "disconnected")); err != nil {
+			t.Fatal(err) // recreates the stream, without its group
+		}
+		if got, err := a.ReadNew(ctx, 10); err != nil || len(got) != 1 {
+			t.Fatalf("read after the eviction: %d, %v; want the event appended since", len(got), err)
+		}
+		for _, o := range []*Outbox{a, bb} {
+			if lost, err := o.CheckGeneration(ctx); err != nil || !lost {
+				t.Fatalf("%s: check after the stream vanished = %v, %v; want the loss noticed", o.Config().Consumer, lost, err)
+			}
+		}
+		if len(lostA) != 1 || len(lostB) != 1 || lostA[0] != lostB[0] {
+			t.Fatalf("OnDataLost calls: a %v, b %v; want one each with the same new generation", lostA, lostB)
+		}
+	})
+}

@@ -425,8 +425,8 @@ func (o *Outbox) readGroup(ctx context.Context, from string, count int64) ([]Ent
 	}
 	res, err := o.rdb.XReadGroup(ctx, args).Result()
 	if noGroup(err) {
-		o.log.Warn("outbox: consumer group missing (Redis restarted without persistence?); recreating it")
-		o.checkSoon()
+		o.log.Warn("outbox: consumer group missing (Redis restarted without persistence, or evicted the stream?); recreating it")
+		o.groupVanished(ctx)
 		if gerr := o.ensureGroup(ctx); gerr != nil {
 			return nil, gerr
 		}
