@@ -1,0 +1,275 @@
+package processtest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"wagate/fakelaravel"
+	"wagate/gateway/cluster"
+	"wagate/gateway/laravel"
+	"wagate/internal/proctest"
+	"wagate/simulator/fakewa"
+)
+
+// takeoverBudget is issue 16's bound on a takeover after a replica died: every session it held
+// connected on the survivors within 15 s + 2 s per 1000 sessions.
+func takeoverBudget(sessions int) time.Duration {
+	return 15*time.Second + time.Duration(sessions)*2*time.Second/1000
+}
+
+// mostLoaded is the replica holding the most of ids, and those ids.
+func mostLoaded(groups map[string][]string) (string, []string) {
+	best := ""
+	for name, ids := range groups {
+		if best == "" || len(ids) > len(groups[best]) || (len(ids) == len(groups[best]) && name < best) {
+			best = name
+		}
+	}
+	return best, groups[best]
+}
+
+// checkEverySessionConnectedOnce checks fakewa saw each paired session log in at least once so
+// far (the JIDs the tests compare are the ones fakewa reports).
+func (w *world) checkEverySessionConnectedOnce(ids []string) {
+	w.t.Helper()
+	conns := w.waEvents(0, fakewa.EventConnected)
+	for _, id := range ids {
+		if len(conns[w.jids[id].String()]) == 0 {
+			w.t.Fatalf("fakewa never saw %s (%s) connect; its events name devices differently", id, w.jids[id])
+		}
+	}
+}
+
+// waitMovedAndConnected waits until every one of ids is held by a replica other than from, has
+// logged in to WhatsApp again after seq, and Laravel shows it connected at its shard's new epoch.
+func (w *world) waitMovedAndConnected(what string, ids []string, from string, since uint64, timeout time.Duration) {
+	w.t.Helper()
+	proctest.Eventually(w.t, what, timeout, func() (bool, string) {
+		hs, table, err := w.holders()
+		if err != nil {
+			return false, err.Error()
+		}
+		conns := w.waEvents(since, fakewa.EventConnected)
+		ls := w.laravelSessions()
+		for _, id := range ids {
+			h := holderOf(hs, id)
+			switch {
+			case h == "" || h == from:
+				return false, fmt.Sprintf("%s held by %q", id, h)
+			case len(conns[w.jids[id].String()]) == 0:
+				return false, fmt.Sprintf("%s (held by %s) not logged in to WhatsApp again", id, h)
+			case ls[id].EstadoQR != laravel.StatusConnected || cluster.EpochOf(ls[id].StatusVersion) != epochOf(table, id):
+				return false, fmt.Sprintf("%s: Laravel %s v%d, shard epoch %d", id, ls[id].EstadoQR, ls[id].StatusVersion, epochOf(table, id))
+			}
+		}
+		return true, ""
+	})
+}
+
+// A replica is SIGKILLed: every session it held is connected on the survivors within 15 s + 2 s
+// per 1000 sessions, each logging in once; the survivors' own sessions do not reconnect; Laravel
+// ends with every session connected at its shard's current epoch.
+func TestASIGKILLedReplicasSessionsConnectOnTheSurvivorsInTime(t *testing.T) {
+	w := newWorld(t)
+	w.startReady("gw-a", "gw-b", "gw-c")
+	n := sessionCount(t)
+	ids := w.pair(n)
+	w.checkEverySessionConnectedOnce(ids)
+	holders, _, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, moved := mostLoaded(byHolder(holders, ids))
+	if len(moved) == 0 || len(moved) == n {
+		t.Fatalf("the victim %s holds %d of %d sessions: the shards are not spread", victim, len(moved), n)
+	}
+
+	seq := w.lastSeq()
+	killed := time.Now()
+	w.replicas[victim].proc.Kill()
+	w.waitMovedAndConnected(fmt.Sprintf("the %d sessions of the SIGKILLed %s connected on the survivors", len(moved), victim),
+		moved, victim, seq, takeoverBudget(n))
+	t.Logf("takeover: %d sessions of %s (of %d) connected on the survivors %v after its SIGKILL (budget %v, lease %v)",
+		len(moved), victim, n, time.Since(killed).Round(100*time.Millisecond), takeoverBudget(n), leaseTTL)
+
+	conns := w.waEvents(seq, fakewa.EventConnected)
+	movedSet := map[string]bool{}
+	for _, id := range moved {
+		movedSet[id] = true
+		if c := len(conns[w.jids[id].String()]); c != 1 {
+			t.Errorf("%s logged in %d times after the SIGKILL, want once", id, c)
+		}
+	}
+	for _, id := range ids {
+		if !movedSet[id] && len(conns[w.jids[id].String()]) > 0 {
+			t.Errorf("%s, held by survivor %s, reconnected", id, holderOf(holders, id))
+		}
+	}
+	w.checkLaravelMatchesHolders(ids)
+	w.checkNoSecretsLogged()
+}
+
+// A replica is SIGSTOPped for twice its lease: the survivors take its sessions over while it is
+// paused; on SIGCONT it finds itself fenced (it reconnects nothing of its old claims), WhatsApp
+// sees at most one replaced stream per session, and Laravel ends with the current holders'
+// writes (the paused replica's late writes, if any, are counted stale).
+func TestASIGSTOPpedReplicaFencesItselfOnResume(t *testing.T) {
+	w := newWorld(t)
+	w.startReady("gw-a", "gw-b", "gw-c")
+	n := sessionCount(t)
+	ids := w.pair(n)
+	w.checkEverySessionConnectedOnce(ids)
+	holders, _, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, paused := mostLoaded(byHolder(holders, ids))
+	r := w.replicas[victim]
+	statsBefore, err := w.admin.GetStats(w.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	seq := w.lastSeq()
+	stopped := time.Now()
+	if err := syscall.Kill(r.proc.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(r.proc.Pid(), syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume) // never leave a stopped process behind
+	w.waitMovedAndConnected(fmt.Sprintf("the %d sessions of the paused %s connected on the others", len(paused), victim),
+		paused, victim, seq, 2*leaseTTL)
+	took := time.Since(stopped)
+	time.Sleep(time.Until(stopped.Add(2 * leaseTTL)))
+	resume()
+	t.Logf("takeover of %d sessions from the paused %s took %v; resumed after %v", len(paused), victim, took.Round(100*time.Millisecond), time.Since(stopped).Round(100*time.Millisecond))
+
+	proctest.Eventually(t, victim+" to find itself fenced on resume", 15*time.Second, func() (bool, string) {
+		log := proctest.Tail(filepath.Join(w.dir, victim+".log"))
+		return strings.Contains(log, "fenced"), "no fencing in its log"
+	})
+	w.waitBalanced(60 * time.Second)
+
+	replaced := w.waEvents(seq, fakewa.EventReplaced)
+	for _, id := range ids {
+		if c := len(replaced[w.jids[id].String()]); c > 1 {
+			t.Errorf("%s: %d replaced streams, want at most one (the paused replica's)", id, c)
+		}
+	}
+	w.checkLaravelMatchesHolders(ids)
+	statsAfter, err := w.admin.GetStats(w.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Laravel counted %d stale status items during the pause and after (the paused replica's late writes among them)",
+		statsAfter.Endpoints[fakelaravel.EndpointStatusBatch].Stale-statsBefore.Endpoints[fakelaravel.EndpointStatusBatch].Stale)
+	w.checkNoSecretsLogged()
+}
+
+// Every replica in turn gets SIGTERM and is started again (a rolling update): its sessions are
+// handed over at once (no lease to wait out, no replaced stream), connected on the others within
+// the takeover budget, and come back when it rejoins: each session logs in at most twice over
+// the whole roll (away and back), never through a replaced stream.
+func TestARollingSIGTERMHandsSessionsOverWithoutReplacedStreams(t *testing.T) {
+	w := newWorld(t)
+	names := []string{"gw-a", "gw-b", "gw-c"}
+	w.startReady(names...)
+	n := sessionCount(t)
+	ids := w.pair(n)
+	w.checkEverySessionConnectedOnce(ids)
+	start := w.lastSeq()
+	for _, name := range names {
+		holders, _, err := w.holders()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := byHolder(holders, ids)[name]
+		seq := w.lastSeq()
+		stopped := time.Now()
+		w.replicas[name].proc.Stop(t, 30*time.Second)
+		if len(held) > 0 {
+			w.waitMovedAndConnected(fmt.Sprintf("the %d sessions of %s connected elsewhere after its SIGTERM", len(held), name),
+				held, name, seq, takeoverBudget(n))
+		}
+		t.Logf("%s: SIGTERM; its %d sessions connected elsewhere after %v", name, len(held), time.Since(stopped).Round(100*time.Millisecond))
+		w.start(name)
+		w.waitBalanced(90 * time.Second)
+	}
+	conns := w.waEvents(start, fakewa.EventConnected)
+	replaced := w.waEvents(start, fakewa.EventReplaced)
+	for _, id := range ids {
+		jid := w.jids[id].String()
+		if c := len(conns[jid]); c > 2 {
+			t.Errorf("%s logged in %d times during the roll, want at most 2 (away and back)", id, c)
+		}
+		if c := len(replaced[jid]); c > 0 {
+			t.Errorf("%s: %d replaced streams during a rolling SIGTERM (a handover must disconnect before the next holder connects)", id, c)
+		}
+	}
+	w.checkLaravelMatchesHolders(ids)
+	w.checkNoSecretsLogged()
+}
+
+// A fourth replica joins: about a quarter of the sessions move to it (rendezvous hashing moves
+// only shards that now belong to the newcomer), at most 2 shards a second per replica; it leaves
+// (SIGTERM): exactly those sessions go back to where they were.
+func TestScalingThreeToFourToThreeMovesAQuarter(t *testing.T) {
+	w := newWorld(t)
+	w.startReady("gw-a", "gw-b", "gw-c")
+	n := sessionCount(t)
+	ids := w.pair(n)
+	before, _, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := time.Now()
+	w.start("gw-d")
+	w.waitBalanced(90 * time.Second)
+	t.Logf("3 -> 4: balanced %v after gw-d started", time.Since(joined).Round(100*time.Millisecond))
+	during, _, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shardsMoved := 0
+	for k := range before {
+		if before[k] != during[k] {
+			shardsMoved++
+			if during[k] != "gw-d" {
+				t.Errorf("shard %d moved from %s to %s, not to the newcomer", k, before[k], during[k])
+			}
+		}
+	}
+	if lo, hi := shards/8, shards*3/8; shardsMoved < lo || shardsMoved > hi {
+		t.Errorf("%d of %d shards moved to the fourth replica, want about a quarter (%d..%d)", shardsMoved, shards, lo, hi)
+	}
+	movedSessions := byHolder(during, ids)["gw-d"]
+	t.Logf("3 -> 4: %d of %d shards and %d of %d sessions moved to gw-d", shardsMoved, shards, len(movedSessions), n)
+	w.checkLaravelMatchesHolders(ids)
+
+	w.replicas["gw-d"].proc.Stop(t, 30*time.Second)
+	w.waitBalanced(90 * time.Second)
+	after, _, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range before {
+		if before[k] != after[k] {
+			t.Errorf("shard %d: held by %s before gw-d joined, by %s after it left", k, before[k], after[k])
+		}
+	}
+	w.checkLaravelMatchesHolders(ids)
+	if os.Getenv("WAGATE_TEST_LOG") != "" {
+		t.Logf("sessions that moved: %v", movedSessions)
+	}
+}
