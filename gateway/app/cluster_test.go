@@ -64,8 +64,10 @@ func (w *clusterWorld) failNextConnect(ctx context.Context, jid types.JID, reaso
 func (w *clusterWorld) laravelState(ctx context.Context) (fakelaravel.State, error) {
 	return w.laravel.State(ctx)
 }
-func (w *clusterWorld) waEvents(ctx context.Context) ([]fakewa.Event, error) { return w.wa.Events(), nil }
-func (w *clusterWorld) restartGateway(ctx context.Context)                   { w.t.Fatal("not used") }
+func (w *clusterWorld) waEvents(ctx context.Context) ([]fakewa.Event, error) {
+	return w.wa.Events(), nil
+}
+func (w *clusterWorld) restartGateway(ctx context.Context) { w.t.Fatal("not used") }
 
 func newClusterWorld(t *testing.T) *clusterWorld {
 	if testing.Short() {
