@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,10 @@ type Options struct {
 	Duration time.Duration
 	// MaxFaults is the most faults per schedule (default 4).
 	MaxFaults int
+	// Only, when set, plays only the schedules of these numbers (0-based) of the seed's draw
+	// (Schedules is then ignored): a replay of a campaign's failing schedule, judged by the same
+	// invariants.
+	Only []int
 	// Parallel is how many worlds run at once (default 1).
 	Parallel int
 	// Out is the campaign folder: schedules/, runs/, failing/ and the reports.
@@ -183,7 +188,14 @@ func Run(ctx context.Context, o Options) (*Campaign, error) {
 	if !p.RealRedis {
 		progress("note: no redis-server for this world (gateway.redis %q): Redis faults and gateway kills are not drawn\n", base.Gateway.Redis)
 	}
-	schedules := Draw(o.Seed, o.Schedules, p)
+	drawn := o.Schedules
+	for _, i := range o.Only {
+		drawn = max(drawn, i+1)
+	}
+	schedules, err := onlySchedules(Draw(o.Seed, drawn, p), o.Only)
+	if err != nil {
+		return nil, err
+	}
 	c.Entries = make([]Entry, len(schedules))
 	work := make(chan int)
 	var mu sync.Mutex
@@ -204,7 +216,7 @@ func Run(ctx context.Context, o Options) (*Campaign, error) {
 				} else {
 					c.Failed++
 				}
-				progress("[%d/%d] schedule %d (seed %d): %s in %s; passed %d, failed %d\n", done, len(schedules), i, e.Schedule.Seed,
+				progress("[%d/%d] schedule %d (seed %d): %s in %s; passed %d, failed %d\n", done, len(schedules), e.Schedule.Index, e.Schedule.Seed,
 					e.Verdict, e.Elapsed.Round(time.Second), c.Passed, c.Failed)
 				for _, v := range e.Verdict.Violations {
 					progress("        %s: %s\n", v.Invariant, v.Detail)
@@ -286,7 +298,7 @@ func runSchedule(ctx context.Context, o Options, e Entry, s Schedule) (Observati
 		return obs, nil
 	}
 	defer lf.Close()
-	res, err := run.Run(ctx, run.Options{Scenario: e.File, Out: e.Dir, BinDir: o.BinDir, NoNDJSON: true,
+	res, err := run.Run(ctx, run.Options{Scenario: e.File, Out: e.Dir, BinDir: o.BinDir, NoNDJSON: true, DrainUntilSettled: true,
 		Label: filepath.Base(e.Dir), Logger: slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		obs.RunError = err.Error()
@@ -336,6 +348,37 @@ func runSchedule(ctx context.Context, o Options, e Entry, s Schedule) (Observati
 	}
 	obs.StormPeak, obs.Baseline = StormRates(points, res.Report.SeriesInterval.Std(), windows)
 	return obs, notes
+}
+
+// ParseOnly reads -only: schedule numbers separated by commas ("" is none).
+func ParseOnly(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a schedule number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// onlySchedules returns the schedules whose indexes only names (all when only is empty), in only's order.
+func onlySchedules(all []Schedule, only []int) ([]Schedule, error) {
+	if len(only) == 0 {
+		return all, nil
+	}
+	out := make([]Schedule, 0, len(only))
+	for _, i := range only {
+		if i < 0 || i >= len(all) {
+			return nil, fmt.Errorf("no schedule %d (%d drawn)", i, len(all))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
 }
 
 func join(a, b string) string {

@@ -63,6 +63,9 @@ type Options struct {
 	Gateway, GatewayToken                    string
 	Laravel, LaravelToken, LaravelAdminToken string
 	FakewaControl                            string
+	// DrainUntilSettled ends the drain before its period once every fault has recovered and the
+	// outbox is empty (drainsettle.go); the chaos campaign sets it.
+	DrainUntilSettled bool
 }
 
 // Result is a finished run.
@@ -411,10 +414,7 @@ func (r *runner) runUsers(ctx context.Context, env *user.Env) {
 func (r *runner) drain(ctx context.Context) {
 	f := r.f
 	if ctx.Err() == nil {
-		select {
-		case <-time.After(f.Drain.Std()):
-		case <-ctx.Done():
-		}
+		r.waitDrain(ctx, f.Drain.Std()) // drainsettle.go
 		if waited, depth := r.settleOutbox(ctx); waited > time.Second || depth > 0 {
 			r.log.Info("waited for the outbox after the drain", "waited", waited.Round(time.Millisecond), "depth", depth)
 		}

@@ -43,6 +43,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	stormFactor := fs.Float64("storm-factor", chaos.DefaultBounds.StormFactor, "Laravel requests/s during faults at most this times the rate outside faults")
 	stormFloor := fs.Float64("storm-floor", chaos.DefaultBounds.StormFloor, "... and never limited below this many requests/s")
 	keepLogs := fs.Bool("keep-logs", false, "keep the process logs of passing schedules too")
+	onlyFlag := fs.String("only", "", "play only these schedules of the seed (0-based numbers, comma-separated; -schedules is then ignored): a judged replay of a failing one")
 	verbose := fs.Bool("v", false, "debug logging of the campaign itself")
 	scenarioPath, args, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
 	if done {
@@ -51,12 +52,16 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if scenarioPath == "" || *out == "" || len(rest) > 0 || *schedules < 1 {
 		return cli.Usagef(stderr, usage, "simulator chaos: a scenario, -out and -schedules >= 1 are needed")
 	}
+	only, err := chaos.ParseOnly(*onlyFlag)
+	if err != nil {
+		return cli.Usagef(stderr, usage, "simulator chaos: -only: %v", err)
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	c, err := chaos.Run(ctx, chaos.Options{
-		Scenario: scenarioPath, Seed: *seed, Schedules: *schedules, Duration: *duration, MaxFaults: *maxFaults,
+		Scenario: scenarioPath, Seed: *seed, Schedules: *schedules, Duration: *duration, MaxFaults: *maxFaults, Only: only,
 		Parallel: *parallel, Out: *out, BinDir: *bin, KeepLogs: *keepLogs,
 		Bounds:   chaos.Bounds{Recovery: *recovery, StormFactor: *stormFactor, StormFloor: *stormFloor},
 		Command:  "simulator chaos " + strings.Join(append([]string{scenarioPath}, args...), " "),
