@@ -17,12 +17,11 @@ import (
 // fakeOwner is cluster ownership in memory: the epoch each held session's shard is held at, and
 // what the Redis fence check answers.
 type fakeOwner struct {
-	mu      sync.Mutex
-	epochs  map[string]int64 // session id -> epoch; absent: not held
-	refuse  bool             // Fence answers "no longer yours"
-	fences  int
-	fenced  []string // Hooks.FencedWrite's where, in order
-	bumpsTo int64
+	mu     sync.Mutex
+	epochs map[string]int64 // session id -> epoch; absent: not held
+	refuse bool             // Fence answers "no longer yours"
+	fences int
+	fenced []string // Hooks.FencedWrite's where, in order
 }
 
 func newOwner() *fakeOwner { return &fakeOwner{epochs: map[string]int64{}} }
