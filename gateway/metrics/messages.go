@@ -69,6 +69,12 @@ type observedDelivery struct {
 	m *Metrics
 }
 
+// Accepts and DeliversDurably pass the wrapped delivery's answers on: without them the wrapper
+// would hide them (an embedded interface has only its own methods), and the session layer would
+// drop every message and receipt of legacy mode as not delivered in that mode.
+func (o observedDelivery) Accepts(k event.Kind) bool { return delivery.Accepts(o.Delivery, k) }
+func (o observedDelivery) DeliversDurably() bool     { return delivery.Durable(o.Delivery) }
+
 func (o observedDelivery) Deliver(ctx context.Context, ev event.Event) error {
 	err := o.Delivery.Deliver(ctx, ev)
 	if err == nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"wagate/gateway/delivery"
 	"wagate/gateway/event"
 )
 
@@ -76,5 +77,43 @@ func TestObserveDeliveredRecordsOnlyAcknowledgedEvents(t *testing.T) {
 	}
 	if out := scrape(t, m); !strings.Contains(out, `wagate_messages_delivered_total{kind="message"} 1`) {
 		t.Errorf("want one delivered message, scrape:\n%s", out)
+	}
+}
+
+// acceptingDelivery delivers messages and receipts too, durably or not.
+type acceptingDelivery struct {
+	fakeDelivery
+	durable bool
+}
+
+func (acceptingDelivery) Accepts(event.Kind) bool { return true }
+func (a acceptingDelivery) DeliversDurably() bool { return a.durable }
+
+// The wrapper keeps what the wrapped delivery says it delivers (legacy mode's messages and
+// receipts were dropped as not delivered in the mode when it hid Accepts) and whether durably.
+func TestObserveDeliveredKeepsWhatTheDeliveryAcceptsAndItsDurability(t *testing.T) {
+	m := New()
+	for _, tc := range []struct {
+		name             string
+		d                delivery.Delivery
+		message, durable bool
+	}{
+		{"QR and status only", fakeDelivery{}, false, false},
+		{"messages too", acceptingDelivery{}, true, false},
+		{"messages too, durably", acceptingDelivery{durable: true}, true, true},
+	} {
+		w := m.ObserveDelivered(tc.d)
+		if got := delivery.Accepts(w, event.KindMessage); got != tc.message {
+			t.Errorf("%s: accepts messages %v, want %v", tc.name, got, tc.message)
+		}
+		if got := delivery.Accepts(w, event.KindReceipt); got != tc.message {
+			t.Errorf("%s: accepts receipts %v, want %v", tc.name, got, tc.message)
+		}
+		if !delivery.Accepts(w, event.KindStatus) {
+			t.Errorf("%s: refuses statuses", tc.name)
+		}
+		if got := delivery.Durable(w); got != tc.durable {
+			t.Errorf("%s: durable %v, want %v", tc.name, got, tc.durable)
+		}
 	}
 }
