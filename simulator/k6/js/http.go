@@ -215,7 +215,7 @@ func (vu *VU) cookieJarObject() goja.Value {
 			vu.Throw("cookiesForURL: %v", err)
 		}
 		out := rt.NewObject()
-		for _, c := range vu.jar.Cookies(pu) {
+		for _, c := range vu.cookies().Cookies(pu) {
 			prev := out.Get(c.Name)
 			var vals []any
 			if prev != nil {
@@ -239,7 +239,7 @@ func (vu *VU) cookieJarObject() goja.Value {
 				c.Domain = v.String()
 			}
 		}
-		vu.jar.SetCookies(pu, []*http.Cookie{c})
+		vu.cookies().SetCookies(pu, []*http.Cookie{c})
 		return goja.Undefined()
 	}))
 	must(j.Set("clear", vu.unsupported("cookieJar.clear")))
@@ -417,7 +417,7 @@ func (vu *VU) roundTrip(ctx context.Context, c *httpClient, p *prepared, method,
 		pw, _ := p.basicUser.Password()
 		req.SetBasicAuth(p.basicUser.Username(), pw)
 	}
-	for _, ck := range vu.jar.Cookies(req.URL) {
+	for _, ck := range vu.cookies().Cookies(req.URL) {
 		req.AddCookie(ck)
 	}
 	for _, ck := range p.cookies {
@@ -471,7 +471,7 @@ func (vu *VU) roundTrip(ctx context.Context, c *httpClient, p *prepared, method,
 			h.tlsVersion = tlsVersionName(resp.TLS.Version)
 		}
 		if u, e := url.Parse(target); e == nil {
-			vu.jar.SetCookies(u, h.cookies)
+			vu.cookies().SetCookies(u, h.cookies)
 		}
 	}
 	h.url = target

@@ -126,10 +126,13 @@ type VU struct {
 	IterInScenario int64
 	scenarioTags   map[string]string
 	groupPath      string
-	jar            *cookiejar.Jar
-	client         *httpClient
-	data           goja.Value
-	dataJSON       string
+	jar            *cookiejar.Jar // nil until the current iteration needs it (cookies())
+	// tags are the current call's sample tags (Tags), built once per scenario and group path.
+	tags                   metrics.Tags
+	tagsScenario, tagsPath string
+	client                 *httpClient
+	data                   goja.Value
+	dataJSON               string
 }
 
 // NewVU creates a VU's runtime and evaluates the init context in it.
@@ -137,7 +140,6 @@ func NewVU(ctx context.Context, s *Shared, id int64) (*VU, error) {
 	rt := goja.New()
 	rt.SetFieldNameMapper(goja.TagFieldNameMapper("js", true))
 	vu := &VU{S: s, RT: rt, ID: id, modules: map[string]goja.Value{}, initCtx: true, ctx: ctx}
-	vu.jar, _ = cookiejar.New(nil)
 	env := rt.NewObject()
 	for k, v := range s.Env {
 		_ = env.Set(k, v)
@@ -371,7 +373,7 @@ func (vu *VU) RunIteration(ctx context.Context, it Iteration) error {
 	vu.Iter, vu.IterInScenario, vu.groupPath = it.Iter, it.IterInScenario, ""
 	_ = vu.RT.Set("__ITER", it.Iter)
 	if !vu.S.HTTP.NoCookiesReset {
-		vu.jar, _ = cookiejar.New(nil)
+		vu.jar = nil // a new jar on first use: iterations that make no HTTP request allocate none
 	}
 	data := vu.data
 	if data == nil {
@@ -399,7 +401,7 @@ func (vu *VU) Context() context.Context { return vu.ctx }
 func (vu *VU) InInit() bool { return vu.initCtx }
 
 // Tags returns the tags every sample of the current call carries: options.tags, the scenario's
-// tags, scenario and group.
+// tags, scenario and group. The map is the caller's to change.
 func (vu *VU) Tags() metrics.Tags {
 	t := make(metrics.Tags, len(vu.scenarioTags)+2)
 	for k, v := range vu.S.Tags {
@@ -410,6 +412,24 @@ func (vu *VU) Tags() metrics.Tags {
 	}
 	t["group"] = vu.groupPath
 	return t
+}
+
+// SampleTags is Tags shared, for callers that only read it (extension modules such as
+// k6/x/wagate pass it to their metrics): built once per scenario and group path, not per call.
+// It must not be changed.
+func (vu *VU) SampleTags() metrics.Tags {
+	if vu.tags == nil || vu.tagsScenario != vu.Scenario || vu.tagsPath != vu.groupPath {
+		vu.tags, vu.tagsScenario, vu.tagsPath = vu.Tags(), vu.Scenario, vu.groupPath
+	}
+	return vu.tags
+}
+
+// cookies is the current iteration's cookie jar, made on first use.
+func (vu *VU) cookies() *cookiejar.Jar {
+	if vu.jar == nil {
+		vu.jar, _ = cookiejar.New(nil)
+	}
+	return vu.jar
 }
 
 // GroupPath is the current group path ("" at the root, "::a::b" inside groups).

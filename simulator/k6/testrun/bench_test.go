@@ -81,8 +81,9 @@ func runIterations(b *testing.B, vu *js.VU) {
 
 // BenchmarkStatusRequest compares the cost of one gateway status request made by the native Go
 // users (simulator/user's API client), by a k6 script through k6/x/wagate, and by a k6 script
-// through k6/http, against the same loopback server. The ratio js/native is the runtime's CPU
-// overhead per request (the server's share, identical in all three, dilutes it slightly).
+// through k6/http, against the same loopback server; k6-wagate-calls makes all its calls in one
+// iteration (the module bridge without the per-iteration overhead). The ratio js/native is the
+// runtime's CPU overhead per request (the server's share, identical in all, dilutes it slightly).
 func BenchmarkStatusRequest(b *testing.B) {
 	b.Run("native", func(b *testing.B) {
 		srv := statusServer(b)
@@ -105,6 +106,21 @@ func BenchmarkStatusRequest(b *testing.B) {
 		vu := benchVU(b, `import wagate from "k6/x/wagate";
 export default function () { if (wagate.status("s1") !== "connected") throw new Error("status"); }`, nil, api, reg)
 		runIterations(b, vu)
+	})
+	// The module bridge alone: b.N status calls in one iteration (no per-iteration overhead).
+	b.Run("k6-wagate-calls", func(b *testing.B) {
+		srv := statusServer(b)
+		reg := metrics.NewRegistry(nil)
+		api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+		vu := benchVU(b, `import wagate from "k6/x/wagate";
+export default function () {
+  for (let i = 0; i < Number(__ENV.CALLS); i++) if (wagate.status("s1") !== "connected") throw new Error("status");
+}`, map[string]string{"CALLS": fmt.Sprint(b.N)}, api, reg)
+		b.ReportAllocs()
+		b.ResetTimer()
+		if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+			b.Fatal(err)
+		}
 	})
 	b.Run("k6-http", func(b *testing.B) {
 		srv := statusServer(b)

@@ -141,49 +141,49 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		}
 	}
 	set("startSession", func(c goja.FunctionCall) goja.Value {
-		s, err := driver().StartSession(vu.Context(), str(c.Argument(0)), vu.Tags())
+		s, err := driver().StartSession(vu.Context(), str(c.Argument(0)), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(map[string]any{"id": s.ID, "phone": s.Phone, "status": s.Status, "httpStatus": s.HTTPStatus})
 	})
 	set("waitQR", func(c goja.FunctionCall) goja.Value {
-		qr, err := driver().WaitQR(vu.Context(), str(c.Argument(0)), "", duration(c.Argument(1), 60*time.Second), vu.Tags())
+		qr, err := driver().WaitQR(vu.Context(), str(c.Argument(0)), "", duration(c.Argument(1), 60*time.Second), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(qr)
 	})
 	set("pair", func(c goja.FunctionCall) goja.Value {
-		p, err := driver().Pair(vu.Context(), str(c.Argument(0)), duration(c.Argument(1), 120*time.Second), vu.Tags())
+		p, err := driver().Pair(vu.Context(), str(c.Argument(0)), duration(c.Argument(1), 120*time.Second), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(map[string]any{"jid": p.JID, "qr": p.QR, "durationMs": p.DurationMs})
 	})
 	set("drop", func(c goja.FunctionCall) goja.Value {
-		fail(driver().Drop(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		fail(driver().Drop(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
 		return goja.Undefined()
 	})
 	set("replace", func(c goja.FunctionCall) goja.Value {
-		fail(driver().Replace(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		fail(driver().Replace(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
 		return goja.Undefined()
 	})
 	set("phoneLogout", func(c goja.FunctionCall) goja.Value {
-		fail(driver().PhoneLogout(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		fail(driver().PhoneLogout(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
 		return goja.Undefined()
 	})
 	set("logout", func(c goja.FunctionCall) goja.Value {
-		st, err := driver().Logout(vu.Context(), str(c.Argument(0)), vu.Tags())
+		st, err := driver().Logout(vu.Context(), str(c.Argument(0)), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(st)
 	})
 	set("send", func(c goja.FunctionCall) goja.Value {
-		s, err := driver().Send(vu.Context(), str(c.Argument(0)), str(c.Argument(2)), str(c.Argument(1)), vu.Tags())
+		s, err := driver().Send(vu.Context(), str(c.Argument(0)), str(c.Argument(2)), str(c.Argument(1)), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(map[string]any{"httpStatus": s.HTTPStatus, "body": s.Body})
 	})
 	set("status", func(c goja.FunctionCall) goja.Value {
-		s, err := driver().Status(vu.Context(), str(c.Argument(0)), vu.Tags())
+		s, err := driver().Status(vu.Context(), str(c.Argument(0)), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(s)
 	})
 	set("pollStatus", func(c goja.FunctionCall) goja.Value {
-		fail(driver().PollStatus(vu.Context(), str(c.Argument(0)), vu.Tags()))
+		fail(driver().PollStatus(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
 		return goja.Undefined()
 	})
 	set("laravelQR", func(c goja.FunctionCall) goja.Value {
