@@ -1,6 +1,6 @@
 // Package js runs k6 scripts' JavaScript: one goja runtime per VU evaluating the shared compiled
 // bundle (the init context), k6's globals (__ENV, __VU, __ITER, open, console, require) and k6's
-// built-in modules (k6, k6/http, k6/metrics, k6/execution, k6/data, k6/encoding, the jslib
+// built-in modules (k6, k6/http, k6/metrics, k6/execution, k6/data, k6/encoding, k6/crypto, the jslib
 // equivalents, and extension modules such as k6/x/wagate registered by the caller). Iterations
 // run one at a time per VU and are interrupted when their context is cancelled.
 package js
@@ -459,6 +459,8 @@ func (vu *VU) require(name string) goja.Value {
 		v = vu.moduleData()
 	case "k6/encoding":
 		v = vu.moduleEncoding()
+	case "k6/crypto":
+		v = vu.moduleCrypto()
 	case bundle.JSLibSummary:
 		v = vu.moduleJSLibSummary()
 	case bundle.JSLibUtils:
@@ -466,7 +468,7 @@ func (vu *VU) require(name string) goja.Value {
 	default:
 		f, ok := vu.S.Extensions[name]
 		if !ok {
-			vu.Throw("unsupported module %q: this runtime provides k6, k6/http, k6/metrics, k6/execution, k6/data, k6/encoding%s", name, extensionList(vu.S.Extensions))
+			vu.Throw("unsupported module %q: this runtime provides k6, k6/http, k6/metrics, k6/execution, k6/data, k6/encoding, k6/crypto%s", name, extensionList(vu.S.Extensions))
 		}
 		v, err = f(vu)
 		if err != nil {
