@@ -10,6 +10,32 @@ import (
 	"wagate/internal/redistest"
 )
 
+// losses records the generations each of two gateways' OnDataLost was called with.
+type losses struct{ a, b []int64 }
+
+// twoGateways returns the outboxes of two gateways sharing b, recording their OnDataLost calls.
+func twoGateways(t *testing.T, b *redistest.Backend) (a, bb *Outbox, lost *losses) {
+	lost = &losses{}
+	a = newOutbox(t, b, Config{Consumer: "gw-a", OnDataLost: func(g int64) { lost.a = append(lost.a, g) }})
+	bb = newOutbox(t, b, Config{Consumer: "gw-b", OnDataLost: func(g int64) { lost.b = append(lost.b, g) }})
+	return a, bb, lost
+}
+
+// noticedOnceEach checks that the marker check of both gateways notices the loss and that each
+// was told once, of the same new generation, which it returns.
+func (l *losses) noticedOnceEach(t *testing.T, a, bb *Outbox) int64 {
+	t.Helper()
+	for _, o := range []*Outbox{a, bb} {
+		if lost, err := o.CheckGeneration(context.Background()); err != nil || !lost {
+			t.Fatalf("%s: check after the loss = %v, %v; want the loss noticed", o.Config().Consumer, lost, err)
+		}
+	}
+	if len(l.a) != 1 || len(l.b) != 1 || l.a[0] != l.b[0] {
+		t.Fatalf("OnDataLost calls: a %v, b %v; want one each with the same new generation", l.a, l.b)
+	}
+	return l.a[0]
+}
+
 func TestTheFirstOutboxOnAnEmptyRedisCreatesTheGenerationAndLaterOnesShareIt(t *testing.T) {
 	b := redistest.Mini(t)
 	first := newOutbox(t, b, Config{Consumer: "gw-a"})
@@ -27,9 +53,7 @@ func TestTheFirstOutboxOnAnEmptyRedisCreatesTheGenerationAndLaterOnesShareIt(t *
 func TestEveryGatewayNoticesARedisThatLostItsData(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
-		var lostA, lostB []int64
-		a := newOutbox(t, b, Config{Consumer: "gw-a", OnDataLost: func(g int64) { lostA = append(lostA, g) }})
-		bb := newOutbox(t, b, Config{Consumer: "gw-b", OnDataLost: func(g int64) { lostB = append(lostB, g) }})
+		a, bb, lost := twoGateways(t, b)
 		before := a.Generation()
 		if lost, err := a.CheckGeneration(ctx); err != nil || lost {
 			t.Fatalf("check on an intact Redis = %v, %v; want no loss", lost, err)
@@ -40,13 +64,8 @@ func TestEveryGatewayNoticesARedisThatLostItsData(t *testing.T) {
 		if err := b.Client(t).FlushAll(ctx).Err(); err != nil { // a restart without its data
 			t.Fatal(err)
 		}
-		for _, o := range []*Outbox{a, bb} {
-			if lost, err := o.CheckGeneration(ctx); err != nil || !lost {
-				t.Fatalf("%s: check after the loss = %v, %v; want the loss noticed", o.Config().Consumer, lost, err)
-			}
-		}
-		if len(lostA) != 1 || len(lostB) != 1 || lostA[0] == before || lostA[0] != lostB[0] {
-			t.Fatalf("OnDataLost calls: a %v, b %v (old generation %d); want one each with the same new generation", lostA, lostB, before)
+		if gen := lost.noticedOnceEach(t, a, bb); gen == before {
+			t.Fatalf("the new generation is the old one (%d)", before)
 		}
 		if lost, _ := a.CheckGeneration(ctx); lost {
 			t.Fatal("the same loss reported twice")
@@ -92,9 +111,7 @@ func TestTheKeeperNoticesTheLossOnItsOwn(t *testing.T) {
 func TestAStreamThatVanishedUnderAnIntactMarkerCountsAsDataLost(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
-		var lostA, lostB []int64
-		a := newOutbox(t, b, Config{Consumer: "gw-a", OnDataLost: func(g int64) { lostA = append(lostA, g) }})
-		bb := newOutbox(t, b, Config{Consumer: "gw-b", OnDataLost: func(g int64) { lostB = append(lostB, g) }})
+		a, bb, lost := twoGateways(t, b)
 		if _, err := a.Append(ctx, testEvent("s1", 1, event.KindStatus, "connected")); err != nil {
 			t.Fatal(err)
 		}
@@ -107,13 +124,6 @@ func TestAStreamThatVanishedUnderAnIntactMarkerCountsAsDataLost(t *testing.T) {
 		if got, err := a.ReadNew(ctx, 10); err != nil || len(got) != 1 {
 			t.Fatalf("read after the eviction: %d, %v; want the event appended since", len(got), err)
 		}
-		for _, o := range []*Outbox{a, bb} {
-			if lost, err := o.CheckGeneration(ctx); err != nil || !lost {
-				t.Fatalf("%s: check after the stream vanished = %v, %v; want the loss noticed", o.Config().Consumer, lost, err)
-			}
-		}
-		if len(lostA) != 1 || len(lostB) != 1 || lostA[0] != lostB[0] {
-			t.Fatalf("OnDataLost calls: a %v, b %v; want one each with the same new generation", lostA, lostB)
-		}
+		lost.noticedOnceEach(t, a, bb)
 	})
 }
