@@ -130,6 +130,11 @@ func TestASIGSTOPpedReplicaFencesItselfOnResume(t *testing.T) {
 	}
 	victim, paused := mostLoaded(byHolder(holders, ids))
 	r := w.replicas[victim]
+	v, err := w.view(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := v.Me.ID
 	statsBefore, err := w.admin.GetStats(w.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -155,9 +160,18 @@ func TestASIGSTOPpedReplicaFencesItselfOnResume(t *testing.T) {
 	resume()
 	t.Logf("takeover of %d sessions from the paused %s took %v; resumed after %v", len(paused), victim, took.Round(100*time.Millisecond), time.Since(stopped).Round(100*time.Millisecond))
 
-	proctest.Eventually(t, victim+" to find itself fenced on resume", 15*time.Second, func() (bool, string) {
-		log := proctest.Tail(filepath.Join(w.dir, victim+".log"))
-		return strings.Contains(log, "fenced"), "no fencing in its log"
+	// It fenced itself and rejoined as a new incarnation of the same name.
+	proctest.Eventually(t, victim+" to find itself fenced on resume and rejoin", 15*time.Second, func() (bool, string) {
+		log, err := os.ReadFile(filepath.Join(w.dir, victim+".log"))
+		if err != nil {
+			return false, err.Error()
+		}
+		v, err := w.view(r)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(string(log), "fenced") && v.Me.ID != oldID && v.Me.Name == victim,
+			fmt.Sprintf("incarnation %q (was %q), fencing logged: %v", v.Me.ID, oldID, strings.Contains(string(log), "fenced"))
 	})
 	w.waitBalanced(60 * time.Second)
 
@@ -208,6 +222,11 @@ func TestARollingSIGTERMHandsSessionsOverWithoutReplacedStreams(t *testing.T) {
 	}
 	conns := w.waEvents(start, fakewa.EventConnected)
 	replaced := w.waEvents(start, fakewa.EventReplaced)
+	logins := map[int]int{}
+	for _, id := range ids {
+		logins[len(conns[w.jids[id].String()])]++
+	}
+	t.Logf("logins per session over the roll (logins: sessions): %v", logins)
 	for _, id := range ids {
 		jid := w.jids[id].String()
 		if c := len(conns[jid]); c > 2 {
@@ -254,7 +273,8 @@ func TestScalingThreeToFourToThreeMovesAQuarter(t *testing.T) {
 		t.Errorf("%d of %d shards moved to the fourth replica, want about a quarter (%d..%d)", shardsMoved, shards, lo, hi)
 	}
 	movedSessions := byHolder(during, ids)["gw-d"]
-	t.Logf("3 -> 4: %d of %d shards and %d of %d sessions moved to gw-d", shardsMoved, shards, len(movedSessions), n)
+	t.Logf("3 -> 4: %d of %d shards and %d of %d sessions moved to gw-d in %v (the holders hand over a bounded number of shards per second)",
+		shardsMoved, shards, len(movedSessions), n, time.Since(joined).Round(100*time.Millisecond))
 	w.checkLaravelMatchesHolders(ids)
 
 	w.replicas["gw-d"].proc.Stop(t, 30*time.Second)
