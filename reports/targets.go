@@ -64,6 +64,9 @@ const (
 	// VsFloor is how many times the floor's figure (the bench's kind: floor entry: a bare
 	// net/http server under the same poll workload on the gateway's CPU set) the figure is at scale.
 	VsFloor
+	// AtSessionScale is the median of `make bench-scale`'s entry (SessionScaleEntry: 10,000
+	// sessions in one gateway process).
+	AtSessionScale
 )
 
 // unit is the unit of the value the scope measures of fig.
@@ -105,6 +108,17 @@ var DesignTargets = []TargetSpec{
 	{Name: "max users within those limits (make bench-capacity)", Bound: Bound{">=", 10000}, Scope: CapacitySearch},
 }
 
+// ScaleTargets are issue 18's targets for 10,000 sessions in one gateway process, measured by
+// `make bench-scale` (its entry SessionScaleEntry); a bench without that entry has no such rows.
+var ScaleTargets = []TargetSpec{
+	{Name: "10,000 sessions: all paired and connected at once", Figure: FigSessionsPeak, Bound: Bound{">=", 10000}, Scope: AtSessionScale},
+	{Name: "10,000 sessions: 90% back after a fakewa restart", Figure: FigRecoveryMax, Bound: Bound{"<=", 30000}, Scope: AtSessionScale},
+	{Name: "10,000 sessions: all connected at the end, after the restart", Figure: FigSessionsAtEnd, Bound: Bound{">=", 10000}, Scope: AtSessionScale},
+	{Name: "10,000 sessions: gateway RSS per connected session over the baseline (light polling)", Figure: FigRSSPerSessionOverBaseline, Bound: Bound{"<=", 150}, Scope: AtSessionScale},
+	{Name: "10,000 sessions: gateway goroutines per connected session over the baseline (light polling)", Figure: FigGoroutinesPerSession, Bound: Bound{"<=", 4.5}, Scope: AtSessionScale},
+	{Name: "10,000 sessions: gateway CPU with all connected (light polling), per 1000 sessions", Figure: FigPlateauCPUPer1000, Bound: Bound{"<=", 0.1}, Scope: AtSessionScale},
+}
+
 // Target is one of docs/design.md's targets, checked against a bench run.
 type Target struct {
 	// Name describes what is measured.
@@ -121,11 +135,16 @@ type Target struct {
 
 // Targets evaluates DesignTargets on the bench results: batch mode at the scale entry (1000 users)
 // against legacy on the same per-user workload, plus ground truth over every entry and the
-// capacity search when one ran.
+// capacity search when one ran; then ScaleTargets when the bench has `make bench-scale`'s entry.
 func (res *Results) Targets() []Target {
-	out := make([]Target, 0, len(DesignTargets))
+	out := make([]Target, 0, len(DesignTargets)+len(ScaleTargets))
 	for _, spec := range DesignTargets {
 		out = append(out, res.check(spec))
+	}
+	if _, ok := res.Entry(SessionScaleEntry); ok {
+		for _, spec := range ScaleTargets {
+			out = append(out, res.check(spec))
+		}
 	}
 	return out
 }
@@ -180,6 +199,16 @@ func (res *Results) check(spec TargetSpec) Target {
 		}
 	case VsFloor:
 		t = res.checkVsFloor(spec, t, scale)
+	case AtSessionScale:
+		e, ok := res.Entry(SessionScaleEntry)
+		if !ok {
+			break
+		}
+		t.Where = e.Name
+		if v, found := e.Median(spec.Figure); found {
+			t.Measured = spec.Figure.Format(v)
+			t.Status = passFail(spec.Bound.Holds(v))
+		}
 	case CapacitySearch:
 		t.Measured = "run `make bench-capacity`"
 		for _, c := range res.Bench.Capacity {

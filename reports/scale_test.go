@@ -1,0 +1,86 @@
+package reports
+
+import (
+	"testing"
+)
+
+// scaleSeries is a run of `make bench-scale` in series points: the baseline (no session), the
+// arrivals, the plateau with every session connected, the fakewa restart's dip and the end.
+func scaleSeries(connectedEnd int) *Report {
+	const kib = 1024
+	point := func(conn, goroutines int, rssKiB int64, cpu float64) SeriesPoint {
+		return SeriesPoint{SessionsByState: map[string]int{"connected": conn}, Goroutines: goroutines, GatewayRSSBytes: rssKiB * kib, GatewayCPUPercent: cpu}
+	}
+	return &Report{
+		Series: []SeriesPoint{
+			point(0, 40, 30_000, 1),                     // baseline
+			point(4000, 40+4*4000, 30_000+4000*140, 60), // pairing
+			point(9995, 40+4*9995, 30_000+9995*140, 60),
+			point(10000, 40+4*10000, 30_000+10000*140, 9), // plateau
+			point(10000, 40+4*10000, 30_000+10000*141, 8),
+			point(10000, 40+4*10000, 30_000+10000*141, 7),
+			point(2000, 40+4*2000, 30_000+10000*141, 80), // the restart
+			point(connectedEnd, 40+4*connectedEnd, 30_000+10000*141, 30),
+		},
+		Metrics: map[string]Metric{MetricFaultRecoveryTime: {Type: Trend, Values: map[string]float64{"max": 12_500}}},
+	}
+}
+
+// What the scale rows read of a run: the peak and the baseline, the plateau's CPU per 1000
+// sessions, the end, the restart's recovery.
+func TestTheScaleFiguresOfARun(t *testing.T) {
+	r := scaleSeries(10000)
+	for _, tc := range []struct {
+		fig  Figure
+		want float64
+	}{
+		{FigSessionsPeak, 10000},
+		{FigSessionsAtEnd, 10000},
+		{FigRecoveryMax, 12_500},
+		{FigRSSPerSessionOverBaseline, 140}, // the first point with the peak count
+		{FigGoroutinesPerSession, 4},
+		// The three plateau points (9995 is within 0.1% of the peak too): CPU 60, 9, 8, 7 -> the
+		// median's upper middle, 9% of a core = 0.9 s per 10 s for 10,000 sessions.
+		{FigPlateauCPUPer1000, 0.09},
+	} {
+		got, ok := tc.fig.Of(r)
+		if !ok || got != tc.want {
+			t.Errorf("%s = %v (%v), want %v", tc.fig.Name, got, ok, tc.want)
+		}
+	}
+	if _, ok := FigRSSPerSessionOverBaseline.Of(&Report{Series: []SeriesPoint{{}, {}}}); ok {
+		t.Error("a run where no session connected has no per-session figure")
+	}
+}
+
+// The scale rows appear only in a bench with `make bench-scale`'s entry, each checked there.
+func TestScaleTargetsAreCheckedOnTheBenchScaleEntry(t *testing.T) {
+	if got := len(sampleBench(t).Targets()); got != len(DesignTargets) {
+		t.Fatalf("make bench: %d target rows, want the %d design targets only", got, len(DesignTargets))
+	}
+	for _, tc := range []struct {
+		name     string
+		endConn  int
+		wantFail string
+	}{
+		{"every session back", 10000, ""},
+		{"some never came back", 9990, "10,000 sessions: all connected at the end, after the restart"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &Results{Entries: []Entry{{BenchEntry: BenchEntry{Name: SessionScaleEntry}, Reports: []*Report{scaleSeries(tc.endConn)}}}}
+			rows := res.Targets()
+			if len(rows) != len(DesignTargets)+len(ScaleTargets) {
+				t.Fatalf("%d rows, want %d", len(rows), len(DesignTargets)+len(ScaleTargets))
+			}
+			for _, row := range rows[len(DesignTargets):] {
+				want := "pass"
+				if row.Name == tc.wantFail {
+					want = "FAIL"
+				}
+				if row.Status != want || row.Where != SessionScaleEntry {
+					t.Errorf("%s: %s (%s) at %q, want %s", row.Name, row.Status, row.Measured, row.Where, want)
+				}
+			}
+		})
+	}
+}
