@@ -447,6 +447,7 @@ func (r *runner) startProbes(ctx context.Context) {
 	if r.measureGateway {
 		r.probes = append(r.probes,
 			&gatewayMetricsProbe{reg: r.reg, hc: r.hc, url: r.w.gatewayURL, token: r.w.gatewayToken},
+			&gatewayLatencyProbe{reg: r.reg, hc: r.hc, url: r.w.gatewayURL, token: r.w.gatewayToken},
 			&redisOpsProbe{reg: r.reg, redis: r.redisChild, url: r.w.redisURL})
 	}
 	if !r.measureLaravel {
