@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -163,6 +164,29 @@ func Parse(b []byte) (Options, error) {
 		return Options{}, fmt.Errorf("%w: using an execution configuration shortcut (vus, duration, iterations or stages) together with scenarios is not allowed", ErrInvalid)
 	}
 	return o, nil
+}
+
+// Ignored lists the top-level keys of options JSON that this runtime does not know (k6 options
+// such as rps or dns, or misspellings), sorted: they have no effect, so the runner warns about them.
+func Ignored(b []byte) []string {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(b, &raw) != nil {
+		return nil
+	}
+	known := map[string]bool{}
+	t := reflect.TypeFor[Options]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	var out []string
+	for k := range raw {
+		if !known[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // LoadFile reads a --config file.

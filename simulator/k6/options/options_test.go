@@ -2,6 +2,7 @@ package options
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,5 +119,24 @@ func TestDurationsAndThresholdShapes(t *testing.T) {
 	env, err := FromEnv([]string{"K6_VUS=7", "K6_STAGES=5s:2,10s:0", "PATH=/bin", "K6_INSECURE_SKIP_TLS_VERIFY=true"})
 	if err != nil || *env.VUs != 7 || len(env.Stages) != 2 || env.Stages[0].Target != 2 || !*env.InsecureSkipTLSVerify {
 		t.Errorf("FromEnv = %+v, %v", env, err)
+	}
+}
+
+func TestIgnoredNamesTheOptionsThisRuntimeDoesNotKnow(t *testing.T) {
+	cases := []struct {
+		name, json string
+		want       []string
+	}{
+		{"only known options", `{"vus": 2, "thresholds": {}, "ext": {"wagate": {}}, "summaryTrendStats": ["avg"]}`, nil},
+		{"k6 options this runtime lacks, sorted", `{"vus": 2, "rps": 10, "dns": {"ttl": "1m"}, "batch": 5}`, []string{"batch", "dns", "rps"}},
+		{"a misspelling", `{"iteration": 3}`, []string{"iteration"}},
+		{"not an object", `[1]`, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Ignored([]byte(tc.json)); !slices.Equal(got, tc.want) {
+				t.Errorf("Ignored(%s) = %v, want %v", tc.json, got, tc.want)
+			}
+		})
 	}
 }

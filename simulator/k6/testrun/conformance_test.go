@@ -463,6 +463,7 @@ func TestEachScriptEndsAsK6Would(t *testing.T) {
 		{"async.js", "async functions settle within the call; a rejection is the iteration's error", ExitOK, "async failure after 84", true},
 		{"commonjs.js", "CommonJS scripts require modules and files", ExitOK, "", true},
 		{"crypto.js", "k6/crypto: hashes, HMAC, incremental hashes, random bytes", ExitOK, "", true},
+		{"ignored_options.js", "options the runtime does not know are named in a warning", ExitOK, "options noConnectionReuse, rps are not supported", true},
 		{"init_exception.js", "an exception in the init context", ExitScriptException, "broken at init", false},
 		{"setup_exception.js", "a throwing setup() (no iterations run)", ExitScriptException, "setup failed on purpose", false},
 		{"unsupported_module.js", "an unsupported module fails at init naming it", ExitScriptException, `"k6/ws"`, false},

@@ -434,6 +434,9 @@ func (r *run) consolidate(scriptOpts string) int {
 		r.errorf("script options: %v", err)
 		return ExitInvalidConfig
 	}
+	if ignored := options.Ignored([]byte(scriptOpts)); len(ignored) > 0 {
+		fmt.Fprintf(r.cfg.Stderr, "WARN[0000] options %s are not supported by wagate's k6 runtime and have no effect\n", strings.Join(ignored, ", "))
+	}
 	r.opts = base.Apply(so).Apply(r.cfg.EnvOptions).Apply(r.cfg.CLI)
 	return ExitOK
 }
