@@ -11,7 +11,7 @@ BINARIES := fakelaravel gateway simulator reports
 # Race detector in tests unless RACE= is passed (CI keeps it on).
 RACE ?= -race
 
-.PHONY: all build test lint fmt release bench bench-quick bench-capacity bench-faults bench-chaos bench-real-laravel clean
+.PHONY: all build test lint fmt release bench bench-quick bench-capacity bench-faults bench-chaos bench-real-laravel bench-k6 clean
 
 all: build
 
@@ -131,6 +131,12 @@ bench-quick: build bin/bench
 # bisect); later `make bench` reports pick it up for the "users supported" row.
 bench-capacity: build bin/bench
 	bin/bench -matrix benchmarks/capacity.yaml -capacity -command "make bench-capacity" $(BENCH_FLAGS)
+
+# What k6 scripts cost (benchmarks/k6.yaml): lifecycle-1000 as native Go users and as a k6 script on
+# one world (simulator k6-cost: CPU per gateway API request within 1.5x, <= 200 KiB per VU), and
+# seed-batch-100 as YAML and as JS side by side (Laravel requests/min). ~12 minutes.
+bench-k6: build bin/bench
+	bin/bench -matrix benchmarks/k6.yaml -link latest-k6 -command "make bench-k6" $(BENCH_FLAGS)
 
 # Every fault scenario (benchmarks/faults.yaml: Laravel down/errors/slow/lost responses, Redis
 # restarted and lost, gateway SIGKILL and SIGTERM during a flush, reconnect storm, logouts,
