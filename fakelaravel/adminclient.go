@@ -87,6 +87,13 @@ func (c *AdminClient) GetState(ctx context.Context) (State, error) {
 	return st, err
 }
 
+// GetMessages returns every stored message and receipt (GET /_fake/messages).
+func (c *AdminClient) GetMessages(ctx context.Context) (MessagesState, error) {
+	var st MessagesState
+	err := c.call(ctx, http.MethodGet, PathMessages, nil, &st)
+	return st, err
+}
+
 // GetFaults returns the faults in effect.
 func (c *AdminClient) GetFaults(ctx context.Context) (Faults, error) {
 	var f Faults

@@ -312,6 +312,7 @@ func (r *runner) groundTruth(ctx context.Context) (end time.Time, t truth.Truth,
 	}
 	end = time.Now()
 	t = r.ledger.Finish(gatewayStates, end)
+	r.judgeMessages(ctx)
 	for _, m := range t.Mismatches {
 		r.log.Warn("ground truth", "mismatch", m)
 	}
@@ -361,6 +362,7 @@ func (r *runner) userEnv() *user.Env {
 		Instance:  r.tuple.Index(),
 		Seed:      f.Seed,
 		MessageTo: "15550100000",
+		Messages:  r.phones.messages,
 	}
 	return env
 }

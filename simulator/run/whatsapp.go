@@ -8,6 +8,7 @@ import (
 
 	"go.mau.fi/whatsmeow/types"
 
+	"wagate/gateway/laravel"
 	"wagate/simulator/fakewa"
 	"wagate/simulator/truth"
 )
@@ -22,6 +23,7 @@ type waSide interface {
 	Restart(ctx context.Context) error
 	EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error)
 	Devices(ctx context.Context) ([]fakewa.DeviceInfo, error)
+	SendMessage(ctx context.Context, jid types.JID, m fakewa.PhoneMessage) (string, error)
 }
 
 // inProcess adapts *fakewa.Server to waSide.
@@ -38,6 +40,9 @@ func (w inProcess) EventsSince(_ context.Context, seq uint64) ([]fakewa.Event, e
 	return w.s.EventsSince(seq), nil
 }
 func (w inProcess) Devices(context.Context) ([]fakewa.DeviceInfo, error) { return w.s.Devices(), nil }
+func (w inProcess) SendMessage(ctx context.Context, jid types.JID, m fakewa.PhoneMessage) (string, error) {
+	return w.s.SendMessage(ctx, jid, m)
+}
 
 // remote adapts *fakewa.ControlClient to waSide.
 type remote struct{ c *fakewa.ControlClient }
@@ -53,6 +58,9 @@ func (w remote) EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, er
 	return w.c.Events(ctx, seq)
 }
 func (w remote) Devices(ctx context.Context) ([]fakewa.DeviceInfo, error) { return w.c.Devices(ctx) }
+func (w remote) SendMessage(ctx context.Context, jid types.JID, m fakewa.PhoneMessage) (string, error) {
+	return w.c.SendMessage(ctx, jid, m)
+}
 
 // phones tails fakewa's event log: it resolves pairing refs to their issue time (for QR
 // visibility), knows when each device last connected, and implements user.Phone.
@@ -67,10 +75,14 @@ type phones struct {
 	// ended are devices logged out or replaced: they do not come back by themselves.
 	ended   map[string]bool
 	changed chan struct{}
+	// messages is the ground truth of the customers' messages the users write through Write
+	// (user.Env.Messages) and of the receipts fakewa sent for messages the gateway sent.
+	messages *truth.Messages
 }
 
 func newPhones(wa waSide) *phones {
-	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, ended: map[string]bool{}, changed: make(chan struct{})}
+	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, ended: map[string]bool{}, changed: make(chan struct{}),
+		messages: truth.NewMessages()}
 }
 
 // poll reads new fakewa events.
@@ -103,6 +115,14 @@ func (p *phones) poll(ctx context.Context) error {
 		case fakewa.EventLoggedOut, fakewa.EventReplaced:
 			delete(p.online, e.JID)
 			p.ended[e.JID] = true
+		case fakewa.EventReceiptSent:
+			if p.messages != nil {
+				status := laravel.ReceiptDelivered
+				if e.Detail == "read" {
+					status = laravel.ReceiptRead
+				}
+				p.messages.ReceiptSent(e.MessageID, status, e.Time)
+			}
 		}
 	}
 	close(p.changed)
@@ -191,3 +211,14 @@ func (p *phones) act(jid string, f func(context.Context, types.JID) error) error
 func (p *phones) Drop(jid string) error    { return p.act(jid, p.wa.Drop) }
 func (p *phones) Replace(jid string) error { return p.act(jid, p.wa.Replace) }
 func (p *phones) Logout(jid string) error  { return p.act(jid, p.wa.Logout) }
+
+// Write makes the phone from write to the device jid (user.Phone).
+func (p *phones) Write(ctx context.Context, jid, from, text, quote string) (string, error) {
+	j, err := types.ParseJID(jid)
+	if err != nil {
+		return "", fmt.Errorf("device %q: %w", jid, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return p.wa.SendMessage(ctx, j, fakewa.PhoneMessage{From: from, Text: text, Quote: quote})
+}

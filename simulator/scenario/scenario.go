@@ -116,8 +116,15 @@ type Behaviour struct {
 	// LogoutAtEnd is the probability that a session ends by logout (DELETE /sessions/{id}); otherwise
 	// the user just stops using it and it stays connected.
 	LogoutAtEnd *float64 `yaml:"logoutAtEnd"`
-	// MessagesPerMinute is the rate of messages a connected user sends (Poisson).
+	// MessagesPerMinute is the rate of messages a connected user sends (Poisson); fakewa answers
+	// each with delivery and read receipts, which reach Laravel as receipts.
 	MessagesPerMinute *float64 `yaml:"messagesPerMinute"`
+	// IncomingMessagesPerMinute is the rate of messages the user's customer writes to the
+	// session (Poisson), from a fakewa phone: they reach Laravel as incoming messages.
+	IncomingMessagesPerMinute *float64 `yaml:"incomingMessagesPerMinute"`
+	// Replies is the probability that an incoming message replies to (quotes) the customer's
+	// previous one.
+	Replies *float64 `yaml:"replies"`
 	// StatusPollInterval is the pause between two status polls (GET /sessions/{id}) of one poller.
 	StatusPollInterval *Duration `yaml:"statusPollInterval"`
 	// QRPollInterval is the pause between two QR polls (GET /sessions/{id}/qr) while pairing.
@@ -140,19 +147,21 @@ func DefaultBehaviour() Behaviour {
 	d := func(v time.Duration) *Duration { x := Duration(v); return &x }
 	i := func(v int64) *int64 { return &v }
 	return Behaviour{
-		StartDelay:           &Dist{},
-		ScanDelay:            &Dist{Min: Duration(2 * time.Second), Max: Duration(8 * time.Second)},
-		ScanSuccess:          f(1),
-		GiveUpAfter:          d(3 * time.Minute),
-		SessionLifetime:      &Dist{Min: Duration(time.Hour), Max: Duration(time.Hour)},
-		LogoutAtEnd:          f(0),
-		MessagesPerMinute:    f(0),
-		StatusPollInterval:   d(5 * time.Second),
-		QRPollInterval:       d(2 * time.Second),
-		Pollers:              i(1),
-		DropsPerHour:         f(0),
-		ReplacedPerHour:      f(0),
-		RemoteLogoutsPerHour: f(0),
+		StartDelay:                &Dist{},
+		ScanDelay:                 &Dist{Min: Duration(2 * time.Second), Max: Duration(8 * time.Second)},
+		ScanSuccess:               f(1),
+		GiveUpAfter:               d(3 * time.Minute),
+		SessionLifetime:           &Dist{Min: Duration(time.Hour), Max: Duration(time.Hour)},
+		LogoutAtEnd:               f(0),
+		MessagesPerMinute:         f(0),
+		IncomingMessagesPerMinute: f(0),
+		Replies:                   f(0),
+		StatusPollInterval:        d(5 * time.Second),
+		QRPollInterval:            d(2 * time.Second),
+		Pollers:                   i(1),
+		DropsPerHour:              f(0),
+		ReplacedPerHour:           f(0),
+		RemoteLogoutsPerHour:      f(0),
 	}
 }
 
@@ -181,6 +190,12 @@ func (b Behaviour) merge(o *Behaviour) Behaviour {
 	}
 	if o.MessagesPerMinute != nil {
 		b.MessagesPerMinute = o.MessagesPerMinute
+	}
+	if o.IncomingMessagesPerMinute != nil {
+		b.IncomingMessagesPerMinute = o.IncomingMessagesPerMinute
+	}
+	if o.Replies != nil {
+		b.Replies = o.Replies
 	}
 	if o.StatusPollInterval != nil {
 		b.StatusPollInterval = o.StatusPollInterval
@@ -223,6 +238,8 @@ func (b Behaviour) validate() error {
 		prob("scanSuccess", *b.ScanSuccess),
 		prob("logoutAtEnd", *b.LogoutAtEnd),
 		nonNeg("messagesPerMinute", *b.MessagesPerMinute),
+		nonNeg("incomingMessagesPerMinute", *b.IncomingMessagesPerMinute),
+		prob("replies", *b.Replies),
 		nonNeg("dropsPerHour", *b.DropsPerHour),
 		nonNeg("replacedPerHour", *b.ReplacedPerHour),
 		nonNeg("remoteLogoutsPerHour", *b.RemoteLogoutsPerHour),

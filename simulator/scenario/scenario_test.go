@@ -152,6 +152,18 @@ scenarios:
 behaviour:
   scanSuccess: 95
 `, "f.yaml:5: behaviour.scanSuccess: 95 is not a probability; use a number from 0 to 1"},
+		{"replies probability", `
+scenarios:
+  s: {executor: constant-vus, duration: 1m}
+behaviour:
+  replies: 2
+`, "f.yaml:5: behaviour.replies: 2 is not a probability; use a number from 0 to 1"},
+		{"negative incoming rate", `
+scenarios:
+  s: {executor: constant-vus, duration: 1m}
+behaviour:
+  incomingMessagesPerMinute: -1
+`, "f.yaml:5: behaviour.incomingMessagesPerMinute: -1 can't be negative"},
 		{"threshold on unknown metric", `
 scenarios:
   s: {executor: constant-vus, duration: 1m}

@@ -26,6 +26,9 @@ type Phone interface {
 	Drop(jid string) error
 	Replace(jid string) error
 	Logout(jid string) error
+	// Write makes the customer's phone from write text to the device jid (a reply quoting
+	// quote when set) and returns the message id fakewa accepted.
+	Write(ctx context.Context, jid, from, text, quote string) (id string, err error)
 }
 
 // LaravelView is what the Laravel app shows for a session (fakelaravel's state, watched).
@@ -49,6 +52,8 @@ type Env struct {
 	Seed uint64
 	// MessageTo is the phone number messages are sent to.
 	MessageTo string
+	// Messages records what the customers wrote, for the ground truth (nil: not recorded).
+	Messages *truth.Messages
 
 	mu       sync.Mutex
 	sessions int64
@@ -292,6 +297,8 @@ func (u *user) live(ctx context.Context) error {
 		return time.Duration(u.rng.ExpFloat64() / perMin * float64(time.Minute))
 	}
 	msg := time.NewTimer(nextMsg())
+	in := newIncoming(u, *b.IncomingMessagesPerMinute, *b.Replies)
+	defer in.timer.Stop()
 	drop := time.NewTimer(u.exp(*b.DropsPerHour))
 	replace := time.NewTimer(u.exp(*b.ReplacedPerHour))
 	remote := time.NewTimer(u.exp(*b.RemoteLogoutsPerHour))
@@ -313,6 +320,8 @@ func (u *user) live(ctx context.Context) error {
 				e.Reg.Add("messages_sent", 1, u.tags)
 			}
 			msg.Reset(nextMsg())
+		case <-in.timer.C:
+			in.write(ctx)
 		case <-drop.C:
 			undo := e.Ledger.Caused(u.id, laravel.StatusDisconnected, time.Now())
 			e.Ledger.Expect(u.id, laravel.StatusConnected) // whatsmeow reconnects by itself

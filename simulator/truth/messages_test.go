@@ -1,0 +1,40 @@
+package truth
+
+import (
+	"testing"
+	"time"
+)
+
+func TestJudgeMessages(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	w := func(id, chat string, s int) Written {
+		return Written{SessionID: "s", Chat: chat, MessageID: id, At: t0.Add(time.Duration(s) * time.Second)}
+	}
+	st := func(id, chat string, seq int64, deliveries int, s int) Stored {
+		return Stored{SessionID: "s", MessageID: id, Chat: chat, Sequence: seq, Deliveries: deliveries, StoredAt: t0.Add(time.Duration(s) * time.Second)}
+	}
+	written := []Written{w("a", "c1", 0), w("b", "c1", 1), w("x", "c2", 1), w("c", "c1", 2)}
+	for _, c := range []struct {
+		name                       string
+		stored                     []Stored
+		lost, dup, outOfOrder, got int
+	}{
+		{"all stored once in order", []Stored{st("a", "c1", 1, 1, 1), st("b", "c1", 2, 1, 2), st("x", "c2", 3, 1, 2), st("c", "c1", 4, 1, 3)}, 0, 0, 0, 4},
+		{"order between chats does not matter", []Stored{st("x", "c2", 1, 1, 2), st("a", "c1", 2, 1, 1), st("b", "c1", 3, 1, 2), st("c", "c1", 4, 1, 3)}, 0, 0, 0, 4},
+		{"one never stored", []Stored{st("a", "c1", 1, 1, 1), st("x", "c2", 3, 1, 2), st("c", "c1", 4, 1, 3)}, 1, 0, 0, 3},
+		{"one delivered twice", []Stored{st("a", "c1", 1, 1, 1), st("b", "c1", 2, 2, 2), st("x", "c2", 3, 1, 2), st("c", "c1", 4, 1, 3)}, 0, 1, 0, 4},
+		{"a later message numbered before an earlier one of its chat", []Stored{st("a", "c1", 1, 1, 1), st("b", "c1", 5, 1, 2), st("x", "c2", 3, 1, 2), st("c", "c1", 4, 1, 3)}, 0, 0, 1, 4},
+		{"nothing stored", nil, 4, 0, 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := JudgeMessages(written, c.stored)
+			if v.Written != 4 || v.Lost != c.lost || v.Duplicated != c.dup || v.OutOfOrder != c.outOfOrder || len(v.Delays) != c.got {
+				t.Fatalf("got written %d lost %d dup %d out of order %d delays %d, want 4 %d %d %d %d (%v)",
+					v.Written, v.Lost, v.Duplicated, v.OutOfOrder, len(v.Delays), c.lost, c.dup, c.outOfOrder, c.got, v.Problems)
+			}
+		})
+	}
+	if v := JudgeMessages(written[:1], []Stored{st("a", "c1", 1, 1, 3)}); v.Delays[0] != 3*time.Second {
+		t.Fatalf("delay %v, want written -> stored = 3s", v.Delays[0])
+	}
+}
