@@ -134,7 +134,7 @@ func writeFakeReport(dir, scenario, label string, users int, set []string, ok bo
 		SchemaVersion: reports.SchemaVersion,
 		Label:         label,
 		Scenario:      reports.Scenario{Name: strings.TrimSuffix(filepath.Base(scenario), ".yaml"), File: scenario, Users: users},
-		Configuration: reports.Configuration{Gateway: reports.GatewayConfig{Mode: mode}, Overrides: set},
+		Configuration: reports.Configuration{Gateway: reports.GatewayConfig{Settings: map[string]string{reports.GatewayModeKey: mode}}, Overrides: set},
 		Environment:   reports.Environment{Start: start, End: start.Add(time.Minute), Cores: 2},
 		Metrics:       map[string]reports.Metric{reports.MetricHTTPReqDuration: reports.NewTrendMetric("time", h)},
 		Thresholds:    []reports.ThresholdResult{{Metric: reports.MetricHTTPReqDuration, Expr: "p(99)<=10", OK: ok, Observed: &observed}},

@@ -257,7 +257,7 @@ func (e *Entry) Mode() string {
 	if len(e.Reports) == 0 {
 		return ""
 	}
-	return e.Reports[0].Configuration.Gateway.Mode
+	return e.Reports[0].Configuration.Gateway.Mode()
 }
 
 // Users is the simulated user count of the entry's first report.

@@ -377,10 +377,11 @@ func configText(c Configuration) string {
 		}
 	}
 	g, f := c.Gateway, c.FakeLaravel
-	add(&gw, "mode", g.Mode != "", g.Mode)
-	add(&gw, "batch size", g.BatchSize != 0, g.BatchSize)
-	add(&gw, "batch interval", g.BatchInterval != 0, g.BatchInterval)
-	add(&gw, "priority interval", g.PriorityInterval != 0, g.PriorityInterval)
+	add(&gw, GatewayModeKey, g.Mode() != "", g.Mode())
+	for _, k := range g.Set {
+		v, ok := g.Settings[k]
+		add(&gw, k, ok && k != GatewayModeKey, v)
+	}
 	add(&gw, "redis", g.Redis != "", g.Redis)
 	add(&fl, "cores", f.Cores != 0, f.Cores)
 	add(&fl, "workers", f.Workers != 0, f.Workers)

@@ -92,21 +92,28 @@ const (
 	ModeBatch  = "batch"
 )
 
-// GatewayConfig is the gateway configuration under test.
+// GatewayConfig is the gateway configuration under test: the gateway's own configuration file
+// as the run wrote it (gateway.yaml in the run's folder, read by bin/gateway -config) and the
+// Redis the scenario asked for.
 type GatewayConfig struct {
-	// Mode is the delivery mode: ModeLegacy or ModeBatch.
-	Mode string `json:"mode"`
-	// BatchSize is the number of items that triggers a flush (batch mode).
-	BatchSize int `json:"batch_size,omitempty"`
-	// BatchInterval is the longest time an item waits for a flush (batch mode).
-	BatchInterval Duration `json:"batch_interval,omitempty"`
-	// PriorityInterval is the flush deadline for HIGH priority events (batch mode).
-	PriorityInterval Duration `json:"priority_interval,omitempty"`
-	// TTLs are the cache TTLs per kind: "qr", "status", "connection", "session".
-	TTLs map[string]Duration `json:"ttls,omitempty"`
+	// Settings is every setting of the gateway's file by its key (gateway -help's settings table),
+	// written as in the file ("mode": "batch", "batch_size": "50", "batch_interval": "5s"). Secrets
+	// and what each run gives the gateway (addresses, tokens, its folder, Redis's URL, the
+	// test-only WhatsApp dial) are not in it.
+	Settings map[string]string `json:"settings,omitempty"`
+	// Set are the keys of the settings the scenario gave (after its -set overrides), in its order;
+	// the others are the gateway's defaults.
+	Set []string `json:"set,omitempty"`
 	// Redis is what the configuration asked for: "embedded", "server" or an address.
 	Redis string `json:"redis,omitempty"`
 }
+
+// GatewayModeKey is the gateway's configuration key of its delivery mode.
+const GatewayModeKey = "mode"
+
+// Mode is the gateway's delivery mode: ModeLegacy or ModeBatch ("" when the report has no
+// settings).
+func (g GatewayConfig) Mode() string { return g.Settings[GatewayModeKey] }
 
 // FakeLaravelConfig is fakelaravel's PHP-FPM capacity model, or the real Laravel app that ran
 // in its place.

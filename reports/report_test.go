@@ -65,10 +65,9 @@ func sampleReport(t *testing.T, label, mode string, users int, laravelPerMin, la
 		Label:         label,
 		Scenario:      Scenario{Name: "seed-" + mode, File: "scenarios/seed-" + mode + ".yaml", Users: users, Duration: Duration(dur)},
 		Configuration: Configuration{
-			Gateway: GatewayConfig{Mode: mode, BatchSize: 50, BatchInterval: Duration(5 * time.Second),
-				PriorityInterval: Duration(time.Second),
-				TTLs:             map[string]Duration{"qr": Duration(20 * time.Second), "status": Duration(30 * time.Second)},
-				Redis:            "embedded"},
+			Gateway: GatewayConfig{Settings: map[string]string{"mode": mode, "batch_size": "50", "batch_interval": "5s",
+				"priority_interval": "1s", "cache_ttl_qr": "20s", "cache_ttl_status": "30s", "qr_codes": "6"},
+				Set: []string{"mode", "batch_size", "batch_interval", "priority_interval", "cache_ttl_qr", "cache_ttl_status"}, Redis: "embedded"},
 			FakeLaravel: FakeLaravelConfig{Cores: 2, Workers: 10, Bootstrap: Duration(12 * time.Millisecond), PerRow: Duration(time.Millisecond), Backlog: 511, ProxyTimeout: Duration(60 * time.Second)},
 			Overrides:   []string{"gateway.mode=" + mode},
 		},

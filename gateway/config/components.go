@@ -26,6 +26,11 @@ func (c Config) SessionConfig() session.Config {
 	}
 }
 
+// QRTiming is the pairings' QR rotation.
+func (c Config) QRTiming() session.QRTiming {
+	return session.QRTiming{First: c.QRFirst, Next: c.QRNext, Codes: c.QRCodes}
+}
+
 // ClaimMinIdle is how long another gateway's outbox entry must be idle before this one claims it:
 // no live gateway can still be sending it (two Laravel timeouts and a batch's delivery timeout).
 // A consumer idle that long with nothing pending belongs to a gone gateway.

@@ -7,7 +7,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,8 +21,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"wagate/gateway/api"
 	"wagate/gateway/cache"
@@ -362,7 +359,9 @@ func Load(o Options) (Loaded, error) {
 	setFlags := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
 
-	// YAML file.
+	// YAML file. fromFile holds the settings it gave (by YAML key) that the environment and the
+	// flags leave alone: Validate names them by their key in the file.
+	fromFile := map[string]string{}
 	path := *configPath
 	if path == "" {
 		path, _ = o.Getenv(ConfigFileEnv)
@@ -372,8 +371,12 @@ func Load(o Options) (Loaded, error) {
 		if err != nil {
 			return Loaded{}, fmt.Errorf("config: read %s: %w", path, err)
 		}
-		if err := applyYAML(&cfg, all, data); err != nil {
+		keys, err := applyYAML(&cfg, data)
+		if err != nil {
 			return Loaded{}, fmt.Errorf("config: %s: %w", path, err)
+		}
+		for _, k := range keys {
+			fromFile[k] = path
 		}
 	}
 
@@ -385,12 +388,14 @@ func Load(o Options) (Loaded, error) {
 	for _, s := range all {
 		env := s.envName()
 		if v, ok := o.Getenv(env); ok {
+			delete(fromFile, s.yamlName())
 			if err := set(s.value(&cfg), v); err != nil {
 				return Loaded{}, fmt.Errorf("config: %s: %w", env, err)
 			}
 		}
 		if s.secret {
 			if p, ok := o.Getenv(env + "_FILE"); ok && p != "" {
+				delete(fromFile, s.yamlName())
 				if err := setFromFile(s.value(&cfg), p, o.ReadFile); err != nil {
 					return Loaded{}, fmt.Errorf("config: %s_FILE: %w", env, err)
 				}
@@ -405,6 +410,7 @@ func Load(o Options) (Loaded, error) {
 		if !setFlags[name] {
 			continue
 		}
+		delete(fromFile, s.yamlName())
 		var err error
 		if s.secret {
 			err = setFromFile(s.value(&cfg), *flagVals[name], o.ReadFile)
@@ -415,7 +421,13 @@ func Load(o Options) (Loaded, error) {
 			return Loaded{}, fmt.Errorf("config: -%s: %w", name, err)
 		}
 	}
-	if err := cfg.Validate(); err != nil {
+	err := cfg.validate(func(s setting) string {
+		if path, ok := fromFile[s.yamlName()]; ok {
+			return s.yamlName() + " in " + path
+		}
+		return s.envName()
+	})
+	if err != nil {
 		return Loaded{}, err
 	}
 	return Loaded{Config: cfg}, nil
@@ -455,7 +467,7 @@ func (c Config) validate(name func(setting) string) error {
 	// on is how a boolean setting is switched on where it is named.
 	on := func(field any) string {
 		if s := all[row(field)]; name(s) != s.envName() {
-			return name(s) + ": true"
+			return s.yamlName() + ": true"
 		}
 		return named(field) + "=1"
 	}
@@ -808,40 +820,6 @@ func setFromFile(ptr any, path string, read func(string) ([]byte, error)) error 
 		return fmt.Errorf("not a string setting")
 	}
 	*p = strings.TrimRight(string(data), "\r\n")
-	return nil
-}
-
-func applyYAML(cfg *Config, all []setting, data []byte) error {
-	var raw map[string]yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return fmt.Errorf("not valid YAML: %w", err)
-	}
-	byName := map[string]setting{}
-	for _, s := range all {
-		byName[s.yamlName()] = s
-	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		s, ok := byName[k]
-		if !ok {
-			return fmt.Errorf("unknown setting %q", k)
-		}
-		node := raw[k]
-		if node.Kind != yaml.ScalarNode {
-			return fmt.Errorf("%s (line %d): must be a single value", k, node.Line)
-		}
-		if err := set(s.value(cfg), node.Value); err != nil {
-			return fmt.Errorf("%s (line %d): %w", k, node.Line, err)
-		}
-	}
 	return nil
 }
 

@@ -150,7 +150,7 @@ func TestInvalidValuesFailWithTheSettingsName(t *testing.T) {
 func TestYAMLErrorsNameTheKeyAndLine(t *testing.T) {
 	e := minimal()
 	for body, want := range map[string]string{
-		"nope: 1\n":                  `unknown setting "nope"`,
+		"nope: 1\n":                  `nope (line 1): not a gateway setting; did you mean mode?`,
 		"qr_codes: 3\nqr_timeout: x": "qr_timeout (line 2)",
 		"batch_size: [1, 2]\n":       "must be a single value",
 		"a: [unclosed\n":             "not valid YAML",

@@ -438,14 +438,7 @@ func ScenarioFile(base map[string]any, basePath string, duration time.Duration, 
 				gw[k] = v
 			}
 		}
-		env := map[string]any{}
-		if m, ok := gw["env"].(map[string]any); ok {
-			for k, v := range m {
-				env[k] = v
-			}
-		}
-		env["WAGATE_OUTBOX_MAX"] = strconv.Itoa(s.OutboxMax)
-		gw["env"] = env
+		gw["outbox_max"] = s.OutboxMax // the gateway's own key (gateway -help)
 		doc["gateway"] = gw
 	}
 	body, err := yaml.Marshal(doc)

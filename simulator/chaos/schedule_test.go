@@ -135,7 +135,7 @@ func TestDrawnSchedulesAreValidScenariosInsideTheWindow(t *testing.T) {
 			if len(f.Faults) != len(s.Faults) || f.Seed != s.Seed {
 				t.Errorf("schedule %d reads back with %d faults and seed %d", s.Index, len(f.Faults), f.Seed)
 			}
-			if s.OutboxMax > 0 && f.Gateway.Env["WAGATE_OUTBOX_MAX"] == "" {
+			if s.OutboxMax > 0 && f.Gateway.Batch.OutboxMax != s.OutboxMax {
 				t.Errorf("schedule %d lost its outbox bound", s.Index)
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"wagate/gateway/session"
 	"wagate/reports"
 	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
@@ -71,10 +70,10 @@ func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*D
 		return nil, fmt.Errorf("output folder: %w", err)
 	}
 	r.w = &world{log: log}
-	if err := r.w.start(ctx, f, o.BinDir, filepath.Join(o.Out, "logs")); err != nil {
+	if err := r.w.start(ctx, f, o.BinDir, o.Out); err != nil {
 		return nil, fmt.Errorf("start the world: %w", err)
 	}
-	qr := session.QRTiming{First: f.Gateway.QR.First.Std(), Next: f.Gateway.QR.Next.Std(), Codes: f.Gateway.QR.Codes}.WithDefaults()
+	qr := f.Gateway.QRTiming()
 	r.phones = newPhones(r.w.wa)
 	r.ledger = truth.NewLedger(reg, qr, r.phones.RefIssue)
 	r.laravel = newLaravelWatch(r.w.admin, r.ledger)

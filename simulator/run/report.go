@@ -1,10 +1,13 @@
 package run
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"wagate/internal/buildinfo"
 	"wagate/reports"
@@ -34,6 +37,8 @@ type runFacts struct {
 	Truth   truth.Truth
 	// Duplicates are Laravel's applications beyond the gateway's events; -1 when unknown.
 	Duplicates int64
+	// GatewaySettings are the settings of the gateway's configuration file (gateway.yaml) by key.
+	GatewaySettings map[string]string
 }
 
 // realLaravelFacts describe the real Laravel app of a run with laravel.real.
@@ -59,13 +64,7 @@ func buildReport(in runFacts) *reports.Report {
 			ExecutionSegment: in.ExecutionSegment,
 		},
 		Configuration: reports.Configuration{
-			Gateway: reports.GatewayConfig{
-				Mode:             f.Gateway.Mode,
-				BatchSize:        f.Gateway.BatchSize,
-				BatchInterval:    reports.Duration(f.Gateway.BatchInterval),
-				PriorityInterval: reports.Duration(f.Gateway.PriorityInterval),
-				Redis:            f.Gateway.Redis,
-			},
+			Gateway: reports.GatewayConfig{Settings: in.GatewaySettings, Set: f.Gateway.Set, Redis: f.Gateway.Redis},
 			FakeLaravel: reports.FakeLaravelConfig{
 				Cores:        f.Laravel.Cores,
 				Workers:      f.Laravel.Workers,
@@ -90,12 +89,6 @@ func buildReport(in runFacts) *reports.Report {
 	if in.RealLaravel != nil {
 		rep.Configuration.FakeLaravel.Real = in.RealLaravel.Description
 		rep.Configuration.FakeLaravel.Workers = in.RealLaravel.Workers
-	}
-	if len(f.Gateway.TTL) > 0 {
-		rep.Configuration.Gateway.TTLs = map[string]reports.Duration{}
-		for k, v := range f.Gateway.TTL {
-			rep.Configuration.Gateway.TTLs[k] = reports.Duration(v)
-		}
 	}
 	for _, flt := range f.Faults {
 		rep.Configuration.FakeLaravel.Faults = append(rep.Configuration.FakeLaravel.Faults, flt.Name)
@@ -149,6 +142,10 @@ func (r *runner) report(end time.Time, truth truth.Truth, dup int64) *reports.Re
 		Truth:      truth,
 		Duplicates: dup,
 	}
+	var err error
+	if in.GatewaySettings, err = fileSettings(r.w.gatewayFile); err != nil {
+		r.log.Warn("the gateway's configuration file does not read back", "err", err)
+	}
 	if r.o.Segment != "" {
 		in.ExecutionSegment = r.tuple.Segment.String()
 	}
@@ -156,6 +153,15 @@ func (r *runner) report(end time.Time, truth truth.Truth, dup int64) *reports.Re
 		in.RealLaravel = &realLaravelFacts{Description: r.w.real.description(), Workers: r.w.real.workers}
 	}
 	return buildReport(in)
+}
+
+// fileSettings reads the gateway's configuration file back as its settings by key.
+func fileSettings(file []byte) (map[string]string, error) {
+	var settings map[string]string
+	if err := yaml.Unmarshal(file, &settings); err != nil {
+		return nil, fmt.Errorf("gateway.yaml: %w", err)
+	}
+	return settings, nil
 }
 
 // host describes this machine and the versions of the run's parts.

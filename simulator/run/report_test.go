@@ -40,7 +40,7 @@ func golden(t *testing.T, name string, got []byte) {
 // series, metrics and ground truth.
 func fixedRunFacts(t *testing.T) runFacts {
 	t.Helper()
-	f, err := scenario.Load("testdata/report-scenario.yaml", []string{"gateway.batchSize=20"})
+	f, err := scenario.Load("testdata/report-scenario.yaml", []string{"gateway.batch_size=20"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +62,15 @@ func fixedRunFacts(t *testing.T) runFacts {
 		subs = append(subs, s.Key)
 	}
 
+	settings, err := fileSettings(gatewayFile(f.Gateway.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return runFacts{
-		Scenario: f,
-		Label:    "golden",
-		Users:    5,
+		Scenario:        f,
+		GatewaySettings: settings,
+		Label:           "golden",
+		Users:           5,
 		Host: reports.Environment{
 			Hostname: "host-1", CPUModel: "Test CPU", Cores: 2, GoVersion: "go1.26", OS: "linux", Arch: "amd64",
 			Redis: "miniredis", GatewayVersion: "gateway test", SimulatorVersion: "simulator test",

@@ -25,7 +25,6 @@ import (
 
 	"wagate/fakelaravel"
 	"wagate/gateway/laravel"
-	"wagate/gateway/session"
 	"wagate/reports"
 	"wagate/simulator/executor"
 	"wagate/simulator/metrics"
@@ -189,7 +188,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	f := r.f
 	r.w = &world{log: r.log}
 	defer r.w.stop()
-	if err := r.w.start(ctx, f, r.o.BinDir, filepath.Join(r.o.Out, "logs")); err != nil {
+	if err := r.w.start(ctx, f, r.o.BinDir, r.o.Out); err != nil {
 		return nil, err
 	}
 
@@ -323,7 +322,7 @@ func (r *runner) groundTruth(ctx context.Context) (end time.Time, t truth.Truth,
 // Laravel's view, and which shared parts this instance measures.
 func (r *runner) watchWorld() {
 	f := r.f
-	qr := session.QRTiming{First: f.Gateway.QR.First.Std(), Next: f.Gateway.QR.Next.Std(), Codes: f.Gateway.QR.Codes}.WithDefaults()
+	qr := f.Gateway.QRTiming()
 	r.measureLaravel = r.w.laravel != nil || r.tuple.Index() == 0
 	r.measureGateway = r.w.gateway != nil || r.tuple.Index() == 0
 	r.phones = newPhones(r.w.wa)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
+	"wagate/gateway/config"
 	"wagate/gateway/laravel"
 	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
@@ -51,20 +52,66 @@ func TestReadProcOfThisProcess(t *testing.T) {
 	}
 }
 
-func TestScenarioMapsToFlagsAndEnv(t *testing.T) {
+// The scenario's gateway block reaches the gateway as its own configuration: the file a run
+// writes (gateway.yaml) and the environment it passes, read by the gateway's config.Load as
+// bin/gateway reads them, give exactly the configuration the run meant; the file holds the
+// scenario's settings and no secret or per-run value.
+func TestScenarioGatewayBlockRoundTripsThroughGatewayYAML(t *testing.T) {
 	f, err := scenario.Parse("s.yaml", []byte(`
 scenarios: {s: {executor: constant-vus, duration: 1m}}
-gateway: {mode: batch, batchSize: 100, batchInterval: 2s, env: {WAGATE_LOG_LEVEL: debug}}
+gateway: {mode: batch, batch_size: 100, batch_interval: 2s, log_level: debug, cache_ttl_qr: 20s, qr_codes: 3, redis: server}
+`), []string{"gateway.priority_interval=300ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := scenario.GatewayRun{Addr: "127.0.0.1:4100", APIToken: "api-token-0123456789", LaravelURL: "http://127.0.0.1:4200",
+		LaravelToken: "laravel-token-x", LaravelSecret: "hmac-secret-x", DataDir: t.TempDir(), RedisURL: "redis://127.0.0.1:4300",
+		WADial: "127.0.0.1:4400", WARootPubKey: strings.Repeat("ab", 32)}
+	want := f.Gateway.RunConfig(run)
+	file := gatewayFile(f.Gateway.Config)
+	for _, never := range []string{"api-token-0123456789", "laravel-token-x", "hmac-secret-x", "4100", "4200", "4300", "4400", run.DataDir} {
+		if strings.Contains(string(file), never) {
+			t.Errorf("gateway.yaml holds %q:\n%s", never, file)
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range gatewayEnviron(want) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	loaded, err := config.Load(config.Options{Args: []string{"-config", "gateway.yaml"},
+		Getenv:  func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		Environ: func() []string { return gatewayEnviron(want) },
+		ReadFile: func(p string) ([]byte, error) {
+			if p != "gateway.yaml" {
+				t.Fatalf("read %s", p)
+			}
+			return file, nil
+		}})
+	if err != nil {
+		t.Fatalf("the gateway refuses its configuration: %v\n%s", err, file)
+	}
+	if loaded.Config != want {
+		t.Errorf("the gateway read\n%+v\nthe run meant\n%+v", loaded.Config, want)
+	}
+	c := loaded.Config
+	if c.Batch.Size != 100 || c.Batch.Interval != 2*time.Second || c.Batch.PriorityInterval != 300*time.Millisecond ||
+		c.LogLevel != "debug" || c.Cache.QRTTL != 20*time.Second || c.QRCodes != 3 || c.Mode != config.ModeBatch || c.RedisEmbedded {
+		t.Errorf("scenario settings lost: %+v", c)
+	}
+	settings, err := fileSettings(file)
+	if err != nil || settings["batch_size"] != "100" || settings["priority_interval"] != "300ms" || settings["api_token"] != "" {
+		t.Errorf("the report's settings from the file: %v (%v)", settings, err)
+	}
+}
+
+func TestScenarioMapsToFakelaravelFlags(t *testing.T) {
+	f, err := scenario.Parse("s.yaml", []byte(`
+scenarios: {s: {executor: constant-vus, duration: 1m}}
 laravel: {cores: 4, workers: 16, bootstrap: 6ms, jitter: 0, faults: {errorRate: 0.5, errorStatus: 503}}
 `), nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	env := strings.Join(gatewayEnv(f.Gateway), " ")
-	for _, want := range []string{"WAGATE_MODE=batch", "WAGATE_BATCH_SIZE=100", "WAGATE_BATCH_INTERVAL=2s", "WAGATE_LOG_LEVEL=debug"} {
-		if !strings.Contains(env, want) {
-			t.Errorf("gateway env %q lacks %s", env, want)
-		}
 	}
 	args := strings.Join(laravelArgs(f.Laravel, 7), " ")
 	for _, want := range []string{"-cores=4", "-workers=16", "-bootstrap-cpu=6ms", "-jitter=0", "-error-rate=0.5", "-error-status=503", "-seed=7"} {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
+	"wagate/gateway/config"
 	"wagate/simulator/fakewa"
 	"wagate/simulator/scenario"
 )
@@ -42,6 +43,9 @@ type world struct {
 	gatewayToken   string
 	gateway        *child // nil when external
 	gatewayVersion string
+	// gatewayFile is the gateway's configuration file (gatewayFile): written to the run's folder
+	// for the gateway started here; what the scenario asked of an external one.
+	gatewayFile []byte
 
 	tmp string
 }
@@ -52,36 +56,15 @@ func randomToken() string {
 	return hex.EncodeToString(b)
 }
 
-// gatewayEnv maps the scenario's gateway configuration to the gateway's WAGATE_* variables.
-func gatewayEnv(g scenario.Gateway) []string {
-	var env []string
-	add := func(k, v string) { env = append(env, k+"="+v) }
-	add("WAGATE_MODE", g.Mode)
-	if g.BatchSize > 0 {
-		add("WAGATE_BATCH_SIZE", strconv.Itoa(g.BatchSize))
-	}
-	if g.BatchInterval > 0 {
-		add("WAGATE_BATCH_INTERVAL", g.BatchInterval.String())
-	}
-	if g.PriorityInterval > 0 {
-		add("WAGATE_PRIORITY_INTERVAL", g.PriorityInterval.String())
-	}
-	for kind, ttl := range g.TTL {
-		add("WAGATE_CACHE_TTL_"+strings.ToUpper(kind), ttl.String())
-	}
-	if g.QR.First > 0 {
-		add("WAGATE_QR_FIRST_TIMEOUT", g.QR.First.String())
-	}
-	if g.QR.Next > 0 {
-		add("WAGATE_QR_TIMEOUT", g.QR.Next.String())
-	}
-	if g.QR.Codes > 0 {
-		add("WAGATE_QR_CODES", strconv.Itoa(g.QR.Codes))
-	}
-	for k, v := range g.Env {
-		add(k, v)
-	}
-	return env
+// gatewayFile is the gateway's configuration file of a run (gateway.yaml in its folder): the
+// scenario's gateway settings over the gateway's defaults, every setting by its key, without the
+// secrets and what the run gives each gateway (scenario.PerRun), which go in its environment.
+func gatewayFile(c config.Config) []byte { return c.YAML(scenario.PerRun(&c)...) }
+
+// gatewayEnviron is the environment of the gateway a run starts: what the run gives it and the
+// secrets, which its file leaves out.
+func gatewayEnviron(c config.Config) []string {
+	return c.Environ(append(scenario.PerRun(&c), c.Secrets()...)...)
 }
 
 // laravelArgs maps the scenario's fakelaravel configuration to bin/fakelaravel flags: the
@@ -187,9 +170,11 @@ func laravelFaults(f *scenario.LaravelFaults, duration time.Duration) (fakelarav
 	return out, nil
 }
 
-// start brings the world up: fakewa, fakelaravel, Redis, the gateway. On error, whatever was
-// started is stopped.
-func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir string) (err error) {
+// start brings the world up: fakewa, fakelaravel, Redis, the gateway. runDir receives the
+// gateway's configuration file, runDir/logs the children's logs. On error, whatever was started
+// is stopped.
+func (w *world) start(ctx context.Context, f *scenario.File, binDir, runDir string) (err error) {
+	logDir := filepath.Join(runDir, "logs")
 	defer func() {
 		if err != nil {
 			w.stop()
@@ -296,6 +281,7 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir stri
 	}
 
 	// gateway
+	w.gatewayFile = gatewayFile(f.Gateway.Config)
 	if f.Gateway.URL != "" {
 		w.gatewayURL, w.gatewayToken = strings.TrimRight(f.Gateway.URL, "/"), f.Gateway.Token
 		w.gatewayVersion = "external"
@@ -317,23 +303,20 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, logDir stri
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
-	env := []string{
-		"WAGATE_ADDR=" + addr,
-		"WAGATE_API_TOKEN=" + w.gatewayToken,
-		"WAGATE_LARAVEL_URL=" + w.laravelURL,
-		"WAGATE_LARAVEL_TOKEN=" + w.laravelToken,
-		"WAGATE_DATA_DIR=" + dataDir,
-		"WAGATE_REDIS_URL=" + w.redisURL,
-		"WAGATE_REDIS_EMBEDDED=" + strconv.FormatBool(w.redisURL == ""), // batch mode needs it explicitly without a URL
-		"WAGATE_WA_DIAL=" + w.waAddr,
-		"WAGATE_WA_ROOT_PUBKEY=" + w.waRoot,
-		"WAGATE_WA_INSECURE_TEST=1",
+	run := scenario.GatewayRun{Addr: addr, APIToken: w.gatewayToken, LaravelURL: w.laravelURL, LaravelToken: w.laravelToken,
+		DataDir: dataDir, RedisURL: w.redisURL, WADial: w.waAddr, WARootPubKey: w.waRoot}
+	if w.real != nil {
+		run.LaravelSecret = w.real.secret // the real app checks signatures
 	}
-	if w.real != nil && w.real.secret != "" {
-		env = append(env, "WAGATE_LARAVEL_SECRET="+w.real.secret) // the real app checks signatures
+	cfg := f.Gateway.RunConfig(run)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("the gateway's configuration: %w", err)
 	}
-	env = append(env, gatewayEnv(f.Gateway)...)
-	w.gateway, err = startChild("gateway", bin, nil, env, filepath.Join(logDir, "gateway.log"))
+	file := filepath.Join(runDir, "gateway.yaml")
+	if err := os.WriteFile(file, w.gatewayFile, 0o644); err != nil {
+		return fmt.Errorf("the gateway's configuration: %w", err)
+	}
+	w.gateway, err = startChild("gateway", bin, []string{"-config", file}, gatewayEnviron(cfg), filepath.Join(logDir, "gateway.log"))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/gateway/config"
 	"wagate/reports"
 	"wagate/simulator/executor"
 	"wagate/simulator/metrics"
@@ -184,8 +186,8 @@ func checkFields(n *yaml.Node, t reflect.Type, path, file string, bad *invalid, 
 		}
 	}
 	switch t {
-	case reflect.TypeOf(Duration(0)), reflect.TypeOf(ThresholdList(nil)):
-		return
+	case reflect.TypeOf(Duration(0)), reflect.TypeOf(ThresholdList(nil)), reflect.TypeOf(Gateway{}):
+		return // the gateway block's keys are the gateway's own: finishGateway checks them
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -544,56 +546,93 @@ func (s *Scenario) executorConfig(users int64) executor.Config {
 	return c.WithDefaults()
 }
 
-// Gateway modes and Redis choices.
+// Gateway modes (the gateway's) and Redis choices.
 const (
-	ModeLegacy    = "legacy"
-	ModeBatch     = "batch"
+	ModeLegacy    = config.ModeLegacy
+	ModeBatch     = config.ModeBatch
 	RedisEmbedded = "embedded"
 	RedisServer   = "server"
 )
 
+// exampleRun stands for what a run gives the gateway when Load validates the gateway block.
+var exampleRun = GatewayRun{Addr: "127.0.0.1:1", APIToken: "scenario-example-api-token", LaravelURL: "http://127.0.0.1:2",
+	LaravelToken: "scenario-example-laravel-token", DataDir: "data", WADial: "127.0.0.1:3", WARootPubKey: strings.Repeat("01", 32)}
+
+// finishGateway decodes the gateway block's settings with gateway/config (over its defaults in
+// batch mode) and validates them as the gateway would with what a run gives it; problems name the
+// gateway's key (gateway.batch_size).
 func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 	g := &f.Gateway
 	file := f.Path
-	if g.Mode == "" {
-		g.Mode = ModeBatch
+	g.Config = config.Default()
+	g.Mode = ModeBatch
+	settings := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	if n := child(root, "gateway"); n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; !slices.Contains(simulatorKeys, k) {
+				settings.Content = append(settings.Content, n.Content[i], n.Content[i+1])
+				g.Set = append(g.Set, k)
+			}
+		}
 	}
-	if g.Mode != ModeLegacy && g.Mode != ModeBatch {
-		bad.add(file, lineOf(root, "gateway", "mode"), "gateway.mode", "%q is not a delivery mode; use legacy or batch", g.Mode)
+	perRun := PerRun(&g.Config)
+	for _, k := range g.Set {
+		for _, field := range perRun {
+			if g.Key(field) == k {
+				bad.add(file, lineOf(root, "gateway", k), "gateway."+k, "given by the simulator to each gateway it starts (addresses, tokens, the data folder, Redis: see gateway.redis, the test-only WhatsApp dial)")
+			}
+		}
+	}
+	if err := g.Config.UnmarshalYAML(settings); err != nil {
+		for _, e := range joined(err) {
+			var ke *config.KeyError
+			if errors.As(e, &ke) {
+				bad.add(file, ke.Line, "gateway."+ke.Key, "%s", ke.Problem)
+			} else {
+				bad.add(file, lineOf(root, "gateway"), "gateway", "%v", e)
+			}
+		}
+		return
 	}
 	if g.Redis == "" {
 		g.Redis = RedisEmbedded
 	}
-	if g.Redis != RedisEmbedded && g.Redis != RedisServer && !strings.HasPrefix(g.Redis, "redis://") && !strings.HasPrefix(g.Redis, "rediss://") {
+	run := exampleRun
+	switch {
+	case g.Redis == RedisServer:
+		run.RedisURL = "redis://127.0.0.1:4"
+	case g.Redis != RedisEmbedded && !strings.HasPrefix(g.Redis, "redis://") && !strings.HasPrefix(g.Redis, "rediss://"):
 		bad.add(file, lineOf(root, "gateway", "redis"), "gateway.redis", "%q: use embedded, server or a redis:// URL", g.Redis)
+	case g.Redis != RedisEmbedded:
+		run.RedisURL = g.Redis
 	}
-	if g.BatchSize < 0 {
-		bad.add(file, lineOf(root, "gateway", "batchSize"), "gateway.batchSize", "can't be negative")
-	}
-	if g.BatchInterval < 0 || g.PriorityInterval < 0 {
-		bad.add(file, lineOf(root, "gateway"), "gateway", "batchInterval and priorityInterval can't be negative")
-	}
-	for k, v := range g.TTL {
-		switch k {
-		case "qr", "status", "connection", "session":
-		default:
-			bad.add(file, lineOf(root, "gateway", "ttl", k), "gateway.ttl."+k, "unknown cache kind; use qr, status, connection or session")
-		}
-		if v < 0 {
-			bad.add(file, lineOf(root, "gateway", "ttl", k), "gateway.ttl."+k, "can't be negative")
-		}
-	}
-	if g.QR.First < 0 || g.QR.Next < 0 || g.QR.Codes < 0 {
-		bad.add(file, lineOf(root, "gateway", "qr"), "gateway.qr", "first, next and codes can't be negative")
-	}
-	for k := range g.Env {
-		if !strings.HasPrefix(k, "WAGATE_") {
-			bad.add(file, lineOf(root, "gateway", "env", k), "gateway.env."+k, "only WAGATE_* variables configure the gateway")
+	if err := g.RunConfig(run).ValidateFile(); err != nil {
+		for _, e := range joined(err) {
+			key, problem, _ := strings.Cut(e.Error(), ": ")
+			bad.add(file, lineOf(root, "gateway", key), "gateway."+key, "%s", problem)
 		}
 	}
 	if g.URL != "" && g.Token == "" {
 		bad.add(file, lineOf(root, "gateway", "url"), "gateway.token", "an external gateway (gateway.url) needs its API token")
 	}
+}
+
+// joined lists the errors errors.Join put together (err itself otherwise).
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// child is the value of key in the mapping n, or nil.
+func child(n *yaml.Node, key string) *yaml.Node {
+	for j := 0; n != nil && n.Kind == yaml.MappingNode && j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == key {
+			return n.Content[j+1]
+		}
+	}
+	return nil
 }
 
 func (f *File) finishLaravel(root *yaml.Node, bad *invalid) {

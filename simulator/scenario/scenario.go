@@ -10,6 +10,7 @@ import (
 	"math"
 	"time"
 
+	"wagate/gateway/config"
 	"wagate/simulator/executor"
 	"wagate/simulator/threshold"
 )
@@ -263,34 +264,54 @@ func (b Behaviour) validate() error {
 	return nil
 }
 
-// Gateway is the gateway configuration under test. Typed fields become WAGATE_* variables; Env
-// adds or overrides any other variable.
+// Gateway is the gateway under test. Its block is the gateway's own YAML configuration file
+// (gateway -config FILE: the keys of `gateway -help`'s settings table, e.g. batch_interval: 1s),
+// decoded and validated by gateway/config, beside three keys of the simulator's: redis, url and
+// token. A run writes the settings to gateway.yaml in its folder and starts bin/gateway with
+// -config; what each run gives the gateway (PerRun: addresses, tokens, the data folder, Redis,
+// the test-only WhatsApp dial) comes from the run, not the scenario.
 type Gateway struct {
-	// Mode is "legacy" or "batch".
-	Mode string `yaml:"mode"`
-	// BatchSize, BatchInterval and PriorityInterval tune batch delivery.
-	BatchSize        int      `yaml:"batchSize"`
-	BatchInterval    Duration `yaml:"batchInterval"`
-	PriorityInterval Duration `yaml:"priorityInterval"`
-	// TTL are cache TTLs by kind: qr, status, connection, session.
-	TTL map[string]Duration `yaml:"ttl"`
-	// QR is the QR rotation: first code, following codes, number of codes.
-	QR QRTiming `yaml:"qr"`
+	// Config is the gateway's configuration: its defaults, but batch mode (what the simulator
+	// measures unless the block says mode: legacy), with the block's settings applied. Its fields
+	// read as the scenario's (f.Gateway.Mode).
+	config.Config `yaml:"-"`
+	// Set are the keys of the gateway settings the block gave (after -set), in the file's order.
+	Set []string `yaml:"-"`
 	// Redis is "embedded" (miniredis in the gateway, the default), "server" (a redis-server the
 	// simulator starts on a free port; embedded when none is installed) or a redis:// URL.
 	Redis string `yaml:"redis"`
-	// Env sets further environment variables of the gateway process.
-	Env map[string]string `yaml:"env"`
 	// URL points at an already running gateway instead of starting one (with Token).
 	URL   string `yaml:"url"`
 	Token string `yaml:"token"`
 }
 
-// QRTiming is the QR rotation like WhatsApp Web.
-type QRTiming struct {
-	First Duration `yaml:"first"`
-	Next  Duration `yaml:"next"`
-	Codes int      `yaml:"codes"`
+// simulatorKeys are the gateway block's keys that are the simulator's, not the gateway's.
+var simulatorKeys = []string{"redis", "url", "token"}
+
+// GatewayRun is what a run gives the gateway it starts besides the scenario's settings.
+type GatewayRun struct {
+	Addr, APIToken, LaravelURL, LaravelToken, LaravelSecret, DataDir string
+	// RedisURL is the Redis the run started or the scenario named; empty: the embedded one.
+	RedisURL string
+	// WADial and WARootPubKey point the gateway at fakewa (test-only settings).
+	WADial, WARootPubKey string
+}
+
+// PerRun points at the settings of c a run gives (RunConfig): the gateway receives them in its
+// environment, not in its file, and a scenario cannot set them.
+func PerRun(c *config.Config) []any {
+	return []any{&c.Addr, &c.APIToken, &c.LaravelURL, &c.LaravelToken, &c.LaravelSecret, &c.DataDir,
+		&c.RedisURL, &c.RedisEmbedded, &c.WADial, &c.WARootPubKey, &c.WAInsecureTest}
+}
+
+// RunConfig is the configuration of the gateway a run starts: the scenario's, with what the run
+// gives it.
+func (g Gateway) RunConfig(r GatewayRun) config.Config {
+	c := g.Config
+	c.Addr, c.APIToken, c.LaravelURL, c.LaravelToken, c.LaravelSecret, c.DataDir = r.Addr, r.APIToken, r.LaravelURL, r.LaravelToken, r.LaravelSecret, r.DataDir
+	c.RedisURL, c.RedisEmbedded = r.RedisURL, r.RedisURL == "" // batch mode needs the embedded one explicitly
+	c.WADial, c.WARootPubKey, c.WAInsecureTest = r.WADial, r.WARootPubKey, true
+	return c
 }
 
 // Laravel is fakelaravel's configuration: the capacity model and initial faults. Typed fields

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"wagate/gateway/config"
 	"wagate/simulator/executor"
 )
 
@@ -31,7 +32,7 @@ behaviour:
   messagesPerMinute: 2
 gateway:
   mode: legacy
-  ttl: {qr: 20s}
+  cache_ttl_qr: 20s
 laravel:
   cores: 4
   workers: 16
@@ -69,6 +70,12 @@ func TestValidFileGetsDefaultsAndUsers(t *testing.T) {
 	}
 	if f.Drain.Std() != 15*time.Second || f.Gateway.Redis != RedisEmbedded || f.Gateway.Mode != ModeLegacy {
 		t.Errorf("defaults: drain %s redis %s mode %s", f.Drain, f.Gateway.Redis, f.Gateway.Mode)
+	}
+	// The gateway block is the gateway's configuration: its keys set its settings, the others keep
+	// the gateway's defaults.
+	if f.Gateway.Cache.QRTTL != 20*time.Second || f.Gateway.Batch.Size != config.Default().Batch.Size ||
+		strings.Join(f.Gateway.Set, ",") != "mode,cache_ttl_qr" {
+		t.Errorf("gateway: qr TTL %s, batch size %d, set %q", f.Gateway.Cache.QRTTL, f.Gateway.Batch.Size, f.Gateway.Set)
 	}
 	if len(f.ThresholdSets) != 3 {
 		t.Fatalf("thresholds: %d sets", len(f.ThresholdSets))
@@ -127,7 +134,31 @@ scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1m}
 gateway:
   bacthSize: 10
-`, `f.yaml:5: gateway.bacthSize: unknown field (did you mean "batchSize"?); known fields here: mode, batchSize, batchInterval, priorityInterval, ttl, qr, redis, env, url, token`},
+`, `f.yaml:5: gateway.bacthSize: not a gateway setting; did you mean batch_size? (gateway -help lists every setting)`},
+		{"a gateway setting that is not its type", `
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1m}
+gateway:
+  mode: batch
+  priority_interval: fast
+`, `f.yaml:6: gateway.priority_interval: "fast" is not a duration (e.g. 500ms, 5s, 2m)`},
+		{"a gateway setting out of the gateway's range", `
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1m}
+gateway:
+  batch_size: 501
+`, `f.yaml:5: gateway.batch_size: must be at most the contract's 500 items (501)`},
+		{"a setting each run gives the gateway", `
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1m}
+gateway:
+  api_token: 0123456789abcdef0123
+`, `f.yaml:5: gateway.api_token: given by the simulator to each gateway it starts`},
+		{"an unknown Redis choice", `
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1m}
+gateway: {redis: memcached}
+`, `f.yaml:4: gateway.redis: "memcached": use embedded, server or a redis:// URL`},
 		{"bad duration", `
 scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1 minute}
@@ -145,7 +176,7 @@ scenarios:
 scenarios:
   s: {executor: constant-vus, duration: 1m}
 gateway: {mode: turbo}
-`, `f.yaml:4: gateway.mode: "turbo" is not a delivery mode; use legacy or batch`},
+`, `f.yaml:4: gateway.mode: "turbo" must be legacy or batch`},
 		{"probability", `
 scenarios:
   s: {executor: constant-vus, duration: 1m}

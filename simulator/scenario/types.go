@@ -97,6 +97,24 @@ func (d Dist) String() string {
 	}
 }
 
+// UnmarshalYAML reads the gateway block's simulator keys (redis, url, token); the gateway's own
+// settings beside them are decoded by Load (finishGateway), which names their problems.
+func (g *Gateway) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return lineError(n, "expected a mapping of the gateway's settings, found a %s", reports.YAMLKind(n))
+	}
+	var own struct {
+		Redis string `yaml:"redis"`
+		URL   string `yaml:"url"`
+		Token string `yaml:"token"`
+	}
+	if err := n.Decode(&own); err != nil {
+		return err
+	}
+	g.Redis, g.URL, g.Token = own.Redis, own.URL, own.Token
+	return nil
+}
+
 // UnmarshalYAML reads a list of thresholds (strings or {threshold, abortOnFail, delayAbortEval}),
 // or a single string.
 func (l *ThresholdList) UnmarshalYAML(n *yaml.Node) error {
