@@ -149,8 +149,12 @@ bench-faults: build bin/bench
 
 # The generative fault campaign (scenarios/chaos.yaml): SCHEDULES random fault schedules drawn from
 # SEED, each on a fresh world, judged by the delivery invariants; report.md/html/json and the failing
-# schedules (replayable scenario files) under reports/out/chaos-seed-SEED. Measured on 2 cores: a
-# schedule takes about 23 s alone, 15 s with PARALLEL=2 worlds at once, so 200 take about 50 min.
+# schedules (replayable scenario files) under reports/out/chaos-seed-SEED. Measured on 2 busy cores
+# (load 9-14), each world draining until settled: ~0.4 s starting, 16 s of users, ~1 s of drain (6 s
+# and more after a slow recovery), 0 or 5.3 s of gateway shutdown (some sessions' disconnects take
+# 5 s, not yet explained); 12.5-14 s per schedule with PARALLEL=2 (200 in ~45 min), 8.4 s
+# with PARALLEL=3 (200 in ~28 min). Replay schedule N of a seed, judged the same way:
+# bin/simulator chaos scenarios/chaos.yaml -seed SEED -only N -out DIR
 SCHEDULES ?= 200
 SEED ?= 1
 PARALLEL ?= 2
