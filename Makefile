@@ -11,7 +11,7 @@ BINARIES := fakelaravel gateway simulator reports
 # Race detector in tests unless RACE= is passed (CI keeps it on).
 RACE ?= -race
 
-.PHONY: all build test lint fmt release bench bench-quick bench-capacity bench-faults bench-chaos bench-real-laravel bench-k6 clean
+.PHONY: all build test lint fmt release bench bench-quick bench-scale bench-capacity bench-faults bench-chaos bench-real-laravel bench-k6 clean
 
 all: build
 
@@ -126,6 +126,12 @@ bench: build bin/bench
 
 bench-quick: build bin/bench
 	bin/bench -matrix benchmarks/quick.yaml -command "make bench-quick" $(BENCH_FLAGS)
+
+# 10,000 sessions in one gateway process (benchmarks/scale.yaml: all paired and connected, light
+# polling, every session back after a fakewa restart, RSS/goroutines/CPU per session); about 10
+# minutes, loads the machine. Report: reports/out/latest-scale/report.md (scale target rows).
+bench-scale: build bin/bench
+	bin/bench -matrix benchmarks/scale.yaml -link latest-scale -command "make bench-scale" $(BENCH_FLAGS)
 
 # For legacy and batch: the largest user count for which every threshold holds (step up, then
 # bisect); later `make bench` reports pick it up for the "users supported" row.
