@@ -144,6 +144,15 @@ bench-capacity: build bin/bench
 bench-k6: build bin/bench
 	bin/bench -matrix benchmarks/k6.yaml -link latest-k6 -command "make bench-k6" $(BENCH_FLAGS)
 
+# Cluster mode's figures with real processes (gateway/cluster/processtest): Laravel requests per
+# minute and items per request with 1 vs 3 replicas on the same workload (devices dropped every
+# 100 ms for 30 s), and the takeover time after a replica's SIGKILL against issue 16's bound
+# (15 s + 2 s per 1000 sessions); CLUSTER_SESSIONS sessions (<= 300). About 4 minutes.
+CLUSTER_SESSIONS ?= 300
+.PHONY: bench-cluster
+bench-cluster: build
+	WAGATE_CLUSTER_TEST_SESSIONS=$(CLUSTER_SESSIONS) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./gateway/cluster/processtest
+
 # Every fault scenario (benchmarks/faults.yaml: Laravel down/errors/slow/lost responses, Redis
 # restarted and lost, gateway SIGKILL and SIGTERM during a flush, reconnect storm, logouts,
 # replaced streams), then faults.md in the bench folder: one row per fault (delays, recovery,

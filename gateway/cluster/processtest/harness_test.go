@@ -42,7 +42,7 @@ const (
 
 // sessionCount is how many sessions a test pairs: 60 by default (a few seconds of pairing on a
 // loaded machine), WAGATE_CLUSTER_TEST_SESSIONS up to 300.
-func sessionCount(t *testing.T) int {
+func sessionCount(t testing.TB) int {
 	n := 60
 	if v := os.Getenv("WAGATE_CLUSTER_TEST_SESSIONS"); v != "" {
 		var err error
@@ -55,7 +55,7 @@ func sessionCount(t *testing.T) int {
 
 // world is everything the gateways share: Redis, Postgres, fakewa, fakelaravel.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	dir      string
 	bin      map[string]string
@@ -80,7 +80,7 @@ type replica struct {
 
 func (r *replica) url() string { return "http://" + r.addr }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts redis-server, PostgreSQL, fakewa, fakelaravel and several gateways")
