@@ -230,6 +230,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		RateLimit:      cfg.APIRateLimit(),
 		DeadLetters:    parts.deadLetters,
 		SendKeys:       parts.sendKeys,
+		Locator:        a.locator(),
 		// Registered in every mode, so the series exist (at 0) from the start.
 		DeadLetterMetrics: a.metrics.RegisterDeadLetters(),
 	})

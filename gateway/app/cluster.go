@@ -52,9 +52,19 @@ type clusterNode struct {
 	// moving holds the shards being handed over: the session layer no longer acts for them.
 	movingMu sync.Mutex
 	moving   map[int]bool
+	// routes is the shard table of the last round, for Locate (answered from memory).
+	routesMu sync.RWMutex
+	routes   routeTable
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+}
+
+// routeTable is a round's view of who holds what: each shard's live holder and each live
+// member's advertised address.
+type routeTable struct {
+	holders []string          // shard -> incarnation id ("" when nobody live holds it)
+	addrs   map[string]string // incarnation id -> advertised URL
 }
 
 // newClusterNode prepares cluster mode on the shared Redis: it checks the installation's shard
@@ -114,6 +124,47 @@ func (n *clusterNode) Fence(ctx context.Context, shard int, epoch int64) (bool, 
 		return false, nil
 	}
 	return m.Fence(ctx, shard, epoch)
+}
+
+// setRoutes keeps a round's table for Locate and returns the live members' names.
+func (n *clusterNode) setRoutes(members []cluster.MemberInfo, holders []string) (live []string) {
+	addrs := make(map[string]string, len(members))
+	for _, mi := range members {
+		live = append(live, mi.Name)
+		addrs[mi.ID] = mi.Addr
+	}
+	n.routesMu.Lock()
+	n.routes = routeTable{holders: holders, addrs: addrs}
+	n.routesMu.Unlock()
+	return live
+}
+
+// Locate implements api.Locator from memory: this replica when it holds the session's shard (and
+// is not handing it over), else the holder's advertised URL from the last round's table; Moving
+// while the shard is handed over, held by nobody live (a takeover pending), or the table still
+// names this replica although it no longer holds it.
+func (n *clusterNode) Locate(_ context.Context, sessionID string) (api.Location, error) {
+	shard, _, held := n.Epoch(sessionID)
+	n.movingMu.Lock()
+	moving := n.moving[shard]
+	n.movingMu.Unlock()
+	switch {
+	case moving:
+		return api.Location{Moving: true}, nil
+	case held:
+		return api.Location{Self: true}, nil
+	}
+	n.routesMu.RLock()
+	defer n.routesMu.RUnlock()
+	holder := ""
+	if shard < len(n.routes.holders) {
+		holder = n.routes.holders[shard]
+	}
+	m := n.member.Load()
+	if holder == "" || (m != nil && holder == m.ID()) || n.routes.addrs[holder] == "" {
+		return api.Location{Moving: true}, nil
+	}
+	return api.Location{URL: n.routes.addrs[holder]}, nil
 }
 
 // inShards returns a session matcher for shards.
@@ -217,10 +268,11 @@ func (n *clusterNode) round(ctx context.Context) error {
 	if m == nil || m.Err() != nil {
 		return nil // fenced: keepMembership joins again
 	}
-	holders, live, err := n.store.Table(ctx)
+	members, holders, err := n.store.View(ctx)
 	if err != nil {
 		return err
 	}
+	live := n.setRoutes(members, holders)
 	n.metrics.SetMembers(len(live))
 	mv := cluster.Plan(n.store.Shards(), m.ID(), live, holders, handoverBudget)
 	if len(mv.Claim) > 0 {
@@ -324,6 +376,15 @@ func (n *clusterNode) leave(ctx context.Context) error {
 		return fmt.Errorf("app: %w", err)
 	}
 	return nil
+}
+
+// locator is the API's Locator: the cluster node in cluster mode, nil (serve everything here)
+// otherwise.
+func (a *App) locator() api.Locator {
+	if a.node == nil {
+		return nil
+	}
+	return a.node
 }
 
 // readyCheck is /readyz's cluster check: ready once joined and the first claims are made.

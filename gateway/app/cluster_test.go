@@ -334,6 +334,32 @@ func TestClusterReplicasRunEachSessionOnceThroughMovesCutsAndKills(t *testing.T)
 	if v := gw1.metric(t, "wagate_cluster_shard_handoffs_total"); v == "" || v == "0" {
 		t.Errorf("gw-1 handed over %q shards", v)
 	}
+	// Any replica answers GET /cluster with the same table, and routes a send to the holder.
+	var view struct {
+		Me struct {
+			Name       string `json:"name"`
+			Ready      bool   `json:"ready"`
+			ShardsHeld int    `json:"shards_held"`
+		} `json:"me"`
+		Shards  int `json:"shards"`
+		Members []struct {
+			Name       string `json:"name"`
+			ShardsHeld int    `json:"shards_held"`
+		} `json:"members"`
+		Table []cluster.ShardState `json:"table"`
+	}
+	if code := gw2.c.call("GET", "/cluster", nil, &view); code != 200 || view.Me.Name != "gw-2" || !view.Me.Ready ||
+		view.Shards != testShards || len(view.Members) != 2 || len(view.Table) != testShards ||
+		view.Members[0].ShardsHeld+view.Members[1].ShardsHeld != testShards {
+		t.Errorf("GET /cluster on gw-2: %d %+v", code, view)
+	}
+	onGW2 := runOn(ids, "gw-1", "gw-2", "gw-2")[0]
+	var sent struct {
+		MessageID string `json:"message_id"`
+	}
+	if code := gw1.c.call("POST", "/sessions/"+onGW2+"/messages", map[string]string{"to": "+15559990000", "text": "routed"}, &sent); code != 200 || sent.MessageID == "" {
+		t.Errorf("send through gw-1 for %s, run by gw-2: %d %+v", onGW2, code, sent)
+	}
 
 	// gw-2 is cut from Redis: it fences itself at its renew deadline (1.2 s) and drops its
 	// sessions, before its lease ends (2 s) and gw-1 takes them.

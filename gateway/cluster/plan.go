@@ -52,14 +52,27 @@ func NameOf(id string) string {
 // and the names of the live members: Plan's input, read in two round trips (not one snapshot; Plan's
 // decisions are only intents, the claim scripts decide).
 func (s *Store) Table(ctx context.Context) (holders []string, live []string, err error) {
-	members, err := s.Live(ctx)
+	members, holders, err := s.View(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range members {
+		live = append(live, m.Name)
+	}
+	return holders, live, nil
+}
+
+// View returns the live members (with their advertised addresses) and, per shard, the incarnation
+// id of its live holder ("" when nobody live holds it): Table's input, and what a replica routes
+// requests by.
+func (s *Store) View(ctx context.Context) (members []MemberInfo, holders []string, err error) {
+	members, err = s.Live(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	liveIDs := make(map[string]bool, len(members))
 	for _, m := range members {
 		liveIDs[m.ID] = true
-		live = append(live, m.Name)
 	}
 	all, err := s.rdb.HGetAll(ctx, s.keys.holders).Result()
 	if err != nil {
@@ -73,5 +86,5 @@ func (s *Store) Table(ctx context.Context) (holders []string, live []string, err
 		}
 		holders[k] = id
 	}
-	return holders, live, nil
+	return members, holders, nil
 }
