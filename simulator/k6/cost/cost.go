@@ -5,7 +5,8 @@
 // their sessions, so the world is idle again between them), and records for each half:
 //
 //   - the gateway API requests its VUs made (http_reqs of the world's API client);
-//   - the CPU of its VUs, from a CPU profile of the process over the half: samples of goroutines
+//   - the CPU of its VUs, from a CPU profile of the process over the half (the script's from the
+//     end of its VUs' init, whose CPU is reported apart): samples of goroutines
 //     carrying the pprof label load=vu (each iteration runs under it, and the goroutines it starts
 //     inherit it: pollers, HTTP connections), without the fake phones' work (labelled
 //     load=world, the same in both halves); and the whole process's CPU (/proc) for reference;
@@ -62,11 +63,14 @@ type Phase struct {
 	// Wall is the half's duration.
 	Wall time.Duration `json:"wall_ns"`
 	// VUCPU is the CPU of goroutines labelled load=vu; ProcessCPU the whole process's; GCCPU the
-	// garbage collector's (runtime/metrics), whose background work carries no label although the
-	// VUs' allocations cause part of it.
+	// garbage collector's background work (runtime/metrics: GC total less mark assists, which the
+	// allocating goroutines do and VUCPU counts), unlabelled although the VUs' allocations cause
+	// part of it. For the script they count from the end of its VUs' init, whose process CPU is
+	// InitCPU (its garbage's collection later is in GCCPU).
 	VUCPU      time.Duration `json:"vu_cpu_ns"`
 	ProcessCPU time.Duration `json:"process_cpu_ns"`
 	GCCPU      time.Duration `json:"gc_cpu_ns"`
+	InitCPU    time.Duration `json:"init_cpu_ns,omitempty"`
 	// MemoryBefore and MemoryPeak are the runtime memory (bytes) before the half and its peak
 	// during it; MemoryAfterInit right after the script's VUs were initialized (0 for the native
 	// half, whose users have no init).
@@ -213,13 +217,13 @@ func Measure(ctx context.Context, cfg Config) (Result, *simmetrics.Registry, err
 
 	var res Result
 	log.Info("k6-cost: native users", "scenario", world)
-	res.Native, err = measure(ctx, reg, func(p *Phase, _ *sampler) error { return runNative(ctx, f, env, p) })
+	res.Native, err = measure(ctx, reg, func(p *Phase, _ func()) error { return runNative(ctx, f, env, p) })
 	if err != nil {
 		return res, reg, err
 	}
 	log.Info("k6-cost: script", "script", cfg.Script)
-	res.JS, err = measure(ctx, reg, func(p *Phase, s *sampler) error {
-		code, err := runScript(ctx, cfg, f.Users, env, d, p, s)
+	res.JS, err = measure(ctx, reg, func(p *Phase, loadStart func()) error {
+		code, err := runScript(ctx, cfg, f.Users, env, d, p, loadStart)
 		res.ScriptExit = code
 		return err
 	})
@@ -259,21 +263,28 @@ func worldOf(ctx context.Context, cfg Config) (string, error) {
 	return filepath.Join(filepath.Dir(cfg.Script), s.World), nil
 }
 
-// measure runs one half under a CPU profile and the memory sampler, and fills its figures.
-func measure(ctx context.Context, reg *simmetrics.Registry, half func(*Phase, *sampler) error) (Phase, error) {
+// measure runs one half under a CPU profile and the memory sampler, and fills its figures. The
+// half may call loadStart when its load begins (the script, once its VUs are initialized): CPU,
+// wall time and the memory peak then count from there, the CPU before it is the half's InitCPU.
+func measure(ctx context.Context, reg *simmetrics.Registry, half func(p *Phase, loadStart func()) error) (Phase, error) {
 	var p Phase
 	settle(ctx)
 	p.MemoryBefore = gcMemory()
 	requests := reg.Total("http_reqs", nil)
-	cpu0, _ := processCPU()
-	gc0 := gcCPU()
 	var prof bytes.Buffer
 	if err := pprof.StartCPUProfile(&prof); err != nil {
 		return p, fmt.Errorf("cpu profile: %w", err)
 	}
 	s := startSampler()
 	began := time.Now()
-	err := half(&p, s)
+	cpu0, _ := processCPU()
+	gc0 := gcCPU()
+	err := half(&p, func() {
+		cpu, _ := processCPU()
+		p.InitCPU = cpu - cpu0
+		cpu0, gc0, began = cpu, gcCPU(), time.Now()
+		s.reset() // the peak of the load, not of the init's garbage
+	})
 	p.Wall = time.Since(began)
 	p.MemoryPeak = s.stop()
 	pprof.StopCPUProfile()
@@ -329,8 +340,8 @@ func runNative(ctx context.Context, f *scenario.File, env *user.Env, p *Phase) e
 }
 
 // runScript runs the script with k6/x/wagate over the world (its iterations labelled load=vu),
-// users VUs (__ENV.USERS), and records its VUs' init memory.
-func runScript(ctx context.Context, cfg Config, users int64, env *user.Env, d *simrun.DriverWorld, p *Phase, s *sampler) (int, error) {
+// users VUs (__ENV.USERS), and records its VUs' init memory; loadStart marks the end of their init.
+func runScript(ctx context.Context, cfg Config, users int64, env *user.Env, d *simrun.DriverWorld, p *Phase, loadStart func()) (int, error) {
 	ext := &wagatejs.Extension{}
 	ext.SetDriver(wagate.New(worldView{env: env, d: d}, 0))
 	var out string
@@ -348,7 +359,7 @@ func runScript(ctx context.Context, cfg Config, users int64, env *user.Env, d *s
 		},
 		OnLoadStart: func(context.Context) {
 			p.MemoryAfterInit = gcMemory()
-			s.reset() // the peak of the iterations, not of the init's garbage
+			loadStart()
 		},
 	})
 	p.VUs = int64(res.Summary.Metrics["vus_max"].Values["value"])
@@ -467,14 +478,14 @@ func gcMemory() uint64 {
 	return runtimeMemory()
 }
 
-// gcCPU is the garbage collector's CPU so far (runtime/metrics).
+// gcCPU is the garbage collector's CPU so far without mark assists (runtime/metrics).
 func gcCPU() time.Duration {
-	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindFloat64 {
+	if s[0].Value.Kind() != metrics.KindFloat64 || s[1].Value.Kind() != metrics.KindFloat64 {
 		return 0
 	}
-	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+	return time.Duration((s[0].Value.Float64() - s[1].Value.Float64()) * float64(time.Second))
 }
 
 func processCPU() (time.Duration, error) {

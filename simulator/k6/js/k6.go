@@ -105,7 +105,11 @@ func (vu *VU) moduleK6() goja.Value {
 	o := vu.RT.NewObject()
 	must(o.Set("check", vu.check))
 	must(o.Set("group", vu.group))
-	must(o.Set("sleep", vu.sleep))
+	// A FunctionCall function: goja calls it without reflection (sleep runs in every loop).
+	must(o.Set("sleep", func(call goja.FunctionCall) goja.Value {
+		vu.sleep(call.Argument(0).ToFloat())
+		return goja.Undefined()
+	}))
 	must(o.Set("fail", func(msg goja.Value) goja.Value {
 		m := ""
 		if msg != nil && !goja.IsUndefined(msg) {
