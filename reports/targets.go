@@ -105,6 +105,9 @@ var DesignTargets = []TargetSpec{
 	{Name: "gateway CPU per API request, all its work included, vs the floor's in the same bench", Figure: FigCPUPerRequest, Bound: Bound{"<=", FloorRatioLimit}, Scope: VsFloor},
 	{Name: "gateway memory per connected session", Figure: FigMemPerSession, Bound: Bound{"<=", 300}, Scope: AtScale},
 	{Name: "lost or stale final states (every entry)", Figure: FigLost, Bound: Bound{"==", 0}, Scope: EveryRun},
+	{Name: "Laravel requests for customers' messages and receipts per user, batch vs legacy on the same workload", Figure: FigMessageRequestsPerUser, Bound: Bound{">=", 20}, Scope: ScaleVsLegacy},
+	{Name: "customers' messages stored in Laravel, p99 (fakewa accepted -> Laravel stored)", Figure: FigMessageDelayP99, Bound: Bound{"<=", 1500}, Scope: AtScale, Latency: true},
+	{Name: "messages lost, duplicated or out of order per chat (every entry)", Figure: FigMessagesWrong, Bound: Bound{"==", 0}, Scope: EveryRun},
 	{Name: "max users within those limits (make bench-capacity)", Bound: Bound{">=", 10000}, Scope: CapacitySearch},
 }
 
