@@ -29,6 +29,9 @@ const (
 	// handoverBudget is the most shards a replica hands over per round: <= 2 shards/s, so a
 	// join or a leave moves sessions at a bounded rate.
 	handoverBudget = 2
+	// roundTimeout bounds one rebalancing round (its Redis calls, the handovers' flushes), so a
+	// hung Redis cannot hold the session layer's adopt lock, and with it every start, for long.
+	roundTimeout = 15 * time.Second
 	// takeoverWatch bounds how long a round waits for the sessions it brought in to reconnect
 	// before it records the takeover time.
 	takeoverWatch = 2 * time.Minute
@@ -249,7 +252,10 @@ func (n *clusterNode) rebalance(ctx context.Context) {
 	t := time.NewTicker(rebalanceInterval)
 	defer t.Stop()
 	for {
-		if err := n.round(ctx); err != nil && ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
+		err := n.round(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			n.log.Warn("cluster: rebalancing round failed; retrying", "err", err)
 		}
 		select {
@@ -307,6 +313,7 @@ func (n *clusterNode) claim(ctx context.Context, m *cluster.Member, shards []int
 			case err != nil:
 				return err
 			}
+			n.setMoving(k, false)
 			claimed++
 		}
 		return nil
@@ -336,24 +343,34 @@ func (n *clusterNode) handOver(ctx context.Context, m *cluster.Member, k int) er
 	if !ok {
 		return nil
 	}
-	n.movingMu.Lock()
-	n.moving[k] = true
-	n.movingMu.Unlock()
-	defer func() {
-		n.movingMu.Lock()
-		delete(n.moving, k)
-		n.movingMu.Unlock()
-	}()
+	n.setMoving(k, true)
 	dropped, err := n.manager.Drop(ctx, n.inShards(k), true)
 	if err != nil {
-		return err
+		// Released anyway: the sessions are no longer run here, and a held shard without them
+		// would let a start begin one from nothing. Queued events still go out (their versions
+		// are below the successor's); the successor may read an older registry record.
+		n.log.Warn("cluster: handing a shard over without a complete flush", "shard", k, "err", err)
 	}
 	if err := m.Release(ctx, k, epoch); err != nil {
+		// Still moving: nothing may start here for the shard until a later round releases it
+		// (or it is lost, or claimed again, which clears the mark).
 		return err
 	}
+	n.setMoving(k, false)
 	n.metrics.HandedOver()
 	n.log.Debug("cluster: shard handed over", "shard", k, "epoch", epoch, "sessions", dropped)
 	return nil
+}
+
+// setMoving marks shard k as being handed over (the session layer does not act for it) or not.
+func (n *clusterNode) setMoving(k int, moving bool) {
+	n.movingMu.Lock()
+	defer n.movingMu.Unlock()
+	if moving {
+		n.moving[k] = true
+	} else {
+		delete(n.moving, k)
+	}
 }
 
 // stop ends the rebalancer and the lease renewals (Shutdown, before the session layer closes).
