@@ -3,10 +3,8 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -35,13 +33,10 @@ const (
 // clusterWorld is fakewa, fakelaravel, one redis-server and one Postgres shared by in-process
 // gateway replicas in cluster mode.
 type clusterWorld struct {
-	t        *testing.T
-	wa       *fakewa.Server
-	laravel  *fakelaravel.Server
-	lsrv     *httptest.Server
-	redisURL string
-	dsn      string
-	first    *replica
+	*inProcess // fakewa and fakelaravel; its own gateway is never started: the replicas are
+	redisURL   string
+	dsn        string
+	first      *replica
 }
 
 // replica is one in-process gateway of the cluster.
@@ -53,43 +48,15 @@ type replica struct {
 	done   chan error
 }
 
-func (w *clusterWorld) gatewayURL() string { return w.first.c.base }
-func (w *clusterWorld) pair(ctx context.Context, qr, phone string) (types.JID, error) {
-	return w.wa.Pair(ctx, qr, phone)
-}
-func (w *clusterWorld) drop(ctx context.Context, jid types.JID) error { return w.wa.Drop(jid) }
-func (w *clusterWorld) failNextConnect(ctx context.Context, jid types.JID, reason int) error {
-	return w.wa.FailNextConnect(jid, reason)
-}
-func (w *clusterWorld) laravelState(ctx context.Context) (fakelaravel.State, error) {
-	return w.laravel.State(ctx)
-}
-func (w *clusterWorld) waEvents(ctx context.Context) ([]fakewa.Event, error) {
-	return w.wa.Events(), nil
-}
+func (w *clusterWorld) gatewayURL() string                 { return w.first.c.base }
 func (w *clusterWorld) restartGateway(ctx context.Context) { w.t.Fatal("not used") }
 
 func newClusterWorld(t *testing.T) *clusterWorld {
 	if testing.Short() {
 		t.Skip("starts redis-server, PostgreSQL and several gateways")
 	}
-	w := &clusterWorld{t: t, redisURL: redistest.Real(t).URL(), dsn: pgtest.Start(t)}
-	var err error
-	w.wa, err = fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second, Receipts: fakewa.ReceiptsNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.wa.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.wa.Close() })
-	w.laravel, err = fakelaravel.New(context.Background(), fakelaravel.Config{Token: laravelToken, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.laravel.Close() })
-	w.lsrv = httptest.NewServer(w.laravel)
-	t.Cleanup(w.lsrv.Close)
+	w := &clusterWorld{inProcess: &inProcess{t: t, wa: startFakewa(t, fakewa.ReceiptsNone)}, redisURL: redistest.Real(t).URL(), dsn: pgtest.Start(t)}
+	w.laravel, w.lsrv = startFakeLaravel(t, fakelaravel.Config{})
 	return w
 }
 
@@ -104,14 +71,11 @@ func (w *clusterWorld) start(name, redisURL string) *replica {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	cfg := config.Default()
-	cfg.Addr, cfg.Mode, cfg.RedisURL, cfg.StoreDSN, cfg.DataDir = addr, config.ModeBatch, redisURL, w.dsn, t.TempDir()
+	cfg := gatewayConfig(t, config.ModeBatch, w.wa, w.lsrv.URL)
+	cfg.Addr, cfg.RedisEmbedded, cfg.RedisURL, cfg.StoreDSN = addr, false, redisURL, w.dsn
 	cfg.Cluster, cfg.GatewayID, cfg.AdvertiseURL = true, name, "http://"+addr
 	cfg.ClusterShards, cfg.ClusterLeaseTTL = testShards, testLeaseTTL
 	cfg.Batch.Interval = 200 * time.Millisecond
-	cfg.APIToken, cfg.LaravelURL, cfg.LaravelToken = apiToken, w.lsrv.URL, laravelToken
-	cfg.PairLoginTimeout, cfg.ShutdownTimeout = 5*time.Second, 10*time.Second
-	cfg.WAInsecureTest, cfg.WADial, cfg.WARootPubKey = true, w.wa.Addr(), fmt.Sprintf("%x", w.wa.RootPublicKey())
 	ctx, cancel := context.WithCancel(context.Background())
 	gw, err := app.New(ctx, cfg, testLogger())
 	if err != nil {
@@ -157,16 +121,8 @@ func (r *replica) connected(id string) bool {
 
 // metric returns the value of a sample line of r's /metrics ("" when absent).
 func (r *replica) metric(t *testing.T, series string) string {
-	resp, err := r.c.hc.Get(r.c.base + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return v
-		}
+	if lines := metricLines(r.c.metrics(), series+" "); len(lines) > 0 {
+		return strings.TrimPrefix(lines[0], series+" ")
 	}
 	return ""
 }

@@ -3,9 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"wagate/gateway/config"
 	"wagate/gateway/laravel"
 	"wagate/internal/proctest"
-	"wagate/simulator/fakewa"
 )
 
 // Laravel refuses a session's items one by one (the only thing that dead-letters); once the cause
@@ -23,46 +19,20 @@ import (
 // retries and re-drives are never taken for one.
 func TestDeadLettersAreListedAndRedrivenEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), Receipts: fakewa.ReceiptsNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer wa.Close()
 	const secret = "e2e-signing-secret"
-	lv, err := fakelaravel.New(ctx, fakelaravel.Config{Token: laravelToken, Secret: []byte(secret), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lv.Close()
+	w := newWorld(t, worldOptions{mode: config.ModeBatch, laravel: fakelaravel.Config{Token: laravelToken, Secret: []byte(secret)},
+		configure: func(cfg *config.Config) {
+			cfg.Batch.Interval = 200 * time.Millisecond
+			cfg.LaravelSecret = secret
+		}})
+	lv := w.laravel
+	// Before any session starts: Laravel refuses every item of dl_refused.
 	if err := lv.SetFaults(fakelaravel.Faults{Windows: []fakelaravel.FaultWindow{
 		{Kind: fakelaravel.FaultRefuseItems, Rate: 1, Sessions: []string{"dl_refused"}},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	lsrv := httptest.NewServer(lv)
-	defer lsrv.Close()
-
-	w := &inProcess{t: t, wa: wa, laravel: lv, lsrv: lsrv}
-	w.cfg = config.Default()
-	w.cfg.Addr = "127.0.0.1:0"
-	w.cfg.Mode = config.ModeBatch
-	w.cfg.RedisEmbedded = true
-	w.cfg.Batch.Interval = 200 * time.Millisecond
-	w.cfg.APIToken = apiToken
-	w.cfg.LaravelURL = lsrv.URL
-	w.cfg.LaravelToken = laravelToken
-	w.cfg.LaravelSecret = secret
-	w.cfg.DataDir = t.TempDir()
-	w.cfg.ShutdownTimeout = 10 * time.Second
-	w.cfg.WAInsecureTest = true
-	w.cfg.WADial = wa.Addr()
-	w.cfg.WARootPubKey = fmt.Sprintf("%x", wa.RootPublicKey())
-	w.startGateway()
-	defer w.stopGateway()
-	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	c := w.client()
 
 	// Two sessions start: Laravel applies dl_fine's pending state and QR, refuses dl_refused's.
 	for _, id := range []string{"dl_fine", "dl_refused"} {
@@ -124,13 +94,7 @@ func TestDeadLettersAreListedAndRedrivenEndToEnd(t *testing.T) {
 	if st := lv.Stats(); st.SignatureFailures != 0 {
 		t.Fatalf("fakelaravel refused %d signatures: the gateway's own attempts must never look like replays", st.SignatureFailures)
 	}
-	resp, err := c.hc.Get(c.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := fmt.Sprintf("wagate_dead_letters_redriven_total %d", res.Redriven); !strings.Contains(string(body), want) {
+	if want := fmt.Sprintf("wagate_dead_letters_redriven_total %d", res.Redriven); !strings.Contains(c.metrics(), want) {
 		t.Fatalf("/metrics lacks %q", want)
 	}
 }

@@ -220,22 +220,17 @@ func runFlow(t *testing.T, w world) {
 	}
 
 	// Operational endpoints.
-	resp, err := c.hc.Get(c.base + "/metrics")
+	metrics := c.metrics()
+	for _, want := range []string{`wagate_sessions{status="connected"} 1`, `wagate_sessions{status="logged_out"} 1`, "wagate_api_request_duration_seconds"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	resp, err := c.hc.Get(c.base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`wagate_sessions{status="connected"} 1`, `wagate_sessions{status="logged_out"} 1`, "wagate_api_request_duration_seconds"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	resp, err = c.hc.Get(c.base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "INSECURE TEST SETTING") {
 		t.Errorf("/readyz: %d %s", resp.StatusCode, body)
@@ -315,39 +310,5 @@ func TestEndToEndInProcess(t *testing.T) {
 }
 
 func endToEndInProcess(t *testing.T, mode string) {
-	w := &inProcess{t: t}
-	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second, Receipts: fakewa.ReceiptsNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer wa.Close()
-	w.wa = wa
-	w.laravel, err = fakelaravel.New(context.Background(), fakelaravel.Config{Token: laravelToken, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.laravel.Close()
-	w.lsrv = httptest.NewServer(w.laravel)
-	defer w.lsrv.Close()
-
-	w.cfg = config.Default()
-	w.cfg.Addr = "127.0.0.1:0"
-	w.cfg.Mode = mode
-	w.cfg.RedisEmbedded = mode == config.ModeBatch // batch: embedded miniredis
-	w.cfg.Batch.Interval = 500 * time.Millisecond
-	w.cfg.APIToken = apiToken
-	w.cfg.LaravelURL = w.lsrv.URL
-	w.cfg.LaravelToken = laravelToken
-	w.cfg.DataDir = t.TempDir()
-	w.cfg.PairLoginTimeout = 5 * time.Second
-	w.cfg.ShutdownTimeout = 10 * time.Second
-	w.cfg.WAInsecureTest = true
-	w.cfg.WADial = wa.Addr()
-	w.cfg.WARootPubKey = fmt.Sprintf("%x", wa.RootPublicKey())
-	w.startGateway()
-	defer w.stopGateway()
-	runFlow(t, w)
+	runFlow(t, newWorld(t, worldOptions{mode: mode}))
 }

@@ -6,9 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -24,44 +21,8 @@ import (
 // fakelaravel and the gateway in mode, in process.
 func messagingWorld(t *testing.T, mode string) *inProcess {
 	t.Helper()
-	w := &inProcess{t: t}
-	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: testLogger(), StreamErrorCloseDelay: time.Second,
-		Receipts: fakewa.ReceiptsDeliveredAndRead})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { wa.Close() })
-	w.wa = wa
-	w.laravel, err = fakelaravel.New(context.Background(), fakelaravel.Config{Token: laravelToken, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.laravel.Close() })
-	w.lsrv = httptest.NewServer(w.laravel)
-	t.Cleanup(w.lsrv.Close)
-	w.cfg = config.Default()
-	w.cfg.Addr = "127.0.0.1:0"
-	w.cfg.Mode = mode
-	w.cfg.RedisEmbedded = mode == config.ModeBatch
-	w.cfg.Batch.Interval = 500 * time.Millisecond
-	w.cfg.APIToken = apiToken
-	w.cfg.LaravelURL = w.lsrv.URL
-	w.cfg.LaravelToken = laravelToken
-	w.cfg.DataDir = t.TempDir()
-	w.cfg.PairLoginTimeout = 5 * time.Second
-	w.cfg.ShutdownTimeout = 10 * time.Second
-	w.cfg.WAInsecureTest = true
-	w.cfg.WADial = wa.Addr()
-	w.cfg.WARootPubKey = fmt.Sprintf("%x", wa.RootPublicKey())
-	w.startGateway()
-	t.Cleanup(w.stopGateway)
-	return w
+	return newWorld(t, worldOptions{mode: mode, receipts: fakewa.ReceiptsDeliveredAndRead})
 }
-
-const customerPhone = "5511977770077"
 
 // waitGatewayReceipts waits until the gateway's whatsmeow client acknowledged ids to fakewa, so
 // no receipt write is in flight when the test stops the gateway.
@@ -81,17 +42,10 @@ func waitGatewayReceipts(t *testing.T, wa *fakewa.Server, ids ...string) {
 func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInOrderOnce(t *testing.T) {
 	w := messagingWorld(t, config.ModeLegacy)
 	ctx := context.Background()
-	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	c := w.client()
 	jid := startAndPair(t, ctx, w, c, "e2e_msg", "15557770101")
 
-	write := func(m fakewa.PhoneMessage) string {
-		m.From = customerPhone
-		id, err := w.wa.SendMessage(ctx, jid, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
+	write := customerWriter(t, ctx, w.wa, jid)
 	text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
 	reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
 	reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
@@ -112,27 +66,12 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 		read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
 		return err == nil && len(st.Messages) == 4 && read, fmt.Sprintf("%+v %v", st, err)
 	})
-	want := []struct {
-		id, text, quote, reactTo string
-		typ                      laravel.MessageType
-	}{
+	checkStoredInOrder(t, st.Messages, []wantMessage{
 		{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
 		{reply, "¿y en azul?", text, "", laravel.MessageText},
 		{reaction, "👍", "", text, laravel.MessageReaction},
 		{image, "este", "", "", laravel.MessageImage},
-	}
-	for i, m := range st.Messages {
-		w := want[i]
-		if m.MessageID != w.id || m.Text != w.text || m.Quote != w.quote || m.ReactTo != w.reactTo || m.Type != w.typ {
-			t.Fatalf("stored message %d = %+v, want %+v", i, m.MessageItem, w)
-		}
-		if m.Deliveries != 1 || m.Chat != customerPhone+"@s.whatsapp.net" || m.FromMe {
-			t.Fatalf("stored message %d delivered %d times from %s (from me %v)", i, m.Deliveries, m.Chat, m.FromMe)
-		}
-		if i > 0 && m.Sequence <= st.Messages[i-1].Sequence {
-			t.Fatalf("message %d has sequence %d after %d", i, m.Sequence, st.Messages[i-1].Sequence)
-		}
-	}
+	})
 	sum := sha256.Sum256(photo)
 	if md := st.Messages[3].Media; md == nil || md.MimeType != "image/jpeg" || md.FileLength != uint64(len(photo)) || md.FileSHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("image metadata in Laravel %+v, want the photo's type, length and SHA-256", md)
@@ -166,16 +105,9 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 func TestBatchModeACustomersMessagesReachLaravelInOrderOnceThroughTheOutbox(t *testing.T) {
 	w := messagingWorld(t, config.ModeBatch)
 	ctx := context.Background()
-	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	c := w.client()
 	jid := startAndPair(t, ctx, w, c, "e2e_msg_batch", "15557770102")
-	write := func(m fakewa.PhoneMessage) string {
-		m.From = customerPhone
-		id, err := w.wa.SendMessage(ctx, jid, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
+	write := customerWriter(t, ctx, w.wa, jid)
 	text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
 	reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
 	reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
@@ -193,26 +125,11 @@ func TestBatchModeACustomersMessagesReachLaravelInOrderOnceThroughTheOutbox(t *t
 		read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
 		return err == nil && len(st.Messages) == 3 && read, fmt.Sprintf("%+v %v", st, err)
 	})
-	want := []struct {
-		id, text, quote, reactTo string
-		typ                      laravel.MessageType
-	}{
+	checkStoredInOrder(t, st.Messages, []wantMessage{
 		{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
 		{reply, "¿y en azul?", text, "", laravel.MessageText},
 		{reaction, "👍", "", text, laravel.MessageReaction},
-	}
-	for i, m := range st.Messages {
-		w := want[i]
-		if m.MessageID != w.id || m.Text != w.text || m.Quote != w.quote || m.ReactTo != w.reactTo || m.Type != w.typ {
-			t.Fatalf("stored message %d = %+v, want %+v", i, m.MessageItem, w)
-		}
-		if m.Deliveries != 1 || m.Chat != customerPhone+"@s.whatsapp.net" || m.FromMe {
-			t.Fatalf("stored message %d delivered %d times from %s (from me %v)", i, m.Deliveries, m.Chat, m.FromMe)
-		}
-		if i > 0 && m.Sequence <= st.Messages[i-1].Sequence {
-			t.Fatalf("message %d has sequence %d after %d", i, m.Sequence, st.Messages[i-1].Sequence)
-		}
-	}
+	})
 	if r := st.Receipts[0]; r.MessageID != sent.MessageID {
 		t.Fatalf("receipt %+v, want the read receipt of %s", r, sent.MessageID)
 	}
@@ -225,14 +142,8 @@ func TestBatchModeACustomersMessagesReachLaravelInOrderOnceThroughTheOutbox(t *t
 		return batches, fmt.Sprintf("message batch %d, receipt batch %d requests",
 			stats[fakelaravel.EndpointMessageBatch].Requests, stats[fakelaravel.EndpointReceiptBatch].Requests)
 	})
-	resp, err := c.hc.Get(c.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "wagate_events_dropped_total{") && strings.Contains(line, "not_delivered_in_mode") && !strings.HasSuffix(line, " 0") {
+	for _, line := range metricLines(c.metrics(), "wagate_events_dropped_total{") {
+		if strings.Contains(line, "not_delivered_in_mode") && !strings.HasSuffix(line, " 0") {
 			t.Fatalf("batch mode dropped events it should deliver: %s", line)
 		}
 	}

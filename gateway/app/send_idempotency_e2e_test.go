@@ -48,12 +48,11 @@ func keyedSend(t *testing.T, base, session, key string, body map[string]string) 
 // names the same message id, and that message's delivery and read receipts reach Laravel.
 func TestBatchModeASendRetriedWithTheSameIdempotencyKeyIsSentOnceAcrossARestart(t *testing.T) {
 	redis := redistest.StartServer(t, redistest.Options{AppendOnly: true})
-	w := messagingWorld(t, config.ModeBatch)
-	w.stopGateway()
-	w.cfg.RedisEmbedded, w.cfg.RedisURL = false, "redis://"+redis.Addr
-	w.startGateway()
+	w := newWorld(t, worldOptions{mode: config.ModeBatch, receipts: fakewa.ReceiptsDeliveredAndRead, configure: func(cfg *config.Config) {
+		cfg.RedisEmbedded, cfg.RedisURL = false, "redis://"+redis.Addr
+	}})
 	ctx := context.Background()
-	c := &client{t: t, base: w.gatewayURL(), hc: &http.Client{Timeout: 30 * time.Second}}
+	c := w.client()
 	jid := startAndPair(t, ctx, w, c, "e2e_send_once", "15557770103")
 	proctest.Eventually(t, "Laravel to consider the session active", 30*time.Second, func() (bool, string) {
 		code, _, _ := keyedSend(t, w.gatewayURL(), "e2e_send_once", "probe", map[string]string{"to": "+" + customerPhone, "text": "¿hola?"})
