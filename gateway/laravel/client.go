@@ -205,14 +205,12 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // PostQR sends one QR code (legacy POST /api/qr).
 func (c *Client) PostQR(ctx context.Context, u QRUpdate) error {
-	_, err := c.do(ctx, EndpointQR, http.MethodPost, PathQR, "", u, nil)
-	return err
+	return c.post(ctx, EndpointQR, PathQR, u)
 }
 
 // PostStatus sends one status change (legacy POST /api/whatsapp/status).
 func (c *Client) PostStatus(ctx context.Context, u StatusUpdate) error {
-	_, err := c.do(ctx, EndpointStatus, http.MethodPost, PathStatus, "", u, nil)
-	return err
+	return c.post(ctx, EndpointStatus, PathStatus, u)
 }
 
 // GetSession asks Laravel about a session (legacy isSessionActive lookup). An unknown session
@@ -222,41 +220,51 @@ func (c *Client) GetSession(ctx context.Context, sessionID string) (SessionInfo,
 	if !ValidSessionID(sessionID) {
 		return info, fmt.Errorf("laravel client: invalid session id %q", sessionID)
 	}
-	_, err := c.do(ctx, EndpointSession, http.MethodGet, PathSessionPrefix+url.PathEscape(sessionID), "", nil, &info)
+	err := c.do(ctx, EndpointSession, http.MethodGet, PathSessionPrefix+url.PathEscape(sessionID), "", nil, &info)
 	return info, err
 }
 
 // PostQRBatch sends a batch of QR codes with an idempotency key that must stay the same across
 // retries of the same batch.
 func (c *Client) PostQRBatch(ctx context.Context, idempotencyKey string, b QRBatch) (BatchResult, error) {
-	var res BatchResult
-	_, err := c.do(ctx, EndpointQRBatch, http.MethodPost, PathQRBatch, idempotencyKey, b, &res)
-	return res, err
+	return c.postBatch(ctx, EndpointQRBatch, PathQRBatch, idempotencyKey, b)
 }
 
 // PostStatusBatch sends a batch of status changes with an idempotency key that must stay the same
 // across retries of the same batch.
 func (c *Client) PostStatusBatch(ctx context.Context, idempotencyKey string, b StatusBatch) (BatchResult, error) {
+	return c.postBatch(ctx, EndpointStatusBatch, PathStatusBatch, idempotencyKey, b)
+}
+
+// post sends one legacy item: no Idempotency-Key (Laravel applies an item by its version or
+// message id, so a repeat changes nothing) and no body to read.
+func (c *Client) post(ctx context.Context, endpoint, path string, item any) error {
+	return c.do(ctx, endpoint, http.MethodPost, path, "", item, nil)
+}
+
+// postBatch sends a batch with its idempotency key and decodes Laravel's per-item answer. Every
+// batch endpoint goes through here, so QR codes, statuses, messages and receipts are signed,
+// keyed and their failures classified alike (do).
+func (c *Client) postBatch(ctx context.Context, endpoint, path, idempotencyKey string, batch any) (BatchResult, error) {
 	var res BatchResult
-	_, err := c.do(ctx, EndpointStatusBatch, http.MethodPost, PathStatusBatch, idempotencyKey, b, &res)
+	err := c.do(ctx, endpoint, http.MethodPost, path, idempotencyKey, batch, &res)
 	return res, err
 }
 
-// do sends one request and decodes a 2xx body into out (when out is not nil). It returns the HTTP
-// status (0 when no answer arrived).
-func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string, in, out any) (int, error) {
+// do sends one request and decodes a 2xx body into out (when out is not nil).
+func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string, in, out any) error {
 	var body []byte
 	if in != nil {
 		var err error
 		if body, err = json.Marshal(in); err != nil {
-			return 0, fmt.Errorf("laravel %s: encode request: %w", endpoint, err)
+			return fmt.Errorf("laravel %s: encode request: %w", endpoint, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("laravel %s: build request: %w", endpoint, err)
+		return fmt.Errorf("laravel %s: build request: %w", endpoint, err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -284,7 +292,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observe(endpoint, 0, time.Since(start))
-		return 0, fmt.Errorf("laravel %s: %w", endpoint, redactTransportError(err))
+		return fmt.Errorf("laravel %s: %w", endpoint, redactTransportError(err))
 	}
 	defer func() {
 		// Drain a bounded remainder so the keep-alive connection can be reused.
@@ -304,7 +312,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
 			se.Location = RedactURL(string(c.redact([]byte(resp.Header.Get("Location")))))
 		}
-		return resp.StatusCode, se
+		return se
 	}
 	var readErr error
 	if out != nil {
@@ -323,7 +331,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, idemKey string,
 		}
 	}
 	c.observe(endpoint, resp.StatusCode, time.Since(start))
-	return resp.StatusCode, readErr
+	return readErr
 }
 
 func (c *Client) observe(endpoint string, status int, d time.Duration) {

@@ -3,7 +3,6 @@ package laravel
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 )
 
@@ -159,28 +158,22 @@ func (r ReceiptItem) Validate() error {
 
 // PostMessage sends one incoming message (legacy POST /api/whatsapp/message).
 func (c *Client) PostMessage(ctx context.Context, m MessageItem) error {
-	_, err := c.do(ctx, EndpointMessage, http.MethodPost, PathMessage, "", m, nil)
-	return err
+	return c.post(ctx, EndpointMessage, PathMessage, m)
 }
 
 // PostReceipt sends one receipt (legacy POST /api/whatsapp/receipt).
 func (c *Client) PostReceipt(ctx context.Context, r ReceiptItem) error {
-	_, err := c.do(ctx, EndpointReceipt, http.MethodPost, PathReceipt, "", r, nil)
-	return err
+	return c.post(ctx, EndpointReceipt, PathReceipt, r)
 }
 
 // PostMessageBatch sends a batch of messages with an idempotency key that must stay the same
 // across retries of the same batch.
 func (c *Client) PostMessageBatch(ctx context.Context, idempotencyKey string, b MessageBatch) (BatchResult, error) {
-	var res BatchResult
-	_, err := c.do(ctx, EndpointMsgBatch, http.MethodPost, PathMessageBatch, idempotencyKey, b, &res)
-	return res, err
+	return c.postBatch(ctx, EndpointMsgBatch, PathMessageBatch, idempotencyKey, b)
 }
 
 // PostReceiptBatch sends a batch of receipts with an idempotency key that must stay the same
 // across retries of the same batch.
 func (c *Client) PostReceiptBatch(ctx context.Context, idempotencyKey string, b ReceiptBatch) (BatchResult, error) {
-	var res BatchResult
-	_, err := c.do(ctx, EndpointRcptBatch, http.MethodPost, PathReceiptBatch, idempotencyKey, b, &res)
-	return res, err
+	return c.postBatch(ctx, EndpointRcptBatch, PathReceiptBatch, idempotencyKey, b)
 }
