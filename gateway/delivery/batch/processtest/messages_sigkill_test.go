@@ -2,9 +2,7 @@ package processtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,26 +14,8 @@ import (
 
 	"wagate/fakelaravel"
 	"wagate/internal/proctest"
-	"wagate/internal/redistest"
 	"wagate/simulator/fakewa"
 )
-
-// laravelMessages reads what fakelaravel stored for a session (GET /_fake/messages).
-func laravelMessages(t *testing.T, base, sessionID string) (fakelaravel.MessagesState, error) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", base+fakelaravel.PathMessages+"?session_id="+sessionID, nil)
-	req.Header.Set("Authorization", "Bearer "+laravelToken)
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return fakelaravel.MessagesState{}, err
-	}
-	defer resp.Body.Close()
-	var st fakelaravel.MessagesState
-	if resp.StatusCode != 200 {
-		return st, fmt.Errorf("GET %s: %s", fakelaravel.PathMessages, resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
 
 // Customers write a burst of messages to a session; the gateway (batch mode, real Redis with AOF)
 // is SIGKILLed right after fakewa logs the device's delivery receipt of one of them, while the
@@ -44,64 +24,15 @@ func laravelMessages(t *testing.T, base, sessionID string) (fakelaravel.Messages
 // message exactly once, each chat in the order the customer wrote it. Then Redis pauses writes:
 // nothing written meanwhile is acknowledged, and a second SIGKILL during the pause loses nothing.
 func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOnceInOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts four processes")
-	}
 	const (
 		session  = "kill_msgs"
 		perChat  = 30
 		killedAt = 12 // the gateway dies right after the device receipted this many messages
 	)
 	customers := []string{"5511977771001", "5511977771002"}
-	ctx := context.Background()
-	dir := t.TempDir()
-	bin := proctest.Binaries(t)
-	rs := redistest.StartServer(t, redistest.Options{AppendOnly: true})
-
-	ready := proctest.StartFakewa(t, dir, bin["simulator"], "-stream-error-close-delay", "1s", "-receipts", "none")
-	phones := fakewa.NewControlClient(ready.Control)
-
-	lAddr := proctest.FreeAddr(t)
-	lp := proctest.Start(t, dir, "fakelaravel", bin["fakelaravel"],
-		[]string{"-addr", lAddr, "-db", filepath.Join(dir, "laravel.db")}, []string{"FAKELARAVEL_TOKEN=" + laravelToken})
-	lp.WaitHTTP(t, "http://"+lAddr+"/_fake/healthz")
-
-	gwAddr := proctest.FreeAddr(t)
-	gwEnv := []string{
-		"WAGATE_ADDR=" + gwAddr,
-		"WAGATE_API_TOKEN=" + apiToken,
-		"WAGATE_LARAVEL_URL=http://" + lAddr,
-		"WAGATE_LARAVEL_TOKEN=" + laravelToken,
-		"WAGATE_LARAVEL_TIMEOUT=2s",
-		"WAGATE_DATA_DIR=" + filepath.Join(dir, "gateway-data"),
-		"WAGATE_MODE=batch",
-		"WAGATE_REDIS_URL=redis://" + rs.Addr,
-		"WAGATE_GATEWAY_ID=gw-kill-msgs",
-		"WAGATE_MESSAGE_INTERVAL=200ms",
-		"WAGATE_PAIR_LOGIN_TIMEOUT=5s",
-		"WAGATE_SHUTDOWN_TIMEOUT=10s",
-		"WAGATE_WA_DIAL=" + ready.Addr,
-		"WAGATE_WA_ROOT_PUBKEY=" + ready.RootPublicKey,
-		"WAGATE_WA_INSECURE_TEST=1",
-	}
-	gw := proctest.Start(t, dir, "gateway-1", bin["gateway"], nil, gwEnv)
-	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
-	c := gatewayClient{t: t, base: "http://" + gwAddr}
-
-	if code := c.call("POST", "/sessions", map[string]string{"session_id": session}, nil); code != 200 {
-		t.Fatalf("start %s: %d", session, code)
-	}
-	var qr struct {
-		QR string `json:"qr"`
-	}
-	proctest.Eventually(t, "the QR code from the API", 15*time.Second, func() (bool, string) {
-		code := c.call("GET", "/sessions/"+session+"/qr", nil, &qr)
-		return code == 200 && qr.QR != "", fmt.Sprint(code)
-	})
-	jid, err := phones.Pair(ctx, qr.QR, "15558880100")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := startHarness(t, "gw-kill-msgs", "WAGATE_MESSAGE_INTERVAL=200ms")
+	ctx, c, phones := context.Background(), h.c, h.phones
+	jid := h.pair(ctx, session, "15558880100")
 	proctest.Eventually(t, "the session connected", 30*time.Second, func() (bool, string) {
 		s := c.sessions()[session]
 		return s.Connected, fmt.Sprintf("%+v", s)
@@ -147,20 +78,19 @@ func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOn
 		}
 		return len(receipted) >= killedAt, fmt.Sprintf("%d receipted", len(receipted))
 	})
-	gw.Kill()
+	h.gw.Kill()
 	t.Logf("gateway SIGKILLed after %d device receipts", len(receipted))
 
 	if err := <-burstDone; err != nil {
 		t.Fatal(err)
 	}
-	gw = proctest.Start(t, dir, "gateway-2", bin["gateway"], nil, gwEnv)
-	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
+	h.startGateway()
 
 	var st fakelaravel.MessagesState
 	total := perChat * len(customers)
 	proctest.Eventually(t, fmt.Sprintf("Laravel to store all %d messages", total), 90*time.Second, func() (bool, string) {
 		var err error
-		st, err = laravelMessages(t, "http://"+lAddr, session)
+		st, err = laravelMessages(t, h.laravelURL(), session)
 		return err == nil && len(st.Messages) >= total, fmt.Sprintf("%d stored, %v", len(st.Messages), err)
 	})
 
@@ -198,7 +128,7 @@ func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOn
 	// Redis stops taking writes (CLIENT PAUSE WRITE, 4 s): the gateway's appends wait, so it must
 	// not acknowledge what customers write meanwhile. It is SIGKILLed during the pause; after the
 	// restart Laravel stores those messages too, once each, after the rest of their chat.
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	rdb := redis.NewClient(&redis.Options{Addr: h.redis.Addr})
 	defer rdb.Close()
 	proctest.Eventually(t, "the restarted gateway to be connected", 30*time.Second, func() (bool, string) {
 		s := c.sessions()[session]
@@ -238,13 +168,11 @@ func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOn
 	if delivered == 0 {
 		t.Error("fakewa delivered none of the messages written during the pause: the phase proves nothing")
 	}
-	gw.Kill()
-	gw = proctest.Start(t, dir, "gateway-3", bin["gateway"], nil, gwEnv)
-	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
+	h.killGateway()
 	total += len(paused)
 	proctest.Eventually(t, fmt.Sprintf("Laravel to store all %d messages", total), 90*time.Second, func() (bool, string) {
 		var err error
-		st, err = laravelMessages(t, "http://"+lAddr, session)
+		st, err = laravelMessages(t, h.laravelURL(), session)
 		return err == nil && len(st.Messages) >= total, fmt.Sprintf("%d stored, %v", len(st.Messages), err)
 	})
 	byChat = map[string][]string{}
@@ -258,6 +186,6 @@ func TestMessagesReceiptedBeforeASIGKILLAndThoseWrittenDuringItAllReachLaravelOn
 		}
 	}
 	if t.Failed() || os.Getenv("WAGATE_TEST_LOG") != "" {
-		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", proctest.Tail(filepath.Join(dir, "gateway-1.log")), gw.Tail())
+		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", proctest.Tail(filepath.Join(h.dir, "gateway-1.log")), h.gw.Tail())
 	}
 }

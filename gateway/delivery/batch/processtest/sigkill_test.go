@@ -1,12 +1,8 @@
 package processtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,138 +14,24 @@ import (
 	"wagate/fakelaravel"
 	"wagate/gateway/laravel"
 	"wagate/internal/proctest"
-	"wagate/internal/redistest"
-	"wagate/simulator/fakewa"
 )
-
-const (
-	apiToken     = "process-test-api-token-0123456789"
-	laravelToken = "process-test-laravel-token"
-)
-
-type gatewayClient struct {
-	t    *testing.T
-	base string
-}
-
-func (c gatewayClient) call(method, path string, body, out any) int {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(data, out); err != nil {
-			c.t.Fatalf("%s %s: %s: %v", method, path, data, err)
-		}
-	}
-	return resp.StatusCode
-}
-
-type sessionView struct {
-	SessionID string         `json:"session_id"`
-	Status    laravel.Status `json:"status"`
-	Connected bool           `json:"connected"`
-	Version   int64          `json:"version"`
-}
-
-type batchMetrics struct {
-	Pending  int64  `json:"pending"`
-	InFlight int    `json:"in_flight"`
-	Sent     int64  `json:"sent"`
-	Breaker  string `json:"breaker"`
-}
-
-func (c gatewayClient) sessions() map[string]sessionView {
-	c.t.Helper()
-	var list struct {
-		Sessions []sessionView `json:"sessions"`
-	}
-	if code := c.call("GET", "/sessions", nil, &list); code != 200 {
-		c.t.Fatalf("GET /sessions: %d", code)
-	}
-	out := map[string]sessionView{}
-	for _, s := range list.Sessions {
-		out[s.SessionID] = s
-	}
-	return out
-}
-
-func (c gatewayClient) batchMetrics() batchMetrics {
-	c.t.Helper()
-	var m batchMetrics
-	if code := c.call("GET", "/metrics/batch", nil, &m); code != 200 {
-		c.t.Fatalf("GET /metrics/batch: %d", code)
-	}
-	return m
-}
 
 // A gateway in batch mode with a real Redis keeps accepting session events while Laravel is down,
 // is killed with SIGKILL, restarts; Laravel comes back; and Laravel ends with the gateway's last
 // version of every session: nothing lost, nothing stale. QR codes and statuses reach Laravel only
 // through the batch endpoints, and /metrics/batch and /metrics/cache answer.
 func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts four processes")
-	}
-	ctx := context.Background()
-	dir := t.TempDir()
-	bin := proctest.Binaries(t)
-	rs := redistest.StartServer(t, redistest.Options{AppendOnly: true})
-
-	ready := proctest.StartFakewa(t, dir, bin["simulator"], "-stream-error-close-delay", "1s", "-receipts", "none")
-	phones := fakewa.NewControlClient(ready.Control)
-
-	lAddr := proctest.FreeAddr(t)
-	starts := 0
-	startLaravel := func() *proctest.Proc {
-		starts++
-		p := proctest.Start(t, dir, fmt.Sprintf("fakelaravel-%d", starts), bin["fakelaravel"],
-			[]string{"-addr", lAddr, "-db", filepath.Join(dir, "laravel.db")}, []string{"FAKELARAVEL_TOKEN=" + laravelToken})
-		p.WaitHTTP(t, "http://"+lAddr+"/_fake/healthz")
-		return p
-	}
-	lproc := startLaravel()
-	admin := fakelaravel.NewAdminClient("http://"+lAddr, laravelToken, nil)
-
-	gwAddr := proctest.FreeAddr(t)
-	gwEnv := []string{
-		"WAGATE_ADDR=" + gwAddr,
-		"WAGATE_API_TOKEN=" + apiToken,
-		"WAGATE_LARAVEL_URL=http://" + lAddr,
-		"WAGATE_LARAVEL_TOKEN=" + laravelToken,
-		"WAGATE_LARAVEL_TIMEOUT=2s",
-		"WAGATE_DATA_DIR=" + filepath.Join(dir, "gateway-data"),
-		"WAGATE_MODE=batch",
-		"WAGATE_REDIS_URL=redis://" + rs.Addr,
-		"WAGATE_GATEWAY_ID=gw-kill",
+	h := startHarness(t, "gw-kill",
 		"WAGATE_BATCH_INTERVAL=300ms",
 		"WAGATE_PRIORITY_INTERVAL=200ms",
 		"WAGATE_QR_FIRST_TIMEOUT=3s",
 		"WAGATE_QR_TIMEOUT=1s",
 		"WAGATE_QR_CODES=3",
-		"WAGATE_PAIR_LOGIN_TIMEOUT=5s",
-		"WAGATE_SHUTDOWN_TIMEOUT=10s",
-		"WAGATE_WA_DIAL=" + ready.Addr,
-		"WAGATE_WA_ROOT_PUBKEY=" + ready.RootPublicKey,
-		"WAGATE_WA_INSECURE_TEST=1",
-	}
-	gw := proctest.Start(t, dir, "gateway-1", bin["gateway"], nil, gwEnv)
-	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
-	c := gatewayClient{t: t, base: "http://" + gwAddr}
+	)
+	ctx, c := context.Background(), h.c
 
 	laravelSessions := func() map[string]fakelaravel.SessionState {
-		st, err := admin.GetState(ctx)
+		st, err := h.admin.GetState(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,21 +45,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 	// Two paired sessions, connected in Laravel.
 	var jids []types.JID
 	for i, id := range []string{"kill_a", "kill_b"} {
-		if code := c.call("POST", "/sessions", map[string]string{"session_id": id}, nil); code != 200 {
-			t.Fatalf("start %s: %d", id, code)
-		}
-		var qr struct {
-			QR string `json:"qr"`
-		}
-		proctest.Eventually(t, id+" QR from the API", 15*time.Second, func() (bool, string) {
-			code := c.call("GET", "/sessions/"+id+"/qr", nil, &qr)
-			return code == 200 && qr.QR != "", fmt.Sprint(code)
-		})
-		jid, err := phones.Pair(ctx, qr.QR, fmt.Sprintf("1555888000%d", i))
-		if err != nil {
-			t.Fatalf("pair %s: %v", id, err)
-		}
-		jids = append(jids, jid)
+		jids = append(jids, h.pair(ctx, id, fmt.Sprintf("1555888000%d", i)))
 		proctest.Eventually(t, id+" connected in Laravel", 30*time.Second, func() (bool, string) {
 			s := laravelSessions()[id]
 			return s.EstadoQR == laravel.StatusConnected, fmt.Sprintf("%+v", s)
@@ -186,13 +54,13 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 
 	// Laravel goes down. The gateway keeps accepting events: new sessions rotate QR codes and
 	// expire, a paired device drops and reconnects.
-	lproc.Kill() // its SQLite file stays; it comes back on the same address
+	h.laravel.Kill() // its SQLite file stays; it comes back on the same address
 	for _, id := range []string{"kill_c", "kill_d", "kill_e"} {
 		if code := c.call("POST", "/sessions", map[string]string{"session_id": id}, nil); code != 200 {
 			t.Fatalf("start %s: %d", id, code)
 		}
 	}
-	if err := phones.Drop(ctx, jids[0]); err != nil {
+	if err := h.phones.Drop(ctx, jids[0]); err != nil {
 		t.Fatal(err)
 	}
 	proctest.Eventually(t, "the new sessions to expire and the outbox to hold their events", 60*time.Second, func() (bool, string) {
@@ -207,13 +75,12 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 	before := c.sessions()
 
 	// SIGKILL: no shutdown, no final flush.
-	gw.Kill()
-	gw = proctest.Start(t, dir, "gateway-2", bin["gateway"], nil, gwEnv)
-	gw.WaitHTTP(t, "http://"+gwAddr+"/healthz")
+	h.killGateway()
+	gw := h.gw
 	proctest.Eventually(t, "the restarted gateway to resync its restored sessions", 30*time.Second, func() (bool, string) {
 		return strings.Contains(gw.Tail(), "resync=true"), gw.Tail()
 	})
-	startLaravel() // runs until the test ends (proctest kills it then)
+	h.startLaravel() // runs until the test ends (proctest kills it then)
 
 	// Laravel ends with the gateway's last version of every session.
 	proctest.Eventually(t, "Laravel to hold the gateway's last version of every session", 60*time.Second, func() (bool, string) {
@@ -246,7 +113,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 	}
 
 	// Only the batch endpoints were used; the metrics endpoints answer.
-	st, err := admin.GetStats(ctx)
+	st, err := h.admin.GetStats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +130,7 @@ func TestAGatewaySIGKILLedWhileLaravelIsDownLosesNothing(t *testing.T) {
 		t.Errorf("/metrics/cache: %d %v", code, cm)
 	}
 	if t.Failed() || os.Getenv("WAGATE_TEST_LOG") != "" {
-		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", proctest.Tail(filepath.Join(dir, "gateway-1.log")), gw.Tail())
+		t.Logf("gateway-1 log:\n%s\ngateway-2 log:\n%s", proctest.Tail(filepath.Join(h.dir, "gateway-1.log")), gw.Tail())
 	}
 	if !strings.Contains(gw.Tail(), "recovered own pending outbox entries") {
 		t.Error("the restarted gateway did not recover the entries the killed one had read")
