@@ -3,7 +3,9 @@ package reports
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -383,12 +385,9 @@ func configText(c Configuration) string {
 		add(&gw, k, ok && k != GatewayModeKey, v)
 	}
 	add(&gw, "redis", g.Redis != "", g.Redis)
-	add(&fl, "cores", f.Cores != 0, f.Cores)
-	add(&fl, "workers", f.Workers != 0, f.Workers)
-	add(&fl, "bootstrap", f.Bootstrap != 0, f.Bootstrap)
-	add(&fl, "per row", f.PerRow != 0, f.PerRow)
-	add(&fl, "backlog", f.Backlog != 0, f.Backlog)
-	add(&fl, "proxy timeout", f.ProxyTimeout != 0, f.ProxyTimeout)
+	for _, k := range slices.Sorted(maps.Keys(f.Capacity)) {
+		add(&fl, k, true, f.Capacity[k])
+	}
 	text := "gateway: " + orDash(strings.Join(gw, ", "))
 	switch {
 	case f.Real != "":

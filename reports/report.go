@@ -119,21 +119,13 @@ func (g GatewayConfig) Mode() string { return g.Settings[GatewayModeKey] }
 // in its place.
 type FakeLaravelConfig struct {
 	// Real describes the real Laravel app the run used instead of the model (fakelaravel then only
-	// measured it as a front); empty when the model ran. Workers, Backlog and ProxyTimeout are then
-	// the real app's settings and the model's fields are zero.
+	// measured it as a front); empty when the model ran. Capacity's workers is then the real app's.
 	Real string `json:"real,omitempty"`
-	// Cores is the number of CPU cores the modelled PHP-FPM host has.
-	Cores float64 `json:"cores,omitempty"`
-	// Workers is the number of PHP-FPM workers (pm.max_children).
-	Workers int `json:"workers,omitempty"`
-	// Bootstrap is the CPU time of a request's framework bootstrap.
-	Bootstrap Duration `json:"bootstrap,omitempty"`
-	// PerRow is the CPU time per item (row) a request touches.
-	PerRow Duration `json:"per_row,omitempty"`
-	// Backlog is the listen backlog in front of the workers.
-	Backlog int `json:"backlog,omitempty"`
-	// ProxyTimeout is the reverse proxy's timeout (nginx fastcgi_read_timeout).
-	ProxyTimeout Duration `json:"proxy_timeout,omitempty"`
+	// Capacity are the capacity model's parameters the scenario gave, by fakelaravel's keys
+	// (fakelaravel.CapacityFlags: "cores", "workers", "bootstrap", "perRow", "backlog",
+	// "proxyTimeout", ...), written as in the scenario ("16", "5.6ms"); the others are
+	// fakelaravel's calibration's.
+	Capacity map[string]string `json:"capacity,omitempty"`
 	// Faults names the fault schedule entries active in the run, as written in the scenario.
 	Faults []string `json:"faults,omitempty"`
 }

@@ -68,7 +68,7 @@ func sampleReport(t *testing.T, label, mode string, users int, laravelPerMin, la
 			Gateway: GatewayConfig{Settings: map[string]string{"mode": mode, "batch_size": "50", "batch_interval": "5s",
 				"priority_interval": "1s", "cache_ttl_qr": "20s", "cache_ttl_status": "30s", "qr_codes": "6"},
 				Set: []string{"mode", "batch_size", "batch_interval", "priority_interval", "cache_ttl_qr", "cache_ttl_status"}, Redis: "embedded"},
-			FakeLaravel: FakeLaravelConfig{Cores: 2, Workers: 10, Bootstrap: Duration(12 * time.Millisecond), PerRow: Duration(time.Millisecond), Backlog: 511, ProxyTimeout: Duration(60 * time.Second)},
+			FakeLaravel: FakeLaravelConfig{Capacity: map[string]string{"cores": "2", "workers": "10", "bootstrap": "12ms", "perRow": "1ms", "backlog": "511", "proxyTimeout": "1m0s"}},
 			Overrides:   []string{"gateway.mode=" + mode},
 		},
 		Environment: Environment{CPUModel: "Test CPU", Cores: 2, GoVersion: "go1.26.8", OS: "linux", Arch: "amd64",

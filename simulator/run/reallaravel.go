@@ -77,11 +77,12 @@ func startRealLaravel(ctx context.Context, l scenario.Laravel, binDir, logPath s
 		return nil, err
 	}
 	defer logf.Close()
+	given := l.Capacity.Given()                              // the real app's settings the scenario gives; zero: up.sh's defaults
 	upCtx, cancel := context.WithTimeout(ctx, 5*time.Minute) // a first run installs packages
 	defer cancel()
 	r.inst, err = laravelup.Start(upCtx, laravelup.Options{
 		Scripts: filepath.Join(app, "scripts"), Dir: filepath.Join(dir, "rt"), Port: port,
-		Workers: l.Workers, Backlog: l.Backlog, ProxyTimeout: l.ProxyTimeout.Std(),
+		Workers: given.Workers, Backlog: given.Backlog, ProxyTimeout: given.ProxyTimeout,
 		Token: randomToken(), Secret: randomToken(), BaseEnv: baseEnv(), Output: logf,
 	})
 	if err != nil {

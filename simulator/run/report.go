@@ -64,16 +64,9 @@ func buildReport(in runFacts) *reports.Report {
 			ExecutionSegment: in.ExecutionSegment,
 		},
 		Configuration: reports.Configuration{
-			Gateway: reports.GatewayConfig{Settings: in.GatewaySettings, Set: f.Gateway.Set, Redis: f.Gateway.Redis},
-			FakeLaravel: reports.FakeLaravelConfig{
-				Cores:        f.Laravel.Cores,
-				Workers:      f.Laravel.Workers,
-				Bootstrap:    reports.Duration(f.Laravel.Bootstrap),
-				PerRow:       reports.Duration(f.Laravel.PerRow),
-				Backlog:      f.Laravel.Backlog,
-				ProxyTimeout: reports.Duration(f.Laravel.ProxyTimeout),
-			},
-			Overrides: f.Overrides,
+			Gateway:     reports.GatewayConfig{Settings: in.GatewaySettings, Set: f.Gateway.Set, Redis: f.Gateway.Redis},
+			FakeLaravel: reports.FakeLaravelConfig{Capacity: f.Laravel.Capacity.Settings()},
+			Overrides:   f.Overrides,
 		},
 		Environment:    env,
 		SeriesInterval: reports.Duration(f.SeriesInterval),
@@ -88,7 +81,7 @@ func buildReport(in runFacts) *reports.Report {
 	}
 	if in.RealLaravel != nil {
 		rep.Configuration.FakeLaravel.Real = in.RealLaravel.Description
-		rep.Configuration.FakeLaravel.Workers = in.RealLaravel.Workers
+		rep.Configuration.FakeLaravel.Capacity = f.Laravel.Capacity.WithWorkers(in.RealLaravel.Workers).Settings()
 	}
 	for _, flt := range f.Faults {
 		rep.Configuration.FakeLaravel.Faults = append(rep.Configuration.FakeLaravel.Faults, flt.Name)

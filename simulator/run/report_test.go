@@ -129,8 +129,8 @@ func TestReportOfARealLaravelRunNamesItsAppAndWorkers(t *testing.T) {
 	in := fixedRunFacts(t)
 	in.RealLaravel = &realLaravelFacts{Description: "Laravel 8, reference app", Workers: 4}
 	got := buildReport(in).Configuration.FakeLaravel
-	if got.Real != "Laravel 8, reference app" || got.Workers != 4 {
-		t.Errorf("fakelaravel configuration = real %q, workers %d; want the real app's description and its 4 workers", got.Real, got.Workers)
+	if got.Real != "Laravel 8, reference app" || got.Capacity["workers"] != "4" {
+		t.Errorf("fakelaravel configuration = real %q, capacity %v; want the real app's description and its 4 workers", got.Real, got.Capacity)
 	}
 }
 

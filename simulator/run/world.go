@@ -68,32 +68,9 @@ func gatewayEnviron(c config.Config) []string {
 }
 
 // laravelArgs maps the scenario's fakelaravel configuration to bin/fakelaravel flags: the
-// capacity model, then faultArgs.
+// capacity parameters the scenario gives (fakelaravel.Capacity.Args), then faultArgs.
 func laravelArgs(l scenario.Laravel, seed uint64) []string {
-	var args []string
-	add := func(k, v string) { args = append(args, "-"+k+"="+v) }
-	if l.Cores > 0 {
-		add("cores", strconv.FormatFloat(l.Cores, 'f', -1, 64))
-	}
-	if l.Workers > 0 {
-		add("workers", strconv.Itoa(l.Workers))
-	}
-	if l.Backlog > 0 {
-		add("backlog", strconv.Itoa(l.Backlog))
-	}
-	if l.Bootstrap > 0 {
-		add("bootstrap-cpu", l.Bootstrap.String())
-	}
-	if l.PerRow > 0 {
-		add("per-row-cpu", l.PerRow.String())
-	}
-	if l.Jitter != nil {
-		add("jitter", strconv.FormatFloat(*l.Jitter, 'f', -1, 64))
-	}
-	if l.ProxyTimeout > 0 {
-		add("proxy-timeout", l.ProxyTimeout.String())
-	}
-	return append(args, faultArgs(l, seed)...)
+	return append(l.Capacity.Args(), faultArgs(l, seed)...)
 }
 
 // faultArgs are the bin/fakelaravel flags of the seed, the initial faults and the scenario's
@@ -238,7 +215,7 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, runDir stri
 			}
 			w.laravelToken = w.real.token
 			upTimeout := 70 * time.Second // beyond nginx's own 60 s read timeout, which answers 504 first
-			if pt := f.Laravel.ProxyTimeout.Std(); pt > 0 {
+			if pt := f.Laravel.Capacity.Given().ProxyTimeout; pt > 0 {
 				upTimeout = pt + 10*time.Second
 			}
 			args = append([]string{"-addr", addr, "-upstream", w.real.url, "-upstream-db", w.real.db,

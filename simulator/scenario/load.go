@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/fakelaravel"
 	"wagate/gateway/config"
 	"wagate/reports"
 	"wagate/simulator/executor"
@@ -208,6 +209,13 @@ func checkFields(n *yaml.Node, t reflect.Type, path, file string, bad *invalid, 
 			}
 			known[tag] = sf
 			names = append(names, tag)
+		}
+		if t == reflect.TypeOf(Laravel{}) {
+			// The capacity parameters are fakelaravel's keys: finishLaravel decodes them.
+			for _, f := range fakelaravel.CapacityFlags() {
+				known[f.Key] = reflect.StructField{Type: reflect.TypeOf("")}
+				names = append(names, f.Key)
+			}
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
@@ -635,23 +643,37 @@ func child(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// laravelKeys are the laravel block's keys that are the simulator's; the others are the
+// capacity model's (fakelaravel's keys).
+var laravelKeys = []string{"real", "faults", "flags", "url", "token", "adminToken"}
+
+// realLaravelKeys are the capacity parameters the real app has too (pm.max_children,
+// listen.backlog, fastcgi_read_timeout): laravel.real passes them to laravel/scripts/up.sh.
+var realLaravelKeys = []string{"workers", "backlog", "proxyTimeout"}
+
 func (f *File) finishLaravel(root *yaml.Node, bad *invalid) {
 	l := &f.Laravel
 	file := f.Path
-	if l.Cores < 0 {
-		bad.add(file, lineOf(root, "laravel", "cores"), "laravel.cores", "can't be negative")
+	l.Capacity = fakelaravel.DefaultCapacity()
+	capacity := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	if n := child(root, "laravel"); n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !slices.Contains(laravelKeys, n.Content[i].Value) {
+				capacity.Content = append(capacity.Content, n.Content[i], n.Content[i+1])
+			}
+		}
 	}
-	if l.Workers < 0 {
-		bad.add(file, lineOf(root, "laravel", "workers"), "laravel.workers", "can't be negative")
-	}
-	if l.Backlog < 0 {
-		bad.add(file, lineOf(root, "laravel", "backlog"), "laravel.backlog", "can't be negative")
-	}
-	if l.Bootstrap < 0 || l.PerRow < 0 || l.ProxyTimeout < 0 {
-		bad.add(file, lineOf(root, "laravel"), "laravel", "bootstrap, perRow and proxyTimeout can't be negative")
-	}
-	if l.Jitter != nil && (*l.Jitter < 0 || *l.Jitter >= 1) {
-		bad.add(file, lineOf(root, "laravel", "jitter"), "laravel.jitter", "%v: use a number from 0 up to (not including) 1", *l.Jitter)
+	if err := l.Capacity.UnmarshalYAML(capacity); err != nil {
+		for _, e := range joined(err) {
+			var ke *fakelaravel.CapacityKeyError
+			if errors.As(e, &ke) {
+				bad.add(file, ke.Line, "laravel."+ke.Key, "%s", ke.Problem)
+			} else {
+				bad.add(file, lineOf(root, "laravel"), "laravel", "%v", e)
+			}
+		}
+	} else if err := l.Capacity.Validate(); err != nil {
+		bad.add(file, lineOf(root, "laravel"), "laravel", "%v", err)
 	}
 	if err := l.Faults.validate(); err != nil {
 		bad.add(file, lineOf(root, "laravel", "faults"), "laravel.faults", "%v", err)
@@ -664,12 +686,9 @@ func (f *File) finishLaravel(root *yaml.Node, bad *invalid) {
 		bad.add(file, lineOf(root, "laravel", "url"), "laravel.token", "an external fakelaravel (laravel.url) needs its token")
 	}
 	if l.Real {
-		for _, m := range []struct {
-			key string
-			set bool
-		}{{"cores", l.Cores != 0}, {"bootstrap", l.Bootstrap != 0}, {"perRow", l.PerRow != 0}, {"jitter", l.Jitter != nil}} {
-			if m.set {
-				bad.add(file, lineOf(root, "laravel", m.key), "laravel."+m.key, "a model setting, and laravel.real runs the real app, whose CPU costs are its own: remove it")
+		for _, k := range l.Capacity.Set {
+			if !slices.Contains(realLaravelKeys, k) {
+				bad.add(file, lineOf(root, "laravel", k), "laravel."+k, "a model setting, and laravel.real runs the real app, whose CPU costs are its own: remove it")
 			}
 		}
 		if l.URL != "" {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"time"
 
+	"wagate/fakelaravel"
 	"wagate/gateway/config"
 	"wagate/simulator/executor"
 	"wagate/simulator/threshold"
@@ -314,8 +315,8 @@ func (g Gateway) RunConfig(r GatewayRun) config.Config {
 	return c
 }
 
-// Laravel is fakelaravel's configuration: the capacity model and initial faults. Typed fields
-// become its flags; Flags adds any other flag.
+// Laravel is fakelaravel's configuration: the capacity model and initial faults. The capacity
+// parameters become its flags; Flags adds any other flag.
 //
 // With Real set, the run uses the reference Laravel app under laravel/ instead of the model: the
 // simulator starts it for the run (laravel/scripts/up.sh: private php-fpm and nginx on loopback,
@@ -325,15 +326,13 @@ func (g Gateway) RunConfig(r GatewayRun) config.Config {
 // with the fake. The model's CPU fields do not apply. It burns real CPU on the machine that also
 // runs the gateway and the users: keep user counts small (tens).
 type Laravel struct {
+	// Capacity is fakelaravel's capacity model: the block's parameters by fakelaravel's own keys
+	// (fakelaravel.CapacityFlags: cores, workers, backlog, bootstrap, perRow, jitter,
+	// proxyTimeout, lookup, lockWaitShare, lockWait, lockHold) over its calibration; a run passes
+	// exactly these to bin/fakelaravel (Capacity.Args).
+	Capacity fakelaravel.Capacity `yaml:"-"`
 	// Real runs the real Laravel app instead of fakelaravel's model.
-	Real         bool     `yaml:"real"`
-	Cores        float64  `yaml:"cores"`
-	Workers      int      `yaml:"workers"`
-	Backlog      int      `yaml:"backlog"`
-	Bootstrap    Duration `yaml:"bootstrap"`
-	PerRow       Duration `yaml:"perRow"`
-	Jitter       *float64 `yaml:"jitter"`
-	ProxyTimeout Duration `yaml:"proxyTimeout"`
+	Real bool `yaml:"real"`
 	// Faults injected from the start.
 	Faults *LaravelFaults `yaml:"faults"`
 	// Flags are further command-line flags of bin/fakelaravel (name without dash -> value).

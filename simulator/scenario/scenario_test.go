@@ -340,7 +340,7 @@ func TestShippedScenariosAreValid(t *testing.T) {
 		t.Fatal(err1, err2)
 	}
 	if legacy.Gateway.Mode != ModeLegacy || batch.Gateway.Mode != ModeBatch || legacy.Users != batch.Users ||
-		*legacy.Behaviour.Pollers != *batch.Behaviour.Pollers || legacy.Laravel.Cores != batch.Laravel.Cores ||
+		*legacy.Behaviour.Pollers != *batch.Behaviour.Pollers || legacy.Laravel.Capacity.Model != batch.Laravel.Capacity.Model ||
 		legacy.Scenarios["users"].Config.Duration != batch.Scenarios["users"].Config.Duration {
 		t.Error("seed-legacy-100 and seed-batch-100 differ in more than the mode")
 	}
