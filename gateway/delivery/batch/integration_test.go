@@ -98,28 +98,36 @@ func deliverAll(t *testing.T, d *batch.Delivery, h history) {
 	for _, ev := range h.events {
 		bySession[ev.SessionID] = append(bySession[ev.SessionID], ev)
 	}
+	deliverBySession(t, d, bySession)
+}
+
+// deliverBySession hands each session's events to d in their order, sessions concurrently (as
+// the session layer does: one session's events never overtake each other).
+func deliverBySession(t *testing.T, d *batch.Delivery, bySession map[string][]event.Event) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for _, evs := range bySession {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for _, ev := range evs {
 				if err := d.Deliver(context.Background(), ev); err != nil {
 					t.Error(err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
 
+// waitDrained waits (up to 60 s) until d holds nothing: no pending or in-flight entry and no
+// item waiting in a batch of any kind.
 func waitDrained(t *testing.T, d *batch.Delivery) batch.Metrics {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		m := d.Snapshot(context.Background())
-		if m.Pending == 0 && m.InFlight == 0 && m.QRBatchSize == 0 && m.StatusBatchSize == 0 {
+		if m.Pending == 0 && m.InFlight == 0 && m.QRBatchSize == 0 && m.StatusBatchSize == 0 &&
+			m.MessageWaitingItems == 0 && m.ReceiptWaitingItems == 0 {
 			return m
 		}
 		if time.Now().After(deadline) {
@@ -127,6 +135,16 @@ func waitDrained(t *testing.T, d *batch.Delivery) batch.Metrics {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// drainAndClose waits until d drained, closes it and returns its metrics at the drain.
+func drainAndClose(t *testing.T, d *batch.Delivery) batch.Metrics {
+	t.Helper()
+	m := waitDrained(t, d)
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // assertFinalState checks Laravel holds exactly the last version of every session's QR and status.
@@ -174,21 +192,25 @@ func newDelivery(t *testing.T, b *redistest.Backend, client batch.Sender, consum
 	return d
 }
 
+// startDelivery is newDelivery, started.
+func startDelivery(t *testing.T, b *redistest.Backend, client batch.Sender, consumer string) *batch.Delivery {
+	t.Helper()
+	d := newDelivery(t, b, client, consumer)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // Against fakelaravel losing responses after applying them, a flaky Laravel never leaves a lost or
 // stale final state, and the number of requests stays far below the number of events.
 func TestEveryFinalStateReachesLaravelThroughLostResponsesAndErrors(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		srv, client := startLaravel(t, fakelaravel.Faults{LostResponseRate: 0.3})
-		d := newDelivery(t, b, client, "gw-1")
-		if err := d.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		d := startDelivery(t, b, client, "gw-1")
 		h := generate(30, 40, 1)
 		deliverAll(t, d, h)
-		m := waitDrained(t, d)
-		if err := d.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		m := drainAndClose(t, d)
 		assertFinalState(t, srv, h)
 		st := srv.Stats()
 		reqs := st.Endpoints[fakelaravel.EndpointQRBatch].Requests + st.Endpoints[fakelaravel.EndpointStatusBatch].Requests
@@ -228,14 +250,7 @@ func TestNothingIsLostWhenTheGatewayDiesWhileLaravelIsDown(t *testing.T) {
 		if err := srv.SetFaults(fakelaravel.Faults{}); err != nil {
 			t.Fatal(err)
 		}
-		second := newDelivery(t, b, client, "gw-1")
-		if err := second.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		waitDrained(t, second)
-		if err := second.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		drainAndClose(t, startDelivery(t, b, client, "gw-1"))
 		assertFinalState(t, srv, h)
 	})
 }
@@ -245,24 +260,15 @@ func TestNothingIsLostWhenTheGatewayDiesWhileLaravelIsDown(t *testing.T) {
 func TestTwoGatewaysShareTheOutbox(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		srv, client := startLaravel(t, fakelaravel.Faults{})
-		one := newDelivery(t, b, client, "gw-1")
-		two := newDelivery(t, b, client, "gw-2")
-		for _, d := range []*batch.Delivery{one, two} {
-			if err := d.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		one := startDelivery(t, b, client, "gw-1")
+		two := startDelivery(t, b, client, "gw-2")
 		h := generate(20, 30, 4)
 		half := len(h.events) / 2
 		deliverAll(t, one, history{events: h.events[:half]})
 		deliverAll(t, two, history{events: h.events[half:]})
 		waitDrained(t, one)
-		waitDrained(t, two)
-		for _, d := range []*batch.Delivery{one, two} {
-			if err := d.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		drainAndClose(t, two)
+		drainAndClose(t, one)
 		assertFinalState(t, srv, h)
 		r1, r2 := one.Outbox().Counters().Read, two.Outbox().Counters().Read
 		if r1+r2 != int64(len(h.events)) {

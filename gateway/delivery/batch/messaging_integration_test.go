@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,18 +62,16 @@ func converse(sessions, perSession int) conversation {
 // deliver hands each session's events to d in sequence order, sessions concurrently.
 func (c conversation) deliver(t *testing.T, d *batch.Delivery) {
 	t.Helper()
-	var wg sync.WaitGroup
+	deliverBySession(t, d, c.bySession)
+}
+
+// items counts the messages' and receipts' events.
+func (c conversation) items() int {
+	n := 0
 	for _, evs := range c.bySession {
-		wg.Go(func() {
-			for _, ev := range evs {
-				if err := d.Deliver(context.Background(), ev); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
+		n += len(evs)
 	}
-	wg.Wait()
+	return n
 }
 
 // assertStoredOnceInOrder checks Laravel stored every message exactly once (one request applied
@@ -122,21 +119,6 @@ func (c conversation) assertStoredOnceInOrder(t *testing.T, srv *fakelaravel.Ser
 	}
 }
 
-func waitMessagesDrained(t *testing.T, d *batch.Delivery) batch.Metrics {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		m := d.Snapshot(context.Background())
-		if m.Pending == 0 && m.InFlight == 0 && m.MessageWaitingItems == 0 && m.ReceiptWaitingItems == 0 {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox not drained within 60 s: %+v", m)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Through 503s and responses lost after Laravel applied the batch, every message reaches Laravel
 // once, each chat in order, every receipt at its furthest status, in far fewer requests than
 // items, and nothing is dead-lettered.
@@ -146,23 +128,14 @@ func TestMessagesArriveOnceAndInOrderPerChatThrough503sAndLostResponses(t *testi
 			{Kind: fakelaravel.FaultStatus, Status: 503, Rate: 0.3, Endpoints: []string{fakelaravel.EndpointMessageBatch, fakelaravel.EndpointReceiptBatch}},
 			{Kind: fakelaravel.FaultLostResponse, Rate: 0.3, Endpoints: []string{fakelaravel.EndpointMessageBatch, fakelaravel.EndpointReceiptBatch}},
 		}})
-		d := newDelivery(t, b, client, "gw-1")
-		if err := d.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		d := startDelivery(t, b, client, "gw-1")
 		c := converse(12, 120) // more than a batch per session: a chat spans several batches
 		c.deliver(t, d)
-		m := waitMessagesDrained(t, d)
-		if err := d.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		m := drainAndClose(t, d)
 		c.assertStoredOnceInOrder(t, srv)
 		st := srv.Stats()
 		reqs := st.Endpoints[fakelaravel.EndpointMessageBatch].Requests + st.Endpoints[fakelaravel.EndpointReceiptBatch].Requests
-		items := 0
-		for _, evs := range c.bySession {
-			items += len(evs)
-		}
+		items := c.items()
 		t.Logf("%d messages and receipts -> %d batch requests; failures %v, retried %d", items, reqs, m.FailuresByStatus, m.Retried)
 		if m.DeadLettered != 0 || m.Coalesced != 0 {
 			t.Fatalf("dead-lettered %d, coalesced %d; want 0 and 0", m.DeadLettered, m.Coalesced)
@@ -191,16 +164,10 @@ func TestARefusedSessionsMessagesAreDeadLetteredAndTheOthersStored(t *testing.T)
 				t.Fatal(err)
 			}
 		}
-		d := newDelivery(t, b, client, "gw-1")
-		if err := d.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		d := startDelivery(t, b, client, "gw-1")
 		c := converse(3, 6)
 		c.deliver(t, d)
-		m := waitMessagesDrained(t, d)
-		if err := d.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		m := drainAndClose(t, d)
 		refused := len(c.bySession["chat-001"])
 		if m.DeadLettered != int64(refused) {
 			t.Fatalf("dead-lettered %d; want chat-001's %d messages and receipts", m.DeadLettered, refused)
@@ -244,10 +211,7 @@ func TestMessagesPendingWhenTheGatewayDiesReachLaravelOnceInOrderAfterTheRestart
 				t.Fatal(err)
 			}
 		}
-		items := 0
-		for _, evs := range c.bySession {
-			items += len(evs)
-		}
+		items := c.items()
 		if m := first.Snapshot(context.Background()); m.Sent != 0 || m.Coalesced != 0 || m.Pending != int64(items) || m.FailuresByStatus["network"] == 0 {
 			t.Fatalf("while Laravel is down: sent %d, coalesced %d, pending %d, failures %v; want 0, 0, %d and refused sends",
 				m.Sent, m.Coalesced, m.Pending, m.FailuresByStatus, items)
@@ -255,14 +219,7 @@ func TestMessagesPendingWhenTheGatewayDiesReachLaravelOnceInOrderAfterTheRestart
 		if err := srv.SetFaults(fakelaravel.Faults{}); err != nil {
 			t.Fatal(err)
 		}
-		second := newDelivery(t, b, client, "gw-1")
-		if err := second.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		waitMessagesDrained(t, second)
-		if err := second.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		drainAndClose(t, startDelivery(t, b, client, "gw-1"))
 		c.assertStoredOnceInOrder(t, srv)
 	})
 }
