@@ -52,6 +52,11 @@ func (p *fakePhone) Drop(jid string) error    { return p.act("drop", jid) }
 func (p *fakePhone) Replace(jid string) error { return p.act("replace", jid) }
 func (p *fakePhone) Logout(jid string) error  { return p.act("logout", jid) }
 
+// Write records a customer's message to the device (the driver itself never writes one).
+func (p *fakePhone) Write(_ context.Context, jid, from, text, _ string) (string, error) {
+	return "msg-" + text, p.act("write "+from+" "+text, jid)
+}
+
 // fakeLaravel shows one QR code per session, changed by show.
 type fakeLaravel struct {
 	mu      sync.Mutex
