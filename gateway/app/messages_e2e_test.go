@@ -1,10 +1,7 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -46,11 +43,7 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 	jid := startAndPair(t, ctx, w, c, "e2e_msg", "15557770101")
 
 	write := customerWriter(t, ctx, w.wa, jid)
-	text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
-	reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
-	reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
-	photo := bytes.Repeat([]byte("blue model "), 1000)
-	image := write(fakewa.PhoneMessage{Text: "este", Media: &fakewa.PhoneMedia{Kind: fakewa.MediaImage, MimeType: "image/jpeg", Data: photo}})
+	cv := writeConversation(write, true)
 
 	var sent struct {
 		MessageID string `json:"message_id"`
@@ -66,20 +59,12 @@ func TestLegacyModeACustomersMessagesAndTheReceiptsOfASentMessageReachLaravelInO
 		read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
 		return err == nil && len(st.Messages) == 4 && read, fmt.Sprintf("%+v %v", st, err)
 	})
-	checkStoredInOrder(t, st.Messages, []wantMessage{
-		{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
-		{reply, "¿y en azul?", text, "", laravel.MessageText},
-		{reaction, "👍", "", text, laravel.MessageReaction},
-		{image, "este", "", "", laravel.MessageImage},
-	})
-	sum := sha256.Sum256(photo)
-	if md := st.Messages[3].Media; md == nil || md.MimeType != "image/jpeg" || md.FileLength != uint64(len(photo)) || md.FileSHA256 != hex.EncodeToString(sum[:]) {
-		t.Fatalf("image metadata in Laravel %+v, want the photo's type, length and SHA-256", md)
-	}
+	checkStoredInOrder(t, st.Messages, cv.want())
+	cv.checkPhoto(t, st.Messages[3].Media)
 	if r := st.Receipts[0]; r.MessageID != sent.MessageID || r.Sequence <= st.Messages[3].Sequence {
 		t.Fatalf("receipt %+v, want the read receipt of %s after the messages", r, sent.MessageID)
 	}
-	waitGatewayReceipts(t, w.wa, text, reply, reaction, image)
+	waitGatewayReceipts(t, w.wa, cv.ids()...)
 
 	// What the customer writes while the gateway is down arrives when it is back, after the rest.
 	w.stopGateway()
@@ -108,9 +93,7 @@ func TestBatchModeACustomersMessagesReachLaravelInOrderOnceThroughTheOutbox(t *t
 	c := w.client()
 	jid := startAndPair(t, ctx, w, c, "e2e_msg_batch", "15557770102")
 	write := customerWriter(t, ctx, w.wa, jid)
-	text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
-	reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
-	reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
+	cv := writeConversation(write, false)
 	var sent struct {
 		MessageID string `json:"message_id"`
 	}
@@ -125,11 +108,7 @@ func TestBatchModeACustomersMessagesReachLaravelInOrderOnceThroughTheOutbox(t *t
 		read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
 		return err == nil && len(st.Messages) == 3 && read, fmt.Sprintf("%+v %v", st, err)
 	})
-	checkStoredInOrder(t, st.Messages, []wantMessage{
-		{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
-		{reply, "¿y en azul?", text, "", laravel.MessageText},
-		{reaction, "👍", "", text, laravel.MessageReaction},
-	})
+	checkStoredInOrder(t, st.Messages, cv.want())
 	if r := st.Receipts[0]; r.MessageID != sent.MessageID {
 		t.Fatalf("receipt %+v, want the read receipt of %s", r, sent.MessageID)
 	}
@@ -147,7 +126,7 @@ func TestBatchModeACustomersMessagesReachLaravelInOrderOnceThroughTheOutbox(t *t
 			t.Fatalf("batch mode dropped events it should deliver: %s", line)
 		}
 	}
-	waitGatewayReceipts(t, w.wa, text, reply, reaction)
+	waitGatewayReceipts(t, w.wa, cv.ids()...)
 
 	// Statuses keep flowing beside the messages.
 	if err := w.wa.FailNextConnect(jid, 503); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -91,12 +90,7 @@ func TestACustomersMessagesReachTheRealLaravelAppInOrderOnce(t *testing.T) {
 			c := w.client()
 			sid := "real_msg_" + mode
 			jid := startAndPair(t, ctx, w, c, sid, fmt.Sprintf("1555777030%d", i))
-			write := customerWriter(t, ctx, w.wa, jid)
-			text := write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
-			reply := write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: text})
-			reaction := write(fakewa.PhoneMessage{Text: "👍", ReactTo: text})
-			photo := bytes.Repeat([]byte("blue model "), 1000)
-			image := write(fakewa.PhoneMessage{Text: "este", Media: &fakewa.PhoneMedia{Kind: fakewa.MediaImage, MimeType: "image/jpeg", Data: photo}})
+			cv := writeConversation(customerWriter(t, ctx, w.wa, jid), true)
 			var sent struct {
 				MessageID string `json:"message_id"`
 			}
@@ -112,21 +106,13 @@ func TestACustomersMessagesReachTheRealLaravelAppInOrderOnce(t *testing.T) {
 				read := len(st.Receipts) == 1 && st.Receipts[0].Status == laravel.ReceiptRead
 				return err == nil && len(st.Messages) >= 4 && read, fmt.Sprintf("%+v %v", st, err)
 			})
-			checkStoredInOrder(t, st.Messages, []wantMessage{
-				{text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
-				{reply, "¿y en azul?", text, "", laravel.MessageText},
-				{reaction, "👍", "", text, laravel.MessageReaction},
-				{image, "este", "", "", laravel.MessageImage},
-			})
+			checkStoredInOrder(t, st.Messages, cv.want())
 			for i, m := range st.Messages { // what the app's own columns add
 				if m.Sender != m.Chat || m.Timestamp.IsZero() {
 					t.Fatalf("stored message %d: %+v, want the customer as sender and the time it was written", i, m.MessageItem)
 				}
 			}
-			sum := sha256.Sum256(photo)
-			if md := st.Messages[3].Media; md == nil || md.MimeType != "image/jpeg" || md.FileLength != uint64(len(photo)) || md.FileSHA256 != hex.EncodeToString(sum[:]) {
-				t.Fatalf("image metadata in the app %+v, want the photo's type, length and SHA-256", md)
-			}
+			cv.checkPhoto(t, st.Messages[3].Media)
 			if r := st.Receipts[0]; r.MessageID != sent.MessageID || r.Sequence <= st.Messages[3].Sequence {
 				t.Fatalf("receipt %+v, want the read receipt of %s after the messages", r, sent.MessageID)
 			}
@@ -144,7 +130,7 @@ func TestACustomersMessagesReachTheRealLaravelAppInOrderOnce(t *testing.T) {
 				got := eps[used]
 				return got.Requests > 0 && got.StatusCodes["200"] == got.Requests, fmt.Sprintf("%s: %+v", used, got)
 			})
-			waitGatewayReceipts(t, w.wa, text, reply, reaction, image)
+			waitGatewayReceipts(t, w.wa, cv.ids()...)
 		})
 	}
 }

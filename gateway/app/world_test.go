@@ -1,7 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -180,4 +183,55 @@ func metricLines(body, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// conversation is what customerPhone writes in the messaging tests, in this order: a text, a
+// reply to it, a reaction to it and, when photo is set, a photo with a caption.
+type conversation struct {
+	text, reply, reaction, image string
+	photo                        []byte
+}
+
+// writeConversation has the customer write the conversation through write (customerWriter).
+func writeConversation(write func(fakewa.PhoneMessage) string, withPhoto bool) conversation {
+	var cv conversation
+	cv.text = write(fakewa.PhoneMessage{Text: "hola, ¿tienen stock?"})
+	cv.reply = write(fakewa.PhoneMessage{Text: "¿y en azul?", Quote: cv.text})
+	cv.reaction = write(fakewa.PhoneMessage{Text: "👍", ReactTo: cv.text})
+	if withPhoto {
+		cv.photo = bytes.Repeat([]byte("blue model "), 1000)
+		cv.image = write(fakewa.PhoneMessage{Text: "este", Media: &fakewa.PhoneMedia{Kind: fakewa.MediaImage, MimeType: "image/jpeg", Data: cv.photo}})
+	}
+	return cv
+}
+
+// want is what Laravel must store of the conversation, in order.
+func (cv conversation) want() []wantMessage {
+	want := []wantMessage{
+		{cv.text, "hola, ¿tienen stock?", "", "", laravel.MessageText},
+		{cv.reply, "¿y en azul?", cv.text, "", laravel.MessageText},
+		{cv.reaction, "👍", "", cv.text, laravel.MessageReaction},
+	}
+	if cv.image != "" {
+		want = append(want, wantMessage{cv.image, "este", "", "", laravel.MessageImage})
+	}
+	return want
+}
+
+// ids are the conversation's message ids, in order.
+func (cv conversation) ids() []string {
+	var ids []string
+	for _, w := range cv.want() {
+		ids = append(ids, w.id)
+	}
+	return ids
+}
+
+// checkPhoto fails t unless Laravel stored the photo's type, length and SHA-256 (never the file).
+func (cv conversation) checkPhoto(t *testing.T, md *laravel.MessageMedia) {
+	t.Helper()
+	sum := sha256.Sum256(cv.photo)
+	if md == nil || md.MimeType != "image/jpeg" || md.FileLength != uint64(len(cv.photo)) || md.FileSHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("image metadata in Laravel %+v, want the photo's type, length and SHA-256", md)
+	}
 }
