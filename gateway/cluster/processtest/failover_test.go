@@ -111,6 +111,9 @@ func TestASIGKILLedReplicasSessionsConnectOnTheSurvivorsInTime(t *testing.T) {
 		}
 	}
 	w.checkLaravelMatchesHolders(ids)
+	if older := w.checkReadsAgree(ids); older > 0 {
+		t.Errorf("%d status reads (of %d) answered an older version than Laravel's: stale after the takeover", older, len(ids)*len(w.live()))
+	}
 	w.checkNoSecretsLogged()
 }
 

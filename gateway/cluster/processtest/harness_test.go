@@ -456,3 +456,34 @@ func (w *world) checkNoSecretsLogged() {
 		}
 	}
 }
+
+// checkReadsAgree checks that the status read (GET /sessions/{id}) answers the same status as
+// Laravel holds on every live replica, whichever holds the session (reads are served where they
+// arrive, from the shared cache); it returns how many reads carried an older version than
+// Laravel's (a replica's cached copy from before the takeover).
+func (w *world) checkReadsAgree(ids []string) (olderVersions int) {
+	w.t.Helper()
+	proctest.Eventually(w.t, "every replica to read every session's status as Laravel holds it", 20*time.Second, func() (bool, string) {
+		ls := w.laravelSessions()
+		olderVersions = 0
+		for _, r := range w.live() {
+			for _, id := range ids {
+				var s struct {
+					Status  laravel.Status `json:"status"`
+					Version int64          `json:"version"`
+				}
+				if code, body := w.call(r.url(), "GET", "/sessions/"+id, nil, &s); code != 200 {
+					return false, fmt.Sprintf("%s on %s: %d %s", id, r.name, code, body)
+				}
+				if s.Status != ls[id].EstadoQR {
+					return false, fmt.Sprintf("%s on %s: %s v%d, Laravel %s v%d", id, r.name, s.Status, s.Version, ls[id].EstadoQR, ls[id].StatusVersion)
+				}
+				if s.Version < ls[id].StatusVersion {
+					olderVersions++
+				}
+			}
+		}
+		return true, ""
+	})
+	return olderVersions
+}
