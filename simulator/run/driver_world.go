@@ -5,15 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"wagate/reports"
 	"wagate/simulator/metrics"
-	"wagate/simulator/scenario"
-	"wagate/simulator/truth"
 	"wagate/simulator/user"
 )
 
@@ -46,39 +42,18 @@ func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*D
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f, err := scenario.Load(o.Scenario, o.Overrides)
+	r, err := newRunner(o, log)
 	if err != nil {
 		return nil, err
 	}
-	if o.Gateway != "" {
-		if o.GatewayToken == "" {
-			return nil, fmt.Errorf("an external gateway needs its API token (WAGATE_API_TOKEN)")
-		}
-		f.Gateway.URL, f.Gateway.Token = o.Gateway, o.GatewayToken
-	}
-	if o.Laravel != "" {
-		if o.LaravelToken == "" {
-			return nil, fmt.Errorf("an external fakelaravel needs its token (FAKELARAVEL_TOKEN)")
-		}
-		f.Laravel.URL, f.Laravel.Token, f.Laravel.AdminToken = o.Laravel, o.LaravelToken, o.LaravelAdminToken
-	}
-	if o.FakewaControl != "" {
-		f.WhatsApp.Control = o.FakewaControl
-	}
-	r := &runner{o: o, f: f, log: log, reg: reg, measureLaravel: true, measureGateway: true}
-	if err := os.MkdirAll(filepath.Join(o.Out, "logs"), 0o755); err != nil {
-		return nil, fmt.Errorf("output folder: %w", err)
-	}
+	f := r.f
+	r.reg = reg
 	r.w = &world{log: log}
 	if err := r.w.start(ctx, f, o.BinDir, o.Out); err != nil {
 		return nil, fmt.Errorf("start the world: %w", err)
 	}
-	qr := f.Gateway.QRTiming()
-	r.phones = newPhones(r.w.wa)
-	r.ledger = truth.NewLedger(reg, qr, r.phones.RefIssue)
-	r.laravel = newLaravelWatch(r.w.admin, r.ledger)
-	r.hc = &http.Client{Timeout: 10 * time.Second}
-	r.laravelRequests = &laravelRequestsProbe{reg: reg, admin: r.w.admin, warmup: f.Warmup.Std()}
+	r.watchWorld()
+	r.laravelRequests = r.newLaravelRequestsProbe()
 	apiClient := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		MaxConnsPerHost: maxGatewayConns, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 	}}

@@ -107,11 +107,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		defer debug.SetGCPercent(debug.SetGCPercent(simulatorGOGC))
 	}
+	r, err := newRunner(o, log)
+	if err != nil {
+		return nil, err
+	}
+	defer useCPUSets(r.f, log)() // cpuset.go: the gateway on its own CPUs, the world on the rest
+	return r.run(ctx)
+}
+
+// newRunner reads the scenario of o with its overrides, points it at the external parts o names
+// (as the scenario's gateway.url, laravel.url and whatsapp.control do), takes this instance's
+// execution segment and makes the output folder: what Run and StartDriverWorld set up alike.
+func newRunner(o Options, log *slog.Logger) (*runner, error) {
 	f, err := scenario.Load(o.Scenario, o.Overrides)
 	if err != nil {
 		return nil, err
 	}
-	defer useCPUSets(f, log)() // cpuset.go: the gateway on its own CPUs, the world on the rest
 	if o.Gateway != "" {
 		if o.GatewayToken == "" {
 			return nil, fmt.Errorf("an external gateway needs its API token (WAGATE_API_TOKEN)")
@@ -142,8 +153,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := os.MkdirAll(filepath.Join(o.Out, "logs"), 0o755); err != nil {
 		return nil, fmt.Errorf("output folder: %w", err)
 	}
-	r := &runner{o: o, f: f, tuple: tuple, log: log}
-	return r.run(ctx)
+	return &runner{o: o, f: f, tuple: tuple, log: log}, nil
 }
 
 type runner struct {
@@ -455,9 +465,14 @@ func (r *runner) startProbes(ctx context.Context) {
 		r.log.Info("fakelaravel is shared with other instances: instance 0 reports its request counts")
 		return
 	}
-	r.laravelRequests = &laravelRequestsProbe{reg: r.reg, admin: r.w.admin, warmup: r.f.Warmup.Std(), log: r.log}
+	r.laravelRequests = r.newLaravelRequestsProbe()
 	r.laravelRequests.begin(ctx)
 	r.probes = append(r.probes, r.laravelRequests)
+}
+
+// newLaravelRequestsProbe measures Laravel's requests into the run's registry.
+func (r *runner) newLaravelRequestsProbe() *laravelRequestsProbe {
+	return &laravelRequestsProbe{reg: r.reg, admin: r.w.admin, warmup: r.f.Warmup.Std(), log: r.log}
 }
 
 // sampleEverySecond stops the users when the gateway process died, samples every probe and
