@@ -66,6 +66,13 @@ type client struct {
 
 func (c *client) call(method, path string, body any, out any) int {
 	c.t.Helper()
+	code, _ := c.callWith(method, path, nil, body, out)
+	return code
+}
+
+// callWith is call with the extra request headers header; it also returns the answer's headers.
+func (c *client) callWith(method, path string, header http.Header, body any, out any) (int, http.Header) {
+	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -74,6 +81,9 @@ func (c *client) call(method, path string, body any, out any) int {
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+apiToken)
 	req.Header.Set("Content-Type", "application/json")
@@ -88,7 +98,7 @@ func (c *client) call(method, path string, body any, out any) int {
 			c.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header
 }
 
 func laravelSession(ctx context.Context, w world, id string) (fakelaravel.SessionState, bool) {

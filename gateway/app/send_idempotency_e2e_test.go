@@ -1,11 +1,8 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -20,27 +17,13 @@ import (
 
 // keyedSend posts a send with an Idempotency-Key and returns the status, the message id and
 // whether the answer was a replay.
-func keyedSend(t *testing.T, base, session, key string, body map[string]string) (int, string, bool) {
-	t.Helper()
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequest("POST", base+"/sessions/"+session+"/messages", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+func keyedSend(c *client, session, key string, body map[string]string) (int, string, bool) {
+	c.t.Helper()
 	var out struct {
 		MessageID string `json:"message_id"`
 	}
-	_ = json.Unmarshal(data, &out)
-	return resp.StatusCode, out.MessageID, resp.Header.Get("Idempotent-Replayed") == "true"
+	code, header := c.callWith("POST", "/sessions/"+session+"/messages", http.Header{"Idempotency-Key": {key}}, body, &out)
+	return code, out.MessageID, header.Get("Idempotent-Replayed") == "true"
 }
 
 // Batch mode on a real redis-server: a send retried with the same Idempotency-Key, right away
@@ -55,21 +38,21 @@ func TestBatchModeASendRetriedWithTheSameIdempotencyKeyIsSentOnceAcrossARestart(
 	c := w.client()
 	jid := startAndPair(t, ctx, w, c, "e2e_send_once", "15557770103")
 	proctest.Eventually(t, "Laravel to consider the session active", 30*time.Second, func() (bool, string) {
-		code, _, _ := keyedSend(t, w.gatewayURL(), "e2e_send_once", "probe", map[string]string{"to": "+" + customerPhone, "text": "¿hola?"})
+		code, _, _ := keyedSend(w.client(), "e2e_send_once", "probe", map[string]string{"to": "+" + customerPhone, "text": "¿hola?"})
 		return code == 200, fmt.Sprint(code)
 	})
 
 	body := map[string]string{"to": "+" + customerPhone, "text": "su pedido salió hoy"}
-	code, first, replayed := keyedSend(t, w.gatewayURL(), "e2e_send_once", "order-77", body)
+	code, first, replayed := keyedSend(w.client(), "e2e_send_once", "order-77", body)
 	if code != 200 || first != sendonce.MessageID("e2e_send_once", "order-77") || replayed {
 		t.Fatalf("first send: %d %q replayed=%v, want 200 with the key's message id", code, first, replayed)
 	}
-	code, again, replayed := keyedSend(t, w.gatewayURL(), "e2e_send_once", "order-77", body)
+	code, again, replayed := keyedSend(w.client(), "e2e_send_once", "order-77", body)
 	if code != 200 || again != first || !replayed {
 		t.Fatalf("retry: %d %q replayed=%v, want the first answer replayed", code, again, replayed)
 	}
 	w.restartGateway(ctx)
-	code, after, replayed := keyedSend(t, w.gatewayURL(), "e2e_send_once", "order-77", body)
+	code, after, replayed := keyedSend(w.client(), "e2e_send_once", "order-77", body)
 	if code != 200 || after != first || !replayed {
 		t.Fatalf("retry after a restart: %d %q replayed=%v, want the first answer replayed", code, after, replayed)
 	}
