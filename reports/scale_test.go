@@ -67,10 +67,17 @@ func TestScaleTargetsAreCheckedOnTheBenchScaleEntry(t *testing.T) {
 		{"some never came back", 9990, "10,000 sessions: all connected at the end, after the restart"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := &Results{Entries: []Entry{{BenchEntry: BenchEntry{Name: SessionScaleEntry}, Reports: []*Report{scaleSeries(tc.endConn)}}}}
+			r := scaleSeries(tc.endConn)
+			r.Configuration.Gateway.Settings = map[string]string{GatewayModeKey: ModeBatch}
+			res := &Results{Entries: []Entry{{BenchEntry: BenchEntry{Name: SessionScaleEntry}, Reports: []*Report{r}}}}
 			rows := res.Targets()
 			if len(rows) != len(DesignTargets)+len(ScaleTargets) {
 				t.Fatalf("%d rows, want %d", len(rows), len(DesignTargets)+len(ScaleTargets))
+			}
+			for _, row := range rows[:len(DesignTargets)] {
+				if row.Where == SessionScaleEntry {
+					t.Errorf("design target %q measured on make bench-scale's entry: %s", row.Name, row.Measured)
+				}
 			}
 			for _, row := range rows[len(DesignTargets):] {
 				want := "pass"

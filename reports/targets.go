@@ -156,6 +156,11 @@ func (res *Results) Targets() []Target {
 func (res *Results) check(spec TargetSpec) Target {
 	t := Target{Name: spec.Name, Limit: spec.Bound.Text(spec.Scope.unit(spec.Figure)), Status: "not measured"}
 	legacy, _, scale := res.roles()
+	if scale != nil && scale.Name == SessionScaleEntry {
+		// make bench-scale's 10,000 idle sessions are not the 1000-user workload the design
+		// targets are set for: those rows are not measured there.
+		scale = nil
+	}
 	switch spec.Scope {
 	case AtScale:
 		if scale == nil {
