@@ -4,17 +4,22 @@
 // gateway, Laravel and the delivery pipeline, compares Laravel's final state with the ground
 // truth after a drain period, evaluates thresholds, writes report.json, summary.json and
 // metrics.ndjson, and stops everything it started, also on failure and on Ctrl-C.
+//
+// Where things are: run.go is the orchestration (Run, the runner's phases in order); world.go
+// starts the world (the gateway with its gateway.yaml, fakelaravel, Redis, fakewa), process.go
+// and procfaults.go its child processes and their faults; players.go plays the fault schedule,
+// recovery.go measures recoveries; probes.go, sample.go and series.go measure over time;
+// groundtruth.go, outcome.go and messages.go judge the end state; report.go writes report.json;
+// driver_world.go is the same world for a k6 script.
 package run
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,7 +29,6 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
-	"wagate/gateway/laravel"
 	"wagate/reports"
 	"wagate/simulator/executor"
 	"wagate/simulator/metrics"
@@ -310,24 +314,6 @@ func (r *runner) openMetrics() (closeFile func(), err error) {
 	return closeFile, nil
 }
 
-// groundTruth waits for Laravel to show the gateway's final states (Converge) and judges every
-// session (Finish); end is when it stopped watching, gatewayAnswered whether the gateway told its
-// final states.
-func (r *runner) groundTruth(ctx context.Context) (end time.Time, t truth.Truth, gatewayAnswered bool) {
-	_ = r.phones.poll(ctx)
-	gatewayStates, err := r.ledger.Converge(ctx, r.gatewayStates, r.laravel.poll, convergeLimit)
-	if err != nil {
-		r.log.Warn("final Laravel state", "err", err)
-	}
-	end = time.Now()
-	t = r.ledger.Finish(gatewayStates, end)
-	r.judgeMessages(ctx)
-	for _, m := range t.Mismatches {
-		r.log.Warn("ground truth", "mismatch", m)
-	}
-	return end, t, gatewayStates != nil
-}
-
 // watchWorld sets up what watches the world for the ground truth: the phones, the ledger,
 // Laravel's view, and which shared parts this instance measures.
 func (r *runner) watchWorld() {
@@ -444,231 +430,6 @@ func (r *runner) every(ctx context.Context, d time.Duration, fn func()) {
 			fn()
 		}
 	}
-}
-
-// startProbes creates the run's probes and takes their first readings, the baselines of the
-// first interval.
-func (r *runner) startProbes(ctx context.Context) {
-	gatewayProcess := &gatewayProcessProbe{reg: r.reg, gateway: r.gatewayChild}
-	gatewayProcess.begin()
-	r.probes = []probe{gatewayProcess}
-	if r.w.real != nil {
-		r.probes = append(r.probes, &realLaravelCPUProbe{reg: r.reg, real: r.w.real})
-	}
-	if r.measureGateway {
-		r.probes = append(r.probes,
-			&gatewayMetricsProbe{reg: r.reg, hc: r.hc, url: r.w.gatewayURL, token: r.w.gatewayToken},
-			&gatewayLatencyProbe{reg: r.reg, hc: r.hc, url: r.w.gatewayURL, token: r.w.gatewayToken},
-			&redisOpsProbe{reg: r.reg, redis: r.redisChild, url: r.w.redisURL})
-	}
-	if !r.measureLaravel {
-		r.log.Info("fakelaravel is shared with other instances: instance 0 reports its request counts")
-		return
-	}
-	r.laravelRequests = r.newLaravelRequestsProbe()
-	r.laravelRequests.begin(ctx)
-	r.probes = append(r.probes, r.laravelRequests)
-}
-
-// newLaravelRequestsProbe measures Laravel's requests into the run's registry.
-func (r *runner) newLaravelRequestsProbe() *laravelRequestsProbe {
-	return &laravelRequestsProbe{reg: r.reg, admin: r.w.admin, warmup: r.f.Warmup.Std(), log: r.log}
-}
-
-// sampleEverySecond stops the users when the gateway process died, samples every probe and
-// records sessions_connected.
-func (r *runner) sampleEverySecond(ctx context.Context) {
-	gw := r.gatewayChild() // nil during a planned restart
-	if gw != nil && gw.exited() && !r.gatewayDied.Swap(true) {
-		r.log.Error("the gateway process exited during the run; stopping the users", "err", gw.err, "log_tail", gw.tail(10))
-		r.mu.Lock()
-		stop := r.stopUsers
-		r.mu.Unlock()
-		if stop != nil {
-			stop()
-		}
-	}
-	for _, p := range r.probes {
-		p.sample(ctx)
-	}
-	r.reg.Set("sessions_connected", float64(len(r.ownOnline())), nil)
-}
-
-// seriesPoint closes one series interval: Laravel's requests by endpoint (from fakelaravel's
-// counters), API latency percentiles, gateway resources, sessions by state.
-func (r *runner) seriesPoint() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	now := time.Now()
-	p := reports.SeriesPoint{
-		Time:                  now,
-		Elapsed:               reports.Duration(now.Sub(r.start)),
-		ActiveUsers:           int(r.activeVUs.Load()),
-		LaravelRequestsPerMin: map[string]float64{},
-		SessionsByState:       r.laravel.ByState(r.ledger.IDs()),
-	}
-	for _, pr := range r.probes {
-		pr.closeInterval(ctx, &p)
-	}
-	if h, _ := r.reg.TakeWindow("http_req_duration"); h != nil && h.Count() > 0 {
-		p.APILatencyHistogram = h
-		p.APILatency = reports.Percentiles{P50: h.Percentile(50), P95: h.Percentile(95), P99: h.Percentile(99)}
-	}
-	r.mu.Lock()
-	r.series = append(r.series, p)
-	r.mu.Unlock()
-	for _, state := range laravel.Statuses {
-		r.reg.Set("sessions", float64(p.SessionsByState[string(state)]), metrics.Tags{"state": string(state)})
-	}
-}
-
-// histDelta records the samples that entered fakelaravel's histogram since prev: from its HDR
-// histograms when it sends them (each sample at its value, exact to 0.1%), else from its fixed
-// buckets (each sample at its bucket's upper bound).
-func histDelta(reg *metrics.Registry, name string, prev, cur fakelaravel.Histogram, tags metrics.Tags) {
-	if samples, ok := hdrDelta(prev, cur); ok {
-		for _, s := range samples {
-			reg.ObserveN(name, s.ms, s.n, metrics.ContainsTime, tags)
-		}
-		return
-	}
-	for i, c := range cur.Counts {
-		var p int64
-		if i < len(prev.Counts) {
-			p = prev.Counts[i]
-		}
-		n := c - p
-		if n <= 0 {
-			continue
-		}
-		v := cur.MaxMS
-		if i < len(cur.BoundsMS) {
-			v = cur.BoundsMS[i]
-		}
-		reg.ObserveN(name, v, n, metrics.ContainsTime, tags)
-	}
-}
-
-// deltaSamples are n samples of ms milliseconds.
-type deltaSamples struct {
-	ms float64
-	n  int64
-}
-
-// hdrDelta returns the samples in cur's HDR histogram that are not in prev's (both from one
-// fakelaravel process, so prev's buckets are a subset of cur's), each at the middle of its HDR
-// bucket; ok is false when cur carries no HDR histogram or it cannot be decoded.
-func hdrDelta(prev, cur fakelaravel.Histogram) (_ []deltaSamples, ok bool) {
-	c, err := cur.DecodeHDR()
-	if err != nil || c == nil {
-		return nil, false
-	}
-	var before []int64
-	if p, err := prev.DecodeHDR(); err == nil && p != nil {
-		for _, b := range p.Distribution() {
-			before = append(before, b.Count)
-		}
-	}
-	var out []deltaSamples
-	for i, b := range c.Distribution() {
-		n := b.Count
-		if i < len(before) {
-			n -= before[i]
-		}
-		if n > 0 {
-			out = append(out, deltaSamples{ms: float64(b.From+b.To) / 2 / 1000, n: n})
-		}
-	}
-	return out, true
-}
-
-// convergeLimit bounds how long the end of a run waits for Laravel to show the gateway's final
-// states (and for the gateway to reach what the simulation caused) before judging them.
-const convergeLimit = 30 * time.Second
-
-// gatewayStates asks the gateway for the final status and version of sessions ids (nil when it
-// cannot answer); it is the ground truth's truth.ReadGateway.
-func (r *runner) gatewayStates(ctx context.Context, ids []string) map[string]truth.State {
-	if r.gatewayDied.Load() {
-		return nil
-	}
-	out := make(map[string]truth.State, len(ids))
-	var mu sync.Mutex
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for id := range work {
-				st, err := r.gatewayStatus(ctx, id)
-				if err == nil && st.Status != "" {
-					mu.Lock()
-					out[id] = st
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, id := range ids {
-		work <- id
-	}
-	close(work)
-	wg.Wait()
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
-// gatewayStatus reads one session's status and the version of its latest event (GET /sessions/{id}).
-func (r *runner) gatewayStatus(ctx context.Context, id string) (truth.State, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.w.gatewayURL+"/sessions/"+url.PathEscape(id), nil)
-	if err != nil {
-		return truth.State{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+r.w.gatewayToken)
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		return truth.State{}, err
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return truth.State{}, err
-	}
-	st := truth.State{Status: laravel.Status(user.StatusOf(user.Response{Status: resp.StatusCode, Body: body}))}
-	if v, ok := body["version"].(float64); ok {
-		st.Version = int64(v)
-	}
-	return st, nil
-}
-
-// duplicates compares what Laravel applied with what the gateway emitted: Laravel applying more
-// items than the gateway produced events means some were applied twice. -1 when the gateway
-// does not expose its event count.
-func (r *runner) duplicates(ctx context.Context) int64 {
-	if !r.measureLaravel || !r.measureGateway {
-		return -1
-	}
-	p, err := scrape(ctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken)
-	if err != nil {
-		return -1
-	}
-	emitted := p.eventsEmitted()
-	if emitted >= 0 {
-		emitted += r.emittedOffset() // gateway processes stopped by process faults
-	}
-	st, err := r.w.admin.GetStatsRecent(ctx, 0)
-	if err != nil || emitted < 0 {
-		return -1
-	}
-	var applied int64
-	for _, e := range st.Endpoints {
-		applied += e.Updated
-	}
-	if d := applied - int64(emitted); d > 0 {
-		return d
-	}
-	return 0
 }
 
 // abortWatch evaluates abortOnFail thresholds every 2 s and stops the users when one fails.
