@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -389,5 +390,32 @@ func TestASessionLostAfterRoutingIsAnsweredRetryLater(t *testing.T) {
 		if resp.code != 503 || resp.header.Get("Retry-After") != "1" || resp.errorCode(t) != "session_moving" {
 			t.Fatalf("%s %s: %d %v %s", rq.method, rq.path, resp.code, resp.header, resp.body)
 		}
+	}
+}
+
+// ObserveRoute is told each routing decision (what a metric of forwarded requests counts): here,
+// forward, retry; requests that act on no one session (list, health) are not routed.
+func TestRoutingDecisionsAreObserved(t *testing.T) {
+	b := newReplica(t, true)
+	b.loc.set("mine", api.Location{Self: true})
+	a := newReplica(t, true)
+	var mu sync.Mutex
+	var seen []string
+	h, err := api.New(api.Config{Token: token, Sessions: a.m, Reader: a.m, Activity: a.activity,
+		Logger: slog.New(slog.DiscardHandler), Locator: a.loc, ForwardReads: true,
+		ObserveRoute: func(d string) { mu.Lock(); seen = append(seen, d); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.loc.set("mine", api.Location{Self: true})
+	a.loc.set("theirs", api.Location{URL: b.srv.URL})
+	a.loc.set("moving", api.Location{Moving: true})
+	for _, path := range []string{"/sessions/mine", "/sessions/theirs", "/sessions/moving", "/sessions", "/healthz"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if want := []string{"here", "forward", "retry"}; !slices.Equal(seen, want) {
+		t.Fatalf("observed %v, want %v", seen, want)
 	}
 }
