@@ -574,14 +574,9 @@ func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 	file := f.Path
 	g.Config = config.Default()
 	g.Mode = ModeBatch
-	settings := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	if n := child(root, "gateway"); n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i].Value; !slices.Contains(simulatorKeys, k) {
-				settings.Content = append(settings.Content, n.Content[i], n.Content[i+1])
-				g.Set = append(g.Set, k)
-			}
-		}
+	var ok bool
+	if g.Set, ok = f.decodeBlock(root, "gateway", simulatorKeys, &g.Config, bad); !ok {
+		return
 	}
 	perRun := PerRun(&g.Config)
 	for _, k := range g.Set {
@@ -590,17 +585,6 @@ func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 				bad.add(file, lineOf(root, "gateway", k), "gateway."+k, "given by the simulator to each gateway it starts (addresses, tokens, the data folder, Redis: see gateway.redis, the test-only WhatsApp dial)")
 			}
 		}
-	}
-	if err := g.Config.UnmarshalYAML(settings); err != nil {
-		for _, e := range joined(err) {
-			var ke *config.KeyError
-			if errors.As(e, &ke) {
-				bad.add(file, ke.Line, "gateway."+ke.Key, "%s", ke.Problem)
-			} else {
-				bad.add(file, lineOf(root, "gateway"), "gateway", "%v", e)
-			}
-		}
-		return
 	}
 	if g.Redis == "" {
 		g.Redis = RedisEmbedded
@@ -623,6 +607,37 @@ func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 	if g.URL != "" && g.Token == "" {
 		bad.add(file, lineOf(root, "gateway", "url"), "gateway.token", "an external gateway (gateway.url) needs its API token")
 	}
+}
+
+// decodeBlock decodes the keys of root's block that are not the simulator's own (own) into
+// another component's configuration (the gateway's, fakelaravel's capacity model), which refuses
+// keys and values it does not know; keys are the block's keys it decoded, in order, and ok false
+// when it refused some (each named as block.key on its line).
+func (f *File) decodeBlock(root *yaml.Node, block string, own []string, into yaml.Unmarshaler, bad *invalid) (keys []string, ok bool) {
+	sub := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	if n := child(root, block); n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; !slices.Contains(own, k) {
+				sub.Content = append(sub.Content, n.Content[i], n.Content[i+1])
+				keys = append(keys, k)
+			}
+		}
+	}
+	err := into.UnmarshalYAML(sub)
+	for _, e := range joined(err) {
+		var ge *config.KeyError
+		var fe *fakelaravel.CapacityKeyError
+		switch {
+		case e == nil:
+		case errors.As(e, &ge):
+			bad.add(f.Path, ge.Line, block+"."+ge.Key, "%s", ge.Problem)
+		case errors.As(e, &fe):
+			bad.add(f.Path, fe.Line, block+"."+fe.Key, "%s", fe.Problem)
+		default:
+			bad.add(f.Path, lineOf(root, block), block, "%v", e)
+		}
+	}
+	return keys, err == nil
 }
 
 // joined lists the errors errors.Join put together (err itself otherwise).
@@ -655,25 +670,10 @@ func (f *File) finishLaravel(root *yaml.Node, bad *invalid) {
 	l := &f.Laravel
 	file := f.Path
 	l.Capacity = fakelaravel.DefaultCapacity()
-	capacity := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	if n := child(root, "laravel"); n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if !slices.Contains(laravelKeys, n.Content[i].Value) {
-				capacity.Content = append(capacity.Content, n.Content[i], n.Content[i+1])
-			}
+	if _, ok := f.decodeBlock(root, "laravel", laravelKeys, &l.Capacity, bad); ok {
+		if err := l.Capacity.Validate(); err != nil {
+			bad.add(file, lineOf(root, "laravel"), "laravel", "%v", err)
 		}
-	}
-	if err := l.Capacity.UnmarshalYAML(capacity); err != nil {
-		for _, e := range joined(err) {
-			var ke *fakelaravel.CapacityKeyError
-			if errors.As(e, &ke) {
-				bad.add(file, ke.Line, "laravel."+ke.Key, "%s", ke.Problem)
-			} else {
-				bad.add(file, lineOf(root, "laravel"), "laravel", "%v", e)
-			}
-		}
-	} else if err := l.Capacity.Validate(); err != nil {
-		bad.add(file, lineOf(root, "laravel"), "laravel", "%v", err)
 	}
 	if err := l.Faults.validate(); err != nil {
 		bad.add(file, lineOf(root, "laravel", "faults"), "laravel.faults", "%v", err)

@@ -154,6 +154,23 @@ scenarios:
 gateway:
   api_token: 0123456789abcdef0123
 `, `f.yaml:5: gateway.api_token: given by the simulator to each gateway it starts`},
+		{"a capacity key that is not fakelaravel's", `
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1m}
+laravel:
+  workers: 8
+  bootstrapCpu: 6ms
+`, `f.yaml:6: laravel.bootstrapCpu: unknown field; known fields here: real, faults, flags, url, token, adminToken, cores, bootstrap, lookup, perRow`},
+		{"a capacity out of fakelaravel's range", `
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1m}
+laravel: {workers: 0}
+`, `f.yaml:4: laravel: capacity: workers 0 < 1`},
+		{"a capacity value that is not its type", `
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1m}
+laravel: {perRow: 6}
+`, `f.yaml:4: laravel.perRow: "6" is not a duration`},
 		{"an unknown Redis choice", `
 scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1m}
