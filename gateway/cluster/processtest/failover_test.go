@@ -159,9 +159,28 @@ func TestASIGSTOPpedReplicaFencesItselfOnResume(t *testing.T) {
 	w.waitMovedAndConnected(fmt.Sprintf("the %d sessions of the paused %s connected on the others", len(paused), victim),
 		paused, victim, seq, 2*leaseTTL)
 	took := time.Since(stopped)
+	_, table, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	takeoverEpoch := map[string]int64{}
+	for _, id := range paused {
+		takeoverEpoch[id] = epochOf(table, id)
+	}
 	time.Sleep(time.Until(stopped.Add(2 * leaseTTL)))
 	resume()
-	t.Logf("takeover of %d sessions from the paused %s took %v; resumed after %v", len(paused), victim, took.Round(100*time.Millisecond), time.Since(stopped).Round(100*time.Millisecond))
+	pausedFor := time.Since(stopped)
+	// For 5 s after the resume, Laravel never shows a paused session at an epoch older than its
+	// takeover: whatever the resumed replica still sends is not applied.
+	for watch := time.Now(); time.Since(watch) < 5*time.Second; time.Sleep(100 * time.Millisecond) {
+		ls := w.laravelSessions()
+		for _, id := range paused {
+			if e := cluster.EpochOf(ls[id].StatusVersion); e < takeoverEpoch[id] {
+				t.Fatalf("%s: Laravel applied a write of epoch %d after the takeover at epoch %d", id, e, takeoverEpoch[id])
+			}
+		}
+	}
+	t.Logf("takeover of %d sessions from the paused %s took %v; resumed after %v", len(paused), victim, took.Round(100*time.Millisecond), pausedFor.Round(100*time.Millisecond))
 
 	// It fenced itself and rejoined as a new incarnation of the same name.
 	proctest.Eventually(t, victim+" to find itself fenced on resume and rejoin", 15*time.Second, func() (bool, string) {
