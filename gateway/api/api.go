@@ -9,6 +9,8 @@
 // the session manager and a Laravel lookup per call; batch: the cache). Extra routes (batch mode's
 // /metrics/batch and /metrics/cache) are added through Config.Routes. Batch mode's dead letters
 // are listed and re-driven through GET /dead-letters and POST /dead-letters/redrive (deadletters.go).
+// In cluster mode (Config.Locator) a request that acts on one session is served by the replica
+// holding the session's shard: forwarded there, or answered 503 while the shard moves (forward.go).
 package api
 
 import (
