@@ -63,14 +63,14 @@ type Phase struct {
 	// Wall is the half's duration.
 	Wall time.Duration `json:"wall_ns"`
 	// VUCPU is the CPU of goroutines labelled load=vu; ProcessCPU the whole process's; GCCPU the
-	// garbage collector's background work (runtime/metrics: GC total less mark assists, which the
-	// allocating goroutines do and VUCPU counts), unlabelled although the VUs' allocations cause
-	// part of it. For the script they count from the end of its VUs' init, whose process CPU is
-	// InitCPU (its garbage's collection later is in GCCPU).
+	// garbage collector's background work (gcCPU: dedicated mark workers and pauses), unlabelled
+	// although the VUs' allocations cause part of it; Allocated the heap bytes allocated. For the
+	// script they count from the end of its VUs' init, whose process CPU is InitCPU.
 	VUCPU      time.Duration `json:"vu_cpu_ns"`
 	ProcessCPU time.Duration `json:"process_cpu_ns"`
 	GCCPU      time.Duration `json:"gc_cpu_ns"`
 	InitCPU    time.Duration `json:"init_cpu_ns,omitempty"`
+	Allocated  uint64        `json:"allocated_bytes"`
 	// MemoryBefore and MemoryPeak are the runtime memory (bytes) before the half and its peak
 	// during it; MemoryAfterInit right after the script's VUs were initialized (0 for the native
 	// half, whose users have no init).
@@ -278,11 +278,11 @@ func measure(ctx context.Context, reg *simmetrics.Registry, half func(p *Phase, 
 	s := startSampler()
 	began := time.Now()
 	cpu0, _ := processCPU()
-	gc0 := gcCPU()
+	gc0, alloc0 := gcCPU(), allocated()
 	err := half(&p, func() {
 		cpu, _ := processCPU()
 		p.InitCPU = cpu - cpu0
-		cpu0, gc0, began = cpu, gcCPU(), time.Now()
+		cpu0, gc0, alloc0, began = cpu, gcCPU(), allocated(), time.Now()
 		s.reset() // the peak of the load, not of the init's garbage
 	})
 	p.Wall = time.Since(began)
@@ -291,6 +291,7 @@ func measure(ctx context.Context, reg *simmetrics.Registry, half func(p *Phase, 
 	cpu1, _ := processCPU()
 	p.ProcessCPU = cpu1 - cpu0
 	p.GCCPU = gcCPU() - gc0
+	p.Allocated = allocated() - alloc0
 	p.Requests = reg.Total("http_reqs", nil) - requests
 	if perr := labelledCPU(&prof, &p.VUCPU); perr != nil && err == nil {
 		err = perr
@@ -478,14 +479,30 @@ func gcMemory() uint64 {
 	return runtimeMemory()
 }
 
-// gcCPU is the garbage collector's CPU so far without mark assists (runtime/metrics).
+// gcCPU is the garbage collector's dedicated mark workers' and pauses' CPU so far
+// (runtime/metrics): not mark assists (the allocating goroutines', in the VUs' samples when
+// theirs), nor idle mark workers (they only fill processors that had nothing else to run, for as
+// long as a cycle lasts).
 func gcCPU() time.Duration {
-	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}}
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/mark/dedicated:cpu-seconds"}, {Name: "/cpu/classes/gc/pause:cpu-seconds"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindFloat64 || s[1].Value.Kind() != metrics.KindFloat64 {
+	var sum float64
+	for _, x := range s {
+		if x.Value.Kind() == metrics.KindFloat64 {
+			sum += x.Value.Float64()
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
+}
+
+// allocated is the bytes allocated on the heap so far (runtime/metrics).
+func allocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
-	return time.Duration((s[0].Value.Float64() - s[1].Value.Float64()) * float64(time.Second))
+	return s[0].Value.Uint64()
 }
 
 func processCPU() (time.Duration, error) {

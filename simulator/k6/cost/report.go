@@ -84,15 +84,15 @@ func Report(res Result, reg *simmetrics.Registry, script, label string, start, e
 // the figures against their targets.
 func WriteTable(w io.Writer, res Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "half\tVUs\tgateway requests\tVU CPU\tper request\tGC CPU\tprocess CPU\tper request\tinit CPU\tmemory before\tafter init\tpeak\twall")
+	fmt.Fprintln(tw, "half\tVUs\tgateway requests\tVU CPU\tper request\tGC CPU\tprocess CPU\tper request\tinit CPU\tallocated\tmemory before\tafter init\tpeak\twall")
 	for _, h := range []struct {
 		name string
 		p    Phase
 	}{{"native", res.Native}, {"js", res.JS}} {
 		p := h.p
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.name, p.VUs, p.Requests,
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.name, p.VUs, p.Requests,
 			p.VUCPU.Round(time.Millisecond), p.VUCPUPerRequest().Round(time.Microsecond), p.GCCPU.Round(time.Millisecond),
-			p.ProcessCPU.Round(time.Millisecond), p.ProcessCPUPerRequest().Round(time.Microsecond), p.InitCPU.Round(time.Millisecond),
+			p.ProcessCPU.Round(time.Millisecond), p.ProcessCPUPerRequest().Round(time.Microsecond), p.InitCPU.Round(time.Millisecond), mib(p.Allocated),
 			mib(p.MemoryBefore), mib(p.MemoryAfterInit), mib(p.MemoryPeak), p.Wall.Round(time.Second))
 	}
 	if err := tw.Flush(); err != nil {
