@@ -29,13 +29,15 @@ function exponential(perHour) {
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
 // [min,max], sessionLifetime: [min,max] (seconds), logoutAtEnd, messagesPerMinute,
 // dropsPerHour, replacedPerHour, remoteLogoutsPerHour, pollsInline}. With pollsInline the account's
-// own VU polls its status every statusPollInterval while the session lives (one poller per
-// account, as the YAML users' pollers: 1), instead of poller VUs of their own.
+// own VU polls its status once after the start and every statusPollInterval while the session
+// lives (one poller per account, as the YAML users' pollers: 1), instead of poller VUs of their own.
 export function user(b) {
   const n = exec.vu.idInTest % b.users;
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax));
   const id = __ITER === 0 ? sessionId(b.prefix, n) : `${sessionId(b.prefix, n)}-${__ITER}`;
   wagate.startSession(id);
+  // The app's status page polls as soon as the session starts (the YAML users' pollers do too).
+  if (b.pollsInline) wagate.pollStatus(id);
   sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
   wagate.pair(id, `${b.giveUpAfter || 90}s`);
   let left = uniform(b.sessionLifetime[0], b.sessionLifetime[1]);
