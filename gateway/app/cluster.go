@@ -24,11 +24,10 @@ import (
 
 // Cluster mode's pacing (docs/cluster.md).
 const (
-	// rebalanceInterval is how often a replica reads the shard table and acts on its Plan.
-	rebalanceInterval = time.Second
-	// handoverBudget is the most shards a replica hands over per round: <= 2 shards/s, so a
+	// rebalanceInterval is how often a replica reads the shard table and acts on its Plan; a
+	// round hands over at most WAGATE_CLUSTER_HANDOVER_RATE shards (default 2 per second), so a
 	// join or a leave moves sessions at a bounded rate.
-	handoverBudget = 2
+	rebalanceInterval = time.Second
 	// roundTimeout bounds one rebalancing round (its Redis calls, the handovers' flushes), so a
 	// hung Redis cannot hold the session layer's adopt lock, and with it every start, for long.
 	roundTimeout = 15 * time.Second
@@ -46,6 +45,7 @@ type clusterNode struct {
 	addr    string // advertised URL
 	log     *slog.Logger
 	metrics *metrics.ClusterMetrics
+	budget  int // shards handed over per round (WAGATE_CLUSTER_HANDOVER_RATE per second)
 
 	manager *session.Manager // set before start
 	floor   int64            // every claim's epoch floor: the manager's reserved epoch
@@ -91,7 +91,8 @@ func newClusterNode(ctx context.Context, cfg config.Config, rdb redis.UniversalC
 			return nil, fmt.Errorf("app: cluster mode: no gateway id and no host name: %w", err)
 		}
 	}
-	return &clusterNode{store: store, name: name, addr: cfg.AdvertiseURL, log: log, metrics: cm, moving: map[int]bool{}}, nil
+	budget := max(1, int(float64(cfg.ClusterHandoverRate)*rebalanceInterval.Seconds()))
+	return &clusterNode{store: store, name: name, addr: cfg.AdvertiseURL, log: log, metrics: cm, budget: budget, moving: map[int]bool{}}, nil
 }
 
 // Epoch implements session.Owner: the epoch this replica holds the session's shard at.
@@ -267,7 +268,7 @@ func (n *clusterNode) rebalance(ctx context.Context) {
 }
 
 // round reads the shard table, claims the free or orphaned shards assigned to this replica
-// (bringing in their sessions) and hands over at most handoverBudget shards now assigned to
+// (bringing in their sessions) and hands over at most budget shards now assigned to
 // another live replica. The first successful round makes the replica ready.
 func (n *clusterNode) round(ctx context.Context) error {
 	m := n.member.Load()
@@ -280,7 +281,7 @@ func (n *clusterNode) round(ctx context.Context) error {
 	}
 	live := n.setRoutes(members, holders)
 	n.metrics.SetMembers(len(live))
-	mv := cluster.Plan(n.store.Shards(), m.ID(), live, holders, handoverBudget)
+	mv := cluster.Plan(n.store.Shards(), m.ID(), live, holders, n.budget)
 	if len(mv.Claim) > 0 {
 		if err := n.claim(ctx, m, mv.Claim); err != nil {
 			return err

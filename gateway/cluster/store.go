@@ -32,6 +32,9 @@ const (
 	MinLeaseTTL = time.Second
 	// MaxShards bounds S (the rebalancer reads every shard's holder each round).
 	MaxShards = 65536
+	// DefaultHandoverRate is how many shards per second a replica hands over by default when
+	// assignment changes: a join or a leave moves sessions at a bounded rate.
+	DefaultHandoverRate = 2
 )
 
 // LeaseTimings returns the renew interval (TTL/5) and the renew deadline (0.6 TTL) of a lease

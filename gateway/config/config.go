@@ -81,6 +81,9 @@ type Config struct {
 	// ClusterLeaseTTL is a replica's member lease in Redis (cluster mode); it renews every
 	// TTL/5 and fences itself after 0.6 TTL without a successful renew.
 	ClusterLeaseTTL time.Duration
+	// ClusterHandoverRate is the most shards a replica hands over per second (cluster mode): a
+	// join or a leave moves sessions at this bounded rate.
+	ClusterHandoverRate int
 	// DataDir holds the SQLite store.
 	DataDir string
 	// StoreDSN selects Postgres (or an explicit SQLite file) for the stores (secret).
@@ -165,17 +168,18 @@ type Cache struct {
 func Default() Config {
 	sessions, batches, caches := session.DefaultConfig(), batch.DefaultConfig(), cache.DefaultConfig()
 	return Config{
-		Addr:               ":4000",
-		LaravelTimeout:     laravel.DefaultTimeout,
-		Mode:               ModeLegacy,
-		DataDir:            "./data",
-		ClusterShards:      cluster.DefaultShards,
-		ClusterLeaseTTL:    cluster.DefaultLeaseTTL,
-		QRFirst:            sessions.QRFirst,
-		QRNext:             sessions.QRNext,
-		QRCodes:            sessions.QRCodes,
-		PairLoginTimeout:   sessions.PairLoginTimeout,
-		RestoreConcurrency: sessions.RestoreConcurrency,
+		Addr:                ":4000",
+		LaravelTimeout:      laravel.DefaultTimeout,
+		Mode:                ModeLegacy,
+		DataDir:             "./data",
+		ClusterShards:       cluster.DefaultShards,
+		ClusterLeaseTTL:     cluster.DefaultLeaseTTL,
+		ClusterHandoverRate: cluster.DefaultHandoverRate,
+		QRFirst:             sessions.QRFirst,
+		QRNext:              sessions.QRNext,
+		QRCodes:             sessions.QRCodes,
+		PairLoginTimeout:    sessions.PairLoginTimeout,
+		RestoreConcurrency:  sessions.RestoreConcurrency,
 		Batch: Batch{Size: batches.BatchSize, Interval: batches.BatchInterval, PriorityInterval: batches.PriorityInterval,
 			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter},
 		Cache: Cache{QRTTL: caches.QRTTL, StatusTTL: caches.StatusTTL, ConnectionTTL: caches.ConnectionTTL, SessionTTL: caches.SessionTTL,
@@ -234,6 +238,7 @@ func settings() []setting {
 		{flag: "advertise-url", usage: "cluster mode: the base URL the other replicas reach this replica's API at, e.g. http://10.0.0.5:4000", value: func(c *Config) any { return &c.AdvertiseURL }},
 		{flag: "cluster-shards", usage: "cluster mode: shards the sessions hash to, fixed per installation (a start with another number is refused)", value: func(c *Config) any { return &c.ClusterShards }, positive: true},
 		{flag: "cluster-lease-ttl", usage: "cluster mode: a replica's member lease in Redis; renewed every TTL/5, the replica fences itself after 0.6 TTL without a renew", value: func(c *Config) any { return &c.ClusterLeaseTTL }, positive: true},
+		{flag: "cluster-handover-rate", usage: "cluster mode: the most shards a replica hands over per second when assignment changes (a join or a leave)", value: func(c *Config) any { return &c.ClusterHandoverRate }, positive: true},
 		{flag: "data-dir", usage: "directory of the SQLite store (wagate.db)", value: func(c *Config) any { return &c.DataDir }},
 		{flag: "store-dsn", secret: true, usage: "postgres://... DSN for the session and device store (default: SQLite in the data dir)", value: func(c *Config) any { return &c.StoreDSN }},
 		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }, positive: true, fills: []string{"session.QRFirst"}},
@@ -533,6 +538,9 @@ func (c Config) validate(name func(setting) string) error {
 	}
 	if c.ClusterShards > cluster.MaxShards {
 		refuse(&c.ClusterShards, "must be at most %d (%d)", cluster.MaxShards, c.ClusterShards)
+	}
+	if c.ClusterHandoverRate > cluster.MaxShards {
+		refuse(&c.ClusterHandoverRate, "must be at most %d (%d)", cluster.MaxShards, c.ClusterHandoverRate)
 	}
 	if c.ClusterLeaseTTL > 0 && c.ClusterLeaseTTL < cluster.MinLeaseTTL {
 		refuse(&c.ClusterLeaseTTL, "must be at least %s (%s)", cluster.MinLeaseTTL, c.ClusterLeaseTTL)

@@ -50,6 +50,8 @@ func TestValidateRefusesEachSettingByItsName(t *testing.T) {
 		{"zero shards", func(c *Config) { c.ClusterShards = 0 }, "WAGATE_CLUSTER_SHARDS: must be positive"},
 		{"too many shards", func(c *Config) { c.ClusterShards = 65537 }, "WAGATE_CLUSTER_SHARDS: must be at most 65536 (65537)"},
 		{"zero lease", func(c *Config) { c.ClusterLeaseTTL = 0 }, "WAGATE_CLUSTER_LEASE_TTL: must be positive"},
+		{"zero handover rate", func(c *Config) { c.ClusterHandoverRate = 0 }, "WAGATE_CLUSTER_HANDOVER_RATE: must be positive"},
+		{"handover rate above the shards", func(c *Config) { c.ClusterHandoverRate = 65537 }, "WAGATE_CLUSTER_HANDOVER_RATE: must be at most 65536 (65537)"},
 		{"short lease", func(c *Config) { c.ClusterLeaseTTL = 500 * time.Millisecond }, "WAGATE_CLUSTER_LEASE_TTL: must be at least 1s (500ms)"},
 		{"zero first QR", func(c *Config) { c.QRFirst = 0 }, "WAGATE_QR_FIRST_TIMEOUT: must be positive"},
 		{"negative next QR", func(c *Config) { c.QRNext = -time.Second }, "WAGATE_QR_TIMEOUT: must be positive"},
