@@ -134,6 +134,7 @@ func newForwarder(log *slog.Logger) *forwarder {
 			pr.Out.Header.Set(HopHeader, "1")
 		},
 		Transport:    transport,
+		BufferPool:   copyBuffers{},
 		ErrorHandler: f.failed,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -218,3 +219,11 @@ type readCloser struct {
 	io.Reader
 	io.Closer
 }
+
+// copyBuffers recycles the proxy's 32 KiB copy buffers (one per forwarded request otherwise).
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
