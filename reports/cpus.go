@@ -37,6 +37,19 @@ type Generator struct {
 	Reason       string `json:"reason,omitempty"`
 }
 
+// CoreWait is what the scheduler accounted to the process on the gateway's CPU set (the gateway,
+// or a floor entry's server) over the run: the time its threads ran and the time they were
+// runnable but waited for a CPU. A process that waited more than it ran did not have its core
+// (other processes shared it): its latency and CPU figures measure the machine, not the gateway.
+type CoreWait struct {
+	Process     string  `json:"process"`
+	RunSeconds  float64 `json:"run_seconds"`
+	WaitSeconds float64 `json:"wait_seconds"`
+	// Valid is false when it did not have its core; Reason says so.
+	Valid  bool   `json:"valid"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // cpuLines describes a report's CPU sets, load and load generator for report.md, or nothing
 // when the report predates them.
 func cpuLines(env Environment) []string {
@@ -69,6 +82,15 @@ func cpuLines(env Environment) []string {
 		}
 		lines = append(lines, l)
 	}
+	if w := env.GatewayCore; w != nil {
+		l := fmt.Sprintf("%s's threads ran %s s and waited %s s for a CPU", w.Process, formatValue(w.RunSeconds, ""), formatValue(w.WaitSeconds, ""))
+		if w.Valid {
+			l += ": it had its core"
+		} else {
+			l += "; **not valid for latency and CPU targets**: " + w.Reason
+		}
+		lines = append(lines, l)
+	}
 	return lines
 }
 
@@ -82,6 +104,9 @@ func latencyInvalid(e *Entry) string {
 	for _, r := range e.Reports {
 		if g := r.Environment.Generator; g != nil && !g.LatencyValid {
 			return "not valid: " + g.Reason
+		}
+		if w := r.Environment.GatewayCore; w != nil && !w.Valid {
+			return "not valid: " + w.Reason
 		}
 	}
 	return ""

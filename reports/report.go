@@ -155,6 +155,8 @@ type Environment struct {
 	CPUSets     *CPUSets     `json:"cpu_sets,omitempty"`
 	LoadAverage *LoadAverage `json:"load_average,omitempty"`
 	Generator   *Generator   `json:"generator,omitempty"`
+	// GatewayCore is the scheduler's accounting of the process on the gateway's CPU set (cpus.go).
+	GatewayCore *CoreWait `json:"gateway_core,omitempty"`
 }
 
 // SeriesPoint is one SeriesInterval of the run. Rates are per minute over the interval; gauges are

@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -87,6 +88,38 @@ func TestScaleTargetsAreCheckedOnTheBenchScaleEntry(t *testing.T) {
 				if row.Status != want || row.Where != SessionScaleEntry {
 					t.Errorf("%s: %s (%s) at %q, want %s", row.Name, row.Status, row.Measured, row.Where, want)
 				}
+			}
+		})
+	}
+}
+
+// A gateway that did not have its core (its threads waited for a CPU more than they ran) measured
+// the machine: its latency rows say they are not valid, and the entry's lines say how long it
+// waited.
+func TestALatencyTargetSaysWhenTheGatewayDidNotHaveItsCore(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		core     *CoreWait
+		wantNote bool
+	}{
+		{"no accounting (an older report)", nil, false},
+		{"its own core", &CoreWait{Process: "gateway", RunSeconds: 60, WaitSeconds: 2, Valid: true}, false},
+		{"a shared core", &CoreWait{Process: "gateway", RunSeconds: 20, WaitSeconds: 94, Reason: "the gateway's threads waited for a CPU 82% of the time they could run (limit 50%): other processes shared its core"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := sampleBench(t)
+			scale := &res.Entries[len(res.Entries)-1]
+			scale.Reports[0].Environment.GatewayCore = tc.core
+			for _, target := range res.Targets() {
+				spec := specNamed(t, target.Name)
+				got := strings.Contains(target.Measured, "not valid: the gateway's threads waited")
+				if want := tc.wantNote && spec.Latency && target.Measured != ""; got != want {
+					t.Errorf("%s: measured %q, note %v, want %v", target.Name, target.Measured, got, want)
+				}
+			}
+			lines := strings.Join(cpuLines(scale.Reports[0].Environment), "\n")
+			if tc.core != nil && !strings.Contains(lines, "gateway's threads ran") {
+				t.Errorf("the entry's lines do not say how long the gateway waited: %q", lines)
 			}
 		})
 	}

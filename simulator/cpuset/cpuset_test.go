@@ -2,9 +2,11 @@ package cpuset
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestResolveSplitsTheMachineOrSaysWhatIsWrong(t *testing.T) {
@@ -116,5 +118,54 @@ func TestALoadGeneratorAboveNinetyPercentOfItsCoresInvalidatesLatency(t *testing
 				t.Errorf("reason %q does not say why", reason)
 			}
 		})
+	}
+}
+
+func TestSchedstatLines(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want Sched
+		ok   bool
+	}{
+		{"7413059 79696577 84\n", Sched{Run: 7413059, Wait: 79696577}, true},
+		{"0 0 0", Sched{}, true},
+		{"123", Sched{}, false},
+		{"a b c", Sched{}, false},
+		{"-1 5 1", Sched{}, false},
+	} {
+		got, err := ParseSchedstat(tc.line)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("%q: %+v %v, want %+v ok %v", tc.line, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// The gateway (or the floor) had its core unless it waited for a CPU more than it ran.
+func TestTheGatewayHadItsCoreUnlessItWaitedMoreThanItRan(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		run, wait time.Duration
+		valid     bool
+	}{
+		{"never ran (no accounting)", 0, 0, true},
+		{"its own core: little wait", 10 * time.Second, 300 * time.Millisecond, true},
+		{"as long waiting as running", 5 * time.Second, 5 * time.Second, true},
+		{"a shared core: waited more than it ran", 2 * time.Second, 9 * time.Second, false},
+	} {
+		valid, reason := CoreValidity("gateway", Sched{Run: tc.run, Wait: tc.wait})
+		if valid != tc.valid || (reason == "") != tc.valid {
+			t.Errorf("%s: valid %v (%q), want %v", tc.name, valid, reason, tc.valid)
+		}
+	}
+}
+
+// A live process's accounting is read from /proc: this test's own threads ran.
+func TestReadSchedOfThisProcess(t *testing.T) {
+	s, err := ReadSched(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc schedstat here: %v", err)
+	}
+	if s.Run <= 0 {
+		t.Errorf("this process ran %v", s.Run)
 	}
 }

@@ -3,6 +3,7 @@ package run
 import (
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,11 @@ type cpuRun struct {
 
 	mu        sync.Mutex
 	processes map[string]string // process -> CPU list read back from the kernel
+	// core is the process on the gateway's CPU set (the gateway, or the floor), its pid and its
+	// scheduler accounting when it was pinned: a restarted one starts again.
+	core      string
+	corePID   int
+	coreStart cpuset.Sched
 }
 
 // activeCPUs is the run in progress (nil outside a run). Children started by startChild and
@@ -73,6 +79,10 @@ func pinChild(name string, pid int) {
 	}
 	c.mu.Lock()
 	c.processes[name] = cpuset.Format(had)
+	if slices.Equal(ids, c.assignment.Gateway) {
+		c.core, c.corePID = name, pid
+		c.coreStart, _ = cpuset.ReadSched(pid)
+	}
 	c.mu.Unlock()
 }
 
@@ -97,6 +107,16 @@ func describeCPUs(env *reports.Environment) {
 		}
 	}
 	env.CPUSets = sets
+	c.mu.Lock()
+	core, pid, start := c.core, c.corePID, c.coreStart
+	c.mu.Unlock()
+	if pid > 0 {
+		if now, err := cpuset.ReadSched(pid); err == nil {
+			d := now.Sub(start)
+			valid, reason := cpuset.CoreValidity(core, d)
+			env.GatewayCore = &reports.CoreWait{Process: core, RunSeconds: d.Run.Seconds(), WaitSeconds: d.Wait.Seconds(), Valid: valid, Reason: reason}
+		}
+	}
 	if end, err := (procstat.FS{}).LoadAverage(); err == nil {
 		env.LoadAverage = &reports.LoadAverage{Start: c.loadStart, End: end}
 	}
