@@ -111,3 +111,13 @@ func latencyInvalid(e *Entry) string {
 	}
 	return ""
 }
+
+// coreInvalid returns the reason an entry's gateway did not have its core, or "".
+func coreInvalid(e *Entry) string {
+	for _, r := range e.Reports {
+		if w := r.Environment.GatewayCore; w != nil && !w.Valid {
+			return "not valid: " + w.Reason
+		}
+	}
+	return ""
+}

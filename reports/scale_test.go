@@ -124,3 +124,15 @@ func TestALatencyTargetSaysWhenTheGatewayDidNotHaveItsCore(t *testing.T) {
 		})
 	}
 }
+
+// The scale rows of a gateway that did not have its core say so beside their values.
+func TestScaleRowsSayWhenTheGatewayDidNotHaveItsCore(t *testing.T) {
+	r := scaleSeries(10000)
+	r.Environment.GatewayCore = &CoreWait{Process: "gateway", RunSeconds: 20, WaitSeconds: 94, Reason: "the gateway's threads waited"}
+	res := &Results{Entries: []Entry{{BenchEntry: BenchEntry{Name: SessionScaleEntry}, Reports: []*Report{r}}}}
+	for _, row := range res.Targets()[len(DesignTargets):] {
+		if !strings.HasSuffix(row.Measured, "(not valid: the gateway's threads waited)") {
+			t.Errorf("%s: measured %q", row.Name, row.Measured)
+		}
+	}
+}

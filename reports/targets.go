@@ -216,6 +216,9 @@ func (res *Results) check(spec TargetSpec) Target {
 		if v, found := e.Median(spec.Figure); found {
 			t.Measured = spec.Figure.Format(v)
 			t.Status = passFail(spec.Bound.Holds(v))
+			if why := coreInvalid(e); why != "" {
+				t.Measured += " (" + why + ")"
+			}
 		}
 	case CapacitySearch:
 		t.Measured = "run `make bench-capacity`"
