@@ -195,8 +195,9 @@ func (n *clusterNode) start(ctx context.Context) error {
 
 // join makes a new incarnation of this replica a member.
 func (n *clusterNode) join(ctx context.Context) (*cluster.Member, error) {
+	// Fencing is handled where Member.Run returns (keepMembership): OnFenced also runs for a
+	// clean Leave, which is no fencing to count or alert on.
 	m, err := n.store.Join(ctx, n.name, n.addr, cluster.Callbacks{
-		OnFenced: func(error) { n.metrics.MemberFenced() },
 		OnLost: func(shard int, _ int64) {
 			n.metrics.Lost()
 			// The shard is someone else's now: stop at once, nothing to flush.
@@ -224,6 +225,7 @@ func (n *clusterNode) keepMembership(ctx context.Context, m *cluster.Member) {
 			return
 		}
 		n.ready.Store(false)
+		n.metrics.MemberFenced()
 		n.log.Warn("cluster: this replica was fenced; dropping its sessions and joining again", "member", m.ID(), "err", err)
 		if _, err := n.manager.Drop(ctx, func(string) bool { return true }, false); err != nil {
 			n.log.Warn("cluster: dropping the sessions after fencing", "err", err)

@@ -340,6 +340,9 @@ func TestClusterReplicasRunEachSessionOnceThroughMovesCutsAndKills(t *testing.T)
 	recordVersions("after gw-3 joined")
 	left := time.Now()
 	gw3.stop(t, true)
+	if v := gw1.metric(t, "wagate_cluster_member_fenced_total"); v != "0" {
+		t.Errorf("gw-1 counted %q fencings; it was never fenced", v)
+	}
 	allConnectedOn("gw-1 to take gw-3's sessions after its SIGTERM", gw1, ids)
 	t.Logf("gw-1 ran every session %v after gw-3's SIGTERM", time.Since(left).Round(time.Millisecond))
 	recordVersions("after gw-3 left")
