@@ -700,12 +700,29 @@ func checkUnknownEnv(environ []string, all []setting) error {
 	return nil
 }
 
-// nearest returns the candidate with the smallest edit distance to name; on ties, the one sharing
-// the longest prefix with it (WAGATE_REDIS: WAGATE_REDIS_URL, not WAGATE_ADDR).
+// nearest returns the candidate name most likely meant, comparing names without case, _ and -
+// (batchSize is batch_size): the shortest candidate that contains name (ttl: cache_ttl_qr), else
+// the one with the smallest edit distance; on ties, the one sharing the longest prefix with it
+// (WAGATE_REDIS: WAGATE_REDIS_URL, not WAGATE_ADDR).
 func nearest(name string, candidates []string) string {
+	norm := func(s string) string {
+		return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s))
+	}
+	n := norm(name)
+	if len(n) >= 3 {
+		contains := ""
+		for _, c := range candidates {
+			if nc := norm(c); strings.Contains(nc, n) && (contains == "" || len(nc) < len(norm(contains))) {
+				contains = c
+			}
+		}
+		if contains != "" {
+			return contains
+		}
+	}
 	best, bestDist, bestPrefix := "", -1, 0
 	for _, c := range candidates {
-		d, p := editDistance(name, c), commonPrefix(name, c)
+		d, p := editDistance(n, norm(c)), commonPrefix(name, c)
 		if bestDist < 0 || d < bestDist || (d == bestDist && p > bestPrefix) {
 			best, bestDist, bestPrefix = c, d, p
 		}
