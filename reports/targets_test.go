@@ -119,3 +119,37 @@ func TestTheGatewaysCPUPerRequestIsComparedWithTheFloorsInTheSameBench(t *testin
 		})
 	}
 }
+
+func TestABenchBelowTheTargetScaleShowsItsFiguresButJudgesNoScaleTarget(t *testing.T) {
+	res := sampleBench(t)
+	// bench-quick and bench-real-laravel: their largest batch entry has 20 users.
+	res.Bench.SeedTable.Scale = ""
+	for i := range res.Entries {
+		for _, r := range res.Entries[i].Reports {
+			r.Scenario.Users = 20
+		}
+	}
+	for _, target := range res.Targets() {
+		spec := specNamed(t, target.Name)
+		atScale := spec.Scope == AtScale || spec.Scope == ScaleVsLegacy || spec.Scope == VsFloor
+		if !atScale {
+			continue
+		}
+		if target.Status != "not measured" {
+			t.Errorf("%s: status %q at 20 users, want not measured (the target is set at 1000)", target.Name, target.Status)
+		}
+		if !strings.Contains(target.Measured, "only 20 users here") {
+			t.Errorf("%s: measured %q, want it to say the bench ran 20 users", target.Name, target.Measured)
+		}
+	}
+	// At the target scale the same figures are judged.
+	judged := 0
+	for _, target := range sampleBench(t).Targets() {
+		if spec := specNamed(t, target.Name); spec.Scope == AtScale && target.Status != "not measured" {
+			judged++
+		}
+	}
+	if judged == 0 {
+		t.Error("at 1000 users no target measured at scale was judged")
+	}
+}
