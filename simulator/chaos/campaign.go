@@ -311,6 +311,7 @@ func runSchedule(ctx context.Context, o Options, e Entry, s Schedule) (Observati
 	} else {
 		obs.Sessions, obs.Lost, obs.Stale, obs.GatewayMismatches = oc.Sessions, oc.Lost, oc.Stale, oc.GatewayMismatches
 		obs.Mismatches, obs.GatewayAnswered, obs.DeadLettersError = oc.Mismatches, oc.GatewayAnswered, oc.DeadLettersError
+		obs.Messages = messageObservation(oc.Messages)
 		for _, d := range oc.DeadLetters {
 			obs.DeadLetters = append(obs.DeadLetters, d.SessionID)
 			if !slices.Contains(obs.DeadLetterReasons, d.Reason) && len(obs.DeadLetterReasons) < 3 {

@@ -38,6 +38,8 @@ type Observation struct {
 	Slowest     string
 	Recoveries  int
 	Unrecovered []string
+	// Messages is the customers' messages' ground truth (zero when none were written).
+	Messages MessageObservation
 	// StormPeak is the highest Laravel request rate (requests/s) of a series interval that
 	// overlaps a fault; Baseline the mean rate of the intervals that overlap none (0 when none).
 	StormPeak, Baseline float64
@@ -113,6 +115,7 @@ func Check(o Observation, b Bounds) Verdict {
 	if o.Lost > 0 && !refusedAway(o) {
 		fail(InvLost, "%d of %d sessions end in Laravel in another state than in the gateway%s", o.Lost, o.Sessions, examples())
 	}
+	v = append(v, checkMessages(o)...)
 	if o.Stale > 0 {
 		fail(InvStale, "%d of %d sessions had an older state overwrite a newer one in Laravel%s", o.Stale, o.Sessions, examples())
 	}

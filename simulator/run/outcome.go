@@ -35,6 +35,8 @@ type Outcome struct {
 	DeadLettersError string `json:"dead_letters_error,omitempty"`
 	// GatewayDied is true when the gateway process exited on its own during the run.
 	GatewayDied bool `json:"gateway_died,omitempty"`
+	// Messages is the customers' messages' ground truth (runs where customers wrote).
+	Messages *truth.MessagesTruth `json:"messages,omitempty"`
 }
 
 // DeadLetter is one event the gateway gave up on.
@@ -98,6 +100,9 @@ func (r *runner) deadLetters(ctx context.Context) ([]DeadLetter, error) {
 func (r *runner) writeOutcome(ctx context.Context, t truth.Truth, gatewayAnswered bool) error {
 	o := Outcome{Sessions: t.Sessions, Lost: t.Lost, Stale: t.Stale, GatewayMismatches: t.GatewayMismatches,
 		Mismatches: t.Mismatches, GatewayAnswered: gatewayAnswered, GatewayDied: r.gatewayDied.Load()}
+	if mt, ok := r.phones.messages.Result(); ok && mt.Written > 0 {
+		o.Messages = &mt
+	}
 	if r.f.Gateway.Mode == "batch" && !o.GatewayDied {
 		dls, err := r.deadLetters(ctx)
 		if err != nil {

@@ -115,6 +115,10 @@ func (p *phones) poll(ctx context.Context) error {
 		case fakewa.EventLoggedOut, fakewa.EventReplaced:
 			delete(p.online, e.JID)
 			p.ended[e.JID] = true
+		case fakewa.EventDeviceReceipt:
+			if p.messages != nil && e.From != "" && e.Detail != "retry" {
+				p.messages.Acked(e.MessageID)
+			}
 		case fakewa.EventReceiptSent:
 			if p.messages != nil {
 				status := laravel.ReceiptDelivered

@@ -14,7 +14,10 @@ import (
 // session (in the order written, per chat) and every receipt fakewa sent for a message the
 // gateway sent, compared at the end with what Laravel stored.
 //
-//   - A lost message is one fakewa accepted that Laravel does not hold once the run drained.
+//   - A lost message is one the gateway acknowledged to WhatsApp (its device's delivery receipt:
+//     from then on the gateway promised to keep it) that Laravel does not hold once the run
+//     drained. A message the device never acknowledged (held for a device that was then logged
+//     out, or refused and never delivered again) is not the gateway's to lose.
 //   - A duplicated message is one Laravel received more than once (its deliveries > 1): the
 //     contract's upsert keeps one row, but the gateway sent it again.
 //   - A message out of order is one Laravel numbered (sequence) before a message the same
@@ -27,6 +30,9 @@ type Messages struct {
 	written  map[string][]Written // by session
 	order    []string             // sessions in first-write order
 	receipts map[string]time.Time // message id + "/" + status -> when fakewa sent it
+	acked    map[string]bool      // messages the gateway's device acknowledged to fakewa
+	// result is Finish's verdict, once it ran.
+	result *MessagesTruth
 }
 
 // Written is one message a phone wrote.
@@ -54,7 +60,7 @@ type StoredReceipt struct {
 
 // NewMessages returns an empty message ledger.
 func NewMessages() *Messages {
-	return &Messages{written: map[string][]Written{}, receipts: map[string]time.Time{}}
+	return &Messages{written: map[string][]Written{}, receipts: map[string]time.Time{}, acked: map[string]bool{}}
 }
 
 // Wrote records a message fakewa accepted from a phone, in the order the phone wrote it.
@@ -65,6 +71,13 @@ func (m *Messages) Wrote(w Written) {
 		m.order = append(m.order, w.SessionID)
 	}
 	m.written[w.SessionID] = append(m.written[w.SessionID], w)
+}
+
+// Acked records that the gateway's device acknowledged a phone's message to fakewa.
+func (m *Messages) Acked(messageID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.acked[messageID] = true
 }
 
 // ReceiptSent records that fakewa sent a receipt (delivered or read) of a message the gateway sent.
@@ -91,6 +104,8 @@ func (m *Messages) WrittenCount() int {
 // MessageVerdict is the comparison of one session's written messages with Laravel's rows.
 type MessageVerdict struct {
 	Written, Lost, Duplicated, OutOfOrder int
+	// Unacknowledged are messages Laravel does not hold that the gateway never acknowledged.
+	Unacknowledged int
 	// Delays are, per message Laravel stored, the time from written to stored.
 	Delays []time.Duration
 	// Problems names a few of the messages lost, duplicated or out of order.
@@ -98,8 +113,9 @@ type MessageVerdict struct {
 }
 
 // JudgeMessages compares the messages written to one session (in the order written) with the
-// rows Laravel stored for it: a pure function.
-func JudgeMessages(written []Written, stored []Stored) MessageVerdict {
+// rows Laravel stored for it, given which ones the gateway acknowledged to WhatsApp: a pure
+// function.
+func JudgeMessages(written []Written, stored []Stored, acked func(messageID string) bool) MessageVerdict {
 	v := MessageVerdict{Written: len(written)}
 	byID := make(map[string]Stored, len(stored))
 	for _, s := range stored {
@@ -115,6 +131,10 @@ func JudgeMessages(written []Written, stored []Stored) MessageVerdict {
 	lastSeq := map[string]int64{}
 	for _, w := range written {
 		s, ok := byID[w.MessageID]
+		if !ok && !acked(w.MessageID) {
+			v.Unacknowledged++
+			continue
+		}
 		if !ok {
 			v.Lost++
 			note("%s lost (written %s)", w.MessageID, w.At.Format(time.RFC3339Nano))
@@ -137,8 +157,26 @@ func JudgeMessages(written []Written, stored []Stored) MessageVerdict {
 
 // MessagesTruth is the run's message verdict.
 type MessagesTruth struct {
-	Written, Lost, Duplicated, OutOfOrder int64
-	Problems                              []string
+	Written    int64 `json:"written"`
+	Lost       int64 `json:"lost"`
+	Duplicated int64 `json:"duplicated"`
+	OutOfOrder int64 `json:"out_of_order"`
+	// Unacknowledged are messages neither stored nor acknowledged by the gateway (not judged).
+	Unacknowledged int64 `json:"unacknowledged,omitempty"`
+	// Sessions are the sessions with a message lost, duplicated or out of order.
+	Sessions []string `json:"sessions,omitempty"`
+	// Problems names a few of those messages.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Result is Finish's verdict; false before Finish ran.
+func (m *Messages) Result() (MessagesTruth, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.result == nil {
+		return MessagesTruth{}, false
+	}
+	return *m.result, true
 }
 
 // Finish judges every session's messages against Laravel's rows (all sessions') and the
@@ -155,11 +193,15 @@ func (m *Messages) Finish(reg *metrics.Registry, stored []Stored, receipts []Sto
 	var t MessagesTruth
 	for _, id := range m.order {
 		ws := m.written[id]
-		v := JudgeMessages(ws, bySession[id])
+		v := JudgeMessages(ws, bySession[id], func(id string) bool { return m.acked[id] })
 		t.Written += int64(v.Written)
 		t.Lost += int64(v.Lost)
 		t.Duplicated += int64(v.Duplicated)
 		t.OutOfOrder += int64(v.OutOfOrder)
+		t.Unacknowledged += int64(v.Unacknowledged)
+		if v.Lost+v.Duplicated+v.OutOfOrder > 0 {
+			t.Sessions = append(t.Sessions, id)
+		}
 		for _, p := range v.Problems {
 			if len(t.Problems) < 10 {
 				t.Problems = append(t.Problems, id+": "+p)
@@ -185,6 +227,8 @@ func (m *Messages) Finish(reg *metrics.Registry, stored []Stored, receipts []Sto
 	reg.Add("messages_lost", float64(t.Lost), nil)
 	reg.Add("messages_duplicated", float64(t.Duplicated), nil)
 	reg.Add("messages_out_of_order", float64(t.OutOfOrder), nil)
+	reg.Add("messages_unacknowledged", float64(t.Unacknowledged), nil)
 	slices.Sort(t.Problems)
+	m.result = &t
 	return t
 }

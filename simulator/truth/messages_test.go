@@ -14,6 +14,7 @@ func TestJudgeMessages(t *testing.T) {
 		return Stored{SessionID: "s", MessageID: id, Chat: chat, Sequence: seq, Deliveries: deliveries, StoredAt: t0.Add(time.Duration(s) * time.Second)}
 	}
 	written := []Written{w("a", "c1", 0), w("b", "c1", 1), w("x", "c2", 1), w("c", "c1", 2)}
+	all := func(string) bool { return true }
 	for _, c := range []struct {
 		name                       string
 		stored                     []Stored
@@ -27,14 +28,19 @@ func TestJudgeMessages(t *testing.T) {
 		{"nothing stored", nil, 4, 0, 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			v := JudgeMessages(written, c.stored)
+			v := JudgeMessages(written, c.stored, all)
 			if v.Written != 4 || v.Lost != c.lost || v.Duplicated != c.dup || v.OutOfOrder != c.outOfOrder || len(v.Delays) != c.got {
 				t.Fatalf("got written %d lost %d dup %d out of order %d delays %d, want 4 %d %d %d %d (%v)",
 					v.Written, v.Lost, v.Duplicated, v.OutOfOrder, len(v.Delays), c.lost, c.dup, c.outOfOrder, c.got, v.Problems)
 			}
 		})
 	}
-	if v := JudgeMessages(written[:1], []Stored{st("a", "c1", 1, 1, 3)}); v.Delays[0] != 3*time.Second {
+	// A message the gateway never acknowledged (a device logged out while fakewa held it) is not
+	// lost when Laravel lacks it; one it acknowledged is.
+	if v := JudgeMessages(written, nil, func(id string) bool { return id == "b" }); v.Lost != 1 || v.Unacknowledged != 3 {
+		t.Fatalf("lost %d unacknowledged %d, want 1 (b, acknowledged) and 3", v.Lost, v.Unacknowledged)
+	}
+	if v := JudgeMessages(written[:1], []Stored{st("a", "c1", 1, 1, 3)}, all); v.Delays[0] != 3*time.Second {
 		t.Fatalf("delay %v, want written -> stored = 3s", v.Delays[0])
 	}
 }
