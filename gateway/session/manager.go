@@ -414,6 +414,10 @@ func (m *Manager) Stop(ctx context.Context, id string) (Info, error) {
 		return Info{}, ErrNotFound
 	}
 	s.mu.Lock()
+	if !m.holds(s) {
+		s.mu.Unlock()
+		return Info{}, ErrNotOwner
+	}
 	conn := m.detachConn(s)
 	m.stopQR(s)
 	switch s.status {
@@ -439,6 +443,12 @@ func (m *Manager) Logout(ctx context.Context, id string) (Info, error) {
 		return Info{}, ErrNotFound
 	}
 	s.mu.Lock()
+	if !m.holds(s) {
+		// Cluster mode: another replica holds the session now; unlinking or forgetting its
+		// device here would log out the device the holder runs.
+		s.mu.Unlock()
+		return Info{}, ErrNotOwner
+	}
 	conn := m.detachConn(s)
 	deviceID := s.deviceID
 	m.stopQR(s)

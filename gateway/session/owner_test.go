@@ -124,6 +124,14 @@ func TestClusterASessionOfAShardNotHeldIsNeitherStartedNorReported(t *testing.T)
 		r.driver.Conn("s1").Scan()
 		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
 		owner.lose("s1") // taken over behind this replica's back
+		for name, call := range map[string]func(context.Context, string) (session.Info, error){"stop": r.m.Stop, "logout": r.m.Logout} {
+			if _, err := call(context.Background(), "s1"); !errors.Is(err, session.ErrNotOwner) {
+				t.Fatalf("%s of a session whose shard was lost: %v, want ErrNotOwner", name, err)
+			}
+		}
+		if c := r.driver.Conn("s1"); c.Logouts() != 0 || !r.driver.HasDevice(c.DeviceID()) {
+			t.Fatal("a replica that lost the shard logged the device out or forgot it")
+		}
 		r.driver.Conn("s1").DropAndStayDown()
 		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
 		if rec, _ := r.store.Record("s1"); rec.Status != laravel.StatusConnected {
