@@ -27,7 +27,7 @@ function exponential(perHour) {
 }
 
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
-// [min,max], sessionLifetime: [min,max] (seconds), logoutAtEnd, messagesPerMinute,
+// [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd, messagesPerMinute,
 // dropsPerHour, replacedPerHour, remoteLogoutsPerHour, pollsInline}. With pollsInline the account's
 // own VU polls its status once after the start and every statusPollInterval while the session
 // lives (one poller per account, as the YAML users' pollers: 1), instead of poller VUs of their own.
@@ -38,8 +38,17 @@ export function user(b) {
   wagate.startSession(id);
   // The app's status page polls as soon as the session starts (the YAML users' pollers do too).
   if (b.pollsInline) wagate.pollStatus(id);
+  // The person scans the code Laravel shows scanDelay after it appears; a missed scan (one in
+  // 1 - scanSuccess) waits for the next code, as the YAML users do.
+  const giveUp = `${b.giveUpAfter || 90}s`;
+  const scanSuccess = b.scanSuccess === undefined ? 1 : b.scanSuccess;
+  let shown = wagate.waitQR(id, giveUp);
   sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
-  wagate.pair(id, `${b.giveUpAfter || 90}s`);
+  while (Math.random() >= scanSuccess) {
+    shown = wagate.waitQR(id, giveUp, wagate.laravelQR(id) || shown);
+    sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
+  }
+  wagate.pair(id, giveUp);
   let left = uniform(b.sessionLifetime[0], b.sessionLifetime[1]);
   let nextMsg = b.messagesPerMinute > 0 ? exponential(b.messagesPerMinute * 60) : Infinity;
   let nextDrop = exponential(b.dropsPerHour || 0);

@@ -9,6 +9,7 @@ export const behaviour = {
   users: 100,
   startDelayMax: 20,
   scanDelay: [2, 6],
+  scanSuccess: 0.95,
   giveUpAfter: 90,
   sessionLifetime: [3600, 3600],
   logoutAtEnd: 0,

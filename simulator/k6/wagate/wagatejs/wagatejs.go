@@ -146,7 +146,8 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		return rt.ToValue(map[string]any{"id": s.ID, "phone": s.Phone, "status": s.Status, "httpStatus": s.HTTPStatus})
 	})
 	set("waitQR", func(c goja.FunctionCall) goja.Value {
-		qr, err := driver().WaitQR(vu.Context(), str(c.Argument(0)), "", duration(c.Argument(1), 60*time.Second), vu.SampleTags())
+		// waitQR(id, [timeout], [previous]): a code other than previous (a missed scan waits for the next).
+		qr, err := driver().WaitQR(vu.Context(), str(c.Argument(0)), str(c.Argument(2)), duration(c.Argument(1), 60*time.Second), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(qr)
 	})
