@@ -10,11 +10,11 @@ import (
 
 // FencedRegistryRefused is wagate_cluster_fenced_writes_total's where label of a registry write
 // the database's conditional upsert refused; the session layer's own labels are
-// session.FencedEvent, FencedRegistry and FencedConnect.
+// session.FencedEvent, FencedRegistry, FencedConnect and FencedLogout.
 const FencedRegistryRefused = "registry_refused"
 
 // fencedWhere are the where labels created at 0.
-var fencedWhere = []string{session.FencedEvent, session.FencedRegistry, session.FencedConnect, FencedRegistryRefused}
+var fencedWhere = []string{session.FencedEvent, session.FencedRegistry, session.FencedConnect, session.FencedLogout, FencedRegistryRefused}
 
 // ClusterMetrics are cluster mode's metrics (wagate_cluster_*). Register them with
 // RegisterCluster; every series exists at 0 from the start.
@@ -55,7 +55,7 @@ func (m *Metrics) RegisterCluster() *ClusterMetrics {
 		}),
 		fencedWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_cluster_fenced_writes_total",
-			Help: "Writes refused because a newer epoch holds the session's shard, by where: event (not emitted), registry (not written), registry_refused (the registry's conditional upsert refused it), connect (a reconnect to WhatsApp refused by the fence check).",
+			Help: "Writes refused because a newer epoch holds the session's shard, by where: event (not emitted), registry (not written), registry_refused (the registry's conditional upsert refused it), connect (a reconnect to WhatsApp refused by the fence check), logout (a logout refused by it).",
 		}, []string{"where"}),
 		takeover: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "wagate_cluster_takeover_seconds",

@@ -52,7 +52,8 @@ func TestClusterMetricsStartAtZeroAndCount(t *testing.T) {
 	check("at start", map[string]float64{
 		"wagate_cluster_fenced_writes_total{where=event}": 0, "wagate_cluster_fenced_writes_total{where=registry}": 0,
 		"wagate_cluster_fenced_writes_total{where=registry_refused}": 0, "wagate_cluster_fenced_writes_total{where=connect}": 0,
-		"wagate_cluster_shard_claims_total": 0, "wagate_cluster_shard_losses_total": 0, "wagate_cluster_shard_handoffs_total": 0,
+		"wagate_cluster_fenced_writes_total{where=logout}": 0,
+		"wagate_cluster_shard_claims_total":                0, "wagate_cluster_shard_losses_total": 0, "wagate_cluster_shard_handoffs_total": 0,
 		"wagate_cluster_member_fenced_total": 0, "wagate_cluster_members": 0, "wagate_cluster_shards_held": 0,
 		"wagate_cluster_takeover_seconds": 0,
 	})

@@ -442,6 +442,9 @@ func (m *Manager) Logout(ctx context.Context, id string) (Info, error) {
 	if s == nil {
 		return Info{}, ErrNotFound
 	}
+	if err := m.fenceLogout(ctx, id); err != nil {
+		return Info{}, err
+	}
 	s.mu.Lock()
 	if !m.holds(s) {
 		// Cluster mode: another replica holds the session now; unlinking or forgetting its

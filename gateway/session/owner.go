@@ -35,6 +35,9 @@ const (
 	// FencedConnect: a (re)connect to WhatsApp refused because the shard's holder or epoch in
 	// Redis is no longer this replica's.
 	FencedConnect = "connect"
+	// FencedLogout: a logout refused by the same check (it would unlink or forget the device the
+	// shard's new holder runs).
+	FencedLogout = "logout"
 )
 
 // fenceTimeout bounds the Redis round trip of the fence check before a connect.
@@ -137,6 +140,32 @@ func (m *Manager) fenceStart(ctx context.Context, s *session) (info Info, done b
 		return Info{}, true, ErrNotOwner
 	}
 	return Info{}, false, nil
+}
+
+// fenceLogout checks in Redis, in cluster mode, that this replica still holds session id's shard
+// before a logout, which cannot be undone and which versions cannot fence: a replica that lost the
+// shard without noticing yet (paused, cut from Redis) would unlink or forget the device the new
+// holder runs. Nil in single-process mode.
+func (m *Manager) fenceLogout(ctx context.Context, id string) error {
+	if m.owner == nil {
+		return nil
+	}
+	shard, epoch, ok := m.owner.Epoch(id)
+	if !ok {
+		return ErrNotOwner
+	}
+	fctx, cancel := context.WithTimeout(ctx, fenceTimeout)
+	defer cancel()
+	held, err := m.owner.Fence(fctx, shard, epoch)
+	if err != nil {
+		return fmt.Errorf("session %s: fence check before logging out: %w", id, err)
+	}
+	if !held {
+		m.fenced(FencedLogout)
+		m.log.Warn("not logging out: the session's shard is no longer this replica's", "session_id", id, "shard", shard, "epoch", epoch)
+		return ErrNotOwner
+	}
+	return nil
 }
 
 // reconnectLater reconnects paired s after delay when nothing else touched it meanwhile (cluster

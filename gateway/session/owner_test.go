@@ -273,3 +273,37 @@ func TestClusterDropThenAdopt(t *testing.T) {
 		}
 	})
 }
+
+// A logout cannot be undone and versions cannot fence it: before one, the manager asks Redis
+// whether the shard is still its own; refused (a replica that lost the shard without noticing
+// yet), the device stays linked and its data kept.
+func TestClusterLogoutIsFenced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		owner := newOwner()
+		r := clusterRig(t, owner)
+		defer r.close()
+		owner.hold("s1", 500)
+		r.start("s1")
+		c := r.driver.Conn("s1")
+		c.Scan()
+		synctest.Wait()
+		owner.mu.Lock()
+		owner.refuse = true
+		owner.mu.Unlock()
+		if _, err := r.m.Logout(context.Background(), "s1"); !errors.Is(err, session.ErrNotOwner) {
+			t.Fatalf("logout refused by the fence: %v, want ErrNotOwner", err)
+		}
+		if c.Logouts() != 0 || !r.driver.HasDevice(c.DeviceID()) || !r.info("s1").Connected {
+			t.Fatalf("a fenced logout touched the device: logouts %d, device kept %v, %+v", c.Logouts(), r.driver.HasDevice(c.DeviceID()), r.info("s1"))
+		}
+		if got := owner.fencedWrites(); !slices.Equal(got, []string{session.FencedLogout}) {
+			t.Fatalf("fenced writes %q", got)
+		}
+		owner.mu.Lock()
+		owner.refuse = false
+		owner.mu.Unlock()
+		if info, err := r.m.Logout(context.Background(), "s1"); err != nil || info.Status != laravel.StatusLoggedOut {
+			t.Fatalf("logout by the holder: %+v %v", info, err)
+		}
+	})
+}
