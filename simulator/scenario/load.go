@@ -461,8 +461,8 @@ func (f *File) finish(root *yaml.Node, bad *invalid) {
 		if flt.faultKinds() != 1 {
 			bad.add(file, line, field, "give exactly one of laravel (faults to set) or whatsapp (an action), or process (an action)")
 		}
-		if err := flt.Process.validate(); err != nil {
-			bad.add(file, line, field+".process.action", "%v", err)
+		if key, err := flt.Process.validate(f.Gateway.Replicas); err != nil {
+			bad.add(file, line, field+".process."+key, "%v", err)
 		}
 		if err := flt.Laravel.validate(); err != nil {
 			bad.add(file, line, field+".laravel", "%v", err)
@@ -568,7 +568,7 @@ var exampleRun = GatewayRun{Addr: "127.0.0.1:1", APIToken: "scenario-example-api
 
 // finishGateway decodes the gateway block's settings with gateway/config (over its defaults in
 // batch mode) and validates them as the gateway would with what a run gives it; problems name the
-// gateway's key (gateway.batch_size).
+// gateway's key (gateway.batchSize).
 func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 	g := &f.Gateway
 	file := f.Path
@@ -597,6 +597,18 @@ func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 		bad.add(file, lineOf(root, "gateway", "redis"), "gateway.redis", "%q: use embedded, server or a redis:// URL", g.Redis)
 	case g.Redis != RedisEmbedded:
 		run.RedisURL = g.Redis
+	}
+	switch {
+	case g.Replicas == 0:
+		g.Replicas = 1
+	case g.Replicas < 0 || g.Replicas > MaxReplicas:
+		bad.add(file, lineOf(root, "gateway", "replicas"), "gateway.replicas", "%d is out of range; use 1 to %d gateway processes", g.Replicas, MaxReplicas)
+	case g.Cluster() && g.URL != "":
+		bad.add(file, lineOf(root, "gateway", "replicas"), "gateway.replicas", "the simulator starts replicas itself; an external gateway (gateway.url) is one address")
+	case g.Cluster() && g.Redis == RedisEmbedded:
+		bad.add(file, lineOf(root, "gateway", "replicas"), "gateway.replicas", "%d replicas share one Redis: give redis: server (or a redis:// URL), never the embedded one", g.Replicas)
+	case g.Cluster():
+		run.GatewayID, run.AdvertiseURL, run.StoreDSN = "gateway-1", "http://127.0.0.1:1", "postgres://wagate@127.0.0.1:5/wagate"
 	}
 	if err := g.RunConfig(run).ValidateFile(); err != nil {
 		for _, e := range joined(err) {

@@ -36,11 +36,17 @@ const (
 	// just above its use, an evicting policy (allkeys-lru) and filler writes; then the old settings
 	// come back. What the gateway kept in Redis may be evicted.
 	ProcessRedisEvict = "redis-evict"
+	// ProcessGatewayRollingRestart restarts every gateway replica in turn, as a rolling update
+	// does: SIGTERM to one (it hands its shards over), wait for it to exit, start it again with
+	// the same id, address and stores, wait until it serves and the fault's duration (the pause
+	// between two replicas), then the next.
+	ProcessGatewayRollingRestart = "gateway-rolling-restart"
 )
 
 // ProcessActions lists every process action.
 var ProcessActions = []string{ProcessGatewayKill, ProcessGatewayTerm, ProcessGatewayPause,
-	ProcessRedisRestart, ProcessRedisLose, ProcessRedisPause, ProcessRedisEvict, ProcessHostileClients}
+	ProcessRedisRestart, ProcessRedisLose, ProcessRedisPause, ProcessRedisEvict, ProcessHostileClients,
+	ProcessGatewayRollingRestart}
 
 // ProcessFault is a fault on a process the simulator started: the gateway or redis-server. The
 // fault's duration is the downtime before the process is started again (default 0: at once), the
@@ -48,17 +54,35 @@ var ProcessActions = []string{ProcessGatewayKill, ProcessGatewayTerm, ProcessGat
 type ProcessFault struct {
 	// Action is one of ProcessActions.
 	Action string `yaml:"action"`
+	// Replica is the gateway replica a gateway-kill, gateway-term or gateway-pause acts on, from
+	// 0 (gateway.replicas > 1; default 0, the first).
+	Replica int `yaml:"replica"`
 }
 
-// validate checks the action (nil is valid: no process fault).
-func (p *ProcessFault) validate() error {
+// validate checks the action against the number of gateway replicas (nil is valid: no process
+// fault); key is the field a refusal is about (action or replica).
+func (p *ProcessFault) validate(replicas int) (key string, err error) {
 	if p == nil {
-		return nil
+		return "", nil
 	}
-	if slices.Contains(ProcessActions, p.Action) {
-		return nil
+	if !slices.Contains(ProcessActions, p.Action) {
+		return "action", fmt.Errorf("%q is not a process action; use one of %s", p.Action, strings.Join(ProcessActions, ", "))
 	}
-	return fmt.Errorf("%q is not a process action; use one of %s", p.Action, strings.Join(ProcessActions, ", "))
+	replicas = max(replicas, 1)
+	switch {
+	case p.Action == ProcessGatewayRollingRestart && replicas < 2:
+		return "action", fmt.Errorf("%s needs gateway.replicas of 2 or more (one gateway: use %s)", p.Action, ProcessGatewayTerm)
+	case p.Replica != 0 && !p.OnReplica():
+		return "replica", fmt.Errorf("only %s, %s and %s act on one replica", ProcessGatewayKill, ProcessGatewayTerm, ProcessGatewayPause)
+	case p.Replica < 0 || p.Replica >= replicas:
+		return "replica", fmt.Errorf("%d is not one of the %d gateway replicas (0 to %d)", p.Replica, replicas, replicas-1)
+	}
+	return "", nil
+}
+
+// OnReplica reports whether the action acts on one gateway process (Replica says which).
+func (p *ProcessFault) OnReplica() bool {
+	return p != nil && (p.Action == ProcessGatewayKill || p.Action == ProcessGatewayTerm || p.Action == ProcessGatewayPause)
 }
 
 // OnRedis reports whether the action acts on redis-server.

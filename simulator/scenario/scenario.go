@@ -266,7 +266,7 @@ func (b Behaviour) validate() error {
 }
 
 // Gateway is the gateway under test. Its block is the gateway's own YAML configuration file
-// (gateway -config FILE: the keys of `gateway -help`'s settings table, e.g. batch_interval: 1s),
+// (gateway -config FILE: the keys of `gateway -help`'s settings table, e.g. batchInterval: 1s),
 // decoded and validated by gateway/config, beside three keys of the simulator's: redis, url and
 // token. A run writes the settings to gateway.yaml in its folder and starts bin/gateway with
 // -config; what each run gives the gateway (PerRun: addresses, tokens, the data folder, Redis,
@@ -284,10 +284,22 @@ type Gateway struct {
 	// URL points at an already running gateway instead of starting one (with Token).
 	URL   string `yaml:"url"`
 	Token string `yaml:"token"`
+	// Replicas is how many gateway processes the run starts (default 1). More than one is cluster
+	// mode (docs/cluster.md): the run starts a redis-server (never the embedded one) and a
+	// PostgreSQL server for the shared store, gives each replica its own gateway id, port,
+	// advertise URL and data folder, and puts a round-robin front before them that the users and
+	// the ground truth call (any replica takes any request).
+	Replicas int `yaml:"replicas"`
 }
 
+// MaxReplicas bounds gateway.replicas: every replica is a real process on the gateway's CPU set.
+const MaxReplicas = 8
+
+// Cluster reports whether the run starts several replicas in cluster mode.
+func (g Gateway) Cluster() bool { return g.Replicas > 1 }
+
 // simulatorKeys are the gateway block's keys that are the simulator's, not the gateway's.
-var simulatorKeys = []string{"redis", "url", "token"}
+var simulatorKeys = []string{"redis", "url", "token", "replicas"}
 
 // GatewayRun is what a run gives the gateway it starts besides the scenario's settings.
 type GatewayRun struct {
@@ -296,13 +308,17 @@ type GatewayRun struct {
 	RedisURL string
 	// WADial and WARootPubKey point the gateway at fakewa (test-only settings).
 	WADial, WARootPubKey string
+	// Cluster mode (gateway.replicas > 1): this replica's gateway id and the URL the other
+	// replicas forward to, and the shared Postgres store (StoreDSN).
+	GatewayID, AdvertiseURL, StoreDSN string
 }
 
 // PerRun points at the settings of c a run gives (RunConfig): the gateway receives them in its
 // environment, not in its file, and a scenario cannot set them.
 func PerRun(c *config.Config) []any {
 	return []any{&c.Addr, &c.APIToken, &c.LaravelURL, &c.LaravelToken, &c.LaravelSecret, &c.DataDir,
-		&c.RedisURL, &c.RedisEmbedded, &c.WADial, &c.WARootPubKey, &c.WAInsecureTest}
+		&c.RedisURL, &c.RedisEmbedded, &c.WADial, &c.WARootPubKey, &c.WAInsecureTest,
+		&c.Cluster, &c.GatewayID, &c.AdvertiseURL, &c.StoreDSN}
 }
 
 // RunConfig is the configuration of the gateway a run starts: the scenario's, with what the run
@@ -312,6 +328,9 @@ func (g Gateway) RunConfig(r GatewayRun) config.Config {
 	c.Addr, c.APIToken, c.LaravelURL, c.LaravelToken, c.LaravelSecret, c.DataDir = r.Addr, r.APIToken, r.LaravelURL, r.LaravelToken, r.LaravelSecret, r.DataDir
 	c.RedisURL, c.RedisEmbedded = r.RedisURL, r.RedisURL == "" // batch mode needs the embedded one explicitly
 	c.WADial, c.WARootPubKey, c.WAInsecureTest = r.WADial, r.WARootPubKey, true
+	if r.AdvertiseURL != "" {
+		c.Cluster, c.GatewayID, c.AdvertiseURL, c.StoreDSN = true, r.GatewayID, r.AdvertiseURL, r.StoreDSN
+	}
 	return c
 }
 

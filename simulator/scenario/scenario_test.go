@@ -32,7 +32,7 @@ behaviour:
   messagesPerMinute: 2
 gateway:
   mode: legacy
-  cache_ttl_qr: 20s
+  cacheTtlQr: 20s
 laravel:
   cores: 4
   workers: 16
@@ -74,7 +74,7 @@ func TestValidFileGetsDefaultsAndUsers(t *testing.T) {
 	// The gateway block is the gateway's configuration: its keys set its settings, the others keep
 	// the gateway's defaults.
 	if f.Gateway.Cache.QRTTL != 20*time.Second || f.Gateway.Batch.Size != config.Default().Batch.Size ||
-		strings.Join(f.Gateway.Set, ",") != "mode,cache_ttl_qr" {
+		strings.Join(f.Gateway.Set, ",") != "mode,cacheTtlQr" {
 		t.Errorf("gateway: qr TTL %s, batch size %d, set %q", f.Gateway.Cache.QRTTL, f.Gateway.Batch.Size, f.Gateway.Set)
 	}
 	if len(f.ThresholdSets) != 3 {
@@ -134,26 +134,26 @@ scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1m}
 gateway:
   bacthSize: 10
-`, `f.yaml:5: gateway.bacthSize: not a gateway setting; did you mean batch_size? (gateway -help lists every setting)`},
+`, `f.yaml:5: gateway.bacthSize: not a gateway setting; did you mean batchSize? (gateway -help lists every setting)`},
 		{"a gateway setting that is not its type", `
 scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1m}
 gateway:
   mode: batch
-  priority_interval: fast
-`, `f.yaml:6: gateway.priority_interval: "fast" is not a duration (e.g. 500ms, 5s, 2m)`},
+  priorityInterval: fast
+`, `f.yaml:6: gateway.priorityInterval: "fast" is not a duration (e.g. 500ms, 5s, 2m)`},
 		{"a gateway setting out of the gateway's range", `
 scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1m}
 gateway:
-  batch_size: 501
-`, `f.yaml:5: gateway.batch_size: must be at most the contract's 500 items (501)`},
+  batchSize: 501
+`, `f.yaml:5: gateway.batchSize: must be at most the contract's 500 items (501)`},
 		{"a setting each run gives the gateway", `
 scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1m}
 gateway:
-  api_token: 0123456789abcdef0123
-`, `f.yaml:5: gateway.api_token: given by the simulator to each gateway it starts`},
+  apiToken: 0123456789abcdef0123
+`, `f.yaml:5: gateway.apiToken: given by the simulator to each gateway it starts`},
 		{"a capacity key that is not fakelaravel's", `
 scenarios:
   s: {executor: constant-vus, vus: 1, duration: 1m}

@@ -106,12 +106,13 @@ func (g *Gateway) UnmarshalYAML(n *yaml.Node) error {
 	var own struct {
 		Redis string `yaml:"redis"`
 		URL   string `yaml:"url"`
-		Token string `yaml:"token"`
+		Token    string `yaml:"token"`
+		Replicas int    `yaml:"replicas"`
 	}
 	if err := n.Decode(&own); err != nil {
 		return err
 	}
-	g.Redis, g.URL, g.Token = own.Redis, own.URL, own.Token
+	g.Redis, g.URL, g.Token, g.Replicas = own.Redis, own.URL, own.Token, own.Replicas
 	return nil
 }
 
