@@ -104,8 +104,8 @@ func (g *Gateway) UnmarshalYAML(n *yaml.Node) error {
 		return lineError(n, "expected a mapping of the gateway's settings, found a %s", reports.YAMLKind(n))
 	}
 	var own struct {
-		Redis string `yaml:"redis"`
-		URL   string `yaml:"url"`
+		Redis    string `yaml:"redis"`
+		URL      string `yaml:"url"`
 		Token    string `yaml:"token"`
 		Replicas int    `yaml:"replicas"`
 	}
