@@ -10,3 +10,9 @@ func (a *App) Kill() {
 	a.node.stop()
 	_, _ = a.manager.Drop(context.Background(), func(string) bool { return true }, false)
 }
+
+// Zombify stops a cluster replica's lease renewals and rebalancer and nothing else: it still
+// believes it holds its shards and runs their sessions, like a process whose renewals hang
+// while the rest of it runs (a zombie its renew deadline did not stop). Its lease expires and
+// another replica takes the shards over.
+func (a *App) Zombify() { a.node.stop() }
