@@ -229,3 +229,73 @@ func TestAMessageOnAClosedConnectionIsRefusedSoWhatsAppDeliversItAgain(t *testin
 		}
 	})
 }
+
+// WhatsApp's last word on a connection the session dropped itself for a redelivery still counts:
+// whatsmeow hands a connection's events over one at a time, so a stream:error that came right
+// behind a refused message (another client took the device over; the phone unlinked it) reaches
+// the session only after the refusal dropped that connection. Nothing of the gateway's own can
+// have caused it (no connection of the session's was open since), so the session parks or logs
+// out instead of reconnecting a second later and taking the device back (chaos seed 4 schedule 9:
+// a refused receipt, then a replaced stream while Redis was paused, ended connected). Once the
+// session reconnected, a late terminal event of the old connection is ignored: the session's own
+// new connection may have replaced it.
+func TestATerminalEventQueuedBehindARefusedMessageIsAppliedAndNothingReconnects(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		terminal session.DriverEvent
+		want     laravel.Status
+	}{
+		{"stream replaced by another client", session.StreamReplaced{}, laravel.StatusDisconnected},
+		{"device logged out by WhatsApp", session.LoggedOut{Reason: "device_removed"}, laravel.StatusLoggedOut},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m, driver, sink := durableRig(t, session.Hooks{})
+				defer m.Close(context.Background())
+				old := driver.Conn("s1")
+				opens := driver.Opens()
+
+				sink.setRefuse(func(event.Event) bool { return true })
+				if err := old.Emit(text("A1", "hola")); err == nil {
+					t.Fatal("refused message reported as taken")
+				}
+				sink.setRefuse(nil)
+				old.SetLoggedIn(false)
+				_ = old.Emit(session.Disconnected{}) // the socket's close, before the queued stream:error
+				_ = old.Emit(tc.terminal)
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				if driver.Opens() != opens {
+					t.Fatalf("after %T the session reconnected (%d opens, want %d): it took the device back", tc.terminal, driver.Opens(), opens)
+				}
+				if info, _ := m.Get(context.Background(), "s1"); info.Status != tc.want {
+					t.Fatalf("status %s after %T, want %s", info.Status, tc.terminal, tc.want)
+				}
+			})
+		})
+		t.Run(tc.name+" after the reconnect", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m, driver, sink := durableRig(t, session.Hooks{})
+				defer m.Close(context.Background())
+				old := driver.Conn("s1")
+
+				sink.setRefuse(func(event.Event) bool { return true })
+				if err := old.Emit(text("A1", "hola")); err == nil {
+					t.Fatal("refused message reported as taken")
+				}
+				sink.setRefuse(nil)
+				time.Sleep(time.Second) // the redelivery's reconnect
+				synctest.Wait()
+				c := driver.Conn("s1")
+				if c == old || !c.LoggedIn() {
+					t.Fatal("the session did not reconnect for the redelivery")
+				}
+				_ = old.Emit(tc.terminal)
+				synctest.Wait()
+				if info, _ := m.Get(context.Background(), "s1"); info.Status != laravel.StatusConnected || driver.Conn("s1") != c {
+					t.Fatalf("a late %T of the dropped connection acted on the new one: status %s", tc.terminal, info.Status)
+				}
+			})
+		})
+	}
+}

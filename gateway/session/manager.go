@@ -135,6 +135,9 @@ type session struct {
 	conn     Conn
 	gen      uint64 // bumped whenever conn is replaced or dropped; stale events are ignored
 	starting bool
+	// redeliveryGen is the gen a redelivery left when it dropped the connection (redeliverLater):
+	// while it is still s.gen, no connection of the session's was opened since.
+	redeliveryGen uint64
 
 	qrPending []string
 	qrCurrent string
@@ -681,7 +684,7 @@ func (m *Manager) info(s *session) Info {
 func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gen != gen || s.conn == nil {
+	if (s.gen != gen || s.conn == nil) && !lastWordAfterRedeliveryDrop(s, gen, ev) {
 		return // from a connection that was replaced or dropped
 	}
 	switch e := ev.(type) {
@@ -760,6 +763,23 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 			m.setStatus(s, laravel.StatusDisconnected)
 		}
 	}
+}
+
+// lastWordAfterRedeliveryDrop reports whether ev, from the connection of generation gen, is
+// WhatsApp's final word on it (another client took the device over; the device was logged out)
+// arriving after the session dropped that very connection for a redelivery (redeliverLater) and
+// before it opened another. whatsmeow hands a connection's events over one at a time, so a
+// stream:error that came right behind a refused message reaches the session only after the
+// refusal dropped the connection; with no connection of the session's open since, nothing of the
+// gateway's can have caused it, and ignoring it would have the redelivery take the device back.
+// Callers hold s.mu.
+func lastWordAfterRedeliveryDrop(s *session, gen uint64, ev DriverEvent) bool {
+	switch ev.(type) {
+	case StreamReplaced, LoggedOut:
+	default:
+		return false
+	}
+	return s.redeliveryGen == s.gen && gen+1 == s.gen && s.conn == nil && !s.starting
 }
 
 // detachConn detaches s.conn: events from it are ignored from now on. It returns the connection

@@ -181,6 +181,7 @@ func (m *Manager) redeliverLater(s *session, gen uint64) time.Duration {
 	}
 	m.dropConnLocked(s)
 	dropped := s.gen
+	s.redeliveryGen = dropped
 	s.msgs.refusals++
 	delay := min(m.cfg.ResyncRetry<<min(s.msgs.refusals-1, 6), maxRedeliveryBackoff)
 	time.AfterFunc(delay, func() {
