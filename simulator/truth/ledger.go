@@ -15,11 +15,18 @@ func priorityOf(status laravel.Status) string {
 	return event.PriorityOf(event.KindStatus, string(status)).String()
 }
 
-// cause is one state change the simulation caused, for the delivery delay.
+// cause is one state change the simulation caused: the delivery delay is measured from it, and
+// the session's expected final state is derived from the causes that stand (see expectedLocked).
 type cause struct {
-	status    laravel.Status
-	at        time.Time
+	status laravel.Status
+	at     time.Time
+	// settles is the state the session comes back to by itself after this cause ("" when it
+	// stays): connected after a drop, which whatsmeow reconnects (Expect).
+	settles   laravel.Status
 	delivered bool
+	// undone: the action failed after the cause was recorded (a refused logout request, a drop
+	// of a device that was already gone): it never happened.
+	undone bool
 }
 
 // session is the ledger's record of one session.
@@ -27,8 +34,9 @@ type session struct {
 	id, phone, jid string
 	tags           metrics.Tags
 	started        time.Time
-	// expected is the final estado_qr the simulation generated; "" means never paired (pending or
-	// expired are both right, depending on the gateway's QR expiry).
+	// expected is the final estado_qr the simulation generated (expectedLocked of the causes);
+	// "" means never paired (pending or expired are both right, depending on the gateway's QR
+	// expiry).
 	expected laravel.Status
 	causes   []cause
 	pairedAt time.Time
@@ -85,31 +93,60 @@ func (l *Ledger) Started(id, phone string, at time.Time, tags metrics.Tags) {
 // Caused records that the simulation makes session id's state become status at at (a pairing,
 // a drop, a logout): Laravel should show it, and the delay until it does is measured. Call it
 // before acting, so that Laravel can never show the state before the ledger expects it; the
-// returned undo forgets the cause when the action failed.
+// returned undo forgets the cause when the action failed, even after later causes (a logout
+// request that never reached the gateway, answered after a replaced stream).
 func (l *Ledger) Caused(id string, status laravel.Status, at time.Time) (undo func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.get(id)
-	prevExpected := s.expected
-	s.expected = status
 	s.causes = append(s.causes, cause{status: status, at: at})
-	n := len(s.causes)
+	i := len(s.causes) - 1
+	s.expected = s.expectedLocked()
 	return func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if len(s.causes) == n && !s.causes[n-1].delivered {
-			s.causes = s.causes[:n-1]
-			s.expected = prevExpected
+		if c := &s.causes[i]; !c.delivered {
+			c.undone = true
+			s.expected = s.expectedLocked()
 		}
 	}
 }
 
-// Expect sets the final state the session should settle in without a measured cause (whatsmeow
-// reconnecting by itself after a drop).
+// Expect says the session settles in status by itself after the cause just recorded for it,
+// without a measured cause of its own (whatsmeow reconnecting after a drop).
 func (l *Ledger) Expect(id string, status laravel.Status) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.get(id).expected = status
+	s := l.get(id)
+	if n := len(s.causes); n > 0 {
+		s.causes[n-1].settles = status
+	} else {
+		s.causes = append(s.causes, cause{status: status, settles: status, delivered: true})
+	}
+	s.expected = s.expectedLocked()
+}
+
+// expectedLocked derives the session's expected final state from the causes that stand, in the
+// order they were recorded: the last one's state (or the state it settles in), except that a
+// logout is final until a new pairing. A logout removes the device: the gateway forgets it and
+// ignores its old connection, WhatsApp no longer lets it in, so nothing WhatsApp does to the
+// device afterwards, or while the logout request is on its way (recorded earlier but applied by
+// the gateway later, as when the gateway was paused), changes the session. Only a new pairing
+// (connected) does. "" means never paired.
+func (s *session) expectedLocked() laravel.Status {
+	var exp laravel.Status
+	for _, c := range s.causes {
+		switch {
+		case c.undone:
+		case exp == laravel.StatusLoggedOut && c.status != laravel.StatusConnected:
+		case c.settles != "":
+			exp = c.settles
+		case c.status == laravel.StatusPending: // a start: still never paired, or as before
+		default:
+			exp = c.status
+		}
+	}
+	return exp
 }
 
 // Unanswered records that the request starting session id got no answer (the connection broke,
@@ -185,7 +222,7 @@ func (l *Ledger) ObserveLaravel(id string, o Observation) {
 func (l *Ledger) deliveredLocked(s *session, status laravel.Status, appliedAt time.Time) {
 	idx := -1
 	for i, c := range s.causes {
-		if !c.delivered && c.status == status && !c.at.After(appliedAt) {
+		if !c.delivered && !c.undone && c.status == status && !c.at.After(appliedAt) {
 			idx = i
 		}
 	}

@@ -25,6 +25,14 @@ func caused(s laravel.Status, ms int) step {
 }
 func reconnects() step { return func(l *Ledger) { l.Expect("s", connected) } }
 
+// inFlight is an action whose cause is recorded at ms and whose outcome is known later: the
+// first step records the cause, the second undoes it (the action failed: a logout request that
+// never reached the gateway).
+func inFlight(s laravel.Status, ms int) (record, fails step) {
+	var undo func()
+	return func(l *Ledger) { undo = l.Caused("s", s, at(ms)) }, func(*Ledger) { undo() }
+}
+
 // shows is a poll of Laravel finding the session at status s, set by version v.
 func shows(s laravel.Status, v int64, ms int) step {
 	return func(l *Ledger) { l.ObserveLaravel("s", Observation{Status: s, StatusVersion: v, At: at(ms)}) }
@@ -58,6 +66,7 @@ func steps(parts ...any) []step {
 // state (no gateway: it could not say). Each names the verdict it must reach.
 func TestTheLedgerJudgesSessionHistories(t *testing.T) {
 	const epoch1, epoch2 = 1 * 1_000_000, 2 * 1_000_000
+	logoutSent, logoutUnreached := inFlight(loggedOut, 100)
 	for _, tc := range []struct {
 		name    string
 		history []step
@@ -125,6 +134,31 @@ func TestTheLedgerJudgesSessionHistories(t *testing.T) {
 		{"legacy delivery (no versions): the final states agree",
 			steps(started(0), caused(connected, 10), shows(connected, 0, 20), drop(100), shows(disconnected, 0, 150), shows(connected, 0, 900)),
 			&State{connected, 5}, Agrees},
+		// Chaos seed 4 schedule 9: the user's logout request waits in the paused gateway's socket
+		// while a replaced stream hits the device; the gateway, resumed, sees the replace and
+		// then applies the logout, which forgets the device: logged out is the final state,
+		// although the logout was recorded before the replace.
+		{"a logout in flight across a replaced stream ends logged out",
+			steps(started(0), caused(connected, 10), shows(connected, 3, 20),
+				caused(loggedOut, 100), caused(disconnected, 300), // logout sent; replace while paused
+				shows(disconnected, 4, 5600), shows(loggedOut, 5, 5620)), // resumed: replace, then logout
+			&State{loggedOut, 5}, Agrees},
+		{"a logout in flight that never reached the gateway leaves the replace's disconnected",
+			steps(started(0), caused(connected, 10), shows(connected, 3, 20),
+				logoutSent, caused(disconnected, 300), logoutUnreached, shows(disconnected, 4, 5600)),
+			&State{disconnected, 4}, Agrees},
+		{"... and a gateway that logged it out anyway did what nobody asked",
+			steps(started(0), caused(connected, 10), shows(connected, 3, 20),
+				logoutSent, caused(disconnected, 300), logoutUnreached, shows(loggedOut, 5, 5600)),
+			&State{loggedOut, 5}, GatewayMismatch},
+		{"a drop after a logout does not bring the device back",
+			steps(started(0), caused(connected, 10), shows(connected, 3, 20), caused(loggedOut, 100), drop(300),
+				shows(loggedOut, 4, 400)),
+			&State{loggedOut, 4}, Agrees},
+		{"a new pairing after a logout does",
+			steps(started(0), caused(connected, 10), shows(connected, 3, 20), caused(loggedOut, 100),
+				shows(loggedOut, 4, 400), started(500), caused(connected, 900), shows(connected, 7, 950)),
+			&State{connected, 7}, Agrees},
 		{"a refused logout request is forgotten",
 			steps(started(0), caused(connected, 10), shows(connected, 3, 20),
 				step(func(l *Ledger) { l.Caused("s", loggedOut, at(30))() })),
