@@ -16,7 +16,7 @@ import (
 const (
 	PathHealthz  = "/_fake/healthz"   // GET: {"status":"ok"}, no token
 	PathStats    = "/_fake/stats"     // GET: Stats; ?series_seconds=N keeps only the last N seconds of series
-	PathState    = "/_fake/state"     // GET: State
+	PathState    = "/_fake/state"     // GET: State; ?since=N: StateChanges, the sessions changed after cursor N
 	PathFaults   = "/_fake/faults"    // GET: Faults; PUT/POST Faults: replace them
 	PathReset    = "/_fake/reset"     // POST: delete every session and batch, restart stats
 	PathRefusals = "/_fake/refusals"  // GET: Refusals, the items refused by refuse_items windows
@@ -50,6 +50,18 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			seconds = n
 		}
 		writeJSON(w, http.StatusOK, s.StatsRecent(seconds), nil)
+	case r.URL.Path == PathState && r.Method == http.MethodGet && r.URL.Query().Has("since"):
+		since, err := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+		if err != nil || since < 0 {
+			writeJSON(w, http.StatusUnprocessableEntity, laravel.ErrorBody{Message: "since must be a non-negative integer (a cursor of a previous answer, or 0)"}, nil)
+			return
+		}
+		st, err := s.StateSince(ctx, since)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, laravel.ErrorBody{Message: err.Error()}, nil)
+			return
+		}
+		writeJSON(w, http.StatusOK, st, nil)
 	case r.URL.Path == PathState && r.Method == http.MethodGet:
 		st, err := s.State(ctx)
 		if err != nil {

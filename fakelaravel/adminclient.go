@@ -87,6 +87,15 @@ func (c *AdminClient) GetState(ctx context.Context) (State, error) {
 	return st, err
 }
 
+// GetStateSince returns the sessions changed after cursor since (0: every session, Full) and the
+// cursor to ask with next (GET /_fake/state?since=N). A server without the change feed answers
+// every session with Cursor 0 and Full false: read such an answer as a full snapshot.
+func (c *AdminClient) GetStateSince(ctx context.Context, since int64) (StateChanges, error) {
+	var st StateChanges
+	err := c.call(ctx, http.MethodGet, fmt.Sprintf("%s?since=%d", PathState, max(since, 0)), nil, &st)
+	return st, err
+}
+
 // GetMessages returns every stored message and receipt (GET /_fake/messages).
 func (c *AdminClient) GetMessages(ctx context.Context) (MessagesState, error) {
 	var st MessagesState

@@ -8,6 +8,10 @@
 // Around the contract it offers what a test harness needs: faults set at start or at runtime,
 // observation (per-endpoint stats, the final state of every session for ground-truth comparison,
 // Prometheus /metrics) and an AdminClient for the token-protected admin API under /_fake/.
+// GET /_fake/state answers every session; GET /_fake/state?since=N (AdminClient.GetStateSince)
+// answers only the sessions whose row changed after cursor N, with the next cursor: a change
+// feed numbered by triggers in the writing transaction, so a reader polling it loses no change
+// (changes.go, StateChanges). A reader of 10,000 sessions gets a few rows instead of 5 MB.
 //
 // # Faults
 //
@@ -41,7 +45,9 @@
 //
 // With Config.Upstream a Server is instead the measuring front of a real Laravel app: it forwards
 // /api unchanged, records it in the same Stats, reads /_fake/state from the app's database and
-// still injects faults, so a harness observes the real app exactly as it observes the fake.
+// still injects faults, so a harness observes the real app exactly as it observes the fake. The
+// real app's database has no change feed: there ?since=N always answers a full snapshot with
+// cursor 0, and a polling reader falls back to full reads.
 //
 // A Server is an http.Handler; Serve runs it on a listener it can take down for down windows.
 // The conformance check that verifies any implementation of the contract lives in

@@ -82,6 +82,10 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		s.close()
 		return nil, fmt.Errorf("store: migrate %s: %w", s.path, err)
 	}
+	if err = migrateChanges(ctx, s.w); err != nil {
+		s.close()
+		return nil, fmt.Errorf("store: migrate %s: %w", s.path, err)
+	}
 	if s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
 		s.close()
 		return nil, fmt.Errorf("store: open readers %s: %w", s.path, err)
@@ -350,23 +354,7 @@ func (s *store) session(ctx context.Context, sessionID string) (SessionState, er
 
 // sessions returns every session ordered by session_id.
 func (s *store) sessions(ctx context.Context) ([]SessionState, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionColumns+` FROM whatsapp_sessions ORDER BY session_id`)
-	if err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
-	}
-	defer rows.Close()
-	out := []SessionState{}
-	for rows.Next() {
-		st, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: scan session: %w", err)
-		}
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: sessions: %w", err)
-	}
-	return out, nil
+	return querySessions(ctx, s.r, `SELECT `+sessionColumns+` FROM whatsapp_sessions ORDER BY session_id`)
 }
 
 // setEnabled creates the session if needed and sets its enabled flag.
@@ -382,7 +370,7 @@ ON CONFLICT(session_id) DO UPDATE SET enabled = excluded.enabled, updated_at = e
 
 // reset deletes every session and processed batch.
 func (s *store) reset(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM whatsapp_sessions; DELETE FROM processed_batches; DELETE FROM whatsapp_messages; DELETE FROM whatsapp_receipts;`); err != nil {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM whatsapp_sessions; DELETE FROM processed_batches; DELETE FROM whatsapp_messages; DELETE FROM whatsapp_receipts;`+resetChangesSQL); err != nil {
 		return fmt.Errorf("store: reset: %w", err)
 	}
 	return nil

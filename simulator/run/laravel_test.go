@@ -56,3 +56,89 @@ func TestOverlappingPollsFeedTheLedgerInReadOrder(t *testing.T) {
 		t.Fatalf("overlapping polls judged %+v: %v", got, got.Mismatches)
 	}
 }
+
+// answers records the /_fake/state answers a handler gives.
+type answers struct {
+	http.Handler
+	mu  sync.Mutex
+	got []fakelaravel.StateChanges
+}
+
+func (a *answers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != fakelaravel.PathState {
+		a.Handler.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	a.Handler.ServeHTTP(rec, r)
+	var st fakelaravel.StateChanges
+	_ = json.Unmarshal(rec.Body.Bytes(), &st)
+	a.mu.Lock()
+	a.got = append(a.got, st)
+	a.mu.Unlock()
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+func (a *answers) last() fakelaravel.StateChanges {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.got[len(a.got)-1]
+}
+
+// The watch reads Laravel's change feed: the first poll reads every session, the next ones only
+// those changed since (none when nothing changed), and after a reset, which the feed answers
+// with a full snapshot, the deleted sessions leave the watch's copy.
+func TestLaravelWatchReadsOnlyWhatChangedSinceItsLastPoll(t *testing.T) {
+	ctx := t.Context()
+	srv, err := fakelaravel.New(ctx, fakelaravel.Config{Token: "tok", DBPath: t.TempDir() + "/l.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rec := &answers{Handler: srv}
+	hs := httptest.NewServer(rec)
+	defer hs.Close()
+	client, err := laravel.NewClient(laravel.ClientConfig{BaseURL: hs.URL, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := fakelaravel.NewAdminClient(hs.URL, "tok", hs.Client())
+	w := newLaravelWatch(admin, truth.NewLedger(metrics.NewRegistry(nil), truth.QRTiming{}, nil))
+	post := func(id string, s laravel.Status) {
+		if err := client.PostStatus(ctx, laravel.StatusUpdate{SessionID: id, EstadoQR: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll := func() fakelaravel.StateChanges {
+		if err := w.poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return rec.last()
+	}
+	post("a", laravel.StatusPending)
+	post("b", laravel.StatusPending)
+	if got := poll(); !got.Full || len(got.Sessions) != 2 {
+		t.Fatalf("first poll read %+v, want every session", got)
+	}
+	if got := poll(); got.Full || len(got.Sessions) != 0 {
+		t.Fatalf("nothing changed, the poll read %+v", got)
+	}
+	post("b", laravel.StatusConnected)
+	if got := poll(); got.Full || len(got.Sessions) != 1 || got.Sessions[0].SessionID != "b" {
+		t.Fatalf("b changed, the poll read %+v", got)
+	}
+	if got := w.Statuses(); got["a"] != "pending" || got["b"] != "connected" {
+		t.Fatalf("the watch sees %v", got)
+	}
+	if err := admin.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	post("c", laravel.StatusPending)
+	if got := poll(); !got.Full {
+		t.Fatalf("after a reset the poll read %+v, want a full snapshot", got)
+	}
+	if got := w.Statuses(); len(got) != 1 || got["c"] != "pending" {
+		t.Fatalf("after the reset the watch sees %v, want only c", got)
+	}
+}
