@@ -1,6 +1,7 @@
 // Package api owns the gateway's REST API, the one the Laravel application calls: JSON over HTTP
 // with a bearer token (compared in constant time) to start, list, inspect and log out sessions,
-// read the current QR code (JSON or PNG) and send text messages; plus the unauthenticated
+// read the current QR code (JSON or PNG), send text messages (idempotently with an
+// Idempotency-Key, send.go) and download received media (media.go); plus the unauthenticated
 // operational endpoints /healthz, /readyz and /metrics. Every client mistake is a 4xx with
 // {"error":{"code","message"}}; a panic in a handler is recovered, logged and answered 500.
 //
@@ -56,6 +57,7 @@ type SessionService interface {
 	Start(ctx context.Context, id string) (session.Info, error)
 	Logout(ctx context.Context, id string) (session.Info, error)
 	SendText(ctx context.Context, id string, msg session.OutgoingText) (string, error)
+	Media(ctx context.Context, id, messageID string) (session.Media, error)
 }
 
 // SessionReader reads session state (session.Manager implements it; batch mode may read through
@@ -181,6 +183,9 @@ func newAPI(cfg Config) (*api, *http.ServeMux, error) {
 	})))
 	mux.Handle("/sessions/{id}/messages", a.auth(a.methods(map[string]http.HandlerFunc{
 		http.MethodPost: a.sendMessage,
+	})))
+	mux.Handle("/sessions/{id}/messages/{message_id}/media", a.auth(a.methods(map[string]http.HandlerFunc{
+		http.MethodGet: a.getMedia,
 	})))
 	mux.Handle("/dead-letters", a.auth(a.methods(map[string]http.HandlerFunc{
 		http.MethodGet: a.listDeadLetters,

@@ -413,6 +413,9 @@ type nilManager struct{}
 
 func (nilManager) Start(context.Context, string) (session.Info, error)  { return session.Info{}, nil }
 func (nilManager) Logout(context.Context, string) (session.Info, error) { return session.Info{}, nil }
+func (nilManager) Media(context.Context, string, string) (session.Media, error) {
+	return session.Media{}, session.ErrMediaNotFound
+}
 func (nilManager) SendText(context.Context, string, session.OutgoingText) (string, error) {
 	return "", nil
 }

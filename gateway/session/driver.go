@@ -38,6 +38,9 @@ type Conn interface {
 	// SendText sends a text message (a reply when msg.Quote is set) and returns the WhatsApp
 	// message id: msg.ID when set, a new one otherwise.
 	SendText(ctx context.Context, msg OutgoingText) (string, error)
+	// Media downloads and decrypts the file of a media message the session received
+	// (ErrMediaNotFound when it knows no such message, ErrMediaTooLarge over MaxMediaBytes).
+	Media(ctx context.Context, messageID string) (Media, error)
 	// Release frees the connection's resources after Disconnect or Logout; it is not used again.
 	Release()
 }

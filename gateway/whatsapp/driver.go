@@ -58,6 +58,7 @@ type Driver struct {
 	reconnect bool         // whatsmeow's auto-reconnect (off in cluster mode)
 	dialHTTP  *http.Client // test-only; shared by every client
 	timeout   time.Duration
+	media     *mediaStore
 }
 
 // New prepares whatsmeow's store in cfg.DB (creating or upgrading its tables) and returns a Driver.
@@ -74,8 +75,13 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err := container.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("whatsapp: prepare whatsmeow store in %s: %w", cfg.DB.Where, err)
 	}
+	media, err := newMediaStore(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout, reconnect: !cfg.NoAutoReconnect}
+	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout, reconnect: !cfg.NoAutoReconnect,
+		media: media}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
 	}
@@ -156,7 +162,7 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 		cli.SetWebsocketHTTPClient(d.dialHTTP)
 		cli.SetMediaHTTPClient(d.dialHTTP) // media downloads are served by the fake server too
 	}
-	c := &conn{d: d, cli: cli, handle: handle}
+	c := &conn{d: d, cli: cli, handle: handle, sessionID: sessionID}
 	cli.AddEventHandlerWithSuccessStatus(c.onEvent)
 	return c, nil
 }
@@ -184,6 +190,8 @@ type conn struct {
 	d      *Driver
 	cli    *whatsmeow.Client
 	handle func(session.DriverEvent) error
+	// sessionID is the session the connection belongs to (media references are kept by it).
+	sessionID string
 	// live is true between a Connected event and the next event or call that ends the
 	// connection. whatsmeow's own IsLoggedIn stays true after a network drop (it is only cleared
 	// by a stream error), so it cannot tell a dropped session from a connected one.
@@ -274,6 +282,12 @@ func (c *conn) onEvent(raw any) bool {
 		msg, ok := messageEvent(e)
 		if !ok {
 			return true
+		}
+		// The file's reference and keys are kept before the message is acknowledged, so
+		// GET .../media can download it later, after any restart.
+		if err := c.d.media.put(c.d.ctx, c.sessionID, e.Info.ID, e.Message); err != nil {
+			c.d.log.Warn("media message not acknowledged: its reference could not be kept; WhatsApp delivers it again", "session_id", c.sessionID, "err", err)
+			return false
 		}
 		ev = msg
 	case *events.Receipt:

@@ -164,6 +164,11 @@ func (c *Conn) SendText(ctx context.Context, msg session.OutgoingText) (string, 
 	return fmt.Sprintf("3EB0%08X", len(c.sent)), nil
 }
 
+// Media implements session.Conn: the fake keeps no media.
+func (c *Conn) Media(context.Context, string) (session.Media, error) {
+	return session.Media{}, session.ErrMediaNotFound
+}
+
 // Release implements session.Conn.
 func (c *Conn) Release() {
 	c.mu.Lock()
