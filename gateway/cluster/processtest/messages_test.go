@@ -1,0 +1,163 @@
+package processtest
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"wagate/simulator/fakewa"
+)
+
+// burst is what customers wrote to sessions while a fault happened: per session, the message ids
+// in the order written (one customer per session).
+type burst struct {
+	written map[string][]string // session id -> message ids in order
+	from    map[string]string   // session id -> the customer's number
+	done    chan error
+}
+
+// startBurst has one customer per session write perSession messages, every pause, in the
+// background; fakewa holds what a device cannot take while it is offline and delivers it when the
+// device logs in again.
+func (w *world) startBurst(sessions []string, perSession int, pause time.Duration) *burst {
+	b := &burst{written: map[string][]string{}, from: map[string]string{}, done: make(chan error, 1)}
+	for i, id := range sessions {
+		b.from[id] = fmt.Sprintf("55119888%05d", i)
+	}
+	go func() {
+		for i := range perSession {
+			for _, id := range sessions {
+				mid, err := w.phones.SendMessage(w.ctx, w.jids[id], fakewa.PhoneMessage{From: b.from[id], Text: fmt.Sprintf("%s #%d", id, i)})
+				if err != nil {
+					b.done <- fmt.Errorf("message %d to %s: %w", i, id, err)
+					return
+				}
+				b.written[id] = append(b.written[id], mid)
+			}
+			time.Sleep(pause)
+		}
+		b.done <- nil
+	}()
+	return b
+}
+
+// checkBurstStoredOnceInOrder waits for the burst to end and for Laravel to store every message,
+// (within messageWait), then checks each is stored exactly once and each chat in the order the customer wrote it, with
+// growing sequence numbers (a takeover's continue above the old holder's).
+func (w *world) checkBurstStoredOnceInOrder(b *burst) {
+	w.t.Helper()
+	if err := <-b.done; err != nil {
+		w.t.Fatal(err)
+	}
+	total := 0
+	for _, ids := range b.written {
+		total += len(ids)
+	}
+	var stored map[string][]string
+	var seqs map[string][]int64
+	// Wait up to 60 s for all of them; then compare whatever is stored (naming what is missing).
+	for deadline := time.Now().Add(messageWait()); ; time.Sleep(200 * time.Millisecond) {
+		st, err := w.admin.GetMessages(w.ctx)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		stored, seqs = map[string][]string{}, map[string][]int64{}
+		n := 0
+		for _, m := range st.Messages {
+			if _, ok := b.written[m.SessionID]; ok && m.Chat == b.from[m.SessionID]+"@s.whatsapp.net" {
+				stored[m.SessionID] = append(stored[m.SessionID], m.MessageID)
+				seqs[m.SessionID] = append(seqs[m.SessionID], m.Sequence)
+				n++
+			}
+		}
+		if n >= total || time.Now().After(deadline) {
+			break
+		}
+	}
+	for id, want := range b.written {
+		var missing []int
+		for i, mid := range want {
+			if !slices.Contains(stored[id], mid) {
+				missing = append(missing, i)
+			}
+		}
+		if len(missing) > 0 {
+			w.t.Errorf("%s: messages %v (of %d, in the order written) never reached Laravel; what WhatsApp saw of them: %s",
+				id, missing, len(want), w.waHistory(want, missing))
+		}
+	}
+	for id, want := range b.written {
+		if !slices.Equal(stored[id], want) {
+			w.t.Errorf("%s: Laravel stores\n %q\nwant, once each in the order written,\n %q", id, stored[id], want)
+		}
+		for i := 1; i < len(seqs[id]); i++ {
+			if seqs[id][i] <= seqs[id][i-1] {
+				w.t.Errorf("%s: message %d has sequence %d after %d", id, i, seqs[id][i], seqs[id][i-1])
+			}
+		}
+	}
+}
+
+// waHistory describes fakewa's events about the messages at positions idx of ids (delivered to a
+// device, receipted by it, held while it was offline), for a failure message.
+func (w *world) waHistory(ids []string, idx []int) string {
+	evs, err := w.phones.Events(w.ctx, 0)
+	if err != nil {
+		return err.Error()
+	}
+	kinds := map[string][]string{}
+	for _, e := range evs {
+		if e.MessageID != "" {
+			kinds[e.MessageID] = append(kinds[e.MessageID], fmt.Sprintf("%s@%s(conn %d)", e.Kind, e.Time.Format("15:04:05.000"), e.Conn))
+		}
+	}
+	out := ""
+	for _, i := range idx {
+		out += fmt.Sprintf("\n  #%d %s: %v", i, ids[i], kinds[ids[i]])
+	}
+	return out
+}
+
+// messageWait bounds how long after a fault the messages written around it may take to reach
+// Laravel: 60 s, or WAGATE_CLUSTER_TEST_MESSAGE_WAIT (a Go duration, to see whether late ones
+// arrive at all).
+func messageWait() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("WAGATE_CLUSTER_TEST_MESSAGE_WAIT")); err == nil && d > 0 {
+		return d
+	}
+	return 60 * time.Second
+}
+
+// Customers write to three sessions of a replica before, during and after its SIGKILL: every
+// message is stored in Laravel once, each chat in the order written, within a minute of the
+// takeover. Messages the killed replica had received and receipted to WhatsApp (appended to the
+// outbox, not yet delivered) must be delivered by the new holders: WhatsApp will not send them
+// again.
+//
+// It fails today (measured 17:37 UTC, HEAD 2e5fbfa, 3 sessions x 40 messages): the messages the
+// killed replica receipted reach Laravel only when a survivor claims its idle pending outbox
+// entries after ClaimMinIdle (2 x the Laravel timeout + 2 min), after the new holder's later ones,
+// so each chat is stored out of order (and a minute late); inversions within one holder's epoch
+// show up too. Until the new holders claim a dead member's entries promptly (docs/cluster.md,
+// "Left of issue 16"), it runs only with WAGATE_CLUSTER_MESSAGES_TEST=1.
+func TestMessagesWrittenAroundASIGKILLReachLaravelOnceInOrder(t *testing.T) {
+	if os.Getenv("WAGATE_CLUSTER_MESSAGES_TEST") == "" {
+		t.Skip("known defect: a SIGKILLed replica's receipted messages reach Laravel after ClaimMinIdle and out of order; WAGATE_CLUSTER_MESSAGES_TEST=1 runs it")
+	}
+	w := newWorld(t)
+	w.startReady("gw-a", "gw-b", "gw-c")
+	ids := w.pair(sessionCount(t))
+	holders, _, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, moved := mostLoaded(byHolder(holders, ids))
+	seq := w.lastSeq()
+	b := w.startBurst(moved[:min(3, len(moved))], 40, 25*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	w.replicas[victim].proc.Kill()
+	w.waitMovedAndConnected("the SIGKILLed replica's sessions connected on the survivors", moved, victim, seq, takeoverBudget(len(ids)))
+	w.checkBurstStoredOnceInOrder(b)
+}
