@@ -161,3 +161,21 @@ func TestMessagesWrittenAroundASIGKILLReachLaravelOnceInOrder(t *testing.T) {
 	w.waitMovedAndConnected("the SIGKILLed replica's sessions connected on the survivors", moved, victim, seq, takeoverBudget(len(ids)))
 	w.checkBurstStoredOnceInOrder(b)
 }
+
+// Without any fault, customers write to three sessions of a three-replica cluster (40 messages
+// each, every 25 ms): Laravel stores each chat once, in the order written.
+//
+// It fails today (measured 17:44 UTC, HEAD 99f3000): chats are stored out of order although no
+// replica failed; with one replica the same burst is stored in order. The replicas share one
+// outbox consumer group, so a session's entries are read and sent by several replicas at once,
+// and "one batch per session in flight" holds only within a process. Runs only with
+// WAGATE_CLUSTER_MESSAGES_TEST=1 until a session's entries are delivered by one replica at a time.
+func TestMessagesOfAThreeReplicaClusterReachLaravelInOrder(t *testing.T) {
+	if os.Getenv("WAGATE_CLUSTER_MESSAGES_TEST") == "" {
+		t.Skip("known defect: a 3-replica cluster stores a chat's messages out of order; WAGATE_CLUSTER_MESSAGES_TEST=1 runs it")
+	}
+	w := newWorld(t)
+	w.startReady("gw-a", "gw-b", "gw-c")
+	ids := w.pair(12)
+	w.checkBurstStoredOnceInOrder(w.startBurst(ids[:3], 40, 25*time.Millisecond))
+}
