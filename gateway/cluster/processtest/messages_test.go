@@ -165,10 +165,11 @@ func TestMessagesWrittenAroundASIGKILLReachLaravelOnceInOrder(t *testing.T) {
 // Without any fault, customers write to three sessions of a three-replica cluster (40 messages
 // each, every 25 ms): Laravel stores each chat once, in the order written.
 //
-// It fails today (measured 17:44 UTC, HEAD 99f3000): chats are stored out of order although no
-// replica failed; with one replica the same burst is stored in order. The replicas share one
-// outbox consumer group, so a session's entries are read and sent by several replicas at once,
-// and "one batch per session in flight" holds only within a process. Runs only with
+// It fails today (measured 17:41 UTC, HEAD 99f3000): chats are stored out of order although no
+// replica failed (7 inversions); with one replica the same burst is stored in order. The likely
+// cause: the replicas read one outbox stream in one consumer group, each taking whichever
+// entries come next, so a session's entries are sent by several replicas at once and "one batch
+// per session in flight" holds only within a process. Runs only with
 // WAGATE_CLUSTER_MESSAGES_TEST=1 until a session's entries are delivered by one replica at a time.
 func TestMessagesOfAThreeReplicaClusterReachLaravelInOrder(t *testing.T) {
 	if os.Getenv("WAGATE_CLUSTER_MESSAGES_TEST") == "" {
