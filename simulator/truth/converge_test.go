@@ -119,3 +119,45 @@ func TestConvergeWithoutTheGatewayPollsOnce(t *testing.T) {
 		t.Errorf("gateway %v err %v polls %d, want nil, nil, 1", gateway, err, polls)
 	}
 }
+
+// At its limit Converge judges a gateway that Laravel is ahead of only on a read made after
+// Laravel showed the newer version: the gateway was read pending v3, then the paired device logged
+// in and Laravel received connected v4 before the limit. Read again, the gateway shows connected
+// (agrees), still pending v3 (its versions went back: lost), or cannot answer (judged without it:
+// Laravel shows what the simulation caused).
+func TestConvergeAtItsLimitJudgesTheGatewayOnAReadAfterLaravels(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		reread   map[string]State
+		wantLost int64
+	}{
+		{"the gateway logged in after it was read", map[string]State{"s": {connected, 4}}, 0},
+		{"the gateway's versions went back", map[string]State{"s": {pending, 3}}, 1},
+		{"the gateway cannot answer the re-read", map[string]State{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewLedger(metrics.NewRegistry(nil), QRTiming{}, nil)
+			l.Started("s", "s", at(0), nil)
+			l.Caused("s", connected, at(1))
+			var reads [][]string
+			readGateway := func(_ context.Context, ids []string) map[string]State {
+				reads = append(reads, slices.Clone(ids))
+				if len(reads) == 1 {
+					return map[string]State{"s": {pending, 3}}
+				}
+				return tc.reread
+			}
+			pollLaravel := func(context.Context) error {
+				l.ObserveLaravel("s", Observation{Status: connected, StatusVersion: 4, QRVersion: 3, At: at(5)})
+				return nil
+			}
+			gateway, err := l.Converge(context.Background(), readGateway, pollLaravel, 0)
+			if err != nil || len(reads) != 2 || !slices.Equal(reads[1], []string{"s"}) {
+				t.Fatalf("err %v, gateway reads %v: want the outdated session read again after Laravel's poll", err, reads)
+			}
+			if truth := l.Finish(gateway, at(100)); truth.Lost != tc.wantLost || truth.GatewayMismatches != 0 {
+				t.Errorf("truth = %+v, want %d lost", truth, tc.wantLost)
+			}
+		})
+	}
+}
