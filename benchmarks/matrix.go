@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/gateway/config"
 	"wagate/reports"
 	"wagate/simulator/cpuset"
 )
@@ -42,7 +43,7 @@ type Matrix struct {
 	// the entry's own overrides, so an entry can say `cpus.gateway=off`.
 	CPUs MatrixCPUs `yaml:"cpus"`
 	// SeedTable names the entries of the seed table's measured columns.
-	SeedTable reports.SeedRoles `yaml:"seed_table"`
+	SeedTable reports.SeedRoles `yaml:"seedTable"`
 	// Entries run in order.
 	Entries []Entry `yaml:"entries"`
 	// Capacity lists capacity searches run by `make bench-capacity`.
@@ -105,7 +106,7 @@ type Capacity struct {
 	Scenario string   `yaml:"scenario"`
 	Set      []string `yaml:"set"`
 	// UsersKey is the override key for the user count (default "users").
-	UsersKey string `yaml:"users_key"`
+	UsersKey string `yaml:"usersKey"`
 	// Start is the first probe's user count; Factor multiplies it while every threshold holds
 	// (default 2), up to Limit.
 	Start  int     `yaml:"start"`
@@ -138,6 +139,12 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&m); err != nil {
+		var doc yaml.Node
+		if yaml.Unmarshal(data, &doc) == nil {
+			if snake := snakeKeys(&doc); len(snake) > 0 {
+				return nil, fmt.Errorf("%w: %s", ErrMatrix, strings.Join(snake, "; "))
+			}
+		}
 		return nil, fmt.Errorf("%w: %w", ErrMatrix, err)
 	}
 	if m.Repeats == 0 {
@@ -193,7 +200,7 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 	}
 	for role, name := range map[string]string{"legacy": m.SeedTable.Legacy, "batch": m.SeedTable.Batch, "scale": m.SeedTable.Scale} {
 		if name != "" && !seen[name] {
-			problems = append(problems, fmt.Sprintf("seed_table.%s: no entry named %q", role, name))
+			problems = append(problems, fmt.Sprintf("seedTable.%s: no entry named %q", role, name))
 		}
 	}
 	capSeen := map[string]bool{}
@@ -238,6 +245,23 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 		return nil, fmt.Errorf("%w: %s", ErrMatrix, strings.Join(problems, "; "))
 	}
 	return &m, nil
+}
+
+// snakeKeys names the snake_case keys of a matrix document with the camelCase key meant: a
+// matrix's keys are camelCase like the scenarios' and the gateway's (seed_table is seedTable).
+func snakeKeys(n *yaml.Node) []string {
+	var out []string
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; strings.Contains(k, "_") {
+				out = append(out, fmt.Sprintf("%s (line %d): matrix keys are camelCase; did you mean %s?", k, n.Content[i].Line, config.YAMLKey(k)))
+			}
+		}
+	}
+	for _, c := range n.Content {
+		out = append(out, snakeKeys(c)...)
+	}
+	return out
 }
 
 func checkSet(where string, set []string) []string {

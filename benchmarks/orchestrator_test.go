@@ -34,7 +34,7 @@ func TestBenchRunsEveryEntryAndRendersTheReports(t *testing.T) {
 	o, progress := testOrchestrator(t, `
 name: test
 repeats: 2
-seed_table: {legacy: legacy-100, batch: batch-100, scale: batch-2000}
+seedTable: {legacy: legacy-100, batch: batch-100, scale: batch-2000}
 entries:
   - {name: legacy-100, scenario: ok.yaml, set: [gateway.mode=legacy, users=100], repeats: 1}
   - {name: batch-100, scenario: ok.yaml, set: [gateway.mode=batch, users=100]}
@@ -205,15 +205,17 @@ func equalInts(a, b []int) bool {
 
 func TestMatrixValidationNamesTheProblem(t *testing.T) {
 	cases := map[string]string{
-		"entries: [{scenario: a.yaml}]":                                       "name is required",
-		"entries: [{name: a, scenario: a.yaml}, {name: a, scenario: b.yaml}]": "name is used twice",
-		"entries: [{name: 'a b', scenario: a.yaml}]":                          "may only contain",
-		"entries: [{name: a}]":                                                "scenario is required",
-		"entries: [{name: a, scenario: a.yaml, set: [users]}]":                `set "users" is not key=value`,
-		"seed_table: {legacy: nope}\nentries: [{name: a, scenario: a.yaml}]":  `seed_table.legacy: no entry named "nope"`,
-		"entries: [{name: a, scenario: a.yaml, repeat: 3}]":                   "field repeat not found",
-		"capacity: [{name: c, scenario: a.yaml, start: 100, limit: 10}]":      "need 1 <= start <= limit",
-		"timeout: soon\nentries: [{name: a, scenario: a.yaml}]":               `"soon" is not a duration`,
+		"entries: [{scenario: a.yaml}]":                                             "name is required",
+		"entries: [{name: a, scenario: a.yaml}, {name: a, scenario: b.yaml}]":       "name is used twice",
+		"entries: [{name: 'a b', scenario: a.yaml}]":                                "may only contain",
+		"entries: [{name: a}]":                                                      "scenario is required",
+		"entries: [{name: a, scenario: a.yaml, set: [users]}]":                      `set "users" is not key=value`,
+		"seedTable: {legacy: nope}\nentries: [{name: a, scenario: a.yaml}]":         `seedTable.legacy: no entry named "nope"`,
+		"seed_table: {legacy: a}\nentries: [{name: a, scenario: a.yaml}]":           "seed_table (line 1): matrix keys are camelCase; did you mean seedTable?",
+		"capacity: [{name: c, scenario: a.yaml, users_key: n, start: 1, limit: 2}]": "users_key (line 1): matrix keys are camelCase; did you mean usersKey?",
+		"entries: [{name: a, scenario: a.yaml, repeat: 3}]":                         "field repeat not found",
+		"capacity: [{name: c, scenario: a.yaml, start: 100, limit: 10}]":            "need 1 <= start <= limit",
+		"timeout: soon\nentries: [{name: a, scenario: a.yaml}]":                     `"soon" is not a duration`,
 		"{}": "no entries and no capacity searches",
 	}
 	for doc, want := range cases {

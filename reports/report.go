@@ -97,7 +97,7 @@ const (
 // Redis the scenario asked for.
 type GatewayConfig struct {
 	// Settings is every setting of the gateway's file by its key (gateway -help's settings table),
-	// written as in the file ("mode": "batch", "batch_size": "50", "batch_interval": "5s"). Secrets
+	// written as in the file ("mode": "batch", "batchSize": "50", "batchInterval": "5s"). Secrets
 	// and what each run gives the gateway (addresses, tokens, its folder, Redis's URL, the
 	// test-only WhatsApp dial) are not in it.
 	Settings map[string]string `json:"settings,omitempty"`

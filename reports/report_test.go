@@ -65,9 +65,9 @@ func sampleReport(t *testing.T, label, mode string, users int, laravelPerMin, la
 		Label:         label,
 		Scenario:      Scenario{Name: "seed-" + mode, File: "scenarios/seed-" + mode + ".yaml", Users: users, Duration: Duration(dur)},
 		Configuration: Configuration{
-			Gateway: GatewayConfig{Settings: map[string]string{"mode": mode, "batch_size": "50", "batch_interval": "5s",
-				"priority_interval": "1s", "cache_ttl_qr": "20s", "cache_ttl_status": "30s", "qr_codes": "6"},
-				Set: []string{"mode", "batch_size", "batch_interval", "priority_interval", "cache_ttl_qr", "cache_ttl_status"}, Redis: "embedded"},
+			Gateway: GatewayConfig{Settings: map[string]string{"mode": mode, "batchSize": "50", "batchInterval": "5s",
+				"priorityInterval": "1s", "cacheTtlQr": "20s", "cacheTtlStatus": "30s", "qrCodes": "6"},
+				Set: []string{"mode", "batchSize", "batchInterval", "priorityInterval", "cacheTtlQr", "cacheTtlStatus"}, Redis: "embedded"},
 			FakeLaravel: FakeLaravelConfig{Capacity: map[string]string{"cores": "2", "workers": "10", "bootstrap": "12ms", "perRow": "1ms", "backlog": "511", "proxyTimeout": "1m0s"}},
 			Overrides:   []string{"gateway.mode=" + mode},
 		},

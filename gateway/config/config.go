@@ -197,7 +197,7 @@ func Default() Config {
 type setting struct {
 	flag   string // flag name; the env var is WAGATE_ + upper(flag with - as _) unless env is set
 	env    string
-	yaml   string
+	yaml   string // YAML key; YAMLKey(flag) unless set
 	usage  string
 	secret bool
 	value  func(c *Config) any // pointer to the field
@@ -220,7 +220,7 @@ func (s setting) yamlName() string {
 	if s.yaml != "" {
 		return s.yaml
 	}
-	return strings.ReplaceAll(s.flag, "-", "_")
+	return YAMLKey(s.flag)
 }
 
 func settings() []setting {
@@ -701,7 +701,7 @@ func checkUnknownEnv(environ []string, all []setting) error {
 }
 
 // nearest returns the candidate name most likely meant, comparing names without case, _ and -
-// (batchSize is batch_size): the shortest candidate that contains name (ttl: cache_ttl_qr), else
+// (batch_size is batchSize): the shortest candidate that contains name (ttl: cacheTtlQr), else
 // the one with the smallest edit distance; on ties, the one sharing the longest prefix with it
 // (WAGATE_REDIS: WAGATE_REDIS_URL, not WAGATE_ADDR).
 func nearest(name string, candidates []string) string {
@@ -872,8 +872,8 @@ func writeUsage(w io.Writer, all []setting) {
 	fmt.Fprintf(w, `Usage: gateway [flags]
 
 wagate gateway: WhatsApp sessions on whatsmeow, reported to a Laravel application.
-Settings come from defaults < YAML file (-config FILE or %s; keys are the flag names with
-_ for -) < environment variables < flags. Secrets are read from the environment or from files
+Settings come from defaults < YAML file (-config FILE or %s; keys are the flag names in
+camelCase: batch-interval is batchInterval) < environment variables < flags. Secrets are read from the environment or from files
 (ENV_FILE variables, -NAME-file flags), never from plain flags.
 
   -config FILE   YAML configuration file

@@ -59,7 +59,7 @@ func TestPrecedenceIsDefaultsThenFileThenEnvThenFlags(t *testing.T) {
 	e["WAGATE_QR_CODES"] = "4"
 	e["WAGATE_BATCH_SIZE"] = "20"
 	e["WAGATE_REDIS_EMBEDDED"] = "1"
-	files := map[string]string{"/etc/wagate.yaml": "qr_codes: 3\nbatch_size: 10\nbatch_interval: 2s\nmode: batch\n"}
+	files := map[string]string{"/etc/wagate.yaml": "qrCodes: 3\nbatchSize: 10\nbatchInterval: 2s\nmode: batch\n"}
 	l, _, err := load(t, e, files, "-batch-size", "30")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestSecretsAreNeverLogged(t *testing.T) {
 			t.Fatalf("log line contains a secret: %s", buf.String())
 		}
 	}
-	if !strings.Contains(buf.String(), `"laravel_secret":"set"`) || !strings.Contains(buf.String(), `"laravel_url":"http://127.0.0.1:8000"`) {
+	if !strings.Contains(buf.String(), `"laravelSecret":"set"`) || !strings.Contains(buf.String(), `"laravelUrl":"http://127.0.0.1:8000"`) {
 		t.Fatalf("log line: %s", buf.String())
 	}
 }
@@ -150,10 +150,10 @@ func TestInvalidValuesFailWithTheSettingsName(t *testing.T) {
 func TestYAMLErrorsNameTheKeyAndLine(t *testing.T) {
 	e := minimal()
 	for body, want := range map[string]string{
-		"nope: 1\n":                  `nope (line 1): not a gateway setting; did you mean mode?`,
-		"qr_codes: 3\nqr_timeout: x": "qr_timeout (line 2)",
-		"batch_size: [1, 2]\n":       "must be a single value",
-		"a: [unclosed\n":             "not valid YAML",
+		"nope: 1\n":                `nope (line 1): not a gateway setting; did you mean mode?`,
+		"qrCodes: 3\nqrTimeout: x": "qrTimeout (line 2)",
+		"batchSize: [1, 2]\n":      "must be a single value",
+		"a: [unclosed\n":           "not valid YAML",
 	} {
 		_, _, err := load(t, e, map[string]string{"c.yaml": body}, "-config", "c.yaml")
 		if err == nil || !strings.Contains(err.Error(), want) {

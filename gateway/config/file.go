@@ -6,14 +6,38 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // The gateway's YAML configuration file (-config FILE or WAGATE_CONFIG): a mapping of settings by
-// their YAML key, one key per setting of the settings table (the flag name with _ for -, as
-// `gateway -help` lists them). A scenario's gateway block is such a file too: the simulator
-// decodes it into a Config, validates it here and writes it for the gateway it starts.
+// their YAML key, one key per setting of the settings table (the flag name in camelCase,
+// batch-interval: batchInterval, as `gateway -help` lists them). A scenario's gateway block is such
+// a file too: the simulator decodes it into a Config, validates it here and writes it for the
+// gateway it starts.
+
+// YAMLKey is a setting's YAML key derived from its flag name: the words between the -s (or _s) in
+// camelCase (batch-interval: batchInterval, cache-ttl-qr: cacheTtlQr). It is the key style of every
+// file a person writes beside the gateway's (scenarios and bench matrices, like k6's options and
+// Kubernetes'), whose refusals of a snake_case key name the key meant with it.
+func YAMLKey(flag string) string {
+	var b strings.Builder
+	upper := false
+	for _, r := range flag {
+		switch {
+		case r == '-' || r == '_':
+			upper = b.Len() > 0
+		case upper:
+			b.WriteRune(unicode.ToUpper(r))
+			upper = false
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
 // KeyError is a problem with one key of a YAML configuration: a key that is no setting, or a
 // value that is not one.

@@ -18,29 +18,55 @@ func decode(t *testing.T, doc string) (Config, error) {
 	return c, err
 }
 
-// Each key of the YAML file is the setting's flag name with _ for -, and sets that setting.
+// A setting's YAML key is its flag name in camelCase, the key style of the scenarios and bench
+// matrices written beside the file.
+func TestYAMLKeyIsTheFlagNameInCamelCase(t *testing.T) {
+	cases := []struct{ flag, key string }{
+		{"mode", "mode"},
+		{"batch-size", "batchSize"},
+		{"batch-interval", "batchInterval"},
+		{"qr-first-timeout", "qrFirstTimeout"},
+		{"cache-ttl-qr", "cacheTtlQr"},
+		{"wa-root-pubkey", "waRootPubkey"},
+		{"api-token", "apiToken"},
+		{"batch_size", "batchSize"},
+		{"-leading", "leading"},
+	}
+	for _, tc := range cases {
+		if got := YAMLKey(tc.flag); got != tc.key {
+			t.Errorf("YAMLKey(%q) = %q, want %q", tc.flag, got, tc.key)
+		}
+	}
+	for _, s := range settings() {
+		if k := s.yamlName(); strings.ContainsAny(k, "-_") || k != YAMLKey(s.flag) {
+			t.Errorf("setting -%s: YAML key %q is not its flag name in camelCase", s.flag, k)
+		}
+	}
+}
+
+// Each key of the YAML file is the setting's flag name in camelCase, and sets that setting.
 func TestYAMLKeysAreTheSettingsTablesNames(t *testing.T) {
 	cases := []struct {
 		yaml string
 		ok   func(c Config) bool
 	}{
 		{"mode: batch", func(c Config) bool { return c.Mode == ModeBatch }},
-		{"batch_size: 20", func(c Config) bool { return c.Batch.Size == 20 }},
-		{"batch_interval: 1s", func(c Config) bool { return c.Batch.Interval == time.Second }},
-		{"priority_interval: 300ms", func(c Config) bool { return c.Batch.PriorityInterval == 300*time.Millisecond }},
-		{"max_retry_after: 5s", func(c Config) bool { return c.Batch.MaxRetryAfter == 5*time.Second }},
-		{"outbox_max: 200", func(c Config) bool { return c.Batch.OutboxMax == 200 }},
-		{"qr_first_timeout: 6s", func(c Config) bool { return c.QRFirst == 6*time.Second }},
-		{"qr_timeout: 2s", func(c Config) bool { return c.QRNext == 2*time.Second }},
-		{"qr_codes: 3", func(c Config) bool { return c.QRCodes == 3 }},
-		{"cache_ttl_qr: 20s", func(c Config) bool { return c.Cache.QRTTL == 20*time.Second }},
-		{"cache_ttl_session: 1m", func(c Config) bool { return c.Cache.SessionTTL == time.Minute }},
-		{"rate_limit: 20000", func(c Config) bool { return c.RateLimit == 20000 }},
-		{"redis_embedded: true", func(c Config) bool { return c.RedisEmbedded }},
-		{"wa_debug: yes", nil}, // YAML 1.1's yes is no boolean of the gateway's: refused below
-		{"gateway_id: gw-1", func(c Config) bool { return c.GatewayID == "gw-1" }},
-		{"trusted_proxies: 10.0.0.0/8, 127.0.0.1", func(c Config) bool { return c.TrustedProxies == "10.0.0.0/8, 127.0.0.1" }},
-		{"api_token: 0123456789abcdef", func(c Config) bool { return c.APIToken == "0123456789abcdef" }},
+		{"batchSize: 20", func(c Config) bool { return c.Batch.Size == 20 }},
+		{"batchInterval: 1s", func(c Config) bool { return c.Batch.Interval == time.Second }},
+		{"priorityInterval: 300ms", func(c Config) bool { return c.Batch.PriorityInterval == 300*time.Millisecond }},
+		{"maxRetryAfter: 5s", func(c Config) bool { return c.Batch.MaxRetryAfter == 5*time.Second }},
+		{"outboxMax: 200", func(c Config) bool { return c.Batch.OutboxMax == 200 }},
+		{"qrFirstTimeout: 6s", func(c Config) bool { return c.QRFirst == 6*time.Second }},
+		{"qrTimeout: 2s", func(c Config) bool { return c.QRNext == 2*time.Second }},
+		{"qrCodes: 3", func(c Config) bool { return c.QRCodes == 3 }},
+		{"cacheTtlQr: 20s", func(c Config) bool { return c.Cache.QRTTL == 20*time.Second }},
+		{"cacheTtlSession: 1m", func(c Config) bool { return c.Cache.SessionTTL == time.Minute }},
+		{"rateLimit: 20000", func(c Config) bool { return c.RateLimit == 20000 }},
+		{"redisEmbedded: true", func(c Config) bool { return c.RedisEmbedded }},
+		{"waDebug: yes", nil}, // YAML 1.1's yes is no boolean of the gateway's: refused below
+		{"gatewayId: gw-1", func(c Config) bool { return c.GatewayID == "gw-1" }},
+		{"trustedProxies: 10.0.0.0/8, 127.0.0.1", func(c Config) bool { return c.TrustedProxies == "10.0.0.0/8, 127.0.0.1" }},
+		{"apiToken: 0123456789abcdef", func(c Config) bool { return c.APIToken == "0123456789abcdef" }},
 	}
 	for _, tc := range cases {
 		c, err := decode(t, tc.yaml)
@@ -68,14 +94,16 @@ func TestYAMLKeysAreTheSettingsTablesNames(t *testing.T) {
 // WAGATE_* variable does; so do values that are not the setting's type, with their line.
 func TestUnknownOrMistypedKeysAreRefusedWithTheNearestKey(t *testing.T) {
 	cases := []struct{ yaml, want string }{
-		{"batchSize: 20", "batchSize (line 1): not a gateway setting; did you mean batch_size?"},
-		{"mode: batch\npriority-interval: 1s", "priority-interval (line 2): not a gateway setting; did you mean priority_interval?"},
-		{"cache_ttl: 5s", "did you mean cache_ttl_qr?"},
-		{"ttl: 5s", "did you mean cache_ttl_qr?"},
-		{"redisEmbedded: true", "did you mean redis_embedded?"},
-		{"max-retry: 5s", "did you mean max_retry_after?"},
-		{"batch_interval: soon", `batch_interval (line 1): "soon" is not a duration (e.g. 500ms, 5s, 2m)`},
-		{"qr_codes: [1, 2]", "qr_codes (line 1): must be a single value"},
+		{"batch_size: 20", "batch_size (line 1): not a gateway setting; did you mean batchSize?"},
+		{"batchsize: 20", "did you mean batchSize?"},
+		{"mode: batch\npriority-interval: 1s", "priority-interval (line 2): not a gateway setting; did you mean priorityInterval?"},
+		{"cache_ttl: 5s", "did you mean cacheTtlQr?"},
+		{"ttl: 5s", "did you mean cacheTtlQr?"},
+		{"redis_embedded: true", "did you mean redisEmbedded?"},
+		{"cache-ttl-qr: 1s", "did you mean cacheTtlQr?"},
+		{"max-retry: 5s", "did you mean maxRetryAfter?"},
+		{"batchInterval: soon", `batchInterval (line 1): "soon" is not a duration (e.g. 500ms, 5s, 2m)`},
+		{"qrCodes: [1, 2]", "qrCodes (line 1): must be a single value"},
 		{"mode: batch\nmode: legacy", "mode (line 2): set twice"},
 		{"- mode", "a mapping of settings"},
 	}
@@ -123,7 +151,7 @@ func TestYAMLRoundTripsWithoutSecrets(t *testing.T) {
 	if got := c.Environ(&c.Addr, &c.Batch.Size); !slices.Equal(got, []string{"WAGATE_ADDR=127.0.0.1:4001", "WAGATE_BATCH_SIZE=20"}) {
 		t.Errorf("Environ: %q", got)
 	}
-	if k := c.Key(&c.Batch.PriorityInterval); k != "priority_interval" {
+	if k := c.Key(&c.Batch.PriorityInterval); k != "priorityInterval" {
 		t.Errorf("Key: %s", k)
 	}
 }
@@ -132,9 +160,9 @@ func TestYAMLRoundTripsWithoutSecrets(t *testing.T) {
 // its variable when the environment did (the environment overrides the file); ValidateFile names
 // every setting by its key.
 func TestRefusalsNameTheKeyOfTheFileThatGaveIt(t *testing.T) {
-	files := map[string]string{"/etc/wagate.yaml": "qr_codes: 0\nmode: batch\n"}
+	files := map[string]string{"/etc/wagate.yaml": "qrCodes: 0\nmode: batch\n"}
 	_, _, err := load(t, minimal(), files, "-config", "/etc/wagate.yaml")
-	for _, want := range []string{"qr_codes in /etc/wagate.yaml: must be positive",
+	for _, want := range []string{"qrCodes in /etc/wagate.yaml: must be positive",
 		"WAGATE_REDIS_URL: required in batch mode (or WAGATE_REDIS_URL_FILE); WAGATE_REDIS_EMBEDDED=1 runs"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err %v, want %q", err, want)
@@ -143,17 +171,17 @@ func TestRefusalsNameTheKeyOfTheFileThatGaveIt(t *testing.T) {
 	e := minimal()
 	e["WAGATE_QR_CODES"] = "-1"
 	_, _, err = load(t, e, files, "-config", "/etc/wagate.yaml")
-	if err == nil || !strings.Contains(err.Error(), "WAGATE_QR_CODES: must be positive") || strings.Contains(err.Error(), "qr_codes in") {
+	if err == nil || !strings.Contains(err.Error(), "WAGATE_QR_CODES: must be positive") || strings.Contains(err.Error(), "qrCodes in") {
 		t.Errorf("overridden by the environment: %v", err)
 	}
 
-	c, err := decode(t, "mode: batch\nbatch_size: 501\n")
+	c, err := decode(t, "mode: batch\nbatchSize: 501\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = c.ValidateFile()
-	for _, want := range []string{"batch_size: must be at most the contract's 500 items (501)", "api_token: required\n",
-		"redis_url: required in batch mode; redis_embedded: true runs"} {
+	for _, want := range []string{"batchSize: must be at most the contract's 500 items (501)", "apiToken: required\n",
+		"redisUrl: required in batch mode; redisEmbedded: true runs"} {
 		if err == nil || !strings.Contains(err.Error()+"\n", want) {
 			t.Errorf("ValidateFile: %v, want %q", err, want)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"wagate/gateway/config"
 	"wagate/simulator/run"
 	"wagate/simulator/scenario"
 )
@@ -439,7 +440,8 @@ func ScenarioFile(base map[string]any, basePath string, duration time.Duration, 
 				gw[k] = v
 			}
 		}
-		gw["outbox_max"] = s.OutboxMax // the gateway's own key (gateway -help)
+		var c config.Config
+		gw[c.Key(&c.Batch.OutboxMax)] = s.OutboxMax // the gateway's own key (outboxMax)
 		doc["gateway"] = gw
 	}
 	body, err := yaml.Marshal(doc)

@@ -64,7 +64,7 @@ type Schedule struct {
 	// campaign's seed and Index), which also seeds the users' random choices.
 	Index int    `json:"index"`
 	Seed  uint64 `json:"seed"`
-	// OutboxMax, when > 0, bounds the gateway's outbox (its outbox_max) for the whole run.
+	// OutboxMax, when > 0, bounds the gateway's outbox (its outboxMax) for the whole run.
 	OutboxMax int `json:"outbox_max,omitempty"`
 	// Faults are the schedule's faults, in the order they begin.
 	Faults []scenario.Fault `json:"faults"`

@@ -40,7 +40,7 @@ func golden(t *testing.T, name string, got []byte) {
 // series, metrics and ground truth.
 func fixedRunFacts(t *testing.T) runFacts {
 	t.Helper()
-	f, err := scenario.Load("testdata/report-scenario.yaml", []string{"gateway.batch_size=20"})
+	f, err := scenario.Load("testdata/report-scenario.yaml", []string{"gateway.batchSize=20"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +65,8 @@ func fixedRunFacts(t *testing.T) runFacts {
 	// The gateway's file as a run of this scenario reads it back (fixed here, so that a new
 	// gateway setting does not change these facts; TestScenarioGatewayBlockRoundTripsThroughGatewayYAML
 	// covers the file itself).
-	settings := map[string]string{"mode": "batch", "batch_size": "20", "batch_interval": "1s", "priority_interval": "500ms",
-		"qr_first_timeout": "1m0s", "qr_timeout": "20s", "qr_codes": "6", "log_level": "info"}
+	settings := map[string]string{"mode": "batch", "batchSize": "20", "batchInterval": "1s", "priorityInterval": "500ms",
+		"qrFirstTimeout": "1m0s", "qrTimeout": "20s", "qrCodes": "6", "logLevel": "info"}
 	return runFacts{
 		Scenario:        f,
 		GatewaySettings: settings,

@@ -59,8 +59,8 @@ func TestReadProcOfThisProcess(t *testing.T) {
 func TestScenarioGatewayBlockRoundTripsThroughGatewayYAML(t *testing.T) {
 	f, err := scenario.Parse("s.yaml", []byte(`
 scenarios: {s: {executor: constant-vus, duration: 1m}}
-gateway: {mode: batch, batch_size: 100, batch_interval: 2s, log_level: debug, cache_ttl_qr: 20s, qr_codes: 3, redis: server}
-`), []string{"gateway.priority_interval=300ms"})
+gateway: {mode: batch, batchSize: 100, batchInterval: 2s, logLevel: debug, cacheTtlQr: 20s, qrCodes: 3, redis: server}
+`), []string{"gateway.priorityInterval=300ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ gateway: {mode: batch, batch_size: 100, batch_interval: 2s, log_level: debug, ca
 		t.Errorf("scenario settings lost: %+v", c)
 	}
 	settings, err := fileSettings(file)
-	if err != nil || settings["batch_size"] != "100" || settings["priority_interval"] != "300ms" || settings["api_token"] != "" {
+	if err != nil || settings["batchSize"] != "100" || settings["priorityInterval"] != "300ms" || settings["apiToken"] != "" {
 		t.Errorf("the report's settings from the file: %v (%v)", settings, err)
 	}
 }
