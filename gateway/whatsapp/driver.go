@@ -143,7 +143,8 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 			return nil, session.ErrDeviceNotFound
 		}
 	}
-	cli := whatsmeow.NewClient(dev, d.waLog.Sub(sessionID))
+	hook := &streamErrorHook{}
+	cli := whatsmeow.NewClient(dev, d.clientLog(sessionID, hook))
 	// A paired session that can't connect at start retries in the background, unless the session
 	// layer reconnects itself after a fence check (cluster mode).
 	cli.EnableAutoReconnect = d.reconnect
@@ -163,6 +164,7 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 		cli.SetMediaHTTPClient(d.dialHTTP) // media downloads are served by the fake server too
 	}
 	c := &conn{d: d, cli: cli, handle: handle, sessionID: sessionID}
+	hook.seen = c.sawStreamError // before Connect: no frame has arrived yet
 	cli.AddEventHandlerWithSuccessStatus(c.onEvent)
 	return c, nil
 }
@@ -196,6 +198,12 @@ type conn struct {
 	// connection. whatsmeow's own IsLoggedIn stays true after a network drop (it is only cleared
 	// by a stream error), so it cannot tell a dropped session from a connected one.
 	live atomic.Bool
+	// replaced: WhatsApp sent this client's stream <stream:error><conflict type="replaced"/>
+	// (seen as the frame arrives: clientLog); replacedSent: the session was told (StreamReplaced).
+	// whatsmeow queues the stream error behind the event being handled and drops its queue when
+	// the socket closes first, so a slow handler (a refused message) could lose it: the driver
+	// then tells the session itself.
+	replaced, replacedSent atomic.Bool
 }
 
 // Connect implements session.Conn. The client lives in the driver's context, not in ctx (which
@@ -217,6 +225,19 @@ func (c *conn) Connect(ctx context.Context) error {
 func (c *conn) Disconnect() {
 	c.live.Store(false)
 	c.cli.Disconnect()
+	if c.replaced.Load() && !c.replacedSent.Swap(true) {
+		// The session dropped the connection (a redelivery) before whatsmeow dispatched the
+		// replaced stream it had queued: unaware, the session would reconnect and take the
+		// device back from the client that took it over.
+		_ = c.handle(session.StreamReplaced{})
+	}
+}
+
+// sawStreamError records a stream error the client received (its XML, as whatsmeow logs it).
+func (c *conn) sawStreamError(xml string) {
+	if strings.Contains(xml, `<conflict type="replaced"`) {
+		c.replaced.Store(true)
+	}
 }
 
 // LoggedIn implements session.Conn: logged in (Connected seen since the last drop) and the socket
@@ -263,12 +284,21 @@ func (c *conn) onEvent(raw any) bool {
 	case *events.QRScannedWithoutMultidevice:
 		ev = session.PairFailed{Reason: "scanned without multi-device"}
 	case *events.Connected:
+		c.replaced.Store(false)
 		ev = session.Connected{}
 	case *events.Disconnected:
 		ev = session.Disconnected{}
+		if c.replaced.Load() && !c.replacedSent.Swap(true) {
+			// The socket closed after WhatsApp said another client took the device over, and
+			// whatsmeow has not dispatched that yet: a replaced stream, not a network drop.
+			ev = session.StreamReplaced{}
+		}
 	case *events.LoggedOut:
 		ev = session.LoggedOut{Reason: e.Reason.String()}
 	case *events.StreamReplaced:
+		if c.replacedSent.Swap(true) {
+			return true // already told (Disconnect, Disconnected)
+		}
 		ev = session.StreamReplaced{}
 	case *events.TemporaryBan:
 		ev = session.ConnectFailed{Reason: "temporary ban: " + e.String()}
@@ -314,6 +344,8 @@ type slogAdapter struct {
 	log    *slog.Logger
 	module string
 	debug  bool
+	// streamErrors, on a client's logger and its Recv logger, receives the client's stream errors.
+	streamErrors *streamErrorHook
 }
 
 // routineConnectionErrors are the prefixes of whatsmeow's ERROR lines that report a connection
@@ -356,6 +388,11 @@ func (a *slogAdapter) Infof(msg string, args ...any) {
 
 // Debugf implements waLog.Logger (dropped unless debug).
 func (a *slogAdapter) Debugf(msg string, args ...any) {
+	if h := a.streamErrors; h != nil && h.seen != nil && len(args) == 1 {
+		if xml, ok := args[0].(string); ok && strings.HasPrefix(xml, "<stream:error") {
+			h.seen(xml)
+		}
+	}
 	if a.debug {
 		a.log.Debug(fmt.Sprintf(msg, args...), "module", a.module)
 	}
@@ -363,5 +400,21 @@ func (a *slogAdapter) Debugf(msg string, args ...any) {
 
 // Sub implements waLog.Logger.
 func (a *slogAdapter) Sub(module string) waLog.Logger {
-	return &slogAdapter{log: a.log, module: a.module + "/" + module, debug: a.debug}
+	sub := &slogAdapter{log: a.log, module: a.module + "/" + module, debug: a.debug}
+	if module == "Recv" {
+		sub.streamErrors = a.streamErrors // whatsmeow logs every node the client receives there
+	}
+	return sub
+}
+
+// streamErrorHook passes a client's received stream errors to its conn.
+type streamErrorHook struct{ seen func(xml string) }
+
+// clientLog is the logger of session sessionID's client: it also shows hook the stream errors
+// the client receives, in order and as they arrive (whatsmeow logs each received node, at
+// debug level, before it queues the node for its handlers).
+func (d *Driver) clientLog(sessionID string, hook *streamErrorHook) waLog.Logger {
+	l := d.waLog.Sub(sessionID).(*slogAdapter)
+	l.streamErrors = hook
+	return l
 }
