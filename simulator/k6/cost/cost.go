@@ -213,7 +213,9 @@ func Measure(ctx context.Context, cfg Config) (Result, *simmetrics.Registry, err
 	}
 	defer d.Stop()
 	env := labelledEnv(d.Env())
-	d.Begin(ctx)
+	// No d.Begin: the world's Laravel sampling (decoding fakelaravel's histograms every series
+	// interval, which grow as the world runs) would allocate more in the second half than in the
+	// first; GroundTruth begins and ends the world's measurements itself.
 
 	var res Result
 	log.Info("k6-cost: native users", "scenario", world)
@@ -230,7 +232,6 @@ func Measure(ctx context.Context, cfg Config) (Result, *simmetrics.Registry, err
 	if err != nil {
 		return res, reg, err
 	}
-	d.End(ctx)
 	if res.GroundTruth, err = d.GroundTruth(ctx); err != nil {
 		return res, reg, fmt.Errorf("ground truth: %w", err)
 	}
