@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 
 	"wagate/gateway/session"
@@ -117,6 +118,24 @@ func mediaPart(m *waE2E.Message) *waE2E.Message {
 	return nil
 }
 
+// downloadable is the media sub-message whatsmeow downloads (nil for none; mediaPart kept only
+// messages with one).
+func downloadable(m *waE2E.Message) whatsmeow.DownloadableMessage {
+	switch {
+	case m.GetImageMessage() != nil:
+		return m.GetImageMessage()
+	case m.GetVideoMessage() != nil:
+		return m.GetVideoMessage()
+	case m.GetAudioMessage() != nil:
+		return m.GetAudioMessage()
+	case m.GetDocumentMessage() != nil:
+		return m.GetDocumentMessage()
+	case m.GetStickerMessage() != nil:
+		return m.GetStickerMessage()
+	}
+	return nil
+}
+
 // mediaMeta is the file's type, name and length as the message says.
 func mediaMeta(m *waE2E.Message) (mimeType, fileName string, length uint64) {
 	switch {
@@ -150,7 +169,11 @@ func (c *conn) Media(ctx context.Context, messageID string) (session.Media, erro
 	if length > session.MaxMediaBytes {
 		return session.Media{}, fmt.Errorf("%w: %d bytes", session.ErrMediaTooLarge, length)
 	}
-	data, err := c.cli.DownloadAny(ctx, m)
+	file := downloadable(m)
+	if file == nil {
+		return session.Media{}, session.ErrMediaNotFound
+	}
+	data, err := c.cli.Download(ctx, file)
 	if err != nil {
 		return session.Media{}, fmt.Errorf("whatsapp: download media: %w", err)
 	}
