@@ -859,8 +859,13 @@ func (m *Manager) watchLogin(s *session, gen uint64) {
 		}
 		s.mu.Unlock()
 		if stalled && !m.closed.Load() {
-			if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) {
-				m.log.Warn("reconnecting a freshly paired device failed", "session_id", s.id, "err", err)
+			if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
+				// Nothing else reconnects it (whatsmeow retries only a connection that was up):
+				// without a retry it stayed pending, paired and unconnected for good.
+				m.log.Warn("reconnecting a freshly paired device failed; trying again", "session_id", s.id, "err", err)
+				s.mu.Lock()
+				m.reconnectLater(s, time.Second)
+				s.mu.Unlock()
 			}
 		}
 	})

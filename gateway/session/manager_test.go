@@ -211,6 +211,36 @@ func TestAPairedDeviceThatNeverLogsInIsReconnected(t *testing.T) {
 	})
 }
 
+// A freshly paired device whose reconnect after the login timeout fails (WhatsApp unreachable for
+// a moment) is reconnected again until it logs in: nothing else retries a connection that never
+// came up, and it stayed pending, paired and unconnected for good.
+func TestAPairedDeviceWhoseReconnectFailsIsRetriedUntilItLogsIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{})
+		defer r.close()
+		r.start("s1")
+		r.driver.Conn("s1").ScanWithoutLogin()
+		r.driver.ConnectErr = errors.New("handshake timed out")
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		if r.driver.Opens() != 2 {
+			t.Fatalf("opens %d, want the reconnect after the login timeout", r.driver.Opens())
+		}
+		time.Sleep(3 * time.Second) // 1 s, then 2 s: two more attempts that fail
+		synctest.Wait()
+		if r.driver.Opens() != 4 {
+			t.Fatalf("opens %d after 3 s of failing reconnects, want 4", r.driver.Opens())
+		}
+		r.driver.ConnectErr = nil
+		time.Sleep(5 * time.Second) // the next attempt, 4 s after the last
+		synctest.Wait()
+		if info := r.info("s1"); info.Status != laravel.StatusConnected || !info.Connected {
+			t.Fatalf("after WhatsApp came back the session is %+v", info)
+		}
+		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
+	})
+}
+
 func TestVersionsIncreaseAndEventsAreValid(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)
