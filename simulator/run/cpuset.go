@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +70,11 @@ func pinChild(name string, pid int) {
 	if c == nil || !c.assignment.Pinned {
 		return
 	}
-	ids := c.assignment.ForProcess(name)
+	role := name
+	if strings.HasPrefix(name, "gateway-") {
+		role = "gateway" // a replica of a cluster run (replicas.go): on the gateway's CPU set
+	}
+	ids := c.assignment.ForProcess(role)
 	if err := cpuset.Pin(pid, ids); err != nil {
 		c.log.Warn("could not pin a child to its CPUs", "process", name, "pid", pid, "cpus", cpuset.Format(ids), "err", err)
 	}

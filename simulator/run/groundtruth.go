@@ -102,11 +102,7 @@ func (r *runner) duplicates(ctx context.Context) int64 {
 	if !r.measureLaravel || !r.measureGateway {
 		return -1
 	}
-	p, err := scrape(ctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken)
-	if err != nil {
-		return -1
-	}
-	emitted := p.eventsEmitted()
+	emitted, _ := r.scrapeGateway(ctx) // every replica's, in cluster mode
 	if emitted >= 0 {
 		emitted += r.emittedOffset() // gateway processes stopped by process faults
 	}

@@ -24,58 +24,85 @@ type probe interface {
 	closeInterval(ctx context.Context, p *reports.SeriesPoint)
 }
 
-// gatewayProcessProbe samples the gateway process's CPU and RSS from /proc: gateway_cpu_percent,
-// gateway_rss_bytes, and the interval's mean CPU and last RSS in the series. A restarted gateway
-// is a new process: its first reading is the baseline of its CPU, not a sample.
+// gatewayProcessProbe samples the gateway processes' CPU and RSS from /proc: gateway_cpu_percent,
+// gateway_rss_bytes, and the interval's mean CPU and last RSS in the series; with several
+// replicas these are their sums, and each replica's figures are tagged replica:<its id>. A
+// restarted gateway is a new process: its first reading is the baseline of its CPU, not a sample.
 type gatewayProcessProbe struct {
 	reg *metrics.Registry
-	// gateway is the current gateway process, nil while a planned restart is under way.
-	gateway func() *child
+	// gateways are the current gateway processes (none while a planned restart is under way).
+	gateways func() []*child
 
 	mu sync.Mutex
-	// last is the previous reading of process pid.
-	pid      int
-	last     procSample
+	// last is the previous reading of each process by pid.
+	last     map[int]procSample
 	cpuSum   float64
 	cpuN     int
 	rssBytes int64
 }
 
-// begin takes the first reading of the gateway process (when the run started one).
+// begin takes the first reading of the gateway processes (when the run started any).
 func (g *gatewayProcessProbe) begin() {
-	gw := g.gateway()
-	if gw == nil {
-		return
-	}
-	s, _ := readProc(gw.Pid())
 	g.mu.Lock()
-	g.pid, g.last = gw.Pid(), s
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	g.last = map[int]procSample{}
+	for _, gw := range g.gateways() {
+		if s, err := readProc(gw.Pid()); err == nil {
+			g.last[gw.Pid()] = s
+		}
+	}
 }
 
 func (g *gatewayProcessProbe) sample(context.Context) {
-	gw := g.gateway()
-	if gw == nil || gw.exited() {
-		return
-	}
-	s, err := readProc(gw.Pid())
-	if err != nil {
-		return
-	}
+	gws := g.gateways()
+	replicas := len(gws) > 1
+	var cpu float64
+	var rss int64
+	measured := false
+	seen := map[int]bool{}
 	g.mu.Lock()
-	if g.pid != gw.Pid() {
-		g.pid, g.last = gw.Pid(), s
-		g.mu.Unlock()
-		return
+	if g.last == nil {
+		g.last = map[int]procSample{}
 	}
-	pct := cpuPercent(g.last, s)
-	g.last = s
-	g.cpuSum += pct
-	g.cpuN++
-	g.rssBytes = s.rssBytes
+	for _, gw := range gws {
+		if gw.exited() {
+			continue
+		}
+		s, err := readProc(gw.Pid())
+		if err != nil {
+			continue
+		}
+		seen[gw.Pid()] = true
+		prev, ok := g.last[gw.Pid()]
+		g.last[gw.Pid()] = s
+		rss += s.rssBytes
+		if !ok {
+			continue // a new process: this reading is its baseline
+		}
+		pct := cpuPercent(prev, s)
+		cpu += pct
+		measured = true
+		if replicas {
+			tags := metrics.Tags{"replica": gw.name}
+			g.reg.Observe("gateway_cpu_percent", pct, metrics.ContainsDefault, tags)
+			g.reg.Set("gateway_rss_bytes", float64(s.rssBytes), tags)
+		}
+	}
+	for pid := range g.last {
+		if !seen[pid] {
+			delete(g.last, pid)
+		}
+	}
+	if measured {
+		g.cpuSum += cpu
+		g.cpuN++
+		g.rssBytes = rss
+	}
 	g.mu.Unlock()
-	g.reg.Observe("gateway_cpu_percent", pct, metrics.ContainsDefault, nil)
-	g.reg.Set("gateway_rss_bytes", float64(s.rssBytes), nil)
+	if measured {
+		g.reg.Observe("gateway_cpu_percent", cpu, metrics.ContainsDefault, nil)
+		g.reg.Set("gateway_rss_bytes", float64(rss), nil)
+	}
 }
 
 func (g *gatewayProcessProbe) closeInterval(_ context.Context, p *reports.SeriesPoint) {

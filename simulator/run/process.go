@@ -29,6 +29,11 @@ type child struct {
 // The child gets its own process group (Ctrl-C reaches only the simulator, which stops children
 // in order) and is killed by the kernel if the simulator dies.
 func startChild(name, bin string, args, env []string, logPath string) (*child, error) {
+	return startChildAs(name, bin, args, env, logPath, nil)
+}
+
+// startChildAs is startChild with the child's user and group (cred; nil: the simulator's).
+func startChildAs(name, bin string, args, env []string, logPath string, cred *syscall.Credential) (*child, error) {
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", name, err)
@@ -36,7 +41,7 @@ func startChild(name, bin string, args, env []string, logPath string) (*child, e
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(baseEnv(), env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
@@ -77,11 +82,14 @@ func (c *child) exited() bool {
 }
 
 // stop sends SIGTERM and waits up to grace before SIGKILL; it returns the child's exit error.
-func (c *child) stop(grace time.Duration) error {
+func (c *child) stop(grace time.Duration) error { return c.stopWith(syscall.SIGTERM, grace) }
+
+// stopWith is stop with another signal than SIGTERM (PostgreSQL's fast shutdown is SIGINT).
+func (c *child) stopWith(sig syscall.Signal, grace time.Duration) error {
 	if c.exited() {
 		return c.err
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Process.Signal(sig)
 	select {
 	case <-c.done:
 	case <-time.After(grace):
@@ -91,7 +99,7 @@ func (c *child) stop(grace time.Duration) error {
 	}
 	var ee *exec.ExitError
 	if errors.As(c.err, &ee) && ee.ProcessState != nil {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == sig {
 			return nil
 		}
 	}

@@ -47,6 +47,9 @@ type procControl struct {
 // gatewayChild returns the gateway process, or nil while a planned restart is under way (its
 // exit is not a failure of the run).
 func (r *runner) gatewayChild() *child {
+	if r.w.cluster != nil {
+		return nil // replicas.go: gatewayProcesses, gatewayRestarting
+	}
 	r.proc.mu.Lock()
 	defer r.proc.mu.Unlock()
 	if r.proc.down {
@@ -70,6 +73,9 @@ func (r *runner) recordWindow(w FaultWindow) {
 
 // scrapeGateway reads the emitted-events counter and outbox depth (-1 when unknown).
 func (r *runner) scrapeGateway(ctx context.Context) (emitted, outbox float64) {
+	if r.w.cluster != nil {
+		return r.scrapeReplicas(ctx)
+	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	p, err := scrape(sctx, r.hc, r.w.gatewayURL+"/metrics", r.w.gatewayToken)
@@ -89,6 +95,9 @@ func (gatewayPlayer) Kind() string { return "gateway" }
 
 func (p gatewayPlayer) Inject(ctx context.Context, flt scenario.Fault, w *FaultWindow) (func(context.Context) error, error) {
 	r := p.r
+	if r.w.cluster != nil {
+		return r.replicaFault(ctx, flt, w) // replicas.go
+	}
 	switch flt.Process.Action {
 	case scenario.ProcessGatewayPause:
 		gw := r.gatewayChild()

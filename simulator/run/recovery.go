@@ -44,7 +44,11 @@ func (r *runner) baseline(ctx context.Context) faultBaseline {
 // reconnects reports whether a fault disconnects sessions that come back by themselves.
 func reconnects(flt scenario.Fault) bool {
 	if flt.Process != nil {
-		return flt.Process.Action == scenario.ProcessGatewayKill || flt.Process.Action == scenario.ProcessGatewayTerm
+		switch flt.Process.Action {
+		case scenario.ProcessGatewayKill, scenario.ProcessGatewayTerm, scenario.ProcessGatewayRollingRestart:
+			return true
+		}
+		return false
 	}
 	return flt.WhatsApp != nil && (flt.WhatsApp.Action == "drop" || flt.WhatsApp.Action == "restart")
 }
@@ -78,7 +82,7 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 			return
 		case <-t.C:
 		}
-		if r.gatewayChild() == nil || !back() {
+		if r.gatewayRestarting() || !back() {
 			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, time.Second)

@@ -172,6 +172,9 @@ func (r *runner) host() reports.Environment {
 	if h, err := os.Hostname(); err == nil {
 		env.Hostname = h
 	}
+	if cw := r.w.cluster; cw != nil {
+		env.GatewayVersion = fmt.Sprintf("%s; %d replicas in cluster mode behind the simulator's round-robin front, store %s", env.GatewayVersion, len(cw.replicas), cw.pgVersion)
+	}
 	describeCPUs(&env) // cpuset.go: CPU sets, load average, the load generator's CPU
 	return env
 }

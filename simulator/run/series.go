@@ -16,16 +16,22 @@ import (
 // startProbes creates the run's probes and takes their first readings, the baselines of the
 // first interval.
 func (r *runner) startProbes(ctx context.Context) {
-	gatewayProcess := &gatewayProcessProbe{reg: r.reg, gateway: r.gatewayChild}
+	gatewayProcess := &gatewayProcessProbe{reg: r.reg, gateways: r.gatewayProcesses}
 	gatewayProcess.begin()
 	r.probes = []probe{gatewayProcess}
 	if r.w.real != nil {
 		r.probes = append(r.probes, &realLaravelCPUProbe{reg: r.reg, real: r.w.real})
 	}
 	if r.measureGateway {
+		// The gateway's own metrics: in cluster mode the first replica's (the front would answer
+		// from a different replica at each scrape).
+		metricsURL := r.w.gatewayURL
+		if r.w.cluster != nil {
+			metricsURL = r.w.cluster.replicas[0].url()
+		}
 		r.probes = append(r.probes,
-			&gatewayMetricsProbe{reg: r.reg, hc: r.hc, url: r.w.gatewayURL, token: r.w.gatewayToken},
-			&gatewayLatencyProbe{reg: r.reg, hc: r.hc, url: r.w.gatewayURL, token: r.w.gatewayToken},
+			&gatewayMetricsProbe{reg: r.reg, hc: r.hc, url: metricsURL, token: r.w.gatewayToken},
+			&gatewayLatencyProbe{reg: r.reg, hc: r.hc, url: metricsURL, token: r.w.gatewayToken},
 			&redisOpsProbe{reg: r.reg, redis: r.redisChild, url: r.w.redisURL})
 	}
 	if !r.measureLaravel {
@@ -46,6 +52,9 @@ func (r *runner) newLaravelRequestsProbe() *laravelRequestsProbe {
 // records sessions_connected.
 func (r *runner) sampleEverySecond(ctx context.Context) {
 	gw := r.gatewayChild() // nil during a planned restart
+	if r.w.cluster != nil {
+		gw = r.w.cluster.deadReplica() // a replica not stopped on purpose that exited
+	}
 	if gw != nil && gw.exited() && !r.gatewayDied.Swap(true) {
 		r.log.Error("the gateway process exited during the run; stopping the users", "err", gw.err, "log_tail", gw.tail(10))
 		r.mu.Lock()

@@ -46,6 +46,9 @@ type world struct {
 	// gatewayFile is the gateway's configuration file (gatewayFile): written to the run's folder
 	// for the gateway started here; what the scenario asked of an external one.
 	gatewayFile []byte
+	// cluster is the replicas, their front and PostgreSQL when gateway.replicas > 1 (replicas.go);
+	// gateway is nil then and gatewayURL is the front's.
+	cluster *clusterWorld
 
 	tmp string
 }
@@ -247,6 +250,9 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, runDir stri
 	switch r := f.Gateway.Redis; {
 	case r == scenario.RedisServer && f.Gateway.URL == "":
 		c, url, version, err := startRedis(ctx, w.tmp)
+		if err != nil && f.Gateway.Cluster() {
+			return fmt.Errorf("gateway.replicas %d share one Redis and no redis-server could be started: %w", f.Gateway.Replicas, err)
+		}
 		if err != nil {
 			w.log.Warn("no redis-server could be started; the gateway embeds miniredis", "err", err)
 			w.redisVersion = "embedded (miniredis; redis-server unavailable)"
@@ -293,6 +299,9 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, runDir stri
 	if err := os.WriteFile(file, w.gatewayFile, 0o644); err != nil {
 		return fmt.Errorf("the gateway's configuration: %w", err)
 	}
+	if f.Gateway.Cluster() {
+		return w.startCluster(ctx, hc, f, bin, file, run, logDir)
+	}
 	w.gateway, err = startChild("gateway", bin, []string{"-config", file}, gatewayEnviron(cfg), filepath.Join(logDir, "gateway.log"))
 	if err != nil {
 		return err
@@ -327,6 +336,9 @@ func httpOK(ctx context.Context, hc *http.Client, url, token string) error {
 // stop ends everything started, the gateway first (it flushes to Laravel), then fakelaravel,
 // Redis and fakewa, and removes the temporary stores. It is safe to call more than once.
 func (w *world) stop() {
+	if w.cluster != nil {
+		w.cluster.stop(w.log.Warn)
+	}
 	if w.gateway != nil {
 		if err := w.gateway.stop(20 * time.Second); err != nil {
 			w.log.Warn("gateway stop", "err", err)
