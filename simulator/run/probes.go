@@ -288,14 +288,28 @@ func (l *laravelRequestsProbe) readInterval(ctx context.Context, p *reports.Seri
 	if err != nil {
 		return fmt.Errorf("read fakelaravel's counters: %w", err)
 	}
+	l.advance(&st, p)
+	return nil
+}
+
+// minRateWindow is the shortest window Laravel's request rate is measured over.
+const minRateWindow = 500 * time.Millisecond
+
+// advance makes cur the base of the next interval and records the change since the previous
+// reading. A reading less than minRateWindow after it is left for the next interval: a read that
+// came late (a stalled machine) would make its one or two requests a burst of tens per second.
+func (l *laravelRequestsProbe) advance(cur *fakelaravel.Stats, p *reports.SeriesPoint) {
 	l.mu.Lock()
 	prev := l.last
-	l.last = &st
+	if prev != nil && cur.UptimeSeconds-prev.UptimeSeconds < minRateWindow.Seconds() {
+		l.mu.Unlock()
+		return
+	}
+	l.last = cur
 	l.mu.Unlock()
 	if prev != nil {
-		l.record(prev, &st, p)
+		l.record(prev, cur, p)
 	}
-	return nil
 }
 
 // record turns the change of fakelaravel's cumulative counters into samples.

@@ -55,3 +55,22 @@ func TestLaravelRequestsProbeMeanRateCountsOnlyIntervalsAfterTheWarmupWhileUsers
 		t.Errorf("mean rate during the warmup = %v, want none", got)
 	}
 }
+
+func TestLaravelRequestsProbeLeavesAWindowTooShortForARateToTheNextInterval(t *testing.T) {
+	l := newLaravelRequestsProbe(0)
+	l.last = laravelCounters(10, 100, 0)
+	// The read after a late one: 20 ms and one request later, a rate of 3000/min if recorded.
+	late := reports.SeriesPoint{}
+	l.advance(laravelCounters(10.02, 101, 0), &late)
+	if late.LaravelRequestsPerMin != nil {
+		t.Errorf("a 20 ms window was recorded as %v", late.LaravelRequestsPerMin)
+	}
+	next := reports.SeriesPoint{}
+	l.advance(laravelCounters(12, 104, 0), &next)
+	if got := next.LaravelRequestsPerMin["POST /api/whatsapp/status/batch"]; got != 120 {
+		t.Errorf("the next interval's rate = %v/min, want its 4 requests over 2 s = 120/min (the short window's request included)", got)
+	}
+	if got := l.reg.Total("laravel_reqs", nil); got != 4 {
+		t.Errorf("laravel_reqs = %v, want 4: no request lost or counted twice", got)
+	}
+}

@@ -40,7 +40,10 @@ func (r *runner) startProbes(ctx context.Context) {
 	}
 	r.laravelRequests = r.newLaravelRequestsProbe()
 	r.laravelRequests.begin(ctx)
-	r.probes = append(r.probes, r.laravelRequests)
+	// Laravel's counters are read first, at the interval's end: a probe before them waiting on a
+	// paused gateway (SIGSTOP) would otherwise move their read late and shorten the next window
+	// to milliseconds, whose one or two requests then read as a storm of tens per second.
+	r.probes = append([]probe{r.laravelRequests}, r.probes...)
 }
 
 // newLaravelRequestsProbe measures Laravel's requests into the run's registry.
