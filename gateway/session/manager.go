@@ -852,12 +852,21 @@ func (m *Manager) watchLogin(s *session, gen uint64) {
 	s.pairTimer = time.AfterFunc(m.cfg.PairLoginTimeout, func() {
 		s.mu.Lock()
 		stalled := s.gen == gen && s.conn != nil && s.deviceID != "" && !s.conn.LoggedIn()
+		var old Conn
 		if stalled {
 			s.pairTimer = nil
 			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "after", m.cfg.PairLoginTimeout)
-			m.dropConnLocked(s)
+			old = m.detachConn(s)
 		}
 		s.mu.Unlock()
+		if old != nil {
+			// Closed before the new connection opens: a stalled client still logging in (whatsmeow
+			// reconnects after the server's 515 by itself) that logged in after the new one would
+			// take the device over from it, and the session would be parked as replaced by
+			// another client (seen at 300 users with a 1 s PairLoginTimeout).
+			old.Disconnect()
+			old.Release()
+		}
 		if stalled && !m.closed.Load() {
 			if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
 				// Nothing else reconnects it (whatsmeow retries only a connection that was up):

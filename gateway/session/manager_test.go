@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -211,33 +212,134 @@ func TestAPairedDeviceThatNeverLogsInIsReconnected(t *testing.T) {
 	})
 }
 
+// unreachable is a driver whose connections fail to connect while down is set (WhatsApp
+// unreachable for a moment).
+type unreachable struct {
+	*sessiontest.Driver
+	down atomic.Bool
+}
+
+type unreachableConn struct {
+	session.Conn
+	d *unreachable
+}
+
+func (d *unreachable) Open(ctx context.Context, sessionID, deviceID string, handle func(session.DriverEvent) error) (session.Conn, error) {
+	c, err := d.Driver.Open(ctx, sessionID, deviceID, handle)
+	if err != nil {
+		return nil, err
+	}
+	return unreachableConn{Conn: c, d: d}, nil
+}
+
+func (c unreachableConn) Connect(ctx context.Context) error {
+	if c.d.down.Load() {
+		return errors.New("handshake timed out")
+	}
+	return c.Conn.Connect(ctx)
+}
+
 // A freshly paired device whose reconnect after the login timeout fails (WhatsApp unreachable for
 // a moment) is reconnected again until it logs in: nothing else retries a connection that never
 // came up, and it stayed pending, paired and unconnected for good.
 func TestAPairedDeviceWhoseReconnectFailsIsRetriedUntilItLogsIn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, session.Config{})
-		defer r.close()
-		r.start("s1")
-		r.driver.Conn("s1").ScanWithoutLogin()
-		r.driver.ConnectErr = errors.New("handshake timed out")
+		drv := &unreachable{Driver: sessiontest.NewDriver()}
+		sink := &sessiontest.Sink{}
+		m, err := session.New(context.Background(), session.Config{}, drv, sessiontest.NewStore(), sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		if _, err := m.Start(context.Background(), "s1"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		drv.Conn("s1").ScanWithoutLogin()
+		drv.down.Store(true)
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
-		if r.driver.Opens() != 2 {
-			t.Fatalf("opens %d, want the reconnect after the login timeout", r.driver.Opens())
+		if drv.Opens() != 2 {
+			t.Fatalf("opens %d, want the reconnect after the login timeout", drv.Opens())
 		}
 		time.Sleep(3 * time.Second) // 1 s, then 2 s: two more attempts that fail
 		synctest.Wait()
-		if r.driver.Opens() != 4 {
-			t.Fatalf("opens %d after 3 s of failing reconnects, want 4", r.driver.Opens())
+		if drv.Opens() != 4 {
+			t.Fatalf("opens %d after 3 s of failing reconnects, want 4", drv.Opens())
 		}
-		r.driver.ConnectErr = nil
+		drv.down.Store(false)
 		time.Sleep(5 * time.Second) // the next attempt, 4 s after the last
 		synctest.Wait()
-		if info := r.info("s1"); info.Status != laravel.StatusConnected || !info.Connected {
+		if info, _ := m.Get(context.Background(), "s1"); info.Status != laravel.StatusConnected || !info.Connected {
 			t.Fatalf("after WhatsApp came back the session is %+v", info)
 		}
-		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
+		if got, want := sink.Of("s1"), []string{"status:pending", "qr:code-1", "status:connected"}; !slices.Equal(got, want) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+	})
+}
+
+// slowClose is a connection whose Disconnect takes a second, as a whatsmeow client's can while it
+// is still dialing; closed is closed when it finished closing.
+type slowClose struct {
+	session.Conn
+	closed chan struct{}
+}
+
+func (c *slowClose) Disconnect() {
+	time.Sleep(time.Second)
+	c.Conn.Disconnect()
+	close(c.closed)
+}
+
+// slowCloseDriver opens slowClose connections and records, for every Open, whether the session's
+// previous connection had finished closing.
+type slowCloseDriver struct {
+	*sessiontest.Driver
+	last          *slowClose
+	openedOverOld int
+}
+
+func (d *slowCloseDriver) Open(ctx context.Context, sessionID, deviceID string, handle func(session.DriverEvent) error) (session.Conn, error) {
+	if d.last != nil {
+		select {
+		case <-d.last.closed:
+		default:
+			d.openedOverOld++
+		}
+	}
+	c, err := d.Driver.Open(ctx, sessionID, deviceID, handle)
+	if err != nil {
+		return nil, err
+	}
+	d.last = &slowClose{Conn: c, closed: make(chan struct{})}
+	return d.last, nil
+}
+
+// The stalled connection of a paired device that did not log in is closed before the new one
+// opens: a stalled whatsmeow client still logging in could otherwise log in after the new
+// connection and take the device over from it (the session was then parked as replaced).
+func TestAStalledLoginIsClosedBeforeTheReconnectOpens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		drv := &slowCloseDriver{Driver: sessiontest.NewDriver()}
+		m, err := session.New(context.Background(), session.Config{}, drv, sessiontest.NewStore(), &sessiontest.Sink{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		if _, err := m.Start(context.Background(), "s1"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		drv.Conn("s1").ScanWithoutLogin()
+		time.Sleep(25 * time.Second)
+		synctest.Wait()
+		if drv.Opens() != 2 || drv.openedOverOld != 0 {
+			t.Fatalf("opens %d, %d of them while the stalled connection was still open", drv.Opens(), drv.openedOverOld)
+		}
+		if info, _ := m.Get(context.Background(), "s1"); info.Status != laravel.StatusConnected {
+			t.Fatalf("after the reconnect the session is %+v", info)
+		}
 	})
 }
 
