@@ -107,7 +107,7 @@ type Config struct {
 	Routes []Route
 	// Logger receives request errors and recovered panics.
 	Logger *slog.Logger
-	// CheckTimeout bounds each readiness check [2 s].
+	// CheckTimeout bounds each readiness check (default 2 s).
 	CheckTimeout time.Duration
 	// RateLimit bounds each client's requests (429 + Retry-After); zero values take its defaults.
 	RateLimit RateLimit

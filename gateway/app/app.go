@@ -59,9 +59,8 @@ type App struct {
 type modeParts struct {
 	delivery delivery.Delivery
 	activity delivery.ActivityChecker
-	reader   api.SessionReader // nil: the session manager
 	// readerFor, when set, wraps the session manager into the API's reader (batch: sessions
-	// this gateway does not own are read through the cache).
+	// this gateway does not own are read through the cache); nil: the API reads the manager.
 	readerFor func(local api.SessionReader) api.SessionReader
 	routes    []api.Route
 	// deadLetters serves the dead-letter admin routes (batch: the outbox; legacy: nil, 501).
@@ -208,10 +207,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		})
 	}
 
-	reader := parts.reader
-	if reader == nil {
-		reader = a.manager
-	}
+	var reader api.SessionReader = a.manager
 	if parts.readerFor != nil {
 		reader = parts.readerFor(reader)
 	}
@@ -252,9 +248,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 
 // Addr returns the address the API listens on (useful with port 0).
 func (a *App) Addr() string { return a.listener.Addr().String() }
-
-// Manager returns the session manager.
-func (a *App) Manager() *session.Manager { return a.manager }
 
 // Run serves the API and restores the sessions of the previous run, until ctx ends or the server
 // fails; then it shuts down within cfg.ShutdownTimeout: stop accepting and finish in-flight

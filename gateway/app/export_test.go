@@ -1,6 +1,13 @@
 package app
 
-import "context"
+import (
+	"context"
+
+	"wagate/gateway/session"
+)
+
+// Manager returns the session manager.
+func (a *App) Manager() *session.Manager { return a.manager }
 
 // Kill stops a cluster replica the way SIGKILL does, as far as the others can tell: its lease is
 // no longer renewed (it expires after the TTL; nothing is released), its WhatsApp clients close

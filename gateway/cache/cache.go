@@ -89,7 +89,7 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Now replaces time.Now (tests); L1 follows it too.
 	Now func() time.Time
-	// Logger defaults to slog.Default().
+	// Logger receives the cache's logs (default slog.Default()).
 	Logger *slog.Logger
 }
 

@@ -245,7 +245,7 @@ func Incoming(r *http.Request, body []byte) IncomingRequest {
 type SignatureVerifier struct {
 	// Secrets are the accepted secrets, the current one first (a rotation adds the previous one).
 	Secrets [][]byte
-	// Skew is how far a timestamp may be from now [DefaultSignatureSkew].
+	// Skew is how far a timestamp may be from now (default DefaultSignatureSkew).
 	Skew time.Duration
 	// RequireV2 refuses requests without a v2 signature (the end of the migration).
 	RequireV2 bool

@@ -91,7 +91,7 @@ func TestConsumerNamesAreUniquePerProcessIncarnation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	an, cn := a.Config().Consumer, c.Config().Consumer
+	an, cn := a.cfg.Consumer, c.cfg.Consumer
 	if an == cn {
 		t.Fatalf("two outboxes share the consumer name %q", an)
 	}

@@ -51,10 +51,6 @@ func (o *Outbox) readGeneration(ctx context.Context) (gen int64, created bool, e
 // Generation returns the generation of the Redis data this outbox last saw (see OnDataLost).
 func (o *Outbox) Generation() int64 { return o.generation.Load() }
 
-// CreatedGeneration reports whether New found no marker in Redis and created it: a first start
-// on this Redis, or a Redis that lost its data while no gateway watched it.
-func (o *Outbox) CreatedGeneration() bool { return o.createdGeneration }
-
 // CheckGeneration compares the marker with the generation last seen; when it changed (Redis lost
 // its data), it recreates the consumer group, remembers the new generation, logs it and calls
 // OnDataLost. It returns whether the data was lost. The keeper calls it every MarkerCheck.

@@ -27,7 +27,7 @@ func (l *losses) noticedOnceEach(t *testing.T, a, bb *Outbox) int64 {
 	t.Helper()
 	for _, o := range []*Outbox{a, bb} {
 		if lost, err := o.CheckGeneration(context.Background()); err != nil || !lost {
-			t.Fatalf("%s: check after the loss = %v, %v; want the loss noticed", o.Config().Consumer, lost, err)
+			t.Fatalf("%s: check after the loss = %v, %v; want the loss noticed", o.cfg.Consumer, lost, err)
 		}
 	}
 	if len(l.a) != 1 || len(l.b) != 1 || l.a[0] != l.b[0] {
@@ -40,8 +40,8 @@ func TestTheFirstOutboxOnAnEmptyRedisCreatesTheGenerationAndLaterOnesShareIt(t *
 	b := redistest.Mini(t)
 	first := newOutbox(t, b, Config{Consumer: "gw-a"})
 	second := newOutbox(t, b, Config{Consumer: "gw-b"})
-	if !first.CreatedGeneration() || second.CreatedGeneration() {
-		t.Fatalf("created: first %v, second %v; want only the first", first.CreatedGeneration(), second.CreatedGeneration())
+	if !first.createdGeneration || second.createdGeneration {
+		t.Fatalf("created: first %v, second %v; want only the first", first.createdGeneration, second.createdGeneration)
 	}
 	if first.Generation() == 0 || first.Generation() != second.Generation() {
 		t.Fatalf("generations %d and %d; want one non-zero generation", first.Generation(), second.Generation())
@@ -115,7 +115,7 @@ func TestAStreamThatVanishedUnderAnIntactMarkerCountsAsDataLost(t *testing.T) {
 		if _, err := a.Append(ctx, testEvent("s1", 1, event.KindStatus, "connected")); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Client(t).Del(ctx, a.Config().Stream).Err(); err != nil { // evicted like a cache key
+		if err := b.Client(t).Del(ctx, a.cfg.Stream).Err(); err != nil { // evicted like a cache key
 			t.Fatal(err)
 		}
 		if _, err := a.Append(ctx, testEvent("s1", 2, event.KindStatus, "disconnected")); err != nil {

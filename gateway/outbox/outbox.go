@@ -56,10 +56,10 @@ type Config struct {
 	// Group is the consumer group every gateway reads through.
 	Group string
 	// GatewayID names this gateway among the replicas sharing the Redis, the same across its
-	// restarts (default: the host name). Consumer names start with it.
+	// restarts (default the host name). Consumer names start with it.
 	GatewayID string
-	// Consumer is this process's consumer name. Default: unique per process incarnation,
-	// "<GatewayID>/<host>/<pid>/<process start>/<n>"; New takes over what this gateway's earlier
+	// Consumer is this process's consumer name (default unique per process incarnation,
+	// "<GatewayID>/<host>/<pid>/<process start>/<n>"); New takes over what this gateway's earlier
 	// incarnations left pending (see consumers.go), so reading its own pending entries recovers
 	// it. Tests set a fixed name to play a restart.
 	Consumer string
@@ -86,7 +86,7 @@ type Config struct {
 	AppendTimeout time.Duration
 	// DeadLetterMax approximately bounds the dead-letter stream (oldest dead letters go first).
 	DeadLetterMax int64
-	// Logger receives the loud log lines (full outbox, dead letters). Default slog.Default().
+	// Logger receives the loud log lines (full outbox, dead letters) (default slog.Default()).
 	Logger *slog.Logger
 }
 
@@ -267,9 +267,6 @@ func (o *Outbox) ensureGroup(ctx context.Context) error {
 
 // noGroup reports Redis's answer for a stream or group that does not exist (any more).
 func noGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
-
-// Config returns the outbox's effective configuration.
-func (o *Outbox) Config() Config { return o.cfg }
 
 // Append stores ev durably and returns its stream id. When the outbox is full, or Redis does not
 // answer (a restart, a failover), it waits up to AppendTimeout (or ctx) for room or for Redis;

@@ -10,20 +10,20 @@ import (
 
 // Config tunes a Manager. Zero values take the defaults in brackets.
 type Config struct {
-	// QRFirst is how long the first QR code of a pairing is shown [60 s].
+	// QRFirst is how long the first QR code of a pairing is shown (default 60 s).
 	QRFirst time.Duration
-	// QRNext is how long each following code is shown [20 s].
+	// QRNext is how long each following code is shown (default 20 s).
 	QRNext time.Duration
-	// QRCodes is how many codes one pairing shows before the session becomes expired [6].
+	// QRCodes is how many codes one pairing shows before the session becomes expired (default 6).
 	QRCodes int
-	// RestoreConcurrency bounds how many paired sessions reconnect at once after a start [32].
+	// RestoreConcurrency bounds how many paired sessions reconnect at once after a start (default 32).
 	RestoreConcurrency int
 	// PairLoginTimeout is how long a freshly paired device may take to log in before the manager
 	// reconnects it itself: whatsmeow reconnects on the server's 515 only if it processes that
-	// stream error before the server closes the socket, which a loaded host can miss [20 s].
+	// stream error before the server closes the socket, which a loaded host can miss (default 20 s).
 	PairLoginTimeout time.Duration
 	// MaxQueuedEvents bounds one session's undelivered events; beyond it the oldest QR code is
-	// dropped (status changes never are) [64].
+	// dropped (status changes never are) (default 64).
 	MaxQueuedEvents int
 	// ResyncRestored makes Restore send every restored session's status again, with this run's
 	// version: set it when the previous run did not stop cleanly, since it may have stored a
@@ -32,9 +32,9 @@ type Config struct {
 	// then sent, not skipped). After a clean stop leave it off: nothing changed, nothing is sent.
 	ResyncRestored bool
 	// ResyncRetry is how long a dirty session (its event refused by the delivery) waits before
-	// its current state is sent again when no other event is accepted meanwhile [1 s].
+	// its current state is sent again when no other event is accepted meanwhile (default 1 s).
 	ResyncRetry time.Duration
-	// Logger receives the manager's logs [slog.Default()].
+	// Logger receives the manager's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Hooks receive metric callbacks.
 	Hooks Hooks

@@ -11,9 +11,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
-	"wagate/gateway/event"
 	"wagate/gateway/laravel"
-	"wagate/gateway/outbox"
 )
 
 // send runs one attempt through the breaker, reporting it with mark; it returns the breaker's
@@ -167,73 +165,5 @@ func TestBackoffGrowsIsCappedAndNeverBeatsRetryAfter(t *testing.T) {
 		if d := got - c.want; d < -time.Microsecond || d > time.Microsecond {
 			t.Errorf("Delay(%d, %s, %v) = %s; want %s", c.attempt, c.retryAfter, c.jitter, got, c.want)
 		}
-	}
-}
-
-func entry(id, sid string, ver int64, kind event.Kind, prio event.Priority) outbox.Entry {
-	return outbox.Entry{ID: id, Event: event.Event{ID: "e" + id, SessionID: sid, Kind: kind, Version: ver, Priority: prio, Payload: "x"}}
-}
-
-func TestTheCoalescerSplitsIntoBatchesOfAtMostSizeOldestFirst(t *testing.T) {
-	t0 := time.Unix(0, 0)
-	c := NewCoalescer(2, time.Second, 0)
-	for i := 0; i < 5; i++ {
-		c.Add(entry(fmt.Sprint(i), fmt.Sprintf("s%d", i), 1, event.KindQR, event.PriorityNormal), t0.Add(time.Duration(i)))
-	}
-	if trig, due := c.Due(t0); !due || trig != TriggerSize {
-		t.Fatalf("Due = %s, %v; want size", trig, due)
-	}
-	bs := c.TakeAll(TriggerSize)
-	if len(bs) != 3 || len(bs[0].Items) != 2 || len(bs[2].Items) != 1 || bs[0].Items[0].Winner.ID != "0" || bs[2].Items[0].Winner.ID != "4" {
-		t.Fatalf("batches %+v", bs)
-	}
-	if bs[0].Key == bs[1].Key {
-		t.Fatal("different batches share an Idempotency-Key")
-	}
-	if c.Waiting(event.KindQR) != 0 || !c.Deadline().IsZero() {
-		t.Fatal("items left after TakeAll")
-	}
-}
-
-func TestAnOlderVersionReadLaterNeverReplacesTheWinner(t *testing.T) {
-	c := NewCoalescer(50, time.Second, 0)
-	now := time.Unix(0, 0)
-	c.Add(entry("2", "s", 5, event.KindStatus, event.PriorityNormal), now)
-	c.Add(entry("1", "s", 3, event.KindStatus, event.PriorityNormal), now) // e.g. reclaimed late
-	bs := c.TakeAll(TriggerTime)
-	if w := bs[0].Items[0].Winner.Event.Version; w != 5 || c.Coalesced() != 1 {
-		t.Fatalf("winner version %d, coalesced %d", w, c.Coalesced())
-	}
-}
-
-func TestItemsPutBackAfterTheDeliveryBudgetMergeWithoutRecounting(t *testing.T) {
-	c := NewCoalescer(50, time.Second, 0)
-	now := time.Unix(0, 0)
-	c.Add(entry("1", "s", 1, event.KindQR, event.PriorityNormal), now)
-	if old, ok := c.Add(entry("2", "s", 2, event.KindQR, event.PriorityNormal), now); !ok || old.ID != "1" {
-		t.Fatalf("Add returned %+v, %v; want entry 1 superseded (to acknowledge)", old, ok)
-	}
-	old := c.TakeAll(TriggerTime)
-	c.Add(entry("3", "s", 3, event.KindQR, event.PriorityNormal), now)
-	superseded := c.readd(old[0].Items, now)
-	bs := c.TakeAll(TriggerTime)
-	if len(bs) != 1 || bs[0].Items[0].Winner.ID != "3" || bs[0].EntryCount() != 1 || c.Coalesced() != 1 {
-		t.Fatalf("batches %+v coalesced %d; want winner 3 alone, coalesced counted once", bs, c.Coalesced())
-	}
-	if len(superseded) != 1 || superseded[0].ID != "2" {
-		t.Fatalf("readd superseded %+v; want entry 2 (to acknowledge)", superseded)
-	}
-}
-
-func TestTheSameItemsMakeTheSameKeyAndBodyWhateverTheirArrivalOrder(t *testing.T) {
-	t0 := time.Unix(0, 0)
-	a, b := NewCoalescer(50, time.Second, 0), NewCoalescer(50, time.Second, 0)
-	a.Add(entry("1", "s1", 1, event.KindQR, event.PriorityNormal), t0)
-	a.Add(entry("2", "s2", 1, event.KindQR, event.PriorityNormal), t0.Add(time.Second))
-	b.Add(entry("2", "s2", 1, event.KindQR, event.PriorityNormal), t0) // e.g. recovered after a restart
-	b.Add(entry("1", "s1", 1, event.KindQR, event.PriorityNormal), t0.Add(time.Second))
-	ba, bb := a.TakeAll(TriggerTime)[0], b.TakeAll(TriggerTime)[0]
-	if ba.Key != bb.Key || ba.Items[0].Winner.ID != bb.Items[0].Winner.ID || ba.Items[1].Winner.ID != bb.Items[1].Winner.ID {
-		t.Fatalf("keys %s/%s, first items %s/%s: a replay would not match the stored request", ba.Key, bb.Key, ba.Items[0].Winner.ID, bb.Items[0].Winner.ID)
 	}
 }

@@ -293,15 +293,6 @@ func New(opts Options) (*Delivery, error) {
 	return d, nil
 }
 
-// Config returns the effective configuration.
-func (d *Delivery) Config() Config { return d.cfg }
-
-// Outbox returns the outbox the delivery appends to.
-func (d *Delivery) Outbox() *outbox.Outbox { return d.ob }
-
-// Breaker returns the circuit breaker.
-func (d *Delivery) Breaker() *Breaker { return d.breaker }
-
 // Accepts reports that batch delivery delivers every kind: QR codes and statuses coalesced per
 // session, messages and receipts each one, in sequence order per session.
 func (d *Delivery) Accepts(event.Kind) bool { return true }

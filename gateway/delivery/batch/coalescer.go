@@ -1,19 +1,3 @@
-// Package batch owns the gateway's batch delivery mode (the seed's "after"): events are appended
-// durably to the Redis Streams outbox (package outbox) and a flusher per gateway reads them through
-// the consumer group, coalesces them per session and kind (latest version wins; the superseded
-// entries are acknowledged at once, their winner being durable in the outbox), and sends them to
-// Laravel's batch endpoints in batches of at most BatchSize items, on size, on time (BatchInterval
-// since the oldest waiting item) or on priority (a HIGH event, within PriorityInterval, taking the
-// waiting normal items along). Entries are acknowledged only after a 2xx that accounts for them.
-//
-// What happens after each send is decided by a pure function, Policy.Decide (policy.go, stated
-// row by row in docs/batch-delivery.md): dead letters only for items Laravel refused one by one;
-// every other failure is retried under the same Idempotency-Key with backoff, counted by the
-// circuit breaker (Breaker) and by status in the metrics; a Retry-After pauses every send.
-//
-// The pieces are separate and each counts what it does: the coalescer (Coalescer), the policy
-// (Policy), the retry spacing (Backoff), the breaker (Breaker) and the flusher (Delivery), which
-// only executes the policy's decisions.
 package batch
 
 import (
