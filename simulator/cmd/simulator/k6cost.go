@@ -26,7 +26,8 @@ names in options.ext.wagate.world (or -world), then the k6 script (k6/x/wagate),
 the load generator spent: the VUs' CPU per gateway API request (a CPU profile, goroutines labelled
 load=vu) and its JS/native ratio, and the runtime memory per VU (runtime/metrics). Writes
 DIR/report.json (figures as metrics, targets as thresholds: ratio <= 1.5, <= 200 KiB per VU),
-DIR/cost.json and DIR/js/ (the script's own summary). A bench matrix runs it for an entry of kind:
+DIR/cost.json, DIR/js/ (the script's own summary) and each half's CPU profile (DIR/native.cpu.pprof,
+DIR/js.cpu.pprof: go tool pprof -tagfocus load=vu). A bench matrix runs it for an entry of kind:
 k6-cost (make bench-k6). Exit status: 0, 99 when a target failed, 1 when the run failed.
 
 flags:

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
@@ -219,12 +220,12 @@ func Measure(ctx context.Context, cfg Config) (Result, *simmetrics.Registry, err
 
 	var res Result
 	log.Info("k6-cost: native users", "scenario", world)
-	res.Native, err = measure(ctx, reg, func(p *Phase, _ func()) error { return runNative(ctx, f, env, p) })
+	res.Native, err = measure(ctx, reg, profilePath(cfg.Out, "native"), func(p *Phase, _ func()) error { return runNative(ctx, f, env, p) })
 	if err != nil {
 		return res, reg, err
 	}
 	log.Info("k6-cost: script", "script", cfg.Script)
-	res.JS, err = measure(ctx, reg, func(p *Phase, loadStart func()) error {
+	res.JS, err = measure(ctx, reg, profilePath(cfg.Out, "js"), func(p *Phase, loadStart func()) error {
 		code, err := runScript(ctx, cfg, f.Users, env, d, p, loadStart)
 		res.ScriptExit = code
 		return err
@@ -267,7 +268,7 @@ func worldOf(ctx context.Context, cfg Config) (string, error) {
 // measure runs one half under a CPU profile and the memory sampler, and fills its figures. The
 // half may call loadStart when its load begins (the script, once its VUs are initialized): CPU,
 // wall time and the memory peak then count from there, the CPU before it is the half's InitCPU.
-func measure(ctx context.Context, reg *simmetrics.Registry, half func(p *Phase, loadStart func()) error) (Phase, error) {
+func measure(ctx context.Context, reg *simmetrics.Registry, profileFile string, half func(p *Phase, loadStart func()) error) (Phase, error) {
 	var p Phase
 	settle(ctx)
 	p.MemoryBefore = gcMemory()
@@ -294,10 +295,24 @@ func measure(ctx context.Context, reg *simmetrics.Registry, half func(p *Phase, 
 	p.GCCPU = gcCPU() - gc0
 	p.Allocated = allocated() - alloc0
 	p.Requests = reg.Total("http_reqs", nil) - requests
+	if profileFile != "" {
+		// Kept for a look at where the VUs' CPU goes: go tool pprof -tagfocus load=vu FILE.
+		if werr := os.WriteFile(profileFile, prof.Bytes(), 0o644); werr != nil && err == nil {
+			err = fmt.Errorf("cpu profile: %w", werr)
+		}
+	}
 	if perr := labelledCPU(&prof, &p.VUCPU); perr != nil && err == nil {
 		err = perr
 	}
 	return p, err
+}
+
+// profilePath is where a half's CPU profile is kept (none without an output folder).
+func profilePath(out, half string) string {
+	if out == "" {
+		return ""
+	}
+	return filepath.Join(out, half+".cpu.pprof")
 }
 
 // settle lets the previous half's last requests, logouts and connections finish before a half
