@@ -168,18 +168,34 @@ func (m *Manager) deliverMessaging(s *session, gen uint64, ev DriverEvent) error
 	return nil
 }
 
+// redeliveryCloseGrace is how long a connection dropped for a redelivery stays open before it
+// is closed: a gateway resumed from a long pause (SIGSTOP, a GC stall) decides on its timers
+// before it reads its sockets, and closing at once would discard a replaced stream WhatsApp sent
+// meanwhile (chaos seed 4 schedule 9).
+const redeliveryCloseGrace = 200 * time.Millisecond
+
 // redeliverLater has WhatsApp deliver again what the delivery refused: WhatsApp delivers a
-// device's unacknowledged messages at its next login, in order. The connection is dropped at
+// device's unacknowledged messages at its next login, in order. The connection is detached at
 // once, so the session's later messages on it are refused too (as from a closed connection) and
-// none overtakes the refused one; the session reconnects after ResyncRetry, doubling while
-// refusals go on, up to maxRedeliveryBackoff. A stop or a logout meanwhile cancels the
+// none overtakes the refused one, and closed redeliveryCloseGrace later; the session reconnects
+// after ResyncRetry, doubling while refusals go on, up to maxRedeliveryBackoff. A stop or a logout meanwhile cancels the
 // reconnect. It returns the wait (0 when the connection was already replaced). Callers hold
 // s.msgs.appendMu and s.mu.
 func (m *Manager) redeliverLater(s *session, gen uint64) time.Duration {
 	if s.gen != gen || s.conn == nil {
 		return 0
 	}
-	m.dropConnLocked(s)
+	if c := m.detachConn(s); c != nil {
+		go func() {
+			// Left open a moment: frames WhatsApp sent before the refusal are still read, so a
+			// stream error among them (another client took the device over) reaches the driver
+			// instead of being discarded by the close (see lastWordAfterRedeliveryDrop). The
+			// session ignores everything else on it: gen changed.
+			time.Sleep(redeliveryCloseGrace)
+			c.Disconnect()
+			c.Release()
+		}()
+	}
 	dropped := s.gen
 	s.redeliveryGen = dropped
 	s.msgs.refusals++
