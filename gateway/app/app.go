@@ -243,6 +243,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, fmt.Errorf("app: listen on %s: %w", cfg.Addr, err)
 	}
 	a.server = api.NewServer(cfg.Addr, handler, log)
+	closeSilentConnsOnShutdown(a.server) // a preconnected client must not hold a stop for 5 s
 	return a, nil
 }
 

@@ -178,8 +178,8 @@ const redeliveryCloseGrace = 200 * time.Millisecond
 // device's unacknowledged messages at its next login, in order. The connection is detached at
 // once, so the session's later messages on it are refused too (as from a closed connection) and
 // none overtakes the refused one, and closed redeliveryCloseGrace later; the session reconnects
-// after ResyncRetry, doubling while refusals go on, up to maxRedeliveryBackoff. A stop or a logout meanwhile cancels the
-// reconnect. It returns the wait (0 when the connection was already replaced). Callers hold
+// after ResyncRetry, doubling while refusals go on, up to maxRedeliveryBackoff. A stop or a
+// logout meanwhile cancels the reconnect. It returns the wait (0 when the connection was already replaced). Callers hold
 // s.msgs.appendMu and s.mu.
 func (m *Manager) redeliverLater(s *session, gen uint64) time.Duration {
 	if s.gen != gen || s.conn == nil {
