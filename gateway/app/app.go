@@ -23,6 +23,7 @@ import (
 	"wagate/gateway/delivery/legacy"
 	"wagate/gateway/laravel"
 	"wagate/gateway/metrics"
+	"wagate/gateway/outbox"
 	"wagate/gateway/sendonce"
 	"wagate/gateway/session"
 	"wagate/gateway/storage"
@@ -75,6 +76,8 @@ type modeParts struct {
 	redisData *redisData
 	// sharedRedis (batch) is the Redis client cluster mode coordinates in.
 	sharedRedis redis.UniversalClient
+	// outbox (batch) keeps, in cluster mode, the entries of the shards this replica holds.
+	outbox *outbox.Outbox
 }
 
 // redisData is the generation of the Redis data at start (the outbox marker) and how to watch it.
@@ -172,6 +175,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		clusterMetrics = a.metrics.RegisterCluster()
 		if a.node, err = newClusterNode(ctx, cfg, parts.sharedRedis, clusterMetrics, log); err != nil {
 			return nil, err
+		}
+		if parts.outbox != nil {
+			parts.outbox.SetHolds(a.node.holds)
 		}
 		a.registry.SetOnFencedWrite(registryFenced(clusterMetrics))
 		parts.ready = append(parts.ready, api.Check{Name: "cluster", Check: a.node.readyCheck})

@@ -81,7 +81,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	}
 	// The cache closes after the delivery (closers run after Delivery.Close), before Redis.
 	closers = append([]func(context.Context) error{func(context.Context) error { return c.Close() }}, closers...)
-	if err := c.Register(m.Registry); err != nil {
+	if err := m.RegisterCache(c); err != nil {
 		return parts, fmt.Errorf("app: cache metrics: %w", err)
 	}
 
@@ -109,6 +109,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		warnings:    warnings,
 		closers:     closers,
 		sharedRedis: rc.Client,
+		outbox:      ob,
 		redisData: &redisData{
 			generation: ob.Generation(),
 			watch: func(onLost func(generation int64)) {

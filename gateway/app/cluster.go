@@ -112,6 +112,17 @@ func (n *clusterNode) Epoch(sessionID string) (int, int64, bool) {
 	return shard, e, ok
 }
 
+// holds reports whether this replica holds shard k now (the outbox keeps and adopts the
+// entries of the shards it holds, and drops the waiting ones of shards it lost).
+func (n *clusterNode) holds(k int) bool {
+	m := n.member.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := m.HeldEpoch(k)
+	return ok
+}
+
 // Bump implements session.Owner.
 func (n *clusterNode) Bump(ctx context.Context, shard int, epoch int64) (int64, error) {
 	m := n.member.Load()

@@ -51,9 +51,14 @@ func (c Config) BatchConfig() batch.Config {
 	}
 }
 
-// OutboxConfig is the outbox's settings; Logger and OnDataLost are the caller's.
+// OutboxConfig is the outbox's settings; Logger and OnDataLost are the caller's. In cluster mode
+// the outbox keeps only the entries of the shards this replica holds.
 func (c Config) OutboxConfig() outbox.Config {
-	return outbox.Config{Max: int64(c.Batch.OutboxMax), GatewayID: c.GatewayID, ConsumerGoneAfter: c.ClaimMinIdle()}
+	cfg := outbox.Config{Max: int64(c.Batch.OutboxMax), GatewayID: c.GatewayID, ConsumerGoneAfter: c.ClaimMinIdle()}
+	if c.Cluster {
+		cfg.Shards = c.ClusterShards
+	}
+	return cfg
 }
 
 // CacheConfig is the batch mode cache's settings; Logger is the caller's.

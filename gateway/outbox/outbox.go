@@ -86,6 +86,11 @@ type Config struct {
 	AppendTimeout time.Duration
 	// DeadLetterMax approximately bounds the dead-letter stream (oldest dead letters go first).
 	DeadLetterMax int64
+	// Shards, when positive, is the cluster's shard count: the outbox then keeps only the
+	// entries of the shards this replica holds (SetHolds), reading through a group of its own
+	// (Group + ":" + GatewayID), and adopts a shard's undelivered entries when it takes the
+	// shard (shards.go). Zero: one gateway, every entry is this one's.
+	Shards int
 	// Logger receives the loud log lines (full outbox, dead letters) (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -165,9 +170,13 @@ type Counters struct {
 	// RoomChecks counts the poller's looks at the stream length while appends waited.
 	RoomChecks int64 `json:"room_checks"`
 	// DataLost counts the times the marker was found gone (Redis lost its data).
-	DataLost     int64 `json:"data_lost"`
-	Read         int64 `json:"read"`
-	Claimed      int64 `json:"claimed"`
+	DataLost int64 `json:"data_lost"`
+	Read     int64 `json:"read"`
+	Claimed  int64 `json:"claimed"`
+	// Adopted counts entries taken from the stream with a newly held shard (cluster mode).
+	Adopted int64 `json:"adopted"`
+	// Skipped counts entries read and left to the holder of their shard (cluster mode).
+	Skipped      int64 `json:"skipped"`
 	Acked        int64 `json:"acked"`
 	DeadLettered int64 `json:"dead_lettered"`
 }
@@ -192,6 +201,10 @@ type Outbox struct {
 
 	appended, appendWaited, appendFailed atomic.Int64
 	read, claimed, acked, deadLettered   atomic.Int64
+	adopted, skipped                     atomic.Int64
+
+	// own is which shards' entries this outbox keeps (cluster mode, shards.go).
+	own ownership
 
 	// self is this consumer's parsed name (zero for a fixed name that is not an incarnation).
 	self     incarnation
@@ -235,7 +248,11 @@ return redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', 
 // keeper that watches the marker.
 func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Outbox, error) {
 	cfg.fill()
+	if cfg.Shards > 0 {
+		cfg.Group += ":" + cfg.GatewayID
+	}
 	o := &Outbox{rdb: rdb, cfg: cfg, log: cfg.Logger, pidAlive: processAlive, checkNow: make(chan struct{}, 1)}
+	o.own.admitted, o.own.upTo = make([]bool, max(cfg.Shards, 0)), make([]streamID, max(cfg.Shards, 0))
 	o.self, _ = parseIncarnation(cfg.Consumer)
 	if o.self.gatewayID == "" {
 		o.self = incarnation{gatewayID: cfg.GatewayID, host: hostName(), pid: os.Getpid(), start: processStart}
@@ -443,7 +460,7 @@ func (o *Outbox) readGroup(ctx context.Context, from string, count int64) ([]Ent
 		// Some servers (miniredis) ignore COUNT on history reads; the rest stays pending.
 		msgs = msgs[:count]
 	}
-	entries, err := o.decodeAll(ctx, msgs)
+	entries, err := o.decodeAll(ctx, o.keepHeld(ctx, msgs))
 	o.read.Add(int64(len(entries)))
 	return entries, err
 }
@@ -465,7 +482,7 @@ func (o *Outbox) Claim(ctx context.Context, minIdle time.Duration, start string,
 	if err != nil {
 		return nil, start, fmt.Errorf("outbox: claim: %w", err)
 	}
-	entries, err := o.decodeAll(ctx, msgs)
+	entries, err := o.decodeAll(ctx, o.keepHeld(ctx, msgs))
 	o.claimed.Add(int64(len(entries)))
 	return entries, next, err
 }
@@ -704,6 +721,6 @@ func (o *Outbox) Counters() Counters {
 	return Counters{
 		Appended: o.appended.Load(), AppendWaited: o.appendWaited.Load(), AppendFailed: o.appendFailed.Load(),
 		RoomChecks: o.roomChecks.Load(), DataLost: o.dataLost.Load(),
-		Read: o.read.Load(), Claimed: o.claimed.Load(), Acked: o.acked.Load(), DeadLettered: o.deadLettered.Load(),
+		Read: o.read.Load(), Claimed: o.claimed.Load(), Adopted: o.adopted.Load(), Skipped: o.skipped.Load(), Acked: o.acked.Load(), DeadLettered: o.deadLettered.Load(),
 	}
 }

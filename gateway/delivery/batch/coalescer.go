@@ -215,6 +215,22 @@ func (c *Coalescer) readd(items []*Item, now time.Time) (superseded []outbox.Ent
 	return superseded
 }
 
+// Drop removes the waiting items of the sessions dropped matches (their shard moved to another
+// replica, which delivers them from the outbox) and returns how many it removed; nothing is
+// acknowledged.
+func (c *Coalescer) Drop(dropped func(sessionID string) bool) int {
+	n := 0
+	for _, m := range c.waiting {
+		for key, it := range m {
+			if dropped(it.Winner.Event.SessionID) {
+				delete(m, key)
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Waiting returns the number of waiting items of kind k.
 func (c *Coalescer) Waiting(k event.Kind) int { return len(c.waiting[k]) }
 

@@ -420,6 +420,9 @@ func (d *Delivery) Poll(ctx context.Context) error {
 	if err := d.retryAcks(ctx); err != nil {
 		return err
 	}
+	if err := d.adopt(ctx, now); err != nil {
+		return err
+	}
 	if err := d.maintain(ctx, now); err != nil {
 		return err
 	}
@@ -533,6 +536,37 @@ func (d *Delivery) readNew(ctx context.Context, now time.Time) error {
 			return nil
 		}
 	}
+}
+
+// adopt follows the shards this replica holds (cluster mode): the entries of shards it just took
+// wait before anything newer of them is read; the waiting entries of shards it lost are dropped,
+// unacknowledged, for their new holder (outbox.Adopt).
+func (d *Delivery) adopt(ctx context.Context, now time.Time) error {
+	ad, err := d.ob.Adopt(ctx)
+	if ad.Dropped != nil {
+		d.mu.Lock()
+		n := d.co.Drop(ad.Dropped)
+		d.mu.Unlock()
+		if n > 0 {
+			d.log.Info("batch: dropped the waiting items of shards now held elsewhere", "items", n)
+		}
+	}
+	if len(ad.Entries) > 0 {
+		d.mu.Lock()
+		have := map[string]bool{}
+		for _, id := range d.heldIDs() {
+			have[id] = true
+		}
+		d.mu.Unlock()
+		fresh := make([]outbox.Entry, 0, len(ad.Entries))
+		for _, e := range ad.Entries {
+			if !have[e.ID] {
+				fresh = append(fresh, e)
+			}
+		}
+		d.hold(ctx, fresh, now)
+	}
+	return err
 }
 
 // heldIDs returns the ids of every entry the flusher holds in memory (waiting or in flight).
