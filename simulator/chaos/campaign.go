@@ -122,6 +122,7 @@ func Plan(path string, duration time.Duration, maxFaults int) (Params, *scenario
 		End:           (d * 85 / 100).Round(time.Second),
 		MaxFaults:     max(maxFaults, 1),
 		RealRedis:     f.Gateway.Redis == scenario.RedisServer && lookErr == nil && f.Gateway.URL == "",
+		Replicas:      f.Gateway.Replicas,
 		SessionPrefix: names[0] + "-i0-",
 		Sessions:      int(max(f.PeakUsers(), 1)),
 	}
@@ -180,7 +181,7 @@ func Run(ctx context.Context, o Options) (*Campaign, error) {
 		return nil, err
 	}
 	c := &Campaign{Command: o.Command, Scenario: o.Scenario, Seed: o.Seed, Params: p, Bounds: o.Bounds,
-		Parallel: o.Parallel, Kinds: Kinds(p.RealRedis), Start: time.Now()}
+		Parallel: o.Parallel, Kinds: KindsOf(p), Start: time.Now()}
 	progress := func(format string, args ...any) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, format, args...)

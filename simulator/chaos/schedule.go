@@ -37,6 +37,9 @@ type Params struct {
 	// embedded miniredis dies with the gateway, taking the outbox along by design), are drawn
 	// only then.
 	RealRedis bool
+	// Replicas is the base scenario's gateway.replicas: with more than one, replica faults
+	// (a replica's SIGKILL, a SIGSTOP longer than its lease, a rolling restart) are drawn too.
+	Replicas int
 	// SessionPrefix and Sessions name the session ids the users create (prefix + 0..Sessions-1),
 	// from which item refusals choose.
 	SessionPrefix string
@@ -93,9 +96,15 @@ func Draw(seed uint64, k int, p Params) []Schedule {
 // to draw one (the fault's time is placed by the caller).
 type kind struct {
 	name string
-	// needsRedis: only with a real redis-server.
-	needsRedis bool
-	draw       func(d *drawer) scenario.Fault
+	// needsRedis: only with a real redis-server; needsReplicas: only with gateway.replicas > 1
+	// (cluster mode).
+	needsRedis, needsReplicas bool
+	draw                      func(d *drawer) scenario.Fault
+}
+
+// playable reports whether a world with parameters p can play faults of kind k.
+func (k kind) playable(p Params) bool {
+	return (p.RealRedis || !k.needsRedis) && (p.Replicas > 1 || !k.needsReplicas)
 }
 
 // vocabulary is every fault kind a campaign draws from, in a fixed order (the draw depends on it).
@@ -170,13 +179,40 @@ var vocabulary = []kind{
 	{name: "whatsapp-restart", draw: func(d *drawer) scenario.Fault {
 		return scenario.Fault{WhatsApp: &scenario.WhatsAppFault{Action: "restart"}}
 	}},
+	// Cluster mode (gateway.replicas > 1): one replica's crash (its shards taken over when its
+	// lease ends, then given back when it returns), a replica frozen past its lease (it must fence
+	// itself on resume), a rolling restart (every replica hands over at SIGTERM).
+	{name: "replica-kill", needsRedis: true, needsReplicas: true, draw: func(d *drawer) scenario.Fault {
+		f := process(scenario.ProcessGatewayKill, d.span(0, 5))
+		f.Process.Replica = d.rng.IntN(d.p.Replicas)
+		return f
+	}},
+	{name: "replica-pause-past-lease", needsRedis: true, needsReplicas: true, draw: func(d *drawer) scenario.Fault {
+		f := process(scenario.ProcessGatewayPause, d.span(12, 16))
+		f.Process.Replica = d.rng.IntN(d.p.Replicas)
+		return f
+	}},
+	{name: "replica-rolling-restart", needsRedis: true, needsReplicas: true, draw: func(d *drawer) scenario.Fault {
+		return process(scenario.ProcessGatewayRollingRestart, d.span(0, 2))
+	}},
 }
 
-// Kinds lists the vocabulary's kinds a world can play (all of them with a real redis-server).
+// KindsOf lists the vocabulary's kinds a world with parameters p can play.
+func KindsOf(p Params) []string {
+	var out []string
+	for _, k := range vocabulary {
+		if k.playable(p) {
+			out = append(out, k.name)
+		}
+	}
+	return out
+}
+
+// Kinds lists the vocabulary's kinds one gateway can play (all of them with a real redis-server).
 func Kinds(realRedis bool) []string {
 	var out []string
 	for _, k := range vocabulary {
-		if realRedis || !k.needsRedis {
+		if (realRedis || !k.needsRedis) && !k.needsReplicas {
 			out = append(out, k.name)
 		}
 	}
@@ -293,7 +329,7 @@ func DrawOne(seed uint64, index int, p Params) Schedule {
 	d := &drawer{rng: rand.New(rand.NewPCG(seed, seed^0x5ca1ab1e)), p: p, busy: map[string][][2]time.Duration{}}
 	var kinds []kind
 	for _, k := range vocabulary {
-		if p.RealRedis || !k.needsRedis {
+		if k.playable(p) {
 			kinds = append(kinds, k)
 		}
 	}
@@ -371,6 +407,9 @@ func Describe(f scenario.Fault) string {
 		}
 	case f.Process != nil:
 		b.WriteString(f.Process.Action)
+		if f.Process.Replica > 0 {
+			fmt.Fprintf(&b, " replica %d", f.Process.Replica)
+		}
 	default:
 		l := f.Laravel
 		b.WriteString("laravel")

@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // testParams are the parameters of scenarios/chaos.yaml's default draw (with a redis-server).
-var testParams = Params{Start: 3 * time.Second, End: 14 * time.Second, MaxFaults: 4, RealRedis: true, SessionPrefix: "users-i0-", Sessions: 20}
+var testParams = Params{Start: 3 * time.Second, End: 14 * time.Second, MaxFaults: 4, RealRedis: true, Replicas: 1, SessionPrefix: "users-i0-", Sessions: 20}
 
 // The campaign plans its draw from the base scenario: faults from 15% (at least 3 s) to 85% of
 // the users' time, item refusals among the first scenario's sessions.

@@ -26,7 +26,8 @@ type probe interface {
 
 // gatewayProcessProbe samples the gateway processes' CPU and RSS from /proc: gateway_cpu_percent,
 // gateway_rss_bytes, and the interval's mean CPU and last RSS in the series; with several
-// replicas these are their sums, and each replica's figures are tagged replica:<its id>. A
+// replicas these are their sums, and each replica's are gateway_replica_cpu_percent and
+// gateway_replica_rss_bytes tagged replica:<its id>. A
 // restarted gateway is a new process: its first reading is the baseline of its CPU, not a sample.
 type gatewayProcessProbe struct {
 	reg *metrics.Registry
@@ -84,8 +85,8 @@ func (g *gatewayProcessProbe) sample(context.Context) {
 		measured = true
 		if replicas {
 			tags := metrics.Tags{"replica": gw.name}
-			g.reg.Observe("gateway_cpu_percent", pct, metrics.ContainsDefault, tags)
-			g.reg.Set("gateway_rss_bytes", float64(s.rssBytes), tags)
+			g.reg.Observe("gateway_replica_cpu_percent", pct, metrics.ContainsDefault, tags)
+			g.reg.Set("gateway_replica_rss_bytes", float64(s.rssBytes), tags)
 		}
 	}
 	for pid := range g.last {

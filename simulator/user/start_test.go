@@ -35,6 +35,7 @@ func TestAFailedStartTellsTheGroundTruthWhatMayExist(t *testing.T) {
 		{"refused: exists nowhere", closedPort, false, 0},
 		{"unanswered, known nowhere: never existed", serve(brokenAnswer), false, 0},
 		{"unanswered, but the gateway created it: judged", serve(brokenAnswer), true, 1},
+		{"answered 503 every time (a cluster moving its shard): exists nowhere", serve(moving), false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := metrics.NewRegistry(nil)
@@ -44,7 +45,7 @@ func TestAFailedStartTellsTheGroundTruthWhatMayExist(t *testing.T) {
 				Name:      "start",
 				Behaviour: scenario.DefaultBehaviour(),
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second+startRetries*time.Second)
 			defer cancel()
 			err := sc.Iterate(ctx, executor.VU{ID: 1, Iteration: 1, Stopping: make(chan struct{})})
 			if err == nil || errors.Is(err, context.DeadlineExceeded) {
@@ -60,6 +61,12 @@ func TestAFailedStartTellsTheGroundTruthWhatMayExist(t *testing.T) {
 		})
 	}
 }
+
+// moving answers as a cluster replica does while the session's shard moves.
+var moving = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, `{"error":"session_moving"}`, http.StatusServiceUnavailable)
+})
 
 func serve(h http.Handler) func(t *testing.T) string {
 	return func(t *testing.T) string {

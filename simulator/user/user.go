@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -135,6 +136,9 @@ func stopping(vu executor.VU) bool {
 	}
 }
 
+// startRetries is how often a user starts its session again after a 503 answer.
+const startRetries = 10
+
 func (u *user) run(ctx context.Context) error {
 	e := u.sc.Env
 	// The Laravel app polls status while the session lives: Pollers loops, each waiting for its
@@ -143,7 +147,18 @@ func (u *user) run(ctx context.Context) error {
 	defer stopPolling()
 	started := time.Now()
 	e.Ledger.Started(u.id, u.phone, started, u.tags)
-	if _, err := e.API.Start(ctx, u.id, u.tags); err != nil {
+	resp, err := e.API.Start(ctx, u.id, u.tags)
+	// A cluster answers 503 (session_moving, Retry-After: 1) while the session's shard moves
+	// between replicas: the session was not started; the Laravel app tries again a bit later.
+	for try := 0; err == nil && resp.Status == http.StatusServiceUnavailable && try < startRetries; try++ {
+		u.sleep(ctx, time.Second)
+		resp, err = e.API.Start(ctx, u.id, u.tags)
+	}
+	if err == nil && resp.Status == http.StatusServiceUnavailable {
+		e.Ledger.Forget(u.id) // refused every time: it exists nowhere
+		return fmt.Errorf("start %s: refused with 503 %d times", u.id, startRetries+1)
+	}
+	if err != nil {
 		if Unreached(err) {
 			// The gateway is down: the session exists nowhere; wait before the next attempt as a
 			// Laravel job would, instead of spinning.
