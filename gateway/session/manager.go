@@ -1,19 +1,3 @@
-// Package session owns the gateway's WhatsApp sessions: starting, stopping and logging out a
-// session by its session_id, the status state machine (pending, connected, disconnected,
-// logged_out, expired), QR code rotation, and turning every QR code and status change into an
-// event.Event with a per-session version that stays monotonic across restarts. It talks to
-// WhatsApp through the small Driver interface (gateway/whatsapp wraps whatsmeow) and hands events
-// to a delivery.Delivery, in order per session, without ever blocking the WhatsApp client.
-//
-// A session whose event the delivery refused (batch: the outbox stayed full, or Redis did not
-// answer, past the append deadline) is dirty: Laravel may lack its latest state. When the delivery
-// accepts an event again (or ResyncRetry later), the manager sends the dirty session's current
-// status (and current QR code) again with new versions, never the stale refused event. Dirty
-// reports them; a stop with dirty sessions is not a clean stop, so the next start resends every
-// status. ResyncAll marks every session dirty (batch: Redis lost its data and the outbox with it).
-//
-// Cost model: nothing runs per idle session. A QR code in display holds one time.AfterFunc timer;
-// a session with events to deliver holds one goroutine until its queue is empty.
 package session
 
 import (
@@ -22,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +26,6 @@ var (
 	// ErrNotOwner (cluster mode): another replica holds the session's shard, or it is moving.
 	ErrNotOwner = errors.New("session: this replica does not hold the session's shard")
 )
-
-// Version layout: event versions are epoch*VersionsPerEpoch + a per-session counter.
-const VersionsPerEpoch = 1_000_000
 
 // Store is what the manager needs from the session registry (storage.Registry).
 type Store interface {
@@ -183,89 +163,6 @@ func New(ctx context.Context, cfg Config, driver Driver, store Store, sink deliv
 	}, nil
 }
 
-// Restore loads the sessions of a previous run. A session that was pending (its QR flow died
-// with the previous process) becomes expired; every paired session reconnects in the background,
-// RestoreConcurrency at a time (see Restoring). Unpaired sessions wait to be started.
-func (m *Manager) Restore(ctx context.Context) error {
-	recs, err := m.store.Load(ctx)
-	if err != nil {
-		return err
-	}
-	m.restore(recs, m.cfg.ResyncRestored)
-	return nil
-}
-
-// restore brings back the records not yet local (in cluster mode only those of held shards);
-// resync sends their statuses again. Paired sessions reconnect in the background.
-func (m *Manager) restore(recs []storage.Record, resync bool) int {
-	var paired, restored []*session
-	m.mu.Lock()
-	for _, rec := range recs {
-		if _, ok := m.sessions[rec.SessionID]; ok || !laravel.ValidSessionID(rec.SessionID) {
-			continue
-		}
-		if m.owner != nil {
-			if _, _, held := m.owner.Epoch(rec.SessionID); !held {
-				continue
-			}
-		}
-		s := &session{id: rec.SessionID, created: rec.CreatedAt, updated: rec.UpdatedAt,
-			deviceID: rec.DeviceJID, status: rec.Status, parked: rec.Parked, epoch: m.firstEpoch()}
-		m.sessions[s.id] = s
-		m.ids = append(m.ids, s.id)
-		restored = append(restored, s)
-		if s.deviceID != "" && s.parked == "" {
-			paired = append(paired, s) // a parked session waits for an explicit start
-		}
-	}
-	slices.Sort(m.ids)
-	m.mu.Unlock()
-
-	for _, s := range restored {
-		s.mu.Lock()
-		idle := s.deviceID == "" && s.conn == nil && !s.starting
-		parked := s.deviceID != "" && s.parked != "" && s.conn == nil && !s.starting
-		switch {
-		case idle && s.status == laravel.StatusPending:
-			m.setStatus(s, laravel.StatusExpired)
-		case (idle || parked) && resync:
-			m.emit(s, event.KindStatus, string(s.status))
-		case s.deviceID != "" && resync:
-			s.resync = true
-		}
-		s.mu.Unlock()
-	}
-	m.log.Info("sessions restored", "total", len(restored), "paired", len(paired), "resync", resync)
-	if len(paired) == 0 {
-		return len(restored)
-	}
-	m.restoring.Add(int64(len(paired)))
-	go func() {
-		sem := make(chan struct{}, m.cfg.RestoreConcurrency)
-		var wg sync.WaitGroup
-		for _, s := range paired {
-			if m.closed.Load() {
-				m.restoring.Add(-1)
-				continue
-			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done(); m.restoring.Add(-1) }()
-				if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
-					m.log.Warn("reconnect of a paired session failed", "session_id", s.id, "err", err)
-					m.retryReconnect(s, time.Second)
-				}
-			}()
-		}
-		wg.Wait()
-	}()
-	return len(restored)
-}
-
-// Restoring returns how many paired sessions of a previous run are still reconnecting.
-func (m *Manager) Restoring() int { return int(m.restoring.Load()) }
-
 // Start starts a session: a paired session reconnects, an unpaired one begins a QR flow. Starting
 // a session that is already running (or starting) changes nothing. The session is created when
 // unknown.
@@ -399,14 +296,6 @@ func (m *Manager) abortStart(s *session, gen uint64, pairing bool) {
 		m.stopQR(s)
 		m.setStatus(s, laravel.StatusExpired)
 	}
-}
-
-// beginPairing resets the QR flow and reports pending. Callers hold s.mu.
-func (m *Manager) beginPairing(s *session) {
-	m.stopQR(s)
-	s.qrShown = 0
-	s.qrPending = nil
-	m.setStatus(s, laravel.StatusPending)
 }
 
 // Stop disconnects a session without logging out: a paired device stays paired (Start
@@ -807,99 +696,6 @@ func (m *Manager) dropConnLocked(s *session) {
 	}
 }
 
-// showNextQR displays the next pending code, skipping one identical to the current code, or
-// expires the session when the flow has shown QRCodes codes or has none left. Callers hold s.mu.
-func (m *Manager) showNextQR(s *session) {
-	for len(s.qrPending) > 0 && s.qrPending[0] == s.qrCurrent {
-		s.qrPending = s.qrPending[1:]
-	}
-	if len(s.qrPending) == 0 || s.qrShown >= m.cfg.QRCodes {
-		m.stopQR(s)
-		m.dropConnLocked(s)
-		m.setStatus(s, laravel.StatusExpired)
-		return
-	}
-	code := s.qrPending[0]
-	s.qrPending = s.qrPending[1:]
-	s.qrShown++
-	timeout := m.cfg.qrTiming().ShownFor(s.qrShown - 1)
-	if s.qrTimer != nil {
-		s.qrTimer.Stop()
-	}
-	s.qrGen++
-	qrGen := s.qrGen
-	s.qrCurrent = code
-	s.qrExpires = time.Now().Add(timeout)
-	s.qrTimer = time.AfterFunc(timeout, func() { m.onQRTimeout(s, qrGen) })
-	m.setStatus(s, laravel.StatusPending)
-	m.emit(s, event.KindQR, code)
-}
-
-func (m *Manager) onQRTimeout(s *session, qrGen uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.qrGen != qrGen {
-		return
-	}
-	s.qrTimer = nil
-	m.showNextQR(s)
-}
-
-// watchLogin reconnects a freshly paired device that has not logged in after PairLoginTimeout.
-// Callers hold s.mu.
-func (m *Manager) watchLogin(s *session, gen uint64) {
-	m.stopLoginWatch(s)
-	s.pairTimer = time.AfterFunc(m.cfg.PairLoginTimeout, func() {
-		s.mu.Lock()
-		stalled := s.gen == gen && s.conn != nil && s.deviceID != "" && !s.conn.LoggedIn()
-		var old Conn
-		if stalled {
-			s.pairTimer = nil
-			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "after", m.cfg.PairLoginTimeout)
-			old = m.detachConn(s)
-		}
-		s.mu.Unlock()
-		if old != nil {
-			// Closed before the new connection opens: a stalled client still logging in (whatsmeow
-			// reconnects after the server's 515 by itself) that logged in after the new one would
-			// take the device over from it, and the session would be parked as replaced by
-			// another client (seen at 300 users with a 1 s PairLoginTimeout).
-			old.Disconnect()
-			old.Release()
-		}
-		if stalled && !m.closed.Load() {
-			if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
-				// Nothing else reconnects it (whatsmeow retries only a connection that was up):
-				// without a retry it stayed pending, paired and unconnected for good.
-				m.log.Warn("reconnecting a freshly paired device failed; trying again", "session_id", s.id, "err", err)
-				s.mu.Lock()
-				m.reconnectLater(s, time.Second)
-				s.mu.Unlock()
-			}
-		}
-	})
-}
-
-// stopLoginWatch cancels watchLogin's timer. Callers hold s.mu.
-func (m *Manager) stopLoginWatch(s *session) {
-	if s.pairTimer != nil {
-		s.pairTimer.Stop()
-		s.pairTimer = nil
-	}
-}
-
-// stopQR ends the QR display. Callers hold s.mu.
-func (m *Manager) stopQR(s *session) {
-	if s.qrTimer != nil {
-		s.qrTimer.Stop()
-		s.qrTimer = nil
-	}
-	s.qrGen++
-	s.qrCurrent = ""
-	s.qrExpires = time.Time{}
-	s.qrPending = nil
-}
-
 // setStatus moves s to st, persists it and emits a status event; no-op when unchanged. Callers
 // hold s.mu.
 func (m *Manager) setStatus(s *session, st laravel.Status) {
@@ -926,185 +722,4 @@ func (m *Manager) persist(s *session) {
 	}
 	m.store.Put(storage.Record{SessionID: s.id, DeviceJID: s.deviceID, Status: s.status,
 		CreatedAt: s.created, UpdatedAt: s.updated, Parked: s.parked, Epoch: epoch})
-}
-
-// nextVersion returns s's next event version; false in cluster mode when this replica does not
-// hold the session's shard (the event must not be emitted). Callers hold s.mu.
-func (m *Manager) nextVersion(s *session) (int64, bool) {
-	if m.owner != nil {
-		e, ok := m.shardEpoch(s, s.epoch, s.seq)
-		if !ok {
-			return 0, false
-		}
-		if e != s.epoch {
-			s.epoch, s.seq = e, 0
-		}
-	} else if s.seq >= VersionsPerEpoch-1 {
-		s.epoch = m.renewEpoch(s.epoch)
-		s.seq = 0
-	}
-	s.seq++
-	s.version = s.epoch*VersionsPerEpoch + s.seq
-	return s.version, true
-}
-
-// renewEpoch returns an epoch greater than old (a session used up its counter: very rare).
-func (m *Manager) renewEpoch(old int64) int64 {
-	m.epochMu.Lock()
-	defer m.epochMu.Unlock()
-	if m.epoch > old {
-		return m.epoch
-	}
-	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
-	defer cancel()
-	e, err := m.store.NextEpoch(ctx, time.Now().Unix())
-	if err != nil {
-		// Without a stored epoch, staying monotonic still works within this process.
-		m.log.Error("reserving a new version epoch failed; continuing in memory", "err", err)
-		e = old + 1
-	}
-	m.epoch = max(e, old+1)
-	return m.epoch
-}
-
-// emit builds the event and queues it for delivery, in order per session. Callers hold s.mu.
-func (m *Manager) emit(s *session, kind event.Kind, payload string) {
-	now := time.Now()
-	if s.dropped {
-		m.fenced(FencedEvent)
-		return
-	}
-	v, ok := m.nextVersion(s)
-	if !ok {
-		m.fenced(FencedEvent)
-		return
-	}
-	ev := event.Event{
-		ID:        s.id + "-" + strconv.FormatInt(v, 10),
-		SessionID: s.id,
-		Kind:      kind,
-		Payload:   payload,
-		Time:      now,
-		Version:   v,
-		Priority:  event.PriorityOf(kind, payload),
-	}
-	s.updated = now
-	m.enqueue(s, ev)
-}
-
-// enqueue queues ev for delivery behind s's earlier events. Callers hold s.mu.
-func (m *Manager) enqueue(s *session, ev event.Event) {
-	if h := m.cfg.Hooks.EventEmitted; h != nil {
-		h(ev)
-	}
-	if len(s.outq) >= m.cfg.MaxQueuedEvents {
-		if i := slices.IndexFunc(s.outq, func(e event.Event) bool { return e.Kind == event.KindQR }); i >= 0 {
-			dropped := s.outq[i]
-			s.outq = slices.Delete(s.outq, i, i+1)
-			m.log.Warn("delivery is behind; dropping an old QR code", "session_id", s.id, "version", dropped.Version)
-			if h := m.cfg.Hooks.EventDropped; h != nil {
-				h(dropped, "queue_full")
-			}
-		}
-	}
-	s.outq = append(s.outq, ev)
-	if s.draining {
-		return
-	}
-	if !m.drainers.add() {
-		// Shutting down: nothing delivers any more. Batch mode's outbox never saw it either;
-		// the next start re-derives the state (reconnects report connected, pending expire).
-		s.outq = s.outq[:0]
-		m.markDirtyLocked(s)
-		if h := m.cfg.Hooks.EventDropped; h != nil {
-			h(ev, "shutdown")
-		}
-		return
-	}
-	s.draining = true
-	go m.drain(s)
-}
-
-// drain hands s's queued events to the delivery one at a time until the queue is empty.
-func (m *Manager) drain(s *session) {
-	defer m.drainers.done()
-	for {
-		s.mu.Lock()
-		if len(s.outq) == 0 {
-			s.outq = nil
-			s.draining = false
-			s.mu.Unlock()
-			return
-		}
-		ev := s.outq[0]
-		s.outq[0] = event.Event{}
-		s.outq = s.outq[1:]
-		s.mu.Unlock()
-		if err := m.sink.Deliver(m.ctx, ev); err != nil {
-			m.log.Warn("event not delivered; the session's current state will be sent again", "session_id", ev.SessionID, "kind", ev.Kind,
-				"payload", redactQR(ev), "version", ev.Version, "err", err)
-			if h := m.cfg.Hooks.DeliveryFailed; h != nil {
-				h(ev, err)
-			}
-			if ev.Kind.IsMessaging() {
-				continue // a message is not session state: resending the status would not bring it back
-			}
-			s.mu.Lock()
-			m.markDirtyLocked(s)
-			s.mu.Unlock()
-			m.scheduleResync(m.cfg.ResyncRetry)
-		} else if m.Dirty() > 0 {
-			m.scheduleResync(0) // the delivery accepts again
-		}
-	}
-}
-
-// redactQR keeps QR codes (pairing secrets) out of logs.
-func redactQR(ev event.Event) string {
-	if ev.Kind == event.KindQR {
-		return "<qr>"
-	}
-	return ev.Payload
-}
-
-// inflight counts running drainers and says when the last one finished after closing.
-type inflight struct {
-	mu      sync.Mutex
-	n       int
-	closing bool
-	idle    chan struct{}
-}
-
-func (t *inflight) add() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	t.n++
-	return true
-}
-
-func (t *inflight) done() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.n--
-	if t.n == 0 && t.idle != nil {
-		close(t.idle)
-		t.idle = nil
-	}
-}
-
-// close stops new drainers and returns a channel closed once none runs.
-func (t *inflight) close() <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.closing = true
-	ch := make(chan struct{})
-	if t.n == 0 {
-		close(ch)
-	} else {
-		t.idle = ch
-	}
-	return ch
 }

@@ -1,0 +1,113 @@
+package session
+
+// QR rotation: a pairing shows QRCodes codes (the first for QRFirst, each following one for
+// QRNext) and then expires; after a scan the login watch reconnects a device that did not log in.
+
+import (
+	"errors"
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+)
+
+// beginPairing resets the QR flow and reports pending. Callers hold s.mu.
+func (m *Manager) beginPairing(s *session) {
+	m.stopQR(s)
+	s.qrShown = 0
+	s.qrPending = nil
+	m.setStatus(s, laravel.StatusPending)
+}
+
+// showNextQR displays the next pending code, skipping one identical to the current code, or
+// expires the session when the flow has shown QRCodes codes or has none left. Callers hold s.mu.
+func (m *Manager) showNextQR(s *session) {
+	for len(s.qrPending) > 0 && s.qrPending[0] == s.qrCurrent {
+		s.qrPending = s.qrPending[1:]
+	}
+	if len(s.qrPending) == 0 || s.qrShown >= m.cfg.QRCodes {
+		m.stopQR(s)
+		m.dropConnLocked(s)
+		m.setStatus(s, laravel.StatusExpired)
+		return
+	}
+	code := s.qrPending[0]
+	s.qrPending = s.qrPending[1:]
+	s.qrShown++
+	timeout := m.cfg.qrTiming().ShownFor(s.qrShown - 1)
+	if s.qrTimer != nil {
+		s.qrTimer.Stop()
+	}
+	s.qrGen++
+	qrGen := s.qrGen
+	s.qrCurrent = code
+	s.qrExpires = time.Now().Add(timeout)
+	s.qrTimer = time.AfterFunc(timeout, func() { m.onQRTimeout(s, qrGen) })
+	m.setStatus(s, laravel.StatusPending)
+	m.emit(s, event.KindQR, code)
+}
+
+func (m *Manager) onQRTimeout(s *session, qrGen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.qrGen != qrGen {
+		return
+	}
+	s.qrTimer = nil
+	m.showNextQR(s)
+}
+
+// watchLogin reconnects a freshly paired device that has not logged in after PairLoginTimeout.
+// Callers hold s.mu.
+func (m *Manager) watchLogin(s *session, gen uint64) {
+	m.stopLoginWatch(s)
+	s.pairTimer = time.AfterFunc(m.cfg.PairLoginTimeout, func() {
+		s.mu.Lock()
+		stalled := s.gen == gen && s.conn != nil && s.deviceID != "" && !s.conn.LoggedIn()
+		var old Conn
+		if stalled {
+			s.pairTimer = nil
+			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "after", m.cfg.PairLoginTimeout)
+			old = m.detachConn(s)
+		}
+		s.mu.Unlock()
+		if old != nil {
+			// Closed before the new connection opens: a stalled client still logging in (whatsmeow
+			// reconnects after the server's 515 by itself) that logged in after the new one would
+			// take the device over from it, and the session would be parked as replaced by
+			// another client (seen at 300 users with a 1 s PairLoginTimeout).
+			old.Disconnect()
+			old.Release()
+		}
+		if stalled && !m.closed.Load() {
+			if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
+				// Nothing else reconnects it (whatsmeow retries only a connection that was up):
+				// without a retry it stayed pending, paired and unconnected for good.
+				m.log.Warn("reconnecting a freshly paired device failed; trying again", "session_id", s.id, "err", err)
+				s.mu.Lock()
+				m.reconnectLater(s, time.Second)
+				s.mu.Unlock()
+			}
+		}
+	})
+}
+
+// stopLoginWatch cancels watchLogin's timer. Callers hold s.mu.
+func (m *Manager) stopLoginWatch(s *session) {
+	if s.pairTimer != nil {
+		s.pairTimer.Stop()
+		s.pairTimer = nil
+	}
+}
+
+// stopQR ends the QR display. Callers hold s.mu.
+func (m *Manager) stopQR(s *session) {
+	if s.qrTimer != nil {
+		s.qrTimer.Stop()
+		s.qrTimer = nil
+	}
+	s.qrGen++
+	s.qrCurrent = ""
+	s.qrExpires = time.Time{}
+	s.qrPending = nil
+}
