@@ -33,7 +33,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		}
 	}()
 
-	rc, err := redisx.Open(ctx, cfg.RedisURL, log)
+	rc, err := redisx.Open(ctx, cfg.RedisURL, cfg.RedisStartTimeout, log)
 	if err != nil {
 		return parts, err
 	}

@@ -64,6 +64,9 @@ type Config struct {
 	// RedisEmbedded allows batch mode without RedisURL: an in-process miniredis without
 	// persistence, for tests and benchmarks only (the outbox dies with the process).
 	RedisEmbedded bool
+	// RedisStartTimeout is how long a start waits for Redis to answer its first ping (each
+	// attempt logged) before it gives up; 0 pings once (5 s) and exits on no answer.
+	RedisStartTimeout time.Duration
 	// GatewayID names this gateway among the replicas sharing one Redis, the same across its
 	// restarts: its outbox consumer names are "<id>/<host>/<pid>/<start>/<n>", and a start takes
 	// over what an earlier process of the same id left pending (it must be unique among live
@@ -163,6 +166,10 @@ type Cache struct {
 	WriteTimeout time.Duration
 }
 
+// DefaultRedisStartTimeout is how long a start waits for Redis by default: long enough to ride
+// out a Redis restart or pause, short enough that a wrong URL still fails the start visibly.
+const DefaultRedisStartTimeout = time.Minute
+
 // Default returns the defaults (the seed's where it had them): each component's DefaultConfig
 // where the component owns the setting.
 func Default() Config {
@@ -170,6 +177,7 @@ func Default() Config {
 	return Config{
 		Addr:                ":4000",
 		LaravelTimeout:      laravel.DefaultTimeout,
+		RedisStartTimeout:   DefaultRedisStartTimeout,
 		Mode:                ModeLegacy,
 		DataDir:             "./data",
 		ClusterShards:       cluster.DefaultShards,
@@ -233,6 +241,7 @@ func settings() []setting {
 		{flag: "laravel-timeout", usage: "timeout of one request to Laravel", value: func(c *Config) any { return &c.LaravelTimeout }, positive: true, fills: []string{"batch.ClaimMinIdle", "outbox.ConsumerGoneAfter"}},
 		{flag: "mode", usage: "delivery mode: legacy (one request per event) or batch (outbox + batches + cache)", value: func(c *Config) any { return &c.Mode }},
 		{flag: "redis-url", secret: true, usage: "Redis URL for batch mode (redis://...); required in batch mode unless redis-embedded is set", value: func(c *Config) any { return &c.RedisURL }},
+		{flag: "redis-start-timeout", usage: "how long a start waits for Redis to answer (retrying, each attempt logged) before it exits; 0: one 5 s ping", value: func(c *Config) any { return &c.RedisStartTimeout }},
 		{flag: "redis-embedded", usage: "batch mode without a Redis URL: an embedded in-memory Redis, NO persistence (tests and benchmarks only)", value: func(c *Config) any { return &c.RedisEmbedded }},
 		{flag: "cluster", usage: "cluster mode: one replica of several sharing one Redis and one Postgres; each session runs on the replica holding its shard (needs batch mode, a Redis URL, a Postgres store-dsn and advertise-url)", value: func(c *Config) any { return &c.Cluster }},
 		{flag: "advertise-url", usage: "cluster mode: the base URL the other replicas reach this replica's API at, e.g. http://10.0.0.5:4000", value: func(c *Config) any { return &c.AdvertiseURL }},
@@ -507,6 +516,9 @@ func (c Config) validate(name func(setting) string) error {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 			refuse(&c.RedisURL, "must be a redis://, rediss:// or unix:// URL")
 		}
+	}
+	if c.RedisStartTimeout < 0 {
+		refuse(&c.RedisStartTimeout, "must not be negative (0 pings Redis once at start)")
 	}
 	switch {
 	case c.RedisURL != "" && c.RedisEmbedded:

@@ -37,7 +37,7 @@ func TestEvictionSafe(t *testing.T) {
 func TestARealRedisThatCanEvictTheOutboxIsRefusedWithWhatToSet(t *testing.T) {
 	b := redistest.Real(t)
 	ctx := context.Background()
-	c, err := Open(ctx, b.URL(), slog.New(slog.DiscardHandler))
+	c, err := Open(ctx, b.URL(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestARealRedisThatCanEvictTheOutboxIsRefusedWithWhatToSet(t *testing.T) {
 
 func TestAMiniredisThatCannotTellItsPolicyIsAccepted(t *testing.T) {
 	b := redistest.Mini(t)
-	c, err := Open(context.Background(), b.URL(), slog.New(slog.DiscardHandler))
+	c, err := Open(context.Background(), b.URL(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 func TestACallersDeadlineCutsACallToAHungRedisShort(t *testing.T) {
 	b := redistest.Mini(t)
 	p := redistest.StartFreezingProxy(t, b.Addr)
-	c, err := Open(context.Background(), "redis://"+p.Addr(), slog.New(slog.DiscardHandler))
+	c, err := Open(context.Background(), "redis://"+p.Addr(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

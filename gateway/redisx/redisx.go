@@ -39,9 +39,16 @@ type Conn struct {
 // expire at most this late.
 const embeddedTTLTick = 100 * time.Millisecond
 
+// pingTimeout bounds one start-up ping of Redis.
+const pingTimeout = 5 * time.Second
+
 // Open connects to the Redis at url, or starts an embedded miniredis when url is empty. It pings
-// the server once so that a wrong URL fails at start.
-func Open(ctx context.Context, url string, log *slog.Logger) (*Conn, error) {
+// the server so that a wrong URL fails at start: once when startWait is zero, otherwise again and
+// again (each attempt logged, pauses of 250 ms doubling up to 5 s) until Redis answers or
+// startWait has passed since the first attempt, so that a gateway started while Redis is briefly
+// unavailable (restarting, paused, not up yet after a reboot) waits for it instead of exiting into
+// a supervisor's crash-loop backoff.
+func Open(ctx context.Context, url string, startWait time.Duration, log *slog.Logger) (*Conn, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -75,14 +82,50 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Conn, error) {
 	// must reach the socket: without this go-redis waits out its own ReadTimeout on a hung Redis.
 	opts.ContextTimeoutEnabled = true
 	c := &Conn{Client: redis.NewClient(opts), Addr: opts.Addr, log: log}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.Client.Ping(pctx).Err(); err != nil {
+	if err := c.waitForPing(ctx, startWait); err != nil {
 		_ = c.Client.Close()
 		return nil, fmt.Errorf("redisx: ping %s: %w", opts.Addr, err)
 	}
 	log.Info("redis: connected", "addr", opts.Addr, "db", opts.DB)
 	return c, nil
+}
+
+// waitForPing pings until Redis answers: once when wait is zero, otherwise until wait has passed
+// since the first attempt (the last attempt's timeout is cut to what is left of wait) or ctx ends.
+func (c *Conn) waitForPing(ctx context.Context, wait time.Duration) error {
+	start := time.Now()
+	pause := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		timeout := pingTimeout
+		if wait > 0 {
+			timeout = min(timeout, max(wait-time.Since(start), 100*time.Millisecond))
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := c.Client.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				c.log.Info("redis: answered after waiting", "addr", c.Addr, "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		}
+		left := wait - time.Since(start)
+		if ctx.Err() != nil || left <= 0 {
+			if attempt > 1 {
+				return fmt.Errorf("no answer in %d attempts over %s: %w", attempt, time.Since(start).Round(time.Millisecond), err)
+			}
+			return err
+		}
+		pause = min(pause, left)
+		c.log.Warn("redis: not reachable at start, waiting for it", "addr", c.Addr, "attempt", attempt,
+			"err", err, "retry_in", pause, "gives_up_in", left.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last ping: %w)", ctx.Err(), err)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, pingTimeout)
+	}
 }
 
 // Ready pings Redis. It returns a human-readable reason (always non-empty) and an error when Redis

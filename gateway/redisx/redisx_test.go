@@ -13,7 +13,7 @@ import (
 
 func TestOpenWithoutURLEmbedsMiniredisAndSaysSo(t *testing.T) {
 	var logs bytes.Buffer
-	c, err := Open(context.Background(), "", slog.New(slog.NewTextHandler(&logs, nil)))
+	c, err := Open(context.Background(), "", 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestOpenWithoutURLEmbedsMiniredisAndSaysSo(t *testing.T) {
 
 func TestOpenWithURLConnectsToRealRedis(t *testing.T) {
 	b := redistest.Real(t)
-	c, err := Open(context.Background(), b.URL(), slog.New(slog.DiscardHandler))
+	c, err := Open(context.Background(), b.URL(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +50,13 @@ func TestOpenWithURLConnectsToRealRedis(t *testing.T) {
 }
 
 func TestOpenFailsOnUnreachableURL(t *testing.T) {
-	if _, err := Open(context.Background(), "redis://127.0.0.1:1", slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := Open(context.Background(), "redis://127.0.0.1:1", 0, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("Open succeeded against a closed port")
 	}
 }
 
 func TestEmbeddedKeysExpireWithTheWallClock(t *testing.T) {
-	c, err := Open(context.Background(), "", slog.New(slog.DiscardHandler))
+	c, err := Open(context.Background(), "", 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
