@@ -136,16 +136,10 @@ func messageWait() time.Duration {
 // outbox, not yet delivered) must be delivered by the new holders: WhatsApp will not send them
 // again.
 //
-// It fails today (measured 17:37 UTC, HEAD 2e5fbfa, 3 sessions x 40 messages): the messages the
-// killed replica receipted reach Laravel only when a survivor claims its idle pending outbox
-// entries after ClaimMinIdle (2 x the Laravel timeout + 2 min), after the new holder's later ones,
-// so each chat is stored out of order (and a minute late); inversions within one holder's epoch
-// show up too. Until the new holders claim a dead member's entries promptly (docs/cluster.md,
-// "Left of issue 16"), it runs only with WAGATE_CLUSTER_MESSAGES_TEST=1.
+// It failed before the new holder adopted a shard's undelivered outbox entries at its claim
+// (gateway/outbox/shards.go): the killed replica's receipted messages waited ClaimMinIdle (~2 min)
+// and reached Laravel after the new holder's later ones.
 func TestMessagesWrittenAroundASIGKILLReachLaravelOnceInOrder(t *testing.T) {
-	if os.Getenv("WAGATE_CLUSTER_MESSAGES_TEST") == "" {
-		t.Skip("known defect: a SIGKILLed replica's receipted messages reach Laravel after ClaimMinIdle and out of order; WAGATE_CLUSTER_MESSAGES_TEST=1 runs it")
-	}
 	w := newWorld(t)
 	w.startReady("gw-a", "gw-b", "gw-c")
 	ids := w.pair(sessionCount(t))
@@ -165,16 +159,10 @@ func TestMessagesWrittenAroundASIGKILLReachLaravelOnceInOrder(t *testing.T) {
 // Without any fault, customers write to three sessions of a three-replica cluster (40 messages
 // each, every 25 ms): Laravel stores each chat once, in the order written.
 //
-// It fails today (measured 17:41 UTC, HEAD 99f3000): chats are stored out of order although no
-// replica failed (7 inversions); with one replica the same burst is stored in order. The likely
-// cause: the replicas read one outbox stream in one consumer group, each taking whichever
-// entries come next, so a session's entries are sent by several replicas at once and "one batch
-// per session in flight" holds only within a process. Runs only with
-// WAGATE_CLUSTER_MESSAGES_TEST=1 until a session's entries are delivered by one replica at a time.
+// It failed (7 inversions) while the replicas read one outbox stream in one consumer group, each
+// taking whichever entries came next, so several replicas sent one session's messages at once;
+// now only the holder of a session's shard sends them (gateway/outbox/shards.go).
 func TestMessagesOfAThreeReplicaClusterReachLaravelInOrder(t *testing.T) {
-	if os.Getenv("WAGATE_CLUSTER_MESSAGES_TEST") == "" {
-		t.Skip("known defect: a 3-replica cluster stores a chat's messages out of order; WAGATE_CLUSTER_MESSAGES_TEST=1 runs it")
-	}
 	w := newWorld(t)
 	w.startReady("gw-a", "gw-b", "gw-c")
 	ids := w.pair(12)
