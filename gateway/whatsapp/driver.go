@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -150,6 +151,11 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	cli.EnableAutoReconnect = d.reconnect
 	cli.InitialAutoReconnect = d.reconnect
 	cli.ManualHistorySyncDownload = true // the gateway never needs chat history
+	// After pairing, WhatsApp's 515 asks the client to log in again. whatsmeow's own handling
+	// disconnects and dials unconditionally, even on a connection the session already closed,
+	// so a stale client could log in and replace the session's newer one (the device then
+	// parks as taken over); the conn reconnects itself instead, never after its Disconnect.
+	cli.DisableLoginAutoReconnect = true
 	cli.BackgroundEventCtx = d.ctx
 	// Messages are acknowledged to WhatsApp only once the gateway made them durable: whatsmeow
 	// sends a message's receipt (and, with SynchronousAck, a receipt's ack) only when the
@@ -204,6 +210,10 @@ type conn struct {
 	// the socket closes first, so a slow handler (a refused message) could lose it: the driver
 	// then tells the session itself.
 	replaced, replacedSent atomic.Bool
+	// dialMu orders Disconnect against the reconnect after a 515 (loginReconnect): once closed
+	// is set, that reconnect does not dial.
+	dialMu sync.Mutex
+	closed bool
 }
 
 // Connect implements session.Conn. The client lives in the driver's context, not in ctx (which
@@ -211,6 +221,9 @@ type conn struct {
 func (c *conn) Connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.d.timeout)
 	defer cancel()
+	c.dialMu.Lock()
+	c.closed = false
+	c.dialMu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- c.cli.Connect() }()
 	select {
@@ -223,13 +236,32 @@ func (c *conn) Connect(ctx context.Context) error {
 
 // Disconnect implements session.Conn.
 func (c *conn) Disconnect() {
+	c.dialMu.Lock()
+	c.closed = true
 	c.live.Store(false)
 	c.cli.Disconnect()
+	c.dialMu.Unlock()
 	if c.replaced.Load() && !c.replacedSent.Swap(true) {
 		// The session dropped the connection (a redelivery) before whatsmeow dispatched the
 		// replaced stream it had queued: unaware, the session would reconnect and take the
 		// device back from the client that took it over.
 		_ = c.handle(session.StreamReplaced{})
+	}
+}
+
+// loginReconnect logs in again after WhatsApp's 515 (events.ManualLoginReconnect), as whatsmeow
+// would, unless the session closed the connection: under dialMu, so a Disconnect either comes
+// first (no dial) or after the new socket is up (and closes it).
+func (c *conn) loginReconnect() {
+	c.dialMu.Lock()
+	defer c.dialMu.Unlock()
+	if c.closed {
+		c.d.log.Debug("whatsapp: no login reconnect after 515: the connection was closed", "session_id", c.sessionID)
+		return
+	}
+	c.cli.Disconnect()
+	if err := c.cli.Connect(); err != nil {
+		c.d.log.Warn("whatsapp: login reconnect after 515 failed", "session_id", c.sessionID, "err", err)
 	}
 }
 
@@ -277,6 +309,9 @@ func (c *conn) onEvent(raw any) bool {
 	switch e := raw.(type) {
 	case *events.QR:
 		ev = session.QRCodes{Codes: e.Codes}
+	case *events.ManualLoginReconnect:
+		go c.loginReconnect() // off whatsmeow's handler goroutine, as whatsmeow's own handling does
+		return true
 	case *events.PairSuccess:
 		ev = session.PairSuccess{DeviceID: e.ID.String()}
 	case *events.PairError:
