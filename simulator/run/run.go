@@ -284,7 +284,11 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, ctx.Err()
 	}
 	if r.gatewayDied.Load() {
-		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, fmt.Errorf("the gateway exited during the run (see %s)", filepath.Join(r.o.Out, "logs", "gateway.log"))
+		logs := filepath.Join(r.o.Out, "logs", "gateway.log")
+		if r.w.cluster != nil {
+			logs = filepath.Join(r.o.Out, "logs", "gateway-*.log")
+		}
+		return &Result{Report: rep, ThresholdsOK: ok, Aborted: true}, fmt.Errorf("the gateway exited during the run (see %s)", logs)
 	}
 	return &Result{Report: rep, ThresholdsOK: ok, Aborted: aborted.Load()}, nil
 }
