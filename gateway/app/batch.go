@@ -65,11 +65,12 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		Logger: log,
 		// Messages and receipts Laravel acknowledged, and their delay.
 		Delivered: func(ev *event.Event) { m.Delivered(ev, time.Now()) },
+		BatchSent: m.BatchSizes(),
 	})
 	if err != nil {
 		return parts, fmt.Errorf("app: batch delivery: %w", err)
 	}
-	if err := bd.Register(m.Registry); err != nil {
+	if err := m.RegisterBatch(bd); err != nil {
 		return parts, fmt.Errorf("app: batch metrics: %w", err)
 	}
 

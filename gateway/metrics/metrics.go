@@ -7,10 +7,9 @@
 // One instrumentation style for the gateway: this package owns every wagate_* series (names, help,
 // labels, buckets) and registers them; a component reports through a hook or an interface it
 // declares (session.Hooks, laravel.Observer, the API middleware, a counter or snapshot it
-// exposes) and does not import Prometheus: the cache's series are read from its snapshot
-// (RegisterCache, cache.go). One component predates it and still builds its own collector from its
-// snapshot: gateway/delivery/batch (Delivery.Register, and the wagate_batch_size_items histogram
-// it observes); new metrics follow this package's style.
+// exposes) and does not import Prometheus: the cache's and batch delivery's series are read from
+// their snapshots at each scrape (RegisterCache in cache.go, RegisterBatch in batch.go), and batch
+// delivery reports each batch's size through batch.Options.BatchSent (BatchSizes).
 //
 // Label values are bounded: an HTTP method outside the standard ones is recorded as "other" (a
 // client cannot create series by inventing methods), and the failure and drop counters operators

@@ -213,6 +213,9 @@ type Options struct {
 	// Delivered, when set, is told about every event Laravel acknowledged (the metrics of
 	// messages and receipts delivered and their delay).
 	Delivered func(ev *event.Event)
+	// BatchSent, when set, is told the kind and item count of every batch Laravel acknowledged
+	// (the batch size metric).
+	BatchSent func(kind event.Kind, items int)
 }
 
 // Delivery is the batch delivery mode: Deliver appends to the outbox; a flusher (Start) reads,
@@ -228,6 +231,8 @@ type Delivery struct {
 	policy  Policy
 	// onDelivered is Options.Delivered.
 	onDelivered func(ev *event.Event)
+	// onBatchSent is Options.BatchSent.
+	onBatchSent func(kind event.Kind, items int)
 
 	wake          chan struct{}
 	sinceLastPoll atomic.Int64
@@ -248,7 +253,6 @@ type Delivery struct {
 	splits                                                                atomic.Int64
 	enqueueFailed                                                         atomic.Int64
 	flushes                                                               [4]atomic.Int64
-	batchSizes                                                            batchSizeObserver
 
 	pollMu  sync.Mutex // one Poll at a time
 	cancel  context.CancelFunc
@@ -269,7 +273,7 @@ func New(opts Options) (*Delivery, error) {
 	}
 	cfg.fill()
 	d := &Delivery{
-		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger, onDelivered: opts.Delivered,
+		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger, onDelivered: opts.Delivered, onBatchSent: opts.BatchSent,
 		wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
 	}
 	if d.clock == nil {
@@ -289,7 +293,6 @@ func New(opts Options) (*Delivery, error) {
 	d.started = d.clock.Now()
 	d.lastFlush = d.started
 	d.nextClaim = d.started
-	d.batchSizes = newBatchSizeObserver()
 	return d, nil
 }
 
@@ -927,7 +930,9 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 	}
 	d.sent.Add(int64(len(ack)))
 	d.batchesSent.Add(1)
-	d.batchSizes.observe(b.Kind, len(b.Items))
+	if d.onBatchSent != nil {
+		d.onBatchSent(b.Kind, len(b.Items))
+	}
 	d.mu.Lock()
 	d.removeInflight(b)
 	if len(ack) > 0 {
