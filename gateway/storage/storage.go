@@ -182,7 +182,33 @@ CREATE TABLE IF NOT EXISTS wagate_meta (
 );
 `
 
+// migrateLockKey is the PostgreSQL advisory lock replicas starting together take around migrate.
+const migrateLockKey = 0x77616761 // "waga"
+
+// migrate creates the tables and columns this version needs. On PostgreSQL it holds an advisory
+// lock meanwhile: replicas starting together on an empty database otherwise race on CREATE TABLE
+// IF NOT EXISTS, which PostgreSQL does not make atomic (`type "wagate_sessions" already exists`).
 func (d *DB) migrate(ctx context.Context) error {
+	if d.Dialect != Postgres {
+		return d.createTables(ctx)
+	}
+	conn, err := d.SQL.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: connect to %s: %w", d.Where, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
+		return fmt.Errorf("storage: lock %s for its tables: %w", d.Where, err)
+	}
+	defer func() {
+		// Unlocked even when ctx ended; a lock the unlock did not release ends with the session.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrateLockKey)
+	}()
+	return d.createTables(ctx)
+}
+
+// createTables runs the schema and adds the columns later versions brought.
+func (d *DB) createTables(ctx context.Context) error {
 	for _, stmt := range strings.Split(schema, ";") {
 		if strings.TrimSpace(stmt) == "" {
 			continue
