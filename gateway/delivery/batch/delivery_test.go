@@ -605,11 +605,6 @@ func TestMetricsAnswerAsJSON(t *testing.T) {
 			t.Errorf("/metrics/batch lacks %s: %s", k, body)
 		}
 	}
-	rec = httptest.NewRecorder()
-	f.d.DeadLettersHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/dead-letters?limit=5", nil))
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"count":0`) {
-		t.Fatalf("dead letters: %d %s", rec.Code, rec.Body.String())
-	}
 }
 
 // The running flusher (Start) delivers on its own: a HIGH event reaches Laravel without Poll.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"wagate/gateway/event"
@@ -105,28 +104,6 @@ func (d *Delivery) MetricsHandler() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		writeJSON(w, http.StatusOK, d.Snapshot(ctx))
-	})
-}
-
-// DeadLettersHandler serves the admin view of the dead-letter stream as JSON, newest first;
-// ?limit=N (default 100, at most 1000).
-func (d *Delivery) DeadLettersHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := int64(100)
-		if s := r.URL.Query().Get("limit"); s != "" {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n <= 0 {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"message": "limit must be a positive integer"})
-				return
-			}
-			limit = min(n, 1000)
-		}
-		dls, err := d.ob.DeadLetters(r.Context(), limit)
-		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"dead_letters": dls, "count": len(dls)})
 	})
 }
 
