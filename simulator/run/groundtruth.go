@@ -39,6 +39,10 @@ func (r *runner) groundTruth(ctx context.Context) (end time.Time, t truth.Truth,
 // states (and for the gateway to reach what the simulation caused) before judging them.
 const convergeLimit = 30 * time.Second
 
+// outcomeLimit bounds the reads of the run's outcome after the ground truth (the gateway's dead
+// letters, Laravel's duplicate applications).
+const outcomeLimit = 30 * time.Second
+
 // gatewayStates asks the gateway for the final status and version of sessions ids (nil when it
 // cannot answer); it is the ground truth's truth.ReadGateway.
 func (r *runner) gatewayStates(ctx context.Context, ids []string) map[string]truth.State {

@@ -7,25 +7,24 @@ import (
 	"wagate/simulator/truth"
 )
 
-// messagesLimit bounds the wait for Laravel to store every message the customers wrote, after
-// the session states converged.
+// messagesLimit bounds the wait for Laravel to store every message the gateway acknowledged to
+// WhatsApp, after the session states converged.
 const messagesLimit = 30 * time.Second
 
 // judgeMessages compares the customers' messages (and the receipts fakewa sent) with what
 // Laravel stored (fakelaravel's /_fake/messages), after waiting, bounded, for Laravel to hold
-// every message written; it records message_delivery_delay, receipt_delivery_delay and the
+// every message the gateway acknowledged (truth.Messages.HeldBy); it records message_delivery_delay, receipt_delivery_delay and the
 // messages_* counts (truth.Messages.Finish).
 func (r *runner) judgeMessages(ctx context.Context) truth.MessagesTruth {
 	m := r.phones.messages
 	if m == nil || r.w.admin == nil {
 		return truth.MessagesTruth{}
 	}
-	written := m.WrittenCount()
-	_ = r.phones.poll(ctx) // the receipts fakewa sent last
 	var stored []truth.Stored
 	var receipts []truth.StoredReceipt
 	deadline := time.Now().Add(messagesLimit)
 	for {
+		_ = r.phones.poll(ctx) // the receipts fakewa sent last, the messages the gateway acknowledged
 		st, err := r.w.admin.GetMessages(ctx)
 		if err != nil {
 			r.log.Warn("reading Laravel's messages", "err", err)
@@ -39,7 +38,7 @@ func (r *runner) judgeMessages(ctx context.Context) truth.MessagesTruth {
 				receipts = append(receipts, truth.StoredReceipt{MessageID: rc.MessageID, Status: rc.Status, StoredAt: rc.StoredAt, UpdatedAt: rc.UpdatedAt})
 			}
 		}
-		if (err == nil && len(stored) >= written) || time.Now().After(deadline) || ctx.Err() != nil {
+		if (err == nil && m.HeldBy(stored)) || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		select {

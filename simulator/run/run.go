@@ -261,10 +261,15 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), convergeLimit+30*time.Second)
 	defer cancel()
 	end, truth, gatewayAnswered := r.groundTruth(fctx)
-	if err := r.writeOutcome(fctx, truth, gatewayAnswered); err != nil {
+	// The outcome's reads (dead letters, duplicates) have a budget of their own: a ground truth
+	// that waited its limit must not leave them an expired one (chaos seed 1 schedule 16: the dead
+	// letters went unread, so an injected refusal was judged a lost update).
+	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeLimit)
+	defer ocancel()
+	if err := r.writeOutcome(octx, truth, gatewayAnswered); err != nil {
 		return nil, fmt.Errorf("%s: %w", OutcomeFile, err)
 	}
-	dup := r.duplicates(fctx)
+	dup := r.duplicates(octx)
 	stopBG()
 	bgWG.Wait()
 	r.seriesPoint()

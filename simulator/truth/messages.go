@@ -90,6 +90,26 @@ func (m *Messages) ReceiptSent(messageID string, status laravel.ReceiptStatus, a
 	}
 }
 
+// HeldBy reports whether stored holds every message the gateway acknowledged to WhatsApp: those
+// it may not lose. The end of a run waits for that, not for every message written: one never
+// acknowledged (held for a device that then logged out) may never reach Laravel.
+func (m *Messages) HeldBy(stored []Stored) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	have := make(map[string]bool, len(stored))
+	for _, s := range stored {
+		have[s.SessionID+"/"+s.MessageID] = true
+	}
+	for sid, ws := range m.written {
+		for _, w := range ws {
+			if m.acked[w.MessageID] && !have[sid+"/"+w.MessageID] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // WrittenCount is how many messages the phones wrote.
 func (m *Messages) WrittenCount() int {
 	m.mu.Lock()

@@ -44,3 +44,34 @@ func TestJudgeMessages(t *testing.T) {
 		t.Fatalf("delay %v, want written -> stored = 3s", v.Delays[0])
 	}
 }
+
+func TestTheEndOfARunWaitsOnlyForTheMessagesTheGatewayAcknowledged(t *testing.T) {
+	m := NewMessages()
+	for _, id := range []string{"a", "b", "held"} {
+		m.Wrote(Written{SessionID: "s", Chat: "c1", MessageID: id})
+	}
+	m.Acked("a")
+	m.Acked("b")
+	stored := func(ids ...string) []Stored {
+		var out []Stored
+		for _, id := range ids {
+			out = append(out, Stored{SessionID: "s", MessageID: id, Chat: "c1"})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		stored []Stored
+		want   bool
+	}{
+		{"nothing stored yet", nil, false},
+		{"one acknowledged message missing", stored("a"), false},
+		{"every acknowledged message stored, the one never acknowledged not", stored("a", "b"), true},
+		{"everything stored", stored("a", "b", "held"), true},
+		{"the same message id of another session does not count", []Stored{{SessionID: "other", MessageID: "b"}, {SessionID: "s", MessageID: "a"}}, false},
+	} {
+		if got := m.HeldBy(tc.stored); got != tc.want {
+			t.Errorf("%s: HeldBy = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
