@@ -45,7 +45,7 @@ type Config struct {
 	// connection is reported, and the session layer reconnects only after checking in Redis
 	// that the session's shard is still this replica's.
 	NoAutoReconnect bool
-	// ConnectTimeout bounds the first connection attempt of Conn.Connect [30 s].
+	// ConnectTimeout bounds the first connection attempt of Conn.Connect (default 30 s).
 	ConnectTimeout time.Duration
 }
 
