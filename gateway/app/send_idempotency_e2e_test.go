@@ -52,6 +52,14 @@ func TestBatchModeASendRetriedWithTheSameIdempotencyKeyIsSentOnceAcrossARestart(
 		t.Fatalf("retry: %d %q replayed=%v, want the first answer replayed", code, again, replayed)
 	}
 	w.restartGateway(ctx)
+	// The restored session connects again. Waiting for it also keeps the end of the test from
+	// stopping the gateway in the middle of that connect's Noise handshake, where whatsmeow's
+	// FrameSocket races with itself (its read pump and Close; -race failed 2 runs in 8).
+	proctest.Eventually(t, "the session connected again after the restart", 30*time.Second, func() (bool, string) {
+		var s sessionView
+		code := w.client().call("GET", "/sessions/e2e_send_once", nil, &s)
+		return code == 200 && s.Connected, fmt.Sprintf("%d %+v", code, s)
+	})
 	code, after, replayed := keyedSend(w.client(), "e2e_send_once", "order-77", body)
 	if code != 200 || after != first || !replayed {
 		t.Fatalf("retry after a restart: %d %q replayed=%v, want the first answer replayed", code, after, replayed)
