@@ -253,7 +253,8 @@ func (o *Outbox) RedriveDeadLetters(ctx context.Context, f RedriveFilter) (Redri
 				return res, nil
 			}
 			res.Matched++
-			if _, err := o.Append(ctx, dl.Event); err != nil {
+			// A re-drive appends even a message the outbox took before: that is the point.
+			if _, err := o.appendEvent(ctx, dl.Event, ""); err != nil {
 				return res, fmt.Errorf("outbox: re-drive dead letter %s (event %s): %w", dl.ID, dl.Event.ID, err)
 			}
 			// Deleted only now: a failure here leaves a duplicate, not a loss.

@@ -288,8 +288,14 @@ func noGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(
 // Append stores ev durably and returns its stream id. When the outbox is full, or Redis does not
 // answer (a restart, a failover), it waits up to AppendTimeout (or ctx) for room or for Redis;
 // then it fails, counts it and logs it at ERROR; a full outbox gives an error matching ErrFull.
-// An invalid event is refused at once.
+// An invalid event is refused at once. A customer's message or receipt the outbox took within
+// OnceWindow is not appended again: Append answers the stream id it got (see onceKey).
 func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
+	return o.appendEvent(ctx, ev, o.onceKey(ev))
+}
+
+// appendEvent is Append with the event's once key ("" for none: every call appends).
+func (o *Outbox) appendEvent(ctx context.Context, ev event.Event, once string) (string, error) {
 	if err := ev.Validate(); err != nil {
 		return "", fmt.Errorf("outbox: %w", err)
 	}
@@ -309,7 +315,7 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 	var lastErr error // the last attempt's Redis error, when it failed
 	lastFull := false // whether the last attempt found the outbox full
 	for {
-		id, full, err := o.tryAppend(actx, args)
+		id, full, err := o.tryAppend(actx, args, once)
 		if err == nil && !full {
 			o.appended.Add(1)
 			if lastErr != nil {
@@ -342,7 +348,11 @@ func (o *Outbox) Append(ctx context.Context, ev event.Event) (string, error) {
 
 // tryAppend appends once: far below the bound without the atomic check, near it with the script
 // (full is true when the script found no room).
-func (o *Outbox) tryAppend(ctx context.Context, args []any) (id string, full bool, err error) {
+// An event with a once key (a customer's message or receipt) always goes through tryAppendOnce.
+func (o *Outbox) tryAppend(ctx context.Context, args []any, once string) (id string, full bool, err error) {
+	if once != "" {
+		return o.tryAppendOnce(ctx, args, once)
+	}
 	if o.lastLen.Load() < o.cfg.Max/2 {
 		var add *redis.StringCmd
 		var n *redis.IntCmd
