@@ -487,19 +487,7 @@ func (m *Manager) Close(ctx context.Context) error {
 		m.stopQR(s)
 		s.mu.Unlock()
 	}
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c.Disconnect()
-			c.Release()
-		}()
-	}
-	disconnected := make(chan struct{})
-	go func() { wg.Wait(); close(disconnected) }()
+	disconnected := disconnectAll(conns)
 
 	var errs []error
 	select {
@@ -722,4 +710,26 @@ func (m *Manager) persist(s *session) {
 	}
 	m.store.Put(storage.Record{SessionID: s.id, DeviceJID: s.deviceID, Status: s.status,
 		CreatedAt: s.created, UpdatedAt: s.updated, Parked: s.parked, Epoch: epoch})
+}
+
+// disconnectAll disconnects and releases conns, up to 64 at a time; the channel closes when all
+// are done.
+func disconnectAll(conns []Conn) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sem := make(chan struct{}, 64)
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c.Disconnect()
+				c.Release()
+			}()
+		}
+		wg.Wait()
+	}()
+	return done
 }

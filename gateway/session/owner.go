@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -265,18 +264,7 @@ func (m *Manager) Drop(ctx context.Context, match func(sessionID string) bool, f
 		delete(m.dirty, s)
 		m.dirtyMu.Unlock()
 	}
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c.Disconnect()
-			c.Release()
-		}()
-	}
-	wg.Wait()
+	<-disconnectAll(conns)
 	m.log.Info("sessions dropped", "sessions", len(gone), "disconnected", len(conns), "flush", flush)
 	if !flush {
 		return len(gone), nil
