@@ -126,6 +126,7 @@ type VU struct {
 	IterInScenario int64
 	scenarioTags   map[string]string
 	groupPath      string
+	jarMu          sync.Mutex     // guards jar: http.batch's requests run at once
 	jar            *cookiejar.Jar // nil until the current iteration needs it (cookies())
 	// tags are the current call's sample tags (Tags), built once per scenario and group path.
 	tags                   metrics.Tags
@@ -373,7 +374,9 @@ func (vu *VU) RunIteration(ctx context.Context, it Iteration) error {
 	vu.Iter, vu.IterInScenario, vu.groupPath = it.Iter, it.IterInScenario, ""
 	_ = vu.RT.Set("__ITER", it.Iter)
 	if !vu.S.HTTP.NoCookiesReset {
+		vu.jarMu.Lock()
 		vu.jar = nil // a new jar on first use: iterations that make no HTTP request allocate none
+		vu.jarMu.Unlock()
 	}
 	data := vu.data
 	if data == nil {
@@ -424,8 +427,11 @@ func (vu *VU) SampleTags() metrics.Tags {
 	return vu.tags
 }
 
-// cookies is the current iteration's cookie jar, made on first use.
+// cookies is the current iteration's cookie jar, made on first use (by one of http.batch's
+// concurrent requests as well).
 func (vu *VU) cookies() *cookiejar.Jar {
+	vu.jarMu.Lock()
+	defer vu.jarMu.Unlock()
 	if vu.jar == nil {
 		vu.jar, _ = cookiejar.New(nil)
 	}
