@@ -148,7 +148,7 @@ func TestWhoMayClaimAShard(t *testing.T) {
 				if holder, _, _ := w.s.Holder(ctx, 5); holder != m.ID() || e != after {
 					t.Fatalf("holder %q at %d, want %q at %d", holder, after, m.ID(), e)
 				}
-				if got := m.Held()[5]; got != e {
+				if got := heldShards(m)[5]; got != e {
 					t.Fatalf("member believes it holds shard 5 at %d, want %d", got, e)
 				}
 			}
@@ -196,8 +196,8 @@ func TestReleaseBumpAndFenceAreCompareAndSetOnHolderAndEpoch(t *testing.T) {
 					t.Fatalf("a refused %s changed the shard: holder %q epoch %d", name, holder, stored)
 				case c.want == nil && name == "release" && (holder != "" || stored != e):
 					t.Fatalf("after release: holder %q epoch %d, want none at %d (epochs stay)", holder, stored, e)
-				case c.want == nil && name == "bump" && (holder != h.ID() || stored != e+1 || h.Held()[2] != e+1):
-					t.Fatalf("after bump: holder %q epoch %d (member thinks %d), want %q at %d", holder, stored, h.Held()[2], h.ID(), e+1)
+				case c.want == nil && name == "bump" && (holder != h.ID() || stored != e+1 || heldShards(h)[2] != e+1):
+					t.Fatalf("after bump: holder %q epoch %d (member thinks %d), want %q at %d", holder, stored, heldShards(h)[2], h.ID(), e+1)
 				}
 			})
 		}
@@ -228,10 +228,10 @@ func TestRenewExtendsTheLeaseAndReportsShardsThatChangedUnderTheHolder(t *testin
 	if err != nil || len(got) != 1 || got[0] != 2 || len(lost) != 1 || lost[0] != 2 {
 		t.Fatalf("Renew = %v, %v (OnLost saw %v); want shard 2 lost", got, err, lost)
 	}
-	if _, held := m.Held()[2]; held {
+	if _, held := heldShards(m)[2]; held {
 		t.Fatal("the member still believes it holds shard 2")
 	}
-	if _, held := m.Held()[1]; !held {
+	if _, held := heldShards(m)[1]; !held {
 		t.Fatal("the member dropped shard 1, which it still holds")
 	}
 }
@@ -268,8 +268,8 @@ func TestARenewAfterTheLeaseExpiredInRedisIsRefused(t *testing.T) {
 	if _, err := m.Renew(ctx); !errors.Is(err, ErrFenced) || !strings.Contains(err.Error(), "expired in Redis") {
 		t.Fatalf("renew after the lease expired in Redis: err %v, want ErrFenced (expired in Redis)", err)
 	}
-	if len(fenced) != 1 || len(m.Held()) != 0 {
-		t.Fatalf("OnFenced ran %d times; member still holds %v", len(fenced), m.Held())
+	if len(fenced) != 1 || m.HeldCount() != 0 {
+		t.Fatalf("OnFenced ran %d times; member still holds %v", len(fenced), heldShards(m))
 	}
 	if ok, _ := w.s.Fence(ctx, m.ID(), 4, e); ok {
 		t.Fatal("Fence still says the expired member holds shard 4")

@@ -56,9 +56,6 @@ func (m *Member) ID() string { return m.id }
 // Name returns the replica's stable name.
 func (m *Member) Name() string { return m.name }
 
-// Fenced is closed when the member is fenced.
-func (m *Member) Fenced() <-chan struct{} { return m.fenced }
-
 // Err returns why the member was fenced, nil while it is not.
 func (m *Member) Err() error {
 	select {
@@ -67,13 +64,6 @@ func (m *Member) Err() error {
 	default:
 		return nil
 	}
-}
-
-// Held returns the shards this member holds as far as it knows, with their epochs.
-func (m *Member) Held() map[int]int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return maps.Clone(m.claims)
 }
 
 // HeldEpoch returns the epoch this member holds shard at, as far as it knows; false when it does
