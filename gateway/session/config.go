@@ -42,6 +42,9 @@ type Config struct {
 	// epochs (their shards' fencing tokens) instead of the manager-wide epoch; nil in
 	// single-process mode. See owner.go.
 	Owner Owner
+	// Journal, when set, records every customer's message and receipt before the delivery takes
+	// it (a durable delivery only; see messages.go); a refusal of the journal refuses the item.
+	Journal Journal
 }
 
 // Bounds Validate keeps a Config within.

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -115,12 +116,32 @@ func (m *Manager) handleEvent(s *session, gen uint64, ev DriverEvent) error {
 // WhatsApp delivers it again on the session's current connection.
 var errStaleConn = errors.New("session: event from a connection that was replaced or closed")
 
-// deliverMessaging numbers and dedupes a message or receipt under s.mu, then appends its events
-// to the delivery synchronously, one session at a time (s.msgs.appendMu), so the delivery
-// receives them in sequence order. When the delivery refuses one, that event's and the later
-// ones' keys are forgotten (a redelivery by WhatsApp is taken, not dropped as a duplicate) and
-// the error is returned: the driver then sends no receipt. Events appended before the refusal
-// stay (a redelivery finds them seen and skips them).
+// Journal keeps customers' messages and receipts outside the delivery until Laravel settled them
+// (batch mode: storage.Journal, in the SQL store), so that a Redis that loses its data, and the
+// outbox with it, does not lose what the gateway already acknowledged to WhatsApp.
+type Journal interface {
+	// Record stores ev, as it is then handed to the delivery; nil only once it is stored.
+	Record(ctx context.Context, ev event.Event) error
+}
+
+// journal records ev in the configured journal (nil without one).
+func (m *Manager) journal(ev event.Event) error {
+	if m.cfg.Journal == nil {
+		return nil
+	}
+	if err := m.cfg.Journal.Record(m.ctx, ev); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// deliverMessaging numbers and dedupes a message or receipt under s.mu, then records each of its
+// events in the journal (Config.Journal, when set) and appends it to the delivery synchronously,
+// one session at a time (s.msgs.appendMu), so the delivery receives them in sequence order and
+// the journal holds every event before the delivery does. When the journal or the delivery
+// refuses one, that event's and the later ones' keys are forgotten (a redelivery by WhatsApp is
+// taken, not dropped as a duplicate) and the error is returned: the driver then sends no receipt.
+// Events appended before the refusal stay (a redelivery finds them seen and skips them).
 func (m *Manager) deliverMessaging(s *session, gen uint64, ev DriverEvent) error {
 	s.msgs.appendMu.Lock()
 	defer s.msgs.appendMu.Unlock()
@@ -147,7 +168,10 @@ func (m *Manager) deliverMessaging(s *session, gen uint64, ev DriverEvent) error
 		if h := m.cfg.Hooks.EventEmitted; h != nil {
 			h(k.ev)
 		}
-		err := m.sink.Deliver(m.ctx, k.ev)
+		err := m.journal(k.ev)
+		if err == nil {
+			err = m.sink.Deliver(m.ctx, k.ev)
+		}
 		if err == nil {
 			continue
 		}
@@ -157,7 +181,7 @@ func (m *Manager) deliverMessaging(s *session, gen uint64, ev DriverEvent) error
 		}
 		delay := m.redeliverLater(s, gen)
 		s.mu.Unlock()
-		m.log.Warn("message or receipt not accepted by the delivery; not acknowledged to WhatsApp, which delivers it again when the session reconnects",
+		m.log.Warn("message or receipt not accepted by the journal or the delivery; not acknowledged to WhatsApp, which delivers it again when the session reconnects",
 			"session_id", s.id, "kind", k.ev.Kind, "message_id", k.ev.Payload, "sequence", k.ev.Version, "reconnect_in", delay, "err", err)
 		if h := m.cfg.Hooks.DeliveryFailed; h != nil {
 			h(k.ev, err)

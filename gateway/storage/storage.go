@@ -1,8 +1,9 @@
 // Package storage owns the gateway's database: opening it (SQLite via modernc.org/sqlite under the
 // data dir by default, Postgres via pgx when a DSN is given), the connection settings that let a
 // thousand concurrent pairings share one SQLite file without SQLITE_BUSY, and the gateway's own
-// tables: the session registry (which session_id owns which WhatsApp device, and its last status)
-// and the version epoch that keeps event versions monotonic across restarts.
+// tables: the session registry (which session_id owns which WhatsApp device, and its last status),
+// the version epoch that keeps event versions monotonic across restarts, and the message journal
+// (customers' messages and receipts kept outside Redis until Laravel settled them, journal.go).
 //
 // whatsmeow's sqlstore lives in the same database (see gateway/whatsapp): one pool, one file.
 package storage
@@ -209,7 +210,7 @@ func (d *DB) migrate(ctx context.Context) error {
 
 // createTables runs the schema and adds the columns later versions brought.
 func (d *DB) createTables(ctx context.Context) error {
-	for _, stmt := range strings.Split(schema, ";") {
+	for _, stmt := range strings.Split(schema+journalSchema, ";") {
 		if strings.TrimSpace(stmt) == "" {
 			continue
 		}

@@ -1,0 +1,189 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"wagate/gateway/event"
+)
+
+// The message journal: customers' messages and receipts kept in the SQL store, outside Redis,
+// from the moment the gateway takes them until Laravel settled them (applied, or dead-lettered).
+// The gateway acknowledges a message to WhatsApp once it is in the Redis outbox, so WhatsApp never
+// delivers it again; a Redis that loses its data (killed without persistence, an evicting policy,
+// a failover to an empty replica) would lose it for good. With the journal, the gateway appends
+// every journalled item again when it notices the loss (see gateway/app).
+
+// DefaultJournalRetention is how long a journal row is kept when nothing settles it (Laravel never
+// took the item, or the gateway missed the settlement): a week.
+const DefaultJournalRetention = 7 * 24 * time.Hour
+
+// journalSchema is the journal's table. item_key is the item's identity (JournalKey), so
+// WhatsApp's redelivery of an item the journal holds adds no second row; the (session_id, seq)
+// index serves the replay, which reads each session's items in sequence order.
+const journalSchema = `
+CREATE TABLE IF NOT EXISTS wagate_journal (
+	item_key    TEXT PRIMARY KEY,
+	session_id  TEXT NOT NULL,
+	seq         BIGINT NOT NULL,
+	recorded_at BIGINT NOT NULL,
+	event       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wagate_journal_session_seq ON wagate_journal (session_id, seq);
+`
+
+// Journal is the message journal on a DB. It is safe for concurrent use.
+type Journal struct {
+	db  *DB
+	now func() time.Time
+}
+
+// NewJournal returns the journal of db (its table is created by Open).
+func NewJournal(db *DB) *Journal { return &Journal{db: db, now: time.Now} }
+
+// JournalKey is the identity of a message or receipt event: its session and message id and, for a
+// receipt, the receipt's sender and status; "" for other kinds. It is the identity the outbox
+// appends once by (outbox.OnceWindow): two events of one key are the same item to Laravel.
+func JournalKey(ev event.Event) string {
+	const sep = "\x1f" // the unit separator: in no session id, message id or JID
+	switch {
+	case ev.Kind == event.KindMessage:
+		return ev.SessionID + sep + "m" + sep + ev.Payload
+	case ev.Kind == event.KindReceipt && ev.Receipt != nil:
+		return ev.SessionID + sep + "r" + sep + ev.Payload + sep + ev.Receipt.Sender + sep + string(ev.Receipt.Status)
+	}
+	return ""
+}
+
+// Record stores ev, a message or receipt event, as it is appended to the outbox (its event id,
+// sequence and item), before it is appended. An item the journal already holds (WhatsApp
+// delivering it again) keeps its first row. One INSERT.
+func (j *Journal) Record(ctx context.Context, ev event.Event) error {
+	key := JournalKey(ev)
+	if key == "" {
+		return fmt.Errorf("storage: journal: event %s is a %s, not a message or receipt", ev.ID, ev.Kind)
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("storage: journal: encode event %s: %w", ev.ID, err)
+	}
+	if _, err := j.db.SQL.ExecContext(ctx, `INSERT INTO wagate_journal (item_key, session_id, seq, recorded_at, event)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (item_key) DO NOTHING`,
+		key, ev.SessionID, ev.Version, j.now().UnixMilli(), string(data)); err != nil {
+		return fmt.Errorf("storage: journal: record event %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// journalDeleteChunk bounds the keys of one DELETE (SQLite allows 32766 parameters by default).
+const journalDeleteChunk = 500
+
+// Settle deletes the rows of the settled events (by item identity: any event of the item settles
+// it); events of other kinds are ignored. One DELETE per batch of up to 500 items. It returns how
+// many rows it deleted.
+func (j *Journal) Settle(ctx context.Context, evs []event.Event) (int64, error) {
+	keys := make([]any, 0, len(evs))
+	for _, ev := range evs {
+		if k := JournalKey(ev); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	var deleted int64
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), journalDeleteChunk)]
+		keys = keys[len(chunk):]
+		var q strings.Builder
+		q.WriteString(`DELETE FROM wagate_journal WHERE item_key IN (`)
+		for i := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "$%d", i+1)
+		}
+		q.WriteByte(')')
+		res, err := j.db.SQL.ExecContext(ctx, q.String(), chunk...)
+		if err != nil {
+			return deleted, fmt.Errorf("storage: journal: delete %d settled items: %w", len(chunk), err)
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			deleted += n
+		}
+	}
+	return deleted, nil
+}
+
+// journalPage is how many rows Replay reads at a time.
+const journalPage = 500
+
+// Replay calls fn with every journalled event of the sessions keep accepts (nil: every session),
+// session by session, each session's in sequence order, reading the rows a page at a time. It
+// stops at fn's first error and returns it.
+func (j *Journal) Replay(ctx context.Context, keep func(sessionID string) bool, fn func(context.Context, event.Event) error) error {
+	afterSession, afterSeq := "", int64(-1<<63)
+	for {
+		rows, err := j.db.SQL.QueryContext(ctx, `SELECT session_id, seq, event FROM wagate_journal
+			WHERE session_id > $1 OR (session_id = $1 AND seq > $2) ORDER BY session_id, seq LIMIT $3`,
+			afterSession, afterSeq, journalPage)
+		if err != nil {
+			return fmt.Errorf("storage: journal: read: %w", err)
+		}
+		var page []event.Event
+		read := 0
+		for rows.Next() {
+			read++
+			var data string
+			if err := rows.Scan(&afterSession, &afterSeq, &data); err != nil {
+				rows.Close()
+				return fmt.Errorf("storage: journal: scan: %w", err)
+			}
+			if keep != nil && !keep(afterSession) {
+				continue
+			}
+			var ev event.Event
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				rows.Close()
+				return fmt.Errorf("storage: journal: decode the row of session %s sequence %d: %w", afterSession, afterSeq, err)
+			}
+			page = append(page, ev)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("storage: journal: read: %w", err)
+		}
+		for _, ev := range page {
+			if err := fn(ctx, ev); err != nil {
+				return err
+			}
+		}
+		if read < journalPage {
+			return nil
+		}
+	}
+}
+
+// Len returns how many items the journal holds.
+func (j *Journal) Len(ctx context.Context) (int64, error) {
+	var n int64
+	if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("storage: journal: count: %w", err)
+	}
+	return n, nil
+}
+
+// Prune deletes the rows recorded before before (items nothing settled within the retention) and
+// returns how many it deleted.
+func (j *Journal) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_journal WHERE recorded_at < $1`, before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("storage: journal: prune: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("storage: journal: prune: %w", err)
+	}
+	return n, nil
+}
