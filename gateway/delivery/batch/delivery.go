@@ -216,6 +216,10 @@ type Options struct {
 	// BatchSent, when set, is told the kind and item count of every batch Laravel acknowledged
 	// (the batch size metric).
 	BatchSent func(kind event.Kind, items int)
+	// Settled, when set, is told the events of each batch whose fate is final: applied by Laravel
+	// (acknowledged) or dead-lettered, once per batch, before they leave the flusher; never
+	// those retried, requeued or left pending. The message journal deletes its rows here.
+	Settled func(ctx context.Context, evs []event.Event)
 }
 
 // Delivery is the batch delivery mode: Deliver appends to the outbox; a flusher (Start) reads,
@@ -233,6 +237,8 @@ type Delivery struct {
 	onDelivered func(ev *event.Event)
 	// onBatchSent is Options.BatchSent.
 	onBatchSent func(kind event.Kind, items int)
+	// onSettled is Options.Settled.
+	onSettled func(ctx context.Context, evs []event.Event)
 
 	wake          chan struct{}
 	sinceLastPoll atomic.Int64
@@ -274,7 +280,7 @@ func New(opts Options) (*Delivery, error) {
 	cfg.fill()
 	d := &Delivery{
 		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger, onDelivered: opts.Delivered, onBatchSent: opts.BatchSent,
-		wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
+		onSettled: opts.Settled, wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
 	}
 	if d.clock == nil {
 		d.clock = wallClock{}
@@ -849,6 +855,7 @@ func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, fina
 			return err // stays in flight; sent (and decided) again next step
 		}
 		d.deadLettered.Add(int64(len(entries)))
+		d.settled(ctx, entries)
 		d.mu.Lock()
 		d.removeInflight(b)
 		d.mu.Unlock()
@@ -901,6 +908,7 @@ func (d *Delivery) logFailure(b *Batch, a Attempt, dec Decision, err error) {
 func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchResult, acc Accounting, dec Decision, now time.Time) error {
 	var ack []string
 	var unaccounted, pending []*Item
+	var settled []outbox.Entry // acknowledged or dead-lettered
 	missing := make(map[int]bool, len(acc.Unaccounted))
 	for _, i := range acc.Unaccounted {
 		missing[i] = true
@@ -915,6 +923,7 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 			}
 			d.itemErrors.Add(1)
 			d.deadLettered.Add(int64(len(entries)))
+			settled = append(settled, it.Winner)
 		case refused:
 			pending = append(pending, it)
 		case missing[i] && dec.Unaccounted == FateRetry:
@@ -923,11 +932,13 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 			pending = append(pending, it)
 		default:
 			ack = append(ack, it.Winner.ID)
+			settled = append(settled, it.Winner)
 			if d.onDelivered != nil {
 				d.onDelivered(&it.Winner.Event)
 			}
 		}
 	}
+	d.settled(ctx, settled)
 	d.sent.Add(int64(len(ack)))
 	d.batchesSent.Add(1)
 	if d.onBatchSent != nil {
@@ -960,6 +971,38 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 		return err
 	}
 	return nil
+}
+
+// settled tells Options.Settled the events of entries whose fate is final (none: nothing).
+func (d *Delivery) settled(ctx context.Context, entries []outbox.Entry) {
+	if d.onSettled == nil || len(entries) == 0 {
+		return
+	}
+	evs := make([]event.Event, len(entries))
+	for i, e := range entries {
+		evs[i] = e.Event
+	}
+	d.onSettled(ctx, evs)
+}
+
+// HeldEventIDs returns the ids of the events the flusher holds in memory (waiting or in flight):
+// the delivery sends them whatever happens to Redis meanwhile, so a replay of the message journal
+// after Redis lost its data leaves them out.
+func (d *Delivery) HeldEventIDs() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	held := make(map[string]bool)
+	for _, m := range d.co.waiting {
+		for _, it := range m {
+			held[it.Winner.Event.ID] = true
+		}
+	}
+	for _, b := range d.inflight {
+		for _, it := range b.Items {
+			held[it.Winner.Event.ID] = true
+		}
+	}
+	return held
 }
 
 // Close stops the flusher and makes one bounded final attempt (bounded by ctx): everything waiting
