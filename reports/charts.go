@@ -15,19 +15,9 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-)
 
-// Chart is one SVG chart of report.html.
-type Chart struct {
-	// ID is a stable anchor, e.g. "laravel-rpm".
-	ID string
-	// Title is the chart's heading.
-	Title string
-	// Note explains how to read it.
-	Note string
-	// SVG is the inline <svg> element.
-	SVG string
-}
+	"wagate/reports/document"
+)
 
 // chartFont is the face used for every chart's text; the SVG names a sans-serif fallback chain.
 var chartFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
@@ -184,25 +174,25 @@ func seriesLines(res *Results, y func(SeriesPoint) float64) []series {
 	return out
 }
 
-func lineChart(id, title, note, yLabel string, logY bool, lines []series) (Chart, bool, error) {
+func lineChart(id, title, note, yLabel string, logY bool, lines []series) (document.Chart, bool, error) {
 	if len(lines) == 0 {
-		return Chart{}, false, nil
+		return document.Chart{}, false, nil
 	}
 	p := newPlot(title, "time since start (min)", yLabel, logY)
 	if err := addLines(p, lines, logY); err != nil {
-		return Chart{}, false, err
+		return document.Chart{}, false, err
 	}
 	svg, err := renderSVG(p)
 	if err != nil {
-		return Chart{}, false, err
+		return document.Chart{}, false, err
 	}
-	return Chart{ID: id, Title: title, Note: note, SVG: svg}, true, nil
+	return document.Chart{ID: id, Title: title, Note: note, SVG: svg}, true, nil
 }
 
 // Charts renders every chart of report.html, in order. Charts without data are left out.
-func Charts(res *Results) ([]Chart, error) {
-	var charts []Chart
-	add := func(c Chart, ok bool, err error) error {
+func Charts(res *Results) ([]document.Chart, error) {
+	var charts []document.Chart
+	add := func(c document.Chart, ok bool, err error) error {
 		if err != nil {
 			return err
 		}
@@ -313,7 +303,7 @@ func sortedStates(states map[string]bool) []string {
 
 // delayChart plots the cumulative distribution of event delivery delay for one priority, one
 // line per entry (all repeats' histograms merged).
-func delayChart(res *Results, priority string) (Chart, bool, error) {
+func delayChart(res *Results, priority string) (document.Chart, bool, error) {
 	var lines []series
 	for _, e := range res.Entries {
 		var acc *Histogram
@@ -325,7 +315,7 @@ func delayChart(res *Results, priority string) (Chart, bool, error) {
 			if acc == nil {
 				acc = m.Histogram.Clone()
 			} else if err := acc.Merge(m.Histogram); err != nil {
-				return Chart{}, false, err
+				return document.Chart{}, false, err
 			}
 		}
 		if acc == nil || acc.Count() == 0 {
@@ -341,14 +331,14 @@ func delayChart(res *Results, priority string) (Chart, bool, error) {
 		lines = append(lines, s)
 	}
 	if len(lines) == 0 {
-		return Chart{}, false, nil
+		return document.Chart{}, false, nil
 	}
 	title := fmt.Sprintf("Event delivery delay, %s priority", strings.ToUpper(priority[:1])+priority[1:])
 	p := newPlot(title, "delay from WhatsApp event to Laravel (ms, log)", "events delivered (%)", false)
 	p.X.Scale = plot.LogScale{}
 	p.Legend.Top, p.Legend.Left = false, false
 	if err := addLines(p, lines, false); err != nil {
-		return Chart{}, false, err
+		return document.Chart{}, false, err
 	}
 	lowX, highX := math.Inf(1), 0.0
 	for _, l := range lines {
@@ -363,7 +353,7 @@ func delayChart(res *Results, priority string) (Chart, bool, error) {
 		// docs/design.md's target: HIGH events in Laravel within 1 s (p99).
 		target, err := plotter.NewLine(plotter.XYs{{X: 1000, Y: 0}, {X: 1000, Y: 100}})
 		if err != nil {
-			return Chart{}, false, err
+			return document.Chart{}, false, err
 		}
 		target.Color = color.Gray{Y: 120}
 		target.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
@@ -372,8 +362,8 @@ func delayChart(res *Results, priority string) (Chart, bool, error) {
 	}
 	svg, err := renderSVG(p)
 	if err != nil {
-		return Chart{}, false, err
+		return document.Chart{}, false, err
 	}
 	note := "Cumulative share of events applied by Laravel within a given delay (all repeats merged from their HDR histograms)."
-	return Chart{ID: "delivery-delay-" + priority, Title: title, Note: note, SVG: svg}, true, nil
+	return document.Chart{ID: "delivery-delay-" + priority, Title: title, Note: note, SVG: svg}, true, nil
 }

@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 
 	"golang.org/x/perf/benchmath"
+
+	"wagate/reports/document"
 )
 
 // Confidence is the confidence level of compare's intervals.
@@ -260,19 +262,21 @@ func WriteCompareText(w io.Writer, tables []ComparisonTable) error {
 
 // WriteCompareMarkdown writes the tables as Markdown.
 func WriteCompareMarkdown(w io.Writer, tables []ComparisonTable) error {
-	var b strings.Builder
+	return document.WriteMarkdown(w, CompareOutline(tables))
+}
+
+// CompareOutline is the comparison's content: one section per figure with its table (as ###
+// headings, for pasting under a heading of one's own), then the legend.
+func CompareOutline(tables []ComparisonTable) document.Document {
+	var figures []document.Section
 	for _, t := range tables {
-		fmt.Fprintf(&b, "### %s\n\n", figureTitle(t.Figure))
-		mt := table{Header: []string{"configuration", "median ± 95% CI", "vs " + t.Rows[0].Name}, Right: []bool{false, true, false}}
+		mt := document.Table{Header: []string{"configuration", "median ± 95% CI", "vs " + t.Rows[0].Name}, Right: []bool{false, true, false}}
 		for _, r := range t.Rows {
 			mt.Rows = append(mt.Rows, []string{r.Name, r.ValueText(t.Figure), orDash(r.DeltaText())})
 		}
-		writeMarkdownTable(&b, mt)
-		b.WriteString("\n")
+		figures = append(figures, document.Section{Heading: figureTitle(t.Figure), Blocks: []document.Block{mt}})
 	}
-	b.WriteString(compareLegend + "\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	return document.Document{Sections: []document.Section{{Sections: figures}, {Blocks: []document.Block{document.Note(compareLegend)}}}}
 }
 
 const compareLegend = "Medians over repeats with 95% confidence intervals; deltas against the first configuration " +

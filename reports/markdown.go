@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"wagate/reports/document"
 )
 
 // Seed claims: the redesign's table (docs/design.md), never measured by the seed.
@@ -19,76 +21,68 @@ const (
 	seedUsersAfter  = 1000
 )
 
-// WriteMarkdown renders report.md: the seed table measured, docs/design.md's targets, and one k6-style
-// summary per entry (thresholds first).
+// WriteMarkdown renders report.md: the report's Outline laid out as Markdown.
 func WriteMarkdown(w io.Writer, res *Results) error {
-	var b strings.Builder
-	b.WriteString("# wagate bench report\n\n")
-	for _, line := range headerLines(res) {
-		b.WriteString("- " + line + "\n")
-	}
-	b.WriteString("\n## The seed's claims, measured\n\n")
-	writeMarkdownTable(&b, seedTable(res))
-	b.WriteString("\n" + seedTableNote + "\n\n## Targets (docs/design.md)\n\n")
-	writeMarkdownTable(&b, targetsTable(res))
-	b.WriteString("\n## Entries\n\n")
-	writeMarkdownTable(&b, entriesTable(res))
+	return document.WriteMarkdown(w, Outline(res, nil))
+}
+
+// Outline is the bench report's content, in order, for report.md and report.html alike: the
+// header lines, the seed table measured, docs/design.md's targets, the entries, the real Laravel
+// app beside the model (when an entry ran it), the capacity search (when one ran), the charts
+// (page only; a note when there are none), then one k6-style summary per entry (thresholds first).
+func Outline(res *Results, charts []document.Chart) document.Document {
+	d := document.Document{Title: "wagate bench report", Meta: headerLines(res)}
+	d.Sections = append(d.Sections,
+		document.Section{ID: "seed", Heading: "The seed's claims, measured", Nav: "Seed table",
+			Blocks: []document.Block{seedTable(res), document.Note(seedTableNote)}},
+		document.Section{ID: "targets", Heading: "Targets (docs/design.md)", Nav: "Targets", Blocks: []document.Block{targetsTable(res)}},
+		document.Section{ID: "entries", Heading: "Entries", Nav: "Entries", Blocks: []document.Block{entriesTable(res)}})
 	if t := realLaravelTable(res); t != nil {
-		b.WriteString("\n## fakelaravel and the real Laravel app, same workload\n\n")
-		writeMarkdownTable(&b, *t)
-		b.WriteString("\n" + realLaravelNote + "\n")
+		d.Sections = append(d.Sections, document.Section{ID: "real-laravel", Heading: "fakelaravel and the real Laravel app, same workload",
+			Blocks: []document.Block{*t, document.Note(realLaravelNote)}})
 	}
 	if len(res.Bench.Capacity) > 0 {
-		b.WriteString("\n## Capacity\n\n")
+		c := document.Section{ID: "capacity", Heading: "Capacity"}
 		if res.Bench.CapacityFrom != "" {
-			fmt.Fprintf(&b, "From the capacity search in `%s`.\n\n", res.Bench.CapacityFrom)
+			c.Blocks = append(c.Blocks, document.Note(fmt.Sprintf("From the capacity search in `%s`.", res.Bench.CapacityFrom)))
 		}
-		writeMarkdownTable(&b, capacityTable(res))
+		c.Blocks = append(c.Blocks, capacityTable(res))
+		d.Sections = append(d.Sections, c)
 	}
+	cs := document.Section{ID: "charts", Heading: "Charts", Nav: "Charts", PageOnly: true}
+	for _, c := range charts {
+		cs.Blocks = append(cs.Blocks, c)
+	}
+	if len(cs.Blocks) == 0 {
+		cs.Blocks = []document.Block{document.Note("No series were recorded.")}
+	}
+	d.Sections = append(d.Sections, cs)
 	for i := range res.Entries {
-		e := &res.Entries[i]
-		fmt.Fprintf(&b, "\n## Entry `%s`\n\n", e.Name)
-		for _, line := range entryLines(e) {
-			b.WriteString(line + "\n\n")
-		}
-		if len(e.Reports) == 0 {
-			continue
-		}
-		b.WriteString("### Thresholds\n\n")
-		if t := thresholdsTable(e); t != nil {
-			writeMarkdownTable(&b, *t)
-		} else {
-			b.WriteString("none\n")
-		}
-		b.WriteString("\n### Metrics\n\n")
-		writeMarkdownTable(&b, metricsTable(e))
-		b.WriteString("\n### Ground truth\n\n" + groundTruthLine(e) + "\n")
+		d.Sections = append(d.Sections, entrySection(&res.Entries[i]))
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return d
 }
 
-// table is a rendered table: cells may hold `code spans`.
-type table struct {
-	Header []string
-	// Right marks right-aligned (numeric) columns.
-	Right []bool
-	Rows  [][]string
-}
-
-func writeMarkdownTable(b *strings.Builder, t table) {
-	b.WriteString("| " + strings.Join(t.Header, " | ") + " |\n|")
-	for i := range t.Header {
-		if i < len(t.Right) && t.Right[i] {
-			b.WriteString("---:|")
-		} else {
-			b.WriteString("---|")
-		}
+// entrySection is an entry's summary: what ran, then (when a run wrote a report) its thresholds,
+// metrics and ground truth.
+func entrySection(e *Entry) document.Section {
+	s := document.Section{ID: "entry-" + e.Name, Heading: fmt.Sprintf("Entry `%s`", e.Name), Nav: e.Name}
+	for _, line := range entryLines(e) {
+		s.Blocks = append(s.Blocks, document.Note(line))
 	}
-	b.WriteString("\n")
-	for _, r := range t.Rows {
-		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+	if len(e.Reports) == 0 {
+		return s
 	}
+	var thresholds document.Block = document.Note("none")
+	if t := thresholdsTable(e); t != nil {
+		thresholds = *t
+	}
+	s.Sections = []document.Section{
+		{Heading: "Thresholds", Blocks: []document.Block{thresholds}},
+		{Heading: "Metrics", Blocks: []document.Block{metricsTable(e)}},
+		{Heading: "Ground truth", Blocks: []document.Block{document.Text(groundTruthLine(e))}},
+	}
+	return s
 }
 
 func headerLines(res *Results) []string {
@@ -112,7 +106,7 @@ const seedTableNote = "Measured values are medians over an entry's repeats. Lara
 	"the gateway process's mean CPU in % of one core. Users supported comes from `make bench-capacity` when it ran, " +
 	"else it is a lower bound: the largest entry whose thresholds all held."
 
-func seedTable(res *Results) table {
+func seedTable(res *Results) document.Table {
 	legacy, batch, scale := res.roles()
 	colName := func(label string, e *Entry) string {
 		if e == nil {
@@ -120,7 +114,7 @@ func seedTable(res *Results) table {
 		}
 		return fmt.Sprintf("%s (`%s`, %d users)", label, e.Name, e.Users())
 	}
-	t := table{
+	t := document.Table{
 		Header: []string{"metric", "seed before", "seed after", colName("measured legacy", legacy), colName("measured batch", batch), "gain (seed's claim)"},
 		Right:  []bool{false, true, true, true, true, false},
 	}
@@ -246,16 +240,16 @@ func percentGain(before, after float64) string {
 	return sign + formatValue(pct, "") + "%"
 }
 
-func targetsTable(res *Results) table {
-	t := table{Header: []string{"target", "limit", "measured", "result", "entry"}}
+func targetsTable(res *Results) document.Table {
+	t := document.Table{Header: []string{"target", "limit", "measured", "result", "entry"}}
 	for _, tg := range res.Targets() {
 		t.Rows = append(t.Rows, []string{tg.Name, tg.Limit, orDash(tg.Measured), tg.Status, orDash(tg.Where)})
 	}
 	return t
 }
 
-func entriesTable(res *Results) table {
-	t := table{
+func entriesTable(res *Results) document.Table {
+	t := document.Table{
 		Header: []string{"entry", "scenario", "overrides", "users", "runs", "thresholds", "Laravel req/min", "API p99", "HIGH p99", "gateway CPU"},
 		Right:  []bool{false, false, false, true, true, false, true, true, true, true},
 	}
@@ -284,9 +278,9 @@ const realLaravelNote = "Medians over repeats. The real app ran behind fakelarav
 
 // realLaravelTable sets every entry side by side, figures as rows, when at least one entry ran the
 // real Laravel app (nil otherwise).
-func realLaravelTable(res *Results) *table {
+func realLaravelTable(res *Results) *document.Table {
 	anyReal := false
-	t := table{Header: []string{"figure"}, Right: []bool{false}}
+	t := document.Table{Header: []string{"figure"}, Right: []bool{false}}
 	kinds := []string{"Laravel"}
 	for i := range res.Entries {
 		e := &res.Entries[i]
@@ -327,8 +321,8 @@ func medianCell(e *Entry, fig Figure) string {
 	return cell(fig, v, ok)
 }
 
-func capacityTable(res *Results) table {
-	t := table{Header: []string{"configuration", "mode", "max users with every threshold held", "probes (users: result)"}, Right: []bool{false, false, true, false}}
+func capacityTable(res *Results) document.Table {
+	t := document.Table{Header: []string{"configuration", "mode", "max users with every threshold held", "probes (users: result)"}, Right: []bool{false, false, true, false}}
 	for _, c := range res.Bench.Capacity {
 		var probes []string
 		for _, s := range c.Steps {
@@ -403,12 +397,12 @@ func configText(c Configuration) string {
 
 // thresholdsTable is the entry's thresholds, k6-style (✓/✗), with the median observed value and
 // how many repeats held; nil when the scenario has none.
-func thresholdsTable(e *Entry) *table {
+func thresholdsTable(e *Entry) *document.Table {
 	first := e.Reports[0]
 	if len(first.Thresholds) == 0 {
 		return nil
 	}
-	t := table{Header: []string{"", "metric", "threshold", "observed", "held"}, Right: []bool{false, false, false, true, true}}
+	t := document.Table{Header: []string{"", "metric", "threshold", "observed", "held"}, Right: []bool{false, false, false, true, true}}
 	for i, th := range first.Thresholds {
 		held, obs := 0, []float64{}
 		for _, r := range e.Reports {
@@ -435,8 +429,8 @@ func thresholdsTable(e *Entry) *table {
 }
 
 // metricsTable is the entry's metric summaries like k6's end-of-test summary (medians of repeats).
-func metricsTable(e *Entry) table {
-	t := table{Header: []string{"metric", "type", "values"}}
+func metricsTable(e *Entry) document.Table {
+	t := document.Table{Header: []string{"metric", "type", "values"}}
 	names := map[string]bool{}
 	for _, r := range e.Reports {
 		for n := range r.Metrics {
