@@ -67,6 +67,8 @@ var Catalog = map[string]Info{
 	// replicas' sums; these are each replica's, tagged replica:<gateway id>.
 	"gateway_replica_cpu_percent": {threshold.Trend, ContainsDefault, "one gateway replica's CPU, % of one core, sampled every second (tag replica)"},
 	"gateway_replica_rss_bytes":   {threshold.Gauge, ContainsData, "one gateway replica's resident set size (tag replica)"},
+	"replica_takeover_time":       {threshold.Trend, ContainsTime, "from a replica's SIGKILL until every session it held (devices online before it that went offline with it) is connected again (tag fault); the drain's end when some never were"},
+	"replica_takeover_sessions":   {threshold.Counter, ContainsDefault, "sessions a killed replica held, which the takeover watch waited for (tag fault)"},
 }
 
 // DefineAll declares every catalogued counter so each appears in the summary with count 0 when

@@ -309,9 +309,13 @@ func (r *runner) replicaFault(ctx context.Context, flt scenario.Fault, w *FaultW
 		if p.Action == scenario.ProcessGatewayTerm {
 			sig = syscall.SIGTERM
 		}
+		before := r.phones.OnlineJIDs()
 		exited, note, err := r.stopReplica(ctx, rp, c, sig, w)
 		if err != nil {
 			return nil, err
+		}
+		if sig == syscall.SIGKILL {
+			r.watchTakeover(flt, before, time.Now().Add(-exited))
 		}
 		return func(ctx context.Context) error {
 			nc, took, err := r.restartReplica(ctx, rp, c)

@@ -71,7 +71,9 @@ type phones struct {
 	seq       uint64
 	refs      map[string]truth.RefIssue
 	connected map[string]time.Time // jid -> last connected
-	online    map[string]bool
+	// offline is when each device last went offline (disconnected, logged out or replaced).
+	offline map[string]time.Time
+	online  map[string]bool
 	// ended are devices logged out or replaced: they do not come back by themselves.
 	ended   map[string]bool
 	changed chan struct{}
@@ -81,7 +83,7 @@ type phones struct {
 }
 
 func newPhones(wa waSide) *phones {
-	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, online: map[string]bool{}, ended: map[string]bool{}, changed: make(chan struct{}),
+	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, offline: map[string]time.Time{}, online: map[string]bool{}, ended: map[string]bool{}, changed: make(chan struct{}),
 		messages: truth.NewMessages()}
 }
 
@@ -112,8 +114,10 @@ func (p *phones) poll(ctx context.Context) error {
 			delete(p.ended, e.JID)
 		case fakewa.EventDisconnected:
 			delete(p.online, e.JID)
+			p.offline[e.JID] = e.Time
 		case fakewa.EventLoggedOut, fakewa.EventReplaced:
 			delete(p.online, e.JID)
+			p.offline[e.JID] = e.Time
 			p.ended[e.JID] = true
 		case fakewa.EventDeviceReceipt:
 			if p.messages != nil && e.From != "" && e.Detail != "retry" {
@@ -164,6 +168,30 @@ func (p *phones) Back(jids []string) (online, expected int) {
 		}
 	}
 	return online, expected
+}
+
+// TakenOver follows the devices of jids (online at since) that went offline at or after since:
+// dropped counts those that can come back (not logged out or replaced since), back those of them
+// connected again after they went offline, and last is the latest of those reconnects (fakewa's
+// times). A replica's SIGKILL closes its devices' connections at once; they are taken over when
+// back == dropped.
+func (p *phones) TakenOver(jids []string, since time.Time) (dropped, back int, last time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, j := range jids {
+		off, ok := p.offline[j]
+		if !ok || off.Before(since) || p.ended[j] {
+			continue
+		}
+		dropped++
+		if on := p.connected[j]; p.online[j] && !on.Before(off) {
+			back++
+			if on.After(last) {
+				last = on
+			}
+		}
+	}
+	return dropped, back, last
 }
 
 // OnlineJIDs lists the devices connected now.
