@@ -14,7 +14,7 @@ func sample() Document {
 		Intro: []Block{Paragraph{Lines: []string{"first line", "second line"}}, Text("**PASS**: 3 passed.")},
 		Sections: []Section{
 			{ID: "tables", Heading: "Tables", Nav: "Tables", Blocks: []Block{
-				Table{Header: []string{"name", "n", "result"}, Right: []bool{false, true}, Rows: [][]string{{"`a`", "1", "pass"}, {"b <c>", "2", "FAIL (lost)"}}},
+				Table{Header: []string{"name", "n", "result"}, Right: []bool{false, true}, Rows: [][]string{{"`a`", "1", "pass"}, {"b <c>", "2", "FAIL (lost)"}, {"c", "✓", ""}}},
 				Note("How to read it."),
 			}, Sections: []Section{{Heading: "Detail", Blocks: []Block{List{"one", "two"}}}}},
 			{Sections: []Section{{Heading: "Under no heading", Blocks: []Block{Text("x")}}}},
@@ -30,7 +30,7 @@ func TestMarkdownLaysOutHeadingsByDepthAndBlocksOneBlankLineApart(t *testing.T) 
 		"first line  \nsecond line\n\n" +
 		"**PASS**: 3 passed.\n\n" +
 		"## Tables\n\n" +
-		"| name | n | result |\n|---|---:|---|\n| `a` | 1 | pass |\n| b <c> | 2 | FAIL (lost) |\n\n" +
+		"| name | n | result |\n|---|---:|---|\n| `a` | 1 | pass |\n| b <c> | 2 | FAIL (lost) |\n| c | ✓ |  |\n\n" +
 		"How to read it.\n\n" +
 		"### Detail\n\n- one\n- two\n\n" +
 		"### Under no heading\n\nx\n\n" +
@@ -54,6 +54,7 @@ func TestHTMLLaysOutTheSameOutlineWithChartsAndNavigation(t *testing.T) {
 		"\n\n<h2 id=\"tables\">Tables</h2>\n<table>\n<thead><tr><th>name</th><th class=\"num\">n</th><th>result</th></tr></thead>",
 		`<tr><td><code>a</code></td><td class="num">1</td><td class="ok">pass</td></tr>`,
 		`<tr><td>b &lt;c&gt;</td><td class="num">2</td><td class="fail">FAIL (lost)</td></tr>`,
+		`<tr><td>c</td><td class="num ok">✓</td><td></td></tr>`,
 		"</table>\n<p class=\"note\">How to read it.</p>\n<h3>Detail</h3>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>",
 		"\n<h3>Under no heading</h3>\n<p>x</p>",
 		"<h2 id=\"charts\">Charts</h2>\n<figure id=\"c1\">\n<svg/>\n<figcaption><strong>C &amp; D.</strong> Read it.</figcaption>\n</figure>",

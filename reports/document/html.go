@@ -105,14 +105,17 @@ func writeHTMLTable(b *strings.Builder, t Table) {
 	for _, r := range t.Rows {
 		b.WriteString("<tr>")
 		for i, c := range r {
-			class := ""
+			var classes []string
+			if i < len(t.Right) && t.Right[i] {
+				classes = append(classes, "num")
+			}
 			switch good, bad := verdict(c); {
 			case good:
-				class = ` class="ok"`
+				classes = append(classes, "ok")
 			case bad:
-				class = ` class="fail"`
+				classes = append(classes, "fail")
 			}
-			b.WriteString("<td" + alignAttr(t, i) + class + ">" + inline(c) + "</td>")
+			b.WriteString("<td" + classAttr(classes...) + ">" + inline(c) + "</td>")
 		}
 		b.WriteString("</tr>\n")
 	}
@@ -121,9 +124,16 @@ func writeHTMLTable(b *strings.Builder, t Table) {
 
 func alignAttr(t Table, i int) string {
 	if i < len(t.Right) && t.Right[i] {
-		return ` class="num"`
+		return classAttr("num")
 	}
 	return ""
+}
+
+func classAttr(classes ...string) string {
+	if len(classes) == 0 {
+		return ""
+	}
+	return ` class="` + strings.Join(classes, " ") + `"`
 }
 
 var (

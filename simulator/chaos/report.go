@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"html/template"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"wagate/reports/document"
 	"wagate/simulator/scenario"
 )
 
@@ -114,31 +116,44 @@ func (c *Campaign) Slowest(n int) []Entry {
 	return out[:min(n, len(out))]
 }
 
-// Markdown renders report.md: the campaign's figures, the table of every schedule with its faults
-// and verdict, the failures with their replay command, and the slowest recoveries.
-func (c *Campaign) Markdown() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Chaos campaign: seed %d, %d schedules\n\n", c.Seed, len(c.Entries))
+// Markdown renders report.md: the campaign's Outline laid out as Markdown.
+func (c *Campaign) Markdown() string { return document.Markdown(c.Outline()) }
+
+// HTML renders report.html: the campaign's Outline laid out as a page.
+func (c *Campaign) HTML(w io.Writer) error { return document.WriteHTML(w, c.Outline()) }
+
+// Outline is the campaign report's content, in order, for report.md and report.html alike: the
+// campaign's parameters and verdict, the schedules and failures per fault kind, every schedule with
+// its faults and verdict, each failure with its replay command, the slowest recoveries, and the
+// faults not played as drawn.
+func (c *Campaign) Outline() document.Document {
+	var about []string
 	if c.Command != "" {
-		fmt.Fprintf(&b, "Command: `%s`  \n", c.Command)
+		about = append(about, fmt.Sprintf("Command: `%s`", c.Command))
 	}
-	fmt.Fprintf(&b, "Scenario: `%s`; faults between %s and %s of the users' time, up to %d per schedule; %d world(s) at once; real redis-server: %v.  \n",
-		c.Scenario, c.Params.Start, c.Params.End, c.Params.MaxFaults, c.Parallel, c.Params.RealRedis)
-	fmt.Fprintf(&b, "Bounds: recovery <= %s; Laravel requests/s during faults <= max(%.0f, %.0f x outside faults).  \n", c.Bounds.Recovery, c.Bounds.StormFloor, c.Bounds.StormFactor)
-	fmt.Fprintf(&b, "Started %s, took %s: %s per schedule.\n\n", c.Start.UTC().Format(time.RFC3339), c.Elapsed().Round(time.Second), c.PerSchedule().Round(100*time.Millisecond))
+	about = append(about,
+		fmt.Sprintf("Scenario: `%s`; faults between %s and %s of the users' time, up to %d per schedule; %d world(s) at once; real redis-server: %v.",
+			c.Scenario, c.Params.Start, c.Params.End, c.Params.MaxFaults, c.Parallel, c.Params.RealRedis),
+		fmt.Sprintf("Bounds: recovery <= %s; Laravel requests/s during faults <= max(%.0f, %.0f x outside faults).", c.Bounds.Recovery, c.Bounds.StormFloor, c.Bounds.StormFactor),
+		fmt.Sprintf("Started %s, took %s: %s per schedule.", c.Start.UTC().Format(time.RFC3339), c.Elapsed().Round(time.Second), c.PerSchedule().Round(100*time.Millisecond)))
 	verdict := "PASS"
 	if c.Failed > 0 || c.Cancelled {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(&b, "**%s**: %d passed, %d failed", verdict, c.Passed, c.Failed)
+	outcome := fmt.Sprintf("**%s**: %d passed, %d failed", verdict, c.Passed, c.Failed)
 	if c.Cancelled {
-		fmt.Fprintf(&b, ", %d not run (cancelled)", c.Skipped)
+		outcome += fmt.Sprintf(", %d not run (cancelled)", c.Skipped)
 	}
-	b.WriteString(".\n\n## By fault kind\n\n| kind | schedules | failed |\n|---|--:|--:|\n")
+	d := document.Document{
+		Title: fmt.Sprintf("Chaos campaign: seed %d, %d schedules", c.Seed, len(c.Entries)),
+		Intro: []document.Block{document.Paragraph{Lines: about}, document.Text(outcome + ".")},
+	}
+	kinds := document.Table{Header: []string{"kind", "schedules", "failed"}, Right: []bool{false, true, true}}
 	for _, r := range c.ByKind() {
-		fmt.Fprintf(&b, "| %s | %d | %d |\n", r.Kind, r.Schedules, r.Fail)
+		kinds.Rows = append(kinds.Rows, []string{r.Kind, strconv.Itoa(r.Schedules), strconv.Itoa(r.Fail)})
 	}
-	b.WriteString("\n## Schedules\n\n| # | seed | faults | verdict | slowest recovery | Laravel req/s in faults (outside) | time |\n|--:|--:|---|---|--:|--:|--:|\n")
+	schedules := document.Table{Header: []string{"#", "seed", "faults", "verdict", "slowest recovery", "Laravel req/s in faults (outside)", "time"},
+		Right: []bool{true, true, false, false, true, true, true}}
 	for _, e := range c.Entries {
 		var names []string
 		if e.Schedule.OutboxMax > 0 {
@@ -147,67 +162,56 @@ func (c *Campaign) Markdown() string {
 		for _, f := range e.Schedule.Faults {
 			names = append(names, f.Name)
 		}
-		fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %.1f (%.1f) | %s |\n", e.Schedule.Index, e.Schedule.Seed, strings.Join(names, ", "),
-			e.Verdict, e.Observation.Recovery.Round(100*time.Millisecond), e.Observation.StormPeak, e.Observation.Baseline, e.Elapsed.Round(time.Second))
+		schedules.Rows = append(schedules.Rows, []string{strconv.Itoa(e.Schedule.Index), strconv.FormatUint(e.Schedule.Seed, 10), strings.Join(names, ", "),
+			e.Verdict.String(), e.Observation.Recovery.Round(100 * time.Millisecond).String(),
+			fmt.Sprintf("%.1f (%.1f)", e.Observation.StormPeak, e.Observation.Baseline), e.Elapsed.Round(time.Second).String()})
 	}
+	d.Sections = append(d.Sections,
+		document.Section{ID: "kinds", Heading: "By fault kind", Nav: "By fault kind", Blocks: []document.Block{kinds}},
+		document.Section{ID: "schedules", Heading: "Schedules", Nav: "Schedules", Blocks: []document.Block{schedules}})
 	if c.Failed > 0 {
-		b.WriteString("\n## Failures\n")
+		failures := document.Section{ID: "failures", Heading: "Failures", Nav: "Failures"}
 		for _, e := range c.Entries {
-			if e.Verdict.Pass {
-				continue
-			}
-			fmt.Fprintf(&b, "\n### Schedule %d (seed %d)\n\nReplay: `bin/simulator run %s -out /tmp/replay`; run folder `%s`.\n\n", e.Schedule.Index, e.Schedule.Seed,
-				filepath.Join(filepath.Dir(filepath.Dir(e.File)), "failing", filepath.Base(e.File)), e.Dir)
-			for _, f := range e.Faults {
-				fmt.Fprintf(&b, "- %s\n", f)
-			}
-			b.WriteString("\n")
-			for _, v := range e.Verdict.Violations {
-				fmt.Fprintf(&b, "- **%s**: %s\n", v.Invariant, v.Detail)
+			if !e.Verdict.Pass {
+				failures.Sections = append(failures.Sections, failureSection(e))
 			}
 		}
+		d.Sections = append(d.Sections, failures)
 	}
-	b.WriteString("\n## Slowest recoveries\n\n| # | seed | slowest recovery | after | the schedule's faults |\n|--:|--:|--:|---|---|\n")
+	slowest := document.Table{Header: []string{"#", "seed", "slowest recovery", "after", "the schedule's faults"}, Right: []bool{true, true, true}}
 	for _, e := range c.Slowest(5) {
-		fmt.Fprintf(&b, "| %d | %d | %s | %s | %s |\n", e.Schedule.Index, e.Schedule.Seed, e.Observation.Recovery.Round(100*time.Millisecond),
-			e.Observation.Slowest, strings.Join(e.Faults, "; "))
+		slowest.Rows = append(slowest.Rows, []string{strconv.Itoa(e.Schedule.Index), strconv.FormatUint(e.Schedule.Seed, 10),
+			e.Observation.Recovery.Round(100 * time.Millisecond).String(), e.Observation.Slowest, strings.Join(e.Faults, "; ")})
 	}
-	var notes []string
+	d.Sections = append(d.Sections, document.Section{ID: "slowest", Heading: "Slowest recoveries", Nav: "Slowest recoveries", Blocks: []document.Block{slowest}})
+	var notes document.List
 	for _, e := range c.Entries {
 		for _, n := range e.Notes {
-			notes = append(notes, fmt.Sprintf("- schedule %d: %s", e.Schedule.Index, n))
+			notes = append(notes, fmt.Sprintf("schedule %d: %s", e.Schedule.Index, n))
 		}
 	}
 	if len(notes) > 0 {
-		b.WriteString("\n## Faults not played as drawn\n\n" + strings.Join(notes, "\n") + "\n")
+		d.Sections = append(d.Sections, document.Section{ID: "not-played", Heading: "Faults not played as drawn", Nav: "Faults not played as drawn",
+			Blocks: []document.Block{notes}})
 	}
-	return b.String()
+	return d
 }
 
-var htmlPage = template.Must(template.New("chaos").Funcs(template.FuncMap{
-	"round": func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) },
-	"secs":  func(d time.Duration) time.Duration { return d.Round(time.Second) },
-}).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Chaos campaign seed {{.Seed}}</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}
-.pass{color:#060}.fail{color:#a00;font-weight:bold}td.n{text-align:right}</style></head><body>
-<h1>Chaos campaign: seed {{.Seed}}, {{len .Entries}} schedules</h1>
-<p>Scenario <code>{{.Scenario}}</code>; faults between {{.Params.Start}} and {{.Params.End}}, up to {{.Params.MaxFaults}} per schedule; real redis-server: {{.Params.RealRedis}}.
-Took {{secs .Elapsed}} ({{round .PerSchedule}} per schedule, {{.Parallel}} world(s) at once).</p>
-<p class="{{if .Failed}}fail{{else}}pass{{end}}">{{.Passed}} passed, {{.Failed}} failed</p>
-<h2>By fault kind</h2>
-<table><tr><th>kind</th><th>schedules</th><th>failed</th></tr>
-{{range .ByKind}}<tr><td>{{.Kind}}</td><td class="n">{{.Schedules}}</td><td class="n">{{.Fail}}</td></tr>
-{{end}}</table>
-<h2>Schedules</h2>
-<table><tr><th>#</th><th>seed</th><th>faults</th><th>verdict</th><th>slowest recovery</th><th>Laravel req/s in faults (outside)</th><th>time</th></tr>
-{{range .Entries}}<tr><td class="n">{{.Schedule.Index}}</td><td class="n">{{.Schedule.Seed}}</td>
-<td>{{if .Schedule.OutboxMax}}outbox bound {{.Schedule.OutboxMax}}<br>{{end}}{{range .Faults}}{{.}}<br>{{end}}{{range .Notes}}<i>{{.}}</i><br>{{end}}</td>
-<td class="{{if .Verdict.Pass}}pass{{else}}fail{{end}}">{{.Verdict}}{{range .Verdict.Violations}}<br>{{.Invariant}}: {{.Detail}}{{end}}</td>
-<td class="n">{{round .Observation.Recovery}}</td><td class="n">{{printf "%.1f" .Observation.StormPeak}} ({{printf "%.1f" .Observation.Baseline}})</td><td class="n">{{secs .Elapsed}}</td></tr>
-{{end}}</table>
-</body></html>
-`))
-
-// HTML renders report.html.
-func (c *Campaign) HTML(w *bytes.Buffer) error { return htmlPage.Execute(w, c) }
+// failureSection is a failed schedule: how to replay it, its faults and the invariants it broke.
+func failureSection(e Entry) document.Section {
+	s := document.Section{Heading: fmt.Sprintf("Schedule %d (seed %d)", e.Schedule.Index, e.Schedule.Seed), Blocks: []document.Block{
+		document.Text(fmt.Sprintf("Replay: `bin/simulator run %s -out /tmp/replay`; run folder `%s`.",
+			filepath.Join(filepath.Dir(filepath.Dir(e.File)), "failing", filepath.Base(e.File)), e.Dir)),
+	}}
+	if len(e.Faults) > 0 {
+		s.Blocks = append(s.Blocks, document.List(e.Faults))
+	}
+	var violations document.List
+	for _, v := range e.Verdict.Violations {
+		violations = append(violations, fmt.Sprintf("**%s**: %s", v.Invariant, v.Detail))
+	}
+	if len(violations) > 0 {
+		s.Blocks = append(s.Blocks, violations)
+	}
+	return s
+}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
+	"wagate/reports/document"
 	"wagate/simulator/scenario"
 )
 
@@ -77,4 +80,44 @@ func TestTheCampaignReportIsPinnedByGoldenFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	goldenFile(t, "report.golden.html", h.Bytes())
+}
+
+func TestTheCampaignOutlineHasFailuresAndNotesOnlyWhenThereAreAny(t *testing.T) {
+	passing := func() *Campaign {
+		c := sampleCampaign()
+		c.Entries = []Entry{c.Entries[0], c.Entries[2]}
+		c.Passed, c.Failed = 2, 0
+		return c
+	}
+	cases := []struct {
+		name     string
+		campaign *Campaign
+		want     []string
+	}{
+		{"every schedule passed", passing(), []string{"By fault kind", "Schedules", "Slowest recoveries"}},
+		{"a schedule failed, with a fault not played as drawn", sampleCampaign(),
+			[]string{"By fault kind", "Schedules", "Failures", "  Schedule 1 (seed 12)", "Slowest recoveries", "Faults not played as drawn"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			for _, s := range c.campaign.Outline().Sections {
+				got = append(got, s.Heading)
+				for _, sub := range s.Sections {
+					got = append(got, "  "+sub.Heading)
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("sections %q, want %q", got, c.want)
+			}
+		})
+	}
+	if intro := passing().Outline().Intro; !reflect.DeepEqual(intro[len(intro)-1], document.Block(document.Text("**PASS**: 2 passed, 0 failed."))) {
+		t.Errorf("a passing campaign's outcome line: %v", intro)
+	}
+	c := passing()
+	c.Cancelled, c.Skipped = true, 3
+	if intro := c.Outline().Intro; !reflect.DeepEqual(intro[len(intro)-1], document.Block(document.Text("**FAIL**: 2 passed, 0 failed, 3 not run (cancelled)."))) {
+		t.Errorf("a cancelled campaign's outcome line: %v", intro)
+	}
 }
