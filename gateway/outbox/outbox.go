@@ -72,6 +72,9 @@ type Config struct {
 	MarkerKey string
 	// MarkerCheck is how often the keeper checks the marker (default 1 s).
 	MarkerCheck time.Duration
+	// BatchesKey holds the records of the batches sent and not yet settled (default Stream +
+	// ":batches"; batches.go).
+	BatchesKey string
 	// OnDataLost is called by the keeper with the new generation when the marker disappeared:
 	// Redis lost its data, and with it the undelivered events.
 	OnDataLost func(generation int64)
@@ -119,6 +122,9 @@ func (c *Config) fill() {
 	}
 	if c.MarkerCheck <= 0 {
 		c.MarkerCheck = DefaultMarkerCheck
+	}
+	if c.BatchesKey == "" {
+		c.BatchesKey = c.Stream + ":batches"
 	}
 	if c.RoomPoll <= 0 {
 		c.RoomPoll = DefaultRoomPoll

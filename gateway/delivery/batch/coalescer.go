@@ -50,6 +50,7 @@ type Batch struct {
 	Trigger Trigger
 
 	round    int       // how many times unaccounted items were re-sent under a new key
+	recorded bool      // its composition is recorded in Redis (resume.go): it may be sent
 	attempts int       // HTTP attempts made
 	first    time.Time // when the first attempt was due
 	next     time.Time // when the next attempt is due

@@ -264,6 +264,13 @@ type Delivery struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	closing atomic.Bool
+
+	// unackedBatches are keys of settled batches whose records are still to be removed (guarded
+	// by mu, like unacked).
+	unackedBatches []string
+	// checkPending asks the next step to compare this consumer's pending entries in Redis with
+	// those it holds (resume.go); owned by the flusher (pollMu).
+	checkPending bool
 }
 
 var _ delivery.Delivery = (*Delivery)(nil)
@@ -337,12 +344,14 @@ func (d *Delivery) poke() {
 }
 
 // Recover re-reads this gateway's own pending entries (what a previous run read and did not
-// acknowledge) into the waiting items. Start calls it; tests may call it before Poll.
+// acknowledge): the recorded batches they complete are sent first under their keys (resume.go),
+// the rest join the waiting items. Start calls it; tests may call it before Poll.
 func (d *Delivery) Recover(ctx context.Context) (int, error) {
 	d.pollMu.Lock()
 	defer d.pollMu.Unlock()
 	total := 0
 	after := "0"
+	var all []outbox.Entry
 	for {
 		entries, err := d.ob.ReadOwnPending(ctx, after, 500)
 		if err != nil {
@@ -351,10 +360,12 @@ func (d *Delivery) Recover(ctx context.Context) (int, error) {
 		if len(entries) == 0 {
 			break
 		}
-		d.hold(ctx, entries, d.clock.Now())
+		all = append(all, entries...)
 		total += len(entries)
 		after = entries[len(entries)-1].ID
 	}
+	now := d.clock.Now()
+	d.hold(ctx, d.resume(ctx, all, now), now)
 	if total > 0 {
 		d.log.Info("batch: recovered own pending outbox entries from a previous run", "entries", total)
 	}
@@ -424,9 +435,19 @@ func (d *Delivery) Poll(ctx context.Context) error {
 	d.pollMu.Lock()
 	defer d.pollMu.Unlock()
 	d.sinceLastPoll.Store(0)
-	now := d.clock.Now()
+	err := d.step(ctx, d.clock.Now())
+	if err != nil {
+		d.checkPending = true // a call that failed may have been run by Redis all the same
+	}
+	return err
+}
 
+// step is one step of the flusher at now (Poll). Callers hold pollMu.
+func (d *Delivery) step(ctx context.Context, now time.Time) error {
 	if err := d.retryAcks(ctx); err != nil {
+		return err
+	}
+	if err := d.takeBackLostReads(ctx, now); err != nil {
 		return err
 	}
 	if err := d.adopt(ctx, now); err != nil {
@@ -453,7 +474,8 @@ func (d *Delivery) Poll(ctx context.Context) error {
 	}
 	due := d.dueBatches(now)
 	d.mu.Unlock()
-	return d.sendAll(ctx, due, now, false)
+	due, recErr := d.record(ctx, due)
+	return errors.Join(d.sendAll(ctx, due, now, false), recErr)
 }
 
 // markInFlight tells the coalescer which sessions have a batch of messages or receipts in flight
@@ -536,7 +558,7 @@ func (d *Delivery) readNew(ctx context.Context, now time.Time) error {
 			return nil
 		}
 		count := min(room, 500)
-		entries, err := d.ob.ReadNew(ctx, int64(count))
+		entries, err := d.timedRead(func() ([]outbox.Entry, error) { return d.ob.ReadNew(ctx, int64(count)) })
 		if err != nil {
 			return err
 		}
@@ -573,7 +595,7 @@ func (d *Delivery) adopt(ctx context.Context, now time.Time) error {
 				fresh = append(fresh, e)
 			}
 		}
-		d.hold(ctx, fresh, now)
+		d.hold(ctx, d.resume(ctx, fresh, now), now)
 	}
 	return err
 }
@@ -602,6 +624,7 @@ func (d *Delivery) maintain(ctx context.Context, now time.Time) error {
 	if now.Before(d.nextClaim) {
 		return nil
 	}
+	d.checkPending = true // every ClaimInterval, whatever was seen: a lost read costs at most that
 	d.mu.Lock()
 	held := d.heldIDs()
 	d.mu.Unlock()
@@ -616,7 +639,7 @@ func (d *Delivery) maintain(ctx context.Context, now time.Time) error {
 		d.nextClaim = now.Add(d.cfg.ClaimInterval)
 		return nil
 	}
-	entries, next, err := d.ob.Claim(ctx, d.cfg.ClaimMinIdle, d.claimCursor, 500)
+	entries, next, err := d.claim(ctx)
 	if err != nil {
 		return err
 	}
@@ -642,7 +665,7 @@ func (d *Delivery) maintain(ctx context.Context, now time.Time) error {
 			fresh = append(fresh, e)
 		}
 	}
-	d.hold(ctx, fresh, now)
+	d.hold(ctx, d.resume(ctx, fresh, now), now)
 	if added := len(fresh); added > 0 {
 		d.log.Warn("batch: claimed outbox entries left idle by another gateway", "entries", added, "min_idle", d.cfg.ClaimMinIdle)
 	}
@@ -661,18 +684,37 @@ func (d *Delivery) dueBatches(now time.Time) []*Batch {
 
 func (d *Delivery) retryAcks(ctx context.Context) error {
 	d.mu.Lock()
-	ids := d.unacked
+	ids, keys := d.unacked, d.unackedBatches
 	d.mu.Unlock()
-	if len(ids) == 0 {
-		return nil
+	if len(ids) > 0 {
+		if err := d.ob.Ack(ctx, ids...); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.unacked = d.unacked[len(ids):]
+		d.mu.Unlock()
 	}
-	if err := d.ob.Ack(ctx, ids...); err != nil {
-		return err
+	if len(keys) > 0 {
+		if err := d.ob.ForgetBatches(ctx, keys...); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.unackedBatches = d.unackedBatches[len(keys):]
+		d.mu.Unlock()
 	}
-	d.mu.Lock()
-	d.unacked = d.unacked[len(ids):]
-	d.mu.Unlock()
 	return nil
+}
+
+// claim claims dead consumers' idle entries from the cursor (maintain), timed like a read.
+func (d *Delivery) claim(ctx context.Context) ([]outbox.Entry, string, error) {
+	var next string
+	entries, err := d.timedRead(func() ([]outbox.Entry, error) {
+		var entries []outbox.Entry
+		var err error
+		entries, next, err = d.ob.Claim(ctx, d.cfg.ClaimMinIdle, d.claimCursor, 500)
+		return entries, err
+	})
+	return entries, next, err
 }
 
 type sendResult struct {
@@ -843,6 +885,7 @@ func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, fina
 		}
 		d.mu.Unlock()
 		d.splits.Add(1)
+		d.forget(ctx, b.Key) // each half is recorded under its own key before it is sent
 		d.log.Warn("batch: splitting a batch to isolate the item Laravel refuses", "kind", b.Kind, "key", b.Key,
 			"items", len(b.Items), "reason", dec.Reason, "err", r.err)
 	case ActionDeadLetter:
@@ -859,6 +902,7 @@ func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, fina
 		d.mu.Lock()
 		d.removeInflight(b)
 		d.mu.Unlock()
+		d.forget(ctx, b.Key)
 	case ActionRequeue:
 		d.expired.Add(1)
 		d.log.Warn("batch: delivery budget exhausted; items go back to waiting (still pending in the outbox)",
@@ -867,6 +911,7 @@ func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, fina
 		d.removeInflight(b)
 		superseded := d.co.readd(b.Items, now)
 		d.mu.Unlock()
+		d.forget(ctx, b.Key)
 		ids := make([]string, len(superseded))
 		for i, e := range superseded {
 			ids[i] = e.ID
@@ -964,9 +1009,10 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 			"key", b.Key, "items", len(b.Items), "updated", res.Updated, "stale", res.Stale, "failed", res.Failed,
 			"named_errors", len(res.Errors), "unaccounted", len(unaccounted))
 	}
-	if err := d.ob.Ack(ctx, ack...); err != nil {
+	if err := d.ob.AckBatch(ctx, b.Key, ack...); err != nil {
 		d.mu.Lock()
 		d.unacked = append(d.unacked, ack...)
+		d.unackedBatches = append(d.unackedBatches, b.Key)
 		d.mu.Unlock()
 		return err
 	}
@@ -1041,6 +1087,10 @@ func (d *Delivery) Close(ctx context.Context) error {
 	}
 	all := append([]*Batch(nil), d.inflight...)
 	d.mu.Unlock()
+	all, recErr := d.record(ctx, all)
+	if recErr != nil {
+		d.log.Warn("batch: the final attempt sends only batches recorded before: Redis did not take the others' records", "err", recErr)
+	}
 	err := d.sendAll(ctx, all, now, true)
 	d.mu.Lock()
 	left := 0

@@ -1,0 +1,191 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"wagate/gateway/outbox"
+)
+
+// Taking over entries without sending anything twice.
+//
+// A batch is recorded in Redis before it is first sent (record) and its record leaves with it
+// (outbox.AckBatch; forget when it is split, dead-lettered or re-batched). Entries this flusher
+// takes over from elsewhere (its own pending entries at a start, a dead gateway's claimed
+// entries, an adopted shard's, entries Redis moved to it for a read whose answer never arrived)
+// first re-form every recorded batch they complete, which is sent first under its recorded key,
+// before the rest wait to be batched (resume). Laravel, which may have applied that batch
+// already (the gateway was killed before the acknowledgement, or its answer was lost), answers
+// the key from its stored answer instead of applying the batch a second time.
+//
+// Lost reads. A read of the outbox moves entries to this consumer in Redis; when its answer is
+// lost (the call timed out while Redis was paused, and go-redis's retry read what came after),
+// those entries are pending for this consumer and nobody sends them: nothing claims an entry
+// before it has been idle ClaimMinIdle (2 min 20 s). So after a step that failed or a read
+// that took longer than slowRedisCall, and every ClaimInterval, the flusher compares the number
+// of entries Redis counts as pending for it with the number it holds, and when Redis counts
+// more it reads its own pending entries again and takes back those it does not hold
+// (takeBackLostReads).
+
+// slowRedisCall is how long a read of the outbox may take before its answer is suspected to be
+// a retry's, the first attempt's entries having been moved to this consumer unseen.
+const slowRedisCall = time.Second
+
+// record records, in one round trip, the composition of the batches about to be sent for the
+// first time, and returns the batches that may be sent: all of them, or when Redis did not take
+// the records, only those recorded before (the others wait for the next step).
+func (d *Delivery) record(ctx context.Context, due []*Batch) ([]*Batch, error) {
+	var recs []outbox.BatchRecord
+	for _, b := range due {
+		if b.recorded {
+			continue
+		}
+		ids := make([]string, len(b.Items))
+		for i, it := range b.Items {
+			ids[i] = it.Winner.ID
+		}
+		recs = append(recs, outbox.BatchRecord{Key: b.Key, Kind: b.Kind, IDs: ids})
+	}
+	if len(recs) == 0 {
+		return due, nil
+	}
+	if err := d.ob.RecordBatches(ctx, recs...); err != nil {
+		sendable := slices.DeleteFunc(slices.Clone(due), func(b *Batch) bool { return !b.recorded })
+		return sendable, err
+	}
+	for _, b := range due {
+		b.recorded = true
+	}
+	return due, nil
+}
+
+// forget removes the record of a batch settled otherwise than by its acknowledgement; when Redis
+// refuses, the removal is owed and retried with the owed acknowledgements.
+func (d *Delivery) forget(ctx context.Context, key string) {
+	if err := d.ob.ForgetBatches(ctx, key); err != nil {
+		d.mu.Lock()
+		d.unackedBatches = append(d.unackedBatches, key)
+		d.mu.Unlock()
+		d.log.Warn("batch: could not remove a settled batch's record; retried next step", "key", key, "err", err)
+	}
+}
+
+// resume re-forms, from entries taken over, every recorded batch whose entries they all are, and
+// puts it in flight (recorded, due now) so it is sent first under its recorded key; it returns
+// the other entries, to be held as usual. A record only some of whose entries were taken over
+// can never be sent again as it was: it is removed, and its entries are batched anew.
+func (d *Delivery) resume(ctx context.Context, entries []outbox.Entry, now time.Time) []outbox.Entry {
+	if len(entries) == 0 {
+		return entries
+	}
+	recs, err := d.ob.RecordedBatches(ctx)
+	if err != nil {
+		d.log.Warn("batch: cannot read the records of batches in flight; the entries taken over are batched anew", "entries", len(entries), "err", err)
+		return entries
+	}
+	slices.SortFunc(recs, func(a, b outbox.BatchRecord) int { return a.At.Compare(b.At) })
+	byID := make(map[string]outbox.Entry, len(entries))
+	for _, e := range entries {
+		byID[e.ID] = e
+	}
+	used := map[string]bool{}
+	var resumed []*Batch
+	var broken []string
+	for _, r := range recs {
+		items := make([]*Item, 0, len(r.IDs))
+		for _, id := range r.IDs {
+			if e, ok := byID[id]; ok && !used[id] {
+				items = append(items, &Item{Winner: e, Since: now})
+			}
+		}
+		switch {
+		case len(items) == 0:
+			// Not among these entries: another gateway's batch, or one settled meanwhile.
+		case len(items) < len(r.IDs):
+			broken = append(broken, r.Key)
+		default:
+			for _, it := range items {
+				used[it.Winner.ID] = true
+			}
+			resumed = append(resumed, &Batch{Kind: r.Kind, Key: r.Key, Items: items, recorded: true, first: now, next: now})
+		}
+	}
+	for _, key := range broken {
+		d.forget(ctx, key)
+	}
+	if len(broken) > 0 {
+		d.log.Warn("batch: recorded batches only partly taken over are batched anew", "batches", len(broken))
+	}
+	if len(resumed) == 0 {
+		return entries
+	}
+	d.mu.Lock()
+	d.inflight = append(d.inflight, resumed...)
+	d.mu.Unlock()
+	d.log.Info("batch: batches taken over are sent again first, under their recorded keys", "batches", len(resumed), "entries", len(used))
+	return slices.DeleteFunc(slices.Clone(entries), func(e outbox.Entry) bool { return used[e.ID] })
+}
+
+// takeBackLostReads compares, when a check is due (checkPending), the entries Redis counts as
+// pending for this consumer with those the flusher holds; when Redis counts more, it reads its
+// own pending entries again and takes back the ones it does not hold (recorded batches first).
+func (d *Delivery) takeBackLostReads(ctx context.Context, now time.Time) error {
+	if !d.checkPending {
+		return nil
+	}
+	n, err := d.ob.OwnPending(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	have := make(map[string]bool, len(d.unacked))
+	for _, id := range d.heldIDs() {
+		have[id] = true
+	}
+	for _, id := range d.unacked {
+		have[id] = true
+	}
+	d.mu.Unlock()
+	if n <= int64(len(have)) {
+		d.checkPending = false
+		return nil
+	}
+	var lost []outbox.Entry
+	after := "0"
+	for {
+		page, err := d.ob.ReadOwnPending(ctx, after, 500)
+		if err != nil {
+			return fmt.Errorf("batch: read own pending entries again: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			if !have[e.ID] {
+				lost = append(lost, e)
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+	d.checkPending = false
+	if len(lost) == 0 {
+		return nil
+	}
+	d.log.Warn("batch: took back outbox entries Redis moved to this gateway for a read whose answer never arrived",
+		"entries", len(lost), "pending", n, "held", len(have))
+	d.hold(ctx, d.resume(ctx, lost, now), now)
+	return nil
+}
+
+// timedRead runs one read of the outbox and asks for a check of this consumer's pending entries
+// when it failed or was slow (its answer may have been a retry's, the first attempt's lost).
+func (d *Delivery) timedRead(read func() ([]outbox.Entry, error)) ([]outbox.Entry, error) {
+	start := time.Now()
+	entries, err := read()
+	if err != nil || time.Since(start) > slowRedisCall {
+		d.checkPending = true
+	}
+	return entries, err
+}
