@@ -16,10 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"wagate/reports"
+	"wagate/reports/document"
 )
 
 // minWindow is the shortest window the request rates and peaks are measured over: a fault that
@@ -317,21 +319,23 @@ func percentile(v []float64, p float64) float64 {
 	return s[min(max(k, 0), len(s)-1)]
 }
 
-// Markdown renders the rows as faults.md: the per-fault table, then each fault's detail.
+// Markdown renders the rows as faults.md: their Outline laid out as Markdown.
 func Markdown(w io.Writer, rows []Row, command string) error {
-	var b strings.Builder
-	b.WriteString("# Faults: per-fault figures\n\n")
+	return document.WriteMarkdown(w, Outline(rows, command))
+}
+
+// Outline is faults.md's content: how to read the figures, the per-fault table, then what
+// happened in each fault that says more than its figures.
+func Outline(rows []Row, command string) document.Document {
+	d := document.Document{Title: "Faults: per-fault figures"}
 	if command != "" {
-		fmt.Fprintf(&b, "Produced by `%s`.\n\n", command)
+		d.Intro = append(d.Intro, document.Text(fmt.Sprintf("Produced by `%s`.", command)))
 	}
-	b.WriteString("Delays are from the cause in fakewa to the state applied in Laravel, for the events caused during the fault " +
-		"(at least its first 2 s); *normal p99* is the same for events caused before it. *Last applied* is from the fault's end " +
-		"until the last of those events was in Laravel; *recovery* is the simulator's fault_recovery_time (gateway healthy, outbox back " +
-		"to its depth before the fault, 90% of the sessions back online after disconnecting faults). Laravel requests/min are " +
-		"measured over windows of the fault's length (at least 15 s) before, during and after it: *after* well above *before* " +
-		"would be a retry storm. Peaks cover the fault and the window after it. Ground truth and thresholds are the run's.\n\n")
-	b.WriteString("| entry | fault | kind | window | delayed events | delay max | delay p99 | normal p99 | last applied | recovery | Laravel req/min before / during / after | RSS peak | outbox peak | lost | stale | dup | thresholds |\n")
-	b.WriteString("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|\n")
+	t := document.Table{
+		Header: []string{"entry", "fault", "kind", "window", "delayed events", "delay max", "delay p99", "normal p99", "last applied", "recovery",
+			"Laravel req/min before / during / after", "RSS peak", "outbox peak", "lost", "stale", "dup", "thresholds"},
+		Right: []bool{false, false, false, false, true, true, true, true, true, true, false, true, true, true, true, true, false},
+	}
 	for _, r := range rows {
 		rec := "n/a"
 		if r.Recovery >= 0 {
@@ -349,28 +353,36 @@ func Markdown(w io.Writer, rows []Row, command string) error {
 		if !r.ThresholdsOK {
 			th = "✗"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s–%s | %d | %s | %s | %s | %s | %s | %.0f / %.0f / %.0f | %s | %s | %d | %d | %d | %s |\n",
-			r.Entry, r.Fault, r.Kind, dur(r.Start), dur(r.End), r.Delayed, dur(r.DelayMax), dur(r.DelayP99), dur(r.NormalP99),
-			dur(r.LastApplied), rec, r.LaravelBefore, r.LaravelDuring, r.LaravelAfter, rss, ob,
-			r.Truth.LostUpdates, r.Truth.StaleOverwrites, r.Truth.DuplicateApplications, th)
+		t.Rows = append(t.Rows, []string{r.Entry, r.Fault, r.Kind, dur(r.Start) + "–" + dur(r.End), strconv.Itoa(r.Delayed),
+			dur(r.DelayMax), dur(r.DelayP99), dur(r.NormalP99), dur(r.LastApplied), rec,
+			fmt.Sprintf("%.0f / %.0f / %.0f", r.LaravelBefore, r.LaravelDuring, r.LaravelAfter), rss, ob,
+			fmt.Sprint(r.Truth.LostUpdates), fmt.Sprint(r.Truth.StaleOverwrites), fmt.Sprint(r.Truth.DuplicateApplications), th})
 	}
-	var notes []string
+	d.Intro = append(d.Intro, document.Note(howToRead), t)
+	var notes document.List
 	for _, r := range rows {
 		if r.Detail == "" && r.Error == "" {
 			continue
 		}
-		s := fmt.Sprintf("- **%s / %s**: %s", r.Entry, r.Fault, r.Detail)
+		s := fmt.Sprintf("**%s / %s**: %s", r.Entry, r.Fault, r.Detail)
 		if r.Error != "" {
 			s += " **problem:** " + r.Error
 		}
 		notes = append(notes, s)
 	}
 	if len(notes) > 0 {
-		b.WriteString("\n## What happened\n\n" + strings.Join(notes, "\n") + "\n")
+		d.Sections = append(d.Sections, document.Section{ID: "what-happened", Heading: "What happened", Blocks: []document.Block{notes}})
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return d
 }
+
+// howToRead says what each column of the per-fault table measures.
+const howToRead = "Delays are from the cause in fakewa to the state applied in Laravel, for the events caused during the fault " +
+	"(at least its first 2 s); *normal p99* is the same for events caused before it. *Last applied* is from the fault's end " +
+	"until the last of those events was in Laravel; *recovery* is the simulator's fault_recovery_time (gateway healthy, outbox back " +
+	"to its depth before the fault, 90% of the sessions back online after disconnecting faults). Laravel requests/min are " +
+	"measured over windows of the fault's length (at least 15 s) before, during and after it: *after* well above *before* " +
+	"would be a retry storm. Peaks cover the fault and the window after it. Ground truth and thresholds are the run's."
 
 func dur(d time.Duration) string {
 	switch {

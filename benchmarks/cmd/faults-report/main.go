@@ -28,15 +28,12 @@ func main() {
 		fs.Usage()
 		os.Exit(2)
 	}
-	dir := fs.Arg(0)
-	if _, err := faultreport.WriteFile(dir, *command); err != nil {
-		fmt.Fprintln(os.Stderr, "faults-report:", err)
-		os.Exit(1)
+	rows, err := faultreport.WriteFile(fs.Arg(0), *command)
+	if err == nil {
+		err = faultreport.Markdown(os.Stdout, rows, *command)
 	}
-	b, err := os.ReadFile(dir + "/faults.md")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faults-report:", err)
 		os.Exit(1)
 	}
-	os.Stdout.Write(b)
 }
