@@ -109,11 +109,7 @@ func SaveBench(dir string, b *Bench) error {
 	if err != nil {
 		return fmt.Errorf("encode bench manifest: %w", err)
 	}
-	tmp := filepath.Join(dir, "."+BenchFileName+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("save bench manifest: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, BenchFileName)); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, BenchFileName), append(data, '\n')); err != nil {
 		return fmt.Errorf("save bench manifest: %w", err)
 	}
 	return nil

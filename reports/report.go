@@ -327,22 +327,7 @@ func (r *Report) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
-	if err != nil {
-		return fmt.Errorf("save report: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save report: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save report: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("save report: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeFileAtomic(path, data); err != nil {
 		return fmt.Errorf("save report: %w", err)
 	}
 	return nil
