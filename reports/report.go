@@ -1,5 +1,7 @@
 // Package reports owns the report model of a wagate simulation run (report.json), its renderings
-// (Markdown, self-contained HTML with charts) and the comparison of runs.
+// (Markdown, self-contained HTML with charts) and the comparison of runs. What a rendering says, and
+// in which order, is decided once by Outline (CompareOutline for a comparison) as a
+// reports/document Document; report.md and report.html are that one document laid out twice.
 //
 // A Report is written by `bin/simulator run` into its output folder and read by `bin/reports` and the
 // bench orchestrator. The schema is versioned (SchemaVersion) and only ever grows: fields are added,
