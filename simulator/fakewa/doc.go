@@ -9,6 +9,8 @@
 // acks and receipts), the contacts' phones that write to a device (Server.SendMessage: real Signal
 // pkmsg then msg, text, replies, reactions, images and documents whose encrypted files it serves,
 // held while the device is offline and delivered again until it sends a receipt or its retry),
+// the recipients' delivery and read receipts for the messages a device sends (held the same way
+// until the device acks each one, as WhatsApp's offline queue does),
 // and the churn the real service causes (network drop, stream replaced, device
 // removed, failure at connect, server restart, keepalive silence).
 //

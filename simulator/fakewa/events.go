@@ -36,8 +36,19 @@ const (
 	EventKeepaliveIgnored EventKind = "keepalive_ignored"
 	// EventMessageAcked: the server acked a message the device sent (MessageID, To).
 	EventMessageAcked EventKind = "message_acked"
-	// EventReceiptSent: the server sent a delivery or read receipt (Detail) for MessageID.
+	// EventReceiptSent: the server sent a delivery or read receipt (Detail) for MessageID, a
+	// message the device sent; Attempt is 1 for the first delivery, more when the receipt was
+	// delivered again at a login because the device had not acked it.
 	EventReceiptSent EventKind = "receipt_sent"
+	// EventReceiptHeld: a receipt (Detail) for MessageID was held because the device was offline
+	// or its connection failed; it is delivered (EventReceiptSent) at the device's next login.
+	EventReceiptHeld EventKind = "receipt_held"
+	// EventReceiptAcked: the device acked a receipt (Detail) for MessageID (its <ack
+	// class="receipt">); it is no longer held. Attempt: the deliveries it took.
+	EventReceiptAcked EventKind = "receipt_acked"
+	// EventReceiptDropped: a receipt the device had not acked was dropped, the oldest of more than
+	// MaxHeldMessages held for it.
+	EventReceiptDropped EventKind = "receipt_dropped"
 	// EventPhoneMessageDelivered: the server delivered a message a contact's phone (From) wrote to
 	// the device (JID): MessageID, Detail (text, reply or reaction), Enc (pkmsg or msg), Attempt
 	// (1 for the first delivery; more when redelivered at a login because no receipt came).

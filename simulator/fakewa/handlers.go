@@ -16,6 +16,9 @@ func (c *conn) handleNode(n *waBinary.Node) {
 		c.handleMessage(n)
 	case "ack":
 		c.s.clientAcks.Add(1)
+		if attrString(n, "class") == "receipt" {
+			c.receiptAcked(n)
+		}
 	case "receipt":
 		c.receiptFromDevice(n)
 	default:
@@ -147,7 +150,8 @@ func (c *conn) usyncResult(n *waBinary.Node) waBinary.Node {
 	}})
 }
 
-// handleMessage acks a message the client sent, then sends the configured receipts.
+// handleMessage acks a message the client sent, then has its recipient send the configured
+// receipts (sendReceipt: held until the device acks them).
 func (c *conn) handleMessage(n *waBinary.Node) {
 	id := attrString(n, "id")
 	to, ok := attrJID(n, "to")
@@ -161,49 +165,38 @@ func (c *conn) handleMessage(n *waBinary.Node) {
 		return
 	}
 	e := Event{Kind: EventMessageAcked, Conn: c.id, MessageID: id, To: to.String()}
-	if d := c.loggedInDevice(); d != nil {
+	d := c.loggedInDevice()
+	if d != nil {
 		e.JID, e.Phone = d.jid.String(), d.account.phone
 	}
 	c.s.events.add(e)
-	if d := c.loggedInDevice(); d != nil {
-		if sched := c.s.receiptSchedule(d); sched != nil {
-			c.scheduleReceipts(e, id, to, *sched)
-			return
-		}
+	if d == nil {
+		return
+	}
+	if sched := c.s.receiptSchedule(d); sched != nil {
+		c.scheduleReceipts(e, id, to, *sched)
+		return
 	}
 	var kinds []string
 	switch c.s.cfg.Receipts {
 	case ReceiptsDeliveredAndRead:
-		kinds = []string{"", "read"}
+		kinds = []string{receiptDelivery, receiptRead}
 	case ReceiptsDelivered:
-		kinds = []string{""}
+		kinds = []string{receiptDelivery}
 	}
 	if len(kinds) == 0 {
 		return
 	}
+	delay := c.s.cfg.ReceiptDelay
 	send := func() {
-		for _, kind := range kinds {
-			if c.ctx.Err() != nil {
-				return
-			}
-			attrs := waBinary.Attrs{"id": id, "from": to.ToNonAD(), "t": unixString(time.Now())}
-			detail := "delivery"
-			if kind != "" {
-				attrs["type"] = kind
-				detail = kind
-			}
-			if c.sendNode(waBinary.Node{Tag: "receipt", Attrs: attrs}) != nil {
-				return
-			}
-			re := e
-			re.Kind, re.Time, re.Detail = EventReceiptSent, time.Time{}, detail
-			c.s.events.add(re)
-			if delay := c.s.cfg.ReceiptDelay; delay > 0 && kind == "" {
+		for _, typ := range kinds {
+			c.s.sendReceipt(d, e, id, to, typ)
+			if delay > 0 && typ == receiptDelivery {
 				time.Sleep(delay)
 			}
 		}
 	}
-	if delay := c.s.cfg.ReceiptDelay; delay > 0 {
+	if delay > 0 {
 		time.AfterFunc(delay, send)
 	} else {
 		send()

@@ -214,12 +214,19 @@ func (s *Server) deliverHeld(c *conn, d *device, h *heldMessage) bool {
 	return true
 }
 
-// redeliverHeld delivers, in order, every message the device has not acknowledged, then tells it
-// the offline backlog is done. Called at login with d.sendMu held.
+// redeliverHeld delivers, in order, every message the device has not acknowledged, then every
+// receipt for its own messages it has not acked, then tells it the offline backlog is done.
+// Called at login with d.sendMu held.
 func (s *Server) redeliverHeld(c *conn, d *device) {
 	n := 0
 	for _, h := range d.outbox {
 		if !s.deliverHeld(c, d, h) {
+			return
+		}
+		n++
+	}
+	for _, r := range d.receiptsOut {
+		if !s.deliverReceipt(c, r) {
 			return
 		}
 		n++

@@ -2,7 +2,10 @@ package fakewa
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,5 +96,114 @@ func TestAReceiptScheduleNeedsTwoDelaysOrAReset(t *testing.T) {
 	}
 	if s, err := (ReceiptScheduleRequest{Reset: true}).parse(); err != nil || s != nil {
 		t.Errorf("reset parsed as %+v, %v", s, err)
+	}
+}
+
+// receiptEvents returns the server's events of kind for the device's message id, in order.
+func receiptEvents(srv *Server, jid types.JID, kind EventKind, id string) []Event {
+	var out []Event
+	for _, e := range srv.EventsFor(jid) {
+		if e.Kind == kind && e.MessageID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// WhatsApp keeps a receipt in the device's offline queue until the device acks it: a receipt
+// the client's handler refused (whatsmeow's SynchronousAck sends no ack then) comes again at the
+// next login, and one that was acked does not.
+func TestAReceiptTheDeviceDidNotAckIsDeliveredAgainAtItsNextLoginUntilAcked(t *testing.T) {
+	srv := startServer(t, Config{Receipts: ReceiptsDeliveredAndRead})
+	tc, jid := pairedClient(t, srv, "5511900000310")
+	tc.cli.SynchronousAck = true
+	var refusing atomic.Bool
+	refusing.Store(true)
+	tc.cli.AddEventHandlerWithSuccessStatus(func(e any) bool {
+		r, ok := e.(*events.Receipt)
+		return !ok || r.Type != types.ReceiptTypeRead || !refusing.Load()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sent, err := tc.cli.SendMessage(ctx, types.NewJID(contactPhone, types.DefaultUserServer), &waE2E.Message{Conversation: proto.String("¿llegó?")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sent.ID
+	acked := func(detail string, attempt int) {
+		t.Helper()
+		if _, err := srv.WaitEvent(ctx, func(e Event) bool {
+			return e.Kind == EventReceiptAcked && e.MessageID == id && e.Detail == detail && e.Attempt == attempt
+		}); err != nil {
+			t.Fatalf("no ack of the %s receipt at attempt %d: %v; events %+v", detail, attempt, err, srv.EventsFor(jid))
+		}
+	}
+	acked("delivery", 1)
+	tc.next(func(e any) bool { r, ok := e.(*events.Receipt); return ok && r.Type == types.ReceiptTypeRead }, "the read receipt")
+	time.Sleep(200 * time.Millisecond)
+	if got := receiptEvents(srv, jid, EventReceiptAcked, id); len(got) != 1 {
+		t.Fatalf("acks %+v, want only the delivery receipt's: the client refused the read receipt", got)
+	}
+
+	refusing.Store(false)
+	if err := srv.Drop(jid); err != nil {
+		t.Fatal(err)
+	}
+	if sync := waitFor[*events.OfflineSyncCompleted](tc); sync.Count != 1 {
+		t.Fatalf("offline backlog of %d at the login after the refusal, want the read receipt alone", sync.Count)
+	}
+	acked("read", 2)
+	if err := srv.Drop(jid); err != nil {
+		t.Fatal(err)
+	}
+	if sync := waitFor[*events.OfflineSyncCompleted](tc); sync.Count != 0 {
+		t.Fatalf("offline backlog of %d after every receipt was acked, want 0", sync.Count)
+	}
+	var attempts []string
+	for _, e := range receiptEvents(srv, jid, EventReceiptSent, id) {
+		attempts = append(attempts, fmt.Sprintf("%s#%d", e.Detail, e.Attempt))
+	}
+	if want := []string{"delivery#1", "read#1", "read#2"}; !slices.Equal(attempts, want) {
+		t.Fatalf("receipts sent %q, want %q", attempts, want)
+	}
+}
+
+// A receipt a recipient sends while the device is offline is held, and delivered (and acked)
+// when the device logs in again.
+func TestAReceiptForAnOfflineDeviceIsHeldAndDeliveredAtItsLogin(t *testing.T) {
+	srv := startServer(t, Config{Receipts: ReceiptsNone})
+	tc, jid := pairedClient(t, srv, "5511900000311")
+	if err := srv.SetReceiptSchedule(jid, &ReceiptSchedule{DeliveredAfter: 0, ReadAfter: 500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sent, err := tc.cli.SendMessage(ctx, types.NewJID(contactPhone, types.DefaultUserServer), &waE2E.Message{Conversation: proto.String("¿lo leíste?")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.next(func(e any) bool { r, ok := e.(*events.Receipt); return ok && r.Type == types.ReceiptTypeDelivered }, "the delivery receipt")
+	tc.cli.Disconnect()
+	waitServerEvent(t, srv, EventDisconnected, jid)
+	if _, err := srv.WaitEvent(ctx, func(e Event) bool {
+		return e.Kind == EventReceiptHeld && e.MessageID == sent.ID && e.Detail == "read"
+	}); err != nil {
+		t.Fatalf("the read receipt of an offline device was not held: %v", err)
+	}
+	if tc.saw(func(e any) bool { r, ok := e.(*events.Receipt); return ok && r.Type == types.ReceiptTypeRead }) {
+		t.Fatal("a disconnected client got the read receipt")
+	}
+
+	if err := tc.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	tc.next(func(e any) bool {
+		r, ok := e.(*events.Receipt)
+		return ok && r.Type == types.ReceiptTypeRead && r.MessageIDs[0] == sent.ID
+	}, "the held read receipt")
+	if _, err := srv.WaitEvent(ctx, func(e Event) bool {
+		return e.Kind == EventReceiptAcked && e.MessageID == sent.ID && e.Detail == "read" && e.Attempt == 1
+	}); err != nil {
+		t.Fatalf("the held read receipt was not acked: %v", err)
 	}
 }

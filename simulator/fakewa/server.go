@@ -61,7 +61,8 @@ type Config struct {
 	// MaxFrameSize bounds a client frame and a decompressed node; default 1 MiB.
 	MaxFrameSize int
 	// MaxHeldMessages bounds the phone messages a device has not acknowledged yet (held while it
-	// is offline, or waiting for its receipt); SendMessage refuses more. Default 10,000.
+	// is offline, or waiting for its receipt); SendMessage refuses more. Default 10,000. It bounds
+	// apart the receipts for the device's messages it has not acked: past it the oldest is dropped.
 	MaxHeldMessages int
 	// MaxMediaBytes bounds the media blobs the phones uploaded that the server keeps serving
 	// (the oldest are dropped first). Default 256 MiB.
@@ -179,6 +180,9 @@ type device struct {
 	sendMu  sync.Mutex
 	outbox  []*heldMessage    // not acknowledged by a receipt yet, in order; protected by sendMu
 	authors map[string]string // message id -> phone that wrote it; protected by sendMu
+	// receiptsOut are the recipients' receipts for this device's messages that it has not acked
+	// yet, in order; protected by sendMu.
+	receiptsOut []*heldReceipt
 }
 
 // Stats are the server's resource counters. Goroutines, RSSBytes and CPUSeconds are the whole
