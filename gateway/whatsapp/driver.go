@@ -214,6 +214,14 @@ type conn struct {
 	// is set, that reconnect does not dial.
 	dialMu sync.Mutex
 	closed bool
+	// released is set by Release: the session let go of the connection. whatsmeow takes an event
+	// dispatched to no handler for handled, so removing the handler would acknowledge a message
+	// decrypted before the release (and whatsmeow would clear its buffered plaintext in the
+	// device store, shared by every replica): WhatsApp's redelivery to the session's next
+	// connection would then be dropped as already processed, the message lost. The handler
+	// stays and refuses messages and receipts (not acknowledged: WhatsApp delivers them again)
+	// and passes nothing on.
+	released atomic.Bool
 }
 
 // Connect implements session.Conn. The client lives in the driver's context, not in ctx (which
@@ -277,7 +285,7 @@ func (c *conn) sawStreamError(xml string) {
 func (c *conn) LoggedIn() bool { return c.live.Load() && c.cli.IsConnected() && c.cli.IsLoggedIn() }
 
 // Release implements session.Conn.
-func (c *conn) Release() { c.cli.RemoveEventHandlers() }
+func (c *conn) Release() { c.released.Store(true) }
 
 // Logout implements session.Conn.
 func (c *conn) Logout(ctx context.Context) error {
@@ -305,6 +313,13 @@ func (c *conn) SendText(ctx context.Context, msg session.OutgoingText) (string, 
 // onEvent translates one whatsmeow event and reports whether whatsmeow may acknowledge it to
 // WhatsApp: false when the session layer could not make a message or receipt durable.
 func (c *conn) onEvent(raw any) bool {
+	if c.released.Load() {
+		switch raw.(type) {
+		case *events.Message, *events.Receipt:
+			return false // not acknowledged: WhatsApp delivers it again to the session's next connection
+		}
+		return true
+	}
 	var ev session.DriverEvent
 	switch e := raw.(type) {
 	case *events.QR:
