@@ -3,8 +3,11 @@ package reports
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"wagate/reports/document"
 )
 
 // RenderDir reads the results in dir (a bench folder or a single run folder) and writes
@@ -33,6 +36,24 @@ func RenderDir(dir string) error {
 		return fmt.Errorf("render report.html: %w", err)
 	}
 	return writeFileAtomic(filepath.Join(dir, "report.html"), html.Bytes())
+}
+
+// WriteMarkdown renders report.md: the report's Outline laid out as Markdown.
+func WriteMarkdown(w io.Writer, res *Results) error {
+	return document.WriteMarkdown(w, Outline(res, nil))
+}
+
+// WriteHTML renders report.html: the report's Outline, charts included, laid out as one
+// self-contained page (inline CSS and SVG charts, no scripts, no external resources).
+func WriteHTML(w io.Writer, res *Results) error {
+	charts, err := Charts(res)
+	if err != nil {
+		return err
+	}
+	if err := document.WriteHTML(w, Outline(res, charts)); err != nil {
+		return fmt.Errorf("render html: %w", err)
+	}
+	return nil
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same folder renamed over it,

@@ -2,7 +2,6 @@ package reports
 
 import (
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"slices"
@@ -20,11 +19,6 @@ const (
 	seedUsersBefore = 100
 	seedUsersAfter  = 1000
 )
-
-// WriteMarkdown renders report.md: the report's Outline laid out as Markdown.
-func WriteMarkdown(w io.Writer, res *Results) error {
-	return document.WriteMarkdown(w, Outline(res, nil))
-}
 
 // Outline is the bench report's content, in order, for report.md and report.html alike: the
 // header lines, the seed table measured, docs/design.md's targets, the entries, the real Laravel
