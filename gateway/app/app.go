@@ -307,8 +307,16 @@ func (a *App) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if a.node != nil {
-		// Every session's queued events reached the delivery and the registry is flushed: hand
-		// every shard over at once (the other replicas claim them without waiting for the lease).
+		// Every session's queued events reached the delivery and the registry is flushed. The
+		// delivery closes first (its final flush sends what it holds of the shards still held),
+		// so no batch is in flight when a successor may adopt the same entries: each is sent by
+		// one holder. Then the shards go to the restarted replica (restart grace) or the others,
+		// without waiting for the lease. (Close is idempotent; closeResources calls it again.)
+		if a.delivery != nil {
+			if err := a.delivery.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("app: close delivery: %w", err))
+			}
+		}
 		if err := a.node.leave(ctx); err != nil {
 			errs = append(errs, err)
 		}

@@ -46,6 +46,9 @@ type clusterNode struct {
 	log     *slog.Logger
 	metrics *metrics.ClusterMetrics
 	budget  int // shards handed over per round (WAGATE_CLUSTER_HANDOVER_RATE per second)
+	// grace is how long the shards wait for this replica's restart after a SIGTERM
+	// (WAGATE_CLUSTER_RESTART_GRACE; 0: the others take them at once).
+	grace time.Duration
 
 	manager *session.Manager // set before start
 	floor   int64            // every claim's epoch floor: the manager's reserved epoch
@@ -92,7 +95,8 @@ func newClusterNode(ctx context.Context, cfg config.Config, rdb redis.UniversalC
 		}
 	}
 	budget := max(1, int(float64(cfg.ClusterHandoverRate)*rebalanceInterval.Seconds()))
-	return &clusterNode{store: store, name: name, addr: cfg.AdvertiseURL, log: log, metrics: cm, budget: budget, moving: map[int]bool{}}, nil
+	return &clusterNode{store: store, name: name, addr: cfg.AdvertiseURL, log: log, metrics: cm, budget: budget,
+		grace: cfg.ClusterRestartGrace, moving: map[int]bool{}}, nil
 }
 
 // Epoch implements session.Owner: the epoch this replica holds the session's shard at.
@@ -280,21 +284,21 @@ func (n *clusterNode) rebalance(ctx context.Context) {
 	}
 }
 
-// round reads the shard table, claims the free or orphaned shards assigned to this replica
-// (bringing in their sessions) and hands over at most budget shards now assigned to
+// round reads the shard table, claims the free or orphaned shards assigned to this replica that
+// wait for no other replica's restart (bringing in their sessions) and hands over at most budget shards now assigned to
 // another live replica. The first successful round makes the replica ready.
 func (n *clusterNode) round(ctx context.Context) error {
 	m := n.member.Load()
 	if m == nil || m.Err() != nil {
 		return nil // fenced: keepMembership joins again
 	}
-	members, holders, err := n.store.View(ctx)
+	table, err := n.store.Table(ctx)
 	if err != nil {
 		return err
 	}
-	live := n.setRoutes(members, holders)
+	live := n.setRoutes(table.Members, table.Holders)
 	n.metrics.SetMembers(len(live))
-	mv := cluster.Plan(n.store.Shards(), m.ID(), live, holders, n.budget)
+	mv := cluster.Plan(n.store.Shards(), m.ID(), table, n.budget)
 	if len(mv.Claim) > 0 {
 		if err := n.claim(ctx, m, mv.Claim); err != nil {
 			return err
@@ -395,15 +399,17 @@ func (n *clusterNode) stop() {
 	n.done.Wait()
 }
 
-// leave releases every shard and ends the lease (after the session layer closed and flushed):
-// the other replicas claim the shards at once instead of after the lease.
+// leave ends the lease (after the session layer closed and flushed and the delivery closed): the
+// shards wait for this replica's restart for the restart grace (a rolling update moves each
+// session once, to the restarted replica), then, or at once without a grace, the other replicas
+// claim them, without waiting for the lease to end.
 func (n *clusterNode) leave(ctx context.Context) error {
 	n.ready.Store(false)
 	m := n.member.Load()
 	if m == nil || m.Err() != nil {
 		return nil
 	}
-	if err := m.Leave(ctx); err != nil {
+	if err := m.LeaveReturning(ctx, n.grace); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	return nil

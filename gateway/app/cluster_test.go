@@ -75,6 +75,9 @@ func (w *clusterWorld) start(name, redisURL string) *replica {
 	cfg.Addr, cfg.RedisEmbedded, cfg.RedisURL, cfg.StoreDSN = addr, false, redisURL, w.dsn
 	cfg.Cluster, cfg.GatewayID, cfg.AdvertiseURL = true, name, "http://"+addr
 	cfg.ClusterShards, cfg.ClusterLeaseTTL = testShards, testLeaseTTL
+	// A SIGTERM hands the shards to the others at once: the replicas here leave for good (the
+	// wait for a restart is the process tests' rolling update).
+	cfg.ClusterRestartGrace = 0
 	cfg.Batch.Interval = 200 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	gw, err := app.New(ctx, cfg, testLogger())

@@ -99,7 +99,7 @@ func (o *Options) fill() error {
 }
 
 type keys struct {
-	members, holders, epochs, info, seq, shardCount string
+	members, holders, epochs, info, seq, shardCount, returning string
 }
 
 // Store is the cluster state of one installation in Redis.
@@ -118,7 +118,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	p := opts.Prefix
 	return &Store{rdb: rdb, opts: opts, log: opts.Logger, keys: keys{
 		members: p + ":members", holders: p + ":holders", epochs: p + ":epochs",
-		info: p + ":member:", seq: p + ":incarnation", shardCount: p + ":shards",
+		info: p + ":member:", seq: p + ":incarnation", shardCount: p + ":shards", returning: p + ":returning",
 	}}, nil
 }
 
@@ -126,7 +126,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 func (s *Store) Shards() int { return s.opts.Shards }
 
 func (s *Store) scriptKeys() []string {
-	return []string{s.keys.members, s.keys.holders, s.keys.epochs, s.keys.info, s.keys.seq}
+	return []string{s.keys.members, s.keys.holders, s.keys.epochs, s.keys.info, s.keys.seq, s.keys.returning}
 }
 
 // MemberInfo describes a live member.

@@ -87,6 +87,10 @@ type Config struct {
 	// ClusterHandoverRate is the most shards a replica hands over per second (cluster mode): a
 	// join or a leave moves sessions at this bounded rate.
 	ClusterHandoverRate int
+	// ClusterRestartGrace is how long a replica stopped by SIGTERM keeps its shards for its own
+	// restart (cluster mode): only a replica with the same gateway id claims them meanwhile, so a
+	// rolling update moves each session once; 0 hands them to the others at once.
+	ClusterRestartGrace time.Duration
 	// DataDir holds the SQLite store.
 	DataDir string
 	// StoreDSN selects Postgres (or an explicit SQLite file) for the stores (secret).
@@ -183,6 +187,7 @@ func Default() Config {
 		ClusterShards:       cluster.DefaultShards,
 		ClusterLeaseTTL:     cluster.DefaultLeaseTTL,
 		ClusterHandoverRate: cluster.DefaultHandoverRate,
+		ClusterRestartGrace: cluster.DefaultRestartGrace,
 		QRFirst:             sessions.QRFirst,
 		QRNext:              sessions.QRNext,
 		QRCodes:             sessions.QRCodes,
@@ -248,6 +253,7 @@ func settings() []setting {
 		{flag: "cluster-shards", usage: "cluster mode: shards the sessions hash to, fixed per installation (a start with another number is refused)", value: func(c *Config) any { return &c.ClusterShards }, positive: true},
 		{flag: "cluster-lease-ttl", usage: "cluster mode: a replica's member lease in Redis; renewed every TTL/5, the replica fences itself after 0.6 TTL without a renew", value: func(c *Config) any { return &c.ClusterLeaseTTL }, positive: true},
 		{flag: "cluster-handover-rate", usage: "cluster mode: the most shards a replica hands over per second when assignment changes (a join or a leave)", value: func(c *Config) any { return &c.ClusterHandoverRate }, positive: true},
+		{flag: "cluster-restart-grace", usage: "cluster mode: how long a replica stopped by SIGTERM keeps its shards for its own restart (same gateway id), so a rolling update moves each session once; 0: the others take them at once", value: func(c *Config) any { return &c.ClusterRestartGrace }},
 		{flag: "data-dir", usage: "directory of the SQLite store (wagate.db)", value: func(c *Config) any { return &c.DataDir }},
 		{flag: "store-dsn", secret: true, usage: "postgres://... DSN for the session and device store (default: SQLite in the data dir)", value: func(c *Config) any { return &c.StoreDSN }},
 		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }, positive: true, fills: []string{"session.QRFirst"}},
@@ -553,6 +559,9 @@ func (c Config) validate(name func(setting) string) error {
 	}
 	if c.ClusterHandoverRate > cluster.MaxShards {
 		refuse(&c.ClusterHandoverRate, "must be at most %d (%d)", cluster.MaxShards, c.ClusterHandoverRate)
+	}
+	if c.ClusterRestartGrace < 0 || c.ClusterRestartGrace > cluster.MaxRestartGrace {
+		refuse(&c.ClusterRestartGrace, "must be between 0 and %s (%s)", cluster.MaxRestartGrace, c.ClusterRestartGrace)
 	}
 	if c.ClusterLeaseTTL > 0 && c.ClusterLeaseTTL < cluster.MinLeaseTTL {
 		refuse(&c.ClusterLeaseTTL, "must be at least %s (%s)", cluster.MinLeaseTTL, c.ClusterLeaseTTL)

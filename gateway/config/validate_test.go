@@ -53,6 +53,8 @@ func TestValidateRefusesEachSettingByItsName(t *testing.T) {
 		{"zero handover rate", func(c *Config) { c.ClusterHandoverRate = 0 }, "WAGATE_CLUSTER_HANDOVER_RATE: must be positive"},
 		{"handover rate above the shards", func(c *Config) { c.ClusterHandoverRate = 65537 }, "WAGATE_CLUSTER_HANDOVER_RATE: must be at most 65536 (65537)"},
 		{"short lease", func(c *Config) { c.ClusterLeaseTTL = 500 * time.Millisecond }, "WAGATE_CLUSTER_LEASE_TTL: must be at least 1s (500ms)"},
+		{"negative restart grace", func(c *Config) { c.ClusterRestartGrace = -time.Second }, "WAGATE_CLUSTER_RESTART_GRACE: must be between 0 and 10m0s (-1s)"},
+		{"restart grace past the bound", func(c *Config) { c.ClusterRestartGrace = time.Hour }, "WAGATE_CLUSTER_RESTART_GRACE: must be between 0 and 10m0s (1h0m0s)"},
 		{"zero first QR", func(c *Config) { c.QRFirst = 0 }, "WAGATE_QR_FIRST_TIMEOUT: must be positive"},
 		{"negative next QR", func(c *Config) { c.QRNext = -time.Second }, "WAGATE_QR_TIMEOUT: must be positive"},
 		{"zero QR codes", func(c *Config) { c.QRCodes = 0 }, "WAGATE_QR_CODES: must be positive"},

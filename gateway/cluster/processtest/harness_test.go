@@ -67,6 +67,7 @@ type world struct {
 	admin    *fakelaravel.AdminClient
 	replicas map[string]*replica
 	jids     map[string]types.JID // session id -> its device
+	grace    string               // WAGATE_CLUSTER_RESTART_GRACE of every replica ("": the default)
 }
 
 // replica is one gateway process in cluster mode; a restart keeps its name (gateway id) and
@@ -74,6 +75,7 @@ type world struct {
 type replica struct {
 	name   string
 	addr   string
+	extra  []string // settings of this replica only (startWith), kept across restarts
 	proc   *proctest.Proc
 	starts int
 }
@@ -130,20 +132,35 @@ func (w *world) env(r *replica) []string {
 		"WAGATE_WA_DIAL=" + w.wa.Addr,
 		"WAGATE_WA_ROOT_PUBKEY=" + w.wa.RootPublicKey,
 		"WAGATE_WA_INSECURE_TEST=1",
+		// A test may set a restart grace for its whole world (every replica).
+		"WAGATE_CLUSTER_RESTART_GRACE=" + w.restartGrace(),
 	}
+}
+
+// restartGrace is the replicas' WAGATE_CLUSTER_RESTART_GRACE: the gateway's default unless a test
+// set w.grace.
+func (w *world) restartGrace() string {
+	if w.grace != "" {
+		return w.grace
+	}
+	return cluster.DefaultRestartGrace.String()
 }
 
 // start starts (or restarts) the replica named name and waits until it serves; ready waits for
 // /readyz too (joined, first claims made).
-func (w *world) start(name string) *replica {
+func (w *world) start(name string) *replica { return w.startWith(name) }
+
+// startWith is start with settings of this replica only (KEY=value, after the world's: they
+// override them), kept when it is started again.
+func (w *world) startWith(name string, extra ...string) *replica {
 	w.t.Helper()
 	r := w.replicas[name]
 	if r == nil {
-		r = &replica{name: name, addr: proctest.FreeAddr(w.t)}
+		r = &replica{name: name, addr: proctest.FreeAddr(w.t), extra: extra}
 		w.replicas[name] = r
 	}
 	r.starts++
-	r.proc = proctest.Start(w.t, w.dir, name, w.bin["gateway"], nil, w.env(r))
+	r.proc = proctest.Start(w.t, w.dir, name, w.bin["gateway"], nil, append(w.env(r), r.extra...))
 	r.proc.WaitHTTP(w.t, r.url()+"/healthz")
 	return r
 }
