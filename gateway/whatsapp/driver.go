@@ -60,6 +60,7 @@ type Driver struct {
 	dialHTTP  *http.Client // test-only; shared by every client
 	timeout   time.Duration
 	media     *mediaStore
+	gates     decryptGates // one decryption at a time per device (decryptgate.go)
 }
 
 // New prepares whatsmeow's store in cfg.DB (creating or upgrading its tables) and returns a Driver.
@@ -143,6 +144,10 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 		if dev == nil {
 			return nil, session.ErrDeviceNotFound
 		}
+	}
+	if deviceID != "" {
+		// A device paired on this client gets its store at pairing, ungated (decryptgate.go).
+		dev.EventBuffer = d.gates.wrap(deviceID, dev.EventBuffer)
 	}
 	hook := &streamErrorHook{}
 	cli := whatsmeow.NewClient(dev, d.clientLog(sessionID, hook))

@@ -1,0 +1,82 @@
+package whatsapp
+
+import (
+	"context"
+	"sync"
+
+	"go.mau.fi/whatsmeow/store"
+)
+
+// One decryption at a time per device.
+//
+// whatsmeow decrypts a message through its event buffer (Client.bufferedDecrypt): it looks the
+// ciphertext up (GetBufferedEvent) and, when it is not there, decrypts it and stores the
+// plaintext in one transaction (DoDecryptionTxn). The look-up is outside the transaction, so two
+// goroutines handling the same ciphertext at once both miss it; one decrypts, and the other's
+// decryption fails with "old counter" (the Signal ratchet moved on), which whatsmeow takes for a
+// duplicate: it sends the delivery receipt without handing the message over. That happens when
+// WhatsApp delivers a message again on a new connection while the old connection's copy still
+// waits behind a handler that blocks (an append the outbox holds back): whatsmeow runs one
+// handler loop per connection on a shared queue, and its auto-reconnect starts the new loop
+// before the old one ends; a redelivery's new client of the same device is another such pair.
+// If the first copy's handler then fails (the gateway refuses a message from a connection it
+// replaced), the message is acknowledged to WhatsApp and never delivered: chaos seed 1 schedule
+// 199 lost a customer's message so. The gate makes look-up and decryption one step per device
+// (across every client of it in this process): the second copy waits, finds the plaintext the
+// first stored and is handed to the gateway like any redelivery.
+
+// decryptGates holds one gate per device JID.
+type decryptGates struct {
+	mu    sync.Mutex
+	gates map[string]chan struct{}
+}
+
+// wrap returns the event buffer of a paired device (deviceID, its JID) behind the device's gate.
+// (A device paired on a client gets its event buffer at pairing; the next client of it is gated.)
+func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer) store.EventBuffer {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gates == nil {
+		g.gates = map[string]chan struct{}{}
+	}
+	gate, ok := g.gates[deviceID]
+	if !ok {
+		gate = make(chan struct{}, 1)
+		g.gates[deviceID] = gate
+	}
+	return &gatedEventBuffer{EventBuffer: buf, gate: gate}
+}
+
+// gatedEventBuffer is a device's event buffer whose look-up that misses holds the device's gate
+// until the decryption that follows it (DoDecryptionTxn) ends. whatsmeow calls DoDecryptionTxn
+// only right after a GetBufferedEvent that found nothing.
+type gatedEventBuffer struct {
+	store.EventBuffer
+	gate chan struct{} // one slot: taken by a look-up that missed, until its decryption ends
+}
+
+// GetBufferedEvent looks the ciphertext up once no other decryption of the device is under way;
+// when it is not buffered, the gate stays taken for the decryption whatsmeow runs next.
+func (b *gatedEventBuffer) GetBufferedEvent(ctx context.Context, ciphertextHash [32]byte) (*store.BufferedEvent, error) {
+	select {
+	case b.gate <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	ev, err := b.EventBuffer.GetBufferedEvent(ctx, ciphertextHash)
+	if err != nil || ev != nil {
+		<-b.gate // nothing to decrypt follows
+	}
+	return ev, err
+}
+
+// DoDecryptionTxn runs the decryption and frees the gate its look-up took.
+func (b *gatedEventBuffer) DoDecryptionTxn(ctx context.Context, fn func(context.Context) error) error {
+	defer func() {
+		select {
+		case <-b.gate:
+		default: // not after a look-up (not whatsmeow's way): nothing to free
+		}
+	}()
+	return b.EventBuffer.DoDecryptionTxn(ctx, fn)
+}
