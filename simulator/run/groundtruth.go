@@ -107,8 +107,10 @@ func (r *runner) duplicates(ctx context.Context) int64 {
 		return -1
 	}
 	emitted, _ := r.scrapeGateway(ctx) // every replica's, in cluster mode
-	if emitted >= 0 {
-		emitted += r.emittedOffset() // gateway processes stopped by process faults
+	if offset, known := r.emittedOffset(); !known {
+		return -1 // a stopped gateway process's count is missing: any difference would be made up
+	} else if emitted >= 0 {
+		emitted += offset // gateway processes stopped by process faults
 	}
 	st, err := r.w.admin.GetStatsRecent(ctx, 0)
 	if err != nil || emitted < 0 {

@@ -35,9 +35,12 @@ type procControl struct {
 	mu sync.Mutex
 	// down is true while a planned stop/restart of the gateway is under way.
 	down bool
-	// emitted sums the emitted-events counters of gateway processes that were stopped.
-	emitted float64
-	windows []FaultWindow
+	// emitted sums the emitted-events counters of gateway processes that were stopped;
+	// emittedUnknown is set when one of them did not answer before it stopped (the sum is short
+	// by its count, so the duplicates' count is unknown).
+	emitted        float64
+	emittedUnknown bool
+	windows        []FaultWindow
 	// recoveries are the measured recoveries by fault name.
 	recoveries map[string]recovery
 	aofOnce    sync.Once
@@ -58,11 +61,45 @@ func (r *runner) gatewayChild() *child {
 	return r.w.gateway
 }
 
-// emittedOffset is the events stopped gateway processes emitted before they stopped.
-func (r *runner) emittedOffset() float64 {
+// emittedOffset is the events stopped gateway processes emitted before they stopped; ok is
+// false when one of them could not say.
+func (r *runner) emittedOffset() (emitted float64, ok bool) {
 	r.proc.mu.Lock()
 	defer r.proc.mu.Unlock()
-	return r.proc.emitted
+	return r.proc.emitted, !r.proc.emittedUnknown
+}
+
+// addStopped adds the emitted-events counter a gateway process showed before it was stopped
+// (negative: it did not answer). Callers hold mu.
+func (p *procControl) addStopped(emitted float64) {
+	if emitted < 0 {
+		p.emittedUnknown = true
+		return
+	}
+	p.emitted += emitted
+}
+
+// stopScrapeAttempts and stopScrapeTimeout (each attempt's) bound scrapeBeforeStop.
+const (
+	stopScrapeAttempts = 3
+	stopScrapeTimeout  = 5 * time.Second
+)
+
+// scrapeBeforeStop reads a gateway process's emitted-events counter and outbox length just before
+// the simulator stops it, asking again when it does not answer: on a starved machine one 2 s
+// scrape of a busy process fails, and its counter, lost with the process, made the duplicates'
+// count (Laravel's applied events minus the emitted ones) 2008 too high in a 500-user
+// cluster-failover run. -1 when it never answered.
+func (r *runner) scrapeBeforeStop(ctx context.Context, scrape func(context.Context) (emitted, outbox float64)) (emitted, outbox float64) {
+	for i := range stopScrapeAttempts {
+		emitted, outbox = scrape(ctx)
+		if emitted >= 0 || ctx.Err() != nil {
+			return emitted, outbox
+		}
+		r.log.Warn("gateway metrics not answered before its stop; asking again", "attempt", i+1)
+	}
+	r.log.Warn("gateway metrics never answered before its stop: the duplicates' count will be unknown")
+	return emitted, outbox
 }
 
 func (r *runner) recordWindow(w FaultWindow) {
@@ -142,12 +179,12 @@ func (r *runner) stopGateway(ctx context.Context, sig syscall.Signal, duringFlus
 			waited = fmt.Sprintf("; sent while a request to Laravel was in flight (waited %s)", d.Round(time.Millisecond))
 		}
 	}
-	emitted, outbox := r.scrapeGateway(ctx)
+	emitted, outbox := r.scrapeBeforeStop(ctx, func(ctx context.Context) (float64, float64) {
+		return r.scrapeWithin(ctx, r.w.gatewayURL, stopScrapeTimeout)
+	})
 	r.proc.mu.Lock()
 	r.proc.down = true
-	if emitted > 0 {
-		r.proc.emitted += emitted
-	}
+	r.proc.addStopped(emitted)
 	r.proc.mu.Unlock()
 	w.EmittedBefore, w.OutboxBefore = emitted, outbox
 	w.Start = time.Now()

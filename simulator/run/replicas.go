@@ -336,12 +336,12 @@ func (r *runner) replicaFault(ctx context.Context, flt scenario.Fault, w *FaultW
 // to exit (SIGKILL after 40 s); the events it emitted are kept for the duplicates' count.
 func (r *runner) stopReplica(ctx context.Context, rp *replica, c *child, sig syscall.Signal, w *FaultWindow) (exited time.Duration, note string, err error) {
 	cw := r.w.cluster
-	emitted, outbox := r.scrapeOne(ctx, rp.url())
+	emitted, outbox := r.scrapeBeforeStop(ctx, func(ctx context.Context) (float64, float64) {
+		return r.scrapeWithin(ctx, rp.url(), stopScrapeTimeout)
+	})
 	cw.setDown(rp, true, nil)
 	r.proc.mu.Lock()
-	if emitted > 0 {
-		r.proc.emitted += emitted
-	}
+	r.proc.addStopped(emitted)
 	r.proc.mu.Unlock()
 	if w.OutboxBefore == 0 && w.EmittedBefore == 0 {
 		w.EmittedBefore, w.OutboxBefore = emitted, outbox
@@ -414,7 +414,12 @@ func (r *runner) rollingRestart(ctx context.Context, pause time.Duration, w *Fau
 
 // scrapeOne reads one replica's emitted-events counter and outbox length (-1 when unknown).
 func (r *runner) scrapeOne(ctx context.Context, base string) (emitted, outbox float64) {
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	return r.scrapeWithin(ctx, base, 2*time.Second)
+}
+
+// scrapeWithin is scrapeOne with its own bound.
+func (r *runner) scrapeWithin(ctx context.Context, base string, bound time.Duration) (emitted, outbox float64) {
+	sctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	p, err := scrape(sctx, r.hc, base+"/metrics", r.w.gatewayToken)
 	if err != nil {
