@@ -44,7 +44,9 @@ type App struct {
 	manager  *session.Manager
 	metrics  *metrics.Metrics
 	// node is this replica's cluster membership (cluster mode; nil otherwise, cluster.go).
-	node     *clusterNode
+	node *clusterNode
+	// journal keeps the message journal (batch mode; nil otherwise, journal.go).
+	journal  *journalKeeper
 	server   *http.Server
 	listener net.Listener
 	// pprof serves net/http/pprof when cfg.PprofAddr is set (loopback only, off by default).
@@ -126,6 +128,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Mode == config.ModeBatch {
+		a.journal = newJournalKeeper(a.db, cfg.Batch.JournalRetention, log)
+	}
 
 	a.client, err = laravel.NewClient(laravel.ClientConfig{
 		BaseURL:  cfg.LaravelURL,
@@ -144,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		parts = modeParts{delivery: a.metrics.ObserveDelivered(legacy.New(a.client)), activity: legacy.NewActivityChecker(a.client),
 			sendKeys: sendonce.NewMemory(cfg.SendIdempotencyTTL)}
 	case config.ModeBatch:
-		parts, err = batchParts(ctx, cfg, a.client, a.metrics, log)
+		parts, err = batchParts(ctx, cfg, a.client, a.metrics, a.journal, log)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +160,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.closers = parts.closers
 	// The outbox holds what the previous run handed over: if Redis lost its data since (the
 	// marker's generation is not the one recorded), those events are gone, clean stop or not.
-	resync := !cleanBefore
+	resync, redisLost := !cleanBefore, false
 	if rd := parts.redisData; rd != nil {
 		seen, err := a.registry.RedisGeneration(ctx)
 		if err != nil {
@@ -165,6 +170,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			if seen != 0 {
 				log.Warn("redis: its data is not the data this gateway last saw (lost, or another Redis): sending every session's status again",
 					"seen", seen, "now", rd.generation)
+				redisLost = true
 			}
 			resync = true
 		}
@@ -193,6 +199,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.node != nil {
 		sessionCfg.Owner, sessionCfg.Hooks.FencedWrite = a.node, clusterMetrics.FencedWrite
 	}
+	if a.journal != nil {
+		sessionCfg.Journal = a.journal.journal
+	}
 	a.manager, err = session.New(ctx, sessionCfg, a.driver, a.registry, a.delivery)
 	if err != nil {
 		return nil, err
@@ -202,15 +211,28 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	a.metrics.RegisterSessions(a.manager.Counts)
 	if rd := parts.redisData; rd != nil {
-		if err := a.registry.SetRedisGeneration(ctx, rd.generation); err != nil {
+		// The messages and receipts the lost outbox held are in the journal: appended again (in
+		// the background, retried) before the new generation is recorded, so a stop or a crash
+		// before the replay went through replays again at the next start.
+		record := func(gen int64) func(context.Context) {
+			return func(ctx context.Context) {
+				if err := a.registry.SetRedisGeneration(ctx, gen); err != nil {
+					log.Warn("recording the new Redis generation failed; the next start sends every status again", "err", err)
+				}
+			}
+		}
+		if redisLost {
+			// Every row, also in cluster mode: the loss is recorded once in the shared store, and
+			// this replica holds no shard yet (the holders deliver what it appends).
+			a.journal.replayInBackground(nil, record(rd.generation))
+		} else if err := a.registry.SetRedisGeneration(ctx, rd.generation); err != nil {
 			return nil, err
 		}
 		rd.watch(func(gen int64) {
 			a.manager.ResyncAll()
-			if err := a.registry.SetRedisGeneration(context.WithoutCancel(ctx), gen); err != nil {
-				log.Warn("recording the new Redis generation failed; the next start sends every status again", "err", err)
-			}
+			a.journal.replayInBackground(a.heldSessions(), record(gen))
 		})
+		a.journal.start()
 	}
 
 	var reader api.SessionReader = a.manager
@@ -306,6 +328,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.manager.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if a.journal != nil {
+		a.journal.stop() // a replay under way goes on at the next start
+	}
 	if a.node != nil {
 		// Every session's queued events reached the delivery and the registry is flushed. The
 		// delivery closes first (its final flush sends what it holds of the shards still held),
@@ -337,6 +362,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 // closeResources closes the delivery, mode resources, the driver and the stores (whatever exists).
 func (a *App) closeResources(ctx context.Context) error {
 	var errs []error
+	if a.journal != nil {
+		a.journal.stop() // no replay appends to a closing delivery
+	}
 	if a.pprof != nil {
 		_ = a.pprof.Close()
 	}

@@ -20,10 +20,11 @@ import (
 )
 
 // batchParts wires batch mode: Redis (or the embedded miniredis), the durable outbox, the batch
-// delivery and its flusher, and the 3-level cache that records the gateway's own events (write
-// through) and answers isSessionActive. The API reads the sessions this gateway owns from the
-// session manager (their source of truth) and any other session through the cache.
-func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, m *metrics.Metrics, log *slog.Logger) (parts modeParts, err error) {
+// delivery and its flusher (which settles the message journal's rows), and the 3-level cache
+// that records the gateway's own events (write through) and answers isSessionActive. The API
+// reads the sessions this gateway owns from the session manager (their source of truth) and any
+// other session through the cache.
+func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, m *metrics.Metrics, journal *journalKeeper, log *slog.Logger) (parts modeParts, err error) {
 	var closers []func(context.Context) error
 	defer func() {
 		if err != nil {
@@ -66,10 +67,13 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		// Messages and receipts Laravel acknowledged, and their delay.
 		Delivered: func(ev *event.Event) { m.Delivered(ev, time.Now()) },
 		BatchSent: m.BatchSizes(),
+		// The message journal's rows of settled items are deleted.
+		Settled: journal.settle,
 	})
 	if err != nil {
 		return parts, fmt.Errorf("app: batch delivery: %w", err)
 	}
+	journal.deliver, journal.held = bd.Deliver, bd.HeldEventIDs
 	if err := m.RegisterBatch(bd); err != nil {
 		return parts, fmt.Errorf("app: batch metrics: %w", err)
 	}

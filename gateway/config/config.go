@@ -158,6 +158,9 @@ type Batch struct {
 	PoisonHorizon time.Duration
 	// MaxRetryAfter caps a Retry-After: the longest every send to Laravel is paused.
 	MaxRetryAfter time.Duration
+	// JournalRetention is how long the message journal keeps a customer's message or receipt
+	// nothing settled (Laravel never applied nor refused it) before it is pruned.
+	JournalRetention time.Duration
 }
 
 // Cache tunes the batch mode cache; zero values take the cache package's defaults.
@@ -194,7 +197,8 @@ func Default() Config {
 		PairLoginTimeout:    sessions.PairLoginTimeout,
 		RestoreConcurrency:  sessions.RestoreConcurrency,
 		Batch: Batch{Size: batches.BatchSize, Interval: batches.BatchInterval, PriorityInterval: batches.PriorityInterval,
-			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter},
+			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter,
+			JournalRetention: storage.DefaultJournalRetention},
 		Cache: Cache{QRTTL: caches.QRTTL, StatusTTL: caches.StatusTTL, ConnectionTTL: caches.ConnectionTTL, SessionTTL: caches.SessionTTL,
 			WriteTimeout: caches.WriteTimeout},
 		RateLimit:          int(api.DefaultConfig().RateLimit.PerSecond),
@@ -268,6 +272,7 @@ func settings() []setting {
 		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }, positive: true, fills: []string{"outbox.Max"}},
 		{flag: "poison-horizon", usage: "batch mode: how long a 5xx must persist for one batch while others are delivered before it is split and an item failing alone is dead-lettered", value: func(c *Config) any { return &c.Batch.PoisonHorizon }, positive: true, fills: []string{"batch.PoisonHorizon"}},
 		{flag: "max-retry-after", usage: "batch mode: the longest a Laravel Retry-After pauses every send", value: func(c *Config) any { return &c.Batch.MaxRetryAfter }, positive: true, fills: []string{"batch.MaxRetryAfter"}},
+		{flag: "journal-retention", usage: "batch mode: how long the message journal (customers' messages and receipts kept in the store until Laravel settled them, appended again if Redis loses its data) keeps an item nothing settled", value: func(c *Config) any { return &c.Batch.JournalRetention }, positive: true},
 		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, the same across restarts, unique among live gateways (default: host name)", value: func(c *Config) any { return &c.GatewayID }, fills: []string{"outbox.GatewayID"}},
 		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: the cache's default)", value: func(c *Config) any { return &c.Cache.QRTTL }, fills: []string{"cache.QRTTL"}},
 		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: the cache's default)", value: func(c *Config) any { return &c.Cache.StatusTTL }, fills: []string{"cache.StatusTTL"}},

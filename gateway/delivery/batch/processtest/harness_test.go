@@ -136,11 +136,18 @@ type harness struct {
 // (WAGATE_NAME=value) beside those every test shares, and waits until the gateway answers.
 func startHarness(t *testing.T, gatewayID string, env ...string) *harness {
 	t.Helper()
+	return startHarnessOn(t, redistest.Options{AppendOnly: true}, gatewayID, env...)
+}
+
+// startHarnessOn is startHarness with a redis-server started with redisOpts (without AOF: a
+// restart loses its data).
+func startHarnessOn(t *testing.T, redisOpts redistest.Options, gatewayID string, env ...string) *harness {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts four processes")
 	}
 	h := &harness{t: t, dir: t.TempDir(), bin: proctest.Binaries(t)}
-	h.redis = redistest.StartServer(t, redistest.Options{AppendOnly: true})
+	h.redis = redistest.StartServer(t, redisOpts)
 	ready := proctest.StartFakewa(t, h.dir, h.bin["simulator"], "-stream-error-close-delay", "1s", "-receipts", "none")
 	h.phones = fakewa.NewControlClient(ready.Control)
 	h.lAddr = proctest.FreeAddr(t)

@@ -1,0 +1,146 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/gateway/storage"
+)
+
+// journalKeeper is batch mode's use of the message journal (storage.Journal) beyond the session
+// layer's Record: it deletes the rows of items the delivery settled (settle, the batch delivery's
+// Settled hook), appends every row again after Redis lost its data (replay), and prunes rows past
+// the retention (prune, hourly).
+type journalKeeper struct {
+	journal   *storage.Journal
+	retention time.Duration
+	log       *slog.Logger
+	// deliver is the normal append path (batch.Delivery.Deliver: the outbox's once-only append),
+	// held the ids of the events the delivery holds in memory (it sends them whatever Redis lost).
+	deliver func(ctx context.Context, ev event.Event) error
+	held    func() map[string]bool
+
+	replayMu sync.Mutex // one replay at a time
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// journalPruneEvery is how often the keeper prunes the journal.
+const journalPruneEvery = time.Hour
+
+// journalReplayRetry bounds the wait between two attempts of a replay that failed (Redis down
+// again, the outbox full): 1 s doubling up to it.
+const journalReplayRetry = 30 * time.Second
+
+func newJournalKeeper(db *storage.DB, retention time.Duration, log *slog.Logger) *journalKeeper {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &journalKeeper{journal: storage.NewJournal(db), retention: retention, log: log, ctx: ctx, cancel: cancel}
+}
+
+// settle is the batch delivery's Settled hook: one DELETE per settled batch. A failure leaves
+// the rows (a replay would append those items again, Laravel's upsert by message id takes them
+// once; the retention removes them).
+func (k *journalKeeper) settle(ctx context.Context, evs []event.Event) {
+	if _, err := k.journal.Settle(ctx, evs); err != nil {
+		k.log.Warn("message journal: deleting the rows of settled items failed; they stay until the retention ends", "items", len(evs), "err", err)
+	}
+}
+
+// start prunes the journal now and every journalPruneEvery until stop.
+func (k *journalKeeper) start() {
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		t := time.NewTicker(journalPruneEvery)
+		defer t.Stop()
+		for {
+			if n, err := k.journal.Prune(k.ctx, time.Now().Add(-k.retention)); err != nil && k.ctx.Err() == nil {
+				k.log.Warn("message journal: pruning failed", "err", err)
+			} else if n > 0 {
+				k.log.Warn("message journal: pruned items nothing settled within the retention", "items", n, "retention", k.retention)
+			}
+			select {
+			case <-k.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// replayInBackground appends every journal row of the sessions keep accepts (nil: all) again,
+// retrying until it went through or the keeper stops, then calls done (recording the Redis
+// generation: a stop or a crash before that replays again at the next start).
+func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, done func(context.Context)) {
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		wait := time.Second
+		for {
+			n, err := k.replay(k.ctx, keep)
+			if err == nil {
+				k.log.Warn("message journal: Redis lost its data; the messages and receipts Laravel had not settled were appended again",
+					"items", n)
+				if done != nil {
+					done(k.ctx)
+				}
+				return
+			}
+			if k.ctx.Err() != nil {
+				return
+			}
+			k.log.Warn("message journal: appending the journal again after a Redis data loss failed; retrying", "appended", n, "err", err, "in", wait)
+			select {
+			case <-k.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, journalReplayRetry)
+		}
+	}()
+}
+
+// replay appends every journal row of the sessions keep accepts through the normal append path,
+// each session's in sequence order, leaving out the events the delivery holds in memory. The
+// outbox's once-only key makes a row appended twice (a retried replay, WhatsApp's redelivery
+// racing it) one entry.
+func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) bool) (int, error) {
+	k.replayMu.Lock()
+	defer k.replayMu.Unlock()
+	held := k.held()
+	n := 0
+	err := k.journal.Replay(ctx, keep, func(ctx context.Context, ev event.Event) error {
+		if held[ev.ID] {
+			return nil
+		}
+		if err := k.deliver(ctx, ev); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// stop ends the pruning and any replay under way, and waits for them.
+func (k *journalKeeper) stop() {
+	k.cancel()
+	k.wg.Wait()
+}
+
+// heldSessions returns which sessions' journal rows this gateway appends again after Redis lost
+// its data: in cluster mode those of the shards it holds (every replica notices the loss and
+// replays its own); nil (every session) otherwise.
+func (a *App) heldSessions() func(sessionID string) bool {
+	if a.node == nil {
+		return nil
+	}
+	return func(sessionID string) bool {
+		_, _, held := a.node.Epoch(sessionID)
+		return held
+	}
+}
