@@ -6,7 +6,8 @@
 // measurement plan (per request kind: saturation throughput, latency at 50% and 80% of it,
 // behaviour at 2x overload, plus the server's CPU per request read from /proc), and the fit
 // and comparison (cores, bootstrap, GET lookup and per-row CPU, jitter; then the same plan against an
-// in-process fakelaravel with the fitted model, side by side). Every run is bounded in time and
+// in-process fakelaravel with the fitted model, side by side; calibration.md is Report.Outline, on the
+// reports' document model, laid out as Markdown). Every run is bounded in time and
 // in request count, and uses only loopback addresses. The binary is
 // wagate/fakelaravel/calibrate/cmd/calibrate-laravel (`make calibrate-laravel`).
 package calibrate

@@ -41,6 +41,7 @@ import (
 	"wagate/fakelaravel/calibrate"
 	"wagate/internal/buildinfo"
 	"wagate/internal/laravelup"
+	"wagate/reports/document"
 )
 
 func main() {
@@ -238,7 +239,7 @@ func calibrateAll(ctx context.Context, o options, stdout io.Writer) error {
 	if err := os.WriteFile(o.table, []byte(md), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", o.table, err)
 	}
-	fmt.Fprintf(stdout, "\n%s\ncalibrate-laravel: wrote %s and %s\n", calibrate.Table(rows), o.out, o.table)
+	fmt.Fprintf(stdout, "\n%s\n\ncalibrate-laravel: wrote %s and %s\n", document.MarkdownTable(calibrate.Table(rows)), o.out, o.table)
 	ok, total := calibrate.Passed(rows)
 	fmt.Fprintf(stdout, "calibrate-laravel: %d of %d figures within tolerance (of %d; the rest were measured while other processes used over %.2f cores)\n",
 		ok, total, len(rows), calibrate.BusyLimit)
@@ -298,7 +299,7 @@ func fakeOnly(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	rows := calibrate.CompareFigures(real, ff, plan, model, plan.Seed)
 	ok, total := calibrate.Passed(rows)
-	fmt.Fprintf(stdout, "\n%s\ncalibrate-laravel: %d of %d figures within tolerance (stored real figures; nothing written)\n", calibrate.Table(rows), ok, total)
+	fmt.Fprintf(stdout, "\n%s\n\ncalibrate-laravel: %d of %d figures within tolerance (stored real figures; nothing written)\n", document.MarkdownTable(calibrate.Table(rows)), ok, total)
 	return nil
 }
 
