@@ -210,8 +210,7 @@ func (n *clusterNode) start(ctx context.Context) error {
 
 // join makes a new incarnation of this replica a member.
 func (n *clusterNode) join(ctx context.Context) (*cluster.Member, error) {
-	// Fencing is handled where Member.Run returns (keepMembership): OnFenced also runs for a
-	// clean Leave, which is no fencing to count or alert on.
+	// Fencing is handled where Member.Run returns (keepMembership).
 	m, err := n.store.Join(ctx, n.name, n.addr, cluster.Callbacks{
 		OnLost: func(shard int, _ int64) {
 			n.metrics.Lost()

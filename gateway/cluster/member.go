@@ -9,12 +9,12 @@ import (
 	"time"
 )
 
-// Callbacks tell the replica what it lost. They run on the goroutine that noticed (Member.Run or
-// the caller of Renew) and must not block for long.
+// Callbacks tell the replica which shards it lost while it stays a member. They run on the
+// goroutine that noticed (Member.Run or the caller of Renew) and must not block for long. Losing
+// them all, fencing, is no callback: Member.Run returns the ErrFenced error (Member.Err keeps it),
+// and the replica must then disconnect the sessions of every shard it held, stop emitting for
+// them, and Join again.
 type Callbacks struct {
-	// OnFenced runs once when the member is fenced (err matches ErrFenced): the replica must
-	// disconnect the sessions of every shard it held, stop emitting for them, and Join again.
-	OnFenced func(err error)
 	// OnLost runs for a shard found held by someone else or at a newer epoch at a renew: the
 	// replica must stop acting for that shard's sessions.
 	OnLost func(shard int, epoch int64)
@@ -92,9 +92,6 @@ func (m *Member) fence(cause error) {
 		close(m.fenced)
 		m.mu.Unlock()
 		m.s.log.Warn("cluster: member fenced; its shards must be dropped", "member", m.id, "held", held, "err", cause)
-		if m.cb.OnFenced != nil {
-			m.cb.OnFenced(m.fenceErr)
-		}
 	})
 }
 
