@@ -15,4 +15,7 @@ export const options = seedOptions("../seed-batch-100.yaml", {
   "event_delivery_delay{priority:high}": ["p(99)<1000"],
   lost_updates: ["count==0"],
   stale_overwrites: ["count==0"],
+  messages_lost: ["count==0"],
+  messages_duplicated: ["count==0"],
+  messages_out_of_order: ["count==0"],
 });

@@ -1,7 +1,8 @@
 // smoke (k6 script): the YAML smoke's world driven from JavaScript. Five VUs each start a
 // session as the Laravel app does, pair the fake phone with the QR code Laravel received, send a
-// few messages, suffer a network drop, and a share of them log out at the end; the ground truth
-// (lost updates, stale overwrites) is checked by thresholds after teardown.
+// few messages, receive two from their customer (the second a reply), suffer a network drop, and a
+// share of them log out at the end; the ground truth (lost updates, stale overwrites, the
+// customers' messages lost, duplicated or out of order) is checked by thresholds after teardown.
 //
 //   bin/simulator run scenarios/k6/smoke.js
 //
@@ -20,6 +21,10 @@ export const options = {
     lost_updates: ["count==0"],
     stale_overwrites: ["count==0"],
     wagate_pairings: ["count>=5"],
+    wagate_messages_written: ["count==10"],
+    messages_lost: ["count==0"],
+    messages_duplicated: ["count==0"],
+    messages_out_of_order: ["count==0"],
     checks: ["rate>0.95"],
     "http_req_duration{endpoint:status}": ["p(95)<500"],
     http_req_failed: ["rate<0.05"],
@@ -48,6 +53,9 @@ export default function () {
       check(sent, { "message accepted": (x) => x.httpStatus < 300 });
       sleep(0.5);
     }
+    // The session's customer writes, then replies to their own message.
+    const m = wagate.receive(s.id, `customer message 1 to ${s.id}`);
+    wagate.receive(s.id, `customer message 2 to ${s.id}`, m.id);
     wagate.drop(s.id);
     sleep(3);
     check(wagate.status(s.id), { "reconnected after a drop": (st) => st === "connected" });

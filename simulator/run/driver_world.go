@@ -65,6 +65,7 @@ func StartDriverWorld(ctx context.Context, o Options, reg *metrics.Registry) (*D
 		Reg:       reg,
 		Seed:      f.Seed,
 		MessageTo: "15550100000",
+		Messages:  r.phones.messages, // the customers' messages k6/x/wagate's receive writes
 	}}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	d.bg, d.stopBG = bg, stop
@@ -154,6 +155,7 @@ func (d *DriverWorld) GroundTruth(ctx context.Context) (reports.GroundTruth, err
 	for _, m := range t.Mismatches {
 		r.log.Warn("ground truth", "mismatch", m)
 	}
+	r.judgeMessages(fctx) // messages_lost, _duplicated, _out_of_order when customers wrote
 	dup := r.duplicates(fctx)
 	if dup >= 0 {
 		r.reg.Add("duplicate_applications", float64(dup), nil)

@@ -17,6 +17,10 @@ import (
 	"wagate/simulator/truth"
 )
 
+// ReportTags are the tags report.json breaks every metric down by (a k6 script driving a world
+// reports the same breakdown).
+var ReportTags = []string{"endpoint", "priority", "event", "state", "scenario"}
+
 // runFacts are everything report.json says about one run, gathered when the run ends.
 // buildReport turns them into the report and reads nothing else, so a golden file pins it.
 type runFacts struct {
@@ -131,7 +135,7 @@ func (r *runner) report(end time.Time, truth truth.Truth, dup int64) *reports.Re
 		Start:      r.start,
 		End:        end,
 		Series:     series,
-		Metrics:    r.reg.Snapshot(end.Sub(r.start), subs, []string{"endpoint", "priority", "event", "state", "scenario"}),
+		Metrics:    r.reg.Snapshot(end.Sub(r.start), subs, ReportTags),
 		Truth:      truth,
 		Duplicates: dup,
 	}

@@ -22,7 +22,11 @@ type incoming struct {
 }
 
 // customerPhone is the number of the customer writing to the user's session: one per session.
-func customerPhone(u *user) string { return "55" + u.phone[1:] }
+func customerPhone(u *user) string { return CustomerPhone(u.phone) }
+
+// CustomerPhone is the number of the customer writing to the session of the account whose phone
+// is phone (k6/x/wagate's customers use it too).
+func CustomerPhone(phone string) string { return "55" + phone[1:] }
 
 func newIncoming(u *user, perMin, replies float64) *incoming {
 	in := &incoming{u: u, perMin: perMin, replies: replies, from: customerPhone(u)}

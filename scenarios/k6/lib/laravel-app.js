@@ -27,10 +27,13 @@ function exponential(perHour) {
 }
 
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
-// [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd, messagesPerMinute,
-// dropsPerHour, replacedPerHour, remoteLogoutsPerHour, pollsInline}. With pollsInline the account's
-// own VU polls its status once after the start and every statusPollInterval while the session
-// lives (one poller per account, as the YAML users' pollers: 1), instead of poller VUs of their own.
+// [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd,
+// messagesPerMinute, incomingMessagesPerMinute, replies, dropsPerHour, replacedPerHour,
+// remoteLogoutsPerHour, pollsInline}. The session's customer writes incomingMessagesPerMinute
+// (Poisson), each a reply to their previous message with probability replies, as the YAML users'
+// customers do. With pollsInline the account's own VU polls its status once after the start and
+// every statusPollInterval while the session lives (one poller per account, as the YAML users'
+// pollers: 1), instead of poller VUs of their own.
 export function user(b) {
   const n = exec.vu.idInTest % b.users;
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax));
@@ -51,17 +54,22 @@ export function user(b) {
   wagate.pair(id, giveUp);
   let left = uniform(b.sessionLifetime[0], b.sessionLifetime[1]);
   let nextMsg = b.messagesPerMinute > 0 ? exponential(b.messagesPerMinute * 60) : Infinity;
+  const incomingPerHour = (b.incomingMessagesPerMinute || 0) * 60;
+  let nextIn = exponential(incomingPerHour);
   let nextDrop = exponential(b.dropsPerHour || 0);
   let nextReplace = exponential(b.replacedPerHour || 0);
   let nextRemote = exponential(b.remoteLogoutsPerHour || 0);
   let nextPoll = b.pollsInline ? b.statusPollInterval : Infinity;
   let sent = 0;
+  let written = 0;
+  let lastIn = "";
   for (;;) {
-    const step = Math.min(left, nextMsg, nextDrop, nextReplace, nextRemote, nextPoll);
+    const step = Math.min(left, nextMsg, nextIn, nextDrop, nextReplace, nextRemote, nextPoll);
     if (!isFinite(step)) return;
     sleep(step);
     left -= step;
     nextMsg -= step;
+    nextIn -= step;
     nextDrop -= step;
     nextReplace -= step;
     nextRemote -= step;
@@ -78,6 +86,16 @@ export function user(b) {
       sent++;
       wagate.send(id, `message ${sent} from ${id}`);
       nextMsg = exponential(b.messagesPerMinute * 60);
+    }
+    if (nextIn <= 0) {
+      written++;
+      const quote = lastIn !== "" && Math.random() < (b.replies || 0) ? lastIn : "";
+      try {
+        lastIn = wagate.receive(id, `customer message ${written} to ${id}`, quote).id;
+      } catch (e) {
+        // fakewa refused it (counted as message_write_failures); the customer writes again later.
+      }
+      nextIn = exponential(incomingPerHour);
     }
     if (nextDrop <= 0) {
       wagate.drop(id);

@@ -1,6 +1,6 @@
-// The seed's workload (../../seed-legacy-100.yaml derives it: 100 accounts that pair and send a
-// message a minute, 1,000 status pollers, 10 per account, polling every second in a closed loop),
-// shared by seed-legacy-100.js and seed-batch-100.js, which differ only in their world and
+// The seed's workload (../../seed-legacy-100.yaml derives it: 100 accounts that pair, send a
+// message a minute and receive 2 from their customers, 1,000 status pollers, 10 per account,
+// polling every second in a closed loop), shared by seed-legacy-100.js and seed-batch-100.js, which differ only in their world and
 // thresholds.
 import { user, poller } from "./laravel-app.js";
 
@@ -14,6 +14,10 @@ export const behaviour = {
   sessionLifetime: [3600, 3600],
   logoutAtEnd: 0,
   messagesPerMinute: 1,
+  // The customers' messages (2 a minute per account, 30% replies), most of the seed's Laravel
+  // traffic in batch mode with the receipts of the app's messages.
+  incomingMessagesPerMinute: 2,
+  replies: 0.3,
   statusPollInterval: 1,
 };
 

@@ -12,6 +12,7 @@ import (
 
 	"wagate/simulator/k6/options"
 	"wagate/simulator/k6/testrun"
+	simrun "wagate/simulator/run"
 )
 
 const runK6Usage = `usage: simulator run SCRIPT.js|SCRIPT.ts [flags]
@@ -220,6 +221,7 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		NoThresholds: noThresholds, NoSummary: noSummary,
 		Stdout: stdout, Stderr: stderr, Extensions: ext.modules, ExtensionMetrics: ext.metrics,
 		BeforeSetup: ext.beforeSetup, OnLoadStart: ext.onLoadStart, OnLoadEnd: ext.onLoadEnd, AfterTeardown: ext.afterTeardown, Logger: log,
+		ReportTags: simrun.ReportTags, // report.json breaks metrics down as a YAML run's does
 	})
 	return res.ExitCode
 }

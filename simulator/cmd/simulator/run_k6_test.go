@@ -20,8 +20,9 @@ import (
 
 // TestK6SmokeScriptDrivesTheWorld runs scenarios/k6/smoke.js as `simulator run` does: the world
 // of scenarios/smoke.yaml (the real gateway binary, fakelaravel, fakewa) started for the script,
-// five VUs pairing, messaging, dropping and logging out through k6/x/wagate, and the ground truth
-// recorded as metrics after teardown.
+// five VUs pairing, messaging, receiving their customers' messages, dropping and logging out
+// through k6/x/wagate, and the ground truth (sessions and messages) recorded as metrics after
+// teardown.
 func TestK6SmokeScriptDrivesTheWorld(t *testing.T) {
 	bins := proctest.Binaries(t, "gateway", "fakelaravel")
 	dir := t.TempDir()
@@ -41,7 +42,9 @@ func TestK6SmokeScriptDrivesTheWorld(t *testing.T) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	for metric, want := range map[string]float64{"wagate_pairings": 5, "ground_truth_sessions": 5, "lost_updates": 0, "stale_overwrites": 0, "iterations": 5} {
+	for metric, want := range map[string]float64{"wagate_pairings": 5, "ground_truth_sessions": 5, "lost_updates": 0, "stale_overwrites": 0, "iterations": 5,
+		// The customers' messages (two per session) reached Laravel once each, judged as a YAML run judges them.
+		"wagate_messages_written": 10, "messages_written": 10, "messages_lost": 0, "messages_duplicated": 0} {
 		m, ok := s.Metrics[metric]
 		if !ok {
 			t.Errorf("summary.json has no %s", metric)

@@ -87,7 +87,10 @@ type Config struct {
 	// iteration's goroutine carries, and with it the goroutines it starts (HTTP connections): a CPU
 	// profile then tells the VUs' own CPU from the rest of the process (simulator k6-cost).
 	IterationLabels []string
-	Logger          *slog.Logger
+	// ReportTags are the tags report.json breaks every metric down by (none: only the thresholds'
+	// submetrics), e.g. a world's endpoint and scenario, as the YAML runs' reports.
+	ReportTags []string
+	Logger     *slog.Logger
 }
 
 // Result is a finished run.
@@ -774,7 +777,7 @@ func (r *run) finish(ctx context.Context, vu *js.VU, sets []threshold.Set, start
 		Scenario:       reports.Scenario{Name: strings.TrimSuffix(filepath.Base(r.cfg.Script), filepath.Ext(r.cfg.Script)), File: r.cfg.Script, Users: int(users)},
 		Environment:    reports.Environment{Start: start, End: end, Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
 		SeriesInterval: reports.Duration(10 * time.Second),
-		Metrics:        reg.Snapshot(elapsed, subs, nil),
+		Metrics:        reg.Snapshot(elapsed, subs, r.cfg.ReportTags),
 		Label:          r.cfg.Label,
 	}
 	// The ground truth an extension recorded (k6/x/wagate) is also the report's.

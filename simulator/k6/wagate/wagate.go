@@ -1,7 +1,8 @@
 // Package wagate is the session-churn driver behind k6/x/wagate, in plain Go (no JavaScript
 // engine, no k6 code): start a session through the gateway API as the Laravel app does, read the
 // QR code Laravel received, pair a fake phone with it, drop its connection, replace its stream,
-// log it out (from the app or from the phone), send messages, and read the ground truth. Every
+// log it out (from the app or from the phone), send messages, let the session's customer write to
+// it, and read the ground truth. Every
 // operation records into the world's ground-truth ledger and emits wagate_* metrics with the
 // caller's tags, so the same package can back this repository's k6 runtime or an xk6 extension
 // for real k6 (a shim outside this repository).
@@ -19,6 +20,7 @@ import (
 	"wagate/reports"
 	"wagate/simulator/metrics"
 	"wagate/simulator/threshold"
+	"wagate/simulator/truth"
 	"wagate/simulator/user"
 )
 
@@ -33,6 +35,7 @@ var Metrics = map[string]string{
 	"wagate_replaces":         threshold.Counter,
 	"wagate_logouts":          threshold.Counter,
 	"wagate_messages_sent":    threshold.Counter,
+	"wagate_messages_written": threshold.Counter,
 	// Ground truth, recorded by GroundTruth.
 	"lost_updates":             threshold.Counter,
 	"stale_overwrites":         threshold.Counter,
@@ -295,6 +298,42 @@ func (d *Driver) Send(ctx context.Context, id, to, text string, tags metrics.Tag
 		d.env.Reg.Add("wagate_messages_sent", 1, tags)
 	}
 	return Sent{HTTPStatus: r.Status, Body: r.Body}, nil
+}
+
+// Received is a customer's message fakewa accepted for a session.
+type Received struct {
+	// ID is the message's WhatsApp id (quote it to reply to this message).
+	ID string `js:"id"`
+	// From is the customer's phone number.
+	From string `js:"from"`
+}
+
+// Receive makes the session's customer write text to session id (a reply quoting the message
+// quote when set), as the YAML users' incomingMessagesPerMinute does: fakewa delivers it to the
+// session's device, and the ground truth expects Laravel to store it once, in order.
+func (d *Driver) Receive(ctx context.Context, id, text, quote string, tags metrics.Tags) (Received, error) {
+	jid, err := d.jid(id)
+	if err != nil {
+		return Received{}, err
+	}
+	s, err := d.get(id)
+	if err != nil {
+		return Received{}, err
+	}
+	from := user.CustomerPhone(s.phone)
+	at := time.Now()
+	mid, err := d.env.Phone.Write(ctx, jid, from, text, quote)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.env.Reg.Add("message_write_failures", 1, tags)
+		}
+		return Received{}, fmt.Errorf("customer writing to %s: %w", id, err)
+	}
+	if d.env.Messages != nil {
+		d.env.Messages.Wrote(truth.Written{SessionID: id, Chat: from + "@s.whatsapp.net", MessageID: mid, At: at, Tags: tags})
+	}
+	d.env.Reg.Add("wagate_messages_written", 1, tags)
+	return Received{ID: mid, From: from}, nil
 }
 
 // Status reads the session's status from the gateway API (GET /sessions/{id}).

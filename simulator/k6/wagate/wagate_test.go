@@ -52,9 +52,13 @@ func (p *fakePhone) Drop(jid string) error    { return p.act("drop", jid) }
 func (p *fakePhone) Replace(jid string) error { return p.act("replace", jid) }
 func (p *fakePhone) Logout(jid string) error  { return p.act("logout", jid) }
 
-// Write records a customer's message to the device (the driver itself never writes one).
-func (p *fakePhone) Write(_ context.Context, jid, from, text, _ string) (string, error) {
-	return "msg-" + text, p.act("write "+from+" "+text, jid)
+// Write records a customer's message to the device (quoting quote when set).
+func (p *fakePhone) Write(_ context.Context, jid, from, text, quote string) (string, error) {
+	what := "write " + from + " " + text
+	if quote != "" {
+		what += " quoting " + quote
+	}
+	return "msg-" + text, p.act(what, jid)
 }
 
 // fakeLaravel shows one QR code per session, changed by show.
@@ -137,7 +141,7 @@ func newFixture(t *testing.T) fixture {
 	env := &user.Env{
 		API: user.NewAPI(srv.URL, "token", srv.Client(), reg), Phone: phone, Laravel: laravel,
 		Ledger: truth.NewLedger(reg, truth.QRTiming{First: time.Minute, Next: 20 * time.Second, Codes: 6}, nil),
-		Reg:    reg, MessageTo: "15550100000",
+		Reg:    reg, MessageTo: "15550100000", Messages: truth.NewMessages(),
 	}
 	return fixture{d: New(testWorld{env: env}, 0), reg: reg, phone: phone, laravel: laravel, gateway: gw}
 }
@@ -250,5 +254,40 @@ func TestSendCountsOnlyAcceptedMessages(t *testing.T) {
 	}
 	if st, err := f.d.Status(ctx, s.ID, tags); err != nil || st != "connected" {
 		t.Errorf("Status = %q, %v", st, err)
+	}
+}
+
+func TestTheCustomerWritesToAPairedSessionAndTheGroundTruthExpectsIt(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s, _ := f.d.StartSession(ctx, "customer", tags)
+	if _, err := f.d.Receive(ctx, s.ID, "too early", "", tags); err == nil || !strings.Contains(err.Error(), "not paired") {
+		t.Errorf("Receive before pairing: %v", err)
+	}
+	f.laravel.show(s.ID, "qr")
+	p, err := f.d.Pair(ctx, s.ID, time.Second, tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.d.Receive(ctx, s.ID, "hi", "", tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.d.Receive(ctx, s.ID, "again", first.ID, tags); err != nil {
+		t.Fatal(err)
+	}
+	customer := user.CustomerPhone(s.Phone)
+	if first.ID != "msg-hi" || first.From != customer {
+		t.Errorf("Receive = %+v, want the message id fakewa gave and the customer %s", first, customer)
+	}
+	want := "write " + customer + " hi " + p.JID + ",write " + customer + " again quoting msg-hi " + p.JID
+	if got := strings.Join(f.phone.actions, ","); got != want {
+		t.Errorf("phone actions %s, want %s", got, want)
+	}
+	if n := f.d.env.Messages.WrittenCount(); n != 2 {
+		t.Errorf("the ground truth holds %d written messages, want 2", n)
+	}
+	if got := f.reg.Total("wagate_messages_written", tags); got != 2 {
+		t.Errorf("wagate_messages_written = %v, want 2", got)
 	}
 }

@@ -8,6 +8,8 @@
 //	const qr = wagate.waitQR(s.id, "30s");      // the code Laravel received
 //	const p = wagate.pair(s.id, "120s");        // {jid, qr, durationMs}
 //	wagate.send(s.id, "hello");                 // {httpStatus, body}
+//	const m = wagate.receive(s.id, "hi");       // the session's customer writes: {id, from}
+//	wagate.receive(s.id, "and", m.id);          // a reply quoting the customer's message m
 //	wagate.status(s.id);                        // the gateway's estado_qr
 //	wagate.pollStatus(s.id);                    // the same request, answer not decoded (pollers)
 //	wagate.drop(s.id); wagate.replace(s.id); wagate.phoneLogout(s.id);
@@ -177,6 +179,12 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		s, err := driver().Send(vu.Context(), str(c.Argument(0)), str(c.Argument(2)), str(c.Argument(1)), vu.SampleTags())
 		fail(err)
 		return rt.ToValue(map[string]any{"httpStatus": s.HTTPStatus, "body": s.Body})
+	})
+	set("receive", func(c goja.FunctionCall) goja.Value {
+		// receive(id, text, [quote]): the session's customer writes text (replying to quote).
+		m, err := driver().Receive(vu.Context(), str(c.Argument(0)), str(c.Argument(1)), str(c.Argument(2)), vu.SampleTags())
+		fail(err)
+		return rt.ToValue(map[string]any{"id": m.ID, "from": m.From})
 	})
 	set("status", func(c goja.FunctionCall) goja.Value {
 		s, err := driver().Status(vu.Context(), str(c.Argument(0)), vu.SampleTags())
