@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -53,6 +54,8 @@ func sampleCampaign() *Campaign {
 		},
 	}
 }
+
+var update = flag.Bool("update", false, "rewrite the golden files")
 
 // goldenFile compares got with testdata/name, or rewrites it with -update.
 func goldenFile(t *testing.T, name string, got []byte) {

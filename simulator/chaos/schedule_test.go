@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,8 +10,6 @@ import (
 
 	"wagate/simulator/scenario"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // testParams are the parameters of scenarios/chaos.yaml's default draw (with a redis-server).
 var testParams = Params{Start: 3 * time.Second, End: 14 * time.Second, MaxFaults: 4, RealRedis: true, Replicas: 1, SessionPrefix: "users-i0-", Sessions: 20}
@@ -45,19 +42,7 @@ func TestTheSchedulesOfASeedArePinnedByAGoldenFile(t *testing.T) {
 	for _, s := range Draw(1, 12, testParams) {
 		b.WriteString(s.String())
 	}
-	golden := filepath.Join("testdata", "seed-1.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("the schedules of seed 1 changed:\n%s\nwant:\n%s", b.String(), want)
-	}
+	goldenFile(t, "seed-1.golden", []byte(b.String()))
 }
 
 func TestTheSameSeedDrawsTheSameSchedulesAndAnotherSeedOthers(t *testing.T) {
