@@ -78,6 +78,9 @@ type modeParts struct {
 	redisData *redisData
 	// sharedRedis (batch) is the Redis client cluster mode coordinates in.
 	sharedRedis redis.UniversalClient
+	// settle (batch) waits until the delivery's sends in progress are settled: a cluster
+	// handover releases a shard only after it.
+	settle func(context.Context) error
 	// outbox (batch) keeps, in cluster mode, the entries of the shards this replica holds.
 	outbox *outbox.Outbox
 }
@@ -184,6 +187,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		}
 		if parts.outbox != nil {
 			parts.outbox.SetHolds(a.node.holds)
+		}
+		if parts.settle != nil {
+			a.node.settle = parts.settle
 		}
 		a.registry.SetOnFencedWrite(registryFenced(clusterMetrics))
 		parts.ready = append(parts.ready, api.Check{Name: "cluster", Check: a.node.readyCheck})

@@ -99,6 +99,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	}
 	return modeParts{
 		delivery:  c.WriteThrough(bd),
+		settle:    bd.Settle,
 		activity:  c,
 		readerFor: func(local api.SessionReader) api.SessionReader { return c.Reader(local) },
 		routes: []api.Route{

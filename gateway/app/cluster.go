@@ -52,6 +52,9 @@ type clusterNode struct {
 
 	manager *session.Manager // set before start
 	floor   int64            // every claim's epoch floor: the manager's reserved epoch
+	// settle waits until the delivery's sends in progress are settled (batch mode; set before
+	// start, nil when the delivery cannot tell).
+	settle func(context.Context) error
 
 	member atomic.Pointer[cluster.Member]
 	ready  atomic.Bool // joined and the first rebalancing round done
@@ -101,7 +104,12 @@ func newClusterNode(ctx context.Context, cfg config.Config, rdb redis.UniversalC
 
 // Epoch implements session.Owner: the epoch this replica holds the session's shard at.
 func (n *clusterNode) Epoch(sessionID string) (int, int64, bool) {
-	shard := cluster.Shard(sessionID, n.store.Shards())
+	return n.epochOfShard(cluster.Shard(sessionID, n.store.Shards()))
+}
+
+// epochOfShard is the epoch this replica holds shard at; false when it does not hold it or is
+// handing it over.
+func (n *clusterNode) epochOfShard(shard int) (int, int64, bool) {
 	m := n.member.Load()
 	if m == nil {
 		return shard, 0, false
@@ -116,14 +124,11 @@ func (n *clusterNode) Epoch(sessionID string) (int, int64, bool) {
 	return shard, e, ok
 }
 
-// holds reports whether this replica holds shard k now (the outbox keeps and adopts the
-// entries of the shards it holds, and drops the waiting ones of shards it lost).
+// holds reports whether this replica holds shard k now and is not handing it over (the outbox
+// keeps and adopts the entries of the shards it holds, and drops the waiting ones of shards it
+// lost or is handing over, leaving them to the next holder).
 func (n *clusterNode) holds(k int) bool {
-	m := n.member.Load()
-	if m == nil {
-		return false
-	}
-	_, ok := m.HeldEpoch(k)
+	_, _, ok := n.epochOfShard(k)
 	return ok
 }
 
@@ -352,9 +357,11 @@ func (n *clusterNode) claim(ctx context.Context, m *cluster.Member, shards []int
 	return nil
 }
 
-// handOver gives shard k to the replica it is now assigned to: the session layer stops acting for
-// it, its sessions' queued events reach the delivery (the outbox), their clients disconnect, the
-// registry is flushed, and the shard is released; its new holder claims it at epoch+1.
+// handOver gives shard k to the replica it is now assigned to: the session layer and the delivery
+// stop acting for it, its sessions' queued events reach the delivery (the outbox), their clients
+// disconnect, the registry is flushed, the delivery's sends in progress settle (its later steps
+// leave the shard's entries to the next holder), and the shard is released; its new holder claims
+// it at epoch+1 and adopts its undelivered entries, none of them being sent here any more.
 func (n *clusterNode) handOver(ctx context.Context, m *cluster.Member, k int) error {
 	epoch, ok := m.HeldEpoch(k)
 	if !ok {
@@ -367,6 +374,13 @@ func (n *clusterNode) handOver(ctx context.Context, m *cluster.Member, k int) er
 		// would let a start begin one from nothing. Queued events still go out (their versions
 		// are below the successor's); the successor may read an older registry record.
 		n.log.Warn("cluster: handing a shard over without a complete flush", "shard", k, "err", err)
+	}
+	if n.settle != nil {
+		if err := n.settle(ctx); err != nil {
+			// Released anyway (the round's bound): a batch of the shard still being sent here may
+			// reach Laravel from both holders (at least once).
+			n.log.Warn("cluster: handing a shard over while the delivery is still sending", "shard", k, "err", err)
+		}
 	}
 	if err := m.Release(ctx, k, epoch); err != nil {
 		// Still moving: nothing may start here for the shard until a later round releases it

@@ -168,3 +168,73 @@ func TestMessagesOfAThreeReplicaClusterReachLaravelInOrder(t *testing.T) {
 	ids := w.pair(12)
 	w.checkBurstStoredOnceInOrder(w.startBurst(ids[:3], 40, 25*time.Millisecond))
 }
+
+// Customers write to two sessions of every replica while the replicas are restarted in turn
+// (SIGTERM, started again with the same gateway id: a rolling update): every message reaches
+// Laravel once, each chat in the order written. Two ways to roll:
+//   - with the restart grace (the default), a replica's shards wait for it, so the restarted
+//     replica is their next holder and it claims them only after the old process exited;
+//   - without it, the others take the shards at once and hand them back (a rebalancing handover
+//     of a live holder) when the replica rejoins: a batch in flight at a handover could be sent
+//     by both holders. A stopping replica closes its delivery before its shards go (gateway/app
+//     Shutdown), and a handover waits for the shard's batches in flight (docs/cluster.md).
+func TestMessagesWrittenDuringARollingSIGTERMReachLaravelOnceInOrder(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		grace string // WAGATE_CLUSTER_RESTART_GRACE
+	}{
+		{"the shards wait for the restarted replica", ""},
+		{"no restart grace: the shards move away and back", "0s"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.grace = c.grace
+			names := []string{"gw-a", "gw-b", "gw-c"}
+			w.startReady(names...)
+			ids := w.pair(18)
+			holders, _, err := w.holders()
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups := byHolder(holders, ids)
+			var writers []string
+			for _, name := range names {
+				writers = append(writers, groups[name][:min(2, len(groups[name]))]...)
+			}
+			b := w.startBurst(writers, 100, 250*time.Millisecond)
+			for _, name := range names {
+				if c.grace == "" {
+					w.restart(name, ids)
+				} else {
+					w.restartAwayAndBack(name, ids)
+				}
+			}
+			w.checkBurstStoredOnceInOrder(b)
+			total := 0
+			for _, ids := range b.written {
+				total += len(ids)
+			}
+			t.Logf("%d messages from %d customers written during the roll, each stored once, in order", total, len(writers))
+		})
+	}
+}
+
+// restartAwayAndBack stops replica name with SIGTERM (its replicas hand its shards to the others at
+// once: no restart grace), waits until its sessions are connected elsewhere, starts it again and
+// waits until every shard is back where it is assigned.
+func (w *world) restartAwayAndBack(name string, ids []string) {
+	w.t.Helper()
+	holders, _, err := w.holders()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	held := byHolder(holders, ids)[name]
+	seq := w.lastSeq()
+	w.replicas[name].proc.Stop(w.t, 30*time.Second)
+	if len(held) > 0 {
+		w.waitMovedAndConnected(fmt.Sprintf("the %d sessions of %s connected elsewhere after its SIGTERM", len(held), name),
+			held, name, seq, takeoverBudget(len(ids)))
+	}
+	w.start(name)
+	w.waitBalanced(90 * time.Second)
+}

@@ -14,5 +14,6 @@
 // The pieces are separate and each counts what it does, one file each: the coalescer (Coalescer,
 // coalescer.go), the policy (Policy, policy.go), the retry spacing (Backoff, retry.go), the breaker
 // (Breaker, breaker.go) and the flusher (Delivery, delivery.go), which only executes the policy's
-// decisions; metrics.go holds its counters and admin views.
+// decisions; metrics.go holds its counters and admin views; settle.go lets a cluster handover wait
+// for the flusher's sends in progress.
 package batch
