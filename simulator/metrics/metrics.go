@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -479,31 +480,53 @@ func (r *Registry) RateN(name string, passes, fails int64, tags Tags) {
 // http_reqs +1, http_req_duration and http_req_blocked (time trends) and http_req_failed (rate).
 // It is the hot path of the simulator's users.
 func (r *Registry) RecordRequest(tags Tags, duration, blocked time.Duration, failed bool) {
-	r.recordRequest(tags.key(), tags, duration, blocked, failed)
+	r.recordRequest(tags.key(), tags, nil, duration, blocked, failed)
 }
 
-// RequestTags are one request's tags with their series key computed once, for a caller that
-// records many requests with the same tags (a poller): RecordTagged then neither sorts nor
-// allocates.
+// RequestTags are one request's tags with their series key and their JSON object computed once,
+// for a caller that records many requests with the same tags (a poller): RecordTagged then
+// neither sorts, allocates nor encodes.
 type RequestTags struct {
 	tags Tags
 	key  string
+	// json is tags as the point sink writes them (EncodedPointSink), nil when they cannot be.
+	json []byte
 }
 
 // NewRequestTags copies t and computes its key.
 func NewRequestTags(t Tags) RequestTags {
 	c := t.clone()
-	return RequestTags{tags: c, key: c.key()}
+	enc, err := json.Marshal(c)
+	if err != nil {
+		enc = nil
+	}
+	return RequestTags{tags: c, key: c.key(), json: enc}
+}
+
+// EncodedPointSink is a PointSink that also takes a point's tags already encoded as a JSON object
+// (RequestTags'), so that the four points of a poll cost no encoding of their tags.
+type EncodedPointSink interface {
+	PointEncodedTags(name string, at time.Time, value float64, tags []byte)
 }
 
 // RecordTagged is RecordRequest with tags prepared by NewRequestTags.
 func (r *Registry) RecordTagged(t RequestTags, duration, blocked time.Duration, failed bool) {
-	r.recordRequest(t.key, t.tags, duration, blocked, failed)
+	r.recordRequest(t.key, t.tags, t.json, duration, blocked, failed)
 }
 
-func (r *Registry) recordRequest(key string, tags Tags, duration, blocked time.Duration, failed bool) {
+// requestMetrics are the metrics of one request, in the order their points are written.
+var requestMetrics = [4]string{"http_reqs", "http_req_duration", "http_req_blocked", "http_req_failed"}
+
+// recordRequest adds one request to its series under the registry's lock and then hands its
+// points to the sink outside it: the sink's encoding and writing must not hold up every other
+// poller recording (a lock held for four JSON encodings per request made the pollers queue on it,
+// thousands of runnable goroutines on the generator's one core). encTags is tags as a JSON object,
+// or nil.
+func (r *Registry) recordRequest(key string, tags Tags, encTags []byte, duration, blocked time.Duration, failed bool) {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	var values [4]float64
+	var recorded [4]bool
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	get := func(name, typ, contains string) *series {
 		m, err := r.get(name, typ, contains)
 		if err != nil {
@@ -519,29 +542,43 @@ func (r *Registry) recordRequest(key string, tags Tags, duration, blocked time.D
 		}
 		return s
 	}
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	if s := get("http_reqs", threshold.Counter, ContainsDefault); s != nil {
 		s.count++
 		r.metrics["http_reqs"].windowCount++
-		r.emit("http_reqs", 1, tags)
+		values[0], recorded[0] = 1, true
 	}
 	if s := get("http_req_duration", threshold.Trend, ContainsTime); s != nil {
 		_ = s.hist.Record(ms(duration))
 		_ = r.metrics["http_req_duration"].window.Record(ms(duration))
-		r.emit("http_req_duration", ms(duration), tags)
+		values[1], recorded[1] = ms(duration), true
 	}
 	if s := get("http_req_blocked", threshold.Trend, ContainsTime); s != nil {
 		_ = s.hist.Record(ms(blocked))
 		_ = r.metrics["http_req_blocked"].window.Record(ms(blocked))
-		r.emit("http_req_blocked", ms(blocked), tags)
+		values[2], recorded[2] = ms(blocked), true
 	}
 	if s := get("http_req_failed", threshold.Rate, ContainsDefault); s != nil {
 		s.count++
-		v := 0.0
 		if failed {
 			s.passes++
-			v = 1
+			values[3] = 1
 		}
-		r.emit("http_req_failed", v, tags)
+		recorded[3] = true
+	}
+	r.mu.Unlock()
+	if r.sink == nil {
+		return
+	}
+	// The metrics' declarations were written by r.get under the lock, before any of these points.
+	at := r.now()
+	enc, _ := r.sink.(EncodedPointSink)
+	for i, name := range requestMetrics {
+		switch {
+		case !recorded[i]:
+		case enc != nil && encTags != nil:
+			enc.PointEncodedTags(name, at, values[i], encTags)
+		default:
+			r.sink.Point(name, at, values[i], tags)
+		}
 	}
 }
