@@ -30,11 +30,17 @@ func TestShardsLeftForARestartWaitOnlyForTheSameReplica(t *testing.T) {
 	if err != nil || tb.Holders[1] != "" || tb.Returning[1] != "gw-a" || tb.Returning[2] != "" || !slices.Equal(tb.Live, []string{"gw-b"}) {
 		t.Fatalf("Table = %+v, %v; want shard 1 free and waiting for gw-a, live [gw-b]", tb, err)
 	}
+	if _, snap, err := w.s.Snapshot(ctx); err != nil || snap[1].Holder != "" || snap[1].WaitingFor != "gw-a" || snap[2].WaitingFor != "" {
+		t.Fatalf("Snapshot = %+v, %v; want shard 1 held by nobody, waiting for gw-a (GET /cluster)", snap[:3], err)
+	}
 
 	w.advance(2 * time.Second)
 	a2 := w.join(t, "gw-a")
 	if tb, err := w.s.Table(ctx); err != nil || tb.Returning[1] != "" || len(tb.Live) != 2 {
 		t.Fatalf("after gw-a joined again: Table = %+v, %v; want nothing waiting, two live", tb, err)
+	}
+	if _, snap, err := w.s.Snapshot(ctx); err != nil || snap[1].WaitingFor != "" {
+		t.Fatalf("after gw-a joined again: Snapshot = %+v, %v; want shard 1 waiting for nobody", snap[:3], err)
 	}
 	if e2 := mustClaim(t, a2, 1); e2 <= e1 {
 		t.Fatalf("the returned gw-a claimed shard 1 at epoch %d, not above %d", e2, e1)

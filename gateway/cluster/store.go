@@ -188,18 +188,27 @@ type ShardState struct {
 	Shard  int    `json:"shard"`
 	Holder string `json:"holder"` // incarnation id; "" when released, never claimed, or its holder is not live
 	Epoch  int64  `json:"epoch"`  // current epoch (kept when released)
+	// WaitingFor names the replica the shard waits for (its holder left for a restart and the
+	// grace has not ended; LeaveReturning); "" otherwise.
+	WaitingFor string `json:"waiting_for,omitempty"`
 }
 
 // Snapshot returns the live members and every shard's live holder and epoch (GET /cluster). Read
 // in a few round trips, not atomically: a view for operators, not a decision.
 func (s *Store) Snapshot(ctx context.Context) ([]MemberInfo, []ShardState, error) {
+	returning, err := s.returning(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	members, err := s.Live(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	live := make(map[string]bool, len(members))
+	liveNames := make(map[string]bool, len(members))
 	for _, m := range members {
 		live[m.ID] = true
+		liveNames[m.Name] = true
 	}
 	holders, err := s.rdb.HGetAll(ctx, s.keys.holders).Result()
 	if err != nil {
@@ -213,8 +222,11 @@ func (s *Store) Snapshot(ctx context.Context) ([]MemberInfo, []ShardState, error
 	for k := range shards {
 		f := strconv.Itoa(k)
 		shards[k].Shard = k
-		if h := holders[f]; live[h] {
+		switch h := holders[f]; {
+		case live[h]:
 			shards[k].Holder = h
+		case h != "" && returning[NameOf(h)] && !liveNames[NameOf(h)]:
+			shards[k].WaitingFor = NameOf(h)
 		}
 		shards[k].Epoch, _ = strconv.ParseInt(epochs[f], 10, 64)
 	}
