@@ -2,8 +2,8 @@
 // k6 scripts over k6/x/wagate. One VU of the `users` scenario is one account: it starts its
 // session after a start delay, waits for the QR code in Laravel, takes a scan delay, pairs the
 // phone, then lives (messages, churn) until its lifetime or the scenario ends. The app's status
-// pollers are VUs of their own (a k6 VU runs one loop): poller VU k polls the session of user
-// k % users, after that user's start delay.
+// pollers are VUs of their own (a k6 VU runs one loop): the poller VU that began the scenario's
+// k-th iteration polls the session of account k % users, after that account's start delay.
 import wagate from "k6/x/wagate";
 import { sleep } from "k6";
 import exec from "k6/execution";
@@ -26,6 +26,19 @@ function exponential(perHour) {
   return perHour > 0 ? (-Math.log(1 - Math.random()) / perHour) * 3600 : Infinity;
 }
 
+// account is the account (0..users-1) this VU plays, set by its first iteration: the scenario's
+// iteration number then (each VU of a per-vu-iterations or constant-vus scenario begins its first
+// iteration at the scenario's start, so they number 0, 1, ...), kept for the VU's later iterations.
+// exec.vu.idInTest is no account number when a test has several scenarios: VUs are numbered
+// across all of them as they finish their init, so idInTest % users gave two of seed-batch-100.js's
+// accounts the same session and none to another.
+let account = -1;
+
+export function accountOf(b) {
+  if (account < 0) account = exec.scenario.iterationInTest % b.users;
+  return account;
+}
+
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
 // [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd,
 // messagesPerMinute, incomingMessagesPerMinute, replies, dropsPerHour, replacedPerHour,
@@ -35,7 +48,7 @@ function exponential(perHour) {
 // every statusPollInterval while the session lives (one poller per account, as the YAML users'
 // pollers: 1), instead of poller VUs of their own.
 export function user(b) {
-  const n = exec.vu.idInTest % b.users;
+  const n = accountOf(b);
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax));
   const id = __ITER === 0 ? sessionId(b.prefix, n) : `${sessionId(b.prefix, n)}-${__ITER}`;
   wagate.startSession(id);
@@ -114,7 +127,7 @@ export function user(b) {
 
 // poller is one of the app's status pollers: a closed loop of GET /sessions/{id} and a pause.
 export function poller(b) {
-  const n = exec.vu.idInTest % b.users;
+  const n = accountOf(b);
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax) + 1);
   wagate.pollStatus(sessionId(b.prefix, n));
   sleep(b.statusPollInterval);

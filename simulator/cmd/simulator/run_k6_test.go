@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -132,5 +133,48 @@ export default function () { wagate.startSession(); }`
 	}
 	if !strings.Contains(stderr.String(), "--world") {
 		t.Errorf("the error does not name --world:\n%s", stderr.String())
+	}
+}
+
+// TestEveryAccountOfTheScriptsLibIsPlayedOnceWhateverTheVUNumbers runs lib/laravel-app.js's
+// accountOf in a test with several scenarios, as seed-batch-100.js has (accounts and their
+// pollers): each of the 20 accounts is played by exactly one VU of its scenario, each has the
+// same number of pollers (3, over both of their iterations, which last a while as the pollers'
+// do), though VUs are numbered across
+// scenarios in the order their init ends (with exec.vu.idInTest % users, two of the seed's
+// accounts were one session and another was never started).
+func TestEveryAccountOfTheScriptsLibIsPlayedOnceWhateverTheVUNumbers(t *testing.T) {
+	lib, err := filepath.Abs(filepath.Join("..", "..", "..", "scenarios", "k6", "lib", "laravel-app.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thresholds := []string{}
+	for n := range 20 {
+		thresholds = append(thresholds, fmt.Sprintf(`"played{n:%d}": ["count==1"], "polled{n:%d}": ["count==6"]`, n, n))
+	}
+	src := fmt.Sprintf(`import { Counter } from "k6/metrics";
+import { sleep } from "k6";
+import { accountOf } from %q;
+const played = new Counter("played");
+const polled = new Counter("polled");
+const b = { users: 20 };
+export const options = {
+  scenarios: {
+    accounts: { executor: "per-vu-iterations", vus: 20, iterations: 1, exec: "account" },
+    pollers: { executor: "per-vu-iterations", vus: 60, iterations: 2, exec: "poll" },
+    others: { executor: "per-vu-iterations", vus: 100, iterations: 1, exec: "idle" },
+  },
+  thresholds: { played: ["count==20"], %s },
+};
+export function account() { played.add(1, { n: String(accountOf(b)) }); }
+export function poll() { polled.add(1, { n: String(accountOf(b)) }); sleep(0.2); }
+export function idle() {}`, lib, strings.Join(thresholds, ", "))
+	script := filepath.Join(t.TempDir(), "accounts.js")
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"run", script}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: an account was played twice or never\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 }
