@@ -26,13 +26,26 @@ type LoadAverage struct {
 }
 
 // Generator is the load generator's (the simulator process's: users and in-process fakewa) own
-// CPU over a run. A generator above 90% of its cores measured its own queueing: the run's latency
-// is not valid for the latency targets.
+// CPU and scheduling delays over a run. A generator above 90% of its cores, or whose goroutines
+// waited to run more than 1 ms at the 99th percentile, measured its own queueing: the run's
+// latency is not valid for the latency targets.
 type Generator struct {
 	// CPUPercent is its mean CPU in % of one core; Cores is how many CPUs it could use.
 	CPUPercent float64 `json:"cpu_percent"`
 	Cores      int     `json:"cores"`
-	// LatencyValid is false when it saturated its cores; Reason says so.
+	// GOMAXPROCS is the Go processors it ran its goroutines on at the end of the run.
+	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
+	// SchedP99Ms and SchedMaxMs are the 99th percentile and the longest of the time its goroutines
+	// were runnable before they ran (Go's /sched/latencies:seconds, bucket upper bounds), and
+	// PauseMaxMs its longest stopped-world pause: delays a poller's answer waits before it is timed.
+	SchedP99Ms float64 `json:"sched_latency_p99_ms,omitempty"`
+	SchedMaxMs float64 `json:"sched_latency_max_ms,omitempty"`
+	PauseMaxMs float64 `json:"pause_max_ms,omitempty"`
+	// RunSeconds and WaitSeconds are what the kernel accounted to its threads: the time they ran
+	// and the time they were runnable but waited for a CPU (other processes on its CPU set).
+	RunSeconds  float64 `json:"run_seconds,omitempty"`
+	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+	// LatencyValid is false when it saturated its cores or delayed its goroutines; Reason says so.
 	LatencyValid bool   `json:"latency_valid"`
 	Reason       string `json:"reason,omitempty"`
 }
@@ -75,6 +88,13 @@ func cpuLines(env Environment) []string {
 	}
 	if g := env.Generator; g != nil {
 		l := fmt.Sprintf("load generator CPU: %s%% of a core on %d core(s)", formatValue(g.CPUPercent, ""), g.Cores)
+		if g.SchedP99Ms > 0 || g.SchedMaxMs > 0 {
+			l += fmt.Sprintf(", GOMAXPROCS %d, its goroutines waited to run %s ms at p99 (longest %s ms, longest pause %s ms)",
+				g.GOMAXPROCS, formatValue(g.SchedP99Ms, ""), formatValue(g.SchedMaxMs, ""), formatValue(g.PauseMaxMs, ""))
+		}
+		if g.RunSeconds > 0 {
+			l += fmt.Sprintf(", its threads ran %s s and waited %s s for a CPU", formatValue(g.RunSeconds, ""), formatValue(g.WaitSeconds, ""))
+		}
 		if g.LatencyValid {
 			l += ", not saturated: latency valid for the targets"
 		} else {
@@ -99,7 +119,7 @@ func loadText(l [3]float64) string {
 }
 
 // latencyInvalid returns the reason an entry's latency is not the gateway's (a report whose load
-// generator saturated its cores), or "".
+// generator saturated its cores or delayed its goroutines), or "".
 func latencyInvalid(e *Entry) string {
 	for _, r := range e.Reports {
 		if g := r.Environment.Generator; g != nil && !g.LatencyValid {

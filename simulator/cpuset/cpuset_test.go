@@ -94,7 +94,7 @@ func TestTheGatewayAndTheFloorRunOnTheGatewaySetEverythingElseOnTheWorld(t *test
 	}
 }
 
-func TestALoadGeneratorAboveNinetyPercentOfItsCoresInvalidatesLatency(t *testing.T) {
+func TestALoadGeneratorThatSaturatesItsCoresOrDelaysItsGoroutinesInvalidatesLatency(t *testing.T) {
 	tests := []struct {
 		name      string
 		gen       Generator
@@ -107,6 +107,10 @@ func TestALoadGeneratorAboveNinetyPercentOfItsCoresInvalidatesLatency(t *testing
 		{"two cores, one and a half busy", Generator{CPUPercent: 150, Cores: 2}, true},
 		{"two cores, both saturated", Generator{CPUPercent: 185, Cores: 2}, false},
 		{"cores unknown: not judged", Generator{CPUPercent: 300}, true},
+		{"idle, goroutines run within the delay limit", Generator{CPUPercent: 40, Cores: 1, SchedP99: 800 * time.Microsecond, SchedMax: 30 * time.Millisecond}, true},
+		{"exactly at the delay limit", Generator{CPUPercent: 40, Cores: 1, SchedP99: DelayLimit}, true},
+		{"not saturated but goroutines wait beyond the limit", Generator{CPUPercent: 41, Cores: 1, SchedP99: 12 * time.Millisecond, SchedMax: 250 * time.Millisecond}, false},
+		{"delays not measured: judged on CPU alone", Generator{CPUPercent: 41, Cores: 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

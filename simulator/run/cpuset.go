@@ -2,6 +2,7 @@ package run
 
 import (
 	"log/slog"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -25,6 +26,10 @@ type cpuRun struct {
 	loadStart [3]float64
 	cpuStart  time.Duration
 	wallStart time.Time
+	// delaysStart is the simulator's Go scheduling delays at the start, and schedStart the
+	// kernel's accounting of its threads.
+	delaysStart cpuset.GoDelays
+	schedStart  cpuset.Sched
 
 	mu        sync.Mutex
 	processes map[string]string // process -> CPU list read back from the kernel
@@ -43,7 +48,8 @@ var activeCPUs atomic.Pointer[cpuRun]
 // simulator's own threads (users, in-process fakewa) to the world's set; children are pinned as
 // they start (pinChild). The returned function restores the simulator's CPUs.
 func useCPUSets(f *scenario.File, log *slog.Logger) (end func()) {
-	c := &cpuRun{assignment: f.CPUs.Assignment, log: log, wallStart: time.Now(), processes: map[string]string{}}
+	c := &cpuRun{assignment: f.CPUs.Assignment, log: log, wallStart: time.Now(), processes: map[string]string{}, delaysStart: cpuset.ReadGoDelays()}
+	c.schedStart, _ = cpuset.ReadSched(os.Getpid())
 	c.loadStart, _ = procstat.FS{}.LoadAverage()
 	if p, err := (procstat.FS{}).Process("self"); err == nil {
 		c.cpuStart = p.CPU
@@ -130,7 +136,16 @@ func describeCPUs(env *reports.Environment) {
 	if err != nil || wall <= 0 {
 		return
 	}
-	g := cpuset.Generator{CPUPercent: 100 * (p.CPU - c.cpuStart).Seconds() / wall.Seconds(), Cores: cores}
+	delays := cpuset.ReadGoDelays().Sub(c.delaysStart)
+	g := cpuset.Generator{CPUPercent: 100 * (p.CPU - c.cpuStart).Seconds() / wall.Seconds(), Cores: cores,
+		SchedP99: delays.Sched.Quantile(0.99), SchedMax: delays.Sched.Max()}
 	valid, reason := cpuset.LatencyValidity(g)
-	env.Generator = &reports.Generator{CPUPercent: g.CPUPercent, Cores: g.Cores, LatencyValid: valid, Reason: reason}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	env.Generator = &reports.Generator{CPUPercent: g.CPUPercent, Cores: g.Cores, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		SchedP99Ms: ms(g.SchedP99), SchedMaxMs: ms(g.SchedMax), PauseMaxMs: ms(delays.Pauses.Max()),
+		LatencyValid: valid, Reason: reason}
+	if now, err := cpuset.ReadSched(os.Getpid()); err == nil {
+		d := now.Sub(c.schedStart)
+		env.Generator.RunSeconds, env.Generator.WaitSeconds = d.Run.Seconds(), d.Wait.Seconds()
+	}
 }

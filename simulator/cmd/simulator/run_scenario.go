@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mattn/go-isatty"
 
@@ -84,6 +85,11 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	gatewayURL := fs.String("gateway", "", "use this running gateway (http://host:port) instead of starting bin/gateway; its token from $WAGATE_API_TOKEN")
 	laravelURL := fs.String("laravel", "", "use this running fakelaravel instead of starting one; tokens from $FAKELARAVEL_TOKEN and $FAKELARAVEL_ADMIN_TOKEN")
 	fakewaControl := fs.String("fakewa-control", "", "use this running fakewa (its control API, host:port) instead of one in-process")
+	var prof profiling
+	fs.StringVar(&prof.cpuProfile, "cpuprofile", "", "write the simulator's own CPU profile of the whole run to this file (go tool pprof)")
+	fs.StringVar(&prof.trace, "trace", "", "write the simulator's own execution trace of a window of the run to this file (go tool trace)")
+	fs.DurationVar(&prof.traceFrom, "trace-from", time.Minute, "start of the -trace window after the run starts")
+	fs.DurationVar(&prof.traceFor, "trace-for", 5*time.Second, "length of the -trace window")
 	scenarioPath, _, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
 	if done {
 		return code
@@ -104,6 +110,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *quiet {
 		progress = nil
 	}
+	stopProfiling := prof.start(ctx, stderr)
 	res, err := simrun.Run(ctx, simrun.Options{
 		Scenario:  scenarioPath,
 		Overrides: sets,
@@ -124,6 +131,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		LaravelAdminToken: os.Getenv("FAKELARAVEL_ADMIN_TOKEN"),
 		FakewaControl:     *fakewaControl,
 	})
+	stopProfiling()
 	if err != nil && res == nil {
 		if errors.Is(err, scenario.ErrInvalid) {
 			fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), scenario.ErrInvalid.Error()+": "))

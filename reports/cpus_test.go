@@ -1,0 +1,48 @@
+package reports
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTheGeneratorLineSaysHowLongItsGoroutinesWaitedAndWhyItsLatencyIsNotValid(t *testing.T) {
+	tests := []struct {
+		name      string
+		gen       Generator
+		want      []string
+		wantEntry string // latencyInvalid of an entry with this report
+	}{
+		{
+			name: "CPU only (a report from before the delays were measured)",
+			gen:  Generator{CPUPercent: 41, Cores: 1, LatencyValid: true},
+			want: []string{"load generator CPU: 41% of a core on 1 core(s), not saturated: latency valid for the targets"},
+		},
+		{
+			name: "delays measured, under the limit",
+			gen:  Generator{CPUPercent: 41, Cores: 1, GOMAXPROCS: 1, SchedP99Ms: 0.26, SchedMaxMs: 8.4, PauseMaxMs: 0.3, RunSeconds: 70, WaitSeconds: 3, LatencyValid: true},
+			want: []string{"GOMAXPROCS 1", "its goroutines waited to run 0.260 ms at p99 (longest 8.40 ms", "its threads ran 70 s and waited 3 s for a CPU", "latency valid for the targets"},
+		},
+		{
+			name: "not saturated but its goroutines waited",
+			gen: Generator{CPUPercent: 41, Cores: 1, GOMAXPROCS: 1, SchedP99Ms: 41.9, SchedMaxMs: 201, LatencyValid: false,
+				Reason: "the load generator's goroutines waited up to 41.9ms to run at the 99th percentile (limit 1ms, longest 201ms): its latency includes its own queueing"},
+			want:      []string{"**not valid for latency targets**: the load generator's goroutines waited up to 41.9ms"},
+			wantEntry: "not valid: the load generator's goroutines waited up to 41.9ms",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := Environment{Generator: &tt.gen}
+			lines := strings.Join(cpuLines(env), "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(lines, w) {
+					t.Errorf("lines\n%s\nlack %q", lines, w)
+				}
+			}
+			got := latencyInvalid(&Entry{Reports: []*Report{{Environment: env}}})
+			if !strings.HasPrefix(got, tt.wantEntry) || (tt.wantEntry == "") != (got == "") {
+				t.Errorf("latencyInvalid = %q, want %q...", got, tt.wantEntry)
+			}
+		})
+	}
+}
