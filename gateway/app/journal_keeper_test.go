@@ -1,0 +1,121 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"wagate/gateway/event"
+	"wagate/gateway/laravel"
+	"wagate/gateway/storage"
+)
+
+// keeperRig is a journal keeper on a real SQLite store whose append path records what it is
+// handed and refuses the first refuse calls (Redis down again).
+type keeperRig struct {
+	k *journalKeeper
+
+	mu       sync.Mutex
+	appended []string
+	refuse   int
+	done     chan struct{}
+}
+
+func newKeeperRig(t *testing.T, held map[string]bool, refuse int) *keeperRig {
+	t.Helper()
+	db, err := storage.Open(context.Background(), storage.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	r := &keeperRig{k: newJournalKeeper(db, storage.DefaultJournalRetention, slog.New(slog.DiscardHandler)), refuse: refuse, done: make(chan struct{})}
+	r.k.held = func() map[string]bool { return held }
+	r.k.deliver = func(_ context.Context, ev event.Event) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.refuse > 0 {
+			r.refuse--
+			return errors.New("outbox: Redis unavailable")
+		}
+		r.appended = append(r.appended, ev.ID)
+		return nil
+	}
+	t.Cleanup(r.k.stop)
+	return r
+}
+
+func keeperMessage(session string, seq int64) event.Event {
+	id := fmt.Sprintf("M-%s-%d", session, seq)
+	return event.Event{ID: fmt.Sprintf("%s-message-%d", session, seq), SessionID: session, Kind: event.KindMessage, Payload: id,
+		Time: time.Unix(1_800_000_000, 0), Version: seq,
+		Message: &laravel.MessageItem{SessionID: session, MessageID: id, Chat: "5511977770001@s.whatsapp.net",
+			Sender: "5511977770001@s.whatsapp.net", Type: laravel.MessageText, Text: "hola", Timestamp: time.Unix(1_800_000_000, 0), Sequence: seq}}
+}
+
+// After Redis lost its data, the keeper appends every unsettled journal row through the append
+// path, each session in sequence order, leaving out what the delivery holds in memory and what
+// was settled; a replay Redis refuses halfway is retried until it goes through, and only then is
+// the new generation recorded (done).
+func TestAReplayAppendsEveryUnsettledRowInOrderRetriesAndRecordsTheGenerationLast(t *testing.T) {
+	a1, a2, a3, b1 := keeperMessage("a", 1), keeperMessage("a", 2), keeperMessage("a", 3), keeperMessage("b", 1)
+	r := newKeeperRig(t, map[string]bool{a2.ID: true}, 1)
+	ctx := context.Background()
+	for _, ev := range []event.Event{b1, a3, a1, a2} {
+		if err := r.k.journal.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settledB := keeperMessage("b", 1)
+	settledB.ID = "b-message-99" // another event of the same item (a redelivery) settles it
+	settledB.Version = 99
+	r.k.settle(ctx, []event.Event{settledB})
+
+	r.k.replayInBackground(nil, func(context.Context) {
+		r.mu.Lock()
+		n := len(r.appended)
+		r.mu.Unlock()
+		if n != 2 {
+			t.Errorf("the generation was recorded with %d rows appended, want it after both", n)
+		}
+		close(r.done)
+	})
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replay did not go through after Redis refused it once")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if want := []string{a1.ID, a3.ID}; !slices.Equal(r.appended, want) {
+		t.Fatalf("appended %v, want %v (a2 held by the delivery, b1 settled)", r.appended, want)
+	}
+}
+
+// A stop during a replay Redis keeps refusing ends it without recording the generation: the next
+// start replays again.
+func TestAStopEndsAReplayThatCannotGoThroughWithoutRecordingTheGeneration(t *testing.T) {
+	r := newKeeperRig(t, nil, 1_000_000)
+	if err := r.k.journal.Record(context.Background(), keeperMessage("a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	recorded := make(chan struct{}, 1)
+	r.k.replayInBackground(nil, func(context.Context) { recorded <- struct{}{} })
+	time.Sleep(100 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { r.k.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop did not end the replay")
+	}
+	select {
+	case <-recorded:
+		t.Fatal("the generation was recorded although the replay never went through")
+	default:
+	}
+}
