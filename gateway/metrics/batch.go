@@ -32,7 +32,7 @@ var batchSeries = []struct{ name, label, help string }{
 	{"wagate_batch_expired_total", "", "Batches whose delivery budget ran out (items re-batched, not dropped)."},
 	{"wagate_batch_coalesced_total", "", "Outbox entries superseded by a newer version of the same session and kind."},
 	{"wagate_batch_dead_lettered_total", "", "Outbox entries moved to the dead-letter stream."},
-	{"wagate_outbox_enqueue_failed_total", "", "Events refused because the outbox stayed full past its deadline."},
+	{"wagate_outbox_enqueue_failed_total", "", "Events the outbox refused (full past its deadline, Redis unavailable, or an invalid event)."},
 	{"wagate_batch_breaker_state", "state", "Circuit breaker state: 1 for the current state (closed, half-open, open), 0 for the others."},
 	{"wagate_batch_breaker_opened_total", "", "Times the circuit breaker opened."},
 	{"wagate_batch_paused_total", "", "Times a Retry-After paused every send to Laravel."},

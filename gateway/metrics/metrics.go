@@ -83,7 +83,7 @@ func New() *Metrics {
 		Registry: reg,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_events_total",
-			Help: "Session events (QR codes and status changes) emitted, by kind and priority.",
+			Help: "Session events emitted (QR codes, status changes, incoming messages and receipts), by kind and priority.",
 		}, []string{"kind", "priority"}),
 		deliveryFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_event_delivery_failures_total",
@@ -91,7 +91,7 @@ func New() *Metrics {
 		}, []string{"kind"}),
 		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_events_dropped_total",
-			Help: "Events dropped before delivery, by kind and reason (queue_full: an old QR code behind a slow delivery; shutdown).",
+			Help: "Events dropped before delivery, by kind and reason (queue_full: an old QR code behind a slow delivery; shutdown; not_delivered_in_mode: a message or receipt the mode's delivery does not carry).",
 		}, []string{"kind", "reason"}),
 		laravelRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_laravel_requests_total",
