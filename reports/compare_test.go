@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wagate/internal/goldentest"
 )
 
 // column builds a configuration whose repeats measured the given Laravel request rates.
@@ -103,8 +105,8 @@ func TestCompareOutputIsPinnedByGoldenFiles(t *testing.T) {
 	if err := WriteCompareMarkdown(&md, tables); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "compare.golden.txt", text.Bytes())
-	golden(t, "compare.golden.md", md.Bytes())
+	goldentest.Check(t, "compare.golden.txt", text.Bytes())
+	goldentest.Check(t, "compare.golden.md", md.Bytes())
 }
 
 func TestColumnsFromReadsFilesRunFoldersRepeatFoldersAndBenchFolders(t *testing.T) {

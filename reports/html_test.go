@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"wagate/internal/goldentest"
 )
 
 var svgElement = regexp.MustCompile(`(?s)<svg class="chart" role="img" aria-label="([^"]*)".*?</svg>`)
@@ -22,7 +24,7 @@ func TestHTMLReportStructureIsPinnedByGoldenFile(t *testing.T) {
 	if err := WriteHTML(&buf, sampleBench(t)); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.golden.html", htmlStructure(buf.Bytes()))
+	goldentest.Check(t, "report.golden.html", htmlStructure(buf.Bytes()))
 	if dir := os.Getenv("REPORTS_HTML_OUT"); dir != "" { // for looking at it in a browser
 		_ = os.WriteFile(filepath.Join(dir, "report.html"), buf.Bytes(), 0o644)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wagate/internal/goldentest"
 )
 
 // sampleBench is a bench run like `make bench`'s default matrix: legacy at 100 users, batch at 100
@@ -51,7 +53,7 @@ func TestMarkdownReportIsPinnedByGoldenFile(t *testing.T) {
 	if err := WriteMarkdown(&buf, sampleBench(t)); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.golden.md", buf.Bytes())
+	goldentest.Check(t, "report.golden.md", buf.Bytes())
 }
 
 func TestSeedTableComparesLegacyAndBatchOnTheSameWorkload(t *testing.T) {

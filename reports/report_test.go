@@ -3,33 +3,13 @@ package reports
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"wagate/internal/goldentest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run `go test ./reports -update` and review the diff.\n--- got ---\n%s", name, got)
-	}
-}
 
 // sampleReport builds a deterministic report of a small run: users users in the given mode, with
 // API latencies spread from 1 to latencyMax ms and a Laravel request rate of laravelPerMin.
@@ -125,7 +105,7 @@ func TestReportJSONIsPinnedByGoldenFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.golden.json", data)
+	goldentest.Check(t, "report.golden.json", data)
 }
 
 func TestSaveThenLoadRoundTripsEveryField(t *testing.T) {

@@ -3,17 +3,15 @@ package faultreport
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"wagate/internal/goldentest"
 	"wagate/reports"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden file")
 
 // writeRun lays out one run folder: users start at t0, Laravel is down from 10 s to 20 s, one
 // event caused at 12 s is applied at 25 s, another caused at 5 s took 100 ms.
@@ -104,19 +102,7 @@ func TestPerFaultFigures(t *testing.T) {
 	if err := Markdown(&md, rows, "make bench-faults"); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "faults.golden.md")
-	if *update {
-		if err := os.WriteFile(golden, md.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(g, md.Bytes()) {
-		t.Errorf("faults.md differs from %s (run with -update after checking):\n%s", golden, md.String())
-	}
+	goldentest.Check(t, "faults.golden.md", md.Bytes())
 }
 
 func TestAFolderWithoutFaultRunsIsAnError(t *testing.T) {

@@ -1,17 +1,13 @@
 package calibrate
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"wagate/fakelaravel"
+	"wagate/internal/goldentest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func fixedResult(k Kind, sent int, status map[int]int, lat ...time.Duration) *Result {
 	return &Result{Kind: k, Sent: sent, Status: status, Elapsed: 2 * time.Second, ok: lat}
@@ -73,20 +69,7 @@ func TestReportMarkdownMatchesGolden(t *testing.T) {
 		Fit:     FitResult{Error: 0.12, CPUBootstrapMS: 3.1, CPUPerRowMS: 0.21, CPULookupMS: 2.2, CPUAnchored: true},
 		Machine: Machine{CPUs: 2, LoadAverageBefore: [3]float64{3, 2, 1}, LoadAverageAfter: [3]float64{4, 3, 2}, OthersCores: 0.8, Software: "test stack"},
 	}
-	got := rp.Markdown()
-	path := filepath.Join("testdata", "report.golden.md")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("report differs from %s (go test -update rewrites it):\n%s", path, got)
-	}
+	goldentest.Check(t, "report.golden.md", []byte(rp.Markdown()))
 }
 
 func TestFiguresMeasuredOnABusyMachineAreNotCounted(t *testing.T) {

@@ -2,14 +2,12 @@ package chaos
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
+	"wagate/internal/goldentest"
 	"wagate/reports/document"
 	"wagate/simulator/scenario"
 )
@@ -55,34 +53,14 @@ func sampleCampaign() *Campaign {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-// goldenFile compares got with testdata/name, or rewrites it with -update.
-func goldenFile(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run `go test ./simulator/chaos -run %s -update` and review the diff.\n--- got ---\n%s", name, t.Name(), got)
-	}
-}
-
 func TestTheCampaignReportIsPinnedByGoldenFiles(t *testing.T) {
 	c := sampleCampaign()
-	goldenFile(t, "report.golden.md", []byte(c.Markdown()))
+	goldentest.Check(t, "report.golden.md", []byte(c.Markdown()))
 	var h bytes.Buffer
 	if err := c.HTML(&h); err != nil {
 		t.Fatal(err)
 	}
-	goldenFile(t, "report.golden.html", h.Bytes())
+	goldentest.Check(t, "report.golden.html", h.Bytes())
 }
 
 func TestTheCampaignOutlineHasFailuresAndNotesOnlyWhenThereAreAny(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"wagate/internal/goldentest"
 	"wagate/simulator/scenario"
 )
 
@@ -42,7 +43,7 @@ func TestTheSchedulesOfASeedArePinnedByAGoldenFile(t *testing.T) {
 	for _, s := range Draw(1, 12, testParams) {
 		b.WriteString(s.String())
 	}
-	goldenFile(t, "seed-1.golden", []byte(b.String()))
+	goldentest.Check(t, "seed-1.golden", []byte(b.String()))
 }
 
 func TestTheSameSeedDrawsTheSameSchedulesAndAnotherSeedOthers(t *testing.T) {

@@ -3,19 +3,16 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"wagate/internal/goldentest"
 	"wagate/reports"
 	"wagate/simulator/threshold"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestSubmetricsMergeTheMatchingSeries(t *testing.T) {
 	r := NewRegistry(nil)
@@ -246,17 +243,7 @@ func TestSummaryGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "summary.golden.json")
-	if *update {
-		os.WriteFile(golden, got, 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("summary.json differs from %s (run with -update after checking):\n%s", golden, got)
-	}
+	goldentest.Check(t, "summary.golden.json", got)
 	// --summary-export: failed thresholds are true, a rate's value is "value".
 	exp := SummaryExport(s)["metrics"].(map[string]any)
 	sub := exp["http_req_duration{endpoint:status}"].(map[string]any)

@@ -1,40 +1,16 @@
 package run
 
 import (
-	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"wagate/internal/goldentest"
 	"wagate/reports"
 	"wagate/simulator/metrics"
 	"wagate/simulator/scenario"
 	"wagate/simulator/threshold"
 	"wagate/simulator/truth"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run `go test ./simulator/run -run Report -update` and review the diff.\n--- got ---\n%s", name, got)
-	}
-}
 
 // fixedRunFacts are the facts of a small run that never happened: a fixed scenario, host, clock,
 // series, metrics and ground truth.
@@ -96,7 +72,7 @@ func TestReportJSONOfFixedRunFactsIsPinnedByGoldenFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.golden.json", data)
+	goldentest.Check(t, "report.golden.json", data)
 }
 
 func TestReportEvaluatesEveryThresholdOrderedByMetricKey(t *testing.T) {

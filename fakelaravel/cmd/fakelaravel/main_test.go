@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"wagate/fakelaravel"
+	"wagate/internal/goldentest"
 	"wagate/internal/proctest"
 )
 
@@ -201,8 +201,6 @@ func TestHelpAndBadFlagsFollowTheConvention(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite testdata/help.golden from the current -help")
-
 // -help lists every flag word for word as testdata/help.golden, except what a calibration
 // (make calibrate-laravel) changes: the capacity flags' defaults and the calibration's source are
 // left out of the comparison.
@@ -212,19 +210,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		t.Fatalf("-help: exit %d", code)
 	}
 	got := withoutCalibration(stdout.String())
-	const golden = "testdata/help.golden"
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("-help differs from %s (go test -run TestHelpListsEveryFlag -update rewrites it):\n%s", golden, got)
-	}
+	goldentest.Check(t, "help.golden", []byte(got))
 	for _, f := range fakelaravel.CapacityFlags() {
 		if !strings.Contains(got, "  -"+f.Name+" ") {
 			t.Errorf("-help lacks -%s", f.Name)
