@@ -23,6 +23,7 @@ const behaviour = {
   replacedPerHour: 4,
   remoteLogoutsPerHour: 4,
   statusPollInterval: 2,
+  qrPollInterval: 2,
 };
 
 export const options = {

@@ -2,8 +2,8 @@
 // (../seed-legacy-100.yaml: legacy gateway, 4-core fakelaravel; see its derivation of 40,000
 // Laravel requests/min). 100 accounts pair, send a message a minute and receive 2 from their
 // customers; 1,000 status pollers (10 per account) poll every second in a closed loop; 5% of the
-// scans miss and wait for the next code, as the YAML users'. Difference from the YAML users: the app does not poll GET /sessions/{id}/qr
-// while its user pairs (a few seconds of 2 minutes).
+// scans miss and wait for the next code, and the app polls GET /sessions/{id}/qr every 2 s while its
+// user pairs, as the YAML users'.
 //
 //   bin/simulator run scenarios/k6/seed-legacy-100.js     (seed-batch-100.js: the same in batch mode)
 //

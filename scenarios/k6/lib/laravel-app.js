@@ -39,10 +39,51 @@ export function accountOf(b) {
   return account;
 }
 
+// qrPage is the app's page while its user pairs: with an interval (seconds) it polls the gateway's
+// QR endpoint (GET /sessions/{id}/qr) every interval after the start, as the YAML users' app does
+// (qrPollInterval), from waitShown's and sleep's waits; without one it only waits.
+function qrPage(id, interval) {
+  let next = interval ? Date.now() + interval * 1000 : Infinity;
+  const pollIfDue = () => {
+    if (Date.now() < next) return;
+    try {
+      wagate.pollQR(id);
+    } catch (e) {
+      // a failed poll is measured (http_req_failed); the page polls again next time
+    }
+    next = Date.now() + interval * 1000;
+  };
+  return {
+    // waitShown returns the code Laravel shows other than previous, waiting at most giveUp s.
+    waitShown(giveUp, previous) {
+      if (!interval) return wagate.waitQR(id, `${giveUp}s`, previous);
+      const end = Date.now() + giveUp * 1000;
+      for (;;) {
+        const qr = wagate.laravelQR(id);
+        if (qr && qr !== previous) return qr;
+        if (Date.now() >= end) throw new Error(`session ${id}: no QR code in Laravel after ${giveUp}s`);
+        pollIfDue();
+        sleep(0.1); // Laravel's view is read every 250 ms
+      }
+    },
+    // sleep pauses s seconds, polling when due.
+    sleep(s) {
+      const end = Date.now() + s * 1000;
+      for (;;) {
+        pollIfDue();
+        const left = end - Date.now();
+        if (left <= 0) return;
+        sleep(Math.min(left, next - Date.now()) / 1000);
+      }
+    },
+  };
+}
+
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
 // [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd,
 // messagesPerMinute, incomingMessagesPerMinute, replies, dropsPerHour, replacedPerHour,
-// remoteLogoutsPerHour, pollsInline}. The session's customer writes incomingMessagesPerMinute
+// remoteLogoutsPerHour, pollsInline, qrPollInterval}. While the user pairs, the app's page polls the
+// gateway's QR endpoint every qrPollInterval seconds (none when unset). The session's customer writes incomingMessagesPerMinute
 // (Poisson), each a reply to their previous message with probability replies, as the YAML users'
 // customers do. With pollsInline the account's own VU polls its status once after the start and
 // every statusPollInterval while the session lives (one poller per account, as the YAML users'
@@ -56,15 +97,16 @@ export function user(b) {
   if (b.pollsInline) wagate.pollStatus(id);
   // The person scans the code Laravel shows scanDelay after it appears; a missed scan (one in
   // 1 - scanSuccess) waits for the next code, as the YAML users do.
-  const giveUp = `${b.giveUpAfter || 90}s`;
+  const giveUp = b.giveUpAfter || 90;
   const scanSuccess = b.scanSuccess === undefined ? 1 : b.scanSuccess;
-  let shown = wagate.waitQR(id, giveUp);
-  sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
+  const page = qrPage(id, b.qrPollInterval);
+  let shown = page.waitShown(giveUp, "");
+  page.sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
   while (Math.random() >= scanSuccess) {
-    shown = wagate.waitQR(id, giveUp, wagate.laravelQR(id) || shown);
-    sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
+    shown = page.waitShown(giveUp, wagate.laravelQR(id) || shown);
+    page.sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
   }
-  wagate.pair(id, giveUp);
+  wagate.pair(id, `${giveUp}s`);
   let left = uniform(b.sessionLifetime[0], b.sessionLifetime[1]);
   let nextMsg = b.messagesPerMinute > 0 ? exponential(b.messagesPerMinute * 60) : Infinity;
   const incomingPerHour = (b.incomingMessagesPerMinute || 0) * 60;

@@ -19,6 +19,7 @@ export const behaviour = {
   incomingMessagesPerMinute: 2,
   replies: 0.3,
   statusPollInterval: 1,
+  qrPollInterval: 2,
 };
 
 // seedOptions are a seed script's options: world is the scenario YAML whose world it drives

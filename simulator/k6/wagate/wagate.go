@@ -353,6 +353,15 @@ func (d *Driver) PollStatus(ctx context.Context, id string, tags metrics.Tags) e
 	return nil
 }
 
+// PollQR is the Laravel app's page polling the session's QR code (GET /sessions/{id}/qr) while its
+// user pairs: the answer is measured, not decoded.
+func (d *Driver) PollQR(ctx context.Context, id string, tags metrics.Tags) error {
+	if err := d.env.API.PollQR(ctx, id, tags); err != nil {
+		return fmt.Errorf("poll QR %s: %w", id, err)
+	}
+	return nil
+}
+
 // LaravelQR is the QR code Laravel holds for session id now ("" when none).
 func (d *Driver) LaravelQR(id string) string {
 	qr, _ := d.env.Laravel.QR(id)

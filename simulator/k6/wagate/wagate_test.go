@@ -255,6 +255,12 @@ func TestSendCountsOnlyAcceptedMessages(t *testing.T) {
 	if st, err := f.d.Status(ctx, s.ID, tags); err != nil || st != "connected" {
 		t.Errorf("Status = %q, %v", st, err)
 	}
+	if err := f.d.PollQR(ctx, s.ID, tags); err != nil {
+		t.Errorf("PollQR: %v", err)
+	}
+	if got := f.reg.Total("http_reqs", metrics.Tags{"endpoint": user.EndpointQR}); got != 1 {
+		t.Errorf("http_reqs{endpoint:qr} = %v, want the QR poll measured once", got)
+	}
 }
 
 func TestTheCustomerWritesToAPairedSessionAndTheGroundTruthExpectsIt(t *testing.T) {

@@ -12,6 +12,7 @@
 //	wagate.receive(s.id, "and", m.id);          // a reply quoting the customer's message m
 //	wagate.status(s.id);                        // the gateway's estado_qr
 //	wagate.pollStatus(s.id);                    // the same request, answer not decoded (pollers)
+//	wagate.pollQR(s.id);                        // GET /sessions/{id}/qr, answer not decoded
 //	wagate.drop(s.id); wagate.replace(s.id); wagate.phoneLogout(s.id);
 //	wagate.logout(s.id);                        // the gateway's HTTP status
 //	wagate.groundTruth();                       // {sessions, lostUpdates, staleOverwrites, duplicateApplications}
@@ -193,6 +194,10 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 	})
 	set("pollStatus", func(c goja.FunctionCall) goja.Value {
 		fail(driver().PollStatus(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
+		return goja.Undefined()
+	})
+	set("pollQR", func(c goja.FunctionCall) goja.Value {
+		fail(driver().PollQR(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
 		return goja.Undefined()
 	})
 	set("laravelQR", func(c goja.FunctionCall) goja.Value {
