@@ -47,8 +47,17 @@ func (d *durableSink) setRefuse(f func(ev event.Event) bool) {
 // durableRig starts session "s1", paired and connected, on a manager whose delivery is durable.
 func durableRig(t *testing.T, hooks session.Hooks) (*session.Manager, *sessiontest.Driver, *durableSink) {
 	t.Helper()
-	driver, sink := sessiontest.NewDriver(), &durableSink{Sink: &sessiontest.Sink{}}
-	m, err := session.New(context.Background(), session.Config{Hooks: hooks}, driver, sessiontest.NewStore(), sink)
+	sink := &durableSink{Sink: &sessiontest.Sink{}}
+	m, driver := startConnected(t, session.Config{Hooks: hooks}, sink)
+	return m, driver, sink
+}
+
+// startConnected starts session "s1" on a manager of cfg delivering to sink, and pairs and
+// connects it.
+func startConnected(t *testing.T, cfg session.Config, sink *durableSink) (*session.Manager, *sessiontest.Driver) {
+	t.Helper()
+	driver := sessiontest.NewDriver()
+	m, err := session.New(context.Background(), cfg, driver, sessiontest.NewStore(), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +67,7 @@ func durableRig(t *testing.T, hooks session.Hooks) (*session.Manager, *sessionte
 	synctest.Wait()
 	driver.Conn("s1").Scan()
 	synctest.Wait()
-	return m, driver, sink
+	return m, driver
 }
 
 // With a durable delivery, the handler returns only once the delivery holds the message: the

@@ -57,18 +57,9 @@ func (j *memJournal) recorded() ([]event.Event, []string) {
 // a journal.
 func journalRig(t *testing.T, hooks session.Hooks) (*session.Manager, *sessiontest.Driver, *durableSink, *memJournal) {
 	t.Helper()
-	driver, sink := sessiontest.NewDriver(), &durableSink{Sink: &sessiontest.Sink{}}
+	sink := &durableSink{Sink: &sessiontest.Sink{}}
 	j := &memJournal{sink: sink}
-	m, err := session.New(context.Background(), session.Config{Hooks: hooks, Journal: j}, driver, sessiontest.NewStore(), sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Start(context.Background(), "s1"); err != nil {
-		t.Fatal(err)
-	}
-	synctest.Wait()
-	driver.Conn("s1").Scan()
-	synctest.Wait()
+	m, driver := startConnected(t, session.Config{Hooks: hooks, Journal: j}, sink)
 	return m, driver, sink, j
 }
 
