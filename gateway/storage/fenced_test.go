@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"wagate/gateway/internal/pgtest"
 	"wagate/gateway/laravel"
 )
 
@@ -14,18 +13,7 @@ import (
 // a zombie (a replica that lost the session's shard, writing late at its old epoch) is refused
 // and reported, the holder at the same or a newer epoch writes, on SQLite and on Postgres.
 func TestRegistryRefusesAWriteOfAnOlderEpoch(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { checkFencedRegistryWrites(t, openTemp(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("starts PostgreSQL")
-		}
-		db, err := Open(context.Background(), Options{DSN: pgtest.Start(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		checkFencedRegistryWrites(t, db)
-	})
+	eachDialect(t, checkFencedRegistryWrites)
 }
 
 func checkFencedRegistryWrites(t *testing.T, db *DB) {

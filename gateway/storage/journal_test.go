@@ -9,32 +9,13 @@ import (
 	"time"
 
 	"wagate/gateway/event"
-	"wagate/gateway/internal/pgtest"
 	"wagate/gateway/laravel"
 )
 
 // journalDialects runs spec on a fresh journal of each dialect: SQLite always, PostgreSQL when it
 // is installed (a server started for the test on a free port).
 func journalDialects(t *testing.T, spec func(t *testing.T, j *Journal)) {
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := Open(context.Background(), Options{DataDir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		spec(t, NewJournal(db))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("starts PostgreSQL")
-		}
-		db, err := Open(context.Background(), Options{DSN: pgtest.Start(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		spec(t, NewJournal(db))
-	})
+	eachDialect(t, func(t *testing.T, db *DB) { spec(t, NewJournal(db)) })
 }
 
 // journalMessage is the event the session layer builds for a customer's message.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"wagate/gateway/internal/pgtest"
 	"wagate/gateway/laravel"
 )
 
@@ -20,6 +21,23 @@ func openTemp(t *testing.T) *DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// eachDialect runs spec on a fresh store of each dialect: SQLite always, PostgreSQL unless -short
+// (a server started for the test on a free port; skipped when none is installed, see pgtest).
+func eachDialect(t *testing.T, spec func(t *testing.T, db *DB)) {
+	t.Run("sqlite", func(t *testing.T) { spec(t, openTemp(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts PostgreSQL")
+		}
+		db, err := Open(context.Background(), Options{DSN: pgtest.Start(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		spec(t, db)
+	})
 }
 
 func TestSQLiteDSNUsesModerncPragmaForm(t *testing.T) {
