@@ -96,21 +96,26 @@ func TestTheGatewayAndTheFloorRunOnTheGatewaySetEverythingElseOnTheWorld(t *test
 
 func TestALoadGeneratorThatSaturatesItsCoresOrDelaysItsGoroutinesInvalidatesLatency(t *testing.T) {
 	tests := []struct {
-		name      string
-		gen       Generator
-		wantValid bool
+		name       string
+		gen        Generator
+		wantValid  bool
+		wantReason string
 	}{
-		{"idle generator", Generator{CPUPercent: 5, Cores: 1}, true},
-		{"busy but under the limit", Generator{CPUPercent: 89, Cores: 1}, true},
-		{"exactly at the limit", Generator{CPUPercent: 90, Cores: 1}, true},
-		{"saturated single core", Generator{CPUPercent: 97, Cores: 1}, false},
-		{"two cores, one and a half busy", Generator{CPUPercent: 150, Cores: 2}, true},
-		{"two cores, both saturated", Generator{CPUPercent: 185, Cores: 2}, false},
-		{"cores unknown: not judged", Generator{CPUPercent: 300}, true},
-		{"idle, goroutines run within the delay limit", Generator{CPUPercent: 40, Cores: 1, SchedP99: 800 * time.Microsecond, SchedMax: 30 * time.Millisecond}, true},
-		{"exactly at the delay limit", Generator{CPUPercent: 40, Cores: 1, SchedP99: DelayLimit}, true},
-		{"not saturated but goroutines wait beyond the limit", Generator{CPUPercent: 41, Cores: 1, SchedP99: 12 * time.Millisecond, SchedMax: 250 * time.Millisecond}, false},
-		{"delays not measured: judged on CPU alone", Generator{CPUPercent: 41, Cores: 1}, true},
+		{"idle generator", Generator{CPUPercent: 5, Cores: 1}, true, ""},
+		{"busy but under the limit", Generator{CPUPercent: 89, Cores: 1}, true, ""},
+		{"exactly at the limit", Generator{CPUPercent: 90, Cores: 1}, true, ""},
+		{"saturated single core", Generator{CPUPercent: 97, Cores: 1}, false, ""},
+		{"two cores, one and a half busy", Generator{CPUPercent: 150, Cores: 2}, true, ""},
+		{"two cores, both saturated", Generator{CPUPercent: 185, Cores: 2}, false, ""},
+		{"cores unknown: not judged", Generator{CPUPercent: 300}, true, ""},
+		{"idle, goroutines run within the delay limit", Generator{CPUPercent: 40, Cores: 1, SchedP99: 800 * time.Microsecond, SchedMax: 30 * time.Millisecond}, true, ""},
+		{"exactly at the delay limit", Generator{CPUPercent: 40, Cores: 1, SchedP99: DelayLimit}, true, ""},
+		{"not saturated but goroutines wait beyond the limit", Generator{CPUPercent: 41, Cores: 1, SchedP99: 12 * time.Millisecond, SchedMax: 250 * time.Millisecond}, false, ""},
+		{"delays not measured: judged on CPU alone", Generator{CPUPercent: 41, Cores: 1}, true, ""},
+		{"delayed while other processes held its CPU", Generator{CPUPercent: 10, Cores: 1, SchedP99: 470 * time.Millisecond,
+			Threads: Sched{Run: 19 * time.Second, Wait: 127 * time.Second}}, false, "waited for a CPU 87% of the time they could run: other processes shared its CPU set"},
+		{"delayed while it had its CPU: its own work", Generator{CPUPercent: 41, Cores: 1, SchedP99: 40 * time.Millisecond,
+			Threads: Sched{Run: 70 * time.Second, Wait: 5 * time.Second}}, false, "the delay is the generator's own work"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,6 +125,9 @@ func TestALoadGeneratorThatSaturatesItsCoresOrDelaysItsGoroutinesInvalidatesLate
 			}
 			if !valid && !strings.Contains(reason, "its own queueing") {
 				t.Errorf("reason %q does not say why", reason)
+			}
+			if !strings.Contains(reason, tt.wantReason) {
+				t.Errorf("reason %q does not say %q", reason, tt.wantReason)
 			}
 		})
 	}

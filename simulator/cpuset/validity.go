@@ -27,6 +27,9 @@ type Generator struct {
 	// SchedP99 is the 99th percentile of the time its goroutines were runnable before they ran,
 	// and SchedMax the longest (0: not measured).
 	SchedP99, SchedMax time.Duration
+	// Threads is what the kernel accounted to its threads (time run, time waiting for a CPU),
+	// which says whether its delays were other processes' on its CPU set or its own.
+	Threads Sched
 }
 
 // LatencyValidity says whether a run's latency figures measure the gateway: a generator that used
@@ -40,7 +43,16 @@ func LatencyValidity(g Generator) (valid bool, reason string) {
 		}
 	}
 	if g.SchedP99 > DelayLimit {
-		return false, fmt.Sprintf("the load generator's goroutines waited up to %s to run at the 99th percentile (limit %s, longest %s): its latency includes its own queueing", roundDelay(g.SchedP99), DelayLimit, roundDelay(g.SchedMax))
+		reason = fmt.Sprintf("the load generator's goroutines waited up to %s to run at the 99th percentile (limit %s, longest %s): its latency includes its own queueing", roundDelay(g.SchedP99), DelayLimit, roundDelay(g.SchedMax))
+		if runnable := g.Threads.Run + g.Threads.Wait; runnable > 0 {
+			share := float64(g.Threads.Wait) / float64(runnable)
+			if share > StarvationLimit {
+				reason += fmt.Sprintf("; its threads waited for a CPU %.0f%% of the time they could run: other processes shared its CPU set", share*100)
+			} else {
+				reason += fmt.Sprintf("; its threads had their CPU (waited %.0f%% of the time they could run): the delay is the generator's own work", share*100)
+			}
+		}
+		return false, reason
 	}
 	return true, ""
 }

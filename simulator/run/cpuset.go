@@ -139,13 +139,13 @@ func describeCPUs(env *reports.Environment) {
 	delays := cpuset.ReadGoDelays().Sub(c.delaysStart)
 	g := cpuset.Generator{CPUPercent: 100 * (p.CPU - c.cpuStart).Seconds() / wall.Seconds(), Cores: cores,
 		SchedP99: delays.Sched.Quantile(0.99), SchedMax: delays.Sched.Max()}
+	if now, err := cpuset.ReadSched(os.Getpid()); err == nil {
+		g.Threads = now.Sub(c.schedStart)
+	}
 	valid, reason := cpuset.LatencyValidity(g)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	env.Generator = &reports.Generator{CPUPercent: g.CPUPercent, Cores: g.Cores, GOMAXPROCS: runtime.GOMAXPROCS(0),
 		SchedP99Ms: ms(g.SchedP99), SchedMaxMs: ms(g.SchedMax), PauseMaxMs: ms(delays.Pauses.Max()),
+		RunSeconds: g.Threads.Run.Seconds(), WaitSeconds: g.Threads.Wait.Seconds(),
 		LatencyValid: valid, Reason: reason}
-	if now, err := cpuset.ReadSched(os.Getpid()); err == nil {
-		d := now.Sub(c.schedStart)
-		env.Generator.RunSeconds, env.Generator.WaitSeconds = d.Run.Seconds(), d.Wait.Seconds()
-	}
 }
