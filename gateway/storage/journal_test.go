@@ -142,6 +142,9 @@ func TestTheJournalSettlesAndReplaysMoreThanAPageOrABatchAtOnce(t *testing.T) {
 		if n, err := j.Len(ctx); err != nil || n != 600 {
 			t.Fatalf("%d rows left (%v), want 600", n, err)
 		}
+		if n, err := j.Holding(ctx, all[1000:]); err != nil || n != 600 {
+			t.Fatalf("holding %d of the last 1100 items (%v), want the 600 not settled", n, err)
+		}
 	})
 }
 
@@ -184,12 +187,7 @@ func TestTheJournalRefusesWhenItsStoreIsGone(t *testing.T) {
 // BenchmarkJournalRecord is the cost the journal adds to each customer's message or receipt the
 // gateway takes in batch mode: one INSERT into the SQLite store (WAL, synchronous=NORMAL).
 func BenchmarkJournalRecord(b *testing.B) {
-	db, err := Open(context.Background(), Options{DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	j := NewJournal(db)
+	j := NewJournal(openTemp(b))
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -203,12 +201,7 @@ func BenchmarkJournalRecord(b *testing.B) {
 
 // BenchmarkJournalSettle is the cost of settling one batch of 50 items: one DELETE.
 func BenchmarkJournalSettle(b *testing.B) {
-	db, err := Open(context.Background(), Options{DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	j := NewJournal(db)
+	j := NewJournal(openTemp(b))
 	ctx := context.Background()
 	i := 0
 	for b.Loop() {

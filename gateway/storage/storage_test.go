@@ -13,7 +13,8 @@ import (
 	"wagate/gateway/laravel"
 )
 
-func openTemp(t *testing.T) *DB {
+// openTemp opens a fresh SQLite store in a temporary folder, closed when t ends.
+func openTemp(t testing.TB) *DB {
 	t.Helper()
 	db, err := Open(context.Background(), Options{DataDir: t.TempDir()})
 	if err != nil {
