@@ -95,16 +95,7 @@ func (j *Journal) Settle(ctx context.Context, evs []event.Event) (int64, error) 
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), journalDeleteChunk)]
 		keys = keys[len(chunk):]
-		var q strings.Builder
-		q.WriteString(`DELETE FROM wagate_journal WHERE item_key IN (`)
-		for i := range chunk {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			fmt.Fprintf(&q, "$%d", i+1)
-		}
-		q.WriteByte(')')
-		res, err := j.db.SQL.ExecContext(ctx, q.String(), chunk...)
+		res, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`, chunk...)
 		if err != nil {
 			return deleted, fmt.Errorf("storage: journal: delete %d settled items: %w", len(chunk), err)
 		}
@@ -113,6 +104,40 @@ func (j *Journal) Settle(ctx context.Context, evs []event.Event) (int64, error) 
 		}
 	}
 	return deleted, nil
+}
+
+// Holding returns how many of the items of evs the journal still holds (not yet settled).
+func (j *Journal) Holding(ctx context.Context, evs []event.Event) (int64, error) {
+	keys := make([]any, 0, len(evs))
+	for _, ev := range evs {
+		if k := JournalKey(ev); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	var held int64
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), journalDeleteChunk)]
+		keys = keys[len(chunk):]
+		var n int64
+		if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`,
+			chunk...).Scan(&n); err != nil {
+			return held, fmt.Errorf("storage: journal: count %d items: %w", len(chunk), err)
+		}
+		held += n
+	}
+	return held, nil
+}
+
+// placeholders returns "$1,$2,...,$n".
+func placeholders(n int) string {
+	var q strings.Builder
+	for i := range n {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+	}
+	return q.String()
 }
 
 // journalPage is how many rows Replay reads at a time.
