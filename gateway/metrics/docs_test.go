@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -115,4 +116,51 @@ func TestTheMetricsReferenceListsEveryMetricTheGatewayRegisters(t *testing.T) {
 		t.Fatalf("only %d wagate_* metrics found: allRegistered misses a Register call", len(rows))
 	}
 	docblock.Check(t, filepath.Join("..", "..", "docs", "metrics.md"), "metrics", metricsReference(rows))
+}
+
+// TestTheAlertsAndTheDashboardUseRegisteredMetricsAndEveryAlertIsDocumented fails when
+// monitoring/alerts.yml or the Grafana dashboard query a wagate_* series the gateway does not
+// register (a renamed metric would leave an alert that never fires), or when an alert is missing
+// from docs/deploy.md's alert table.
+func TestTheAlertsAndTheDashboardUseRegisteredMetricsAndEveryAlertIsDocumented(t *testing.T) {
+	registered := map[string]bool{}
+	for _, r := range registeredMetrics(t) {
+		registered[r.name] = true
+		if r.typ == "histogram" {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				registered[r.name+suffix] = true
+			}
+		}
+	}
+	series := regexp.MustCompile(`wagate_[a-z0-9_]*[a-z0-9]`)
+	for _, f := range []string{"alerts.yml", "alerts_test.yml", "grafana-dashboard.json"} {
+		src, err := os.ReadFile(filepath.Join("..", "..", "monitoring", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, name := range series.FindAllString(string(src), -1) {
+			if !registered[name] && !seen[name] {
+				seen[name] = true
+				t.Errorf("monitoring/%s uses %s, which the gateway does not register", f, name)
+			}
+		}
+	}
+	alerts, err := os.ReadFile(filepath.Join("..", "..", "monitoring", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy, err := os.ReadFile(filepath.Join("..", "..", "docs", "deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`(?m)^\s*- alert: *(\S+)`).FindAllStringSubmatch(string(alerts), -1)
+	if len(names) == 0 {
+		t.Fatal("no alert found in monitoring/alerts.yml")
+	}
+	for _, m := range names {
+		if !strings.Contains(string(deploy), "| `"+m[1]+"` |") {
+			t.Errorf("alert %s is not in docs/deploy.md's alert table", m[1])
+		}
+	}
 }
