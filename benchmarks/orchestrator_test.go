@@ -226,25 +226,6 @@ func TestMatrixValidationNamesTheProblem(t *testing.T) {
 	}
 }
 
-func TestShippedMatricesAreValid(t *testing.T) {
-	files, _ := filepath.Glob("*.yaml")
-	if len(files) == 0 {
-		t.Skip("no matrices yet")
-	}
-	for _, f := range files {
-		m, err := LoadMatrix(f)
-		if err != nil {
-			t.Errorf("%s: %v", f, err)
-			continue
-		}
-		for _, e := range m.Entries {
-			if _, err := os.Stat(filepath.Join("..", e.Scenario)); err != nil {
-				t.Logf("%s: entry %s: scenario %s not found (yet?)", f, e.Name, e.Scenario)
-			}
-		}
-	}
-}
-
 func TestCheckScenariosListsMissingFiles(t *testing.T) {
 	dir := t.TempDir()
 	present := filepath.Join(dir, "present.yaml")
