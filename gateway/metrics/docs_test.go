@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
@@ -65,7 +64,7 @@ func registeredMetrics(t *testing.T) []metricRow {
 	}
 	types := map[string]string{}
 	for _, f := range families {
-		types[f.GetName()] = strings.ToLower(dto.MetricType_name[int32(f.GetType())])
+		types[f.GetName()] = strings.ToLower(f.GetType().String())
 	}
 	ch := make(chan *prometheus.Desc)
 	go func() { m.Registry.Describe(ch); close(ch) }()
