@@ -1,4 +1,5 @@
-# wagate: build, test and benchmark targets. Every target works on a fresh machine with only Go;
+# wagate: build, test and benchmark targets. Every target works on a fresh machine with only Go,
+# but test's race detector needs cgo and so a C compiler (gcc; RACE= without one);
 # redis-server, php-fpm and nginx are used when present (laravel-up installs its own packages).
 SHELL := /bin/bash
 GO ?= go
