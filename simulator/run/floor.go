@@ -130,6 +130,10 @@ func RunFloor(ctx context.Context, o Options) error {
 		env.Hostname = h
 	}
 	describeCPUs(&env)
+	// The floor's client latency: the same pollers, a server that does nothing, so what it shows
+	// above the floor's own answer time is the generator's (its scheduling, its sink).
+	polled := reg.Snapshot(wall, nil, []string{"endpoint"})
+	statusDuration := reports.MetricHTTPReqDuration + "{endpoint:" + user.EndpointStatus + "}"
 	rep := &reports.Report{
 		SchemaVersion: reports.SchemaVersion,
 		Label:         o.Label,
@@ -141,6 +145,11 @@ func RunFloor(ctx context.Context, o Options) error {
 			reports.MetricHTTPReqFailed: reports.NewRateMetric(failedN, okN),
 			reports.MetricGatewayCPU:    reports.NewTrendMetric("default", cpuHist),
 		},
+	}
+	for _, name := range []string{reports.MetricHTTPReqDuration, statusDuration} {
+		if m, ok := polled[name]; ok {
+			rep.Metrics[name] = m
+		}
 	}
 	log.Info("floor: done", "requests", okN, "failed", failedN, "cpu_percent", cpuPercent)
 	return rep.Save(filepath.Join(o.Out, reports.FileName))

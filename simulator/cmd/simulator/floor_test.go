@@ -41,6 +41,9 @@ cpus: {gateway: auto}
 	if failed := rep.Metrics[reports.MetricHTTPReqFailed].Values["passes"]; failed != 0 {
 		t.Errorf("%v requests failed", failed)
 	}
+	if d := rep.Metrics[reports.MetricHTTPReqDuration+"{endpoint:status}"].Values; d["count"] < 100 || d["p(99)"] <= 0 {
+		t.Errorf("the floor's client latency of the status polls: %v, want ~300 requests timed", d)
+	}
 	if _, ok := reports.FigCPUPerRequest.Of(rep); !ok {
 		t.Errorf("no CPU per request in the floor's report: %+v", rep.Metrics)
 	}
