@@ -19,6 +19,9 @@ type profiling struct {
 	trace      string
 	traceFrom  time.Duration
 	traceFor   time.Duration
+	// memProfile is written at the end of the trace window (traceFrom+traceFor), mid-run, when the
+	// world's heap is at its working size.
+	memProfile string
 }
 
 // start begins the CPU profile now and the trace after traceFrom; stop ends both (the trace at
@@ -36,7 +39,7 @@ func (p profiling) start(ctx context.Context, stderr io.Writer) (stop func()) {
 			stops = append(stops, func() { pprof.StopCPUProfile(); _ = f.Close() })
 		}
 	}
-	if p.trace != "" {
+	if p.trace != "" || p.memProfile != "" {
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
@@ -52,7 +55,8 @@ func (p profiling) start(ctx context.Context, stderr io.Writer) (stop func()) {
 	}
 }
 
-// traceWindow writes the execution trace from traceFrom for traceFor (or until ctx ends).
+// traceWindow writes the execution trace from traceFrom for traceFor (or until ctx ends), then
+// the heap profile.
 func (p profiling) traceWindow(ctx context.Context, stderr io.Writer) {
 	wait := time.NewTimer(p.traceFrom)
 	defer wait.Stop()
@@ -61,6 +65,36 @@ func (p profiling) traceWindow(ctx context.Context, stderr io.Writer) {
 		return
 	case <-wait.C:
 	}
+	if p.trace != "" {
+		p.writeTrace(ctx, stderr)
+	} else {
+		wait.Reset(p.traceFor)
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait.C:
+		}
+	}
+	if p.memProfile != "" && ctx.Err() == nil {
+		p.writeHeap(stderr)
+	}
+}
+
+// writeHeap writes the heap profile (live objects as of the last GC).
+func (p profiling) writeHeap(stderr io.Writer) {
+	f, err := os.Create(p.memProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, "simulator run: heap profile:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(stderr, "simulator run: heap profile:", err)
+	}
+}
+
+// writeTrace writes the execution trace for traceFor (or until ctx ends).
+func (p profiling) writeTrace(ctx context.Context, stderr io.Writer) {
 	f, err := os.Create(p.trace)
 	if err != nil {
 		fmt.Fprintln(stderr, "simulator run: trace:", err)

@@ -90,6 +90,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.StringVar(&prof.trace, "trace", "", "write the simulator's own execution trace of a window of the run to this file (go tool trace)")
 	fs.DurationVar(&prof.traceFrom, "trace-from", time.Minute, "start of the -trace window after the run starts")
 	fs.DurationVar(&prof.traceFor, "trace-for", 5*time.Second, "length of the -trace window")
+	fs.StringVar(&prof.memProfile, "memprofile", "", "write the simulator's own heap profile to this file at the end of the -trace window (go tool pprof)")
 	scenarioPath, _, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
 	if done {
 		return code
