@@ -273,15 +273,21 @@ func (m *Manager) Drop(ctx context.Context, match func(sessionID string) bool, f
 	defer tick.Stop()
 	for _, s := range gone {
 		for {
+			// A session still connecting had no connection to close (detachConn leaves it to
+			// its start, which closes it when the connect returns): wait for that start too,
+			// so the shard is released only after the old connection logged in or failed.
+			// Released before, that connect could log in after the new holder's and replace it
+			// (WhatsApp keeps the latest), and the new holder parked the session as taken over
+			// (cluster-failover at 300 and 500 users: 3 sessions left disconnected).
 			s.mu.Lock()
-			busy := s.draining
+			busy := s.draining || s.starting
 			s.mu.Unlock()
 			if !busy {
 				break
 			}
 			select {
 			case <-ctx.Done():
-				return len(gone), fmt.Errorf("session: handing over %d sessions: queued events: %w", len(gone), ctx.Err())
+				return len(gone), fmt.Errorf("session: handing over %d sessions: queued events or a connect in flight: %w", len(gone), ctx.Err())
 			case <-tick.C:
 			}
 		}

@@ -24,6 +24,9 @@ type Driver struct {
 	Codes []string
 	// ConnectErr, when set, makes every Connect fail with it.
 	ConnectErr error
+	// ConnectGate, when set, makes every Connect wait for a receive from it (or its ctx) before
+	// it connects: a connect still in flight (a slow handshake).
+	ConnectGate chan struct{}
 
 	mu      sync.Mutex
 	devices map[string]bool
@@ -108,6 +111,13 @@ type Conn struct {
 func (c *Conn) Connect(ctx context.Context) error {
 	if c.d.ConnectErr != nil {
 		return c.d.ConnectErr
+	}
+	if c.d.ConnectGate != nil {
+		select {
+		case <-c.d.ConnectGate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	c.mu.Lock()
 	c.connected = true
