@@ -73,18 +73,23 @@ func (k *journalKeeper) start() {
 }
 
 // replayInBackground appends every journal row of the sessions keep accepts (nil: all) again,
-// retrying until it went through or the keeper stops, then calls done (recording the Redis
-// generation: a stop or a crash before that replays again at the next start).
+// retrying until it went through or the keeper stops, then waits until the delivery settled the
+// rows it left out (held in its memory: a crash before they reach Laravel must find them
+// replayed at the next start), then calls done (recording the Redis generation: a stop or a
+// crash before that replays again at the next start).
 func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, done func(context.Context)) {
 	k.wg.Add(1)
 	go func() {
 		defer k.wg.Done()
 		wait := time.Second
 		for {
-			n, err := k.replay(k.ctx, keep)
+			n, left, err := k.replay(k.ctx, keep)
 			if err == nil {
 				k.log.Warn("message journal: Redis lost its data; the messages and receipts Laravel had not settled were appended again",
-					"items", n)
+					"items", n, "held_by_the_delivery", len(left))
+				if !k.awaitSettled(left) {
+					return
+				}
 				if done != nil {
 					done(k.ctx)
 				}
@@ -105,16 +110,18 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, don
 }
 
 // replay appends every journal row of the sessions keep accepts through the normal append path,
-// each session's in sequence order, leaving out the events the delivery holds in memory. The
-// outbox's once-only key makes a row appended twice (a retried replay, WhatsApp's redelivery
-// racing it) one entry.
-func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) bool) (int, error) {
+// each session's in sequence order, leaving out (and returning) the events the delivery holds in
+// memory. The outbox's once-only key makes a row appended twice (a retried replay, WhatsApp's
+// redelivery racing it) one entry.
+func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) bool) (int, []event.Event, error) {
 	k.replayMu.Lock()
 	defer k.replayMu.Unlock()
 	held := k.held()
 	n := 0
+	var left []event.Event
 	err := k.journal.Replay(ctx, keep, func(ctx context.Context, ev event.Event) error {
 		if held[ev.ID] {
+			left = append(left, ev)
 			return nil
 		}
 		if err := k.deliver(ctx, ev); err != nil {
@@ -123,7 +130,27 @@ func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) 
 		n++
 		return nil
 	})
-	return n, err
+	return n, left, err
+}
+
+// journalSettleCheck is how often awaitSettled looks at the journal.
+const journalSettleCheck = time.Second
+
+// awaitSettled waits until the journal holds none of evs any more (the delivery settled them),
+// or the keeper stops (false).
+func (k *journalKeeper) awaitSettled(evs []event.Event) bool {
+	for len(evs) > 0 {
+		n, err := k.journal.Holding(k.ctx, evs)
+		if err == nil && n == 0 {
+			return true
+		}
+		select {
+		case <-k.ctx.Done():
+			return false
+		case <-time.After(journalSettleCheck):
+		}
+	}
+	return true
 }
 
 // stop ends the pruning and any replay under way, and waits for them.

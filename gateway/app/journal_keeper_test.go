@@ -59,8 +59,8 @@ func keeperMessage(session string, seq int64) event.Event {
 
 // After Redis lost its data, the keeper appends every unsettled journal row through the append
 // path, each session in sequence order, leaving out what the delivery holds in memory and what
-// was settled; a replay Redis refuses halfway is retried until it goes through, and only then is
-// the new generation recorded (done).
+// was settled; a replay Redis refuses halfway is retried until it goes through, and the new
+// generation is recorded (done) only then and once the rows the delivery held are settled.
 func TestAReplayAppendsEveryUnsettledRowInOrderRetriesAndRecordsTheGenerationLast(t *testing.T) {
 	a1, a2, a3, b1 := keeperMessage("a", 1), keeperMessage("a", 2), keeperMessage("a", 3), keeperMessage("b", 1)
 	r := newKeeperRig(t, map[string]bool{a2.ID: true}, 1)
@@ -84,10 +84,27 @@ func TestAReplayAppendsEveryUnsettledRowInOrderRetriesAndRecordsTheGenerationLas
 		}
 		close(r.done)
 	})
+	// The generation waits for the row the delivery held (a2) to be settled: a crash before then
+	// must find it replayed at the next start.
+	for range 50 {
+		r.mu.Lock()
+		n := len(r.appended)
+		r.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	select {
+	case <-r.done:
+		t.Fatal("the generation was recorded while the delivery still held an unsettled row")
+	case <-time.After(1500 * time.Millisecond):
+	}
+	r.k.settle(ctx, []event.Event{a2})
 	select {
 	case <-r.done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the replay did not go through after Redis refused it once")
+		t.Fatal("the generation was not recorded after the replay went through and the held row was settled")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
