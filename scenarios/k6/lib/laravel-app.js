@@ -39,38 +39,50 @@ export function accountOf(b) {
   return account;
 }
 
-// qrPage is the app's page while its user pairs: with an interval (seconds) it polls the gateway's
-// QR endpoint (GET /sessions/{id}/qr) every interval after the start, as the YAML users' app does
-// (qrPollInterval), from waitShown's and sleep's waits; without one it only waits.
-function qrPage(id, interval) {
-  let next = interval ? Date.now() + interval * 1000 : Infinity;
-  const pollIfDue = () => {
-    if (Date.now() < next) return;
-    try {
-      wagate.pollQR(id);
-    } catch (e) {
-      // a failed poll is measured (http_req_failed); the page polls again next time
+// pairingPage is the app's page while its user pairs: it polls the gateway's QR endpoint every
+// qrPollInterval seconds (GET /sessions/{id}/qr) and, with pollsInline, the session's status every
+// statusPollInterval, from the start until the scan, as the YAML users' app and pollers do; polls
+// are made from waitShown's and sleep's waits. Without polls it only waits.
+function pairingPage(id, b) {
+  const now = Date.now();
+  const timers = [];
+  if (b.qrPollInterval) timers.push({ every: b.qrPollInterval * 1000, next: now + b.qrPollInterval * 1000, poll: wagate.pollQR });
+  if (b.pollsInline) timers.push({ every: b.statusPollInterval * 1000, next: now + b.statusPollInterval * 1000, poll: wagate.pollStatus });
+  // pollDue polls what is due and returns when the next poll is due.
+  const pollDue = () => {
+    let soonest = Infinity;
+    for (const t of timers) {
+      if (Date.now() >= t.next) {
+        try {
+          t.poll(id);
+        } catch (e) {
+          // a failed poll is measured (http_req_failed); the page polls again next time
+        }
+        t.next = Date.now() + t.every;
+      }
+      soonest = Math.min(soonest, t.next);
     }
-    next = Date.now() + interval * 1000;
+    return soonest;
   };
   return {
     // waitShown returns the code Laravel shows other than previous, waiting at most giveUp s.
     waitShown(giveUp, previous) {
-      if (!interval) return wagate.waitQR(id, `${giveUp}s`, previous);
       const end = Date.now() + giveUp * 1000;
       for (;;) {
-        const qr = wagate.laravelQR(id);
-        if (qr && qr !== previous) return qr;
-        if (Date.now() >= end) throw new Error(`session ${id}: no QR code in Laravel after ${giveUp}s`);
-        pollIfDue();
-        sleep(0.1); // Laravel's view is read every 250 ms
+        const next = pollDue();
+        if (next >= end) return wagate.waitQR(id, Math.max(end - Date.now(), 1), previous);
+        try {
+          return wagate.waitQR(id, Math.max(next - Date.now(), 1), previous);
+        } catch (e) {
+          if (!String(e).includes("no QR code in Laravel")) throw e; // not waitQR's timeout
+        }
       }
     },
     // sleep pauses s seconds, polling when due.
     sleep(s) {
       const end = Date.now() + s * 1000;
       for (;;) {
-        pollIfDue();
+        const next = pollDue();
         const left = end - Date.now();
         if (left <= 0) return;
         sleep(Math.min(left, next - Date.now()) / 1000);
@@ -83,10 +95,11 @@ function qrPage(id, interval) {
 // [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd,
 // messagesPerMinute, incomingMessagesPerMinute, replies, dropsPerHour, replacedPerHour,
 // remoteLogoutsPerHour, pollsInline, qrPollInterval}. While the user pairs, the app's page polls the
-// gateway's QR endpoint every qrPollInterval seconds (none when unset). The session's customer writes incomingMessagesPerMinute
+// gateway's QR endpoint every qrPollInterval seconds (none when unset) and, with pollsInline, the
+// status too (pairingPage). The session's customer writes incomingMessagesPerMinute
 // (Poisson), each a reply to their previous message with probability replies, as the YAML users'
 // customers do. With pollsInline the account's own VU polls its status once after the start and
-// every statusPollInterval while the session lives (one poller per account, as the YAML users'
+// every statusPollInterval while the session pairs and lives (one poller per account, as the YAML users'
 // pollers: 1), instead of poller VUs of their own.
 export function user(b) {
   const n = accountOf(b);
@@ -99,7 +112,7 @@ export function user(b) {
   // 1 - scanSuccess) waits for the next code, as the YAML users do.
   const giveUp = b.giveUpAfter || 90;
   const scanSuccess = b.scanSuccess === undefined ? 1 : b.scanSuccess;
-  const page = qrPage(id, b.qrPollInterval);
+  const page = pairingPage(id, b);
   let shown = page.waitShown(giveUp, "");
   page.sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
   while (Math.random() >= scanSuccess) {
