@@ -122,6 +122,36 @@ export default function () {
 			b.Fatal(err)
 		}
 	})
+	// The status polls k6-cost's workload makes: a native poller (its request and tags built once)
+	// against k6/x/wagate's pollStatus called in one iteration.
+	b.Run("native-poll", func(b *testing.B) {
+		srv := statusServer(b)
+		reg := metrics.NewRegistry(nil)
+		api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+		p := api.NewPoller(context.Background(), user.EndpointStatus, "s1", metrics.Tags{"scenario": "default"})
+		defer p.Close()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if err := p.Poll(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("k6-wagate-poll-calls", func(b *testing.B) {
+		srv := statusServer(b)
+		reg := metrics.NewRegistry(nil)
+		api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+		vu := benchVU(b, `import wagate from "k6/x/wagate";
+export default function () {
+  for (let i = 0; i < Number(__ENV.CALLS); i++) wagate.pollStatus("s1");
+}`, map[string]string{"CALLS": fmt.Sprint(b.N)}, api, reg)
+		b.ReportAllocs()
+		b.ResetTimer()
+		if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+			b.Fatal(err)
+		}
+	})
 	b.Run("k6-http", func(b *testing.B) {
 		srv := statusServer(b)
 		reg := metrics.NewRegistry(nil)

@@ -345,6 +345,14 @@ func (d *Driver) Status(ctx context.Context, id string, tags metrics.Tags) (stri
 	return user.StatusOf(r), nil
 }
 
+// NewPoller returns a poller of session id's status or QR code (endpoint user.EndpointStatus or
+// user.EndpointQR) for requests under ctx, as the Laravel app's pollers poll: its request and tags
+// are built once, so a caller polling one session again and again (a k6 VU's loop) reuses it.
+// Close releases it.
+func (d *Driver) NewPoller(ctx context.Context, endpoint, id string, tags metrics.Tags) *user.Poller {
+	return d.env.API.NewPoller(ctx, endpoint, id, tags)
+}
+
 // PollStatus is Status as the Laravel app's pollers call it: the answer is measured, not decoded.
 func (d *Driver) PollStatus(ctx context.Context, id string, tags metrics.Tags) error {
 	if err := d.env.API.PollStatus(ctx, id, tags); err != nil {

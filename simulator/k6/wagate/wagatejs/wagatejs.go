@@ -35,6 +35,7 @@ import (
 	"wagate/simulator/k6/options"
 	"wagate/simulator/k6/wagate"
 	"wagate/simulator/metrics"
+	"wagate/simulator/user"
 )
 
 // ModuleName is the import name.
@@ -192,12 +193,20 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		fail(err)
 		return rt.ToValue(s)
 	})
+	// The VU's pollers of the session it polled last: a script's loop polls one session again and
+	// again, as the native users' pollers do, and reuses their request and tags.
+	statusPoller, qrPoller := &vuPoller{endpoint: user.EndpointStatus}, &vuPoller{endpoint: user.EndpointQR}
+	poll := func(vp *vuPoller, id string) {
+		if err := vp.get(driver(), vu, id).Poll(); err != nil {
+			vu.Throw("poll %s %s: %v", vp.endpoint, id, err)
+		}
+	}
 	set("pollStatus", func(c goja.FunctionCall) goja.Value {
-		fail(driver().PollStatus(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
+		poll(statusPoller, str(c.Argument(0)))
 		return goja.Undefined()
 	})
 	set("pollQR", func(c goja.FunctionCall) goja.Value {
-		fail(driver().PollQR(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
+		poll(qrPoller, str(c.Argument(0)))
 		return goja.Undefined()
 	})
 	set("laravelQR", func(c goja.FunctionCall) goja.Value {
@@ -210,6 +219,31 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		return rt.ToValue(map[string]any{"sessions": t.Sessions, "lostUpdates": t.LostUpdates, "staleOverwrites": t.StaleOverwrites, "duplicateApplications": t.DuplicateApplications})
 	})
 	return o, nil
+}
+
+// vuPoller is one VU's poller of one endpoint, kept while the VU polls the same session in the same
+// iteration, scenario and group (the poller's context and tags are theirs).
+type vuPoller struct {
+	endpoint     string
+	id, scenario string
+	group        string
+	ctx          context.Context
+	p            *user.Poller
+}
+
+// get returns the poller of session id for the VU's current iteration, made anew (and the
+// previous one released) when the session, iteration, scenario or group changed.
+func (vp *vuPoller) get(d *wagate.Driver, vu *js.VU, id string) *user.Poller {
+	ctx := vu.Context()
+	if vp.p != nil && vp.id == id && vp.ctx == ctx && vp.scenario == vu.Scenario && vp.group == vu.GroupPath() {
+		return vp.p
+	}
+	if vp.p != nil {
+		vp.p.Close()
+	}
+	vp.id, vp.ctx, vp.scenario, vp.group = id, ctx, vu.Scenario, vu.GroupPath()
+	vp.p = d.NewPoller(ctx, vp.endpoint, id, vu.SampleTags())
+	return vp.p
 }
 
 // WorldSettings are options.ext.wagate: the scenario YAML whose world the script drives
