@@ -19,9 +19,10 @@ type journalKeeper struct {
 	retention time.Duration
 	log       *slog.Logger
 	// deliver is the normal append path (batch.Delivery.Deliver: the outbox's once-only append),
-	// held the ids of the events the delivery holds in memory (it sends them whatever Redis lost).
+	// held the events the delivery holds in memory (batch.Delivery.HeldEvents: it sends them
+	// whatever Redis lost).
 	deliver func(ctx context.Context, ev event.Event) error
-	held    func() map[string]bool
+	held    func() []event.Event
 
 	replayMu sync.Mutex // one replay at a time
 	ctx      context.Context
@@ -110,17 +111,24 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, don
 }
 
 // replay appends every journal row of the sessions keep accepts through the normal append path,
-// each session's in sequence order, leaving out (and returning) the events the delivery holds in
-// memory. The outbox's once-only key makes a row appended twice (a retried replay, WhatsApp's
-// redelivery racing it) one entry.
+// each session's in sequence order, leaving out (and returning) the rows of the items the
+// delivery holds in memory. Held is by item identity (storage.JournalKey), not event id: a row's
+// item refused and redelivered by WhatsApp is held under the redelivery's new event id, and
+// appending the row too would deliver the item twice. The outbox's once-only key makes a row
+// appended twice (a retried replay, WhatsApp's redelivery racing it) one entry.
 func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) bool) (int, []event.Event, error) {
 	k.replayMu.Lock()
 	defer k.replayMu.Unlock()
-	held := k.held()
+	held := make(map[string]bool)
+	for _, ev := range k.held() {
+		if key := storage.JournalKey(ev); key != "" {
+			held[key] = true
+		}
+	}
 	n := 0
 	var left []event.Event
 	err := k.journal.Replay(ctx, keep, func(ctx context.Context, ev event.Event) error {
-		if held[ev.ID] {
+		if held[storage.JournalKey(ev)] {
 			left = append(left, ev)
 			return nil
 		}

@@ -26,7 +26,7 @@ type keeperRig struct {
 	done     chan struct{}
 }
 
-func newKeeperRig(t *testing.T, held map[string]bool, refuse int) *keeperRig {
+func newKeeperRig(t *testing.T, held []event.Event, refuse int) *keeperRig {
 	t.Helper()
 	db, err := storage.Open(context.Background(), storage.Options{DataDir: t.TempDir()})
 	if err != nil {
@@ -34,7 +34,7 @@ func newKeeperRig(t *testing.T, held map[string]bool, refuse int) *keeperRig {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	r := &keeperRig{k: newJournalKeeper(db, storage.DefaultJournalRetention, slog.New(slog.DiscardHandler)), refuse: refuse, done: make(chan struct{})}
-	r.k.held = func() map[string]bool { return held }
+	r.k.held = func() []event.Event { return held }
 	r.k.deliver = func(_ context.Context, ev event.Event) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -63,7 +63,7 @@ func keeperMessage(session string, seq int64) event.Event {
 // generation is recorded (done) only then and once the rows the delivery held are settled.
 func TestAReplayAppendsEveryUnsettledRowInOrderRetriesAndRecordsTheGenerationLast(t *testing.T) {
 	a1, a2, a3, b1 := keeperMessage("a", 1), keeperMessage("a", 2), keeperMessage("a", 3), keeperMessage("b", 1)
-	r := newKeeperRig(t, map[string]bool{a2.ID: true}, 1)
+	r := newKeeperRig(t, []event.Event{a2}, 1)
 	ctx := context.Background()
 	for _, ev := range []event.Event{b1, a3, a1, a2} {
 		if err := r.k.journal.Record(ctx, ev); err != nil {
@@ -110,6 +110,55 @@ func TestAReplayAppendsEveryUnsettledRowInOrderRetriesAndRecordsTheGenerationLas
 	defer r.mu.Unlock()
 	if want := []string{a1.ID, a3.ID}; !slices.Equal(r.appended, want) {
 		t.Fatalf("appended %v, want %v (a2 held by the delivery, b1 settled)", r.appended, want)
+	}
+}
+
+// The delivery holding an item under another event id than its journal row's (WhatsApp
+// redelivered it after the outbox refused the first event: the journal keeps the first row, the
+// delivery the redelivery's event) holds that item: the replay leaves the row out, as it does an
+// item held under the row's own event id, and the generation waits for the item's settlement.
+// Matching by event id appended the row too, and Laravel got the message twice.
+func TestAReplayLeavesOutAnItemTheDeliveryHoldsUnderAnotherEventID(t *testing.T) {
+	a1, a2 := keeperMessage("a", 1), keeperMessage("a", 2)
+	redelivered := keeperMessage("a", 1)
+	redelivered.ID, redelivered.Version = "a-message-7", 7
+	receipt := event.Event{ID: "a-receipt-3", SessionID: "a", Kind: event.KindReceipt, Payload: "M-out-1", Version: 3,
+		Receipt: &laravel.ReceiptItem{SessionID: "a", MessageID: "M-out-1", Sender: "5511977770001@s.whatsapp.net", Status: laravel.ReceiptRead}}
+	receiptAgain := receipt
+	receiptAgain.ID, receiptAgain.Version = "a-receipt-8", 8
+	otherStatus := receipt
+	otherStatus.ID, otherStatus.Version = "a-receipt-4", 4
+	otherStatus.Receipt = &laravel.ReceiptItem{SessionID: "a", MessageID: "M-out-1", Sender: "5511977770001@s.whatsapp.net", Status: laravel.ReceiptDelivered}
+	r := newKeeperRig(t, []event.Event{redelivered, receiptAgain}, 0)
+	ctx := context.Background()
+	for _, ev := range []event.Event{a1, a2, receipt, otherStatus} {
+		if err := r.k.journal.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, left, err := r.k.replay(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	appended := slices.Clone(r.appended)
+	r.mu.Unlock()
+	// The receipt of another status is another item: it is appended.
+	if want := []string{a2.ID, otherStatus.ID}; n != 2 || !slices.Equal(appended, want) {
+		t.Fatalf("appended %d rows %v, want %v (a1 and the read receipt are held by the delivery under new event ids)", n, appended, want)
+	}
+	var leftIDs []string
+	for _, ev := range left {
+		leftIDs = append(leftIDs, ev.ID)
+	}
+	slices.Sort(leftIDs)
+	if want := []string{a1.ID, receipt.ID}; !slices.Equal(leftIDs, want) {
+		t.Fatalf("left out %v, want the journal rows %v (the generation waits for their settlement)", leftIDs, want)
+	}
+	// The delivery settling its events settles the rows left out.
+	r.k.settle(ctx, []event.Event{redelivered, receiptAgain})
+	if held, err := r.k.journal.Holding(ctx, left); err != nil || held != 0 {
+		t.Fatalf("the journal still holds %d of the rows left out after the delivery settled their items (err %v)", held, err)
 	}
 }
 

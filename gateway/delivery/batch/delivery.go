@@ -1031,22 +1031,31 @@ func (d *Delivery) settled(ctx context.Context, entries []outbox.Entry) {
 	d.onSettled(ctx, evs)
 }
 
-// HeldEventIDs returns the ids of the events the flusher holds in memory (waiting or in flight):
-// the delivery sends them whatever happens to Redis meanwhile, so a replay of the message journal
-// after Redis lost its data leaves them out.
-func (d *Delivery) HeldEventIDs() map[string]bool {
+// HeldEvents returns the events the flusher holds in memory (waiting or in flight): the delivery
+// sends them whatever happens to Redis meanwhile, so a replay of the message journal after Redis
+// lost its data leaves their items out (by item identity: a redelivered item's event has a new id).
+func (d *Delivery) HeldEvents() []event.Event {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	held := make(map[string]bool)
+	var held []event.Event
 	for _, m := range d.co.waiting {
 		for _, it := range m {
-			held[it.Winner.Event.ID] = true
+			held = append(held, it.Winner.Event)
 		}
 	}
 	for _, b := range d.inflight {
 		for _, it := range b.Items {
-			held[it.Winner.Event.ID] = true
+			held = append(held, it.Winner.Event)
 		}
+	}
+	return held
+}
+
+// HeldEventIDs returns the ids of the events HeldEvents returns.
+func (d *Delivery) HeldEventIDs() map[string]bool {
+	held := make(map[string]bool)
+	for _, ev := range d.HeldEvents() {
+		held[ev.ID] = true
 	}
 	return held
 }
