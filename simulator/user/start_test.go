@@ -36,6 +36,8 @@ func TestAFailedStartTellsTheGroundTruthWhatMayExist(t *testing.T) {
 		{"unanswered, known nowhere: never existed", serve(brokenAnswer), false, 0},
 		{"unanswered, but the gateway created it: judged", serve(brokenAnswer), true, 1},
 		{"answered 503 every time (a cluster moving its shard): exists nowhere", serve(moving), false, 0},
+		{"answered 502 (a replica's forward to the holder failed mid-answer), known nowhere: never existed", serve(holderFailed), false, 0},
+		{"answered 502, but the holder created it: judged", serve(holderFailed), true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := metrics.NewRegistry(nil)
@@ -66,6 +68,12 @@ func TestAFailedStartTellsTheGroundTruthWhatMayExist(t *testing.T) {
 var moving = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "1")
 	http.Error(w, `{"error":"session_moving"}`, http.StatusServiceUnavailable)
+})
+
+// holderFailed answers as a cluster replica does when the holder it forwarded the request to
+// failed while answering (gateway/api's forward: holder_failed, the outcome unknown).
+var holderFailed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, `{"error":"holder_failed"}`, http.StatusBadGateway)
 })
 
 func serve(h http.Handler) func(t *testing.T) string {

@@ -158,6 +158,13 @@ func (u *user) run(ctx context.Context) error {
 		e.Ledger.Forget(u.id) // refused every time: it exists nowhere
 		return fmt.Errorf("start %s: refused with 503 %d times", u.id, startRetries+1)
 	}
+	if err == nil && (resp.Status == http.StatusBadGateway || resp.Status == http.StatusGatewayTimeout) {
+		// A replica that forwarded the start answers 502 (holder_failed) when the holder failed
+		// mid-answer: the session may exist or not, as after no answer at all. Taken for started,
+		// a session nobody created was judged a lost update (Laravel shows nothing).
+		e.Ledger.Unanswered(u.id)
+		return fmt.Errorf("start %s: answered %d, the outcome is unknown", u.id, resp.Status)
+	}
 	if err != nil {
 		if Unreached(err) {
 			// The gateway is down: the session exists nowhere; wait before the next attempt as a
