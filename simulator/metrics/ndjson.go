@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bufio"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -14,18 +13,50 @@ import (
 
 // NDJSON writes k6's `--out json` format: one {"type":"Metric",...} line when a metric first
 // appears and one {"type":"Point",...} line per sample. Safe for concurrent use.
+//
+// Lines gather in a chunk of ndjsonChunk bytes; the writer whose line fills it writes it to w
+// outside the lock the others append under, so a slow write (a disk under writeback pressure)
+// holds up the one poller that filled the chunk, not every poller recording meanwhile. Chunks
+// reach w one at a time and in order.
 type NDJSON struct {
-	mu         sync.Mutex
-	w          *bufio.Writer
+	mu sync.Mutex // guards buf, spare, err
+	// buf holds the lines not yet written; spare is the chunk written last, for reuse.
+	buf, spare []byte
 	err        error
+	// wmu is held while a chunk is written to w; it is taken under mu, so chunks are written in
+	// the order they filled.
+	wmu        sync.Mutex
+	w          io.Writer
 	thresholds map[string][]string
-	// line is the buffer a point's line is built in, reused.
-	line []byte
 }
+
+// ndjsonChunk is the size at which buffered lines are written.
+const ndjsonChunk = 1 << 16
 
 // NewNDJSON writes to w; thresholds lists each metric's threshold expressions for its Metric line.
 func NewNDJSON(w io.Writer, thresholds map[string][]string) *NDJSON {
-	return &NDJSON{w: bufio.NewWriterSize(w, 1<<16), thresholds: thresholds}
+	return &NDJSON{w: w, buf: make([]byte, 0, ndjsonChunk+1024), spare: make([]byte, 0, ndjsonChunk+1024), thresholds: thresholds}
+}
+
+// endLine ends the append of a line (n.mu held, released here): when the chunk is full it is
+// written to w after n.mu is released.
+func (n *NDJSON) endLine() {
+	if len(n.buf) < ndjsonChunk {
+		n.mu.Unlock()
+		return
+	}
+	full := n.buf
+	n.buf, n.spare = n.spare[:0], nil
+	n.wmu.Lock() // the previous chunk's write ends first: chunks stay in order
+	n.mu.Unlock()
+	_, err := n.w.Write(full)
+	n.wmu.Unlock()
+	n.mu.Lock()
+	n.err = cmp.Or(n.err, err)
+	if n.spare == nil {
+		n.spare = full[:0]
+	}
+	n.mu.Unlock()
 }
 
 type ndMetric struct {
@@ -54,28 +85,21 @@ type ndPointData struct {
 	Tags  Tags      `json:"tags"`
 }
 
-func (n *NDJSON) write(v any) {
-	if n.err != nil {
-		return
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		n.err = err
-		return
-	}
-	b = append(b, '\n')
-	_, n.err = n.w.Write(b)
-}
-
 // Metric writes a metric declaration line.
 func (n *NDJSON) Metric(name, typ, contains string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	th := n.thresholds[name]
 	if th == nil {
 		th = []string{}
 	}
-	n.write(ndMetric{Type: "Metric", Metric: name, Data: ndMetricData{Name: name, Type: typ, Contains: contains, Thresholds: th}})
+	b, err := json.Marshal(ndMetric{Type: "Metric", Metric: name, Data: ndMetricData{Name: name, Type: typ, Contains: contains, Thresholds: th}})
+	n.mu.Lock()
+	if n.err != nil || err != nil {
+		n.err = cmp.Or(n.err, err)
+		n.mu.Unlock()
+		return
+	}
+	n.buf = append(append(n.buf, b...), '\n')
+	n.endLine()
 }
 
 // Point writes one sample line.
@@ -98,17 +122,18 @@ func (n *NDJSON) Point(name string, at time.Time, value float64, tags Tags) {
 // generator writes four per API request, ~28,000 a second at 1000 users.
 func (n *NDJSON) PointEncodedTags(name string, at time.Time, value float64, tags []byte) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.err != nil {
+		n.mu.Unlock()
 		return
 	}
-	b, err := appendPoint(n.line[:0], name, at, value, tags)
+	b, err := appendPoint(n.buf, name, at, value, tags)
 	if err != nil {
 		n.err = err
+		n.mu.Unlock()
 		return
 	}
-	n.line = b
-	_, n.err = n.w.Write(b)
+	n.buf = b
+	n.endLine()
 }
 
 // appendPoint appends the line {"type":"Point","data":{"time":T,"value":V,"tags":TAGS},"metric":NAME}
@@ -164,9 +189,12 @@ func appendJSONString(b []byte, s string) []byte {
 // Flush writes buffered lines and returns the first error met.
 func (n *NDJSON) Flush() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.err == nil {
-		n.err = n.w.Flush()
+	n.wmu.Lock() // after any chunk being written
+	if n.err == nil && len(n.buf) > 0 {
+		_, n.err = n.w.Write(n.buf)
 	}
+	n.buf = n.buf[:0]
+	n.wmu.Unlock()
+	defer n.mu.Unlock()
 	return n.err
 }
