@@ -77,6 +77,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	if err := m.RegisterBatch(bd); err != nil {
 		return parts, fmt.Errorf("app: batch metrics: %w", err)
 	}
+	if err := m.RegisterJournal(journal.snapshot); err != nil {
+		return parts, fmt.Errorf("app: journal metrics: %w", err)
+	}
 
 	cacheCfg := cfg.CacheConfig()
 	cacheCfg.Logger = log

@@ -4,16 +4,18 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"wagate/gateway/event"
+	"wagate/gateway/metrics"
 	"wagate/gateway/storage"
 )
 
 // journalKeeper is batch mode's use of the message journal (storage.Journal) beyond the session
 // layer's Record: it deletes the rows of items the delivery settled (settle, the batch delivery's
-// Settled hook), appends every row again after Redis lost its data (replay), and prunes rows past
-// the retention (prune, hourly).
+// Settled hook), appends every row again after Redis lost its data (replay), prunes rows past
+// the retention (prune, hourly) and counts the rows for the metrics (every journalCountEvery).
 type journalKeeper struct {
 	journal   *storage.Journal
 	retention time.Duration
@@ -25,13 +27,23 @@ type journalKeeper struct {
 	held    func() []event.Event
 
 	replayMu sync.Mutex // one replay at a time
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+
+	// For the metrics (snapshot): the last count's rows and oldest recording time (Unix ms, 0:
+	// none), rows replayed, replays that went through and replay attempts that failed.
+	rows, oldestMs                    atomic.Int64
+	replayed, replays, replayFailures atomic.Int64
+	ctx                               context.Context
+	cancel                            context.CancelFunc
+	wg                                sync.WaitGroup
 }
 
 // journalPruneEvery is how often the keeper prunes the journal.
 const journalPruneEvery = time.Hour
+
+// journalCountEvery is how often the keeper counts the journal's rows for wagate_journal_rows and
+// wagate_journal_oldest_row_age_seconds (one COUNT and MIN over the unsettled rows; a scrape
+// reads the last count and queries nothing).
+const journalCountEvery = 15 * time.Second
 
 // journalReplayRetry bounds the wait between two attempts of a replay that failed (Redis down
 // again, the outbox full): 1 s doubling up to it.
@@ -51,26 +63,68 @@ func (k *journalKeeper) settle(ctx context.Context, evs []event.Event) {
 	}
 }
 
-// start prunes the journal now and every journalPruneEvery until stop.
+// start prunes the journal now and every journalPruneEvery, and counts its rows now and every
+// journalCountEvery, until stop.
 func (k *journalKeeper) start() {
 	k.wg.Add(1)
 	go func() {
 		defer k.wg.Done()
-		t := time.NewTicker(journalPruneEvery)
-		defer t.Stop()
+		prune := time.NewTicker(journalPruneEvery)
+		defer prune.Stop()
+		count := time.NewTicker(journalCountEvery)
+		defer count.Stop()
+		k.prune()
+		k.count()
 		for {
-			if n, err := k.journal.Prune(k.ctx, time.Now().Add(-k.retention)); err != nil && k.ctx.Err() == nil {
-				k.log.Warn("message journal: pruning failed", "err", err)
-			} else if n > 0 {
-				k.log.Warn("message journal: pruned items nothing settled within the retention", "items", n, "retention", k.retention)
-			}
 			select {
 			case <-k.ctx.Done():
 				return
-			case <-t.C:
+			case <-prune.C:
+				k.prune()
+			case <-count.C:
+				k.count()
 			}
 		}
 	}()
+}
+
+// prune deletes the rows past the retention.
+func (k *journalKeeper) prune() {
+	if n, err := k.journal.Prune(k.ctx, time.Now().Add(-k.retention)); err != nil && k.ctx.Err() == nil {
+		k.log.Warn("message journal: pruning failed", "err", err)
+	} else if n > 0 {
+		k.log.Warn("message journal: pruned items nothing settled within the retention", "items", n, "retention", k.retention)
+	}
+}
+
+// count takes the journal's row count and oldest row for the metrics; a failed count keeps the
+// last one.
+func (k *journalKeeper) count() {
+	h, err := k.journal.Held(k.ctx)
+	if err != nil {
+		if k.ctx.Err() == nil {
+			k.log.Warn("message journal: counting its rows failed", "err", err)
+		}
+		return
+	}
+	k.rows.Store(h.Rows)
+	oldest := int64(0)
+	if !h.Oldest.IsZero() {
+		oldest = h.Oldest.UnixMilli()
+	}
+	k.oldestMs.Store(oldest)
+}
+
+// snapshot is the journal's metrics (metrics.RegisterJournal): the last count, and the counts of
+// the journal and of this keeper.
+func (k *journalKeeper) snapshot() metrics.JournalSnapshot {
+	c := k.journal.Counts()
+	s := metrics.JournalSnapshot{Rows: k.rows.Load(), Recorded: c.Recorded, Settled: c.Settled, Pruned: c.Pruned,
+		Replayed: k.replayed.Load(), Replays: k.replays.Load(), ReplayFailures: k.replayFailures.Load()}
+	if ms := k.oldestMs.Load(); ms != 0 {
+		s.OldestRowAge = max(time.Since(time.UnixMilli(ms)), 0)
+	}
+	return s
 }
 
 // replayInBackground appends every journal row of the sessions keep accepts (nil: all) again,
@@ -86,6 +140,7 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, don
 		for {
 			n, left, err := k.replay(k.ctx, keep)
 			if err == nil {
+				k.replays.Add(1)
 				k.log.Warn("message journal: Redis lost its data; the messages and receipts Laravel had not settled were appended again",
 					"items", n, "held_by_the_delivery", len(left))
 				if !k.awaitSettled(left) {
@@ -99,6 +154,7 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, don
 			if k.ctx.Err() != nil {
 				return
 			}
+			k.replayFailures.Add(1)
 			k.log.Warn("message journal: appending the journal again after a Redis data loss failed; retrying", "appended", n, "err", err, "in", wait)
 			select {
 			case <-k.ctx.Done():
@@ -135,6 +191,7 @@ func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) 
 		if err := k.deliver(ctx, ev); err != nil {
 			return err
 		}
+		k.replayed.Add(1)
 		n++
 		return nil
 	})

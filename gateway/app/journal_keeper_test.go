@@ -12,6 +12,7 @@ import (
 
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
+	"wagate/gateway/metrics"
 	"wagate/gateway/storage"
 )
 
@@ -183,5 +184,38 @@ func TestAStopEndsAReplayThatCannotGoThroughWithoutRecordingTheGeneration(t *tes
 	case <-recorded:
 		t.Fatal("the generation was recorded although the replay never went through")
 	default:
+	}
+}
+
+// The keeper's metrics: the rows held and the oldest one's age come from its last count (not from
+// the scrape), and a replay that failed once and then went through counts one failure, one replay
+// and the rows it appended.
+func TestTheKeepersMetricsCountTheRowsHeldAndTheReplays(t *testing.T) {
+	r := newKeeperRig(t, nil, 1)
+	ctx := context.Background()
+	a1, a2 := keeperMessage("a", 1), keeperMessage("a", 2)
+	for _, ev := range []event.Event{a1, a2} {
+		if err := r.k.journal.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := r.k.snapshot(); s.Rows != 0 || s.Recorded != 2 {
+		t.Fatalf("before a count: %+v, want 0 rows (not counted yet) and 2 recorded", s)
+	}
+	r.k.count()
+	if s := r.k.snapshot(); s.Rows != 2 || s.OldestRowAge <= 0 || s.OldestRowAge > time.Minute {
+		t.Fatalf("after a count: %+v, want 2 rows, the oldest recorded just now", s)
+	}
+	r.k.replayInBackground(nil, func(context.Context) { close(r.done) })
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replay did not go through")
+	}
+	r.k.settle(ctx, []event.Event{a1, a2})
+	r.k.count()
+	want := metrics.JournalSnapshot{Recorded: 2, Settled: 2, Replayed: 2, Replays: 1, ReplayFailures: 1}
+	if s := r.k.snapshot(); s != want {
+		t.Fatalf("snapshot %+v, want %+v", s, want)
 	}
 }

@@ -36,6 +36,9 @@ func allRegistered(t *testing.T) *Metrics {
 	c.SetHeld(1)
 	c.ObserveTakeover(time.Second)
 	m.RegisterDeadLetters()
+	if err := m.RegisterJournal(func() JournalSnapshot { return JournalSnapshot{} }); err != nil {
+		t.Fatal(err)
+	}
 	ev := event.Event{Kind: event.KindStatus}
 	h := m.SessionHooks()
 	h.EventEmitted(ev)

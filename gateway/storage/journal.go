@@ -2,9 +2,11 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"wagate/gateway/event"
@@ -39,6 +41,20 @@ CREATE INDEX IF NOT EXISTS wagate_journal_session_seq ON wagate_journal (session
 type Journal struct {
 	db  *DB
 	now func() time.Time
+
+	// What this Journal did since it was made (Counts).
+	recorded, settled, pruned atomic.Int64
+}
+
+// JournalCounts are the rows one Journal added (Record of an item it did not hold), deleted as
+// settled (Settle) and pruned (Prune) since it was made.
+type JournalCounts struct {
+	Recorded, Settled, Pruned int64
+}
+
+// Counts returns what j did since it was made; it reads no database.
+func (j *Journal) Counts() JournalCounts {
+	return JournalCounts{Recorded: j.recorded.Load(), Settled: j.settled.Load(), Pruned: j.pruned.Load()}
 }
 
 // NewJournal returns the journal of db (its table is created by Open).
@@ -70,10 +86,14 @@ func (j *Journal) Record(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return fmt.Errorf("storage: journal: encode event %s: %w", ev.ID, err)
 	}
-	if _, err := j.db.SQL.ExecContext(ctx, `INSERT INTO wagate_journal (item_key, session_id, seq, recorded_at, event)
+	res, err := j.db.SQL.ExecContext(ctx, `INSERT INTO wagate_journal (item_key, session_id, seq, recorded_at, event)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (item_key) DO NOTHING`,
-		key, ev.SessionID, ev.Version, j.now().UnixMilli(), string(data)); err != nil {
+		key, ev.SessionID, ev.Version, j.now().UnixMilli(), string(data))
+	if err != nil {
 		return fmt.Errorf("storage: journal: record event %s: %w", ev.ID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil {
+		j.recorded.Add(n)
 	}
 	return nil
 }
@@ -101,6 +121,7 @@ func (j *Journal) Settle(ctx context.Context, evs []event.Event) (int64, error) 
 		}
 		if n, err := res.RowsAffected(); err == nil {
 			deleted += n
+			j.settled.Add(n)
 		}
 	}
 	return deleted, nil
@@ -199,6 +220,27 @@ func (j *Journal) Len(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// JournalHeld is what the journal holds at one moment: how many rows, and when the oldest of
+// them was recorded (zero when it holds none).
+type JournalHeld struct {
+	Rows   int64
+	Oldest time.Time
+}
+
+// Held counts the journal's rows and finds the oldest one's recording time: one query (a scan of
+// the rows, which are only the items not yet settled).
+func (j *Journal) Held(ctx context.Context) (JournalHeld, error) {
+	var h JournalHeld
+	var oldest sql.NullInt64
+	if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*), MIN(recorded_at) FROM wagate_journal`).Scan(&h.Rows, &oldest); err != nil {
+		return JournalHeld{}, fmt.Errorf("storage: journal: count: %w", err)
+	}
+	if oldest.Valid {
+		h.Oldest = time.UnixMilli(oldest.Int64)
+	}
+	return h, nil
+}
+
 // Prune deletes the rows recorded before before (items nothing settled within the retention) and
 // returns how many it deleted.
 func (j *Journal) Prune(ctx context.Context, before time.Time) (int64, error) {
@@ -210,5 +252,6 @@ func (j *Journal) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("storage: journal: prune: %w", err)
 	}
+	j.pruned.Add(n)
 	return n, nil
 }

@@ -220,3 +220,48 @@ func BenchmarkJournalSettle(b *testing.B) {
 		}
 	}
 }
+
+// Counts says what the journal did (a redelivery of an item it holds is no new row; a settlement
+// or a prune counts the rows it deleted) and Held what it holds: how many rows and since when the
+// oldest waits. These are what the journal's metrics export.
+func TestTheJournalCountsWhatItRecordedSettledAndPrunedAndWhatItHolds(t *testing.T) {
+	journalDialects(t, func(t *testing.T, j *Journal) {
+		ctx := context.Background()
+		start := time.Unix(1_800_000_000, 0)
+		at := start
+		j.now = func() time.Time { return at }
+		if h, err := j.Held(ctx); err != nil || h != (JournalHeld{}) {
+			t.Fatalf("an empty journal holds %+v (err %v), want nothing", h, err)
+		}
+		m1, m2, r1 := journalMessage("a", "A1", 1), journalMessage("a", "A2", 2), journalReceipt("b", "B0", laravel.ReceiptRead, 1)
+		for _, ev := range []event.Event{m1, m2, r1} {
+			if err := j.Record(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			at = at.Add(time.Minute)
+		}
+		again := m1
+		again.ID, again.Version = "a-message-9", 9 // WhatsApp's redelivery: the journal keeps the first row
+		if err := j.Record(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := j.Held(ctx); err != nil || h.Rows != 3 || !h.Oldest.Equal(start) {
+			t.Fatalf("holds %+v (err %v), want 3 rows, the oldest recorded at %v", h, err, start)
+		}
+		if _, err := j.Settle(ctx, []event.Event{again, journalMessage("c", "C1", 1)}); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := j.Held(ctx); err != nil || h.Rows != 2 || !h.Oldest.Equal(start.Add(time.Minute)) {
+			t.Fatalf("after settling A1 holds %+v (err %v), want 2 rows, the oldest A2's", h, err)
+		}
+		if _, err := j.Prune(ctx, start.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := j.Counts(), (JournalCounts{Recorded: 3, Settled: 1, Pruned: 1}); got != want {
+			t.Fatalf("counts %+v, want %+v", got, want)
+		}
+		if h, err := j.Held(ctx); err != nil || h.Rows != 1 || !h.Oldest.Equal(start.Add(2*time.Minute)) {
+			t.Fatalf("after pruning holds %+v (err %v), want the receipt's row", h, err)
+		}
+	})
+}
