@@ -21,7 +21,11 @@ const (
 	EventConnected EventKind = "connected"
 	// EventConnectFailed: a login was answered with <failure reason=Code>.
 	EventConnectFailed EventKind = "connect_failed"
-	// EventDisconnected: a logged-in connection closed, for any reason (Detail: the cause).
+	// EventDisconnected: a logged-in connection closed, for any reason (Detail: the cause). It is
+	// recorded when the connection's handler ends, so it can follow the device's next
+	// EventConnected: a login while the previous connection was still open (replaced, closed a
+	// moment later) or while its handler was still finishing (a drop). Conn tells which
+	// connection ended; the device is offline only when it is the one it logged in on last.
 	EventDisconnected EventKind = "disconnected"
 	// EventDropped: the server cut a device's connection without a stream error (network drop).
 	EventDropped EventKind = "dropped"

@@ -3,6 +3,8 @@ package fakewa
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,6 +136,39 @@ func TestSecondLoginOfTheSameDeviceReplacesTheFirstConnection(t *testing.T) {
 	}
 	if info, _ := srv.Device(jid); info.Logins != 2 || info.State != DeviceOnline {
 		t.Fatalf("device %+v, want online after 2 logins", info)
+	}
+	// The first connection ends after the second logged in: its disconnected event follows the
+	// second's connected one, and the device stays online (EventDisconnected's Conn tells them
+	// apart).
+	waitServerEvent(t, srv, EventDisconnected, jid)
+	var seen []Event
+	for _, e := range srv.EventsFor(jid) {
+		switch e.Kind {
+		case EventConnected, EventReplaced, EventDisconnected:
+			seen = append(seen, e)
+		}
+	}
+	describe := func() string {
+		var out []string
+		for _, e := range seen {
+			out = append(out, fmt.Sprintf("%s conn %d", e.Kind, e.Conn))
+		}
+		return strings.Join(out, ", ")
+	}
+	want := []EventKind{EventConnected, EventReplaced, EventConnected, EventDisconnected}
+	if len(seen) != len(want) {
+		t.Fatalf("device events %s, want kinds %v", describe(), want)
+	}
+	for i, k := range want {
+		if seen[i].Kind != k {
+			t.Fatalf("device events %s, want kinds %v", describe(), want)
+		}
+	}
+	if firstConn := seen[0].Conn; seen[1].Conn != firstConn || seen[3].Conn != firstConn || seen[2].Conn == firstConn {
+		t.Fatalf("device events %s: want the first connection replaced and ended, the second connected", describe())
+	}
+	if info, _ := srv.Device(jid); info.State != DeviceOnline {
+		t.Fatalf("device %+v after the first connection ended, want online", info)
 	}
 }
 

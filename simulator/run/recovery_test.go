@@ -95,3 +95,67 @@ func TestTheEndOfTheDrainGivesEachRecoveryWatchALastLook(t *testing.T) {
 		t.Errorf("finishing the watches took %s, bound %s", took, recoveryLastLook)
 	}
 }
+
+// A device can have two connections for a moment, and fakewa records each connection's end when
+// its handler ends: the disconnection of a connection the device already left by a newer login
+// (a drop whose handler ended after the reconnect, a login while the previous connection was
+// still open) comes after the new login's connected event. Only the end of the connection the
+// device is logged in on takes it offline (chaos seed 1, schedule 45: dropped devices counted
+// offline for good although connected again, "whatsapp-drop-1 not recovered").
+func TestOnlyTheEndOfTheConnectionADeviceIsLoggedInOnTakesItOffline(t *testing.T) {
+	ev := func(kind fakewa.EventKind, conn uint64, detail string) fakewa.Event {
+		return fakewa.Event{Kind: kind, JID: "d", Conn: conn, Detail: detail}
+	}
+	cases := []struct {
+		name   string
+		events []fakewa.Event
+		online bool
+		ended  bool // logged out or replaced: it does not come back by itself
+	}{
+		{"a drop", []fakewa.Event{
+			ev(fakewa.EventConnected, 1, ""), ev(fakewa.EventDropped, 1, ""), ev(fakewa.EventDisconnected, 1, "dropped by server"),
+		}, false, false},
+		{"a drop and the reconnect", []fakewa.Event{
+			ev(fakewa.EventConnected, 1, ""), ev(fakewa.EventDropped, 1, ""), ev(fakewa.EventDisconnected, 1, "dropped by server"),
+			ev(fakewa.EventConnected, 2, ""),
+		}, true, false},
+		{"a drop whose connection ends after the reconnect", []fakewa.Event{
+			ev(fakewa.EventConnected, 1, ""), ev(fakewa.EventDropped, 1, ""), ev(fakewa.EventConnected, 2, ""),
+			ev(fakewa.EventDisconnected, 1, "dropped by server"),
+		}, true, false},
+		{"a second login replacing an open connection", []fakewa.Event{
+			ev(fakewa.EventConnected, 1, ""), ev(fakewa.EventReplaced, 1, "new login"), ev(fakewa.EventConnected, 2, ""),
+			ev(fakewa.EventDisconnected, 1, "replaced by new login"),
+		}, true, false},
+		{"the new connection drops too", []fakewa.Event{
+			ev(fakewa.EventConnected, 1, ""), ev(fakewa.EventDropped, 1, ""), ev(fakewa.EventConnected, 2, ""),
+			ev(fakewa.EventDisconnected, 1, "dropped by server"), ev(fakewa.EventDropped, 2, ""), ev(fakewa.EventDisconnected, 2, "dropped by server"),
+		}, false, false},
+		{"replaced by another client", []fakewa.Event{
+			ev(fakewa.EventConnected, 1, ""), ev(fakewa.EventReplaced, 1, "control"), ev(fakewa.EventDisconnected, 1, "replaced"),
+		}, false, true},
+		{"logged out while offline", []fakewa.Event{
+			ev(fakewa.EventConnected, 1, ""), ev(fakewa.EventDisconnected, 1, "dropped by server"), ev(fakewa.EventLoggedOut, 0, "device_removed while offline"),
+		}, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			log := &eventLog{}
+			for i, e := range c.events {
+				e.Seq = uint64(i + 1)
+				log.events = append(log.events, e)
+			}
+			p := newPhones(log)
+			if err := p.poll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			online, expected := p.Back([]string{"d"})
+			if got := online == 1; got != c.online {
+				t.Errorf("online = %v, want %v", got, c.online)
+			}
+			if ended := expected == 0; ended != c.ended {
+				t.Errorf("cannot come back = %v, want %v", ended, c.ended)
+			}
+		})
+	}
+}

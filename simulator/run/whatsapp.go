@@ -73,7 +73,12 @@ type phones struct {
 	connected map[string]time.Time // jid -> last connected
 	// offline is when each device last went offline (disconnected, logged out or replaced).
 	offline map[string]time.Time
-	online  map[string]bool
+	// online is the connection each device is logged in on now (fakewa's Event.Conn). A device
+	// may have two connections for a moment: a new login while the previous one is still open
+	// (replaced) or closed but not yet torn down (a drop whose handler ends after the
+	// reconnect), whose disconnected event then follows the new connected one; only the
+	// disconnection of the connection it is logged in on takes a device offline.
+	online map[string]uint64
 	// ended are devices logged out or replaced: they do not come back by themselves.
 	ended   map[string]bool
 	changed chan struct{}
@@ -83,7 +88,7 @@ type phones struct {
 }
 
 func newPhones(wa waSide) *phones {
-	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, offline: map[string]time.Time{}, online: map[string]bool{}, ended: map[string]bool{}, changed: make(chan struct{}),
+	return &phones{wa: wa, refs: map[string]truth.RefIssue{}, connected: map[string]time.Time{}, offline: map[string]time.Time{}, online: map[string]uint64{}, ended: map[string]bool{}, changed: make(chan struct{}),
 		messages: truth.NewMessages()}
 }
 
@@ -110,12 +115,22 @@ func (p *phones) poll(ctx context.Context) error {
 			}
 		case fakewa.EventConnected:
 			p.connected[e.JID] = e.Time
-			p.online[e.JID] = true
+			p.online[e.JID] = e.Conn
 			delete(p.ended, e.JID)
 		case fakewa.EventDisconnected:
+			if !p.loggedInOn(e.JID, e.Conn) {
+				continue // a connection the device had already left by a newer login
+			}
 			delete(p.online, e.JID)
 			p.offline[e.JID] = e.Time
-		case fakewa.EventLoggedOut, fakewa.EventReplaced:
+		case fakewa.EventReplaced:
+			if !p.loggedInOn(e.JID, e.Conn) {
+				continue
+			}
+			delete(p.online, e.JID)
+			p.offline[e.JID] = e.Time
+			p.ended[e.JID] = true
+		case fakewa.EventLoggedOut:
 			delete(p.online, e.JID)
 			p.offline[e.JID] = e.Time
 			p.ended[e.JID] = true
@@ -136,6 +151,18 @@ func (p *phones) poll(ctx context.Context) error {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	return nil
+}
+
+// isOnline reports whether jid is logged in now. Callers hold p.mu.
+func (p *phones) isOnline(jid string) bool {
+	_, ok := p.online[jid]
+	return ok
+}
+
+// loggedInOn reports whether jid is online on connection conn. Callers hold p.mu.
+func (p *phones) loggedInOn(jid string, conn uint64) bool {
+	on, ok := p.online[jid]
+	return ok && on == conn
 }
 
 // RefIssue resolves a pairing ref.
@@ -160,7 +187,7 @@ func (p *phones) Back(jids []string) (online, expected int) {
 	defer p.mu.Unlock()
 	for _, j := range jids {
 		switch {
-		case p.online[j]:
+		case p.isOnline(j):
 			online++
 			expected++
 		case !p.ended[j]:
@@ -184,7 +211,7 @@ func (p *phones) TakenOver(jids []string, since time.Time) (dropped, back int, l
 			continue
 		}
 		dropped++
-		if on := p.connected[j]; p.online[j] && !on.Before(off) {
+		if on := p.connected[j]; p.isOnline(j) && !on.Before(off) {
 			back++
 			if on.After(last) {
 				last = on
