@@ -76,7 +76,8 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 	for {
 		select {
 		case <-ctx.Done():
-			r.log.Warn("fault not recovered by the end of the drain", "fault", flt.Name, "since_end", time.Since(end).Round(time.Millisecond))
+			r.log.Warn("fault not recovered by the end of the drain", "fault", flt.Name, "since_end", time.Since(end).Round(time.Millisecond),
+				"offline", r.phones.Missing(b.online))
 			r.reg.ObserveDuration("fault_recovery_time", time.Since(end), tags)
 			r.noteRecovery(flt.Name, time.Since(end), false)
 			return

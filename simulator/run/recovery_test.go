@@ -156,6 +156,10 @@ func TestOnlyTheEndOfTheConnectionADeviceIsLoggedInOnTakesItOffline(t *testing.T
 			if ended := expected == 0; ended != c.ended {
 				t.Errorf("cannot come back = %v, want %v", ended, c.ended)
 			}
+			// A recovery that did not happen names the devices still awaited.
+			if missing, want := len(p.Missing([]string{"d"})), !c.online && !c.ended; (missing == 1) != want {
+				t.Errorf("named as missing: %v, want %v", p.Missing([]string{"d"}), want)
+			}
 		})
 	}
 }

@@ -197,6 +197,22 @@ func (p *phones) Back(jids []string) (online, expected int) {
 	return online, expected
 }
 
+// Missing describes the devices of jids that are offline now and can still come back: each with
+// when it went offline and last connected (fakewa's times), for a recovery that did not happen.
+func (p *phones) Missing(jids []string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, j := range jids {
+		if p.isOnline(j) || p.ended[j] {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s offline since %s, last connected %s", j,
+			p.offline[j].UTC().Format("15:04:05.000"), p.connected[j].UTC().Format("15:04:05.000")))
+	}
+	return out
+}
+
 // TakenOver follows the devices of jids (online at since) that went offline at or after since:
 // dropped counts those that can come back (not logged out or replaced since), back those of them
 // connected again after they went offline, and last is the latest of those reconnects (fakewa's
