@@ -191,6 +191,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		if parts.settle != nil {
 			a.node.settle = parts.settle
 		}
+		if a.journal != nil {
+			a.node.claimed = a.journal.replayClaimed
+		}
 		a.registry.SetOnFencedWrite(registryFenced(clusterMetrics))
 		parts.ready = append(parts.ready, api.Check{Name: "cluster", Check: a.node.readyCheck})
 		parts.routes = append(parts.routes, a.node.route())
@@ -230,13 +233,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		if redisLost {
 			// Every row, also in cluster mode: the loss is recorded once in the shared store, and
 			// this replica holds no shard yet (the holders deliver what it appends).
-			a.journal.replayInBackground(nil, record(rd.generation))
+			a.journal.replayInBackground(nil, time.Time{}, record(rd.generation))
 		} else if err := a.registry.SetRedisGeneration(ctx, rd.generation); err != nil {
 			return nil, err
 		}
 		rd.watch(func(gen int64) {
 			a.manager.ResyncAll()
-			a.journal.replayInBackground(a.heldSessions(), record(gen))
+			// Cluster mode: the rows of shards this replica claims later are appended then
+			// (clusterNode.claimed), those of a shard held by nobody now included.
+			a.journal.noteLoss(time.Now())
+			a.journal.replayInBackground(a.heldSessions(), time.Time{}, record(gen))
 		})
 		a.journal.start()
 	}

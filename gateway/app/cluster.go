@@ -55,6 +55,9 @@ type clusterNode struct {
 	// settle waits until the delivery's sends in progress are settled (batch mode; set before
 	// start, nil when the delivery cannot tell).
 	settle func(context.Context) error
+	// claimed is told the sessions of the shards a claim just took (batch mode: the message
+	// journal appends their rows a Redis data loss left to nobody; set before start, nil otherwise).
+	claimed func(keep func(sessionID string) bool)
 
 	member atomic.Pointer[cluster.Member]
 	ready  atomic.Bool // joined and the first rebalancing round done
@@ -326,6 +329,7 @@ func (n *clusterNode) round(ctx context.Context) error {
 func (n *clusterNode) claim(ctx context.Context, m *cluster.Member, shards []int) error {
 	start := time.Now()
 	claimed := 0
+	var taken []int
 	adopted, err := n.manager.Adopt(ctx, func(ctx context.Context) error {
 		for _, k := range shards {
 			_, err := m.Claim(ctx, k, n.floor)
@@ -337,10 +341,14 @@ func (n *clusterNode) claim(ctx context.Context, m *cluster.Member, shards []int
 			}
 			n.setMoving(k, false)
 			claimed++
+			taken = append(taken, k)
 		}
 		return nil
 	})
 	n.metrics.Claimed(claimed)
+	if n.claimed != nil && len(taken) > 0 {
+		n.claimed(n.inShards(taken...))
+	}
 	if err != nil {
 		return err
 	}

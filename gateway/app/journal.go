@@ -32,9 +32,14 @@ type journalKeeper struct {
 	// none), rows replayed, replays that went through and replay attempts that failed.
 	rows, oldestMs                    atomic.Int64
 	replayed, replays, replayFailures atomic.Int64
-	ctx                               context.Context
-	cancel                            context.CancelFunc
-	wg                                sync.WaitGroup
+
+	// lossAt is when this process last noticed, running, that Redis lost its data (Unix ms; 0:
+	// never, or no row recorded before it is left). Cluster mode: shards this replica claims
+	// after it get their rows recorded before it appended again (replayClaimed).
+	lossAt atomic.Int64
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // journalPruneEvery is how often the keeper prunes the journal.
@@ -113,6 +118,26 @@ func (k *journalKeeper) count() {
 		oldest = h.Oldest.UnixMilli()
 	}
 	k.oldestMs.Store(oldest)
+	// No row older than the last loss is left: a claimed shard has nothing to replay.
+	if loss := k.lossAt.Load(); loss != 0 && (h.Rows == 0 || oldest >= loss) {
+		k.lossAt.CompareAndSwap(loss, 0)
+	}
+}
+
+// noteLoss records that this process noticed, running, at at, that Redis lost its data.
+func (k *journalKeeper) noteLoss(at time.Time) { k.lossAt.Store(at.UnixMilli()) }
+
+// replayClaimed appends again, in the background, the journal rows of the sessions keep accepts
+// (the shards this replica just claimed) recorded before the last loss it noticed running, if
+// any. Those of a shard held by nobody (or moving) at that loss were appended by no replica;
+// rows another replica appended already are in the new outbox, and the outbox's once-only key
+// takes them once. It records no generation (the loss's own replay does).
+func (k *journalKeeper) replayClaimed(keep func(sessionID string) bool) {
+	loss := k.lossAt.Load()
+	if loss == 0 || k.ctx.Err() != nil {
+		return
+	}
+	k.replayInBackground(keep, time.UnixMilli(loss), nil)
 }
 
 // snapshot is the journal's metrics (metrics.RegisterJournal): the last count, and the counts of
@@ -132,13 +157,15 @@ func (k *journalKeeper) snapshot() metrics.JournalSnapshot {
 // rows it left out (held in its memory: a crash before they reach Laravel must find them
 // replayed at the next start), then calls done (recording the Redis generation: a stop or a
 // crash before that replays again at the next start).
-func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, done func(context.Context)) {
+//
+// before bounds the rows to those recorded before it (zero: every row).
+func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, before time.Time, done func(context.Context)) {
 	k.wg.Add(1)
 	go func() {
 		defer k.wg.Done()
 		wait := time.Second
 		for {
-			n, left, err := k.replay(k.ctx, keep)
+			n, left, err := k.replay(k.ctx, before, keep)
 			if err == nil {
 				k.replays.Add(1)
 				k.log.Warn("message journal: Redis lost its data; the messages and receipts Laravel had not settled were appended again",
@@ -172,7 +199,7 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, don
 // item refused and redelivered by WhatsApp is held under the redelivery's new event id, and
 // appending the row too would deliver the item twice. The outbox's once-only key makes a row
 // appended twice (a retried replay, WhatsApp's redelivery racing it) one entry.
-func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) bool) (int, []event.Event, error) {
+func (k *journalKeeper) replay(ctx context.Context, before time.Time, keep func(sessionID string) bool) (int, []event.Event, error) {
 	k.replayMu.Lock()
 	defer k.replayMu.Unlock()
 	held := make(map[string]bool)
@@ -183,7 +210,7 @@ func (k *journalKeeper) replay(ctx context.Context, keep func(sessionID string) 
 	}
 	n := 0
 	var left []event.Event
-	err := k.journal.Replay(ctx, keep, func(ctx context.Context, ev event.Event) error {
+	err := k.journal.ReplayRecordedBefore(ctx, before, keep, func(ctx context.Context, ev event.Event) error {
 		if held[storage.JournalKey(ev)] {
 			left = append(left, ev)
 			return nil

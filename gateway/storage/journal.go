@@ -168,9 +168,18 @@ const journalPage = 500
 // session by session, each session's in sequence order, reading the rows a page at a time. It
 // stops at fn's first error and returns it.
 func (j *Journal) Replay(ctx context.Context, keep func(sessionID string) bool, fn func(context.Context, event.Event) error) error {
+	return j.ReplayRecordedBefore(ctx, time.Time{}, keep, fn)
+}
+
+// ReplayRecordedBefore is Replay of the rows recorded before before (zero: every row).
+func (j *Journal) ReplayRecordedBefore(ctx context.Context, before time.Time, keep func(sessionID string) bool, fn func(context.Context, event.Event) error) error {
+	beforeMs := int64(1<<63 - 1)
+	if !before.IsZero() {
+		beforeMs = before.UnixMilli()
+	}
 	afterSession, afterSeq := "", int64(-1<<63)
 	for {
-		rows, err := j.db.SQL.QueryContext(ctx, `SELECT session_id, seq, event FROM wagate_journal
+		rows, err := j.db.SQL.QueryContext(ctx, `SELECT session_id, seq, event, recorded_at FROM wagate_journal
 			WHERE session_id > $1 OR (session_id = $1 AND seq > $2) ORDER BY session_id, seq LIMIT $3`,
 			afterSession, afterSeq, journalPage)
 		if err != nil {
@@ -181,11 +190,12 @@ func (j *Journal) Replay(ctx context.Context, keep func(sessionID string) bool, 
 		for rows.Next() {
 			read++
 			var data string
-			if err := rows.Scan(&afterSession, &afterSeq, &data); err != nil {
+			var recordedAt int64
+			if err := rows.Scan(&afterSession, &afterSeq, &data, &recordedAt); err != nil {
 				rows.Close()
 				return fmt.Errorf("storage: journal: scan: %w", err)
 			}
-			if keep != nil && !keep(afterSession) {
+			if recordedAt >= beforeMs || (keep != nil && !keep(afterSession)) {
 				continue
 			}
 			var ev event.Event
