@@ -326,6 +326,7 @@ func (c *conn) onEvent(raw any) bool {
 		return true
 	}
 	var ev session.DriverEvent
+	keepLive := false // the event is about a socket the client has already replaced
 	switch e := raw.(type) {
 	case *events.QR:
 		ev = session.QRCodes{Codes: e.Codes}
@@ -347,6 +348,12 @@ func (c *conn) onEvent(raw any) bool {
 			// The socket closed after WhatsApp said another client took the device over, and
 			// whatsmeow has not dispatched that yet: a replaced stream, not a network drop.
 			ev = session.StreamReplaced{}
+		} else if c.cli.IsConnected() && c.cli.IsLoggedIn() {
+			// whatsmeow dispatches Disconnected on a goroutine of its own while its reconnect
+			// (at once after a drop) dials: the new socket is already up, and its Connected may
+			// have been handled first. Clearing live now would leave a connected session
+			// reporting disconnected until its next event; the session sees it still logged in.
+			keepLive = true
 		}
 	case *events.LoggedOut:
 		ev = session.LoggedOut{Reason: e.Reason.String()}
@@ -388,7 +395,9 @@ func (c *conn) onEvent(raw any) bool {
 	switch ev.(type) {
 	case session.QRCodes, session.PairSuccess, session.PairFailed, session.MessageReceived, session.ReceiptReceived:
 	default:
-		c.live.Store(connected)
+		if !keepLive {
+			c.live.Store(connected)
+		}
 	}
 	return c.handle(ev) == nil
 }
