@@ -226,11 +226,14 @@ type Outbox struct {
 	genMu             sync.Mutex
 	generation        atomic.Int64
 	createdGeneration bool
-	dataLost          atomic.Int64
-	checkNow          chan struct{}
-	keeperOnce        sync.Once
-	stopKeeper        context.CancelFunc
-	keeperDone        chan struct{}
+	// runID is the run_id of the Redis server last seen ("" before the first check, or when the
+	// server does not say, as the embedded miniredis does not): see restartedGeneration.
+	runID      string
+	dataLost   atomic.Int64
+	checkNow   chan struct{}
+	keeperOnce sync.Once
+	stopKeeper context.CancelFunc
+	keeperDone chan struct{}
 
 	// lastLen is the stream length seen by the latest append. While it is below half the bound,
 	// appends skip the atomic bound check (a Lua script, costly on the embedded miniredis) and
