@@ -74,6 +74,7 @@ func (o *Outbox) CheckGeneration(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	o.generation.Store(gen)
+	o.lossHandled = time.Now()
 	if restarted {
 		o.log.Error("outbox: Redis restarted (its run_id changed): the writes of its last second may be lost (appendfsync everysec); sending every session's current state again and appending the journal's unsettled messages again",
 			"marker", o.cfg.MarkerKey, "old_generation", old, "generation", gen, "run_id", o.runID)
@@ -142,7 +143,17 @@ func infoField(info, name string) string {
 // evicted the stream but not the marker, a DEL), and the undelivered events with it. The marker
 // alone would not tell when it survived, so a fresh generation replaces it: the keeper of every
 // gateway sharing this Redis then sees the change and sends every session's current state again.
-func (o *Outbox) groupVanished(ctx context.Context) {
+// A read sent before this outbox's keeper handled a loss (sent: when the read that met the
+// missing group was sent) saw that loss, already handled: no second generation then (chaos seed
+// 2 schedule 76 sent every state again and replayed the journal twice, 4 ms apart, when the
+// flusher's read, answered after the keeper had recreated the group, started a new generation).
+func (o *Outbox) groupVanished(ctx context.Context, sent time.Time) {
+	o.genMu.Lock()
+	handled := o.lossHandled.After(sent)
+	o.genMu.Unlock()
+	if handled {
+		return
+	}
 	fresh := rand.Int64N(1<<62) + 1
 	if err := o.rdb.Set(ctx, o.cfg.MarkerKey, fresh, 0).Err(); err != nil {
 		o.log.Warn("outbox: could not start a new generation after the group vanished", "marker", o.cfg.MarkerKey, "err", err)

@@ -228,12 +228,14 @@ type Outbox struct {
 	createdGeneration bool
 	// runID is the run_id of the Redis server last seen ("" before the first check, or when the
 	// server does not say, as the embedded miniredis does not): see restartedGeneration.
-	runID      string
-	dataLost   atomic.Int64
-	checkNow   chan struct{}
-	keeperOnce sync.Once
-	stopKeeper context.CancelFunc
-	keeperDone chan struct{}
+	runID string
+	// lossHandled is when CheckGeneration last handled a loss (under genMu).
+	lossHandled time.Time
+	dataLost    atomic.Int64
+	checkNow    chan struct{}
+	keeperOnce  sync.Once
+	stopKeeper  context.CancelFunc
+	keeperDone  chan struct{}
 
 	// lastLen is the stream length seen by the latest append. While it is below half the bound,
 	// appends skip the atomic bound check (a Lua script, costly on the embedded miniredis) and
@@ -456,10 +458,11 @@ func (o *Outbox) readGroup(ctx context.Context, from string, count int64) ([]Ent
 		Group: o.cfg.Group, Consumer: o.cfg.Consumer, Streams: []string{o.cfg.Stream, from},
 		Count: count, Block: -1,
 	}
+	sent := time.Now()
 	res, err := o.rdb.XReadGroup(ctx, args).Result()
 	if noGroup(err) {
 		o.log.Warn("outbox: consumer group missing (Redis restarted without persistence, or evicted the stream?); recreating it")
-		o.groupVanished(ctx)
+		o.groupVanished(ctx, sent)
 		if gerr := o.ensureGroup(ctx); gerr != nil {
 			return nil, gerr
 		}
