@@ -199,7 +199,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		parts.routes = append(parts.routes, a.node.route())
 	}
 
-	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug, NoAutoReconnect: cfg.Cluster})
+	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug})
 	if err != nil {
 		return nil, err
 	}

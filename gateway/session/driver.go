@@ -78,7 +78,8 @@ type PairFailed struct{ Reason string }
 // Connected says the device is logged in and online.
 type Connected struct{}
 
-// Disconnected says the connection dropped; a paired device reconnects by itself.
+// Disconnected says the connection dropped; it does not reconnect by itself: the manager releases
+// it and connects a paired device on a new connection.
 type Disconnected struct{}
 
 // LoggedOut says the device was unlinked (from the phone, or refused at connect); its data is gone.

@@ -594,17 +594,13 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 			return
 		}
 		m.setStatus(s, laravel.StatusDisconnected)
-		if m.owner != nil {
-			// Cluster mode: whatsmeow does not reconnect by itself; start checks in Redis that the
-			// shard is still ours first.
-			m.dropConnLocked(s)
-			m.reconnectLater(s, 0)
-			return
-		}
-		if s.conn.LoggedIn() {
-			// The reconnect already finished and its Connected was handled before this event.
-			m.setStatus(s, laravel.StatusConnected)
-		}
+		// whatsmeow does not reconnect by itself (its reconnect ran a second handler loop on
+		// the client's one queue while the old one still delivered: a session's messages were
+		// numbered out of order). A new connection, with a queue of its own, takes over; a
+		// message still in the old one's handler is refused and WhatsApp delivers it again, in
+		// order. In cluster mode start checks in Redis that the shard is still ours first.
+		m.dropConnLocked(s)
+		m.reconnectLater(s, 0)
 	case LoggedOut:
 		m.log.Info("session logged out by WhatsApp", "session_id", s.id, "reason", e.Reason)
 		m.stopQR(s)

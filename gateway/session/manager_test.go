@@ -365,23 +365,38 @@ func TestVersionsIncreaseAndEventsAreValid(t *testing.T) {
 	})
 }
 
-func TestDropReportsDisconnectedThenConnected(t *testing.T) {
+// A dropped connection is never reconnected on the same whatsmeow client (its reconnect ran a
+// second handler loop on the client's one queue, and a session's messages were numbered out of
+// order): the session releases it and connects a new one, in single-process mode as in cluster
+// mode. The old connection's late events change nothing.
+func TestADropIsReconnectedWithANewConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)
 		defer r.close()
-		c.Drop()
+		c.DropAndStayDown()
+		synctest.Wait()
 		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:disconnected", "status:connected")
-		if r.driver.Opens() != 1 {
-			t.Fatalf("the gateway opened %d connections; whatsmeow reconnects by itself", r.driver.Opens())
+		if r.driver.Opens() != 2 || !c.Released() {
+			t.Fatalf("opens %d, old connection released %v: want a new connection and the old one released", r.driver.Opens(), c.Released())
+		}
+		next := r.driver.Conn("s1")
+		if next == c || !next.LoggedIn() || next.DeviceID() != c.DeviceID() {
+			t.Fatal("the session did not reconnect its device on a new connection")
+		}
+		c.Emit(session.Disconnected{}) // late, from the released connection
+		synctest.Wait()
+		if info := r.info("s1"); info.Status != laravel.StatusConnected || !info.Connected {
+			t.Fatalf("a late event of the old connection changed the session: %+v", info)
 		}
 	})
 }
 
-func TestDisconnectedArrivingAfterTheReconnectStillEndsConnected(t *testing.T) {
+// A Disconnected dispatched after a Connected of the same connection (whatsmeow dispatches it
+// from a goroutine of its own) still ends connected: the session reconnects on a new connection.
+func TestDisconnectedArrivingAfterConnectedStillEndsConnected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)
 		defer r.close()
-		// whatsmeow dispatches Disconnected from its own goroutine: it may lose the race.
 		c.Emit(session.Connected{})
 		c.Emit(session.Disconnected{})
 		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected", "status:disconnected", "status:connected")
@@ -391,14 +406,46 @@ func TestDisconnectedArrivingAfterTheReconnectStillEndsConnected(t *testing.T) {
 	})
 }
 
-func TestDropWithoutReconnectStaysDisconnected(t *testing.T) {
+// A drop while WhatsApp cannot be reached leaves the session disconnected and paired; the session
+// layer tries again after 0 s, 1 s, 2 s, 4 s... and reconnects once WhatsApp is back (the
+// single-process mode had whatsmeow's reconnect loop for this).
+func TestADropWhileWhatsAppIsUnreachableIsRetriedWithBackoffUntilItReconnects(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, c := pairedRig(t)
-		defer r.close()
-		c.DropAndStayDown()
+		drv := &unreachable{Driver: sessiontest.NewDriver()}
+		sink := &sessiontest.Sink{}
+		m, err := session.New(context.Background(), session.Config{}, drv, sessiontest.NewStore(), sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		if _, err := m.Start(context.Background(), "s1"); err != nil {
+			t.Fatal(err)
+		}
 		synctest.Wait()
-		if info := r.info("s1"); info.Status != laravel.StatusDisconnected || info.Connected || !info.Paired {
-			t.Fatalf("%+v", info)
+		drv.Conn("s1").Scan()
+		synctest.Wait()
+		drv.down.Store(true)
+		drv.Conn("s1").DropAndStayDown()
+		synctest.Wait()
+		if info, _ := m.Get(context.Background(), "s1"); info.Status != laravel.StatusDisconnected || info.Connected || !info.Paired {
+			t.Fatalf("after a drop with WhatsApp unreachable: %+v", info)
+		}
+		if drv.Opens() != 2 {
+			t.Fatalf("opens %d, want the first connection and one reconnect at once", drv.Opens())
+		}
+		time.Sleep(3*time.Second + time.Millisecond) // 1 s, then 2 s: two more attempts that fail
+		synctest.Wait()
+		if drv.Opens() != 4 {
+			t.Fatalf("opens %d after 3 s of failing reconnects, want 4", drv.Opens())
+		}
+		drv.down.Store(false)
+		time.Sleep(4 * time.Second) // the next attempt, 4 s after the last
+		synctest.Wait()
+		if info, _ := m.Get(context.Background(), "s1"); info.Status != laravel.StatusConnected || !info.Connected {
+			t.Fatalf("after WhatsApp came back the session is %+v", info)
+		}
+		if got, want := sink.Of("s1"), []string{"status:pending", "qr:code-1", "status:connected", "status:disconnected", "status:connected"}; !slices.Equal(got, want) {
+			t.Fatalf("events %q, want %q", got, want)
 		}
 	})
 }
@@ -679,8 +726,9 @@ func TestEventsReachTheDeliveryInOrderWithoutBlockingTheClient(t *testing.T) {
 		r.start("s1")
 		c := r.driver.Conn("s1")
 		c.Scan() // handlers return although the delivery is stuck
-		c.Drop()
-		c.Drop()
+		c.DropAndStayDown()
+		synctest.Wait()
+		r.driver.Conn("s1").DropAndStayDown() // the reconnect's connection drops too
 		synctest.Wait()
 		if len(r.sink.Events()) != 0 {
 			t.Fatal("delivery was not blocked")

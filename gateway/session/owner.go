@@ -167,9 +167,9 @@ func (m *Manager) fenceLogout(ctx context.Context, id string) error {
 	return nil
 }
 
-// reconnectLater reconnects paired s after delay when nothing else touched it meanwhile (cluster
-// mode: whatsmeow does not reconnect by itself, start fences first); a failed attempt tries
-// again, doubling the wait up to maxRedeliveryBackoff. Callers hold s.mu.
+// reconnectLater reconnects paired s after delay when nothing else touched it meanwhile
+// (whatsmeow does not reconnect by itself; in cluster mode start fences first); a failed attempt
+// tries again, doubling the wait up to maxRedeliveryBackoff. Callers hold s.mu.
 func (m *Manager) reconnectLater(s *session, delay time.Duration) {
 	gen := s.gen
 	time.AfterFunc(delay, func() {
@@ -191,12 +191,9 @@ func (m *Manager) reconnectLater(s *session, delay time.Duration) {
 	})
 }
 
-// retryReconnect schedules reconnectLater for a restored session whose reconnect failed, in
-// cluster mode (in single-process mode whatsmeow's own reconnect loop retries).
+// retryReconnect schedules reconnectLater for a restored session whose reconnect failed
+// (whatsmeow does not retry a first connect by itself).
 func (m *Manager) retryReconnect(s *session, delay time.Duration) {
-	if m.owner == nil {
-		return
-	}
 	s.mu.Lock()
 	m.reconnectLater(s, delay)
 	s.mu.Unlock()

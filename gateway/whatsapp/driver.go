@@ -41,10 +41,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Debug passes whatsmeow's info and debug lines to Logger too.
 	Debug bool
-	// NoAutoReconnect turns whatsmeow's own reconnects off (cluster mode): a dropped or failed
-	// connection is reported, and the session layer reconnects only after checking in Redis
-	// that the session's shard is still this replica's.
-	NoAutoReconnect bool
 	// ConnectTimeout bounds the first connection attempt of Conn.Connect (default 30 s).
 	ConnectTimeout time.Duration
 }
@@ -56,7 +52,6 @@ type Driver struct {
 	cancel    context.CancelFunc
 	log       *slog.Logger
 	waLog     waLog.Logger
-	reconnect bool         // whatsmeow's auto-reconnect (off in cluster mode)
 	dialHTTP  *http.Client // test-only; shared by every client
 	timeout   time.Duration
 	media     *mediaStore
@@ -82,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout, reconnect: !cfg.NoAutoReconnect,
+	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout,
 		media: media}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
@@ -151,10 +146,13 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	}
 	hook := &streamErrorHook{}
 	cli := whatsmeow.NewClient(dev, d.clientLog(sessionID, hook))
-	// A paired session that can't connect at start retries in the background, unless the session
-	// layer reconnects itself after a fence check (cluster mode).
-	cli.EnableAutoReconnect = d.reconnect
-	cli.InitialAutoReconnect = d.reconnect
+	// whatsmeow never reconnects by itself: a dropped or failed connection is reported and the
+	// session layer reconnects with a new client (in cluster mode after checking in Redis that
+	// the shard is still this replica's). whatsmeow's reconnect started the new connection's
+	// handler loop on the client's one event queue before the old loop ended, so two loops took
+	// one session's consecutive messages at once and a later one could be numbered first.
+	cli.EnableAutoReconnect = false
+	cli.InitialAutoReconnect = false
 	cli.ManualHistorySyncDownload = true // the gateway never needs chat history
 	// After pairing, WhatsApp's 515 asks the client to log in again. whatsmeow's own handling
 	// disconnects and dials unconditionally, even on a connection the session already closed,
@@ -349,10 +347,10 @@ func (c *conn) onEvent(raw any) bool {
 			// whatsmeow has not dispatched that yet: a replaced stream, not a network drop.
 			ev = session.StreamReplaced{}
 		} else if c.cli.IsConnected() && c.cli.IsLoggedIn() {
-			// whatsmeow dispatches Disconnected on a goroutine of its own while its reconnect
-			// (at once after a drop) dials: the new socket is already up, and its Connected may
-			// have been handled first. Clearing live now would leave a connected session
-			// reporting disconnected until its next event; the session sees it still logged in.
+			// whatsmeow dispatches Disconnected on a goroutine of its own: a socket of this
+			// client dialed since (its auto-reconnect when it was on; now only the login
+			// reconnect after a 515) may already be up and its Connected handled first. Clearing
+			// live then would leave the connection reporting down while it is logged in.
 			keepLive = true
 		}
 	case *events.LoggedOut:

@@ -237,7 +237,9 @@ func (c *Conn) ScanWithoutLogin() string {
 	return dev
 }
 
-// Drop plays a network drop followed by the client's automatic reconnect.
+// Drop plays a network drop followed by a reconnect of the same client, as whatsmeow's
+// auto-reconnect did (the gateway turns it off: the manager ignores the late Connected of the
+// connection it released and connects a new one).
 func (c *Conn) Drop() {
 	c.loggedIn.Store(false)
 	c.handle(session.Disconnected{})
