@@ -17,6 +17,7 @@ var scopeWords = map[Scope]string{
 	CapacitySearch: "the capacity search (`make bench-capacity`: step up, then bisect)",
 	VsFloor:        "the batch entry at 1000 users vs the floor entry, a bare net/http server under the same poll workload on the gateway's CPU set (`make bench`)",
 	AtSessionScale: "10,000 sessions in one gateway process (`make bench-scale`)",
+	AtSeedBatch:    "the batch entry at the seed's 100 users (`make bench`)",
 }
 
 // designTargetsTable is docs/design.md's targets table: DesignTargets and ScaleTargets as the
