@@ -105,48 +105,53 @@ const journalDeleteChunk = 500
 // it); events of other kinds are ignored. One DELETE per batch of up to 500 items. It returns how
 // many rows it deleted.
 func (j *Journal) Settle(ctx context.Context, evs []event.Event) (int64, error) {
-	keys := make([]any, 0, len(evs))
-	for _, ev := range evs {
-		if k := JournalKey(ev); k != "" {
-			keys = append(keys, k)
-		}
-	}
-	var deleted int64
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), journalDeleteChunk)]
-		keys = keys[len(chunk):]
+	return eachKeyChunk(evs, func(chunk []any) (int64, error) {
 		res, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`, chunk...)
 		if err != nil {
-			return deleted, fmt.Errorf("storage: journal: delete %d settled items: %w", len(chunk), err)
+			return 0, fmt.Errorf("storage: journal: delete %d settled items: %w", len(chunk), err)
 		}
-		if n, err := res.RowsAffected(); err == nil {
-			deleted += n
-			j.settled.Add(n)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, nil //nolint:nilerr // deleted; only the count is unknown
 		}
-	}
-	return deleted, nil
+		j.settled.Add(n)
+		return n, nil
+	})
 }
 
 // Holding returns how many of the items of evs the journal still holds (not yet settled).
 func (j *Journal) Holding(ctx context.Context, evs []event.Event) (int64, error) {
+	return eachKeyChunk(evs, func(chunk []any) (int64, error) {
+		var n int64
+		if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`,
+			chunk...).Scan(&n); err != nil {
+			return 0, fmt.Errorf("storage: journal: count %d items: %w", len(chunk), err)
+		}
+		return n, nil
+	})
+}
+
+// eachKeyChunk runs fn on the journal keys of evs (events of other kinds have none), up to
+// journalDeleteChunk at a time, and sums what it returns; it stops at the first error, returning
+// the sum so far.
+func eachKeyChunk(evs []event.Event, fn func(chunk []any) (int64, error)) (int64, error) {
 	keys := make([]any, 0, len(evs))
 	for _, ev := range evs {
 		if k := JournalKey(ev); k != "" {
 			keys = append(keys, k)
 		}
 	}
-	var held int64
+	var sum int64
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), journalDeleteChunk)]
 		keys = keys[len(chunk):]
-		var n int64
-		if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`,
-			chunk...).Scan(&n); err != nil {
-			return held, fmt.Errorf("storage: journal: count %d items: %w", len(chunk), err)
+		n, err := fn(chunk)
+		if err != nil {
+			return sum, err
 		}
-		held += n
+		sum += n
 	}
-	return held, nil
+	return sum, nil
 }
 
 // placeholders returns "$1,$2,...,$n".
