@@ -233,7 +233,9 @@ func TestSendMessageChecksIsSessionActive(t *testing.T) {
 		if sent := r.driver.Conn("s1").Sent(); len(sent) != 1 || sent[0] != "15550001111:hola" {
 			t.Fatalf("sent %q", sent)
 		}
-		// Laravel says active but the WhatsApp connection is down: 409 too, not 500.
+		// Laravel says active but the WhatsApp connection is down (and WhatsApp unreachable, so the
+		// session's reconnect fails too): 409 too, not 500.
+		r.driver.ConnectErr = errors.New("whatsapp unreachable")
 		r.driver.Conn("s1").DropAndStayDown()
 		synctest.Wait()
 		if resp := r.do("POST", "/sessions/s1/messages", body); resp.code != 409 || resp.errorCode(t) != "session_not_connected" {
