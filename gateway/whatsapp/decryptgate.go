@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 )
 
@@ -24,6 +25,15 @@ import (
 // 199 lost a customer's message so. The gate makes look-up and decryption one step per device
 // (across every client of it in this process): the second copy waits, finds the plaintext the
 // first stored and is handed to the gateway like any redelivery.
+//
+// Every client of a device decrypts behind the gate, the one that paired it included: whatsmeow's
+// sqlstore gives a device its event buffer when it is first saved (PutDevice at pairing, which
+// replaces whatever the client's store held), and that client goes on to log in and receive the
+// device's first messages (chaos seed 1 schedule 31: the pairing client, ungated, decrypted a
+// message its dropped connection still held while the session's next client, gated, decrypted
+// WhatsApp's redelivery of it; the next client's copy failed with "old counter", was
+// acknowledged, and the first copy's handler failed: lost). Driver.gateDevice gates a client
+// when it is built for a stored device (Open) and when it logs in after pairing (the 515).
 
 // decryptGates holds one gate per device JID.
 type decryptGates struct {
@@ -31,8 +41,21 @@ type decryptGates struct {
 	gates map[string]chan struct{}
 }
 
+// gateDevice puts the event buffer of cli's device behind the device's gate, once: a device not
+// paired yet (no JID, no buffer) is left alone, a gated one too. whatsmeow reads the buffer
+// without a lock, so callers swap it only while none of cli's sockets is up.
+func (d *Driver) gateDevice(cli *whatsmeow.Client) {
+	dev := cli.Store
+	if dev.ID == nil || dev.EventBuffer == nil {
+		return
+	}
+	if _, gated := dev.EventBuffer.(*gatedEventBuffer); gated {
+		return
+	}
+	dev.EventBuffer = d.gates.wrap(dev.ID.String(), dev.EventBuffer)
+}
+
 // wrap returns the event buffer of a paired device (deviceID, its JID) behind the device's gate.
-// (A device paired on a client gets its event buffer at pairing; the next client of it is gated.)
 func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer) store.EventBuffer {
 	g.mu.Lock()
 	defer g.mu.Unlock()

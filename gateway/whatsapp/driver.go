@@ -140,12 +140,11 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 			return nil, session.ErrDeviceNotFound
 		}
 	}
-	if deviceID != "" {
-		// A device paired on this client gets its store at pairing, ungated (decryptgate.go).
-		dev.EventBuffer = d.gates.wrap(deviceID, dev.EventBuffer)
-	}
 	hook := &streamErrorHook{}
 	cli := whatsmeow.NewClient(dev, d.clientLog(sessionID, hook))
+	// A stored device decrypts behind its gate from the start; a device paired on this client
+	// gets its store at pairing and its gate before the login that follows (loginReconnect).
+	d.gateDevice(cli)
 	// whatsmeow never reconnects by itself: a dropped or failed connection is reported and the
 	// session layer reconnects with a new client (in cluster mode after checking in Redis that
 	// the shard is still this replica's). whatsmeow's reconnect started the new connection's
@@ -235,6 +234,7 @@ func (c *conn) Connect(ctx context.Context) error {
 	c.dialMu.Lock()
 	c.closed = false
 	c.dialMu.Unlock()
+	c.d.gateDevice(c.cli) // a no-op but for a client that paired its device and dials it again
 	done := make(chan error, 1)
 	go func() { done <- c.cli.Connect() }()
 	select {
@@ -271,6 +271,10 @@ func (c *conn) loginReconnect() {
 		return
 	}
 	c.cli.Disconnect()
+	// The device paired on this client: whatsmeow's store replaced its event buffer with an
+	// ungated one at pairing, and the first messages arrive on the socket dialled now. The
+	// buffer is swapped while no socket of the client is up: nothing of whatsmeow's reads it.
+	c.d.gateDevice(c.cli)
 	if err := c.cli.Connect(); err != nil {
 		c.d.log.Warn("whatsapp: login reconnect after 515 failed", "session_id", c.sessionID, "err", err)
 	}
