@@ -85,9 +85,15 @@ type modeParts struct {
 	outbox *outbox.Outbox
 }
 
-// redisData is the generation of the Redis data at start (the outbox marker) and how to watch it.
+// redisData is the generation of the Redis data (the outbox marker) and the run of its server
+// (outbox.Outbox.Run), the start's check of a restart since the run recorded, and how to watch
+// the marker.
 type redisData struct {
-	generation int64
+	generation func() int64
+	run        func() int64
+	// restartedSince reports a server restarted since the run recorded (taking the generation
+	// of its new run: outbox.Outbox.RestartedSince).
+	restartedSince func(ctx context.Context, run int64) (bool, error)
 	// watch starts watching the marker; onLost runs when Redis lost its data (and the outbox).
 	watch func(onLost func(generation int64))
 }
@@ -131,6 +137,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
+	// Read before the outbox reads the marker: a replica that records a new generation after
+	// this read wrote it to the marker before (outbox.Outbox.RestartedSince).
+	seen, err := a.registry.RedisSeen(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Mode == config.ModeBatch {
 		a.journal = newJournalKeeper(a.db, cfg.Batch.JournalRetention, log)
 	}
@@ -163,16 +175,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.closers = parts.closers
 	// The outbox holds what the previous run handed over: if Redis lost its data since (the
 	// marker's generation is not the one recorded), those events are gone, clean stop or not.
+	// A Redis server restarted since (its run is not the one recorded) may have lost its last
+	// writes with the marker intact: RestartedSince then moves the marker to that run's
+	// generation, as a running gateway's keeper does, and the comparison below sees the loss.
 	resync, redisLost := !cleanBefore, false
 	if rd := parts.redisData; rd != nil {
-		seen, err := a.registry.RedisGeneration(ctx)
-		if err != nil {
+		if _, err := rd.restartedSince(ctx, seen.Run); err != nil {
 			return nil, err
 		}
-		if seen != rd.generation {
-			if seen != 0 {
-				log.Warn("redis: its data is not the data this gateway last saw (lost, or another Redis): sending every session's status again",
-					"seen", seen, "now", rd.generation)
+		if gen := rd.generation(); seen.Generation != gen {
+			if seen.Generation != 0 {
+				log.Warn("redis: its data is not the data this gateway last saw (lost, restarted, or another Redis): sending every session's status again",
+					"seen", seen.Generation, "now", gen)
 				redisLost = true
 			}
 			resync = true
@@ -223,18 +237,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		// The messages and receipts the lost outbox held are in the journal: appended again (in
 		// the background, retried) before the new generation is recorded, so a stop or a crash
 		// before the replay went through replays again at the next start.
-		record := func(gen int64) func(context.Context) {
+		record := func(now storage.RedisSeen) func(context.Context) {
 			return func(ctx context.Context) {
-				if err := a.registry.SetRedisGeneration(ctx, gen); err != nil {
+				if err := a.registry.SetRedisSeen(ctx, now); err != nil {
 					log.Warn("recording the new Redis generation failed; the next start sends every status again", "err", err)
 				}
 			}
 		}
+		now := storage.RedisSeen{Generation: rd.generation(), Run: rd.run()}
 		if redisLost {
 			// Every row, also in cluster mode: the loss is recorded once in the shared store, and
 			// this replica holds no shard yet (the holders deliver what it appends).
-			a.journal.replayInBackground(nil, time.Time{}, record(rd.generation))
-		} else if err := a.registry.SetRedisGeneration(ctx, rd.generation); err != nil {
+			a.journal.replayInBackground(nil, time.Time{}, record(now))
+		} else if err := a.registry.SetRedisSeen(ctx, now); err != nil {
 			return nil, err
 		}
 		rd.watch(func(gen int64) {
@@ -242,7 +257,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			// Cluster mode: the rows of shards this replica claims later are appended then
 			// (clusterNode.claimed), those of a shard held by nobody now included.
 			a.journal.noteLoss(time.Now())
-			a.journal.replayInBackground(a.heldSessions(), time.Time{}, record(gen))
+			a.journal.replayInBackground(a.heldSessions(), time.Time{}, record(storage.RedisSeen{Generation: gen, Run: rd.run()}))
 		})
 		a.journal.start()
 	}

@@ -120,7 +120,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		sharedRedis: rc.Client,
 		outbox:      ob,
 		redisData: &redisData{
-			generation: ob.Generation(),
+			generation:     ob.Generation,
+			run:            ob.Run,
+			restartedSince: ob.RestartedSince,
 			watch: func(onLost func(generation int64)) {
 				onDataLost.Store(&onLost)
 				ob.Start(ctx)

@@ -105,27 +105,83 @@ func (o *Outbox) CheckGeneration(ctx context.Context) (bool, error) {
 // found by its once-only key). It reports ok with that generation on a restart; a server that
 // does not give its run_id (miniredis) is never taken for restarted. Callers hold genMu.
 func (o *Outbox) restartedGeneration(ctx context.Context) (gen int64, ok bool, err error) {
-	info, err := o.rdb.Info(ctx, "server").Result()
-	if err != nil {
-		return 0, false, nil //nolint:nilerr // a server without INFO server: the marker alone decides
-	}
-	runID := infoField(info, "run_id")
+	runID := o.serverRunID(ctx)
 	if runID == "" {
 		return 0, false, nil
 	}
 	prev := o.runID
-	o.runID = runID
+	o.setRunID(runID)
 	if prev == "" || prev == runID {
 		return 0, false, nil
 	}
-	h := fnv.New64a()
-	h.Write([]byte(runID))
-	gen = int64(h.Sum64()&(1<<62-1)) + 1
+	gen = runNumber(runID)
 	if err := o.rdb.Set(ctx, o.cfg.MarkerKey, gen, 0).Err(); err != nil {
-		o.runID = prev // checked again next time
+		o.setRunID(prev) // checked again next time
 		return 0, false, fmt.Errorf("outbox: new generation after a Redis restart: %w", err)
 	}
 	return gen, true, nil
+}
+
+// serverRunID returns the Redis server's run_id, "" when it does not say (no INFO server, as
+// miniredis, or an error: the marker alone decides then).
+func (o *Outbox) serverRunID(ctx context.Context) string {
+	info, err := o.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return ""
+	}
+	return infoField(info, "run_id")
+}
+
+// setRunID remembers the server's run_id and its number (Run). Callers hold genMu (or own o).
+func (o *Outbox) setRunID(runID string) {
+	o.runID = runID
+	if runID == "" {
+		o.run.Store(0)
+		return
+	}
+	o.run.Store(runNumber(runID))
+}
+
+// runNumber is the number naming a Redis server's run (its run_id hashed into a positive int64):
+// Run's value, and the generation every gateway writes when it notices that run begin.
+func runNumber(runID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(runID))
+	return int64(h.Sum64()&(1<<62-1)) + 1
+}
+
+// Run returns a number naming the run of the Redis server this outbox last talked to (derived
+// from its run_id, which changes at every server start), 0 when the server does not tell
+// (miniredis). The caller records it with the generation (Generation) it works with, so that its
+// next start can tell a server that restarted meanwhile (RestartedSince).
+func (o *Outbox) Run() int64 { return o.run.Load() }
+
+// RestartedSince tells, at a gateway's start, whether the Redis server restarted since the run
+// the gateway recorded (run, from Run; 0: none recorded, a first start: no). A restart while no
+// gateway ran is the loss the keeper notices in a running gateway (restartedGeneration: the last
+// second of writes of a server on AOF with appendfsync everysec, the marker kept): it is handled
+// the same way, with the same generation, the one derived from the new run_id, written to the
+// marker and taken as this outbox's generation. Every gateway, starting or running, that
+// notices that restart thus arrives at one generation and counts one loss: the caller, finding
+// the generation it recorded differs, sends every state again and replays the journal.
+// Call it before Start, after reading what was recorded (so that a gateway that recorded the
+// new run since cannot have been read before this outbox read the marker).
+func (o *Outbox) RestartedSince(ctx context.Context, run int64) (bool, error) {
+	o.genMu.Lock()
+	defer o.genMu.Unlock()
+	now := o.run.Load()
+	if run == 0 || now == 0 || run == now {
+		return false, nil
+	}
+	old := o.generation.Load()
+	if err := o.rdb.Set(ctx, o.cfg.MarkerKey, now, 0).Err(); err != nil {
+		return false, fmt.Errorf("outbox: new generation after a Redis restart while the gateway was down: %w", err)
+	}
+	o.generation.Store(now)
+	o.lossHandled = time.Now()
+	o.log.Error("outbox: Redis restarted while this gateway was down (its run_id is not the one recorded): the writes of its last second may be lost (appendfsync everysec); sending every session's current state again and appending the journal's unsettled messages again",
+		"marker", o.cfg.MarkerKey, "old_generation", old, "generation", now, "run_id", o.runID)
+	return true, nil
 }
 
 // infoField returns the value of name in an INFO answer ("name:value" lines), "" when absent.

@@ -229,6 +229,8 @@ type Outbox struct {
 	// runID is the run_id of the Redis server last seen ("" before the first check, or when the
 	// server does not say, as the embedded miniredis does not): see restartedGeneration.
 	runID string
+	// run is runID's number (Run; 0 when runID is "").
+	run atomic.Int64
 	// lossHandled is when CheckGeneration last handled a loss (under genMu).
 	lossHandled time.Time
 	dataLost    atomic.Int64
@@ -274,6 +276,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Outbox, e
 	}
 	o.generation.Store(gen)
 	o.createdGeneration = created
+	// The server's run from the start: a restart before the keeper's first check is noticed too.
+	o.setRunID(o.serverRunID(ctx))
 	if err := o.ensureGroup(ctx); err != nil {
 		return nil, err
 	}

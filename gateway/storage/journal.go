@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -269,4 +270,41 @@ func (j *Journal) Prune(ctx context.Context, before time.Time) (int64, error) {
 	}
 	j.pruned.Add(n)
 	return n, nil
+}
+
+// The last Redis data loss a running gateway noticed, kept in the store (wagate_meta
+// 'redis_loss_at', Unix ms) so that every replica of a cluster, also one started after the loss,
+// appends again the rows recorded before it of each shard it claims (a shard held by nobody at
+// the loss was replayed by no replica). Forgotten once no row older than it is left.
+
+// NoteLoss records that Redis lost its data at at (a later loss replaces an earlier one).
+func (j *Journal) NoteLoss(ctx context.Context, at time.Time) error {
+	_, err := j.db.SQL.ExecContext(ctx, `INSERT INTO wagate_meta (name, value) VALUES ('redis_loss_at', $1)
+		ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value > wagate_meta.value THEN excluded.value ELSE wagate_meta.value END`, at.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storage: journal: record a redis data loss: %w", err)
+	}
+	return nil
+}
+
+// LastLoss returns the loss NoteLoss recorded last and nothing forgot since (zero: none).
+func (j *Journal) LastLoss(ctx context.Context) (time.Time, error) {
+	var ms int64
+	err := j.db.SQL.QueryRowContext(ctx, `SELECT value FROM wagate_meta WHERE name = 'redis_loss_at'`).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("storage: journal: read the last redis data loss: %w", err)
+	}
+	return time.UnixMilli(ms), nil
+}
+
+// ForgetLoss forgets the recorded loss if it is the one at at or an earlier one (a later loss
+// recorded meanwhile stays).
+func (j *Journal) ForgetLoss(ctx context.Context, at time.Time) error {
+	if _, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_meta WHERE name = 'redis_loss_at' AND value <= $1`, at.UnixMilli()); err != nil {
+		return fmt.Errorf("storage: journal: forget a redis data loss: %w", err)
+	}
+	return nil
 }

@@ -2,8 +2,6 @@ package storage
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -275,27 +273,48 @@ func (r *Registry) MarkCleanStop(ctx context.Context) error {
 	return nil
 }
 
-// RedisGeneration returns the generation of the Redis data (the outbox marker) this gateway
-// last saw, 0 when none was recorded.
-func (r *Registry) RedisGeneration(ctx context.Context) (int64, error) {
-	var gen int64
-	err := r.db.SQL.QueryRowContext(ctx, `SELECT value FROM wagate_meta WHERE name = 'redis_generation'`).Scan(&gen)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("storage: read redis generation: %w", err)
-	}
-	return gen, nil
+// RedisSeen is what a gateway records of the Redis data it works with, so that its next start can
+// tell whether Redis lost data meanwhile: the outbox marker's Generation (a different one: the data
+// was lost) and the Run of the Redis server (outbox.Outbox.Run, derived from its run_id; a
+// different one: the server restarted, and a restart on AOF with appendfsync everysec may lose its
+// last second of writes while the marker survives). Zero: not recorded (a first start, or a
+// store from before the run was recorded) or, for Run, a server that does not tell (miniredis).
+type RedisSeen struct {
+	Generation, Run int64
 }
 
-// SetRedisGeneration records the generation of the Redis data this gateway works with, so that
-// its next start can tell whether Redis lost its data (and the outbox with it) meanwhile.
-func (r *Registry) SetRedisGeneration(ctx context.Context, gen int64) error {
-	_, err := r.db.SQL.ExecContext(ctx, `INSERT INTO wagate_meta (name, value) VALUES ('redis_generation', $1)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, gen)
+// RedisSeen returns what was last recorded of the Redis data (zero values when nothing was).
+func (r *Registry) RedisSeen(ctx context.Context) (RedisSeen, error) {
+	rows, err := r.db.SQL.QueryContext(ctx, `SELECT name, value FROM wagate_meta WHERE name IN ('redis_generation', 'redis_run')`)
 	if err != nil {
-		return fmt.Errorf("storage: record redis generation: %w", err)
+		return RedisSeen{}, fmt.Errorf("storage: read the redis data seen: %w", err)
+	}
+	defer rows.Close()
+	var seen RedisSeen
+	for rows.Next() {
+		var name string
+		var v int64
+		if err := rows.Scan(&name, &v); err != nil {
+			return RedisSeen{}, fmt.Errorf("storage: read the redis data seen: %w", err)
+		}
+		if name == "redis_run" {
+			seen.Run = v
+		} else {
+			seen.Generation = v
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return RedisSeen{}, fmt.Errorf("storage: read the redis data seen: %w", err)
+	}
+	return seen, nil
+}
+
+// SetRedisSeen records the Redis data this gateway works with (both values in one statement).
+func (r *Registry) SetRedisSeen(ctx context.Context, seen RedisSeen) error {
+	_, err := r.db.SQL.ExecContext(ctx, `INSERT INTO wagate_meta (name, value) VALUES ('redis_generation', $1), ('redis_run', $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, seen.Generation, seen.Run)
+	if err != nil {
+		return fmt.Errorf("storage: record the redis data seen: %w", err)
 	}
 	return nil
 }
