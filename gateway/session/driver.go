@@ -69,6 +69,14 @@ type DriverEvent interface{ driverEvent() }
 // QRCodes carries the pairing codes WhatsApp offered, in the order they should be shown.
 type QRCodes struct{ Codes []string }
 
+// PairRequested says a phone scanned the QR code and WhatsApp offers the pairing of DeviceID (the
+// new device's id, its JID), before the client stores the device or confirms. The handler decides:
+// nil accepts (the session records the device first, so a handover or restart right after the
+// confirmation keeps it), an error refuses (the client answers WhatsApp with an error and the
+// phone shows the linking failed, as for a QR whose connection is gone). A driver that can refuse
+// passes it; one that cannot may skip it (PairSuccess alone then records the device).
+type PairRequested struct{ DeviceID string }
+
 // PairSuccess says a phone scanned the QR code: DeviceID is the new device's id (its JID).
 type PairSuccess struct{ DeviceID string }
 
@@ -107,6 +115,7 @@ func (MessageReceived) driverEvent() {}
 func (ReceiptReceived) driverEvent() {}
 
 func (QRCodes) driverEvent()        {}
+func (PairRequested) driverEvent()  {}
 func (PairSuccess) driverEvent()    {}
 func (PairFailed) driverEvent()     {}
 func (Connected) driverEvent()      {}

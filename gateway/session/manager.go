@@ -126,6 +126,9 @@ type session struct {
 	qrTimer   *time.Timer
 	qrGen     uint64
 	pairTimer *time.Timer
+	// pairing is the gen of the connection whose pairing the session accepted (PairRequested)
+	// and whose outcome has not arrived yet; 0 for none (pairing.go).
+	pairing uint64
 
 	epoch   int64
 	seq     int64
@@ -165,7 +168,8 @@ func New(ctx context.Context, cfg Config, driver Driver, store Store, sink deliv
 
 // Start starts a session: a paired session reconnects, an unpaired one begins a QR flow. Starting
 // a session that is already running (or starting) changes nothing. The session is created when
-// unknown.
+// unknown. A paired session whose connect fails is kept and retried in the background, and
+// returned as it is (startKept).
 func (m *Manager) Start(ctx context.Context, id string) (Info, error) {
 	if !laravel.ValidSessionID(id) {
 		return Info{}, ErrInvalidID
@@ -174,7 +178,7 @@ func (m *Manager) Start(ctx context.Context, id string) (Info, error) {
 		return Info{}, ErrClosed
 	}
 	if m.owner == nil {
-		return m.start(ctx, m.getOrCreate(id), true)
+		return m.startKept(ctx, m.getOrCreate(id))
 	}
 	m.adoptMu.RLock()
 	if _, _, held := m.owner.Epoch(id); !held {
@@ -183,7 +187,7 @@ func (m *Manager) Start(ctx context.Context, id string) (Info, error) {
 	}
 	s := m.getOrCreate(id)
 	m.adoptMu.RUnlock()
-	return m.start(ctx, s, true)
+	return m.startKept(ctx, s)
 }
 
 // start connects s. allowPairing says whether an unpaired session may begin a QR flow (false for
@@ -231,7 +235,14 @@ func (m *Manager) start(ctx context.Context, s *session, allowPairing bool) (Inf
 		s.deviceID = ""
 		if !allowPairing {
 			s.starting = false
-			m.setStatus(s, laravel.StatusLoggedOut)
+			gone := laravel.StatusLoggedOut
+			if s.status == laravel.StatusPending {
+				// Recorded when a scan was accepted (pairing.go), never logged in, and not in the
+				// store: the client failed to store or confirm it (a crash mid-pairing). The
+				// phone saw the linking fail; the QR flow ended.
+				gone = laravel.StatusExpired
+			}
+			m.setStatus(s, gone)
 			m.persist(s)
 			s.mu.Unlock()
 			return Info{}, nil
@@ -478,6 +489,12 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.mu.RUnlock()
 
+	var errs []error
+	// A scan accepted before the shutdown (closed now refuses new ones) completes on its
+	// connection first: its device is in the registry, and the next start logs it in (pairing.go).
+	if err := m.awaitPairings(ctx, all); err != nil {
+		errs = append(errs, err)
+	}
 	var conns []Conn
 	for _, s := range all {
 		s.mu.Lock()
@@ -489,7 +506,6 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	disconnected := disconnectAll(conns)
 
-	var errs []error
 	select {
 	case <-disconnected:
 	case <-ctx.Done():
@@ -575,12 +591,14 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		}
 	case PairSuccess:
 		m.log.Info("session paired", "session_id", s.id)
+		m.endPairing(s, true)
 		m.stopQR(s)
 		s.deviceID = e.DeviceID
 		m.persist(s)
 		m.watchLogin(s, gen)
 	case PairFailed:
 		m.log.Warn("pairing rejected", "session_id", s.id, "reason", e.Reason)
+		m.endPairing(s, false)
 	case Connected:
 		m.stopQR(s)
 		m.setStatus(s, laravel.StatusConnected)

@@ -102,11 +102,13 @@ func (m *Manager) nextSequence(s *session) int64 {
 // returns (deliverMessaging), so the driver acknowledges them to WhatsApp only once they survive
 // a crash; everything else goes through onEvent and the per-session queue.
 func (m *Manager) handleEvent(s *session, gen uint64, ev DriverEvent) error {
-	switch ev.(type) {
+	switch e := ev.(type) {
 	case MessageReceived, ReceiptReceived:
 		if delivery.Durable(m.sink) {
 			return m.deliverMessaging(s, gen, ev)
 		}
+	case PairRequested:
+		return m.admitPairing(s, gen, e) // pairing.go
 	}
 	m.onEvent(s, gen, ev)
 	return nil

@@ -245,10 +245,20 @@ func (m *Manager) Drop(ctx context.Context, match func(sessionID string) bool, f
 		return 0, nil
 	}
 
+	for _, s := range gone {
+		s.mu.Lock()
+		s.dropped = true // refuses a scan from now on (admitPairing)
+		s.mu.Unlock()
+	}
+	var pairErr error
+	if flush {
+		// A scan accepted before the handover completes on its connection first (pairing.go):
+		// its device is in the registry, and the next holder logs it in.
+		pairErr = m.awaitPairings(ctx, gone)
+	}
 	var conns []Conn
 	for _, s := range gone {
 		s.mu.Lock()
-		s.dropped = true
 		if c := m.detachConn(s); c != nil {
 			conns = append(conns, c)
 		}
@@ -265,6 +275,9 @@ func (m *Manager) Drop(ctx context.Context, match func(sessionID string) bool, f
 	m.log.Info("sessions dropped", "sessions", len(gone), "disconnected", len(conns), "flush", flush)
 	if !flush {
 		return len(gone), nil
+	}
+	if pairErr != nil {
+		return len(gone), fmt.Errorf("session: handing over %d sessions: %w", len(gone), pairErr)
 	}
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()

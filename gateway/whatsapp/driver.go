@@ -173,6 +173,14 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	}
 	c := &conn{d: d, cli: cli, handle: handle, sessionID: sessionID}
 	hook.seen = c.sawStreamError // before Connect: no frame has arrived yet
+	// A scan is confirmed only when the session accepts it (session.PairRequested: its
+	// connection is current, its replica holds it and is not closing; the device is recorded
+	// first). Refused, whatsmeow answers WhatsApp with an error and the phone shows the linking
+	// failed, as for a QR whose connection is gone, instead of linking a device the session
+	// would never learn of.
+	cli.PrePairCallback = func(jid types.JID, _, _ string) bool {
+		return !c.released.Load() && c.handle(session.PairRequested{DeviceID: jid.String()}) == nil
+	}
 	cli.AddEventHandlerWithSuccessStatus(c.onEvent)
 	return c, nil
 }

@@ -214,20 +214,30 @@ func (c *Conn) DeviceID() string {
 	return c.deviceID
 }
 
-// Scan plays a phone scanning the QR code: the device is stored, then it logs in.
+// Scan plays a phone scanning the QR code: the device is stored, then it logs in. It returns ""
+// when the gateway refused the pairing (PairRequested answered with an error).
 func (c *Conn) Scan() string {
 	dev := c.ScanWithoutLogin()
+	if dev == "" {
+		return ""
+	}
 	c.loggedIn.Store(true)
 	c.handle(session.Connected{})
 	return dev
 }
 
 // ScanWithoutLogin plays a scan after which the client never logs in (it missed the server's
-// request to reconnect).
+// request to reconnect). As whatsmeow does, the client asks the gateway first (PairRequested) and
+// pairs nothing when it refuses: it returns "" then.
 func (c *Conn) ScanWithoutLogin() string {
 	c.d.mu.Lock()
 	c.d.nextDev++
 	dev := fmt.Sprintf("1555000%04d.0:%d@s.whatsapp.net", c.d.nextDev, 1)
+	c.d.mu.Unlock()
+	if err := c.handle(session.PairRequested{DeviceID: dev}); err != nil {
+		return ""
+	}
+	c.d.mu.Lock()
 	c.d.devices[dev] = true
 	c.d.mu.Unlock()
 	c.mu.Lock()
