@@ -6,6 +6,7 @@ import (
 	"wagate/gateway/api"
 	"wagate/gateway/cache"
 	"wagate/gateway/delivery/batch"
+	"wagate/gateway/delivery/retrybudget"
 	"wagate/gateway/outbox"
 	"wagate/gateway/session"
 )
@@ -48,6 +49,8 @@ func (c Config) BatchConfig() batch.Config {
 		PoisonHorizon:    c.Batch.PoisonHorizon,
 		MaxRetryAfter:    c.Batch.MaxRetryAfter,
 		ClaimMinIdle:     c.ClaimMinIdle(),
+		RetryBudget: retrybudget.Config{Percent: c.Batch.RetryBudgetPercent, MinPerSecond: c.Batch.RetryBudgetMinPerSecond,
+			Burst: c.Batch.RetryBudgetBurst},
 	}
 }
 

@@ -161,6 +161,12 @@ type Batch struct {
 	// JournalRetention is how long the message journal keeps a customer's message or receipt
 	// nothing settled (Laravel never applied nor refused it) before it is pruned.
 	JournalRetention time.Duration
+	// RetryBudgetPercent, RetryBudgetMinPerSecond and RetryBudgetBurst are the retry budget
+	// (package retrybudget): retries add at most that percentage of the first attempts plus that
+	// many per second, at most that many at once; a retry refused waits, never dropped.
+	RetryBudgetPercent      int
+	RetryBudgetMinPerSecond int
+	RetryBudgetBurst        int
 }
 
 // Cache tunes the batch mode cache; zero values take the cache package's defaults.
@@ -198,7 +204,8 @@ func Default() Config {
 		RestoreConcurrency:  sessions.RestoreConcurrency,
 		Batch: Batch{Size: batches.BatchSize, Interval: batches.BatchInterval, PriorityInterval: batches.PriorityInterval,
 			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter,
-			JournalRetention: storage.DefaultJournalRetention},
+			JournalRetention: storage.DefaultJournalRetention, RetryBudgetPercent: batches.RetryBudget.Percent,
+			RetryBudgetMinPerSecond: batches.RetryBudget.MinPerSecond, RetryBudgetBurst: batches.RetryBudget.Burst},
 		Cache: Cache{QRTTL: caches.QRTTL, StatusTTL: caches.StatusTTL, ConnectionTTL: caches.ConnectionTTL, SessionTTL: caches.SessionTTL,
 			WriteTimeout: caches.WriteTimeout},
 		RateLimit:          int(api.DefaultConfig().RateLimit.PerSecond),
@@ -272,6 +279,9 @@ func settings() []setting {
 		{flag: "outbox-max", usage: "batch mode: most undelivered events held in the outbox (then accepting waits 5 s, then fails)", value: func(c *Config) any { return &c.Batch.OutboxMax }, positive: true, fills: []string{"outbox.Max"}},
 		{flag: "poison-horizon", usage: "batch mode: how long a 5xx must persist for one batch while others are delivered before it is split and an item failing alone is dead-lettered", value: func(c *Config) any { return &c.Batch.PoisonHorizon }, positive: true, fills: []string{"batch.PoisonHorizon"}},
 		{flag: "max-retry-after", usage: "batch mode: the longest a Laravel Retry-After pauses every send", value: func(c *Config) any { return &c.Batch.MaxRetryAfter }, positive: true, fills: []string{"batch.MaxRetryAfter"}},
+		{flag: "retry-budget-percent", usage: "batch mode: retries to Laravel may add at most this percentage of the first attempts (plus retry-budget-min-per-second); a retry over the budget waits, never dropped", value: func(c *Config) any { return &c.Batch.RetryBudgetPercent }, positive: true, fills: []string{"retrybudget.Percent"}},
+		{flag: "retry-budget-min-per-second", usage: "batch mode: retries to Laravel allowed every second whatever the first attempts (the retry budget's floor)", value: func(c *Config) any { return &c.Batch.RetryBudgetMinPerSecond }, positive: true, fills: []string{"retrybudget.MinPerSecond"}},
+		{flag: "retry-budget-burst", usage: "batch mode: the most retries to Laravel the retry budget lets go at once", value: func(c *Config) any { return &c.Batch.RetryBudgetBurst }, positive: true, fills: []string{"retrybudget.Burst"}},
 		{flag: "journal-retention", usage: "batch mode: how long the message journal (customers' messages and receipts kept in the store until Laravel settled them, appended again if Redis loses its data) keeps an item nothing settled", value: func(c *Config) any { return &c.Batch.JournalRetention }, positive: true},
 		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, the same across restarts, unique among live gateways (default: host name)", value: func(c *Config) any { return &c.GatewayID }, fills: []string{"outbox.GatewayID"}},
 		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: the cache's default)", value: func(c *Config) any { return &c.Cache.QRTTL }, fills: []string{"cache.QRTTL"}},

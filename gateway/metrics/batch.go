@@ -28,7 +28,9 @@ var batchSeries = []struct{ name, label, help string }{
 	{"wagate_batch_items_sent_total", "", "Items Laravel acknowledged with a 2xx."},
 	{"wagate_batch_batches_sent_total", "", "Batches Laravel acknowledged with a 2xx."},
 	{"wagate_batch_send_failures_total", "status", "Failed batch send attempts by status: an HTTP status, network, undecodable (a 2xx body that cannot be decoded) or unaccounted (a 2xx that does not account for every item). Alert on it: none of these dead-letters."},
+	{"wagate_batch_first_attempts_total", "", "Batches sent to Laravel for the first time (each batch's first attempt)."},
 	{"wagate_batch_retries_total", "", "Batch send attempts after the first."},
+	{"wagate_batch_retries_held_total", "", "Retries the retry budget held back (Laravel's load: at most retry-budget-percent of the first attempts plus retry-budget-min-per-second); each waits and is sent later, never dropped."},
 	{"wagate_batch_expired_total", "", "Batches whose delivery budget ran out (items re-batched, not dropped)."},
 	{"wagate_batch_coalesced_total", "", "Outbox entries superseded by a newer version of the same session and kind."},
 	{"wagate_batch_dead_lettered_total", "", "Outbox entries moved to the dead-letter stream."},
@@ -118,7 +120,9 @@ func (c *batchCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, n := range m.FailuresByStatus {
 		ct("wagate_batch_send_failures_total", n, status)
 	}
+	ct("wagate_batch_first_attempts_total", m.FirstAttempts)
 	ct("wagate_batch_retries_total", m.Retried)
+	ct("wagate_batch_retries_held_total", m.RetriesHeld)
 	ct("wagate_batch_expired_total", m.Expired)
 	ct("wagate_batch_coalesced_total", m.Coalesced)
 	ct("wagate_batch_dead_lettered_total", m.DeadLettered)

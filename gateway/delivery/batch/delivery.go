@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"wagate/gateway/delivery"
+	"wagate/gateway/delivery/retrybudget"
 	"wagate/gateway/event"
 	"wagate/gateway/internal/configcheck"
 	"wagate/gateway/laravel"
@@ -101,6 +102,11 @@ type Config struct {
 	PoisonHorizon time.Duration
 	// MaxRetryAfter caps a Retry-After, which pauses every send to Laravel (default 5 min).
 	MaxRetryAfter time.Duration
+	// RetryBudget bounds the load retries add to Laravel: at most RetryBudget.Percent percent of
+	// the first attempts plus RetryBudget.MinPerSecond per second (burst RetryBudget.Burst). A
+	// retry the budget refuses waits (its batch stays in flight, tried again later), never
+	// dropped. The shutdown's final attempt is not budgeted.
+	RetryBudget retrybudget.Config
 }
 
 // DefaultConfig returns batch delivery's defaults, the values zero fields take (the Default*
@@ -121,6 +127,7 @@ func DefaultConfig() Config {
 		Breaker:          BreakerConfig{Failures: DefaultBreakerFailures, OpenFor: DefaultBreakerOpenFor},
 		PoisonHorizon:    DefaultPoisonHorizon,
 		MaxRetryAfter:    DefaultMaxRetryAfter,
+		RetryBudget:      retrybudget.DefaultConfig(),
 	}
 }
 
@@ -141,6 +148,7 @@ func (c Config) Validate() error {
 		configcheck.NotNegative("batch", "PoisonHorizon", c.PoisonHorizon),
 		configcheck.NotNegative("batch", "MaxRetryAfter", c.MaxRetryAfter),
 		configcheck.NotNegative("batch", "Breaker.OpenFor", c.Breaker.OpenFor),
+		c.RetryBudget.Validate(),
 	}
 	if c.BatchSize > laravel.MaxBatchItems {
 		errs = append(errs, &configcheck.Error{Component: "batch", Setting: "BatchSize", Value: c.BatchSize,
@@ -190,6 +198,7 @@ func (c *Config) fill() {
 	if c.MaxRetryAfter <= 0 {
 		c.MaxRetryAfter = DefaultMaxRetryAfter
 	}
+	c.RetryBudget = c.RetryBudget.Filled()
 }
 
 // policy returns the delivery policy the configuration gives.
@@ -233,6 +242,8 @@ type Delivery struct {
 	log     *slog.Logger
 	breaker *Breaker
 	policy  Policy
+	// budget bounds the retries (Config.RetryBudget).
+	budget *retrybudget.Budget
 	// onDelivered is Options.Delivered.
 	onDelivered func(ev *event.Event)
 	// onBatchSent is Options.BatchSent.
@@ -256,9 +267,12 @@ type Delivery struct {
 	started     time.Time
 
 	sent, batchesSent, failed, retried, expired, deadLettered, itemErrors atomic.Int64
-	splits                                                                atomic.Int64
-	enqueueFailed                                                         atomic.Int64
-	flushes                                                               [4]atomic.Int64
+	// firstAttempts counts the batches' first sends (retried the later ones), both when the send
+	// goes to Laravel; retriesHeld the retries the budget refused (each tried again later).
+	firstAttempts, retriesHeld atomic.Int64
+	splits                     atomic.Int64
+	enqueueFailed              atomic.Int64
+	flushes                    [4]atomic.Int64
 
 	pollMu  sync.Mutex // one Poll at a time
 	cancel  context.CancelFunc
@@ -304,6 +318,7 @@ func New(opts Options) (*Delivery, error) {
 	d.co.SetPrioritySpacing(cfg.PriorityInterval / 2)
 	d.co.SetMessageInterval(cfg.MessageInterval)
 	d.started = d.clock.Now()
+	d.budget = retrybudget.New(cfg.RetryBudget, d.started)
 	d.lastFlush = d.started
 	d.nextClaim = d.started
 	return d, nil
@@ -725,9 +740,11 @@ type sendResult struct {
 	done func(BreakerMark)
 }
 
-// sendAll sends the batches (at most MaxInFlight at once), each only if the breaker allows it,
-// then settles each outcome. final is the shutdown attempt.
+// sendAll sends the batches (at most MaxInFlight at once), each only if the breaker allows it
+// and, for a retry, the retry budget (budgeted), then settles each outcome. final is the
+// shutdown attempt.
 func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, final bool) error {
+	due = d.budgeted(due, now, final)
 	if len(due) == 0 {
 		return nil
 	}
@@ -740,10 +757,20 @@ func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, fin
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			retry := b.attempts > 0
 			done, err := d.breaker.Allow()
 			if err != nil {
+				if retry && !final {
+					d.budget.Refund(now) // not sent: the retry it was allowed is given back
+				}
 				results[i] = sendResult{b: b, err: err}
 				return
+			}
+			if retry {
+				d.retried.Add(1)
+			} else {
+				d.firstAttempts.Add(1)
+				d.budget.FirstAttempt(now)
 			}
 			res, err := d.post(ctx, b)
 			results[i] = sendResult{b: b, res: res, err: err, done: done}
@@ -757,6 +784,37 @@ func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, fin
 		}
 	}
 	return firstErr
+}
+
+// budgeted returns the due batches that may be sent now: every first attempt, and the retries
+// the retry budget allows. A retry it refuses stays in flight, due again after its backoff or
+// when the budget's floor makes room, whichever is later: held back, never dropped. The final
+// attempt at shutdown is not budgeted (one send per batch, bounded by the shutdown's deadline).
+func (d *Delivery) budgeted(due []*Batch, now time.Time, final bool) []*Batch {
+	if final {
+		return due
+	}
+	out := due[:0:0]
+	for _, b := range due {
+		if b.attempts == 0 {
+			out = append(out, b)
+			continue
+		}
+		ok, wait := d.budget.Retry(now)
+		if ok {
+			out = append(out, b)
+			continue
+		}
+		d.retriesHeld.Add(1)
+		wait = max(wait, d.policy.Backoff.Delay(b.attempts, 0, d.jitter()))
+		d.mu.Lock()
+		b.next = now.Add(wait)
+		d.mu.Unlock()
+	}
+	if held := len(due) - len(out); held > 0 {
+		d.log.Debug("batch: retries held back by the retry budget; they wait and are sent later", "held", held, "retrying", len(out))
+	}
+	return out
 }
 
 func (d *Delivery) post(ctx context.Context, b *Batch) (laravel.BatchResult, error) {
@@ -807,9 +865,6 @@ func (d *Delivery) attempt(r sendResult, now time.Time, final bool) (Attempt, Ac
 	oc, status, retryAfter := outcomeOf(r.err)
 	if oc != OutcomeRejected && oc != OutcomeAborted {
 		b.attempts++
-		if b.attempts > 1 {
-			d.retried.Add(1)
-		}
 	}
 	a := Attempt{
 		Outcome: oc, Status: status, RetryAfter: retryAfter, Attempts: b.attempts, Items: len(b.Items),

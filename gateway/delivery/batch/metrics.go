@@ -35,23 +35,27 @@ type Metrics struct {
 	Failed               int64            `json:"failed"`
 	FailuresByStatus     map[string]int64 `json:"failures_by_status"`
 	Retried              int64            `json:"retried"`
-	Expired              int64            `json:"expired"`
-	Coalesced            int64            `json:"coalesced"`
-	DeadLettered         int64            `json:"dead_lettered"`
-	ItemErrors           int64            `json:"item_errors"`
-	Splits               int64            `json:"splits"`
-	EnqueueFailed        int64            `json:"enqueue_failed"`
-	Breaker              string           `json:"breaker"`
-	BreakerOpened        int64            `json:"breaker_opened"`
-	BreakerPauses        int64            `json:"breaker_pauses"`
-	PausedUntil          *time.Time       `json:"paused_until,omitempty"`
-	Flushes              map[string]int64 `json:"flushes"`
-	Outbox               outbox.Counters  `json:"outbox"`
-	BatchSize            int              `json:"batch_size_items"`
-	BatchIntervalMs      int64            `json:"batch_interval_ms"`
-	PriorityIntervalMs   int64            `json:"priority_interval_ms"`
-	MessageIntervalMs    int64            `json:"message_interval_ms"`
-	RedisError           string           `json:"redis_error,omitempty"`
+	// FirstAttempts counts the batches' first sends to Laravel (Retried the later ones);
+	// RetriesHeld the retries the retry budget held back (each sent later, never dropped).
+	FirstAttempts      int64            `json:"first_attempts"`
+	RetriesHeld        int64            `json:"retries_held"`
+	Expired            int64            `json:"expired"`
+	Coalesced          int64            `json:"coalesced"`
+	DeadLettered       int64            `json:"dead_lettered"`
+	ItemErrors         int64            `json:"item_errors"`
+	Splits             int64            `json:"splits"`
+	EnqueueFailed      int64            `json:"enqueue_failed"`
+	Breaker            string           `json:"breaker"`
+	BreakerOpened      int64            `json:"breaker_opened"`
+	BreakerPauses      int64            `json:"breaker_pauses"`
+	PausedUntil        *time.Time       `json:"paused_until,omitempty"`
+	Flushes            map[string]int64 `json:"flushes"`
+	Outbox             outbox.Counters  `json:"outbox"`
+	BatchSize          int              `json:"batch_size_items"`
+	BatchIntervalMs    int64            `json:"batch_interval_ms"`
+	PriorityIntervalMs int64            `json:"priority_interval_ms"`
+	MessageIntervalMs  int64            `json:"message_interval_ms"`
+	RedisError         string           `json:"redis_error,omitempty"`
 }
 
 // Snapshot returns the current metrics; the outbox length comes from Redis (bounded by ctx).
@@ -78,6 +82,7 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	m.Sent, m.BatchesSent, m.Failed, m.Retried = d.sent.Load(), d.batchesSent.Load(), d.failed.Load(), d.retried.Load()
 	m.Expired, m.DeadLettered, m.ItemErrors, m.EnqueueFailed = d.expired.Load(), d.deadLettered.Load(), d.itemErrors.Load(), d.enqueueFailed.Load()
 	m.Splits = d.splits.Load()
+	m.FirstAttempts, m.RetriesHeld = d.firstAttempts.Load(), d.retriesHeld.Load()
 	m.Breaker, m.BreakerOpened, m.BreakerPauses = d.breaker.State().String(), d.breaker.Opened(), d.breaker.Pauses()
 	if until := d.breaker.PausedUntil(); !until.IsZero() {
 		m.PausedUntil = &until
