@@ -45,6 +45,8 @@ type Generator struct {
 	// and the time they were runnable but waited for a CPU (other processes on its CPU set).
 	RunSeconds  float64 `json:"run_seconds,omitempty"`
 	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+	// Set is who used its CPU set over the run (nil: not measured).
+	Set *SetUse `json:"cpu_set_use,omitempty"`
 	// LatencyValid is false when it saturated its cores or delayed its goroutines; Reason says so.
 	LatencyValid bool   `json:"latency_valid"`
 	Reason       string `json:"reason,omitempty"`
@@ -58,9 +60,37 @@ type CoreWait struct {
 	Process     string  `json:"process"`
 	RunSeconds  float64 `json:"run_seconds"`
 	WaitSeconds float64 `json:"wait_seconds"`
+	// Set is who used its CPU set over the run (nil: not measured).
+	Set *SetUse `json:"cpu_set_use,omitempty"`
 	// Valid is false when it did not have its core; Reason says so.
 	Valid  bool   `json:"valid"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// SetUse is who used a CPU set over a run, from the kernel's per-CPU accounting (/proc/stat):
+// the harness's processes pinned to it (their threads' run time), every other process of the
+// machine, interrupt work (on loopback, the network receive work of whichever process sent) and
+// the hypervisor's steal, out of the run's wall time times the set's CPUs.
+type SetUse struct {
+	CPUs             string  `json:"cpus"`
+	CapacitySeconds  float64 `json:"capacity_seconds"`
+	HarnessSeconds   float64 `json:"harness_seconds"`
+	OthersSeconds    float64 `json:"others_seconds"`
+	InterruptSeconds float64 `json:"interrupt_seconds"`
+	StealSeconds     float64 `json:"steal_seconds"`
+}
+
+// text says who used the set, for report.md.
+func (u *SetUse) text() string {
+	pct := func(s float64) string {
+		if u.CapacitySeconds <= 0 {
+			return "?"
+		}
+		return formatValue(100*s/u.CapacitySeconds, "") + "%"
+	}
+	return fmt.Sprintf("CPU %s over the run (%s s): the harness's processes there %s s (%s), other processes %s s (%s), interrupts %s s, steal %s s",
+		u.CPUs, formatValue(u.CapacitySeconds, ""), formatValue(u.HarnessSeconds, ""), pct(u.HarnessSeconds),
+		formatValue(u.OthersSeconds, ""), pct(u.OthersSeconds), formatValue(u.InterruptSeconds, ""), formatValue(u.StealSeconds, ""))
 }
 
 // cpuLines describes a report's CPU sets, load and load generator for report.md, or nothing
@@ -101,6 +131,9 @@ func cpuLines(env Environment) []string {
 			l += "; **not valid for latency targets**: " + g.Reason
 		}
 		lines = append(lines, l)
+		if g.Set != nil {
+			lines = append(lines, "load generator's "+g.Set.text())
+		}
 	}
 	if w := env.GatewayCore; w != nil {
 		l := fmt.Sprintf("%s's threads ran %s s and waited %s s for a CPU", w.Process, formatValue(w.RunSeconds, ""), formatValue(w.WaitSeconds, ""))
@@ -110,6 +143,9 @@ func cpuLines(env Environment) []string {
 			l += "; **not valid for latency and CPU targets**: " + w.Reason
 		}
 		lines = append(lines, l)
+		if w.Set != nil {
+			lines = append(lines, w.Process+"'s "+w.Set.text())
+		}
 	}
 	return lines
 }

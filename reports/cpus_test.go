@@ -29,6 +29,12 @@ func TestTheGeneratorLineSaysHowLongItsGoroutinesWaitedAndWhyItsLatencyIsNotVali
 			want:      []string{"**not valid for latency targets**: the load generator's goroutines waited up to 41.9ms"},
 			wantEntry: "not valid: the load generator's goroutines waited up to 41.9ms",
 		},
+		{
+			name: "who used its CPU set",
+			gen: Generator{CPUPercent: 40, Cores: 1, LatencyValid: true,
+				Set: &SetUse{CPUs: "0", CapacitySeconds: 200, HarnessSeconds: 90, OthersSeconds: 50, InterruptSeconds: 4, StealSeconds: 1}},
+			want: []string{"load generator's CPU 0 over the run (200 s): the harness's processes there 90 s (45%), other processes 50 s (25%), interrupts 4 s, steal 1 s"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

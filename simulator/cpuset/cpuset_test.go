@@ -113,7 +113,9 @@ func TestALoadGeneratorThatSaturatesItsCoresOrDelaysItsGoroutinesInvalidatesLate
 		{"not saturated but goroutines wait beyond the limit", Generator{CPUPercent: 41, Cores: 1, SchedP99: 12 * time.Millisecond, SchedMax: 250 * time.Millisecond}, false, ""},
 		{"delays not measured: judged on CPU alone", Generator{CPUPercent: 41, Cores: 1}, true, ""},
 		{"delayed while other processes held its CPU", Generator{CPUPercent: 10, Cores: 1, SchedP99: 470 * time.Millisecond,
-			Threads: Sched{Run: 19 * time.Second, Wait: 127 * time.Second}}, false, "waited for a CPU 87% of the time they could run: other processes shared its CPU set"},
+			Threads: Sched{Run: 19 * time.Second, Wait: 127 * time.Second},
+			Set:     Use([]int{0}, CPUTime{Tasks: 90 * time.Second}, 25*time.Second, 150*time.Second)},
+			false, "waited for a CPU 87% of the time they could run: other processes of the machine ran 65.0 s on CPU 0 (43% of it)"},
 		{"delayed while it had its CPU: its own work", Generator{CPUPercent: 41, Cores: 1, SchedP99: 40 * time.Millisecond,
 			Threads: Sched{Run: 70 * time.Second, Wait: 5 * time.Second}}, false, "the delay is the generator's own work"},
 	}
@@ -164,7 +166,7 @@ func TestTheGatewayHadItsCoreUnlessItWaitedMoreThanItRan(t *testing.T) {
 		{"as long waiting as running", 5 * time.Second, 5 * time.Second, true},
 		{"a shared core: waited more than it ran", 2 * time.Second, 9 * time.Second, false},
 	} {
-		valid, reason := CoreValidity("gateway", Sched{Run: tc.run, Wait: tc.wait})
+		valid, reason := CoreValidity("gateway", Sched{Run: tc.run, Wait: tc.wait}, SetUse{})
 		if valid != tc.valid || (reason == "") != tc.valid {
 			t.Errorf("%s: valid %v (%q), want %v", tc.name, valid, reason, tc.valid)
 		}

@@ -65,15 +65,16 @@ const StarvationLimit = 0.5
 
 // CoreValidity says whether the process on the gateway's CPU set had its core: valid unless its
 // threads waited for a CPU more than StarvationLimit of the time they could run. The reason says
-// how much they waited.
-func CoreValidity(process string, s Sched) (valid bool, reason string) {
+// how much they waited and, from use (who used the set over the run), for whom: other processes
+// of the machine, the hypervisor, or its own threads.
+func CoreValidity(process string, s Sched, use SetUse) (valid bool, reason string) {
 	runnable := s.Run + s.Wait
 	if runnable <= 0 {
 		return true, ""
 	}
 	share := float64(s.Wait) / float64(runnable)
 	if share > StarvationLimit {
-		return false, fmt.Sprintf("the %s's threads waited for a CPU %.0f%% of the time they could run (limit %.0f%%): other processes shared its core", process, share*100, StarvationLimit*100)
+		return false, fmt.Sprintf("the %s's threads waited for a CPU %.0f%% of the time they could run (limit %.0f%%): %s", process, share*100, StarvationLimit*100, use.Neighbours())
 	}
 	return true, ""
 }

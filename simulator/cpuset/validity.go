@@ -30,6 +30,8 @@ type Generator struct {
 	// Threads is what the kernel accounted to its threads (time run, time waiting for a CPU),
 	// which says whether its delays were other processes' on its CPU set or its own.
 	Threads Sched
+	// Set is who used its CPU set over the run: when its threads waited, it says for whom.
+	Set SetUse
 }
 
 // LatencyValidity says whether a run's latency figures measure the gateway: a generator that used
@@ -47,7 +49,7 @@ func LatencyValidity(g Generator) (valid bool, reason string) {
 		if runnable := g.Threads.Run + g.Threads.Wait; runnable > 0 {
 			share := float64(g.Threads.Wait) / float64(runnable)
 			if share > StarvationLimit {
-				reason += fmt.Sprintf("; its threads waited for a CPU %.0f%% of the time they could run: other processes shared its CPU set", share*100)
+				reason += fmt.Sprintf("; its threads waited for a CPU %.0f%% of the time they could run: %s", share*100, g.Set.Neighbours())
 			} else {
 				reason += fmt.Sprintf("; its threads had their CPU (waited %.0f%% of the time they could run): the delay is the generator's own work", share*100)
 			}

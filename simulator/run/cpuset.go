@@ -30,6 +30,9 @@ type cpuRun struct {
 	// kernel's accounting of its threads.
 	delaysStart cpuset.GoDelays
 	schedStart  cpuset.Sched
+	// statStart is the kernel's per-CPU accounting at the start: with the pinned processes' run
+	// time it says who else used each CPU set during the run.
+	statStart cpuset.CPUTimes
 
 	mu        sync.Mutex
 	processes map[string]string // process -> CPU list read back from the kernel
@@ -38,6 +41,16 @@ type cpuRun struct {
 	core      string
 	corePID   int
 	coreStart cpuset.Sched
+	// pinned is every child pinned, by name: its pid, CPU set and accounting when pinned (a
+	// restarted child replaces its predecessor, whose run time is then no longer counted).
+	pinned map[string]pinnedChild
+}
+
+// pinnedChild is a child the simulator pinned to a CPU set.
+type pinnedChild struct {
+	pid   int
+	cpus  []int
+	start cpuset.Sched
 }
 
 // activeCPUs is the run in progress (nil outside a run). Children started by startChild and
@@ -48,8 +61,9 @@ var activeCPUs atomic.Pointer[cpuRun]
 // simulator's own threads (users, in-process fakewa) to the world's set; children are pinned as
 // they start (pinChild). The returned function restores the simulator's CPUs.
 func useCPUSets(f *scenario.File, log *slog.Logger) (end func()) {
-	c := &cpuRun{assignment: f.CPUs.Assignment, log: log, wallStart: time.Now(), processes: map[string]string{}, delaysStart: cpuset.ReadGoDelays()}
+	c := &cpuRun{assignment: f.CPUs.Assignment, log: log, wallStart: time.Now(), processes: map[string]string{}, delaysStart: cpuset.ReadGoDelays(), pinned: map[string]pinnedChild{}}
 	c.schedStart, _ = cpuset.ReadSched(os.Getpid())
+	c.statStart, _ = cpuset.ReadCPUTimes()
 	c.loadStart, _ = procstat.FS{}.LoadAverage()
 	if p, err := (procstat.FS{}).Process("self"); err == nil {
 		c.cpuStart = p.CPU
@@ -88,11 +102,13 @@ func pinChild(name string, pid int) {
 	if err != nil {
 		return
 	}
+	start, _ := cpuset.ReadSched(pid)
 	c.mu.Lock()
 	c.processes[name] = cpuset.Format(had)
+	c.pinned[name] = pinnedChild{pid: pid, cpus: ids, start: start}
 	if slices.Equal(ids, c.assignment.Gateway) {
 		c.core, c.corePID = name, pid
-		c.coreStart, _ = cpuset.ReadSched(pid)
+		c.coreStart = start
 	}
 	c.mu.Unlock()
 }
@@ -121,11 +137,12 @@ func describeCPUs(env *reports.Environment) {
 	c.mu.Lock()
 	core, pid, start := c.core, c.corePID, c.coreStart
 	c.mu.Unlock()
+	gatewaySet, worldSet := c.setUse(c.assignment.Gateway), c.setUse(c.assignment.World)
 	if pid > 0 {
 		if now, err := cpuset.ReadSched(pid); err == nil {
 			d := now.Sub(start)
-			valid, reason := cpuset.CoreValidity(core, d)
-			env.GatewayCore = &reports.CoreWait{Process: core, RunSeconds: d.Run.Seconds(), WaitSeconds: d.Wait.Seconds(), Valid: valid, Reason: reason}
+			valid, reason := cpuset.CoreValidity(core, d, gatewaySet)
+			env.GatewayCore = &reports.CoreWait{Process: core, RunSeconds: d.Run.Seconds(), WaitSeconds: d.Wait.Seconds(), Set: reportSetUse(gatewaySet), Valid: valid, Reason: reason}
 		}
 	}
 	if end, err := (procstat.FS{}).LoadAverage(); err == nil {
@@ -142,10 +159,50 @@ func describeCPUs(env *reports.Environment) {
 	if now, err := cpuset.ReadSched(os.Getpid()); err == nil {
 		g.Threads = now.Sub(c.schedStart)
 	}
+	g.Set = worldSet
 	valid, reason := cpuset.LatencyValidity(g)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	env.Generator = &reports.Generator{CPUPercent: g.CPUPercent, Cores: g.Cores, GOMAXPROCS: runtime.GOMAXPROCS(0),
 		SchedP99Ms: ms(g.SchedP99), SchedMaxMs: ms(g.SchedMax), PauseMaxMs: ms(delays.Pauses.Max()),
-		RunSeconds: g.Threads.Run.Seconds(), WaitSeconds: g.Threads.Wait.Seconds(),
+		RunSeconds: g.Threads.Run.Seconds(), WaitSeconds: g.Threads.Wait.Seconds(), Set: reportSetUse(worldSet),
 		LatencyValid: valid, Reason: reason}
+}
+
+// setUse is who used the CPU set ids since the run started: the kernel's accounting of its CPUs
+// less the run time of the harness's processes pinned there (the simulator itself on the
+// world's set). Zero when nothing is pinned or /proc/stat cannot be read.
+func (c *cpuRun) setUse(ids []int) cpuset.SetUse {
+	if !c.assignment.Pinned || len(ids) == 0 || c.statStart == nil {
+		return cpuset.SetUse{}
+	}
+	now, err := cpuset.ReadCPUTimes()
+	if err != nil {
+		return cpuset.SetUse{}
+	}
+	var own time.Duration
+	if slices.Equal(ids, c.assignment.World) {
+		if s, err := cpuset.ReadSched(os.Getpid()); err == nil {
+			own += s.Sub(c.schedStart).Run
+		}
+	}
+	c.mu.Lock()
+	for _, p := range c.pinned {
+		if !slices.Equal(p.cpus, ids) {
+			continue
+		}
+		if s, err := cpuset.ReadSched(p.pid); err == nil {
+			own += s.Sub(p.start).Run
+		}
+	}
+	c.mu.Unlock()
+	return cpuset.Use(ids, now.Sub(c.statStart, ids), own, time.Since(c.wallStart))
+}
+
+// reportSetUse is u for report.json (nil when not measured).
+func reportSetUse(u cpuset.SetUse) *reports.SetUse {
+	if u.Capacity <= 0 {
+		return nil
+	}
+	return &reports.SetUse{CPUs: cpuset.Format(u.CPUs), CapacitySeconds: u.Capacity.Seconds(), HarnessSeconds: u.Own.Seconds(),
+		OthersSeconds: u.Others.Seconds(), InterruptSeconds: u.Interrupts.Seconds(), StealSeconds: u.Steal.Seconds()}
 }

@@ -59,7 +59,14 @@ func TestChildrenRunOnTheirCPUSetAndTheReportSaysWhich(t *testing.T) {
 		}
 	}
 	if env.LoadAverage == nil || env.Generator == nil || env.Generator.Cores != len(worldCPU) {
-		t.Errorf("load average %+v, generator %+v: want both, the generator on %d core(s)", env.LoadAverage, env.Generator, len(worldCPU))
+		t.Fatalf("load average %+v, generator %+v: want both, the generator on %d core(s)", env.LoadAverage, env.Generator, len(worldCPU))
+	}
+	// Who used each set: the world's is the generator's, the gateway's the process on it.
+	if u := env.Generator.Set; u == nil || u.CPUs != cpuset.Format(worldCPU) || u.CapacitySeconds <= 0 || u.HarnessSeconds <= 0 {
+		t.Errorf("generator's CPU set use = %+v, want CPU %s with this test's own run time", u, cpuset.Format(worldCPU))
+	}
+	if env.GatewayCore == nil || env.GatewayCore.Set == nil || env.GatewayCore.Set.CPUs != cpuset.Format(gatewayCPU) {
+		t.Errorf("gateway core = %+v, want its CPU set's use on CPU %s", env.GatewayCore, cpuset.Format(gatewayCPU))
 	}
 
 	end()
