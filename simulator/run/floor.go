@@ -92,8 +92,11 @@ func RunFloor(ctx context.Context, o Options) error {
 		wg.Go(func() {
 			p := api.NewPoller(pctx, user.EndpointStatus, "floor-"+strconv.Itoa(i), nil)
 			defer p.Close()
-			// Spread the pollers over the interval, as the users' pollers are; one timer each.
-			t := time.NewTimer(time.Duration(rand.Int64N(int64(interval) + 1)))
+			// Spread the pollers over the interval and pace them, as the users' pollers are; one
+			// timer each.
+			first := time.Duration(rand.Int64N(int64(interval) + 1))
+			pace := user.NewPace(interval, uint64(first), uint64(i))
+			t := time.NewTimer(first)
 			defer t.Stop()
 			for {
 				select {
@@ -104,7 +107,7 @@ func RunFloor(ctx context.Context, o Options) error {
 				if err := p.Poll(); err != nil && pctx.Err() != nil {
 					return
 				}
-				t.Reset(interval)
+				t.Reset(pace.Next())
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -182,11 +183,13 @@ func (u *user) run(ctx context.Context) error {
 		stopPolling() // before waiting: the pollers end when their context does
 		wg.Wait()
 	}()
-	for range *u.b().Pollers {
+	for i := range *u.b().Pollers {
 		// Spread pollers so they do not all fire together; drawn here because u.rng is the
-		// user's alone (the pollers' goroutines must not share it).
+		// user's alone (the pollers' goroutines must not share it). Each poller's think times
+		// are seeded by its spread, not drawn from u.rng, so the user's other draws are as before.
 		spread := time.Duration(u.rng.Int64N(int64(u.b().StatusPollInterval.Std()) + 1))
-		wg.Go(func() { u.pollStatus(pollCtx, spread) })
+		pace := NewPace(u.b().StatusPollInterval.Std(), uint64(spread), uint64(i))
+		wg.Go(func() { u.pollStatus(pollCtx, spread, pace) })
 	}
 	if err := u.pair(ctx, pollCtx, started); err != nil {
 		return err
@@ -194,16 +197,18 @@ func (u *user) run(ctx context.Context) error {
 	return u.live(ctx)
 }
 
-// pollStatus polls the session's status every StatusPollInterval after waiting spread.
-func (u *user) pollStatus(ctx context.Context, spread time.Duration) {
+// pollStatus polls the session's status every StatusPollInterval (on average: pace) after
+// waiting spread.
+func (u *user) pollStatus(ctx context.Context, spread time.Duration, pace *Pace) {
 	p := u.sc.Env.API.NewPoller(ctx, EndpointStatus, u.id, u.tags)
 	defer p.Close()
-	u.pollEvery(ctx, spread, u.b().StatusPollInterval.Std(), p)
+	u.pollEvery(ctx, spread, pace, p)
 }
 
-// pollEvery polls with p after first, then every interval (after each answer), until ctx ends
-// or the VU is told to stop. One timer serves the whole loop.
-func (u *user) pollEvery(ctx context.Context, first, interval time.Duration, p *Poller) {
+// pollEvery polls with p after first, then after each answer waits pace's next think time
+// (the interval on average), until ctx ends or the VU is told to stop. One timer serves the
+// whole loop.
+func (u *user) pollEvery(ctx context.Context, first time.Duration, pace *Pace, p *Poller) {
 	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
@@ -217,7 +222,7 @@ func (u *user) pollEvery(ctx context.Context, first, interval time.Duration, p *
 		if err := p.Poll(); err != nil && ctx.Err() != nil {
 			return
 		}
-		t.Reset(interval)
+		t.Reset(pace.Next())
 	}
 }
 
@@ -229,10 +234,13 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 	b := u.b()
 	qrCtx, stopQR := context.WithCancel(pollCtx)
 	defer stopQR()
+	id := fnv.New64a()
+	_, _ = id.Write([]byte(u.id))
+	pace := NewPace(b.QRPollInterval.Std(), id.Sum64(), 1) // seeded by the session: no draw from u.rng
 	go func() {
 		p := e.API.NewPoller(qrCtx, EndpointQR, u.id, u.tags)
 		defer p.Close()
-		u.pollEvery(qrCtx, b.QRPollInterval.Std(), b.QRPollInterval.Std(), p)
+		u.pollEvery(qrCtx, b.QRPollInterval.Std(), pace, p)
 	}()
 	giveUp := time.NewTimer(b.GiveUpAfter.Std())
 	defer giveUp.Stop()
