@@ -145,6 +145,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	if cfg.Mode == config.ModeBatch {
 		a.journal = newJournalKeeper(a.db, cfg.Batch.JournalRetention, log)
+		if cfg.Cluster {
+			// A live loss another replica recorded: the shards this one claims replay too.
+			if err := a.journal.loadLoss(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	a.client, err = laravel.NewClient(laravel.ClientConfig{

@@ -33,7 +33,8 @@ type journalKeeper struct {
 	rows, oldestMs                    atomic.Int64
 	replayed, replays, replayFailures atomic.Int64
 
-	// lossAt is when this process last noticed, running, that Redis lost its data (Unix ms; 0:
+	// lossAt is when a running gateway sharing the store (this one, or one that recorded it
+	// before this one started: loadLoss) last noticed that Redis lost its data (Unix ms; 0:
 	// never, or no row recorded before it is left). Cluster mode: shards this replica claims
 	// after it get their rows recorded before it appended again (replayClaimed).
 	lossAt atomic.Int64
@@ -118,14 +119,46 @@ func (k *journalKeeper) count() {
 		oldest = h.Oldest.UnixMilli()
 	}
 	k.oldestMs.Store(oldest)
-	// No row older than the last loss is left: a claimed shard has nothing to replay.
-	if loss := k.lossAt.Load(); loss != 0 && (h.Rows == 0 || oldest >= loss) {
-		k.lossAt.CompareAndSwap(loss, 0)
+	// No row older than the last loss is left: a claimed shard has nothing to replay, on any
+	// replica (the journal is shared).
+	if loss := k.lossAt.Load(); loss != 0 && (h.Rows == 0 || oldest >= loss) && k.lossAt.CompareAndSwap(loss, 0) {
+		if err := k.journal.ForgetLoss(k.ctx, time.UnixMilli(loss)); err != nil && k.ctx.Err() == nil {
+			k.log.Warn("message journal: forgetting a Redis data loss whose rows are settled failed; the next count tries again", "err", err)
+			k.lossAt.CompareAndSwap(0, loss)
+		}
 	}
 }
 
-// noteLoss records that this process noticed, running, at at, that Redis lost its data.
-func (k *journalKeeper) noteLoss(at time.Time) { k.lossAt.Store(at.UnixMilli()) }
+// journalLossWrite bounds noteLoss's write to the store (it runs in the outbox keeper's check).
+const journalLossWrite = 2 * time.Second
+
+// noteLoss records that this process noticed, running, at at, that Redis lost its data, and
+// records it in the store too: in cluster mode a replica started after the loss takes it from
+// there (loadLoss), so a shard held by nobody at the loss and claimed only by such a replica gets
+// its rows appended too. A failed write is logged (that shard's rows then wait for the next loss
+// or the retention, as before the loss was recorded).
+func (k *journalKeeper) noteLoss(at time.Time) {
+	k.lossAt.Store(at.UnixMilli())
+	ctx, cancel := context.WithTimeout(k.ctx, journalLossWrite)
+	defer cancel()
+	if err := k.journal.NoteLoss(ctx, at); err != nil {
+		k.log.Warn("message journal: recording the Redis data loss in the store failed; a replica started later will not replay the rows of shards it claims", "err", err)
+	}
+}
+
+// loadLoss takes the last loss a running gateway sharing the store recorded (noteLoss) and no
+// count forgot since, as if this process had noticed it: called at start, before any claim.
+func (k *journalKeeper) loadLoss(ctx context.Context) error {
+	at, err := k.journal.LastLoss(ctx)
+	if err != nil {
+		return err
+	}
+	if !at.IsZero() {
+		k.lossAt.CompareAndSwap(0, at.UnixMilli())
+		k.log.Info("message journal: a Redis data loss was recorded while rows older than it wait; shards claimed get those rows appended again", "loss_at", at)
+	}
+	return nil
+}
 
 // replayClaimed appends again, in the background, the journal rows of the sessions keep accepts
 // (the shards this replica just claimed) recorded before the last loss it noticed running, if

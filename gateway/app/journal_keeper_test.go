@@ -34,6 +34,12 @@ func newKeeperRig(t *testing.T, held []event.Event, refuse int) *keeperRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
+	return newKeeperRigOn(t, db, held, refuse)
+}
+
+// newKeeperRigOn is newKeeperRig on db (keepers of replicas sharing one store).
+func newKeeperRigOn(t *testing.T, db *storage.DB, held []event.Event, refuse int) *keeperRig {
+	t.Helper()
 	r := &keeperRig{k: newJournalKeeper(db, storage.DefaultJournalRetention, slog.New(slog.DiscardHandler)), refuse: refuse, done: make(chan struct{})}
 	r.k.held = func() []event.Event { return held }
 	r.k.deliver = func(_ context.Context, ev event.Event) error {
@@ -266,5 +272,77 @@ func TestAShardClaimedAfterALiveLossGetsItsRowsRecordedBeforeTheLossAppended(t *
 	time.Sleep(200 * time.Millisecond)
 	if got := appended(); len(got) != 1 {
 		t.Fatalf("a claim after every row older than the loss was settled appended %v, want nothing more", got[1:])
+	}
+}
+
+// appendedSoon returns what r appended once something was (or 10 s passed) and a little more
+// time for anything else to arrive.
+func (r *keeperRig) appendedSoon() []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		n := len(r.appended)
+		r.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.appended)
+}
+
+// Cluster mode: a shard held by nobody when the running replicas noticed Redis's data loss, and
+// claimed only by a replica started after it, gets its rows recorded before the loss appended by
+// that replica: the loss is recorded in the shared store (noteLoss) and a starting replica takes
+// it from there (loadLoss). Once no row older than the loss is left, a count forgets it in the
+// store too, and a replica starting then appends nothing at its claims.
+func TestAShardClaimedOnlyByAReplicaStartedAfterALiveLossGetsItsRowsRecordedBeforeTheLossAppended(t *testing.T) {
+	db, err := storage.Open(context.Background(), storage.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	a1, a2, b1 := keeperMessage("a", 1), keeperMessage("a", 2), keeperMessage("b", 1)
+	for _, ev := range []event.Event{a1, b1} {
+		if err := storage.NewJournal(db).Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running := newKeeperRigOn(t, db, nil, 0)
+	time.Sleep(5 * time.Millisecond)
+	running.k.noteLoss(time.Now()) // it held shard b only: it replays b (not shown here)
+	time.Sleep(5 * time.Millisecond)
+	if err := running.k.journal.Record(ctx, a2); err != nil { // after the loss: in the new outbox
+		t.Fatal(err)
+	}
+
+	started := newKeeperRigOn(t, db, nil, 0)
+	if err := started.k.loadLoss(ctx); err != nil {
+		t.Fatal(err)
+	}
+	started.k.replayClaimed(func(id string) bool { return id == "a" })
+	if got, want := started.appendedSoon(), []string{a1.ID}; !slices.Equal(got, want) {
+		t.Fatalf("a replica started after the loss claimed a's shard and appended %v, want %v (a's row recorded before the loss)", got, want)
+	}
+
+	running.k.settle(ctx, []event.Event{a1, b1})
+	started.k.count()
+	if at, err := started.k.journal.LastLoss(ctx); err != nil || !at.IsZero() {
+		t.Fatalf("the store's loss after every older row settled: %v, %v; want it forgotten", at, err)
+	}
+	later := newKeeperRigOn(t, db, nil, 0)
+	if err := later.k.loadLoss(ctx); err != nil {
+		t.Fatal(err)
+	}
+	later.k.replayClaimed(func(string) bool { return true })
+	time.Sleep(200 * time.Millisecond)
+	later.mu.Lock()
+	defer later.mu.Unlock()
+	if len(later.appended) != 0 {
+		t.Fatalf("a replica started once the loss was forgotten appended %v at its claim, want nothing", later.appended)
 	}
 }
