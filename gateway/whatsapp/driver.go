@@ -372,6 +372,21 @@ func (c *conn) onEvent(raw any) bool {
 			return true // already told (Disconnect, Disconnected)
 		}
 		ev = session.StreamReplaced{}
+	case *events.KeepAliveTimeout:
+		if !keepaliveDead(e, time.Now()) {
+			return true // whatsmeow keeps pinging; WhatsApp may still answer
+		}
+		// With its auto-reconnect off, whatsmeow only reports failing keepalives and keeps the
+		// socket: a connection whose peer went silent (a half-open TCP path) would stay
+		// "connected" for good. It is dropped here, as whatsmeow's auto-reconnect would have,
+		// and reported so that the session connects a new client.
+		c.d.log.Warn("whatsapp: no keepalive answered; dropping the connection", "session_id", c.sessionID,
+			"failed_keepalives", e.ErrorCount, "last_answered", e.LastSuccess)
+		c.Disconnect()
+		if c.replacedSent.Load() {
+			return true // Disconnect told the session: WhatsApp had replaced the stream
+		}
+		ev = session.Disconnected{}
 	case *events.TemporaryBan:
 		ev = session.ConnectFailed{Reason: "temporary ban: " + e.String()}
 	case *events.ClientOutdated:
@@ -410,6 +425,13 @@ func (c *conn) onEvent(raw any) bool {
 		}
 	}
 	return c.handle(ev) == nil
+}
+
+// keepaliveDead reports whether a connection whose keepalive just failed is dead: none answered
+// for longer than whatsmeow.KeepAliveMaxFailTime (3 min), whatsmeow's own threshold for
+// reconnecting.
+func keepaliveDead(e *events.KeepAliveTimeout, now time.Time) bool {
+	return now.Sub(e.LastSuccess) > whatsmeow.KeepAliveMaxFailTime
 }
 
 // slogAdapter passes whatsmeow's log lines to slog. Sub loggers only extend a module string, so
