@@ -80,8 +80,17 @@ func (m *Manager) endPairing(s *session, ok bool) {
 	m.setStatus(s, laravel.StatusExpired)
 }
 
-// awaitPairings waits until none of sessions has an accepted pairing in flight, or ctx ends.
+// pairOutcomeTimeout bounds the wait for an accepted pairing's outcome (whatsmeow stores the
+// device and sends one confirmation: milliseconds). Past it the connection is closed anyway; the
+// device is in the registry, and a next holder that does not find it in the store reports the
+// flow expired.
+const pairOutcomeTimeout = 10 * time.Second
+
+// awaitPairings waits until none of sessions has an accepted pairing in flight, or ctx ends, or
+// pairOutcomeTimeout passed.
 func (m *Manager) awaitPairings(ctx context.Context, sessions []*session) error {
+	ctx, cancel := context.WithTimeout(ctx, pairOutcomeTimeout)
+	defer cancel()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for _, s := range sessions {
