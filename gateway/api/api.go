@@ -17,7 +17,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -131,11 +130,10 @@ type Config struct {
 }
 
 type api struct {
-	cfg       Config
-	log       *slog.Logger
-	tokenHash [32]byte
-	pngs      *pngCache
-	fwd       *forwarder
+	cfg  Config
+	log  *slog.Logger
+	pngs *pngCache
+	fwd  *forwarder
 }
 
 // New returns the API's http.Handler.
@@ -164,7 +162,7 @@ func newAPI(cfg Config) (*api, *http.ServeMux, error) {
 	if cfg.SendKeys == nil {
 		cfg.SendKeys = sendonce.NewMemory(sendonce.DefaultTTL)
 	}
-	a := &api{cfg: cfg, log: cfg.Logger, tokenHash: sha256.Sum256([]byte(cfg.Token)), pngs: newPNGCache(4096)}
+	a := &api{cfg: cfg, log: cfg.Logger, pngs: newPNGCache(4096)}
 	if cfg.Locator != nil {
 		a.fwd = newForwarder(cfg.Logger)
 	}
@@ -242,20 +240,26 @@ func (a *api) auth(next http.Handler) http.Handler {
 // authorized checks the bearer token without allocating or hashing; on a missing or wrong
 // token it has answered 401 and returns false.
 func (a *api) authorized(w http.ResponseWriter, r *http.Request) bool {
-	var h string
-	if v := r.Header["Authorization"]; len(v) > 0 { // the server canonicalises header names
-		h = v[0]
-	}
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		token, ok = strings.CutPrefix(h, "bearer ")
-	}
-	if !ok || !tokenMatches(strings.TrimSpace(token), a.cfg.Token) {
+	if token, ok := bearerToken(r); !ok || !tokenMatches(token, a.cfg.Token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wagate"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 		return false
 	}
 	return true
+}
+
+// bearerToken returns the token of r's "Authorization: Bearer <token>" header (the scheme in
+// either case, surrounding spaces trimmed); ok is false without one. It allocates nothing.
+func bearerToken(r *http.Request) (token string, ok bool) {
+	var h string
+	if v := r.Header["Authorization"]; len(v) > 0 { // the server canonicalises header names
+		h = v[0]
+	}
+	token, ok = strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		token, ok = strings.CutPrefix(h, "bearer ")
+	}
+	return strings.TrimSpace(token), ok
 }
 
 // tokenMatches reports whether got is want, in time that depends only on len(want): every byte

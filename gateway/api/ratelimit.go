@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"math"
 	"net"
 	"net/http"
@@ -108,8 +106,8 @@ const (
 
 // limiter holds the buckets of every kind.
 type limiter struct {
-	cfg       RateLimit
-	tokenHash [32]byte
+	cfg   RateLimit
+	token string // the API token, told apart in constant time (tokenMatches)
 
 	mu       sync.Mutex
 	clients  map[clientKey]*bucket
@@ -124,9 +122,9 @@ type clientKey struct {
 	addr string
 }
 
-func newLimiter(cfg RateLimit, tokenHash [32]byte) *limiter {
+func newLimiter(cfg RateLimit, token string) *limiter {
 	cfg.fill()
-	return &limiter{cfg: cfg, tokenHash: tokenHash, clients: map[clientKey]*bucket{}, overflow: map[budgetKind]*bucket{}}
+	return &limiter{cfg: cfg, token: token, clients: map[clientKey]*bucket{}, overflow: map[budgetKind]*bucket{}}
 }
 
 // budget returns the rate and burst of a kind of bucket.
@@ -197,18 +195,11 @@ func (l *limiter) sweep(now time.Time) {
 	}
 }
 
-// authenticated reports whether r carries the API token (constant-time comparison).
+// authenticated reports whether r carries the API token: the same constant-time check as the
+// handlers' (authorized), without hashing the token on every request.
 func (l *limiter) authenticated(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		token, ok = strings.CutPrefix(h, "bearer ")
-	}
-	if !ok {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], l.tokenHash[:]) == 1
+	token, ok := bearerToken(r)
+	return ok && tokenMatches(token, l.token)
 }
 
 // clientAddr is the client's IP address: the remote address (the port dropped), or, when that is a
@@ -219,6 +210,9 @@ func (l *limiter) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
+	}
+	if len(l.cfg.TrustedProxies) == 0 { // no proxy to recognise: the address is the client's
+		return host
 	}
 	remote, err := netip.ParseAddr(host)
 	if err != nil || !l.trusted(remote) {
@@ -258,7 +252,7 @@ func (a *api) rateLimit(next http.Handler) http.Handler {
 	if a.cfg.RateLimit.Disabled {
 		return next
 	}
-	l := newLimiter(a.cfg.RateLimit, a.tokenHash)
+	l := newLimiter(a.cfg.RateLimit, a.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ok, wait := l.allow(r)
 		if !ok {

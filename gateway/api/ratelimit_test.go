@@ -1,7 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -40,7 +39,7 @@ func newLimitedHandler(t *testing.T, clock *fakeClock, cfg RateLimit) http.Handl
 	t.Helper()
 	cfg.Now = clock.Now
 	a := &api{cfg: Config{RateLimit: cfg}}
-	a.tokenHash = sha256Of("the-api-token-0123")
+	a.cfg.Token = "the-api-token-0123"
 	return a.rateLimit(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 }
 
@@ -101,7 +100,7 @@ func TestAuthenticatedClientsHaveTheirOwnLargerBudget(t *testing.T) {
 
 func TestASprayOfAddressesCannotGrowTheLimiter(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1000, 0)}
-	l := newLimiter(RateLimit{MaxClients: 100, UnauthPerSecond: 1, UnauthBurst: 2, Now: clock.Now}, sha256Of("x"))
+	l := newLimiter(RateLimit{MaxClients: 100, UnauthPerSecond: 1, UnauthBurst: 2, Now: clock.Now}, "x")
 	for i := range 5000 {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.RemoteAddr = "10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256) + ":1"
@@ -129,8 +128,6 @@ func TestDisabledRateLimitPassesEverything(t *testing.T) {
 		}
 	}
 }
-
-func sha256Of(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 // A scanner flooding junk through the same address (e.g. a TLS proxy) exhausts only the
 // unauthenticated budget: health checks and scrapes have their own.
@@ -173,7 +170,7 @@ func TestClientAddressBehindTrustedProxies(t *testing.T) {
 		{"IPv4-mapped IPv6", "[::ffff:127.0.0.1]:5000", []string{"::ffff:198.51.100.1"}, "198.51.100.1"},
 		{"IPv6 client", "127.0.0.1:5000", []string{"2001:db8::1"}, "2001:db8::1"},
 	}
-	l := newLimiter(RateLimit{TrustedProxies: proxies}, sha256Of("x"))
+	l := newLimiter(RateLimit{TrustedProxies: proxies}, "x")
 	for _, tc := range cases {
 		req := httptest.NewRequest(http.MethodGet, "/sessions", nil)
 		req.RemoteAddr = tc.remote
@@ -210,7 +207,7 @@ func TestCallersBehindATrustedProxyHaveTheirOwnBuckets(t *testing.T) {
 // The limiter sits on every request's path: taking a token of a known client's bucket, with the
 // bearer token checked, allocates nothing.
 func TestTakingATokenAllocatesNothing(t *testing.T) {
-	l := newLimiter(RateLimit{PerSecond: 1e12, Burst: 1e9}, sha256Of("the-api-token-0123"))
+	l := newLimiter(RateLimit{PerSecond: 1e12, Burst: 1e9}, "the-api-token-0123")
 	for _, tc := range []struct{ name, path, auth string }{
 		{"authenticated", "/sessions/shop_1", "Bearer the-api-token-0123"},
 		{"operational", "/metrics", ""},
@@ -224,6 +221,55 @@ func TestTakingATokenAllocatesNothing(t *testing.T) {
 		l.allow(req) // the client's first request creates its bucket
 		if n := testing.AllocsPerRun(100, func() { l.allow(req) }); n != 0 {
 			t.Errorf("%s: %v allocations per request, want 0", tc.name, n)
+		}
+	}
+}
+
+// BenchmarkLimiterAllow measures the limiter's part of every request: the bearer check that picks
+// the bucket, the client's address and taking a token (no trusted proxies, the default).
+func BenchmarkLimiterAllow(b *testing.B) {
+	l := newLimiter(RateLimit{PerSecond: 1e12, Burst: 1e9}, "the-api-token-0123")
+	req := httptest.NewRequest(http.MethodGet, "/sessions/shop_1", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	req.Header.Set("Authorization", "Bearer the-api-token-0123")
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _ := l.allow(req); !ok {
+			b.Fatal("limited")
+		}
+	}
+}
+
+// The limiter picks the authenticated bucket exactly when the handlers accept the token, so a
+// wrong token never draws on the Laravel app's budget and the right one never on the junk budget.
+func TestTheLimiterAuthenticatesAsTheHandlersDo(t *testing.T) {
+	const token = "the-api-token-0123"
+	l := newLimiter(RateLimit{}, token)
+	a := &api{cfg: Config{Token: token}}
+	for _, tc := range []struct {
+		name, header string
+		want         bool
+	}{
+		{"the token", "Bearer " + token, true},
+		{"lower-case scheme", "bearer " + token, true},
+		{"spaces around the token", "Bearer  " + token + " ", true},
+		{"no header", "", false},
+		{"another scheme", "Basic " + token, false},
+		{"upper-case scheme", "BEARER " + token, false},
+		{"a prefix of the token", "Bearer " + token[:len(token)-1], false},
+		{"the token and more", "Bearer " + token + "4", false},
+		{"empty token", "Bearer ", false},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/sessions/shop_1", nil)
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		rec := httptest.NewRecorder()
+		if got := a.authorized(rec, req); got != tc.want {
+			t.Errorf("%s: handlers accept it: %v, want %v", tc.name, got, tc.want)
+		}
+		if got := l.authenticated(req); got != tc.want {
+			t.Errorf("%s: limiter takes it for authenticated: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
