@@ -47,9 +47,50 @@ type Generator struct {
 	WaitSeconds float64 `json:"wait_seconds,omitempty"`
 	// Set is who used its CPU set over the run (nil: not measured).
 	Set *SetUse `json:"cpu_set_use,omitempty"`
+	// Rates is what its intervals say about the load it drove within the delay limit (nil: not
+	// measured).
+	Rates *GeneratorRates `json:"rates,omitempty"`
 	// LatencyValid is false when it saturated its cores or delayed its goroutines; Reason says so.
 	LatencyValid bool   `json:"latency_valid"`
 	Reason       string `json:"reason,omitempty"`
+}
+
+// GeneratorRates is the load generator's run cut into intervals: in each, the requests it made per
+// second and how long its goroutines waited to run at p99. ValidUpTo is the busiest interval
+// (requests/s) whose goroutines waited at most DelayLimitMs, InvalidFrom the least busy that waited
+// longer (0: none did); Valid of Busy intervals (those with requests) were within the limit. On a
+// run whose users arrive over a ramp it says what request rate one generator drives validly.
+type GeneratorRates struct {
+	IntervalSeconds float64             `json:"interval_seconds"`
+	DelayLimitMs    float64             `json:"delay_limit_ms"`
+	ValidUpTo       float64             `json:"valid_up_to_requests_per_second"`
+	InvalidFrom     float64             `json:"invalid_from_requests_per_second,omitempty"`
+	Valid           int                 `json:"valid_intervals"`
+	Busy            int                 `json:"busy_intervals"`
+	Intervals       []GeneratorInterval `json:"intervals,omitempty"`
+}
+
+// GeneratorInterval is one interval of GeneratorRates, ending AtSeconds after the run started;
+// OthersPercent is the share of the generator's CPU set other processes of the machine used.
+type GeneratorInterval struct {
+	AtSeconds         float64 `json:"at_seconds"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	SchedP99Ms        float64 `json:"sched_latency_p99_ms"`
+	CPUPercent        float64 `json:"cpu_percent"`
+	OthersPercent     float64 `json:"others_percent,omitempty"`
+}
+
+// text says what the intervals show, for report.md.
+func (r *GeneratorRates) text() string {
+	l := fmt.Sprintf("load generator in %s s intervals: its goroutines waited at most %s ms at p99 in %d of %d with requests",
+		formatValue(r.IntervalSeconds, ""), formatValue(r.DelayLimitMs, ""), r.Valid, r.Busy)
+	if r.Valid > 0 {
+		l += fmt.Sprintf(", the busiest of them at %s requests/s", formatValue(r.ValidUpTo, ""))
+	}
+	if r.InvalidFrom > 0 {
+		l += fmt.Sprintf("; longer from %s requests/s (the least busy interval beyond the limit)", formatValue(r.InvalidFrom, ""))
+	}
+	return l
 }
 
 // CoreWait is what the scheduler accounted to the process on the gateway's CPU set (the gateway,
@@ -133,6 +174,9 @@ func cpuLines(env Environment) []string {
 		lines = append(lines, l)
 		if g.Set != nil {
 			lines = append(lines, "load generator's "+g.Set.text())
+		}
+		if g.Rates != nil {
+			lines = append(lines, g.Rates.text())
 		}
 	}
 	if w := env.GatewayCore; w != nil {

@@ -35,6 +35,18 @@ func TestTheGeneratorLineSaysHowLongItsGoroutinesWaitedAndWhyItsLatencyIsNotVali
 				Set: &SetUse{CPUs: "0", CapacitySeconds: 200, HarnessSeconds: 90, OthersSeconds: 50, InterruptSeconds: 4, StealSeconds: 1}},
 			want: []string{"load generator's CPU 0 over the run (200 s): the harness's processes there 90 s (45%), other processes 50 s (25%), interrupts 4 s, steal 1 s"},
 		},
+		{
+			name: "the load it drove within the delay limit, interval by interval",
+			gen: Generator{CPUPercent: 40, Cores: 1, LatencyValid: true,
+				Rates: &GeneratorRates{IntervalSeconds: 5, DelayLimitMs: 1, ValidUpTo: 3512, InvalidFrom: 5230, Valid: 9, Busy: 30}},
+			want: []string{"load generator in 5 s intervals: its goroutines waited at most 1 ms at p99 in 9 of 30 with requests, the busiest of them at 3,512 requests/s; longer from 5,230 requests/s"},
+		},
+		{
+			name: "no interval within the limit",
+			gen: Generator{CPUPercent: 40, Cores: 1, LatencyValid: true,
+				Rates: &GeneratorRates{IntervalSeconds: 5, DelayLimitMs: 1, InvalidFrom: 300, Busy: 30}},
+			want: []string{"in 0 of 30 with requests; longer from 300 requests/s"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

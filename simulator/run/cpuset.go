@@ -44,6 +44,12 @@ type cpuRun struct {
 	// pinned is every child pinned, by name: its pid, CPU set and accounting when pinned (a
 	// restarted child replaces its predecessor, whose run time is then no longer counted).
 	pinned map[string]pinnedChild
+	// requests counts the requests the generator made so far (nil: not counted, no intervals);
+	// intervals are the generator's readings every cpuset.IntervalLength.
+	requests  func() float64
+	intervals []cpuset.Interval
+	stopEvery chan struct{}
+	everyDone sync.WaitGroup
 }
 
 // pinnedChild is a child the simulator pinned to a CPU set.
@@ -75,11 +81,84 @@ func useCPUSets(f *scenario.File, log *slog.Logger) (end func()) {
 		}
 	}
 	activeCPUs.Store(c)
+	c.stopEvery = make(chan struct{})
+	c.everyDone.Go(c.sampleIntervals)
+	var once sync.Once
 	return func() {
-		activeCPUs.CompareAndSwap(c, nil)
-		if c.assignment.Pinned && len(c.before) > 0 {
-			_ = cpuset.Pin(0, c.before)
+		once.Do(func() {
+			close(c.stopEvery)
+			c.everyDone.Wait()
+			activeCPUs.CompareAndSwap(c, nil)
+			if c.assignment.Pinned && len(c.before) > 0 {
+				_ = cpuset.Pin(0, c.before)
+			}
+		})
+	}
+}
+
+// intervalLength is how often the generator's intervals are read (a variable for tests).
+var intervalLength = cpuset.IntervalLength
+
+// countRequests tells the run in progress how to count the requests its generator made, so
+// that its intervals say the load they drove.
+func countRequests(total func() float64) {
+	if c := activeCPUs.Load(); c != nil {
+		c.mu.Lock()
+		c.requests = total
+		c.mu.Unlock()
+	}
+}
+
+// sampleIntervals reads the generator's requests, goroutine delays, CPU and its CPU set's use
+// every cpuset.IntervalLength until the run ends.
+func (c *cpuRun) sampleIntervals() {
+	type reading struct {
+		at       time.Time
+		requests float64
+		delays   cpuset.GoDelays
+		cpu      time.Duration
+		own      time.Duration
+		stat     cpuset.CPUTimes
+	}
+	read := func() reading {
+		c.mu.Lock()
+		count := c.requests
+		c.mu.Unlock()
+		r := reading{at: time.Now(), delays: cpuset.ReadGoDelays(), own: c.ownRun(c.assignment.World)}
+		if count != nil {
+			r.requests = count()
 		}
+		if p, err := (procstat.FS{}).Process("self"); err == nil {
+			r.cpu = p.CPU
+		}
+		if c.assignment.Pinned {
+			r.stat, _ = cpuset.ReadCPUTimes()
+		}
+		return r
+	}
+	t := time.NewTicker(intervalLength)
+	defer t.Stop()
+	last := read()
+	for {
+		select {
+		case <-c.stopEvery:
+			return
+		case <-t.C:
+		}
+		now := read()
+		secs := now.at.Sub(last.at).Seconds()
+		in := cpuset.Interval{At: now.at.Sub(c.wallStart), RequestsPerSecond: (now.requests - last.requests) / secs,
+			SchedP99: now.delays.Sub(last.delays).Sched.Quantile(0.99), CPUPercent: 100 * (now.cpu - last.cpu).Seconds() / secs}
+		if now.stat != nil && last.stat != nil {
+			u := cpuset.Use(c.assignment.World, now.stat.Sub(last.stat, c.assignment.World), now.own-last.own, now.at.Sub(last.at))
+			in.OthersPercent = 100 * u.Others.Seconds() / u.Capacity.Seconds()
+		}
+		c.mu.Lock()
+		if c.requests != nil {
+			c.intervals = append(c.intervals, in)
+		}
+		c.mu.Unlock()
+		last = now
 	}
 }
 
@@ -162,10 +241,22 @@ func describeCPUs(env *reports.Environment) {
 	g.Set = worldSet
 	valid, reason := cpuset.LatencyValidity(g)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	c.mu.Lock()
+	intervals := slices.Clone(c.intervals)
+	c.mu.Unlock()
 	env.Generator = &reports.Generator{CPUPercent: g.CPUPercent, Cores: g.Cores, GOMAXPROCS: runtime.GOMAXPROCS(0),
 		SchedP99Ms: ms(g.SchedP99), SchedMaxMs: ms(g.SchedMax), PauseMaxMs: ms(delays.Pauses.Max()),
 		RunSeconds: g.Threads.Run.Seconds(), WaitSeconds: g.Threads.Wait.Seconds(), Set: reportSetUse(worldSet),
 		LatencyValid: valid, Reason: reason}
+	if len(intervals) > 0 {
+		rates := cpuset.RatesOf(intervals)
+		env.Generator.Rates = &reports.GeneratorRates{IntervalSeconds: intervalLength.Seconds(), DelayLimitMs: ms(cpuset.DelayLimit),
+			ValidUpTo: rates.ValidUpTo, InvalidFrom: rates.InvalidFrom, Valid: rates.Valid, Busy: rates.Busy}
+		for _, in := range intervals {
+			env.Generator.Rates.Intervals = append(env.Generator.Rates.Intervals, reports.GeneratorInterval{AtSeconds: in.At.Seconds(),
+				RequestsPerSecond: in.RequestsPerSecond, SchedP99Ms: ms(in.SchedP99), CPUPercent: in.CPUPercent, OthersPercent: in.OthersPercent})
+		}
+	}
 }
 
 // setUse is who used the CPU set ids since the run started: the kernel's accounting of its CPUs
@@ -179,13 +270,20 @@ func (c *cpuRun) setUse(ids []int) cpuset.SetUse {
 	if err != nil {
 		return cpuset.SetUse{}
 	}
+	return cpuset.Use(ids, now.Sub(c.statStart, ids), c.ownRun(ids), time.Since(c.wallStart))
+}
+
+// ownRun is the run time, since each was pinned, of the harness's processes on the CPU set ids:
+// the children pinned there and, on the world's set, the simulator itself.
+func (c *cpuRun) ownRun(ids []int) time.Duration {
 	var own time.Duration
-	if slices.Equal(ids, c.assignment.World) {
+	if c.assignment.Pinned && slices.Equal(ids, c.assignment.World) {
 		if s, err := cpuset.ReadSched(os.Getpid()); err == nil {
 			own += s.Sub(c.schedStart).Run
 		}
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, p := range c.pinned {
 		if !slices.Equal(p.cpus, ids) {
 			continue
@@ -194,8 +292,7 @@ func (c *cpuRun) setUse(ids []int) cpuset.SetUse {
 			own += s.Sub(p.start).Run
 		}
 	}
-	c.mu.Unlock()
-	return cpuset.Use(ids, now.Sub(c.statStart, ids), own, time.Since(c.wallStart))
+	return own
 }
 
 // reportSetUse is u for report.json (nil when not measured).

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,5 +73,36 @@ func TestChildrenRunOnTheirCPUSetAndTheReportSaysWhich(t *testing.T) {
 	end()
 	if own, _ := cpuset.Online(); !slices.Equal(own, online) {
 		t.Errorf("after the run the simulator runs on %v, want its CPUs back (%v)", own, online)
+	}
+}
+
+// A run's generator is read every interval: the requests it made, its goroutines' delays, its CPU.
+func TestTheGeneratorsIntervalsSayTheLoadItDroveAndItsDelays(t *testing.T) {
+	defer func(d time.Duration) { intervalLength = d }(intervalLength)
+	intervalLength = 50 * time.Millisecond
+	end := useCPUSets(&scenario.File{}, slog.New(slog.DiscardHandler))
+	defer end()
+	var made atomic.Int64
+	countRequests(func() float64 { return float64(made.Load()) })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		made.Add(10) // 10 requests a millisecond: ~10,000/s
+		time.Sleep(time.Millisecond)
+		var env reports.Environment
+		describeCPUs(&env)
+		if r := env.Generator.Rates; r != nil && r.Busy >= 3 {
+			if r.Valid > r.Busy || len(r.Intervals) < r.Busy || r.IntervalSeconds != 0.05 || r.DelayLimitMs != 1 {
+				t.Fatalf("rates %+v", r)
+			}
+			for _, in := range r.Intervals {
+				if in.RequestsPerSecond < 500 || in.RequestsPerSecond > 20000 || in.AtSeconds <= 0 {
+					t.Errorf("interval %+v: want ~10,000 requests/s (1 ms sleeps stretch on a busy machine)", in)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no three intervals with requests after 5 s: %+v", env.Generator)
+		}
 	}
 }

@@ -84,6 +84,7 @@ func RunFloor(ctx context.Context, o Options) error {
 	// The floor is polled by the users' own poll client (user.Poller), so the floor and the
 	// gateway see the same requests from the same generator.
 	reg := metrics.NewRegistry(nil)
+	countRequests(func() float64 { return reg.Total("http_reqs", nil) }) // the generator's intervals (cpuset.go)
 	api := user.NewAPI("http://"+addr, "floor", client, reg)
 	pctx, cancel := context.WithDeadline(ctx, start.Add(duration))
 	defer cancel()

@@ -320,6 +320,8 @@ func (r *runner) openMetrics() (closeFile func(), err error) {
 	}
 	r.reg = metrics.NewRegistry(sink)
 	r.reg.DefineAll()
+	reg := r.reg
+	countRequests(func() float64 { return reg.Total("http_reqs", nil) }) // the generator's intervals (cpuset.go)
 	return closeFile, nil
 }
 

@@ -1,0 +1,37 @@
+package cpuset
+
+import (
+	"testing"
+	"time"
+)
+
+func TestTheIntervalsSayWhatLoadTheGeneratorDroveWithinTheDelayLimit(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	tests := []struct {
+		name      string
+		intervals []Interval
+		want      Rates
+	}{
+		{"no intervals", nil, Rates{}},
+		{"idle intervals say nothing", []Interval{{RequestsPerSecond: 0, SchedP99: ms(40)}}, Rates{}},
+		{"a ramp valid up to 3,500/s, not from 5,200/s", []Interval{
+			{RequestsPerSecond: 700, SchedP99: ms(0.2)},
+			{RequestsPerSecond: 3500, SchedP99: ms(0.9)},
+			{RequestsPerSecond: 5200, SchedP99: ms(1.6)},
+			{RequestsPerSecond: 7000, SchedP99: ms(6.3)},
+			{RequestsPerSecond: 6900, SchedP99: ms(4)},
+		}, Rates{ValidUpTo: 3500, InvalidFrom: 5200, Valid: 2, Busy: 5}},
+		{"exactly at the limit is valid", []Interval{{RequestsPerSecond: 7000, SchedP99: DelayLimit}}, Rates{ValidUpTo: 7000, Valid: 1, Busy: 1}},
+		{"a disturbed quiet interval: invalid from a low rate, valid at a higher one", []Interval{
+			{RequestsPerSecond: 1000, SchedP99: ms(30)},
+			{RequestsPerSecond: 7000, SchedP99: ms(0.8)},
+		}, Rates{ValidUpTo: 7000, InvalidFrom: 1000, Valid: 1, Busy: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RatesOf(tt.intervals); got != tt.want {
+				t.Errorf("RatesOf = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
