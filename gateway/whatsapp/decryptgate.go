@@ -2,9 +2,9 @@ package whatsapp
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
-	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 )
 
@@ -41,22 +41,28 @@ type decryptGates struct {
 	gates map[string]chan struct{}
 }
 
-// gateDevice puts the event buffer of cli's device behind the device's gate, once: a device not
-// paired yet (no JID, no buffer) is left alone, a gated one too. whatsmeow reads the buffer
-// without a lock, so callers swap it only while none of cli's sockets is up.
-func (d *Driver) gateDevice(cli *whatsmeow.Client) {
-	dev := cli.Store
+// gateDevice puts the event buffer of the client's device behind the device's gate, once: a
+// device not paired yet (no JID, no buffer) is left alone, a gated one too. whatsmeow reads the
+// buffer without a lock, so callers swap it only while none of the client's sockets is up.
+func (c *conn) gateDevice() {
+	dev := c.cli.Store
 	if dev.ID == nil || dev.EventBuffer == nil {
 		return
 	}
 	if _, gated := dev.EventBuffer.(*gatedEventBuffer); gated {
 		return
 	}
-	dev.EventBuffer = d.gates.wrap(dev.ID.String(), dev.EventBuffer)
+	dev.EventBuffer = c.d.gates.wrap(dev.ID.String(), dev.EventBuffer, c.decryptOff.Load)
 }
 
-// wrap returns the event buffer of a paired device (deviceID, its JID) behind the device's gate.
-func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer) store.EventBuffer {
+// errDecryptOff ends the decryption of a message on a connection the session closed. It wraps
+// context.Canceled: whatsmeow then gives the message up without a receipt or a retry receipt
+// (message.go decryptMessages), the ratchet untouched, and WhatsApp delivers it again.
+var errDecryptOff = fmt.Errorf("whatsapp: the session closed this connection, WhatsApp delivers the message again: %w", context.Canceled)
+
+// wrap returns the event buffer of a paired device (deviceID, its JID) behind the device's gate,
+// for a client that decrypts nothing once off reports true.
+func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer, off func() bool) store.EventBuffer {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.gates == nil {
@@ -67,7 +73,7 @@ func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer) store.EventB
 		gate = make(chan struct{}, 1)
 		g.gates[deviceID] = gate
 	}
-	return &gatedEventBuffer{EventBuffer: buf, gate: gate}
+	return &gatedEventBuffer{EventBuffer: buf, gate: gate, off: off}
 }
 
 // gatedEventBuffer is a device's event buffer whose look-up that misses holds the device's gate
@@ -76,15 +82,24 @@ func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer) store.EventB
 type gatedEventBuffer struct {
 	store.EventBuffer
 	gate chan struct{} // one slot: taken by a look-up that missed, until its decryption ends
+	off  func() bool   // the client's connection was closed by the session (nil: never)
 }
 
 // GetBufferedEvent looks the ciphertext up once no other decryption of the device is under way;
-// when it is not buffered, the gate stays taken for the decryption whatsmeow runs next.
+// when it is not buffered, the gate stays taken for the decryption whatsmeow runs next. A client
+// whose connection the session closed looks nothing up (errDecryptOff), also after waiting.
 func (b *gatedEventBuffer) GetBufferedEvent(ctx context.Context, ciphertextHash [32]byte) (*store.BufferedEvent, error) {
+	if b.off != nil && b.off() {
+		return nil, errDecryptOff
+	}
 	select {
 	case b.gate <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if b.off != nil && b.off() {
+		<-b.gate
+		return nil, errDecryptOff
 	}
 	ev, err := b.EventBuffer.GetBufferedEvent(ctx, ciphertextHash)
 	if err != nil || ev != nil {

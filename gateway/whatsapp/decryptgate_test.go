@@ -77,7 +77,7 @@ func TestTwoCopiesOfAMessageDecryptedAtOnceBothGetThePlaintext(t *testing.T) {
 		if err != nil || d == nil {
 			t.Fatalf("device: %v, %v", d, err)
 		}
-		bufs = append(bufs, drv.gates.wrap(jid.String(), d.EventBuffer))
+		bufs = append(bufs, drv.gates.wrap(jid.String(), d.EventBuffer, nil))
 	}
 
 	var steps atomic.Int32

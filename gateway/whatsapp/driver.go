@@ -142,9 +142,6 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	}
 	hook := &streamErrorHook{}
 	cli := whatsmeow.NewClient(dev, d.clientLog(sessionID, hook))
-	// A stored device decrypts behind its gate from the start; a device paired on this client
-	// gets its store at pairing and its gate before the login that follows (loginReconnect).
-	d.gateDevice(cli)
 	// whatsmeow never reconnects by itself: a dropped or failed connection is reported and the
 	// session layer reconnects with a new client (in cluster mode after checking in Redis that
 	// the shard is still this replica's). whatsmeow's reconnect started the new connection's
@@ -173,6 +170,9 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	}
 	c := &conn{d: d, cli: cli, handle: handle, sessionID: sessionID}
 	hook.seen = c.sawStreamError // before Connect: no frame has arrived yet
+	// A stored device decrypts behind its gate from the start; a device paired on this client
+	// gets its store at pairing and its gate before the login that follows (loginReconnect).
+	c.gateDevice()
 	// A scan is confirmed only when the session accepts it (session.PairRequested: its
 	// connection is current, its replica holds it and is not closing; the device is recorded
 	// first). Refused, whatsmeow answers WhatsApp with an error and the phone shows the linking
@@ -232,6 +232,11 @@ type conn struct {
 	// stays and refuses messages and receipts (not acknowledged: WhatsApp delivers them again)
 	// and passes nothing on.
 	released atomic.Bool
+	// decryptOff is set once Disconnect closed the socket: the client decrypts nothing more
+	// (gatedEventBuffer), whatever its handler loop still holds; WhatsApp delivers it again to
+	// the session's next connection, possibly another replica's, whose decryption the gate of
+	// this process cannot order.
+	decryptOff atomic.Bool
 }
 
 // Connect implements session.Conn. The client lives in the driver's context, not in ctx (which
@@ -242,7 +247,8 @@ func (c *conn) Connect(ctx context.Context) error {
 	c.dialMu.Lock()
 	c.closed = false
 	c.dialMu.Unlock()
-	c.d.gateDevice(c.cli) // a no-op but for a client that paired its device and dials it again
+	c.decryptOff.Store(false)
+	c.gateDevice() // a no-op but for a client that paired its device and dials it again
 	done := make(chan error, 1)
 	go func() { done <- c.cli.Connect() }()
 	select {
@@ -259,6 +265,7 @@ func (c *conn) Disconnect() {
 	c.closed = true
 	c.live.Store(false)
 	c.cli.Disconnect()
+	c.decryptOff.Store(true) // after the socket closed: nothing whatsmeow does then reaches WhatsApp
 	c.dialMu.Unlock()
 	if c.replaced.Load() && !c.replacedSent.Swap(true) {
 		// The session dropped the connection (a redelivery) before whatsmeow dispatched the
@@ -282,7 +289,7 @@ func (c *conn) loginReconnect() {
 	// The device paired on this client: whatsmeow's store replaced its event buffer with an
 	// ungated one at pairing, and the first messages arrive on the socket dialled now. The
 	// buffer is swapped while no socket of the client is up: nothing of whatsmeow's reads it.
-	c.d.gateDevice(c.cli)
+	c.gateDevice()
 	if err := c.cli.Connect(); err != nil {
 		c.d.log.Warn("whatsapp: login reconnect after 515 failed", "session_id", c.sessionID, "err", err)
 	}

@@ -1,0 +1,244 @@
+package whatsapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"wagate/gateway/session"
+	"wagate/gateway/storage"
+	"wagate/gateway/wadial"
+	"wagate/simulator/fakewa"
+)
+
+// warnings records the WARN lines a driver logs (whatsmeow's among them) and passes them on.
+type warnings struct {
+	mu    sync.Mutex
+	lines []string
+	next  slog.Handler
+}
+
+func (w *warnings) Enabled(ctx context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler             { return w }
+func (w *warnings) WithGroup(string) slog.Handler                  { return w }
+
+func (w *warnings) Handle(ctx context.Context, r slog.Record) error {
+	w.mu.Lock()
+	w.lines = append(w.lines, r.Message)
+	w.mu.Unlock()
+	return w.next.Handle(ctx, r)
+}
+
+// has reports whether a line holds every one of parts.
+func (w *warnings) has(parts ...string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range w.lines {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// A session handed over to another replica (cluster mode): the old holder's connection is
+// closed and released while its handler is busy with one message (A) and another (B) waits in
+// whatsmeow's queue; the new holder's client, in another process whose decryption gate the old
+// one does not share, gets both again from WhatsApp. whatsmeow's loop on the closed connection
+// may still take B (it picks the next node or the closed socket at random): it decrypted B while
+// the new holder did, and the new holder's copy could fail with "old counter" and be
+// acknowledged while the old one's was refused: lost. A connection the session closed decrypts
+// nothing more. Two drivers on one database stand for the two replicas (their store is shared,
+// their gates are not); the database's write lock orders the two decryptions as in
+// TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient. Rounds repeat, each on a
+// new device, until the old loop went on to B in one (at most 12: 1 in 4096 never does).
+func TestAConnectionTheSessionClosedDecryptsNothingMoreSoAnotherReplicasRedeliveryIsNotLost(t *testing.T) {
+	ctx := context.Background()
+	logs := &warnings{next: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}
+	log := slog.New(logs)
+	wa, err := fakewa.New(fakewa.Config{RootKey: fakewa.GenerateRootKey(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wa.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wa.Close() })
+	db, err := storage.Open(ctx, storage.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	var replicas [2]*Driver
+	for i := range replicas {
+		replicas[i], err = New(ctx, Config{DB: db, Logger: log, Dial: &wadial.Config{Addr: wa.Addr(), RootPubKey: wa.RootPublicKey()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(replicas[i].Close)
+	}
+
+	for round := range 12 {
+		if tookB := handOverWithAMessageQueued(t, wa, db, replicas, logs, round); tookB {
+			return
+		}
+	}
+	t.Fatal("in 12 rounds whatsmeow's loop on the closed connection never went on to the queued message")
+}
+
+// handOverWithAMessageQueued plays one round and reports whether the old holder's loop went on
+// to B (decrypting it, or refusing to).
+func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB, replicas [2]*Driver, logs *warnings, round int) bool {
+	ctx := context.Background()
+	got := &handoffs{taken: map[string]int{}}
+	oldHasA, releaseOld := make(chan struct{}), make(chan struct{})
+	newHasA, releaseNew := make(chan struct{}), make(chan struct{})
+	var onceOld, onceNew sync.Once
+	var mu sync.Mutex
+	var qr string
+	connected, oldSawB := false, false
+	sid := fmt.Sprintf("s%d", round)
+
+	// The old holder: takes the first message, holds A then refuses it (released meanwhile),
+	// refuses everything after.
+	sc, err := replicas[0].Open(ctx, sid, "", func(ev session.DriverEvent) error {
+		switch e := ev.(type) {
+		case session.QRCodes:
+			mu.Lock()
+			if qr == "" {
+				qr = e.Codes[0]
+			}
+			mu.Unlock()
+		case session.Connected:
+			mu.Lock()
+			connected = true
+			mu.Unlock()
+		case session.MessageReceived:
+			switch e.Message.Text {
+			case "first":
+				got.take("first")
+				return nil
+			case "A":
+				onceOld.Do(func() { close(oldHasA) })
+				<-releaseOld
+			case "B":
+				mu.Lock()
+				oldSawB = true
+				mu.Unlock()
+			}
+			return errRefusedByTest
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := sc.(*conn)
+	t.Cleanup(old.Disconnect)
+	if err := old.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a QR code", func() bool { mu.Lock(); defer mu.Unlock(); return qr != "" })
+	mu.Lock()
+	code := qr
+	mu.Unlock()
+	jid, err := wa.Pair(ctx, code, fmt.Sprintf("55119444400%02d", round))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the device logged in", func() bool { mu.Lock(); defer mu.Unlock(); return connected && old.LoggedIn() })
+	waitReceipt(t, wa, customerWrites(t, wa, jid, "first")) // pkmsg -> msg
+	idA := customerWrites(t, wa, jid, "A")
+	select {
+	case <-oldHasA:
+	case <-time.After(30 * time.Second):
+		t.Fatal("A never reached the old holder's handler")
+	}
+	idB := customerWrites(t, wa, jid, "B")
+	if _, err := waitEvent(wa, func(e fakewa.Event) bool {
+		return e.Kind == fakewa.EventPhoneMessageDelivered && e.MessageID == idB
+	}); err != nil {
+		t.Fatalf("B was not delivered to the old holder: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // read off the socket, queued behind A
+
+	// The handover: the old holder closes and releases the connection, the new holder connects.
+	old.Disconnect()
+	old.Release()
+	sc, err = replicas[1].Open(ctx, sid, jid.String(), func(ev session.DriverEvent) error {
+		if e, ok := ev.(session.MessageReceived); ok {
+			if e.Message.Text == "A" {
+				onceNew.Do(func() { close(newHasA) })
+				<-releaseNew
+				return errRefusedByTest
+			}
+			got.take(e.Message.Text)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := sc.(*conn)
+	t.Cleanup(next.Disconnect)
+	if err := next.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-newHasA:
+	case <-time.After(30 * time.Second):
+		t.Fatal("WhatsApp's redelivery of A never reached the new holder's handler")
+	}
+
+	lock, err := db.SQL.BeginTx(ctx, nil) // BEGIN IMMEDIATE: decryptions wait to begin
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(releaseNew)                  // the new holder refuses A, looks B up, waits for the lock
+	time.Sleep(500 * time.Millisecond) // its busy handler now retries every 100 ms
+	close(releaseOld)                  // the old loop goes on to B, or ends
+	time.Sleep(20 * time.Millisecond)
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	waitReceipt(t, wa, idB)
+	if n := got.count("B"); n != 1 {
+		t.Fatalf("round %d: B was acknowledged to WhatsApp and taken %d times, want once (acknowledged without being taken: lost)", round, n)
+	}
+	// The new holder refused A too: its next connection takes it.
+	next.Disconnect()
+	sc, err = replicas[1].Open(ctx, sid, jid.String(), func(ev session.DriverEvent) error {
+		if e, ok := ev.(session.MessageReceived); ok {
+			got.take(e.Message.Text)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := sc.(*conn)
+	t.Cleanup(last.Disconnect)
+	if err := last.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitReceipt(t, wa, idA)
+	for _, text := range []string{"first", "A", "B"} {
+		if n := got.count(text); n != 1 {
+			t.Errorf("round %d: %s taken %d times, want once", round, text, n)
+		}
+	}
+	last.Disconnect()
+	mu.Lock()
+	defer mu.Unlock()
+	return oldSawB || logs.has(idB, errDecryptOff.Error())
+}
