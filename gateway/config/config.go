@@ -103,7 +103,7 @@ type Config struct {
 	// PairLoginTimeout is how long a freshly paired device may take to log in before the gateway
 	// reconnects it.
 	PairLoginTimeout time.Duration
-	// RestoreConcurrency bounds reconnects at start.
+	// RestoreConcurrency bounds paired sessions connecting at once (restore and reconnects).
 	RestoreConcurrency int
 
 	// Batch tunes batch mode.
@@ -271,7 +271,7 @@ func settings() []setting {
 		{flag: "qr-timeout", usage: "how long each following QR code is shown", value: func(c *Config) any { return &c.QRNext }, positive: true, fills: []string{"session.QRNext"}},
 		{flag: "qr-codes", usage: "QR codes shown per pairing before the session is expired", value: func(c *Config) any { return &c.QRCodes }, positive: true, fills: []string{"session.QRCodes"}},
 		{flag: "pair-login-timeout", usage: "reconnect a freshly paired device that has not logged in after this long", value: func(c *Config) any { return &c.PairLoginTimeout }, positive: true, fills: []string{"session.PairLoginTimeout"}},
-		{flag: "restore-concurrency", usage: "paired sessions reconnecting at once after a start", value: func(c *Config) any { return &c.RestoreConcurrency }, positive: true, fills: []string{"session.RestoreConcurrency"}},
+		{flag: "restore-concurrency", usage: "paired sessions connecting at once: restored after a start, or reconnecting after their connections dropped", value: func(c *Config) any { return &c.RestoreConcurrency }, positive: true, fills: []string{"session.RestoreConcurrency"}},
 		{flag: "batch-size", usage: "batch mode: most items per batch", value: func(c *Config) any { return &c.Batch.Size }, positive: true, fills: []string{"batch.BatchSize"}},
 		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }, positive: true, fills: []string{"batch.BatchInterval"}},
 		{flag: "priority-interval", usage: "batch mode: longest wait of a HIGH event (connected, disconnected, logged_out)", value: func(c *Config) any { return &c.Batch.PriorityInterval }, positive: true, fills: []string{"batch.PriorityInterval"}},

@@ -16,7 +16,8 @@ type Config struct {
 	QRNext time.Duration
 	// QRCodes is how many codes one pairing shows before the session becomes expired (default 6).
 	QRCodes int
-	// RestoreConcurrency bounds how many paired sessions reconnect at once after a start (default 32).
+	// RestoreConcurrency bounds how many paired sessions connect at once: restored after a start,
+	// or reconnecting after their connections dropped (default 32).
 	RestoreConcurrency int
 	// PairLoginTimeout is how long a freshly paired device may take to log in before the manager
 	// reconnects it itself: whatsmeow reconnects on the server's 515 only if it processes that
@@ -51,7 +52,7 @@ type Config struct {
 const (
 	// MaxQRCodes is the most QR codes one pairing may show.
 	MaxQRCodes = 100
-	// MaxRestoreConcurrency is the most paired sessions that may reconnect at once after a start.
+	// MaxRestoreConcurrency is the most paired sessions that may connect at once.
 	MaxRestoreConcurrency = 10_000
 )
 

@@ -91,6 +91,9 @@ type Manager struct {
 	drainers  inflight
 	closed    atomic.Bool
 	restoring atomic.Int64
+	// connects holds one slot per paired session's reconnect in flight, restores after a start
+	// and reconnects after drops alike (Config.RestoreConcurrency slots; reconnect.go).
+	connects chan struct{}
 
 	messagingOff sync.Once // warns once that the delivery drops messages (messages.go)
 
@@ -163,6 +166,7 @@ func New(ctx context.Context, cfg Config, driver Driver, store Store, sink deliv
 		epoch:    epoch,
 		sessions: make(map[string]*session),
 		dirty:    make(map[*session]struct{}),
+		connects: make(chan struct{}, cfg.RestoreConcurrency),
 	}, nil
 }
 

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -165,38 +164,6 @@ func (m *Manager) fenceLogout(ctx context.Context, id string) error {
 		return ErrNotOwner
 	}
 	return nil
-}
-
-// reconnectLater reconnects paired s after delay when nothing else touched it meanwhile
-// (whatsmeow does not reconnect by itself; in cluster mode start fences first); a failed attempt
-// tries again, doubling the wait up to maxRedeliveryBackoff. Callers hold s.mu.
-func (m *Manager) reconnectLater(s *session, delay time.Duration) {
-	gen := s.gen
-	time.AfterFunc(delay, func() {
-		s.mu.Lock()
-		idle := s.gen == gen && s.conn == nil && !s.starting && s.deviceID != "" && s.parked == "" && !s.dropped
-		s.mu.Unlock()
-		if !idle || m.closed.Load() {
-			return
-		}
-		_, err := m.start(m.ctx, s, false)
-		if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotOwner) {
-			return
-		}
-		next := min(max(2*delay, time.Second), maxRedeliveryBackoff)
-		m.log.Warn("reconnecting a session failed; trying again", "session_id", s.id, "in", next, "err", err)
-		s.mu.Lock()
-		m.reconnectLater(s, next)
-		s.mu.Unlock()
-	})
-}
-
-// retryReconnect schedules reconnectLater for a restored session whose reconnect failed
-// (whatsmeow does not retry a first connect by itself).
-func (m *Manager) retryReconnect(s *session, delay time.Duration) {
-	s.mu.Lock()
-	m.reconnectLater(s, delay)
-	s.mu.Unlock()
 }
 
 // Adopt runs claim (which claims shards for this replica, so that Owner.Epoch answers for

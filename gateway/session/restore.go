@@ -73,17 +73,15 @@ func (m *Manager) restore(recs []storage.Record, resync bool) int {
 	}
 	m.restoring.Add(int64(len(paired)))
 	go func() {
-		sem := make(chan struct{}, m.cfg.RestoreConcurrency)
 		var wg sync.WaitGroup
 		for _, s := range paired {
-			if m.closed.Load() {
+			if m.closed.Load() || !m.acquireConnect() {
 				m.restoring.Add(-1)
 				continue
 			}
-			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
-				defer func() { <-sem; wg.Done(); m.restoring.Add(-1) }()
+				defer func() { m.releaseConnect(); wg.Done(); m.restoring.Add(-1) }()
 				if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
 					m.log.Warn("reconnect of a paired session failed", "session_id", s.id, "err", err)
 					m.retryReconnect(s, time.Second)

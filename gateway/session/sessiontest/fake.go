@@ -33,6 +33,9 @@ type Driver struct {
 	conns   map[string]*Conn // latest connection per session
 	opens   int
 	nextDev int
+
+	connecting    atomic.Int64 // Connects in flight
+	maxConnecting atomic.Int64 // the most Connects in flight at once
 }
 
 // NewDriver returns a Driver with no devices.
@@ -67,6 +70,12 @@ func (d *Driver) Opens() int {
 	defer d.mu.Unlock()
 	return d.opens
 }
+
+// Connecting returns how many Connects are in flight right now (held at ConnectGate).
+func (d *Driver) Connecting() int { return int(d.connecting.Load()) }
+
+// MaxConnecting returns the most Connects that were in flight at once.
+func (d *Driver) MaxConnecting() int { return int(d.maxConnecting.Load()) }
 
 // Conn returns the latest connection opened for a session, or nil.
 func (d *Driver) Conn(sessionID string) *Conn {
@@ -113,6 +122,10 @@ func (c *Conn) Connect(ctx context.Context) error {
 		return c.d.ConnectErr
 	}
 	if c.d.ConnectGate != nil {
+		n := c.d.connecting.Add(1)
+		for m := c.d.maxConnecting.Load(); n > m && !c.d.maxConnecting.CompareAndSwap(m, n); m = c.d.maxConnecting.Load() {
+		}
+		defer c.d.connecting.Add(-1)
 		select {
 		case <-c.d.ConnectGate:
 		case <-ctx.Done():

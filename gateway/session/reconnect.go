@@ -1,0 +1,77 @@
+package session
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// Reconnects of paired sessions (whatsmeow does not reconnect by itself). When WhatsApp drops
+// every connection at once (an outage, a restart of its front), every session reconnects at once
+// and retries on the same schedule: at 10,000 sessions that was 10,000 handshakes in the same
+// instant, then again 1 s, 2 s, 4 s... later, in step, each wave timing out part of the next
+// (make bench-scale: 92 s until 90% were back). Two rules spread them:
+//   - at most Config.RestoreConcurrency connects are in flight at once, shared with the restore
+//     after a start (Manager.connects): a connect holds its slot until its handshake ends, so the
+//     rest queue instead of timing out;
+//   - a retry waits between half of its backoff and the whole of it (reconnectWait), so the
+//     sessions that failed together do not come back together.
+
+// reconnectLater reconnects paired s after about delay (reconnectWait) when nothing else touched
+// it meanwhile (in cluster mode start fences first); a failed attempt tries again, doubling the
+// backoff up to maxRedeliveryBackoff. Callers hold s.mu.
+func (m *Manager) reconnectLater(s *session, delay time.Duration) {
+	gen := s.gen
+	time.AfterFunc(reconnectWait(delay), func() {
+		if !m.acquireConnect() {
+			return // closed
+		}
+		defer m.releaseConnect()
+		s.mu.Lock()
+		idle := s.gen == gen && s.conn == nil && !s.starting && s.deviceID != "" && s.parked == "" && !s.dropped
+		s.mu.Unlock()
+		if !idle || m.closed.Load() {
+			return
+		}
+		_, err := m.start(m.ctx, s, false)
+		if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotOwner) {
+			return
+		}
+		next := min(max(2*delay, time.Second), maxRedeliveryBackoff)
+		m.log.Warn("reconnecting a session failed; trying again", "session_id", s.id, "in", next, "err", err)
+		s.mu.Lock()
+		m.reconnectLater(s, next)
+		s.mu.Unlock()
+	})
+}
+
+// retryReconnect schedules reconnectLater for a restored session whose reconnect failed
+// (whatsmeow does not retry a first connect by itself).
+func (m *Manager) retryReconnect(s *session, delay time.Duration) {
+	s.mu.Lock()
+	m.reconnectLater(s, delay)
+	s.mu.Unlock()
+}
+
+// reconnectWait is how long a reconnect with backoff b waits: at once for 0, else uniformly
+// between b/2 and b, never later than the backoff says.
+func reconnectWait(b time.Duration) time.Duration {
+	if b <= 0 {
+		return 0
+	}
+	return b/2 + rand.N(b/2+1)
+}
+
+// acquireConnect takes one of the reconnect slots, waiting while they are all in use; false
+// when the manager closed meanwhile.
+func (m *Manager) acquireConnect() bool {
+	select {
+	case m.connects <- struct{}{}:
+		return true
+	case <-m.ctx.Done():
+		return false
+	}
+}
+
+// releaseConnect gives back a slot acquireConnect took.
+func (m *Manager) releaseConnect() { <-m.connects }
