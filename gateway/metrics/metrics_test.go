@@ -154,3 +154,19 @@ func BenchmarkObserveAPI(b *testing.B) {
 		m.ObserveAPI("/sessions/{id}", "GET", 200, time.Millisecond)
 	}
 }
+
+// A scrape is answered as plain text even when the scraper offers gzip (Prometheus always does):
+// compressing cost more CPU per scrape than gathering the metrics (BenchmarkScrape).
+func TestAScrapeIsAnsweredUncompressed(t *testing.T) {
+	m := New()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, req)
+	if enc := rec.Header().Get("Content-Encoding"); enc != "" {
+		t.Fatalf("Content-Encoding %q, want none", enc)
+	}
+	if body := rec.Body.String(); !strings.Contains(body, "wagate_build_info{") {
+		t.Fatalf("the answer is not the text format:\n%.200s", body)
+	}
+}
