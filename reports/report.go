@@ -191,6 +191,23 @@ type SeriesPoint struct {
 	OutboxDepth int64 `json:"outbox_depth"`
 	// SessionsByState counts sessions by estado_qr (pending, connected, disconnected, ...).
 	SessionsByState map[string]int `json:"sessions_by_state"`
+	// GatewayBatchSends are the gateway's batch sends to Laravel over the interval, from its own
+	// counters (batch mode; nil when they were not read).
+	GatewayBatchSends *BatchSends `json:"gateway_batch_sends,omitempty"`
+}
+
+// BatchSends are a gateway's batch sends to Laravel between two readings of its counters
+// (wagate_batch_first_attempts_total, _retries_total, _retries_held_total): across a restart of
+// the gateway, the new process's counts since it started.
+type BatchSends struct {
+	// Seconds is the time between the two readings: the series interval, longer when a reading
+	// failed (a paused gateway).
+	Seconds float64 `json:"seconds"`
+	// First counts batches sent for the first time, Retries the sends after a batch's first,
+	// Held the retries the gateway's retry budget held back.
+	First   int64 `json:"first"`
+	Retries int64 `json:"retries"`
+	Held    int64 `json:"held"`
 }
 
 // LaravelRequestsPerMinTotal is the Laravel request rate of the interval summed over endpoints.

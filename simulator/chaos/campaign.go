@@ -350,6 +350,13 @@ func runSchedule(ctx context.Context, o Options, e Entry, s Schedule) (Observati
 		points = append(points, RatePoint{End: p.Time, PerSec: p.LaravelRequestsPerMinTotal() / 60})
 	}
 	obs.StormPeak, obs.Baseline = StormRates(points, res.Report.SeriesInterval.Std(), windows)
+	var sends []SendsPoint
+	for _, p := range res.Report.Series {
+		if b := p.GatewayBatchSends; b != nil {
+			sends = append(sends, SendsPoint{End: p.Time, Seconds: b.Seconds, First: b.First, Retries: b.Retries, Held: b.Held})
+		}
+	}
+	obs.Retries = RetryRates(sends, res.Report.SeriesInterval.Std(), windows, o.Bounds.RetryBudget)
 	return obs, notes
 }
 

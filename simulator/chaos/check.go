@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"wagate/gateway/delivery/retrybudget"
 )
 
 // Observation is what one schedule's run showed after healing and draining: the inputs of the
@@ -40,18 +42,39 @@ type Observation struct {
 	Unrecovered []string
 	// Messages is the customers' messages' ground truth (zero when none were written).
 	Messages MessageObservation
-	// StormPeak is the highest Laravel request rate (requests/s) of a series interval that
-	// overlaps a fault; Baseline the mean rate of the intervals that overlap none (0 when none).
+	// StormPeak is the highest Laravel request rate (requests/s, every request of every kind) of
+	// a series interval that overlaps a fault; Baseline the mean rate of the intervals that
+	// overlap none (0 when none). The fault-load invariant judges them.
 	StormPeak, Baseline float64
+	// Retries is what the gateway's own counters say of its retries during faults (the
+	// retry-storm invariant).
+	Retries RetryObservation
+}
+
+// RetryObservation is the gateway's retries to Laravel over the series intervals that overlap a
+// fault, from its counters (wagate_batch_retries_total, _first_attempts_total).
+type RetryObservation struct {
+	// Intervals counts the intervals during faults whose counters were read.
+	Intervals int
+	// Peak is the interval whose retries came closest to (or went furthest past) the retry
+	// budget's bound: its retries/s, first attempts/s, the bound's retries/s (Limit) and length.
+	Peak, First, Limit float64
+	Seconds            float64
+	// Held counts the retries the budget held back during faults.
+	Held int64
 }
 
 // Bounds are the campaign's limits.
 type Bounds struct {
 	// Recovery bounds every fault's recovery time.
 	Recovery time.Duration
-	// StormFactor and StormFloor bound Laravel's request rate during faults: at most StormFactor
-	// times the rate outside faults, and never limited below StormFloor requests/s.
+	// StormFactor and StormFloor bound Laravel's request rate during faults (the fault-load
+	// invariant): at most StormFactor times the rate outside faults, and never limited below
+	// StormFloor requests/s.
 	StormFactor, StormFloor float64
+	// RetryBudget is the gateway's retry budget (zero: the gateway's defaults): the retry-storm
+	// invariant holds its retries to the bound it implies (retrybudget.Config.Bound).
+	RetryBudget retrybudget.Config
 }
 
 // DefaultBounds are the bounds of `bin/simulator chaos` unless its flags say otherwise.
@@ -66,7 +89,14 @@ const (
 	InvTruth       = "truth"        // the gateway's final state = what the simulation caused
 	InvDeadLetters = "dead-letters" // dead letters only for injected item refusals
 	InvRecovery    = "recovery"     // every fault recovered within the bound
-	InvStorm       = "retry-storm"  // Laravel's request rate during faults bounded
+	// InvStorm: no retry storm. The gateway's retries, counted by the gateway itself, in every
+	// series interval that overlaps a fault, stay within the bound its retry budget implies for that
+	// interval (RetryRates): a storm is the gateway multiplying its load because Laravel fails.
+	InvStorm = "retry-storm"
+	// InvFaultLoad: Laravel's total request rate during faults (first attempts, retries, the
+	// users' lookups) at most max(StormFloor, StormFactor x the rate outside faults): the load a
+	// fault brings, whatever its cause, judged on its own.
+	InvFaultLoad = "fault-load"
 )
 
 // Violation is one invariant that did not hold.
@@ -148,8 +178,15 @@ func Check(o Observation, b Bounds) Verdict {
 	case b.Recovery > 0 && o.Recovery > b.Recovery:
 		fail(InvRecovery, "the slowest of %d recoveries (after %s) took %s (bound %s)", o.Recoveries, o.Slowest, o.Recovery.Round(time.Millisecond), b.Recovery)
 	}
+	switch r := o.Retries; {
+	case o.Recoveries > 0 && r.Intervals == 0:
+		fail(InvStorm, "the gateway's retry counters were not read during any fault")
+	case r.Peak > r.Limit:
+		fail(InvStorm, "the gateway retried %.1f times/s during a fault, above its retry budget's %.1f (%.1f first attempts/s over %.1f s; %d retries held back)",
+			r.Peak, r.Limit, r.First, r.Seconds, r.Held)
+	}
 	if limit := StormLimit(o.Baseline, b); o.StormPeak > limit {
-		fail(InvStorm, "Laravel got %.1f requests/s during a fault, above %.1f (%.1f/s outside faults)", o.StormPeak, limit, o.Baseline)
+		fail(InvFaultLoad, "Laravel got %.1f requests/s during a fault, above %.1f (%.1f/s outside faults)", o.StormPeak, limit, o.Baseline)
 	}
 	return Verdict{Pass: len(v) == 0, Violations: v}
 }
@@ -197,6 +234,58 @@ type RatePoint struct {
 	PerSec float64
 }
 
+// SendsPoint is the gateway's batch sends over the span of Seconds that ends at End.
+type SendsPoint struct {
+	End                  time.Time
+	Seconds              float64
+	First, Retries, Held int64
+}
+
+// RetryRates judges the gateway's retries during faults against its retry budget: among the
+// spans that overlap a fault (as StormRates decides it), the one whose retries come closest to
+// or go furthest past the budget's bound for that span (retrybudget.Config.Bound: its burst, its
+// floor over the span, its share of the span's first attempts), as rates per second, and the
+// retries held back over all of them.
+//
+// This is what "no retry storm" means for a gateway: its retries, counted by the gateway itself,
+// never add more load than its budget allows, whatever Laravel answers. The first attempts are
+// the events the world caused (a reconnect wave's statuses, the backlog an outage left, a Redis
+// data loss's resend); they are Laravel's load during the fault, judged on their own
+// (fault-load), not a storm of retries.
+func RetryRates(points []SendsPoint, width time.Duration, faults []Interval, budget retrybudget.Config) RetryObservation {
+	var r RetryObservation
+	worst := -1.0
+	for _, p := range points {
+		if p.Seconds <= 0 || !overlaps(p.End.Add(-time.Duration(p.Seconds*float64(time.Second))), p.End, width, faults) {
+			continue
+		}
+		r.Intervals++
+		r.Held += p.Held
+		span := time.Duration(p.Seconds * float64(time.Second))
+		bound := budget.Bound(span, float64(p.First))
+		if ratio := float64(p.Retries) / bound; ratio > worst {
+			worst = ratio
+			r.Peak, r.First, r.Limit, r.Seconds = float64(p.Retries)/p.Seconds, float64(p.First)/p.Seconds, bound/p.Seconds, p.Seconds
+		}
+	}
+	return r
+}
+
+// overlaps reports whether the span from..to overlaps a fault; a fault that heals at its start
+// (a Laravel fault without duration) is taken to last width.
+func overlaps(from, to time.Time, width time.Duration, faults []Interval) bool {
+	for _, f := range faults {
+		end := f.To
+		if !end.After(f.From) {
+			end = f.From.Add(width)
+		}
+		if from.Before(end) && f.From.Before(to) {
+			return true
+		}
+	}
+	return false
+}
+
 // StormRates splits Laravel's request rates by whether their interval (width each, ending at the
 // point's time) overlaps a fault: the highest rate among those that do, and the mean of those
 // that do not (0 when every interval overlaps one). A fault that heals at its start (a Laravel
@@ -205,19 +294,7 @@ func StormRates(points []RatePoint, width time.Duration, faults []Interval) (pea
 	var sum float64
 	var n int
 	for _, p := range points {
-		from := p.End.Add(-width)
-		during := false
-		for _, f := range faults {
-			to := f.To
-			if !to.After(f.From) {
-				to = f.From.Add(width)
-			}
-			if from.Before(to) && f.From.Before(p.End) {
-				during = true
-				break
-			}
-		}
-		if during {
+		if overlaps(p.End.Add(-width), p.End, width, faults) {
 			peak = max(peak, p.PerSec)
 		} else {
 			sum += p.PerSec

@@ -4,11 +4,14 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"wagate/gateway/delivery/retrybudget"
 )
 
 // healthy is the observation of a schedule where every invariant holds.
 func healthy() Observation {
-	return Observation{Sessions: 20, GatewayAnswered: true, Recovery: 4 * time.Second, Recoveries: 2, StormPeak: 6, Baseline: 3}
+	return Observation{Sessions: 20, GatewayAnswered: true, Recovery: 4 * time.Second, Recoveries: 2, StormPeak: 6, Baseline: 3,
+		Retries: RetryObservation{Intervals: 4, Peak: 1.5, First: 5, Limit: 3, Seconds: 2}}
 }
 
 func TestCheckJudgesEachInvariant(t *testing.T) {
@@ -56,8 +59,15 @@ func TestCheckJudgesEachInvariant(t *testing.T) {
 		{"a fault never recovered from, however short the drain", func(o *Observation) {
 			o.Recovery, o.Unrecovered = 5*time.Second, []string{"gateway-kill-1"}
 		}, []string{InvRecovery}},
-		{"below the floor is no storm", func(o *Observation) { o.StormPeak, o.Baseline = 19, 0.5 }, nil},
-		{"a storm above the floor and the factor", func(o *Observation) { o.StormPeak, o.Baseline = 40, 3 }, []string{InvStorm}},
+		{"retries at the budget's bound hold", func(o *Observation) { o.Retries.Peak = o.Retries.Limit }, nil},
+		{"retries past the budget's bound are a storm", func(o *Observation) { o.Retries.Peak = o.Retries.Limit + 0.5 }, []string{InvStorm}},
+		{"retries never read during a fault are not a pass", func(o *Observation) { o.Retries = RetryObservation{} }, []string{InvStorm}},
+		{"no fault, no retries to judge", func(o *Observation) { o.Recoveries, o.Retries = 0, RetryObservation{} }, nil},
+		{"first attempts alone above the floor and the factor: the load, not a storm", func(o *Observation) {
+			o.StormPeak, o.Baseline = 22, 3
+		}, []string{InvFaultLoad}},
+		{"below the floor is no fault load", func(o *Observation) { o.StormPeak, o.Baseline = 19, 0.5 }, nil},
+		{"a load above the floor and the factor", func(o *Observation) { o.StormPeak, o.Baseline = 40, 3 }, []string{InvFaultLoad}},
 		{"a busy baseline raises the limit", func(o *Observation) { o.StormPeak, o.Baseline = 40, 10 }, nil},
 		{"several at once, in order", func(o *Observation) { o.Lost, o.Stale, o.Recovery = 1, 1, time.Minute }, []string{InvLost, InvStale, InvRecovery}},
 	} {
@@ -98,6 +108,41 @@ func TestStormRatesSplitIntervalsByFaults(t *testing.T) {
 			peak, base := StormRates(points, 2*time.Second, tc.faults)
 			if peak != tc.peak || base != tc.baseline {
 				t.Errorf("peak %v baseline %v, want %v %v", peak, base, tc.peak, tc.baseline)
+			}
+		})
+	}
+}
+
+// TestRetryRatesJudgeTheRetriesOfSpansDuringFaultsAgainstTheBudget: the spans that overlap a
+// fault are judged, each against the budget's bound for its own length and first attempts; the
+// one closest to or furthest past its bound is reported, as rates.
+func TestRetryRatesJudgeTheRetriesOfSpansDuringFaultsAgainstTheBudget(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	budget := retrybudget.Config{Percent: 20, MinPerSecond: 1, Burst: 2}
+	// Bounds: 2 s with 10 first attempts: 2 + 2 + 2 = 6 retries (3/s); 4 s with 10: 2 + 4 + 2 = 8 (2/s).
+	points := []SendsPoint{
+		{End: at(2), Seconds: 2, First: 10, Retries: 30},         // outside faults: never judged
+		{End: at(4), Seconds: 2, First: 10, Retries: 5, Held: 1}, // 5 of 6
+		{End: at(8), Seconds: 4, First: 10, Retries: 7, Held: 4}, // 7 of 8: the closest
+		{End: at(10), Seconds: 2, First: 0, Retries: 0},
+	}
+	for _, tc := range []struct {
+		name   string
+		faults []Interval
+		want   RetryObservation
+	}{
+		{"no fault: nothing judged", nil, RetryObservation{}},
+		{"a fault over one span", []Interval{{at(3), at(3).Add(500 * time.Millisecond)}}, RetryObservation{Intervals: 1, Peak: 2.5, First: 5, Limit: 3, Seconds: 2, Held: 1}},
+		{"a fault over a span that a missed reading made 4 s long", []Interval{{at(5), at(5)}},
+			RetryObservation{Intervals: 1, Peak: 1.75, First: 2.5, Limit: 2, Seconds: 4, Held: 4}},
+		{"the span closest to its bound among several", []Interval{{at(3), at(9)}},
+			RetryObservation{Intervals: 3, Peak: 1.75, First: 2.5, Limit: 2, Seconds: 4, Held: 5}},
+		{"past the bound", []Interval{{at(0), at(1)}}, RetryObservation{Intervals: 1, Peak: 15, First: 5, Limit: 3, Seconds: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RetryRates(points, 2*time.Second, tc.faults, budget); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("RetryRates = %+v; want %+v", got, tc.want)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"wagate/gateway/delivery/retrybudget"
 	"wagate/reports/document"
 	"wagate/simulator/scenario"
 )
@@ -134,7 +135,8 @@ func (c *Campaign) Outline() document.Document {
 	about = append(about,
 		fmt.Sprintf("Scenario: `%s`; faults between %s and %s of the users' time, up to %d per schedule; %d world(s) at once; real redis-server: %v.",
 			c.Scenario, c.Params.Start, c.Params.End, c.Params.MaxFaults, c.Parallel, c.Params.RealRedis),
-		fmt.Sprintf("Bounds: recovery <= %s; Laravel requests/s during faults <= max(%.0f, %.0f x outside faults).", c.Bounds.Recovery, c.Bounds.StormFloor, c.Bounds.StormFactor),
+		fmt.Sprintf("Bounds: recovery <= %s; the gateway's retries during faults within its retry budget (%s); Laravel requests/s during faults <= max(%.0f, %.0f x outside faults).",
+			c.Bounds.Recovery, budgetText(c.Bounds.RetryBudget), c.Bounds.StormFloor, c.Bounds.StormFactor),
 		fmt.Sprintf("Started %s, took %s: %s per schedule.", c.Start.UTC().Format(time.RFC3339), c.Elapsed().Round(time.Second), c.PerSchedule().Round(100*time.Millisecond)))
 	verdict := "PASS"
 	if c.Failed > 0 || c.Cancelled {
@@ -152,8 +154,8 @@ func (c *Campaign) Outline() document.Document {
 	for _, r := range c.ByKind() {
 		kinds.Rows = append(kinds.Rows, []string{r.Kind, strconv.Itoa(r.Schedules), strconv.Itoa(r.Fail)})
 	}
-	schedules := document.Table{Header: []string{"#", "seed", "faults", "verdict", "slowest recovery", "Laravel req/s in faults (outside)", "time"},
-		Right: []bool{true, true, false, false, true, true, true}}
+	schedules := document.Table{Header: []string{"#", "seed", "faults", "verdict", "slowest recovery", "retries/s in faults (budget)", "Laravel req/s in faults (outside)", "time"},
+		Right: []bool{true, true, false, false, true, true, true, true}}
 	for _, e := range c.Entries {
 		var names []string
 		if e.Schedule.OutboxMax > 0 {
@@ -164,6 +166,7 @@ func (c *Campaign) Outline() document.Document {
 		}
 		schedules.Rows = append(schedules.Rows, []string{strconv.Itoa(e.Schedule.Index), strconv.FormatUint(e.Schedule.Seed, 10), strings.Join(names, ", "),
 			e.Verdict.String(), e.Observation.Recovery.Round(100 * time.Millisecond).String(),
+			fmt.Sprintf("%.1f (%.1f)", e.Observation.Retries.Peak, e.Observation.Retries.Limit),
 			fmt.Sprintf("%.1f (%.1f)", e.Observation.StormPeak, e.Observation.Baseline), e.Elapsed.Round(time.Second).String()})
 	}
 	d.Sections = append(d.Sections,
@@ -214,4 +217,10 @@ func failureSection(e Entry) document.Section {
 		s.Blocks = append(s.Blocks, violations)
 	}
 	return s
+}
+
+// budgetText says a retry budget's bound: "20% of first attempts + 1/s, burst 2".
+func budgetText(b retrybudget.Config) string {
+	b = b.Filled()
+	return fmt.Sprintf("%d%% of first attempts + %d/s, burst %d", b.Percent, b.MinPerSecond, b.Burst)
 }

@@ -4,7 +4,8 @@
 // fresh world through simulator/run (a schedule is a scenario file, so the scenario schedule's
 // fault players play it), and judges each run by the delivery invariants after healing: every
 // final state in Laravel equals the gateway's and the truth's, nothing stale, dead letters only
-// for injected item refusals, recovery within a bound, no retry storm. A failing schedule is kept
+// for injected item refusals, recovery within a bound, no retry storm (the gateway's retries
+// within its retry budget), Laravel's load during faults bounded. A failing schedule is kept
 // as a replayable scenario file; the campaign writes report.md, report.html and report.json.
 //
 // Like Jepsen's nemesis, but for a WhatsApp gateway in front of Laravel.

@@ -159,7 +159,8 @@ func (l *realLaravelCPUProbe) closeInterval(_ context.Context, p *reports.Series
 }
 
 // gatewayMetricsProbe scrapes the gateway's /metrics: gateway_goroutines and outbox_depth, and
-// their last values in the series.
+// their last values in the series; in batch mode also its batch send counters, whose change over
+// each interval the series carries (GatewayBatchSends).
 type gatewayMetricsProbe struct {
 	reg        *metrics.Registry
 	hc         *http.Client
@@ -167,6 +168,43 @@ type gatewayMetricsProbe struct {
 
 	mu                      sync.Mutex
 	goroutines, outboxDepth float64
+	// sends is the latest reading of the batch send counters, closed the one the last interval
+	// ended on.
+	sends, closed batchSendsReading
+}
+
+// batchSendsReading is one reading of a gateway's batch send counters.
+type batchSendsReading struct {
+	at time.Time
+	// process is the gateway process's start time (process_start_time_seconds): a new one means
+	// the counters restarted from zero.
+	process              float64
+	first, retries, held float64
+}
+
+// readBatchSends reads the batch send counters from a scrape; ok is false when the gateway
+// exposes none (legacy mode).
+func readBatchSends(p promSample, at time.Time) (batchSendsReading, bool) {
+	first, ok := p["wagate_batch_first_attempts_total"]
+	if !ok {
+		return batchSendsReading{}, false
+	}
+	return batchSendsReading{at: at, process: p["process_start_time_seconds"], first: first,
+		retries: p["wagate_batch_retries_total"], held: p["wagate_batch_retries_held_total"]}, true
+}
+
+// since returns the sends between an earlier reading and r: r's counts alone when the process
+// restarted in between; nil when there is no earlier reading or no later one.
+func (r batchSendsReading) since(prev batchSendsReading) *reports.BatchSends {
+	if prev.at.IsZero() || !r.at.After(prev.at) {
+		return nil
+	}
+	base := prev
+	if r.process != prev.process || r.first < prev.first || r.retries < prev.retries || r.held < prev.held {
+		base = batchSendsReading{} // a new process: its counts since it started
+	}
+	return &reports.BatchSends{Seconds: r.at.Sub(prev.at).Seconds(), First: int64(r.first - base.first),
+		Retries: int64(r.retries - base.retries), Held: int64(r.held - base.held)}
 }
 
 func (g *gatewayMetricsProbe) sample(ctx context.Context) {
@@ -177,8 +215,12 @@ func (g *gatewayMetricsProbe) sample(ctx context.Context) {
 		return
 	}
 	gor, ob := p.goroutines(), p.outboxDepth()
+	sends, hasSends := readBatchSends(p, time.Now())
 	g.mu.Lock()
 	g.goroutines, g.outboxDepth = gor, ob
+	if hasSends {
+		g.sends = sends
+	}
 	g.mu.Unlock()
 	if gor >= 0 {
 		g.reg.Set("gateway_goroutines", gor, nil)
@@ -193,6 +235,9 @@ func (g *gatewayMetricsProbe) closeInterval(_ context.Context, p *reports.Series
 	defer g.mu.Unlock()
 	p.Goroutines = int(math.Max(g.goroutines, 0))
 	p.OutboxDepth = int64(math.Max(g.outboxDepth, 0))
+	if p.GatewayBatchSends = g.sends.since(g.closed); p.GatewayBatchSends != nil || g.closed.at.IsZero() {
+		g.closed = g.sends
+	}
 }
 
 // redisOpsProbe reads the operations per second of the redis-server the run started:

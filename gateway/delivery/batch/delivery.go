@@ -738,13 +738,18 @@ type sendResult struct {
 	err error
 	// done reports the attempt to the breaker (nil when the breaker refused the send).
 	done func(BreakerMark)
+	// held is set when the retry budget refused the retry: nothing was sent, and the budget's
+	// floor makes room for it after heldFor.
+	held    bool
+	heldFor time.Duration
 }
 
-// sendAll sends the batches (at most MaxInFlight at once), each only if the breaker allows it
-// and, for a retry, the retry budget (budgeted), then settles each outcome. final is the
-// shutdown attempt.
+// sendAll sends the batches (at most MaxInFlight at once), a retry only if the retry budget
+// allows it, each only if the breaker allows it, then settles each outcome (holds the retries the
+// budget refused). final is the shutdown attempt, which the budget does not limit. The budget
+// decides and the counters count when the send goes, so a reading of the counters between two
+// sends sees what the budget allowed up to then.
 func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, final bool) error {
-	due = d.budgeted(due, now, final)
 	if len(due) == 0 {
 		return nil
 	}
@@ -757,11 +762,17 @@ func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, fin
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			retry := b.attempts > 0
+			retry, budgeted := b.attempts > 0, !final
+			if retry && budgeted {
+				if ok, wait := d.budget.Retry(d.clock.Now()); !ok {
+					results[i] = sendResult{b: b, held: true, heldFor: wait}
+					return
+				}
+			}
 			done, err := d.breaker.Allow()
 			if err != nil {
-				if retry && !final {
-					d.budget.Refund(now) // not sent: the retry it was allowed is given back
+				if retry && budgeted {
+					d.budget.Refund(d.clock.Now()) // not sent: the retry it was allowed is given back
 				}
 				results[i] = sendResult{b: b, err: err}
 				return
@@ -770,7 +781,7 @@ func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, fin
 				d.retried.Add(1)
 			} else {
 				d.firstAttempts.Add(1)
-				d.budget.FirstAttempt(now)
+				d.budget.FirstAttempt(d.clock.Now())
 			}
 			res, err := d.post(ctx, b)
 			results[i] = sendResult{b: b, res: res, err: err, done: done}
@@ -778,43 +789,31 @@ func (d *Delivery) sendAll(ctx context.Context, due []*Batch, now time.Time, fin
 	}
 	wg.Wait()
 	var firstErr error
+	held := 0
 	for _, r := range results {
+		if r.held {
+			d.holdRetry(r, now)
+			held++
+			continue
+		}
 		if err := d.settle(ctx, r, now, final); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
+	if held > 0 {
+		d.log.Debug("batch: retries held back by the retry budget; they wait and are sent later", "held", held, "batches", len(due))
+	}
 	return firstErr
 }
 
-// budgeted returns the due batches that may be sent now: every first attempt, and the retries
-// the retry budget allows. A retry it refuses stays in flight, due again after its backoff or
-// when the budget's floor makes room, whichever is later: held back, never dropped. The final
-// attempt at shutdown is not budgeted (one send per batch, bounded by the shutdown's deadline).
-func (d *Delivery) budgeted(due []*Batch, now time.Time, final bool) []*Batch {
-	if final {
-		return due
-	}
-	out := due[:0:0]
-	for _, b := range due {
-		if b.attempts == 0 {
-			out = append(out, b)
-			continue
-		}
-		ok, wait := d.budget.Retry(now)
-		if ok {
-			out = append(out, b)
-			continue
-		}
-		d.retriesHeld.Add(1)
-		wait = max(wait, d.policy.Backoff.Delay(b.attempts, 0, d.jitter()))
-		d.mu.Lock()
-		b.next = now.Add(wait)
-		d.mu.Unlock()
-	}
-	if held := len(due) - len(out); held > 0 {
-		d.log.Debug("batch: retries held back by the retry budget; they wait and are sent later", "held", held, "retrying", len(out))
-	}
-	return out
+// holdRetry keeps a retry the retry budget refused in flight, due again after its backoff or when the
+// budget's floor has made room for it, whichever is later: held back, never dropped.
+func (d *Delivery) holdRetry(r sendResult, now time.Time) {
+	d.retriesHeld.Add(1)
+	wait := max(r.heldFor, d.policy.Backoff.Delay(r.b.attempts, 0, d.jitter()))
+	d.mu.Lock()
+	r.b.next = now.Add(wait)
+	d.mu.Unlock()
 }
 
 func (d *Delivery) post(ctx context.Context, b *Batch) (laravel.BatchResult, error) {

@@ -13,7 +13,8 @@
 //
 // The pieces are separate and each counts what it does, one file each: the coalescer (Coalescer,
 // coalescer.go), the policy (Policy, policy.go), the retry spacing (Backoff, retry.go), the breaker
-// (Breaker, breaker.go) and the flusher (Delivery, delivery.go), which only executes the policy's
+// (Breaker, breaker.go), the retry budget (package retrybudget: retries add at most a share of the
+// first attempts plus a floor per second; a retry it refuses waits) and the flusher (Delivery, delivery.go), which only executes the policy's
 // decisions; metrics.go holds its counters and admin views; settle.go lets a cluster handover wait
 // for the flusher's sends in progress.
 package batch
