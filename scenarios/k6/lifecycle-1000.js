@@ -3,8 +3,10 @@
 // scenarios/k6/lifecycle-1000.js` runs the YAML's native Go users and then this script on one
 // world, and compares the load generator's CPU per gateway API request and memory per VU).
 // Each VU is one account: it starts its session (arriving over 30 s), pairs the phone with the QR
-// code Laravel received, polls its status every 2 s from its own loop, sends about a message a
-// minute and logs out after 60 s.
+// code Laravel received, sends about a message a minute and logs out after 60 s; the app's status
+// poller polls every 2 s from the start to the logout, as the YAML users' poller goroutines do:
+// k6/x/wagate's background poller (startPolling) by default, so the polls go on while the VU is
+// blocked pairing, or from the VU's own loop with -e POLLS=inline (no polls while it pairs).
 //
 //   bin/simulator run scenarios/k6/lifecycle-1000.js -e USERS=50     (the script alone)
 import { user } from "./lib/laravel-app.js";
@@ -21,7 +23,8 @@ const behaviour = {
   logoutAtEnd: 1,
   messagesPerMinute: 1,
   statusPollInterval: 2,
-  pollsInline: true,
+  backgroundPolls: __ENV.POLLS !== "inline",
+  pollsInline: __ENV.POLLS === "inline",
 };
 
 export const options = {

@@ -94,20 +94,43 @@ function pairingPage(id, b) {
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
 // [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd,
 // messagesPerMinute, incomingMessagesPerMinute, replies, dropsPerHour, replacedPerHour,
-// remoteLogoutsPerHour, pollsInline, qrPollInterval}. While the user pairs, the app's page polls the
+// remoteLogoutsPerHour, pollsInline, backgroundPolls, qrPollInterval}. While the user pairs, the app's page polls the
 // gateway's QR endpoint every qrPollInterval seconds (none when unset) and, with pollsInline, the
 // status too (pairingPage). The session's customer writes incomingMessagesPerMinute
 // (Poisson), each a reply to their previous message with probability replies, as the YAML users'
 // customers do. With pollsInline the account's own VU polls its status once after the start and
 // every statusPollInterval while the session pairs and lives (one poller per account, as the YAML users'
-// pollers: 1), instead of poller VUs of their own.
+// pollers: 1), instead of poller VUs of their own. With backgroundPolls the app's pollers are
+// k6/x/wagate's background pollers (startPolling) beside the VU, as the YAML users' poller goroutines
+// beside their person: the status's from the start until the session ends (the first within one
+// statusPollInterval), the QR code's every qrPollInterval until the device is paired; the VU only
+// plays the person (the pairing, messages and churn), and its requests are the YAML users' even
+// while it is blocked in pair.
 export function user(b) {
   const n = accountOf(b);
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax));
   const id = __ITER === 0 ? sessionId(b.prefix, n) : `${sessionId(b.prefix, n)}-${__ITER}`;
   wagate.startSession(id);
+  if (b.backgroundPolls) {
+    // The app's pollers run beside the person, as the YAML users' poller goroutines: the status
+    // from the start until the session ends, the QR code until the scan.
+    wagate.startPolling(id, "status", `${b.statusPollInterval}s`);
+    if (b.qrPollInterval) wagate.startPolling(id, "qr", `${b.qrPollInterval}s`);
+    try {
+      pairAndLive(id, { ...b, qrPollInterval: 0, pollsInline: false }, () => wagate.stopPolling(id, "qr"));
+    } finally {
+      wagate.stopPolling(id);
+    }
+    return;
+  }
   // The app's status page polls as soon as the session starts (the YAML users' pollers do too).
   if (b.pollsInline) wagate.pollStatus(id);
+  pairAndLive(id, b, () => {});
+}
+
+// pairAndLive is the person's part of user: pair the phone with the code Laravel shows, then live
+// until the session's end; paired is called once the phone's device is connected.
+function pairAndLive(id, b, paired) {
   // The person scans the code Laravel shows scanDelay after it appears; a missed scan (one in
   // 1 - scanSuccess) waits for the next code, as the YAML users do.
   const giveUp = b.giveUpAfter || 90;
@@ -120,6 +143,7 @@ export function user(b) {
     page.sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
   }
   wagate.pair(id, `${giveUp}s`);
+  paired();
   let left = uniform(b.sessionLifetime[0], b.sessionLifetime[1]);
   let nextMsg = b.messagesPerMinute > 0 ? exponential(b.messagesPerMinute * 60) : Infinity;
   const incomingPerHour = (b.incomingMessagesPerMinute || 0) * 60;

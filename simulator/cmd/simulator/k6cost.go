@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"wagate/internal/cli"
@@ -19,7 +20,7 @@ import (
 	"wagate/simulator/scenario"
 )
 
-const k6CostUsage = `usage: simulator k6-cost SCRIPT.js -out DIR [-set key=value]...
+const k6CostUsage = `usage: simulator k6-cost SCRIPT.js -out DIR [-set key=value]... [-e KEY=VALUE]...
 
 Runs the same workload twice on one world: the native Go users of the scenario YAML the script
 names in options.ext.wagate.world (or -world), then the k6 script (k6/x/wagate), and compares what
@@ -43,6 +44,8 @@ func runK6Cost(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	label := fs.String("label", "", "label of the run in reports")
 	world := fs.String("world", "", "scenario YAML of the world and the native users (default: the script's options.ext.wagate.world)")
 	bin := fs.String("bin", "", "folder with the fakelaravel and gateway binaries (default: next to this binary, then PATH)")
+	var envs setFlags
+	fs.Var(&envs, "e", "an __ENV variable of the script, KEY=VALUE (repeatable; USERS is the world's users)")
 	script, _, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
 	if done {
 		return code
@@ -54,9 +57,17 @@ func runK6Cost(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "simulator k6-cost:", err)
 		return exitError
 	}
+	scriptEnv := map[string]string{}
+	for _, kv := range envs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return cli.Usagef(stderr, usage, "simulator k6-cost: -e %q is not KEY=VALUE", kv)
+		}
+		scriptEnv[k] = v
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	start := time.Now()
-	res, reg, err := cost.Measure(ctx, cost.Config{Script: script, World: *world, Sets: sets, Out: *out, BinDir: *bin,
+	res, reg, err := cost.Measure(ctx, cost.Config{Script: script, World: *world, Sets: sets, ScriptEnv: scriptEnv, Out: *out, BinDir: *bin,
 		ScriptOutput: stderr, Logger: log})
 	switch {
 	case errors.Is(err, scenario.ErrInvalid):

@@ -179,6 +179,8 @@ type Config struct {
 	// Sets override fields of the world's scenario (-set users=100 scales both halves: the script
 	// reads __ENV.USERS).
 	Sets []string
+	// ScriptEnv are extra __ENV variables of the script (-e KEY=VALUE); USERS is the world's.
+	ScriptEnv map[string]string
 	// Out receives the world's logs and the script half's report (Out/js).
 	Out string
 	// BinDir has the gateway and fakelaravel binaries (default: next to the simulator, then PATH).
@@ -365,8 +367,13 @@ func runScript(ctx context.Context, cfg Config, users int64, env *user.Env, d *s
 	if cfg.Out != "" {
 		out = filepath.Join(cfg.Out, "js")
 	}
+	vars := map[string]string{}
+	for k, v := range cfg.ScriptEnv {
+		vars[k] = v
+	}
+	vars["USERS"] = fmt.Sprint(users)
 	res := testrun.Run(ctx, testrun.Config{
-		Script: cfg.Script, Env: map[string]string{"USERS": fmt.Sprint(users)}, OutDir: out, Label: "k6-cost js",
+		Script: cfg.Script, Env: vars, OutDir: out, Label: "k6-cost js",
 		NoThresholds: true, Stdout: cfg.ScriptOutput, Stderr: cfg.ScriptOutput,
 		Extensions:       map[string]js.ModuleFactory{wagatejs.ModuleName: ext.Module},
 		ExtensionMetrics: ext.Metrics(), IterationLabels: []string{LoadLabel, VULoad},

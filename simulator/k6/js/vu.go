@@ -134,6 +134,8 @@ type VU struct {
 	client                 *httpClient
 	data                   goja.Value
 	dataJSON               string
+	// ends run when the current call returns (AtCallEnd).
+	ends []func()
 }
 
 // NewVU creates a VU's runtime and evaluates the init context in it.
@@ -309,11 +311,26 @@ func (vu *VU) Call(ctx context.Context, name string, args ...goja.Value) (goja.V
 			vu.RT.ClearInterrupt()
 		}
 	}()
+	defer vu.callEnded()
 	v, err := fn(goja.Undefined(), args...)
 	if err != nil {
 		return nil, vu.scriptError(err)
 	}
 	return vu.settle(name, v)
+}
+
+// AtCallEnd registers f to run when the VU's current call (an iteration, setup, teardown) returns,
+// however it ends: extension modules end there the background work the call started (k6/x/wagate's
+// background pollers), so nothing of an iteration outlives it. Functions run last registered first.
+func (vu *VU) AtCallEnd(f func()) { vu.ends = append(vu.ends, f) }
+
+// callEnded runs and forgets the functions registered with AtCallEnd.
+func (vu *VU) callEnded() {
+	for len(vu.ends) > 0 {
+		f := vu.ends[len(vu.ends)-1]
+		vu.ends = vu.ends[:len(vu.ends)-1]
+		f()
+	}
 }
 
 // settle unwraps an async function's promise: its jobs ran when the call returned, so it is

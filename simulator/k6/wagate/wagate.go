@@ -353,6 +353,29 @@ func (d *Driver) NewPoller(ctx context.Context, endpoint, id string, tags metric
 	return d.env.API.NewPoller(ctx, endpoint, id, tags)
 }
 
+// PollEvery is one of the Laravel app's pollers of session id's status or QR code (endpoint
+// user.EndpointStatus or user.EndpointQR), as the native users' pollers poll while their session
+// pairs and lives: the first request after first, then one after each answer and a think time
+// drawn by pace (the scenario's interval on average, user.PollJitter each way), until ctx ends. It
+// returns when ctx ends; a caller runs it on a goroutine of its own.
+func (d *Driver) PollEvery(ctx context.Context, endpoint, id string, first time.Duration, pace *user.Pace, tags metrics.Tags) {
+	p := d.env.API.NewPoller(ctx, endpoint, id, tags)
+	defer p.Close()
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		if err := p.Poll(); err != nil && ctx.Err() != nil {
+			return
+		}
+		t.Reset(pace.Next())
+	}
+}
+
 // PollStatus is Status as the Laravel app's pollers call it: the answer is measured, not decoded.
 func (d *Driver) PollStatus(ctx context.Context, id string, tags metrics.Tags) error {
 	if err := d.env.API.PollStatus(ctx, id, tags); err != nil {

@@ -13,6 +13,8 @@
 //	wagate.status(s.id);                        // the gateway's estado_qr
 //	wagate.pollStatus(s.id);                    // the same request, answer not decoded (pollers)
 //	wagate.pollQR(s.id);                        // GET /sessions/{id}/qr, answer not decoded
+//	wagate.startPolling(s.id, "status", "2s");  // the app's status poller, in the background
+//	wagate.stopPolling(s.id);                   // ends it (the iteration's end does too)
 //	wagate.drop(s.id); wagate.replace(s.id); wagate.phoneLogout(s.id);
 //	wagate.logout(s.id);                        // the gateway's HTTP status
 //	wagate.groundTruth();                       // {sessions, lostUpdates, staleOverwrites, duplicateApplications}
@@ -25,6 +27,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -209,6 +213,46 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		poll(qrPoller, str(c.Argument(0)))
 		return goja.Undefined()
 	})
+	// startPolling(id, "status"|"qr", every): the app's poller of the session in the background, as
+	// the native users' poller goroutines (the script's VU meanwhile sleeps, pairs, sends); it polls
+	// until stopPolling(id, [what]) or the end of the iteration.
+	bg := &backgroundPolls{}
+	vuEnds := false
+	set("startPolling", func(c goja.FunctionCall) goja.Value {
+		d := driver()
+		id, what := str(c.Argument(0)), str(c.Argument(1))
+		every := duration(c.Argument(2), 0)
+		if every <= 0 {
+			vu.Throw("startPolling(%q, %q): the interval must be positive", id, what)
+		}
+		// The native users' pollers: the status's first poll spread within one interval of the
+		// start, the QR code's after one interval; think times jittered around the interval.
+		var endpoint string
+		var first time.Duration
+		var pace *user.Pace
+		switch what {
+		case "status":
+			endpoint, first = user.EndpointStatus, time.Duration(rand.Int64N(int64(every)+1))
+			pace = user.NewPace(every, uint64(first), 0)
+		case "qr":
+			h := fnv.New64a()
+			_, _ = h.Write([]byte(id))
+			endpoint, first, pace = user.EndpointQR, every, user.NewPace(every, h.Sum64(), 1)
+		default:
+			vu.Throw("startPolling(%q, %q): what is \"status\" or \"qr\"", id, what)
+		}
+		if !vuEnds {
+			vu.AtCallEnd(func() { bg.stop("", ""); vuEnds = false })
+			vuEnds = true
+		}
+		tags := vu.SampleTags() // read on the VU's goroutine: the poller's is another
+		bg.start(vu.Context(), func(ctx context.Context) { d.PollEvery(ctx, endpoint, id, first, pace, tags) }, id, what)
+		return goja.Undefined()
+	})
+	set("stopPolling", func(c goja.FunctionCall) goja.Value {
+		bg.stop(str(c.Argument(0)), str(c.Argument(1)))
+		return goja.Undefined()
+	})
 	set("laravelQR", func(c goja.FunctionCall) goja.Value {
 		return rt.ToValue(driver().LaravelQR(str(c.Argument(0))))
 	})
@@ -219,6 +263,49 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		return rt.ToValue(map[string]any{"sessions": t.Sessions, "lostUpdates": t.LostUpdates, "staleOverwrites": t.StaleOverwrites, "duplicateApplications": t.DuplicateApplications})
 	})
 	return o, nil
+}
+
+// backgroundPolls are the pollers one VU's iteration started with startPolling, each on a
+// goroutine of its own (which inherits the VU's pprof labels).
+type backgroundPolls struct {
+	running []*backgroundPoll
+}
+
+type backgroundPoll struct {
+	id, what string
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// start runs poll under a context of its own, derived from the iteration's ctx.
+func (b *backgroundPolls) start(ctx context.Context, poll func(context.Context), id, what string) {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &backgroundPoll{id: id, what: what, cancel: cancel, done: make(chan struct{})}
+	b.running = append(b.running, p)
+	go func() {
+		defer close(p.done)
+		poll(ctx)
+	}()
+}
+
+// stop ends the pollers of session id ("" any) polling what ("" any) and waits for them, so that
+// none records a request afterwards.
+func (b *backgroundPolls) stop(id, what string) {
+	kept := b.running[:0]
+	var stopped []*backgroundPoll
+	for _, p := range b.running {
+		if (id == "" || p.id == id) && (what == "" || p.what == what) {
+			p.cancel()
+			stopped = append(stopped, p)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	clear(b.running[len(kept):])
+	b.running = kept
+	for _, p := range stopped {
+		<-p.done
+	}
 }
 
 // vuPoller is one VU's poller of one endpoint, kept while the VU polls the same session in the same
