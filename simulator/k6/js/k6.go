@@ -235,8 +235,15 @@ func (vu *VU) sleep(secs float64) {
 	if d <= 0 {
 		return
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	// One timer per VU, reset by each sleep: a script's loop sleeps again and again (since Go 1.23
+	// a stopped or fired timer's channel holds no stale value, so Reset needs no drain).
+	t := vu.sleepTimer
+	if t == nil {
+		t = time.NewTimer(d)
+		vu.sleepTimer = t
+	} else {
+		t.Reset(d)
+	}
 	ctx := vu.ctx
 	if ctx == nil {
 		<-t.C
@@ -245,5 +252,6 @@ func (vu *VU) sleep(secs float64) {
 	select {
 	case <-t.C:
 	case <-ctx.Done():
+		t.Stop()
 	}
 }

@@ -136,6 +136,8 @@ type VU struct {
 	dataJSON               string
 	// ends run when the current call returns (AtCallEnd).
 	ends []func()
+	// sleepTimer serves every sleep of the VU (one at a time: a VU runs one call at a time).
+	sleepTimer *time.Timer
 }
 
 // NewVU creates a VU's runtime and evaluates the init context in it.
