@@ -26,6 +26,7 @@ type world struct {
 
 	wa       waSide
 	waServer *fakewa.Server // nil when external
+	waChild  *child         // fakewa in a child process (whatsapp.process), or nil
 	waAddr   string
 	waRoot   string // root public key, hex
 
@@ -165,11 +166,17 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, runDir stri
 		return err
 	}
 	// fakewa
-	if f.WhatsApp.Control != "" {
-		cc := fakewa.NewControlClient(f.WhatsApp.Control)
+	control := f.WhatsApp.Control
+	if control == "" && f.WhatsApp.Process {
+		if w.waChild, control, err = startFakewa(ctx, logDir); err != nil {
+			return err
+		}
+	}
+	if control != "" {
+		cc := fakewa.NewControlClient(control)
 		addr, root, err := cc.Info(ctx)
 		if err != nil {
-			return fmt.Errorf("fakewa control %s: %w", f.WhatsApp.Control, err)
+			return fmt.Errorf("fakewa control %s: %w", control, err)
 		}
 		w.wa, w.waAddr, w.waRoot = remote{cc}, addr, hex.EncodeToString(root)
 		if f.WhatsApp.Listen != "" {
@@ -185,7 +192,7 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, runDir stri
 		}
 		w.waServer, w.wa, w.waAddr, w.waRoot = srv, inProcess{srv}, srv.Addr(), hex.EncodeToString(srv.RootPublicKey())
 	}
-	w.log.Info("fakewa ready", "addr", w.waAddr, "in_process", w.waServer != nil)
+	w.log.Info("fakewa ready", "addr", w.waAddr, "in_process", w.waServer != nil, "child_process", w.waChild != nil)
 
 	// fakelaravel
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -358,8 +365,38 @@ func (w *world) stop() {
 	if w.waServer != nil {
 		_ = w.waServer.Close()
 	}
+	if w.waChild != nil {
+		_ = w.waChild.stop(5 * time.Second)
+	}
 	if w.tmp != "" {
 		_ = os.RemoveAll(w.tmp)
 		w.tmp = ""
 	}
+}
+
+// startFakewa starts fakewa as a child process (this binary's fakewa command) on free loopback
+// ports and returns it with its control API's address once that answers.
+func startFakewa(ctx context.Context, logDir string) (*child, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", fmt.Errorf("fakewa: the simulator's own binary: %w", err)
+	}
+	listen, err := freePort()
+	if err != nil {
+		return nil, "", fmt.Errorf("fakewa: %w", err)
+	}
+	control, err := freePort()
+	if err != nil {
+		return nil, "", fmt.Errorf("fakewa: %w", err)
+	}
+	c, err := startChild("fakewa", self, []string{"fakewa", "-listen", listen, "-control", control}, nil, filepath.Join(logDir, "fakewa.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	cc := fakewa.NewControlClient(control)
+	if err := waitFor(ctx, c, 15*time.Second, func(ctx context.Context) error { _, _, err := cc.Info(ctx); return err }); err != nil {
+		_ = c.stop(5 * time.Second)
+		return nil, "", fmt.Errorf("fakewa child: %w", err)
+	}
+	return c, control, nil
 }

@@ -433,6 +433,11 @@ type WhatsApp struct {
 	Listen  string `yaml:"listen"`
 	Control string `yaml:"control"`
 	RootKey string `yaml:"rootKey"`
+	// Process runs fakewa as a child process (bin/simulator fakewa, on the world's CPUs, with its
+	// own Go scheduler) instead of in the simulator's: its devices' work then no longer queues
+	// with the pollers' goroutines, whose delays count as the gateway's latency. Ignored when
+	// Control points at a running fakewa.
+	Process bool `yaml:"process"`
 }
 
 // Fault is one entry of the fault schedule: at At (since the start of the users), for Duration

@@ -25,7 +25,9 @@ import (
 
 // TestMain lets fakewa-load re-execute this test binary as its client process.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == loadClientsCommand || os.Args[1] == simrun.FloorServeCommand) {
+	// The commands a run starts this binary with: fakewa-load's clients, the floor, fakewa
+	// (whatsapp.process).
+	if len(os.Args) > 1 && (os.Args[1] == loadClientsCommand || os.Args[1] == simrun.FloorServeCommand || os.Args[1] == "fakewa") {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	proctest.Main(m) // removes the binaries run_k6_test.go had built
