@@ -171,6 +171,9 @@ func Run(ctx context.Context, o Options) (*Campaign, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The retry-storm bound is the budget the scenario's gateway runs with (its settings, mapped as
+	// the gateway maps them).
+	o.Bounds.RetryBudget = base.Gateway.BatchConfig().RetryBudget
 	for _, sub := range []string{"schedules", "runs", "failing"} {
 		if err := os.MkdirAll(filepath.Join(o.Out, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("campaign folder: %w", err)

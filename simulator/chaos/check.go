@@ -72,8 +72,9 @@ type Bounds struct {
 	// invariant): at most StormFactor times the rate outside faults, and never limited below
 	// StormFloor requests/s.
 	StormFactor, StormFloor float64
-	// RetryBudget is the gateway's retry budget (zero: the gateway's defaults): the retry-storm
-	// invariant holds its retries to the bound it implies (retrybudget.Config.Bound).
+	// RetryBudget is the gateway's retry budget (zero: the gateway's defaults; Run sets it from the
+	// scenario's gateway settings): the retry-storm invariant holds its retries to the bound it
+	// implies (retrybudget.Config.Bound).
 	RetryBudget retrybudget.Config
 }
 
