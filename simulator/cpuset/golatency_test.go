@@ -52,12 +52,15 @@ func TestDelayHistogramSubKeepsOnlyWhatCameAfter(t *testing.T) {
 
 func TestReadGoDelaysSeesThisProcessesGoroutinesWaitToRun(t *testing.T) {
 	before := ReadGoDelays()
-	// More runnable goroutines than processors, each spinning for a while: some wait to run.
+	// More runnable goroutines than processors, each spinning for a while and yielding often:
+	// they wait to run. The runtime times only a sample of goroutine transitions (one in eight per
+	// goroutine), so each makes dozens of them.
 	var wg sync.WaitGroup
 	for range 4 * runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			end := time.Now().Add(5 * time.Millisecond)
 			for time.Now().Before(end) {
+				runtime.Gosched()
 			}
 		})
 	}
