@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,6 +312,40 @@ func goroutinesByStart() map[string]int {
 	return out
 }
 
+// idleCPUWindow is how long BenchmarkIdleConnectedSession watches the idle sessions' CPU: the
+// target's own unit (CPU seconds per 10 s per 1000 sessions). Each session pings WhatsApp every
+// 20-30 s, so about 40% of them ping once in the window.
+const idleCPUWindow = 10 * time.Second
+
+// processCPU is the CPU time (user + system) this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startCPUProfile starts a CPU profile into path when path is set; the returned func stops it.
+func startCPUProfile(tb testing.TB, path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // writeHeapProfile writes the heap profile to path+suffix when path is set.
 func writeHeapProfile(tb testing.TB, path, suffix string) {
 	if path == "" {
@@ -329,12 +364,14 @@ func writeHeapProfile(tb testing.TB, path, suffix string) {
 // BenchmarkIdleConnectedSession reports what one idle connected session costs the gateway: the
 // marginal goroutines, live heap and stack bytes of 200 sessions paired and connected on the real
 // whatsmeow driver over a baseline of 10, after a GC (targets: <= 4.5 goroutines, <= 150 KiB),
-// and the heap goal the GC settings (GOGC, GOMEMLIMIT) give per session.
+// the heap goal the GC settings (GOGC, GOMEMLIMIT) give per session, and the CPU the idle
+// sessions use over 10 s with nobody polling (target: <= 0.1 s per 10 s per 1000 sessions).
 // The timings are meaningless (pairing dominates): read the reported metrics. Run with
 //
 //	go test ./gateway/whatsapp -run '^$' -bench IdleConnectedSession -benchtime 1x -v
 //
 // -v logs the goroutines per session by start function. WAGATE_IDLECOST_SESSIONS changes 200;
+// WAGATE_IDLECOST_CPUPROFILE=FILE writes a CPU profile of the idle window to FILE;
 // WAGATE_IDLECOST_HEAPPROFILE=FILE samples every allocation and writes FILE.base and FILE, heap
 // profiles at the baseline and after (go tool pprof -sample_index inuse_space -base FILE.base FILE).
 func BenchmarkIdleConnectedSession(b *testing.B) {
@@ -376,6 +413,16 @@ func BenchmarkIdleConnectedSession(b *testing.B) {
 	// (which also holds memory outside the Go heap: SQLite's, the binary's pages).
 	b.ReportMetric(per(base.goMapped, after.goMapped)/1024, "go-mapped-KiB/session")
 	b.ReportMetric(per(base.rss, after.rss)/1024, "rss-KiB/session")
+	// What the idle sessions cost in CPU with nobody polling (whatsmeow's keepalives, every
+	// 20-30 s per session, are most of it): CPU time, not wall time, so a busy machine moves it
+	// less than latencies, but it is not a count: read medians of several runs. All n+10
+	// sessions are idle in the window.
+	stopProfile := startCPUProfile(b, os.Getenv("WAGATE_IDLECOST_CPUPROFILE"))
+	cpu0 := processCPU()
+	time.Sleep(idleCPUWindow)
+	idleCPU := processCPU() - cpu0
+	stopProfile()
+	b.ReportMetric(idleCPU.Seconds()*float64(10*time.Second)/float64(idleCPUWindow)*1000/float64(n+10), "idle-cpu-s-per-10s-per-1000-sessions")
 	writeHeapProfile(b, heapProfile, "")
 	afterStarts := goroutinesByStart()
 	var lines []string
