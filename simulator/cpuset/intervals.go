@@ -1,6 +1,7 @@
 package cpuset
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -45,4 +46,18 @@ func RatesOf(intervals []Interval) Rates {
 		}
 	}
 	return r
+}
+
+// Says what the rates mean for a run whose latency is not valid: the load the generator did drive
+// within DelayLimit, so that a report of an invalid run still says what one generator can drive.
+func (r Rates) Says() string {
+	switch {
+	case r.Busy == 0:
+		return ""
+	case r.Valid == 0:
+		return fmt.Sprintf("in none of its %d intervals of %s with requests did its goroutines wait at most %s at p99 (the least busy: %.0f requests/s)", r.Busy, IntervalLength, DelayLimit, r.InvalidFrom)
+	case r.InvalidFrom == 0:
+		return fmt.Sprintf("in every one of its %d intervals of %s with requests its goroutines waited at most %s at p99 (up to %.0f requests/s)", r.Busy, IntervalLength, DelayLimit, r.ValidUpTo)
+	}
+	return fmt.Sprintf("in intervals of %s its goroutines waited at most %s at p99 up to %.0f requests/s (%d of %d intervals with requests), longer from %.0f requests/s", IntervalLength, DelayLimit, r.ValidUpTo, r.Valid, r.Busy, r.InvalidFrom)
 }

@@ -35,3 +35,20 @@ func TestTheIntervalsSayWhatLoadTheGeneratorDroveWithinTheDelayLimit(t *testing.
 		})
 	}
 }
+
+func TestAnInvalidRunSaysWhatLoadItsGeneratorDidDriveWithinTheLimit(t *testing.T) {
+	tests := []struct {
+		rates Rates
+		want  string
+	}{
+		{Rates{}, ""},
+		{Rates{ValidUpTo: 3512, InvalidFrom: 5230, Valid: 9, Busy: 30}, "in intervals of 5s its goroutines waited at most 1ms at p99 up to 3512 requests/s (9 of 30 intervals with requests), longer from 5230 requests/s"},
+		{Rates{InvalidFrom: 300, Busy: 30}, "in none of its 30 intervals of 5s with requests did its goroutines wait at most 1ms at p99 (the least busy: 300 requests/s)"},
+		{Rates{ValidUpTo: 7000, Valid: 30, Busy: 30}, "in every one of its 30 intervals of 5s with requests its goroutines waited at most 1ms at p99 (up to 7000 requests/s)"},
+	}
+	for _, tt := range tests {
+		if got := tt.rates.Says(); got != tt.want {
+			t.Errorf("%+v.Says() =\n%q, want\n%q", tt.rates, got, tt.want)
+		}
+	}
+}

@@ -250,6 +250,9 @@ func describeCPUs(env *reports.Environment) {
 		LatencyValid: valid, Reason: reason}
 	if len(intervals) > 0 {
 		rates := cpuset.RatesOf(intervals)
+		if says := rates.Says(); !valid && says != "" {
+			env.Generator.Reason += "; " + says // the targets' rows then say what it could drive
+		}
 		env.Generator.Rates = &reports.GeneratorRates{IntervalSeconds: intervalLength.Seconds(), DelayLimitMs: ms(cpuset.DelayLimit),
 			ValidUpTo: rates.ValidUpTo, InvalidFrom: rates.InvalidFrom, Valid: rates.Valid, Busy: rates.Busy}
 		for _, in := range intervals {
