@@ -118,6 +118,14 @@ func TestALoadGeneratorThatSaturatesItsCoresOrDelaysItsGoroutinesInvalidatesLate
 			false, "waited for a CPU 87% of the time they could run: other processes of the machine ran 65.0 s on CPU 0 (43% of it)"},
 		{"delayed while it had its CPU: its own work", Generator{CPUPercent: 41, Cores: 1, SchedP99: 40 * time.Millisecond,
 			Threads: Sched{Run: 70 * time.Second, Wait: 5 * time.Second}}, false, "the delay is the generator's own work"},
+		{"delayed, waiting a third of the time while the harness's other processes ran on its set", Generator{CPUPercent: 40, Cores: 1, SchedP99: 6300 * time.Microsecond,
+			Threads: Sched{Run: 54 * time.Second, Wait: 33 * time.Second},
+			Set:     SetUse{CPUs: []int{0}, Capacity: 150 * time.Second, Own: 84 * time.Second, Self: 54 * time.Second, Others: 3 * time.Second}},
+			false, "its threads waited for a CPU 38% of the time they could run: the harness's other processes on CPU 0 ran 30.0 s (20%)"},
+		{"delayed, its set to itself: its own work", Generator{CPUPercent: 40, Cores: 1, SchedP99: 6300 * time.Microsecond,
+			Threads: Sched{Run: 54 * time.Second, Wait: 33 * time.Second},
+			Set:     SetUse{CPUs: []int{0}, Capacity: 150 * time.Second, Own: 56 * time.Second, Self: 54 * time.Second, Others: 3 * time.Second}},
+			false, "its threads had their CPU (waited 38% of the time they could run): the delay is the generator's own work"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

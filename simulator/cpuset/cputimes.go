@@ -79,12 +79,13 @@ func (t CPUTimes) Sub(earlier CPUTimes, set []int) CPUTime {
 }
 
 // SetUse is who used a CPU set over a run: the harness's own processes pinned to it (Own: the
-// kernel's run time of their threads), every other process of the machine (Others: the set's
-// task time less Own), the kernel's interrupt work and the hypervisor's steal, out of Capacity
-// (the run's wall time times the set's CPUs).
+// kernel's run time of their threads; Self of them the process judged, the generator or the
+// gateway), every other process of the machine (Others: the set's task time less Own), the
+// kernel's interrupt work and the hypervisor's steal, out of Capacity (the run's wall time times
+// the set's CPUs).
 type SetUse struct {
-	CPUs                                     []int
-	Capacity, Own, Others, Interrupts, Steal time.Duration
+	CPUs                                           []int
+	Capacity, Own, Self, Others, Interrupts, Steal time.Duration
 }
 
 // Use is who used set over wall, given what the kernel accounted to its CPUs (cpu) and the run
@@ -121,8 +122,17 @@ func (u SetUse) Neighbours() string {
 	if u.share(u.Steal) >= OthersLimit {
 		parts = append(parts, fmt.Sprintf("the hypervisor took %.1f s of CPU %s (steal, %.0f%%)", u.Steal.Seconds(), Format(u.CPUs), u.share(u.Steal)))
 	}
+	if harness := max(u.Own-u.Self, 0); u.Self > 0 && u.share(harness) >= OthersLimit {
+		parts = append(parts, fmt.Sprintf("the harness's other processes on CPU %s ran %.1f s (%.0f%%)", Format(u.CPUs), harness.Seconds(), u.share(harness)))
+	}
 	if len(parts) == 0 {
 		return fmt.Sprintf("other processes of the machine ran only %.1f s on CPU %s (%.1f%%) and steal was %.1f s: it waited for its own threads and the harness's processes there", u.Others.Seconds(), Format(u.CPUs), u.share(u.Others), u.Steal.Seconds())
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Shared says whether anyone else took OthersLimit of the set or more: other processes of the
+// machine, the hypervisor, or the harness's processes besides Self.
+func (u SetUse) Shared() bool {
+	return u.share(u.Others) >= OthersLimit || u.share(u.Steal) >= OthersLimit || (u.Self > 0 && u.share(max(u.Own-u.Self, 0)) >= OthersLimit)
 }

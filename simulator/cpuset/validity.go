@@ -50,6 +50,8 @@ func LatencyValidity(g Generator) (valid bool, reason string) {
 			share := float64(g.Threads.Wait) / float64(runnable)
 			if share > StarvationLimit {
 				reason += fmt.Sprintf("; its threads waited for a CPU %.0f%% of the time they could run: %s", share*100, g.Set.Neighbours())
+			} else if g.Set.Capacity > 0 && g.Set.Shared() {
+				reason += fmt.Sprintf("; its threads waited for a CPU %.0f%% of the time they could run: %s", share*100, g.Set.Neighbours())
 			} else {
 				reason += fmt.Sprintf("; its threads had their CPU (waited %.0f%% of the time they could run): the delay is the generator's own work", share*100)
 			}

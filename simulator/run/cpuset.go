@@ -217,9 +217,13 @@ func describeCPUs(env *reports.Environment) {
 	core, pid, start := c.core, c.corePID, c.coreStart
 	c.mu.Unlock()
 	gatewaySet, worldSet := c.setUse(c.assignment.Gateway), c.setUse(c.assignment.World)
+	if s, err := cpuset.ReadSched(os.Getpid()); err == nil {
+		worldSet.Self = s.Sub(c.schedStart).Run
+	}
 	if pid > 0 {
 		if now, err := cpuset.ReadSched(pid); err == nil {
 			d := now.Sub(start)
+			gatewaySet.Self = d.Run
 			valid, reason := cpuset.CoreValidity(core, d, gatewaySet)
 			env.GatewayCore = &reports.CoreWait{Process: core, RunSeconds: d.Run.Seconds(), WaitSeconds: d.Wait.Seconds(), Set: reportSetUse(gatewaySet), Valid: valid, Reason: reason}
 		}
