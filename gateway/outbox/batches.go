@@ -138,3 +138,49 @@ func (o *Outbox) OwnPending(ctx context.Context) (int64, error) {
 	}
 	return p.Consumers[o.cfg.Consumer], nil
 }
+
+// Present returns, in one round trip, the entries among ids that are still in the stream, by id.
+// An entry absent from the answer was deleted: delivered (or dead-lettered) by whoever held it.
+// The delivery uses it to complete a recorded batch from entries of shards other replicas took
+// over, and to leave out entries settled elsewhere while it was taking them over. A malformed
+// entry is left out too (the read that meets it dead-letters it).
+func (o *Outbox) Present(ctx context.Context, ids ...string) (map[string]Entry, error) {
+	if len(ids) == 0 {
+		return map[string]Entry{}, nil
+	}
+	cmds := make([]*redis.XMessageSliceCmd, len(ids))
+	_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.XRange(ctx, o.cfg.Stream, id, id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("outbox: look up %d entries: %w", len(ids), err)
+	}
+	out := make(map[string]Entry, len(ids))
+	for i, c := range cmds {
+		msgs, err := c.Result()
+		if err != nil || len(msgs) == 0 || msgs[0].ID != ids[i] || len(msgs[0].Values) == 0 {
+			continue
+		}
+		ev, err := decode(msgs[0].Values)
+		if err != nil {
+			continue
+		}
+		out[ids[i]] = Entry{ID: ids[i], Event: ev}
+	}
+	return out, nil
+}
+
+// AckGone acknowledges, in this consumer's group only, entries already deleted from the stream
+// (delivered by another gateway): they leave its pending list without counting as delivered here.
+func (o *Outbox) AckGone(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := o.rdb.XAck(ctx, o.cfg.Stream, o.cfg.Group, ids...).Err(); err != nil && !noGroup(err) {
+		return fmt.Errorf("outbox: acknowledge %d entries deleted elsewhere: %w", len(ids), err)
+	}
+	return nil
+}

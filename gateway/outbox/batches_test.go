@@ -74,3 +74,47 @@ func TestABatchRecordLivesUntilItsBatchIsAcknowledged(t *testing.T) {
 		}
 	})
 }
+
+// Present finds the entries still in the stream by id, whoever read them; an entry a batch's
+// acknowledgement deleted is absent. AckGone takes a deleted entry off this consumer's pending
+// list without counting it as delivered here.
+func TestPresentFindsOnlyTheEntriesStillInTheStream(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		o := newOutbox(t, b, Config{})
+		var ids []string
+		for v := int64(1); v <= 3; v++ {
+			id, err := o.Append(ctx, testEvent("s1", v, event.KindStatus, "connected"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if _, err := o.ReadNew(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.AckBatch(ctx, "k1", ids[1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.Present(ctx, ids[0], ids[1], ids[2], "9-9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[ids[0]].Event.Version != 1 || got[ids[2]].Event.Version != 3 {
+			t.Fatalf("present %+v; want entries 1 and 3 only", got)
+		}
+		if _, ok := got[ids[1]]; ok {
+			t.Fatalf("the acknowledged entry %s is present", ids[1])
+		}
+		acked := o.Counters().Acked
+		if err := o.AckGone(ctx, ids[1], ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := o.OwnPending(ctx); n != 1 {
+			t.Fatalf("own pending %d; want 1 (entry 3)", n)
+		}
+		if c := o.Counters().Acked; c != acked {
+			t.Fatalf("acked counter %d -> %d; AckGone counts nothing delivered", acked, c)
+		}
+	})
+}

@@ -72,10 +72,22 @@ func (d *Delivery) forget(ctx context.Context, key string) {
 	}
 }
 
-// resume re-forms, from entries taken over, every recorded batch whose entries they all are, and
-// puts it in flight (recorded, due now) so it is sent first under its recorded key; it returns
-// the other entries, to be held as usual. A record only some of whose entries were taken over
-// can never be sent again as it was: it is removed, and its entries are batched anew.
+// resume re-forms every recorded batch that entries taken over belong to, and puts it in flight
+// (recorded, due now) so it is sent first under its recorded key; it returns the other entries,
+// to be held as usual.
+//
+// A batch a killed replica had in flight carries items of several of its sessions, and the
+// survivors claim their shards one by one, some one survivor, some another: the entries taken
+// over are often only part of a record. Such a record is completed from the stream (its other
+// entries, whatever shard they are of, are still there until the batch is acknowledged: AckBatch
+// deletes them with the record) and sent whole under its key by whoever takes part of it over.
+// Two survivors may both send it: Laravel applies it once and answers the other from its stored
+// answer; the first acknowledgement deletes its entries, so a later adoption finds neither them
+// nor the record. Only a record whose entries are no longer all in the stream (or already held
+// here outside it) cannot be sent again as it was: it is removed, and its entries are batched
+// anew. Entries that belong to no record and are no longer in the stream were delivered by
+// someone else meanwhile (the record and its entries leave together, so one that was read
+// before its record left is gone too): they are acknowledged away, not sent again.
 func (d *Delivery) resume(ctx context.Context, entries []outbox.Entry, now time.Time) []outbox.Entry {
 	if len(entries) == 0 {
 		return entries
@@ -90,42 +102,106 @@ func (d *Delivery) resume(ctx context.Context, entries []outbox.Entry, now time.
 	for _, e := range entries {
 		byID[e.ID] = e
 	}
+	d.mu.Lock()
+	held := map[string]bool{}
+	for _, id := range d.heldIDs() {
+		held[id] = true
+	}
+	sending := map[string]bool{}
+	for _, b := range d.inflight {
+		sending[b.Key] = true
+	}
+	d.mu.Unlock()
+
+	// The records these entries belong to, and the entries to look up in the stream: the
+	// records' other entries, and the entries of no record.
+	var touched []outbox.BatchRecord
+	inRecord := map[string]bool{}
+	var lookup []string
+	for _, r := range recs {
+		if sending[r.Key] || !slices.ContainsFunc(r.IDs, func(id string) bool { _, ok := byID[id]; return ok }) {
+			continue // not among these entries (another gateway's batch), or sent from here already
+		}
+		touched = append(touched, r)
+		for _, id := range r.IDs {
+			inRecord[id] = true
+			if _, ok := byID[id]; !ok {
+				lookup = append(lookup, id)
+			}
+		}
+	}
+	for _, e := range entries {
+		if !inRecord[e.ID] {
+			lookup = append(lookup, e.ID)
+		}
+	}
+	present, err := d.ob.Present(ctx, lookup...)
+	if err != nil {
+		// Unknown: records only partly among the entries are left for whoever holds the rest,
+		// and every entry of no record is kept.
+		d.log.Warn("batch: cannot look up the entries of recorded batches; only the batches complete among the entries taken over are sent again", "err", err)
+		present = nil
+	}
+
 	used := map[string]bool{}
 	var resumed []*Batch
 	var broken []string
-	for _, r := range recs {
+	for _, r := range touched {
 		items := make([]*Item, 0, len(r.IDs))
 		for _, id := range r.IDs {
-			if e, ok := byID[id]; ok && !used[id] {
-				items = append(items, &Item{Winner: e, Since: now})
+			e, ok := byID[id]
+			if !ok {
+				e, ok = present[id]
+				ok = ok && !held[id]
 			}
-		}
-		switch {
-		case len(items) == 0:
-			// Not among these entries: another gateway's batch, or one settled meanwhile.
-		case len(items) < len(r.IDs):
-			broken = append(broken, r.Key)
-		default:
-			for _, it := range items {
-				used[it.Winner.ID] = true
+			if !ok || used[id] {
+				break
 			}
-			resumed = append(resumed, &Batch{Kind: r.Kind, Key: r.Key, Items: items, recorded: true, first: now, next: now})
+			items = append(items, &Item{Winner: e, Since: now})
 		}
+		if len(items) < len(r.IDs) {
+			if present != nil {
+				broken = append(broken, r.Key)
+			}
+			continue
+		}
+		for _, it := range items {
+			used[it.Winner.ID] = true
+		}
+		resumed = append(resumed, &Batch{Kind: r.Kind, Key: r.Key, Items: items, recorded: true, first: now, next: now})
 	}
 	for _, key := range broken {
 		d.forget(ctx, key)
 	}
 	if len(broken) > 0 {
-		d.log.Warn("batch: recorded batches only partly taken over are batched anew", "batches", len(broken))
+		d.log.Warn("batch: recorded batches whose entries are no longer all in the outbox are batched anew", "batches", len(broken))
 	}
-	if len(resumed) == 0 {
-		return entries
+	var gone []string
+	rest := slices.DeleteFunc(slices.Clone(entries), func(e outbox.Entry) bool {
+		if used[e.ID] {
+			return true
+		}
+		if _, ok := present[e.ID]; present != nil && !inRecord[e.ID] && !ok {
+			gone = append(gone, e.ID)
+			return true
+		}
+		return false
+	})
+	if len(gone) > 0 {
+		if err := d.ob.AckGone(ctx, gone...); err != nil {
+			// Left pending here: a later read of own pending entries meets them deleted and
+			// acknowledges them then (outbox.decodeAll).
+			d.log.Warn("batch: could not acknowledge entries delivered elsewhere", "entries", len(gone), "err", err)
+		}
+		d.log.Info("batch: entries taken over were delivered meanwhile by another gateway; not sent again", "entries", len(gone))
 	}
-	d.mu.Lock()
-	d.inflight = append(d.inflight, resumed...)
-	d.mu.Unlock()
-	d.log.Info("batch: batches taken over are sent again first, under their recorded keys", "batches", len(resumed), "entries", len(used))
-	return slices.DeleteFunc(slices.Clone(entries), func(e outbox.Entry) bool { return used[e.ID] })
+	if len(resumed) > 0 {
+		d.mu.Lock()
+		d.inflight = append(d.inflight, resumed...)
+		d.mu.Unlock()
+		d.log.Info("batch: batches taken over are sent again first, under their recorded keys", "batches", len(resumed), "entries", len(used))
+	}
+	return rest
 }
 
 // takeBackLostReads compares, when a check is due (checkPending), the entries Redis counts as
