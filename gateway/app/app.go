@@ -219,6 +219,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		parts.ready = append(parts.ready, api.Check{Name: "cluster", Check: a.node.readyCheck})
 		parts.routes = append(parts.routes, a.node.route())
 	}
+	parts.routes = append(parts.routes, drainRoute(a.node)) // outside cluster mode: 409
 
 	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug})
 	if err != nil {

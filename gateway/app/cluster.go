@@ -70,6 +70,21 @@ type clusterNode struct {
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	// The lease renewals run apart from the rebalancer so a drain can stop them (and with them
+	// the rejoin after a fence) before it leaves, while the rebalancer keeps the routes fresh.
+	memberCancel context.CancelFunc
+	memberDone   sync.WaitGroup
+
+	// roundMu is held by a rebalancing round and by a drain: a drain never runs beside a claim
+	// or a handover.
+	roundMu sync.Mutex
+	// draining is set when a drain begins: rounds claim and hand over nothing any more (they
+	// only read the table for Locate) and a fenced membership does not join again.
+	draining atomic.Bool
+	// drainTimeout bounds a drain (WAGATE_SHUTDOWN_TIMEOUT, as a SIGTERM's shutdown).
+	drainTimeout time.Duration
+	drainMu      sync.Mutex
+	drainRun     *drainRun // the drain in progress or done; nil before the first
 }
 
 // routeTable is a round's view of who holds what: each shard's live holder and each live
@@ -102,7 +117,7 @@ func newClusterNode(ctx context.Context, cfg config.Config, rdb redis.UniversalC
 	}
 	budget := max(1, int(float64(cfg.ClusterHandoverRate)*rebalanceInterval.Seconds()))
 	return &clusterNode{store: store, name: name, addr: cfg.AdvertiseURL, log: log, metrics: cm, budget: budget,
-		grace: cfg.ClusterRestartGrace, moving: map[int]bool{}}, nil
+		grace: cfg.ClusterRestartGrace, drainTimeout: cfg.ShutdownTimeout, moving: map[int]bool{}}, nil
 }
 
 // Epoch implements session.Owner: the epoch this replica holds the session's shard at.
@@ -210,8 +225,11 @@ func (n *clusterNode) start(ctx context.Context) error {
 		return err
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
-	n.done.Add(2)
-	go func() { defer n.done.Done(); n.keepMembership(ctx, m) }()
+	mctx, mcancel := context.WithCancel(ctx)
+	n.memberCancel = mcancel
+	n.memberDone.Add(1)
+	go func() { defer n.memberDone.Done(); n.keepMembership(mctx, m) }()
+	n.done.Add(1)
 	go func() { defer n.done.Done(); n.rebalance(ctx) }()
 	return nil
 }
@@ -258,6 +276,9 @@ func (n *clusterNode) keepMembership(ctx context.Context, m *cluster.Member) {
 		}
 		cancel()
 		n.metrics.SetHeld(0)
+		if n.draining.Load() {
+			return // drained: not a member any more
+		}
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 			if m, err = n.join(ctx); err == nil {
 				break
@@ -295,6 +316,18 @@ func (n *clusterNode) rebalance(ctx context.Context) {
 // wait for no other replica's restart (bringing in their sessions) and hands over at most budget shards now assigned to
 // another live replica. The first successful round makes the replica ready.
 func (n *clusterNode) round(ctx context.Context) error {
+	n.roundMu.Lock()
+	defer n.roundMu.Unlock()
+	if n.draining.Load() {
+		// Drained (or draining): no claims, no handovers; the table only keeps Locate's routes
+		// fresh, since this replica still forwards the requests it receives.
+		table, err := n.store.Table(ctx)
+		if err != nil {
+			return err
+		}
+		n.metrics.SetMembers(len(n.setRoutes(table.Members, table.Holders)))
+		return nil
+	}
 	m := n.member.Load()
 	if m == nil || m.Err() != nil {
 		return nil // fenced: keepMembership joins again
@@ -418,6 +451,7 @@ func (n *clusterNode) stop() {
 		n.cancel()
 	}
 	n.done.Wait()
+	n.memberDone.Wait()
 }
 
 // leave ends the lease (after the session layer closed and flushed and the delivery closed): the
@@ -445,8 +479,12 @@ func (a *App) locator() api.Locator {
 	return a.node
 }
 
-// readyCheck is /readyz's cluster check: ready once joined and the first claims are made.
+// readyCheck is /readyz's cluster check: ready once joined and the first claims are made, never
+// again once drained.
 func (n *clusterNode) readyCheck(context.Context) error {
+	if n.draining.Load() {
+		return errors.New("cluster: drained: this replica holds no shard and claims none; stop it")
+	}
 	if !n.ready.Load() {
 		return errors.New("cluster: not a member with its first shards claimed yet")
 	}
@@ -468,6 +506,7 @@ type clusterMe struct {
 	Ready       bool   `json:"ready"`
 	ShardsHeld  int    `json:"shards_held"`
 	SessionsRun int    `json:"sessions"`
+	Drained     bool   `json:"drained,omitempty"`
 }
 
 type clusterMember struct {
@@ -495,7 +534,8 @@ func (n *clusterNode) route() api.Route {
 		}
 		v := clusterView{Shards: n.store.Shards(), Table: table, Members: make([]clusterMember, 0, len(members))}
 		if m := n.member.Load(); m != nil {
-			v.Me = clusterMe{ID: m.ID(), Name: m.Name(), Addr: n.addr, Ready: n.ready.Load(), ShardsHeld: m.HeldCount()}
+			v.Me = clusterMe{ID: m.ID(), Name: m.Name(), Addr: n.addr, Ready: n.ready.Load(), ShardsHeld: m.HeldCount(),
+				Drained: n.draining.Load()}
 		}
 		if n.manager != nil {
 			byStatus, _ := n.manager.Counts()

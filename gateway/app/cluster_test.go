@@ -63,6 +63,12 @@ func newClusterWorld(t *testing.T) *clusterWorld {
 // start runs replica name on redisURL (the shared Redis, or a proxy in front of it) and waits
 // until it is ready (joined, first claims made).
 func (w *clusterWorld) start(name, redisURL string) *replica {
+	w.t.Helper()
+	return w.startWith(name, redisURL, nil)
+}
+
+// startWith is start with configure applied to the replica's settings last.
+func (w *clusterWorld) startWith(name, redisURL string, configure func(*config.Config)) *replica {
 	t := w.t
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -79,6 +85,9 @@ func (w *clusterWorld) start(name, redisURL string) *replica {
 	// wait for a restart is the process tests' rolling update).
 	cfg.ClusterRestartGrace = 0
 	cfg.Batch.Interval = 200 * time.Millisecond
+	if configure != nil {
+		configure(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	gw, err := app.New(ctx, cfg, testLogger())
 	if err != nil {

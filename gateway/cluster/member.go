@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -80,6 +81,13 @@ func (m *Member) HeldCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.claims)
+}
+
+// HeldShards returns the shards this member holds, as far as it knows, in no order.
+func (m *Member) HeldShards() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Collect(maps.Keys(m.claims))
 }
 
 func (m *Member) fence(cause error) {
