@@ -38,3 +38,19 @@ func TestShippedMatrixEntriesLoadWithTheirOverrides(t *testing.T) {
 		}
 	}
 }
+
+// Of the shipped matrices only faults reads its runs' metrics.ndjson (bin/faults-report measures
+// the delayed events from the points); every other matrix's reports come from report.json, so
+// its runs skip the file.
+func TestOnlyTheFaultsMatrixWritesMetricsNDJSON(t *testing.T) {
+	files, _ := filepath.Glob("*.yaml")
+	for _, f := range files {
+		m, err := LoadMatrix(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if want := f == "faults.yaml"; m.NDJSON != want {
+			t.Errorf("%s: ndjson = %v, want %v", f, m.NDJSON, want)
+		}
+	}
+}

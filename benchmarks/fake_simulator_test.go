@@ -62,6 +62,10 @@ func fakeSimulator(args []string) int {
 	if len(rest) >= 2 && rest[0] == "-label" {
 		label, rest = rest[1], rest[2:]
 	}
+	ndjson := true
+	if len(rest) >= 1 && rest[0] == "-no-ndjson" {
+		ndjson, rest = false, rest[1:]
+	}
 	for len(rest) >= 2 && rest[0] == "-set" {
 		set = append(set, rest[1])
 		if v, ok := strings.CutPrefix(rest[1], "users="); ok {
@@ -76,6 +80,9 @@ func fakeSimulator(args []string) int {
 	scenario := rest[0]
 	recordPid(out, os.Getpid())
 	fmt.Println("fake simulator: running", scenario, set)
+	if ndjson { // as simulator run writes its points
+		_ = os.WriteFile(filepath.Join(out, "metrics.ndjson"), []byte("{}\n"), 0o644)
+	}
 	switch filepath.Base(scenario) {
 	case "ok.yaml":
 		capacity := 1000

@@ -48,6 +48,10 @@ type Matrix struct {
 	Entries []Entry `yaml:"entries"`
 	// Capacity lists capacity searches run by `make bench-capacity`.
 	Capacity []Capacity `yaml:"capacity"`
+	// NDJSON makes the matrix's simulator runs write metrics.ndjson, every request and sample
+	// as a point (~680 MB and ~10% of the load generator's CPU in a batch-1000 run). Off, runs
+	// get -no-ndjson: only what reads the file wants it (faults.yaml: bin/faults-report).
+	NDJSON bool `yaml:"ndjson"`
 }
 
 // MatrixCPUs is a matrix's CPU sets (see simulator/cpuset).

@@ -27,7 +27,7 @@ const ExitThresholdsFailed = 99
 //
 // The simulator is invoked as
 //
-//	<Simulator...> run -out DIR [-label NAME] [-set key=value]... SCENARIO.yaml
+//	<Simulator...> run -out DIR [-label NAME] [-no-ndjson] [-set key=value]... SCENARIO.yaml
 //
 // (flags before the scenario file, so Go's flag package parses them). Its processes (gateway,
 // fakelaravel) must stay in its process group, which exec's default gives them.
@@ -40,6 +40,10 @@ type Runner struct {
 	Timeout time.Duration
 	// Echo, when set, receives the simulator's output lines prefixed with "  | " as they come.
 	Echo io.Writer
+	// NoNDJSON passes -no-ndjson to `simulator run SCENARIO.yaml` (not to floor, k6-cost or a k6
+	// script's run, which write no metrics.ndjson): the run folder then has none. Set from
+	// !Matrix.NDJSON.
+	NoNDJSON bool
 }
 
 // LogFileName is the simulator's captured stdout and stderr inside its output folder.
@@ -73,9 +77,18 @@ func Args(scenario, outDir, label string, set []string) []string {
 
 // CommandArgs is Args for the simulator's command ("run", or "floor" for a floor entry).
 func CommandArgs(command, scenario, outDir, label string, set []string) []string {
+	return commandArgs(command, scenario, outDir, label, set, false)
+}
+
+// commandArgs is CommandArgs, with -no-ndjson after the label when noNDJSON is set and the
+// command runs a YAML scenario (a k6 script's run writes points only to -out json=FILE).
+func commandArgs(command, scenario, outDir, label string, set []string, noNDJSON bool) []string {
 	args := []string{command, "-out", outDir}
 	if label != "" {
 		args = append(args, "-label", label)
+	}
+	if noNDJSON && command == KindRun && (strings.HasSuffix(scenario, ".yaml") || strings.HasSuffix(scenario, ".yml")) {
+		args = append(args, "-no-ndjson")
 	}
 	for _, kv := range set {
 		args = append(args, "-set", kv)
@@ -109,7 +122,7 @@ func (r *Runner) RunCommand(ctx context.Context, command, scenario, label string
 	}
 	defer logFile.Close()
 
-	args := append(append([]string(nil), r.Simulator[1:]...), CommandArgs(command, scenario, outDir, label, set)...)
+	args := append(append([]string(nil), r.Simulator[1:]...), commandArgs(command, scenario, outDir, label, set, r.NoNDJSON)...)
 	cmd := exec.Command(r.Simulator[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// The child writes straight into the log file (no pipe), so Wait returns as soon as the

@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,5 +102,41 @@ func waitForPids(dir string, n int) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// metrics.ndjson (every request a point) costs the load generator CPU and the disk hundreds of MB
+// per run: a matrix's runs write it only when the matrix asks for it, and -no-ndjson goes only to
+// `simulator run SCENARIO.yaml` (floor, k6-cost and k6 scripts write none and take no such flag).
+func TestARunWritesMetricsNDJSONOnlyWhenItsMatrixAsksForIt(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		noNDJSON   bool
+		wantNDJSON bool
+	}{
+		{"a matrix that reads the points (faults)", false, true},
+		{"every other matrix", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &Runner{Simulator: fakeCommand(t), NoNDJSON: c.noNDJSON}
+			dir := t.TempDir()
+			if res := r.Run(context.Background(), "ok.yaml", "batch-100", []string{"users=100"}, dir); !res.OK() {
+				t.Fatalf("run = %+v", res)
+			}
+			_, err := os.Stat(filepath.Join(dir, "metrics.ndjson"))
+			if got := err == nil; got != c.wantNDJSON {
+				t.Errorf("metrics.ndjson written = %v, want %v (stat: %v)", got, c.wantNDJSON, err)
+			}
+		})
+	}
+	for _, c := range []struct{ command, scenario, want string }{
+		{KindRun, "s.yaml", "run -out out/x -label x -no-ndjson -set users=5 s.yaml"},
+		{KindRun, "s.js", "run -out out/x -label x -set users=5 s.js"},
+		{KindFloor, "s.yaml", "floor -out out/x -label x -set users=5 s.yaml"},
+		{KindK6Cost, "s.js", "k6-cost -out out/x -label x -set users=5 s.js"},
+	} {
+		if got := strings.Join(commandArgs(c.command, c.scenario, "out/x", "x", []string{"users=5"}, true), " "); got != c.want {
+			t.Errorf("%s without ndjson: args %q, want %q", c.command, got, c.want)
+		}
 	}
 }

@@ -67,7 +67,8 @@ func run() int {
 	if *command == "" {
 		*command = strings.Join(os.Args, " ")
 	}
-	runner := &benchmarks.Runner{Simulator: strings.Fields(*simulator), Grace: *grace, Timeout: time.Duration(m.Timeout)}
+	runner := &benchmarks.Runner{Simulator: strings.Fields(*simulator), Grace: *grace, Timeout: time.Duration(m.Timeout),
+		NoNDJSON: !m.NDJSON}
 	if !*quiet {
 		runner.Echo = os.Stdout
 	}
