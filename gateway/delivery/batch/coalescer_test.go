@@ -68,7 +68,8 @@ func burst(c *Coalescer, n int, gap time.Duration) (flushes int, longest time.Du
 // Chaos seed 2 schedule 42: after a Redis pause, 17 sessions paired within 1.2 s, each
 // connected (HIGH) a few tens of milliseconds after the other; with a 300 ms priority interval the
 // flusher lingered 15 ms after each and sent one status batch per event (11 status batches/s,
-// above the campaign's retry-storm bound with the QR batches riding along). Priority flushes are
+// above the campaign's bound on Laravel's load during faults, then named retry-storm, now fault-load,
+// with the QR batches riding along). Priority flushes are
 // now spaced half the priority interval apart: the burst shares a few batches, and no HIGH event
 // waits longer than half the priority interval.
 func TestABurstOfHighEventsSharesFewPriorityFlushesEachWithinThePriorityInterval(t *testing.T) {
