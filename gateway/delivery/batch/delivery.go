@@ -359,7 +359,7 @@ func (d *Delivery) poke() {
 }
 
 // Recover re-reads this gateway's own pending entries (what a previous run read and did not
-// acknowledge): the recorded batches they complete are sent first under their keys (resume.go),
+// acknowledge): the recorded batches they belong to are sent first under their keys (resume.go),
 // the rest join the waiting items. Start calls it; tests may call it before Poll.
 func (d *Delivery) Recover(ctx context.Context) (int, error) {
 	d.pollMu.Lock()

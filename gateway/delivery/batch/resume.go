@@ -15,8 +15,9 @@ import (
 // (outbox.AckBatch; forget when it is split, dead-lettered or re-batched). Entries this flusher
 // takes over from elsewhere (its own pending entries at a start, a dead gateway's claimed
 // entries, an adopted shard's, entries Redis moved to it for a read whose answer never arrived)
-// first re-form every recorded batch they complete, which is sent first under its recorded key,
-// before the rest wait to be batched (resume). Laravel, which may have applied that batch
+// first re-form every recorded batch they belong to (completed from the stream when they are
+// only part of it), which is sent first under its recorded key, before the rest wait to be
+// batched (resume). Laravel, which may have applied that batch
 // already (the gateway was killed before the acknowledgement, or its answer was lost), answers
 // the key from its stored answer instead of applying the batch a second time.
 //
