@@ -24,6 +24,16 @@ func healthcheckURL(args []string, addr string) (string, error) {
 	default:
 		return "", fmt.Errorf("usage: gateway healthcheck [URL] (got %d arguments)", len(args))
 	}
+	base, err := localBase(addr)
+	if err != nil {
+		return "", err
+	}
+	return base + "/readyz", nil
+}
+
+// localBase is the URL this machine reaches the API listening on addr (WAGATE_ADDR, ":4000"
+// when unset) at: a wildcard host is the loopback address.
+func localBase(addr string) (string, error) {
 	if addr == "" {
 		addr = ":4000"
 	}
@@ -34,7 +44,7 @@ func healthcheckURL(args []string, addr string) (string, error) {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
+	return "http://" + net.JoinHostPort(host, port), nil
 }
 
 // healthcheck is `gateway healthcheck [URL]`, the container's health probe (distroless images

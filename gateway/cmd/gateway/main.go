@@ -44,6 +44,9 @@ func run() int {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		return healthcheck(os.Args[2:])
 	}
+	if len(os.Args) > 1 && os.Args[1] == "drain" {
+		return drain(os.Args[2:])
+	}
 	loaded, err := config.Load(config.Options{Args: os.Args[1:]})
 	switch {
 	case errors.Is(err, config.ErrHelp):
