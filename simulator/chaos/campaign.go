@@ -39,6 +39,8 @@ type Options struct {
 	// (Schedules is then ignored): a replay of a campaign's failing schedule, judged by the same
 	// invariants.
 	Only []int
+	// Kinds, when set, restricts the draw to these kinds of the vocabulary (Params.Kinds).
+	Kinds []string
 	// Parallel is how many worlds run at once (default 1).
 	Parallel int
 	// Out is the campaign folder: schedules/, runs/, failing/ and the reports.
@@ -170,6 +172,12 @@ func Run(ctx context.Context, o Options) (*Campaign, error) {
 	p, base, err := Plan(o.Scenario, o.Duration, o.MaxFaults)
 	if err != nil {
 		return nil, err
+	}
+	if len(o.Kinds) > 0 {
+		p.Kinds = o.Kinds
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("-kinds: %w", err)
+		}
 	}
 	// The retry-storm bound is the budget the scenario's gateway runs with (its settings, mapped as
 	// the gateway maps them).

@@ -45,6 +45,10 @@ type Params struct {
 	// from which item refusals choose.
 	SessionPrefix string
 	Sessions      int
+	// Kinds, when set, restricts the draw to these kinds of the vocabulary (a campaign biased to
+	// them, e.g. to try kinds just added): every fault is drawn among them alike, whatever their
+	// generation, so such a campaign's schedules are not the seed's unrestricted ones.
+	Kinds []string `json:",omitempty"`
 }
 
 // Validate reports parameters that leave nothing to draw.
@@ -58,6 +62,15 @@ func (p Params) Validate() error {
 		return fmt.Errorf("max faults %d: at least 1", p.MaxFaults)
 	case p.Sessions < 1 || p.SessionPrefix == "":
 		return fmt.Errorf("item refusals need the users' session ids (prefix %q, %d sessions)", p.SessionPrefix, p.Sessions)
+	}
+	for _, name := range p.Kinds {
+		k, ok := kindNamed(name)
+		switch {
+		case !ok:
+			return fmt.Errorf("%q is not a kind of the vocabulary (%s)", name, strings.Join(allKinds(), ", "))
+		case !k.playable(p):
+			return fmt.Errorf("kind %s cannot be played by this world (it needs a redis-server or gateway replicas it does not have)", name)
+		}
 	}
 	return nil
 }
@@ -100,15 +113,24 @@ type kind struct {
 	// needsRedis: only with a real redis-server; needsReplicas: only with gateway.replicas > 1
 	// (cluster mode).
 	needsRedis, needsReplicas bool
-	draw                      func(d *drawer) scenario.Fault
+	// oneGateway: only with one gateway (gateway.replicas 1).
+	oneGateway bool
+	// generation is when the kind joined the vocabulary (see vocabulary); 0 for the first ones.
+	generation int
+	draw       func(d *drawer) scenario.Fault
 }
 
 // playable reports whether a world with parameters p can play faults of kind k.
 func (k kind) playable(p Params) bool {
-	return (p.RealRedis || !k.needsRedis) && (p.Replicas > 1 || !k.needsReplicas)
+	return (p.RealRedis || !k.needsRedis) && (p.Replicas > 1 || !k.needsReplicas) && (p.Replicas <= 1 || !k.oneGateway)
 }
 
 // vocabulary is every fault kind a campaign draws from, in a fixed order (the draw depends on it).
+// Kinds added later carry a generation above 0 and go at the end: the first generation's faults
+// are drawn as they always were, from the schedule's own stream, and each later generation adds
+// its faults from a stream of its own (drawer.drawLater), so every schedule of every seed keeps
+// the faults it drew before a generation was added (a replay with -only plays them still) and
+// may gain some of the new kinds, within MaxFaults.
 var vocabulary = []kind{
 	{name: "laravel-5xx", draw: func(d *drawer) scenario.Fault {
 		st := pick(d.rng, []int{500, 502, 503, 504})
@@ -196,13 +218,44 @@ var vocabulary = []kind{
 	{name: "replica-rolling-restart", needsRedis: true, needsReplicas: true, draw: func(d *drawer) scenario.Fault {
 		return process(scenario.ProcessGatewayRollingRestart, d.span(0, 2))
 	}},
+	// Generation 1 (issue 19's guarantees fixed after the campaign began): Redis restarted from
+	// its AOF, losing its last second of writes, while no gateway runs (the next start must
+	// notice: 7256dfb); WhatsApp unreachable for some or all devices, so reconnects fail and back
+	// off (aa07870, d26aa46).
+	{name: "redis-restart-while-gateway-down", needsRedis: true, oneGateway: true, generation: 1, draw: func(d *drawer) scenario.Fault {
+		return process(scenario.ProcessRedisRestartGatewayDown, d.span(0, 3))
+	}},
+	{name: "whatsapp-down", generation: 1, draw: func(d *drawer) scenario.Fault {
+		share := pick(d.rng, []float64{0.3, 0.6, 1})
+		return scenario.Fault{Duration: d.span(2, 8), WhatsApp: &scenario.WhatsAppFault{Action: "down", Share: &share}}
+	}},
 }
 
-// KindsOf lists the vocabulary's kinds a world with parameters p can play.
+// kindNamed finds a kind of the vocabulary by name.
+func kindNamed(name string) (kind, bool) {
+	for _, k := range vocabulary {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return kind{}, false
+}
+
+// allKinds names every kind of the vocabulary.
+func allKinds() []string {
+	out := make([]string, len(vocabulary))
+	for i, k := range vocabulary {
+		out[i] = k.name
+	}
+	return out
+}
+
+// KindsOf lists the vocabulary's kinds a world with parameters p can play (those of p.Kinds
+// when set).
 func KindsOf(p Params) []string {
 	var out []string
 	for _, k := range vocabulary {
-		if k.playable(p) {
+		if k.playable(p) && (len(p.Kinds) == 0 || slices.Contains(p.Kinds, k.name)) {
 			out = append(out, k.name)
 		}
 	}
@@ -213,7 +266,7 @@ func KindsOf(p Params) []string {
 func Kinds(realRedis bool) []string {
 	var out []string
 	for _, k := range vocabulary {
-		if (realRedis || !k.needsRedis) && !k.needsReplicas {
+		if k.playable(Params{RealRedis: realRedis, Replicas: 1}) {
 			out = append(out, k.name)
 		}
 	}
@@ -241,8 +294,12 @@ func targets(f scenario.Fault) []string {
 	switch {
 	case f.Laravel != nil:
 		return []string{"laravel"}
+	case f.WhatsApp != nil && f.WhatsApp.Action == "down":
+		return []string{"whatsapp-outage"} // the heal of one outage would end another
 	case f.Process == nil:
 		return nil
+	case f.Process.Action == scenario.ProcessRedisRestartGatewayDown:
+		return []string{"redis", "gateway", "evicting"}
 	case f.Process.Action == scenario.ProcessRedisEvict:
 		return []string{"redis", "evicting"}
 	case f.Process.OnRedis():
@@ -325,12 +382,64 @@ func (d *drawer) termInFailure() []scenario.Fault {
 	return []scenario.Fault{fail, term}
 }
 
+// maxGeneration is the vocabulary's latest generation.
+func maxGeneration() int {
+	g := 0
+	for _, k := range vocabulary {
+		g = max(g, k.generation)
+	}
+	return g
+}
+
+// drawLater draws the faults of generation g's kinds for a schedule that drew want faults and
+// holds has, from a stream of the generation's own (the schedule's seed and g), so the faults of
+// earlier generations stay as they were drawn. Each of the schedule's want draws is one of g's
+// kinds with their share of the kinds playable up to g, within MaxFaults.
+func (d *drawer) drawLater(seed uint64, g, want, has int) []scenario.Fault {
+	var later []kind
+	upTo := 0
+	for _, k := range vocabulary {
+		if !k.playable(d.p) || k.generation > g {
+			continue
+		}
+		upTo++
+		if k.generation == g {
+			later = append(later, k)
+		}
+	}
+	if len(later) == 0 {
+		return nil
+	}
+	d.rng = rand.New(rand.NewPCG(seed^uint64(g)*0x9e3779b97f4a7c15, seed+uint64(g)))
+	var out []scenario.Fault
+	for range want {
+		if d.rng.IntN(upTo) >= len(later) || has+len(out) >= d.p.MaxFaults {
+			continue
+		}
+		f := later[d.rng.IntN(len(later))].draw(d)
+		if d.place(&f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // DrawOne draws the schedule of one seed.
 func DrawOne(seed uint64, index int, p Params) Schedule {
+	return drawOne(seed, index, p, maxGeneration())
+}
+
+// drawOne draws the schedule of one seed from the vocabulary's generations up to upTo.
+func drawOne(seed uint64, index int, p Params, upTo int) Schedule {
 	d := &drawer{rng: rand.New(rand.NewPCG(seed, seed^0x5ca1ab1e)), p: p, busy: map[string][][2]time.Duration{}}
 	var kinds []kind
 	for _, k := range vocabulary {
-		if k.playable(p) {
+		if !k.playable(p) {
+			continue
+		}
+		// A restricted draw takes its kinds alike from every generation; else the first
+		// generation is drawn here and the later ones by drawLater.
+		if len(p.Kinds) > 0 && slices.Contains(p.Kinds, k.name) || len(p.Kinds) == 0 && k.generation == 0 {
 			kinds = append(kinds, k)
 		}
 	}
@@ -339,7 +448,7 @@ func DrawOne(seed uint64, index int, p Params) Schedule {
 		s.OutboxMax = pick(d.rng, outboxBounds)
 	}
 	want := 1 + d.rng.IntN(max(p.MaxFaults, 1))
-	for tries := 0; len(s.Faults) < want && tries < 4*want; tries++ {
+	for tries := 0; len(kinds) > 0 && len(s.Faults) < want && tries < 4*want; tries++ {
 		k := kinds[d.rng.IntN(len(kinds))]
 		var drawn []scenario.Fault
 		if k.draw == nil {
@@ -354,6 +463,11 @@ func DrawOne(seed uint64, index int, p Params) Schedule {
 			}
 		}
 		s.Faults = append(s.Faults, drawn...)
+	}
+	if len(p.Kinds) == 0 {
+		for g := 1; g <= upTo; g++ {
+			s.Faults = append(s.Faults, d.drawLater(seed, g, want, len(s.Faults))...)
+		}
 	}
 	slices.SortStableFunc(s.Faults, func(a, b scenario.Fault) int { return int(a.At - b.At) })
 	named := map[string]int{}

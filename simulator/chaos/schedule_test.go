@@ -3,6 +3,7 @@ package chaos
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestThePlanOfTheShippedScenarioIsTheTestedOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.RealRedis = true // depends on the machine
-	if p != testParams {
+	if !reflect.DeepEqual(p, testParams) {
 		t.Errorf("plan of scenarios/chaos.yaml = %+v, want %+v", p, testParams)
 	}
 	p, _, err = Plan("../../scenarios/chaos.yaml", 40*time.Second, 2)
@@ -166,5 +167,110 @@ func TestParamsThatLeaveNothingToDrawAreRefused(t *testing.T) {
 	}
 	if err := testParams.Validate(); err != nil {
 		t.Errorf("the test parameters: %v", err)
+	}
+}
+
+// Kinds added to the vocabulary later (generation 1 and up) are drawn from streams of their own:
+// every schedule of a seed keeps every fault, time, length and outbox bound it drew before they
+// were added (replays of earlier findings with -only play the same faults), and some gain
+// faults of the new kinds, never past MaxFaults.
+func TestAddingAGenerationOfKindsKeepsEveryFaultEarlierSchedulesDrew(t *testing.T) {
+	gained := 0
+	for i := range 300 {
+		seed := ScheduleSeed(7, i)
+		before, after := drawOne(seed, i, testParams, 0), DrawOne(seed, i, testParams)
+		var kept []scenario.Fault
+		for _, f := range after.Faults {
+			if k, _ := kindNamed(vocabularyKind(f)); k.generation == 0 {
+				kept = append(kept, f)
+			}
+		}
+		if after.OutboxMax != before.OutboxMax || !reflect.DeepEqual(kept, before.Faults) {
+			t.Fatalf("schedule %d changed when generation 1 was added:\nbefore %s\nafter %s", i, before, after)
+		}
+		if len(after.Faults) > len(before.Faults) {
+			gained++
+		}
+		if len(after.Faults) > testParams.MaxFaults {
+			t.Fatalf("schedule %d has %d faults, more than %d", i, len(after.Faults), testParams.MaxFaults)
+		}
+	}
+	if gained < 20 || gained > 150 {
+		t.Errorf("%d of 300 schedules gained a fault of generation 1, want some (20..150)", gained)
+	}
+}
+
+// The new kinds are drawn only where the world can play them: a Redis restart while the gateway
+// is down needs a redis-server and one gateway; a WhatsApp outage plays in every world.
+func TestTheNewKindsAreDrawnOnlyWhereTheWorldCanPlayThem(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		redis       bool
+		replicas    int
+		redisDown   bool // redis-restart-while-gateway-down drawn
+		whatsappOut bool // whatsapp-down drawn
+	}{
+		{"one gateway on redis-server", true, 1, true, true},
+		{"one gateway on the embedded Redis", false, 1, false, true},
+		{"three replicas on redis-server", true, 3, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testParams
+			p.RealRedis, p.Replicas = tc.redis, tc.replicas
+			drawn := map[string]int{}
+			for _, s := range Draw(11, 400, p) {
+				for _, f := range s.Faults {
+					drawn[vocabularyKind(f)]++
+				}
+			}
+			if got := drawn["redis-restart-while-gateway-down"] > 0; got != tc.redisDown {
+				t.Errorf("redis-restart-while-gateway-down drawn %d times", drawn["redis-restart-while-gateway-down"])
+			}
+			if got := drawn["whatsapp-down"] > 0; got != tc.whatsappOut {
+				t.Errorf("whatsapp-down drawn %d times", drawn["whatsapp-down"])
+			}
+			if got := slices.Contains(KindsOf(p), "redis-restart-while-gateway-down"); got != tc.redisDown {
+				t.Errorf("KindsOf lists redis-restart-while-gateway-down: %v", got)
+			}
+		})
+	}
+}
+
+// A campaign restricted to some kinds draws only them, from every generation alike; kinds that
+// do not exist or that the world cannot play are refused.
+func TestARestrictedDrawDrawsOnlyItsKinds(t *testing.T) {
+	p := testParams
+	p.Kinds = []string{"redis-restart-while-gateway-down", "whatsapp-down", "laravel-down"}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	drawn := map[string]int{}
+	for _, s := range Draw(3, 100, p) {
+		if len(s.Faults) == 0 {
+			t.Fatalf("schedule %d drew nothing", s.Index)
+		}
+		for _, f := range s.Faults {
+			drawn[vocabularyKind(f)]++
+		}
+	}
+	for k := range drawn {
+		if !slices.Contains(p.Kinds, k) {
+			t.Errorf("drew %s, not one of %v", k, p.Kinds)
+		}
+	}
+	for _, k := range p.Kinds {
+		if drawn[k] < 10 {
+			t.Errorf("%s drawn %d times in 100 schedules", k, drawn[k])
+		}
+	}
+	if got := KindsOf(p); !reflect.DeepEqual(got, []string{"laravel-down", "redis-restart-while-gateway-down", "whatsapp-down"}) {
+		t.Errorf("KindsOf = %v", got)
+	}
+	for _, bad := range [][]string{{"whatsapp-vanish"}, {"replica-kill"}} {
+		q := testParams
+		q.Kinds = bad
+		if q.Validate() == nil {
+			t.Errorf("kinds %v accepted", bad)
+		}
 	}
 }

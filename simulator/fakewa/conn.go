@@ -309,6 +309,11 @@ func (c *conn) login() bool {
 	}
 	s.mu.Lock()
 	d := s.devices[jid]
+	if c.refuseUnreachable(d, time.Now()) {
+		s.mu.Unlock()
+		c.close("unreachable")
+		return false
+	}
 	reason, detail := 0, ""
 	switch {
 	case d == nil:

@@ -53,6 +53,20 @@ type RestartRequest struct {
 	Downtime string `json:"downtime,omitempty"`
 }
 
+// UnreachableRequest is the body of POST /unreachable.
+type UnreachableRequest struct {
+	// Devices are the devices the outage covers (JIDs); none: every connection.
+	Devices []string `json:"devices,omitempty"`
+	// For is the outage's length (a Go duration, e.g. "5s").
+	For string `json:"for"`
+}
+
+// UnreachableResponse is the answer of POST /unreachable.
+type UnreachableResponse struct {
+	// Cut is how many connections the outage cut.
+	Cut int `json:"cut"`
+}
+
 func cmpOr(s, fallback string) string {
 	if s == "" {
 		return fallback
@@ -84,6 +98,10 @@ const maxControlBody = 64 << 10
 //	                                        a contact's phone writes to the device; {"id"}
 //	POST /restart [{"downtime": "5s"}]      stream:error 503 to every connection, then refuse
 //	                                        new ones with HTTP 503 for the downtime
+//	POST /unreachable {"devices":[JID...],"for":"5s"}
+//	                                        an outage: the devices' connections (none listed:
+//	                                        every connection) cut, new ones refused; {"cut"}
+//	POST /reachable                         ends every outage now
 //	GET  /events?since=SEQ&jid=JID          [Event...], both filters optional
 //	                                        (X-Events-Discarded: count lost to the bound)
 //	GET  /stats                             Stats
@@ -190,6 +208,36 @@ func (s *Server) ControlHandler() http.Handler {
 			writeError(w, err)
 			return
 		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /unreachable", func(w http.ResponseWriter, r *http.Request) {
+		var req UnreachableRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		d, err := time.ParseDuration(req.For)
+		if err != nil || d <= 0 {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "for must be a positive duration like 5s"})
+			return
+		}
+		jids := make([]types.JID, 0, len(req.Devices))
+		for _, v := range req.Devices {
+			jid, err := types.ParseJID(v)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad jid: " + err.Error()})
+				return
+			}
+			jids = append(jids, jid)
+		}
+		cut, err := s.Unreachable(jids, d)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, UnreachableResponse{Cut: cut})
+	})
+	mux.HandleFunc("POST /reachable", func(w http.ResponseWriter, r *http.Request) {
+		s.Reachable()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {

@@ -166,6 +166,25 @@ func (c *ControlClient) RestartWithDowntime(ctx context.Context, downtime time.D
 	return c.do(ctx, http.MethodPost, "/restart", RestartRequest{Downtime: downtime.String()}, nil)
 }
 
+// Unreachable starts an outage of d on the devices (none: every connection) and returns how
+// many connections it cut (Server.Unreachable).
+func (c *ControlClient) Unreachable(ctx context.Context, jids []types.JID, d time.Duration) (int, error) {
+	req := UnreachableRequest{For: d.String()}
+	for _, j := range jids {
+		req.Devices = append(req.Devices, j.String())
+	}
+	var resp UnreachableResponse
+	if err := c.do(ctx, http.MethodPost, "/unreachable", req, &resp); err != nil {
+		return 0, err
+	}
+	return resp.Cut, nil
+}
+
+// Reachable ends every outage now.
+func (c *ControlClient) Reachable(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/reachable", nil, nil)
+}
+
 // Events returns the events with Seq greater than since.
 func (c *ControlClient) Events(ctx context.Context, since uint64) ([]Event, error) {
 	var out []Event

@@ -12,7 +12,8 @@
 // the recipients' delivery and read receipts for the messages a device sends (held the same way
 // until the device acks each one, as WhatsApp's offline queue does),
 // and the churn the real service causes (network drop, stream replaced, device
-// removed, failure at connect, server restart, keepalive silence).
+// removed, failure at connect, server restart, keepalive silence, an outage of some devices or of
+// the whole server: Server.Unreachable).
 //
 // Every event the server causes or sees is recorded with its time (Server.Events): the ground
 // truth the simulator compares the gateway's and Laravel's view against.

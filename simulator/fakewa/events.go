@@ -34,6 +34,9 @@ const (
 	// EventLoggedOut: the device was removed (Detail: device_removed while connected, while offline,
 	// or client logout).
 	EventLoggedOut EventKind = "logged_out"
+	// EventUnreachable: a login of a device under an outage (Server.Unreachable) was cut
+	// unanswered.
+	EventUnreachable EventKind = "unreachable"
 	// EventRestarted: the server sent stream:error 503 to this connection (server restart).
 	EventRestarted EventKind = "restarted"
 	// EventKeepaliveIgnored: a keepalive ping was left unanswered on purpose.

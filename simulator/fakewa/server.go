@@ -175,6 +175,9 @@ type device struct {
 	keys        deviceKeys
 	receipts    *ReceiptSchedule // the recipients' receipts for this device's messages; nil: cfg.Receipts
 
+	// unreachableUntil: logins before it are cut unanswered (an outage: outage.go)
+	unreachableUntil time.Time
+
 	// sendMu orders the phones' messages to this device: encryption, delivery, redelivery at
 	// login. Lock it before s.mu, never after.
 	sendMu  sync.Mutex
@@ -190,7 +193,7 @@ type device struct {
 type Stats struct {
 	Connections      int64   `json:"connections"`       // open WebSocket connections
 	Handlers         int64   `json:"handlers"`          // running per-connection handler goroutines
-	Refused          int64   `json:"refused"`           // connections refused (HTTP 503) during a restart's downtime
+	Refused          int64   `json:"refused"`           // connections refused (HTTP 503) during a restart's downtime or an outage, and logins cut by a device outage
 	HandshakesFailed int64   `json:"handshakes_failed"` // connections that ended before finishing the Noise handshake
 	ClientAcks       int64   `json:"client_acks"`       // <ack> nodes clients sent back for receipts
 	Devices          int     `json:"devices"`           // devices ever paired, logged-out ones included
@@ -230,7 +233,7 @@ type Server struct {
 	connIDs   atomic.Uint64
 
 	downUntil  atomic.Int64 // unix nanos until which new connections are refused with HTTP 503
-	refused    atomic.Int64 // connections refused while down
+	refused    atomic.Int64 // connections refused while down, and logins cut by a device outage
 	hsFailed   atomic.Int64 // handshakes that did not complete
 	clientAcks atomic.Int64 // <ack> nodes clients sent (for receipts)
 

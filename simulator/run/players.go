@@ -211,6 +211,9 @@ func (p whatsappPlayer) Inject(ctx context.Context, flt scenario.Fault, w *Fault
 		w.Detail = fmt.Sprintf("fakewa restarted with %d sessions online", len(online))
 		return nil, nil
 	}
+	if wf.Action == "down" {
+		return r.whatsappDown(ctx, flt, w) // outage.go
+	}
 	share := 1.0
 	if wf.Share != nil {
 		share = *wf.Share

@@ -347,6 +347,8 @@ func (p redisPlayer) Inject(ctx context.Context, flt scenario.Fault, w *FaultWin
 		}, nil
 	case scenario.ProcessRedisEvict:
 		return r.pressRedis(ctx, w)
+	case scenario.ProcessRedisRestartGatewayDown:
+		return r.restartRedisWhileGatewayDown(ctx, w) // outage.go
 	}
 	return nil, fmt.Errorf("the redis player has no action %q", flt.Process.Action)
 }

@@ -45,12 +45,13 @@ func (r *runner) baseline(ctx context.Context) faultBaseline {
 func reconnects(flt scenario.Fault) bool {
 	if flt.Process != nil {
 		switch flt.Process.Action {
-		case scenario.ProcessGatewayKill, scenario.ProcessGatewayTerm, scenario.ProcessGatewayRollingRestart:
+		case scenario.ProcessGatewayKill, scenario.ProcessGatewayTerm, scenario.ProcessGatewayRollingRestart,
+			scenario.ProcessRedisRestartGatewayDown:
 			return true
 		}
 		return false
 	}
-	return flt.WhatsApp != nil && (flt.WhatsApp.Action == "drop" || flt.WhatsApp.Action == "restart")
+	return flt.WhatsApp != nil && (flt.WhatsApp.Action == "drop" || flt.WhatsApp.Action == "restart" || flt.WhatsApp.Action == "down")
 }
 
 // watchFrom follows a fault's recovery from its measured end (the heal).

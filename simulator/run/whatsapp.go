@@ -21,6 +21,11 @@ type waSide interface {
 	Replace(ctx context.Context, jid types.JID) error
 	Logout(ctx context.Context, jid types.JID) error
 	Restart(ctx context.Context) error
+	// Unreachable starts an outage of d on the devices (none: every connection) and returns how
+	// many connections it cut; Reachable ends it (fakewa.Server.Unreachable).
+	Unreachable(ctx context.Context, jids []types.JID, d time.Duration) (int, error)
+	Reachable(ctx context.Context) error
+	Stats(ctx context.Context) (fakewa.Stats, error)
 	EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error)
 	Devices(ctx context.Context) ([]fakewa.DeviceInfo, error)
 	SendMessage(ctx context.Context, jid types.JID, m fakewa.PhoneMessage) (string, error)
@@ -36,6 +41,11 @@ func (w inProcess) Drop(_ context.Context, jid types.JID) error    { return w.s.
 func (w inProcess) Replace(_ context.Context, jid types.JID) error { return w.s.Replace(jid) }
 func (w inProcess) Logout(_ context.Context, jid types.JID) error  { return w.s.Logout(jid) }
 func (w inProcess) Restart(context.Context) error                  { return w.s.Restart() }
+func (w inProcess) Unreachable(_ context.Context, jids []types.JID, d time.Duration) (int, error) {
+	return w.s.Unreachable(jids, d)
+}
+func (w inProcess) Reachable(context.Context) error             { w.s.Reachable(); return nil }
+func (w inProcess) Stats(context.Context) (fakewa.Stats, error) { return w.s.Stats(), nil }
 func (w inProcess) EventsSince(_ context.Context, seq uint64) ([]fakewa.Event, error) {
 	return w.s.EventsSince(seq), nil
 }
@@ -54,6 +64,11 @@ func (w remote) Drop(ctx context.Context, jid types.JID) error    { return w.c.D
 func (w remote) Replace(ctx context.Context, jid types.JID) error { return w.c.Replace(ctx, jid) }
 func (w remote) Logout(ctx context.Context, jid types.JID) error  { return w.c.Logout(ctx, jid) }
 func (w remote) Restart(ctx context.Context) error                { return w.c.Restart(ctx) }
+func (w remote) Unreachable(ctx context.Context, jids []types.JID, d time.Duration) (int, error) {
+	return w.c.Unreachable(ctx, jids, d)
+}
+func (w remote) Reachable(ctx context.Context) error             { return w.c.Reachable(ctx) }
+func (w remote) Stats(ctx context.Context) (fakewa.Stats, error) { return w.c.Stats(ctx) }
 func (w remote) EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error) {
 	return w.c.Events(ctx, seq)
 }

@@ -26,6 +26,10 @@ func TestFaultVocabulary(t *testing.T) {
 		{"item refusals of chosen sessions", `[{at: 1s, duration: 5s, laravel: {refuseSessions: [users-i0-1, users-i0-7]}}]`, ""},
 		{"an empty session id", `[{at: 1s, laravel: {refuseSessions: [""]}}]`, "a session id can't be empty"},
 		{"every process action", `[{at: 1s, process: {action: gateway-pause}}, {at: 2s, process: {action: redis-pause}}, {at: 3s, process: {action: redis-evict}}, {at: 4s, process: {action: gateway-kill}}]`, ""},
+		{"Redis restarted losing its last writes while the gateway is down", `[{at: 1s, duration: 3s, process: {action: redis-restart-while-gateway-down}}]`, ""},
+		{"Redis restarted while every replica is down", "[{at: 1s, process: {action: redis-restart-while-gateway-down}}]\ngateway: {replicas: 2}", "needs one gateway"},
+		{"WhatsApp unreachable for half of the devices", `[{at: 1s, duration: 5s, whatsapp: {action: down, share: 0.5}}]`, ""},
+		{"an unknown WhatsApp action", `[{at: 1s, whatsapp: {action: vanish}}]`, `"vanish" is not an action; use drop, replace, logout, restart or down`},
 		{"an unknown process action", `[{at: 1s, process: {action: gateway-freeze}}]`, `"gateway-freeze" is not a process action; use one of gateway-kill, gateway-term, gateway-pause`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,12 +41,18 @@ const (
 	// the same id, address and stores, wait until it serves and the fault's duration (the pause
 	// between two replicas), then the next.
 	ProcessGatewayRollingRestart = "gateway-rolling-restart"
+	// ProcessRedisRestartGatewayDown restarts redis-server from its AOF, losing its last second
+	// of writes, while no gateway runs: AOF turned off (the writes from then on are lost), a
+	// second later the gateway SIGKILLed, then redis-server SIGKILLed and started again from the
+	// AOF at once, and the gateway started again after the fault's duration. One gateway only
+	// (gateway.replicas 1).
+	ProcessRedisRestartGatewayDown = "redis-restart-while-gateway-down"
 )
 
 // ProcessActions lists every process action.
 var ProcessActions = []string{ProcessGatewayKill, ProcessGatewayTerm, ProcessGatewayPause,
 	ProcessRedisRestart, ProcessRedisLose, ProcessRedisPause, ProcessRedisEvict, ProcessHostileClients,
-	ProcessGatewayRollingRestart}
+	ProcessGatewayRollingRestart, ProcessRedisRestartGatewayDown}
 
 // ProcessFault is a fault on a process the simulator started: the gateway or redis-server. The
 // fault's duration is the downtime before the process is started again (default 0: at once), the
@@ -72,6 +78,8 @@ func (p *ProcessFault) validate(replicas int) (key string, err error) {
 	switch {
 	case p.Action == ProcessGatewayRollingRestart && replicas < 2:
 		return "action", fmt.Errorf("%s needs gateway.replicas of 2 or more (one gateway: use %s)", p.Action, ProcessGatewayTerm)
+	case p.Action == ProcessRedisRestartGatewayDown && replicas > 1:
+		return "action", fmt.Errorf("%s needs one gateway (gateway.replicas 1)", p.Action)
 	case p.Replica != 0 && !p.OnReplica():
 		return "replica", fmt.Errorf("only %s, %s and %s act on one replica", ProcessGatewayKill, ProcessGatewayTerm, ProcessGatewayPause)
 	case p.Replica < 0 || p.Replica >= replicas:

@@ -457,7 +457,9 @@ type Fault struct {
 
 // WhatsAppFault is a mass event on connected devices.
 type WhatsAppFault struct {
-	// Action is "drop", "replace", "logout" or "restart" (the whole server).
+	// Action is "drop", "replace", "logout", "restart" (the whole server) or "down" (WhatsApp
+	// unreachable for the fault's duration: the share's devices, or with share 1 every
+	// connection, dropped, and new connections refused until the duration ends).
 	Action string `yaml:"action"`
 	// Share is the fraction of connected sessions affected (default 1).
 	Share *float64 `yaml:"share,omitempty"`

@@ -17,8 +17,9 @@ const chaosUsage = `usage: simulator chaos -seed S -schedules K [-duration D] SC
 
 The generative fault campaign: draws K random fault schedules from S (Laravel statuses, redirects,
 Retry-After, undecodable or unaccounted answers, item refusals, latency, down, lost responses;
-Redis restart, loss, pause, eviction; gateway SIGKILL, SIGTERM in a failure window, SIGSTOP; a tiny
-outbox; WhatsApp drop, replace, logout and restart waves), prints each, runs each on a fresh world
+Redis restart, loss, pause, eviction, restart while the gateway is down; gateway SIGKILL, SIGTERM in
+a failure window, SIGSTOP; a tiny outbox; WhatsApp drop, replace, logout and restart waves, and
+outages), prints each, runs each on a fresh world
 of SCENARIO (batch mode), heals, drains and checks the invariants: Laravel = gateway = truth for
 every session, nothing stale, dead letters only for injected item refusals, recovery within the
 bound, no retry storm. DIR gets schedules/ (every schedule as a replayable scenario file), runs/,
@@ -44,6 +45,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	stormFloor := fs.Float64("storm-floor", chaos.DefaultBounds.StormFloor, "... and never limited below this many requests/s")
 	keepLogs := fs.Bool("keep-logs", false, "keep the process logs of passing schedules too")
 	onlyFlag := fs.String("only", "", "play only these schedules of the seed (0-based numbers, comma-separated; -schedules is then ignored): a judged replay of a failing one")
+	kindsFlag := fs.String("kinds", "", "draw only these kinds of the vocabulary (comma-separated, e.g. whatsapp-down,redis-restart-while-gateway-down); the schedules then differ from the seed's unrestricted ones")
 	verbose := fs.Bool("v", false, "debug logging of the campaign itself")
 	scenarioPath, args, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
 	if done {
@@ -56,12 +58,18 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return cli.Usagef(stderr, usage, "simulator chaos: -only: %v", err)
 	}
+	var kinds []string
+	for k := range strings.SplitSeq(*kindsFlag, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			kinds = append(kinds, k)
+		}
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	c, err := chaos.Run(ctx, chaos.Options{
-		Scenario: scenarioPath, Seed: *seed, Schedules: *schedules, Duration: *duration, MaxFaults: *maxFaults, Only: only,
+		Scenario: scenarioPath, Seed: *seed, Schedules: *schedules, Duration: *duration, MaxFaults: *maxFaults, Only: only, Kinds: kinds,
 		Parallel: *parallel, Out: *out, BinDir: *bin, KeepLogs: *keepLogs,
 		Bounds:   chaos.Bounds{Recovery: *recovery, StormFactor: *stormFactor, StormFloor: *stormFloor},
 		Command:  "simulator chaos " + strings.Join(append([]string{scenarioPath}, args...), " "),
