@@ -31,10 +31,10 @@ import (
 	"wagate/gateway/session"
 	"wagate/gateway/session/sessiontest"
 	"wagate/gateway/storage"
-	"wagate/gateway/wadial"
 	"wagate/gateway/whatsapp"
 	"wagate/internal/redistest"
 	"wagate/simulator/fakewa"
+	"wagate/simulator/fakewa/fakewatest"
 )
 
 // pairWorld is what the replicas share.
@@ -134,14 +134,7 @@ func newPairWorld(t *testing.T) *pairWorld {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	wa, err := fakewa.New(fakewa.Config{RootKey: fakewa.GenerateRootKey(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wa.Close() })
+	wa := fakewatest.Start(t, fakewa.Config{Logger: quiet})
 	db, err := storage.Open(ctx, storage.Options{DSN: pgtest.Start(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +165,7 @@ func (w *pairWorld) replica(t *testing.T, name string) *pairReplica {
 
 	hold := newPairHold()
 	drv, err := whatsapp.New(ctx, whatsapp.Config{DB: w.db, Logger: slog.New(hold), Debug: true,
-		Dial: &wadial.Config{Addr: w.wa.Addr(), RootPubKey: w.wa.RootPublicKey()}})
+		Dial: fakewatest.Dial(w.wa)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"wagate/gateway/session"
 	"wagate/gateway/storage"
-	"wagate/gateway/wadial"
 	"wagate/simulator/fakewa"
 )
 
@@ -62,30 +61,10 @@ func (w *warnings) has(parts ...string) bool {
 // TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient. Rounds repeat, each on a
 // new device, until the old loop went on to B in one (at most 12: 1 in 4096 never does).
 func TestAConnectionTheSessionClosedDecryptsNothingMoreSoAnotherReplicasRedeliveryIsNotLost(t *testing.T) {
-	ctx := context.Background()
 	logs := &warnings{next: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}
 	log := slog.New(logs)
-	wa, err := fakewa.New(fakewa.Config{RootKey: fakewa.GenerateRootKey(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wa.Close() })
-	db, err := storage.Open(ctx, storage.Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	var replicas [2]*Driver
-	for i := range replicas {
-		replicas[i], err = New(ctx, Config{DB: db, Logger: log, Dial: &wadial.Config{Addr: wa.Addr(), RootPubKey: wa.RootPublicKey()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(replicas[i].Close)
-	}
+	wa, db, first := driverOnFakewa(t, log, fakewa.Config{})
+	replicas := [2]*Driver{first, newDriver(t, db, log, wa)}
 
 	for round := range 12 {
 		if tookB := handOverWithAMessageQueued(t, wa, db, replicas, logs, round); tookB {
@@ -104,77 +83,43 @@ func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB,
 	newHasA, releaseNew := make(chan struct{}), make(chan struct{})
 	var onceOld, onceNew sync.Once
 	var mu sync.Mutex
-	var qr string
-	connected, oldSawB := false, false
+	oldSawB := false
 	sid := fmt.Sprintf("s%d", round)
 
 	// The old holder: takes the first message, holds A then refuses it (released meanwhile),
 	// refuses everything after.
-	sc, err := replicas[0].Open(ctx, sid, "", func(ev session.DriverEvent) error {
-		switch e := ev.(type) {
-		case session.QRCodes:
-			mu.Lock()
-			if qr == "" {
-				qr = e.Codes[0]
-			}
-			mu.Unlock()
-		case session.Connected:
-			mu.Lock()
-			connected = true
-			mu.Unlock()
-		case session.MessageReceived:
-			switch e.Message.Text {
-			case "first":
-				got.take("first")
-				return nil
-			case "A":
-				onceOld.Do(func() { close(oldHasA) })
-				<-releaseOld
-			case "B":
-				mu.Lock()
-				oldSawB = true
-				mu.Unlock()
-			}
-			return errRefusedByTest
+	link := &linkEvents{}
+	old := connect(t, replicas[0], sid, "", func(ev session.DriverEvent) error {
+		e, ok := ev.(session.MessageReceived)
+		if !ok {
+			return link.record(ev)
 		}
-		return nil
+		switch e.Message.Text {
+		case "first":
+			got.take("first")
+			return nil
+		case "A":
+			onceOld.Do(func() { close(oldHasA) })
+			<-releaseOld
+		case "B":
+			mu.Lock()
+			oldSawB = true
+			mu.Unlock()
+		}
+		return errRefusedByTest
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := sc.(*conn)
-	t.Cleanup(old.Disconnect)
-	if err := old.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "a QR code", func() bool { mu.Lock(); defer mu.Unlock(); return qr != "" })
-	mu.Lock()
-	code := qr
-	mu.Unlock()
-	jid, err := wa.Pair(ctx, code, fmt.Sprintf("55119444400%02d", round))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the device logged in", func() bool { mu.Lock(); defer mu.Unlock(); return connected && old.LoggedIn() })
+	jid := pairDevice(t, wa, old, link, fmt.Sprintf("55119444400%02d", round))
 	waitReceipt(t, wa, customerWrites(t, wa, jid, "first")) // pkmsg -> msg
 	idA := customerWrites(t, wa, jid, "A")
-	select {
-	case <-oldHasA:
-	case <-time.After(30 * time.Second):
-		t.Fatal("A never reached the old holder's handler")
-	}
+	waitClosed(t, oldHasA, "A reaching the old holder's handler")
 	idB := customerWrites(t, wa, jid, "B")
-	if _, err := waitEvent(wa, func(e fakewa.Event) bool {
-		return e.Kind == fakewa.EventPhoneMessageDelivered && e.MessageID == idB
-	}); err != nil {
-		t.Fatalf("B was not delivered to the old holder: %v", err)
-	}
+	waitDelivered(t, wa, idB, "the old holder")
 	time.Sleep(200 * time.Millisecond) // read off the socket, queued behind A
 
 	// The handover: the old holder closes and releases the connection, the new holder connects.
 	old.Disconnect()
 	old.Release()
-	sc, err = replicas[1].Open(ctx, sid, jid.String(), func(ev session.DriverEvent) error {
+	next := connect(t, replicas[1], sid, jid.String(), func(ev session.DriverEvent) error {
 		if e, ok := ev.(session.MessageReceived); ok {
 			if e.Message.Text == "A" {
 				onceNew.Do(func() { close(newHasA) })
@@ -185,19 +130,7 @@ func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB,
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := sc.(*conn)
-	t.Cleanup(next.Disconnect)
-	if err := next.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-newHasA:
-	case <-time.After(30 * time.Second):
-		t.Fatal("WhatsApp's redelivery of A never reached the new holder's handler")
-	}
+	waitClosed(t, newHasA, "WhatsApp's redelivery of A reaching the new holder's handler")
 
 	lock, err := db.SQL.BeginTx(ctx, nil) // BEGIN IMMEDIATE: decryptions wait to begin
 	if err != nil {
@@ -217,20 +150,7 @@ func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB,
 	}
 	// The new holder refused A too: its next connection takes it.
 	next.Disconnect()
-	sc, err = replicas[1].Open(ctx, sid, jid.String(), func(ev session.DriverEvent) error {
-		if e, ok := ev.(session.MessageReceived); ok {
-			got.take(e.Message.Text)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := sc.(*conn)
-	t.Cleanup(last.Disconnect)
-	if err := last.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	last := connect(t, replicas[1], sid, jid.String(), takesEverything(got))
 	waitReceipt(t, wa, idA)
 	for _, text := range []string{"first", "A", "B"} {
 		if n := got.count(text); n != 1 {

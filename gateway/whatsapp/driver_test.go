@@ -18,9 +18,9 @@ import (
 	"wagate/gateway/session"
 	"wagate/gateway/session/sessiontest"
 	"wagate/gateway/storage"
-	"wagate/gateway/wadial"
 	"wagate/gateway/whatsapp"
 	"wagate/simulator/fakewa"
+	"wagate/simulator/fakewa/fakewatest"
 )
 
 // rootKey is shared by every fakewa server of this test process: whatsmeow trusts one root.
@@ -57,16 +57,8 @@ func newWorldWith(t *testing.T, dsn string, messaging bool, receipts fakewa.Rece
 	// whatsmeow's socket has unsynchronised fields (FrameSocket.conn, OnDisconnect) that race
 	// when a receipt ack is written while the server drops the socket: lifecycle tests that drop
 	// sockets take no receipts (ReceiptsNone).
-	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: w.quiet, StreamErrorCloseDelay: time.Second,
+	w.wa = fakewatest.Start(t, fakewa.Config{RootKey: rootKey(), Logger: w.quiet, StreamErrorCloseDelay: time.Second,
 		Receipts: receipts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wa.Close() })
-	w.wa = wa
 	w.boot()
 	return w
 }
@@ -82,7 +74,7 @@ func (w *world) boot() {
 	w.db = db
 	w.reg = storage.NewRegistry(db, w.quiet)
 	w.drv, err = whatsapp.New(ctx, whatsapp.Config{DB: db, Logger: w.quiet, Debug: os.Getenv("WAGATE_TEST_WADEBUG") != "",
-		Dial: &wadial.Config{Addr: w.wa.Addr(), RootPubKey: w.wa.RootPublicKey()}})
+		Dial: fakewatest.Dial(w.wa)})
 	if err != nil {
 		t.Fatal(err)
 	}

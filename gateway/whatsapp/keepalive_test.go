@@ -1,18 +1,13 @@
 package whatsapp
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types/events"
 
-	"wagate/gateway/session"
-	"wagate/gateway/storage"
-	"wagate/gateway/wadial"
 	"wagate/simulator/fakewa"
 )
 
@@ -46,65 +41,12 @@ func TestAConnectionIsDeadOnlyAfterKeepalivesFailedForKeepAliveMaxFailTime(t *te
 // within the limit changes nothing; one past it closes the socket (fakewa sees the connection
 // end) and tells the session Disconnected, once, so that it connects a new client.
 func TestAConnectionWhoseKeepalivesFailPastTheLimitIsDroppedAndReported(t *testing.T) {
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	wa, err := fakewa.New(fakewa.Config{RootKey: fakewa.GenerateRootKey(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wa.Close() })
-	db, err := storage.Open(ctx, storage.Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	drv, err := New(ctx, Config{DB: db, Logger: quiet, Dial: &wadial.Config{Addr: wa.Addr(), RootPubKey: wa.RootPublicKey()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(drv.Close)
+	wa, _, drv := driverOnFakewa(t, slog.New(slog.DiscardHandler), fakewa.Config{})
 
-	var mu sync.Mutex
-	var qr string
-	var connected, disconnected int
-	sc, err := drv.Open(ctx, "s1", "", func(ev session.DriverEvent) error {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case session.QRCodes:
-			if qr == "" {
-				qr = e.Codes[0]
-			}
-		case session.Connected:
-			connected++
-		case session.Disconnected:
-			disconnected++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := sc.(*conn)
-	t.Cleanup(c.Disconnect)
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	code := func() string { mu.Lock(); defer mu.Unlock(); return qr }
-	waitUntil(t, "a QR code", func() bool { return code() != "" })
-	jid, err := wa.Pair(ctx, code(), "5511922230001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the paired device logged in", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return connected > 0 && c.LoggedIn()
-	})
-	told := func() int { mu.Lock(); defer mu.Unlock(); return disconnected }
+	link := &linkEvents{}
+	c := connect(t, drv, "s1", "", link.record)
+	jid := pairDevice(t, wa, c, link, "5511922230001")
+	told := link.disconnections
 	ended := func() bool {
 		for _, e := range wa.EventsFor(jid) {
 			if e.Kind == fakewa.EventDisconnected {

@@ -10,8 +10,6 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"wagate/gateway/session"
-	"wagate/gateway/storage"
-	"wagate/gateway/wadial"
 	"wagate/simulator/fakewa"
 )
 
@@ -24,24 +22,7 @@ import (
 func TestALoginReconnectAfterDisconnectNeverDials(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	wa, err := fakewa.New(fakewa.Config{RootKey: fakewa.GenerateRootKey(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wa.Close() })
-	db, err := storage.Open(ctx, storage.Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	drv, err := New(ctx, Config{DB: db, Logger: quiet, Dial: &wadial.Config{Addr: wa.Addr(), RootPubKey: wa.RootPublicKey()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(drv.Close)
+	_, _, drv := driverOnFakewa(t, quiet, fakewa.Config{})
 
 	for _, tc := range []struct {
 		name          string
@@ -87,16 +68,5 @@ func TestALoginReconnectAfterDisconnectNeverDials(t *testing.T) {
 					c.cli.IsConnected(), before, qrs.Load())
 			}
 		})
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -2,44 +2,15 @@ package whatsapp
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"go.mau.fi/whatsmeow/types"
-
 	"wagate/gateway/session"
-	"wagate/gateway/storage"
-	"wagate/gateway/wadial"
 	"wagate/simulator/fakewa"
 )
-
-// errRefusedByTest stands for the session refusing a message (a connection it replaced, an
-// outbox that did not take it): whatsmeow then sends no receipt and WhatsApp delivers it again.
-var errRefusedByTest = errors.New("refused by the test's session")
-
-// handoffs counts, by text, the customer's messages a client's handler took (acknowledged to
-// WhatsApp by whatsmeow once taken), across the clients of one device.
-type handoffs struct {
-	mu    sync.Mutex
-	taken map[string]int
-}
-
-func (h *handoffs) take(text string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.taken[text]++
-}
-
-func (h *handoffs) count(text string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.taken[text]
-}
 
 // Chaos seed 1 schedule 31 lost a customer's message: the session's device had been paired on
 // the client that then logged in and received its first messages, and whatsmeow's store gives a
@@ -61,108 +32,53 @@ func (h *handoffs) count(text string) int {
 func TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // whatsmeow's "old counter" shows here
-	wa, err := fakewa.New(fakewa.Config{RootKey: fakewa.GenerateRootKey(), Logger: quiet,
+	wa, db, drv := driverOnFakewa(t, quiet, fakewa.Config{
 		StreamErrorCloseDelay: 20 * time.Second}) // a replaced stream's socket stays open: c1 reads on
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wa.Close() })
-	db, err := storage.Open(ctx, storage.Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	drv, err := New(ctx, Config{DB: db, Logger: quiet, Dial: &wadial.Config{Addr: wa.Addr(), RootPubKey: wa.RootPublicKey()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(drv.Close)
 
 	got := &handoffs{taken: map[string]int{}}
 	c1HasA, releaseC1 := make(chan struct{}), make(chan struct{})
 	c2HasA, releaseC2 := make(chan struct{}), make(chan struct{})
 	var once1, once2 sync.Once
 	var mu sync.Mutex
-	var qr string
-	c1Connected, c1SawB := false, false
+	c1SawB := false
 
 	// c1, the pairing client: takes the first message, holds A and then refuses it (the session
 	// replaced its connection meanwhile), refuses everything after.
-	sc1, err := drv.Open(ctx, "s1", "", func(ev session.DriverEvent) error {
-		switch e := ev.(type) {
-		case session.QRCodes:
-			mu.Lock()
-			if qr == "" {
-				qr = e.Codes[0]
-			}
-			mu.Unlock()
-		case session.Connected:
-			mu.Lock()
-			c1Connected = true
-			mu.Unlock()
-		case session.MessageReceived:
-			switch e.Message.Text {
-			case "first":
-				got.take("first")
-				return nil
-			case "A":
-				once1.Do(func() { close(c1HasA) })
-				<-releaseC1
-			case "B":
-				mu.Lock()
-				c1SawB = true
-				mu.Unlock()
-			}
-			return errRefusedByTest
+	link := &linkEvents{}
+	c1 := connect(t, drv, "s1", "", func(ev session.DriverEvent) error {
+		e, ok := ev.(session.MessageReceived)
+		if !ok {
+			return link.record(ev)
 		}
-		return nil
+		switch e.Message.Text {
+		case "first":
+			got.take("first")
+			return nil
+		case "A":
+			once1.Do(func() { close(c1HasA) })
+			<-releaseC1
+		case "B":
+			mu.Lock()
+			c1SawB = true
+			mu.Unlock()
+		}
+		return errRefusedByTest
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c1 := sc1.(*conn)
-	t.Cleanup(c1.Disconnect)
-	if err := c1.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "a QR code", func() bool { mu.Lock(); defer mu.Unlock(); return qr != "" })
-	mu.Lock()
-	code := qr
-	mu.Unlock()
-	jid, err := wa.Pair(ctx, code, "5511933330031")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the paired device logged in on its pairing client", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return c1Connected && c1.LoggedIn()
-	})
+	jid := pairDevice(t, wa, c1, link, "5511933330031")
 
 	// A first message, taken and acknowledged, moves the customer's Signal session from pkmsg to
 	// msg, as in the schedule ("failed to decrypt normal message").
 	first := customerWrites(t, wa, jid, "first")
 	waitReceipt(t, wa, first)
 	idA := customerWrites(t, wa, jid, "A")
-	select {
-	case <-c1HasA:
-	case <-time.After(30 * time.Second):
-		t.Fatal("A never reached the pairing client's handler")
-	}
+	waitClosed(t, c1HasA, "A reaching the pairing client's handler")
 	idB := customerWrites(t, wa, jid, "B")
-	if _, err := waitEvent(wa, func(e fakewa.Event) bool {
-		return e.Kind == fakewa.EventPhoneMessageDelivered && e.MessageID == idB
-	}); err != nil {
-		t.Fatalf("B was not delivered to the pairing client: %v", err)
-	}
+	waitDelivered(t, wa, idB, "the pairing client")
 	time.Sleep(200 * time.Millisecond) // read off the socket, queued behind A
 
 	// c2, the session's next client of the device: holds A (found decrypted in the device's
 	// buffer) and refuses it, takes B.
-	sc2, err := drv.Open(ctx, "s1", jid.String(), func(ev session.DriverEvent) error {
+	c2 := connect(t, drv, "s1", jid.String(), func(ev session.DriverEvent) error {
 		if e, ok := ev.(session.MessageReceived); ok {
 			switch e.Message.Text {
 			case "A":
@@ -175,19 +91,7 @@ func TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient(t *tes
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2 := sc2.(*conn)
-	t.Cleanup(c2.Disconnect)
-	if err := c2.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c2HasA:
-	case <-time.After(30 * time.Second):
-		t.Fatal("WhatsApp's redelivery of A never reached the next client's handler")
-	}
+	waitClosed(t, c2HasA, "WhatsApp's redelivery of A reaching the next client's handler")
 	for _, e := range wa.EventsSince(0) {
 		if e.Kind == fakewa.EventPhoneMessageDelivered && e.MessageID == idB && e.Enc != "msg" {
 			t.Fatalf("B was delivered as %q, want msg (the schedule's shape)", e.Enc)
@@ -227,20 +131,7 @@ func TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient(t *tes
 	// A was refused by both: WhatsApp delivers it to the session's next client.
 	c1.Disconnect()
 	c2.Disconnect()
-	sc3, err := drv.Open(ctx, "s1", jid.String(), func(ev session.DriverEvent) error {
-		if e, ok := ev.(session.MessageReceived); ok {
-			got.take(e.Message.Text)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c3 := sc3.(*conn)
-	t.Cleanup(c3.Disconnect)
-	if err := c3.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	connect(t, drv, "s1", jid.String(), takesEverything(got))
 	waitReceipt(t, wa, idA)
 	for _, text := range []string{"first", "A", "B"} {
 		if n := got.count(text); n != 1 {
@@ -259,35 +150,4 @@ func deliveredOn(t *testing.T, wa *fakewa.Server, id string, attempt int) uint64
 	}
 	t.Fatalf("fakewa never delivered %s a %d. time", id, attempt)
 	return 0
-}
-
-func customerWrites(t *testing.T, wa *fakewa.Server, to types.JID, text string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	id, err := wa.SendMessage(ctx, to, fakewa.PhoneMessage{From: "5511977770031", Text: text})
-	if err != nil {
-		t.Fatalf("the customer writes %q: %v", text, err)
-	}
-	return id
-}
-
-// waitReceipt waits for the device's receipt of message id (not a retry receipt).
-func waitReceipt(t *testing.T, wa *fakewa.Server, id string) {
-	t.Helper()
-	if _, err := waitEvent(wa, func(e fakewa.Event) bool {
-		return e.Kind == fakewa.EventDeviceReceipt && e.MessageID == id && e.Detail != "retry"
-	}); err != nil {
-		t.Fatalf("no receipt from the device for %s: %v", id, err)
-	}
-}
-
-func waitEvent(wa *fakewa.Server, match func(fakewa.Event) bool) (fakewa.Event, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e, err := wa.WaitEvent(ctx, match)
-	if err != nil {
-		return e, fmt.Errorf("fakewa event: %w", err)
-	}
-	return e, nil
 }

@@ -14,9 +14,9 @@ import (
 	"wagate/gateway/session"
 	"wagate/gateway/session/sessiontest"
 	"wagate/gateway/storage"
-	"wagate/gateway/wadial"
 	"wagate/gateway/whatsapp"
 	"wagate/simulator/fakewa"
+	"wagate/simulator/fakewa/fakewatest"
 )
 
 // holdingSink is a durable delivery that holds the first message it is given until release
@@ -58,22 +58,16 @@ func (h holdingSink) Deliver(ctx context.Context, ev event.Event) error {
 func TestAReplacedStreamQueuedBehindARefusedMessageParksTheSession(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))
 	// The socket stays open long after the stream error: the refusal, not the server, closes it.
-	wa, err := fakewa.New(fakewa.Config{RootKey: rootKey(), Logger: quiet, StreamErrorCloseDelay: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wa := fakewatest.Start(t, fakewa.Config{RootKey: rootKey(), Logger: quiet, StreamErrorCloseDelay: 10 * time.Second})
 	ctx := context.Background()
-	if err := wa.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wa.Close() })
 	w := &world{t: t, wa: wa, dir: t.TempDir(), sink: &sessiontest.Sink{}, quiet: quiet}
+	var err error
 	w.db, err = storage.Open(ctx, storage.Options{DataDir: w.dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.reg = storage.NewRegistry(w.db, quiet)
-	w.drv, err = whatsapp.New(ctx, whatsapp.Config{DB: w.db, Logger: quiet, Dial: &wadial.Config{Addr: wa.Addr(), RootPubKey: wa.RootPublicKey()}})
+	w.drv, err = whatsapp.New(ctx, whatsapp.Config{DB: w.db, Logger: quiet, Dial: fakewatest.Dial(wa)})
 	if err != nil {
 		t.Fatal(err)
 	}
