@@ -21,6 +21,14 @@ function uniform(min, max) {
   return min + Math.random() * (max - min);
 }
 
+// thinkTime is a poller's wait after an answer (seconds): uniform within wagate.pollJitter of
+// the interval each way, as the YAML users' pollers wait (a bunch of polls that formed once, in a
+// GC pause or a moment without the CPU, spreads out instead of firing together round after round).
+const jitter = wagate.pollJitter;
+function thinkTime(interval) {
+  return interval * (1 - jitter + 2 * jitter * Math.random());
+}
+
 // exponential draws an exponential wait (seconds) for a rate per hour; 0 means never.
 function exponential(perHour) {
   return perHour > 0 ? (-Math.log(1 - Math.random()) / perHour) * 3600 : Infinity;
@@ -58,7 +66,7 @@ function pairingPage(id, b) {
         } catch (e) {
           // a failed poll is measured (http_req_failed); the page polls again next time
         }
-        t.next = Date.now() + t.every;
+        t.next = Date.now() + thinkTime(t.every);
       }
       soonest = Math.min(soonest, t.next);
     }
@@ -172,7 +180,7 @@ function pairAndLive(id, b, paired) {
     }
     if (nextPoll <= 0) {
       wagate.pollStatus(id);
-      nextPoll = b.statusPollInterval;
+      nextPoll = thinkTime(b.statusPollInterval);
     }
     if (nextMsg <= 0) {
       sent++;
@@ -204,10 +212,10 @@ function pairAndLive(id, b, paired) {
   }
 }
 
-// poller is one of the app's status pollers: a closed loop of GET /sessions/{id} and a pause.
+// poller is one of the app's status pollers: a closed loop of GET /sessions/{id} and a think time.
 export function poller(b) {
   const n = accountOf(b);
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax) + 1);
   wagate.pollStatus(sessionId(b.prefix, n));
-  sleep(b.statusPollInterval);
+  sleep(thinkTime(b.statusPollInterval));
 }

@@ -15,6 +15,7 @@
 //	wagate.pollQR(s.id);                        // GET /sessions/{id}/qr, answer not decoded
 //	wagate.startPolling(s.id, "status", "2s");  // the app's status poller, in the background
 //	wagate.stopPolling(s.id);                   // ends it (the iteration's end does too)
+//	wagate.pollJitter;                          // 0.1: the pollers' think times, interval x (1 ± it)
 //	wagate.drop(s.id); wagate.replace(s.id); wagate.phoneLogout(s.id);
 //	wagate.logout(s.id);                        // the gateway's HTTP status
 //	wagate.groundTruth();                       // {sessions, lostUpdates, staleOverwrites, duplicateApplications}
@@ -253,6 +254,11 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		bg.stop(str(c.Argument(0)), str(c.Argument(1)))
 		return goja.Undefined()
 	})
+	// pollJitter is how far the native users' pollers' think times stray from the interval, each
+	// way (user.PollJitter): a script's own poll loops draw theirs the same.
+	if err := o.Set("pollJitter", user.PollJitter); err != nil {
+		panic(err)
+	}
 	set("laravelQR", func(c goja.FunctionCall) goja.Value {
 		return rt.ToValue(driver().LaravelQR(str(c.Argument(0))))
 	})

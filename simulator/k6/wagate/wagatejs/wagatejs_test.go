@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +170,17 @@ export default function () { `+call+`; }`, g)
 				t.Errorf("%s: polls made: %+v", call, n)
 			}
 		})
+	}
+}
+
+// Scripts pace their own poll loops with the native pollers' jitter, read from the module, not
+// copied.
+func TestPollJitterIsTheNativePollers(t *testing.T) {
+	vu, _ := newVU(t, `import wagate from "k6/x/wagate";
+export default function () {
+  if (wagate.pollJitter !== `+strconv.FormatFloat(user.PollJitter, 'g', -1, 64)+`) throw new Error("pollJitter " + wagate.pollJitter);
+}`, &gateway{})
+	if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+		t.Fatal(err)
 	}
 }
