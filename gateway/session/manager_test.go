@@ -239,18 +239,37 @@ func (c unreachableConn) Connect(ctx context.Context) error {
 	return c.Conn.Connect(ctx)
 }
 
+// managerOnUnreachable is a session manager (default settings, an in-memory store) on a driver
+// that can be made unreachable, and the sink its events go to; closed when the test ends.
+func managerOnUnreachable(t *testing.T) (*session.Manager, *unreachable, *sessiontest.Sink) {
+	t.Helper()
+	drv := &unreachable{Driver: sessiontest.NewDriver()}
+	sink := &sessiontest.Sink{}
+	m, err := session.New(context.Background(), session.Config{}, drv, sessiontest.NewStore(), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	return m, drv, sink
+}
+
+// startAndScan starts s1 and has its QR code scanned: the device is paired and logged in.
+func startAndScan(t *testing.T, m *session.Manager, drv *sessiontest.Driver) {
+	t.Helper()
+	if _, err := m.Start(context.Background(), "s1"); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Wait()
+	drv.Conn("s1").Scan()
+	synctest.Wait()
+}
+
 // A freshly paired device whose reconnect after the login timeout fails (WhatsApp unreachable for
 // a moment) is reconnected again until it logs in: nothing else retries a connection that never
 // came up, and it stayed pending, paired and unconnected for good.
 func TestAPairedDeviceWhoseReconnectFailsIsRetriedUntilItLogsIn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		drv := &unreachable{Driver: sessiontest.NewDriver()}
-		sink := &sessiontest.Sink{}
-		m, err := session.New(context.Background(), session.Config{}, drv, sessiontest.NewStore(), sink)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close(context.Background())
+		m, drv, sink := managerOnUnreachable(t)
 		if _, err := m.Start(context.Background(), "s1"); err != nil {
 			t.Fatal(err)
 		}
@@ -411,19 +430,8 @@ func TestDisconnectedArrivingAfterConnectedStillEndsConnected(t *testing.T) {
 // single-process mode had whatsmeow's reconnect loop for this).
 func TestADropWhileWhatsAppIsUnreachableIsRetriedWithBackoffUntilItReconnects(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		drv := &unreachable{Driver: sessiontest.NewDriver()}
-		sink := &sessiontest.Sink{}
-		m, err := session.New(context.Background(), session.Config{}, drv, sessiontest.NewStore(), sink)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close(context.Background())
-		if _, err := m.Start(context.Background(), "s1"); err != nil {
-			t.Fatal(err)
-		}
-		synctest.Wait()
-		drv.Conn("s1").Scan()
-		synctest.Wait()
+		m, drv, sink := managerOnUnreachable(t)
+		startAndScan(t, m, drv.Driver)
 		drv.down.Store(true)
 		drv.Conn("s1").DropAndStayDown()
 		synctest.Wait()

@@ -60,6 +60,18 @@ func clusterRig(t *testing.T, owner *fakeOwner) *rig {
 	return newRig(t, cfg)
 }
 
+// clusterRigHolding is a cluster rig whose owner holds session id (epoch 500), with the session
+// started (it shows its QR code); closed when the test ends.
+func clusterRigHolding(t *testing.T, id string) (*rig, *fakeOwner) {
+	t.Helper()
+	owner := newOwner()
+	r := clusterRig(t, owner)
+	t.Cleanup(r.close)
+	owner.hold(id, 500)
+	r.start(id)
+	return r, owner
+}
+
 // versions returns the versions of id's events, in order.
 func versions(r *rig, id string) []int64 {
 	var out []int64
@@ -76,11 +88,7 @@ func versions(r *rig, id string) []int64 {
 // registry record carries that epoch (the registry's fence).
 func TestClusterVersionsComeFromTheShardEpoch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		owner := newOwner()
-		r := clusterRig(t, owner)
-		defer r.close()
-		owner.hold("s1", 500)
-		r.start("s1")
+		r, owner := clusterRigHolding(t, "s1")
 		r.driver.Conn("s1").Scan()
 		r.wantEvents("s1", "status:pending", "qr:code-1", "status:connected")
 		if got, want := versions(r, "s1"), []int64{500_000_001, 500_000_002, 500_000_003}; !slices.Equal(got, want) {
@@ -169,11 +177,7 @@ func TestClusterConnectIsFenced(t *testing.T) {
 // manager after the fence check succeeds; when the check refuses, it stays down.
 func TestClusterReconnectsADroppedSessionOnlyAfterTheFence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		owner := newOwner()
-		r := clusterRig(t, owner)
-		defer r.close()
-		owner.hold("s1", 500)
-		r.start("s1")
+		r, owner := clusterRigHolding(t, "s1")
 		r.driver.Conn("s1").Scan()
 		synctest.Wait()
 		opens, fences := r.driver.Opens(), owner.fences
@@ -279,11 +283,7 @@ func TestClusterDropThenAdopt(t *testing.T) {
 // yet), the device stays linked and its data kept.
 func TestClusterLogoutIsFenced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		owner := newOwner()
-		r := clusterRig(t, owner)
-		defer r.close()
-		owner.hold("s1", 500)
-		r.start("s1")
+		r, owner := clusterRigHolding(t, "s1")
 		c := r.driver.Conn("s1")
 		c.Scan()
 		synctest.Wait()

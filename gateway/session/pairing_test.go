@@ -47,11 +47,7 @@ func TestAScanIsAcceptedOnlyOnTheCurrentConnectionOfAHeldSession(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				owner := newOwner()
-				r := clusterRig(t, owner)
-				defer r.close()
-				owner.hold("s1", 500)
-				r.start("s1")
+				r, owner := clusterRigHolding(t, "s1")
 				scanned := r.driver.Conn("s1") // the connection whose QR code the phone scans
 				tc.before(t, r, owner)
 
@@ -83,11 +79,7 @@ func TestAScanIsAcceptedOnlyOnTheCurrentConnectionOfAHeldSession(t *testing.T) {
 // would never hear of. It waits, and the outcome is the session's.
 func TestClusterAHandoverWaitsForTheOutcomeOfAnAcceptedScan(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		owner := newOwner()
-		r := clusterRig(t, owner)
-		defer r.close()
-		owner.hold("s1", 500)
-		r.start("s1")
+		r, _ := clusterRigHolding(t, "s1")
 		c := r.driver.Conn("s1")
 		if err := c.Emit(session.PairRequested{DeviceID: scannedDevice}); err != nil {
 			t.Fatal(err)

@@ -20,19 +20,8 @@ import (
 // answers again. Before, the start returned the error and nothing retried it.
 func TestAStartOfAPairedSessionWhoseConnectFailsIsKeptAndRetriedUntilItConnects(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		drv := &unreachable{Driver: sessiontest.NewDriver()}
-		sink := &sessiontest.Sink{}
-		m, err := session.New(context.Background(), session.Config{}, drv, sessiontest.NewStore(), sink)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close(context.Background())
-		if _, err := m.Start(context.Background(), "s1"); err != nil {
-			t.Fatal(err)
-		}
-		synctest.Wait()
-		drv.Conn("s1").Scan()
-		synctest.Wait()
+		m, drv, sink := managerOnUnreachable(t)
+		startAndScan(t, m, drv.Driver)
 		if _, err := m.Stop(context.Background(), "s1"); err != nil {
 			t.Fatal(err)
 		}
@@ -159,12 +148,7 @@ func TestAFailedStartIsRetriedOnlyForAPairedSessionStillPaired(t *testing.T) {
 // pairThenStop starts s1, has its QR scanned (it logs in) and stops it: a paired session.
 func pairThenStop(t *testing.T, m *session.Manager, drv *sessiontest.Driver) {
 	t.Helper()
-	if _, err := m.Start(context.Background(), "s1"); err != nil {
-		t.Fatal(err)
-	}
-	synctest.Wait()
-	drv.Conn("s1").Scan()
-	synctest.Wait()
+	startAndScan(t, m, drv)
 	if _, err := m.Stop(context.Background(), "s1"); err != nil {
 		t.Fatal(err)
 	}
