@@ -1,6 +1,10 @@
 package fakewa
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 func TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds(t *testing.T) {
 	srv := startServer(t, Config{})
 	down, downJID := pairedClient(t, srv, "5511900000101")
+	down.cli.EnableAutoReconnect = false
 	up, upJID := pairedClient(t, srv, "5511900000102")
 
 	cut, err := srv.Unreachable([]types.JID{downJID}, time.Minute)
@@ -23,7 +28,9 @@ func TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds(t *testing.T) {
 		t.Fatalf("dropped event %+v, want detail unreachable", e)
 	}
 	waitFor[*events.Disconnected](down)
-	// whatsmeow reconnects by itself; the login of its new connection is cut.
+	// A new connection's login is cut. (whatsmeow may not notice a socket closed this soon
+	// after its handshake, so the test dials itself rather than waiting for its reconnect.)
+	redial(t, down)
 	waitServerEvent(t, srv, EventUnreachable, downJID)
 	if info, _ := srv.Device(downJID); info.State != DeviceOffline {
 		t.Fatalf("device under the outage is %s, want offline", info.State)
@@ -39,6 +46,7 @@ func TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds(t *testing.T) {
 	}
 
 	srv.Reachable()
+	redial(t, down)
 	waitFor[*events.Connected](down)
 	if info, _ := srv.Device(downJID); info.State != DeviceOnline {
 		t.Fatalf("device after the outage is %s, want online", info.State)
@@ -72,4 +80,41 @@ func TestAServerOutageCutsEveryConnectionAndRefusesDialsUntilItEnds(t *testing.T
 		t.Fatalf("dial after the outage: %v", err)
 	}
 	waitFor[*events.Connected](tc)
+}
+
+// The control API starts and ends outages as the Go API does, and refuses a bad request.
+func TestControlAPIStartsAndEndsAnOutage(t *testing.T) {
+	srv := startServer(t, Config{})
+	api := httptest.NewServer(srv.ControlHandler())
+	defer api.Close()
+	ctl := &ControlClient{BaseURL: api.URL, HTTP: api.Client()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tc, jid := pairedClient(t, srv, "5511900000104")
+	tc.cli.EnableAutoReconnect = false
+
+	if cut, err := ctl.Unreachable(ctx, []types.JID{jid}, time.Minute); err != nil || cut != 1 {
+		t.Fatalf("POST /unreachable = %d, %v; want 1 connection cut", cut, err)
+	}
+	waitFor[*events.Disconnected](tc)
+	redial(t, tc)
+	waitServerEvent(t, srv, EventUnreachable, jid)
+	if err := ctl.Reachable(ctx); err != nil {
+		t.Fatalf("POST /reachable: %v", err)
+	}
+	redial(t, tc)
+	waitFor[*events.Connected](tc)
+	var ce *ControlError
+	if _, err := ctl.Unreachable(ctx, nil, 0); !errors.As(err, &ce) || ce.Status != http.StatusBadRequest {
+		t.Fatalf("an outage of no duration: %v, want 400", err)
+	}
+}
+
+// redial closes the client's connection, if any, and dials again.
+func redial(t *testing.T, tc *testClient) {
+	t.Helper()
+	tc.cli.Disconnect()
+	if err := tc.cli.Connect(); err != nil {
+		t.Fatalf("dial: %v", err)
+	}
 }
