@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"wagate/gateway/session"
 	"wagate/gateway/storage"
 	"wagate/simulator/fakewa"
 )
@@ -79,39 +78,16 @@ func TestAConnectionTheSessionClosedDecryptsNothingMoreSoAnotherReplicasRedelive
 func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB, replicas [2]*Driver, logs *warnings, round int) bool {
 	ctx := context.Background()
 	got := &handoffs{taken: map[string]int{}}
-	oldHasA, releaseOld := make(chan struct{}), make(chan struct{})
-	newHasA, releaseNew := make(chan struct{}), make(chan struct{})
-	var onceOld, onceNew sync.Once
-	var mu sync.Mutex
-	oldSawB := false
 	sid := fmt.Sprintf("s%d", round)
 
 	// The old holder: takes the first message, holds A then refuses it (released meanwhile),
 	// refuses everything after.
-	link := &linkEvents{}
-	old := connect(t, replicas[0], sid, "", func(ev session.DriverEvent) error {
-		e, ok := ev.(session.MessageReceived)
-		if !ok {
-			return link.record(ev)
-		}
-		switch e.Message.Text {
-		case "first":
-			got.take("first")
-			return nil
-		case "A":
-			onceOld.Do(func() { close(oldHasA) })
-			<-releaseOld
-		case "B":
-			mu.Lock()
-			oldSawB = true
-			mu.Unlock()
-		}
-		return errRefusedByTest
-	})
-	jid := pairDevice(t, wa, old, link, fmt.Sprintf("55119444400%02d", round))
+	oldHolder := newFirstClient(got)
+	old := connect(t, replicas[0], sid, "", oldHolder.handle)
+	jid := pairDevice(t, wa, old, &oldHolder.link, fmt.Sprintf("55119444400%02d", round))
 	waitReceipt(t, wa, customerWrites(t, wa, jid, "first")) // pkmsg -> msg
 	idA := customerWrites(t, wa, jid, "A")
-	waitClosed(t, oldHasA, "A reaching the old holder's handler")
+	waitClosed(t, oldHolder.hasA, "A reaching the old holder's handler")
 	idB := customerWrites(t, wa, jid, "B")
 	waitDelivered(t, wa, idB, "the old holder")
 	time.Sleep(200 * time.Millisecond) // read off the socket, queued behind A
@@ -119,26 +95,18 @@ func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB,
 	// The handover: the old holder closes and releases the connection, the new holder connects.
 	old.Disconnect()
 	old.Release()
-	next := connect(t, replicas[1], sid, jid.String(), func(ev session.DriverEvent) error {
-		if e, ok := ev.(session.MessageReceived); ok {
-			if e.Message.Text == "A" {
-				onceNew.Do(func() { close(newHasA) })
-				<-releaseNew
-				return errRefusedByTest
-			}
-			got.take(e.Message.Text)
-		}
-		return nil
-	})
-	waitClosed(t, newHasA, "WhatsApp's redelivery of A reaching the new holder's handler")
+	// The new holder: holds A and refuses it, takes B.
+	newHolder := newNextClient(got)
+	next := connect(t, replicas[1], sid, jid.String(), newHolder.handle)
+	waitClosed(t, newHolder.hasA, "WhatsApp's redelivery of A reaching the new holder's handler")
 
 	lock, err := db.SQL.BeginTx(ctx, nil) // BEGIN IMMEDIATE: decryptions wait to begin
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(releaseNew)                  // the new holder refuses A, looks B up, waits for the lock
+	close(newHolder.release)           // the new holder refuses A, looks B up, waits for the lock
 	time.Sleep(500 * time.Millisecond) // its busy handler now retries every 100 ms
-	close(releaseOld)                  // the old loop goes on to B, or ends
+	close(oldHolder.release)           // the old loop goes on to B, or ends
 	time.Sleep(20 * time.Millisecond)
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
@@ -158,7 +126,5 @@ func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB,
 		}
 	}
 	last.Disconnect()
-	mu.Lock()
-	defer mu.Unlock()
-	return oldSawB || logs.has(idB, errDecryptOff.Error())
+	return oldHolder.sawB.Load() || logs.has(idB, errDecryptOff.Error())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +132,67 @@ func pairDevice(t *testing.T, wa *fakewa.Server, c *conn, link *linkEvents, phon
 	}
 	waitUntil(t, "the paired device logged in", func() bool { return link.connections() > 0 && c.LoggedIn() })
 	return jid
+}
+
+// The two clients of the handover tests (a device's messages A and B, A held by the first
+// client's handler while B waits behind it, both delivered again to the next client).
+
+// firstClient is the handler of the client a device is paired on: it takes the message "first",
+// holds A until release is closed and then refuses it (the session replaced its connection
+// meanwhile), refuses everything after and notes whether it saw B. What it was told about its
+// link goes to link.
+type firstClient struct {
+	got           *handoffs
+	link          linkEvents
+	hasA, release chan struct{}
+	once          sync.Once
+	sawB          atomic.Bool
+}
+
+func newFirstClient(got *handoffs) *firstClient {
+	return &firstClient{got: got, hasA: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *firstClient) handle(ev session.DriverEvent) error {
+	e, ok := ev.(session.MessageReceived)
+	if !ok {
+		return f.link.record(ev)
+	}
+	switch e.Message.Text {
+	case "first":
+		f.got.take("first")
+		return nil
+	case "A":
+		f.once.Do(func() { close(f.hasA) })
+		<-f.release
+	case "B":
+		f.sawB.Store(true)
+	}
+	return errRefusedByTest
+}
+
+// nextClient is the handler of the device's next client: it holds A (delivered again) until
+// release is closed and then refuses it, and takes every other message.
+type nextClient struct {
+	got           *handoffs
+	hasA, release chan struct{}
+	once          sync.Once
+}
+
+func newNextClient(got *handoffs) *nextClient {
+	return &nextClient{got: got, hasA: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (n *nextClient) handle(ev session.DriverEvent) error {
+	if e, ok := ev.(session.MessageReceived); ok {
+		if e.Message.Text == "A" {
+			n.once.Do(func() { close(n.hasA) })
+			<-n.release
+			return errRefusedByTest
+		}
+		n.got.take(e.Message.Text)
+	}
+	return nil
 }
 
 // takesEverything is a session's handler that takes every message into got.

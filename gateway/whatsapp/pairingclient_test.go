@@ -4,11 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
-	"wagate/gateway/session"
 	"wagate/simulator/fakewa"
 )
 
@@ -36,62 +34,28 @@ func TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient(t *tes
 		StreamErrorCloseDelay: 20 * time.Second}) // a replaced stream's socket stays open: c1 reads on
 
 	got := &handoffs{taken: map[string]int{}}
-	c1HasA, releaseC1 := make(chan struct{}), make(chan struct{})
-	c2HasA, releaseC2 := make(chan struct{}), make(chan struct{})
-	var once1, once2 sync.Once
-	var mu sync.Mutex
-	c1SawB := false
 
 	// c1, the pairing client: takes the first message, holds A and then refuses it (the session
 	// replaced its connection meanwhile), refuses everything after.
-	link := &linkEvents{}
-	c1 := connect(t, drv, "s1", "", func(ev session.DriverEvent) error {
-		e, ok := ev.(session.MessageReceived)
-		if !ok {
-			return link.record(ev)
-		}
-		switch e.Message.Text {
-		case "first":
-			got.take("first")
-			return nil
-		case "A":
-			once1.Do(func() { close(c1HasA) })
-			<-releaseC1
-		case "B":
-			mu.Lock()
-			c1SawB = true
-			mu.Unlock()
-		}
-		return errRefusedByTest
-	})
-	jid := pairDevice(t, wa, c1, link, "5511933330031")
+	h1 := newFirstClient(got)
+	c1 := connect(t, drv, "s1", "", h1.handle)
+	jid := pairDevice(t, wa, c1, &h1.link, "5511933330031")
 
 	// A first message, taken and acknowledged, moves the customer's Signal session from pkmsg to
 	// msg, as in the schedule ("failed to decrypt normal message").
 	first := customerWrites(t, wa, jid, "first")
 	waitReceipt(t, wa, first)
 	idA := customerWrites(t, wa, jid, "A")
-	waitClosed(t, c1HasA, "A reaching the pairing client's handler")
+	waitClosed(t, h1.hasA, "A reaching the pairing client's handler")
 	idB := customerWrites(t, wa, jid, "B")
 	waitDelivered(t, wa, idB, "the pairing client")
 	time.Sleep(200 * time.Millisecond) // read off the socket, queued behind A
 
 	// c2, the session's next client of the device: holds A (found decrypted in the device's
 	// buffer) and refuses it, takes B.
-	c2 := connect(t, drv, "s1", jid.String(), func(ev session.DriverEvent) error {
-		if e, ok := ev.(session.MessageReceived); ok {
-			switch e.Message.Text {
-			case "A":
-				once2.Do(func() { close(c2HasA) })
-				<-releaseC2
-				return errRefusedByTest
-			default:
-				got.take(e.Message.Text)
-			}
-		}
-		return nil
-	})
-	waitClosed(t, c2HasA, "WhatsApp's redelivery of A reaching the next client's handler")
+	h2 := newNextClient(got)
+	c2 := connect(t, drv, "s1", jid.String(), h2.handle)
+	waitClosed(t, h2.hasA, "WhatsApp's redelivery of A reaching the next client's handler")
 	for _, e := range wa.EventsSince(0) {
 		if e.Kind == fakewa.EventPhoneMessageDelivered && e.MessageID == idB && e.Enc != "msg" {
 			t.Fatalf("B was delivered as %q, want msg (the schedule's shape)", e.Enc)
@@ -103,9 +67,9 @@ func TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(releaseC2)                  // c2 refuses A, looks B up and waits for the lock
+	close(h2.release)                 // c2 refuses A, looks B up and waits for the lock
 	time.Sleep(time.Second)           // c2's busy handler now retries every 100 ms
-	close(releaseC1)                  // c1's loop goes on to B: looks it up, waits too
+	close(h1.release)                 // c1's loop goes on to B: looks it up, waits too
 	time.Sleep(20 * time.Millisecond) // c1's first retries come every few ms
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
@@ -126,7 +90,7 @@ func TestAMessageThePairingClientStillHoldsIsDeliveredOnceByTheNextClient(t *tes
 	}
 	// c1 ends with B too: refused by its handler, or acknowledged as already processed. (Closing
 	// a client while it writes a receipt is a data race inside whatsmeow.)
-	waitUntil(t, "c1 done with B", func() bool { mu.Lock(); defer mu.Unlock(); return c1SawB || receiptFrom(c1Conn) })
+	waitUntil(t, "c1 done with B", func() bool { return h1.sawB.Load() || receiptFrom(c1Conn) })
 
 	// A was refused by both: WhatsApp delivers it to the session's next client.
 	c1.Disconnect()
