@@ -282,6 +282,7 @@ type Cache struct {
 	l1     *otter.Cache[string, *record]
 	sf     singleflight.Group
 	owed   owedWrites
+	payers owedPayers
 
 	l1Hits, l1Misses, l2Hits, l2Misses, l3Hits, l3Misses, l3Errors, l3Shared atomic.Int64
 	negHits, writes, staleWrites, invTx, invRx, l1Flushes                    atomic.Int64
@@ -373,6 +374,7 @@ func (c *Cache) listen(ctx context.Context, ps *redis.PubSub) {
 func (c *Cache) Close() error {
 	c.cancel()
 	<-c.done
+	c.payers.wg.Wait() // owed writes under way end within WriteTimeout
 	c.l1.StopAllGoroutines()
 	return nil
 }

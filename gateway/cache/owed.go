@@ -93,9 +93,10 @@ func (c *Cache) owe(ev event.Event) {
 	}
 }
 
-// withOwed merges the owed events of sid into r (a copy; r itself when none are owed) and writes
-// each to L2 again (write false: Redis is known to be failing); a write that succeeds pays the
-// event off.
+// withOwed merges the owed events of sid into r (a copy; r itself when none are owed) and, when
+// write is true (Redis answered the read), writes them to L2 again in the background (payLater):
+// the read answers from the merged record at once instead of waiting up to WriteTimeout per owed
+// event for a Redis that was just slow enough to refuse them.
 func (c *Cache) withOwed(ctx context.Context, sid string, r *record, write bool) *record {
 	owed := c.owed.of(sid)
 	if len(owed) == 0 {
@@ -104,18 +105,56 @@ func (c *Cache) withOwed(ctx context.Context, sid string, r *record, write bool)
 	for _, w := range owed {
 		r = r.mergeEvent(w.ev, w.at+c.ttlFor(w.ev).Milliseconds(), eventTime(w.ev, w.at))
 		r.owned = true
-		if write {
-			wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
-			err := c.writeL2(wctx, w.ev, w.at)
+	}
+	if write {
+		c.payLater(ctx, sid, owed)
+	}
+	return r
+}
+
+// maxPayers bounds the sessions whose owed events are being written again at once.
+const maxPayers = 8
+
+// owedPayers tracks the background writes of owed events: one at a time per session, at most
+// maxPayers at once; a read that finds either bound reached leaves the payment to a later read.
+type owedPayers struct {
+	mu     sync.Mutex
+	paying map[string]bool
+	wg     sync.WaitGroup
+}
+
+// payLater writes sid's owed events to L2 again in a goroutine of its own (each bounded by
+// WriteTimeout, detached from the read's cancellation); a write that succeeds pays its event off.
+func (c *Cache) payLater(ctx context.Context, sid string, owed []owedWrite) {
+	p := &c.payers
+	p.mu.Lock()
+	if p.paying[sid] || len(p.paying) >= maxPayers {
+		p.mu.Unlock()
+		return
+	}
+	if p.paying == nil {
+		p.paying = map[string]bool{}
+	}
+	p.paying[sid] = true
+	p.wg.Add(1)
+	p.mu.Unlock()
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		defer p.wg.Done()
+		defer func() {
+			p.mu.Lock()
+			delete(p.paying, sid)
+			p.mu.Unlock()
+		}()
+		for _, w := range owed {
+			wctx, cancel := context.WithTimeout(bg, c.cfg.WriteTimeout)
+			err := c.writeL2(wctx, w.ev, w.at) // pays w off when it succeeds
 			cancel()
 			if err != nil {
 				c.log.Warn("cache: writing an owed event again failed", "session_id", sid, "event_id", w.ev.ID, "err", err)
-				continue
 			}
-			c.owed.paid(w.ev)
 		}
-	}
-	return r
+	}()
 }
 
 // eventTime is the event's own time (unix ms), or at when it has none.

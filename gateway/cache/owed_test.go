@@ -2,7 +2,11 @@ package cache
 
 import (
 	"context"
+	"log/slog"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
@@ -112,12 +116,77 @@ func TestEventsRedisDidNotTakeAreServedAndWrittenAgainWithoutAskingLaravel(t *te
 	if n := lv.calls.Load(); n != 0 {
 		t.Fatalf("Laravel asked %d times; want none: the gateway's own events answer", n)
 	}
-	// Written again: another replica (a fresh cache) reads it from L2 as well.
+	// Written again, in the background: another replica (a fresh cache) reads it from L2 as well.
+	waitPaid(t, c)
 	other := newCache(t, b, lv, newClock(), "gw-b")
 	if s := mustState(t, other, "s1"); s.Level != "l2" || s.StatusVersion != 2 || s.QRVersion != 0 {
 		t.Fatalf("another replica reads %+v; want pending v2 from L2 (the older code is not current)", s)
 	}
-	if n := c.owed.len(); n != 0 {
-		t.Fatalf("%d sessions still owed after the write", n)
+}
+
+// waitPaid waits until c owes Redis nothing (its background writes of owed events went through).
+func waitPaid(t *testing.T, c *Cache) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); c.owed.len() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions still owed 5 s after the read that writes them again", c.owed.len())
+		}
+	}
+}
+
+// scriptGate holds every script call (the cache's writes are Lua scripts) until it is opened,
+// while reads go through: Redis answering reads and too slow for writes.
+type scriptGate struct{ open chan struct{} }
+
+func (scriptGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (scriptGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (g scriptGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			select {
+			case <-g.open:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A status read that finds events this gateway still owes Redis answers from them at once and
+// writes them again in the background: it does not wait for the writes (each up to WriteTimeout)
+// that a slow Redis makes late, so the API's status reads keep their latency.
+func TestAReadDoesNotWaitForTheOwedWritesItStarts(t *testing.T) {
+	b := redistest.Mini(t)
+	rdb := b.Client(t)
+	gate := scriptGate{open: make(chan struct{})}
+	rdb.AddHook(gate)
+	c, err := New(context.Background(), rdb, &fakeLaravel{}, Config{GatewayID: "gw-a", WriteTimeout: 10 * time.Second,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	c.owe(statusEvent("s1", 3, laravel.StatusConnected)) // its write-through failed
+
+	start := time.Now()
+	s, err := c.State(context.Background(), "s1")
+	took := time.Since(start)
+	if err != nil || s.Status != laravel.StatusConnected || s.StatusVersion != 3 {
+		t.Fatalf("read: %+v, %v; want connected v3 from the owed event", s, err)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("the read took %v: it waited for the owed write", took)
+	}
+	if n := c.owed.len(); n != 1 {
+		t.Fatalf("%d sessions owed while the write is held; want 1", n)
+	}
+	close(gate.open)
+	waitPaid(t, c)
+	other := newCache(t, b, &fakeLaravel{}, newClock(), "gw-b")
+	if s := mustState(t, other, "s1"); s.Level != "l2" || s.StatusVersion != 3 {
+		t.Fatalf("another replica reads %+v; want connected v3 from L2", s)
 	}
 }
