@@ -175,17 +175,18 @@ func (s *Server) Pair(ctx context.Context, qr, phone string) (types.JID, error) 
 		c.forget(id)
 		return fail(fmt.Errorf("fakewa: send pair-success: %w", err))
 	}
-	timer := time.NewTimer(s.cfg.PairTimeout)
-	defer timer.Stop()
+	// The client has the new device's identity from here on: once it has signed, it stores the
+	// device and logs in as it. So the phone waits for the sign as long as the connection lives
+	// (the client answers a sign or a pair error; a client that stops showing codes closes the
+	// connection) or its caller waits, never on a clock of its own: a loaded machine's sign can
+	// take longer than any fixed wait, and a sign read after the phone gave up would leave a
+	// device the client uses and WhatsApp does not know (its login refused with 401).
 	var n *waBinary.Node
 	select {
 	case n = <-resp:
 	case <-ctx.Done():
 		c.forget(id)
 		return fail(ctx.Err())
-	case <-timer.C:
-		c.forget(id)
-		return fail(fmt.Errorf("%w: no pair-device-sign within %s", ErrPairRejected, s.cfg.PairTimeout))
 	}
 	if n == nil {
 		return fail(fmt.Errorf("%w: connection closed", ErrPairRejected))

@@ -54,8 +54,6 @@ type Config struct {
 	PairRestartCloseTimeout time.Duration
 	// HandshakeTimeout bounds the Noise handshake; default 20 s.
 	HandshakeTimeout time.Duration
-	// PairTimeout bounds the wait for the client's pair-device-sign in Pair; default 20 s.
-	PairTimeout time.Duration
 	// WriteTimeout bounds one frame write; default 10 s.
 	WriteTimeout time.Duration
 	// MaxFrameSize bounds a client frame and a decompressed node; default 1 MiB.
@@ -94,9 +92,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 20 * time.Second
-	}
-	if c.PairTimeout <= 0 {
-		c.PairTimeout = 20 * time.Second
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
