@@ -28,6 +28,14 @@ type journalKeeper struct {
 
 	replayMu sync.Mutex // one replay at a time
 
+	// settledDuring holds the items (storage.JournalKey) the delivery settled while a replay runs
+	// (nil when none runs): the replay reads its rows first and appends them one by one, and an
+	// item settled meanwhile was delivered and its entry acknowledged away, so appending it then
+	// would send it again (the outbox's once-only key does not stop it when a loss came between:
+	// see outbox's appendOnceScript).
+	settledMu     sync.Mutex
+	settledDuring map[string]bool
+
 	// For the metrics (snapshot): the last count's rows and oldest recording time (Unix ms, 0:
 	// none), rows replayed, replays that went through and replay attempts that failed.
 	rows, oldestMs                    atomic.Int64
@@ -64,6 +72,15 @@ func newJournalKeeper(db *storage.DB, retention time.Duration, log *slog.Logger)
 // the rows (a replay would append those items again, Laravel's upsert by message id takes them
 // once; the retention removes them).
 func (k *journalKeeper) settle(ctx context.Context, evs []event.Event) {
+	k.settledMu.Lock()
+	if k.settledDuring != nil {
+		for _, ev := range evs {
+			if key := storage.JournalKey(ev); key != "" {
+				k.settledDuring[key] = true
+			}
+		}
+	}
+	k.settledMu.Unlock()
 	if _, err := k.journal.Settle(ctx, evs); err != nil {
 		k.log.Warn("message journal: deleting the rows of settled items failed; they stay until the retention ends", "items", len(evs), "err", err)
 	}
@@ -235,6 +252,14 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, bef
 func (k *journalKeeper) replay(ctx context.Context, before time.Time, keep func(sessionID string) bool) (int, []event.Event, error) {
 	k.replayMu.Lock()
 	defer k.replayMu.Unlock()
+	k.settledMu.Lock()
+	k.settledDuring = make(map[string]bool)
+	k.settledMu.Unlock()
+	defer func() {
+		k.settledMu.Lock()
+		k.settledDuring = nil
+		k.settledMu.Unlock()
+	}()
 	held := make(map[string]bool)
 	for _, ev := range k.held() {
 		if key := storage.JournalKey(ev); key != "" {
@@ -244,8 +269,15 @@ func (k *journalKeeper) replay(ctx context.Context, before time.Time, keep func(
 	n := 0
 	var left []event.Event
 	err := k.journal.ReplayRecordedBefore(ctx, before, keep, func(ctx context.Context, ev event.Event) error {
-		if held[storage.JournalKey(ev)] {
+		key := storage.JournalKey(ev)
+		if held[key] {
 			left = append(left, ev)
+			return nil
+		}
+		k.settledMu.Lock()
+		settled := k.settledDuring[key]
+		k.settledMu.Unlock()
+		if settled {
 			return nil
 		}
 		if err := k.deliver(ctx, ev); err != nil {

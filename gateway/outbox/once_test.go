@@ -94,3 +94,68 @@ func TestAnAppendWhoseAnswerWasLostIsFoundByTheRedelivery(t *testing.T) {
 		}
 	})
 }
+
+// A once-only key says the outbox took an item; it does not say the entry is still there. A Redis
+// evicting keys at runtime (allkeys-lru set while the gateway runs) can take the stream and leave
+// the once keys: the loss is noticed (a new generation) and the journal appended again, and an
+// append that trusted the surviving once key answered the vanished entry's id, so the item was
+// never sent (chaos seed 2 schedule 10: a customer's message lost). An item appended again after
+// a loss is a new entry unless its entry survived the loss; within one generation the once key
+// alone decides (a redelivery after the entry was delivered and acknowledged stays out).
+func TestAnItemWhoseEntryALossTookIsAppendedAgainDespiteItsOnceKey(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		acked     bool // the first entry delivered and acknowledged before the loss (if any)
+		loss      bool // a new generation between the two appends
+		dropped   bool // the loss took the stream (the once key survived)
+		wantN     int64
+		wantFresh bool // the second append made a new entry
+	}{
+		{"same generation, entry pending", false, false, false, 1, false},
+		{"same generation, entry acknowledged", true, false, false, 0, false},
+		{"a loss that kept the stream", false, true, false, 1, false},
+		{"a loss that took the stream but not the once key", false, true, true, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+				ctx := context.Background()
+				o := newOutbox(t, b, Config{})
+				msg := customerMessage("s1", "WAID7", 1)
+				id1, err := o.Append(ctx, msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.acked {
+					if _, err := o.ReadNew(ctx, 10); err != nil {
+						t.Fatal(err)
+					}
+					if err := o.Ack(ctx, id1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rdb := b.Client(t)
+				if tc.dropped {
+					if err := rdb.Del(ctx, o.cfg.Stream).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tc.loss {
+					o.groupVanished(ctx, time.Now())
+					if lost, err := o.CheckGeneration(ctx); err != nil || !lost {
+						t.Fatalf("CheckGeneration = %v, %v; want the loss noticed", lost, err)
+					}
+				}
+				id2, err := o.Append(ctx, customerMessage("s1", "WAID7", 1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st, _ := o.Stats(ctx); st.Length != tc.wantN {
+					t.Errorf("the outbox holds %d entries, want %d", st.Length, tc.wantN)
+				}
+				if fresh := id2 != id1; fresh != tc.wantFresh {
+					t.Errorf("ids %s then %s: a new entry = %v, want %v", id1, id2, fresh, tc.wantFresh)
+				}
+			})
+		})
+	}
+}
