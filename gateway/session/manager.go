@@ -129,6 +129,9 @@ type session struct {
 	qrTimer   *time.Timer
 	qrGen     uint64
 	pairTimer *time.Timer
+	// dropBackoff is how long the next reconnect waits after a connection that dropped before it
+	// logged in (reconnect.go, nextReconnectBackoff); 0 once a connection logs in.
+	dropBackoff time.Duration
 	// pairing is the gen of the connection whose pairing the session accepted (PairRequested)
 	// and whose outcome has not arrived yet; 0 for none (pairing.go).
 	pairing uint64
@@ -287,6 +290,12 @@ func (m *Manager) start(ctx context.Context, s *session, allowPairing bool) (Inf
 		}
 	}
 	info := m.info(s)
+	if err == nil && !dropped && !pairing && !conn.LoggedIn() {
+		// A connect of a paired device that neither logs in nor reports Disconnected (whatsmeow
+		// sets its disconnect handler only after its last handshake message: a socket closed in
+		// that instant reports nothing) is torn down and retried (watchLogin).
+		m.watchLogin(s, gen)
+	}
 	s.mu.Unlock()
 	if err != nil || dropped {
 		conn.Disconnect()
@@ -607,6 +616,7 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		m.stopQR(s)
 		m.setStatus(s, laravel.StatusConnected)
 		m.stopLoginWatch(s)
+		s.dropBackoff = 0
 	case Disconnected:
 		if s.deviceID == "" {
 			// An unpaired socket closed: its QR codes are dead and nothing reconnects it.
@@ -615,6 +625,7 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 			m.setStatus(s, laravel.StatusExpired)
 			return
 		}
+		delay := m.dropDelay(s)
 		m.setStatus(s, laravel.StatusDisconnected)
 		// whatsmeow does not reconnect by itself (its reconnect ran a second handler loop on
 		// the client's one queue while the old one still delivered: a session's messages were
@@ -622,7 +633,7 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		// message still in the old one's handler is refused and WhatsApp delivers it again, in
 		// order. In cluster mode start checks in Redis that the shard is still ours first.
 		m.dropConnLocked(s)
-		m.reconnectLater(s, 0)
+		m.reconnectLater(s, delay)
 	case LoggedOut:
 		m.log.Info("session logged out by WhatsApp", "session_id", s.id, "reason", e.Reason)
 		m.stopQR(s)

@@ -57,8 +57,8 @@ func (m *Manager) onQRTimeout(s *session, qrGen uint64) {
 	m.showNextQR(s)
 }
 
-// watchLogin reconnects a freshly paired device that has not logged in after PairLoginTimeout.
-// Callers hold s.mu.
+// watchLogin reconnects a paired device whose connection (freshly paired, or any connect of a
+// paired device: start) has not logged in after PairLoginTimeout. Callers hold s.mu.
 func (m *Manager) watchLogin(s *session, gen uint64) {
 	m.stopLoginWatch(s)
 	s.pairTimer = time.AfterFunc(m.cfg.PairLoginTimeout, func() {
@@ -69,6 +69,9 @@ func (m *Manager) watchLogin(s *session, gen uint64) {
 			s.pairTimer = nil
 			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "after", m.cfg.PairLoginTimeout)
 			old = m.detachConn(s)
+			if s.status == laravel.StatusConnected {
+				m.setStatus(s, laravel.StatusDisconnected) // restored as connected, never logged in
+			}
 		}
 		s.mu.Unlock()
 		if old != nil {

@@ -2,8 +2,10 @@ package session
 
 import (
 	"errors"
+
 	"math/rand/v2"
 	"time"
+	"wagate/gateway/laravel"
 )
 
 // Reconnects of paired sessions (whatsmeow does not reconnect by itself). When WhatsApp drops
@@ -28,21 +30,68 @@ func (m *Manager) reconnectLater(s *session, delay time.Duration) {
 		}
 		defer m.releaseConnect()
 		s.mu.Lock()
-		idle := s.gen == gen && s.conn == nil && !s.starting && s.deviceID != "" && s.parked == "" && !s.dropped
+		why := reconnectNotNeeded(s, gen)
 		s.mu.Unlock()
-		if !idle || m.closed.Load() {
+		if m.closed.Load() {
+			return
+		}
+		if why != "" {
+			// Never a silent stop: the chain ends only because something else now answers for
+			// the session, and says what.
+			m.log.Info("reconnect not needed", "session_id", s.id, "why", why)
 			return
 		}
 		_, err := m.start(m.ctx, s, false)
 		if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotOwner) {
 			return
 		}
-		next := min(max(2*delay, time.Second), maxRedeliveryBackoff)
+		next := nextReconnectBackoff(delay)
 		m.log.Warn("reconnecting a session failed; trying again", "session_id", s.id, "in", next, "err", err)
 		s.mu.Lock()
 		m.reconnectLater(s, next)
 		s.mu.Unlock()
 	})
+}
+
+// reconnectNotNeeded says why a reconnect scheduled at generation gen is not needed any more, ""
+// when it still is. Callers hold s.mu.
+func reconnectNotNeeded(s *session, gen uint64) string {
+	switch {
+	case s.dropped:
+		return "another replica holds the session"
+	case s.deviceID == "":
+		return "the session is not paired"
+	case s.parked != "":
+		return "the session is parked: " + s.parked
+	case s.starting:
+		return "a connect is under way"
+	case s.conn != nil:
+		return "the session has a connection"
+	case s.gen != gen:
+		// A start or stop since: a start that failed was retried by its caller, a stop is the
+		// user's. With no connection and none under way, a start reconnects nothing more.
+		return "the session was started or stopped since"
+	}
+	return ""
+}
+
+// nextReconnectBackoff is the backoff after one of b failed: 1 s, then doubling up to
+// maxRedeliveryBackoff.
+func nextReconnectBackoff(b time.Duration) time.Duration {
+	return min(max(2*b, time.Second), maxRedeliveryBackoff)
+}
+
+// dropDelay is the backoff of the reconnect after s's connection dropped: none after a connection
+// that had logged in (a drop of a working connection), else the next step of s.dropBackoff, so a
+// connection that WhatsApp cuts before every login (an outage covering the device) is retried
+// 1 s, 2 s, 4 s... apart instead of many times a second. Callers hold s.mu.
+func (m *Manager) dropDelay(s *session) time.Duration {
+	if s.status == laravel.StatusConnected && s.dropBackoff == 0 {
+		return 0
+	}
+	s.dropBackoff = nextReconnectBackoff(s.dropBackoff)
+	m.log.Warn("connection dropped before it logged in; reconnecting later", "session_id", s.id, "in", s.dropBackoff)
+	return s.dropBackoff
 }
 
 // retryReconnect schedules reconnectLater for a restored session whose reconnect failed

@@ -27,6 +27,13 @@ type Driver struct {
 	// ConnectGate, when set, makes every Connect wait for a receive from it (or its ctx) before
 	// it connects: a connect still in flight (a slow handshake).
 	ConnectGate chan struct{}
+	// LoginUnanswered, when set, makes a paired Connect succeed and then report nothing: no
+	// Connected, no Disconnected (whatsmeow's handshake race: a socket closed right after the
+	// client's last handshake message).
+	LoginUnanswered atomic.Bool
+	// CutBeforeLogin, when set, makes a paired Connect succeed and its connection drop before it
+	// logs in (an outage covering the device: WhatsApp cuts its logins unanswered).
+	CutBeforeLogin atomic.Bool
 
 	mu      sync.Mutex
 	devices map[string]bool
@@ -136,10 +143,14 @@ func (c *Conn) Connect(ctx context.Context) error {
 	c.connected = true
 	paired := c.deviceID != ""
 	c.mu.Unlock()
-	if paired {
+	switch {
+	case paired && c.d.LoginUnanswered.Load():
+	case paired && c.d.CutBeforeLogin.Load():
+		go c.handle(session.Disconnected{})
+	case paired:
 		c.loggedIn.Store(true)
 		go c.handle(session.Connected{})
-	} else {
+	default:
 		codes := c.d.codes()
 		go c.handle(session.QRCodes{Codes: codes})
 	}
