@@ -390,6 +390,8 @@ func (m *Manager) Logout(ctx context.Context, id string) (Info, error) {
 		conn.Release()
 	}
 	if deviceID != "" && !unlinked {
+		// The phone still lists the device until it unlinks it (WhatsApp was not reached).
+		m.log.Info("logged out without reaching WhatsApp; the device is forgotten here only", "session_id", id)
 		if err := m.driver.Forget(ctx, deviceID); err != nil {
 			m.log.Warn("deleting the device data failed", "session_id", id, "err", err)
 		}
