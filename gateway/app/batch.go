@@ -73,7 +73,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	if err != nil {
 		return parts, fmt.Errorf("app: batch delivery: %w", err)
 	}
-	journal.deliver, journal.held = bd.Deliver, bd.HeldEvents
+	journal.deliver, journal.held, journal.inOutbox = bd.Deliver, bd.HeldEvents, ob.MessagingEvents
 	if err := m.RegisterBatch(bd); err != nil {
 		return parts, fmt.Errorf("app: batch metrics: %w", err)
 	}

@@ -25,6 +25,9 @@ type journalKeeper struct {
 	// whatever Redis lost).
 	deliver func(ctx context.Context, ev event.Event) error
 	held    func() []event.Event
+	// inOutbox, when set, is the customers' messages and receipts the outbox's stream holds
+	// (outbox.MessagingEvents): a replay leaves their items out, the stream delivers them.
+	inOutbox func(ctx context.Context) ([]event.Event, error)
 
 	replayMu sync.Mutex // one replay at a time
 
@@ -266,6 +269,20 @@ func (k *journalKeeper) replay(ctx context.Context, before time.Time, keep func(
 			held[key] = true
 		}
 	}
+	// Items whose entries survived the loss (the marker evicted, the stream kept) are in the
+	// outbox already: their once-only keys may be gone, so appending them would add a second entry.
+	queued := make(map[string]bool)
+	if k.inOutbox != nil {
+		evs, err := k.inOutbox(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, ev := range evs {
+			if key := storage.JournalKey(ev); key != "" {
+				queued[key] = true
+			}
+		}
+	}
 	n := 0
 	var left []event.Event
 	err := k.journal.ReplayRecordedBefore(ctx, before, keep, func(ctx context.Context, ev event.Event) error {
@@ -277,7 +294,7 @@ func (k *journalKeeper) replay(ctx context.Context, before time.Time, keep func(
 		k.settledMu.Lock()
 		settled := k.settledDuring[key]
 		k.settledMu.Unlock()
-		if settled {
+		if settled || queued[key] {
 			return nil
 		}
 		if err := k.deliver(ctx, ev); err != nil {

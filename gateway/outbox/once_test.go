@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -158,4 +159,40 @@ func TestAnItemWhoseEntryALossTookIsAppendedAgainDespiteItsOnceKey(t *testing.T)
 			})
 		})
 	}
+}
+
+// The journal's replay leaves out what the stream still holds; MessagingEvents is what it holds
+// of customers' messages and receipts: not state changes, not acknowledged entries.
+func TestMessagingEventsAreTheCustomersItemsStillInTheStream(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		o := newOutbox(t, b, Config{})
+		delivered, waiting := customerMessage("s1", "WAID1", 1), customerMessage("s1", "WAID2", 2)
+		receipt := receiptOf("s2", "OUT1", laravel.ReceiptRead, 1)
+		var ids []string
+		for _, ev := range []event.Event{delivered, testEvent("s1", 3, event.KindStatus, "connected"), waiting, receipt} {
+			id, err := o.Append(ctx, ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if _, err := o.ReadNew(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Ack(ctx, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.MessagingEvents(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotIDs []string
+		for _, ev := range got {
+			gotIDs = append(gotIDs, ev.ID)
+		}
+		if want := []string{waiting.ID, receipt.ID}; !slices.Equal(gotIDs, want) {
+			t.Errorf("MessagingEvents = %v, want %v", gotIDs, want)
+		}
+	})
 }
