@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,7 +187,7 @@ func errorCodesInCode(t *testing.T) []string {
 	for _, f := range parseDir(t, ".") {
 		for _, decl := range f.Decls {
 			fn, ok := decl.(*ast.FuncDecl)
-			if !ok || fn.Body == nil || fn.Name.Name == "writeError" { // writeError passes its callers' codes on
+			if !ok || fn.Body == nil || fn.Name.Name == "writeError" || fn.Name.Name == "WriteError" { // both pass their callers' codes on
 				continue
 			}
 			assigned := stringAssignments(fn.Body)
@@ -222,7 +223,71 @@ func errorCodesInCode(t *testing.T) []string {
 			})
 		}
 	}
+	// The extra Routes the gateway's wiring mounts answer their errors with api.WriteError, whose
+	// code must be a string literal; an error body written by hand there (a "code" key) would
+	// escape this list, so it fails the test.
+	for _, f := range parseDir(t, filepath.Join("..", "app")) {
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "WriteError" && identName(sel.X) == "api" && len(n.Args) == 4 {
+					if s, ok := stringLit(n.Args[2]); ok {
+						set[s] = true
+					} else {
+						t.Errorf("gateway/app: an api.WriteError code that is not a string literal")
+					}
+				}
+			case *ast.BasicLit:
+				if s, ok := stringLit(n); ok && s == "code" {
+					t.Errorf("gateway/app writes an error body's \"code\" itself: answer errors with api.WriteError so the code is checked against openapi.yaml")
+				}
+			}
+			return true
+		})
+	}
 	return slices.Sorted(maps.Keys(set))
+}
+
+// The docs name error codes with their status ("409 `not_in_cluster_mode`"): each must be a code
+// of the spec's ErrorCode enum, with the status its description gives it, so a renamed or removed
+// code cannot live on in the prose.
+func TestTheDocsNameOnlyTheSpecsErrorCodesWithTheirStatus(t *testing.T) {
+	spec := readSpec(t, "openapi.yaml")
+	status := map[string]string{} // code -> status, from the description's "- `code` (NNN):" lines
+	for _, m := range regexp.MustCompile("(?m)^- `([a-z0-9_]+)` \\(([0-9]{3})\\)").FindAllStringSubmatch(spec.Components.Schemas.ErrorCode.Description, -1) {
+		status[m[1]] = m[2]
+	}
+	for _, c := range spec.Components.Schemas.ErrorCode.Enum {
+		if status[c] == "" {
+			t.Errorf("ErrorCode's description gives %s no status", c)
+		}
+	}
+	docs, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, filepath.Join("..", "..", "README.md"))
+	named := regexp.MustCompile("\\b([45][0-9]{2}) `([a-z][a-z0-9_]*)`")
+	seen := 0
+	for _, p := range docs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range named.FindAllStringSubmatch(string(data), -1) {
+			seen++
+			want, ok := status[m[2]]
+			switch {
+			case !ok:
+				t.Errorf("%s names %s %s, which is no code of openapi.yaml's ErrorCode", p, m[1], m[2])
+			case want != m[1]:
+				t.Errorf("%s names %s %s; openapi.yaml answers %s with %s", p, m[1], m[2], m[2], want)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no \"NNN `code`\" in the docs: the pattern no longer matches how they name error codes")
+	}
 }
 
 // stringAssignments maps each variable of body to the string literals assigned to it.

@@ -127,23 +127,16 @@ func (n *clusterNode) drainOnce(ctx context.Context) (drainResult, error) {
 func drainRoute(node *clusterNode) api.Route {
 	return api.Route{Pattern: "POST /cluster/drain", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if node == nil {
-			writeDrainError(w, http.StatusConflict, "not_in_cluster_mode",
+			api.WriteError(w, http.StatusConflict, "not_in_cluster_mode",
 				"this gateway does not run in cluster mode (WAGATE_CLUSTER): there is no other replica to hand its sessions to; stop it with SIGTERM")
 			return
 		}
 		res, err := node.drain(r.Context())
 		if err != nil {
-			writeDrainError(w, http.StatusServiceUnavailable, "drain_failed", err.Error()+"; ask again to retry")
+			api.WriteError(w, http.StatusServiceUnavailable, "drain_failed", err.Error()+"; ask again to retry")
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(res)
 	})}
-}
-
-// writeDrainError answers the API's error body ({"error": {"code", "message"}}).
-func writeDrainError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]map[string]string{"error": {"code": code, "message": msg}})
 }
