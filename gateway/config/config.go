@@ -100,8 +100,8 @@ type Config struct {
 	QRFirst time.Duration
 	QRNext  time.Duration
 	QRCodes int
-	// PairLoginTimeout is how long a freshly paired device may take to log in before the gateway
-	// reconnects it.
+	// PairLoginTimeout is how long a connection of a paired device (freshly paired, or any
+	// reconnect) may take to log in before the gateway closes it and connects again.
 	PairLoginTimeout time.Duration
 	// RestoreConcurrency bounds paired sessions connecting at once (restore and reconnects).
 	RestoreConcurrency int
@@ -270,7 +270,7 @@ func settings() []setting {
 		{flag: "qr-first-timeout", usage: "how long the first QR code of a pairing is shown", value: func(c *Config) any { return &c.QRFirst }, positive: true, fills: []string{"session.QRFirst"}},
 		{flag: "qr-timeout", usage: "how long each following QR code is shown", value: func(c *Config) any { return &c.QRNext }, positive: true, fills: []string{"session.QRNext"}},
 		{flag: "qr-codes", usage: "QR codes shown per pairing before the session is expired", value: func(c *Config) any { return &c.QRCodes }, positive: true, fills: []string{"session.QRCodes"}},
-		{flag: "pair-login-timeout", usage: "reconnect a freshly paired device that has not logged in after this long", value: func(c *Config) any { return &c.PairLoginTimeout }, positive: true, fills: []string{"session.PairLoginTimeout"}},
+		{flag: "pair-login-timeout", usage: "reconnect a paired device whose connection has not logged in after this long", value: func(c *Config) any { return &c.PairLoginTimeout }, positive: true, fills: []string{"session.PairLoginTimeout"}},
 		{flag: "restore-concurrency", usage: "paired sessions connecting at once: restored after a start, or reconnecting after their connections dropped", value: func(c *Config) any { return &c.RestoreConcurrency }, positive: true, fills: []string{"session.RestoreConcurrency"}},
 		{flag: "batch-size", usage: "batch mode: most items per batch", value: func(c *Config) any { return &c.Batch.Size }, positive: true, fills: []string{"batch.BatchSize"}},
 		{flag: "batch-interval", usage: "batch mode: longest wait of a normal event", value: func(c *Config) any { return &c.Batch.Interval }, positive: true, fills: []string{"batch.BatchInterval"}},

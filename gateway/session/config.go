@@ -22,6 +22,8 @@ type Config struct {
 	// PairLoginTimeout is how long a freshly paired device may take to log in before the manager
 	// reconnects it itself: whatsmeow reconnects on the server's 515 only if it processes that
 	// stream error before the server closes the socket, which a loaded host can miss (default 20 s).
+	// It bounds every connect of a paired device the same way (start: a connect that neither logs
+	// in nor reports Disconnected, whatsmeow's handshake race).
 	PairLoginTimeout time.Duration
 	// MaxQueuedEvents bounds one session's undelivered events; beyond it the oldest QR code is
 	// dropped (status changes never are) (default 64).
