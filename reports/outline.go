@@ -373,6 +373,7 @@ func configText(c Configuration) string {
 		add(&gw, k, ok && k != GatewayModeKey, v)
 	}
 	add(&gw, "redis", g.Redis != "", g.Redis)
+	gw = append(gw, g.GoRuntime...)
 	for _, k := range slices.Sorted(maps.Keys(f.Capacity)) {
 		add(&fl, k, true, f.Capacity[k])
 	}

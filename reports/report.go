@@ -108,6 +108,9 @@ type GatewayConfig struct {
 	Set []string `json:"set,omitempty"`
 	// Redis is what the configuration asked for: "embedded", "server" or an address.
 	Redis string `json:"redis,omitempty"`
+	// GoRuntime is the Go runtime environment the scenario gave the gateway processes
+	// ("GOGC=50", "GOMEMLIMIT=3GiB"); empty: Go's defaults.
+	GoRuntime []string `json:"go_runtime,omitempty"`
 }
 
 // GatewayModeKey is the gateway's configuration key of its delivery mode.

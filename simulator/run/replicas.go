@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"wagate/gateway/config"
 	"wagate/simulator/scenario"
 )
 
@@ -121,7 +120,7 @@ func (w *world) startCluster(ctx context.Context, hc *http.Client, f *scenario.F
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("replica %s's configuration: %w", rp.id, err)
 		}
-		if rp.child, err = startChild(rp.id, bin, []string{"-config", file}, replicaEnviron(cfg), filepath.Join(logDir, rp.id+".log")); err != nil {
+		if rp.child, err = startChild(rp.id, bin, []string{"-config", file}, gatewayProcessEnv(f.Gateway, cfg), filepath.Join(logDir, rp.id+".log")); err != nil {
 			return err
 		}
 		cw.replicas = append(cw.replicas, rp)
@@ -145,10 +144,6 @@ func (w *world) startCluster(ctx context.Context, hc *http.Client, f *scenario.F
 	w.log.Info("gateway replicas ready", "replicas", len(cw.replicas), "front", w.gatewayURL, "mode", f.Gateway.Mode, "redis", w.redisVersion)
 	return nil
 }
-
-// replicaEnviron is a replica's environment: the gateway's (what the run gives it and the
-// secrets).
-func replicaEnviron(c config.Config) []string { return gatewayEnviron(c) }
 
 // stop ends the front, the replicas (SIGTERM together, so that none waits for the others'
 // shards), then PostgreSQL. Safe to call more than once.

@@ -68,7 +68,7 @@ func buildReport(in runFacts) *reports.Report {
 			ExecutionSegment: in.ExecutionSegment,
 		},
 		Configuration: reports.Configuration{
-			Gateway:     reports.GatewayConfig{Settings: in.GatewaySettings, Set: f.Gateway.Set, Redis: f.Gateway.Redis},
+			Gateway:     reports.GatewayConfig{Settings: in.GatewaySettings, Set: f.Gateway.Set, Redis: f.Gateway.Redis, GoRuntime: f.Gateway.GoRuntime.Env()},
 			FakeLaravel: reports.FakeLaravelConfig{Capacity: f.Laravel.Capacity.Settings()},
 			Overrides:   f.Overrides,
 		},

@@ -71,6 +71,12 @@ func gatewayEnviron(c config.Config) []string {
 	return c.Environ(append(scenario.PerRun(&c), c.Secrets()...)...)
 }
 
+// gatewayProcessEnv is a gateway process's environment: gatewayEnviron and the Go runtime
+// settings the scenario gives (gateway.gogc, gateway.gomemlimit).
+func gatewayProcessEnv(g scenario.Gateway, c config.Config) []string {
+	return append(gatewayEnviron(c), g.GoRuntime.Env()...)
+}
+
 // laravelArgs maps the scenario's fakelaravel configuration to bin/fakelaravel flags: the
 // capacity parameters the scenario gives (fakelaravel.Capacity.Args), then faultArgs.
 func laravelArgs(l scenario.Laravel, seed uint64) []string {
@@ -309,7 +315,7 @@ func (w *world) start(ctx context.Context, f *scenario.File, binDir, runDir stri
 	if f.Gateway.Cluster() {
 		return w.startCluster(ctx, hc, f, bin, file, run, logDir)
 	}
-	w.gateway, err = startChild("gateway", bin, []string{"-config", file}, gatewayEnviron(cfg), filepath.Join(logDir, "gateway.log"))
+	w.gateway, err = startChild("gateway", bin, []string{"-config", file}, gatewayProcessEnv(f.Gateway, cfg), filepath.Join(logDir, "gateway.log"))
 	if err != nil {
 		return err
 	}

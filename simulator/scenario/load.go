@@ -616,6 +616,17 @@ func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 			bad.add(file, lineOf(root, "gateway", key), "gateway."+key, "%s", problem)
 		}
 	}
+	for _, v := range []struct {
+		key, value string
+		err        error
+	}{{"gogc", g.GOGC, validGOGC(g.GOGC)}, {"gomemlimit", g.GOMEMLIMIT, validGOMEMLIMIT(g.GOMEMLIMIT)}} {
+		switch {
+		case v.err != nil:
+			bad.add(file, lineOf(root, "gateway", v.key), "gateway."+v.key, "%v", v.err)
+		case g.URL != "" && v.value != "":
+			bad.add(file, lineOf(root, "gateway", v.key), "gateway."+v.key, "an external gateway (gateway.url) runs with its own environment; the simulator sets it only on the gateways it starts")
+		}
+	}
 	if g.URL != "" && g.Token == "" {
 		bad.add(file, lineOf(root, "gateway", "url"), "gateway.token", "an external gateway (gateway.url) needs its API token")
 	}

@@ -290,6 +290,9 @@ type Gateway struct {
 	// advertise URL and data folder, and puts a round-robin front before them that the users and
 	// the ground truth call (any replica takes any request).
 	Replicas int `yaml:"replicas"`
+	// GoRuntime is the Go runtime environment of every gateway process the run starts
+	// (gateway.gogc, gateway.gomemlimit); unset: Go's defaults.
+	GoRuntime `yaml:",inline"`
 }
 
 // MaxReplicas bounds gateway.replicas: every replica is a real process on the gateway's CPU set.
@@ -299,7 +302,7 @@ const MaxReplicas = 8
 func (g Gateway) Cluster() bool { return g.Replicas > 1 }
 
 // simulatorKeys are the gateway block's keys that are the simulator's, not the gateway's.
-var simulatorKeys = []string{"redis", "url", "token", "replicas"}
+var simulatorKeys = []string{"redis", "url", "token", "replicas", "gogc", "gomemlimit"}
 
 // GatewayRun is what a run gives the gateway it starts besides the scenario's settings.
 type GatewayRun struct {

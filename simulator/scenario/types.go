@@ -104,15 +104,16 @@ func (g *Gateway) UnmarshalYAML(n *yaml.Node) error {
 		return lineError(n, "expected a mapping of the gateway's settings, found a %s", reports.YAMLKind(n))
 	}
 	var own struct {
-		Redis    string `yaml:"redis"`
-		URL      string `yaml:"url"`
-		Token    string `yaml:"token"`
-		Replicas int    `yaml:"replicas"`
+		Redis     string `yaml:"redis"`
+		URL       string `yaml:"url"`
+		Token     string `yaml:"token"`
+		Replicas  int    `yaml:"replicas"`
+		GoRuntime `yaml:",inline"`
 	}
 	if err := n.Decode(&own); err != nil {
 		return err
 	}
-	g.Redis, g.URL, g.Token, g.Replicas = own.Redis, own.URL, own.Token, own.Replicas
+	g.Redis, g.URL, g.Token, g.Replicas, g.GoRuntime = own.Redis, own.URL, own.Token, own.Replicas, own.GoRuntime
 	return nil
 }
 

@@ -1,0 +1,69 @@
+package scenario
+
+// The Go runtime settings a scenario gives the gateway processes it starts (gateway.gogc,
+// gateway.gomemlimit): docs/deploy.md recommends GOGC=50 for thousands of sessions per process,
+// and a scale entry measures the gateway as it would be deployed.
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// GoRuntime is the gateway's Go runtime environment a scenario sets; empty fields leave Go's
+// defaults (GOGC=100, no memory limit).
+type GoRuntime struct {
+	// GOGC is the GC target percentage ("50") or "off".
+	GOGC string `yaml:"gogc"`
+	// GOMEMLIMIT is the soft memory limit in Go's syntax ("3GiB", "512MiB", "1000000000") or "off".
+	GOMEMLIMIT string `yaml:"gomemlimit"`
+}
+
+// Env is the runtime's part of a gateway process's environment (KEY=VALUE), in a fixed order.
+func (g GoRuntime) Env() []string {
+	var env []string
+	if g.GOGC != "" {
+		env = append(env, "GOGC="+g.GOGC)
+	}
+	if g.GOMEMLIMIT != "" {
+		env = append(env, "GOMEMLIMIT="+g.GOMEMLIMIT)
+	}
+	return env
+}
+
+// validGOGC accepts what the Go runtime reads from GOGC without falling back to its default: a
+// positive percentage or off (0 would collect continuously; a negative one means off to Go,
+// which a scenario says as off).
+func validGOGC(v string) error {
+	if v == "" || v == "off" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return fmt.Errorf("%q: use a GC target percentage of at least 1 (Go's default is 100; docs/deploy.md recommends 50 for thousands of sessions per process) or off", v)
+	}
+	return nil
+}
+
+// goMemLimitUnits are the suffixes the Go runtime accepts in GOMEMLIMIT.
+var goMemLimitUnits = []string{"TiB", "GiB", "MiB", "KiB", "B"}
+
+// validGOMEMLIMIT accepts what the Go runtime reads from GOMEMLIMIT: off, or a non-negative
+// whole number of bytes with an optional B, KiB, MiB, GiB or TiB suffix (the runtime exits at
+// start on anything else).
+func validGOMEMLIMIT(v string) error {
+	if v == "" || v == "off" {
+		return nil
+	}
+	num := v
+	for _, u := range goMemLimitUnits {
+		if strings.HasSuffix(v, u) {
+			num = strings.TrimSuffix(v, u)
+			break
+		}
+	}
+	if n, err := strconv.ParseUint(num, 10, 63); err != nil || num == "" || n == 0 {
+		return fmt.Errorf("%q: use a memory limit such as 3GiB, 512MiB or a number of bytes (suffixes B, KiB, MiB, GiB, TiB) or off", v)
+	}
+	return nil
+}
