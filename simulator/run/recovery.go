@@ -69,7 +69,7 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 		if !reconnects(flt) {
 			return true
 		}
-		online, expected := r.phones.Back(b.online)
+		online, expected := r.phones.Back(b.online, r.ledger.LoggedOut())
 		return float64(online) >= 0.9*float64(expected)
 	}
 	t := time.NewTicker(200 * time.Millisecond)
@@ -78,7 +78,7 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 		select {
 		case <-ctx.Done():
 			r.log.Warn("fault not recovered by the end of the drain", "fault", flt.Name, "since_end", time.Since(end).Round(time.Millisecond),
-				"offline", r.phones.Missing(b.online))
+				"offline", r.phones.Missing(b.online, r.ledger.LoggedOut()))
 			r.reg.ObserveDuration("fault_recovery_time", time.Since(end), tags)
 			r.noteRecovery(flt.Name, time.Since(end), false)
 			return

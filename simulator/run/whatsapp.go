@@ -195,13 +195,16 @@ func (p *phones) Online() int {
 	return len(p.online)
 }
 
-// Back counts the devices of jids that are online now, and those that can still come back (not
-// logged out or replaced since).
-func (p *phones) Back(jids []string) (online, expected int) {
+// Back counts the devices of jids that are online now, and those that can still come back: not
+// logged out or replaced since on WhatsApp's side, and not of a session its user logged out
+// (userEnded: the ledger's truth.Ledger.LoggedOut; such a device is not counted even while still
+// online, as its logout is on its way).
+func (p *phones) Back(jids []string, userEnded map[string]bool) (online, expected int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, j := range jids {
 		switch {
+		case userEnded[j]:
 		case p.isOnline(j):
 			online++
 			expected++
@@ -212,14 +215,15 @@ func (p *phones) Back(jids []string) (online, expected int) {
 	return online, expected
 }
 
-// Missing describes the devices of jids that are offline now and can still come back: each with
-// when it went offline and last connected (fakewa's times), for a recovery that did not happen.
-func (p *phones) Missing(jids []string) []string {
+// Missing describes the devices of jids that are offline now and can still come back (as Back
+// counts them): each with when it went offline and last connected (fakewa's times), for a
+// recovery that did not happen.
+func (p *phones) Missing(jids []string, userEnded map[string]bool) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []string
 	for _, j := range jids {
-		if p.isOnline(j) || p.ended[j] {
+		if p.isOnline(j) || p.ended[j] || userEnded[j] {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s offline since %s, last connected %s", j,

@@ -321,6 +321,23 @@ func (l *Ledger) IDs() []string {
 	return append([]string(nil), l.order...)
 }
 
+// LoggedOut is the set of devices (JIDs) whose session the simulation logged out: its expected
+// final state is logged_out (a user's logout through the gateway's API that was not refused, or
+// from the phone). Such a device does not come back after a fault, even while WhatsApp still
+// lists it (a logout the gateway answered while WhatsApp was unreachable forgets the device in
+// the gateway only, as the phone keeps a linked device it was never told about).
+func (l *Ledger) LoggedOut() map[string]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]bool{}
+	for _, s := range l.sessions {
+		if s.jid != "" && s.expected == laravel.StatusLoggedOut {
+			out[s.jid] = true
+		}
+	}
+	return out
+}
+
 // JIDs maps every paired session to its device JID.
 func (l *Ledger) JIDs() map[string]string {
 	l.mu.Lock()

@@ -463,3 +463,45 @@ func TestAForgottenSessionIsNotComparedAtTheEnd(t *testing.T) {
 		t.Fatalf("IDs = %v", ids)
 	}
 }
+
+// LoggedOut names the devices whose session the simulation expects logged out: a logout kept
+// (answered, or its answer lost), not one refused or never delivered (undone), and not one
+// followed by a new pairing.
+func TestLoggedOutNamesTheDevicesOfSessionsExpectedLoggedOut(t *testing.T) {
+	at := time.Unix(1000, 0)
+	cases := []struct {
+		name    string
+		causes  []laravel.Status
+		undoAll bool // the logout request was refused or never reached the gateway
+		want    bool
+	}{
+		{"connected", []laravel.Status{laravel.StatusConnected}, false, false},
+		{"logged out", []laravel.Status{laravel.StatusConnected, laravel.StatusLoggedOut}, false, true},
+		{"logged out, then a drop", []laravel.Status{laravel.StatusConnected, laravel.StatusLoggedOut, laravel.StatusDisconnected}, false, true},
+		{"logout refused", []laravel.Status{laravel.StatusConnected, laravel.StatusLoggedOut}, true, false},
+		{"logged out, then paired again", []laravel.Status{laravel.StatusConnected, laravel.StatusLoggedOut, laravel.StatusConnected}, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := NewLedger(metrics.NewRegistry(nil), QRTiming{}, nil)
+			l.Started("s", "+1", at, nil)
+			l.Paired("s", "d@s.whatsapp.net", at)
+			l.Started("unpaired", "+2", at, nil)
+			l.Caused("unpaired", laravel.StatusLoggedOut, at)
+			var undo func()
+			for _, st := range c.causes {
+				u := l.Caused("s", st, at)
+				if st == laravel.StatusLoggedOut {
+					undo = u
+				}
+			}
+			if c.undoAll {
+				undo()
+			}
+			got := l.LoggedOut()
+			if got["d@s.whatsapp.net"] != c.want || len(got) > 1 {
+				t.Errorf("LoggedOut() = %v, want d@s.whatsapp.net: %v", got, c.want)
+			}
+		})
+	}
+}
