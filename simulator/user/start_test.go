@@ -93,3 +93,64 @@ func closedPort(t *testing.T) string {
 	ln.Close()
 	return "http://" + addr
 }
+
+// whatsappError answers as the gateway does when WhatsApp refused the start's connect (an
+// outage: "connect: failed to dial ... got 503").
+var whatsappError = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, `{"error":"whatsapp_error"}`, http.StatusBadGateway)
+})
+
+var gatewayTimeout = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, `{"error":"timeout"}`, http.StatusGatewayTimeout)
+})
+
+// A user whose start failed waits before its next iteration starts a new session, as a Laravel
+// job retries a bit later: at most one start a second per user, however the start failed. Before,
+// a start answered 502 (WhatsApp down) was followed at once by the next session's start: 1,324
+// sessions from 20 users in a 2 s whatsapp-down outage.
+func TestAUserWhoseStartFailedPausesBeforeStartingAgain(t *testing.T) {
+	brokenAnswer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		gateway func(t *testing.T) string
+	}{
+		{"answered 502 whatsapp_error (WhatsApp down)", serve(whatsappError)},
+		{"answered 502 holder_failed", serve(holderFailed)},
+		{"answered 504", serve(gatewayTimeout)},
+		{"refused (the gateway is down)", closedPort},
+		{"unanswered (the gateway died mid-request)", serve(brokenAnswer)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := metrics.NewRegistry(nil)
+			sc := &Scenario{
+				Env: &Env{
+					API:    NewAPI(tc.gateway(t), "tok", &http.Client{Timeout: 5 * time.Second}, reg),
+					Ledger: truth.NewLedger(reg, truth.QRTiming{}, nil),
+					Reg:    reg,
+				},
+				Name:      "start",
+				Behaviour: scenario.DefaultBehaviour(),
+			}
+			// The executor's loop for one VU, bounded in count and time: 1.5 s holds two
+			// paused iterations, never a third.
+			window := 3 * startFailedPause / 2
+			ctx, cancel := context.WithTimeout(context.Background(), window)
+			defer cancel()
+			iterations := 0
+			for it := int64(1); it <= 1000 && ctx.Err() == nil; it++ {
+				iterations++
+				if err := sc.Iterate(ctx, executor.VU{ID: 1, Iteration: it, Stopping: make(chan struct{})}); err == nil {
+					t.Fatalf("iteration %d = nil, want the start's failure", it)
+				}
+			}
+			if iterations > 2 {
+				t.Errorf("%d sessions started in %v by one user whose starts fail, want at most 2 (a pause of %v after each)", iterations, window, startFailedPause)
+			}
+		})
+	}
+}

@@ -140,6 +140,11 @@ func stopping(vu executor.VU) bool {
 // startRetries is how often a user starts its session again after a 503 answer.
 const startRetries = 10
 
+// startFailedPause is how long a user whose start failed (no answer, or answered 502/504) waits
+// before its iteration ends and the next one starts a new session: the retry of a Laravel job,
+// never a tight loop. Each VU thus starts at most one session a second while starts fail.
+const startFailedPause = time.Second
+
 func (u *user) run(ctx context.Context) error {
 	e := u.sc.Env
 	// The Laravel app polls status while the session lives: Pollers loops, each waiting for its
@@ -163,19 +168,24 @@ func (u *user) run(ctx context.Context) error {
 		// A replica that forwarded the start answers 502 (holder_failed) when the holder failed
 		// mid-answer: the session may exist or not, as after no answer at all. Taken for started,
 		// a session nobody created was judged a lost update (Laravel shows nothing).
+		// The gateway also answers 502 (whatsapp_error) when WhatsApp refused the start's
+		// connect. Either way the Laravel app tries again a bit later, not at once: a user
+		// starting its next session the instant one failed made 1,324 sessions in a 2 s
+		// WhatsApp outage (chaos whatsapp-down), each one's status events crowding the outbox.
 		e.Ledger.Unanswered(u.id)
+		u.sleep(ctx, startFailedPause)
 		return fmt.Errorf("start %s: answered %d, the outcome is unknown", u.id, resp.Status)
 	}
 	if err != nil {
 		if Unreached(err) {
-			// The gateway is down: the session exists nowhere; wait before the next attempt as a
-			// Laravel job would, instead of spinning.
+			// The gateway is down: the session exists nowhere.
 			e.Ledger.Forget(u.id)
-			u.sleep(ctx, time.Second)
 		} else {
 			// No answer (the gateway died mid-request, the run ended): it may exist or not.
 			e.Ledger.Unanswered(u.id)
 		}
+		// Wait before the next attempt as a Laravel job would, instead of spinning.
+		u.sleep(ctx, startFailedPause)
 		return fmt.Errorf("start %s: %w", u.id, err)
 	}
 	var wg sync.WaitGroup
