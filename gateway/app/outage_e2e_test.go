@@ -12,11 +12,22 @@ import (
 	"wagate/internal/proctest"
 )
 
+// whatsmeowRacesOnAPeerClose is why a test that has WhatsApp close a client's socket at the end
+// of its handshake on purpose runs without the race detector only: whatsmeow's FrameSocket
+// writes its disconnect handler (newNoiseSocket, at the handshake's end) and reads its connection
+// (SendFrame) without the lock its Close takes (socket/framesocket.go, socket/noisesocket.go at
+// v0.0.0-20251217143725), so a peer closing in that instant is a data race inside whatsmeow,
+// which -race reports against the test (CI at 1c1c6e0). .ci/run runs such tests once without it.
+const whatsmeowRacesOnAPeerClose = "whatsmeow's FrameSocket races with a peer closing its socket mid-handshake; this test runs without -race (.ci/run does)"
+
 // Issue 19, chaos whatsapp-down at share < 1, on the real whatsmeow client: while WhatsApp cuts
 // every login of a device (fakewa's device outage: the connection closed unanswered right after
 // the handshake), the session retries with backoff (1 s, 2 s, ... with jitter), not at once (it
 // dialled 10-20 times a second), and is connected again once the outage ends.
 func TestADeviceOutageIsRetriedWithBackoffAndTheSessionReconnectsAfterIt(t *testing.T) {
+	if raceEnabled {
+		t.Skip(whatsmeowRacesOnAPeerClose)
+	}
 	ctx := context.Background()
 	w := newWorld(t, worldOptions{})
 	c := w.client()

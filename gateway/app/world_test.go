@@ -26,7 +26,8 @@ import (
 // test of this package builds its world here; what differs between them is worldOptions.
 
 // worldOptions say what differs between in-process worlds; the zero value is a legacy-mode
-// gateway, a fakewa that sends no receipts and a fakelaravel that takes laravelToken.
+// gateway, a fakewa that sends delivery and read receipts (fakewa.ReceiptsDeliveredAndRead is its
+// zero value) and a fakelaravel that takes laravelToken.
 type worldOptions struct {
 	// mode is the gateway's delivery mode (config.ModeLegacy when empty); batch mode runs on an
 	// embedded Redis unless configure says otherwise.
