@@ -164,7 +164,15 @@ func waitFor[T any](tc *testClient) T {
 // connected as the new device.
 func pairedClient(t *testing.T, srv *Server, phone string) (*testClient, types.JID) {
 	t.Helper()
+	return pairedClientWith(t, srv, phone, true)
+}
+
+// pairedClientWith is pairedClient with whatsmeow's auto-reconnect on or off, set before the
+// client connects (whatsmeow reads it from its own goroutines: setting it later is a data race).
+func pairedClientWith(t *testing.T, srv *Server, phone string, autoReconnect bool) (*testClient, types.JID) {
+	t.Helper()
 	tc := newTestClient(t, srv.Addr())
+	tc.cli.EnableAutoReconnect = autoReconnect
 	if err := tc.cli.Connect(); err != nil {
 		t.Fatalf("connect: %v", err)
 	}

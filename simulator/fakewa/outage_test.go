@@ -15,9 +15,15 @@ import (
 // An outage of some devices cuts their connections like a network drop and cuts every login they
 // try, unanswered, until it ends; other devices stay online; once it ends they log in again.
 func TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds(t *testing.T) {
+	if raceEnabled {
+		// Its logins are cut right after the handshake on purpose: whatsmeow's FrameSocket
+		// writes its disconnect handler (newNoiseSocket) and reads its connection without the
+		// lock its Close takes, a data race inside whatsmeow that -race reports against this
+		// test. .ci/run runs it without -race.
+		t.Skip("whatsmeow's FrameSocket races with a peer closing its socket mid-handshake; run without -race (.ci/run does)")
+	}
 	srv := startServer(t, Config{})
-	down, downJID := pairedClient(t, srv, "5511900000101")
-	down.cli.EnableAutoReconnect = false
+	down, downJID := pairedClientWith(t, srv, "5511900000101", false)
 	up, upJID := pairedClient(t, srv, "5511900000102")
 
 	cut, err := srv.Unreachable([]types.JID{downJID}, time.Minute)
@@ -57,8 +63,7 @@ func TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds(t *testing.T) {
 // handshake, so a client's dial fails, until it ends.
 func TestAServerOutageCutsEveryConnectionAndRefusesDialsUntilItEnds(t *testing.T) {
 	srv := startServer(t, Config{})
-	tc, jid := pairedClient(t, srv, "5511900000103")
-	tc.cli.EnableAutoReconnect = false
+	tc, jid := pairedClientWith(t, srv, "5511900000103", false)
 
 	if cut, err := srv.Unreachable(nil, time.Minute); err != nil || cut != 1 {
 		t.Fatalf("Unreachable = %d, %v; want the one connection cut", cut, err)
@@ -84,14 +89,17 @@ func TestAServerOutageCutsEveryConnectionAndRefusesDialsUntilItEnds(t *testing.T
 
 // The control API starts and ends outages as the Go API does, and refuses a bad request.
 func TestControlAPIStartsAndEndsAnOutage(t *testing.T) {
+	if raceEnabled {
+		// A device outage cuts its connection as in TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds.
+		t.Skip("whatsmeow's FrameSocket races with a peer closing its socket mid-handshake; run without -race (.ci/run does)")
+	}
 	srv := startServer(t, Config{})
 	api := httptest.NewServer(srv.ControlHandler())
 	defer api.Close()
 	ctl := &ControlClient{BaseURL: api.URL, HTTP: api.Client()}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tc, jid := pairedClient(t, srv, "5511900000104")
-	tc.cli.EnableAutoReconnect = false
+	tc, jid := pairedClientWith(t, srv, "5511900000104", false)
 
 	if cut, err := ctl.Unreachable(ctx, []types.JID{jid}, time.Minute); err != nil || cut != 1 {
 		t.Fatalf("POST /unreachable = %d, %v; want 1 connection cut", cut, err)
