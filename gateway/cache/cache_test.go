@@ -284,6 +284,9 @@ func TestAWriteOnOneGatewayInvalidatesTheOthersL1(t *testing.T) {
 		a := newCache(t, b, &fakeLaravel{}, clk, "gw-a")
 		other := newCache(t, b, &fakeLaravel{}, clk, "gw-b")
 		_ = a.Record(ctx, statusEvent("s1", 1, laravel.StatusPending))
+		// The first write's invalidation reaches gw-b too; on a loaded machine it could arrive
+		// after the reads below and be taken for the second write's (CI at 90a9a9c).
+		waitFor(t, "gw-b to receive the first write's invalidation", func() bool { return other.Counters().InvalidationsRx >= 1 })
 		mustState(t, other, "s1")
 		if s := mustState(t, other, "s1"); s.Level != "l1" || s.Status != laravel.StatusPending {
 			t.Fatalf("gw-b %+v; want pending from its L1", s)
