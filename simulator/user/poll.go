@@ -313,6 +313,30 @@ func (p *Poller) Close() {
 	}
 }
 
+// Every polls after first, then after each answer waits pace's next think time (the interval on
+// average, PollJitter each way), until ctx ends or stop closes (nil: never), as the Laravel app's
+// pollers poll while their session pairs and lives: the native users' poller goroutines and
+// k6/x/wagate's background pollers. A poll that fails while ctx lives is recorded and followed by
+// the next one. One timer serves the whole loop; Every returns when the loop ends and does not
+// Close the poller.
+func (p *Poller) Every(ctx context.Context, first time.Duration, pace *Pace, stop <-chan struct{}) {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		}
+		if err := p.Poll(); err != nil && ctx.Err() != nil {
+			return
+		}
+		t.Reset(pace.Next())
+	}
+}
+
 // Poll makes one request and records it (http_reqs, http_req_duration, http_req_blocked,
 // http_req_failed tagged with endpoint, method, status and the poller's tags). The answer is read
 // in full, not decoded.

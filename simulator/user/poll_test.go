@@ -225,3 +225,68 @@ func TestStatusCodeOfAStatusLine(t *testing.T) {
 		}
 	}
 }
+
+// Every is the one poll loop of the Laravel app's pollers (the native users' poller goroutines
+// and k6/x/wagate's background pollers): it polls after first, then once per think time, and
+// ends when its context ends or stop closes; nothing is polled after it returned.
+func TestEveryPollsUntilItsContextEndsOrItIsStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		first     time.Duration
+		wantPolls int // at least this many before the end
+		byStop    bool
+	}{
+		{"its context ends", 0, 3, false},
+		{"stop closes", 0, 3, true},
+		{"nothing is polled before first", time.Hour, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			polls := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				polls++
+				mu.Unlock()
+				_, _ = io.WriteString(w, "{}")
+			}))
+			defer srv.Close()
+			count := func() int { mu.Lock(); defer mu.Unlock(); return polls }
+			api, _ := newPollAPI(t, srv.URL)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stop := make(chan struct{})
+			p := api.NewPoller(ctx, EndpointStatus, "s-1", nil)
+			defer p.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				p.Every(ctx, tc.first, NewPace(5*time.Millisecond, 1, 2), stop)
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for count() < tc.wantPolls && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if tc.wantPolls == 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if tc.byStop {
+				close(stop)
+			} else {
+				cancel()
+			}
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Every did not return after its end")
+			}
+			ended := count()
+			if ended < tc.wantPolls || (tc.wantPolls == 0 && ended != 0) {
+				t.Fatalf("%d polls before the end, want at least %d (exactly 0 before first)", ended, tc.wantPolls)
+			}
+			time.Sleep(30 * time.Millisecond)
+			if n := count(); n != ended {
+				t.Fatalf("%d polls after Every returned", n-ended)
+			}
+		})
+	}
+}

@@ -212,28 +212,7 @@ func (u *user) run(ctx context.Context) error {
 func (u *user) pollStatus(ctx context.Context, spread time.Duration, pace *Pace) {
 	p := u.sc.Env.API.NewPoller(ctx, EndpointStatus, u.id, u.tags)
 	defer p.Close()
-	u.pollEvery(ctx, spread, pace, p)
-}
-
-// pollEvery polls with p after first, then after each answer waits pace's next think time
-// (the interval on average), until ctx ends or the VU is told to stop. One timer serves the
-// whole loop.
-func (u *user) pollEvery(ctx context.Context, first time.Duration, pace *Pace, p *Poller) {
-	t := time.NewTimer(first)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		case <-u.vu.Stopping:
-			return
-		}
-		if err := p.Poll(); err != nil && ctx.Err() != nil {
-			return
-		}
-		t.Reset(pace.Next())
-	}
+	p.Every(ctx, spread, pace, u.vu.Stopping)
 }
 
 // pair plays the person in front of the Laravel page: wait for a QR there, take ScanDelay to
@@ -250,7 +229,7 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 	go func() {
 		p := e.API.NewPoller(qrCtx, EndpointQR, u.id, u.tags)
 		defer p.Close()
-		u.pollEvery(qrCtx, b.QRPollInterval.Std(), pace, p)
+		p.Every(qrCtx, b.QRPollInterval.Std(), pace, u.vu.Stopping)
 	}()
 	giveUp := time.NewTimer(b.GiveUpAfter.Std())
 	defer giveUp.Stop()

@@ -361,19 +361,7 @@ func (d *Driver) NewPoller(ctx context.Context, endpoint, id string, tags metric
 func (d *Driver) PollEvery(ctx context.Context, endpoint, id string, first time.Duration, pace *user.Pace, tags metrics.Tags) {
 	p := d.env.API.NewPoller(ctx, endpoint, id, tags)
 	defer p.Close()
-	t := time.NewTimer(first)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-		if err := p.Poll(); err != nil && ctx.Err() != nil {
-			return
-		}
-		t.Reset(pace.Next())
-	}
+	p.Every(ctx, first, pace, nil)
 }
 
 // PollStatus is Status as the Laravel app's pollers call it: the answer is measured, not decoded.
