@@ -39,8 +39,18 @@ export default function () {
   check(p, { "paired and connected": (x) => x.jid !== "" });
 
   group("live", () => {
-    // As the Laravel app does: wait for the gateway to report the session connected.
-    for (let i = 0; i < 20 && wagate.status(s.id) !== "connected"; i++) sleep(0.25);
+    // As the Laravel app does: wait for the gateway to report the session connected before
+    // sending. A freshly paired device logs in again after WhatsApp's 515 restart; on a starved
+    // machine that login can be late, and the gateway's own watch reconnects a device that has not
+    // logged in after its pair-login timeout (20 s), so the app waits longer than that.
+    let st = wagate.status(s.id);
+    for (let i = 0; i < 120 && st !== "connected"; i++) {
+      sleep(0.25);
+      st = wagate.status(s.id);
+    }
+    if (!check(st, { "connected after pairing": (x) => x === "connected" })) {
+      console.warn(`${s.id} not connected 30 s after pairing: ${st}`);
+    }
     for (let i = 0; i < 3; i++) {
       // 409 is the gateway's answer while a session (re)connects, or while Laravel has not yet
       // received its `connected` (isSessionActive reads Laravel's view, which a batch reaches within
@@ -50,7 +60,9 @@ export default function () {
         sleep(0.5);
         sent = wagate.send(s.id, `message ${i} from ${s.id}`);
       }
-      check(sent, { "message accepted": (x) => x.httpStatus < 300 });
+      if (!check(sent, { "message accepted": (x) => x.httpStatus < 300 })) {
+        console.warn(`send ${i} from ${s.id}: ${sent.httpStatus} ${JSON.stringify(sent.body)}`);
+      }
       sleep(0.5);
     }
     // The session's customer writes, then replies to their own message.

@@ -33,7 +33,7 @@ func TestK6SmokeScriptDrivesTheWorld(t *testing.T) {
 	script := filepath.Join("..", "..", "..", "scenarios", "k6", "smoke.js")
 	code := run(ctx, []string{"run", script, "-bin", filepath.Dir(bins["gateway"]), "--report-dir", dir}, &stdout, &stderr)
 	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\ngateway warnings:\n%s", code, stdout.String(), stderr.String(), gatewayWarnings(t, dir))
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
@@ -58,6 +58,22 @@ func TestK6SmokeScriptDrivesTheWorld(t *testing.T) {
 	if m := s.Metrics["http_reqs"]; m.Values["count"] < 5 {
 		t.Errorf("the gateway API calls were not measured: http_reqs %v", m.Values)
 	}
+}
+
+// gatewayWarnings returns the gateway log's warnings and errors of a run's report dir, without
+// whatsmeow's own, so a failed run says what the gateway saw.
+func gatewayWarnings(t *testing.T, dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "logs", "gateway.log"))
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		if (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) && !strings.Contains(line, "module=whatsmeow") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }
 
 // TestK6ScenarioScriptsLoad checks every script in scenarios/k6 bundles, evaluates its init
