@@ -86,3 +86,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("%s did not happen within 8 s", what)
 }
+
+// The login watchdog's reconnect takes a connect slot like every other reconnect (issue 18: after
+// a WhatsApp outage many sessions' watchdogs fire together; each dialled at once, bypassing
+// RestoreConcurrency). Here the only slot is held by another session's handshake when s1's
+// watchdog fires: s1's new connection waits for it instead of opening beside it.
+func TestTheLoginWatchdogsReconnectWaitsForAConnectSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, session.Config{RestoreConcurrency: 1})
+		defer r.close()
+		for _, id := range []string{"s1", "s2"} {
+			r.start(id)
+			r.driver.Conn(id).Scan()
+			synctest.Wait()
+		}
+		r.driver.LoginUnanswered.Store(true)
+		r.driver.Conn("s1").DropAndStayDown() // reconnects at once; the new connection never logs in
+		synctest.Wait()
+		if r.driver.Opens() != 3 {
+			t.Fatalf("opens %d after s1's drop, want 3", r.driver.Opens())
+		}
+		gate := make(chan struct{})
+		r.driver.ConnectGate = gate
+		r.driver.Conn("s2").DropAndStayDown() // s2's reconnect holds the only slot, handshaking
+		synctest.Wait()
+		if r.driver.Opens() != 4 || r.driver.Connecting() != 1 {
+			t.Fatalf("opens %d, connecting %d after s2's drop, want 4 and 1", r.driver.Opens(), r.driver.Connecting())
+		}
+		time.Sleep(20 * time.Second) // the default PairLoginTimeout: s1's watchdog fires
+		synctest.Wait()
+		if got := r.driver.Opens(); got != 4 {
+			t.Fatalf("opens %d while s2's handshake held the only slot, want 4: s1's watchdog reconnected beside it", got)
+		}
+		r.driver.LoginUnanswered.Store(false)
+		close(gate) // s2's handshake ends; s1 takes the slot
+		synctest.Wait()
+		if got := r.driver.MaxConnecting(); got != 1 {
+			t.Fatalf("at most %d connects were in flight at once, want 1 (RestoreConcurrency)", got)
+		}
+		for _, id := range []string{"s1", "s2"} {
+			if info := r.info(id); info.Status != laravel.StatusConnected || !info.Connected {
+				t.Fatalf("%s at the end: %+v", id, info)
+			}
+		}
+	})
+}

@@ -4,7 +4,6 @@ package session
 // QRNext) and then expires; after a scan the login watch reconnects a device that did not log in.
 
 import (
-	"errors"
 	"time"
 
 	"wagate/gateway/event"
@@ -65,10 +64,12 @@ func (m *Manager) watchLogin(s *session, gen uint64) {
 		s.mu.Lock()
 		stalled := s.gen == gen && s.conn != nil && s.deviceID != "" && !s.conn.LoggedIn()
 		var old Conn
+		var detached uint64
 		if stalled {
 			s.pairTimer = nil
 			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "after", m.cfg.PairLoginTimeout)
 			old = m.detachConn(s)
+			detached = s.gen
 			if s.status == laravel.StatusConnected {
 				m.setStatus(s, laravel.StatusDisconnected) // restored as connected, never logged in
 			}
@@ -83,14 +84,13 @@ func (m *Manager) watchLogin(s *session, gen uint64) {
 			old.Release()
 		}
 		if stalled && !m.closed.Load() {
-			if _, err := m.start(m.ctx, s, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotOwner) {
-				// Nothing else reconnects it (whatsmeow retries only a connection that was up):
-				// without a retry it stayed pending, paired and unconnected for good.
-				m.log.Warn("reconnecting a freshly paired device failed; trying again", "session_id", s.id, "err", err)
-				s.mu.Lock()
-				m.reconnectLater(s, time.Second)
-				s.mu.Unlock()
-			}
+			// Through a connect slot like every other reconnect (reconnect.go): after an outage
+			// many sessions' watchdogs fire together, and their handshakes queue behind the
+			// slots instead of all dialling at once. A failed attempt is retried with backoff;
+			// nothing else reconnects it (whatsmeow retries only a connection that was up).
+			s.mu.Lock()
+			m.reconnectAfter(s, detached, 0)
+			s.mu.Unlock()
 		}
 	})
 }

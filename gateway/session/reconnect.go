@@ -23,7 +23,12 @@ import (
 // it meanwhile (in cluster mode start fences first); a failed attempt tries again, doubling the
 // backoff up to maxRedeliveryBackoff. Callers hold s.mu.
 func (m *Manager) reconnectLater(s *session, delay time.Duration) {
-	gen := s.gen
+	m.reconnectAfter(s, s.gen, delay)
+}
+
+// reconnectAfter is reconnectLater for a reconnect decided at generation gen: it is not needed
+// any more when s moved on since (a start or stop). Callers hold s.mu.
+func (m *Manager) reconnectAfter(s *session, gen uint64, delay time.Duration) {
 	time.AfterFunc(reconnectWait(delay), func() {
 		if !m.acquireConnect() {
 			return // closed
