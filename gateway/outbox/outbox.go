@@ -4,9 +4,10 @@
 // only when they were delivered (Ack: XACK then XDEL) or moved to the dead-letter stream with a
 // reason (DeadLetter); nothing trims pending entries. The outbox is bounded: when it holds Max
 // undelivered entries, Append waits up to a deadline for room and then fails loudly with ErrFull;
-// waiting appends share one poller (room.go). Each process reads as its own consumer and takes
-// over what its gone predecessors left pending (consumers.go); a marker in Redis tells when Redis
-// lost its data, and the outbox with it (generation.go).
+// waiting appends share one poller, and room goes to sessions' final states first (room.go).
+// Each process reads as its own consumer and takes over what its gone predecessors left pending
+// (consumers.go); a marker in Redis tells when Redis lost its data, and the outbox with it
+// (generation.go).
 package outbox
 
 import (
@@ -218,7 +219,7 @@ type Outbox struct {
 
 	// Appends waiting for room (room.go).
 	wmu        sync.Mutex
-	waitq      []chan struct{}
+	waitq      roomQueue
 	polling    bool
 	roomChecks atomic.Int64
 
@@ -326,10 +327,28 @@ func (o *Outbox) appendEvent(ctx context.Context, ev event.Event, once string) (
 	// caller longer than AppendTimeout.
 	actx, cancel := context.WithTimeout(ctx, o.cfg.AppendTimeout)
 	defer cancel()
-	waited := false
+	waited, woken := false, false
 	var lastErr error // the last attempt's Redis error, when it failed
 	lastFull := false // whether the last attempt found the outbox full
 	for {
+		if !woken && !o.mayTryAtOnce(ev.Priority) {
+			// Appends of its priority (or a higher one) wait for room: queue behind them
+			// (room.go); they wait because the outbox is full.
+			lastFull = true
+			if !waited {
+				waited = true
+				o.appendWaited.Add(1)
+			}
+			room := o.waitForRoom(ev.Priority, false)
+			select {
+			case <-room:
+				woken = true
+				continue
+			case <-actx.Done():
+				o.stopWaiting(room)
+				return "", o.refused(ev, lastErr, lastFull, ctx.Err())
+			}
+		}
 		id, full, err := o.tryAppend(actx, args, once)
 		if err == nil && !full {
 			o.appended.Add(1)
@@ -350,10 +369,12 @@ func (o *Outbox) appendEvent(ctx context.Context, ev event.Event, once string) (
 			waited = true
 			o.appendWaited.Add(1)
 		}
-		// Wait for the poller (or this gateway's acks) to see room; never poll Redis here.
-		room := o.waitForRoom()
+		// Wait for the poller (or this gateway's acks) to see room; never poll Redis here. A
+		// waiter woken before that lost the race queues again at the head of its priority.
+		room := o.waitForRoom(ev.Priority, woken)
 		select {
 		case <-room:
+			woken = true
 		case <-actx.Done():
 			o.stopWaiting(room)
 			return "", o.refused(ev, lastErr, lastFull, ctx.Err())

@@ -115,13 +115,31 @@ func (m *Manager) resyncDirty() {
 	}
 }
 
-// resend emits s's current state again. Callers hold s.mu.
+// resend emits s's current state again (resendPlan). Callers hold s.mu.
 func (m *Manager) resend(s *session) {
-	if s.status == "" {
-		return
+	for _, ev := range resendPlan(s.status, s.qrCurrent, s.qrExpires, time.Now()) {
+		m.emit(s, ev.kind, ev.payload)
 	}
-	m.emit(s, event.KindStatus, string(s.status))
-	if s.status == laravel.StatusPending && s.qrCurrent != "" {
-		m.emit(s, event.KindQR, s.qrCurrent)
+}
+
+// resent is one event a resync sends again.
+type resent struct {
+	kind    event.Kind
+	payload string
+}
+
+// resendPlan is what a resync sends for a session in status st that shows QR code qr until
+// qrExpires: its status (none before it has one), then, while it is pending, the code it shows,
+// unless that code expired (a code whose expiry timer has not run yet is never sent again: the
+// phone would refuse it). Which of the sessions' events get the outbox's room first is the
+// outbox's decision (final states first).
+func resendPlan(st laravel.Status, qr string, qrExpires, now time.Time) []resent {
+	if st == "" {
+		return nil
 	}
+	plan := []resent{{event.KindStatus, string(st)}}
+	if st == laravel.StatusPending && qr != "" && now.Before(qrExpires) {
+		plan = append(plan, resent{event.KindQR, qr})
+	}
+	return plan
 }
