@@ -226,7 +226,8 @@ func (o *Outbox) checkSoon() {
 }
 
 // Start runs the keeper until Close: it checks the marker every MarkerCheck (and when asked after
-// Redis errors) and removes consumers of gone gateways every ConsumerSweep.
+// Redis errors), reads Redis's maxmemory-policy every PolicyCheck (policy.go) and removes
+// consumers of gone gateways every ConsumerSweep.
 func (o *Outbox) Start(ctx context.Context) {
 	o.keeperOnce.Do(func() {
 		kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -253,6 +254,9 @@ func (o *Outbox) keep(ctx context.Context) {
 	defer check.Stop()
 	sweep := time.NewTicker(o.cfg.ConsumerSweep)
 	defer sweep.Stop()
+	policy := time.NewTicker(o.cfg.PolicyCheck)
+	defer policy.Stop()
+	_ = o.CheckEvictionPolicy(ctx)
 	failing := false
 	for {
 		select {
@@ -260,6 +264,12 @@ func (o *Outbox) keep(ctx context.Context) {
 			return
 		case <-check.C:
 		case <-o.checkNow:
+			// Redis answers again: perhaps another server (a failover), with another policy.
+			_ = o.CheckEvictionPolicy(ctx)
+		case <-policy.C:
+			// Its error is the answer: logged when the policy changes, reported by EvictionRisk.
+			_ = o.CheckEvictionPolicy(ctx)
+			continue
 		case <-sweep.C:
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if _, err := o.tidyConsumers(sctx, false); err != nil && ctx.Err() == nil {

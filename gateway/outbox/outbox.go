@@ -73,6 +73,9 @@ type Config struct {
 	MarkerKey string
 	// MarkerCheck is how often the keeper checks the marker (default 1 s).
 	MarkerCheck time.Duration
+	// PolicyCheck is how often the keeper reads Redis's maxmemory-policy, to notice one switched
+	// at runtime to a policy that can evict the outbox (default 5 s; policy.go).
+	PolicyCheck time.Duration
 	// BatchesKey holds the records of the batches sent and not yet settled (default Stream +
 	// ":batches"; batches.go).
 	BatchesKey string
@@ -123,6 +126,9 @@ func (c *Config) fill() {
 	}
 	if c.MarkerCheck <= 0 {
 		c.MarkerCheck = DefaultMarkerCheck
+	}
+	if c.PolicyCheck <= 0 {
+		c.PolicyCheck = DefaultPolicyCheck
 	}
 	if c.BatchesKey == "" {
 		c.BatchesKey = c.Stream + ":batches"
@@ -239,6 +245,11 @@ type Outbox struct {
 	keeperOnce  sync.Once
 	stopKeeper  context.CancelFunc
 	keeperDone  chan struct{}
+
+	// The last maxmemory-policy the keeper read (policy.go).
+	polMu        sync.Mutex
+	pol          policyState
+	policyUnsafe atomic.Bool
 
 	// lastLen is the stream length seen by the latest append. While it is below half the bound,
 	// appends skip the atomic bound check (a Lua script, costly on the embedded miniredis) and
