@@ -270,15 +270,6 @@ func (c *Coalescer) readyCount(k event.Kind) int {
 	return n
 }
 
-// stateDue reports whether the QR and status items are due at now by size or by time.
-func (c *Coalescer) stateDue(now time.Time) bool {
-	if len(c.waiting[event.KindQR]) >= c.size || len(c.waiting[event.KindStatus]) >= c.size {
-		return true
-	}
-	o := c.oldest(false)
-	return !o.IsZero() && !now.Before(o.Add(c.interval))
-}
-
 // Due reports whether the waiting items must be flushed at now, and why. Size wins over priority,
 // priority over time. QR codes and statuses are due BatchInterval after the oldest of them,
 // messages and receipts the message interval after the oldest of them that may be taken.
@@ -319,62 +310,123 @@ func (c *Coalescer) Deadline() time.Time {
 	return d
 }
 
-// TakeDue takes what a flush for trigger at now sends: the ready messages and receipts always,
-// the QR codes and statuses when the trigger is theirs (priority, shutdown, or their own size or
-// time), so a chat's one-second interval does not flush statuses every second.
+// Readiness is how far the oldest waiting item of a group of kinds (QR codes and statuses;
+// messages and receipts) is into its own interval.
+type Readiness int
+
+const (
+	// Young: nothing waits, or the oldest item waited less than half its interval.
+	Young Readiness = iota
+	// Ripe: the oldest item waited at least half its interval; the group rides a flush that goes
+	// anyway.
+	Ripe
+	// Due: the group's size or interval is reached; it is flushed.
+	Due
+)
+
+// FlushTakes decides which kinds a flush for trigger takes, each kind's batch being one request
+// to Laravel, from how ready the QR codes and statuses (state) and the messages and receipts
+// (messaging) are. At shutdown, everything. Else a flush goes when the trigger is priority or a
+// group is due; it takes a group that is due, and one that is ripe (a group rides a flush going
+// anyway at most twice per its interval, and never waits longer than its interval); a priority
+// flush also takes the statuses (the HIGH events are statuses) however young. When every flush
+// took every waiting kind, a reconnect wave's priority flushes (one per priority spacing) split
+// the QR codes, messages and receipts into as many small batches, one request per kind and flush
+// (issue 19, chaos whatsapp-down: 24.5 requests/s to Laravel from 20 sessions). It is a pure
+// function.
+func FlushTakes(trigger Trigger, state, messaging Readiness) (statuses, qrs, messages bool) {
+	if trigger == TriggerShutdown {
+		return true, true, true
+	}
+	going := trigger == TriggerPriority || state == Due || messaging == Due
+	if !going {
+		return false, false, false
+	}
+	return trigger == TriggerPriority || state >= Ripe, state >= Ripe, messaging >= Ripe
+}
+
+// TakeDue takes what a flush for trigger at now sends (FlushTakes), so a chat's one-second
+// interval does not flush young statuses every second, nor a priority flush young chats.
 func (c *Coalescer) TakeDue(now time.Time, trigger Trigger) []*Batch {
-	state := trigger == TriggerPriority || trigger == TriggerShutdown || c.stateDue(now)
-	if state && (c.Waiting(event.KindQR) > 0 || c.Waiting(event.KindStatus) > 0) {
+	statuses, qrs, messages := FlushTakes(trigger, c.stateReadiness(now), c.messagingReadiness(now))
+	if statuses && c.Waiting(event.KindStatus) > 0 || qrs && c.Waiting(event.KindQR) > 0 {
 		c.lastState = now
 	}
-	return c.take(trigger, state)
+	return c.take(trigger, statuses, qrs, messages)
 }
 
 // TakeAll removes every waiting item that may be taken and returns them as batches of at most
 // size items per kind, oldest items first: status, QR, message then receipt batches.
-func (c *Coalescer) TakeAll(trigger Trigger) []*Batch { return c.take(trigger, true) }
+func (c *Coalescer) TakeAll(trigger Trigger) []*Batch { return c.take(trigger, true, true, true) }
 
-func (c *Coalescer) take(trigger Trigger, state bool) []*Batch {
+func (c *Coalescer) take(trigger Trigger, statuses, qrs, messages bool) []*Batch {
 	var out []*Batch
-	if state {
-		out = c.takeState(trigger)
+	if statuses {
+		out = c.takeState(trigger, event.KindStatus)
+		c.highSince = time.Time{}
 	}
-	for _, kind := range []event.Kind{event.KindMessage, event.KindReceipt} {
-		out = append(out, c.takeMessaging(kind, trigger)...)
+	if qrs {
+		out = append(out, c.takeState(trigger, event.KindQR)...)
+	}
+	if messages {
+		for _, kind := range []event.Kind{event.KindMessage, event.KindReceipt} {
+			out = append(out, c.takeMessaging(kind, trigger)...)
+		}
 	}
 	return out
 }
 
-// takeState removes every waiting QR and status item, as batches.
-func (c *Coalescer) takeState(trigger Trigger) []*Batch {
-	var out []*Batch
-	for _, kind := range []event.Kind{event.KindStatus, event.KindQR} {
-		m := c.waiting[kind]
-		if len(m) == 0 {
-			continue
-		}
-		items := make([]*Item, 0, len(m))
-		for _, it := range m {
-			items = append(items, it)
-		}
-		slices.SortFunc(items, func(a, b *Item) int {
-			if c := a.Since.Compare(b.Since); c != 0 {
-				return c
-			}
-			return strings.Compare(a.Winner.ID, b.Winner.ID)
-		})
-		for len(items) > 0 {
-			n := min(c.size, len(items))
-			chunk := items[:n:n]
-			items = items[n:]
-			// Within a batch, items go in event-id order: the same items always make the same
-			// body, so a replay under the same Idempotency-Key matches the stored request.
-			slices.SortFunc(chunk, func(a, b *Item) int { return strings.Compare(a.Winner.Event.ID, b.Winner.Event.ID) })
-			out = append(out, &Batch{Kind: kind, Key: batchKey(kind, chunk), Items: chunk, Trigger: trigger})
-		}
-		c.waiting[kind] = map[string]*Item{}
+// readiness is how ready a group is whose oldest item arrived at oldest (zero: none waits) with
+// interval, at now; due when its size is reached.
+func readiness(now, oldest time.Time, interval time.Duration, full bool) Readiness {
+	switch {
+	case full || !oldest.IsZero() && !now.Before(oldest.Add(interval)):
+		return Due
+	case !oldest.IsZero() && !now.Before(oldest.Add(interval/2)):
+		return Ripe
 	}
-	c.highSince = time.Time{}
+	return Young
+}
+
+// stateReadiness is the QR codes' and statuses' readiness at now.
+func (c *Coalescer) stateReadiness(now time.Time) Readiness {
+	full := len(c.waiting[event.KindQR]) >= c.size || len(c.waiting[event.KindStatus]) >= c.size
+	return readiness(now, c.oldest(false), c.interval, full)
+}
+
+// messagingReadiness is the ready messages' and receipts' readiness at now.
+func (c *Coalescer) messagingReadiness(now time.Time) Readiness {
+	full := c.readyCount(event.KindMessage) >= c.size || c.readyCount(event.KindReceipt) >= c.size
+	return readiness(now, c.oldest(true), c.messageInterval, full)
+}
+
+// takeState removes every waiting item of kind (QR codes or statuses), as batches.
+func (c *Coalescer) takeState(trigger Trigger, kind event.Kind) []*Batch {
+	m := c.waiting[kind]
+	if len(m) == 0 {
+		return nil
+	}
+	var out []*Batch
+	items := make([]*Item, 0, len(m))
+	for _, it := range m {
+		items = append(items, it)
+	}
+	slices.SortFunc(items, func(a, b *Item) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Winner.ID, b.Winner.ID)
+	})
+	for len(items) > 0 {
+		n := min(c.size, len(items))
+		chunk := items[:n:n]
+		items = items[n:]
+		// Within a batch, items go in event-id order: the same items always make the same
+		// body, so a replay under the same Idempotency-Key matches the stored request.
+		slices.SortFunc(chunk, func(a, b *Item) int { return strings.Compare(a.Winner.Event.ID, b.Winner.Event.ID) })
+		out = append(out, &Batch{Kind: kind, Key: batchKey(kind, chunk), Items: chunk, Trigger: trigger})
+	}
+	c.waiting[kind] = map[string]*Item{}
 	return out
 }
 

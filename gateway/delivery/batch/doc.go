@@ -4,7 +4,8 @@
 // entries are acknowledged at once, their winner being durable in the outbox), and sends them to
 // Laravel's batch endpoints in batches of at most BatchSize items, on size, on time (BatchInterval
 // since the oldest waiting item) or on priority (a HIGH event, within PriorityInterval, taking the
-// waiting normal items along). Entries are acknowledged only after a 2xx that accounts for them.
+// waiting statuses along, and the other kinds once they waited half their interval: FlushTakes).
+// Entries are acknowledged only after a 2xx that accounts for them.
 //
 // What happens after each send is decided by a pure function, Policy.Decide (policy.go, stated
 // row by row in docs/batch-delivery.md): dead letters only for items Laravel refused one by one;
