@@ -315,3 +315,64 @@ func TestConcurrentClaimsOfOneShardHaveExactlyOneWinner(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16, chaos-cluster seed 1 schedule 1 (a replica SIGSTOPped 12 s, past its 10 s lease): on
+// SIGCONT every goroutine whose timer expired runs at once, and the delivery's flusher asked
+// "do I hold this shard?" before Member.Run's deadline timer fenced the member. The member
+// answered from its claims, so the resumed replica sent a batch of entries the shard's new
+// holder had adopted and sent already: a customer's message applied twice. A member past its
+// renew deadline holds nothing, whoever asks first; a shorter pause changes nothing.
+func TestAMemberResumedPastItsRenewDeadlineHoldsNothingBeforeRunNotices(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Real(t).Client(t)
+	s := mustStore(t, rdb, fast)
+	a, err := s.Join(ctx, "gw-a", "", Callbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pauseA := running(t, a)
+	b, err := s.Join(ctx, "gw-b", "", Callbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running(t, b)
+	ea := mustClaim(t, a, 7)
+	mustClaim(t, a, 8)
+	time.Sleep(2 * fast.RenewInterval) // a renewed since its claims
+
+	pauseA() // Run stops, as in a SIGSTOPped process: nothing notices the time passing
+	paused := time.Now()
+	time.Sleep(fast.RenewDeadline / 3)
+	if e, ok := a.HeldEpoch(7); !ok || e != ea || a.Err() != nil {
+		t.Fatalf("a paused %s (< its renew deadline %s): HeldEpoch(7) = %d, %v, err %v; want %d held, not fenced",
+			time.Since(paused).Round(time.Millisecond), fast.RenewDeadline, e, ok, a.Err(), ea)
+	}
+
+	deadline := time.Now().Add(2 * fast.LeaseTTL)
+	for {
+		if _, err := b.Claim(ctx, 7, 0); err == nil {
+			break
+		} else if !errors.Is(err, ErrHeld) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b could not take shard 7 %s after a paused", time.Since(paused))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// a resumes; Run has not run yet. Whatever asks first learns a holds nothing.
+	if e, ok := a.HeldEpoch(7); ok {
+		t.Fatalf("a resumed %s after its last renew (renew deadline %s) still holds shard 7 at %d, which b holds now",
+			time.Since(paused).Round(time.Millisecond), fast.RenewDeadline, e)
+	}
+	if n, held := a.HeldCount(), a.HeldShards(); n != 0 || len(held) != 0 {
+		t.Fatalf("a past its renew deadline holds %d shards (%v); want none", n, held)
+	}
+	if err := a.Err(); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a.Err() after its first question past the deadline = %v; want ErrFenced (Run returns it)", err)
+	}
+	if _, err := a.Claim(ctx, 9, 0); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a claiming past its renew deadline: err %v, want ErrFenced", err)
+	}
+}

@@ -69,25 +69,61 @@ func (m *Member) Err() error {
 
 // HeldEpoch returns the epoch this member holds shard at, as far as it knows; false when it does
 // not hold it (or is fenced). Cheap: the session layer asks for every event.
+//
+// A member whose renew deadline has passed holds nothing, whether or not Run has noticed yet
+// (HeldEpoch fences it then): a process resumed after a pause past its lease (SIGSTOP, a long
+// GC or VM stall) runs every goroutine whose timer expired at once, and the delivery's or a
+// session's may ask before Run's deadline timer fires. Answering from the claims until then
+// let such a replica send a batch of a shard whose new holder had adopted and sent the same
+// entries (issue 16, chaos-cluster seed 1 schedule 1: a customer's message applied twice).
 func (m *Member) HeldEpoch(shard int) (int64, bool) {
 	m.mu.Lock()
+	if m.lapsedLocked() {
+		m.mu.Unlock()
+		m.fenceLapsed()
+		return 0, false
+	}
 	defer m.mu.Unlock()
 	e, ok := m.claims[shard]
 	return e, ok
 }
 
-// HeldCount returns how many shards this member holds, as far as it knows.
+// HeldCount returns how many shards this member holds, as far as it knows (none past its renew
+// deadline, as HeldEpoch).
 func (m *Member) HeldCount() int {
 	m.mu.Lock()
+	if m.lapsedLocked() {
+		m.mu.Unlock()
+		m.fenceLapsed()
+		return 0
+	}
 	defer m.mu.Unlock()
 	return len(m.claims)
 }
 
-// HeldShards returns the shards this member holds, as far as it knows, in no order.
+// HeldShards returns the shards this member holds, as far as it knows, in no order (none past
+// its renew deadline, as HeldEpoch).
 func (m *Member) HeldShards() []int {
 	m.mu.Lock()
+	if m.lapsedLocked() {
+		m.mu.Unlock()
+		m.fenceLapsed()
+		return nil
+	}
 	defer m.mu.Unlock()
 	return slices.Collect(maps.Keys(m.claims))
+}
+
+// lapsedLocked reports whether the renew deadline has passed since the last successful renew
+// (on this process's monotonic clock): the lease may have ended in Redis, or will before any
+// renew could land. Callers hold mu.
+func (m *Member) lapsedLocked() bool {
+	return time.Since(m.lastOK) >= m.s.opts.RenewDeadline
+}
+
+// fenceLapsed fences a member found past its renew deadline (a no-op when it is fenced already).
+func (m *Member) fenceLapsed() {
+	m.fence(fmt.Errorf("no renew succeeded within the renew deadline %s", m.s.opts.RenewDeadline))
 }
 
 func (m *Member) fence(cause error) {
@@ -129,7 +165,7 @@ func (m *Member) Run(ctx context.Context) error {
 				deadline.Reset(d)
 				continue
 			}
-			m.fence(fmt.Errorf("no renew succeeded within the renew deadline %s", m.s.opts.RenewDeadline))
+			m.fenceLapsed()
 			return m.fenceErr
 		case err := <-results:
 			inflight = false
@@ -164,7 +200,7 @@ func (m *Member) Renew(ctx context.Context) ([]int, error) {
 	}
 	d := m.untilDeadline()
 	if d <= 0 {
-		m.fence(fmt.Errorf("no renew succeeded within the renew deadline %s", m.s.opts.RenewDeadline))
+		m.fenceLapsed()
 		return nil, m.fenceErr
 	}
 	m.mu.Lock()
@@ -219,6 +255,10 @@ func (m *Member) Renew(ctx context.Context) ([]int, error) {
 func (m *Member) Claim(ctx context.Context, shard int, floor int64) (int64, error) {
 	if err := m.Err(); err != nil {
 		return 0, err
+	}
+	if m.untilDeadline() <= 0 { // its lease may be over: what it claimed now it would not hold
+		m.fenceLapsed()
+		return 0, m.fenceErr
 	}
 	if shard < 0 || shard >= m.s.opts.Shards {
 		return 0, fmt.Errorf("cluster: shard %d out of range [0, %d)", shard, m.s.opts.Shards)

@@ -175,3 +175,15 @@ func (o *Outbox) keepHeld(ctx context.Context, msgs []redis.XMessage) []redis.XM
 	}
 	return kept
 }
+
+// HoldsSession reports whether this replica holds the shard of sessionID now (SetHolds' question;
+// false until it is set). Without sharding every session is this gateway's.
+func (o *Outbox) HoldsSession(sessionID string) bool {
+	if !o.Sharded() {
+		return true
+	}
+	o.own.mu.Lock()
+	holds := o.own.holds
+	o.own.mu.Unlock()
+	return holds != nil && holds(o.shardOf(sessionID))
+}

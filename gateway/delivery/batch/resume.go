@@ -36,7 +36,8 @@ const slowRedisCall = time.Second
 
 // record records, in one round trip, the composition of the batches about to be sent for the
 // first time, and returns the batches that may be sent: all of them, or when Redis did not take
-// the records, only those recorded before (the others wait for the next step).
+// the records, only those recorded before (the others wait for the next step). In cluster mode a
+// batch just recorded is sent only if this replica still holds its shards (stillHeld, fence.go).
 func (d *Delivery) record(ctx context.Context, due []*Batch) ([]*Batch, error) {
 	var recs []outbox.BatchRecord
 	for _, b := range due {
@@ -56,10 +57,12 @@ func (d *Delivery) record(ctx context.Context, due []*Batch) ([]*Batch, error) {
 		sendable := slices.DeleteFunc(slices.Clone(due), func(b *Batch) bool { return !b.recorded })
 		return sendable, err
 	}
+	fresh := make(map[*Batch]bool, len(recs))
 	for _, b := range due {
+		fresh[b] = !b.recorded
 		b.recorded = true
 	}
-	return due, nil
+	return d.stillHeld(ctx, due, fresh), nil
 }
 
 // forget removes the record of a batch settled otherwise than by its acknowledgement; when Redis
