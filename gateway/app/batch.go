@@ -104,7 +104,10 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		delivery:  c.WriteThrough(bd),
 		settle:    bd.Settle,
 		activity:  c,
-		readerFor: func(local api.SessionReader) api.SessionReader { return c.Reader(local) },
+		readerFor: func(local api.SessionReader) api.SessionReader {
+			c.RenewFrom(local) // the manager's live state renews its sessions' statuses, not Laravel
+			return c.Reader(local)
+		},
 		routes: []api.Route{
 			{Pattern: "GET /metrics/batch", Handler: bd.MetricsHandler(), Public: true},
 			{Pattern: "GET /metrics/cache", Handler: c.MetricsHandler(), Public: true},

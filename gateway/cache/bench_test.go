@@ -3,8 +3,11 @@ package cache
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"wagate/gateway/laravel"
 	"wagate/internal/redistest"
@@ -93,6 +96,48 @@ func BenchmarkRecord(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkExpiredOwnedStatus measures serving a read of this gateway's own connected session
+// once its status has expired (each op moves the clock past ConnectionTTL), with Laravel's
+// session lookup served over loopback HTTP by the real laravel.Client: "lookup" is the cache
+// without a live source (every expiry asks Laravel), "renewed" with the session manager's live
+// state (renew.go: a Redis renewal, and a lookup once per SessionTTL for Laravel's flag).
+// lookups/op is Laravel's share of the ops.
+func BenchmarkExpiredOwnedStatus(b *testing.B) {
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"session_id":"hot","estado_qr":"connected","status_version":1,"enabled":true}`))
+	}))
+	b.Cleanup(srv.Close)
+	client, err := laravel.NewClient(laravel.ClientConfig{BaseURL: srv.URL, Token: "t"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"lookup", "renewed"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			clk := newClock()
+			c := newCache(b, redistest.Real(b), client, clk, "gw-bench")
+			if mode == "renewed" {
+				c.RenewFrom(liveSessions{"hot": {SessionID: "hot", Status: laravel.StatusConnected, Version: 1, Connected: true}})
+			}
+			if err := c.Record(ctx, statusEvent("hot", 1, laravel.StatusConnected)); err != nil {
+				b.Fatal(err)
+			}
+			before := served.Load()
+			b.ReportAllocs()
+			for b.Loop() {
+				clk.Advance(DefaultConnectionTTL + time.Second)
+				if s, err := c.State(ctx, "hot"); err != nil || !s.Active() {
+					b.Fatalf("%+v %v", s, err)
+				}
+			}
+			b.ReportMetric(float64(served.Load()-before)/float64(b.N), "lookups/op")
 		})
 	}
 }

@@ -271,6 +271,9 @@ type Counters struct {
 	InvalidationsTx int64 `json:"invalidations_sent"`
 	InvalidationsRx int64 `json:"invalidations_received"`
 	L1Flushes       int64 `json:"l1_flushes"`
+	// OwnerRenewals counts expired statuses of this gateway's own sessions renewed from their
+	// live state instead of asking Laravel (renew.go).
+	OwnerRenewals int64 `json:"owner_renewals"`
 }
 
 // Cache is the three-level session-state cache. It is safe for concurrent use.
@@ -286,7 +289,10 @@ type Cache struct {
 
 	l1Hits, l1Misses, l2Hits, l2Misses, l3Hits, l3Misses, l3Errors, l3Shared atomic.Int64
 	negHits, writes, staleWrites, invTx, invRx, l1Flushes                    atomic.Int64
-	recordErrors, l2Errors                                                   atomic.Int64
+	recordErrors, l2Errors, renewals                                         atomic.Int64
+
+	// live is the sessions this gateway runs, whose statuses it renews (renew.go); nil: none.
+	live atomic.Pointer[LocalReader]
 
 	subscribed chan struct{}
 	subOnce    sync.Once
@@ -418,7 +424,13 @@ func (c *Cache) ttlFor(ev event.Event) time.Duration {
 	if ev.Kind == event.KindQR {
 		return c.cfg.QRTTL
 	}
-	switch laravel.Status(ev.Payload) {
+	return c.statusTTL(ev.Payload)
+}
+
+// statusTTL is how long a status is trusted: ConnectionTTL for connected and disconnected,
+// StatusTTL for the others.
+func (c *Cache) statusTTL(status string) time.Duration {
+	switch laravel.Status(status) {
 	case laravel.StatusConnected, laravel.StatusDisconnected:
 		return c.cfg.ConnectionTTL
 	}
@@ -486,6 +498,10 @@ func (c *Cache) State(ctx context.Context, sid string) (State, error) {
 			c.l1Hits.Add(1)
 			return r.state(sid, now, "l1"), nil
 		}
+		if n := c.renew(ctx, sid, r, now); n != nil {
+			c.l1Hits.Add(1)
+			return n.state(sid, now, "l1"), nil
+		}
 	}
 	c.l1Misses.Add(1)
 	h, err := c.rdb.HGetAll(ctx, c.key(sid)).Result()
@@ -511,6 +527,10 @@ func (c *Cache) State(ctx context.Context, sid string) (State, error) {
 		c.l2Hits.Add(1)
 		c.l1.Set(sid, r)
 		return r.state(sid, now, "l2"), nil
+	}
+	if n := c.renew(ctx, sid, r, now); n != nil {
+		c.l2Hits.Add(1)
+		return n.state(sid, now, "l2"), nil
 	}
 	c.l2Misses.Add(1)
 	return c.fromLaravel(ctx, sid)
@@ -651,6 +671,7 @@ func (c *Cache) Counters() Counters {
 		L3Hits: c.l3Hits.Load(), L3Misses: c.l3Misses.Load(), L3Errors: c.l3Errors.Load(), L3Shared: c.l3Shared.Load(),
 		NegativeHits: c.negHits.Load(), Writes: c.writes.Load(), StaleWrites: c.staleWrites.Load(), WriteErrors: c.recordErrors.Load(),
 		InvalidationsTx: c.invTx.Load(), InvalidationsRx: c.invRx.Load(), L1Flushes: c.l1Flushes.Load(),
+		OwnerRenewals: c.renewals.Load(),
 	}
 }
 

@@ -19,6 +19,7 @@ type CacheSnapshotter interface {
 type cacheCollector struct {
 	c                                                      CacheSnapshotter
 	sessions, keys, hits, misses, l1Size, inv, flushes, sh *prometheus.Desc
+	renewals                                               *prometheus.Desc
 }
 
 // RegisterCache adds the wagate_cache_* series, read from c's snapshot at each scrape (at most
@@ -36,12 +37,13 @@ func (m *Metrics) RegisterCache(c CacheSnapshotter) error {
 		inv:      prometheus.NewDesc("wagate_cache_invalidations_total", "L1 invalidations by direction (sent, received).", []string{"direction"}, nil),
 		flushes:  prometheus.NewDesc("wagate_cache_l1_flushes_total", "Full L1 flushes (Redis reconnects).", nil, nil),
 		sh:       prometheus.NewDesc("wagate_cache_l3_shared_total", "Laravel lookups answered by another caller's in-flight lookup (singleflight).", nil, nil),
+		renewals: prometheus.NewDesc("wagate_cache_owner_renewals_total", "Expired statuses of this gateway's own sessions renewed from their live state instead of a Laravel lookup.", nil, nil),
 	})
 }
 
 // Describe implements prometheus.Collector.
 func (col *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{col.sessions, col.keys, col.hits, col.misses, col.l1Size, col.inv, col.flushes, col.sh} {
+	for _, d := range []*prometheus.Desc{col.sessions, col.keys, col.hits, col.misses, col.l1Size, col.inv, col.flushes, col.sh, col.renewals} {
 		ch <- d
 	}
 }
@@ -67,4 +69,5 @@ func (col *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(col.inv, counter, float64(m.Counters.InvalidationsRx), "received")
 	ch <- prometheus.MustNewConstMetric(col.flushes, counter, float64(m.Counters.L1Flushes))
 	ch <- prometheus.MustNewConstMetric(col.sh, counter, float64(m.Counters.L3Shared))
+	ch <- prometheus.MustNewConstMetric(col.renewals, counter, float64(m.Counters.OwnerRenewals))
 }

@@ -19,7 +19,7 @@ func TestCacheSeriesAreTheSnapshotsFigures(t *testing.T) {
 	m := New()
 	snap := cache.Metrics{TotalKeys: 2, QRKeys: 1, StatusKeys: 2, L1Size: 7,
 		L1: cache.LevelStats{Hits: 10, Misses: 3}, L2: cache.LevelStats{Hits: 2, Misses: 1}, L3: cache.LevelStats{Hits: 1}}
-	snap.Counters.InvalidationsTx, snap.Counters.InvalidationsRx, snap.Counters.L1Flushes, snap.Counters.L3Shared = 4, 5, 1, 6
+	snap.Counters.InvalidationsTx, snap.Counters.InvalidationsRx, snap.Counters.L1Flushes, snap.Counters.L3Shared, snap.Counters.OwnerRenewals = 4, 5, 1, 6, 8
 	if err := m.RegisterCache(fixedCache(snap)); err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +52,7 @@ func TestCacheSeriesAreTheSnapshotsFigures(t *testing.T) {
 		"wagate_cache_misses_total{l2}": 1, "wagate_cache_hits_total{l3}": 1, "wagate_cache_misses_total{l3}": 0,
 		"wagate_cache_l1_entries": 7, "wagate_cache_invalidations_total{sent}": 4, "wagate_cache_invalidations_total{received}": 5,
 		"wagate_cache_l1_flushes_total": 1, "wagate_cache_l3_shared_total": 6,
+		"wagate_cache_owner_renewals_total": 8,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {

@@ -1,0 +1,130 @@
+package cache
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"wagate/gateway/laravel"
+	"wagate/gateway/session"
+	"wagate/internal/redistest"
+)
+
+// liveSessions is the session manager as the cache sees it: the sessions this gateway runs.
+type liveSessions map[string]session.Info
+
+func (l liveSessions) Get(_ context.Context, id string) (session.Info, error) {
+	if info, ok := l[id]; ok {
+		return info, nil
+	}
+	return session.Info{}, session.ErrNotFound
+}
+
+func (l liveSessions) List(context.Context, string, int) ([]session.Info, string, error) {
+	return nil, "", nil
+}
+
+// An owned session's expired status is renewed from what the gateway runs, not looked up in
+// Laravel, exactly when the gateway still holds that status at that version; everything else
+// asks Laravel as before.
+func TestAnExpiredStatusIsRenewedFromTheOwnersLiveStateOnlyWhenItStillHoldsIt(t *testing.T) {
+	connected := func(v int64) session.Info {
+		return session.Info{SessionID: "s1", Status: laravel.StatusConnected, Version: v, Connected: true}
+	}
+	for _, tc := range []struct {
+		name        string
+		live        LocalReader // nil: RenewFrom never called
+		writer      string      // the gateway whose event is cached
+		wantLookups int64       // Laravel lookups for the read after the status expired
+	}{
+		{"the owner runs it at the cached version", liveSessions{"s1": connected(1)}, "gw-a", 0},
+		{"no live source", nil, "gw-a", 1},
+		{"the owner has a newer event not yet written through", liveSessions{"s1": connected(2)}, "gw-a", 1},
+		{"the owner's session changed status", liveSessions{"s1": {SessionID: "s1", Status: laravel.StatusDisconnected, Version: 1}}, "gw-a", 1},
+		{"the owner no longer runs it", liveSessions{}, "gw-a", 1},
+		{"another gateway wrote the record", liveSessions{"s1": connected(1)}, "gw-b", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+				ctx := context.Background()
+				clk := newClock()
+				lv := &fakeLaravel{sessions: map[string]laravel.SessionInfo{"s1": {SessionID: "s1", EstadoQR: laravel.StatusConnected, StatusVersion: 1, Enabled: true}}}
+				c := newCache(t, b, lv, clk, "gw-a")
+				if tc.live != nil {
+					c.RenewFrom(tc.live)
+				}
+				writer := c
+				if tc.writer != "gw-a" {
+					writer = newCache(t, b, lv, clk, tc.writer)
+				}
+				if err := writer.Record(ctx, statusEvent("s1", 1, laravel.StatusConnected)); err != nil {
+					t.Fatal(err)
+				}
+				mustState(t, c, "s1")
+				// The first expiry asks Laravel whatever the owner knows: its enabled flag is not known yet.
+				clk.Advance(DefaultConnectionTTL + time.Second)
+				if s := mustState(t, c, "s1"); !s.Active() || lv.calls.Load() != 1 {
+					t.Fatalf("first expiry: %+v after %d lookups; want active after 1", s, lv.calls.Load())
+				}
+				clk.Advance(DefaultConnectionTTL + time.Second)
+				s := mustState(t, c, "s1")
+				if got := lv.calls.Load() - 1; got != tc.wantLookups {
+					t.Fatalf("Laravel asked %d times after the second expiry, want %d", got, tc.wantLookups)
+				}
+				if !s.HasStatus || s.Status != laravel.StatusConnected || !s.Active() {
+					t.Fatalf("second expiry: %+v; want connected and active", s)
+				}
+				if renewed := c.Counters().OwnerRenewals; renewed != 1-tc.wantLookups {
+					t.Fatalf("renewals %d, want %d", renewed, 1-tc.wantLookups)
+				}
+				// The renewal is in L2 too: a fresh L1 (or another process) reads it without Laravel.
+				if tc.wantLookups == 0 {
+					c.FlushL1()
+					if s := mustState(t, c, "s1"); s.Level != "l2" || !s.Active() || lv.calls.Load() != 1 {
+						t.Fatalf("after an L1 flush: %+v, %d lookups; want the renewed status from l2, no lookup", s, lv.calls.Load())
+					}
+				}
+			})
+		})
+	}
+}
+
+// Laravel's enabled flag is still honoured: the owner asks Laravel once per SessionTTL (instead of
+// once per ConnectionTTL), and a session Laravel disabled stops being active within SessionTTL +
+// ConnectionTTL.
+func TestTheOwnerStillAsksLaravelOncePerSessionTTLAndHonoursADisable(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		clk := newClock()
+		lv := &fakeLaravel{sessions: map[string]laravel.SessionInfo{"s1": {SessionID: "s1", EstadoQR: laravel.StatusConnected, StatusVersion: 1, Enabled: true}}}
+		c := newCache(t, b, lv, clk, "gw-a")
+		c.RenewFrom(liveSessions{"s1": {SessionID: "s1", Status: laravel.StatusConnected, Version: 1, Connected: true}})
+		if err := c.Record(ctx, statusEvent("s1", 1, laravel.StatusConnected)); err != nil {
+			t.Fatal(err)
+		}
+		// Polled every 10 s for 20 minutes: before, one lookup per ConnectionTTL (~20).
+		step := 10 * time.Second
+		for range int(20 * time.Minute / step) {
+			clk.Advance(step)
+			if s := mustState(t, c, "s1"); !s.Active() {
+				t.Fatalf("at %s: %+v; want active", clk.Now().Format(time.TimeOnly), s)
+			}
+		}
+		if n := lv.calls.Load(); n < 3 || n > 5 {
+			t.Fatalf("%d Laravel lookups in 20 minutes; want one per SessionTTL (5 min) and a bit: 3-5", n)
+		}
+		lv.mu.Lock()
+		lv.sessions["s1"] = laravel.SessionInfo{SessionID: "s1", EstadoQR: laravel.StatusConnected, StatusVersion: 1, Enabled: false}
+		lv.mu.Unlock()
+		disabledAt := clk.Now()
+		for clk.Now().Sub(disabledAt) <= DefaultSessionTTL+DefaultConnectionTTL {
+			clk.Advance(step)
+			if active, err := c.IsSessionActive(ctx, "s1"); err != nil {
+				t.Fatal(err)
+			} else if !active {
+				return
+			}
+		}
+		t.Fatalf("still active %s after Laravel disabled it; want inactive within SessionTTL + ConnectionTTL", clk.Now().Sub(disabledAt))
+	})
+}
