@@ -80,6 +80,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	if err := m.RegisterJournal(journal.snapshot); err != nil {
 		return parts, fmt.Errorf("app: journal metrics: %w", err)
 	}
+	if err := m.RegisterRedisPolicy(ob.EvictionPolicyUnsafe); err != nil {
+		return parts, fmt.Errorf("app: redis policy metric: %w", err)
+	}
 
 	cacheCfg := cfg.CacheConfig()
 	cacheCfg.Logger = log
@@ -117,7 +120,11 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		ready: []api.Check{{Name: "redis", Check: func(ctx context.Context) error {
 			_, err := rc.Ready(ctx)
 			return err
-		}}},
+		}}, {
+			// Redis's maxmemory-policy switched at runtime to one that can evict the outbox
+			// (the start refuses one): not ready until it is safe again (the outbox's keeper).
+			Name: "redis_eviction_policy", Check: func(context.Context) error { return ob.EvictionRisk() },
+		}},
 		warnings:    warnings,
 		closers:     closers,
 		sharedRedis: rc.Client,

@@ -39,6 +39,9 @@ func allRegistered(t *testing.T) *Metrics {
 	if err := m.RegisterJournal(func() JournalSnapshot { return JournalSnapshot{} }); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.RegisterRedisPolicy(func() bool { return false }); err != nil {
+		t.Fatal(err)
+	}
 	ev := event.Event{Kind: event.KindStatus}
 	h := m.SessionHooks()
 	h.EventEmitted(ev)
