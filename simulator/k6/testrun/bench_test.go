@@ -152,6 +152,63 @@ export default function () {
 			b.Fatal(err)
 		}
 	})
+	// A script's own poll loop, lib/laravel-app.js's pairAndLive with pollsInline (k6-cost -e
+	// POLLS=inline), in two shapes: the countdown it had (seven timers counted down and a
+	// Math.min of seven on every wake) and its deadlines (a wake reads the poll's deadline and
+	// the soonest of the others). sleep(0) returns at once, so these measure the loop's work
+	// per poll in a warm cache; in k6-cost each wake also finds what it reads out of the caches,
+	// so there the values a wake touches weigh more than here.
+	for _, loop := range []struct{ name, src string }{
+		{"k6-wagate-inline-poll-countdown", `import wagate from "k6/x/wagate";
+import { sleep } from "k6";
+export default function () {
+  let polls = Number(__ENV.CALLS), nextPoll = 0, nextMsg = Infinity, nextIn = Infinity, nextDrop = Infinity, nextReplace = Infinity, nextRemote = Infinity, left = 1e9;
+  for (;;) {
+    const step = Math.min(left, nextMsg, nextIn, nextDrop, nextReplace, nextRemote, nextPoll);
+    if (!isFinite(step)) return;
+    sleep(step);
+    left -= step; nextMsg -= step; nextIn -= step; nextDrop -= step; nextReplace -= step; nextRemote -= step; nextPoll -= step;
+    if (left <= 0) return;
+    if (nextPoll <= 0) {
+      if (polls-- <= 0) return;
+      wagate.pollStatus("s1");
+      nextPoll = 0 * (1 - wagate.pollJitter + 2 * wagate.pollJitter * Math.random());
+    }
+  }
+}`},
+		{"k6-wagate-inline-poll-deadlines", `import wagate from "k6/x/wagate";
+import { sleep } from "k6";
+export default function () {
+  const pollStatus = wagate.pollStatus, end = 1e9, pollLow = 0, pollSpan = 0;
+  let polls = Number(__ENV.CALLS), pollAt = 0, t = 0, msgAt = Infinity, other = Math.min(end, msgAt);
+  for (;;) {
+    const next = pollAt < other ? pollAt : other;
+    if (next === Infinity) return;
+    sleep(next - t);
+    t = next;
+    if (t >= end) return;
+    if (t >= pollAt) {
+      if (polls-- <= 0) return;
+      pollStatus("s1");
+      pollAt = t + pollLow + pollSpan * Math.random();
+    }
+    if (t < other) continue;
+    other = Math.min(end, msgAt);
+  }
+}`},
+	} {
+		b.Run(loop.name, func(b *testing.B) {
+			srv := statusServer(b)
+			reg := metrics.NewRegistry(nil)
+			api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+			vu := benchVU(b, loop.src, map[string]string{"CALLS": fmt.Sprint(b.N)}, api, reg)
+			b.ReportAllocs()
+			b.ResetTimer()
+			if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 	b.Run("k6-http", func(b *testing.B) {
 		srv := statusServer(b)
 		reg := metrics.NewRegistry(nil)

@@ -31,6 +31,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -51,25 +52,23 @@ var ErrNoWorld = errors.New("k6/x/wagate has no world: run with --world FILE.yam
 
 // Extension is k6/x/wagate for one test run: the driver is set once the world started.
 type Extension struct {
-	mu     sync.Mutex
-	driver *wagate.Driver
+	// driver is read by every call of every VU: an atomic load, not a lock all VUs share.
+	driver atomic.Pointer[wagate.Driver]
+	mu     sync.Mutex // guards truth
 	truth  *reports.GroundTruth
 }
 
 // SetDriver gives the extension its driver (before setup()).
 func (e *Extension) SetDriver(d *wagate.Driver) {
-	e.mu.Lock()
-	e.driver = d
-	e.mu.Unlock()
+	e.driver.Store(d)
 }
 
 func (e *Extension) get() (*wagate.Driver, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.driver == nil {
+	d := e.driver.Load()
+	if d == nil {
 		return nil, ErrNoWorld
 	}
-	return e.driver, nil
+	return d, nil
 }
 
 // GroundTruth computes the ground truth once (a script's own call in teardown, or the runner
