@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -46,6 +47,10 @@ type conn struct {
 
 	waitMu  sync.Mutex
 	waiters map[string]chan *waBinary.Node
+
+	// loginJID is the device logged in on this connection (nil before its login), read without
+	// the server's lock (silences).
+	loginJID atomic.Pointer[types.JID]
 
 	// Protected by s.mu.
 	refs    []string
@@ -152,6 +157,10 @@ func (c *conn) sendNode(n waBinary.Node) error {
 	if err != nil {
 		return fmt.Errorf("fakewa: marshal %s: %w", n.Tag, err)
 	}
+	// A silence pushes nothing until it ends (silence.go).
+	if !c.awaitAudible() {
+		return fmt.Errorf("fakewa: connection closed while silent: %w", context.Canceled)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.write == nil {
@@ -214,6 +223,10 @@ func (c *conn) serve() {
 	for {
 		frame, err := c.nextFrame(c.ctx)
 		if err != nil {
+			return
+		}
+		// A silence leaves what the client sent unread until it ends (silence.go).
+		if !c.awaitAudible() {
 			return
 		}
 		plain, err := c.read.Open(frame[:0], nonce(c.readCount), frame, nil)
@@ -298,6 +311,10 @@ func (c *conn) login() bool {
 	}
 	jid := types.NewADJID(strconv.FormatUint(p.GetUsername(), 10), 0, uint8(p.GetDevice()))
 	s := c.s
+	// A silent server or device holds the login unanswered (silence.go).
+	if !s.awaitSilenceEnd(jid, c.ctx.Done()) {
+		return false
+	}
 	// Hold the device's message order from before it is online until its held messages are
 	// redelivered, so no new message overtakes them.
 	s.mu.Lock()
@@ -342,6 +359,7 @@ func (c *conn) login() bool {
 	d.conn, d.connectedAt = c, time.Now()
 	d.logins++
 	c.device = d
+	c.loginJID.Store(&jid)
 	lid := d.lid
 	s.mu.Unlock()
 	// A previous connection that is still open is replaced, as WhatsApp does when a session is

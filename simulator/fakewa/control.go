@@ -67,6 +67,20 @@ type UnreachableResponse struct {
 	Cut int `json:"cut"`
 }
 
+// SilenceRequest is the body of POST /silence.
+type SilenceRequest struct {
+	// Devices are the devices the silence covers (JIDs); none: the whole server.
+	Devices []string `json:"devices,omitempty"`
+	// For is the silence's length (a Go duration, e.g. "5s").
+	For string `json:"for"`
+}
+
+// SilenceResponse is the answer of POST /silence.
+type SilenceResponse struct {
+	// Silenced is how many open connections went silent.
+	Silenced int `json:"silenced"`
+}
+
 func cmpOr(s, fallback string) string {
 	if s == "" {
 		return fallback
@@ -102,6 +116,11 @@ const maxControlBody = 64 << 10
 //	                                        an outage: the devices' connections (none listed:
 //	                                        every connection) cut, new ones refused; {"cut"}
 //	POST /reachable                         ends every outage now
+//	POST /silence {"devices":[JID...],"for":"5s"}
+//	                                        a silence: the devices' connections (none listed:
+//	                                        every connection, and new dials held) kept open,
+//	                                        neither read nor answered; {"silenced"}
+//	POST /silence/end                       ends every silence now
 //	GET  /events?since=SEQ&jid=JID          [Event...], both filters optional
 //	                                        (X-Events-Discarded: count lost to the bound)
 //	GET  /stats                             Stats
@@ -238,6 +257,36 @@ func (s *Server) ControlHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /reachable", func(w http.ResponseWriter, r *http.Request) {
 		s.Reachable()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /silence", func(w http.ResponseWriter, r *http.Request) {
+		var req SilenceRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		d, err := time.ParseDuration(req.For)
+		if err != nil || d <= 0 {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "for must be a positive duration like 5s"})
+			return
+		}
+		jids := make([]types.JID, 0, len(req.Devices))
+		for _, v := range req.Devices {
+			jid, err := types.ParseJID(v)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad jid: " + err.Error()})
+				return
+			}
+			jids = append(jids, jid)
+		}
+		n, err := s.Silence(jids, d)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, SilenceResponse{Silenced: n})
+	})
+	mux.HandleFunc("POST /silence/end", func(w http.ResponseWriter, r *http.Request) {
+		s.EndSilence()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {

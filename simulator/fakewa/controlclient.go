@@ -185,6 +185,25 @@ func (c *ControlClient) Reachable(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/reachable", nil, nil)
 }
 
+// Silence starts a silence of d on the devices (none: the whole server) and returns how many
+// open connections went silent (Server.Silence).
+func (c *ControlClient) Silence(ctx context.Context, jids []types.JID, d time.Duration) (int, error) {
+	req := SilenceRequest{For: d.String()}
+	for _, j := range jids {
+		req.Devices = append(req.Devices, j.String())
+	}
+	var resp SilenceResponse
+	if err := c.do(ctx, http.MethodPost, "/silence", req, &resp); err != nil {
+		return 0, err
+	}
+	return resp.Silenced, nil
+}
+
+// EndSilence ends every silence now (Server.EndSilence).
+func (c *ControlClient) EndSilence(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/silence/end", nil, nil)
+}
+
 // Events returns the events with Seq greater than since.
 func (c *ControlClient) Events(ctx context.Context, since uint64) ([]Event, error) {
 	var out []Event

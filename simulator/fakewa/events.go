@@ -37,6 +37,9 @@ const (
 	// EventUnreachable: a login of a device under an outage (Server.Unreachable) was cut
 	// unanswered.
 	EventUnreachable EventKind = "unreachable"
+	// EventSilenced: a silence began (Server.Silence; Detail: how many connections, for how
+	// long): connections neither read nor answered, kept open.
+	EventSilenced EventKind = "silenced"
 	// EventRestarted: the server sent stream:error 503 to this connection (server restart).
 	EventRestarted EventKind = "restarted"
 	// EventKeepaliveIgnored: a keepalive ping was left unanswered on purpose.

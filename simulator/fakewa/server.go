@@ -227,6 +227,7 @@ type Server struct {
 	idCounter atomic.Uint64
 	connIDs   atomic.Uint64
 
+	silence    silence      // connections neither read nor answered (silence.go)
 	downUntil  atomic.Int64 // unix nanos until which new connections are refused with HTTP 503
 	refused    atomic.Int64 // connections refused while down, and logins cut by a device outage
 	hsFailed   atomic.Int64 // handshakes that did not complete
@@ -346,6 +347,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if time.Now().UnixNano() < s.downUntil.Load() {
 		s.refused.Add(1)
 		http.Error(w, "fakewa is restarting", http.StatusServiceUnavailable)
+		return
+	}
+	// A silent server holds a new connection before its upgrade, unanswered (silence.go).
+	if !s.awaitSilenceEnd(types.EmptyJID, r.Context().Done()) {
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
