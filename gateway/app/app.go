@@ -125,6 +125,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			"wa_dial", dial.Addr)
 		warnings = append(warnings, wadial.Warning+" (WAGATE_WA_INSECURE_TEST=1, dialing "+dial.Addr+")")
 	}
+	if cfg.WATestKeepalive != 0 {
+		warnings = append(warnings, whatsapp.TestKeepaliveWarning+" (WAGATE_WA_TEST_KEEPALIVE="+cfg.WATestKeepalive.String()+")")
+	}
 
 	a.db, err = storage.Open(ctx, storage.Options{DataDir: cfg.DataDir, DSN: cfg.StoreDSN})
 	if err != nil {
@@ -221,7 +224,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	parts.routes = append(parts.routes, drainRoute(a.node)) // outside cluster mode: 409
 
-	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug})
+	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug, TestKeepalive: cfg.WATestKeepalive})
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ import (
 	"wagate/gateway/session"
 	"wagate/gateway/storage"
 	"wagate/gateway/wadial"
+	"wagate/gateway/whatsapp"
 )
 
 // Modes of delivery.
@@ -138,6 +139,10 @@ type Config struct {
 	WADial         string
 	WARootPubKey   string
 	WAInsecureTest bool
+	// WATestKeepalive, when not zero, shortens whatsmeow's keepalive (pings every interval to 1.5
+	// intervals, dead after 9 intervals of failures: whatsapp.ScaledKeepaliveTiming) so a fake
+	// WhatsApp's silence is noticed in seconds. TEST-ONLY: refused without WAInsecureTest.
+	WATestKeepalive time.Duration
 }
 
 // Batch tunes batch delivery.
@@ -301,6 +306,7 @@ func settings() []setting {
 		{flag: "wa-dial", usage: "TEST ONLY: host:port of a fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WADial }},
 		{flag: "wa-root-pubkey", usage: "TEST ONLY: hex root public key of the fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WARootPubKey }},
 		{flag: "wa-insecure-test", usage: "TEST ONLY: allow wa-dial and wa-root-pubkey (the gateway then does not talk to WhatsApp)", value: func(c *Config) any { return &c.WAInsecureTest }},
+		{flag: "wa-test-keepalive", usage: "TEST ONLY: whatsmeow's keepalive interval (0: whatsmeow's own 20-30 s, dead after 3 min); pings every interval to 1.5 intervals, a connection dead after 9 intervals unanswered, so a silent fake WhatsApp is noticed in seconds (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WATestKeepalive }},
 	}
 }
 
@@ -605,6 +611,13 @@ func (c Config) validate(name func(setting) string) error {
 	dialSettings := named(&c.WADial) + "/" + named(&c.WARootPubKey)
 	if (c.WADial != "" || c.WARootPubKey != "") && !c.WAInsecureTest {
 		refuseAs(dialSettings, &c.WADial, "test-only settings are refused without %s", on(&c.WAInsecureTest))
+	}
+	if c.WATestKeepalive != 0 {
+		if !c.WAInsecureTest {
+			refuse(&c.WATestKeepalive, "a test-only setting, refused without %s", on(&c.WAInsecureTest))
+		} else if c.WATestKeepalive < whatsapp.MinTestKeepalive || c.WATestKeepalive > whatsapp.MaxTestKeepalive {
+			refuse(&c.WATestKeepalive, "must be 0 or between %s and %s (%s)", whatsapp.MinTestKeepalive, whatsapp.MaxTestKeepalive, c.WATestKeepalive)
+		}
 	}
 	if c.WAInsecureTest {
 		if c.WADial == "" || c.WARootPubKey == "" {

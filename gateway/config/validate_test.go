@@ -89,9 +89,21 @@ func TestValidateRefusesEachSettingByItsName(t *testing.T) {
 		{"dial without the switch", func(c *Config) { c.WADial = "127.0.0.1:1" },
 			"WAGATE_WA_DIAL/WAGATE_WA_ROOT_PUBKEY: test-only settings are refused without WAGATE_WA_INSECURE_TEST=1"},
 		{"switch without dial", func(c *Config) { c.WAInsecureTest = true }, "WAGATE_WA_INSECURE_TEST: needs both WAGATE_WA_DIAL and WAGATE_WA_ROOT_PUBKEY"},
+		{"test keepalive without the switch", func(c *Config) { c.WATestKeepalive = time.Second },
+			"WAGATE_WA_TEST_KEEPALIVE: a test-only setting, refused without WAGATE_WA_INSECURE_TEST=1"},
+		{"test keepalive below its bound", func(c *Config) { onFakeWhatsApp(c); c.WATestKeepalive = time.Millisecond },
+			"WAGATE_WA_TEST_KEEPALIVE: must be 0 or between 100ms and 20s (1ms)"},
+		{"negative test keepalive", func(c *Config) { onFakeWhatsApp(c); c.WATestKeepalive = -time.Second },
+			"WAGATE_WA_TEST_KEEPALIVE: must be 0 or between 100ms and 20s (-1s)"},
 	}
 	if err := valid().Validate(); err != nil {
 		t.Fatalf("the defaults with the required settings are refused: %v", err)
+	}
+	onFake := valid()
+	onFakeWhatsApp(&onFake)
+	onFake.WATestKeepalive = 500 * time.Millisecond
+	if err := onFake.Validate(); err != nil {
+		t.Fatalf("a test keepalive with the test-only switch is refused: %v", err)
 	}
 	clustered := valid()
 	clusterReady(&clustered)
@@ -122,6 +134,11 @@ WAGATE_QR_CODES: must be positive`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate() = %v\nwant\n%s", err, want)
 	}
+}
+
+// onFakeWhatsApp points c at a fake WhatsApp server with the test-only switch on.
+func onFakeWhatsApp(c *Config) {
+	c.WAInsecureTest, c.WADial, c.WARootPubKey = true, "127.0.0.1:1", strings.Repeat("01", 32)
 }
 
 // clusterReady makes c a complete cluster-mode configuration (batch mode, a Redis URL, a

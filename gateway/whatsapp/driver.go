@@ -43,6 +43,10 @@ type Config struct {
 	Debug bool
 	// ConnectTimeout bounds the first connection attempt of Conn.Connect (default 30 s).
 	ConnectTimeout time.Duration
+	// TestKeepalive, when not zero, shortens whatsmeow's keepalive for the whole process
+	// (ScaledKeepaliveTiming) so that a fake WhatsApp server going silent is noticed in seconds.
+	// TEST-ONLY: refused without Dial.
+	TestKeepalive time.Duration
 }
 
 // Driver opens whatsmeow clients. It is safe for concurrent use.
@@ -62,6 +66,14 @@ type Driver struct {
 func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("whatsapp: no database")
+	}
+	if cfg.TestKeepalive != 0 {
+		if cfg.Dial == nil {
+			return nil, errors.New("whatsapp: a test keepalive needs a test dial (a fake WhatsApp server)")
+		}
+		if err := checkTestKeepalive(cfg.TestKeepalive); err != nil {
+			return nil, err
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -100,6 +112,12 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 			tr.MaxIdleConnsPerHost = 16
 		}
 		d.dialHTTP = hc
+	}
+	if cfg.TestKeepalive != 0 {
+		t := ScaledKeepaliveTiming(cfg.TestKeepalive)
+		t.applyProcessWide()
+		log.Warn("!!! "+TestKeepaliveWarning+" !!! Never run it like this against WhatsApp",
+			"ping_every_min", t.IntervalMin, "ping_every_max", t.IntervalMax, "deadline", t.Deadline, "dead_after", t.MaxFail)
 	}
 	return d, nil
 }
