@@ -82,8 +82,8 @@ func serveIdleCostFakewa(stdout io.Writer, stdin io.Reader) error {
 	return nil
 }
 
-// startIdleCostFakewa starts the fakewa child and returns its control client.
-func startIdleCostFakewa(tb testing.TB) *fakewa.ControlClient {
+// startIdleCostFakewa starts the fakewa child and returns its control client and process id.
+func startIdleCostFakewa(tb testing.TB) (*fakewa.ControlClient, int) {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), idleCostFakewaEnv+"=1")
@@ -118,15 +118,21 @@ func startIdleCostFakewa(tb testing.TB) *fakewa.ControlClient {
 	if err := json.Unmarshal(line, &ready); err != nil {
 		tb.Fatalf("fakewa child said %q: %v", line, err)
 	}
-	return fakewa.NewControlClient(ready.Control)
+	return fakewa.NewControlClient(ready.Control), cmd.Process.Pid
 }
 
-// discardDelivery accepts every event and keeps nothing: the delivery's own costs are not part
-// of a session's.
-type discardDelivery struct{ accepted atomic.Int64 }
+// discardDelivery accepts every event and keeps nothing but counts: the delivery's own costs are
+// not part of a session's.
+type discardDelivery struct {
+	accepted  atomic.Int64
+	connected atomic.Int64 // status events "connected"
+}
 
 func (d *discardDelivery) Deliver(ctx context.Context, ev event.Event) error {
 	d.accepted.Add(1)
+	if ev.Kind == event.KindStatus && ev.Payload == string(laravel.StatusConnected) {
+		d.connected.Add(1)
+	}
 	return nil
 }
 
@@ -135,16 +141,24 @@ func (d *discardDelivery) Close(ctx context.Context) error { return nil }
 // idleCostWorld is a gateway's session layer on the real whatsmeow driver, dialling a fakewa
 // child process.
 type idleCostWorld struct {
-	tb  testing.TB
-	wa  *fakewa.ControlClient
-	m   *session.Manager
-	seq int
+	tb        testing.TB
+	wa        *fakewa.ControlClient
+	fakewaPID int
+	m         *session.Manager
+	sink      *discardDelivery
+	seq       int
 }
 
 func newIdleCostWorld(tb testing.TB) *idleCostWorld {
+	return newIdleCostWorldWith(tb, session.Config{})
+}
+
+// newIdleCostWorldWith is newIdleCostWorld with the session layer's settings cfg (its Logger is
+// the world's).
+func newIdleCostWorldWith(tb testing.TB, cfg session.Config) *idleCostWorld {
 	tb.Helper()
 	ctx := context.Background()
-	wa := startIdleCostFakewa(tb)
+	wa, pid := startIdleCostFakewa(tb)
 	addr, rootPub, err := wa.Info(ctx)
 	if err != nil {
 		tb.Fatal(err)
@@ -159,7 +173,9 @@ func newIdleCostWorld(tb testing.TB) *idleCostWorld {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m, err := session.New(ctx, session.Config{Logger: quiet}, drv, reg, &discardDelivery{})
+	cfg.Logger = quiet
+	sink := &discardDelivery{}
+	m, err := session.New(ctx, cfg, drv, reg, sink)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -171,7 +187,7 @@ func newIdleCostWorld(tb testing.TB) *idleCostWorld {
 		_ = reg.Close(ctx)
 		_ = db.Close()
 	})
-	return &idleCostWorld{tb: tb, wa: wa, m: m}
+	return &idleCostWorld{tb: tb, wa: wa, fakewaPID: pid, m: m, sink: sink}
 }
 
 // pairSessions pairs n new sessions, at most 8 at a time, and waits until all are connected.
