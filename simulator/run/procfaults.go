@@ -45,6 +45,54 @@ type procControl struct {
 	recoveries map[string]recovery
 	aofOnce    sync.Once
 	aofErr     error
+	// gatewayHeld holds one token while a fault stops, restarts or pauses the gateway process
+	// (holdGateway): two such faults drawn over each other are played one after the other.
+	gatewayHeld chan struct{}
+}
+
+// holdGateway waits until no other fault stops, restarts or pauses the gateway process and takes
+// it; release gives it back. Without it, a SIGTERM fault still scraping the gateway's metrics
+// before its signal found the gateway SIGKILLed and restarted by a redis-restart-while-gateway-down
+// drawn 3 s later, failed its signal and set the dead process back as the world's gateway: the
+// restarted one was never stopped (chaos seed 1 schedule 161, an orphan gateway after the run).
+func (r *runner) holdGateway(ctx context.Context, fault string) (release func(), err error) {
+	r.proc.mu.Lock()
+	if r.proc.gatewayHeld == nil {
+		r.proc.gatewayHeld = make(chan struct{}, 1)
+	}
+	held := r.proc.gatewayHeld
+	r.proc.mu.Unlock()
+	start := time.Now()
+	select {
+	case held <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for another fault on the gateway process to heal: %w", ctx.Err())
+	}
+	if waited := time.Since(start); waited > 100*time.Millisecond {
+		r.log.Info("fault waited for another fault on the gateway process to heal", "fault", fault, "waited", waited.Round(time.Millisecond))
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-held }) }, nil
+}
+
+// heldUntilHealed plays a fault that stops, restarts or pauses the gateway process while holding
+// it (holdGateway): it is released when inject fails or when the heal inject returned has run.
+// Its window and duration start once it holds the gateway.
+func (r *runner) heldUntilHealed(ctx context.Context, w *FaultWindow, inject func() (func(context.Context) error, error)) (func(context.Context) error, error) {
+	release, err := r.holdGateway(ctx, w.Name)
+	if err != nil {
+		return nil, err
+	}
+	w.Start = time.Now()
+	heal, err := inject()
+	if err != nil || heal == nil {
+		release()
+		return heal, err
+	}
+	return func(ctx context.Context) error {
+		defer release()
+		return heal(ctx)
+	}, nil
 }
 
 // gatewayChild returns the gateway process, or nil while a planned restart is under way (its
@@ -135,6 +183,11 @@ func (p gatewayPlayer) Inject(ctx context.Context, flt scenario.Fault, w *FaultW
 	if r.w.cluster != nil {
 		return r.replicaFault(ctx, flt, w) // replicas.go
 	}
+	return r.heldUntilHealed(ctx, w, func() (func(context.Context) error, error) { return p.inject(ctx, flt, w) })
+}
+
+func (p gatewayPlayer) inject(ctx context.Context, flt scenario.Fault, w *FaultWindow) (func(context.Context) error, error) {
+	r := p.r
 	switch flt.Process.Action {
 	case scenario.ProcessGatewayPause:
 		gw := r.gatewayChild()
@@ -348,7 +401,9 @@ func (p redisPlayer) Inject(ctx context.Context, flt scenario.Fault, w *FaultWin
 	case scenario.ProcessRedisEvict:
 		return r.pressRedis(ctx, w)
 	case scenario.ProcessRedisRestartGatewayDown:
-		return r.restartRedisWhileGatewayDown(ctx, w) // outage.go
+		return r.heldUntilHealed(ctx, w, func() (func(context.Context) error, error) {
+			return r.restartRedisWhileGatewayDown(ctx, w) // outage.go
+		})
 	}
 	return nil, fmt.Errorf("the redis player has no action %q", flt.Process.Action)
 }

@@ -1,0 +1,94 @@
+package chaos
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"wagate/simulator/run"
+)
+
+// Faults on the gateway process drawn over each other are played one after the other, and the
+// world keeps track of the gateway that runs: a SIGTERM, a redis-restart-while-gateway-down drawn
+// while the SIGTERM's stop was still under way and a SIGKILL drawn during both are each played,
+// without error, the run ends with the gateway answering, and no gateway process outlives it.
+// Before, the SIGTERM (still scraping the gateway's metrics before its signal) found the gateway
+// SIGKILLed and restarted by the Redis fault, failed its signal with "process already finished"
+// and set the dead process back as the world's gateway: the run judged "the gateway exited by
+// itself" and the restarted gateway was left running after it (chaos seed 1 schedule 161).
+func TestFaultsOnTheGatewayProcessDrawnOverEachOtherArePlayedInTurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a whole world for about 40 s")
+	}
+	bin := binDir(t)
+	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
+		if os.Getenv("WAGATE_REQUIRE_SERVERS") != "" {
+			t.Fatal("redis-server is required")
+		}
+		t.Skip("no redis-server")
+	}
+	base, err := os.ReadFile("../../scenarios/chaos.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "overlap.yaml")
+	faults := `
+faults:
+  - {name: term, at: 3s, duration: 1s, process: {action: gateway-term}}
+  - {name: redis-gw-down, at: 3200ms, duration: 2s, process: {action: redis-restart-while-gateway-down}}
+  - {name: kill, at: 3400ms, duration: 500ms, process: {action: gateway-kill}}
+`
+	if err := os.WriteFile(file, append(base, faults...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	lf, err := os.Create(filepath.Join(dir, "simulator.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if _, err := run.Run(ctx, run.Options{Scenario: file, Out: out, BinDir: bin, NoNDJSON: true, DrainUntilSettled: true,
+		Logger: slog.New(slog.NewTextHandler(lf, nil))}); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	tl, err := run.ReadFaultTimeline(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tl.Faults) != 3 {
+		t.Errorf("%d faults recorded, want 3", len(tl.Faults))
+	}
+	for _, w := range tl.Faults {
+		t.Logf("%s: %s..%s %s", w.Name, w.Start.Format("15:04:05.000"), w.End.Format("15:04:05.000"), w.Detail)
+		if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
+			t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
+		}
+		if !strings.Contains(w.Detail, "restarted as pid") {
+			t.Errorf("%s: %q, want the gateway restarted", w.Name, w.Detail)
+		}
+	}
+	oc, err := run.ReadOutcome(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc.GatewayDied || !oc.GatewayAnswered {
+		t.Errorf("outcome: gateway died %v, answered %v; want the restarted gateway running and answering to the end", oc.GatewayDied, oc.GatewayAnswered)
+	}
+	// No gateway of this run is left running: its command line names the run's gateway.yaml.
+	cfg := filepath.Join(out, "gateway.yaml")
+	time.Sleep(500 * time.Millisecond)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), cfg) {
+			t.Errorf("a gateway of this run is still running after it: %s (%s)", filepath.Dir(p), strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+}
