@@ -20,8 +20,13 @@ import (
 // epoch does not stick where it lands: its registry write (parking the session as taken over) is
 // refused by the conditional upsert when it comes after the holder's (counted; when it comes
 // first the holder's overwrites it), its "disconnected" event is ignored by Laravel's version
-// guard, and a logout it is asked for is refused by the fence check in Redis (the device stays
-// linked). The record and Laravel keep the new holder's connected state at its epoch.
+// guard, and a logout it is asked for is refused (the device stays linked). The record and
+// Laravel keep the new holder's connected state at its epoch. Since a member past its renew
+// deadline holds nothing (cluster.Member.HeldEpoch, issue 16's SIGSTOP duplicate), the zombie
+// itself knows it holds nothing by the time the holder runs the session: its logout is refused
+// before the check in Redis (counted alike, where="logout"), and its registry write and event are
+// not made (where="registry", "event"); the checks where they land are for a zombie whose clock
+// stood still (a suspended VM), tested in gateway/session and gateway/storage.
 func TestAZombiesLateWritesAreRefusedWhereTheyLand(t *testing.T) {
 	w := newClusterWorld(t)
 	ctx := context.Background()

@@ -150,6 +150,9 @@ func (m *Manager) fenceLogout(ctx context.Context, id string) error {
 	}
 	shard, epoch, ok := m.owner.Epoch(id)
 	if !ok {
+		// Not held here (handed over, or this replica is past its renew deadline): as refused
+		// as by the check in Redis below, and counted alike.
+		m.fenced(FencedLogout)
 		return ErrNotOwner
 	}
 	fctx, cancel := context.WithTimeout(ctx, fenceTimeout)

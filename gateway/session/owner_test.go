@@ -145,8 +145,9 @@ func TestClusterASessionOfAShardNotHeldIsNeitherStartedNorReported(t *testing.T)
 		if rec, _ := r.store.Record("s1"); rec.Status != laravel.StatusConnected {
 			t.Fatalf("registry record changed by a replica that lost the shard: %+v", rec)
 		}
-		// The drop's status is neither written nor emitted; the reconnect after it is refused.
-		if got, want := owner.fencedWrites(), []string{session.FencedRegistry, session.FencedEvent, session.FencedConnect}; !slices.Equal(got, want) {
+		// The logout is refused (counted; the stop is not a write), the drop's status is neither
+		// written nor emitted, and the reconnect after it is refused.
+		if got, want := owner.fencedWrites(), []string{session.FencedLogout, session.FencedRegistry, session.FencedEvent, session.FencedConnect}; !slices.Equal(got, want) {
 			t.Fatalf("fenced writes %q, want %q", got, want)
 		}
 	})
