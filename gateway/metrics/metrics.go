@@ -91,7 +91,7 @@ func New() *Metrics {
 		}, []string{"kind"}),
 		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_events_dropped_total",
-			Help: "Events dropped before delivery, by kind and reason (queue_full: an old QR code behind a slow delivery; shutdown; not_delivered_in_mode: a message or receipt the mode's delivery does not carry).",
+			Help: "Events dropped before delivery, by kind and reason (queue_full: an old QR code behind a slow delivery; superseded: a QR code a later event of its session made moot before the delivery took it; shutdown; not_delivered_in_mode: a message or receipt the mode's delivery does not carry).",
 		}, []string{"kind", "reason"}),
 		laravelRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_laravel_requests_total",

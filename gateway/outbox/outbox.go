@@ -440,20 +440,30 @@ func (o *Outbox) tryAppend(ctx context.Context, args []any, once string) (id str
 }
 
 // refused counts and logs an event Append gives up on, and builds its error: ErrFull when the
-// last completed attempt found the outbox full, else the Redis error (or Redis's silence).
+// last completed attempt found the outbox full, else the Redis error (or Redis's silence). An
+// append its caller withdrew (ctx canceled: e.g. the session superseded a QR code waiting for
+// room) is not counted as a refusal and logged at DEBUG only; its error matches context.Canceled
+// (and ErrFull when it was waiting for room).
 func (o *Outbox) refused(ev event.Event, redisErr error, full bool, ctxErr error) error {
-	o.appendFailed.Add(1)
+	withdrawn := errors.Is(ctxErr, context.Canceled)
+	if !withdrawn {
+		o.appendFailed.Add(1)
+	}
 	attrs := []any{"event_id", ev.ID, "session_id", ev.SessionID, "kind", ev.Kind, "version", ev.Version, "waited", o.cfg.AppendTimeout}
+	logError := o.log.Error
+	if withdrawn {
+		logError = o.log.Debug
+	}
 	var err error
 	switch {
 	case full:
-		o.log.Error("outbox full: event NOT accepted", append(attrs, "max", o.cfg.Max)...)
+		logError("outbox full: event NOT accepted", append(attrs, "max", o.cfg.Max)...)
 		err = fmt.Errorf("outbox: event %s not accepted: %w (max %d)", ev.ID, ErrFull, o.cfg.Max)
 	case redisErr != nil:
-		o.log.Error("outbox: Redis unavailable: event NOT accepted", append(attrs, "err", redisErr)...)
+		logError("outbox: Redis unavailable: event NOT accepted", append(attrs, "err", redisErr)...)
 		err = fmt.Errorf("outbox: event %s not accepted: %w", ev.ID, redisErr)
 	default:
-		o.log.Error("outbox: Redis did not answer: event NOT accepted", attrs...)
+		logError("outbox: Redis did not answer: event NOT accepted", attrs...)
 		err = fmt.Errorf("outbox: event %s not accepted: Redis did not answer within %s: %w", ev.ID, o.cfg.AppendTimeout, context.DeadlineExceeded)
 	}
 	if ctxErr != nil {

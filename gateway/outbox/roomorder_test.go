@@ -176,3 +176,26 @@ func TestAFreshQRCodeDoesNotTakeRoomAWaitingFinalStateIsOwed(t *testing.T) {
 		}
 	})
 }
+
+// An append its caller withdraws while it waits for room (the session superseded the QR code it
+// carried) is not a refusal: not counted in AppendFailed, its error matches context.Canceled.
+func TestAnAppendWithdrawnByItsCallerIsNotCountedAsRefused(t *testing.T) {
+	b := redistest.Mini(t)
+	o := newOutbox(t, b, Config{Max: 1, AppendTimeout: time.Minute, RoomPoll: time.Hour})
+	fillWith(t, o, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := o.Append(ctx, testEvent("pairing", 1, event.KindQR, "qr")); done <- err }()
+	waitFor(t, "the QR code to wait", func() bool { return o.waiting() == 1 })
+	cancel()
+	err := <-done
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("withdrawn append: %v; want context.Canceled", err)
+	}
+	if n := o.Counters().AppendFailed; n != 0 {
+		t.Fatalf("AppendFailed %d after a withdrawn append; want 0", n)
+	}
+	if o.waiting() != 0 {
+		t.Fatalf("%d waiters left", o.waiting())
+	}
+}

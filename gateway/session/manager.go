@@ -42,7 +42,8 @@ type Hooks struct {
 	// DeliveryFailed is called when the delivery did not accept an event.
 	DeliveryFailed func(ev event.Event, err error)
 	// EventDropped is called when an event is dropped: an old QR code pushed out of a full
-	// per-session queue, or an event emitted during shutdown.
+	// per-session queue, a QR code a later event of its session superseded before the delivery
+	// took it (DroppedSuperseded), or an event emitted during shutdown.
 	EventDropped func(ev event.Event, reason string)
 	// FencedWrite is called (cluster mode) for a write not made because this replica no longer
 	// holds the session's shard: where is FencedEvent, FencedRegistry or FencedConnect.
@@ -144,6 +145,9 @@ type session struct {
 
 	outq     []event.Event
 	draining bool
+	// qrInFlight cancels the delivery of the QR code the drainer hands over, while it does: a
+	// later event that supersedes the code (queue.go supersedesQR) cancels it.
+	qrInFlight context.CancelCauseFunc
 
 	msgs messaging // message and receipt events (messages.go)
 }

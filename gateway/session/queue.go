@@ -5,13 +5,44 @@ package session
 // events hands them to the delivery in order.
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"wagate/gateway/event"
+	"wagate/gateway/laravel"
 )
+
+// DroppedSuperseded is the EventDropped reason of a QR code a later event of its session made
+// moot before the delivery took it (supersedesQR).
+const DroppedSuperseded = "superseded"
+
+// errQRSuperseded cancels the delivery of a QR code a later event of its session made moot.
+var errQRSuperseded = errors.New("session: QR code superseded by a later event of its session")
+
+// supersedesQR reports whether later, queued after a QR code of the same session, makes that
+// code moot: a newer code, or a status that ends its display (connected, disconnected,
+// logged_out, expired). A pending status does not (a resync sends pending, then the code).
+// Issue 19: a session's connected or logged_out waited in its own queue behind its older QR
+// code, which a full outbox held for up to 5 s, and longer now that room goes to final states
+// first.
+func supersedesQR(later event.Event) bool {
+	switch later.Kind {
+	case event.KindQR:
+		return true
+	case event.KindStatus:
+		return laravel.Status(later.Payload) != laravel.StatusPending
+	}
+	return false
+}
+
+// mootQR reports whether ev is a QR code one of the later events queued behind it supersedes.
+func mootQR(ev event.Event, later []event.Event) bool {
+	return ev.Kind == event.KindQR && slices.ContainsFunc(later, supersedesQR)
+}
 
 // emit builds the event and queues it for delivery, in order per session. Callers hold s.mu.
 func (m *Manager) emit(s *session, kind event.Kind, payload string) {
@@ -54,6 +85,9 @@ func (m *Manager) enqueue(s *session, ev event.Event) {
 		}
 	}
 	s.outq = append(s.outq, ev)
+	if s.qrInFlight != nil && supersedesQR(ev) {
+		s.qrInFlight(errQRSuperseded) // its delivery may wait for room: the newer event goes first
+	}
 	if s.draining {
 		return
 	}
@@ -85,8 +119,30 @@ func (m *Manager) drain(s *session) {
 		ev := s.outq[0]
 		s.outq[0] = event.Event{}
 		s.outq = s.outq[1:]
+		if mootQR(ev, s.outq) {
+			s.mu.Unlock()
+			m.dropSuperseded(ev)
+			continue
+		}
+		ctx := m.ctx
+		var cancel context.CancelCauseFunc
+		if ev.Kind == event.KindQR {
+			ctx, cancel = context.WithCancelCause(m.ctx)
+			s.qrInFlight = cancel
+		}
 		s.mu.Unlock()
-		if err := m.sink.Deliver(m.ctx, ev); err != nil {
+		err := m.sink.Deliver(ctx, ev)
+		if cancel != nil {
+			s.mu.Lock()
+			s.qrInFlight = nil
+			s.mu.Unlock()
+			cancel(nil)
+			if err != nil && errors.Is(context.Cause(ctx), errQRSuperseded) {
+				m.dropSuperseded(ev) // not refused: the later event carries the state
+				continue
+			}
+		}
+		if err != nil {
 			m.log.Warn("event not delivered; the session's current state will be sent again", "session_id", ev.SessionID, "kind", ev.Kind,
 				"payload", redactQR(ev), "version", ev.Version, "err", err)
 			if h := m.cfg.Hooks.DeliveryFailed; h != nil {
@@ -102,6 +158,13 @@ func (m *Manager) drain(s *session) {
 		} else if m.Dirty() > 0 {
 			m.scheduleResync(0) // the delivery accepts again
 		}
+	}
+}
+
+// dropSuperseded counts a QR code dropped because a later event of its session made it moot.
+func (m *Manager) dropSuperseded(ev event.Event) {
+	if h := m.cfg.Hooks.EventDropped; h != nil {
+		h(ev, DroppedSuperseded)
 	}
 }
 

@@ -41,3 +41,34 @@ func TestAResyncSendsTheCurrentStatusAndOnlyAQRCodeStillShown(t *testing.T) {
 		})
 	}
 }
+
+// Which later event of a session makes its queued (or in-flight) QR code moot.
+func TestAQRCodeIsSupersededByANewerCodeOrAStatusThatEndsItsDisplay(t *testing.T) {
+	qr := event.Event{Kind: event.KindQR, Payload: "code-1"}
+	status := func(s laravel.Status) event.Event { return event.Event{Kind: event.KindStatus, Payload: string(s)} }
+	msg := event.Event{Kind: event.KindMessage}
+	cases := []struct {
+		name  string
+		ev    event.Event
+		later []event.Event
+		moot  bool
+	}{
+		{"nothing behind it", qr, nil, false},
+		{"a newer code", qr, []event.Event{{Kind: event.KindQR, Payload: "code-2"}}, true},
+		{"connected", qr, []event.Event{status(laravel.StatusConnected)}, true},
+		{"disconnected", qr, []event.Event{status(laravel.StatusDisconnected)}, true},
+		{"logged out", qr, []event.Event{status(laravel.StatusLoggedOut)}, true},
+		{"expired", qr, []event.Event{status(laravel.StatusExpired)}, true},
+		{"pending (a resync sends pending, then the code)", qr, []event.Event{status(laravel.StatusPending)}, false},
+		{"a message", qr, []event.Event{msg}, false},
+		{"a message, then connected", qr, []event.Event{msg, status(laravel.StatusConnected)}, true},
+		{"a status is never dropped so", status(laravel.StatusPending), []event.Event{status(laravel.StatusConnected)}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := mootQR(c.ev, c.later); got != c.moot {
+				t.Fatalf("mootQR = %v; want %v", got, c.moot)
+			}
+		})
+	}
+}
