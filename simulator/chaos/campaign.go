@@ -452,7 +452,7 @@ func ScenarioFile(base map[string]any, basePath string, duration time.Duration, 
 		}
 		doc["scenarios"] = out
 	}
-	if s.OutboxMax > 0 {
+	if s.OutboxMax > 0 || s.Silent() {
 		gw := map[string]any{}
 		if m, ok := base["gateway"].(map[string]any); ok {
 			for k, v := range m {
@@ -460,7 +460,12 @@ func ScenarioFile(base map[string]any, basePath string, duration time.Duration, 
 			}
 		}
 		var c config.Config
-		gw[c.Key(&c.Batch.OutboxMax)] = s.OutboxMax // the gateway's own key (outboxMax)
+		if s.OutboxMax > 0 {
+			gw[c.Key(&c.Batch.OutboxMax)] = s.OutboxMax // the gateway's own key (outboxMax)
+		}
+		if s.Silent() {
+			gw[c.Key(&c.WATestKeepalive)] = SilenceKeepalive.String() // waTestKeepalive
+		}
 		doc["gateway"] = gw
 	}
 	body, err := yaml.Marshal(doc)

@@ -229,6 +229,25 @@ var vocabulary = []kind{
 		share := pick(d.rng, []float64{0.3, 0.6, 1})
 		return scenario.Fault{Duration: d.span(2, 8), WhatsApp: &scenario.WhatsAppFault{Action: "down", Share: &share}}
 	}},
+	// Generation 2: WhatsApp silent for some or all devices (a frozen server, a half-open TCP
+	// path): nothing closed, nothing answered, noticed only through whatsmeow's keepalive, which
+	// the schedule's gateway runs shortened (SilenceKeepalive): 4 to 12 s of silence against a
+	// keepalive that gives up after about 5 s, so some pass unnoticed and some drop and reconnect.
+	{name: "whatsapp-silent", generation: 2, draw: func(d *drawer) scenario.Fault {
+		share := pick(d.rng, []float64{0.3, 0.6, 1})
+		return scenario.Fault{Duration: d.span(4, 12), WhatsApp: &scenario.WhatsAppFault{Action: "silent", Share: &share}}
+	}},
+}
+
+// SilenceKeepalive is the test-only keepalive interval (the gateway's waTestKeepalive) of a
+// schedule that draws whatsapp-silent: whatsmeow then pings every 0.5-0.75 s and gives up after
+// 4.5 s unanswered (whatsapp.ScaledKeepaliveTiming), instead of its 3 minutes.
+const SilenceKeepalive = 500 * time.Millisecond
+
+// Silent reports whether the schedule plays a WhatsApp silence (its gateway then runs with
+// SilenceKeepalive).
+func (s Schedule) Silent() bool {
+	return slices.ContainsFunc(s.Faults, func(f scenario.Fault) bool { return f.WhatsApp != nil && f.WhatsApp.Action == "silent" })
 }
 
 // kindNamed finds a kind of the vocabulary by name.
@@ -296,6 +315,8 @@ func targets(f scenario.Fault) []string {
 		return []string{"laravel"}
 	case f.WhatsApp != nil && f.WhatsApp.Action == "down":
 		return []string{"whatsapp-outage"} // the heal of one outage would end another
+	case f.WhatsApp != nil && f.WhatsApp.Action == "silent":
+		return []string{"whatsapp-silence"} // the heal of one silence would end another
 	case f.Process == nil:
 		return nil
 	case f.Process.Action == scenario.ProcessRedisRestartGatewayDown:

@@ -106,7 +106,7 @@ func TestDrawnSchedulesAreValidScenariosInsideTheWindow(t *testing.T) {
 				busy[on] = append(busy[on], [2]time.Duration{from, to})
 			}
 		}
-		if s.Index%50 == 0 {
+		if s.Index%50 == 0 || s.Silent() {
 			doc, err := ScenarioFile(base, "scenarios/chaos.yaml", 0, 7, s)
 			if err != nil {
 				t.Fatal(err)
@@ -124,6 +124,11 @@ func TestDrawnSchedulesAreValidScenariosInsideTheWindow(t *testing.T) {
 			}
 			if s.OutboxMax > 0 && f.Gateway.Batch.OutboxMax != s.OutboxMax {
 				t.Errorf("schedule %d lost its outbox bound", s.Index)
+			}
+			// A WhatsApp silence is noticed only through whatsmeow's keepalive: the schedule's
+			// gateway runs it shortened, and only that schedule's.
+			if want := map[bool]time.Duration{true: SilenceKeepalive}[s.Silent()]; f.Gateway.WATestKeepalive != want {
+				t.Errorf("schedule %d (silent %v): the gateway's test keepalive is %s, want %s", s.Index, s.Silent(), f.Gateway.WATestKeepalive, want)
 			}
 		}
 	}
@@ -171,32 +176,40 @@ func TestParamsThatLeaveNothingToDrawAreRefused(t *testing.T) {
 }
 
 // Kinds added to the vocabulary later (generation 1 and up) are drawn from streams of their own:
-// every schedule of a seed keeps every fault, time, length and outbox bound it drew before they
-// were added (replays of earlier findings with -only play the same faults), and some gain
-// faults of the new kinds, never past MaxFaults.
+// every schedule of a seed keeps every fault, time, length and outbox bound it drew before each
+// generation was added (replays of earlier findings with -only play the same faults), and some
+// gain faults of the new kinds, never past MaxFaults.
 func TestAddingAGenerationOfKindsKeepsEveryFaultEarlierSchedulesDrew(t *testing.T) {
-	gained := 0
-	for i := range 300 {
-		seed := ScheduleSeed(7, i)
-		before, after := drawOne(seed, i, testParams, 0), DrawOne(seed, i, testParams)
-		var kept []scenario.Fault
-		for _, f := range after.Faults {
-			if k, _ := kindNamed(vocabularyKind(f)); k.generation == 0 {
-				kept = append(kept, f)
+	if maxGeneration() < 2 {
+		t.Fatalf("the vocabulary's latest generation is %d; this test expects generations 1 and 2", maxGeneration())
+	}
+	for g := 1; g <= maxGeneration(); g++ {
+		gained := 0
+		for i := range 300 {
+			seed := ScheduleSeed(7, i)
+			before, after := drawOne(seed, i, testParams, g-1), drawOne(seed, i, testParams, g)
+			var kept []scenario.Fault
+			for _, f := range after.Faults {
+				if k, _ := kindNamed(vocabularyKind(f)); k.generation < g {
+					kept = append(kept, f)
+				}
+			}
+			if after.OutboxMax != before.OutboxMax || !reflect.DeepEqual(kept, before.Faults) {
+				t.Fatalf("schedule %d changed when generation %d was added:\nbefore %s\nafter %s", i, g, before, after)
+			}
+			if len(after.Faults) > len(before.Faults) {
+				gained++
+			}
+			if len(after.Faults) > testParams.MaxFaults {
+				t.Fatalf("schedule %d has %d faults, more than %d", i, len(after.Faults), testParams.MaxFaults)
 			}
 		}
-		if after.OutboxMax != before.OutboxMax || !reflect.DeepEqual(kept, before.Faults) {
-			t.Fatalf("schedule %d changed when generation 1 was added:\nbefore %s\nafter %s", i, before, after)
+		// A generation's kinds take their share of the kinds playable up to it: generation 1's
+		// two kinds more schedules than generation 2's one.
+		if low := map[int]int{1: 20}[g]; gained < max(low, 5) || gained > 150 {
+			t.Errorf("%d of 300 schedules gained a fault of generation %d, want some (%d..150)", gained, g, max(low, 5))
 		}
-		if len(after.Faults) > len(before.Faults) {
-			gained++
-		}
-		if len(after.Faults) > testParams.MaxFaults {
-			t.Fatalf("schedule %d has %d faults, more than %d", i, len(after.Faults), testParams.MaxFaults)
-		}
-	}
-	if gained < 20 || gained > 150 {
-		t.Errorf("%d of 300 schedules gained a fault of generation 1, want some (20..150)", gained)
+		t.Logf("generation %d: %d of 300 schedules gained a fault", g, gained)
 	}
 }
 
@@ -208,7 +221,7 @@ func TestTheNewKindsAreDrawnOnlyWhereTheWorldCanPlayThem(t *testing.T) {
 		redis       bool
 		replicas    int
 		redisDown   bool // redis-restart-while-gateway-down drawn
-		whatsappOut bool // whatsapp-down drawn
+		whatsappOut bool // whatsapp-down and whatsapp-silent drawn
 	}{
 		{"one gateway on redis-server", true, 1, true, true},
 		{"one gateway on the embedded Redis", false, 1, false, true},
@@ -226,8 +239,10 @@ func TestTheNewKindsAreDrawnOnlyWhereTheWorldCanPlayThem(t *testing.T) {
 			if got := drawn["redis-restart-while-gateway-down"] > 0; got != tc.redisDown {
 				t.Errorf("redis-restart-while-gateway-down drawn %d times", drawn["redis-restart-while-gateway-down"])
 			}
-			if got := drawn["whatsapp-down"] > 0; got != tc.whatsappOut {
-				t.Errorf("whatsapp-down drawn %d times", drawn["whatsapp-down"])
+			for _, k := range []string{"whatsapp-down", "whatsapp-silent"} {
+				if got := drawn[k] > 0; got != tc.whatsappOut {
+					t.Errorf("%s drawn %d times", k, drawn[k])
+				}
 			}
 			if got := slices.Contains(KindsOf(p), "redis-restart-while-gateway-down"); got != tc.redisDown {
 				t.Errorf("KindsOf lists redis-restart-while-gateway-down: %v", got)

@@ -24,34 +24,18 @@ func (r *runner) whatsappDown(ctx context.Context, flt scenario.Fault, w *FaultW
 	if flt.Duration <= 0 {
 		return nil, errors.New("a WhatsApp outage needs a duration")
 	}
-	share := 1.0
-	if flt.WhatsApp.Share != nil {
-		share = *flt.WhatsApp.Share
+	share, ids, online, jids, err := r.shareOfOnline(flt.WhatsApp)
+	if err != nil {
+		return nil, err
 	}
-	online := r.ownOnline()
-	ids := make([]string, 0, len(online))
-	for id := range online {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	n := int(math.Round(share * float64(len(ids))))
-	var jids []types.JID // none: the whole server
-	if share < 1 {
-		for _, id := range ids[:n] {
-			j, err := types.ParseJID(online[id])
-			if err != nil {
-				return nil, fmt.Errorf("device %q: %w", online[id], err)
-			}
-			jids = append(jids, j)
-		}
-	}
+	n := len(ids)
 	before, err := r.w.wa.Stats(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fakewa stats: %w", err)
 	}
 	at := time.Now()
 	undos := make([]func(), 0, n)
-	for _, id := range ids[:n] {
+	for _, id := range ids {
 		undos = append(undos, r.ledger.Caused(id, laravel.StatusDisconnected, at))
 		r.ledger.Expect(id, laravel.StatusConnected)
 	}
@@ -65,7 +49,7 @@ func (r *runner) whatsappDown(ctx context.Context, flt scenario.Fault, w *FaultW
 	}
 	scope := "every connection cut and every dial refused"
 	if share < 1 {
-		scope = fmt.Sprintf("%d of %d online sessions' devices cut and their logins refused (share %.2f)", n, len(ids), share)
+		scope = fmt.Sprintf("%d of %d online sessions' devices cut and their logins refused (share %.2f)", n, online, share)
 	}
 	w.Detail = fmt.Sprintf("WhatsApp unreachable: %s; %d connections cut", scope, cut)
 	return func(ctx context.Context) error {
@@ -80,6 +64,33 @@ func (r *runner) whatsappDown(ctx context.Context, flt scenario.Fault, w *FaultW
 		w.Detail += fmt.Sprintf("; %s dials and logins refused; reachable again after %s", refused, w.End.Sub(w.Start).Round(time.Millisecond))
 		return nil
 	}, nil
+}
+
+// shareOfOnline picks the sessions a WhatsApp fault of wf's share acts on: that share of this
+// runner's online sessions, the first by session id (ids), out of online; jids are their devices
+// when the share is below 1, none (the whole server) at share 1.
+func (r *runner) shareOfOnline(wf *scenario.WhatsAppFault) (share float64, ids []string, online int, jids []types.JID, err error) {
+	share = 1.0
+	if wf.Share != nil {
+		share = *wf.Share
+	}
+	devices := r.ownOnline()
+	all := make([]string, 0, len(devices))
+	for id := range devices {
+		all = append(all, id)
+	}
+	sort.Strings(all)
+	ids = all[:int(math.Round(share*float64(len(all))))]
+	if share < 1 {
+		for _, id := range ids {
+			j, err := types.ParseJID(devices[id])
+			if err != nil {
+				return 0, nil, 0, nil, fmt.Errorf("device %q: %w", devices[id], err)
+			}
+			jids = append(jids, j)
+		}
+	}
+	return share, ids, len(all), jids, nil
 }
 
 // redisLossWindow is how long before the gateway's SIGKILL a redis-restart-while-gateway-down

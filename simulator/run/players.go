@@ -214,6 +214,9 @@ func (p whatsappPlayer) Inject(ctx context.Context, flt scenario.Fault, w *Fault
 	if wf.Action == "down" {
 		return r.whatsappDown(ctx, flt, w) // outage.go
 	}
+	if wf.Action == "silent" {
+		return r.whatsappSilent(ctx, flt, w) // silence.go
+	}
 	share := 1.0
 	if wf.Share != nil {
 		share = *wf.Share

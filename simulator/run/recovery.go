@@ -51,7 +51,14 @@ func reconnects(flt scenario.Fault) bool {
 		}
 		return false
 	}
-	return flt.WhatsApp != nil && (flt.WhatsApp.Action == "drop" || flt.WhatsApp.Action == "restart" || flt.WhatsApp.Action == "down")
+	if flt.WhatsApp == nil {
+		return false
+	}
+	switch flt.WhatsApp.Action {
+	case "drop", "restart", "down", "silent":
+		return true
+	}
+	return false
 }
 
 // watchFrom follows a fault's recovery from its measured end (the heal).

@@ -25,6 +25,10 @@ type waSide interface {
 	// many connections it cut; Reachable ends it (fakewa.Server.Unreachable).
 	Unreachable(ctx context.Context, jids []types.JID, d time.Duration) (int, error)
 	Reachable(ctx context.Context) error
+	// Silence starts a silence of d on the devices (none: the whole server) and returns how many
+	// open connections went silent; EndSilence ends it (fakewa.Server.Silence).
+	Silence(ctx context.Context, jids []types.JID, d time.Duration) (int, error)
+	EndSilence(ctx context.Context) error
 	Stats(ctx context.Context) (fakewa.Stats, error)
 	EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error)
 	Devices(ctx context.Context) ([]fakewa.DeviceInfo, error)
@@ -44,7 +48,11 @@ func (w inProcess) Restart(context.Context) error                  { return w.s.
 func (w inProcess) Unreachable(_ context.Context, jids []types.JID, d time.Duration) (int, error) {
 	return w.s.Unreachable(jids, d)
 }
-func (w inProcess) Reachable(context.Context) error             { w.s.Reachable(); return nil }
+func (w inProcess) Reachable(context.Context) error { w.s.Reachable(); return nil }
+func (w inProcess) Silence(_ context.Context, jids []types.JID, d time.Duration) (int, error) {
+	return w.s.Silence(jids, d)
+}
+func (w inProcess) EndSilence(context.Context) error            { w.s.EndSilence(); return nil }
 func (w inProcess) Stats(context.Context) (fakewa.Stats, error) { return w.s.Stats(), nil }
 func (w inProcess) EventsSince(_ context.Context, seq uint64) ([]fakewa.Event, error) {
 	return w.s.EventsSince(seq), nil
@@ -67,7 +75,11 @@ func (w remote) Restart(ctx context.Context) error                { return w.c.R
 func (w remote) Unreachable(ctx context.Context, jids []types.JID, d time.Duration) (int, error) {
 	return w.c.Unreachable(ctx, jids, d)
 }
-func (w remote) Reachable(ctx context.Context) error             { return w.c.Reachable(ctx) }
+func (w remote) Reachable(ctx context.Context) error { return w.c.Reachable(ctx) }
+func (w remote) Silence(ctx context.Context, jids []types.JID, d time.Duration) (int, error) {
+	return w.c.Silence(ctx, jids, d)
+}
+func (w remote) EndSilence(ctx context.Context) error            { return w.c.EndSilence(ctx) }
 func (w remote) Stats(ctx context.Context) (fakewa.Stats, error) { return w.c.Stats(ctx) }
 func (w remote) EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error) {
 	return w.c.Events(ctx, seq)

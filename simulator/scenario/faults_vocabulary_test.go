@@ -29,7 +29,8 @@ func TestFaultVocabulary(t *testing.T) {
 		{"Redis restarted losing its last writes while the gateway is down", `[{at: 1s, duration: 3s, process: {action: redis-restart-while-gateway-down}}]`, ""},
 		{"Redis restarted while every replica is down", "[{at: 1s, process: {action: redis-restart-while-gateway-down}}]\ngateway: {replicas: 2}", "needs one gateway"},
 		{"WhatsApp unreachable for half of the devices", `[{at: 1s, duration: 5s, whatsapp: {action: down, share: 0.5}}]`, ""},
-		{"an unknown WhatsApp action", `[{at: 1s, whatsapp: {action: vanish}}]`, `"vanish" is not an action; use drop, replace, logout, restart or down`},
+		{"WhatsApp silent for a third of the devices", `[{at: 1s, duration: 5s, whatsapp: {action: silent, share: 0.3}}]`, ""},
+		{"an unknown WhatsApp action", `[{at: 1s, whatsapp: {action: vanish}}]`, `"vanish" is not an action; use drop, replace, logout, restart, down or silent`},
 		{"an unknown process action", `[{at: 1s, process: {action: gateway-freeze}}]`, `"gateway-freeze" is not a process action; use one of gateway-kill, gateway-term, gateway-pause`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

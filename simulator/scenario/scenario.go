@@ -460,9 +460,13 @@ type Fault struct {
 
 // WhatsAppFault is a mass event on connected devices.
 type WhatsAppFault struct {
-	// Action is "drop", "replace", "logout", "restart" (the whole server) or "down" (WhatsApp
+	// Action is "drop", "replace", "logout", "restart" (the whole server), "down" (WhatsApp
 	// unreachable for the fault's duration: the share's devices, or with share 1 every
-	// connection, dropped, and new connections refused until the duration ends).
+	// connection, dropped, and new connections refused until the duration ends) or "silent"
+	// (WhatsApp answers nothing for the fault's duration but closes nothing: the share's devices'
+	// connections, or with share 1 every connection and new dial, neither read nor answered; the
+	// gateway notices only through whatsmeow's keepalive, which its test-only waTestKeepalive
+	// setting shortens).
 	Action string `yaml:"action"`
 	// Share is the fraction of connected sessions affected (default 1).
 	Share *float64 `yaml:"share,omitempty"`

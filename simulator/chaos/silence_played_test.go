@@ -1,0 +1,111 @@
+package chaos
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"wagate/simulator/run"
+	"wagate/simulator/scenario"
+)
+
+// The generation-2 kind, whatsapp-silent, is really played on a whole world (bin/gateway,
+// bin/fakelaravel, redis-server, fakewa in-process) whose gateway runs the campaign's shortened
+// test keepalive: a silence of a share of the devices, then of the whole server, each longer than
+// the keepalive's limit (SilenceKeepalive: 4.5 s unanswered), keeps the connections open and
+// answers nothing; the gateway notices through whatsmeow's keepalive alone, drops the
+// connections and its sessions connect again after the silence. The gateway's start warns about
+// the test-only keepalive. Whether the invariants then hold is the campaign's verdict; the run's
+// recoveries and outcome are logged.
+func TestTheSilentKindIsPlayedOnAWholeWorldAndNoticedThroughTheKeepalive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a whole world for about 40 s")
+	}
+	bin := binDir(t)
+	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
+		if os.Getenv("WAGATE_REQUIRE_SERVERS") != "" {
+			t.Fatal("redis-server is required")
+		}
+		t.Skip("no redis-server")
+	}
+	base, err := baseDocument("../../scenarios/chaos.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	half, all := 0.5, 1.0
+	s := Schedule{Index: 0, Seed: 5, Faults: []scenario.Fault{
+		silentFault("wa-silent-half", 3*time.Second, 7*time.Second, &half),
+		silentFault("wa-silent-all", 11*time.Second, 7*time.Second, &all),
+	}}
+	doc, err := ScenarioFile(base, "scenarios/chaos.yaml", 0, 5, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "silent.yaml")
+	if err := os.WriteFile(file, doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	lf, err := os.Create(filepath.Join(dir, "simulator.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if _, err := run.Run(ctx, run.Options{Scenario: file, Out: out, BinDir: bin, NoNDJSON: true, DrainUntilSettled: true,
+		Logger: slog.New(slog.NewTextHandler(lf, nil))}); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	tl, err := run.ReadFaultTimeline(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent := regexp.MustCompile(`; (\d+) connections silent`)
+	for _, w := range tl.Faults {
+		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
+		if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
+			t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
+		}
+		if m := silent.FindStringSubmatch(w.Detail); m == nil || m[1] == "0" {
+			t.Errorf("%s: %q, want connections silent", w.Name, w.Detail)
+		}
+	}
+	if len(tl.Faults) != 2 {
+		t.Errorf("%d faults played, want 2", len(tl.Faults))
+	}
+	gwLog, err := os.ReadFile(filepath.Join(out, "logs", "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(gwLog), "INSECURE TEST SETTING: whatsmeow's keepalive is shortened") {
+		t.Error("the gateway's start did not warn about the test-only keepalive")
+	}
+	// Noticed through the keepalive alone: the gateway dropped connections whose keepalives went
+	// unanswered (aae6beb's drop), and fakewa cut none of them.
+	if n := strings.Count(string(gwLog), "no keepalive answered; dropping the connection"); n == 0 {
+		t.Error("the gateway never dropped a connection for its unanswered keepalives")
+	} else {
+		t.Logf("%d connections dropped for unanswered keepalives", n)
+	}
+	oc, err := run.ReadOutcome(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc.Sessions == 0 {
+		t.Error("the ground truth checked no session")
+	}
+	t.Logf("outcome (the campaign judges it): %d sessions, %d lost, %d stale, %d gateway mismatches %v", oc.Sessions, oc.Lost, oc.Stale, oc.GatewayMismatches, oc.Mismatches)
+}
+
+// silentFault is a whatsapp-silent fault of share at at for d.
+func silentFault(name string, at, d time.Duration, share *float64) scenario.Fault {
+	return scenario.Fault{Name: name, At: scenario.Duration(at), Duration: scenario.Duration(d),
+		WhatsApp: &scenario.WhatsAppFault{Action: "silent", Share: share}}
+}
