@@ -12,6 +12,7 @@ import (
 
 	"wagate/fakelaravel"
 	"wagate/gateway/delivery/batch"
+	"wagate/gateway/delivery/retrybudget"
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
 	"wagate/gateway/outbox"
@@ -185,6 +186,12 @@ func newDelivery(t *testing.T, b *redistest.Backend, client batch.Sender, consum
 		PollInterval: 5 * time.Millisecond,
 		Backoff:      batch.Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2},
 		Breaker:      batch.BreakerConfig{Failures: 5, OpenFor: 50 * time.Millisecond},
+		// The retry budget's floor compressed like the intervals above (production: 1 retry/s
+		// beside 1 s batches). At its default, the tail of a run with 30% failures waited on 1
+		// retry/s: ~50 s for 66 retries, over drainAndClose's 60 s on a loaded CI machine (CI at
+		// 5aab2c1, TestMessagesArriveOnceAndInOrderPerChatThrough503sAndLostResponses/redis-server:
+		// 90 items pending, 646 retries held). The budget's bound is tested in budget_test.go.
+		RetryBudget: retrybudget.Config{MinPerSecond: 50, Burst: 10},
 	}})
 	if err != nil {
 		t.Fatal(err)
