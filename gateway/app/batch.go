@@ -69,11 +69,18 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		BatchSent: m.BatchSizes(),
 		// The message journal's rows of settled items are deleted.
 		Settled: journal.settle,
+		// ... and the batches of messages and receipts noted on their rows before their first
+		// send, so a batch whose record Redis lost is sent again under its key (resend.go).
+		Noting: journal.note,
+		Noted:  journal.noted,
 	})
 	if err != nil {
 		return parts, fmt.Errorf("app: batch delivery: %w", err)
 	}
 	journal.deliver, journal.held, journal.inOutbox = bd.Deliver, bd.HeldEvents, ob.MessagingEvents
+	if !cfg.Cluster {
+		journal.resend = bd.Resend
+	}
 	if err := m.RegisterBatch(bd); err != nil {
 		return parts, fmt.Errorf("app: batch metrics: %w", err)
 	}
@@ -104,9 +111,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		warnings = append(warnings, redisx.EmbeddedReason)
 	}
 	return modeParts{
-		delivery:  c.WriteThrough(bd),
-		settle:    bd.Settle,
-		activity:  c,
+		delivery: c.WriteThrough(bd),
+		settle:   bd.Settle,
+		activity: c,
 		readerFor: func(local api.SessionReader) api.SessionReader {
 			c.RenewFrom(local) // the manager's live state renews its sessions' statuses, not Laravel
 			return c.Reader(local)

@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"wagate/gateway/delivery/batch"
 	"wagate/gateway/event"
 	"wagate/gateway/metrics"
 	"wagate/gateway/storage"
@@ -25,6 +27,10 @@ type journalKeeper struct {
 	// whatever Redis lost).
 	deliver func(ctx context.Context, ev event.Event) error
 	held    func() []event.Event
+	// resend, when set (not in cluster mode: the entries it appends may be read by the replica
+	// holding their shard), sends a batch the journal noted again as it was, under its key
+	// (batch.Delivery.Resend); unset, its rows are appended one by one like the others.
+	resend func(ctx context.Context, c batch.Composition) (bool, error)
 	// inOutbox, when set, is the customers' messages and receipts the outbox's stream holds
 	// (outbox.MessagingEvents): a replay leaves their items out, the stream delivers them.
 	inOutbox func(ctx context.Context) ([]event.Event, error)
@@ -87,6 +93,43 @@ func (k *journalKeeper) settle(ctx context.Context, evs []event.Event) {
 	if _, err := k.journal.Settle(ctx, evs); err != nil {
 		k.log.Warn("message journal: deleting the rows of settled items failed; they stay until the retention ends", "items", len(evs), "err", err)
 	}
+}
+
+// journalNoteTimeout bounds the UPDATE that notes a step's batches (the flusher waits for it
+// before their first send; a failure holds them back until the next step).
+const journalNoteTimeout = 5 * time.Second
+
+// note is the batch delivery's Noting hook: the batches of messages and receipts about to be sent
+// for the first time are noted on their items' rows (one UPDATE), so that after Redis lost the
+// batch records a replay sends each again under its key instead of in a new batch, which Laravel
+// would apply a second time.
+func (k *journalKeeper) note(ctx context.Context, comps []batch.Composition) error {
+	ctx, cancel := context.WithTimeout(ctx, journalNoteTimeout)
+	defer cancel()
+	bs := make([]storage.JournalBatch, len(comps))
+	for i, c := range comps {
+		bs[i] = storage.JournalBatch{Key: c.Key, Events: c.Events}
+	}
+	return k.journal.NoteBatches(ctx, bs...)
+}
+
+// noted is the batch delivery's Noted hook: every batch noted whose items the journal still all
+// holds.
+func (k *journalKeeper) noted(ctx context.Context) ([]batch.Composition, error) {
+	bs, err := k.journal.Batches(ctx, time.Time{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return compositions(bs), nil
+}
+
+// compositions are the journal's noted batches as the delivery sends them.
+func compositions(bs []storage.JournalBatch) []batch.Composition {
+	out := make([]batch.Composition, len(bs))
+	for i, b := range bs {
+		out[i] = batch.Composition{Key: b.Key, Kind: b.Events[0].Kind, Events: b.Events}
+	}
+	return out
 }
 
 // start prunes the journal now and every journalPruneEvery, and counts its rows now and every
@@ -222,7 +265,7 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, bef
 			if err == nil {
 				k.replays.Add(1)
 				k.log.Warn("message journal: Redis lost its data; the messages and receipts Laravel had not settled were appended again",
-					"items", n, "held_by_the_delivery", len(left))
+					"items", n, "held_by_the_delivery_or_resent", len(left))
 				if !k.awaitSettled(left) {
 					return
 				}
@@ -248,7 +291,13 @@ func (k *journalKeeper) replayInBackground(keep func(sessionID string) bool, bef
 
 // replay appends every journal row of the sessions keep accepts through the normal append path,
 // each session's in sequence order, leaving out (and returning) the rows of the items the
-// delivery holds in memory. Held is by item identity (storage.JournalKey), not event id: a row's
+// delivery holds in memory. First, the batches the journal noted whole (their items about to be
+// sent, or sent, when Redis lost their records) are sent again as they were, under their keys
+// (resend), and returned with the rows left out: Laravel answers a batch it applied from its
+// stored answer, where a new batch under a new key would be applied again. A noted batch one of
+// whose items the delivery holds, the outbox's stream holds (its once-only key may be gone with
+// the loss: a second entry would be appended) or the delivery settled meanwhile is not sent again
+// as a batch: its rows go the way of the others. Held is by item identity (storage.JournalKey), not event id: a row's
 // item refused and redelivered by WhatsApp is held under the redelivery's new event id, and
 // appending the row too would deliver the item twice. The outbox's once-only key makes a row
 // appended twice (a retried replay, WhatsApp's redelivery racing it) one entry.
@@ -283,18 +332,56 @@ func (k *journalKeeper) replay(ctx context.Context, before time.Time, keep func(
 			}
 		}
 	}
+	settledNow := func(key string) bool {
+		k.settledMu.Lock()
+		defer k.settledMu.Unlock()
+		return k.settledDuring[key]
+	}
 	n := 0
 	var left []event.Event
+	resent := map[string]bool{}
+	if k.resend != nil {
+		bs, err := k.journal.Batches(ctx, before, keep)
+		if err != nil {
+			return 0, nil, err
+		}
+		batches := 0
+		for _, c := range compositions(bs) {
+			if slices.ContainsFunc(c.Events, func(ev event.Event) bool {
+				key := storage.JournalKey(ev)
+				return held[key] || queued[key] || settledNow(key)
+			}) {
+				continue
+			}
+			ok, err := k.resend(ctx, c)
+			if err != nil {
+				return n, left, err
+			}
+			if !ok {
+				continue // the delivery holds one of its items: it sends them itself
+			}
+			for _, ev := range c.Events {
+				resent[storage.JournalKey(ev)] = true
+			}
+			left = append(left, c.Events...)
+			k.replayed.Add(int64(len(c.Events)))
+			n += len(c.Events)
+			batches++
+		}
+		if batches > 0 {
+			k.log.Info("message journal: batches noted before Redis lost their records are sent again first, under their keys", "batches", batches)
+		}
+	}
 	err := k.journal.ReplayRecordedBefore(ctx, before, keep, func(ctx context.Context, ev event.Event) error {
 		key := storage.JournalKey(ev)
+		if resent[key] {
+			return nil
+		}
 		if held[key] {
 			left = append(left, ev)
 			return nil
 		}
-		k.settledMu.Lock()
-		settled := k.settledDuring[key]
-		k.settledMu.Unlock()
-		if settled || queued[key] {
+		if settledNow(key) || queued[key] {
 			return nil
 		}
 		if err := k.deliver(ctx, ev); err != nil {

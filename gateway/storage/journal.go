@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,17 +28,29 @@ const DefaultJournalRetention = 7 * 24 * time.Hour
 
 // journalSchema is the journal's table. item_key is the item's identity (JournalKey), so
 // WhatsApp's redelivery of an item the journal holds adds no second row; the (session_id, seq)
-// index serves the replay, which reads each session's items in sequence order.
+// index serves the replay, which reads each session's items in sequence order. batch_key,
+// batch_pos and batch_len are the batch the item was last about to be sent in (NoteBatches: its
+// Idempotency-Key, the item's position in it and how many items it has; empty when none).
 const journalSchema = `
 CREATE TABLE IF NOT EXISTS wagate_journal (
 	item_key    TEXT PRIMARY KEY,
 	session_id  TEXT NOT NULL,
 	seq         BIGINT NOT NULL,
 	recorded_at BIGINT NOT NULL,
-	event       TEXT NOT NULL
+	event       TEXT NOT NULL,
+	batch_key   TEXT NOT NULL DEFAULT '',
+	batch_pos   BIGINT NOT NULL DEFAULT 0,
+	batch_len   BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS wagate_journal_session_seq ON wagate_journal (session_id, seq);
 `
+
+// journalBatchColumns are the columns stores created before batches were noted gain (migrate).
+var journalBatchColumns = []string{
+	`batch_key TEXT NOT NULL DEFAULT ''`,
+	`batch_pos BIGINT NOT NULL DEFAULT 0`,
+	`batch_len BIGINT NOT NULL DEFAULT 0`,
+}
 
 // Journal is the message journal on a DB. It is safe for concurrent use.
 type Journal struct {
@@ -165,6 +179,131 @@ func placeholders(n int) string {
 		fmt.Fprintf(&q, "$%d", i+1)
 	}
 	return q.String()
+}
+
+// JournalBatch is a batch of messages or receipts as the delivery sends it to Laravel: its
+// Idempotency-Key and its items' events, in the order sent (the request's body is built from
+// them, in that order).
+type JournalBatch struct {
+	Key    string
+	Events []event.Event
+}
+
+// journalNoteChunk bounds the items of one NoteBatches statement (three parameters each).
+const journalNoteChunk = 500
+
+// NoteBatches notes on the journal rows of the batches' items the batch each is about to be sent
+// in: its key, the item's position and the batch's length, and the item's event as sent (WhatsApp's
+// redelivery of a refused item is sent with the redelivery's event while its row kept the first:
+// the row must rebuild the body exactly, since Laravel refuses a key with another body). A later
+// batch of an item (a split, a re-send under a new key) replaces what an earlier one noted. Items
+// the journal does not hold are left out (a row is never created here). One UPDATE for up to 500
+// items, whatever the number of batches.
+func (j *Journal) NoteBatches(ctx context.Context, batches ...JournalBatch) error {
+	type noted struct {
+		key, event, batch string
+		pos, n            int
+	}
+	var items []noted
+	for _, b := range batches {
+		for i, ev := range b.Events {
+			key := JournalKey(ev)
+			if key == "" {
+				return fmt.Errorf("storage: journal: batch %s: event %s is a %s, not a message or receipt", b.Key, ev.ID, ev.Kind)
+			}
+			data, err := json.Marshal(ev)
+			if err != nil {
+				return fmt.Errorf("storage: journal: encode event %s: %w", ev.ID, err)
+			}
+			items = append(items, noted{key: key, event: string(data), batch: b.Key, pos: i, n: len(b.Events)})
+		}
+	}
+	for len(items) > 0 {
+		chunk := items[:min(len(items), journalNoteChunk)]
+		items = items[len(chunk):]
+		// The rows' new values joined by item key (UPDATE ... FROM, in both dialects); positions
+		// and lengths are integers this code formats, keys and events are parameters.
+		var values strings.Builder
+		args := make([]any, 0, 3*len(chunk))
+		for i, it := range chunk {
+			if i > 0 {
+				values.WriteString(" UNION ALL ")
+			}
+			fmt.Fprintf(&values, "SELECT $%d AS item_key, $%d AS batch_key, %d AS batch_pos, %d AS batch_len, $%d AS event", 3*i+1, 3*i+2, it.pos, it.n, 3*i+3)
+			args = append(args, it.key, it.batch, it.event)
+		}
+		q := `UPDATE wagate_journal SET batch_key = v.batch_key, batch_pos = v.batch_pos, batch_len = v.batch_len, event = v.event
+			FROM (` + values.String() + `) AS v WHERE wagate_journal.item_key = v.item_key`
+		if _, err := j.db.SQL.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("storage: journal: note the batches of %d items: %w", len(chunk), err)
+		}
+	}
+	return nil
+}
+
+// Batches returns the batches noted on the journal's rows (NoteBatches) whose every item the
+// journal still holds, among the rows Replay of keep and before would give: each with its key and
+// its items' events in the order they were sent, ordered by their first item's session and
+// sequence. A batch some of whose rows are gone (settled by another event of the item, pruned),
+// left out by keep or recorded after before is not among them: its other rows are replayed one by
+// one (Replay gives every row, noted or not).
+func (j *Journal) Batches(ctx context.Context, before time.Time, keep func(sessionID string) bool) ([]JournalBatch, error) {
+	beforeMs := int64(1<<63 - 1)
+	if !before.IsZero() {
+		beforeMs = before.UnixMilli()
+	}
+	rows, err := j.db.SQL.QueryContext(ctx, `SELECT batch_key, batch_pos, batch_len, session_id, recorded_at, event FROM wagate_journal
+		WHERE batch_key <> '' ORDER BY batch_key, batch_pos`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: journal: read the noted batches: %w", err)
+	}
+	defer rows.Close()
+	type group struct {
+		b      JournalBatch
+		n      int64
+		broken bool
+	}
+	var groups []*group
+	for rows.Next() {
+		var key, session, data string
+		var pos, n, recordedAt int64
+		if err := rows.Scan(&key, &pos, &n, &session, &recordedAt, &data); err != nil {
+			return nil, fmt.Errorf("storage: journal: scan a noted batch: %w", err)
+		}
+		if len(groups) == 0 || groups[len(groups)-1].b.Key != key {
+			groups = append(groups, &group{b: JournalBatch{Key: key}, n: n})
+		}
+		g := groups[len(groups)-1]
+		if g.broken {
+			continue
+		}
+		if pos != int64(len(g.b.Events)) || n != g.n || recordedAt >= beforeMs || (keep != nil && !keep(session)) {
+			g.broken = true
+			continue
+		}
+		var ev event.Event
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return nil, fmt.Errorf("storage: journal: decode an item of batch %s: %w", key, err)
+		}
+		g.b.Events = append(g.b.Events, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: journal: read the noted batches: %w", err)
+	}
+	var out []JournalBatch
+	for _, g := range groups {
+		if !g.broken && int64(len(g.b.Events)) == g.n {
+			out = append(out, g.b)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b JournalBatch) int {
+		x, y := a.Events[0], b.Events[0]
+		if c := strings.Compare(x.SessionID, y.SessionID); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Version, y.Version)
+	})
+	return out, nil
 }
 
 // journalPage is how many rows Replay reads at a time.

@@ -231,5 +231,15 @@ func (d *DB) createTables(ctx context.Context) error {
 			return fmt.Errorf("storage: add the epoch column in %s: %w", d.Where, err)
 		}
 	}
+	// ... and the journal the columns of the batch an item was sent in (NoteBatches).
+	for _, col := range journalBatchColumns {
+		name := strings.Fields(col)[0]
+		if _, err := d.SQL.ExecContext(ctx, `SELECT `+name+` FROM wagate_journal LIMIT 0`); err == nil {
+			continue
+		}
+		if _, err := d.SQL.ExecContext(ctx, `ALTER TABLE wagate_journal ADD COLUMN `+col); err != nil {
+			return fmt.Errorf("storage: add the journal's column %s in %s: %w", name, d.Where, err)
+		}
+	}
 	return nil
 }

@@ -229,6 +229,15 @@ type Options struct {
 	// (acknowledged) or dead-lettered, once per batch, before they leave the flusher; never
 	// those retried, requeued or left pending. The message journal deletes its rows here.
 	Settled func(ctx context.Context, evs []event.Event)
+	// Noting, when set, is told the composition of every batch of messages or receipts before its
+	// first send, before its record in Redis; an error holds those batches back until the next
+	// step (resend.go: the message journal notes them, so a batch Redis lost the record of is sent
+	// again under its key).
+	Noting func(ctx context.Context, batches []Composition) error
+	// Noted, when set, returns the batches Noting was told of whose items are not settled yet
+	// (the message journal's): a start re-forms those whose entries it takes over while Redis
+	// holds no record of them (resend.go, resumeNoted).
+	Noted func(ctx context.Context) ([]Composition, error)
 }
 
 // Delivery is the batch delivery mode: Deliver appends to the outbox; a flusher (Start) reads,
@@ -250,6 +259,10 @@ type Delivery struct {
 	onBatchSent func(kind event.Kind, items int)
 	// onSettled is Options.Settled.
 	onSettled func(ctx context.Context, evs []event.Event)
+	// onNoting is Options.Noting.
+	onNoting func(ctx context.Context, batches []Composition) error
+	// onNoted is Options.Noted.
+	onNoted func(ctx context.Context) ([]Composition, error)
 
 	wake          chan struct{}
 	sinceLastPoll atomic.Int64
@@ -285,6 +298,8 @@ type Delivery struct {
 	// checkPending asks the next step to compare this consumer's pending entries in Redis with
 	// those it holds (resume.go); owned by the flusher (pollMu).
 	checkPending bool
+	// resent are the entries of batches Resend put in flight that no read met yet (pollMu).
+	resent map[string]bool
 }
 
 var _ delivery.Delivery = (*Delivery)(nil)
@@ -301,7 +316,8 @@ func New(opts Options) (*Delivery, error) {
 	cfg.fill()
 	d := &Delivery{
 		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger, onDelivered: opts.Delivered, onBatchSent: opts.BatchSent,
-		onSettled: opts.Settled, wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
+		onSettled: opts.Settled, onNoting: opts.Noting, onNoted: opts.Noted,
+		wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
 	}
 	if d.clock == nil {
 		d.clock = wallClock{}
@@ -382,7 +398,7 @@ func (d *Delivery) Recover(ctx context.Context) (int, error) {
 		after = entries[len(entries)-1].ID
 	}
 	now := d.clock.Now()
-	d.hold(ctx, d.resume(ctx, all, now), now)
+	d.hold(ctx, d.resume(ctx, d.resumeNoted(ctx, all, now), now), now)
 	if total > 0 {
 		d.log.Info("batch: recovered own pending outbox entries from a previous run", "entries", total)
 	}
@@ -491,8 +507,9 @@ func (d *Delivery) step(ctx context.Context, now time.Time) error {
 	}
 	due := d.dueBatches(now)
 	d.mu.Unlock()
+	due, noteErr := d.note(ctx, due)
 	due, recErr := d.record(ctx, due)
-	return errors.Join(d.sendAll(ctx, due, now, false), recErr)
+	return errors.Join(d.sendAll(ctx, due, now, false), noteErr, recErr)
 }
 
 // markInFlight tells the coalescer which sessions have a batch of messages or receipts in flight
@@ -579,8 +596,9 @@ func (d *Delivery) readNew(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		d.hold(ctx, entries, now)
-		if len(entries) < count {
+		caughtUp := len(entries) < count
+		d.hold(ctx, d.skipResent(entries, caughtUp), now)
+		if caughtUp {
 			return nil
 		}
 	}
@@ -1152,6 +1170,10 @@ func (d *Delivery) Close(ctx context.Context) error {
 	}
 	all := append([]*Batch(nil), d.inflight...)
 	d.mu.Unlock()
+	all, noteErr := d.note(ctx, all)
+	if noteErr != nil {
+		d.log.Warn("batch: the final attempt leaves pending the batches the message journal did not note", "err", noteErr)
+	}
 	all, recErr := d.record(ctx, all)
 	if recErr != nil {
 		d.log.Warn("batch: the final attempt sends only batches recorded before: Redis did not take the others' records", "err", recErr)
