@@ -70,16 +70,31 @@ func (o *Outbox) CheckGeneration(ctx context.Context) (bool, error) {
 		gen, restarted = g, true
 	}
 	old := o.generation.Load()
+	streamGone := false
 	if gen == old {
-		return false, nil
+		// The marker survived; the stream may not have (an evicting policy takes the cold stream
+		// and keeps the marker this check reads every second), and while the flusher does not
+		// read (the breaker open) nothing else would tell.
+		g, lost, err := o.restoreGroup(ctx, false)
+		if err != nil {
+			return false, err
+		}
+		if !lost {
+			return false, nil
+		}
+		gen, streamGone = g, true
 	}
 	o.generation.Store(gen)
 	o.lossHandled = time.Now()
-	if restarted {
+	switch {
+	case streamGone:
+		o.log.Error("outbox: the outbox stream is gone under an intact marker (evicted: an allkeys-* maxmemory-policy, or deleted): undelivered events are lost; sending every session's current state again and appending the journal's unsettled messages again",
+			"stream", o.cfg.Stream, "marker", o.cfg.MarkerKey, "old_generation", old, "generation", gen)
+	case restarted:
 		o.log.Error("outbox: Redis restarted (its run_id changed): the writes of its last second may be lost (appendfsync everysec); sending every session's current state again and appending the journal's unsettled messages again",
 			"marker", o.cfg.MarkerKey, "old_generation", old, "generation", gen, "run_id", o.runID)
-	} else {
-		o.log.Error("outbox: Redis lost its data (the outbox marker is gone): undelivered events are lost; sending every session's current state again",
+	default:
+		o.log.Error("outbox: Redis lost its data (the outbox marker is gone or was renewed after a lost stream): undelivered events are lost; sending every session's current state again",
 			"marker", o.cfg.MarkerKey, "old_generation", old, "generation", gen)
 	}
 	if err := o.ensureGroup(ctx); err != nil {
@@ -194,27 +209,72 @@ func infoField(info, name string) string {
 	return ""
 }
 
-// groupVanished handles a consumer group found missing while the gateway runs: the stream or its
-// group was removed (a Redis restarted without its data, an allkeys-* policy set at runtime that
-// evicted the stream but not the marker, a DEL), and the undelivered events with it. The marker
-// alone would not tell when it survived, so a fresh generation replaces it: the keeper of every
-// gateway sharing this Redis then sees the change and sends every session's current state again.
-// A read sent before this outbox's keeper handled a loss (sent: when the read that met the
-// missing group was sent) saw that loss, already handled: no second generation then (chaos seed
-// 2 schedule 76 sent every state again and replayed the journal twice, 4 ms apart, when the
-// flusher's read, answered after the keeper had recreated the group, started a new generation).
-func (o *Outbox) groupVanished(ctx context.Context, sent time.Time) {
+// restoreGroupScript creates the consumer group (KEYS[1] the stream, ARGV[1] the group, from the
+// stream's beginning, creating the stream) and, when it was missing, writes a fresh generation
+// (ARGV[2]) to the marker (KEYS[2]) in the same step, returning 1; 0 when the group was there. A
+// missing group means the stream was removed (evicted, deleted, or Redis lost its data) with its
+// undelivered events, unless ARGV[3] is "start" and the stream exists: a replica starting for the
+// first time in cluster mode creates its own group. One step, so that of the gateways racing to
+// restore a group exactly one writes the new generation, and none restores it unnoticed.
+var restoreGroupScript = redis.NewScript(`
+local existed = redis.call('EXISTS', KEYS[1]) == 1
+local r = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+if type(r) == 'table' and r.err then
+  if string.sub(r.err, 1, 9) == 'BUSYGROUP' then return 0 end
+  return r
+end
+if ARGV[3] == 'start' and existed then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+`)
+
+// restoreGroup makes sure the consumer group exists; when it had to create it (the stream or
+// its group was gone), it wrote a fresh generation to the marker and returns it with lost true.
+// atStart: called by New, where a missing group of a stream that exists is a new replica's own
+// group (cluster mode), not a loss.
+func (o *Outbox) restoreGroup(ctx context.Context, atStart bool) (gen int64, lost bool, err error) {
+	fresh := rand.Int64N(1<<62) + 1
+	mode := "running"
+	if atStart {
+		mode = "start"
+	}
+	n, err := restoreGroupScript.Run(ctx, o.rdb, []string{o.cfg.Stream, o.cfg.MarkerKey}, o.cfg.Group, fresh, mode).Int()
+	if err != nil {
+		return 0, false, fmt.Errorf("outbox: create group %s on %s: %w", o.cfg.Group, o.cfg.Stream, err)
+	}
+	return fresh, n == 1, nil
+}
+
+// groupVanished handles a consumer group found missing while the gateway runs (a read, a claim or
+// a touch answered NOGROUP): the stream or its group was removed (a Redis restarted without its
+// data, an allkeys-* policy set at runtime that evicted the stream but not the marker, a DEL),
+// and the undelivered events with it. The marker alone would not tell when it survived, so the
+// group is restored with a fresh generation (restoreGroup): the keeper of every gateway sharing
+// this Redis then sees the change, sends every session's current state again and replays the
+// journal. Restoring the group any other way would hide the loss from every later check (chaos
+// seed 1 schedule 180: the delivery's touch of the entries it held, the breaker keeping the
+// flusher off the stream, recreated the group of an evicted stream; 12 customers' messages were
+// lost unnoticed). A read sent before this outbox's keeper handled a loss (sent: when the
+// request that met the missing group was sent) saw that loss, already handled: the group is
+// made sure of without a second generation then (chaos seed 2 schedule 76 sent every state
+// again and replayed the journal twice, 4 ms apart, when the flusher's read, answered after the
+// keeper had recreated the group, started a new generation).
+func (o *Outbox) groupVanished(ctx context.Context, sent time.Time) error {
 	o.genMu.Lock()
 	handled := o.lossHandled.After(sent)
 	o.genMu.Unlock()
 	if handled {
-		return
+		return o.ensureGroup(ctx)
 	}
-	fresh := rand.Int64N(1<<62) + 1
-	if err := o.rdb.Set(ctx, o.cfg.MarkerKey, fresh, 0).Err(); err != nil {
-		o.log.Warn("outbox: could not start a new generation after the group vanished", "marker", o.cfg.MarkerKey, "err", err)
+	_, lost, err := o.restoreGroup(ctx, false)
+	if err != nil {
+		return err
 	}
-	o.checkSoon()
+	if lost {
+		o.log.Warn("outbox: consumer group missing (Redis restarted without persistence, or evicted or lost the stream); recreated with a new generation", "stream", o.cfg.Stream, "group", o.cfg.Group)
+		o.checkSoon()
+	}
+	return nil
 }
 
 // checkSoon asks the keeper to check the marker now (Redis answered again after errors).

@@ -175,15 +175,129 @@ func TestAReadThatMetAGroupLostBeforeTheKeeperHandledItStartsNoSecondGeneration(
 			t.Fatal(err)
 		}
 		gen := lost.noticedOnceEach(t, a, bb)
-		a.groupVanished(ctx, sent) // the read's answer, arriving late
+		if err := a.groupVanished(ctx, sent); err != nil { // the read's answer, arriving late
+			t.Fatal(err)
+		}
 		for _, o := range []*Outbox{a, bb} {
 			if l, err := o.CheckGeneration(ctx); err != nil || l {
 				t.Fatalf("%s: check after the late answer = %v, %v; want the loss counted once", o.cfg.Consumer, l, err)
 			}
 		}
-		a.groupVanished(ctx, time.Now()) // a read sent after the loss was handled: a new loss
+		if err := b.Client(t).Del(ctx, a.cfg.Stream).Err(); err != nil { // the stream evicted again
+			t.Fatal(err)
+		}
+		if err := a.groupVanished(ctx, time.Now()); err != nil { // a read sent after the loss was handled: a new loss
+			t.Fatal(err)
+		}
 		if l, err := bb.CheckGeneration(ctx); err != nil || !l || bb.Generation() == gen {
 			t.Fatalf("check after a later vanished group = %v, %v (generation %d, was %d); want a new loss", l, err, bb.Generation(), gen)
+		}
+	})
+}
+
+// Chaos seed 1 schedule 180 (issue 19) lost 12 customers' messages: Laravel answered 401, so the
+// breaker held the flusher off the stream, and memory pressure under allkeys-lru evicted the
+// stream (its consumer group with it) while the marker, read every second, stayed. Nobody read
+// the stream, so no read met the missing group; the delivery touching the entries it held (its
+// maintenance, breaker open or not) met it and silently created the group again on an empty
+// stream, and the journal was never replayed for the evicted entries. Whatever first touches the
+// outbox after such an eviction, every gateway sharing the Redis notices one loss, of one new
+// generation, and the outbox works again.
+func TestAStreamEvictedWhileNobodyReadsItIsNoticedAsDataLost(t *testing.T) {
+	rows := []struct {
+		name  string
+		touch func(ctx context.Context, o *Outbox, held []string) error // what reaches Redis first after the eviction
+	}{
+		{"the keeper's check alone", func(context.Context, *Outbox, []string) error { return nil }},
+		{"the delivery touches the entries it holds", func(ctx context.Context, o *Outbox, held []string) error {
+			return o.Touch(ctx, held...)
+		}},
+		{"the delivery claims idle entries", func(ctx context.Context, o *Outbox, _ []string) error {
+			_, _, err := o.Claim(ctx, time.Minute, "0-0", 10)
+			return err
+		}},
+		{"a new event is appended", func(ctx context.Context, o *Outbox, _ []string) error {
+			_, err := o.Append(ctx, testEvent("s2", 1, event.KindStatus, "connected"))
+			return err
+		}},
+		{"the flusher reads", func(ctx context.Context, o *Outbox, _ []string) error {
+			_, err := o.ReadNew(ctx, 10)
+			return err
+		}},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+				ctx := context.Background()
+				a, bb, lost := twoGateways(t, b)
+				before := a.Generation()
+				if _, err := a.Append(ctx, customerMessage("s1", "m1", 1)); err != nil {
+					t.Fatal(err)
+				}
+				read, err := a.ReadNew(ctx, 10) // held by the delivery, which then stops reading
+				if err != nil || len(read) != 1 {
+					t.Fatalf("read = %d, %v; want the message", len(read), err)
+				}
+				if _, err := a.Append(ctx, customerMessage("s1", "m2", 2)); err != nil {
+					t.Fatal(err) // appended, never read: what schedule 180 lost
+				}
+				if err := b.Client(t).Del(ctx, a.cfg.Stream).Err(); err != nil { // evicted like a cache key
+					t.Fatal(err)
+				}
+				if err := row.touch(ctx, a, []string{read[0].ID}); err != nil {
+					t.Fatal(err)
+				}
+				if gen := lost.noticedOnceEach(t, a, bb); gen == before {
+					t.Fatalf("the new generation is the old one (%d)", before)
+				}
+				for _, o := range []*Outbox{a, bb} {
+					if l, err := o.CheckGeneration(ctx); err != nil || l {
+						t.Fatalf("%s: a later check = %v, %v; want the loss counted once", o.cfg.Consumer, l, err)
+					}
+				}
+				if _, err := a.Append(ctx, customerMessage("s1", "m3", 3)); err != nil {
+					t.Fatal(err)
+				}
+				got, err := bb.ReadNew(ctx, 10)
+				if err != nil || len(got) == 0 || got[len(got)-1].Event.Payload != "m3" {
+					t.Fatalf("read after the loss: %v, %v; want the events appended since, m3 last", got, err)
+				}
+			})
+		})
+	}
+}
+
+// A stream evicted (or deleted) while no gateway ran, the marker kept, is a loss the next start
+// notices: it takes a new generation, one the store never recorded, so the gateway sends every
+// state again and replays the journal. A first start on an empty Redis is no loss.
+func TestAStreamGoneUnderItsMarkerWhileNoGatewayRanIsNoticedAtStart(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		first := newOutbox(t, b, Config{Consumer: "gw-a"})
+		if _, err := first.Append(ctx, customerMessage("s1", "m1", 1)); err != nil {
+			t.Fatal(err)
+		}
+		again := newOutbox(t, b, Config{Consumer: "gw-a"})
+		if again.Generation() != first.Generation() {
+			t.Fatalf("a restart over an intact stream took generation %d, was %d; want it kept", again.Generation(), first.Generation())
+		}
+		first.Close()
+		again.Close()
+		if err := b.Client(t).Del(ctx, first.cfg.Stream).Err(); err != nil {
+			t.Fatal(err)
+		}
+		later := newOutbox(t, b, Config{Consumer: "gw-a"})
+		if later.Generation() == first.Generation() {
+			t.Fatalf("generation %d kept over a stream that vanished; want a new one", later.Generation())
+		}
+		if v, err := b.Client(t).Get(ctx, later.cfg.MarkerKey).Int64(); err != nil || v != later.Generation() {
+			t.Fatalf("marker %d, %v; want the new generation %d", v, err, later.Generation())
+		}
+		if _, err := later.Append(ctx, customerMessage("s1", "m2", 2)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := later.ReadNew(ctx, 10); err != nil || len(got) != 1 {
+			t.Fatalf("read after the start: %d, %v; want the event appended since", len(got), err)
 		}
 	})
 }

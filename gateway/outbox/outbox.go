@@ -286,13 +286,24 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Outbox, e
 	if err != nil {
 		return nil, err
 	}
+	// A stream gone under a marker this call did not create (evicted or deleted while no gateway
+	// ran) is a loss: a fresh generation, which the caller finds it never recorded.
+	if created {
+		err = o.ensureGroup(ctx)
+	} else if fresh, lost, rerr := o.restoreGroup(ctx, true); rerr != nil {
+		err = rerr
+	} else if lost {
+		o.log.Error("outbox: the outbox stream is gone under an intact marker (evicted or deleted while no gateway ran): undelivered events are lost; starting a new generation",
+			"stream", o.cfg.Stream, "marker", cfg.MarkerKey, "old_generation", gen, "generation", fresh)
+		gen = fresh
+	}
+	if err != nil {
+		return nil, err
+	}
 	o.generation.Store(gen)
 	o.createdGeneration = created
 	// The server's run from the start: a restart before the keeper's first check is noticed too.
 	o.setRunID(o.serverRunID(ctx))
-	if err := o.ensureGroup(ctx); err != nil {
-		return nil, err
-	}
 	if _, err := o.tidyConsumers(ctx, true); err != nil {
 		return nil, err
 	}
@@ -507,9 +518,7 @@ func (o *Outbox) readGroup(ctx context.Context, from string, count int64) ([]Ent
 	sent := time.Now()
 	res, err := o.rdb.XReadGroup(ctx, args).Result()
 	if noGroup(err) {
-		o.log.Warn("outbox: consumer group missing (Redis restarted without persistence, or evicted the stream?); recreating it")
-		o.groupVanished(ctx, sent)
-		if gerr := o.ensureGroup(ctx); gerr != nil {
+		if gerr := o.groupVanished(ctx, sent); gerr != nil {
 			return nil, gerr
 		}
 		res, err = o.rdb.XReadGroup(ctx, args).Result()
@@ -540,12 +549,13 @@ func (o *Outbox) Claim(ctx context.Context, minIdle time.Duration, start string,
 	if start == "" {
 		start = "0-0"
 	}
+	sent := time.Now()
 	msgs, next, err := o.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: o.cfg.Stream, Group: o.cfg.Group, Consumer: o.cfg.Consumer,
 		MinIdle: minIdle, Start: start, Count: count,
 	}).Result()
 	if noGroup(err) {
-		return nil, "0-0", o.ensureGroup(ctx)
+		return nil, "0-0", o.groupVanished(ctx, sent)
 	}
 	if err != nil {
 		return nil, start, fmt.Errorf("outbox: claim: %w", err)
@@ -561,11 +571,13 @@ func (o *Outbox) Touch(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	sent := time.Now()
 	err := o.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
 		Stream: o.cfg.Stream, Group: o.cfg.Group, Consumer: o.cfg.Consumer, MinIdle: 0, Messages: ids,
 	}).Err()
 	if noGroup(err) {
-		return o.ensureGroup(ctx)
+		// The entries this gateway holds are gone with the stream: a loss (groupVanished).
+		return o.groupVanished(ctx, sent)
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("outbox: touch %d entries: %w", len(ids), err)
