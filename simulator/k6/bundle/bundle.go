@@ -33,7 +33,7 @@ type Bundle struct {
 	// Dir is the entry script's folder; open() resolves relative paths against it.
 	Dir string
 	// Program evaluates to a function (module, exports, require) that runs the script's init
-	// code in strict mode, as ES modules are.
+	// code in strict mode, as ES modules are (with boundGlobals resolved at compile time).
 	Program *goja.Program
 	// Source is the bundled JavaScript the program was compiled from (for diagnostics).
 	Source string
@@ -46,6 +46,17 @@ var jslibAliases = []struct {
 	{regexp.MustCompile(`^https://jslib\.k6\.io/k6-summary/[^/]+/index\.js$`), JSLibSummary},
 	{regexp.MustCompile(`^https://jslib\.k6\.io/k6-utils/[^/]+/index\.js$`), JSLibUtils},
 }
+
+// boundGlobals are the global built-ins a script's loops read most, bound as parameters of a
+// function around the bundle. goja resolves a name the script does not declare (Math in
+// Math.random(), Infinity) at run time on every use: scope by scope, then a lookup in the global
+// object's property map; a VU waking from a sleep finds that map out of the CPU's caches, and in
+// k6-cost's inline polls (1000 VUs) these lookups were the interpreter's largest item
+// (loadDynamic). A parameter of the enclosing function is resolved when the script is compiled.
+// Infinity, NaN and undefined cannot be changed; Math is the global object's own (k6's
+// randomSeed replaces its random method, which the script sees), only a script that assigns
+// the global binding itself (globalThis.Math = ...) would still read the original in its code.
+const boundGlobals = "Math, Infinity, NaN, undefined"
 
 // Load reads, bundles and compiles the script at path.
 func Load(path string) (*Bundle, error) {
@@ -97,7 +108,8 @@ func Load(path string) (*Bundle, error) {
 	}
 	src := string(res.OutputFiles[0].Contents)
 	// The wrapper opens on the bundle's first line so that its lines keep their numbers.
-	wrapped := "(function (module, exports, require) {\"use strict\";" + src + "\n})"
+	wrapped := "(function (" + boundGlobals + ") { return function (module, exports, require) {\"use strict\";" +
+		src + "\n}; })(" + boundGlobals + ")"
 	prog, err := goja.Compile(abs, wrapped, true)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", path, err)

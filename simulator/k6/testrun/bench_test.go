@@ -262,3 +262,20 @@ export default function () {
 		runtime.KeepAlive(keep)
 	}
 }
+
+// BenchmarkGlobalBuiltins measures a script's reads of the built-ins bundle binds at compile time
+// (Math, Infinity): one op is one round of a loop reading Math.random and Infinity, as a poll
+// loop's wake does. No request is made: this is the interpreter alone, in a warm cache.
+func BenchmarkGlobalBuiltins(b *testing.B) {
+	reg := metrics.NewRegistry(nil)
+	vu := benchVU(b, `export default function () {
+  let x = 0;
+  for (let i = Number(__ENV.CALLS); i > 0; i--) if (Math.random() < Infinity) x++;
+  if (x !== Number(__ENV.CALLS)) throw new Error("lost rounds");
+}`, map[string]string{"CALLS": fmt.Sprint(b.N)}, user.NewAPI("http://127.0.0.1:1", "t", &http.Client{}, reg), reg)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+		b.Fatal(err)
+	}
+}
