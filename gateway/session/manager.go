@@ -95,6 +95,8 @@ type Manager struct {
 	// connects holds one slot per paired session's reconnect in flight, restores after a start
 	// and reconnects after drops alike (Config.RestoreConcurrency slots; reconnect.go).
 	connects chan struct{}
+	// backoffs are the reconnects waiting in a backoff, which a login wakes early (earlywake.go).
+	backoffs backoffWaits
 
 	messagingOff sync.Once // warns once that the delivery drops messages (messages.go)
 
@@ -133,6 +135,9 @@ type session struct {
 	// dropBackoff is how long the next reconnect waits after a connection that dropped before it
 	// logged in (reconnect.go, nextReconnectBackoff); 0 once a connection logs in.
 	dropBackoff time.Duration
+	// wokenSinceLogin: a login woke a reconnect of this session early and none of its connections
+	// logged in since, so no login wakes its reconnects early again (earlywake.go).
+	wokenSinceLogin bool
 	// pairing is the gen of the connection whose pairing the session accepted (PairRequested)
 	// and whose outcome has not arrived yet; 0 for none (pairing.go).
 	pairing uint64
@@ -623,6 +628,10 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		m.setStatus(s, laravel.StatusConnected)
 		m.stopLoginWatch(s)
 		s.dropBackoff = 0
+		s.wokenSinceLogin = false
+		if n := m.backoffs.loginSeen(); n > 0 {
+			m.log.Info("a session logged in: reconnects waiting in a backoff woken early", "session_id", s.id, "woken", n)
+		}
 	case Disconnected:
 		if s.deviceID == "" {
 			// An unpaired socket closed: its QR codes are dead and nothing reconnects it.

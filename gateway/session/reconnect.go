@@ -29,13 +29,19 @@ func (m *Manager) reconnectLater(s *session, delay time.Duration) {
 // reconnectAfter is reconnectLater for a reconnect decided at generation gen: it is not needed
 // any more when s moved on since (a start or stop). Callers hold s.mu.
 func (m *Manager) reconnectAfter(s *session, gen uint64, delay time.Duration) {
-	time.AfterFunc(reconnectWait(delay), func() {
+	// A login elsewhere may wake it early (earlywake.go), unless s was woken since its last login.
+	m.backoffs.after(reconnectWait(delay), !s.wokenSinceLogin, func(woken bool) {
 		if !m.acquireConnect() {
 			return // closed
 		}
 		defer m.releaseConnect()
 		s.mu.Lock()
 		why := reconnectNotNeeded(s, gen)
+		if woken && why == "" {
+			// Until this connect logs in (Connected clears it): should WhatsApp serve others but
+			// not this session, it backs off as before, not woken by every login.
+			s.wokenSinceLogin = true
+		}
 		s.mu.Unlock()
 		if m.closed.Load() {
 			return
