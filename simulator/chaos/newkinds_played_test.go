@@ -1,14 +1,11 @@
 package chaos
 
 import (
-	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"wagate/simulator/run"
 )
@@ -22,47 +19,12 @@ import (
 // recoveries and outcome are logged (when this test was written, a full outage left one session
 // disconnected for good: a campaign finding, reported in issue 19).
 func TestTheNewFaultKindsArePlayedOnAWholeWorld(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a whole world for about 40 s")
-	}
-	bin := binDir(t)
-	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
-		if os.Getenv("WAGATE_REQUIRE_SERVERS") != "" {
-			t.Fatal("redis-server is required")
-		}
-		t.Skip("no redis-server")
-	}
-	base, err := os.ReadFile("../../scenarios/chaos.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "new-kinds.yaml")
-	faults := `
+	out, tl := playOnAWholeWorld(t, "new-kinds.yaml", chaosWithFaults(t, `
 faults:
   - {name: redis-gw-down, at: 3s, duration: 2s, process: {action: redis-restart-while-gateway-down}}
   - {name: wa-down-half, at: 8s, duration: 3s, whatsapp: {action: down, share: 0.5}}
   - {name: wa-down-all, at: 12s, duration: 3s, whatsapp: {action: down}}
-`
-	if err := os.WriteFile(file, append(base, faults...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
-	lf, err := os.Create(filepath.Join(dir, "simulator.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	if _, err := run.Run(ctx, run.Options{Scenario: file, Out: out, BinDir: bin, NoNDJSON: true, DrainUntilSettled: true,
-		Logger: slog.New(slog.NewTextHandler(lf, nil))}); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	tl, err := run.ReadFaultTimeline(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+`))
 	played := map[string]run.FaultWindow{}
 	for _, w := range tl.Faults {
 		played[w.Name] = w

@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,47 +19,12 @@ import (
 // and set the dead process back as the world's gateway: the run judged "the gateway exited by
 // itself" and the restarted gateway was left running after it (chaos seed 1 schedule 161).
 func TestFaultsOnTheGatewayProcessDrawnOverEachOtherArePlayedInTurn(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a whole world for about 40 s")
-	}
-	bin := binDir(t)
-	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
-		if os.Getenv("WAGATE_REQUIRE_SERVERS") != "" {
-			t.Fatal("redis-server is required")
-		}
-		t.Skip("no redis-server")
-	}
-	base, err := os.ReadFile("../../scenarios/chaos.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "overlap.yaml")
-	faults := `
+	out, tl := playOnAWholeWorld(t, "overlap.yaml", chaosWithFaults(t, `
 faults:
   - {name: term, at: 3s, duration: 1s, process: {action: gateway-term}}
   - {name: redis-gw-down, at: 3200ms, duration: 2s, process: {action: redis-restart-while-gateway-down}}
   - {name: kill, at: 3400ms, duration: 500ms, process: {action: gateway-kill}}
-`
-	if err := os.WriteFile(file, append(base, faults...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
-	lf, err := os.Create(filepath.Join(dir, "simulator.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	if _, err := run.Run(ctx, run.Options{Scenario: file, Out: out, BinDir: bin, NoNDJSON: true, DrainUntilSettled: true,
-		Logger: slog.New(slog.NewTextHandler(lf, nil))}); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	tl, err := run.ReadFaultTimeline(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+`))
 	if len(tl.Faults) != 3 {
 		t.Errorf("%d faults recorded, want 3", len(tl.Faults))
 	}

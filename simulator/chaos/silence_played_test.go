@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,16 +21,6 @@ import (
 // the test-only keepalive. Whether the invariants then hold is the campaign's verdict; the run's
 // recoveries and outcome are logged.
 func TestTheSilentKindIsPlayedOnAWholeWorldAndNoticedThroughTheKeepalive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a whole world for about 40 s")
-	}
-	bin := binDir(t)
-	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
-		if os.Getenv("WAGATE_REQUIRE_SERVERS") != "" {
-			t.Fatal("redis-server is required")
-		}
-		t.Skip("no redis-server")
-	}
 	base, err := baseDocument("../../scenarios/chaos.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -46,27 +34,7 @@ func TestTheSilentKindIsPlayedOnAWholeWorldAndNoticedThroughTheKeepalive(t *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "silent.yaml")
-	if err := os.WriteFile(file, doc, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
-	lf, err := os.Create(filepath.Join(dir, "simulator.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	if _, err := run.Run(ctx, run.Options{Scenario: file, Out: out, BinDir: bin, NoNDJSON: true, DrainUntilSettled: true,
-		Logger: slog.New(slog.NewTextHandler(lf, nil))}); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	tl, err := run.ReadFaultTimeline(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, tl := playOnAWholeWorld(t, "silent.yaml", doc)
 	silent := regexp.MustCompile(`; (\d+) connections silent`)
 	for _, w := range tl.Faults {
 		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
