@@ -290,6 +290,8 @@ type Cache struct {
 	l1Hits, l1Misses, l2Hits, l2Misses, l3Hits, l3Misses, l3Errors, l3Shared atomic.Int64
 	negHits, writes, staleWrites, invTx, invRx, l1Flushes                    atomic.Int64
 	recordErrors, l2Errors, renewals                                         atomic.Int64
+	// recorded counts Records (setL1).
+	recorded atomic.Int64
 
 	// live is the sessions this gateway runs, whose statuses it renews (renew.go); nil: none.
 	live atomic.Pointer[LocalReader]
@@ -448,7 +450,11 @@ func (c *Cache) Record(ctx context.Context, ev event.Event) error {
 	}
 	now := c.nowMs()
 	exp, at := now+c.ttlFor(ev).Milliseconds(), eventTime(ev, now)
-	// L1 first: this gateway knows the state before anyone else.
+	err := c.writeL2(ctx, ev, now)
+	// Then L1 (kept even when L2 failed: this gateway knows the state before anyone else). A read
+	// that read L2 before this write must not keep what it read in L1 (setL1): the owner's L1
+	// entry lives up to SessionTTL and no invalidation of its own writes reaches it.
+	c.recorded.Add(1)
 	c.l1.Compute(ev.SessionID, func(old *record, found bool) (*record, otter.ComputeOp) {
 		if !found {
 			return nil, otter.CancelOp
@@ -457,7 +463,17 @@ func (c *Cache) Record(ctx context.Context, ev event.Event) error {
 		m.owned = true
 		return m, otter.WriteOp
 	})
-	return c.writeL2(ctx, ev, now)
+	return err
+}
+
+// setL1 keeps r, read from L2 or Laravel by a read that began when recorded was gen, in L1,
+// unless a Record landed meanwhile: its L1 update may have missed the entry (absent then) and
+// r may be older than its write, so the entry is dropped and the next read reads L2 again.
+func (c *Cache) setL1(sid string, r *record, gen int64) {
+	c.l1.Set(sid, r)
+	if c.recorded.Load() != gen {
+		c.l1.Invalidate(sid)
+	}
 }
 
 // writeL2 writes ev, recorded at now (unix ms), to L2 when its version is newer and announces
@@ -487,6 +503,7 @@ func (c *Cache) writeL2(ctx context.Context, ev event.Event, now int64) error {
 // State returns what is known about a session, reading L1, then L2, then Laravel. A session
 // Laravel does not know gives an error matching ErrUnknownSession.
 func (c *Cache) State(ctx context.Context, sid string) (State, error) {
+	gen := c.recorded.Load()
 	now := c.nowMs()
 	if r, ok := c.l1.GetIfPresent(sid); ok {
 		if r.unknown(now) {
@@ -498,7 +515,7 @@ func (c *Cache) State(ctx context.Context, sid string) (State, error) {
 			c.l1Hits.Add(1)
 			return r.state(sid, now, "l1"), nil
 		}
-		if n := c.renew(ctx, sid, r, now); n != nil {
+		if n := c.renew(ctx, sid, r, now, gen); n != nil {
 			c.l1Hits.Add(1)
 			return n.state(sid, now, "l1"), nil
 		}
@@ -510,30 +527,30 @@ func (c *Cache) State(ctx context.Context, sid string) (State, error) {
 		// Redis is down: the gateway's own events it could not write answer first (owed.go);
 		// else Laravel still knows (the legacy path), so reads degrade instead of failing.
 		if r := c.withOwed(ctx, sid, &record{}, false); r.fresh(now) {
-			c.l1.Set(sid, r)
+			c.setL1(sid, r, gen)
 			return r.state(sid, now, "l1"), nil
 		}
 		c.log.Warn("cache: Redis read failed; asking Laravel", "session_id", sid, "err", err)
-		return c.fromLaravel(ctx, sid)
+		return c.fromLaravel(ctx, sid, gen)
 	}
 	r := c.withOwed(ctx, sid, parseRecord(h, c.cfg.GatewayID), true)
 	if r.unknown(now) {
 		c.negHits.Add(1)
 		c.l2Hits.Add(1)
-		c.l1.Set(sid, r)
+		c.setL1(sid, r, gen)
 		return State{SessionID: sid, Level: "l2"}, fmt.Errorf("cache: session %s: %w", sid, ErrUnknownSession)
 	}
 	if r.fresh(now) {
 		c.l2Hits.Add(1)
-		c.l1.Set(sid, r)
+		c.setL1(sid, r, gen)
 		return r.state(sid, now, "l2"), nil
 	}
-	if n := c.renew(ctx, sid, r, now); n != nil {
+	if n := c.renew(ctx, sid, r, now, gen); n != nil {
 		c.l2Hits.Add(1)
 		return n.state(sid, now, "l2"), nil
 	}
 	c.l2Misses.Add(1)
-	return c.fromLaravel(ctx, sid)
+	return c.fromLaravel(ctx, sid, gen)
 }
 
 // IsSessionActive answers isSessionActive through the cache (delivery.ActivityChecker). An
@@ -575,7 +592,7 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return 1
 `)
 
-func (c *Cache) fromLaravel(ctx context.Context, sid string) (State, error) {
+func (c *Cache) fromLaravel(ctx context.Context, sid string, gen int64) (State, error) {
 	v, err, shared := c.sf.Do(sid, func() (any, error) {
 		// Detached from one caller's cancellation: the result serves every waiter.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), laravel.DefaultTimeout)
@@ -640,7 +657,7 @@ func (c *Cache) fromLaravel(ctx context.Context, sid string) (State, error) {
 		return State{SessionID: sid}, fmt.Errorf("cache: Laravel lookup of %s: %w", sid, err)
 	}
 	r := v.(*record)
-	c.l1.Set(sid, r)
+	c.setL1(sid, r, gen)
 	now := c.nowMs()
 	if r.unknown(now) {
 		return State{SessionID: sid, Level: "l3"}, fmt.Errorf("cache: session %s: %w", sid, ErrUnknownSession)

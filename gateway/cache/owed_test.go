@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,5 +189,60 @@ func TestAReadDoesNotWaitForTheOwedWritesItStarts(t *testing.T) {
 	other := newCache(t, b, &fakeLaravel{}, newClock(), "gw-b")
 	if s := mustState(t, other, "s1"); s.Level != "l2" || s.StatusVersion != 3 {
 		t.Fatalf("another replica reads %+v; want connected v3 from L2", s)
+	}
+}
+
+// writeDuringRead runs during once, right after the first HGETALL it sees answered and before
+// that answer reaches the cache: a Record landing between a read's L2 read and its L1 write.
+type writeDuringRead struct {
+	once   sync.Once
+	during func()
+}
+
+func (*writeDuringRead) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*writeDuringRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (w *writeDuringRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "hgetall" && w.during != nil {
+			w.once.Do(w.during)
+		}
+		return err
+	}
+}
+
+// A read that read L2 before the owner's own write landed must not keep what it read in L1: the
+// owner's L1 entry lives while its status is fresh (up to SessionTTL) and the owner gets no
+// invalidation of its own writes, so the older status was served for minutes (a session connected
+// but pending in the cache, isSessionActive false; seen as a pending-after-connected in ~40% of
+// runs of a test polling the cache while a session connected).
+func TestAReadRacingTheOwnersWriteDoesNotKeepTheOlderStatusInL1(t *testing.T) {
+	b := redistest.Mini(t)
+	rdb := b.Client(t)
+	hook := &writeDuringRead{}
+	rdb.AddHook(hook)
+	clk := newClock()
+	c, err := New(context.Background(), rdb, &fakeLaravel{}, Config{GatewayID: "gw-a", Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	if err := c.Record(ctx, statusEvent("s1", 1, laravel.StatusPending)); err != nil {
+		t.Fatal(err)
+	}
+	hook.during = func() {
+		if err := c.Record(ctx, statusEvent("s1", 2, laravel.StatusConnected)); err != nil {
+			t.Error(err)
+		}
+	}
+	if s := mustState(t, c, "s1"); s.Status != laravel.StatusPending {
+		t.Fatalf("racing read: %+v; want what it read, pending", s)
+	}
+	clk.Advance(time.Second) // within the status TTL: an L1 entry would still answer
+	if s := mustState(t, c, "s1"); s.Status != laravel.StatusConnected || s.StatusVersion != 2 {
+		t.Fatalf("next read: %+v; want connected v2, the owner's write (L1 kept the older read)", s)
 	}
 }

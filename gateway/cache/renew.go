@@ -59,10 +59,10 @@ func (c *Cache) renewable(ctx context.Context, sid string, r *record, now int64)
 	return err == nil && string(info.Status) == r.status && info.Version == r.statusV
 }
 
-// renew extends r's expired status when renewable, in L2 then in L1, and returns the renewed
-// record; nil when the status is not renewable or Redis did not renew it (the caller then asks
+// renew extends r's expired status when renewable, in L2 then in L1 (setL1 with gen), and
+// returns the renewed record; nil when the status is not renewable or Redis did not renew it (the caller then asks
 // Laravel as before).
-func (c *Cache) renew(ctx context.Context, sid string, r *record, now int64) *record {
+func (c *Cache) renew(ctx context.Context, sid string, r *record, now, gen int64) *record {
 	if !c.renewable(ctx, sid, r, now) {
 		return nil
 	}
@@ -78,7 +78,7 @@ func (c *Cache) renew(ctx context.Context, sid string, r *record, now int64) *re
 	}
 	n := *r
 	n.statusExp = exp
-	c.l1.Set(sid, &n)
+	c.setL1(sid, &n, gen)
 	c.renewals.Add(1)
 	return &n
 }
