@@ -160,9 +160,8 @@ func TestTheSessionManagersConnectedSessionIsRenewedFromItsOwnEvents(t *testing.
 		}
 		waitFor(t, "the first QR code", func() bool { info, err := m.Get(ctx, sid); return err == nil && info.QR != "" })
 		drv.Conn(sid).Scan()
-		// Waits for the write-through of connected (it records before it delivers) without reading
-		// the cache meanwhile: a read racing the write can leave the owner's L1 holding the older
-		// status (see the report of issue 18; not what this test is about).
+		// Waits for the write-through of connected (it records before it delivers): a read racing
+		// a write is TestAReadRacingTheOwnersWriteDoesNotKeepTheOlderStatusInL1's subject.
 		waitFor(t, "the connected status written through", func() bool { return slices.Contains(sink.Of(sid), "status:connected") })
 		if s := mustState(t, c, sid); s.Status != laravel.StatusConnected {
 			t.Fatalf("after the write-through: %+v; want connected", s)
