@@ -9,11 +9,14 @@ import (
 // Early wakes of reconnects waiting in a backoff (issue 19, whatsapp-down). A session whose dials
 // to WhatsApp fail backs off 1 s, 2 s, 4 s... up to maxRedeliveryBackoff; two outages close
 // together left sessions waiting 16 s after WhatsApp was back while every other session had long
-// reconnected. A login of any session of this gateway is evidence that WhatsApp is reachable
-// again, so it wakes the reconnects that still wait longer than wakeBound: each then waits a
-// random part of wakeWindow (10,000 sessions do not dial in the same instant) and still takes a
-// connect slot. A session whose woken reconnect fails again (its device is still cut, say) is not
-// woken again until one of its own connections logs in: it backs off as before.
+// reconnected. A login of any session of this gateway is evidence that WhatsApp accepts dials
+// again, so it wakes the reconnects waiting after a failed dial that still wait longer than
+// wakeBound: each then waits a random part of wakeWindow (10,000 sessions do not dial in the same
+// instant) and still takes a connect slot; one whose dial fails again backs off as before (its
+// backoff doubles). A reconnect after a connection cut before its login (an outage of its device)
+// is not woken: another session's login says nothing about that device, and each wake would cost
+// it one more cut and a doubled backoff (the first campaign with wakes for these too failed
+// recovery in 2 of 12 partial-outage schedules that had passed without).
 
 const (
 	// wakeBound is the wait left below which a login does not wake a reconnect: it is due soon

@@ -135,9 +135,6 @@ type session struct {
 	// dropBackoff is how long the next reconnect waits after a connection that dropped before it
 	// logged in (reconnect.go, nextReconnectBackoff); 0 once a connection logs in.
 	dropBackoff time.Duration
-	// wokenSinceLogin: a login woke a reconnect of this session early and none of its connections
-	// logged in since, so no login wakes its reconnects early again (earlywake.go).
-	wokenSinceLogin bool
 	// pairing is the gen of the connection whose pairing the session accepted (PairRequested)
 	// and whose outcome has not arrived yet; 0 for none (pairing.go).
 	pairing uint64
@@ -628,7 +625,6 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		m.setStatus(s, laravel.StatusConnected)
 		m.stopLoginWatch(s)
 		s.dropBackoff = 0
-		s.wokenSinceLogin = false
 		if n := m.backoffs.loginSeen(); n > 0 {
 			m.log.Info("a session logged in: reconnects waiting in a backoff woken early", "session_id", s.id, "woken", n)
 		}
@@ -648,7 +644,7 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		// message still in the old one's handler is refused and WhatsApp delivers it again, in
 		// order. In cluster mode start checks in Redis that the shard is still ours first.
 		m.dropConnLocked(s)
-		m.reconnectLater(s, delay)
+		m.reconnectAfterCut(s, delay)
 	case LoggedOut:
 		m.log.Info("session logged out by WhatsApp", "session_id", s.id, "reason", e.Reason)
 		m.stopQR(s)

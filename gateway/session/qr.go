@@ -89,7 +89,7 @@ func (m *Manager) watchLogin(s *session, gen uint64) {
 			// slots instead of all dialling at once. A failed attempt is retried with backoff;
 			// nothing else reconnects it (whatsmeow retries only a connection that was up).
 			s.mu.Lock()
-			m.reconnectAfter(s, detached, 0)
+			m.reconnectAfter(s, detached, 0, false)
 			s.mu.Unlock()
 		}
 	})

@@ -23,25 +23,28 @@ import (
 // it meanwhile (in cluster mode start fences first); a failed attempt tries again, doubling the
 // backoff up to maxRedeliveryBackoff. Callers hold s.mu.
 func (m *Manager) reconnectLater(s *session, delay time.Duration) {
-	m.reconnectAfter(s, s.gen, delay)
+	m.reconnectAfter(s, s.gen, delay, true)
+}
+
+// reconnectAfterCut is reconnectLater after s's connection was cut before it logged in (an
+// outage of its device, say): another session's login says nothing about its device, so none
+// wakes this wait early (earlywake.go). Callers hold s.mu.
+func (m *Manager) reconnectAfterCut(s *session, delay time.Duration) {
+	m.reconnectAfter(s, s.gen, delay, false)
 }
 
 // reconnectAfter is reconnectLater for a reconnect decided at generation gen: it is not needed
-// any more when s moved on since (a start or stop). Callers hold s.mu.
-func (m *Manager) reconnectAfter(s *session, gen uint64, delay time.Duration) {
-	// A login elsewhere may wake it early (earlywake.go), unless s was woken since its last login.
-	m.backoffs.after(reconnectWait(delay), !s.wokenSinceLogin, func(woken bool) {
+// any more when s moved on since (a start or stop). wakeable says whether another session's login
+// may wake its wait early (earlywake.go): after a failed dial, which a login shows WhatsApp
+// serves again. Callers hold s.mu.
+func (m *Manager) reconnectAfter(s *session, gen uint64, delay time.Duration, wakeable bool) {
+	m.backoffs.after(reconnectWait(delay), wakeable, func(woken bool) {
 		if !m.acquireConnect() {
 			return // closed
 		}
 		defer m.releaseConnect()
 		s.mu.Lock()
 		why := reconnectNotNeeded(s, gen)
-		if woken && why == "" {
-			// Until this connect logs in (Connected clears it): should WhatsApp serve others but
-			// not this session, it backs off as before, not woken by every login.
-			s.wokenSinceLogin = true
-		}
 		s.mu.Unlock()
 		if m.closed.Load() {
 			return
@@ -57,7 +60,7 @@ func (m *Manager) reconnectAfter(s *session, gen uint64, delay time.Duration) {
 			return
 		}
 		next := nextReconnectBackoff(delay)
-		m.log.Warn("reconnecting a session failed; trying again", "session_id", s.id, "in", next, "err", err)
+		m.log.Warn("reconnecting a session failed; trying again", "session_id", s.id, "in", next, "woken_early", woken, "err", err)
 		s.mu.Lock()
 		m.reconnectLater(s, next)
 		s.mu.Unlock()
