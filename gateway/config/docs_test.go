@@ -55,6 +55,7 @@ var notSettings = map[string]string{
 	"WAGATE_CLUSTER_TEST_SESSIONS": "gateway/cluster/processtest's session count",
 	"WAGATE_REQUIRE_SERVERS":       "tests: fail instead of skip when redis-server or Postgres is absent (CI)",
 	"WAGATE_IMAGE":                 "deploy/compose.yaml's image",
+	"WAGATE_IDLECOST_CPUPROFILE":   "gateway/whatsapp's idle-cost benchmark: where it writes the window's CPU profile",
 }
 
 // laravelAppEnv returns the WAGATE_* variables the reference Laravel app reads (laravel/: its
