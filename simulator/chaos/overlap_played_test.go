@@ -14,6 +14,9 @@ import (
 // world keeps track of the gateway that runs: a SIGTERM, a redis-restart-while-gateway-down drawn
 // while the SIGTERM's stop was still under way and a SIGKILL drawn during both are each played,
 // without error, the run ends with the gateway answering, and no gateway process outlives it.
+// Two redis-evict faults drawn over each other are played in turn too, each restoring Redis's own
+// memory settings (before, the second restored the first's pressure: allkeys-lru at 2 MB until
+// the run ended, seed 1 redis-evict schedule 1).
 // Before, the SIGTERM (still scraping the gateway's metrics before its signal) found the gateway
 // SIGKILLed and restarted by the Redis fault, failed its signal with "process already finished"
 // and set the dead process back as the world's gateway: the run judged "the gateway exited by
@@ -24,16 +27,24 @@ faults:
   - {name: term, at: 3s, duration: 1s, process: {action: gateway-term}}
   - {name: redis-gw-down, at: 3200ms, duration: 2s, process: {action: redis-restart-while-gateway-down}}
   - {name: kill, at: 3400ms, duration: 500ms, process: {action: gateway-kill}}
+  - {name: evict-a, at: 9s, duration: 2s, process: {action: redis-evict}}
+  - {name: evict-b, at: 9500ms, duration: 2s, process: {action: redis-evict}}
 `))
-	if len(tl.Faults) != 3 {
-		t.Errorf("%d faults recorded, want 3", len(tl.Faults))
+	if len(tl.Faults) != 5 {
+		t.Errorf("%d faults recorded, want 5", len(tl.Faults))
 	}
 	for _, w := range tl.Faults {
 		t.Logf("%s: %s..%s %s", w.Name, w.Start.Format("15:04:05.000"), w.End.Format("15:04:05.000"), w.Detail)
 		if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
 			t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
 		}
-		if !strings.Contains(w.Detail, "restarted as pid") {
+		switch {
+		case strings.HasPrefix(w.Name, "evict"):
+			// Each restores Redis's own settings, not the other's pressure.
+			if !strings.Contains(w.Detail, "maxmemory 0 and policy noeviction restored") {
+				t.Errorf("%s: %q, want Redis's own maxmemory 0 and noeviction restored", w.Name, w.Detail)
+			}
+		case !strings.Contains(w.Detail, "restarted as pid"):
 			t.Errorf("%s: %q, want the gateway restarted", w.Name, w.Detail)
 		}
 	}
