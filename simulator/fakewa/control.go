@@ -234,19 +234,9 @@ func (s *Server) ControlHandler() http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		d, err := time.ParseDuration(req.For)
-		if err != nil || d <= 0 {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: "for must be a positive duration like 5s"})
+		jids, d, ok := devicesFor(w, req.Devices, req.For)
+		if !ok {
 			return
-		}
-		jids := make([]types.JID, 0, len(req.Devices))
-		for _, v := range req.Devices {
-			jid, err := types.ParseJID(v)
-			if err != nil {
-				writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad jid: " + err.Error()})
-				return
-			}
-			jids = append(jids, jid)
 		}
 		cut, err := s.Unreachable(jids, d)
 		if err != nil {
@@ -264,19 +254,9 @@ func (s *Server) ControlHandler() http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		d, err := time.ParseDuration(req.For)
-		if err != nil || d <= 0 {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: "for must be a positive duration like 5s"})
+		jids, d, ok := devicesFor(w, req.Devices, req.For)
+		if !ok {
 			return
-		}
-		jids := make([]types.JID, 0, len(req.Devices))
-		for _, v := range req.Devices {
-			jid, err := types.ParseJID(v)
-			if err != nil {
-				writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad jid: " + err.Error()})
-				return
-			}
-			jids = append(jids, jid)
 		}
 		n, err := s.Silence(jids, d)
 		if err != nil {
@@ -362,4 +342,24 @@ type ControlError struct {
 
 func (e *ControlError) Error() string {
 	return fmt.Sprintf("fakewa control: HTTP %d: %s", e.Status, e.Message)
+}
+
+// devicesFor parses the devices and the length of an outage or a silence (POST /unreachable,
+// POST /silence); on a bad one it answers 400 and returns false.
+func devicesFor(w http.ResponseWriter, devices []string, length string) ([]types.JID, time.Duration, bool) {
+	d, err := time.ParseDuration(length)
+	if err != nil || d <= 0 {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "for must be a positive duration like 5s"})
+		return nil, 0, false
+	}
+	jids := make([]types.JID, 0, len(devices))
+	for _, v := range devices {
+		jid, err := types.ParseJID(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad jid: " + err.Error()})
+			return nil, 0, false
+		}
+		jids = append(jids, jid)
+	}
+	return jids, d, true
 }

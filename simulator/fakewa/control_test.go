@@ -118,6 +118,17 @@ func TestControlAPIErrorsCarryUsefulStatuses(t *testing.T) {
 	if err := ctl.do(ctx, http.MethodPost, "/restart", RestartRequest{Downtime: "soon"}, nil); status(err) != http.StatusBadRequest {
 		t.Fatalf("restart with a bad downtime: %v, want 400", err)
 	}
+	// An outage and a silence take a positive length and device JIDs, alike (devicesFor).
+	for _, path := range []string{"/unreachable", "/silence"} {
+		for _, bad := range []UnreachableRequest{{For: "soon"}, {For: "-1s"}, {}} {
+			if err := ctl.do(ctx, http.MethodPost, path, bad, nil); status(err) != http.StatusBadRequest {
+				t.Fatalf("%s %+v: %v, want 400", path, bad, err)
+			}
+		}
+		if err := ctl.do(ctx, http.MethodPost, path, UnreachableRequest{For: "5s", Devices: []string{unknown.String()}}, nil); status(err) != http.StatusNotFound {
+			t.Fatalf("%s of an unknown device: %v, want 404", path, err)
+		}
+	}
 	if err := ctl.RestartWithDowntime(ctx, 10*time.Millisecond); err != nil {
 		t.Fatalf("restart with downtime: %v", err)
 	}
