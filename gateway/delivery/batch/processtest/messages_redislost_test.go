@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"go.mau.fi/whatsmeow/types"
+
 	"wagate/fakelaravel"
+	"wagate/gateway/outbox"
 	"wagate/internal/proctest"
 	"wagate/internal/redistest"
-	"wagate/simulator/fakewa"
 )
 
 // Customers write messages while Laravel is down; the gateway (batch mode) appends each to the
@@ -60,44 +63,54 @@ func TestMessagesReceiptedBeforeRedisLostItsDataWhileTheGatewayWasDownReachLarav
 // not deliver it again). It returns what each customer wrote, in order.
 func writeReceiptedMessages(t *testing.T, h *harness, session, phone string, customers []string, perChat int) map[string][]string {
 	t.Helper()
-	ctx, c, phones := context.Background(), h.c, h.phones
-	jid := h.pair(ctx, session, phone)
+	jid := pairConnected(t, h, session, phone)
+	written := map[string][]string{}
+	sendReceipted(t, h, jid, customers, 0, perChat, written)
+	return written
+}
+
+// pairConnected pairs session with the phone and waits until the gateway says it is connected.
+func pairConnected(t *testing.T, h *harness, session, phone string) types.JID {
+	t.Helper()
+	jid := h.pair(context.Background(), session, phone)
 	proctest.Eventually(t, "the session connected", 30*time.Second, func() (bool, string) {
-		s := c.sessions()[session]
+		s := h.c.sessions()[session]
 		return s.Connected, fmt.Sprintf("%+v", s)
 	})
-	since := uint64(0)
-	if evs, err := phones.Events(ctx, 0); err == nil && len(evs) > 0 {
-		since = evs[len(evs)-1].Seq
+	return jid
+}
+
+// lastWritesLostFromNow turns redis-server's AOF off, so every write from now on is lost at its
+// next restart while what came before is kept, and returns a client and the outbox marker kept.
+func lastWritesLostFromNow(t *testing.T, h *harness) (rdb *redis.Client, marker string) {
+	t.Helper()
+	ctx := context.Background()
+	rdb = redis.NewClient(&redis.Options{Addr: h.redis.Addr, Protocol: 2})
+	t.Cleanup(func() { rdb.Close() })
+	marker, err := rdb.Get(ctx, outbox.DefaultStream+":generation").Result()
+	if err != nil {
+		t.Fatalf("the gateway's marker: %v", err)
 	}
-	written := map[string][]string{}
-	var all []string
-	for i := range perChat {
-		for _, from := range customers {
-			id, err := phones.SendMessage(ctx, jid, fakewa.PhoneMessage{From: from, Text: fmt.Sprintf("%s #%d", from, i)})
-			if err != nil {
-				t.Fatalf("message %d of %s: %v", i, from, err)
-			}
-			written[from] = append(written[from], id)
-			all = append(all, id)
-			time.Sleep(5 * time.Millisecond)
-		}
+	if err := rdb.ConfigSet(ctx, "appendonly", "no").Err(); err != nil {
+		t.Fatal(err)
 	}
-	receipted := map[string]bool{}
-	proctest.Eventually(t, fmt.Sprintf("the device to receipt all %d messages", len(all)), 60*time.Second, func() (bool, string) {
-		evs, err := phones.Events(ctx, since)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, e := range evs {
-			since = e.Seq
-			if e.Kind == fakewa.EventDeviceReceipt && e.Detail != "retry" && slices.Contains(all, e.MessageID) {
-				receipted[e.MessageID] = true
-			}
-		}
-		return len(receipted) == len(all), fmt.Sprintf("%d receipted", len(receipted))
-	})
-	return written
+	return rdb, marker
+}
+
+// restartRedisLosingLastWrites restarts redis-server from its AOF and checks the restart kept the
+// marker and lost the outbox's entries written since lastWritesLostFromNow.
+func restartRedisLosingLastWrites(t *testing.T, h *harness, rdb *redis.Client, marker string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := h.redis.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rdb.Get(ctx, outbox.DefaultStream+":generation").Result(); err != nil || got != marker {
+		t.Fatalf("marker after the restart %q, %v; want %q kept by the AOF", got, err, marker)
+	}
+	if n, err := rdb.XLen(ctx, outbox.DefaultStream).Result(); err != nil || n != 0 {
+		t.Fatalf("outbox after the restart: %d entries, %v; want the messages' entries lost", n, err)
+	}
 }
 
 // checkEveryMessageOnceInOrder waits until Laravel stores every message written, then checks that

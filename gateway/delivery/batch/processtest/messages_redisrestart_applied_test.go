@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.mau.fi/whatsmeow/types"
 
 	"wagate/fakelaravel"
@@ -31,17 +30,7 @@ import (
 func TestMessagesLaravelAppliedBeforeRedisRestartedLosingTheBatchRecordsAreAppliedOnce(t *testing.T) {
 	h := startHarness(t, "gw-redis-restart-applied", "WAGATE_MESSAGE_INTERVAL=200ms")
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: h.redis.Addr, Protocol: 2})
-	defer rdb.Close()
-	marker := outbox.DefaultStream + ":generation"
-	kept, err := rdb.Get(ctx, marker).Result()
-	if err != nil {
-		t.Fatalf("the gateway's marker %s: %v", marker, err)
-	}
-	// Every write from here on is lost at the next restart; the AOF keeps what came before.
-	if err := rdb.ConfigSet(ctx, "appendonly", "no").Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, kept := lastWritesLostFromNow(t, h)
 	// Laravel applies every batch of messages and answers after the gateway gave up waiting
 	// (WAGATE_LARAVEL_TIMEOUT=2s): applied, never acknowledged.
 	if err := h.admin.SetFaults(ctx, fakelaravel.Faults{Windows: []fakelaravel.FaultWindow{
@@ -51,11 +40,7 @@ func TestMessagesLaravelAppliedBeforeRedisRestartedLosingTheBatchRecordsAreAppli
 	}
 	const session = "restart_applied"
 	customers := []string{"5511977775001", "5511977775002"}
-	jid := h.pair(ctx, session, "15558880500")
-	proctest.Eventually(t, "the session connected", 30*time.Second, func() (bool, string) {
-		s := h.c.sessions()[session]
-		return s.Connected, fmt.Sprintf("%+v", s)
-	})
+	jid := pairConnected(t, h, session, "15558880500")
 	written := map[string][]string{}
 	sendReceipted(t, h, jid, customers, 0, 3, written)
 	var applied int
@@ -67,15 +52,7 @@ func TestMessagesLaravelAppliedBeforeRedisRestartedLosingTheBatchRecordsAreAppli
 	// More messages, taken while the batch is in flight: they wait behind it.
 	sendReceipted(t, h, jid, customers, 3, 2, written)
 	h.gw.Kill()
-	if err := h.redis.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := rdb.Get(ctx, marker).Result(); err != nil || got != kept {
-		t.Fatalf("marker after the restart %q, %v; want %q kept by the AOF", got, err, kept)
-	}
-	if n, err := rdb.XLen(ctx, outbox.DefaultStream).Result(); err != nil || n != 0 {
-		t.Fatalf("outbox after the restart: %d entries, %v; want the messages' entries lost", n, err)
-	}
+	restartRedisLosingLastWrites(t, h, rdb, kept)
 	if n, err := rdb.HLen(ctx, outbox.DefaultStream+":batches").Result(); err != nil || n != 0 {
 		t.Fatalf("batch records after the restart: %d, %v; want the record of the batch in flight lost", n, err)
 	}

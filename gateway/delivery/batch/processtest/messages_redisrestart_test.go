@@ -1,13 +1,6 @@
 package processtest
 
-import (
-	"context"
-	"testing"
-
-	"github.com/redis/go-redis/v9"
-
-	"wagate/gateway/outbox"
-)
+import "testing"
 
 // Redis on AOF restarts while no gateway runs and loses its last writes, not its older ones: with
 // appendfsync everysec (Redis's default) a SIGKILL loses up to a second of writes, here made
@@ -20,30 +13,11 @@ import (
 // Before the start compared runs, the intact marker said nothing was lost and every message was.
 func TestMessagesReceiptedBeforeRedisRestartedLosingItsLastWritesWhileTheGatewayWasDownReachLaravel(t *testing.T) {
 	h := startHarness(t, "gw-redis-restart-down", "WAGATE_MESSAGE_INTERVAL=200ms")
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: h.redis.Addr, Protocol: 2})
-	defer rdb.Close()
-	marker := outbox.DefaultStream + ":generation"
-	kept, err := rdb.Get(ctx, marker).Result()
-	if err != nil {
-		t.Fatalf("the gateway's marker %s: %v", marker, err)
-	}
-	// Every write from here on is lost at the next restart; the AOF keeps what came before.
-	if err := rdb.ConfigSet(ctx, "appendonly", "no").Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, kept := lastWritesLostFromNow(t, h)
 	h.laravel.Kill()
 	written := writeReceiptedMessages(t, h, "restart_down", "15558880400", []string{"5511977774001", "5511977774002"}, 8)
 	h.gw.Kill()
-	if err := h.redis.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := rdb.Get(ctx, marker).Result(); err != nil || got != kept {
-		t.Fatalf("marker after the restart %q, %v; want %q kept by the AOF", got, err, kept)
-	}
-	if n, err := rdb.XLen(ctx, outbox.DefaultStream).Result(); err != nil || n != 0 {
-		t.Fatalf("outbox after the restart: %d entries, %v; want the messages' entries lost", n, err)
-	}
+	restartRedisLosingLastWrites(t, h, rdb, kept)
 	t.Log("gateway SIGKILLed, redis-server SIGKILLed and restarted from its AOF: marker kept, the last writes lost")
 	h.startGateway()
 	h.startLaravel()
