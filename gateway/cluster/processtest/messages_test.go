@@ -140,6 +140,25 @@ func messageWait() time.Duration {
 	return 60 * time.Second
 }
 
+// burstOnTheMostLoadedReplica starts three replicas, pairs sessionCount sessions, and has customers
+// write to three sessions of the replica holding the most (the victim; moved are its sessions)
+// for 300 ms before it returns; seq is fakewa's last event before the burst.
+func burstOnTheMostLoadedReplica(t *testing.T) (w *world, ids []string, victim string, moved []string, seq uint64, b *burst) {
+	t.Helper()
+	w = newWorld(t)
+	w.startReady("gw-a", "gw-b", "gw-c")
+	ids = w.pair(sessionCount(t))
+	holders, _, err := w.holders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, moved = mostLoaded(byHolder(holders, ids))
+	seq = w.lastSeq()
+	b = w.startBurst(moved[:min(3, len(moved))], 40, 25*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	return w, ids, victim, moved, seq, b
+}
+
 // Customers write to three sessions of a replica before, during and after its SIGKILL: every
 // message is stored in Laravel once, each chat in the order written, within a minute of the
 // takeover. Messages the killed replica had received and receipted to WhatsApp (appended to the
@@ -150,17 +169,7 @@ func messageWait() time.Duration {
 // (gateway/outbox/shards.go): the killed replica's receipted messages waited ClaimMinIdle (~2 min)
 // and reached Laravel after the new holder's later ones.
 func TestMessagesWrittenAroundASIGKILLReachLaravelOnceInOrder(t *testing.T) {
-	w := newWorld(t)
-	w.startReady("gw-a", "gw-b", "gw-c")
-	ids := w.pair(sessionCount(t))
-	holders, _, err := w.holders()
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim, moved := mostLoaded(byHolder(holders, ids))
-	seq := w.lastSeq()
-	b := w.startBurst(moved[:min(3, len(moved))], 40, 25*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
+	w, ids, victim, moved, seq, b := burstOnTheMostLoadedReplica(t)
 	w.replicas[victim].proc.Kill()
 	w.waitMovedAndConnected("the SIGKILLed replica's sessions connected on the survivors", moved, victim, seq, takeoverBudget(len(ids)))
 	w.checkBurstStoredOnceInOrder(b)
@@ -174,17 +183,7 @@ func TestMessagesWrittenAroundASIGKILLReachLaravelOnceInOrder(t *testing.T) {
 // pause lands in the flusher's step is chance here; batch's
 // TestAReplicaPausedPastItsLeaseMidStepSendsNothingTheShardsNewHolderSent pins it.
 func TestMessagesWrittenAroundASIGSTOPPastTheLeaseReachLaravelOnceInOrder(t *testing.T) {
-	w := newWorld(t)
-	w.startReady("gw-a", "gw-b", "gw-c")
-	ids := w.pair(sessionCount(t))
-	holders, _, err := w.holders()
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim, moved := mostLoaded(byHolder(holders, ids))
-	seq := w.lastSeq()
-	b := w.startBurst(moved[:min(3, len(moved))], 40, 25*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
+	w, _, victim, moved, seq, b := burstOnTheMostLoadedReplica(t)
 	pid := w.replicas[victim].proc.Pid()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
