@@ -4,9 +4,11 @@
 // world, and compares the load generator's CPU per gateway API request and memory per VU).
 // Each VU is one account: it starts its session (arriving over 30 s), pairs the phone with the QR
 // code Laravel received, sends about a message a minute and logs out after 60 s; the app's status
-// poller polls every 2 s from the start to the logout, as the YAML users' poller goroutines do:
-// k6/x/wagate's background poller (startPolling) by default, so the polls go on while the VU is
-// blocked pairing, or from the VU's own loop with -e POLLS=inline (no polls while it pairs).
+// poller polls every 2 s from the start to the logout, as the YAML users' poller goroutines do.
+// By default the VU polls from its own loop, as a k6 user writes it: while its phone pairs too
+// (wagate.startPair returns at once and the loop polls between wagate.waitPair's waits), so both
+// halves make the same requests. -e POLLS=background hands the polls to k6/x/wagate's background
+// poller (startPolling, a Go poller per session, as the native users'), leaving the VU the person.
 //
 //   bin/simulator run scenarios/k6/lifecycle-1000.js -e USERS=50     (the script alone)
 import { user } from "./lib/laravel-app.js";
@@ -23,8 +25,8 @@ const behaviour = {
   logoutAtEnd: 1,
   messagesPerMinute: 1,
   statusPollInterval: 2,
-  backgroundPolls: __ENV.POLLS !== "inline",
-  pollsInline: __ENV.POLLS === "inline",
+  backgroundPolls: __ENV.POLLS === "background",
+  pollsInline: __ENV.POLLS !== "background",
 };
 
 export const options = {

@@ -50,13 +50,15 @@ export function accountOf(b) {
 
 // pairingPage is the app's page while its user pairs: it polls the gateway's QR endpoint every
 // qrPollInterval seconds (GET /sessions/{id}/qr) and, with pollsInline, the session's status every
-// statusPollInterval, from the start until the scan, as the YAML users' app and pollers do; polls
-// are made from waitShown's and sleep's waits. Without polls it only waits.
+// statusPollInterval (the first within one interval of the start), from the start until the
+// device is connected, as the YAML users' app and pollers do; polls are made
+// from waitShown's, sleep's and paired's waits. Without polls it only waits.
 function pairingPage(id, b) {
   const now = Date.now();
   const timers = [];
   if (b.qrPollInterval) timers.push({ every: b.qrPollInterval * 1000, next: now + b.qrPollInterval * 1000, poll: wagate.pollQR });
-  if (b.pollsInline) timers.push({ every: b.statusPollInterval * 1000, next: now + b.statusPollInterval * 1000, poll: wagate.pollStatus });
+  const status = b.pollsInline ? { every: b.statusPollInterval * 1000, next: now + Math.random() * b.statusPollInterval * 1000, poll: wagate.pollStatus } : null;
+  if (status) timers.push(status);
   // pollDue polls what is due and returns when the next poll is due.
   const pollDue = () => {
     let soonest = Infinity;
@@ -98,24 +100,37 @@ function pairingPage(id, b) {
         sleep(Math.min(left, next - Date.now()) / 1000);
       }
     },
+    // paired waits for the pairing wagate.startPair began (the phone scanned, its device
+    // connecting) and returns it, polling when due.
+    paired() {
+      for (;;) {
+        const next = pollDue();
+        const p = wagate.waitPair(id, next === Infinity ? undefined : Math.max(next - Date.now(), 1));
+        if (p !== null) return p;
+      }
+    },
+    // statusDue is when the page's next status poll is due (ms since the epoch; Infinity without).
+    statusDue() {
+      return status ? status.next : Infinity;
+    },
   };
 }
 
 // user plays one account for the whole iteration. b: {prefix, users, startDelayMax, scanDelay:
 // [min,max], scanSuccess (default 1), sessionLifetime: [min,max] (seconds), logoutAtEnd,
 // messagesPerMinute, incomingMessagesPerMinute, replies, dropsPerHour, replacedPerHour,
-// remoteLogoutsPerHour, pollsInline, backgroundPolls, qrPollInterval}. While the user pairs, the app's page polls the
-// gateway's QR endpoint every qrPollInterval seconds (none when unset) and, with pollsInline, the
-// status too (pairingPage). The session's customer writes incomingMessagesPerMinute
-// (Poisson), each a reply to their previous message with probability replies, as the YAML users'
-// customers do. With pollsInline the account's own VU polls its status once after the start and
-// every statusPollInterval while the session pairs and lives (one poller per account, as the YAML users'
-// pollers: 1), instead of poller VUs of their own. With backgroundPolls the app's pollers are
-// k6/x/wagate's background pollers (startPolling) beside the VU, as the YAML users' poller goroutines
-// beside their person: the status's from the start until the session ends (the first within one
-// statusPollInterval), the QR code's every qrPollInterval until the device is paired; the VU only
-// plays the person (the pairing, messages and churn), and its requests are the YAML users' even
-// while it is blocked in pair.
+// remoteLogoutsPerHour, pollsInline, backgroundPolls, qrPollInterval}. While the user pairs (until
+// the device is connected), the app's page polls the gateway's QR endpoint every qrPollInterval
+// seconds (none when unset) and, with pollsInline, the status too (pairingPage). The session's
+// customer writes incomingMessagesPerMinute (Poisson), each a reply to their previous message with
+// probability replies, as the YAML users' customers do. With pollsInline the account's own VU polls
+// its status every statusPollInterval, the first within one interval of the start, while the
+// session pairs and lives (one poller per account, as the YAML users' pollers: 1), instead of
+// poller VUs of their own. With backgroundPolls the app's pollers are k6/x/wagate's background
+// pollers (startPolling) beside the VU, as the YAML users' poller goroutines beside their person:
+// the status's from the start until the session ends (the first within one statusPollInterval),
+// the QR code's every qrPollInterval until the device is paired; the VU only plays the person (the
+// pairing, messages and churn). Either way the requests are the YAML users'.
 export function user(b) {
   const n = accountOf(b);
   if (__ITER === 0) sleep(startDelay(n, b.startDelayMax));
@@ -123,7 +138,7 @@ export function user(b) {
   wagate.startSession(id);
   if (b.backgroundPolls) {
     // The app's pollers run beside the person, as the YAML users' poller goroutines: the status
-    // from the start until the session ends, the QR code until the scan.
+    // from the start until the session ends, the QR code until the device is connected.
     wagate.startPolling(id, "status", `${b.statusPollInterval}s`);
     if (b.qrPollInterval) wagate.startPolling(id, "qr", `${b.qrPollInterval}s`);
     try {
@@ -133,8 +148,6 @@ export function user(b) {
     }
     return;
   }
-  // The app's status page polls as soon as the session starts (the YAML users' pollers do too).
-  if (b.pollsInline) wagate.pollStatus(id);
   pairAndLive(id, b, () => {});
 }
 
@@ -152,8 +165,21 @@ function pairAndLive(id, b, paired) {
     shown = page.waitShown(giveUp, wagate.laravelQR(id) || shown);
     page.sleep(uniform(b.scanDelay[0], b.scanDelay[1]));
   }
-  wagate.pair(id, `${giveUp}s`);
+  // The phone scans and its device connects while the page goes on polling (startPair returns at
+  // once, page.paired polls between waitPair's waits), as the YAML users' pollers poll during
+  // their pairing.
+  wagate.startPair(id, `${giveUp}s`);
+  page.paired();
   paired();
+  // The status polls go on at the page's pace: the first is the one the page had due.
+  live(id, b, b.pollsInline ? Math.max(page.statusDue() - Date.now(), 0) / 1000 : Infinity);
+}
+
+// live is the connected life of session id, from its pairing to its end (sessionLifetime, a
+// replaced stream or a remote logout): messages, the customer's writes, drops and, with
+// pollsInline, a status poll every statusPollInterval (jittered), the first firstPoll seconds
+// from now. b is user's behaviour.
+export function live(id, b, firstPoll) {
   // Each timer is a deadline in seconds on the loop's clock t (the time slept since the pairing);
   // a wake sleeps until the soonest one and handles those due. Most wakes are the status poll's
   // (every 2 s against a message a minute), so a wake reads only the poll's deadline and other,
@@ -172,7 +198,7 @@ function pairAndLive(id, b, paired) {
   let dropAt = exponential(b.dropsPerHour || 0);
   const replaceAt = exponential(b.replacedPerHour || 0);
   const remoteAt = exponential(b.remoteLogoutsPerHour || 0);
-  let pollAt = b.pollsInline ? b.statusPollInterval : Infinity;
+  let pollAt = b.pollsInline ? firstPoll : Infinity;
   let other = Math.min(end, msgAt, inAt, dropAt, replaceAt, remoteAt);
   let t = 0;
   let sent = 0;

@@ -126,6 +126,11 @@ const (
 	// FigJSCPUPerRequest and FigNativeCPUPerRequest are the VUs' CPU per request in µs.
 	FigJSCPUPerRequest     = "k6_cost_js_cpu_per_request_us"
 	FigNativeCPUPerRequest = "k6_cost_native_cpu_per_request_us"
+	// FigRequestRatio is the gateway API requests the script's VUs made over the native users':
+	// the CPU ratio compares what each half spent per request, which is only fair when both did
+	// the same work (1: the same requests; the polls during slow pairings moved it before the
+	// script could poll while its phone paired).
+	FigRequestRatio = "k6_cost_request_ratio"
 	// FigVUMemory is what a JS VU holds at the peak beyond a native user on the same workload:
 	// (JS peak growth - native peak growth) / VUs, in bytes.
 	FigVUMemory = "k6_cost_vu_memory_bytes"
@@ -155,6 +160,9 @@ func (r Result) Figures() map[string]float64 {
 		if js > 0 {
 			out[FigCPURatio] = float64(js) / float64(native)
 		}
+	}
+	if r.JS.Requests > 0 && r.Native.Requests > 0 {
+		out[FigRequestRatio] = r.JS.Requests / r.Native.Requests
 	}
 	if gj, gn := r.JS.VUCPUWithGCPerRequest(), r.Native.VUCPUWithGCPerRequest(); gj > 0 && gn > 0 {
 		out[FigCPUWithGCRatio] = float64(gj) / float64(gn)

@@ -27,7 +27,7 @@ func TestFiguresCompareTheScriptWithTheNativeUsers(t *testing.T) {
 				MemoryBefore: 110 << 20, MemoryAfterInit: 110<<20 + 1000*80<<10, MemoryPeak: 160<<20 + 1000*100<<10}},
 			want: map[string]float64{
 				FigNativeCPUPerRequest: 100, FigJSCPUPerRequest: 120, FigCPURatio: 1.2, FigCPUWithGCRatio: 300.0 / 200,
-				FigProcessCPURatio: 450.0 / 400, FigVUMemory: 100 << 10, FigVUInitMemory: 80 << 10,
+				FigProcessCPURatio: 450.0 / 400, FigVUMemory: 100 << 10, FigVUInitMemory: 80 << 10, FigRequestRatio: 0.8,
 			},
 		},
 		{

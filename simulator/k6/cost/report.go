@@ -102,6 +102,7 @@ func WriteTable(w io.Writer, res Result) error {
 	fmt.Fprintln(w)
 	for _, f := range []struct{ name, unit, target string }{
 		{FigNativeCPUPerRequest, "µs", ""}, {FigJSCPUPerRequest, "µs", ""},
+		{FigRequestRatio, "x", "(gateway requests, JS over native: 1 = the same work)"},
 		{FigCPURatio, "x", "<= 1.5x"}, {FigCPUWithGCRatio, "x", "<= 1.5x (each half's GC charged to its VUs)"}, {FigProcessCPURatio, "x", "(the in-process world included)"},
 		{FigVUInitMemory, "KiB", "<= 200 KiB"}, {FigVUMemory, "KiB", "<= 200 KiB"},
 	} {

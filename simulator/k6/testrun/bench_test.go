@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"wagate/reports"
 	"wagate/simulator/k6/bundle"
@@ -278,4 +281,65 @@ func BenchmarkGlobalBuiltins(b *testing.B) {
 	if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkInlinePollWakes runs scenarios/k6/lib/laravel-app.js's live loop itself (pollsInline:
+// the status polled from the VU's own loop, nothing else due) in 1000 VUs at once, as k6-cost's
+// script half does: the VUs' goja runtimes are far larger than the CPU's caches, so each wake
+// finds what it reads of its VU cold, which the single-VU loops of BenchmarkStatusRequest do not
+// show. Polls go to a loopback server every pollWakeInterval; each VU polls b.N/1000 times.
+// cpu-ns/poll is the process's CPU (getrusage: the VUs, the server, the GC) per status poll, the
+// figure to compare before and after a change of the loop or the runtime (ns/op is wall time,
+// mostly sleeping). Run it with -benchtime 20000x (about 4 s of load and 1 s of VU init).
+func BenchmarkInlinePollWakes(b *testing.B) {
+	const vus = 1000
+	const pollWakeInterval = 0.2 // seconds
+	lib, err := filepath.Abs(filepath.Join("..", "..", "..", "scenarios", "k6", "lib", "laravel-app.js"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	polls := (b.N + vus - 1) / vus
+	lifetime := float64(polls) * pollWakeInterval
+	src := fmt.Sprintf(`import { live } from %q;
+const b = { pollsInline: true, statusPollInterval: %g, sessionLifetime: [%g, %g], logoutAtEnd: 0, messagesPerMinute: 0 };
+export default function () { live("s" + __VU, b, Math.random() * b.statusPollInterval); }`, lib, pollWakeInterval, lifetime, lifetime)
+	srv := statusServer(b)
+	reg := metrics.NewRegistry(nil)
+	api := user.NewAPI(srv.URL, "t", &http.Client{}, reg)
+	shared := benchShared(b, src, nil, api, reg)
+	all := make([]*js.VU, vus)
+	for i := range all {
+		if all[i], err = js.NewVU(context.Background(), shared, int64(i+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := rusageCPU(b)
+	var wg sync.WaitGroup
+	for _, vu := range all {
+		wg.Go(func() {
+			if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	cpu := rusageCPU(b) - cpu0
+	b.StopTimer()
+	n := reg.Total("http_reqs", nil)
+	if n < float64(b.N)*0.8 {
+		b.Fatalf("%v polls, want about %d", n, b.N)
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/poll")
+}
+
+// rusageCPU is the process's user and system CPU so far.
+func rusageCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,6 +7,8 @@
 //	const s = wagate.startSession();            // {id, phone, status, httpStatus}
 //	const qr = wagate.waitQR(s.id, "30s");      // the code Laravel received
 //	const p = wagate.pair(s.id, "120s");        // {jid, qr, durationMs}
+//	wagate.startPair(s.id, "120s");             // the same pairing in the background, and then
+//	wagate.waitPair(s.id, 500);                 // {jid, qr, durationMs}, or null while pairing after 500 ms
 //	wagate.send(s.id, "hello");                 // {httpStatus, body}
 //	const m = wagate.receive(s.id, "hi");       // the session's customer writes: {id, from}
 //	wagate.receive(s.id, "and", m.id);          // a reply quoting the customer's message m
@@ -164,6 +166,31 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		fail(err)
 		return rt.ToValue(map[string]any{"jid": p.JID, "qr": p.QR, "durationMs": p.DurationMs})
 	})
+	// startPair(id, [timeout]) begins pair in the background and returns at once; waitPair(id,
+	// [wait]) returns its {jid, qr, durationMs} once the device is connected, null while it is
+	// still pairing after wait (ms or a duration string; absent: until it ends), and throws when
+	// it failed. A script's page thus polls between waits while its person pairs, as the native
+	// users' pollers poll during their pairing. The iteration's end cancels a pairing not waited for.
+	pairs := &backgroundPairs{vu: vu}
+	set("startPair", func(c goja.FunctionCall) goja.Value {
+		d := driver()
+		id := str(c.Argument(0))
+		if err := pairs.start(d, id, duration(c.Argument(1), 120*time.Second)); err != nil {
+			vu.Throw("startPair(%q): %v", id, err)
+		}
+		return goja.Undefined()
+	})
+	set("waitPair", func(c goja.FunctionCall) goja.Value {
+		id := str(c.Argument(0))
+		p, done, err := pairs.wait(id, duration(c.Argument(1), -1))
+		if err != nil {
+			vu.Throw("%v", err)
+		}
+		if !done {
+			return goja.Null()
+		}
+		return rt.ToValue(map[string]any{"jid": p.JID, "qr": p.QR, "durationMs": p.DurationMs})
+	})
 	set("drop", func(c goja.FunctionCall) goja.Value {
 		fail(driver().Drop(vu.Context(), str(c.Argument(0)), vu.SampleTags()))
 		return goja.Undefined()
@@ -311,6 +338,86 @@ func (b *backgroundPolls) stop(id, what string) {
 	for _, p := range stopped {
 		<-p.done
 	}
+}
+
+// backgroundPairs are the pairings one VU's iteration started with startPair, each on a goroutine
+// of its own (which inherits the VU's pprof labels), by session id.
+type backgroundPairs struct {
+	vu      *js.VU
+	running map[string]*backgroundPair
+	// ends says the end of the VU's current call is registered to cancel the running pairings.
+	ends bool
+}
+
+type backgroundPair struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	paired wagate.Paired
+	err    error
+}
+
+// errNoPairing is waitPair's error for a session startPair did not begin pairing in this iteration.
+var errNoPairing = errors.New("no pairing started in this iteration (startPair first)")
+
+// start pairs session id in the background (wagate.Driver.Pair) under the VU's iteration.
+func (b *backgroundPairs) start(d *wagate.Driver, id string, timeout time.Duration) error {
+	if _, ok := b.running[id]; ok {
+		return errors.New("the session is already pairing (waitPair for it first)")
+	}
+	if b.running == nil {
+		b.running = map[string]*backgroundPair{}
+	}
+	if !b.ends {
+		b.vu.AtCallEnd(b.stop)
+		b.ends = true
+	}
+	tags := b.vu.SampleTags() // read on the VU's goroutine: the pairing's is another
+	ctx, cancel := context.WithCancel(b.vu.Context())
+	p := &backgroundPair{cancel: cancel, done: make(chan struct{})}
+	b.running[id] = p
+	go func() {
+		defer close(p.done)
+		p.paired, p.err = d.Pair(ctx, id, timeout, tags)
+	}()
+	return nil
+}
+
+// wait waits at most wait (negative: until it ends, or the iteration does) for session id's
+// pairing; done reports whether it ended, and then the pairing is forgotten and its outcome
+// returned.
+func (b *backgroundPairs) wait(id string, wait time.Duration) (p wagate.Paired, done bool, err error) {
+	bp := b.running[id]
+	if bp == nil {
+		return p, false, fmt.Errorf("waitPair(%q): %w", id, errNoPairing)
+	}
+	ctx := b.vu.Context()
+	var expired <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-bp.done:
+	case <-expired:
+		return p, false, nil
+	case <-ctx.Done():
+		return p, false, fmt.Errorf("waitPair(%q): %w", id, ctx.Err())
+	}
+	delete(b.running, id)
+	bp.cancel()
+	return bp.paired, true, bp.err
+}
+
+// stop cancels the pairings still running and waits for them, so that none records anything
+// after the call that started them (an iteration) ended.
+func (b *backgroundPairs) stop() {
+	for id, p := range b.running {
+		p.cancel()
+		<-p.done
+		delete(b.running, id)
+	}
+	b.ends = false
 }
 
 // vuPoller is one VU's poller of one endpoint, kept while the VU polls the same session in the same

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"wagate/simulator/k6/wagate"
 	"wagate/simulator/k6/wagate/wagatejs"
 	"wagate/simulator/metrics"
+	"wagate/simulator/truth"
 	"wagate/simulator/user"
 )
 
@@ -27,6 +29,8 @@ type gateway struct {
 	mu    sync.Mutex
 	reg   *metrics.Registry
 	marks map[string]polls
+	// onMark, when set, is called with the mark's name after it was noted.
+	onMark func(name string)
 }
 
 // polls are the status and QR polls recorded.
@@ -42,6 +46,9 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
 		g.marks[name] = recorded(g.reg)
 		g.mu.Unlock()
+		if g.onMark != nil {
+			g.onMark(name)
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"pending"}`))
@@ -58,6 +65,12 @@ func (w apiWorld) GroundTruth(context.Context) (reports.GroundTruth, error) {
 // gateway's URL from __ENV.BASE.
 func newVU(t *testing.T, src string, g *gateway) (*js.VU, *metrics.Registry) {
 	t.Helper()
+	return newVUPairing(t, src, g, nil, nil)
+}
+
+// newVUPairing is newVU with a phone and Laravel's view of the QR codes, for scripts that pair.
+func newVUPairing(t *testing.T, src string, g *gateway, phone user.Phone, laravel user.LaravelView) (*js.VU, *metrics.Registry) {
+	t.Helper()
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	path := filepath.Join(t.TempDir(), "script.js")
@@ -71,7 +84,8 @@ func newVU(t *testing.T, src string, g *gateway) (*js.VU, *metrics.Registry) {
 	reg := metrics.NewRegistry(nil)
 	g.reg, g.marks = reg, map[string]polls{}
 	ext := &wagatejs.Extension{}
-	ext.SetDriver(wagate.New(apiWorld{env: &user.Env{API: user.NewAPI(srv.URL, "t", srv.Client(), reg), Reg: reg}}, 0))
+	ext.SetDriver(wagate.New(apiWorld{env: &user.Env{API: user.NewAPI(srv.URL, "t", srv.Client(), reg), Reg: reg,
+		Phone: phone, Laravel: laravel, Ledger: truth.NewLedger(reg, truth.QRTiming{}, nil)}}, 0))
 	s := &js.Shared{Bundle: bun, Env: map[string]string{"BASE": srv.URL}, Registry: reg, Groups: js.NewGroupTree(),
 		Counters: &js.Counters{}, HTTP: js.HTTPConfig{MaxRedirects: 10}, Scenarios: map[string]js.ScenarioInfo{},
 		Extensions: map[string]js.ModuleFactory{wagatejs.ModuleName: ext.Module}}
@@ -182,5 +196,122 @@ export default function () {
 }`, &gateway{})
 	if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// heldPhone scans a code only once released: until then its Pair blocks (the phone's owner has not
+// scanned yet), and a pairing canceled meanwhile is noted.
+type heldPhone struct {
+	release  chan struct{}
+	canceled atomic.Bool
+}
+
+func newHeldPhone() *heldPhone { return &heldPhone{release: make(chan struct{})} }
+
+func (p *heldPhone) Pair(ctx context.Context, _, phone string) (string, error) {
+	select {
+	case <-p.release:
+		return "jid-" + phone, nil
+	case <-ctx.Done():
+		p.canceled.Store(true)
+		return "", ctx.Err()
+	}
+}
+
+func (p *heldPhone) WaitConnected(context.Context, string, time.Time) (time.Time, error) {
+	return time.Now(), nil
+}
+func (p *heldPhone) Drop(string) error    { return nil }
+func (p *heldPhone) Replace(string) error { return nil }
+func (p *heldPhone) Logout(string) error  { return nil }
+func (p *heldPhone) Write(context.Context, string, string, string, string) (string, error) {
+	return "", nil
+}
+
+// shows is Laravel's view with one code for every session ("" shows none).
+type shows string
+
+func (s shows) QR(string) (string, <-chan struct{}) { return string(s), nil }
+
+// A pairing begun with startPair goes on while the script polls: waitPair answers null while the
+// phone has not scanned, and the paired session once it has, as the native users' pollers poll
+// during their pairing.
+func TestAPairingInTheBackgroundLetsTheScriptPollUntilTheDeviceIsConnected(t *testing.T) {
+	phone := newHeldPhone()
+	g := &gateway{onMark: func(name string) {
+		if name == "release" {
+			close(phone.release)
+		}
+	}}
+	vu, reg := newVUPairing(t, `import wagate from "k6/x/wagate";
+import http from "k6/http";
+export default function () {
+  const s = wagate.startSession("s1");
+  wagate.startPair("s1", "10s");
+  let waits = 0, p;
+  while ((p = wagate.waitPair("s1", 20)) === null) {
+    wagate.pollStatus("s1");
+    if (++waits === 3) http.get(__ENV.BASE + "/mark/release");
+    if (waits > 500) throw new Error("still pairing after the phone scanned");
+  }
+  if (p.jid !== "jid-" + s.phone || p.qr !== "qr-1" || !(p.durationMs >= 0)) throw new Error("paired " + JSON.stringify(p));
+}`, g, phone, shows("qr-1"))
+	if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.marks["release"].status; got != 3 {
+		t.Errorf("status polls while the phone had not scanned: %v, want the script's 3", got)
+	}
+	if got := reg.Total("wagate_pairings", nil); got != 1 {
+		t.Errorf("wagate_pairings = %v, want 1", got)
+	}
+}
+
+// A pairing the script does not wait for ends with its iteration: canceled before the iteration
+// returns, so nothing of it is recorded afterwards, and the next iteration may pair the session
+// again.
+func TestAPairingNotWaitedForEndsWithTheIteration(t *testing.T) {
+	phone := newHeldPhone()
+	vu, reg := newVUPairing(t, `import wagate from "k6/x/wagate";
+export default function () {
+  wagate.startSession("s1");
+  wagate.startPair("s1", "10s");
+}`, &gateway{}, phone, shows("qr-1"))
+	for iter := range 2 {
+		phone.canceled.Store(false)
+		if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default", Iter: int64(iter)}); err != nil {
+			t.Fatalf("iteration %d: %v", iter, err)
+		}
+		if !phone.canceled.Load() {
+			t.Errorf("iteration %d returned with its pairing still running", iter)
+		}
+	}
+	if got := reg.Total("wagate_pairings", nil); got != 0 {
+		t.Errorf("wagate_pairings = %v, want 0", got)
+	}
+}
+
+// waitPair throws what the pairing failed with, and what a script asks of a pairing it did not
+// start; startPair refuses a session already pairing.
+func TestPairingsInTheBackgroundFailAsTheScriptWouldSee(t *testing.T) {
+	for _, c := range []struct {
+		name, laravel, script, want string
+	}{
+		{"Laravel shows no code", "", `wagate.startSession("s1"); wagate.startPair("s1", "50ms"); wagate.waitPair("s1");`, "no QR code in Laravel"},
+		{"a session never started", "qr-1", `wagate.startPair("s9", "1s"); wagate.waitPair("s9");`, "unknown session"},
+		{"waitPair without startPair", "qr-1", `wagate.startSession("s1"); wagate.waitPair("s1", 10);`, "no pairing started"},
+		{"waitPair after the outcome was taken", "", `wagate.startSession("s1"); wagate.startPair("s1", "50ms");
+try { wagate.waitPair("s1"); } catch (e) {}
+wagate.waitPair("s1");`, "no pairing started"},
+		{"startPair twice", "qr-1", `wagate.startSession("s1"); wagate.startPair("s1", "1s"); wagate.startPair("s1", "1s");`, "already pairing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			vu, _ := newVUPairing(t, `import wagate from "k6/x/wagate";
+export default function () { `+c.script+` }`, &gateway{}, newHeldPhone(), shows(c.laravel))
+			err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v, want one saying %q", err, c.want)
+			}
+		})
 	}
 }
