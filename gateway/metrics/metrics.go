@@ -182,18 +182,18 @@ func (m *Metrics) ObserveAPI(route, method string, code int, d time.Duration) {
 	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
-// SessionCounter reports how many sessions are in each status and how many are connected now
-// (session.Manager.Counts).
+// SessionCounter reports how many sessions are in each status and how many are logged in
+// (session.Manager.Counts, which keeps them on each transition: a scrape walks no session).
 type SessionCounter func() (byStatus map[laravel.Status]int, live int)
 
-// RegisterSessions adds wagate_sessions{status} and wagate_sessions_live, computed at scrape time.
+// RegisterSessions adds wagate_sessions{status} and wagate_sessions_live, read at scrape time.
 func (m *Metrics) RegisterSessions(count SessionCounter) {
 	m.Registry.MustRegister(&sessionCollector{count: count})
 }
 
 var (
 	sessionsDesc = prometheus.NewDesc("wagate_sessions", "Sessions by last reported status.", []string{"status"}, nil)
-	liveDesc     = prometheus.NewDesc("wagate_sessions_live", "Sessions whose WhatsApp connection is up and logged in now.", nil, nil)
+	liveDesc     = prometheus.NewDesc("wagate_sessions_live", "Sessions logged in to WhatsApp: their connection reported its login and has not ended since.", nil, nil)
 )
 
 type sessionCollector struct{ count SessionCounter }
@@ -204,7 +204,7 @@ func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- liveDesc
 }
 
-// Collect implements prometheus.Collector: it counts the sessions at scrape time.
+// Collect implements prometheus.Collector: it reads the session counts at scrape time.
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	byStatus, live := c.count()
 	for _, st := range laravel.Statuses {

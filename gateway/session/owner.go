@@ -218,6 +218,7 @@ func (m *Manager) Drop(ctx context.Context, match func(sessionID string) bool, f
 	for _, s := range gone {
 		s.mu.Lock()
 		s.dropped = true // refuses a scan from now on (admitPairing)
+		m.tally(s)       // no longer counted here: the next holder counts it
 		s.mu.Unlock()
 	}
 	var pairErr error

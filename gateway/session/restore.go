@@ -43,6 +43,7 @@ func (m *Manager) restore(recs []storage.Record, resync bool) int {
 		}
 		s := &session{id: rec.SessionID, created: rec.CreatedAt, updated: rec.UpdatedAt,
 			deviceID: rec.DeviceJID, status: rec.Status, parked: rec.Parked, epoch: m.firstEpoch()}
+		m.tally(s) // nobody else sees s before m.mu is released
 		m.sessions[s.id] = s
 		m.ids = append(m.ids, s.id)
 		restored = append(restored, s)
