@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -290,8 +291,10 @@ type Cache struct {
 	l1Hits, l1Misses, l2Hits, l2Misses, l3Hits, l3Misses, l3Errors, l3Shared atomic.Int64
 	negHits, writes, staleWrites, invTx, invRx, l1Flushes                    atomic.Int64
 	recordErrors, l2Errors, renewals                                         atomic.Int64
-	// recorded counts Records (setL1).
-	recorded atomic.Int64
+	// recorded counts Records by session, each in the stripe its id hashes to (recordedOf), so a
+	// read checks for Records of its own session only (setL1).
+	recorded   [recordStripes]atomic.Int64
+	stripeSeed maphash.Seed
 
 	// live is the sessions this gateway runs, whose statuses it renews (renew.go); nil: none.
 	live atomic.Pointer[LocalReader]
@@ -312,7 +315,8 @@ func (c otterClock) Tick(time.Duration) <-chan time.Time { return nil }
 // New returns a Cache over rdb and lookup and starts listening for invalidations; Close stops it.
 func New(ctx context.Context, rdb redis.UniversalClient, lookup SessionLookup, cfg Config) (*Cache, error) {
 	cfg.fill()
-	c := &Cache{rdb: rdb, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{}), owed: owedWrites{max: cfg.L1MaxSize}}
+	c := &Cache{rdb: rdb, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{}), owed: owedWrites{max: cfg.L1MaxSize},
+		stripeSeed: maphash.MakeSeed()}
 	l1, err := otter.New(&otter.Options[string, *record]{
 		MaximumSize:      cfg.L1MaxSize,
 		ExpiryCalculator: otter.ExpiryWritingFunc(c.l1Expiry),
@@ -454,7 +458,7 @@ func (c *Cache) Record(ctx context.Context, ev event.Event) error {
 	// Then L1 (kept even when L2 failed: this gateway knows the state before anyone else). A read
 	// that read L2 before this write must not keep what it read in L1 (setL1): the owner's L1
 	// entry lives up to SessionTTL and no invalidation of its own writes reaches it.
-	c.recorded.Add(1)
+	c.recordedOf(ev.SessionID).Add(1)
 	c.l1.Compute(ev.SessionID, func(old *record, found bool) (*record, otter.ComputeOp) {
 		if !found {
 			return nil, otter.CancelOp
@@ -466,12 +470,27 @@ func (c *Cache) Record(ctx context.Context, ev event.Event) error {
 	return err
 }
 
-// setL1 keeps r, read from L2 or Laravel by a read that began when recorded was gen, in L1,
-// unless a Record landed meanwhile: its L1 update may have missed the entry (absent then) and
-// r may be older than its write, so the entry is dropped and the next read reads L2 again.
+// recordStripes is how many counters Records are counted in. A read's L1 set is dropped when its
+// session's stripe moved during the read (setL1). With one counter for all sessions, any
+// session's Record dropped every read under way: while many sessions pair or reconnect, the reads
+// that missed L1 (first reads, expiries) kept missing it, and the slower Redis answered the more
+// of them were dropped (BenchmarkReadsWhileOtherSessionsRecord). With 1024 stripes a read is
+// dropped only by a Record of its own session or, rarely, of one sharing its stripe (a spurious
+// drop costs one more L2 read, never a wrong answer).
+const recordStripes = 1024
+
+// recordedOf is the counter of the Records of sid (and of the sessions sharing its stripe).
+func (c *Cache) recordedOf(sid string) *atomic.Int64 {
+	return &c.recorded[maphash.String(c.stripeSeed, sid)%recordStripes]
+}
+
+// setL1 keeps r, read from L2 or Laravel by a read that began when recordedOf(sid) was gen, in
+// L1, unless a Record of sid landed meanwhile: its L1 update may have missed the entry (absent
+// then) and r may be older than its write, so the entry is dropped and the next read reads L2
+// again.
 func (c *Cache) setL1(sid string, r *record, gen int64) {
 	c.l1.Set(sid, r)
-	if c.recorded.Load() != gen {
+	if c.recordedOf(sid).Load() != gen {
 		c.l1.Invalidate(sid)
 	}
 }
@@ -503,7 +522,7 @@ func (c *Cache) writeL2(ctx context.Context, ev event.Event, now int64) error {
 // State returns what is known about a session, reading L1, then L2, then Laravel. A session
 // Laravel does not know gives an error matching ErrUnknownSession.
 func (c *Cache) State(ctx context.Context, sid string) (State, error) {
-	gen := c.recorded.Load()
+	gen := c.recordedOf(sid).Load()
 	now := c.nowMs()
 	if r, ok := c.l1.GetIfPresent(sid); ok {
 		if r.unknown(now) {
