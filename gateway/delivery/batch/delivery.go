@@ -78,7 +78,8 @@ type Config struct {
 	// DeliveryTimeout bounds the retries of one batch; past it the batch's items go back to the
 	// waiting items (still pending in the outbox) and are re-batched. Nothing is dropped.
 	DeliveryTimeout time.Duration
-	// PollInterval is how often the flusher looks for entries appended by other gateways.
+	// PollInterval is how often the flusher looks for entries appended by other gateways; with
+	// nothing to do it waits longer, up to ten poll intervals (idle.go).
 	PollInterval time.Duration
 	// MaxInFlight bounds the batches sent concurrently (default 4).
 	MaxInFlight int
@@ -266,6 +267,10 @@ type Delivery struct {
 
 	wake          chan struct{}
 	sinceLastPoll atomic.Int64
+	// idling: the flusher waits longer than PollInterval, having nothing to do (idle.go);
+	// idleSteps counts its idle steps in a row (the flusher's goroutine only).
+	idling    atomic.Bool
+	idleSteps int
 
 	// Owned by the flusher (Poll); mu guards them for the metrics reader.
 	mu          sync.Mutex
@@ -363,7 +368,7 @@ func (d *Delivery) Deliver(ctx context.Context, ev event.Event) error {
 		return fmt.Errorf("batch deliver: %w", err)
 	}
 	n := d.sinceLastPoll.Add(1)
-	if ev.Priority == event.PriorityHigh || n >= int64(d.cfg.BatchSize) {
+	if ev.Priority == event.PriorityHigh || n >= int64(d.cfg.BatchSize) || (n == 1 && d.idling.Load()) {
 		d.poke()
 	}
 	return nil
@@ -432,6 +437,9 @@ func (d *Delivery) run(ctx context.Context) {
 			errWait = d.cfg.PollInterval
 			if next := d.nextWake(); !next.IsZero() {
 				wait = min(wait, max(0, next.Sub(d.clock.Now())))
+				d.idleSteps = 0
+			} else {
+				wait = d.idleWait() // idle.go
 			}
 		}
 		t := time.NewTimer(wait)
@@ -443,6 +451,7 @@ func (d *Delivery) run(ctx context.Context) {
 		case <-t.C:
 		}
 		t.Stop()
+		d.idling.Store(false)
 	}
 }
 
