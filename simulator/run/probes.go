@@ -158,13 +158,18 @@ func (l *realLaravelCPUProbe) closeInterval(_ context.Context, p *reports.Series
 	l.cpuSum, l.cpuN = 0, 0
 }
 
-// gatewayMetricsProbe scrapes the gateway's /metrics: gateway_goroutines and outbox_depth, and
-// their last values in the series; in batch mode also its batch send counters, whose change over
-// each interval the series carries (GatewayBatchSends).
+// gatewayMetricsProbe scrapes the gateway's /metrics every `every` (gatewayScrapeInterval):
+// gateway_goroutines and outbox_depth, and their last values in the series; in batch mode also its
+// batch send counters, whose change over each interval the series carries (GatewayBatchSends).
 type gatewayMetricsProbe struct {
 	reg        *metrics.Registry
 	hc         *http.Client
 	url, token string
+	// every is the time between two scrapes (0: at every sample, each second); now is the clock
+	// (time.Now when nil); scraped is when the last scrape began.
+	every   time.Duration
+	now     func() time.Time
+	scraped time.Time
 
 	mu                      sync.Mutex
 	goroutines, outboxDepth float64
@@ -207,7 +212,47 @@ func (r batchSendsReading) since(prev batchSendsReading) *reports.BatchSends {
 		Retries: int64(r.retries - base.retries), Held: int64(r.held - base.held)}
 }
 
+// Scraping the gateway's /metrics costs the gateway CPU (a batch gateway's ~32 KB answer: ~1 ms
+// per scrape, BenchmarkScrape), which the run measures as the gateway's own: at one scrape per
+// second, ~3% of the gateway's CPU at seed-batch-100, where production's Prometheus scrapes every
+// 15-30 s. So the probe scrapes every gatewayScrapeEvery, the report's figures need no more (the
+// series points take the last reading; the goroutines per session are read at the plateau), and
+// every second in runs with a fault schedule, whose outbox depth peaks (bin/faults-report) and
+// recoveries are read at that resolution.
+const (
+	gatewayScrapeEvery       = 5 * time.Second
+	gatewayScrapeEveryFaults = time.Second
+)
+
+// gatewayScrapeInterval is how often a run scrapes the gateway's /metrics: every second when
+// it injects faults, else every gatewayScrapeEvery.
+func gatewayScrapeInterval(faults int) time.Duration {
+	if faults > 0 {
+		return gatewayScrapeEveryFaults
+	}
+	return gatewayScrapeEvery
+}
+
+// due reports whether a scrape is due at now, and if so takes it: the first one always is, the
+// next ones once every has passed (less a quarter second of the sampling ticker's jitter).
+func (g *gatewayMetricsProbe) due(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.scraped.IsZero() && now.Sub(g.scraped) < g.every-250*time.Millisecond {
+		return false
+	}
+	g.scraped = now
+	return true
+}
+
 func (g *gatewayMetricsProbe) sample(ctx context.Context) {
+	now := time.Now
+	if g.now != nil {
+		now = g.now
+	}
+	if !g.due(now()) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	p, err := scrape(ctx, g.hc, g.url+"/metrics", g.token)

@@ -30,7 +30,8 @@ func (r *runner) startProbes(ctx context.Context) {
 			metricsURL = r.w.cluster.replicas[0].url()
 		}
 		r.probes = append(r.probes,
-			&gatewayMetricsProbe{reg: r.reg, hc: r.hc, url: metricsURL, token: r.w.gatewayToken},
+			&gatewayMetricsProbe{reg: r.reg, hc: r.hc, url: metricsURL, token: r.w.gatewayToken,
+				every: gatewayScrapeInterval(len(r.f.Faults))},
 			&gatewayLatencyProbe{reg: r.reg, hc: r.hc, url: metricsURL, token: r.w.gatewayToken},
 			&redisOpsProbe{reg: r.reg, redis: r.redisChild, url: r.w.redisURL})
 	}
