@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	if cfg.Mode == config.ModeBatch {
-		a.journal = newJournalKeeper(a.db, cfg.Batch.JournalRetention, log)
+		a.journal = newJournalKeeper(a.db, cfg.Batch.JournalRetention, cfg.Batch.JournalSettledRetention, log)
 		if cfg.Cluster {
 			// A live loss another replica recorded: the shards this one claims replay too.
 			if err := a.journal.loadLoss(ctx); err != nil {

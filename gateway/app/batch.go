@@ -67,8 +67,10 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 		// Messages and receipts Laravel acknowledged, and their delay.
 		Delivered: func(ev *event.Event) { m.Delivered(ev, time.Now()) },
 		BatchSent: m.BatchSizes(),
-		// The message journal's rows of settled items are deleted.
-		Settled: journal.settle,
+		// The message journal's rows of applied items are marked settled, those of dead-lettered
+		// ones deleted; an entry taken in whose item was applied is acknowledged away (intake.go).
+		Settled:   journal.settled,
+		Journaled: journal.journaled,
 		// ... and the batches of messages and receipts noted on their rows before their first
 		// send, so a batch whose record Redis lost is sent again under its key (resend.go).
 		Noting: journal.note,

@@ -15,13 +15,20 @@ import (
 )
 
 // journalKeeper is batch mode's use of the message journal (storage.Journal) beyond the session
-// layer's Record: it deletes the rows of items the delivery settled (settle, the batch delivery's
-// Settled hook), appends every row again after Redis lost its data (replay), prunes rows past
-// the retention (prune, hourly) and counts the rows for the metrics (every journalCountEvery).
+// layer's Record: it marks settled the rows of items Laravel applied and deletes those of
+// dead-lettered ones (settled, the batch delivery's Settled hook), tells the delivery what it
+// knows of the items it takes in (journaled), appends every row again after Redis lost its data
+// (replay), prunes unsettled rows past the retention (prune, hourly) and settled rows past the
+// settled retention (pruneSettled), and counts the rows for the metrics (every journalCountEvery).
 type journalKeeper struct {
 	journal   *storage.Journal
 	retention time.Duration
-	log       *slog.Logger
+	// settledRetention is how long a settled row is kept (pruneSettled); watchedSince is when
+	// this process last began to watch Redis without a loss (its start, or the last loss it
+	// noticed: Unix ms).
+	settledRetention time.Duration
+	watchedSince     atomic.Int64
+	log              *slog.Logger
 	// deliver is the normal append path (batch.Delivery.Deliver: the outbox's once-only append),
 	// held the events the delivery holds in memory (batch.Delivery.HeldEvents: it sends them
 	// whatever Redis lost).
@@ -60,8 +67,12 @@ type journalKeeper struct {
 	wg     sync.WaitGroup
 }
 
-// journalPruneEvery is how often the keeper prunes the journal.
+// journalPruneEvery is how often the keeper prunes the journal's unsettled rows.
 const journalPruneEvery = time.Hour
+
+// journalSettledPruneEvery bounds how often the keeper prunes the settled rows (a quarter of the
+// settled retention when that is shorter).
+const journalSettledPruneEvery = time.Minute
 
 // journalCountEvery is how often the keeper counts the journal's rows for wagate_journal_rows and
 // wagate_journal_oldest_row_age_seconds (one COUNT and MIN over the unsettled rows; a scrape
@@ -72,16 +83,48 @@ const journalCountEvery = 15 * time.Second
 // again, the outbox full): 1 s doubling up to it.
 const journalReplayRetry = 30 * time.Second
 
-func newJournalKeeper(db *storage.DB, retention time.Duration, log *slog.Logger) *journalKeeper {
+func newJournalKeeper(db *storage.DB, retention, settledRetention time.Duration, log *slog.Logger) *journalKeeper {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &journalKeeper{journal: storage.NewJournal(db), retention: retention, log: log, ctx: ctx, cancel: cancel}
+	k := &journalKeeper{journal: storage.NewJournal(db), retention: retention, settledRetention: settledRetention, log: log, ctx: ctx, cancel: cancel}
+	k.watchedSince.Store(time.Now().UnixMilli())
+	return k
 }
 
-// settle is the batch delivery's Settled hook: one DELETE per settled batch. A failure leaves
-// the rows (a replay would append those items again, Laravel's upsert by message id takes them
+// settled is the batch delivery's Settled hook: the rows of items Laravel applied are marked
+// settled (settle), those of dead-lettered items deleted (forget).
+func (k *journalKeeper) settled(ctx context.Context, evs []event.Event, fate batch.Settlement) {
+	if fate == batch.SettledDeadLettered {
+		k.forget(ctx, evs)
+		return
+	}
+	k.settle(ctx, evs)
+}
+
+// settle marks the rows of items Laravel applied settled: one UPDATE per batch. They are kept
+// for the settled retention, so an entry of one that Redis brings back after losing its
+// acknowledgement is acknowledged away, not sent again (journaled). A failure leaves the rows
+// unsettled (a replay would append those items again, Laravel's upsert by message id takes them
 // once; the retention removes them).
 func (k *journalKeeper) settle(ctx context.Context, evs []event.Event) {
+	k.settling(evs)
+	if _, err := k.journal.Settle(ctx, evs); err != nil {
+		k.log.Warn("message journal: marking the rows of applied items settled failed; they stay until the retention ends", "items", len(evs), "err", err)
+	}
+}
+
+// forget deletes the rows of dead-lettered items: one DELETE per batch (an entry of one that
+// Redis brings back is sent again and refused again, never applied).
+func (k *journalKeeper) forget(ctx context.Context, evs []event.Event) {
+	k.settling(evs)
+	if _, err := k.journal.Forget(ctx, evs); err != nil {
+		k.log.Warn("message journal: deleting the rows of dead-lettered items failed; they stay until the retention ends", "items", len(evs), "err", err)
+	}
+}
+
+// settling tells a replay under way that evs were settled.
+func (k *journalKeeper) settling(evs []event.Event) {
 	k.settledMu.Lock()
+	defer k.settledMu.Unlock()
 	if k.settledDuring != nil {
 		for _, ev := range evs {
 			if key := storage.JournalKey(ev); key != "" {
@@ -89,10 +132,25 @@ func (k *journalKeeper) settle(ctx context.Context, evs []event.Event) {
 			}
 		}
 	}
-	k.settledMu.Unlock()
-	if _, err := k.journal.Settle(ctx, evs); err != nil {
-		k.log.Warn("message journal: deleting the rows of settled items failed; they stay until the retention ends", "items", len(evs), "err", err)
+}
+
+// journalStatesTimeout bounds the journal lookup of one page of messages taken in.
+const journalStatesTimeout = 5 * time.Second
+
+// journaled is the batch delivery's Journaled hook: what the journal knows of the items of evs
+// (one SELECT per 500 items).
+func (k *journalKeeper) journaled(ctx context.Context, evs []event.Event) ([]batch.JournalState, error) {
+	ctx, cancel := context.WithTimeout(ctx, journalStatesTimeout)
+	defer cancel()
+	states, err := k.journal.States(ctx, evs)
+	if err != nil {
+		return nil, err
 	}
+	out := make([]batch.JournalState, len(states))
+	for i, st := range states {
+		out[i] = batch.JournalState{Applied: st.Applied, Batch: st.Batch, SentAs: st.SentAs}
+	}
+	return out, nil
 }
 
 // journalNoteTimeout bounds the UPDATE that notes a step's batches (the flusher waits for it
@@ -142,6 +200,8 @@ func (k *journalKeeper) start() {
 		defer prune.Stop()
 		count := time.NewTicker(journalCountEvery)
 		defer count.Stop()
+		pruneSettled := time.NewTicker(min(journalSettledPruneEvery, max(k.settledRetention/4, time.Second)))
+		defer pruneSettled.Stop()
 		k.prune()
 		k.count()
 		for {
@@ -152,6 +212,8 @@ func (k *journalKeeper) start() {
 				k.prune()
 			case <-count.C:
 				k.count()
+			case <-pruneSettled.C:
+				k.pruneSettled(time.Now())
 			}
 		}
 	}()
@@ -163,6 +225,31 @@ func (k *journalKeeper) prune() {
 		k.log.Warn("message journal: pruning failed", "err", err)
 	} else if n > 0 {
 		k.log.Warn("message journal: pruned items nothing settled within the retention", "items", n, "retention", k.retention)
+	}
+}
+
+// settledPruneBefore returns the settlement time before which settled rows may be deleted at now,
+// or false when none may be: a row settled more than retention ago, once this process has watched
+// Redis for retention since watchedSince (its start, or the last loss it noticed). The settlement
+// of an item is durable in Redis (AOF everysec: within a second or two) long before; a start after
+// an outage, or a Redis restart noticed running, takes in what Redis brought back within seconds
+// (the start's own pending entries, the first reads) while every row settled before is still
+// there, however long the gateway was down.
+func settledPruneBefore(now, watchedSince time.Time, retention time.Duration) (time.Time, bool) {
+	if now.Sub(watchedSince) < retention {
+		return time.Time{}, false
+	}
+	return now.Add(-retention), true
+}
+
+// pruneSettled deletes the settled rows settledPruneBefore allows at now.
+func (k *journalKeeper) pruneSettled(now time.Time) {
+	before, ok := settledPruneBefore(now, time.UnixMilli(k.watchedSince.Load()), k.settledRetention)
+	if !ok {
+		return
+	}
+	if _, err := k.journal.PruneSettled(k.ctx, before); err != nil && k.ctx.Err() == nil {
+		k.log.Warn("message journal: pruning settled rows failed; the next prune tries again", "err", err)
 	}
 }
 
@@ -202,6 +289,7 @@ const journalLossWrite = 2 * time.Second
 // or the retention, as before the loss was recorded).
 func (k *journalKeeper) noteLoss(at time.Time) {
 	k.lossAt.Store(at.UnixMilli())
+	k.watchedSince.Store(at.UnixMilli())
 	ctx, cancel := context.WithTimeout(k.ctx, journalLossWrite)
 	defer cancel()
 	if err := k.journal.NoteLoss(ctx, at); err != nil {

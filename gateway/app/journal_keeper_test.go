@@ -40,7 +40,7 @@ func newKeeperRig(t *testing.T, held []event.Event, refuse int) *keeperRig {
 // newKeeperRigOn is newKeeperRig on db (keepers of replicas sharing one store).
 func newKeeperRigOn(t *testing.T, db *storage.DB, held []event.Event, refuse int) *keeperRig {
 	t.Helper()
-	r := &keeperRig{k: newJournalKeeper(db, storage.DefaultJournalRetention, slog.New(slog.DiscardHandler)), refuse: refuse, done: make(chan struct{})}
+	r := &keeperRig{k: newJournalKeeper(db, storage.DefaultJournalRetention, storage.DefaultJournalSettledRetention, slog.New(slog.DiscardHandler)), refuse: refuse, done: make(chan struct{})}
 	r.k.held = func() []event.Event { return held }
 	r.k.deliver = func(_ context.Context, ev event.Event) error {
 		r.mu.Lock()
@@ -412,5 +412,68 @@ func TestAReplayLeavesOutARowWhoseItemTheOutboxStillHolds(t *testing.T) {
 	r.mu.Unlock()
 	if want := []string{a1.ID, a3.ID}; n != 2 || !slices.Equal(appended, want) || len(left) != 0 {
 		t.Fatalf("appended %d rows %v (left %d), want %v (a2 is still in the stream)", n, appended, len(left), want)
+	}
+}
+
+// A settled row (an item Laravel applied) is kept while Redis could still bring back an entry of
+// it: it is deleted once it was settled more than the settled retention ago, and only once this
+// process has watched Redis that long since its start and since the last loss it noticed, so a
+// start after a long outage, or a loss noticed running, finds every row settled before it.
+func TestSettledRowsArePrunedOnlyOnceTheProcessWatchedRedisForTheSettledRetention(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	const retention = 15 * time.Minute
+	cases := []struct {
+		name    string
+		watched time.Duration // how long before now the process began watching Redis without a loss
+		want    time.Time     // zero: nothing may be pruned
+	}{
+		{"just started (after an outage of any length)", time.Second, time.Time{}},
+		{"started less than the retention ago", retention - time.Second, time.Time{}},
+		{"a loss noticed 5 minutes ago", 5 * time.Minute, time.Time{}},
+		{"watched exactly the retention", retention, now.Add(-retention)},
+		{"watched for hours", 3 * time.Hour, now.Add(-retention)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := settledPruneBefore(now, now.Add(-c.watched), retention)
+			if ok != !c.want.IsZero() || !got.Equal(c.want) {
+				t.Fatalf("settledPruneBefore = %v, %v; want %v (zero: none)", got, ok, c.want)
+			}
+		})
+	}
+}
+
+// The keeper's settled prune deletes what the rule allows and nothing before: a row settled
+// before the previous run died survives a restart however old it is, until this run watched Redis
+// for the settled retention.
+func TestTheKeeperKeepsRowsSettledBeforeItsStartUntilItWatchedRedisForTheSettledRetention(t *testing.T) {
+	db, err := storage.Open(context.Background(), storage.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	k := newJournalKeeper(db, storage.DefaultJournalRetention, time.Minute, slog.New(slog.DiscardHandler))
+	old := keeperMessage("a", 1)
+	if err := k.journal.Record(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	k.settle(ctx, []event.Event{old}) // settled now, by the run that dies
+	start := time.Now()
+	k.watchedSince.Store(start.UnixMilli())
+	applied := func() bool {
+		st, err := k.journal.States(ctx, []event.Event{old})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[0].Applied
+	}
+	k.pruneSettled(start.Add(59 * time.Second)) // watched 59 s of the 1 min: nothing is pruned
+	if !applied() {
+		t.Fatal("a row settled before the start was pruned before the process watched Redis for the settled retention")
+	}
+	k.pruneSettled(start.Add(2 * time.Minute))
+	if applied() {
+		t.Fatal("a row settled 2 minutes ago, watched for 2 minutes, was kept past a settled retention of 1 minute")
 	}
 }

@@ -166,6 +166,10 @@ type Batch struct {
 	// JournalRetention is how long the message journal keeps a customer's message or receipt
 	// nothing settled (Laravel never applied nor refused it) before it is pruned.
 	JournalRetention time.Duration
+	// JournalSettledRetention is how long the message journal keeps the row of an item Laravel
+	// applied after its settlement, so an entry of it that Redis brings back after losing its
+	// last writes is acknowledged away instead of sent again.
+	JournalSettledRetention time.Duration
 	// RetryBudgetPercent, RetryBudgetMinPerSecond and RetryBudgetBurst are the retry budget
 	// (package retrybudget): retries add at most that percentage of the first attempts plus that
 	// many per second, at most that many at once; a retry refused waits, never dropped.
@@ -210,7 +214,8 @@ func Default() Config {
 		Batch: Batch{Size: batches.BatchSize, Interval: batches.BatchInterval, PriorityInterval: batches.PriorityInterval,
 			MessageInterval: batches.MessageInterval, OutboxMax: outbox.DefaultMax, PoisonHorizon: batches.PoisonHorizon, MaxRetryAfter: batches.MaxRetryAfter,
 			JournalRetention: storage.DefaultJournalRetention, RetryBudgetPercent: batches.RetryBudget.Percent,
-			RetryBudgetMinPerSecond: batches.RetryBudget.MinPerSecond, RetryBudgetBurst: batches.RetryBudget.Burst},
+			RetryBudgetMinPerSecond: batches.RetryBudget.MinPerSecond, RetryBudgetBurst: batches.RetryBudget.Burst,
+			JournalSettledRetention: storage.DefaultJournalSettledRetention},
 		Cache: Cache{QRTTL: caches.QRTTL, StatusTTL: caches.StatusTTL, ConnectionTTL: caches.ConnectionTTL, SessionTTL: caches.SessionTTL,
 			WriteTimeout: caches.WriteTimeout},
 		RateLimit:          int(api.DefaultConfig().RateLimit.PerSecond),
@@ -288,6 +293,7 @@ func settings() []setting {
 		{flag: "retry-budget-min-per-second", usage: "batch mode: retries to Laravel allowed every second whatever the first attempts (the retry budget's floor)", value: func(c *Config) any { return &c.Batch.RetryBudgetMinPerSecond }, positive: true, fills: []string{"retrybudget.MinPerSecond"}},
 		{flag: "retry-budget-burst", usage: "batch mode: the most retries to Laravel the retry budget lets go at once", value: func(c *Config) any { return &c.Batch.RetryBudgetBurst }, positive: true, fills: []string{"retrybudget.Burst"}},
 		{flag: "journal-retention", usage: "batch mode: how long the message journal (customers' messages and receipts kept in the store until Laravel settled them, appended again if Redis loses its data) keeps an item nothing settled", value: func(c *Config) any { return &c.Batch.JournalRetention }, positive: true},
+		{flag: "journal-settled-retention", usage: "batch mode: how long the message journal keeps an item Laravel applied after its settlement, so that an outbox entry of it a Redis restart brings back (its acknowledgement lost with the last writes) is acknowledged away, not applied twice; at least 10s, at most journal-retention", value: func(c *Config) any { return &c.Batch.JournalSettledRetention }, positive: true},
 		{flag: "gateway-id", usage: "batch mode: this gateway's name among replicas sharing Redis, the same across restarts, unique among live gateways (default: host name)", value: func(c *Config) any { return &c.GatewayID }, fills: []string{"outbox.GatewayID"}},
 		{flag: "cache-ttl-qr", usage: "batch mode: cache TTL of QR codes (0: the cache's default)", value: func(c *Config) any { return &c.Cache.QRTTL }, fills: []string{"cache.QRTTL"}},
 		{flag: "cache-ttl-status", usage: "batch mode: cache TTL of statuses (0: the cache's default)", value: func(c *Config) any { return &c.Cache.StatusTTL }, fills: []string{"cache.StatusTTL"}},
@@ -583,6 +589,9 @@ func (c Config) validate(name func(setting) string) error {
 	}
 	if c.ClusterRestartGrace < 0 || c.ClusterRestartGrace > cluster.MaxRestartGrace {
 		refuse(&c.ClusterRestartGrace, "must be between 0 and %s (%s)", cluster.MaxRestartGrace, c.ClusterRestartGrace)
+	}
+	if r := c.Batch.JournalSettledRetention; r > 0 && (r < storage.MinJournalSettledRetention || r > c.Batch.JournalRetention) {
+		refuse(&c.Batch.JournalSettledRetention, "must be between %s and %s (%s)", storage.MinJournalSettledRetention, named(&c.Batch.JournalRetention), r)
 	}
 	if c.ClusterLeaseTTL > 0 && c.ClusterLeaseTTL < cluster.MinLeaseTTL {
 		refuse(&c.ClusterLeaseTTL, "must be at least %s (%s)", cluster.MinLeaseTTL, c.ClusterLeaseTTL)

@@ -27,7 +27,7 @@ var journalSeries = []struct {
 	{"wagate_journal_rows", "Customers' messages and receipts the message journal holds (taken by the gateway, not yet settled by Laravel), at its last count (every 15 s). In cluster mode the journal is shared: every replica's rows.", prometheus.GaugeValue},
 	{"wagate_journal_oldest_row_age_seconds", "How long the oldest row of the journal's last count has waited (0 when it held none).", prometheus.GaugeValue},
 	{"wagate_journal_recorded_total", "Messages and receipts this gateway wrote to the journal (a redelivery of an item it holds adds none).", prometheus.CounterValue},
-	{"wagate_journal_settled_total", "Journal rows this gateway deleted because Laravel settled their item (applied or dead-lettered).", prometheus.CounterValue},
+	{"wagate_journal_settled_total", "Journal rows this gateway settled: marked settled because Laravel applied their item (kept for WAGATE_JOURNAL_SETTLED_RETENTION), or deleted because it was dead-lettered.", prometheus.CounterValue},
 	{"wagate_journal_replayed_total", "Journal rows appended to the outbox again after Redis lost its data (a retried replay's rows count again; the outbox takes them once).", prometheus.CounterValue},
 	{"wagate_journal_replays_total", "Replays of the journal after a Redis data loss that went through.", prometheus.CounterValue},
 	{"wagate_journal_replay_failures_total", "Replay attempts that failed (Redis down again, the outbox full) and were retried.", prometheus.CounterValue},

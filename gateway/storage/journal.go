@@ -21,16 +21,35 @@ import (
 // delivers it again; a Redis that loses its data (killed without persistence, an evicting policy,
 // a failover to an empty replica) would lose it for good. With the journal, the gateway appends
 // every journalled item again when it notices the loss (see gateway/app).
+//
+// A row Laravel applied is not deleted at once: it is marked settled (Settle: settled_at) and
+// kept for the settled retention (PruneSettled). A Redis restarted from an AOF that misses its
+// last second brings back the outbox entries of items settled in that second, without their
+// acknowledgement or their batch record; the delivery asks the journal (States) about every
+// message and receipt it takes in and acknowledges away those it finds applied, where it would
+// otherwise send them again in a new batch under a new key, which Laravel applies a second time
+// (chaos fault kind redis-restart-while-gateway-down). A dead-lettered item's row is deleted
+// (Forget): Laravel refused it, and an entry of it Redis brings back is sent and refused again.
 
 // DefaultJournalRetention is how long a journal row is kept when nothing settles it (Laravel never
 // took the item, or the gateway missed the settlement): a week.
 const DefaultJournalRetention = 7 * 24 * time.Hour
+
+// DefaultJournalSettledRetention is how long the row of an item Laravel applied is kept after its
+// settlement (PruneSettled): far past the second of writes a Redis on AOF everysec loses (up to
+// ~2 s when its fsync is slow), and past the few minutes a replica promoted by a failover may lag.
+const DefaultJournalSettledRetention = 15 * time.Minute
+
+// MinJournalSettledRetention is the shortest settled retention a start accepts: ten times the
+// span a Redis on AOF everysec may lose.
+const MinJournalSettledRetention = 10 * time.Second
 
 // journalSchema is the journal's table. item_key is the item's identity (JournalKey), so
 // WhatsApp's redelivery of an item the journal holds adds no second row; the (session_id, seq)
 // index serves the replay, which reads each session's items in sequence order. batch_key,
 // batch_pos and batch_len are the batch the item was last about to be sent in (NoteBatches: its
 // Idempotency-Key, the item's position in it and how many items it has; empty when none).
+// settled_at is when Laravel applied the item (Unix ms; 0 while it is not settled).
 const journalSchema = `
 CREATE TABLE IF NOT EXISTS wagate_journal (
 	item_key    TEXT PRIMARY KEY,
@@ -40,16 +59,19 @@ CREATE TABLE IF NOT EXISTS wagate_journal (
 	event       TEXT NOT NULL,
 	batch_key   TEXT NOT NULL DEFAULT '',
 	batch_pos   BIGINT NOT NULL DEFAULT 0,
-	batch_len   BIGINT NOT NULL DEFAULT 0
+	batch_len   BIGINT NOT NULL DEFAULT 0,
+	settled_at  BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS wagate_journal_session_seq ON wagate_journal (session_id, seq);
 `
 
-// journalBatchColumns are the columns stores created before batches were noted gain (migrate).
-var journalBatchColumns = []string{
+// journalAddedColumns are the columns stores created by earlier versions gain (migrate): the
+// batch an item was sent in (NoteBatches), then its settlement (Settle).
+var journalAddedColumns = []string{
 	`batch_key TEXT NOT NULL DEFAULT ''`,
 	`batch_pos BIGINT NOT NULL DEFAULT 0`,
 	`batch_len BIGINT NOT NULL DEFAULT 0`,
+	`settled_at BIGINT NOT NULL DEFAULT 0`,
 }
 
 // Journal is the message journal on a DB. It is safe for concurrent use.
@@ -58,18 +80,20 @@ type Journal struct {
 	now func() time.Time
 
 	// What this Journal did since it was made (Counts).
-	recorded, settled, pruned atomic.Int64
+	recorded, settled, pruned, settledPruned atomic.Int64
 }
 
-// JournalCounts are the rows one Journal added (Record of an item it did not hold), deleted as
-// settled (Settle) and pruned (Prune) since it was made.
+// JournalCounts are the rows one Journal added (Record of an item it did not hold), settled
+// (Settle marked applied, Forget deleted as dead-lettered), pruned unsettled (Prune) and pruned
+// settled (PruneSettled) since it was made.
 type JournalCounts struct {
-	Recorded, Settled, Pruned int64
+	Recorded, Settled, Pruned, SettledPruned int64
 }
 
 // Counts returns what j did since it was made; it reads no database.
 func (j *Journal) Counts() JournalCounts {
-	return JournalCounts{Recorded: j.recorded.Load(), Settled: j.settled.Load(), Pruned: j.pruned.Load()}
+	return JournalCounts{Recorded: j.recorded.Load(), Settled: j.settled.Load(), Pruned: j.pruned.Load(),
+		SettledPruned: j.settledPruned.Load()}
 }
 
 // NewJournal returns the journal of db (its table is created by Open).
@@ -91,7 +115,8 @@ func JournalKey(ev event.Event) string {
 
 // Record stores ev, a message or receipt event, as it is appended to the outbox (its event id,
 // sequence and item), before it is appended. An item the journal already holds (WhatsApp
-// delivering it again) keeps its first row. One INSERT.
+// delivering it again) keeps its first row, settled or not (an entry of an item Laravel applied
+// is acknowledged away by the delivery: States). One INSERT.
 func (j *Journal) Record(ctx context.Context, ev event.Event) error {
 	key := JournalKey(ev)
 	if key == "" {
@@ -116,14 +141,35 @@ func (j *Journal) Record(ctx context.Context, ev event.Event) error {
 // journalDeleteChunk bounds the keys of one DELETE (SQLite allows 32766 parameters by default).
 const journalDeleteChunk = 500
 
-// Settle deletes the rows of the settled events (by item identity: any event of the item settles
-// it); events of other kinds are ignored. One DELETE per batch of up to 500 items. It returns how
-// many rows it deleted.
+// Settle marks the rows of the events Laravel applied settled (by item identity: any event of
+// the item settles it), keeping them until PruneSettled; events of other kinds and rows settled
+// already are left alone. One UPDATE per batch of up to 500 items. It returns how many rows it
+// marked.
 func (j *Journal) Settle(ctx context.Context, evs []event.Event) (int64, error) {
+	at := j.now().UnixMilli()
+	return eachKeyChunk(evs, func(chunk []any) (int64, error) {
+		args := append([]any{at}, chunk...)
+		res, err := j.db.SQL.ExecContext(ctx, `UPDATE wagate_journal SET settled_at = $1 WHERE settled_at = 0 AND item_key IN (`+placeholdersFrom(2, len(chunk))+`)`, args...)
+		if err != nil {
+			return 0, fmt.Errorf("storage: journal: mark %d items settled: %w", len(chunk), err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, nil //nolint:nilerr // marked; only the count is unknown
+		}
+		j.settled.Add(n)
+		return n, nil
+	})
+}
+
+// Forget deletes the rows of the events' items (Laravel refused them: dead-lettered), settled or
+// not; events of other kinds are ignored. One DELETE per batch of up to 500 items. It returns how
+// many rows it deleted.
+func (j *Journal) Forget(ctx context.Context, evs []event.Event) (int64, error) {
 	return eachKeyChunk(evs, func(chunk []any) (int64, error) {
 		res, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`, chunk...)
 		if err != nil {
-			return 0, fmt.Errorf("storage: journal: delete %d settled items: %w", len(chunk), err)
+			return 0, fmt.Errorf("storage: journal: delete %d dead-lettered items: %w", len(chunk), err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
@@ -134,11 +180,66 @@ func (j *Journal) Settle(ctx context.Context, evs []event.Event) (int64, error) 
 	})
 }
 
-// Holding returns how many of the items of evs the journal still holds (not yet settled).
+// ItemState is what the journal knows of one item: whether it holds a row of it, whether Laravel
+// applied it (the row is settled), and the batch it was last noted in (NoteBatches): its key and
+// the id of the event it was sent as ("" when none).
+type ItemState struct {
+	Known   bool
+	Applied bool
+	Batch   string
+	SentAs  string
+}
+
+// States returns, for each of evs in order, what the journal knows of its item (the zero
+// ItemState for events of other kinds and items it holds no row of). One SELECT per 500 items.
+func (j *Journal) States(ctx context.Context, evs []event.Event) ([]ItemState, error) {
+	byKey := make(map[string]ItemState, len(evs))
+	if _, err := eachKeyChunk(evs, func(chunk []any) (int64, error) {
+		rows, err := j.db.SQL.QueryContext(ctx, `SELECT item_key, settled_at, batch_key, CASE WHEN batch_key <> '' AND settled_at = 0 THEN event ELSE '' END
+			FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`, chunk...)
+		if err != nil {
+			return 0, fmt.Errorf("storage: journal: read the state of %d items: %w", len(chunk), err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var key, batch, data string
+			var settledAt int64
+			if err := rows.Scan(&key, &settledAt, &batch, &data); err != nil {
+				return 0, fmt.Errorf("storage: journal: scan the state of an item: %w", err)
+			}
+			st := ItemState{Known: true, Applied: settledAt != 0, Batch: batch}
+			if data != "" {
+				var sent struct {
+					ID string `json:"id"`
+				}
+				if err := json.Unmarshal([]byte(data), &sent); err != nil {
+					return 0, fmt.Errorf("storage: journal: decode the event noted for batch %s: %w", batch, err)
+				}
+				st.SentAs = sent.ID
+			}
+			byKey[key] = st
+		}
+		if err := rows.Err(); err != nil {
+			return 0, fmt.Errorf("storage: journal: read the state of %d items: %w", len(chunk), err)
+		}
+		return 0, nil
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]ItemState, len(evs))
+	for i, ev := range evs {
+		if k := JournalKey(ev); k != "" {
+			out[i] = byKey[k]
+		}
+	}
+	return out, nil
+}
+
+// Holding returns how many of the items of evs the journal still holds unsettled.
 func (j *Journal) Holding(ctx context.Context, evs []event.Event) (int64, error) {
 	return eachKeyChunk(evs, func(chunk []any) (int64, error) {
 		var n int64
-		if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal WHERE item_key IN (`+placeholders(len(chunk))+`)`,
+		if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal WHERE settled_at = 0 AND item_key IN (`+placeholders(len(chunk))+`)`,
 			chunk...).Scan(&n); err != nil {
 			return 0, fmt.Errorf("storage: journal: count %d items: %w", len(chunk), err)
 		}
@@ -170,13 +271,16 @@ func eachKeyChunk(evs []event.Event, fn func(chunk []any) (int64, error)) (int64
 }
 
 // placeholders returns "$1,$2,...,$n".
-func placeholders(n int) string {
+func placeholders(n int) string { return placeholdersFrom(1, n) }
+
+// placeholdersFrom returns n placeholders numbered from first: "$first,...,$(first+n-1)".
+func placeholdersFrom(first, n int) string {
 	var q strings.Builder
 	for i := range n {
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		fmt.Fprintf(&q, "$%d", i+1)
+		fmt.Fprintf(&q, "$%d", first+i)
 	}
 	return q.String()
 }
@@ -242,7 +346,7 @@ func (j *Journal) NoteBatches(ctx context.Context, batches ...JournalBatch) erro
 }
 
 // Batches returns the batches noted on the journal's rows (NoteBatches) whose every item the
-// journal still holds, among the rows Replay of keep and before would give: each with its key and
+// journal still holds unsettled, among the rows Replay of keep and before would give: each with its key and
 // its items' events in the order they were sent, ordered by their first item's session and
 // sequence. A batch some of whose rows are gone (settled by another event of the item, pruned),
 // left out by keep or recorded after before is not among them: its other rows are replayed one by
@@ -253,7 +357,7 @@ func (j *Journal) Batches(ctx context.Context, before time.Time, keep func(sessi
 		beforeMs = before.UnixMilli()
 	}
 	rows, err := j.db.SQL.QueryContext(ctx, `SELECT batch_key, batch_pos, batch_len, session_id, recorded_at, event FROM wagate_journal
-		WHERE batch_key <> '' ORDER BY batch_key, batch_pos`)
+		WHERE batch_key <> '' AND settled_at = 0 ORDER BY batch_key, batch_pos`)
 	if err != nil {
 		return nil, fmt.Errorf("storage: journal: read the noted batches: %w", err)
 	}
@@ -309,7 +413,7 @@ func (j *Journal) Batches(ctx context.Context, before time.Time, keep func(sessi
 // journalPage is how many rows Replay reads at a time.
 const journalPage = 500
 
-// Replay calls fn with every journalled event of the sessions keep accepts (nil: every session),
+// Replay calls fn with every unsettled journalled event of the sessions keep accepts (nil: every session),
 // session by session, each session's in sequence order, reading the rows a page at a time. It
 // stops at fn's first error and returns it.
 func (j *Journal) Replay(ctx context.Context, keep func(sessionID string) bool, fn func(context.Context, event.Event) error) error {
@@ -324,7 +428,7 @@ func (j *Journal) ReplayRecordedBefore(ctx context.Context, before time.Time, ke
 	}
 	afterSession, afterSeq := "", int64(-1<<63)
 	for {
-		rows, err := j.db.SQL.QueryContext(ctx, `SELECT session_id, seq, event, recorded_at FROM wagate_journal
+		rows, err := j.db.SQL.QueryContext(ctx, `SELECT session_id, seq, event, recorded_at, settled_at FROM wagate_journal
 			WHERE session_id > $1 OR (session_id = $1 AND seq > $2) ORDER BY session_id, seq LIMIT $3`,
 			afterSession, afterSeq, journalPage)
 		if err != nil {
@@ -335,12 +439,12 @@ func (j *Journal) ReplayRecordedBefore(ctx context.Context, before time.Time, ke
 		for rows.Next() {
 			read++
 			var data string
-			var recordedAt int64
-			if err := rows.Scan(&afterSession, &afterSeq, &data, &recordedAt); err != nil {
+			var recordedAt, settledAt int64
+			if err := rows.Scan(&afterSession, &afterSeq, &data, &recordedAt, &settledAt); err != nil {
 				rows.Close()
 				return fmt.Errorf("storage: journal: scan: %w", err)
 			}
-			if recordedAt >= beforeMs || (keep != nil && !keep(afterSession)) {
+			if settledAt != 0 || recordedAt >= beforeMs || (keep != nil && !keep(afterSession)) {
 				continue
 			}
 			var ev event.Event
@@ -366,28 +470,32 @@ func (j *Journal) ReplayRecordedBefore(ctx context.Context, before time.Time, ke
 	}
 }
 
-// Len returns how many items the journal holds.
+// Len returns how many items the journal holds unsettled.
 func (j *Journal) Len(ctx context.Context) (int64, error) {
 	var n int64
-	if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal`).Scan(&n); err != nil {
+	if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM wagate_journal WHERE settled_at = 0`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: journal: count: %w", err)
 	}
 	return n, nil
 }
 
-// JournalHeld is what the journal holds at one moment: how many rows, and when the oldest of
-// them was recorded (zero when it holds none).
+// JournalHeld is what the journal holds at one moment: how many unsettled rows, when the oldest
+// of them was recorded (zero when it holds none), and how many settled rows it keeps.
 type JournalHeld struct {
-	Rows   int64
-	Oldest time.Time
+	Rows    int64
+	Oldest  time.Time
+	Settled int64
 }
 
-// Held counts the journal's rows and finds the oldest one's recording time: one query (a scan of
-// the rows, which are only the items not yet settled).
+// Held counts the journal's unsettled rows, finds the oldest one's recording time and counts the
+// settled rows kept: one query (a scan of the rows: the items not yet settled and those settled
+// within the settled retention).
 func (j *Journal) Held(ctx context.Context) (JournalHeld, error) {
 	var h JournalHeld
 	var oldest sql.NullInt64
-	if err := j.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*), MIN(recorded_at) FROM wagate_journal`).Scan(&h.Rows, &oldest); err != nil {
+	if err := j.db.SQL.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN settled_at = 0 THEN 1 ELSE 0 END), 0),
+		MIN(CASE WHEN settled_at = 0 THEN recorded_at END), COALESCE(SUM(CASE WHEN settled_at = 0 THEN 0 ELSE 1 END), 0) FROM wagate_journal`).
+		Scan(&h.Rows, &oldest, &h.Settled); err != nil {
 		return JournalHeld{}, fmt.Errorf("storage: journal: count: %w", err)
 	}
 	if oldest.Valid {
@@ -396,10 +504,10 @@ func (j *Journal) Held(ctx context.Context) (JournalHeld, error) {
 	return h, nil
 }
 
-// Prune deletes the rows recorded before before (items nothing settled within the retention) and
-// returns how many it deleted.
+// Prune deletes the unsettled rows recorded before before (items nothing settled within the
+// retention) and returns how many it deleted.
 func (j *Journal) Prune(ctx context.Context, before time.Time) (int64, error) {
-	res, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_journal WHERE recorded_at < $1`, before.UnixMilli())
+	res, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_journal WHERE settled_at = 0 AND recorded_at < $1`, before.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("storage: journal: prune: %w", err)
 	}
@@ -408,6 +516,21 @@ func (j *Journal) Prune(ctx context.Context, before time.Time) (int64, error) {
 		return 0, fmt.Errorf("storage: journal: prune: %w", err)
 	}
 	j.pruned.Add(n)
+	return n, nil
+}
+
+// PruneSettled deletes the rows settled before before (their settlement is durable in Redis by
+// then: see DefaultJournalSettledRetention) and returns how many it deleted.
+func (j *Journal) PruneSettled(ctx context.Context, before time.Time) (int64, error) {
+	res, err := j.db.SQL.ExecContext(ctx, `DELETE FROM wagate_journal WHERE settled_at <> 0 AND settled_at < $1`, before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("storage: journal: prune settled rows: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("storage: journal: prune settled rows: %w", err)
+	}
+	j.settledPruned.Add(n)
 	return n, nil
 }
 

@@ -122,8 +122,8 @@ func mapsEqual(a, b map[string][]string) bool {
 	return true
 }
 
-// A store whose journal was created before batches were noted gains the columns on open and
-// keeps its rows, which are noted from then on.
+// A store whose journal was created before batches were noted (and applied rows kept settled)
+// gains the columns on open and keeps its rows, which are noted and settled from then on.
 func TestAJournalFromBeforeBatchesWereNotedGainsTheColumnsAndKeepsItsRows(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -160,6 +160,12 @@ func TestAJournalFromBeforeBatchesWereNotedGainsTheColumnsAndKeepsItsRows(t *tes
 	}
 	if got := batchesOf(t, j, time.Time{}, nil); !slices.Equal(got["k"], jsonOf(t, old)) {
 		t.Fatalf("batches after the migration: %q", got)
+	}
+	if _, err := j.Settle(ctx, []event.Event{old}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := j.States(ctx, []event.Event{old}); err != nil || !st[0].Applied || st[0].Batch != "k" {
+		t.Fatalf("state after the migration and a settlement: %+v, %v; want applied in k", st, err)
 	}
 }
 

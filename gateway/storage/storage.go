@@ -231,8 +231,9 @@ func (d *DB) createTables(ctx context.Context) error {
 			return fmt.Errorf("storage: add the epoch column in %s: %w", d.Where, err)
 		}
 	}
-	// ... and the journal the columns of the batch an item was sent in (NoteBatches).
-	for _, col := range journalBatchColumns {
+	// ... and the journal the columns of the batch an item was sent in (NoteBatches) and of its
+	// settlement (Settle).
+	for _, col := range journalAddedColumns {
 		name := strings.Fields(col)[0]
 		if _, err := d.SQL.ExecContext(ctx, `SELECT `+name+` FROM wagate_journal LIMIT 0`); err == nil {
 			continue

@@ -226,10 +226,11 @@ type Options struct {
 	// BatchSent, when set, is told the kind and item count of every batch Laravel acknowledged
 	// (the batch size metric).
 	BatchSent func(kind event.Kind, items int)
-	// Settled, when set, is told the events of each batch whose fate is final: applied by Laravel
-	// (acknowledged) or dead-lettered, once per batch, before they leave the flusher; never
-	// those retried, requeued or left pending. The message journal deletes its rows here.
-	Settled func(ctx context.Context, evs []event.Event)
+	// Settled, when set, is told the events of each batch whose fate is final, with that fate:
+	// applied by Laravel (acknowledged) or dead-lettered, once per batch and fate, before they
+	// leave the flusher; never those retried, requeued or left pending. The message journal
+	// marks the rows of applied items settled and deletes those of dead-lettered ones here.
+	Settled func(ctx context.Context, evs []event.Event, fate Settlement)
 	// Noting, when set, is told the composition of every batch of messages or receipts before its
 	// first send, before its record in Redis; an error holds those batches back until the next
 	// step (resend.go: the message journal notes them, so a batch Redis lost the record of is sent
@@ -237,9 +238,25 @@ type Options struct {
 	Noting func(ctx context.Context, batches []Composition) error
 	// Noted, when set, returns the batches Noting was told of whose items are not settled yet
 	// (the message journal's): a start re-forms those whose entries it takes over while Redis
-	// holds no record of them (resend.go, resumeNoted).
+	// holds no record of them (resend.go, resumeNoted), or with Journaled set, any entry taken in
+	// whose item the journal noted in such a batch (intake.go, reform).
 	Noted func(ctx context.Context) ([]Composition, error)
+	// Journaled, when set, tells for each event of the messages and receipts taken in (read,
+	// recovered, claimed, adopted) what the message journal knows of its item, in order: an
+	// applied item's entry is acknowledged away, an item noted in a batch goes out only in it
+	// (intake.go).
+	Journaled func(ctx context.Context, evs []event.Event) ([]JournalState, error)
 }
+
+// Settlement is the final fate of items Options.Settled is told of.
+type Settlement int
+
+const (
+	// SettledApplied: Laravel applied them (a 2xx accounted for each).
+	SettledApplied Settlement = iota
+	// SettledDeadLettered: Laravel refused them by name; they are in the dead-letter stream.
+	SettledDeadLettered
+)
 
 // Delivery is the batch delivery mode: Deliver appends to the outbox; a flusher (Start) reads,
 // coalesces, sends, retries and acknowledges. Poll runs one step of the flusher by hand (tests).
@@ -259,11 +276,13 @@ type Delivery struct {
 	// onBatchSent is Options.BatchSent.
 	onBatchSent func(kind event.Kind, items int)
 	// onSettled is Options.Settled.
-	onSettled func(ctx context.Context, evs []event.Event)
+	onSettled func(ctx context.Context, evs []event.Event, fate Settlement)
 	// onNoting is Options.Noting.
 	onNoting func(ctx context.Context, batches []Composition) error
 	// onNoted is Options.Noted.
 	onNoted func(ctx context.Context) ([]Composition, error)
+	// onJournaled is Options.Journaled.
+	onJournaled func(ctx context.Context, evs []event.Event) ([]JournalState, error)
 
 	wake          chan struct{}
 	sinceLastPoll atomic.Int64
@@ -291,6 +310,9 @@ type Delivery struct {
 	splits                     atomic.Int64
 	enqueueFailed              atomic.Int64
 	flushes                    [4]atomic.Int64
+	// appliedDropped counts entries taken in whose items Laravel had applied (or a batch in
+	// flight here carried), acknowledged away instead of sent (intake.go).
+	appliedDropped atomic.Int64
 
 	pollMu  sync.Mutex // one Poll at a time
 	cancel  context.CancelFunc
@@ -321,7 +343,7 @@ func New(opts Options) (*Delivery, error) {
 	cfg.fill()
 	d := &Delivery{
 		ob: opts.Outbox, send: opts.Sender, cfg: cfg, clock: opts.Clock, jitter: opts.Jitter, log: opts.Logger, onDelivered: opts.Delivered, onBatchSent: opts.BatchSent,
-		onSettled: opts.Settled, onNoting: opts.Noting, onNoted: opts.Noted,
+		onSettled: opts.Settled, onNoting: opts.Noting, onNoted: opts.Noted, onJournaled: opts.Journaled,
 		wake: make(chan struct{}, 1), policy: cfg.policy(), failures: map[string]int64{},
 	}
 	if d.clock == nil {
@@ -403,7 +425,7 @@ func (d *Delivery) Recover(ctx context.Context) (int, error) {
 		after = entries[len(entries)-1].ID
 	}
 	now := d.clock.Now()
-	d.hold(ctx, d.resume(ctx, d.resumeNoted(ctx, all, now), now), now)
+	d.hold(ctx, d.takeIn(ctx, all, now, true), now)
 	if total > 0 {
 		d.log.Info("batch: recovered own pending outbox entries from a previous run", "entries", total)
 	}
@@ -606,7 +628,7 @@ func (d *Delivery) readNew(ctx context.Context, now time.Time) error {
 			return err
 		}
 		caughtUp := len(entries) < count
-		d.hold(ctx, d.skipResent(entries, caughtUp), now)
+		d.hold(ctx, d.takeIn(ctx, d.skipResent(entries, caughtUp), now, false), now)
 		if caughtUp {
 			return nil
 		}
@@ -639,7 +661,7 @@ func (d *Delivery) adopt(ctx context.Context, now time.Time) error {
 				fresh = append(fresh, e)
 			}
 		}
-		d.hold(ctx, d.resume(ctx, fresh, now), now)
+		d.hold(ctx, d.takeIn(ctx, fresh, now, true), now)
 	}
 	return err
 }
@@ -709,7 +731,7 @@ func (d *Delivery) maintain(ctx context.Context, now time.Time) error {
 			fresh = append(fresh, e)
 		}
 	}
-	d.hold(ctx, d.resume(ctx, fresh, now), now)
+	d.hold(ctx, d.takeIn(ctx, fresh, now, true), now)
 	if added := len(fresh); added > 0 {
 		d.log.Warn("batch: claimed outbox entries left idle by another gateway", "entries", added, "min_idle", d.cfg.ClaimMinIdle)
 	}
@@ -981,7 +1003,7 @@ func (d *Delivery) settle(ctx context.Context, r sendResult, now time.Time, fina
 			return err // stays in flight; sent (and decided) again next step
 		}
 		d.deadLettered.Add(int64(len(entries)))
-		d.settled(ctx, entries)
+		d.settled(ctx, entries, SettledDeadLettered)
 		d.mu.Lock()
 		d.removeInflight(b)
 		d.mu.Unlock()
@@ -1036,7 +1058,7 @@ func (d *Delivery) logFailure(b *Batch, a Attempt, dec Decision, err error) {
 func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchResult, acc Accounting, dec Decision, now time.Time) error {
 	var ack []string
 	var unaccounted, pending []*Item
-	var settled []outbox.Entry // acknowledged or dead-lettered
+	var applied, deadEntries []outbox.Entry // acknowledged; dead-lettered
 	missing := make(map[int]bool, len(acc.Unaccounted))
 	for _, i := range acc.Unaccounted {
 		missing[i] = true
@@ -1051,7 +1073,7 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 			}
 			d.itemErrors.Add(1)
 			d.deadLettered.Add(int64(len(entries)))
-			settled = append(settled, it.Winner)
+			deadEntries = append(deadEntries, it.Winner)
 		case refused:
 			pending = append(pending, it)
 		case missing[i] && dec.Unaccounted == FateRetry:
@@ -1060,13 +1082,14 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 			pending = append(pending, it)
 		default:
 			ack = append(ack, it.Winner.ID)
-			settled = append(settled, it.Winner)
+			applied = append(applied, it.Winner)
 			if d.onDelivered != nil {
 				d.onDelivered(&it.Winner.Event)
 			}
 		}
 	}
-	d.settled(ctx, settled)
+	d.settled(ctx, applied, SettledApplied)
+	d.settled(ctx, deadEntries, SettledDeadLettered)
 	d.sent.Add(int64(len(ack)))
 	d.batchesSent.Add(1)
 	if d.onBatchSent != nil {
@@ -1102,8 +1125,8 @@ func (d *Delivery) delivered(ctx context.Context, b *Batch, res laravel.BatchRes
 	return nil
 }
 
-// settled tells Options.Settled the events of entries whose fate is final (none: nothing).
-func (d *Delivery) settled(ctx context.Context, entries []outbox.Entry) {
+// settled tells Options.Settled the events of entries whose fate is final, fate (none: nothing).
+func (d *Delivery) settled(ctx context.Context, entries []outbox.Entry, fate Settlement) {
 	if d.onSettled == nil || len(entries) == 0 {
 		return
 	}
@@ -1111,7 +1134,7 @@ func (d *Delivery) settled(ctx context.Context, entries []outbox.Entry) {
 	for i, e := range entries {
 		evs[i] = e.Event
 	}
-	d.onSettled(ctx, evs)
+	d.onSettled(ctx, evs, fate)
 }
 
 // HeldEvents returns the events the flusher holds in memory (waiting or in flight): the delivery

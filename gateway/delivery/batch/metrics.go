@@ -56,6 +56,12 @@ type Metrics struct {
 	PriorityIntervalMs int64            `json:"priority_interval_ms"`
 	MessageIntervalMs  int64            `json:"message_interval_ms"`
 	RedisError         string           `json:"redis_error,omitempty"`
+
+	// AppliedDropped counts messages and receipts taken in (read, recovered, claimed) whose
+	// items the message journal says Laravel applied, or a batch in flight here carries:
+	// acknowledged away, not sent again (entries Redis brought back after losing their
+	// settlement).
+	AppliedDropped int64 `json:"applied_entries_dropped"`
 }
 
 // Snapshot returns the current metrics; the outbox length comes from Redis (bounded by ctx).
@@ -81,7 +87,7 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	d.mu.Unlock()
 	m.Sent, m.BatchesSent, m.Failed, m.Retried = d.sent.Load(), d.batchesSent.Load(), d.failed.Load(), d.retried.Load()
 	m.Expired, m.DeadLettered, m.ItemErrors, m.EnqueueFailed = d.expired.Load(), d.deadLettered.Load(), d.itemErrors.Load(), d.enqueueFailed.Load()
-	m.Splits = d.splits.Load()
+	m.Splits, m.AppliedDropped = d.splits.Load(), d.appliedDropped.Load()
 	m.FirstAttempts, m.RetriesHeld = d.firstAttempts.Load(), d.retriesHeld.Load()
 	m.Breaker, m.BreakerOpened, m.BreakerPauses = d.breaker.State().String(), d.breaker.Opened(), d.breaker.Pauses()
 	if until := d.breaker.PausedUntil(); !until.IsZero() {

@@ -28,7 +28,8 @@ import (
 // before) and lost its record (written in its last second): the next start takes the entries over
 // as its own pending ones, finds no record, and would batch them anew under a new key. So a start
 // first asks Options.Noted for the batches the journal noted, and re-forms those whose entries it
-// takes over and Redis holds no record of (resumeNoted).
+// takes over and Redis holds no record of (resumeNoted; with Options.Journaled, reform in
+// intake.go does it for every entry taken in, by what the journal says of its item).
 
 // Composition is a batch of messages or receipts as it is sent: its Idempotency-Key, kind and
 // the events of its items in the order sent (the request body is built from them in that order).
@@ -133,10 +134,10 @@ func (d *Delivery) skipResent(entries []outbox.Entry, caughtUp bool) []outbox.En
 	return out
 }
 
-// resumeNoted re-forms, at a start, every batch Options.Noted names whose entries are all among
-// the entries taken over (by event id) and belong to no batch record in Redis, and puts it in
-// flight under its key, sent first (noted and recorded again before it); it returns the other
-// entries, for resume. Without Noted, or when Redis's records or the journal cannot be read, it
+// resumeNoted (used without Options.Journaled) re-forms, at a start, every batch Options.Noted
+// names whose entries are all among the entries taken over (by event id) and belong to no batch
+// record in Redis, and puts it in flight under its key, sent first (noted and recorded again
+// before it); it returns the other entries, for resume. Without Noted, or when Redis's records or the journal cannot be read, it
 // returns entries as they are (resume batches what no record names anew, as before).
 func (d *Delivery) resumeNoted(ctx context.Context, entries []outbox.Entry, now time.Time) []outbox.Entry {
 	if d.onNoted == nil || len(entries) == 0 {

@@ -258,7 +258,7 @@ func (d *Delivery) takeBackLostReads(ctx context.Context, now time.Time) error {
 	}
 	d.log.Warn("batch: took back outbox entries Redis moved to this gateway for a read whose answer never arrived",
 		"entries", len(lost), "pending", n, "held", len(have))
-	d.hold(ctx, d.resume(ctx, lost, now), now)
+	d.hold(ctx, d.takeIn(ctx, lost, now, true), now)
 	return nil
 }
 

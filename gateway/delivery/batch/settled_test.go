@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,10 +21,13 @@ type settledLog struct {
 	calls [][]string
 }
 
-func (s *settledLog) hook(_ context.Context, evs []event.Event) {
+func (s *settledLog) hook(_ context.Context, evs []event.Event, fate Settlement) {
 	ids := make([]string, len(evs))
 	for i, ev := range evs {
 		ids[i] = ev.ID
+		if fate == SettledDeadLettered {
+			ids[i] = "dead:" + ev.ID
+		}
 	}
 	slices.Sort(ids)
 	s.mu.Lock()
@@ -39,8 +43,9 @@ func (s *settledLog) take() [][]string {
 	return out
 }
 
-// The Settled hook hears of an item only when its fate is final: applied by Laravel, refused by
-// name and dead-lettered, or dead-lettered alone by the policy; never while it is retried.
+// The Settled hook hears of an item only when its fate is final, and of which: applied by
+// Laravel, refused by name and dead-lettered, or dead-lettered alone by the policy; never while
+// it is retried.
 func TestTheSettledHookHearsOfAppliedAndDeadLetteredItemsOnlyOncePerBatch(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		f := newFixture(t, b, Config{BatchSize: 50}, outbox.Config{})
@@ -68,8 +73,8 @@ func TestTheSettledHookHearsOfAppliedAndDeadLetteredItemsOnlyOncePerBatch(t *tes
 		}
 		f.clk.Advance(time.Minute)
 		f.poll(t)
-		if calls, want := log.take(), [][]string{{bad.ID, good.ID}}; !slices.EqualFunc(calls, want, slices.Equal) {
-			t.Fatalf("after the retry was answered: settled %v; want %v in one call (one applied, one refused by name)", calls, want)
+		if calls, want := log.take(), [][]string{{good.ID}, {"dead:" + bad.ID}}; !slices.EqualFunc(calls, want, slices.Equal) {
+			t.Fatalf("after the retry was answered: settled %v; want %v, one call per fate (one applied, one refused by name)", calls, want)
 		}
 
 		f.deliver(t, read, ev("s3", 1, event.KindStatus, "pending"))
@@ -80,7 +85,8 @@ func TestTheSettledHookHearsOfAppliedAndDeadLetteredItemsOnlyOncePerBatch(t *tes
 		f.poll(t)
 		calls := log.take()
 		if len(calls) != 2 || len(calls[0]) != 1 || len(calls[1]) != 1 ||
-			!slices.Contains([]string{calls[0][0], calls[1][0]}, read.ID) || calls[0][0] == calls[1][0] {
+			!slices.Contains([]string{calls[0][0], calls[1][0]}, read.ID) ||
+			!strings.HasPrefix(calls[0][0], "dead:") && !strings.HasPrefix(calls[1][0], "dead:") {
 			t.Fatalf("settled %v; want the applied receipt and the dead-lettered status, one call each", calls)
 		}
 		if m := f.metrics(); m.DeadLettered != 2 || m.Sent != 2 {
