@@ -319,6 +319,13 @@ func (p *Poller) Close() {
 // k6/x/wagate's background pollers. A poll that fails while ctx lives is recorded and followed by
 // the next one. One timer serves the whole loop; Every returns when the loop ends and does not
 // Close the poller.
+//
+// Every returns as soon as ctx ends, but notices stop only at its next poll time, which it then
+// skips: stop is the run's end (the VU's Stopping), shared by every poller of the run, and the
+// 10,000 pollers of seed-batch-1000 all woken by it at once were 10,000 goroutines runnable
+// together on the load generator's one P (its last 5 s interval: goroutine delays 42-84 ms at
+// p99 in every batch-1000 run of make bench; BenchmarkTheRunsEndWithManyPollers). They now end
+// over one think time, as they polled.
 func (p *Poller) Every(ctx context.Context, first time.Duration, pace *Pace, stop <-chan struct{}) {
 	t := time.NewTimer(first)
 	defer t.Stop()
@@ -327,8 +334,11 @@ func (p *Poller) Every(ctx context.Context, first time.Duration, pace *Pace, sto
 		case <-t.C:
 		case <-ctx.Done():
 			return
+		}
+		select {
 		case <-stop:
 			return
+		default:
 		}
 		if err := p.Poll(); err != nil && ctx.Err() != nil {
 			return

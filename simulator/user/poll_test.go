@@ -228,7 +228,8 @@ func TestStatusCodeOfAStatusLine(t *testing.T) {
 
 // Every is the one poll loop of the Laravel app's pollers (the native users' poller goroutines
 // and k6/x/wagate's background pollers): it polls after first, then once per think time, and
-// ends when its context ends or stop closes; nothing is polled after it returned.
+// ends when its context ends or (at its next poll time) stop closes; nothing is polled after it
+// returned.
 func TestEveryPollsUntilItsContextEndsOrItIsStopped(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -238,7 +239,7 @@ func TestEveryPollsUntilItsContextEndsOrItIsStopped(t *testing.T) {
 	}{
 		{"its context ends", 0, 3, false},
 		{"stop closes", 0, 3, true},
-		{"nothing is polled before first", time.Hour, 0, true},
+		{"nothing is polled before first", time.Hour, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -286,6 +287,81 @@ func TestEveryPollsUntilItsContextEndsOrItIsStopped(t *testing.T) {
 			time.Sleep(30 * time.Millisecond)
 			if n := count(); n != ended {
 				t.Fatalf("%d polls after Every returned", n-ended)
+			}
+		})
+	}
+}
+
+// A stopped poller is not woken by the stop: it ends at its next poll time, without polling, so
+// that the run's end does not make every poller runnable at once; its context still ends it at
+// once.
+func TestAStoppedPollerEndsAtItsNextPollTimeWithoutPolling(t *testing.T) {
+	var mu sync.Mutex
+	polls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		polls++
+		mu.Unlock()
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return polls }
+	api, _ := newPollAPI(t, srv.URL)
+	for _, tc := range []struct {
+		name  string
+		first time.Duration
+		pace  time.Duration
+		// endsByStop: Every returns by itself after stop closed (its next poll time comes); else
+		// it is still waiting 100 ms after the stop and only its context ends it.
+		endsByStop bool
+	}{
+		{"its next poll time comes soon", 0, 20 * time.Millisecond, true},
+		{"its next poll time is an hour away", time.Hour, time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			stop := make(chan struct{})
+			p := api.NewPoller(ctx, EndpointStatus, "s-1", nil)
+			defer p.Close()
+			done := make(chan struct{})
+			before := count()
+			go func() {
+				defer close(done)
+				p.Every(ctx, tc.first, NewPace(tc.pace, 1, 2), stop)
+			}()
+			if tc.first == 0 {
+				deadline := time.Now().Add(10 * time.Second)
+				for count() == before && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			close(stop)
+			stoppedAt := count()
+			select {
+			case <-done:
+				if !tc.endsByStop {
+					t.Fatal("Every returned at the stop, before its next poll time")
+				}
+			case <-time.After(100 * time.Millisecond):
+				if tc.endsByStop {
+					select {
+					case <-done:
+					case <-time.After(10 * time.Second):
+						t.Fatal("Every did not end at its next poll time after the stop")
+					}
+				} else {
+					cancel()
+					select {
+					case <-done:
+					case <-time.After(10 * time.Second):
+						t.Fatal("Every did not return when its context ended")
+					}
+				}
+			}
+			// A poll under way at the stop may finish; none starts after it.
+			if n := count(); n > stoppedAt+1 {
+				t.Fatalf("%d polls after the stop", n-stoppedAt)
 			}
 		})
 	}

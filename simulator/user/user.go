@@ -137,6 +137,18 @@ func stopping(vu executor.VU) bool {
 	}
 }
 
+// lazyEndBound bounds how long a user waits at the run's end for its pollers to reach their next
+// poll time (Poller.Every) before it ends them at once: beyond an executor's gracefulStop the
+// iteration would be interrupted.
+const lazyEndBound = 2 * time.Second
+
+// LazyEnd is how long the run's end waits for pollers that poll every interval to reach their
+// next poll time (Poller.Every) before it ends them at once: their longest think time, interval x
+// (1+PollJitter), at most lazyEndBound.
+func LazyEnd(interval time.Duration) time.Duration {
+	return min(interval+time.Duration(float64(interval)*PollJitter), lazyEndBound)
+}
+
 // startRetries is how often a user starts its session again after a 503 answer.
 const startRetries = 10
 
@@ -190,7 +202,14 @@ func (u *user) run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer func() {
-		stopPolling() // before waiting: the pollers end when their context does
+		// The pollers end when their context does, before waiting; at the run's end (the VU
+		// stopping) each ends at its next poll time instead (Poller.Every), not all at once,
+		// within lazyEnd.
+		if !stopping(u.vu) {
+			stopPolling()
+		} else {
+			defer time.AfterFunc(LazyEnd(u.b().StatusPollInterval.Std()), stopPolling).Stop()
+		}
 		wg.Wait()
 	}()
 	for i := range *u.b().Pollers {
