@@ -1,6 +1,7 @@
 package run
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -43,5 +44,32 @@ behaviour:
 	}
 	if !slices.Equal(firsts, floorArrivals(f)) {
 		t.Error("the same scenario seed drew other arrivals")
+	}
+}
+
+// The floor's pollers are born when they first poll, in that order, not all at the start: 10,000
+// goroutines runnable at once were the floor's generator delays.
+func TestTheFloorsPollersAreLaunchedWhenTheyFirstPoll(t *testing.T) {
+	firsts := []time.Duration{60 * time.Millisecond, 0, 30 * time.Millisecond, 30 * time.Millisecond}
+	start := time.Now()
+	var order []int
+	launchPollers(t.Context(), start, firsts, func(i int, first time.Duration) {
+		if first != firsts[i] {
+			t.Errorf("poller %d launched with first %v, want %v", i, first, firsts[i])
+		}
+		if at := time.Since(start); at < firsts[i] {
+			t.Errorf("poller %d launched at %v, before its first poll at %v", i, at, firsts[i])
+		}
+		order = append(order, i)
+	})
+	if want := []int{1, 2, 3, 0}; !slices.Equal(order, want) {
+		t.Errorf("launched in the order %v, want %v", order, want)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	launched := 0
+	launchPollers(ctx, time.Now(), []time.Duration{0, time.Hour}, func(int, time.Duration) { launched++; cancel() })
+	if launched != 1 {
+		t.Errorf("%d pollers launched after the context ended, want only the one before", launched)
 	}
 }
