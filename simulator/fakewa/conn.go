@@ -56,6 +56,9 @@ type conn struct {
 	refs    []string
 	pairing bool
 	device  *device
+	// handshaken: the Noise handshake ended (admitHandshaken); until then an outage or a
+	// restart leaves the connection to be cut at its end.
+	handshaken bool
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
@@ -212,6 +215,10 @@ func (c *conn) serve() {
 		c.s.log.Debug("fakewa: handshake failed", "conn", c.id, "err", err)
 		return
 	}
+	if !c.admitHandshaken() {
+		c.close("unreachable")
+		return
+	}
 	if c.payload.Username == nil {
 		if err := c.startPairing(); err != nil {
 			c.s.log.Debug("fakewa: pair-device", "conn", c.id, "err", err)
@@ -251,6 +258,11 @@ func (c *conn) handshake() error {
 	frame, err := c.nextFrame(ctx)
 	if err != nil {
 		return fmt.Errorf("read client hello: %w", err)
+	}
+	if c.s.cutsHandshakes() {
+		c.s.events.add(Event{Kind: EventHandshakeCut, Conn: c.id, Detail: "closed before the server hello"})
+		c.close("handshake cut")
+		return fmt.Errorf("%w: cut before the server hello (CutHandshakes)", ErrHandshake)
 	}
 	hello, err := hs.hello(frame)
 	if err != nil {

@@ -67,6 +67,12 @@ type UnreachableResponse struct {
 	Cut int `json:"cut"`
 }
 
+// CutHandshakesRequest is the body of POST /handshakes/cut.
+type CutHandshakesRequest struct {
+	// For is how long handshakes are cut (a Go duration, e.g. "2s").
+	For string `json:"for"`
+}
+
 // SilenceRequest is the body of POST /silence.
 type SilenceRequest struct {
 	// Devices are the devices the silence covers (JIDs); none: the whole server.
@@ -121,6 +127,8 @@ const maxControlBody = 64 << 10
 //	                                        every connection, and new dials held) kept open,
 //	                                        neither read nor answered; {"silenced"}
 //	POST /silence/end                       ends every silence now
+//	POST /handshakes/cut {"for":"2s"}       every new connection closed after the client's
+//	                                        hello, before the server's, for that long
 //	GET  /events?since=SEQ&jid=JID          [Event...], both filters optional
 //	                                        (X-Events-Discarded: count lost to the bound)
 //	GET  /stats                             Stats
@@ -247,6 +255,21 @@ func (s *Server) ControlHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /reachable", func(w http.ResponseWriter, r *http.Request) {
 		s.Reachable()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /handshakes/cut", func(w http.ResponseWriter, r *http.Request) {
+		var req CutHandshakesRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		_, d, ok := devicesFor(w, nil, req.For)
+		if !ok {
+			return
+		}
+		if err := s.CutHandshakes(d); err != nil {
+			writeError(w, err)
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /silence", func(w http.ResponseWriter, r *http.Request) {

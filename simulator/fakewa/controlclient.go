@@ -185,6 +185,12 @@ func (c *ControlClient) Reachable(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/reachable", nil, nil)
 }
 
+// CutHandshakes closes, for d, every connection after its client hello, before the server's
+// (Server.CutHandshakes).
+func (c *ControlClient) CutHandshakes(ctx context.Context, d time.Duration) error {
+	return c.do(ctx, http.MethodPost, "/handshakes/cut", CutHandshakesRequest{For: d.String()}, nil)
+}
+
 // Silence starts a silence of d on the devices (none: the whole server) and returns how many
 // open connections went silent (Server.Silence).
 func (c *ControlClient) Silence(ctx context.Context, jids []types.JID, d time.Duration) (int, error) {

@@ -14,7 +14,8 @@
 // and the churn the real service causes (network drop, stream replaced, device
 // removed, failure at connect, server restart, keepalive silence, an outage of some devices or of
 // the whole server: Server.Unreachable, a silence of some devices or of the whole server, sockets
-// kept open but nothing read or answered: Server.Silence).
+// kept open but nothing read or answered: Server.Silence, sockets closed in the middle of the
+// Noise handshake, before the server's hello: Server.CutHandshakes).
 //
 // Every event the server causes or sees is recorded with its time (Server.Events): the ground
 // truth the simulator compares the gateway's and Laravel's view against.

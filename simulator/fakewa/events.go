@@ -35,8 +35,12 @@ const (
 	// or client logout).
 	EventLoggedOut EventKind = "logged_out"
 	// EventUnreachable: a login of a device under an outage (Server.Unreachable) was cut
-	// unanswered.
+	// unanswered, or a connection whose handshake ended while the whole server was down (JID
+	// empty).
 	EventUnreachable EventKind = "unreachable"
+	// EventHandshakeCut: a connection was closed after the client's hello, before the server's
+	// (Server.CutHandshakes).
+	EventHandshakeCut EventKind = "handshake_cut"
 	// EventSilenced: a silence began (Server.Silence; Detail: how many connections, for how
 	// long): connections neither read nor answered, kept open.
 	EventSilenced EventKind = "silenced"

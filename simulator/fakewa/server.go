@@ -188,7 +188,7 @@ type device struct {
 type Stats struct {
 	Connections      int64   `json:"connections"`       // open WebSocket connections
 	Handlers         int64   `json:"handlers"`          // running per-connection handler goroutines
-	Refused          int64   `json:"refused"`           // connections refused (HTTP 503) during a restart's downtime or an outage, and logins cut by a device outage
+	Refused          int64   `json:"refused"`           // connections refused (HTTP 503) during a restart's downtime or an outage, cut at the end of their handshake then, and logins cut by a device outage
 	HandshakesFailed int64   `json:"handshakes_failed"` // connections that ended before finishing the Noise handshake
 	ClientAcks       int64   `json:"client_acks"`       // <ack> nodes clients sent back for receipts
 	Devices          int     `json:"devices"`           // devices ever paired, logged-out ones included
@@ -232,6 +232,9 @@ type Server struct {
 	refused    atomic.Int64 // connections refused while down, and logins cut by a device outage
 	hsFailed   atomic.Int64 // handshakes that did not complete
 	clientAcks atomic.Int64 // <ack> nodes clients sent (for receipts)
+	// cutHandshakesUntil: unix nanos until which handshakes are cut before the server's hello
+	// (handshakecut.go).
+	cutHandshakesUntil atomic.Int64
 
 	active   atomic.Int64 // open connections
 	handlers atomic.Int64 // running connection handler goroutines
@@ -344,13 +347,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.serveMedia(w, r) // a media download through the same test-only dialer
 		return
 	}
-	if time.Now().UnixNano() < s.downUntil.Load() {
-		s.refused.Add(1)
-		http.Error(w, "fakewa is restarting", http.StatusServiceUnavailable)
+	if s.refuseWhileDown(w) {
 		return
 	}
 	// A silent server holds a new connection before its upgrade, unanswered (silence.go).
 	if !s.awaitSilenceEnd(types.EmptyJID, r.Context().Done()) {
+		return
+	}
+	if s.refuseWhileDown(w) { // an outage that began while the silence held the dial
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -371,6 +375,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer s.handlers.Add(-1)
 	defer s.untrack(c)
 	c.serve()
+}
+
+// refuseWhileDown answers a new connection 503 while the server is down (a restart's downtime, an
+// outage) and reports whether it did. A connection admitted just before the server went down is
+// cut at the end of its handshake instead (admitHandshaken), never before the server's hello.
+func (s *Server) refuseWhileDown(w http.ResponseWriter) bool {
+	if time.Now().UnixNano() < s.downUntil.Load() {
+		s.refused.Add(1)
+		http.Error(w, "fakewa is restarting", http.StatusServiceUnavailable)
+		return true
+	}
+	return false
 }
 
 func (s *Server) track(c *conn) bool {
@@ -635,9 +651,13 @@ func (s *Server) RestartWithDowntime(downtime time.Duration) error {
 		s.mu.Unlock()
 		return ErrNotStarted
 	}
+	// Connections still in their handshake have no stream to send the error on: they go on,
+	// and are cut at its end while the downtime lasts (admitHandshaken).
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		conns = append(conns, c)
+		if c.handshaken {
+			conns = append(conns, c)
+		}
 	}
 	s.mu.Unlock()
 	// Several writers at once, so one client that does not read cannot hold the others up for
