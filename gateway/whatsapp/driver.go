@@ -57,9 +57,13 @@ type Driver struct {
 	log       *slog.Logger
 	waLog     waLog.Logger
 	dialHTTP  *http.Client // test-only; shared by every client
-	timeout   time.Duration
-	media     *mediaStore
-	gates     decryptGates // one decryption at a time per device (decryptgate.go)
+	// wsDial makes every client's WebSocket dials (each connection watches its own sockets
+	// through it: socketwatch.go): a clone of http.DefaultTransport, as whatsmeow's own, or the
+	// test-only dial's.
+	wsDial  http.RoundTripper
+	timeout time.Duration
+	media   *mediaStore
+	gates   decryptGates // one decryption at a time per device (decryptgate.go)
 }
 
 // New prepares whatsmeow's store in cfg.DB (creating or upgrading its tables) and returns a Driver.
@@ -94,6 +98,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
 	}
+	d.wsDial = http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.Dial != nil {
 		if err := cfg.Dial.Validate(); err != nil {
 			cancel()
@@ -112,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 			tr.MaxIdleConnsPerHost = 16
 		}
 		d.dialHTTP = hc
+		d.wsDial = hc.Transport
 	}
 	if cfg.TestKeepalive != 0 {
 		t := ScaledKeepaliveTiming(cfg.TestKeepalive)
@@ -181,12 +187,13 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	// ratchet already moved on).
 	cli.EnableDecryptedEventBuffer = true
 	cli.SynchronousAck = true
+	c := &conn{d: d, cli: cli, handle: handle, sessionID: sessionID}
+	ws := &http.Client{Transport: &socketWatch{base: d.wsDial, attempt: c.attempt.Load}}
+	cli.SetPreLoginHTTPClient(ws)
+	cli.SetWebsocketHTTPClient(ws)
 	if d.dialHTTP != nil {
-		cli.SetPreLoginHTTPClient(d.dialHTTP)
-		cli.SetWebsocketHTTPClient(d.dialHTTP)
 		cli.SetMediaHTTPClient(d.dialHTTP) // media downloads are served by the fake server too
 	}
-	c := &conn{d: d, cli: cli, handle: handle, sessionID: sessionID}
 	hook.seen = c.sawStreamError // before Connect: no frame has arrived yet
 	// A stored device decrypts behind its gate from the start; a device paired on this client
 	// gets its store at pairing and its gate before the login that follows (loginReconnect).
@@ -242,6 +249,13 @@ type conn struct {
 	// is set, that reconnect does not dial.
 	dialMu sync.Mutex
 	closed bool
+	// abandoned (under dialMu): Connect returned while whatsmeow's connect still runs (its socket
+	// closed during the handshake, or ctx ended); whatsmeow holds the client's socket lock until
+	// it returns, so Disconnect leaves the client to abandon's goroutine.
+	abandoned bool
+	// attempt is the current Connect's dial: its socket's first failed read marks it
+	// (socketwatch.go).
+	attempt atomic.Pointer[dialAttempt]
 	// released is set by Release: the session let go of the connection. whatsmeow takes an event
 	// dispatched to no handler for handled, so removing the handler would acknowledge a message
 	// decrypted before the release (and whatsmeow would clear its buffered plaintext in the
@@ -267,14 +281,47 @@ func (c *conn) Connect(ctx context.Context) error {
 	c.dialMu.Unlock()
 	c.decryptOff.Store(false)
 	c.gateDevice() // a no-op but for a client that paired its device and dials it again
+	attempt := newDialAttempt()
+	c.attempt.Store(attempt)
 	done := make(chan error, 1)
 	go func() { done <- c.cli.Connect() }()
 	select {
 	case err := <-done:
+		if gone := attempt.goneErr(); err == nil && gone != nil {
+			// The socket closed as the handshake ended, before whatsmeow watched it for a close
+			// (it reports a Disconnected only from then on): nothing would report this one.
+			return fmt.Errorf("whatsapp: connect: %w: %w", errClosedInHandshake, gone)
+		}
 		return err
+	case <-attempt.gone:
+		c.abandon(done)
+		return fmt.Errorf("whatsapp: connect: %w: %w", errClosedInHandshake, attempt.goneErr())
 	case <-ctx.Done():
+		c.abandon(done)
 		return fmt.Errorf("whatsapp: connect: %w", ctx.Err())
 	}
+}
+
+// abandon leaves whatsmeow's connect, whose result done will carry, to end by itself: a handshake
+// on a socket that closed ends only at whatsmeow's NoiseHandshakeResponseTimeout (20 s), a dial
+// only when the server answers it. Until then whatsmeow holds the client's socket lock, which
+// every call that closes the client takes, so Disconnect does not wait for it: when the connect
+// returns, whatever it opened is closed here (the session has given this connection up).
+func (c *conn) abandon(done <-chan error) {
+	c.dialMu.Lock()
+	c.abandoned = true
+	c.dialMu.Unlock()
+	go func() {
+		err := <-done
+		c.dialMu.Lock()
+		c.abandoned = false
+		c.closed = true
+		c.live.Store(false)
+		c.cli.Disconnect()
+		c.decryptOff.Store(true)
+		c.dialMu.Unlock()
+		c.d.log.Debug("whatsapp: an abandoned connect ended; its client is closed", "session_id", c.sessionID, "err", err)
+	}()
 }
 
 // Disconnect implements session.Conn.
@@ -282,8 +329,12 @@ func (c *conn) Disconnect() {
 	c.dialMu.Lock()
 	c.closed = true
 	c.live.Store(false)
-	c.cli.Disconnect()
-	c.decryptOff.Store(true) // after the socket closed: nothing whatsmeow does then reaches WhatsApp
+	if !c.abandoned {
+		c.cli.Disconnect()
+	} // else abandon closes the client when whatsmeow's connect returns
+	// After the socket closed (or before an abandoned connect's could open): nothing whatsmeow
+	// does then reaches WhatsApp.
+	c.decryptOff.Store(true)
 	c.dialMu.Unlock()
 	if c.replaced.Load() && !c.replacedSent.Swap(true) {
 		// The session dropped the connection (a redelivery) before whatsmeow dispatched the
