@@ -180,8 +180,8 @@ func TestParamsThatLeaveNothingToDrawAreRefused(t *testing.T) {
 // generation was added (replays of earlier findings with -only play the same faults), and some
 // gain faults of the new kinds, never past MaxFaults.
 func TestAddingAGenerationOfKindsKeepsEveryFaultEarlierSchedulesDrew(t *testing.T) {
-	if maxGeneration() < 2 {
-		t.Fatalf("the vocabulary's latest generation is %d; this test expects generations 1 and 2", maxGeneration())
+	if maxGeneration() < 3 {
+		t.Fatalf("the vocabulary's latest generation is %d; this test expects generations 1 to 3", maxGeneration())
 	}
 	for g := 1; g <= maxGeneration(); g++ {
 		gained := 0
@@ -221,7 +221,7 @@ func TestTheNewKindsAreDrawnOnlyWhereTheWorldCanPlayThem(t *testing.T) {
 		redis       bool
 		replicas    int
 		redisDown   bool // redis-restart-while-gateway-down drawn
-		whatsappOut bool // whatsapp-down and whatsapp-silent drawn
+		whatsappOut bool // whatsapp-down, whatsapp-silent and whatsapp-handshake-cut drawn
 	}{
 		{"one gateway on redis-server", true, 1, true, true},
 		{"one gateway on the embedded Redis", false, 1, false, true},
@@ -239,7 +239,7 @@ func TestTheNewKindsAreDrawnOnlyWhereTheWorldCanPlayThem(t *testing.T) {
 			if got := drawn["redis-restart-while-gateway-down"] > 0; got != tc.redisDown {
 				t.Errorf("redis-restart-while-gateway-down drawn %d times", drawn["redis-restart-while-gateway-down"])
 			}
-			for _, k := range []string{"whatsapp-down", "whatsapp-silent"} {
+			for _, k := range []string{"whatsapp-down", "whatsapp-silent", "whatsapp-handshake-cut"} {
 				if got := drawn[k] > 0; got != tc.whatsappOut {
 					t.Errorf("%s drawn %d times", k, drawn[k])
 				}

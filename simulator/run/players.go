@@ -217,6 +217,9 @@ func (p whatsappPlayer) Inject(ctx context.Context, flt scenario.Fault, w *Fault
 	if wf.Action == "silent" {
 		return r.whatsappSilent(ctx, flt, w) // silence.go
 	}
+	if wf.Action == "handshake-cut" {
+		return r.whatsappHandshakeCut(ctx, flt, w) // handshakecut.go
+	}
 	share := 1.0
 	if wf.Share != nil {
 		share = *wf.Share

@@ -55,7 +55,7 @@ func reconnects(flt scenario.Fault) bool {
 		return false
 	}
 	switch flt.WhatsApp.Action {
-	case "drop", "restart", "down", "silent":
+	case "drop", "restart", "down", "silent", "handshake-cut":
 		return true
 	}
 	return false

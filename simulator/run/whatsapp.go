@@ -29,6 +29,8 @@ type waSide interface {
 	// open connections went silent; EndSilence ends it (fakewa.Server.Silence).
 	Silence(ctx context.Context, jids []types.JID, d time.Duration) (int, error)
 	EndSilence(ctx context.Context) error
+	// CutHandshakes closes every new connection mid-handshake for d (fakewa.Server.CutHandshakes).
+	CutHandshakes(ctx context.Context, d time.Duration) error
 	Stats(ctx context.Context) (fakewa.Stats, error)
 	EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error)
 	Devices(ctx context.Context) ([]fakewa.DeviceInfo, error)
@@ -52,7 +54,10 @@ func (w inProcess) Reachable(context.Context) error { w.s.Reachable(); return ni
 func (w inProcess) Silence(_ context.Context, jids []types.JID, d time.Duration) (int, error) {
 	return w.s.Silence(jids, d)
 }
-func (w inProcess) EndSilence(context.Context) error            { w.s.EndSilence(); return nil }
+func (w inProcess) EndSilence(context.Context) error { w.s.EndSilence(); return nil }
+func (w inProcess) CutHandshakes(_ context.Context, d time.Duration) error {
+	return w.s.CutHandshakes(d)
+}
 func (w inProcess) Stats(context.Context) (fakewa.Stats, error) { return w.s.Stats(), nil }
 func (w inProcess) EventsSince(_ context.Context, seq uint64) ([]fakewa.Event, error) {
 	return w.s.EventsSince(seq), nil
@@ -79,7 +84,10 @@ func (w remote) Reachable(ctx context.Context) error { return w.c.Reachable(ctx)
 func (w remote) Silence(ctx context.Context, jids []types.JID, d time.Duration) (int, error) {
 	return w.c.Silence(ctx, jids, d)
 }
-func (w remote) EndSilence(ctx context.Context) error            { return w.c.EndSilence(ctx) }
+func (w remote) EndSilence(ctx context.Context) error { return w.c.EndSilence(ctx) }
+func (w remote) CutHandshakes(ctx context.Context, d time.Duration) error {
+	return w.c.CutHandshakes(ctx, d)
+}
 func (w remote) Stats(ctx context.Context) (fakewa.Stats, error) { return w.c.Stats(ctx) }
 func (w remote) EventsSince(ctx context.Context, seq uint64) ([]fakewa.Event, error) {
 	return w.c.Events(ctx, seq)

@@ -30,7 +30,8 @@ func TestFaultVocabulary(t *testing.T) {
 		{"Redis restarted while every replica is down", "[{at: 1s, process: {action: redis-restart-while-gateway-down}}]\ngateway: {replicas: 2}", "needs one gateway"},
 		{"WhatsApp unreachable for half of the devices", `[{at: 1s, duration: 5s, whatsapp: {action: down, share: 0.5}}]`, ""},
 		{"WhatsApp silent for a third of the devices", `[{at: 1s, duration: 5s, whatsapp: {action: silent, share: 0.3}}]`, ""},
-		{"an unknown WhatsApp action", `[{at: 1s, whatsapp: {action: vanish}}]`, `"vanish" is not an action; use drop, replace, logout, restart, down or silent`},
+		{"WhatsApp closing new connections mid-handshake, a third of the sessions dropped into it", `[{at: 1s, duration: 4s, whatsapp: {action: handshake-cut, share: 0.3}}]`, ""},
+		{"an unknown WhatsApp action", `[{at: 1s, whatsapp: {action: vanish}}]`, `"vanish" is not an action; use drop, replace, logout, restart, down, silent or handshake-cut`},
 		{"an unknown process action", `[{at: 1s, process: {action: gateway-freeze}}]`, `"gateway-freeze" is not a process action; use one of gateway-kill, gateway-term, gateway-pause`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

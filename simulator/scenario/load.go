@@ -469,9 +469,9 @@ func (f *File) finish(root *yaml.Node, bad *invalid) {
 		}
 		if w := flt.WhatsApp; w != nil {
 			switch w.Action {
-			case "drop", "replace", "logout", "restart", "down", "silent":
+			case "drop", "replace", "logout", "restart", "down", "silent", "handshake-cut":
 			default:
-				bad.add(file, line, field+".whatsapp.action", "%q is not an action; use drop, replace, logout, restart, down or silent", w.Action)
+				bad.add(file, line, field+".whatsapp.action", "%q is not an action; use drop, replace, logout, restart, down, silent or handshake-cut", w.Action)
 			}
 			if w.Share != nil && (*w.Share <= 0 || *w.Share > 1) {
 				bad.add(file, line, field+".whatsapp.share", "%v is not a share; use a number above 0 and up to 1", *w.Share)

@@ -466,7 +466,9 @@ type WhatsAppFault struct {
 	// (WhatsApp answers nothing for the fault's duration but closes nothing: the share's devices'
 	// connections, or with share 1 every connection and new dial, neither read nor answered; the
 	// gateway notices only through whatsmeow's keepalive, which its test-only waTestKeepalive
-	// setting shortens).
+	// setting shortens) or "handshake-cut" (for the fault's duration every new connection is
+	// accepted and closed mid-handshake, before the server's hello, and the share's connections
+	// are dropped at its start so that their reconnects meet it).
 	Action string `yaml:"action"`
 	// Share is the fraction of connected sessions affected (default 1).
 	Share *float64 `yaml:"share,omitempty"`

@@ -1,0 +1,63 @@
+package chaos
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"wagate/simulator/run"
+)
+
+// The generation-3 kind, whatsapp-handshake-cut, is really played on a whole world (bin/gateway,
+// bin/fakelaravel, redis-server, fakewa in-process): a 4 s cut with half the online sessions
+// dropped into it, then a 3 s cut with all of them. fakewa closes their reconnects' sockets after
+// the client's hello, before its own; the gateway gives each such attempt up at the close (not
+// after whatsmeow's 20 s) and reconnects on its backoff, so both faults recover within seconds
+// of their end. The invariants are the campaign's verdict; the outcome is logged.
+func TestTheHandshakeCutKindIsPlayedOnAWholeWorldAndRecoveredWithinSeconds(t *testing.T) {
+	out, tl := playOnAWholeWorld(t, "handshake-cut.yaml", chaosWithFaults(t, `
+faults:
+  - {name: wa-cut-half, at: 3s, duration: 4s, whatsapp: {action: handshake-cut, share: 0.5}}
+  - {name: wa-cut-all, at: 10s, duration: 3s, whatsapp: {action: handshake-cut}}
+`))
+	failed := regexp.MustCompile(`; (\d+) handshakes failed`)
+	for _, w := range tl.Faults {
+		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
+		if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
+			t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
+		}
+		if m := failed.FindStringSubmatch(w.Detail); m == nil || m[1] == "0" {
+			t.Errorf("%s: %q, want handshakes cut", w.Name, w.Detail)
+		}
+		// Generous (a loaded machine, backoffs of 1-2 s and 2-4 s after the cut): whatsmeow's
+		// own wait for the hello is 20 s.
+		if !w.Recovered || w.RecoveryMS > 12000 {
+			t.Errorf("%s: recovered %v in %.0f ms, want within 12 s of its end", w.Name, w.Recovered, w.RecoveryMS)
+		}
+	}
+	if len(tl.Faults) != 2 {
+		t.Errorf("%d faults played, want 2", len(tl.Faults))
+	}
+	gwLog, err := os.ReadFile(filepath.Join(out, "logs", "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(gwLog), "the socket closed during the noise handshake"); n == 0 {
+		t.Error("the gateway never gave up a connect whose socket closed during the handshake")
+	} else {
+		t.Logf("%d connects given up at the socket's close", n)
+	}
+	if strings.Contains(string(gwLog), "timed out waiting for handshake response") {
+		t.Error("a connect waited for whatsmeow's handshake timeout")
+	}
+	oc, err := run.ReadOutcome(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc.Sessions == 0 {
+		t.Error("the ground truth checked no session")
+	}
+	t.Logf("outcome (the campaign judges it): %d sessions, %d lost, %d stale, %d gateway mismatches %v", oc.Sessions, oc.Lost, oc.Stale, oc.GatewayMismatches, oc.Mismatches)
+}
