@@ -49,6 +49,7 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	var onDataLost atomic.Pointer[func(generation int64)]
 	obCfg := cfg.OutboxConfig()
 	obCfg.Logger = log
+	obCfg.Journaled = true // the message journal replays every loss the keeper notices (journal.go)
 	obCfg.OnDataLost = func(gen int64) {
 		if f := onDataLost.Load(); f != nil {
 			(*f)(gen)

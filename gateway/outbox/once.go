@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -21,11 +22,21 @@ const OnceWindow = time.Hour
 // message and, for a receipt, its sender and status. Other kinds have none: a repeated state change
 // is harmless (Laravel keeps the highest version) and is not redelivered by WhatsApp.
 func (o *Outbox) onceKey(ev event.Event) string {
+	if item := ItemKey(ev); item != "" {
+		return o.cfg.Stream + ":once:" + item
+	}
+	return ""
+}
+
+// ItemKey is the identity of a customer's message or receipt, what its once key is named by:
+// two events of one ItemKey (WhatsApp's redelivery under a new sequence, the journal's replay)
+// are one item to Laravel. "" for other kinds.
+func ItemKey(ev event.Event) string {
 	switch {
 	case ev.Kind == event.KindMessage:
-		return o.cfg.Stream + ":once:" + ev.SessionID + ":m:" + ev.Payload
+		return ev.SessionID + ":m:" + ev.Payload
 	case ev.Kind == event.KindReceipt && ev.Receipt != nil:
-		return o.cfg.Stream + ":once:" + ev.SessionID + ":r:" + ev.Payload + ":" + ev.Receipt.Sender + ":" + string(ev.Receipt.Status)
+		return ev.SessionID + ":r:" + ev.Payload + ":" + ev.Receipt.Sender + ":" + string(ev.Receipt.Status)
 	}
 	return ""
 }
@@ -36,7 +47,10 @@ func (o *Outbox) onceKey(ev event.Event) string {
 // took the entry: a Redis evicting keys (allkeys-lru set at runtime) takes the stream and leaves
 // once keys, and trusting such a key lost the item the journal's replay appended again (chaos
 // seed 2 schedule 10). Within one generation the key alone decides: an entry gone then was
-// delivered and acknowledged. A key without a generation (written before this) decides alone.
+// delivered and acknowledged. An append made while the marker was gone (evicted: a loss the keeper
+// has not noticed yet) keeps an empty generation, which no generation matches: trusting it alone
+// lost the item when the replay of that loss found it (chaos seed 1 schedule 22, -kinds
+// redis-evict). A key without a generation (written by an older gateway) decides alone.
 var appendOnceScript = redis.NewScript(`
 local seen = redis.call('GET', KEYS[2])
 if seen then
@@ -52,14 +66,35 @@ if ARGV[9] == '' then
 else
   id = redis.call('XADD', KEYS[1], '*', 'eid', ARGV[2], 'sid', ARGV[3], 'kind', ARGV[4], 'data', ARGV[5], 'ver', ARGV[6], 'prio', ARGV[7], 'ts', ARGV[8], 'item', ARGV[9])
 end
-local gen = redis.call('GET', KEYS[3])
-if gen then
-  redis.call('SET', KEYS[2], id .. '|' .. gen, 'PX', ARGV[10])
-else
-  redis.call('SET', KEYS[2], id, 'PX', ARGV[10])
-end
+local gen = redis.call('GET', KEYS[3]) or ''
+redis.call('SET', KEYS[2], id .. '|' .. gen, 'PX', ARGV[10])
 return id
 `)
+
+// ErrOvertakenByLoss matches (errors.Is) an Append of a customer's message or receipt that gave
+// way to the message journal's replay (Config.Journaled): the outbox noticed that Redis lost its
+// data while the append waited (for room, or for Redis to take it), and the replay of that loss
+// appends the item, whose journal row was written before the append began, unless the item is
+// in the stream or held by a delivery already. The item is accepted: the journal carries it.
+var ErrOvertakenByLoss = errors.New("outbox: a Redis data loss overtook the append; the message journal's replay appends the item")
+
+// overtakenByLoss reports whether an append with the once key once that began in generation began
+// gives way to the journal's replay: the outbox is Journaled and noticed a loss since the append
+// began. Appending it anyway would race the replay, and the once key, the only thing that makes
+// their two appends one entry, does not outlive an evicting Redis: chaos seed 1 schedule 18
+// (-kinds redis-evict) had Laravel apply a customer's message twice after a session's append,
+// retrying through allkeys-lru's OOM refusals since before the loss, took once the replay's entry
+// of the same event was read and its once key evicted.
+func (o *Outbox) overtakenByLoss(once string, began int64) bool {
+	return once != "" && o.cfg.Journaled && o.generation.Load() != began
+}
+
+// gaveWay logs an append that gave way to the journal's replay and builds its error.
+func (o *Outbox) gaveWay(ev event.Event, began int64) error {
+	o.log.Info("outbox: Redis lost its data while a message or receipt waited to be appended; the message journal's replay appends it",
+		"event_id", ev.ID, "session_id", ev.SessionID, "kind", ev.Kind, "began_in_generation", began, "generation", o.generation.Load())
+	return fmt.Errorf("outbox: event %s: %w", ev.ID, ErrOvertakenByLoss)
+}
 
 // tryAppendOnce appends once an event with a once key (full is true when the stream had no room).
 func (o *Outbox) tryAppendOnce(ctx context.Context, args []any, once string) (id string, full bool, err error) {

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -200,6 +201,118 @@ func TestMessagingEventsAreTheCustomersItemsStillInTheStream(t *testing.T) {
 		}
 		if want := []string{waiting.ID, receipt.ID}; !slices.Equal(gotIDs, want) {
 			t.Errorf("MessagingEvents = %v, want %v", gotIDs, want)
+		}
+	})
+}
+
+// Chaos seed 1 schedule 18 (-kinds redis-evict): a customer's message applied twice. Redis, set to
+// allkeys-lru under memory pressure, refused a session's append of the message (OOM) and the
+// append retried; the evictions took the stream and the marker, the keeper noticed the loss, and
+// the message journal's replay appended the message, whose row the session had written before
+// its append began. The delivery read that entry and sent it; the eviction went on and took its
+// once key; then the session's append, still retrying, found no once key and added a second entry
+// of the item, sent in another batch. An append that a noticed loss overtook gives way to the
+// replay (the journal carries the item) instead of racing it.
+func TestAnAppendALossOvertookWhileItWaitedGivesWayToTheJournalsReplay(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		loss    bool
+		wantErr error
+	}{
+		{"Redis lost its data while it waited: the replay's entry is the item's only one", true, ErrOvertakenByLoss},
+		{"no loss while it waited: it appends once room comes", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+				ctx := context.Background()
+				// RoomPoll is long: the waiting append is woken by the test alone, after the loss.
+				o := newOutbox(t, b, Config{Max: 2, AppendTimeout: time.Minute, RoomPoll: time.Minute, Journaled: true})
+				fillWith(t, o, 2)
+				msg := customerMessage("s1", "WAID5", 1)
+				done := make(chan error, 1)
+				go func() {
+					_, err := o.Append(ctx, msg)
+					done <- err
+				}()
+				waitFor(t, "the message's append to wait for room", func() bool { return o.waiting() == 1 })
+				rdb := b.Client(t)
+				if tc.loss {
+					// The evictions take the stream and the marker; the keeper notices the loss.
+					if err := rdb.Del(ctx, o.cfg.Stream, o.cfg.MarkerKey).Err(); err != nil {
+						t.Fatal(err)
+					}
+					if lost, err := o.CheckGeneration(ctx); err != nil || !lost {
+						t.Fatalf("CheckGeneration = %v, %v; want the loss noticed", lost, err)
+					}
+					// The journal's replay appends the item (another outbox on the same Redis
+					// stands in for it: the waiting append is first in this one's queue) ...
+					replay := newOutbox(t, b, Config{Consumer: "gw-replay"})
+					if _, err := replay.Append(ctx, msg); err != nil {
+						t.Fatal(err)
+					}
+					// ... and the evicting Redis takes its once key.
+					if err := rdb.Del(ctx, o.onceKey(msg)).Err(); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					got, err := o.ReadNew(ctx, 1)
+					if err != nil || len(got) != 1 {
+						t.Fatalf("read %d, %v", len(got), err)
+					}
+					if err := o.Ack(ctx, got[0].ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+				o.wake(1) // room: the poller would see it later
+				if err := <-done; !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+					t.Errorf("the waiting append: %v; want %v", err, tc.wantErr)
+				}
+				evs, err := o.MessagingEvents(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(evs) != 1 {
+					t.Errorf("the stream holds %d entries of the message, want 1", len(evs))
+				}
+			})
+		})
+	}
+}
+
+// Chaos seed 1 schedule 22 (-kinds redis-evict): a customer's message lost. Its append ran while
+// the evictions had taken the marker and not yet the stream, so its once key named no
+// generation, and such a key was trusted alone; the stream went next, the keeper noticed the
+// loss, and the journal's replay of the item was answered the vanished entry's id. A key written
+// while the marker was gone names no generation a later one matches.
+func TestAnItemAppendedWhileTheMarkerWasGoneIsAppendedAgainAfterTheLossTookItsEntry(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		o := newOutbox(t, b, Config{})
+		rdb := b.Client(t)
+		if err := rdb.Del(ctx, o.cfg.MarkerKey).Err(); err != nil {
+			t.Fatal(err)
+		}
+		msg := customerMessage("s1", "WAID6", 1)
+		first, err := o.Append(ctx, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Del(ctx, o.cfg.Stream).Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // a recreated stream numbers its entries from the clock again
+		if lost, err := o.CheckGeneration(ctx); err != nil || !lost {
+			t.Fatalf("CheckGeneration = %v, %v; want the loss noticed", lost, err)
+		}
+		again, err := o.Append(ctx, msg) // the journal's replay
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again == first {
+			t.Errorf("the replay was answered the vanished entry %s", first)
+		}
+		if evs, err := o.MessagingEvents(ctx); err != nil || len(evs) != 1 {
+			t.Errorf("the stream holds %d entries of the message (%v), want 1", len(evs), err)
 		}
 	})
 }

@@ -98,6 +98,12 @@ type Config struct {
 	// (Group + ":" + GatewayID), and adopts a shard's undelivered entries when it takes the
 	// shard (shards.go). Zero: one gateway, every entry is this one's.
 	Shards int
+	// Journaled says that every customer's message and receipt appended here is kept in a
+	// journal outside Redis that appends it again after each loss the keeper notices (batch
+	// mode's message journal, gateway/app): an append of one that a noticed loss overtook while
+	// it waited gives way to that replay (ErrOvertakenByLoss; once.go) instead of adding a
+	// second entry of the item.
+	Journaled bool
 	// Logger receives the loud log lines (full outbox, dead letters) (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -352,6 +358,7 @@ func (o *Outbox) appendEvent(ctx context.Context, ev event.Event, once string) (
 	waited, woken := false, false
 	var lastErr error // the last attempt's Redis error, when it failed
 	lastFull := false // whether the last attempt found the outbox full
+	began := o.generation.Load()
 	for {
 		if !woken && !o.mayTryAtOnce(ev.Priority) {
 			// Appends of its priority (or a higher one) wait for room: queue behind them
@@ -370,6 +377,9 @@ func (o *Outbox) appendEvent(ctx context.Context, ev event.Event, once string) (
 				o.stopWaiting(room)
 				return "", o.refused(ev, lastErr, lastFull, ctx.Err())
 			}
+		}
+		if o.overtakenByLoss(once, began) {
+			return "", o.gaveWay(ev, began)
 		}
 		id, full, err := o.tryAppend(actx, args, once)
 		if err == nil && !full {

@@ -147,9 +147,16 @@ func (c *Coalescer) priorityDue() time.Time {
 func (c *Coalescer) SetInFlight(sessions map[event.Kind]map[string]bool) { c.inFlight = sessions }
 
 // waitingKey is the key an event waits under: its session for QR codes and statuses (one item
-// per session, the latest version wins), its own id for messages and receipts (never coalesced).
+// per session, the latest version wins), its item for messages and receipts (outbox.ItemKey:
+// never coalesced with another message, but two entries of one item wait as one). Keyed by event
+// id, a message WhatsApp redelivered under a new sequence while the journal's replay of it waited
+// went out twice in one batch once an evicting Redis had taken its once key (chaos seed 1
+// schedule 18, -kinds redis-evict).
 func waitingKey(ev event.Event) string {
 	if ev.Kind.IsMessaging() {
+		if item := outbox.ItemKey(ev); item != "" {
+			return item
+		}
 		return ev.ID
 	}
 	return ev.SessionID
@@ -182,8 +189,9 @@ func (c *Coalescer) Add(e outbox.Entry, now time.Time) (superseded outbox.Entry,
 	if it.Winner.ID == e.ID && e.Event.Kind.IsMessaging() {
 		return outbox.Entry{}, false // the same entry read twice: nothing to acknowledge
 	}
-	// For messages and receipts only the same event appended twice (re-driven twice) gets here:
-	// both carry the same item, and one stands for the other.
+	// For messages and receipts only two entries of one item get here (the same event re-driven
+	// twice, or appended again under a new event: a redelivery, the journal's replay): one stands
+	// for the other.
 	c.coalesced++
 	if e.Event.Version > it.Winner.Event.Version {
 		superseded, it.Winner = it.Winner, e

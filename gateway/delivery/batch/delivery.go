@@ -384,6 +384,9 @@ var (
 // outbox.ErrFull when full); every refusal is counted (enqueue_failed) and logged.
 func (d *Delivery) Deliver(ctx context.Context, ev event.Event) error {
 	if _, err := d.ob.Append(ctx, ev); err != nil {
+		if errors.Is(err, outbox.ErrOvertakenByLoss) {
+			return nil // accepted: the message journal's replay of that loss appends it
+		}
 		if !errors.Is(err, context.Canceled) { // withdrawn by the caller (a superseded QR code): not refused
 			d.enqueueFailed.Add(1) // full outbox, Redis unavailable, or an invalid event
 		}

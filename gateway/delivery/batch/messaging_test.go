@@ -87,6 +87,60 @@ func TestAMessageReadOrAppendedTwiceIsOneItem(t *testing.T) {
 	}
 }
 
+// Chaos seed 1 schedule 18 (-kinds redis-evict): a customer's message applied twice, sent twice in
+// one batch. The journal's replay appended a message Redis had refused to take (its row's event),
+// an evicting Redis took its once key, and WhatsApp's redelivery of the message, under a new
+// sequence and event id, became a second entry. Two entries of one item wait as one: the higher
+// version stands for both and the other is acknowledged; other items are never coalesced.
+func TestTwoEntriesOfOneItemUnderDifferentEventsWaitAsOne(t *testing.T) {
+	redelivered := func(e outbox.Entry, seq int64) outbox.Entry {
+		ev := e.Event
+		ev.ID, ev.Version = fmt.Sprintf("%s-%s-%d", ev.SessionID, ev.Kind, seq), seq
+		return outbox.Entry{ID: fmt.Sprintf("2-%s", ev.ID), Event: ev}
+	}
+	nextStatus := func(e outbox.Entry, seq int64) outbox.Entry {
+		e = redelivered(e, seq)
+		r := *e.Event.Receipt
+		r.Status = laravel.ReceiptPlayed
+		e.Event.Receipt = &r
+		return e
+	}
+	msg := messagingEntry(event.KindMessage, "s1", "chat-a", 1)
+	rcpt := messagingEntry(event.KindReceipt, "s1", "chat-a", 1)
+	for _, tc := range []struct {
+		name        string
+		first, then outbox.Entry
+		wantWaiting int
+	}{
+		{"a message redelivered under a new event", msg, redelivered(msg, 7), 1},
+		{"a receipt redelivered under a new event", rcpt, redelivered(rcpt, 7), 1},
+		{"the next status of a receipt", rcpt, nextStatus(rcpt, 7), 2},
+		{"another message of the chat", msg, messagingEntry(event.KindMessage, "s1", "chat-a", 2), 2},
+		{"the same message id on another session", msg, messagingEntry(event.KindMessage, "s2", "chat-a", 1), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCoalescer(50, 5*time.Second, 0)
+			now := time.Unix(100, 0)
+			c.Add(tc.first, now)
+			superseded, ok := c.Add(tc.then, now)
+			kind := tc.first.Event.Kind
+			if got := c.Waiting(kind); got != tc.wantWaiting {
+				t.Fatalf("waiting %d; want %d", got, tc.wantWaiting)
+			}
+			if tc.wantWaiting == 1 && (!ok || superseded.ID != tc.first.ID) {
+				t.Fatalf("superseded %q %v; want the older entry %s acknowledged", superseded.ID, ok, tc.first.ID)
+			}
+			if tc.wantWaiting == 2 && ok {
+				t.Fatalf("%s superseded %s: different items are never coalesced", tc.then.Event.ID, superseded.Event.ID)
+			}
+			bs := c.TakeAll(TriggerTime)
+			if n := len(bs[0].Items); len(bs) != 1 || n != tc.wantWaiting {
+				t.Fatalf("batches %d with %d items; want one with %d", len(bs), n, tc.wantWaiting)
+			}
+		})
+	}
+}
+
 // Messages and receipts are flushed on their own interval (1 s by default), not on the 5 s of QR
 // codes and statuses, and that flush leaves the statuses waiting for theirs.
 func TestMessagesFlushOnTheirOwnIntervalWithoutTakingStatusesAlong(t *testing.T) {
