@@ -18,8 +18,8 @@ const chaosUsage = `usage: simulator chaos -seed S -schedules K [-duration D] SC
 The generative fault campaign: draws K random fault schedules from S (Laravel statuses, redirects,
 Retry-After, undecodable or unaccounted answers, item refusals, latency, down, lost responses;
 Redis restart, loss, pause, eviction, restart while the gateway is down; gateway SIGKILL, SIGTERM in
-a failure window, SIGSTOP; a tiny outbox; WhatsApp drop, replace, logout and restart waves, and
-outages), prints each, runs each on a fresh world
+a failure window, SIGSTOP; a tiny outbox; WhatsApp drop, replace, logout and restart waves,
+outages, silences and sockets closed mid-handshake), prints each, runs each on a fresh world
 of SCENARIO (batch mode), heals, drains and checks the invariants: Laravel = gateway = truth for
 every session, nothing stale, dead letters only for injected item refusals, recovery within the
 bound, no retry storm. DIR gets schedules/ (every schedule as a replayable scenario file), runs/,
