@@ -204,7 +204,7 @@ func (u *user) run(ctx context.Context) error {
 	defer func() {
 		// The pollers end when their context does, before waiting; at the run's end (the VU
 		// stopping) each ends at its next poll time instead (Poller.Every), not all at once,
-		// within lazyEnd.
+		// within LazyEnd.
 		if !stopping(u.vu) {
 			stopPolling()
 		} else {
