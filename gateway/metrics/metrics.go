@@ -122,7 +122,7 @@ func New() *Metrics {
 	m.msgs = newMessageMetrics()
 	reg.MustRegister(m.msgs.collectors()...)
 	reg.MustRegister(m.events, m.deliveryFailed, m.eventsDropped, m.laravelRequests, m.laravelDuration, m.apiDuration, buildInfo,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newSchedLatencyCollector())
 	return m
 }
 
