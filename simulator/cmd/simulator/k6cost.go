@@ -23,7 +23,8 @@ import (
 const k6CostUsage = `usage: simulator k6-cost SCRIPT.js -out DIR [-set key=value]... [-e KEY=VALUE]...
 
 Runs the same workload twice on one world: the native Go users of the scenario YAML the script
-names in options.ext.wagate.world (or -world), then the k6 script (k6/x/wagate), and compares what
+names in options.ext.wagate.world (or -world), then the k6 script (k6/x/wagate; -script-first
+swaps them), and compares what
 the load generator spent: the VUs' CPU per gateway API request (a CPU profile, goroutines labelled
 load=vu) and its JS/native ratio, and the runtime memory per VU (runtime/metrics). Writes
 DIR/report.json (figures as metrics, targets as thresholds: ratio <= 1.5, <= 200 KiB per VU),
@@ -44,6 +45,7 @@ func runK6Cost(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	label := fs.String("label", "", "label of the run in reports")
 	world := fs.String("world", "", "scenario YAML of the world and the native users (default: the script's options.ext.wagate.world)")
 	bin := fs.String("bin", "", "folder with the fakelaravel and gateway binaries (default: next to this binary, then PATH)")
+	scriptFirst := fs.Bool("script-first", false, "run the script's half before the native users' (the world after a half differs from the world before it)")
 	var envs setFlags
 	fs.Var(&envs, "e", "an __ENV variable of the script, KEY=VALUE (repeatable; USERS is the world's users)")
 	script, _, rest, code, done := parseScenarioArgs(fs, args, stdout, stderr, usage)
@@ -67,7 +69,7 @@ func runK6Cost(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	start := time.Now()
-	res, reg, err := cost.Measure(ctx, cost.Config{Script: script, World: *world, Sets: sets, ScriptEnv: scriptEnv, Out: *out, BinDir: *bin,
+	res, reg, err := cost.Measure(ctx, cost.Config{Script: script, World: *world, Sets: sets, ScriptEnv: scriptEnv, ScriptFirst: *scriptFirst, Out: *out, BinDir: *bin,
 		ScriptOutput: stderr, Logger: log})
 	switch {
 	case errors.Is(err, scenario.ErrInvalid):

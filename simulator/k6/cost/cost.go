@@ -1,8 +1,9 @@
 // Package cost measures what running a workload as a k6 script costs the load generator next to
 // the native Go users running the same workload on the same world (`simulator k6-cost`, `make
 // bench-k6`). A script names its world in options.ext.wagate.world; that scenario YAML's users are
-// the native half. Measure starts the world once, runs the native users, then the script (both end
-// their sessions, so the world is idle again between them), and records for each half:
+// the native half. Measure starts the world once, runs the native users, then the script (or the
+// script first: Config.ScriptFirst; both end their sessions, so the world is idle again between
+// them), and records for each half:
 //
 //   - the gateway API requests its VUs made (http_reqs of the world's API client);
 //   - the CPU of its VUs, from a CPU profile of the process over the half (the script's from the
@@ -189,6 +190,10 @@ type Config struct {
 	Sets []string
 	// ScriptEnv are extra __ENV variables of the script (-e KEY=VALUE); USERS is the world's.
 	ScriptEnv map[string]string
+	// ScriptFirst runs the script's half before the native users' (-script-first): the world
+	// after a half is not the world before it (the gateway's stores hold the first half's devices),
+	// so a difference that follows the order is the world's, not the runtime's.
+	ScriptFirst bool
 	// Out receives the world's logs and the script half's report (Out/js).
 	Out string
 	// BinDir has the gateway and fakelaravel binaries (default: next to the simulator, then PATH).
@@ -229,19 +234,28 @@ func Measure(ctx context.Context, cfg Config) (Result, *simmetrics.Registry, err
 	// first; GroundTruth begins and ends the world's measurements itself.
 
 	var res Result
-	log.Info("k6-cost: native users", "scenario", world)
-	res.Native, err = measure(ctx, reg, profilePath(cfg.Out, "native"), func(p *Phase, _ func()) error { return runNative(ctx, f, env, p) })
-	if err != nil {
-		return res, reg, err
-	}
-	log.Info("k6-cost: script", "script", cfg.Script)
-	res.JS, err = measure(ctx, reg, profilePath(cfg.Out, "js"), func(p *Phase, loadStart func()) error {
-		code, err := runScript(ctx, cfg, f.Users, env, d, p, loadStart)
-		res.ScriptExit = code
+	native := func() (err error) {
+		log.Info("k6-cost: native users", "scenario", world)
+		res.Native, err = measure(ctx, reg, profilePath(cfg.Out, "native"), func(p *Phase, _ func()) error { return runNative(ctx, f, env, p) })
 		return err
-	})
-	if err != nil {
-		return res, reg, err
+	}
+	script := func() (err error) {
+		log.Info("k6-cost: script", "script", cfg.Script)
+		res.JS, err = measure(ctx, reg, profilePath(cfg.Out, "js"), func(p *Phase, loadStart func()) error {
+			code, err := runScript(ctx, cfg, f.Users, env, d, p, loadStart)
+			res.ScriptExit = code
+			return err
+		})
+		return err
+	}
+	halves := []func() error{native, script}
+	if cfg.ScriptFirst {
+		halves = []func() error{script, native}
+	}
+	for _, half := range halves {
+		if err := half(); err != nil {
+			return res, reg, err
+		}
 	}
 	if res.GroundTruth, err = d.GroundTruth(ctx); err != nil {
 		return res, reg, fmt.Errorf("ground truth: %w", err)

@@ -1,6 +1,7 @@
 package testrun
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -8,10 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"wagate/reports"
 	"wagate/simulator/k6/bundle"
@@ -288,9 +293,11 @@ func BenchmarkGlobalBuiltins(b *testing.B) {
 // script half does: the VUs' goja runtimes are far larger than the CPU's caches, so each wake
 // finds what it reads of its VU cold, which the single-VU loops of BenchmarkStatusRequest do not
 // show. Polls go to a loopback server every pollWakeInterval; each VU polls b.N/1000 times.
-// cpu-ns/poll is the process's CPU (getrusage: the VUs, the server, the GC) per status poll, the
-// figure to compare before and after a change of the loop or the runtime (ns/op is wall time,
-// mostly sleeping). Run it with -benchtime 20000x (about 4 s of load and 1 s of VU init).
+// vu-cpu-ns/poll is the CPU of the VUs' goroutines (a CPU profile's samples labelled load=vu, as
+// k6-cost counts them: the interpreter, the sleeps and the polls' client side) per status poll,
+// cpu-ns/poll the whole process's (getrusage: the server and the GC too); ns/op is wall time,
+// mostly sleeping. Run it with -benchtime 50000x (about 10 s of load and 1 s of VU init; the
+// profile's 10 ms samples make vu-cpu-ns/poll good to about 10%).
 func BenchmarkInlinePollWakes(b *testing.B) {
 	const vus = 1000
 	const pollWakeInterval = 0.2 // seconds
@@ -314,25 +321,60 @@ export default function () { live("s" + __VU, b, Math.random() * b.statusPollInt
 		}
 	}
 	runtime.GC()
+	var prof bytes.Buffer
+	if err := pprof.StartCPUProfile(&prof); err != nil {
+		b.Skipf("a CPU profile is already running (-cpuprofile?): %v", err)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := rusageCPU(b)
 	var wg sync.WaitGroup
 	for _, vu := range all {
 		wg.Go(func() {
-			if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
-				b.Error(err)
-			}
+			pprof.Do(context.Background(), pprof.Labels(vuLabel, vuLabelValue), func(ctx context.Context) {
+				if err := vu.RunIteration(ctx, js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
+					b.Error(err)
+				}
+			})
 		})
 	}
 	wg.Wait()
 	cpu := rusageCPU(b) - cpu0
 	b.StopTimer()
+	pprof.StopCPUProfile()
 	n := reg.Total("http_reqs", nil)
 	if n < float64(b.N)*0.8 {
 		b.Fatalf("%v polls, want about %d", n, b.N)
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/poll")
+	b.ReportMetric(float64(labelledCPU(b, &prof).Nanoseconds())/n, "vu-cpu-ns/poll")
+}
+
+// The pprof label of the VUs' goroutines in BenchmarkInlinePollWakes (k6-cost's: load=vu).
+const vuLabel, vuLabelValue = "load", "vu"
+
+// labelledCPU is the CPU of a profile's samples labelled vuLabel=vuLabelValue.
+func labelledCPU(b *testing.B, prof *bytes.Buffer) time.Duration {
+	p, err := profile.Parse(prof)
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx := -1
+	for i, st := range p.SampleType {
+		if st.Type == "cpu" && st.Unit == "nanoseconds" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		b.Fatal("cpu profile: no cpu/nanoseconds samples")
+	}
+	var sum int64
+	for _, s := range p.Sample {
+		if slices.Contains(s.Label[vuLabel], vuLabelValue) {
+			sum += s.Value[idx]
+		}
+	}
+	return time.Duration(sum)
 }
 
 // rusageCPU is the process's user and system CPU so far.
