@@ -49,6 +49,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 	var onDataLost atomic.Pointer[func(generation int64)]
 	obCfg := cfg.OutboxConfig()
 	obCfg.Logger = log
+	// A re-driven dead letter of a message or receipt is journalled again (its row was deleted
+	// when it was dead-lettered).
+	obCfg.Redriving = journal.journal.Record
 	obCfg.Journaled = true // the message journal replays every loss the keeper notices (journal.go)
 	obCfg.OnDataLost = func(gen int64) {
 		if f := onDataLost.Load(); f != nil {

@@ -12,7 +12,8 @@ const MaxGatewayID = 128
 
 // DefaultConfig returns the outbox's defaults, the values zero fields take (the Default*
 // constants). The fields derived at New are left unset: GatewayID (the host name), Consumer (one
-// per process incarnation) and MarkerKey (Stream + ":generation"), as are OnDataLost and Logger.
+// per process incarnation) and MarkerKey (Stream + ":generation"), as are OnDataLost, Redriving
+// and Logger.
 func DefaultConfig() Config {
 	return Config{
 		Stream:            DefaultStream,

@@ -253,6 +253,11 @@ func (o *Outbox) RedriveDeadLetters(ctx context.Context, f RedriveFilter) (Redri
 				return res, nil
 			}
 			res.Matched++
+			if o.cfg.Redriving != nil && dl.Event.Kind.IsMessaging() {
+				if err := o.cfg.Redriving(ctx, dl.Event); err != nil {
+					return res, fmt.Errorf("outbox: re-drive dead letter %s (event %s): %w", dl.ID, dl.Event.ID, err)
+				}
+			}
 			// A re-drive appends even a message the outbox took before: that is the point.
 			if _, err := o.appendEvent(ctx, dl.Event, ""); err != nil {
 				return res, fmt.Errorf("outbox: re-drive dead letter %s (event %s): %w", dl.ID, dl.Event.ID, err)

@@ -82,6 +82,10 @@ type Config struct {
 	// OnDataLost is called by the keeper with the new generation when the marker disappeared:
 	// Redis lost its data, and with it the undelivered events.
 	OnDataLost func(generation int64)
+	// Redriving, when set, is told each customer's message or receipt a dead-letter re-drive is
+	// about to append, before the append (the message journal records it again, so a Redis data
+	// loss before Laravel applies it does not lose it); an error stops the re-drive there.
+	Redriving func(ctx context.Context, ev event.Event) error
 	// RoomPoll is how often the one poller looks for room while appends wait (default 25 ms,
 	// jittered).
 	RoomPoll time.Duration
