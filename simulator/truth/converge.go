@@ -116,7 +116,7 @@ func (l *Ledger) unsettled(gateway map[string]State) []string {
 		if !ok {
 			continue
 		}
-		if waitsFor(s.laravel, s.laravelQRV, g) || outdated(s.laravel, s.laravelQRV, g) || !(Evidence{Expected: s.expected}).expects(g.Status) {
+		if waitsFor(s.laravel, s.laravelQRV, g) || outdated(s.laravel, s.laravelQRV, g) || !s.expectation().expects(g.Status) {
 			out = append(out, id)
 		}
 	}

@@ -27,6 +27,9 @@ type cause struct {
 	// undone: the action failed after the cause was recorded (a refused logout request, a drop
 	// of a device that was already gone): it never happened.
 	undone bool
+	// unacknowledged: the request for it got no answer (its connection broke, as when the
+	// gateway is killed mid-request): it may or may not have happened (see Attempt.Unacknowledged).
+	unacknowledged bool
 }
 
 // session is the ledger's record of one session.
@@ -38,8 +41,12 @@ type session struct {
 	// "" means never paired (pending or expired are both right, depending on the gateway's QR
 	// expiry).
 	expected laravel.Status
-	causes   []cause
-	pairedAt time.Time
+	// uncertain is set while a cause the expected state rests on was never acknowledged and
+	// never seen delivered; otherwise is then the expected final state had it not happened.
+	uncertain bool
+	otherwise laravel.Status
+	causes    []cause
+	pairedAt  time.Time
 	// unanswered: the request that started the session got no answer (see Unanswered).
 	unanswered bool
 
@@ -96,20 +103,46 @@ func (l *Ledger) Started(id, phone string, at time.Time, tags metrics.Tags) {
 // returned undo forgets the cause when the action failed, even after later causes (a logout
 // request that never reached the gateway, answered after a replaced stream).
 func (l *Ledger) Caused(id string, status laravel.Status, at time.Time) (undo func()) {
+	return l.Attempt(id, status, at).Undo
+}
+
+// Attempt records a cause like Caused and returns what the action's outcome can say about it.
+func (l *Ledger) Attempt(id string, status laravel.Status, at time.Time) Attempt {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.get(id)
 	s.causes = append(s.causes, cause{status: status, at: at})
-	i := len(s.causes) - 1
-	s.expected = s.expectedLocked()
-	return func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if c := &s.causes[i]; !c.delivered {
-			c.undone = true
-			s.expected = s.expectedLocked()
-		}
+	s.derivedLocked()
+	return Attempt{l: l, s: s, i: len(s.causes) - 1}
+}
+
+// Attempt is one recorded cause whose action is under way.
+type Attempt struct {
+	l *Ledger
+	s *session
+	i int
+}
+
+// Undo forgets the cause: the action failed (refused, or it never reached the gateway), unless
+// Laravel already showed it.
+func (a Attempt) Undo() {
+	a.l.mu.Lock()
+	defer a.l.mu.Unlock()
+	if c := &a.s.causes[a.i]; !c.delivered {
+		c.undone = true
+		a.s.derivedLocked()
 	}
+}
+
+// Unacknowledged says the action's request reached the gateway but got no answer (the connection
+// broke, as when the gateway is killed mid-request): the gateway may have acted on it or not, so
+// the session's final state may be the one with the cause or the one without it. Once Laravel
+// shows the cause, it happened, and the session is judged on it alone.
+func (a Attempt) Unacknowledged() {
+	a.l.mu.Lock()
+	defer a.l.mu.Unlock()
+	a.s.causes[a.i].unacknowledged = true
+	a.s.derivedLocked()
 }
 
 // Expect says the session settles in status by itself after the cause just recorded for it,
@@ -123,7 +156,15 @@ func (l *Ledger) Expect(id string, status laravel.Status) {
 	} else {
 		s.causes = append(s.causes, cause{status: status, settles: status, delivered: true})
 	}
-	s.expected = s.expectedLocked()
+	s.derivedLocked()
+}
+
+// derivedLocked derives the session's expected final state (expectedLocked), and the one it may
+// end in instead when a cause it rests on was never acknowledged.
+func (s *session) derivedLocked() {
+	s.expected = s.expectedLocked(false)
+	s.otherwise = s.expectedLocked(true)
+	s.uncertain = s.otherwise != s.expected
 }
 
 // expectedLocked derives the session's expected final state from the causes that stand, in the
@@ -132,12 +173,14 @@ func (l *Ledger) Expect(id string, status laravel.Status) {
 // ignores its old connection, WhatsApp no longer lets it in, so nothing WhatsApp does to the
 // device afterwards, or while the logout request is on its way (recorded earlier but applied by
 // the gateway later, as when the gateway was paused), changes the session. Only a new pairing
-// (connected) does. "" means never paired.
-func (s *session) expectedLocked() laravel.Status {
+// (connected) does. "" means never paired. withoutUnacknowledged leaves out the causes whose
+// request got no answer and that Laravel never showed.
+func (s *session) expectedLocked(withoutUnacknowledged bool) laravel.Status {
 	var exp laravel.Status
 	for _, c := range s.causes {
 		switch {
 		case c.undone:
+		case withoutUnacknowledged && c.unacknowledged && !c.delivered:
 		case exp == laravel.StatusLoggedOut && c.status != laravel.StatusConnected:
 		case c.settles != "":
 			exp = c.settles
@@ -237,6 +280,7 @@ func (l *Ledger) deliveredLocked(s *session, status laravel.Status, appliedAt ti
 	for i := 0; i <= idx; i++ {
 		s.causes[i].delivered = true // earlier states were superseded (coalesced)
 	}
+	s.derivedLocked()
 }
 
 // Truth is the ground-truth comparison at the end of a run.
@@ -288,9 +332,15 @@ func (l *Ledger) Finish(gateway map[string]State, end time.Time) Truth {
 
 // evidenceLocked gathers what Judge needs about s.
 func (l *Ledger) evidenceLocked(s *session, gateway map[string]State) Evidence {
-	e := Evidence{Expected: s.expected, Laravel: s.laravel, LaravelQRVersion: s.laravelQRV, Regression: s.regression}
+	e := s.expectation()
+	e.Laravel, e.LaravelQRVersion, e.Regression = s.laravel, s.laravelQRV, s.regression
 	e.Gateway, e.HaveGateway = gateway[s.id]
 	return e
+}
+
+// expectation is the part of s's evidence that says what the simulation caused.
+func (s *session) expectation() Evidence {
+	return Evidence{Expected: s.expected, Uncertain: s.uncertain, Otherwise: s.otherwise}
 }
 
 // Forget removes session id from the ledger: its start request never reached the gateway (the

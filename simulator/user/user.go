@@ -383,12 +383,16 @@ func (u *user) live(ctx context.Context) error {
 			remote.Reset(u.exp(*b.RemoteLogoutsPerHour))
 		case <-end.C:
 			if u.rng.Float64() < *b.LogoutAtEnd {
-				undo := e.Ledger.Caused(u.id, laravel.StatusLoggedOut, time.Now())
+				logout := e.Ledger.Attempt(u.id, laravel.StatusLoggedOut, time.Now())
 				r, err := e.API.Logout(ctx, u.id, u.tags)
-				if Unreached(err) || (err == nil && r.Status >= 300) {
-					// Refused, or never reached a running gateway: nothing changed (another network
-					// error may have logged out: keep it).
-					undo()
+				switch {
+				case Unreached(err) || (err == nil && r.Status >= 300):
+					// Refused, or never reached a running gateway: nothing changed.
+					logout.Undo()
+				case err != nil:
+					// Reached the gateway but never answered (killed mid-request): it may have
+					// logged out or not.
+					logout.Unacknowledged()
 				}
 			}
 			return nil
