@@ -204,20 +204,7 @@ func TestEntriesOfMessagesLaravelAppliedThatARedisRestartBringsBackAreAcknowledg
 	if items := after.Items - before.Items; items != 1 {
 		t.Errorf("%d messages sent after the restart; want only the new one", items)
 	}
-	st, err := srv.Messages(ctx, "chat-000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, msg := range st.Messages {
-		got = append(got, msg.MessageID)
-		if msg.Deliveries != 1 {
-			t.Errorf("message %s applied by %d requests, want 1", msg.MessageID, msg.Deliveries)
-		}
-	}
-	if want := []string{msgs[0].Payload, msgs[1].Payload, msgs[2].Payload, msgs[3].Payload}; !slices.Equal(got, want) {
-		t.Errorf("Laravel stored %q, want %q", got, want)
-	}
+	appliedOnceInOrder(t, srv, "chat-000", payloads(msgs[:4]))
 }
 
 // Redis on AOF restarted losing its last writes while a batch Laravel applied was in flight (its
@@ -292,20 +279,36 @@ func TestABatchLaravelAppliedIsSentAgainUnderItsKeyWhenARedisRestartKeptOnlySome
 	if r := after.Replayed - before.Replayed; r != 1 {
 		t.Errorf("Laravel answered %d batches from its stored answers; want the one applied before the restart", r)
 	}
-	st, err := srv.Messages(ctx, "chat-000")
+	appliedOnceInOrder(t, srv, "chat-000", payloads(msgs[:4]))
+}
+
+// appliedOnceInOrder fails the test unless Laravel stores for session exactly the messages want,
+// in that order, each applied by one request.
+func appliedOnceInOrder(t *testing.T, srv *fakelaravel.Server, session string, want []string) {
+	t.Helper()
+	st, err := srv.Messages(context.Background(), session)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, msg := range st.Messages {
-		got = append(got, msg.MessageID)
-		if msg.Deliveries != 1 {
-			t.Errorf("message %s applied by %d requests, want 1", msg.MessageID, msg.Deliveries)
+	for _, m := range st.Messages {
+		got = append(got, m.MessageID)
+		if m.Deliveries != 1 {
+			t.Errorf("message %s applied by %d requests, want 1", m.MessageID, m.Deliveries)
 		}
 	}
-	if want := []string{msgs[0].Payload, msgs[1].Payload, msgs[2].Payload, msgs[3].Payload}; !slices.Equal(got, want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("Laravel stored %q, want %q in order", got, want)
 	}
+}
+
+// payloads returns the payloads of evs in order (the fixtures' messages carry their ids as payloads).
+func payloads(evs []event.Event) []string {
+	var ids []string
+	for _, ev := range evs {
+		ids = append(ids, ev.Payload)
+	}
+	return ids
 }
 
 // applied returns the ids of the messages Laravel stores for session.

@@ -245,23 +245,6 @@ func TestAStartSendsABatchWhoseRecordRedisLostUnderTheKeyTheJournalNoted(t *test
 		if after.Replayed-before.Replayed != 1 {
 			t.Errorf("Laravel answered %d batches from its stored answers; want the one applied before the death", after.Replayed-before.Replayed)
 		}
-		st, err := srv.Messages(ctx, "chat-000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, m := range st.Messages {
-			got = append(got, m.MessageID)
-			if m.Deliveries != 1 {
-				t.Errorf("message %s applied by %d requests, want 1", m.MessageID, m.Deliveries)
-			}
-		}
-		var want []string
-		for _, ev := range msgs {
-			want = append(want, ev.Payload)
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("Laravel stored %q, want %q in order", got, want)
-		}
+		appliedOnceInOrder(t, srv, "chat-000", payloads(msgs))
 	})
 }
