@@ -249,10 +249,13 @@ func (d *Driver) Logout(ctx context.Context, id string, tags metrics.Tags) (int,
 	if _, err := d.get(id); err != nil {
 		return 0, err
 	}
-	undo := d.env.Ledger.Caused(id, laravel.StatusLoggedOut, time.Now())
+	logout := d.env.Ledger.Attempt(id, laravel.StatusLoggedOut, time.Now())
 	r, err := d.env.API.Logout(ctx, id, tags)
-	if user.Unreached(err) || (err == nil && r.Status >= 300) {
-		undo() // refused, or never reached a running gateway: nothing changed
+	switch {
+	case user.Unreached(err) || (err == nil && r.Status >= 300):
+		logout.Undo() // refused, or never reached a running gateway: nothing changed
+	case err != nil:
+		logout.Unacknowledged() // reached the gateway, no answer: it may have logged out or not
 	}
 	if err != nil {
 		return 0, fmt.Errorf("logout %s: %w", id, err)
