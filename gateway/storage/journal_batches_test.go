@@ -173,23 +173,11 @@ func TestAJournalFromBeforeBatchesWereNotedGainsTheColumnsAndKeepsItsRows(t *tes
 // first POST: one UPDATE of its rows (key, position, length and the event as sent) in the SQLite
 // store. Compare BenchmarkJournalSettle (the DELETE when it is settled).
 func BenchmarkJournalNoteBatch(b *testing.B) {
-	j := NewJournal(openTemp(b))
-	ctx := context.Background()
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		batch := make([]event.Event, 50)
-		for k := range batch {
-			i++
-			batch[k] = journalMessage(fmt.Sprintf("s%d", i%100), fmt.Sprintf("M%d", i), int64(1_000_000+i))
-			if err := j.Record(ctx, batch[k]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StartTimer()
-		if err := j.NoteBatches(ctx, JournalBatch{Key: fmt.Sprintf("k%d", i), Events: batch}); err != nil {
+	n := 0
+	benchmarkRecordedBatches(b, func(ctx context.Context, j *Journal, batch []event.Event) {
+		n++
+		if err := j.NoteBatches(ctx, JournalBatch{Key: fmt.Sprintf("k%d", n), Events: batch}); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }

@@ -132,25 +132,11 @@ func TestTheJournalTellsTheStatesOfMoreItemsThanAStatementTakes(t *testing.T) {
 // settling a batch cost before applied rows were kept): compare BenchmarkJournalSettle, the
 // UPDATE that marks them settled.
 func BenchmarkJournalForget(b *testing.B) {
-	j := NewJournal(openTemp(b))
-	ctx := context.Background()
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		batch := make([]event.Event, 50)
-		for k := range batch {
-			i++
-			batch[k] = journalMessage(fmt.Sprintf("s%d", i%100), fmt.Sprintf("M%d", i), int64(1_000_000+i))
-			if err := j.Record(ctx, batch[k]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StartTimer()
+	benchmarkRecordedBatches(b, func(ctx context.Context, j *Journal, batch []event.Event) {
 		if n, err := j.Forget(ctx, batch); err != nil || n != 50 {
 			b.Fatalf("forgot %d, %v", n, err)
 		}
-	}
+	})
 }
 
 // BenchmarkJournalStates is what the delivery's intake asks the journal for each page of
