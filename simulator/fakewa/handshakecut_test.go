@@ -23,10 +23,7 @@ import (
 // its handshake end and is cut there, unanswered, like a device outage's logins. Before, the
 // outage cut it with the rest: the client's connect returned only at whatsmeow's 20 s timeout.
 func TestAnOutageThatBeginsDuringAHandshakeCutsTheConnectionAtItsEndNotBeforeTheServerHello(t *testing.T) {
-	if raceEnabled {
-		// Cut right after its handshake, as in TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds.
-		t.Skip("whatsmeow's FrameSocket races with a peer closing its socket mid-handshake; run without -race (.ci/run does)")
-	}
+	skipUnderRaceAsItClosesSocketsMidHandshake(t) // cut right after its handshake
 	srv := startServer(t, Config{})
 	tc, jid := pairedClientWith(t, srv, "5511900000105", false)
 	tc.cli.Disconnect()

@@ -15,13 +15,7 @@ import (
 // An outage of some devices cuts their connections like a network drop and cuts every login they
 // try, unanswered, until it ends; other devices stay online; once it ends they log in again.
 func TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds(t *testing.T) {
-	if raceEnabled {
-		// Its logins are cut right after the handshake on purpose: whatsmeow's FrameSocket
-		// writes its disconnect handler (newNoiseSocket) and reads its connection without the
-		// lock its Close takes, a data race inside whatsmeow that -race reports against this
-		// test. .ci/run runs it without -race.
-		t.Skip("whatsmeow's FrameSocket races with a peer closing its socket mid-handshake; run without -race (.ci/run does)")
-	}
+	skipUnderRaceAsItClosesSocketsMidHandshake(t) // its logins are cut right after the handshake on purpose
 	srv := startServer(t, Config{})
 	down, downJID := pairedClientWith(t, srv, "5511900000101", false)
 	up, upJID := pairedClient(t, srv, "5511900000102")
@@ -89,10 +83,7 @@ func TestAServerOutageCutsEveryConnectionAndRefusesDialsUntilItEnds(t *testing.T
 
 // The control API starts and ends outages as the Go API does, and refuses a bad request.
 func TestControlAPIStartsAndEndsAnOutage(t *testing.T) {
-	if raceEnabled {
-		// A device outage cuts its connection as in TestADeviceOutageCutsItsConnectionAndItsLoginsUntilItEnds.
-		t.Skip("whatsmeow's FrameSocket races with a peer closing its socket mid-handshake; run without -race (.ci/run does)")
-	}
+	skipUnderRaceAsItClosesSocketsMidHandshake(t) // a device outage cuts its connection and logins
 	srv := startServer(t, Config{})
 	api := httptest.NewServer(srv.ControlHandler())
 	defer api.Close()
@@ -124,5 +115,17 @@ func redial(t *testing.T, tc *testClient) {
 	tc.cli.Disconnect()
 	if err := tc.cli.Connect(); err != nil {
 		t.Fatalf("dial: %v", err)
+	}
+}
+
+// skipUnderRaceAsItClosesSocketsMidHandshake skips a test under the race detector when the server
+// closes a client's socket during or right after its handshake on purpose: whatsmeow's
+// FrameSocket writes its disconnect handler (newNoiseSocket) and reads its connection without the
+// lock its Close takes, a data race inside whatsmeow that -race reports against the test.
+// .ci/run runs these tests without -race.
+func skipUnderRaceAsItClosesSocketsMidHandshake(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("whatsmeow's FrameSocket races with a peer closing its socket mid-handshake; run without -race (.ci/run does)")
 	}
 }
