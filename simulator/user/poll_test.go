@@ -242,17 +242,8 @@ func TestEveryPollsUntilItsContextEndsOrItIsStopped(t *testing.T) {
 		{"nothing is polled before first", time.Hour, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			polls := 0
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				polls++
-				mu.Unlock()
-				_, _ = io.WriteString(w, "{}")
-			}))
-			defer srv.Close()
-			count := func() int { mu.Lock(); defer mu.Unlock(); return polls }
-			api, _ := newPollAPI(t, srv.URL)
+			url, count := countingPolls(t)
+			api, _ := newPollAPI(t, url)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			stop := make(chan struct{})
@@ -296,17 +287,8 @@ func TestEveryPollsUntilItsContextEndsOrItIsStopped(t *testing.T) {
 // that the run's end does not make every poller runnable at once; its context still ends it at
 // once.
 func TestAStoppedPollerEndsAtItsNextPollTimeWithoutPolling(t *testing.T) {
-	var mu sync.Mutex
-	polls := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		polls++
-		mu.Unlock()
-		_, _ = io.WriteString(w, "{}")
-	}))
-	defer srv.Close()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return polls }
-	api, _ := newPollAPI(t, srv.URL)
+	url, count := countingPolls(t)
+	api, _ := newPollAPI(t, url)
 	for _, tc := range []struct {
 		name  string
 		first time.Duration
@@ -365,4 +347,20 @@ func TestAStoppedPollerEndsAtItsNextPollTimeWithoutPolling(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingPolls starts a loopback HTTP server, closed when the test ends, that answers every
+// request with an empty JSON object; count says how many requests (polls) it has answered.
+func countingPolls(t *testing.T) (url string, count func() int) {
+	t.Helper()
+	var mu sync.Mutex
+	polls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		polls++
+		mu.Unlock()
+		_, _ = io.WriteString(w, "{}")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() int { mu.Lock(); defer mu.Unlock(); return polls }
 }
