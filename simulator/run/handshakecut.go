@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"sort"
 	"time"
 
 	"wagate/gateway/laravel"
@@ -23,17 +21,7 @@ func (r *runner) whatsappHandshakeCut(ctx context.Context, flt scenario.Fault, w
 	if flt.Duration <= 0 {
 		return nil, errors.New("a handshake cut needs a duration")
 	}
-	share := 1.0
-	if flt.WhatsApp.Share != nil {
-		share = *flt.WhatsApp.Share
-	}
-	online := r.ownOnline()
-	ids := make([]string, 0, len(online))
-	for id := range online {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	ids = ids[:int(math.Round(share*float64(len(ids))))]
+	share, ids, online := r.onlineShare(flt.WhatsApp)
 	before, err := r.w.wa.Stats(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fakewa stats: %w", err)

@@ -66,21 +66,28 @@ func (r *runner) whatsappDown(ctx context.Context, flt scenario.Fault, w *FaultW
 	}, nil
 }
 
-// shareOfOnline picks the sessions a WhatsApp fault of wf's share acts on: that share of this
-// runner's online sessions, the first by session id (ids), out of online; jids are their devices
-// when the share is below 1, none (the whole server) at share 1.
-func (r *runner) shareOfOnline(wf *scenario.WhatsAppFault) (share float64, ids []string, online int, jids []types.JID, err error) {
+// onlineShare picks the sessions a WhatsApp fault of wf's share acts on (share 1 when it names
+// none): that share of this runner's online sessions, the first by session id (ids), out of
+// online, their devices by session id. Every WhatsApp fault on a share of the sessions picks them so.
+func (r *runner) onlineShare(wf *scenario.WhatsAppFault) (share float64, ids []string, online map[string]string) {
 	share = 1.0
 	if wf.Share != nil {
 		share = *wf.Share
 	}
-	devices := r.ownOnline()
-	all := make([]string, 0, len(devices))
-	for id := range devices {
-		all = append(all, id)
+	online = r.ownOnline()
+	ids = make([]string, 0, len(online))
+	for id := range online {
+		ids = append(ids, id)
 	}
-	sort.Strings(all)
-	ids = all[:int(math.Round(share*float64(len(all))))]
+	sort.Strings(ids)
+	return share, ids[:int(math.Round(share*float64(len(ids))))], online
+}
+
+// shareOfOnline is onlineShare for a fault that acts on devices (fakewa's Unreachable, Silence):
+// online counts the online sessions; jids are the picked sessions' devices when the share is
+// below 1, none (the whole server) at share 1.
+func (r *runner) shareOfOnline(wf *scenario.WhatsAppFault) (share float64, ids []string, online int, jids []types.JID, err error) {
+	share, ids, devices := r.onlineShare(wf)
 	if share < 1 {
 		for _, id := range ids {
 			j, err := types.ParseJID(devices[id])
@@ -90,7 +97,7 @@ func (r *runner) shareOfOnline(wf *scenario.WhatsAppFault) (share float64, ids [
 			jids = append(jids, j)
 		}
 	}
-	return share, ids, len(all), jids, nil
+	return share, ids, len(devices), jids, nil
 }
 
 // redisLossWindow is how long before the gateway's SIGKILL a redis-restart-while-gateway-down

@@ -3,8 +3,6 @@ package run
 import (
 	"context"
 	"fmt"
-	"math"
-	"sort"
 	"time"
 
 	"wagate/gateway/laravel"
@@ -220,17 +218,8 @@ func (p whatsappPlayer) Inject(ctx context.Context, flt scenario.Fault, w *Fault
 	if wf.Action == "handshake-cut" {
 		return r.whatsappHandshakeCut(ctx, flt, w) // handshakecut.go
 	}
-	share := 1.0
-	if wf.Share != nil {
-		share = *wf.Share
-	}
-	online := r.ownOnline()
-	ids := make([]string, 0, len(online))
-	for id := range online {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	n := int(math.Round(share * float64(len(ids))))
+	share, ids, online := r.onlineShare(wf)
+	n := len(ids)
 	var gap time.Duration
 	if n > 1 {
 		gap = wf.Spread.Std() / time.Duration(n)
@@ -271,7 +260,7 @@ func (p whatsappPlayer) Inject(ctx context.Context, flt scenario.Fault, w *Fault
 			}
 		}
 	}
-	w.Detail = fmt.Sprintf("%s on %d of %d online sessions (share %.2f, %d failed)", wf.Action, n, len(ids), share, failed)
+	w.Detail = fmt.Sprintf("%s on %d of %d online sessions (share %.2f, %d failed)", wf.Action, n, len(online), share, failed)
 	return nil, nil
 }
 
