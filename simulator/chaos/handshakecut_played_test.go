@@ -1,13 +1,9 @@
 package chaos
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-
-	"wagate/simulator/run"
 )
 
 // The generation-3 kind, whatsapp-handshake-cut, is really played on a whole world (bin/gateway,
@@ -25,9 +21,7 @@ faults:
 	failed := regexp.MustCompile(`; (\d+) handshakes failed`)
 	for _, w := range tl.Faults {
 		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
-		if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
-			t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
-		}
+		checkPlayed(t, w)
 		if m := failed.FindStringSubmatch(w.Detail); m == nil || m[1] == "0" {
 			t.Errorf("%s: %q, want handshakes cut", w.Name, w.Detail)
 		}
@@ -40,10 +34,7 @@ faults:
 	if len(tl.Faults) != 2 {
 		t.Errorf("%d faults played, want 2", len(tl.Faults))
 	}
-	gwLog, err := os.ReadFile(filepath.Join(out, "logs", "gateway.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gwLog := gatewayLog(t, out)
 	if n := strings.Count(string(gwLog), "the socket closed during the noise handshake"); n == 0 {
 		t.Error("the gateway never gave up a connect whose socket closed during the handshake")
 	} else {
@@ -62,12 +53,5 @@ faults:
 		}
 		t.Errorf("a connect waited for whatsmeow's handshake timeout: %s", line)
 	}
-	oc, err := run.ReadOutcome(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if oc.Sessions == 0 {
-		t.Error("the ground truth checked no session")
-	}
-	t.Logf("outcome (the campaign judges it): %d sessions, %d lost, %d stale, %d gateway mismatches %v", oc.Sessions, oc.Lost, oc.Stale, oc.GatewayMismatches, oc.Mismatches)
+	logOutcome(t, out)
 }

@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,18 +27,13 @@ faults:
 	for _, w := range tl.Faults {
 		played[w.Name] = w
 		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
-		if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
-			t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
-		}
+		checkPlayed(t, w)
 	}
 	// Two processes restarted by the one fault: the gateway after redis-server.
 	if d := played["redis-gw-down"].Detail; strings.Count(d, "restarted as pid") != 2 || !strings.Contains(d, "AOF off") {
 		t.Errorf("redis-gw-down: %q, want the gateway and redis-server restarted after AOF was turned off", d)
 	}
-	gwLog, err := os.ReadFile(filepath.Join(out, "logs", "gateway.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gwLog := gatewayLog(t, out)
 	if !strings.Contains(string(gwLog), "Redis restarted while this gateway was down") {
 		t.Error("the gateway's next start did not notice that Redis restarted while it was down")
 	}
@@ -52,12 +45,5 @@ faults:
 			t.Errorf("%s: %q, want connections cut and dials or logins refused", name, d)
 		}
 	}
-	oc, err := run.ReadOutcome(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if oc.Sessions == 0 {
-		t.Error("the ground truth checked no session")
-	}
-	t.Logf("outcome (the campaign judges it): %d sessions, %d lost, %d stale, %d gateway mismatches %v", oc.Sessions, oc.Lost, oc.Stale, oc.GatewayMismatches, oc.Mismatches)
+	logOutcome(t, out)
 }

@@ -1,14 +1,11 @@
 package chaos
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"wagate/simulator/run"
 	"wagate/simulator/scenario"
 )
 
@@ -38,9 +35,7 @@ func TestTheSilentKindIsPlayedOnAWholeWorldAndNoticedThroughTheKeepalive(t *test
 	silent := regexp.MustCompile(`; (\d+) connections silent`)
 	for _, w := range tl.Faults {
 		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
-		if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
-			t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
-		}
+		checkPlayed(t, w)
 		if m := silent.FindStringSubmatch(w.Detail); m == nil || m[1] == "0" {
 			t.Errorf("%s: %q, want connections silent", w.Name, w.Detail)
 		}
@@ -48,10 +43,7 @@ func TestTheSilentKindIsPlayedOnAWholeWorldAndNoticedThroughTheKeepalive(t *test
 	if len(tl.Faults) != 2 {
 		t.Errorf("%d faults played, want 2", len(tl.Faults))
 	}
-	gwLog, err := os.ReadFile(filepath.Join(out, "logs", "gateway.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gwLog := gatewayLog(t, out)
 	if !strings.Contains(string(gwLog), "INSECURE TEST SETTING: whatsmeow's keepalive is shortened") {
 		t.Error("the gateway's start did not warn about the test-only keepalive")
 	}
@@ -62,14 +54,7 @@ func TestTheSilentKindIsPlayedOnAWholeWorldAndNoticedThroughTheKeepalive(t *test
 	} else {
 		t.Logf("%d connections dropped for unanswered keepalives", n)
 	}
-	oc, err := run.ReadOutcome(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if oc.Sessions == 0 {
-		t.Error("the ground truth checked no session")
-	}
-	t.Logf("outcome (the campaign judges it): %d sessions, %d lost, %d stale, %d gateway mismatches %v", oc.Sessions, oc.Lost, oc.Stale, oc.GatewayMismatches, oc.Mismatches)
+	logOutcome(t, out)
 }
 
 // silentFault is a whatsapp-silent fault of share at at for d.

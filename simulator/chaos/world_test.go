@@ -51,6 +51,40 @@ func playOnAWholeWorld(t *testing.T, name string, doc []byte) (out string, tl ru
 	return out, tl
 }
 
+// checkPlayed fails the test unless the fault of window w was played: without error, started,
+// and ended after its start.
+func checkPlayed(t *testing.T, w run.FaultWindow) {
+	t.Helper()
+	if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
+		t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
+	}
+}
+
+// gatewayLog returns the gateway's log of the run in out.
+func gatewayLog(t *testing.T, out string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(out, "logs", "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// logOutcome reads the outcome of the run in out, fails the test if the ground truth checked no
+// session, and logs the rest: whether the invariants held is the campaign's verdict, not the
+// played tests'.
+func logOutcome(t *testing.T, out string) {
+	t.Helper()
+	oc, err := run.ReadOutcome(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc.Sessions == 0 {
+		t.Error("the ground truth checked no session")
+	}
+	t.Logf("outcome (the campaign judges it): %d sessions, %d lost, %d stale, %d gateway mismatches %v", oc.Sessions, oc.Lost, oc.Stale, oc.GatewayMismatches, oc.Mismatches)
+}
+
 // chaosWithFaults is scenarios/chaos.yaml with faults (a YAML faults: section) appended.
 func chaosWithFaults(t *testing.T, faults string) []byte {
 	t.Helper()
