@@ -26,78 +26,62 @@ var coldSessions atomic.Int64
 // BenchmarkRead measures one State read answered by each level: L1 (in-process), L2 (a Redis
 // HGETALL) and L3 (a miss in both, an in-memory Laravel lookup, and the Redis write of its answer).
 func BenchmarkRead(b *testing.B) {
-	for _, name := range []string{"miniredis", "redis-server"} {
-		b.Run(name, func(b *testing.B) {
-			var be *redistest.Backend
-			if name == "miniredis" {
-				be = redistest.Mini(b)
-			} else {
-				be = redistest.Real(b)
-			}
-			ctx := context.Background()
-			clk := newClock()
-			c := newCache(b, be, alwaysKnown{}, clk, "gw-bench")
-			if err := c.Record(ctx, statusEvent("hot", 1, laravel.StatusConnected)); err != nil {
+	redistest.EachBenchmark(b, func(b *testing.B, be *redistest.Backend) {
+		ctx := context.Background()
+		clk := newClock()
+		c := newCache(b, be, alwaysKnown{}, clk, "gw-bench")
+		if err := c.Record(ctx, statusEvent("hot", 1, laravel.StatusConnected)); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("L1", func(b *testing.B) {
+			if _, err := c.State(ctx, "hot"); err != nil {
 				b.Fatal(err)
 			}
-			b.Run("L1", func(b *testing.B) {
-				if _, err := c.State(ctx, "hot"); err != nil {
-					b.Fatal(err)
+			b.ReportAllocs()
+			for b.Loop() {
+				if s, err := c.State(ctx, "hot"); err != nil || s.Level != "l1" {
+					b.Fatalf("%+v %v", s, err)
 				}
-				b.ReportAllocs()
-				for b.Loop() {
-					if s, err := c.State(ctx, "hot"); err != nil || s.Level != "l1" {
-						b.Fatalf("%+v %v", s, err)
-					}
-				}
-			})
-			b.Run("L2", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					c.l1.Invalidate("hot")
-					if s, err := c.State(ctx, "hot"); err != nil || s.Level != "l2" {
-						b.Fatalf("%+v %v", s, err)
-					}
-				}
-			})
-			b.Run("L3", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					// Ids never read before in this process: with -count the Redis server (and
-					// its copies of earlier runs' cold ids) is shared.
-					id := fmt.Sprintf("cold-%d", coldSessions.Add(1))
-					if s, err := c.State(ctx, id); err != nil || s.Level != "l3" {
-						b.Fatalf("%+v %v", s, err)
-					}
-				}
-			})
+			}
 		})
-	}
+		b.Run("L2", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.l1.Invalidate("hot")
+				if s, err := c.State(ctx, "hot"); err != nil || s.Level != "l2" {
+					b.Fatalf("%+v %v", s, err)
+				}
+			}
+		})
+		b.Run("L3", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				// Ids never read before in this process: with -count the Redis server (and
+				// its copies of earlier runs' cold ids) is shared.
+				id := fmt.Sprintf("cold-%d", coldSessions.Add(1))
+				if s, err := c.State(ctx, id); err != nil || s.Level != "l3" {
+					b.Fatalf("%+v %v", s, err)
+				}
+			}
+		})
+	})
 }
 
 // BenchmarkRecord measures the write-through of one event (L1 update, L2 version-guarded write,
 // invalidation publish).
 func BenchmarkRecord(b *testing.B) {
-	for _, name := range []string{"miniredis", "redis-server"} {
-		b.Run(name, func(b *testing.B) {
-			var be *redistest.Backend
-			if name == "miniredis" {
-				be = redistest.Mini(b)
-			} else {
-				be = redistest.Real(b)
+	redistest.EachBenchmark(b, func(b *testing.B, be *redistest.Backend) {
+		c := newCache(b, be, alwaysKnown{}, newClock(), "gw-bench")
+		ctx := context.Background()
+		b.ReportAllocs()
+		v := int64(0)
+		for b.Loop() {
+			v++
+			if err := c.Record(ctx, statusEvent(fmt.Sprintf("s%d", v%100), v, laravel.StatusPending)); err != nil {
+				b.Fatal(err)
 			}
-			c := newCache(b, be, alwaysKnown{}, newClock(), "gw-bench")
-			ctx := context.Background()
-			b.ReportAllocs()
-			v := int64(0)
-			for b.Loop() {
-				v++
-				if err := c.Record(ctx, statusEvent(fmt.Sprintf("s%d", v%100), v, laravel.StatusPending)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkExpiredOwnedStatus measures serving a read of this gateway's own connected session

@@ -213,14 +213,11 @@ func (w *writeDuringRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook 
 	}
 }
 
-// A read that read L2 before the owner's own write landed must not keep what it read in L1: the
-// owner's L1 entry lives while its status is fresh (up to SessionTTL) and the owner gets no
-// invalidation of its own writes, so the older status was served for minutes (a session connected
-// but pending in the cache, isSessionActive false; seen as a pending-after-connected in ~40% of
-// runs of a test polling the cache while a session connected).
-func TestAReadRacingTheOwnersWriteDoesNotKeepTheOlderStatusInL1(t *testing.T) {
-	b := redistest.Mini(t)
-	rdb := b.Client(t)
+// cacheWithWriteDuringRead returns a cache of gateway gw-a on a miniredis whose client runs
+// hook's during once, right after the first read of a session's L2 hash, and the cache's clock.
+func cacheWithWriteDuringRead(t *testing.T) (*Cache, *writeDuringRead, *clock) {
+	t.Helper()
+	rdb := redistest.Mini(t).Client(t)
 	hook := &writeDuringRead{}
 	rdb.AddHook(hook)
 	clk := newClock()
@@ -229,6 +226,16 @@ func TestAReadRacingTheOwnersWriteDoesNotKeepTheOlderStatusInL1(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	return c, hook, clk
+}
+
+// A read that read L2 before the owner's own write landed must not keep what it read in L1: the
+// owner's L1 entry lives while its status is fresh (up to SessionTTL) and the owner gets no
+// invalidation of its own writes, so the older status was served for minutes (a session connected
+// but pending in the cache, isSessionActive false; seen as a pending-after-connected in ~40% of
+// runs of a test polling the cache while a session connected).
+func TestAReadRacingTheOwnersWriteDoesNotKeepTheOlderStatusInL1(t *testing.T) {
+	c, hook, clk := cacheWithWriteDuringRead(t)
 	ctx := context.Background()
 	if err := c.Record(ctx, statusEvent("s1", 1, laravel.StatusPending)); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -27,16 +26,7 @@ func otherStripe(c *Cache, sid string) string {
 // is the other half: a Record of the read's own session drops it.) With one Record counter for
 // every session, a read racing any session's Record was dropped and the next poll read Redis.
 func TestARecordOfAnotherSessionDuringAReadKeepsTheReadInL1(t *testing.T) {
-	b := redistest.Mini(t)
-	rdb := b.Client(t)
-	hook := &writeDuringRead{}
-	rdb.AddHook(hook)
-	clk := newClock()
-	c, err := New(context.Background(), rdb, &fakeLaravel{}, Config{GatewayID: "gw-a", Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c, hook, clk := cacheWithWriteDuringRead(t)
 	ctx := context.Background()
 	if err := c.Record(ctx, statusEvent("s1", 1, laravel.StatusConnected)); err != nil { // L2 only: nothing in L1 yet
 		t.Fatal(err)
@@ -60,47 +50,39 @@ func TestARecordOfAnotherSessionDuringAReadKeepsTheReadInL1(t *testing.T) {
 // from L2, then from L1) while other sessions' events are recorded without pause, as while many
 // sessions pair: l2-reads/op is the share of reads that went to Redis.
 func BenchmarkReadsWhileOtherSessionsRecord(b *testing.B) {
-	for _, name := range []string{"miniredis", "redis-server"} {
-		b.Run(name, func(b *testing.B) {
-			var be *redistest.Backend
-			if name == "miniredis" {
-				be = redistest.Mini(b)
-			} else {
-				be = redistest.Real(b)
+	redistest.EachBenchmark(b, func(b *testing.B, be *redistest.Backend) {
+		ctx := context.Background()
+		c := newCache(b, be, alwaysKnown{}, newClock(), "gw-bench")
+		const sessions = 1000
+		ids := make([]string, sessions)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("polled-%d", i)
+			if err := c.Record(ctx, statusEvent(ids[i], 1, laravel.StatusConnected)); err != nil {
+				b.Fatal(err)
 			}
-			ctx := context.Background()
-			c := newCache(b, be, alwaysKnown{}, newClock(), "gw-bench")
-			const sessions = 1000
-			ids := make([]string, sessions)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("polled-%d", i)
-				if err := c.Record(ctx, statusEvent(ids[i], 1, laravel.StatusConnected)); err != nil {
-					b.Fatal(err)
-				}
+		}
+		rctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for v := int64(1); rctx.Err() == nil; v++ {
+				_ = c.Record(rctx, statusEvent(fmt.Sprintf("pairing-%d", v%sessions), v, laravel.StatusPending))
 			}
-			rctx, stop := context.WithCancel(ctx)
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				for v := int64(1); rctx.Err() == nil; v++ {
-					_ = c.Record(rctx, statusEvent(fmt.Sprintf("pairing-%d", v%sessions), v, laravel.StatusPending))
-				}
-			})
-			c.FlushL1()
-			before := c.Counters()
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := c.State(ctx, ids[rand.IntN(sessions)]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.StopTimer()
-			stop()
-			wg.Wait()
-			b.ReportMetric(float64(c.Counters().L1Misses-before.L1Misses)/float64(b.N), "l2-reads/op")
 		})
-	}
+		c.FlushL1()
+		before := c.Counters()
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := c.State(ctx, ids[rand.IntN(sessions)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.StopTimer()
+		stop()
+		wg.Wait()
+		b.ReportMetric(float64(c.Counters().L1Misses-before.L1Misses)/float64(b.N), "l2-reads/op")
+	})
 }

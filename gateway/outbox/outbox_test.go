@@ -227,29 +227,21 @@ func TestTouchKeepsEntriesFromBeingClaimed(t *testing.T) {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, name := range []string{"miniredis", "redis-server"} {
-		b.Run(name, func(b *testing.B) {
-			var be *redistest.Backend
-			if name == "miniredis" {
-				be = redistest.Mini(b)
-			} else {
-				be = redistest.Real(b)
-			}
-			o, err := New(context.Background(), be.Client(b), Config{Max: 1 << 40, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
+	redistest.EachBenchmark(b, func(b *testing.B, be *redistest.Backend) {
+		o, err := New(context.Background(), be.Client(b), Config{Max: 1 << 40, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		b.ReportAllocs()
+		i := int64(0)
+		for b.Loop() {
+			i++
+			if _, err := o.Append(ctx, testEvent("s1", i, event.KindQR, "2@abcdefghijklmnopqrstuvwxyz0123456789")); err != nil {
 				b.Fatal(err)
 			}
-			ctx := context.Background()
-			b.ReportAllocs()
-			i := int64(0)
-			for b.Loop() {
-				i++
-				if _, err := o.Append(ctx, testEvent("s1", i, event.KindQR, "2@abcdefghijklmnopqrstuvwxyz0123456789")); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestAnOutboxSurvivesARedisThatLostEverything(t *testing.T) {

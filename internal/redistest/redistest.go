@@ -81,6 +81,14 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 	t.Run("redis-server", func(t *testing.T) { fn(t, Real(t)) })
 }
 
+// EachBenchmark runs fn as a sub-benchmark against miniredis and against a real redis-server:
+// Each for benchmarks.
+func EachBenchmark(b *testing.B, fn func(b *testing.B, be *Backend)) {
+	b.Helper()
+	b.Run("miniredis", func(b *testing.B) { fn(b, Mini(b)) })
+	b.Run("redis-server", func(b *testing.B) { fn(b, Real(b)) })
+}
+
 // StartServer starts redis-server on a free loopback port and stops it when the test ends. It skips
 // the test when redis-server is not installed, unless $CI is set, in which case it fails.
 func StartServer(tb testing.TB, opts Options) *Server {

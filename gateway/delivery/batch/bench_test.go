@@ -33,50 +33,42 @@ func (okSender) PostReceiptBatch(_ context.Context, _ string, b laravel.ReceiptB
 // (appended to the outbox), read by the flusher, coalesced, sent in a batch of 50 (to an in-memory
 // sender) and acknowledged. ns/op and allocs/op are per event.
 func BenchmarkDeliverAndFlush(b *testing.B) {
-	for _, name := range []string{"miniredis", "redis-server"} {
-		b.Run(name, func(b *testing.B) {
-			var be *redistest.Backend
-			if name == "miniredis" {
-				be = redistest.Mini(b)
-			} else {
-				be = redistest.Real(b)
-			}
-			log := slog.New(slog.DiscardHandler)
-			ob, err := outbox.New(context.Background(), be.Client(b), outbox.Config{Max: 1 << 40, Logger: log})
-			if err != nil {
+	redistest.EachBenchmark(b, func(b *testing.B, be *redistest.Backend) {
+		log := slog.New(slog.DiscardHandler)
+		ob, err := outbox.New(context.Background(), be.Client(b), outbox.Config{Max: 1 << 40, Logger: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		clk := newFakeClock()
+		d, err := New(Options{Outbox: ob, Sender: okSender{}, Clock: clk, Logger: log, Config: Config{BatchSize: 50}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		evs := make([]event.Event, 50)
+		for i := range evs {
+			evs[i] = event.Event{ID: fmt.Sprintf("e%d", i), SessionID: fmt.Sprintf("s%d", i), Kind: event.KindQR,
+				Payload: "2@abcdefghijklmnopqrstuvwxyz0123456789", Time: time.Unix(1, 0), Version: 1}
+		}
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			e := evs[n%50]
+			e.Version = int64(n + 1)
+			if err := d.Deliver(ctx, e); err != nil {
 				b.Fatal(err)
 			}
-			clk := newFakeClock()
-			d, err := New(Options{Outbox: ob, Sender: okSender{}, Clock: clk, Logger: log, Config: Config{BatchSize: 50}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := context.Background()
-			evs := make([]event.Event, 50)
-			for i := range evs {
-				evs[i] = event.Event{ID: fmt.Sprintf("e%d", i), SessionID: fmt.Sprintf("s%d", i), Kind: event.KindQR,
-					Payload: "2@abcdefghijklmnopqrstuvwxyz0123456789", Time: time.Unix(1, 0), Version: 1}
-			}
-			b.ReportAllocs()
-			n := 0
-			for b.Loop() {
-				e := evs[n%50]
-				e.Version = int64(n + 1)
-				if err := d.Deliver(ctx, e); err != nil {
+			n++
+			if n%50 == 0 {
+				if err := d.Poll(ctx); err != nil {
 					b.Fatal(err)
 				}
-				n++
-				if n%50 == 0 {
-					if err := d.Poll(ctx); err != nil {
-						b.Fatal(err)
-					}
-				}
 			}
-			if err := d.Poll(ctx); err != nil {
-				b.Fatal(err)
-			}
-		})
-	}
+		}
+		if err := d.Poll(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
 }
 
 // BenchmarkCoalescer measures adding an entry to the waiting items and taking full batches.
