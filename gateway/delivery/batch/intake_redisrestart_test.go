@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"wagate/fakelaravel"
 	"wagate/gateway/delivery/batch"
 	"wagate/gateway/event"
@@ -139,27 +141,9 @@ func intakeDelivery(t *testing.T, b *redistest.Backend, client batch.Sender, j *
 // redis-restart-while-gateway-down).
 func TestEntriesOfMessagesLaravelAppliedThatARedisRestartBringsBackAreAcknowledgedAwayNotSentAgain(t *testing.T) {
 	ctx := context.Background()
-	s := redistest.StartServer(t, redistest.Options{AppendOnly: true})
-	b := &redistest.Backend{Name: "redis-server", Addr: s.Addr, Real: s}
-	rdb := b.Client(t)
 	srv, client := startLaravel(t, fakelaravel.Faults{})
 	j := newMemJournal()
-	d1 := intakeDelivery(t, b, client, j)
-	var msgs []event.Event
-	for _, ev := range converse(1, 8).bySession["chat-000"] {
-		if ev.Kind == event.KindMessage {
-			msgs = append(msgs, ev)
-		}
-	}
-	j.record(msgs...)
-	for _, ev := range msgs[:2] {
-		if err := d1.Deliver(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := d1.Poll(ctx); err != nil { // read: pending for gw-1
-		t.Fatal(err)
-	}
+	s, b, rdb, d1, msgs := twoMessagesReadOnAOF(t, client, j)
 	if err := d1.Deliver(ctx, msgs[2]); err != nil { // appended, not read
 		t.Fatal(err)
 	}
@@ -217,29 +201,11 @@ func TestEntriesOfMessagesLaravelAppliedThatARedisRestartBringsBackAreAcknowledg
 // a noted batch only when all its entries were taken over, and sent the two under a new key.
 func TestABatchLaravelAppliedIsSentAgainUnderItsKeyWhenARedisRestartKeptOnlySomeOfItsEntries(t *testing.T) {
 	ctx := context.Background()
-	s := redistest.StartServer(t, redistest.Options{AppendOnly: true})
-	b := &redistest.Backend{Name: "redis-server", Addr: s.Addr, Real: s}
-	rdb := b.Client(t)
 	srv, client := startLaravel(t, fakelaravel.Faults{Windows: []fakelaravel.FaultWindow{
 		{Kind: fakelaravel.FaultLatency, LatencyMS: 4000, Rate: 1, Endpoints: []string{laravel.EndpointMsgBatch}},
 	}})
 	j := newMemJournal()
-	d1 := intakeDelivery(t, b, client, j)
-	var msgs []event.Event
-	for _, ev := range converse(1, 8).bySession["chat-000"] {
-		if ev.Kind == event.KindMessage {
-			msgs = append(msgs, ev)
-		}
-	}
-	j.record(msgs...)
-	for _, ev := range msgs[:2] {
-		if err := d1.Deliver(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := d1.Poll(ctx); err != nil { // read: pending for gw-1
-		t.Fatal(err)
-	}
+	s, b, rdb, d1, msgs := twoMessagesReadOnAOF(t, client, j)
 	if err := rdb.ConfigSet(ctx, "appendonly", "no").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +246,34 @@ func TestABatchLaravelAppliedIsSentAgainUnderItsKeyWhenARedisRestartKeptOnlySome
 		t.Errorf("Laravel answered %d batches from its stored answers; want the one applied before the restart", r)
 	}
 	appliedOnceInOrder(t, srv, "chat-000", payloads(msgs[:4]))
+}
+
+// twoMessagesReadOnAOF starts what both Redis-restart tests begin with: a redis-server on AOF
+// (appendfsync always; s restarts it), a delivery d1 on it (consumer gw-1) with journal j, the
+// messages of one chat of converse(1, 8) recorded in j, and the first two of them delivered and
+// read by d1 (pending for gw-1, not yet sent). b is the server's backend, rdb a client of it.
+func twoMessagesReadOnAOF(t *testing.T, client batch.Sender, j *memJournal) (s *redistest.Server, b *redistest.Backend, rdb *redis.Client, d1 *batch.Delivery, msgs []event.Event) {
+	t.Helper()
+	ctx := context.Background()
+	s = redistest.StartServer(t, redistest.Options{AppendOnly: true})
+	b = &redistest.Backend{Name: "redis-server", Addr: s.Addr, Real: s}
+	rdb = b.Client(t)
+	d1 = intakeDelivery(t, b, client, j)
+	for _, ev := range converse(1, 8).bySession["chat-000"] {
+		if ev.Kind == event.KindMessage {
+			msgs = append(msgs, ev)
+		}
+	}
+	j.record(msgs...)
+	for _, ev := range msgs[:2] {
+		if err := d1.Deliver(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d1.Poll(ctx); err != nil { // read: pending for gw-1
+		t.Fatal(err)
+	}
+	return s, b, rdb, d1, msgs
 }
 
 // appliedOnceInOrder fails the test unless Laravel stores for session exactly the messages want,
