@@ -413,13 +413,20 @@ func (m *Manager) Logout(ctx context.Context, id string) (Info, error) {
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.gen == gen && s.deviceID == deviceID {
 		s.deviceID = ""
 		m.setStatus(s, laravel.StatusLoggedOut)
 		m.persist(s)
 	}
-	return m.info(s), nil
+	info := m.info(s)
+	s.mu.Unlock()
+	// The answer says logged_out, so the record saying it (no device) is stored before the
+	// answer: a process killed right after it, its device data left behind by a failed delete
+	// above, must not bring the device back at its next start.
+	if err := m.store.Flush(ctx); err != nil {
+		return Info{}, fmt.Errorf("session: recording the logout of %s: %w", id, err)
+	}
+	return info, nil
 }
 
 // Get returns a session's snapshot.

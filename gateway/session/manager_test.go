@@ -560,6 +560,44 @@ func TestLogoutUnlinksAndReportsLoggedOut(t *testing.T) {
 	})
 }
 
+// A logout is answered logged_out only once the record saying so (no device) is stored: a process
+// killed right after the answer, its device data left behind by a delete that failed or never ran,
+// must not bring the device back at its next start (the restore reads the stored records). When
+// the record cannot be stored, the logout is not acknowledged: a retry records it.
+func TestALogoutIsAnsweredOnlyOnceItsRecordIsStored(t *testing.T) {
+	t.Run("stored before the answer", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r, _ := pairedRig(t)
+			defer r.close()
+			if _, err := r.m.Logout(context.Background(), "s1"); err != nil {
+				t.Fatal(err)
+			}
+			rec, ok := r.store.Durable("s1")
+			if !ok || rec.DeviceJID != "" || rec.Status != laravel.StatusLoggedOut {
+				t.Fatalf("stored at the answer: %+v (found %v), want no device and logged_out", rec, ok)
+			}
+		})
+	})
+	t.Run("not acknowledged when it cannot be stored, recorded by a retry", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r, _ := pairedRig(t)
+			defer r.close()
+			r.store.FailFlushes(errors.New("disk full"))
+			if _, err := r.m.Logout(context.Background(), "s1"); err == nil {
+				t.Fatal("a logout whose record could not be stored was acknowledged")
+			}
+			r.store.FailFlushes(nil)
+			info, err := r.m.Logout(context.Background(), "s1")
+			if err != nil || info.Status != laravel.StatusLoggedOut {
+				t.Fatalf("the retry: %+v, %v", info, err)
+			}
+			if rec, _ := r.store.Durable("s1"); rec.DeviceJID != "" || rec.Status != laravel.StatusLoggedOut {
+				t.Fatalf("stored after the retry: %+v", rec)
+			}
+		})
+	})
+}
+
 func TestLogoutWhileDisconnectedForgetsTheDeviceLocally(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, c := pairedRig(t)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -308,16 +309,21 @@ func (c *Conn) Emit(ev session.DriverEvent) error { return c.handle(ev) }
 // SetLoggedIn sets what LoggedIn reports.
 func (c *Conn) SetLoggedIn(v bool) { c.loggedIn.Store(v) }
 
-// Store is a memory session.Store.
+// Store is a memory session.Store. Put records at once (Load and Record see it); Flush copies what
+// was Put into what a restart would find (Durable), as storage.Registry's Flush writes its pending
+// records.
 type Store struct {
-	mu      sync.Mutex
-	recs    map[string]storage.Record
-	epoch   int64
-	flushes int
+	mu       sync.Mutex
+	recs     map[string]storage.Record
+	durable  map[string]storage.Record
+	epoch    int64
+	flushErr error
 }
 
 // NewStore returns an empty Store.
-func NewStore() *Store { return &Store{recs: make(map[string]storage.Record)} }
+func NewStore() *Store {
+	return &Store{recs: make(map[string]storage.Record), durable: make(map[string]storage.Record)}
+}
 
 // Load implements session.Store.
 func (s *Store) Load(ctx context.Context) ([]storage.Record, error) {
@@ -342,8 +348,26 @@ func (s *Store) Put(rec storage.Record) {
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flushes++
+	if s.flushErr != nil {
+		return s.flushErr
+	}
+	maps.Copy(s.durable, s.recs)
 	return nil
+}
+
+// FailFlushes makes every later Flush return err and store nothing (nil: Flush stores again).
+func (s *Store) FailFlushes(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushErr = err
+}
+
+// Durable returns the record of a session as the last Flush stored it.
+func (s *Store) Durable(id string) (storage.Record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.durable[id]
+	return r, ok
 }
 
 // NextEpoch implements session.Store.
