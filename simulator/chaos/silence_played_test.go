@@ -32,17 +32,7 @@ func TestTheSilentKindIsPlayedOnAWholeWorldAndNoticedThroughTheKeepalive(t *test
 		t.Fatal(err)
 	}
 	out, tl := playOnAWholeWorld(t, "silent.yaml", doc)
-	silent := regexp.MustCompile(`; (\d+) connections silent`)
-	for _, w := range tl.Faults {
-		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
-		checkPlayed(t, w)
-		if m := silent.FindStringSubmatch(w.Detail); m == nil || m[1] == "0" {
-			t.Errorf("%s: %q, want connections silent", w.Name, w.Detail)
-		}
-	}
-	if len(tl.Faults) != 2 {
-		t.Errorf("%d faults played, want 2", len(tl.Faults))
-	}
+	checkEachPlayedCounting(t, tl, 2, regexp.MustCompile(`; (\d+) connections silent`), "connections silent")
 	gwLog := gatewayLog(t, out)
 	if !strings.Contains(string(gwLog), "INSECURE TEST SETTING: whatsmeow's keepalive is shortened") {
 		t.Error("the gateway's start did not warn about the test-only keepalive")

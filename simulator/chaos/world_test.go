@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -57,6 +58,23 @@ func checkPlayed(t *testing.T, w run.FaultWindow) {
 	t.Helper()
 	if w.Error != "" || w.Start.IsZero() || !w.End.After(w.Start) {
 		t.Errorf("%s: not played: error %q, window %s..%s", w.Name, w.Error, w.Start, w.End)
+	}
+}
+
+// checkEachPlayedCounting logs each fault of tl with its recovery and checks that it was played
+// (checkPlayed) and that its detail counts what it did (re's first group, a number, above 0: want
+// otherwise fails it), and that tl holds n faults.
+func checkEachPlayedCounting(t *testing.T, tl run.FaultTimeline, n int, re *regexp.Regexp, want string) {
+	t.Helper()
+	for _, w := range tl.Faults {
+		t.Logf("%s: %s (recovered %v in %.0f ms)", w.Name, w.Detail, w.Recovered, w.RecoveryMS)
+		checkPlayed(t, w)
+		if m := re.FindStringSubmatch(w.Detail); m == nil || m[1] == "0" {
+			t.Errorf("%s: %q, want %s", w.Name, w.Detail, want)
+		}
+	}
+	if len(tl.Faults) != n {
+		t.Errorf("%d faults played, want %d", len(tl.Faults), n)
 	}
 }
 
