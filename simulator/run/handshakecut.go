@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"wagate/gateway/laravel"
+	"wagate/simulator/fakewa"
 	"wagate/simulator/scenario"
 )
 
@@ -44,10 +45,7 @@ func (r *runner) whatsappHandshakeCut(ctx context.Context, flt scenario.Fault, w
 	// fakewa ends the cut by itself at the fault's duration.
 	return func(ctx context.Context) error {
 		w.End = time.Now()
-		failedHandshakes := "unknown"
-		if after, err := r.w.wa.Stats(ctx); err == nil {
-			failedHandshakes = fmt.Sprint(after.HandshakesFailed - before.HandshakesFailed)
-		}
+		failedHandshakes := r.fakewaCountSince(ctx, before, func(s fakewa.Stats) int64 { return s.HandshakesFailed })
 		w.Detail += fmt.Sprintf("; %s handshakes failed; answered again after %s", failedHandshakes, w.End.Sub(w.Start).Round(time.Millisecond))
 		return nil
 	}, nil

@@ -12,6 +12,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"wagate/gateway/laravel"
+	"wagate/simulator/fakewa"
 	"wagate/simulator/scenario"
 )
 
@@ -57,13 +58,20 @@ func (r *runner) whatsappDown(ctx context.Context, flt scenario.Fault, w *FaultW
 			return fmt.Errorf("fakewa reachable: %w", err)
 		}
 		w.End = time.Now()
-		refused := "unknown"
-		if after, err := r.w.wa.Stats(ctx); err == nil {
-			refused = fmt.Sprint(after.Refused - before.Refused)
-		}
+		refused := r.fakewaCountSince(ctx, before, func(s fakewa.Stats) int64 { return s.Refused })
 		w.Detail += fmt.Sprintf("; %s dials and logins refused; reachable again after %s", refused, w.End.Sub(w.Start).Round(time.Millisecond))
 		return nil
 	}, nil
+}
+
+// fakewaCountSince says how much the count of fakewa's stats grew since before (for a fault
+// window's detail at its end), "unknown" when fakewa's stats cannot be read then.
+func (r *runner) fakewaCountSince(ctx context.Context, before fakewa.Stats, count func(fakewa.Stats) int64) string {
+	after, err := r.w.wa.Stats(ctx)
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprint(count(after) - count(before))
 }
 
 // onlineShare picks the sessions a WhatsApp fault of wf's share acts on (share 1 when it names
