@@ -198,6 +198,7 @@ func (d *Driver) Open(ctx context.Context, sessionID, deviceID string, handle fu
 	// A stored device decrypts behind its gate from the start; a device paired on this client
 	// gets its store at pairing and its gate before the login that follows (loginReconnect).
 	c.gateDevice()
+	c.batchPreKeys() // prekeys.go
 	// A scan is confirmed only when the session accepts it (session.PairRequested: its
 	// connection is current, its replica holds it and is not closing; the device is recorded
 	// first). Refused, whatsmeow answers WhatsApp with an error and the phone shows the linking
@@ -281,6 +282,7 @@ func (c *conn) Connect(ctx context.Context) error {
 	c.dialMu.Unlock()
 	c.decryptOff.Store(false)
 	c.gateDevice() // a no-op but for a client that paired its device and dials it again
+	c.batchPreKeys()
 	attempt := newDialAttempt()
 	c.attempt.Store(attempt)
 	done := make(chan error, 1)
@@ -359,6 +361,7 @@ func (c *conn) loginReconnect() {
 	// ungated one at pairing, and the first messages arrive on the socket dialled now. The
 	// buffer is swapped while no socket of the client is up: nothing of whatsmeow's reads it.
 	c.gateDevice()
+	c.batchPreKeys() // prekeys.go
 	if err := c.cli.Connect(); err != nil {
 		c.d.log.Warn("whatsapp: login reconnect after 515 failed", "session_id", c.sessionID, "err", err)
 	}
