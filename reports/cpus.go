@@ -191,6 +191,9 @@ func cpuLines(env Environment) []string {
 			lines = append(lines, w.Process+"'s "+w.Set.text())
 		}
 	}
+	if w := env.GatewayWait; w != nil && w.Dominant != "" {
+		lines = append(lines, w.text())
+	}
 	return lines
 }
 

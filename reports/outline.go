@@ -354,6 +354,9 @@ func entryLines(e *Entry) []string {
 		return append(lines, "No report: every run failed before writing report.json.")
 	}
 	lines = append(lines, cpuLines(e.Reports[0].Environment)...)
+	if l := intervalWaitLine(e.Reports[0].Series); l != "" {
+		lines = append(lines, l)
+	}
 	return append(lines, configText(e.Reports[0].Configuration))
 }
 

@@ -27,6 +27,10 @@ func sampleBench(t *testing.T) *Results {
 	scale.Environment.CPUSets = &CPUSets{Pinned: true, Processes: map[string]string{"gateway": "1", "simulator": "0", "fakelaravel": "0"}}
 	scale.Environment.LoadAverage = &LoadAverage{Start: [3]float64{0.5, 0.4, 0.3}, End: [3]float64{1.9, 1.1, 0.6}}
 	scale.Environment.Generator = &Generator{CPUPercent: 62, Cores: 1, LatencyValid: true}
+	scale.Environment.GatewayWait = &GatewayWait{ClientP99Ms: 7.9, HandlerP99Ms: 0.1, SchedP99Ms: 5, SchedOverLimitPercent: 0.4, Dominant: PartGatewayCPU}
+	for i := range scale.Series {
+		scale.Series[i].GatewayWait = &IntervalWait{HandlerP99Ms: 0.1, SchedP99Ms: float64(i + 1), SchedOverLimitPercent: 0.1 * float64(i)}
+	}
 	start := legacy.Environment.Start
 	res := &Results{
 		Dir: "testdata",

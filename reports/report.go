@@ -162,6 +162,9 @@ type Environment struct {
 	Generator   *Generator   `json:"generator,omitempty"`
 	// GatewayCore is the scheduler's accounting of the process on the gateway's CPU set (cpus.go).
 	GatewayCore *CoreWait `json:"gateway_core,omitempty"`
+	// GatewayWait sets the client's status p99 beside the gateway's handler and goroutine wait
+	// (gatewaywait.go; nil when the gateway's metrics were not read).
+	GatewayWait *GatewayWait `json:"gateway_wait,omitempty"`
 }
 
 // SeriesPoint is one SeriesInterval of the run. Rates are per minute over the interval; gauges are
@@ -197,6 +200,9 @@ type SeriesPoint struct {
 	// GatewayBatchSends are the gateway's batch sends to Laravel over the interval, from its own
 	// counters (batch mode; nil when they were not read).
 	GatewayBatchSends *BatchSends `json:"gateway_batch_sends,omitempty"`
+	// GatewayWait is the gateway's handler p99 and goroutine wait over the interval, from its
+	// own metrics (nil when they were not read).
+	GatewayWait *IntervalWait `json:"gateway_wait,omitempty"`
 }
 
 // BatchSends are a gateway's batch sends to Laravel between two readings of its counters

@@ -57,6 +57,7 @@ func buildReport(in runFacts) *reports.Report {
 	f := in.Scenario
 	env := in.Host
 	env.Start, env.End = in.Start, in.End
+	env.GatewayWait = gatewayWaitOf(in.Metrics)
 	rep := &reports.Report{
 		SchemaVersion: reports.SchemaVersion,
 		Label:         in.Label,

@@ -32,6 +32,11 @@ func fixedRunFacts(t *testing.T) runFacts {
 		reg.ObserveDuration("http_req_duration", time.Duration(ms)*time.Millisecond, metrics.Tags{"endpoint": "status"})
 	}
 	reg.ObserveDuration("event_delivery_delay", 700*time.Millisecond, metrics.Tags{"priority": "high"})
+	// the gateway's own side, as gatewayLatencyProbe reads it: its handler and its goroutines' waits
+	reg.ObserveN(MetricGatewayAPIDuration, 0.1, 10, metrics.ContainsTime, metrics.Tags{"endpoint": "status"})
+	reg.ObserveN(MetricGatewaySchedWait, 0.05, 95, metrics.ContainsTime, nil)
+	reg.ObserveN(MetricGatewaySchedWait, 25, 5, metrics.ContainsTime, nil)
+	reg.RateN(MetricGatewaySchedWaitOverLimit, 5, 95, nil)
 	reg.Set("laravel_requests_per_minute", 82, nil)
 	var subs []threshold.Key
 	for _, s := range f.ThresholdSets {
@@ -59,6 +64,7 @@ func fixedRunFacts(t *testing.T) runFacts {
 			LaravelRequestsPerMin: map[string]float64{"POST /api/qr/batch": 60},
 			SessionsByState:       map[string]int{"pending": 2, "connected": 3},
 			GatewayCPUPercent:     3.5, GatewayRSSBytes: 40 << 20, Goroutines: 120, OutboxDepth: 1,
+			GatewayWait: &reports.IntervalWait{HandlerP99Ms: 0.1, SchedP99Ms: 25, SchedOverLimitPercent: 5},
 		}},
 		Metrics:    reg.Snapshot(end.Sub(start), subs, []string{"endpoint", "priority", "event", "state", "scenario"}),
 		Truth:      truth.Truth{Sessions: 7, Lost: 0, Stale: 1},
