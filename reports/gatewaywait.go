@@ -99,8 +99,12 @@ func intervalWaitLine(series []SeriesPoint) string {
 		if w == nil {
 			continue
 		}
+		client := "—" // no client requests in the interval (the drain)
+		if p.APILatency.P99 > 0 {
+			client = formatValue(p.APILatency.P99, "")
+		}
 		parts = append(parts, fmt.Sprintf("%s s: %s / %s / %s, %s%%", formatValue(p.Elapsed.Std().Seconds(), ""),
-			formatValue(p.APILatency.P99, ""), formatValue(w.HandlerP99Ms, ""), formatValue(w.SchedP99Ms, ""), formatValue(w.SchedOverLimitPercent, "")))
+			client, formatValue(w.HandlerP99Ms, ""), formatValue(w.SchedP99Ms, ""), formatValue(w.SchedOverLimitPercent, "")))
 	}
 	if len(parts) == 0 {
 		return ""

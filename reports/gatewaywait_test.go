@@ -55,9 +55,10 @@ func TestTheEntrySaysWhichPartDominatesTheStatusP99AndListsItsIntervals(t *testi
 		{Elapsed: Duration(5 * time.Second), APILatency: Percentiles{P99: 1.2}, GatewayWait: &IntervalWait{HandlerP99Ms: 0.1, SchedP99Ms: 0.25, SchedOverLimitPercent: 0.3}},
 		{Elapsed: Duration(10 * time.Second)}, // the gateway's metrics not read in this interval
 		{Elapsed: Duration(15 * time.Second), APILatency: Percentiles{P99: 48}, GatewayWait: &IntervalWait{HandlerP99Ms: 0.1, SchedP99Ms: 50, SchedOverLimitPercent: 6.8}},
+		{Elapsed: Duration(20 * time.Second), GatewayWait: &IntervalWait{SchedP99Ms: 1}}, // the drain: no client requests
 	}
 	want := "by series interval (at its end: client p99 / handler p99 / gateway goroutine wait p99 in ms, share of waits over 10 ms): " +
-		"5 s: 1.20 / 0.100 / 0.250, 0.300%; 15 s: 48 / 0.100 / 50, 6.80%"
+		"5 s: 1.20 / 0.100 / 0.250, 0.300%; 15 s: 48 / 0.100 / 50, 6.80%; 20 s: — / 0 / 1, 0%"
 	if got := intervalWaitLine(series); got != want {
 		t.Errorf("interval line\n%s\nwant\n%s", got, want)
 	}
