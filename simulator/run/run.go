@@ -96,6 +96,17 @@ var laravelEndpoints = map[string]string{
 	fakelaravel.EndpointOther:       "other",
 }
 
+// UseGeneratorGC sets the load generator's GC target (simulatorGOGC) unless $GOGC is set and
+// returns what restores the previous one. Run uses it; so do the k6 script runs of the same
+// generator (simulator/k6), whose VUs are the same users written in JavaScript.
+func UseGeneratorGC() (restore func()) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return func() {}
+	}
+	previous := debug.SetGCPercent(simulatorGOGC)
+	return func() { debug.SetGCPercent(previous) }
+}
+
 // Run performs one run. It returns an error when the world could not be started or the output
 // not written; a failed threshold is not an error (see Result.ThresholdsOK).
 func Run(ctx context.Context, o Options) (*Result, error) {
@@ -108,9 +119,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// scans the stacks of all pollers and connection goroutines (~3 per poller at 1000 users):
 	// GC was ~24% of the simulator's CPU at seed-batch-1000 with the default GOGC=100, and 400
 	// cut its CPU per request by 12-17%. An explicit GOGC in the environment wins.
-	if _, set := os.LookupEnv("GOGC"); !set {
-		defer debug.SetGCPercent(debug.SetGCPercent(simulatorGOGC))
-	}
+	defer UseGeneratorGC()()
 	r, err := newRunner(o, log)
 	if err != nil {
 		return nil, err

@@ -215,6 +215,8 @@ func runK6Script(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	defer closeWorld()
 	_ = quiet // the runtime prints no progress bar; --quiet is accepted for k6 compatibility
+	// The script's VUs are the load generator's users, as in a YAML run: its GC target too.
+	defer simrun.UseGeneratorGC()()
 	res := testrun.Run(ctx, testrun.Config{
 		Script: script, Env: env, ConfigFile: config, EnvOptions: envOpts, CLI: cli,
 		SummaryExport: summaryExport, OutJSON: outJSON, OutDir: reportDir, Label: label,
