@@ -45,6 +45,14 @@ type Conn interface {
 	Release()
 }
 
+// LoginProgress is implemented by a Conn that can tell a login under way from a silent one.
+// LoggingIn reports whether WhatsApp accepted the connection's login and the client is still
+// finishing it (LoggedIn not yet true): the login watch waits for such a login instead of cutting
+// it (issue 18: under CPU starvation whatsmeow took 8-12 s and more over its <success>).
+type LoginProgress interface {
+	LoggingIn() bool
+}
+
 // OutgoingText is a text message a session sends to a phone.
 type OutgoingText struct {
 	// Phone is the recipient's number: digits, country code first.
@@ -100,6 +108,11 @@ type StreamReplaced struct{}
 // reconnects.
 type ConnectFailed struct{ Reason string }
 
+// LoginFailed says the login a paired device's connection was making after Connect returned
+// (whatsmeow's login again after the 515 that follows a pairing) failed and will report nothing
+// more: the session's login watch acts on it at once instead of at PairLoginTimeout.
+type LoginFailed struct{ Reason string }
+
 // MessageReceived carries a message the session received (or sent from another of its devices),
 // decrypted: the Laravel item without session_id and sequence, which the manager sets.
 type MessageReceived struct{ Message laravel.MessageItem }
@@ -123,3 +136,4 @@ func (Disconnected) driverEvent()   {}
 func (LoggedOut) driverEvent()      {}
 func (StreamReplaced) driverEvent() {}
 func (ConnectFailed) driverEvent()  {}
+func (LoginFailed) driverEvent()    {}

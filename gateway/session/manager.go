@@ -675,6 +675,9 @@ func (m *Manager) onEvent(s *session, gen uint64, ev DriverEvent) {
 		m.onMessage(s, e)
 	case ReceiptReceived:
 		m.onReceipt(s, e)
+	case LoginFailed:
+		m.log.Warn("a paired device's login failed; reconnecting it", "session_id", s.id, "reason", e.Reason)
+		m.fireLoginWatch(s, gen)
 	case ConnectFailed:
 		m.log.Warn("WhatsApp refused the connection; not reconnecting", "session_id", s.id, "reason", e.Reason)
 		m.stopQR(s)

@@ -59,15 +59,67 @@ func (m *Manager) onQRTimeout(s *session, qrGen uint64) {
 // watchLogin reconnects a paired device whose connection (freshly paired, or any connect of a
 // paired device: start) has not logged in after PairLoginTimeout. Callers hold s.mu.
 func (m *Manager) watchLogin(s *session, gen uint64) {
+	m.armLoginWatch(s, gen, m.cfg.PairLoginTimeout)
+}
+
+// fireLoginWatch runs the login watch of generation gen now: the driver reported the login
+// failed (LoginFailed). Callers hold s.mu.
+func (m *Manager) fireLoginWatch(s *session, gen uint64) {
+	m.armLoginWatch(s, gen, 0)
+}
+
+// loginVerdict is what the login watch does when its timer fires.
+type loginVerdict int
+
+const (
+	loginNotWatched loginVerdict = iota // the connection was replaced or dropped, or it logged in
+	loginUnderWay                       // WhatsApp accepted the login, the client is finishing it: wait again
+	loginStalled                        // nothing arrived: reconnect the device
+)
+
+// judgeLogin decides the login watch of a connection: current says the watched connection is the
+// session's, still open, of a paired device; loggedIn and loggingIn are what it reports (Conn,
+// LoginProgress). A login under way is never cut: whatsmeow bounds it itself (each request of its
+// login has a timeout, and Connected is dispatched whatever they answered; a socket that closes
+// ends it with Disconnected), and a cut under CPU starvation only adds a handshake and another
+// login to a process that is already behind (issue 18: 258 reconnects in one run, each of a
+// device in the middle of its login).
+func judgeLogin(current, loggedIn, loggingIn bool) loginVerdict {
+	switch {
+	case !current || loggedIn:
+		return loginNotWatched
+	case loggingIn:
+		return loginUnderWay
+	default:
+		return loginStalled
+	}
+}
+
+// armLoginWatch starts watchLogin's timer to fire after d. Callers hold s.mu.
+func (m *Manager) armLoginWatch(s *session, gen uint64, d time.Duration) {
 	m.stopLoginWatch(s)
-	s.pairTimer = time.AfterFunc(m.cfg.PairLoginTimeout, func() {
+	var timer *time.Timer
+	timer = time.AfterFunc(d, func() {
 		s.mu.Lock()
-		stalled := s.gen == gen && s.conn != nil && s.deviceID != "" && !s.conn.LoggedIn()
+		current := s.gen == gen && s.conn != nil && s.deviceID != ""
+		loggedIn, loggingIn := false, false
+		if current {
+			loggedIn = s.conn.LoggedIn()
+			if p, ok := s.conn.(LoginProgress); ok && !loggedIn {
+				loggingIn = p.LoggingIn()
+			}
+		}
+		verdict := judgeLogin(current, loggedIn, loggingIn)
+		if verdict == loginUnderWay && s.pairTimer == timer {
+			m.log.Info("a paired device is still logging in; waiting for it", "session_id", s.id, "watched_for", d)
+			m.armLoginWatch(s, gen, m.cfg.PairLoginTimeout)
+		}
+		stalled := verdict == loginStalled
 		var old Conn
 		var detached uint64
 		if stalled {
 			s.pairTimer = nil
-			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "after", m.cfg.PairLoginTimeout)
+			m.log.Warn("paired device did not log in; reconnecting it", "session_id", s.id, "watched_for", d)
 			old = m.detachConn(s)
 			detached = s.gen
 			if s.status == laravel.StatusConnected {
@@ -93,6 +145,7 @@ func (m *Manager) watchLogin(s *session, gen uint64) {
 			s.mu.Unlock()
 		}
 	})
+	s.pairTimer = timer
 }
 
 // stopLoginWatch cancels watchLogin's timer. Callers hold s.mu.

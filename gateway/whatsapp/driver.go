@@ -270,6 +270,9 @@ type conn struct {
 	// the session's next connection, possibly another replica's, whose decryption the gate of
 	// this process cannot order.
 	decryptOff atomic.Bool
+	// beforeLogin, set by tests only before Connect, runs as the login after a 515 is about to
+	// dial (slowlogin_test.go holds that login there).
+	beforeLogin func()
 }
 
 // Connect implements session.Conn. The client lives in the driver's context, not in ctx (which
@@ -311,8 +314,13 @@ func (c *conn) Connect(ctx context.Context) error {
 // returns, whatever it opened is closed here (the session has given this connection up).
 func (c *conn) abandon(done <-chan error) {
 	c.dialMu.Lock()
-	c.abandoned = true
+	c.abandonLocked(done)
 	c.dialMu.Unlock()
+}
+
+// abandonLocked is abandon for a caller that holds dialMu.
+func (c *conn) abandonLocked(done <-chan error) {
+	c.abandoned = true
 	go func() {
 		err := <-done
 		c.dialMu.Lock()
@@ -349,12 +357,31 @@ func (c *conn) Disconnect() {
 // loginReconnect logs in again after WhatsApp's 515 (events.ManualLoginReconnect), as whatsmeow
 // would, unless the session closed the connection: under dialMu, so a Disconnect either comes
 // first (no dial) or after the new socket is up (and closes it).
+//
+// Its dial is watched like Connect's (socketwatch.go): a socket closed during its handshake gives
+// the login up at the close instead of after whatsmeow's 20 s (issue 19, whatsapp-handshake-cut:
+// a session paired during a cut waited 20 s, then the login watch's 20 s). A failed login is
+// reported (session.LoginFailed): nothing of whatsmeow retries it, and the session's login watch
+// reconnects the device on a new connection at once.
 func (c *conn) loginReconnect() {
+	err := c.loginAgain()
+	if err == nil {
+		return
+	}
+	c.d.log.Warn("whatsapp: login reconnect after 515 failed", "session_id", c.sessionID, "err", err)
+	if !c.released.Load() {
+		_ = c.handle(session.LoginFailed{Reason: err.Error()})
+	}
+}
+
+// loginAgain dials the login after a 515 on this client: nil when it is up or the connection was
+// closed (no dial).
+func (c *conn) loginAgain() error {
 	c.dialMu.Lock()
 	defer c.dialMu.Unlock()
 	if c.closed {
 		c.d.log.Debug("whatsapp: no login reconnect after 515: the connection was closed", "session_id", c.sessionID)
-		return
+		return nil
 	}
 	c.cli.Disconnect()
 	// The device paired on this client: whatsmeow's store replaced its event buffer with an
@@ -362,8 +389,23 @@ func (c *conn) loginReconnect() {
 	// buffer is swapped while no socket of the client is up: nothing of whatsmeow's reads it.
 	c.gateDevice()
 	c.batchPreKeys() // prekeys.go
-	if err := c.cli.Connect(); err != nil {
-		c.d.log.Warn("whatsapp: login reconnect after 515 failed", "session_id", c.sessionID, "err", err)
+	if c.beforeLogin != nil {
+		c.beforeLogin()
+	}
+	attempt := newDialAttempt()
+	c.attempt.Store(attempt)
+	done := make(chan error, 1)
+	go func() { done <- c.cli.Connect() }()
+	select {
+	case err := <-done:
+		if gone := attempt.goneErr(); err == nil && gone != nil {
+			// Up as the socket closed, before whatsmeow watched it: nothing would report it.
+			return fmt.Errorf("whatsapp: login reconnect: %w: %w", errClosedInHandshake, gone)
+		}
+		return err
+	case <-attempt.gone:
+		c.abandonLocked(done)
+		return fmt.Errorf("whatsapp: login reconnect: %w: %w", errClosedInHandshake, attempt.goneErr())
 	}
 }
 
@@ -377,6 +419,16 @@ func (c *conn) sawStreamError(xml string) {
 // LoggedIn implements session.Conn: logged in (Connected seen since the last drop) and the socket
 // is up.
 func (c *conn) LoggedIn() bool { return c.live.Load() && c.cli.IsConnected() && c.cli.IsLoggedIn() }
+
+// LoggingIn implements session.LoginProgress: WhatsApp accepted the login (whatsmeow marks the
+// client logged in as it takes the <success> node, before its synchronous store writes and the
+// prekey upload and passive request that precede Connected) on a socket that is up, and Connected
+// has not been seen yet. whatsmeow dispatches Connected whatever those requests answered (each
+// bounded by its request timeout), and a socket that closes meanwhile reports Disconnected.
+// IsLoggedIn (an atomic) is asked before IsConnected, which waits for the client's socket lock:
+// a connect in its handshake holds that lock up to 20 s, and its client is not logged in (a new
+// client, or the login after a 515, which whatsmeow clears it for).
+func (c *conn) LoggingIn() bool { return !c.live.Load() && c.cli.IsLoggedIn() && c.cli.IsConnected() }
 
 // Release implements session.Conn.
 func (c *conn) Release() { c.released.Store(true) }
