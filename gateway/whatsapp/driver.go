@@ -286,6 +286,14 @@ func (c *conn) Connect(ctx context.Context) error {
 	c.decryptOff.Store(false)
 	c.gateDevice() // a no-op but for a client that paired its device and dials it again
 	c.batchPreKeys()
+	return c.dialWatched(ctx, "connect", c.abandon)
+}
+
+// dialWatched runs whatsmeow's Connect on a fresh dialAttempt (socketwatch.go) and returns its
+// result, or as soon as the socket it dialled closes during the handshake, or when ctx ends; in
+// the last two cases whatsmeow's connect is left to end by itself through leave (abandon, or
+// abandonLocked when the caller holds dialMu). what names the dial in errors.
+func (c *conn) dialWatched(ctx context.Context, what string, leave func(done <-chan error)) error {
 	attempt := newDialAttempt()
 	c.attempt.Store(attempt)
 	done := make(chan error, 1)
@@ -295,15 +303,15 @@ func (c *conn) Connect(ctx context.Context) error {
 		if gone := attempt.goneErr(); err == nil && gone != nil {
 			// The socket closed as the handshake ended, before whatsmeow watched it for a close
 			// (it reports a Disconnected only from then on): nothing would report this one.
-			return fmt.Errorf("whatsapp: connect: %w: %w", errClosedInHandshake, gone)
+			return fmt.Errorf("whatsapp: %s: %w: %w", what, errClosedInHandshake, gone)
 		}
 		return err
 	case <-attempt.gone:
-		c.abandon(done)
-		return fmt.Errorf("whatsapp: connect: %w: %w", errClosedInHandshake, attempt.goneErr())
+		leave(done)
+		return fmt.Errorf("whatsapp: %s: %w: %w", what, errClosedInHandshake, attempt.goneErr())
 	case <-ctx.Done():
-		c.abandon(done)
-		return fmt.Errorf("whatsapp: connect: %w", ctx.Err())
+		leave(done)
+		return fmt.Errorf("whatsapp: %s: %w", what, ctx.Err())
 	}
 }
 
@@ -392,21 +400,8 @@ func (c *conn) loginAgain() error {
 	if c.beforeLogin != nil {
 		c.beforeLogin()
 	}
-	attempt := newDialAttempt()
-	c.attempt.Store(attempt)
-	done := make(chan error, 1)
-	go func() { done <- c.cli.Connect() }()
-	select {
-	case err := <-done:
-		if gone := attempt.goneErr(); err == nil && gone != nil {
-			// Up as the socket closed, before whatsmeow watched it: nothing would report it.
-			return fmt.Errorf("whatsapp: login reconnect: %w: %w", errClosedInHandshake, gone)
-		}
-		return err
-	case <-attempt.gone:
-		c.abandonLocked(done)
-		return fmt.Errorf("whatsapp: login reconnect: %w: %w", errClosedInHandshake, attempt.goneErr())
-	}
+	// No deadline of ours: whatsmeow's own dial and handshake timeouts end it.
+	return c.dialWatched(context.Background(), "login reconnect", c.abandonLocked)
 }
 
 // sawStreamError records a stream error the client received (its XML, as whatsmeow logs it).
