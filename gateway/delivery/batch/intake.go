@@ -261,13 +261,5 @@ func (d *Delivery) reform(ctx context.Context, entries []outbox.Entry, stateOf m
 		d.log.Warn("batch: batches the message journal noted could not be re-formed (an item held here already, or not here in cluster mode); their entries are batched anew",
 			"batches", abandoned)
 	}
-	if len(formed) == 0 {
-		return entries
-	}
-	d.mu.Lock()
-	d.inflight = append(d.inflight, formed...)
-	d.mu.Unlock()
-	d.log.Info("batch: entries of batches Redis lost the records of are sent again first, in those batches, under the keys the message journal noted",
-		"batches", len(formed), "entries", len(used))
-	return slices.DeleteFunc(slices.Clone(entries), func(e outbox.Entry) bool { return used[e.ID] })
+	return d.sendFirst(formed, used, entries, "batch: entries of batches Redis lost the records of are sent again first, in those batches, under the keys the message journal noted")
 }

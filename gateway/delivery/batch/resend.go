@@ -186,13 +186,19 @@ func (d *Delivery) resumeNoted(ctx context.Context, entries []outbox.Entry, now 
 		}
 		resumed = append(resumed, &Batch{Kind: c.Kind, Key: c.Key, Items: items, first: now, next: now})
 	}
-	if len(resumed) == 0 {
+	return d.sendFirst(resumed, used, entries, "batch: batches Redis lost the records of are sent again first, under the keys the message journal noted")
+}
+
+// sendFirst puts batches re-formed under the keys the message journal noted in flight (sent
+// before anything new), logs msg when there are any, and returns entries without the used ones
+// (those batches carry them).
+func (d *Delivery) sendFirst(batches []*Batch, used map[string]bool, entries []outbox.Entry, msg string) []outbox.Entry {
+	if len(batches) == 0 {
 		return entries
 	}
 	d.mu.Lock()
-	d.inflight = append(d.inflight, resumed...)
+	d.inflight = append(d.inflight, batches...)
 	d.mu.Unlock()
-	d.log.Info("batch: batches Redis lost the records of are sent again first, under the keys the message journal noted",
-		"batches", len(resumed), "entries", len(used))
+	d.log.Info(msg, "batches", len(batches), "entries", len(used))
 	return slices.DeleteFunc(slices.Clone(entries), func(e outbox.Entry) bool { return used[e.ID] })
 }
