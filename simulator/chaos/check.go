@@ -256,8 +256,17 @@ type SendsPoint struct {
 func RetryRates(points []SendsPoint, width time.Duration, faults []Interval, budget retrybudget.Config) RetryObservation {
 	var r RetryObservation
 	worst := -1.0
+	var prevEnd time.Time
 	for _, p := range points {
-		if p.Seconds <= 0 || !overlaps(p.End.Add(-time.Duration(p.Seconds*float64(time.Second))), p.End, width, faults) {
+		// A span starts where the previous one ended: each reading's own length is measured
+		// between its scrapes, which need not meet the previous point's time, and a fault of a
+		// few milliseconds (a drop) falling between two readings would be judged by neither.
+		from := p.End.Add(-time.Duration(p.Seconds * float64(time.Second)))
+		if !prevEnd.IsZero() && prevEnd.Before(from) {
+			from = prevEnd
+		}
+		prevEnd = p.End
+		if p.Seconds <= 0 || !overlaps(from, p.End, width, faults) {
 			continue
 		}
 		r.Intervals++

@@ -146,4 +146,18 @@ func TestRetryRatesJudgeTheRetriesOfSpansDuringFaultsAgainstTheBudget(t *testing
 			}
 		})
 	}
+	// Campaign seed 1 schedule 100 at 590bbea: a drop of 1 ms at 46.176 fell between the reading
+	// ending at 46.171 and the next one's span, measured from 46.1795; no span was judged and the
+	// verdict said the retry counters were not read during any fault.
+	t.Run("a fault between two readings' spans is judged with the next one", func(t *testing.T) {
+		gapped := []SendsPoint{
+			{End: at(2), Seconds: 2, First: 10, Retries: 1},
+			{End: at(4), Seconds: 1.99, First: 10, Retries: 2},
+		}
+		drop := at(2).Add(5 * time.Millisecond)
+		got := RetryRates(gapped, 2*time.Second, []Interval{{drop, drop.Add(time.Millisecond)}}, budget)
+		if got.Intervals != 1 || got.Seconds != 1.99 {
+			t.Errorf("RetryRates = %+v; want the reading ending at 4 s judged", got)
+		}
+	})
 }
