@@ -114,6 +114,10 @@ func receiptEvents(srv *Server, jid types.JID, kind EventKind, id string) []Even
 // the client's handler refused (whatsmeow's SynchronousAck sends no ack then) comes again at the
 // next login, and one that was acked does not.
 func TestAReceiptTheDeviceDidNotAckIsDeliveredAgainAtItsNextLoginUntilAcked(t *testing.T) {
+	// The second drop comes as the login before it ends (the read receipt is acked during its
+	// offline sync), while whatsmeow's post-login requests may still be writing: the same race
+	// inside whatsmeow's FrameSocket (CI at 661993b under load).
+	skipUnderRaceAsItClosesSocketsMidHandshake(t)
 	srv := startServer(t, Config{Receipts: ReceiptsDeliveredAndRead})
 	tc, jid := pairedClient(t, srv, "5511900000310")
 	tc.cli.SynchronousAck = true
