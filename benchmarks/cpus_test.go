@@ -19,6 +19,8 @@ func TestAMatrixPassesItsCPUSetsToEveryRunBeforeTheEntrysOwnOverrides(t *testing
 		{name: "no cpus: nothing passed", wantSet: []string{"users=10"}},
 		{name: "auto", cpus: "cpus: {gateway: auto}", wantSet: []string{"cpus.gateway=auto", "users=10"}},
 		{name: "explicit", cpus: `cpus: {gateway: "1", world: "0"}`, wantSet: []string{"cpus.gateway=1", "cpus.world=0", "users=10"}},
+		{name: "the world's servers' priority", cpus: `cpus: {gateway: auto, serversNice: 0}`, wantSet: []string{"cpus.gateway=auto", "cpus.serversNice=0", "users=10"}},
+		{name: "a nice Linux does not have", cpus: `cpus: {gateway: auto, serversNice: 25}`, wantErr: "serversNice 25 is not between 0 (the load generator's priority) and 19 (nice steps below it) (cpus)"},
 		{name: "a CPU the machine lacks", cpus: `cpus: {gateway: "4"}`, wantErr: "gateway: CPU 4 does not exist on this machine, which has CPUs 0-1 (cpus)"},
 		{name: "overlapping sets", cpus: `cpus: {gateway: "0-1", world: "0"}`, wantErr: "share CPU 0; give each its own CPUs (cpus)"},
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,10 +55,13 @@ type Matrix struct {
 	NDJSON bool `yaml:"ndjson"`
 }
 
-// MatrixCPUs is a matrix's CPU sets (see simulator/cpuset).
+// MatrixCPUs is a matrix's CPU sets (see simulator/cpuset) and the nice of the world's servers
+// (`serversNice`, scenario cpus.serversNice: 10 by default where the sets pin, 0 leaves them at
+// the load generator's priority).
 type MatrixCPUs struct {
-	Gateway string `yaml:"gateway"`
-	World   string `yaml:"world"`
+	Gateway     string `yaml:"gateway"`
+	World       string `yaml:"world"`
+	ServersNice *int   `yaml:"serversNice"`
 }
 
 // overrides are the -set pairs that pass the CPU sets to a run.
@@ -68,6 +72,9 @@ func (c MatrixCPUs) overrides() []string {
 	}
 	if c.World != "" {
 		set = append(set, "cpus.world="+c.World)
+	}
+	if c.ServersNice != nil {
+		set = append(set, "cpus.serversNice="+strconv.Itoa(*c.ServersNice))
 	}
 	return set
 }
@@ -165,6 +172,9 @@ func ParseMatrix(data []byte) (*Matrix, error) {
 		if online, err := onlineCPUs(); err != nil {
 			problems = append(problems, fmt.Sprintf("cpus: can't read this machine's CPUs: %v", err))
 		} else if _, err := cpuset.Resolve(m.CPUs.Gateway, m.CPUs.World, online); err != nil {
+			problems = append(problems, strings.TrimPrefix(err.Error(), cpuset.ErrCPUs.Error()+": ")+" (cpus)")
+		}
+		if _, err := cpuset.ResolveNice(m.CPUs.ServersNice, true); err != nil {
 			problems = append(problems, strings.TrimPrefix(err.Error(), cpuset.ErrCPUs.Error()+": ")+" (cpus)")
 		}
 	}

@@ -16,6 +16,11 @@ type CPUSets struct {
 	// Processes maps a process ("gateway", "simulator", "fakelaravel", "redis-server", "floor") to
 	// the CPU list it could run on, read back from the kernel ("1", "0-2").
 	Processes map[string]string `json:"processes,omitempty"`
+	// Nice maps a process to the nice value of its threads, read back from the kernel at the
+	// end of the run ("10", or "0 to 10" when they differ): the world's servers (fakewa's child,
+	// fakelaravel, redis-server) run below the load generator's priority (scenario
+	// cpus.serversNice), the gateway and the simulator at their own.
+	Nice map[string]string `json:"nice,omitempty"`
 }
 
 // LoadAverage is the machine's /proc/loadavg (1, 5 and 15 minutes) at the start and end of a run:
@@ -147,11 +152,28 @@ func cpuLines(env Environment) []string {
 			slices.Sort(names)
 			parts := make([]string, 0, len(names))
 			for _, n := range names {
-				parts = append(parts, fmt.Sprintf("%s on CPU %s", n, c.Processes[n]))
+				part := fmt.Sprintf("%s on CPU %s", n, c.Processes[n])
+				if nice, ok := c.Nice[n]; ok {
+					part += " at nice " + nice
+				}
+				parts = append(parts, part)
 			}
 			lines = append(lines, "CPU sets: "+strings.Join(parts, ", "))
 		} else {
-			lines = append(lines, "CPU sets: not pinned, "+c.Note)
+			l := "CPU sets: not pinned, " + c.Note
+			if len(c.Nice) > 0 {
+				names := make([]string, 0, len(c.Nice))
+				for n := range c.Nice {
+					names = append(names, n)
+				}
+				slices.Sort(names)
+				parts := make([]string, 0, len(names))
+				for _, n := range names {
+					parts = append(parts, n+" at nice "+c.Nice[n])
+				}
+				l += "; " + strings.Join(parts, ", ")
+			}
+			lines = append(lines, l)
 		}
 	}
 	if l := env.LoadAverage; l != nil {

@@ -64,3 +64,40 @@ func TestTheGeneratorLineSaysHowLongItsGoroutinesWaitedAndWhyItsLatencyIsNotVali
 		})
 	}
 }
+
+func TestTheCPUSetsLineSaysEachProcesssNiceWhenTheRunSetOne(t *testing.T) {
+	tests := []struct {
+		name string
+		sets CPUSets
+		want string
+	}{
+		{
+			name: "pinned, before priorities were set (unchanged)",
+			sets: CPUSets{Pinned: true, Processes: map[string]string{"gateway": "1", "simulator": "0", "fakewa": "0"}},
+			want: "CPU sets: fakewa on CPU 0, gateway on CPU 1, simulator on CPU 0",
+		},
+		{
+			name: "pinned, the world's servers below the generator",
+			sets: CPUSets{Pinned: true, Processes: map[string]string{"gateway": "1", "simulator": "0", "fakewa": "0", "redis-server": "0"},
+				Nice: map[string]string{"gateway": "0", "simulator": "0", "fakewa": "10", "redis-server": "0 to 10"}},
+			want: "CPU sets: fakewa on CPU 0 at nice 10, gateway on CPU 1 at nice 0, redis-server on CPU 0 at nice 0 to 10, simulator on CPU 0 at nice 0",
+		},
+		{
+			name: "not pinned, a nice asked for",
+			sets: CPUSets{Note: "not requested", Nice: map[string]string{"fakelaravel": "5", "simulator": "0"}},
+			want: "CPU sets: not pinned, not requested; fakelaravel at nice 5, simulator at nice 0",
+		},
+		{
+			name: "not pinned",
+			sets: CPUSets{Note: "not requested"},
+			want: "CPU sets: not pinned, not requested",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := cpuLines(Environment{CPUSets: &tt.sets}); len(got) != 1 || got[0] != tt.want {
+				t.Errorf("lines %q, want [%q]", got, tt.want)
+			}
+		})
+	}
+}

@@ -49,6 +49,9 @@ type Process struct {
 	CPU time.Duration
 	// PPID is the parent's pid.
 	PPID int
+	// Nice is its nice value (field 19; on Linux the thread's whose stat was read: nice is per
+	// thread). 0 when the line ends before it.
+	Nice int
 }
 
 // Process reads one process ("self" or a pid).
@@ -60,7 +63,7 @@ func (fs FS) Process(pid string) (Process, error) {
 	return ParseStat(string(data))
 }
 
-// ParseStat reads utime+stime and ppid from a /proc/<pid>/stat line. The command name (field 2)
+// ParseStat reads utime+stime, ppid and nice from a /proc/<pid>/stat line. The command name (field 2)
 // is in parentheses and may contain spaces and parentheses, so fields are counted after the last ')'.
 func ParseStat(line string) (Process, error) {
 	i := strings.LastIndexByte(line, ')')
@@ -81,7 +84,15 @@ func ParseStat(line string) (Process, error) {
 	if ut > maxTicks || st > maxTicks {
 		return Process{}, fmt.Errorf("%w: CPU ticks %d + %d out of range", ErrNoProc, ut, st)
 	}
-	return Process{CPU: Ticks(int64(ut + st)), PPID: ppid}, nil
+	p := Process{CPU: Ticks(int64(ut + st)), PPID: ppid}
+	if len(f) > 16 { // nice is field 19
+		n, err := strconv.Atoi(f[16])
+		if err != nil {
+			return Process{}, fmt.Errorf("%w: stat nice field: %w", ErrNoProc, err)
+		}
+		p.Nice = n
+	}
+	return p, nil
 }
 
 // RSS returns the resident set size of one process in bytes (VmRSS of /proc/<pid>/status).

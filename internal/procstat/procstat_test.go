@@ -74,6 +74,36 @@ func TestParseStatRejectsMalformedLines(t *testing.T) {
 	}
 }
 
+func TestParseStatReadsTheNiceValue(t *testing.T) {
+	const head = "7 (redis-server *:1) S 1 7 7 0 -1 4194560 100 0 0 0 12 34 0 0 "
+	tests := []struct {
+		name     string
+		line     string
+		wantNice int
+		wantErr  bool
+	}{
+		{name: "a niced process", line: head + "30 10 4 0 100 1000 10", wantNice: 10},
+		{name: "a favoured process", line: head + "15 -5 4 0 100 1000 10", wantNice: -5},
+		{name: "the default", line: head + "20 0 1 0 100 1000 10", wantNice: 0},
+		{name: "a line that ends before it", line: "7 (x) S 1 7 7 0 -1 0 0 0 0 0 12 34", wantNice: 0},
+		{name: "not a number", line: head + "20 x 1 0 100 1000 10", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := procstat.ParseStat(tt.line)
+			if tt.wantErr {
+				if !errors.Is(err, procstat.ErrNoProc) {
+					t.Fatalf("err = %v, want procstat.ErrNoProc", err)
+				}
+				return
+			}
+			if err != nil || p.Nice != tt.wantNice || p.CPU != procstat.Ticks(46) {
+				t.Errorf("ParseStat = %+v, %v; want nice %d, 46 ticks", p, err, tt.wantNice)
+			}
+		})
+	}
+}
+
 func TestTheRealProcOfThisProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc here")

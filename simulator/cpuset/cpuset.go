@@ -31,6 +31,9 @@ type Assignment struct {
 	Gateway, World []int
 	// Note says why nothing is pinned, for the report ("not requested", "one core: ...").
 	Note string
+	// ServersNice is how many nice steps below the simulator's priority the world's servers run
+	// (ResolveNice; 0: at the simulator's).
+	ServersNice int
 }
 
 // Parse reads a CPU list in the kernel's notation ("1", "0-2,5"), sorted and without repeats.
@@ -145,13 +148,13 @@ func parseOnline(which, s string, online []int) ([]int, error) {
 }
 
 // ForProcess is the CPU set a process the simulator starts runs on: the gateway's set for the
-// gateway and for the floor (the bare net/http server it is compared with), the world's for
-// anything else (fakelaravel, redis-server).
+// gateway, its replicas and the floor (the bare net/http server it is compared with; see
+// IsGatewaySide), the world's for anything else (fakelaravel, redis-server).
 func (a Assignment) ForProcess(name string) []int {
 	if !a.Pinned {
 		return nil
 	}
-	if name == "gateway" || name == "floor" {
+	if IsGatewaySide(name) {
 		return a.Gateway
 	}
 	return a.World

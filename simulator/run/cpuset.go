@@ -5,7 +5,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +21,9 @@ type cpuRun struct {
 	assignment cpuset.Assignment
 	log        *slog.Logger
 	// before is the simulator's own CPU list before it pinned itself, restored at the end.
-	before    []int
+	before []int
+	// ownNice is the simulator's nice value: the world's servers run ServersNice steps below it.
+	ownNice   int
 	loadStart [3]float64
 	cpuStart  time.Duration
 	wallStart time.Time
@@ -44,6 +45,9 @@ type cpuRun struct {
 	// pinned is every child pinned, by name: its pid, CPU set and accounting when pinned (a
 	// restarted child replaces its predecessor, whose run time is then no longer counted).
 	pinned map[string]pinnedChild
+	// niced is every child started, by name: its pid and its threads' nice read back right after
+	// it was set (what the report says when the child has exited by then).
+	niced map[string]nicedChild
 	// requests counts the requests the generator made so far (nil: not counted, no intervals);
 	// intervals are the generator's readings every cpuset.IntervalLength.
 	requests  func() float64
@@ -59,6 +63,12 @@ type pinnedChild struct {
 	start cpuset.Sched
 }
 
+// nicedChild is a child whose priority the simulator set (or left as its own).
+type nicedChild struct {
+	pid  int
+	nice string
+}
+
 // activeCPUs is the run in progress (nil outside a run). Children started by startChild and
 // restartChild are pinned through it.
 var activeCPUs atomic.Pointer[cpuRun]
@@ -67,12 +77,12 @@ var activeCPUs atomic.Pointer[cpuRun]
 // simulator's own threads (users, in-process fakewa) to the world's set; children are pinned as
 // they start (pinChild). The returned function restores the simulator's CPUs.
 func useCPUSets(f *scenario.File, log *slog.Logger) (end func()) {
-	c := &cpuRun{assignment: f.CPUs.Assignment, log: log, wallStart: time.Now(), processes: map[string]string{}, delaysStart: cpuset.ReadGoDelays(), pinned: map[string]pinnedChild{}}
+	c := &cpuRun{assignment: f.CPUs.Assignment, log: log, wallStart: time.Now(), processes: map[string]string{}, delaysStart: cpuset.ReadGoDelays(), pinned: map[string]pinnedChild{}, niced: map[string]nicedChild{}}
 	c.schedStart, _ = cpuset.ReadSched(os.Getpid())
 	c.statStart, _ = cpuset.ReadCPUTimes()
 	c.loadStart, _ = procstat.FS{}.LoadAverage()
 	if p, err := (procstat.FS{}).Process("self"); err == nil {
-		c.cpuStart = p.CPU
+		c.cpuStart, c.ownNice = p.CPU, p.Nice
 	}
 	if c.assignment.Pinned {
 		c.before, _ = cpuset.Online()
@@ -163,17 +173,29 @@ func (c *cpuRun) sampleIntervals() {
 }
 
 // pinChild puts a child the simulator just started on its CPU set (the gateway's for the
-// gateway, the world's for the others) and records the set the kernel says it has.
+// gateway and its replicas, the world's for the others) and at its priority (the world's servers
+// cpuset.DefaultServersNice nice steps below the simulator's unless the scenario says otherwise),
+// and records the set and nice the kernel says it has.
 func pinChild(name string, pid int) {
 	c := activeCPUs.Load()
-	if c == nil || !c.assignment.Pinned {
+	if c == nil {
 		return
 	}
-	role := name
-	if strings.HasPrefix(name, "gateway-") {
-		role = "gateway" // a replica of a cluster run (replicas.go): on the gateway's CPU set
+	if steps := c.assignment.NiceFor(name); steps != 0 {
+		nice := cpuset.Below(c.ownNice, steps)
+		if err := cpuset.Renice(pid, nice); err != nil {
+			c.log.Warn("could not lower a child's priority", "process", name, "pid", pid, "nice", nice, "err", err)
+		}
 	}
-	ids := c.assignment.ForProcess(role)
+	if n, err := cpuset.NiceOf(pid); err == nil {
+		c.mu.Lock()
+		c.niced[name] = nicedChild{pid: pid, nice: n.String()}
+		c.mu.Unlock()
+	}
+	if !c.assignment.Pinned {
+		return
+	}
+	ids := c.assignment.ForProcess(name)
 	if err := cpuset.Pin(pid, ids); err != nil {
 		c.log.Warn("could not pin a child to its CPUs", "process", name, "pid", pid, "cpus", cpuset.Format(ids), "err", err)
 	}
@@ -212,6 +234,7 @@ func describeCPUs(env *reports.Environment) {
 			c.mu.Unlock()
 		}
 	}
+	sets.Nice = c.nices()
 	env.CPUSets = sets
 	c.mu.Lock()
 	core, pid, start := c.core, c.corePID, c.coreStart
@@ -264,6 +287,28 @@ func describeCPUs(env *reports.Environment) {
 				RequestsPerSecond: in.RequestsPerSecond, SchedP99Ms: ms(in.SchedP99), CPUPercent: in.CPUPercent, OthersPercent: in.OthersPercent})
 		}
 	}
+}
+
+// nices is the nice value of the simulator's threads and of each child's, read back from the
+// kernel now (as of its start when it has exited), or nil when the run neither pinned nor set
+// a priority.
+func (c *cpuRun) nices() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.assignment.Pinned && c.assignment.ServersNice == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(c.niced)+1)
+	if n, err := cpuset.NiceOf(0); err == nil {
+		out["simulator"] = n.String()
+	}
+	for name, ch := range c.niced {
+		out[name] = ch.nice
+		if n, err := cpuset.NiceOf(ch.pid); err == nil {
+			out[name] = n.String()
+		}
+	}
+	return out
 }
 
 // setUse is who used the CPU set ids since the run started: the kernel's accounting of its CPUs

@@ -2,8 +2,10 @@ package run
 
 import (
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,14 +16,19 @@ import (
 )
 
 // The gateway runs on its own CPU set and every other process the simulator starts, and the
-// simulator itself, on the world's; the report reads back what the kernel says each one had.
+// simulator itself, on the world's, the world's servers below the simulator's priority; the
+// report reads back what the kernel says each one had.
 func TestChildrenRunOnTheirCPUSetAndTheReportSaysWhich(t *testing.T) {
 	online, err := cpuset.Online()
 	if err != nil || len(online) < 2 {
 		t.Skipf("needs two CPUs (have %v, %v)", online, err)
 	}
+	own, err := cpuset.NiceOf(0)
+	if err != nil || own.Lowest != own.Highest {
+		t.Fatalf("this test's threads are at nice %v (%v), want one value", own, err)
+	}
 	gatewayCPU, worldCPU := online[len(online)-1:], online[:1]
-	f := &scenario.File{CPUs: scenario.CPUs{Assignment: cpuset.Assignment{Pinned: true, Gateway: gatewayCPU, World: worldCPU}}}
+	f := &scenario.File{CPUs: scenario.CPUs{Assignment: cpuset.Assignment{Pinned: true, Gateway: gatewayCPU, World: worldCPU, ServersNice: cpuset.DefaultServersNice}}}
 	end := useCPUSets(f, slog.New(slog.DiscardHandler))
 	defer end()
 
@@ -58,6 +65,16 @@ func TestChildrenRunOnTheirCPUSetAndTheReportSaysWhich(t *testing.T) {
 		if got := env.CPUSets.Processes[name]; got != cpus {
 			t.Errorf("report says %s had CPUs %q, want %q", name, got, cpus)
 		}
+	}
+	// The world's servers 10 nice steps below the simulator (0 unless the test runs niced), the
+	// gateway and the simulator at the simulator's own.
+	self, below := strconv.Itoa(own.Lowest), min(own.Lowest+cpuset.DefaultServersNice, cpuset.MaxNice)
+	wantNice := map[string]string{"gateway": self, "fakelaravel": strconv.Itoa(below), "simulator": self}
+	if !maps.Equal(env.CPUSets.Nice, wantNice) {
+		t.Errorf("report says the processes ran at nice %v, want %v", env.CPUSets.Nice, wantNice)
+	}
+	if n, err := cpuset.NiceOf(started[1].Pid()); err != nil || n != (cpuset.Nice{Lowest: below, Highest: below}) {
+		t.Errorf("fakelaravel's threads are at nice %v (%v), want %d", n, err, below)
 	}
 	if env.LoadAverage == nil || env.Generator == nil || env.Generator.Cores != len(worldCPU) {
 		t.Fatalf("load average %+v, generator %+v: want both, the generator on %d core(s)", env.LoadAverage, env.Generator, len(worldCPU))

@@ -21,11 +21,18 @@ func TestCPUsSplitTheMachineBetweenGatewayAndWorld(t *testing.T) {
 		overrides   []string
 		wantGateway []int
 		wantWorld   []int
-		wantErr     string
+		// wantNice is the world's servers' nice value.
+		wantNice int
+		wantErr  string
 	}{
-		{name: "unset pins nothing"},
-		{name: "auto on two cores", overrides: []string{"cpus.gateway=auto"}, wantGateway: []int{1}, wantWorld: []int{0}},
-		{name: "explicit", overrides: []string{"cpus.gateway=0", "cpus.world=1"}, wantGateway: []int{0}, wantWorld: []int{1}},
+		{name: "unset pins nothing and leaves priorities"},
+		{name: "auto on two cores: the world's servers below the generator", overrides: []string{"cpus.gateway=auto"}, wantGateway: []int{1}, wantWorld: []int{0}, wantNice: 10},
+		{name: "explicit", overrides: []string{"cpus.gateway=0", "cpus.world=1"}, wantGateway: []int{0}, wantWorld: []int{1}, wantNice: 10},
+		{name: "pinned with the servers' priority left alone", overrides: []string{"cpus.gateway=auto", "cpus.serversNice=0"}, wantGateway: []int{1}, wantWorld: []int{0}},
+		{name: "another nice", overrides: []string{"cpus.gateway=auto", "cpus.serversNice=19"}, wantGateway: []int{1}, wantWorld: []int{0}, wantNice: 19},
+		{name: "a nice without CPU sets", overrides: []string{"cpus.serversNice=5"}, wantNice: 5},
+		{name: "a nice above Linux's lowest priority", overrides: []string{"cpus.gateway=auto", "cpus.serversNice=20"}, wantErr: "cpus: serversNice 20 is not between 0 (the load generator's priority) and 19"},
+		{name: "a nice that would favour the servers", overrides: []string{"cpus.gateway=auto", "cpus.serversNice=-5"}, wantErr: "cpus: serversNice -5 is not between 0"},
 		{name: "a CPU the machine lacks", overrides: []string{"cpus.gateway=3"}, wantErr: "cpus: gateway: CPU 3 does not exist on this machine, which has CPUs 0-1"},
 		{name: "overlap", overrides: []string{"cpus.gateway=1", "cpus.world=0-1"}, wantErr: "cpus: gateway (1) and world (0-1) share CPU 1"},
 	}
@@ -44,6 +51,9 @@ func TestCPUsSplitTheMachineBetweenGatewayAndWorld(t *testing.T) {
 			a := f.CPUs.Assignment
 			if a.Pinned != (tt.wantGateway != nil) || !slices.Equal(a.Gateway, tt.wantGateway) || !slices.Equal(a.World, tt.wantWorld) {
 				t.Errorf("assignment = %+v, want gateway %v world %v", a, tt.wantGateway, tt.wantWorld)
+			}
+			if a.ServersNice != tt.wantNice {
+				t.Errorf("the world's servers' nice = %d, want %d", a.ServersNice, tt.wantNice)
 			}
 		})
 	}
