@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,98 +106,160 @@ func (s *Shared) CustomMetricType(name string) string {
 	return ""
 }
 
-// moduleExecution is k6/execution: vu, scenario, instance and test, read live.
+// moduleExecution is k6/execution: vu, scenario, instance and test, read live. Each of the four
+// is a liveObject: its properties are computed when the script reads them, as getters would be,
+// without a getter function object per property in every VU (18 native functions, each with its
+// own property map, were a fifth of an idle VU's heap).
 func (vu *VU) moduleExecution() goja.Value {
 	rt := vu.RT
 	o := rt.NewObject()
-	getter := func(obj *goja.Object, name string, f func() any) {
-		must(obj.DefineAccessorProperty(name, rt.ToValue(func(goja.FunctionCall) goja.Value { return rt.ToValue(f()) }), nil, goja.FLAG_FALSE, goja.FLAG_TRUE))
-	}
-	vuObj := rt.NewObject()
-	getter(vuObj, "idInInstance", func() any { return vu.ID })
-	getter(vuObj, "idInTest", func() any { return vu.ID })
-	getter(vuObj, "iterationInInstance", func() any { return vu.Iter })
-	getter(vuObj, "iterationInScenario", func() any { return vu.Iter })
-	tagsObj := rt.NewDynamicObject(&vuTags{vu: vu})
-	must(vuObj.Set("tags", tagsObj))
-	meta := rt.NewObject()
-	must(meta.Set("tags", tagsObj))
-	must(meta.Set("metadata", rt.NewObject()))
-	must(vuObj.Set("metrics", meta))
-	must(o.Set("vu", vuObj))
+	var tags, meta *goja.Object // made on first read, then the same objects
+	must(o.Set("vu", rt.NewDynamicObject(&liveObject{names: execVUNames, get: func(name string) goja.Value {
+		switch name {
+		case "idInInstance", "idInTest":
+			return rt.ToValue(vu.ID)
+		case "iterationInInstance", "iterationInScenario":
+			return rt.ToValue(vu.Iter)
+		case "tags", "metrics":
+			if tags == nil {
+				tags = rt.NewDynamicObject(&vuTags{vu: vu})
+				meta = rt.NewObject()
+				must(meta.Set("tags", tags))
+				must(meta.Set("metadata", rt.NewObject()))
+			}
+			if name == "tags" {
+				return tags
+			}
+			return meta
+		}
+		return nil
+	}})))
 
-	sc := rt.NewObject()
-	inInit := func() {
+	must(o.Set("scenario", rt.NewDynamicObject(&liveObject{names: execScenarioNames, get: func(name string) goja.Value {
 		if vu.initCtx || vu.Scenario == "" {
 			vu.Throw("getting scenario information outside of a scenario (in the init context, setup or teardown) is not supported")
 		}
-	}
-	getter(sc, "name", func() any { inInit(); return vu.Scenario })
-	getter(sc, "executor", func() any { inInit(); return vu.S.Scenarios[vu.Scenario].Executor })
-	getter(sc, "startTime", func() any { inInit(); return vu.S.Scenarios[vu.Scenario].Start.UnixMilli() })
-	getter(sc, "iterationInInstance", func() any { inInit(); return vu.IterInScenario })
-	getter(sc, "iterationInTest", func() any { inInit(); return vu.IterInScenario })
-	getter(sc, "progress", func() any {
-		inInit()
-		// The share of the scheduled duration elapsed (iteration executors: of maxDuration).
 		info := vu.S.Scenarios[vu.Scenario]
-		if info.Duration <= 0 {
-			return 0
+		switch name {
+		case "name":
+			return rt.ToValue(vu.Scenario)
+		case "executor":
+			return rt.ToValue(info.Executor)
+		case "startTime":
+			return rt.ToValue(info.Start.UnixMilli())
+		case "iterationInInstance", "iterationInTest":
+			return rt.ToValue(vu.IterInScenario)
+		case "progress":
+			// The share of the scheduled duration elapsed (iteration executors: of maxDuration).
+			if info.Duration <= 0 {
+				return rt.ToValue(0)
+			}
+			return rt.ToValue(min(1, max(0, float64(time.Since(info.Start))/float64(info.Duration))))
 		}
-		return min(1, max(0, float64(time.Since(info.Start))/float64(info.Duration)))
-	})
-	must(o.Set("scenario", sc))
+		return nil
+	}})))
 
-	in := rt.NewObject()
 	c := vu.S.Counters
-	getter(in, "vusActive", func() any { return c.VUsActive.Load() })
-	getter(in, "vusInitialized", func() any { return c.VUsInitialized.Load() })
-	getter(in, "iterationsCompleted", func() any { return c.IterationsCompleted.Load() })
-	getter(in, "iterationsInterrupted", func() any { return c.IterationsInterrupted.Load() })
-	getter(in, "currentTestRunDuration", func() any {
-		if c.Start.IsZero() {
-			return 0
+	must(o.Set("instance", rt.NewDynamicObject(&liveObject{names: execInstanceNames, get: func(name string) goja.Value {
+		switch name {
+		case "vusActive":
+			return rt.ToValue(c.VUsActive.Load())
+		case "vusInitialized":
+			return rt.ToValue(c.VUsInitialized.Load())
+		case "iterationsCompleted":
+			return rt.ToValue(c.IterationsCompleted.Load())
+		case "iterationsInterrupted":
+			return rt.ToValue(c.IterationsInterrupted.Load())
+		case "currentTestRunDuration":
+			if c.Start.IsZero() {
+				return rt.ToValue(0)
+			}
+			return rt.ToValue(float64(time.Since(c.Start).Microseconds()) / 1000)
 		}
-		return float64(time.Since(c.Start).Microseconds()) / 1000
-	})
-	must(o.Set("instance", in))
+		return nil
+	}})))
 
-	test := rt.NewObject()
-	must(test.Set("abort", func(call goja.FunctionCall) goja.Value {
-		if vu.initCtx {
-			vu.Throw("test.abort() can't be called in the init context")
+	var abort, fail goja.Value // made on first read, then the same functions
+	must(o.Set("test", rt.NewDynamicObject(&liveObject{names: execTestNames, get: func(name string) goja.Value {
+		switch name {
+		case "abort":
+			if abort == nil {
+				abort = rt.ToValue(vu.testAbort)
+			}
+			return abort
+		case "fail":
+			if fail == nil {
+				fail = rt.ToValue(vu.testFail)
+			}
+			return fail
+		case "options":
+			v, err := vu.parseJSON(string(vu.S.Options))
+			if err != nil {
+				return goja.Null()
+			}
+			return v
 		}
-		reason := "test aborted"
-		if a := call.Argument(0); !goja.IsUndefined(a) {
-			reason = "test aborted: " + a.String()
-		}
-		err := &AbortError{Reason: reason, Code: 108}
-		if vu.S.Abort != nil {
-			vu.S.Abort(reason, 108)
-		}
-		vu.RT.Interrupt(err)
-		return goja.Undefined()
-	}))
-	must(test.Set("fail", func(call goja.FunctionCall) goja.Value {
-		reason := "test failed"
-		if a := call.Argument(0); !goja.IsUndefined(a) {
-			reason = a.String()
-		}
-		if vu.S.Fail != nil {
-			vu.S.Fail(reason)
-		}
-		return goja.Undefined()
-	}))
-	getter(test, "options", func() any {
-		v, err := vu.parseJSON(string(vu.S.Options))
-		if err != nil {
-			return nil
-		}
-		return v
-	})
-	must(o.Set("test", test))
+		return nil
+	}})))
 	return o
 }
+
+// The properties of k6/execution's objects, in the order Object.keys lists them.
+var (
+	execVUNames       = []string{"idInInstance", "idInTest", "iterationInInstance", "iterationInScenario", "tags", "metrics"}
+	execScenarioNames = []string{"name", "executor", "startTime", "iterationInInstance", "iterationInTest", "progress"}
+	execInstanceNames = []string{"vusActive", "vusInitialized", "iterationsCompleted", "iterationsInterrupted", "currentTestRunDuration"}
+	execTestNames     = []string{"abort", "fail", "options"}
+)
+
+// testAbort is exec.test.abort([reason]): the whole test stops with exit code 108.
+func (vu *VU) testAbort(call goja.FunctionCall) goja.Value {
+	if vu.initCtx {
+		vu.Throw("test.abort() can't be called in the init context")
+	}
+	reason := "test aborted"
+	if a := call.Argument(0); !goja.IsUndefined(a) {
+		reason = "test aborted: " + a.String()
+	}
+	err := &AbortError{Reason: reason, Code: 108}
+	if vu.S.Abort != nil {
+		vu.S.Abort(reason, 108)
+	}
+	vu.RT.Interrupt(err)
+	return goja.Undefined()
+}
+
+// testFail is exec.test.fail([reason]): the test goes on and ends failed (exit code 110).
+func (vu *VU) testFail(call goja.FunctionCall) goja.Value {
+	reason := "test failed"
+	if a := call.Argument(0); !goja.IsUndefined(a) {
+		reason = a.String()
+	}
+	if vu.S.Fail != nil {
+		vu.S.Fail(reason)
+	}
+	return goja.Undefined()
+}
+
+// liveObject is a read-only object whose properties names are computed by get when read (a goja
+// DynamicObject): assigning or deleting one fails (a TypeError in strict code, as for a getter
+// without a setter).
+type liveObject struct {
+	names []string
+	get   func(name string) goja.Value
+}
+
+func (o *liveObject) Get(key string) goja.Value {
+	if !o.Has(key) {
+		return nil
+	}
+	return o.get(key)
+}
+
+func (o *liveObject) Set(string, goja.Value) bool { return false }
+func (o *liveObject) Has(key string) bool         { return slices.Contains(o.names, key) }
+func (o *liveObject) Delete(string) bool          { return false }
+func (o *liveObject) Keys() []string              { return slices.Clone(o.names) }
 
 // vuTags is exec.vu.tags: the current tags, writable (a script's own tags apply to the VU's
 // later samples).

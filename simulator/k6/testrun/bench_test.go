@@ -53,6 +53,13 @@ func benchShared(b *testing.B, src string, env map[string]string, api *user.API,
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	return benchScript(b, path, env, api, reg)
+}
+
+// benchScript compiles the script at path into what its VUs share, with k6/x/wagate over reg and
+// api.
+func benchScript(b *testing.B, path string, env map[string]string, api *user.API, reg *metrics.Registry) *js.Shared {
+	b.Helper()
 	bun, err := bundle.Load(path)
 	if err != nil {
 		b.Fatal(err)
@@ -267,6 +274,43 @@ export default function () {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/vus, "B/VU")
+		runtime.KeepAlive(keep)
+	}
+}
+
+// BenchmarkLifecycleVUInit initializes VUs of scenarios/k6/lifecycle-1000.js itself, the script
+// k6-cost measures (its init context: the lib, k6/x/wagate, k6, k6/execution), and reports the
+// heap each keeps after its init (B/VU, what k6_cost_vu_init_memory_bytes reads at 1000 VUs)
+// and what its init allocated (alloc-B/VU, allocs/VU). Run it with -benchtime 1x: each round
+// initializes 300 VUs.
+func BenchmarkLifecycleVUInit(b *testing.B) {
+	const vus = 300
+	script, err := filepath.Abs(filepath.Join("..", "..", "..", "scenarios", "k6", "lifecycle-1000.js"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := metrics.NewRegistry(nil)
+	api := user.NewAPI("http://127.0.0.1:1", "t", &http.Client{}, reg)
+	shared := benchScript(b, script, map[string]string{"USERS": "1000"}, api, reg)
+	for range b.N {
+		keep := make([]*js.VU, 0, vus)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range vus {
+			vu, err := js.NewVU(context.Background(), shared, int64(i+1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			keep = append(keep, vu)
+		}
+		runtime.ReadMemStats(&after)
+		allocated, allocs := after.TotalAlloc-before.TotalAlloc, after.Mallocs-before.Mallocs
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/vus, "B/VU")
+		b.ReportMetric(float64(allocated)/vus, "alloc-B/VU")
+		b.ReportMetric(float64(allocs)/vus, "allocs/VU")
 		runtime.KeepAlive(keep)
 	}
 }
