@@ -500,8 +500,26 @@ func (vu *VU) require(name string) goja.Value {
 			vu.Throw("module %s: %v", name, err)
 		}
 	}
+	v = vu.inheriting(v)
 	vu.modules[name] = v
 	return v
+}
+
+// inheriting returns what require gives a script for module m: an object without own properties
+// that inherits m's, so that esbuild's import helper has nothing to copy. An import of a module's
+// default or namespace (import http from "k6/http", import * as k6 from "k6") becomes
+// __toESM(require(name)), which copied every own property of what require returned onto a new
+// object as a getter: an arrow function, its scope and a property per export of each such
+// module, made in every VU at its init (and an export read through that object, k6.sleep(1),
+// called its getter). The helper's object inherits from the same prototype, so the script finds
+// each export there (for...in lists them; Object.keys of a module lists none). A module that is
+// not a plain object is returned as is.
+func (vu *VU) inheriting(m goja.Value) goja.Value {
+	o, ok := m.(*goja.Object)
+	if !ok || o.ClassName() != "Object" {
+		return m
+	}
+	return vu.RT.CreateObject(o)
 }
 
 func extensionList(m map[string]ModuleFactory) string {
