@@ -182,8 +182,9 @@ function pairAndLive(id, b, paired) {
 export function live(id, b, firstPoll) {
   // Each timer is a deadline in seconds on the loop's clock t (the time slept since the pairing);
   // a wake sleeps until the soonest one and handles those due. Most wakes are the status poll's
-  // (every 2 s against a message a minute), so a wake reads only the poll's deadline and other,
-  // the soonest of the rest, recomputed when one of them moves. What a wake touches is what it
+  // (every 2 s against a message a minute): the polls due before anything else are an inner loop
+  // of their own (sleep, poll, next poll time), and only then does a wake look at other, the
+  // soonest of the rest, recomputed when one of them moves. What a wake touches is what it
   // costs: after a sleep each value the VU reads is likely out of the CPU's caches (1000 VUs'
   // goja runtimes are ~100 MB), and in goja a computed number is a heap object of its own. The
   // countdown per timer this loop had (seven subtractions and a Math.min of seven on every wake)
@@ -210,19 +211,24 @@ export function live(id, b, firstPoll) {
   let written = 0;
   let lastIn = "";
   for (;;) {
-    const next = pollAt < other ? pollAt : other;
-    if (next === Infinity) return;
-    pause(next - t);
-    t = next;
+    while (pollAt < other) {
+      pause(pollAt - t);
+      t = pollAt;
+      pollStatus(id);
+      pollAt = t + pollLow + pollSpan * random();
+    }
+    if (other === Infinity) return;
+    pause(other - t);
+    t = other;
     if (t >= end) {
       if (Math.random() < b.logoutAtEnd) wagate.logout(id);
       return;
     }
     if (t >= pollAt) {
+      // a poll due with something else
       pollStatus(id);
       pollAt = t + pollLow + pollSpan * random();
     }
-    if (t < other) continue;
     if (t >= msgAt) {
       sent++;
       wagate.send(id, `message ${sent} from ${id}`);

@@ -29,6 +29,8 @@ type gateway struct {
 	mu    sync.Mutex
 	reg   *metrics.Registry
 	marks map[string]polls
+	// requests are every request it answered, in order.
+	requests []request
 	// onMark, when set, is called with the mark's name after it was noted.
 	onMark func(name string)
 }
@@ -41,7 +43,16 @@ func recorded(reg *metrics.Registry) polls {
 		qr: reg.Total("http_reqs", metrics.Tags{"endpoint": user.EndpointQR})}
 }
 
+// request is one request the gateway answered: when it arrived, its method and path.
+type request struct {
+	at           time.Time
+	method, path string
+}
+
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	g.requests = append(g.requests, request{at: time.Now(), method: r.Method, path: r.URL.Path})
+	g.mu.Unlock()
 	if name, ok := strings.CutPrefix(r.URL.Path, "/mark/"); ok {
 		g.mu.Lock()
 		g.marks[name] = recorded(g.reg)
