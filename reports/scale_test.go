@@ -9,9 +9,12 @@ import (
 // arrivals, the plateau with every session connected, the fakewa restart's dip and the end.
 func scaleSeries(connectedEnd int) *Report {
 	const kib = 1024
+	// A point the Laravel app polled in has API latencies; one in the quiet window has none.
 	point := func(conn, goroutines int, rssKiB int64, cpu float64) SeriesPoint {
-		return SeriesPoint{SessionsByState: map[string]int{"connected": conn}, Goroutines: goroutines, GatewayRSSBytes: rssKiB * kib, GatewayCPUPercent: cpu}
+		return SeriesPoint{SessionsByState: map[string]int{"connected": conn}, Goroutines: goroutines, GatewayRSSBytes: rssKiB * kib, GatewayCPUPercent: cpu,
+			APILatency: Percentiles{P50: 0.4, P95: 0.9, P99: 1.5}}
 	}
+	quiet := func(p SeriesPoint) SeriesPoint { p.APILatency = Percentiles{}; return p }
 	return &Report{
 		Series: []SeriesPoint{
 			point(0, 40, 30_000, 1),                     // baseline
@@ -19,6 +22,9 @@ func scaleSeries(connectedEnd int) *Report {
 			point(9995, 40+4*9995, 30_000+9995*140, 60),
 			point(10000, 40+4*10000, 30_000+10000*140, 9), // plateau
 			point(10000, 40+4*10000, 30_000+10000*141, 8),
+			quiet(point(10000, 40+4*10000, 30_000+10000*141, 7)), // the quiet window
+			quiet(point(10000, 40+4*10000, 30_000+10000*141, 5)),
+			quiet(point(9999, 40+4*9999, 30_000+10000*141, 6)),
 			point(10000, 40+4*10000, 30_000+10000*141, 7),
 			point(2000, 40+4*2000, 30_000+10000*141, 80), // the restart
 			point(connectedEnd, 40+4*connectedEnd, 30_000+10000*141, 30),
@@ -40,9 +46,11 @@ func TestTheScaleFiguresOfARun(t *testing.T) {
 		{FigRecoveryMax, 12_500},
 		{FigRSSPerSessionOverBaseline, 140}, // the first point with the peak count
 		{FigGoroutinesPerSession, 4},
-		// The three plateau points (9995 is within 0.1% of the peak too): CPU 60, 9, 8, 7 -> the
-		// median's upper middle, 9% of a core = 0.9 s per 10 s for 10,000 sessions.
+		// The plateau's polled points (9995 is within 0.1% of the peak too): CPU 60, 9, 8, 7 ->
+		// the median's upper middle, 9% of a core = 0.9 s per 10 s for 10,000 sessions.
 		{FigPlateauCPUPer1000, 0.09},
+		// Its points without an API request: CPU 7, 5, 6 -> 6% of a core.
+		{FigIdleCPUPer1000, 0.06},
 	} {
 		got, ok := tc.fig.Of(r)
 		if !ok || got != tc.want {
@@ -51,6 +59,22 @@ func TestTheScaleFiguresOfARun(t *testing.T) {
 	}
 	if _, ok := FigRSSPerSessionOverBaseline.Of(&Report{Series: []SeriesPoint{{}, {}}}); ok {
 		t.Error("a run where no session connected has no per-session figure")
+	}
+	// A run whose Laravel app never stopped polling on the plateau has no idle figure, and one
+	// that polled nothing there has no light-polling figure; neither borrows the other's points.
+	polled := scaleSeries(10000)
+	for i := range polled.Series {
+		polled.Series[i].APILatency.P50 = 0.4
+	}
+	if got, ok := FigIdleCPUPer1000.Of(polled); ok {
+		t.Errorf("idle CPU measured without a quiet interval: %v", got)
+	}
+	idle := scaleSeries(10000)
+	for i := range idle.Series {
+		idle.Series[i].APILatency = Percentiles{}
+	}
+	if got, ok := FigPlateauCPUPer1000.Of(idle); ok {
+		t.Errorf("light-polling CPU measured without a polled interval: %v", got)
 	}
 }
 
@@ -87,6 +111,12 @@ func TestScaleTargetsAreCheckedOnTheBenchScaleEntry(t *testing.T) {
 				}
 				if row.Status != want || row.Where != SessionScaleEntry {
 					t.Errorf("%s: %s (%s) at %q, want %s", row.Name, row.Status, row.Measured, row.Where, want)
+				}
+				// The idle CPU's row shows the CPU with light polling beside its value.
+				if row.Name == "10,000 sessions: idle gateway CPU with all connected and no polling, per 1000 sessions" {
+					if want := FigIdleCPUPer1000.Format(0.06) + "; " + FigPlateauCPUPer1000.Name + ": " + FigPlateauCPUPer1000.Format(0.09); row.Measured != want {
+						t.Errorf("%s: measured %q, want %q", row.Name, row.Measured, want)
+					}
 				}
 			}
 		})

@@ -105,6 +105,9 @@ type TargetSpec struct {
 	// Latency marks a latency target: a run whose load generator saturated its cores measured its
 	// own queueing, and the row says the value is not valid.
 	Latency bool
+	// Beside, when set, is a figure of the same entry the row shows after its value, unchecked
+	// (the idle CPU's row: the CPU with light polling).
+	Beside Figure
 }
 
 // DesignTargets are docs/design.md's targets as the bench report checks them, in its order.
@@ -130,7 +133,7 @@ var ScaleTargets = []TargetSpec{
 	{Name: "10,000 sessions: all connected at the end, after the restart", Figure: FigSessionsAtEnd, Bound: Bound{">=", 10000}, Scope: AtSessionScale},
 	{Name: "10,000 sessions: gateway RSS per connected session over the baseline (light polling)", Figure: FigRSSPerSessionOverBaseline, Bound: Bound{"<=", 150}, Scope: AtSessionScale},
 	{Name: "10,000 sessions: gateway goroutines per connected session over the baseline (light polling)", Figure: FigGoroutinesPerSession, Bound: Bound{"<=", 4.5}, Scope: AtSessionScale},
-	{Name: "10,000 sessions: gateway CPU with all connected (light polling), per 1000 sessions", Figure: FigPlateauCPUPer1000, Bound: Bound{"<=", 0.1}, Scope: AtSessionScale},
+	{Name: "10,000 sessions: idle gateway CPU with all connected and no polling, per 1000 sessions", Figure: FigIdleCPUPer1000, Bound: Bound{"<=", 0.1}, Scope: AtSessionScale, Beside: FigPlateauCPUPer1000},
 }
 
 // Target is one of docs/design.md's targets, checked against a bench run.
@@ -247,6 +250,11 @@ func (res *Results) check(spec TargetSpec) Target {
 		if v, found := e.Median(spec.Figure); found {
 			t.Measured = spec.Figure.Format(v)
 			t.Status = passFail(spec.Bound.Holds(v))
+			if spec.Beside.Of != nil {
+				if b, ok := e.Median(spec.Beside); ok {
+					t.Measured += "; " + spec.Beside.Name + ": " + spec.Beside.Format(b)
+				}
+			}
 			if why := coreInvalid(e); why != "" {
 				t.Measured += " (" + why + ")"
 			}

@@ -240,6 +240,11 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	bgWG.Go(func() { r.every(bg, pollEvery, func() { _ = r.laravel.poll(bg) }) })
 	r.startProbes(ctx)
 	r.start = time.Now()
+	if q := f.Quiet; q != nil {
+		// The scenario's quiet window, counted from the users' start as faults are.
+		env.API.QuietPolls(r.start.Add(q.At.Std()), r.start.Add(q.At.Std()+q.Duration.Std()))
+		r.log.Info("the Laravel app polls nothing in the quiet window", "at", q.At, "duration", q.Duration)
+	}
 	bgWG.Go(func() { r.every(bg, time.Second, func() { r.sampleEverySecond(bg) }) })
 	bgWG.Go(func() { r.every(bg, f.SeriesInterval.Std(), r.seriesPoint) })
 	bgWG.Go(func() { r.progress(bg) })

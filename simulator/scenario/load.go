@@ -446,6 +446,12 @@ func (f *File) finish(root *yaml.Node, bad *invalid) {
 			bad.add(file, lineOf(root, "scenarios", n, "behaviour", sub), field+".behaviour."+sub, "%s", msg)
 		}
 	}
+	if q := f.Quiet; q != nil {
+		// One whole series interval must fall in it, whatever the intervals' phase.
+		if q.At < 0 || q.Duration < 2*f.SeriesInterval {
+			bad.add(file, lineOf(root, "quiet"), "quiet", "at can't be negative and duration must be at least two series intervals (%s), so that one whole interval falls in the window", 2*f.SeriesInterval)
+		}
+	}
 	f.finishGateway(root, bad)
 	f.finishLaravel(root, bad)
 	f.finishCPUs(root, bad)

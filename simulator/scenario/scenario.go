@@ -41,6 +41,9 @@ type File struct {
 	CPUs CPUs `yaml:"cpus"`
 	// Faults is the fault schedule: changes to fakelaravel and WhatsApp at given times.
 	Faults []Fault `yaml:"faults"`
+	// Quiet is a window in which the Laravel app polls nothing (none by default): what idle
+	// connected sessions cost the gateway is measured in it.
+	Quiet *Quiet `yaml:"quiet"`
 	// Drain is how long the simulator waits after the users stopped before it compares Laravel's
 	// state with the ground truth (default 15s). In batch mode the simulator then also waits,
 	// up to 60 s more, until the gateway's outbox is empty, so late events are not counted lost.
@@ -456,6 +459,21 @@ type Fault struct {
 	WhatsApp *WhatsAppFault `yaml:"whatsapp,omitempty"`
 	// Process kills or restarts the gateway or redis-server (see ProcessFault).
 	Process *ProcessFault `yaml:"process,omitempty"`
+}
+
+// Quiet is a window, counted from the users' start like a fault's, in which every status and QR
+// poll of the native users (their pollers' think times go on; a poll due in the window is
+// skipped) is left out, so the gateway serves no API request: the report's idle figures
+// (CPU of connected sessions with no polling) read the series intervals that had none. Starts,
+// logouts and messages are not held back.
+type Quiet struct {
+	At       Duration `yaml:"at"`
+	Duration Duration `yaml:"duration"`
+}
+
+// Covers reports whether t, the time since the users' start, falls in the window.
+func (q *Quiet) Covers(t time.Duration) bool {
+	return q != nil && t >= q.At.Std() && t < q.At.Std()+q.Duration.Std()
 }
 
 // WhatsAppFault is a mass event on connected devices.

@@ -43,6 +43,22 @@ type API struct {
 	auth []string
 	// polls carries the status and QR polls (nil when base is not plain http: net/http then).
 	polls *pollClient
+	// quietFrom and quietUntil (Unix ns; both 0: none) bound the window in which polls are
+	// skipped (QuietPolls).
+	quietFrom, quietUntil atomic.Int64
+}
+
+// QuietPolls makes every poll due from from until until skipped (the scenario's quiet window):
+// the pollers keep their think times and poll again after it. Set it before the users start.
+func (a *API) QuietPolls(from, until time.Time) {
+	a.quietFrom.Store(from.UnixNano())
+	a.quietUntil.Store(until.UnixNano())
+}
+
+// quietAt reports whether now falls in the quiet window.
+func (a *API) quietAt(now time.Time) bool {
+	ns := now.UnixNano()
+	return ns >= a.quietFrom.Load() && ns < a.quietUntil.Load()
 }
 
 // NewAPI returns a client of the gateway at base (http://host:port) with its API token. The

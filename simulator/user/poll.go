@@ -320,6 +320,9 @@ func (p *Poller) Close() {
 // the next one. One timer serves the whole loop; Every returns when the loop ends and does not
 // Close the poller.
 //
+// A poll due in the API's quiet window (QuietPolls) is skipped: the poller waits its next think
+// time, so the pollers come back after the window as spread as they were.
+//
 // Every returns as soon as ctx ends, but notices stop only at its next poll time, which it then
 // skips: stop is the run's end (the VU's Stopping), shared by every poller of the run, and the
 // 10,000 pollers of seed-batch-1000 all woken by it at once were 10,000 goroutines runnable
@@ -339,6 +342,10 @@ func (p *Poller) Every(ctx context.Context, first time.Duration, pace *Pace, sto
 		case <-stop:
 			return
 		default:
+		}
+		if p.api.quietAt(time.Now()) {
+			t.Reset(pace.Next()) // the Laravel app is quiet: this poll is skipped, not delayed
+			continue
 		}
 		if err := p.Poll(); err != nil && ctx.Err() != nil {
 			return
