@@ -20,7 +20,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"               // the "sqlite" database/sql driver (NewConnector)
 )
 
 // Dialect names the SQL flavour of a DB; the values are the database/sql driver names, which
@@ -48,6 +48,10 @@ type Options struct {
 	// MaxOpenConns bounds the pool; zero means 8 for SQLite (queueing in Go is fairer than
 	// SQLite's sleeping busy handler) and 20 for Postgres.
 	MaxOpenConns int
+
+	// reparseStatements turns SQLite's per-connection statement cache off (stmtcache.go): the
+	// driver compiles every call's SQL again, as before it (tests and benchmarks compare both).
+	reparseStatements bool
 }
 
 // DB is the gateway's database handle, shared by the registry and whatsmeow's store.
@@ -67,7 +71,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open(string(dialect), dsn)
+	db, err := openPool(dialect, dsn, !o.reparseStatements)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", where, err)
 	}
@@ -87,6 +91,19 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// openPool opens the pool of dialect at dsn; a SQLite pool keeps each connection's compiled
+// statements when cacheStatements is set (stmtcache.go).
+func openPool(dialect Dialect, dsn string, cacheStatements bool) (*sql.DB, error) {
+	if dialect != SQLite || !cacheStatements {
+		return sql.Open(string(dialect), dsn)
+	}
+	base, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(stmtCacheConnector{Connector: base, size: stmtCacheSize}), nil
 }
 
 // Close closes the pool.
