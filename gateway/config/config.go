@@ -126,6 +126,9 @@ type Config struct {
 
 	// PprofAddr, when set, serves net/http/pprof on this loopback address (off by default).
 	PprofAddr string
+	// SteadySysmon keeps the Go runtime's system monitor at its steady period (the process
+	// starts itself again once with GODEBUG's scheduler trace set: gateway/internal/sysmon).
+	SteadySysmon bool
 	// RateLimit and RateLimitBurst bound each API client's authenticated requests per second
 	// (0: the API's defaults; a rate without a burst gets a burst of twice the rate).
 	RateLimit      int
@@ -223,6 +226,7 @@ func Default() Config {
 		ShutdownTimeout:    20 * time.Second,
 		LogLevel:           "info",
 		LogFormat:          "text",
+		SteadySysmon:       true,
 	}
 }
 
@@ -308,6 +312,7 @@ func settings() []setting {
 		{flag: "rate-limit-burst", usage: "burst of authenticated API requests per client address (0: twice rate-limit)", value: func(c *Config) any { return &c.RateLimitBurst }, fills: []string{"api.RateLimit.Burst"}},
 		{flag: "trusted-proxies", usage: "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For names the client (rate limit); empty: none", value: func(c *Config) any { return &c.TrustedProxies }},
 		{flag: "pprof-addr", usage: "serve Go profiles (net/http/pprof) on this loopback host:port; empty: off", value: func(c *Config) any { return &c.PprofAddr }},
+		{flag: "steady-sysmon", usage: "keep the Go runtime's system monitor ticking every 10 ms instead of sleeping until the next timer and waking at every system call of an idle process (about a third of an idle gateway's CPU with thousands of sessions): the gateway starts itself again once, in its own process, with GODEBUG=schedtrace=2147483647 added unless GODEBUG names schedtrace", value: func(c *Config) any { return &c.SteadySysmon }},
 		{flag: "wa-debug", usage: "also log whatsmeow's info and debug lines", value: func(c *Config) any { return &c.WADebug }},
 		{flag: "wa-dial", usage: "TEST ONLY: host:port of a fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WADial }},
 		{flag: "wa-root-pubkey", usage: "TEST ONLY: hex root public key of the fake WhatsApp server (needs WAGATE_WA_INSECURE_TEST=1)", value: func(c *Config) any { return &c.WARootPubKey }},

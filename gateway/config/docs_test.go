@@ -56,6 +56,7 @@ var notSettings = map[string]string{
 	"WAGATE_REQUIRE_SERVERS":       "tests: fail instead of skip when redis-server or Postgres is absent (CI)",
 	"WAGATE_IMAGE":                 "deploy/compose.yaml's image",
 	"WAGATE_IDLECOST_CPUPROFILE":   "gateway/whatsapp's idle-cost benchmark: where it writes the window's CPU profile",
+	"WAGATE_IDLECOST_WINDOW":       "gateway/whatsapp's idle-cost benchmark: how long it watches the idle sessions' CPU",
 }
 
 // laravelAppEnv returns the WAGATE_* variables the reference Laravel app reads (laravel/: its

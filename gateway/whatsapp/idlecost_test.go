@@ -26,6 +26,7 @@ import (
 	"go.mau.fi/whatsmeow"
 
 	"wagate/gateway/event"
+	"wagate/gateway/internal/sysmon"
 	"wagate/gateway/laravel"
 	"wagate/gateway/session"
 	"wagate/gateway/storage"
@@ -391,7 +392,8 @@ func writeHeapProfile(tb testing.TB, path, suffix string) {
 //	go test ./gateway/whatsapp -run '^$' -bench IdleConnectedSession -benchtime 1x -v
 //
 // -v logs the goroutines per session by start function. WAGATE_IDLECOST_SESSIONS changes 200;
-// WAGATE_IDLECOST_CPUPROFILE=FILE writes a CPU profile of the idle window to FILE;
+// WAGATE_IDLECOST_WINDOW lengthens the idle CPU window (30 s); WAGATE_IDLECOST_CPUPROFILE=FILE
+// writes a CPU profile of the idle window to FILE;
 // WAGATE_IDLECOST_HEAPPROFILE=FILE samples every allocation and writes FILE.base and FILE, heap
 // profiles at the baseline and after (go tool pprof -sample_index inuse_space -base FILE.base FILE).
 func BenchmarkIdleConnectedSession(b *testing.B) {
@@ -441,12 +443,27 @@ func BenchmarkIdleConnectedSession(b *testing.B) {
 	// Steady state first: every session past its first keepalive period (a session's first
 	// ping comes 20-30 s after it connected) and its post-login work.
 	time.Sleep(time.Until(pairedAt.Add(whatsmeow.KeepAliveIntervalMax)))
+	window := idleCPUWindow
+	if s := os.Getenv("WAGATE_IDLECOST_WINDOW"); s != "" {
+		var err error
+		if window, err = time.ParseDuration(s); err != nil || window < idleCPUWindow {
+			b.Fatalf("WAGATE_IDLECOST_WINDOW=%q: want a duration of at least %s (one keepalive period)", s, idleCPUWindow)
+		}
+	}
 	stopProfile := startCPUProfile(b, os.Getenv("WAGATE_IDLECOST_CPUPROFILE"))
+	// Said as it starts, for a profiler attached from outside (perf record -p PID).
+	fmt.Fprintf(os.Stderr, "idle window of %s starts (pid %d, %d sessions)\n", window, os.Getpid(), n+10)
 	cpu0 := processCPU()
-	time.Sleep(idleCPUWindow)
+	time.Sleep(window)
 	idleCPU := processCPU() - cpu0
 	stopProfile()
-	b.ReportMetric(idleCPU.Seconds()*float64(10*time.Second)/float64(idleCPUWindow)*1000/float64(n+10), "idle-cpu-s-per-10s-per-1000-sessions")
+	b.ReportMetric(idleCPU.Seconds()*float64(10*time.Second)/float64(window)*1000/float64(n+10), "idle-cpu-s-per-10s-per-1000-sessions")
+	// 1 when the process ran with the gateway's steady sysmon (TestMain; GODEBUG=schedtrace set).
+	steady := 0.0
+	if _, missing := sysmon.Env(os.Environ()); !missing {
+		steady = 1
+	}
+	b.ReportMetric(steady, "steady-sysmon")
 	writeHeapProfile(b, heapProfile, "")
 	afterStarts := goroutinesByStart()
 	var lines []string

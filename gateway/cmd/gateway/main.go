@@ -14,6 +14,7 @@ import (
 
 	"wagate/gateway/app"
 	"wagate/gateway/config"
+	"wagate/gateway/internal/sysmon"
 	"wagate/internal/buildinfo"
 )
 
@@ -59,9 +60,16 @@ func run() int {
 		return 0
 	}
 	cfg := loaded.Config
+	var reexecErr error
+	if cfg.SteadySysmon {
+		reexecErr = sysmon.Reexec() // returns only when GODEBUG already has it, or on failure
+	}
 	log := newLogger(cfg, os.Stderr)
 	slog.SetDefault(log)
 	log.Info("starting", "version", buildinfo.String("gateway"), "config", cfg)
+	if reexecErr != nil {
+		log.Warn("the Go runtime's system monitor keeps its default deep sleep", "err", reexecErr)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
