@@ -15,9 +15,9 @@ var scopeWords = map[Scope]string{
 	ScaleVsLegacy:  "batch at 1000 users vs legacy on the same per-user workload, per user (`make bench`)",
 	EveryRun:       "every run of every entry",
 	CapacitySearch: "the capacity search (`make bench-capacity`: step up, then bisect)",
-	VsFloor:        "the batch entry at 1000 users vs the floor entry, a bare net/http server under the same poll workload on the gateway's CPU set (`make bench`)",
+	VsFloor:        "the batch entry at 1000 users vs the floor entry at 1000 users, a bare net/http server under the same poll workload on the gateway's CPU set (`make bench`)",
 	AtSessionScale: "10,000 sessions in one gateway process (`make bench-scale`)",
-	AtSeedBatch:    "the batch entry at the seed's 100 users (`make bench`)",
+	AtSeedBatch:    "the batch entry at the seed's 100 users, with the floor entry under the same polls beside it (`make bench`)",
 }
 
 // designTargetsTable is docs/design.md's targets table: DesignTargets and ScaleTargets as the

@@ -24,24 +24,52 @@ func cpuPerRequest(r *Report) (float64, bool) {
 	return cpu / 100 / rate * 1e6, true
 }
 
-// floorEntry is the bench's floor entry (kind: floor) with a report, or nil.
-func (res *Results) floorEntry() *Entry {
+// floorEntry is the bench's floor entry (kind: floor) with a report for users users, or, when
+// none has that many, its first floor entry with a report (nil without one). A bench may hold a
+// floor for each workload it compares (make bench: floor-100 beside batch-100, floor-1000 beside
+// batch-1000).
+func (res *Results) floorEntry(users int) *Entry {
+	var first *Entry
 	for i := range res.Entries {
-		if e := &res.Entries[i]; e.Kind == "floor" && len(e.Reports) > 0 {
+		e := &res.Entries[i]
+		if e.Kind != "floor" || len(e.Reports) == 0 {
+			continue
+		}
+		if e.Users() == users {
 			return e
 		}
+		if first == nil {
+			first = e
+		}
 	}
-	return nil
+	return first
+}
+
+// floorBeside is what the floor entry of users users measured of fig, as a row shows it after its
+// own value ("" without such an entry).
+func (res *Results) floorBeside(fig Figure, users int) string {
+	fl := res.floorEntry(users)
+	if fl == nil || fl.Users() != users {
+		return ""
+	}
+	v, ok := fl.Median(fig)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("; the floor under the same polls (%s): %s", fl.Name, fig.Format(v))
 }
 
 // checkVsFloor measures a VsFloor target: the scale entry's figure in times the floor entry's.
 func (res *Results) checkVsFloor(spec TargetSpec, t Target, scale *Entry) Target {
-	fl := res.floorEntry()
-	if fl == nil {
-		t.Measured = "add an entry of kind: floor"
+	if scale == nil {
+		if res.floorEntry(0) == nil {
+			t.Measured = "add an entry of kind: floor"
+		}
 		return t
 	}
-	if scale == nil {
+	fl := res.floorEntry(scale.Users())
+	if fl == nil {
+		t.Measured = "add an entry of kind: floor"
 		return t
 	}
 	t.Where = scale.Name + " vs " + fl.Name

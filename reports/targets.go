@@ -205,7 +205,7 @@ func (res *Results) check(spec TargetSpec) Target {
 			break
 		}
 		if v, found := seedBatch.Median(spec.Figure); found {
-			t.Measured = spec.Figure.Format(v)
+			t.Measured = spec.Figure.Format(v) + res.floorBeside(spec.Figure, SeedUsers)
 			t.Status = passFail(spec.Bound.Holds(v))
 		}
 	case ScaleVsLegacy:

@@ -153,3 +153,40 @@ func TestABenchBelowTheTargetScaleShowsItsFiguresButJudgesNoScaleTarget(t *testi
 		t.Error("at 1000 users no target measured at scale was judged")
 	}
 }
+
+// A bench with a floor for each workload (make bench: floor-100 beside batch-100, floor-1000
+// beside batch-1000) compares each target with the floor under its own users' polls.
+func TestEachTargetIsSetBesideTheFloorOfItsOwnUserCount(t *testing.T) {
+	res := sampleBench(t)
+	floorOf := func(name string, users int, cpuPercent float64) Entry {
+		r := sampleReport(t, name, "", users, 0, 0)
+		cpu := NewHistogram(0.0001)
+		if err := cpu.RecordN(cpuPercent, 60); err != nil {
+			t.Fatal(err)
+		}
+		r.Metrics[MetricGatewayCPU] = NewTrendMetric("default", cpu)
+		return Entry{BenchEntry: BenchEntry{Name: name, Kind: "floor"}, Reports: []*Report{r}}
+	}
+	// floor-100 first: a bench that took the first floor entry compared batch-1000 with it.
+	res.Entries = append(res.Entries, floorOf("floor-100", 100, 1.5), floorOf("floor-1000", 1000, 2))
+	want := map[string]string{
+		"gateway CPU per API request, all its work included, vs the floor's in the same bench": "2.00x (",
+		"gateway CPU (mean) at the seed's 100 users, batch mode":                               "; the floor under the same polls (floor-100): 1.50%",
+	}
+	for _, got := range res.Targets() {
+		w, ok := want[got.Name]
+		if !ok {
+			continue
+		}
+		delete(want, got.Name)
+		if !strings.Contains(got.Measured, w) {
+			t.Errorf("%s: measured %q, want it to say %q", got.Name, got.Measured, w)
+		}
+		if strings.HasPrefix(got.Name, "gateway CPU per API request") && got.Where != "batch-1000 vs floor-1000" {
+			t.Errorf("the floor ratio is taken at %q, want batch-1000 vs floor-1000", got.Where)
+		}
+	}
+	for name := range want {
+		t.Errorf("no target %q", name)
+	}
+}
