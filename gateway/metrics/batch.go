@@ -35,6 +35,7 @@ var batchSeries = []struct{ name, label, help string }{
 	{"wagate_batch_coalesced_total", "", "Outbox entries superseded by a newer version of the same session and kind."},
 	{"wagate_batch_dead_lettered_total", "", "Outbox entries moved to the dead-letter stream."},
 	{"wagate_outbox_enqueue_failed_total", "", "Events the outbox refused (full past its deadline, Redis unavailable, or an invalid event)."},
+	{"wagate_outbox_appends_overtaken_by_loss_total", "", "Appends of customers' messages and receipts that gave way to the message journal's replay: Redis lost its data while they waited for room or for Redis, and the replay appends their items (accepted, not refused)."},
 	{"wagate_batch_breaker_state", "state", "Circuit breaker state: 1 for the current state (closed, half-open, open), 0 for the others."},
 	{"wagate_batch_breaker_opened_total", "", "Times the circuit breaker opened."},
 	{"wagate_batch_paused_total", "", "Times a Retry-After paused every send to Laravel."},
@@ -127,6 +128,7 @@ func (c *batchCollector) Collect(ch chan<- prometheus.Metric) {
 	ct("wagate_batch_coalesced_total", m.Coalesced)
 	ct("wagate_batch_dead_lettered_total", m.DeadLettered)
 	ct("wagate_outbox_enqueue_failed_total", m.EnqueueFailed)
+	ct("wagate_outbox_appends_overtaken_by_loss_total", m.AppendsOvertakenByLoss)
 	for state, v := range breakerGauge(m.Breaker) {
 		g("wagate_batch_breaker_state", v, state)
 	}

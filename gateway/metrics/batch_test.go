@@ -65,7 +65,7 @@ func TestBatchSeriesAreTheSnapshotsFigures(t *testing.T) {
 	m := New()
 	snap := batch.Metrics{QRBatchSize: 3, StatusBatchSize: 4, TimeSinceLastFlushMs: 1500, Pending: 9, OutboxPendingRead: 2,
 		OutboxCapacity: 5000, InFlight: 1, Sent: 40, BatchesSent: 6, FailuresByStatus: map[string]int64{"503": 2, "network": 1},
-		Retried: 3, Expired: 1, Coalesced: 12, DeadLettered: 1, EnqueueFailed: 2, Breaker: "open", BreakerOpened: 1,
+		Retried: 3, Expired: 1, Coalesced: 12, DeadLettered: 1, EnqueueFailed: 2, AppendsOvertakenByLoss: 3, Breaker: "open", BreakerOpened: 1,
 		BreakerPauses: 2, Flushes: map[string]int64{"size": 1, "time": 4, "priority": 2}}
 	if err := m.RegisterBatch(fixedBatch(snap)); err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestBatchSeriesAreTheSnapshotsFigures(t *testing.T) {
 		"wagate_batch_send_failures_total{503}": 2, "wagate_batch_send_failures_total{network}": 1,
 		"wagate_batch_retries_total": 3, "wagate_batch_expired_total": 1, "wagate_batch_coalesced_total": 12,
 		"wagate_batch_dead_lettered_total": 1, "wagate_outbox_enqueue_failed_total": 2,
-		"wagate_batch_breaker_state{open}": 1, "wagate_batch_breaker_state{closed}": 0, "wagate_batch_breaker_state{half-open}": 0,
+		"wagate_outbox_appends_overtaken_by_loss_total": 3, "wagate_batch_breaker_state{open}": 1, "wagate_batch_breaker_state{closed}": 0, "wagate_batch_breaker_state{half-open}": 0,
 		"wagate_batch_breaker_opened_total": 1, "wagate_batch_paused_total": 2,
 		"wagate_batch_flushes_total{size}": 1, "wagate_batch_flushes_total{time}": 4, "wagate_batch_flushes_total{priority}": 2,
 		"wagate_batch_flushes_total{shutdown}":  0,

@@ -313,6 +313,9 @@ type Delivery struct {
 	// appliedDropped counts entries taken in whose items Laravel had applied (or a batch in
 	// flight here carried), acknowledged away instead of sent (intake.go).
 	appliedDropped atomic.Int64
+	// overtakenByLoss counts the appends of customers' messages and receipts that gave way to
+	// the message journal's replay (outbox.ErrOvertakenByLoss): accepted, the replay appends them.
+	overtakenByLoss atomic.Int64
 
 	pollMu  sync.Mutex // one Poll at a time
 	cancel  context.CancelFunc
@@ -385,6 +388,7 @@ var (
 func (d *Delivery) Deliver(ctx context.Context, ev event.Event) error {
 	if _, err := d.ob.Append(ctx, ev); err != nil {
 		if errors.Is(err, outbox.ErrOvertakenByLoss) {
+			d.overtakenByLoss.Add(1)
 			return nil // accepted: the message journal's replay of that loss appends it
 		}
 		if !errors.Is(err, context.Canceled) { // withdrawn by the caller (a superseded QR code): not refused

@@ -62,6 +62,11 @@ type Metrics struct {
 	// acknowledged away, not sent again (entries Redis brought back after losing their
 	// settlement).
 	AppliedDropped int64 `json:"applied_entries_dropped"`
+
+	// AppendsOvertakenByLoss counts the appends of customers' messages and receipts that gave
+	// way to the message journal's replay: Redis lost its data while they waited
+	// (outbox.ErrOvertakenByLoss). They were accepted; the replay appends their items.
+	AppendsOvertakenByLoss int64 `json:"appends_overtaken_by_loss"`
 }
 
 // Snapshot returns the current metrics; the outbox length comes from Redis (bounded by ctx).
@@ -87,7 +92,7 @@ func (d *Delivery) Snapshot(ctx context.Context) Metrics {
 	d.mu.Unlock()
 	m.Sent, m.BatchesSent, m.Failed, m.Retried = d.sent.Load(), d.batchesSent.Load(), d.failed.Load(), d.retried.Load()
 	m.Expired, m.DeadLettered, m.ItemErrors, m.EnqueueFailed = d.expired.Load(), d.deadLettered.Load(), d.itemErrors.Load(), d.enqueueFailed.Load()
-	m.Splits, m.AppliedDropped = d.splits.Load(), d.appliedDropped.Load()
+	m.Splits, m.AppliedDropped, m.AppendsOvertakenByLoss = d.splits.Load(), d.appliedDropped.Load(), d.overtakenByLoss.Load()
 	m.FirstAttempts, m.RetriesHeld = d.firstAttempts.Load(), d.retriesHeld.Load()
 	m.Breaker, m.BreakerOpened, m.BreakerPauses = d.breaker.State().String(), d.breaker.Opened(), d.breaker.Pauses()
 	if until := d.breaker.PausedUntil(); !until.IsZero() {
