@@ -347,6 +347,16 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// runtimeCosts are CPU seconds the Go runtime says it spent on the GC and on returning memory to
+// the OS (runtime/metrics' estimates) since the process started.
+type runtimeCosts struct{ gc, scavenge float64 }
+
+func runtimeCPU() runtimeCosts {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/scavenge/total:cpu-seconds"}}
+	metrics.Read(s)
+	return runtimeCosts{gc: s[0].Value.Float64(), scavenge: s[1].Value.Float64()}
+}
+
 // startCPUProfile starts a CPU profile into path when path is set; the returned func stops it.
 func startCPUProfile(tb testing.TB, path string) (stop func()) {
 	if path == "" {
@@ -453,9 +463,9 @@ func BenchmarkIdleConnectedSession(b *testing.B) {
 	stopProfile := startCPUProfile(b, os.Getenv("WAGATE_IDLECOST_CPUPROFILE"))
 	// Said as it starts, for a profiler attached from outside (perf record -p PID).
 	fmt.Fprintf(os.Stderr, "idle window of %s starts (pid %d, %d sessions)\n", window, os.Getpid(), n+10)
-	cpu0 := processCPU()
+	cpu0, gc0 := processCPU(), runtimeCPU()
 	time.Sleep(window)
-	idleCPU := processCPU() - cpu0
+	idleCPU, gc1 := processCPU()-cpu0, runtimeCPU()
 	stopProfile()
 	b.ReportMetric(idleCPU.Seconds()*float64(10*time.Second)/float64(window)*1000/float64(n+10), "idle-cpu-s-per-10s-per-1000-sessions")
 	// 1 when the process ran with the gateway's steady sysmon (TestMain; GODEBUG=schedtrace set).
@@ -464,6 +474,12 @@ func BenchmarkIdleConnectedSession(b *testing.B) {
 		steady = 1
 	}
 	b.ReportMetric(steady, "steady-sysmon")
+	// How much of it the GC and the scavenger took (the runtime's own estimate; a forced GC comes
+	// every 2 min when nothing allocates enough to start one, so a window of 2 min or more shows it).
+	if idleCPU > 0 {
+		b.ReportMetric((gc1.gc-gc0.gc)/idleCPU.Seconds()*100, "gc-%-of-idle-cpu")
+		b.ReportMetric((gc1.scavenge-gc0.scavenge)/idleCPU.Seconds()*100, "scavenge-%-of-idle-cpu")
+	}
 	writeHeapProfile(b, heapProfile, "")
 	afterStarts := goroutinesByStart()
 	var lines []string
