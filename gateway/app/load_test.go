@@ -18,6 +18,7 @@ import (
 	"wagate/fakelaravel"
 	"wagate/internal/procstat"
 	"wagate/internal/proctest"
+	"wagate/internal/redistest"
 	"wagate/simulator/fakewa"
 )
 
@@ -38,8 +39,9 @@ func procStat(t *testing.T, pid int) (rssKiB int64, cpu time.Duration) {
 
 // TestLoadManySessions measures the gateway binary with N connected sessions (N from
 // WAGATE_LOAD_SESSIONS, skipped when unset; WAGATE_LOAD_CONCURRENCY pairings at once, default 50;
-// WAGATE_LOAD_MODE legacy or batch): resident memory per connected session above the empty
-// gateway's, idle CPU, pairing time, and the reconnect of all sessions after a restart.
+// WAGATE_LOAD_MODE legacy or batch, on a redis-server of its own): resident memory per connected
+// session above the empty gateway's, idle CPU, pairing time, and the reconnect of all sessions
+// after a clean restart, which sends no status again.
 // It is a measurement, not a unit test: `make bench` is the real harness.
 func TestLoadManySessions(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("WAGATE_LOAD_SESSIONS"))
@@ -79,7 +81,11 @@ func TestLoadManySessions(t *testing.T) {
 		"WAGATE_WA_INSECURE_TEST=1",
 	}
 	if envOr("WAGATE_LOAD_MODE", "legacy") == "batch" {
-		w.gwEnv = append(w.gwEnv, "WAGATE_REDIS_EMBEDDED=1")
+		// A redis-server of the test's own, which outlives the gateway's restart below as a
+		// deployment's Redis does: the restart after a clean stop then sends nothing again
+		// (resync=false). The embedded Redis is in memory and restarts with the process, a
+		// true loss of the outbox's data, after which every state is sent again.
+		w.gwEnv = append(w.gwEnv, "WAGATE_REDIS_URL=redis://"+redistest.StartServer(t, redistest.Options{}).Addr)
 	}
 	w.startGateway()
 	pid := w.gateway.Pid()
