@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +110,7 @@ func (e *Extension) Metrics() map[string]string {
 // Module is the js.ModuleFactory of k6/x/wagate.
 func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 	rt := vu.RT
-	o := &methods{rt: rt, funcs: map[string]func(goja.FunctionCall) goja.Value{}, made: map[string]goja.Value{}}
+	o := rt.NewObject()
 	driver := func() *wagate.Driver {
 		if vu.InInit() {
 			vu.Throw("k6/x/wagate calls can't be made in the init context")
@@ -147,8 +146,9 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		return v.String()
 	}
 	set := func(name string, f func(goja.FunctionCall) goja.Value) {
-		o.names = append(o.names, name)
-		o.funcs[name] = f
+		if err := o.Set(name, f); err != nil {
+			panic(err)
+		}
 	}
 	set("startSession", func(c goja.FunctionCall) goja.Value {
 		s, err := driver().StartSession(vu.Context(), str(c.Argument(0)), vu.SampleTags())
@@ -286,8 +286,9 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 	})
 	// pollJitter is how far the native users' pollers' think times stray from the interval, each
 	// way (user.PollJitter): a script's own poll loops draw theirs the same.
-	o.names = append(o.names, "pollJitter")
-	o.made["pollJitter"] = rt.ToValue(user.PollJitter)
+	if err := o.Set("pollJitter", user.PollJitter); err != nil {
+		panic(err)
+	}
 	set("laravelQR", func(c goja.FunctionCall) goja.Value {
 		return rt.ToValue(driver().LaravelQR(str(c.Argument(0))))
 	})
@@ -297,55 +298,8 @@ func (e *Extension) Module(vu *js.VU) (goja.Value, error) {
 		fail(err)
 		return rt.ToValue(map[string]any{"sessions": t.Sessions, "lostUpdates": t.LostUpdates, "staleOverwrites": t.StaleOverwrites, "duplicateApplications": t.DuplicateApplications})
 	})
-	return rt.NewDynamicObject(o), nil
+	return o, nil
 }
-
-// methods is the module's object in one VU: its functions become the VU's function objects when
-// the script first reads them, not all at its init (a native function object and its property
-// map are ~1 KiB of the VU's heap, and a script uses a few of the module's twenty). Reading one
-// again gives the same function; a script may assign or delete properties as on a plain object.
-type methods struct {
-	rt    *goja.Runtime
-	names []string // in the order Object.keys lists them
-	funcs map[string]func(goja.FunctionCall) goja.Value
-	made  map[string]goja.Value
-}
-
-func (m *methods) Get(key string) goja.Value {
-	if v, ok := m.made[key]; ok {
-		return v
-	}
-	f, ok := m.funcs[key]
-	if !ok {
-		return nil
-	}
-	v := m.rt.ToValue(f)
-	m.made[key] = v
-	return v
-}
-
-func (m *methods) Set(key string, v goja.Value) bool {
-	if !m.Has(key) {
-		m.names = append(m.names, key)
-	}
-	m.made[key] = v
-	return true
-}
-
-func (m *methods) Has(key string) bool {
-	_, made := m.made[key]
-	_, ok := m.funcs[key]
-	return made || ok
-}
-
-func (m *methods) Delete(key string) bool {
-	delete(m.made, key)
-	delete(m.funcs, key)
-	m.names = slices.DeleteFunc(m.names, func(n string) bool { return n == key })
-	return true
-}
-
-func (m *methods) Keys() []string { return slices.Clone(m.names) }
 
 // backgroundPolls are the pollers one VU's iteration started with startPolling, each on a
 // goroutine of its own (which inherits the VU's pprof labels).
