@@ -56,10 +56,10 @@ var (
 	// API requests in their interval), in CPU seconds per 10 s per 1000 connected sessions; the
 	// light polling's requests are in it.
 	FigPlateauCPUPer1000 = Figure{Name: "gateway CPU with every session connected (light polling), per 1000 sessions", Unit: "s per 10 s", Of: func(r *Report) (float64, bool) {
-		return plateauCPUPer1000(r, func(p SeriesPoint) bool { return !idleInterval(p) })
+		return plateauCPUPer1000(r, polledInterval)
 	}}
 	// FigIdleCPUPer1000 is the gateway's CPU while every session is connected and nothing polls:
-	// the same median over the plateau's points whose interval had no API request (the
+	// the same median over the plateau's points whose interval had users but no API request (the
 	// scenario's quiet window, scenarios/scale-10000.yaml), what issue 18's idle CPU target is
 	// set on. The simulator's own reads of the gateway (/metrics, /proc) are in it.
 	FigIdleCPUPer1000 = Figure{Name: "gateway CPU with every session connected and no polling, per 1000 sessions", Unit: "s per 10 s", Of: func(r *Report) (float64, bool) {
@@ -67,10 +67,17 @@ var (
 	}}
 )
 
-// idleInterval reports whether the client made no API request in the point's interval (no
-// latency sample: neither a histogram nor percentiles).
+// idleInterval reports whether the users ran and made no API request in the point's interval
+// (no latency sample: neither a histogram nor percentiles): the scenario's quiet window. After
+// the users stopped (the drain, then the ground truth's own reads of every session, which the
+// last point holds) nothing is recorded as a request either, but that is not the idle cost.
 func idleInterval(p SeriesPoint) bool {
-	return p.APILatencyHistogram == nil && p.APILatency == (Percentiles{})
+	return p.ActiveUsers > 0 && !polledInterval(p)
+}
+
+// polledInterval reports whether the client made API requests in the point's interval.
+func polledInterval(p SeriesPoint) bool {
+	return p.APILatencyHistogram != nil || p.APILatency != (Percentiles{})
 }
 
 // connected is the sessions connected at a series point.

@@ -12,8 +12,9 @@ func scaleSeries(connectedEnd int) *Report {
 	// A point the Laravel app polled in has API latencies; one in the quiet window has none.
 	point := func(conn, goroutines int, rssKiB int64, cpu float64) SeriesPoint {
 		return SeriesPoint{SessionsByState: map[string]int{"connected": conn}, Goroutines: goroutines, GatewayRSSBytes: rssKiB * kib, GatewayCPUPercent: cpu,
-			APILatency: Percentiles{P50: 0.4, P95: 0.9, P99: 1.5}}
+			APILatency: Percentiles{P50: 0.4, P95: 0.9, P99: 1.5}, ActiveUsers: 10000}
 	}
+	drain := func(p SeriesPoint) SeriesPoint { p.APILatency, p.ActiveUsers = Percentiles{}, 0; return p }
 	quiet := func(p SeriesPoint) SeriesPoint { p.APILatency = Percentiles{}; return p }
 	return &Report{
 		Series: []SeriesPoint{
@@ -28,6 +29,9 @@ func scaleSeries(connectedEnd int) *Report {
 			point(10000, 40+4*10000, 30_000+10000*141, 7),
 			point(2000, 40+4*2000, 30_000+10000*141, 80), // the restart
 			point(connectedEnd, 40+4*connectedEnd, 30_000+10000*141, 30),
+			// The drain and the ground truth's reads: no user, no request recorded, not idle.
+			drain(point(connectedEnd, 40+4*connectedEnd, 30_000+10000*141, 1)),
+			drain(point(connectedEnd, 40+4*connectedEnd, 30_000+10000*141, 2)),
 		},
 		Metrics: map[string]Metric{MetricFaultRecoveryTime: {Type: Trend, Values: map[string]float64{"max": 12_500}}},
 	}
