@@ -147,17 +147,20 @@ func (s *Server) Pair(ctx context.Context, qr, phone string) (types.JID, error) 
 
 	jid := types.NewADJID(phone, 0, devID)
 	lid := types.JID{User: acct.lid, Device: uint16(devID), Server: types.HiddenUserServer}
-	fail := func(err error) (types.JID, error) {
+	fail := func(err error) error {
 		s.mu.Lock()
 		c.pairing = false
 		s.mu.Unlock()
 		s.events.add(Event{Kind: EventPairFailed, Conn: c.id, JID: jid.String(), Phone: phone, Detail: err.Error()})
-		return types.EmptyJID, err
+		return err
 	}
 
+	if err := ctx.Err(); err != nil {
+		return types.EmptyJID, fail(err) // the caller went away before the phone scanned: nothing was sent
+	}
 	container, err := deviceIdentityContainer(acct.key, q, devID)
 	if err != nil {
-		return fail(err)
+		return types.EmptyJID, fail(err)
 	}
 	id := s.newID()
 	resp := c.expect(id)
@@ -173,21 +176,38 @@ func (s *Server) Pair(ctx context.Context, qr, phone string) (types.JID, error) 
 	})
 	if err != nil {
 		c.forget(id)
-		return fail(fmt.Errorf("fakewa: send pair-success: %w", err))
+		return types.EmptyJID, fail(fmt.Errorf("fakewa: send pair-success: %w", err))
 	}
 	// The client has the new device's identity from here on: once it has signed, it stores the
 	// device and logs in as it. So the phone waits for the sign as long as the connection lives
 	// (the client answers a sign or a pair error; a client that stops showing codes closes the
-	// connection) or its caller waits, never on a clock of its own: a loaded machine's sign can
+	// connection), never on a clock of its own nor on its caller's: a loaded machine's sign can
 	// take longer than any fixed wait, and a sign read after the phone gave up would leave a
-	// device the client uses and WhatsApp does not know (its login refused with 401).
-	var n *waBinary.Node
+	// device the client uses and WhatsApp does not know (its login refused with 401). A caller
+	// that goes away (the control request's client gave up) is answered at once and the pairing
+	// completes, or fails, as the client decides, as a real phone's does whoever stopped
+	// watching. Before, a caller's cancellation abandoned it: a sign that came after left that
+	// device, and one that came with the cancellation completed the pairing or not at random (in a
+	// starved run, 374 pairings the simulated users had given up on were gateway mismatches).
+	done := make(chan error, 1)
+	go func() { done <- s.completePair(c, resp, acct, q, jid, lid, phone, fail) }()
 	select {
-	case n = <-resp:
+	case err := <-done:
+		if err != nil {
+			return types.EmptyJID, err
+		}
+		return jid, nil
 	case <-ctx.Done():
-		c.forget(id)
-		return fail(ctx.Err())
+		return types.EmptyJID, fmt.Errorf("fakewa: pairing %s: the caller gave up (it completes if the client signs): %w", jid, ctx.Err())
 	}
+}
+
+// completePair is the end of Pair after pair-success went out: it waits for the client's answer
+// on resp (nil: the connection closed), registers the device it signed and sends the 515 that
+// makes the client log in as it; fail records a pairing that failed.
+func (s *Server) completePair(c *conn, resp <-chan *waBinary.Node, acct *account, q QRCode, jid, lid types.JID, phone string,
+	fail func(error) error) error {
+	n := <-resp
 	if n == nil {
 		return fail(fmt.Errorf("%w: connection closed", ErrPairRejected))
 	}
@@ -212,7 +232,7 @@ func (s *Server) Pair(ctx context.Context, qr, phone string) (types.JID, error) 
 	// for that close: closing first (the usual 200 ms) can beat the client's handling of the 515
 	// when its CPU is starved, and whatsmeow then drops the queued 515 and never reconnects.
 	c.streamErrorAndCloseAfter(streamError("515", ""), "pairing restart (515)", s.cfg.PairRestartCloseTimeout)
-	return jid, nil
+	return nil
 }
 
 // deviceIdentityContainer is what the phone signs for a new companion: the device identity

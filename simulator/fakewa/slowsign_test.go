@@ -2,6 +2,8 @@ package fakewa
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -58,6 +60,41 @@ func TestAClientThatSignsItsPairingLateIsPairedAndLogsIn(t *testing.T) {
 		t.Fatalf("the late-signing client was logged out: %s", tc.describe())
 	}
 	if info, err := srv.Device(jid); err != nil || info.State != DeviceOnline {
+		t.Fatalf("fakewa's view of the device: %+v, %v; want it online", info, err)
+	}
+}
+
+// A scan whose control request's client gives up while the client has yet to sign (the simulated
+// user's control call timed out, a starved gateway signing late) is answered at once, and the
+// pairing still completes when the client signs: the client logs in as the device and is never
+// refused. Before, the caller's cancellation abandoned the pairing after pair-success had gone
+// out: the client signed, stored the device and was logged out (401) at its login, and a sign
+// that came with the cancellation completed the pairing or not at random.
+func TestAPairingWhoseCallerGaveUpCompletesWhenTheClientSigns(t *testing.T) {
+	srv := startServer(t, Config{})
+	api := httptest.NewServer(srv.ControlHandler())
+	t.Cleanup(api.Close)
+	// The caller waits 1 s; the client signs after 3 s.
+	control := &ControlClient{BaseURL: api.URL, HTTP: &http.Client{Timeout: time.Second}}
+	tc := newTestClient(t, srv.Addr())
+	tc.cli.Store.Container = &slowSave{DeviceContainer: tc.cli.Store.Container, delay: 3 * time.Second}
+	if err := tc.cli.Connect(); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	qr := waitFor[*events.QR](tc)
+	began := time.Now()
+	if _, err := control.Pair(context.Background(), qr.Codes[0], "15550001235"); err == nil {
+		t.Fatal("the control request answered a pairing its client signs after 3 s within 1 s")
+	}
+	if waited := time.Since(began); waited > 2500*time.Millisecond {
+		t.Errorf("the scan's caller waited %v, want about its own 1 s", waited)
+	}
+	ps := waitFor[*events.PairSuccess](tc)
+	waitFor[*events.Connected](tc)
+	if tc.saw(is[*events.LoggedOut]) {
+		t.Fatalf("the client that signed after its caller gave up was logged out: %s", tc.describe())
+	}
+	if info, err := srv.Device(ps.ID); err != nil || info.State != DeviceOnline {
 		t.Fatalf("fakewa's view of the device: %+v, %v; want it online", info, err)
 	}
 }

@@ -283,14 +283,22 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 			continue
 		}
 		at := time.Now()
-		undo := e.Ledger.Caused(u.id, laravel.StatusConnected, at)
+		scan := e.Ledger.Attempt(u.id, laravel.StatusConnected, at)
 		jid, err := e.Phone.Pair(ctx, qr, u.phone)
 		if err != nil {
-			undo()
+			reason := "rejected"
+			if scanUnanswered(err) {
+				// The phone may still link the device (fakewa completes a pairing the client
+				// signs, whoever waits for it): either final state is right.
+				scan.Unacknowledged()
+				reason = "unanswered"
+			} else {
+				scan.Undo()
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			e.Reg.Add("scan_failures", 1, metrics.Tags{"scenario": u.tags["scenario"], "reason": "rejected"})
+			e.Reg.Add("scan_failures", 1, metrics.Tags{"scenario": u.tags["scenario"], "reason": reason})
 			continue
 		}
 		u.jid = jid
