@@ -41,8 +41,8 @@ const maxRedeliveryBackoff = 30 * time.Second
 // recentKeys is a bounded set remembering the last recentIDsKept keys added. It keeps a 128-bit
 // hash of each key in a ring and looks keys up by scanning it (256 comparisons, well under a
 // microsecond, once per message or receipt): a full set of message and receipt keys held as
-// strings in a ring and a map took 30.8 KB per session, the ring of hashes takes 4 KB
-// (BenchmarkRecentKeysFull). Two different keys share a hash with probability 2^-128 per pair
+// strings in a ring and a map took 30.8 KB per session, the ring of hashes takes 4 KB, and less
+// until it is full (BenchmarkRecentKeys). Two different keys share a hash with probability 2^-128 per pair
 // (seeds drawn per process: the set lives in memory only): never, in practice.
 type recentKeys struct {
 	ring []keyHash
@@ -66,9 +66,9 @@ func (r *recentKeys) add(key string) bool {
 		return false
 	}
 	if len(r.ring) < recentIDsKept {
-		if r.ring == nil {
-			r.ring = make([]keyHash, 0, recentIDsKept)
-		}
+		// Grown as keys come (16-byte entries: append doubles it in whole size classes, 256
+		// entries exactly at the end), not made whole at the first: a session with a few
+		// messages holds a few hundred bytes, not 4 KB (issue 18, memory per session).
 		r.ring = append(r.ring, h)
 	} else {
 		r.ring[r.next] = h

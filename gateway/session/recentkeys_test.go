@@ -36,13 +36,20 @@ func TestRecentKeysRemembersTheLastKeysAddedAndForgetsOnRequest(t *testing.T) {
 	}
 }
 
-// BenchmarkRecentKeysFull reports what a session's duplicate filter holds once full (the last
-// recentIDsKept message and receipt keys: a session with traffic reaches it within hours): bytes
-// live after a GC per session, keys built as messageEvents and receiptEvents build them.
-func BenchmarkRecentKeysFull(b *testing.B) {
+// BenchmarkRecentKeys reports what a session's duplicate filter holds with a few keys (a
+// session's first messages and receipts) and once full (the last recentIDsKept message and
+// receipt keys: a session with traffic reaches it within hours): bytes live after a GC per
+// session, keys built as messageEvents and receiptEvents build them.
+func BenchmarkRecentKeys(b *testing.B) {
+	for _, n := range []int{16, recentIDsKept} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) { benchmarkRecentKeys(b, n) })
+	}
+}
+
+func benchmarkRecentKeys(b *testing.B, n int) {
 	const sessions = 200
 	keys := func(s int) []string {
-		out := make([]string, recentIDsKept)
+		out := make([]string, n)
 		for i := range out {
 			if i%2 == 0 {
 				out[i] = "m\x00" + fmt.Sprintf("3EB0%016X%04d", i, s)
