@@ -76,12 +76,12 @@ func TestAScanWithoutAnAnswerLeavesThePairingsOutcomeUnknown(t *testing.T) {
 			if err == nil {
 				t.Fatal("the scan succeeded")
 			}
-			if got := scanUnanswered(err); got != tc.unanswered {
-				t.Errorf("scanUnanswered(%v) = %v, want %v", err, got, tc.unanswered)
+			if got := ScanUnanswered(err); got != tc.unanswered {
+				t.Errorf("ScanUnanswered(%v) = %v, want %v", err, got, tc.unanswered)
 			}
 		})
 	}
-	if scanUnanswered(nil) {
+	if ScanUnanswered(nil) {
 		t.Error("a scan that succeeded counted as unanswered")
 	}
 }

@@ -287,7 +287,7 @@ func (u *user) pair(ctx, pollCtx context.Context, started time.Time) error {
 		jid, err := e.Phone.Pair(ctx, qr, u.phone)
 		if err != nil {
 			reason := "rejected"
-			if scanUnanswered(err) {
+			if ScanUnanswered(err) {
 				// The phone may still link the device (fakewa completes a pairing the client
 				// signs, whoever waits for it): either final state is right.
 				scan.Unacknowledged()

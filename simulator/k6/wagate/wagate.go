@@ -173,10 +173,14 @@ func (d *Driver) Pair(ctx context.Context, id string, timeout time.Duration, tag
 		}
 		tried = qr
 		at := time.Now()
-		undo := d.env.Ledger.Caused(id, laravel.StatusConnected, at)
+		scan := d.env.Ledger.Attempt(id, laravel.StatusConnected, at)
 		jid, err := d.env.Phone.Pair(ctx, qr, s.phone)
 		if err != nil {
-			undo()
+			if user.ScanUnanswered(err) {
+				scan.Unacknowledged() // the phone may still link the device
+			} else {
+				scan.Undo()
+			}
 			if ctx.Err() != nil {
 				return fail(fmt.Errorf("pair %s: %w", id, ctx.Err()))
 			}
