@@ -470,7 +470,7 @@ func BenchmarkIdleConnectedSession(b *testing.B) {
 	b.ReportMetric(idleCPU.Seconds()*float64(10*time.Second)/float64(window)*1000/float64(n+10), "idle-cpu-s-per-10s-per-1000-sessions")
 	// 1 when the process ran with the gateway's steady sysmon (TestMain; GODEBUG=schedtrace set).
 	steady := 0.0
-	if _, missing := sysmon.Env(os.Environ()); !missing {
+	if sysmon.Steady(os.Environ()) {
 		steady = 1
 	}
 	b.ReportMetric(steady, "steady-sysmon")

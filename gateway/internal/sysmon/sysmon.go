@@ -22,6 +22,7 @@
 package sysmon
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -63,4 +64,24 @@ func Env(env []string) ([]string, bool) {
 		out = append(out, "GODEBUG="+Setting)
 	}
 	return out, true
+}
+
+// Steady reports whether env's GODEBUG keeps sysmon out of its deep sleep: a schedtrace above 0
+// in its first GODEBUG entry (schedtrace=0, the operator's way to keep Go's default, does not).
+func Steady(env []string) bool {
+	for _, kv := range env {
+		v, ok := strings.CutPrefix(kv, "GODEBUG=")
+		if !ok {
+			continue
+		}
+		steady := false
+		for _, field := range strings.Split(v, ",") { // the last setting of a key wins, as in the runtime
+			if k, val, _ := strings.Cut(field, "="); strings.TrimSpace(k) == Key {
+				n, err := strconv.ParseInt(val, 10, 32)
+				steady = err == nil && n > 0
+			}
+		}
+		return steady
+	}
+	return false
 }

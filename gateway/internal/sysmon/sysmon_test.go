@@ -38,6 +38,28 @@ func TestEnvAddsTheSettingToGODEBUGOnlyWhenItNamesNoSchedulerTrace(t *testing.T)
 	}
 }
 
+func TestSteadyOnlyWithASchedulerTraceAboveZero(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"GODEBUG=gctrace=1"}, false},
+		{[]string{"GODEBUG=" + Setting}, true},
+		{[]string{"GODEBUG=gctrace=1,schedtrace=1000"}, true},
+		{[]string{"GODEBUG=schedtrace=0"}, false}, // the operator keeps Go's default
+		{[]string{"GODEBUG=schedtrace=1000,schedtrace=0"}, false},
+		{[]string{"GODEBUG=x=1", "GODEBUG=" + Setting}, false}, // getenv reads the first entry
+	} {
+		if got := Steady(tc.env); got != tc.want {
+			t.Errorf("Steady(%q) = %v, want %v", tc.env, got, tc.want)
+		}
+	}
+	if env, _ := Env([]string{"GODEBUG=gctrace=1"}); !Steady(env) {
+		t.Errorf("Env's environment %q is not steady", env)
+	}
+}
+
 // reexecChildEnv makes this test binary, run again by the test below, call Reexec and say what
 // it runs with.
 const reexecChildEnv = "WAGATE_SYSMON_TEST_CHILD"
