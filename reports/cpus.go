@@ -21,6 +21,11 @@ type CPUSets struct {
 	// fakelaravel, redis-server) run below the load generator's priority (scenario
 	// cpus.serversNice), the gateway and the simulator at their own.
 	Nice map[string]string `json:"nice,omitempty"`
+	// Autogroup is the simulator's scheduling group when the kernel groups threads by session
+	// (/proc/self/autogroup, "/autogroup-12 nice 0"; empty when it does not): nice orders threads
+	// only within a group, and each group (the harness's, and every other session's on the
+	// machine) shares a CPU with the others by the group's own nice.
+	Autogroup string `json:"autogroup,omitempty"`
 }
 
 // LoadAverage is the machine's /proc/loadavg (1, 5 and 15 minutes) at the start and end of a run:
@@ -158,7 +163,11 @@ func cpuLines(env Environment) []string {
 				}
 				parts = append(parts, part)
 			}
-			lines = append(lines, "CPU sets: "+strings.Join(parts, ", "))
+			l := "CPU sets: " + strings.Join(parts, ", ")
+			if c.Autogroup != "" {
+				l += "; scheduler group of the harness " + c.Autogroup
+			}
+			lines = append(lines, l)
 		} else {
 			l := "CPU sets: not pinned, " + c.Note
 			if len(c.Nice) > 0 {

@@ -83,6 +83,12 @@ func TestTheCPUSetsLineSaysEachProcesssNiceWhenTheRunSetOne(t *testing.T) {
 			want: "CPU sets: fakewa on CPU 0 at nice 10, gateway on CPU 1 at nice 0, redis-server on CPU 0 at nice 0 to 10, simulator on CPU 0 at nice 0",
 		},
 		{
+			name: "the harness's scheduler group, where the kernel groups by session",
+			sets: CPUSets{Pinned: true, Processes: map[string]string{"gateway": "1", "fakewa": "0"}, Nice: map[string]string{"gateway": "0", "fakewa": "10"},
+				Autogroup: "/autogroup-12 nice -15"},
+			want: "CPU sets: fakewa on CPU 0 at nice 10, gateway on CPU 1 at nice 0; scheduler group of the harness /autogroup-12 nice -15",
+		},
+		{
 			name: "not pinned, a nice asked for",
 			sets: CPUSets{Note: "not requested", Nice: map[string]string{"fakelaravel": "5", "simulator": "0"}},
 			want: "CPU sets: not pinned, not requested; fakelaravel at nice 5, simulator at nice 0",

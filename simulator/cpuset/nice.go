@@ -143,3 +143,22 @@ func NiceOf(pid int) (Nice, error) {
 	}
 	return n, nil
 }
+
+// Autogroup is this process's scheduling group when the kernel groups threads by session
+// (CONFIG_SCHED_AUTOGROUP with kernel.sched_autogroup_enabled=1): /proc/self/autogroup, e.g.
+// "/autogroup-12 nice 0", or "" when it does not. Nice values order threads only within a
+// group: the world's servers are below the load generator because the simulator starts them in
+// its own session (Setpgid, never Setsid), while every other session of the machine (another
+// shell's jobs) is a group of its own that shares each CPU with the harness's by the groups'
+// nice (written to /proc/PID/autogroup), whatever its threads' nice. On such a kernel `nice -n
+// -15 make bench` orders the bench's threads among themselves only.
+func Autogroup() string {
+	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/self/autogroup")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -235,6 +235,9 @@ func describeCPUs(env *reports.Environment) {
 		}
 	}
 	sets.Nice = c.nices()
+	if sets.Nice != nil {
+		sets.Autogroup = cpuset.Autogroup()
+	}
 	env.CPUSets = sets
 	c.mu.Lock()
 	core, pid, start := c.core, c.corePID, c.coreStart

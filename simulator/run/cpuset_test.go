@@ -3,9 +3,11 @@ package run
 import (
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,6 +74,9 @@ func TestChildrenRunOnTheirCPUSetAndTheReportSaysWhich(t *testing.T) {
 	wantNice := map[string]string{"gateway": self, "fakelaravel": strconv.Itoa(below), "simulator": self}
 	if !maps.Equal(env.CPUSets.Nice, wantNice) {
 		t.Errorf("report says the processes ran at nice %v, want %v", env.CPUSets.Nice, wantNice)
+	}
+	if ag, err := os.ReadFile("/proc/self/autogroup"); err == nil && cpuset.Autogroup() != "" && env.CPUSets.Autogroup != strings.TrimSpace(string(ag)) {
+		t.Errorf("report says the harness's scheduler group is %q, want %q", env.CPUSets.Autogroup, strings.TrimSpace(string(ag)))
 	}
 	if n, err := cpuset.NiceOf(started[1].Pid()); err != nil || n != (cpuset.Nice{Lowest: below, Highest: below}) {
 		t.Errorf("fakelaravel's threads are at nice %v (%v), want %d", n, err, below)

@@ -41,6 +41,8 @@ func startChildAs(name, bin string, args, env []string, logPath string, cred *sy
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(baseEnv(), env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	// Setpgid, not Setsid: a child stays in the simulator's session, the kernel's scheduling group
+	// (autogroup) in which the world's servers' nice puts them below the load generator.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
