@@ -224,7 +224,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	parts.routes = append(parts.routes, drainRoute(a.node)) // outside cluster mode: 409
 
-	a.driver, err = whatsapp.New(ctx, whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug, TestKeepalive: cfg.WATestKeepalive})
+	waCfg := whatsapp.Config{DB: a.db, Dial: dial, Logger: log, Debug: cfg.WADebug, TestKeepalive: cfg.WATestKeepalive}
+	if a.node != nil {
+		waCfg.Holds = a.node.leaseHolds // a paused replica's decryption does not commit (decryptgate.go)
+	}
+	a.driver, err = whatsapp.New(ctx, waCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -150,6 +150,18 @@ func (n *clusterNode) holds(k int) bool {
 	return ok
 }
 
+// leaseHolds reports whether this replica's lease still covers session id's shard: claimed, and
+// no renew deadline passed (as after a pause), whether or not it is being handed over. The
+// whatsapp driver commits a message's decryption only while it does.
+func (n *clusterNode) leaseHolds(sessionID string) bool {
+	m := n.member.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := m.HeldEpoch(cluster.Shard(sessionID, n.store.Shards()))
+	return ok
+}
+
 // Bump implements session.Owner.
 func (n *clusterNode) Bump(ctx context.Context, shard int, epoch int64) (int64, error) {
 	m := n.member.Load()

@@ -34,6 +34,18 @@ import (
 // WhatsApp's redelivery of it; the next client's copy failed with "old counter", was
 // acknowledged, and the first copy's handler failed: lost). Driver.gateDevice gates a client
 // when it is built for a stored device (Open) and when it logs in after pairing (the 515).
+//
+// The gate orders the clients of one process; in cluster mode the replicas share whatsmeow's
+// store, and Postgres orders their decryption transactions by row locks. A replica paused
+// (SIGSTOP, a VM stall) inside a decryption holds its transaction, with the device's Signal
+// session row locked, across the pause. The session's new holder decrypts WhatsApp's redelivery
+// of that message behind the lock, and when the paused replica resumed and committed, the new
+// holder's decryption failed (its plaintext's row was a duplicate in the event buffer): whatsmeow
+// sent a retry receipt, the sender encrypted the message again and it arrived after the newer
+// ones (the cluster's SIGSTOP process test, at e05c978: a chat's 10th message stored last). The
+// paused replica, fenced, handed its plaintext to nobody. So a decryption commits only while the
+// replica still holds the session (Config.Holds): otherwise it is rolled back (errNotHolder) and
+// the new holder's proceeds.
 
 // decryptGates holds one gate per device JID.
 type decryptGates struct {
@@ -52,17 +64,27 @@ func (c *conn) gateDevice() {
 	if _, gated := dev.EventBuffer.(*gatedEventBuffer); gated {
 		return
 	}
-	dev.EventBuffer = c.d.gates.wrap(dev.ID.String(), dev.EventBuffer, c.decryptOff.Load)
+	dev.EventBuffer = c.d.gates.wrap(dev.ID.String(), dev.EventBuffer, c.decryptOff.Load, c.holds)
 }
+
+// holds reports whether this replica still holds the connection's session (always outside
+// cluster mode).
+func (c *conn) holds() bool { return c.d.holds == nil || c.d.holds(c.sessionID) }
 
 // errDecryptOff ends the decryption of a message on a connection the session closed. It wraps
 // context.Canceled: whatsmeow then gives the message up without a receipt or a retry receipt
 // (message.go decryptMessages), the ratchet untouched, and WhatsApp delivers it again.
 var errDecryptOff = fmt.Errorf("whatsapp: the session closed this connection, WhatsApp delivers the message again: %w", context.Canceled)
 
+// errNotHolder rolls back the decryption of a message by a replica that no longer holds its
+// session (its cluster lease lapsed, as after a pause): the session's new holder decrypts
+// WhatsApp's redelivery. It wraps context.Canceled, as errDecryptOff.
+var errNotHolder = fmt.Errorf("whatsapp: this replica no longer holds the session, its decryption is rolled back for the new holder's: %w", context.Canceled)
+
 // wrap returns the event buffer of a paired device (deviceID, its JID) behind the device's gate,
-// for a client that decrypts nothing once off reports true.
-func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer, off func() bool) store.EventBuffer {
+// for a client that decrypts nothing once off reports true and commits a decryption only while
+// holds reports true (nil: always).
+func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer, off, holds func() bool) store.EventBuffer {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.gates == nil {
@@ -73,7 +95,7 @@ func (g *decryptGates) wrap(deviceID string, buf store.EventBuffer, off func() b
 		gate = make(chan struct{}, 1)
 		g.gates[deviceID] = gate
 	}
-	return &gatedEventBuffer{EventBuffer: buf, gate: gate, off: off}
+	return &gatedEventBuffer{EventBuffer: buf, gate: gate, off: off, holds: holds}
 }
 
 // gatedEventBuffer is a device's event buffer whose look-up that misses holds the device's gate
@@ -83,6 +105,9 @@ type gatedEventBuffer struct {
 	store.EventBuffer
 	gate chan struct{} // one slot: taken by a look-up that missed, until its decryption ends
 	off  func() bool   // the client's connection was closed by the session (nil: never)
+	// holds: this replica still holds the client's session (nil: always); asked before a
+	// decryption commits.
+	holds func() bool
 }
 
 // GetBufferedEvent looks the ciphertext up once no other decryption of the device is under way;
@@ -108,7 +133,8 @@ func (b *gatedEventBuffer) GetBufferedEvent(ctx context.Context, ciphertextHash 
 	return ev, err
 }
 
-// DoDecryptionTxn runs the decryption and frees the gate its look-up took.
+// DoDecryptionTxn runs the decryption, commits it only while this replica holds the session
+// (else errNotHolder rolls it back), and frees the gate its look-up took.
 func (b *gatedEventBuffer) DoDecryptionTxn(ctx context.Context, fn func(context.Context) error) error {
 	defer func() {
 		select {
@@ -116,5 +142,13 @@ func (b *gatedEventBuffer) DoDecryptionTxn(ctx context.Context, fn func(context.
 		default: // not after a look-up (not whatsmeow's way): nothing to free
 		}
 	}()
-	return b.EventBuffer.DoDecryptionTxn(ctx, fn)
+	return b.EventBuffer.DoDecryptionTxn(ctx, func(ctx context.Context) error {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		if b.holds != nil && !b.holds() {
+			return errNotHolder
+		}
+		return nil
+	})
 }

@@ -19,8 +19,9 @@ import (
 
 // bufferedDecrypt is what whatsmeow's Client.bufferedDecrypt (message.go) does with a device's
 // event buffer, the caller the gate serves: the plaintext of a ciphertext seen before, else a
-// decryption whose plaintext is stored in the same transaction.
-func bufferedDecrypt(ctx context.Context, buf store.EventBuffer, ciphertext []byte, decrypt func() ([]byte, error)) ([]byte, error) {
+// decryption whose plaintext is stored in the same transaction (decrypt gets the transaction's
+// context, as libsignal's session writes do).
+func bufferedDecrypt(ctx context.Context, buf store.EventBuffer, ciphertext []byte, decrypt func(context.Context) ([]byte, error)) ([]byte, error) {
 	hash := sha256.Sum256(ciphertext)
 	ev, err := buf.GetBufferedEvent(ctx, hash)
 	if err != nil {
@@ -31,7 +32,7 @@ func bufferedDecrypt(ctx context.Context, buf store.EventBuffer, ciphertext []by
 	}
 	var plaintext []byte
 	err = buf.DoDecryptionTxn(ctx, func(ctx context.Context) error {
-		pt, err := decrypt()
+		pt, err := decrypt(ctx)
 		if err != nil {
 			return err
 		}
@@ -77,12 +78,12 @@ func TestTwoCopiesOfAMessageDecryptedAtOnceBothGetThePlaintext(t *testing.T) {
 		if err != nil || d == nil {
 			t.Fatalf("device: %v, %v", d, err)
 		}
-		bufs = append(bufs, drv.gates.wrap(jid.String(), d.EventBuffer, nil))
+		bufs = append(bufs, drv.gates.wrap(jid.String(), d.EventBuffer, nil, nil))
 	}
 
 	var steps atomic.Int32
 	firstIn := make(chan struct{})
-	decrypt := func() ([]byte, error) {
+	decrypt := func(context.Context) ([]byte, error) {
 		if steps.Add(1) > 1 {
 			return nil, errOldCounter
 		}

@@ -47,6 +47,10 @@ type Config struct {
 	// (ScaledKeepaliveTiming) so that a fake WhatsApp server going silent is noticed in seconds.
 	// TEST-ONLY: refused without Dial.
 	TestKeepalive time.Duration
+	// Holds, in cluster mode, reports whether this replica still holds a session (its shard's
+	// lease has not lapsed); a message's decryption commits to the shared store only while it
+	// does (decryptgate.go). nil: always (one process).
+	Holds func(sessionID string) bool
 }
 
 // Driver opens whatsmeow clients. It is safe for concurrent use.
@@ -63,7 +67,8 @@ type Driver struct {
 	wsDial  http.RoundTripper
 	timeout time.Duration
 	media   *mediaStore
-	gates   decryptGates // one decryption at a time per device (decryptgate.go)
+	gates   decryptGates                // one decryption at a time per device (decryptgate.go)
+	holds   func(sessionID string) bool // Config.Holds
 }
 
 // New prepares whatsmeow's store in cfg.DB (creating or upgrading its tables) and returns a Driver.
@@ -94,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d := &Driver{container: container, ctx: dctx, cancel: cancel, log: log, waLog: wl, timeout: cfg.ConnectTimeout,
-		media: media}
+		media: media, holds: cfg.Holds}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
 	}
