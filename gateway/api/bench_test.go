@@ -97,3 +97,18 @@ func benchmarkRead(b *testing.B, path string) {
 		}
 	})
 }
+
+// benchSessions returns a session manager on the test driver with session shop_1 started
+// (pending, with a QR code), closed when b ends.
+func benchSessions(b *testing.B, log *slog.Logger) *session.Manager {
+	b.Helper()
+	m, err := session.New(context.Background(), session.Config{Logger: log}, sessiontest.NewDriver(), sessiontest.NewStore(), &sessiontest.Sink{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close(context.Background()) })
+	if _, err := m.Start(context.Background(), "shop_1"); err != nil {
+		b.Fatal(err)
+	}
+	return m
+}

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"wagate/gateway/api"
-	"wagate/gateway/session"
-	"wagate/gateway/session/sessiontest"
 )
 
 // BenchmarkIdleKeepAliveConnection reports what one idle keep-alive connection of a poller costs
@@ -28,14 +25,7 @@ import (
 func BenchmarkIdleKeepAliveConnection(b *testing.B) {
 	const conns = 500
 	log := slog.New(slog.DiscardHandler)
-	m, err := session.New(context.Background(), session.Config{Logger: log}, sessiontest.NewDriver(), sessiontest.NewStore(), &sessiontest.Sink{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close(context.Background()) })
-	if _, err := m.Start(context.Background(), "shop_1"); err != nil {
-		b.Fatal(err)
-	}
+	m := benchSessions(b, log)
 	h, err := api.New(api.Config{Token: token, Sessions: m, Reader: m, Activity: &activity{active: map[string]bool{}},
 		Logger: log, RateLimit: api.RateLimit{PerSecond: 1e12, Burst: 1e9}})
 	if err != nil {

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,8 +8,6 @@ import (
 	"testing"
 
 	"wagate/gateway/api"
-	"wagate/gateway/session"
-	"wagate/gateway/session/sessiontest"
 )
 
 // What a hop costs: GET /sessions/{id} over loopback HTTP answered by the holder directly, and
@@ -21,14 +18,7 @@ import (
 func BenchmarkForwardedRead(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
 	newServer := func(loc *locator) *httptest.Server {
-		m, err := session.New(context.Background(), session.Config{Logger: log}, sessiontest.NewDriver(), sessiontest.NewStore(), &sessiontest.Sink{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = m.Close(context.Background()) })
-		if _, err := m.Start(context.Background(), "shop_1"); err != nil {
-			b.Fatal(err)
-		}
+		m := benchSessions(b, log)
 		h, err := api.New(api.Config{Token: token, Sessions: m, Reader: m, Activity: &activity{active: map[string]bool{"shop_1": true}},
 			Logger: log, Locator: loc, ForwardReads: true, RateLimit: api.RateLimit{Disabled: true}})
 		if err != nil {

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	"wagate/gateway/api"
-	"wagate/gateway/session"
-	"wagate/gateway/session/sessiontest"
 )
 
 // BenchmarkServedStatusReadCPU reports the process's CPU per status read served over loopback
@@ -36,14 +33,7 @@ import (
 //	go test ./gateway/api -run '^$' -bench ServedStatusReadCPU -benchtime 100000x -count 3
 func BenchmarkServedStatusReadCPU(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
-	m, err := session.New(context.Background(), session.Config{Logger: log}, sessiontest.NewDriver(), sessiontest.NewStore(), &sessiontest.Sink{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close(context.Background()) })
-	if _, err := m.Start(context.Background(), "shop_1"); err != nil {
-		b.Fatal(err)
-	}
+	m := benchSessions(b, log)
 	gw, err := api.New(api.Config{Token: token, Sessions: m, Reader: m, Activity: &activity{active: map[string]bool{"shop_1": true}},
 		Logger: log, RateLimit: api.RateLimit{PerSecond: 1e12, Burst: 1e9}})
 	if err != nil {
