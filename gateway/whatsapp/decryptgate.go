@@ -134,7 +134,8 @@ func (b *gatedEventBuffer) GetBufferedEvent(ctx context.Context, ciphertextHash 
 }
 
 // DoDecryptionTxn runs the decryption, commits it only while this replica holds the session
-// (else errNotHolder rolls it back), and frees the gate its look-up took.
+// (else errNotHolder rolls it back, whether or not it failed), and frees the gate its look-up
+// took.
 func (b *gatedEventBuffer) DoDecryptionTxn(ctx context.Context, fn func(context.Context) error) error {
 	defer func() {
 		select {
@@ -143,12 +144,15 @@ func (b *gatedEventBuffer) DoDecryptionTxn(ctx context.Context, fn func(context.
 		}
 	}()
 	return b.EventBuffer.DoDecryptionTxn(ctx, func(ctx context.Context) error {
-		if err := fn(ctx); err != nil {
-			return err
-		}
+		err := fn(ctx)
 		if b.holds != nil && !b.holds() {
+			// Also when the decryption failed (the new holder stored the plaintext first): a
+			// retry receipt would have the sender send the message again.
+			if err != nil {
+				return fmt.Errorf("%w (the decryption failed: %w)", errNotHolder, err)
+			}
 			return errNotHolder
 		}
-		return nil
+		return err
 	})
 }
