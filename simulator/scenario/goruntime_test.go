@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// gateway.gogc and gateway.gomemlimit set the Go runtime of the gateway processes a run starts,
+// gateway.gogc, gateway.gomemlimit and gateway.gomaxprocs set the Go runtime of the gateway processes a run starts,
 // in the environment the run gives them; what the Go runtime would not read is refused at load.
 func TestTheGatewaysGoRuntimeSettings(t *testing.T) {
 	const head = "scenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1m}\n"
@@ -22,6 +22,13 @@ func TestTheGatewaysGoRuntimeSettings(t *testing.T) {
 		{"GC off with a memory limit", "gateway: {gogc: off, gomemlimit: 3GiB}\n", []string{"GOGC=off", "GOMEMLIMIT=3GiB"}, nil, ""},
 		{"a memory limit in bytes", "gateway: {gomemlimit: 1000000000}\n", []string{"GOMEMLIMIT=1000000000"}, nil, ""},
 		{"beside the gateway's settings and replicas", "gateway: {mode: batch, gogc: 50, replicas: 2, redis: server}\n", []string{"GOGC=50"}, nil, ""},
+		{"two threads on the gateway's core", "gateway: {gomaxprocs: 2}\n", []string{"GOMAXPROCS=2"}, nil, ""},
+		{"every setting, in a fixed order", "gateway: {gomaxprocs: 2, gomemlimit: 1GiB, gogc: 50}\n", []string{"GOGC=50", "GOMEMLIMIT=1GiB", "GOMAXPROCS=2"}, nil, ""},
+		{"threads given by -set", "", []string{"GOMAXPROCS=3"}, []string{"gateway.gomaxprocs=3"}, ""},
+		{"no threads", "gateway: {gomaxprocs: 0}\n", nil, nil, "gateway.gomaxprocs: \"0\": use a whole number of threads from 1 to 64"},
+		{"too many threads", "gateway: {gomaxprocs: 65}\n", nil, nil, "gateway.gomaxprocs: \"65\""},
+		{"threads as a word", "gateway: {gomaxprocs: auto}\n", nil, nil, "gateway.gomaxprocs: \"auto\""},
+		{"an external gateway's threads", "gateway: {url: \"http://127.0.0.1:1\", token: t, gomaxprocs: 2}\n", nil, nil, "gateway.gomaxprocs: an external gateway (gateway.url) runs with its own environment"},
 		{"given by -set", "", []string{"GOGC=25"}, []string{"gateway.gogc=25"}, ""},
 		{"-set over the file", "gateway: {gogc: 50}\n", []string{"GOGC=200"}, []string{"gateway.gogc=200"}, ""},
 		{"a GC target of 0 collects continuously", "gateway: {gogc: 0}\n", nil, nil, "gateway.gogc: \"0\": use a GC target percentage of at least 1"},

@@ -625,7 +625,8 @@ func (f *File) finishGateway(root *yaml.Node, bad *invalid) {
 	for _, v := range []struct {
 		key, value string
 		err        error
-	}{{"gogc", g.GOGC, validGOGC(g.GOGC)}, {"gomemlimit", g.GOMEMLIMIT, validGOMEMLIMIT(g.GOMEMLIMIT)}} {
+	}{{"gogc", g.GOGC, validGOGC(g.GOGC)}, {"gomemlimit", g.GOMEMLIMIT, validGOMEMLIMIT(g.GOMEMLIMIT)},
+		{"gomaxprocs", g.GOMAXPROCS, validGOMAXPROCS(g.GOMAXPROCS)}} {
 		switch {
 		case v.err != nil:
 			bad.add(file, lineOf(root, "gateway", v.key), "gateway."+v.key, "%v", v.err)

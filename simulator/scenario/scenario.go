@@ -294,7 +294,7 @@ type Gateway struct {
 	// the ground truth call (any replica takes any request).
 	Replicas int `yaml:"replicas"`
 	// GoRuntime is the Go runtime environment of every gateway process the run starts
-	// (gateway.gogc, gateway.gomemlimit); unset: Go's defaults.
+	// (gateway.gogc, gateway.gomemlimit, gateway.gomaxprocs); unset: Go's defaults.
 	GoRuntime `yaml:",inline"`
 }
 
@@ -305,7 +305,7 @@ const MaxReplicas = 8
 func (g Gateway) Cluster() bool { return g.Replicas > 1 }
 
 // simulatorKeys are the gateway block's keys that are the simulator's, not the gateway's.
-var simulatorKeys = []string{"redis", "url", "token", "replicas", "gogc", "gomemlimit"}
+var simulatorKeys = []string{"redis", "url", "token", "replicas", "gogc", "gomemlimit", "gomaxprocs"}
 
 // GatewayRun is what a run gives the gateway it starts besides the scenario's settings.
 type GatewayRun struct {
