@@ -257,25 +257,39 @@ export default function () {
 }`
 	shared := benchShared(b, src, nil, api, reg)
 	for range b.N {
-		keep := make([]*js.VU, 0, vus)
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := range vus {
-			vu, err := js.NewVU(context.Background(), shared, int64(i+1))
-			if err != nil {
-				b.Fatal(err)
-			}
+		reportVUHeap(b, shared, vus, true)
+	}
+}
+
+// reportVUHeap makes vus VUs of shared (each running one iteration when iterate) and reports the
+// heap each keeps once they are made (B/VU, after a GC) and what making them allocated
+// (alloc-B/VU, allocs/VU, the iteration's included when iterate).
+func reportVUHeap(b *testing.B, shared *js.Shared, vus int, iterate bool) {
+	b.Helper()
+	keep := make([]*js.VU, 0, vus)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range vus {
+		vu, err := js.NewVU(context.Background(), shared, int64(i+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if iterate {
 			if err := vu.RunIteration(context.Background(), js.Iteration{Scenario: "default", Exec: "default"}); err != nil {
 				b.Fatal(err)
 			}
-			keep = append(keep, vu)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/vus, "B/VU")
-		runtime.KeepAlive(keep)
+		keep = append(keep, vu)
 	}
+	runtime.ReadMemStats(&after)
+	allocated, allocs := after.TotalAlloc-before.TotalAlloc, after.Mallocs-before.Mallocs
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(vus), "B/VU")
+	b.ReportMetric(float64(allocated)/float64(vus), "alloc-B/VU")
+	b.ReportMetric(float64(allocs)/float64(vus), "allocs/VU")
+	runtime.KeepAlive(keep)
 }
 
 // BenchmarkLifecycleVUInit initializes VUs of scenarios/k6/lifecycle-1000.js itself, the script
@@ -293,25 +307,7 @@ func BenchmarkLifecycleVUInit(b *testing.B) {
 	api := user.NewAPI("http://127.0.0.1:1", "t", &http.Client{}, reg)
 	shared := benchScript(b, script, map[string]string{"USERS": "1000"}, api, reg)
 	for range b.N {
-		keep := make([]*js.VU, 0, vus)
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := range vus {
-			vu, err := js.NewVU(context.Background(), shared, int64(i+1))
-			if err != nil {
-				b.Fatal(err)
-			}
-			keep = append(keep, vu)
-		}
-		runtime.ReadMemStats(&after)
-		allocated, allocs := after.TotalAlloc-before.TotalAlloc, after.Mallocs-before.Mallocs
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/vus, "B/VU")
-		b.ReportMetric(float64(allocated)/vus, "alloc-B/VU")
-		b.ReportMetric(float64(allocs)/vus, "allocs/VU")
-		runtime.KeepAlive(keep)
+		reportVUHeap(b, shared, vus, false)
 	}
 }
 
