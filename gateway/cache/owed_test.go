@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +254,52 @@ func TestAReadRacingTheOwnersWriteDoesNotKeepTheOlderStatusInL1(t *testing.T) {
 	clk.Advance(time.Second) // within the status TTL: an L1 entry would still answer
 	if s := mustState(t, c, "s1"); s.Status != laravel.StatusConnected || s.StatusVersion != 2 {
 		t.Fatalf("next read: %+v; want connected v2, the owner's write (L1 kept the older read)", s)
+	}
+}
+
+// A 10,000-session reconnect made 34,311 write-throughs fail in 20 s, one WARN line each (make
+// bench-scale, issue 18): a log that floods exactly when an operator reads it. A storm of failures
+// is one line a second; the next line says how many failures it stands for, and WriteErrors counts
+// every one.
+func TestAStormOfFailedWriteThroughsIsOneWarningASecond(t *testing.T) {
+	b := redistest.Mini(t)
+	clk := newClock()
+	var logged bytes.Buffer
+	c, err := New(context.Background(), b.Client(t), &fakeLaravel{}, Config{GatewayID: "gw-a", Now: clk.Now,
+		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	d := c.WriteThrough(&recordingDelivery{})
+	ctx := context.Background()
+	warnings := func() []string {
+		var out []string
+		for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+			if strings.Contains(l, "write-through failed") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+
+	b.Mini.SetError("LOADING Redis is loading the dataset in memory") // every write-through fails
+	for i := range 20 { // go-redis retries a LOADING error: ~0.1 s each
+		if err := d.Deliver(ctx, statusEvent(fmt.Sprintf("s%d", i), 1, laravel.StatusConnected)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := warnings(); len(w) != 1 || !strings.Contains(w[0], "session_id=s0 ") || strings.Contains(w[0], "similar_since_last_line") {
+		t.Fatalf("20 failures within a second (the test's clock) logged %d warning lines %q; want one, the first's", len(w), w)
+	}
+	clk.Advance(time.Second)
+	if err := d.Deliver(ctx, statusEvent("s20", 1, laravel.StatusConnected)); err != nil {
+		t.Fatal(err)
+	}
+	if w := warnings(); len(w) != 2 || !strings.Contains(w[1], "session_id=s20 ") || !strings.Contains(w[1], "similar_since_last_line=19") {
+		t.Fatalf("after a second: warning lines %q; want a second line for s20 standing for the 19 held back", w)
+	}
+	if n := c.Counters().WriteErrors; n != 21 {
+		t.Fatalf("WriteErrors %d; want every one of the 21 failures counted", n)
 	}
 }

@@ -15,7 +15,8 @@ type writeThrough struct {
 
 // WriteThrough returns a delivery.Delivery that writes each QR and status event through the cache
 // (Record, bounded by WriteTimeout) and then hands it to next; messages and receipts go straight
-// to next. A cache failure is logged and counted, never blocks delivery: the cache is an
+// to next. A cache failure is counted (WriteErrors) and logged, at most one line a second (the
+// next line says how many failures it stood for), and never blocks delivery: the cache is an
 // optimisation, the outbox is the record.
 func (c *Cache) WriteThrough(next delivery.Delivery) delivery.Delivery {
 	return &writeThrough{c: c, next: next}
@@ -39,7 +40,14 @@ func (w *writeThrough) Deliver(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		w.c.recordErrors.Add(1)
 		w.c.owe(ev) // written again by the next read of the session (owed.go)
-		w.c.log.Warn("cache: write-through failed; delivering anyway", "session_id", ev.SessionID, "event_id", ev.ID, "err", err)
+		// One line a second at most: failures come in storms (a reconnect of thousands of sessions).
+		if ok, heldBack := w.c.writeWarnings.Allow(); ok {
+			attrs := []any{"session_id", ev.SessionID, "event_id", ev.ID, "err", err}
+			if heldBack > 0 {
+				attrs = append(attrs, "similar_since_last_line", heldBack)
+			}
+			w.c.log.Warn("cache: write-through failed; delivering anyway", attrs...)
+		}
 	}
 	return w.next.Deliver(ctx, ev)
 }
