@@ -284,7 +284,7 @@ func TestAStormOfFailedWriteThroughsIsOneWarningASecond(t *testing.T) {
 	}
 
 	b.Mini.SetError("LOADING Redis is loading the dataset in memory") // every write-through fails
-	for i := range 20 { // go-redis retries a LOADING error: ~0.1 s each
+	for i := range 20 {                                               // go-redis retries a LOADING error: ~0.1 s each
 		if err := d.Deliver(ctx, statusEvent(fmt.Sprintf("s%d", i), 1, laravel.StatusConnected)); err != nil {
 			t.Fatal(err)
 		}
