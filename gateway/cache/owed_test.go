@@ -283,8 +283,9 @@ func TestAStormOfFailedWriteThroughsIsOneWarningASecond(t *testing.T) {
 		return out
 	}
 
-	b.Mini.SetError("LOADING Redis is loading the dataset in memory") // every write-through fails
-	for i := range 20 {                                               // go-redis retries a LOADING error: ~0.1 s each
+	// Every write-through fails (go-redis retries a LOADING error: ~0.1 s each).
+	b.Mini.SetError("LOADING Redis is loading the dataset in memory")
+	for i := range 20 {
 		if err := d.Deliver(ctx, statusEvent(fmt.Sprintf("s%d", i), 1, laravel.StatusConnected)); err != nil {
 			t.Fatal(err)
 		}
