@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"wagate/gateway/session"
 	"wagate/gateway/storage"
 	"wagate/simulator/fakewa"
 )
@@ -117,14 +118,23 @@ func handOverWithAMessageQueued(t *testing.T, wa *fakewa.Server, db *storage.DB,
 		t.Fatalf("round %d: B was acknowledged to WhatsApp and taken %d times, want once (acknowledged without being taken: lost)", round, n)
 	}
 	// The new holder refused A too: its next connection takes it.
+	waitPostLogin(t, &newHolder.link, "the new holder")
 	next.Disconnect()
-	last := connect(t, replicas[1], sid, jid.String(), takesEverything(got))
+	var lastLink linkEvents
+	takes := takesEverything(got)
+	last := connect(t, replicas[1], sid, jid.String(), func(ev session.DriverEvent) error {
+		if _, ok := ev.(session.MessageReceived); ok {
+			return takes(ev)
+		}
+		return lastLink.record(ev)
+	})
 	waitReceipt(t, wa, idA)
 	for _, text := range []string{"first", "A", "B"} {
 		if n := got.count(text); n != 1 {
 			t.Errorf("round %d: %s taken %d times, want once", round, text, n)
 		}
 	}
+	waitPostLogin(t, &lastLink, "the last connection")
 	last.Disconnect()
 	return oldHolder.sawB.Load() || logs.has(idB, errDecryptOff.Error())
 }

@@ -177,6 +177,7 @@ type nextClient struct {
 	got           *handoffs
 	hasA, release chan struct{}
 	once          sync.Once
+	link          linkEvents
 }
 
 func newNextClient(got *handoffs) *nextClient {
@@ -191,8 +192,18 @@ func (n *nextClient) handle(ev session.DriverEvent) error {
 			return errRefusedByTest
 		}
 		n.got.take(e.Message.Text)
+		return nil
 	}
-	return nil
+	return n.link.record(ev)
+}
+
+// waitPostLogin waits until a connection's client dispatched Connected (link counted it):
+// whatsmeow sends its post-login requests (the prekey count, passive) before that, and a
+// Disconnect while one is being written races inside whatsmeow (FrameSocket.Close against
+// SendFrame: a data race -race reports, CI at ac28212).
+func waitPostLogin(t *testing.T, link *linkEvents, who string) {
+	t.Helper()
+	waitUntil(t, who+"'s client connected (whatsmeow's post-login requests sent)", func() bool { return link.connections() > 0 })
 }
 
 // takesEverything is a session's handler that takes every message into got.
