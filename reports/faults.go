@@ -33,6 +33,10 @@ type FaultWindow struct {
 	// false when the gateway had not recovered by the end of the drain (RecoveryMS runs until then).
 	RecoveryMS float64 `json:"recovery_ms,omitempty"`
 	Recovered  bool    `json:"recovered,omitempty"`
+	// SessionsBackMS is, after a fault that disconnected sessions, when 90% of them were online at
+	// WhatsApp again (fault_sessions_back_time, from End, in milliseconds): the part of RecoveryMS
+	// before the gateway's outbox caught up with what it had to tell Laravel.
+	SessionsBackMS float64 `json:"sessions_back_ms,omitempty"`
 }
 
 // FaultTimeline is the content of faults.json.

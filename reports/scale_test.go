@@ -33,7 +33,10 @@ func scaleSeries(connectedEnd int) *Report {
 			drain(point(connectedEnd, 40+4*connectedEnd, 30_000+10000*141, 1)),
 			drain(point(connectedEnd, 40+4*connectedEnd, 30_000+10000*141, 2)),
 		},
-		Metrics: map[string]Metric{MetricFaultRecoveryTime: {Type: Trend, Values: map[string]float64{"max": 12_500}}},
+		Metrics: map[string]Metric{
+			MetricFaultRecoveryTime:     {Type: Trend, Values: map[string]float64{"max": 12_500}},
+			MetricFaultSessionsBackTime: {Type: Trend, Values: map[string]float64{"max": 2_100}},
+		},
 	}
 }
 
@@ -48,6 +51,7 @@ func TestTheScaleFiguresOfARun(t *testing.T) {
 		{FigSessionsPeak, 10000},
 		{FigSessionsAtEnd, 10000},
 		{FigRecoveryMax, 12_500},
+		{FigSessionsBackMax, 2_100},         // online at WhatsApp; the outbox caught up later
 		{FigRSSPerSessionOverBaseline, 140}, // the first point with the peak count
 		{FigGoroutinesPerSession, 4},
 		// The plateau's polled points (9995 is within 0.1% of the peak too): CPU 60, 9, 8, 7 ->
@@ -119,6 +123,13 @@ func TestScaleTargetsAreCheckedOnTheBenchScaleEntry(t *testing.T) {
 				// The idle CPU's row shows the CPU with light polling beside its value.
 				if row.Name == "10,000 sessions: idle gateway CPU with all connected and no polling, per 1000 sessions" {
 					if want := FigIdleCPUPer1000.Format(0.06) + "; " + FigPlateauCPUPer1000.Name + ": " + FigPlateauCPUPer1000.Format(0.09); row.Measured != want {
+						t.Errorf("%s: measured %q, want %q", row.Name, row.Measured, want)
+					}
+				}
+				// The restart's row shows, beside the whole recovery, when the sessions were online
+				// at WhatsApp again.
+				if row.Name == "10,000 sessions: 90% back after a fakewa restart" {
+					if want := FigRecoveryMax.Format(12_500) + "; online at WhatsApp again: " + FigSessionsBackMax.Format(2_100); row.Measured != want {
 						t.Errorf("%s: measured %q, want %q", row.Name, row.Measured, want)
 					}
 				}

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,5 +46,25 @@ faults:
 			t.Errorf("%s: %q, want connections cut and dials or logins refused", name, d)
 		}
 	}
+	checkSessionsBackBeforeRecovery(t, tl, "redis-gw-down", "wa-down-half", "wa-down-all")
 	logOutcome(t, out)
+}
+
+// checkSessionsBackBeforeRecovery checks that each fault of tl named in faults (faults that
+// disconnect sessions) recorded when 90% of its sessions were online at WhatsApp again, and no
+// later than its whole recovery, which also waits for Laravel to have been told.
+func checkSessionsBackBeforeRecovery(t *testing.T, tl run.FaultTimeline, faults ...string) {
+	t.Helper()
+	for _, name := range faults {
+		i := slices.IndexFunc(tl.Faults, func(w run.FaultWindow) bool { return w.Name == name })
+		if i < 0 {
+			t.Errorf("%s: not in the timeline", name)
+			continue
+		}
+		w := tl.Faults[i]
+		t.Logf("%s: 90%% online at WhatsApp again after %.0f ms, recovered after %.0f ms", name, w.SessionsBackMS, w.RecoveryMS)
+		if w.SessionsBackMS <= 0 || w.SessionsBackMS > w.RecoveryMS {
+			t.Errorf("%s: sessions back after %.0f ms, recovered after %.0f ms: want a time, no later than the recovery", name, w.SessionsBackMS, w.RecoveryMS)
+		}
+	}
 }

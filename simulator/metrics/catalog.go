@@ -62,6 +62,7 @@ var Catalog = map[string]Info{
 	"gateway_goroutine_growth": {threshold.Gauge, ContainsDefault, "gateway goroutines left after a hostile-clients flood (once it settled) minus those before it"},
 	"hostile_requests":         {threshold.Counter, ContainsDefault, "requests of a hostile-clients flood (tag code: the status the gateway answered, or error)"},
 	"fault_recovery_time":      {threshold.Trend, ContainsTime, "from a scheduled fault's end until the gateway answers, its outbox is back to its depth before the fault and (after drops, restarts) 90% of the sessions online before it are again (tag fault); the drain's end when it never recovered"},
+	"fault_sessions_back_time": {threshold.Trend, ContainsTime, "after a fault that disconnects sessions (drops, restarts): from its end until 90% of the sessions online before it are online again at WhatsApp (fakewa's view), before the outbox has caught up (tag fault); the drain's end when they never were"},
 
 	// Cluster runs (gateway.replicas > 1): gateway_cpu_percent and gateway_rss_bytes are the
 	// replicas' sums; these are each replica's, tagged replica:<gateway id>.

@@ -632,6 +632,7 @@ func (r *runner) writeFaultTimeline() error {
 		if w, ok := measured[flt.Name]; ok {
 			if rc, ok := recovered[flt.Name]; ok {
 				w.RecoveryMS, w.Recovered = float64(rc.took)/float64(time.Millisecond), rc.recovered
+				w.SessionsBackMS = float64(rc.sessionsBack) / float64(time.Millisecond)
 			}
 			tl.Faults = append(tl.Faults, w)
 			continue

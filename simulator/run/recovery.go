@@ -69,15 +69,24 @@ func (r *runner) watchFrom(flt scenario.Fault, b faultBaseline, end time.Time) {
 
 // recoverySince polls every 200 ms until the gateway has recovered from flt (ended at end) and
 // records fault_recovery_time; when the watch is stopped first (the drain ended), it records the
-// time until then.
+// time until then. After a fault that disconnects sessions it also records
+// fault_sessions_back_time, the part of the recovery until 90% of them are online again at
+// WhatsApp: the rest is the gateway telling Laravel (its outbox catching up).
 func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultBaseline, end time.Time) {
 	tags := metrics.Tags{"fault": flt.Name}
+	sessionsBack := !reconnects(flt) // nothing to wait for: not recorded
+	var backAfter time.Duration
 	back := func() bool {
-		if !reconnects(flt) {
+		if sessionsBack {
 			return true
 		}
 		online, expected := r.phones.Back(b.online, r.ledger.LoggedOut())
-		return float64(online) >= 0.9*float64(expected)
+		if float64(online) < 0.9*float64(expected) {
+			return false
+		}
+		sessionsBack, backAfter = true, max(time.Since(end), 0)
+		r.reg.ObserveDuration("fault_sessions_back_time", backAfter, tags)
+		return true
 	}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -86,8 +95,12 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 		case <-ctx.Done():
 			r.log.Warn("fault not recovered by the end of the drain", "fault", flt.Name, "since_end", time.Since(end).Round(time.Millisecond),
 				"offline", r.phones.Missing(b.online, r.ledger.LoggedOut()))
+			if !sessionsBack {
+				backAfter = time.Since(end)
+				r.reg.ObserveDuration("fault_sessions_back_time", backAfter, tags)
+			}
 			r.reg.ObserveDuration("fault_recovery_time", time.Since(end), tags)
-			r.noteRecovery(flt.Name, time.Since(end), false)
+			r.noteRecovery(flt.Name, recovery{took: time.Since(end), sessionsBack: backAfter})
 			return
 		case <-t.C:
 		}
@@ -108,7 +121,7 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 		d := max(time.Since(end), 0)
 		r.log.Info("fault recovered", "fault", flt.Name, "recovery", d.Round(time.Millisecond))
 		r.reg.ObserveDuration("fault_recovery_time", d, tags)
-		r.noteRecovery(flt.Name, d, true)
+		r.noteRecovery(flt.Name, recovery{took: d, recovered: true, sessionsBack: backAfter})
 		return
 	}
 }
@@ -117,16 +130,19 @@ func (r *runner) recoverySince(ctx context.Context, flt scenario.Fault, b faultB
 type recovery struct {
 	took      time.Duration
 	recovered bool
+	// sessionsBack is when 90% of the sessions were online at WhatsApp again (0: the fault
+	// disconnected none).
+	sessionsBack time.Duration
 }
 
 // noteRecovery keeps a fault's recovery for faults.json.
-func (r *runner) noteRecovery(name string, took time.Duration, recovered bool) {
+func (r *runner) noteRecovery(name string, rc recovery) {
 	r.proc.mu.Lock()
 	defer r.proc.mu.Unlock()
 	if r.proc.recoveries == nil {
 		r.proc.recoveries = map[string]recovery{}
 	}
-	r.proc.recoveries[name] = recovery{took, recovered}
+	r.proc.recoveries[name] = rc
 }
 
 // finishRecoveries stops the watches still running (at the end of the drain) and waits for them.
