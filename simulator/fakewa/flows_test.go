@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -311,6 +313,46 @@ func TestSendMessageIsAckedAndFollowedByDeliveryAndReadReceipts(t *testing.T) {
 	}
 	if acks := srv.Stats().ClientAcks; acks < 4 {
 		t.Fatalf("client acked %d receipts, want 4", acks)
+	}
+}
+
+// A peer message (whatsmeow asking the account's phone for a message it could not decrypt, after
+// a retry receipt) is acked but gets no delivery or read receipt: those reached Laravel as read
+// receipts of a chat with the account itself. The message sent after it still gets both.
+func TestAPeerMessageIsAckedWithoutDeliveryOrReadReceipts(t *testing.T) {
+	srv := startServer(t, Config{})
+	tc, jid := pairedClient(t, srv, "5511900000015")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	customer := types.NewJID("5511988886666", types.DefaultUserServer)
+	// The node whatsmeow's sendPeerMessage writes (its encrypted content left out: fakewa reads
+	// only the envelope; whatsmeow itself needs a Signal session with the phone to send one).
+	peerID := tc.cli.GenerateMessageID()
+	if err := tc.cli.DangerousInternals().SendNode(ctx, waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{
+		"id": peerID, "type": "text", "category": "peer", "to": tc.cli.Store.GetJID().ToNonAD()}}); err != nil {
+		t.Fatalf("send the peer message: %v", err)
+	}
+	if acked := waitServerEvent(t, srv, EventMessageAcked, jid); acked.MessageID != peerID {
+		t.Fatalf("message_acked %+v, want the peer message %s", acked, peerID)
+	}
+	after, err := tc.cli.SendMessage(ctx, customer, &waE2E.Message{Conversation: proto.String("after the peer message")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fakewa sends a message's receipts right after its ack, in order: by the later message's read
+	// receipt, any receipt of the peer message has arrived.
+	tc.next(func(e any) bool {
+		r, ok := e.(*events.Receipt)
+		return ok && r.Type == types.ReceiptTypeRead && r.MessageIDs[0] == after.ID
+	}, "the later message's read receipt")
+	if tc.saw(func(e any) bool {
+		r, ok := e.(*events.Receipt)
+		return ok && slices.Contains(r.MessageIDs, peerID)
+	}) {
+		t.Fatal("the peer message got a receipt")
+	}
+	for srv.Stats().ClientAcks < 2 && ctx.Err() == nil { // the client's acks of the two receipts (see above)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

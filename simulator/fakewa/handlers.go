@@ -151,7 +151,12 @@ func (c *conn) usyncResult(n *waBinary.Node) waBinary.Node {
 }
 
 // handleMessage acks a message the client sent, then has its recipient send the configured
-// receipts (sendReceipt: held until the device acks them).
+// receipts (sendReceipt: held until the device acks them). A peer message (category "peer": a
+// device's protocol message to its own account's devices, such as whatsmeow's request to the
+// phone for a message it could not decrypt) is acked and gets no delivery or read receipt, as
+// WhatsApp's own devices answer those with a peer_msg receipt instead: receipts for it reached
+// Laravel as read receipts of a chat with the account itself (the real-Laravel messages test in
+// CI at 2955b58, after a decryption retry under load).
 func (c *conn) handleMessage(n *waBinary.Node) {
 	id := attrString(n, "id")
 	to, ok := attrJID(n, "to")
@@ -170,7 +175,7 @@ func (c *conn) handleMessage(n *waBinary.Node) {
 		e.JID, e.Phone = d.jid.String(), d.account.phone
 	}
 	c.s.events.add(e)
-	if d == nil {
+	if d == nil || attrString(n, "category") == "peer" {
 		return
 	}
 	if sched := c.s.receiptSchedule(d); sched != nil {
