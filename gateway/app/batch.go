@@ -99,6 +99,9 @@ func batchParts(ctx context.Context, cfg config.Config, client *laravel.Client, 
 
 	cacheCfg := cfg.CacheConfig()
 	cacheCfg.Logger = log
+	// Status reads get connections of their own: a reconnect storm's write-throughs and outbox
+	// appends must not make the API wait for one (cache.Config.Reads).
+	cacheCfg.Reads = rc.Pool()
 	c, err := cache.New(ctx, rc.Client, client, cacheCfg)
 	if err != nil {
 		return parts, fmt.Errorf("app: cache: %w", err)

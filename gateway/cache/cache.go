@@ -93,6 +93,13 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the cache's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Reads is the Redis client of the read path (State: the L2 read, renewals, storing Laravel's
+	// answers); nil: the client New was given, which also carries the write-throughs. Give reads
+	// a client of their own (its own connection pool) so that status reads never queue for a
+	// connection behind a storm of writes: after a fakewa restart at 10,000 sessions every session
+	// wrote through at once, go-redis's pool (10 connections on one core) was theirs, and the
+	// status API's handlers waited up to its 4 s pool timeout, then asked Laravel.
+	Reads redis.UniversalClient
 }
 
 func (c *Config) fill() {
@@ -281,6 +288,7 @@ type Counters struct {
 // Cache is the three-level session-state cache. It is safe for concurrent use.
 type Cache struct {
 	rdb    redis.UniversalClient
+	reads  redis.UniversalClient // the read path's (Config.Reads)
 	lookup SessionLookup
 	cfg    Config
 	log    *slog.Logger
@@ -323,7 +331,11 @@ const writeWarningEvery = time.Second
 // New returns a Cache over rdb and lookup and starts listening for invalidations; Close stops it.
 func New(ctx context.Context, rdb redis.UniversalClient, lookup SessionLookup, cfg Config) (*Cache, error) {
 	cfg.fill()
-	c := &Cache{rdb: rdb, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{}), owed: owedWrites{max: cfg.L1MaxSize},
+	reads := cfg.Reads
+	if reads == nil {
+		reads = rdb
+	}
+	c := &Cache{rdb: rdb, reads: reads, lookup: lookup, cfg: cfg, log: cfg.Logger, subscribed: make(chan struct{}), owed: owedWrites{max: cfg.L1MaxSize},
 		stripeSeed: maphash.MakeSeed(), writeWarnings: &lograte.Limiter{Every: writeWarningEvery, Now: cfg.Now}}
 	l1, err := otter.New(&otter.Options[string, *record]{
 		MaximumSize:      cfg.L1MaxSize,
@@ -548,7 +560,7 @@ func (c *Cache) State(ctx context.Context, sid string) (State, error) {
 		}
 	}
 	c.l1Misses.Add(1)
-	h, err := c.rdb.HGetAll(ctx, c.key(sid)).Result()
+	h, err := c.reads.HGetAll(ctx, c.key(sid)).Result()
 	if err != nil {
 		c.l2Errors.Add(1)
 		// Redis is down: the gateway's own events it could not write answer first (owed.go);
@@ -629,7 +641,7 @@ func (c *Cache) fromLaravel(ctx context.Context, sid string, gen int64) (State, 
 		if errors.Is(err, laravel.ErrNotFound) {
 			c.l3Misses.Add(1)
 			exp := now.Add(c.cfg.NegativeTTL).UnixMilli()
-			if err := notFoundScript.Run(lctx, c.rdb, []string{c.key(sid)}, exp, c.cfg.NegativeTTL.Milliseconds()).Err(); err != nil {
+			if err := notFoundScript.Run(lctx, c.reads, []string{c.key(sid)}, exp, c.cfg.NegativeTTL.Milliseconds()).Err(); err != nil {
 				c.log.Warn("cache: could not store a negative entry", "session_id", sid, "err", err)
 			}
 			return &record{notFound: true, notFoundExp: exp}, nil
@@ -655,7 +667,7 @@ func (c *Cache) fromLaravel(ctx context.Context, sid string, gen int64) (State, 
 			qrExp = info.UpdatedAt.Add(c.cfg.QRTTL)
 		}
 		keyTTL := max(ttl, c.cfg.SessionTTL, c.cfg.QRTTL)
-		h, err := fromLaravelScript.Run(lctx, c.rdb, []string{c.key(sid)},
+		h, err := fromLaravelScript.Run(lctx, c.reads, []string{c.key(sid)},
 			string(info.EstadoQR), info.StatusVersion, now.Add(ttl).UnixMilli(),
 			info.QR, info.QRVersion, qrExp.UnixMilli(),
 			enabled, now.Add(c.cfg.SessionTTL).UnixMilli(), at, keyTTL.Milliseconds()).StringSlice()
@@ -670,7 +682,7 @@ func (c *Cache) fromLaravel(ctx context.Context, sid string, gen int64) (State, 
 			m[h[i]] = h[i+1]
 		}
 		// Laravel's answer may have changed the enabled flag under an owner's long-lived L1 entry.
-		if err := c.rdb.Publish(lctx, c.cfg.Channel, c.cfg.GatewayID+"|"+sid).Err(); err != nil {
+		if err := c.reads.Publish(lctx, c.cfg.Channel, c.cfg.GatewayID+"|"+sid).Err(); err != nil {
 			c.log.Warn("cache: could not publish an invalidation", "session_id", sid, "err", err)
 		} else {
 			c.invTx.Add(1)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"wagate/gateway/event"
 	"wagate/gateway/laravel"
 	"wagate/internal/redistest"
@@ -469,6 +471,59 @@ func TestALaravelAnswerElsewhereInvalidatesTheOwnersL1(t *testing.T) {
 		waitFor(t, "the owner to receive the invalidation", func() bool { return owner.Counters().InvalidationsRx > before })
 		if active, err := owner.IsSessionActive(ctx, "s1"); err != nil || active {
 			t.Fatalf("owner: IsSessionActive = %v, %v; want false once Laravel's answer is known", active, err)
+		}
+	})
+}
+
+// A status read that misses L1 reads L2 through Config.Reads: while every connection of the
+// write-throughs' client is held (here its only one, in a blocking command; in production a
+// reconnect storm's writes), the read is answered from Redis at once, without waiting for a
+// connection and without asking Laravel. With one client for both, the same read waits for the
+// held connection until its deadline and then asks Laravel.
+func TestStatusReadsDoNotQueueBehindWritesHoldingTheirConnections(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		for _, tc := range []struct {
+			name        string
+			ownReads    bool
+			wantLaravel bool
+		}{
+			{"reads with connections of their own", true, false},
+			{"reads sharing the writes' connections", false, true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				writes := redis.NewClient(&redis.Options{Addr: b.Addr, Protocol: 2, PoolSize: 1, PoolTimeout: 5 * time.Second})
+				t.Cleanup(func() { _ = writes.Close() })
+				cfg := Config{GatewayID: "gw-a", Now: newClock().Now, Logger: slog.New(slog.DiscardHandler)}
+				if tc.ownReads {
+					cfg.Reads = b.Client(t)
+				}
+				lv := &fakeLaravel{sessions: map[string]laravel.SessionInfo{
+					"s1": {EstadoQR: laravel.StatusConnected, StatusVersion: 1, Enabled: true}}}
+				c, err := New(ctx, writes, lv, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = c.Close() })
+				sid := fmt.Sprintf("s-%v", tc.ownReads)
+				if err := c.Record(ctx, statusEvent(sid, 2, laravel.StatusConnected)); err != nil {
+					t.Fatal(err) // in L2 only: L1 keeps what a read brought
+				}
+				held := make(chan error, 1)
+				go func() { held <- writes.BLPop(ctx, 2*time.Second, "nothing").Err() }()
+				time.Sleep(100 * time.Millisecond)
+				rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				defer cancel()
+				s, err := c.State(rctx, sid)
+				<-held
+				askedLaravel := lv.calls.Load() > 0
+				if askedLaravel != tc.wantLaravel {
+					t.Fatalf("read %+v, %v; asked Laravel %v, want %v", s, err, askedLaravel, tc.wantLaravel)
+				}
+				if !tc.wantLaravel && (err != nil || s.Level != "l2" || s.Status != laravel.StatusConnected) {
+					t.Fatalf("read %+v, %v; want connected from L2", s, err)
+				}
+			})
 		}
 	})
 }

@@ -71,7 +71,7 @@ func (c *Cache) renew(ctx context.Context, sid string, r *record, now, gen int64
 	keyTTL := max(ttl, c.cfg.SessionTTL)
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
 	defer cancel()
-	ok, err := renewScript.Run(wctx, c.rdb, []string{c.key(sid), c.indexKey("status"), c.indexKey("all")},
+	ok, err := renewScript.Run(wctx, c.reads, []string{c.key(sid), c.indexKey("status"), c.indexKey("all")},
 		r.statusV, exp, keyTTL.Milliseconds(), c.cfg.GatewayID, sid).Int()
 	if err != nil || ok == 0 {
 		return nil

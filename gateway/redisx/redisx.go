@@ -31,6 +31,19 @@ type Conn struct {
 	// stopClock ends the embedded server's TTL clock (nil for a real Redis).
 	stopClock chan struct{}
 	clockDone chan struct{}
+	// pools are the clients Pool made, closed with Client.
+	pools []*redis.Client
+}
+
+// Pool returns another client of the same Redis with the same options and a connection pool of
+// its own, for a caller that must not queue for a connection behind the shared Client's other
+// users (the cache's status reads behind a storm of write-throughs, cache.Config.Reads). Close
+// closes it. Call it while setting up, not concurrently with Close.
+func (c *Conn) Pool() *redis.Client {
+	opts := *c.Client.Options()
+	p := redis.NewClient(&opts)
+	c.pools = append(c.pools, p)
+	return p
 }
 
 // embeddedTTLTick is how often the embedded miniredis moves its key TTLs with the wall clock.
@@ -142,12 +155,15 @@ func (c *Conn) Ready(ctx context.Context) (string, error) {
 	return "redis: ok", nil
 }
 
-// Close closes the client and stops the embedded server, if any.
+// Close closes the client and the pools Pool made, and stops the embedded server, if any.
 func (c *Conn) Close() error {
-	err := c.Client.Close()
-	if errors.Is(err, redis.ErrClosed) {
-		err = nil
+	var errs []error
+	for _, p := range append(c.pools, c.Client) {
+		if err := p.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			errs = append(errs, err)
+		}
 	}
+	err := errors.Join(errs...)
 	if c.mini != nil {
 		close(c.stopClock)
 		<-c.clockDone

@@ -79,3 +79,39 @@ func TestEmbeddedKeysExpireWithTheWallClock(t *testing.T) {
 		}
 	}
 }
+
+// A pool is another client of the same Redis: what one writes the other reads, its connections
+// are its own (the shared client's only connection held in a blocking command does not stop it),
+// and the Conn's Close closes it.
+func TestAPoolIsAClientOfTheSameRedisWithConnectionsOfItsOwn(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		c, err := Open(ctx, b.URL()+"?pool_size=1&pool_timeout=5s", 0, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := c.Pool()
+		if err := p.Set(ctx, "k", "from the pool", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := c.Client.Get(ctx, "k").Result(); err != nil || v != "from the pool" {
+			t.Fatalf("shared client reads %q, %v", v, err)
+		}
+		// The shared client's one connection waits in BLPOP; the pool still answers at once.
+		held := make(chan error, 1)
+		go func() { held <- c.Client.BLPop(ctx, 2*time.Second, "nothing").Err() }()
+		time.Sleep(100 * time.Millisecond)
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := p.Ping(pctx).Err(); err != nil {
+			t.Fatalf("the pool waited for the shared client's connection: %v", err)
+		}
+		<-held
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("pool after Close: Ping = %v, want closed", err)
+		}
+	})
+}
