@@ -328,6 +328,7 @@ func TestAPeerMessageIsAckedWithoutDeliveryOrReadReceipts(t *testing.T) {
 	// The node whatsmeow's sendPeerMessage writes (its encrypted content left out: fakewa reads
 	// only the envelope; whatsmeow itself needs a Signal session with the phone to send one).
 	peerID := tc.cli.GenerateMessageID()
+	//lint:ignore SA1019 the test writes the envelope of a peer message, which no public API sends without a Signal session with the phone
 	if err := tc.cli.DangerousInternals().SendNode(ctx, waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{
 		"id": peerID, "type": "text", "category": "peer", "to": tc.cli.Store.GetJID().ToNonAD()}}); err != nil {
 		t.Fatalf("send the peer message: %v", err)
