@@ -395,8 +395,10 @@ func (c *Cache) listen(ctx context.Context, ps *redis.PubSub) {
 				if !found || origin == c.cfg.GatewayID {
 					continue
 				}
-				c.invRx.Add(1)
+				// Dropped, then counted: whoever sees the count sees the entry gone (a test that
+				// waited for the count read the owner's stale entry under -race in CI at b13134b).
 				c.l1.Invalidate(sid)
+				c.invRx.Add(1)
 			}
 		}
 	}
