@@ -12,6 +12,7 @@
 package schedwait
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -222,12 +223,13 @@ func Analyze(r io.Reader, opts Options) (*Report, error) {
 		rep.LongWindows += time.Duration(w.to - w.from)
 	}
 	for _, r := range runs {
+		class := r.class()
 		if d := time.Duration(r.to - r.from); d >= opts.LongSlice {
-			rep.LongSlices = append(rep.LongSlices, Slice{d, r.class()})
+			rep.LongSlices = append(rep.LongSlices, Slice{d, class})
 		}
 		for _, w := range overlapping(windows, r.interval) {
 			d := time.Duration(min(r.to, w.to) - max(r.from, w.from))
-			rep.RanDuringLong[r.class()] += d
+			rep.RanDuringLong[class] += d
 			rep.Ran += d
 		}
 	}
@@ -276,7 +278,7 @@ func frameOf(st trace.Stack, prefixes []string) string {
 // union merges intervals sorted or not into disjoint ones, in order.
 func union(in []interval) []interval {
 	s := slices.Clone(in)
-	slices.SortFunc(s, func(a, b interval) int { return int(a.from - b.from) })
+	slices.SortFunc(s, func(a, b interval) int { return cmp.Compare(a.from, b.from) })
 	var out []interval
 	for _, x := range s {
 		if n := len(out); n > 0 && x.from <= out[n-1].to {

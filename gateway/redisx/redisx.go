@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -158,7 +159,7 @@ func (c *Conn) Ready(ctx context.Context) (string, error) {
 // Close closes the client and the pools Pool made, and stops the embedded server, if any.
 func (c *Conn) Close() error {
 	var errs []error
-	for _, p := range append(c.pools, c.Client) {
+	for _, p := range append(slices.Clip(c.pools), c.Client) {
 		if err := p.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 			errs = append(errs, err)
 		}
