@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"wagate/gateway/api"
+	"wagate/gateway/http1"
 )
 
 // BenchmarkServedStatusReadCPU reports the process's CPU per status read served over loopback
@@ -24,7 +26,9 @@ import (
 //   - timeouts: api.NewServer (ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout:
 //     three more deadline updates per request) with the same fixed handler;
 //   - gateway: api.NewServer with the real API handler (token, rate limiter, routing, the
-//     session read, isSessionActive, the JSON answer, the metrics observation).
+//     session read, isSessionActive, the JSON answer, the metrics observation);
+//   - lean-floor, lean-gateway: the fixed handler and the real one behind http1.Server, the
+//     gateway's server (the lean path answers the plain GETs, api.NewServer the rest).
 //
 // The clients (raw sockets, one goroutine per connection, closed loop) cost the same in every
 // case, so differences between the cases are the server's. Run the cases alternately and compare
@@ -56,11 +60,13 @@ func BenchmarkServedStatusReadCPU(b *testing.B) {
 	})
 	for _, tc := range []struct {
 		name   string
-		server func(addr string) *http.Server
+		server func(addr string) server
 	}{
-		{"floor", func(string) *http.Server { return &http.Server{Handler: fixed, ReadHeaderTimeout: 10 * time.Second} }},
-		{"timeouts", func(addr string) *http.Server { return api.NewServer(addr, fixed, log) }},
-		{"gateway", func(addr string) *http.Server { return api.NewServer(addr, gw, log) }},
+		{"floor", func(string) server { return &http.Server{Handler: fixed, ReadHeaderTimeout: 10 * time.Second} }},
+		{"timeouts", func(addr string) server { return api.NewServer(addr, fixed, log) }},
+		{"gateway", func(addr string) server { return api.NewServer(addr, gw, log) }},
+		{"lean-floor", func(addr string) server { return &http1.Server{Fallback: api.NewServer(addr, fixed, log)} }},
+		{"lean-gateway", func(addr string) server { return &http1.Server{Fallback: api.NewServer(addr, gw, log)} }},
 	} {
 		b.Run(tc.name, func(b *testing.B) { benchmarkServedCPU(b, tc.server) })
 	}
@@ -73,17 +79,27 @@ func newStatusRequest() *http.Request {
 	return req
 }
 
+// server is what serves the benchmark's connections: an *http.Server or an *http1.Server.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
 // benchmarkServedCPU serves b.N status reads from 64 keep-alive connections and reports the
 // process's CPU per read.
-func benchmarkServedCPU(b *testing.B, server func(addr string) *http.Server) {
+func benchmarkServedCPU(b *testing.B, newServer func(addr string) server) {
 	const conns = 64
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := server(ln.Addr().String())
+	srv := newServer(ln.Addr().String())
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
 	request := []byte("GET /sessions/shop_1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + token + "\r\n\r\n")
 	type client struct {
 		c net.Conn

@@ -22,6 +22,7 @@ import (
 	"wagate/gateway/config"
 	"wagate/gateway/delivery"
 	"wagate/gateway/delivery/legacy"
+	"wagate/gateway/http1"
 	"wagate/gateway/laravel"
 	"wagate/gateway/metrics"
 	"wagate/gateway/outbox"
@@ -48,7 +49,7 @@ type App struct {
 	node *clusterNode
 	// journal keeps the message journal (batch mode; nil otherwise, journal.go).
 	journal  *journalKeeper
-	server   *http.Server
+	server   *http1.Server
 	listener net.Listener
 	// pprof serves net/http/pprof when cfg.PprofAddr is set (loopback only, off by default).
 	pprof *http.Server
@@ -312,8 +313,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, fmt.Errorf("app: listen on %s: %w", cfg.Addr, err)
 	}
-	a.server = api.NewServer(cfg.Addr, handler, log)
-	closeSilentConnsOnShutdown(a.server) // a preconnected client must not hold a stop for 5 s
+	// The lean HTTP/1.1 path answers the polled reads; net/http (api.NewServer's limits and
+	// timeouts) serves every other connection and bounds the lean ones too.
+	a.server = &http1.Server{Fallback: api.NewServer(cfg.Addr, handler, log), Logger: log}
 	return a, nil
 }
 

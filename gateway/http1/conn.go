@@ -1,0 +1,209 @@
+package http1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// conn is one lean connection: its goroutine reads a request head, serves it and writes the
+// answer, then waits for the next, until the client closes, a timeout passes, the server shuts
+// down, or a request goes to net/http (which then owns the connection).
+type conn struct {
+	srv    *Server
+	rwc    net.Conn
+	br     *bufio.Reader
+	cancel context.CancelFunc
+	base   *http.Request // carries the connection's context; each request starts as a copy of it
+	remote string
+
+	mu      sync.Mutex
+	waiting bool // between requests (or before the first): Shutdown closes it
+	closing bool // Shutdown started: finish the request being served, then close
+
+	prev, cur head
+	u         url.URL // the request's URL: a handler may change it, the next request resets it
+	req       http.Request
+	hdr       http.Header
+	w         response
+}
+
+func newConn(s *Server, c net.Conn) *conn {
+	lc := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String(), hdr: http.Header{}}
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
+	ctx, lc.cancel = context.WithCancel(ctx)
+	lc.base = (&http.Request{}).WithContext(ctx)
+	lc.w.c = lc
+	lc.w.header = http.Header{}
+	return lc
+}
+
+// shutdown is called by Server.Shutdown (holding its lock): a connection waiting for a request
+// is closed now, one serving a request after its answer.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closing = true
+	if c.waiting {
+		_ = c.rwc.Close()
+	}
+}
+
+// setWaiting marks the connection waiting (or not) for a request; false when it must close.
+func (c *conn) setWaiting(w bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waiting = w
+	return !c.closing
+}
+
+func (c *conn) serve() {
+	handedOver := false
+	defer func() {
+		c.cancel()
+		if !handedOver {
+			_ = c.rwc.Close()
+		}
+		c.srv.untrack(c)
+	}()
+	c.br = bufio.NewReaderSize(c.rwc, readBufferSize)
+	fb := c.srv.Fallback
+	for first := true; ; first = false {
+		if !c.setWaiting(true) {
+			return
+		}
+		wait := fb.IdleTimeout
+		if first || wait == 0 {
+			wait = cmpOr(fb.ReadHeaderTimeout, fb.ReadTimeout)
+		}
+		if wait > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(wait))
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.setWaiting(false) {
+			return
+		}
+		b, ok := c.readHead()
+		if ok {
+			ok = parseHead(b, &c.prev, &c.cur)
+		}
+		if !ok {
+			handedOver = c.handOver()
+			return
+		}
+		_, _ = c.br.Discard(bytes.Index(b, crlfcrlf) + len(crlfcrlf))
+		if !c.serveRequest() {
+			return
+		}
+		c.prev, c.cur = c.cur, c.prev
+	}
+}
+
+func cmpOr(a, b time.Duration) time.Duration {
+	if a > 0 {
+		return a
+	}
+	return b
+}
+
+// readHead returns the buffered bytes up to a complete request head (it ends with the first
+// "\r\n\r\n"), reading more within ReadHeaderTimeout when the head came in pieces. ok is false
+// when the head does not fit the buffer or the read failed: the connection goes to net/http,
+// which answers or drops it as it would have.
+func (c *conn) readHead() ([]byte, bool) {
+	b, _ := c.br.Peek(c.br.Buffered())
+	if bytes.Contains(b, crlfcrlf) {
+		return b, true
+	}
+	if d := cmpOr(c.srv.Fallback.ReadHeaderTimeout, c.srv.Fallback.ReadTimeout); d > 0 {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+	}
+	for {
+		n := c.br.Buffered()
+		if n == readBufferSize {
+			return nil, false
+		}
+		var err error
+		b, err = c.br.Peek(n + 1)
+		if err != nil {
+			return nil, false
+		}
+		b, _ = c.br.Peek(c.br.Buffered())
+		if bytes.Contains(b, crlfcrlf) {
+			return b, true
+		}
+	}
+}
+
+// handOver gives the connection, with what it buffered, to net/http; false if it no longer
+// accepts (shutting down), the connection is then closed.
+func (c *conn) handOver() bool {
+	_ = c.rwc.SetDeadline(time.Time{})
+	return c.srv.handoff.give(&handedConn{Conn: c.rwc, buffered: c.br})
+}
+
+// serveRequest serves the parsed head c.cur and reports whether the connection stays open.
+func (c *conn) serveRequest() (keepAlive bool) {
+	h := &c.cur
+	req := &c.req
+	*req = *c.base
+	c.u = h.url
+	req.Method = http.MethodGet
+	req.URL = &c.u
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
+	h.header(c.hdr)
+	req.Header = c.hdr
+	req.Body = http.NoBody
+	req.Host = h.host
+	req.RemoteAddr = c.remote
+	req.RequestURI = h.target
+
+	if d := c.srv.Fallback.WriteTimeout; d > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Now().Add(d))
+	}
+	w := &c.w
+	w.reset()
+	if !c.runHandler(w, req) {
+		return false
+	}
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		w.closeAfter = true
+	}
+	return w.finish()
+}
+
+// runHandler runs the handler; false if it panicked (the connection closes without an answer,
+// as net/http does, and the panic is logged unless it is http.ErrAbortHandler).
+func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				msg := fmt.Sprintf("http: panic serving %v: %v\n%s", c.remote, p, buf)
+				if l := c.srv.Fallback.ErrorLog; l != nil {
+					l.Print(msg)
+				} else {
+					c.srv.logger().Error(msg)
+				}
+			}
+			w.release()
+			ok = false
+		}
+	}()
+	c.srv.Fallback.Handler.ServeHTTP(w, req)
+	return true
+}
