@@ -26,8 +26,9 @@ import (
 
 // Options says which goroutines' waits are measured and what counts as a long wait.
 type Options struct {
-	// Root is the function the measured goroutines were started with (net/http's per-connection
-	// goroutine by default: every API request is served on one).
+	// Root is the function the measured goroutines were started with, or several separated by
+	// commas (by default the gateway's two per-connection goroutines: gateway/http1's lean path
+	// and net/http's, which between them serve every API request).
 	Root string
 	// LongWait is the wait from which a wait is examined: what ran on the processors during it.
 	LongWait time.Duration
@@ -42,7 +43,7 @@ type Options struct {
 // DefaultOptions measures API requests' goroutines.
 func DefaultOptions() Options {
 	return Options{
-		Root:      "net/http.(*conn).serve",
+		Root:      "wagate/gateway/http1.(*conn).serve,net/http.(*conn).serve",
 		LongWait:  2 * time.Millisecond,
 		LongSlice: time.Millisecond,
 		Frames:    []string{"wagate/", "go.mau.fi/", "modernc.org/sqlite", "github.com/redis/", "crypto/"},
@@ -124,6 +125,7 @@ func Analyze(r io.Reader, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read trace: %w", err)
 	}
+	roots := strings.Split(opts.Root, ",")
 	var (
 		gs          = map[trace.GoID]*goroutine{}
 		procs       = map[trace.ProcID]bool{}
@@ -179,7 +181,7 @@ func Analyze(r io.Reader, opts Options) (*Report, error) {
 			if g.root == "" {
 				if root := rootOf(st.Stack); root != "" {
 					g.root = root
-					g.measured = root == opts.Root
+					g.measured = slices.Contains(roots, root)
 				}
 			}
 			if from == trace.GoRunning && g.running != 0 {

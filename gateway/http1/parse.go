@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
@@ -14,12 +15,12 @@ import (
 // to net/http (which enforces the server's MaxHeaderBytes).
 const maxHeaderLines = 64
 
-// head is a parsed request head: what the lean path needs to build an *http.Request. Its strings
-// are reused from the connection's previous head when the bytes are the same (a poller sends the
-// same head every time), so a repeated request allocates nothing.
+// head is a parsed request head: what the lean path needs to build an *http.Request. Its header
+// strings are reused from the previous head read into the same state when the bytes are the
+// same (API clients send the same header lines on every request), and its target comes from
+// targets, so a repeated request allocates nothing.
 type head struct {
-	target string  // the request-target as sent (origin-form)
-	url    url.URL // url.ParseRequestURI(target)
+	target *target // the request-target and its URL
 	host   string  // the Host header's value
 	fields []field // the header lines but Host, in order
 }
@@ -29,6 +30,48 @@ type field struct {
 	name  string   // canonical (textproto.CanonicalMIMEHeaderKey)
 	value string   // trimmed of surrounding blanks
 	vs    []string // []string{value}, reused as the Header's value when the name occurs once
+}
+
+// target is a request-target as sent (origin-form) and its URL (url.ParseRequestURI).
+type target struct {
+	raw string
+	url url.URL
+}
+
+// targetCache holds the parsed request-targets: the API's polled paths are few (two per
+// session), so each is parsed once rather than on every request, and the pollers' requests on
+// one connection may be for different sessions' paths. It holds at most maxTargets, then starts
+// over.
+type targetCache struct {
+	mu sync.RWMutex
+	m  map[string]*target
+}
+
+const maxTargets = 1 << 14
+
+var targets = &targetCache{m: map[string]*target{}}
+
+// get returns the parsed target b; false if url.ParseRequestURI refuses it.
+func (c *targetCache) get(b []byte) (*target, bool) {
+	c.mu.RLock()
+	t := c.m[string(b)]
+	c.mu.RUnlock()
+	if t != nil {
+		return t, true
+	}
+	raw := string(b)
+	u, err := url.ParseRequestURI(raw)
+	if err != nil {
+		return nil, false
+	}
+	t = &target{raw: raw, url: *u}
+	c.mu.Lock()
+	if len(c.m) >= maxTargets {
+		clear(c.m)
+	}
+	c.m[raw] = t
+	c.mu.Unlock()
+	return t, true
 }
 
 // parseHead reads the request head at the start of b, which holds the whole head (it ends with
@@ -46,19 +89,12 @@ func parseHead(b []byte, prev, h *head) (ok bool) {
 	}
 	b = b[:end+2] // every line with its CRLF, without the blank line
 	line, rest, _ := bytes.Cut(b, crlf)
-	target, ok := requestTarget(line)
+	raw, ok := requestTarget(line)
 	if !ok {
 		return false
 	}
-	if prev != nil && prev.target != "" && string(target) == prev.target {
-		h.target, h.url = prev.target, prev.url
-	} else {
-		t := string(target)
-		u, err := url.ParseRequestURI(t)
-		if err != nil {
-			return false
-		}
-		h.target, h.url = t, *u
+	if h.target, ok = targets.get(raw); !ok {
+		return false
 	}
 	h.host = ""
 	h.fields = h.fields[:0]

@@ -163,9 +163,9 @@ func assertSameAsNetHTTP(t *testing.T, b []byte, h *head) {
 		t.Fatalf("parseHead took %q, net/http reads %s %s close=%v length=%d body=%T te=%q", b,
 			req.Method, req.Proto, req.Close, req.ContentLength, req.Body, req.TransferEncoding)
 	}
-	if req.RequestURI != h.target || !reflect.DeepEqual(*req.URL, h.url) || req.Host != h.host {
+	if req.RequestURI != h.target.raw || !reflect.DeepEqual(*req.URL, h.target.url) || req.Host != h.host {
 		t.Fatalf("parseHead read %q as %q %+v host %q, net/http as %q %+v host %q", b,
-			h.target, h.url, h.host, req.RequestURI, *req.URL, req.Host)
+			h.target.raw, h.target.url, h.host, req.RequestURI, *req.URL, req.Host)
 	}
 	got := http.Header{}
 	h.header(got)

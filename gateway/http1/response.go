@@ -32,8 +32,8 @@ func putBuffer(b *[]byte) {
 	buffers.Put(b)
 }
 
-// response is the lean path's http.ResponseWriter (and http.Flusher), one per connection, reset
-// for each request. What the handler writes is held until it returns or the body outgrows
+// response is the lean path's http.ResponseWriter (and http.Flusher), part of a pooled state,
+// reset for each request. What the handler writes is held until it returns or the body outgrows
 // bufferBeforeFraming, then written with net/http's framing: Date, a sniffed Content-Type when
 // none was set, Content-Length when known, chunked otherwise.
 type response struct {
@@ -57,7 +57,8 @@ type response struct {
 	out  *[]byte // bytes for the connection
 }
 
-func (w *response) reset() {
+func (w *response) reset(c *conn) {
+	w.c = c
 	clear(w.header)
 	w.status, w.wroteHeader, w.headSent = 0, false, false
 	w.head = w.head[:0]
@@ -292,7 +293,9 @@ func (w *response) finish() (keepAlive bool) {
 	if w.declared >= 0 && w.written < w.declared && bodyAllowed(w.status) {
 		w.closeAfter = true
 	}
-	return w.err == nil && !w.closeAfter
+	keepAlive = w.err == nil && !w.closeAfter
+	w.c = nil
+	return keepAlive
 }
 
 // release returns the buffers to the pool.

@@ -18,7 +18,10 @@
 //
 // What differs from net/http on the lean path: a request's context ends when its connection does,
 // not when the client goes away mid-request (nothing reads the connection while the handler
-// runs); handlers on this API answer in milliseconds and carry their own timeouts.
+// runs); handlers on this API answer in milliseconds and carry their own timeouts. And the
+// *http.Request, its Header and the ResponseWriter are reused for a later request (of any
+// connection) once the handler returns: a handler must not keep them past its return, which the
+// ResponseWriter's contract already says and this API's handlers never do.
 package http1
 
 import (

@@ -29,7 +29,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: schedwait [flags] TRACE\n\nflags:")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&opts.Root, "root", opts.Root, "the function the measured goroutines were started with")
+	fs.StringVar(&opts.Root, "root", opts.Root, "the function(s) the measured goroutines were started with, separated by commas")
 	fs.DurationVar(&opts.LongWait, "long-wait", opts.LongWait, "waits from this long are examined: what ran during them")
 	fs.DurationVar(&opts.LongSlice, "long-run", opts.LongSlice, "uninterrupted runs from this long are listed")
 	rows := fs.Int("rows", 20, "rows of each table")
