@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,10 +13,11 @@ import (
 	"time"
 
 	"wagate/gateway/api"
+	"wagate/gateway/http1"
 )
 
 // BenchmarkIdleKeepAliveConnection reports what one idle keep-alive connection of a poller costs
-// the API server (api.NewServer with the real handler): goroutines, live heap and stack bytes
+// the API server (the gateway's: http1.Server in front of api.NewServer, the real handler): goroutines, live heap and stack bytes
 // after a GC, for 500 connections that each made one status read, over none. The clients are raw
 // sockets with no goroutine and no buffer, so the process's difference is the server's. Under the
 // seed's load every session has several pollers' connections: their cost is this, not the
@@ -35,9 +37,13 @@ func BenchmarkIdleKeepAliveConnection(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := api.NewServer(ln.Addr().String(), h, log)
+	srv := &http1.Server{Fallback: api.NewServer(ln.Addr().String(), h, log)}
 	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Close() })
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
 
 	request := "GET /sessions/shop_1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + token + "\r\n\r\n"
 	poll := func(c net.Conn, r *bufio.Reader) error {
