@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -146,9 +145,7 @@ func (c *conn) readHead() ([]byte, bool) {
 		if n == readBufferSize {
 			return nil, false
 		}
-		var err error
-		b, err = c.br.Peek(n + 1)
-		if err != nil {
+		if _, err := c.br.Peek(n + 1); err != nil { // waits for more bytes
 			return nil, false
 		}
 		b, _ = c.br.Peek(c.br.Buffered())
@@ -206,12 +203,7 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 			if p != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				msg := fmt.Sprintf("http: panic serving %v: %v\n%s", c.remote, p, buf)
-				if l := c.srv.Fallback.ErrorLog; l != nil {
-					l.Print(msg)
-				} else {
-					c.srv.logger().Error(msg)
-				}
+				c.srv.logf("http: panic serving %v: %v\n%s", c.remote, p, buf)
 			}
 			w.release()
 			ok = false

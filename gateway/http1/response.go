@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -48,6 +49,7 @@ type response struct {
 	hasDate     bool
 	hasType     bool
 	declared    int64 // the handler's Content-Length, -1 if none
+	badLength   bool  // the handler's Content-Length was invalid: the body goes chunked
 	written     int64 // body bytes accepted
 	chunked     bool
 	closeAfter  bool
@@ -63,7 +65,7 @@ func (w *response) reset(c *conn) {
 	w.status, w.wroteHeader, w.headSent = 0, false, false
 	w.head = w.head[:0]
 	w.hasDate, w.hasType = false, false
-	w.declared, w.written = -1, 0
+	w.declared, w.written, w.badLength = -1, 0, false
 	w.chunked, w.closeAfter, w.err = false, false, nil
 }
 
@@ -86,14 +88,19 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.wroteHeader, w.status = true, code
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseUint(cl, 10, 63); err == nil {
+			w.declared = int64(n)
+		} else {
+			// net/http logs it, drops it and sends the body chunked; so does the lean path.
+			w.c.srv.logf("http: invalid Content-Length of %q", cl)
+			w.header.Del("Content-Length")
+			w.badLength = true
+		}
+	}
 	w.head = w.appendStatusAndHeader(w.head[:0], code)
 	_, w.hasDate = w.header["Date"]
 	_, w.hasType = w.header["Content-Type"]
-	if cl := w.header.Get("Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
-			w.declared = n
-		}
-	}
 	if httpguts.HeaderValuesContainsToken(w.header["Connection"], "close") {
 		w.closeAfter = true
 	}
@@ -103,16 +110,20 @@ func (w *response) WriteHeader(code int) {
 // with net/http's sanitizing: invalid names are dropped, newlines in values become spaces; the
 // framing headers are the response's own.
 func (w *response) appendStatusAndHeader(b []byte, code int) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, ' ')
-	if text := http.StatusText(code); text != "" {
-		b = append(b, text...)
+	if code == http.StatusOK {
+		b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	} else {
-		b = append(b, "status code "...)
+		b = append(b, "HTTP/1.1 "...)
 		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, ' ')
+		if text := http.StatusText(code); text != "" {
+			b = append(b, text...)
+		} else {
+			b = append(b, "status code "...)
+			b = strconv.AppendInt(b, int64(code), 10)
+		}
+		b = append(b, "\r\n"...)
 	}
-	b = append(b, "\r\n"...)
 	w.keys = w.keys[:0]
 	for k := range w.header {
 		if k == "Transfer-Encoding" || (k == "Content-Length" && !bodyAllowed(code)) {
@@ -139,6 +150,9 @@ func (w *response) appendStatusAndHeader(b []byte, code int) []byte {
 // trimmed, as net/http writes it.
 func appendValue(b []byte, v string) []byte {
 	v = strings.Trim(v, " \t")
+	if !strings.ContainsAny(v, "\r\n") {
+		return append(b, v...)
+	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c == '\r' || c == '\n' {
@@ -194,7 +208,7 @@ func (w *response) sendHead(final bool) {
 	}
 	if !w.hasDate {
 		b = append(b, "Date: "...)
-		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = appendDate(b, time.Now())
 		b = append(b, "\r\n"...)
 	}
 	allowed := bodyAllowed(w.status)
@@ -207,7 +221,7 @@ func (w *response) sendHead(final bool) {
 	case !allowed:
 	case w.declared >= 0:
 		// the handler's Content-Length is among its header lines
-	case final:
+	case final && !w.badLength:
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, int64(len(pend)), 10)
 		b = append(b, "\r\n"...)
@@ -313,4 +327,24 @@ func (w *response) release() {
 // bodyAllowed reports whether a status may carry a body (RFC 9110: not 1xx, 204, 304).
 func bodyAllowed(code int) bool {
 	return !(code >= 100 && code <= 199 || code == http.StatusNoContent || code == http.StatusNotModified)
+}
+
+// dateLine is the Date header's value for one second, formatted once for every answer in it.
+type dateLine struct {
+	unix int64
+	text string
+}
+
+var lastDate atomic.Pointer[dateLine]
+
+// appendDate appends now in http.TimeFormat (the Date header's format), formatting it once a
+// second.
+func appendDate(b []byte, now time.Time) []byte {
+	sec := now.Unix()
+	d := lastDate.Load()
+	if d == nil || d.unix != sec {
+		d = &dateLine{unix: sec, text: now.UTC().Format(http.TimeFormat)}
+		lastDate.Store(d)
+	}
+	return append(b, d.text...)
 }

@@ -126,6 +126,16 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
+// logf logs what net/http would have logged to its ErrorLog (a handler's panic, an invalid
+// Content-Length): there, or as an error on Logger when the fallback has none.
+func (s *Server) logf(format string, args ...any) {
+	if l := s.Fallback.ErrorLog; l != nil {
+		l.Printf(format, args...)
+		return
+	}
+	s.logger().Error(fmt.Sprintf(format, args...))
+}
+
 func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -161,6 +161,10 @@ func TestTheLeanPathAnswersAsNetHTTPDoes(t *testing.T) {
 		{"a newline in a header value", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-Bad", "a\r\nSet-Cookie: x=1")
 		}},
+		{"an invalid Content-Length", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Length", "abc")
+			_, _ = io.WriteString(w, "hi")
+		}},
 		{"the handler asks to close", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Connection", "close")
 			_, _ = io.WriteString(w, "bye")
