@@ -1,6 +1,9 @@
 package reports
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // FloorRatioLimit is the most CPU per API request the gateway may spend, in times the floor's
 // (a bare net/http server answering the same JSON, same poll workload, same CPU set, same bench).
@@ -79,7 +82,19 @@ func (res *Results) checkVsFloor(spec TargetSpec, t Target, scale *Entry) Target
 		return t
 	}
 	ratio := g / f
-	t.Measured = fmt.Sprintf("%sx (%s vs %s)", formatValue(ratio, ""), spec.Figure.Format(g), spec.Figure.Format(f))
-	t.Status = passFail(spec.Bound.Holds(ratio))
+	holds := spec.Bound.Holds(ratio)
+	t.Measured = fmt.Sprintf("%sx (%s vs %s)", formatFailing(ratio, spec.Bound.Limit, holds), spec.Figure.Format(g), spec.Figure.Format(f))
+	t.Status = passFail(holds)
 	return t
+}
+
+// formatFailing writes v as formatValue does, with more decimals (up to 6) when v fails its
+// bound yet would print as the bound itself: 1.3012 against <= 1.3 reads "1.301x FAIL", not
+// "1.30x FAIL".
+func formatFailing(v, bound float64, holds bool) string {
+	s := formatValue(v, "")
+	for prec := 3; !holds && prec <= 6 && s == formatValue(bound, ""); prec++ {
+		s = strconv.FormatFloat(v, 'f', prec, 64)
+	}
+	return s
 }

@@ -92,6 +92,7 @@ func TestTheGatewaysCPUPerRequestIsComparedWithTheFloorsInTheSameBench(t *testin
 		{"no floor entry", 0, "add an entry of kind: floor", "not measured"},
 		{"gateway at 1.25x the floor", 3.2, "1.25x (", "pass"},
 		{"gateway at exactly the limit", 4 / FloorRatioLimit, "1.30x (", "pass"},
+		{"gateway just above the limit", 4 / 1.301, "1.301x (", "FAIL"}, // not "1.30x FAIL"
 		{"gateway at 2x the floor", 2, "2.00x (", "FAIL"},
 	}
 	for _, tt := range tests {
