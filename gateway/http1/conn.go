@@ -3,6 +3,7 @@ package http1
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"net"
 	"net/http"
@@ -90,7 +91,7 @@ func (c *conn) serve() {
 		}
 		wait := fb.IdleTimeout
 		if first || wait == 0 {
-			wait = cmpOr(fb.ReadHeaderTimeout, fb.ReadTimeout)
+			wait = cmp.Or(fb.ReadHeaderTimeout, fb.ReadTimeout)
 		}
 		if wait > 0 {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(wait))
@@ -111,7 +112,7 @@ func (c *conn) serve() {
 			handedOver = c.handOver()
 			return
 		}
-		_, _ = c.br.Discard(bytes.Index(b, crlfcrlf) + len(crlfcrlf))
+		_, _ = c.br.Discard(len(b))
 		keepAlive := c.serveRequest(st)
 		st.prev, st.cur = st.cur, st.prev
 		states.Put(st)
@@ -121,23 +122,16 @@ func (c *conn) serve() {
 	}
 }
 
-func cmpOr(a, b time.Duration) time.Duration {
-	if a > 0 {
-		return a
-	}
-	return b
-}
-
-// readHead returns the buffered bytes up to a complete request head (it ends with the first
-// "\r\n\r\n"), reading more within ReadHeaderTimeout when the head came in pieces. ok is false
+// readHead returns the request head at the start of the buffer, up to and with the first
+// "\r\n\r\n", reading more within ReadHeaderTimeout when the head came in pieces. ok is false
 // when the head does not fit the buffer or the read failed: the connection goes to net/http,
 // which answers or drops it as it would have.
 func (c *conn) readHead() ([]byte, bool) {
 	b, _ := c.br.Peek(c.br.Buffered())
-	if bytes.Contains(b, crlfcrlf) {
-		return b, true
+	if end := bytes.Index(b, crlfcrlf); end >= 0 {
+		return b[:end+len(crlfcrlf)], true
 	}
-	if d := cmpOr(c.srv.Fallback.ReadHeaderTimeout, c.srv.Fallback.ReadTimeout); d > 0 {
+	if d := cmp.Or(c.srv.Fallback.ReadHeaderTimeout, c.srv.Fallback.ReadTimeout); d > 0 {
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
 	for {
@@ -149,8 +143,8 @@ func (c *conn) readHead() ([]byte, bool) {
 			return nil, false
 		}
 		b, _ = c.br.Peek(c.br.Buffered())
-		if bytes.Contains(b, crlfcrlf) {
-			return b, true
+		if end := bytes.Index(b, crlfcrlf); end >= 0 {
+			return b[:end+len(crlfcrlf)], true
 		}
 	}
 }

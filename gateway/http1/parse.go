@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -80,8 +81,8 @@ func (c *targetCache) get(b []byte) (*target, bool) {
 // header names and values, exactly one valid Host, and no header that changes how the request or
 // the connection is read (a body's Content-Length or Transfer-Encoding, Expect, Connection,
 // Upgrade, Pragma, Trailer, TE). Anything else (ok == false) goes to net/http untouched, which
-// answers it or its error exactly as it always does. prev is the connection's previous head;
-// parseHead fills h, reusing prev's strings where the bytes match.
+// answers it or its error exactly as it always does. prev is the head read before into the same
+// state (or nil); parseHead fills h, reusing prev's strings where the bytes match.
 func parseHead(b []byte, prev, h *head) (ok bool) {
 	end := bytes.Index(b, crlfcrlf)
 	if end < 0 {
@@ -108,14 +109,11 @@ func parseHead(b []byte, prev, h *head) (ok bool) {
 		if !found || !validName(name) {
 			return false // also an obs-fold line (it starts with a blank) and a bare LF inside
 		}
-		value = trimBlanks(value)
+		value = bytes.Trim(value, " \t") // the blanks around a value, as net/textproto drops them
 		if !httpguts.ValidHeaderFieldValue(unsafeString(value)) {
 			return false
 		}
-		key, known := canonical(name)
-		if !known {
-			return false
-		}
+		key := canonical(name)
 		switch key {
 		case "Host":
 			hosts++
@@ -179,25 +177,13 @@ func validName(b []byte) bool {
 	return len(b) > 0 && httpguts.ValidHeaderFieldName(unsafeString(b))
 }
 
-// trimBlanks drops the spaces and tabs around a header value, as net/textproto does.
-func trimBlanks(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// canonical returns the canonical form of a header name: from a table of the names API clients
-// send, without allocating, or textproto's. known is false for a name textproto would not
-// canonicalize the same way (not a token), which validName already excludes.
-func canonical(name []byte) (key string, known bool) {
+// canonical returns the canonical form of a header name (a valid token): from a table of the
+// names API clients send, without allocating, or textproto's.
+func canonical(name []byte) string {
 	if k, ok := commonKeys[string(name)]; ok {
-		return k, true
+		return k
 	}
-	return textproto.CanonicalMIMEHeaderKey(string(name)), true
+	return textproto.CanonicalMIMEHeaderKey(string(name))
 }
 
 // commonKeys maps the spellings clients use of the common header names to their canonical form.
@@ -211,23 +197,13 @@ var commonKeys = func() map[string]string {
 		"Connection", "Upgrade", "Pragma", "Trailer", "Te", "Keep-Alive", "Idempotency-Key",
 	} {
 		m[k] = k
-		m[lower(k)] = k
+		m[strings.ToLower(k)] = k
 	}
 	return m
 }()
 
 // unsafeString views b as a string for a call that does not keep it.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
 
 func prevHost(prev *head) string {
 	if prev == nil {
