@@ -16,6 +16,7 @@ import (
 	"wagate/gateway/config"
 	"wagate/gateway/internal/sysmon"
 	"wagate/internal/buildinfo"
+	"wagate/internal/fdtable"
 )
 
 func main() {
@@ -69,6 +70,11 @@ func run() int {
 	log.Info("starting", "version", buildinfo.String("gateway"), "config", cfg)
 	if reexecErr != nil {
 		log.Warn("the Go runtime's system monitor keeps its default deep sleep", "err", reexecErr)
+	}
+	// Each session's WhatsApp connection and each client's API connection is a descriptor: the
+	// table is made its final size now, not doubled (a stall of each time) as sessions connect.
+	if _, err := fdtable.Reserve(fdtable.Max); err != nil {
+		log.Warn("the descriptor table will grow as connections open", "err", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"wagate/internal/buildinfo"
+	"wagate/internal/fdtable"
 	simrun "wagate/simulator/run"
 )
 
@@ -33,6 +34,11 @@ Exit codes: 0 done (or -help, -version); 99 a threshold failed (run, merge, like
 `
 
 func main() {
+	// Every subcommand's process (the load generator, fakewa, the floor) opens thousands of
+	// connections: its descriptor table is made its final size now, not doubled while it measures.
+	if _, err := fdtable.Reserve(fdtable.Max); err != nil {
+		fmt.Fprintln(os.Stderr, "simulator: warning:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
