@@ -122,7 +122,10 @@ var DesignTargets = []TargetSpec{
 	{Name: "Laravel requests for customers' messages and receipts per user, batch vs legacy on the same workload", Figure: FigMessageRequestsPerUser, Bound: Bound{">=", 20}, Scope: ScaleVsLegacy},
 	{Name: "customers' messages stored in Laravel, p99 (fakewa accepted -> Laravel stored)", Figure: FigMessageDelayP99, Bound: Bound{"<=", 1500}, Scope: AtScale, Latency: true},
 	{Name: "messages lost, duplicated or out of order per chat (every entry)", Figure: FigMessagesWrong, Bound: Bound{"==", 0}, Scope: EveryRun},
-	{Name: "max users within those limits (make bench-capacity)", Bound: Bound{">=", 10000}, Scope: CapacitySearch},
+	// DESIGN.md and issue 18: users supported (bench-capacity, batch) >= 1000 within the service
+	// limits, the seed's "1000+" (this row said 10,000 from the first harness on, a bound no
+	// specification sets: the 10,000 sessions of make bench-scale are idle, not the seed's workload).
+	{Name: "max users within those limits (make bench-capacity)", Bound: Bound{">=", 1000}, Scope: CapacitySearch},
 }
 
 // ScaleTargets are issue 18's targets for 10,000 sessions in one gateway process, measured by
