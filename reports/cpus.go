@@ -81,13 +81,17 @@ type GeneratorRates struct {
 }
 
 // GeneratorInterval is one interval of GeneratorRates, ending AtSeconds after the run started;
-// OthersPercent is the share of the generator's CPU set other processes of the machine used.
+// OthersPercent is the share of the generator's CPU set other processes of the machine used,
+// StealPercent the share the hypervisor took, WaitPercent how long the generator's threads waited
+// for a CPU (% of the interval, summed over threads).
 type GeneratorInterval struct {
 	AtSeconds         float64 `json:"at_seconds"`
 	RequestsPerSecond float64 `json:"requests_per_second"`
 	SchedP99Ms        float64 `json:"sched_latency_p99_ms"`
 	CPUPercent        float64 `json:"cpu_percent"`
 	OthersPercent     float64 `json:"others_percent,omitempty"`
+	WaitPercent       float64 `json:"wait_percent,omitempty"`
+	StealPercent      float64 `json:"steal_percent,omitempty"`
 }
 
 // text says what the intervals show, for report.md.

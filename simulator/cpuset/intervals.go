@@ -15,6 +15,10 @@ type Interval struct {
 	// CPUPercent is the generator's CPU in the interval (% of one core); OthersPercent is the
 	// share of its CPU set other processes of the machine used (0: not measured).
 	CPUPercent, OthersPercent float64
+	// WaitPercent is how long its threads waited for a CPU, in % of the interval (summed over
+	// threads: it can pass 100); StealPercent the share of its CPU set the hypervisor took
+	// (0: not measured).
+	WaitPercent, StealPercent float64
 }
 
 // IntervalLength is how long each interval of a run's generator readings lasts.

@@ -119,28 +119,34 @@ func countRequests(total func() float64) {
 	}
 }
 
+// generatorReading is what sampleIntervals reads of the generator and its CPU set at one time.
+type generatorReading struct {
+	at       time.Time
+	requests float64
+	delays   cpuset.GoDelays
+	cpu      time.Duration
+	// threads is the kernel's accounting of the generator's threads (time run, time waiting for
+	// a CPU); own is the run time of the harness's processes on the world's set.
+	threads cpuset.Sched
+	own     time.Duration
+	stat    cpuset.CPUTimes // nil: not pinned, the set's use is not read
+}
+
 // sampleIntervals reads the generator's requests, goroutine delays, CPU and its CPU set's use
 // every cpuset.IntervalLength until the run ends.
 func (c *cpuRun) sampleIntervals() {
-	type reading struct {
-		at       time.Time
-		requests float64
-		delays   cpuset.GoDelays
-		cpu      time.Duration
-		own      time.Duration
-		stat     cpuset.CPUTimes
-	}
-	read := func() reading {
+	read := func() generatorReading {
 		c.mu.Lock()
 		count := c.requests
 		c.mu.Unlock()
-		r := reading{at: time.Now(), delays: cpuset.ReadGoDelays(), own: c.ownRun(c.assignment.World)}
+		r := generatorReading{at: time.Now(), delays: cpuset.ReadGoDelays(), own: c.ownRun(c.assignment.World)}
 		if count != nil {
 			r.requests = count()
 		}
 		if p, err := (procstat.FS{}).Process("self"); err == nil {
 			r.cpu = p.CPU
 		}
+		r.threads, _ = cpuset.ReadSched(os.Getpid())
 		if c.assignment.Pinned {
 			r.stat, _ = cpuset.ReadCPUTimes()
 		}
@@ -156,13 +162,7 @@ func (c *cpuRun) sampleIntervals() {
 		case <-t.C:
 		}
 		now := read()
-		secs := now.at.Sub(last.at).Seconds()
-		in := cpuset.Interval{At: now.at.Sub(c.wallStart), RequestsPerSecond: (now.requests - last.requests) / secs,
-			SchedP99: now.delays.Sub(last.delays).Sched.Quantile(0.99), CPUPercent: 100 * (now.cpu - last.cpu).Seconds() / secs}
-		if now.stat != nil && last.stat != nil {
-			u := cpuset.Use(c.assignment.World, now.stat.Sub(last.stat, c.assignment.World), now.own-last.own, now.at.Sub(last.at))
-			in.OthersPercent = 100 * u.Others.Seconds() / u.Capacity.Seconds()
-		}
+		in := intervalBetween(last, now, c.wallStart, c.assignment.World)
 		c.mu.Lock()
 		if c.requests != nil {
 			c.intervals = append(c.intervals, in)
@@ -170,6 +170,30 @@ func (c *cpuRun) sampleIntervals() {
 		c.mu.Unlock()
 		last = now
 	}
+}
+
+// intervalBetween is the generator's interval from reading last to reading now, in a run that
+// started at start with the world's CPU set world: its request rate, goroutine delays and CPU,
+// how long its threads waited for a CPU, and (when the set's use was read) what other processes
+// and the hypervisor (steal) took of the set. A stalled interval then says whether the
+// generator's own goroutines held its processor (its threads ran), its threads queued for the
+// CPU (wait), or the VM lost it (steal).
+func intervalBetween(last, now generatorReading, start time.Time, world []int) cpuset.Interval {
+	wall := now.at.Sub(last.at)
+	secs := wall.Seconds()
+	if secs <= 0 {
+		return cpuset.Interval{At: now.at.Sub(start)}
+	}
+	threads := now.threads.Sub(last.threads)
+	in := cpuset.Interval{At: now.at.Sub(start), RequestsPerSecond: (now.requests - last.requests) / secs,
+		SchedP99: now.delays.Sub(last.delays).Sched.Quantile(0.99), CPUPercent: 100 * (now.cpu - last.cpu).Seconds() / secs,
+		WaitPercent: 100 * max(threads.Wait, 0).Seconds() / secs}
+	if now.stat != nil && last.stat != nil {
+		u := cpuset.Use(world, now.stat.Sub(last.stat, world), now.own-last.own, wall)
+		in.OthersPercent = 100 * u.Others.Seconds() / u.Capacity.Seconds()
+		in.StealPercent = 100 * max(u.Steal, 0).Seconds() / u.Capacity.Seconds()
+	}
+	return in
 }
 
 // pinChild puts a child the simulator just started on its CPU set (the gateway's for the
@@ -287,7 +311,8 @@ func describeCPUs(env *reports.Environment) {
 			ValidUpTo: rates.ValidUpTo, InvalidFrom: rates.InvalidFrom, Valid: rates.Valid, Busy: rates.Busy}
 		for _, in := range intervals {
 			env.Generator.Rates.Intervals = append(env.Generator.Rates.Intervals, reports.GeneratorInterval{AtSeconds: in.At.Seconds(),
-				RequestsPerSecond: in.RequestsPerSecond, SchedP99Ms: ms(in.SchedP99), CPUPercent: in.CPUPercent, OthersPercent: in.OthersPercent})
+				RequestsPerSecond: in.RequestsPerSecond, SchedP99Ms: ms(in.SchedP99), CPUPercent: in.CPUPercent, OthersPercent: in.OthersPercent,
+				WaitPercent: in.WaitPercent, StealPercent: in.StealPercent})
 		}
 	}
 }

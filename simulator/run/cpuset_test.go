@@ -3,6 +3,7 @@ package run
 import (
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,5 +127,64 @@ func TestTheGeneratorsIntervalsSayTheLoadItDroveAndItsDelays(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no three intervals with requests after 5 s: %+v", env.Generator)
 		}
+	}
+}
+
+// An interval says what the generator did and who had its CPUs: its threads' wait for a CPU
+// (summed over threads, so it can pass 100%), the hypervisor's steal and other processes' share of
+// the world's set when the set's use was read.
+func TestAnIntervalSaysWhoHadTheGeneratorsCPU(t *testing.T) {
+	start := time.Unix(1000, 0)
+	world := []int{0}
+	delays := func(counts ...uint64) cpuset.GoDelays {
+		// Buckets of 0-1 ms, 1-10 ms, 10-100 ms, 100 ms-1 s.
+		return cpuset.GoDelays{Sched: cpuset.Histogram{Counts: counts, Buckets: []float64{0, 0.001, 0.01, 0.1, 1}}}
+	}
+	last := generatorReading{at: start.Add(5 * time.Second), requests: 1000, delays: delays(10, 0, 0, 0),
+		cpu: 2 * time.Second, threads: cpuset.Sched{Run: 3 * time.Second, Wait: time.Second}, own: 4 * time.Second,
+		stat: cpuset.CPUTimes{0: {Tasks: 10 * time.Second, Steal: time.Second}, 1: {Tasks: 50 * time.Second}}}
+	cases := []struct {
+		name string
+		now  func(generatorReading) generatorReading
+		want cpuset.Interval
+	}{{
+		name: "its threads queued behind each other: wait, no steal, nobody else",
+		now: func(r generatorReading) generatorReading {
+			r.at, r.requests, r.delays, r.cpu = r.at.Add(5*time.Second), 51000, delays(990, 0, 10, 0), r.cpu+2*time.Second
+			r.threads = cpuset.Sched{Run: r.threads.Run + 2*time.Second, Wait: r.threads.Wait + 6*time.Second}
+			r.own += 3 * time.Second
+			r.stat = cpuset.CPUTimes{0: {Tasks: 13 * time.Second, Steal: time.Second}, 1: {Tasks: 99 * time.Second}}
+			return r
+		},
+		want: cpuset.Interval{At: 10 * time.Second, RequestsPerSecond: 10000, SchedP99: 100 * time.Millisecond, CPUPercent: 40, WaitPercent: 120},
+	}, {
+		name: "the hypervisor took a fifth of the world's CPU, other processes a tenth",
+		now: func(r generatorReading) generatorReading {
+			r.at, r.requests, r.cpu = r.at.Add(5*time.Second), 6000, r.cpu+time.Second
+			r.threads = cpuset.Sched{Run: r.threads.Run + time.Second, Wait: r.threads.Wait + time.Second/2}
+			r.own += time.Second
+			r.stat = cpuset.CPUTimes{0: {Tasks: 11500 * time.Millisecond, Steal: 2 * time.Second}, 1: {Tasks: 50 * time.Second}}
+			return r
+		},
+		want: cpuset.Interval{At: 10 * time.Second, RequestsPerSecond: 1000, CPUPercent: 20, WaitPercent: 10, OthersPercent: 10, StealPercent: 20},
+	}, {
+		name: "not pinned: the set's use is not read",
+		now: func(r generatorReading) generatorReading {
+			r.at, r.requests = r.at.Add(5*time.Second), 1000
+			r.stat = nil
+			return r
+		},
+		want: cpuset.Interval{At: 10 * time.Second},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := intervalBetween(last, tc.now(last), start, world)
+			near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+			if got.At != tc.want.At || !near(got.RequestsPerSecond, tc.want.RequestsPerSecond) || got.SchedP99 != tc.want.SchedP99 ||
+				!near(got.CPUPercent, tc.want.CPUPercent) || !near(got.WaitPercent, tc.want.WaitPercent) ||
+				!near(got.OthersPercent, tc.want.OthersPercent) || !near(got.StealPercent, tc.want.StealPercent) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
 	}
 }
