@@ -96,8 +96,8 @@ func Use(set []int, cpu CPUTime, own, wall time.Duration) SetUse {
 		Interrupts: cpu.Interrupts, Steal: cpu.Steal}
 }
 
-// share is d in % of the set's capacity.
-func (u SetUse) share(d time.Duration) float64 {
+// Share is d in % of the set's capacity (0 when the capacity is not known).
+func (u SetUse) Share(d time.Duration) float64 {
 	if u.Capacity <= 0 {
 		return 0
 	}
@@ -116,17 +116,17 @@ func (u SetUse) Neighbours() string {
 		return "who else ran on its CPUs was not measured"
 	}
 	var parts []string
-	if u.share(u.Others) >= OthersLimit {
-		parts = append(parts, fmt.Sprintf("other processes of the machine ran %.1f s on CPU %s (%.0f%% of it)", u.Others.Seconds(), Format(u.CPUs), u.share(u.Others)))
+	if u.Share(u.Others) >= OthersLimit {
+		parts = append(parts, fmt.Sprintf("other processes of the machine ran %.1f s on CPU %s (%.0f%% of it)", u.Others.Seconds(), Format(u.CPUs), u.Share(u.Others)))
 	}
-	if u.share(u.Steal) >= OthersLimit {
-		parts = append(parts, fmt.Sprintf("the hypervisor took %.1f s of CPU %s (steal, %.0f%%)", u.Steal.Seconds(), Format(u.CPUs), u.share(u.Steal)))
+	if u.Share(u.Steal) >= OthersLimit {
+		parts = append(parts, fmt.Sprintf("the hypervisor took %.1f s of CPU %s (steal, %.0f%%)", u.Steal.Seconds(), Format(u.CPUs), u.Share(u.Steal)))
 	}
-	if harness := max(u.Own-u.Self, 0); u.Self > 0 && u.share(harness) >= OthersLimit {
-		parts = append(parts, fmt.Sprintf("the harness's other processes on CPU %s ran %.1f s (%.0f%%)", Format(u.CPUs), harness.Seconds(), u.share(harness)))
+	if harness := max(u.Own-u.Self, 0); u.Self > 0 && u.Share(harness) >= OthersLimit {
+		parts = append(parts, fmt.Sprintf("the harness's other processes on CPU %s ran %.1f s (%.0f%%)", Format(u.CPUs), harness.Seconds(), u.Share(harness)))
 	}
 	if len(parts) == 0 {
-		return fmt.Sprintf("other processes of the machine ran only %.1f s on CPU %s (%.1f%%) and steal was %.1f s: it waited for its own threads and the harness's processes there", u.Others.Seconds(), Format(u.CPUs), u.share(u.Others), u.Steal.Seconds())
+		return fmt.Sprintf("other processes of the machine ran only %.1f s on CPU %s (%.1f%%) and steal was %.1f s: it waited for its own threads and the harness's processes there", u.Others.Seconds(), Format(u.CPUs), u.Share(u.Others), u.Steal.Seconds())
 	}
 	return strings.Join(parts, "; ")
 }
@@ -134,5 +134,5 @@ func (u SetUse) Neighbours() string {
 // Shared says whether anyone else took OthersLimit of the set or more: other processes of the
 // machine, the hypervisor, or the harness's processes besides Self.
 func (u SetUse) Shared() bool {
-	return u.share(u.Others) >= OthersLimit || u.share(u.Steal) >= OthersLimit || (u.Self > 0 && u.share(max(u.Own-u.Self, 0)) >= OthersLimit)
+	return u.Share(u.Others) >= OthersLimit || u.Share(u.Steal) >= OthersLimit || (u.Self > 0 && u.Share(max(u.Own-u.Self, 0)) >= OthersLimit)
 }

@@ -190,8 +190,7 @@ func intervalBetween(last, now generatorReading, start time.Time, world []int) c
 		WaitPercent: 100 * max(threads.Wait, 0).Seconds() / secs}
 	if now.stat != nil && last.stat != nil {
 		u := cpuset.Use(world, now.stat.Sub(last.stat, world), now.own-last.own, wall)
-		in.OthersPercent = 100 * u.Others.Seconds() / u.Capacity.Seconds()
-		in.StealPercent = 100 * max(u.Steal, 0).Seconds() / u.Capacity.Seconds()
+		in.OthersPercent, in.StealPercent = u.Share(u.Others), u.Share(max(u.Steal, 0))
 	}
 	return in
 }
