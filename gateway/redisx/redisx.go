@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"time"
 
@@ -53,6 +54,17 @@ func (c *Conn) Pool() *redis.Client {
 // expire at most this late.
 const embeddedTTLTick = 100 * time.Millisecond
 
+// DefaultPoolSize is the most connections the gateway's pool to a Redis URL opens when the URL
+// sets no pool_size (go-redis's own default is 10 per GOMAXPROCS; the larger of the two is
+// used). Every session event waits for a connection twice (the cache's write-through, the
+// outbox's append), and when WhatsApp drops every session at once, thousands wait together
+// while the gateway's CPU is busy with the reconnects' handshakes, so each round trip is long.
+// In scale-10000's fakewa restart (10,000 sessions, the gateway on one CPU: 10 connections) the
+// outbox refused 7,649 of the 10,000 disconnect events ("Redis did not answer" after its 5 s
+// append deadline; the sessions' states were sent again later) and 581 write-throughs were cut;
+// with 128 connections, 1 and 69. A pool opens connections only while callers wait for one.
+const DefaultPoolSize = 128
+
 // pingTimeout bounds one start-up ping of Redis.
 const pingTimeout = 5 * time.Second
 
@@ -95,6 +107,9 @@ func Open(ctx context.Context, url string, startWait time.Duration, log *slog.Lo
 	// The callers' deadlines (the outbox's append deadline, the cache's write-through bound)
 	// must reach the socket: without this go-redis waits out its own ReadTimeout on a hung Redis.
 	opts.ContextTimeoutEnabled = true
+	if opts.PoolSize == 0 {
+		opts.PoolSize = max(DefaultPoolSize, 10*runtime.GOMAXPROCS(0))
+	}
 	c := &Conn{Client: redis.NewClient(opts), Addr: opts.Addr, log: log}
 	if err := c.waitForPing(ctx, startWait); err != nil {
 		_ = c.Client.Close()
