@@ -60,9 +60,9 @@ const embeddedTTLTick = 100 * time.Millisecond
 // outbox's append), and when WhatsApp drops every session at once, thousands wait together
 // while the gateway's CPU is busy with the reconnects' handshakes, so each round trip is long.
 // In scale-10000's fakewa restart (10,000 sessions, the gateway on one CPU: 10 connections) the
-// outbox refused 7,649 of the 10,000 disconnect events ("Redis did not answer" after its 5 s
-// append deadline; the sessions' states were sent again later) and 581 write-throughs were cut;
-// with 128 connections, 1 and 69. A pool opens connections only while callers wait for one.
+// outbox refused 7,648 of the 10,000 disconnect events ("Redis did not answer" after its 5 s
+// append deadline; the sessions' states were sent again later) and 581 cache writes failed;
+// with 128 connections, none and 69. A pool opens connections only while callers wait for one.
 const DefaultPoolSize = 128
 
 // pingTimeout bounds one start-up ping of Redis.

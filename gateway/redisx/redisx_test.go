@@ -123,7 +123,7 @@ func TestAPoolIsAClientOfTheSameRedisWithConnectionsOfItsOwn(t *testing.T) {
 // Redis connection while each round trip is slow (the gateway's CPU is busy with handshakes).
 // The pool Open makes for a URL without pool_size carries such a storm within the callers'
 // deadlines; go-redis's own default on a gateway with one CPU (10 connections) does not, which
-// the second case shows (bench-scale: 7,649 of 10,000 disconnect events refused by the outbox).
+// the second case shows (bench-scale: 7,648 of 10,000 disconnect events refused by the outbox).
 func TestOpenPoolCarriesAStormOfSlowRoundTripsWithinTheDeadline(t *testing.T) {
 	const (
 		callers   = 1000
